@@ -1,0 +1,226 @@
+//! The offline CLI commands (`check`, `aqi`, `assess`, `replay`): read files, call the pure core,
+//! print. Each prints a summary line at the end; errors go to stderr and make the exit code non-zero.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use crate::aqi::{self, Category, Standard};
+use crate::consult;
+use crate::forecast::{self, ParseOptions};
+use crate::playbook::{self, Playbook, PlaybookSet};
+use crate::region::Regions;
+use crate::replay;
+
+/// Where the shipped playbooks are, relative to the working folder.
+pub const DEFAULT_PLAYBOOKS: &str = "playbooks";
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// `hazeflow check [PATH…]`: validates playbooks and seeds. With no path: `playbooks/` as the live
+/// set, each file of `playbooks/history/` on its own, and `seeds/`.
+pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
+    let regions = Regions::shanxi();
+    let mut groups: Vec<Vec<PathBuf>> = Vec::new();
+    let mut seed_dirs = Vec::new();
+    if paths.is_empty() {
+        groups.push(vec![PathBuf::from(DEFAULT_PLAYBOOKS)]);
+        let hist = Path::new(DEFAULT_PLAYBOOKS).join("history");
+        if hist.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&hist)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect();
+            files.sort();
+            groups.extend(files.into_iter().map(|f| vec![f]));
+        }
+        seed_dirs.push(PathBuf::from("seeds"));
+    } else {
+        for p in paths {
+            if p.is_dir() && p.join("regions.csv").is_file() {
+                seed_dirs.push(p.clone());
+            } else {
+                groups.push(vec![p.clone()]);
+            }
+        }
+    }
+    let mut failed = 0;
+    let mut names = Vec::new();
+    for g in &groups {
+        match playbook::load_paths(g, regions) {
+            Ok(set) => names.extend(set.iter().map(|p| p.pin())),
+            Err(errors) => {
+                failed += errors.len();
+                for e in errors {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    let mut region_count = 0;
+    for dir in &seed_dirs {
+        let text = |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| format!("cannot read {}", dir.join(f).display()));
+        match Regions::from_csv(&text("regions.csv")?, &text("region_aliases.csv")?, &text("region_groups.csv")?) {
+            Ok(r) => region_count += r.all().count(),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {e}", dir.display());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    if failed > 0 {
+        eprintln!("check failed: {failed} error{}", if failed == 1 { "" } else { "s" });
+        return Ok(ExitCode::from(1));
+    }
+    let mut summary = format!("ok: {} playbook{} ({})", names.len(), if names.len() == 1 { "" } else { "s" }, names.join(", "));
+    if !seed_dirs.is_empty() {
+        let _ = write!(summary, ", {region_count} regions");
+    }
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hazeflow aqi FILE.csv`: AQI per row from concentrations.
+pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
+    let standard = match standard {
+        None => None,
+        Some(s) => Some(Standard::parse(s).with_context(|| format!("unknown standard \"{s}\" (hj633-2012 or hj633-2026)"))?),
+    };
+    let bytes = read(file)?;
+    let opts = ParseOptions { standard, ..ParseOptions::observations() };
+    let f = forecast::parse(&file.display().to_string(), &bytes, Regions::shanxi(), &opts)?;
+    let mut out = String::from("region,date,aqi,category,primary_pollutants\n");
+    let mut counts = [0usize; 6];
+    for (region, days) in &f.series {
+        for d in days {
+            match d.aqi {
+                Some(a) => {
+                    let cat = Category::of(a);
+                    counts[cat as usize] += 1;
+                    let primary: Vec<&str> = d.primary.iter().map(|p| p.label()).collect();
+                    let _ = writeln!(out, "{region},{},{a},{},{}", d.date, cat.name_zh(), primary.join(";"));
+                }
+                None => {
+                    let _ = writeln!(out, "{region},{},,,", d.date);
+                }
+            }
+        }
+    }
+    print!("{out}");
+    let names = [Category::Excellent, Category::Good, Category::Light, Category::Moderate, Category::Heavy, Category::Severe];
+    let parts: Vec<String> = names.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(c, n)| format!("{} {n}", c.name_zh())).collect();
+    eprintln!("{} rows, {} regions: {}", f.len(), f.series.len(), parts.join(", "));
+    let _ = aqi::Pollutant::Pm25;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_playbooks(path: Option<&Path>) -> Result<(PlaybookSet, Option<PathBuf>)> {
+    let p = path.map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOKS), Path::to_path_buf);
+    match playbook::load_paths(std::slice::from_ref(&p), Regions::shanxi()) {
+        Ok(set) => Ok((set, path.map(Path::to_path_buf))),
+        Err(errors) => {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            bail!("{}", text.join("\n"))
+        }
+    }
+}
+
+fn the_playbook(set: &PlaybookSet, file: &Path) -> Result<std::sync::Arc<Playbook>> {
+    set.iter().find(|p| p.file == file).cloned().with_context(|| format!("{} holds no playbook", file.display()))
+}
+
+/// `hazeflow assess`: one consultation, dry run.
+pub fn assess(forecast_file: &Path, playbook_path: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let regions = Regions::shanxi();
+    let (set, file) = load_playbooks(playbook_path)?;
+    let bytes = read(forecast_file)?;
+    let f = forecast::parse(&forecast_file.display().to_string(), &bytes, regions, &ParseOptions::forecast())?;
+    let (assessments, ungoverned) = match file.filter(|p| p.is_file()) {
+        // One file named: that playbook governs every region of the forecast within its scope.
+        Some(file) => {
+            let pb = the_playbook(&set, &file)?;
+            let mut out = Vec::new();
+            let mut skipped = Vec::new();
+            for (region, days) in &f.series {
+                if *region == pb.scope || regions.is_within(*region, pb.scope) {
+                    out.push(consult::assess_region(*region, days, f.issue_date(), &f.id, &pb));
+                } else {
+                    skipped.push(*region);
+                }
+            }
+            (out, skipped)
+        }
+        None => consult::assess(&f, &set, regions),
+    };
+    if json {
+        let v = serde_json::json!({ "forecast": { "id": f.id, "issued_at": f.issued_at, "source": f.source }, "assessments": assessments, "ungoverned": ungoverned });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{:<8} {:<10} {:<8} {:<24} {:<22} rule", "region", "name", "level", "playbook", "days");
+        for a in &assessments {
+            let days = match (a.days.first(), a.days.last()) {
+                (Some(x), Some(y)) if x == y => x.to_string(),
+                (Some(x), Some(y)) => format!("{x}..{y}"),
+                _ => "-".into(),
+            };
+            println!("{:<8} {:<10} {:<8} {:<24} {:<22} {}", a.region, regions.name(a.region), a.level_or_none(), a.playbook, days, a.rule.as_deref().unwrap_or("-"));
+        }
+        for r in &ungoverned {
+            println!("{r:<8} {:<10} (no playbook governs this region)", regions.name(*r));
+        }
+    }
+    let mut tally: Vec<(String, usize)> = Vec::new();
+    for a in &assessments {
+        match tally.iter_mut().find(|(l, _)| l == a.level_or_none()) {
+            Some(t) => t.1 += 1,
+            None => tally.push((a.level_or_none().to_string(), 1)),
+        }
+    }
+    let parts: Vec<String> = tally.iter().map(|(l, n)| format!("{n} {l}")).collect();
+    eprintln!(
+        "assessed {} regions with forecast {} (issued {}, {}): {}; nothing was changed",
+        assessments.len(),
+        f.id,
+        f.issued_at.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M"),
+        f.source,
+        parts.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hazeflow replay`: observations as perfect forecasts.
+pub fn replay(observations: &Path, playbook_file: &Path, json: bool) -> Result<ExitCode> {
+    let regions = Regions::shanxi();
+    let (set, _) = load_playbooks(Some(playbook_file))?;
+    let pb = the_playbook(&set, playbook_file)?;
+    let bytes = read(observations)?;
+    let obs = forecast::parse(&observations.display().to_string(), &bytes, regions, &ParseOptions::observations())?;
+    let r = replay::replay(&obs, &pb, regions);
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("region,date,level");
+        for a in &r.assessments {
+            println!("{},{},{}", a.region, a.date, a.level);
+        }
+        println!();
+        println!("warning,region,issued,start,levels,end,status");
+        for w in &r.warnings {
+            let levels: Vec<String> = w.levels.iter().map(|l| format!("{}@{}", l.level, l.at)).collect();
+            println!("{},{},{},{},{},{},{}", w.id, w.region, w.issued, w.start, levels.join(";"), w.end.as_deref().unwrap_or(""), w.status);
+        }
+    }
+    let days_with_level = r.assessments.iter().filter(|a| a.level != "none").count();
+    eprintln!(
+        "replayed {} consultations over {} regions with {}: {} proposed a level, {} warnings",
+        r.assessments.len(),
+        obs.series.len(),
+        pb.pin(),
+        days_with_level,
+        r.warnings.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,446 @@
+//! Reading playbook files, resolving `extends`, compiling and validating.
+//!
+//! In: paths (files or folders) and the region table. Out: a [`PlaybookSet`] or every error found in
+//! every file. Parents are compiled before children; a child's missing fields come from its parent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde_saphyr::{Location, Spanned};
+use sha2::{Digest, Sha256};
+
+use super::raw::{RawLevel, RawPlaybook};
+use super::{Consultation, Directive, Level, Playbook, PlaybookError, PlaybookSet, Role, validate};
+use crate::forecast::parse_time;
+use crate::region::Regions;
+
+/// Defaults for a root playbook that leaves a setting out.
+const DEFAULT_HORIZON_DAYS: u32 = 7;
+const DEFAULT_LEAD_TIME_HOURS: u32 = 24;
+const DEFAULT_LIFT_WINDOW_HOURS: u32 = 36;
+const DEFAULT_MERGE_GAP_HOURS: u32 = 24;
+
+/// Loads playbooks from paths: a folder means every `*.yaml` directly in it; a file means that file,
+/// with the other `*.yaml` of its folder available as parents.
+pub fn load_paths(paths: &[PathBuf], regions: &Regions) -> Result<PlaybookSet, Vec<PlaybookError>> {
+    let mut files = Vec::new();
+    let mut extra_parents = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            files.extend(yaml_in(p).map_err(|e| vec![e])?);
+        } else {
+            files.push(p.clone());
+            if let Some(dir) = p.parent() {
+                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                extra_parents.extend(yaml_in(dir).map_err(|e| vec![e])?.into_iter().filter(|f| f != p));
+            }
+        }
+    }
+    let mut sources = Vec::new();
+    for f in &files {
+        sources.push((f.clone(), read(f)?, true));
+    }
+    for f in extra_parents.iter().filter(|f| !files.contains(f)) {
+        sources.push((f.clone(), read(f)?, false));
+    }
+    load_sources(sources, regions)
+}
+
+/// Loads playbooks from in-memory files: `(path, text)`.
+pub fn load_files(files: Vec<(PathBuf, String)>, regions: &Regions) -> Result<PlaybookSet, Vec<PlaybookError>> {
+    load_sources(files.into_iter().map(|(p, t)| (p, t, true)).collect(), regions)
+}
+
+fn yaml_in(dir: &Path) -> Result<Vec<PathBuf>, PlaybookError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| file_error(dir, format!("cannot read folder: {e}")))?;
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn read(path: &Path) -> Result<String, Vec<PlaybookError>> {
+    std::fs::read_to_string(path).map_err(|e| vec![file_error(path, format!("cannot read: {e}"))])
+}
+
+fn file_error(file: &Path, message: String) -> PlaybookError {
+    PlaybookError { file: file.to_path_buf(), line: 0, column: 0, message }
+}
+
+/// `(path, text, wanted)`: unwanted files are only there to be parents; their errors still count
+/// when a wanted file needs them.
+fn load_sources(sources: Vec<(PathBuf, String, bool)>, regions: &Regions) -> Result<PlaybookSet, Vec<PlaybookError>> {
+    let mut errors = Vec::new();
+    let mut raws: BTreeMap<String, (PathBuf, RawPlaybook, String, bool)> = BTreeMap::new();
+    for (path, text, wanted) in sources {
+        match serde_saphyr::from_str::<RawPlaybook>(&text) {
+            Ok(raw) => {
+                if let Some((other, _, _, _)) = raws.get(&raw.id.value) {
+                    if wanted {
+                        errors.push(validate::at(
+                            &path,
+                            &raw.id.referenced,
+                            format!("playbook id \"{}\" is also used by {}", raw.id.value, other.display()),
+                        ));
+                    }
+                    continue;
+                }
+                raws.insert(raw.id.value.clone(), (path, raw, text, wanted));
+            }
+            Err(e) if wanted => errors.push(syntax_error(&path, &e)),
+            Err(_) => {}
+        }
+    }
+    // Compile parents first: repeat over the pending ones until no progress.
+    let mut done: BTreeMap<String, Arc<Playbook>> = BTreeMap::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = raws.keys().cloned().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut next = Vec::new();
+        for id in pending {
+            let (path, raw, text, _) = &raws[&id];
+            let parent = match &raw.extends {
+                None => None,
+                Some(p) if done.contains_key(&p.value) => done.get(&p.value).cloned(),
+                Some(p) if failed.contains(&p.value) => {
+                    failed.push(id.clone());
+                    errors.push(validate::at(path, &p.referenced, format!("parent playbook \"{}\" has errors", p.value)));
+                    continue;
+                }
+                Some(p) if raws.contains_key(&p.value) => {
+                    next.push(id);
+                    continue;
+                }
+                Some(p) => {
+                    failed.push(id.clone());
+                    errors.push(validate::at(path, &p.referenced, format!("unknown parent playbook \"{}\"", p.value)));
+                    continue;
+                }
+            };
+            match compile(path, raw, text, parent.as_deref(), regions) {
+                Ok(pb) => {
+                    done.insert(id, Arc::new(pb));
+                }
+                Err(mut e) => {
+                    failed.push(id);
+                    errors.append(&mut e);
+                }
+            }
+        }
+        if next.len() == before {
+            for id in &next {
+                let (path, raw, _, _) = &raws[id];
+                if let Some(p) = &raw.extends {
+                    errors.push(validate::at(path, &p.referenced, format!("playbook \"{id}\" extends itself through \"{}\"", p.value)));
+                }
+            }
+            break;
+        }
+        pending = next;
+    }
+    // Only wanted files' errors matter, unless a wanted file depends on a broken parent.
+    let wanted_files: Vec<&PathBuf> = raws.values().filter(|r| r.3).map(|r| &r.0).collect();
+    let relevant: Vec<PlaybookError> = errors
+        .into_iter()
+        .filter(|e| wanted_files.contains(&&e.file) || raws.values().all(|r| r.0 != e.file))
+        .collect();
+    if !relevant.is_empty() {
+        return Err(relevant);
+    }
+    let by_id = done.into_iter().filter(|(id, _)| raws[id].3 || is_parent_of_wanted(id, &raws)).collect();
+    Ok(PlaybookSet { by_id })
+}
+
+fn is_parent_of_wanted(id: &str, raws: &BTreeMap<String, (PathBuf, RawPlaybook, String, bool)>) -> bool {
+    raws.values().any(|(_, r, _, wanted)| *wanted && r.extends.as_ref().is_some_and(|p| p.value == id))
+}
+
+fn syntax_error(path: &Path, e: &serde_saphyr::Error) -> PlaybookError {
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let text = e.without_snippet().to_string();
+    let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
+    PlaybookError { file: path.to_path_buf(), line, column, message }
+}
+
+fn hours(
+    file: &Path,
+    raw: &Option<Spanned<u32>>,
+    parent: Option<i64>,
+    default: u32,
+    laxer_check: Option<(&str, &str)>,
+    errors: &mut Vec<PlaybookError>,
+) -> Duration {
+    match (raw, parent) {
+        (Some(v), Some(p)) => {
+            if let Some((what, pid)) = laxer_check {
+                errors.extend(validate::not_laxer_hours(file, v, what, p, pid));
+            }
+            Duration::hours(v.value.into())
+        }
+        (Some(v), None) => Duration::hours(v.value.into()),
+        (None, Some(p)) => Duration::hours(p),
+        (None, None) => Duration::hours(default.into()),
+    }
+}
+
+fn compile(
+    file: &Path,
+    raw: &RawPlaybook,
+    text: &str,
+    parent: Option<&Playbook>,
+    regions: &Regions,
+) -> Result<Playbook, Vec<PlaybookError>> {
+    let mut errors = Vec::new();
+    let scope = validate::scope(file, &raw.scope, parent, regions).map_err(|e| vec![e])?;
+    let pid = parent.map(|p| p.id.as_str()).unwrap_or("");
+    let horizon_days = raw.horizon_days.as_ref().map(|h| h.value).or(parent.map(|p| p.horizon_days)).unwrap_or(DEFAULT_HORIZON_DAYS);
+    if let Some(h) = &raw.horizon_days {
+        if !(1..=10).contains(&h.value) {
+            errors.push(validate::at(file, &h.referenced, format!("horizon_days must be from 1 to 10, not {}", h.value)));
+        }
+    }
+    let lead_time = hours(file, &raw.lead_time_hours, parent.map(|p| p.lead_time.num_hours()), DEFAULT_LEAD_TIME_HOURS, None, &mut errors);
+    let lift_window = hours(
+        file,
+        &raw.lift_window_hours,
+        parent.map(|p| p.lift_window.num_hours()),
+        DEFAULT_LIFT_WINDOW_HOURS,
+        Some(("lift_window_hours", pid)),
+        &mut errors,
+    );
+    let merge_gap = hours(file, &raw.merge_gap_hours, parent.map(|p| p.merge_gap.num_hours()), DEFAULT_MERGE_GAP_HOURS, None, &mut errors);
+    let hold_higher = match (&raw.hold_higher, parent) {
+        (Some(h), Some(p)) if p.hold_higher && !h.value => {
+            errors.push(validate::at(
+                file,
+                &h.referenced,
+                format!("hold_higher: false is laxer than parent playbook \"{}\", which holds the higher level", p.id),
+            ));
+            false
+        }
+        (Some(h), _) => h.value,
+        (None, Some(p)) => p.hold_higher,
+        (None, None) => true,
+    };
+
+    // Roles: the parent's, with this file's added or renamed.
+    let mut roles: Vec<Role> = parent.map(|p| p.roles.clone()).unwrap_or_default();
+    for r in raw.roles.iter().flatten() {
+        let role = Role { id: r.id.value.clone(), name: r.name.clone(), rank: r.rank.value };
+        match roles.iter_mut().find(|x| x.id == role.id) {
+            Some(x) => *x = role,
+            None => roles.push(role),
+        }
+    }
+
+    let levels = compile_levels(file, raw, parent, &roles, horizon_days, &mut errors);
+
+    let mut consultations = Vec::new();
+    match &raw.consultations {
+        Some(list) => {
+            for c in list {
+                match validate::cron(file, &c.cron) {
+                    Ok(schedule) => consultations.push(Consultation { name: c.name.clone(), cron: c.cron.value.clone(), schedule }),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        None => consultations = parent.map(|p| p.consultations.clone()).unwrap_or_default(),
+    }
+
+    let mut directives = Vec::new();
+    for d in &raw.directives {
+        let v = &d.value;
+        if let Err(e) = validate::level_defined(file, &v.min_level, &levels) {
+            errors.push(e);
+        }
+        let regions_of = validate::directive_regions(file, &v.regions, scope, regions, &mut errors);
+        let time = |s: &Spanned<String>, errors: &mut Vec<PlaybookError>| {
+            let t = parse_time(&s.value);
+            if t.is_none() {
+                errors.push(validate::at(file, &s.referenced, format!("\"{}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)", s.value)));
+            }
+            t
+        };
+        let from = time(&v.from, &mut errors);
+        let until = v.until.as_ref().and_then(|u| time(u, &mut errors));
+        if let (Some(f), Some(u)) = (from, until) {
+            if u <= f {
+                errors.push(validate::at(file, &d.referenced, "a directive's until must be after its from"));
+            }
+        }
+        if let Some(from) = from {
+            directives.push(Directive {
+                id: v.id.value.clone(),
+                name: v.name.clone(),
+                min_level: v.min_level.value.clone(),
+                regions: regions_of,
+                from,
+                until,
+                issued_by: scope,
+            });
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut h = Sha256::new();
+    h.update(text.as_bytes());
+    if let Some(p) = parent {
+        h.update(p.digest.as_bytes());
+    }
+    Ok(Playbook {
+        id: raw.id.value.clone(),
+        version: raw.version.value.clone(),
+        digest: hex::encode(&h.finalize()[..6]),
+        name: raw.name.clone(),
+        file: file.to_path_buf(),
+        scope,
+        parent: parent.map(|p| p.id.clone()),
+        horizon_days,
+        lead_time,
+        lift_window,
+        merge_gap,
+        hold_higher,
+        roles,
+        levels,
+        consultations,
+        directives,
+    })
+}
+
+fn compile_levels(
+    file: &Path,
+    raw: &RawPlaybook,
+    parent: Option<&Playbook>,
+    roles: &[Role],
+    horizon_days: u32,
+    errors: &mut Vec<PlaybookError>,
+) -> Vec<Level> {
+    let mut out: Vec<(Level, Location)> = Vec::new();
+    match parent {
+        None => {
+            let Some(list) = &raw.levels else {
+                errors.push(validate::at(file, &raw.id.referenced, "a playbook that extends none needs levels"));
+                return Vec::new();
+            };
+            for l in list {
+                if let Some(level) = root_level(file, l, roles, horizon_days, errors) {
+                    out.push((level, l.referenced));
+                }
+            }
+        }
+        Some(p) => {
+            let mut levels: Vec<(Level, Location)> = p.levels.iter().map(|l| (l.clone(), Location::UNKNOWN)).collect();
+            for l in raw.levels.iter().flatten() {
+                let Ok(base) = validate::level_defined(file, &l.value.id, &p.levels) else {
+                    errors.extend(validate::level_defined(file, &l.value.id, &p.levels).err());
+                    continue;
+                };
+                let mut level = base.clone();
+                if let Some(r) = &l.value.rank {
+                    errors.push(validate::at(file, &r.referenced, "a child playbook cannot change a level's rank"));
+                }
+                merge_level(file, &l.value, &mut level, roles, horizon_days, errors);
+                validate::not_laxer_level(file, &l.referenced, &level, base, (roles, horizon_days), p, errors);
+                if let Some(slot) = levels.iter_mut().find(|(x, _)| x.id == level.id) {
+                    *slot = (level, l.referenced);
+                }
+            }
+            out = levels;
+        }
+    }
+    out.sort_by_key(|(l, _)| l.rank);
+    if out.iter().all(|(_, loc)| *loc != Location::UNKNOWN) || parent.is_none() {
+        validate::ranks_increase(file, &out, horizon_days, errors);
+    } else {
+        // In a child, report against the overriding entry where there is one.
+        let located: Vec<(Level, Location)> =
+            out.iter().map(|(l, loc)| (l.clone(), if *loc == Location::UNKNOWN { raw.id.referenced } else { *loc })).collect();
+        validate::ranks_increase(file, &located, horizon_days, errors);
+    }
+    out.into_iter().map(|(l, _)| l).collect()
+}
+
+fn root_level(
+    file: &Path,
+    l: &Spanned<RawLevel>,
+    roles: &[Role],
+    horizon_days: u32,
+    errors: &mut Vec<PlaybookError>,
+) -> Option<Level> {
+    let v = &l.value;
+    let mut missing = Vec::new();
+    if v.rank.is_none() {
+        missing.push("rank");
+    }
+    if v.name.is_none() {
+        missing.push("name");
+    }
+    if v.colour.is_none() {
+        missing.push("colour");
+    }
+    if v.response.is_none() {
+        missing.push("response");
+    }
+    if v.sign_off.is_none() {
+        missing.push("sign_off");
+    }
+    if v.entry.is_none() {
+        missing.push("entry");
+    }
+    if !missing.is_empty() {
+        errors.push(validate::at(file, &l.referenced, format!("level \"{}\" needs {}", v.id.value, missing.join(", "))));
+        return None;
+    }
+    let mut level = Level {
+        id: v.id.value.clone(),
+        rank: v.rank.as_ref().map_or(0, |r| r.value),
+        name: String::new(),
+        colour: String::new(),
+        response: String::new(),
+        sign_off: super::SignOff::Auto,
+        entry: super::Rule::Any(Vec::new()),
+    };
+    if level.id == "none" {
+        errors.push(validate::at(file, &v.id.referenced, "\"none\" is reserved for \"no warning\""));
+    }
+    if level.rank == 0 {
+        errors.push(validate::at(file, &l.referenced, "rank must be 1 or more"));
+    }
+    let before = errors.len();
+    merge_level(file, v, &mut level, roles, horizon_days, errors);
+    (errors.len() == before).then_some(level)
+}
+
+fn merge_level(file: &Path, v: &RawLevel, level: &mut Level, roles: &[Role], horizon_days: u32, errors: &mut Vec<PlaybookError>) {
+    if let Some(n) = &v.name {
+        level.name = n.clone();
+    }
+    if let Some(r) = &v.response {
+        level.response = r.clone();
+    }
+    if let Some(c) = &v.colour {
+        match validate::colour(file, c) {
+            Ok(c) => level.colour = c,
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(s) = &v.sign_off {
+        match validate::sign_off(file, s, roles) {
+            Ok(s) => level.sign_off = s,
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(e) = &v.entry {
+        if let Some(rule) = validate::rule(file, e, horizon_days, errors) {
+            level.entry = rule;
+        }
+    }
+}

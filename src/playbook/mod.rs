@@ -1,0 +1,339 @@
+//! Playbooks (应急预案 as data): the YAML files in `playbooks/` that hold every rule of the response.
+//!
+//! In: YAML files (see `playbooks/README.md` for the reference). Out: an immutable [`PlaybookSet`] of
+//! compiled [`Playbook`]s, or every [`PlaybookError`] found, each as `file:line:column: message`.
+//! Thresholds, durations, sign-off and schedules live here and nowhere in code. A child playbook
+//! (city, county) extends its parent's and may only be stricter; that is checked at load.
+//!
+//! - `raw.rs`: the file as written (serde, with spans);
+//! - `load.rs`: reading, inheritance and compiling;
+//! - `validate.rs`: one function per rule a playbook can break;
+//! - `compare.rs`: "is this rule at least as strict as that one", decided over all relevant windows.
+
+mod compare;
+mod load;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, FixedOffset};
+use serde::Serialize;
+
+use crate::region::{RegionCode, Regions};
+
+pub use load::{load_files, load_paths};
+
+/// A compiled entry rule over a window of daily AQI values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Every part holds.
+    All(Vec<Rule>),
+    /// At least one part holds.
+    Any(Vec<Rule>),
+    /// `days` consecutive daily values above `threshold` (`≥` when `inclusive`).
+    Above { threshold: u16, inclusive: bool, days: u32 },
+}
+
+/// Which days of the window a rule matched on (indexes into the window).
+pub type Covered = Vec<usize>;
+
+impl Rule {
+    /// Whether the window meets the rule, and the days that made it so. A missing value (`None`)
+    /// breaks a run: a day without a forecast is not a day above a threshold.
+    pub fn matches(&self, window: &[Option<u16>]) -> Option<Covered> {
+        match self {
+            Rule::Above { threshold, inclusive, days } => {
+                let above = |v: &Option<u16>| v.is_some_and(|v| if *inclusive { v >= *threshold } else { v > *threshold });
+                let mut i = 0;
+                while i < window.len() {
+                    if above(&window[i]) {
+                        let start = i;
+                        while i < window.len() && above(&window[i]) {
+                            i += 1;
+                        }
+                        if (i - start) as u32 >= *days {
+                            return Some((start..i).collect());
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                None
+            }
+            Rule::All(parts) => {
+                let mut days = Vec::new();
+                for p in parts {
+                    days.extend(p.matches(window)?);
+                }
+                days.sort_unstable();
+                days.dedup();
+                Some(days)
+            }
+            Rule::Any(parts) => {
+                let mut days: Vec<usize> = parts.iter().filter_map(|p| p.matches(window)).flatten().collect();
+                if days.is_empty() && !parts.iter().any(|p| p.matches(window).is_some()) {
+                    return None;
+                }
+                days.sort_unstable();
+                days.dedup();
+                Some(days)
+            }
+        }
+    }
+
+    /// The thresholds this rule compares against, as the smallest value that counts as "above".
+    pub(crate) fn cut_points(&self, out: &mut Vec<u16>) {
+        match self {
+            Rule::Above { threshold, inclusive, .. } => out.push(if *inclusive { *threshold } else { threshold + 1 }),
+            Rule::All(p) | Rule::Any(p) => p.iter().for_each(|r| r.cut_points(out)),
+        }
+    }
+
+    /// The longest run of days the rule looks at.
+    pub(crate) fn max_days(&self) -> u32 {
+        match self {
+            Rule::Above { days, .. } => *days,
+            Rule::All(p) | Rule::Any(p) => p.iter().map(Rule::max_days).max().unwrap_or(0),
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |f: &mut fmt::Formatter<'_>, parts: &[Rule], sep: &str| -> fmt::Result {
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    write!(f, " {sep} ")?;
+                }
+                match p {
+                    Rule::Above { .. } => write!(f, "{p}")?,
+                    _ => write!(f, "({p})")?,
+                }
+            }
+            Ok(())
+        };
+        match self {
+            Rule::Above { threshold, inclusive, days } => {
+                write!(f, "AQI{}{threshold} for {days} day{}", if *inclusive { "≥" } else { ">" }, if *days == 1 { "" } else { "s" })
+            }
+            Rule::All(p) => join(f, p, "and"),
+            Rule::Any(p) => join(f, p, "or"),
+        }
+    }
+}
+
+/// Who signs a level's warning, or nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignOff {
+    /// Issued without a signature.
+    Auto,
+    /// Needs a signer with this role or one of higher rank.
+    Role(String),
+}
+
+/// A role that may sign warnings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Role {
+    /// Id used in `sign_off` and by signers (e.g. `deputy_head`).
+    pub id: String,
+    /// Chinese title (e.g. 分管副市长).
+    pub name: String,
+    /// Authority: a role may sign what a lower-ranked role may sign.
+    pub rank: u32,
+}
+
+/// A warning level (预警级别).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Level {
+    /// Id used in files and APIs (`yellow`).
+    pub id: String,
+    /// Order: a higher rank is a more severe level.
+    pub rank: u32,
+    /// Chinese name (黄色预警).
+    pub name: String,
+    /// Display colour, `#RRGGBB`.
+    pub colour: String,
+    /// Response grade (Ⅲ级).
+    pub response: String,
+    /// Who signs it.
+    pub sign_off: SignOff,
+    /// When the forecast calls for it.
+    pub entry: Rule,
+}
+
+/// A daily consultation (每日会商) slot.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consultation {
+    /// Name (上午会商).
+    pub name: String,
+    /// The cron expression as written (6–7 fields, seconds first, Asia/Shanghai).
+    pub cron: String,
+    #[serde(skip)]
+    pub(crate) schedule: cron::Schedule,
+}
+
+impl Consultation {
+    /// The next slot strictly after `after`.
+    pub fn next_after(&self, after: DateTime<chrono::Utc>) -> Option<DateTime<chrono::Utc>> {
+        let local = after.with_timezone(&chrono_tz::Asia::Shanghai);
+        self.schedule.after(&local).next().map(|t| t.with_timezone(&chrono::Utc))
+    }
+}
+
+/// A regional directive (调度令): at least `min_level` over `regions` from `from` until lifted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Directive {
+    /// Id (e.g. `晋气防办调度令-2026-4`).
+    pub id: String,
+    /// Title.
+    pub name: String,
+    /// The least level the regions must hold.
+    pub min_level: String,
+    /// The regions named, groups expanded (descendants are covered too).
+    pub regions: Vec<RegionCode>,
+    /// From when.
+    pub from: DateTime<FixedOffset>,
+    /// Until when, if known; otherwise until lifted.
+    pub until: Option<DateTime<FixedOffset>>,
+    /// Region of the tier that issued it (the playbook's scope).
+    pub issued_by: RegionCode,
+}
+
+/// A compiled, validated playbook, with its parent's settings already folded in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Playbook {
+    /// Id (`shanxi`).
+    pub id: String,
+    /// Version as written in the file.
+    pub version: String,
+    /// First 12 hex digits of the SHA-256 of the file(s) it was compiled from.
+    pub digest: String,
+    /// Title.
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The region it governs, with everything below it.
+    pub scope: RegionCode,
+    /// The playbook it extends.
+    pub parent: Option<String>,
+    /// Days of forecast looked at from the issue date.
+    pub horizon_days: u32,
+    /// Least time from issue to start.
+    #[serde(serialize_with = "ser_hours")]
+    pub lead_time: Duration,
+    /// How long the forecast must stay below the current level before it is lifted or lowered.
+    #[serde(serialize_with = "ser_hours")]
+    pub lift_window: Duration,
+    /// Episodes closer than this are one.
+    #[serde(serialize_with = "ser_hours")]
+    pub merge_gap: Duration,
+    /// When levels fluctuate, the higher one holds until the lift window has passed.
+    pub hold_higher: bool,
+    /// Roles that sign.
+    pub roles: Vec<Role>,
+    /// Levels, lowest rank first.
+    pub levels: Vec<Level>,
+    /// Daily consultations.
+    pub consultations: Vec<Consultation>,
+    /// Regional directives issued by this tier.
+    pub directives: Vec<Directive>,
+}
+
+fn ser_hours<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(d.num_hours())
+}
+
+impl Playbook {
+    /// The level with this id.
+    pub fn level(&self, id: &str) -> Option<&Level> {
+        self.levels.iter().find(|l| l.id == id)
+    }
+
+    /// Rank of a level id; 0 for `none` or an unknown id.
+    pub fn rank(&self, id: &str) -> u32 {
+        self.level(id).map_or(0, |l| l.rank)
+    }
+
+    /// The role with this id.
+    pub fn role(&self, id: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.id == id)
+    }
+
+    /// Whether a signer with `role` may sign a warning of `level`.
+    pub fn may_sign(&self, level: &str, role: &str) -> bool {
+        match self.level(level).map(|l| &l.sign_off) {
+            Some(SignOff::Auto) => true,
+            Some(SignOff::Role(needed)) => match (self.role(needed), self.role(role)) {
+                (Some(n), Some(r)) => r.rank >= n.rank,
+                _ => false,
+            },
+            None => false,
+        }
+    }
+
+    /// `id@version`, as pinned on an episode.
+    pub fn pin(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+}
+
+/// One problem in a playbook, where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct PlaybookError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line (0 when the error concerns the file as a whole).
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// What is wrong, in English.
+    pub message: String,
+}
+
+/// The live playbooks: one per scope, children folded onto parents. Immutable; swapped whole on reload.
+#[derive(Debug, Clone, Default)]
+pub struct PlaybookSet {
+    by_id: BTreeMap<String, Arc<Playbook>>,
+}
+
+impl PlaybookSet {
+    /// All playbooks, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Playbook>> {
+        self.by_id.values()
+    }
+
+    /// The playbook with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Playbook>> {
+        self.by_id.get(id)
+    }
+
+    /// Number of playbooks.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The most specific playbook whose scope contains `region`.
+    pub fn for_region(&self, region: RegionCode, regions: &Regions) -> Option<&Arc<Playbook>> {
+        self.by_id
+            .values()
+            .filter(|p| p.scope == region || regions.is_within(region, p.scope))
+            .max_by_key(|p| p.scope.tier())
+    }
+
+    /// The root playbooks (those that extend nothing).
+    pub fn roots(&self) -> impl Iterator<Item = &Arc<Playbook>> {
+        self.by_id.values().filter(|p| p.parent.is_none())
+    }
+}

@@ -1,0 +1,84 @@
+//! The playbook file as written: serde structs with source spans, strict about unknown keys.
+//!
+//! In: YAML text. Out: [`RawPlaybook`], which [`super::load`] compiles into a [`super::Playbook`] after
+//! validation. Every field that a semantic error may point at is a [`Spanned`], so the message can
+//! name its line and column. Nothing here knows the rules; see `validate.rs`.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A playbook file (one YAML document).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlaybook {
+    pub id: Spanned<String>,
+    pub version: Spanned<String>,
+    pub name: String,
+    /// The region this playbook governs, with everything below it.
+    pub scope: Spanned<String>,
+    /// Id of the parent playbook this one extends (a city's extends the province's).
+    pub extends: Option<Spanned<String>>,
+    pub horizon_days: Option<Spanned<u32>>,
+    pub lead_time_hours: Option<Spanned<u32>>,
+    pub lift_window_hours: Option<Spanned<u32>>,
+    pub merge_gap_hours: Option<Spanned<u32>>,
+    pub hold_higher: Option<Spanned<bool>>,
+    pub roles: Option<Vec<RawRole>>,
+    pub levels: Option<Vec<Spanned<RawLevel>>>,
+    pub consultations: Option<Vec<RawConsultation>>,
+    #[serde(default)]
+    pub directives: Vec<Spanned<RawDirective>>,
+}
+
+/// A role that may sign, with its authority rank (higher signs more).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub id: Spanned<String>,
+    pub name: String,
+    pub rank: Spanned<u32>,
+}
+
+/// A warning level, or (in a child playbook) the fields of a parent's level that it overrides.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLevel {
+    pub id: Spanned<String>,
+    pub rank: Option<Spanned<u32>>,
+    pub name: Option<String>,
+    pub colour: Option<Spanned<String>>,
+    pub response: Option<String>,
+    pub sign_off: Option<Spanned<String>>,
+    pub entry: Option<Spanned<RawRule>>,
+}
+
+/// An entry rule: exactly one of `all`, `any`, or a leaf (`aqi_gt`/`aqi_ge` with `days`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub all: Option<Vec<Spanned<RawRule>>>,
+    pub any: Option<Vec<Spanned<RawRule>>>,
+    pub aqi_gt: Option<Spanned<u32>>,
+    pub aqi_ge: Option<Spanned<u32>>,
+    pub days: Option<Spanned<u32>>,
+}
+
+/// A daily consultation (每日会商) slot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsultation {
+    pub name: String,
+    pub cron: Spanned<String>,
+}
+
+/// A regional directive (调度令) issued by this playbook's tier.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirective {
+    pub id: Spanned<String>,
+    pub name: String,
+    pub min_level: Spanned<String>,
+    pub regions: Vec<Spanned<String>>,
+    pub from: Spanned<String>,
+    pub until: Option<Spanned<String>>,
+}

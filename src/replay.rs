@@ -1,0 +1,194 @@
+//! Replay: a daily observation series run through assessment and the lifecycle as if each day's
+//! observations had been a perfect forecast.
+//!
+//! In: an observation [`Forecast`] (any regions, any length) and one [`Playbook`]. Out: the proposal
+//! of each day's consultation per region and the warnings the lifecycle produced. Each day D is a
+//! consultation at 16:00 Asia/Shanghai whose forecast is the observed values of the days after D, up
+//! to the horizon; sign-off is automatic (by the highest role); the playbook's directives apply from
+//! their start. Pure: used by `hazeflow replay` and by tests on the real Shanxi series.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::consult::assess_region;
+use crate::forecast::Forecast;
+use crate::playbook::Playbook;
+use crate::region::{RegionCode, Regions};
+use crate::warning::{Event, EventKind, Input, RegionState, day_start};
+
+/// Hour of the replayed daily consultation (Asia/Shanghai).
+const CONSULTATION_HOUR: i64 = 16;
+
+/// One day's proposal for one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayProposal {
+    /// The region.
+    pub region: RegionCode,
+    /// The consultation day D.
+    pub date: NaiveDate,
+    /// The proposed level id, or `none`.
+    pub level: String,
+    /// The rule that fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// A level held by a warning from a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LevelChange {
+    /// From when (Asia/Shanghai, RFC 3339).
+    pub at: String,
+    /// The level.
+    pub level: String,
+}
+
+/// A warning as the replay produced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayedWarning {
+    /// Warning id.
+    pub id: String,
+    /// The region.
+    pub region: RegionCode,
+    /// When it was issued.
+    pub issued: String,
+    /// When measures applied from.
+    pub start: String,
+    /// Levels over time.
+    pub levels: Vec<LevelChange>,
+    /// When it was lifted or cancelled, if it was.
+    pub end: Option<String>,
+    /// Final status.
+    pub status: String,
+}
+
+/// What a replay produced.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Replay {
+    /// Per-day proposals.
+    pub assessments: Vec<DayProposal>,
+    /// The warnings.
+    pub warnings: Vec<ReplayedWarning>,
+    /// Every lifecycle event, in order.
+    #[serde(skip)]
+    pub events: Vec<Event>,
+}
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&chrono_tz::Asia::Shanghai).to_rfc3339()
+}
+
+/// Runs the replay.
+pub fn replay(obs: &Forecast, pb: &Playbook, regions: &Regions) -> Replay {
+    let mut out = Replay::default();
+    let top_role = pb.roles.iter().max_by_key(|r| r.rank).map(|r| r.id.clone()).unwrap_or_default();
+    for (region, days) in &obs.series {
+        let mut state = RegionState::default();
+        let mut applied: Vec<&str> = Vec::new();
+        let mut events = Vec::new();
+        for (i, day) in days.iter().enumerate() {
+            if i + 1 >= days.len() {
+                break;
+            }
+            let now = day_start(day.date) + Duration::hours(CONSULTATION_HOUR);
+            let mut step = |state: &mut RegionState, input: Input<'_>| {
+                // Replay inputs are always well-formed; a refusal would mean nothing to do.
+                if let Ok(mut e) = state.step(*region, input, now, pb) {
+                    events.append(&mut e);
+                }
+            };
+            step(&mut state, Input::Tick);
+            for d in &pb.directives {
+                let applies = d.regions.iter().any(|r| r == region || regions.is_within(*region, *r));
+                if applies && !applied.contains(&d.id.as_str()) && d.from.with_timezone(&Utc) <= now {
+                    applied.push(&d.id);
+                    step(&mut state, Input::Directive { id: &d.id, min_level: &d.min_level, from: d.from.with_timezone(&Utc), until: d.until.map(|u| u.with_timezone(&Utc)) });
+                }
+            }
+            let a = assess_region(*region, &days[i + 1..], day.date.succ_opt().unwrap_or(day.date), &obs.id, pb);
+            out.assessments.push(DayProposal { region: *region, date: day.date, level: a.level_or_none().to_string(), rule: a.rule.clone() });
+            step(&mut state, Input::Consultation(&a));
+            let awaiting = state.live().is_some_and(|w| w.status == crate::warning::Status::Pending || w.pending_change.is_some());
+            if awaiting {
+                step(&mut state, Input::SignOff { signer: "replay", role: &top_role });
+            }
+        }
+        out.warnings.extend(summarise(&events));
+        out.events.extend(events);
+    }
+    out
+}
+
+/// Folds events into one summary per warning id.
+pub fn summarise(events: &[Event]) -> Vec<ReplayedWarning> {
+    let mut by_id: BTreeMap<String, ReplayedWarning> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut starts: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    for e in events {
+        match &e.kind {
+            EventKind::Issued { id, level, start, .. } => {
+                let w = by_id.entry(id.clone()).or_insert_with(|| ReplayedWarning {
+                    id: id.clone(),
+                    region: e.region,
+                    issued: local(e.at),
+                    start: local(*start),
+                    levels: Vec::new(),
+                    end: None,
+                    status: "issued".into(),
+                });
+                w.end = None;
+                w.status = "issued".into();
+                starts.insert(id.clone(), *start);
+                push_level(w, (*start).max(e.at), level);
+                current = Some(id.clone());
+            }
+            EventKind::Proposed { id, .. } => current = Some(id.clone()),
+            EventKind::LevelChanged { to, .. } => {
+                if let Some(c) = &current {
+                    let start = starts.get(c).copied().unwrap_or(e.at);
+                    if let Some(w) = by_id.get_mut(c) {
+                        push_level(w, start.max(e.at), to);
+                    }
+                }
+            }
+            EventKind::Rescheduled { start } => {
+                if let Some(w) = current.as_ref().and_then(|c| by_id.get_mut(c)) {
+                    w.start = local(*start);
+                    if w.levels.len() == 1 {
+                        w.levels[0].at = local(*start);
+                    }
+                }
+                if let Some(c) = &current {
+                    starts.insert(c.clone(), *start);
+                }
+            }
+            EventKind::Started => {
+                if let Some(w) = current.as_ref().and_then(|c| by_id.get_mut(c)) {
+                    w.status = "active".into();
+                }
+            }
+            EventKind::Lifted | EventKind::Cancelled => {
+                if let Some(w) = current.as_ref().and_then(|c| by_id.get_mut(c)) {
+                    w.end = Some(local(e.at));
+                    w.status = if matches!(e.kind, EventKind::Lifted) { "lifted".into() } else { "cancelled".into() };
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut v: Vec<ReplayedWarning> = by_id.into_values().collect();
+    v.sort_by(|a, b| (a.region, &a.issued).cmp(&(b.region, &b.issued)));
+    v
+}
+
+/// Adds a level from a time; a change at the same time (before the start) replaces the last one.
+fn push_level(w: &mut ReplayedWarning, at: DateTime<Utc>, level: &str) {
+    let at = local(at);
+    match w.levels.last_mut() {
+        Some(last) if last.at >= at => {
+            last.level = level.to_string();
+        }
+        _ => w.levels.push(LevelChange { at, level: level.to_string() }),
+    }
+}
