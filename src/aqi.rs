@@ -24,8 +24,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-/// The edition of HJ 633 (环境空气质量指数（AQI）技术规定) used to compute an index.
+/// The edition of HJ 633, the technical regulation on the AQI, used to compute an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Standard {
     /// HJ 633-2012, in force until 2026-02-28.
     Hj633_2012,
@@ -83,6 +84,7 @@ impl std::fmt::Display for Standard {
 /// breakpoints. The order of the variants is the order used for ties and listings.
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Pollutant {
     /// PM2.5, 24-h mean, µg/m³.
     Pm25,
@@ -414,8 +416,8 @@ pub fn round_concentration(p: Pollutant, c: f64) -> f64 {
 
 /// Rounds `c` to `decimals` decimals, ties to even, on the shortest decimal representation of `c`.
 fn round_half_even(c: f64, decimals: u32) -> f64 {
-    // Past 1e14 every f64 already has fewer than 2 fractional digits worth keeping, and the digit arithmetic below
-    // would overflow the exact range of f64.
+    // Values this large are far above every breakpoint (the IAQI is capped anyway), and the digit arithmetic below
+    // is exact in f64 only below this.
     if !c.is_finite() || c.abs() >= 1e14 {
         return c;
     }

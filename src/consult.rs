@@ -5,14 +5,14 @@
 //! of the forecast that a playbook governs. No clock, no disk: `assess` and `replay` call it as is.
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::forecast::{DayValue, Forecast};
 use crate::playbook::{Playbook, PlaybookSet};
 use crate::region::{RegionCode, Regions};
 
 /// The proposed level for one region.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assessment {
     /// The region.
     pub region: RegionCode,

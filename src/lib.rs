@@ -12,11 +12,21 @@
 //! - [`consult`]: assessment (pure): forecast + playbook → proposed level per region.
 //! - [`warning`]: the warning lifecycle (pure state machine).
 //! - [`replay`]: observations replayed as perfect forecasts through assessment and lifecycle.
+pub mod api;
+pub mod app;
 pub mod aqi;
+pub mod client;
+pub mod clock;
 pub mod commands;
+pub mod config;
+pub mod engine;
 pub mod consult;
+pub mod demo;
 pub mod forecast;
+pub mod inbox;
 pub mod playbook;
 pub mod region;
 pub mod replay;
+pub mod schedule;
+pub mod store;
 pub mod warning;

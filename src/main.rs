@@ -42,6 +42,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the daemon: inbox watcher, scheduler, HTTP server (embedded defaults without --config).
+    Daemon {
+        /// A configuration file (default: the embedded config/default.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Hand forecasts to the running daemon.
+    Forecast {
+        #[command(subcommand)]
+        command: ForecastCommand,
+    },
+    /// Hold a consultation now on the running daemon.
+    Consult {
+        /// Required: run it now.
+        #[arg(long)]
+        now: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Warnings on the running daemon: list, show, sign, lift.
+    Warnings {
+        #[command(subcommand)]
+        command: WarningsCommand,
+    },
+    /// Reload the playbooks of the running daemon.
+    Reload {
+        #[command(flatten)]
+        server: Server,
+    },
     /// Replay a daily series as perfect forecasts: per-day proposals and the warnings produced.
     Replay {
         /// The observations (forecast CSV format).
@@ -56,10 +85,158 @@ enum Command {
     },
 }
 
+/// Where the daemon is.
+#[derive(clap::Args, Clone)]
+struct Server {
+    /// The daemon's address.
+    #[arg(long, env = "HAZEFLOW_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A staff token.
+    #[arg(long, env = "HAZEFLOW_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Server {
+    fn client(&self) -> hazeflow::client::Client {
+        hazeflow::client::Client::new(&self.server, self.token.clone())
+    }
+}
+
+#[derive(Subcommand)]
+enum ForecastCommand {
+    /// Submit a forecast file (CSV or JSON).
+    Submit {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Subcommand)]
+enum WarningsCommand {
+    /// Current warning per region.
+    List {
+        #[command(flatten)]
+        server: Server,
+    },
+    /// One warning with its full history.
+    Show {
+        /// Warning id.
+        id: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Sign warnings awaiting sign-off (with the role of your token).
+    Sign {
+        /// Warning ids.
+        ids: Vec<String>,
+        /// Sign every warning awaiting sign-off that your role may sign.
+        #[arg(long)]
+        pending: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Lift a warning.
+    Lift {
+        /// Warning id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_logs(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let settings = hazeflow::config::Settings::load(config.as_deref())?;
+    init_logs(&settings.log.format, &settings.log.level);
+    runtime()?.block_on(async move {
+        let app = hazeflow::app::Application::build(settings.clone(), hazeflow::clock::Clock::System).await?;
+        let state = app.state();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        spawn_signals(state.clone(), shutdown.clone())?;
+        let url = settings.http.public_url.clone();
+        eprintln!("hazeflow is running: dashboard and API at {url} (port {}), inbox {}, database {}", app.port(), settings.inbox.dir.display(), settings.db_path().display());
+        if settings.demo {
+            eprintln!("demo: a sample forecast is in the inbox; see the proposals with\n  HAZEFLOW_TOKEN=hazeflow-demo hazeflow warnings list\nand sign them with\n  HAZEFLOW_TOKEN=hazeflow-demo hazeflow warnings sign --pending");
+        }
+        app.run_until_stopped(shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(unix)]
+fn spawn_signals(state: std::sync::Arc<hazeflow::app::AppState>, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    let _ = state.reload_playbooks("SIGHUP").await;
+                }
+            }
+        }
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn spawn_signals(_state: std::sync::Arc<hazeflow::app::AppState>, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Daemon { .. }) {
+        init_logs("text", "warn");
+    }
     let result = match cli.command {
+        Command::Daemon { config } => daemon(config),
+        Command::Forecast { command: ForecastCommand::Submit { file, server } } => runtime().and_then(|rt| rt.block_on(server.client().submit(&file))),
+        Command::Consult { now, server } => {
+            if now {
+                runtime().and_then(|rt| rt.block_on(server.client().consult()))
+            } else {
+                Err(anyhow::anyhow!("consult needs --now (scheduled consultations run inside the daemon)"))
+            }
+        }
+        Command::Warnings { command } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                match command {
+                    WarningsCommand::List { server } => server.client().list().await,
+                    WarningsCommand::Show { id, server } => server.client().show(&id).await,
+                    WarningsCommand::Sign { ids, pending, server } => server.client().sign(&ids, pending).await,
+                    WarningsCommand::Lift { id, reason, server } => server.client().lift(&id, reason).await,
+                }
+            })
+        }),
+        Command::Reload { server } => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::Check { paths } => commands::check(&paths),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
         Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json),

@@ -500,7 +500,7 @@ impl Decider<'_> {
             _ => return Err(LifecycleError::NothingToSign(self.region)),
         };
         if !self.pb.may_sign(&level, role) {
-            return Err(LifecycleError::Forbidden { role: role.into(), level, needs: needs(self.pb, &w.level).unwrap_or_default() });
+            return Err(LifecycleError::Forbidden { role: role.into(), needs: needs(self.pb, &level).unwrap_or_default(), level });
         }
         let reason = format!("signed by {signer} ({role})");
         if w.status == Status::Pending {

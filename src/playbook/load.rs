@@ -143,8 +143,23 @@ fn load_sources(sources: Vec<(PathBuf, String, bool)>, regions: &Regions) -> Res
         }
         pending = next;
     }
-    // Only wanted files' errors matter, unless a wanted file depends on a broken parent.
-    let wanted_files: Vec<&PathBuf> = raws.values().filter(|r| r.3).map(|r| &r.0).collect();
+    // Only wanted files' errors matter, and those of the parents they extend: "parent has errors"
+    // alone would send the operator looking for them.
+    let mut wanted_files: Vec<&PathBuf> = Vec::new();
+    for (path, raw, _, wanted) in raws.values() {
+        if !*wanted {
+            continue;
+        }
+        wanted_files.push(path);
+        let mut up = raw.extends.as_ref();
+        while let Some((ppath, praw, _, _)) = up.and_then(|p| raws.get(&p.value)) {
+            if wanted_files.contains(&ppath) {
+                break;
+            }
+            wanted_files.push(ppath);
+            up = praw.extends.as_ref();
+        }
+    }
     let relevant: Vec<PlaybookError> = errors
         .into_iter()
         .filter(|e| wanted_files.contains(&&e.file) || raws.values().all(|r| r.0 != e.file))

@@ -144,11 +144,28 @@ pub(crate) fn cron(file: &Path, raw: &Spanned<String>) -> Result<cron::Schedule,
             file,
             &raw.referenced,
             format!(
-                "bad cron expression \"{}\": {e} (6 or 7 fields, seconds first: \"0 0 9 * * *\" is 09:00 daily)",
-                raw.value
+                "bad cron expression \"{}\": {}; write 6 or 7 fields, seconds first (\"0 0 9 * * *\" is 09:00 daily)",
+                raw.value,
+                cron_reason(&raw.value, &e)
             ),
         )
     })
+}
+
+/// The cron crate's reason on one line. Its parser renders a syntax error as the expression with a caret
+/// under the bad character, over several lines; an error message must stay one `file:line:column` line.
+fn cron_reason(expr: &str, e: &cron::error::Error) -> String {
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return format!("it has {fields} field{}", if fields == 1 { "" } else { "s" });
+    }
+    let text = e.to_string();
+    let mut lines = text.lines();
+    match (lines.next(), lines.next().and_then(|l| l.find('^')), lines.next().map(str::trim)) {
+        (Some(_), Some(caret), Some(why)) if !why.is_empty() => format!("character {}: {why}", caret + 1),
+        (Some(_), Some(caret), _) => format!("cannot read it from character {}", caret + 1),
+        _ => text.trim().to_string(),
+    }
 }
 
 /// A level named by a child override or a directive exists.
@@ -184,13 +201,20 @@ pub(crate) fn not_laxer_level(
         SignOff::Auto => 0,
         SignOff::Role(r) => roles.iter().find(|x| &x.id == r).map_or(0, |x| x.rank),
     };
+    let describe = |s: &SignOff, roles: &[Role]| match s {
+        SignOff::Auto => "auto".to_string(),
+        SignOff::Role(r) => format!("{r} (rank {})", strength(s, roles)),
+    };
     if strength(&child.sign_off, child_pb.0) < strength(&parent.sign_off, &parent_pb.roles) {
         errors.push(at(
             file,
             loc,
             format!(
-                "level \"{}\" is laxer than in parent playbook \"{}\": signed by {:?}, the parent needs {:?}",
-                child.id, parent_pb.id, child.sign_off, parent.sign_off
+                "level \"{}\" is laxer than in parent playbook \"{}\": signed by {}, the parent needs {} or higher",
+                child.id,
+                parent_pb.id,
+                describe(&child.sign_off, child_pb.0),
+                describe(&parent.sign_off, &parent_pb.roles)
             ),
         ));
     }

@@ -1,0 +1,44 @@
+//! Staff authentication: `Authorization: Bearer TOKEN`, checked against the configured hashes.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::ApiError;
+use crate::app::AppState;
+use crate::config::hash_token;
+
+/// A member of the duty staff, as their token says.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    /// Name.
+    pub name: String,
+    /// Role (a playbook role id).
+    pub role: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let token = match token {
+            Some(t) => t.to_string(),
+            None => cookie_token(parts).ok_or(ApiError::Unauthorized)?,
+        };
+        state.staff_for(&hash_token(&token)).ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// The dashboard's session cookie carries the same token.
+fn cookie_token(parts: &Parts) -> Option<String> {
+    let cookies = parts.headers.get(axum::http::header::COOKIE)?.to_str().ok()?;
+    cookies.split(';').map(str::trim).find_map(|c| c.strip_prefix("hazeflow_session=")).map(str::to_string)
+}

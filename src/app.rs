@@ -1,0 +1,146 @@
+//! The application: built from [`Settings`], run until a shutdown token fires. Tests start the very
+//! same thing on port 0 with a temporary data folder and a manual clock.
+//!
+//! It opens the store, loads the playbooks, binds the HTTP listener, seeds the demo forecast on first
+//! start, and runs the inbox watcher, the scheduler, the clock tick and the HTTP server as tracked
+//! tasks. On shutdown: stop accepting, let each task finish its unit of work, close the store last.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, Staff};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::engine::{Engine, Playbooks};
+use crate::region::Regions;
+use crate::store::{RecordBody, Store};
+use crate::{inbox, playbook, schedule};
+
+/// How often the clock tick runs.
+const TICK_EVERY: Duration = Duration::from_millis(500);
+
+/// What every task and handler shares.
+pub struct AppState {
+    /// The operations.
+    pub engine: Engine,
+    /// The settings it runs with.
+    pub settings: Settings,
+    /// Whether an accepted forecast triggers a consultation at once.
+    pub consult_on_forecast: bool,
+    /// Wakes the scheduler for an on-demand consultation.
+    pub consult_requested: Notify,
+    /// Wakes whoever follows state changes (notifier, pages).
+    pub changed: Notify,
+}
+
+impl AppState {
+    /// Asks the scheduler for a consultation now.
+    pub fn trigger_consultation(&self) {
+        self.consult_requested.notify_one();
+    }
+
+    /// Tells followers that state changed.
+    pub fn after_change(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// The staff member whose token hashes to `sha256`.
+    pub fn staff_for(&self, sha256: &str) -> Option<Staff> {
+        self.settings.staff.tokens.iter().find(|t| t.sha256 == sha256).map(|t| Staff { name: t.name.clone(), role: t.role.clone() })
+    }
+
+    /// Reloads the playbooks folder; on error the old set stays live. Recorded either way.
+    pub async fn reload_playbooks(&self, actor: &str) -> Result<Vec<String>, Vec<String>> {
+        let now = self.engine.clock.now();
+        let result = self.engine.playbooks.reload(&self.settings.playbooks, self.engine.regions, now);
+        let (versions, errors) = match &result {
+            Ok(v) => (v.clone(), Vec::new()),
+            Err(e) => (self.engine.playbooks.status().versions, e.iter().map(ToString::to_string).collect()),
+        };
+        let body = RecordBody::PlaybooksReloaded { versions: versions.clone(), errors: errors.clone() };
+        let actor = actor.to_string();
+        if let Err(e) = self.engine.store.write(move |tx| tx.append(now, &actor, None, body)).await {
+            tracing::error!(error = %e, "could not record the reload");
+        }
+        match result {
+            Ok(v) => {
+                tracing::info!(versions = ?v, "playbooks reloaded");
+                Ok(v)
+            }
+            Err(_) => {
+                tracing::warn!(errors = ?errors, "playbook reload refused; the old playbooks stay live");
+                Err(errors)
+            }
+        }
+    }
+}
+
+/// The built application, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Opens everything; fails with a clear message if the store or the playbooks cannot be loaded.
+    pub async fn build(settings: Settings, clock: Clock) -> Result<Application> {
+        let regions = Regions::shanxi();
+        let set = playbook::load_paths(std::slice::from_ref(&settings.playbooks), regions).map_err(|errors| {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("the playbooks in {} have errors:\n{}", settings.playbooks.display(), text.join("\n"))
+        })?;
+        let store = Store::open(&settings.db_path())?;
+        let now = clock.now();
+        let engine = Engine { store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
+        let addr = settings.listen_addr()?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let state = Arc::new(AppState { engine, settings, consult_on_forecast: true, consult_requested: Notify::new(), changed: Notify::new() });
+        if state.settings.demo {
+            crate::demo::seed_inbox(&state)?;
+        }
+        Ok(Application { listener, state })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The shared state (tests drive the engine through it).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Runs until `shutdown` fires, then stops under the configured deadline.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
+        let tracker = TaskTracker::new();
+        let state = self.state.clone();
+        tracker.spawn(inbox::run(state.clone(), shutdown.clone()));
+        tracker.spawn(schedule::run_consultations(state.clone(), shutdown.clone()));
+        tracker.spawn(schedule::run_ticks(state.clone(), shutdown.clone(), TICK_EVERY));
+        let router = api::router().with_state(state.clone());
+        let sd = shutdown.clone();
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move { sd.cancelled().await });
+        tracker.spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tracker.close();
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: finishing current work");
+        let deadline = Duration::from_secs(state.settings.shutdown_deadline_secs);
+        if tokio::time::timeout(deadline, tracker.wait()).await.is_err() {
+            tracing::warn!(?deadline, "tasks did not finish in time");
+        }
+        state.engine.store.close();
+        tracing::info!("stopped; the store is closed");
+        Ok(())
+    }
+}

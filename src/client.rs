@@ -1,0 +1,149 @@
+//! The CLI's client of the running daemon (`forecast submit`, `consult --now`, `warnings …`,
+//! `directives …`): plain HTTP calls to the API, printed for people, with a summary line.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// Where the daemon is and who is asking.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for `server` (e.g. `http://127.0.0.1:8080`) with a staff token.
+    pub fn new(server: &str, token: Option<String>) -> Client {
+        Client { base: server.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.with_context(|| format!("cannot reach the daemon at {} (is it running?)", self.base))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body.get("error").and_then(Value::as_str).unwrap_or("no message");
+            bail!("{status}: {msg}");
+        }
+        Ok(body)
+    }
+
+    async fn get(&self, path: &str) -> Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post(&self, path: &str, body: Option<Value>) -> Result<Value> {
+        let req = self.http.post(format!("{}{path}", self.base));
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        self.send(req).await
+    }
+
+    /// `hazeflow forecast submit FILE`.
+    pub async fn submit(&self, file: &Path) -> Result<ExitCode> {
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let v = self.send(self.http.post(format!("{}/api/v1/forecasts", self.base)).header("x-file-name", name).body(bytes)).await?;
+        let dup = v["duplicate"].as_bool().unwrap_or(false);
+        println!("forecast {} {} ({} regions)", v["id"].as_str().unwrap_or("?"), if dup { "was already recorded; nothing changed" } else { "recorded" }, v["regions"]);
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow consult --now`.
+    pub async fn consult(&self) -> Result<ExitCode> {
+        let v = self.post("/api/v1/consultations", None).await?;
+        let list = v["assessments"].as_array().cloned().unwrap_or_default();
+        for a in &list {
+            println!("{}  {:<8} {}", a["region"].as_str().unwrap_or("?"), a["level"].as_str().unwrap_or("none"), a["rule"].as_str().unwrap_or("-"));
+        }
+        println!("consultation held over {} regions", list.len());
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow warnings list`.
+    pub async fn list(&self) -> Result<ExitCode> {
+        let v = self.get("/api/v1/warnings").await?;
+        let list = v["warnings"].as_array().cloned().unwrap_or_default();
+        let mut pending = 0;
+        for w in &list {
+            let p = w["pending_sign_off"].as_bool().unwrap_or(false);
+            pending += usize::from(p);
+            println!(
+                "{:<22} {} {:<8} {:<10} {:<7} start {}  end {}{}",
+                w["id"].as_str().unwrap_or("?"),
+                w["region"].as_str().unwrap_or("?"),
+                w["region_name"].as_str().unwrap_or(""),
+                w["status"].as_str().unwrap_or("?"),
+                w["level"].as_str().unwrap_or("?"),
+                local(&w["start"]),
+                local(&w["expected_end"]),
+                if p { "  (awaiting sign-off)" } else { "" }
+            );
+        }
+        println!("{} warnings, {pending} awaiting sign-off", list.len());
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow warnings show ID`.
+    pub async fn show(&self, id: &str) -> Result<ExitCode> {
+        let v = self.get(&format!("/api/v1/warnings/{id}")).await?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow warnings sign ID…` or `--pending`.
+    pub async fn sign(&self, ids: &[String], pending: bool) -> Result<ExitCode> {
+        let mut ids = ids.to_vec();
+        if pending {
+            let v = self.get("/api/v1/warnings").await?;
+            for w in v["warnings"].as_array().cloned().unwrap_or_default() {
+                if w["pending_sign_off"].as_bool().unwrap_or(false) {
+                    ids.push(w["id"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+        let mut failed = 0;
+        for id in &ids {
+            match self.post(&format!("/api/v1/warnings/{id}/sign"), None).await {
+                Ok(v) => println!("{id}: signed ({} events)", v["events"].as_array().map_or(0, Vec::len)),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("{id}: {e}");
+                }
+            }
+        }
+        println!("{} signed, {failed} refused", ids.len() - failed);
+        Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    }
+
+    /// `hazeflow warnings lift ID`.
+    pub async fn lift(&self, id: &str, reason: Option<String>) -> Result<ExitCode> {
+        let body = reason.map(|r| serde_json::json!({ "reason": r }));
+        let v = self.post(&format!("/api/v1/warnings/{id}/lift"), body).await?;
+        println!("{id}: {} events recorded", v["events"].as_array().map_or(0, Vec::len));
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow playbooks reload`.
+    pub async fn reload(&self) -> Result<ExitCode> {
+        let v = self.post("/api/v1/playbooks/reload", None).await?;
+        println!("reloaded: {}", v["versions"]);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn local(v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
+}

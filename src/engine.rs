@@ -1,0 +1,430 @@
+//! The engine: the daemon's operations, each one write job that reads state, runs the pure core
+//! (assessment, lifecycle) and records what happened, in one transaction.
+//!
+//! In: forecasts, consultation triggers, sign-offs, directives, operator actions, clock ticks, from
+//! the inbox, the scheduler and the HTTP API. Out: records in the store, and results for the caller.
+//! Running episodes keep the playbook version they started with (see [`Playbooks`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::consult::{Assessment, assess_region};
+use crate::forecast::{self, Forecast, ForecastError, ParseOptions};
+use crate::playbook::{Playbook, PlaybookError, PlaybookSet};
+use crate::region::{RegionCode, Regions};
+use crate::store::{ConsultationRecord, DirectiveRecord, RecordBody, Store, StoreError, Tx};
+use crate::warning::{Event, Input, LifecycleError, RegionState};
+
+/// The live playbooks, plus every version an episode may still be pinned to.
+#[derive(Debug, Default)]
+pub struct Playbooks {
+    live: RwLock<Arc<PlaybookSet>>,
+    pinned: RwLock<BTreeMap<String, Arc<Playbook>>>,
+    last_reload: RwLock<ReloadStatus>,
+}
+
+/// The outcome of the last (re)load.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadStatus {
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+    /// Versions live after it.
+    pub versions: Vec<String>,
+    /// Errors that made it refuse (the old set stayed live).
+    pub errors: Vec<String>,
+}
+
+impl Playbooks {
+    /// Starts with a loaded set.
+    pub fn new(set: PlaybookSet, at: DateTime<Utc>) -> Playbooks {
+        let p = Playbooks::default();
+        p.swap(set, at);
+        p
+    }
+
+    fn swap(&self, set: PlaybookSet, at: DateTime<Utc>) {
+        let versions = set.iter().map(|p| p.pin()).collect();
+        if let Ok(mut pinned) = self.pinned.write() {
+            for pb in set.iter() {
+                pinned.entry(pb.pin()).or_insert_with(|| pb.clone());
+            }
+        }
+        if let Ok(mut live) = self.live.write() {
+            *live = Arc::new(set);
+        }
+        if let Ok(mut s) = self.last_reload.write() {
+            *s = ReloadStatus { at: Some(at), versions, errors: Vec::new() };
+        }
+    }
+
+    /// The live set.
+    pub fn live(&self) -> Arc<PlaybookSet> {
+        self.live.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// The playbook an episode is pinned to, if still known.
+    pub fn pinned(&self, pin: &str) -> Option<Arc<Playbook>> {
+        self.pinned.read().ok().and_then(|g| g.get(pin).cloned())
+    }
+
+    /// The outcome of the last reload.
+    pub fn status(&self) -> ReloadStatus {
+        self.last_reload.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Loads the folder again; on any error the live set stays and the errors are returned.
+    pub fn reload(&self, dir: &std::path::Path, regions: &Regions, at: DateTime<Utc>) -> Result<Vec<String>, Vec<PlaybookError>> {
+        match crate::playbook::load_paths(&[dir.to_path_buf()], regions) {
+            Ok(set) => {
+                self.swap(set, at);
+                Ok(self.status().versions)
+            }
+            Err(errors) => {
+                if let Ok(mut s) = self.last_reload.write() {
+                    s.at = Some(at);
+                    s.errors = errors.iter().map(ToString::to_string).collect();
+                }
+                Err(errors)
+            }
+        }
+    }
+}
+
+/// Everything the operations need.
+pub struct Engine {
+    /// The store.
+    pub store: Store,
+    /// The playbooks.
+    pub playbooks: Playbooks,
+    /// The region table.
+    pub regions: &'static Regions,
+    /// The clock.
+    pub clock: Clock,
+    /// Largest accepted forecast.
+    pub max_forecast_bytes: usize,
+}
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Bad input: the caller's fault (400).
+    #[error("{0}")]
+    BadInput(String),
+    /// No such thing (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Not now (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed (500/503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<LifecycleError> for EngineError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::Forbidden { .. } => EngineError::Forbidden(e.to_string()),
+            LifecycleError::UndefinedLevel(_) => EngineError::BadInput(e.to_string()),
+            _ => EngineError::Conflict(e.to_string()),
+        }
+    }
+}
+
+/// What happened to a submitted forecast.
+#[derive(Debug, Clone, Serialize)]
+pub struct Submitted {
+    /// Its id.
+    pub id: String,
+    /// True when the same forecast was already recorded (nothing new was written).
+    pub duplicate: bool,
+    /// Regions it covers.
+    pub regions: usize,
+    /// Sequence number of its record (0 for a duplicate).
+    pub seq: u64,
+}
+
+/// Encodes a job's domain error through the store, and back.
+fn refuse(e: EngineError) -> StoreError {
+    StoreError::Refused(serde_json::to_string(&match &e {
+        EngineError::BadInput(m) => ("bad_input", m.clone()),
+        EngineError::NotFound(m) => ("not_found", m.clone()),
+        EngineError::Forbidden(m) => ("forbidden", m.clone()),
+        EngineError::Conflict(m) => ("conflict", m.clone()),
+        EngineError::Store(s) => ("store", s.to_string()),
+    })
+    .unwrap_or_default())
+}
+
+fn unrefuse(e: StoreError) -> EngineError {
+    if let StoreError::Refused(json) = &e {
+        if let Ok((kind, m)) = serde_json::from_str::<(String, String)>(json) {
+            return match kind.as_str() {
+                "bad_input" => EngineError::BadInput(m),
+                "not_found" => EngineError::NotFound(m),
+                "forbidden" => EngineError::Forbidden(m),
+                "conflict" => EngineError::Conflict(m),
+                _ => EngineError::Store(e),
+            };
+        }
+    }
+    EngineError::Store(e)
+}
+
+/// Records lifecycle events, each under its warning's id.
+pub fn record_events(tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state_after: &RegionState) -> Result<(), StoreError> {
+    let id = state_after.warning.as_ref().map(|w| w.id.clone()).unwrap_or_default();
+    for e in events {
+        tx.append(now, &e.actor, Some(e.playbook.clone()), RecordBody::Warning { warning_id: id.clone(), event: e.clone() })?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Parses and records a forecast. A rejected one is recorded as rejected (for the audit log and
+    /// metrics) and its error returned; nothing else changes.
+    pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, ForecastError> {
+        let opts = ParseOptions { max_bytes: self.max_forecast_bytes, ..ParseOptions::forecast() };
+        let now = self.clock.now();
+        match forecast::parse(file, bytes, self.regions, &opts) {
+            Ok(f) => {
+                let via = via.to_string();
+                let r = self
+                    .store
+                    .write(move |tx| {
+                        if tx.forecast(&f.id)?.is_some() {
+                            return Ok(Submitted { id: f.id.clone(), duplicate: true, regions: f.series.len(), seq: 0 });
+                        }
+                        let regions = f.series.len();
+                        let id = f.id.clone();
+                        let rec = tx.append(now, &via, None, RecordBody::ForecastAccepted { forecast: f, via: via.clone() })?;
+                        Ok(Submitted { id, duplicate: false, regions, seq: rec.seq })
+                    })
+                    .await;
+                r.map_err(|e| ForecastError { file: file.into(), position: forecast::Position::File, reason: format!("not recorded: {e}") })
+            }
+            Err(err) => {
+                let (f, msg, v) = (file.to_string(), err.to_string(), via.to_string());
+                let _ = self.store.write(move |tx| tx.append(now, &v, None, RecordBody::ForecastRejected { file: f, error: msg, via: v.clone() })).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Holds a consultation now over every region with a forecast (or only `only`), and feeds the
+    /// results to the lifecycle. `slot`, when given, is a scheduled slot that runs at most once.
+    pub async fn consult(&self, trigger: &str, slot: Option<DateTime<Utc>>, only: Option<Vec<RegionCode>>) -> Result<Option<ConsultationRecord>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let trigger = trigger.to_string();
+        let me = self.snapshot();
+        self.store
+            .write(move |tx| {
+                if let Some(slot) = slot {
+                    let key = "last_consultation_slot";
+                    if tx.counter(key)? >= slot.timestamp() as u64 {
+                        return Ok(None);
+                    }
+                    let last = tx.counter(key)?;
+                    tx.bump(key, slot.timestamp() as u64 - last)?;
+                }
+                let mut regions = tx.forecast_regions()?;
+                if let Some(only) = &only {
+                    regions.retain(|r| only.contains(r));
+                }
+                let mut plans: Vec<(RegionCode, RegionState, Arc<Playbook>, Assessment)> = Vec::new();
+                for region in regions {
+                    let state = tx.region_state(region)?;
+                    let Some(pb) = me.playbook_for(&set, region, &state) else { continue };
+                    let Some(f) = tx.latest_forecast(region)? else { continue };
+                    let Some(days) = f.series.get(&region) else { continue };
+                    let issue = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive().max(f.issue_date());
+                    plans.push((region, state, pb.clone(), assess_region(region, days, issue, &f.id, &pb)));
+                }
+                let record = ConsultationRecord { seq: 0, at: now, trigger: trigger.clone(), assessments: plans.iter().map(|p| p.3.clone()).collect() };
+                let rec = tx.append(now, "consultation", None, RecordBody::ConsultationHeld { consultation: record })?;
+                for (region, mut state, pb, a) in plans {
+                    let mut events = state.step(region, Input::Tick, now, &pb).unwrap_or_default();
+                    events.extend(state.step(region, Input::Consultation(&a), now, &pb).unwrap_or_default());
+                    record_events(tx, now, &events, &state)?;
+                }
+                match rec.body {
+                    RecordBody::ConsultationHeld { consultation } => Ok(Some(consultation)),
+                    _ => Ok(None),
+                }
+            })
+            .await
+            .map_err(EngineError::Store)
+    }
+
+    /// A copy of what jobs need, to move into the writer.
+    fn snapshot(&self) -> Arc<EngineView> {
+        Arc::new(EngineView { regions: self.regions, pinned: self.playbooks.pinned.read().map(|g| g.clone()).unwrap_or_default() })
+    }
+
+    /// Applies an input to the region of a warning (sign, lift, cancel).
+    pub async fn warning_action(&self, warning_id: &str, action: WarningAction) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let me = self.snapshot();
+        let id = warning_id.to_string();
+        self.store
+            .write(move |tx| {
+                let w = tx.warning(&id)?.ok_or_else(|| refuse(EngineError::NotFound(format!("no warning {id}"))))?;
+                let mut state = tx.region_state(w.region)?;
+                if state.warning.as_ref().map(|x| &x.id) != Some(&id) || !w.status.is_live() {
+                    return Err(refuse(EngineError::Conflict(format!("warning {id} is {:?}, not live", w.status).to_lowercase())));
+                }
+                let pb = me.playbook_for(&set, w.region, &state).ok_or_else(|| refuse(EngineError::Conflict(format!("no playbook governs region {}", w.region))))?;
+                let input = match &action {
+                    WarningAction::Sign { signer, role } => Input::SignOff { signer, role },
+                    WarningAction::Lift { actor, reason } => Input::Lift { actor, reason },
+                    WarningAction::Cancel { actor, reason } => Input::Cancel { actor, reason },
+                };
+                let events = state.step(w.region, input, now, &pb).map_err(|e| refuse(e.into()))?;
+                record_events(tx, now, &events, &state)?;
+                Ok(events)
+            })
+            .await
+            .map_err(unrefuse)
+    }
+
+    /// Issues a regional directive: every region named, and every known region below them, is raised
+    /// to at least its level and held there until it is lifted.
+    pub async fn issue_directive(&self, d: DirectiveRecord, actor: &str) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let me = self.snapshot();
+        let actor = actor.to_string();
+        self.store
+            .write(move |tx| {
+                if tx.directive(&d.id)?.is_some() {
+                    return Err(refuse(EngineError::Conflict(format!("directive {} exists already", d.id))));
+                }
+                let targets = me.expand(&d.regions);
+                let mut plans = Vec::new();
+                for r in &targets {
+                    let state = tx.region_state(*r)?;
+                    let pb = me.playbook_for(&set, *r, &state).ok_or_else(|| refuse(EngineError::BadInput(format!("no playbook governs region {r}"))))?;
+                    if pb.level(&d.min_level).is_none() {
+                        return Err(refuse(EngineError::BadInput(format!("undefined level \"{}\" in playbook {}", d.min_level, pb.pin()))));
+                    }
+                    plans.push((*r, state, pb));
+                }
+                tx.append(now, &actor, None, RecordBody::DirectiveIssued { directive: d.clone() })?;
+                let mut all = Vec::new();
+                for (r, mut state, pb) in plans {
+                    let events = state
+                        .step(r, Input::Directive { id: &d.id, min_level: &d.min_level, from: d.from, until: d.until }, now, &pb)
+                        .map_err(|e| refuse(e.into()))?;
+                    record_events(tx, now, &events, &state)?;
+                    all.extend(events);
+                }
+                Ok(all)
+            })
+            .await
+            .map_err(unrefuse)
+    }
+
+    /// Lifts a directive: the regions it held follow their own forecasts again.
+    pub async fn lift_directive(&self, id: &str, actor: &str) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let me = self.snapshot();
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.store
+            .write(move |tx| {
+                let d = tx.directive(&id)?.ok_or_else(|| refuse(EngineError::NotFound(format!("no directive {id}"))))?;
+                if !d.active {
+                    return Err(refuse(EngineError::Conflict(format!("directive {id} was lifted already"))));
+                }
+                tx.append(now, &actor, None, RecordBody::DirectiveLifted { id: id.clone() })?;
+                let mut all = Vec::new();
+                for r in me.expand(&d.regions) {
+                    let mut state = tx.region_state(r)?;
+                    let Some(pb) = me.playbook_for(&set, r, &state) else { continue };
+                    let events = state.step(r, Input::DirectiveLifted { id: &id }, now, &pb).unwrap_or_default();
+                    record_events(tx, now, &events, &state)?;
+                    all.extend(events);
+                }
+                Ok(all)
+            })
+            .await
+            .map_err(unrefuse)
+    }
+
+    /// Lets time act: starts, directive expiry, lifts after the lift window.
+    pub async fn tick(&self) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let me = self.snapshot();
+        self.store
+            .write(move |tx| {
+                let mut all = Vec::new();
+                for (r, mut state) in tx.region_states()? {
+                    if state.live().is_none() {
+                        continue;
+                    }
+                    let Some(pb) = me.playbook_for(&set, r, &state) else { continue };
+                    let events = state.step(r, Input::Tick, now, &pb).unwrap_or_default();
+                    record_events(tx, now, &events, &state)?;
+                    all.extend(events);
+                }
+                Ok(all)
+            })
+            .await
+            .map_err(EngineError::Store)
+    }
+}
+
+/// An operator's or signer's action on a warning.
+#[derive(Debug, Clone)]
+pub enum WarningAction {
+    /// Sign what is pending.
+    Sign { signer: String, role: String },
+    /// Lift.
+    Lift { actor: String, reason: String },
+    /// Cancel before start.
+    Cancel { actor: String, reason: String },
+}
+
+/// What jobs running in the writer need from the engine.
+struct EngineView {
+    regions: &'static Regions,
+    pinned: BTreeMap<String, Arc<Playbook>>,
+}
+
+impl EngineView {
+    fn playbook_for(&self, set: &PlaybookSet, region: RegionCode, state: &RegionState) -> Option<Arc<Playbook>> {
+        if let Some(w) = state.live() {
+            if let Some(p) = self.pinned.get(&w.playbook) {
+                return Some(p.clone());
+            }
+        }
+        set.for_region(region, self.regions).cloned()
+    }
+
+    /// The regions named and every known region below them.
+    fn expand(&self, named: &[RegionCode]) -> Vec<RegionCode> {
+        let mut out: Vec<RegionCode> = Vec::new();
+        for r in named {
+            out.push(*r);
+            out.extend(self.regions.descendants(*r));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// A forecast's day values, for callers that show them.
+pub fn forecast_days(f: &Forecast, region: RegionCode) -> Vec<(chrono::NaiveDate, Option<u16>)> {
+    f.series.get(&region).map(|d| d.iter().map(|v| (v.date, v.aqi)).collect()).unwrap_or_default()
+}

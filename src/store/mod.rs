@@ -1,0 +1,182 @@
+//! The store: one module owns the embedded database (redb). Every state change is a [`Record`]
+//! appended to the event log; current state (forecasts, consultations, region states, warnings,
+//! directives) is kept as views written in the same transaction as the record.
+//!
+//! In: closures that read and write through [`Tx`] (typed methods, domain types only). Out: their
+//! results, once committed with fsync. One writer thread takes writes from every caller and commits
+//! whatever is waiting in one transaction (group commit), so durability costs one fsync per batch, not
+//! per request. A job must decide (and fail) before it writes: an error returned after writing would
+//! still be committed with the batch.
+//!
+//! - `keys.rs`: table definitions and key encoding;
+//! - `tx.rs`: the typed read/write API;
+//! - `record.rs`: what the log holds.
+
+mod keys;
+mod record;
+mod tx;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase};
+use tokio::sync::oneshot;
+
+pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
+pub use tx::{ReadTx, Tx};
+
+/// The on-disk format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Most jobs committed in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or written.
+    #[error("database {path}: {message}")]
+    Database { path: PathBuf, message: String },
+    /// The file was written by a newer hazeflow.
+    #[error("database {path} has format version {found}; this hazeflow reads version {FORMAT_VERSION} and older (upgrade hazeflow)")]
+    TooNew { path: PathBuf, found: u32 },
+    /// The writer has stopped (shutdown).
+    #[error("the store is closed")]
+    Closed,
+    /// A stored value could not be decoded.
+    #[error("corrupt value in {table}: {message}")]
+    Corrupt { table: &'static str, message: String },
+    /// The job refused (a domain error, as text).
+    #[error("{0}")]
+    Refused(String),
+}
+
+pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database { path: path.to_path_buf(), message: e.to_string() }
+}
+
+type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Finisher + Send>;
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    path: PathBuf,
+    jobs: std::sync::Mutex<Option<std_mpsc::Sender<Job>>>,
+    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database file and starts the writer thread. After a crash, redb repairs
+    /// the file on open.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| db_err(path, e))?;
+        }
+        let db = Database::builder().create(path).map_err(|e| db_err(path, e))?;
+        let db = Arc::new(db);
+        tx::init(&db, path)?;
+        let (send, recv) = std_mpsc::channel::<Job>();
+        let wdb = db.clone();
+        let wpath = path.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(&wdb, &wpath, &recv))
+            .map_err(|e| db_err(path, e))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                path: path.to_path_buf(),
+                jobs: std::sync::Mutex::new(Some(send)),
+                writer: std::sync::Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in the next write batch; returns its result once the batch is committed (fsync).
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (send, recv) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |tx: &mut Tx<'_>| {
+            let result = f(tx);
+            Box::new(move |commit: Result<(), String>| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(message) => Err(StoreError::Database { path: PathBuf::from("(commit)"), message }),
+                };
+                let _ = send.send(out);
+            })
+        });
+        {
+            let guard = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
+            guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        recv.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a consistent snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(|e| db_err(&self.inner.path, e))?;
+        let r = ReadTx::new(txn, &self.inner.path);
+        f(&r)
+    }
+
+    /// Stops taking writes, lets the writer finish what is queued, and waits for it.
+    pub fn close(&self) {
+        if let Ok(mut g) = self.inner.jobs.lock() {
+            g.take();
+        }
+        if let Some(h) = self.inner.writer.lock().ok().and_then(|mut g| g.take()) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let txn = match db.begin_write() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                continue; // the jobs are dropped: their callers see StoreError::Closed
+            }
+        };
+        let mut finishers = Vec::with_capacity(batch.len());
+        let outcome = {
+            let mut tx = Tx::new(&txn, path);
+            for job in batch {
+                finishers.push(job(&mut tx));
+            }
+            tx.finish()
+        };
+        let commit = outcome.and_then(|()| txn.commit().map_err(|e| e.to_string()));
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "commit failed; the batch is lost and its callers are told");
+        }
+        for f in finishers {
+            f(commit.clone());
+        }
+    }
+}

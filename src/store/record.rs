@@ -1,0 +1,98 @@
+//! What the event log holds: one [`Record`] per state change, with who, when and which playbook.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::consult::Assessment;
+use crate::forecast::Forecast;
+use crate::region::RegionCode;
+use crate::warning;
+
+/// One entry of the append-only log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Sequence number, from 1, gap-free.
+    pub seq: u64,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// Who caused it.
+    pub actor: String,
+    /// The playbook involved (`id@version`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playbook: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: RecordBody,
+}
+
+/// The kinds of state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RecordBody {
+    /// A forecast was accepted.
+    ForecastAccepted { forecast: Forecast, via: String },
+    /// A forecast file was rejected.
+    ForecastRejected { file: String, error: String, via: String },
+    /// A consultation was held.
+    ConsultationHeld { consultation: ConsultationRecord },
+    /// A warning lifecycle event.
+    Warning { warning_id: String, event: warning::Event },
+    /// A regional directive was issued.
+    DirectiveIssued { directive: DirectiveRecord },
+    /// A regional directive was lifted.
+    DirectiveLifted { id: String },
+    /// The playbooks were reloaded (or the reload refused).
+    PlaybooksReloaded { versions: Vec<String>, errors: Vec<String> },
+    /// Something another module records (registry, assignments, notifications, acknowledgements).
+    Other { kind: String, data: serde_json::Value },
+}
+
+impl RecordBody {
+    /// Short name of the kind, for metrics and listings.
+    pub fn kind(&self) -> &str {
+        match self {
+            RecordBody::ForecastAccepted { .. } => "forecast_accepted",
+            RecordBody::ForecastRejected { .. } => "forecast_rejected",
+            RecordBody::ConsultationHeld { .. } => "consultation_held",
+            RecordBody::Warning { .. } => "warning",
+            RecordBody::DirectiveIssued { .. } => "directive_issued",
+            RecordBody::DirectiveLifted { .. } => "directive_lifted",
+            RecordBody::PlaybooksReloaded { .. } => "playbooks_reloaded",
+            RecordBody::Other { kind, .. } => kind,
+        }
+    }
+}
+
+/// A daily consultation (每日会商) as kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsultationRecord {
+    /// Sequence number of its log record.
+    pub seq: u64,
+    /// When it was held.
+    pub at: DateTime<Utc>,
+    /// Scheduled slot (`shanxi/下午会商 2026-12-01T16:00+08:00`) or `on demand`.
+    pub trigger: String,
+    /// Per region: the forecast used, the proposal and the rule that fired.
+    pub assessments: Vec<Assessment>,
+}
+
+/// A regional directive (调度令) as issued over the API or from a playbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectiveRecord {
+    /// Id.
+    pub id: String,
+    /// Title.
+    pub name: String,
+    /// Least level.
+    pub min_level: String,
+    /// Regions named (their descendants are covered too).
+    pub regions: Vec<RegionCode>,
+    /// From when.
+    pub from: DateTime<Utc>,
+    /// Until when, if known.
+    pub until: Option<DateTime<Utc>>,
+    /// Issuing tier.
+    pub issued_by: RegionCode,
+    /// Whether it still holds.
+    pub active: bool,
+}

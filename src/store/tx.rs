@@ -1,0 +1,380 @@
+//! The typed API over a transaction: domain types in, domain types out.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::keys::*;
+use super::record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
+use super::{FORMAT_VERSION, StoreError, db_err};
+use crate::forecast::Forecast;
+use crate::region::RegionCode;
+use crate::warning::{RegionState, Warning};
+
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { table, message: e.to_string() })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising our own types to JSON cannot fail (no maps with non-string keys).
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Creates the tables and checks the format version.
+pub(crate) fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(|e| db_err(path, e))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| db_err(path, e))?;
+        let found = meta.get(FORMAT_KEY).map_err(|e| db_err(path, e))?.map(|v| {
+            let b = v.value();
+            u32::from_le_bytes(b.try_into().unwrap_or([0; 4]))
+        });
+        match found {
+            Some(v) if v > FORMAT_VERSION => return Err(StoreError::TooNew { path: path.to_path_buf(), found: v }),
+            Some(_) => {}
+            None => {
+                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice()).map_err(|e| db_err(path, e))?;
+            }
+        }
+        // Create every table so that readers never meet a missing one.
+        txn.open_table(EVENTS).map_err(|e| db_err(path, e))?;
+        txn.open_table(FORECASTS).map_err(|e| db_err(path, e))?;
+        txn.open_table(LATEST).map_err(|e| db_err(path, e))?;
+        txn.open_table(CONSULTATIONS).map_err(|e| db_err(path, e))?;
+        txn.open_table(REGION_STATES).map_err(|e| db_err(path, e))?;
+        txn.open_table(WARNINGS).map_err(|e| db_err(path, e))?;
+        txn.open_table(WARNING_EVENTS).map_err(|e| db_err(path, e))?;
+        txn.open_table(DIRECTIVES).map_err(|e| db_err(path, e))?;
+        txn.open_table(COUNTERS).map_err(|e| db_err(path, e))?;
+        txn.open_table(DOCS).map_err(|e| db_err(path, e))?;
+    }
+    txn.commit().map_err(|e| db_err(path, e))
+}
+
+/// Getters shared by reads and writes, over anything that opens tables.
+macro_rules! getters {
+    () => {
+        /// A forecast by id.
+        pub fn forecast(&self, id: &str) -> Result<Option<Forecast>, StoreError> {
+            let t = self.open(FORECASTS)?;
+            t.get(id).map_err(|e| self.err(e))?.map(|v| decode("forecasts", v.value())).transpose()
+        }
+
+        /// The latest forecast (by issue time) that covers the region.
+        pub fn latest_forecast(&self, region: RegionCode) -> Result<Option<Forecast>, StoreError> {
+            let id = {
+                let t = self.open(LATEST)?;
+                t.get(region.as_u32()).map_err(|e| self.err(e))?.map(|v| v.value().to_string())
+            };
+            match id {
+                Some(id) => self.forecast(&id),
+                None => Ok(None),
+            }
+        }
+
+        /// Regions that have a forecast.
+        pub fn forecast_regions(&self) -> Result<Vec<RegionCode>, StoreError> {
+            let t = self.open(LATEST)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(|e| self.err(e))? {
+                let (k, _) = item.map_err(|e| self.err(e))?;
+                if let Ok(c) = RegionCode::from_u32(k.value()) {
+                    out.push(c);
+                }
+            }
+            Ok(out)
+        }
+
+        /// A region's lifecycle state.
+        pub fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError> {
+            let t = self.open(REGION_STATES)?;
+            Ok(t.get(region.as_u32()).map_err(|e| self.err(e))?.map(|v| decode("region_states", v.value())).transpose()?.unwrap_or_default())
+        }
+
+        /// Every region's lifecycle state.
+        pub fn region_states(&self) -> Result<Vec<(RegionCode, RegionState)>, StoreError> {
+            let t = self.open(REGION_STATES)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                if let Ok(c) = RegionCode::from_u32(k.value()) {
+                    out.push((c, decode("region_states", v.value())?));
+                }
+            }
+            Ok(out)
+        }
+
+        /// A warning by id.
+        pub fn warning(&self, id: &str) -> Result<Option<Warning>, StoreError> {
+            let t = self.open(WARNINGS)?;
+            t.get(id).map_err(|e| self.err(e))?.map(|v| decode("warnings", v.value())).transpose()
+        }
+
+        /// Every warning, by id.
+        pub fn warnings(&self) -> Result<Vec<Warning>, StoreError> {
+            let t = self.open(WARNINGS)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(|e| self.err(e))? {
+                let (_, v) = item.map_err(|e| self.err(e))?;
+                out.push(decode("warnings", v.value())?);
+            }
+            Ok(out)
+        }
+
+        /// The log records of one warning, in order.
+        pub fn warning_history(&self, id: &str) -> Result<Vec<Record>, StoreError> {
+            let seqs: Vec<u64> = {
+                let t = self.open(WARNING_EVENTS)?;
+                let mut v = Vec::new();
+                for item in t.range((id, 0u64)..=(id, u64::MAX)).map_err(|e| self.err(e))? {
+                    let (k, _) = item.map_err(|e| self.err(e))?;
+                    v.push(k.value().1);
+                }
+                v
+            };
+            let t = self.open(EVENTS)?;
+            let mut out = Vec::new();
+            for s in seqs {
+                if let Some(v) = t.get(s).map_err(|e| self.err(e))? {
+                    out.push(decode("events", v.value())?);
+                }
+            }
+            Ok(out)
+        }
+
+        /// Log records with seq > `after`, at most `limit`.
+        pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+            let t = self.open(EVENTS)?;
+            let mut out = Vec::new();
+            for item in t.range(after.saturating_add(1)..).map_err(|e| self.err(e))?.take(limit) {
+                let (_, v) = item.map_err(|e| self.err(e))?;
+                out.push(decode("events", v.value())?);
+            }
+            Ok(out)
+        }
+
+        /// The last seq written (0 for an empty log).
+        pub fn last_seq(&self) -> Result<u64, StoreError> {
+            let t = self.open(EVENTS)?;
+            Ok(t.last().map_err(|e| self.err(e))?.map_or(0, |(k, _)| k.value()))
+        }
+
+        /// Number of log records.
+        pub fn event_count(&self) -> Result<u64, StoreError> {
+            let t = self.open(EVENTS)?;
+            t.len().map_err(|e| self.err(e))
+        }
+
+        /// The latest consultations, newest first.
+        pub fn consultations(&self, limit: usize) -> Result<Vec<ConsultationRecord>, StoreError> {
+            let t = self.open(CONSULTATIONS)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(|e| self.err(e))?.rev().take(limit) {
+                let (_, v) = item.map_err(|e| self.err(e))?;
+                out.push(decode("consultations", v.value())?);
+            }
+            Ok(out)
+        }
+
+        /// A directive by id.
+        pub fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>, StoreError> {
+            let t = self.open(DIRECTIVES)?;
+            t.get(id).map_err(|e| self.err(e))?.map(|v| decode("directives", v.value())).transpose()
+        }
+
+        /// Every directive.
+        pub fn directives(&self) -> Result<Vec<DirectiveRecord>, StoreError> {
+            let t = self.open(DIRECTIVES)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(|e| self.err(e))? {
+                let (_, v) = item.map_err(|e| self.err(e))?;
+                out.push(decode("directives", v.value())?);
+            }
+            Ok(out)
+        }
+
+        /// A counter (0 when never counted).
+        pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+            let t = self.open(COUNTERS)?;
+            Ok(t.get(name).map_err(|e| self.err(e))?.map_or(0, |v| v.value()))
+        }
+
+        /// Every counter.
+        pub fn counters(&self) -> Result<Vec<(String, u64)>, StoreError> {
+            let t = self.open(COUNTERS)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                out.push((k.value().to_string(), v.value()));
+            }
+            Ok(out)
+        }
+
+        /// A document of a collection.
+        pub fn doc<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<T>, StoreError> {
+            let t = self.open(DOCS)?;
+            t.get((collection, key)).map_err(|e| self.err(e))?.map(|v| decode("docs", v.value())).transpose()
+        }
+
+        /// Documents of a collection whose key starts with `prefix`, in key order, after `after`
+        /// (exclusive; empty for the start), at most `limit`.
+        pub fn docs<T: DeserializeOwned>(&self, collection: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, T)>, StoreError> {
+            let t = self.open(DOCS)?;
+            let start = if after.is_empty() || after < prefix { prefix.to_string() } else { after.to_string() };
+            let mut out = Vec::new();
+            for item in t.range((collection, start.as_str())..).map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                let (c, key) = k.value();
+                if c != collection || !key.starts_with(prefix) || out.len() >= limit {
+                    break;
+                }
+                if !after.is_empty() && key <= after {
+                    continue;
+                }
+                out.push((key.to_string(), decode("docs", v.value())?));
+            }
+            Ok(out)
+        }
+    };
+}
+
+/// A read snapshot.
+pub struct ReadTx {
+    txn: ReadTransaction,
+    path: PathBuf,
+}
+
+impl ReadTx {
+    pub(crate) fn new(txn: ReadTransaction, path: &Path) -> Self {
+        ReadTx { txn, path: path.to_path_buf() }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        db_err(&self.path, e)
+    }
+
+    fn open<K: redb::Key + 'static, V: redb::Value + 'static>(&self, def: redb::TableDefinition<K, V>) -> Result<redb::ReadOnlyTable<K, V>, StoreError> {
+        self.txn.open_table(def).map_err(|e| self.err(e))
+    }
+
+    getters!();
+}
+
+/// A write transaction shared by one batch of jobs.
+pub struct Tx<'a> {
+    txn: &'a WriteTransaction,
+    path: PathBuf,
+    failed: Option<String>,
+    next_seq: Option<u64>,
+}
+
+impl<'a> Tx<'a> {
+    pub(crate) fn new(txn: &'a WriteTransaction, path: &Path) -> Self {
+        Tx { txn, path: path.to_path_buf(), failed: None, next_seq: None }
+    }
+
+    /// Whether every write went through; a failed write aborts the batch.
+    pub(crate) fn finish(self) -> Result<(), String> {
+        self.failed.map_or(Ok(()), Err)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        db_err(&self.path, e)
+    }
+
+    fn fail(&mut self, e: StoreError) -> StoreError {
+        self.failed.get_or_insert_with(|| e.to_string());
+        e
+    }
+
+    fn open<K: redb::Key + 'static, V: redb::Value + 'static>(&self, def: redb::TableDefinition<K, V>) -> Result<redb::Table<'_, K, V>, StoreError> {
+        self.txn.open_table(def).map_err(|e| self.err(e))
+    }
+
+    getters!();
+
+    /// Appends a record and updates the views it touches, in this transaction.
+    pub fn append(&mut self, at: DateTime<Utc>, actor: &str, playbook: Option<String>, body: RecordBody) -> Result<Record, StoreError> {
+        let r = self.append_inner(at, actor, playbook, body);
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn append_inner(&mut self, at: DateTime<Utc>, actor: &str, playbook: Option<String>, body: RecordBody) -> Result<Record, StoreError> {
+        let seq = match self.next_seq {
+            Some(s) => s,
+            None => self.last_seq()? + 1,
+        };
+        self.next_seq = Some(seq + 1);
+        let mut body = body;
+        if let RecordBody::ConsultationHeld { consultation } = &mut body {
+            consultation.seq = seq;
+        }
+        let record = Record { seq, recorded_at: at, actor: actor.to_string(), playbook, body };
+        self.open(EVENTS)?.insert(seq, encode(&record).as_slice()).map_err(|e| self.err(e))?;
+        self.bump(&format!("events_{}", record.body.kind()), 1)?;
+        self.apply_views(&record)?;
+        Ok(record)
+    }
+
+    fn apply_views(&mut self, record: &Record) -> Result<(), StoreError> {
+        match &record.body {
+            RecordBody::ForecastAccepted { forecast, .. } => {
+                self.open(FORECASTS)?.insert(forecast.id.as_str(), encode(forecast).as_slice()).map_err(|e| self.err(e))?;
+                for region in forecast.series.keys() {
+                    let newer = match self.latest_forecast(*region)? {
+                        Some(old) => forecast.issued_at >= old.issued_at,
+                        None => true,
+                    };
+                    if newer {
+                        self.open(LATEST)?.insert(region.as_u32(), forecast.id.as_str()).map_err(|e| self.err(e))?;
+                    }
+                }
+            }
+            RecordBody::ConsultationHeld { consultation } => {
+                self.open(CONSULTATIONS)?.insert(record.seq, encode(consultation).as_slice()).map_err(|e| self.err(e))?;
+            }
+            RecordBody::Warning { warning_id, event } => {
+                let mut state = self.region_state(event.region)?;
+                state.apply(event);
+                self.open(REGION_STATES)?.insert(event.region.as_u32(), encode(&state).as_slice()).map_err(|e| self.err(e))?;
+                if let Some(w) = &state.warning {
+                    self.open(WARNINGS)?.insert(w.id.as_str(), encode(w).as_slice()).map_err(|e| self.err(e))?;
+                }
+                self.open(WARNING_EVENTS)?.insert((warning_id.as_str(), record.seq), ()).map_err(|e| self.err(e))?;
+            }
+            RecordBody::DirectiveIssued { directive } => {
+                self.open(DIRECTIVES)?.insert(directive.id.as_str(), encode(directive).as_slice()).map_err(|e| self.err(e))?;
+            }
+            RecordBody::DirectiveLifted { id } => {
+                if let Some(mut d) = self.directive(id)? {
+                    d.active = false;
+                    self.open(DIRECTIVES)?.insert(id.as_str(), encode(&d).as_slice()).map_err(|e| self.err(e))?;
+                }
+            }
+            RecordBody::ForecastRejected { .. } | RecordBody::PlaybooksReloaded { .. } | RecordBody::Other { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Adds to a counter.
+    pub fn bump(&mut self, name: &str, by: u64) -> Result<(), StoreError> {
+        let now = self.counter(name)?;
+        let r = self.open(COUNTERS)?.insert(name, now + by).map(|_| ()).map_err(|e| self.err(e));
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// Writes a document of a collection.
+    pub fn put_doc<T: Serialize>(&mut self, collection: &str, key: &str, value: &T) -> Result<(), StoreError> {
+        let r = self.open(DOCS)?.insert((collection, key), encode(value).as_slice()).map(|_| ()).map_err(|e| self.err(e));
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// Removes a document.
+    pub fn remove_doc(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
+        let r = self.open(DOCS)?.remove((collection, key)).map(|_| ()).map_err(|e| self.err(e));
+        r.map_err(|e| self.fail(e))
+    }
+}
