@@ -97,7 +97,7 @@ impl Application {
         })?;
         let store = Store::open(&settings.db_path())?;
         let now = clock.now();
-        let engine = Engine { store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
+        let engine = Engine { stages: Vec::new(), store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let state = Arc::new(AppState { engine, settings, consult_on_forecast: true, consult_requested: Notify::new(), changed: Notify::new() });

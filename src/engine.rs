@@ -94,8 +94,18 @@ impl Playbooks {
     }
 }
 
+/// A later stage of the pipeline that acts on lifecycle events in the same transaction that records
+/// them (assignments, the notification outbox): a crash can never leave a warning without its
+/// consequences, nor consequences without their warning.
+pub trait Stage: Send + Sync {
+    /// Called once per lifecycle step that produced events, after they are appended.
+    fn on_warning_events(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state: &RegionState, playbook: &Playbook) -> Result<(), StoreError>;
+}
+
 /// Everything the operations need.
 pub struct Engine {
+    /// Stages that follow lifecycle events (assignments, notifications), in order.
+    pub stages: Vec<Arc<dyn Stage>>,
     /// The store.
     pub store: Store,
     /// The playbooks.
@@ -178,11 +188,17 @@ fn unrefuse(e: StoreError) -> EngineError {
     EngineError::Store(e)
 }
 
-/// Records lifecycle events, each under its warning's id.
-pub fn record_events(tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state_after: &RegionState) -> Result<(), StoreError> {
+/// Records lifecycle events, each under its warning's id, then runs the stages on them.
+fn record_events(tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state_after: &RegionState, pb: &Playbook, stages: &[Arc<dyn Stage>]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let id = state_after.warning.as_ref().map(|w| w.id.clone()).unwrap_or_default();
     for e in events {
         tx.append(now, &e.actor, Some(e.playbook.clone()), RecordBody::Warning { warning_id: id.clone(), event: e.clone() })?;
+    }
+    for stage in stages {
+        stage.on_warning_events(tx, now, events, state_after, pb)?;
     }
     Ok(())
 }
@@ -253,7 +269,7 @@ impl Engine {
                 for (region, mut state, pb, a) in plans {
                     let mut events = state.step(region, Input::Tick, now, &pb).unwrap_or_default();
                     events.extend(state.step(region, Input::Consultation(&a), now, &pb).unwrap_or_default());
-                    record_events(tx, now, &events, &state)?;
+                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
                 }
                 match rec.body {
                     RecordBody::ConsultationHeld { consultation } => Ok(Some(consultation)),
@@ -266,7 +282,7 @@ impl Engine {
 
     /// A copy of what jobs need, to move into the writer.
     fn snapshot(&self) -> Arc<EngineView> {
-        Arc::new(EngineView { regions: self.regions, pinned: self.playbooks.pinned.read().map(|g| g.clone()).unwrap_or_default() })
+        Arc::new(EngineView { regions: self.regions, pinned: self.playbooks.pinned.read().map(|g| g.clone()).unwrap_or_default(), stages: self.stages.clone() })
     }
 
     /// Applies an input to the region of a warning (sign, lift, cancel).
@@ -289,7 +305,7 @@ impl Engine {
                     WarningAction::Cancel { actor, reason } => Input::Cancel { actor, reason },
                 };
                 let events = state.step(w.region, input, now, &pb).map_err(|e| refuse(e.into()))?;
-                record_events(tx, now, &events, &state)?;
+                record_events(tx, now, &events, &state, &pb, &me.stages)?;
                 Ok(events)
             })
             .await
@@ -324,7 +340,7 @@ impl Engine {
                     let events = state
                         .step(r, Input::Directive { id: &d.id, min_level: &d.min_level, from: d.from, until: d.until }, now, &pb)
                         .map_err(|e| refuse(e.into()))?;
-                    record_events(tx, now, &events, &state)?;
+                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
                     all.extend(events);
                 }
                 Ok(all)
@@ -351,7 +367,7 @@ impl Engine {
                     let mut state = tx.region_state(r)?;
                     let Some(pb) = me.playbook_for(&set, r, &state) else { continue };
                     let events = state.step(r, Input::DirectiveLifted { id: &id }, now, &pb).unwrap_or_default();
-                    record_events(tx, now, &events, &state)?;
+                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
                     all.extend(events);
                 }
                 Ok(all)
@@ -374,7 +390,7 @@ impl Engine {
                     }
                     let Some(pb) = me.playbook_for(&set, r, &state) else { continue };
                     let events = state.step(r, Input::Tick, now, &pb).unwrap_or_default();
-                    record_events(tx, now, &events, &state)?;
+                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
                     all.extend(events);
                 }
                 Ok(all)
@@ -399,6 +415,7 @@ pub enum WarningAction {
 struct EngineView {
     regions: &'static Regions,
     pinned: BTreeMap<String, Arc<Playbook>>,
+    stages: Vec<Arc<dyn Stage>>,
 }
 
 impl EngineView {

@@ -66,6 +66,12 @@ enum Command {
         #[command(subcommand)]
         command: WarningsCommand,
     },
+    /// Check that the stored views agree with the event log (the daemon must be stopped).
+    Verify {
+        /// A configuration file (default: the embedded config/default.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Reload the playbooks of the running daemon.
     Reload {
         #[command(flatten)]
@@ -211,6 +217,18 @@ fn spawn_signals(_state: std::sync::Arc<hazeflow::app::AppState>, shutdown: toki
     Ok(())
 }
 
+fn verify(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let settings = hazeflow::config::Settings::load(config.as_deref())?;
+    let store = hazeflow::store::Store::open(&settings.db_path())?;
+    let (diffs, events) = store.read(|r| Ok((r.verify_views()?, r.event_count()?)))?;
+    store.close();
+    for d in &diffs {
+        eprintln!("{d}");
+    }
+    println!("{}: {events} events; {}", settings.db_path().display(), if diffs.is_empty() { "the views agree with the log".to_string() } else { format!("{} differences", diffs.len()) });
+    Ok(if diffs.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Daemon { .. }) {
@@ -236,6 +254,7 @@ fn main() -> ExitCode {
                 }
             })
         }),
+        Command::Verify { config } => verify(config),
         Command::Reload { server } => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::Check { paths } => commands::check(&paths),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),

@@ -93,14 +93,15 @@ impl Uscc {
     /// that fail it (a per-record override in the list). Also the right parser for look-ups.
     pub fn parse_with_override(s: &str) -> Result<Uscc, UsccError> {
         let upper = s.to_ascii_uppercase();
-        let bytes = upper.as_bytes();
         let len = upper.chars().count();
-        if len != 18 || bytes.len() != 18 {
+        if len != 18 {
             return Err(UsccError::Length { code: s.to_string(), len });
         }
-        if let Some((i, &c)) = bytes.iter().enumerate().find(|(_, c)| uscc_value(**c).is_none()) {
-            return Err(UsccError::Charset { code: upper.clone(), position: i + 1, ch: c as char });
+        let bad = upper.chars().enumerate().find(|(_, c)| !c.is_ascii() || uscc_value(*c as u8).is_none());
+        if let Some((i, ch)) = bad {
+            return Err(UsccError::Charset { code: upper.clone(), position: i + 1, ch });
         }
+        let bytes = upper.as_bytes();
         let region = &upper[2..8];
         let region_ok = region.bytes().all(|b| b.is_ascii_digit())
             && (region == "100000" || RegionCode::parse(region).is_ok());
@@ -1203,9 +1204,9 @@ mod tests {
             ("91350211M0000XUF46", Err("fails"), true),
             ("9137020016356268", Err("must be 18 characters, got 16"), false),
             ("91370200I63562681G", Err("has 'I' at position 9"), false),
-            ("91379900163562681G", Err("at positions 3-8, which is not a GB/T 2260 region code"), false),
+            ("91990000163562681G", Err("has \"990000\" at positions 3-8, which is not a GB/T 2260 region code"), false),
             ("91A70200163562681G", Err("at positions 3-8"), false),
-            ("９1370200163562681G", Err("has '"), false),
+            ("９1370200163562681G", Err("has '９' at position 1"), false),
         ];
         for (input, strict, lenient) in table {
             match (Uscc::parse(input), strict) {

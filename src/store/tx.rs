@@ -378,3 +378,72 @@ impl<'a> Tx<'a> {
         r.map_err(|e| self.fail(e))
     }
 }
+
+impl ReadTx {
+    /// Folds the whole log again and compares the result with the stored views (region states,
+    /// warnings, latest forecasts, directives). Returns the differences, empty when they agree.
+    pub fn verify_views(&self) -> Result<Vec<String>, StoreError> {
+        use std::collections::BTreeMap;
+        let mut states: BTreeMap<u32, RegionState> = BTreeMap::new();
+        let mut latest: BTreeMap<u32, (DateTime<chrono::FixedOffset>, String)> = BTreeMap::new();
+        let mut directives: BTreeMap<String, bool> = BTreeMap::new();
+        let mut after = 0;
+        loop {
+            let batch = self.events_after(after, 10_000)?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            for r in batch {
+                match r.body {
+                    RecordBody::Warning { event, .. } => states.entry(event.region.as_u32()).or_default().apply(&event),
+                    RecordBody::ForecastAccepted { forecast, .. } => {
+                        for region in forecast.series.keys() {
+                            let e = latest.entry(region.as_u32()).or_insert((forecast.issued_at, forecast.id.clone()));
+                            if forecast.issued_at >= e.0 {
+                                *e = (forecast.issued_at, forecast.id.clone());
+                            }
+                        }
+                    }
+                    RecordBody::DirectiveIssued { directive } => {
+                        directives.insert(directive.id, true);
+                    }
+                    RecordBody::DirectiveLifted { id } => {
+                        directives.insert(id, false);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut diffs = Vec::new();
+        let stored: BTreeMap<u32, RegionState> = self.region_states()?.into_iter().map(|(c, s)| (c.as_u32(), s)).collect();
+        if stored != states {
+            for (k, v) in &states {
+                if stored.get(k) != Some(v) {
+                    diffs.push(format!("region {k}: the stored state differs from the log"));
+                }
+            }
+            for k in stored.keys().filter(|k| !states.contains_key(k)) {
+                diffs.push(format!("region {k}: a stored state with no events"));
+            }
+        }
+        for s in states.values() {
+            if let Some(w) = &s.warning {
+                if self.warning(&w.id)?.as_ref() != Some(w) {
+                    diffs.push(format!("warning {}: the stored view differs from the log", w.id));
+                }
+            }
+        }
+        for (region, (_, id)) in &latest {
+            let t = self.open(LATEST)?;
+            let stored = t.get(*region).map_err(|e| self.err(e))?.map(|v| v.value().to_string());
+            if stored.as_deref() != Some(id.as_str()) {
+                diffs.push(format!("region {region}: latest forecast {stored:?} but the log says {id}"));
+            }
+        }
+        for (id, active) in &directives {
+            if self.directive(id)?.map(|d| d.active) != Some(*active) {
+                diffs.push(format!("directive {id}: the stored view differs from the log"));
+            }
+        }
+        Ok(diffs)
+    }
+}
