@@ -174,8 +174,8 @@ fn refuse(e: EngineError) -> StoreError {
 }
 
 fn unrefuse(e: StoreError) -> EngineError {
-    if let StoreError::Refused(json) = &e {
-        if let Ok((kind, m)) = serde_json::from_str::<(String, String)>(json) {
+    if let StoreError::Refused(json) = &e
+        && let Ok((kind, m)) = serde_json::from_str::<(String, String)>(json) {
             return match kind.as_str() {
                 "bad_input" => EngineError::BadInput(m),
                 "not_found" => EngineError::NotFound(m),
@@ -184,7 +184,6 @@ fn unrefuse(e: StoreError) -> EngineError {
                 _ => EngineError::Store(e),
             };
         }
-    }
     EngineError::Store(e)
 }
 
@@ -420,11 +419,10 @@ struct EngineView {
 
 impl EngineView {
     fn playbook_for(&self, set: &PlaybookSet, region: RegionCode, state: &RegionState) -> Option<Arc<Playbook>> {
-        if let Some(w) = state.live() {
-            if let Some(p) = self.pinned.get(&w.playbook) {
+        if let Some(w) = state.live()
+            && let Some(p) = self.pinned.get(&w.playbook) {
                 return Some(p.clone());
             }
-        }
         set.for_region(region, self.regions).cloned()
     }
 

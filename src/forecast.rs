@@ -487,7 +487,7 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
                 .from_local_datetime(&day_before.and_hms_opt(16, 0, 0).unwrap_or_default())
                 .single()
                 .map(|t| t.fixed_offset())
-                .unwrap_or_else(|| DateTime::<FixedOffset>::default())
+                .unwrap_or_else(DateTime::<FixedOffset>::default)
         }
     };
     let source = opts.source.clone().or(raw.source).unwrap_or_else(|| "unknown".into());

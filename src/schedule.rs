@@ -34,11 +34,10 @@ pub fn due_slot(state: &AppState, since: DateTime<Utc>, now: DateTime<Utc>) -> O
                     _ => break,
                 }
             }
-            if let Some(l) = last {
-                if best.as_ref().is_none_or(|b| l > b.0) {
+            if let Some(l) = last
+                && best.as_ref().is_none_or(|b| l > b.0) {
                     best = Some((l, format!("{}/{}", pb.id, c.name)));
                 }
-            }
         }
     }
     best

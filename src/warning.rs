@@ -377,11 +377,10 @@ impl Decider<'_> {
 
     /// New episode id, or the last one when this start lies within the merge gap of its end.
     fn episode_id(&self, start: DateTime<Utc>) -> (String, bool) {
-        if let Some(w) = &self.state.warning {
-            if w.status == Status::Lifted && w.ended_at.is_some_and(|end| start - end < self.pb.merge_gap) {
+        if let Some(w) = &self.state.warning
+            && w.status == Status::Lifted && w.ended_at.is_some_and(|end| start - end < self.pb.merge_gap) {
                 return (w.id.clone(), true);
             }
-        }
         let date = self.now.with_timezone(&Shanghai).format("%Y%m%d");
         (format!("{}-{date}-{}", self.region, self.state.episodes + 1), false)
     }

@@ -237,11 +237,11 @@ fn assert_lifts_wait_for_the_lift_window(r: &Replay, pb: &Playbook) -> usize {
         let waited = e.at - last;
         if waited < pb.lift_window || waited > pb.lift_window + Duration::days(1) {
             problems.push(format!(
-                "{} {from} lowered at {} only {} h after {}",
+                "{} {from} lowered at {}, {} h after the last consultation that proposed it ({})",
                 e.region,
-                e.at,
+                e.at.with_timezone(&Shanghai),
                 waited.num_hours(),
-                last
+                last.with_timezone(&Shanghai)
             ));
         }
         checked += 1;

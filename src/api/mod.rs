@@ -173,11 +173,10 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResul
 
 async fn sign(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let b: SignBody = json_body(&body)?;
-    if let Some(role) = &b.role {
-        if role != &staff.role {
+    if let Some(role) = &b.role
+        && role != &staff.role {
             return Err(ApiError::Forbidden(format!("your token carries role \"{}\", not \"{role}\"", staff.role)));
         }
-    }
     let signer = b.signer.unwrap_or(staff.name.clone());
     let events = s.engine.warning_action(&id, WarningAction::Sign { signer, role: staff.role.clone() }).await?;
     s.after_change();

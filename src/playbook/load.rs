@@ -214,11 +214,10 @@ fn compile(
     let scope = validate::scope(file, &raw.scope, parent, regions).map_err(|e| vec![e])?;
     let pid = parent.map(|p| p.id.as_str()).unwrap_or("");
     let horizon_days = raw.horizon_days.as_ref().map(|h| h.value).or(parent.map(|p| p.horizon_days)).unwrap_or(DEFAULT_HORIZON_DAYS);
-    if let Some(h) = &raw.horizon_days {
-        if !(1..=10).contains(&h.value) {
+    if let Some(h) = &raw.horizon_days
+        && !(1..=10).contains(&h.value) {
             errors.push(validate::at(file, &h.referenced, format!("horizon_days must be from 1 to 10, not {}", h.value)));
         }
-    }
     let lead_time = hours(file, &raw.lead_time_hours, parent.map(|p| p.lead_time.num_hours()), DEFAULT_LEAD_TIME_HOURS, None, &mut errors);
     let lift_window = hours(
         file,
@@ -284,11 +283,10 @@ fn compile(
         };
         let from = time(&v.from, &mut errors);
         let until = v.until.as_ref().and_then(|u| time(u, &mut errors));
-        if let (Some(f), Some(u)) = (from, until) {
-            if u <= f {
+        if let (Some(f), Some(u)) = (from, until)
+            && u <= f {
                 errors.push(validate::at(file, &d.referenced, "a directive's until must be after its from"));
             }
-        }
         if let Some(from) = from {
             directives.push(Directive {
                 id: v.id.value.clone(),
@@ -453,9 +451,8 @@ fn merge_level(file: &Path, v: &RawLevel, level: &mut Level, roles: &[Role], hor
             Err(e) => errors.push(e),
         }
     }
-    if let Some(e) = &v.entry {
-        if let Some(rule) = validate::rule(file, e, horizon_days, errors) {
+    if let Some(e) = &v.entry
+        && let Some(rule) = validate::rule(file, e, horizon_days, errors) {
             level.entry = rule;
         }
-    }
 }

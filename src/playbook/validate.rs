@@ -27,15 +27,14 @@ pub(crate) fn scope(
 ) -> Result<RegionCode, PlaybookError> {
     let code = RegionCode::parse(&scope.value).map_err(|e| at(file, &scope.referenced, e.to_string()))?;
     let code = regions.resolve(code).ok_or_else(|| at(file, &scope.referenced, format!("unknown region {code}")))?;
-    if let Some(p) = parent {
-        if code == p.scope || !regions.is_within(code, p.scope) {
+    if let Some(p) = parent
+        && (code == p.scope || !regions.is_within(code, p.scope)) {
             return Err(at(
                 file,
                 &scope.referenced,
                 format!("scope {code} is not below the scope {} of the parent playbook \"{}\"", p.scope, p.id),
             ));
         }
-    }
     Ok(code)
 }
 

@@ -426,11 +426,10 @@ impl ReadTx {
             }
         }
         for s in states.values() {
-            if let Some(w) = &s.warning {
-                if self.warning(&w.id)?.as_ref() != Some(w) {
+            if let Some(w) = &s.warning
+                && self.warning(&w.id)?.as_ref() != Some(w) {
                     diffs.push(format!("warning {}: the stored view differs from the log", w.id));
                 }
-            }
         }
         for (region, (_, id)) in &latest {
             let t = self.open(LATEST)?;

@@ -1,1 +1,175 @@
-//! todo
+//! The HTTP API and the CLI on a running daemon: forecasts as CSV and JSON, duplicates, health,
+//! metrics, the audit log in pages, and `hazeflow warnings …` against the test daemon.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const TAIYUAN: &str = "140100";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forecast_posted_as_csv_or_as_json_is_recorded_once_however_often_and_in_whichever_form_it_comes() {
+    let app = spawn_app(clock()).await;
+
+    // 15:00: the forecast centre posts its CSV → 201, recorded.
+    let csv = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    let (status, first) = app.submit(csv.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!((first["duplicate"].as_bool(), first["regions"].as_u64()), (Some(false), Some(1)), "{first}");
+    let id = first["id"].as_str().expect("an id").to_string();
+
+    // 15:01: the same CSV again (a retry) → 200, duplicate, nothing new recorded.
+    let seq = app.last_seq().await;
+    let (status, again) = app.submit(csv).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!((again["id"].as_str(), again["duplicate"].as_bool(), again["seq"].as_u64()), (Some(id.as_str()), Some(true), Some(0)), "{again}");
+
+    // 15:02: the same forecast as JSON is the same forecast → 200, duplicate.
+    let days = ["2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05", "2026-12-06", "2026-12-07"];
+    let values: Vec<Value> = days.iter().zip([120, 160, 230, 240, 180, 120, 100]).map(|(d, a)| json!({ "region": TAIYUAN, "date": d, "aqi": a })).collect();
+    let same = json!({ "issued_at": "2026-12-01T14:00:00+08:00", "source": "省生态环境监测和应急保障中心", "values": values });
+    let (status, body) = app.submit(same.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["id"].as_str(), body["duplicate"].as_bool()), (Some(id.as_str()), Some(true)), "{body}");
+    assert_eq!(app.last_seq().await, seq, "a duplicate writes nothing");
+
+    // 16:10: a new JSON forecast, with concentrations for Datong → 201, AQI computed.
+    app.set_clock("2026-12-01 16:10");
+    let json_forecast = json!({ "issued_at": "2026-12-01 16:00", "source": "省生态环境监测和应急保障中心", "values": [
+        { "region": "140200", "date": "2026-12-02", "pm25": 80 },
+        { "region": "140200", "date": "2026-12-03", "pm25": 160, "pm10": null },
+    ]});
+    let (status, body) = app.submit(json_forecast.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["duplicate"], false);
+    let second = body["id"].as_str().expect("an id").to_string();
+
+    // The log holds each forecast exactly once, as it came in.
+    let events = app.events().await;
+    let accepted: Vec<&Value> = events.iter().filter(|r| r["type"] == "forecast_accepted").collect();
+    assert_eq!(accepted.len(), 2);
+    assert_eq!((accepted[0]["forecast"]["id"].as_str(), accepted[0]["via"].as_str(), accepted[0]["actor"].as_str()), (Some(id.as_str()), Some("http:王市长"), Some("http:王市长")));
+    assert_eq!(accepted[1]["forecast"]["id"], second.as_str());
+    assert_eq!(accepted[1]["forecast"]["series"]["140200"][1]["aqi"], 210, "PM2.5 160 µg/m³ is AQI 210 (HJ 633-2026)");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_answer_without_a_token_and_count_warnings_consultations_and_forecasts() {
+    let app = spawn_app(clock()).await;
+    let (status, health) = app.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["playbooks"], json!(["shanxi@2024.1", "taiyuan@2024.1"]));
+
+    // One good forecast (→ an orange proposal) and one bad.
+    let csv = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    assert_eq!(app.submit(csv).await.0, StatusCode::CREATED);
+    assert_eq!(app.submit("region,date,aqi\n140100,2026-12-01,abc\n").await.0, StatusCode::BAD_REQUEST);
+    eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
+
+    let (status, text) = app.get_text("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = text.lines().collect();
+    for expected in [
+        "# TYPE hazeflow_warnings gauge",
+        "hazeflow_warnings{level=\"orange\",status=\"pending\"} 1",
+        "hazeflow_forecasts_total{outcome=\"accepted\"} 1",
+        "hazeflow_forecasts_total{outcome=\"rejected\"} 1",
+    ] {
+        assert!(lines.contains(&expected), "/metrics has {expected:?}:\n{text}");
+    }
+    let number = |name: &str| -> u64 {
+        lines.iter().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} in\n{text}"))
+    };
+    assert!(number("hazeflow_consultations_total") >= 1, "the consultation on the forecast is counted");
+    assert_eq!(number("hazeflow_events_total"), app.last_seq().await, "one count per record in the log");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_read_in_pages_after_a_sequence_number() {
+    let app = spawn_app(clock()).await;
+    for (i, aqi) in [60, 70, 80].iter().enumerate() {
+        let csv = forecast_csv(&format!("2026-12-01 14:0{i}"), "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[*aqi; 3]);
+        assert_eq!(app.submit(csv).await.0, StatusCode::CREATED);
+    }
+    eventually("the consultations are held", || async { (app.last_seq().await >= 5).then_some(()) }).await;
+    let all = app.events().await;
+    let last = app.last_seq().await;
+    assert_eq!(all.iter().map(|r| r["seq"].as_u64().unwrap_or(0)).collect::<Vec<_>>(), (1..=last).collect::<Vec<_>>(), "gap-free, in order");
+
+    // Two at a time: each page starts after the last one's next_after.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, body) = app.get(&format!("/api/v1/events?after={after}&limit=2"), Some(DUTY)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let page = body["events"].as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            assert_eq!(body["next_after"], Value::Null);
+            break;
+        }
+        assert!(page.len() <= 2);
+        assert_eq!(page[0]["seq"], after + 1);
+        after = body["next_after"].as_u64().expect("next_after");
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    let (status, body) = app.get(&format!("/api/v1/events?after={}", last - 1), Some(DUTY)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["next_after"], last);
+    app.stop().await;
+}
+
+/// Runs the real `hazeflow` binary with arguments; (exit code, stdout, stderr).
+pub async fn hazeflow(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hazeflow"))
+        .args(args)
+        .env_remove("HAZEFLOW_SERVER")
+        .env_remove("HAZEFLOW_TOKEN")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("the hazeflow binary runs");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_submits_lists_and_signs_warnings_on_the_running_daemon() {
+    let app = spawn_app(clock()).await;
+    let server = app.base();
+    let file = app.dir.path().join("taiyuan-20261201.csv");
+    std::fs::write(&file, forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100])).expect("written");
+    let file = file.to_str().expect("a UTF-8 path");
+
+    // The duty officer hands the forecast over with `hazeflow forecast submit`.
+    let (code, out, err) = hazeflow(&["forecast", "submit", file, "--server", &server, "--token", DUTY]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.starts_with("forecast ") && out.contains(" recorded (1 regions)"), "{out}");
+    let w = eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
+    let id = w["id"].as_str().expect("an id");
+
+    // `hazeflow warnings list` shows it awaiting sign-off.
+    let (code, out, err) = hazeflow(&["warnings", "list", "--server", &server, "--token", DEPUTY]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.lines().any(|l| l.starts_with(id) && l.contains("太原市") && l.contains("orange") && l.ends_with("(awaiting sign-off)")), "{out}");
+    assert!(out.ends_with("1 warnings, 1 awaiting sign-off\n"), "{out}");
+
+    // The duty officer may not sign it (exit 1, the reason on stderr); the deputy head may.
+    let (code, out, err) = hazeflow(&["warnings", "sign", "--pending", "--server", &server, "--token", DUTY]).await;
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("403 Forbidden: role \"duty_officer\" may not sign a orange warning (needs deputy_head)"), "{err}");
+    let (code, out, err) = hazeflow(&["warnings", "sign", "--pending", "--server", &server, "--token", DEPUTY]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.ends_with("1 signed, 0 refused\n"), "{out}");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "issued");
+
+    // A wrong token: a clear error and a non-zero exit.
+    let (code, out, err) = hazeflow(&["warnings", "list", "--server", &server, "--token", "guess"]).await;
+    assert_ne!(code, Some(0), "{out}");
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    app.stop().await;
+}

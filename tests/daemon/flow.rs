@@ -134,3 +134,135 @@ pub async fn history_of(app: &TestApp, id: &str) -> Vec<Value> {
 pub async fn forecast_ids(app: &TestApp) -> Vec<String> {
     app.events().await.iter().filter(|r| r["type"] == "forecast_accepted").map(|r| r["forecast"]["id"].as_str().unwrap_or("?").to_string()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_until_the_directive_is_lifted() {
+    // 2026-12-01 15:00: the province orders Taiyuan and its counties to at least orange from now.
+    let app = spawn_app(clock()).await;
+    let directive = json!({ "id": "晋气调〔2026〕1号", "name": "全省重污染天气应急调度令", "min_level": "orange", "regions": [TAIYUAN], "from": "2026-12-01 15:00" });
+    let (status, body) = app.post_json("/api/v1/directives", Some(HEAD), &directive).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // → Taiyuan and its ten counties are at orange at once, nobody had to sign.
+    let warnings = app.warnings().await;
+    assert_eq!(warnings.len(), 11, "Taiyuan and its counties: {warnings:?}");
+    for w in &warnings {
+        assert_eq!((w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()), (Some("active"), Some("orange"), Some(false)), "{w}");
+        assert_eq!(w["holds"][0]["directive"], "晋气调〔2026〕1号");
+    }
+    let w = app.warning_of(TAIYUAN).await.expect("Taiyuan's warning");
+    let id = w["id"].as_str().expect("an id").to_string();
+    let history = history_of(&app, &id).await;
+    assert_eq!(history[0]["event"]["kind"], "issued");
+    assert_eq!(history[0]["actor"], "directive:晋气调〔2026〕1号");
+
+    // 15:30: the duty officer tries to lift Taiyuan's warning: refused while the directive holds it.
+    app.set_clock("2026-12-01 15:30");
+    let seq = app.last_seq().await;
+    let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY), &json!({ "reason": "天气转好" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], format!("warning {id} is held by directive 晋气调〔2026〕1号 until it is released"));
+    assert_eq!(app.last_seq().await, seq, "nothing is recorded");
+
+    // A clean forecast and two days later: still orange, the directive holds it.
+    let clean = forecast_csv("2026-12-01 15:40", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[60, 60, 60, 60, 60, 60, 60]);
+    let (status, body) = app.submit(clean).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    eventually("the consultation on the clean forecast is held", || async {
+        let (_, body) = app.get("/api/v1/consultations", Some(DUTY)).await;
+        body["consultations"].as_array().is_some_and(|c| c.iter().any(|c| c["assessments"].as_array().is_some_and(|a| !a.is_empty()))).then_some(())
+    })
+    .await;
+    app.set_clock("2026-12-03 16:30");
+    app.state.engine.tick().await.expect("a tick");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["level"], "orange");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "active");
+
+    // The province lifts the directive → Taiyuan is released, and the duty officer may lift it.
+    let (status, body) = app.post("/api/v1/directives/晋气调〔2026〕1号/lift", Some(HEAD)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = app.get("/api/v1/directives", Some(DUTY)).await;
+    assert_eq!(body["directives"][0]["active"], false, "{body}");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["holds"], json!([]));
+    let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY), &json!({ "reason": "天气转好" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let w = app.warning_of(TAIYUAN).await.expect("the warning");
+    assert_eq!(w["status"], "lifted", "{w}");
+    let history = history_of(&app, &id).await;
+    let last = history.last().expect("history");
+    assert_eq!((last["event"]["kind"].as_str(), last["actor"].as_str(), last["event"]["reason"].as_str()), (Some("lifted"), Some(DUTY_NAME), Some("天气转好")));
+    assert!(history.iter().any(|r| r["event"]["kind"] == "directive_released"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_version_and_a_broken_one_is_refused() {
+    // The daemon runs on a copy of the shipped playbooks that operators edit.
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let books = dir.path().join("playbooks");
+    std::fs::create_dir_all(&books).expect("a playbooks folder");
+    for f in ["shanxi.yaml", "taiyuan.yaml"] {
+        std::fs::copy(format!("{PLAYBOOKS}/{f}"), books.join(f)).expect("a copy");
+    }
+    let app = spawn_app_with(dir, clock(), |s| s.playbooks = books.clone()).await;
+
+    // 15:00: an orange proposal for Taiyuan under taiyuan@2024.1.
+    let orange = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    app.drop_in_inbox("taiyuan.csv", &orange);
+    let w = eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
+    assert_eq!(w["playbook"], "taiyuan@2024.1");
+    let id = w["id"].as_str().expect("an id").to_string();
+
+    // 15:10: the city makes orange the head's to sign, as version 2024.2, and reloads.
+    let taiyuan = std::fs::read_to_string(books.join("taiyuan.yaml")).expect("taiyuan.yaml");
+    let stricter = taiyuan.replace("version: \"2024.1\"", "version: \"2024.2\"").replace("levels:\n", "levels:\n  - id: orange\n    sign_off: head\n");
+    assert_ne!(stricter, taiyuan);
+    std::fs::write(books.join("taiyuan.yaml"), &stricter).expect("written");
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["versions"].as_array().expect("versions").contains(&json!("taiyuan@2024.2")), "{body}");
+
+    // The running episode keeps 2024.1: the deputy head may still sign its orange.
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let w = app.warning_of(TAIYUAN).await.expect("the warning");
+    assert_eq!((w["status"].as_str(), w["playbook"].as_str()), (Some("issued"), Some("taiyuan@2024.1")), "{w}");
+
+    // A new episode in a Taiyuan county (小店区) falls under 2024.2: its orange needs the head.
+    let xiaodian = forecast_csv("2026-12-01 15:05", "省生态环境监测和应急保障中心", "140105", "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    app.drop_in_inbox("xiaodian.csv", &xiaodian);
+    let county = eventually("orange is proposed for 小店区", || async { app.warning_of("140105").await }).await;
+    assert_eq!((county["level"].as_str(), county["playbook"].as_str()), (Some("orange"), Some("taiyuan@2024.2")), "{county}");
+    let (status, body) = app.post(&format!("/api/v1/warnings/{}/sign", county["id"].as_str().unwrap_or("?")), Some(DEPUTY)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // 15:20: someone saves a broken taiyuan.yaml and reloads: refused with file:line:column, and
+    // 2024.2 stays live; only the refusal is recorded.
+    let broken = stricter.replace("lift_window_hours: 48", "lift_window_hours: soon");
+    assert_ne!(broken, stricter);
+    std::fs::write(books.join("taiyuan.yaml"), broken).expect("written");
+    let seq = app.last_seq().await;
+    let before = app.warnings().await;
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = body["error"].as_str().expect("an error");
+    assert!(error.starts_with("playbooks not reloaded; the old ones stay live:\n"), "{error}");
+    let line = error.lines().nth(1).expect("one error line");
+    let file = books.join("taiyuan.yaml").display().to_string();
+    let place = line.strip_prefix(&format!("{file}:")).unwrap_or_else(|| panic!("names the file: {line}"));
+    let mut parts = place.splitn(3, ':');
+    let (l, c) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    assert!(l.parse::<u32>().is_ok() && c.parse::<u32>().is_ok(), "file:line:column: {line}");
+    let (_, live) = app.get("/api/v1/playbooks", Some(DUTY)).await;
+    let versions: Vec<&Value> = live["playbooks"].as_array().expect("playbooks").iter().map(|p| &p["version"]).collect();
+    assert!(versions.contains(&&json!("2024.2")), "{live}");
+    assert_eq!(live["last_reload"]["versions"], json!(["shanxi@2024.1", "taiyuan@2024.2"]), "{live}");
+    assert_eq!(app.warnings().await, before);
+    let events = app.events().await;
+    assert_eq!(events.len() as u64, seq + 1);
+    let refusal = events.last().expect("an event");
+    assert_eq!(refusal["type"], "playbooks_reloaded");
+    assert_eq!(refusal["versions"], json!(["shanxi@2024.1", "taiyuan@2024.2"]));
+    assert_eq!(refusal["errors"].as_array().map(Vec::len), Some(1), "{refusal}");
+    app.stop().await;
+}
