@@ -85,6 +85,7 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
+    delivery: Arc<crate::notify::Delivery>,
 }
 
 impl Application {
@@ -97,14 +98,16 @@ impl Application {
         })?;
         let store = Store::open(&settings.db_path())?;
         let now = clock.now();
-        let engine = Engine { stages: Vec::new(), store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
+        let notify = crate::notify::build(&settings, regions)?;
+        let mut engine = Engine { stages: Vec::new(), store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
+        engine.stages.push(notify.stage.clone());
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let state = Arc::new(AppState { engine, settings, consult_on_forecast: true, consult_requested: Notify::new(), changed: Notify::new() });
         if state.settings.demo {
             crate::demo::seed_inbox(&state)?;
         }
-        Ok(Application { listener, state })
+        Ok(Application { listener, state, delivery: notify.delivery })
     }
 
     /// The port it listens on.
@@ -124,7 +127,8 @@ impl Application {
         tracker.spawn(inbox::run(state.clone(), shutdown.clone()));
         tracker.spawn(schedule::run_consultations(state.clone(), shutdown.clone()));
         tracker.spawn(schedule::run_ticks(state.clone(), shutdown.clone(), TICK_EVERY));
-        let router = api::router().with_state(state.clone());
+        tracker.spawn(crate::notify::deliver::run(self.delivery.clone(), state.clone(), shutdown.clone()));
+        let router = api::router().merge(crate::publish::router()).merge(crate::dashboard::router(&state.settings)).with_state(state.clone());
         let sd = shutdown.clone();
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move { sd.cancelled().await });
         tracker.spawn(async move {

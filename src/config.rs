@@ -38,6 +38,16 @@ pub struct Settings {
     /// Staff who may use the staff endpoints.
     #[serde(default)]
     pub staff: StaffSettings,
+    /// Outgoing mail: SMTP, or `.eml` files when no server is set (see [`MailSettings`]).
+    #[serde(default)]
+    pub mail: MailSettings,
+    /// The duty roster file (值班表): who is on duty where, and which event reaches whom.
+    /// `HAZEFLOW_ROSTER`.
+    #[serde(default = "default_roster")]
+    pub roster: PathBuf,
+    /// Webhook endpoints (SMS gateways, work-chat robots) and how they are sent to.
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 fn default_deadline() -> u64 {
@@ -115,6 +125,7 @@ impl Settings {
         let mut s = Self::parse(&name, &text)?;
         s.apply_env(|k| std::env::var(k).ok())?;
         s.load_token_file()?;
+        s.load_secret_files()?;
         s.validate()?;
         Ok(s)
     }
@@ -178,6 +189,7 @@ impl Settings {
                 self.staff.tokens.push(StaffToken { name: name.into(), role: role.into(), sha256: hash_token(token) });
             }
         }
+        self.apply_notify_env(&get)?;
         Ok(())
     }
 
@@ -215,6 +227,7 @@ impl Settings {
         if !self.http.public_url.starts_with("http://") && !self.http.public_url.starts_with("https://") {
             bail!("http.public_url: \"{}\" must start with http:// or https://", self.http.public_url);
         }
+        self.validate_notify()?;
         Ok(())
     }
 
@@ -226,6 +239,403 @@ impl Settings {
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("hazeflow.redb")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications: mail, roster, webhooks (see `crate::notify`).
+
+fn default_roster() -> PathBuf {
+    PathBuf::from("./config/roster.yaml")
+}
+
+/// A secret (SMTP password, webhook key): read from the environment or a file, never from the
+/// YAML, and never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Outgoing mail. With no `smtp.host`, messages are written as `.eml` files into `dir`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// The sender, `Name <address>`. `HAZEFLOW_MAIL_FROM`.
+    pub from: String,
+    /// Folder for `.eml` files when no SMTP host is set; `{data_dir}/mail` when empty.
+    /// `HAZEFLOW_MAIL_DIR`.
+    pub dir: Option<PathBuf>,
+    /// The SMTP server, if any.
+    pub smtp: SmtpSettings,
+    /// Most messages per second handed to the transport (0: no limit).
+    pub rate_per_sec: f64,
+    /// Messages sent at once (SMTP sessions in use).
+    pub concurrency: usize,
+    /// Retries with exponential backoff.
+    pub retry: RetrySettings,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            from: "山西省重污染天气应急指挥部办公室 <hazeflow@example.cn>".into(),
+            dir: None,
+            smtp: SmtpSettings::default(),
+            rate_per_sec: 50.0,
+            concurrency: 8,
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+impl MailSettings {
+    /// The folder `.eml` files go to.
+    pub fn dir_in(&self, data_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data_dir.join("mail"))
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (a relay on localhost only).
+    None,
+    /// Plain, then upgraded with STARTTLS, which is required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+}
+
+impl SmtpTls {
+    fn parse(v: &str) -> Result<SmtpTls> {
+        match v {
+            "none" => Ok(SmtpTls::None),
+            "starttls" => Ok(SmtpTls::Starttls),
+            "tls" => Ok(SmtpTls::Tls),
+            _ => bail!("HAZEFLOW_SMTP_TLS=\"{v}\" is none of none, starttls, tls"),
+        }
+    }
+
+    /// The usual port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        }
+    }
+}
+
+/// An SMTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// Host name; empty: no server, write `.eml` files. `HAZEFLOW_SMTP_HOST`.
+    pub host: Option<String>,
+    /// Port; by default 25, 587 or 465 after `tls`. `HAZEFLOW_SMTP_PORT`.
+    pub port: Option<u16>,
+    /// `none`, `starttls` or `tls`. `HAZEFLOW_SMTP_TLS`.
+    pub tls: SmtpTls,
+    /// User name for AUTH; none: no authentication. `HAZEFLOW_SMTP_USER`.
+    pub user: Option<String>,
+    /// A file holding the password (first line). The password itself comes only from here or from
+    /// `HAZEFLOW_SMTP_PASSWORD`. `HAZEFLOW_SMTP_PASSWORD_FILE`.
+    pub password_file: Option<PathBuf>,
+    /// The password, from the environment or `password_file`.
+    #[serde(skip)]
+    pub password: Option<Secret>,
+    /// Extra CA certificate (PEM) to trust, for a server with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Connections kept open in the pool.
+    pub pool_size: u32,
+    /// Seconds per SMTP command before giving up on the attempt.
+    pub timeout_secs: u64,
+    /// Name sent in EHLO; the host name by default.
+    pub hello_name: Option<String>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: None,
+            port: None,
+            tls: SmtpTls::Starttls,
+            user: None,
+            password_file: None,
+            password: None,
+            ca_file: None,
+            pool_size: 8,
+            timeout_secs: 30,
+            hello_name: None,
+        }
+    }
+}
+
+impl SmtpSettings {
+    /// The port to connect to.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or_else(|| self.tls.default_port())
+    }
+}
+
+/// Exponential backoff: attempt `n` failing waits `base_secs · factor^(n-1)`, at most
+/// `max_delay_secs`; after `max_attempts` the message has failed for good.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// First wait, in seconds.
+    pub base_secs: u64,
+    /// Growth of the wait per attempt (≥ 1).
+    pub factor: f64,
+    /// Longest wait, in seconds.
+    pub max_delay_secs: u64,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings { base_secs: 30, factor: 2.0, max_delay_secs: 3600, max_attempts: 10 }
+    }
+}
+
+impl RetrySettings {
+    /// The wait after attempt `attempt` (1-based) failed.
+    pub fn delay_after(&self, attempt: u32) -> chrono::Duration {
+        let exp = self.factor.powi(attempt.saturating_sub(1).min(64) as i32);
+        let secs = (self.base_secs as f64 * exp).min(self.max_delay_secs as f64);
+        chrono::Duration::milliseconds((secs * 1000.0) as i64)
+    }
+
+    fn validate(&self, at: &str) -> Result<()> {
+        if self.base_secs == 0 {
+            bail!("{at}.base_secs: must be more than 0");
+        }
+        if !self.factor.is_finite() || self.factor < 1.0 {
+            bail!("{at}.factor: must be 1 or more");
+        }
+        if self.max_delay_secs < self.base_secs {
+            bail!("{at}.max_delay_secs: must be at least base_secs");
+        }
+        if self.max_attempts == 0 {
+            bail!("{at}.max_attempts: must be more than 0");
+        }
+        Ok(())
+    }
+}
+
+/// Webhook endpoints and how they are sent to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// The endpoints.
+    pub endpoints: Vec<WebhookEndpoint>,
+    /// Most POSTs per second (0: no limit).
+    pub rate_per_sec: f64,
+    /// POSTs in flight at once.
+    pub concurrency: usize,
+    /// Seconds per request.
+    pub timeout_secs: u64,
+    /// Retries with exponential backoff.
+    pub retry: RetrySettings,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings { endpoints: Vec::new(), rate_per_sec: 20.0, concurrency: 4, timeout_secs: 10, retry: RetrySettings::default() }
+    }
+}
+
+/// The body a webhook endpoint expects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// hazeflow's own JSON (id, event, subject, text, data, recipients).
+    #[default]
+    Hazeflow,
+    /// `{"msgtype":"text","text":{"content":…}}`, as 企业微信 and 钉钉 group robots take it.
+    Robot,
+}
+
+/// One endpoint: a JSON POST per message, signed with HMAC-SHA256 over the body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    /// Id (letters, digits, `-`, `_`), used in message ids and logs.
+    pub id: String,
+    /// `http://…` (this build sends no TLS: put a TLS proxy in front of an `https` endpoint).
+    pub url: String,
+    /// Events it hears of, by the names of the roster's `notify:` mapping (`issued`, `lifted`, …).
+    pub events: Vec<String>,
+    /// Regions it covers (with everything below them); empty: all.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Body format.
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// Name of the environment variable holding the signing secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding the signing secret (first line).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// The secret, from `secret_env` or `secret_file`.
+    #[serde(skip)]
+    pub secret: Option<Secret>,
+}
+
+fn first_line(path: &Path, what: &str) -> Result<Secret> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{what}: cannot read {}", path.display()))?;
+    Ok(Secret::new(text.lines().next().unwrap_or("").trim_end_matches('\r').to_string()))
+}
+
+impl Settings {
+    /// `HAZEFLOW_SMTP_*`, `HAZEFLOW_MAIL_*`, `HAZEFLOW_ROSTER` and the webhooks' `secret_env`.
+    fn apply_notify_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<()> {
+        let smtp = &mut self.mail.smtp;
+        if let Some(v) = get("HAZEFLOW_SMTP_HOST") {
+            smtp.host = Some(v).filter(|h| !h.trim().is_empty());
+        }
+        if let Some(v) = get("HAZEFLOW_SMTP_PORT") {
+            smtp.port = Some(v.parse().with_context(|| format!("HAZEFLOW_SMTP_PORT=\"{v}\" is not a port number"))?);
+        }
+        if let Some(v) = get("HAZEFLOW_SMTP_TLS") {
+            smtp.tls = SmtpTls::parse(&v)?;
+        }
+        if let Some(v) = get("HAZEFLOW_SMTP_USER") {
+            smtp.user = Some(v).filter(|u| !u.is_empty());
+        }
+        if let Some(v) = get("HAZEFLOW_SMTP_PASSWORD") {
+            smtp.password = Some(Secret::new(v));
+        }
+        if let Some(v) = get("HAZEFLOW_SMTP_PASSWORD_FILE") {
+            smtp.password_file = Some(v.into());
+        }
+        if let Some(v) = get("HAZEFLOW_MAIL_FROM") {
+            self.mail.from = v;
+        }
+        if let Some(v) = get("HAZEFLOW_MAIL_DIR") {
+            self.mail.dir = Some(v.into());
+        }
+        if let Some(v) = get("HAZEFLOW_ROSTER") {
+            self.roster = v.into();
+        }
+        for e in &mut self.webhooks.endpoints {
+            if let Some(name) = &e.secret_env {
+                let v = get(name).with_context(|| format!("webhooks: endpoint {}: the environment variable {name} is not set", e.id))?;
+                e.secret = Some(Secret::new(v));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the SMTP password file and the webhooks' secret files (the environment wins).
+    fn load_secret_files(&mut self) -> Result<()> {
+        let smtp = &mut self.mail.smtp;
+        if smtp.password.is_none() {
+            if let Some(f) = &smtp.password_file {
+                smtp.password = Some(first_line(f, "mail.smtp.password_file")?);
+            }
+        }
+        for e in &mut self.webhooks.endpoints {
+            if e.secret.is_none() {
+                if let Some(f) = &e.secret_file {
+                    e.secret = Some(first_line(f, &format!("webhooks: endpoint {}: secret_file", e.id))?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the mail, roster and webhook settings.
+    fn validate_notify(&self) -> Result<()> {
+        let m = &self.mail;
+        if m.from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!("mail.from: \"{}\" is not a mailbox (Name <user@host>)", m.from);
+        }
+        if !m.rate_per_sec.is_finite() || m.rate_per_sec < 0.0 {
+            bail!("mail.rate_per_sec: must be 0 (no limit) or more");
+        }
+        if m.concurrency == 0 {
+            bail!("mail.concurrency: must be more than 0");
+        }
+        m.retry.validate("mail.retry")?;
+        let smtp = &m.smtp;
+        if let Some(host) = &smtp.host {
+            if host.trim().is_empty() || host.contains(char::is_whitespace) {
+                bail!("mail.smtp.host: \"{host}\" is not a host name");
+            }
+            if smtp.port() == 0 {
+                bail!("mail.smtp.port: must be more than 0");
+            }
+            if smtp.user.is_some() && smtp.password.is_none() {
+                bail!("mail.smtp.user is set but there is no password (HAZEFLOW_SMTP_PASSWORD or mail.smtp.password_file)");
+            }
+            if smtp.pool_size == 0 {
+                bail!("mail.smtp.pool_size: must be more than 0");
+            }
+            if smtp.timeout_secs == 0 {
+                bail!("mail.smtp.timeout_secs: must be more than 0");
+            }
+        }
+        let w = &self.webhooks;
+        if !w.rate_per_sec.is_finite() || w.rate_per_sec < 0.0 {
+            bail!("webhooks.rate_per_sec: must be 0 (no limit) or more");
+        }
+        if w.concurrency == 0 {
+            bail!("webhooks.concurrency: must be more than 0");
+        }
+        if w.timeout_secs == 0 {
+            bail!("webhooks.timeout_secs: must be more than 0");
+        }
+        w.retry.validate("webhooks.retry")?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, e) in w.endpoints.iter().enumerate() {
+            let at = format!("webhooks.endpoints[{i}]");
+            if e.id.is_empty() || !e.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                bail!("{at}.id: \"{}\" must be letters, digits, - and _", e.id);
+            }
+            if !seen.insert(e.id.as_str()) {
+                bail!("{at}.id: \"{}\" is used twice", e.id);
+            }
+            if e.url.starts_with("https://") {
+                bail!("{at}.url: this build sends webhooks over plain HTTP only; put a TLS proxy in front of \"{}\"", e.url);
+            }
+            if !e.url.starts_with("http://") {
+                bail!("{at}.url: \"{}\" must start with http://", e.url);
+            }
+            if e.events.is_empty() {
+                bail!("{at}.events: name at least one event");
+            }
+            for r in &e.regions {
+                crate::region::RegionCode::parse(r).map_err(|err| anyhow::anyhow!("{at}.regions: {err}"))?;
+            }
+            if e.secret_env.is_some() && e.secret_file.is_some() {
+                bail!("{at}: give one of secret_env and secret_file, not both");
+            }
+            if e.secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+                bail!("{at}: no signing secret (set secret_env or secret_file)");
+            }
+        }
+        Ok(())
     }
 }
 

@@ -12,6 +12,8 @@
 //! - [`consult`]: assessment (pure): forecast + playbook → proposed level per region.
 //! - [`warning`]: the warning lifecycle (pure state machine).
 //! - [`replay`]: observations replayed as perfect forecasts through assessment and lifecycle.
+//! - [`dashboard`]: the duty-staff pages at `/` (server-rendered Chinese HTML over the engine).
+//! - [`notify`]: who is told what (duty rosters), the outbox, delivery by email and webhooks.
 pub mod api;
 pub mod app;
 pub mod aqi;
@@ -21,11 +23,15 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod consult;
+pub mod dashboard;
 pub mod demo;
 pub mod forecast;
 pub mod inbox;
+pub mod notify;
 pub mod playbook;
+pub mod publish;
 pub mod region;
+pub mod registry;
 pub mod replay;
 pub mod schedule;
 pub mod store;

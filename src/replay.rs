@@ -103,15 +103,36 @@ pub fn replay(obs: &Forecast, pb: &Playbook, regions: &Regions) -> Replay {
                 let applies = d.regions.iter().any(|r| r == region || regions.is_within(*region, *r));
                 if applies && !applied.contains(&d.id.as_str()) && d.from.with_timezone(&Utc) <= now {
                     applied.push(&d.id);
-                    step(&mut state, Input::Directive { id: &d.id, min_level: &d.min_level, from: d.from.with_timezone(&Utc), until: d.until.map(|u| u.with_timezone(&Utc)) });
+                    step(
+                        &mut state,
+                        Input::Directive {
+                            id: &d.id,
+                            min_level: &d.min_level,
+                            from: d.from.with_timezone(&Utc),
+                            until: d.until.map(|u| u.with_timezone(&Utc)),
+                        },
+                    );
                 }
             }
             let a = assess_region(*region, &days[i + 1..], day.date.succ_opt().unwrap_or(day.date), &obs.id, pb);
-            out.assessments.push(DayProposal { region: *region, date: day.date, level: a.level_or_none().to_string(), rule: a.rule.clone() });
+            out.assessments.push(DayProposal {
+                region: *region,
+                date: day.date,
+                level: a.level_or_none().to_string(),
+                rule: a.rule.clone(),
+            });
             step(&mut state, Input::Consultation(&a));
-            let awaiting = state.live().is_some_and(|w| w.status == crate::warning::Status::Pending || w.pending_change.is_some());
+            let awaiting = state
+                .live()
+                .is_some_and(|w| w.status == crate::warning::Status::Pending || w.pending_change.is_some());
             if awaiting {
-                step(&mut state, Input::SignOff { signer: "replay", role: &top_role });
+                step(
+                    &mut state,
+                    Input::SignOff {
+                        signer: "replay",
+                        role: &top_role,
+                    },
+                );
             }
         }
         out.warnings.extend(summarise(&events));
@@ -171,7 +192,11 @@ pub fn summarise(events: &[Event]) -> Vec<ReplayedWarning> {
             EventKind::Lifted | EventKind::Cancelled => {
                 if let Some(w) = current.as_ref().and_then(|c| by_id.get_mut(c)) {
                     w.end = Some(local(e.at));
-                    w.status = if matches!(e.kind, EventKind::Lifted) { "lifted".into() } else { "cancelled".into() };
+                    w.status = if matches!(e.kind, EventKind::Lifted) {
+                        "lifted".into()
+                    } else {
+                        "cancelled".into()
+                    };
                 }
             }
             _ => {}
@@ -189,6 +214,106 @@ fn push_level(w: &mut ReplayedWarning, at: DateTime<Utc>, level: &str) {
         Some(last) if last.at >= at => {
             last.level = level.to_string();
         }
-        _ => w.levels.push(LevelChange { at, level: level.to_string() }),
+        _ => w.levels.push(LevelChange {
+            at,
+            level: level.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forecast::{ParseOptions, parse};
+    use crate::playbook::load_files;
+
+    /// One level, signed by the head, and a directive (调度令) for Taiyuan from 12-03 to 12-05.
+    const PLAYBOOK: &str = r##"
+id: replay-test
+version: "1"
+name: 测试预案
+scope: "140000"
+horizon_days: 3
+lead_time_hours: 24
+lift_window_hours: 36
+merge_gap_hours: 24
+roles: [ { id: deputy_head, name: 分管副省长, rank: 2 }, { id: head, name: 省长, rank: 3 } ]
+levels:
+  - { id: orange, rank: 1, name: 橙色预警, colour: "#FF7E00", response: Ⅱ级, sign_off: head, entry: { aqi_gt: 200, days: 2 } }
+directives:
+  - { id: 调度令-1, name: 测试调度令, min_level: orange, regions: ["140100"], from: "2026-12-03 00:00", until: "2026-12-05 00:00" }
+"##;
+
+    fn pb() -> Playbook {
+        let set = load_files(vec![("p.yaml".into(), PLAYBOOK.into())], Regions::shanxi()).unwrap();
+        set.get("replay-test").unwrap().as_ref().clone()
+    }
+
+    fn observations(rows: &[(&str, &[u16])]) -> Forecast {
+        let mut csv = String::from("region,date,aqi\n");
+        for (region, values) in rows {
+            for (i, v) in values.iter().enumerate() {
+                csv.push_str(&format!("{region},2026-12-{:02},{v}\n", i + 1));
+            }
+        }
+        parse("obs.csv", csv.as_bytes(), Regions::shanxi(), &ParseOptions::observations()).unwrap()
+    }
+
+    #[test]
+    fn each_day_but_the_last_is_a_consultation_on_the_days_after_it() {
+        let r = replay(&observations(&[("140200", &[50, 50, 201, 201, 50, 50])]), &pb(), Regions::shanxi());
+        let days: Vec<(String, &str)> = r.assessments.iter().map(|a| (a.date.to_string(), a.level.as_str())).collect();
+        assert_eq!(
+            days,
+            [
+                ("2026-12-01".into(), "orange"),
+                ("2026-12-02".into(), "orange"),
+                ("2026-12-03".into(), "none"),
+                ("2026-12-04".into(), "none"),
+                ("2026-12-05".into(), "none"),
+            ],
+            "12-02 sees 12-03 and 12-04 above 200; 12-03 sees only 12-04"
+        );
+    }
+
+    #[test]
+    fn sign_off_is_automatic_with_the_highest_role() {
+        let r = replay(&observations(&[("140200", &[50, 50, 201, 201, 50, 50])]), &pb(), Regions::shanxi());
+        let signed: Vec<&Option<String>> = r
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Issued { signer, .. } => Some(signer),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(signed, [&Some("replay".to_string())]);
+        assert_eq!(r.warnings.len(), 1);
+        assert_eq!(r.warnings[0].start, "2026-12-03T00:00:00+08:00");
+    }
+
+    #[test]
+    fn a_directive_in_the_playbook_holds_its_regions_and_their_counties_from_its_start() {
+        let clean: &[u16] = &[50, 50, 50, 50, 50, 50, 50, 50, 50, 50];
+        let obs = observations(&[("140100", clean), ("140105", clean), ("140200", clean)]);
+        let r = replay(&obs, &pb(), Regions::shanxi());
+        let regions: Vec<String> = r.warnings.iter().map(|w| w.region.to_string()).collect();
+        assert_eq!(regions, ["140100", "140105"], "Taiyuan and its district Xiaodian, not Datong");
+        let w = &r.warnings[0];
+        assert_eq!(
+            w.issued, "2026-12-03T16:00:00+08:00",
+            "the first consultation after the directive's start"
+        );
+        assert_eq!(w.levels[0].level, "orange");
+        // Released 12-05 00:00; the 12-05 consultation finds clean air; lifted 36 h later.
+        assert_eq!(w.end.as_deref(), Some("2026-12-07T04:00:00+08:00"));
+        assert!(r.events.iter().any(|e| e.actor == "directive:调度令-1"));
+    }
+
+    #[test]
+    fn regions_outside_the_seeds_replay_too() {
+        let r = replay(&observations(&[("110000", &[50, 250, 250, 50])]), &pb(), Regions::shanxi());
+        assert_eq!(r.assessments[0].region.to_string(), "110000");
+        assert_eq!(r.assessments[0].level, "orange");
     }
 }

@@ -114,25 +114,60 @@ pub struct RegionState {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// A consultation proposes a level that awaits sign-off (a new episode, a re-opened one, or an update).
-    Proposed { id: String, level: String, rank: u32, start: DateTime<Utc>, expected_end: DateTime<Utc>, rule: Option<String>, needs: String, reopened: bool },
+    Proposed {
+        id: String,
+        level: String,
+        rank: u32,
+        start: DateTime<Utc>,
+        expected_end: DateTime<Utc>,
+        rule: Option<String>,
+        needs: String,
+        reopened: bool,
+    },
     /// The warning is issued (signed, automatic, or by directive).
-    Issued { id: String, level: String, rank: u32, start: DateTime<Utc>, expected_end: DateTime<Utc>, rule: Option<String>, signer: Option<String>, reopened: bool },
+    Issued {
+        id: String,
+        level: String,
+        rank: u32,
+        start: DateTime<Utc>,
+        expected_end: DateTime<Utc>,
+        rule: Option<String>,
+        signer: Option<String>,
+        reopened: bool,
+    },
     /// A proposal was withdrawn before sign-off (the forecast no longer calls for it).
     Withdrawn,
     /// The start time came.
     Started,
     /// An upgrade awaits its signer.
-    ChangeProposed { level: String, rank: u32, expected_end: DateTime<Utc>, rule: Option<String>, needs: String },
+    ChangeProposed {
+        level: String,
+        rank: u32,
+        expected_end: DateTime<Utc>,
+        rule: Option<String>,
+        needs: String,
+    },
     /// The pending upgrade is no longer called for.
     ChangeWithdrawn,
     /// The level changed.
-    LevelChanged { from: String, to: String, rank: u32, expected_end: DateTime<Utc>, rule: Option<String>, signer: Option<String> },
+    LevelChanged {
+        from: String,
+        to: String,
+        rank: u32,
+        expected_end: DateTime<Utc>,
+        rule: Option<String>,
+        signer: Option<String>,
+    },
     /// The expected end moved later.
     Extended { expected_end: DateTime<Utc> },
     /// An issued warning that has not started yet starts earlier: the forecast brings the episode forward.
     Rescheduled { start: DateTime<Utc> },
     /// Consultations now put the region below its level; the lift window runs from `since`.
-    Below { since: DateTime<Utc>, proposal: Option<String>, rank: u32 },
+    Below {
+        since: DateTime<Utc>,
+        proposal: Option<String>,
+        rank: u32,
+    },
     /// A consultation called for the level again; the lift window is reset.
     BelowCleared,
     /// Lifted (解除).
@@ -140,7 +175,12 @@ pub enum EventKind {
     /// Cancelled before it started.
     Cancelled,
     /// A directive holds the region at least at its level.
-    DirectiveApplied { directive: String, min_level: String, rank: u32, until: Option<DateTime<Utc>> },
+    DirectiveApplied {
+        directive: String,
+        min_level: String,
+        rank: u32,
+        until: Option<DateTime<Utc>>,
+    },
     /// A directive no longer holds the region.
     DirectiveReleased { directive: String },
 }
@@ -173,7 +213,12 @@ pub enum Input<'a> {
     /// A signer signs what is pending.
     SignOff { signer: &'a str, role: &'a str },
     /// A regional directive reaches this region.
-    Directive { id: &'a str, min_level: &'a str, from: DateTime<Utc>, until: Option<DateTime<Utc>> },
+    Directive {
+        id: &'a str,
+        min_level: &'a str,
+        from: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    },
     /// A directive is released.
     DirectiveLifted { id: &'a str },
     /// An operator lifts the warning.
@@ -212,7 +257,10 @@ pub fn day_start(d: NaiveDate) -> DateTime<Utc> {
     Shanghai
         .from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
         .single()
-        .map_or_else(|| DateTime::<Utc>::from_naive_utc_and_offset(d.and_hms_opt(0, 0, 0).unwrap_or_default(), Utc), |t| t.with_timezone(&Utc))
+        .map_or_else(
+            || DateTime::<Utc>::from_naive_utc_and_offset(d.and_hms_opt(0, 0, 0).unwrap_or_default(), Utc),
+            |t| t.with_timezone(&Utc),
+        )
 }
 
 fn needs(pb: &Playbook, level: &str) -> Option<String> {
@@ -239,7 +287,13 @@ impl RegionState {
 
     /// Decides without changing anything.
     pub fn decide(&self, region: RegionCode, input: Input<'_>, now: DateTime<Utc>, pb: &Playbook) -> Result<Vec<Event>, LifecycleError> {
-        let mut d = Decider { state: self.clone(), region, now, pb, out: Vec::new() };
+        let mut d = Decider {
+            state: self.clone(),
+            region,
+            now,
+            pb,
+            out: Vec::new(),
+        };
         d.run(input)?;
         Ok(d.out)
     }
@@ -247,8 +301,26 @@ impl RegionState {
     /// Folds one event into the state.
     pub fn apply(&mut self, e: &Event) {
         match &e.kind {
-            EventKind::Proposed { id, level, rank, start, expected_end, rule, reopened, .. }
-            | EventKind::Issued { id, level, rank, start, expected_end, rule, reopened, .. } => {
+            EventKind::Proposed {
+                id,
+                level,
+                rank,
+                start,
+                expected_end,
+                rule,
+                reopened,
+                ..
+            }
+            | EventKind::Issued {
+                id,
+                level,
+                rank,
+                start,
+                expected_end,
+                rule,
+                reopened,
+                ..
+            } => {
                 let issued = matches!(e.kind, EventKind::Issued { .. });
                 let same = self.warning.as_ref().is_some_and(|w| &w.id == id);
                 if !same {
@@ -297,11 +369,28 @@ impl RegionState {
                         w.pending_change = None;
                     }
                     EventKind::Started => w.status = Status::Active,
-                    EventKind::ChangeProposed { level, rank, expected_end, rule, .. } => {
-                        w.pending_change = Some(PendingChange { level: level.clone(), rank: *rank, expected_end: *expected_end, rule: rule.clone() });
+                    EventKind::ChangeProposed {
+                        level,
+                        rank,
+                        expected_end,
+                        rule,
+                        ..
+                    } => {
+                        w.pending_change = Some(PendingChange {
+                            level: level.clone(),
+                            rank: *rank,
+                            expected_end: *expected_end,
+                            rule: rule.clone(),
+                        });
                     }
                     EventKind::ChangeWithdrawn => w.pending_change = None,
-                    EventKind::LevelChanged { to, rank, expected_end, rule, .. } => {
+                    EventKind::LevelChanged {
+                        to,
+                        rank,
+                        expected_end,
+                        rule,
+                        ..
+                    } => {
                         w.level = to.clone();
                         w.rank = *rank;
                         w.expected_end = *expected_end;
@@ -320,9 +409,19 @@ impl RegionState {
                         w.below = None;
                         w.holds.clear();
                     }
-                    EventKind::DirectiveApplied { directive, min_level, rank, until } => {
+                    EventKind::DirectiveApplied {
+                        directive,
+                        min_level,
+                        rank,
+                        until,
+                    } => {
                         w.holds.retain(|h| &h.directive != directive);
-                        w.holds.push(Hold { directive: directive.clone(), min_level: min_level.clone(), rank: *rank, until: *until });
+                        w.holds.push(Hold {
+                            directive: directive.clone(),
+                            min_level: min_level.clone(),
+                            rank: *rank,
+                            until: *until,
+                        });
                     }
                     EventKind::DirectiveReleased { directive } => w.holds.retain(|h| &h.directive != directive),
                     EventKind::Proposed { .. } | EventKind::Issued { .. } => {}
@@ -344,7 +443,15 @@ struct Decider<'a> {
 impl Decider<'_> {
     fn emit(&mut self, at: DateTime<Utc>, actor: &str, reason: String, forecast_id: Option<&str>, kind: EventKind) {
         let playbook = self.state.live().map_or_else(|| self.pb.pin(), |w| w.playbook.clone());
-        let e = Event { region: self.region, at, actor: actor.to_string(), reason, forecast_id: forecast_id.map(str::to_string), playbook, kind };
+        let e = Event {
+            region: self.region,
+            at,
+            actor: actor.to_string(),
+            reason,
+            forecast_id: forecast_id.map(str::to_string),
+            playbook,
+            kind,
+        };
         self.state.apply(&e);
         self.out.push(e);
     }
@@ -361,10 +468,21 @@ impl Decider<'_> {
         match input {
             Input::Consultation(a) => self.consultation(a),
             Input::SignOff { signer, role } => self.sign_off(signer, role)?,
-            Input::Directive { id, min_level, from, until } => self.directive(id, min_level, from, until)?,
+            Input::Directive {
+                id,
+                min_level,
+                from,
+                until,
+            } => self.directive(id, min_level, from, until)?,
             Input::DirectiveLifted { id } => {
                 if self.live().is_some_and(|w| w.holds.iter().any(|h| h.directive == id)) {
-                    self.emit(self.now, &format!("directive:{id}"), format!("directive {id} released"), None, EventKind::DirectiveReleased { directive: id.into() });
+                    self.emit(
+                        self.now,
+                        &format!("directive:{id}"),
+                        format!("directive {id} released"),
+                        None,
+                        EventKind::DirectiveReleased { directive: id.into() },
+                    );
                 }
             }
             Input::Lift { actor, reason } => self.manual_end(actor, reason, false)?,
@@ -378,9 +496,11 @@ impl Decider<'_> {
     /// New episode id, or the last one when this start lies within the merge gap of its end.
     fn episode_id(&self, start: DateTime<Utc>) -> (String, bool) {
         if let Some(w) = &self.state.warning
-            && w.status == Status::Lifted && w.ended_at.is_some_and(|end| start - end < self.pb.merge_gap) {
-                return (w.id.clone(), true);
-            }
+            && w.status == Status::Lifted
+            && w.ended_at.is_some_and(|end| start - end < self.pb.merge_gap)
+        {
+            return (w.id.clone(), true);
+        }
         let date = self.now.with_timezone(&Shanghai).format("%Y%m%d");
         (format!("{}-{date}-{}", self.region, self.state.episodes + 1), false)
     }
@@ -400,65 +520,202 @@ impl Decider<'_> {
             let (id, reopened) = self.episode_id(start);
             let reason = format!("forecast meets {} ({})", level, a.rule.clone().unwrap_or_default());
             match needs(self.pb, &level) {
-                Some(role) => self.emit(self.now, actor, reason, fid, EventKind::Proposed { id, level, rank: a.rank, start, expected_end: end, rule: a.rule.clone(), needs: role, reopened }),
-                None => self.emit(self.now, "auto", reason, fid, EventKind::Issued { id, level, rank: a.rank, start, expected_end: end, rule: a.rule.clone(), signer: None, reopened }),
+                Some(role) => self.emit(
+                    self.now,
+                    actor,
+                    reason,
+                    fid,
+                    EventKind::Proposed {
+                        id,
+                        level,
+                        rank: a.rank,
+                        start,
+                        expected_end: end,
+                        rule: a.rule.clone(),
+                        needs: role,
+                        reopened,
+                    },
+                ),
+                None => self.emit(
+                    self.now,
+                    "auto",
+                    reason,
+                    fid,
+                    EventKind::Issued {
+                        id,
+                        level,
+                        rank: a.rank,
+                        start,
+                        expected_end: end,
+                        rule: a.rule.clone(),
+                        signer: None,
+                        reopened,
+                    },
+                ),
             }
             return;
         };
         match w.status {
             Status::Pending => {
                 let Some(level) = a.level.clone() else {
-                    self.emit(self.now, actor, "forecast no longer meets any level".into(), fid, EventKind::Withdrawn);
+                    self.emit(
+                        self.now,
+                        actor,
+                        "forecast no longer meets any level".into(),
+                        fid,
+                        EventKind::Withdrawn,
+                    );
                     return;
                 };
                 let (start, end) = self.span_of(a);
                 if level != w.level || start != w.start || end != w.expected_end {
                     let reason = format!("forecast now meets {level} ({})", a.rule.clone().unwrap_or_default());
                     match needs(self.pb, &level) {
-                        Some(role) => self.emit(self.now, actor, reason, fid, EventKind::Proposed { id: w.id, level, rank: a.rank, start, expected_end: end, rule: a.rule.clone(), needs: role, reopened: false }),
-                        None => self.emit(self.now, "auto", reason, fid, EventKind::Issued { id: w.id, level, rank: a.rank, start, expected_end: end, rule: a.rule.clone(), signer: None, reopened: false }),
+                        Some(role) => self.emit(
+                            self.now,
+                            actor,
+                            reason,
+                            fid,
+                            EventKind::Proposed {
+                                id: w.id,
+                                level,
+                                rank: a.rank,
+                                start,
+                                expected_end: end,
+                                rule: a.rule.clone(),
+                                needs: role,
+                                reopened: false,
+                            },
+                        ),
+                        None => self.emit(
+                            self.now,
+                            "auto",
+                            reason,
+                            fid,
+                            EventKind::Issued {
+                                id: w.id,
+                                level,
+                                rank: a.rank,
+                                start,
+                                expected_end: end,
+                                rule: a.rule.clone(),
+                                signer: None,
+                                reopened: false,
+                            },
+                        ),
                     }
                 }
             }
             _ => {
                 let (start, end) = self.span_of(a);
                 if w.status == Status::Issued && a.rank >= w.rank && start < w.start {
-                    self.emit(self.now, actor, "forecast brings the episode forward".into(), fid, EventKind::Rescheduled { start });
+                    self.emit(
+                        self.now,
+                        actor,
+                        "forecast brings the episode forward".into(),
+                        fid,
+                        EventKind::Rescheduled { start },
+                    );
                 }
                 if a.rank > w.rank {
                     if w.below.is_some() {
-                        self.emit(self.now, actor, "forecast calls for the level again".into(), fid, EventKind::BelowCleared);
+                        self.emit(
+                            self.now,
+                            actor,
+                            "forecast calls for the level again".into(),
+                            fid,
+                            EventKind::BelowCleared,
+                        );
                     }
                     let level = a.level.clone().unwrap_or_default();
                     let end = end.max(w.expected_end);
                     let reason = format!("forecast meets {level} ({})", a.rule.clone().unwrap_or_default());
                     match needs(self.pb, &level) {
-                        Some(role) if w.pending_change.as_ref().is_none_or(|p| p.level != level || p.expected_end != end) => {
-                            self.emit(self.now, actor, reason, fid, EventKind::ChangeProposed { level, rank: a.rank, expected_end: end, rule: a.rule.clone(), needs: role })
-                        }
+                        Some(role) if w.pending_change.as_ref().is_none_or(|p| p.level != level || p.expected_end != end) => self.emit(
+                            self.now,
+                            actor,
+                            reason,
+                            fid,
+                            EventKind::ChangeProposed {
+                                level,
+                                rank: a.rank,
+                                expected_end: end,
+                                rule: a.rule.clone(),
+                                needs: role,
+                            },
+                        ),
                         Some(_) => {}
-                        None => self.emit(self.now, "auto", reason, fid, EventKind::LevelChanged { from: w.level.clone(), to: level, rank: a.rank, expected_end: end, rule: a.rule.clone(), signer: None }),
+                        None => self.emit(
+                            self.now,
+                            "auto",
+                            reason,
+                            fid,
+                            EventKind::LevelChanged {
+                                from: w.level.clone(),
+                                to: level,
+                                rank: a.rank,
+                                expected_end: end,
+                                rule: a.rule.clone(),
+                                signer: None,
+                            },
+                        ),
                     }
                     return;
                 }
                 if w.pending_change.is_some() {
-                    self.emit(self.now, actor, "forecast no longer calls for the higher level".into(), fid, EventKind::ChangeWithdrawn);
+                    self.emit(
+                        self.now,
+                        actor,
+                        "forecast no longer calls for the higher level".into(),
+                        fid,
+                        EventKind::ChangeWithdrawn,
+                    );
                 }
                 let target = a.rank.max(self.floor());
                 if target >= w.rank {
                     if w.below.is_some() {
-                        self.emit(self.now, actor, "forecast calls for the level again".into(), fid, EventKind::BelowCleared);
+                        self.emit(
+                            self.now,
+                            actor,
+                            "forecast calls for the level again".into(),
+                            fid,
+                            EventKind::BelowCleared,
+                        );
                     }
                     if a.rank == w.rank && end > w.expected_end {
-                        self.emit(self.now, actor, format!("forecast keeps {} until later", w.level), fid, EventKind::Extended { expected_end: end });
+                        self.emit(
+                            self.now,
+                            actor,
+                            format!("forecast keeps {} until later", w.level),
+                            fid,
+                            EventKind::Extended { expected_end: end },
+                        );
                     }
                     return;
                 }
-                let proposal = if target == a.rank { a.level.clone() } else { self.pb.levels.iter().find(|l| l.rank == target).map(|l| l.id.clone()) };
-                let since = if self.pb.hold_higher { w.below.as_ref().map_or(self.now, |b| b.0) } else { self.now - self.pb.lift_window };
+                let proposal = if target == a.rank {
+                    a.level.clone()
+                } else {
+                    self.pb.levels.iter().find(|l| l.rank == target).map(|l| l.id.clone())
+                };
+                let since = if self.pb.hold_higher {
+                    w.below.as_ref().map_or(self.now, |b| b.0)
+                } else {
+                    self.now - self.pb.lift_window
+                };
                 if w.below.as_ref().is_none_or(|b| b.1 != proposal) {
                     let reason = format!("forecast below {} (proposes {})", w.level, proposal.as_deref().unwrap_or("none"));
-                    self.emit(self.now, actor, reason, fid, EventKind::Below { since, proposal, rank: target });
+                    self.emit(
+                        self.now,
+                        actor,
+                        reason,
+                        fid,
+                        EventKind::Below {
+                            since,
+                            proposal,
+                            rank: target,
+                        },
+                    );
                 }
             }
         }
@@ -469,7 +726,15 @@ impl Decider<'_> {
         let Some(w) = self.live().cloned() else { return };
         for h in &w.holds {
             if let Some(until) = h.until.filter(|u| *u <= self.now) {
-                self.emit(until, "clock", format!("directive {} ran out", h.directive), None, EventKind::DirectiveReleased { directive: h.directive.clone() });
+                self.emit(
+                    until,
+                    "clock",
+                    format!("directive {} ran out", h.directive),
+                    None,
+                    EventKind::DirectiveReleased {
+                        directive: h.directive.clone(),
+                    },
+                );
             }
         }
         let Some(w) = self.live().cloned() else { return };
@@ -484,9 +749,24 @@ impl Decider<'_> {
             }
             let reason = format!("below {} for the lift window of {} h", w.level, self.pb.lift_window.num_hours());
             match proposal {
-                None if w.status == Status::Issued => self.emit(at.max(w.issued_at.unwrap_or(at)), "clock", reason, None, EventKind::Cancelled),
+                None if w.status == Status::Issued => {
+                    self.emit(at.max(w.issued_at.unwrap_or(at)), "clock", reason, None, EventKind::Cancelled)
+                }
                 None => self.emit(at, "clock", reason, None, EventKind::Lifted),
-                Some(level) => self.emit(at, "clock", reason, None, EventKind::LevelChanged { from: w.level.clone(), to: level.clone(), rank: *rank, expected_end: w.expected_end, rule: None, signer: None }),
+                Some(level) => self.emit(
+                    at,
+                    "clock",
+                    reason,
+                    None,
+                    EventKind::LevelChanged {
+                        from: w.level.clone(),
+                        to: level.clone(),
+                        rank: *rank,
+                        expected_end: w.expected_end,
+                        rule: None,
+                        signer: None,
+                    },
+                ),
             }
         }
     }
@@ -499,39 +779,133 @@ impl Decider<'_> {
             _ => return Err(LifecycleError::NothingToSign(self.region)),
         };
         if !self.pb.may_sign(&level, role) {
-            return Err(LifecycleError::Forbidden { role: role.into(), needs: needs(self.pb, &level).unwrap_or_default(), level });
+            return Err(LifecycleError::Forbidden {
+                role: role.into(),
+                needs: needs(self.pb, &level).unwrap_or_default(),
+                level,
+            });
         }
         let reason = format!("signed by {signer} ({role})");
         if w.status == Status::Pending {
             let start = w.start.max(self.now + self.pb.lead_time);
             let end = end.max(start);
-            self.emit(self.now, signer, reason, None, EventKind::Issued { id: w.id, level, rank, start, expected_end: end, rule, signer: Some(signer.into()), reopened: false });
+            self.emit(
+                self.now,
+                signer,
+                reason,
+                None,
+                EventKind::Issued {
+                    id: w.id,
+                    level,
+                    rank,
+                    start,
+                    expected_end: end,
+                    rule,
+                    signer: Some(signer.into()),
+                    reopened: false,
+                },
+            );
         } else {
-            self.emit(self.now, signer, reason, None, EventKind::LevelChanged { from: w.level, to: level, rank, expected_end: end, rule, signer: Some(signer.into()) });
+            self.emit(
+                self.now,
+                signer,
+                reason,
+                None,
+                EventKind::LevelChanged {
+                    from: w.level,
+                    to: level,
+                    rank,
+                    expected_end: end,
+                    rule,
+                    signer: Some(signer.into()),
+                },
+            );
         }
         Ok(())
     }
 
     fn directive(&mut self, id: &str, min_level: &str, from: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Result<(), LifecycleError> {
-        let rank = self.pb.level(min_level).ok_or_else(|| LifecycleError::UndefinedLevel(min_level.into()))?.rank;
+        let rank = self
+            .pb
+            .level(min_level)
+            .ok_or_else(|| LifecycleError::UndefinedLevel(min_level.into()))?
+            .rank;
         let actor = format!("directive:{id}");
         let start = from.max(self.now);
         let end = until.unwrap_or(start + Duration::days(1));
         match self.live().cloned() {
             None => {
                 let (wid, reopened) = self.episode_id(start);
-                self.emit(self.now, &actor, format!("directive {id}: at least {min_level}"), None, EventKind::Issued { id: wid, level: min_level.into(), rank, start, expected_end: end, rule: None, signer: Some(actor.clone()), reopened });
+                self.emit(
+                    self.now,
+                    &actor,
+                    format!("directive {id}: at least {min_level}"),
+                    None,
+                    EventKind::Issued {
+                        id: wid,
+                        level: min_level.into(),
+                        rank,
+                        start,
+                        expected_end: end,
+                        rule: None,
+                        signer: Some(actor.clone()),
+                        reopened,
+                    },
+                );
             }
             Some(w) if w.status == Status::Pending => {
-                let (level, rank) = if w.rank > rank { (w.level.clone(), w.rank) } else { (min_level.to_string(), rank) };
-                self.emit(self.now, &actor, format!("directive {id}: at least {min_level}"), None, EventKind::Issued { id: w.id, level, rank, start: w.start.min(start), expected_end: w.expected_end.max(end), rule: w.rule.clone(), signer: Some(actor.clone()), reopened: false });
+                let (level, rank) = if w.rank > rank {
+                    (w.level.clone(), w.rank)
+                } else {
+                    (min_level.to_string(), rank)
+                };
+                self.emit(
+                    self.now,
+                    &actor,
+                    format!("directive {id}: at least {min_level}"),
+                    None,
+                    EventKind::Issued {
+                        id: w.id,
+                        level,
+                        rank,
+                        start: w.start.min(start),
+                        expected_end: w.expected_end.max(end),
+                        rule: w.rule.clone(),
+                        signer: Some(actor.clone()),
+                        reopened: false,
+                    },
+                );
             }
             Some(w) if w.rank < rank => {
-                self.emit(self.now, &actor, format!("directive {id}: at least {min_level}"), None, EventKind::LevelChanged { from: w.level, to: min_level.into(), rank, expected_end: w.expected_end.max(end), rule: None, signer: Some(actor.clone()) });
+                self.emit(
+                    self.now,
+                    &actor,
+                    format!("directive {id}: at least {min_level}"),
+                    None,
+                    EventKind::LevelChanged {
+                        from: w.level,
+                        to: min_level.into(),
+                        rank,
+                        expected_end: w.expected_end.max(end),
+                        rule: None,
+                        signer: Some(actor.clone()),
+                    },
+                );
             }
             Some(_) => {}
         }
-        self.emit(self.now, &actor, format!("held at least at {min_level} by directive {id}"), None, EventKind::DirectiveApplied { directive: id.into(), min_level: min_level.into(), rank, until });
+        self.emit(
+            self.now,
+            &actor,
+            format!("held at least at {min_level} by directive {id}"),
+            None,
+            EventKind::DirectiveApplied {
+                directive: id.into(),
+                min_level: min_level.into(),
+                rank,
+                until,
+            },
+        );
         if self.live().is_some_and(|w| w.below.as_ref().is_some_and(|b| b.2 < rank)) {
             self.emit(self.now, &actor, "directive holds the level".into(), None, EventKind::BelowCleared);
         }
@@ -541,7 +915,10 @@ impl Decider<'_> {
     fn manual_end(&mut self, actor: &str, reason: &str, cancel: bool) -> Result<(), LifecycleError> {
         let w = self.live().cloned().ok_or(LifecycleError::NoWarning(self.region))?;
         if let Some(h) = w.holds.first() {
-            return Err(LifecycleError::Held { id: w.id, directive: h.directive.clone() });
+            return Err(LifecycleError::Held {
+                id: w.id,
+                directive: h.directive.clone(),
+            });
         }
         let kind = match (w.status, cancel) {
             (Status::Active, true) => return Err(LifecycleError::Started(w.id)),
@@ -598,8 +975,7 @@ levels:
     const ORDER: &str = "晋气防办调度令-2026-4";
 
     fn playbook(yaml: &str) -> Playbook {
-        let set = load_files(vec![("test.yaml".into(), yaml.to_string())], Regions::shanxi())
-            .expect("the test playbook is valid");
+        let set = load_files(vec![("test.yaml".into(), yaml.to_string())], Regions::shanxi()).expect("the test playbook is valid");
         set.get("test").unwrap().as_ref().clone()
     }
 
@@ -650,7 +1026,12 @@ levels:
         }
 
         fn with(pb: Playbook) -> Self {
-            Timeline { pb, state: RegionState::default(), log: Vec::new(), forecasts: 0 }
+            Timeline {
+                pb,
+                state: RegionState::default(),
+                log: Vec::new(),
+                forecasts: 0,
+            }
         }
 
         fn try_input(&mut self, now: &str, input: Input<'_>) -> Result<Vec<Event>, LifecycleError> {
@@ -774,7 +1155,10 @@ levels:
                 reopened: false,
             }
         );
-        assert_eq!((e.actor.as_str(), e.reason.as_str()), ("张副省长", "signed by 张副省长 (deputy_head)"));
+        assert_eq!(
+            (e.actor.as_str(), e.reason.as_str()),
+            ("张副省长", "signed by 张副省长 (deputy_head)")
+        );
         let w = tl.warning();
         assert_eq!((w.status, w.issued_at), (Status::Issued, Some(t("2026-12-01 17:00"))));
     }
@@ -783,7 +1167,11 @@ levels:
     fn a_late_signature_starts_the_warning_no_sooner_than_the_lead_time_after_it() {
         let mut tl = proposed_orange();
         tl.sign("2026-12-02 10:00", "张副省长", "deputy_head");
-        assert_eq!(tl.warning().start, t("2026-12-03 10:00"), "24 h after the signature, not 12-03 00:00");
+        assert_eq!(
+            tl.warning().start,
+            t("2026-12-03 10:00"),
+            "24 h after the signature, not 12-03 00:00"
+        );
         assert_eq!(tl.warning().status, Status::Issued);
     }
 
@@ -807,7 +1195,9 @@ levels:
         let events = tl.consult("2026-12-01 16:00", &[151, 100]);
         assert_eq!(kinds(&events), ["issued"]);
         assert_eq!(events[0].actor, "auto");
-        let EventKind::Issued { level, signer, start, .. } = &events[0].kind else { unreachable!() };
+        let EventKind::Issued { level, signer, start, .. } = &events[0].kind else {
+            unreachable!()
+        };
         assert_eq!((level.as_str(), signer, *start), ("blue", &None, t("2026-12-02 16:00")));
         assert_eq!(tl.warning().status, Status::Issued);
     }
@@ -815,7 +1205,13 @@ levels:
     #[test]
     fn a_signer_whose_role_may_not_sign_the_level_is_refused_and_nothing_changes() {
         let mut tl = proposed_orange();
-        let refused = tl.try_input("2026-12-01 17:00", Input::SignOff { signer: "值班员", role: "duty_officer" });
+        let refused = tl.try_input(
+            "2026-12-01 17:00",
+            Input::SignOff {
+                signer: "值班员",
+                role: "duty_officer",
+            },
+        );
         assert_eq!(
             refused,
             Err(LifecycleError::Forbidden {
@@ -824,7 +1220,13 @@ levels:
                 needs: "deputy_head".into()
             })
         );
-        let refused = tl.try_input("2026-12-01 17:00", Input::SignOff { signer: "某人", role: "no_such_role" });
+        let refused = tl.try_input(
+            "2026-12-01 17:00",
+            Input::SignOff {
+                signer: "某人",
+                role: "no_such_role",
+            },
+        );
         assert!(matches!(refused, Err(LifecycleError::Forbidden { .. })));
         assert_eq!(tl.warning().status, Status::Pending);
         // The head may sign what a deputy head may.
@@ -835,10 +1237,22 @@ levels:
     #[test]
     fn signing_when_nothing_awaits_a_signature_is_refused() {
         let mut tl = Timeline::new();
-        let refused = tl.try_input("2026-12-01 17:00", Input::SignOff { signer: "王省长", role: "head" });
+        let refused = tl.try_input(
+            "2026-12-01 17:00",
+            Input::SignOff {
+                signer: "王省长",
+                role: "head",
+            },
+        );
         assert_eq!(refused, Err(LifecycleError::NothingToSign(region())));
         let mut tl = issued_orange();
-        let refused = tl.try_input("2026-12-01 18:00", Input::SignOff { signer: "王省长", role: "head" });
+        let refused = tl.try_input(
+            "2026-12-01 18:00",
+            Input::SignOff {
+                signer: "王省长",
+                role: "head",
+            },
+        );
         assert_eq!(refused, Err(LifecycleError::NothingToSign(region())));
     }
 
@@ -847,7 +1261,12 @@ levels:
         let mut tl = proposed_orange();
         let events = tl.consult("2026-12-02 09:00", &[301, 301, 301, 50]);
         assert_eq!(kinds(&events), ["proposed"]);
-        let EventKind::Proposed { id, level, needs, start, .. } = &events[0].kind else { unreachable!() };
+        let EventKind::Proposed {
+            id, level, needs, start, ..
+        } = &events[0].kind
+        else {
+            unreachable!()
+        };
         assert_eq!((id.as_str(), level.as_str(), needs.as_str()), ("140100-20261201-1", "red", "head"));
         assert_eq!(*start, t("2026-12-03 09:00"), "12-03 00:00 is sooner than the lead time allows");
         assert_eq!(tl.state.episodes, 1, "the same episode");
@@ -865,7 +1284,9 @@ levels:
         assert!(tl.state.live().is_none());
         // The next episode gets a new id.
         let events = tl.consult("2026-12-03 16:00", &[201, 201]);
-        let EventKind::Proposed { id, reopened, .. } = &events[0].kind else { unreachable!() };
+        let EventKind::Proposed { id, reopened, .. } = &events[0].kind else {
+            unreachable!()
+        };
         assert_eq!((id.as_str(), *reopened), ("140100-20261203-2", false));
     }
 
@@ -887,13 +1308,26 @@ levels:
             }
         );
         assert_eq!(tl.warning().level, "orange", "orange holds until red is signed");
-        let refused = tl.try_input("2026-12-03 17:00", Input::SignOff { signer: "张副省长", role: "deputy_head" });
+        let refused = tl.try_input(
+            "2026-12-03 17:00",
+            Input::SignOff {
+                signer: "张副省长",
+                role: "deputy_head",
+            },
+        );
         assert_eq!(
             refused,
-            Err(LifecycleError::Forbidden { role: "deputy_head".into(), level: "red".into(), needs: "head".into() }),
+            Err(LifecycleError::Forbidden {
+                role: "deputy_head".into(),
+                level: "red".into(),
+                needs: "head".into()
+            }),
             "the refusal names who may sign the upgrade"
         );
-        assert_eq!(refused.unwrap_err().to_string(), "role \"deputy_head\" may not sign a red warning (needs head)");
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "role \"deputy_head\" may not sign a red warning (needs head)"
+        );
         let events = tl.sign("2026-12-03 17:00", "王省长", "head");
         assert_eq!(
             events[0].kind,
@@ -919,7 +1353,13 @@ levels:
         let events = tl.consult("2026-12-04 09:00", &[201, 201, 50]);
         assert_eq!(kinds(&events), ["change_withdrawn", "extended"], "orange still, now until 12-07");
         assert_eq!((tl.warning().level.as_str(), &tl.warning().pending_change), ("orange", &None));
-        let refused = tl.try_input("2026-12-04 10:00", Input::SignOff { signer: "王省长", role: "head" });
+        let refused = tl.try_input(
+            "2026-12-04 10:00",
+            Input::SignOff {
+                signer: "王省长",
+                role: "head",
+            },
+        );
         assert_eq!(refused, Err(LifecycleError::NothingToSign(region())));
     }
 
@@ -943,21 +1383,37 @@ levels:
         assert_eq!(kinds(&events), ["below"]);
         assert_eq!(
             events[0].kind,
-            EventKind::Below { since: t("2026-12-03 16:00"), proposal: Some("yellow".into()), rank: 2 }
+            EventKind::Below {
+                since: t("2026-12-03 16:00"),
+                proposal: Some("yellow".into()),
+                rank: 2
+            }
         );
         assert_eq!(events[0].reason, "forecast below orange (proposes yellow)");
         assert_eq!(tl.warning().level, "orange");
-        assert!(tl.consult("2026-12-04 16:00", &[201, 50]).is_empty(), "still below: the window keeps running");
+        assert!(
+            tl.consult("2026-12-04 16:00", &[201, 50]).is_empty(),
+            "still below: the window keeps running"
+        );
         assert!(tl.tick("2026-12-05 03:59").is_empty());
         let events = tl.tick("2026-12-05 04:00");
         assert_eq!(kinds(&events), ["level_changed"]);
         assert_eq!((events[0].at, events[0].actor.as_str()), (t("2026-12-05 04:00"), "clock"));
         assert_eq!(events[0].reason, "below orange for the lift window of 36 h");
-        let EventKind::LevelChanged { from, to, signer, .. } = &events[0].kind else { unreachable!() };
+        let EventKind::LevelChanged { from, to, signer, .. } = &events[0].kind else {
+            unreachable!()
+        };
         assert_eq!((from.as_str(), to.as_str(), signer), ("orange", "yellow", &None));
         // Then nothing at all: lifted 36 h after the first consultation below yellow.
         let events = tl.consult("2026-12-05 16:00", &[50, 50]);
-        assert_eq!(events[0].kind, EventKind::Below { since: t("2026-12-05 16:00"), proposal: None, rank: 0 });
+        assert_eq!(
+            events[0].kind,
+            EventKind::Below {
+                since: t("2026-12-05 16:00"),
+                proposal: None,
+                rank: 0
+            }
+        );
         assert!(tl.tick("2026-12-07 03:59").is_empty());
         let events = tl.tick("2026-12-07 04:00");
         assert_eq!(kinds(&events), ["lifted"]);
@@ -991,7 +1447,14 @@ levels:
         let mut tl = active_orange();
         tl.consult("2026-12-03 16:00", &[201, 50]);
         let events = tl.consult("2026-12-04 16:00", &[50, 50]);
-        assert_eq!(events[0].kind, EventKind::Below { since: t("2026-12-03 16:00"), proposal: None, rank: 0 });
+        assert_eq!(
+            events[0].kind,
+            EventKind::Below {
+                since: t("2026-12-03 16:00"),
+                proposal: None,
+                rank: 0
+            }
+        );
         assert_eq!(kinds(&tl.tick("2026-12-05 04:00")), ["lifted"]);
     }
 
@@ -1026,9 +1489,17 @@ levels:
         let mut tl = active_orange();
         let events = tl.consult("2026-12-03 16:00", &[201, 201, 201]);
         assert_eq!(kinds(&events), ["extended"]);
-        assert_eq!(events[0].kind, EventKind::Extended { expected_end: t("2026-12-07 00:00") });
+        assert_eq!(
+            events[0].kind,
+            EventKind::Extended {
+                expected_end: t("2026-12-07 00:00")
+            }
+        );
         assert_eq!(events[0].reason, "forecast keeps orange until later");
-        assert!(tl.consult("2026-12-04 16:00", &[201, 201]).is_empty(), "an end that is not later changes nothing");
+        assert!(
+            tl.consult("2026-12-04 16:00", &[201, 201]).is_empty(),
+            "an end that is not later changes nothing"
+        );
         assert_eq!(tl.warning().expected_end, t("2026-12-07 00:00"));
     }
 
@@ -1042,7 +1513,9 @@ levels:
         assert_eq!(kinds(&events), ["rescheduled"]);
         assert_eq!(
             events[0].kind,
-            EventKind::Rescheduled { start: t("2026-12-03 08:00") },
+            EventKind::Rescheduled {
+                start: t("2026-12-03 08:00")
+            },
             "no sooner than the lead time"
         );
         assert_eq!(tl.warning().start, t("2026-12-03 08:00"));
@@ -1051,9 +1524,18 @@ levels:
     #[test]
     fn a_warning_can_be_cancelled_before_it_starts() {
         let mut tl = issued_orange();
-        let events = tl.input("2026-12-02 09:00", Input::Cancel { actor: "值班员王五", reason: "会商意见调整" });
+        let events = tl.input(
+            "2026-12-02 09:00",
+            Input::Cancel {
+                actor: "值班员王五",
+                reason: "会商意见调整",
+            },
+        );
         assert_eq!(kinds(&events), ["cancelled"]);
-        assert_eq!((events[0].actor.as_str(), events[0].reason.as_str()), ("值班员王五", "会商意见调整"));
+        assert_eq!(
+            (events[0].actor.as_str(), events[0].reason.as_str()),
+            ("值班员王五", "会商意见调整")
+        );
         let w = tl.warning();
         assert_eq!((w.status, w.ended_at), (Status::Cancelled, Some(t("2026-12-02 09:00"))));
         assert!(tl.tick("2026-12-03 00:00").is_empty(), "a cancelled warning never starts");
@@ -1062,26 +1544,56 @@ levels:
     #[test]
     fn an_active_warning_cannot_be_cancelled_but_can_be_lifted_by_hand() {
         let mut tl = active_orange();
-        let refused = tl.try_input("2026-12-03 09:00", Input::Cancel { actor: "值班员王五", reason: "x" });
+        let refused = tl.try_input(
+            "2026-12-03 09:00",
+            Input::Cancel {
+                actor: "值班员王五",
+                reason: "x",
+            },
+        );
         assert_eq!(refused, Err(LifecycleError::Started("140100-20261201-1".into())));
         assert_eq!(
             refused.unwrap_err().to_string(),
             "warning 140100-20261201-1 has started; lift it instead of cancelling"
         );
-        let events = tl.input("2026-12-03 09:00", Input::Lift { actor: "王省长", reason: "空气质量好转" });
+        let events = tl.input(
+            "2026-12-03 09:00",
+            Input::Lift {
+                actor: "王省长",
+                reason: "空气质量好转",
+            },
+        );
         assert_eq!(kinds(&events), ["lifted"]);
         assert_eq!((events[0].actor.as_str(), events[0].reason.as_str()), ("王省长", "空气质量好转"));
         assert_eq!(tl.warning().status, Status::Lifted);
-        let refused = tl.try_input("2026-12-03 10:00", Input::Lift { actor: "王省长", reason: "again" });
+        let refused = tl.try_input(
+            "2026-12-03 10:00",
+            Input::Lift {
+                actor: "王省长",
+                reason: "again",
+            },
+        );
         assert_eq!(refused, Err(LifecycleError::NoWarning(region())));
     }
 
     #[test]
     fn a_proposal_withdrawn_by_hand_never_issues() {
         let mut tl = proposed_orange();
-        let events = tl.input("2026-12-01 17:00", Input::Cancel { actor: "值班员王五", reason: "误报" });
+        let events = tl.input(
+            "2026-12-01 17:00",
+            Input::Cancel {
+                actor: "值班员王五",
+                reason: "误报",
+            },
+        );
         assert_eq!(kinds(&events), ["withdrawn"]);
-        let refused = tl.try_input("2026-12-01 18:00", Input::SignOff { signer: "张副省长", role: "deputy_head" });
+        let refused = tl.try_input(
+            "2026-12-01 18:00",
+            Input::SignOff {
+                signer: "张副省长",
+                role: "deputy_head",
+            },
+        );
         assert_eq!(refused, Err(LifecycleError::NothingToSign(region())));
     }
 
@@ -1090,10 +1602,18 @@ levels:
     #[test]
     fn a_new_episode_within_the_merge_gap_after_a_lift_reopens_the_same_warning() {
         let mut tl = active_orange();
-        tl.input("2026-12-05 10:00", Input::Lift { actor: "王省长", reason: "好转" });
+        tl.input(
+            "2026-12-05 10:00",
+            Input::Lift {
+                actor: "王省长",
+                reason: "好转",
+            },
+        );
         // Starts 12-06 16:00 at the earliest: 30 h after the lift, within the 48 h gap.
         let events = tl.consult("2026-12-05 16:00", &[201, 201]);
-        let EventKind::Proposed { id, reopened, start, .. } = &events[0].kind else { panic!("{events:?}") };
+        let EventKind::Proposed { id, reopened, start, .. } = &events[0].kind else {
+            panic!("{events:?}")
+        };
         assert_eq!((id.as_str(), *reopened, *start), ("140100-20261201-1", true, t("2026-12-06 16:00")));
         assert_eq!(tl.state.episodes, 1);
         tl.sign("2026-12-05 17:00", "张副省长", "deputy_head");
@@ -1104,10 +1624,18 @@ levels:
     #[test]
     fn a_new_episode_beyond_the_merge_gap_is_a_new_warning() {
         let mut tl = active_orange();
-        tl.input("2026-12-05 10:00", Input::Lift { actor: "王省长", reason: "好转" });
+        tl.input(
+            "2026-12-05 10:00",
+            Input::Lift {
+                actor: "王省长",
+                reason: "好转",
+            },
+        );
         // Starts 12-08 16:00 at the earliest: 78 h after the lift.
         let events = tl.consult("2026-12-07 16:00", &[201, 201]);
-        let EventKind::Proposed { id, reopened, .. } = &events[0].kind else { panic!("{events:?}") };
+        let EventKind::Proposed { id, reopened, .. } = &events[0].kind else {
+            panic!("{events:?}")
+        };
         assert_eq!((id.as_str(), *reopened), ("140100-20261207-2", false));
         assert_eq!(tl.state.episodes, 2);
     }
@@ -1122,9 +1650,19 @@ levels:
     fn a_directive_issues_its_level_without_sign_off_and_holds_it_until_released() {
         let mut tl = Timeline::new();
         let (from, until) = directive("2026-12-01 00:00", None);
-        let events = tl.input("2026-12-01 16:00", Input::Directive { id: ORDER, min_level: "orange", from, until });
+        let events = tl.input(
+            "2026-12-01 16:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from,
+                until,
+            },
+        );
         assert_eq!(kinds(&events), ["issued", "directive_applied"]);
-        let EventKind::Issued { level, signer, start, .. } = &events[0].kind else { unreachable!() };
+        let EventKind::Issued { level, signer, start, .. } = &events[0].kind else {
+            unreachable!()
+        };
         assert_eq!(
             (level.as_str(), signer.as_deref(), *start),
             ("orange", Some("directive:晋气防办调度令-2026-4"), t("2026-12-01 16:00"))
@@ -1132,9 +1670,30 @@ levels:
         assert_eq!(events[0].actor, "directive:晋气防办调度令-2026-4");
         assert_eq!(tl.warning().status, Status::Active, "in force at once");
         // Held: no manual lift, no cancel, and a clear forecast does not start the lift window.
-        let refused = tl.try_input("2026-12-02 09:00", Input::Lift { actor: "王省长", reason: "好转" });
-        assert_eq!(refused, Err(LifecycleError::Held { id: "140100-20261201-1".into(), directive: ORDER.into() }));
-        assert!(tl.try_input("2026-12-02 09:00", Input::Cancel { actor: "王省长", reason: "x" }).is_err());
+        let refused = tl.try_input(
+            "2026-12-02 09:00",
+            Input::Lift {
+                actor: "王省长",
+                reason: "好转",
+            },
+        );
+        assert_eq!(
+            refused,
+            Err(LifecycleError::Held {
+                id: "140100-20261201-1".into(),
+                directive: ORDER.into()
+            })
+        );
+        assert!(
+            tl.try_input(
+                "2026-12-02 09:00",
+                Input::Cancel {
+                    actor: "王省长",
+                    reason: "x"
+                }
+            )
+            .is_err()
+        );
         assert!(tl.consult("2026-12-02 16:00", &[50, 50, 50]).is_empty());
         assert!(tl.tick("2026-12-20 00:00").is_empty());
         assert_eq!(tl.warning().level, "orange");
@@ -1151,7 +1710,15 @@ levels:
     fn a_directive_with_an_end_releases_the_region_when_it_passes() {
         let mut tl = Timeline::new();
         let (from, until) = directive("2026-12-01 00:00", Some("2026-12-03 00:00"));
-        tl.input("2026-12-01 16:00", Input::Directive { id: ORDER, min_level: "orange", from, until });
+        tl.input(
+            "2026-12-01 16:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from,
+                until,
+            },
+        );
         assert_eq!(tl.warning().expected_end, t("2026-12-03 00:00"));
         let events = tl.tick("2026-12-03 08:00");
         assert_eq!(kinds(&events), ["directive_released"]);
@@ -1162,7 +1729,15 @@ levels:
     fn a_directive_that_starts_later_issues_a_warning_that_starts_then() {
         let mut tl = Timeline::new();
         let (from, until) = directive("2026-12-03 00:00", None);
-        tl.input("2026-12-01 16:00", Input::Directive { id: ORDER, min_level: "yellow", from, until });
+        tl.input(
+            "2026-12-01 16:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "yellow",
+                from,
+                until,
+            },
+        );
         let w = tl.warning();
         assert_eq!((w.status, w.start), (Status::Issued, t("2026-12-03 00:00")));
     }
@@ -1173,13 +1748,29 @@ levels:
         tl.consult("2026-12-01 16:00", &[201]);
         assert_eq!((tl.warning().status, tl.warning().level.as_str()), (Status::Pending, "yellow"));
         let (from, until) = directive("2026-12-01 00:00", None);
-        let events = tl.input("2026-12-01 18:00", Input::Directive { id: ORDER, min_level: "orange", from, until });
+        let events = tl.input(
+            "2026-12-01 18:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from,
+                until,
+            },
+        );
         assert_eq!(kinds(&events), ["issued", "directive_applied"]);
         assert_eq!(tl.warning().status, Status::Active);
         assert_eq!(tl.warning().level, "orange");
         let mut tl = Timeline::new();
         tl.consult("2026-12-01 16:00", &[301, 301, 301]);
-        tl.input("2026-12-01 18:00", Input::Directive { id: ORDER, min_level: "orange", from, until });
+        tl.input(
+            "2026-12-01 18:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from,
+                until,
+            },
+        );
         assert_eq!(tl.warning().level, "red", "a directive never lowers");
     }
 
@@ -1190,9 +1781,19 @@ levels:
         tl.tick("2026-12-02 16:00");
         assert_eq!((tl.warning().status, tl.warning().level.as_str()), (Status::Active, "blue"));
         let (from, until) = directive("2026-12-02 00:00", None);
-        let events = tl.input("2026-12-02 17:00", Input::Directive { id: ORDER, min_level: "orange", from, until });
+        let events = tl.input(
+            "2026-12-02 17:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from,
+                until,
+            },
+        );
         assert_eq!(kinds(&events), ["level_changed", "directive_applied"]);
-        let EventKind::LevelChanged { from, to, signer, .. } = &events[0].kind else { unreachable!() };
+        let EventKind::LevelChanged { from, to, signer, .. } = &events[0].kind else {
+            unreachable!()
+        };
         assert_eq!(
             (from.as_str(), to.as_str(), signer.as_deref()),
             ("blue", "orange", Some("directive:晋气防办调度令-2026-4"))
@@ -1205,11 +1806,23 @@ levels:
         tl.consult("2026-12-03 16:00", &[301, 301, 301]);
         tl.sign("2026-12-03 17:00", "王省长", "head");
         let (from, until) = directive("2026-12-03 00:00", None);
-        tl.input("2026-12-03 18:00", Input::Directive { id: ORDER, min_level: "orange", from, until });
+        tl.input(
+            "2026-12-03 18:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from,
+                until,
+            },
+        );
         let events = tl.consult("2026-12-04 16:00", &[50, 50, 50]);
         assert_eq!(
             events[0].kind,
-            EventKind::Below { since: t("2026-12-04 16:00"), proposal: Some("orange".into()), rank: 3 }
+            EventKind::Below {
+                since: t("2026-12-04 16:00"),
+                proposal: Some("orange".into()),
+                rank: 3
+            }
         );
         let events = tl.tick("2026-12-06 04:00");
         assert_eq!(kinds(&events), ["level_changed"]);
@@ -1222,8 +1835,15 @@ levels:
     fn a_directive_naming_an_undefined_level_is_refused() {
         let mut tl = Timeline::new();
         let (from, until) = directive("2026-12-01 00:00", None);
-        let refused =
-            tl.try_input("2026-12-01 16:00", Input::Directive { id: ORDER, min_level: "purple", from, until });
+        let refused = tl.try_input(
+            "2026-12-01 16:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "purple",
+                from,
+                until,
+            },
+        );
         assert_eq!(refused, Err(LifecycleError::UndefinedLevel("purple".into())));
     }
 
@@ -1236,7 +1856,13 @@ levels:
         tl.pb = playbook(&PLAYBOOK.replace("version: \"7\"", "version: \"8\""));
         tl.sign("2026-12-01 17:00", "张副省长", "deputy_head");
         tl.tick("2026-12-03 00:00");
-        tl.input("2026-12-03 09:00", Input::Lift { actor: "王省长", reason: "好转" });
+        tl.input(
+            "2026-12-03 09:00",
+            Input::Lift {
+                actor: "王省长",
+                reason: "好转",
+            },
+        );
         assert!(
             tl.log.iter().all(|e| e.playbook == "test@7"),
             "{:?}",
@@ -1252,8 +1878,11 @@ levels:
         let mut tl = active_orange();
         tl.consult("2026-12-03 16:00", &[50]);
         tl.tick("2026-12-05 04:00");
-        let rows: Vec<(&str, &str, Option<&str>)> =
-            tl.log.iter().map(|e| (kind_name(&e.kind), e.actor.as_str(), e.forecast_id.as_deref())).collect();
+        let rows: Vec<(&str, &str, Option<&str>)> = tl
+            .log
+            .iter()
+            .map(|e| (kind_name(&e.kind), e.actor.as_str(), e.forecast_id.as_deref()))
+            .collect();
         assert_eq!(
             rows,
             [
@@ -1275,7 +1904,15 @@ levels:
         tl.consult("2026-12-03 16:00", &[301, 301, 301]);
         tl.sign("2026-12-03 17:00", "王省长", "head");
         let (from, until) = directive("2026-12-03 00:00", Some("2026-12-08 00:00"));
-        tl.input("2026-12-03 18:00", Input::Directive { id: ORDER, min_level: "orange", from, until });
+        tl.input(
+            "2026-12-03 18:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from,
+                until,
+            },
+        );
         tl.consult("2026-12-04 16:00", &[201, 50]);
         tl.tick("2026-12-08 12:00");
         tl.consult("2026-12-08 16:00", &[50]);
@@ -1300,7 +1937,15 @@ levels:
         let before = tl.state.clone();
         let events = tl
             .state
-            .decide(region(), Input::SignOff { signer: "张副省长", role: "deputy_head" }, t("2026-12-01 17:00"), &tl.pb)
+            .decide(
+                region(),
+                Input::SignOff {
+                    signer: "张副省长",
+                    role: "deputy_head",
+                },
+                t("2026-12-01 17:00"),
+                &tl.pb,
+            )
             .unwrap();
         assert_eq!(kinds(&events), ["issued"]);
         assert_eq!(tl.state, before);

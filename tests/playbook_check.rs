@@ -20,7 +20,11 @@ fn check(args: &[&str]) -> Output {
 }
 
 fn stderr_lines(out: &Output) -> Vec<String> {
-    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8").lines().map(str::to_string).collect()
+    String::from_utf8(out.stderr.clone())
+        .expect("stderr is UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Every single-file fixture: (file name, the line `check` must print for it, after `tests/fixtures/playbooks/`).
@@ -31,15 +35,27 @@ const CASES: &[(&str, &str)] = &[
         "6:1: unknown field `lift_window`, expected one of id, version, name, scope, extends, horizon_days, \
          lead_time_hours, lift_window_hours, merge_gap_hours, hold_higher, roles, levels, consultations, directives",
     ),
-    ("bad-undefined-level.yaml", "8:9: undefined level \"blue\" (defined: yellow, orange, red)"),
-    ("bad-undefined-level-in-directive.yaml", "19:16: undefined level \"purple\" (defined: yellow)"),
-    ("bad-undefined-role.yaml", "15:15: undefined role \"mayor\" in sign_off (auto or one of: deputy_head, head)"),
+    (
+        "bad-undefined-level.yaml",
+        "8:9: undefined level \"blue\" (defined: yellow, orange, red)",
+    ),
+    (
+        "bad-undefined-level-in-directive.yaml",
+        "19:16: undefined level \"purple\" (defined: yellow)",
+    ),
+    (
+        "bad-undefined-role.yaml",
+        "15:15: undefined role \"mayor\" in sign_off (auto or one of: deputy_head, head)",
+    ),
     (
         "bad-thresholds-not-increasing.yaml",
         "16:5: thresholds must increase with rank: level \"orange\" (rank 2) is met by every forecast that meets \
          \"yellow\" (rank 1)",
     ),
-    ("bad-duplicate-rank.yaml", "16:5: levels \"yellow\" and \"orange\" have the same rank 1"),
+    (
+        "bad-duplicate-rank.yaml",
+        "16:5: levels \"yellow\" and \"orange\" have the same rank 1",
+    ),
     (
         "bad-laxer-child.yaml",
         "8:5: level \"yellow\" is laxer than in parent playbook \"fixture-province\": daily AQI [151, 151, 0, 0, 0, 0, 0] \
@@ -76,16 +92,37 @@ const CASES: &[(&str, &str)] = &[
         "20:25: a directive reaches only regions below its issuer's scope 140100; 140200 is not",
     ),
     ("bad-unknown-group.yaml", "20:15: unknown region group \"jingjinji\""),
-    ("bad-directive-time.yaml", "21:11: \"12月1日0时\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)"),
-    ("bad-directive-ends-before-it-starts.yaml", "17:5: a directive's until must be after its from"),
-    ("bad-days-beyond-horizon.yaml", "16:33: days must be from 1 to the horizon of 3 days, not 4"),
+    (
+        "bad-directive-time.yaml",
+        "21:11: \"12月1日0时\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)",
+    ),
+    (
+        "bad-directive-ends-before-it-starts.yaml",
+        "17:5: a directive's until must be after its from",
+    ),
+    (
+        "bad-days-beyond-horizon.yaml",
+        "16:33: days must be from 1 to the horizon of 3 days, not 4",
+    ),
     ("bad-horizon.yaml", "6:15: horizon_days must be from 1 to 10, not 14"),
-    ("bad-threshold-above-500.yaml", "15:22: threshold 600 is above 500, the top of the AQI scale"),
+    (
+        "bad-threshold-above-500.yaml",
+        "15:22: threshold 600 is above 500, the top of the AQI scale",
+    ),
     ("bad-colour.yaml", "12:13: colour \"yellow\" is not #RRGGBB"),
-    ("bad-rule-shape.yaml", "16:7: a rule is exactly one of: all, any, or aqi_gt/aqi_ge with days"),
-    ("bad-rule-without-days.yaml", "15:12: a threshold needs days: the number of consecutive days"),
+    (
+        "bad-rule-shape.yaml",
+        "16:7: a rule is exactly one of: all, any, or aqi_gt/aqi_ge with days",
+    ),
+    (
+        "bad-rule-without-days.yaml",
+        "15:12: a threshold needs days: the number of consecutive days",
+    ),
     ("bad-empty-any.yaml", "15:12: all/any needs at least one rule"),
-    ("bad-level-missing-fields.yaml", "9:5: level \"yellow\" needs colour, response, sign_off"),
+    (
+        "bad-level-missing-fields.yaml",
+        "9:5: level \"yellow\" needs colour, response, sign_off",
+    ),
     ("bad-no-levels.yaml", "2:5: a playbook that extends none needs levels"),
     ("bad-level-none.yaml", "9:9: \"none\" is reserved for \"no warning\""),
     ("bad-rank-zero.yaml", "9:5: rank must be 1 or more"),
@@ -134,9 +171,7 @@ fn a_child_of_a_broken_parent_shows_the_parents_error_as_well_as_its_own() {
         stderr_lines(&out),
         vec![
             format!("{DIR}/bad-parent-has-errors/province.yaml:41:13: colour \"red\" is not #RRGGBB"),
-            format!(
-                "{DIR}/bad-parent-has-errors/bad-parent-has-errors.yaml:5:10: parent playbook \"broken-province\" has errors"
-            ),
+            format!("{DIR}/bad-parent-has-errors/bad-parent-has-errors.yaml:5:10: parent playbook \"broken-province\" has errors"),
             "check failed: 2 errors".to_string(),
         ]
     );
@@ -149,9 +184,7 @@ fn two_files_of_one_folder_with_the_same_id_are_an_error_on_the_second() {
     assert_eq!(
         stderr_lines(&out),
         vec![
-            format!(
-                "{DIR}/bad-duplicate-id/b.yaml:2:5: playbook id \"same-id\" is also used by {DIR}/bad-duplicate-id/a.yaml"
-            ),
+            format!("{DIR}/bad-duplicate-id/b.yaml:2:5: playbook id \"same-id\" is also used by {DIR}/bad-duplicate-id/a.yaml"),
             "check failed: 1 error".to_string(),
         ]
     );
@@ -186,8 +219,11 @@ fn a_file_that_is_not_there_is_reported_at_line_0() {
 
 #[test]
 fn errors_of_several_files_are_all_reported_and_counted() {
-    let out =
-        check(&[&format!("{DIR}/bad-colour.yaml"), &format!("{DIR}/bad-cron.yaml"), &format!("{DIR}/parent.yaml")]);
+    let out = check(&[
+        &format!("{DIR}/bad-colour.yaml"),
+        &format!("{DIR}/bad-cron.yaml"),
+        &format!("{DIR}/parent.yaml"),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let lines = stderr_lines(&out);
     assert_eq!(lines.len(), 3, "{lines:?}");

@@ -24,7 +24,10 @@ fn load(path: &str) -> PlaybookSet {
 }
 
 fn shipped(path: &str, id: &str) -> Arc<Playbook> {
-    load(path).get(id).cloned().unwrap_or_else(|| panic!("{path} holds no playbook {id}"))
+    load(path)
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{path} holds no playbook {id}"))
 }
 
 fn issue_date() -> NaiveDate {
@@ -40,7 +43,12 @@ fn assess(pb: &Playbook, window: &[Option<u16>]) -> Assessment {
     let series: Vec<DayValue> = window
         .iter()
         .enumerate()
-        .map(|(i, aqi)| DayValue { date: day(i), aqi: *aqi, primary: Vec::new(), computed: false })
+        .map(|(i, aqi)| DayValue {
+            date: day(i),
+            aqi: *aqi,
+            primary: Vec::new(),
+            computed: false,
+        })
         .collect();
     assess_region(RegionCode::parse("140100").unwrap(), &series, issue_date(), "f-test", pb)
 }
@@ -57,7 +65,11 @@ struct Case {
 }
 
 fn case(window: Vec<Option<u16>>, level: &'static str, covered: &[usize]) -> Case {
-    Case { window, level, covered: covered.to_vec() }
+    Case {
+        window,
+        level,
+        covered: covered.to_vec(),
+    }
 }
 
 fn run_table(pb: &Playbook, cases: &[Case]) {
@@ -93,12 +105,21 @@ fn every_shipped_playbook_loads_and_taiyuan_extends_the_province() {
     assert_eq!(ids, vec!["shanxi", "taiyuan"]);
     let regions = Regions::shanxi();
     let code = |s| RegionCode::parse(s).unwrap();
-    assert_eq!(live.for_region(code("140105"), regions).unwrap().id, "taiyuan", "小店区 is under Taiyuan's playbook");
+    assert_eq!(
+        live.for_region(code("140105"), regions).unwrap().id,
+        "taiyuan",
+        "小店区 is under Taiyuan's playbook"
+    );
     assert_eq!(live.for_region(code("140100"), regions).unwrap().id, "taiyuan");
-    assert_eq!(live.for_region(code("140200"), regions).unwrap().id, "shanxi", "Datong follows the province");
-    for (path, id) in
-        [("playbooks/history/cn-2017.yaml", "cn-2017"), ("playbooks/history/shanxi-2020.yaml", "shanxi-2020")]
-    {
+    assert_eq!(
+        live.for_region(code("140200"), regions).unwrap().id,
+        "shanxi",
+        "Datong follows the province"
+    );
+    for (path, id) in [
+        ("playbooks/history/cn-2017.yaml", "cn-2017"),
+        ("playbooks/history/shanxi-2020.yaml", "shanxi-2020"),
+    ] {
         let set = load(path);
         assert_eq!(set.len(), 1, "{path}");
         assert_eq!(set.get(id).unwrap().file, root().join(path));
@@ -113,17 +134,33 @@ fn the_shipped_settings_are_those_the_files_state() {
     let ty = shipped("playbooks/taiyuan.yaml", "taiyuan");
     assert_eq!(ty.parent.as_deref(), Some("shanxi"));
     assert_eq!(ty.lift_window.num_hours(), 48, "Taiyuan lifts after 48 h, longer than the province");
-    assert_eq!((ty.horizon_days, ty.lead_time.num_hours(), ty.merge_gap.num_hours()), (7, 24, 48), "inherited");
-    assert_eq!(ty.consultations.iter().map(|c| c.cron.as_str()).collect::<Vec<_>>(), ["0 0 10 * * *", "0 0 16 * * *"]);
+    assert_eq!(
+        (ty.horizon_days, ty.lead_time.num_hours(), ty.merge_gap.num_hours()),
+        (7, 24, 48),
+        "inherited"
+    );
+    assert_eq!(
+        ty.consultations.iter().map(|c| c.cron.as_str()).collect::<Vec<_>>(),
+        ["0 0 10 * * *", "0 0 16 * * *"]
+    );
     let ids = |pb: &Playbook| pb.levels.iter().map(|l| l.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&sx), ["yellow", "orange", "red"]);
-    assert_eq!(ids(&shipped("playbooks/history/cn-2017.yaml", "cn-2017")), ["blue", "yellow", "orange", "red"]);
-    assert_eq!(ids(&shipped("playbooks/history/shanxi-2020.yaml", "shanxi-2020")), ["yellow", "orange", "red"]);
+    assert_eq!(
+        ids(&shipped("playbooks/history/cn-2017.yaml", "cn-2017")),
+        ["blue", "yellow", "orange", "red"]
+    );
+    assert_eq!(
+        ids(&shipped("playbooks/history/shanxi-2020.yaml", "shanxi-2020")),
+        ["yellow", "orange", "red"]
+    );
 }
 
 #[test]
 fn deputy_heads_sign_yellow_and_orange_and_only_the_head_signs_red() {
-    for pb in [shipped("playbooks/shanxi.yaml", "shanxi"), shipped("playbooks/taiyuan.yaml", "taiyuan")] {
+    for pb in [
+        shipped("playbooks/shanxi.yaml", "shanxi"),
+        shipped("playbooks/taiyuan.yaml", "taiyuan"),
+    ] {
         assert_eq!(pb.level("yellow").unwrap().sign_off, SignOff::Role("deputy_head".into()));
         assert_eq!(pb.level("red").unwrap().sign_off, SignOff::Role("head".into()));
         assert!(pb.may_sign("orange", "deputy_head"));
@@ -135,7 +172,11 @@ fn deputy_heads_sign_yellow_and_orange_and_only_the_head_signs_red() {
     let sx = shipped("playbooks/shanxi.yaml", "shanxi");
     assert!(!sx.may_sign("yellow", "duty_officer"), "the duty officer prepares, does not sign");
     let cn = shipped("playbooks/history/cn-2017.yaml", "cn-2017");
-    assert_eq!(cn.level("blue").unwrap().sign_off, SignOff::Auto, "blue was issued without a signature");
+    assert_eq!(
+        cn.level("blue").unwrap().sign_off,
+        SignOff::Auto,
+        "blue was issued without a signature"
+    );
 }
 
 // ---- national 2024 (环大气〔2024〕6号) ----------------------------------------------------------------------------------

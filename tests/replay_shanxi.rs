@@ -104,7 +104,9 @@ fn read_bands(path: &str, column: &str, band: fn(&str) -> Band) -> BTreeMap<Regi
     for line in lines.filter(|l| !l.is_empty()) {
         let cells: Vec<&str> = line.split(',').collect();
         let date = NaiveDate::parse_from_str(cells[d], "%Y-%m-%d").unwrap();
-        out.entry(RegionCode::parse(cells[r]).unwrap()).or_default().push((date, band(cells[v])));
+        out.entry(RegionCode::parse(cells[r]).unwrap())
+            .or_default()
+            .push((date, band(cells[v])));
     }
     for days in out.values_mut() {
         days.sort();
@@ -164,17 +166,15 @@ fn rank(rules: &Rules, level: &str) -> usize {
 
 /// Consultation day D looks at the observed days D+1 ..= D+horizon.
 fn window_after(days: &[(NaiveDate, Band)], d: NaiveDate, horizon: u32) -> Vec<Band> {
-    days.iter().filter(|(x, _)| *x > d && *x <= d + Duration::days(horizon.into())).map(|(_, b)| *b).collect()
+    days.iter()
+        .filter(|(x, _)| *x > d && *x <= d + Duration::days(horizon.into()))
+        .map(|(_, b)| *b)
+        .collect()
 }
 
 /// (a) every proposed level is justified by its window: its rule is met and no higher level's is;
 /// (b) every window that meets a level's rule gets at least that level.
-fn assert_proposals_follow_the_data(
-    r: &Replay,
-    bands: &BTreeMap<RegionCode, Vec<(NaiveDate, Band)>>,
-    rules: &Rules,
-    horizon: u32,
-) {
+fn assert_proposals_follow_the_data(r: &Replay, bands: &BTreeMap<RegionCode, Vec<(NaiveDate, Band)>>, rules: &Rules, horizon: u32) {
     let mut unjustified = Vec::new();
     let mut missed = Vec::new();
     for a in &r.assessments {
@@ -198,12 +198,20 @@ fn assert_proposals_follow_the_data(
         unjustified.len(),
         unjustified.join("\n")
     );
-    assert!(missed.is_empty(), "{} windows below their level:\n{}", missed.len(), missed.join("\n"));
+    assert!(
+        missed.is_empty(),
+        "{} windows below their level:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
 }
 
 /// The replayed consultation of day D, at 16:00 Asia/Shanghai.
 fn consultation_time(d: NaiveDate) -> DateTime<Utc> {
-    Shanghai.from_local_datetime(&d.and_hms_opt(16, 0, 0).unwrap()).unwrap().with_timezone(&Utc)
+    Shanghai
+        .from_local_datetime(&d.and_hms_opt(16, 0, 0).unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 /// (c) every lift and every lowering of a level happens at least the lift window after the last consultation that
@@ -283,7 +291,10 @@ fn taiyuan_on_2014_01_16_proposes_yellow_for_one_day_above_200_on_the_23rd() {
     assert_eq!(a.rule.as_deref(), Some("AQI>200 for 1 day or AQI>150 for 2 days"));
     let first = r.warnings.iter().find(|w| w.region == ty).unwrap();
     assert_eq!(first.issued, "2014-01-16T16:00:00+08:00");
-    assert_eq!(first.start, "2014-01-23T00:00:00+08:00", "the warning starts on the first day the rule covers");
+    assert_eq!(
+        first.start, "2014-01-23T00:00:00+08:00",
+        "the warning starts on the first day the rule covers"
+    );
 }
 
 #[test]
@@ -336,7 +347,10 @@ fn the_replay_command_prints_json_that_agrees_with_the_library() {
     assert_eq!(warnings[0]["id"], r.warnings[0].id);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.contains(&format!("replayed {} consultations over 5 regions with shanxi@2024.1", r.assessments.len())),
+        stderr.contains(&format!(
+            "replayed {} consultations over 5 regions with shanxi@2024.1",
+            r.assessments.len()
+        )),
         "{stderr}"
     );
 }

@@ -52,7 +52,11 @@ mod tests {
     use super::*;
 
     fn gt(t: u16, d: u32) -> Rule {
-        Rule::Above { threshold: t, inclusive: false, days: d }
+        Rule::Above {
+            threshold: t,
+            inclusive: false,
+            days: d,
+        }
     }
 
     #[test]

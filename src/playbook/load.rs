@@ -68,7 +68,12 @@ fn read(path: &Path) -> Result<String, Vec<PlaybookError>> {
 }
 
 fn file_error(file: &Path, message: String) -> PlaybookError {
-    PlaybookError { file: file.to_path_buf(), line: 0, column: 0, message }
+    PlaybookError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    }
 }
 
 /// `(path, text, wanted)`: unwanted files are only there to be parents; their errors still count
@@ -109,7 +114,11 @@ fn load_sources(sources: Vec<(PathBuf, String, bool)>, regions: &Regions) -> Res
                 Some(p) if done.contains_key(&p.value) => done.get(&p.value).cloned(),
                 Some(p) if failed.contains(&p.value) => {
                     failed.push(id.clone());
-                    errors.push(validate::at(path, &p.referenced, format!("parent playbook \"{}\" has errors", p.value)));
+                    errors.push(validate::at(
+                        path,
+                        &p.referenced,
+                        format!("parent playbook \"{}\" has errors", p.value),
+                    ));
                     continue;
                 }
                 Some(p) if raws.contains_key(&p.value) => {
@@ -118,7 +127,11 @@ fn load_sources(sources: Vec<(PathBuf, String, bool)>, regions: &Regions) -> Res
                 }
                 Some(p) => {
                     failed.push(id.clone());
-                    errors.push(validate::at(path, &p.referenced, format!("unknown parent playbook \"{}\"", p.value)));
+                    errors.push(validate::at(
+                        path,
+                        &p.referenced,
+                        format!("unknown parent playbook \"{}\"", p.value),
+                    ));
                     continue;
                 }
             };
@@ -136,7 +149,11 @@ fn load_sources(sources: Vec<(PathBuf, String, bool)>, regions: &Regions) -> Res
             for id in &next {
                 let (path, raw, _, _) = &raws[id];
                 if let Some(p) = &raw.extends {
-                    errors.push(validate::at(path, &p.referenced, format!("playbook \"{id}\" extends itself through \"{}\"", p.value)));
+                    errors.push(validate::at(
+                        path,
+                        &p.referenced,
+                        format!("playbook \"{id}\" extends itself through \"{}\"", p.value),
+                    ));
                 }
             }
             break;
@@ -167,19 +184,28 @@ fn load_sources(sources: Vec<(PathBuf, String, bool)>, regions: &Regions) -> Res
     if !relevant.is_empty() {
         return Err(relevant);
     }
-    let by_id = done.into_iter().filter(|(id, _)| raws[id].3 || is_parent_of_wanted(id, &raws)).collect();
+    let by_id = done
+        .into_iter()
+        .filter(|(id, _)| raws[id].3 || is_parent_of_wanted(id, &raws))
+        .collect();
     Ok(PlaybookSet { by_id })
 }
 
 fn is_parent_of_wanted(id: &str, raws: &BTreeMap<String, (PathBuf, RawPlaybook, String, bool)>) -> bool {
-    raws.values().any(|(_, r, _, wanted)| *wanted && r.extends.as_ref().is_some_and(|p| p.value == id))
+    raws.values()
+        .any(|(_, r, _, wanted)| *wanted && r.extends.as_ref().is_some_and(|p| p.value == id))
 }
 
 fn syntax_error(path: &Path, e: &serde_saphyr::Error) -> PlaybookError {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let text = e.without_snippet().to_string();
     let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
-    PlaybookError { file: path.to_path_buf(), line, column, message }
+    PlaybookError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
 }
 
 fn hours(
@@ -213,12 +239,29 @@ fn compile(
     let mut errors = Vec::new();
     let scope = validate::scope(file, &raw.scope, parent, regions).map_err(|e| vec![e])?;
     let pid = parent.map(|p| p.id.as_str()).unwrap_or("");
-    let horizon_days = raw.horizon_days.as_ref().map(|h| h.value).or(parent.map(|p| p.horizon_days)).unwrap_or(DEFAULT_HORIZON_DAYS);
+    let horizon_days = raw
+        .horizon_days
+        .as_ref()
+        .map(|h| h.value)
+        .or(parent.map(|p| p.horizon_days))
+        .unwrap_or(DEFAULT_HORIZON_DAYS);
     if let Some(h) = &raw.horizon_days
-        && !(1..=10).contains(&h.value) {
-            errors.push(validate::at(file, &h.referenced, format!("horizon_days must be from 1 to 10, not {}", h.value)));
-        }
-    let lead_time = hours(file, &raw.lead_time_hours, parent.map(|p| p.lead_time.num_hours()), DEFAULT_LEAD_TIME_HOURS, None, &mut errors);
+        && !(1..=10).contains(&h.value)
+    {
+        errors.push(validate::at(
+            file,
+            &h.referenced,
+            format!("horizon_days must be from 1 to 10, not {}", h.value),
+        ));
+    }
+    let lead_time = hours(
+        file,
+        &raw.lead_time_hours,
+        parent.map(|p| p.lead_time.num_hours()),
+        DEFAULT_LEAD_TIME_HOURS,
+        None,
+        &mut errors,
+    );
     let lift_window = hours(
         file,
         &raw.lift_window_hours,
@@ -227,13 +270,23 @@ fn compile(
         Some(("lift_window_hours", pid)),
         &mut errors,
     );
-    let merge_gap = hours(file, &raw.merge_gap_hours, parent.map(|p| p.merge_gap.num_hours()), DEFAULT_MERGE_GAP_HOURS, None, &mut errors);
+    let merge_gap = hours(
+        file,
+        &raw.merge_gap_hours,
+        parent.map(|p| p.merge_gap.num_hours()),
+        DEFAULT_MERGE_GAP_HOURS,
+        None,
+        &mut errors,
+    );
     let hold_higher = match (&raw.hold_higher, parent) {
         (Some(h), Some(p)) if p.hold_higher && !h.value => {
             errors.push(validate::at(
                 file,
                 &h.referenced,
-                format!("hold_higher: false is laxer than parent playbook \"{}\", which holds the higher level", p.id),
+                format!(
+                    "hold_higher: false is laxer than parent playbook \"{}\", which holds the higher level",
+                    p.id
+                ),
             ));
             false
         }
@@ -245,7 +298,11 @@ fn compile(
     // Roles: the parent's, with this file's added or renamed.
     let mut roles: Vec<Role> = parent.map(|p| p.roles.clone()).unwrap_or_default();
     for r in raw.roles.iter().flatten() {
-        let role = Role { id: r.id.value.clone(), name: r.name.clone(), rank: r.rank.value };
+        let role = Role {
+            id: r.id.value.clone(),
+            name: r.name.clone(),
+            rank: r.rank.value,
+        };
         match roles.iter_mut().find(|x| x.id == role.id) {
             Some(x) => *x = role,
             None => roles.push(role),
@@ -259,7 +316,11 @@ fn compile(
         Some(list) => {
             for c in list {
                 match validate::cron(file, &c.cron) {
-                    Ok(schedule) => consultations.push(Consultation { name: c.name.clone(), cron: c.cron.value.clone(), schedule }),
+                    Ok(schedule) => consultations.push(Consultation {
+                        name: c.name.clone(),
+                        cron: c.cron.value.clone(),
+                        schedule,
+                    }),
                     Err(e) => errors.push(e),
                 }
             }
@@ -277,16 +338,21 @@ fn compile(
         let time = |s: &Spanned<String>, errors: &mut Vec<PlaybookError>| {
             let t = parse_time(&s.value);
             if t.is_none() {
-                errors.push(validate::at(file, &s.referenced, format!("\"{}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)", s.value)));
+                errors.push(validate::at(
+                    file,
+                    &s.referenced,
+                    format!("\"{}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)", s.value),
+                ));
             }
             t
         };
         let from = time(&v.from, &mut errors);
         let until = v.until.as_ref().and_then(|u| time(u, &mut errors));
         if let (Some(f), Some(u)) = (from, until)
-            && u <= f {
-                errors.push(validate::at(file, &d.referenced, "a directive's until must be after its from"));
-            }
+            && u <= f
+        {
+            errors.push(validate::at(file, &d.referenced, "a directive's until must be after its from"));
+        }
         if let Some(from) = from {
             directives.push(Directive {
                 id: v.id.value.clone(),
@@ -374,20 +440,16 @@ fn compile_levels(
         validate::ranks_increase(file, &out, horizon_days, errors);
     } else {
         // In a child, report against the overriding entry where there is one.
-        let located: Vec<(Level, Location)> =
-            out.iter().map(|(l, loc)| (l.clone(), if *loc == Location::UNKNOWN { raw.id.referenced } else { *loc })).collect();
+        let located: Vec<(Level, Location)> = out
+            .iter()
+            .map(|(l, loc)| (l.clone(), if *loc == Location::UNKNOWN { raw.id.referenced } else { *loc }))
+            .collect();
         validate::ranks_increase(file, &located, horizon_days, errors);
     }
     out.into_iter().map(|(l, _)| l).collect()
 }
 
-fn root_level(
-    file: &Path,
-    l: &Spanned<RawLevel>,
-    roles: &[Role],
-    horizon_days: u32,
-    errors: &mut Vec<PlaybookError>,
-) -> Option<Level> {
+fn root_level(file: &Path, l: &Spanned<RawLevel>, roles: &[Role], horizon_days: u32, errors: &mut Vec<PlaybookError>) -> Option<Level> {
     let v = &l.value;
     let mut missing = Vec::new();
     if v.rank.is_none() {
@@ -409,7 +471,11 @@ fn root_level(
         missing.push("entry");
     }
     if !missing.is_empty() {
-        errors.push(validate::at(file, &l.referenced, format!("level \"{}\" needs {}", v.id.value, missing.join(", "))));
+        errors.push(validate::at(
+            file,
+            &l.referenced,
+            format!("level \"{}\" needs {}", v.id.value, missing.join(", ")),
+        ));
         return None;
     }
     let mut level = Level {
@@ -452,7 +518,8 @@ fn merge_level(file: &Path, v: &RawLevel, level: &mut Level, roles: &[Role], hor
         }
     }
     if let Some(e) = &v.entry
-        && let Some(rule) = validate::rule(file, e, horizon_days, errors) {
-            level.entry = rule;
-        }
+        && let Some(rule) = validate::rule(file, e, horizon_days, errors)
+    {
+        level.entry = rule;
+    }
 }

@@ -47,7 +47,11 @@ impl Rule {
     /// breaks a run: a day without a forecast is not a day above a threshold.
     pub fn matches(&self, window: &[Option<u16>]) -> Option<Covered> {
         match self {
-            Rule::Above { threshold, inclusive, days } => {
+            Rule::Above {
+                threshold,
+                inclusive,
+                days,
+            } => {
                 let above = |v: &Option<u16>| v.is_some_and(|v| if *inclusive { v >= *threshold } else { v > *threshold });
                 let mut i = 0;
                 while i < window.len() {
@@ -118,8 +122,17 @@ impl fmt::Display for Rule {
             Ok(())
         };
         match self {
-            Rule::Above { threshold, inclusive, days } => {
-                write!(f, "AQI{}{threshold} for {days} day{}", if *inclusive { "≥" } else { ">" }, if *days == 1 { "" } else { "s" })
+            Rule::Above {
+                threshold,
+                inclusive,
+                days,
+            } => {
+                write!(
+                    f,
+                    "AQI{}{threshold} for {days} day{}",
+                    if *inclusive { "≥" } else { ">" },
+                    if *days == 1 { "" } else { "s" }
+                )
             }
             Rule::All(p) => join(f, p, "and"),
             Rule::Any(p) => join(f, p, "or"),
@@ -335,5 +348,173 @@ impl PlaybookSet {
     /// The root playbooks (those that extend nothing).
     pub fn roots(&self) -> impl Iterator<Item = &Arc<Playbook>> {
         self.by_id.values().filter(|p| p.parent.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gt(threshold: u16, days: u32) -> Rule {
+        Rule::Above {
+            threshold,
+            inclusive: false,
+            days,
+        }
+    }
+
+    fn ge(threshold: u16, days: u32) -> Rule {
+        Rule::Above {
+            threshold,
+            inclusive: true,
+            days,
+        }
+    }
+
+    fn w(values: &[u16]) -> Vec<Option<u16>> {
+        values.iter().map(|v| Some(*v)).collect()
+    }
+
+    #[test]
+    fn above_means_strictly_above_and_at_least_means_from_the_threshold_on() {
+        assert_eq!(gt(200, 1).matches(&w(&[200])), None);
+        assert_eq!(gt(200, 1).matches(&w(&[201])), Some(vec![0]));
+        assert_eq!(ge(500, 1).matches(&w(&[499])), None);
+        assert_eq!(ge(500, 1).matches(&w(&[500])), Some(vec![0]));
+    }
+
+    #[test]
+    fn a_run_is_consecutive_days_and_the_first_long_enough_run_is_covered_whole() {
+        let r = gt(150, 2);
+        assert_eq!(r.matches(&w(&[151, 100, 151])), None);
+        assert_eq!(r.matches(&w(&[100, 151, 160, 170, 100, 151, 151])), Some(vec![1, 2, 3]));
+        assert_eq!(r.matches(&[Some(151), None, Some(151)]), None, "a missing day breaks the run");
+        assert_eq!(r.matches(&[]), None);
+    }
+
+    #[test]
+    fn all_needs_every_part_and_covers_the_days_of_each() {
+        let red = Rule::All(vec![gt(200, 3), gt(300, 1)]);
+        assert_eq!(red.matches(&w(&[201, 201, 201])), None);
+        assert_eq!(red.matches(&w(&[201, 301, 201, 100])), Some(vec![0, 1, 2]));
+        // The parts are looked for anywhere in the window, not necessarily in the same run.
+        assert_eq!(red.matches(&w(&[201, 201, 201, 100, 301])), Some(vec![0, 1, 2, 4]));
+    }
+
+    #[test]
+    fn any_needs_one_part_and_covers_the_days_of_those_met() {
+        let yellow = Rule::Any(vec![gt(200, 1), gt(150, 2)]);
+        assert_eq!(yellow.matches(&w(&[151, 100, 151])), None);
+        assert_eq!(yellow.matches(&w(&[100, 201])), Some(vec![1]));
+        assert_eq!(yellow.matches(&w(&[151, 151, 100, 201])), Some(vec![0, 1, 3]));
+    }
+
+    #[test]
+    fn rules_read_as_the_plans_write_them() {
+        assert_eq!(gt(200, 1).to_string(), "AQI>200 for 1 day");
+        assert_eq!(ge(500, 1).to_string(), "AQI≥500 for 1 day");
+        let red = Rule::Any(vec![Rule::All(vec![gt(200, 4), gt(300, 2)]), ge(500, 1)]);
+        assert_eq!(red.to_string(), "(AQI>200 for 4 days and AQI>300 for 2 days) or AQI≥500 for 1 day");
+    }
+
+    const PROVINCE: &str = r##"
+id: province
+version: "3"
+name: 省级预案
+scope: "140000"
+horizon_days: 5
+lift_window_hours: 36
+roles:
+  - { id: deputy_head, name: 分管副省长, rank: 2 }
+  - { id: head, name: 省长, rank: 3 }
+levels:
+  - { id: yellow, rank: 1, name: 黄色预警, colour: "#ffff00", response: Ⅲ级, sign_off: deputy_head, entry: { aqi_gt: 200, days: 1 } }
+  - { id: red, rank: 2, name: 红色预警, colour: "#FF0000", response: Ⅰ级, sign_off: head, entry: { aqi_gt: 200, days: 3 } }
+consultations: [ { name: 下午会商, cron: "0 0 16 * * *" } ]
+"##;
+
+    fn load(child: &str) -> Result<PlaybookSet, Vec<PlaybookError>> {
+        load_files(
+            vec![("province.yaml".into(), PROVINCE.into()), ("city.yaml".into(), child.into())],
+            Regions::shanxi(),
+        )
+    }
+
+    #[test]
+    fn a_child_takes_what_it_leaves_out_from_its_parent() {
+        let set = load("id: city\nversion: \"1\"\nname: 市级预案\nextends: province\nscope: \"140100\"\n").unwrap();
+        let city = set.get("city").unwrap();
+        let province = set.get("province").unwrap();
+        assert_eq!(
+            (city.horizon_days, city.lift_window, city.hold_higher),
+            (5, Duration::hours(36), true)
+        );
+        assert_eq!(city.levels, province.levels);
+        assert_eq!(city.consultations.len(), 1);
+        assert_eq!(city.parent.as_deref(), Some("province"));
+        assert_eq!(province.levels[0].colour, "#FFFF00", "colours are kept in capitals");
+        assert_ne!(city.digest, province.digest);
+        assert_eq!(city.pin(), "city@1");
+    }
+
+    #[test]
+    fn a_stricter_child_is_accepted_lower_thresholds_longer_lift_window_higher_signer() {
+        let child = r##"
+id: city
+version: "1"
+name: 市级预案
+extends: province
+scope: "140100"
+lift_window_hours: 48
+roles: [ { id: head, name: 市长, rank: 3 } ]
+levels:
+  - { id: yellow, sign_off: head, entry: { any: [ { aqi_gt: 200, days: 1 }, { aqi_gt: 150, days: 2 } ] } }
+  - { id: red, entry: { aqi_gt: 180, days: 3 } }
+"##;
+        let set = load(child).unwrap_or_else(|e| panic!("{e:?}"));
+        let city = set.get("city").unwrap();
+        assert_eq!(city.lift_window, Duration::hours(48));
+        assert_eq!(city.level("yellow").unwrap().sign_off, SignOff::Role("head".into()));
+        assert_eq!(city.role("head").unwrap().name, "市长", "a child may rename a role");
+        assert_eq!(city.level("red").unwrap().entry, gt(180, 3));
+        assert_eq!(city.level("red").unwrap().name, "红色预警", "fields it does not override stay");
+    }
+
+    #[test]
+    fn a_child_may_not_be_laxer_on_any_window_of_the_horizon() {
+        // Red on 3 days above 250 misses [201, 201, 201, 0, 0], which the province calls red.
+        let child = "id: city\nversion: \"1\"\nname: 市\nextends: province\nscope: \"140100\"\nlevels:\n  - { id: red, entry: { aqi_gt: 250, days: 3 } }\n";
+        let errors = load(child).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .message
+                .contains("daily AQI [201, 201, 201, 0, 0] meets the parent's rule"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn the_most_specific_playbook_governs_a_region() {
+        let set = load("id: city\nversion: \"1\"\nname: 市\nextends: province\nscope: \"140100\"\n").unwrap();
+        let regions = Regions::shanxi();
+        let code = |s: &str| RegionCode::parse(s).unwrap();
+        assert_eq!(set.for_region(code("140105"), regions).unwrap().id, "city");
+        assert_eq!(set.for_region(code("140200"), regions).unwrap().id, "province");
+        assert_eq!(set.for_region(code("140000"), regions).unwrap().id, "province");
+        assert_eq!(set.roots().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["province"]);
+    }
+
+    #[test]
+    fn the_next_consultation_is_read_in_asia_shanghai() {
+        let set = load("id: city\nversion: \"1\"\nname: 市\nextends: province\nscope: \"140100\"\n").unwrap();
+        let c = &set.get("city").unwrap().consultations[0];
+        let after = crate::forecast::parse_time("2026-12-01 16:00").unwrap().with_timezone(&chrono::Utc);
+        let next = c.next_after(after).unwrap();
+        assert_eq!(
+            next.with_timezone(&chrono_tz::Asia::Shanghai).to_rfc3339(),
+            "2026-12-02T16:00:00+08:00"
+        );
     }
 }

@@ -15,7 +15,12 @@ use crate::region::{RegionCode, Regions};
 
 /// Builds an error at a source location.
 pub(crate) fn at(file: &Path, loc: &Location, message: impl Into<String>) -> PlaybookError {
-    PlaybookError { file: file.to_path_buf(), line: loc.line(), column: loc.column(), message: message.into() }
+    PlaybookError {
+        file: file.to_path_buf(),
+        line: loc.line(),
+        column: loc.column(),
+        message: message.into(),
+    }
 }
 
 /// The scope must be a known region; a child's scope must lie strictly below its parent's.
@@ -26,24 +31,37 @@ pub(crate) fn scope(
     regions: &Regions,
 ) -> Result<RegionCode, PlaybookError> {
     let code = RegionCode::parse(&scope.value).map_err(|e| at(file, &scope.referenced, e.to_string()))?;
-    let code = regions.resolve(code).ok_or_else(|| at(file, &scope.referenced, format!("unknown region {code}")))?;
+    let code = regions
+        .resolve(code)
+        .ok_or_else(|| at(file, &scope.referenced, format!("unknown region {code}")))?;
     if let Some(p) = parent
-        && (code == p.scope || !regions.is_within(code, p.scope)) {
-            return Err(at(
-                file,
-                &scope.referenced,
-                format!("scope {code} is not below the scope {} of the parent playbook \"{}\"", p.scope, p.id),
-            ));
-        }
+        && (code == p.scope || !regions.is_within(code, p.scope))
+    {
+        return Err(at(
+            file,
+            &scope.referenced,
+            format!(
+                "scope {code} is not below the scope {} of the parent playbook \"{}\"",
+                p.scope, p.id
+            ),
+        ));
+    }
     Ok(code)
 }
 
 /// A rule is exactly one of `all`, `any` or a leaf; thresholds are AQI values; runs fit the horizon.
 pub(crate) fn rule(file: &Path, raw: &Spanned<RawRule>, horizon_days: u32, errors: &mut Vec<PlaybookError>) -> Option<Rule> {
     let r = &raw.value;
-    let kinds = [r.all.is_some(), r.any.is_some(), r.aqi_gt.is_some() || r.aqi_ge.is_some()].iter().filter(|k| **k).count();
+    let kinds = [r.all.is_some(), r.any.is_some(), r.aqi_gt.is_some() || r.aqi_ge.is_some()]
+        .iter()
+        .filter(|k| **k)
+        .count();
     if kinds != 1 || (r.aqi_gt.is_some() && r.aqi_ge.is_some()) {
-        errors.push(at(file, &raw.referenced, "a rule is exactly one of: all, any, or aqi_gt/aqi_ge with days"));
+        errors.push(at(
+            file,
+            &raw.referenced,
+            "a rule is exactly one of: all, any, or aqi_gt/aqi_ge with days",
+        ));
         return None;
     }
     let nested = |parts: &Vec<Spanned<RawRule>>, errors: &mut Vec<PlaybookError>| -> Option<Vec<Rule>> {
@@ -66,7 +84,11 @@ pub(crate) fn rule(file: &Path, raw: &Spanned<RawRule>, horizon_days: u32, error
         _ => return None,
     };
     if t.value > 500 {
-        errors.push(at(file, &t.referenced, format!("threshold {} is above 500, the top of the AQI scale", t.value)));
+        errors.push(at(
+            file,
+            &t.referenced,
+            format!("threshold {} is above 500, the top of the AQI scale", t.value),
+        ));
         return None;
     }
     let Some(days) = &r.days else {
@@ -81,22 +103,25 @@ pub(crate) fn rule(file: &Path, raw: &Spanned<RawRule>, horizon_days: u32, error
         ));
         return None;
     }
-    Some(Rule::Above { threshold: t.value as u16, inclusive, days: days.value })
+    Some(Rule::Above {
+        threshold: t.value as u16,
+        inclusive,
+        days: days.value,
+    })
 }
 
 /// Ranks are unique, and a higher rank is harder to reach: a higher level may not be met by every
 /// window that meets a lower one ("thresholds increase with rank"). The converse is not required:
 /// real rules have a red that a single day at 500 meets without meeting orange.
-pub(crate) fn ranks_increase(
-    file: &Path,
-    levels: &[(Level, Location)],
-    horizon_days: u32,
-    errors: &mut Vec<PlaybookError>,
-) {
+pub(crate) fn ranks_increase(file: &Path, levels: &[(Level, Location)], horizon_days: u32, errors: &mut Vec<PlaybookError>) {
     for pair in levels.windows(2) {
         let ((lo, _), (hi, hi_loc)) = (&pair[0], &pair[1]);
         if lo.rank == hi.rank {
-            errors.push(at(file, hi_loc, format!("levels \"{}\" and \"{}\" have the same rank {}", lo.id, hi.id, hi.rank)));
+            errors.push(at(
+                file,
+                hi_loc,
+                format!("levels \"{}\" and \"{}\" have the same rank {}", lo.id, hi.id, hi.rank),
+            ));
         } else if counterexample(&lo.entry, &hi.entry, horizon_days).is_none() {
             errors.push(at(
                 file,
@@ -122,7 +147,11 @@ pub(crate) fn sign_off(file: &Path, raw: &Spanned<String>, roles: &[Role]) -> Re
     Err(at(
         file,
         &raw.referenced,
-        format!("undefined role \"{}\" in sign_off (auto or one of: {})", raw.value, known.join(", ")),
+        format!(
+            "undefined role \"{}\" in sign_off (auto or one of: {})",
+            raw.value,
+            known.join(", ")
+        ),
     ))
 }
 
@@ -171,7 +200,11 @@ fn cron_reason(expr: &str, e: &cron::error::Error) -> String {
 pub(crate) fn level_defined<'a>(file: &Path, raw: &Spanned<String>, levels: &'a [Level]) -> Result<&'a Level, PlaybookError> {
     levels.iter().find(|l| l.id == raw.value).ok_or_else(|| {
         let known: Vec<&str> = levels.iter().map(|l| l.id.as_str()).collect();
-        at(file, &raw.referenced, format!("undefined level \"{}\" (defined: {})", raw.value, known.join(", ")))
+        at(
+            file,
+            &raw.referenced,
+            format!("undefined level \"{}\" (defined: {})", raw.value, known.join(", ")),
+        )
     })
 }
 
@@ -220,18 +253,15 @@ pub(crate) fn not_laxer_level(
 }
 
 /// A child may not shorten the lift window nor give up holding the higher level.
-pub(crate) fn not_laxer_hours(
-    file: &Path,
-    raw: &Spanned<u32>,
-    what: &str,
-    parent_value: i64,
-    parent_id: &str,
-) -> Option<PlaybookError> {
+pub(crate) fn not_laxer_hours(file: &Path, raw: &Spanned<u32>, what: &str, parent_value: i64, parent_id: &str) -> Option<PlaybookError> {
     (i64::from(raw.value) < parent_value).then(|| {
         at(
             file,
             &raw.referenced,
-            format!("{what} {} h is laxer than the {parent_value} h of parent playbook \"{parent_id}\"", raw.value),
+            format!(
+                "{what} {} h is laxer than the {parent_value} h of parent playbook \"{parent_id}\"",
+                raw.value
+            ),
         )
     })
 }

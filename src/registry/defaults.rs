@@ -354,7 +354,7 @@ pub fn parse_defaults(file: &str, text: &str) -> Result<Defaults, Vec<RegistryEr
         let rules = v.rules(&ind.rules, &level_ids, &ind.id.value);
         industries.push(IndustryDefaults { id: ind.id.value.clone(), name: ind.name.clone(), codes, rules });
     }
-    let other_rules = v.rules(&raw.other.rules, &level_ids, "other");
+    let other_rules = v.rules(&raw.other.rules.value, &level_ids, "other");
     v.covers_every_grade(&raw.other, &other_rules);
     let board = BoardSettings {
         title: raw.board.title.clone(),

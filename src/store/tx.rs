@@ -219,6 +219,25 @@ macro_rules! getters {
             t.get((collection, key)).map_err(|e| self.err(e))?.map(|v| decode("docs", v.value())).transpose()
         }
 
+        /// Keys (only) of a collection that start with `prefix`, in order, after `after`, at most `limit`.
+        pub fn doc_keys(&self, collection: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+            let t = self.open(DOCS)?;
+            let start = if after.is_empty() || after < prefix { prefix.to_string() } else { after.to_string() };
+            let mut out = Vec::new();
+            for item in t.range((collection, start.as_str())..).map_err(|e| self.err(e))? {
+                let (k, _) = item.map_err(|e| self.err(e))?;
+                let (c, key) = k.value();
+                if c != collection || !key.starts_with(prefix) || out.len() >= limit {
+                    break;
+                }
+                if !after.is_empty() && key <= after {
+                    continue;
+                }
+                out.push(key.to_string());
+            }
+            Ok(out)
+        }
+
         /// Documents of a collection whose key starts with `prefix`, in key order, after `after`
         /// (exclusive; empty for the start), at most `limit`.
         pub fn docs<T: DeserializeOwned>(&self, collection: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, T)>, StoreError> {

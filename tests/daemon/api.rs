@@ -18,6 +18,7 @@ async fn a_forecast_posted_as_csv_or_as_json_is_recorded_once_however_often_and_
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!((first["duplicate"].as_bool(), first["regions"].as_u64()), (Some(false), Some(1)), "{first}");
     let id = first["id"].as_str().expect("an id").to_string();
+    eventually("the consultation on it proposes orange", || async { app.warning_of(TAIYUAN).await }).await;
 
     // 15:01: the same CSV again (a retry) → 200, duplicate, nothing new recorded.
     let seq = app.last_seq().await;

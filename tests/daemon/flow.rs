@@ -200,10 +200,7 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     // The daemon runs on a copy of the shipped playbooks that operators edit.
     let dir = tempfile::TempDir::new().expect("a folder");
     let books = dir.path().join("playbooks");
-    std::fs::create_dir_all(&books).expect("a playbooks folder");
-    for f in ["shanxi.yaml", "taiyuan.yaml"] {
-        std::fs::copy(format!("{PLAYBOOKS}/{f}"), books.join(f)).expect("a copy");
-    }
+    copy_dir(std::path::Path::new(PLAYBOOKS), &books);
     let app = spawn_app_with(dir, clock(), |s| s.playbooks = books.clone()).await;
 
     // 15:00: an orange proposal for Taiyuan under taiyuan@2024.1.
@@ -214,10 +211,7 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     let id = w["id"].as_str().expect("an id").to_string();
 
     // 15:10: the city makes orange the head's to sign, as version 2024.2, and reloads.
-    let taiyuan = std::fs::read_to_string(books.join("taiyuan.yaml")).expect("taiyuan.yaml");
-    let stricter = taiyuan.replace("version: \"2024.1\"", "version: \"2024.2\"").replace("levels:\n", "levels:\n  - id: orange\n    sign_off: head\n");
-    assert_ne!(stricter, taiyuan);
-    std::fs::write(books.join("taiyuan.yaml"), &stricter).expect("written");
+    let stricter = make_orange_the_heads_to_sign(&books);
     let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["versions"].as_array().expect("versions").contains(&json!("taiyuan@2024.2")), "{body}");

@@ -68,6 +68,7 @@ pub fn settings_in(dir: &Path) -> Settings {
     s.inbox.poll_ms = 20;
     s.http.listen = "127.0.0.1:0".into();
     s.playbooks = PathBuf::from(PLAYBOOKS);
+    s.roster = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config/roster.yaml"));
     s.demo = false;
     s.shutdown_deadline_secs = 5;
     for (name, role, token) in [(DEPUTY_NAME, "deputy_head", DEPUTY), (HEAD_NAME, "head", HEAD), (DUTY_NAME, "duty_officer", DUTY)] {
@@ -75,6 +76,30 @@ pub fn settings_in(dir: &Path) -> Settings {
     }
     s.validate().expect("the test settings are valid");
     s
+}
+
+/// Copies a folder with everything in it (a playbooks folder with its templates).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the target folder");
+    for entry in std::fs::read_dir(from).expect("the source folder").map(|e| e.expect("an entry")) {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("a copy");
+        }
+    }
+}
+
+/// Makes the Taiyuan playbook in `books` stricter, as version 2024.2: orange needs the head's
+/// signature. Returns the new text.
+pub fn make_orange_the_heads_to_sign(books: &Path) -> String {
+    let path = books.join("taiyuan.yaml");
+    let taiyuan = std::fs::read_to_string(&path).expect("taiyuan.yaml");
+    let stricter = taiyuan.replace("version: \"2024.1\"", "version: \"2024.2\"").replace("levels:\n", "levels:\n  - id: orange\n    sign_off: head\n");
+    assert!(stricter.contains("2024.2") && stricter.contains("sign_off: head"), "{stricter}");
+    std::fs::write(&path, &stricter).expect("written");
+    stricter
 }
 
 /// A running daemon and what a test needs to talk to it.
@@ -167,6 +192,12 @@ impl TestApp {
     /// `POST /api/v1/forecasts` of a file's content, as the head's staff.
     pub async fn submit(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
         self.post_body("/api/v1/forecasts", Some(HEAD), body).await
+    }
+
+    /// `POST /api/v1/forecasts` of a file's content under its file name (`x-file-name`), as the
+    /// head's staff.
+    pub async fn submit_file(&self, name: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        Self::send(self.http.post(self.url("/api/v1/forecasts")).bearer_auth(HEAD).header("x-file-name", name).body(body)).await
     }
 
     /// The inbox folder.

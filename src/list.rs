@@ -1,0 +1,100 @@
+//! The emergency reduction list as stored: list versions recorded in the event log, enterprises kept
+//! as documents keyed by county, so that a warning over a region finds its enterprises by a key range.
+//!
+//! In: a validated [`ListVersion`] from the registry import. Out: the stored list (enterprise by
+//! USCC, enterprises under a region), and a `list_version_recorded` record with the diff.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::region::{RegionCode, Tier};
+use crate::registry::{Enterprise, ListDiff, ListVersion, Uscc};
+use crate::store::{ReadTx, RecordBody, Store, StoreError, Tx};
+
+/// Full enterprise records, key `{county}/{uscc}`.
+pub const ENTERPRISES: &str = "enterprises";
+/// USCC → county, key `{uscc}`.
+pub const BY_USCC: &str = "enterprise_county";
+/// List version summaries, key zero-padded version.
+pub const VERSIONS: &str = "list_versions";
+
+/// A recorded list version, without its enterprises.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionSummary {
+    /// Version number.
+    pub version: u32,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// Content digest.
+    pub digest: String,
+    /// Number of enterprises.
+    pub enterprises: usize,
+    /// Changes against the previous version.
+    pub diff: ListDiff,
+}
+
+/// The key prefix of every county under `region` (`14` for the province, `1401` for a city).
+pub fn region_prefix(region: RegionCode) -> String {
+    let s = region.to_string();
+    match region.tier() {
+        Tier::Province => s[..2].to_string(),
+        Tier::City => s[..4].to_string(),
+        Tier::County => format!("{s}/"),
+    }
+}
+
+/// The current version summary, if any.
+pub fn current_version(r: &ReadTx) -> Result<Option<VersionSummary>, StoreError> {
+    Ok(r.docs::<VersionSummary>(VERSIONS, "", "", usize::MAX)?.pop().map(|(_, v)| v))
+}
+
+/// An enterprise by USCC.
+pub fn enterprise(r: &ReadTx, uscc: &str) -> Result<Option<Enterprise>, StoreError> {
+    let Some(county) = r.doc::<String>(BY_USCC, uscc)? else { return Ok(None) };
+    r.doc(ENTERPRISES, &format!("{county}/{uscc}"))
+}
+
+/// Every stored enterprise, in key order (county, then USCC).
+pub fn all_enterprises(r: &ReadTx) -> Result<Vec<Enterprise>, StoreError> {
+    Ok(r.docs::<Enterprise>(ENTERPRISES, "", "", usize::MAX)?.into_iter().map(|(_, e)| e).collect())
+}
+
+/// Records a new list version: writes the enterprises, removes those no longer listed, and appends a
+/// `list_version_recorded` record with the diff; one transaction.
+pub async fn record(store: &Store, version: ListVersion, diff: ListDiff, actor: &str, now: DateTime<Utc>) -> Result<VersionSummary, StoreError> {
+    let actor = actor.to_string();
+    store
+        .write(move |tx| {
+            for uscc in &diff.removed {
+                remove(tx, uscc)?;
+            }
+            for e in &version.enterprises {
+                let key = format!("{}/{}", e.county, e.uscc.as_str());
+                if let Some(old) = tx.doc::<String>(BY_USCC, e.uscc.as_str())? {
+                    if old != e.county.to_string() {
+                        tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
+                    }
+                }
+                tx.put_doc(ENTERPRISES, &key, e)?;
+                tx.put_doc(BY_USCC, e.uscc.as_str(), &e.county.to_string())?;
+            }
+            let summary = VersionSummary { version: version.version, recorded_at: now, digest: version.digest.clone(), enterprises: version.enterprises.len(), diff };
+            tx.put_doc(VERSIONS, &format!("{:010}", version.version), &summary)?;
+            let data = serde_json::json!({
+                "version": summary.version, "digest": summary.digest, "enterprises": summary.enterprises,
+                "added": summary.diff.added.len(), "removed": summary.diff.removed.len(),
+                "changed": summary.diff.changed.len(), "grade_changes": summary.diff.grade_changes,
+            });
+            tx.append(now, &actor, None, RecordBody::Other { kind: "list_version_recorded".into(), data })?;
+            Ok(summary)
+        })
+        .await
+}
+
+fn remove(tx: &mut Tx<'_>, uscc: &Uscc) -> Result<(), StoreError> {
+    if let Some(county) = tx.doc::<String>(BY_USCC, uscc.as_str())? {
+        tx.remove_doc(ENTERPRISES, &format!("{county}/{}", uscc.as_str()))?;
+        tx.remove_doc(BY_USCC, uscc.as_str())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The delivery worker: takes due messages from the outbox, renders them, sends them, and records
+//! every attempt.
+//!
+//! In: the outbox (through the store), the clock (`state.engine.clock`, so tests can use a manual
+//! one), `state.changed` as a wake-up besides a short poll. Out: emails and webhook POSTs, entries in
+//! the delivery log, and for a message that finally fails, one `delivery_failed` alert to the duty
+//! staff of its region (never an alert about an alert).
+//!
+//! # Guarantees, and the window that remains
+//!
+//! - **No two workers on one message.** A message is claimed (due index → in-flight index, one more
+//!   attempt) in a write transaction before it is sent; only claimed messages are sent. The store
+//!   lets one process open the database.
+//! - **A message recorded as sent is never sent again**, after any restart: it is in no index.
+//! - **Retries** with exponential backoff (`mail.retry`, `webhooks.retry`: base, factor, cap, attempts),
+//!   rate limits per transport (`rate_per_sec`), bounded concurrency.
+//! - **At-least-once, with stable ids.** Between the server's "250 OK" and the commit that records it
+//!   there is a window (milliseconds: one group commit). If the process dies in it, the message is
+//!   still in flight at the next start; it is then logged as `interrupted` and sent again, byte for
+//!   byte the same, with the same `Message-ID: <{id}@hazeflow>` (webhooks: `X-Hazeflow-Message-Id`),
+//!   so the receiver can recognise the repeat. A clean shutdown (SIGTERM) does not open the window:
+//!   the worker stops claiming, lets the sends in progress finish and records them, and puts back
+//!   claimed messages it has not started.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
+use serde_json::json;
+use tokio::sync::{Mutex, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::email::{self, Mailer};
+use super::outbox::{self, AttemptResult, Channel, OutboxMessage};
+use super::stage::{EventNotice, NotifyStage, local};
+use super::templates::Templates;
+use super::webhook::Webhooks;
+use super::NotifyError;
+use crate::app::AppState;
+use crate::clock::Clock;
+use crate::config::RetrySettings;
+use crate::region::RegionCode;
+use crate::store::{RecordBody, Store};
+
+/// How often the worker looks for due messages when nothing woke it.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Spaces sends out to at most `rate` per second.
+struct Pacer {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(rate_per_sec: f64) -> Pacer {
+        let interval = (rate_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / rate_per_sec));
+        Pacer { interval, next: Mutex::new(Instant::now()) }
+    }
+
+    async fn wait(&self) {
+        let Some(iv) = self.interval else { return };
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + iv;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// One transport's limits.
+struct Lane {
+    slots: Semaphore,
+    pacer: Pacer,
+    retry: RetrySettings,
+    concurrency: usize,
+}
+
+/// Everything the worker needs to send; built by [`super::build`].
+pub struct Delivery {
+    pub(crate) stage: Arc<NotifyStage>,
+    pub(crate) templates: Arc<Templates>,
+    pub(crate) mailer: Mailer,
+    pub(crate) webhooks: Webhooks,
+    pub(crate) from: Mailbox,
+    mail: Lane,
+    hooks: Lane,
+}
+
+impl Delivery {
+    pub(crate) fn new(stage: Arc<NotifyStage>, templates: Arc<Templates>, mailer: Mailer, webhooks: Webhooks, from: Mailbox, settings: &crate::config::Settings) -> Delivery {
+        let lane = |rate: f64, concurrency: usize, retry: &RetrySettings| Lane { slots: Semaphore::new(concurrency), pacer: Pacer::new(rate), retry: retry.clone(), concurrency };
+        Delivery {
+            stage,
+            templates,
+            mailer,
+            webhooks,
+            from,
+            mail: lane(settings.mail.rate_per_sec, settings.mail.concurrency, &settings.mail.retry),
+            hooks: lane(settings.webhooks.rate_per_sec, settings.webhooks.concurrency, &settings.webhooks.retry),
+        }
+    }
+
+    /// Where email goes, for logs.
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    fn lane(&self, c: Channel) -> &Lane {
+        match c {
+            Channel::Email => &self.mail,
+            Channel::Webhook => &self.hooks,
+        }
+    }
+
+    /// Renders and sends one message: the rendered subject (when rendering worked) and the result.
+    pub async fn attempt(&self, msg: &OutboxMessage) -> (Option<String>, Result<String, NotifyError>) {
+        let r = match self.templates.render(&msg.template, &msg.data) {
+            Ok(r) => r,
+            // A broken or missing template may be fixed by an operator: worth retrying.
+            Err(e) => return (None, Err(NotifyError::retryable(e))),
+        };
+        let subject = Some(r.subject.clone());
+        let result = match msg.channel {
+            Channel::Email => match email::compose(&self.from, &msg.recipient.name, &msg.recipient.address, &msg.id, msg.created_at, &r) {
+                Ok(m) => self.mailer.send(&msg.id, &m).await,
+                Err(e) => Err(e),
+            },
+            Channel::Webhook => self.webhooks.post(msg, &r).await,
+        };
+        (subject, result)
+    }
+}
+
+/// Runs the worker until `cancel` fires (the daemon's task).
+pub async fn run(delivery: Arc<Delivery>, state: Arc<AppState>, cancel: CancellationToken) {
+    let wake = Arc::new(Notify::new());
+    // Forward the application's change notifications (they wake only current waiters).
+    let fwd = {
+        let (state, wake, cancel) = (state.clone(), wake.clone(), cancel.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = state.changed.notified() => wake.notify_one(),
+                }
+            }
+        })
+    };
+    run_loop(delivery, state.engine.store.clone(), state.engine.clock.clone(), wake, cancel).await;
+    let _ = fwd.await;
+}
+
+/// The worker over a store and a clock; `wake` says "look now". Used by [`run`] and the benchmark.
+pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<Notify>, cancel: CancellationToken) {
+    let now = clock.now();
+    match store.write(move |tx| outbox::recover_interrupted(tx, now)).await {
+        Ok(ids) if !ids.is_empty() => tracing::warn!(count = ids.len(), "messages were being sent when the process stopped; sending them again with the same ids"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot recover interrupted messages"),
+    }
+    tracing::info!(mail = %d.mailer.describe(), "delivery worker started");
+    let capacity = d.mail.concurrency + d.hooks.concurrency;
+    let mut inflight: JoinSet<()> = JoinSet::new();
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        // Claim when at most half the slots are busy: fewer, larger claim transactions.
+        if inflight.len() <= capacity / 2 {
+            let room = capacity - inflight.len();
+            let now = clock.now();
+            let due = store.read(|r| outbox::due_ids(r, now, room)).unwrap_or_default();
+            if !due.is_empty() {
+                match store.write(move |tx| outbox::claim_due(tx, now, room)).await {
+                    Ok(msgs) => {
+                        for m in msgs {
+                            inflight.spawn(deliver_one(d.clone(), store.clone(), clock.clone(), m, cancel.clone()));
+                        }
+                        continue;
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot claim due messages"),
+                }
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+            () = wake.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+    // Let the sends in progress finish and be recorded; unstarted claims are put back.
+    while inflight.join_next().await.is_some() {}
+    tracing::info!("delivery worker stopped");
+}
+
+async fn deliver_one(d: Arc<Delivery>, store: Store, clock: Clock, msg: OutboxMessage, cancel: CancellationToken) {
+    let lane = d.lane(msg.channel);
+    let started = tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        p = lane.slots.acquire() => match p {
+            Ok(permit) => tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                () = lane.pacer.wait() => Some(permit),
+            },
+            Err(_) => None,
+        },
+    };
+    let Some(_permit) = started else {
+        let (now, id) = (clock.now(), msg.id.clone());
+        if let Err(e) = store.write(move |tx| outbox::unclaim(tx, now, &id)).await {
+            tracing::error!(error = %e, id = %msg.id, "cannot put a message back; it is sent again at the next start");
+        }
+        return;
+    };
+    let (subject, outcome) = d.attempt(&msg).await;
+    let now = clock.now();
+    let result = match outcome {
+        Ok(resp) => {
+            tracing::debug!(id = %msg.id, response = %resp, "sent");
+            AttemptResult::Sent(resp)
+        }
+        Err(e) if e.is_retryable() && msg.attempts < lane.retry.max_attempts => {
+            let at = now + lane.retry.delay_after(msg.attempts);
+            tracing::warn!(id = %msg.id, attempt = msg.attempts, error = %e, next = %at, "delivery failed; will retry");
+            AttemptResult::Retry { error: e.to_string(), at }
+        }
+        Err(e) => {
+            tracing::error!(id = %msg.id, attempt = msg.attempts, error = %e, "delivery failed for good");
+            AttemptResult::Failed(e.to_string())
+        }
+    };
+    let stage = d.stage.clone();
+    let id = msg.id.clone();
+    let written = store
+        .write(move |tx| {
+            let Some(m) = outbox::record(tx, now, &id, &result)? else { return Ok(()) };
+            if let AttemptResult::Failed(error) = &result {
+                raise_failure(tx, &stage, now, &m, subject.as_deref(), error)?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, id = %msg.id, "cannot record a delivery attempt; the message is sent again at the next start");
+    }
+}
+
+/// Tells the duty staff of the message's region that it could not be delivered (once: the message
+/// becomes `failed` in this same transaction). An alert that fails raises nothing.
+fn raise_failure(tx: &mut crate::store::Tx<'_>, stage: &NotifyStage, now: DateTime<Utc>, m: &OutboxMessage, subject: Option<&str>, error: &str) -> Result<(), crate::store::StoreError> {
+    if m.data.get("event").and_then(|v| v.as_str()) == Some("delivery_failed") {
+        return Ok(());
+    }
+    let failed = json!({
+        "id": m.id, "channel": m.channel, "recipient_name": m.recipient.name, "address": m.recipient.address,
+        "subject": subject, "attempts": m.attempts, "last_error": error, "cause": m.cause, "template": m.template,
+        "created_at": local(m.created_at),
+    });
+    let rec = tx.append(now, "notifier", None, RecordBody::Other { kind: "notify_delivery_failed".into(), data: failed.clone() })?;
+    let regions = stage.regions;
+    let region = m.region.or_else(|| regions.all().find(|r| r.parent.is_none()).map(|r| r.code)).unwrap_or_else(|| RegionCode::from_u32(140_000).unwrap_or_else(|_| unreachable!()));
+    let base = stage.public_url.trim_end_matches('/');
+    let data = json!({
+        "event": "delivery_failed",
+        "region": region,
+        "region_name": regions.name(region),
+        "at": local(now),
+        "failed": failed,
+        "dashboard_url": format!("{base}/"),
+    });
+    let notice = EventNotice { event: "delivery_failed", region, key: rec.seq.to_string(), cause: &m.id, data, signer_role: None, exclude: Some(&m.recipient.key), playbook: None };
+    stage.notify_event(tx, now, notice)?;
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! Email through lettre: SMTP (STARTTLS or implicit TLS, AUTH, a connection pool), or by default
+//! `.eml` files in a folder.
+//!
+//! In: an outbox message's id, recipient and rendered text. Out: a MIME message (UTF-8, encoded
+//! headers, `multipart/alternative` of plain text and HTML) handed to the transport; the transport's
+//! answer or a [`NotifyError`] that says whether trying again may help.
+//!
+//! A message is byte-identical on every attempt: the Message-ID is `<{message id}@hazeflow>`, the
+//! Date is the time it was queued, and the MIME boundary is derived from the id. A server (or a
+//! person) can therefore recognise a resend. Display names are cleaned of control characters and
+//! given to lettre as [`Mailbox`] values, which quote or encode them: a name cannot add a header.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::PoolConfig;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sha2::{Digest, Sha256};
+
+use super::NotifyError;
+use super::templates::{Rendered, one_line};
+use crate::config::{MailSettings, SmtpTls};
+
+/// The Message-ID of an outbox message.
+pub fn message_id(id: &str) -> String {
+    format!("<{id}@hazeflow>")
+}
+
+/// The MIME boundary of an outbox message: fixed per id, so every attempt is the same bytes.
+pub fn boundary(id: &str) -> String {
+    let h = hex::encode(Sha256::digest(id.as_bytes()));
+    format!("hazeflow-{}", &h[..32])
+}
+
+/// A display name safe for a header: no control characters (CR, LF, NUL …), one line; `None` when
+/// nothing is left.
+pub fn display_name(name: &str) -> Option<String> {
+    Some(one_line(name)).filter(|n| !n.is_empty())
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): out-of-office replies stay away.
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_string())
+    }
+}
+
+/// Builds the email of an outbox message.
+pub fn compose(from: &Mailbox, to_name: &str, to_address: &str, id: &str, date: DateTime<Utc>, r: &Rendered) -> Result<Message, NotifyError> {
+    let address: Address = to_address.trim().parse().map_err(|e| NotifyError::permanent(format!("\"{to_address}\" is not an email address: {e}")))?;
+    let to = Mailbox::new(display_name(to_name), address);
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(r.subject.clone())
+        .message_id(Some(message_id(id)))
+        .date(SystemTime::from(date))
+        .user_agent("hazeflow".to_string())
+        .header(AutoSubmitted);
+    let built = match &r.html {
+        Some(html) => builder.multipart(MultiPart::alternative().boundary(boundary(id)).singlepart(SinglePart::plain(r.text.clone())).singlepart(SinglePart::html(html.clone()))),
+        None => builder.singlepart(SinglePart::plain(r.text.clone())),
+    };
+    built.map_err(|e| NotifyError::permanent(format!("cannot build the email: {e}")))
+}
+
+/// Where email goes.
+pub enum Mailer {
+    /// An SMTP server, through a pool of connections.
+    Smtp {
+        /// The pooled transport.
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// `host:port`, for logs.
+        server: String,
+    },
+    /// `.eml` files in a folder (no mail server configured).
+    Files {
+        /// The folder.
+        dir: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Mailer {
+    /// From the settings: SMTP when `mail.smtp.host` is set, else files in `mail.dir`.
+    pub fn from_settings(mail: &MailSettings, data_dir: &Path) -> anyhow::Result<Mailer> {
+        let s = &mail.smtp;
+        let Some(host) = s.host.as_deref() else {
+            let dir = mail.dir_in(data_dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("mail.dir: cannot create {}", dir.display()))?;
+            return Ok(Mailer::Files { dir });
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(s.port())
+            .timeout(Some(Duration::from_secs(s.timeout_secs)))
+            .pool_config(PoolConfig::new().max_size(s.pool_size).idle_timeout(Duration::from_secs(60)));
+        if s.tls != SmtpTls::None {
+            let mut params = TlsParameters::builder(host.to_string());
+            if let Some(ca) = &s.ca_file {
+                let pem = std::fs::read(ca).with_context(|| format!("mail.smtp.ca_file: cannot read {}", ca.display()))?;
+                params = params.add_root_certificate(Certificate::from_pem(&pem).context("mail.smtp.ca_file: not a PEM certificate")?);
+            }
+            let params = params.build().context("mail.smtp: cannot set up TLS")?;
+            builder = builder.tls(if s.tls == SmtpTls::Tls { Tls::Wrapper(params) } else { Tls::Required(params) });
+        }
+        if let (Some(user), Some(password)) = (&s.user, &s.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
+        }
+        if let Some(name) = &s.hello_name {
+            builder = builder.hello_name(ClientId::Domain(name.clone()));
+        }
+        Ok(Mailer::Smtp { transport: builder.build(), server: format!("{host}:{}", s.port()) })
+    }
+
+    /// For logs: `smtp://host:port` or `files in DIR`.
+    pub fn describe(&self) -> String {
+        match self {
+            Mailer::Smtp { server, .. } => format!("smtp://{server}"),
+            Mailer::Files { dir } => format!(".eml files in {}", dir.display()),
+        }
+    }
+
+    /// `smtp` or `file`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mailer::Smtp { .. } => "smtp",
+            Mailer::Files { .. } => "file",
+        }
+    }
+
+    /// Sends one message; the answer is the server's reply (`250 …`) or the file written.
+    pub async fn send(&self, id: &str, message: &Message) -> Result<String, NotifyError> {
+        match self {
+            Mailer::Smtp { transport, .. } => match transport.send(message.clone()).await {
+                Ok(resp) => Ok(format!("{} {}", resp.code(), resp.message().collect::<Vec<_>>().join(" ")).trim().to_string()),
+                Err(e) if e.is_permanent() => Err(NotifyError::permanent(format!("the SMTP server refused it: {e}"))),
+                Err(e) => Err(NotifyError::retryable(format!("SMTP: {e}"))),
+            },
+            Mailer::Files { dir } => {
+                let (dir, id, bytes) = (dir.clone(), id.to_string(), message.formatted());
+                tokio::task::spawn_blocking(move || write_eml(&dir, &id, &bytes))
+                    .await
+                    .map_err(|e| NotifyError::retryable(format!("writing the file: {e}")))?
+                    .map_err(|e| NotifyError::retryable(format!("writing the file: {e}")))
+            }
+        }
+    }
+}
+
+/// Writes `{dir}/{id}.eml` through a temporary file and a rename: a reader never sees half a
+/// message, and writing the same message again replaces it with the same bytes.
+fn write_eml(dir: &Path, id: &str, bytes: &[u8]) -> std::io::Result<String> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{id}.eml"));
+    let tmp = dir.join(format!(".{id}.eml.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(format!("written {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered() -> Rendered {
+        Rendered { subject: "【橙色预警】太原市重污染天气橙色预警（Ⅱ级）启动通知".into(), text: "王芳同志：\n启动。\n".into(), html: Some("<p>王芳同志：</p>".into()) }
+    }
+
+    fn from() -> Mailbox {
+        "山西省重污染天气应急指挥部办公室 <hazeflow@example.cn>".parse().unwrap()
+    }
+
+    #[test]
+    fn the_same_message_is_the_same_bytes_on_every_attempt() {
+        let t = DateTime::parse_from_rfc3339("2026-12-01T16:05:00+08:00").unwrap().with_timezone(&Utc);
+        let a = compose(&from(), "王芳", "wang.fang@ty.example.cn", "7-ty-wang-fang-email", t, &rendered()).unwrap().formatted();
+        let b = compose(&from(), "王芳", "wang.fang@ty.example.cn", "7-ty-wang-fang-email", t, &rendered()).unwrap().formatted();
+        assert_eq!(a, b);
+        let text = String::from_utf8_lossy(&a);
+        assert!(text.contains("Message-ID: <7-ty-wang-fang-email@hazeflow>"), "{text}");
+        assert!(text.contains("multipart/alternative") && text.contains(&boundary("7-ty-wang-fang-email")));
+    }
+
+    #[test]
+    fn a_name_with_line_breaks_cannot_add_a_header() {
+        let t = Utc::now();
+        let m = compose(&from(), "王芳\r\nBcc: evil@example.com\r\n<script>", "wang.fang@ty.example.cn", "1-x-email", t, &rendered()).unwrap();
+        let bytes = m.formatted();
+        let text = String::from_utf8_lossy(&bytes);
+        let headers = text.split("\r\n\r\n").next().unwrap();
+        assert!(!headers.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{headers}");
+        assert_eq!(m.envelope().to().len(), 1);
+    }
+
+    #[test]
+    fn a_bad_address_fails_for_good() {
+        let e = compose(&from(), "x", "not an address", "1-x-email", Utc::now(), &rendered()).unwrap_err();
+        assert!(!e.is_retryable());
+    }
+}

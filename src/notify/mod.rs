@@ -1,0 +1,156 @@
+//! Notifications: who is told what, the outbox, and delivery by email and webhooks.
+//!
+//! In: lifecycle events (through [`NotifyStage`], an engine [`Stage`](crate::engine::Stage) that runs
+//! inside the transaction recording them), notices from other stages ([`enqueue_for_assignment`],
+//! [`NotifyStage::notify_event`]), the duty roster (`config/roster.yaml`), the templates
+//! (`playbooks/templates/notify/`) and the `mail:` / `webhooks:` settings. Out: emails (SMTP, or `.eml`
+//! files by default) and signed webhook POSTs, with every attempt in a delivery log.
+//!
+//! The path of a message:
+//!
+//! 1. `roster.rs`: the event's route in the roster's `notify:` mapping names audiences (`duty`,
+//!    `signer`, `role:…`, `parent_duty`) and a template; the roster resolves them to people on duty now.
+//! 2. `stage.rs`: one [`OutboxMessage`] per person (and per subscribed webhook endpoint), with an id
+//!    derived from its cause, queued by `outbox.rs` in the same transaction as the event.
+//! 3. `deliver.rs`: the worker claims due messages, renders them (`templates.rs`), sends them
+//!    (`email.rs`, `webhook.rs`), records the attempt, retries with backoff, and alerts the duty staff
+//!    once when a message finally fails. Its module docs say exactly what is guaranteed after a crash.
+
+pub mod deliver;
+pub mod email;
+pub mod outbox;
+pub mod roster;
+mod stage;
+pub mod templates;
+pub mod webhook;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+pub use deliver::Delivery;
+pub use outbox::{Channel, OutboxMessage, Recipient, Status, enqueue};
+pub use roster::{Person, Roster};
+pub use stage::{AssignmentNotice, EventNotice, NotifyStage, enqueue_for_assignment, event_name};
+pub use templates::Templates;
+
+use crate::config::Settings;
+use crate::region::{RegionCode, Regions};
+
+/// Why an attempt failed, and whether another attempt may succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct NotifyError {
+    message: String,
+    retryable: bool,
+}
+
+impl NotifyError {
+    /// A failure that may pass (server down, timeout, 4xx SMTP reply, HTTP 5xx).
+    pub fn retryable(message: impl Into<String>) -> NotifyError {
+        NotifyError { message: message.into(), retryable: true }
+    }
+
+    /// A failure that will not pass by itself (5xx SMTP reply, bad address, HTTP 4xx).
+    pub fn permanent(message: impl Into<String>) -> NotifyError {
+        NotifyError { message: message.into(), retryable: false }
+    }
+
+    /// Whether to try again.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+/// The templates folder: `templates/notify/` in the playbooks folder.
+pub fn templates_dir(settings: &Settings) -> PathBuf {
+    settings.playbooks.join("templates").join("notify")
+}
+
+/// The stage for the engine and the worker for the daemon, built from the settings.
+pub struct Notify {
+    /// Push onto `engine.stages`; hand to stages that notify (assignments, escalation).
+    pub stage: Arc<NotifyStage>,
+    /// Run with [`deliver::run`].
+    pub delivery: Arc<Delivery>,
+}
+
+/// Loads the roster and the templates, checks that every route's template exists and every webhook
+/// subscription has a route, and sets up the transports. Fails with every problem found.
+pub fn build(settings: &Settings, regions: &'static Regions) -> anyhow::Result<Notify> {
+    let roster = Roster::load_for(&settings.roster, regions).map_err(|e| anyhow::anyhow!("the roster has errors:\n{}", e.join("\n")))?;
+    let dir = templates_dir(settings);
+    let templates = Templates::load(&dir).map_err(|e| anyhow::anyhow!("the templates have errors:\n{}", e.join("\n")))?;
+    let problems = cross_check(&roster, &templates, settings);
+    if !problems.is_empty() {
+        bail!("the notification settings have errors:\n{}", problems.join("\n"));
+    }
+    let subscriptions = settings
+        .webhooks
+        .endpoints
+        .iter()
+        .map(|e| stage::Subscription {
+            id: e.id.clone(),
+            events: e.events.iter().cloned().collect(),
+            regions: e.regions.iter().filter_map(|r| RegionCode::parse(r).ok()).collect(),
+        })
+        .collect();
+    let stage = Arc::new(NotifyStage { roster: Arc::new(roster), subscriptions, regions, public_url: settings.http.public_url.clone() });
+    let from = settings.mail.from.parse().with_context(|| format!("mail.from: \"{}\" is not a mailbox", settings.mail.from))?;
+    let mailer = email::Mailer::from_settings(&settings.mail, &settings.data_dir)?;
+    let webhooks = webhook::Webhooks::from_settings(&settings.webhooks)?;
+    let delivery = Arc::new(Delivery::new(stage.clone(), Arc::new(templates), mailer, webhooks, from, settings));
+    Ok(Notify { stage, delivery })
+}
+
+/// Routes without templates, subscriptions without routes.
+fn cross_check(roster: &Roster, templates: &Templates, settings: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (event, route) in roster.routes() {
+        if seen.insert(route.template.clone()) && !templates.has(&route.template) {
+            out.push(format!(
+                "{}: the route of \"{event}\" names template \"{}\", but {}/{}.subject.j2 or .txt.j2 is missing",
+                settings.roster.display(),
+                route.template,
+                templates_dir(settings).display(),
+                route.template
+            ));
+        }
+    }
+    for (i, e) in settings.webhooks.endpoints.iter().enumerate() {
+        for ev in &e.events {
+            if roster.route(ev).is_none() {
+                out.push(format!("webhooks.endpoints[{i}].events: \"{ev}\" has no route in the roster's notify: mapping (the route names its template)"));
+            }
+        }
+    }
+    out
+}
+
+/// What `hazeflow check` reports about the notification files: the roster, the templates (each
+/// route's template rendered with sample data, strictly), and their cross-references.
+pub fn check(settings: &Settings, regions: &'static Regions) -> Vec<String> {
+    let roster = Roster::load_for(&settings.roster, regions);
+    let templates = Templates::load(&templates_dir(settings));
+    let mut out = Vec::new();
+    match (&roster, &templates) {
+        (Ok(r), Ok(t)) => {
+            out.extend(cross_check(r, t, settings));
+            let names: BTreeSet<&str> = r.routes().values().map(|x| x.template.as_str()).collect();
+            for name in names.into_iter().filter(|n| t.has(n)) {
+                if let Err(e) = t.check(name) {
+                    out.push(format!("{}/{name}: {e}", templates_dir(settings).display()));
+                }
+            }
+        }
+        _ => {
+            out.extend(roster.err().unwrap_or_default());
+            out.extend(templates.err().unwrap_or_default());
+        }
+    }
+    out
+}
+

@@ -1,0 +1,348 @@
+//! The outbox: messages to send, written in the same transaction as the event that causes them, and
+//! the delivery log of every attempt.
+//!
+//! In: [`OutboxMessage`]s from the stages ([`enqueue`]) and attempt outcomes from the delivery worker.
+//! Out: due messages for the worker ([`claim_due`]), and what happened to each message for people
+//! and tests ([`message`], [`attempts`], [`messages`]). Touches four document collections of the store:
+//!
+//! | collection | key | value |
+//! |---|---|---|
+//! | `outbox` | message id | [`OutboxMessage`] |
+//! | `outbox_due` | `{next_attempt_at ms, 15 digits}/{id}` | id: the pending messages in due order |
+//! | `outbox_inflight` | id | claim time: messages a worker is sending |
+//! | `delivery_log` | `{id}/{attempt, 4 digits}` | [`DeliveryAttempt`] |
+//!
+//! A message is in exactly one of: the due index (pending), the in-flight index (sending), neither
+//! (sent or failed). Claiming moves it from due to in-flight in one transaction, so no two workers
+//! ever hold the same message; recording the outcome moves it on in one transaction, so a message
+//! recorded as sent is never claimed again.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::region::RegionCode;
+use crate::store::{ReadTx, StoreError, Tx};
+
+const OUTBOX: &str = "outbox";
+const DUE: &str = "outbox_due";
+const INFLIGHT: &str = "outbox_inflight";
+const LOG: &str = "delivery_log";
+
+/// How a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Email (SMTP, or an `.eml` file).
+    Email,
+    /// A signed JSON POST to a configured endpoint.
+    Webhook,
+}
+
+impl Channel {
+    /// `email` or `webhook`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+/// Where a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Claimed by the worker; being sent.
+    Sending,
+    /// Accepted by the transport.
+    Sent,
+    /// Given up on (attempts exhausted, or rejected for good).
+    Failed,
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Stable key (a roster person's id, an enterprise's id, an endpoint's id): part of the message id.
+    pub key: String,
+    /// Display name (a person's name; for an endpoint, its id).
+    pub name: String,
+    /// Email address, or the endpoint id.
+    pub address: String,
+}
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Stable id derived from its cause (`{record seq}-{recipient key}-{channel}`): the same cause
+    /// gives the same id, so queuing twice is a no-op, and the email's Message-ID is `<{id}@hazeflow>`.
+    pub id: String,
+    /// How it travels.
+    pub channel: Channel,
+    /// Who it is for.
+    pub recipient: Recipient,
+    /// Template name (`warning_issued`).
+    pub template: String,
+    /// The template's context (small).
+    pub data: Value,
+    /// What caused it (a warning id, an assignment id, a failed message's id).
+    pub cause: String,
+    /// The region it concerns: a final failure alerts this region's duty staff.
+    #[serde(default)]
+    pub region: Option<RegionCode>,
+    /// When it was queued (also the email's Date header, so every attempt is byte-identical).
+    pub created_at: DateTime<Utc>,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// When the next attempt is due (while pending).
+    pub next_attempt_at: DateTime<Utc>,
+    /// Where it is.
+    pub status: Status,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// When the transport accepted it.
+    #[serde(default)]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxMessage {
+    /// A new pending message, due at `now`. `id` is made safe for a Message-ID and a file name.
+    pub fn new(id: &str, channel: Channel, recipient: Recipient, template: &str, data: Value, cause: &str, region: Option<RegionCode>, now: DateTime<Utc>) -> OutboxMessage {
+        OutboxMessage {
+            id: safe_id(id),
+            channel,
+            recipient,
+            template: template.to_string(),
+            data,
+            cause: cause.to_string(),
+            region,
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            status: Status::Pending,
+            last_error: None,
+            sent_at: None,
+        }
+    }
+}
+
+/// Keeps `A-Za-z0-9._-` and replaces anything else with `_`: an id goes into a Message-ID
+/// (`<id@hazeflow>`) and a file name.
+pub fn safe_id(id: &str) -> String {
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect()
+}
+
+/// What one attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Accepted by the transport.
+    Sent,
+    /// Failed; another attempt is scheduled.
+    Retry,
+    /// Failed for good.
+    Failed,
+    /// The process stopped while sending (a crash): it may or may not have reached the server, and
+    /// is sent again with the same Message-ID.
+    Interrupted,
+}
+
+/// One attempt, as kept in the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAttempt {
+    /// Message id.
+    pub id: String,
+    /// 1-based.
+    pub attempt: u32,
+    /// When it ended.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// The transport's answer (`250 2.0.0 Ok`, `HTTP 200`, the file written).
+    pub response: Option<String>,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+fn due_key(at: DateTime<Utc>, id: &str) -> String {
+    format!("{:015}/{id}", at.timestamp_millis().max(0))
+}
+
+fn log_key(id: &str, attempt: u32) -> String {
+    format!("{id}/{attempt:04}")
+}
+
+/// Queues a message in the caller's transaction. A message whose id is already queued (or sent) is
+/// left alone: enqueuing the same cause twice is a no-op.
+pub fn enqueue(tx: &mut Tx<'_>, msg: OutboxMessage) -> Result<(), StoreError> {
+    enqueue_new(tx, msg).map(|_| ())
+}
+
+/// As [`enqueue`]; true when the message was new.
+pub fn enqueue_new(tx: &mut Tx<'_>, mut msg: OutboxMessage) -> Result<bool, StoreError> {
+    msg.id = safe_id(&msg.id);
+    if tx.doc::<Value>(OUTBOX, &msg.id)?.is_some() {
+        return Ok(false);
+    }
+    msg.status = Status::Pending;
+    tx.put_doc(DUE, &due_key(msg.next_attempt_at, &msg.id), &msg.id)?;
+    tx.put_doc(OUTBOX, &msg.id, &msg)?;
+    tx.bump(&format!("notify_queued_{}", msg.channel.as_str()), 1)?;
+    Ok(true)
+}
+
+/// Ids of up to `limit` messages due at `now`, in due order (read-only: the worker looks before it
+/// claims, so an idle poll writes nothing).
+pub fn due_ids(r: &ReadTx, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError> {
+    let cut = now.timestamp_millis().max(0);
+    Ok(r.docs::<String>(DUE, "", "", limit)?.into_iter().filter(|(k, _)| k.get(..15).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t <= cut)).map(|(_, id)| id).collect())
+}
+
+/// Claims up to `limit` due messages for sending: each leaves the due index, enters the in-flight
+/// index, and counts one more attempt.
+pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+    let cut = now.timestamp_millis().max(0);
+    let due = tx.docs::<String>(DUE, "", "", limit)?;
+    let mut out = Vec::new();
+    for (key, id) in due {
+        if key.get(..15).and_then(|t| t.parse::<i64>().ok()).is_none_or(|t| t > cut) {
+            break;
+        }
+        tx.remove_doc(DUE, &key)?;
+        let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, &id)? else { continue };
+        if m.status != Status::Pending {
+            continue;
+        }
+        m.status = Status::Sending;
+        m.attempts += 1;
+        tx.put_doc(INFLIGHT, &id, &now)?;
+        tx.put_doc(OUTBOX, &id, &m)?;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Puts a claimed message back, due at `now`, without counting the attempt (the worker stopped before
+/// it sent anything).
+pub fn unclaim(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str) -> Result<(), StoreError> {
+    let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else { return Ok(()) };
+    if m.status != Status::Sending {
+        return Ok(());
+    }
+    m.status = Status::Pending;
+    m.attempts = m.attempts.saturating_sub(1);
+    m.next_attempt_at = now;
+    tx.remove_doc(INFLIGHT, id)?;
+    tx.put_doc(DUE, &due_key(now, id), &m.id)?;
+    tx.put_doc(OUTBOX, id, &m)
+}
+
+/// At start: messages left in flight by a process that stopped while sending them. Each gets an
+/// `interrupted` entry in the delivery log and is due again at once, with the same Message-ID.
+pub fn recover_interrupted(tx: &mut Tx<'_>, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        let after = ids.last().cloned().unwrap_or_default();
+        let batch = tx.docs::<Value>(INFLIGHT, "", &after, 1000)?;
+        if batch.is_empty() {
+            break;
+        }
+        ids.extend(batch.into_iter().map(|(k, _)| k));
+    }
+    for id in &ids {
+        tx.remove_doc(INFLIGHT, id)?;
+        let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else { continue };
+        if m.status != Status::Sending {
+            continue;
+        }
+        let error = "the process stopped during this attempt; it may have reached the server".to_string();
+        tx.put_doc(LOG, &log_key(id, m.attempts), &DeliveryAttempt { id: id.clone(), attempt: m.attempts, at: now, outcome: Outcome::Interrupted, response: None, error: Some(error.clone()) })?;
+        m.status = Status::Pending;
+        m.next_attempt_at = now;
+        m.last_error = Some(error);
+        tx.put_doc(DUE, &due_key(now, id), &m.id)?;
+        tx.put_doc(OUTBOX, id, &m)?;
+        tx.bump("notify_interrupted", 1)?;
+    }
+    Ok(ids)
+}
+
+/// What the worker learnt from an attempt.
+#[derive(Debug, Clone)]
+pub enum AttemptResult {
+    /// Accepted, with the transport's answer.
+    Sent(String),
+    /// Failed; try again at this time.
+    Retry { error: String, at: DateTime<Utc> },
+    /// Failed for good.
+    Failed(String),
+}
+
+/// Records the outcome of the current attempt of a claimed message and moves it on. Returns the
+/// message as it now is (`None` when it was not in flight: recorded already).
+pub fn record(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str, result: &AttemptResult) -> Result<Option<OutboxMessage>, StoreError> {
+    let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else { return Ok(None) };
+    if m.status != Status::Sending {
+        return Ok(None);
+    }
+    tx.remove_doc(INFLIGHT, id)?;
+    let (outcome, response, error) = match result {
+        AttemptResult::Sent(resp) => {
+            m.status = Status::Sent;
+            m.sent_at = Some(now);
+            (Outcome::Sent, Some(resp.clone()), None)
+        }
+        AttemptResult::Retry { error, at } => {
+            m.status = Status::Pending;
+            m.next_attempt_at = *at;
+            m.last_error = Some(error.clone());
+            tx.put_doc(DUE, &due_key(*at, id), &m.id)?;
+            (Outcome::Retry, None, Some(error.clone()))
+        }
+        AttemptResult::Failed(error) => {
+            m.status = Status::Failed;
+            m.last_error = Some(error.clone());
+            (Outcome::Failed, None, Some(error.clone()))
+        }
+    };
+    tx.put_doc(LOG, &log_key(id, m.attempts), &DeliveryAttempt { id: id.to_string(), attempt: m.attempts, at: now, outcome, response, error })?;
+    tx.put_doc(OUTBOX, id, &m)?;
+    let counter = match outcome {
+        Outcome::Sent => "sent",
+        Outcome::Retry => "retried",
+        _ => "failed",
+    };
+    tx.bump(&format!("notify_{counter}_{}", m.channel.as_str()), 1)?;
+    Ok(Some(m))
+}
+
+/// A message by id.
+pub fn message(r: &ReadTx, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+    r.doc(OUTBOX, id)
+}
+
+/// Messages whose id starts with `prefix`, in id order, after `after`, at most `limit`.
+pub fn messages(r: &ReadTx, prefix: &str, after: &str, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+    Ok(r.docs::<OutboxMessage>(OUTBOX, prefix, after, limit)?.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Every message (for tests and small installations; the API pages with [`messages`]).
+pub fn all_messages(r: &ReadTx) -> Result<Vec<OutboxMessage>, StoreError> {
+    let mut out: Vec<OutboxMessage> = Vec::new();
+    loop {
+        let after = out.last().map(|m| m.id.clone()).unwrap_or_default();
+        let page = messages(r, "", &after, 1000)?;
+        if page.is_empty() {
+            return Ok(out);
+        }
+        out.extend(page);
+    }
+}
+
+/// The delivery log of one message, in attempt order.
+pub fn attempts(r: &ReadTx, id: &str) -> Result<Vec<DeliveryAttempt>, StoreError> {
+    Ok(r.docs::<DeliveryAttempt>(LOG, &format!("{id}/"), "", 10_000)?.into_iter().map(|(_, a)| a).collect())
+}

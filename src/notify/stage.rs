@@ -1,0 +1,271 @@
+//! Who is told what: the [`NotifyStage`] turns lifecycle events into outbox messages, in the same
+//! transaction that records the events.
+//!
+//! In: lifecycle events (from the engine), the roster's `notify:` mapping (event → audiences and
+//! template), the webhook endpoints (event → endpoints). Out: [`OutboxMessage`]s, one per person and
+//! channel, with ids `{record seq}-{person id}-email` and `{record seq}-{endpoint id}-webhook`, so the
+//! same event never queues the same message twice.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Asia::Shanghai;
+use serde_json::{Value, json};
+
+use super::outbox::{self, Channel, OutboxMessage, Recipient};
+use super::roster::{Person, Roster};
+use crate::engine::Stage;
+use crate::playbook::Playbook;
+use crate::region::{RegionCode, Regions};
+use crate::store::{RecordBody, StoreError, Tx};
+use crate::warning::{Event, EventKind, RegionState};
+
+/// A webhook endpoint's subscription.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub(crate) id: String,
+    pub(crate) events: BTreeSet<String>,
+    pub(crate) regions: Vec<RegionCode>,
+}
+
+/// The notification stage. Build it with [`super::build`]; other stages reach the roster and the
+/// outbox through it ([`NotifyStage::notify_event`], [`NotifyStage::roster`]).
+#[derive(Debug)]
+pub struct NotifyStage {
+    pub(crate) roster: Arc<Roster>,
+    pub(crate) subscriptions: Vec<Subscription>,
+    pub(crate) regions: &'static Regions,
+    pub(crate) public_url: String,
+}
+
+/// An event to tell people about (a lifecycle event, a delivery failure, or another stage's event
+/// such as an overdue acknowledgement).
+#[derive(Debug, Clone)]
+pub struct EventNotice<'a> {
+    /// The event name of the roster's `notify:` mapping (`issued`, `delivery_failed`, …).
+    pub event: &'a str,
+    /// The region it concerns: whose duty staff, whose signer.
+    pub region: RegionCode,
+    /// Unique per cause (the seq of the log record behind it): messages are `{key}-{person}-email`.
+    pub key: String,
+    /// The warning id, assignment id or message id behind it.
+    pub cause: &'a str,
+    /// Template context; each message adds `recipient` (and webhooks `recipients`).
+    pub data: Value,
+    /// The role the event waits for (audience `signer`).
+    pub signer_role: Option<&'a str>,
+    /// A recipient key to leave out (the person whose message failed).
+    pub exclude: Option<&'a str>,
+    /// The playbook, for role titles.
+    pub playbook: Option<&'a Playbook>,
+}
+
+/// The name an event kind has in the roster's `notify:` mapping (`level_changed`).
+pub fn event_name(kind: &EventKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string)).unwrap_or_default()
+}
+
+/// Local time as people read it: `2026年12月2日 00:00`.
+pub fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Shanghai).format("%Y年%-m月%-d日 %H:%M").to_string()
+}
+
+fn role_title(pb: Option<&Playbook>, role: &str) -> String {
+    if let Some(r) = pb.and_then(|p| p.role(role)) {
+        return r.name.clone();
+    }
+    match role {
+        "duty_officer" => "值班员",
+        "deputy_head" => "分管负责同志",
+        "head" => "主要负责同志",
+        _ => role,
+    }
+    .to_string()
+}
+
+fn person_json(p: &Person, pb: Option<&Playbook>) -> Value {
+    json!({ "name": p.name, "role": p.role, "role_title": role_title(pb, &p.role), "email": p.email, "phone": p.phone, "region": p.region })
+}
+
+impl NotifyStage {
+    /// The duty roster.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// Queues, in the caller's transaction, the messages an event causes: one email per person its
+    /// route reaches, one POST per subscribed endpoint. Returns how many were new.
+    pub fn notify_event(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, n: EventNotice<'_>) -> Result<usize, StoreError> {
+        let route = self.roster.route(n.event);
+        let mut people = route.map(|r| self.roster.audience(r, n.region, now, n.signer_role)).unwrap_or_default();
+        people.retain(|p| Some(p.id.as_str()) != n.exclude);
+        let mut queued = 0;
+        let Some(route) = route else { return Ok(0) };
+        for p in &people {
+            let mut data = n.data.clone();
+            data["recipient"] = person_json(p, n.playbook);
+            let msg = OutboxMessage::new(
+                &format!("{}-{}-email", n.key, p.id),
+                Channel::Email,
+                Recipient { key: p.id.clone(), name: p.name.clone(), address: p.email.clone() },
+                &route.template,
+                data,
+                n.cause,
+                Some(n.region),
+                now,
+            );
+            queued += usize::from(outbox::enqueue_new(tx, msg)?);
+        }
+        if people.is_empty() && !route.to.is_empty() {
+            tracing::warn!(event = n.event, region = %n.region, "nobody on the roster to tell (no one on duty at any tier)");
+            tx.bump("notify_nobody_to_tell", 1)?;
+        }
+        for s in self.subscriptions.iter().filter(|s| s.events.contains(n.event)) {
+            if !s.regions.is_empty() && !s.regions.iter().any(|r| self.regions.is_within(n.region, *r)) {
+                continue;
+            }
+            let mut data = n.data.clone();
+            data["recipients"] = Value::Array(people.iter().map(|p| person_json(p, n.playbook)).collect());
+            let msg = OutboxMessage::new(
+                &format!("{}-{}-webhook", n.key, s.id),
+                Channel::Webhook,
+                Recipient { key: s.id.clone(), name: s.id.clone(), address: s.id.clone() },
+                &route.template,
+                data,
+                n.cause,
+                Some(n.region),
+                now,
+            );
+            queued += usize::from(outbox::enqueue_new(tx, msg)?);
+        }
+        Ok(queued)
+    }
+
+    /// The template context of a lifecycle event.
+    pub fn warning_context(&self, e: &Event, state: &RegionState, pb: &Playbook) -> Value {
+        let w = state.warning.as_ref();
+        let current = w.map(|w| w.level.clone()).unwrap_or_default();
+        let (level, from, needs, signer, start, end) = match &e.kind {
+            EventKind::Proposed { level, needs, start, expected_end, .. } => (level.clone(), None, Some(needs.clone()), None, Some(*start), Some(*expected_end)),
+            EventKind::Issued { level, signer, start, expected_end, .. } => (level.clone(), None, None, signer.clone(), Some(*start), Some(*expected_end)),
+            EventKind::ChangeProposed { level, needs, expected_end, .. } => (level.clone(), Some(current), Some(needs.clone()), None, None, Some(*expected_end)),
+            EventKind::LevelChanged { from, to, signer, expected_end, .. } => (to.clone(), Some(from.clone()), None, signer.clone(), None, Some(*expected_end)),
+            _ => (current, None, None, None, None, None),
+        };
+        let start = start.or(w.map(|w| w.start));
+        let end = end.or(w.map(|w| w.expected_end));
+        let lv = pb.level(&level);
+        let fl = from.as_deref().and_then(|f| pb.level(f));
+        let id = w.map(|w| w.id.clone()).unwrap_or_default();
+        let mut path: Vec<String> = self.regions.ancestors(e.region).iter().rev().map(|r| self.regions.name(*r)).collect();
+        path.push(self.regions.name(e.region));
+        let base = self.public_url.trim_end_matches('/');
+        json!({
+            "event": event_name(&e.kind),
+            "change": matches!(e.kind, EventKind::ChangeProposed { .. }),
+            "warning_id": id,
+            "region": e.region,
+            "region_name": self.regions.name(e.region),
+            "region_full_name": path.concat(),
+            "level": level,
+            "level_name": lv.map(|l| l.name.clone()).unwrap_or_else(|| level.clone()),
+            "level_colour": lv.map(|l| l.colour.clone()),
+            "response": lv.map(|l| l.response.clone()).unwrap_or_default(),
+            "from_level": from,
+            "from_level_name": fl.map(|l| l.name.clone()),
+            "from_response": fl.map(|l| l.response.clone()),
+            "needs": needs,
+            "needs_title": needs.as_deref().map(|n| role_title(Some(pb), n)),
+            "start": start.map(local),
+            "expected_end": end.map(local),
+            "issued_at": w.and_then(|w| w.issued_at).map(local),
+            "at": local(e.at),
+            "rule": w.and_then(|w| w.rule.clone()),
+            "reason": e.reason,
+            "actor": e.actor,
+            "signer": signer,
+            "playbook": pb.pin(),
+            "playbook_name": pb.name,
+            "dashboard_url": format!("{base}/"),
+            "warning_url": format!("{base}/warnings/{id}"),
+        })
+    }
+
+    fn routes(&self, event: &str) -> bool {
+        self.roster.route(event).is_some()
+    }
+}
+
+/// The log seq of each event, found in the warning's history (the engine appended them just before
+/// calling the stages; other stages may have appended records since, so "the last n" would not do).
+fn seqs_of(tx: &Tx<'_>, warning_id: &str, events: &[Event]) -> Result<Vec<u64>, StoreError> {
+    let history = tx.warning_history(warning_id)?;
+    let mut used = BTreeSet::new();
+    let mut out = vec![0; events.len()];
+    for (i, e) in events.iter().enumerate().rev() {
+        let found = history.iter().rev().find(|r| !used.contains(&r.seq) && matches!(&r.body, RecordBody::Warning { event, .. } if event == e));
+        out[i] = match found {
+            Some(r) => {
+                used.insert(r.seq);
+                r.seq
+            }
+            None => tx.last_seq()?,
+        };
+    }
+    Ok(out)
+}
+
+impl Stage for NotifyStage {
+    fn on_warning_events(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state: &RegionState, pb: &Playbook) -> Result<(), StoreError> {
+        let names: Vec<String> = events.iter().map(|e| event_name(&e.kind)).collect();
+        if !names.iter().any(|n| self.routes(n)) {
+            return Ok(());
+        }
+        let id = state.warning.as_ref().map(|w| w.id.clone()).unwrap_or_default();
+        let seqs = seqs_of(tx, &id, events)?;
+        for ((e, name), seq) in events.iter().zip(&names).zip(seqs) {
+            if !self.routes(name) {
+                continue;
+            }
+            let needs = match &e.kind {
+                EventKind::Proposed { needs, .. } | EventKind::ChangeProposed { needs, .. } => Some(needs.as_str()),
+                _ => None,
+            };
+            let data = self.warning_context(e, state, pb);
+            let notice = EventNotice { event: name, region: e.region, key: seq.to_string(), cause: &id, data, signer_role: needs, exclude: None, playbook: Some(pb) };
+            self.notify_event(tx, now, notice)?;
+        }
+        Ok(())
+    }
+}
+
+/// A notice about an assignment (an enterprise's measures, a department's duties, a reminder), for
+/// the assignments stage to queue with [`enqueue_for_assignment`].
+#[derive(Debug, Clone)]
+pub struct AssignmentNotice {
+    /// The assignment's id (the cause).
+    pub assignment_id: String,
+    /// What this notice is, unique per assignment: `issued`, `changed`, `reminder-1`, `lifted`.
+    pub kind: String,
+    /// The enterprise's or department's contact: `key` its stable id, `address` its email.
+    pub to: Recipient,
+    /// Template name in `playbooks/templates/notify/` (e.g. `assignment_issued`).
+    pub template: String,
+    /// Template context: enterprise, measures line by line, period, deadline, acknowledgement link.
+    pub data: Value,
+    /// The region (a final delivery failure alerts its duty staff).
+    pub region: Option<RegionCode>,
+}
+
+/// Queues one email about an assignment in the caller's transaction (the assignments stage calls it
+/// inside its own `Stage::on_warning_events`, so the notice commits with the assignment). The message
+/// id is `{assignment id}.{kind}-{contact key}-email`: the same notice queued twice is one message.
+/// Returns true when it was new. Delivery, retries, the delivery log and the failure alert to duty
+/// staff are the same as for every other message. For "tell the county's duty staff" (an overdue
+/// acknowledgement), use [`NotifyStage::notify_event`] with an event of the roster's mapping.
+pub fn enqueue_for_assignment(tx: &mut Tx<'_>, now: DateTime<Utc>, notice: AssignmentNotice) -> Result<bool, StoreError> {
+    let id = format!("{}.{}-{}-email", notice.assignment_id, notice.kind, notice.to.key);
+    let msg = OutboxMessage::new(&id, Channel::Email, notice.to, &notice.template, notice.data, &notice.assignment_id, notice.region, now);
+    outbox::enqueue_new(tx, msg)
+}

@@ -1,0 +1,130 @@
+//! Webhooks: a signed JSON POST per message to a configured endpoint (SMS gateways, 企业微信/钉钉
+//! group robots).
+//!
+//! In: an outbox message of channel `webhook` (its recipient is the endpoint id) and its rendered
+//! text. Out: `POST url` with `Content-Type: application/json`, `X-Hazeflow-Message-Id: {id}` and
+//! `X-Hazeflow-Signature: sha256=<hex HMAC-SHA256 of the body with the endpoint's secret>`; the body
+//! is the same bytes on every attempt, so a receiver can drop a repeat by its message id.
+//!
+//! Body (`format: hazeflow`): `{"id", "event", "cause", "created_at", "region", "subject", "text",
+//! "data"}` where `data.recipients` lists the people the event reaches (name, role, email, phone) for an
+//! SMS gateway to fan out. `format: robot`: `{"msgtype": "text", "text": {"content": subject + text}}`.
+//!
+//! 2xx is delivered; 408, 429, 5xx and network errors are worth another attempt; other 4xx are not.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::NotifyError;
+use super::outbox::OutboxMessage;
+use super::templates::Rendered;
+use crate::config::{Secret, WebhookFormat, WebhookSettings};
+
+/// `sha256=<hex HMAC-SHA256 of body>`.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    // HMAC takes a key of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+struct Endpoint {
+    url: String,
+    secret: Secret,
+    format: WebhookFormat,
+}
+
+/// The configured endpoints and an HTTP client.
+pub struct Webhooks {
+    client: reqwest::Client,
+    endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl Webhooks {
+    /// From the settings (validated already).
+    pub fn from_settings(w: &WebhookSettings) -> anyhow::Result<Webhooks> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(w.timeout_secs))
+            .user_agent(concat!("hazeflow/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("webhooks: cannot build the HTTP client")?;
+        let endpoints = w
+            .endpoints
+            .iter()
+            .map(|e| (e.id.clone(), Endpoint { url: e.url.clone(), secret: e.secret.clone().unwrap_or_default(), format: e.format }))
+            .collect();
+        Ok(Webhooks { client, endpoints })
+    }
+
+    /// The JSON body of a message for its endpoint.
+    pub fn body(&self, msg: &OutboxMessage, r: &Rendered) -> Result<Vec<u8>, NotifyError> {
+        let ep = self.endpoint(msg)?;
+        let v = match ep.format {
+            WebhookFormat::Hazeflow => json!({
+                "id": msg.id,
+                "event": msg.data.get("event").cloned().unwrap_or(Value::Null),
+                "cause": msg.cause,
+                "created_at": msg.created_at,
+                "region": msg.region,
+                "subject": r.subject,
+                "text": r.text,
+                "data": msg.data,
+            }),
+            WebhookFormat::Robot => json!({ "msgtype": "text", "text": { "content": format!("{}\n{}", r.subject, r.text.trim_end()) } }),
+        };
+        serde_json::to_vec(&v).map_err(|e| NotifyError::permanent(format!("cannot encode the body: {e}")))
+    }
+
+    fn endpoint(&self, msg: &OutboxMessage) -> Result<&Endpoint, NotifyError> {
+        self.endpoints
+            .get(&msg.recipient.address)
+            .ok_or_else(|| NotifyError::permanent(format!("webhook endpoint \"{}\" is no longer configured", msg.recipient.address)))
+    }
+
+    /// POSTs the message; the answer is `HTTP {status}`.
+    pub async fn post(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
+        let ep = self.endpoint(msg)?;
+        let body = self.body(msg, r)?;
+        let sig = signature(ep.secret.expose().as_bytes(), &body);
+        let resp = self
+            .client
+            .post(&ep.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Hazeflow-Message-Id", &msg.id)
+            .header("X-Hazeflow-Signature", sig)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| NotifyError::retryable(format!("POST {}: {e}", ep.url)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(format!("HTTP {}", status.as_u16()));
+        }
+        let text: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
+        let msg = format!("POST {}: HTTP {} {}", ep.url, status.as_u16(), text.trim());
+        if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+            Err(NotifyError::retryable(msg))
+        } else {
+            Err(NotifyError::permanent(msg))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_body_in_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,1045 @@
+//! Deterministic synthetic lists: the Shanxi seed (`seeds/registry/`) and the national benchmark
+//! set (300,000 enterprises, about 1,000,000 line measures, about 3,000 counties).
+//!
+//! In: a size, a seed and a profile. Out: enterprises (an iterator, so 300,000 stream to CSV in
+//! constant memory), written in the import format by [`write_csv`]; for Shanxi also a permit
+//! register and whole-society emissions derived from the list. The same `(profile, n, seed)`
+//! always gives the same bytes. The numbers here shape test data only; the rules that use them
+//! live in the playbooks.
+//!
+//! Credit codes are valid: `91` (or `92` for a few sole traders) + the registering authority's
+//! region code (usually the county, sometimes the city or province, in Shanxi sometimes a retired
+//! code) + an organisation code with its GB 11714 check + the GB 32100 check character.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Write};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::import::{ENTERPRISES_HEADER, MEASURES_HEADER};
+use super::reports::{Permit, SocietyEmissions};
+use super::types::fmt_num;
+use super::{
+    Contact, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, Line, LimitBaseline,
+    Measure, MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, Uscc,
+};
+use crate::region::{RegionCode, Regions, Tier};
+
+/// Which kind of list to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Shanxi's real counties and industry geography; also writes permits and emissions.
+    Shanxi,
+    /// ~3,000 synthetic counties across provinces 11..65.
+    National,
+}
+
+/// `n` national-profile enterprises for seed `seed`.
+pub fn generate(n: usize, seed: u64) -> Vec<Enterprise> {
+    Generator::new(Profile::National, n, seed).collect()
+}
+
+/// `n` Shanxi-profile enterprises for seed `seed`.
+pub fn generate_shanxi(n: usize, seed: u64) -> Vec<Enterprise> {
+    Generator::new(Profile::Shanxi, n, seed).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables of test data
+// ---------------------------------------------------------------------------------------------
+
+/// What a line does, which decides its own measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    CokeOven,
+    Sinter,
+    BlastFurnace,
+    Converter,
+    Clinker,
+    GlassFurnace,
+    Melting,
+    LimeKiln,
+    Generic,
+}
+
+struct LineKind {
+    name: &'static str,
+    role: Role,
+    capacity: (f64, f64),
+    unit: &'static str,
+}
+
+struct IndustryKind {
+    key: Option<&'static str>,
+    codes: &'static [&'static str],
+    /// Name endings and their slug for email domains.
+    suffixes: &'static [(&'static str, &'static str)],
+    /// Weight in Shanxi, weight nationally (per mille).
+    weight: (u32, u32),
+    /// Baseline ranges, t/day (log-uniform): SO2, NOx, PM, VOCs.
+    baseline: [(f64, f64); 4],
+    /// Lines to draw from, and how many.
+    lines: &'static [LineKind],
+    line_count: (u32, u32),
+    /// Weights in `Grade::ALL` order: A+, A, B, B-, C, D, 引领性, 非引领性, 未分级.
+    grades: [u32; 9],
+    /// 保障类 (heating): every enterprise of the kind is exempt with a capped load.
+    exempt: bool,
+    /// Where in Shanxi: city weights (city code, weight); unlisted cities weigh 1.
+    cities: &'static [(u32, u32)],
+}
+
+const fn lk(name: &'static str, role: Role, lo: f64, hi: f64, unit: &'static str) -> LineKind {
+    LineKind { name, role, capacity: (lo, hi), unit }
+}
+
+const KEY_GRADES: [u32; 9] = [2, 60, 300, 80, 420, 120, 0, 0, 18];
+const BINARY_GRADES: [u32; 9] = [0, 0, 0, 0, 0, 30, 120, 700, 150];
+const OTHER_GRADES: [u32; 9] = [0, 20, 120, 0, 160, 60, 0, 0, 640];
+const COKING_STEEL_CITIES: &[(u32, u32)] = &[(141100, 14), (141000, 12), (140400, 10), (140700, 10), (140800, 8), (140100, 3), (140500, 3), (140300, 2)];
+
+static INDUSTRIES: &[IndustryKind] = &[
+    IndustryKind {
+        key: Some("coking"),
+        codes: &["2521"],
+        suffixes: &[("焦化", "coking"), ("煤焦", "meijiao"), ("焦化集团", "coking-group")],
+        weight: (60, 15),
+        baseline: [(0.2, 1.5), (0.5, 3.5), (0.2, 1.2), (0.3, 2.0)],
+        lines: &[lk("焦炉", Role::CokeOven, 1100.0, 2800.0, "t/d")],
+        line_count: (1, 4),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: COKING_STEEL_CITIES,
+    },
+    IndustryKind {
+        key: Some("steel"),
+        codes: &["3110", "3120"],
+        suffixes: &[("钢铁", "steel"), ("特钢", "special-steel"), ("钢铁集团", "steel-group")],
+        weight: (25, 10),
+        baseline: [(1.0, 6.0), (2.0, 10.0), (1.5, 7.0), (0.2, 1.5)],
+        lines: &[
+            lk("烧结机", Role::Sinter, 4000.0, 12000.0, "t/d"),
+            lk("球团竖炉", Role::Sinter, 1500.0, 4000.0, "t/d"),
+            lk("高炉", Role::BlastFurnace, 2000.0, 6000.0, "t/d"),
+            lk("转炉", Role::Converter, 2500.0, 7000.0, "t/d"),
+        ],
+        line_count: (3, 6),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: COKING_STEEL_CITIES,
+    },
+    IndustryKind {
+        key: Some("cement"),
+        codes: &["3011"],
+        suffixes: &[("水泥", "cement"), ("建材", "jiancai"), ("水泥集团", "cement-group")],
+        weight: (40, 40),
+        baseline: [(0.1, 0.8), (0.8, 4.0), (0.2, 1.2), (0.01, 0.05)],
+        lines: &[lk("熟料生产线", Role::Clinker, 2500.0, 5000.0, "t/d")],
+        line_count: (1, 2),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(140600, 4), (140900, 4), (140200, 3), (140400, 3), (140700, 3), (140800, 3)],
+    },
+    IndustryKind {
+        key: Some("glass"),
+        codes: &["3041"],
+        suffixes: &[("玻璃", "glass"), ("玻璃制品", "glassware")],
+        weight: (10, 15),
+        baseline: [(0.2, 1.5), (1.0, 5.0), (0.1, 0.5), (0.01, 0.05)],
+        lines: &[lk("浮法玻璃生产线", Role::GlassFurnace, 500.0, 900.0, "t/d"), lk("日用玻璃窑炉", Role::GlassFurnace, 80.0, 300.0, "t/d")],
+        line_count: (1, 2),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(141000, 4), (140200, 3), (140100, 2)],
+    },
+    IndustryKind {
+        key: Some("foundry"),
+        codes: &["3391", "3392"],
+        suffixes: &[("铸造", "foundry"), ("铸业", "zhuye"), ("精密铸造", "precision-casting"), ("机械铸造", "casting")],
+        weight: (90, 80),
+        baseline: [(0.005, 0.05), (0.01, 0.1), (0.02, 0.3), (0.01, 0.2)],
+        lines: &[lk("熔炼车间", Role::Melting, 20.0, 300.0, "t/d"), lk("造型制芯车间", Role::Generic, 20.0, 300.0, "t/d")],
+        line_count: (1, 2),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(140800, 4), (140700, 4), (140100, 3), (140200, 2)],
+    },
+    IndustryKind {
+        key: Some("lime"),
+        codes: &["3012"],
+        suffixes: &[("石灰", "lime"), ("钙业", "gaiye")],
+        weight: (40, 25),
+        baseline: [(0.05, 0.4), (0.1, 0.8), (0.1, 0.6), (0.0, 0.005)],
+        lines: &[lk("石灰窑", Role::LimeKiln, 300.0, 800.0, "t/d")],
+        line_count: (1, 3),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(141100, 4), (140700, 4), (140400, 3), (140500, 3)],
+    },
+    IndustryKind {
+        key: Some("brick"),
+        codes: &["3031"],
+        suffixes: &[("新型建材", "xinxing-jiancai"), ("砖业", "zhuanye"), ("页岩砖厂", "brick")],
+        weight: (100, 120),
+        baseline: [(0.05, 0.5), (0.02, 0.2), (0.03, 0.3), (0.0, 0.005)],
+        lines: &[lk("隧道窑", Role::Generic, 100.0, 400.0, "万块/d")],
+        line_count: (1, 2),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[],
+    },
+    IndustryKind {
+        key: Some("refractory"),
+        codes: &["3089"],
+        suffixes: &[("耐火材料", "refractory"), ("耐材", "naicai")],
+        weight: (40, 20),
+        baseline: [(0.02, 0.3), (0.05, 0.5), (0.05, 0.4), (0.0, 0.005)],
+        lines: &[lk("隧道窑", Role::Generic, 50.0, 300.0, "t/d"), lk("竖窑", Role::Generic, 50.0, 200.0, "t/d")],
+        line_count: (1, 2),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(140300, 5), (140800, 3), (141100, 2)],
+    },
+    IndustryKind {
+        key: Some("ferroalloy"),
+        codes: &["3140"],
+        suffixes: &[("铁合金", "ferroalloy"), ("冶金", "yejin")],
+        weight: (20, 10),
+        baseline: [(0.05, 0.5), (0.05, 0.4), (0.1, 1.0), (0.0, 0.005)],
+        lines: &[lk("矿热炉", Role::Generic, 50.0, 300.0, "t/d")],
+        line_count: (1, 4),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(141100, 4), (140900, 3), (140800, 2)],
+    },
+    IndustryKind {
+        key: Some("nonferrous"),
+        codes: &["3216"],
+        suffixes: &[("铝业", "aluminium"), ("氧化铝", "alumina")],
+        weight: (10, 10),
+        baseline: [(0.3, 2.0), (0.3, 2.0), (0.1, 0.8), (0.005, 0.02)],
+        lines: &[lk("氧化铝焙烧炉", Role::Generic, 1000.0, 4000.0, "t/d"), lk("电解槽系列", Role::Generic, 300.0, 1200.0, "t/d")],
+        line_count: (1, 2),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(140800, 4), (141100, 4), (140900, 2)],
+    },
+    IndustryKind {
+        key: Some("carbon"),
+        codes: &["3091"],
+        suffixes: &[("炭素", "carbon"), ("碳素制品", "carbon-products")],
+        weight: (20, 10),
+        baseline: [(0.1, 0.8), (0.1, 0.5), (0.05, 0.4), (0.1, 1.0)],
+        lines: &[lk("焙烧炉", Role::Generic, 50.0, 300.0, "t/d")],
+        line_count: (1, 2),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(140200, 4), (140300, 3)],
+    },
+    IndustryKind {
+        key: Some("chemical"),
+        codes: &["2621", "2614", "2643"],
+        suffixes: &[("化工", "chemical"), ("煤化工", "coal-chemical"), ("化肥", "fertilizer")],
+        weight: (60, 80),
+        baseline: [(0.1, 1.5), (0.2, 2.0), (0.05, 0.5), (0.2, 3.0)],
+        lines: &[lk("合成氨装置", Role::Generic, 300.0, 1500.0, "t/d"), lk("尿素装置", Role::Generic, 500.0, 2000.0, "t/d"), lk("炭黑生产线", Role::Generic, 50.0, 200.0, "t/d")],
+        line_count: (1, 3),
+        grades: KEY_GRADES,
+        exempt: false,
+        cities: &[(140500, 4), (140400, 3), (141100, 2), (140800, 2)],
+    },
+    IndustryKind {
+        key: Some("printing"),
+        codes: &["2319"],
+        suffixes: &[("包装印刷", "printing"), ("彩印包装", "caiyin")],
+        weight: (30, 70),
+        baseline: [(0.0, 0.002), (0.0, 0.005), (0.001, 0.01), (0.02, 0.3)],
+        lines: &[lk("印刷生产线", Role::Generic, 5.0, 50.0, "t/d")],
+        line_count: (1, 2),
+        grades: BINARY_GRADES,
+        exempt: false,
+        cities: &[(140100, 5), (140800, 2)],
+    },
+    IndustryKind {
+        key: Some("coating"),
+        codes: &["3360"],
+        suffixes: &[("机械制造", "machinery"), ("金属表面处理", "surface"), ("汽车配件", "auto-parts")],
+        weight: (40, 110),
+        baseline: [(0.0, 0.005), (0.001, 0.01), (0.002, 0.05), (0.02, 0.4)],
+        lines: &[lk("涂装线", Role::Generic, 5.0, 100.0, "t/d")],
+        line_count: (1, 2),
+        grades: BINARY_GRADES,
+        exempt: false,
+        cities: &[(140100, 5), (140400, 2), (140700, 2)],
+    },
+    IndustryKind {
+        key: None,
+        codes: &["4430"],
+        suffixes: &[("热力", "heating"), ("供热", "gongre"), ("热电", "thermal-power")],
+        weight: (30, 30),
+        baseline: [(0.05, 0.6), (0.1, 1.0), (0.02, 0.3), (0.0, 0.01)],
+        lines: &[lk("供热锅炉", Role::Generic, 100.0, 600.0, "t/h蒸汽")],
+        line_count: (1, 3),
+        grades: OTHER_GRADES,
+        exempt: true,
+        cities: &[(140100, 4), (140200, 2)],
+    },
+    IndustryKind {
+        key: None,
+        codes: &["0620"],
+        suffixes: &[("煤业", "coal"), ("洗煤厂", "coal-washing"), ("煤炭洗选", "xixuan")],
+        weight: (120, 50),
+        baseline: [(0.0, 0.01), (0.0, 0.02), (0.02, 0.2), (0.0, 0.005)],
+        lines: &[lk("洗选生产线", Role::Generic, 1000.0, 8000.0, "t/d")],
+        line_count: (1, 2),
+        grades: OTHER_GRADES,
+        exempt: false,
+        cities: &[(141100, 4), (140900, 3), (140600, 3), (140400, 3), (140500, 3), (140200, 2), (141000, 2)],
+    },
+    IndustryKind {
+        key: None,
+        codes: &["2021", "2110", "2929", "1391", "3033", "3130", "1511"],
+        suffixes: &[("木业", "wood"), ("家具", "furniture"), ("塑业", "plastics"), ("食品", "food"), ("石材", "stone"), ("建筑材料", "materials"), ("实业", "industry")],
+        weight: (265, 330),
+        baseline: [(0.0, 0.05), (0.0, 0.08), (0.005, 0.1), (0.005, 0.3)],
+        lines: &[lk("生产线", Role::Generic, 5.0, 200.0, "t/d"), lk("车间", Role::Generic, 5.0, 200.0, "t/d")],
+        line_count: (1, 2),
+        grades: OTHER_GRADES,
+        exempt: false,
+        cities: &[],
+    },
+];
+
+static SURNAMES: &[(&str, &str)] = &[
+    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"), ("赵", "zhao"), ("黄", "huang"),
+    ("周", "zhou"), ("吴", "wu"), ("徐", "xu"), ("孙", "sun"), ("胡", "hu"), ("朱", "zhu"), ("高", "gao"), ("林", "lin"),
+    ("何", "he"), ("郭", "guo"), ("马", "ma"), ("罗", "luo"), ("梁", "liang"), ("宋", "song"), ("郑", "zheng"), ("谢", "xie"),
+    ("韩", "han"), ("唐", "tang"), ("冯", "feng"), ("于", "yu"), ("董", "dong"), ("程", "cheng"), ("曹", "cao"), ("袁", "yuan"),
+    ("邓", "deng"), ("许", "xu"), ("薛", "xue"), ("闫", "yan"), ("贾", "jia"), ("武", "wu"), ("范", "fan"), ("田", "tian"),
+    ("任", "ren"), ("史", "shi"), ("乔", "qiao"), ("霍", "huo"), ("阎", "yan"), ("段", "duan"), ("温", "wen"), ("常", "chang"),
+];
+
+static GIVEN: &[(&str, &str)] = &[
+    ("建国", "jianguo"), ("志强", "zhiqiang"), ("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("丽", "li"),
+    ("强", "qiang"), ("磊", "lei"), ("军", "jun"), ("洋", "yang"), ("勇", "yong"), ("艳", "yan"), ("杰", "jie"), ("涛", "tao"),
+    ("明", "ming"), ("超", "chao"), ("秀英", "xiuying"), ("霞", "xia"), ("平", "ping"), ("刚", "gang"), ("桂英", "guiying"), ("文博", "wenbo"),
+    ("晓东", "xiaodong"), ("海燕", "haiyan"), ("建华", "jianhua"), ("国庆", "guoqing"), ("俊峰", "junfeng"), ("晋生", "jinsheng"), ("永红", "yonghong"), ("红梅", "hongmei"),
+    ("鹏", "peng"), ("宏伟", "hongwei"), ("卫东", "weidong"), ("丽娟", "lijuan"), ("小平", "xiaoping"), ("文杰", "wenjie"), ("宇", "yu"), ("浩然", "haoran"),
+];
+
+static ZIHAO: &[(&str, &str)] = &[
+    ("鹏飞", "pengfei"), ("宏达", "hongda"), ("金鑫", "jinxin"), ("华鑫", "huaxin"), ("晋源", "jinyuan"), ("东义", "dongyi"), ("安泰", "antai"), ("美锦", "meijin"),
+    ("亚鑫", "yaxin"), ("金岩", "jinyan"), ("宏源", "hongyuan"), ("三维", "sanwei"), ("汇丰", "huifeng"), ("兴盛", "xingsheng"), ("华润", "huarun"), ("瑞达", "ruida"),
+    ("永鑫", "yongxin"), ("恒大", "hengda"), ("新泰", "xintai"), ("宝源", "baoyuan"), ("龙门", "longmen"), ("建龙", "jianlong"), ("德龙", "delong"), ("立恒", "liheng"),
+    ("晋南", "jinnan"), ("通才", "tongcai"), ("中升", "zhongsheng"), ("海鑫", "haixin"), ("田园", "tianyuan"), ("凯嘉", "kaijia"), ("润锦", "runjin"), ("天泽", "tianze"),
+    ("兰花", "lanhua"), ("阳光", "yangguang"), ("潞宝", "lubao"), ("襄矿", "xiangkuang"), ("华昌", "huachang"), ("世纪", "shiji"), ("金达", "jinda"), ("昌盛", "changsheng"),
+    ("富源", "fuyuan"), ("国新", "guoxin"), ("晋丰", "jinfeng"), ("汾河", "fenhe"), ("太行", "taihang"), ("吕梁山", "lvliangshan"), ("五台", "wutai"), ("恒山", "hengshan"),
+    ("北方", "beifang"), ("中北", "zhongbei"), ("鑫源", "xinyuan"), ("隆盛", "longsheng"), ("泰和", "taihe"), ("聚鑫", "juxin"), ("广源", "guangyuan"), ("金瑞", "jinrui"),
+    ("同德", "tongde"), ("宏盛", "hongsheng"), ("嘉禾", "jiahe"), ("长青", "changqing"), ("万鑫", "wanxin"), ("亨通", "hengtong"), ("福泰", "futai"), ("顺达", "shunda"),
+];
+
+static COMPANY_FORMS: &[&str] = &["有限公司", "有限公司", "有限公司", "有限责任公司", "股份有限公司"];
+
+static MOBILE_PREFIXES: &[&str] = &[
+    "138", "139", "137", "136", "135", "150", "151", "152", "158", "159", "182", "187", "188", "133", "153", "180", "189", "186", "155", "156",
+];
+
+static PROVINCES: &[(u32, &str)] = &[
+    (11, "北京"), (12, "天津"), (13, "河北"), (14, "山西"), (15, "内蒙古"), (21, "辽宁"), (22, "吉林"), (23, "黑龙江"), (31, "上海"), (32, "江苏"),
+    (33, "浙江"), (34, "安徽"), (35, "福建"), (36, "江西"), (37, "山东"), (41, "河南"), (42, "湖北"), (43, "湖南"), (44, "广东"), (45, "广西"),
+    (46, "海南"), (50, "重庆"), (51, "四川"), (52, "贵州"), (53, "云南"), (54, "西藏"), (61, "陕西"), (62, "甘肃"), (63, "青海"), (64, "宁夏"),
+    (65, "新疆"),
+];
+
+const ORG_LETTERS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+// ---------------------------------------------------------------------------------------------
+// The generator
+// ---------------------------------------------------------------------------------------------
+
+/// A county to place enterprises in: its code, name prefix, and the codes its enterprises may be
+/// registered under.
+struct Place {
+    code: RegionCode,
+    prefix: String,
+    city: RegionCode,
+    /// Retired codes that map to this county (Shanxi).
+    aliases: Vec<RegionCode>,
+}
+
+/// Makes enterprises one at a time; see the module docs.
+pub struct Generator {
+    rng: StdRng,
+    profile: Profile,
+    remaining: usize,
+    places: Vec<Place>,
+    /// Per industry: cumulative weights over `places`.
+    place_weights: Vec<Vec<u64>>,
+    industry_weights: Vec<u64>,
+    used: HashSet<Uscc>,
+    own_share: f64,
+}
+
+impl Generator {
+    /// A generator of `n` enterprises.
+    pub fn new(profile: Profile, n: usize, seed: u64) -> Generator {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let places = match profile {
+            Profile::Shanxi => shanxi_places(),
+            Profile::National => national_places(&mut rng),
+        };
+        let place_weights = INDUSTRIES
+            .iter()
+            .map(|ind| {
+                let mut acc = 0u64;
+                places
+                    .iter()
+                    .map(|p| {
+                        let w = match profile {
+                            Profile::Shanxi => ind.cities.iter().find(|(c, _)| *c == p.city.as_u32()).map_or(1, |(_, w)| *w),
+                            Profile::National => 1,
+                        };
+                        acc += u64::from(w);
+                        acc
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut acc = 0u64;
+        let industry_weights = INDUSTRIES
+            .iter()
+            .map(|i| {
+                acc += u64::from(if profile == Profile::Shanxi { i.weight.0 } else { i.weight.1 });
+                acc
+            })
+            .collect();
+        let own_share = if profile == Profile::Shanxi { 0.7 } else { 0.93 };
+        Generator { rng, profile, remaining: n, places, place_weights, industry_weights, used: HashSet::with_capacity(n), own_share }
+    }
+
+    /// How many distinct counties enterprises are placed in.
+    pub fn county_count(&self) -> usize {
+        self.places.len()
+    }
+
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.rng.random_range(0..items.len())]
+    }
+
+    fn log_uniform(&mut self, (lo, hi): (f64, f64)) -> f64 {
+        if hi <= 0.0 {
+            return 0.0;
+        }
+        let lo = lo.max(hi / 1000.0);
+        let x = (lo.ln() + self.rng.random::<f64>() * (hi.ln() - lo.ln())).exp();
+        round(x, 3)
+    }
+
+    fn org_body(&mut self) -> String {
+        if self.rng.random_bool(0.6) {
+            let mut s = String::from("MA");
+            for _ in 0..6 {
+                s.push(ORG_LETTERS[self.rng.random_range(0..ORG_LETTERS.len())] as char);
+            }
+            s
+        } else {
+            format!("{}{:07}", self.rng.random_range(1..=7), self.rng.random_range(0..10_000_000))
+        }
+    }
+
+    fn uscc(&mut self, place: usize, kind: &str) -> Uscc {
+        loop {
+            let p = &self.places[place];
+            let roll = self.rng.random::<f64>();
+            let region = match self.profile {
+                Profile::Shanxi if roll < 0.04 => p.code.province(),
+                Profile::Shanxi if roll < 0.22 => p.city,
+                Profile::Shanxi if roll < 0.32 && !p.aliases.is_empty() => p.aliases[self.rng.random_range(0..p.aliases.len())],
+                Profile::National if roll < 0.15 => p.city,
+                _ => p.code,
+            };
+            let body = self.org_body();
+            if let Ok(u) = Uscc::from_parts(kind, &region.to_string(), &body)
+                && self.used.insert(u)
+            {
+                return u;
+            }
+        }
+    }
+
+    fn person(&mut self) -> (String, String) {
+        let (s, sp) = *self.pick(SURNAMES);
+        let (g, gp) = *self.pick(GIVEN);
+        (format!("{s}{g}"), format!("{sp}{gp}"))
+    }
+
+    fn phone(&mut self) -> Phone {
+        let prefix = *self.pick(MOBILE_PREFIXES);
+        let rest = self.rng.random_range(0..100_000_000u32);
+        Phone::parse(&format!("{prefix}{rest:08}")).unwrap_or_else(|_| unreachable!("generated mobile numbers are valid"))
+    }
+
+    fn make(&mut self) -> Enterprise {
+        let ind_idx = pick_cumulative(&mut self.rng, &self.industry_weights);
+        let ind = &INDUSTRIES[ind_idx];
+        let place = pick_cumulative(&mut self.rng, &self.place_weights[ind_idx]);
+        let kind = if ind.key.is_none() && !ind.exempt && self.rng.random_bool(0.04) { "92" } else { "91" };
+        let uscc = self.uscc(place, kind);
+        let (zihao, zslug) = *self.pick(ZIHAO);
+        let (suffix, sslug) = *self.pick(ind.suffixes);
+        let form = *self.pick(COMPANY_FORMS);
+        let prefix = self.places[place].prefix.clone();
+        let name = if kind == "92" { format!("{prefix}{zihao}{suffix}厂") } else { format!("{prefix}{zihao}{suffix}{form}") };
+        let code = IndustryCode::parse(*self.pick(ind.codes)).unwrap_or_else(|_| unreachable!("industry codes in the table are valid"));
+        let grade = Grade::ALL[pick_cumulative(&mut self.rng, &cumulative(&ind.grades))];
+        let since = NaiveDate::from_ymd_opt(self.rng.random_range(2021..=2025), 10, 1);
+        let reason = match grade {
+            Grade::APlus | Grade::A | Grade::Leading => "绩效创A评审通过",
+            Grade::D if self.rng.random_bool(0.3) => "违法排污降级",
+            Grade::Ungraded => "",
+            _ => "年度绩效分级",
+        };
+        let baseline = PerPollutant {
+            so2: self.log_uniform(ind.baseline[0]),
+            nox: self.log_uniform(ind.baseline[1]),
+            pm: self.log_uniform(ind.baseline[2]),
+            vocs: self.log_uniform(ind.baseline[3]),
+        };
+        let exemption = ind.exempt.then(|| Exemption { kind: ExemptionKind::Livelihood, max_load_percent: f64::from(self.rng.random_range(6..=9u32) * 10) });
+        let domain = format!("{zslug}-{sslug}.example.cn");
+        let (pname, ppin) = self.person();
+        let mut contacts = vec![Contact {
+            role: ENTERPRISE_ROLE.to_string(),
+            name: pname,
+            email: EmailAddress::parse(&format!("{ppin}@{domain}")).ok(),
+            phone: self.phone(),
+            line: None,
+        }];
+        // Lines: numbered per kind (1#焦炉, 2#焦炉 …).
+        let count = self.rng.random_range(ind.line_count.0..=ind.line_count.1) as usize;
+        let count = if self.rng.random_bool(0.15) { count.max(2) } else { count };
+        let mut lines = Vec::with_capacity(count);
+        let mut roles = Vec::with_capacity(count);
+        let mut numbers: BTreeMap<&str, u32> = BTreeMap::new();
+        for i in 0..count {
+            let k = if i < ind.lines.len() { &ind.lines[i] } else { self.pick(ind.lines) };
+            let n = numbers.entry(k.name).or_insert(0);
+            *n += 1;
+            let capacity = round(self.rng.random_range(k.capacity.0..=k.capacity.1), 0);
+            let figures = self.rng.random_bool(0.6);
+            let limit_baseline = if figures {
+                LimitBaseline {
+                    eia: Some(capacity),
+                    permit: self.rng.random_bool(0.7).then(|| round(capacity * self.rng.random_range(0.9..=1.0), 0)),
+                    last_year: Some(round(capacity * self.rng.random_range(0.65..=1.0), 0)),
+                }
+            } else {
+                LimitBaseline::default()
+            };
+            let id = format!("L{}", i + 1);
+            lines.push(Line { id: id.clone(), name: format!("{n}#{}", k.name), capacity, unit: k.unit.to_string(), limit_baseline });
+            roles.push(k.role);
+            if ind.key.is_some() && self.rng.random_bool(0.8) {
+                let (cname, cpin) = self.person();
+                let email = self.rng.random_bool(0.5).then(|| EmailAddress::parse(&format!("{cpin}@{domain}")).ok()).flatten();
+                contacts.push(Contact { role: LINE_ROLE.to_string(), name: cname, email, phone: self.phone(), line: Some(id) });
+            }
+        }
+        let permit = self.rng.random_bool(0.85).then(|| PermitNo::new(uscc, 1, 'P').ok()).flatten();
+        let mut e = Enterprise {
+            uscc,
+            uscc_override: false,
+            permit,
+            name,
+            county: self.places[place].code,
+            industry: Industry { code, key: ind.key.map(str::to_string) },
+            grade: GradeRecord { grade, since: if grade == Grade::Ungraded { None } else { since }, reason: reason.to_string() },
+            grade_history: Vec::new(),
+            exemption,
+            baseline,
+            lines,
+            contacts,
+            measures: Vec::new(),
+        };
+        if e.exemption.is_none() && self.rng.random_bool(self.own_share) {
+            e.measures = own_measures(&e, &roles);
+        }
+        e
+    }
+}
+
+impl Iterator for Generator {
+    type Item = Enterprise;
+
+    fn next(&mut self) -> Option<Enterprise> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        Some(self.make())
+    }
+}
+
+const ENTERPRISE_ROLE: &str = "环保负责人";
+const LINE_ROLE: &str = "工序责任人";
+const LEVELS: [&str; 3] = ["yellow", "orange", "red"];
+
+/// An index drawn with the weights whose running sums are `cumulative`.
+fn pick_cumulative(rng: &mut StdRng, cumulative: &[u64]) -> usize {
+    let total = *cumulative.last().unwrap_or(&1);
+    let x = rng.random_range(0..total.max(1));
+    cumulative.partition_point(|&c| c <= x)
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn cumulative(weights: &[u32]) -> Vec<u64> {
+    let mut acc = 0u64;
+    weights
+        .iter()
+        .map(|w| {
+            acc += u64::from(*w);
+            acc
+        })
+        .collect()
+}
+
+/// 一厂一策 per line and level, in the spirit of the defaults but line by line. Each measure's
+/// reduction is the line's share of capacity (within its unit) times what the measure removes.
+fn own_measures(e: &Enterprise, roles: &[Role]) -> Vec<Measure> {
+    use MeasureKind::*;
+    let grade = e.grade.grade;
+    let mut out = Vec::new();
+    if matches!(grade, Grade::APlus | Grade::A | Grade::Leading) {
+        for level in LEVELS {
+            out.push(measure(level, None, SelfDetermined, 0.0, "结合实际自主减排"));
+        }
+        return out;
+    }
+    let severe = matches!(grade, Grade::C | Grade::NonLeading | Grade::Ungraded);
+    let total: f64 = e.lines.iter().map(|l| l.capacity).sum();
+    for (line, role) in e.lines.iter().zip(roles) {
+        let same_unit = e.lines.iter().all(|l| l.unit == line.unit);
+        let share = if same_unit && total > 0.0 { line.capacity / total } else { 1.0 / e.lines.len() as f64 };
+        for (i, level) in LEVELS.iter().enumerate() {
+            let kind = if grade == Grade::D {
+                Stop
+            } else {
+                match (role, severe) {
+                    (Role::CokeOven, false) => ExtendCokingHours([28, 36, 48][i]),
+                    (Role::CokeOven, true) => ExtendCokingHours([36, 48, 48][i]),
+                    (Role::Sinter, false) => [LimitPercent(30.0), Stop, Stop][i].clone(),
+                    (Role::Sinter, true) => Stop,
+                    (Role::BlastFurnace, false) => [LimitPercent(10.0), LimitPercent(20.0), StopSharePercent(30.0)][i].clone(),
+                    (Role::BlastFurnace, true) => [LimitPercent(20.0), StopSharePercent(50.0), StopSharePercent(50.0)][i].clone(),
+                    (Role::Converter, false) => LimitPercent([10.0, 20.0, 30.0][i]),
+                    (Role::Converter, true) => LimitPercent([20.0, 30.0, 50.0][i]),
+                    (Role::Clinker, false) => [StopTrucksUpToStandard(4), LimitPercent(20.0), Stop][i].clone(),
+                    (Role::Clinker, true) => [LimitPercent(50.0), Stop, Stop][i].clone(),
+                    (Role::GlassFurnace, false) => LimitPercent([10.0, 20.0, 30.0][i]),
+                    (Role::GlassFurnace, true) => LimitPercent([20.0, 30.0, 35.0][i]),
+                    (Role::Melting | Role::LimeKiln, false) => [LimitPercent(30.0), Stop, Stop][i].clone(),
+                    (Role::Melting | Role::LimeKiln, true) => Stop,
+                    (Role::Generic, _) => [LimitPercent(30.0), LimitPercent(50.0), Stop][i].clone(),
+                }
+            };
+            let removed = match &kind {
+                ExtendCokingHours(h) => 1.0 - 20.0 / f64::from(*h),
+                k => k.implied_fraction().unwrap_or(0.0),
+            };
+            let note = match role {
+                Role::CokeOven => "以装煤量、出焦炉数核定",
+                Role::Clinker | Role::LimeKiln | Role::GlassFurnace => "以用电量、燃料用量核定",
+                _ => "以用电量核定",
+            };
+            out.push(measure(level, Some(&line.id), kind, round(share * removed, 4), note));
+        }
+    }
+    out
+}
+
+fn measure(level: &str, line: Option<&str>, kind: MeasureKind, fraction: f64, note: &str) -> Measure {
+    Measure {
+        level: level.to_string(),
+        line: line.map(str::to_string),
+        kind,
+        process: None,
+        reduction: PerPollutant::splat(fraction),
+        note: note.to_string(),
+    }
+}
+
+/// Shanxi's county-level units, with the name each enterprise's name starts with.
+fn shanxi_places() -> Vec<Place> {
+    let regions = Regions::shanxi();
+    let short = |name: &str| -> String {
+        let stripped = name.trim_end_matches(['市', '县', '区']);
+        if stripped.chars().count() >= 2 { stripped.to_string() } else { String::new() }
+    };
+    regions
+        .all()
+        .filter(|r| r.tier == Tier::County)
+        .map(|r| {
+            let city = r.code.city().unwrap_or(r.code);
+            let county_short = short(&r.name);
+            let prefix = if county_short.is_empty() { format!("{}{}", short(&regions.name(city)), r.name) } else { county_short };
+            let aliases = regions.aliases().filter(|a| a.current == r.code).map(|a| a.old).collect();
+            Place { code: r.code, prefix, city, aliases }
+        })
+        .collect()
+}
+
+/// About 3,000 synthetic county codes: every province prefix, 8–14 cities each, 6–14 counties per
+/// city (some numbered 81.. like county-level cities).
+fn national_places(rng: &mut StdRng) -> Vec<Place> {
+    let mut out = Vec::new();
+    for &(prov, pname) in PROVINCES {
+        let cities = rng.random_range(8..=14u32);
+        for c in 1..=cities {
+            let city = RegionCode::from_u32(prov * 10_000 + c * 100).unwrap_or_else(|_| unreachable!("synthetic city codes are valid"));
+            let counties = rng.random_range(6..=14u32);
+            for k in 1..=counties {
+                let tail = if k > counties - 2 { 80 + (k - (counties - 2)) } else { 20 + k };
+                let code = RegionCode::from_u32(city.as_u32() + tail).unwrap_or_else(|_| unreachable!("synthetic county codes are valid"));
+                out.push(Place { code, prefix: pname.to_string(), city, aliases: Vec::new() });
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing CSV
+// ---------------------------------------------------------------------------------------------
+
+/// How much was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Enterprise rows.
+    pub enterprises: usize,
+    /// Line rows.
+    pub lines: usize,
+    /// Measure rows.
+    pub measures: usize,
+}
+
+/// The `# ` header of a generated enterprises file.
+pub fn enterprises_comment(source: &str) -> String {
+    format!(
+        "# Emergency reduction list (应急减排清单): enterprises, one row each. {source}\n\
+         # Columns (src/registry/mod.rs has the full reference): uscc (GB 32100), uscc_override (1 = legal pilot code failing the checksum),\n\
+         # permit_no (HJ 608), name, county (GB/T 2260), industry_code (GB/T 4754), key_industry (id in playbooks/measures/*.yaml),\n\
+         # grade (A+ A B B- C D 引领性 非引领性 未分级), grade_since, grade_reason, exemption + exemption_max_load_percent (保障类),\n\
+         # so2 nox pm vocs (baseline emissions 减排基数, t/day), contact_role contact_name contact_email contact_phone (责任人).\n"
+    )
+}
+
+/// The `# ` header of a generated lines-and-measures file.
+pub fn measures_comment(source: &str) -> String {
+    format!(
+        "# Emergency reduction list (应急减排清单): lines and one-factory-one-policy (一厂一策) measures. {source}\n\
+         # record=line: uscc, line (id), name, capacity + unit (per day), eia_capacity permit_capacity last_year_output (limit baseline),\n\
+         #   contact_name contact_phone contact_email (工序责任人).\n\
+         # record=measure: uscc, line (empty = whole enterprise), level, measure (stop limit_percent stop_share_percent extend_coking_hours\n\
+         #   stop_trucks_up_to_standard stop_road_transport cap_load_percent self_determined other), value, process,\n\
+         #   so2 nox pm vocs (expected reduction, fraction of the enterprise's baseline), note.\n"
+    )
+}
+
+fn opt_num(x: Option<f64>) -> String {
+    x.map(fmt_num).unwrap_or_default()
+}
+
+/// Writes enterprises in the import format: `enterprises` and `measures` receive the two files,
+/// each starting with its comment. Enterprise-wide contacts after the first are not written (the
+/// CSV format has one 责任人 per row).
+pub fn write_csv(
+    enterprises: impl IntoIterator<Item = Enterprise>,
+    e_out: impl Write,
+    m_out: impl Write,
+    source: &str,
+    progress: &mut dyn FnMut(usize),
+) -> io::Result<Written> {
+    let mut e_out = io::BufWriter::with_capacity(1 << 16, e_out);
+    let mut m_out = io::BufWriter::with_capacity(1 << 16, m_out);
+    e_out.write_all(enterprises_comment(source).as_bytes())?;
+    m_out.write_all(measures_comment(source).as_bytes())?;
+    let mut ew = csv::Writer::from_writer(e_out);
+    let mut mw = csv::Writer::from_writer(m_out);
+    ew.write_record(ENTERPRISES_HEADER)?;
+    mw.write_record(MEASURES_HEADER)?;
+    let mut n = Written::default();
+    let pct = |x: f64| fmt_num(x);
+    for e in enterprises {
+        let c = e.responsible();
+        let uscc = e.uscc.to_string();
+        let x = e.exemption.as_ref();
+        ew.write_record([
+            uscc.as_str(),
+            if e.uscc_override { "1" } else { "" },
+            &e.permit.map(|p| p.to_string()).unwrap_or_default(),
+            &e.name,
+            &e.county.to_string(),
+            &e.industry.code.to_string(),
+            e.industry.key.as_deref().unwrap_or(""),
+            e.grade.grade.id(),
+            &e.grade.since.map(|d| d.to_string()).unwrap_or_default(),
+            &e.grade.reason,
+            x.map_or("", |x| x.kind.id()),
+            &x.map(|x| pct(x.max_load_percent)).unwrap_or_default(),
+            &fmt_num(e.baseline.so2),
+            &fmt_num(e.baseline.nox),
+            &fmt_num(e.baseline.pm),
+            &fmt_num(e.baseline.vocs),
+            c.map_or("", |c| c.role.as_str()),
+            c.map_or("", |c| c.name.as_str()),
+            c.and_then(|c| c.email.as_ref()).map_or("", |m| m.as_str()),
+            c.map_or("", |c| c.phone.as_str()),
+        ])?;
+        for l in &e.lines {
+            let lc = e.contacts.iter().find(|c| c.line.as_deref() == Some(&l.id));
+            mw.write_record([
+                uscc.as_str(),
+                "line",
+                &l.id,
+                &l.name,
+                &fmt_num(l.capacity),
+                &l.unit,
+                &opt_num(l.limit_baseline.eia),
+                &opt_num(l.limit_baseline.permit),
+                &opt_num(l.limit_baseline.last_year),
+                lc.map_or("", |c| c.name.as_str()),
+                lc.map_or("", |c| c.phone.as_str()),
+                lc.and_then(|c| c.email.as_ref()).map_or("", |m| m.as_str()),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+            ])?;
+            n.lines += 1;
+        }
+        for m in &e.measures {
+            let r = m.reduction;
+            mw.write_record([
+                uscc.as_str(),
+                "measure",
+                m.line.as_deref().unwrap_or_default(),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                &m.level,
+                m.kind.id(),
+                &m.kind.value_text(),
+                m.process.as_deref().unwrap_or_default(),
+                &fmt_num(r.so2),
+                &fmt_num(r.nox),
+                &fmt_num(r.pm),
+                &fmt_num(r.vocs),
+                &m.note,
+            ])?;
+            n.measures += 1;
+        }
+        n.enterprises += 1;
+        if n.enterprises.is_multiple_of(10_000) {
+            progress(n.enterprises);
+        }
+    }
+    ew.flush()?;
+    mw.flush()?;
+    progress(n.enterprises);
+    Ok(n)
+}
+
+/// Writes `enterprises.csv` and `measures.csv` into `dir` (created if needed).
+pub fn write_dir(enterprises: impl IntoIterator<Item = Enterprise>, dir: &Path, source: &str, progress: &mut dyn FnMut(usize)) -> io::Result<Written> {
+    std::fs::create_dir_all(dir)?;
+    let e = std::fs::File::create(dir.join("enterprises.csv"))?;
+    let m = std::fs::File::create(dir.join("measures.csv"))?;
+    write_csv(enterprises, e, m, source, progress)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Permit register and whole-society emissions for the Shanxi seed
+// ---------------------------------------------------------------------------------------------
+
+/// A permit register that mostly matches the list: about 3 % of the list has no permit, about 3 %
+/// a second site; about 2 % of the air-emitting holders are missing from the list; a few dozen
+/// names, counties and industry classes differ; some holders emit to water only.
+pub fn permits_for(list: &[Enterprise], seed: u64) -> Vec<Permit> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5045_524d);
+    let regions = Regions::shanxi();
+    let mut out = Vec::new();
+    for e in list {
+        if rng.random_bool(0.03) {
+            continue;
+        }
+        let roll = rng.random::<f64>();
+        let mut name = e.name.clone();
+        let mut county = e.county;
+        let mut code = e.industry.code;
+        if roll < 0.006 {
+            name = name.replacen("有限公司", "有限责任公司", 1);
+            if name == e.name {
+                name = format!("{}（原{}）", e.name, e.name.chars().take(2).collect::<String>());
+            }
+        } else if roll < 0.010 {
+            let siblings: Vec<RegionCode> = e.county.city().map(|c| regions.children(c)).unwrap_or_default().into_iter().filter(|c| *c != e.county).collect();
+            if let Some(c) = siblings.get(rng.random_range(0..siblings.len().max(1))) {
+                county = *c;
+            }
+        } else if roll < 0.014 {
+            code = IndustryCode::parse(if code.to_string() == "3391" { "3392" } else { "3399" }).unwrap_or(code);
+        }
+        let management = if e.industry.key.is_some() { "重点管理" } else if rng.random_bool(0.5) { "简化管理" } else { "登记管理" };
+        let sites = if rng.random_bool(0.03) { 2 } else { 1 };
+        for site in 1..=sites {
+            if let Ok(permit_no) = PermitNo::new(e.uscc, site, 'P') {
+                out.push(Permit { permit_no, name: name.clone(), county, industry_code: code, air_emitting: true, management: management.to_string() });
+            }
+        }
+    }
+    // Holders missing from the list (应纳未纳), and water-only holders that need not be on it.
+    let extra = Generator::new(Profile::Shanxi, (list.len() / 50).max(1) + (list.len() / 100).max(1), seed ^ 0x4d49_5353);
+    let missing = (list.len() / 50).max(1);
+    for (i, e) in extra.enumerate() {
+        if list.iter().any(|x| x.uscc == e.uscc) {
+            continue;
+        }
+        let air = i < missing;
+        let (name, code) = if air { (e.name.clone(), e.industry.code) } else { (format!("{}污水处理厂", regions.name(e.county)), IndustryCode::parse("4620").unwrap_or(e.industry.code)) };
+        if let Ok(permit_no) = PermitNo::new(e.uscc, 1, 'P') {
+            out.push(Permit { permit_no, name, county: e.county, industry_code: code, air_emitting: air, management: "简化管理".to_string() });
+        }
+    }
+    out.sort_by(|a, b| a.permit_no.cmp(&b.permit_no));
+    out
+}
+
+/// Writes a permit register in the format [`super::reports::parse_permits`] reads.
+pub fn write_permits(permits: &[Permit], out: impl Write, source: &str) -> io::Result<()> {
+    let mut out = io::BufWriter::new(out);
+    writeln!(out, "# Emission permit register (排污许可证) sample for the coverage check. {source}")?;
+    writeln!(out, "# Columns: permit_no (HJ 608), name, county (GB/T 2260), industry_code (GB/T 4754), air_emitting (1 = 涉气), management (管理类别).")?;
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["permit_no", "name", "county", "industry_code", "air_emitting", "management"])?;
+    for p in permits {
+        w.write_record([
+            p.permit_no.to_string().as_str(),
+            &p.name,
+            &p.county.to_string(),
+            &p.industry_code.to_string(),
+            if p.air_emitting { "1" } else { "0" },
+            &p.management,
+        ])?;
+    }
+    w.flush()
+}
+
+/// Illustrative whole-society emissions per city: the list's baseline over an assumed industrial
+/// share per pollutant (SO2 55 %, NOx 40 %, PM 30 %, VOCs 35 %; varied by city), rounded to
+/// 0.1 t/day. Not an inventory: marked [B] in the file.
+pub fn society_for(list: &[Enterprise], seed: u64) -> SocietyEmissions {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x534f_4349);
+    let mut sums: BTreeMap<RegionCode, PerPollutant> = BTreeMap::new();
+    for e in list {
+        let city = e.county.city().unwrap_or(e.county);
+        let s = sums.entry(city).or_default();
+        *s = s.add(&e.baseline);
+    }
+    let shares = PerPollutant { so2: 0.55, nox: 0.40, pm: 0.30, vocs: 0.35 };
+    sums.into_iter()
+        .map(|(city, s)| {
+            let mut out = PerPollutant::default();
+            for p in Pollutant::ALL {
+                let share = shares.get(p) * rng.random_range(0.8..=1.2);
+                *out.get_mut(p) = round(s.get(p) / share, 1).max(0.1);
+            }
+            (city, out)
+        })
+        .collect()
+}
+
+/// Writes whole-society emissions in the format [`super::reports::parse_society`] reads.
+pub fn write_society(society: &SocietyEmissions, out: impl Write, source: &str) -> io::Result<()> {
+    let mut out = io::BufWriter::new(out);
+    writeln!(out, "# Whole-society emissions (全社会排放量) per city, t/day: the base of the 10/20/30 % reduction targets.")?;
+    writeln!(out, "# [B] ILLUSTRATIVE numbers, not an emission inventory: {source}")?;
+    writeln!(out, "# Columns: region (GB/T 2260), so2, nox, pm, vocs (t/day).")?;
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["region", "so2", "nox", "pm", "vocs"])?;
+    for (r, v) in society {
+        w.write_record([r.to_string(), fmt_num(v.so2), fmt_num(v.nox), fmt_num(v.pm), fmt_num(v.vocs)])?;
+    }
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::import::{ImportOptions, import_csv};
+    use crate::registry::shanxi_defaults;
+
+    #[test]
+    fn the_same_seed_gives_the_same_list_and_every_code_is_valid() {
+        let a = generate(300, 7);
+        let b = generate(300, 7);
+        assert_eq!(a, b);
+        assert_ne!(a, generate(300, 8));
+        let mut seen = HashSet::new();
+        for e in &a {
+            assert!(e.uscc.checksum_ok() && e.uscc.org_code_check_ok(), "{}", e.uscc);
+            assert!(seen.insert(e.uscc));
+            assert_eq!(e.county.tier(), Tier::County);
+        }
+    }
+
+    #[test]
+    fn a_generated_list_round_trips_through_csv() {
+        for (profile, regions) in [(Profile::National, None), (Profile::Shanxi, Some(Regions::shanxi()))] {
+            let list: Vec<Enterprise> = Generator::new(profile, 400, 11).collect();
+            let (mut e, mut m) = (Vec::new(), Vec::new());
+            write_csv(list.clone(), &mut e, &mut m, "test", &mut |_| {}).unwrap();
+            let (e, m) = (String::from_utf8(e).unwrap(), String::from_utf8(m).unwrap());
+            let opts = ImportOptions { defaults: shanxi_defaults(), regions };
+            let back = import_csv(("enterprises.csv", &e), Some(("measures.csv", &m)), &opts, &mut |_, _| {}).unwrap();
+            assert_eq!(back, list, "{profile:?}");
+        }
+    }
+
+    #[test]
+    fn the_national_profile_spans_about_3000_counties_and_3_measures_per_enterprise() {
+        let g = Generator::new(Profile::National, 3000, 2026);
+        assert!((2600..=3600).contains(&g.county_count()), "{}", g.county_count());
+        let list: Vec<Enterprise> = g.collect();
+        let measures: usize = list.iter().map(|e| e.measures.len()).sum();
+        let per = measures as f64 / list.len() as f64;
+        assert!((2.8..=4.0).contains(&per), "{per}");
+    }
+
+    #[test]
+    fn the_permit_register_mostly_matches_the_list() {
+        let list = generate_shanxi(1000, 3);
+        let permits = permits_for(&list, 3);
+        let holders: HashSet<Uscc> = permits.iter().filter(|p| p.air_emitting).map(|p| p.permit_no.uscc()).collect();
+        let missing = holders.iter().filter(|u| !list.iter().any(|e| e.uscc == **u)).count();
+        assert!((10..=30).contains(&missing), "{missing}");
+    }
+}

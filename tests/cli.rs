@@ -1,0 +1,346 @@
+//! The operator's commands, run as the built binary from the crate root: `check`, `aqi`, `assess`, `replay`.
+//! What they print and how they exit is what an operator (or a script around them) relies on.
+
+use std::process::{Command, Output};
+
+const FORECASTS: &str = "tests/fixtures/forecasts";
+
+fn hazeflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hazeflow"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the hazeflow binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = hazeflow(args);
+    assert!(out.status.success(), "hazeflow {args:?} failed: {}", stderr(&out));
+    out
+}
+
+// ---- help -----------------------------------------------------------------------------------------------------
+
+#[test]
+fn help_lists_the_offline_commands() {
+    let text = stdout(&ok(&["--help"]));
+    for command in ["check", "aqi", "assess", "replay"] {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command} missing from:\n{text}"
+        );
+    }
+}
+
+// ---- check ----------------------------------------------------------------------------------------------------
+
+#[test]
+fn check_with_no_arguments_passes_the_shipped_files_with_a_one_line_summary() {
+    let out = ok(&["check"]);
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(", 129 regions"),
+        "the province, 11 cities and 117 county units: {text}"
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn check_of_a_city_playbook_also_loads_the_province_it_extends() {
+    assert_eq!(stdout(&ok(&["check", "playbooks/shanxi.yaml"])), "ok: 1 playbook (shanxi@2024.1)\n");
+    assert_eq!(
+        stdout(&ok(&["check", "playbooks/taiyuan.yaml"])),
+        "ok: 2 playbooks (shanxi@2024.1, taiyuan@2024.1)\n"
+    );
+}
+
+#[test]
+fn check_of_a_bad_playbook_exits_1_with_the_place_of_the_error() {
+    let out = hazeflow(&["check", "tests/fixtures/playbooks/bad-colour.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "tests/fixtures/playbooks/bad-colour.yaml:12:13: colour \"yellow\" is not #RRGGBB\ncheck failed: 1 error\n"
+    );
+    assert!(stdout(&out).is_empty());
+}
+
+// ---- aqi ------------------------------------------------------------------------------------------------------
+
+#[test]
+fn aqi_prints_one_line_per_day_with_the_standard_chosen_by_date() {
+    let out = ok(&["aqi", &format!("{FORECASTS}/concentrations.csv")]);
+    assert_eq!(
+        stdout(&out),
+        "region,date,aqi,category,primary_pollutants\n\
+         140100,2026-02-27,200,中度污染,PM2.5\n\
+         140100,2026-02-28,100,良,PM2.5\n\
+         140100,2026-03-01,114,轻度污染,PM2.5\n\
+         140100,2026-03-02,,,\n\
+         140200,2026-02-27,29,优,\n\
+         140200,2026-02-28,100,良,PM2.5;PM10\n\
+         140200,2026-03-01,301,严重污染,PM2.5\n",
+        "PM2.5 75 µg/m³ is AQI 100 under HJ 633-2012 (to 2026-02-28) and 114 under HJ 633-2026 (from 2026-03-01)"
+    );
+    assert_eq!(stderr(&out), "7 rows, 2 regions: 优 1, 良 2, 轻度污染 1, 中度污染 1, 严重污染 1\n");
+}
+
+#[test]
+fn aqi_with_a_standard_uses_it_for_every_date() {
+    let file = format!("{FORECASTS}/concentrations.csv");
+    let new = stdout(&ok(&["aqi", &file, "--standard", "hj633-2026"]));
+    assert!(new.contains("\n140100,2026-02-28,114,轻度污染,PM2.5\n"), "{new}");
+    assert!(
+        new.contains("\n140200,2026-02-28,114,轻度污染,PM2.5\n"),
+        "PM10 150 is only 112 under 2026: {new}"
+    );
+    let old = stdout(&ok(&["aqi", &file, "--standard", "hj633-2012"]));
+    assert!(old.contains("\n140100,2026-03-01,100,良,PM2.5\n"), "{old}");
+    let bad = hazeflow(&["aqi", &file, "--standard", "hj633-2030"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).starts_with("error: unknown standard \"hj633-2030\" (hj633-2012 or hj633-2026)"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+// ---- assess ---------------------------------------------------------------------------------------------------
+
+/// (region, level, playbook) of each row of the table `assess` prints.
+fn assessed(text: &str) -> Vec<(String, String, String)> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["region", "name", "level", "playbook", "days", "rule"]);
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            (cells[0].to_string(), cells[2].to_string(), cells[3].to_string())
+        })
+        .collect()
+}
+
+fn row(region: &str, level: &str, playbook: &str) -> (String, String, String) {
+    (region.into(), level.into(), playbook.into())
+}
+
+#[test]
+fn assess_proposes_a_level_per_region_under_the_playbook_that_governs_it() {
+    let out = ok(&["assess", "--forecast", &format!("{FORECASTS}/episode.csv")]);
+    let text = stdout(&out);
+    assert_eq!(
+        assessed(&text),
+        [
+            row("140100", "red", "taiyuan@2024.1"),
+            row("140105", "yellow", "taiyuan@2024.1"),
+            row("140200", "orange", "shanxi@2024.1"),
+            row("140300", "none", "shanxi@2024.1"),
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("2026-12-03..2026-12-04 (AQI>200 for 3 days and AQI>300 for 1 day) or AQI>300 for 2 days"),
+        "{text}"
+    );
+    let summary = stderr(&out);
+    assert!(summary.starts_with("assessed 4 regions with forecast "), "{summary}");
+    assert!(
+        summary.ends_with("1 red, 1 yellow, 1 orange, 1 none; nothing was changed\n"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn assess_with_one_playbook_file_applies_it_to_every_region_in_its_scope() {
+    let out = ok(&[
+        "assess",
+        "--forecast",
+        &format!("{FORECASTS}/episode.csv"),
+        "--playbook",
+        "playbooks/shanxi.yaml",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(
+        assessed(&text),
+        [
+            row("140100", "orange", "shanxi@2024.1"),
+            row("140105", "yellow", "shanxi@2024.1"),
+            row("140200", "orange", "shanxi@2024.1"),
+            row("140300", "none", "shanxi@2024.1"),
+        ],
+        "two days above 300 are only orange for the province: {text}"
+    );
+}
+
+#[test]
+fn assess_json_carries_the_forecast_and_each_regions_level_rule_and_days() {
+    let out = ok(&["assess", "--forecast", &format!("{FORECASTS}/episode.csv"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("stdout is JSON");
+    assert_eq!(v["forecast"]["source"], "山西省生态环境监测和应急保障中心");
+    assert_eq!(v["forecast"]["issued_at"], "2026-12-01T16:00:00+08:00");
+    let a = v["assessments"].as_array().unwrap();
+    assert_eq!(a.len(), 4);
+    assert_eq!(a[0]["region"], "140100");
+    assert_eq!(a[0]["level"], "red");
+    assert_eq!(a[0]["playbook"], "taiyuan@2024.1");
+    assert_eq!(a[0]["days"], serde_json::json!(["2026-12-03", "2026-12-04"]));
+    assert_eq!(a[3]["level"], serde_json::Value::Null, "no level: null");
+    assert_eq!(v["ungoverned"], serde_json::json!([]));
+}
+
+#[test]
+fn a_json_forecast_is_assessed_like_the_same_csv() {
+    let csv = ok(&["assess", "--forecast", &format!("{FORECASTS}/episode.csv"), "--json"]);
+    let json = ok(&["assess", "--forecast", &format!("{FORECASTS}/episode.json"), "--json"]);
+    assert_eq!(stdout(&csv), stdout(&json));
+}
+
+#[test]
+fn assess_rejects_a_bad_forecast_with_its_place_and_reason_and_changes_nothing() {
+    let cases = [
+        ("bad-unknown-region.csv", "bad-unknown-region.csv:3:1: unknown region 149999"),
+        (
+            "bad-date-gap.csv",
+            "bad-date-gap.csv:4:1: region 140100 has no value for 2026-12-03 (dates must be consecutive)",
+        ),
+        (
+            "bad-aqi-not-a-number.json",
+            "bad-aqi-not-a-number.json: values[0].aqi: aqi must be a number",
+        ),
+    ];
+    for (file, message) in cases {
+        let out = hazeflow(&["assess", "--forecast", &format!("{FORECASTS}/{file}")]);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        assert_eq!(stderr(&out), format!("error: {FORECASTS}/{message}\n"), "{file}");
+        assert!(stdout(&out).is_empty(), "{file}: nothing printed on stdout");
+    }
+}
+
+#[test]
+fn assess_of_a_file_that_is_not_there_says_so() {
+    let out = hazeflow(&["assess", "--forecast", &format!("{FORECASTS}/no-such-file.csv")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(&format!("error: cannot read {FORECASTS}/no-such-file.csv")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// ---- replay ---------------------------------------------------------------------------------------------------
+
+#[test]
+fn replay_prints_each_days_proposal_and_the_warning_it_produced() {
+    let out = ok(&[
+        "replay",
+        "--observations",
+        &format!("{FORECASTS}/observations-one-episode.csv"),
+        "--playbook",
+        "playbooks/shanxi.yaml",
+    ]);
+    // 12-01 and 12-02 see two days above 200 ahead: orange. 12-03 sees one: yellow, but orange holds. From 12-04 the
+    // days ahead are clean. Lifted 36 h after 12-03 16:00, the first consultation below orange.
+    assert_eq!(
+        stdout(&out),
+        "region,date,level\n\
+         140100,2026-12-01,orange\n\
+         140100,2026-12-02,orange\n\
+         140100,2026-12-03,yellow\n\
+         140100,2026-12-04,none\n\
+         140100,2026-12-05,none\n\
+         140100,2026-12-06,none\n\
+         140100,2026-12-07,none\n\
+         140100,2026-12-08,none\n\
+         \n\
+         warning,region,issued,start,levels,end,status\n\
+         140100-20261201-1,140100,2026-12-01T16:00:00+08:00,2026-12-03T00:00:00+08:00,\
+         orange@2026-12-03T00:00:00+08:00,2026-12-05T04:00:00+08:00,lifted\n"
+    );
+    assert_eq!(
+        stderr(&out),
+        "replayed 8 consultations over 1 regions with shanxi@2024.1: 3 proposed a level, 1 warnings\n"
+    );
+}
+
+#[test]
+fn replay_json_names_levels_by_their_playbook_ids() {
+    let out = ok(&[
+        "replay",
+        "--observations",
+        &format!("{FORECASTS}/observations-one-episode.csv"),
+        "--playbook",
+        "playbooks/shanxi.yaml",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("stdout is JSON");
+    let levels: Vec<&str> = v["assessments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, ["orange", "orange", "yellow", "none", "none", "none", "none", "none"]);
+    assert_eq!(
+        v["assessments"][0],
+        serde_json::json!({"region": "140100", "date": "2026-12-01", "level": "orange", "rule": "AQI>200 for 2 days or AQI>150 for 3 days"})
+    );
+    let w = &v["warnings"][0];
+    assert_eq!(w["id"], "140100-20261201-1");
+    assert_eq!(
+        w["levels"],
+        serde_json::json!([{"at": "2026-12-03T00:00:00+08:00", "level": "orange"}])
+    );
+    assert_eq!(w["end"], "2026-12-05T04:00:00+08:00");
+    assert_eq!(w["status"], "lifted");
+}
+
+#[test]
+fn replay_of_the_real_shanxi_series_starts_with_the_header_and_one_line_per_city_and_day() {
+    let out = ok(&[
+        "replay",
+        "--observations",
+        "tests/fixtures/shanxi_pm25_daily_2014-2015.csv",
+        "--playbook",
+        "playbooks/shanxi.yaml",
+    ]);
+    let text = stdout(&out);
+    let proposals: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(proposals[0], "region,date,level");
+    assert_eq!(proposals[1], "140100,2014-01-01,none");
+    assert_eq!(proposals.len(), 1 + 5 * 729);
+    for line in &proposals[1..] {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells.len(), 3, "{line}");
+        assert!(["none", "yellow", "orange", "red"].contains(&cells[2]), "{line}");
+    }
+}
+
+#[test]
+fn replay_needs_a_playbook_file_that_checks() {
+    let out = hazeflow(&[
+        "replay",
+        "--observations",
+        &format!("{FORECASTS}/observations-one-episode.csv"),
+        "--playbook",
+        "tests/fixtures/playbooks/bad-colour.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: tests/fixtures/playbooks/bad-colour.yaml:12:13: colour \"yellow\" is not #RRGGBB\n"
+    );
+}
