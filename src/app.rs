@@ -37,6 +37,10 @@ pub struct AppState {
     pub consult_requested: Notify,
     /// Wakes whoever follows state changes (notifier, pages).
     pub changed: Notify,
+    /// Measure defaults: industry × grade × level, deadlines, department duties.
+    pub defaults: Arc<crate::registry::Defaults>,
+    /// The acknowledgement token secret.
+    pub tokens: crate::assign::TokenKey,
 }
 
 impl AppState {
@@ -70,6 +74,9 @@ impl AppState {
         }
         match result {
             Ok(v) => {
+                if let Err(e) = self.engine.remember_playbooks().await {
+                    tracing::error!(error = %e, "could not keep the sources of the new playbook versions");
+                }
                 tracing::info!(versions = ?v, "playbooks reloaded");
                 Ok(v)
             }
@@ -99,11 +106,23 @@ impl Application {
         let store = Store::open(&settings.db_path())?;
         let now = clock.now();
         let notify = crate::notify::build(&settings, regions)?;
+        let defaults = Arc::new(crate::registry::load_defaults(&settings.measures).map_err(|errors| {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("the measure defaults {} have errors:\n{}", settings.measures.display(), text.join("\n"))
+        })?);
+        let tokens = crate::assign::load_token_key(&settings.data_dir)?;
+        let assign = Arc::new(crate::assign::AssignStage { defaults: defaults.clone(), tokens: tokens.clone(), regions, on_assigned: Vec::new() });
         let mut engine = Engine { stages: Vec::new(), store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
+        engine.remember_playbooks().await?;
+        // Assignments first, so that the notifications of the same event can name them.
+        engine.stages.push(assign);
         engine.stages.push(notify.stage.clone());
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let state = Arc::new(AppState { engine, settings, consult_on_forecast: true, consult_requested: Notify::new(), changed: Notify::new() });
+        let state = Arc::new(AppState { engine, settings, consult_on_forecast: true, consult_requested: Notify::new(), changed: Notify::new(), defaults, tokens });
+        if let Some(dir) = state.settings.list_seed.clone() {
+            crate::list::seed(&state, &dir).await?;
+        }
         if state.settings.demo {
             crate::demo::seed_inbox(&state)?;
         }
@@ -128,9 +147,9 @@ impl Application {
         tracker.spawn(schedule::run_consultations(state.clone(), shutdown.clone()));
         tracker.spawn(schedule::run_ticks(state.clone(), shutdown.clone(), TICK_EVERY));
         tracker.spawn(crate::notify::deliver::run(self.delivery.clone(), state.clone(), shutdown.clone()));
-        let router = api::router().merge(crate::publish::router()).merge(crate::dashboard::router(&state.settings)).with_state(state.clone());
+        let router = api::router().merge(crate::ack::router()).merge(crate::publish::router()).merge(crate::dashboard::router(&state.settings)).with_state(state.clone());
         let sd = shutdown.clone();
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move { sd.cancelled().await });
+        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move { sd.cancelled().await });
         tracker.spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTP server failed");

@@ -30,6 +30,13 @@ pub struct Settings {
     /// Put the sample forecast into the inbox on first start. `HAZEFLOW_DEMO`.
     #[serde(default)]
     pub demo: bool,
+    /// The emergency reduction list imported on first start (a folder with `enterprises.csv` and
+    /// `measures.csv`), when the store has none. `HAZEFLOW_LIST_SEED`.
+    #[serde(default)]
+    pub list_seed: Option<PathBuf>,
+    /// The measure defaults file (industry × grade × level, deadlines, duties). `HAZEFLOW_MEASURES`.
+    #[serde(default = "default_measures")]
+    pub measures: PathBuf,
     /// Logging.
     pub log: LogSettings,
     /// Seconds to finish work on shutdown. `HAZEFLOW_SHUTDOWN_DEADLINE_SECS`.
@@ -48,6 +55,10 @@ pub struct Settings {
     /// Webhook endpoints (SMS gateways, work-chat robots) and how they are sent to.
     #[serde(default)]
     pub webhooks: WebhookSettings,
+}
+
+fn default_measures() -> PathBuf {
+    PathBuf::from("./playbooks/measures/shanxi.yaml")
 }
 
 fn default_deadline() -> u64 {
@@ -163,6 +174,12 @@ impl Settings {
         }
         if let Some(v) = get("HAZEFLOW_INBOX_MAX_BYTES") {
             self.inbox.max_bytes = num("HAZEFLOW_INBOX_MAX_BYTES", v)? as usize;
+        }
+        if let Some(v) = get("HAZEFLOW_LIST_SEED") {
+            self.list_seed = if v.is_empty() { None } else { Some(v.into()) };
+        }
+        if let Some(v) = get("HAZEFLOW_MEASURES") {
+            self.measures = v.into();
         }
         if let Some(v) = get("HAZEFLOW_DEMO") {
             self.demo = matches!(v.as_str(), "1" | "true" | "yes");
@@ -586,7 +603,7 @@ impl Settings {
             if smtp.port() == 0 {
                 bail!("mail.smtp.port: must be more than 0");
             }
-            if smtp.user.is_some() && smtp.password.is_none() {
+            if smtp.user.is_some() && smtp.password.is_none() && smtp.password_file.is_none() {
                 bail!("mail.smtp.user is set but there is no password (HAZEFLOW_SMTP_PASSWORD or mail.smtp.password_file)");
             }
             if smtp.pool_size == 0 {
@@ -631,8 +648,11 @@ impl Settings {
             if e.secret_env.is_some() && e.secret_file.is_some() {
                 bail!("{at}: give one of secret_env and secret_file, not both");
             }
-            if e.secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+            if e.secret.is_none() && e.secret_env.is_none() && e.secret_file.is_none() {
                 bail!("{at}: no signing secret (set secret_env or secret_file)");
+            }
+            if e.secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
+                bail!("{at}: the signing secret is empty");
             }
         }
         Ok(())

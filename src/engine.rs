@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::consult::{Assessment, assess_region};
@@ -91,6 +91,52 @@ impl Playbooks {
                 Err(errors)
             }
         }
+    }
+}
+
+/// The store collection that keeps, per pinned version (`id@version`), the files it was compiled
+/// from, so that an episode keeps its version across restarts even when the folder has moved on.
+pub const PLAYBOOK_SOURCES: &str = "playbook_sources";
+
+/// The files a playbook version was compiled from: its own and its parents'.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookSource {
+    /// `id@version`.
+    pub pin: String,
+    /// The digest it compiled to.
+    pub digest: String,
+    /// `(path, text)` of each file.
+    pub files: Vec<(std::path::PathBuf, String)>,
+}
+
+impl PlaybookSource {
+    /// Compiles the version again.
+    fn compile(&self, regions: &Regions) -> Option<Arc<Playbook>> {
+        let set = crate::playbook::load_files(self.files.clone(), regions).ok()?;
+        set.iter().find(|p| p.pin() == self.pin && p.digest == self.digest).cloned()
+    }
+}
+
+impl Playbooks {
+    /// The sources of every live playbook, read back from disk; one whose files changed since they
+    /// were compiled is left out.
+    fn live_sources(&self, regions: &Regions) -> Vec<PlaybookSource> {
+        let set = self.live();
+        let mut out = Vec::new();
+        'books: for pb in set.iter() {
+            let mut files = Vec::new();
+            let mut next = Some(pb.clone());
+            while let Some(p) = next {
+                let Ok(text) = std::fs::read_to_string(&p.file) else { continue 'books };
+                files.push((p.file.clone(), text));
+                next = p.parent.as_deref().and_then(|id| set.get(id)).cloned();
+            }
+            let source = PlaybookSource { pin: pb.pin(), digest: pb.digest.clone(), files };
+            if source.compile(regions).is_some() {
+                out.push(source);
+            }
+        }
+        out
     }
 }
 
@@ -203,6 +249,39 @@ fn record_events(tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state_af
 }
 
 impl Engine {
+    /// Keeps the sources of the live playbook versions in the store, and pins every version kept
+    /// there (the first one seen under an `id@version` wins, as within a run): called on start and
+    /// after each reload, so that running episodes keep their version across restarts.
+    pub async fn remember_playbooks(&self) -> Result<(), StoreError> {
+        let regions = self.regions;
+        let stored: Vec<(String, PlaybookSource)> = self.store.read(|r| r.docs(PLAYBOOK_SOURCES, "", "", usize::MAX))?;
+        if let Ok(mut pinned) = self.playbooks.pinned.write() {
+            for (_, source) in &stored {
+                match source.compile(regions) {
+                    Some(pb) => {
+                        pinned.insert(source.pin.clone(), pb);
+                    }
+                    None => tracing::warn!(pin = %source.pin, "a stored playbook version no longer compiles; its episodes follow the live one"),
+                }
+            }
+        }
+        let known: Vec<String> = stored.into_iter().map(|(k, _)| k).collect();
+        let new: Vec<PlaybookSource> = self.playbooks.live_sources(regions).into_iter().filter(|s| !known.contains(&s.pin)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .write(move |tx| {
+                for s in &new {
+                    if tx.doc::<PlaybookSource>(PLAYBOOK_SOURCES, &s.pin)?.is_none() {
+                        tx.put_doc(PLAYBOOK_SOURCES, &s.pin, s)?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// Parses and records a forecast. A rejected one is recorded as rejected (for the audit log and
     /// metrics) and its error returned; nothing else changes.
     pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, ForecastError> {

@@ -14,9 +14,11 @@
 //! - [`replay`]: observations replayed as perfect forecasts through assessment and lifecycle.
 //! - [`dashboard`]: the duty-staff pages at `/` (server-rendered Chinese HTML over the engine).
 //! - [`notify`]: who is told what (duty rosters), the outbox, delivery by email and webhooks.
+pub mod ack;
 pub mod api;
 pub mod app;
 pub mod aqi;
+pub mod assign;
 pub mod client;
 pub mod clock;
 pub mod commands;
@@ -27,6 +29,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod forecast;
 pub mod inbox;
+pub mod list;
 pub mod notify;
 pub mod playbook;
 pub mod publish;

@@ -207,13 +207,20 @@ pub fn summarise(events: &[Event]) -> Vec<ReplayedWarning> {
     v
 }
 
-/// Adds a level from a time; a change at the same time (before the start) replaces the last one.
+/// Adds a level from a time; a change at the same time (before the start) replaces the last one. A level equal
+/// to the one before it is no change: a lowering and a raise back in the same instant (the lift window ending
+/// at the very consultation that calls for the level again) leave the level as it was.
 fn push_level(w: &mut ReplayedWarning, at: DateTime<Utc>, level: &str) {
     let at = local(at);
     match w.levels.last_mut() {
         Some(last) if last.at >= at => {
             last.level = level.to_string();
+            let n = w.levels.len();
+            if n >= 2 && w.levels[n - 2].level == w.levels[n - 1].level {
+                w.levels.pop();
+            }
         }
+        Some(last) if last.level == level => {}
         _ => w.levels.push(LevelChange {
             at,
             level: level.to_string(),

@@ -125,6 +125,19 @@ fn validate_cap(dir: &Path, id: &str, xml: &str) {
     assert!(out.status.success(), "{id} does not validate against CAP 1.2:\n{}\n{xml}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Copies a folder with everything in it.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("a folder");
+    for entry in std::fs::read_dir(from).expect("a folder to copy").map(|e| e.expect("an entry")) {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("a file copied");
+        }
+    }
+}
+
 /// The CAP path of each feed entry, from its `alternate` link of type `application/cap+xml`.
 fn cap_paths(f: &feed_rs::model::Feed) -> Vec<String> {
     f.entries
@@ -272,14 +285,11 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_edit_the_health_advice_without_a_restart_and_every_way_out_escapes_it() {
-    // A copy of the shipped playbooks whose advice an operator has edited, with markup in it.
+    // A copy of the shipped playbooks folder whose advice an operator has edited, with markup in it.
     let root = TempDir::new().expect("a folder");
     let books = root.path().join("playbooks");
+    copy_tree(Path::new(PLAYBOOKS), &books);
     let public = books.join("templates/public");
-    std::fs::create_dir_all(&public).expect("the folders");
-    for f in ["shanxi.yaml", "taiyuan.yaml"] {
-        std::fs::copy(Path::new(PLAYBOOKS).join(f), books.join(f)).expect("a playbook copied");
-    }
     let shipped = std::fs::read_to_string(Path::new(PLAYBOOKS).join("templates/public/advice.yaml")).expect("the shipped advice");
     let marked = "<script>alert(\"x\")</script> & 请关注<b>空气质量</b>";
     let edited = shipped.replacen("    zh:\n", &format!("    zh:\n      - '{marked}'\n"), 1);

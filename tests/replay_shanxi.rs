@@ -355,6 +355,37 @@ fn the_replay_command_prints_json_that_agrees_with_the_library() {
     );
 }
 
+#[test]
+fn taiyuans_stricter_playbook_never_proposes_less_than_the_province_and_lifts_after_48_hours() {
+    let (sx, ty) = (playbook("playbooks/shanxi.yaml"), playbook("playbooks/taiyuan.yaml"));
+    let (province, city) = (run(SHANXI, &sx), run(SHANXI, &ty));
+    assert_eq!(province.assessments.len(), city.assessments.len());
+    let mut higher = 0;
+    for (p, c) in province.assessments.iter().zip(&city.assessments) {
+        assert_eq!((p.region, p.date), (c.region, c.date));
+        assert!(
+            ty.rank(&c.level) >= sx.rank(&p.level),
+            "{} {}: {} under Taiyuan, {} under Shanxi",
+            c.region,
+            c.date,
+            c.level,
+            p.level
+        );
+        higher += usize::from(ty.rank(&c.level) > sx.rank(&p.level));
+    }
+    assert!(higher > 0, "two days above 300 happen in the data");
+    assert_eq!(ty.lift_window, Duration::hours(48));
+    assert!(assert_lifts_wait_for_the_lift_window(&city, &ty) > 0);
+    for w in &city.warnings {
+        let levels: Vec<&str> = w.levels.iter().map(|l| l.level.as_str()).collect();
+        assert!(
+            levels.windows(2).all(|p| p[0] != p[1]),
+            "{}: each change is a change: {levels:?}",
+            w.id
+        );
+    }
+}
+
 // ---- Shanxi 2014–2015, Shanxi's 2020 rules -------------------------------------------------------------------------
 
 #[test]

@@ -799,7 +799,7 @@ mod tests {
         let table: &[(&str, &str)] = &[
             (
                 "other:\n  name: o\n  rules:\n    - grades: [A, B]\n      measures: { yellow: [ { kind: stop } ] }\n",
-                "m.yaml:9:5: the other rule must cover every grade; missing: A+, B-, C, D, leading, non_leading, ungraded",
+                "m.yaml:10:5: the other rule must cover every grade; missing: A+, B-, C, D, leading, non_leading, ungraded",
             ),
             (
                 "industries:\n  - id: cement\n    name: c\n    rules:\n      - grades: [B, E]\n        measures: { yellow: [ { kind: stop } ] }\n",

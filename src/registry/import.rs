@@ -1539,7 +1539,7 @@ mod tests {
             errors,
             [
                 "e.csv:2:1: unified social credit code 91140000110014814X fails the GB 32100 check: the check character should be P, not X (set uscc_override for a legal pilot code)",
-                "e.csv:3:64: unknown grade \"E\" (expected one of A+, A, B, B-, C, D, 引领性, 非引领性, 未分级)",
+                "e.csv:3:51: unknown grade \"E\" (expected one of A+, A, B, B-, C, D, 引领性, 非引领性, 未分级)",
             ]
         );
     }
@@ -1587,7 +1587,7 @@ mod tests {
         );
         let errors = import_yaml("l.yaml", &y, &opts(), &mut |_, _| {}).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert_eq!(text, [format!("l.yaml:17:35: measure for line L9, which {u} does not have (its lines: L1)")]);
+        assert_eq!(text, [format!("l.yaml:17:29: measure for line L9, which {u} does not have (its lines: L1)")]);
         let ok = y.replace("      - { level: red, line: L9, measure: stop }\n", "");
         let list = import_yaml("l.yaml", &ok, &opts(), &mut |_, _| {}).unwrap();
         assert_eq!(list[0].grade_history[0].grade, Grade::C);

@@ -396,7 +396,7 @@ impl Grade {
     /// `未分级`/`ungraded` (letters in either case; surrounding spaces ignored).
     pub fn parse(s: &str) -> Result<Grade, GradeError> {
         let t = s.trim();
-        let t = t.strip_suffix('级').unwrap_or(t);
+        let t = if t == "未分级" { t } else { t.strip_suffix('级').unwrap_or(t) };
         let g = match t.to_ascii_lowercase().as_str() {
             "a+" => Grade::APlus,
             "a" => Grade::A,

@@ -20,7 +20,7 @@ async fn malformed_files_in_the_inbox_are_set_aside_with_file_line_column_and_no
 
     // Three bad files: GBK instead of UTF-8, an unknown column, a missing day.
     let mut gbk = b"# issued_at: 2026-12-01 14:00\n# source: ".to_vec();
-    gbk.extend([0xca, 0xa1, 0xbc, 0xe0, 0xb2, 0xe2]); // 省监测 in GBK
+    gbk.extend([0xbc, 0xe0, 0xb2, 0xe2, 0xd6, 0xd0, 0xd0, 0xc4]); // 监测中心 in GBK
     gbk.extend(b"\nregion,date,aqi\n140100,2026-12-01,230\n140100,2026-12-02,240\n");
     app.drop_in_inbox("gbk.csv", gbk);
     app.drop_in_inbox("extra-column.csv", "# issued_at: 2026-12-01 14:00\n# source: 省监测中心\nregion,date,aqi,humidity\n140100,2026-12-01,230,80\n");

@@ -69,6 +69,9 @@ pub fn settings_in(dir: &Path) -> Settings {
     s.http.listen = "127.0.0.1:0".into();
     s.playbooks = PathBuf::from(PLAYBOOKS);
     s.roster = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config/roster.yaml"));
+    s.measures = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/measures/shanxi.yaml"));
+    // No emergency reduction list: these tests are about the warnings themselves.
+    s.list_seed = None;
     s.demo = false;
     s.shutdown_deadline_secs = 5;
     for (name, role, token) in [(DEPUTY_NAME, "deputy_head", DEPUTY), (HEAD_NAME, "head", HEAD), (DUTY_NAME, "duty_officer", DUTY)] {

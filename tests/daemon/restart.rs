@@ -163,7 +163,8 @@ fn hazeflow_command(dir: &Path) -> Command {
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HAZEFLOW_") || k == "RUST_LOG") {
         cmd.env_remove(k);
     }
-    cmd.env("HAZEFLOW_LOG_LEVEL", "warn").current_dir(dir).kill_on_drop(true);
+    // No emergency reduction list to import: this is about forecasts.
+    cmd.env("HAZEFLOW_LOG_LEVEL", "warn").env("HAZEFLOW_LIST_SEED", "").current_dir(dir).kill_on_drop(true);
     cmd
 }
 

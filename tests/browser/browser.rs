@@ -1,0 +1,320 @@
+//! Headless Chromium through chromedriver: found on the PATH (or `HAZEFLOW_CHROMIUM` /
+//! `HAZEFLOW_CHROMEDRIVER`), started on a free port, one fresh profile per session. Also the checks
+//! every page must pass in the browser (labels, overflow at the viewport width, contrast) and the
+//! screenshots.
+//!
+//! Screenshots are written to `target/browser-screenshots/`; CI keeps that folder as an artifact,
+//! so a reviewer can see each page at 1280×900 and at 375×800 without running anything.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// Where screenshots go (kept as CI artifacts).
+pub fn screenshot_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/browser-screenshots"))
+}
+
+/// The flags Chromium needs here: headless, no sandbox (CI runs as root), no GPU, no /dev/shm (small
+/// in containers), and no network of its own (this machine's network is closed).
+const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+    "--lang=zh-CN",
+];
+
+/// A window size.
+#[derive(Debug, Clone, Copy)]
+pub enum Screen {
+    /// 1280×900.
+    Desktop,
+    /// A 375×800 phone (Chromium's mobile emulation: the viewport, touch and a mobile user agent).
+    Phone,
+}
+
+impl Screen {
+    /// `1280` or `375`, for file names.
+    pub fn width(self) -> u32 {
+        match self {
+            Screen::Desktop => 1280,
+            Screen::Phone => 375,
+        }
+    }
+}
+
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).flat_map(|dir| names.iter().map(move |n| dir.join(n))).find(|p| p.is_file())
+}
+
+fn find(var: &str, names: &[&str]) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => on_path(names),
+    }
+}
+
+/// A running chromedriver, and the Chromium it starts.
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    chromium: PathBuf,
+    profiles: std::sync::Mutex<Vec<TempDir>>,
+}
+
+impl Browser {
+    /// Starts chromedriver; `None` (after saying so) when Chromium is not installed, unless `CI=true`,
+    /// where that is a failure.
+    pub async fn start() -> Option<Browser> {
+        let chromium = find("HAZEFLOW_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"]);
+        let driver = find("HAZEFLOW_CHROMEDRIVER", &["chromedriver"]);
+        let (Some(chromium), Some(driver)) = (chromium, driver) else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "CI=true but chromium or chromedriver is not installed: the browser tests must run in CI \
+                     (.ci/run installs chromium, chromium-driver and fonts-wqy-microhei)"
+                );
+            }
+            println!("skipped: chromium not installed");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let child = Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
+        let browser = Browser { driver: child, port, chromium, profiles: std::sync::Mutex::new(Vec::new()) };
+        let http = reqwest::Client::new();
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http.get(format!("http://127.0.0.1:{port}/status")).send().await.ok().filter(|r| r.status().is_success());
+            if ready.is_some() {
+                return Some(browser);
+            }
+            assert!(Instant::now() < until, "chromedriver did not come up on port {port}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A new browser session with a fresh profile.
+    pub async fn session(&self, screen: Screen) -> Client {
+        let profile = TempDir::new().expect("a profile folder");
+        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| (*s).to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let mut options = json!({ "binary": self.chromium.display().to_string(), "args": args });
+        match screen {
+            Screen::Desktop => args_push(&mut options, "--window-size=1280,900"),
+            Screen::Phone => {
+                args_push(&mut options, "--window-size=375,800");
+                options["mobileEmulation"] = json!({
+                    "deviceMetrics": { "width": 375, "height": 800, "pixelRatio": 1.0, "touch": true },
+                    "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36"
+                });
+            }
+        }
+        self.profiles.lock().unwrap_or_else(|p| p.into_inner()).push(profile);
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), options);
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver could not start Chromium: {e}"));
+        if let Screen::Desktop = screen {
+            client.set_window_size(1280, 900).await.expect("the window is resized");
+        }
+        client
+    }
+
+    /// Runs a scenario with a session, closes the session whatever happens, and re-raises a panic.
+    pub async fn run<F, Fut>(&self, screen: Screen, scenario: F)
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let client = self.session(screen).await;
+        let outcome = tokio::spawn(scenario(client.clone())).await;
+        if let Err(e) = client.close().await {
+            eprintln!("closing the browser session: {e}");
+        }
+        if let Err(e) = outcome {
+            match e.try_into_panic() {
+                Ok(p) => std::panic::resume_unwind(p),
+                Err(e) => panic!("the scenario did not finish: {e}"),
+            }
+        }
+    }
+}
+
+fn args_push(options: &mut Value, arg: &str) {
+    if let Some(a) = options["args"].as_array_mut() {
+        a.push(json!(arg));
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Opens a page and waits until it has loaded.
+pub async fn open(c: &Client, url: &str) {
+    c.goto(url).await.unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+    wait_for(c, "body").await;
+}
+
+/// Waits for an element.
+pub async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no element {css}: {e}"))
+}
+
+/// The text of an element.
+pub async fn text_of(c: &Client, css: &str) -> String {
+    wait_for(c, css).await.text().await.unwrap_or_else(|e| panic!("no text in {css}: {e}"))
+}
+
+/// The path of the current page.
+pub async fn path(c: &Client) -> String {
+    c.current_url().await.expect("a URL").path().to_string()
+}
+
+/// Runs a script and returns its result.
+pub async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}
+
+/// Presses a key (down and up) on whatever has the focus.
+pub async fn press(c: &Client, key: Key) {
+    let k: char = key.into();
+    let actions = KeyActions::new("keyboard".into()).then(KeyAction::Down { value: k }).then(KeyAction::Up { value: k });
+    c.perform_actions(actions).await.expect("the key is pressed");
+}
+
+/// Saves a screenshot of the viewport as `name-WIDTH.png`.
+pub async fn screenshot(c: &Client, name: &str, screen: Screen) -> PathBuf {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).expect("the screenshot folder");
+    let png = c.screenshot().await.expect("a screenshot");
+    let file = dir.join(format!("{name}-{}.png", screen.width()));
+    std::fs::write(&file, png).expect("the screenshot is written");
+    file
+}
+
+/// Form fields without a label (or an ARIA name), and buttons without text.
+const UNLABELLED_JS: &str = r#"
+var out = [];
+document.querySelectorAll('input, select, textarea').forEach(function (el) {
+  if (['hidden', 'submit', 'button', 'reset'].indexOf(el.type) >= 0) return;
+  var named = (el.labels && el.labels.length > 0) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+  if (!named) out.push(el.outerHTML.slice(0, 160));
+});
+document.querySelectorAll('button, a[href]').forEach(function (el) {
+  if (!(el.textContent || '').trim() && !el.getAttribute('aria-label')) out.push(el.outerHTML.slice(0, 160));
+});
+return out;
+"#;
+
+/// Whether anything sticks out of the viewport sideways.
+const OVERFLOW_JS: &str = r#"
+var w = window.innerWidth;
+var out = [];
+document.querySelectorAll('body *').forEach(function (el) {
+  var r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) return;
+  if (r.right > w + 0.5 || r.left < -0.5) {
+    var clipped = false;
+    for (var p = el.parentElement; p; p = p.parentElement) {
+      var s = getComputedStyle(p);
+      if (s.overflowX !== 'visible' && p !== document.body && p !== document.documentElement) { clipped = true; break; }
+    }
+    if (!clipped) out.push(el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined ? '.' + el.className : '') + ' right=' + Math.round(r.right) + ' text=' + (el.textContent || '').trim().slice(0, 40));
+  }
+});
+return { scrollWidth: document.documentElement.scrollWidth, innerWidth: w, offenders: out.slice(0, 20) };
+"#;
+
+/// Text whose contrast with what is behind it is below WCAG AA (4.5:1; 3:1 for large text).
+const CONTRAST_JS: &str = r#"
+function parse(c) {
+  var m = c.match(/rgba?\(([^)]+)\)/);
+  if (!m) return [0, 0, 0, 0];
+  var p = m[1].split(',').map(function (x) { return parseFloat(x); });
+  return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+}
+function over(top, bottom) {
+  var a = top[3];
+  return [top[0] * a + bottom[0] * (1 - a), top[1] * a + bottom[1] * (1 - a), top[2] * a + bottom[2] * (1 - a), 1];
+}
+function background(el) {
+  var layers = [];
+  for (var e = el; e; e = e.parentElement) {
+    var c = parse(getComputedStyle(e).backgroundColor);
+    if (c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+  }
+  var bg = [255, 255, 255, 1];
+  for (var i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+  return bg;
+}
+function lum(c) {
+  var f = function (v) { v = v / 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+}
+var out = [];
+document.querySelectorAll('body *').forEach(function (el) {
+  if (el.closest('svg')) return;
+  var own = Array.prototype.some.call(el.childNodes, function (n) { return n.nodeType === 3 && n.textContent.trim(); });
+  if (!own) return;
+  var r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) return;
+  var s = getComputedStyle(el);
+  if (s.visibility === 'hidden') return;
+  var bg = background(el);
+  var fg = over(parse(s.color), bg);
+  var a = lum(fg), b = lum(bg);
+  var ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  var size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight, 10) >= 700;
+  var need = (size >= 24 || (size >= 18.66 && bold)) ? 3 : 4.5;
+  if (ratio < need) out.push(el.tagName.toLowerCase() + ' "' + el.textContent.trim().slice(0, 30) + '" ' + s.color + ' on rgb(' + bg.slice(0, 3).map(Math.round) + ') = ' + ratio.toFixed(2));
+});
+return out.slice(0, 20);
+"#;
+
+/// Checks what every page must pass: labelled fields, nothing wider than the viewport, readable text.
+pub async fn check_basics(c: &Client, what: &str) {
+    let unlabelled = js(c, UNLABELLED_JS).await;
+    assert_eq!(unlabelled, json!([]), "{what}: fields or buttons without a label");
+    let overflow = js(c, OVERFLOW_JS).await;
+    let (sw, iw) = (overflow["scrollWidth"].as_f64().unwrap_or(f64::MAX), overflow["innerWidth"].as_f64().unwrap_or(0.0));
+    assert!(sw <= iw, "{what}: the page is {sw} px wide in a {iw} px viewport: {}", overflow["offenders"]);
+    assert_eq!(overflow["offenders"], json!([]), "{what}: elements stick out of the {iw} px viewport");
+    let low = js(c, CONTRAST_JS).await;
+    assert_eq!(low, json!([]), "{what}: text below WCAG AA contrast");
+}
+
+/// The screenshot folder, relative to the crate, for messages.
+pub fn shown(p: &Path) -> String {
+    p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(p).display().to_string()
+}

@@ -1,0 +1,154 @@
+//! An episode run from the browser: the afternoon forecast proposes orange for Taiyuan, yellow for
+//! Jinzhong and red for Linfen; the head on duty logs in, sees the proposals, signs each with one
+//! click and sees the regions coloured on the grid and the warnings issued. Then every page, at 1280
+//! px and on a 375 px phone, passes the basic checks and is photographed.
+
+use fantoccini::{Client, Locator};
+
+use crate::browser::*;
+use crate::helpers::*;
+
+/// Logs in through the form (typing and clicking).
+async fn log_in(c: &Client, base: &str, token: &str) {
+    open(c, &format!("{base}/login")).await;
+    let field = wait_for(c, "#token").await;
+    field.send_keys(token).await.expect("the token is typed");
+    c.find(Locator::Css("form[action='/login'] button[type=submit]")).await.expect("a login button").click().await.expect("clicked");
+    wait_for(c, "main h1").await;
+    assert_eq!(path(c).await, "/", "logged in, on the dashboard");
+}
+
+/// Clicks the sign button of a region's proposal and returns the flash message.
+async fn sign(c: &Client, region: &str) -> String {
+    let button = wait_for(c, &format!("li.proposal[data-region='{region}'] form.sign button")).await;
+    button.click().await.expect("clicked");
+    // The page comes back with a message; wait until the proposal is gone.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let gone = c.find_all(Locator::Css(&format!("li.proposal[data-region='{region}']"))).await.map(|v| v.is_empty()).unwrap_or(false);
+        if gone {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "the proposal of {region} is still listed after signing");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    text_of(c, ".flash").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_regions_coloured_and_the_warnings_issued() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(&[]).await;
+
+    // 15:00: the forecast centre's afternoon forecast arrives over the API; the consultation proposes
+    // three warnings, each awaiting a signature.
+    app.submit_forecast(&three_city_forecast()).await;
+    let ids = app.pending(&[TAIYUAN, JINZHONG, LINFEN]).await;
+    let taiyuan_id = ids[0].clone();
+    let base = app.base();
+
+    let b = base.clone();
+    let tid = taiyuan_id.clone();
+    browser
+        .run(Screen::Desktop, move |c| async move {
+            log_in(&c, &b, HEAD).await;
+
+            // The dashboard lists the three proposals, most severe first, each with a sign button.
+            let regions: Vec<String> = {
+                let items = c.find_all(Locator::Css("section[aria-labelledby='pending-h'] li.proposal")).await.expect("proposals");
+                let mut out = Vec::new();
+                for i in items {
+                    out.push(i.attr("data-region").await.expect("an attribute").unwrap_or_default());
+                }
+                out
+            };
+            assert_eq!(regions, [LINFEN, TAIYUAN, JINZHONG]);
+            let proposal = text_of(&c, &format!("li.proposal[data-region='{TAIYUAN}']")).await;
+            assert!(proposal.contains("橙色预警") && proposal.contains("太原市") && proposal.contains("AQI>200"), "{proposal}");
+            let tile = wait_for(&c, &format!(".tile[data-region='{TAIYUAN}']")).await;
+            assert_eq!(tile.attr("data-status").await.expect("attr").as_deref(), Some("pending"));
+            check_basics(&c, "/ with proposals").await;
+            screenshot(&c, "01-now-pending", Screen::Desktop).await;
+
+            // 15:05: one click signs Taiyuan's orange warning.
+            let flash = sign(&c, TAIYUAN).await;
+            assert!(flash.contains("已签发：太原市 橙色预警"), "{flash}");
+            let tile = wait_for(&c, &format!("a.tile[data-region='{TAIYUAN}']")).await;
+            assert_eq!(tile.attr("data-status").await.expect("attr").as_deref(), Some("issued"));
+            assert_eq!(tile.attr("data-level").await.expect("attr").as_deref(), Some("orange"));
+            assert_eq!(tile.css_value("background-color").await.expect("a colour"), "rgb(255, 126, 0)", "the tile is orange");
+            let row = text_of(&c, &format!("tr[data-warning='{tid}']")).await;
+            assert!(row.contains("已发布") && row.contains("橙色预警"), "the warning is listed as issued: {row}");
+
+            // And the others: Linfen red, Jinzhong yellow.
+            assert!(sign(&c, LINFEN).await.contains("临汾市 红色预警"));
+            assert!(sign(&c, JINZHONG).await.contains("晋中市 黄色预警"));
+            for (region, colour) in [(LINFEN, "rgb(255, 0, 0)"), (JINZHONG, "rgb(255, 255, 0)")] {
+                let tile = wait_for(&c, &format!("a.tile[data-region='{region}']")).await;
+                assert_eq!(tile.css_value("background-color").await.expect("a colour"), colour, "{region}");
+            }
+            assert!(text_of(&c, "section[aria-labelledby='pending-h']").await.contains("没有待签发的提议"));
+            check_basics(&c, "/ after signing").await;
+            screenshot(&c, "02-now-signed", Screen::Desktop).await;
+
+            // The tile leads to the warning's page with its history in Chinese.
+            wait_for(&c, &format!("a.tile[data-region='{TAIYUAN}']")).await.click().await.expect("clicked");
+            wait_for(&c, "table.history").await;
+            assert_eq!(path(&c).await, format!("/warnings/{tid}"));
+            let history = text_of(&c, "table.history").await;
+            assert!(history.contains("会商提议") && history.contains("签发") && history.contains(HEAD_NAME), "{history}");
+            assert!(text_of(&c, "section[aria-labelledby='actions-h']").await.contains("取消预警"), "an issued warning can be cancelled");
+            check_basics(&c, "the warning page").await;
+            screenshot(&c, "03-warning", Screen::Desktop).await;
+
+            // The consultations page draws each forecast against the playbook's thresholds.
+            open(&c, &format!("{b}/consultations")).await;
+            let lines = c.find_all(Locator::Css(&format!("article.consult[data-region='{TAIYUAN}'] svg.chart line.thr"))).await.expect("lines");
+            assert_eq!(lines.len(), 3, "AQI>150, AQI>200, AQI>300");
+            let covered = c.find_all(Locator::Css(&format!("article.consult[data-region='{TAIYUAN}'] svg.chart rect.bar.covered"))).await.expect("bars");
+            assert_eq!(covered.len(), 2, "the two days above 200 that fired orange");
+            check_basics(&c, "/consultations").await;
+            screenshot(&c, "04-consultations", Screen::Desktop).await;
+
+            // The playbooks page checks an edited file without changing anything.
+            open(&c, &format!("{b}/playbooks")).await;
+            check_basics(&c, "/playbooks").await;
+            screenshot(&c, "05-playbooks", Screen::Desktop).await;
+            wait_for(&c, "#check-file").await.send_keys("taiyuan.yaml").await.expect("typed");
+            wait_for(&c, "#check-yaml").await.send_keys("id: taiyuan\nversion: \"2025.1\"\nextends: shanxi\nscope: \"140100\"\nlift_window_hours: 12\n").await.expect("typed");
+            c.find(Locator::Css("form[action='/playbooks/check'] button")).await.expect("a button").click().await.expect("clicked");
+            let result = text_of(&c, "#check-result").await;
+            assert!(result.contains("taiyuan.yaml:"), "errors name the file, line and column: {result}");
+            check_basics(&c, "/playbooks with a check result").await;
+            screenshot(&c, "06-playbook-check", Screen::Desktop).await;
+        })
+        .await;
+
+    for (region, level, status) in [(TAIYUAN, "orange", "issued"), (JINZHONG, "yellow", "issued"), (LINFEN, "red", "issued")] {
+        let w = app.warning_of(region).await.expect("a warning");
+        assert_eq!((w["level"].as_str(), w["status"].as_str()), (Some(level), Some(status)), "{region}: {w}");
+    }
+
+    // The same pages on a phone: nothing wider than the screen, every field labelled.
+    let b = base.clone();
+    browser
+        .run(Screen::Phone, move |c| async move {
+            open(&c, &format!("{b}/login")).await;
+            let width = js(&c, "return window.innerWidth;").await;
+            assert_eq!(width.as_u64(), Some(375), "a phone-sized viewport");
+            check_basics(&c, "/login on a phone").await;
+            screenshot(&c, "00-login", Screen::Phone).await;
+            log_in(&c, &b, HEAD).await;
+            for (name, page) in
+                [("02-now-signed", "/".to_string()), ("03-warning", format!("/warnings/{taiyuan_id}")), ("04-consultations", "/consultations".into()), ("05-playbooks", "/playbooks".into())]
+            {
+                open(&c, &format!("{b}{page}")).await;
+                wait_for(&c, "main h1").await;
+                check_basics(&c, &format!("{page} on a phone")).await;
+                screenshot(&c, name, Screen::Phone).await;
+            }
+        })
+        .await;
+    println!("screenshots in {}", shown(&screenshot_dir()));
+    app.stop().await;
+}

@@ -1,0 +1,22 @@
+//! The duty-staff dashboard, end to end: the real daemon (`Application::build` on port 0, a temporary
+//! data folder, the shipped playbooks, a manual clock) driven by headless Chromium through
+//! chromedriver, plus plain-HTTP tests of what a browser must never be able to do.
+//!
+//! - `helpers`: `spawn_app()`, forecasts over the JSON API, logging in over plain HTTP;
+//! - `browser`: finding and starting chromedriver + Chromium (or skipping: see below), screenshots,
+//!   and the in-page checks (labels, overflow, contrast);
+//! - `http`: CSRF, login redirects, cookies, HTML escaping, the playbook check, without a browser;
+//! - `flow`: a duty officer signs pending proposals in the browser and sees the grid coloured, at
+//!   1280 px and on a 375 px phone;
+//! - `keyboard`: logging in with the keyboard alone.
+//!
+//! Without `chromium` and `chromedriver` on the PATH (or `HAZEFLOW_CHROMIUM` /
+//! `HAZEFLOW_CHROMEDRIVER`) the browser tests print "skipped: chromium not installed" and pass, except
+//! when `CI=true`: there they fail, because `.ci/run` installs them. Screenshots go to
+//! `target/browser-screenshots/`, which CI keeps as artifacts.
+
+mod browser;
+mod flow;
+mod helpers;
+mod http;
+mod keyboard;
