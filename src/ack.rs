@@ -173,7 +173,11 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
             let e = state.engine.store.read(|r| list::enterprise(r, uscc))?;
             match e {
                 Some(e) => {
-                    let ms: Vec<Value> = state.defaults.measures_for(&e, &a.level).iter().map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note })).collect();
+                    let ms: Vec<Value> = match &a.negotiated {
+                        // A negotiated reduction (协商减排): the commitment, not the list's measures.
+                        Some(n) => vec![json!({ "line_name": Value::Null, "text": n.commitment, "note": n.reductions_text() })],
+                        None => state.defaults.measures_for(&e, &a.level).iter().map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note })).collect(),
+                    };
                     let lines: Vec<Value> = e.lines.iter().map(|l| json!({ "id": l.id, "name": l.name })).collect();
                     (format!("{}（{}）", e.name, e.uscc.as_str()), ms, lines)
                 }
@@ -188,7 +192,8 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
     let region_name = state.engine.regions.name(a.warning_region);
     let level_name = level.map_or(a.level.clone(), |l| l.name.clone());
     let ctx = json!({
-        "title": format!("{region_name}重污染天气{level_name}应急响应任务"),
+        "title": format!("{region_name}重污染天气{level_name}{}", if a.negotiated.is_some() { "协商减排任务" } else { "应急响应任务" }),
+        "negotiated": a.negotiated.is_some(),
         "level_name": level_name,
         "level_colour": level.map_or("#cccccc".to_string(), |l| l.colour.clone()),
         "response": level.map_or(String::new(), |l| l.response.clone()),

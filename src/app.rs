@@ -93,6 +93,7 @@ pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     delivery: Arc<crate::notify::Delivery>,
+    escalation: Arc<crate::escalate::Escalation>,
 }
 
 impl Application {
@@ -111,7 +112,8 @@ impl Application {
             anyhow::anyhow!("the measure defaults {} have errors:\n{}", settings.measures.display(), text.join("\n"))
         })?);
         let tokens = crate::assign::load_token_key(&settings.data_dir)?;
-        let assign = Arc::new(crate::assign::AssignStage { defaults: defaults.clone(), tokens: tokens.clone(), regions, on_assigned: Vec::new() });
+        let assign = Arc::new(crate::assign::AssignStage { defaults: defaults.clone(), tokens: tokens.clone(), regions, on_assigned: vec![crate::escalate::hook(defaults.clone())] });
+        let escalation = Arc::new(crate::escalate::Escalation { notify: notify.stage.clone(), defaults: defaults.clone(), tokens: tokens.clone(), regions, public_url: settings.http.public_url.clone() });
         let mut engine = Engine { stages: Vec::new(), store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
         engine.remember_playbooks().await?;
         // Assignments first, so that the notifications of the same event can name them.
@@ -126,7 +128,7 @@ impl Application {
         if state.settings.demo {
             crate::demo::seed_inbox(&state)?;
         }
-        Ok(Application { listener, state, delivery: notify.delivery })
+        Ok(Application { listener, state, delivery: notify.delivery, escalation })
     }
 
     /// The port it listens on.
@@ -147,7 +149,8 @@ impl Application {
         tracker.spawn(schedule::run_consultations(state.clone(), shutdown.clone()));
         tracker.spawn(schedule::run_ticks(state.clone(), shutdown.clone(), TICK_EVERY));
         tracker.spawn(crate::notify::deliver::run(self.delivery.clone(), state.clone(), shutdown.clone()));
-        let router = api::router().merge(crate::ack::router()).merge(crate::publish::router()).merge(crate::dashboard::router(&state.settings)).with_state(state.clone());
+        tracker.spawn(crate::escalate::run(self.escalation.clone(), state.clone(), shutdown.clone()));
+        let router = api::router().merge(crate::ack::router()).merge(crate::inspect::router()).merge(crate::negotiate::router()).merge(crate::episode::router()).merge(crate::publish::router()).merge(crate::dashboard::router(&state.settings)).with_state(state.clone());
         let sd = shutdown.clone();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move { sd.cancelled().await });
         tracker.spawn(async move {

@@ -119,6 +119,9 @@ pub struct Assignment {
     /// Department duty text (departments only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duty: Option<String>,
+    /// A negotiated reduction (协商减排) instead of the list's measures (see [`crate::negotiate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negotiated: Option<crate::negotiate::Commitment>,
 }
 
 impl Assignment {
@@ -282,6 +285,7 @@ impl AssignStage {
                 status: AssignmentStatus::Active,
                 acks: Vec::new(),
                 duty,
+                negotiated: None,
             };
             let token = self.tokens.token(&key);
             tx.put_doc(ASSIGNMENTS, &key, &a)?;

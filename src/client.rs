@@ -133,6 +133,19 @@ impl Client {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// `hazeflow episode summary ID [--json]`.
+    pub async fn episode_summary(&self, id: &str, json: bool) -> Result<ExitCode> {
+        let v = self.get(&format!("/api/v1/warnings/{id}/summary")).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            let mut out = String::new();
+            crate::episode::print_table(&v, &mut out)?;
+            print!("{out}");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
     /// `hazeflow playbooks reload`.
     pub async fn reload(&self) -> Result<ExitCode> {
         let v = self.post("/api/v1/playbooks/reload", None).await?;

@@ -14,6 +14,10 @@
 //! - [`replay`]: observations replayed as perfect forecasts through assessment and lifecycle.
 //! - [`dashboard`]: the duty-staff pages at `/` (server-rendered Chinese HTML over the engine).
 //! - [`notify`]: who is told what (duty rosters), the outbox, delivery by email and webhooks.
+//! - [`escalate`]: reminders and escalation of overdue acknowledgements, on durable timers.
+//! - [`inspect`]: inspection tasks (监督帮扶) and their findings.
+//! - [`negotiate`]: negotiated reductions (协商减排), acknowledged like measures.
+//! - [`episode`]: the after-episode summary (总结评估).
 pub mod ack;
 pub mod api;
 pub mod app;
@@ -24,12 +28,16 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod episode;
+pub mod escalate;
 pub mod consult;
 pub mod dashboard;
 pub mod demo;
 pub mod forecast;
 pub mod inbox;
+pub mod inspect;
 pub mod list;
+pub mod negotiate;
 pub mod notify;
 pub mod playbook;
 pub mod publish;

@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: WarningsCommand,
     },
+    /// After an episode (总结评估): the summary of a warning on the running daemon.
+    Episode {
+        #[command(subcommand)]
+        command: EpisodeCommand,
+    },
     /// Check that the stored views agree with the event log (the daemon must be stopped).
     Verify {
         /// A configuration file (default: the embedded config/default.yaml).
@@ -150,6 +155,21 @@ enum WarningsCommand {
         /// Why.
         #[arg(long)]
         reason: Option<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Subcommand)]
+enum EpisodeCommand {
+    /// Level history, assignments, acknowledgement rates and times per region, inspections, expected
+    /// reductions against the targets.
+    Summary {
+        /// Warning id.
+        id: String,
+        /// Print the JSON of GET /api/v1/warnings/{id}/summary.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: Server,
     },
@@ -254,6 +274,7 @@ fn main() -> ExitCode {
                 }
             })
         }),
+        Command::Episode { command: EpisodeCommand::Summary { id, json, server } } => runtime().and_then(|rt| rt.block_on(server.client().episode_summary(&id, json))),
         Command::Verify { config } => verify(config),
         Command::Reload { server } => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::Check { paths } => commands::check(&paths),

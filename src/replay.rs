@@ -92,13 +92,18 @@ pub fn replay(obs: &Forecast, pb: &Playbook, regions: &Regions) -> Replay {
                 break;
             }
             let now = day_start(day.date) + Duration::hours(CONSULTATION_HOUR);
+            // The clock runs up to just before the consultation: starts, directive ends and lift windows that ran
+            // out before it. A lift window that ends at the consultation's own instant (a 48 h window started by
+            // an earlier 16:00 consultation) is judged with that consultation's forecast, not before it.
+            if let Ok(mut e) = state.step(*region, Input::Tick, now - Duration::seconds(1), pb) {
+                events.append(&mut e);
+            }
             let mut step = |state: &mut RegionState, input: Input<'_>| {
                 // Replay inputs are always well-formed; a refusal would mean nothing to do.
                 if let Ok(mut e) = state.step(*region, input, now, pb) {
                     events.append(&mut e);
                 }
             };
-            step(&mut state, Input::Tick);
             for d in &pb.directives {
                 let applies = d.regions.iter().any(|r| r == region || regions.is_within(*region, *r));
                 if applies && !applied.contains(&d.id.as_str()) && d.from.with_timezone(&Utc) <= now {

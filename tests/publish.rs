@@ -44,7 +44,12 @@ fn forecast(issued_at: &str, regions: &[&str], first: &str, aqi: &[u32]) -> Stri
 async fn fetch(app: &TestApp, path: &str) -> (StatusCode, String, String) {
     let resp = reqwest::get(format!("{}{path}", app.base())).await.expect("the daemon answers");
     let status = resp.status();
-    let kind = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let kind = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     (status, kind, resp.text().await.expect("a body"))
 }
 
@@ -66,7 +71,10 @@ async fn feed(app: &TestApp) -> (String, feed_rs::model::Feed) {
 
 /// Signs whatever awaits sign-off in `region` as the deputy head, and returns the warning id.
 async fn sign(app: &TestApp, region: &str) -> String {
-    let w = eventually(&format!("region {region} awaits sign-off"), || async { app.warning_of(region).await.filter(|w| w["pending_sign_off"] == true) }).await;
+    let w = eventually(&format!("region {region} awaits sign-off"), || async {
+        app.warning_of(region).await.filter(|w| w["pending_sign_off"] == true)
+    })
+    .await;
     let id = w["id"].as_str().expect("an id").to_string();
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -107,7 +115,10 @@ fn texts(xml: &str, name: &str) -> Vec<String> {
 }
 
 fn text(xml: &str, name: &str) -> String {
-    texts(xml, name).into_iter().next().unwrap_or_else(|| panic!("no <{name}> in\n{xml}"))
+    texts(xml, name)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no <{name}> in\n{xml}"))
 }
 
 /// Validates a CAP document against the OASIS schema with xmllint. Without xmllint: skipped with a
@@ -121,8 +132,31 @@ fn validate_cap(dir: &Path, id: &str, xml: &str) {
     }
     let file = dir.join(format!("{id}.xml"));
     std::fs::write(&file, xml).expect("the CAP file is written");
-    let out = Command::new("xmllint").args(["--noout", "--schema", CAP_XSD]).arg(&file).output().expect("xmllint runs");
-    assert!(out.status.success(), "{id} does not validate against CAP 1.2:\n{}\n{xml}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema", CAP_XSD])
+        .arg(&file)
+        .output()
+        .expect("xmllint runs");
+    assert!(
+        out.status.success(),
+        "{id} does not validate against CAP 1.2:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What the test reads from one CAP file.
+struct Cap {
+    id: String,
+    msg_type: String,
+    sent: String,
+    references: Vec<String>,
+}
+
+impl Cap {
+    /// How later messages name this one: `sender,identifier,sent`.
+    fn reference(&self) -> String {
+        format!("hazeflow@sthjt.shanxi.gov.cn,{},{}", self.id, self.sent)
+    }
 }
 
 /// Copies a folder with everything in it.
@@ -143,8 +177,15 @@ fn cap_paths(f: &feed_rs::model::Feed) -> Vec<String> {
     f.entries
         .iter()
         .map(|e| {
-            let link = e.links.iter().find(|l| l.rel.as_deref() == Some("alternate") && l.media_type.as_deref() == Some("application/cap+xml")).unwrap_or_else(|| panic!("entry {} links to its CAP file", e.id));
-            let path = &link.href[link.href.find("/public/cap/").unwrap_or_else(|| panic!("a CAP address: {}", link.href))..];
+            let link = e
+                .links
+                .iter()
+                .find(|l| l.rel.as_deref() == Some("alternate") && l.media_type.as_deref() == Some("application/cap+xml"))
+                .unwrap_or_else(|| panic!("entry {} links to its CAP file", e.id));
+            let path = &link.href[link
+                .href
+                .find("/public/cap/")
+                .unwrap_or_else(|| panic!("a CAP address: {}", link.href))..];
             path.to_string()
         })
         .collect()
@@ -161,7 +202,14 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
     assert!(feed(&app).await.1.entries.is_empty());
 
     // 15:00: a forecast above 150 for two days in Taiyuan and its Xiaodian district → yellow proposed.
-    let (status, body) = app.submit(forecast("2026-12-01 14:00", &[TAIYUAN, XIAODIAN], "2026-12-02", &[180, 180, 120, 100, 100, 100, 100])).await;
+    let (status, body) = app
+        .submit(forecast(
+            "2026-12-01 14:00",
+            &[TAIYUAN, XIAODIAN],
+            "2026-12-02",
+            &[180, 180, 120, 100, 100, 100, 100],
+        ))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     eventually("both regions have a proposal", || async {
         let (a, b) = (app.warning_of(TAIYUAN).await?, app.warning_of(XIAODIAN).await?);
@@ -177,31 +225,63 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
     let taiyuan = sign(&app, TAIYUAN).await;
     let xiaodian = sign(&app, XIAODIAN).await;
     let html = page(&app).await;
-    for needle in ["黄色预警", "Ⅲ级", "太原市", "太原市小店区", "即将生效", "易感人群", "中小学、幼儿园减少户外活动", "2026年12月2日 15:10", "信息更新时间：<time datetime=\"2026-12-01T15:10:00+08:00\">2026年12月1日 15:10</time>"] {
+    for needle in [
+        "黄色预警",
+        "Ⅲ级",
+        "太原市",
+        "太原市小店区",
+        "即将生效",
+        "易感人群",
+        "中小学、幼儿园减少户外活动",
+        "2026年12月2日 15:10",
+        "信息更新时间：<time datetime=\"2026-12-01T15:10:00+08:00\">2026年12月1日 15:10</time>",
+    ] {
         assert!(html.contains(needle), "/public shows {needle}:\n{html}");
     }
-    assert!(html.contains("style=\"background-color: #FFFF00; color: #000000\""), "the level colour with readable text:\n{html}");
+    assert!(
+        html.contains("style=\"background-color: #FFFF00; color: #000000\""),
+        "the level colour with readable text:\n{html}"
+    );
 
     // 2026-12-02 09:00: worse forecast → orange proposed; signed → an Update each.
     app.set_clock("2026-12-02 09:00");
-    let (status, body) = app.submit(forecast("2026-12-02 08:00", &[TAIYUAN, XIAODIAN], "2026-12-02", &[180, 230, 240, 180, 120, 100, 100])).await;
+    let (status, body) = app
+        .submit(forecast(
+            "2026-12-02 08:00",
+            &[TAIYUAN, XIAODIAN],
+            "2026-12-02",
+            &[180, 230, 240, 180, 120, 100, 100],
+        ))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(sign(&app, TAIYUAN).await, taiyuan);
     assert_eq!(sign(&app, XIAODIAN).await, xiaodian);
     let html = page(&app).await;
     assert!(html.contains("橙色预警") && html.contains("Ⅱ级应急响应"), "{html}");
     assert!(html.contains("中小学、幼儿园停止户外课程和户外活动"), "orange advice: {html}");
-    assert!(!html.contains("id=\"level-yellow\""), "the upgraded warnings are no longer listed as yellow");
+    assert!(
+        !html.contains("id=\"level-yellow\""),
+        "the upgraded warnings are no longer listed as yellow"
+    );
 
     // 2026-12-03 10:00: in force; then lifted by hand → a Cancel each.
     app.set_clock("2026-12-03 10:00");
     for region in [TAIYUAN, XIAODIAN] {
-        eventually("the warning is in force", || async { app.warning_of(region).await.filter(|w| w["status"] == "active") }).await;
+        eventually("the warning is in force", || async {
+            app.warning_of(region).await.filter(|w| w["status"] == "active")
+        })
+        .await;
     }
     assert!(page(&app).await.contains("生效中"));
     app.set_clock("2026-12-03 10:30");
     for id in [&taiyuan, &xiaodian] {
-        let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DEPUTY), &json!({ "reason": "空气质量明显好转" })).await;
+        let (status, body) = app
+            .post_json(
+                &format!("/api/v1/warnings/{id}/lift"),
+                Some(DEPUTY),
+                &json!({ "reason": "空气质量明显好转" }),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
@@ -211,7 +291,11 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
     assert_eq!(f.entries.len(), 6);
     let updated: Vec<_> = f.entries.iter().map(|e| e.updated.expect("updated")).collect();
     assert!(updated.windows(2).all(|w| w[0] >= w[1]), "newest first: {updated:?}");
-    let titles: Vec<String> = f.entries.iter().filter_map(|e| e.title.as_ref().map(|t| t.content.clone())).collect();
+    let titles: Vec<String> = f
+        .entries
+        .iter()
+        .filter_map(|e| e.title.as_ref().map(|t| t.content.clone()))
+        .collect();
     for title in [
         "【黄色预警】太原市重污染天气黄色预警（Ⅲ级）",
         "【橙色预警】太原市重污染天气预警由黄色预警升级为橙色预警（Ⅱ级）",
@@ -221,14 +305,20 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
     ] {
         assert!(titles.iter().any(|t| t == title), "{title} in {titles:#?}");
     }
-    assert!(titles[0].starts_with("【解除】") && titles[5].starts_with("【黄色预警】"), "{titles:#?}");
+    assert!(
+        titles[0].starts_with("【解除】") && titles[5].starts_with("【黄色预警】"),
+        "{titles:#?}"
+    );
     for e in &f.entries {
         assert!(e.id.starts_with("tag:sthjt.shanxi.gov.cn,2026:public/message/"), "{}", e.id);
-        assert!(e.summary.as_ref().is_some_and(|s| s.content.contains("重污染天气")), "a Chinese summary: {e:?}");
+        assert!(
+            e.summary.as_ref().is_some_and(|s| s.content.contains("重污染天气")),
+            "a Chinese summary: {e:?}"
+        );
     }
 
     // Every CAP file: valid CAP 1.2, in Asia/Shanghai time, the region's code, both languages.
-    let mut by_warning: BTreeMap<String, Vec<(String, String, String, Vec<String>)>> = BTreeMap::new();
+    let mut by_warning: BTreeMap<String, Vec<Cap>> = BTreeMap::new();
     for path in cap_paths(&f).iter().rev() {
         let (status, kind, xml) = fetch(&app, path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {xml}");
@@ -238,37 +328,65 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
         validate_cap(xml_dir.path(), &id, &xml);
         assert_eq!(text(&xml, "sender"), "hazeflow@sthjt.shanxi.gov.cn");
         let sent = text(&xml, "sent");
-        for t in [vec![sent.clone()], texts(&xml, "effective"), texts(&xml, "onset"), texts(&xml, "expires")].concat() {
+        for t in [
+            vec![sent.clone()],
+            texts(&xml, "effective"),
+            texts(&xml, "onset"),
+            texts(&xml, "expires"),
+        ]
+        .concat()
+        {
             assert!(t.ends_with("+08:00") && t.len() == 25, "{id}: {t}");
         }
-        assert_eq!((text(&xml, "status"), text(&xml, "scope")), ("Actual".to_string(), "Public".to_string()));
+        assert_eq!(
+            (text(&xml, "status"), text(&xml, "scope")),
+            ("Actual".to_string(), "Public".to_string())
+        );
         assert_eq!(texts(&xml, "language"), ["zh-CN", "en-US"]);
         assert_eq!(texts(&xml, "category"), ["Env", "Env"]);
         assert_eq!(texts(&xml, "valueName").into_iter().filter(|v| v == "GB/T 2260").count(), 2);
         let region = if id.starts_with(XIAODIAN) { XIAODIAN } else { TAIYUAN };
         assert!(texts(&xml, "value").iter().any(|v| v == region), "{id}: geocode {region}");
         assert_eq!(text(&xml, "areaDesc"), if region == XIAODIAN { "太原市小店区" } else { "太原市" });
-        let refs = texts(&xml, "references").first().map(|r| r.split(' ').map(str::to_string).collect()).unwrap_or_default();
+        let references = texts(&xml, "references")
+            .first()
+            .map(|r| r.split(' ').map(str::to_string).collect())
+            .unwrap_or_default();
         let warning = id.rsplit_once('-').expect("warning-seq").0.to_string();
-        by_warning.entry(warning).or_default().push((id, text(&xml, "msgType"), sent, refs));
+        by_warning.entry(warning).or_default().push(Cap {
+            id,
+            msg_type: text(&xml, "msgType"),
+            sent,
+            references,
+        });
     }
     assert_eq!(by_warning.len(), 2);
     for (warning, messages) in &by_warning {
-        let types: Vec<&str> = messages.iter().map(|m| m.1.as_str()).collect();
+        let types: Vec<&str> = messages.iter().map(|m| m.msg_type.as_str()).collect();
         assert_eq!(types, ["Alert", "Update", "Cancel"], "{warning}");
         let (alert, update, cancel) = (&messages[0], &messages[1], &messages[2]);
-        let reference = |m: &(String, String, String, Vec<String>)| format!("hazeflow@sthjt.shanxi.gov.cn,{},{}", m.0, m.2);
-        assert!(alert.3.is_empty(), "an Alert references nothing");
-        assert_eq!(update.3, [reference(alert)], "the Update names the Alert");
-        assert_eq!(cancel.3, [reference(alert), reference(update)], "the Cancel names all before it");
+        assert!(alert.references.is_empty(), "an Alert references nothing");
+        assert_eq!(update.references, [alert.reference()], "the Update names the Alert");
+        assert_eq!(
+            cancel.references,
+            [alert.reference(), update.reference()],
+            "the Cancel names all before it"
+        );
     }
 
     // After the lift: nothing current, the lift among the latest messages.
     let html = page(&app).await;
-    assert!(html.contains("目前全省没有生效") && html.contains("【解除】太原市重污染天气橙色预警（Ⅱ级）解除"), "{html}");
+    assert!(
+        html.contains("目前全省没有生效") && html.contains("【解除】太原市重污染天气橙色预警（Ⅱ级）解除"),
+        "{html}"
+    );
 
     // Unknown messages are 404.
-    for path in ["/public/cap/140100-20261201-1-999999.xml", "/public/cap/nothing.xml", &format!("/public/cap/{taiyuan}-1")] {
+    for path in [
+        "/public/cap/140100-20261201-1-999999.xml",
+        "/public/cap/nothing.xml",
+        &format!("/public/cap/{taiyuan}-1"),
+    ] {
         assert_eq!(fetch(&app, path).await.0, StatusCode::NOT_FOUND, "{path}");
     }
 
@@ -297,13 +415,23 @@ async fn operators_edit_the_health_advice_without_a_restart_and_every_way_out_es
     std::fs::write(public.join("advice.yaml"), &edited).expect("the edited advice");
 
     let app = spawn_app_with(TempDir::new().expect("a folder"), clock(), |s| s.playbooks = books.clone()).await;
-    let (status, body) = app.submit(forecast("2026-12-01 14:00", &[TAIYUAN], "2026-12-02", &[180, 180, 120, 100, 100, 100, 100])).await;
+    let (status, body) = app
+        .submit(forecast(
+            "2026-12-01 14:00",
+            &[TAIYUAN],
+            "2026-12-02",
+            &[180, 180, 120, 100, 100, 100, 100],
+        ))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = sign(&app, TAIYUAN).await;
 
     // The page shows it as text.
     let html = page(&app).await;
-    assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;&#x2f;script&gt; &amp; 请关注&lt;b&gt;空气质量&lt;&#x2f;b&gt;"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;&#x2f;script&gt; &amp; 请关注&lt;b&gt;空气质量&lt;&#x2f;b&gt;"),
+        "{html}"
+    );
     assert!(!html.contains("<script") && !html.contains("<b>"), "{html}");
 
     // The CAP file carries it escaped, still valid; read back, it is the operator's text.
@@ -318,13 +446,20 @@ async fn operators_edit_the_health_advice_without_a_restart_and_every_way_out_es
     assert!(content.contains(marked), "{content}");
 
     // The operator fixes the advice: the next request has it, no restart.
-    std::fs::write(public.join("advice.yaml"), shipped.replacen("    zh:\n", "    zh:\n      - 请关注空气质量预报。\n", 1)).expect("the fixed advice");
+    std::fs::write(
+        public.join("advice.yaml"),
+        shipped.replacen("    zh:\n", "    zh:\n      - 请关注空气质量预报。\n", 1),
+    )
+    .expect("the fixed advice");
     let html = page(&app).await;
     assert!(html.contains("请关注空气质量预报。") && !html.contains("&lt;script"), "{html}");
 
     // A broken edit: the built-in texts serve meanwhile.
     std::fs::write(public.join("advice.yaml"), "levels: [").expect("a broken file");
     let html = page(&app).await;
-    assert!(html.contains("儿童、老年人和患有呼吸道") && !html.contains("请关注空气质量预报。"), "{html}");
+    assert!(
+        html.contains("儿童、老年人和患有呼吸道") && !html.contains("请关注空气质量预报。"),
+        "{html}"
+    );
     app.stop().await;
 }

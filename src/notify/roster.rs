@@ -484,12 +484,12 @@ regions:
         let want = [
             "r.yaml:2:3: \"isued\" is not an event",
             "r.yaml:3:18: \"everyone\" is not an audience",
-            "r.yaml:6:60: \"not-an-address\" is not an email address",
-            "r.yaml:6:108: \"funday\" is not a day",
-            "r.yaml:6:123: \"8:00\" is not a time of day",
-            "r.yaml:6:135: \"25:00\" is not a time of day",
-            "r.yaml:7:12: the id \"a\" is used twice",
-            "r.yaml:7:35: \"Head\" is not a role id",
+            "r.yaml:6:52: \"not-an-address\" is not an email address",
+            "r.yaml:6:91: \"funday\" is not a day",
+            "r.yaml:6:106: \"8:00\" is not a time of day",
+            "r.yaml:6:118: \"25:00\" is not a time of day",
+            "r.yaml:7:13: the id \"a\" is used twice",
+            "r.yaml:7:31: \"Head\" is not a role id",
             "r.yaml:8:3: unknown region 149900",
         ];
         for w in want {

@@ -132,6 +132,7 @@ pub fn sample_data(name: &str) -> Value {
             "id": "42-ty-wang-fang-email", "channel": "email", "recipient_name": "王芳",
             "address": "wang.fang@ty.example.cn", "subject": "【橙色预警】太原市重污染天气橙色预警（Ⅱ级）启动通知",
             "attempts": 10, "last_error": "connection refused", "cause": "140100-20261202-1", "template": "warning_issued",
+            "created_at": "2026年12月1日 16:05",
         });
     }
     v

@@ -196,10 +196,26 @@ fn is_parent_of_wanted(id: &str, raws: &BTreeMap<String, (PathBuf, RawPlaybook, 
         .any(|(_, r, _, wanted)| *wanted && r.extends.as_ref().is_some_and(|p| p.value == id))
 }
 
+/// The YAML library speaks to programmers ("invalid u32", "set DuplicateKeyPolicy in Options"); operators
+/// read these messages, so the common ones are said in their words.
+fn plain(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        return format!("key \"{key}\" appears twice");
+    }
+    match message {
+        "invalid u32" => "expected a whole number, 0 or more".into(),
+        "invalid boolean" => "expected true or false".into(),
+        "expected sequence start" => "expected a list".into(),
+        "expected mapping start" => "expected a mapping (key: value)".into(),
+        other => other.into(),
+    }
+}
+
 fn syntax_error(path: &Path, e: &serde_saphyr::Error) -> PlaybookError {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let text = e.without_snippet().to_string();
-    let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
+    let message = plain(text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m));
     PlaybookError {
         file: path.to_path_buf(),
         line,
@@ -405,7 +421,7 @@ fn compile_levels(
     let mut out: Vec<(Level, Location)> = Vec::new();
     match parent {
         None => {
-            let Some(list) = &raw.levels else {
+            let Some(list) = raw.levels.as_ref().filter(|l| !l.is_empty()) else {
                 errors.push(validate::at(file, &raw.id.referenced, "a playbook that extends none needs levels"));
                 return Vec::new();
             };

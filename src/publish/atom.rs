@@ -55,18 +55,20 @@ pub fn write(info: &FeedInfo<'_>, entries: &[(&MessageView, &MessageText)]) -> S
 
 fn write_feed(w: &mut Writer<Vec<u8>>, info: &FeedInfo<'_>, entries: &[(&MessageView, &MessageText)]) -> io::Result<()> {
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    w.create_element("feed").with_attributes([("xmlns", "http://www.w3.org/2005/Atom"), ("xml:lang", "zh-CN")]).write_inner_content(|w| {
-        text(w, "id", &feed_id())?;
-        text(w, "title", info.title)?;
-        text(w, "updated", &info.updated.iso)?;
-        w.create_element("author").write_inner_content(|w| text(w, "name", info.author))?;
-        link(w, "self", "application/atom+xml", info.self_url)?;
-        link(w, "alternate", "text/html", info.page_url)?;
-        for (m, t) in entries {
-            write_entry(w, m, t, info.page_url)?;
-        }
-        Ok(())
-    })?;
+    w.create_element("feed")
+        .with_attributes([("xmlns", "http://www.w3.org/2005/Atom"), ("xml:lang", "zh-CN")])
+        .write_inner_content(|w| {
+            text(w, "id", &feed_id())?;
+            text(w, "title", info.title)?;
+            text(w, "updated", &info.updated.iso)?;
+            w.create_element("author").write_inner_content(|w| text(w, "name", info.author))?;
+            link(w, "self", "application/atom+xml", info.self_url)?;
+            link(w, "alternate", "text/html", info.page_url)?;
+            for (m, t) in entries {
+                write_entry(w, m, t, info.page_url)?;
+            }
+            Ok(())
+        })?;
     Ok(())
 }
 
@@ -78,10 +80,16 @@ fn write_entry(w: &mut Writer<Vec<u8>>, m: &MessageView, t: &MessageText, page_u
         text(w, "updated", &m.sent.iso)?;
         link(w, "alternate", "application/cap+xml", &m.cap_url)?;
         link(w, "related", "text/html", page_url)?;
-        w.create_element("category").with_attributes([("term", m.level.id.as_str()), ("label", m.level.name.as_str())]).write_empty()?;
-        w.create_element("summary").with_attribute(("type", "text")).write_text_content(BytesText::new(&xml_chars(&t.description)))?;
+        w.create_element("category")
+            .with_attributes([("term", m.level.id.as_str()), ("label", m.level.name.as_str())])
+            .write_empty()?;
+        w.create_element("summary")
+            .with_attribute(("type", "text"))
+            .write_text_content(BytesText::new(&xml_chars(&t.description)))?;
         let content = format!("{}\n\n{}", t.description, t.instruction);
-        w.create_element("content").with_attribute(("type", "text")).write_text_content(BytesText::new(&xml_chars(&content)))?;
+        w.create_element("content")
+            .with_attribute(("type", "text"))
+            .write_text_content(BytesText::new(&xml_chars(&content)))?;
         Ok(())
     })?;
     Ok(())
@@ -93,6 +101,8 @@ fn text(w: &mut Writer<Vec<u8>>, name: &str, value: &str) -> io::Result<()> {
 }
 
 fn link(w: &mut Writer<Vec<u8>>, rel: &str, kind: &str, href: &str) -> io::Result<()> {
-    w.create_element("link").with_attributes([("rel", rel), ("type", kind), ("href", href)]).write_empty()?;
+    w.create_element("link")
+        .with_attributes([("rel", rel), ("type", kind), ("href", href)])
+        .write_empty()?;
     Ok(())
 }

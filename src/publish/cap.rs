@@ -82,22 +82,24 @@ pub fn write(m: &MessageView, zh: &MessageText, en: &MessageText, web: &str) -> 
 
 fn write_alert(w: &mut Writer<Vec<u8>>, m: &MessageView, infos: &[(Lang, &MessageText)], web: &str) -> io::Result<()> {
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    w.create_element("alert").with_attribute(("xmlns", NAMESPACE)).write_inner_content(|w| {
-        text(w, "identifier", &m.id)?;
-        text(w, "sender", SENDER)?;
-        text(w, "sent", &m.sent.iso)?;
-        text(w, "status", "Actual")?;
-        text(w, "msgType", m.msg_type.as_str())?;
-        text(w, "scope", "Public")?;
-        if m.msg_type != MsgType::Alert && !m.references.is_empty() {
-            let refs: Vec<String> = m.references.iter().map(|r| format!("{SENDER},{},{}", r.id, r.sent.iso)).collect();
-            text(w, "references", &refs.join(" "))?;
-        }
-        for (lang, t) in infos {
-            write_info(w, m, *lang, t, web)?;
-        }
-        Ok(())
-    })?;
+    w.create_element("alert")
+        .with_attribute(("xmlns", NAMESPACE))
+        .write_inner_content(|w| {
+            text(w, "identifier", &m.id)?;
+            text(w, "sender", SENDER)?;
+            text(w, "sent", &m.sent.iso)?;
+            text(w, "status", "Actual")?;
+            text(w, "msgType", m.msg_type.as_str())?;
+            text(w, "scope", "Public")?;
+            if m.msg_type != MsgType::Alert && !m.references.is_empty() {
+                let refs: Vec<String> = m.references.iter().map(|r| format!("{SENDER},{},{}", r.id, r.sent.iso)).collect();
+                text(w, "references", &refs.join(" "))?;
+            }
+            for (lang, t) in infos {
+                write_info(w, m, *lang, t, web)?;
+            }
+            Ok(())
+        })?;
     Ok(())
 }
 
@@ -146,7 +148,9 @@ fn pair(w: &mut Writer<Vec<u8>>, name: &str, value_name: &str, value: &str) -> i
 /// Drops the characters XML 1.0 cannot carry at all (control characters other than tab and line
 /// breaks), which an edited template could contain; escaping is quick-xml's job.
 pub fn xml_chars(s: &str) -> String {
-    s.chars().filter(|c| matches!(c, '\t' | '\n' | '\r') || (*c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))).collect()
+    s.chars()
+        .filter(|c| matches!(c, '\t' | '\n' | '\r') || (*c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}')))
+        .collect()
 }
 
 #[cfg(test)]
@@ -160,12 +164,25 @@ mod tests {
 
     fn cap(m: &MessageView) -> String {
         let texts = Texts::builtin();
-        write(m, &texts.message(m, Lang::Zh).unwrap(), &texts.message(m, Lang::En).unwrap(), "http://x/public")
+        write(
+            m,
+            &texts.message(m, Lang::Zh).unwrap(),
+            &texts.message(m, Lang::En).unwrap(),
+            "http://x/public",
+        )
     }
 
     #[test]
     fn severity_counts_down_from_the_top_level_of_the_playbook() {
-        let l = |rank, top_rank| LevelView { id: "x".into(), name: "x".into(), colour: "#000000".into(), text_colour: "#FFFFFF", response: String::new(), rank, top_rank };
+        let l = |rank, top_rank| LevelView {
+            id: "x".into(),
+            name: "x".into(),
+            colour: "#000000".into(),
+            text_colour: "#FFFFFF",
+            response: String::new(),
+            rank,
+            top_rank,
+        };
         let shanxi: Vec<&str> = (1..=3).map(|r| severity(&l(r, 3))).collect();
         assert_eq!(shanxi, ["Moderate", "Severe", "Extreme"], "yellow, orange, red");
         let with_blue: Vec<&str> = (1..=4).map(|r| severity(&l(r, 4))).collect();
@@ -202,13 +219,26 @@ mod tests {
         let texts = Texts::builtin();
         let mut m = sample(Change::Lift, &texts);
         let sent = Time::new(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap());
-        m.references = vec![ReferenceView { id: "140105-20261201-1-2".into(), sent: sent.clone() }, ReferenceView { id: "140105-20261201-1-5".into(), sent }];
+        m.references = vec![
+            ReferenceView {
+                id: "140105-20261201-1-2".into(),
+                sent: sent.clone(),
+            },
+            ReferenceView {
+                id: "140105-20261201-1-5".into(),
+                sent,
+            },
+        ];
         let xml = cap(&m);
         assert!(
             xml.contains("<references>hazeflow@sthjt.shanxi.gov.cn,140105-20261201-1-2,2026-12-01T17:00:00+08:00 hazeflow@sthjt.shanxi.gov.cn,140105-20261201-1-5,2026-12-01T17:00:00+08:00</references>"),
             "{xml}"
         );
-        assert!(xml.contains("<msgType>Cancel</msgType>") && xml.contains("<urgency>Past</urgency>") && xml.contains("<responseType>AllClear</responseType>"));
+        assert!(
+            xml.contains("<msgType>Cancel</msgType>")
+                && xml.contains("<urgency>Past</urgency>")
+                && xml.contains("<responseType>AllClear</responseType>")
+        );
         assert!(!xml.contains("<onset>") && !xml.contains("<expires>"));
     }
 

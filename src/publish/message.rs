@@ -111,7 +111,10 @@ pub struct RegionMessages {
 impl RegionMessages {
     /// The signed warning in force or announced, if any (never a proposal awaiting sign-off).
     pub fn current(&self) -> Option<&Warning> {
-        self.state.warning.as_ref().filter(|w| matches!(w.status, Status::Issued | Status::Active) && w.issued_at.is_some())
+        self.state
+            .warning
+            .as_ref()
+            .filter(|w| matches!(w.status, Status::Issued | Status::Active) && w.issued_at.is_some())
     }
 }
 
@@ -131,7 +134,11 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
             EventKind::Issued { .. } => (MsgType::Alert, Change::Issue, None),
             EventKind::LevelChanged { from, rank, .. } if public => {
                 let up = before.as_ref().is_none_or(|b| *rank > b.rank);
-                (MsgType::Update, if up { Change::Upgrade } else { Change::Downgrade }, Some(from.clone()))
+                (
+                    MsgType::Update,
+                    if up { Change::Upgrade } else { Change::Downgrade },
+                    Some(from.clone()),
+                )
             }
             EventKind::Extended { .. } if public => (MsgType::Update, Change::Extend, None),
             EventKind::Rescheduled { .. } if public => (MsgType::Update, Change::Reschedule, None),
@@ -181,11 +188,16 @@ pub fn collect(r: &ReadTx) -> Result<BTreeMap<RegionCode, RegionMessages>, Store
 
 /// One message by id (`{warning_id}-{seq}`), if it exists.
 pub fn find(r: &ReadTx, id: &str) -> Result<Option<Message>, StoreError> {
-    let Some((warning_id, seq)) = id.rsplit_once('-') else { return Ok(None) };
+    let Some((warning_id, seq)) = id.rsplit_once('-') else {
+        return Ok(None);
+    };
     let Ok(seq) = seq.parse::<u64>() else { return Ok(None) };
     let Some(w) = r.warning(warning_id)? else { return Ok(None) };
     let ids: Vec<String> = r.warnings()?.into_iter().filter(|x| x.region == w.region).map(|x| x.id).collect();
-    Ok(region_messages(r, &ids)?.messages.into_iter().find(|m| m.seq == seq && m.warning_id == warning_id))
+    Ok(region_messages(r, &ids)?
+        .messages
+        .into_iter()
+        .find(|m| m.seq == seq && m.warning_id == warning_id))
 }
 
 /// The region's records are the union of its warnings' histories, in log order.
@@ -216,24 +228,87 @@ mod tests {
     }
 
     fn rec(seq: u64, at: u32, kind: EventKind) -> Record {
-        let event = Event { region: region(), at: t(at), actor: "x".into(), reason: "r".into(), forecast_id: None, playbook: "taiyuan@1".into(), kind };
-        Record { seq, recorded_at: t(at), actor: "x".into(), playbook: None, body: RecordBody::Warning { warning_id: W.into(), event } }
+        let event = Event {
+            region: region(),
+            at: t(at),
+            actor: "x".into(),
+            reason: "r".into(),
+            forecast_id: None,
+            playbook: "taiyuan@1".into(),
+            kind,
+        };
+        Record {
+            seq,
+            recorded_at: t(at),
+            actor: "x".into(),
+            playbook: None,
+            body: RecordBody::Warning {
+                warning_id: W.into(),
+                event,
+            },
+        }
     }
 
     fn proposed(seq: u64, at: u32, id: &str, reopened: bool) -> Record {
-        rec(seq, at, EventKind::Proposed { id: id.into(), level: "yellow".into(), rank: 1, start: t(at + 24), expected_end: t(at + 72), rule: None, needs: "deputy_head".into(), reopened })
+        rec(
+            seq,
+            at,
+            EventKind::Proposed {
+                id: id.into(),
+                level: "yellow".into(),
+                rank: 1,
+                start: t(at + 24),
+                expected_end: t(at + 72),
+                rule: None,
+                needs: "deputy_head".into(),
+                reopened,
+            },
+        )
     }
 
     fn issued(seq: u64, at: u32, id: &str, reopened: bool) -> Record {
-        rec(seq, at, EventKind::Issued { id: id.into(), level: "yellow".into(), rank: 1, start: t(at + 24), expected_end: t(at + 72), rule: None, signer: Some("李".into()), reopened })
+        rec(
+            seq,
+            at,
+            EventKind::Issued {
+                id: id.into(),
+                level: "yellow".into(),
+                rank: 1,
+                start: t(at + 24),
+                expected_end: t(at + 72),
+                rule: None,
+                signer: Some("李".into()),
+                reopened,
+            },
+        )
     }
 
     fn upgrade(seq: u64, at: u32) -> Record {
-        rec(seq, at, EventKind::LevelChanged { from: "yellow".into(), to: "orange".into(), rank: 2, expected_end: t(at + 72), rule: None, signer: None })
+        rec(
+            seq,
+            at,
+            EventKind::LevelChanged {
+                from: "yellow".into(),
+                to: "orange".into(),
+                rank: 2,
+                expected_end: t(at + 72),
+                rule: None,
+                signer: None,
+            },
+        )
     }
 
     fn summary(m: &RegionMessages) -> Vec<(String, &'static str, Vec<String>)> {
-        m.messages.iter().map(|m| (m.id.clone(), m.msg_type.as_str(), m.references.iter().map(|r| r.id.clone()).collect())).collect()
+        m.messages
+            .iter()
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    m.msg_type.as_str(),
+                    m.references.iter().map(|r| r.id.clone()).collect(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -242,10 +317,28 @@ mod tests {
             proposed(1, 0, W, false),
             issued(2, 1, W, false),
             rec(3, 25, EventKind::Started),
-            rec(4, 26, EventKind::ChangeProposed { level: "orange".into(), rank: 2, expected_end: t(90), rule: None, needs: "deputy_head".into() }),
+            rec(
+                4,
+                26,
+                EventKind::ChangeProposed {
+                    level: "orange".into(),
+                    rank: 2,
+                    expected_end: t(90),
+                    rule: None,
+                    needs: "deputy_head".into(),
+                },
+            ),
             upgrade(5, 27),
             rec(6, 28, EventKind::Extended { expected_end: t(120) }),
-            rec(7, 30, EventKind::Below { since: t(30), proposal: None, rank: 0 }),
+            rec(
+                7,
+                30,
+                EventKind::Below {
+                    since: t(30),
+                    proposal: None,
+                    rank: 0,
+                },
+            ),
             rec(8, 66, EventKind::Lifted),
         ];
         let m = derive(&log);
@@ -256,13 +349,20 @@ mod tests {
                 (format!("{W}-2"), "Alert", r(&[])),
                 (format!("{W}-5"), "Update", r(&[&format!("{W}-2")])),
                 (format!("{W}-6"), "Update", r(&[&format!("{W}-2"), &format!("{W}-5")])),
-                (format!("{W}-8"), "Cancel", r(&[&format!("{W}-2"), &format!("{W}-5"), &format!("{W}-6")])),
+                (
+                    format!("{W}-8"),
+                    "Cancel",
+                    r(&[&format!("{W}-2"), &format!("{W}-5"), &format!("{W}-6")])
+                ),
             ]
         );
         let changes: Vec<Change> = m.messages.iter().map(|m| m.change).collect();
         assert_eq!(changes, [Change::Issue, Change::Upgrade, Change::Extend, Change::Lift]);
         assert_eq!(m.messages[1].previous_level.as_deref(), Some("yellow"));
-        assert_eq!(m.messages[1].warning.level, "orange", "each message carries the warning as it stood then");
+        assert_eq!(
+            m.messages[1].warning.level, "orange",
+            "each message carries the warning as it stood then"
+        );
         assert_eq!(m.messages[0].warning.level, "yellow");
         assert!(m.current().is_none(), "lifted");
     }
@@ -284,7 +384,14 @@ mod tests {
 
     #[test]
     fn a_warning_reopened_after_its_lift_starts_again_with_an_alert() {
-        let log = [issued(1, 0, W, false), rec(2, 30, EventKind::Started), rec(3, 40, EventKind::Lifted), proposed(4, 50, W, true), issued(5, 51, W, true), upgrade(6, 60)];
+        let log = [
+            issued(1, 0, W, false),
+            rec(2, 30, EventKind::Started),
+            rec(3, 40, EventKind::Lifted),
+            proposed(4, 50, W, true),
+            issued(5, 51, W, true),
+            upgrade(6, 60),
+        ];
         let m = derive(&log);
         let r = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
@@ -308,7 +415,12 @@ mod tests {
         if let RecordBody::Warning { warning_id, .. } = &mut lift.body {
             *warning_id = next.into();
         }
-        let m = derive(&[issued(1, 0, W, false), rec(2, 30, EventKind::Started), lift, proposed(4, 40, next, false)]);
+        let m = derive(&[
+            issued(1, 0, W, false),
+            rec(2, 30, EventKind::Started),
+            lift,
+            proposed(4, 40, next, false),
+        ]);
         let ids: Vec<(&str, MsgType)> = m.messages.iter().map(|m| (m.id.as_str(), m.msg_type)).collect();
         assert_eq!(ids, [(&*format!("{W}-1"), MsgType::Alert), (&*format!("{W}-3"), MsgType::Cancel)]);
     }

@@ -60,7 +60,10 @@ type Shared = State<Arc<AppState>>;
 
 /// The public routes (mounted by the application beside the API).
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/public", get(public_page)).route("/public/feed.atom", get(feed)).route("/public/cap/{file}", get(cap_file))
+    Router::new()
+        .route("/public", get(public_page))
+        .route("/public/feed.atom", get(feed))
+        .route("/public/cap/{file}", get(cap_file))
 }
 
 /// The folder of the operator-editable texts.
@@ -77,7 +80,11 @@ struct Publisher<'a> {
 
 impl<'a> Publisher<'a> {
     fn new(state: &'a AppState) -> Self {
-        Publisher { state, texts: text::current(&template_dir(state)), playbooks: HashMap::new() }
+        Publisher {
+            state,
+            texts: text::current(&template_dir(state)),
+            playbooks: HashMap::new(),
+        }
     }
 
     fn base_url(&self) -> &str {
@@ -90,7 +97,12 @@ impl<'a> Publisher<'a> {
         let engine = &self.state.engine;
         self.playbooks
             .entry((pin.to_string(), region))
-            .or_insert_with(|| engine.playbooks.pinned(pin).or_else(|| engine.playbooks.live().for_region(region, engine.regions).cloned()))
+            .or_insert_with(|| {
+                engine
+                    .playbooks
+                    .pinned(pin)
+                    .or_else(|| engine.playbooks.live().for_region(region, engine.regions).cloned())
+            })
             .clone()
     }
 
@@ -114,7 +126,10 @@ impl<'a> Publisher<'a> {
 
     /// A line without a message (`feed_title`, `sender_name`), in Chinese.
     fn line(&self, name: &str) -> String {
-        self.texts.line(Lang::Zh, name).or_else(|_| Texts::builtin().line(Lang::Zh, name)).unwrap_or_default()
+        self.texts
+            .line(Lang::Zh, name)
+            .or_else(|_| Texts::builtin().line(Lang::Zh, name))
+            .unwrap_or_default()
     }
 }
 
@@ -133,13 +148,27 @@ async fn public_page(State(s): Shared) -> Result<Response, ApiError> {
     let mut p = Publisher::new(&s);
     let mut current = Vec::new();
     for rm in regions.values() {
-        let (Some(w), Some(last)) = (rm.current(), rm.messages.last()) else { continue };
+        let (Some(w), Some(last)) = (rm.current(), rm.messages.last()) else {
+            continue;
+        };
         let view = p.view(last);
-        let issued = if last.msg_type == MsgType::Alert { last.sent } else { last.references.first().map_or(last.sent, |r| r.sent) };
+        let issued = if last.msg_type == MsgType::Alert {
+            last.sent
+        } else {
+            last.references.first().map_or(last.sent, |r| r.sent)
+        };
         let text = p.words(&view, Lang::Zh)?;
         current.push((view, text, Time::new(issued), w.start <= now));
     }
-    let current: Vec<page::Current<'_>> = current.iter().map(|(view, text, issued, in_force)| page::Current { view, text, issued: issued.clone(), in_force: *in_force }).collect();
+    let current: Vec<page::Current<'_>> = current
+        .iter()
+        .map(|(view, text, issued, in_force)| page::Current {
+            view,
+            text,
+            issued: issued.clone(),
+            in_force: *in_force,
+        })
+        .collect();
     let groups = page::groups(&current);
     let mut all: Vec<&Message> = regions.values().flat_map(|r| r.messages.iter()).collect();
     newest_first(&mut all);
@@ -148,12 +177,18 @@ async fn public_page(State(s): Shared) -> Result<Response, ApiError> {
     for m in all.iter().take(RECENT_ON_PAGE) {
         let view = p.view(m);
         let text = p.words(&view, Lang::Zh)?;
-        recent.push(page::Recent { headline: text.headline, sent: view.sent, cap_path: view.cap_path, msg_type: m.msg_type.as_str() });
+        recent.push(page::Recent {
+            headline: text.headline,
+            sent: view.sent,
+            cap_path: view.cap_path,
+            msg_type: m.msg_type.as_str(),
+        });
     }
     let title = p.line("feed_title");
     let html = page::render(&p.texts, &title, updated.as_ref(), &groups, &recent, "/public/feed.atom").or_else(|e| {
         tracing::error!(error = %e, "the public page template failed; the built-in one is used");
-        page::render(&Texts::builtin(), &title, updated.as_ref(), &groups, &recent, "/public/feed.atom").map_err(|e| ApiError::Internal(e.to_string()))
+        page::render(&Texts::builtin(), &title, updated.as_ref(), &groups, &recent, "/public/feed.atom")
+            .map_err(|e| ApiError::Internal(e.to_string()))
     })?;
     Ok(respond("text/html; charset=utf-8", html))
 }
@@ -174,7 +209,13 @@ async fn feed(State(s): Shared) -> Result<Response, ApiError> {
     let author = p.line("sender_name");
     let base = p.base_url();
     let (self_url, page_url) = (format!("{base}/public/feed.atom"), format!("{base}/public"));
-    let info = atom::FeedInfo { title: &title, author: &author, self_url: &self_url, page_url: &page_url, updated: &updated };
+    let info = atom::FeedInfo {
+        title: &title,
+        author: &author,
+        self_url: &self_url,
+        page_url: &page_url,
+        updated: &updated,
+    };
     let refs: Vec<(&MessageView, &MessageText)> = entries.iter().map(|(v, t)| (v, t)).collect();
     Ok(respond(atom::CONTENT_TYPE, atom::write(&info, &refs)))
 }

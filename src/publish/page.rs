@@ -78,7 +78,11 @@ pub fn groups(current: &[Current<'_>]) -> Vec<Group> {
         };
         match out.iter_mut().find(|g| g.level == c.view.level) {
             Some(g) => g.warnings.push(row),
-            None => out.push(Group { level: c.view.level.clone(), advice: c.view.advice.zh.clone(), warnings: vec![row] }),
+            None => out.push(Group {
+                level: c.view.level.clone(),
+                advice: c.view.advice.zh.clone(),
+                warnings: vec![row],
+            }),
         }
     }
     out.sort_by(|a, b| b.level.rank.cmp(&a.level.rank).then_with(|| a.level.id.cmp(&b.level.id)));
@@ -89,6 +93,13 @@ pub fn groups(current: &[Current<'_>]) -> Vec<Group> {
 }
 
 /// Renders the page.
-pub fn render(texts: &Texts, title: &str, updated: Option<&Time>, groups: &[Group], recent: &[Recent], feed_url: &str) -> Result<String, minijinja::Error> {
+pub fn render(
+    texts: &Texts,
+    title: &str,
+    updated: Option<&Time>,
+    groups: &[Group],
+    recent: &[Recent],
+    feed_url: &str,
+) -> Result<String, minijinja::Error> {
     texts.page(minijinja::context! { title, updated, groups, recent, feed_url })
 }

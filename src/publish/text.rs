@@ -22,8 +22,14 @@ pub const TEMPLATE_DIR: &str = "templates/public";
 /// The files, with their built-in copies.
 const FILES: [(&str, &str); 4] = [
     ("page.html.j2", include_str!("../../playbooks/templates/public/page.html.j2")),
-    ("message.zh-CN.j2", include_str!("../../playbooks/templates/public/message.zh-CN.j2")),
-    ("message.en-US.j2", include_str!("../../playbooks/templates/public/message.en-US.j2")),
+    (
+        "message.zh-CN.j2",
+        include_str!("../../playbooks/templates/public/message.zh-CN.j2"),
+    ),
+    (
+        "message.en-US.j2",
+        include_str!("../../playbooks/templates/public/message.en-US.j2"),
+    ),
     ("advice.yaml", include_str!("../../playbooks/templates/public/advice.yaml")),
 ];
 
@@ -129,7 +135,13 @@ impl Texts {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|name| if name.ends_with(".html.j2") { AutoEscape::Html } else { AutoEscape::None });
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html.j2") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
         let mut advice = None;
         for (name, text) in files {
             if name.ends_with(".yaml") {
@@ -140,7 +152,8 @@ impl Texts {
                     format!("{name}:{l}:{c}: {msg}")
                 })?);
             } else {
-                env.add_template_owned(name.clone(), text).map_err(|e| format!("{name}:{}: {e}", e.line().unwrap_or(0)))?;
+                env.add_template_owned(name.clone(), text)
+                    .map_err(|e| format!("{name}:{}: {e}", e.line().unwrap_or(0)))?;
             }
         }
         let advice = advice.ok_or("advice.yaml: missing")?;
@@ -150,7 +163,10 @@ impl Texts {
     /// The health advice for a level (the `default` entry for a level not listed).
     pub fn advice(&self, level: &str) -> AdviceView {
         let l = self.advice.levels.get(level).unwrap_or(&self.advice.default);
-        AdviceView { zh: l.zh.clone(), en: l.en.clone() }
+        AdviceView {
+            zh: l.zh.clone(),
+            en: l.en.clone(),
+        }
     }
 
     fn call(&self, lang: Lang, name: &str, args: &[Value]) -> Result<String, minijinja::Error> {
@@ -186,7 +202,14 @@ impl Texts {
 type Stamp = (PathBuf, Vec<Option<(SystemTime, u64)>>);
 
 fn stamp(dir: &Path) -> Stamp {
-    let files = FILES.iter().map(|(n, _)| std::fs::metadata(dir.join(n)).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect();
+    let files = FILES
+        .iter()
+        .map(|(n, _)| {
+            std::fs::metadata(dir.join(n))
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect();
     (dir.to_path_buf(), files)
 }
 
@@ -196,10 +219,10 @@ pub fn current(dir: &Path) -> Arc<Texts> {
     static CACHE: Mutex<Option<(Stamp, Arc<Texts>)>> = Mutex::new(None);
     let now = stamp(dir);
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((s, t)) = cache.as_ref() {
-        if *s == now {
-            return t.clone();
-        }
+    if let Some((s, t)) = cache.as_ref()
+        && *s == now
+    {
+        return t.clone();
     }
     let texts = if now.1.iter().all(Option::is_none) {
         Texts::builtin()
@@ -225,7 +248,15 @@ pub(crate) mod tests {
     use chrono::{TimeZone, Utc};
 
     fn level(id: &str, name: &str, response: &str, rank: u32) -> LevelView {
-        LevelView { id: id.into(), name: name.into(), colour: "#FF7E00".into(), text_colour: "#000000", response: response.into(), rank, top_rank: 3 }
+        LevelView {
+            id: id.into(),
+            name: name.into(),
+            colour: "#FF7E00".into(),
+            text_colour: "#000000",
+            response: response.into(),
+            rank,
+            top_rank: 3,
+        }
     }
 
     pub(crate) fn sample(change: Change, texts: &Texts) -> MessageView {
@@ -256,7 +287,15 @@ pub(crate) mod tests {
         }
     }
 
-    const ALL: [Change; 7] = [Change::Issue, Change::Upgrade, Change::Downgrade, Change::Extend, Change::Reschedule, Change::Lift, Change::Cancel];
+    const ALL: [Change; 7] = [
+        Change::Issue,
+        Change::Upgrade,
+        Change::Downgrade,
+        Change::Extend,
+        Change::Reschedule,
+        Change::Lift,
+        Change::Cancel,
+    ];
 
     #[test]
     fn the_shipped_texts_load_from_the_playbooks_folder_and_equal_the_built_in_ones() {
@@ -279,10 +318,23 @@ pub(crate) mod tests {
             let m = sample(change, &texts);
             for lang in [Lang::Zh, Lang::En] {
                 let t = texts.message(&m, lang).unwrap();
-                for (what, s) in [("event", &t.event), ("sender", &t.sender_name), ("headline", &t.headline), ("description", &t.description), ("instruction", &t.instruction)] {
-                    assert!(!s.is_empty() && !s.contains("{{") && !s.contains("{%"), "{change:?} {lang:?} {what}: {s:?}");
+                for (what, s) in [
+                    ("event", &t.event),
+                    ("sender", &t.sender_name),
+                    ("headline", &t.headline),
+                    ("description", &t.description),
+                    ("instruction", &t.instruction),
+                ] {
+                    assert!(
+                        !s.is_empty() && !s.contains("{{") && !s.contains("{%"),
+                        "{change:?} {lang:?} {what}: {s:?}"
+                    );
                 }
-                assert!(seen.insert(t.headline.clone()), "{change:?} {lang:?}: headline used twice: {}", t.headline);
+                assert!(
+                    seen.insert(t.headline.clone()),
+                    "{change:?} {lang:?}: headline used twice: {}",
+                    t.headline
+                );
             }
         }
     }
@@ -297,7 +349,17 @@ pub(crate) mod tests {
             "经会商研判，太原市小店区将出现重污染天气过程，现发布重污染天气橙色预警，启动Ⅱ级应急响应，预警时段为2026年12月2日 00:00至2026年12月5日 00:00。"
         );
         assert!(t.instruction.starts_with("儿童、老年人和患有呼吸道"), "{}", t.instruction);
-        assert!(t.instruction.contains("中小学、幼儿园停止户外课程"), "orange stops outdoor lessons: {}", t.instruction);
+        assert!(
+            t.instruction.contains("中小学、幼儿园停止户外课程"),
+            "orange stops outdoor lessons: {}",
+            t.instruction
+        );
+        assert_eq!(
+            t.instruction.lines().count(),
+            texts.advice("orange").zh.len(),
+            "one line per item: {}",
+            t.instruction
+        );
         let up = texts.message(&sample(Change::Upgrade, &texts), Lang::Zh).unwrap();
         assert_eq!(up.headline, "【橙色预警】太原市小店区重污染天气预警由黄色预警升级为橙色预警（Ⅱ级）");
         let en = texts.message(&sample(Change::Issue, &texts), Lang::En).unwrap();
@@ -313,7 +375,13 @@ pub(crate) mod tests {
             assert!(a.zh[0].contains("易感人群"), "{id}: sensitive groups come first");
         }
         assert!(texts.advice("red").zh.iter().any(|l| l.contains("停课")), "red may close schools");
-        assert_eq!(texts.advice("purple"), AdviceView { zh: texts.advice.default.zh.clone(), en: texts.advice.default.en.clone() });
+        assert_eq!(
+            texts.advice("purple"),
+            AdviceView {
+                zh: texts.advice.default.zh.clone(),
+                en: texts.advice.default.en.clone()
+            }
+        );
     }
 
     #[test]
@@ -324,7 +392,11 @@ pub(crate) mod tests {
         assert!(e.contains("message.zh-CN.j2"), "{e}");
         let texts = current(dir.path());
         assert!(Arc::ptr_eq(&texts, &Texts::builtin()));
-        std::fs::write(dir.path().join("advice.yaml"), "levels: {}\ndefault: { zh: [a], en: [b] }\nextra: 1\n").unwrap();
+        std::fs::write(
+            dir.path().join("advice.yaml"),
+            "levels: {}\ndefault: { zh: [a], en: [b] }\nextra: 1\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("message.zh-CN.j2"), FILES[1].1).unwrap();
         let e = Texts::load(dir.path()).unwrap_err();
         assert!(e.contains("advice.yaml:3:"), "{e}");

@@ -67,7 +67,15 @@ impl LevelView {
 
     /// A level no playbook knows any more (the one pinned was replaced): shown by its id, in grey.
     pub fn unknown(id: &str, rank: u32) -> LevelView {
-        LevelView { id: id.into(), name: id.into(), colour: "#808080".into(), text_colour: text_colour_on("#808080"), response: String::new(), rank, top_rank: rank }
+        LevelView {
+            id: id.into(),
+            name: id.into(),
+            colour: "#808080".into(),
+            text_colour: text_colour_on("#808080"),
+            response: String::new(),
+            rank,
+            top_rank: rank,
+        }
     }
 }
 
@@ -90,7 +98,11 @@ impl RegionView {
             (Tier::County, Some(city)) => format!("{}{name}", regions.name(*city)),
             _ => name.clone(),
         };
-        RegionView { code: code.to_string(), name, full_name }
+        RegionView {
+            code: code.to_string(),
+            name,
+            full_name,
+        }
     }
 }
 
@@ -170,7 +182,14 @@ impl MessageView {
             start: Time::new(w.start),
             end: Time::new(w.expected_end),
             in_force: w.start <= m.sent,
-            references: m.references.iter().map(|r| ReferenceView { id: r.id.clone(), sent: Time::new(r.sent) }).collect(),
+            references: m
+                .references
+                .iter()
+                .map(|r| ReferenceView {
+                    id: r.id.clone(),
+                    sent: Time::new(r.sent),
+                })
+                .collect(),
             advice,
             cap_url: format!("{}{}", base_url.trim_end_matches('/'), cap_path(&m.id)),
             cap_path: cap_path(&m.id),
@@ -189,7 +208,11 @@ pub fn cap_path(id: &str) -> String {
 pub fn text_colour_on(bg: &str) -> &'static str {
     let l = relative_luminance(bg).unwrap_or(1.0);
     // contrast(black) = (l + 0.05) / 0.05, contrast(white) = 1.05 / (l + 0.05).
-    if (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) { "#000000" } else { "#FFFFFF" }
+    if (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) {
+        "#000000"
+    } else {
+        "#FFFFFF"
+    }
 }
 
 /// WCAG 2 relative luminance of `#RRGGBB`.
@@ -224,7 +247,11 @@ mod tests {
         assert_eq!(t.en, "2026-12-02 00:00 (UTC+8)");
         assert_eq!(t.iso, "2026-12-02T00:00:00+08:00");
         let with_fraction = Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap() + chrono::Duration::milliseconds(1500);
-        assert_eq!(Time::new(with_fraction).iso, "2026-12-02T00:00:01+08:00", "CAP allows no fractions of a second");
+        assert_eq!(
+            Time::new(with_fraction).iso,
+            "2026-12-02T00:00:01+08:00",
+            "CAP allows no fractions of a second"
+        );
     }
 
     #[test]

@@ -149,7 +149,9 @@ pub struct SeedList {
 
 impl Default for SeedList {
     fn default() -> SeedList {
-        SeedList { dir: PathBuf::from(SEED_DIR) }
+        SeedList {
+            dir: PathBuf::from(SEED_DIR),
+        }
     }
 }
 
@@ -159,9 +161,8 @@ impl ListSource for SeedList {
             return Ok(None);
         }
         let mut progress = progress_printer("reading the list");
-        let list = import::read_paths(std::slice::from_ref(&self.dir), opts, &mut progress).map_err(|errors| {
-            anyhow::anyhow!("the current list in {} has errors:\n{}", self.dir.display(), joined(&errors))
-        })?;
+        let list = import::read_paths(std::slice::from_ref(&self.dir), opts, &mut progress)
+            .map_err(|errors| anyhow::anyhow!("the current list in {} has errors:\n{}", self.dir.display(), joined(&errors)))?;
         Ok(Some(ListVersion::new(list, None, Utc::now())))
     }
 
@@ -173,13 +174,27 @@ impl ListSource for SeedList {
 /// Runs a registry command against a list source.
 pub fn run(cmd: RegistryCommand, source: &mut dyn ListSource) -> Result<ExitCode> {
     match cmd {
-        RegistryCommand::Import { paths, dry_run, json, sources } => import_cmd(&paths, dry_run, json, &sources, source),
+        RegistryCommand::Import {
+            paths,
+            dry_run,
+            json,
+            sources,
+        } => import_cmd(&paths, dry_run, json, &sources, source),
         RegistryCommand::Coverage { permits, json, sources } => coverage_cmd(&permits, json, &sources, source),
-        RegistryCommand::Reductions { region, level, society, json, sources } => {
-            reductions_cmd(region.as_deref(), level.as_deref(), society.as_deref(), json, &sources, source)
-        }
+        RegistryCommand::Reductions {
+            region,
+            level,
+            society,
+            json,
+            sources,
+        } => reductions_cmd(region.as_deref(), level.as_deref(), society.as_deref(), json, &sources, source),
         RegistryCommand::Board { uscc, template, sources } => board_cmd(&uscc, template.as_deref(), &sources, source),
-        RegistryCommand::Generate { enterprises, seed, out_dir, profile } => generate_cmd(enterprises, seed, &out_dir, profile),
+        RegistryCommand::Generate {
+            enterprises,
+            seed,
+            out_dir,
+            profile,
+        } => generate_cmd(enterprises, seed, &out_dir, profile),
         RegistryCommand::Check { paths, sources } => check_cmd(&paths, &sources),
     }
 }
@@ -198,7 +213,10 @@ fn plural(n: usize, word: &str) -> String {
 
 /// The defaults named by `--defaults`, else the shipped file, else the built-in copy.
 fn load_defaults(sources: &Sources) -> Result<Defaults> {
-    let path = sources.defaults.clone().or_else(|| Path::new(DEFAULTS_FILE).is_file().then(|| PathBuf::from(DEFAULTS_FILE)));
+    let path = sources
+        .defaults
+        .clone()
+        .or_else(|| Path::new(DEFAULTS_FILE).is_file().then(|| PathBuf::from(DEFAULTS_FILE)));
     match path {
         Some(p) => defaults::load_defaults(&p).map_err(|errors| anyhow::anyhow!("{}", joined(&errors))),
         None => Ok(defaults::shanxi_defaults().clone()),
@@ -206,7 +224,10 @@ fn load_defaults(sources: &Sources) -> Result<Defaults> {
 }
 
 fn options<'a>(defaults: &'a Defaults, sources: &Sources) -> ImportOptions<'a> {
-    ImportOptions { defaults, regions: (!sources.any_county).then(Regions::shanxi) }
+    ImportOptions {
+        defaults,
+        regions: (!sources.any_county).then(Regions::shanxi),
+    }
 }
 
 /// The current list: `--list DIR` when given, else the source.
@@ -273,7 +294,10 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
     let version = ListVersion::new(enterprises, previous.as_ref(), Utc::now());
     let d = match &previous {
         Some(p) => diff(p, &version),
-        None => ListDiff { to_version: version.version, ..import::diff_enterprises(&[], &version.enterprises) },
+        None => ListDiff {
+            to_version: version.version,
+            ..import::diff_enterprises(&[], &version.enterprises)
+        },
     };
     if !dry_run {
         source.record(&version, &d)?;
@@ -292,7 +316,11 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
     }
     eprintln!(
         "{} version {} ({}, digest {}): {} added, {} removed, {} changed, {} in {:.1} s",
-        if dry_run { "validated (dry run, nothing recorded)" } else { "recorded" },
+        if dry_run {
+            "validated (dry run, nothing recorded)"
+        } else {
+            "recorded"
+        },
         version.version,
         plural(version.len(), "enterprise"),
         &version.digest[..12],
@@ -320,14 +348,24 @@ fn diff_table(d: &ListDiff, old: Option<&ListVersion>, new: &ListVersion) -> Str
     };
     section("added", d.added.iter().map(|u| format!("{u}  {}", name(Some(new), u))).collect());
     section("removed", d.removed.iter().map(|u| format!("{u}  {}", name(old, u))).collect());
-    section("changed", d.changed.iter().map(|c| format!("{}  {}  ({})", c.uscc, c.name, c.fields.join(", "))).collect());
+    section(
+        "changed",
+        d.changed
+            .iter()
+            .map(|c| format!("{}  {}  ({})", c.uscc, c.name, c.fields.join(", ")))
+            .collect(),
+    );
     section(
         "grade changes",
         d.grade_changes
             .iter()
             .map(|g| {
                 let since = g.effective.map(|d| format!(" from {d}")).unwrap_or_default();
-                let why = if g.reason.is_empty() { String::new() } else { format!(" ({})", g.reason) };
+                let why = if g.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", g.reason)
+                };
                 format!("{}  {}  {} → {}{since}{why}", g.uscc, g.name, g.from.id(), g.to.id())
             })
             .collect(),
@@ -368,7 +406,13 @@ fn coverage_cmd(permits: &Path, json: bool, sources: &Sources, source: &mut dyn 
             println!("  {}  {}  {}  {}", pad("uscc", 18), pad("county", 10), pad("industry", 8), "name");
         }
         for m in &r.missing {
-            println!("  {}  {}  {}  {}", m.uscc, pad(&county(m.county), 10), pad(&m.industry_code.to_string(), 8), m.name);
+            println!(
+                "  {}  {}  {}  {}",
+                m.uscc,
+                pad(&county(m.county), 10),
+                pad(&m.industry_code.to_string(), 8),
+                m.name
+            );
         }
         println!();
         println!("mismatches with the register: {}", r.mismatches.len());
@@ -408,9 +452,12 @@ fn reductions_cmd(
         bail!("unknown level \"{l}\" (levels: {})", defaults.level_ids().join(", "));
     }
     let region = region.map(RegionCode::parse).transpose().context("--region")?;
-    let society_path = society.map(Path::to_path_buf).unwrap_or_else(|| sources.list.clone().unwrap_or_else(|| PathBuf::from(SEED_DIR)).join(SOCIETY_FILE));
+    let society_path = society
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| sources.list.clone().unwrap_or_else(|| PathBuf::from(SEED_DIR)).join(SOCIETY_FILE));
     let text = std::fs::read_to_string(&society_path).with_context(|| format!("cannot read {}", society_path.display()))?;
-    let society = reports::parse_society(&society_path.display().to_string(), &text).map_err(|errors| anyhow::anyhow!("{}", joined(&errors)))?;
+    let society =
+        reports::parse_society(&society_path.display().to_string(), &text).map_err(|errors| anyhow::anyhow!("{}", joined(&errors)))?;
     let list = current(sources, &opts, source)?;
     let r = reports::reductions(&list, &defaults, &society, level, region, Regions::shanxi());
     if json {
@@ -422,15 +469,28 @@ fn reductions_cmd(
         }
         println!("{head}  short");
         for row in &r.rows {
-            let mut line = format!("{}  {}  {}  {}", row.region, pad(&row.region_name, 10), pad(&row.level, 6), pad(&row.enterprises.to_string(), 5));
+            let mut line = format!(
+                "{}  {}  {}  {}",
+                row.region,
+                pad(&row.region_name, 10),
+                pad(&row.level, 6),
+                pad(&row.enterprises.to_string(), 5)
+            );
             for p in Pollutant::ALL {
-                let _ = write!(line, "  {}", pad(&format!("{}/{}", num(row.expected.get(p)), num(row.target.get(p))), 20));
+                let _ = write!(
+                    line,
+                    "  {}",
+                    pad(&format!("{}/{}", num(row.expected.get(p)), num(row.target.get(p))), 20)
+                );
             }
             let short: Vec<&str> = row.short.iter().map(|p| p.label()).collect();
             println!("{line}  {}", if short.is_empty() { "-".to_string() } else { short.join(",") });
         }
         for c in &r.without_society {
-            println!("{c}  {}  (enterprises on the list, but no whole-society emissions)", Regions::shanxi().name(*c));
+            println!(
+                "{c}  {}  (enterprises on the list, but no whole-society emissions)",
+                Regions::shanxi().name(*c)
+            );
         }
     }
     let shorts: Vec<String> = r.short.iter().map(|(reg, l)| format!("{reg} {l}")).collect();
@@ -450,16 +510,27 @@ fn board_cmd(uscc: &str, template: Option<&Path>, sources: &Sources, source: &mu
     let code = Uscc::parse_with_override(uscc.trim())?;
     let list = current(sources, &opts, source)?;
     let e = list.get(&code).with_context(|| format!("{code} is not on the list"))?;
-    let path = template.map(Path::to_path_buf).or_else(|| Path::new(BOARD_FILE).is_file().then(|| PathBuf::from(BOARD_FILE)));
+    let path = template
+        .map(Path::to_path_buf)
+        .or_else(|| Path::new(BOARD_FILE).is_file().then(|| PathBuf::from(BOARD_FILE)));
     let text = match &path {
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
         None => BOARD_TEMPLATE.to_string(),
     };
-    let board = reports::board(e, &defaults, Regions::shanxi(), &text)
-        .with_context(|| format!("template {}", path.as_ref().map_or("(built-in)".to_string(), |p| p.display().to_string())))?;
+    let board = reports::board(e, &defaults, Regions::shanxi(), &text).with_context(|| {
+        format!(
+            "template {}",
+            path.as_ref().map_or("(built-in)".to_string(), |p| p.display().to_string())
+        )
+    })?;
     print!("{board}");
     let measures: usize = defaults.level_ids().iter().map(|l| defaults.measures_for(e, l).len()).sum();
-    eprintln!("board for {code} ({}): {}, {}", e.name, plural(defaults.levels.len(), "level"), plural(measures, "measure"));
+    eprintln!(
+        "board for {code} ({}): {}, {}",
+        e.name,
+        plural(defaults.levels.len(), "level"),
+        plural(measures, "measure")
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -507,7 +578,11 @@ fn generate_cmd(n: usize, seed: u64, out_dir: &Path, profile: Profile) -> Result
 }
 
 fn check_cmd(paths: &[PathBuf], sources: &Sources) -> Result<ExitCode> {
-    let paths: Vec<PathBuf> = if paths.is_empty() { vec![PathBuf::from(SEED_DIR), PathBuf::from("playbooks/measures")] } else { paths.to_vec() };
+    let paths: Vec<PathBuf> = if paths.is_empty() {
+        vec![PathBuf::from(SEED_DIR), PathBuf::from("playbooks/measures")]
+    } else {
+        paths.to_vec()
+    };
     let defaults = load_defaults(sources)?;
     let opts = options(&defaults, sources);
     let mut errors: Vec<RegistryError> = Vec::new();
@@ -527,7 +602,8 @@ fn check_cmd(paths: &[PathBuf], sources: &Sources) -> Result<ExitCode> {
             entries.sort();
             files.extend(entries.into_iter().filter(|f| {
                 let n = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                !(has_list && (n == "enterprises.csv" || n == "measures.csv" || n == "list.yaml")) && (n.ends_with(".csv") || n.ends_with(".yaml"))
+                !(has_list && (n == "enterprises.csv" || n == "measures.csv" || n == "list.yaml"))
+                    && (n.ends_with(".csv") || n.ends_with(".yaml"))
             }));
         } else {
             files.push(p.clone());
@@ -563,7 +639,12 @@ fn check_cmd(paths: &[PathBuf], sources: &Sources) -> Result<ExitCode> {
         } else if base.contains("measures") {
             continue;
         } else {
-            Err(vec![RegistryError::new(&name, 0, 0, "not a registry file (list, measure defaults, permits, emissions)")])
+            Err(vec![RegistryError::new(
+                &name,
+                0,
+                0,
+                "not a registry file (list, measure defaults, permits, emissions)",
+            )])
         };
         match result {
             Ok(what) => checked.push(format!("{name} ({what})")),

@@ -17,7 +17,14 @@
 //!   - id: yellow
 //!     name: 黄色预警
 //!     ack_deadline_hours: 6        # acknowledgement due this long after the notice (> 0)
+//!     remind_before_hours: 2       # optional: a reminder this long before the deadline (0 < x < deadline;
+//!                                  #   default the smaller of 1 and half the deadline)
+//!     escalate_every_hours: 2      # optional: once overdue, the next tier of the escalation chain is told
+//!                                  #   after each further interval this long (> 0; default: the deadline)
 //!     reduction_target_percent: { so2: 10, nox: 10, pm: 10, vocs: 10 }   # of whole-society emissions
+//! escalation: [county, city, province]   # optional: whose duty staff hear of an overdue acknowledgement,
+//!                                  # in turn: the first at the deadline, the next after each interval
+//!                                  # (tiers lowest first, each once; default county, city, province)
 //! board:                           # the 公示牌
 //!   title: 重污染天气应急响应操作方案公示牌
 //!   hotline: "12369"
@@ -56,6 +63,8 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
+use crate::region::Tier;
+
 use super::{Enterprise, Grade, IndustryCode, MeasureKind, PerPollutant, Pollutant, RegistryError, yaml_error};
 
 // ---------------------------------------------------------------------------------------------
@@ -85,6 +94,8 @@ pub struct Defaults {
     pub industries: Vec<IndustryDefaults>,
     /// The rule for other air-polluting enterprises (and key industries without rules).
     pub other: IndustryDefaults,
+    /// Whose duty staff hear of an overdue acknowledgement, in turn (county → city → province).
+    pub escalation: Vec<Tier>,
 }
 
 /// Per-level settings.
@@ -96,6 +107,10 @@ pub struct LevelDefaults {
     pub name: String,
     /// Acknowledgement due this many hours after the notice.
     pub ack_deadline_hours: u32,
+    /// A reminder this many hours before the deadline.
+    pub remind_before_hours: f64,
+    /// Once overdue, the next tier of the escalation chain is told after each further interval this long.
+    pub escalate_every_hours: f64,
     /// Reduction target, % of whole-society emissions per pollutant.
     pub target_percent: PerPollutant,
 }
@@ -216,7 +231,10 @@ pub struct AssignedMeasure {
 /// The total reduction of a set of measures as a fraction of the baseline: the sum, capped at 1
 /// per pollutant (an enterprise cannot cut more than it emits).
 pub fn total_fraction(measures: &[AssignedMeasure]) -> PerPollutant {
-    measures.iter().fold(PerPollutant::default(), |acc, m| acc.add(&m.fraction)).map(|x| x.min(1.0))
+    measures
+        .iter()
+        .fold(PerPollutant::default(), |acc, m| acc.add(&m.fraction))
+        .map(|x| x.min(1.0))
 }
 
 impl Defaults {
@@ -235,9 +253,22 @@ impl Defaults {
         self.level(level).map(|l| chrono::Duration::hours(i64::from(l.ack_deadline_hours)))
     }
 
+    /// How long before the acknowledgement deadline of a notice at this level the reminder goes.
+    pub fn remind_before(&self, level: &str) -> Option<chrono::Duration> {
+        self.level(level).map(|l| hours(l.remind_before_hours))
+    }
+
+    /// The interval between the steps of the escalation chain once an acknowledgement is overdue.
+    pub fn escalate_every(&self, level: &str) -> Option<chrono::Duration> {
+        self.level(level).map(|l| hours(l.escalate_every_hours))
+    }
+
     /// Each department's duty at a level.
     pub fn duties(&self, level: &str) -> Vec<(&Department, &str)> {
-        self.departments.iter().filter_map(|d| d.duties.get(level).map(|t| (d, t.as_str()))).collect()
+        self.departments
+            .iter()
+            .filter_map(|d| d.duties.get(level).map(|t| (d, t.as_str())))
+            .collect()
     }
 
     /// The key industry with this id.
@@ -264,26 +295,33 @@ impl Defaults {
         if self.level(level).is_none() {
             return Vec::new();
         }
-        let assigned = |line: Option<&str>,
-                        process: Option<&str>,
-                        kind: &MeasureKind,
-                        fraction: PerPollutant,
-                        note: &str,
-                        source: MeasureSource| AssignedMeasure {
-            level: level.to_string(),
-            line: line.map(str::to_string),
-            line_name: line.and_then(|l| e.line(l)).map(|l| l.name.clone()),
-            process: process.map(str::to_string),
-            text_zh: kind.text_zh(),
-            kind: kind.clone(),
-            note: note.to_string(),
-            source,
-            fraction,
-            expected: e.baseline.mul(&fraction),
-        };
+        let assigned =
+            |line: Option<&str>, process: Option<&str>, kind: &MeasureKind, fraction: PerPollutant, note: &str, source: MeasureSource| {
+                AssignedMeasure {
+                    level: level.to_string(),
+                    line: line.map(str::to_string),
+                    line_name: line.and_then(|l| e.line(l)).map(|l| l.name.clone()),
+                    process: process.map(str::to_string),
+                    text_zh: kind.text_zh(),
+                    kind: kind.clone(),
+                    note: note.to_string(),
+                    source,
+                    fraction,
+                    expected: e.baseline.mul(&fraction),
+                }
+            };
         let own: Vec<AssignedMeasure> = e
             .own_measures(level)
-            .map(|m| assigned(m.line.as_deref(), m.process.as_deref(), &m.kind, m.reduction, &m.note, MeasureSource::Own))
+            .map(|m| {
+                assigned(
+                    m.line.as_deref(),
+                    m.process.as_deref(),
+                    &m.kind,
+                    m.reduction,
+                    &m.note,
+                    MeasureSource::Own,
+                )
+            })
             .collect();
         if !own.is_empty() {
             return own;
@@ -306,6 +344,11 @@ impl Defaults {
     pub fn expected_reduction(&self, e: &Enterprise, level: &str) -> PerPollutant {
         e.baseline.mul(&total_fraction(&self.measures_for(e, level)))
     }
+}
+
+/// Fractional hours as a duration (to the millisecond).
+fn hours(h: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((h * 3_600_000.0).round() as i64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,12 +393,22 @@ pub fn parse_defaults(file: &str, text: &str) -> Result<Defaults, Vec<RegistryEr
         if ind.id.value == "other" {
             v.at(&ind.id.referenced, "industry id \"other\" is reserved for the other rule");
         }
-        let codes = ind.codes.iter().filter_map(|c| IndustryCode::parse(&c.value).map_err(|m| v.at(&c.referenced, m)).ok()).collect();
+        let codes = ind
+            .codes
+            .iter()
+            .filter_map(|c| IndustryCode::parse(&c.value).map_err(|m| v.at(&c.referenced, m)).ok())
+            .collect();
         let rules = v.rules(&ind.rules, &level_ids, &ind.id.value);
-        industries.push(IndustryDefaults { id: ind.id.value.clone(), name: ind.name.clone(), codes, rules });
+        industries.push(IndustryDefaults {
+            id: ind.id.value.clone(),
+            name: ind.name.clone(),
+            codes,
+            rules,
+        });
     }
     let other_rules = v.rules(&raw.other.rules.value, &level_ids, "other");
     v.covers_every_grade(&raw.other, &other_rules);
+    let escalation = v.escalation(raw.escalation.as_ref());
     let board = BoardSettings {
         title: raw.board.title.clone(),
         hotline: raw.board.hotline.clone(),
@@ -374,7 +427,13 @@ pub fn parse_defaults(file: &str, text: &str) -> Result<Defaults, Vec<RegistryEr
         board,
         departments,
         industries,
-        other: IndustryDefaults { id: "other".into(), name: raw.other.name, codes: Vec::new(), rules: other_rules },
+        other: IndustryDefaults {
+            id: "other".into(),
+            name: raw.other.name,
+            codes: Vec::new(),
+            rules: other_rules,
+        },
+        escalation,
     })
 }
 
@@ -395,6 +454,8 @@ struct RawDefaults {
     #[serde(default)]
     industries: Vec<RawIndustry>,
     other: RawOther,
+    #[serde(default)]
+    escalation: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -403,6 +464,10 @@ struct RawLevel {
     id: Spanned<String>,
     name: String,
     ack_deadline_hours: Spanned<u32>,
+    #[serde(default)]
+    remind_before_hours: Option<Spanned<f64>>,
+    #[serde(default)]
+    escalate_every_hours: Option<Spanned<f64>>,
     reduction_target_percent: Spanned<RawPer>,
 }
 
@@ -528,12 +593,65 @@ impl Validator<'_> {
                     Some(v) => *target.get_mut(p) = v.value,
                 }
             }
+            let (remind_before_hours, escalate_every_hours) = self.reminder_timing(l);
             out.push(LevelDefaults {
                 id: l.id.value.clone(),
                 name: l.name.clone(),
                 ack_deadline_hours: l.ack_deadline_hours.value,
+                remind_before_hours,
+                escalate_every_hours,
                 target_percent: target,
             });
+        }
+        out
+    }
+
+    /// Reminder and escalation timing: the reminder falls inside the deadline, the interval is positive.
+    fn reminder_timing(&mut self, l: &RawLevel) -> (f64, f64) {
+        let deadline = f64::from(l.ack_deadline_hours.value);
+        let remind = match &l.remind_before_hours {
+            Some(r) if !(r.value > 0.0 && r.value < deadline) => {
+                let msg = format!("remind_before_hours {} must be above 0 and below ack_deadline_hours ({deadline})", r.value);
+                self.at(&r.referenced, msg);
+                0.0
+            }
+            Some(r) => r.value,
+            None => (deadline / 2.0).min(1.0),
+        };
+        let every = match &l.escalate_every_hours {
+            Some(e) if !(e.value > 0.0 && e.value.is_finite()) => {
+                self.at(&e.referenced, format!("escalate_every_hours {} must be above 0", e.value));
+                0.0
+            }
+            Some(e) => e.value,
+            None => deadline,
+        };
+        (remind, every)
+    }
+
+    /// The escalation chain: known tiers, lowest first, each once; county → city → province when absent.
+    fn escalation(&mut self, raw: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<Tier> {
+        let Some(raw) = raw else { return vec![Tier::County, Tier::City, Tier::Province] };
+        if raw.value.is_empty() {
+            self.at(&raw.referenced, "escalation must name at least one tier (county, city, province)");
+        }
+        let mut out: Vec<Tier> = Vec::new();
+        for t in &raw.value {
+            let tier = match t.value.as_str() {
+                "county" => Tier::County,
+                "city" => Tier::City,
+                "province" => Tier::Province,
+                other => {
+                    self.at(&t.referenced, format!("escalation: \"{other}\" is not a tier (county, city, province)"));
+                    continue;
+                }
+            };
+            // Tier orders Province < City < County: each step must be a higher tier than the one before.
+            if out.last().is_some_and(|last| tier >= *last) {
+                self.at(&t.referenced, format!("escalation: {tier} must come before the tiers above it, and only once"));
+                continue;
+            }
+            out.push(tier);
         }
         out
     }
@@ -544,7 +662,12 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for d in raw {
             self.unique(&mut seen, &d.id, "department");
-            self.per_level_keys(&d.duties.referenced, d.duties.value.iter().map(|(k, v)| (k, &v.referenced)), levels, &format!("duties of department {}", d.id.value));
+            self.per_level_keys(
+                &d.duties.referenced,
+                d.duties.value.iter().map(|(k, v)| (k, &v.referenced)),
+                levels,
+                &format!("duties of department {}", d.id.value),
+            );
             out.push(Department {
                 id: d.id.value.clone(),
                 name: d.name.clone(),
@@ -601,11 +724,19 @@ impl Validator<'_> {
                 }
             }
             let what = format!("measures of industry {industry}");
-            self.per_level_keys(&r.measures.referenced, r.measures.value.iter().map(|(k, v)| (k, &v.referenced)), levels, &what);
+            self.per_level_keys(
+                &r.measures.referenced,
+                r.measures.value.iter().map(|(k, v)| (k, &v.referenced)),
+                levels,
+                &what,
+            );
             let mut measures = BTreeMap::new();
             for (level, list) in &r.measures.value {
                 if list.value.is_empty() {
-                    self.at(&list.referenced, format!("{what} at level {level}: the list is empty (use kind: self_determined)"));
+                    self.at(
+                        &list.referenced,
+                        format!("{what} at level {level}: the list is empty (use kind: self_determined)"),
+                    );
                 }
                 let compiled: Vec<DefaultMeasure> = list.value.iter().filter_map(|m| self.measure(m)).collect();
                 measures.insert(level.clone(), compiled);
@@ -622,7 +753,11 @@ impl Validator<'_> {
         let kind = match MeasureKind::parse(&m.kind.value, m.value.as_ref().map(|v| v.value.as_str())) {
             Ok(k) => k,
             Err(msg) => {
-                let at = m.value.as_ref().filter(|_| MeasureKind::IDS.contains(&m.kind.value.trim())).map_or(&m.kind.referenced, |v| &v.referenced);
+                let at = m
+                    .value
+                    .as_ref()
+                    .filter(|_| MeasureKind::IDS.contains(&m.kind.value.trim()))
+                    .map_or(&m.kind.referenced, |v| &v.referenced);
                 self.at(at, msg);
                 return None;
             }
@@ -635,7 +770,10 @@ impl Validator<'_> {
                         if (0.0..=1.0).contains(&v.value) {
                             *out.get_mut(p) = v.value;
                         } else {
-                            self.at(&v.referenced, format!("reduction {} of {} is outside 0..=1 (a fraction of the baseline)", v.value, p.id()));
+                            self.at(
+                                &v.referenced,
+                                format!("reduction {} of {} is outside 0..=1 (a fraction of the baseline)", v.value, p.id()),
+                            );
                         }
                     }
                 }
@@ -645,20 +783,36 @@ impl Validator<'_> {
                 if m.process.is_some() && kind.implied_fraction().is_some() {
                     self.at(
                         &raw.referenced,
-                        format!("measure {} on process {} needs its reduction (the kind's share would apply to the whole enterprise)", kind.id(), m.process.as_deref().unwrap_or_default()),
+                        format!(
+                            "measure {} on process {} needs its reduction (the kind's share would apply to the whole enterprise)",
+                            kind.id(),
+                            m.process.as_deref().unwrap_or_default()
+                        ),
                     );
                 }
                 PerPollutant::splat(kind.implied_fraction().unwrap_or(0.0))
             }
         };
-        Some(DefaultMeasure { kind, process: m.process.clone(), reduction, note: m.note.clone() })
+        Some(DefaultMeasure {
+            kind,
+            process: m.process.clone(),
+            reduction,
+            note: m.note.clone(),
+        })
     }
 
     /// The `other` rule must cover every grade, so that every enterprise has a measure.
     fn covers_every_grade(&mut self, raw: &RawOther, rules: &[GradeRule]) {
-        let missing: Vec<&str> = Grade::ALL.iter().filter(|g| !rules.iter().any(|r| r.grades.contains(g))).map(|g| g.id()).collect();
+        let missing: Vec<&str> = Grade::ALL
+            .iter()
+            .filter(|g| !rules.iter().any(|r| r.grades.contains(g)))
+            .map(|g| g.id())
+            .collect();
         if !missing.is_empty() {
-            self.at(&raw.rules.referenced, format!("the other rule must cover every grade; missing: {}", missing.join(", ")));
+            self.at(
+                &raw.rules.referenced,
+                format!("the other rule must cover every grade; missing: {}", missing.join(", ")),
+            );
         }
     }
 }
@@ -667,7 +821,7 @@ impl Validator<'_> {
 mod tests {
     use super::*;
     use crate::region::RegionCode;
-    use crate::registry::{Exemption, ExemptionKind, GradeRecord, Industry, Line, LimitBaseline, Measure, Uscc};
+    use crate::registry::{Exemption, ExemptionKind, GradeRecord, Industry, LimitBaseline, Line, Measure, Uscc};
 
     fn enterprise(key: Option<&str>, grade: Grade) -> Enterprise {
         Enterprise {
@@ -676,11 +830,23 @@ mod tests {
             permit: None,
             name: "孝义市鹏飞焦化有限公司".into(),
             county: RegionCode::parse("141181").unwrap(),
-            industry: Industry { code: IndustryCode::parse("3011").unwrap(), key: key.map(str::to_string) },
-            grade: GradeRecord { grade, since: None, reason: String::new() },
+            industry: Industry {
+                code: IndustryCode::parse("3011").unwrap(),
+                key: key.map(str::to_string),
+            },
+            grade: GradeRecord {
+                grade,
+                since: None,
+                reason: String::new(),
+            },
             grade_history: Vec::new(),
             exemption: None,
-            baseline: PerPollutant { so2: 1.0, nox: 2.0, pm: 0.5, vocs: 0.1 },
+            baseline: PerPollutant {
+                so2: 1.0,
+                nox: 2.0,
+                pm: 0.5,
+                vocs: 0.1,
+            },
             lines: vec![Line {
                 id: "L1".into(),
                 name: "熟料生产线".into(),
@@ -756,11 +922,17 @@ mod tests {
         });
         let orange = d.measures_for(&e, "orange");
         assert_eq!(orange.len(), 1);
-        assert_eq!((orange[0].source.clone(), orange[0].line_name.as_deref()), (MeasureSource::Own, Some("熟料生产线")));
+        assert_eq!(
+            (orange[0].source.clone(), orange[0].line_name.as_deref()),
+            (MeasureSource::Own, Some("熟料生产线"))
+        );
         assert!((orange[0].expected.nox - 1.2).abs() < 1e-9);
         // No own measure at red: the cement default for C.
         assert!(matches!(d.measures_for(&e, "red")[0].source, MeasureSource::IndustryDefault { .. }));
-        e.exemption = Some(Exemption { kind: ExemptionKind::Livelihood, max_load_percent: 70.0 });
+        e.exemption = Some(Exemption {
+            kind: ExemptionKind::Livelihood,
+            max_load_percent: 70.0,
+        });
         let red = d.measures_for(&e, "red");
         assert_eq!((red.len(), red[0].source.clone()), (1, MeasureSource::Exemption));
         assert!((red[0].fraction.so2 - 0.3).abs() < 1e-9);
@@ -807,11 +979,11 @@ mod tests {
             ),
             (
                 "industries:\n  - id: cement\n    name: c\n    rules:\n      - grades: [B]\n        measures: { yellow: [ { kind: limit_percent, value: 120 } ] }\n",
-                "m.yaml:12:59: limit_percent 120 is over 100 %",
+                "m.yaml:12:61: limit_percent 120 is over 100 %",
             ),
             (
                 "industries:\n  - id: cement\n    name: c\n    rules:\n      - grades: [B]\n        measures: { red: [ { kind: stop } ] }\n",
-                "m.yaml:12:21: measures of industry cement: unknown level \"red\" (levels: yellow)",
+                "m.yaml:12:26: measures of industry cement: unknown level \"red\" (levels: yellow)",
             ),
             (
                 "industries:\n  - id: cement\n    name: c\n    rules:\n      - grades: [B]\n        measures: { yellow: [ { kind: stop } ] }\n      - grades: [B]\n        measures: { yellow: [ { kind: stop } ] }\n",
@@ -823,17 +995,40 @@ mod tests {
             ),
             (
                 "industries:\n  - id: steel\n    name: s\n    rules:\n      - grades: [B]\n        measures: { yellow: [ { kind: stop, reduction: { so2: 2 } } ] }\n",
-                "m.yaml:12:61: reduction 2 of so2 is outside 0..=1 (a fraction of the baseline)",
+                "m.yaml:12:63: reduction 2 of so2 is outside 0..=1 (a fraction of the baseline)",
             ),
             (
                 "departments:\n  - { id: police, name: 公安局, short_name: 公安, duties: { orange: x } }\n",
-                "m.yaml:8:61: duties of department police: unknown level \"orange\" (levels: yellow)",
+                "m.yaml:8:64: duties of department police: unknown level \"orange\" (levels: yellow)",
             ),
-            ("colour: red\n", "m.yaml:7:1: unknown field `colour`, expected one of id, version, name, levels, board, departments, industries, other"),
+            (
+                "colour: red\n",
+                "m.yaml:7:1: unknown field `colour`, expected one of id, version, name, levels, board, departments, industries, other, escalation",
+            ),
         ];
         for (tail, want) in table {
             let got = errors(&format!("{tail}{}", if tail.starts_with("other") { "" } else { OTHER }));
             assert!(got.iter().any(|g| g == want), "want {want}\n got {got:#?}");
         }
+    }
+    #[test]
+    fn reminder_and_escalation_timing_default_sensibly_and_errors_name_their_place() {
+        let d = parse_defaults("m.yaml", &format!("{MINI}{OTHER}")).unwrap();
+        assert_eq!(d.remind_before("yellow"), Some(chrono::Duration::hours(1)));
+        assert_eq!(d.escalate_every("yellow"), Some(chrono::Duration::hours(6)));
+        assert_eq!(d.escalation, [Tier::County, Tier::City, Tier::Province]);
+        let shipped = shanxi_defaults();
+        for l in &shipped.levels {
+            assert!(l.remind_before_hours > 0.0 && l.remind_before_hours < f64::from(l.ack_deadline_hours), "{}", l.id);
+        }
+        let timed = MINI.replace("ack_deadline_hours: 6,", "ack_deadline_hours: 6, remind_before_hours: 6, escalate_every_hours: 0,");
+        let got: Vec<String> = parse_defaults("m.yaml", &format!("{timed}{OTHER}escalation: [city, county, state]\n")).unwrap_err().iter().map(ToString::to_string).collect();
+        let want = [
+            "m.yaml:5:73: remind_before_hours 6 must be above 0 and below ack_deadline_hours (6)",
+            "m.yaml:5:98: escalate_every_hours 0 must be above 0",
+            "m.yaml:12:20: escalation: county must come before the tiers above it, and only once",
+            "m.yaml:12:28: escalation: \"state\" is not a tier (county, city, province)",
+        ];
+        assert_eq!(got, want);
     }
 }

@@ -23,8 +23,8 @@ use super::import::{ENTERPRISES_HEADER, MEASURES_HEADER};
 use super::reports::{Permit, SocietyEmissions};
 use super::types::fmt_num;
 use super::{
-    Contact, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, Line, LimitBaseline,
-    Measure, MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, Uscc,
+    Contact, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, LimitBaseline, Line, Measure,
+    MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, Uscc,
 };
 use crate::region::{RegionCode, Regions, Tier};
 
@@ -93,13 +93,27 @@ struct IndustryKind {
 }
 
 const fn lk(name: &'static str, role: Role, lo: f64, hi: f64, unit: &'static str) -> LineKind {
-    LineKind { name, role, capacity: (lo, hi), unit }
+    LineKind {
+        name,
+        role,
+        capacity: (lo, hi),
+        unit,
+    }
 }
 
 const KEY_GRADES: [u32; 9] = [2, 60, 300, 80, 420, 120, 0, 0, 18];
 const BINARY_GRADES: [u32; 9] = [0, 0, 0, 0, 0, 30, 120, 700, 150];
 const OTHER_GRADES: [u32; 9] = [0, 20, 120, 0, 160, 60, 0, 0, 640];
-const COKING_STEEL_CITIES: &[(u32, u32)] = &[(141100, 14), (141000, 12), (140400, 10), (140700, 10), (140800, 8), (140100, 3), (140500, 3), (140300, 2)];
+const COKING_STEEL_CITIES: &[(u32, u32)] = &[
+    (141100, 14),
+    (141000, 12),
+    (140400, 10),
+    (140700, 10),
+    (140800, 8),
+    (140100, 3),
+    (140500, 3),
+    (140300, 2),
+];
 
 static INDUSTRIES: &[IndustryKind] = &[
     IndustryKind {
@@ -149,7 +163,10 @@ static INDUSTRIES: &[IndustryKind] = &[
         suffixes: &[("玻璃", "glass"), ("玻璃制品", "glassware")],
         weight: (10, 15),
         baseline: [(0.2, 1.5), (1.0, 5.0), (0.1, 0.5), (0.01, 0.05)],
-        lines: &[lk("浮法玻璃生产线", Role::GlassFurnace, 500.0, 900.0, "t/d"), lk("日用玻璃窑炉", Role::GlassFurnace, 80.0, 300.0, "t/d")],
+        lines: &[
+            lk("浮法玻璃生产线", Role::GlassFurnace, 500.0, 900.0, "t/d"),
+            lk("日用玻璃窑炉", Role::GlassFurnace, 80.0, 300.0, "t/d"),
+        ],
         line_count: (1, 1),
         grades: KEY_GRADES,
         exempt: false,
@@ -158,10 +175,18 @@ static INDUSTRIES: &[IndustryKind] = &[
     IndustryKind {
         key: Some("foundry"),
         codes: &["3391", "3392"],
-        suffixes: &[("铸造", "foundry"), ("铸业", "zhuye"), ("精密铸造", "precision-casting"), ("机械铸造", "casting")],
+        suffixes: &[
+            ("铸造", "foundry"),
+            ("铸业", "zhuye"),
+            ("精密铸造", "precision-casting"),
+            ("机械铸造", "casting"),
+        ],
         weight: (90, 80),
         baseline: [(0.005, 0.05), (0.01, 0.1), (0.02, 0.3), (0.01, 0.2)],
-        lines: &[lk("熔炼车间", Role::Melting, 20.0, 300.0, "t/d"), lk("造型制芯车间", Role::Generic, 20.0, 300.0, "t/d")],
+        lines: &[
+            lk("熔炼车间", Role::Melting, 20.0, 300.0, "t/d"),
+            lk("造型制芯车间", Role::Generic, 20.0, 300.0, "t/d"),
+        ],
         line_count: (1, 2),
         grades: KEY_GRADES,
         exempt: false,
@@ -197,7 +222,10 @@ static INDUSTRIES: &[IndustryKind] = &[
         suffixes: &[("耐火材料", "refractory"), ("耐材", "naicai")],
         weight: (40, 20),
         baseline: [(0.02, 0.3), (0.05, 0.5), (0.05, 0.4), (0.0, 0.005)],
-        lines: &[lk("隧道窑", Role::Generic, 50.0, 300.0, "t/d"), lk("竖窑", Role::Generic, 50.0, 200.0, "t/d")],
+        lines: &[
+            lk("隧道窑", Role::Generic, 50.0, 300.0, "t/d"),
+            lk("竖窑", Role::Generic, 50.0, 200.0, "t/d"),
+        ],
         line_count: (1, 1),
         grades: KEY_GRADES,
         exempt: false,
@@ -221,7 +249,10 @@ static INDUSTRIES: &[IndustryKind] = &[
         suffixes: &[("铝业", "aluminium"), ("氧化铝", "alumina")],
         weight: (10, 10),
         baseline: [(0.3, 2.0), (0.3, 2.0), (0.1, 0.8), (0.005, 0.02)],
-        lines: &[lk("氧化铝焙烧炉", Role::Generic, 1000.0, 4000.0, "t/d"), lk("电解槽系列", Role::Generic, 300.0, 1200.0, "t/d")],
+        lines: &[
+            lk("氧化铝焙烧炉", Role::Generic, 1000.0, 4000.0, "t/d"),
+            lk("电解槽系列", Role::Generic, 300.0, 1200.0, "t/d"),
+        ],
         line_count: (1, 2),
         grades: KEY_GRADES,
         exempt: false,
@@ -245,7 +276,11 @@ static INDUSTRIES: &[IndustryKind] = &[
         suffixes: &[("化工", "chemical"), ("煤化工", "coal-chemical"), ("化肥", "fertilizer")],
         weight: (60, 80),
         baseline: [(0.1, 1.5), (0.2, 2.0), (0.05, 0.5), (0.2, 3.0)],
-        lines: &[lk("合成氨装置", Role::Generic, 300.0, 1500.0, "t/d"), lk("尿素装置", Role::Generic, 500.0, 2000.0, "t/d"), lk("炭黑生产线", Role::Generic, 50.0, 200.0, "t/d")],
+        lines: &[
+            lk("合成氨装置", Role::Generic, 300.0, 1500.0, "t/d"),
+            lk("尿素装置", Role::Generic, 500.0, 2000.0, "t/d"),
+            lk("炭黑生产线", Role::Generic, 50.0, 200.0, "t/d"),
+        ],
         line_count: (1, 2),
         grades: KEY_GRADES,
         exempt: false,
@@ -297,15 +332,34 @@ static INDUSTRIES: &[IndustryKind] = &[
         line_count: (1, 1),
         grades: OTHER_GRADES,
         exempt: false,
-        cities: &[(141100, 4), (140900, 3), (140600, 3), (140400, 3), (140500, 3), (140200, 2), (141000, 2)],
+        cities: &[
+            (141100, 4),
+            (140900, 3),
+            (140600, 3),
+            (140400, 3),
+            (140500, 3),
+            (140200, 2),
+            (141000, 2),
+        ],
     },
     IndustryKind {
         key: None,
         codes: &["2021", "2110", "2929", "1391", "3033", "3130", "1511"],
-        suffixes: &[("木业", "wood"), ("家具", "furniture"), ("塑业", "plastics"), ("食品", "food"), ("石材", "stone"), ("建筑材料", "materials"), ("实业", "industry")],
+        suffixes: &[
+            ("木业", "wood"),
+            ("家具", "furniture"),
+            ("塑业", "plastics"),
+            ("食品", "food"),
+            ("石材", "stone"),
+            ("建筑材料", "materials"),
+            ("实业", "industry"),
+        ],
         weight: (265, 330),
         baseline: [(0.0, 0.05), (0.0, 0.08), (0.005, 0.1), (0.005, 0.3)],
-        lines: &[lk("生产线", Role::Generic, 5.0, 200.0, "t/d"), lk("车间", Role::Generic, 5.0, 200.0, "t/d")],
+        lines: &[
+            lk("生产线", Role::Generic, 5.0, 200.0, "t/d"),
+            lk("车间", Role::Generic, 5.0, 200.0, "t/d"),
+        ],
         line_count: (1, 1),
         grades: OTHER_GRADES,
         exempt: false,
@@ -314,43 +368,204 @@ static INDUSTRIES: &[IndustryKind] = &[
 ];
 
 static SURNAMES: &[(&str, &str)] = &[
-    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"), ("赵", "zhao"), ("黄", "huang"),
-    ("周", "zhou"), ("吴", "wu"), ("徐", "xu"), ("孙", "sun"), ("胡", "hu"), ("朱", "zhu"), ("高", "gao"), ("林", "lin"),
-    ("何", "he"), ("郭", "guo"), ("马", "ma"), ("罗", "luo"), ("梁", "liang"), ("宋", "song"), ("郑", "zheng"), ("谢", "xie"),
-    ("韩", "han"), ("唐", "tang"), ("冯", "feng"), ("于", "yu"), ("董", "dong"), ("程", "cheng"), ("曹", "cao"), ("袁", "yuan"),
-    ("邓", "deng"), ("许", "xu"), ("薛", "xue"), ("闫", "yan"), ("贾", "jia"), ("武", "wu"), ("范", "fan"), ("田", "tian"),
-    ("任", "ren"), ("史", "shi"), ("乔", "qiao"), ("霍", "huo"), ("阎", "yan"), ("段", "duan"), ("温", "wen"), ("常", "chang"),
+    ("王", "wang"),
+    ("李", "li"),
+    ("张", "zhang"),
+    ("刘", "liu"),
+    ("陈", "chen"),
+    ("杨", "yang"),
+    ("赵", "zhao"),
+    ("黄", "huang"),
+    ("周", "zhou"),
+    ("吴", "wu"),
+    ("徐", "xu"),
+    ("孙", "sun"),
+    ("胡", "hu"),
+    ("朱", "zhu"),
+    ("高", "gao"),
+    ("林", "lin"),
+    ("何", "he"),
+    ("郭", "guo"),
+    ("马", "ma"),
+    ("罗", "luo"),
+    ("梁", "liang"),
+    ("宋", "song"),
+    ("郑", "zheng"),
+    ("谢", "xie"),
+    ("韩", "han"),
+    ("唐", "tang"),
+    ("冯", "feng"),
+    ("于", "yu"),
+    ("董", "dong"),
+    ("程", "cheng"),
+    ("曹", "cao"),
+    ("袁", "yuan"),
+    ("邓", "deng"),
+    ("许", "xu"),
+    ("薛", "xue"),
+    ("闫", "yan"),
+    ("贾", "jia"),
+    ("武", "wu"),
+    ("范", "fan"),
+    ("田", "tian"),
+    ("任", "ren"),
+    ("史", "shi"),
+    ("乔", "qiao"),
+    ("霍", "huo"),
+    ("阎", "yan"),
+    ("段", "duan"),
+    ("温", "wen"),
+    ("常", "chang"),
 ];
 
 static GIVEN: &[(&str, &str)] = &[
-    ("建国", "jianguo"), ("志强", "zhiqiang"), ("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("丽", "li"),
-    ("强", "qiang"), ("磊", "lei"), ("军", "jun"), ("洋", "yang"), ("勇", "yong"), ("艳", "yan"), ("杰", "jie"), ("涛", "tao"),
-    ("明", "ming"), ("超", "chao"), ("秀英", "xiuying"), ("霞", "xia"), ("平", "ping"), ("刚", "gang"), ("桂英", "guiying"), ("文博", "wenbo"),
-    ("晓东", "xiaodong"), ("海燕", "haiyan"), ("建华", "jianhua"), ("国庆", "guoqing"), ("俊峰", "junfeng"), ("晋生", "jinsheng"), ("永红", "yonghong"), ("红梅", "hongmei"),
-    ("鹏", "peng"), ("宏伟", "hongwei"), ("卫东", "weidong"), ("丽娟", "lijuan"), ("小平", "xiaoping"), ("文杰", "wenjie"), ("宇", "yu"), ("浩然", "haoran"),
+    ("建国", "jianguo"),
+    ("志强", "zhiqiang"),
+    ("伟", "wei"),
+    ("芳", "fang"),
+    ("娜", "na"),
+    ("敏", "min"),
+    ("静", "jing"),
+    ("丽", "li"),
+    ("强", "qiang"),
+    ("磊", "lei"),
+    ("军", "jun"),
+    ("洋", "yang"),
+    ("勇", "yong"),
+    ("艳", "yan"),
+    ("杰", "jie"),
+    ("涛", "tao"),
+    ("明", "ming"),
+    ("超", "chao"),
+    ("秀英", "xiuying"),
+    ("霞", "xia"),
+    ("平", "ping"),
+    ("刚", "gang"),
+    ("桂英", "guiying"),
+    ("文博", "wenbo"),
+    ("晓东", "xiaodong"),
+    ("海燕", "haiyan"),
+    ("建华", "jianhua"),
+    ("国庆", "guoqing"),
+    ("俊峰", "junfeng"),
+    ("晋生", "jinsheng"),
+    ("永红", "yonghong"),
+    ("红梅", "hongmei"),
+    ("鹏", "peng"),
+    ("宏伟", "hongwei"),
+    ("卫东", "weidong"),
+    ("丽娟", "lijuan"),
+    ("小平", "xiaoping"),
+    ("文杰", "wenjie"),
+    ("宇", "yu"),
+    ("浩然", "haoran"),
 ];
 
 static ZIHAO: &[(&str, &str)] = &[
-    ("鹏飞", "pengfei"), ("宏达", "hongda"), ("金鑫", "jinxin"), ("华鑫", "huaxin"), ("晋源", "jinyuan"), ("东义", "dongyi"), ("安泰", "antai"), ("美锦", "meijin"),
-    ("亚鑫", "yaxin"), ("金岩", "jinyan"), ("宏源", "hongyuan"), ("三维", "sanwei"), ("汇丰", "huifeng"), ("兴盛", "xingsheng"), ("华润", "huarun"), ("瑞达", "ruida"),
-    ("永鑫", "yongxin"), ("恒大", "hengda"), ("新泰", "xintai"), ("宝源", "baoyuan"), ("龙门", "longmen"), ("建龙", "jianlong"), ("德龙", "delong"), ("立恒", "liheng"),
-    ("晋南", "jinnan"), ("通才", "tongcai"), ("中升", "zhongsheng"), ("海鑫", "haixin"), ("田园", "tianyuan"), ("凯嘉", "kaijia"), ("润锦", "runjin"), ("天泽", "tianze"),
-    ("兰花", "lanhua"), ("阳光", "yangguang"), ("潞宝", "lubao"), ("襄矿", "xiangkuang"), ("华昌", "huachang"), ("世纪", "shiji"), ("金达", "jinda"), ("昌盛", "changsheng"),
-    ("富源", "fuyuan"), ("国新", "guoxin"), ("晋丰", "jinfeng"), ("汾河", "fenhe"), ("太行", "taihang"), ("吕梁山", "lvliangshan"), ("五台", "wutai"), ("恒山", "hengshan"),
-    ("北方", "beifang"), ("中北", "zhongbei"), ("鑫源", "xinyuan"), ("隆盛", "longsheng"), ("泰和", "taihe"), ("聚鑫", "juxin"), ("广源", "guangyuan"), ("金瑞", "jinrui"),
-    ("同德", "tongde"), ("宏盛", "hongsheng"), ("嘉禾", "jiahe"), ("长青", "changqing"), ("万鑫", "wanxin"), ("亨通", "hengtong"), ("福泰", "futai"), ("顺达", "shunda"),
+    ("鹏飞", "pengfei"),
+    ("宏达", "hongda"),
+    ("金鑫", "jinxin"),
+    ("华鑫", "huaxin"),
+    ("晋源", "jinyuan"),
+    ("东义", "dongyi"),
+    ("安泰", "antai"),
+    ("美锦", "meijin"),
+    ("亚鑫", "yaxin"),
+    ("金岩", "jinyan"),
+    ("宏源", "hongyuan"),
+    ("三维", "sanwei"),
+    ("汇丰", "huifeng"),
+    ("兴盛", "xingsheng"),
+    ("华润", "huarun"),
+    ("瑞达", "ruida"),
+    ("永鑫", "yongxin"),
+    ("恒大", "hengda"),
+    ("新泰", "xintai"),
+    ("宝源", "baoyuan"),
+    ("龙门", "longmen"),
+    ("建龙", "jianlong"),
+    ("德龙", "delong"),
+    ("立恒", "liheng"),
+    ("晋南", "jinnan"),
+    ("通才", "tongcai"),
+    ("中升", "zhongsheng"),
+    ("海鑫", "haixin"),
+    ("田园", "tianyuan"),
+    ("凯嘉", "kaijia"),
+    ("润锦", "runjin"),
+    ("天泽", "tianze"),
+    ("兰花", "lanhua"),
+    ("阳光", "yangguang"),
+    ("潞宝", "lubao"),
+    ("襄矿", "xiangkuang"),
+    ("华昌", "huachang"),
+    ("世纪", "shiji"),
+    ("金达", "jinda"),
+    ("昌盛", "changsheng"),
+    ("富源", "fuyuan"),
+    ("国新", "guoxin"),
+    ("晋丰", "jinfeng"),
+    ("汾河", "fenhe"),
+    ("太行", "taihang"),
+    ("吕梁山", "lvliangshan"),
+    ("五台", "wutai"),
+    ("恒山", "hengshan"),
+    ("北方", "beifang"),
+    ("中北", "zhongbei"),
+    ("鑫源", "xinyuan"),
+    ("隆盛", "longsheng"),
+    ("泰和", "taihe"),
+    ("聚鑫", "juxin"),
+    ("广源", "guangyuan"),
+    ("金瑞", "jinrui"),
+    ("同德", "tongde"),
+    ("宏盛", "hongsheng"),
+    ("嘉禾", "jiahe"),
+    ("长青", "changqing"),
+    ("万鑫", "wanxin"),
+    ("亨通", "hengtong"),
+    ("福泰", "futai"),
+    ("顺达", "shunda"),
 ];
 
 static COMPANY_FORMS: &[&str] = &["有限公司", "有限公司", "有限公司", "有限责任公司", "股份有限公司"];
 
 static MOBILE_PREFIXES: &[&str] = &[
-    "138", "139", "137", "136", "135", "150", "151", "152", "158", "159", "182", "187", "188", "133", "153", "180", "189", "186", "155", "156",
+    "138", "139", "137", "136", "135", "150", "151", "152", "158", "159", "182", "187", "188", "133", "153", "180", "189", "186", "155",
+    "156",
 ];
 
 static PROVINCES: &[(u32, &str)] = &[
-    (11, "北京"), (12, "天津"), (13, "河北"), (14, "山西"), (15, "内蒙古"), (21, "辽宁"), (22, "吉林"), (23, "黑龙江"), (31, "上海"), (32, "江苏"),
-    (33, "浙江"), (34, "安徽"), (35, "福建"), (36, "江西"), (37, "山东"), (41, "河南"), (42, "湖北"), (43, "湖南"), (44, "广东"), (45, "广西"),
-    (46, "海南"), (50, "重庆"), (51, "四川"), (52, "贵州"), (53, "云南"), (54, "西藏"), (61, "陕西"), (62, "甘肃"), (63, "青海"), (64, "宁夏"),
+    (11, "北京"),
+    (12, "天津"),
+    (13, "河北"),
+    (14, "山西"),
+    (15, "内蒙古"),
+    (21, "辽宁"),
+    (22, "吉林"),
+    (23, "黑龙江"),
+    (31, "上海"),
+    (32, "江苏"),
+    (33, "浙江"),
+    (34, "安徽"),
+    (35, "福建"),
+    (36, "江西"),
+    (37, "山东"),
+    (41, "河南"),
+    (42, "湖北"),
+    (43, "湖南"),
+    (44, "广东"),
+    (45, "广西"),
+    (46, "海南"),
+    (50, "重庆"),
+    (51, "四川"),
+    (52, "贵州"),
+    (53, "云南"),
+    (54, "西藏"),
+    (61, "陕西"),
+    (62, "甘肃"),
+    (63, "青海"),
+    (64, "宁夏"),
     (65, "新疆"),
 ];
 
@@ -417,14 +632,22 @@ impl Generator {
             })
             .collect();
         let own_share = if profile == Profile::Shanxi { 0.7 } else { 0.93 };
-        Generator { rng, profile, remaining: n, places, place_weights, industry_weights, used: HashSet::with_capacity(n), own_share }
+        Generator {
+            rng,
+            profile,
+            remaining: n,
+            places,
+            place_weights,
+            industry_weights,
+            used: HashSet::with_capacity(n),
+            own_share,
+        }
     }
 
     /// How many distinct counties enterprises are placed in.
     pub fn county_count(&self) -> usize {
         self.places.len()
     }
-
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.rng.random_range(0..items.len())]
@@ -487,13 +710,21 @@ impl Generator {
         let ind_idx = pick_cumulative(&mut self.rng, &self.industry_weights);
         let ind = &INDUSTRIES[ind_idx];
         let place = pick_cumulative(&mut self.rng, &self.place_weights[ind_idx]);
-        let kind = if ind.key.is_none() && !ind.exempt && self.rng.random_bool(0.04) { "92" } else { "91" };
+        let kind = if ind.key.is_none() && !ind.exempt && self.rng.random_bool(0.04) {
+            "92"
+        } else {
+            "91"
+        };
         let uscc = self.uscc(place, kind);
         let (zihao, zslug) = *self.pick(ZIHAO);
         let (suffix, sslug) = *self.pick(ind.suffixes);
         let form = *self.pick(COMPANY_FORMS);
         let prefix = self.places[place].prefix.clone();
-        let name = if kind == "92" { format!("{prefix}{zihao}{suffix}厂") } else { format!("{prefix}{zihao}{suffix}{form}") };
+        let name = if kind == "92" {
+            format!("{prefix}{zihao}{suffix}厂")
+        } else {
+            format!("{prefix}{zihao}{suffix}{form}")
+        };
         let code = IndustryCode::parse(*self.pick(ind.codes)).unwrap_or_else(|_| unreachable!("industry codes in the table are valid"));
         let grade = Grade::ALL[pick_cumulative(&mut self.rng, &cumulative(&ind.grades))];
         let since = NaiveDate::from_ymd_opt(self.rng.random_range(2021..=2025), 10, 1);
@@ -509,7 +740,10 @@ impl Generator {
             pm: self.log_uniform(ind.baseline[2]),
             vocs: self.log_uniform(ind.baseline[3]),
         };
-        let exemption = ind.exempt.then(|| Exemption { kind: ExemptionKind::Livelihood, max_load_percent: f64::from(self.rng.random_range(6..=9u32) * 10) });
+        let exemption = ind.exempt.then(|| Exemption {
+            kind: ExemptionKind::Livelihood,
+            max_load_percent: f64::from(self.rng.random_range(6..=9u32) * 10),
+        });
         let domain = format!("{zslug}-{sslug}.example.cn");
         let (pname, ppin) = self.person();
         let mut contacts = vec![Contact {
@@ -534,19 +768,38 @@ impl Generator {
             let limit_baseline = if figures {
                 LimitBaseline {
                     eia: Some(capacity),
-                    permit: self.rng.random_bool(0.7).then(|| round(capacity * self.rng.random_range(0.9..=1.0), 0)),
+                    permit: self
+                        .rng
+                        .random_bool(0.7)
+                        .then(|| round(capacity * self.rng.random_range(0.9..=1.0), 0)),
                     last_year: Some(round(capacity * self.rng.random_range(0.65..=1.0), 0)),
                 }
             } else {
                 LimitBaseline::default()
             };
             let id = format!("L{}", i + 1);
-            lines.push(Line { id: id.clone(), name: format!("{n}#{}", k.name), capacity, unit: k.unit.to_string(), limit_baseline });
+            lines.push(Line {
+                id: id.clone(),
+                name: format!("{n}#{}", k.name),
+                capacity,
+                unit: k.unit.to_string(),
+                limit_baseline,
+            });
             roles.push(k.role);
             if ind.key.is_some() && self.rng.random_bool(0.8) {
                 let (cname, cpin) = self.person();
-                let email = self.rng.random_bool(0.5).then(|| EmailAddress::parse(&format!("{cpin}@{domain}")).ok()).flatten();
-                contacts.push(Contact { role: LINE_ROLE.to_string(), name: cname, email, phone: self.phone(), line: Some(id) });
+                let email = self
+                    .rng
+                    .random_bool(0.5)
+                    .then(|| EmailAddress::parse(&format!("{cpin}@{domain}")).ok())
+                    .flatten();
+                contacts.push(Contact {
+                    role: LINE_ROLE.to_string(),
+                    name: cname,
+                    email,
+                    phone: self.phone(),
+                    line: Some(id),
+                });
             }
         }
         let permit = self.rng.random_bool(0.85).then(|| PermitNo::new(uscc, 1, 'P').ok()).flatten();
@@ -556,8 +809,15 @@ impl Generator {
             permit,
             name,
             county: self.places[place].code,
-            industry: Industry { code, key: ind.key.map(str::to_string) },
-            grade: GradeRecord { grade, since: if grade == Grade::Ungraded { None } else { since }, reason: reason.to_string() },
+            industry: Industry {
+                code,
+                key: ind.key.map(str::to_string),
+            },
+            grade: GradeRecord {
+                grade,
+                since: if grade == Grade::Ungraded { None } else { since },
+                reason: reason.to_string(),
+            },
             grade_history: Vec::new(),
             exemption,
             baseline,
@@ -627,7 +887,11 @@ fn own_measures(e: &Enterprise, roles: &[Role]) -> Vec<Measure> {
     let total: f64 = e.lines.iter().map(|l| l.capacity).sum();
     for (line, role) in e.lines.iter().zip(roles) {
         let same_unit = e.lines.iter().all(|l| l.unit == line.unit);
-        let share = if same_unit && total > 0.0 { line.capacity / total } else { 1.0 / e.lines.len() as f64 };
+        let share = if same_unit && total > 0.0 {
+            line.capacity / total
+        } else {
+            1.0 / e.lines.len() as f64
+        };
         for (i, level) in LEVELS.iter().enumerate() {
             let kind = if grade == Grade::D {
                 Stop
@@ -681,7 +945,11 @@ fn shanxi_places() -> Vec<Place> {
     let regions = Regions::shanxi();
     let short = |name: &str| -> String {
         let stripped = name.trim_end_matches(['市', '县', '区']);
-        if stripped.chars().count() >= 2 { stripped.to_string() } else { String::new() }
+        if stripped.chars().count() >= 2 {
+            stripped.to_string()
+        } else {
+            String::new()
+        }
     };
     regions
         .all()
@@ -689,9 +957,18 @@ fn shanxi_places() -> Vec<Place> {
         .map(|r| {
             let city = r.code.city().unwrap_or(r.code);
             let county_short = short(&r.name);
-            let prefix = if county_short.is_empty() { format!("{}{}", short(&regions.name(city)), r.name) } else { county_short };
+            let prefix = if county_short.is_empty() {
+                format!("{}{}", short(&regions.name(city)), r.name)
+            } else {
+                county_short
+            };
             let aliases = regions.aliases().filter(|a| a.current == r.code).map(|a| a.old).collect();
-            Place { code: r.code, prefix, city, aliases }
+            Place {
+                code: r.code,
+                prefix,
+                city,
+                aliases,
+            }
         })
         .collect()
 }
@@ -708,7 +985,12 @@ fn national_places(rng: &mut StdRng) -> Vec<Place> {
             for k in 1..=counties {
                 let tail = if k > counties - 2 { 80 + (k - (counties - 2)) } else { 20 + k };
                 let code = RegionCode::from_u32(city.as_u32() + tail).unwrap_or_else(|_| unreachable!("synthetic county codes are valid"));
-                out.push(Place { code, prefix: pname.to_string(), city, aliases: Vec::new() });
+                out.push(Place {
+                    code,
+                    prefix: pname.to_string(),
+                    city,
+                    aliases: Vec::new(),
+                });
             }
         }
     }
@@ -869,7 +1151,12 @@ pub fn write_csv(
 }
 
 /// Writes `enterprises.csv` and `measures.csv` into `dir` (created if needed).
-pub fn write_dir(enterprises: impl IntoIterator<Item = Enterprise>, dir: &Path, source: &str, progress: &mut dyn FnMut(usize)) -> io::Result<Written> {
+pub fn write_dir(
+    enterprises: impl IntoIterator<Item = Enterprise>,
+    dir: &Path,
+    source: &str,
+    progress: &mut dyn FnMut(usize),
+) -> io::Result<Written> {
     std::fs::create_dir_all(dir)?;
     let e = std::fs::File::create(dir.join("enterprises.csv"))?;
     let m = std::fs::File::create(dir.join("measures.csv"))?;
@@ -901,32 +1188,70 @@ pub fn permits_for(list: &[Enterprise], seed: u64) -> Vec<Permit> {
                 name = format!("{}（原{}）", e.name, e.name.chars().take(2).collect::<String>());
             }
         } else if roll < 0.010 {
-            let siblings: Vec<RegionCode> = e.county.city().map(|c| regions.children(c)).unwrap_or_default().into_iter().filter(|c| *c != e.county).collect();
+            let siblings: Vec<RegionCode> = e
+                .county
+                .city()
+                .map(|c| regions.children(c))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| *c != e.county)
+                .collect();
             if let Some(c) = siblings.get(rng.random_range(0..siblings.len().max(1))) {
                 county = *c;
             }
         } else if roll < 0.014 {
             code = IndustryCode::parse(if code.to_string() == "3391" { "3392" } else { "3399" }).unwrap_or(code);
         }
-        let management = if e.industry.key.is_some() { "重点管理" } else if rng.random_bool(0.5) { "简化管理" } else { "登记管理" };
+        let management = if e.industry.key.is_some() {
+            "重点管理"
+        } else if rng.random_bool(0.5) {
+            "简化管理"
+        } else {
+            "登记管理"
+        };
         let sites = if rng.random_bool(0.03) { 2 } else { 1 };
         for site in 1..=sites {
             if let Ok(permit_no) = PermitNo::new(e.uscc, site, 'P') {
-                out.push(Permit { permit_no, name: name.clone(), county, industry_code: code, air_emitting: true, management: management.to_string() });
+                out.push(Permit {
+                    permit_no,
+                    name: name.clone(),
+                    county,
+                    industry_code: code,
+                    air_emitting: true,
+                    management: management.to_string(),
+                });
             }
         }
     }
     // Holders missing from the list (应纳未纳), and water-only holders that need not be on it.
-    let extra = Generator::new(Profile::Shanxi, (list.len() / 50).max(1) + (list.len() / 100).max(1), seed ^ 0x4d49_5353);
+    let extra = Generator::new(
+        Profile::Shanxi,
+        (list.len() / 50).max(1) + (list.len() / 100).max(1),
+        seed ^ 0x4d49_5353,
+    );
     let missing = (list.len() / 50).max(1);
     for (i, e) in extra.enumerate() {
         if list.iter().any(|x| x.uscc == e.uscc) {
             continue;
         }
         let air = i < missing;
-        let (name, code) = if air { (e.name.clone(), e.industry.code) } else { (format!("{}污水处理厂", regions.name(e.county)), IndustryCode::parse("4620").unwrap_or(e.industry.code)) };
+        let (name, code) = if air {
+            (e.name.clone(), e.industry.code)
+        } else {
+            (
+                format!("{}污水处理厂", regions.name(e.county)),
+                IndustryCode::parse("4620").unwrap_or(e.industry.code),
+            )
+        };
         if let Ok(permit_no) = PermitNo::new(e.uscc, 1, 'P') {
-            out.push(Permit { permit_no, name, county: e.county, industry_code: code, air_emitting: air, management: "简化管理".to_string() });
+            out.push(Permit {
+                permit_no,
+                name,
+                county: e.county,
+                industry_code: code,
+                air_emitting: air,
+                management: "简化管理".to_string(),
+            });
         }
     }
     out.sort_by(|a, b| a.permit_no.cmp(&b.permit_no));
@@ -936,8 +1261,14 @@ pub fn permits_for(list: &[Enterprise], seed: u64) -> Vec<Permit> {
 /// Writes a permit register in the format [`super::reports::parse_permits`] reads.
 pub fn write_permits(permits: &[Permit], out: impl Write, source: &str) -> io::Result<()> {
     let mut out = io::BufWriter::new(out);
-    writeln!(out, "# Emission permit register (排污许可证) sample for the coverage check. {source}")?;
-    writeln!(out, "# Columns: permit_no (HJ 608), name, county (GB/T 2260), industry_code (GB/T 4754), air_emitting (1 = 涉气), management (管理类别).")?;
+    writeln!(
+        out,
+        "# Emission permit register (排污许可证) sample for the coverage check. {source}"
+    )?;
+    writeln!(
+        out,
+        "# Columns: permit_no (HJ 608), name, county (GB/T 2260), industry_code (GB/T 4754), air_emitting (1 = 涉气), management (管理类别)."
+    )?;
     let mut w = csv::Writer::from_writer(out);
     w.write_record(["permit_no", "name", "county", "industry_code", "air_emitting", "management"])?;
     for p in permits {
@@ -964,7 +1295,12 @@ pub fn society_for(list: &[Enterprise], seed: u64) -> SocietyEmissions {
         let s = sums.entry(city).or_default();
         *s = s.add(&e.baseline);
     }
-    let shares = PerPollutant { so2: 0.55, nox: 0.40, pm: 0.30, vocs: 0.35 };
+    let shares = PerPollutant {
+        so2: 0.55,
+        nox: 0.40,
+        pm: 0.30,
+        vocs: 0.35,
+    };
     sums.into_iter()
         .map(|(city, s)| {
             let mut out = PerPollutant::default();
@@ -980,7 +1316,10 @@ pub fn society_for(list: &[Enterprise], seed: u64) -> SocietyEmissions {
 /// Writes whole-society emissions in the format [`super::reports::parse_society`] reads.
 pub fn write_society(society: &SocietyEmissions, out: impl Write, source: &str) -> io::Result<()> {
     let mut out = io::BufWriter::new(out);
-    writeln!(out, "# Whole-society emissions (全社会排放量) per city, t/day: the base of the 10/20/30 % reduction targets.")?;
+    writeln!(
+        out,
+        "# Whole-society emissions (全社会排放量) per city, t/day: the base of the 10/20/30 % reduction targets."
+    )?;
     writeln!(out, "# [B] ILLUSTRATIVE numbers, not an emission inventory: {source}")?;
     writeln!(out, "# Columns: region (GB/T 2260), so2, nox, pm, vocs (t/day).")?;
     let mut w = csv::Writer::from_writer(out);
@@ -1018,7 +1357,10 @@ mod tests {
             let (mut e, mut m) = (Vec::new(), Vec::new());
             write_csv(list.clone(), &mut e, &mut m, "test", &mut |_| {}).unwrap();
             let (e, m) = (String::from_utf8(e).unwrap(), String::from_utf8(m).unwrap());
-            let opts = ImportOptions { defaults: shanxi_defaults(), regions };
+            let opts = ImportOptions {
+                defaults: shanxi_defaults(),
+                regions,
+            };
             let back = import_csv(("enterprises.csv", &e), Some(("measures.csv", &m)), &opts, &mut |_, _| {}).unwrap();
             assert_eq!(back, list, "{profile:?}");
         }

@@ -19,8 +19,8 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Contact, Defaults, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode,
-    Line, LimitBaseline, Measure, MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, RegistryError, Uscc, yaml_error,
+    Contact, Defaults, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, LimitBaseline, Line,
+    Measure, MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, RegistryError, Uscc, yaml_error,
 };
 use crate::region::{RegionCode, Regions, Tier};
 
@@ -76,12 +76,20 @@ impl ListVersion {
             }
         }
         let digest = digest(&enterprises);
-        ListVersion { version: previous.map_or(1, |p| p.version + 1), created_at: now, enterprises, digest }
+        ListVersion {
+            version: previous.map_or(1, |p| p.version + 1),
+            created_at: now,
+            enterprises,
+            digest,
+        }
     }
 
     /// The enterprise with this code.
     pub fn get(&self, uscc: &Uscc) -> Option<&Enterprise> {
-        self.enterprises.binary_search_by(|e| e.uscc.cmp(uscc)).ok().map(|i| &self.enterprises[i])
+        self.enterprises
+            .binary_search_by(|e| e.uscc.cmp(uscc))
+            .ok()
+            .map(|i| &self.enterprises[i])
     }
 
     /// Number of enterprises.
@@ -168,7 +176,11 @@ pub struct GradeChange {
 
 /// The difference between an old and a new version.
 pub fn diff(old: &ListVersion, new: &ListVersion) -> ListDiff {
-    ListDiff { from_version: old.version, to_version: new.version, ..diff_enterprises(&old.enterprises, &new.enterprises) }
+    ListDiff {
+        from_version: old.version,
+        to_version: new.version,
+        ..diff_enterprises(&old.enterprises, &new.enterprises)
+    }
 }
 
 /// The difference between two lists of enterprises, each sorted by USCC (as in a [`ListVersion`]).
@@ -190,7 +202,11 @@ pub fn diff_enterprises(old: &[Enterprise], new: &[Enterprise]) -> ListDiff {
                     });
                 }
                 if !fields.is_empty() {
-                    d.changed.push(EnterpriseChange { uscc: b.uscc, name: b.name.clone(), fields });
+                    d.changed.push(EnterpriseChange {
+                        uscc: b.uscc,
+                        name: b.name.clone(),
+                        fields,
+                    });
                 }
                 i += 1;
                 j += 1;
@@ -253,7 +269,14 @@ pub fn read_paths(paths: &[PathBuf], opts: &ImportOptions<'_>, progress: Progres
         }
         [one] => (one.clone(), None),
         [e, m] => (e.clone(), Some(m.clone())),
-        _ => return Err(vec![RegistryError::new("", 0, 0, "name a folder, a YAML file, or an enterprises CSV and a measures CSV")]),
+        _ => {
+            return Err(vec![RegistryError::new(
+                "",
+                0,
+                0,
+                "name a folder, a YAML file, or an enterprises CSV and a measures CSV",
+            )]);
+        }
     };
     let text = read(&first)?;
     let name = first.display().to_string();
@@ -283,7 +306,11 @@ pub fn import_csv(
     if let (Some((name, _)), Some(t)) = (measures, m_text) {
         files.push((name, t));
     }
-    let mut ctx = Ctx { files, errors: Vec::new(), opts: Some(*opts) };
+    let mut ctx = Ctx {
+        files,
+        errors: Vec::new(),
+        opts: Some(*opts),
+    };
     let total = count_lines(e_text) + m_text.map_or(0, count_lines) * 2;
     let mut done = 0usize;
     let mut tick = |n: usize| {
@@ -332,7 +359,11 @@ pub fn import_csv(
                     phone: row.get(E_PHONE),
                 }]
                 .into_iter()
-                .filter(|c| [c.role, c.name, c.email, c.phone].iter().any(|x| x.is_some_and(|x| !x.text.is_empty())))
+                .filter(|c| {
+                    [c.role, c.name, c.email, c.phone]
+                        .iter()
+                        .any(|x| x.is_some_and(|x| !x.text.is_empty()))
+                })
                 .collect(),
                 history: Vec::new(),
             };
@@ -359,7 +390,11 @@ pub fn import_csv(
                     }
                 }
                 tick(1);
-                let row = if pass == Record::Line { table.row(&mut ctx, &rec) } else { table.row_quiet(&rec) };
+                let row = if pass == Record::Line {
+                    table.row(&mut ctx, &rec)
+                } else {
+                    table.row_quiet(&rec)
+                };
                 let Some(row) = row else { continue };
                 let Some(record) = row.get(M_RECORD) else {
                     if pass == Record::Line {
@@ -380,11 +415,16 @@ pub fn import_csv(
                 if kind != pass {
                     continue;
                 }
-                let Some(idx) = list.owner(&mut ctx, row.cell(M_USCC), row.at(M_USCC)) else { continue };
+                let Some(idx) = list.owner(&mut ctx, row.cell(M_USCC), row.at(M_USCC)) else {
+                    continue;
+                };
                 let unused: &[usize] = if kind == Record::Line { MEASURE_ONLY } else { LINE_ONLY };
                 for &col in unused {
                     if let Some(c) = row.get(col) {
-                        ctx.err(c.at, format!("column {} must be empty in a {} row", MEASURE_COLUMNS[col], record.text));
+                        ctx.err(
+                            c.at,
+                            format!("column {} must be empty in a {} row", MEASURE_COLUMNS[col], record.text),
+                        );
                     }
                 }
                 if kind == Record::Line {
@@ -428,9 +468,18 @@ pub fn import_csv(
 }
 
 /// Imports a YAML list (`enterprises: [...]`, see the [module docs](super)).
-pub fn import_yaml(file: &str, text: &str, opts: &ImportOptions<'_>, progress: Progress<'_>) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
+pub fn import_yaml(
+    file: &str,
+    text: &str,
+    opts: &ImportOptions<'_>,
+    progress: Progress<'_>,
+) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
     let raw: RawList = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
-    let mut ctx = Ctx { files: vec![(file, text)], errors: Vec::new(), opts: Some(*opts) };
+    let mut ctx = Ctx {
+        files: vec![(file, text)],
+        errors: Vec::new(),
+        opts: Some(*opts),
+    };
     let total = raw.enterprises.len();
     let mut list = Builder::default();
     for (n, e) in raw.enterprises.iter().enumerate() {
@@ -567,7 +616,8 @@ impl Ctx<'_> {
     fn csv_error(&mut self, file: usize, e: &csv::Error) {
         let line = e.position().map_or(0, |p| p.line());
         let name = self.files[file].0;
-        self.errors.push(RegistryError::new(name, line, 1, format!("not readable as CSV: {e}")));
+        self.errors
+            .push(RegistryError::new(name, line, 1, format!("not readable as CSV: {e}")));
     }
 }
 
@@ -692,7 +742,17 @@ const M_NOX: usize = 17;
 const M_PM: usize = 18;
 const M_VOCS: usize = 19;
 const M_NOTE: usize = 20;
-const LINE_ONLY: &[usize] = &[M_NAME, M_CAPACITY, M_UNIT, M_EIA, M_PERMIT, M_LAST_YEAR, M_CONTACT, M_PHONE, M_EMAIL];
+const LINE_ONLY: &[usize] = &[
+    M_NAME,
+    M_CAPACITY,
+    M_UNIT,
+    M_EIA,
+    M_PERMIT,
+    M_LAST_YEAR,
+    M_CONTACT,
+    M_PHONE,
+    M_EMAIL,
+];
 const MEASURE_ONLY: &[usize] = &[M_LEVEL, M_MEASURE, M_VALUE, M_PROCESS, M_SO2, M_NOX, M_PM, M_VOCS, M_NOTE];
 
 /// The measures file's header, in the order the generator writes it.
@@ -729,7 +789,10 @@ impl<'r> CsvRow<'r> {
     fn cell(&self, col: usize) -> Option<C<'r>> {
         let pos = self.table.positions[col]?;
         let text = self.rec.get(pos)?;
-        Some(C { text, at: self.at_pos(pos) })
+        Some(C {
+            text,
+            at: self.at_pos(pos),
+        })
     }
 
     /// The place of a known column's cell (the row start when the column is absent).
@@ -738,7 +801,12 @@ impl<'r> CsvRow<'r> {
     }
 
     fn at_pos(&self, field: usize) -> At {
-        At::Csv { file: self.table.file, line: self.line, byte: self.byte, field }
+        At::Csv {
+            file: self.table.file,
+            line: self.line,
+            byte: self.byte,
+            field,
+        }
     }
 }
 
@@ -755,7 +823,11 @@ impl CsvTable {
     /// Reads the header: known columns only, no repeats, the required ones present.
     fn open(ctx: &mut Ctx<'_>, file: usize, known: &[&str], required: &[&str]) -> Option<CsvTable> {
         let text = ctx.files[file].1;
-        let mut probe = CsvTable { file, positions: vec![None; known.len()], width: 0 };
+        let mut probe = CsvTable {
+            file,
+            positions: vec![None; known.len()],
+            width: 0,
+        };
         let mut reader = probe.reader(text);
         let header = match reader.headers() {
             Ok(h) => h.clone(),
@@ -768,7 +840,12 @@ impl CsvTable {
         let (line, byte) = pos.map_or((1, 0), |p| (p.line(), p.byte() as usize));
         let before = ctx.errors.len();
         for (i, name) in header.iter().enumerate() {
-            let at = At::Csv { file, line, byte, field: i };
+            let at = At::Csv {
+                file,
+                line,
+                byte,
+                field: i,
+            };
             match known.iter().position(|k| *k == name) {
                 None => ctx.err(at, format!("unknown column \"{name}\" (columns: {})", known.join(", "))),
                 Some(k) if probe.positions[k].is_some() => ctx.err(at, format!("column {name} appears twice")),
@@ -779,7 +856,15 @@ impl CsvTable {
             if let Some(k) = known.iter().position(|x| x == r)
                 && probe.positions[k].is_none()
             {
-                ctx.err(At::Csv { file, line, byte, field: 0 }, format!("missing column {r}"));
+                ctx.err(
+                    At::Csv {
+                        file,
+                        line,
+                        byte,
+                        field: 0,
+                    },
+                    format!("missing column {r}"),
+                );
             }
         }
         probe.width = header.len();
@@ -790,7 +875,10 @@ impl CsvTable {
     fn row<'r>(&'r self, ctx: &mut Ctx<'_>, rec: &'r csv::StringRecord) -> Option<CsvRow<'r>> {
         let row = self.row_quiet(rec)?;
         if rec.len() != self.width {
-            ctx.err(row.at_pos(0), format!("the row has {} fields, the header {}", rec.len(), self.width));
+            ctx.err(
+                row.at_pos(0),
+                format!("the row has {} fields, the header {}", rec.len(), self.width),
+            );
             return None;
         }
         Some(row)
@@ -799,7 +887,12 @@ impl CsvTable {
     /// Same as [`CsvTable::row`], without reporting (second passes).
     fn row_quiet<'r>(&'r self, rec: &'r csv::StringRecord) -> Option<CsvRow<'r>> {
         let pos = rec.position()?;
-        (rec.len() == self.width).then_some(CsvRow { table: self, rec, line: pos.line(), byte: pos.byte() as usize })
+        (rec.len() == self.width).then_some(CsvRow {
+            table: self,
+            rec,
+            line: pos.line(),
+            byte: pos.byte() as usize,
+        })
     }
 }
 
@@ -810,7 +903,11 @@ impl CsvTable {
 type S = Spanned<String>;
 
 fn yat(loc: &serde_saphyr::Location) -> At {
-    At::Yaml { file: 0, line: loc.line(), column: loc.column() }
+    At::Yaml {
+        file: 0,
+        line: loc.line(),
+        column: loc.column(),
+    }
 }
 
 /// An optional YAML value: `None` when empty.
@@ -820,7 +917,10 @@ fn y(s: &S) -> Option<C<'_>> {
 
 /// A required YAML value, possibly empty (the error then points at it).
 fn yr(s: &S) -> Option<C<'_>> {
-    Some(C { text: s.value.trim(), at: yat(&s.referenced) })
+    Some(C {
+        text: s.value.trim(),
+        at: yat(&s.referenced),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -1019,7 +1119,10 @@ impl Builder {
         if let Some(u) = uscc
             && let Some(&first) = self.by_uscc.get(&u)
         {
-            let msg = format!("duplicate unified social credit code {u} (first at {})", ctx.place(self.first_at[first]));
+            let msg = format!(
+                "duplicate unified social credit code {u} (first at {})",
+                ctx.place(self.first_at[first])
+            );
             ctx.err(c.uscc.map_or(c.at, |x| x.at), msg);
             return None;
         }
@@ -1028,8 +1131,11 @@ impl Builder {
         let county = required(ctx, c.county, c.at, "county").and_then(|x| county(ctx, x));
         let industry = required(ctx, c.industry_code, c.at, "industry_code").and_then(|x| industry(ctx, x, c.key_industry));
         let grade = grade_record(ctx, c.grade, c.grade_since, c.grade_reason);
-        let history: Vec<GradeRecord> =
-            c.history.iter().filter_map(|h| required(ctx, h.grade, h.at, "grade").and_then(|g| grade_record(ctx, Some(g), h.since, h.reason))).collect();
+        let history: Vec<GradeRecord> = c
+            .history
+            .iter()
+            .filter_map(|h| required(ctx, h.grade, h.at, "grade").and_then(|g| grade_record(ctx, Some(g), h.since, h.reason)))
+            .collect();
         let exemption = exemption(ctx, c.exemption, c.exemption_load);
         let baseline = baseline(ctx, &c.baseline);
         let contacts: Vec<Contact> = c.contacts.iter().filter_map(|x| contact(ctx, x, ENTERPRISE_ROLE, None)).collect();
@@ -1074,7 +1180,9 @@ impl Builder {
         }
         if !self.broken.contains(&u.text.to_ascii_uppercase()) {
             let file = ctx.files[0].0;
-            let name = Path::new(file).file_name().map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
+            let name = Path::new(file)
+                .file_name()
+                .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
             ctx.err(u.at, format!("{} is not in {name}", u.text));
         }
         None
@@ -1089,7 +1197,12 @@ impl Builder {
         if let (Some(id), Some(e)) = (id, e)
             && let Some(pos) = e.lines.iter().position(|l| l.id == id.text)
         {
-            let msg = format!("duplicate line {} of {} (first at {})", id.text, e.uscc, ctx.place(self.line_at[idx][pos]));
+            let msg = format!(
+                "duplicate line {} of {} (first at {})",
+                id.text,
+                e.uscc,
+                ctx.place(self.line_at[idx][pos])
+            );
             ctx.err(id.at, msg);
         }
         let name = required(ctx, c.name, c.at, "name");
@@ -1109,7 +1222,11 @@ impl Builder {
             name: name.text.to_string(),
             capacity,
             unit: unit.text.to_string(),
-            limit_baseline: LimitBaseline { eia: figures[0], permit: figures[1], last_year: figures[2] },
+            limit_baseline: LimitBaseline {
+                eia: figures[0],
+                permit: figures[1],
+                last_year: figures[2],
+            },
         });
         e.contacts.extend(person);
         self.line_at[idx].push(id.at);
@@ -1140,7 +1257,9 @@ impl Builder {
         if ctx.errors.len() > before {
             return;
         }
-        let (Some(level), Some(kind), Some(e)) = (level, kind, self.enterprises[idx].as_mut()) else { return };
+        let (Some(level), Some(kind), Some(e)) = (level, kind, self.enterprises[idx].as_mut()) else {
+            return;
+        };
         if !given {
             reduction = PerPollutant::splat(kind.implied_fraction().unwrap_or(0.0));
             self.implied.push((idx, e.measures.len()));
@@ -1184,7 +1303,11 @@ fn line_share(e: &Enterprise, line: &str) -> f64 {
     let Some(l) = e.line(line) else { return 1.0 };
     let same_unit = e.lines.iter().all(|x| x.unit == l.unit);
     let total: f64 = e.lines.iter().map(|x| x.capacity).sum();
-    if same_unit && total > 0.0 { l.capacity / total } else { 1.0 / e.lines.len() as f64 }
+    if same_unit && total > 0.0 {
+        l.capacity / total
+    } else {
+        1.0 / e.lines.len() as f64
+    }
 }
 
 /// A required value must be present and not empty.
@@ -1216,13 +1339,21 @@ fn flag(ctx: &mut Ctx<'_>, c: C<'_>) -> Option<bool> {
 
 /// The credit code passes GB 32100, checksum included unless overridden.
 fn credit_code(ctx: &mut Ctx<'_>, c: C<'_>, overridden: bool) -> Option<Uscc> {
-    let parsed = if overridden { Uscc::parse_with_override(c.text) } else { Uscc::parse(c.text) };
+    let parsed = if overridden {
+        Uscc::parse_with_override(c.text)
+    } else {
+        Uscc::parse(c.text)
+    };
     parsed.map_err(|e| ctx.err(c.at, e.to_string())).ok()
 }
 
 /// The permit number is HJ 608-shaped and belongs to this enterprise.
 fn permit_no(ctx: &mut Ctx<'_>, c: C<'_>, uscc: Option<Uscc>, overridden: bool) -> Option<PermitNo> {
-    let parsed = if overridden { PermitNo::parse_with_override(c.text) } else { PermitNo::parse(c.text) };
+    let parsed = if overridden {
+        PermitNo::parse_with_override(c.text)
+    } else {
+        PermitNo::parse(c.text)
+    };
     match parsed {
         Err(e) => {
             ctx.err(c.at, e.to_string());
@@ -1297,7 +1428,11 @@ fn grade_record(ctx: &mut Ctx<'_>, grade: Option<C<'_>>, since: Option<C<'_>>, r
             }
         },
     };
-    Some(GradeRecord { grade: g?, since: since?, reason: reason.map_or(String::new(), |r| r.text.to_string()) })
+    Some(GradeRecord {
+        grade: g?,
+        since: since?,
+        reason: reason.map_or(String::new(), |r| r.text.to_string()),
+    })
 }
 
 /// A 保障类 exemption has a known kind and a capped load in (0, 100]; both or neither.
@@ -1318,11 +1453,17 @@ fn exemption(ctx: &mut Ctx<'_>, kind: Option<C<'_>>, load: Option<C<'_>>) -> Opt
                 if x > 0.0 && x <= 100.0 {
                     Some(x)
                 } else {
-                    ctx.err(l.at, format!("exemption_max_load_percent {} must be above 0 and at most 100", l.text));
+                    ctx.err(
+                        l.at,
+                        format!("exemption_max_load_percent {} must be above 0 and at most 100", l.text),
+                    );
                     None
                 }
             });
-            Some(Some(Exemption { kind: kind?, max_load_percent: load? }))
+            Some(Some(Exemption {
+                kind: kind?,
+                max_load_percent: load?,
+            }))
         }
     }
 }
@@ -1350,7 +1491,10 @@ fn contact(ctx: &mut Ctx<'_>, c: &ContactCells<'_>, default_role: &str, line: Op
     let name = required(ctx, c.name, c.at, "contact_name");
     let phone = match c.phone {
         None => {
-            ctx.err(name.map_or(c.at, |n| n.at), format!("contact {} has no phone", name.map_or("", |n| n.text)));
+            ctx.err(
+                name.map_or(c.at, |n| n.at),
+                format!("contact {} has no phone", name.map_or("", |n| n.text)),
+            );
             None
         }
         Some(p) => Phone::parse(p.text).map_err(|m| ctx.err(p.at, m)).ok(),
@@ -1393,8 +1537,15 @@ fn line_of<'t>(ctx: &mut Ctx<'_>, c: C<'t>, e: &Enterprise) -> Option<&'t str> {
         return Some(c.text);
     }
     let lines: Vec<&str> = e.lines.iter().map(|l| l.id.as_str()).collect();
-    let known = if lines.is_empty() { "it has no lines".to_string() } else { format!("its lines: {}", lines.join(", ")) };
-    ctx.err(c.at, format!("measure for line {}, which {} does not have ({known})", c.text, e.uscc));
+    let known = if lines.is_empty() {
+        "it has no lines".to_string()
+    } else {
+        format!("its lines: {}", lines.join(", "))
+    };
+    ctx.err(
+        c.at,
+        format!("measure for line {}, which {} does not have ({known})", c.text, e.uscc),
+    );
     None
 }
 
@@ -1404,7 +1555,10 @@ fn fraction(ctx: &mut Ctx<'_>, c: C<'_>, p: Pollutant) -> Option<f64> {
     if (0.0..=1.0).contains(&x) {
         Some(x)
     } else {
-        ctx.err(c.at, format!("{} reduction {} must be a fraction from 0 to 1 of the baseline", p.id(), c.text));
+        ctx.err(
+            c.at,
+            format!("{} reduction {} must be a fraction from 0 to 1 of the baseline", p.id(), c.text),
+        );
         None
     }
 }
@@ -1456,8 +1610,14 @@ impl TableRow {
 /// columns in any order, required columns, field counts).
 pub(crate) fn read_table(file: &str, text: &str, known: &[&str], required: &[&str]) -> Result<Vec<TableRow>, Vec<RegistryError>> {
     let text = strip_bom(text);
-    let mut ctx = Ctx { files: vec![(file, text)], errors: Vec::new(), opts: None };
-    let Some(table) = CsvTable::open(&mut ctx, 0, known, required) else { return Err(ctx.errors) };
+    let mut ctx = Ctx {
+        files: vec![(file, text)],
+        errors: Vec::new(),
+        opts: None,
+    };
+    let Some(table) = CsvTable::open(&mut ctx, 0, known, required) else {
+        return Err(ctx.errors);
+    };
     let mut reader = table.reader(text);
     let mut rec = csv::StringRecord::new();
     let mut rows = Vec::new();
@@ -1493,17 +1653,23 @@ mod tests {
     use crate::registry::shanxi_defaults;
 
     fn opts() -> ImportOptions<'static> {
-        ImportOptions { defaults: shanxi_defaults(), regions: Some(Regions::shanxi()) }
+        ImportOptions {
+            defaults: shanxi_defaults(),
+            regions: Some(Regions::shanxi()),
+        }
     }
 
     const E_HEAD: &str = "uscc,name,county,industry_code,key_industry,grade,so2,nox,pm,vocs,contact_name,contact_email,contact_phone\n";
 
     fn ent(uscc: &str, grade: &str) -> String {
-        format!("{uscc},孝义市鹏飞焦化有限公司,141181,2521,coking,{grade},0.5,1.2,0.3,0.4,王建国,wangjianguo@pengfei.example.cn,13812345678\n")
+        format!(
+            "{uscc},孝义市鹏飞焦化有限公司,141181,2521,coking,{grade},0.5,1.2,0.3,0.4,王建国,wangjianguo@pengfei.example.cn,13812345678\n"
+        )
     }
 
     fn run(e: &str, m: Option<&str>) -> Result<Vec<Enterprise>, Vec<String>> {
-        import_csv(("e.csv", e), m.map(|m| ("m.csv", m)), &opts(), &mut |_, _| {}).map_err(|es| es.iter().map(ToString::to_string).collect())
+        import_csv(("e.csv", e), m.map(|m| ("m.csv", m)), &opts(), &mut |_, _| {})
+            .map_err(|es| es.iter().map(ToString::to_string).collect())
     }
 
     fn code(org: &str) -> String {
@@ -1547,8 +1713,12 @@ mod tests {
     #[test]
     fn quoted_cells_keep_their_columns() {
         let u = code("MA0K3T7W");
-        let e = format!("{E_HEAD}{u},\"鹏飞焦化,有限公司\",149999,2521,coking,B,0.5,1.2,0.3,0.4,王建国,wang@pengfei.example.cn,13812345678\n");
-        assert_eq!(run(&e, None).unwrap_err(), ["e.csv:2:32: unknown county 149999 (not in the region table)"]);
+        let e =
+            format!("{E_HEAD}{u},\"鹏飞焦化,有限公司\",149999,2521,coking,B,0.5,1.2,0.3,0.4,王建国,wang@pengfei.example.cn,13812345678\n");
+        assert_eq!(
+            run(&e, None).unwrap_err(),
+            ["e.csv:2:32: unknown county 149999 (not in the region table)"]
+        );
     }
 
     #[test]
@@ -1558,9 +1728,11 @@ mod tests {
         let c = code("16356268");
         let t0 = DateTime::parse_from_rfc3339("2025-10-01T00:00:00Z").unwrap().with_timezone(&Utc);
         let v1 = ListVersion::new(run(&format!("{E_HEAD}{}{}", ent(&a, "C"), ent(&b, "B")), None).unwrap(), None, t0);
-        let e2 = format!("uscc,name,county,industry_code,key_industry,grade,grade_since,grade_reason,so2,nox,pm,vocs,contact_name,contact_email,contact_phone\n\
+        let e2 = format!(
+            "uscc,name,county,industry_code,key_industry,grade,grade_since,grade_reason,so2,nox,pm,vocs,contact_name,contact_email,contact_phone\n\
             {a},孝义市鹏飞焦化有限公司,141181,2521,coking,B,2026-01-15,创A升B,0.5,1.2,0.3,0.4,王建国,wangjianguo@pengfei.example.cn,13812345678\n\
-            {c},孝义市新建焦化有限公司,141181,2521,coking,C,,,0.5,1.2,0.3,0.4,李娜,lina@xinjian.example.cn,13912345678\n");
+            {c},孝义市新建焦化有限公司,141181,2521,coking,C,,,0.5,1.2,0.3,0.4,李娜,lina@xinjian.example.cn,13912345678\n"
+        );
         let v2 = ListVersion::new(run(&e2, None).unwrap(), Some(&v1), t0);
         assert_eq!((v1.version, v2.version), (1, 2));
         assert_ne!(v1.digest, v2.digest);
@@ -1573,7 +1745,10 @@ mod tests {
         assert_eq!(d.changed[0].fields, ["grade"]);
         assert_eq!(d.grade_changes.len(), 1);
         let g = &d.grade_changes[0];
-        assert_eq!((g.from, g.to, g.effective, g.reason.as_str()), (Grade::C, Grade::B, NaiveDate::from_ymd_opt(2026, 1, 15), "创A升B"));
+        assert_eq!(
+            (g.from, g.to, g.effective, g.reason.as_str()),
+            (Grade::C, Grade::B, NaiveDate::from_ymd_opt(2026, 1, 15), "创A升B")
+        );
         let moved = v2.get(&Uscc::parse(&a).unwrap()).unwrap();
         assert_eq!(moved.grade_history.iter().map(|g| g.grade).collect::<Vec<_>>(), [Grade::C]);
         assert!(diff(&v2, &v2).is_empty());
@@ -1587,7 +1762,12 @@ mod tests {
         );
         let errors = import_yaml("l.yaml", &y, &opts(), &mut |_, _| {}).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert_eq!(text, [format!("l.yaml:17:29: measure for line L9, which {u} does not have (its lines: L1)")]);
+        assert_eq!(
+            text,
+            [format!(
+                "l.yaml:17:29: measure for line L9, which {u} does not have (its lines: L1)"
+            )]
+        );
         let ok = y.replace("      - { level: red, line: L9, measure: stop }\n", "");
         let list = import_yaml("l.yaml", &ok, &opts(), &mut |_, _| {}).unwrap();
         assert_eq!(list[0].grade_history[0].grade, Grade::C);
@@ -1599,7 +1779,10 @@ mod tests {
     fn progress_reaches_the_total() {
         let u = code("MA0K3T7W");
         let mut last = (0, 0);
-        import_csv(("e.csv", &format!("{E_HEAD}{}", ent(&u, "B"))), None, &opts(), &mut |d, t| last = (d, t)).unwrap();
+        import_csv(("e.csv", &format!("{E_HEAD}{}", ent(&u, "B"))), None, &opts(), &mut |d, t| {
+            last = (d, t)
+        })
+        .unwrap();
         assert_eq!(last.0, last.1);
     }
 }

@@ -98,7 +98,12 @@ pub struct RegistryError {
 impl RegistryError {
     /// An error at a place.
     pub fn new(file: &str, line: u64, column: u64, message: impl Into<String>) -> RegistryError {
-        RegistryError { file: file.to_string(), line, column, message: message.into() }
+        RegistryError {
+            file: file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 }
 

@@ -60,7 +60,11 @@ pub fn parse_permits(file: &str, text: &str) -> Result<Vec<Permit>, Vec<Registry
             v
         };
         let (p, n, c, i) = (need(0, "permit_no"), need(1, "name"), need(2, "county"), need(3, "industry_code"));
-        let permit = p.and_then(|p| PermitNo::parse_with_override(p).map_err(|e| errors.push(row.err(file, 0, e.to_string()))).ok());
+        let permit = p.and_then(|p| {
+            PermitNo::parse_with_override(p)
+                .map_err(|e| errors.push(row.err(file, 0, e.to_string())))
+                .ok()
+        });
         let county = c.and_then(|c| RegionCode::parse(c).map_err(|e| errors.push(row.err(file, 2, e.to_string()))).ok());
         let industry = i.and_then(|i| IndustryCode::parse(i).map_err(|e| errors.push(row.err(file, 3, e))).ok());
         let air = match row.get(4) {
@@ -140,7 +144,11 @@ pub struct CoverageReport {
 impl CoverageReport {
     /// Share of air-emitting holders on the list, 0..=1 (1 when there are none).
     pub fn coverage(&self) -> f64 {
-        if self.air_emitting_holders == 0 { 1.0 } else { self.covered as f64 / self.air_emitting_holders as f64 }
+        if self.air_emitting_holders == 0 {
+            1.0
+        } else {
+            self.covered as f64 / self.air_emitting_holders as f64
+        }
     }
 }
 
@@ -195,7 +203,12 @@ pub fn coverage(list: &ListVersion, permits: &[Permit], regions: Option<&Regions
             report.covered += 1;
         }
         let mut mismatch = |field: &str, list: String, permit: String| {
-            report.mismatches.push(Mismatch { uscc: *uscc, field: field.to_string(), list, permit });
+            report.mismatches.push(Mismatch {
+                uscc: *uscc,
+                field: field.to_string(),
+                list,
+                permit,
+            });
         };
         if normalise_name(&e.name) != normalise_name(&ps[0].name) {
             mismatch("name", e.name.clone(), ps[0].name.clone());
@@ -206,10 +219,19 @@ pub fn coverage(list: &ListVersion, permits: &[Permit], regions: Option<&Regions
         }
         if !ps.iter().any(|p| p.industry_code == e.industry.code) {
             let theirs: BTreeSet<String> = ps.iter().map(|p| p.industry_code.to_string()).collect();
-            mismatch("industry", e.industry.code.to_string(), theirs.into_iter().collect::<Vec<_>>().join(";"));
+            mismatch(
+                "industry",
+                e.industry.code.to_string(),
+                theirs.into_iter().collect::<Vec<_>>().join(";"),
+            );
         }
     }
-    report.without_permit = list.enterprises.iter().filter(|e| !by_holder.contains_key(&e.uscc)).map(|e| e.uscc).collect();
+    report.without_permit = list
+        .enterprises
+        .iter()
+        .filter(|e| !by_holder.contains_key(&e.uscc))
+        .map(|e| e.uscc)
+        .collect();
     report
 }
 
@@ -322,8 +344,10 @@ pub fn reductions(
         .filter(|r| region.is_none_or(|f| within(regions, *r, f) || within(regions, f, *r)))
         .collect();
     // One pass over the list: each enterprise adds to every row region that contains it.
-    let mut acc: BTreeMap<RegionCode, (usize, PerPollutant, Vec<PerPollutant>)> =
-        rows_of.iter().map(|r| (*r, (0, PerPollutant::default(), vec![PerPollutant::default(); levels.len()]))).collect();
+    let mut acc: BTreeMap<RegionCode, (usize, PerPollutant, Vec<PerPollutant>)> = rows_of
+        .iter()
+        .map(|r| (*r, (0, PerPollutant::default(), vec![PerPollutant::default(); levels.len()])))
+        .collect();
     let mut uncovered: BTreeSet<RegionCode> = BTreeSet::new();
     for e in &list.enterprises {
         let candidates = [Some(e.county), e.county.city(), Some(e.county.province())];
@@ -344,14 +368,20 @@ pub fn reductions(
             uncovered.insert(e.county.city().unwrap_or(e.county));
         }
     }
-    let mut report = ReductionReport { rows: Vec::new(), short: Vec::new(), without_society: uncovered.into_iter().collect() };
+    let mut report = ReductionReport {
+        rows: Vec::new(),
+        short: Vec::new(),
+        without_society: uncovered.into_iter().collect(),
+    };
     for (r, (n, baseline, sums)) in acc {
         let soc = society[&r];
         for (l, expected) in levels.iter().zip(sums) {
             let target_percent = defaults.level(l).map_or_else(PerPollutant::default, |x| x.target_percent);
             let target = soc.zip(&target_percent, |s, t| s * t / 100.0);
-            let short: Vec<Pollutant> =
-                Pollutant::ALL.into_iter().filter(|p| target.get(*p) > 0.0 && expected.get(*p) + 1e-9 < target.get(*p)).collect();
+            let short: Vec<Pollutant> = Pollutant::ALL
+                .into_iter()
+                .filter(|p| target.get(*p) > 0.0 && expected.get(*p) + 1e-9 < target.get(*p))
+                .collect();
             if !short.is_empty() {
                 report.short.push((r, l.to_string()));
             }
@@ -486,12 +516,22 @@ pub struct BoardContact {
 /// The data behind an enterprise's board: its measures at every level of the defaults.
 pub fn board_context(e: &Enterprise, defaults: &Defaults, regions: &Regions) -> BoardContext {
     let city = e.county.city().map(|c| regions.name(c)).unwrap_or_default();
-    let industry = e.industry.key.as_deref().and_then(|k| defaults.industry(k)).map_or_else(|| defaults.other.name.clone(), |i| i.name.clone());
+    let industry = e
+        .industry
+        .key
+        .as_deref()
+        .and_then(|k| defaults.industry(k))
+        .map_or_else(|| defaults.other.name.clone(), |i| i.name.clone());
     let contact = |c: &super::Contact| BoardContact {
         role: c.role.clone(),
         name: c.name.clone(),
         phone: c.phone.to_string(),
-        line: c.line.as_deref().and_then(|l| e.line(l)).map(|l| l.name.clone()).unwrap_or_default(),
+        line: c
+            .line
+            .as_deref()
+            .and_then(|l| e.line(l))
+            .map(|l| l.name.clone())
+            .unwrap_or_default(),
     };
     BoardContext {
         title: defaults.board.title.clone(),
@@ -507,9 +547,22 @@ pub fn board_context(e: &Enterprise, defaults: &Defaults, regions: &Regions) -> 
             industry_code: e.industry.code.to_string(),
             grade: e.grade.grade.name_zh().to_string(),
             grade_since: e.grade.since.map(|d| d.format("%Y年%m月%d日").to_string()).unwrap_or_default(),
-            exemption: e.exemption.as_ref().map(|x| format!("{}，负荷不超过{}%", x.kind.name_zh(), fmt_num(x.max_load_percent))).unwrap_or_default(),
+            exemption: e
+                .exemption
+                .as_ref()
+                .map(|x| format!("{}，负荷不超过{}%", x.kind.name_zh(), fmt_num(x.max_load_percent)))
+                .unwrap_or_default(),
         },
-        lines: e.lines.iter().map(|l| BoardLine { id: l.id.clone(), name: l.name.clone(), capacity: fmt_num(l.capacity), unit: l.unit.clone() }).collect(),
+        lines: e
+            .lines
+            .iter()
+            .map(|l| BoardLine {
+                id: l.id.clone(),
+                name: l.name.clone(),
+                capacity: fmt_num(l.capacity),
+                unit: l.unit.clone(),
+            })
+            .collect(),
         levels: defaults
             .levels
             .iter()
@@ -558,8 +611,17 @@ mod tests {
     }
 
     fn list(rows: &str, measures: Option<&str>) -> ListVersion {
-        let opts = ImportOptions { defaults: shanxi_defaults(), regions: Some(Regions::shanxi()) };
-        let e = import_csv(("e.csv", &format!("{HEAD}{rows}")), measures.map(|m| ("m.csv", m)), &opts, &mut |_, _| {}).unwrap();
+        let opts = ImportOptions {
+            defaults: shanxi_defaults(),
+            regions: Some(Regions::shanxi()),
+        };
+        let e = import_csv(
+            ("e.csv", &format!("{HEAD}{rows}")),
+            measures.map(|m| ("m.csv", m)),
+            &opts,
+            &mut |_, _| {},
+        )
+        .unwrap();
         ListVersion::new(e, None, Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap())
     }
 
@@ -578,29 +640,69 @@ mod tests {
             None,
         );
         let society: SocietyEmissions = [
-            (RegionCode::parse("141100").unwrap(), PerPollutant { so2: 10.0, nox: 10.0, pm: 10.0, vocs: 10.0 }),
+            (
+                RegionCode::parse("141100").unwrap(),
+                PerPollutant {
+                    so2: 10.0,
+                    nox: 10.0,
+                    pm: 10.0,
+                    vocs: 10.0,
+                },
+            ),
             (RegionCode::parse("140100").unwrap(), PerPollutant::splat(20.0)),
         ]
         .into_iter()
         .collect();
         let r = reductions(&l, shanxi_defaults(), &society, None, None, Regions::shanxi());
-        let row = |region: &str, level: &str| r.rows.iter().find(|x| x.region.to_string() == region && x.level == level).unwrap().clone();
+        let row = |region: &str, level: &str| {
+            r.rows
+                .iter()
+                .find(|x| x.region.to_string() == region && x.level == level)
+                .unwrap()
+                .clone()
+        };
         // 吕梁 yellow: cement B trucks only (0) + other ungraded 限产30% on (0.5, 0.5, 1, 1).
         let y = row("141100", "yellow");
         assert_eq!(y.enterprises, 2);
-        assert_eq!(y.expected, PerPollutant { so2: 0.15, nox: 0.15, pm: 0.3, vocs: 0.3 });
+        assert_eq!(
+            y.expected,
+            PerPollutant {
+                so2: 0.15,
+                nox: 0.15,
+                pm: 0.3,
+                vocs: 0.3
+            }
+        );
         assert_eq!(y.target, PerPollutant::splat(1.0));
         assert_eq!(y.short, Pollutant::ALL);
         // 吕梁 red: cement B stop (1, 2, 1, 0) + other stop (0.5, 0.5, 1, 1).
         let red = row("141100", "red");
-        assert_eq!(red.expected, PerPollutant { so2: 1.5, nox: 2.5, pm: 2.0, vocs: 1.0 });
+        assert_eq!(
+            red.expected,
+            PerPollutant {
+                so2: 1.5,
+                nox: 2.5,
+                pm: 2.0,
+                vocs: 1.0
+            }
+        );
         assert_eq!(red.short, [Pollutant::So2, Pollutant::Nox, Pollutant::Pm, Pollutant::Vocs]);
         // 太原: an A enterprise reduces nothing on its own.
         assert!(row("140100", "orange").expected.is_zero());
         assert!(r.short.contains(&(RegionCode::parse("140100").unwrap(), "orange".to_string())));
         // Filtering by a county keeps its city's row only; by a level, that level only.
-        let f = reductions(&l, shanxi_defaults(), &society, Some("red"), Some(RegionCode::parse("141181").unwrap()), Regions::shanxi());
-        assert_eq!(f.rows.iter().map(|x| (x.region.to_string(), x.level.clone())).collect::<Vec<_>>(), [("141100".to_string(), "red".to_string())]);
+        let f = reductions(
+            &l,
+            shanxi_defaults(),
+            &society,
+            Some("red"),
+            Some(RegionCode::parse("141181").unwrap()),
+            Regions::shanxi(),
+        );
+        assert_eq!(
+            f.rows.iter().map(|x| (x.region.to_string(), x.level.clone())).collect::<Vec<_>>(),
+            [("141100".to_string(), "red".to_string())]
+        );
     }
 
     #[test]
@@ -653,7 +755,10 @@ mod tests {
              {a},line,L1,1#焦炉,1640,t/d,李强,13712345678,,,\n\
              {a},measure,L1,,,,,,yellow,extend_coking_hours,28\n"
         );
-        let l = list(&format!("{a},孝义市鹏飞焦化有限公司,141181,2521,coking,B,1,2,1,0,王建国,w1@example.cn,13812345678\n"), Some(&m));
+        let l = list(
+            &format!("{a},孝义市鹏飞焦化有限公司,141181,2521,coking,B,1,2,1,0,王建国,w1@example.cn,13812345678\n"),
+            Some(&m),
+        );
         let text = board(&l.enterprises[0], shanxi_defaults(), Regions::shanxi(), BOARD_TEMPLATE).unwrap();
         for want in [
             "重污染天气应急响应操作方案公示牌",

@@ -97,16 +97,25 @@ impl Uscc {
         if len != 18 {
             return Err(UsccError::Length { code: s.to_string(), len });
         }
-        let bad = upper.chars().enumerate().find(|(_, c)| !c.is_ascii() || uscc_value(*c as u8).is_none());
+        let bad = upper
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !c.is_ascii() || uscc_value(*c as u8).is_none());
         if let Some((i, ch)) = bad {
-            return Err(UsccError::Charset { code: upper.clone(), position: i + 1, ch });
+            return Err(UsccError::Charset {
+                code: upper.clone(),
+                position: i + 1,
+                ch,
+            });
         }
         let bytes = upper.as_bytes();
         let region = &upper[2..8];
-        let region_ok = region.bytes().all(|b| b.is_ascii_digit())
-            && (region == "100000" || RegionCode::parse(region).is_ok());
+        let region_ok = region.bytes().all(|b| b.is_ascii_digit()) && (region == "100000" || RegionCode::parse(region).is_ok());
         if !region_ok {
-            return Err(UsccError::RegionDigits { code: upper.clone(), digits: region.to_string() });
+            return Err(UsccError::RegionDigits {
+                code: upper.clone(),
+                digits: region.to_string(),
+            });
         }
         let mut out = [0u8; 18];
         out.copy_from_slice(bytes);
@@ -117,8 +126,10 @@ impl Uscc {
     /// (`91` for an enterprise), the six-digit region code of the registering authority and the
     /// eight-character organisation code body; both check characters are computed.
     pub fn from_parts(kind: &str, region: &str, org_body: &str) -> Result<Uscc, UsccError> {
-        let org_check = org_check_char(org_body.as_bytes())
-            .ok_or_else(|| UsccError::Length { code: org_body.to_string(), len: org_body.len() })?;
+        let org_check = org_check_char(org_body.as_bytes()).ok_or_else(|| UsccError::Length {
+            code: org_body.to_string(),
+            len: org_body.len(),
+        })?;
         let mut first17 = format!("{kind}{region}{org_body}").into_bytes();
         first17.push(org_check);
         let check = uscc_check_char(&first17).ok_or_else(|| UsccError::Length {
@@ -274,14 +285,25 @@ impl PermitNo {
             return Err(PermitError::Shape(s.to_string()));
         }
         let (code, rest) = upper.split_at(18);
-        let uscc = if lenient { Uscc::parse_with_override(code) } else { Uscc::parse(code) };
-        let uscc = uscc.map_err(|e| PermitError::Uscc { permit: upper.clone(), source: e })?;
+        let uscc = if lenient {
+            Uscc::parse_with_override(code)
+        } else {
+            Uscc::parse(code)
+        };
+        let uscc = uscc.map_err(|e| PermitError::Uscc {
+            permit: upper.clone(),
+            source: e,
+        })?;
         let (site, letter) = rest.split_at(3);
         let letter = letter.as_bytes()[0];
         if !site.bytes().all(|b| b.is_ascii_digit()) || site == "000" || !letter.is_ascii_uppercase() {
             return Err(PermitError::Shape(s.to_string()));
         }
-        Ok(PermitNo { uscc, site: site.parse().unwrap_or(0), letter })
+        Ok(PermitNo {
+            uscc,
+            site: site.parse().unwrap_or(0),
+            letter,
+        })
     }
 
     /// Builds a permit number from its parts.
@@ -547,7 +569,12 @@ pub struct PerPollutant {
 impl PerPollutant {
     /// The same value for all four.
     pub fn splat(v: f64) -> PerPollutant {
-        PerPollutant { so2: v, nox: v, pm: v, vocs: v }
+        PerPollutant {
+            so2: v,
+            nox: v,
+            pm: v,
+            vocs: v,
+        }
     }
 
     /// The value for a pollutant.
@@ -572,7 +599,12 @@ impl PerPollutant {
 
     /// Applies `f` to each value.
     pub fn map(&self, f: impl Fn(f64) -> f64) -> PerPollutant {
-        PerPollutant { so2: f(self.so2), nox: f(self.nox), pm: f(self.pm), vocs: f(self.vocs) }
+        PerPollutant {
+            so2: f(self.so2),
+            nox: f(self.nox),
+            pm: f(self.pm),
+            vocs: f(self.vocs),
+        }
     }
 
     /// Combines two, pollutant by pollutant.
@@ -672,12 +704,11 @@ impl EmailAddress {
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|l| {
-                !l.is_empty()
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             })
-            && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+            && labels
+                .last()
+                .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
         if local_ok && domain_ok {
             Ok(EmailAddress(format!("{local}@{}", domain.to_ascii_lowercase())))
         } else {
@@ -864,7 +895,10 @@ impl MeasureKind {
                 Some(t) => Ok(MeasureKind::Other(t.to_string())),
                 None => Err("measure other needs its text as the value".to_string()),
             },
-            k => Err(format!("unknown measure kind \"{k}\" (expected one of {})", MeasureKind::IDS.join(", "))),
+            k => Err(format!(
+                "unknown measure kind \"{k}\" (expected one of {})",
+                MeasureKind::IDS.join(", ")
+            )),
         }
     }
 
@@ -886,15 +920,11 @@ impl MeasureKind {
     /// The value as written in files (empty for kinds without one).
     pub fn value_text(&self) -> String {
         match self {
-            MeasureKind::LimitPercent(x) | MeasureKind::StopSharePercent(x) | MeasureKind::CapLoadPercent(x) => {
-                fmt_num(*x)
-            }
+            MeasureKind::LimitPercent(x) | MeasureKind::StopSharePercent(x) | MeasureKind::CapLoadPercent(x) => fmt_num(*x),
             MeasureKind::ExtendCokingHours(h) => h.to_string(),
             MeasureKind::StopTrucksUpToStandard(n) => n.to_string(),
             MeasureKind::Other(t) => t.clone(),
-            MeasureKind::Stop
-            | MeasureKind::StopRoadTransport
-            | MeasureKind::SelfDetermined => String::new(),
+            MeasureKind::Stop | MeasureKind::StopRoadTransport | MeasureKind::SelfDetermined => String::new(),
         }
     }
 
@@ -929,12 +959,19 @@ impl MeasureKind {
 }
 
 fn standard_zh(n: u8) -> &'static str {
-    ["零", "一", "二", "三", "四", "五", "六"].get(usize::from(n)).copied().unwrap_or("?")
+    ["零", "一", "二", "三", "四", "五", "六"]
+        .get(usize::from(n))
+        .copied()
+        .unwrap_or("?")
 }
 
 /// A number without a trailing `.0` (`20`, `12.5`).
 pub(crate) fn fmt_num(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { format!("{x}") }
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
 }
 
 /// One own measure (一厂一策) of an enterprise for one level.
@@ -1011,10 +1048,13 @@ impl ExemptionKind {
 
     /// Parses the id (`livelihood`) or the Chinese name (`民生保障`).
     pub fn parse(s: &str) -> Result<ExemptionKind, String> {
-        ExemptionKind::ALL.into_iter().find(|k| k.id() == s.trim() || k.name_zh() == s.trim()).ok_or_else(|| {
-            let ids: Vec<&str> = ExemptionKind::ALL.iter().map(|k| k.id()).collect();
-            format!("unknown exemption kind \"{s}\" (expected one of {})", ids.join(", "))
-        })
+        ExemptionKind::ALL
+            .into_iter()
+            .find(|k| k.id() == s.trim() || k.name_zh() == s.trim())
+            .ok_or_else(|| {
+                let ids: Vec<&str> = ExemptionKind::ALL.iter().map(|k| k.id()).collect();
+                format!("unknown exemption kind \"{s}\" (expected one of {})", ids.join(", "))
+            })
     }
 
     /// Id in files.
@@ -1165,7 +1205,11 @@ impl Enterprise {
     /// Addresses to notify: every contact email, enterprise-wide contacts first, no repeats.
     pub fn notify_emails(&self) -> Vec<&EmailAddress> {
         let mut out: Vec<&EmailAddress> = Vec::new();
-        let ordered = self.contacts.iter().filter(|c| c.line.is_none()).chain(self.contacts.iter().filter(|c| c.line.is_some()));
+        let ordered = self
+            .contacts
+            .iter()
+            .filter(|c| c.line.is_none())
+            .chain(self.contacts.iter().filter(|c| c.line.is_some()));
         for e in ordered.filter_map(|c| c.email.as_ref()) {
             if !out.contains(&e) {
                 out.push(e);
@@ -1204,7 +1248,11 @@ mod tests {
             ("91350211M0000XUF46", Err("fails"), true),
             ("9137020016356268", Err("must be 18 characters, got 16"), false),
             ("91370200I63562681G", Err("has 'I' at position 9"), false),
-            ("91990000163562681G", Err("has \"990000\" at positions 3-8, which is not a GB/T 2260 region code"), false),
+            (
+                "91990000163562681G",
+                Err("has \"990000\" at positions 3-8, which is not a GB/T 2260 region code"),
+                false,
+            ),
             ("91A70200163562681G", Err("at positions 3-8"), false),
             ("９1370200163562681G", Err("has '９' at position 1"), false),
         ];
@@ -1253,11 +1301,19 @@ mod tests {
         assert_eq!(p.uscc().as_str(), "91370200163562681G");
         assert_eq!((p.site(), p.letter()), (1, 'P'));
         assert_eq!(p.to_string(), "91370200163562681G001P");
-        for bad in ["91370200163562681G01P", "91370200163562681G000P", "91370200163562681G0011", "91370200163562681G001"] {
+        for bad in [
+            "91370200163562681G01P",
+            "91370200163562681G000P",
+            "91370200163562681G0011",
+            "91370200163562681G001",
+        ] {
             assert!(PermitNo::parse(bad).is_err(), "{bad}");
         }
         let e = PermitNo::parse("91140000110014814X001P").unwrap_err().to_string();
-        assert!(e.starts_with("permit number 91140000110014814X001P: unified social credit code"), "{e}");
+        assert!(
+            e.starts_with("permit number 91140000110014814X001P: unified social credit code"),
+            "{e}"
+        );
         assert!(PermitNo::parse_with_override("91350100M0001TGQXM001P").is_ok());
     }
 
@@ -1330,8 +1386,16 @@ mod tests {
             ("limit_percent", None, Err("measure limit_percent needs a value (a percentage)")),
             ("stop_share_percent", Some("50"), Ok("停产50%（以生产线计）")),
             ("extend_coking_hours", Some("36"), Ok("出焦时间延长至36小时")),
-            ("stop_trucks_up_to_standard", Some("4"), Ok("停止使用国四及以下重型载货车辆（含燃气）进行物料运输")),
-            ("stop_trucks_up_to_standard", Some("7"), Err("must be an emission standard number from 1 to 6")),
+            (
+                "stop_trucks_up_to_standard",
+                Some("4"),
+                Ok("停止使用国四及以下重型载货车辆（含燃气）进行物料运输"),
+            ),
+            (
+                "stop_trucks_up_to_standard",
+                Some("7"),
+                Err("must be an emission standard number from 1 to 6"),
+            ),
             ("self_determined", None, Ok("自主采取减排措施")),
             ("stop", Some("1"), Err("measure stop takes no value, got \"1\"")),
             ("other", Some("停止进坯"), Ok("停止进坯")),
@@ -1354,8 +1418,19 @@ mod tests {
         for ok in ["wangjianguo@pengfei-jiaohua.example.cn", "hb.office+1@example.cn", "A@B.CN"] {
             assert!(EmailAddress::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["wang@@example.cn", "wang", "wang@example", "wang@.cn", "wang zhang@example.cn", "@example.cn", "wang@example.c0m"] {
-            assert_eq!(EmailAddress::parse(bad).unwrap_err(), format!("email \"{bad}\" is not a valid address"));
+        for bad in [
+            "wang@@example.cn",
+            "wang",
+            "wang@example",
+            "wang@.cn",
+            "wang zhang@example.cn",
+            "@example.cn",
+            "wang@example.c0m",
+        ] {
+            assert_eq!(
+                EmailAddress::parse(bad).unwrap_err(),
+                format!("email \"{bad}\" is not a valid address")
+            );
         }
         for ok in ["13812345678", "138 1234 5678", "0351-7654321", "03517654321", "0358-12345678"] {
             assert!(Phone::parse(ok).is_ok(), "{ok}");

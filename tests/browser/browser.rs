@@ -142,7 +142,15 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("chromedriver could not start Chromium: {e}"));
         if let Screen::Desktop = screen {
+            // The window includes what little frame headless Chromium has: size it so that the
+            // viewport itself is 1280×900.
             client.set_window_size(1280, 900).await.expect("the window is resized");
+            let inner = client.execute("return [window.innerWidth, window.innerHeight];", vec![]).await.expect("the viewport size");
+            let (w, h) = (inner[0].as_u64().unwrap_or(1280), inner[1].as_u64().unwrap_or(900));
+            if (w, h) != (1280, 900) {
+                let (ow, oh) = client.get_window_size().await.expect("the window size");
+                client.set_window_size((ow + 1280 - w) as u32, (oh + 900 - h) as u32).await.expect("the window is resized");
+            }
         }
         client
     }
@@ -150,11 +158,12 @@ impl Browser {
     /// Runs a scenario with a session, closes the session whatever happens, and re-raises a panic.
     pub async fn run<F, Fut>(&self, screen: Screen, scenario: F)
     where
-        F: FnOnce(Client) -> Fut,
+        F: FnOnce(Client, Camera) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let client = self.session(screen).await;
-        let outcome = tokio::spawn(scenario(client.clone())).await;
+        let camera = Camera { driver_port: self.port, screen };
+        let outcome = tokio::spawn(scenario(client.clone(), camera)).await;
         if let Err(e) = client.close().await {
             eprintln!("closing the browser session: {e}");
         }
@@ -213,14 +222,64 @@ pub async fn press(c: &Client, key: Key) {
     c.perform_actions(actions).await.expect("the key is pressed");
 }
 
-/// Saves a screenshot of the viewport as `name-WIDTH.png`.
-pub async fn screenshot(c: &Client, name: &str, screen: Screen) -> PathBuf {
-    let dir = screenshot_dir();
-    std::fs::create_dir_all(&dir).expect("the screenshot folder");
-    let png = c.screenshot().await.expect("a screenshot");
-    let file = dir.join(format!("{name}-{}.png", screen.width()));
-    std::fs::write(&file, png).expect("the screenshot is written");
-    file
+/// Takes screenshots of a session: what chromedriver offers (the viewport), and the whole page
+/// through its Chrome DevTools endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Camera {
+    driver_port: u16,
+    screen: Screen,
+}
+
+impl Camera {
+    /// Saves the viewport as `NAME-WIDTH.png` and the whole page as `NAME-WIDTH-full.png`.
+    pub async fn shoot(&self, c: &Client, name: &str) -> PathBuf {
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("the screenshot folder");
+        let png = c.screenshot().await.expect("a screenshot");
+        let file = dir.join(format!("{name}-{}.png", self.screen.width()));
+        std::fs::write(&file, png).expect("the screenshot is written");
+        if let Some(full) = self.full_page(c).await {
+            std::fs::write(dir.join(format!("{name}-{}-full.png", self.screen.width())), full).expect("the screenshot is written");
+        }
+        file
+    }
+
+    /// The whole page (`Page.captureScreenshot` beyond the viewport); `None` if the driver cannot.
+    async fn full_page(&self, c: &Client) -> Option<Vec<u8>> {
+        let session = c.session_id().await.ok()??;
+        let size = c.execute("return [document.documentElement.scrollWidth, document.documentElement.scrollHeight];", vec![]).await.ok()?;
+        let (w, h) = (size[0].as_f64()?, size[1].as_f64()?.min(16_000.0));
+        let body = json!({ "cmd": "Page.captureScreenshot", "params": {
+            "format": "png", "captureBeyondViewport": true, "clip": { "x": 0, "y": 0, "width": w, "height": h, "scale": 1 } } });
+        let url = format!("http://127.0.0.1:{}/session/{session}/goog/cdp/execute", self.driver_port);
+        let reply: Value = reqwest::Client::new().post(url).json(&body).send().await.ok()?.json().await.ok()?;
+        base64_decode(reply["value"]["data"].as_str()?)
+    }
+}
+
+/// Standard base64 (the DevTools screenshot encoding).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace() && *b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, b) in chunk.iter().enumerate() {
+            n |= value(*b)? << (18 - 6 * i);
+        }
+        let take = chunk.len().saturating_sub(1);
+        out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
+    }
+    Some(out)
 }
 
 /// Form fields without a label (or an ARIA name), and buttons without text.
@@ -317,4 +376,12 @@ pub async fn check_basics(c: &Client, what: &str) {
 /// The screenshot folder, relative to the crate, for messages.
 pub fn shown(p: &Path) -> String {
     p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(p).display().to_string()
+}
+
+#[test]
+fn base64_decodes_what_devtools_sends() {
+    assert_eq!(base64_decode("aGF6ZWZsb3c=").as_deref(), Some(&b"hazeflow"[..]));
+    assert_eq!(base64_decode("5aSq5Y6f").map(String::from_utf8), Some(Ok("太原".to_string())));
+    assert_eq!(base64_decode("YQ=="), Some(b"a".to_vec()));
+    assert_eq!(base64_decode("*"), None);
 }

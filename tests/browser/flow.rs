@@ -18,6 +18,12 @@ async fn log_in(c: &Client, base: &str, token: &str) {
     assert_eq!(path(c).await, "/", "logged in, on the dashboard");
 }
 
+/// The background colour of a region's tile, as the browser computes it.
+async fn background(c: &Client, region: &str) -> String {
+    let script = format!("return getComputedStyle(document.querySelector(\".tile[data-region='{region}']\")).backgroundColor;");
+    js(c, &script).await.as_str().unwrap_or_default().to_string()
+}
+
 /// Clicks the sign button of a region's proposal and returns the flash message.
 async fn sign(c: &Client, region: &str) -> String {
     let button = wait_for(c, &format!("li.proposal[data-region='{region}'] form.sign button")).await;
@@ -50,7 +56,7 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
     let b = base.clone();
     let tid = taiyuan_id.clone();
     browser
-        .run(Screen::Desktop, move |c| async move {
+        .run(Screen::Desktop, move |c, camera| async move {
             log_in(&c, &b, HEAD).await;
 
             // The dashboard lists the three proposals, most severe first, each with a sign button.
@@ -68,7 +74,7 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
             let tile = wait_for(&c, &format!(".tile[data-region='{TAIYUAN}']")).await;
             assert_eq!(tile.attr("data-status").await.expect("attr").as_deref(), Some("pending"));
             check_basics(&c, "/ with proposals").await;
-            screenshot(&c, "01-now-pending", Screen::Desktop).await;
+            camera.shoot(&c, "01-now-pending").await;
 
             // 15:05: one click signs Taiyuan's orange warning.
             let flash = sign(&c, TAIYUAN).await;
@@ -76,7 +82,7 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
             let tile = wait_for(&c, &format!("a.tile[data-region='{TAIYUAN}']")).await;
             assert_eq!(tile.attr("data-status").await.expect("attr").as_deref(), Some("issued"));
             assert_eq!(tile.attr("data-level").await.expect("attr").as_deref(), Some("orange"));
-            assert_eq!(tile.css_value("background-color").await.expect("a colour"), "rgb(255, 126, 0)", "the tile is orange");
+            assert_eq!(background(&c, TAIYUAN).await, "rgb(255, 126, 0)", "the tile is orange");
             let row = text_of(&c, &format!("tr[data-warning='{tid}']")).await;
             assert!(row.contains("已发布") && row.contains("橙色预警"), "the warning is listed as issued: {row}");
 
@@ -84,12 +90,11 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
             assert!(sign(&c, LINFEN).await.contains("临汾市 红色预警"));
             assert!(sign(&c, JINZHONG).await.contains("晋中市 黄色预警"));
             for (region, colour) in [(LINFEN, "rgb(255, 0, 0)"), (JINZHONG, "rgb(255, 255, 0)")] {
-                let tile = wait_for(&c, &format!("a.tile[data-region='{region}']")).await;
-                assert_eq!(tile.css_value("background-color").await.expect("a colour"), colour, "{region}");
+                assert_eq!(background(&c, region).await, colour, "{region}");
             }
             assert!(text_of(&c, "section[aria-labelledby='pending-h']").await.contains("没有待签发的提议"));
             check_basics(&c, "/ after signing").await;
-            screenshot(&c, "02-now-signed", Screen::Desktop).await;
+            camera.shoot(&c, "02-now-signed").await;
 
             // The tile leads to the warning's page with its history in Chinese.
             wait_for(&c, &format!("a.tile[data-region='{TAIYUAN}']")).await.click().await.expect("clicked");
@@ -99,28 +104,28 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
             assert!(history.contains("会商提议") && history.contains("签发") && history.contains(HEAD_NAME), "{history}");
             assert!(text_of(&c, "section[aria-labelledby='actions-h']").await.contains("取消预警"), "an issued warning can be cancelled");
             check_basics(&c, "the warning page").await;
-            screenshot(&c, "03-warning", Screen::Desktop).await;
+            camera.shoot(&c, "03-warning").await;
 
             // The consultations page draws each forecast against the playbook's thresholds.
             open(&c, &format!("{b}/consultations")).await;
             let lines = c.find_all(Locator::Css(&format!("article.consult[data-region='{TAIYUAN}'] svg.chart line.thr"))).await.expect("lines");
             assert_eq!(lines.len(), 3, "AQI>150, AQI>200, AQI>300");
             let covered = c.find_all(Locator::Css(&format!("article.consult[data-region='{TAIYUAN}'] svg.chart rect.bar.covered"))).await.expect("bars");
-            assert_eq!(covered.len(), 2, "the two days above 200 that fired orange");
+            assert_eq!(covered.len(), 4, "the days that fired orange: above 150 from 12-02 to 12-05, above 200 on two of them");
             check_basics(&c, "/consultations").await;
-            screenshot(&c, "04-consultations", Screen::Desktop).await;
+            camera.shoot(&c, "04-consultations").await;
 
             // The playbooks page checks an edited file without changing anything.
             open(&c, &format!("{b}/playbooks")).await;
             check_basics(&c, "/playbooks").await;
-            screenshot(&c, "05-playbooks", Screen::Desktop).await;
+            camera.shoot(&c, "05-playbooks").await;
             wait_for(&c, "#check-file").await.send_keys("taiyuan.yaml").await.expect("typed");
             wait_for(&c, "#check-yaml").await.send_keys("id: taiyuan\nversion: \"2025.1\"\nextends: shanxi\nscope: \"140100\"\nlift_window_hours: 12\n").await.expect("typed");
             c.find(Locator::Css("form[action='/playbooks/check'] button")).await.expect("a button").click().await.expect("clicked");
             let result = text_of(&c, "#check-result").await;
             assert!(result.contains("taiyuan.yaml:"), "errors name the file, line and column: {result}");
             check_basics(&c, "/playbooks with a check result").await;
-            screenshot(&c, "06-playbook-check", Screen::Desktop).await;
+            camera.shoot(&c, "06-playbook-check").await;
         })
         .await;
 
@@ -132,12 +137,12 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
     // The same pages on a phone: nothing wider than the screen, every field labelled.
     let b = base.clone();
     browser
-        .run(Screen::Phone, move |c| async move {
+        .run(Screen::Phone, move |c, camera| async move {
             open(&c, &format!("{b}/login")).await;
             let width = js(&c, "return window.innerWidth;").await;
             assert_eq!(width.as_u64(), Some(375), "a phone-sized viewport");
             check_basics(&c, "/login on a phone").await;
-            screenshot(&c, "00-login", Screen::Phone).await;
+            camera.shoot(&c, "00-login").await;
             log_in(&c, &b, HEAD).await;
             for (name, page) in
                 [("02-now-signed", "/".to_string()), ("03-warning", format!("/warnings/{taiyuan_id}")), ("04-consultations", "/consultations".into()), ("05-playbooks", "/playbooks".into())]
@@ -145,7 +150,7 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
                 open(&c, &format!("{b}{page}")).await;
                 wait_for(&c, "main h1").await;
                 check_basics(&c, &format!("{page} on a phone")).await;
-                screenshot(&c, name, Screen::Phone).await;
+                camera.shoot(&c, name).await;
             }
         })
         .await;

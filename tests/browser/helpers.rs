@@ -217,6 +217,13 @@ impl TestApp {
         self.state.engine.store.read(|r| r.last_seq()).expect("the store reads")
     }
 
+    /// The kinds of the records after `seq` (other stages record things of their own in the
+    /// background, so tests look for the kinds they care about).
+    pub fn kinds_since(&self, seq: u64) -> Vec<String> {
+        let records = self.state.engine.store.read(|r| r.events_after(seq, 10_000)).expect("the store reads");
+        records.iter().map(|r| r.body.kind().to_string()).collect()
+    }
+
     /// Stops the daemon and checks that it stopped cleanly.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -12,7 +12,7 @@ async fn the_login_form_works_with_the_keyboard_alone() {
     let app = spawn_app(&[]).await;
     let base = app.base();
     browser
-        .run(Screen::Desktop, move |c| async move {
+        .run(Screen::Desktop, move |c, camera| async move {
             open(&c, &format!("{base}/login")).await;
             // Tab through the page, noting where the focus lands, until it reaches the token field.
             let mut order = Vec::new();
@@ -30,7 +30,7 @@ async fn the_login_form_works_with_the_keyboard_alone() {
             let outline = js(&c, "var s = getComputedStyle(document.activeElement); return s.outlineStyle + ' ' + s.outlineWidth;").await;
             let outline = outline.as_str().unwrap_or_default().to_string();
             assert!(!outline.starts_with("none") && !outline.ends_with(" 0px"), "the focused field shows it: {outline}");
-            screenshot(&c, "00-login-keyboard", Screen::Desktop).await;
+            camera.shoot(&c, "00-login-keyboard").await;
 
             // A wrong token and Enter: the page says so and keeps the focus usable.
             c.active_element().await.expect("the focused field").send_keys("wrong-token").await.expect("typed");

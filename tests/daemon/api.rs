@@ -92,11 +92,13 @@ async fn health_and_metrics_answer_without_a_token_and_count_warnings_consultati
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_is_read_in_pages_after_a_sequence_number() {
     let app = spawn_app(clock()).await;
-    for (i, aqi) in [60, 70, 80].iter().enumerate() {
-        let csv = forecast_csv(&format!("2026-12-01 14:0{i}"), "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[*aqi; 3]);
-        assert_eq!(app.submit(csv).await.0, StatusCode::CREATED);
+    // Records written before each answer: a directive (an issue for every Datong region) and five
+    // rejected forecasts.
+    let directive = json!({ "id": "D1", "name": "调度令", "min_level": "yellow", "regions": ["140200"], "from": "2026-12-02 00:00" });
+    assert_eq!(app.post_json("/api/v1/directives", Some(HEAD), &directive).await.0, StatusCode::CREATED);
+    for n in 0..5 {
+        assert_eq!(app.submit_file(&format!("bad-{n}.csv"), "region,date\n").await.0, StatusCode::BAD_REQUEST);
     }
-    eventually("the consultations are held", || async { (app.last_seq().await >= 5).then_some(()) }).await;
     let all = app.events().await;
     let last = app.last_seq().await;
     assert_eq!(all.iter().map(|r| r["seq"].as_u64().unwrap_or(0)).collect::<Vec<_>>(), (1..=last).collect::<Vec<_>>(), "gap-free, in order");

@@ -41,7 +41,11 @@ const PATIENCE: Duration = Duration::from_secs(15);
 /// A time on the wall clocks of Shanxi: `"2026-12-01 15:00"` (Asia/Shanghai).
 pub fn shanghai(s: &str) -> DateTime<Utc> {
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{s}: {e}"));
-    Shanghai.from_local_datetime(&naive).single().expect("an unambiguous local time").with_timezone(&Utc)
+    Shanghai
+        .from_local_datetime(&naive)
+        .single()
+        .expect("an unambiguous local time")
+        .with_timezone(&Utc)
 }
 
 /// The manual clock every timeline starts on: 2026-12-01 15:00 in Taiyuan, an hour before the
@@ -74,8 +78,16 @@ pub fn settings_in(dir: &Path) -> Settings {
     s.list_seed = None;
     s.demo = false;
     s.shutdown_deadline_secs = 5;
-    for (name, role, token) in [(DEPUTY_NAME, "deputy_head", DEPUTY), (HEAD_NAME, "head", HEAD), (DUTY_NAME, "duty_officer", DUTY)] {
-        s.staff.tokens.push(StaffToken { name: name.into(), role: role.into(), sha256: config::hash_token(token) });
+    for (name, role, token) in [
+        (DEPUTY_NAME, "deputy_head", DEPUTY),
+        (HEAD_NAME, "head", HEAD),
+        (DUTY_NAME, "duty_officer", DUTY),
+    ] {
+        s.staff.tokens.push(StaffToken {
+            name: name.into(),
+            role: role.into(),
+            sha256: config::hash_token(token),
+        });
     }
     s.validate().expect("the test settings are valid");
     s
@@ -99,7 +111,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn make_orange_the_heads_to_sign(books: &Path) -> String {
     let path = books.join("taiyuan.yaml");
     let taiyuan = std::fs::read_to_string(&path).expect("taiyuan.yaml");
-    let stricter = taiyuan.replace("version: \"2024.1\"", "version: \"2024.2\"").replace("levels:\n", "levels:\n  - id: orange\n    sign_off: head\n");
+    let stricter = taiyuan
+        .replace("version: \"2024.1\"", "version: \"2024.2\"")
+        .replace("levels:\n", "levels:\n  - id: orange\n    sign_off: head\n");
     assert!(stricter.contains("2024.2") && stricter.contains("sign_off: head"), "{stricter}");
     std::fs::write(&path, &stricter).expect("written");
     stricter
@@ -137,8 +151,21 @@ pub async fn spawn_app_with(dir: TempDir, clock: Clock, tweak: impl FnOnce(&mut 
     let state = app.state();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("an HTTP client");
-    TestApp { addr, state, clock, dir, shutdown, handle, http }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("an HTTP client");
+    let app = TestApp {
+        addr,
+        state,
+        clock,
+        dir,
+        shutdown,
+        handle,
+        http,
+    };
+    app.settled().await;
+    app
 }
 
 impl TestApp {
@@ -200,7 +227,14 @@ impl TestApp {
     /// `POST /api/v1/forecasts` of a file's content under its file name (`x-file-name`), as the
     /// head's staff.
     pub async fn submit_file(&self, name: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
-        Self::send(self.http.post(self.url("/api/v1/forecasts")).bearer_auth(HEAD).header("x-file-name", name).body(body)).await
+        Self::send(
+            self.http
+                .post(self.url("/api/v1/forecasts"))
+                .bearer_auth(HEAD)
+                .header("x-file-name", name)
+                .body(body),
+        )
+        .await
     }
 
     /// The inbox folder.
@@ -253,6 +287,22 @@ impl TestApp {
         body["last_seq"].as_u64().expect("last_seq")
     }
 
+    /// Waits until the scheduler has held the latest consultation slot that is due (a fresh daemon
+    /// holds the last one of the past day when it starts; a moved clock may make another due).
+    pub async fn settled(&self) {
+        eventually("the due consultation slot is held", || async {
+            let last = self
+                .state
+                .engine
+                .store
+                .read(|r| r.counter("last_consultation_slot"))
+                .expect("the store reads");
+            let since = DateTime::<Utc>::from_timestamp(last as i64, 0).expect("a time");
+            (last > 0 && hazeflow::schedule::due_slot(&self.state, since, self.clock.now()).is_none()).then_some(())
+        })
+        .await;
+    }
+
     /// Moves the clock to a time in Asia/Shanghai.
     pub fn set_clock(&self, to: &str) {
         self.clock.set(shanghai(to));
@@ -261,7 +311,9 @@ impl TestApp {
     /// Stops the daemon as SIGTERM would, checks that it stopped cleanly, and hands back its folder.
     pub async fn stop(self) -> TempDir {
         self.shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(10), self.handle).await.expect("the daemon stops within its deadline");
+        let result = tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the daemon stops within its deadline");
         result.expect("the run loop did not panic").expect("the daemon stopped cleanly");
         drop(self.state);
         self.dir
@@ -287,13 +339,21 @@ where
 
 /// The `kind` of each lifecycle event of a warning's history, in order.
 pub fn kinds(history: &[Value]) -> Vec<String> {
-    history.iter().map(|r| r["event"]["kind"].as_str().unwrap_or("?").to_string()).collect()
+    history
+        .iter()
+        .map(|r| r["event"]["kind"].as_str().unwrap_or("?").to_string())
+        .collect()
 }
 
 /// The names of the files in a folder, sorted (empty when it does not exist).
 pub fn files_in(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(Result::ok).filter(|e| e.path().is_file()).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out

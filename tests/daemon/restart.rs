@@ -245,6 +245,7 @@ async fn a_daemon_killed_in_the_middle_of_a_burst_of_forecasts_keeps_every_ackno
     }
     let lost: Vec<&String> = acked.iter().filter(|id| !recorded.contains_key(*id)).collect();
     assert!(lost.is_empty(), "{} of {} acknowledged forecasts were lost: {lost:?}", lost.len(), acked.len());
+    eprintln!("acknowledged {}, recorded {}", acked.len(), recorded.len());
     let twice: Vec<(&String, &usize)> = recorded.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "recorded twice: {twice:?}");
 

@@ -1,1 +1,17 @@
-//! placeholder
+//! Notifications end to end: the real daemon, a real SMTP server and a webhook receiver in this
+//! process, a manual clock. Each test reads as a timeline.
+//!
+//! - `email`: a warning proposed and signed over HTTP → each duty-staff recipient gets exactly one
+//!   correct email (Chinese subject, stable Message-ID, text and HTML, no injected header); SMTP AUTH;
+//!   the default configuration writes `.eml` files.
+//! - `resilience`: the SMTP server down for a while; the daemon restarted mid-delivery; a message that
+//!   fails for good alerts the duty staff once.
+//! - `webhook`: signed POSTs, retried after a 503.
+//! - `settings`: the mail settings from the environment, secrets kept secret.
+
+mod helpers;
+
+mod email;
+mod resilience;
+mod settings;
+mod webhook;

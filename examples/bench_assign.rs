@@ -1,0 +1,99 @@
+//! Benchmark: a red warning over every region of a national-scale synthetic list — time until every
+//! assignment is durable, and peak memory.
+//!
+//! ```sh
+//! cargo run --release --example bench_assign -- [ENTERPRISES] [SEED]    # default 300000 42
+//! ```
+//!
+//! It generates the list (`hazeflow registry generate`'s generator), records it in a fresh store in a
+//! temporary folder, then issues red for every province at once: one lifecycle `Issued` event per
+//! province, each a write job through the real group-committing writer and the real assignment stage
+//! (the same code the daemon runs). The clock starts when the jobs are submitted and stops when the
+//! last commit (fsync) has returned. Peak memory is the process's VmHWM.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use hazeflow::assign::{AssignStage, TokenKey};
+use hazeflow::engine::Stage;
+use hazeflow::region::{RegionCode, Regions};
+use hazeflow::registry::{ListVersion, generate, import};
+use hazeflow::store::Store;
+use hazeflow::warning::{Event, EventKind, RegionState};
+
+fn vm_hwm_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(300_000);
+    let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(42);
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("bench.redb"))?;
+
+    let t = Instant::now();
+    let enterprises = generate::generate(n, seed);
+    let lines: usize = enterprises.iter().map(|e| e.measures.len()).sum();
+    let counties: BTreeSet<RegionCode> = enterprises.iter().map(|e| e.county).collect();
+    println!("generated {n} enterprises, {lines} line measures, {} counties in {:.2?}", counties.len(), t.elapsed());
+
+    let t = Instant::now();
+    let now = Utc::now();
+    let version = ListVersion::new(enterprises, None, now);
+    let diff = import::diff_enterprises(&[], &version.enterprises);
+    hazeflow::list::record(&store, version, diff, "bench", now).await?;
+    println!("recorded the list in {:.2?}", t.elapsed());
+
+    let regions = Regions::shanxi();
+    let set = hazeflow::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let pb = set.get("shanxi").cloned().ok_or_else(|| anyhow::anyhow!("no shanxi playbook"))?;
+    let stage = Arc::new(AssignStage { defaults: Arc::new(hazeflow::registry::shanxi_defaults().clone()), tokens: TokenKey::new([7; 32]), regions, on_assigned: Vec::new() });
+    let provinces: BTreeSet<RegionCode> = counties.iter().map(|c| c.province()).collect();
+
+    let t = Instant::now();
+    let mut jobs = Vec::new();
+    for p in provinces.iter().copied() {
+        let (stage, pb) = (stage.clone(), pb.clone());
+        let store = store.clone();
+        jobs.push(tokio::spawn(async move {
+            store
+                .write(move |tx| {
+                    let e = Event {
+                        region: p,
+                        at: now,
+                        actor: "bench".into(),
+                        reason: "bench".into(),
+                        forecast_id: None,
+                        playbook: pb.pin(),
+                        kind: EventKind::Issued { id: format!("{p}-bench-1"), level: "red".into(), rank: 3, start: now, expected_end: now, rule: None, signer: None, reopened: false },
+                    };
+                    let mut state = RegionState::default();
+                    state.apply(&e);
+                    stage.on_warning_events(tx, now, &[e], &state, &pb)
+                })
+                .await
+        }));
+    }
+    for j in jobs {
+        j.await??;
+    }
+    let elapsed = t.elapsed();
+    let count = store.read(|r| r.doc_keys(hazeflow::assign::ASSIGNMENTS, "", "", usize::MAX).map(|k| k.len()))?;
+    println!(
+        "red over {} provinces: {count} assignments durable in {:.2?} ({:.0}/s); peak memory {:.0} MiB",
+        provinces.len(),
+        elapsed,
+        count as f64 / elapsed.as_secs_f64(),
+        vm_hwm_mib()
+    );
+    store.close();
+    Ok(())
+}

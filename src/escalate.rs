@@ -1,0 +1,579 @@
+//! Reminders and escalation (催办与逐级上报): an acknowledgement that does not come in time is chased,
+//! then reported up the chain of duty staff, by durable timers.
+//!
+//! In: every new assignment (an [`OnAssigned`](crate::assign::OnAssigned) hook, inside the transaction
+//! that makes it), the timing per level and the escalation chain from the measure defaults
+//! (`remind_before_hours`, `escalate_every_hours`, `escalation: [county, city, province]`), the duty
+//! roster, the clock. Out: reminder emails to enterprises, overdue and escalation emails to duty staff
+//! listing who is missing, inspection tasks ([`crate::inspect`]) for overdue enterprises, and records
+//! `ack_reminded`, `ack_overdue`, `ack_escalated` in the event log.
+//!
+//! # Timers
+//!
+//! Timers are documents of the collection `ack_timers`, keyed `{due ms, 15 digits}/{warning}/{batch}/{step}`
+//! so that the due ones are a key range. One timer covers a *batch*: the assignments made in one
+//! transaction (they share the `{seq:012}` suffix of their keys, the level and the deadline), which keeps a
+//! province-wide red warning to four timer documents per warning instead of four per enterprise. For a
+//! batch with deadline D:
+//!
+//! | step | due | what it does for each assignment of the batch still active and not received |
+//! |---|---|---|
+//! | `remind` | D − `remind_before_hours` | emails the enterprise (template `ack_reminder`) |
+//! | `overdue` | D | tells the duty staff of the first tier of the chain (template `ack_overdue`), opens an inspection |
+//! | `escalate-k` | D + k × `escalate_every_hours` | tells the duty staff of tier k of the chain (template `ack_escalated`) |
+//!
+//! The loop ([`run`]) takes due timers in one write job per batch of timers: it removes each timer and
+//! queues its messages in the same transaction, so a timer fires exactly once, also across a crash or a
+//! restart (timers that fell due while the daemon was down fire at start, in due order). An assignment
+//! acknowledged (received), superseded or ended by then is simply not among those chased.
+//!
+//! The tier of a party (an enterprise's county, a department's region) is its own region or the
+//! ancestor at that tier; a tier below the party's own region means the party's region, and a step that
+//! would tell the same region again for a party is skipped for it. "Duty staff" are those on shift
+//! ([`Roster::on_duty`](crate::notify::Roster::on_duty)): a county without anyone on shift falls back
+//! to the nearest tier above.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Asia::Shanghai;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::assign::{ASSIGNMENTS, Assignment, AssignmentStatus, CURRENT, OnAssigned, Party, TokenKey};
+use crate::notify::{AssignmentNotice, Channel, NotifyStage, OutboxMessage, Recipient, enqueue_for_assignment, outbox};
+use crate::playbook::PlaybookSet;
+use crate::region::{RegionCode, Regions, Tier};
+use crate::registry::{Defaults, Enterprise};
+use crate::store::{RecordBody, StoreError, Tx};
+
+/// Timer documents, key `{due ms:015}/{warning id}/{batch:012}/{step}`.
+pub const TIMERS: &str = "ack_timers";
+
+/// How often the loop looks at the clock (the clock may be a test's manual one).
+const POLL: StdDuration = std::time::Duration::from_millis(200);
+
+/// Timers fired per write job.
+const TIMERS_PER_JOB: usize = 16;
+
+/// At most this many missing parties are named in one message to duty staff (the count is exact).
+const LISTED: usize = 200;
+
+/// What a timer does when it fires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Remind each enterprise that has not acknowledged.
+    Remind,
+    /// Tell the first tier of the chain who is missing, and open inspections.
+    Overdue {
+        /// `county`, `city` or `province`.
+        tier: String,
+    },
+    /// Tell tier `round` of the chain who is still missing.
+    Escalate {
+        /// 1 for the second tier of the chain, …
+        round: u32,
+        /// `county`, `city` or `province`.
+        tier: String,
+    },
+}
+
+impl Step {
+    fn name(&self) -> String {
+        match self {
+            Step::Remind => "1-remind".into(),
+            Step::Overdue { .. } => "2-overdue".into(),
+            Step::Escalate { round, .. } => format!("3-escalate-{round}"),
+        }
+    }
+
+    /// The chain index of the tier told (none for a reminder).
+    fn round(&self) -> Option<u32> {
+        match self {
+            Step::Remind => None,
+            Step::Overdue { .. } => Some(0),
+            Step::Escalate { round, .. } => Some(*round),
+        }
+    }
+}
+
+/// A durable timer over one batch of assignments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    /// The warning.
+    pub warning_id: String,
+    /// The `{seq}` suffix shared by the assignment keys of the batch.
+    pub batch: u64,
+    /// What it does.
+    #[serde(flatten)]
+    pub step: Step,
+    /// When it fires.
+    pub due: DateTime<Utc>,
+    /// The acknowledgement deadline of the batch.
+    pub deadline: DateTime<Utc>,
+    /// The escalation chain when it was scheduled (tier names, lowest first).
+    pub chain: Vec<String>,
+}
+
+fn timer_key(t: &Timer) -> String {
+    format!("{:015}/{}/{:012}/{}", t.due.timestamp_millis().max(0), t.warning_id, t.batch, t.step.name())
+}
+
+/// The batch of an assignment: the `{seq:012}` suffix of its key.
+pub fn batch_of(assignment_key: &str) -> Option<u64> {
+    assignment_key.rsplit('/').next().and_then(|s| s.parse().ok())
+}
+
+/// `2026年12月2日 08:05`, as people read times.
+pub fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Shanghai).format("%Y年%-m月%-d日 %H:%M").to_string()
+}
+
+fn tier_name(t: Tier) -> String {
+    t.to_string()
+}
+
+fn parse_tier(s: &str) -> Option<Tier> {
+    match s {
+        "county" => Some(Tier::County),
+        "city" => Some(Tier::City),
+        "province" => Some(Tier::Province),
+        _ => None,
+    }
+}
+
+/// The timers of a batch, from its first assignment (pure).
+pub fn timers_for(defaults: &Defaults, a: &Assignment) -> Vec<Timer> {
+    let Some(batch) = batch_of(&a.key) else { return Vec::new() };
+    let chain: Vec<String> = defaults.escalation.iter().map(|t| tier_name(*t)).collect();
+    let make = |step: Step, due: DateTime<Utc>| Timer { warning_id: a.warning_id.clone(), batch, step, due, deadline: a.ack_deadline, chain: chain.clone() };
+    let mut out = Vec::new();
+    if let Some(before) = defaults.remind_before(&a.level) {
+        let at = a.ack_deadline - before;
+        if at > a.created_at {
+            out.push(make(Step::Remind, at));
+        }
+    }
+    if let Some(first) = chain.first() {
+        out.push(make(Step::Overdue { tier: first.clone() }, a.ack_deadline));
+    }
+    let every = defaults.escalate_every(&a.level).unwrap_or_else(|| Duration::hours(2));
+    for (round, tier) in chain.iter().enumerate().skip(1) {
+        out.push(make(Step::Escalate { round: round as u32, tier: tier.clone() }, a.ack_deadline + every * round as i32));
+    }
+    out
+}
+
+/// Schedules the timers of the assignment's batch, once per batch (the first assignment of a batch
+/// writes them; the others find them written). Runs in the caller's transaction.
+pub fn schedule(tx: &mut Tx<'_>, defaults: &Defaults, a: &Assignment) -> Result<(), StoreError> {
+    let timers = timers_for(defaults, a);
+    let Some(overdue) = timers.iter().find(|t| matches!(t.step, Step::Overdue { .. })) else { return Ok(()) };
+    if tx.doc::<Timer>(TIMERS, &timer_key(overdue))?.is_some() {
+        return Ok(());
+    }
+    for t in &timers {
+        tx.put_doc(TIMERS, &timer_key(t), t)?;
+    }
+    Ok(())
+}
+
+/// The hook for [`crate::assign::AssignStage::on_assigned`]: schedules the timers of each new batch.
+pub fn hook(defaults: Arc<Defaults>) -> Arc<OnAssigned> {
+    Arc::new(move |tx: &mut Tx<'_>, a: &Assignment, _token: &str| schedule(tx, &defaults, a))
+}
+
+/// Every timer, in due order (tests, the summary).
+pub fn pending(r: &crate::store::ReadTx) -> Result<Vec<Timer>, StoreError> {
+    Ok(r.docs::<Timer>(TIMERS, "", "", usize::MAX)?.into_iter().map(|(_, t)| t).collect())
+}
+
+/// What the timer loop needs besides the store.
+pub struct Escalation {
+    /// The notifier (its roster says who is on duty).
+    pub notify: Arc<NotifyStage>,
+    /// Timing, chain, measures.
+    pub defaults: Arc<Defaults>,
+    /// For the acknowledgement links in reminders.
+    pub tokens: TokenKey,
+    /// The region table.
+    pub regions: &'static Regions,
+    /// The daemon's public address, for links.
+    pub public_url: String,
+}
+
+/// A party that has not acknowledged, with what messages say about it.
+struct Missing {
+    a: Assignment,
+    enterprise: Option<Enterprise>,
+}
+
+impl Missing {
+    fn region(&self) -> RegionCode {
+        crate::assign::party_region(&self.a)
+    }
+
+    fn listing(&self, regions: &Regions) -> Value {
+        let (kind, name, uscc, contact) = match (&self.a.party, &self.enterprise) {
+            (Party::Enterprise { uscc, .. }, Some(e)) => {
+                let c = e.responsible();
+                let kind = if self.a.negotiated.is_some() { "negotiated" } else { "enterprise" };
+                (kind, e.name.clone(), Some(uscc.clone()), c.map(|c| (c.name.clone(), c.phone.as_str().to_string())))
+            }
+            (Party::Enterprise { uscc, .. }, None) => ("enterprise", uscc.clone(), Some(uscc.clone()), None),
+            (Party::Department { name, region, .. }, _) => ("department", format!("{}{}", regions.name(*region), name), None, None),
+        };
+        json!({
+            "kind": kind,
+            "kind_name": match kind { "negotiated" => "协商减排", "department" => "部门", _ => "企业" },
+            "name": name,
+            "uscc": uscc,
+            "region_name": regions.name(self.region()),
+            "contact_name": contact.as_ref().map(|c| c.0.clone()),
+            "contact_phone": contact.as_ref().map(|c| c.1.clone()),
+            "deadline": local(self.a.ack_deadline),
+            "assignment": self.a.key,
+        })
+    }
+}
+
+/// The current assignments of a batch that are active and not received.
+fn missing_of(tx: &Tx<'_>, warning_id: &str, batch: u64) -> Result<Vec<Missing>, StoreError> {
+    let suffix = format!("/{batch:012}");
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = tx.docs::<String>(CURRENT, &format!("{warning_id}/"), &after, 10_000)?;
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        for (_, key) in page.into_iter().filter(|(_, k)| k.ends_with(&suffix)) {
+            let Some(a) = tx.doc::<Assignment>(ASSIGNMENTS, &key)? else { continue };
+            if a.status != AssignmentStatus::Active || a.has("received") {
+                continue;
+            }
+            let enterprise = match &a.party {
+                Party::Enterprise { uscc, .. } => crate::inspect::enterprise_in(tx, uscc)?,
+                Party::Department { .. } => None,
+            };
+            out.push(Missing { a, enterprise });
+        }
+    }
+    Ok(out)
+}
+
+/// The region of `tier` for a party in `r`: its ancestor at that tier, or `r` itself when `r` is at
+/// or above it.
+pub fn tier_region(regions: &Regions, r: RegionCode, tier: Tier) -> RegionCode {
+    if r.tier() <= tier {
+        return r;
+    }
+    regions.ancestors(r).into_iter().find(|a| a.tier() == tier).unwrap_or(match tier {
+        Tier::Province => r.province(),
+        Tier::City => r.city().unwrap_or(r),
+        Tier::County => r,
+    })
+}
+
+/// The level's display data for messages.
+fn level_json(set: &PlaybookSet, regions: &Regions, defaults: &Defaults, warning_region: RegionCode, level: &str) -> Value {
+    let l = set.for_region(warning_region, regions).and_then(|p| p.level(level));
+    let name = l.map(|l| l.name.clone()).or_else(|| defaults.level(level).map(|l| l.name.clone())).unwrap_or_else(|| level.to_string());
+    json!({
+        "level": level,
+        "level_name": name,
+        "response": l.map(|l| l.response.clone()).unwrap_or_default(),
+        "level_colour": l.map(|l| l.colour.clone()),
+    })
+}
+
+fn merge(mut base: Value, more: &Value) -> Value {
+    if let (Some(b), Some(m)) = (base.as_object_mut(), more.as_object()) {
+        for (k, v) in m {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    base
+}
+
+/// The enterprise's notice recipient: its 责任人 if that one has an email, else the first address.
+pub fn enterprise_recipient(e: &Enterprise) -> Option<Recipient> {
+    let c = e.responsible().filter(|c| c.email.is_some()).or_else(|| e.contacts.iter().find(|c| c.email.is_some()))?;
+    let email = c.email.as_ref()?;
+    Some(Recipient { key: format!("e{}", e.uscc.as_str()), name: c.name.clone(), address: email.as_str().to_string() })
+}
+
+/// What an enterprise's notices say about its task: the measures (or the negotiated commitment).
+pub fn task_json(defaults: &Defaults, e: &Enterprise, a: &Assignment) -> Value {
+    let measures: Vec<Value> = match &a.negotiated {
+        Some(n) => vec![json!({ "line_name": Value::Null, "text": n.commitment, "note": n.reductions_text() })],
+        None => defaults.measures_for(e, &a.level).iter().map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note })).collect(),
+    };
+    json!({
+        "enterprise": { "name": e.name, "uscc": e.uscc.as_str() },
+        "measures": measures,
+        "negotiated": a.negotiated,
+        "applies_from": local(a.applies_from),
+        "deadline": local(a.ack_deadline),
+        "hotline": defaults.board.hotline,
+    })
+}
+
+impl Escalation {
+    fn base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    /// The acknowledgement link of an assignment.
+    pub fn ack_url(&self, key: &str) -> String {
+        format!("{}/ack/{}", self.base(), self.tokens.token(key))
+    }
+
+    /// Fires the timers due at `now`, at most `limit`, in this transaction. Returns how many fired.
+    pub fn fire_due(&self, tx: &mut Tx<'_>, set: &PlaybookSet, now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
+        let cut = now.timestamp_millis().max(0);
+        let due: Vec<(String, Timer)> = tx
+            .docs::<Timer>(TIMERS, "", "", limit)?
+            .into_iter()
+            .take_while(|(k, _)| k.get(..15).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t <= cut))
+            .collect();
+        // Read everything first: a job must not fail after it has written.
+        let mut plans = Vec::with_capacity(due.len());
+        for (key, t) in due {
+            let missing = missing_of(tx, &t.warning_id, t.batch)?;
+            let warning_region = tx.warning(&t.warning_id)?.map(|w| w.region);
+            let mut open = Vec::new();
+            if matches!(t.step, Step::Overdue { .. }) {
+                for m in &missing {
+                    if let (Party::Enterprise { .. }, Some(e)) = (&m.a.party, &m.enterprise)
+                        && !crate::inspect::exists_for(tx, &m.a)?
+                    {
+                        open.push(crate::inspect::Inspection::overdue(&m.a, e, now));
+                    }
+                }
+            }
+            plans.push((key, t, missing, warning_region, open));
+        }
+        let fired = plans.len();
+        for (key, t, missing, warning_region, open) in plans {
+            tx.remove_doc(TIMERS, &key)?;
+            let Some(warning_region) = warning_region else { continue };
+            let Some(first) = missing.first() else { continue };
+            let level = level_json(set, self.regions, &self.defaults, warning_region, &first.a.level);
+            let common = merge(
+                json!({
+                    "warning_id": t.warning_id,
+                    "region": warning_region,
+                    "region_name": self.regions.name(warning_region),
+                    "deadline": local(t.deadline),
+                    "at": local(now),
+                    "dashboard_url": format!("{}/", self.base()),
+                    "warning_url": format!("{}/warnings/{}", self.base(), t.warning_id),
+                }),
+                &level,
+            );
+            match &t.step {
+                Step::Remind => self.remind(tx, now, &t, &missing, &common)?,
+                step => self.report(tx, now, &t, step, &missing, &common, open)?,
+            }
+        }
+        Ok(fired)
+    }
+
+    fn remind(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, t: &Timer, missing: &[Missing], common: &Value) -> Result<(), StoreError> {
+        let mut queued = 0u64;
+        for m in missing {
+            let Some(e) = &m.enterprise else { continue };
+            let Some(to) = enterprise_recipient(e) else { continue };
+            let mut data = merge(common.clone(), &task_json(&self.defaults, e, &m.a));
+            data["event"] = json!("ack_reminder");
+            data["recipient"] = json!({ "name": to.name });
+            data["ack_url"] = json!(self.ack_url(&m.a.key));
+            data["overdue"] = json!(now >= m.a.ack_deadline);
+            let notice = AssignmentNotice {
+                assignment_id: m.a.key.clone(),
+                kind: "reminder".into(),
+                to,
+                template: "ack_reminder".into(),
+                data,
+                region: Some(m.region()),
+            };
+            queued += u64::from(enqueue_for_assignment(tx, now, notice)?);
+        }
+        if queued > 0 {
+            tx.bump("ack_reminders", queued)?;
+            tx.append(now, "escalation", None, RecordBody::Other { kind: "ack_reminded".into(), data: json!({ "warning_id": t.warning_id, "batch": t.batch, "reminders": queued }) })?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, t: &Timer, step: &Step, missing: &[Missing], common: &Value, open: Vec<crate::inspect::Inspection>) -> Result<(), StoreError> {
+        let round = step.round().unwrap_or(0) as usize;
+        let chain: Vec<Tier> = t.chain.iter().filter_map(|s| parse_tier(s)).collect();
+        let Some(tier) = chain.get(round).copied() else { return Ok(()) };
+        // Group the missing parties by the region this step tells; skip a party whose region for this
+        // step is the one the previous step told already.
+        let mut groups: BTreeMap<RegionCode, Vec<&Missing>> = BTreeMap::new();
+        for m in missing {
+            let r = tier_region(self.regions, m.region(), tier);
+            if round > 0 && chain.get(round - 1).is_some_and(|prev| tier_region(self.regions, m.region(), *prev) == r) {
+                continue;
+            }
+            groups.entry(r).or_default().push(m);
+        }
+        let mut opened: BTreeMap<RegionCode, usize> = BTreeMap::new();
+        for i in &open {
+            *opened.entry(tier_region(self.regions, i.county, tier)).or_default() += 1;
+        }
+        for i in open {
+            crate::inspect::put_new(tx, now, &i, "escalation")?;
+        }
+        let (event, template, label) = match step {
+            Step::Overdue { .. } => ("ack_overdue", "ack_overdue", "overdue".to_string()),
+            _ => ("ack_escalated", "ack_escalated", format!("escalate{round}")),
+        };
+        let mut told = 0u64;
+        let mut per_region = serde_json::Map::new();
+        for (region, list) in &groups {
+            let people = self.notify.roster().on_duty(*region, now);
+            if people.is_empty() {
+                tracing::warn!(region = %region, warning = %t.warning_id, "nobody on duty to tell of overdue acknowledgements");
+                tx.bump("notify_nobody_to_tell", 1)?;
+            }
+            let listed: Vec<Value> = list.iter().take(LISTED).map(|m| m.listing(self.regions)).collect();
+            let data = merge(
+                common.clone(),
+                &json!({
+                    "event": event,
+                    "tier": tier_name(tier),
+                    "round": round,
+                    "tier_region": region,
+                    "tier_region_name": self.regions.name(*region),
+                    "count": list.len(),
+                    "enterprises": list.iter().filter(|m| matches!(m.a.party, Party::Enterprise { .. })).count(),
+                    "departments": list.iter().filter(|m| matches!(m.a.party, Party::Department { .. })).count(),
+                    "missing": listed,
+                    "more": list.len().saturating_sub(LISTED),
+                    "inspections_opened": opened.get(region).copied().unwrap_or(0),
+                    "acks_url": format!("{}/api/v1/warnings/{}/acks", self.base(), t.warning_id),
+                }),
+            );
+            for p in &people {
+                let mut d = data.clone();
+                d["recipient"] = json!({ "name": p.name, "role": p.role, "region": p.region });
+                let id = format!("{}.{:012}.{label}.{region}-{}-email", t.warning_id, t.batch, p.id);
+                let msg = OutboxMessage::new(&id, Channel::Email, Recipient { key: p.id.clone(), name: p.name.clone(), address: p.email.clone() }, template, d, &t.warning_id, Some(*region), now);
+                told += u64::from(outbox::enqueue_new(tx, msg)?);
+            }
+            per_region.insert(region.to_string(), json!({ "missing": list.len(), "told": people.iter().map(|p| p.id.clone()).collect::<Vec<_>>() }));
+        }
+        if !groups.is_empty() {
+            tx.bump(&format!("{event}_notices"), told)?;
+            let data = json!({ "warning_id": t.warning_id, "batch": t.batch, "tier": tier_name(tier), "round": round, "missing": missing.len(), "regions": per_region });
+            tx.append(now, "escalation", None, RecordBody::Other { kind: event.into(), data })?;
+        }
+        Ok(())
+    }
+}
+
+/// Fires every timer due at `now`, a job at a time. Returns how many fired.
+pub async fn run_once(esc: &Arc<Escalation>, state: &AppState, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let cut = format!("{:015}", now.timestamp_millis().max(0));
+    let mut fired = 0;
+    loop {
+        let any = state.engine.store.read(|r| Ok(r.doc_keys(TIMERS, "", "", 1)?.first().is_some_and(|k| k.get(..15).is_some_and(|d| d <= cut.as_str()))))?;
+        if !any {
+            return Ok(fired);
+        }
+        let (esc, set) = (esc.clone(), state.engine.playbooks.live());
+        let n = state.engine.store.write(move |tx| esc.fire_due(tx, &set, now, TIMERS_PER_JOB)).await?;
+        fired += n;
+        if n == 0 {
+            return Ok(fired);
+        }
+    }
+}
+
+/// The timer loop: fires due timers until cancelled; a job in progress finishes first.
+pub async fn run(esc: Arc<Escalation>, state: Arc<AppState>, cancel: CancellationToken) {
+    loop {
+        let now = state.engine.clock.now();
+        match run_once(&esc, &state, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(timers = n, "acknowledgement timers fired");
+                state.after_change();
+            }
+            Err(e) => tracing::error!(error = %e, "acknowledgement timers failed; they stay due"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::shanxi_defaults;
+
+    fn assignment(level: &str, key: &str) -> Assignment {
+        let t0 = DateTime::parse_from_rfc3339("2026-12-02T00:05:00Z").unwrap().with_timezone(&Utc);
+        Assignment {
+            key: key.into(),
+            warning_id: "140100-20261202-1".into(),
+            warning_region: RegionCode::parse("140100").unwrap(),
+            party: Party::Enterprise { uscc: "x".into(), county: RegionCode::parse("140105").unwrap() },
+            level: level.into(),
+            applies_from: t0 + Duration::hours(24),
+            ack_deadline: t0 + shanxi_defaults().ack_deadline(level).unwrap(),
+            created_at: t0,
+            status: AssignmentStatus::Active,
+            acks: Vec::new(),
+            duty: None,
+            negotiated: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_reminded_before_its_deadline_then_reported_to_each_tier_of_the_chain_in_turn() {
+        let d = shanxi_defaults();
+        let a = assignment("orange", "140100-20261202-1/e:x/000000000042");
+        let t0 = a.created_at;
+        let got: Vec<(String, i64)> = timers_for(d, &a).iter().map(|t| (t.step.name(), (t.due - t0).num_minutes())).collect();
+        // Orange: 4 h to acknowledge, a reminder 1 h before, then every 2 h the next tier.
+        let want = [("1-remind", 180), ("2-overdue", 240), ("3-escalate-1", 360), ("3-escalate-2", 480)];
+        assert_eq!(got, want.map(|(s, m)| (s.to_string(), m)));
+        let keys: Vec<String> = timers_for(d, &a).iter().map(timer_key).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "keys sort in due order");
+        assert!(keys[0].ends_with("/140100-20261202-1/000000000042/1-remind"), "{}", keys[0]);
+        // Red: 2 h, a reminder 30 min before, escalation every hour.
+        let red = assignment("red", "140100-20261202-1/e:x/000000000043");
+        let got: Vec<i64> = timers_for(d, &red).iter().map(|t| (t.due - t0).num_minutes()).collect();
+        assert_eq!(got, [90, 120, 180, 240]);
+    }
+
+    #[test]
+    fn each_tier_of_the_chain_is_the_partys_own_region_or_its_ancestor_at_that_tier() {
+        let r = Regions::shanxi();
+        let c = |s: &str| RegionCode::parse(s).unwrap();
+        let table = [
+            ("140105", Tier::County, "140105"),
+            ("140105", Tier::City, "140100"),
+            ("140105", Tier::Province, "140000"),
+            ("140100", Tier::County, "140100"), // a city's department: the city itself
+            ("140100", Tier::Province, "140000"),
+        ];
+        for (from, tier, want) in table {
+            assert_eq!(tier_region(r, c(from), tier), c(want), "{from} {tier}");
+        }
+    }
+}

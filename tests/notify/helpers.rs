@@ -1,0 +1,459 @@
+//! The real parts a notification test needs: the daemon (`Application::build` + `run_until_stopped`
+//! on port 0, a temporary folder, the shipped playbooks and templates, a manual clock), an SMTP server
+//! in this process (the `mailin` protocol engine on a socket we control, so it can be started late and
+//! stopped), a webhook receiver (a tiny axum server), and a test roster.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Asia::Shanghai;
+use hazeflow::app::{AppState, Application};
+use hazeflow::clock::Clock;
+use hazeflow::config::{self, Settings, SmtpTls, StaffToken};
+use hazeflow::notify::outbox::{self, OutboxMessage};
+use mailin::{AuthMechanism, Handler, Response, SessionBuilder};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The shipped playbooks (with `templates/notify/`).
+pub const PLAYBOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks");
+/// A deputy head (may sign yellow and orange).
+pub const DEPUTY: &str = "token-of-the-deputy-head";
+/// Their name, as it appears in the history.
+pub const DEPUTY_NAME: &str = "李副市长";
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A time on the wall clocks of Shanxi: `"2026-12-01 15:00"`.
+pub fn shanghai(s: &str) -> DateTime<Utc> {
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{s}: {e}"));
+    Shanghai.from_local_datetime(&naive).single().expect("an unambiguous local time").with_timezone(&Utc)
+}
+
+/// Tuesday 2026-12-01 15:00 in Taiyuan: the day shift is on.
+pub fn clock() -> Clock {
+    Clock::manual(shanghai("2026-12-01 15:00"))
+}
+
+/// The test roster: Taiyuan's day shift has two duty officers, one of whose name tries to inject a
+/// header and a script; the deputy head signs orange.
+pub const ROSTER: &str = r#"
+notify:
+  proposed:        { to: [duty, signer], template: warning_proposed }
+  change_proposed: { to: [duty, signer], template: warning_proposed }
+  issued:          { to: [duty], template: warning_issued }
+  level_changed:   { to: [duty], template: warning_changed }
+  lifted:          { to: [duty], template: warning_lifted }
+  cancelled:       { to: [duty], template: warning_cancelled }
+  delivery_failed: { to: [duty], template: delivery_failed }
+regions:
+  "140000":
+    - { id: sx-duty, name: 省值班员, role: duty_officer, email: duty@sx.example.cn, shifts: [{ days: [daily], from: "00:00", to: "00:00" }] }
+  "140100":
+    - { id: ty-wang-fang, name: 王芳, role: duty_officer, email: wang.fang@ty.example.cn, phone: "0351-0000101", shifts: [{ days: [weekdays], from: "08:00", to: "18:00" }] }
+    - id: ty-evil
+      name: "Mallory\r\nBcc: evil@example.com\r\nX-Injected: yes <script>alert(1)</script>"
+      role: duty_officer
+      email: mallory@ty.example.cn
+      shifts: [{ days: [weekdays], from: "08:00", to: "18:00" }]
+    - { id: ty-night, name: 刘洋, role: duty_officer, email: liu.yang@ty.example.cn, shifts: [{ days: [weekdays], from: "18:00", to: "08:00" }] }
+    - { id: ty-deputy, name: 赵建国, role: deputy_head, email: zhao.jianguo@ty.example.cn }
+    - { id: ty-head, name: 孙志强, role: head, email: sun.zhiqiang@ty.example.cn }
+"#;
+
+/// Who the proposal reaches (duty staff on shift + the signer), and the issue notice (duty staff).
+pub const PROPOSAL_TO: &[&str] = &["wang.fang@ty.example.cn", "mallory@ty.example.cn", "zhao.jianguo@ty.example.cn"];
+/// Who the issue notice reaches.
+pub const ISSUE_TO: &[&str] = &["wang.fang@ty.example.cn", "mallory@ty.example.cn"];
+
+/// Settings of a test daemon living in `dir`: mail written as files unless a test points it at SMTP.
+pub fn settings_in(dir: &Path) -> Settings {
+    let mut s = Settings::parse("config/default.yaml", config::DEFAULT_YAML).expect("the embedded default parses");
+    s.data_dir = dir.join("data");
+    s.inbox.dir = dir.join("inbox");
+    s.inbox.poll_ms = 20;
+    s.http.listen = "127.0.0.1:0".into();
+    s.playbooks = PathBuf::from(PLAYBOOKS);
+    s.demo = false;
+    s.shutdown_deadline_secs = 10;
+    s.staff.tokens.push(StaffToken { name: DEPUTY_NAME.into(), role: "deputy_head".into(), sha256: config::hash_token(DEPUTY) });
+    let roster = dir.join("roster.yaml");
+    std::fs::write(&roster, ROSTER).expect("the roster is written");
+    s.roster = roster;
+    s.mail.rate_per_sec = 0.0;
+    s.mail.retry.base_secs = 30;
+    s.validate().expect("the test settings are valid");
+    s
+}
+
+/// Points the mail at an SMTP server on localhost (plain text, as a local relay).
+pub fn smtp_to(s: &mut Settings, port: u16) {
+    s.mail.smtp.host = Some("127.0.0.1".into());
+    s.mail.smtp.port = Some(port);
+    s.mail.smtp.tls = SmtpTls::None;
+    s.mail.smtp.timeout_secs = 5;
+}
+
+/// A running daemon.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: Arc<AppState>,
+    /// Its clock.
+    pub clock: Clock,
+    /// Its folder.
+    pub dir: TempDir,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+    http: reqwest::Client,
+}
+
+/// Starts the daemon in `dir` with the settings `tweak` leaves.
+pub async fn spawn_app_in(dir: TempDir, clock: Clock, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = settings_in(dir.path());
+    tweak(&mut settings);
+    let app = Application::build(settings, clock.clone()).await.expect("the daemon builds");
+    let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+    let state = app.state();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("an HTTP client");
+    TestApp { addr, state, clock, dir, shutdown, handle, http }
+}
+
+/// Starts the daemon in a fresh folder.
+pub async fn spawn_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_in(TempDir::new().expect("a temporary folder"), clock(), tweak).await
+}
+
+/// A forecast CSV for one region: daily AQI from `first` on.
+pub fn forecast_csv(issued_at: &str, region: &str, first: &str, aqi: &[u32]) -> String {
+    let first = NaiveDate::parse_from_str(first, "%Y-%m-%d").expect("a date");
+    let mut out = format!("# issued_at: {issued_at}\n# source: 省生态环境监测和应急保障中心（测试）\nregion,date,aqi\n");
+    for (i, v) in aqi.iter().enumerate() {
+        out.push_str(&format!("{region},{},{v}\n", first + chrono::Duration::days(i as i64)));
+    }
+    out
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POST with the deputy head's token: status and JSON body.
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (reqwest::StatusCode, Value) {
+        let resp = self.http.post(self.url(path)).bearer_auth(DEPUTY).body(body).send().await.expect("the daemon answers");
+        let status = resp.status();
+        let text = resp.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// GET with the deputy head's token.
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        let resp = self.http.get(self.url(path)).bearer_auth(DEPUTY).send().await.expect("the daemon answers");
+        let status = resp.status();
+        let text = resp.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A forecast over HTTP that puts Taiyuan at orange from tomorrow, then waits for the proposal;
+    /// returns the warning id.
+    pub async fn propose_orange_for_taiyuan(&self) -> String {
+        let csv = forecast_csv("2026-12-01 14:00", "140100", "2026-12-02", &[235, 245, 190, 120, 90, 80, 70]);
+        let (status, body) = self.post("/api/v1/forecasts", csv).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        eventually("the consultation proposes orange for Taiyuan", || async {
+            let (_, body) = self.get("/api/v1/warnings").await;
+            body["warnings"].as_array()?.iter().find(|w| w["region"] == "140100" && w["status"] == "pending").and_then(|w| w["id"].as_str().map(str::to_string))
+        })
+        .await
+    }
+
+    /// The deputy head signs over HTTP.
+    pub async fn sign(&self, id: &str) {
+        let (status, body) = self.post(&format!("/api/v1/warnings/{id}/sign"), "").await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        self.state.after_change();
+    }
+
+    /// Every outbox message.
+    pub fn outbox(&self) -> Vec<OutboxMessage> {
+        self.state.engine.store.read(outbox::all_messages).expect("the outbox reads")
+    }
+
+    /// Waits until every queued message has been sent (or failed).
+    pub async fn settled(&self, n: usize) -> Vec<OutboxMessage> {
+        eventually(&format!("{n} messages are sent"), || async {
+            let all = self.outbox();
+            (all.len() == n && all.iter().all(|m| m.status == outbox::Status::Sent)).then_some(all)
+        })
+        .await
+    }
+
+    /// Stops the daemon as SIGTERM would and hands back its folder.
+    pub async fn stop(self) -> TempDir {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(15), self.handle).await.expect("the daemon stops within its deadline");
+        result.expect("the run loop did not panic").expect("the daemon stopped cleanly");
+        drop(self.state);
+        self.dir
+    }
+}
+
+/// Polls `probe` until it gives `Some`.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free port on localhost (nothing listens on it when this returns).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// SMTP server
+
+/// A mail the server accepted.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Envelope recipients.
+    pub to: Vec<String>,
+    /// The message as sent (headers and body).
+    pub data: Vec<u8>,
+    /// AUTH PLAIN user and password given on the session, if any.
+    pub auth: Option<(String, String)>,
+}
+
+impl Received {
+    /// Parsed.
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(&self.data).expect("a parseable message")
+    }
+
+    /// The Message-ID (without brackets).
+    pub fn message_id(&self) -> String {
+        self.parsed().message_id().unwrap_or_default().to_string()
+    }
+}
+
+#[derive(Clone)]
+struct Collector {
+    inbox: Arc<Mutex<Vec<Received>>>,
+    to: Vec<String>,
+    data: Vec<u8>,
+    auth: Option<(String, String)>,
+    accept: Option<(String, String)>,
+}
+
+impl Handler for Collector {
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        mailin::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let r = Received { to: std::mem::take(&mut self.to), data: std::mem::take(&mut self.data), auth: self.auth.clone() };
+        self.inbox.lock().expect("the inbox lock").push(r);
+        mailin::response::OK
+    }
+
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
+        if self.accept.as_ref().is_some_and(|(u, p)| u == user && p == password) {
+            self.auth = Some((user.to_string(), password.to_string()));
+            mailin::response::AUTH_OK
+        } else {
+            mailin::response::INVALID_CREDENTIALS
+        }
+    }
+}
+
+/// An SMTP server on a socket of this process; stops when dropped.
+pub struct SmtpServer {
+    /// Its port.
+    pub port: u16,
+    inbox: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+    sessions: Arc<AtomicUsize>,
+}
+
+impl SmtpServer {
+    /// Listens on `127.0.0.1:port` (0: any free port). With `auth`, AUTH PLAIN is offered and
+    /// required to match.
+    pub fn start(port: u16, auth: Option<(&str, &str)>) -> SmtpServer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("the SMTP port is free");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let port = listener.local_addr().expect("an address").port();
+        let inbox = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sessions = Arc::new(AtomicUsize::new(0));
+        let mut builder = SessionBuilder::new("smtp.test.example.cn");
+        if auth.is_some() {
+            builder.enable_auth(AuthMechanism::Plain);
+            builder.insecure_enable_plaintext_auth();
+        }
+        let builder = Arc::new(builder);
+        let handler = Collector { inbox: inbox.clone(), to: Vec::new(), data: Vec::new(), auth: None, accept: auth.map(|(u, p)| (u.to_string(), p.to_string())) };
+        let (stop2, sessions2) = (stop.clone(), sessions.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, peer)) => {
+                        sessions2.fetch_add(1, Ordering::SeqCst);
+                        let (builder, handler, stop) = (builder.clone(), handler.clone(), stop2.clone());
+                        std::thread::spawn(move || serve(stream, peer, &builder, handler, &stop));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        SmtpServer { port, inbox, stop, sessions }
+    }
+
+    /// Everything accepted so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.inbox.lock().expect("the inbox lock").clone()
+    }
+
+    /// SMTP sessions opened so far.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` messages have arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        eventually(&format!("{n} emails arrive"), || async {
+            let r = self.received();
+            (r.len() >= n).then_some(r)
+        })
+        .await
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn serve(stream: TcpStream, peer: SocketAddr, builder: &Arc<SessionBuilder>, handler: Collector, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    let mut session = builder.build(peer.ip(), handler);
+    if session.greeting().write_to(&mut writer).is_err() {
+        return;
+    }
+    let mut line = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) if line.ends_with(b"\n") => {
+                let res = session.process(&line);
+                line.clear();
+                match res.action {
+                    mailin::Action::Reply => {
+                        if res.write_to(&mut writer).is_err() || writer.flush().is_err() {
+                            return;
+                        }
+                    }
+                    mailin::Action::Close => {
+                        let _ = res.write_to(&mut writer);
+                        return;
+                    }
+                    mailin::Action::NoReply => {}
+                    mailin::Action::UpgradeTls => return,
+                }
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook receiver
+
+/// One POST the receiver took.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
+/// A tiny axum server on `127.0.0.1:0` that records every POST to `/hook` it accepts.
+pub struct WebhookReceiver {
+    /// `http://127.0.0.1:PORT/hook`.
+    pub url: String,
+    got: Arc<Mutex<Vec<Hook>>>,
+}
+
+impl WebhookReceiver {
+    /// Starts it; the first `fail_first` POSTs get 503.
+    pub async fn start(fail_first: usize) -> WebhookReceiver {
+        Self::start_failing(fail_first, StatusCode::SERVICE_UNAVAILABLE).await
+    }
+
+    /// Starts it; the first `fail_first` POSTs get `status`.
+    pub async fn start_failing(fail_first: usize, status: StatusCode) -> WebhookReceiver {
+        let got: Arc<Mutex<Vec<Hook>>> = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let (g, s) = (got.clone(), seen.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (g, s) = (g.clone(), s.clone());
+                async move {
+                    if s.fetch_add(1, Ordering::SeqCst) < fail_first {
+                        return status;
+                    }
+                    g.lock().expect("the lock").push(Hook { headers, body });
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        WebhookReceiver { url, got }
+    }
+
+    /// The POSTs accepted so far.
+    pub fn received(&self) -> Vec<Hook> {
+        self.got.lock().expect("the lock").clone()
+    }
+}
