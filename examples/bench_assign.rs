@@ -5,8 +5,9 @@
 //! cargo run --release --example bench_assign -- [ENTERPRISES] [SEED]    # default 300000 42
 //! ```
 //!
-//! It generates the list (`hazeflow registry generate`'s generator), records it in a fresh store in a
-//! temporary folder, then issues red for every province at once: one lifecycle `Issued` event per
+//! It generates the list (`hazeflow registry generate`'s generator) and records it in a fresh store in a
+//! temporary folder (in a child process, so that generating does not count towards peak memory), then,
+//! in a second child process that opens that store as the daemon would, issues red for every province at once: one lifecycle `Issued` event per
 //! province, each a write job through the real group-committing writer and the real assignment stage
 //! (the same code the daemon runs). The clock starts when the jobs are submitted and stops when the
 //! last commit (fsync) has returned. Peak memory is the process's VmHWM.
@@ -31,13 +32,29 @@ fn vm_hwm_mib() -> f64 {
         / 1024.0
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(300_000);
-    let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(42);
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("bench.redb"))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    match args.get(1).map(String::as_str) {
+        Some("prepare") => rt.block_on(prepare(&args[2], args[3].parse()?, args[4].parse()?)),
+        Some("run") => rt.block_on(run(&args[2])),
+        _ => {
+            let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(300_000);
+            let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(42);
+            let dir = tempfile::tempdir()?;
+            let me = std::env::current_exe()?;
+            let db = dir.path().join("bench.redb").display().to_string();
+            for phase in [vec!["prepare".to_string(), db.clone(), n.to_string(), seed.to_string()], vec!["run".to_string(), db]] {
+                let status = std::process::Command::new(&me).args(&phase).status()?;
+                anyhow::ensure!(status.success(), "phase {} failed", phase[0]);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn prepare(db: &str, n: usize, seed: u64) -> anyhow::Result<()> {
+    let store = Store::open(std::path::Path::new(db))?;
 
     let t = Instant::now();
     let enterprises = generate::generate(n, seed);
@@ -50,7 +67,20 @@ async fn main() -> anyhow::Result<()> {
     let version = ListVersion::new(enterprises, None, now);
     let diff = import::diff_enterprises(&[], &version.enterprises);
     hazeflow::list::record(&store, version, diff, "bench", now).await?;
-    println!("recorded the list in {:.2?}", t.elapsed());
+    println!("recorded the list in {:.2?} (peak memory of this phase {:.0} MiB)", t.elapsed(), vm_hwm_mib());
+    store.close();
+    Ok(())
+}
+
+async fn run(db: &str) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let store = Store::open(std::path::Path::new(db))?;
+    println!("opened the store in {:.2?}", t.elapsed());
+    let now = Utc::now();
+    let counties: BTreeSet<RegionCode> = store.read(|r| {
+        let keys = r.doc_keys(hazeflow::list::ENTERPRISES, "", "", usize::MAX)?;
+        Ok(keys.iter().filter_map(|k| k.split('/').next()).filter_map(|c| RegionCode::parse(c).ok()).collect())
+    })?;
 
     let regions = Regions::shanxi();
     let set = hazeflow::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions).map_err(|e| anyhow::anyhow!("{e:?}"))?;

@@ -260,17 +260,35 @@ impl AssignStage {
     fn assign_all(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, seq: u64, warning_id: &str, region: RegionCode, level: &str, start: DateTime<Utc>) -> Result<(), StoreError> {
         let deadline = now + self.defaults.ack_deadline(level).unwrap_or_else(|| Duration::hours(6));
         let parties = self.parties(tx, region, level)?;
-        let mut made = 0u64;
-        for (party, duty) in parties {
+        // Bulk reads and writes: one table open per collection, not per document (a province-wide
+        // red warning makes hundreds of thousands of assignments in this one transaction).
+        let current_keys: Vec<String> = parties.iter().map(|(p, _)| format!("{warning_id}/{}", p.key())).collect();
+        let old_keys: Vec<Option<String>> = tx.get_docs(CURRENT, &current_keys)?;
+        let old_keys_present: Vec<String> = old_keys.iter().flatten().cloned().collect();
+        let olds: Vec<Option<Assignment>> = tx.get_docs(ASSIGNMENTS, &old_keys_present)?;
+        let mut assignments: Vec<(String, Assignment)> = Vec::with_capacity(parties.len() + olds.len());
+        let mut superseded: Vec<(String, Assignment)> = Vec::new();
+        let mut current: Vec<(String, String)> = Vec::with_capacity(parties.len());
+        let mut by_party: Vec<(String, String)> = Vec::with_capacity(parties.len());
+        let mut tokens: Vec<(String, String)> = Vec::with_capacity(parties.len());
+        let mut made: Vec<(Assignment, String)> = Vec::with_capacity(parties.len());
+        let mut old_by_current: HashMap<&str, Assignment> = HashMap::new();
+        for (ck, old) in current_keys.iter().zip(old_keys.iter()) {
+            if let Some(ok) = old {
+                if let Some(pos) = old_keys_present.iter().position(|k| k == ok) {
+                    if let Some(Some(a)) = olds.get(pos) {
+                        old_by_current.insert(ck.as_str(), a.clone());
+                    }
+                }
+            }
+        }
+        for ((party, duty), current_key) in parties.into_iter().zip(current_keys.iter()) {
             let pk = party.key();
             let key = format!("{warning_id}/{pk}/{seq:012}");
-            let current_key = format!("{warning_id}/{pk}");
-            if let Some(old_key) = tx.doc::<String>(CURRENT, &current_key)? {
-                if let Some(mut old) = tx.doc::<Assignment>(ASSIGNMENTS, &old_key)? {
-                    if old.status == AssignmentStatus::Active {
-                        old.status = AssignmentStatus::Superseded { by: key.clone(), at: now };
-                        tx.put_doc(ASSIGNMENTS, &old_key, &old)?;
-                    }
+            if let Some(mut old) = old_by_current.remove(current_key.as_str()) {
+                if old.status == AssignmentStatus::Active {
+                    old.status = AssignmentStatus::Superseded { by: key.clone(), at: now };
+                    superseded.push((old.key.clone(), old));
                 }
             }
             let a = Assignment {
@@ -288,16 +306,23 @@ impl AssignStage {
                 negotiated: None,
             };
             let token = self.tokens.token(&key);
-            tx.put_doc(ASSIGNMENTS, &key, &a)?;
-            tx.put_doc(CURRENT, &current_key, &key)?;
-            tx.put_doc(BY_PARTY, &format!("{pk}/{warning_id}/{seq:012}"), &key)?;
-            tx.put_doc(TOKENS, &token_hash(&token), &key)?;
-            for hook in &self.on_assigned {
-                hook(tx, &a, &token)?;
-            }
-            made += 1;
+            current.push((current_key.clone(), key.clone()));
+            by_party.push((format!("{pk}/{warning_id}/{seq:012}"), key.clone()));
+            tokens.push((token_hash(&token), key.clone()));
+            assignments.push((key, a.clone()));
+            made.push((a, token));
         }
-        tx.append(now, "assign", None, RecordBody::Other { kind: "assignments_made".into(), data: serde_json::json!({ "warning_id": warning_id, "level": level, "count": made }) })?;
+        assignments.extend(superseded);
+        tx.put_docs(ASSIGNMENTS, &assignments)?;
+        tx.put_docs(CURRENT, &current)?;
+        tx.put_docs(BY_PARTY, &by_party)?;
+        tx.put_docs(TOKENS, &tokens)?;
+        for (a, token) in &made {
+            for hook in &self.on_assigned {
+                hook(tx, a, token)?;
+            }
+        }
+        tx.append(now, "assign", None, RecordBody::Other { kind: "assignments_made".into(), data: serde_json::json!({ "warning_id": warning_id, "level": level, "count": made.len() }) })?;
         Ok(())
     }
 

@@ -68,16 +68,18 @@ pub async fn record(store: &Store, version: ListVersion, diff: ListDiff, actor: 
             for uscc in &diff.removed {
                 remove(tx, uscc)?;
             }
-            for e in &version.enterprises {
-                let key = format!("{}/{}", e.county, e.uscc.as_str());
-                if let Some(old) = tx.doc::<String>(BY_USCC, e.uscc.as_str())? {
-                    if old != e.county.to_string() {
-                        tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
-                    }
+            // Bulk: one table open per collection (a national list has hundreds of thousands).
+            let usccs: Vec<String> = version.enterprises.iter().map(|e| e.uscc.as_str().to_string()).collect();
+            let old_counties: Vec<Option<String>> = tx.get_docs(BY_USCC, &usccs)?;
+            for (e, old) in version.enterprises.iter().zip(&old_counties) {
+                if let Some(old) = old.as_ref().filter(|o| **o != e.county.to_string()) {
+                    tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
                 }
-                tx.put_doc(ENTERPRISES, &key, e)?;
-                tx.put_doc(BY_USCC, e.uscc.as_str(), &e.county.to_string())?;
             }
+            let docs: Vec<(String, &crate::registry::Enterprise)> = version.enterprises.iter().map(|e| (format!("{}/{}", e.county, e.uscc.as_str()), e)).collect();
+            tx.put_docs(ENTERPRISES, &docs)?;
+            let counties: Vec<(String, String)> = version.enterprises.iter().map(|e| (e.uscc.as_str().to_string(), e.county.to_string())).collect();
+            tx.put_docs(BY_USCC, &counties)?;
             let summary = VersionSummary { version: version.version, recorded_at: now, digest: version.digest.clone(), enterprises: version.enterprises.len(), diff };
             tx.put_doc(VERSIONS, &format!("{:010}", version.version), &summary)?;
             let data = serde_json::json!({

@@ -35,6 +35,10 @@ const CASES: &[(&str, &str)] = &[
         "6:1: unknown field `lift_window`, expected one of id, version, name, scope, extends, horizon_days, \
          lead_time_hours, lift_window_hours, merge_gap_hours, hold_higher, roles, levels, consultations, directives",
     ),
+    ("bad-wrong-type.yaml", "6:15: expected a whole number, 0 or more"),
+    ("bad-duplicate-key.yaml", "7:1: key \"lift_window_hours\" appears twice"),
+    ("bad-missing-key.yaml", "5:1: missing field `scope`"),
+    ("bad-empty-levels.yaml", "2:5: a playbook that extends none needs levels"),
     (
         "bad-undefined-level.yaml",
         "8:9: undefined level \"blue\" (defined: yellow, orange, red)",

@@ -10,16 +10,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use hmac::{Hmac, Mac};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::Sha256;
 
@@ -118,16 +118,20 @@ fn read_flash(headers: &HeaderMap) -> Option<Flash> {
     let raw = hex::decode(cookie(headers, FLASH_COOKIE)?).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (kind, text) = text.split_once('\n')?;
-    Some(Flash { kind: if kind == "ok" { "ok" } else { "error" }.into(), text: text.into() })
+    Some(Flash {
+        kind: if kind == "ok" { "ok" } else { "error" }.into(),
+        text: text.into(),
+    })
 }
 
 /// The dashboard's shared state, put on every request of its router.
-pub(super) fn dashboard(parts: &Parts) -> Result<Arc<Dashboard>, Response> {
-    parts
-        .extensions
-        .get::<Arc<Dashboard>>()
-        .cloned()
-        .ok_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, "dashboard state missing").into_response())
+fn dashboard(parts: &Parts) -> Option<Arc<Dashboard>> {
+    parts.extensions.get::<Arc<Dashboard>>().cloned()
+}
+
+/// What a request outside the dashboard's router gets from its extractors.
+fn no_dashboard() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "dashboard state missing").into_response()
 }
 
 /// A logged-in member of the duty staff.
@@ -150,7 +154,7 @@ impl FromRequestParts<Arc<AppState>> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let dash = dashboard(parts)?;
+        let dash = dashboard(parts).ok_or_else(no_dashboard)?;
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
         let token_hash = hash_token(&token);
         let staff = state.staff_for(&token_hash).ok_or_else(|| {
@@ -159,7 +163,12 @@ impl FromRequestParts<Arc<AppState>> for Session {
             r.headers_mut().append(SET_COOKIE, dash.clear_cookie(SESSION_COOKIE, "/"));
             r
         })?;
-        Ok(Session { staff, csrf: dash.csrf("session", &token_hash), flash: read_flash(&parts.headers), token_hash })
+        Ok(Session {
+            staff,
+            csrf: dash.csrf("session", &token_hash),
+            flash: read_flash(&parts.headers),
+            token_hash,
+        })
     }
 }
 
@@ -171,7 +180,11 @@ pub(super) fn parse_form(body: &[u8]) -> BTreeMap<String, String> {
         while i < s.len() {
             match s[i] {
                 b'+' => out.push(b' '),
-                b'%' if i + 2 < s.len() => match std::str::from_utf8(&s[i + 1..i + 3]).ok().filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit())).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                b'%' if i + 2 < s.len() => match std::str::from_utf8(&s[i + 1..i + 3])
+                    .ok()
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(b) => {
                         out.push(b);
                         i += 2;
@@ -207,10 +220,17 @@ impl<T: DeserializeOwned + Send> FromRequest<Arc<AppState>> for Posted<T> {
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
-        let dash = dashboard(&parts)?;
+        let dash = dashboard(&parts).ok_or_else(no_dashboard)?;
         let session = Session::from_request_parts(&mut parts, state).await.ok();
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
-            error_page(&dash, state, None, StatusCode::PAYLOAD_TOO_LARGE, "内容过大", "提交的内容超过 2 MiB，请缩减后重试。")
+            error_page(
+                &dash,
+                state,
+                None,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "内容过大",
+                "提交的内容超过 2 MiB，请缩减后重试。",
+            )
         })?;
         let fields = parse_form(&bytes);
         let given = fields.get("csrf").map_or("", String::as_str);
@@ -219,7 +239,14 @@ impl<T: DeserializeOwned + Send> FromRequest<Arc<AppState>> for Posted<T> {
         };
         let value = serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect());
         let form = serde_json::from_value(value).map_err(|e| {
-            error_page(&dash, state, Some(&session), StatusCode::BAD_REQUEST, "表单有误", &format!("无法读取表单：{e}"))
+            error_page(
+                &dash,
+                state,
+                Some(&session),
+                StatusCode::BAD_REQUEST,
+                "表单有误",
+                &format!("无法读取表单：{e}"),
+            )
         })?;
         Ok(Posted { session, form })
     }
@@ -246,7 +273,9 @@ pub(super) struct LoginForm {
 
 /// A fresh nonce, or the one the browser holds.
 fn login_nonce(headers: &HeaderMap) -> String {
-    cookie(headers, LOGIN_COOKIE).filter(|n| n.len() == 32 && n.chars().all(|c| c.is_ascii_hexdigit())).unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
+    cookie(headers, LOGIN_COOKIE)
+        .filter(|n| n.len() == 32 && n.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
 }
 
 fn render_login(dash: &Dashboard, app: &AppState, nonce: &str, status: StatusCode, error: Option<&str>) -> Response {
@@ -257,27 +286,44 @@ fn render_login(dash: &Dashboard, app: &AppState, nonce: &str, status: StatusCod
 }
 
 /// `GET /login`.
-pub(super) async fn login_page(State(app): State<Arc<AppState>>, Extension(dash): Extension<Arc<Dashboard>>, headers: HeaderMap) -> Response {
-    if let Some(t) = cookie(&headers, SESSION_COOKIE) {
-        if app.staff_for(&hash_token(&t)).is_some() {
-            return Redirect::to("/").into_response();
-        }
+pub(super) async fn login_page(
+    State(app): State<Arc<AppState>>,
+    Extension(dash): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(t) = cookie(&headers, SESSION_COOKIE)
+        && app.staff_for(&hash_token(&t)).is_some()
+    {
+        return Redirect::to("/").into_response();
     }
     render_login(&dash, &app, &login_nonce(&headers), StatusCode::OK, None)
 }
 
 /// Whether a token can live in a cookie unchanged (the API reads the cookie as is).
 fn cookie_safe(token: &str) -> bool {
-    !token.is_empty() && token.bytes().all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'"' | b',' | b';' | b'\\'))
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'"' | b',' | b';' | b'\\'))
 }
 
 /// `POST /login`.
-pub(super) async fn login(State(app): State<Arc<AppState>>, Extension(dash): Extension<Arc<Dashboard>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn login(
+    State(app): State<Arc<AppState>>,
+    Extension(dash): Extension<Arc<Dashboard>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: LoginForm = serde_json::from_value(serde_json::Value::Object(
-        parse_form(&body).into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
+        parse_form(&body)
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
     ))
     .unwrap_or_default();
-    let Some(nonce) = cookie(&headers, LOGIN_COOKIE) else { return forbidden(&dash, &app) };
+    let Some(nonce) = cookie(&headers, LOGIN_COOKIE) else {
+        return forbidden(&dash, &app);
+    };
     if !dash.csrf_ok("login", &nonce, &form.csrf) {
         return forbidden(&dash, &app);
     }
@@ -287,7 +333,13 @@ pub(super) async fn login(State(app): State<Arc<AppState>>, Extension(dash): Ext
         return render_login(&dash, &app, &nonce, StatusCode::UNAUTHORIZED, Some("令牌无效，请检查后重试。"));
     };
     if !cookie_safe(token) {
-        return render_login(&dash, &app, &nonce, StatusCode::BAD_REQUEST, Some("该令牌含有不能保存在 Cookie 中的字符，请联系管理员更换令牌。"));
+        return render_login(
+            &dash,
+            &app,
+            &nonce,
+            StatusCode::BAD_REQUEST,
+            Some("该令牌含有不能保存在 Cookie 中的字符，请联系管理员更换令牌。"),
+        );
     }
     tracing::info!(staff = %staff.name, role = %staff.role, "dashboard login");
     let mut r = Redirect::to("/").into_response();

@@ -113,7 +113,13 @@ fn thresholds_of(pb: &Playbook) -> BTreeMap<(u16, bool), Vec<(u32, String)>> {
 
 /// Lays out the chart of a forecast window assessed against `pb`; `covered` are the days the rule
 /// fired on, drawn in `covered_class`.
-pub fn forecast_chart(window: &[(NaiveDate, Option<u16>)], covered: &[NaiveDate], covered_class: &str, pb: Option<&Playbook>, palette: &mut Palette) -> Chart {
+pub fn forecast_chart(
+    window: &[(NaiveDate, Option<u16>)],
+    covered: &[NaiveDate],
+    covered_class: &str,
+    pb: Option<&Playbook>,
+    palette: &mut Palette,
+) -> Chart {
     let lines = pb.map(thresholds_of).unwrap_or_default();
     let max_value = window.iter().filter_map(|(_, v)| *v).max().unwrap_or(0);
     let max_line = lines.keys().map(|(t, _)| *t).max().unwrap_or(0);
@@ -149,20 +155,56 @@ pub fn forecast_chart(window: &[(NaiveDate, Option<u16>)], covered: &[NaiveDate]
         .map(|((t, inclusive), levels)| Threshold {
             y: round(y_of(f64::from(*t))),
             label: format!("AQI{}{t}", if *inclusive { "≥" } else { ">" }),
-            levels: levels.iter().map(|(_, id)| pb.and_then(|p| p.level(id)).map_or_else(|| "c-none".into(), |l| palette.class(&l.colour))).collect(),
-            level_names: levels.iter().map(|(_, id)| pb.and_then(|p| p.level(id)).map_or_else(|| id.clone(), |l| l.name.clone())).collect::<Vec<_>>().join("、"),
+            levels: levels
+                .iter()
+                .map(|(_, id)| {
+                    pb.and_then(|p| p.level(id))
+                        .map_or_else(|| "c-none".into(), |l| palette.class(&l.colour))
+                })
+                .collect(),
+            level_names: levels
+                .iter()
+                .map(|(_, id)| pb.and_then(|p| p.level(id)).map_or_else(|| id.clone(), |l| l.name.clone()))
+                .collect::<Vec<_>>()
+                .join("、"),
         })
         .collect::<Vec<_>>();
     let mut ticks = Vec::new();
     let mut v = 0.0;
     while v <= y_max {
-        ticks.push(Tick { y: round(y_of(v)), label: format!("{v}") });
+        ticks.push(Tick {
+            y: round(y_of(v)),
+            label: format!("{v}"),
+        });
         v += step;
     }
-    let values = bars.iter().map(|b| format!("{} {}", b.date, b.value)).collect::<Vec<_>>().join("，");
-    let lines_text = thresholds.iter().map(|t| format!("{}（{}）", t.label, t.level_names)).collect::<Vec<_>>().join("，");
-    let description = if lines_text.is_empty() { format!("逐日预报AQI：{values}。") } else { format!("逐日预报AQI：{values}。预警阈值：{lines_text}。") };
-    Chart { width: WIDTH, height: HEIGHT, left, top, right, bottom, bars, thresholds, ticks, description }
+    let values = bars
+        .iter()
+        .map(|b| format!("{} {}", b.date, b.value))
+        .collect::<Vec<_>>()
+        .join("，");
+    let lines_text = thresholds
+        .iter()
+        .map(|t| format!("{}（{}）", t.label, t.level_names))
+        .collect::<Vec<_>>()
+        .join("，");
+    let description = if lines_text.is_empty() {
+        format!("逐日预报AQI：{values}。")
+    } else {
+        format!("逐日预报AQI：{values}。预警阈值：{lines_text}。")
+    };
+    Chart {
+        width: WIDTH,
+        height: HEIGHT,
+        left,
+        top,
+        right,
+        bottom,
+        bars,
+        thresholds,
+        ticks,
+        description,
+    }
 }
 
 fn round(v: f64) -> f64 {
@@ -175,8 +217,11 @@ mod tests {
     use crate::region::Regions;
 
     fn shanxi() -> std::sync::Arc<Playbook> {
-        let set = crate::playbook::load_paths(&[std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks"))], Regions::shanxi())
-            .expect("the shipped playbooks load");
+        let set = crate::playbook::load_paths(
+            &[std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks"))],
+            Regions::shanxi(),
+        )
+        .expect("the shipped playbooks load");
         set.get("shanxi").expect("shanxi").clone()
     }
 
@@ -185,7 +230,13 @@ mod tests {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let window = [(d("2026-12-02"), Some(160)), (d("2026-12-03"), Some(230)), (d("2026-12-04"), None)];
         let mut palette = Palette::default();
-        let c = forecast_chart(&window, &[d("2026-12-02"), d("2026-12-03")], "c-ff7e00", Some(&shanxi()), &mut palette);
+        let c = forecast_chart(
+            &window,
+            &[d("2026-12-02"), d("2026-12-03")],
+            "c-ff7e00",
+            Some(&shanxi()),
+            &mut palette,
+        );
         let labels: Vec<&str> = c.thresholds.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["AQI>150", "AQI>200", "AQI>300"]);
         assert_eq!(c.thresholds[0].level_names, "黄色预警、橙色预警");
@@ -193,8 +244,15 @@ mod tests {
         // Higher values are drawn higher; every line lies inside the plot.
         assert!(c.thresholds[0].y > c.thresholds[1].y && c.thresholds[1].y > c.thresholds[2].y);
         assert!(c.thresholds.iter().all(|t| t.y >= c.top && t.y <= c.bottom));
-        assert_eq!(c.bars.iter().map(|b| (b.value.as_str(), b.covered)).collect::<Vec<_>>(), [("160", true), ("230", true), ("缺", false)]);
+        assert_eq!(
+            c.bars.iter().map(|b| (b.value.as_str(), b.covered)).collect::<Vec<_>>(),
+            [("160", true), ("230", true), ("缺", false)]
+        );
         assert_eq!(c.bars[2].h, 0.0);
-        assert!(c.description.contains("12-03 230") && c.description.contains("AQI>300（红色预警）"), "{}", c.description);
+        assert!(
+            c.description.contains("12-03 230") && c.description.contains("AQI>300（红色预警）"),
+            "{}",
+            c.description
+        );
     }
 }

@@ -11,19 +11,26 @@
 //! - `views.rs`: view models: the region grid, warnings, proposals, event labels, times, colours;
 //! - `chart.rs`: the forecast chart (AQI per day against the playbook's thresholds) as SVG geometry;
 //! - `pages.rs`: the handlers, one per page or form;
+//! - `list.rs`: the emergency reduction list: enterprises, an enterprise's measures, the reports;
+//! - `response.rs`: a warning's acknowledgement progress, who is missing, inspections and summary,
+//!   read from the `ack`, `assign`, `inspect` and `episode` modules;
 //! - `templates.rs`: the template environment (files on disk first, the shipped copies embedded);
 //! - `static/`: one stylesheet and a little JavaScript, embedded.
 //!
 //! Routes: `GET /login`, `POST /login`, `POST /logout`, `GET /` (now: grid, warnings, proposals,
 //! directives), `GET /consultations`, `POST /consultations/run`, `POST /forecasts`,
 //! `GET /warnings/{id}`, `POST /warnings/{id}/sign|lift|cancel`, `GET /playbooks`,
-//! `POST /playbooks/reload`, `POST /playbooks/check`, `GET /static/dashboard/{app.css,app.js}`.
+//! `POST /playbooks/reload`, `POST /playbooks/check`, `GET /list` (filters: `region`, `industry`,
+//! `grade`, `q`, `page`), `GET /list/{uscc}`, `GET /list/reports`,
+//! `GET /static/dashboard/{app.css,app.js}`.
 //!
 //! [`Engine`]: crate::engine::Engine
 
 mod auth;
 mod chart;
+mod list;
 mod pages;
+mod response;
 mod templates;
 mod views;
 
@@ -73,6 +80,9 @@ pub fn router(settings: &crate::config::Settings) -> Router<Arc<AppState>> {
         .route("/warnings/{id}/sign", post(pages::sign))
         .route("/warnings/{id}/lift", post(pages::lift))
         .route("/warnings/{id}/cancel", post(pages::cancel))
+        .route("/list", get(list::list))
+        .route("/list/reports", get(list::reports))
+        .route("/list/{uscc}", get(list::enterprise))
         .route("/playbooks", get(pages::playbooks))
         .route("/playbooks/reload", post(pages::reload))
         .route("/playbooks/check", post(pages::check))

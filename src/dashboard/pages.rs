@@ -50,7 +50,12 @@ impl<'a> Page<'a> {
     pub(super) fn new(dash: &'a Dashboard, app: &'a AppState, session: Option<&'a Session>) -> Page<'a> {
         let mut palette = Palette::default();
         palette.add_set(&app.engine.playbooks.live());
-        Page { dash, app, session, palette }
+        Page {
+            dash,
+            app,
+            session,
+            palette,
+        }
     }
 
     /// Renders `template` with the page's context (`ctx` plus what every page has) and the security
@@ -59,9 +64,9 @@ impl<'a> Page<'a> {
         let nonce = hex::encode(rand::random::<[u8; 16]>());
         let set = self.app.engine.playbooks.live();
         let root = set.roots().next().cloned();
-        let staff = self.session.map(|s| {
-            json!({ "name": s.staff.name, "role": s.staff.role, "role_name": views::role_name(root.as_deref(), &s.staff.role) })
-        });
+        let staff = self
+            .session
+            .map(|s| json!({ "name": s.staff.name, "role": s.staff.role, "role_name": views::role_name(root.as_deref(), &s.staff.role) }));
         let mut ctx = match ctx {
             Value::Object(m) => m,
             _ => serde_json::Map::new(),
@@ -111,17 +116,41 @@ impl<'a> Page<'a> {
 }
 
 /// An error page (a bad form, a missing warning, a store failure).
-pub(super) fn error_page(dash: &Dashboard, app: &AppState, session: Option<&Session>, status: StatusCode, title: &str, message: &str) -> Response {
-    Page::new(dash, app, session).render("error.html", "", title, json!({ "heading": title, "message": message, "status": status.as_u16() }), status)
+pub(super) fn error_page(
+    dash: &Dashboard,
+    app: &AppState,
+    session: Option<&Session>,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> Response {
+    Page::new(dash, app, session).render(
+        "error.html",
+        "",
+        title,
+        json!({ "heading": title, "message": message, "status": status.as_u16() }),
+        status,
+    )
 }
 
 fn store_failed(dash: &Dashboard, app: &AppState, session: &Session, e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "dashboard could not read the store");
-    error_page(dash, app, Some(session), StatusCode::SERVICE_UNAVAILABLE, "暂时无法读取数据", &format!("存储出错：{e}"))
+    error_page(
+        dash,
+        app,
+        Some(session),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "暂时无法读取数据",
+        &format!("存储出错：{e}"),
+    )
 }
 
 fn lookup(app: &AppState) -> Lookup<'_> {
-    Lookup { set: app.engine.playbooks.live(), playbooks: &app.engine.playbooks, regions: app.engine.regions }
+    Lookup {
+        set: app.engine.playbooks.live(),
+        playbooks: &app.engine.playbooks,
+        regions: app.engine.regions,
+    }
 }
 
 type Shared = State<Arc<AppState>>;
@@ -141,7 +170,8 @@ pub(super) async fn now(State(app): Shared, Extension(dash): Dash, session: Sess
     let warnings = views::warning_rows(&look, &states, &mut page.palette);
     let proposals = views::proposals(&look, &states, &session.staff.role, &mut page.palette);
     let directives = views::directive_rows(&look, &directives);
-    let ctx = json!({ "grid": grid, "legend": legend, "warnings": warnings, "proposals": proposals, "directives": directives, "back": "/" });
+    let ctx =
+        json!({ "grid": grid, "legend": legend, "warnings": warnings, "proposals": proposals, "directives": directives, "back": "/" });
     page.render("now.html", "now", "态势", ctx, StatusCode::OK)
 }
 
@@ -223,7 +253,9 @@ pub(super) async fn consultations(State(app): Shared, Extension(dash): Dash, ses
     let mut page = Page::new(&dash, &app, Some(&session));
     let proposals = views::proposals(&look, &states, &session.staff.role, &mut page.palette);
     let cards = consult_cards(&look, &list, &mut page.palette);
-    let last = list.first().map(|c| json!({ "at": local_time(c.at), "trigger": trigger_zh(&c.trigger), "regions": c.assessments.len() }));
+    let last = list
+        .first()
+        .map(|c| json!({ "at": local_time(c.at), "trigger": trigger_zh(&c.trigger), "regions": c.assessments.len() }));
     let ctx = json!({ "cards": cards, "proposals": proposals, "last": last, "back": "/consultations" });
     page.render("consultations.html", "consultations", "会商", ctx, StatusCode::OK)
 }
@@ -247,7 +279,14 @@ pub(super) async fn warning(State(app): Shared, Extension(dash): Dash, session: 
         Err(e) => return store_failed(&dash, &app, &session, e),
     };
     let Some(w) = w else {
-        return error_page(&dash, &app, Some(&session), StatusCode::NOT_FOUND, "未找到预警", &format!("没有编号为 {id} 的预警。"));
+        return error_page(
+            &dash,
+            &app,
+            Some(&session),
+            StatusCode::NOT_FOUND,
+            "未找到预警",
+            &format!("没有编号为 {id} 的预警。"),
+        );
     };
     let look = lookup(&app);
     let pb = look.for_warning(&w);
@@ -288,7 +327,13 @@ pub(super) async fn warning(State(app): Shared, Extension(dash): Dash, session: 
         "held": held,
     });
     let below = w.below.as_ref().map(|(since, proposal, _)| {
-        format!("自 {} 起会商结果低于当前级别（建议{}），解除观察期计时中", local_time(*since), proposal.as_deref().map_or_else(|| "无预警".into(), |p| views::level_name(pb.as_deref(), p)))
+        format!(
+            "自 {} 起会商结果低于当前级别（建议{}），解除观察期计时中",
+            local_time(*since),
+            proposal
+                .as_deref()
+                .map_or_else(|| "无预警".into(), |p| views::level_name(pb.as_deref(), p))
+        )
     });
     let href = views::warning_href(&w.id);
     let ctx = json!({
@@ -298,6 +343,7 @@ pub(super) async fn warning(State(app): Shared, Extension(dash): Dash, session: 
         "playbook": w.playbook,
         "below": below,
         "history": rows,
+        "response": super::response::of_warning(&app, &w.id),
         "actions": actions,
         "sign_action": format!("{href}/sign"),
         "lift_action": format!("{href}/lift"),
@@ -317,7 +363,11 @@ pub(super) struct ActionForm {
 
 /// A local path to go back to; anything else goes home.
 fn back_to(back: &str) -> String {
-    if back.starts_with('/') && !back.starts_with("//") && !back.contains(['\\', '\r', '\n']) { back.to_string() } else { "/".into() }
+    if back.starts_with('/') && !back.starts_with("//") && !back.contains(['\\', '\r', '\n']) {
+        back.to_string()
+    } else {
+        "/".into()
+    }
 }
 
 fn redirect_with(dash: &Dashboard, to: &str, kind: FlashKind, text: &str) -> Response {
@@ -326,7 +376,11 @@ fn redirect_with(dash: &Dashboard, to: &str, kind: FlashKind, text: &str) -> Res
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let text = if end < text.len() { format!("{}…", &text[..end]) } else { text.to_string() };
+    let text = if end < text.len() {
+        format!("{}…", &text[..end])
+    } else {
+        text.to_string()
+    };
     let mut r = Redirect::to(&back_to(to)).into_response();
     r.headers_mut().append(SET_COOKIE, dash.flash(kind, &text));
     r
@@ -351,10 +405,18 @@ fn describe(look: &Lookup<'_>, events: &[Event]) -> String {
         let region = look.regions.name(e.region);
         match &e.kind {
             EventKind::Issued { level, start, .. } => {
-                out.push(format!("已签发：{region} {}，{} 起生效", views::level_name(pb, level), local_time(*start)));
+                out.push(format!(
+                    "已签发：{region} {}，{} 起生效",
+                    views::level_name(pb, level),
+                    local_time(*start)
+                ));
             }
             EventKind::LevelChanged { from, to, .. } => {
-                out.push(format!("已调整：{region} {} → {}", views::level_name(pb, from), views::level_name(pb, to)));
+                out.push(format!(
+                    "已调整：{region} {} → {}",
+                    views::level_name(pb, from),
+                    views::level_name(pb, to)
+                ));
             }
             EventKind::Lifted => out.push(format!("已解除：{region}")),
             EventKind::Cancelled => out.push(format!("已取消：{region}")),
@@ -380,27 +442,40 @@ async fn act(app: &AppState, dash: &Dashboard, id: &str, action: WarningAction, 
 pub(super) async fn sign(State(app): Shared, Extension(dash): Dash, Path(id): Path<String>, posted: Posted<ActionForm>) -> Response {
     let staff = &posted.session.staff;
     tracing::info!(warning = %id, staff = %staff.name, role = %staff.role, "sign from the dashboard");
-    let action = WarningAction::Sign { signer: staff.name.clone(), role: staff.role.clone() };
+    let action = WarningAction::Sign {
+        signer: staff.name.clone(),
+        role: staff.role.clone(),
+    };
     act(&app, &dash, &id, action, &posted.form.back, "签发未成功").await
 }
 
 /// `POST /warnings/{id}/lift`.
 pub(super) async fn lift(State(app): Shared, Extension(dash): Dash, Path(id): Path<String>, posted: Posted<ActionForm>) -> Response {
     let reason = non_empty(&posted.form.reason, "值班台解除");
-    let action = WarningAction::Lift { actor: posted.session.staff.name.clone(), reason };
+    let action = WarningAction::Lift {
+        actor: posted.session.staff.name.clone(),
+        reason,
+    };
     act(&app, &dash, &id, action, &posted.form.back, "解除未成功").await
 }
 
 /// `POST /warnings/{id}/cancel`.
 pub(super) async fn cancel(State(app): Shared, Extension(dash): Dash, Path(id): Path<String>, posted: Posted<ActionForm>) -> Response {
     let reason = non_empty(&posted.form.reason, "值班台取消");
-    let action = WarningAction::Cancel { actor: posted.session.staff.name.clone(), reason };
+    let action = WarningAction::Cancel {
+        actor: posted.session.staff.name.clone(),
+        reason,
+    };
     act(&app, &dash, &id, action, &posted.form.back, "取消未成功").await
 }
 
 fn non_empty(s: &str, default: &str) -> String {
     let s = s.trim();
-    if s.is_empty() { default.to_string() } else { s.chars().take(500).collect() }
+    if s.is_empty() {
+        default.to_string()
+    } else {
+        s.chars().take(500).collect()
+    }
 }
 
 /// `POST /consultations/run`: a consultation now.
@@ -412,7 +487,12 @@ pub(super) async fn consult_now(State(app): Shared, Extension(dash): Dash, poste
             let n = rec.map_or(0, |c| c.assessments.len());
             redirect_with(&dash, "/consultations", FlashKind::Ok, &format!("会商完成：评估了 {n} 个地区。"))
         }
-        Err(e) => redirect_with(&dash, "/consultations", FlashKind::Error, &format!("会商未完成：{}", engine_error_zh(&e))),
+        Err(e) => redirect_with(
+            &dash,
+            "/consultations",
+            FlashKind::Error,
+            &format!("会商未完成：{}", engine_error_zh(&e)),
+        ),
     }
 }
 
@@ -436,7 +516,12 @@ pub(super) async fn submit_forecast(State(app): Shared, Extension(dash): Dash, p
             if app.consult_on_forecast {
                 app.trigger_consultation();
             }
-            redirect_with(&dash, "/consultations", FlashKind::Ok, &format!("预报已接收（{} 个地区），正在会商，稍后刷新查看。", sub.regions))
+            redirect_with(
+                &dash,
+                "/consultations",
+                FlashKind::Ok,
+                &format!("预报已接收（{} 个地区），正在会商，稍后刷新查看。", sub.regions),
+            )
         }
         Err(e) => redirect_with(&dash, "/consultations", FlashKind::Error, &format!("预报被拒绝，未作任何更改：{e}")),
     }
@@ -493,7 +578,11 @@ fn playbooks_page(app: &AppState, dash: &Dashboard, session: &Session, check: Op
         .collect();
     let status = app.engine.playbooks.status();
     let reload = json!({ "at": status.at.map(local_time), "versions": status.versions, "errors": status.errors });
-    let files = live_files(&app.settings.playbooks).unwrap_or_default().into_iter().map(|(p, _)| file_name(&p)).collect::<Vec<_>>();
+    let files = live_files(&app.settings.playbooks)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(p, _)| file_name(&p))
+        .collect::<Vec<_>>();
     let ctx = json!({
         "playbooks": rows,
         "reload": reload,
@@ -516,9 +605,19 @@ pub(super) async fn reload(State(app): Shared, Extension(dash): Dash, posted: Po
         Ok(versions) => {
             dash.templates.reload();
             app.after_change();
-            redirect_with(&dash, "/playbooks", FlashKind::Ok, &format!("已重新载入预案：{}", versions.join("、")))
+            redirect_with(
+                &dash,
+                "/playbooks",
+                FlashKind::Ok,
+                &format!("已重新载入预案：{}", versions.join("、")),
+            )
         }
-        Err(errors) => redirect_with(&dash, "/playbooks", FlashKind::Error, &format!("未重新载入，原预案继续生效：\n{}", errors.join("\n"))),
+        Err(errors) => redirect_with(
+            &dash,
+            "/playbooks",
+            FlashKind::Error,
+            &format!("未重新载入，原预案继续生效：\n{}", errors.join("\n")),
+        ),
     }
 }
 
@@ -544,17 +643,28 @@ fn live_files(dir: &FsPath) -> Result<Vec<(PathBuf, String)>, String> {
     paths.sort();
     paths
         .into_iter()
-        .map(|p| std::fs::read_to_string(&p).map(|t| (p.clone(), t)).map_err(|e| format!("{}:0:0: cannot read: {e}", p.display())))
+        .map(|p| {
+            std::fs::read_to_string(&p)
+                .map(|t| (p.clone(), t))
+                .map_err(|e| format!("{}:0:0: cannot read: {e}", p.display()))
+        })
         .collect()
 }
 
 /// Runs the loader over the live folder with `name` replaced by (or added as) `text`: what a reload
 /// would do with the edit in place. Writes nothing.
 fn check_edited(app: &AppState, name: &str, text: &str) -> CheckResult {
-    let mut result = CheckResult { file: name.to_string(), yaml: text.to_string(), ..CheckResult::default() };
-    let plain = !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"));
+    let mut result = CheckResult {
+        file: name.to_string(),
+        yaml: text.to_string(),
+        ..CheckResult::default()
+    };
+    let plain =
+        !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"));
     if !plain {
-        result.errors.push(format!("{name}:0:0: 文件名须为预案目录中的 *.yaml 文件名，例如 taiyuan.yaml"));
+        result
+            .errors
+            .push(format!("{name}:0:0: 文件名须为预案目录中的 *.yaml 文件名，例如 taiyuan.yaml"));
         return result;
     }
     let dir = &app.settings.playbooks;
@@ -599,12 +709,23 @@ pub(super) async fn check(State(app): Shared, Extension(dash): Dash, posted: Pos
 
 /// `GET /static/dashboard/app.css`.
 pub(super) async fn stylesheet() -> Response {
-    ([(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "public, max-age=86400")], CSS).into_response()
+    (
+        [(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "public, max-age=86400")],
+        CSS,
+    )
+        .into_response()
 }
 
 /// `GET /static/dashboard/app.js`.
 pub(super) async fn script() -> Response {
-    ([(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "public, max-age=86400")], JS).into_response()
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        JS,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -624,6 +745,9 @@ mod tests {
     fn triggers_read_in_chinese() {
         assert_eq!(trigger_zh("forecast received"), "收到预报后会商");
         assert_eq!(trigger_zh("on demand by 王市长"), "按需会商（王市长）");
-        assert_eq!(trigger_zh("shanxi/下午会商 2026-12-01T16:00+08:00"), "shanxi/下午会商 2026-12-01T16:00+08:00");
+        assert_eq!(
+            trigger_zh("shanxi/下午会商 2026-12-01T16:00+08:00"),
+            "shanxi/下午会商 2026-12-01T16:00+08:00"
+        );
     }
 }

@@ -15,11 +15,23 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("base.html", include_str!("../../playbooks/templates/dashboard/base.html")),
     ("login.html", include_str!("../../playbooks/templates/dashboard/login.html")),
     ("now.html", include_str!("../../playbooks/templates/dashboard/now.html")),
-    ("consultations.html", include_str!("../../playbooks/templates/dashboard/consultations.html")),
+    (
+        "consultations.html",
+        include_str!("../../playbooks/templates/dashboard/consultations.html"),
+    ),
     ("warning.html", include_str!("../../playbooks/templates/dashboard/warning.html")),
     ("playbooks.html", include_str!("../../playbooks/templates/dashboard/playbooks.html")),
     ("error.html", include_str!("../../playbooks/templates/dashboard/error.html")),
-    ("_proposals.html", include_str!("../../playbooks/templates/dashboard/_proposals.html")),
+    ("list.html", include_str!("../../playbooks/templates/dashboard/list.html")),
+    (
+        "enterprise.html",
+        include_str!("../../playbooks/templates/dashboard/enterprise.html"),
+    ),
+    ("reports.html", include_str!("../../playbooks/templates/dashboard/reports.html")),
+    (
+        "_proposals.html",
+        include_str!("../../playbooks/templates/dashboard/_proposals.html"),
+    ),
     ("_chart.html", include_str!("../../playbooks/templates/dashboard/_chart.html")),
 ];
 
@@ -41,7 +53,10 @@ impl Templates {
             let path = dir.join(name);
             if path.is_file() {
                 return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("cannot read {}: {e}", path.display()))
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
                 });
             }
             Ok(EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| (*t).to_string()))

@@ -51,7 +51,11 @@ pub fn contrast_ratio(a: &str, b: &str) -> f64 {
 
 /// Black or white, whichever reads better on `bg`.
 pub fn text_colour_for(bg: &str) -> &'static str {
-    if contrast_ratio(bg, "#000000") >= contrast_ratio(bg, "#FFFFFF") { "#000000" } else { "#FFFFFF" }
+    if contrast_ratio(bg, "#000000") >= contrast_ratio(bg, "#FFFFFF") {
+        "#000000"
+    } else {
+        "#FFFFFF"
+    }
 }
 
 /// One colour class of the page (`.c-ff7e00`), written into the page's nonce'd `<style>`: the
@@ -77,7 +81,11 @@ impl Palette {
             return "c-none".into();
         }
         let key = colour.trim_start_matches('#').to_ascii_lowercase();
-        self.0.entry(key.clone()).or_insert_with(|| Swatch { key: key.clone(), bg: format!("#{key}"), fg: text_colour_for(colour).into() });
+        self.0.entry(key.clone()).or_insert_with(|| Swatch {
+            key: key.clone(),
+            bg: format!("#{key}"),
+            fg: text_colour_for(colour).into(),
+        });
         format!("c-{key}")
     }
 
@@ -104,7 +112,9 @@ pub fn rule_zh(rule: &str) -> String {
         out.push_str(&rest[..i]);
         let after = &rest[i + 5..];
         let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-        let tail = after[digits.len()..].strip_prefix(" days").or_else(|| after[digits.len()..].strip_prefix(" day"));
+        let tail = after[digits.len()..]
+            .strip_prefix(" days")
+            .or_else(|| after[digits.len()..].strip_prefix(" day"));
         match (digits.is_empty(), tail) {
             (false, Some(tail)) => {
                 out.push_str(&format!(" 持续{digits}天"));
@@ -191,7 +201,8 @@ pub fn level_name(pb: Option<&Playbook>, id: &str) -> String {
 
 /// A level's colour class, `c-none` when unknown.
 pub fn level_class(pb: Option<&Playbook>, id: &str, palette: &mut Palette) -> String {
-    pb.and_then(|p| p.level(id)).map_or_else(|| "c-none".to_string(), |l| palette.class(&l.colour))
+    pb.and_then(|p| p.level(id))
+        .map_or_else(|| "c-none".to_string(), |l| palette.class(&l.colour))
 }
 
 /// The Chinese title of a role (`分管副市长`), the id when unknown.
@@ -279,21 +290,36 @@ fn tile(code: RegionCode, look: &Lookup<'_>, states: &BTreeMap<RegionCode, Regio
         class: "tile".into(),
         swatch: String::new(),
     };
-    let Some(w) = states.get(&code).and_then(RegionState::live) else { return base };
+    let Some(w) = states.get(&code).and_then(RegionState::live) else {
+        return base;
+    };
     let pb = look.for_warning(w);
     let colour = level_class(pb.as_deref(), &w.level, palette);
     let level_name = level_name(pb.as_deref(), &w.level);
     let short = level_name_short(pb.as_deref(), &w.level);
     let (class, note, swatch) = match w.status {
         Status::Pending => ("tile pending".to_string(), format!("待签发 · {short}"), colour),
-        Status::Issued => (format!("tile lv {colour}"), format!("{short} · {} 起", local_time(w.start).get(5..).unwrap_or_default()), String::new()),
+        Status::Issued => (
+            format!("tile lv {colour}"),
+            format!("{short} · {} 起", local_time(w.start).get(5..).unwrap_or_default()),
+            String::new(),
+        ),
         _ => (format!("tile lv {colour}"), format!("{short} · 生效中"), String::new()),
     };
     let note = match &w.pending_change {
         Some(p) if w.status != Status::Pending => format!("{note} · 待升级{}", level_name_short(pb.as_deref(), &p.level)),
         _ => note,
     };
-    Tile { href: Some(warning_href(&w.id)), level: w.level.clone(), level_name, status: status_id(w.status).into(), note, class, swatch, ..base }
+    Tile {
+        href: Some(warning_href(&w.id)),
+        level: w.level.clone(),
+        level_name,
+        status: status_id(w.status).into(),
+        note,
+        class,
+        swatch,
+        ..base
+    }
 }
 
 /// `橙色` from `橙色预警`, for tight spaces.
@@ -308,9 +334,20 @@ pub fn grid(root: RegionCode, look: &Lookup<'_>, states: &BTreeMap<RegionCode, R
         .regions
         .children(root)
         .into_iter()
-        .map(|c| CityBlock { city: tile(c, look, states, palette), counties: look.regions.children(c).into_iter().map(|k| tile(k, look, states, palette)).collect() })
+        .map(|c| CityBlock {
+            city: tile(c, look, states, palette),
+            counties: look
+                .regions
+                .children(c)
+                .into_iter()
+                .map(|k| tile(k, look, states, palette))
+                .collect(),
+        })
         .collect();
-    Grid { province: tile(root, look, states, palette), cities }
+    Grid {
+        province: tile(root, look, states, palette),
+        cities,
+    }
 }
 
 /// The province of the region table (the root of the grid).
@@ -337,7 +374,11 @@ pub fn legend(set: &PlaybookSet, palette: &mut Palette) -> Vec<LegendItem> {
     let mut out = Vec::new();
     for l in levels {
         if seen.insert((l.name.clone(), l.colour.to_ascii_lowercase())) {
-            out.push(LegendItem { name: l.name.clone(), response: l.response.clone(), class: palette.class(&l.colour) });
+            out.push(LegendItem {
+                name: l.name.clone(),
+                response: l.response.clone(),
+                class: palette.class(&l.colour),
+            });
         }
     }
     out
@@ -399,12 +440,19 @@ pub fn warning_row(look: &Lookup<'_>, w: &Warning, palette: &mut Palette) -> War
         status_name: status_zh(w.status).into(),
         start: local_time(w.start),
         expected_end: local_time(w.expected_end),
-        rule: w.rule.as_deref().map_or_else(|| if w.holds.is_empty() { "—".into() } else { "调度令".into() }, rule_zh),
+        rule: w
+            .rule
+            .as_deref()
+            .map_or_else(|| if w.holds.is_empty() { "—".into() } else { "调度令".into() }, rule_zh),
         pending_change: w.pending_change.as_ref().map(|p| {
             let who = needs_zh(pb, &p.level).map_or_else(String::new, |n| format!("，待{n}签发"));
             format!("提议升级为{}{who}", level_name(pb, &p.level))
         }),
-        holds: w.holds.iter().map(|h| format!("{}（不低于{}）", h.directive, level_name(pb, &h.min_level))).collect(),
+        holds: w
+            .holds
+            .iter()
+            .map(|h| format!("{}（不低于{}）", h.directive, level_name(pb, &h.min_level)))
+            .collect(),
     }
 }
 
@@ -451,7 +499,14 @@ pub fn proposals(look: &Lookup<'_>, states: &BTreeMap<RegionCode, RegionState>, 
         let pb = pb.as_deref();
         let (kind, from, level, rank, end, rule) = match (&w.status, &w.pending_change) {
             (Status::Pending, _) => ("新发布", None, &w.level, w.rank, w.expected_end, &w.rule),
-            (_, Some(p)) => ("级别调整", Some(level_name(pb, &w.level)), &p.level, p.rank, p.expected_end, &p.rule),
+            (_, Some(p)) => (
+                "级别调整",
+                Some(level_name(pb, &w.level)),
+                &p.level,
+                p.rank,
+                p.expected_end,
+                &p.rule,
+            ),
             _ => continue,
         };
         out.push((
@@ -520,11 +575,33 @@ pub fn event_zh(kind: &EventKind, pb: Option<&Playbook>) -> (String, String) {
     let span = |s: &DateTime<Utc>, e: &DateTime<Utc>| format!("{} 至 {}", local_time(*s), local_time(*e));
     let rule = |r: &Option<String>| r.as_deref().map_or_else(String::new, |r| format!("；规则：{}", rule_zh(r)));
     match kind {
-        EventKind::Proposed { level, start, expected_end, rule: r, needs, reopened, .. } => (
+        EventKind::Proposed {
+            level,
+            start,
+            expected_end,
+            rule: r,
+            needs,
+            reopened,
+            ..
+        } => (
             if *reopened { "会商提议（重启）" } else { "会商提议" }.into(),
-            format!("{}，{}，待{}签发{}", lv(level), span(start, expected_end), role_name(pb, needs), rule(r)),
+            format!(
+                "{}，{}，待{}签发{}",
+                lv(level),
+                span(start, expected_end),
+                role_name(pb, needs),
+                rule(r)
+            ),
         ),
-        EventKind::Issued { level, start, expected_end, rule: r, signer, reopened, .. } => {
+        EventKind::Issued {
+            level,
+            start,
+            expected_end,
+            rule: r,
+            signer,
+            reopened,
+            ..
+        } => {
             let label = match (signer, reopened) {
                 (_, true) => "重新发布",
                 (Some(_), _) => "签发",
@@ -534,26 +611,58 @@ pub fn event_zh(kind: &EventKind, pb: Option<&Playbook>) -> (String, String) {
         }
         EventKind::Withdrawn => ("撤回提议".into(), String::new()),
         EventKind::Started => ("开始生效".into(), String::new()),
-        EventKind::ChangeProposed { level, expected_end, rule: r, needs, .. } => (
+        EventKind::ChangeProposed {
+            level,
+            expected_end,
+            rule: r,
+            needs,
+            ..
+        } => (
             "提议调整级别".into(),
-            format!("调整为{}，预计 {} 结束，待{}签发{}", lv(level), local_time(*expected_end), role_name(pb, needs), rule(r)),
+            format!(
+                "调整为{}，预计 {} 结束，待{}签发{}",
+                lv(level),
+                local_time(*expected_end),
+                role_name(pb, needs),
+                rule(r)
+            ),
         ),
         EventKind::ChangeWithdrawn => ("撤回调整提议".into(), String::new()),
-        EventKind::LevelChanged { from, to, expected_end, rule: r, .. } => {
-            ("级别调整".into(), format!("{} → {}，预计 {} 结束{}", lv(from), lv(to), local_time(*expected_end), rule(r)))
-        }
+        EventKind::LevelChanged {
+            from,
+            to,
+            expected_end,
+            rule: r,
+            ..
+        } => (
+            "级别调整".into(),
+            format!("{} → {}，预计 {} 结束{}", lv(from), lv(to), local_time(*expected_end), rule(r)),
+        ),
         EventKind::Extended { expected_end } => ("延长".into(), format!("预计结束时间延至 {}", local_time(*expected_end))),
         EventKind::Rescheduled { start } => ("提前生效".into(), format!("提前至 {} 开始", local_time(*start))),
         EventKind::Below { since, proposal, .. } => (
             "低于当前级别".into(),
-            format!("会商建议{}，自 {} 起计算解除观察期", proposal.as_deref().map_or_else(|| "无预警".into(), lv), local_time(*since)),
+            format!(
+                "会商建议{}，自 {} 起计算解除观察期",
+                proposal.as_deref().map_or_else(|| "无预警".into(), lv),
+                local_time(*since)
+            ),
         ),
         EventKind::BelowCleared => ("重新达到当前级别".into(), "解除观察期重新计算".into()),
         EventKind::Lifted => ("解除".into(), String::new()),
         EventKind::Cancelled => ("取消".into(), String::new()),
-        EventKind::DirectiveApplied { directive, min_level, until, .. } => (
+        EventKind::DirectiveApplied {
+            directive,
+            min_level,
+            until,
+            ..
+        } => (
             "调度令生效".into(),
-            format!("{directive}：不低于{}{}", lv(min_level), until.map_or_else(String::new, |u| format!("，至 {}", local_time(u)))),
+            format!(
+                "{directive}：不低于{}{}",
+                lv(min_level),
+                until.map_or_else(String::new, |u| format!("，至 {}", local_time(u)))
+            ),
         ),
         EventKind::DirectiveReleased { directive } => ("调度令解除".into(), directive.clone()),
     }
@@ -568,7 +677,10 @@ mod tests {
         let table = [
             ("AQI>200 for 1 day", "AQI>200 持续1天"),
             ("AQI>200 for 2 days or AQI>150 for 3 days", "AQI>200 持续2天 或 AQI>150 持续3天"),
-            ("(AQI>200 for 3 days and AQI>300 for 1 day) or AQI>300 for 2 days", "(AQI>200 持续3天 且 AQI>300 持续1天) 或 AQI>300 持续2天"),
+            (
+                "(AQI>200 for 3 days and AQI>300 for 1 day) or AQI>300 for 2 days",
+                "(AQI>200 持续3天 且 AQI>300 持续1天) 或 AQI>300 持续2天",
+            ),
             ("AQI≥150 for 2 days", "AQI≥150 持续2天"),
             ("something for nothing", "something for nothing"),
         ];
@@ -579,8 +691,11 @@ mod tests {
 
     #[test]
     fn text_on_every_shipped_level_colour_has_at_least_aa_contrast() {
-        let set = crate::playbook::load_paths(&[std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks"))], Regions::shanxi())
-            .expect("the shipped playbooks load");
+        let set = crate::playbook::load_paths(
+            &[std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks"))],
+            Regions::shanxi(),
+        )
+        .expect("the shipped playbooks load");
         for pb in set.iter() {
             for l in &pb.levels {
                 let fg = text_colour_for(&l.colour);
@@ -605,7 +720,14 @@ mod tests {
         assert_eq!(p.class("#FF7E00"), "c-ff7e00");
         assert_eq!(p.class("#ff7e00"), "c-ff7e00");
         assert_eq!(p.class("url(javascript:x)"), "c-none");
-        assert_eq!(p.swatches(), vec![Swatch { key: "ff7e00".into(), bg: "#ff7e00".into(), fg: "#000000".into() }]);
+        assert_eq!(
+            p.swatches(),
+            vec![Swatch {
+                key: "ff7e00".into(),
+                bg: "#ff7e00".into(),
+                fg: "#000000".into()
+            }]
+        );
     }
 
     #[test]

@@ -127,6 +127,8 @@ impl NotifyStage {
             }
             let mut data = n.data.clone();
             data["recipients"] = Value::Array(people.iter().map(|p| person_json(p, n.playbook)).collect());
+            // A group chat or an SMS gateway fanning out: the greeting is "各位同志：".
+            data["recipient"] = json!({ "name": "各位", "role": "", "role_title": "" });
             let msg = OutboxMessage::new(
                 &format!("{}-{}-webhook", n.key, s.id),
                 Channel::Webhook,

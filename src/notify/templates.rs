@@ -44,7 +44,9 @@ impl Templates {
     pub fn load(dir: &Path) -> Result<Templates, Vec<String>> {
         let rd = std::fs::read_dir(dir).map_err(|e| vec![format!("{}:0:0: cannot read the templates folder: {e}", dir.display())])?;
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        // At delivery a missing value renders empty (a message with a gap beats no message);
+        // `check` renders strictly so that `hazeflow check` catches the typo first.
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.set_auto_escape_callback(|name| if name.ends_with(".html.j2") { AutoEscape::Html } else { AutoEscape::None });
         env.set_keep_trailing_newline(true);
         let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "j2")).collect();

@@ -517,4 +517,29 @@ levels:
             "2026-12-02T16:00:00+08:00"
         );
     }
+
+    #[test]
+    fn cron_fields_read_as_the_playbook_reference_says_seconds_first_and_1_is_sunday() {
+        let child = "id: city\nversion: \"1\"\nname: 市\nextends: province\nscope: \"140100\"\nconsultations:\n  \
+                     - { name: a, cron: \"0 0 10 * * 1\" }\n  - { name: b, cron: \"0 0 10 * * MON-FRI\" }\n  \
+                     - { name: c, cron: \"0 0 16 * 10-12,1-3 *\" }\n";
+        let set = load(child).unwrap_or_else(|e| panic!("{e:?}"));
+        let c = &set.get("city").unwrap().consultations;
+        let local = |s: &str| crate::forecast::parse_time(s).unwrap().with_timezone(&chrono::Utc);
+        let next = |i: usize, after: &str| {
+            c[i].next_after(local(after))
+                .unwrap()
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .format("%a %Y-%m-%d %H:%M")
+                .to_string()
+        };
+        // 2026-12-05 is a Saturday.
+        assert_eq!(next(0, "2026-12-05 12:00"), "Sun 2026-12-06 10:00");
+        assert_eq!(next(1, "2026-12-05 12:00"), "Mon 2026-12-07 10:00");
+        assert_eq!(
+            next(2, "2026-04-01 00:00"),
+            "Thu 2026-10-01 16:00",
+            "no consultation from April to September"
+        );
+    }
 }

@@ -403,7 +403,7 @@ fn coverage_cmd(permits: &Path, json: bool, sources: &Sources, source: &mut dyn 
         println!();
         println!("missing from the list (应纳未纳): {}", r.missing.len());
         if !r.missing.is_empty() {
-            println!("  {}  {}  {}  {}", pad("uscc", 18), pad("county", 10), pad("industry", 8), "name");
+            println!("  {}  {}  {}  name", pad("uscc", 18), pad("county", 10), pad("industry", 8));
         }
         for m in &r.missing {
             println!(
@@ -417,7 +417,7 @@ fn coverage_cmd(permits: &Path, json: bool, sources: &Sources, source: &mut dyn 
         println!();
         println!("mismatches with the register: {}", r.mismatches.len());
         if !r.mismatches.is_empty() {
-            println!("  {}  {}  {}  {}", pad("uscc", 18), pad("field", 8), pad("list", 40), "register");
+            println!("  {}  {}  {}  register", pad("uscc", 18), pad("field", 8), pad("list", 40));
         }
         for m in &r.mismatches {
             println!("  {}  {}  {}  {}", m.uscc, pad(&m.field, 8), pad(&m.list, 40), m.permit);
@@ -429,7 +429,11 @@ fn coverage_cmd(permits: &Path, json: bool, sources: &Sources, source: &mut dyn 
         "coverage {:.1} %: {} missing, {}, {} without a permit ({} permits read)",
         r.coverage() * 100.0,
         r.missing.len(),
-        plural(r.mismatches.len(), "mismatch"),
+        if r.mismatches.len() == 1 {
+            "1 mismatch".to_string()
+        } else {
+            format!("{} mismatches", r.mismatches.len())
+        },
         r.without_permit.len(),
         r.permits
     );

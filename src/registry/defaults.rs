@@ -880,7 +880,8 @@ mod tests {
         let d = shanxi_defaults();
         let trucks = "停止使用国四及以下重型载货车辆（含燃气）进行物料运输";
         // (industry, grade, level, measures in Chinese, total SO2 fraction)
-        let table: &[(Option<&str>, Grade, &str, &[&str], f64)] = &[
+        type Case<'a> = (Option<&'a str>, Grade, &'a str, &'a [&'a str], f64);
+        let table: &[Case] = &[
             (Some("cement"), Grade::A, "red", &["自主采取减排措施"], 0.0),
             (Some("cement"), Grade::APlus, "yellow", &["自主采取减排措施"], 0.0),
             (Some("cement"), Grade::Leading, "orange", &["自主采取减排措施"], 0.0),

@@ -75,7 +75,7 @@ struct LineKind {
 struct IndustryKind {
     key: Option<&'static str>,
     codes: &'static [&'static str],
-    /// Name endings and their slug for email domains.
+    /// Name endings and their slug for email domains; paired with `codes` when as many.
     suffixes: &'static [(&'static str, &'static str)],
     /// Weight in Shanxi, weight nationally (per mille).
     weight: (u32, u32),
@@ -120,7 +120,7 @@ static INDUSTRIES: &[IndustryKind] = &[
         key: Some("coking"),
         codes: &["2521"],
         suffixes: &[("焦化", "coking"), ("煤焦", "meijiao"), ("焦化集团", "coking-group")],
-        weight: (60, 15),
+        weight: (35, 10),
         baseline: [(0.2, 1.5), (0.5, 3.5), (0.2, 1.2), (0.3, 2.0)],
         lines: &[lk("焦炉", Role::CokeOven, 1100.0, 2800.0, "t/d")],
         line_count: (1, 4),
@@ -132,7 +132,7 @@ static INDUSTRIES: &[IndustryKind] = &[
         key: Some("steel"),
         codes: &["3110", "3120"],
         suffixes: &[("钢铁", "steel"), ("特钢", "special-steel"), ("钢铁集团", "steel-group")],
-        weight: (25, 10),
+        weight: (12, 6),
         baseline: [(1.0, 6.0), (2.0, 10.0), (1.5, 7.0), (0.2, 1.5)],
         lines: &[
             lk("烧结机", Role::Sinter, 4000.0, 12000.0, "t/d"),
@@ -344,15 +344,15 @@ static INDUSTRIES: &[IndustryKind] = &[
     },
     IndustryKind {
         key: None,
-        codes: &["2021", "2110", "2929", "1391", "3033", "3130", "1511"],
+        codes: &["2021", "2110", "2929", "1391", "3032", "3021", "3130"],
         suffixes: &[
             ("木业", "wood"),
             ("家具", "furniture"),
             ("塑业", "plastics"),
-            ("食品", "food"),
+            ("淀粉", "starch"),
             ("石材", "stone"),
-            ("建筑材料", "materials"),
-            ("实业", "industry"),
+            ("水泥制品", "cement-products"),
+            ("轧钢", "rolling"),
         ],
         weight: (265, 330),
         baseline: [(0.0, 0.05), (0.0, 0.08), (0.005, 0.1), (0.005, 0.3)],
@@ -717,15 +717,22 @@ impl Generator {
         };
         let uscc = self.uscc(place, kind);
         let (zihao, zslug) = *self.pick(ZIHAO);
-        let (suffix, sslug) = *self.pick(ind.suffixes);
+        let si = self.rng.random_range(0..ind.suffixes.len());
+        let (suffix, sslug) = ind.suffixes[si];
         let form = *self.pick(COMPANY_FORMS);
         let prefix = self.places[place].prefix.clone();
-        let name = if kind == "92" {
-            format!("{prefix}{zihao}{suffix}厂")
+        let name = if kind == "92" || suffix.ends_with('厂') {
+            format!("{prefix}{zihao}{}厂", suffix.trim_end_matches('厂'))
         } else {
             format!("{prefix}{zihao}{suffix}{form}")
         };
-        let code = IndustryCode::parse(*self.pick(ind.codes)).unwrap_or_else(|_| unreachable!("industry codes in the table are valid"));
+        // Where there is one code per name ending, they go together (家具 → 2110).
+        let code_text = if ind.codes.len() == ind.suffixes.len() {
+            ind.codes[si]
+        } else {
+            *self.pick(ind.codes)
+        };
+        let code = IndustryCode::parse(code_text).unwrap_or_else(|_| unreachable!("industry codes in the table are valid"));
         let grade = Grade::ALL[pick_cumulative(&mut self.rng, &cumulative(&ind.grades))];
         let since = NaiveDate::from_ymd_opt(self.rng.random_range(2021..=2025), 10, 1);
         let reason = match grade {
@@ -1254,7 +1261,7 @@ pub fn permits_for(list: &[Enterprise], seed: u64) -> Vec<Permit> {
             });
         }
     }
-    out.sort_by(|a, b| a.permit_no.cmp(&b.permit_no));
+    out.sort_by_key(|p| p.permit_no);
     out
 }
 
@@ -1285,7 +1292,7 @@ pub fn write_permits(permits: &[Permit], out: impl Write, source: &str) -> io::R
 }
 
 /// Illustrative whole-society emissions per city: the list's baseline over an assumed industrial
-/// share per pollutant (SO2 55 %, NOx 40 %, PM 30 %, VOCs 35 %; varied by city), rounded to
+/// share per pollutant (SO2 60 %, NOx 50 %, PM 45 %, VOCs 45 %; ±20 % by city), rounded to
 /// 0.1 t/day. Not an inventory: marked [B] in the file.
 pub fn society_for(list: &[Enterprise], seed: u64) -> SocietyEmissions {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x534f_4349);
@@ -1296,10 +1303,10 @@ pub fn society_for(list: &[Enterprise], seed: u64) -> SocietyEmissions {
         *s = s.add(&e.baseline);
     }
     let shares = PerPollutant {
-        so2: 0.55,
-        nox: 0.40,
-        pm: 0.30,
-        vocs: 0.35,
+        so2: 0.60,
+        nox: 0.50,
+        pm: 0.45,
+        vocs: 0.45,
     };
     sums.into_iter()
         .map(|(city, s)| {

@@ -63,7 +63,7 @@ impl ListVersion {
     /// previous, and with grade histories carried over — an enterprise whose grade changed gets
     /// its old grade appended to its history, unless the import gave a history of its own.
     pub fn new(mut enterprises: Vec<Enterprise>, previous: Option<&ListVersion>, now: DateTime<Utc>) -> ListVersion {
-        enterprises.sort_by(|a, b| a.uscc.cmp(&b.uscc));
+        enterprises.sort_by_key(|e| e.uscc);
         if let Some(prev) = previous {
             for e in &mut enterprises {
                 let Some(old) = prev.get(&e.uscc) else { continue };
@@ -322,7 +322,10 @@ pub fn import_csv(
 
     // Enterprises: one row each.
     let mut list = Builder::default();
-    if let Some(table) = CsvTable::open(&mut ctx, 0, ENTERPRISE_COLUMNS, &["uscc", "name", "county", "industry_code"]) {
+    let enterprise_table = CsvTable::open(&mut ctx, 0, ENTERPRISE_COLUMNS, &["uscc", "name", "county", "industry_code"]);
+    // Without readable enterprises, every line and measure would only add "not in enterprises.csv".
+    let enterprises_readable = enterprise_table.is_some();
+    if let Some(table) = enterprise_table {
         let mut rec = csv::StringRecord::new();
         let mut reader = table.reader(e_text);
         loop {
@@ -373,6 +376,7 @@ pub fn import_csv(
 
     // Lines, then measures (a measure may come before its line in the file).
     if let Some(m_text) = m_text
+        && enterprises_readable
         && let Some(table) = CsvTable::open(&mut ctx, 1, MEASURE_COLUMNS, &["uscc", "record"])
     {
         for pass in [Record::Line, Record::Measure] {
@@ -640,6 +644,19 @@ fn csv_column(text: &str, byte: usize, field: usize) -> u64 {
     1
 }
 
+/// The line (1-based) and byte offset of a CSV file's header: its first line that is neither
+/// blank nor a `#` comment.
+fn header_place(text: &str) -> (u64, usize) {
+    let mut byte = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if !line.trim().is_empty() && !line.starts_with('#') {
+            return (i as u64 + 1, byte);
+        }
+        byte += line.len();
+    }
+    (1, 0)
+}
+
 fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
@@ -836,8 +853,7 @@ impl CsvTable {
                 return None;
             }
         };
-        let pos = header.position().cloned();
-        let (line, byte) = pos.map_or((1, 0), |p| (p.line(), p.byte() as usize));
+        let (line, byte) = header_place(text);
         let before = ctx.errors.len();
         for (i, name) in header.iter().enumerate() {
             let at = At::Csv {

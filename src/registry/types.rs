@@ -1347,9 +1347,12 @@ mod tests {
         );
     }
 
+    /// EIA, permit, last year, design capacity → the limit baseline.
+    type BaselineCase = (Option<f64>, Option<f64>, Option<f64>, f64, Option<f64>);
+
     #[test]
     fn the_limit_baseline_is_the_least_of_the_figures_given() {
-        let table: [(Option<f64>, Option<f64>, Option<f64>, f64, Option<f64>); 5] = [
+        let table: [BaselineCase; 5] = [
             (Some(5000.0), Some(4500.0), Some(4200.0), 5000.0, Some(4200.0)),
             (Some(5000.0), Some(4500.0), None, 5000.0, Some(4500.0)),
             (None, None, Some(4800.0), 5000.0, Some(4800.0)),

@@ -391,6 +391,33 @@ impl<'a> Tx<'a> {
         r.map_err(|e| self.fail(e))
     }
 
+    /// Writes many documents of a collection, opening the table once (bulk paths: assignments, lists).
+    pub fn put_docs<T: Serialize>(&mut self, collection: &str, items: &[(String, T)]) -> Result<(), StoreError> {
+        // In key order: B-tree inserts in order touch each page once (sequential keys load several
+        // times faster than random ones here).
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_unstable_by(|a, b| items[*a].0.cmp(&items[*b].0));
+        let r = (|| {
+            let mut t = self.open(DOCS)?;
+            for i in order {
+                let (k, v) = &items[i];
+                t.insert((collection, k.as_str()), encode(v).as_slice()).map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })();
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// Reads many documents of a collection, opening the table once.
+    pub fn get_docs<T: DeserializeOwned>(&self, collection: &str, keys: &[String]) -> Result<Vec<Option<T>>, StoreError> {
+        let t = self.open(DOCS)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(t.get((collection, k.as_str())).map_err(|e| self.err(e))?.map(|v| decode("docs", v.value())).transpose()?);
+        }
+        Ok(out)
+    }
+
     /// Removes a document.
     pub fn remove_doc(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
         let r = self.open(DOCS)?.remove((collection, key)).map(|_| ()).map_err(|e| self.err(e));

@@ -60,7 +60,9 @@ impl Screen {
 
 fn on_path(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).flat_map(|dir| names.iter().map(move |n| dir.join(n))).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
 }
 
 fn find(var: &str, names: &[&str]) -> Option<PathBuf> {
@@ -94,7 +96,10 @@ impl Browser {
             println!("skipped: chromium not installed");
             return None;
         };
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
@@ -102,11 +107,21 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
-        let browser = Browser { driver: child, port, chromium, profiles: std::sync::Mutex::new(Vec::new()) };
+        let browser = Browser {
+            driver: child,
+            port,
+            chromium,
+            profiles: std::sync::Mutex::new(Vec::new()),
+        };
         let http = reqwest::Client::new();
         let until = Instant::now() + Duration::from_secs(20);
         loop {
-            let ready = http.get(format!("http://127.0.0.1:{port}/status")).send().await.ok().filter(|r| r.status().is_success());
+            let ready = http
+                .get(format!("http://127.0.0.1:{port}/status"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success());
             if ready.is_some() {
                 return Some(browser);
             }
@@ -145,11 +160,17 @@ impl Browser {
             // The window includes what little frame headless Chromium has: size it so that the
             // viewport itself is 1280×900.
             client.set_window_size(1280, 900).await.expect("the window is resized");
-            let inner = client.execute("return [window.innerWidth, window.innerHeight];", vec![]).await.expect("the viewport size");
+            let inner = client
+                .execute("return [window.innerWidth, window.innerHeight];", vec![])
+                .await
+                .expect("the viewport size");
             let (w, h) = (inner[0].as_u64().unwrap_or(1280), inner[1].as_u64().unwrap_or(900));
             if (w, h) != (1280, 900) {
                 let (ow, oh) = client.get_window_size().await.expect("the window size");
-                client.set_window_size((ow + 1280 - w) as u32, (oh + 900 - h) as u32).await.expect("the window is resized");
+                client
+                    .set_window_size((ow + 1280 - w) as u32, (oh + 900 - h) as u32)
+                    .await
+                    .expect("the window is resized");
             }
         }
         client
@@ -162,7 +183,10 @@ impl Browser {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let client = self.session(screen).await;
-        let camera = Camera { driver_port: self.port, screen };
+        let camera = Camera {
+            driver_port: self.port,
+            screen,
+        };
         let outcome = tokio::spawn(scenario(client.clone(), camera)).await;
         if let Err(e) = client.close().await {
             eprintln!("closing the browser session: {e}");
@@ -197,12 +221,20 @@ pub async fn open(c: &Client, url: &str) {
 
 /// Waits for an element.
 pub async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
-    c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
 }
 
 /// The text of an element.
 pub async fn text_of(c: &Client, css: &str) -> String {
-    wait_for(c, css).await.text().await.unwrap_or_else(|e| panic!("no text in {css}: {e}"))
+    wait_for(c, css)
+        .await
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("no text in {css}: {e}"))
 }
 
 /// The path of the current page.
@@ -212,13 +244,17 @@ pub async fn path(c: &Client) -> String {
 
 /// Runs a script and returns its result.
 pub async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    c.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
 }
 
 /// Presses a key (down and up) on whatever has the focus.
 pub async fn press(c: &Client, key: Key) {
     let k: char = key.into();
-    let actions = KeyActions::new("keyboard".into()).then(KeyAction::Down { value: k }).then(KeyAction::Up { value: k });
+    let actions = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: k })
+        .then(KeyAction::Up { value: k });
     c.perform_actions(actions).await.expect("the key is pressed");
 }
 
@@ -247,7 +283,13 @@ impl Camera {
     /// The whole page (`Page.captureScreenshot` beyond the viewport); `None` if the driver cannot.
     async fn full_page(&self, c: &Client) -> Option<Vec<u8>> {
         let session = c.session_id().await.ok()??;
-        let size = c.execute("return [document.documentElement.scrollWidth, document.documentElement.scrollHeight];", vec![]).await.ok()?;
+        let size = c
+            .execute(
+                "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight];",
+                vec![],
+            )
+            .await
+            .ok()?;
         let (w, h) = (size[0].as_f64()?, size[1].as_f64()?.min(16_000.0));
         let body = json!({ "cmd": "Page.captureScreenshot", "params": {
             "format": "png", "captureBeyondViewport": true, "clip": { "x": 0, "y": 0, "width": w, "height": h, "scale": 1 } } });
@@ -366,9 +408,20 @@ pub async fn check_basics(c: &Client, what: &str) {
     let unlabelled = js(c, UNLABELLED_JS).await;
     assert_eq!(unlabelled, json!([]), "{what}: fields or buttons without a label");
     let overflow = js(c, OVERFLOW_JS).await;
-    let (sw, iw) = (overflow["scrollWidth"].as_f64().unwrap_or(f64::MAX), overflow["innerWidth"].as_f64().unwrap_or(0.0));
-    assert!(sw <= iw, "{what}: the page is {sw} px wide in a {iw} px viewport: {}", overflow["offenders"]);
-    assert_eq!(overflow["offenders"], json!([]), "{what}: elements stick out of the {iw} px viewport");
+    let (sw, iw) = (
+        overflow["scrollWidth"].as_f64().unwrap_or(f64::MAX),
+        overflow["innerWidth"].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        sw <= iw,
+        "{what}: the page is {sw} px wide in a {iw} px viewport: {}",
+        overflow["offenders"]
+    );
+    assert_eq!(
+        overflow["offenders"],
+        json!([]),
+        "{what}: elements stick out of the {iw} px viewport"
+    );
     let low = js(c, CONTRAST_JS).await;
     assert_eq!(low, json!([]), "{what}: text below WCAG AA contrast");
 }

@@ -44,7 +44,11 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// A time on the wall clocks of Shanxi: `"2026-12-01 15:00"` (Asia/Shanghai).
 pub fn shanghai(s: &str) -> DateTime<Utc> {
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{s}: {e}"));
-    Shanghai.from_local_datetime(&naive).single().expect("an unambiguous local time").with_timezone(&Utc)
+    Shanghai
+        .from_local_datetime(&naive)
+        .single()
+        .expect("an unambiguous local time")
+        .with_timezone(&Utc)
 }
 
 /// 2026-12-01 15:00 in Taiyuan, an hour before the afternoon consultation.
@@ -99,7 +103,11 @@ pub async fn spawn_app(extra: &[(&str, &str, &str)]) -> TestApp {
     s.staff.tokens.clear();
     let staff = [(HEAD_NAME, "head", HEAD), (DUTY_NAME, "duty_officer", DUTY)];
     for (name, role, token) in staff.iter().chain(extra.iter()) {
-        s.staff.tokens.push(StaffToken { name: (*name).into(), role: (*role).into(), sha256: config::hash_token(token) });
+        s.staff.tokens.push(StaffToken {
+            name: (*name).into(),
+            role: (*role).into(),
+            sha256: config::hash_token(token),
+        });
     }
     s.validate().expect("the test settings are valid");
     let app = Application::build(s, clock()).await.expect("the daemon builds");
@@ -112,7 +120,14 @@ pub async fn spawn_app(extra: &[(&str, &str, &str)]) -> TestApp {
         .timeout(Duration::from_secs(20))
         .build()
         .expect("an HTTP client");
-    TestApp { addr, state, _dir: dir, shutdown, handle: Some(handle), http }
+    TestApp {
+        addr,
+        state,
+        _dir: dir,
+        shutdown,
+        handle: Some(handle),
+        http,
+    }
 }
 
 impl TestApp {
@@ -128,14 +143,27 @@ impl TestApp {
 
     /// `POST /api/v1/forecasts` as the head; the daemon holds a consultation on it.
     pub async fn submit_forecast(&self, csv: &str) {
-        let r = self.http.post(self.url("/api/v1/forecasts")).bearer_auth(HEAD).body(csv.to_string()).send().await.expect("the daemon answers");
+        let r = self
+            .http
+            .post(self.url("/api/v1/forecasts"))
+            .bearer_auth(HEAD)
+            .body(csv.to_string())
+            .send()
+            .await
+            .expect("the daemon answers");
         let status = r.status();
         assert_eq!(status, StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
     }
 
     /// `GET /api/v1/warnings` as the head.
     pub async fn warnings(&self) -> Vec<Value> {
-        let r = self.http.get(self.url("/api/v1/warnings")).bearer_auth(HEAD).send().await.expect("the daemon answers");
+        let r = self
+            .http
+            .get(self.url("/api/v1/warnings"))
+            .bearer_auth(HEAD)
+            .send()
+            .await
+            .expect("the daemon answers");
         assert_eq!(r.status(), StatusCode::OK);
         let body: Value = r.json().await.expect("JSON");
         body["warnings"].as_array().cloned().unwrap_or_default()
@@ -153,7 +181,11 @@ impl TestApp {
             let ws = self.warnings().await;
             let ids: Vec<Option<String>> = regions
                 .iter()
-                .map(|r| ws.iter().find(|w| w["region"] == *r && w["status"] == "pending").and_then(|w| w["id"].as_str().map(str::to_string)))
+                .map(|r| {
+                    ws.iter()
+                        .find(|w| w["region"] == *r && w["status"] == "pending")
+                        .and_then(|w| w["id"].as_str().map(str::to_string))
+                })
                 .collect();
             if ids.iter().all(Option::is_some) {
                 return ids.into_iter().flatten().collect();
@@ -220,7 +252,12 @@ impl TestApp {
     /// The kinds of the records after `seq` (other stages record things of their own in the
     /// background, so tests look for the kinds they care about).
     pub fn kinds_since(&self, seq: u64) -> Vec<String> {
-        let records = self.state.engine.store.read(|r| r.events_after(seq, 10_000)).expect("the store reads");
+        let records = self
+            .state
+            .engine
+            .store
+            .read(|r| r.events_after(seq, 10_000))
+            .expect("the store reads");
         records.iter().map(|r| r.body.kind().to_string()).collect()
     }
 
@@ -228,7 +265,9 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(h) = self.handle.take() {
-            let result = tokio::time::timeout(Duration::from_secs(10), h).await.expect("the daemon stops within its deadline");
+            let result = tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("the daemon stops within its deadline");
             result.expect("the run loop did not panic").expect("the daemon stopped cleanly");
         }
     }
@@ -258,7 +297,10 @@ pub fn set_cookie(h: &HeaderMap, name: &str) -> Option<SetCookie> {
     h.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
         let (pair, attributes) = v.split_once(';').unwrap_or((v, ""));
         let value = pair.trim().strip_prefix(name)?.strip_prefix('=')?;
-        Some(SetCookie { value: value.to_string(), attributes: attributes.trim().to_string() })
+        Some(SetCookie {
+            value: value.to_string(),
+            attributes: attributes.trim().to_string(),
+        })
     })
 }
 

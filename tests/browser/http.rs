@@ -41,8 +41,17 @@ async fn a_wrong_token_is_refused_and_a_right_one_sets_an_http_only_same_site_st
     let (status, headers, body) = app.page("/", Some(&format!("hazeflow_session={}", session.value))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(HEAD_NAME), "the page names who is logged in");
-    assert!(header(&headers, CONTENT_SECURITY_POLICY).contains("script-src 'self'"), "pages carry a content security policy");
-    let r = app.http.get(app.url("/api/v1/warnings")).header("cookie", format!("hazeflow_session={}", session.value)).send().await.expect("answers");
+    assert!(
+        header(&headers, CONTENT_SECURITY_POLICY).contains("script-src 'self'"),
+        "pages carry a content security policy"
+    );
+    let r = app
+        .http
+        .get(app.url("/api/v1/warnings"))
+        .header("cookie", format!("hazeflow_session={}", session.value))
+        .send()
+        .await
+        .expect("answers");
     assert_eq!(r.status(), StatusCode::OK);
     app.stop().await;
 }
@@ -62,7 +71,11 @@ async fn a_form_posted_without_its_csrf_token_is_refused_with_403_and_changes_no
     let other = app.login(DUTY).await;
     let (_, _, other_page) = app.page("/", Some(&other)).await;
     let others = hidden_field(&other_page, "csrf").expect("the other page's CSRF token");
-    for (what, fields) in [("none", vec![("back", "/")]), ("wrong", vec![("csrf", "00ff"), ("back", "/")]), ("another session's", vec![("csrf", others.as_str())])] {
+    for (what, fields) in [
+        ("none", vec![("back", "/")]),
+        ("wrong", vec![("csrf", "00ff"), ("back", "/")]),
+        ("another session's", vec![("csrf", others.as_str())]),
+    ] {
         let (status, _, body) = app.post_form(&sign, Some(&session), &fields).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{what} token");
         assert!(body.contains("请求被拒绝"), "a page that says why: {body}");
@@ -70,7 +83,13 @@ async fn a_form_posted_without_its_csrf_token_is_refused_with_403_and_changes_no
     // No session at all, even with a token lifted from a page.
     let (status, _, _) = app.post_form(&sign, None, &[("csrf", &good)]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    for path in ["/logout", "/playbooks/reload", "/playbooks/check", "/consultations/run", "/forecasts"] {
+    for path in [
+        "/logout",
+        "/playbooks/reload",
+        "/playbooks/check",
+        "/consultations/run",
+        "/forecasts",
+    ] {
         let (status, _, _) = app.post_form(path, Some(&session), &[]).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
@@ -80,7 +99,10 @@ async fn a_form_posted_without_its_csrf_token_is_refused_with_403_and_changes_no
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let recorded = app.kinds_since(seq);
-    assert!(!recorded.iter().any(|k| k == "warning"), "no warning event was recorded: {recorded:?}");
+    assert!(
+        !recorded.iter().any(|k| k == "warning"),
+        "no warning event was recorded: {recorded:?}"
+    );
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the proposal")["status"], "pending");
 
     // With the token, the same form signs.
@@ -105,10 +127,18 @@ async fn text_from_staff_and_operators_is_html_escaped_on_every_page() {
 
     // Signed by that name, then cancelled with a reason that is markup: the history shows both as text.
     let href = format!("/warnings/{}", ids[0]);
-    let (status, _, _) = app.post_form(&format!("{href}/sign"), Some(&session), &[("csrf", &csrf), ("back", &href)]).await;
+    let (status, _, _) = app
+        .post_form(&format!("{href}/sign"), Some(&session), &[("csrf", &csrf), ("back", &href)])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let reason = "<img src=x onerror=alert(1)> \"引号\" & 'apostrophe'";
-    let (status, _, _) = app.post_form(&format!("{href}/cancel"), Some(&session), &[("csrf", &csrf), ("back", &href), ("reason", reason)]).await;
+    let (status, _, _) = app
+        .post_form(
+            &format!("{href}/cancel"),
+            Some(&session),
+            &[("csrf", &csrf), ("back", &href), ("reason", reason)],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, _, page) = app.page(&href, Some(&session)).await;
     assert_eq!(status, StatusCode::OK);
@@ -132,7 +162,13 @@ async fn a_duty_officer_sees_the_proposal_but_no_sign_button_and_cannot_sign_by_
     assert!(page.contains("无权签发"), "and says why");
     // Posting anyway is refused by the engine, and the page says so.
     let csrf = hidden_field(&page, "csrf").expect("a CSRF token");
-    let (status, headers, _) = app.post_form(&format!("/warnings/{}/sign", ids[0]), Some(&session), &[("csrf", &csrf), ("back", "/")]).await;
+    let (status, headers, _) = app
+        .post_form(
+            &format!("/warnings/{}/sign", ids[0]),
+            Some(&session),
+            &[("csrf", &csrf), ("back", "/")],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let flash = set_cookie(&headers, "hazeflow_flash").expect("a message for the next page");
     let (_, _, page) = app.page("/", Some(&format!("{session}; hazeflow_flash={}", flash.value))).await;
@@ -146,15 +182,31 @@ async fn checking_an_edited_playbook_shows_errors_as_file_line_column_and_change
     let app = spawn_app(&[]).await;
     let session = app.login(HEAD).await;
     let (_, _, page) = app.page("/playbooks", Some(&session)).await;
-    assert!(page.contains("taiyuan@2024.1") || page.contains("2024.1"), "the live versions are listed");
+    assert!(
+        page.contains("taiyuan@2024.1") || page.contains("2024.1"),
+        "the live versions are listed"
+    );
     let csrf = hidden_field(&page, "csrf").expect("a CSRF token");
     let original = std::fs::read_to_string(format!("{PLAYBOOKS}/taiyuan.yaml")).expect("the shipped file");
     let seq = app.last_seq();
-    let live_before: Vec<String> = app.state.engine.playbooks.live().iter().map(|p| format!("{}:{}", p.pin(), p.digest)).collect();
+    let live_before: Vec<String> = app
+        .state
+        .engine
+        .playbooks
+        .live()
+        .iter()
+        .map(|p| format!("{}:{}", p.pin(), p.digest))
+        .collect();
 
     // A laxer lift window and a misspelt key: both reported where they are.
     let edited = original.replace("lift_window_hours: 48", "lift_window_hours: 24\nlift_windows: 3");
-    let (status, _, page) = app.post_form("/playbooks/check", Some(&session), &[("csrf", &csrf), ("file", "taiyuan.yaml"), ("yaml", &edited)]).await;
+    let (status, _, page) = app
+        .post_form(
+            "/playbooks/check",
+            Some(&session),
+            &[("csrf", &csrf), ("file", "taiyuan.yaml"), ("yaml", &edited)],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let errors_at = page.find("class=\"errors\"").expect("an error list");
     let errors = &page[errors_at..page[errors_at..].find("</pre>").map_or(page.len(), |e| errors_at + e)];
@@ -168,19 +220,44 @@ async fn checking_an_edited_playbook_shows_errors_as_file_line_column_and_change
     assert!(page.contains("lift_windows"), "the pasted text is kept in the form");
 
     // The unchanged file passes and is reported as unchanged.
-    let (_, _, page) = app.post_form("/playbooks/check", Some(&session), &[("csrf", &csrf), ("file", "taiyuan.yaml"), ("yaml", &original)]).await;
+    let (_, _, page) = app
+        .post_form(
+            "/playbooks/check",
+            Some(&session),
+            &[("csrf", &csrf), ("file", "taiyuan.yaml"), ("yaml", &original)],
+        )
+        .await;
     assert!(page.contains("检查通过"), "{page}");
     assert!(page.contains("taiyuan@2024.1") && page.contains("未变"));
 
     // Nothing changed: the file, the live set, the log.
-    assert_eq!(std::fs::read_to_string(format!("{PLAYBOOKS}/taiyuan.yaml")).expect("the file"), original);
-    let live_after: Vec<String> = app.state.engine.playbooks.live().iter().map(|p| format!("{}:{}", p.pin(), p.digest)).collect();
+    assert_eq!(
+        std::fs::read_to_string(format!("{PLAYBOOKS}/taiyuan.yaml")).expect("the file"),
+        original
+    );
+    let live_after: Vec<String> = app
+        .state
+        .engine
+        .playbooks
+        .live()
+        .iter()
+        .map(|p| format!("{}:{}", p.pin(), p.digest))
+        .collect();
     assert_eq!(live_after, live_before);
     let recorded = app.kinds_since(seq);
-    assert!(!recorded.iter().any(|k| k == "playbooks_reloaded"), "no reload was recorded: {recorded:?}");
+    assert!(
+        !recorded.iter().any(|k| k == "playbooks_reloaded"),
+        "no reload was recorded: {recorded:?}"
+    );
 
     // A file name that is not a plain *.yaml name is refused before anything is read.
-    let (_, _, page) = app.post_form("/playbooks/check", Some(&session), &[("csrf", &csrf), ("file", "../config/x.yaml"), ("yaml", "id: x")]).await;
+    let (_, _, page) = app
+        .post_form(
+            "/playbooks/check",
+            Some(&session),
+            &[("csrf", &csrf), ("file", "../config/x.yaml"), ("yaml", "id: x")],
+        )
+        .await;
     assert!(page.contains("文件名须为预案目录中的"), "{page}");
     app.stop().await;
 }

@@ -24,16 +24,36 @@ async fn the_login_form_works_with_the_keyboard_alone() {
                     break;
                 }
             }
-            assert_eq!(order.first().map(String::as_str), Some("skip"), "the skip link comes first: {order:?}");
-            assert_eq!(order.last().map(String::as_str), Some("token"), "Tab reaches the token field: {order:?}");
+            assert_eq!(
+                order.first().map(String::as_str),
+                Some("skip"),
+                "the skip link comes first: {order:?}"
+            );
+            assert_eq!(
+                order.last().map(String::as_str),
+                Some("token"),
+                "Tab reaches the token field: {order:?}"
+            );
             assert!(order.len() <= 4, "within a few presses: {order:?}");
-            let outline = js(&c, "var s = getComputedStyle(document.activeElement); return s.outlineStyle + ' ' + s.outlineWidth;").await;
+            let outline = js(
+                &c,
+                "var s = getComputedStyle(document.activeElement); return s.outlineStyle + ' ' + s.outlineWidth;",
+            )
+            .await;
             let outline = outline.as_str().unwrap_or_default().to_string();
-            assert!(!outline.starts_with("none") && !outline.ends_with(" 0px"), "the focused field shows it: {outline}");
+            assert!(
+                !outline.starts_with("none") && !outline.ends_with(" 0px"),
+                "the focused field shows it: {outline}"
+            );
             camera.shoot(&c, "00-login-keyboard").await;
 
             // A wrong token and Enter: the page says so and keeps the focus usable.
-            c.active_element().await.expect("the focused field").send_keys("wrong-token").await.expect("typed");
+            c.active_element()
+                .await
+                .expect("the focused field")
+                .send_keys("wrong-token")
+                .await
+                .expect("typed");
             press(&c, Key::Enter).await;
             let error = text_of(&c, "#login-error").await;
             assert!(error.contains("令牌无效"), "{error}");
@@ -48,7 +68,12 @@ async fn the_login_form_works_with_the_keyboard_alone() {
                 }
             }
             assert!(reached, "Tab reaches the token field on the page with the error");
-            c.active_element().await.expect("the focused field").send_keys(HEAD).await.expect("typed");
+            c.active_element()
+                .await
+                .expect("the focused field")
+                .send_keys(HEAD)
+                .await
+                .expect("typed");
             press(&c, Key::Enter).await;
             wait_for(&c, "section[aria-labelledby='map-h']").await;
             assert_eq!(path(&c).await, "/");

@@ -6,8 +6,9 @@
 //! - `browser`: finding and starting chromedriver + Chromium (or skipping: see below), screenshots,
 //!   and the in-page checks (labels, overflow, contrast);
 //! - `http`: CSRF, login redirects, cookies, HTML escaping, the playbook check, without a browser;
-//! - `flow`: a duty officer signs pending proposals in the browser and sees the grid coloured, at
-//!   1280 px and on a 375 px phone;
+//! - `flow`: the head on duty signs pending proposals in the browser and sees the grid coloured; the
+//!   warning page, consultations, playbooks (with a check), the list and its reports; an enterprise
+//!   acknowledges and the progress updates; every page at 1280 px and on a 375 px phone;
 //! - `keyboard`: logging in with the keyboard alone.
 //!
 //! Without `chromium` and `chromedriver` on the PATH (or `HAZEFLOW_CHROMIUM` /

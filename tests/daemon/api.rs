@@ -1,6 +1,8 @@
 //! The HTTP API and the CLI on a running daemon: forecasts as CSV and JSON, duplicates, health,
 //! metrics, the audit log in pages, and `hazeflow warnings …` against the test daemon.
 
+use std::sync::Arc;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -13,10 +15,20 @@ async fn a_forecast_posted_as_csv_or_as_json_is_recorded_once_however_often_and_
     let app = spawn_app(clock()).await;
 
     // 15:00: the forecast centre posts its CSV → 201, recorded.
-    let csv = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    let csv = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
     let (status, first) = app.submit(csv.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
-    assert_eq!((first["duplicate"].as_bool(), first["regions"].as_u64()), (Some(false), Some(1)), "{first}");
+    assert_eq!(
+        (first["duplicate"].as_bool(), first["regions"].as_u64()),
+        (Some(false), Some(1)),
+        "{first}"
+    );
     let id = first["id"].as_str().expect("an id").to_string();
     eventually("the consultation on it proposes orange", || async { app.warning_of(TAIYUAN).await }).await;
 
@@ -24,16 +36,55 @@ async fn a_forecast_posted_as_csv_or_as_json_is_recorded_once_however_often_and_
     let seq = app.last_seq().await;
     let (status, again) = app.submit(csv).await;
     assert_eq!(status, StatusCode::OK, "{again}");
-    assert_eq!((again["id"].as_str(), again["duplicate"].as_bool(), again["seq"].as_u64()), (Some(id.as_str()), Some(true), Some(0)), "{again}");
+    assert_eq!(
+        (again["id"].as_str(), again["duplicate"].as_bool(), again["seq"].as_u64()),
+        (Some(id.as_str()), Some(true), Some(0)),
+        "{again}"
+    );
 
     // 15:02: the same forecast as JSON is the same forecast → 200, duplicate.
-    let days = ["2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05", "2026-12-06", "2026-12-07"];
-    let values: Vec<Value> = days.iter().zip([120, 160, 230, 240, 180, 120, 100]).map(|(d, a)| json!({ "region": TAIYUAN, "date": d, "aqi": a })).collect();
+    let days = [
+        "2026-12-01",
+        "2026-12-02",
+        "2026-12-03",
+        "2026-12-04",
+        "2026-12-05",
+        "2026-12-06",
+        "2026-12-07",
+    ];
+    let values: Vec<Value> = days
+        .iter()
+        .zip([120, 160, 230, 240, 180, 120, 100])
+        .map(|(d, a)| json!({ "region": TAIYUAN, "date": d, "aqi": a }))
+        .collect();
     let same = json!({ "issued_at": "2026-12-01T14:00:00+08:00", "source": "省生态环境监测和应急保障中心", "values": values });
     let (status, body) = app.submit(same.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!((body["id"].as_str(), body["duplicate"].as_bool()), (Some(id.as_str()), Some(true)), "{body}");
+    assert_eq!(
+        (body["id"].as_str(), body["duplicate"].as_bool()),
+        (Some(id.as_str()), Some(true)),
+        "{body}"
+    );
     assert_eq!(app.last_seq().await, seq, "a duplicate writes nothing");
+
+    // 15:03: the same CSV dropped into the inbox: taken in and moved aside, not recorded again (the
+    // inbox still asks for a consultation: a file read again after a crash must not miss one).
+    app.drop_in_inbox(
+        "taiyuan-again.csv",
+        forecast_csv(
+            "2026-12-01 14:00",
+            "省生态环境监测和应急保障中心",
+            TAIYUAN,
+            "2026-12-01",
+            &[120, 160, 230, 240, 180, 120, 100],
+        ),
+    );
+    eventually("the inbox file is processed", || async {
+        (files_in(&app.inbox().join("processed")) == ["taiyuan-again.csv"]).then_some(())
+    })
+    .await;
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(metrics.contains("hazeflow_forecasts_total{outcome=\"accepted\"} 1\n"), "{metrics}");
 
     // 16:10: a new JSON forecast, with concentrations for Datong → 201, AQI computed.
     app.set_clock("2026-12-01 16:10");
@@ -50,9 +101,51 @@ async fn a_forecast_posted_as_csv_or_as_json_is_recorded_once_however_often_and_
     let events = app.events().await;
     let accepted: Vec<&Value> = events.iter().filter(|r| r["type"] == "forecast_accepted").collect();
     assert_eq!(accepted.len(), 2);
-    assert_eq!((accepted[0]["forecast"]["id"].as_str(), accepted[0]["via"].as_str(), accepted[0]["actor"].as_str()), (Some(id.as_str()), Some("http:王市长"), Some("http:王市长")));
+    assert_eq!(
+        (
+            accepted[0]["forecast"]["id"].as_str(),
+            accepted[0]["via"].as_str(),
+            accepted[0]["actor"].as_str()
+        ),
+        (Some(id.as_str()), Some("http:王市长"), Some("http:王市长"))
+    );
     assert_eq!(accepted[1]["forecast"]["id"], second.as_str());
-    assert_eq!(accepted[1]["forecast"]["series"]["140200"][1]["aqi"], 210, "PM2.5 160 µg/m³ is AQI 210 (HJ 633-2026)");
+    assert_eq!(
+        accepted[1]["forecast"]["series"]["140200"][1]["aqi"], 210,
+        "PM2.5 160 µg/m³ is AQI 210 (HJ 633-2026)"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_forecast_sent_by_eight_clients_at_once_is_recorded_once() {
+    let app = Arc::new(spawn_app(clock()).await);
+    let csv = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[60, 70, 80],
+    );
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let (app, csv) = (app.clone(), csv.clone());
+        senders.push(tokio::spawn(async move { app.submit(csv).await }));
+    }
+    let mut answers = Vec::new();
+    for s in senders {
+        answers.push(s.await.expect("a sender"));
+    }
+    let created: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).map(|(_, b)| b).collect();
+    let duplicates = answers
+        .iter()
+        .filter(|(s, b)| *s == StatusCode::OK && b["duplicate"] == true)
+        .count();
+    assert_eq!((created.len(), duplicates), (1, 7), "{answers:?}");
+    assert!(answers.iter().all(|(_, b)| b["id"] == created[0]["id"]));
+    let accepted = app.events().await.iter().filter(|r| r["type"] == "forecast_accepted").count();
+    assert_eq!(accepted, 1);
+    let app = Arc::into_inner(app).expect("the only owner");
     app.stop().await;
 }
 
@@ -65,9 +158,18 @@ async fn health_and_metrics_answer_without_a_token_and_count_warnings_consultati
     assert_eq!(health["playbooks"], json!(["shanxi@2024.1", "taiyuan@2024.1"]));
 
     // One good forecast (→ an orange proposal) and one bad.
-    let csv = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    let csv = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
     assert_eq!(app.submit(csv).await.0, StatusCode::CREATED);
-    assert_eq!(app.submit("region,date,aqi\n140100,2026-12-01,abc\n").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.submit("region,date,aqi\n140100,2026-12-01,abc\n").await.0,
+        StatusCode::BAD_REQUEST
+    );
     eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
 
     let (status, text) = app.get_text("/metrics").await;
@@ -82,10 +184,21 @@ async fn health_and_metrics_answer_without_a_token_and_count_warnings_consultati
         assert!(lines.contains(&expected), "/metrics has {expected:?}:\n{text}");
     }
     let number = |name: &str| -> u64 {
-        lines.iter().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} in\n{text}"))
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{text}"))
     };
-    assert!(number("hazeflow_consultations_total") >= 1, "the consultation on the forecast is counted");
-    assert_eq!(number("hazeflow_events_total"), app.last_seq().await, "one count per record in the log");
+    assert!(
+        number("hazeflow_consultations_total") >= 1,
+        "the consultation on the forecast is counted"
+    );
+    assert_eq!(
+        number("hazeflow_events_total"),
+        app.last_seq().await,
+        "one count per record in the log"
+    );
     app.stop().await;
 }
 
@@ -95,13 +208,23 @@ async fn the_audit_log_is_read_in_pages_after_a_sequence_number() {
     // Records written before each answer: a directive (an issue for every Datong region) and five
     // rejected forecasts.
     let directive = json!({ "id": "D1", "name": "调度令", "min_level": "yellow", "regions": ["140200"], "from": "2026-12-02 00:00" });
-    assert_eq!(app.post_json("/api/v1/directives", Some(HEAD), &directive).await.0, StatusCode::CREATED);
+    assert_eq!(
+        app.post_json("/api/v1/directives", Some(HEAD), &directive).await.0,
+        StatusCode::CREATED
+    );
     for n in 0..5 {
-        assert_eq!(app.submit_file(&format!("bad-{n}.csv"), "region,date\n").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            app.submit_file(&format!("bad-{n}.csv"), "region,date\n").await.0,
+            StatusCode::BAD_REQUEST
+        );
     }
     let all = app.events().await;
     let last = app.last_seq().await;
-    assert_eq!(all.iter().map(|r| r["seq"].as_u64().unwrap_or(0)).collect::<Vec<_>>(), (1..=last).collect::<Vec<_>>(), "gap-free, in order");
+    assert_eq!(
+        all.iter().map(|r| r["seq"].as_u64().unwrap_or(0)).collect::<Vec<_>>(),
+        (1..=last).collect::<Vec<_>>(),
+        "gap-free, in order"
+    );
 
     // Two at a time: each page starts after the last one's next_after.
     let mut paged = Vec::new();
@@ -137,7 +260,11 @@ pub async fn hazeflow(args: &[&str]) -> (Option<i32>, String, String) {
         .output()
         .await
         .expect("the hazeflow binary runs");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +272,17 @@ async fn the_cli_submits_lists_and_signs_warnings_on_the_running_daemon() {
     let app = spawn_app(clock()).await;
     let server = app.base();
     let file = app.dir.path().join("taiyuan-20261201.csv");
-    std::fs::write(&file, forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100])).expect("written");
+    std::fs::write(
+        &file,
+        forecast_csv(
+            "2026-12-01 14:00",
+            "省生态环境监测和应急保障中心",
+            TAIYUAN,
+            "2026-12-01",
+            &[120, 160, 230, 240, 180, 120, 100],
+        ),
+    )
+    .expect("written");
     let file = file.to_str().expect("a UTF-8 path");
 
     // The duty officer hands the forecast over with `hazeflow forecast submit`.
@@ -158,17 +295,30 @@ async fn the_cli_submits_lists_and_signs_warnings_on_the_running_daemon() {
     // `hazeflow warnings list` shows it awaiting sign-off.
     let (code, out, err) = hazeflow(&["warnings", "list", "--server", &server, "--token", DEPUTY]).await;
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.lines().any(|l| l.starts_with(id) && l.contains("太原市") && l.contains("orange") && l.ends_with("(awaiting sign-off)")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(id) && l.contains("太原市") && l.contains("orange") && l.ends_with("(awaiting sign-off)")),
+        "{out}"
+    );
     assert!(out.ends_with("1 warnings, 1 awaiting sign-off\n"), "{out}");
 
     // The duty officer may not sign it (exit 1, the reason on stderr); the deputy head may.
     let (code, out, err) = hazeflow(&["warnings", "sign", "--pending", "--server", &server, "--token", DUTY]).await;
     assert_eq!(code, Some(1), "{out}{err}");
-    assert!(err.contains("403 Forbidden: role \"duty_officer\" may not sign a orange warning (needs deputy_head)"), "{err}");
+    assert!(
+        err.contains("403 Forbidden: role \"duty_officer\" may not sign a orange warning (needs deputy_head)"),
+        "{err}"
+    );
     let (code, out, err) = hazeflow(&["warnings", "sign", "--pending", "--server", &server, "--token", DEPUTY]).await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.ends_with("1 signed, 0 refused\n"), "{out}");
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "issued");
+
+    // `hazeflow consult --now` holds a consultation and prints its proposals.
+    let (code, out, err) = hazeflow(&["consult", "--now", "--server", &server, "--token", DUTY]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.lines().any(|l| l.starts_with("140100  orange ")), "{out}");
+    assert!(out.ends_with("consultation held over 1 regions\n"), "{out}");
 
     // A wrong token: a clear error and a non-zero exit.
     let (code, out, err) = hazeflow(&["warnings", "list", "--server", &server, "--token", "guess"]).await;

@@ -16,12 +16,25 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     // 2026-12-01 15:00: the forecast centre drops its forecast into the inbox: Taiyuan above 150 for
     // four days from tomorrow, above 200 on two of them.
     let app = spawn_app(clock()).await;
-    let orange = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    let orange = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
     app.drop_in_inbox("taiyuan-20261201-1400.csv", &orange);
 
     // → a consultation is held on it and proposes orange, awaiting a deputy head's signature.
-    let w = eventually("the consultation proposes a warning for Taiyuan", || async { app.warning_of(TAIYUAN).await }).await;
-    assert_eq!((w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()), (Some("pending"), Some("orange"), Some(true)), "{w}");
+    let w = eventually("the consultation proposes a warning for Taiyuan", || async {
+        app.warning_of(TAIYUAN).await
+    })
+    .await;
+    assert_eq!(
+        (w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()),
+        (Some("pending"), Some("orange"), Some(true)),
+        "{w}"
+    );
     assert_eq!(w["playbook"], "taiyuan@2024.1");
     let id = w["id"].as_str().expect("an id").to_string();
     assert_eq!(id, "140100-20261201-1");
@@ -29,19 +42,32 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     assert_eq!(status, StatusCode::OK);
     let held = &body["consultations"][0];
     assert_eq!(held["trigger"], "forecast received", "{held}");
-    let assessment = held["assessments"].as_array().expect("assessments").iter().find(|a| a["region"] == TAIYUAN).expect("Taiyuan assessed").clone();
+    let assessment = held["assessments"]
+        .as_array()
+        .expect("assessments")
+        .iter()
+        .find(|a| a["region"] == TAIYUAN)
+        .expect("Taiyuan assessed")
+        .clone();
     assert_eq!(assessment["level"], "orange", "{assessment}");
-    assert!(assessment["rule"].as_str().is_some_and(|r| r.contains("200") || r.contains("150")), "the rule that fired is named: {assessment}");
+    assert!(
+        assessment["rule"].as_str().is_some_and(|r| r.contains("200") || r.contains("150")),
+        "the rule that fired is named: {assessment}"
+    );
     let orange_id = assessment["forecast_id"].as_str().expect("the forecast used").to_string();
     assert_eq!(files_in(&app.inbox().join("processed")), ["taiyuan-20261201-1400.csv"]);
     assert!(files_in(&app.inbox()).is_empty(), "the inbox is empty again");
 
     // 15:05: the duty officer tries to sign: refused, and nothing changes.
+    app.set_clock("2026-12-01 15:05");
     let seq = app.last_seq().await;
     let before = app.warnings().await;
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DUTY)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"], "role \"duty_officer\" may not sign a orange warning (needs deputy_head)");
+    assert_eq!(
+        body["error"],
+        "role \"duty_officer\" may not sign a orange warning (needs deputy_head)"
+    );
     assert_eq!(app.last_seq().await, seq, "a refused signature is not recorded");
     assert_eq!(app.warnings().await, before);
 
@@ -50,46 +76,92 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
-    assert_eq!((w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()), (Some("issued"), Some("orange"), Some(false)), "{w}");
+    assert_eq!(
+        (w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()),
+        (Some("issued"), Some("orange"), Some(false)),
+        "{w}"
+    );
     let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).expect("a start");
     assert!(start >= shanghai("2026-12-02 15:10"), "starts after the 24 h lead time: {start}");
 
     // 2026-12-03 01:00, past the start: the clock tick makes it active.
     app.set_clock("2026-12-03 01:00");
     assert!(start <= app.clock.now());
-    eventually("the warning starts", || async { app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active") }).await;
+    eventually("the warning starts", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active")
+    })
+    .await;
 
     // 01:05: a worse forecast (above 300 tomorrow, above 200 for four days) calls for red, which only
     // the head may sign; the orange stays in force meanwhile.
     app.set_clock("2026-12-03 01:05");
-    let red = forecast_csv("2026-12-03 00:30", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-03", &[260, 320, 280, 220, 150, 120, 100]);
+    let red = forecast_csv(
+        "2026-12-03 00:30",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-03",
+        &[260, 320, 280, 220, 150, 120, 100],
+    );
     app.drop_in_inbox("taiyuan-20261203-0030.csv", &red);
-    let w = eventually("the consultation proposes red", || async { app.warning_of(TAIYUAN).await.filter(|w| w["pending_change"]["level"] == "red") }).await;
-    assert_eq!((w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()), (Some("active"), Some("orange"), Some(true)), "{w}");
+    let w = eventually("the consultation proposes red", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["pending_change"]["level"] == "red")
+    })
+    .await;
+    assert_eq!(
+        (w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()),
+        (Some("active"), Some("orange"), Some(true)),
+        "{w}"
+    );
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "role \"deputy_head\" may not sign a red warning (needs head)");
-    let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/sign"), Some(HEAD), &json!({ "role": "head" })).await;
+    let (status, body) = app
+        .post_json(&format!("/api/v1/warnings/{id}/sign"), Some(HEAD), &json!({ "role": "head" }))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
-    assert_eq!((w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()), (Some("active"), Some("red"), Some(false)), "{w}");
+    assert_eq!(
+        (w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()),
+        (Some("active"), Some("red"), Some(false)),
+        "{w}"
+    );
 
     // 02:00: a clean forecast: the lift window (48 h in Taiyuan) starts, red holds meanwhile.
     app.set_clock("2026-12-03 02:00");
-    let clean = forecast_csv("2026-12-03 01:45", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-03", &[90, 80, 70, 60, 60, 60, 60]);
+    let clean = forecast_csv(
+        "2026-12-03 01:45",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-03",
+        &[90, 80, 70, 60, 60, 60, 60],
+    );
     app.drop_in_inbox("taiyuan-20261203-0145.csv", &clean);
-    eventually("the consultation sees Taiyuan below red", || async { history_of(&app, &id).await.iter().any(|r| r["event"]["kind"] == "below").then_some(()) }).await;
+    eventually("the consultation sees Taiyuan below red", || async {
+        history_of(&app, &id)
+            .await
+            .iter()
+            .any(|r| r["event"]["kind"] == "below")
+            .then_some(())
+    })
+    .await;
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
     assert_eq!((w["status"].as_str(), w["level"].as_str()), (Some("active"), Some("red")), "{w}");
 
     // 2026-12-05 01:30, 47.5 h later: still red.
     app.set_clock("2026-12-05 01:30");
-    assert_eq!(app.state.engine.tick().await.expect("a tick"), vec![], "nothing happens before the lift window is over");
+    assert_eq!(
+        app.state.engine.tick().await.expect("a tick"),
+        vec![],
+        "nothing happens before the lift window is over"
+    );
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "active");
 
     // 02:01, 48 h after the clean forecast: lifted.
     app.set_clock("2026-12-05 02:01");
-    let w = eventually("the warning is lifted", || async { app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "lifted") }).await;
+    let w = eventually("the warning is lifted", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "lifted")
+    })
+    .await;
     let ended: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["ended_at"].clone()).expect("an end");
     assert_eq!(ended, shanghai("2026-12-05 02:00"), "lifted when the 48 h lift window ran out");
 
@@ -97,7 +169,13 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     let history = history_of(&app, &id).await;
     let story: Vec<(String, String, Option<String>)> = history
         .iter()
-        .map(|r| (r["event"]["kind"].as_str().unwrap_or("?").to_string(), r["actor"].as_str().unwrap_or("?").to_string(), r["event"]["forecast_id"].as_str().map(str::to_string)))
+        .map(|r| {
+            (
+                r["event"]["kind"].as_str().unwrap_or("?").to_string(),
+                r["actor"].as_str().unwrap_or("?").to_string(),
+                r["event"]["forecast_id"].as_str().map(str::to_string),
+            )
+        })
         .collect();
     let ids = forecast_ids(&app).await;
     let (red_id, clean_id) = (ids[1].clone(), ids[2].clone());
@@ -115,11 +193,23 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
             s("lifted", "clock", None),
         ]
     );
-    assert!(history.iter().all(|r| r["playbook"] == "taiyuan@2024.1" && r["warning_id"] == id.as_str()), "every event names the episode and its playbook");
+    assert!(
+        history
+            .iter()
+            .all(|r| r["playbook"] == "taiyuan@2024.1" && r["warning_id"] == id.as_str()),
+        "every event names the episode and its playbook"
+    );
     assert_eq!(history[4]["event"]["from"], "orange");
     assert_eq!(history[4]["event"]["to"], "red");
     assert!(history.windows(2).all(|p| p[0]["seq"].as_u64() < p[1]["seq"].as_u64()));
-    assert_eq!(files_in(&app.inbox().join("processed")), ["taiyuan-20261201-1400.csv", "taiyuan-20261203-0030.csv", "taiyuan-20261203-0145.csv"]);
+    assert_eq!(
+        files_in(&app.inbox().join("processed")),
+        [
+            "taiyuan-20261201-1400.csv",
+            "taiyuan-20261203-0030.csv",
+            "taiyuan-20261203-0145.csv"
+        ]
+    );
     app.stop().await;
 }
 
@@ -132,7 +222,12 @@ pub async fn history_of(app: &TestApp, id: &str) -> Vec<Value> {
 
 /// The ids of the accepted forecasts, in the order they were recorded.
 pub async fn forecast_ids(app: &TestApp) -> Vec<String> {
-    app.events().await.iter().filter(|r| r["type"] == "forecast_accepted").map(|r| r["forecast"]["id"].as_str().unwrap_or("?").to_string()).collect()
+    app.events()
+        .await
+        .iter()
+        .filter(|r| r["type"] == "forecast_accepted")
+        .map(|r| r["forecast"]["id"].as_str().unwrap_or("?").to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +242,11 @@ async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_unti
     let warnings = app.warnings().await;
     assert_eq!(warnings.len(), 11, "Taiyuan and its counties: {warnings:?}");
     for w in &warnings {
-        assert_eq!((w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()), (Some("active"), Some("orange"), Some(false)), "{w}");
+        assert_eq!(
+            (w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()),
+            (Some("active"), Some("orange"), Some(false)),
+            "{w}"
+        );
         assert_eq!(w["holds"][0]["directive"], "晋气调〔2026〕1号");
     }
     let w = app.warning_of(TAIYUAN).await.expect("Taiyuan's warning");
@@ -159,18 +258,32 @@ async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_unti
     // 15:30: the duty officer tries to lift Taiyuan's warning: refused while the directive holds it.
     app.set_clock("2026-12-01 15:30");
     let seq = app.last_seq().await;
-    let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY), &json!({ "reason": "天气转好" })).await;
+    let (status, body) = app
+        .post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY), &json!({ "reason": "天气转好" }))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"], format!("warning {id} is held by directive 晋气调〔2026〕1号 until it is released"));
+    assert_eq!(
+        body["error"],
+        format!("warning {id} is held by directive 晋气调〔2026〕1号 until it is released")
+    );
     assert_eq!(app.last_seq().await, seq, "nothing is recorded");
 
     // A clean forecast and two days later: still orange, the directive holds it.
-    let clean = forecast_csv("2026-12-01 15:40", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[60, 60, 60, 60, 60, 60, 60]);
+    let clean = forecast_csv(
+        "2026-12-01 15:40",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[60, 60, 60, 60, 60, 60, 60],
+    );
     let (status, body) = app.submit(clean).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     eventually("the consultation on the clean forecast is held", || async {
         let (_, body) = app.get("/api/v1/consultations", Some(DUTY)).await;
-        body["consultations"].as_array().is_some_and(|c| c.iter().any(|c| c["assessments"].as_array().is_some_and(|a| !a.is_empty()))).then_some(())
+        body["consultations"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["assessments"].as_array().is_some_and(|a| !a.is_empty())))
+            .then_some(())
     })
     .await;
     app.set_clock("2026-12-03 16:30");
@@ -184,14 +297,28 @@ async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_unti
     let (_, body) = app.get("/api/v1/directives", Some(DUTY)).await;
     assert_eq!(body["directives"][0]["active"], false, "{body}");
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["holds"], json!([]));
-    let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY), &json!({ "reason": "天气转好" })).await;
+    let (status, body) = app
+        .post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY), &json!({ "reason": "天气转好" }))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
     assert_eq!(w["status"], "lifted", "{w}");
     let history = history_of(&app, &id).await;
     let last = history.last().expect("history");
-    assert_eq!((last["event"]["kind"].as_str(), last["actor"].as_str(), last["event"]["reason"].as_str()), (Some("lifted"), Some(DUTY_NAME), Some("天气转好")));
+    assert_eq!(
+        (
+            last["event"]["kind"].as_str(),
+            last["actor"].as_str(),
+            last["event"]["reason"].as_str()
+        ),
+        (Some("lifted"), Some(DUTY_NAME), Some("天气转好"))
+    );
     assert!(history.iter().any(|r| r["event"]["kind"] == "directive_released"));
+
+    // Lifting it again: refused, it is over.
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], format!("warning {id} is lifted, not live"));
     app.stop().await;
 }
 
@@ -204,7 +331,13 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     let app = spawn_app_with(dir, clock(), |s| s.playbooks = books.clone()).await;
 
     // 15:00: an orange proposal for Taiyuan under taiyuan@2024.1.
-    let orange = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    let orange = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
     app.drop_in_inbox("taiyuan.csv", &orange);
     let w = eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
     assert_eq!(w["playbook"], "taiyuan@2024.1");
@@ -214,20 +347,42 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     let stricter = make_orange_the_heads_to_sign(&books);
     let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body["versions"].as_array().expect("versions").contains(&json!("taiyuan@2024.2")), "{body}");
+    assert!(
+        body["versions"].as_array().expect("versions").contains(&json!("taiyuan@2024.2")),
+        "{body}"
+    );
 
     // The running episode keeps 2024.1: the deputy head may still sign its orange.
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
-    assert_eq!((w["status"].as_str(), w["playbook"].as_str()), (Some("issued"), Some("taiyuan@2024.1")), "{w}");
+    assert_eq!(
+        (w["status"].as_str(), w["playbook"].as_str()),
+        (Some("issued"), Some("taiyuan@2024.1")),
+        "{w}"
+    );
 
     // A new episode in a Taiyuan county (小店区) falls under 2024.2: its orange needs the head.
-    let xiaodian = forecast_csv("2026-12-01 15:05", "省生态环境监测和应急保障中心", "140105", "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    let xiaodian = forecast_csv(
+        "2026-12-01 15:05",
+        "省生态环境监测和应急保障中心",
+        "140105",
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
     app.drop_in_inbox("xiaodian.csv", &xiaodian);
     let county = eventually("orange is proposed for 小店区", || async { app.warning_of("140105").await }).await;
-    assert_eq!((county["level"].as_str(), county["playbook"].as_str()), (Some("orange"), Some("taiyuan@2024.2")), "{county}");
-    let (status, body) = app.post(&format!("/api/v1/warnings/{}/sign", county["id"].as_str().unwrap_or("?")), Some(DEPUTY)).await;
+    assert_eq!(
+        (county["level"].as_str(), county["playbook"].as_str()),
+        (Some("orange"), Some("taiyuan@2024.2")),
+        "{county}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/warnings/{}/sign", county["id"].as_str().unwrap_or("?")),
+            Some(DEPUTY),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     // 15:20: someone saves a broken taiyuan.yaml and reloads: refused with file:line:column, and
@@ -243,14 +398,25 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     assert!(error.starts_with("playbooks not reloaded; the old ones stay live:\n"), "{error}");
     let line = error.lines().nth(1).expect("one error line");
     let file = books.join("taiyuan.yaml").display().to_string();
-    let place = line.strip_prefix(&format!("{file}:")).unwrap_or_else(|| panic!("names the file: {line}"));
+    let place = line
+        .strip_prefix(&format!("{file}:"))
+        .unwrap_or_else(|| panic!("names the file: {line}"));
     let mut parts = place.splitn(3, ':');
     let (l, c) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     assert!(l.parse::<u32>().is_ok() && c.parse::<u32>().is_ok(), "file:line:column: {line}");
     let (_, live) = app.get("/api/v1/playbooks", Some(DUTY)).await;
-    let versions: Vec<&Value> = live["playbooks"].as_array().expect("playbooks").iter().map(|p| &p["version"]).collect();
+    let versions: Vec<&Value> = live["playbooks"]
+        .as_array()
+        .expect("playbooks")
+        .iter()
+        .map(|p| &p["version"])
+        .collect();
     assert!(versions.contains(&&json!("2024.2")), "{live}");
-    assert_eq!(live["last_reload"]["versions"], json!(["shanxi@2024.1", "taiyuan@2024.2"]), "{live}");
+    assert_eq!(
+        live["last_reload"]["versions"],
+        json!(["shanxi@2024.1", "taiyuan@2024.2"]),
+        "{live}"
+    );
     assert_eq!(app.warnings().await, before);
     let events = app.events().await;
     assert_eq!(events.len() as u64, seq + 1);

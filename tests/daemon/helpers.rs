@@ -308,8 +308,11 @@ impl TestApp {
         self.clock.set(shanghai(to));
     }
 
-    /// Stops the daemon as SIGTERM would, checks that it stopped cleanly, and hands back its folder.
+    /// Stops the daemon as SIGTERM would, checks that it stopped cleanly and that its views agree
+    /// with its event log, and hands back its folder.
     pub async fn stop(self) -> TempDir {
+        let diffs = self.state.engine.store.read(|r| r.verify_views()).expect("the store reads");
+        assert!(diffs.is_empty(), "the views differ from the log: {diffs:?}");
         self.shutdown.cancel();
         let result = tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await

@@ -21,16 +21,31 @@ const TAIYUAN: &str = "140100";
 async fn a_daemon_stopped_and_started_again_on_the_same_folder_shows_the_same_warnings_and_history() {
     // 15:00: an orange proposal, signed at 15:10; a directive for Datong; a rejected file.
     let app = spawn_app(clock()).await;
-    let csv = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    let csv = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
     app.drop_in_inbox("taiyuan.csv", csv);
     app.drop_in_inbox("broken.csv", "region,date\n");
     let w = eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
     let id = w["id"].as_str().expect("an id").to_string();
     app.set_clock("2026-12-01 15:10");
-    assert_eq!(app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await.0, StatusCode::OK);
+    assert_eq!(
+        app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await.0,
+        StatusCode::OK
+    );
     let directive = json!({ "id": "D1", "name": "调度令", "min_level": "yellow", "regions": ["140200"], "from": "2026-12-02 00:00" });
-    assert_eq!(app.post_json("/api/v1/directives", Some(HEAD), &directive).await.0, StatusCode::CREATED);
-    eventually("the broken file is rejected", || async { (files_in(&app.inbox().join("rejected")).len() == 2).then_some(()) }).await;
+    assert_eq!(
+        app.post_json("/api/v1/directives", Some(HEAD), &directive).await.0,
+        StatusCode::CREATED
+    );
+    eventually("the broken file is rejected", || async {
+        (files_in(&app.inbox().join("rejected")).len() == 2).then_some(())
+    })
+    .await;
     let before = snapshot(&app, &id).await;
 
     // 15:20: the daemon is stopped and started again on the same folder, at the same time.
@@ -38,11 +53,18 @@ async fn a_daemon_stopped_and_started_again_on_the_same_folder_shows_the_same_wa
     let dir = app.stop().await;
     clock.set(shanghai("2026-12-01 15:20"));
     let app = spawn_app_with(dir, clock, |_| {}).await;
-    assert_eq!(snapshot(&app, &id).await, before, "the same warnings, directives, consultations and history");
+    assert_eq!(
+        snapshot(&app, &id).await,
+        before,
+        "the same warnings, directives, consultations and history"
+    );
 
     // And it carries on from there: past the start, the warning becomes active.
     app.set_clock("2026-12-03 01:00");
-    eventually("the warning starts after the restart", || async { app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active") }).await;
+    eventually("the warning starts after the restart", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active")
+    })
+    .await;
     let history = crate::flow::history_of(&app, &id).await;
     assert_eq!(kinds(&history), ["proposed", "issued", "started"]);
     app.stop().await;
@@ -57,7 +79,13 @@ async fn a_running_episode_keeps_its_playbook_version_across_a_reload_and_a_rest
     let app = spawn_app_with(dir, clock(), on_books(books.clone())).await;
 
     // 15:00: orange is proposed for Taiyuan under taiyuan@2024.1 (a deputy head signs orange).
-    let csv = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]);
+    let csv = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
     app.drop_in_inbox("taiyuan.csv", csv);
     let w = eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
     let id = w["id"].as_str().expect("an id").to_string();
@@ -77,7 +105,11 @@ async fn a_running_episode_keeps_its_playbook_version_across_a_reload_and_a_rest
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
-    assert_eq!((w["status"].as_str(), w["playbook"].as_str()), (Some("issued"), Some("taiyuan@2024.1")), "{w}");
+    assert_eq!(
+        (w["status"].as_str(), w["playbook"].as_str()),
+        (Some("issued"), Some("taiyuan@2024.1")),
+        "{w}"
+    );
     app.stop().await;
 }
 
@@ -85,7 +117,11 @@ async fn a_running_episode_keeps_its_playbook_version_across_a_reload_and_a_rest
 /// consultations, and the whole log.
 async fn snapshot(app: &TestApp, id: &str) -> Vec<Value> {
     let mut out = vec![json!(app.warnings().await)];
-    for path in [format!("/api/v1/warnings/{id}"), "/api/v1/directives".into(), "/api/v1/consultations?limit=100".into()] {
+    for path in [
+        format!("/api/v1/warnings/{id}"),
+        "/api/v1/directives".into(),
+        "/api/v1/consultations?limit=100".into(),
+    ] {
         let (status, body) = app.get(&path, Some(HEAD)).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         out.push(body);
@@ -98,9 +134,18 @@ async fn snapshot(app: &TestApp, id: &str) -> Vec<Value> {
 async fn a_daemon_that_was_down_over_several_consultation_slots_holds_one_consultation_when_it_starts() {
     // Up at 15:00 with a forecast: the consultation on it is held.
     let app = spawn_app(clock()).await;
-    let csv = forecast_csv("2026-12-01 14:00", "省生态环境监测和应急保障中心", TAIYUAN, "2026-12-01", &[60, 60, 60, 60, 60, 60, 60]);
+    let csv = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[60, 60, 60, 60, 60, 60, 60],
+    );
     assert_eq!(app.submit(csv).await.0, StatusCode::CREATED);
-    eventually("the consultation on the forecast is held", || async { (scheduled(&app).await.1 == 1).then_some(()) }).await;
+    eventually("the consultation on the forecast is held", || async {
+        (scheduled(&app).await.1 == 1).then_some(())
+    })
+    .await;
     let (slots_before, _) = scheduled(&app).await;
 
     // Down from 15:05 to 2026-12-02 17:00: the slots of 12-01 16:00, 12-02 09:00, 10:00 and 16:00
@@ -120,10 +165,17 @@ async fn a_daemon_that_was_down_over_several_consultation_slots_holds_one_consul
     assert!(latest.ends_with("2026-12-02 16:00"), "the latest missed slot: {latest}");
     for n in 2..=3 {
         app.state.trigger_consultation();
-        eventually("the on-demand consultation is held", || async { (scheduled(&app).await.1 == n).then_some(()) }).await;
+        eventually("the on-demand consultation is held", || async {
+            (scheduled(&app).await.1 == n).then_some(())
+        })
+        .await;
     }
     let (slots, _) = scheduled(&app).await;
-    assert_eq!(slots.len(), slots_before.len() + 1, "one missed slot held, not one per missed slot: {slots:?}");
+    assert_eq!(
+        slots.len(),
+        slots_before.len() + 1,
+        "one missed slot held, not one per missed slot: {slots:?}"
+    );
     app.stop().await;
 }
 
@@ -131,14 +183,23 @@ async fn a_daemon_that_was_down_over_several_consultation_slots_holds_one_consul
 /// demand.
 async fn scheduled(app: &TestApp) -> (Vec<String>, usize) {
     let (_, body) = app.get("/api/v1/consultations?limit=100", Some(HEAD)).await;
-    let triggers: Vec<String> = body["consultations"].as_array().cloned().unwrap_or_default().iter().map(|c| c["trigger"].as_str().unwrap_or("?").to_string()).collect();
+    let triggers: Vec<String> = body["consultations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c["trigger"].as_str().unwrap_or("?").to_string())
+        .collect();
     let on_demand = triggers.iter().filter(|t| *t == "forecast received").count();
     (triggers.into_iter().filter(|t| t != "forecast received").collect(), on_demand)
 }
 
 /// A port nobody listens on right now.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// The embedded default configuration, pointed at `dir` and `port`, with the demo off.
@@ -151,7 +212,10 @@ fn write_config(dir: &Path, port: u16) -> PathBuf {
         .replace("./playbooks", &format!("{root}/playbooks"))
         .replace("./seeds", &format!("{root}/seeds"))
         .replace("./config/", &format!("{root}/config/"));
-    assert!(text.contains(&format!("listen: 127.0.0.1:{port}")) && text.contains("demo: false") && !text.contains("./data"), "{text}");
+    assert!(
+        text.contains(&format!("listen: 127.0.0.1:{port}")) && text.contains("demo: false") && !text.contains("./data"),
+        "{text}"
+    );
     let path = dir.join("config.yaml");
     std::fs::write(&path, text).expect("the config is written");
     path
@@ -164,20 +228,37 @@ fn hazeflow_command(dir: &Path) -> Command {
         cmd.env_remove(k);
     }
     // No emergency reduction list to import: this is about forecasts.
-    cmd.env("HAZEFLOW_LOG_LEVEL", "warn").env("HAZEFLOW_LIST_SEED", "").current_dir(dir).kill_on_drop(true);
+    cmd.env("HAZEFLOW_LOG_LEVEL", "warn")
+        .env("HAZEFLOW_LIST_SEED", "")
+        .current_dir(dir)
+        .kill_on_drop(true);
     cmd
 }
 
 /// Starts `hazeflow daemon --config` and waits until it answers `/healthz`.
 async fn start_daemon(dir: &Path, port: u16, http: &reqwest::Client) -> Child {
     let config = write_config(dir, port);
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).expect("a log file");
-    let mut child = hazeflow_command(dir).arg("daemon").arg("--config").arg(&config).stdout(Stdio::null()).stderr(log).spawn().expect("the daemon starts");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .expect("a log file");
+    let mut child = hazeflow_command(dir)
+        .arg("daemon")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the daemon starts");
     let url = format!("http://127.0.0.1:{port}/healthz");
     let started = std::time::Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("the daemon exited with {status}: {}", std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default());
+            panic!(
+                "the daemon exited with {status}: {}",
+                std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+            );
         }
         if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
             break;
@@ -191,7 +272,10 @@ async fn start_daemon(dir: &Path, port: u16, http: &reqwest::Client) -> Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_killed_in_the_middle_of_a_burst_of_forecasts_keeps_every_acknowledged_one_exactly_once() {
     let dir = tempfile::TempDir::new().expect("a folder");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
     let port = free_port();
     let mut daemon = start_daemon(dir.path(), port, &http).await;
 
@@ -204,21 +288,35 @@ async fn a_daemon_killed_in_the_middle_of_a_burst_of_forecasts_keeps_every_ackno
         let url = format!("http://127.0.0.1:{port}/api/v1/forecasts");
         senders.push(tokio::spawn(async move {
             for n in 0..1000 {
-                let csv = forecast_csv("2026-12-01 14:00", &format!("sender {sender}, forecast {n}"), TAIYUAN, "2026-12-01", &[50 + n % 50, 60, 70]);
-                let Ok(resp) = http.post(&url).bearer_auth("hazeflow-demo").body(csv).send().await else { return };
+                let csv = forecast_csv(
+                    "2026-12-01 14:00",
+                    &format!("sender {sender}, forecast {n}"),
+                    TAIYUAN,
+                    "2026-12-01",
+                    &[50 + n % 50, 60, 70],
+                );
+                let Ok(resp) = http.post(&url).bearer_auth("hazeflow-demo").body(csv).send().await else {
+                    return;
+                };
                 if !resp.status().is_success() {
                     return;
                 }
                 let Ok(body) = resp.json::<Value>().await else { return };
                 assert_eq!(body["duplicate"], false, "{body}");
-                acked.lock().expect("the list").push(body["id"].as_str().expect("an id").to_string());
+                acked
+                    .lock()
+                    .expect("the list")
+                    .push(body["id"].as_str().expect("an id").to_string());
                 count.fetch_add(1, Ordering::SeqCst);
             }
         }));
     }
 
     // Once 64 have been acknowledged, with more in flight: SIGKILL.
-    eventually("64 forecasts are acknowledged", || async { (count.load(Ordering::SeqCst) >= 64).then_some(()) }).await;
+    eventually("64 forecasts are acknowledged", || async {
+        (count.load(Ordering::SeqCst) >= 64).then_some(())
+    })
+    .await;
     daemon.kill().await.expect("SIGKILL");
     for s in senders {
         s.await.expect("a sender finished");
@@ -233,31 +331,59 @@ async fn a_daemon_killed_in_the_middle_of_a_burst_of_forecasts_keeps_every_ackno
     let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
     let mut after = 0;
     loop {
-        let resp = http.get(format!("http://127.0.0.1:{port}/api/v1/events?after={after}&limit=1000")).bearer_auth("hazeflow-demo").send().await.expect("events");
+        let resp = http
+            .get(format!("http://127.0.0.1:{port}/api/v1/events?after={after}&limit=1000"))
+            .bearer_auth("hazeflow-demo")
+            .send()
+            .await
+            .expect("events");
         assert_eq!(resp.status(), StatusCode::OK);
         let body: Value = resp.json().await.expect("JSON");
         let page = body["events"].as_array().cloned().unwrap_or_default();
         let Some(last) = page.last() else { break };
         after = last["seq"].as_u64().expect("a seq");
         for r in page.iter().filter(|r| r["type"] == "forecast_accepted") {
-            *recorded.entry(r["forecast"]["id"].as_str().expect("an id").to_string()).or_default() += 1;
+            *recorded
+                .entry(r["forecast"]["id"].as_str().expect("an id").to_string())
+                .or_default() += 1;
         }
     }
     let lost: Vec<&String> = acked.iter().filter(|id| !recorded.contains_key(*id)).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged forecasts were lost: {lost:?}", lost.len(), acked.len());
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged forecasts were lost: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
     eprintln!("acknowledged {}, recorded {}", acked.len(), recorded.len());
     let twice: Vec<(&String, &usize)> = recorded.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "recorded twice: {twice:?}");
 
     // SIGTERM: it stops cleanly (exit 0) within its deadline.
     let pid = daemon.id().expect("a running daemon").to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait()).await.expect("it exits within the deadline").expect("an exit status");
-    assert!(exit.success(), "{exit}: {}", std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default());
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(
+        exit.success(),
+        "{exit}: {}",
+        std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default()
+    );
 
     // `hazeflow verify`: the views agree with the log.
-    let out = hazeflow_command(dir.path()).arg("verify").arg("--config").arg(dir.path().join("config.yaml")).output().await.expect("verify runs");
+    let out = hazeflow_command(dir.path())
+        .arg("verify")
+        .arg("--config")
+        .arg(dir.path().join("config.yaml"))
+        .output()
+        .await
+        .expect("verify runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.trim_end().ends_with("events; the views agree with the log"), "{stdout}");

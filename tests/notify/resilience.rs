@@ -144,7 +144,7 @@ async fn a_message_that_fails_for_good_alerts_the_duty_staff_once() {
     assert_eq!(to, ["mallory@ty.example.cn", "wang.fang@ty.example.cn"]);
     assert!(alerts.iter().all(|m| m.cause == failed[0].id));
     // Once: more time and more wake-ups raise nothing more.
-    app.clock.advance(Duration::hours(2));
+    app.clock.advance(Duration::minutes(30)); // before the 16:00 consultation
     app.state.after_change();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(app.outbox().len(), 6);

@@ -39,7 +39,6 @@ async fn each_event_is_one_signed_post_and_a_503_is_retried_after_the_backoff() 
     app.sign(&id).await;
     let got = eventually("two POSTs are accepted", || async {
         let g = hook.received();
-        eprintln!("{:?}", app.outbox().iter().map(|m| (&m.id, m.status, m.attempts, &m.last_error, m.next_attempt_at)).collect::<Vec<_>>());
         (g.len() >= 2).then_some(g)
     })
     .await;

@@ -1,0 +1,133 @@
+//! A warning assigns each enterprise of its region its own measures, an upgrade supersedes them with new
+//! ones, a lift ends them; an enterprise acknowledges from its link and nobody reminds it afterwards.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgrade_supersedes_them_and_the_lift_ends_them() {
+    // Wednesday 08:05: the deputy head signs an orange warning for Taiyuan.
+    let (app, id) = orange_issued_wednesday_morning().await;
+    let (cement, scripted, coking, datong) = (cement(), scripted(), coking(), datong());
+
+    // → the three Taiyuan enterprises and every department with duties get orange assignments, due in 4 h;
+    // Datong's foundry gets none.
+    let departments = app.state.defaults.departments.len();
+    let active = app.assignments(&id, Some("active")).await;
+    let enterprises: Vec<&str> = active.iter().filter(|a| a["party"]["type"] == "enterprise").map(|a| a["party"]["uscc"].as_str().unwrap()).collect();
+    let mut want = vec![cement.uscc.as_str(), scripted.uscc.as_str(), coking.uscc.as_str()];
+    want.sort();
+    let mut got = enterprises.clone();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(!enterprises.contains(&datong.uscc.as_str()));
+    assert_eq!(active.iter().filter(|a| a["party"]["type"] == "department").count(), departments);
+    assert!(active.iter().all(|a| a["level"] == "orange"), "{active:#?}");
+    let deadline: chrono::DateTime<chrono::Utc> = serde_json::from_value(TestApp::of(&active, &cement.uscc)["ack_deadline"].clone()).unwrap();
+    assert_eq!(deadline, shanghai("2026-12-02 12:05"));
+    assert_eq!(TestApp::of(&active, &coking.uscc)["party"]["county"], YINGZE);
+
+    // Each enterprise's page shows its own measures at orange: cement B → 限产20% and no old trucks;
+    // the coking plant its own 一厂一策 measure on 2#焦炉; the ungraded chemical works 限产50%.
+    let page = |uscc: &str| {
+        let key = TestApp::of(&active, uscc)["key"].as_str().unwrap().to_string();
+        format!("/ack/{}", app.token(&key))
+    };
+    let (status, html) = app.page(&page(&cement.uscc)).await;
+    assert_eq!(status, StatusCode::OK);
+    for want in ["太原市晋阳水泥有限公司", "橙色预警", "限产20%", "停止使用国四及以下重型载货车辆（含燃气）进行物料运输", "2026年12月2日 12:05", "收到"] {
+        assert!(html.contains(want), "the cement page shows {want}: {html}");
+    }
+    let (_, html) = app.page(&page(&coking.uscc)).await;
+    assert!(html.contains("2#焦炉：出焦时间延长至48小时"), "{html}");
+    assert!(!html.contains("限产20%"));
+    let (_, html) = app.page(&page(&scripted.uscc)).await;
+    assert!(html.contains("限产50%"), "{html}");
+
+    // 09:00: a worse forecast; the head signs red.
+    app.set_clock("2026-12-02 09:00");
+    app.propose(TAIYUAN, &red_forecast("2026-12-02 08:50", "2026-12-02"), "red").await;
+    app.sign(&id, HEAD).await;
+
+    // → every orange assignment is superseded by a red one, due in 2 h.
+    let all = app.assignments(&id, None).await;
+    let superseded: Vec<_> = all.iter().filter(|a| a["status"]["state"] == "superseded").collect();
+    let active = app.assignments(&id, Some("active")).await;
+    assert_eq!((superseded.len(), active.len()), (3 + departments, 3 + departments), "{all:#?}");
+    assert!(superseded.iter().all(|a| a["level"] == "orange" && active.iter().any(|n| n["key"] == a["status"]["by"])));
+    assert!(active.iter().all(|a| a["level"] == "red"));
+    let deadline: chrono::DateTime<chrono::Utc> = serde_json::from_value(TestApp::of(&active, &cement.uscc)["ack_deadline"].clone()).unwrap();
+    assert_eq!(deadline, shanghai("2026-12-02 11:00"));
+    let red_link = format!("/ack/{}", app.token(TestApp::of(&active, &cement.uscc)["key"].as_str().unwrap()));
+    let (_, html) = app.page(&red_link).await;
+    assert!(html.contains("红色预警") && html.contains("<li>停产"), "red measures for cement B: {html}");
+    let (status, _) = app.page(&page(&cement.uscc)).await;
+    assert_eq!(status, StatusCode::GONE, "the orange link says it was superseded");
+
+    // After the start, the head lifts it → every assignment has ended.
+    let w = app.warning_of(TAIYUAN).await.unwrap();
+    let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).unwrap();
+    app.clock.set(start + chrono::Duration::hours(1));
+    eventually("the warning starts", || async { app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active") }).await;
+    let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(HEAD), &json!({ "reason": "空气质量好转" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let all = app.assignments(&id, None).await;
+    assert_eq!(all.iter().filter(|a| a["status"]["state"] == "ended").count(), 3 + departments);
+    assert_eq!(app.assignments(&id, Some("active")).await.len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enterprise_acknowledges_from_its_link_progress_shows_it_and_no_reminder_follows() {
+    let (app, id) = orange_issued_wednesday_morning().await;
+    app.ack_departments(&id).await;
+    let cement = cement();
+    let key = TestApp::of(&app.assignments(&id, Some("active")).await, &cement.uscc)["key"].as_str().unwrap().to_string();
+    let link = format!("/ack/{}", app.token(&key));
+
+    // 08:30, on the phone: the page, then "收到" with a name and a phone.
+    app.set_clock("2026-12-02 08:30");
+    let (status, location, _) = app.post_form(&link, &[("step", "received"), ("name", "王建国"), ("phone", "13800000001")]).await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some(link.as_str())));
+    let (_, html) = app.page(&link).await;
+    assert!(html.contains("✓ 已收到：2026年12月2日 08:30，王建国"), "{html}");
+    assert!(html.contains("措施已落实"), "the next step is offered: {html}");
+
+    // 09:40: measures in place, over JSON; saying it twice changes nothing.
+    app.set_clock("2026-12-02 09:40");
+    let body = json!({ "step": "in_place", "name": "王建国", "phone": "13800000001", "note": "熟料线已限产20%" });
+    let (status, v) = app.post_json(&format!("/api/v1/acks/{}", app.token(&key)), None, &body).await;
+    assert_eq!((status, v["changed"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let (status, v) = app.post_json(&format!("/api/v1/acks/{}", app.token(&key)), None, &body).await;
+    assert_eq!((status, v["changed"].as_bool()), (StatusCode::OK, Some(false)), "{v}");
+
+    // → progress: 小店区 has two enterprises, one received and in place; the missing list names the other two.
+    let p = app.progress(&id).await;
+    let xd = &p["regions"][XIAODIAN];
+    assert_eq!((xd["assigned"].as_u64(), xd["received"].as_u64(), xd["in_place"].as_u64(), xd["overdue"].as_u64()), (Some(2), Some(1), Some(1), Some(0)), "{p}");
+    let missing: Vec<&str> = p["missing"].as_array().unwrap().iter().map(|m| m["party"]["uscc"].as_str().unwrap_or("")).collect();
+    assert_eq!(missing.len(), 2, "{p}");
+    assert!(!missing.contains(&cement.uscc.as_str()));
+
+    // 11:05, an hour before the deadline: reminders go to the two that have not answered, not to cement.
+    app.set_clock("2026-12-02 11:05");
+    let reminders = app.wait_sent("ack_reminder", 2).await;
+    let to: Vec<&str> = reminders.iter().map(|m| m.recipient.address.as_str()).collect();
+    assert!(!to.contains(&cement.email), "{to:?}");
+    assert!(to.contains(&coking().email) && to.contains(&scripted().email), "{to:?}");
+
+    // The reminder, as delivered: a Chinese subject that decodes, the measures, and a link that works.
+    let m = reminders.iter().find(|m| m.recipient.address == coking().email).unwrap();
+    let (subject, text) = app.delivered(&m.id).await;
+    assert_eq!(subject, "【确认提醒】太原市重污染天气橙色预警应急减排任务请于2026年12月2日 12:05前确认");
+    assert!(text.contains("2#焦炉：出焦时间延长至48小时") && text.contains("太原市迎泽焦化有限公司"), "{text}");
+    let url = m.data["ack_url"].as_str().unwrap();
+    let path = url.strip_prefix("https://hazeflow.example.cn").expect("a link under the public address");
+    assert!(text.contains(url));
+    let (status, html) = app.page(path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("太原市迎泽焦化有限公司"));
+    app.stop().await;
+}

@@ -1,0 +1,25 @@
+//! Acknowledgements end to end: the real daemon on port 0 over real HTTP, a temporary folder, a manual
+//! clock, the shipped playbooks, roster and templates, and a small list (three enterprises in Taiyuan,
+//! one in Datong). Mail goes to `.eml` files; the tests read the outbox and those files. Each test reads
+//! as a timeline.
+//!
+//! - `helpers`: `spawn_app()`, the test list, issuing warnings, reading the outbox;
+//! - `flow`: a warning assigns the right enterprises their measures; upgrade supersedes, lift ends;
+//!   an acknowledgement from the link shows in the progress and stops the reminder;
+//! - `escalation`: no acknowledgement → reminder, then the county's, the city's and the province's duty
+//!   staff, each once, across restarts;
+//! - `inspections`: overdue enterprises become inspection tasks; findings; non-compliance events;
+//!   negotiated reductions (协商减排);
+//! - `summary`: the after-episode summary over HTTP and from the CLI;
+//! - `security`: wrong, superseded, ended and other enterprises' tokens; staff endpoints without a
+//!   token; markup in names;
+//! - `atomic`: a warning event and its assignments are one transaction.
+
+mod helpers;
+
+mod atomic;
+mod escalation;
+mod flow;
+mod inspections;
+mod security;
+mod summary;
