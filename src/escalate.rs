@@ -174,7 +174,7 @@ pub fn timers_for(defaults: &Defaults, a: &Assignment) -> Vec<Timer> {
 pub fn schedule(tx: &mut Tx<'_>, defaults: &Defaults, a: &Assignment) -> Result<(), StoreError> {
     let timers = timers_for(defaults, a);
     let Some(overdue) = timers.iter().find(|t| matches!(t.step, Step::Overdue { .. })) else { return Ok(()) };
-    if tx.doc::<Timer>(TIMERS, &timer_key(overdue))?.is_some() {
+    if tx.doc::<serde::de::IgnoredAny>(TIMERS, &timer_key(overdue))?.is_some() {
         return Ok(());
     }
     for t in &timers {
@@ -184,8 +184,23 @@ pub fn schedule(tx: &mut Tx<'_>, defaults: &Defaults, a: &Assignment) -> Result<
 }
 
 /// The hook for [`crate::assign::AssignStage::on_assigned`]: schedules the timers of each new batch.
+///
+/// A batch of a province-wide warning has hundreds of thousands of assignments, called one after the
+/// other in one transaction: the hook remembers the batch it saw last (warning, batch, creation time)
+/// and only looks in the store for a batch it has not just seen. The creation time tells a retry of a
+/// batch whose commit failed (same warning and batch number, later `now`) from the batch itself.
 pub fn hook(defaults: Arc<Defaults>) -> Arc<OnAssigned> {
-    Arc::new(move |tx: &mut Tx<'_>, a: &Assignment, _token: &str| schedule(tx, &defaults, a))
+    let last: std::sync::Mutex<Option<(String, u64, DateTime<Utc>)>> = std::sync::Mutex::new(None);
+    Arc::new(move |tx: &mut Tx<'_>, a: &Assignment, _token: &str| {
+        let Some(batch) = batch_of(&a.key) else { return Ok(()) };
+        let mut seen = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.as_ref().is_some_and(|(w, b, at)| *b == batch && *at == a.created_at && *w == a.warning_id) {
+            return Ok(());
+        }
+        schedule(tx, &defaults, a)?;
+        *seen = Some((a.warning_id.clone(), batch, a.created_at));
+        Ok(())
+    })
 }
 
 /// Every timer, in due order (tests, the summary).
@@ -559,6 +574,57 @@ mod tests {
         let red = assignment("red", "140100-20261202-1/e:x/000000000043");
         let got: Vec<i64> = timers_for(d, &red).iter().map(|t| (t.due - t0).num_minutes()).collect();
         assert_eq!(got, [90, 120, 180, 240]);
+    }
+
+    /// Data shaped like what [`Escalation::remind`], [`Escalation::report`] and the negotiated notice give
+    /// their templates.
+    fn sample(name: &str) -> Value {
+        let mut v = json!({
+            "event": name, "warning_id": "140100-20261202-1", "region": "140100", "region_name": "太原市",
+            "level": "orange", "level_name": "橙色预警", "response": "Ⅱ级", "level_colour": "#FF7E00",
+            "deadline": "2026年12月2日 12:05", "at": "2026年12月2日 12:05",
+            "dashboard_url": "https://h.example.cn/", "warning_url": "https://h.example.cn/warnings/140100-20261202-1",
+            "recipient": { "name": "白雪", "role": "duty_officer", "region": "140105" },
+        });
+        let task = json!({
+            "enterprise": { "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X" },
+            "measures": [{ "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "line_name": null, "text": "停止公路运输", "note": "x" }],
+            "negotiated": if name == "negotiated_issued" { json!({ "commitment": "2#焦炉出焦时间延长至72小时", "reductions": { "so2": 0.3, "nox": 0.5, "pm": 0.0, "vocs": 0.0 }, "agreed_by": "值班员", "note": "电话协商" }) } else { Value::Null },
+            "applies_from": "2026年12月3日 08:05", "hotline": "12369", "ack_url": "https://h.example.cn/ack/0123", "overdue": false,
+        });
+        let report = json!({
+            "tier": "county", "round": 0, "tier_region": "140105", "tier_region_name": "小店区", "count": 2,
+            "enterprises": 2, "departments": 0, "more": 0, "inspections_opened": 2, "acks_url": "https://h.example.cn/api/v1/warnings/x/acks",
+            "missing": [{ "kind": "enterprise", "kind_name": "企业", "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X",
+                          "region_name": "小店区", "contact_name": "王建国", "contact_phone": "13800000001", "deadline": "2026年12月2日 12:05", "assignment": "k" }],
+        });
+        v = merge(v, if name.starts_with("ack_reminder") || name == "negotiated_issued" { &task } else { &report });
+        v
+    }
+
+    #[test]
+    fn every_shipped_escalation_template_renders_its_data_in_strict_mode_and_escapes_html() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/templates/notify");
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|n| if n.ends_with(".html.j2") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None });
+        for f in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            env.add_template_owned(name, std::fs::read_to_string(&f).unwrap()).unwrap();
+        }
+        for name in ["ack_reminder", "ack_overdue", "ack_escalated", "negotiated_issued"] {
+            let mut data = sample(name);
+            data["recipient"]["name"] = json!("<b>白雪</b>");
+            for part in ["subject", "txt", "html"] {
+                let out = env.get_template(&format!("{name}.{part}.j2")).unwrap().render(&data).unwrap_or_else(|e| panic!("{name}.{part}: {e:#}"));
+                assert!(!out.trim().is_empty(), "{name}.{part}");
+                if part == "html" {
+                    assert!(!out.contains("<b>白雪") && out.contains("&lt;b&gt;白雪"), "{name}.html escapes: {out}");
+                }
+            }
+        }
+        let subject = env.get_template("ack_overdue.subject.j2").unwrap().render(sample("ack_overdue")).unwrap();
+        assert_eq!(subject.trim(), "【逾期未确认】小店区2家单位未确认太原市重污染天气橙色预警应急响应任务");
     }
 
     #[test]

@@ -20,7 +20,10 @@ const SEED: &str = "seeds/registry";
 const FIXTURES: &str = "tests/fixtures/registry";
 
 fn seeds() -> Sources {
-    Sources { list: Some(PathBuf::from(SEED)), ..Sources::default() }
+    Sources {
+        list: Some(PathBuf::from(SEED)),
+        ..Sources::default()
+    }
 }
 
 fn ok(code: ExitCode) {
@@ -28,14 +31,24 @@ fn ok(code: ExitCode) {
 }
 
 fn seed_list() -> ListVersion {
-    let opts = ImportOptions { defaults: shanxi_defaults(), regions: Some(Regions::shanxi()) };
+    let opts = ImportOptions {
+        defaults: shanxi_defaults(),
+        regions: Some(Regions::shanxi()),
+    };
     let list = read_paths(&[PathBuf::from(SEED)], &opts, &mut |_, _| {}).unwrap_or_else(|e| panic!("{e:#?}"));
     ListVersion::new(list, None, chrono::Utc::now())
 }
 
 #[test]
 fn every_shipped_registry_file_loads() {
-    ok(run(RegistryCommand::Check { paths: Vec::new(), sources: Sources::default() }, &mut SeedList::default()).unwrap());
+    ok(run(
+        RegistryCommand::Check {
+            paths: Vec::new(),
+            sources: Sources::default(),
+        },
+        &mut SeedList::default(),
+    )
+    .unwrap());
     let list = seed_list();
     assert!((2500..=3500).contains(&list.len()), "{}", list.len());
     // Every one of Shanxi's 11 cities has enterprises, and so do most counties.
@@ -60,15 +73,47 @@ fn every_shipped_registry_file_loads() {
 #[test]
 fn the_report_commands_run_on_the_seed_list() {
     let mut source = SeedList::default();
-    ok(run(RegistryCommand::Coverage { permits: Path::new(SEED).join("permits.csv"), json: true, sources: seeds() }, &mut source).unwrap());
-    ok(run(RegistryCommand::Reductions { region: None, level: None, society: None, json: false, sources: seeds() }, &mut source).unwrap());
     ok(run(
-        RegistryCommand::Reductions { region: Some("141100".into()), level: Some("red".into()), society: None, json: true, sources: seeds() },
+        RegistryCommand::Coverage {
+            permits: Path::new(SEED).join("permits.csv"),
+            json: true,
+            sources: seeds(),
+        },
+        &mut source,
+    )
+    .unwrap());
+    ok(run(
+        RegistryCommand::Reductions {
+            region: None,
+            level: None,
+            society: None,
+            json: false,
+            sources: seeds(),
+        },
+        &mut source,
+    )
+    .unwrap());
+    ok(run(
+        RegistryCommand::Reductions {
+            region: Some("141100".into()),
+            level: Some("red".into()),
+            society: None,
+            json: true,
+            sources: seeds(),
+        },
         &mut source,
     )
     .unwrap());
     let first = seed_list().enterprises[0].uscc.to_string();
-    ok(run(RegistryCommand::Board { uscc: first, template: None, sources: seeds() }, &mut source).unwrap());
+    ok(run(
+        RegistryCommand::Board {
+            uscc: first,
+            template: None,
+            sources: seeds(),
+        },
+        &mut source,
+    )
+    .unwrap());
 }
 
 /// A list source that records what it is given, like the store will.
@@ -93,7 +138,12 @@ impl ListSource for Recorder {
 #[test]
 fn importing_records_a_new_version_with_its_diff_and_a_dry_run_records_nothing() {
     let mut store = Recorder::default();
-    let import = |dry_run| RegistryCommand::Import { paths: vec![PathBuf::from(SEED)], dry_run, json: true, sources: Sources::default() };
+    let import = |dry_run| RegistryCommand::Import {
+        paths: vec![PathBuf::from(SEED)],
+        dry_run,
+        json: true,
+        sources: Sources::default(),
+    };
     ok(run(import(true), &mut store).unwrap());
     assert!(store.recorded.is_empty());
     ok(run(import(false), &mut store).unwrap());
@@ -108,7 +158,12 @@ fn importing_records_a_new_version_with_its_diff_and_a_dry_run_records_nothing()
 #[test]
 fn a_bad_import_changes_nothing_and_exits_1() {
     let mut store = Recorder::default();
-    let cmd = RegistryCommand::Import { paths: vec![Path::new(FIXTURES).join("bad-checksum")], dry_run: false, json: false, sources: Sources::default() };
+    let cmd = RegistryCommand::Import {
+        paths: vec![Path::new(FIXTURES).join("bad-checksum")],
+        dry_run: false,
+        json: false,
+        sources: Sources::default(),
+    };
     assert_eq!(run(cmd, &mut store).unwrap(), ExitCode::from(1));
     assert!(store.recorded.is_empty() && store.current.is_none());
 }
@@ -120,44 +175,77 @@ fn each_bad_import_fixture_reports_its_exact_message() {
     let cases: &[(&str, &[&str])] = &[
         (
             "bad-checksum",
-            &["tests/fixtures/registry/bad-checksum/enterprises.csv:3:1: unified social credit code 91141181MA0K3T7W79 fails the GB 32100 check: the check character should be 8, not 9 (set uscc_override for a legal pilot code)"],
+            &[
+                "tests/fixtures/registry/bad-checksum/enterprises.csv:3:1: unified social credit code 91141181MA0K3T7W79 fails the GB 32100 check: the check character should be 8, not 9 (set uscc_override for a legal pilot code)",
+            ],
         ),
-        ("unknown-county", &["tests/fixtures/registry/unknown-county/enterprises.csv:3:56: unknown county 141199 (not in the region table)"]),
+        (
+            "unknown-county",
+            &["tests/fixtures/registry/unknown-county/enterprises.csv:3:56: unknown county 141199 (not in the region table)"],
+        ),
         (
             "unknown-line",
-            &["tests/fixtures/registry/unknown-line/measures.csv:5:28: measure for line L3, which 91141181MA0K3T7W78 does not have (its lines: L1, L2)"],
+            &[
+                "tests/fixtures/registry/unknown-line/measures.csv:5:28: measure for line L3, which 91141181MA0K3T7W78 does not have (its lines: L1, L2)",
+            ],
         ),
         (
             "bad-grade",
-            &["tests/fixtures/registry/bad-grade/enterprises.csv:3:75: unknown grade \"E\" (expected one of A+, A, B, B-, C, D, 引领性, 非引领性, 未分级)"],
+            &[
+                "tests/fixtures/registry/bad-grade/enterprises.csv:3:75: unknown grade \"E\" (expected one of A+, A, B, B-, C, D, 引领性, 非引领性, 未分级)",
+            ],
         ),
-        ("limit-over-100", &["tests/fixtures/registry/limit-over-100/measures.csv:5:61: limit_percent 120 is over 100 %"]),
+        (
+            "limit-over-100",
+            &["tests/fixtures/registry/limit-over-100/measures.csv:5:61: limit_percent 120 is over 100 %"],
+        ),
         (
             "duplicate-uscc",
-            &["tests/fixtures/registry/duplicate-uscc/enterprises.csv:4:1: duplicate unified social credit code 91141181MA0K3T7W78 (first at tests/fixtures/registry/duplicate-uscc/enterprises.csv:3)"],
+            &[
+                "tests/fixtures/registry/duplicate-uscc/enterprises.csv:4:1: duplicate unified social credit code 91141181MA0K3T7W78 (first at tests/fixtures/registry/duplicate-uscc/enterprises.csv:3)",
+            ],
         ),
-        ("bad-email", &["tests/fixtures/registry/bad-email/enterprises.csv:3:123: email \"wangjianguo@@pengfei.example.cn\" is not a valid address"]),
-        ("unknown-level", &["tests/fixtures/registry/unknown-level/measures.csv:5:40: unknown level \"purple\" (levels: yellow, orange, red)"]),
+        (
+            "bad-email",
+            &["tests/fixtures/registry/bad-email/enterprises.csv:3:123: email \"wangjianguo@@pengfei.example.cn\" is not a valid address"],
+        ),
+        (
+            "unknown-level",
+            &["tests/fixtures/registry/unknown-level/measures.csv:5:40: unknown level \"purple\" (levels: yellow, orange, red)"],
+        ),
         (
             "unknown-enterprise",
             &["tests/fixtures/registry/unknown-enterprise/measures.csv:4:1: 91141181MA0K3T8X1C is not in enterprises.csv"],
         ),
         (
             "unknown-key-industry",
-            &["tests/fixtures/registry/unknown-key-industry/enterprises.csv:4:46: unknown key industry \"cemnt\" (known: cement, steel, coking, glass, foundry, lime, brick, refractory, ceramics, ferroalloy, nonferrous, carbon, chemical, printing, coating)"],
+            &[
+                "tests/fixtures/registry/unknown-key-industry/enterprises.csv:4:46: unknown key industry \"cemnt\" (known: cement, steel, coking, glass, foundry, lime, brick, refractory, ceramics, ferroalloy, nonferrous, carbon, chemical, printing, coating)",
+            ],
         ),
-        ("duplicate-line", &["tests/fixtures/registry/duplicate-line/measures.csv:4:25: duplicate line L1 of 91141181MA0K3T7W78 (first at tests/fixtures/registry/duplicate-line/measures.csv:3)"]),
+        (
+            "duplicate-line",
+            &[
+                "tests/fixtures/registry/duplicate-line/measures.csv:4:25: duplicate line L1 of 91141181MA0K3T7W78 (first at tests/fixtures/registry/duplicate-line/measures.csv:3)",
+            ],
+        ),
         (
             "reduction-over-1",
-            &["tests/fixtures/registry/reduction-over-1/measures.csv:5:71: so2 reduction 1.5 must be a fraction from 0 to 1 of the baseline"],
+            &[
+                "tests/fixtures/registry/reduction-over-1/measures.csv:5:71: so2 reduction 1.5 must be a fraction from 0 to 1 of the baseline",
+            ],
         ),
         (
             "permit-of-another-enterprise",
-            &["tests/fixtures/registry/permit-of-another-enterprise/enterprises.csv:3:21: permit number 91370200163562681G001P belongs to 91370200163562681G, not to 91141181MA0K3T7W78"],
+            &[
+                "tests/fixtures/registry/permit-of-another-enterprise/enterprises.csv:3:21: permit number 91370200163562681G001P belongs to 91370200163562681G, not to 91141181MA0K3T7W78",
+            ],
         ),
         (
             "no-email",
-            &["tests/fixtures/registry/no-email/enterprises.csv:3:1: 91141181MA0K3T7W78 has no contact with an email, so it could not be notified"],
+            &[
+                "tests/fixtures/registry/no-email/enterprises.csv:3:1: 91141181MA0K3T7W78 has no contact with an email, so it could not be notified",
+            ],
         ),
         (
             "exemption-without-load",
@@ -165,13 +253,31 @@ fn each_bad_import_fixture_reports_its_exact_message() {
         ),
         (
             "unknown-column",
-            &["tests/fixtures/registry/unknown-column/enterprises.csv:2:20: unknown column \"colour\" (columns: uscc, uscc_override, permit_no, name, county, industry_code, key_industry, grade, grade_since, grade_reason, exemption, exemption_max_load_percent, so2, nox, pm, vocs, contact_role, contact_name, contact_email, contact_phone)"],
+            &[
+                "tests/fixtures/registry/unknown-column/enterprises.csv:2:30: unknown column \"colour\" (columns: uscc, uscc_override, permit_no, name, county, industry_code, key_industry, grade, grade_since, grade_reason, exemption, exemption_max_load_percent, so2, nox, pm, vocs, contact_role, contact_name, contact_email, contact_phone)",
+            ],
         ),
-        ("bad-checksum-yaml.yaml", &["tests/fixtures/registry/bad-checksum-yaml.yaml:3:11: unified social credit code 91141181MA0K3T7W79 fails the GB 32100 check: the check character should be 8, not 9 (set uscc_override for a legal pilot code)"]),
-        ("unknown-line-yaml.yaml", &["tests/fixtures/registry/unknown-line-yaml.yaml:15:32: measure for line L3, which 91141181MA0K3T7W78 does not have (its lines: L1)"]),
+        (
+            "bad-checksum-yaml.yaml",
+            &[
+                "tests/fixtures/registry/bad-checksum-yaml.yaml:3:11: unified social credit code 91141181MA0K3T7W79 fails the GB 32100 check: the check character should be 8, not 9 (set uscc_override for a legal pilot code)",
+            ],
+        ),
+        (
+            "unknown-line-yaml.yaml",
+            &[
+                "tests/fixtures/registry/unknown-line-yaml.yaml:15:32: measure for line L3, which 91141181MA0K3T7W78 does not have (its lines: L1)",
+            ],
+        ),
     ];
-    let opts = ImportOptions { defaults: shanxi_defaults(), regions: Some(Regions::shanxi()) };
-    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let opts = ImportOptions {
+        defaults: shanxi_defaults(),
+        regions: Some(Regions::shanxi()),
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     let listed: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
     for n in &names {
@@ -179,7 +285,9 @@ fn each_bad_import_fixture_reports_its_exact_message() {
     }
     let mut wrong = Vec::new();
     for (name, want) in cases {
-        let got = read_paths(&[dir.join(name)], &opts, &mut |_, _| {}).map(|l| l.len()).map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>());
+        let got = read_paths(&[dir.join(name)], &opts, &mut |_, _| {})
+            .map(|l| l.len())
+            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>());
         if got != Err(want.iter().map(ToString::to_string).collect()) {
             wrong.push(format!("fixture {name}:\n  want {want:?}\n  got  {got:?}"));
         }
@@ -193,12 +301,28 @@ fn each_bad_import_fixture_reports_its_exact_message() {
 fn the_generator_is_deterministic_and_writes_the_import_format() {
     let out = |seed: u64| -> (String, String) {
         let dir = tempfile::tempdir().unwrap();
-        let cmd = RegistryCommand::Generate { enterprises: 5_000, seed, out_dir: dir.path().to_path_buf(), profile: Profile::National };
+        let cmd = RegistryCommand::Generate {
+            enterprises: 5_000,
+            seed,
+            out_dir: dir.path().to_path_buf(),
+            profile: Profile::National,
+        };
         ok(run(cmd, &mut SeedList::default()).unwrap());
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         // The national list has synthetic counties: it imports with --any-county.
-        let sources = Sources { list: Some(dir.path().to_path_buf()), any_county: true, ..Sources::default() };
-        ok(run(RegistryCommand::Check { paths: vec![dir.path().to_path_buf()], sources }, &mut SeedList::default()).unwrap());
+        let sources = Sources {
+            list: Some(dir.path().to_path_buf()),
+            any_county: true,
+            ..Sources::default()
+        };
+        ok(run(
+            RegistryCommand::Check {
+                paths: vec![dir.path().to_path_buf()],
+                sources,
+            },
+            &mut SeedList::default(),
+        )
+        .unwrap());
         (read("enterprises.csv"), read("measures.csv"))
     };
     let a = out(42);
@@ -214,13 +338,25 @@ fn the_generator_is_deterministic_and_writes_the_import_format() {
 fn the_national_list_generates_300k_enterprises_in_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let cmd = RegistryCommand::Generate { enterprises: 300_000, seed: 1, out_dir: dir.path().to_path_buf(), profile: Profile::National };
+    let cmd = RegistryCommand::Generate {
+        enterprises: 300_000,
+        seed: 1,
+        out_dir: dir.path().to_path_buf(),
+        profile: Profile::National,
+    };
     ok(run(cmd, &mut SeedList::default()).unwrap());
     let generated = started.elapsed();
-    let measures = std::fs::read_to_string(dir.path().join("measures.csv")).unwrap().lines().filter(|l| l.contains(",measure,")).count();
+    let measures = std::fs::read_to_string(dir.path().join("measures.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(",measure,"))
+        .count();
     assert!((900_000..=1_200_000).contains(&measures), "{measures}");
     let started = std::time::Instant::now();
-    let opts = ImportOptions { defaults: shanxi_defaults(), regions: None };
+    let opts = ImportOptions {
+        defaults: shanxi_defaults(),
+        regions: None,
+    };
     let list = read_paths(&[dir.path().to_path_buf()], &opts, &mut |_, _| {}).unwrap();
     eprintln!("generated in {generated:?}, imported {} in {:?}", list.len(), started.elapsed());
     assert_eq!(list.len(), 300_000);
@@ -229,6 +365,11 @@ fn the_national_list_generates_300k_enterprises_in_seconds() {
 #[test]
 #[ignore]
 fn regenerate_the_shanxi_seed() {
-    let cmd = RegistryCommand::Generate { enterprises: 3_000, seed: 2026, out_dir: PathBuf::from(SEED), profile: Profile::Shanxi };
+    let cmd = RegistryCommand::Generate {
+        enterprises: 3_000,
+        seed: 2026,
+        out_dir: PathBuf::from(SEED),
+        profile: Profile::Shanxi,
+    };
     ok(run(cmd, &mut SeedList::default()).unwrap());
 }

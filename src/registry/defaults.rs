@@ -611,7 +611,10 @@ impl Validator<'_> {
         let deadline = f64::from(l.ack_deadline_hours.value);
         let remind = match &l.remind_before_hours {
             Some(r) if !(r.value > 0.0 && r.value < deadline) => {
-                let msg = format!("remind_before_hours {} must be above 0 and below ack_deadline_hours ({deadline})", r.value);
+                let msg = format!(
+                    "remind_before_hours {} must be above 0 and below ack_deadline_hours ({deadline})",
+                    r.value
+                );
                 self.at(&r.referenced, msg);
                 0.0
             }
@@ -631,7 +634,9 @@ impl Validator<'_> {
 
     /// The escalation chain: known tiers, lowest first, each once; county → city → province when absent.
     fn escalation(&mut self, raw: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<Tier> {
-        let Some(raw) = raw else { return vec![Tier::County, Tier::City, Tier::Province] };
+        let Some(raw) = raw else {
+            return vec![Tier::County, Tier::City, Tier::Province];
+        };
         if raw.value.is_empty() {
             self.at(&raw.referenced, "escalation must name at least one tier (county, city, province)");
         }
@@ -642,13 +647,19 @@ impl Validator<'_> {
                 "city" => Tier::City,
                 "province" => Tier::Province,
                 other => {
-                    self.at(&t.referenced, format!("escalation: \"{other}\" is not a tier (county, city, province)"));
+                    self.at(
+                        &t.referenced,
+                        format!("escalation: \"{other}\" is not a tier (county, city, province)"),
+                    );
                     continue;
                 }
             };
             // Tier orders Province < City < County: each step must be a higher tier than the one before.
             if out.last().is_some_and(|last| tier >= *last) {
-                self.at(&t.referenced, format!("escalation: {tier} must come before the tiers above it, and only once"));
+                self.at(
+                    &t.referenced,
+                    format!("escalation: {tier} must come before the tiers above it, and only once"),
+                );
                 continue;
             }
             out.push(tier);
@@ -1020,13 +1031,24 @@ mod tests {
         assert_eq!(d.escalation, [Tier::County, Tier::City, Tier::Province]);
         let shipped = shanxi_defaults();
         for l in &shipped.levels {
-            assert!(l.remind_before_hours > 0.0 && l.remind_before_hours < f64::from(l.ack_deadline_hours), "{}", l.id);
+            assert!(
+                l.remind_before_hours > 0.0 && l.remind_before_hours < f64::from(l.ack_deadline_hours),
+                "{}",
+                l.id
+            );
         }
-        let timed = MINI.replace("ack_deadline_hours: 6,", "ack_deadline_hours: 6, remind_before_hours: 6, escalate_every_hours: 0,");
-        let got: Vec<String> = parse_defaults("m.yaml", &format!("{timed}{OTHER}escalation: [city, county, state]\n")).unwrap_err().iter().map(ToString::to_string).collect();
+        let timed = MINI.replace(
+            "ack_deadline_hours: 6,",
+            "ack_deadline_hours: 6, remind_before_hours: 6, escalate_every_hours: 0,",
+        );
+        let got: Vec<String> = parse_defaults("m.yaml", &format!("{timed}{OTHER}escalation: [city, county, state]\n"))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let want = [
-            "m.yaml:5:73: remind_before_hours 6 must be above 0 and below ack_deadline_hours (6)",
-            "m.yaml:5:98: escalate_every_hours 0 must be above 0",
+            "m.yaml:5:72: remind_before_hours 6 must be above 0 and below ack_deadline_hours (6)",
+            "m.yaml:5:97: escalate_every_hours 0 must be above 0",
             "m.yaml:12:20: escalation: county must come before the tiers above it, and only once",
             "m.yaml:12:28: escalation: \"state\" is not a tier (county, city, province)",
         ];

@@ -1374,6 +1374,16 @@ mod tests {
     }
 
     #[test]
+    fn a_generated_list_round_trips_through_json() {
+        // The store keeps enterprises as JSON documents.
+        let list = generate_shanxi(300, 5);
+        let text = serde_json::to_string(&list).unwrap();
+        let back: Vec<Enterprise> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, list);
+        assert!(text.contains(r#""kind":"limit_percent","value":30.0"#) || text.contains(r#""kind":"stop""#));
+    }
+
+    #[test]
     fn the_national_profile_spans_about_3000_counties_and_3_measures_per_enterprise() {
         let g = Generator::new(Profile::National, 3000, 2026);
         assert!((2600..=3600).contains(&g.county_count()), "{}", g.county_count());

@@ -426,3 +426,124 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     assert_eq!(refusal["errors"].as_array().map(Vec::len), Some(1), "{refusal}");
     app.stop().await;
 }
+
+/// A forecast CSV with the same daily AQI for several regions.
+fn forecast_for(issued_at: &str, regions: &[&str], first: &str, aqi: &[u32]) -> String {
+    let mut out = format!("# issued_at: {issued_at}\n# source: 省生态环境监测和应急保障中心\nregion,date,aqi\n");
+    for r in regions {
+        let one = forecast_csv(issued_at, "-", r, first, aqi);
+        out.extend(one.lines().skip(3).map(|l| format!("{l}\n")));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_episode_within_the_merge_gap_reopens_the_lifted_warning_and_one_after_it_gets_a_new_id() {
+    // Datong and Changzhi, under the provincial playbook (36 h lift window, 48 h merge gap), go
+    // through the same episode: orange proposed on 12-01, signed, started, a clean forecast at
+    // 12-03 02:00, lifted 36 h later at 12-04 14:00.
+    const DATONG: &str = "140200";
+    const CHANGZHI: &str = "140400";
+    let app = spawn_app(clock()).await;
+    app.drop_in_inbox(
+        "f1.csv",
+        forecast_for(
+            "2026-12-01 14:00",
+            &[DATONG, CHANGZHI],
+            "2026-12-01",
+            &[120, 160, 230, 240, 180, 120, 100],
+        ),
+    );
+    let both = || async {
+        let a = app.warning_of(DATONG).await?;
+        let b = app.warning_of(CHANGZHI).await?;
+        Some((a, b))
+    };
+    let (datong, changzhi) = eventually("both are proposed", both).await;
+    let (datong_id, changzhi_id) = (
+        datong["id"].as_str().unwrap_or("?").to_string(),
+        changzhi["id"].as_str().unwrap_or("?").to_string(),
+    );
+    for id in [&datong_id, &changzhi_id] {
+        assert_eq!(
+            app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await.0,
+            StatusCode::OK
+        );
+    }
+    app.set_clock("2026-12-03 01:00");
+    eventually("both start", || async {
+        both().await.filter(|(a, b)| a["status"] == "active" && b["status"] == "active")
+    })
+    .await;
+    app.set_clock("2026-12-03 02:00");
+    assert_eq!(
+        app.submit(forecast_for("2026-12-03 01:45", &[DATONG, CHANGZHI], "2026-12-03", &[60; 7]))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    eventually("both are below their level", || async {
+        let h = (history_of(&app, &datong_id).await, history_of(&app, &changzhi_id).await);
+        (kinds(&h.0).last().map(String::as_str) == Some("below") && kinds(&h.1).last().map(String::as_str) == Some("below")).then_some(())
+    })
+    .await;
+    app.set_clock("2026-12-04 14:01");
+    let (datong, _) = eventually("both are lifted", || async {
+        both().await.filter(|(a, b)| a["status"] == "lifted" && b["status"] == "lifted")
+    })
+    .await;
+    assert_eq!(datong["ended_at"], "2026-12-04T06:00:00Z", "12-04 14:00 in Taiyuan time");
+
+    // 12-05 10:00: Datong is forecast above 200 again from tomorrow, within 48 h of the lift: the
+    // same warning re-opens, awaiting sign-off.
+    app.set_clock("2026-12-05 10:00");
+    app.settled().await;
+    assert_eq!(
+        app.submit(forecast_for(
+            "2026-12-05 09:30",
+            &[DATONG],
+            "2026-12-05",
+            &[150, 230, 240, 180, 120, 100, 100]
+        ))
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let datong = eventually("Datong's warning re-opens", || async {
+        app.warning_of(DATONG).await.filter(|w| w["status"] == "pending")
+    })
+    .await;
+    assert_eq!(datong["id"], datong_id.as_str());
+    let history = history_of(&app, &datong_id).await;
+    assert_eq!(kinds(&history), ["proposed", "issued", "started", "below", "lifted", "proposed"]);
+    assert_eq!(history[5]["event"]["reopened"], true);
+
+    // 12-07 10:00: Changzhi is forecast above 200 again, now long after its merge gap: a new episode
+    // with a new id; the old one's history ends with its lift.
+    app.set_clock("2026-12-07 10:00");
+    app.settled().await;
+    assert_eq!(
+        app.submit(forecast_for(
+            "2026-12-07 09:30",
+            &[CHANGZHI],
+            "2026-12-07",
+            &[150, 230, 240, 180, 120, 100, 100]
+        ))
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let changzhi = eventually("Changzhi has a new warning", || async {
+        app.warning_of(CHANGZHI).await.filter(|w| w["status"] == "pending")
+    })
+    .await;
+    assert_eq!(changzhi["id"], "140400-20261207-2");
+    assert_eq!(
+        kinds(&history_of(&app, &changzhi_id).await),
+        ["proposed", "issued", "started", "below", "lifted"]
+    );
+    let new = history_of(&app, "140400-20261207-2").await;
+    assert_eq!(kinds(&new), ["proposed"]);
+    assert_eq!(new[0]["event"]["reopened"], false);
+    app.stop().await;
+}
