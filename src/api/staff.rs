@@ -29,9 +29,13 @@ impl FromRequestParts<Arc<AppState>> for Staff {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty());
+        // The dashboard's session cookie is accepted for reads only: a write through the JSON API
+        // needs the bearer header, which a cross-site form can never send (the dashboard's own
+        // forms carry a CSRF token and go through its routes).
         let token = match token {
             Some(t) => t.to_string(),
-            None => cookie_token(parts).ok_or(ApiError::Unauthorized)?,
+            None if matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) => cookie_token(parts).ok_or(ApiError::Unauthorized)?,
+            None => return Err(ApiError::Unauthorized),
         };
         state.staff_for(&hash_token(&token)).ok_or(ApiError::Unauthorized)
     }

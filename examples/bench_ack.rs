@@ -1,0 +1,158 @@
+//! Benchmark: enterprise acknowledgements over HTTP under 64 concurrent clients — durable acks per
+//! second and latency.
+//!
+//! ```sh
+//! cargo run --release --example bench_ack -- [ASSIGNMENTS] [CLIENTS]    # default 100000 64
+//! ```
+//!
+//! It starts the real daemon (`Application::build` + `run_until_stopped`, the embedded default
+//! configuration) on port 0 in a temporary folder, records a synthetic list of ASSIGNMENTS enterprises
+//! (the registry generator's Shanxi profile, all moved into Taiyuan's counties), and issues an orange
+//! warning for Taiyuan through the real flow (forecast → consultation → signature), which makes one
+//! assignment per enterprise. Then CLIENTS tasks share one keep-alive HTTP client and POST
+//! `/api/v1/acks/{token}` (`{"step": "received", …}`) for every assignment, each as fast as the answers
+//! come. A 200 answer is sent only after the acknowledgement is committed with fsync (the store's
+//! group commit), so every answered request is a durable ack. It prints acks/s over the whole run and
+//! the p50/p99/max latency, then checks in the store that every assignment is acknowledged.
+//!
+//! The load generator runs in the same process as the daemon and shares its two cores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Asia::Shanghai;
+use hazeflow::app::Application;
+use hazeflow::assign::{self, AssignmentStatus, Party};
+use hazeflow::clock::Clock;
+use hazeflow::config::{self, Settings, StaffToken};
+use hazeflow::engine::WarningAction;
+use hazeflow::region::RegionCode;
+use hazeflow::registry::{ListVersion, generate, import};
+use tokio_util::sync::CancellationToken;
+
+const TAIYUAN_COUNTIES: [u32; 10] = [140105, 140106, 140107, 140108, 140109, 140110, 140121, 140122, 140123, 140181];
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let clients: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(64);
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(n, clients))
+}
+
+async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut s = Settings::parse("config/default.yaml", config::DEFAULT_YAML)?;
+    s.data_dir = dir.path().join("data");
+    s.inbox.dir = dir.path().join("inbox");
+    s.http.listen = "127.0.0.1:0".into();
+    s.playbooks = format!("{root}/playbooks").into();
+    s.roster = format!("{root}/config/roster.yaml").into();
+    s.measures = format!("{root}/playbooks/measures/shanxi.yaml").into();
+    s.list_seed = None;
+    s.demo = false;
+    s.log.level = "warn".into();
+    s.staff.tokens.push(StaffToken { name: "bench".into(), role: "head".into(), sha256: config::hash_token("bench") });
+    s.validate()?;
+    let at = |t: &str| Shanghai.from_local_datetime(&NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").expect("a time")).single().expect("a time").with_timezone(&Utc);
+    // A manual clock that stays put: no consultation slot, reminder or deadline falls in the run.
+    let clock = Clock::manual(at("2026-12-02 08:00"));
+    let app = Application::build(s, clock.clone()).await?;
+    let state = app.state();
+    let port = app.port();
+
+    // The list: n synthetic enterprises, all in Taiyuan.
+    let t = Instant::now();
+    let mut enterprises = generate::generate_shanxi(n, 42);
+    for (i, e) in enterprises.iter_mut().enumerate() {
+        e.county = RegionCode::from_u32(TAIYUAN_COUNTIES[i % TAIYUAN_COUNTIES.len()])?;
+    }
+    let now = clock.now();
+    let version = ListVersion::new(enterprises, None, now);
+    let diff = import::diff_enterprises(&[], &version.enterprises);
+    hazeflow::list::record(&state.engine.store, version, diff, "bench", now).await?;
+    println!("recorded {n} enterprises in {:.2?}", t.elapsed());
+
+    // An orange warning for Taiyuan, through the real flow.
+    let csv = "# issued_at: 2026-12-02 07:30\n# source: bench\nregion,date,aqi\n140100,2026-12-02,120\n140100,2026-12-03,160\n140100,2026-12-04,230\n140100,2026-12-05,240\n140100,2026-12-06,180\n";
+    state.engine.submit_forecast("bench.csv", csv.as_bytes(), "bench").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    state.engine.consult("bench", None, None).await?;
+    let id = state.engine.store.read(|r| r.warnings())?.into_iter().find(|w| w.region.as_u32() == 140_100).map(|w| w.id).ok_or_else(|| anyhow::anyhow!("no proposal"))?;
+    let t = Instant::now();
+    state.engine.warning_action(&id, WarningAction::Sign { signer: "bench".into(), role: "head".into() }).await?;
+    println!("issued {id}: assignments durable in {:.2?}", t.elapsed());
+
+    let mut tokens = Vec::with_capacity(n);
+    let mut after = String::new();
+    loop {
+        let page = state.engine.store.read(|r| assign::of_warning(r, &id, &after, 10_000))?;
+        let Some(last) = page.last() else { break };
+        after = last.key.clone();
+        tokens.extend(page.iter().filter(|a| matches!(a.party, Party::Enterprise { .. })).map(|a| state.tokens.token(&a.key)));
+    }
+    anyhow::ensure!(tokens.len() == n, "{} enterprise assignments, expected {n}", tokens.len());
+
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).timeout(Duration::from_secs(30)).build()?;
+    let tokens = Arc::new(tokens);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, tokens, next) = (http.clone(), tokens.clone(), next.clone());
+        let base = format!("http://127.0.0.1:{port}/api/v1/acks/");
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let body = br#"{"step":"received","name":"bench","phone":"13800000000"}"#;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(token) = tokens.get(i) else { break };
+                let t = Instant::now();
+                let resp = http.post(format!("{base}{token}")).header("content-type", "application/json").body(&body[..]).send().await?;
+                let status = resp.status();
+                let _ = resp.bytes().await?;
+                anyhow::ensure!(status.is_success(), "ack {i}: {status}");
+                lat.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    let p = |q: f64| lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
+    println!(
+        "{} acks from {clients} clients in {:.2?}: {:.0} durable acks/s; latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        lat.len(),
+        elapsed,
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        p(0.5),
+        p(0.99),
+        lat[lat.len() - 1]
+    );
+
+    shutdown.cancel();
+    server.await??;
+    // The store (closed by the daemon) again: every enterprise assignment acknowledged.
+    let store = hazeflow::store::Store::open(&dir.path().join("data/hazeflow.redb"))?;
+    let mut acked = 0;
+    let mut after = String::new();
+    loop {
+        let page = store.read(|r| assign::of_warning(r, &id, &after, 10_000))?;
+        let Some(last) = page.last() else { break };
+        after = last.key.clone();
+        acked += page.iter().filter(|a| matches!(a.party, Party::Enterprise { .. }) && a.status == AssignmentStatus::Active && a.has("received")).count();
+    }
+    store.close();
+    anyhow::ensure!(acked == n, "{acked} of {n} acknowledgements in the store");
+    println!("checked: all {n} acknowledgements are in the store");
+    Ok(())
+}
