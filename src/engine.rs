@@ -345,10 +345,9 @@ impl Engine {
                 let record = ConsultationRecord { seq: 0, at: now, trigger: trigger.clone(), assessments: plans.iter().map(|p| p.3.clone()).collect() };
                 let rec = tx.append(now, "consultation", None, RecordBody::ConsultationHeld { consultation: record })?;
                 for (region, mut state, pb, a) in plans {
-                    // Recorded step by step: a tick may end one episode and the consultation open the
-                    // next, and each event belongs under its own warning id.
-                    let events = state.step(region, Input::Tick, now, &pb).unwrap_or_default();
-                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
+                    // The consultation counts before the clock: at the very instant a lift window ends,
+                    // a consultation that calls for the level again keeps the warning rather than
+                    // lifting and re-proposing it (the step ticks after the consultation).
                     let events = state.step(region, Input::Consultation(&a), now, &pb).unwrap_or_default();
                     record_events(tx, now, &events, &state, &pb, &me.stages)?;
                 }

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! The modules follow the way data moves:
+//! The modules follow the way data moves, pure stages first:
 //!
 //! - [`region`]: the three tiers of administrative regions (GB/T 2260), groups and retired-code aliases.
 //! - [`aqi`]: IAQI / AQI per HJ 633-2012 and HJ 633-2026.
@@ -12,12 +12,25 @@
 //! - [`consult`]: assessment (pure): forecast + playbook → proposed level per region.
 //! - [`warning`]: the warning lifecycle (pure state machine).
 //! - [`replay`]: observations replayed as perfect forecasts through assessment and lifecycle.
-//! - [`dashboard`]: the duty-staff pages at `/` (server-rendered Chinese HTML over the engine).
+//! - [`registry`]: the emergency reduction list (一厂一策): enterprises, grades, measures, defaults, reports.
+//!
+//! Then the daemon, effects at the edges:
+//!
+//! - [`store`]: the event log and its views on redb, group commit.
+//! - [`engine`]: one write job per operation (submit, consult, sign, lift, directive, tick), and the
+//!   [`engine::Stage`]s that act in the same transaction as lifecycle events:
+//! - [`assign`]: assignments to enterprises and departments; [`list`]: the list as stored.
 //! - [`notify`]: who is told what (duty rosters), the outbox, delivery by email and webhooks.
+//! - [`ack`]: acknowledgements from the link in a notice, and their progress.
 //! - [`escalate`]: reminders and escalation of overdue acknowledgements, on durable timers.
 //! - [`inspect`]: inspection tasks (监督帮扶) and their findings.
 //! - [`negotiate`]: negotiated reductions (协商减排), acknowledged like measures.
 //! - [`episode`]: the after-episode summary (总结评估).
+//! - [`inbox`], [`schedule`]: the forecast folder; consultations at cron times and the clock tick.
+//! - [`api`]: the JSON API; [`dashboard`]: the duty-staff pages; [`publish`]: public page, Atom, CAP 1.2.
+//! - [`app`]: builds all of it from [`config`] and runs it until shutdown; [`clock`] is injected.
+//! - [`commands`], [`client`]: the CLI's offline commands and its client of the daemon; [`demo`]: the
+//!   first-start sample.
 pub mod ack;
 pub mod api;
 pub mod app;
@@ -27,12 +40,12 @@ pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;
-pub mod engine;
-pub mod episode;
-pub mod escalate;
 pub mod consult;
 pub mod dashboard;
 pub mod demo;
+pub mod engine;
+pub mod episode;
+pub mod escalate;
 pub mod forecast;
 pub mod inbox;
 pub mod inspect;

@@ -164,7 +164,9 @@ pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<No
         Err(e) => tracing::error!(error = %e, "cannot recover interrupted messages"),
     }
     tracing::info!(mail = %d.mailer.describe(), "delivery worker started");
-    let capacity = d.mail.concurrency + d.hooks.concurrency;
+    // Claims run ahead of the sends (which the lanes' semaphores bound): every store commit then
+    // carries many claims and outcomes, so the fsync per commit is not paid per message.
+    let capacity = (4 * (d.mail.concurrency + d.hooks.concurrency)).max(64);
     let mut inflight: JoinSet<()> = JoinSet::new();
     loop {
         if cancel.is_cancelled() {
