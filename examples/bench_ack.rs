@@ -9,7 +9,8 @@
 //! configuration) on port 0 in a temporary folder, records a synthetic list of ASSIGNMENTS enterprises
 //! (the registry generator's Shanxi profile, all moved into Taiyuan's counties), and issues an orange
 //! warning for Taiyuan through the real flow (forecast → consultation → signature), which makes one
-//! assignment per enterprise. Then CLIENTS tasks share one keep-alive HTTP client and POST
+//! assignment per enterprise. Then CLIENTS tasks, each with its own keep-alive HTTP/1.1 connection (a
+//! minimal client, like `wrk`'s, so that the load generator costs little of the two cores), POST
 //! `/api/v1/acks/{token}` (`{"step": "received", …}`) for every assignment, each as fast as the answers
 //! come. A 200 answer is sent only after the acknowledgement is committed with fsync (the store's
 //! group commit), so every answered request is a durable ack. It prints acks/s over the whole run and
@@ -22,6 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use chrono_tz::Asia::Shanghai;
 use hazeflow::app::Application;
 use hazeflow::assign::{self, AssignmentStatus, Party};
@@ -98,25 +101,22 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).timeout(Duration::from_secs(30)).build()?;
     let tokens = Arc::new(tokens);
     let next = Arc::new(AtomicUsize::new(0));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (http, tokens, next) = (http.clone(), tokens.clone(), next.clone());
-        let base = format!("http://127.0.0.1:{port}/api/v1/acks/");
+        let (tokens, next) = (tokens.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
             let mut lat = Vec::new();
-            let body = br#"{"step":"received","name":"bench","phone":"13800000000"}"#;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(token) = tokens.get(i) else { break };
                 let t = Instant::now();
-                let resp = http.post(format!("{base}{token}")).header("content-type", "application/json").body(&body[..]).send().await?;
-                let status = resp.status();
-                let _ = resp.bytes().await?;
-                anyhow::ensure!(status.is_success(), "ack {i}: {status}");
+                let status = conn.post(&format!("/api/v1/acks/{token}"), br#"{"step":"received","name":"bench","phone":"13800000000"}"#).await?;
+                anyhow::ensure!(status == 200, "ack {i}: HTTP {status}");
                 lat.push(t.elapsed());
             }
             Ok::<_, anyhow::Error>(lat)
@@ -141,8 +141,8 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
 
     shutdown.cancel();
     server.await??;
-    // The store (closed by the daemon) again: every enterprise assignment acknowledged.
-    let store = hazeflow::store::Store::open(&dir.path().join("data/hazeflow.redb"))?;
+    // Every enterprise assignment acknowledged, as the store now says.
+    let store = state.engine.store.clone();
     let mut acked = 0;
     let mut after = String::new();
     loop {
@@ -151,8 +151,54 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
         after = last.key.clone();
         acked += page.iter().filter(|a| matches!(a.party, Party::Enterprise { .. }) && a.status == AssignmentStatus::Active && a.has("received")).count();
     }
-    store.close();
     anyhow::ensure!(acked == n, "{acked} of {n} acknowledgements in the store");
     println!("checked: all {n} acknowledgements are in the store");
     Ok(())
+}
+
+/// One keep-alive HTTP/1.1 connection: a request out, the response read by its Content-Length.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: std::net::SocketAddr) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn { stream, buf: Vec::with_capacity(4096) })
+    }
+
+    /// POSTs a JSON body; returns the status.
+    async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+        let mut req = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        req.extend_from_slice(body);
+        self.stream.write_all(&req).await?;
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end])?;
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow::anyhow!("bad status line: {head}"))?;
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().to_string()))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let total = end + 4 + len;
+                while self.buf.len() < total {
+                    self.fill().await?;
+                }
+                self.buf.drain(..total);
+                return Ok(status);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "the server closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
 }

@@ -65,6 +65,9 @@ async fn main() -> Result<()> {
         let from = s.mail.from.parse()?;
         notify::email::compose(&from, "王芳", "wang.fang@ty.example.cn", "1-ty-wang-fang-email", clock.now(), &r)?.formatted().len()
     };
+    if args.iter().any(|a| a == "--transport-only") {
+        return transport_only(built.delivery.clone(), &s, n, concurrency).await;
+    }
     let now = clock.now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
         let msgs: Vec<OutboxMessage> = chunk
@@ -105,5 +108,32 @@ async fn main() -> Result<()> {
     worker.await?;
     store.close();
     println!("delivered {n} messages in {secs:.2} s: {:.0} messages/s", n as f64 / secs);
+    Ok(())
+}
+
+/// The transport alone: the same message rendered once, sent `n` times over the pool by
+/// `concurrency` tasks, no store. The ceiling the worker can reach.
+async fn transport_only(d: Arc<notify::Delivery>, s: &Settings, n: usize, concurrency: usize) -> Result<()> {
+    let t = templates::Templates::load(&notify::templates_dir(s)).map_err(|e| anyhow::anyhow!(e.join("\n")))?;
+    let r = t.render("warning_issued", &templates::sample_data("warning_issued")).map_err(anyhow::Error::msg)?;
+    let from = s.mail.from.parse()?;
+    let m = Arc::new(notify::email::compose(&from, "王芳", "wang.fang@ty.example.cn", "1-ty-wang-fang-email", chrono::Utc::now(), &r)?);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (m, next, d) = (m.clone(), next.clone(), d.clone());
+        tasks.spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+                d.mailer().send("1-ty-wang-fang-email", &m).await?;
+            }
+            Ok::<(), notify::NotifyError>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("transport only: {n} messages in {secs:.2} s: {:.0} messages/s", n as f64 / secs);
     Ok(())
 }

@@ -14,7 +14,7 @@ use hazeflow::registry::cli::{ListSource, RegistryCommand, SeedList, Sources, ru
 use hazeflow::registry::generate::Profile;
 use hazeflow::registry::import::{ImportOptions, read_paths};
 use hazeflow::registry::reports::{self, BOARD_TEMPLATE};
-use hazeflow::registry::{ListVersion, Uscc, shanxi_defaults};
+use hazeflow::registry::{ListVersion, shanxi_defaults};
 
 const SEED: &str = "seeds/registry";
 const FIXTURES: &str = "tests/fixtures/registry";

@@ -166,7 +166,7 @@ pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<No
     tracing::info!(mail = %d.mailer.describe(), "delivery worker started");
     // Claims run ahead of the sends (which the lanes' semaphores bound): every store commit then
     // carries many claims and outcomes, so the fsync per commit is not paid per message.
-    let capacity = (4 * (d.mail.concurrency + d.hooks.concurrency)).max(64);
+    let capacity = (16 * (d.mail.concurrency + d.hooks.concurrency)).max(64);
     let mut inflight: JoinSet<()> = JoinSet::new();
     loop {
         if cancel.is_cancelled() {

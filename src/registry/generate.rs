@@ -596,6 +596,8 @@ pub struct Generator {
     industry_weights: Vec<u64>,
     used: HashSet<Uscc>,
     own_share: f64,
+    /// Per industry: cumulative grade weights.
+    grade_weights: Vec<Vec<u64>>,
 }
 
 impl Generator {
@@ -641,6 +643,7 @@ impl Generator {
             industry_weights,
             used: HashSet::with_capacity(n),
             own_share,
+            grade_weights: INDUSTRIES.iter().map(|i| cumulative(&i.grades)).collect(),
         }
     }
 
@@ -733,7 +736,7 @@ impl Generator {
             *self.pick(ind.codes)
         };
         let code = IndustryCode::parse(code_text).unwrap_or_else(|_| unreachable!("industry codes in the table are valid"));
-        let grade = Grade::ALL[pick_cumulative(&mut self.rng, &cumulative(&ind.grades))];
+        let grade = Grade::ALL[pick_cumulative(&mut self.rng, &self.grade_weights[ind_idx])];
         let since = NaiveDate::from_ymd_opt(self.rng.random_range(2021..=2025), 10, 1);
         let reason = match grade {
             Grade::APlus | Grade::A | Grade::Leading => "绩效创A评审通过",
