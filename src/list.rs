@@ -120,3 +120,43 @@ pub async fn seed(state: &crate::app::AppState, dir: &std::path::Path) -> anyhow
     tracing::info!(enterprises = n, dir = %dir.display(), "the emergency reduction list was seeded");
     Ok(())
 }
+
+/// The stored list as a source for `hazeflow registry …` (the daemon must be stopped: the database
+/// file is opened directly).
+pub struct StoreList {
+    store: Store,
+    rt: tokio::runtime::Runtime,
+}
+
+impl StoreList {
+    /// Opens the database file.
+    pub fn open(path: &std::path::Path) -> anyhow::Result<StoreList> {
+        use anyhow::Context;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let store = Store::open(path).with_context(|| format!("cannot open {} (is the daemon running? stop it first)", path.display()))?;
+        Ok(StoreList { store, rt })
+    }
+}
+
+impl Drop for StoreList {
+    fn drop(&mut self) {
+        self.store.close();
+    }
+}
+
+impl crate::registry::cli::ListSource for StoreList {
+    fn current(&mut self, _opts: &crate::registry::import::ImportOptions<'_>) -> anyhow::Result<Option<ListVersion>> {
+        let (summary, enterprises) = self.store.read(|r| Ok((current_version(r)?, all_enterprises(r)?)))?;
+        Ok(summary.map(|s| {
+            let mut enterprises = enterprises;
+            enterprises.sort_by(|a, b| a.uscc.cmp(&b.uscc));
+            ListVersion { version: s.version, created_at: s.recorded_at, enterprises, digest: s.digest }
+        }))
+    }
+
+    fn record(&mut self, version: &ListVersion, diff: &ListDiff) -> anyhow::Result<()> {
+        let now = Utc::now();
+        self.rt.block_on(record(&self.store, version.clone(), diff.clone(), "registry import", now))?;
+        Ok(())
+    }
+}

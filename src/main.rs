@@ -77,6 +77,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The emergency reduction list: import, coverage, reductions, notice boards, synthetic lists.
+    Registry {
+        /// The configuration whose database holds the list (the daemon must be stopped). Without a
+        /// database yet, commands read the seed list.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: hazeflow::registry::cli::RegistryCommand,
+    },
     /// Reload the playbooks of the running daemon.
     Reload {
         #[command(flatten)]
@@ -249,6 +258,17 @@ fn verify(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(if diffs.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+fn registry(config: Option<PathBuf>, command: hazeflow::registry::cli::RegistryCommand) -> anyhow::Result<ExitCode> {
+    let settings = hazeflow::config::Settings::load(config.as_deref())?;
+    let db = settings.db_path();
+    if db.exists() {
+        let mut source = hazeflow::list::StoreList::open(&db)?;
+        hazeflow::registry::cli::run(command, &mut source)
+    } else {
+        hazeflow::registry::cli::run(command, &mut hazeflow::registry::cli::SeedList::default())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Daemon { .. }) {
@@ -276,6 +296,7 @@ fn main() -> ExitCode {
         }),
         Command::Episode { command: EpisodeCommand::Summary { id, json, server } } => runtime().and_then(|rt| rt.block_on(server.client().episode_summary(&id, json))),
         Command::Verify { config } => verify(config),
+        Command::Registry { config, command } => registry(config, command),
         Command::Reload { server } => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::Check { paths } => commands::check(&paths),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
