@@ -11,9 +11,11 @@ use crate::app::AppState;
 /// The sample, embedded so that the demo works from any folder.
 pub const SAMPLE: &str = include_str!("../seeds/demo/forecast.csv");
 
-/// Puts the shifted sample into the inbox if the store is empty (first start).
+/// Puts the shifted sample into the inbox on first start: no forecast was ever received (the list
+/// seed may already have written its record).
 pub fn seed_inbox(state: &AppState) -> Result<()> {
-    if state.engine.store.read(|r| r.last_seq())? > 0 {
+    let seen = state.engine.store.read(|r| Ok(r.counter("events_forecast_accepted")? + r.counter("events_forecast_rejected")?))?;
+    if seen > 0 {
         return Ok(());
     }
     let today = state.engine.clock.now().with_timezone(&Shanghai);
