@@ -112,7 +112,7 @@ impl Application {
             anyhow::anyhow!("the measure defaults {} have errors:\n{}", settings.measures.display(), text.join("\n"))
         })?);
         let tokens = crate::assign::load_token_key(&settings.data_dir)?;
-        let assign = Arc::new(crate::assign::AssignStage { defaults: defaults.clone(), tokens: tokens.clone(), regions, on_assigned: vec![crate::escalate::hook(defaults.clone())] });
+        let assign = Arc::new(crate::assign::AssignStage { defaults: defaults.clone(), tokens: tokens.clone(), regions, on_assigned: vec![crate::notice::hook(defaults.clone(), regions, settings.http.public_url.clone()), crate::escalate::hook(defaults.clone())] });
         let escalation = Arc::new(crate::escalate::Escalation { notify: notify.stage.clone(), defaults: defaults.clone(), tokens: tokens.clone(), regions, public_url: settings.http.public_url.clone() });
         let mut engine = Engine { stages: Vec::new(), store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
         engine.remember_playbooks().await?;

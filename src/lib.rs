@@ -21,6 +21,7 @@
 //!   [`engine::Stage`]s that act in the same transaction as lifecycle events:
 //! - [`assign`]: assignments to enterprises and departments; [`list`]: the list as stored.
 //! - [`notify`]: who is told what (duty rosters), the outbox, delivery by email and webhooks.
+//! - [`notice`]: the email each new enterprise assignment sends (measures, deadline, link).
 //! - [`ack`]: acknowledgements from the link in a notice, and their progress.
 //! - [`escalate`]: reminders and escalation of overdue acknowledgements, on durable timers.
 //! - [`inspect`]: inspection tasks (监督帮扶) and their findings.
@@ -51,6 +52,7 @@ pub mod inbox;
 pub mod inspect;
 pub mod list;
 pub mod negotiate;
+pub mod notice;
 pub mod notify;
 pub mod playbook;
 pub mod publish;
