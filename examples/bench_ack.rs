@@ -23,8 +23,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use chrono_tz::Asia::Shanghai;
 use hazeflow::app::Application;
 use hazeflow::assign::{self, AssignmentStatus, Party};
@@ -33,6 +31,8 @@ use hazeflow::config::{self, Settings, StaffToken};
 use hazeflow::engine::WarningAction;
 use hazeflow::region::RegionCode;
 use hazeflow::registry::{ListVersion, generate, import};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 const TAIYUAN_COUNTIES: [u32; 10] = [140105, 140106, 140107, 140108, 140109, 140110, 140121, 140122, 140123, 140181];
@@ -41,7 +41,10 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let clients: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(64);
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(n, clients))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(n, clients))
 }
 
 async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
@@ -57,9 +60,19 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
     s.list_seed = None;
     s.demo = false;
     s.log.level = "warn".into();
-    s.staff.tokens.push(StaffToken { name: "bench".into(), role: "head".into(), sha256: config::hash_token("bench") });
+    s.staff.tokens.push(StaffToken {
+        name: "bench".into(),
+        role: "head".into(),
+        sha256: config::hash_token("bench"),
+    });
     s.validate()?;
-    let at = |t: &str| Shanghai.from_local_datetime(&NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").expect("a time")).single().expect("a time").with_timezone(&Utc);
+    let at = |t: &str| {
+        Shanghai
+            .from_local_datetime(&NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").expect("a time"))
+            .single()
+            .expect("a time")
+            .with_timezone(&Utc)
+    };
     // A manual clock that stays put: no consultation slot, reminder or deadline falls in the run.
     let clock = Clock::manual(at("2026-12-02 08:00"));
     let app = Application::build(s, clock.clone()).await?;
@@ -80,11 +93,31 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
 
     // An orange warning for Taiyuan, through the real flow.
     let csv = "# issued_at: 2026-12-02 07:30\n# source: bench\nregion,date,aqi\n140100,2026-12-02,120\n140100,2026-12-03,160\n140100,2026-12-04,230\n140100,2026-12-05,240\n140100,2026-12-06,180\n";
-    state.engine.submit_forecast("bench.csv", csv.as_bytes(), "bench").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    state
+        .engine
+        .submit_forecast("bench.csv", csv.as_bytes(), "bench")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     state.engine.consult("bench", None, None).await?;
-    let id = state.engine.store.read(|r| r.warnings())?.into_iter().find(|w| w.region.as_u32() == 140_100).map(|w| w.id).ok_or_else(|| anyhow::anyhow!("no proposal"))?;
+    let id = state
+        .engine
+        .store
+        .read(|r| r.warnings())?
+        .into_iter()
+        .find(|w| w.region.as_u32() == 140_100)
+        .map(|w| w.id)
+        .ok_or_else(|| anyhow::anyhow!("no proposal"))?;
     let t = Instant::now();
-    state.engine.warning_action(&id, WarningAction::Sign { signer: "bench".into(), role: "head".into() }).await?;
+    state
+        .engine
+        .warning_action(
+            &id,
+            WarningAction::Sign {
+                signer: "bench".into(),
+                role: "head".into(),
+            },
+        )
+        .await?;
     println!("issued {id}: assignments durable in {:.2?}", t.elapsed());
 
     let mut tokens = Vec::with_capacity(n);
@@ -93,7 +126,11 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
         let page = state.engine.store.read(|r| assign::of_warning(r, &id, &after, 10_000))?;
         let Some(last) = page.last() else { break };
         after = last.key.clone();
-        tokens.extend(page.iter().filter(|a| matches!(a.party, Party::Enterprise { .. })).map(|a| state.tokens.token(&a.key)));
+        tokens.extend(
+            page.iter()
+                .filter(|a| matches!(a.party, Party::Enterprise { .. }))
+                .map(|a| state.tokens.token(&a.key)),
+        );
     }
     anyhow::ensure!(tokens.len() == n, "{} enterprise assignments, expected {n}", tokens.len());
 
@@ -115,7 +152,12 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(token) = tokens.get(i) else { break };
                 let t = Instant::now();
-                let status = conn.post(&format!("/api/v1/acks/{token}"), br#"{"step":"received","name":"bench","phone":"13800000000"}"#).await?;
+                let status = conn
+                    .post(
+                        &format!("/api/v1/acks/{token}"),
+                        br#"{"step":"received","name":"bench","phone":"13800000000"}"#,
+                    )
+                    .await?;
                 anyhow::ensure!(status == 200, "ack {i}: HTTP {status}");
                 lat.push(t.elapsed());
             }
@@ -149,7 +191,10 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
         let page = store.read(|r| assign::of_warning(r, &id, &after, 10_000))?;
         let Some(last) = page.last() else { break };
         after = last.key.clone();
-        acked += page.iter().filter(|a| matches!(a.party, Party::Enterprise { .. }) && a.status == AssignmentStatus::Active && a.has("received")).count();
+        acked += page
+            .iter()
+            .filter(|a| matches!(a.party, Party::Enterprise { .. }) && a.status == AssignmentStatus::Active && a.has("received"))
+            .count();
     }
     anyhow::ensure!(acked == n, "{acked} of {n} acknowledgements in the store");
     println!("checked: all {n} acknowledgements are in the store");
@@ -166,21 +211,35 @@ impl Conn {
     async fn open(addr: std::net::SocketAddr) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Conn { stream, buf: Vec::with_capacity(4096) })
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
     }
 
     /// POSTs a JSON body; returns the status.
     async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
-        let mut req = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
         req.extend_from_slice(body);
         self.stream.write_all(&req).await?;
         loop {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = std::str::from_utf8(&self.buf[..end])?;
-                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow::anyhow!("bad status line: {head}"))?;
+                let status: u16 = head
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| anyhow::anyhow!("bad status line: {head}"))?;
                 let len: usize = head
                     .lines()
-                    .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().to_string()))
+                    .find_map(|l| {
+                        l.split_once(':')
+                            .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                            .map(|(_, v)| v.trim().to_string())
+                    })
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
                 let total = end + 4 + len;

@@ -27,7 +27,11 @@ use hazeflow::warning::{Event, EventKind, RegionState};
 fn vm_hwm_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0))
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -44,7 +48,10 @@ fn main() -> anyhow::Result<()> {
             let dir = tempfile::tempdir()?;
             let me = std::env::current_exe()?;
             let db = dir.path().join("bench.redb").display().to_string();
-            for phase in [vec!["prepare".to_string(), db.clone(), n.to_string(), seed.to_string()], vec!["run".to_string(), db]] {
+            for phase in [
+                vec!["prepare".to_string(), db.clone(), n.to_string(), seed.to_string()],
+                vec!["run".to_string(), db],
+            ] {
                 let status = std::process::Command::new(&me).args(&phase).status()?;
                 anyhow::ensure!(status.success(), "phase {} failed", phase[0]);
             }
@@ -60,14 +67,22 @@ async fn prepare(db: &str, n: usize, seed: u64) -> anyhow::Result<()> {
     let enterprises = generate::generate(n, seed);
     let lines: usize = enterprises.iter().map(|e| e.measures.len()).sum();
     let counties: BTreeSet<RegionCode> = enterprises.iter().map(|e| e.county).collect();
-    println!("generated {n} enterprises, {lines} line measures, {} counties in {:.2?}", counties.len(), t.elapsed());
+    println!(
+        "generated {n} enterprises, {lines} line measures, {} counties in {:.2?}",
+        counties.len(),
+        t.elapsed()
+    );
 
     let t = Instant::now();
     let now = Utc::now();
     let version = ListVersion::new(enterprises, None, now);
     let diff = import::diff_enterprises(&[], &version.enterprises);
     hazeflow::list::record(&store, version, diff, "bench", now).await?;
-    println!("recorded the list in {:.2?} (peak memory of this phase {:.0} MiB)", t.elapsed(), vm_hwm_mib());
+    println!(
+        "recorded the list in {:.2?} (peak memory of this phase {:.0} MiB)",
+        t.elapsed(),
+        vm_hwm_mib()
+    );
     store.close();
     Ok(())
 }
@@ -79,13 +94,23 @@ async fn run(db: &str) -> anyhow::Result<()> {
     let now = Utc::now();
     let counties: BTreeSet<RegionCode> = store.read(|r| {
         let keys = r.doc_keys(hazeflow::list::ENTERPRISES, "", "", usize::MAX)?;
-        Ok(keys.iter().filter_map(|k| k.split('/').next()).filter_map(|c| RegionCode::parse(c).ok()).collect())
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.split('/').next())
+            .filter_map(|c| RegionCode::parse(c).ok())
+            .collect())
     })?;
 
     let regions = Regions::shanxi();
-    let set = hazeflow::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let set = hazeflow::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let pb = set.get("shanxi").cloned().ok_or_else(|| anyhow::anyhow!("no shanxi playbook"))?;
-    let stage = Arc::new(AssignStage { defaults: Arc::new(hazeflow::registry::shanxi_defaults().clone()), tokens: TokenKey::new([7; 32]), regions, on_assigned: Vec::new() });
+    let stage = Arc::new(AssignStage {
+        defaults: Arc::new(hazeflow::registry::shanxi_defaults().clone()),
+        tokens: TokenKey::new([7; 32]),
+        regions,
+        on_assigned: Vec::new(),
+    });
     let provinces: BTreeSet<RegionCode> = counties.iter().map(|c| c.province()).collect();
 
     let t = Instant::now();
@@ -103,7 +128,16 @@ async fn run(db: &str) -> anyhow::Result<()> {
                         reason: "bench".into(),
                         forecast_id: None,
                         playbook: pb.pin(),
-                        kind: EventKind::Issued { id: format!("{p}-bench-1"), level: "red".into(), rank: 3, start: now, expected_end: now, rule: None, signer: None, reopened: false },
+                        kind: EventKind::Issued {
+                            id: format!("{p}-bench-1"),
+                            level: "red".into(),
+                            rank: 3,
+                            start: now,
+                            expected_end: now,
+                            rule: None,
+                            signer: None,
+                            reopened: false,
+                        },
                     };
                     let mut state = RegionState::default();
                     state.apply(&e);

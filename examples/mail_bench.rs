@@ -63,7 +63,9 @@ async fn main() -> Result<()> {
         let t = templates::Templates::load(&notify::templates_dir(&s)).map_err(|e| anyhow::anyhow!(e.join("\n")))?;
         let r = t.render("warning_issued", &data).map_err(anyhow::Error::msg)?;
         let from = s.mail.from.parse()?;
-        notify::email::compose(&from, "王芳", "wang.fang@ty.example.cn", "1-ty-wang-fang-email", clock.now(), &r)?.formatted().len()
+        notify::email::compose(&from, "王芳", "wang.fang@ty.example.cn", "1-ty-wang-fang-email", clock.now(), &r)?
+            .formatted()
+            .len()
     };
     if args.iter().any(|a| a == "--transport-only") {
         return transport_only(built.delivery.clone(), &s, n, concurrency).await;
@@ -73,8 +75,21 @@ async fn main() -> Result<()> {
         let msgs: Vec<OutboxMessage> = chunk
             .iter()
             .map(|i| {
-                let to = Recipient { key: format!("p{i}"), name: "王芳".into(), address: format!("duty{i}@ty.example.cn") };
-                OutboxMessage::new(&format!("{i}-p{i}-email"), Channel::Email, to, "warning_issued", data.clone(), "bench", None, now)
+                let to = Recipient {
+                    key: format!("p{i}"),
+                    name: "王芳".into(),
+                    address: format!("duty{i}@ty.example.cn"),
+                };
+                OutboxMessage::new(
+                    &format!("{i}-p{i}-email"),
+                    Channel::Email,
+                    to,
+                    "warning_issued",
+                    data.clone(),
+                    "bench",
+                    None,
+                    now,
+                )
             })
             .collect();
         store
@@ -90,12 +105,27 @@ async fn main() -> Result<()> {
 
     let cancel = CancellationToken::new();
     let started = Instant::now();
-    let worker = tokio::spawn(deliver::run_loop(built.delivery.clone(), store.clone(), clock, Arc::new(Notify::new()), cancel.clone()));
+    let worker = tokio::spawn(deliver::run_loop(
+        built.delivery.clone(),
+        store.clone(),
+        clock,
+        Arc::new(Notify::new()),
+        cancel.clone(),
+    ));
     loop {
-        let (sent, failed) = store.read(|r| Ok((r.counter("notify_sent_email")?, r.counter("notify_retried_email")? + r.counter("notify_failed_email")?)))?;
+        let (sent, failed) = store.read(|r| {
+            Ok((
+                r.counter("notify_sent_email")?,
+                r.counter("notify_retried_email")? + r.counter("notify_failed_email")?,
+            ))
+        })?;
         if failed > 0 {
             cancel.cancel();
-            let why = store.read(outbox::all_messages)?.into_iter().find_map(|m| m.last_error).unwrap_or_default();
+            let why = store
+                .read(outbox::all_messages)?
+                .into_iter()
+                .find_map(|m| m.last_error)
+                .unwrap_or_default();
             bail!("{failed} attempts failed (is the sink running on {smtp}?): {why}");
         }
         if sent as usize >= n {
@@ -115,9 +145,18 @@ async fn main() -> Result<()> {
 /// `concurrency` tasks, no store. The ceiling the worker can reach.
 async fn transport_only(d: Arc<notify::Delivery>, s: &Settings, n: usize, concurrency: usize) -> Result<()> {
     let t = templates::Templates::load(&notify::templates_dir(s)).map_err(|e| anyhow::anyhow!(e.join("\n")))?;
-    let r = t.render("warning_issued", &templates::sample_data("warning_issued")).map_err(anyhow::Error::msg)?;
+    let r = t
+        .render("warning_issued", &templates::sample_data("warning_issued"))
+        .map_err(anyhow::Error::msg)?;
     let from = s.mail.from.parse()?;
-    let m = Arc::new(notify::email::compose(&from, "王芳", "wang.fang@ty.example.cn", "1-ty-wang-fang-email", chrono::Utc::now(), &r)?);
+    let m = Arc::new(notify::email::compose(
+        &from,
+        "王芳",
+        "wang.fang@ty.example.cn",
+        "1-ty-wang-fang-email",
+        chrono::Utc::now(),
+        &r,
+    )?);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

@@ -61,14 +61,17 @@ fn refusal_to_store(r: &AckRefusal) -> StoreError {
 }
 
 fn refusal_from_store(e: StoreError) -> Result<AckRefusal, ApiError> {
-    if let StoreError::Refused(s) = &e {
-        if let Ok(v) = serde_json::from_str::<Value>(s) {
-            return Ok(match v["kind"].as_str() {
-                Some("unknown") => AckRefusal::Unknown,
-                Some("gone") => AckRefusal::Gone { reason: v["reason"].as_str().unwrap_or("").into(), current: v["current"].as_str().map(str::to_string) },
-                _ => AckRefusal::Bad(v["message"].as_str().unwrap_or("").into()),
-            });
-        }
+    if let StoreError::Refused(s) = &e
+        && let Ok(v) = serde_json::from_str::<Value>(s)
+    {
+        return Ok(match v["kind"].as_str() {
+            Some("unknown") => AckRefusal::Unknown,
+            Some("gone") => AckRefusal::Gone {
+                reason: v["reason"].as_str().unwrap_or("").into(),
+                current: v["current"].as_str().map(str::to_string),
+            },
+            _ => AckRefusal::Bad(v["message"].as_str().unwrap_or("").into()),
+        });
     }
     Err(ApiError::Internal(e.to_string()))
 }
@@ -95,9 +98,18 @@ fn gone_status(a: &Assignment) -> Option<(String, Option<String>)> {
 }
 
 /// Records an acknowledgement; `Ok(false)` when the step was already recorded (nothing changed).
-async fn record(state: &AppState, token: &str, input: AckInput, ip: String, user_agent: String) -> Result<Result<(Assignment, bool), AckRefusal>, ApiError> {
+async fn record(
+    state: &AppState,
+    token: &str,
+    input: AckInput,
+    ip: String,
+    user_agent: String,
+) -> Result<Result<(Assignment, bool), AckRefusal>, ApiError> {
     if !matches!(input.step.as_str(), "received" | "in_place") {
-        return Ok(Err(AckRefusal::Bad(format!("step \"{}\" is neither received nor in_place", input.step))));
+        return Ok(Err(AckRefusal::Bad(format!(
+            "step \"{}\" is neither received nor in_place",
+            input.step
+        ))));
     }
     let name = clean(&input.name, 40);
     let phone = clean(&input.phone, 20);
@@ -110,12 +122,20 @@ async fn record(state: &AppState, token: &str, input: AckInput, ip: String, user
         .engine
         .store
         .write(move |tx| {
-            let key = tx.doc::<String>(TOKENS, &hash)?.ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
-            let mut a = tx.doc::<Assignment>(ASSIGNMENTS, &key)?.ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+            let key = tx
+                .doc::<String>(TOKENS, &hash)?
+                .ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+            let mut a = tx
+                .doc::<Assignment>(ASSIGNMENTS, &key)?
+                .ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
             if let Some((reason, current)) = gone_status(&a) {
                 return Err(refusal_to_store(&AckRefusal::Gone { reason, current }));
             }
-            let steps: &[&str] = if input.step == "in_place" { &["received", "in_place"] } else { &["received"] };
+            let steps: &[&str] = if input.step == "in_place" {
+                &["received", "in_place"]
+            } else {
+                &["received"]
+            };
             let mut changed = false;
             for step in steps {
                 if a.has(step) {
@@ -126,8 +146,16 @@ async fn record(state: &AppState, token: &str, input: AckInput, ip: String, user
                     at: now,
                     name: name.clone(),
                     phone: phone.clone(),
-                    lines: if *step == "in_place" { input.lines.iter().map(|l| clean(l, 40)).collect() } else { Vec::new() },
-                    note: if *step == input.step { clean(&input.note, 500) } else { String::new() },
+                    lines: if *step == "in_place" {
+                        input.lines.iter().map(|l| clean(l, 40)).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    note: if *step == input.step {
+                        clean(&input.note, 500)
+                    } else {
+                        String::new()
+                    },
                     ip: ip.clone(),
                     user_agent: clean(&user_agent, 200),
                 });
@@ -135,10 +163,15 @@ async fn record(state: &AppState, token: &str, input: AckInput, ip: String, user
             }
             if changed {
                 tx.put_doc(ASSIGNMENTS, &key, &a)?;
-                tx.append(now, &format!("ack:{name}"), None, RecordBody::Other {
-                    kind: "acknowledged".into(),
-                    data: json!({ "assignment": key, "warning_id": a.warning_id, "party": a.party, "step": input.step }),
-                })?;
+                tx.append(
+                    now,
+                    &format!("ack:{name}"),
+                    None,
+                    RecordBody::Other {
+                        kind: "acknowledged".into(),
+                        data: json!({ "assignment": key, "warning_id": a.warning_id, "party": a.party, "step": input.step }),
+                    },
+                )?;
             }
             Ok((a, changed))
         })
@@ -151,11 +184,20 @@ async fn record(state: &AppState, token: &str, input: AckInput, ip: String, user
 
 /// Drops control characters and caps the length (input shown to staff and written to logs).
 fn clean(s: &str, max: usize) -> String {
-    s.chars().filter(|c| !c.is_control()).take(max).collect::<String>().trim().to_string()
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 fn client(headers: &HeaderMap, addr: &SocketAddr) -> (String, String) {
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     (addr.ip().to_string(), ua)
 }
 
@@ -176,7 +218,12 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
                     let ms: Vec<Value> = match &a.negotiated {
                         // A negotiated reduction (协商减排): the commitment, not the list's measures.
                         Some(n) => vec![json!({ "line_name": Value::Null, "text": n.commitment, "note": n.reductions_text() })],
-                        None => state.defaults.measures_for(&e, &a.level).iter().map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note })).collect(),
+                        None => state
+                            .defaults
+                            .measures_for(&e, &a.level)
+                            .iter()
+                            .map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note }))
+                            .collect(),
                     };
                     let lines: Vec<Value> = e.lines.iter().map(|l| json!({ "id": l.id, "name": l.name })).collect();
                     (format!("{}（{}）", e.name, e.uscc.as_str()), ms, lines)
@@ -186,9 +233,22 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         }
         Party::Department { name, region, .. } => (format!("{}{}", state.engine.regions.name(*region), name), Vec::new(), Vec::new()),
     };
-    let next_step = if !a.has("received") { "received" } else if !a.has("in_place") { "in_place" } else { "" };
-    let acks: Vec<Value> = a.acks.iter().map(|k| json!({ "label": if k.step == "received" { "已收到" } else { "措施已落实" }, "at": local(k.at), "name": k.name })).collect();
-    let current_link = notice.as_ref().and_then(|(_, c)| c.clone()).map(|k| format!("/ack/{}", state.tokens.token(&k)));
+    let next_step = if !a.has("received") {
+        "received"
+    } else if !a.has("in_place") {
+        "in_place"
+    } else {
+        ""
+    };
+    let acks: Vec<Value> = a
+        .acks
+        .iter()
+        .map(|k| json!({ "label": if k.step == "received" { "已收到" } else { "措施已落实" }, "at": local(k.at), "name": k.name }))
+        .collect();
+    let current_link = notice
+        .as_ref()
+        .and_then(|(_, c)| c.clone())
+        .map(|k| format!("/ack/{}", state.tokens.token(&k)));
     let region_name = state.engine.regions.name(a.warning_region);
     let level_name = level.map_or(a.level.clone(), |l| l.name.clone());
     let ctx = json!({
@@ -214,8 +274,11 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
     let text = std::fs::read_to_string(state.settings.playbooks.join("templates/ack/page.html.j2")).unwrap_or_else(|_| PAGE.to_string());
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    env.add_template("page", &text).map_err(|e| ApiError::Internal(format!("ack page template: {e}")))?;
-    env.get_template("page").and_then(|t| t.render(ctx)).map_err(|e| ApiError::Internal(format!("ack page template: {e}")))
+    env.add_template("page", &text)
+        .map_err(|e| ApiError::Internal(format!("ack page template: {e}")))?;
+    env.get_template("page")
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| ApiError::Internal(format!("ack page template: {e}")))
 }
 
 fn not_found_page() -> Response {
@@ -230,13 +293,25 @@ async fn page(State(s): State<Arc<AppState>>, Path(token): Path<String>) -> Resu
     Ok((status, Html(render(&s, &a, &token, notice)?)).into_response())
 }
 
-async fn page_post(State(s): State<Arc<AppState>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, Path(token): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn page_post(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in form_urlencoded::parse(&body) {
         fields.entry(k.into_owned()).or_default().push(v.into_owned());
     }
     let one = |k: &str| fields.get(k).and_then(|v| v.first()).cloned().unwrap_or_default();
-    let input = AckInput { step: one("step"), name: one("name"), phone: one("phone"), note: one("note"), lines: fields.get("line").cloned().unwrap_or_default() };
+    let input = AckInput {
+        step: one("step"),
+        name: one("name"),
+        phone: one("phone"),
+        note: one("note"),
+        lines: fields.get("line").cloned().unwrap_or_default(),
+    };
     let (ip, ua) = client(&headers, &addr);
     match record(&s, &token, input, ip, ua).await? {
         Ok(_) => Ok(Redirect::to(&format!("/ack/{token}")).into_response()),
@@ -245,14 +320,30 @@ async fn page_post(State(s): State<Arc<AppState>>, ConnectInfo(addr): ConnectInf
         Err(AckRefusal::Bad(m)) => {
             let a = s.engine.store.read(|r| assign::by_token(r, &token))?;
             match a {
-                Some(a) => Ok((StatusCode::BAD_REQUEST, Html(render(&s, &a, &token, None)?.replace("<main>", &format!("<main><div class=\"card notice\" role=\"alert\">{}</div>", minijinja::HtmlEscape(&m))))).into_response()),
+                Some(a) => Ok((
+                    StatusCode::BAD_REQUEST,
+                    Html(render(&s, &a, &token, None)?.replace(
+                        "<main>",
+                        &format!(
+                            "<main><div class=\"card notice\" role=\"alert\">{}</div>",
+                            minijinja::HtmlEscape(&m)
+                        ),
+                    )),
+                )
+                    .into_response()),
                 None => Ok(not_found_page()),
             }
         }
     }
 }
 
-async fn api_ack(State(s): State<Arc<AppState>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, Path(token): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn api_ack(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let input: AckInput = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let (ip, ua) = client(&headers, &addr);
     match record(&s, &token, input, ip, ua).await? {
@@ -281,7 +372,12 @@ pub struct Progress {
 
 /// Progress per region (the party's county or department region) of a warning's current assignments,
 /// and who is missing (not received), at most `missing_limit`.
-pub fn progress_of(s: &AppState, warning_id: &str, now: DateTime<Utc>, missing_limit: usize) -> Result<(BTreeMap<String, Progress>, Vec<Value>), StoreError> {
+pub fn progress_of(
+    s: &AppState,
+    warning_id: &str,
+    now: DateTime<Utc>,
+    missing_limit: usize,
+) -> Result<(BTreeMap<String, Progress>, Vec<Value>), StoreError> {
     s.engine.store.read(|r| {
         let mut per: BTreeMap<String, Progress> = BTreeMap::new();
         let mut missing = Vec::new();
@@ -327,7 +423,9 @@ async fn progress(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<
         total.in_place += p.in_place;
         total.overdue += p.overdue;
     }
-    Ok(Json(json!({ "warning_id": id, "total": total, "regions": per, "missing": missing })))
+    Ok(Json(
+        json!({ "warning_id": id, "total": total, "regions": per, "missing": missing }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -338,16 +436,21 @@ struct AssignmentQuery {
     limit: Option<usize>,
 }
 
-async fn assignments(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>, Query(q): Query<AssignmentQuery>) -> Result<Json<Value>, ApiError> {
+async fn assignments(
+    State(s): State<Arc<AppState>>,
+    _staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<AssignmentQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let region = match &q.region {
         Some(r) => Some(crate::region::RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("region: {e}")))?),
         None => None,
     };
-    if let Some(st) = &q.status {
-        if !matches!(st.as_str(), "active" | "superseded" | "ended") {
-            return Err(ApiError::BadRequest(format!("status: \"{st}\" is not active, superseded or ended")));
-        }
+    if let Some(st) = &q.status
+        && !matches!(st.as_str(), "active" | "superseded" | "ended")
+    {
+        return Err(ApiError::BadRequest(format!("status: \"{st}\" is not active, superseded or ended")));
     }
     let mut out = Vec::new();
     let mut after = q.after.clone().unwrap_or_default();
@@ -379,9 +482,19 @@ async fn assignments(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Pa
 }
 
 async fn enterprise(State(s): State<Arc<AppState>>, _staff: Staff, Path(uscc): Path<String>) -> Result<Json<Value>, ApiError> {
-    let (e, history) = s.engine.store.read(|r| Ok((list::enterprise(r, &uscc)?, assign::of_party(r, &format!("e:{uscc}"))?)))?;
+    let (e, history) = s
+        .engine
+        .store
+        .read(|r| Ok((list::enterprise(r, &uscc)?, assign::of_party(r, &format!("e:{uscc}"))?)))?;
     let e = e.ok_or_else(|| ApiError::NotFound(format!("no enterprise {uscc} on the list")))?;
     let current = history.iter().rev().find(|a| a.status == AssignmentStatus::Active).cloned();
-    let measures: BTreeMap<String, Value> = s.defaults.levels.iter().map(|l| (l.id.clone(), json!(s.defaults.measures_for(&e, &l.id)))).collect();
-    Ok(Json(json!({ "enterprise": e, "measures_by_level": measures, "current_assignment": current, "assignments": history })))
+    let measures: BTreeMap<String, Value> = s
+        .defaults
+        .levels
+        .iter()
+        .map(|l| (l.id.clone(), json!(s.defaults.measures_for(&e, &l.id))))
+        .collect();
+    Ok(Json(
+        json!({ "enterprise": e, "measures_by_level": measures, "current_assignment": current, "assignments": history }),
+    ))
 }

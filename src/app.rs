@@ -56,7 +56,10 @@ impl AppState {
 
     /// The staff member whose token hashes to `sha256`.
     pub fn staff_for(&self, sha256: &str) -> Option<Staff> {
-        self.settings.staff.tokens.iter().find(|t| t.sha256 == sha256).map(|t| Staff { name: t.name.clone(), role: t.role.clone() })
+        self.settings.staff.tokens.iter().find(|t| t.sha256 == sha256).map(|t| Staff {
+            name: t.name.clone(),
+            role: t.role.clone(),
+        })
     }
 
     /// Reloads the playbooks folder; on error the old set stays live. Recorded either way.
@@ -67,7 +70,10 @@ impl AppState {
             Ok(v) => (v.clone(), Vec::new()),
             Err(e) => (self.engine.playbooks.status().versions, e.iter().map(ToString::to_string).collect()),
         };
-        let body = RecordBody::PlaybooksReloaded { versions: versions.clone(), errors: errors.clone() };
+        let body = RecordBody::PlaybooksReloaded {
+            versions: versions.clone(),
+            errors: errors.clone(),
+        };
         let actor = actor.to_string();
         if let Err(e) = self.engine.store.write(move |tx| tx.append(now, &actor, None, body)).await {
             tracing::error!(error = %e, "could not record the reload");
@@ -102,33 +108,75 @@ impl Application {
         let regions = Regions::shanxi();
         let set = playbook::load_paths(std::slice::from_ref(&settings.playbooks), regions).map_err(|errors| {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!("the playbooks in {} have errors:\n{}", settings.playbooks.display(), text.join("\n"))
+            anyhow::anyhow!(
+                "the playbooks in {} have errors:\n{}",
+                settings.playbooks.display(),
+                text.join("\n")
+            )
         })?;
         let store = Store::open(&settings.db_path())?;
         let now = clock.now();
         let notify = crate::notify::build(&settings, regions)?;
         let defaults = Arc::new(crate::registry::load_defaults(&settings.measures).map_err(|errors| {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!("the measure defaults {} have errors:\n{}", settings.measures.display(), text.join("\n"))
+            anyhow::anyhow!(
+                "the measure defaults {} have errors:\n{}",
+                settings.measures.display(),
+                text.join("\n")
+            )
         })?);
         let tokens = crate::assign::load_token_key(&settings.data_dir)?;
-        let assign = Arc::new(crate::assign::AssignStage { defaults: defaults.clone(), tokens: tokens.clone(), regions, on_assigned: vec![crate::notice::hook(defaults.clone(), regions, settings.http.public_url.clone()), crate::escalate::hook(defaults.clone())] });
-        let escalation = Arc::new(crate::escalate::Escalation { notify: notify.stage.clone(), defaults: defaults.clone(), tokens: tokens.clone(), regions, public_url: settings.http.public_url.clone() });
-        let mut engine = Engine { stages: Vec::new(), store, playbooks: Playbooks::new(set, now), regions, clock, max_forecast_bytes: settings.inbox.max_bytes };
+        let assign = Arc::new(crate::assign::AssignStage {
+            defaults: defaults.clone(),
+            tokens: tokens.clone(),
+            regions,
+            on_assigned: vec![
+                crate::notice::hook(defaults.clone(), regions, settings.http.public_url.clone()),
+                crate::escalate::hook(defaults.clone()),
+            ],
+        });
+        let escalation = Arc::new(crate::escalate::Escalation {
+            notify: notify.stage.clone(),
+            defaults: defaults.clone(),
+            tokens: tokens.clone(),
+            regions,
+            public_url: settings.http.public_url.clone(),
+        });
+        let mut engine = Engine {
+            stages: Vec::new(),
+            store,
+            playbooks: Playbooks::new(set, now),
+            regions,
+            clock,
+            max_forecast_bytes: settings.inbox.max_bytes,
+        };
         engine.remember_playbooks().await?;
         // Assignments first, so that the notifications of the same event can name them.
         engine.stages.push(assign);
         engine.stages.push(notify.stage.clone());
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let state = Arc::new(AppState { engine, settings, consult_on_forecast: true, consult_requested: Notify::new(), changed: Notify::new(), defaults, tokens });
+        let state = Arc::new(AppState {
+            engine,
+            settings,
+            consult_on_forecast: true,
+            consult_requested: Notify::new(),
+            changed: Notify::new(),
+            defaults,
+            tokens,
+        });
         if let Some(dir) = state.settings.list_seed.clone() {
             crate::list::seed(&state, &dir).await?;
         }
         if state.settings.demo {
             crate::demo::seed_inbox(&state)?;
         }
-        Ok(Application { listener, state, delivery: notify.delivery, escalation })
+        Ok(Application {
+            listener,
+            state,
+            delivery: notify.delivery,
+            escalation,
+        })
     }
 
     /// The port it listens on.
@@ -150,9 +198,17 @@ impl Application {
         tracker.spawn(schedule::run_ticks(state.clone(), shutdown.clone(), TICK_EVERY));
         tracker.spawn(crate::notify::deliver::run(self.delivery.clone(), state.clone(), shutdown.clone()));
         tracker.spawn(crate::escalate::run(self.escalation.clone(), state.clone(), shutdown.clone()));
-        let router = api::router().merge(crate::ack::router()).merge(crate::inspect::router()).merge(crate::negotiate::router()).merge(crate::episode::router()).merge(crate::publish::router()).merge(crate::dashboard::router(&state.settings)).with_state(state.clone());
+        let router = api::router()
+            .merge(crate::ack::router())
+            .merge(crate::inspect::router())
+            .merge(crate::negotiate::router())
+            .merge(crate::episode::router())
+            .merge(crate::publish::router())
+            .merge(crate::dashboard::router(&state.settings))
+            .with_state(state.clone());
         let sd = shutdown.clone();
-        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move { sd.cancelled().await });
+        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { sd.cancelled().await });
         tracker.spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTP server failed");

@@ -56,9 +56,7 @@ impl Standard {
     /// surrounding whitespace are ignored. Anything else gives `None`.
     pub fn parse(s: &str) -> Option<Standard> {
         let s = s.trim();
-        Self::ALL
-            .into_iter()
-            .find(|st| st.id().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|st| st.id().eq_ignore_ascii_case(s))
     }
 
     /// The stable identifier: `"hj633-2012"` or `"hj633-2026"`.
@@ -144,9 +142,7 @@ impl Pollutant {
     /// are ignored. Unknown names give `None`.
     pub fn from_column(s: &str) -> Option<Pollutant> {
         let s = s.trim();
-        Self::ALL
-            .into_iter()
-            .find(|p| p.column().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|p| p.column().eq_ignore_ascii_case(s))
     }
 
     /// How the pollutant is printed, e.g. as a primary pollutant: `"PM2.5"`, `"PM10"`, `"SO2"`, `"NO2"`, `"CO"`,
@@ -431,10 +427,7 @@ fn round_half_even(c: f64, decimals: u32) -> f64 {
     }
     let (kept, rest) = frac_part.split_at(keep);
     let digit = |b: u8| u64::from(b.wrapping_sub(b'0'));
-    let mut n = int_part
-        .bytes()
-        .chain(kept.bytes())
-        .fold(0u64, |acc, b| acc * 10 + digit(b));
+    let mut n = int_part.bytes().chain(kept.bytes()).fold(0u64, |acc, b| acc * 10 + digit(b));
     let rest = rest.as_bytes();
     let first = rest.first().copied().unwrap_or(b'0');
     let round_up = match first.cmp(&b'5') {
@@ -498,11 +491,7 @@ pub fn aqi(standard: Standard, c: &Concentrations) -> Option<AqiResult> {
         .collect();
     let aqi = iaqis.iter().map(|&(_, i)| i).max()?;
     let primary = if aqi > 50 {
-        iaqis
-            .iter()
-            .filter(|&&(_, i)| i == aqi)
-            .map(|&(p, _)| p)
-            .collect()
+        iaqis.iter().filter(|&&(_, i)| i == aqi).map(|&(p, _)| p).collect()
     } else {
         Vec::new()
     };
@@ -562,18 +551,10 @@ mod tests {
         let mut checked = 0;
         for standard in Standard::ALL {
             let table = printed_table(standard);
-            assert_eq!(
-                table.len(),
-                Pollutant::ALL.len(),
-                "every pollutant has a column"
-            );
+            assert_eq!(table.len(), Pollutant::ALL.len(), "every pollutant has a column");
             for (p, column) in table {
                 let printed: Vec<f64> = column.iter().flatten().copied().collect();
-                assert_eq!(
-                    breakpoints(standard, p),
-                    printed.as_slice(),
-                    "{standard} {p} column"
-                );
+                assert_eq!(breakpoints(standard, p), printed.as_slice(), "{standard} {p} column");
                 for (bp, level) in column.iter().zip(IAQI_LEVELS) {
                     if let Some(bp) = *bp {
                         assert_eq!(iaqi(standard, p, bp), Some(level), "{standard} {p} at {bp}");
@@ -766,10 +747,7 @@ mod tests {
     fn in_2012_aqi_is_none_when_the_only_value_is_so2_1h_above_800() {
         assert_eq!(aqi(Hj633_2012, &conc(&[(So2_1h, 900.0)])), None);
         assert_eq!(aqi(Hj633_2012, &conc(&[(O3_8h, 900.0)])), None);
-        assert_eq!(
-            aqi(Hj633_2026, &conc(&[(So2_1h, 900.0)])).map(|r| r.aqi),
-            Some(200)
-        );
+        assert_eq!(aqi(Hj633_2026, &conc(&[(So2_1h, 900.0)])).map(|r| r.aqi), Some(200));
     }
 
     // ---- rounding of concentrations ------------------------------------------------------------------------
@@ -822,10 +800,7 @@ mod tests {
     fn aqi_is_none_when_no_pollutant_is_given() {
         for standard in Standard::ALL {
             assert_eq!(aqi(standard, &Concentrations::new()), None);
-            assert_eq!(
-                aqi(standard, &conc(&[(Pm25, f64::NAN), (Pm10, -3.0)])),
-                None
-            );
+            assert_eq!(aqi(standard, &conc(&[(Pm25, f64::NAN), (Pm10, -3.0)])), None);
         }
     }
 
@@ -843,15 +818,7 @@ mod tests {
         let r = aqi(Hj633_2012, &c).expect("values given");
         assert_eq!(
             r.iaqi,
-            vec![
-                (Pm25, 10),
-                (Pm10, 12),
-                (So2, 9),
-                (No2, 28),
-                (Co, 10),
-                (O3_8h, 40),
-                (O3_1h, 26),
-            ]
+            vec![(Pm25, 10), (Pm10, 12), (So2, 9), (No2, 28), (Co, 10), (O3_8h, 40), (O3_1h, 26),]
         );
         assert_eq!(r.aqi, 40);
         assert_eq!(r.category, Category::Excellent);
@@ -870,18 +837,8 @@ mod tests {
                 vec![Pm25, Pm10],
             ),
             // PM2.5 75 → 100 and PM10 150 → 100 in 2012; in 2026 PM10 150 → 112 and PM2.5 75 → 114
-            (
-                conc(&[(Pm25, 75.0), (Pm10, 150.0)]),
-                Hj633_2012,
-                100,
-                vec![Pm25, Pm10],
-            ),
-            (
-                conc(&[(Pm25, 75.0), (Pm10, 150.0)]),
-                Hj633_2026,
-                114,
-                vec![Pm25],
-            ),
+            (conc(&[(Pm25, 75.0), (Pm10, 150.0)]), Hj633_2012, 100, vec![Pm25, Pm10]),
+            (conc(&[(Pm25, 75.0), (Pm10, 150.0)]), Hj633_2026, 114, vec![Pm25]),
             // three-way tie at 150: SO2 475, CO 14, O3 8-h 215
             (
                 conc(&[(O3_8h, 215.0), (Co, 14.0), (So2, 475.0)]),
@@ -890,21 +847,11 @@ mod tests {
                 vec![So2, Co, O3_8h],
             ),
             // tie at exactly 51 (just above 优): PM10 51 → 50.5, O3 8-h 101 → 50.8
-            (
-                conc(&[(O3_8h, 101.0), (Pm10, 51.0)]),
-                Hj633_2012,
-                51,
-                vec![Pm10, O3_8h],
-            ),
+            (conc(&[(O3_8h, 101.0), (Pm10, 51.0)]), Hj633_2012, 51, vec![Pm10, O3_8h]),
             // tie at exactly 50: 优, no primary pollutant
             (conc(&[(Pm25, 35.0), (Pm10, 50.0)]), Hj633_2012, 50, vec![]),
             // a single pollutant above 50 is primary
-            (
-                conc(&[(Pm25, 10.0), (O3_8h, 180.0)]),
-                Hj633_2026,
-                119,
-                vec![O3_8h],
-            ),
+            (conc(&[(Pm25, 10.0), (O3_8h, 180.0)]), Hj633_2026, 119, vec![O3_8h]),
         ];
         for (c, standard, want_aqi, want_primary) in cases {
             let r = aqi(standard, &c).expect("values given");
@@ -1029,10 +976,7 @@ mod tests {
         for unknown in ["", "pm2.5", "o3", "aqi"] {
             assert_eq!(Pollutant::from_column(unknown), None, "{unknown:?}");
         }
-        assert!(
-            Pollutant::ALL.windows(2).all(|w| w[0] < w[1]),
-            "ALL is in enum order"
-        );
+        assert!(Pollutant::ALL.windows(2).all(|w| w[0] < w[1]), "ALL is in enum order");
     }
 
     #[test]
@@ -1052,10 +996,7 @@ mod tests {
     /// between the AQI of the means nudged down and nudged up (the AQI never decreases with a concentration).
     #[test]
     fn the_beijing_fixture_aqi_is_reproduced_from_its_daily_means() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/beijing_daily_2013-2017.csv"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/beijing_daily_2013-2017.csv");
         let text = std::fs::read_to_string(path).expect("fixture readable");
         let mut lines = text.lines().filter(|l| !l.starts_with('#'));
         let header: Vec<&str> = lines.next().expect("header").split(',').collect();
@@ -1073,11 +1014,7 @@ mod tests {
                     .skip(3)
                     .filter_map(|(h, v)| {
                         let value: f64 = v.parse().ok()?;
-                        let value = if v.ends_with(".5") {
-                            value + delta
-                        } else {
-                            value
-                        };
+                        let value = if v.ends_with(".5") { value + delta } else { value };
                         Some((Pollutant::from_column(h)?, value))
                     })
                     .collect();
@@ -1098,9 +1035,6 @@ mod tests {
                 bounded += 1;
             }
         }
-        assert!(
-            exact > 1300,
-            "only {exact} rows checked exactly ({bounded} bounded)"
-        );
+        assert!(exact > 1300, "only {exact} rows checked exactly ({bounded} bounded)");
     }
 }

@@ -171,7 +171,9 @@ pub fn load_token_key(data_dir: &std::path::Path) -> anyhow::Result<TokenKey> {
     }
     let path = data_dir.join("token.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return parse(&text).map(TokenKey).with_context(|| format!("{} must hold 64 hex digits", path.display()));
+        return parse(&text)
+            .map(TokenKey)
+            .with_context(|| format!("{} must hold 64 hex digits", path.display()));
     }
     std::fs::create_dir_all(data_dir)?;
     let secret: [u8; 32] = rand::random();
@@ -202,7 +204,14 @@ pub struct AssignStage {
 }
 
 impl Stage for AssignStage {
-    fn on_warning_events(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state: &RegionState, _pb: &Playbook) -> Result<(), StoreError> {
+    fn on_warning_events(
+        &self,
+        tx: &mut Tx<'_>,
+        now: DateTime<Utc>,
+        events: &[Event],
+        state: &RegionState,
+        _pb: &Playbook,
+    ) -> Result<(), StoreError> {
         let Some(w) = &state.warning else { return Ok(()) };
         let seq = tx.last_seq()?;
         for e in events {
@@ -238,7 +247,10 @@ impl AssignStage {
                     let has_own = match own_warning.get(county.to_string().as_str()) {
                         Some(v) => *v,
                         None => {
-                            let v = tx.region_state(county)?.live().is_some_and(|w| matches!(w.status, Status::Issued | Status::Active));
+                            let v = tx
+                                .region_state(county)?
+                                .live()
+                                .is_some_and(|w| matches!(w.status, Status::Issued | Status::Active));
                             own_warning.insert(county.to_string(), v);
                             v
                         }
@@ -247,17 +259,39 @@ impl AssignStage {
                         continue;
                     }
                 }
-                out.push((Party::Enterprise { uscc: uscc.to_string(), county }, None));
+                out.push((
+                    Party::Enterprise {
+                        uscc: uscc.to_string(),
+                        county,
+                    },
+                    None,
+                ));
             }
         }
         for (d, duty) in self.defaults.duties(level) {
-            out.push((Party::Department { id: d.id.clone(), name: d.name.clone(), region }, Some(duty.to_string())));
+            out.push((
+                Party::Department {
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                    region,
+                },
+                Some(duty.to_string()),
+            ));
         }
         Ok(out)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn assign_all(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, seq: u64, warning_id: &str, region: RegionCode, level: &str, start: DateTime<Utc>) -> Result<(), StoreError> {
+    fn assign_all(
+        &self,
+        tx: &mut Tx<'_>,
+        now: DateTime<Utc>,
+        seq: u64,
+        warning_id: &str,
+        region: RegionCode,
+        level: &str,
+        start: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let deadline = now + self.defaults.ack_deadline(level).unwrap_or_else(|| Duration::hours(6));
         let parties = self.parties(tx, region, level)?;
         // Bulk reads and writes: one table open per collection, not per document (a province-wide
@@ -274,22 +308,21 @@ impl AssignStage {
         let mut made: Vec<(Assignment, String)> = Vec::with_capacity(parties.len());
         let mut old_by_current: HashMap<&str, Assignment> = HashMap::new();
         for (ck, old) in current_keys.iter().zip(old_keys.iter()) {
-            if let Some(ok) = old {
-                if let Some(pos) = old_keys_present.iter().position(|k| k == ok) {
-                    if let Some(Some(a)) = olds.get(pos) {
-                        old_by_current.insert(ck.as_str(), a.clone());
-                    }
-                }
+            if let Some(ok) = old
+                && let Some(pos) = old_keys_present.iter().position(|k| k == ok)
+                && let Some(Some(a)) = olds.get(pos)
+            {
+                old_by_current.insert(ck.as_str(), a.clone());
             }
         }
         for ((party, duty), current_key) in parties.into_iter().zip(current_keys.iter()) {
             let pk = party.key();
             let key = format!("{warning_id}/{pk}/{seq:012}");
-            if let Some(mut old) = old_by_current.remove(current_key.as_str()) {
-                if old.status == AssignmentStatus::Active {
-                    old.status = AssignmentStatus::Superseded { by: key.clone(), at: now };
-                    superseded.push((old.key.clone(), old));
-                }
+            if let Some(mut old) = old_by_current.remove(current_key.as_str())
+                && old.status == AssignmentStatus::Active
+            {
+                old.status = AssignmentStatus::Superseded { by: key.clone(), at: now };
+                superseded.push((old.key.clone(), old));
             }
             let a = Assignment {
                 key: key.clone(),
@@ -322,7 +355,15 @@ impl AssignStage {
                 hook(tx, a, token)?;
             }
         }
-        tx.append(now, "assign", None, RecordBody::Other { kind: "assignments_made".into(), data: serde_json::json!({ "warning_id": warning_id, "level": level, "count": made.len() }) })?;
+        tx.append(
+            now,
+            "assign",
+            None,
+            RecordBody::Other {
+                kind: "assignments_made".into(),
+                data: serde_json::json!({ "warning_id": warning_id, "level": level, "count": made.len() }),
+            },
+        )?;
         Ok(())
     }
 
@@ -335,16 +376,24 @@ impl AssignStage {
             let Some((last, _)) = batch.last() else { break };
             after = last.clone();
             for (_, key) in batch {
-                if let Some(mut a) = tx.doc::<Assignment>(ASSIGNMENTS, &key)? {
-                    if a.status == AssignmentStatus::Active {
-                        a.status = AssignmentStatus::Ended { at: now };
-                        tx.put_doc(ASSIGNMENTS, &key, &a)?;
-                        ended += 1;
-                    }
+                if let Some(mut a) = tx.doc::<Assignment>(ASSIGNMENTS, &key)?
+                    && a.status == AssignmentStatus::Active
+                {
+                    a.status = AssignmentStatus::Ended { at: now };
+                    tx.put_doc(ASSIGNMENTS, &key, &a)?;
+                    ended += 1;
                 }
             }
         }
-        tx.append(now, "assign", None, RecordBody::Other { kind: "assignments_ended".into(), data: serde_json::json!({ "warning_id": warning_id, "count": ended }) })?;
+        tx.append(
+            now,
+            "assign",
+            None,
+            RecordBody::Other {
+                kind: "assignments_ended".into(),
+                data: serde_json::json!({ "warning_id": warning_id, "count": ended }),
+            },
+        )?;
         Ok(())
     }
 }
@@ -352,7 +401,10 @@ impl AssignStage {
 /// Assignments of a warning (current ones only when `current_only`), optionally of one region (the
 /// enterprise's county or the department's region, or anything below it), paged by key.
 pub fn of_warning(r: &ReadTx, warning_id: &str, after: &str, limit: usize) -> Result<Vec<Assignment>, StoreError> {
-    Ok(r.docs::<Assignment>(ASSIGNMENTS, &format!("{warning_id}/"), after, limit)?.into_iter().map(|(_, a)| a).collect())
+    Ok(r.docs::<Assignment>(ASSIGNMENTS, &format!("{warning_id}/"), after, limit)?
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect())
 }
 
 /// A party's assignments, newest last.

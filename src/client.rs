@@ -17,7 +17,11 @@ pub struct Client {
 impl Client {
     /// A client for `server` (e.g. `http://127.0.0.1:8080`) with a staff token.
     pub fn new(server: &str, token: Option<String>) -> Client {
-        Client { base: server.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+        Client {
+            base: server.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
@@ -25,7 +29,10 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().await.with_context(|| format!("cannot reach the daemon at {} (is it running?)", self.base))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the daemon at {} (is it running?)", self.base))?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -52,9 +59,21 @@ impl Client {
     pub async fn submit(&self, file: &Path) -> Result<ExitCode> {
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let v = self.send(self.http.post(format!("{}/api/v1/forecasts", self.base)).header("x-file-name", name).body(bytes)).await?;
+        let v = self
+            .send(
+                self.http
+                    .post(format!("{}/api/v1/forecasts", self.base))
+                    .header("x-file-name", name)
+                    .body(bytes),
+            )
+            .await?;
         let dup = v["duplicate"].as_bool().unwrap_or(false);
-        println!("forecast {} {} ({} regions)", v["id"].as_str().unwrap_or("?"), if dup { "was already recorded; nothing changed" } else { "recorded" }, v["regions"]);
+        println!(
+            "forecast {} {} ({} regions)",
+            v["id"].as_str().unwrap_or("?"),
+            if dup { "was already recorded; nothing changed" } else { "recorded" },
+            v["regions"]
+        );
         Ok(ExitCode::SUCCESS)
     }
 
@@ -63,7 +82,12 @@ impl Client {
         let v = self.post("/api/v1/consultations", None).await?;
         let list = v["assessments"].as_array().cloned().unwrap_or_default();
         for a in &list {
-            println!("{}  {:<8} {}", a["region"].as_str().unwrap_or("?"), a["level"].as_str().unwrap_or("none"), a["rule"].as_str().unwrap_or("-"));
+            println!(
+                "{}  {:<8} {}",
+                a["region"].as_str().unwrap_or("?"),
+                a["level"].as_str().unwrap_or("none"),
+                a["rule"].as_str().unwrap_or("-")
+            );
         }
         println!("consultation held over {} regions", list.len());
         Ok(ExitCode::SUCCESS)

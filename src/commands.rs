@@ -31,7 +31,10 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
         groups.push(vec![PathBuf::from(DEFAULT_PLAYBOOKS)]);
         let hist = Path::new(DEFAULT_PLAYBOOKS).join("history");
         if hist.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&hist)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect();
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&hist)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .collect();
             files.sort();
             groups.extend(files.into_iter().map(|f| vec![f]));
         }
@@ -75,7 +78,12 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
         eprintln!("check failed: {failed} error{}", if failed == 1 { "" } else { "s" });
         return Ok(ExitCode::from(1));
     }
-    let mut summary = format!("ok: {} playbook{} ({})", names.len(), if names.len() == 1 { "" } else { "s" }, names.join(", "));
+    let mut summary = format!(
+        "ok: {} playbook{} ({})",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
     if !seed_dirs.is_empty() {
         let _ = write!(summary, ", {region_count} regions");
     }
@@ -90,7 +98,10 @@ pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
         Some(s) => Some(Standard::parse(s).with_context(|| format!("unknown standard \"{s}\" (hj633-2012 or hj633-2026)"))?),
     };
     let bytes = read(file)?;
-    let opts = ParseOptions { standard, ..ParseOptions::observations() };
+    let opts = ParseOptions {
+        standard,
+        ..ParseOptions::observations()
+    };
     let f = forecast::parse(&file.display().to_string(), &bytes, Regions::shanxi(), &opts)?;
     let mut out = String::from("region,date,aqi,category,primary_pollutants\n");
     let mut counts = [0usize; 6];
@@ -110,8 +121,20 @@ pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
         }
     }
     print!("{out}");
-    let names = [Category::Excellent, Category::Good, Category::Light, Category::Moderate, Category::Heavy, Category::Severe];
-    let parts: Vec<String> = names.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(c, n)| format!("{} {n}", c.name_zh())).collect();
+    let names = [
+        Category::Excellent,
+        Category::Good,
+        Category::Light,
+        Category::Moderate,
+        Category::Heavy,
+        Category::Severe,
+    ];
+    let parts: Vec<String> = names
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| *n > 0)
+        .map(|(c, n)| format!("{} {n}", c.name_zh()))
+        .collect();
     eprintln!("{} rows, {} regions: {}", f.len(), f.series.len(), parts.join(", "));
     let _ = aqi::Pollutant::Pm25;
     Ok(ExitCode::SUCCESS)
@@ -129,7 +152,10 @@ fn load_playbooks(path: Option<&Path>) -> Result<(PlaybookSet, Option<PathBuf>)>
 }
 
 fn the_playbook(set: &PlaybookSet, file: &Path) -> Result<std::sync::Arc<Playbook>> {
-    set.iter().find(|p| p.file == file).cloned().with_context(|| format!("{} holds no playbook", file.display()))
+    set.iter()
+        .find(|p| p.file == file)
+        .cloned()
+        .with_context(|| format!("{} holds no playbook", file.display()))
 }
 
 /// `hazeflow assess`: one consultation, dry run.
@@ -159,14 +185,25 @@ pub fn assess(forecast_file: &Path, playbook_path: Option<&Path>, json: bool) ->
         let v = serde_json::json!({ "forecast": { "id": f.id, "issued_at": f.issued_at, "source": f.source }, "assessments": assessments, "ungoverned": ungoverned });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("{:<8} {:<10} {:<8} {:<24} {:<22} rule", "region", "name", "level", "playbook", "days");
+        println!(
+            "{:<8} {:<10} {:<8} {:<24} {:<22} rule",
+            "region", "name", "level", "playbook", "days"
+        );
         for a in &assessments {
             let days = match (a.days.first(), a.days.last()) {
                 (Some(x), Some(y)) if x == y => x.to_string(),
                 (Some(x), Some(y)) => format!("{x}..{y}"),
                 _ => "-".into(),
             };
-            println!("{:<8} {:<10} {:<8} {:<24} {:<22} {}", a.region, regions.name(a.region), a.level_or_none(), a.playbook, days, a.rule.as_deref().unwrap_or("-"));
+            println!(
+                "{:<8} {:<10} {:<8} {:<24} {:<22} {}",
+                a.region,
+                regions.name(a.region),
+                a.level_or_none(),
+                a.playbook,
+                days,
+                a.rule.as_deref().unwrap_or("-")
+            );
         }
         for r in &ungoverned {
             println!("{r:<8} {:<10} (no playbook governs this region)", regions.name(*r));
@@ -210,7 +247,16 @@ pub fn replay(observations: &Path, playbook_file: &Path, json: bool) -> Result<E
         println!("warning,region,issued,start,levels,end,status");
         for w in &r.warnings {
             let levels: Vec<String> = w.levels.iter().map(|l| format!("{}@{}", l.level, l.at)).collect();
-            println!("{},{},{},{},{},{},{}", w.id, w.region, w.issued, w.start, levels.join(";"), w.end.as_deref().unwrap_or(""), w.status);
+            println!(
+                "{},{},{},{},{},{},{}",
+                w.id,
+                w.region,
+                w.issued,
+                w.start,
+                levels.join(";"),
+                w.end.as_deref().unwrap_or(""),
+                w.status
+            );
         }
     }
     let days_with_level = r.assessments.iter().filter(|a| a.level != "none").count();

@@ -130,7 +130,10 @@ impl Settings {
     /// Loads a file (or the embedded default), then applies the environment.
     pub fn load(path: Option<&Path>) -> Result<Settings> {
         let (name, text) = match path {
-            Some(p) => (p.display().to_string(), std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+            ),
             None => ("config/default.yaml (embedded)".to_string(), DEFAULT_YAML.to_string()),
         };
         let mut s = Self::parse(&name, &text)?;
@@ -201,9 +204,16 @@ impl Settings {
             for item in v.split(',').filter(|s| !s.trim().is_empty()) {
                 let parts: Vec<&str> = item.trim().splitn(3, ':').collect();
                 let [name, role, token] = parts[..] else {
-                    bail!("HAZEFLOW_STAFF_TOKENS: \"{}\" is not name:role:token", item.split(':').take(2).collect::<Vec<_>>().join(":"));
+                    bail!(
+                        "HAZEFLOW_STAFF_TOKENS: \"{}\" is not name:role:token",
+                        item.split(':').take(2).collect::<Vec<_>>().join(":")
+                    );
                 };
-                self.staff.tokens.push(StaffToken { name: name.into(), role: role.into(), sha256: hash_token(token) });
+                self.staff.tokens.push(StaffToken {
+                    name: name.into(),
+                    role: role.into(),
+                    sha256: hash_token(token),
+                });
             }
         }
         self.apply_notify_env(&get)?;
@@ -222,7 +232,11 @@ impl Settings {
             let [name, role, sha] = parts[..] else {
                 bail!("{}:{}:1: expected name,role,sha256", f.display(), i + 1);
             };
-            self.staff.tokens.push(StaffToken { name: name.into(), role: role.into(), sha256: sha.to_lowercase() });
+            self.staff.tokens.push(StaffToken {
+                name: name.into(),
+                role: role.into(),
+                sha256: sha.to_lowercase(),
+            });
         }
         Ok(())
     }
@@ -250,7 +264,10 @@ impl Settings {
 
     /// The listen address.
     pub fn listen_addr(&self) -> Result<SocketAddr> {
-        self.http.listen.parse().with_context(|| format!("http.listen: \"{}\" is not host:port", self.http.listen))
+        self.http
+            .listen
+            .parse()
+            .with_context(|| format!("http.listen: \"{}\" is not host:port", self.http.listen))
     }
 
     /// The database file.
@@ -430,7 +447,12 @@ pub struct RetrySettings {
 
 impl Default for RetrySettings {
     fn default() -> Self {
-        RetrySettings { base_secs: 30, factor: 2.0, max_delay_secs: 3600, max_attempts: 10 }
+        RetrySettings {
+            base_secs: 30,
+            factor: 2.0,
+            max_delay_secs: 3600,
+            max_attempts: 10,
+        }
     }
 }
 
@@ -477,7 +499,13 @@ pub struct WebhookSettings {
 
 impl Default for WebhookSettings {
     fn default() -> Self {
-        WebhookSettings { endpoints: Vec::new(), rate_per_sec: 20.0, concurrency: 4, timeout_secs: 10, retry: RetrySettings::default() }
+        WebhookSettings {
+            endpoints: Vec::new(),
+            rate_per_sec: 20.0,
+            concurrency: 4,
+            timeout_secs: 10,
+            retry: RetrySettings::default(),
+        }
     }
 }
 
@@ -532,7 +560,10 @@ impl Settings {
             smtp.host = Some(v).filter(|h| !h.trim().is_empty());
         }
         if let Some(v) = get("HAZEFLOW_SMTP_PORT") {
-            smtp.port = Some(v.parse().with_context(|| format!("HAZEFLOW_SMTP_PORT=\"{v}\" is not a port number"))?);
+            smtp.port = Some(
+                v.parse()
+                    .with_context(|| format!("HAZEFLOW_SMTP_PORT=\"{v}\" is not a port number"))?,
+            );
         }
         if let Some(v) = get("HAZEFLOW_SMTP_TLS") {
             smtp.tls = SmtpTls::parse(&v)?;
@@ -567,16 +598,16 @@ impl Settings {
     /// Reads the SMTP password file and the webhooks' secret files (the environment wins).
     fn load_secret_files(&mut self) -> Result<()> {
         let smtp = &mut self.mail.smtp;
-        if smtp.password.is_none() {
-            if let Some(f) = &smtp.password_file {
-                smtp.password = Some(first_line(f, "mail.smtp.password_file")?);
-            }
+        if smtp.password.is_none()
+            && let Some(f) = &smtp.password_file
+        {
+            smtp.password = Some(first_line(f, "mail.smtp.password_file")?);
         }
         for e in &mut self.webhooks.endpoints {
-            if e.secret.is_none() {
-                if let Some(f) = &e.secret_file {
-                    e.secret = Some(first_line(f, &format!("webhooks: endpoint {}: secret_file", e.id))?);
-                }
+            if e.secret.is_none()
+                && let Some(f) = &e.secret_file
+            {
+                e.secret = Some(first_line(f, &format!("webhooks: endpoint {}: secret_file", e.id))?);
             }
         }
         Ok(())
@@ -634,7 +665,10 @@ impl Settings {
                 bail!("{at}.id: \"{}\" is used twice", e.id);
             }
             if e.url.starts_with("https://") {
-                bail!("{at}.url: this build sends webhooks over plain HTTP only; put a TLS proxy in front of \"{}\"", e.url);
+                bail!(
+                    "{at}.url: this build sends webhooks over plain HTTP only; put a TLS proxy in front of \"{}\"",
+                    e.url
+                );
             }
             if !e.url.starts_with("http://") {
                 bail!("{at}.url: \"{}\" must start with http://", e.url);

@@ -14,12 +14,19 @@ pub const SAMPLE: &str = include_str!("../seeds/demo/forecast.csv");
 /// Puts the shifted sample into the inbox on first start: no forecast was ever received (the list
 /// seed may already have written its record).
 pub fn seed_inbox(state: &AppState) -> Result<()> {
-    let seen = state.engine.store.read(|r| Ok(r.counter("events_forecast_accepted")? + r.counter("events_forecast_rejected")?))?;
+    let seen = state
+        .engine
+        .store
+        .read(|r| Ok(r.counter("events_forecast_accepted")? + r.counter("events_forecast_rejected")?))?;
     if seen > 0 {
         return Ok(());
     }
     let today = state.engine.clock.now().with_timezone(&Shanghai);
-    let text = shifted(SAMPLE, today.date_naive() + Duration::days(1), &today.format("%Y-%m-%d %H:%M").to_string());
+    let text = shifted(
+        SAMPLE,
+        today.date_naive() + Duration::days(1),
+        &today.format("%Y-%m-%d %H:%M").to_string(),
+    );
     let dir = &state.settings.inbox.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the inbox {}", dir.display()))?;
     let tmp = dir.join("demo-forecast.csv.tmp");
@@ -31,8 +38,14 @@ pub fn seed_inbox(state: &AppState) -> Result<()> {
 
 /// The sample with its first date moved to `first` (all dates move alike) and its issue time set.
 pub fn shifted(sample: &str, first: NaiveDate, issued_at: &str) -> String {
-    let dates: Vec<NaiveDate> = sample.lines().filter_map(|l| l.split(',').nth(1)).filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).collect();
-    let Some(min) = dates.iter().min().copied() else { return sample.to_string() };
+    let dates: Vec<NaiveDate> = sample
+        .lines()
+        .filter_map(|l| l.split(',').nth(1))
+        .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .collect();
+    let Some(min) = dates.iter().min().copied() else {
+        return sample.to_string();
+    };
     let shift = first - min;
     let mut out = String::new();
     for line in sample.lines() {

@@ -57,7 +57,11 @@ impl Playbooks {
             *live = Arc::new(set);
         }
         if let Ok(mut s) = self.last_reload.write() {
-            *s = ReloadStatus { at: Some(at), versions, errors: Vec::new() };
+            *s = ReloadStatus {
+                at: Some(at),
+                versions,
+                errors: Vec::new(),
+            };
         }
     }
 
@@ -127,11 +131,17 @@ impl Playbooks {
             let mut files = Vec::new();
             let mut next = Some(pb.clone());
             while let Some(p) = next {
-                let Ok(text) = std::fs::read_to_string(&p.file) else { continue 'books };
+                let Ok(text) = std::fs::read_to_string(&p.file) else {
+                    continue 'books;
+                };
                 files.push((p.file.clone(), text));
                 next = p.parent.as_deref().and_then(|id| set.get(id)).cloned();
             }
-            let source = PlaybookSource { pin: pb.pin(), digest: pb.digest.clone(), files };
+            let source = PlaybookSource {
+                pin: pb.pin(),
+                digest: pb.digest.clone(),
+                files,
+            };
             if source.compile(regions).is_some() {
                 out.push(source);
             }
@@ -145,7 +155,14 @@ impl Playbooks {
 /// consequences, nor consequences without their warning.
 pub trait Stage: Send + Sync {
     /// Called once per lifecycle step that produced events, after they are appended.
-    fn on_warning_events(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state: &RegionState, playbook: &Playbook) -> Result<(), StoreError>;
+    fn on_warning_events(
+        &self,
+        tx: &mut Tx<'_>,
+        now: DateTime<Utc>,
+        events: &[Event],
+        state: &RegionState,
+        playbook: &Playbook,
+    ) -> Result<(), StoreError>;
 }
 
 /// Everything the operations need.
@@ -209,38 +226,56 @@ pub struct Submitted {
 
 /// Encodes a job's domain error through the store, and back.
 fn refuse(e: EngineError) -> StoreError {
-    StoreError::Refused(serde_json::to_string(&match &e {
-        EngineError::BadInput(m) => ("bad_input", m.clone()),
-        EngineError::NotFound(m) => ("not_found", m.clone()),
-        EngineError::Forbidden(m) => ("forbidden", m.clone()),
-        EngineError::Conflict(m) => ("conflict", m.clone()),
-        EngineError::Store(s) => ("store", s.to_string()),
-    })
-    .unwrap_or_default())
+    StoreError::Refused(
+        serde_json::to_string(&match &e {
+            EngineError::BadInput(m) => ("bad_input", m.clone()),
+            EngineError::NotFound(m) => ("not_found", m.clone()),
+            EngineError::Forbidden(m) => ("forbidden", m.clone()),
+            EngineError::Conflict(m) => ("conflict", m.clone()),
+            EngineError::Store(s) => ("store", s.to_string()),
+        })
+        .unwrap_or_default(),
+    )
 }
 
 fn unrefuse(e: StoreError) -> EngineError {
     if let StoreError::Refused(json) = &e
-        && let Ok((kind, m)) = serde_json::from_str::<(String, String)>(json) {
-            return match kind.as_str() {
-                "bad_input" => EngineError::BadInput(m),
-                "not_found" => EngineError::NotFound(m),
-                "forbidden" => EngineError::Forbidden(m),
-                "conflict" => EngineError::Conflict(m),
-                _ => EngineError::Store(e),
-            };
-        }
+        && let Ok((kind, m)) = serde_json::from_str::<(String, String)>(json)
+    {
+        return match kind.as_str() {
+            "bad_input" => EngineError::BadInput(m),
+            "not_found" => EngineError::NotFound(m),
+            "forbidden" => EngineError::Forbidden(m),
+            "conflict" => EngineError::Conflict(m),
+            _ => EngineError::Store(e),
+        };
+    }
     EngineError::Store(e)
 }
 
 /// Records lifecycle events, each under its warning's id, then runs the stages on them.
-fn record_events(tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state_after: &RegionState, pb: &Playbook, stages: &[Arc<dyn Stage>]) -> Result<(), StoreError> {
+fn record_events(
+    tx: &mut Tx<'_>,
+    now: DateTime<Utc>,
+    events: &[Event],
+    state_after: &RegionState,
+    pb: &Playbook,
+    stages: &[Arc<dyn Stage>],
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
     let id = state_after.warning.as_ref().map(|w| w.id.clone()).unwrap_or_default();
     for e in events {
-        tx.append(now, &e.actor, Some(e.playbook.clone()), RecordBody::Warning { warning_id: id.clone(), event: e.clone() })?;
+        tx.append(
+            now,
+            &e.actor,
+            Some(e.playbook.clone()),
+            RecordBody::Warning {
+                warning_id: id.clone(),
+                event: e.clone(),
+            },
+        )?;
     }
     for stage in stages {
         stage.on_warning_events(tx, now, events, state_after, pb)?;
@@ -261,12 +296,19 @@ impl Engine {
                     Some(pb) => {
                         pinned.insert(source.pin.clone(), pb);
                     }
-                    None => tracing::warn!(pin = %source.pin, "a stored playbook version no longer compiles; its episodes follow the live one"),
+                    None => {
+                        tracing::warn!(pin = %source.pin, "a stored playbook version no longer compiles; its episodes follow the live one")
+                    }
                 }
             }
         }
         let known: Vec<String> = stored.into_iter().map(|(k, _)| k).collect();
-        let new: Vec<PlaybookSource> = self.playbooks.live_sources(regions).into_iter().filter(|s| !known.contains(&s.pin)).collect();
+        let new: Vec<PlaybookSource> = self
+            .playbooks
+            .live_sources(regions)
+            .into_iter()
+            .filter(|s| !known.contains(&s.pin))
+            .collect();
         if new.is_empty() {
             return Ok(());
         }
@@ -285,7 +327,10 @@ impl Engine {
     /// Parses and records a forecast. A rejected one is recorded as rejected (for the audit log and
     /// metrics) and its error returned; nothing else changes.
     pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, ForecastError> {
-        let opts = ParseOptions { max_bytes: self.max_forecast_bytes, ..ParseOptions::forecast() };
+        let opts = ParseOptions {
+            max_bytes: self.max_forecast_bytes,
+            ..ParseOptions::forecast()
+        };
         let now = self.clock.now();
         match forecast::parse(file, bytes, self.regions, &opts) {
             Ok(f) => {
@@ -294,19 +339,55 @@ impl Engine {
                     .store
                     .write(move |tx| {
                         if tx.forecast(&f.id)?.is_some() {
-                            return Ok(Submitted { id: f.id.clone(), duplicate: true, regions: f.series.len(), seq: 0 });
+                            return Ok(Submitted {
+                                id: f.id.clone(),
+                                duplicate: true,
+                                regions: f.series.len(),
+                                seq: 0,
+                            });
                         }
                         let regions = f.series.len();
                         let id = f.id.clone();
-                        let rec = tx.append(now, &via, None, RecordBody::ForecastAccepted { forecast: f, via: via.clone() })?;
-                        Ok(Submitted { id, duplicate: false, regions, seq: rec.seq })
+                        let rec = tx.append(
+                            now,
+                            &via,
+                            None,
+                            RecordBody::ForecastAccepted {
+                                forecast: f,
+                                via: via.clone(),
+                            },
+                        )?;
+                        Ok(Submitted {
+                            id,
+                            duplicate: false,
+                            regions,
+                            seq: rec.seq,
+                        })
                     })
                     .await;
-                r.map_err(|e| ForecastError { file: file.into(), position: forecast::Position::File, reason: format!("not recorded: {e}") })
+                r.map_err(|e| ForecastError {
+                    file: file.into(),
+                    position: forecast::Position::File,
+                    reason: format!("not recorded: {e}"),
+                })
             }
             Err(err) => {
                 let (f, msg, v) = (file.to_string(), err.to_string(), via.to_string());
-                let _ = self.store.write(move |tx| tx.append(now, &v, None, RecordBody::ForecastRejected { file: f, error: msg, via: v.clone() })).await;
+                let _ = self
+                    .store
+                    .write(move |tx| {
+                        tx.append(
+                            now,
+                            &v,
+                            None,
+                            RecordBody::ForecastRejected {
+                                file: f,
+                                error: msg,
+                                via: v.clone(),
+                            },
+                        )
+                    })
+                    .await;
                 Err(err)
             }
         }
@@ -314,7 +395,12 @@ impl Engine {
 
     /// Holds a consultation now over every region with a forecast (or only `only`), and feeds the
     /// results to the lifecycle. `slot`, when given, is a scheduled slot that runs at most once.
-    pub async fn consult(&self, trigger: &str, slot: Option<DateTime<Utc>>, only: Option<Vec<RegionCode>>) -> Result<Option<ConsultationRecord>, EngineError> {
+    pub async fn consult(
+        &self,
+        trigger: &str,
+        slot: Option<DateTime<Utc>>,
+        only: Option<Vec<RegionCode>>,
+    ) -> Result<Option<ConsultationRecord>, EngineError> {
         let now = self.clock.now();
         let set = self.playbooks.live();
         let trigger = trigger.to_string();
@@ -336,13 +422,20 @@ impl Engine {
                 let mut plans: Vec<(RegionCode, RegionState, Arc<Playbook>, Assessment)> = Vec::new();
                 for region in regions {
                     let state = tx.region_state(region)?;
-                    let Some(pb) = me.playbook_for(&set, region, &state) else { continue };
+                    let Some(pb) = me.playbook_for(&set, region, &state) else {
+                        continue;
+                    };
                     let Some(f) = tx.latest_forecast(region)? else { continue };
                     let Some(days) = f.series.get(&region) else { continue };
                     let issue = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive().max(f.issue_date());
                     plans.push((region, state, pb.clone(), assess_region(region, days, issue, &f.id, &pb)));
                 }
-                let record = ConsultationRecord { seq: 0, at: now, trigger: trigger.clone(), assessments: plans.iter().map(|p| p.3.clone()).collect() };
+                let record = ConsultationRecord {
+                    seq: 0,
+                    at: now,
+                    trigger: trigger.clone(),
+                    assessments: plans.iter().map(|p| p.3.clone()).collect(),
+                };
                 let rec = tx.append(now, "consultation", None, RecordBody::ConsultationHeld { consultation: record })?;
                 for (region, mut state, pb, a) in plans {
                     // The consultation counts before the clock: at the very instant a lift window ends,
@@ -362,7 +455,11 @@ impl Engine {
 
     /// A copy of what jobs need, to move into the writer.
     fn snapshot(&self) -> Arc<EngineView> {
-        Arc::new(EngineView { regions: self.regions, pinned: self.playbooks.pinned.read().map(|g| g.clone()).unwrap_or_default(), stages: self.stages.clone() })
+        Arc::new(EngineView {
+            regions: self.regions,
+            pinned: self.playbooks.pinned.read().map(|g| g.clone()).unwrap_or_default(),
+            stages: self.stages.clone(),
+        })
     }
 
     /// Applies an input to the region of a warning (sign, lift, cancel).
@@ -373,12 +470,18 @@ impl Engine {
         let id = warning_id.to_string();
         self.store
             .write(move |tx| {
-                let w = tx.warning(&id)?.ok_or_else(|| refuse(EngineError::NotFound(format!("no warning {id}"))))?;
+                let w = tx
+                    .warning(&id)?
+                    .ok_or_else(|| refuse(EngineError::NotFound(format!("no warning {id}"))))?;
                 let mut state = tx.region_state(w.region)?;
                 if state.warning.as_ref().map(|x| &x.id) != Some(&id) || !w.status.is_live() {
-                    return Err(refuse(EngineError::Conflict(format!("warning {id} is {:?}, not live", w.status).to_lowercase())));
+                    return Err(refuse(EngineError::Conflict(
+                        format!("warning {id} is {:?}, not live", w.status).to_lowercase(),
+                    )));
                 }
-                let pb = me.playbook_for(&set, w.region, &state).ok_or_else(|| refuse(EngineError::Conflict(format!("no playbook governs region {}", w.region))))?;
+                let pb = me
+                    .playbook_for(&set, w.region, &state)
+                    .ok_or_else(|| refuse(EngineError::Conflict(format!("no playbook governs region {}", w.region))))?;
                 let input = match &action {
                     WarningAction::Sign { signer, role } => Input::SignOff { signer, role },
                     WarningAction::Lift { actor, reason } => Input::Lift { actor, reason },
@@ -408,9 +511,15 @@ impl Engine {
                 let mut plans = Vec::new();
                 for r in &targets {
                     let state = tx.region_state(*r)?;
-                    let pb = me.playbook_for(&set, *r, &state).ok_or_else(|| refuse(EngineError::BadInput(format!("no playbook governs region {r}"))))?;
+                    let pb = me
+                        .playbook_for(&set, *r, &state)
+                        .ok_or_else(|| refuse(EngineError::BadInput(format!("no playbook governs region {r}"))))?;
                     if pb.level(&d.min_level).is_none() {
-                        return Err(refuse(EngineError::BadInput(format!("undefined level \"{}\" in playbook {}", d.min_level, pb.pin()))));
+                        return Err(refuse(EngineError::BadInput(format!(
+                            "undefined level \"{}\" in playbook {}",
+                            d.min_level,
+                            pb.pin()
+                        ))));
                     }
                     plans.push((*r, state, pb));
                 }
@@ -418,7 +527,17 @@ impl Engine {
                 let mut all = Vec::new();
                 for (r, mut state, pb) in plans {
                     let events = state
-                        .step(r, Input::Directive { id: &d.id, min_level: &d.min_level, from: d.from, until: d.until }, now, &pb)
+                        .step(
+                            r,
+                            Input::Directive {
+                                id: &d.id,
+                                min_level: &d.min_level,
+                                from: d.from,
+                                until: d.until,
+                            },
+                            now,
+                            &pb,
+                        )
                         .map_err(|e| refuse(e.into()))?;
                     record_events(tx, now, &events, &state, &pb, &me.stages)?;
                     all.extend(events);
@@ -437,7 +556,9 @@ impl Engine {
         let (id, actor) = (id.to_string(), actor.to_string());
         self.store
             .write(move |tx| {
-                let d = tx.directive(&id)?.ok_or_else(|| refuse(EngineError::NotFound(format!("no directive {id}"))))?;
+                let d = tx
+                    .directive(&id)?
+                    .ok_or_else(|| refuse(EngineError::NotFound(format!("no directive {id}"))))?;
                 if !d.active {
                     return Err(refuse(EngineError::Conflict(format!("directive {id} was lifted already"))));
                 }
@@ -501,9 +622,10 @@ struct EngineView {
 impl EngineView {
     fn playbook_for(&self, set: &PlaybookSet, region: RegionCode, state: &RegionState) -> Option<Arc<Playbook>> {
         if let Some(w) = state.live()
-            && let Some(p) = self.pinned.get(&w.playbook) {
-                return Some(p.clone());
-            }
+            && let Some(p) = self.pinned.get(&w.playbook)
+        {
+            return Some(p.clone());
+        }
         set.for_region(region, self.regions).cloned()
     }
 
@@ -522,5 +644,8 @@ impl EngineView {
 
 /// A forecast's day values, for callers that show them.
 pub fn forecast_days(f: &Forecast, region: RegionCode) -> Vec<(chrono::NaiveDate, Option<u16>)> {
-    f.series.get(&region).map(|d| d.iter().map(|v| (v.date, v.aqi)).collect()).unwrap_or_default()
+    f.series
+        .get(&region)
+        .map(|d| d.iter().map(|v| (v.date, v.aqi)).collect())
+        .unwrap_or_default()
 }

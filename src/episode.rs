@@ -247,10 +247,13 @@ fn society_of(society: &SocietyEmissions, regions: &Regions, region: RegionCode)
 
 /// Reads `whole_society_emissions.csv` from the folder, if it is there and parses.
 pub fn load_society(dir: Option<&Path>) -> Result<SocietyEmissions, String> {
-    let Some(dir) = dir else { return Err("no list seed folder is configured, so no whole_society_emissions.csv".into()) };
+    let Some(dir) = dir else {
+        return Err("no list seed folder is configured, so no whole_society_emissions.csv".into());
+    };
     let path = dir.join("whole_society_emissions.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_society(&path.display().to_string(), &text).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    parse_society(&path.display().to_string(), &text)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
 fn level_name(defaults: &Defaults, level: &str) -> String {
@@ -280,7 +283,13 @@ fn periods(history: &[crate::store::Record], defaults: &Defaults, now: DateTime<
         };
         if let Some(level) = next {
             close(&mut out, event.at);
-            out.push(LevelPeriod { level_name: level_name(defaults, &level), level, from: event.at, to: None, hours: 0.0 });
+            out.push(LevelPeriod {
+                level_name: level_name(defaults, &level),
+                level,
+                from: event.at,
+                to: None,
+                hours: 0.0,
+            });
         }
     }
     for p in &mut out {
@@ -290,7 +299,14 @@ fn periods(history: &[crate::store::Record], defaults: &Defaults, now: DateTime<
 }
 
 /// Builds the summary of a warning; `None` when there is no such warning.
-pub fn build(r: &ReadTx, warning_id: &str, defaults: &Defaults, regions: &Regions, society: &Result<SocietyEmissions, String>, now: DateTime<Utc>) -> Result<Option<Summary>, StoreError> {
+pub fn build(
+    r: &ReadTx,
+    warning_id: &str,
+    defaults: &Defaults,
+    regions: &Regions,
+    society: &Result<SocietyEmissions, String>,
+    now: DateTime<Utc>,
+) -> Result<Option<Summary>, StoreError> {
     let Some(w) = r.warning(warning_id)? else { return Ok(None) };
     let history = r.warning_history(warning_id)?;
     let levels = periods(&history, defaults, now);
@@ -337,8 +353,15 @@ pub fn build(r: &ReadTx, warning_id: &str, defaults: &Defaults, regions: &Region
     let by_level: BTreeMap<String, AckStats> = by_level.into_iter().map(|(l, s)| (l, s.finish())).collect();
     let acknowledgements = json!({ "total": total.finish(), "by_region": by_region, "by_level": by_level });
 
-    let list: Vec<Inspection> = r.docs::<Inspection>(INSPECTIONS, &format!("{warning_id}."), "", usize::MAX)?.into_iter().map(|(_, i)| i).collect();
-    let mut inspections = InspectionSummary { total: list.len(), ..InspectionSummary::default() };
+    let list: Vec<Inspection> = r
+        .docs::<Inspection>(INSPECTIONS, &format!("{warning_id}."), "", usize::MAX)?
+        .into_iter()
+        .map(|(_, i)| i)
+        .collect();
+    let mut inspections = InspectionSummary {
+        total: list.len(),
+        ..InspectionSummary::default()
+    };
     for i in &list {
         inspections.open += usize::from(i.status == InspectionStatus::Open);
         match &i.result {
@@ -351,7 +374,10 @@ pub fn build(r: &ReadTx, warning_id: &str, defaults: &Defaults, regions: &Region
     inspections.list = list;
 
     // Negotiated reductions: the latest version per enterprise.
-    let negotiated: Vec<&Assignment> = all.iter().filter(|a| a.negotiated.is_some() && !matches!(a.status, AssignmentStatus::Superseded { .. })).collect();
+    let negotiated: Vec<&Assignment> = all
+        .iter()
+        .filter(|a| a.negotiated.is_some() && !matches!(a.status, AssignmentStatus::Superseded { .. }))
+        .collect();
     let enterprise = |uscc: &str| -> Result<Option<crate::registry::Enterprise>, StoreError> { crate::list::enterprise(r, uscc) };
     let mut negotiated_json = Vec::new();
     for a in &negotiated {
@@ -368,7 +394,11 @@ pub fn build(r: &ReadTx, warning_id: &str, defaults: &Defaults, regions: &Region
     let society_row = society.as_ref().ok().and_then(|s| society_of(s, regions, w.region));
     let basis = match (&society_row, society) {
         (Some((_, b)), _) => b.clone(),
-        (None, Ok(_)) => format!("unknown: the whole-society emissions table has no row for {} ({}) or a region within it", regions.name(w.region), w.region),
+        (None, Ok(_)) => format!(
+            "unknown: the whole-society emissions table has no row for {} ({}) or a region within it",
+            regions.name(w.region),
+            w.region
+        ),
         (None, Err(e)) => format!("unknown: {e}"),
     };
     let mut reductions = Vec::new();
@@ -397,7 +427,9 @@ pub fn build(r: &ReadTx, warning_id: &str, defaults: &Defaults, regions: &Region
                 AssignmentStatus::Ended { at } => Some(*at),
                 _ => None,
             };
-            let overlaps = level_periods.iter().any(|q| a.created_at < q.to.unwrap_or(now) && until.is_none_or(|u| u > q.from));
+            let overlaps = level_periods
+                .iter()
+                .any(|q| a.created_at < q.to.unwrap_or(now) && until.is_none_or(|u| u > q.from));
             if overlaps && let Some(c) = &a.negotiated {
                 neg = neg.add(&c.reductions);
             }
@@ -406,7 +438,12 @@ pub fn build(r: &ReadTx, warning_id: &str, defaults: &Defaults, regions: &Region
         let target_percent = defaults.level(&p.level).map_or_else(PerPollutant::default, |l| l.target_percent);
         let target = society_row.as_ref().map(|(s, _)| s.zip(&target_percent, |s, t| s * t / 100.0));
         let short = target
-            .map(|t| Pollutant::ALL.into_iter().filter(|x| t.get(*x) > 0.0 && total.get(*x) + 1e-9 < t.get(*x)).collect())
+            .map(|t| {
+                Pollutant::ALL
+                    .into_iter()
+                    .filter(|x| t.get(*x) > 0.0 && total.get(*x) + 1e-9 < t.get(*x))
+                    .collect()
+            })
             .unwrap_or_default();
         reductions.push(ReductionCheck {
             level: p.level.clone(),
@@ -447,32 +484,73 @@ fn warning_json(w: &Warning, regions: &Regions, defaults: &Defaults) -> Value {
 async fn summary(State(s): State<Arc<AppState>>, _staff: Staff, UrlPath(id): UrlPath<String>) -> Result<Json<Summary>, ApiError> {
     let society = load_society(s.settings.list_seed.as_deref());
     let now = s.engine.clock.now();
-    let out = s.engine.store.read(|r| build(r, &id, &s.defaults, s.engine.regions, &society, now))?;
+    let out = s
+        .engine
+        .store
+        .read(|r| build(r, &id, &s.defaults, s.engine.regions, &society, now))?;
     out.map(Json).ok_or_else(|| ApiError::NotFound(format!("no warning {id}")))
 }
 
 /// Prints a summary (the JSON of the endpoint) as tables for people.
 pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Result {
-    let s = |v: &Value| v.as_str().map_or_else(|| if v.is_null() { "-".to_string() } else { v.to_string() }, str::to_string);
-    let t = |v: &Value| {
+    let s = |v: &Value| {
         v.as_str()
-            .and_then(|x| DateTime::parse_from_rfc3339(x).ok())
-            .map_or_else(|| "-".to_string(), |x| x.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M").to_string())
+            .map_or_else(|| if v.is_null() { "-".to_string() } else { v.to_string() }, str::to_string)
+    };
+    let t = |v: &Value| {
+        v.as_str().and_then(|x| DateTime::parse_from_rfc3339(x).ok()).map_or_else(
+            || "-".to_string(),
+            |x| x.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M").to_string(),
+        )
     };
     let num = |v: &Value| v.as_f64().map_or_else(|| "-".to_string(), |x| format!("{x}"));
     let pct = |v: &Value| v.as_f64().map_or_else(|| "-".to_string(), |x| format!("{:.1}%", x * 100.0));
     let w = &v["warning"];
-    writeln!(out, "Warning {}  {} ({})  {} {}", s(&w["id"]), s(&w["region_name"]), s(&w["region"]), s(&w["level_name"]), s(&w["status"]))?;
-    writeln!(out, "  issued {}  start {}  expected end {}  ended {}", t(&w["issued_at"]), t(&w["start"]), t(&w["expected_end"]), t(&w["ended_at"]))?;
+    writeln!(
+        out,
+        "Warning {}  {} ({})  {} {}",
+        s(&w["id"]),
+        s(&w["region_name"]),
+        s(&w["region"]),
+        s(&w["level_name"]),
+        s(&w["status"])
+    )?;
+    writeln!(
+        out,
+        "  issued {}  start {}  expected end {}  ended {}",
+        t(&w["issued_at"]),
+        t(&w["start"]),
+        t(&w["expected_end"]),
+        t(&w["ended_at"])
+    )?;
     writeln!(out, "\nLevels")?;
     for p in v["levels"].as_array().into_iter().flatten() {
-        writeln!(out, "  {:<8} {:<10} {} → {:<16} {:>7} h", s(&p["level"]), s(&p["level_name"]), t(&p["from"]), t(&p["to"]), num(&p["hours"]))?;
+        writeln!(
+            out,
+            "  {:<8} {:<10} {} → {:<16} {:>7} h",
+            s(&p["level"]),
+            s(&p["level_name"]),
+            t(&p["from"]),
+            t(&p["to"]),
+            num(&p["hours"])
+        )?;
     }
     writeln!(out, "\nAssignments            enterprises  departments  negotiated  superseded")?;
     for (level, a) in v["assignments"].as_object().into_iter().flatten() {
-        writeln!(out, "  {:<20} {:>11}  {:>11}  {:>10}  {:>10}", level, num(&a["enterprises"]), num(&a["departments"]), num(&a["negotiated"]), num(&a["superseded"]))?;
+        writeln!(
+            out,
+            "  {:<20} {:>11}  {:>11}  {:>10}  {:>10}",
+            level,
+            num(&a["enterprises"]),
+            num(&a["departments"]),
+            num(&a["negotiated"]),
+            num(&a["superseded"])
+        )?;
     }
-    writeln!(out, "\nAcknowledgements       assigned  received  on time  in place   rate  median min  p90 min")?;
+    writeln!(
+        out,
+        "\nAcknowledgements       assigned  received  on time  in place   rate  median min  p90 min"
+    )?;
     let row = |out: &mut dyn std::fmt::Write, label: &str, a: &Value| {
         writeln!(
             out,
@@ -492,24 +570,53 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
     }
     row(out, "total", &v["acknowledgements"]["total"])?;
     let i = &v["inspections"];
-    writeln!(out, "\nInspections  {} opened, {} open, {} compliant, {} non-compliant", num(&i["total"]), num(&i["open"]), num(&i["compliant"]), num(&i["non_compliant"]))?;
+    writeln!(
+        out,
+        "\nInspections  {} opened, {} open, {} compliant, {} non-compliant",
+        num(&i["total"]),
+        num(&i["open"]),
+        num(&i["compliant"]),
+        num(&i["non_compliant"])
+    )?;
     for x in i["list"].as_array().into_iter().flatten() {
         let finding = match x["result"]["compliant"].as_bool() {
             Some(true) => "compliant".to_string(),
             Some(false) => format!("NON-COMPLIANT: {}", s(&x["result"]["note"])),
             None => "open".to_string(),
         };
-        writeln!(out, "  {}  {} ({})  {}  {}", s(&x["county"]), s(&x["enterprise_name"]), s(&x["uscc"]), s(&x["reason"]), finding)?;
+        writeln!(
+            out,
+            "  {}  {} ({})  {}  {}",
+            s(&x["county"]),
+            s(&x["enterprise_name"]),
+            s(&x["uscc"]),
+            s(&x["reason"]),
+            finding
+        )?;
     }
     if let Some(list) = v["negotiated"].as_array().filter(|l| !l.is_empty()) {
         writeln!(out, "\nNegotiated reductions")?;
         for n in list {
-            writeln!(out, "  {} ({}): {}", s(&n["name"]), s(&n["uscc"]), s(&n["commitment"]["commitment"]))?;
+            writeln!(
+                out,
+                "  {} ({}): {}",
+                s(&n["name"]),
+                s(&n["uscc"]),
+                s(&n["commitment"]["commitment"])
+            )?;
         }
     }
     writeln!(out, "\nReductions, t/day       SO2        NOx        PM         VOCs")?;
     for r in v["reductions"].as_array().into_iter().flatten() {
-        let p = |x: &Value| format!("{:>9}  {:>9}  {:>9}  {:>9}", num(&x["so2"]), num(&x["nox"]), num(&x["pm"]), num(&x["vocs"]));
+        let p = |x: &Value| {
+            format!(
+                "{:>9}  {:>9}  {:>9}  {:>9}",
+                num(&x["so2"]),
+                num(&x["nox"]),
+                num(&x["pm"]),
+                num(&x["vocs"])
+            )
+        };
         writeln!(out, "  {} ({} enterprises)", s(&r["level_name"]), num(&r["enterprises"]))?;
         writeln!(out, "    expected          {}", p(&r["expected"]))?;
         writeln!(out, "    negotiated        {}", p(&r["negotiated"]))?;
@@ -519,7 +626,15 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
         } else {
             writeln!(out, "    target            {}", p(&r["target"]))?;
             let short: Vec<String> = r["short"].as_array().into_iter().flatten().map(s).collect();
-            writeln!(out, "    {}", if short.is_empty() { "target met".to_string() } else { format!("short of the target: {}", short.join(", ")) })?;
+            writeln!(
+                out,
+                "    {}",
+                if short.is_empty() {
+                    "target met".to_string()
+                } else {
+                    format!("short of the target: {}", short.join(", "))
+                }
+            )?;
         }
     }
     Ok(())

@@ -121,7 +121,13 @@ pub struct Timer {
 }
 
 fn timer_key(t: &Timer) -> String {
-    format!("{:015}/{}/{:012}/{}", t.due.timestamp_millis().max(0), t.warning_id, t.batch, t.step.name())
+    format!(
+        "{:015}/{}/{:012}/{}",
+        t.due.timestamp_millis().max(0),
+        t.warning_id,
+        t.batch,
+        t.step.name()
+    )
 }
 
 /// The batch of an assignment: the `{seq:012}` suffix of its key.
@@ -151,7 +157,14 @@ fn parse_tier(s: &str) -> Option<Tier> {
 pub fn timers_for(defaults: &Defaults, a: &Assignment) -> Vec<Timer> {
     let Some(batch) = batch_of(&a.key) else { return Vec::new() };
     let chain: Vec<String> = defaults.escalation.iter().map(|t| tier_name(*t)).collect();
-    let make = |step: Step, due: DateTime<Utc>| Timer { warning_id: a.warning_id.clone(), batch, step, due, deadline: a.ack_deadline, chain: chain.clone() };
+    let make = |step: Step, due: DateTime<Utc>| Timer {
+        warning_id: a.warning_id.clone(),
+        batch,
+        step,
+        due,
+        deadline: a.ack_deadline,
+        chain: chain.clone(),
+    };
     let mut out = Vec::new();
     if let Some(before) = defaults.remind_before(&a.level) {
         let at = a.ack_deadline - before;
@@ -164,7 +177,13 @@ pub fn timers_for(defaults: &Defaults, a: &Assignment) -> Vec<Timer> {
     }
     let every = defaults.escalate_every(&a.level).unwrap_or_else(|| Duration::hours(2));
     for (round, tier) in chain.iter().enumerate().skip(1) {
-        out.push(make(Step::Escalate { round: round as u32, tier: tier.clone() }, a.ack_deadline + every * round as i32));
+        out.push(make(
+            Step::Escalate {
+                round: round as u32,
+                tier: tier.clone(),
+            },
+            a.ack_deadline + every * round as i32,
+        ));
     }
     out
 }
@@ -173,7 +192,9 @@ pub fn timers_for(defaults: &Defaults, a: &Assignment) -> Vec<Timer> {
 /// writes them; the others find them written). Runs in the caller's transaction.
 pub fn schedule(tx: &mut Tx<'_>, defaults: &Defaults, a: &Assignment) -> Result<(), StoreError> {
     let timers = timers_for(defaults, a);
-    let Some(overdue) = timers.iter().find(|t| matches!(t.step, Step::Overdue { .. })) else { return Ok(()) };
+    let Some(overdue) = timers.iter().find(|t| matches!(t.step, Step::Overdue { .. })) else {
+        return Ok(());
+    };
     if tx.doc::<serde::de::IgnoredAny>(TIMERS, &timer_key(overdue))?.is_some() {
         return Ok(());
     }
@@ -194,7 +215,10 @@ pub fn hook(defaults: Arc<Defaults>) -> Arc<OnAssigned> {
     Arc::new(move |tx: &mut Tx<'_>, a: &Assignment, _token: &str| {
         let Some(batch) = batch_of(&a.key) else { return Ok(()) };
         let mut seen = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.as_ref().is_some_and(|(w, b, at)| *b == batch && *at == a.created_at && *w == a.warning_id) {
+        if seen
+            .as_ref()
+            .is_some_and(|(w, b, at)| *b == batch && *at == a.created_at && *w == a.warning_id)
+        {
             return Ok(());
         }
         schedule(tx, &defaults, a)?;
@@ -238,7 +262,12 @@ impl Missing {
             (Party::Enterprise { uscc, .. }, Some(e)) => {
                 let c = e.responsible();
                 let kind = if self.a.negotiated.is_some() { "negotiated" } else { "enterprise" };
-                (kind, e.name.clone(), Some(uscc.clone()), c.map(|c| (c.name.clone(), c.phone.as_str().to_string())))
+                (
+                    kind,
+                    e.name.clone(),
+                    Some(uscc.clone()),
+                    c.map(|c| (c.name.clone(), c.phone.as_str().to_string())),
+                )
             }
             (Party::Enterprise { uscc, .. }, None) => ("enterprise", uscc.clone(), Some(uscc.clone()), None),
             (Party::Department { name, region, .. }, _) => ("department", format!("{}{}", regions.name(*region), name), None, None),
@@ -267,7 +296,9 @@ fn missing_of(tx: &Tx<'_>, warning_id: &str, batch: u64) -> Result<Vec<Missing>,
         let Some((last, _)) = page.last() else { break };
         after = last.clone();
         for (_, key) in page.into_iter().filter(|(_, k)| k.ends_with(&suffix)) {
-            let Some(a) = tx.doc::<Assignment>(ASSIGNMENTS, &key)? else { continue };
+            let Some(a) = tx.doc::<Assignment>(ASSIGNMENTS, &key)? else {
+                continue;
+            };
             if a.status != AssignmentStatus::Active || a.has("received") {
                 continue;
             }
@@ -297,7 +328,10 @@ pub fn tier_region(regions: &Regions, r: RegionCode, tier: Tier) -> RegionCode {
 /// The level's display data for messages.
 fn level_json(set: &PlaybookSet, regions: &Regions, defaults: &Defaults, warning_region: RegionCode, level: &str) -> Value {
     let l = set.for_region(warning_region, regions).and_then(|p| p.level(level));
-    let name = l.map(|l| l.name.clone()).or_else(|| defaults.level(level).map(|l| l.name.clone())).unwrap_or_else(|| level.to_string());
+    let name = l
+        .map(|l| l.name.clone())
+        .or_else(|| defaults.level(level).map(|l| l.name.clone()))
+        .unwrap_or_else(|| level.to_string());
     json!({
         "level": level,
         "level_name": name,
@@ -317,16 +351,27 @@ fn merge(mut base: Value, more: &Value) -> Value {
 
 /// The enterprise's notice recipient: its 责任人 if that one has an email, else the first address.
 pub fn enterprise_recipient(e: &Enterprise) -> Option<Recipient> {
-    let c = e.responsible().filter(|c| c.email.is_some()).or_else(|| e.contacts.iter().find(|c| c.email.is_some()))?;
+    let c = e
+        .responsible()
+        .filter(|c| c.email.is_some())
+        .or_else(|| e.contacts.iter().find(|c| c.email.is_some()))?;
     let email = c.email.as_ref()?;
-    Some(Recipient { key: format!("e{}", e.uscc.as_str()), name: c.name.clone(), address: email.as_str().to_string() })
+    Some(Recipient {
+        key: format!("e{}", e.uscc.as_str()),
+        name: c.name.clone(),
+        address: email.as_str().to_string(),
+    })
 }
 
 /// What an enterprise's notices say about its task: the measures (or the negotiated commitment).
 pub fn task_json(defaults: &Defaults, e: &Enterprise, a: &Assignment) -> Value {
     let measures: Vec<Value> = match &a.negotiated {
         Some(n) => vec![json!({ "line_name": Value::Null, "text": n.commitment, "note": n.reductions_text() })],
-        None => defaults.measures_for(e, &a.level).iter().map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note })).collect(),
+        None => defaults
+            .measures_for(e, &a.level)
+            .iter()
+            .map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note }))
+            .collect(),
     };
     json!({
         "enterprise": { "name": e.name, "uscc": e.uscc.as_str() },
@@ -421,13 +466,30 @@ impl Escalation {
         }
         if queued > 0 {
             tx.bump("ack_reminders", queued)?;
-            tx.append(now, "escalation", None, RecordBody::Other { kind: "ack_reminded".into(), data: json!({ "warning_id": t.warning_id, "batch": t.batch, "reminders": queued }) })?;
+            tx.append(
+                now,
+                "escalation",
+                None,
+                RecordBody::Other {
+                    kind: "ack_reminded".into(),
+                    data: json!({ "warning_id": t.warning_id, "batch": t.batch, "reminders": queued }),
+                },
+            )?;
         }
         Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn report(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, t: &Timer, step: &Step, missing: &[Missing], common: &Value, open: Vec<crate::inspect::Inspection>) -> Result<(), StoreError> {
+    fn report(
+        &self,
+        tx: &mut Tx<'_>,
+        now: DateTime<Utc>,
+        t: &Timer,
+        step: &Step,
+        missing: &[Missing],
+        common: &Value,
+        open: Vec<crate::inspect::Inspection>,
+    ) -> Result<(), StoreError> {
         let round = step.round().unwrap_or(0) as usize;
         let chain: Vec<Tier> = t.chain.iter().filter_map(|s| parse_tier(s)).collect();
         let Some(tier) = chain.get(round).copied() else { return Ok(()) };
@@ -436,7 +498,11 @@ impl Escalation {
         let mut groups: BTreeMap<RegionCode, Vec<&Missing>> = BTreeMap::new();
         for m in missing {
             let r = tier_region(self.regions, m.region(), tier);
-            if round > 0 && chain.get(round - 1).is_some_and(|prev| tier_region(self.regions, m.region(), *prev) == r) {
+            if round > 0
+                && chain
+                    .get(round - 1)
+                    .is_some_and(|prev| tier_region(self.regions, m.region(), *prev) == r)
+            {
                 continue;
             }
             groups.entry(r).or_default().push(m);
@@ -482,10 +548,26 @@ impl Escalation {
                 let mut d = data.clone();
                 d["recipient"] = json!({ "name": p.name, "role": p.role, "region": p.region });
                 let id = format!("{}.{:012}.{label}.{region}-{}-email", t.warning_id, t.batch, p.id);
-                let msg = OutboxMessage::new(&id, Channel::Email, Recipient { key: p.id.clone(), name: p.name.clone(), address: p.email.clone() }, template, d, &t.warning_id, Some(*region), now);
+                let msg = OutboxMessage::new(
+                    &id,
+                    Channel::Email,
+                    Recipient {
+                        key: p.id.clone(),
+                        name: p.name.clone(),
+                        address: p.email.clone(),
+                    },
+                    template,
+                    d,
+                    &t.warning_id,
+                    Some(*region),
+                    now,
+                );
                 told += u64::from(outbox::enqueue_new(tx, msg)?);
             }
-            per_region.insert(region.to_string(), json!({ "missing": list.len(), "told": people.iter().map(|p| p.id.clone()).collect::<Vec<_>>() }));
+            per_region.insert(
+                region.to_string(),
+                json!({ "missing": list.len(), "told": people.iter().map(|p| p.id.clone()).collect::<Vec<_>>() }),
+            );
         }
         if !groups.is_empty() {
             tx.bump(&format!("{event}_notices"), told)?;
@@ -501,12 +583,20 @@ pub async fn run_once(esc: &Arc<Escalation>, state: &AppState, now: DateTime<Utc
     let cut = format!("{:015}", now.timestamp_millis().max(0));
     let mut fired = 0;
     loop {
-        let any = state.engine.store.read(|r| Ok(r.doc_keys(TIMERS, "", "", 1)?.first().is_some_and(|k| k.get(..15).is_some_and(|d| d <= cut.as_str()))))?;
+        let any = state.engine.store.read(|r| {
+            Ok(r.doc_keys(TIMERS, "", "", 1)?
+                .first()
+                .is_some_and(|k| k.get(..15).is_some_and(|d| d <= cut.as_str())))
+        })?;
         if !any {
             return Ok(fired);
         }
         let (esc, set) = (esc.clone(), state.engine.playbooks.live());
-        let n = state.engine.store.write(move |tx| esc.fire_due(tx, &set, now, TIMERS_PER_JOB)).await?;
+        let n = state
+            .engine
+            .store
+            .write(move |tx| esc.fire_due(tx, &set, now, TIMERS_PER_JOB))
+            .await?;
         fired += n;
         if n == 0 {
             return Ok(fired);
@@ -544,7 +634,10 @@ mod tests {
             key: key.into(),
             warning_id: "140100-20261202-1".into(),
             warning_region: RegionCode::parse("140100").unwrap(),
-            party: Party::Enterprise { uscc: "x".into(), county: RegionCode::parse("140105").unwrap() },
+            party: Party::Enterprise {
+                uscc: "x".into(),
+                county: RegionCode::parse("140105").unwrap(),
+            },
             level: level.into(),
             applies_from: t0 + Duration::hours(24),
             ack_deadline: t0 + shanxi_defaults().ack_deadline(level).unwrap(),
@@ -561,7 +654,10 @@ mod tests {
         let d = shanxi_defaults();
         let a = assignment("orange", "140100-20261202-1/e:x/000000000042");
         let t0 = a.created_at;
-        let got: Vec<(String, i64)> = timers_for(d, &a).iter().map(|t| (t.step.name(), (t.due - t0).num_minutes())).collect();
+        let got: Vec<(String, i64)> = timers_for(d, &a)
+            .iter()
+            .map(|t| (t.step.name(), (t.due - t0).num_minutes()))
+            .collect();
         // Orange: 4 h to acknowledge, a reminder 1 h before, then every 2 h the next tier.
         let want = [("1-remind", 180), ("2-overdue", 240), ("3-escalate-1", 360), ("3-escalate-2", 480)];
         assert_eq!(got, want.map(|(s, m)| (s.to_string(), m)));
@@ -598,7 +694,14 @@ mod tests {
             "missing": [{ "kind": "enterprise", "kind_name": "企业", "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X",
                           "region_name": "小店区", "contact_name": "王建国", "contact_phone": "13800000001", "deadline": "2026年12月2日 12:05", "assignment": "k" }],
         });
-        v = merge(v, if name.starts_with("ack_reminder") || name == "negotiated_issued" { &task } else { &report });
+        v = merge(
+            v,
+            if name.starts_with("ack_reminder") || name == "negotiated_issued" {
+                &task
+            } else {
+                &report
+            },
+        );
         v
     }
 
@@ -607,7 +710,13 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/templates/notify");
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|n| if n.ends_with(".html.j2") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None });
+        env.set_auto_escape_callback(|n| {
+            if n.ends_with(".html.j2") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
         for f in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
             let name = f.file_name().unwrap().to_string_lossy().to_string();
             env.add_template_owned(name, std::fs::read_to_string(&f).unwrap()).unwrap();
@@ -616,15 +725,29 @@ mod tests {
             let mut data = sample(name);
             data["recipient"]["name"] = json!("<b>白雪</b>");
             for part in ["subject", "txt", "html"] {
-                let out = env.get_template(&format!("{name}.{part}.j2")).unwrap().render(&data).unwrap_or_else(|e| panic!("{name}.{part}: {e:#}"));
+                let out = env
+                    .get_template(&format!("{name}.{part}.j2"))
+                    .unwrap()
+                    .render(&data)
+                    .unwrap_or_else(|e| panic!("{name}.{part}: {e:#}"));
                 assert!(!out.trim().is_empty(), "{name}.{part}");
                 if part == "html" {
-                    assert!(!out.contains("<b>白雪") && out.contains("&lt;b&gt;白雪"), "{name}.html escapes: {out}");
+                    assert!(
+                        !out.contains("<b>白雪") && out.contains("&lt;b&gt;白雪"),
+                        "{name}.html escapes: {out}"
+                    );
                 }
             }
         }
-        let subject = env.get_template("ack_overdue.subject.j2").unwrap().render(sample("ack_overdue")).unwrap();
-        assert_eq!(subject.trim(), "【逾期未确认】小店区2家单位未确认太原市重污染天气橙色预警应急响应任务");
+        let subject = env
+            .get_template("ack_overdue.subject.j2")
+            .unwrap()
+            .render(sample("ack_overdue"))
+            .unwrap();
+        assert_eq!(
+            subject.trim(),
+            "【逾期未确认】小店区2家单位未确认太原市重污染天气橙色预警应急响应任务"
+        );
     }
 
     #[test]

@@ -161,7 +161,11 @@ impl ParseOptions {
 
 /// Parses a forecast from bytes, choosing CSV or JSON by the first non-blank byte (`{` → JSON).
 pub fn parse(file: &str, bytes: &[u8], regions: &Regions, opts: &ParseOptions) -> Result<Forecast, ForecastError> {
-    let err = |position: Position, reason: String| ForecastError { file: file.to_string(), position, reason };
+    let err = |position: Position, reason: String| ForecastError {
+        file: file.to_string(),
+        position,
+        reason,
+    };
     if bytes.len() > opts.max_bytes {
         return Err(err(
             Position::File,
@@ -184,7 +188,11 @@ pub fn parse(file: &str, bytes: &[u8], regions: &Regions, opts: &ParseOptions) -
     if text.trim().is_empty() {
         return Err(err(Position::File, "file is empty".into()));
     }
-    let rows = if text.trim_start().starts_with('{') { parse_json(file, text)? } else { parse_csv(file, text, opts)? };
+    let rows = if text.trim_start().starts_with('{') {
+        parse_json(file, text)?
+    } else {
+        parse_csv(file, text, opts)?
+    };
     build(file, rows, regions, opts)
 }
 
@@ -306,7 +314,11 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
         rows.push(row);
     }
     if header.is_none() {
-        return Err(ForecastError { file: file.into(), position: Position::File, reason: "file has no header row".into() });
+        return Err(ForecastError {
+            file: file.into(),
+            position: Position::File,
+            reason: "file has no header row".into(),
+        });
     }
     Ok(RawFile { issued_at, source, rows })
 }
@@ -320,13 +332,15 @@ struct JsonForecast {
 }
 
 fn parse_json(file: &str, text: &str) -> Result<RawFile, ForecastError> {
-    let err = |path: String, reason: String| ForecastError { file: file.to_string(), position: Position::Json(path), reason };
-    let doc: JsonForecast = serde_json::from_str(text).map_err(|e| {
-        ForecastError {
-            file: file.to_string(),
-            position: Position::LineColumn(e.line(), e.column()),
-            reason: format!("invalid JSON: {e}").replace(&format!(" at line {} column {}", e.line(), e.column()), ""),
-        }
+    let err = |path: String, reason: String| ForecastError {
+        file: file.to_string(),
+        position: Position::Json(path),
+        reason,
+    };
+    let doc: JsonForecast = serde_json::from_str(text).map_err(|e| ForecastError {
+        file: file.to_string(),
+        position: Position::LineColumn(e.line(), e.column()),
+        reason: format!("invalid JSON: {e}").replace(&format!(" at line {} column {}", e.line(), e.column()), ""),
     })?;
     let mut rows = Vec::new();
     for (i, obj) in doc.values.into_iter().enumerate() {
@@ -381,7 +395,11 @@ fn parse_json(file: &str, text: &str) -> Result<RawFile, ForecastError> {
         }
         rows.push(row);
     }
-    Ok(RawFile { issued_at: doc.issued_at.map(|s| (s, Position::Json("issued_at".into()))), source: doc.source, rows })
+    Ok(RawFile {
+        issued_at: doc.issued_at.map(|s| (s, Position::Json("issued_at".into()))),
+        source: doc.source,
+        rows,
+    })
 }
 
 /// Parses an issue time: RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` / `YYYY-MM-DDTHH:MM` read as Asia/Shanghai.
@@ -398,11 +416,18 @@ pub fn parse_time(s: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Result<Forecast, ForecastError> {
-    let err = |position: Position, reason: String| ForecastError { file: file.to_string(), position, reason };
+    let err = |position: Position, reason: String| ForecastError {
+        file: file.to_string(),
+        position,
+        reason,
+    };
     let issued_at = match (&opts.issued_at, &raw.issued_at) {
         (Some(t), _) => Some(*t),
         (None, Some((s, pos))) => Some(parse_time(s).ok_or_else(|| {
-            err(pos.clone(), format!("issued_at \"{s}\" is not a time (use RFC 3339 or YYYY-MM-DD HH:MM, Asia/Shanghai)"))
+            err(
+                pos.clone(),
+                format!("issued_at \"{s}\" is not a time (use RFC 3339 or YYYY-MM-DD HH:MM, Asia/Shanghai)"),
+            )
         })?),
         (None, None) => None,
     };
@@ -439,11 +464,26 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
                     return Err(err(pos, format!("aqi {v} is above 500, the top of the AQI scale")));
                 }
                 let primary = aqi::aqi(standard, &conc).map(|r| r.primary).unwrap_or_default();
-                DayValue { date, aqi: Some(v as u16), primary, computed: false }
+                DayValue {
+                    date,
+                    aqi: Some(v as u16),
+                    primary,
+                    computed: false,
+                }
             }
             None => match aqi::aqi(standard, &conc) {
-                Some(r) => DayValue { date, aqi: Some(r.aqi), primary: r.primary, computed: true },
-                None => DayValue { date, aqi: None, primary: Vec::new(), computed: false },
+                Some(r) => DayValue {
+                    date,
+                    aqi: Some(r.aqi),
+                    primary: r.primary,
+                    computed: true,
+                },
+                None => DayValue {
+                    date,
+                    aqi: None,
+                    primary: Vec::new(),
+                    computed: false,
+                },
             },
         };
         series.entry(region).or_default().push((value, row.pos));
@@ -459,14 +499,22 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
             if a.date.succ_opt() != Some(b.0.date) {
                 return Err(err(
                     b.1.clone(),
-                    format!("region {region} has no value for {} (dates must be consecutive)", a.date.succ_opt().unwrap_or(a.date)),
+                    format!(
+                        "region {region} has no value for {} (dates must be consecutive)",
+                        a.date.succ_opt().unwrap_or(a.date)
+                    ),
                 ));
             }
         }
         if days.len() < opts.min_days || days.len() > opts.max_days {
             return Err(err(
                 days[0].1.clone(),
-                format!("region {region} has {} days; a forecast covers {} to {} days", days.len(), opts.min_days, opts.max_days),
+                format!(
+                    "region {region} has {} days; a forecast covers {} to {} days",
+                    days.len(),
+                    opts.min_days,
+                    opts.max_days
+                ),
             ));
         }
         out.insert(region, days.into_iter().map(|(d, _)| d).collect::<Vec<_>>());
@@ -492,7 +540,12 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
     };
     let source = opts.source.clone().or(raw.source).unwrap_or_else(|| "unknown".into());
     let id = Forecast::compute_id(&issued_at, &source, &out);
-    Ok(Forecast { id, issued_at, source, series: out })
+    Ok(Forecast {
+        id,
+        issued_at,
+        source,
+        series: out,
+    })
 }
 
 #[cfg(test)]
@@ -555,20 +608,59 @@ mod tests {
     #[test]
     fn each_bad_input_is_rejected_with_its_place_and_reason() {
         let cases: &[(&str, &str)] = &[
-            ("region,date,aqi\n140100,2026-12-02,180\n", "f.csv: no issue time: add a \"# issued_at: 2026-12-01 16:00\" line (or \"issued_at\" in JSON)"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi,wind\n", "f.csv:2:17: unknown column \"wind\" (expected region, date, aqi, pm25, pm10, so2, no2, co, o3_8h, o3_1h)"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n149999,2026-12-02,180\n", "f.csv:3:1: unknown region 149999"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n14010,2026-12-02,180\n", "f.csv:3:1: region code \"14010\" must be 6 digits"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,180\n140100,2026-12-02,190\n", "f.csv:4:1: duplicate value for region 140100 on 2026-12-02"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,180\n140100,2026-12-04,190\n", "f.csv:4:1: region 140100 has no value for 2026-12-03 (dates must be consecutive)"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,-5\n", "f.csv:3:19: aqi -5 is negative"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,pm25\n140100,2026-12-02,-5\n", "f.csv:3:19: pm25 -5 is negative"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,high\n", "f.csv:3:19: aqi \"high\" is not a number"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,501\n", "f.csv:3:19: aqi 501 is above 500, the top of the AQI scale"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026/12/02,180\n", "f.csv:3:8: date \"2026/12/02\" is not YYYY-MM-DD"),
-            ("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02\n", "f.csv:3:8: row has 2 cells, the header has 3"),
+            (
+                "region,date,aqi\n140100,2026-12-02,180\n",
+                "f.csv: no issue time: add a \"# issued_at: 2026-12-01 16:00\" line (or \"issued_at\" in JSON)",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi,wind\n",
+                "f.csv:2:17: unknown column \"wind\" (expected region, date, aqi, pm25, pm10, so2, no2, co, o3_8h, o3_1h)",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n149999,2026-12-02,180\n",
+                "f.csv:3:1: unknown region 149999",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n14010,2026-12-02,180\n",
+                "f.csv:3:1: region code \"14010\" must be 6 digits",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,180\n140100,2026-12-02,190\n",
+                "f.csv:4:1: duplicate value for region 140100 on 2026-12-02",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,180\n140100,2026-12-04,190\n",
+                "f.csv:4:1: region 140100 has no value for 2026-12-03 (dates must be consecutive)",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,-5\n",
+                "f.csv:3:19: aqi -5 is negative",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,pm25\n140100,2026-12-02,-5\n",
+                "f.csv:3:19: pm25 -5 is negative",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,high\n",
+                "f.csv:3:19: aqi \"high\" is not a number",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,501\n",
+                "f.csv:3:19: aqi 501 is above 500, the top of the AQI scale",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026/12/02,180\n",
+                "f.csv:3:8: date \"2026/12/02\" is not YYYY-MM-DD",
+            ),
+            (
+                "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02\n",
+                "f.csv:3:8: row has 2 cells, the header has 3",
+            ),
             ("   \n", "f.csv: file is empty"),
-            ("# issued_at: yesterday\nregion,date,aqi\n140100,2026-12-02,180\n", "f.csv:1:1: issued_at \"yesterday\" is not a time (use RFC 3339 or YYYY-MM-DD HH:MM, Asia/Shanghai)"),
+            (
+                "# issued_at: yesterday\nregion,date,aqi\n140100,2026-12-02,180\n",
+                "f.csv:1:1: issued_at \"yesterday\" is not a time (use RFC 3339 or YYYY-MM-DD HH:MM, Asia/Shanghai)",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(&error_of(input), expected, "input: {input:?}");
@@ -594,7 +686,10 @@ mod tests {
 
     #[test]
     fn a_file_over_the_limit_is_refused_before_it_is_read() {
-        let opts = ParseOptions { max_bytes: 10, ..ParseOptions::forecast() };
+        let opts = ParseOptions {
+            max_bytes: 10,
+            ..ParseOptions::forecast()
+        };
         let e = parse("f.csv", &[b'a'; 11], regions(), &opts).unwrap_err();
         assert_eq!(e.to_string(), "f.csv: file is 11 bytes, larger than the limit of 10 bytes");
     }

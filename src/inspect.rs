@@ -137,7 +137,9 @@ impl Inspection {
 
 /// Whether the assignment has had an inspection task already.
 pub fn exists_for(tx: &Tx<'_>, a: &Assignment) -> Result<bool, StoreError> {
-    let Party::Enterprise { uscc, county } = &a.party else { return Ok(true) };
+    let Party::Enterprise { uscc, county } = &a.party else {
+        return Ok(true);
+    };
     Ok(tx.doc::<Value>(INSPECTIONS, &base_id(a, *county, uscc))?.is_some())
 }
 
@@ -161,7 +163,15 @@ pub fn put_new(tx: &mut Tx<'_>, now: DateTime<Utc>, i: &Inspection, actor: &str)
     tx.put_doc(INSPECTIONS, &i.id, i)?;
     tx.bump("inspections_opened", 1)?;
     let data = json!({ "inspection": i.id, "warning_id": i.warning_id, "uscc": i.uscc, "county": i.county, "reason": i.reason, "assignment": i.assignment });
-    tx.append(now, actor, None, RecordBody::Other { kind: "inspection_opened".into(), data })?;
+    tx.append(
+        now,
+        actor,
+        None,
+        RecordBody::Other {
+            kind: "inspection_opened".into(),
+            data,
+        },
+    )?;
     Ok(())
 }
 
@@ -191,7 +201,9 @@ pub(crate) fn api_error(e: StoreError) -> ApiError {
 }
 
 pub(crate) fn enterprise_in(tx: &Tx<'_>, uscc: &str) -> Result<Option<Enterprise>, StoreError> {
-    let Some(county) = tx.doc::<String>(BY_USCC, uscc)? else { return Ok(None) };
+    let Some(county) = tx.doc::<String>(BY_USCC, uscc)? else {
+        return Ok(None);
+    };
     tx.doc(ENTERPRISES, &format!("{county}/{uscc}"))
 }
 
@@ -222,7 +234,12 @@ struct ListQuery {
 }
 
 async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
-    let county = q.county.as_deref().map(RegionCode::parse).transpose().map_err(|e| ApiError::BadRequest(format!("county: {e}")))?;
+    let county = q
+        .county
+        .as_deref()
+        .map(RegionCode::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("county: {e}")))?;
     let status = match q.status.as_deref() {
         None => None,
         Some("open") => Some(InspectionStatus::Open),
@@ -300,7 +317,8 @@ async fn open(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Resu
                 return Err(refuse(404, format!("no warning {}", b.warning)));
             }
             let e = enterprise_in(tx, &b.uscc)?.ok_or_else(|| refuse(404, format!("no enterprise {} on the list", b.uscc)))?;
-            let a = current_task(tx, &b.warning, &b.uscc)?.ok_or_else(|| refuse(409, format!("enterprise {} has no task in force in warning {}", b.uscc, b.warning)))?;
+            let a = current_task(tx, &b.warning, &b.uscc)?
+                .ok_or_else(|| refuse(409, format!("enterprise {} has no task in force in warning {}", b.uscc, b.warning)))?;
             let id = next_id(tx, &a, e.county, e.uscc.as_str())?;
             let i = Inspection::new(&a, &e, id, "requested", &note, &by, now);
             put_new(tx, now, &i, &by)?;
@@ -322,7 +340,12 @@ struct ResultBody {
 
 /// Drops control characters but keeps line breaks; caps the length.
 fn clean(s: &str, max: usize) -> String {
-    s.chars().filter(|c| !c.is_control() || *c == '\n').take(max).collect::<String>().trim().to_string()
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -335,12 +358,22 @@ async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Str
         None => now,
     };
     if inspected_at > now + Duration::minutes(5) {
-        return Err(ApiError::BadRequest("time: the inspection cannot have taken place in the future".into()));
+        return Err(ApiError::BadRequest(
+            "time: the inspection cannot have taken place in the future".into(),
+        ));
     }
     if !b.compliant && b.note.trim().is_empty() {
-        return Err(ApiError::BadRequest("note: say what was found when the measures were not in place".into()));
+        return Err(ApiError::BadRequest(
+            "note: say what was found when the measures were not in place".into(),
+        ));
     }
-    let result = InspectionResult { compliant: b.compliant, note: clean(&b.note, 2000), inspected_at, recorded_at: now, inspector: staff.name.clone() };
+    let result = InspectionResult {
+        compliant: b.compliant,
+        note: clean(&b.note, 2000),
+        inspected_at,
+        recorded_at: now,
+        inspector: staff.name.clone(),
+    };
     let actor = staff.name.clone();
     let (i, recheck) = s
         .engine

@@ -50,18 +50,29 @@ pub fn current_version(r: &ReadTx) -> Result<Option<VersionSummary>, StoreError>
 
 /// An enterprise by USCC.
 pub fn enterprise(r: &ReadTx, uscc: &str) -> Result<Option<Enterprise>, StoreError> {
-    let Some(county) = r.doc::<String>(BY_USCC, uscc)? else { return Ok(None) };
+    let Some(county) = r.doc::<String>(BY_USCC, uscc)? else {
+        return Ok(None);
+    };
     r.doc(ENTERPRISES, &format!("{county}/{uscc}"))
 }
 
 /// Every stored enterprise, in key order (county, then USCC).
 pub fn all_enterprises(r: &ReadTx) -> Result<Vec<Enterprise>, StoreError> {
-    Ok(r.docs::<Enterprise>(ENTERPRISES, "", "", usize::MAX)?.into_iter().map(|(_, e)| e).collect())
+    Ok(r.docs::<Enterprise>(ENTERPRISES, "", "", usize::MAX)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
 }
 
 /// Records a new list version: writes the enterprises, removes those no longer listed, and appends a
 /// `list_version_recorded` record with the diff; one transaction.
-pub async fn record(store: &Store, version: ListVersion, diff: ListDiff, actor: &str, now: DateTime<Utc>) -> Result<VersionSummary, StoreError> {
+pub async fn record(
+    store: &Store,
+    version: ListVersion,
+    diff: ListDiff,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<VersionSummary, StoreError> {
     let actor = actor.to_string();
     store
         .write(move |tx| {
@@ -76,18 +87,40 @@ pub async fn record(store: &Store, version: ListVersion, diff: ListDiff, actor: 
                     tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
                 }
             }
-            let docs: Vec<(String, &crate::registry::Enterprise)> = version.enterprises.iter().map(|e| (format!("{}/{}", e.county, e.uscc.as_str()), e)).collect();
+            let docs: Vec<(String, &crate::registry::Enterprise)> = version
+                .enterprises
+                .iter()
+                .map(|e| (format!("{}/{}", e.county, e.uscc.as_str()), e))
+                .collect();
             tx.put_docs(ENTERPRISES, &docs)?;
-            let counties: Vec<(String, String)> = version.enterprises.iter().map(|e| (e.uscc.as_str().to_string(), e.county.to_string())).collect();
+            let counties: Vec<(String, String)> = version
+                .enterprises
+                .iter()
+                .map(|e| (e.uscc.as_str().to_string(), e.county.to_string()))
+                .collect();
             tx.put_docs(BY_USCC, &counties)?;
-            let summary = VersionSummary { version: version.version, recorded_at: now, digest: version.digest.clone(), enterprises: version.enterprises.len(), diff };
+            let summary = VersionSummary {
+                version: version.version,
+                recorded_at: now,
+                digest: version.digest.clone(),
+                enterprises: version.enterprises.len(),
+                diff,
+            };
             tx.put_doc(VERSIONS, &format!("{:010}", version.version), &summary)?;
             let data = serde_json::json!({
                 "version": summary.version, "digest": summary.digest, "enterprises": summary.enterprises,
                 "added": summary.diff.added.len(), "removed": summary.diff.removed.len(),
                 "changed": summary.diff.changed.len(), "grade_changes": summary.diff.grade_changes,
             });
-            tx.append(now, &actor, None, RecordBody::Other { kind: "list_version_recorded".into(), data })?;
+            tx.append(
+                now,
+                &actor,
+                None,
+                RecordBody::Other {
+                    kind: "list_version_recorded".into(),
+                    data,
+                },
+            )?;
             Ok(summary)
         })
         .await
@@ -107,7 +140,10 @@ pub async fn seed(state: &crate::app::AppState, dir: &std::path::Path) -> anyhow
         return Ok(());
     }
     let paths = vec![dir.join("enterprises.csv"), dir.join("measures.csv")];
-    let opts = crate::registry::import::ImportOptions { defaults: &state.defaults, regions: Some(state.engine.regions) };
+    let opts = crate::registry::import::ImportOptions {
+        defaults: &state.defaults,
+        regions: Some(state.engine.regions),
+    };
     let enterprises = crate::registry::import::read_paths(&paths, &opts, &mut |_, _| {}).map_err(|errors| {
         let text: Vec<String> = errors.iter().take(20).map(ToString::to_string).collect();
         anyhow::anyhow!("the list seed {} has errors:\n{}", dir.display(), text.join("\n"))
@@ -149,14 +185,20 @@ impl crate::registry::cli::ListSource for StoreList {
         let (summary, enterprises) = self.store.read(|r| Ok((current_version(r)?, all_enterprises(r)?)))?;
         Ok(summary.map(|s| {
             let mut enterprises = enterprises;
-            enterprises.sort_by(|a, b| a.uscc.cmp(&b.uscc));
-            ListVersion { version: s.version, created_at: s.recorded_at, enterprises, digest: s.digest }
+            enterprises.sort_by_key(|a| a.uscc);
+            ListVersion {
+                version: s.version,
+                created_at: s.recorded_at,
+                enterprises,
+                digest: s.digest,
+            }
         }))
     }
 
     fn record(&mut self, version: &ListVersion, diff: &ListDiff) -> anyhow::Result<()> {
         let now = Utc::now();
-        self.rt.block_on(record(&self.store, version.clone(), diff.clone(), "registry import", now))?;
+        self.rt
+            .block_on(record(&self.store, version.clone(), diff.clone(), "registry import", now))?;
         Ok(())
     }
 }

@@ -254,7 +254,15 @@ fn verify(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     for d in &diffs {
         eprintln!("{d}");
     }
-    println!("{}: {events} events; {}", settings.db_path().display(), if diffs.is_empty() { "the views agree with the log".to_string() } else { format!("{} differences", diffs.len()) });
+    println!(
+        "{}: {events} events; {}",
+        settings.db_path().display(),
+        if diffs.is_empty() {
+            "the views agree with the log".to_string()
+        } else {
+            format!("{} differences", diffs.len())
+        }
+    );
     Ok(if diffs.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -276,12 +284,16 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Daemon { config } => daemon(config),
-        Command::Forecast { command: ForecastCommand::Submit { file, server } } => runtime().and_then(|rt| rt.block_on(server.client().submit(&file))),
+        Command::Forecast {
+            command: ForecastCommand::Submit { file, server },
+        } => runtime().and_then(|rt| rt.block_on(server.client().submit(&file))),
         Command::Consult { now, server } => {
             if now {
                 runtime().and_then(|rt| rt.block_on(server.client().consult()))
             } else {
-                Err(anyhow::anyhow!("consult needs --now (scheduled consultations run inside the daemon)"))
+                Err(anyhow::anyhow!(
+                    "consult needs --now (scheduled consultations run inside the daemon)"
+                ))
             }
         }
         Command::Warnings { command } => runtime().and_then(|rt| {
@@ -294,14 +306,20 @@ fn main() -> ExitCode {
                 }
             })
         }),
-        Command::Episode { command: EpisodeCommand::Summary { id, json, server } } => runtime().and_then(|rt| rt.block_on(server.client().episode_summary(&id, json))),
+        Command::Episode {
+            command: EpisodeCommand::Summary { id, json, server },
+        } => runtime().and_then(|rt| rt.block_on(server.client().episode_summary(&id, json))),
         Command::Verify { config } => verify(config),
         Command::Registry { config, command } => registry(config, command),
         Command::Reload { server } => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::Check { paths } => commands::check(&paths),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
         Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json),
-        Command::Replay { observations, playbook, json } => commands::replay(&observations, &playbook, json),
+        Command::Replay {
+            observations,
+            playbook,
+            json,
+        } => commands::replay(&observations, &playbook, json),
     };
     match result {
         Ok(code) => code,

@@ -90,7 +90,12 @@ struct AgreeBody {
 }
 
 fn clean(s: &str, max: usize) -> String {
-    s.chars().filter(|c| !c.is_control()).take(max).collect::<String>().trim().to_string()
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// The current-index key of an enterprise's negotiated reduction in a warning.
@@ -98,20 +103,37 @@ fn current_key(warning_id: &str, uscc: &str) -> String {
     format!("{warning_id}/n:{uscc}")
 }
 
-async fn agree(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn agree(
+    State(s): State<Arc<AppState>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let b: AgreeBody = json_body(&body)?;
-    let r = PerPollutant { so2: b.reductions.so2, nox: b.reductions.nox, pm: b.reductions.pm, vocs: b.reductions.vocs };
+    let r = PerPollutant {
+        so2: b.reductions.so2,
+        nox: b.reductions.nox,
+        pm: b.reductions.pm,
+        vocs: b.reductions.vocs,
+    };
     if Pollutant::ALL.into_iter().any(|p| !(r.get(p).is_finite() && r.get(p) >= 0.0)) {
         return Err(ApiError::BadRequest("reductions: each must be a number ≥ 0 (t/day)".into()));
     }
     if r.is_zero() {
-        return Err(ApiError::BadRequest("reductions: name at least one pollutant with a reduction above 0 (t/day)".into()));
+        return Err(ApiError::BadRequest(
+            "reductions: name at least one pollutant with a reduction above 0 (t/day)".into(),
+        ));
     }
     let commitment = clean(&b.commitment, 500);
     if commitment.is_empty() {
         return Err(ApiError::BadRequest("commitment: say what the enterprise commits to".into()));
     }
-    let c = Commitment { commitment, reductions: r, agreed_by: staff.name.clone(), note: clean(&b.note, 500) };
+    let c = Commitment {
+        commitment,
+        reductions: r,
+        agreed_by: staff.name.clone(),
+        note: clean(&b.note, 500),
+    };
     let now = s.engine.clock.now();
     let (defaults, tokens, regions) = (s.defaults.clone(), s.tokens.clone(), s.engine.regions);
     let base = s.settings.http.public_url.trim_end_matches('/').to_string();
@@ -124,28 +146,52 @@ async fn agree(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Stri
             // Decide (read) first, then write.
             let w = tx.warning(&id)?.ok_or_else(|| refuse(404, format!("no warning {id}")))?;
             if !matches!(w.status, Status::Issued | Status::Active) {
-                return Err(refuse(409, format!("warning {id} is {:?}: a reduction is agreed for an issued or active warning", w.status).to_lowercase()));
+                return Err(refuse(
+                    409,
+                    format!(
+                        "warning {id} is {:?}: a reduction is agreed for an issued or active warning",
+                        w.status
+                    )
+                    .to_lowercase(),
+                ));
             }
             let e = enterprise_in(tx, &uscc)?.ok_or_else(|| refuse(404, format!("no enterprise {uscc} on the list")))?;
             if e.county != w.region && !regions.is_within(e.county, w.region) {
-                return Err(refuse(400, format!("enterprise {uscc} ({}) is not in the region of warning {id} ({})", regions.name(e.county), regions.name(w.region))));
+                return Err(refuse(
+                    400,
+                    format!(
+                        "enterprise {uscc} ({}) is not in the region of warning {id} ({})",
+                        regions.name(e.county),
+                        regions.name(w.region)
+                    ),
+                ));
             }
             let previous = match tx.doc::<String>(CURRENT, &current_key(&id, &uscc))? {
-                Some(k) => tx.doc::<Assignment>(ASSIGNMENTS, &k)?.filter(|a| a.status == AssignmentStatus::Active),
+                Some(k) => tx
+                    .doc::<Assignment>(ASSIGNMENTS, &k)?
+                    .filter(|a| a.status == AssignmentStatus::Active),
                 None => None,
             };
             let to = escalate::enterprise_recipient(&e);
-            let rec = tx.append(now, &actor, None, RecordBody::Other {
-                kind: "negotiated_reduction_agreed".into(),
-                data: json!({ "warning_id": id, "uscc": uscc, "name": e.name, "level": w.level, "commitment": c }),
-            })?;
+            let rec = tx.append(
+                now,
+                &actor,
+                None,
+                RecordBody::Other {
+                    kind: "negotiated_reduction_agreed".into(),
+                    data: json!({ "warning_id": id, "uscc": uscc, "name": e.name, "level": w.level, "commitment": c }),
+                },
+            )?;
             let key = format!("{id}/n:{uscc}/{:012}", rec.seq);
             let deadline = now + defaults.ack_deadline(&w.level).unwrap_or_else(|| chrono::Duration::hours(6));
             let a = Assignment {
                 key: key.clone(),
                 warning_id: id.clone(),
                 warning_region: w.region,
-                party: Party::Enterprise { uscc: uscc.clone(), county: e.county },
+                party: Party::Enterprise {
+                    uscc: uscc.clone(),
+                    county: e.county,
+                },
                 level: w.level.clone(),
                 applies_from: w.start.max(now),
                 ack_deadline: deadline,
@@ -177,7 +223,14 @@ async fn agree(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Stri
                 data["recipient"] = json!({ "name": to.name });
                 data["ack_url"] = json!(format!("{base}/ack/{token}"));
                 data["at"] = json!(local(now));
-                let notice = AssignmentNotice { assignment_id: key.clone(), kind: "negotiated".into(), to, template: "negotiated_issued".into(), data, region: Some(e.county) };
+                let notice = AssignmentNotice {
+                    assignment_id: key.clone(),
+                    kind: "negotiated".into(),
+                    to,
+                    template: "negotiated_issued".into(),
+                    data,
+                    region: Some(e.county),
+                };
                 enqueue_for_assignment(tx, now, notice)?;
             }
             Ok(a)
@@ -185,7 +238,11 @@ async fn agree(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Stri
         .await
         .map_err(api_error)?;
     s.after_change();
-    let link = format!("{}/ack/{}", s.settings.http.public_url.trim_end_matches('/'), s.tokens.token(&a.key));
+    let link = format!(
+        "{}/ack/{}",
+        s.settings.http.public_url.trim_end_matches('/'),
+        s.tokens.token(&a.key)
+    );
     Ok((StatusCode::CREATED, Json(json!({ "assignment": a, "ack_url": link }))))
 }
 

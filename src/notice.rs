@@ -21,8 +21,12 @@ pub fn hook(defaults: Arc<Defaults>, regions: &'static Regions, public_url: Stri
     let base = public_url.trim_end_matches('/').to_string();
     Arc::new(move |tx: &mut Tx<'_>, a: &Assignment, token: &str| -> Result<(), StoreError> {
         let Party::Enterprise { uscc, .. } = &a.party else { return Ok(()) };
-        let Some(county) = tx.doc::<String>(crate::list::BY_USCC, uscc)? else { return Ok(()) };
-        let Some(e) = tx.doc::<crate::registry::Enterprise>(crate::list::ENTERPRISES, &format!("{county}/{uscc}"))? else { return Ok(()) };
+        let Some(county) = tx.doc::<String>(crate::list::BY_USCC, uscc)? else {
+            return Ok(());
+        };
+        let Some(e) = tx.doc::<crate::registry::Enterprise>(crate::list::ENTERPRISES, &format!("{county}/{uscc}"))? else {
+            return Ok(());
+        };
         let Some(to) = enterprise_recipient(&e) else { return Ok(()) };
         let mut data = task_json(&defaults, &e, a);
         data["event"] = json!("assignment_issued");
@@ -30,7 +34,14 @@ pub fn hook(defaults: Arc<Defaults>, regions: &'static Regions, public_url: Stri
         data["ack_url"] = json!(format!("{base}/ack/{token}"));
         data["region_name"] = json!(regions.name(a.warning_region));
         data["level_name"] = json!(defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()));
-        let notice = AssignmentNotice { assignment_id: a.key.clone(), kind: "issued".into(), to, template: "assignment_issued".into(), data, region: Some(a.warning_region) };
+        let notice = AssignmentNotice {
+            assignment_id: a.key.clone(),
+            kind: "issued".into(),
+            to,
+            template: "assignment_issued".into(),
+            data,
+            region: Some(a.warning_region),
+        };
         enqueue_for_assignment(tx, a.created_at, notice)?;
         Ok(())
     })

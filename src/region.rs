@@ -24,9 +24,7 @@ use std::sync::OnceLock;
 /// Parsing guarantees six ASCII digits, a province prefix in `11..=82`, and no county part
 /// without a city part (`140005` is rejected), so [`RegionCode::tier`] is always well defined.
 /// Serialized as the six-digit string, e.g. `"140105"`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct RegionCode(u32);
 
@@ -40,9 +38,7 @@ impl RegionCode {
         if !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(RegionError::NotDigits(s.to_string()));
         }
-        let value: u32 = s
-            .parse()
-            .map_err(|_| RegionError::NotDigits(s.to_string()))?;
+        let value: u32 = s.parse().map_err(|_| RegionError::NotDigits(s.to_string()))?;
         // Six ASCII digits: `from_u32` formats the value back to exactly `s` in its errors.
         Self::from_u32(value)
     }
@@ -326,11 +322,7 @@ impl Regions {
             if let Some(parent) = region.parent
                 && !table.contains_key(&parent)
             {
-                return Err(seed_error(
-                    REGIONS_CSV,
-                    line,
-                    format!("unknown parent {parent}"),
-                ));
+                return Err(seed_error(REGIONS_CSV, line, format!("unknown parent {parent}")));
             }
             let expected = code.implied_parent();
             if region.parent != expected {
@@ -367,10 +359,7 @@ impl Regions {
                 return Err(row.error(ALIASES_CSV, format!("duplicate alias {old}")));
             }
             if !table.contains_key(&current) {
-                return Err(row.error(
-                    ALIASES_CSV,
-                    format!("alias {old} points to unknown code {current}"),
-                ));
+                return Err(row.error(ALIASES_CSV, format!("alias {old} points to unknown code {current}")));
             }
             alias_table.insert(
                 old,
@@ -384,17 +373,13 @@ impl Regions {
         }
 
         // Groups: members may be given by a retired code; they are stored resolved.
-        let mut group_table: BTreeMap<String, (usize, Group, BTreeSet<RegionCode>)> =
-            BTreeMap::new();
+        let mut group_table: BTreeMap<String, (usize, Group, BTreeSet<RegionCode>)> = BTreeMap::new();
         for row in &group_rows {
             let group = row.non_empty(GROUPS_CSV, 0, "group")?;
             let name_zh = row.non_empty(GROUPS_CSV, 1, "name_zh")?;
             let code = row.code(GROUPS_CSV, 2)?;
             let Some(current) = resolve_in(&table, &alias_table, code) else {
-                return Err(row.error(
-                    GROUPS_CSV,
-                    format!("unknown member {code} of group {group}"),
-                ));
+                return Err(row.error(GROUPS_CSV, format!("unknown member {code} of group {group}")));
             };
             let (first_line, entry, seen) = group_table.entry(group.clone()).or_insert_with(|| {
                 (
@@ -417,10 +402,7 @@ impl Regions {
                 ));
             }
             if !seen.insert(current) {
-                return Err(row.error(
-                    GROUPS_CSV,
-                    format!("duplicate member {current} of group {group}"),
-                ));
+                return Err(row.error(GROUPS_CSV, format!("duplicate member {current} of group {group}")));
             }
             entry.members.push(current);
         }
@@ -457,10 +439,7 @@ impl Regions {
 
     /// The direct children (one tier down), sorted; empty for a county or an unknown code.
     pub fn children(&self, code: RegionCode) -> Vec<RegionCode> {
-        self.resolve(code)
-            .and_then(|c| self.children.get(&c))
-            .cloned()
-            .unwrap_or_default()
+        self.resolve(code).and_then(|c| self.children.get(&c)).cloned().unwrap_or_default()
     }
 
     /// Every region below the code (children, grandchildren), sorted, not including the code
@@ -494,9 +473,7 @@ impl Regions {
     /// if either is unknown.
     pub fn is_within(&self, code: RegionCode, ancestor: RegionCode) -> bool {
         match (self.resolve(code), self.resolve(ancestor)) {
-            (Some(code), Some(ancestor)) => {
-                code == ancestor || self.ancestors(code).contains(&ancestor)
-            }
+            (Some(code), Some(ancestor)) => code == ancestor || self.ancestors(code).contains(&ancestor),
             _ => false,
         }
     }
@@ -528,16 +505,11 @@ impl Regions {
 
     /// The Chinese name (of the successor, for a retired code), or the code as text if unknown.
     pub fn name(&self, code: RegionCode) -> String {
-        self.get(code)
-            .map_or_else(|| code.to_string(), |r| r.name.clone())
+        self.get(code).map_or_else(|| code.to_string(), |r| r.name.clone())
     }
 }
 
-fn resolve_in(
-    regions: &BTreeMap<RegionCode, Region>,
-    aliases: &BTreeMap<RegionCode, Alias>,
-    code: RegionCode,
-) -> Option<RegionCode> {
+fn resolve_in(regions: &BTreeMap<RegionCode, Region>, aliases: &BTreeMap<RegionCode, Alias>, code: RegionCode) -> Option<RegionCode> {
     if regions.contains_key(&code) {
         Some(code)
     } else {
@@ -546,11 +518,7 @@ fn resolve_in(
 }
 
 fn seed_error(file: &'static str, line: usize, problem: String) -> SeedError {
-    SeedError {
-        file,
-        line,
-        problem,
-    }
+    SeedError { file, line, problem }
 }
 
 /// One data record of a seed CSV: its 1-based line and its trimmed fields.
@@ -568,12 +536,7 @@ impl Row {
         RegionCode::parse(&self.fields[index]).map_err(|e| self.error(file, e.to_string()))
     }
 
-    fn non_empty(
-        &self,
-        file: &'static str,
-        index: usize,
-        column: &str,
-    ) -> Result<String, SeedError> {
+    fn non_empty(&self, file: &'static str, index: usize, column: &str) -> Result<String, SeedError> {
         match self.fields[index].as_str() {
             "" => Err(self.error(file, format!("empty {column}"))),
             s => Ok(s.to_string()),
@@ -598,11 +561,7 @@ fn read_rows(file: &'static str, text: &str, header: &[&str]) -> Result<Vec<Row>
                 return Err(seed_error(
                     file,
                     line,
-                    format!(
-                        "header must be {:?}, got {:?}",
-                        header.join(","),
-                        fields.join(",")
-                    ),
+                    format!("header must be {:?}, got {:?}", header.join(","), fields.join(",")),
                 ));
             }
             header_seen = true;
@@ -618,11 +577,7 @@ fn read_rows(file: &'static str, text: &str, header: &[&str]) -> Result<Vec<Row>
         rows.push(Row { line, fields });
     }
     if !header_seen {
-        return Err(seed_error(
-            file,
-            1,
-            format!("missing header {:?}", header.join(",")),
-        ));
+        return Err(seed_error(file, 1, format!("missing header {:?}", header.join(","))));
     }
     Ok(rows)
 }
@@ -654,15 +609,12 @@ mod tests {
     }
 
     const HEAD_R: &str = "# comment\ncode,name,parent\n";
-    const OK_R: &str =
-        "# comment\ncode,name,parent\n140000,山西省,\n140100,太原市,140000\n140105,小店区,140100\n";
+    const OK_R: &str = "# comment\ncode,name,parent\n140000,山西省,\n140100,太原市,140000\n140105,小店区,140100\n";
     const OK_A: &str = "old,current,name,note\n";
     const OK_G: &str = "group,name_zh,code\n";
 
     fn load_err(regions: &str, aliases: &str, groups: &str) -> String {
-        Regions::from_csv(regions, aliases, groups)
-            .unwrap_err()
-            .to_string()
+        Regions::from_csv(regions, aliases, groups).unwrap_err().to_string()
     }
 
     #[test]
@@ -704,10 +656,7 @@ mod tests {
             RegionCode::parse("14010").unwrap_err().to_string(),
             "region code \"14010\" must be 6 digits"
         );
-        assert_eq!(
-            RegionCode::parse("1401050").unwrap_err(),
-            RegionError::Length("1401050".into())
-        );
+        assert_eq!(RegionCode::parse("1401050").unwrap_err(), RegionError::Length("1401050".into()));
         assert_eq!(
             RegionCode::parse("14a105").unwrap_err().to_string(),
             "region code \"14a105\" must contain only the digits 0-9"
@@ -796,14 +745,8 @@ mod tests {
     #[test]
     fn ancestors_run_from_the_parent_up_to_the_province() {
         let shanxi = Regions::shanxi();
-        assert_eq!(
-            shanxi.ancestors(code("140105")),
-            codes(&["140100", "140000"])
-        );
-        assert_eq!(
-            shanxi.ancestors(code("140421")),
-            codes(&["140400", "140000"])
-        );
+        assert_eq!(shanxi.ancestors(code("140105")), codes(&["140100", "140000"]));
+        assert_eq!(shanxi.ancestors(code("140421")), codes(&["140400", "140000"]));
         assert_eq!(shanxi.ancestors(code("140100")), codes(&["140000"]));
         assert!(shanxi.ancestors(code("140000")).is_empty());
         assert!(shanxi.ancestors(code("140199")).is_empty());
@@ -832,22 +775,14 @@ mod tests {
         assert_eq!(shanxi.group("taiyuan_1_30").unwrap(), codes(&["140100"]));
         let fen_river = shanxi.group("linfen_fen_river_6").unwrap();
         assert_eq!(fen_river.len(), 6);
-        assert!(
-            fen_river
-                .iter()
-                .all(|c| shanxi.is_within(*c, code("141000")))
-        );
-        assert_eq!(
-            shanxi.group_names(),
-            vec!["fenwei", "linfen_fen_river_6", "taiyuan_1_30"]
-        );
+        assert!(fen_river.iter().all(|c| shanxi.is_within(*c, code("141000"))));
+        assert_eq!(shanxi.group_names(), vec!["fenwei", "linfen_fen_river_6", "taiyuan_1_30"]);
         assert!(shanxi.group("nope").is_none());
     }
 
     #[test]
     fn from_csv_accepts_a_minimal_table_with_parents_after_children() {
-        let regions =
-            "code,name,parent\n140105,小店区,140100\n140100,太原市,140000\n140000,山西省,\n";
+        let regions = "code,name,parent\n140105,小店区,140100\n140100,太原市,140000\n140000,山西省,\n";
         let aliases = "old,current,name,note\n140199,140105,旧区,\"a, quoted note\"\n";
         let groups = "group,name_zh,code\ng,组,140199\n";
         let table = Regions::from_csv(regions, aliases, groups).unwrap();
@@ -864,34 +799,24 @@ mod tests {
             "regions.csv:4: region code \"14010\" must be 6 digits"
         );
         let regions = format!("{HEAD_R}140000,山西省,x\n");
-        assert_eq!(
-            load_err(&regions, OK_A, OK_G),
-            "regions.csv:3: region code \"x\" must be 6 digits"
-        );
+        assert_eq!(load_err(&regions, OK_A, OK_G), "regions.csv:3: region code \"x\" must be 6 digits");
     }
 
     #[test]
     fn from_csv_names_the_line_of_a_duplicate_code() {
         let regions = format!("{OK_R}140100,太原,140000\n");
-        assert_eq!(
-            load_err(&regions, OK_A, OK_G),
-            "regions.csv:6: duplicate code 140100"
-        );
+        assert_eq!(load_err(&regions, OK_A, OK_G), "regions.csv:6: duplicate code 140100");
     }
 
     #[test]
     fn from_csv_names_the_line_of_an_unknown_parent() {
         let regions = format!("{HEAD_R}140000,山西省,\n\n149901,某县,149900\n");
-        assert_eq!(
-            load_err(&regions, OK_A, OK_G),
-            "regions.csv:5: unknown parent 149900"
-        );
+        assert_eq!(load_err(&regions, OK_A, OK_G), "regions.csv:5: unknown parent 149900");
     }
 
     #[test]
     fn from_csv_names_the_line_of_a_parent_that_is_not_one_tier_up() {
-        let regions =
-            format!("{HEAD_R}140000,山西省,\n140200,大同市,140000\n140105,小店区,140200\n");
+        let regions = format!("{HEAD_R}140000,山西省,\n140200,大同市,140000\n140105,小店区,140200\n");
         assert_eq!(
             load_err(&regions, OK_A, OK_G),
             "regions.csv:5: parent of county 140105 must be 140100, got 140200"
@@ -915,8 +840,7 @@ mod tests {
 
     #[test]
     fn from_csv_names_the_line_of_an_unknown_alias_target() {
-        let aliases =
-            "# retired\nold,current,name,note\n140199,140105,旧区,\n140198,140106,旧区,\n";
+        let aliases = "# retired\nold,current,name,note\n140199,140105,旧区,\n140198,140106,旧区,\n";
         assert_eq!(
             load_err(OK_R, aliases, OK_G),
             "region_aliases.csv:4: alias 140198 points to unknown code 140106"
@@ -931,10 +855,7 @@ mod tests {
             "region_aliases.csv:2: alias 140100 is a current region code"
         );
         let aliases = "old,current,name,note\n140199,140105,旧区,\n140199,140105,旧区,\n";
-        assert_eq!(
-            load_err(OK_R, aliases, OK_G),
-            "region_aliases.csv:3: duplicate alias 140199"
-        );
+        assert_eq!(load_err(OK_R, aliases, OK_G), "region_aliases.csv:3: duplicate alias 140199");
     }
 
     #[test]
@@ -971,10 +892,7 @@ mod tests {
             "regions.csv:1: missing header \"code,name,parent\""
         );
         let regions = format!("{HEAD_R}140000,山西省\n");
-        assert_eq!(
-            load_err(&regions, OK_A, OK_G),
-            "regions.csv:3: expected 3 fields, found 2"
-        );
+        assert_eq!(load_err(&regions, OK_A, OK_G), "regions.csv:3: expected 3 fields, found 2");
         let regions = format!("{HEAD_R}140000, ,\n");
         assert_eq!(load_err(&regions, OK_A, OK_G), "regions.csv:3: empty name");
     }

@@ -35,9 +35,10 @@ pub fn due_slot(state: &AppState, since: DateTime<Utc>, now: DateTime<Utc>) -> O
                 }
             }
             if let Some(l) = last
-                && best.as_ref().is_none_or(|b| l > b.0) {
-                    best = Some((l, format!("{}/{}", pb.id, c.name)));
-                }
+                && best.as_ref().is_none_or(|b| l > b.0)
+            {
+                best = Some((l, format!("{}/{}", pb.id, c.name)));
+            }
         }
     }
     best
@@ -55,7 +56,15 @@ pub async fn run_consultations(state: Arc<AppState>, cancel: CancellationToken) 
     loop {
         let now = state.engine.clock.now();
         if let Some((slot, name)) = due_slot(&state, since, now) {
-            match state.engine.consult(&format!("{name} {}", slot.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M")), Some(slot), None).await {
+            match state
+                .engine
+                .consult(
+                    &format!("{name} {}", slot.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M")),
+                    Some(slot),
+                    None,
+                )
+                .await
+            {
                 Ok(Some(c)) => tracing::info!(slot = %slot, regions = c.assessments.len(), "scheduled consultation held"),
                 Ok(None) => tracing::debug!(slot = %slot, "slot already run"),
                 Err(e) => tracing::error!(error = %e, "scheduled consultation failed"),

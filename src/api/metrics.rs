@@ -22,18 +22,41 @@ pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Result<impl IntoR
     }
     let c = |k: &str| counters.iter().find(|(n, _)| n == k).map_or(0, |(_, v)| *v);
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP hazeflow_warnings Live warnings (one per region) by level and status.\n# TYPE hazeflow_warnings gauge");
+    let _ = writeln!(
+        out,
+        "# HELP hazeflow_warnings Live warnings (one per region) by level and status.\n# TYPE hazeflow_warnings gauge"
+    );
     for ((level, status), n) in &by {
         let _ = writeln!(out, "hazeflow_warnings{{level=\"{level}\",status=\"{status}\"}} {n}");
     }
-    let _ = writeln!(out, "# HELP hazeflow_consultations_total Consultations held.\n# TYPE hazeflow_consultations_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP hazeflow_consultations_total Consultations held.\n# TYPE hazeflow_consultations_total counter"
+    );
     let _ = writeln!(out, "hazeflow_consultations_total {}", c("events_consultation_held"));
-    let _ = writeln!(out, "# HELP hazeflow_forecasts_total Forecasts by outcome.\n# TYPE hazeflow_forecasts_total counter");
-    let _ = writeln!(out, "hazeflow_forecasts_total{{outcome=\"accepted\"}} {}", c("events_forecast_accepted"));
-    let _ = writeln!(out, "hazeflow_forecasts_total{{outcome=\"rejected\"}} {}", c("events_forecast_rejected"));
-    let _ = writeln!(out, "# HELP hazeflow_events_total Records in the event log.\n# TYPE hazeflow_events_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP hazeflow_forecasts_total Forecasts by outcome.\n# TYPE hazeflow_forecasts_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "hazeflow_forecasts_total{{outcome=\"accepted\"}} {}",
+        c("events_forecast_accepted")
+    );
+    let _ = writeln!(
+        out,
+        "hazeflow_forecasts_total{{outcome=\"rejected\"}} {}",
+        c("events_forecast_rejected")
+    );
+    let _ = writeln!(
+        out,
+        "# HELP hazeflow_events_total Records in the event log.\n# TYPE hazeflow_events_total counter"
+    );
     let _ = writeln!(out, "hazeflow_events_total {events}");
-    for (name, v) in counters.iter().filter(|(n, _)| n.starts_with("events_") && !n.ends_with("_held") && !n.starts_with("events_forecast")) {
+    for (name, v) in counters
+        .iter()
+        .filter(|(n, _)| n.starts_with("events_") && !n.ends_with("_held") && !n.starts_with("events_forecast"))
+    {
         let _ = writeln!(out, "hazeflow_events_by_kind_total{{kind=\"{}\"}} {v}", &name[7..]);
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))

@@ -48,7 +48,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, msg) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "a staff bearer token is required (Authorization: Bearer …)".into()),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "a staff bearer token is required (Authorization: Bearer …)".into(),
+            ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
@@ -103,11 +106,17 @@ pub fn router() -> Router<Arc<AppState>> {
 
 async fn healthz(State(s): Shared) -> ApiResult<Json<Value>> {
     let seq = s.engine.store.read(|r| r.last_seq())?;
-    Ok(Json(json!({ "status": "ok", "last_seq": seq, "playbooks": s.engine.playbooks.status().versions })))
+    Ok(Json(
+        json!({ "status": "ok", "last_seq": seq, "playbooks": s.engine.playbooks.status().versions }),
+    ))
 }
 
 async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
-    let name = headers.get("x-file-name").and_then(|v| v.to_str().ok()).unwrap_or("request body").to_string();
+    let name = headers
+        .get("x-file-name")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("request body")
+        .to_string();
     match s.engine.submit_forecast(&name, &body, &format!("http:{}", staff.name)).await {
         Ok(sub) => {
             if !sub.duplicate && s.consult_on_forecast {
@@ -154,7 +163,9 @@ async fn list_warnings(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>
 async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (w, history) = s.engine.store.read(|r| Ok((r.warning(&id)?, r.warning_history(&id)?)))?;
     let w = w.ok_or_else(|| ApiError::NotFound(format!("no warning {id}")))?;
-    Ok(Json(json!({ "warning": w, "region_name": s.engine.regions.name(w.region), "history": history })))
+    Ok(Json(
+        json!({ "warning": w, "region_name": s.engine.regions.name(w.region), "history": history }),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -174,11 +185,24 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResul
 async fn sign(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let b: SignBody = json_body(&body)?;
     if let Some(role) = &b.role
-        && role != &staff.role {
-            return Err(ApiError::Forbidden(format!("your token carries role \"{}\", not \"{role}\"", staff.role)));
-        }
+        && role != &staff.role
+    {
+        return Err(ApiError::Forbidden(format!(
+            "your token carries role \"{}\", not \"{role}\"",
+            staff.role
+        )));
+    }
     let signer = b.signer.unwrap_or(staff.name.clone());
-    let events = s.engine.warning_action(&id, WarningAction::Sign { signer, role: staff.role.clone() }).await?;
+    let events = s
+        .engine
+        .warning_action(
+            &id,
+            WarningAction::Sign {
+                signer,
+                role: staff.role.clone(),
+            },
+        )
+        .await?;
     s.after_change();
     Ok(Json(json!({ "events": events })))
 }
@@ -192,7 +216,16 @@ struct ReasonBody {
 async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let b: ReasonBody = json_body(&body)?;
     let reason = b.reason.unwrap_or_else(|| "lifted by an operator".into());
-    let events = s.engine.warning_action(&id, WarningAction::Lift { actor: staff.name.clone(), reason }).await?;
+    let events = s
+        .engine
+        .warning_action(
+            &id,
+            WarningAction::Lift {
+                actor: staff.name.clone(),
+                reason,
+            },
+        )
+        .await?;
     s.after_change();
     Ok(Json(json!({ "events": events })))
 }
@@ -200,7 +233,16 @@ async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byte
 async fn cancel(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let b: ReasonBody = json_body(&body)?;
     let reason = b.reason.unwrap_or_else(|| "cancelled by an operator".into());
-    let events = s.engine.warning_action(&id, WarningAction::Cancel { actor: staff.name.clone(), reason }).await?;
+    let events = s
+        .engine
+        .warning_action(
+            &id,
+            WarningAction::Cancel {
+                actor: staff.name.clone(),
+                reason,
+            },
+        )
+        .await?;
     s.after_change();
     Ok(Json(json!({ "events": events })))
 }
@@ -220,15 +262,27 @@ struct DirectiveBody {
 async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let b: DirectiveBody = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let time = |field: &str, v: &str| -> ApiResult<DateTime<Utc>> {
-        parse_time(v).map(|t| t.with_timezone(&Utc)).ok_or_else(|| ApiError::BadRequest(format!("{field}: \"{v}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)")))
+        parse_time(v)
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| ApiError::BadRequest(format!("{field}: \"{v}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)")))
     };
     let mut regions = Vec::new();
     for r in &b.regions {
         let codes = match r.strip_prefix("group:") {
-            Some(g) => s.engine.regions.group(g).map(<[RegionCode]>::to_vec).ok_or_else(|| ApiError::BadRequest(format!("regions: unknown group \"{g}\"")))?,
+            Some(g) => s
+                .engine
+                .regions
+                .group(g)
+                .map(<[RegionCode]>::to_vec)
+                .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown group \"{g}\"")))?,
             None => {
                 let c = RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("regions: {e}")))?;
-                vec![s.engine.regions.resolve(c).ok_or_else(|| ApiError::BadRequest(format!("regions: unknown region {c}")))?]
+                vec![
+                    s.engine
+                        .regions
+                        .resolve(c)
+                        .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown region {c}")))?,
+                ]
             }
         };
         regions.extend(codes);
@@ -240,8 +294,13 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
         Some(c) => RegionCode::parse(c).map_err(|e| ApiError::BadRequest(format!("issued_by: {e}")))?,
         None => RegionCode::parse("140000").map_err(|e| ApiError::Internal(e.to_string()))?,
     };
-    if let Some(r) = regions.iter().find(|r| **r == issued_by || !s.engine.regions.is_within(**r, issued_by)) {
-        return Err(ApiError::BadRequest(format!("regions: {r} is not below the issuing region {issued_by}")));
+    if let Some(r) = regions
+        .iter()
+        .find(|r| **r == issued_by || !s.engine.regions.is_within(**r, issued_by))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "regions: {r} is not below the issuing region {issued_by}"
+        )));
     }
     let from = time("from", &b.from)?;
     let until = b.until.as_deref().map(|u| time("until", u)).transpose()?;
@@ -251,7 +310,16 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
     if b.id.trim().is_empty() {
         return Err(ApiError::BadRequest("id: must not be empty".into()));
     }
-    let d = DirectiveRecord { id: b.id, name: b.name, min_level: b.min_level, regions, from, until, issued_by, active: true };
+    let d = DirectiveRecord {
+        id: b.id,
+        name: b.name,
+        min_level: b.min_level,
+        regions,
+        from,
+        until,
+        issued_by,
+        active: true,
+    };
     let events = s.engine.issue_directive(d, &staff.name).await?;
     s.after_change();
     Ok((StatusCode::CREATED, Json(json!({ "events": events }))))
@@ -283,13 +351,19 @@ async fn events(State(s): Shared, _staff: Staff, Query(q): Query<EventsQuery>) -
 
 async fn playbooks(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
     let set = s.engine.playbooks.live();
-    let list: Vec<Value> = set.iter().map(|p| json!({ "id": p.id, "version": p.version, "digest": p.digest, "file": p.file, "scope": p.scope, "parent": p.parent })).collect();
+    let list: Vec<Value> = set
+        .iter()
+        .map(|p| json!({ "id": p.id, "version": p.version, "digest": p.digest, "file": p.file, "scope": p.scope, "parent": p.parent }))
+        .collect();
     Ok(Json(json!({ "playbooks": list, "last_reload": s.engine.playbooks.status() })))
 }
 
 async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
     match s.reload_playbooks(&staff.name).await {
         Ok(versions) => Ok(Json(json!({ "reloaded": true, "versions": versions }))),
-        Err(errors) => Err(ApiError::BadRequest(format!("playbooks not reloaded; the old ones stay live:\n{}", errors.join("\n")))),
+        Err(errors) => Err(ApiError::BadRequest(format!(
+            "playbooks not reloaded; the old ones stay live:\n{}",
+            errors.join("\n")
+        ))),
     }
 }

@@ -34,7 +34,9 @@ impl FromRequestParts<Arc<AppState>> for Staff {
         // forms carry a CSRF token and go through its routes).
         let token = match token {
             Some(t) => t.to_string(),
-            None if matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) => cookie_token(parts).ok_or(ApiError::Unauthorized)?,
+            None if matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) => {
+                cookie_token(parts).ok_or(ApiError::Unauthorized)?
+            }
             None => return Err(ApiError::Unauthorized),
         };
         state.staff_for(&hash_token(&token)).ok_or(ApiError::Unauthorized)
@@ -44,5 +46,9 @@ impl FromRequestParts<Arc<AppState>> for Staff {
 /// The dashboard's session cookie carries the same token.
 fn cookie_token(parts: &Parts) -> Option<String> {
     let cookies = parts.headers.get(axum::http::header::COOKIE)?.to_str().ok()?;
-    cookies.split(';').map(str::trim).find_map(|c| c.strip_prefix("hazeflow_session=")).map(str::to_string)
+    cookies
+        .split(';')
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix("hazeflow_session="))
+        .map(str::to_string)
 }

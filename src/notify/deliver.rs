@@ -33,12 +33,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::NotifyError;
 use super::email::{self, Mailer};
 use super::outbox::{self, AttemptResult, Channel, OutboxMessage};
 use super::stage::{EventNotice, NotifyStage, local};
 use super::templates::Templates;
 use super::webhook::Webhooks;
-use super::NotifyError;
 use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::RetrySettings;
@@ -57,7 +57,10 @@ struct Pacer {
 impl Pacer {
     fn new(rate_per_sec: f64) -> Pacer {
         let interval = (rate_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / rate_per_sec));
-        Pacer { interval, next: Mutex::new(Instant::now()) }
+        Pacer {
+            interval,
+            next: Mutex::new(Instant::now()),
+        }
     }
 
     async fn wait(&self) {
@@ -92,8 +95,20 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(stage: Arc<NotifyStage>, templates: Arc<Templates>, mailer: Mailer, webhooks: Webhooks, from: Mailbox, settings: &crate::config::Settings) -> Delivery {
-        let lane = |rate: f64, concurrency: usize, retry: &RetrySettings| Lane { slots: Semaphore::new(concurrency), pacer: Pacer::new(rate), retry: retry.clone(), concurrency };
+    pub(crate) fn new(
+        stage: Arc<NotifyStage>,
+        templates: Arc<Templates>,
+        mailer: Mailer,
+        webhooks: Webhooks,
+        from: Mailbox,
+        settings: &crate::config::Settings,
+    ) -> Delivery {
+        let lane = |rate: f64, concurrency: usize, retry: &RetrySettings| Lane {
+            slots: Semaphore::new(concurrency),
+            pacer: Pacer::new(rate),
+            retry: retry.clone(),
+            concurrency,
+        };
         Delivery {
             stage,
             templates,
@@ -101,7 +116,11 @@ impl Delivery {
             webhooks,
             from,
             mail: lane(settings.mail.rate_per_sec, settings.mail.concurrency, &settings.mail.retry),
-            hooks: lane(settings.webhooks.rate_per_sec, settings.webhooks.concurrency, &settings.webhooks.retry),
+            hooks: lane(
+                settings.webhooks.rate_per_sec,
+                settings.webhooks.concurrency,
+                &settings.webhooks.retry,
+            ),
         }
     }
 
@@ -159,7 +178,10 @@ pub async fn run(delivery: Arc<Delivery>, state: Arc<AppState>, cancel: Cancella
 pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<Notify>, cancel: CancellationToken) {
     let now = clock.now();
     match store.write(move |tx| outbox::recover_interrupted(tx, now)).await {
-        Ok(ids) if !ids.is_empty() => tracing::warn!(count = ids.len(), "messages were being sent when the process stopped; sending them again with the same ids"),
+        Ok(ids) if !ids.is_empty() => tracing::warn!(
+            count = ids.len(),
+            "messages were being sent when the process stopped; sending them again with the same ids"
+        ),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot recover interrupted messages"),
     }
@@ -243,7 +265,9 @@ async fn deliver_one(d: Arc<Delivery>, store: Store, clock: Clock, msg: OutboxMe
     let id = msg.id.clone();
     let written = store
         .write(move |tx| {
-            let Some(m) = outbox::record(tx, now, &id, &result)? else { return Ok(()) };
+            let Some(m) = outbox::record(tx, now, &id, &result)? else {
+                return Ok(());
+            };
             if let AttemptResult::Failed(error) = &result {
                 raise_failure(tx, &stage, now, &m, subject.as_deref(), error)?;
             }
@@ -257,7 +281,14 @@ async fn deliver_one(d: Arc<Delivery>, store: Store, clock: Clock, msg: OutboxMe
 
 /// Tells the duty staff of the message's region that it could not be delivered (once: the message
 /// becomes `failed` in this same transaction). An alert that fails raises nothing.
-fn raise_failure(tx: &mut crate::store::Tx<'_>, stage: &NotifyStage, now: DateTime<Utc>, m: &OutboxMessage, subject: Option<&str>, error: &str) -> Result<(), crate::store::StoreError> {
+fn raise_failure(
+    tx: &mut crate::store::Tx<'_>,
+    stage: &NotifyStage,
+    now: DateTime<Utc>,
+    m: &OutboxMessage,
+    subject: Option<&str>,
+    error: &str,
+) -> Result<(), crate::store::StoreError> {
     if m.data.get("event").and_then(|v| v.as_str()) == Some("delivery_failed") {
         return Ok(());
     }
@@ -266,9 +297,20 @@ fn raise_failure(tx: &mut crate::store::Tx<'_>, stage: &NotifyStage, now: DateTi
         "subject": subject, "attempts": m.attempts, "last_error": error, "cause": m.cause, "template": m.template,
         "created_at": local(m.created_at),
     });
-    let rec = tx.append(now, "notifier", None, RecordBody::Other { kind: "notify_delivery_failed".into(), data: failed.clone() })?;
+    let rec = tx.append(
+        now,
+        "notifier",
+        None,
+        RecordBody::Other {
+            kind: "notify_delivery_failed".into(),
+            data: failed.clone(),
+        },
+    )?;
     let regions = stage.regions;
-    let region = m.region.or_else(|| regions.all().find(|r| r.parent.is_none()).map(|r| r.code)).unwrap_or_else(|| RegionCode::from_u32(140_000).unwrap_or_else(|_| unreachable!()));
+    let region = m
+        .region
+        .or_else(|| regions.all().find(|r| r.parent.is_none()).map(|r| r.code))
+        .unwrap_or_else(|| RegionCode::from_u32(140_000).unwrap_or_else(|_| unreachable!()));
     let base = stage.public_url.trim_end_matches('/');
     let data = json!({
         "event": "delivery_failed",
@@ -278,7 +320,16 @@ fn raise_failure(tx: &mut crate::store::Tx<'_>, stage: &NotifyStage, now: DateTi
         "failed": failed,
         "dashboard_url": format!("{base}/"),
     });
-    let notice = EventNotice { event: "delivery_failed", region, key: rec.seq.to_string(), cause: &m.id, data, signer_role: None, exclude: Some(&m.recipient.key), playbook: None };
+    let notice = EventNotice {
+        event: "delivery_failed",
+        region,
+        key: rec.seq.to_string(),
+        cause: &m.id,
+        data,
+        signer_role: None,
+        exclude: Some(&m.recipient.key),
+        playbook: None,
+    };
     stage.notify_event(tx, now, notice)?;
     Ok(())
 }

@@ -64,8 +64,18 @@ impl Header for AutoSubmitted {
 }
 
 /// Builds the email of an outbox message.
-pub fn compose(from: &Mailbox, to_name: &str, to_address: &str, id: &str, date: DateTime<Utc>, r: &Rendered) -> Result<Message, NotifyError> {
-    let address: Address = to_address.trim().parse().map_err(|e| NotifyError::permanent(format!("\"{to_address}\" is not an email address: {e}")))?;
+pub fn compose(
+    from: &Mailbox,
+    to_name: &str,
+    to_address: &str,
+    id: &str,
+    date: DateTime<Utc>,
+    r: &Rendered,
+) -> Result<Message, NotifyError> {
+    let address: Address = to_address
+        .trim()
+        .parse()
+        .map_err(|e| NotifyError::permanent(format!("\"{to_address}\" is not an email address: {e}")))?;
     let to = Mailbox::new(display_name(to_name), address);
     let builder = Message::builder()
         .from(from.clone())
@@ -76,7 +86,12 @@ pub fn compose(from: &Mailbox, to_name: &str, to_address: &str, id: &str, date: 
         .user_agent("hazeflow".to_string())
         .header(AutoSubmitted);
     let built = match &r.html {
-        Some(html) => builder.multipart(MultiPart::alternative().boundary(boundary(id)).singlepart(SinglePart::plain(r.text.clone())).singlepart(SinglePart::html(html.clone()))),
+        Some(html) => builder.multipart(
+            MultiPart::alternative()
+                .boundary(boundary(id))
+                .singlepart(SinglePart::plain(r.text.clone()))
+                .singlepart(SinglePart::html(html.clone())),
+        ),
         None => builder.singlepart(SinglePart::plain(r.text.clone())),
     };
     built.map_err(|e| NotifyError::permanent(format!("cannot build the email: {e}")))
@@ -138,7 +153,10 @@ impl Mailer {
             timeout: Duration::from_secs(s.timeout_secs),
             max_idle: s.pool_size as usize,
         });
-        Ok(Mailer::Smtp { pool, server: format!("{host}:{}", s.port()) })
+        Ok(Mailer::Smtp {
+            pool,
+            server: format!("{host}:{}", s.port()),
+        })
     }
 
     /// For logs: `smtp://host:port` or `files in DIR`.
@@ -193,7 +211,11 @@ mod tests {
     use super::*;
 
     fn rendered() -> Rendered {
-        Rendered { subject: "【橙色预警】太原市重污染天气橙色预警（Ⅱ级）启动通知".into(), text: "王芳同志：\n启动。\n".into(), html: Some("<p>王芳同志：</p>".into()) }
+        Rendered {
+            subject: "【橙色预警】太原市重污染天气橙色预警（Ⅱ级）启动通知".into(),
+            text: "王芳同志：\n启动。\n".into(),
+            html: Some("<p>王芳同志：</p>".into()),
+        }
     }
 
     fn from() -> Mailbox {
@@ -202,9 +224,15 @@ mod tests {
 
     #[test]
     fn the_same_message_is_the_same_bytes_on_every_attempt() {
-        let t = DateTime::parse_from_rfc3339("2026-12-01T16:05:00+08:00").unwrap().with_timezone(&Utc);
-        let a = compose(&from(), "王芳", "wang.fang@ty.example.cn", "7-ty-wang-fang-email", t, &rendered()).unwrap().formatted();
-        let b = compose(&from(), "王芳", "wang.fang@ty.example.cn", "7-ty-wang-fang-email", t, &rendered()).unwrap().formatted();
+        let t = DateTime::parse_from_rfc3339("2026-12-01T16:05:00+08:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        let a = compose(&from(), "王芳", "wang.fang@ty.example.cn", "7-ty-wang-fang-email", t, &rendered())
+            .unwrap()
+            .formatted();
+        let b = compose(&from(), "王芳", "wang.fang@ty.example.cn", "7-ty-wang-fang-email", t, &rendered())
+            .unwrap()
+            .formatted();
         assert_eq!(a, b);
         let text = String::from_utf8_lossy(&a);
         assert!(text.contains("Message-ID: <7-ty-wang-fang-email@hazeflow>"), "{text}");
@@ -214,7 +242,15 @@ mod tests {
     #[test]
     fn a_name_with_line_breaks_cannot_add_a_header() {
         let t = Utc::now();
-        let m = compose(&from(), "王芳\r\nBcc: evil@example.com\r\n<script>", "wang.fang@ty.example.cn", "1-x-email", t, &rendered()).unwrap();
+        let m = compose(
+            &from(),
+            "王芳\r\nBcc: evil@example.com\r\n<script>",
+            "wang.fang@ty.example.cn",
+            "1-x-email",
+            t,
+            &rendered(),
+        )
+        .unwrap();
         let bytes = m.formatted();
         let text = String::from_utf8_lossy(&bytes);
         let headers = text.split("\r\n\r\n").next().unwrap();

@@ -51,12 +51,18 @@ pub struct NotifyError {
 impl NotifyError {
     /// A failure that may pass (server down, timeout, 4xx SMTP reply, HTTP 5xx).
     pub fn retryable(message: impl Into<String>) -> NotifyError {
-        NotifyError { message: message.into(), retryable: true }
+        NotifyError {
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     /// A failure that will not pass by itself (5xx SMTP reply, bad address, HTTP 4xx).
     pub fn permanent(message: impl Into<String>) -> NotifyError {
-        NotifyError { message: message.into(), retryable: false }
+        NotifyError {
+            message: message.into(),
+            retryable: false,
+        }
     }
 
     /// Whether to try again.
@@ -98,8 +104,17 @@ pub fn build(settings: &Settings, regions: &'static Regions) -> anyhow::Result<N
             regions: e.regions.iter().filter_map(|r| RegionCode::parse(r).ok()).collect(),
         })
         .collect();
-    let stage = Arc::new(NotifyStage { roster: Arc::new(roster), subscriptions, regions, public_url: settings.http.public_url.clone() });
-    let from = settings.mail.from.parse().with_context(|| format!("mail.from: \"{}\" is not a mailbox", settings.mail.from))?;
+    let stage = Arc::new(NotifyStage {
+        roster: Arc::new(roster),
+        subscriptions,
+        regions,
+        public_url: settings.http.public_url.clone(),
+    });
+    let from = settings
+        .mail
+        .from
+        .parse()
+        .with_context(|| format!("mail.from: \"{}\" is not a mailbox", settings.mail.from))?;
     let mailer = email::Mailer::from_settings(&settings.mail, &settings.data_dir)?;
     let webhooks = webhook::Webhooks::from_settings(&settings.webhooks)?;
     let delivery = Arc::new(Delivery::new(stage.clone(), Arc::new(templates), mailer, webhooks, from, settings));
@@ -124,7 +139,9 @@ fn cross_check(roster: &Roster, templates: &Templates, settings: &Settings) -> V
     for (i, e) in settings.webhooks.endpoints.iter().enumerate() {
         for ev in &e.events {
             if roster.route(ev).is_none() {
-                out.push(format!("webhooks.endpoints[{i}].events: \"{ev}\" has no route in the roster's notify: mapping (the route names its template)"));
+                out.push(format!(
+                    "webhooks.endpoints[{i}].events: \"{ev}\" has no route in the roster's notify: mapping (the route names its template)"
+                ));
             }
         }
     }
@@ -154,4 +171,3 @@ pub fn check(settings: &Settings, regions: &'static Regions) -> Vec<String> {
     }
     out
 }
-

@@ -110,7 +110,17 @@ pub struct OutboxMessage {
 
 impl OutboxMessage {
     /// A new pending message, due at `now`. `id` is made safe for a Message-ID and a file name.
-    pub fn new(id: &str, channel: Channel, recipient: Recipient, template: &str, data: Value, cause: &str, region: Option<RegionCode>, now: DateTime<Utc>) -> OutboxMessage {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: &str,
+        channel: Channel,
+        recipient: Recipient,
+        template: &str,
+        data: Value,
+        cause: &str,
+        region: Option<RegionCode>,
+        now: DateTime<Utc>,
+    ) -> OutboxMessage {
         OutboxMessage {
             id: safe_id(id),
             channel,
@@ -132,7 +142,15 @@ impl OutboxMessage {
 /// Keeps `A-Za-z0-9._-` and replaces anything else with `_`: an id goes into a Message-ID
 /// (`<id@hazeflow>`) and a file name.
 pub fn safe_id(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect()
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// What one attempt did.
@@ -198,7 +216,11 @@ pub fn enqueue_new(tx: &mut Tx<'_>, mut msg: OutboxMessage) -> Result<bool, Stor
 /// claims, so an idle poll writes nothing).
 pub fn due_ids(r: &ReadTx, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError> {
     let cut = now.timestamp_millis().max(0);
-    Ok(r.docs::<String>(DUE, "", "", limit)?.into_iter().filter(|(k, _)| k.get(..15).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t <= cut)).map(|(_, id)| id).collect())
+    Ok(r.docs::<String>(DUE, "", "", limit)?
+        .into_iter()
+        .filter(|(k, _)| k.get(..15).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t <= cut))
+        .map(|(_, id)| id)
+        .collect())
 }
 
 /// Claims up to `limit` due messages for sending: each leaves the due index, enters the in-flight
@@ -212,7 +234,9 @@ pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Ve
             break;
         }
         tx.remove_doc(DUE, &key)?;
-        let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, &id)? else { continue };
+        let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, &id)? else {
+            continue;
+        };
         if m.status != Status::Pending {
             continue;
         }
@@ -228,7 +252,9 @@ pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Ve
 /// Puts a claimed message back, due at `now`, without counting the attempt (the worker stopped before
 /// it sent anything).
 pub fn unclaim(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str) -> Result<(), StoreError> {
-    let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else { return Ok(()) };
+    let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else {
+        return Ok(());
+    };
     if m.status != Status::Sending {
         return Ok(());
     }
@@ -254,12 +280,25 @@ pub fn recover_interrupted(tx: &mut Tx<'_>, now: DateTime<Utc>) -> Result<Vec<St
     }
     for id in &ids {
         tx.remove_doc(INFLIGHT, id)?;
-        let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else { continue };
+        let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else {
+            continue;
+        };
         if m.status != Status::Sending {
             continue;
         }
         let error = "the process stopped during this attempt; it may have reached the server".to_string();
-        tx.put_doc(LOG, &log_key(id, m.attempts), &DeliveryAttempt { id: id.clone(), attempt: m.attempts, at: now, outcome: Outcome::Interrupted, response: None, error: Some(error.clone()) })?;
+        tx.put_doc(
+            LOG,
+            &log_key(id, m.attempts),
+            &DeliveryAttempt {
+                id: id.clone(),
+                attempt: m.attempts,
+                at: now,
+                outcome: Outcome::Interrupted,
+                response: None,
+                error: Some(error.clone()),
+            },
+        )?;
         m.status = Status::Pending;
         m.next_attempt_at = now;
         m.last_error = Some(error);
@@ -284,7 +323,9 @@ pub enum AttemptResult {
 /// Records the outcome of the current attempt of a claimed message and moves it on. Returns the
 /// message as it now is (`None` when it was not in flight: recorded already).
 pub fn record(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str, result: &AttemptResult) -> Result<Option<OutboxMessage>, StoreError> {
-    let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else { return Ok(None) };
+    let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else {
+        return Ok(None);
+    };
     if m.status != Status::Sending {
         return Ok(None);
     }
@@ -308,7 +349,18 @@ pub fn record(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str, result: &AttemptRes
             (Outcome::Failed, None, Some(error.clone()))
         }
     };
-    tx.put_doc(LOG, &log_key(id, m.attempts), &DeliveryAttempt { id: id.to_string(), attempt: m.attempts, at: now, outcome, response, error })?;
+    tx.put_doc(
+        LOG,
+        &log_key(id, m.attempts),
+        &DeliveryAttempt {
+            id: id.to_string(),
+            attempt: m.attempts,
+            at: now,
+            outcome,
+            response,
+            error,
+        },
+    )?;
     tx.put_doc(OUTBOX, id, &m)?;
     let counter = match outcome {
         Outcome::Sent => "sent",
@@ -326,7 +378,10 @@ pub fn message(r: &ReadTx, id: &str) -> Result<Option<OutboxMessage>, StoreError
 
 /// Messages whose id starts with `prefix`, in id order, after `after`, at most `limit`.
 pub fn messages(r: &ReadTx, prefix: &str, after: &str, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
-    Ok(r.docs::<OutboxMessage>(OUTBOX, prefix, after, limit)?.into_iter().map(|(_, m)| m).collect())
+    Ok(r.docs::<OutboxMessage>(OUTBOX, prefix, after, limit)?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect())
 }
 
 /// Every message (for tests and small installations; the API pages with [`messages`]).
@@ -344,5 +399,8 @@ pub fn all_messages(r: &ReadTx) -> Result<Vec<OutboxMessage>, StoreError> {
 
 /// The delivery log of one message, in attempt order.
 pub fn attempts(r: &ReadTx, id: &str) -> Result<Vec<DeliveryAttempt>, StoreError> {
-    Ok(r.docs::<DeliveryAttempt>(LOG, &format!("{id}/"), "", 10_000)?.into_iter().map(|(_, a)| a).collect())
+    Ok(r.docs::<DeliveryAttempt>(LOG, &format!("{id}/"), "", 10_000)?
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect())
 }

@@ -161,13 +161,15 @@ struct Errors<'a> {
 
 impl Errors<'_> {
     fn at(&mut self, loc: &Location, message: impl AsRef<str>) {
-        self.list.push(format!("{}:{}:{}: {}", self.file, loc.line(), loc.column(), message.as_ref()));
+        self.list
+            .push(format!("{}:{}:{}: {}", self.file, loc.line(), loc.column(), message.as_ref()));
     }
 }
 
 fn is_slug(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 /// `HH:MM` → minutes after midnight; `24:00` allowed.
@@ -199,7 +201,10 @@ fn days(list: &[Spanned<String>], e: &mut Errors<'_>) -> [bool; 7] {
             "weekend" => &[5, 6],
             "daily" => &[0, 1, 2, 3, 4, 5, 6],
             other => {
-                e.at(&d.referenced, format!("\"{other}\" is not a day (mon … sun, weekdays, weekend, daily)"));
+                e.at(
+                    &d.referenced,
+                    format!("\"{other}\" is not a day (mon … sun, weekdays, weekend, daily)"),
+                );
                 &[]
             }
         };
@@ -218,7 +223,10 @@ fn audience(s: &Spanned<String>, e: &mut Errors<'_>) -> Option<Audience> {
         other => match other.strip_prefix("role:") {
             Some(r) if is_slug(r) => Some(Audience::Role(r.to_string())),
             _ => {
-                e.at(&s.referenced, format!("\"{other}\" is not an audience (duty, signer, parent_duty, role:ROLE)"));
+                e.at(
+                    &s.referenced,
+                    format!("\"{other}\" is not an audience (duty, signer, parent_duty, role:ROLE)"),
+                );
                 None
             }
         },
@@ -246,22 +254,40 @@ impl Roster {
             let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
             vec![format!("{name}:{l}:{c}: {msg}")]
         })?;
-        let mut e = Errors { file: name, list: Vec::new() };
+        let mut e = Errors {
+            file: name,
+            list: Vec::new(),
+        };
 
         let mut routes = BTreeMap::new();
         let mut notify: Vec<_> = raw.notify.into_iter().collect();
         notify.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
         for (event, route) in notify {
             if !EVENTS.contains(&event.value.as_str()) {
-                e.at(&event.referenced, format!("\"{}\" is not an event ({})", event.value, EVENTS.join(", ")));
+                e.at(
+                    &event.referenced,
+                    format!("\"{}\" is not an event ({})", event.value, EVENTS.join(", ")),
+                );
                 continue;
             }
             let r = route.value;
             let to: Vec<Audience> = r.to.iter().filter_map(|a| audience(a, &mut e)).collect();
             if !is_slug(&r.template.value) {
-                e.at(&r.template.referenced, format!("\"{}\" is not a template name (lower-case letters, digits, _ - .)", r.template.value));
+                e.at(
+                    &r.template.referenced,
+                    format!(
+                        "\"{}\" is not a template name (lower-case letters, digits, _ - .)",
+                        r.template.value
+                    ),
+                );
             }
-            routes.insert(event.value, Route { to, template: r.template.value });
+            routes.insert(
+                event.value,
+                Route {
+                    to,
+                    template: r.template.value,
+                },
+            );
         }
 
         let mut people: BTreeMap<RegionCode, Vec<Person>> = BTreeMap::new();
@@ -290,7 +316,10 @@ impl Roster {
                 let loc = p.referenced;
                 let p = p.value;
                 if !is_slug(&p.id.value) {
-                    e.at(&p.id.referenced, format!("\"{}\" is not an id (lower-case letters, digits, _ - .)", p.id.value));
+                    e.at(
+                        &p.id.referenced,
+                        format!("\"{}\" is not an id (lower-case letters, digits, _ - .)", p.id.value),
+                    );
                 } else if !ids.insert(p.id.value.clone()) {
                     e.at(&p.id.referenced, format!("the id \"{}\" is used twice", p.id.value));
                 }
@@ -298,7 +327,10 @@ impl Roster {
                     e.at(&p.name.referenced, "a name must not be empty");
                 }
                 if !is_slug(&p.role.value) {
-                    e.at(&p.role.referenced, format!("\"{}\" is not a role id (duty_officer, deputy_head, head, …)", p.role.value));
+                    e.at(
+                        &p.role.referenced,
+                        format!("\"{}\" is not a role id (duty_officer, deputy_head, head, …)", p.role.value),
+                    );
                 }
                 if p.email.value.parse::<lettre::Address>().is_err() {
                     e.at(&p.email.referenced, format!("\"{}\" is not an email address", p.email.value));
@@ -315,7 +347,10 @@ impl Roster {
                     }
                     let to = minutes(&s.to.value);
                     if to.is_none() {
-                        e.at(&s.to.referenced, format!("\"{}\" is not a time of day (HH:MM, or 24:00)", s.to.value));
+                        e.at(
+                            &s.to.referenced,
+                            format!("\"{}\" is not a time of day (HH:MM, or 24:00)", s.to.value),
+                        );
                     }
                     if let (Some(from), Some(to)) = (from, to) {
                         shifts.push(Shift { days: d, from, to });
@@ -332,7 +367,11 @@ impl Roster {
                 });
             }
         }
-        if e.list.is_empty() { Ok(Roster { people, routes, regions }) } else { Err(e.list) }
+        if e.list.is_empty() {
+            Ok(Roster { people, routes, regions })
+        } else {
+            Err(e.list)
+        }
     }
 
     /// The region itself, then its parent, up to the province.
@@ -356,7 +395,12 @@ impl Roster {
     /// covers `at`, from the region itself or else the nearest tier above that has someone on duty.
     pub fn on_duty(&self, region: RegionCode, at: DateTime<Utc>) -> Vec<Person> {
         for tier in self.tiers(region) {
-            let now: Vec<Person> = self.people_of(tier).iter().filter(|p| p.shifts.iter().any(|s| s.covers(at))).cloned().collect();
+            let now: Vec<Person> = self
+                .people_of(tier)
+                .iter()
+                .filter(|p| p.shifts.iter().any(|s| s.covers(at)))
+                .cloned()
+                .collect();
             if !now.is_empty() {
                 return now;
             }
@@ -394,7 +438,12 @@ impl Roster {
             let found = match a {
                 Audience::Duty => self.on_duty(region, at),
                 Audience::Signer => signer_role.map(|r| self.with_role(region, r)).unwrap_or_default(),
-                Audience::ParentDuty => self.regions.ancestors(region).first().map(|p| self.on_duty(*p, at)).unwrap_or_default(),
+                Audience::ParentDuty => self
+                    .regions
+                    .ancestors(region)
+                    .first()
+                    .map(|p| self.on_duty(*p, at))
+                    .unwrap_or_default(),
                 Audience::Role(r) => self.with_role(region, r),
             };
             for p in found {
@@ -463,7 +512,10 @@ regions:
         let r = roster();
         let route = r.route("proposed").unwrap();
         let ty = RegionCode::parse("140100").unwrap();
-        assert_eq!(ids(&r.audience(route, ty, at(1, 9, 0), Some("deputy_head"))), vec!["ty-day", "ty-deputy"]);
+        assert_eq!(
+            ids(&r.audience(route, ty, at(1, 9, 0), Some("deputy_head"))),
+            vec!["ty-day", "ty-deputy"]
+        );
         // A red level needs the head, whom only the province has.
         assert_eq!(ids(&r.audience(route, ty, at(1, 9, 0), Some("head"))), vec!["ty-day", "sx-head"]);
     }
@@ -507,14 +559,25 @@ regions:
         assert_eq!(cities.len(), 11);
         for city in cities {
             assert!(!r.people_of(city).is_empty(), "city {city} has nobody on its roster");
-            assert!(!r.with_role(city, "deputy_head").is_empty() && !r.with_role(city, "head").is_empty(), "city {city}");
+            assert!(
+                !r.with_role(city, "deputy_head").is_empty() && !r.with_role(city, "head").is_empty(),
+                "city {city}"
+            );
             for h in 0..24 * 7 {
                 let t = at(1, 0, 0) + Duration::hours(h);
                 let duty = r.on_duty(city, t);
                 assert!(duty.iter().any(|p| p.region == city), "nobody of city {city} on duty at {t}");
             }
         }
-        for ev in ["proposed", "change_proposed", "issued", "level_changed", "lifted", "cancelled", "delivery_failed"] {
+        for ev in [
+            "proposed",
+            "change_proposed",
+            "issued",
+            "level_changed",
+            "lifted",
+            "cancelled",
+            "delivery_failed",
+        ] {
             assert!(r.route(ev).is_some(), "no route for {ev}");
         }
     }

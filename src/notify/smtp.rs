@@ -55,30 +55,48 @@ pub struct SmtpPool {
 }
 
 fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
-    if e.is_permanent() { NotifyError::permanent(format!("the SMTP server refused it: {e}")) } else { NotifyError::retryable(format!("SMTP: {e}")) }
+    if e.is_permanent() {
+        NotifyError::permanent(format!("the SMTP server refused it: {e}"))
+    } else {
+        NotifyError::retryable(format!("SMTP: {e}"))
+    }
 }
 
 impl SmtpPool {
     /// An empty pool; connections are opened on demand.
     pub fn new(cfg: SmtpConfig) -> SmtpPool {
-        SmtpPool { cfg, idle: Mutex::new(Vec::new()) }
+        SmtpPool {
+            cfg,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, NotifyError> {
         let c = &self.cfg;
         let open = async {
             let mut conn = if c.tls == SmtpTls::Tls {
-                AsyncSmtpConnection::connect_tokio1((c.host.as_str(), c.port), Some(c.timeout), &c.hello, c.tls_parameters.clone(), None).await.map_err(smtp_error)?
+                AsyncSmtpConnection::connect_tokio1((c.host.as_str(), c.port), Some(c.timeout), &c.hello, c.tls_parameters.clone(), None)
+                    .await
+                    .map_err(smtp_error)?
             } else {
-                let tcp = TcpStream::connect((c.host.as_str(), c.port)).await.map_err(|e| NotifyError::retryable(format!("SMTP: cannot connect to {}:{}: {e}", c.host, c.port)))?;
+                let tcp = TcpStream::connect((c.host.as_str(), c.port))
+                    .await
+                    .map_err(|e| NotifyError::retryable(format!("SMTP: cannot connect to {}:{}: {e}", c.host, c.port)))?;
                 tcp.set_nodelay(true).map_err(|e| NotifyError::retryable(format!("SMTP: {e}")))?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &c.hello).await.map_err(smtp_error)?
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &c.hello)
+                    .await
+                    .map_err(smtp_error)?
             };
             if c.tls == SmtpTls::Starttls {
-                let Some(params) = c.tls_parameters.clone() else { return Err(NotifyError::permanent("SMTP: STARTTLS without TLS parameters")) };
+                let Some(params) = c.tls_parameters.clone() else {
+                    return Err(NotifyError::permanent("SMTP: STARTTLS without TLS parameters"));
+                };
                 if !conn.can_starttls() {
                     // Required, never skipped: credentials and mail must not travel in clear.
-                    return Err(NotifyError::retryable(format!("SMTP: {}:{} does not offer STARTTLS", c.host, c.port)));
+                    return Err(NotifyError::retryable(format!(
+                        "SMTP: {}:{} does not offer STARTTLS",
+                        c.host, c.port
+                    )));
                 }
                 conn.starttls(params, &c.hello).await.map_err(smtp_error)?;
             }
@@ -87,14 +105,18 @@ impl SmtpPool {
             }
             Ok(conn)
         };
-        tokio::time::timeout(c.timeout, open).await.map_err(|_| NotifyError::retryable(format!("SMTP: connecting to {}:{} timed out", c.host, c.port)))?
+        tokio::time::timeout(c.timeout, open)
+            .await
+            .map_err(|_| NotifyError::retryable(format!("SMTP: connecting to {}:{} timed out", c.host, c.port)))?
     }
 
     /// The most recently used idle connection that still answers, or a new one.
     async fn checkout(&self) -> Result<AsyncSmtpConnection, NotifyError> {
         loop {
             let next = self.idle.lock().ok().and_then(|mut v| v.pop());
-            let Some((mut conn, since)) = next else { return self.connect().await };
+            let Some((mut conn, since)) = next else {
+                return self.connect().await;
+            };
             let idle = since.elapsed();
             if idle > MAX_IDLE || conn.has_broken() {
                 conn.abort().await;
@@ -108,10 +130,10 @@ impl SmtpPool {
     }
 
     fn checkin(&self, conn: AsyncSmtpConnection) {
-        if let Ok(mut v) = self.idle.lock() {
-            if v.len() < self.cfg.max_idle {
-                v.push((conn, Instant::now()));
-            }
+        if let Ok(mut v) = self.idle.lock()
+            && v.len() < self.cfg.max_idle
+        {
+            v.push((conn, Instant::now()));
         }
     }
 
@@ -121,7 +143,9 @@ impl SmtpPool {
         match tokio::time::timeout(self.cfg.timeout, conn.send(envelope, bytes)).await {
             Ok(Ok(resp)) => {
                 self.checkin(conn);
-                Ok(format!("{} {}", resp.code(), resp.message().collect::<Vec<_>>().join(" ")).trim().to_string())
+                Ok(format!("{} {}", resp.code(), resp.message().collect::<Vec<_>>().join(" "))
+                    .trim()
+                    .to_string())
             }
             Ok(Err(e)) => {
                 conn.abort().await;

@@ -63,7 +63,10 @@ pub struct EventNotice<'a> {
 
 /// The name an event kind has in the roster's `notify:` mapping (`level_changed`).
 pub fn event_name(kind: &EventKind) -> String {
-    serde_json::to_value(kind).ok().and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Local time as people read it: `2026年12月2日 00:00`.
@@ -98,7 +101,9 @@ impl NotifyStage {
     /// route reaches, one POST per subscribed endpoint. Returns how many were new.
     pub fn notify_event(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, n: EventNotice<'_>) -> Result<usize, StoreError> {
         let route = self.roster.route(n.event);
-        let mut people = route.map(|r| self.roster.audience(r, n.region, now, n.signer_role)).unwrap_or_default();
+        let mut people = route
+            .map(|r| self.roster.audience(r, n.region, now, n.signer_role))
+            .unwrap_or_default();
         people.retain(|p| Some(p.id.as_str()) != n.exclude);
         let mut queued = 0;
         let Some(route) = route else { return Ok(0) };
@@ -108,7 +113,11 @@ impl NotifyStage {
             let msg = OutboxMessage::new(
                 &format!("{}-{}-email", n.key, p.id),
                 Channel::Email,
-                Recipient { key: p.id.clone(), name: p.name.clone(), address: p.email.clone() },
+                Recipient {
+                    key: p.id.clone(),
+                    name: p.name.clone(),
+                    address: p.email.clone(),
+                },
                 &route.template,
                 data,
                 n.cause,
@@ -132,7 +141,11 @@ impl NotifyStage {
             let msg = OutboxMessage::new(
                 &format!("{}-{}-webhook", n.key, s.id),
                 Channel::Webhook,
-                Recipient { key: s.id.clone(), name: s.id.clone(), address: s.id.clone() },
+                Recipient {
+                    key: s.id.clone(),
+                    name: s.id.clone(),
+                    address: s.id.clone(),
+                },
                 &route.template,
                 data,
                 n.cause,
@@ -149,10 +162,33 @@ impl NotifyStage {
         let w = state.warning.as_ref();
         let current = w.map(|w| w.level.clone()).unwrap_or_default();
         let (level, from, needs, signer, start, end) = match &e.kind {
-            EventKind::Proposed { level, needs, start, expected_end, .. } => (level.clone(), None, Some(needs.clone()), None, Some(*start), Some(*expected_end)),
-            EventKind::Issued { level, signer, start, expected_end, .. } => (level.clone(), None, None, signer.clone(), Some(*start), Some(*expected_end)),
-            EventKind::ChangeProposed { level, needs, expected_end, .. } => (level.clone(), Some(current), Some(needs.clone()), None, None, Some(*expected_end)),
-            EventKind::LevelChanged { from, to, signer, expected_end, .. } => (to.clone(), Some(from.clone()), None, signer.clone(), None, Some(*expected_end)),
+            EventKind::Proposed {
+                level,
+                needs,
+                start,
+                expected_end,
+                ..
+            } => (level.clone(), None, Some(needs.clone()), None, Some(*start), Some(*expected_end)),
+            EventKind::Issued {
+                level,
+                signer,
+                start,
+                expected_end,
+                ..
+            } => (level.clone(), None, None, signer.clone(), Some(*start), Some(*expected_end)),
+            EventKind::ChangeProposed {
+                level,
+                needs,
+                expected_end,
+                ..
+            } => (level.clone(), Some(current), Some(needs.clone()), None, None, Some(*expected_end)),
+            EventKind::LevelChanged {
+                from,
+                to,
+                signer,
+                expected_end,
+                ..
+            } => (to.clone(), Some(from.clone()), None, signer.clone(), None, Some(*expected_end)),
             _ => (current, None, None, None, None, None),
         };
         let start = start.or(w.map(|w| w.start));
@@ -160,7 +196,13 @@ impl NotifyStage {
         let lv = pb.level(&level);
         let fl = from.as_deref().and_then(|f| pb.level(f));
         let id = w.map(|w| w.id.clone()).unwrap_or_default();
-        let mut path: Vec<String> = self.regions.ancestors(e.region).iter().rev().map(|r| self.regions.name(*r)).collect();
+        let mut path: Vec<String> = self
+            .regions
+            .ancestors(e.region)
+            .iter()
+            .rev()
+            .map(|r| self.regions.name(*r))
+            .collect();
         path.push(self.regions.name(e.region));
         let base = self.public_url.trim_end_matches('/');
         json!({
@@ -206,7 +248,10 @@ fn seqs_of(tx: &Tx<'_>, warning_id: &str, events: &[Event]) -> Result<Vec<u64>, 
     let mut used = BTreeSet::new();
     let mut out = vec![0; events.len()];
     for (i, e) in events.iter().enumerate().rev() {
-        let found = history.iter().rev().find(|r| !used.contains(&r.seq) && matches!(&r.body, RecordBody::Warning { event, .. } if event == e));
+        let found = history
+            .iter()
+            .rev()
+            .find(|r| !used.contains(&r.seq) && matches!(&r.body, RecordBody::Warning { event, .. } if event == e));
         out[i] = match found {
             Some(r) => {
                 used.insert(r.seq);
@@ -219,7 +264,14 @@ fn seqs_of(tx: &Tx<'_>, warning_id: &str, events: &[Event]) -> Result<Vec<u64>, 
 }
 
 impl Stage for NotifyStage {
-    fn on_warning_events(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, events: &[Event], state: &RegionState, pb: &Playbook) -> Result<(), StoreError> {
+    fn on_warning_events(
+        &self,
+        tx: &mut Tx<'_>,
+        now: DateTime<Utc>,
+        events: &[Event],
+        state: &RegionState,
+        pb: &Playbook,
+    ) -> Result<(), StoreError> {
         let names: Vec<String> = events.iter().map(|e| event_name(&e.kind)).collect();
         if !names.iter().any(|n| self.routes(n)) {
             return Ok(());
@@ -235,7 +287,16 @@ impl Stage for NotifyStage {
                 _ => None,
             };
             let data = self.warning_context(e, state, pb);
-            let notice = EventNotice { event: name, region: e.region, key: seq.to_string(), cause: &id, data, signer_role: needs, exclude: None, playbook: Some(pb) };
+            let notice = EventNotice {
+                event: name,
+                region: e.region,
+                key: seq.to_string(),
+                cause: &id,
+                data,
+                signer_role: needs,
+                exclude: None,
+                playbook: Some(pb),
+            };
             self.notify_event(tx, now, notice)?;
         }
         Ok(())
@@ -268,6 +329,15 @@ pub struct AssignmentNotice {
 /// acknowledgement), use [`NotifyStage::notify_event`] with an event of the roster's mapping.
 pub fn enqueue_for_assignment(tx: &mut Tx<'_>, now: DateTime<Utc>, notice: AssignmentNotice) -> Result<bool, StoreError> {
     let id = format!("{}.{}-{}-email", notice.assignment_id, notice.kind, notice.to.key);
-    let msg = OutboxMessage::new(&id, Channel::Email, notice.to, &notice.template, notice.data, &notice.assignment_id, notice.region, now);
+    let msg = OutboxMessage::new(
+        &id,
+        Channel::Email,
+        notice.to,
+        &notice.template,
+        notice.data,
+        &notice.assignment_id,
+        notice.region,
+        now,
+    );
     outbox::enqueue_new(tx, msg)
 }

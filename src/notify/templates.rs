@@ -29,14 +29,27 @@ pub struct Templates {
 }
 
 fn location(dir: &Path, e: &minijinja::Error) -> String {
-    let file = e.name().map_or_else(|| dir.display().to_string(), |n| dir.join(n).display().to_string());
+    let file = e
+        .name()
+        .map_or_else(|| dir.display().to_string(), |n| dir.join(n).display().to_string());
     let line = e.line().unwrap_or(0);
     format!("{file}:{line}:1: {}", e.detail().unwrap_or(&e.kind().to_string()))
 }
 
 /// One line: control characters (CR, LF, tabs …) become spaces, runs of spaces collapse.
 pub fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() || c == '\u{2028}' || c == '\u{2029}' { ' ' } else { c }).collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ")
+    s.chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Templates {
@@ -47,9 +60,19 @@ impl Templates {
         // At delivery a missing value renders empty (a message with a gap beats no message);
         // `check` renders strictly so that `hazeflow check` catches the typo first.
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        env.set_auto_escape_callback(|name| if name.ends_with(".html.j2") { AutoEscape::Html } else { AutoEscape::None });
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html.j2") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
         env.set_keep_trailing_newline(true);
-        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "j2")).collect();
+        let mut files: Vec<_> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "j2"))
+            .collect();
         files.sort();
         let mut errors = Vec::new();
         for f in files {
@@ -145,13 +168,21 @@ mod tests {
     use super::*;
 
     fn shipped() -> Templates {
-        Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/templates/notify")).unwrap_or_else(|e| panic!("{}", e.join("\n")))
+        Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/templates/notify"))
+            .unwrap_or_else(|e| panic!("{}", e.join("\n")))
     }
 
     #[test]
     fn every_shipped_template_renders_its_sample_in_strict_mode() {
         let t = shipped();
-        for name in ["warning_proposed", "warning_issued", "warning_changed", "warning_lifted", "warning_cancelled", "delivery_failed"] {
+        for name in [
+            "warning_proposed",
+            "warning_issued",
+            "warning_changed",
+            "warning_lifted",
+            "warning_cancelled",
+            "delivery_failed",
+        ] {
             assert!(t.has(name), "{name}");
             t.check(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         }

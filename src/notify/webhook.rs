@@ -56,7 +56,16 @@ impl Webhooks {
         let endpoints = w
             .endpoints
             .iter()
-            .map(|e| (e.id.clone(), Endpoint { url: e.url.clone(), secret: e.secret.clone().unwrap_or_default(), format: e.format }))
+            .map(|e| {
+                (
+                    e.id.clone(),
+                    Endpoint {
+                        url: e.url.clone(),
+                        secret: e.secret.clone().unwrap_or_default(),
+                        format: e.format,
+                    },
+                )
+            })
             .collect();
         Ok(Webhooks { client, endpoints })
     }

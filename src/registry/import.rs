@@ -311,7 +311,7 @@ pub fn import_csv(
         errors: Vec::new(),
         opts: Some(*opts),
     };
-    let total = count_lines(e_text) + m_text.map_or(0, count_lines) * 2;
+    let total = count_lines(e_text) + m_text.map_or(0, count_lines);
     let mut done = 0usize;
     let mut tick = |n: usize| {
         done += n;
@@ -374,96 +374,78 @@ pub fn import_csv(
         }
     }
 
-    // Lines, then measures (a measure may come before its line in the file).
+    // Lines and measures in one pass; a measure whose line comes later in the file waits for it.
     if let Some(m_text) = m_text
         && enterprises_readable
         && let Some(table) = CsvTable::open(&mut ctx, 1, MEASURE_COLUMNS, &["uscc", "record"])
     {
-        for pass in [Record::Line, Record::Measure] {
-            let mut rec = csv::StringRecord::new();
-            let mut reader = table.reader(m_text);
-            loop {
-                match reader.read_record(&mut rec) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        if pass == Record::Line {
-                            ctx.csv_error(1, &e);
-                        }
-                        break;
-                    }
+        let mut rec = csv::StringRecord::new();
+        let mut reader = table.reader(m_text);
+        let mut waiting: Vec<(usize, csv::StringRecord)> = Vec::new();
+        loop {
+            match reader.read_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    ctx.csv_error(1, &e);
+                    break;
                 }
-                tick(1);
-                let row = if pass == Record::Line {
-                    table.row(&mut ctx, &rec)
-                } else {
-                    table.row_quiet(&rec)
-                };
-                let Some(row) = row else { continue };
-                let Some(record) = row.get(M_RECORD) else {
-                    if pass == Record::Line {
-                        ctx.err(row.at(M_RECORD), "record is empty (line or measure)");
-                    }
-                    continue;
-                };
-                let kind = match record.text {
-                    "line" => Record::Line,
-                    "measure" => Record::Measure,
-                    other => {
-                        if pass == Record::Line {
-                            ctx.err(record.at, format!("record must be line or measure, got \"{other}\""));
-                        }
-                        continue;
-                    }
-                };
-                if kind != pass {
+            }
+            tick(1);
+            let Some(row) = table.row(&mut ctx, &rec) else { continue };
+            let Some(record) = row.get(M_RECORD) else {
+                ctx.err(row.at(M_RECORD), "record is empty (line or measure)");
+                continue;
+            };
+            let kind = match record.text {
+                "line" => Record::Line,
+                "measure" => Record::Measure,
+                other => {
+                    ctx.err(record.at, format!("record must be line or measure, got \"{other}\""));
                     continue;
                 }
-                let Some(idx) = list.owner(&mut ctx, row.cell(M_USCC), row.at(M_USCC)) else {
-                    continue;
-                };
-                let unused: &[usize] = if kind == Record::Line { MEASURE_ONLY } else { LINE_ONLY };
-                for &col in unused {
-                    if let Some(c) = row.get(col) {
-                        ctx.err(
-                            c.at,
-                            format!("column {} must be empty in a {} row", MEASURE_COLUMNS[col], record.text),
-                        );
-                    }
+            };
+            let Some(idx) = list.owner(&mut ctx, row.cell(M_USCC), row.at(M_USCC)) else {
+                continue;
+            };
+            let unused: &[usize] = if kind == Record::Line { MEASURE_ONLY } else { LINE_ONLY };
+            for &col in unused {
+                if let Some(c) = row.get(col) {
+                    ctx.err(
+                        c.at,
+                        format!("column {} must be empty in a {} row", MEASURE_COLUMNS[col], record.text),
+                    );
                 }
-                if kind == Record::Line {
-                    let cells = LineCells {
+            }
+            if kind == Record::Line {
+                let cells = LineCells {
+                    at: row.at(0),
+                    id: row.cell(M_LINE),
+                    name: row.cell(M_NAME),
+                    capacity: row.cell(M_CAPACITY),
+                    unit: row.cell(M_UNIT),
+                    eia: row.get(M_EIA),
+                    permit: row.get(M_PERMIT),
+                    last_year: row.get(M_LAST_YEAR),
+                    contact: Some(ContactCells {
                         at: row.at(0),
-                        id: row.cell(M_LINE),
-                        name: row.cell(M_NAME),
-                        capacity: row.cell(M_CAPACITY),
-                        unit: row.cell(M_UNIT),
-                        eia: row.get(M_EIA),
-                        permit: row.get(M_PERMIT),
-                        last_year: row.get(M_LAST_YEAR),
-                        contact: Some(ContactCells {
-                            at: row.at(0),
-                            role: None,
-                            name: row.cell(M_CONTACT),
-                            email: row.get(M_EMAIL),
-                            phone: row.get(M_PHONE),
-                        })
-                        .filter(|c| [c.name, c.email, c.phone].iter().any(|x| x.is_some_and(|x| !x.text.is_empty()))),
-                    };
-                    list.add_line(&mut ctx, idx, &cells);
-                } else {
-                    let cells = MeasureCells {
-                        at: row.at(0),
-                        line: row.get(M_LINE),
-                        level: row.cell(M_LEVEL),
-                        kind: row.cell(M_MEASURE),
-                        value: row.get(M_VALUE),
-                        process: row.get(M_PROCESS),
-                        reduction: [row.get(M_SO2), row.get(M_NOX), row.get(M_PM), row.get(M_VOCS)],
-                        note: row.get(M_NOTE),
-                    };
-                    list.add_measure(&mut ctx, idx, &cells);
-                }
+                        role: None,
+                        name: row.cell(M_CONTACT),
+                        email: row.get(M_EMAIL),
+                        phone: row.get(M_PHONE),
+                    })
+                    .filter(|c| [c.name, c.email, c.phone].iter().any(|x| x.is_some_and(|x| !x.text.is_empty()))),
+                };
+                list.add_line(&mut ctx, idx, &cells);
+            } else if row.get(M_LINE).is_some_and(|l| list.lacks_line(idx, l.text)) {
+                waiting.push((idx, rec.clone()));
+            } else {
+                list.add_measure(&mut ctx, idx, &measure_cells(&row));
+            }
+        }
+        for (idx, rec) in &waiting {
+            if let Some(row) = table.row_quiet(rec) {
+                list.add_measure(&mut ctx, *idx, &measure_cells(&row));
             }
         }
     }
@@ -622,6 +604,20 @@ impl Ctx<'_> {
         let name = self.files[file].0;
         self.errors
             .push(RegistryError::new(name, line, 1, format!("not readable as CSV: {e}")));
+    }
+}
+
+/// The cells of a measure row.
+fn measure_cells<'r>(row: &CsvRow<'r>) -> MeasureCells<'r> {
+    MeasureCells {
+        at: row.at(0),
+        line: row.get(M_LINE),
+        level: row.cell(M_LEVEL),
+        kind: row.cell(M_MEASURE),
+        value: row.get(M_VALUE),
+        process: row.get(M_PROCESS),
+        reduction: [row.get(M_SO2), row.get(M_NOX), row.get(M_PM), row.get(M_VOCS)],
+        note: row.get(M_NOTE),
     }
 }
 
@@ -1122,8 +1118,10 @@ struct Builder {
     broken: HashSet<String>,
     /// Per enterprise: where each line was defined.
     line_at: Vec<Vec<At>>,
-    /// Measures waiting for their line shares: (enterprise, measure, reductions were implied).
+    /// Measures waiting for their line shares: (enterprise, measure index).
     implied: Vec<(usize, usize)>,
+    /// The last owner found: rows of one enterprise usually follow each other.
+    last_owner: Option<([u8; 18], usize)>,
 }
 
 impl Builder {
@@ -1191,8 +1189,20 @@ impl Builder {
     /// The enterprise a lines/measures row belongs to: it must be in the enterprises file.
     fn owner(&mut self, ctx: &mut Ctx<'_>, uscc: Option<C<'_>>, at: At) -> Option<usize> {
         let u = required(ctx, uscc, at, "uscc")?;
-        if let Some(idx) = Uscc::parse_with_override(u.text).ok().and_then(|code| self.by_uscc.get(&code)) {
-            return Some(*idx);
+        if let Some((code, idx)) = self.last_owner
+            && code == u.text.as_bytes()
+        {
+            return Some(idx);
+        }
+        if let Some(idx) = Uscc::parse_with_override(u.text)
+            .ok()
+            .and_then(|code| self.by_uscc.get(&code))
+            .copied()
+        {
+            if let Ok(bytes) = <[u8; 18]>::try_from(u.text.as_bytes()) {
+                self.last_owner = Some((bytes, idx));
+            }
+            return Some(idx);
         }
         if !self.broken.contains(&u.text.to_ascii_uppercase()) {
             let file = ctx.files[0].0;
@@ -1202,6 +1212,11 @@ impl Builder {
             ctx.err(u.at, format!("{} is not in {name}", u.text));
         }
         None
+    }
+
+    /// Whether a built enterprise has no line with this id (yet).
+    fn lacks_line(&self, idx: usize, line: &str) -> bool {
+        self.enterprises[idx].as_ref().is_some_and(|e| e.line(line).is_none())
     }
 
     /// A line: an id unique within the enterprise, a name, a positive capacity and a unit;

@@ -54,7 +54,10 @@ pub enum StoreError {
 }
 
 pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database { path: path.to_path_buf(), message: e.to_string() }
+    StoreError::Database {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -117,14 +120,21 @@ impl Store {
             Box::new(move |commit: Result<(), String>| {
                 let out = match commit {
                     Ok(()) => result,
-                    Err(message) => Err(StoreError::Database { path: PathBuf::from("(commit)"), message }),
+                    Err(message) => Err(StoreError::Database {
+                        path: PathBuf::from("(commit)"),
+                        message,
+                    }),
                 };
                 let _ = send.send(out);
             })
         });
         {
             let guard = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
-            guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)?;
+            guard
+                .as_ref()
+                .ok_or(StoreError::Closed)?
+                .send(job)
+                .map_err(|_| StoreError::Closed)?;
         }
         recv.await.map_err(|_| StoreError::Closed)?
     }
@@ -175,7 +185,9 @@ fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>) {
         };
         let t1 = std::time::Instant::now();
         let commit = outcome.and_then(|()| txn.commit().map_err(|e| e.to_string()));
-        if std::env::var_os("HF_TRACE").is_some() { eprintln!("TRACE {nb} {} {}", (t1 - t0).as_micros(), t1.elapsed().as_micros()); }
+        if std::env::var_os("HF_TRACE").is_some() {
+            eprintln!("TRACE {nb} {} {}", (t1 - t0).as_micros(), t1.elapsed().as_micros());
+        }
         if let Err(e) = &commit {
             tracing::error!(error = %e, "commit failed; the batch is lost and its callers are told");
         }

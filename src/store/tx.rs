@@ -15,7 +15,10 @@ use crate::region::RegionCode;
 use crate::warning::{RegionState, Warning};
 
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { table, message: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        message: e.to_string(),
+    })
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -33,10 +36,16 @@ pub(crate) fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
             u32::from_le_bytes(b.try_into().unwrap_or([0; 4]))
         });
         match found {
-            Some(v) if v > FORMAT_VERSION => return Err(StoreError::TooNew { path: path.to_path_buf(), found: v }),
+            Some(v) if v > FORMAT_VERSION => {
+                return Err(StoreError::TooNew {
+                    path: path.to_path_buf(),
+                    found: v,
+                });
+            }
             Some(_) => {}
             None => {
-                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice()).map_err(|e| db_err(path, e))?;
+                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())
+                    .map_err(|e| db_err(path, e))?;
             }
         }
         // Create every table so that readers never meet a missing one.
@@ -60,14 +69,19 @@ macro_rules! getters {
         /// A forecast by id.
         pub fn forecast(&self, id: &str) -> Result<Option<Forecast>, StoreError> {
             let t = self.open(FORECASTS)?;
-            t.get(id).map_err(|e| self.err(e))?.map(|v| decode("forecasts", v.value())).transpose()
+            t.get(id)
+                .map_err(|e| self.err(e))?
+                .map(|v| decode("forecasts", v.value()))
+                .transpose()
         }
 
         /// The latest forecast (by issue time) that covers the region.
         pub fn latest_forecast(&self, region: RegionCode) -> Result<Option<Forecast>, StoreError> {
             let id = {
                 let t = self.open(LATEST)?;
-                t.get(region.as_u32()).map_err(|e| self.err(e))?.map(|v| v.value().to_string())
+                t.get(region.as_u32())
+                    .map_err(|e| self.err(e))?
+                    .map(|v| v.value().to_string())
             };
             match id {
                 Some(id) => self.forecast(&id),
@@ -91,7 +105,11 @@ macro_rules! getters {
         /// A region's lifecycle state.
         pub fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError> {
             let t = self.open(REGION_STATES)?;
-            Ok(t.get(region.as_u32()).map_err(|e| self.err(e))?.map(|v| decode("region_states", v.value())).transpose()?.unwrap_or_default())
+            Ok(t.get(region.as_u32())
+                .map_err(|e| self.err(e))?
+                .map(|v| decode("region_states", v.value()))
+                .transpose()?
+                .unwrap_or_default())
         }
 
         /// Every region's lifecycle state.
@@ -110,7 +128,10 @@ macro_rules! getters {
         /// A warning by id.
         pub fn warning(&self, id: &str) -> Result<Option<Warning>, StoreError> {
             let t = self.open(WARNINGS)?;
-            t.get(id).map_err(|e| self.err(e))?.map(|v| decode("warnings", v.value())).transpose()
+            t.get(id)
+                .map_err(|e| self.err(e))?
+                .map(|v| decode("warnings", v.value()))
+                .transpose()
         }
 
         /// Every warning, by id.
@@ -182,7 +203,10 @@ macro_rules! getters {
         /// A directive by id.
         pub fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>, StoreError> {
             let t = self.open(DIRECTIVES)?;
-            t.get(id).map_err(|e| self.err(e))?.map(|v| decode("directives", v.value())).transpose()
+            t.get(id)
+                .map_err(|e| self.err(e))?
+                .map(|v| decode("directives", v.value()))
+                .transpose()
         }
 
         /// Every directive.
@@ -216,13 +240,20 @@ macro_rules! getters {
         /// A document of a collection.
         pub fn doc<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<T>, StoreError> {
             let t = self.open(DOCS)?;
-            t.get((collection, key)).map_err(|e| self.err(e))?.map(|v| decode("docs", v.value())).transpose()
+            t.get((collection, key))
+                .map_err(|e| self.err(e))?
+                .map(|v| decode("docs", v.value()))
+                .transpose()
         }
 
         /// Keys (only) of a collection that start with `prefix`, in order, after `after`, at most `limit`.
         pub fn doc_keys(&self, collection: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
             let t = self.open(DOCS)?;
-            let start = if after.is_empty() || after < prefix { prefix.to_string() } else { after.to_string() };
+            let start = if after.is_empty() || after < prefix {
+                prefix.to_string()
+            } else {
+                after.to_string()
+            };
             let mut out = Vec::new();
             for item in t.range((collection, start.as_str())..).map_err(|e| self.err(e))? {
                 let (k, _) = item.map_err(|e| self.err(e))?;
@@ -240,9 +271,19 @@ macro_rules! getters {
 
         /// Documents of a collection whose key starts with `prefix`, in key order, after `after`
         /// (exclusive; empty for the start), at most `limit`.
-        pub fn docs<T: DeserializeOwned>(&self, collection: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, T)>, StoreError> {
+        pub fn docs<T: DeserializeOwned>(
+            &self,
+            collection: &str,
+            prefix: &str,
+            after: &str,
+            limit: usize,
+        ) -> Result<Vec<(String, T)>, StoreError> {
             let t = self.open(DOCS)?;
-            let start = if after.is_empty() || after < prefix { prefix.to_string() } else { after.to_string() };
+            let start = if after.is_empty() || after < prefix {
+                prefix.to_string()
+            } else {
+                after.to_string()
+            };
             let mut out = Vec::new();
             for item in t.range((collection, start.as_str())..).map_err(|e| self.err(e))? {
                 let (k, v) = item.map_err(|e| self.err(e))?;
@@ -268,14 +309,20 @@ pub struct ReadTx {
 
 impl ReadTx {
     pub(crate) fn new(txn: ReadTransaction, path: &Path) -> Self {
-        ReadTx { txn, path: path.to_path_buf() }
+        ReadTx {
+            txn,
+            path: path.to_path_buf(),
+        }
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
         db_err(&self.path, e)
     }
 
-    fn open<K: redb::Key + 'static, V: redb::Value + 'static>(&self, def: redb::TableDefinition<K, V>) -> Result<redb::ReadOnlyTable<K, V>, StoreError> {
+    fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<K, V>,
+    ) -> Result<redb::ReadOnlyTable<K, V>, StoreError> {
         self.txn.open_table(def).map_err(|e| self.err(e))
     }
 
@@ -292,7 +339,12 @@ pub struct Tx<'a> {
 
 impl<'a> Tx<'a> {
     pub(crate) fn new(txn: &'a WriteTransaction, path: &Path) -> Self {
-        Tx { txn, path: path.to_path_buf(), failed: None, next_seq: None }
+        Tx {
+            txn,
+            path: path.to_path_buf(),
+            failed: None,
+            next_seq: None,
+        }
     }
 
     /// Whether every write went through; a failed write aborts the batch.
@@ -309,7 +361,10 @@ impl<'a> Tx<'a> {
         e
     }
 
-    fn open<K: redb::Key + 'static, V: redb::Value + 'static>(&self, def: redb::TableDefinition<K, V>) -> Result<redb::Table<'_, K, V>, StoreError> {
+    fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<K, V>,
+    ) -> Result<redb::Table<'_, K, V>, StoreError> {
         self.txn.open_table(def).map_err(|e| self.err(e))
     }
 
@@ -331,8 +386,16 @@ impl<'a> Tx<'a> {
         if let RecordBody::ConsultationHeld { consultation } = &mut body {
             consultation.seq = seq;
         }
-        let record = Record { seq, recorded_at: at, actor: actor.to_string(), playbook, body };
-        self.open(EVENTS)?.insert(seq, encode(&record).as_slice()).map_err(|e| self.err(e))?;
+        let record = Record {
+            seq,
+            recorded_at: at,
+            actor: actor.to_string(),
+            playbook,
+            body,
+        };
+        self.open(EVENTS)?
+            .insert(seq, encode(&record).as_slice())
+            .map_err(|e| self.err(e))?;
         self.bump(&format!("events_{}", record.body.kind()), 1)?;
         self.apply_views(&record)?;
         Ok(record)
@@ -341,36 +404,52 @@ impl<'a> Tx<'a> {
     fn apply_views(&mut self, record: &Record) -> Result<(), StoreError> {
         match &record.body {
             RecordBody::ForecastAccepted { forecast, .. } => {
-                self.open(FORECASTS)?.insert(forecast.id.as_str(), encode(forecast).as_slice()).map_err(|e| self.err(e))?;
+                self.open(FORECASTS)?
+                    .insert(forecast.id.as_str(), encode(forecast).as_slice())
+                    .map_err(|e| self.err(e))?;
                 for region in forecast.series.keys() {
                     let newer = match self.latest_forecast(*region)? {
                         Some(old) => forecast.issued_at >= old.issued_at,
                         None => true,
                     };
                     if newer {
-                        self.open(LATEST)?.insert(region.as_u32(), forecast.id.as_str()).map_err(|e| self.err(e))?;
+                        self.open(LATEST)?
+                            .insert(region.as_u32(), forecast.id.as_str())
+                            .map_err(|e| self.err(e))?;
                     }
                 }
             }
             RecordBody::ConsultationHeld { consultation } => {
-                self.open(CONSULTATIONS)?.insert(record.seq, encode(consultation).as_slice()).map_err(|e| self.err(e))?;
+                self.open(CONSULTATIONS)?
+                    .insert(record.seq, encode(consultation).as_slice())
+                    .map_err(|e| self.err(e))?;
             }
             RecordBody::Warning { warning_id, event } => {
                 let mut state = self.region_state(event.region)?;
                 state.apply(event);
-                self.open(REGION_STATES)?.insert(event.region.as_u32(), encode(&state).as_slice()).map_err(|e| self.err(e))?;
+                self.open(REGION_STATES)?
+                    .insert(event.region.as_u32(), encode(&state).as_slice())
+                    .map_err(|e| self.err(e))?;
                 if let Some(w) = &state.warning {
-                    self.open(WARNINGS)?.insert(w.id.as_str(), encode(w).as_slice()).map_err(|e| self.err(e))?;
+                    self.open(WARNINGS)?
+                        .insert(w.id.as_str(), encode(w).as_slice())
+                        .map_err(|e| self.err(e))?;
                 }
-                self.open(WARNING_EVENTS)?.insert((warning_id.as_str(), record.seq), ()).map_err(|e| self.err(e))?;
+                self.open(WARNING_EVENTS)?
+                    .insert((warning_id.as_str(), record.seq), ())
+                    .map_err(|e| self.err(e))?;
             }
             RecordBody::DirectiveIssued { directive } => {
-                self.open(DIRECTIVES)?.insert(directive.id.as_str(), encode(directive).as_slice()).map_err(|e| self.err(e))?;
+                self.open(DIRECTIVES)?
+                    .insert(directive.id.as_str(), encode(directive).as_slice())
+                    .map_err(|e| self.err(e))?;
             }
             RecordBody::DirectiveLifted { id } => {
                 if let Some(mut d) = self.directive(id)? {
                     d.active = false;
-                    self.open(DIRECTIVES)?.insert(id.as_str(), encode(&d).as_slice()).map_err(|e| self.err(e))?;
+                    self.open(DIRECTIVES)?
+                        .insert(id.as_str(), encode(&d).as_slice())
+                        .map_err(|e| self.err(e))?;
                 }
             }
             RecordBody::ForecastRejected { .. } | RecordBody::PlaybooksReloaded { .. } | RecordBody::Other { .. } => {}
@@ -387,7 +466,11 @@ impl<'a> Tx<'a> {
 
     /// Writes a document of a collection.
     pub fn put_doc<T: Serialize>(&mut self, collection: &str, key: &str, value: &T) -> Result<(), StoreError> {
-        let r = self.open(DOCS)?.insert((collection, key), encode(value).as_slice()).map(|_| ()).map_err(|e| self.err(e));
+        let r = self
+            .open(DOCS)?
+            .insert((collection, key), encode(value).as_slice())
+            .map(|_| ())
+            .map_err(|e| self.err(e));
         r.map_err(|e| self.fail(e))
     }
 
@@ -413,7 +496,12 @@ impl<'a> Tx<'a> {
         let t = self.open(DOCS)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            out.push(t.get((collection, k.as_str())).map_err(|e| self.err(e))?.map(|v| decode("docs", v.value())).transpose()?);
+            out.push(
+                t.get((collection, k.as_str()))
+                    .map_err(|e| self.err(e))?
+                    .map(|v| decode("docs", v.value()))
+                    .transpose()?,
+            );
         }
         Ok(out)
     }
@@ -473,9 +561,10 @@ impl ReadTx {
         }
         for s in states.values() {
             if let Some(w) = &s.warning
-                && self.warning(&w.id)?.as_ref() != Some(w) {
-                    diffs.push(format!("warning {}: the stored view differs from the log", w.id));
-                }
+                && self.warning(&w.id)?.as_ref() != Some(w)
+            {
+                diffs.push(format!("warning {}: the stored view differs from the log", w.id));
+            }
         }
         for (region, (_, id)) in &latest {
             let t = self.open(LATEST)?;

@@ -38,7 +38,14 @@ use crate::helpers::*;
 struct Broken;
 
 impl Stage for Broken {
-    fn on_warning_events(&self, _tx: &mut Tx<'_>, _now: DateTime<Utc>, events: &[Event], _state: &RegionState, _pb: &Playbook) -> Result<(), StoreError> {
+    fn on_warning_events(
+        &self,
+        _tx: &mut Tx<'_>,
+        _now: DateTime<Utc>,
+        events: &[Event],
+        _state: &RegionState,
+        _pb: &Playbook,
+    ) -> Result<(), StoreError> {
         if events.iter().any(|e| matches!(e.kind, EventKind::Issued { .. })) {
             return Err(StoreError::Refused("the next stage failed".into()));
         }
@@ -52,7 +59,9 @@ fn count(store: &Store, collection: &str) -> usize {
 
 fn issued_records(store: &Store) -> usize {
     let all = store.read(|r| r.events_after(0, usize::MAX)).unwrap();
-    all.iter().filter(|r| matches!(&r.body, RecordBody::Warning { event, .. } if matches!(event.kind, EventKind::Issued { .. }))).count()
+    all.iter()
+        .filter(|r| matches!(&r.body, RecordBody::Warning { event, .. } if matches!(event.kind, EventKind::Issued { .. })))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,23 +78,54 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
     // The test list, as the daemon seeds it.
     let list = dir.path().join("list");
     write_list(&list);
-    let opts = ImportOptions { defaults: &defaults, regions: Some(regions) };
-    let enterprises = read_paths(&[list.join("enterprises.csv"), list.join("measures.csv")], &opts, &mut |_, _| {}).expect("the test list imports");
+    let opts = ImportOptions {
+        defaults: &defaults,
+        regions: Some(regions),
+    };
+    let enterprises =
+        read_paths(&[list.join("enterprises.csv"), list.join("measures.csv")], &opts, &mut |_, _| {}).expect("the test list imports");
     let version = ListVersion::new(enterprises, None, now);
     let diff = diff_enterprises(&[], &version.enterprises);
     hazeflow::list::record(&store, version, diff, "test", now).await.unwrap();
 
-    let assign = Arc::new(AssignStage { defaults: defaults.clone(), tokens: TokenKey::new([7; 32]), regions, on_assigned: vec![hazeflow::escalate::hook(defaults.clone())] });
-    let mut engine = Engine { stages: vec![assign, Arc::new(Broken)], store: store.clone(), playbooks: Playbooks::new(set, now), regions, clock: clock.clone(), max_forecast_bytes: 1 << 20 };
+    let assign = Arc::new(AssignStage {
+        defaults: defaults.clone(),
+        tokens: TokenKey::new([7; 32]),
+        regions,
+        on_assigned: vec![hazeflow::escalate::hook(defaults.clone())],
+    });
+    let mut engine = Engine {
+        stages: vec![assign, Arc::new(Broken)],
+        store: store.clone(),
+        playbooks: Playbooks::new(set, now),
+        regions,
+        clock: clock.clone(),
+        max_forecast_bytes: 1 << 20,
+    };
 
     // An orange proposal for Taiyuan.
-    engine.submit_forecast("f.csv", orange_forecast("2026-12-02 07:30", "2026-12-02").as_bytes(), "test").await.expect("the forecast");
+    engine
+        .submit_forecast("f.csv", orange_forecast("2026-12-02 07:30", "2026-12-02").as_bytes(), "test")
+        .await
+        .expect("the forecast");
     engine.consult("test", None, None).await.expect("the consultation");
-    let id = store.read(|r| r.warnings()).unwrap().into_iter().find(|w| w.region.to_string() == TAIYUAN).expect("a proposal").id;
+    let id = store
+        .read(|r| r.warnings())
+        .unwrap()
+        .into_iter()
+        .find(|w| w.region.to_string() == TAIYUAN)
+        .expect("a proposal")
+        .id;
     let seq = store.read(|r| r.last_seq()).unwrap();
 
     // The deputy head signs while other writers are busy: the signature fails in the broken stage…
-    let sign = engine.warning_action(&id, WarningAction::Sign { signer: "李副市长".into(), role: "deputy_head".into() });
+    let sign = engine.warning_action(
+        &id,
+        WarningAction::Sign {
+            signer: "李副市长".into(),
+            role: "deputy_head".into(),
+        },
+    );
     let others = futures_like_join(&store, 32);
     let (signed, probes) = tokio::join!(sign, others);
     assert!(signed.is_err(), "the signature fails: {signed:?}");
@@ -94,7 +134,12 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
     assert_eq!(issued_records(&store), 0);
     let w = store.read(|r| r.warning(&id)).unwrap().unwrap();
     assert_eq!(w.status, hazeflow::warning::Status::Pending);
-    for c in [hazeflow::assign::ASSIGNMENTS, hazeflow::assign::CURRENT, hazeflow::assign::TOKENS, hazeflow::escalate::TIMERS] {
+    for c in [
+        hazeflow::assign::ASSIGNMENTS,
+        hazeflow::assign::CURRENT,
+        hazeflow::assign::TOKENS,
+        hazeflow::escalate::TIMERS,
+    ] {
         assert_eq!(count(&store, c), 0, "{c} is empty");
     }
     assert_eq!(store.read(|r| r.last_seq()).unwrap(), seq, "the log did not move");
@@ -105,12 +150,29 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
 
     // With the stage mended, the same signature writes the event and the assignments together.
     engine.stages.pop();
-    engine.warning_action(&id, WarningAction::Sign { signer: "李副市长".into(), role: "deputy_head".into() }).await.expect("signed");
+    engine
+        .warning_action(
+            &id,
+            WarningAction::Sign {
+                signer: "李副市长".into(),
+                role: "deputy_head".into(),
+            },
+        )
+        .await
+        .expect("signed");
     assert_eq!(issued_records(&store), 1);
     let n = 3 + defaults.departments.len();
-    assert_eq!(count(&store, hazeflow::assign::ASSIGNMENTS), n, "three enterprises and every department");
+    assert_eq!(
+        count(&store, hazeflow::assign::ASSIGNMENTS),
+        n,
+        "three enterprises and every department"
+    );
     assert_eq!(count(&store, hazeflow::assign::TOKENS), n);
-    assert_eq!(count(&store, hazeflow::escalate::TIMERS), 4, "reminder, overdue and two escalations for the batch");
+    assert_eq!(
+        count(&store, hazeflow::escalate::TIMERS),
+        4,
+        "reminder, overdue and two escalations for the batch"
+    );
     store.close();
 }
 
@@ -133,10 +195,15 @@ async fn futures_like_join(store: &Store, n: usize) -> Vec<Result<(), StoreError
 // ---------------------------------------------------------------------------------------------
 
 /// Shanxi's eleven cities.
-const CITIES: [&str; 11] = ["140100", "140200", "140300", "140400", "140500", "140600", "140700", "140800", "140900", "141000", "141100"];
+const CITIES: [&str; 11] = [
+    "140100", "140200", "140300", "140400", "140500", "140600", "140700", "140800", "140900", "141000", "141100",
+];
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// The real daemon on the embedded defaults, pointed at `dir`, the test list and `port`.
@@ -148,7 +215,11 @@ async fn start_daemon(dir: &Path, port: u16, http: &reqwest::Client) -> Child {
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HAZEFLOW_") || k == "RUST_LOG") {
         cmd.env_remove(k);
     }
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).expect("a log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .expect("a log");
     let mut child = cmd
         .arg("daemon")
         .env("HAZEFLOW_LOG_LEVEL", "warn")
@@ -170,12 +241,19 @@ async fn start_daemon(dir: &Path, port: u16, http: &reqwest::Client) -> Child {
     let started = std::time::Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("the daemon exited with {status}: {}", std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default());
+            panic!(
+                "the daemon exited with {status}: {}",
+                std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+            );
         }
         if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
             return child;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "the daemon does not answer: {}", std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the daemon does not answer: {}",
+            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -184,28 +262,67 @@ async fn start_daemon(dir: &Path, port: u16, http: &reqwest::Client) -> Child {
 async fn churn(http: reqwest::Client, base: String, city: &'static str, issued: Arc<AtomicUsize>) {
     let today = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
     for n in 0..1000u32 {
-        let csv = forecast_csv(&today.format("%Y-%m-%d 00:00").to_string(), city, &today.to_string(), &[150, 160 + n % 30, 230, 240, 180, 120, 100]);
-        let Ok(r) = http.post(format!("{base}/api/v1/forecasts")).bearer_auth("hazeflow-demo").body(csv).send().await else { return };
+        let csv = forecast_csv(
+            &today.format("%Y-%m-%d 00:00").to_string(),
+            city,
+            &today.to_string(),
+            &[150, 160 + n % 30, 230, 240, 180, 120, 100],
+        );
+        let Ok(r) = http
+            .post(format!("{base}/api/v1/forecasts"))
+            .bearer_auth("hazeflow-demo")
+            .body(csv)
+            .send()
+            .await
+        else {
+            return;
+        };
         if !r.status().is_success() {
             return;
         }
         // Wait for the proposal the consultation makes on it.
         let mut pending = None;
         for _ in 0..200 {
-            let Ok(r) = http.get(format!("{base}/api/v1/warnings")).bearer_auth("hazeflow-demo").send().await else { return };
+            let Ok(r) = http
+                .get(format!("{base}/api/v1/warnings"))
+                .bearer_auth("hazeflow-demo")
+                .send()
+                .await
+            else {
+                return;
+            };
             let Ok(v) = r.json::<Value>().await else { return };
-            pending = v["warnings"].as_array().into_iter().flatten().find(|w| w["region"] == city && w["status"] == "pending").and_then(|w| w["id"].as_str().map(str::to_string));
+            pending = v["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|w| w["region"] == city && w["status"] == "pending")
+                .and_then(|w| w["id"].as_str().map(str::to_string));
             if pending.is_some() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let Some(id) = pending else { continue };
-        let Ok(r) = http.post(format!("{base}/api/v1/warnings/{id}/sign")).bearer_auth("hazeflow-demo").send().await else { return };
+        let Ok(r) = http
+            .post(format!("{base}/api/v1/warnings/{id}/sign"))
+            .bearer_auth("hazeflow-demo")
+            .send()
+            .await
+        else {
+            return;
+        };
         if r.status().is_success() {
             issued.fetch_add(1, Ordering::SeqCst);
         }
-        let Ok(_) = http.post(format!("{base}/api/v1/warnings/{id}/cancel")).bearer_auth("hazeflow-demo").send().await else { return };
+        let Ok(_) = http
+            .post(format!("{base}/api/v1/warnings/{id}/cancel"))
+            .bearer_auth("hazeflow-demo")
+            .send()
+            .await
+        else {
+            return;
+        };
     }
 }
 
@@ -216,8 +333,14 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
     let port = free_port();
     let mut daemon = start_daemon(dir.path(), port, &http).await;
     let issued = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = CITIES.iter().map(|c| tokio::spawn(churn(http.clone(), format!("http://127.0.0.1:{port}"), c, issued.clone()))).collect();
-    eventually("24 warnings are issued", || async { (issued.load(Ordering::SeqCst) >= 24).then_some(()) }).await;
+    let tasks: Vec<_> = CITIES
+        .iter()
+        .map(|c| tokio::spawn(churn(http.clone(), format!("http://127.0.0.1:{port}"), c, issued.clone())))
+        .collect();
+    eventually("24 warnings are issued", || async {
+        (issued.load(Ordering::SeqCst) >= 24).then_some(())
+    })
+    .await;
     daemon.kill().await.expect("SIGKILL");
     for t in tasks {
         t.await.unwrap();
@@ -226,28 +349,46 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
     // The store as the next start finds it.
     let store = Store::open(&dir.path().join("data/hazeflow.redb")).expect("the store opens after the kill");
     let log = store.read(|r| r.events_after(0, usize::MAX)).unwrap();
-    let assignments: Vec<String> = store.read(|r| r.doc_keys(hazeflow::assign::ASSIGNMENTS, "", "", usize::MAX)).unwrap();
+    let assignments: Vec<String> = store
+        .read(|r| r.doc_keys(hazeflow::assign::ASSIGNMENTS, "", "", usize::MAX))
+        .unwrap();
     let timers: Vec<String> = store.read(|r| r.doc_keys(hazeflow::escalate::TIMERS, "", "", usize::MAX)).unwrap();
-    let departments = load_defaults(&PathBuf::from(PLAYBOOKS).join("measures/shanxi.yaml")).unwrap().departments.len();
+    let departments = load_defaults(&PathBuf::from(PLAYBOOKS).join("measures/shanxi.yaml"))
+        .unwrap()
+        .departments
+        .len();
     let mut checked = 0;
     for (i, r) in log.iter().enumerate() {
-        let RecordBody::Warning { warning_id, event } = &r.body else { continue };
+        let RecordBody::Warning { warning_id, event } = &r.body else {
+            continue;
+        };
         if !matches!(event.kind, EventKind::Issued { .. } | EventKind::Cancelled) {
             continue;
         }
-        let kind = if matches!(event.kind, EventKind::Issued { .. }) { "assignments_made" } else { "assignments_ended" };
+        let kind = if matches!(event.kind, EventKind::Issued { .. }) {
+            "assignments_made"
+        } else {
+            "assignments_ended"
+        };
         // The stage's record follows in the same transaction, before the next lifecycle step's.
         let made = log[i + 1..]
             .iter()
             .find(|x| matches!(&x.body, RecordBody::Other { kind: k, data } if k == kind && data["warning_id"] == warning_id.as_str()))
             .unwrap_or_else(|| panic!("{kind} for {warning_id} after record {}", r.seq));
-        let RecordBody::Other { data, .. } = &made.body else { unreachable!() };
+        let RecordBody::Other { data, .. } = &made.body else {
+            unreachable!()
+        };
         let n = data["count"].as_u64().unwrap() as usize;
         if kind == "assignments_ended" {
             continue;
         }
         // Every department, and the enterprises of the list: three in Taiyuan, one in Datong.
-        let want = departments + if warning_id.starts_with("140100-") { 3 } else { usize::from(warning_id.starts_with("140200-")) };
+        let want = departments
+            + if warning_id.starts_with("140100-") {
+                3
+            } else {
+                usize::from(warning_id.starts_with("140200-"))
+            };
         assert_eq!(n, want, "{warning_id}");
         let batch: BTreeMap<&str, usize> = assignments
             .iter()
@@ -258,9 +399,17 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
                 *m.entry(b).or_default() += 1;
                 m
             });
-        assert_eq!(batch.values().sum::<usize>(), n, "the assignments of {warning_id} issued at record {}", r.seq);
+        assert_eq!(
+            batch.values().sum::<usize>(),
+            n,
+            "the assignments of {warning_id} issued at record {}",
+            r.seq
+        );
         for b in batch.keys() {
-            assert!(timers.iter().any(|t| t.ends_with(&format!("/{warning_id}/{b}/2-overdue"))), "the overdue timer of {warning_id}/{b}");
+            assert!(
+                timers.iter().any(|t| t.ends_with(&format!("/{warning_id}/{b}/2-overdue"))),
+                "the overdue timer of {warning_id}/{b}"
+            );
         }
         checked += 1;
     }

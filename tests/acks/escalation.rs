@@ -13,7 +13,12 @@ fn ids(msgs: &[hazeflow::notify::OutboxMessage]) -> BTreeSet<String> {
 }
 
 fn missing_names(m: &hazeflow::notify::OutboxMessage) -> BTreeSet<String> {
-    m.data["missing"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap().to_string()).collect()
+    m.data["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,21 +48,44 @@ async fn without_acknowledgement_a_reminder_goes_then_the_county_the_city_and_th
     // → the overdue timer fires once at start: 小店区's own duty officer (白雪, on shift 08:30–17:30) hears of
     // its two enterprises; 迎泽区 keeps no roster, so Taiyuan's day shift (王芳) hears of the coking plant.
     let overdue = app.wait_sent("ack_overdue", 2).await;
-    assert_eq!(ids(&overdue), BTreeSet::from(["xd-bai-xue".to_string(), "ty-wang-fang".to_string()]));
+    assert_eq!(
+        ids(&overdue),
+        BTreeSet::from(["xd-bai-xue".to_string(), "ty-wang-fang".to_string()])
+    );
     let county = overdue.iter().find(|m| m.recipient.key == "xd-bai-xue").unwrap();
-    assert_eq!(missing_names(county), BTreeSet::from([cement.name.to_string(), scripted.name.to_string()]));
-    assert_eq!((county.data["count"].as_u64(), county.data["inspections_opened"].as_u64()), (Some(2), Some(2)), "{}", county.data);
+    assert_eq!(
+        missing_names(county),
+        BTreeSet::from([cement.name.to_string(), scripted.name.to_string()])
+    );
+    assert_eq!(
+        (county.data["count"].as_u64(), county.data["inspections_opened"].as_u64()),
+        (Some(2), Some(2)),
+        "{}",
+        county.data
+    );
     let city = overdue.iter().find(|m| m.recipient.key == "ty-wang-fang").unwrap();
     assert_eq!(missing_names(city), BTreeSet::from([coking.name.to_string()]));
     let (subject, text) = app.delivered(&county.id).await;
     assert_eq!(subject, "【逾期未确认】小店区2家单位未确认太原市重污染天气橙色预警应急响应任务");
-    assert!(text.contains("白雪同志") && text.contains("王建国") && text.contains("13800000001"), "{text}");
+    assert!(
+        text.contains("白雪同志") && text.contains("王建国") && text.contains("13800000001"),
+        "{text}"
+    );
     assert_eq!(app.sent("ack_reminder").len(), 3, "no reminder is sent twice after the restart");
 
     // 12:30: the coking plant answers.
     app.set_clock("2026-12-02 12:30");
-    let key = TestApp::of(&app.assignments(&id, Some("active")).await, &coking.uscc)["key"].as_str().unwrap().to_string();
-    let (status, body) = app.post_json(&format!("/api/v1/acks/{}", app.token(&key)), None, &json!({ "step": "received", "name": "赵磊", "phone": "13800000003" })).await;
+    let key = TestApp::of(&app.assignments(&id, Some("active")).await, &coking.uscc)["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/acks/{}", app.token(&key)),
+            None,
+            &json!({ "step": "received", "name": "赵磊", "phone": "13800000003" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // 14:05, two hours on: the city's duty staff hear of the two still missing in 小店区.
@@ -65,9 +93,15 @@ async fn without_acknowledgement_a_reminder_goes_then_the_county_the_city_and_th
     let escalated = app.wait_sent("ack_escalated", 1).await;
     assert_eq!(escalated[0].recipient.key, "ty-wang-fang");
     assert_eq!(escalated[0].data["tier_region"], TAIYUAN);
-    assert_eq!(missing_names(&escalated[0]), BTreeSet::from([cement.name.to_string(), scripted.name.to_string()]));
+    assert_eq!(
+        missing_names(&escalated[0]),
+        BTreeSet::from([cement.name.to_string(), scripted.name.to_string()])
+    );
     let (subject, _) = app.delivered(&escalated[0].id).await;
-    assert_eq!(subject, "【逾期上报】太原市：2家单位逾期仍未确认太原市重污染天气橙色预警应急响应任务");
+    assert_eq!(
+        subject,
+        "【逾期上报】太原市：2家单位逾期仍未确认太原市重污染天气橙色预警应急响应任务"
+    );
 
     // Another restart, with no time passing: nothing fires again.
     let (dir, clock) = app.stop().await;
@@ -78,15 +112,32 @@ async fn without_acknowledgement_a_reminder_goes_then_the_county_the_city_and_th
     // 16:05: the province's duty officer on the day shift (张伟).
     app.set_clock("2026-12-02 16:05");
     let escalated = app.wait_sent("ack_escalated", 2).await;
-    let province = escalated.iter().find(|m| m.data["tier_region"] == "140000").expect("the province is told");
+    let province = escalated
+        .iter()
+        .find(|m| m.data["tier_region"] == "140000")
+        .expect("the province is told");
     assert_eq!(province.recipient.key, "sx-zhang-wei");
     assert_eq!(province.data["count"].as_u64(), Some(2));
 
     // The chain has ended: the evening brings nothing more, and the log has one record per step.
     app.set_clock("2026-12-02 22:00");
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    assert_eq!((app.sent("ack_reminder").len(), app.sent("ack_overdue").len(), app.sent("ack_escalated").len()), (3, 2, 2));
-    assert_eq!((app.records("ack_reminded").len(), app.records("ack_overdue").len(), app.records("ack_escalated").len()), (1, 1, 2));
+    assert_eq!(
+        (
+            app.sent("ack_reminder").len(),
+            app.sent("ack_overdue").len(),
+            app.sent("ack_escalated").len()
+        ),
+        (3, 2, 2)
+    );
+    assert_eq!(
+        (
+            app.records("ack_reminded").len(),
+            app.records("ack_overdue").len(),
+            app.records("ack_escalated").len()
+        ),
+        (1, 1, 2)
+    );
     let timers = app.state.engine.store.read(hazeflow::escalate::pending).unwrap();
     assert!(timers.is_empty(), "{timers:#?}");
     app.stop().await;
@@ -101,14 +152,39 @@ async fn a_superseded_or_lifted_batch_is_neither_reminded_nor_reported() {
     app.sign(&id, HEAD).await;
     app.ack_departments(&id).await;
     for uscc in [cement().uscc, scripted().uscc, coking().uscc] {
-        let key = TestApp::of(&app.assignments(&id, Some("active")).await, &uscc)["key"].as_str().unwrap().to_string();
-        let (status, body) = app.post_json(&format!("/api/v1/acks/{}", app.token(&key)), None, &json!({ "step": "received", "name": "值班", "phone": "13800000000" })).await;
+        let key = TestApp::of(&app.assignments(&id, Some("active")).await, &uscc)["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, body) = app
+            .post_json(
+                &format!("/api/v1/acks/{}", app.token(&key)),
+                None,
+                &json!({ "step": "received", "name": "值班", "phone": "13800000000" }),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     // Past every orange and red timer: acknowledged and superseded assignments are chased by nobody.
     app.set_clock("2026-12-02 20:00");
-    eventually("every timer has fired", || async { app.state.engine.store.read(hazeflow::escalate::pending).unwrap().is_empty().then_some(()) }).await;
+    eventually("every timer has fired", || async {
+        app.state
+            .engine
+            .store
+            .read(hazeflow::escalate::pending)
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    assert_eq!((app.sent("ack_reminder").len(), app.sent("ack_overdue").len(), app.sent("ack_escalated").len()), (0, 0, 0));
+    assert_eq!(
+        (
+            app.sent("ack_reminder").len(),
+            app.sent("ack_overdue").len(),
+            app.sent("ack_escalated").len()
+        ),
+        (0, 0, 0)
+    );
     app.stop().await;
 }

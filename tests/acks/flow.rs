@@ -16,7 +16,11 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
     // Datong's foundry gets none.
     let departments = app.state.defaults.departments.len();
     let active = app.assignments(&id, Some("active")).await;
-    let enterprises: Vec<&str> = active.iter().filter(|a| a["party"]["type"] == "enterprise").map(|a| a["party"]["uscc"].as_str().unwrap()).collect();
+    let enterprises: Vec<&str> = active
+        .iter()
+        .filter(|a| a["party"]["type"] == "enterprise")
+        .map(|a| a["party"]["uscc"].as_str().unwrap())
+        .collect();
     let mut want = vec![cement.uscc.as_str(), scripted.uscc.as_str(), coking.uscc.as_str()];
     want.sort();
     let mut got = enterprises.clone();
@@ -25,7 +29,8 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
     assert!(!enterprises.contains(&datong.uscc.as_str()));
     assert_eq!(active.iter().filter(|a| a["party"]["type"] == "department").count(), departments);
     assert!(active.iter().all(|a| a["level"] == "orange"), "{active:#?}");
-    let deadline: chrono::DateTime<chrono::Utc> = serde_json::from_value(TestApp::of(&active, &cement.uscc)["ack_deadline"].clone()).unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(TestApp::of(&active, &cement.uscc)["ack_deadline"].clone()).unwrap();
     assert_eq!(deadline, shanghai("2026-12-02 12:05"));
     assert_eq!(TestApp::of(&active, &coking.uscc)["party"]["county"], YINGZE);
 
@@ -37,7 +42,14 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
     };
     let (status, html) = app.page(&page(&cement.uscc)).await;
     assert_eq!(status, StatusCode::OK);
-    for want in ["太原市晋阳水泥有限公司", "橙色预警", "限产20%", "停止使用国四及以下重型载货车辆（含燃气）进行物料运输", "2026年12月2日 12:05", "收到"] {
+    for want in [
+        "太原市晋阳水泥有限公司",
+        "橙色预警",
+        "限产20%",
+        "停止使用国四及以下重型载货车辆（含燃气）进行物料运输",
+        "2026年12月2日 12:05",
+        "收到",
+    ] {
         assert!(html.contains(want), "the cement page shows {want}: {html}");
     }
     let (_, html) = app.page(&page(&coking.uscc)).await;
@@ -56,13 +68,21 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
     let superseded: Vec<_> = all.iter().filter(|a| a["status"]["state"] == "superseded").collect();
     let active = app.assignments(&id, Some("active")).await;
     assert_eq!((superseded.len(), active.len()), (3 + departments, 3 + departments), "{all:#?}");
-    assert!(superseded.iter().all(|a| a["level"] == "orange" && active.iter().any(|n| n["key"] == a["status"]["by"])));
+    assert!(
+        superseded
+            .iter()
+            .all(|a| a["level"] == "orange" && active.iter().any(|n| n["key"] == a["status"]["by"]))
+    );
     assert!(active.iter().all(|a| a["level"] == "red"));
-    let deadline: chrono::DateTime<chrono::Utc> = serde_json::from_value(TestApp::of(&active, &cement.uscc)["ack_deadline"].clone()).unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(TestApp::of(&active, &cement.uscc)["ack_deadline"].clone()).unwrap();
     assert_eq!(deadline, shanghai("2026-12-02 11:00"));
     let red_link = format!("/ack/{}", app.token(TestApp::of(&active, &cement.uscc)["key"].as_str().unwrap()));
     let (_, html) = app.page(&red_link).await;
-    assert!(html.contains("红色预警") && html.contains("<li>停产"), "red measures for cement B: {html}");
+    assert!(
+        html.contains("红色预警") && html.contains("<li>停产"),
+        "red measures for cement B: {html}"
+    );
     let (status, _) = app.page(&page(&cement.uscc)).await;
     assert_eq!(status, StatusCode::GONE, "the orange link says it was superseded");
 
@@ -70,8 +90,17 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
     let w = app.warning_of(TAIYUAN).await.unwrap();
     let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).unwrap();
     app.clock.set(start + chrono::Duration::hours(1));
-    eventually("the warning starts", || async { app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active") }).await;
-    let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(HEAD), &json!({ "reason": "空气质量好转" })).await;
+    eventually("the warning starts", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active")
+    })
+    .await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/lift"),
+            Some(HEAD),
+            &json!({ "reason": "空气质量好转" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let all = app.assignments(&id, None).await;
     assert_eq!(all.iter().filter(|a| a["status"]["state"] == "ended").count(), 3 + departments);
@@ -84,12 +113,17 @@ async fn an_enterprise_acknowledges_from_its_link_progress_shows_it_and_no_remin
     let (app, id) = orange_issued_wednesday_morning().await;
     app.ack_departments(&id).await;
     let cement = cement();
-    let key = TestApp::of(&app.assignments(&id, Some("active")).await, &cement.uscc)["key"].as_str().unwrap().to_string();
+    let key = TestApp::of(&app.assignments(&id, Some("active")).await, &cement.uscc)["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let link = format!("/ack/{}", app.token(&key));
 
     // 08:30, on the phone: the page, then "收到" with a name and a phone.
     app.set_clock("2026-12-02 08:30");
-    let (status, location, _) = app.post_form(&link, &[("step", "received"), ("name", "王建国"), ("phone", "13800000001")]).await;
+    let (status, location, _) = app
+        .post_form(&link, &[("step", "received"), ("name", "王建国"), ("phone", "13800000001")])
+        .await;
     assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some(link.as_str())));
     let (_, html) = app.page(&link).await;
     assert!(html.contains("✓ 已收到：2026年12月2日 08:30，王建国"), "{html}");
@@ -106,8 +140,22 @@ async fn an_enterprise_acknowledges_from_its_link_progress_shows_it_and_no_remin
     // → progress: 小店区 has two enterprises, one received and in place; the missing list names the other two.
     let p = app.progress(&id).await;
     let xd = &p["regions"][XIAODIAN];
-    assert_eq!((xd["assigned"].as_u64(), xd["received"].as_u64(), xd["in_place"].as_u64(), xd["overdue"].as_u64()), (Some(2), Some(1), Some(1), Some(0)), "{p}");
-    let missing: Vec<&str> = p["missing"].as_array().unwrap().iter().map(|m| m["party"]["uscc"].as_str().unwrap_or("")).collect();
+    assert_eq!(
+        (
+            xd["assigned"].as_u64(),
+            xd["received"].as_u64(),
+            xd["in_place"].as_u64(),
+            xd["overdue"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(0)),
+        "{p}"
+    );
+    let missing: Vec<&str> = p["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["party"]["uscc"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(missing.len(), 2, "{p}");
     assert!(!missing.contains(&cement.uscc.as_str()));
 
@@ -121,10 +169,18 @@ async fn an_enterprise_acknowledges_from_its_link_progress_shows_it_and_no_remin
     // The reminder, as delivered: a Chinese subject that decodes, the measures, and a link that works.
     let m = reminders.iter().find(|m| m.recipient.address == coking().email).unwrap();
     let (subject, text) = app.delivered(&m.id).await;
-    assert_eq!(subject, "【确认提醒】太原市重污染天气橙色预警应急减排任务请于2026年12月2日 12:05前确认");
-    assert!(text.contains("2#焦炉：出焦时间延长至48小时") && text.contains("太原市迎泽焦化有限公司"), "{text}");
+    assert_eq!(
+        subject,
+        "【确认提醒】太原市重污染天气橙色预警应急减排任务请于2026年12月2日 12:05前确认"
+    );
+    assert!(
+        text.contains("2#焦炉：出焦时间延长至48小时") && text.contains("太原市迎泽焦化有限公司"),
+        "{text}"
+    );
     let url = m.data["ack_url"].as_str().unwrap();
-    let path = url.strip_prefix("https://hazeflow.example.cn").expect("a link under the public address");
+    let path = url
+        .strip_prefix("https://hazeflow.example.cn")
+        .expect("a link under the public address");
     assert!(text.contains(url));
     let (status, html) = app.page(path).await;
     assert_eq!(status, StatusCode::OK);

@@ -56,27 +56,50 @@ pub struct Firm {
 }
 
 fn uscc(county: &str, org: &str) -> String {
-    Uscc::from_parts("91", county, org).expect("a valid credit code").as_str().to_string()
+    Uscc::from_parts("91", county, org)
+        .expect("a valid credit code")
+        .as_str()
+        .to_string()
 }
 
 /// 太原市晋阳水泥有限公司, cement, grade B, 小店区: orange → 限产20% and no old trucks.
 pub fn cement() -> Firm {
-    Firm { uscc: uscc(XIAODIAN, "MA0K3T7W"), name: "太原市晋阳水泥有限公司", county: XIAODIAN, email: "wang.jianguo@jinyang-cement.example.cn" }
+    Firm {
+        uscc: uscc(XIAODIAN, "MA0K3T7W"),
+        name: "太原市晋阳水泥有限公司",
+        county: XIAODIAN,
+        email: "wang.jianguo@jinyang-cement.example.cn",
+    }
 }
 
 /// A chemical works in 小店区 whose registered name carries markup, ungraded: orange → 限产50%.
 pub fn scripted() -> Firm {
-    Firm { uscc: uscc(XIAODIAN, "MA0K4R2X"), name: "<script>alert(1)</script>小店化工有限公司", county: XIAODIAN, email: "li.ming@xiaodian-chem.example.cn" }
+    Firm {
+        uscc: uscc(XIAODIAN, "MA0K4R2X"),
+        name: "<script>alert(1)</script>小店化工有限公司",
+        county: XIAODIAN,
+        email: "li.ming@xiaodian-chem.example.cn",
+    }
 }
 
 /// 太原市迎泽焦化有限公司, coking, grade B, 迎泽区, with its own measure at orange on line 2#焦炉.
 pub fn coking() -> Firm {
-    Firm { uscc: uscc(YINGZE, "MA0K5P8Q"), name: "太原市迎泽焦化有限公司", county: YINGZE, email: "zhao.lei@yingze-coke.example.cn" }
+    Firm {
+        uscc: uscc(YINGZE, "MA0K5P8Q"),
+        name: "太原市迎泽焦化有限公司",
+        county: YINGZE,
+        email: "zhao.lei@yingze-coke.example.cn",
+    }
 }
 
 /// A Datong foundry (大同市新荣区): outside Taiyuan, never assigned by a Taiyuan warning.
 pub fn datong() -> Firm {
-    Firm { uscc: uscc("140212", "MA0K6N3M"), name: "大同市新荣铸造有限公司", county: "140212", email: "sun.hao@xinrong-foundry.example.cn" }
+    Firm {
+        uscc: uscc("140212", "MA0K6N3M"),
+        name: "大同市新荣铸造有限公司",
+        county: "140212",
+        email: "sun.hao@xinrong-foundry.example.cn",
+    }
 }
 
 /// The seed folder: `enterprises.csv`, `measures.csv` (formats in `hazeflow::registry` docs) and
@@ -90,7 +113,22 @@ pub fn write_list(dir: &Path) {
          {},{},{},2614,,,0.4,0.6,0.2,1.0,李明,{},13800000002\n\
          {},{},{},2521,coking,B,1.0,2.0,0.8,0.6,赵磊,{},13800000003\n\
          {},{},{},3391,,,0.3,0.3,0.3,0.1,孙浩,{},13800000004\n",
-        c.uscc, c.name, c.county, c.email, s.uscc, s.name, s.county, s.email, k.uscc, k.name, k.county, k.email, d.uscc, d.name, d.county, d.email,
+        c.uscc,
+        c.name,
+        c.county,
+        c.email,
+        s.uscc,
+        s.name,
+        s.county,
+        s.email,
+        k.uscc,
+        k.name,
+        k.county,
+        k.email,
+        d.uscc,
+        d.name,
+        d.county,
+        d.email,
     );
     let measures = format!(
         "uscc,record,line,name,capacity,unit,level,measure,value,process,so2,nox,pm,vocs,note\n\
@@ -100,13 +138,21 @@ pub fn write_list(dir: &Path) {
     );
     std::fs::write(dir.join("enterprises.csv"), enterprises).expect("enterprises.csv");
     std::fs::write(dir.join("measures.csv"), measures).expect("measures.csv");
-    std::fs::write(dir.join("whole_society_emissions.csv"), "region,so2,nox,pm,vocs\n140100,10,20,10,20\n").expect("emissions");
+    std::fs::write(
+        dir.join("whole_society_emissions.csv"),
+        "region,so2,nox,pm,vocs\n140100,10,20,10,20\n",
+    )
+    .expect("emissions");
 }
 
 /// A time on the wall clocks of Shanxi: `"2026-12-02 08:00"`.
 pub fn shanghai(s: &str) -> DateTime<Utc> {
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{s}: {e}"));
-    Shanghai.from_local_datetime(&naive).single().expect("an unambiguous local time").with_timezone(&Utc)
+    Shanghai
+        .from_local_datetime(&naive)
+        .single()
+        .expect("an unambiguous local time")
+        .with_timezone(&Utc)
 }
 
 /// A forecast CSV for one region: daily AQI from `first` on.
@@ -135,8 +181,16 @@ pub fn settings_in(dir: &Path) -> Settings {
     s.list_seed = Some(list);
     s.demo = false;
     s.shutdown_deadline_secs = 5;
-    for (name, role, token) in [("李副市长", "deputy_head", DEPUTY), ("王市长", "head", HEAD), (DUTY_NAME, "duty_officer", DUTY)] {
-        s.staff.tokens.push(StaffToken { name: name.into(), role: role.into(), sha256: config::hash_token(token) });
+    for (name, role, token) in [
+        ("李副市长", "deputy_head", DEPUTY),
+        ("王市长", "head", HEAD),
+        (DUTY_NAME, "duty_officer", DUTY),
+    ] {
+        s.staff.tokens.push(StaffToken {
+            name: name.into(),
+            role: role.into(),
+            sha256: config::hash_token(token),
+        });
     }
     s.validate().expect("the test settings are valid");
     s
@@ -170,8 +224,20 @@ pub async fn spawn_in(dir: TempDir, clock: Clock) -> TestApp {
     let state = app.state();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).redirect(reqwest::redirect::Policy::none()).build().expect("a client");
-    TestApp { addr, state, clock, dir, shutdown, handle, http }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    TestApp {
+        addr,
+        state,
+        clock,
+        dir,
+        shutdown,
+        handle,
+        http,
+    }
 }
 
 impl TestApp {
@@ -206,7 +272,13 @@ impl TestApp {
 
     /// POST of a form (the acknowledgement page): status, `Location`, body.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Option<String>, String) {
-        let resp = self.http.post(self.url(path)).form(fields).send().await.expect("the daemon answers");
+        let resp = self
+            .http
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("the daemon answers");
         let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
         (resp.status(), location, resp.text().await.expect("a body"))
     }
@@ -230,7 +302,12 @@ impl TestApp {
     pub async fn warning_of(&self, region: &str) -> Option<Value> {
         let (status, body) = self.get("/api/v1/warnings", Some(HEAD)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["warnings"].as_array().cloned().unwrap_or_default().into_iter().find(|w| w["region"] == region)
+        body["warnings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|w| w["region"] == region)
     }
 
     /// Submits a forecast and waits for the consultation to propose `level`; returns the warning id.
@@ -238,7 +315,9 @@ impl TestApp {
         let (status, body) = self.post_body("/api/v1/forecasts", Some(HEAD), csv.to_string()).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let w = eventually(&format!("a {level} proposal for {region}"), || async {
-            self.warning_of(region).await.filter(|w| w["level"] == level && w["status"] == "pending" || w["pending_change"]["level"] == level)
+            self.warning_of(region)
+                .await
+                .filter(|w| w["level"] == level && w["status"] == "pending" || w["pending_change"]["level"] == level)
         })
         .await;
         w["id"].as_str().expect("an id").to_string()
@@ -246,21 +325,28 @@ impl TestApp {
 
     /// Signs a warning with a token.
     pub async fn sign(&self, id: &str, token: &str) {
-        let (status, body) = self.post_json(&format!("/api/v1/warnings/{id}/sign"), Some(token), &json!({})).await;
+        let (status, body) = self
+            .post_json(&format!("/api/v1/warnings/{id}/sign"), Some(token), &json!({}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     /// Every assignment of a warning (`status` = active, superseded, ended, or all).
     pub async fn assignments(&self, id: &str, status: Option<&str>) -> Vec<Value> {
         let q = status.map(|s| format!("&status={s}")).unwrap_or_default();
-        let (code, body) = self.get(&format!("/api/v1/warnings/{id}/assignments?limit=1000{q}"), Some(DUTY)).await;
+        let (code, body) = self
+            .get(&format!("/api/v1/warnings/{id}/assignments?limit=1000{q}"), Some(DUTY))
+            .await;
         assert_eq!(code, StatusCode::OK, "{body}");
         body["assignments"].as_array().cloned().unwrap_or_default()
     }
 
     /// The enterprise assignment of a USCC among `list`.
     pub fn of(list: &[Value], uscc: &str) -> Value {
-        list.iter().find(|a| a["party"]["uscc"] == uscc).cloned().unwrap_or_else(|| panic!("no assignment of {uscc} in {list:#?}"))
+        list.iter()
+            .find(|a| a["party"]["uscc"] == uscc)
+            .cloned()
+            .unwrap_or_else(|| panic!("no assignment of {uscc} in {list:#?}"))
     }
 
     /// The acknowledgement token of an assignment, as its notice carries it.
@@ -277,16 +363,31 @@ impl TestApp {
 
     /// Acknowledges every department assignment of a warning (so that tests follow the enterprises).
     pub async fn ack_departments(&self, id: &str) {
-        for a in self.assignments(id, Some("active")).await.iter().filter(|a| a["party"]["type"] == "department") {
+        for a in self
+            .assignments(id, Some("active"))
+            .await
+            .iter()
+            .filter(|a| a["party"]["type"] == "department")
+        {
             let key = a["key"].as_str().expect("a key");
-            let (status, body) = self.post_json(&format!("/api/v1/acks/{}", self.token(key)), None, &json!({ "step": "received", "name": "部门值班", "phone": "0351-1234567" })).await;
+            let (status, body) = self
+                .post_json(
+                    &format!("/api/v1/acks/{}", self.token(key)),
+                    None,
+                    &json!({ "step": "received", "name": "部门值班", "phone": "0351-1234567" }),
+                )
+                .await;
             assert_eq!(status, StatusCode::OK, "{body}");
         }
     }
 
     /// Every message in the outbox.
     pub fn outbox(&self) -> Vec<OutboxMessage> {
-        self.state.engine.store.read(hazeflow::notify::outbox::all_messages).expect("the outbox reads")
+        self.state
+            .engine
+            .store
+            .read(hazeflow::notify::outbox::all_messages)
+            .expect("the outbox reads")
     }
 
     /// Messages of one template, as (recipient key, message).
@@ -297,31 +398,57 @@ impl TestApp {
     /// Waits until `n` messages of a template are in the outbox, and a moment more to see that no
     /// more follow; returns them.
     pub async fn wait_sent(&self, template: &str, n: usize) -> Vec<OutboxMessage> {
-        eventually(&format!("{n} {template} messages"), || async { (self.sent(template).len() >= n).then_some(()) }).await;
+        eventually(&format!("{n} {template} messages"), || async {
+            (self.sent(template).len() >= n).then_some(())
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(600)).await;
         let got = self.sent(template);
-        assert_eq!(got.len(), n, "exactly {n} {template} messages: {:#?}", got.iter().map(|m| (&m.id, &m.recipient.key)).collect::<Vec<_>>());
+        assert_eq!(
+            got.len(),
+            n,
+            "exactly {n} {template} messages: {:#?}",
+            got.iter().map(|m| (&m.id, &m.recipient.key)).collect::<Vec<_>>()
+        );
         got
     }
 
     /// The delivered `.eml` file of a message, parsed: (subject, text body).
     pub async fn delivered(&self, id: &str) -> (String, String) {
-        let path = self.state.settings.mail.dir_in(&self.state.settings.data_dir).join(format!("{id}.eml"));
+        let path = self
+            .state
+            .settings
+            .mail
+            .dir_in(&self.state.settings.data_dir)
+            .join(format!("{id}.eml"));
         let bytes = eventually(&format!("{} is delivered", path.display()), || async { std::fs::read(&path).ok() }).await;
         let m = mail_parser::MessageParser::default().parse(&bytes).expect("a parsable message");
-        (m.subject().unwrap_or_default().to_string(), m.body_text(0).map(|t| t.to_string()).unwrap_or_default())
+        (
+            m.subject().unwrap_or_default().to_string(),
+            m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+        )
     }
 
     /// The records of a kind in the event log.
     pub fn records(&self, kind: &str) -> Vec<Value> {
-        let all = self.state.engine.store.read(|r| r.events_after(0, usize::MAX)).expect("the log reads");
-        all.into_iter().filter(|r| r.body.kind() == kind).map(|r| serde_json::to_value(&r).expect("json")).collect()
+        let all = self
+            .state
+            .engine
+            .store
+            .read(|r| r.events_after(0, usize::MAX))
+            .expect("the log reads");
+        all.into_iter()
+            .filter(|r| r.body.kind() == kind)
+            .map(|r| serde_json::to_value(&r).expect("json"))
+            .collect()
     }
 
     /// Stops the daemon as SIGTERM would and hands back its folder.
     pub async fn stop(self) -> (TempDir, Clock) {
         self.shutdown.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(10), self.handle).await.expect("the daemon stops in time");
+        let r = tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the daemon stops in time");
         r.expect("no panic").expect("a clean stop");
         drop(self.state);
         (self.dir, self.clock)
@@ -358,7 +485,9 @@ pub fn red_forecast(issued_at: &str, first: &str) -> String {
 /// daemon started at 08:00. Returns the daemon and the warning id.
 pub async fn orange_issued_wednesday_morning() -> (TestApp, String) {
     let app = spawn_app("2026-12-02 08:00").await;
-    let id = app.propose(TAIYUAN, &orange_forecast("2026-12-02 07:30", "2026-12-02"), "orange").await;
+    let id = app
+        .propose(TAIYUAN, &orange_forecast("2026-12-02 07:30", "2026-12-02"), "orange")
+        .await;
     app.set_clock("2026-12-02 08:05");
     app.sign(&id, DEPUTY).await;
     (app, id)

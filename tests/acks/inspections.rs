@@ -20,20 +20,39 @@ async fn overdue_enterprises_become_inspection_tasks_for_their_county_and_non_co
 
     // 12:06, past the deadline: one task per overdue enterprise, in its county.
     app.set_clock("2026-12-02 12:06");
-    eventually("three inspection tasks", || async { (inspections(&app, &format!("warning={id}")).await.len() == 3).then_some(()) }).await;
+    eventually("three inspection tasks", || async {
+        (inspections(&app, &format!("warning={id}")).await.len() == 3).then_some(())
+    })
+    .await;
     let xd = inspections(&app, &format!("warning={id}&county={XIAODIAN}&status=open")).await;
     let mut names: Vec<&str> = xd.iter().map(|i| i["enterprise_name"].as_str().unwrap()).collect();
     names.sort();
     let mut want = vec![cement.name, scripted.name];
     want.sort();
     assert_eq!(names, want);
-    assert!(xd.iter().all(|i| i["reason"] == "overdue" && i["level"] == "orange" && i["status"] == "open"), "{xd:#?}");
-    assert_eq!(inspections(&app, &format!("warning={id}&county={YINGZE}")).await[0]["uscc"], coking.uscc.as_str());
+    assert!(
+        xd.iter()
+            .all(|i| i["reason"] == "overdue" && i["level"] == "orange" && i["status"] == "open"),
+        "{xd:#?}"
+    );
+    assert_eq!(
+        inspections(&app, &format!("warning={id}&county={YINGZE}")).await[0]["uscc"],
+        coking.uscc.as_str()
+    );
 
     // 14:00: the inspector finds the cement works running at full load.
     app.set_clock("2026-12-02 14:00");
-    let task = xd.iter().find(|i| i["uscc"] == cement.uscc.as_str()).unwrap()["id"].as_str().unwrap().to_string();
-    let (status, body) = app.post_json(&format!("/api/v1/inspections/{task}/result"), Some(DUTY), &json!({ "compliant": false, "note": "熟料线满负荷生产，用电量未下降", "time": "2026-12-02 13:40" })).await;
+    let task = xd.iter().find(|i| i["uscc"] == cement.uscc.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/inspections/{task}/result"),
+            Some(DUTY),
+            &json!({ "compliant": false, "note": "熟料线满负荷生产，用电量未下降", "time": "2026-12-02 13:40" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["inspection"]["status"], "done");
     assert_eq!(body["inspection"]["result"]["inspector"], DUTY_NAME);
@@ -43,29 +62,61 @@ async fn overdue_enterprises_become_inspection_tasks_for_their_county_and_non_co
     let events = app.records("enterprise_non_compliant");
     assert_eq!(events.len(), 1);
     let e = &events[0]["data"];
-    assert_eq!((e["uscc"].as_str(), e["warning_id"].as_str(), e["level"].as_str()), (Some(cement.uscc.as_str()), Some(id.as_str()), Some("orange")));
+    assert_eq!(
+        (e["uscc"].as_str(), e["warning_id"].as_str(), e["level"].as_str()),
+        (Some(cement.uscc.as_str()), Some(id.as_str()), Some("orange"))
+    );
     assert_eq!(e["note"], "熟料线满负荷生产，用电量未下降");
     assert_eq!(e["inspected_at"], json!(shanghai("2026-12-02 13:40")));
 
     // A result is final; a second one is refused and changes nothing.
     let seq = app.state.engine.store.read(|r| r.last_seq()).unwrap();
-    let (status, _) = app.post_json(&format!("/api/v1/inspections/{task}/result"), Some(DUTY), &json!({ "compliant": true })).await;
+    let (status, _) = app
+        .post_json(
+            &format!("/api/v1/inspections/{task}/result"),
+            Some(DUTY),
+            &json!({ "compliant": true }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = app.post_json(&format!("/api/v1/inspections/{task}/result"), Some(DUTY), &json!({ "compliant": false })).await;
+    let (status, _) = app
+        .post_json(
+            &format!("/api/v1/inspections/{task}/result"),
+            Some(DUTY),
+            &json!({ "compliant": false }),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "non-compliance needs a note");
-    let (status, _) = app.post_json("/api/v1/inspections/no-such-task/result", Some(DUTY), &json!({ "compliant": true })).await;
+    let (status, _) = app
+        .post_json("/api/v1/inspections/no-such-task/result", Some(DUTY), &json!({ "compliant": true }))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(app.state.engine.store.read(|r| r.last_seq()).unwrap(), seq);
 
     // The chemical works is found compliant; no event, no follow-up.
-    let other = xd.iter().find(|i| i["uscc"] == scripted.uscc.as_str()).unwrap()["id"].as_str().unwrap().to_string();
-    let (status, body) = app.post_json(&format!("/api/v1/inspections/{other}/result"), Some(DUTY), &json!({ "compliant": true, "note": "已限产" })).await;
+    let other = xd.iter().find(|i| i["uscc"] == scripted.uscc.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/inspections/{other}/result"),
+            Some(DUTY),
+            &json!({ "compliant": true, "note": "已限产" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["recheck"].is_null());
     assert_eq!(app.records("enterprise_non_compliant").len(), 1);
 
     // Staff can also open a task on a tip-off; the overdue timer never opens a second one.
-    let (status, body) = app.post_json("/api/v1/inspections", Some(DUTY), &json!({ "warning": id, "uscc": coking.uscc, "note": "群众举报夜间生产" })).await;
+    let (status, body) = app
+        .post_json(
+            "/api/v1/inspections",
+            Some(DUTY),
+            &json!({ "warning": id, "uscc": coking.uscc, "note": "群众举报夜间生产" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["inspection"]["reason"], "requested");
     let open = inspections(&app, &format!("warning={id}&status=open")).await;
@@ -86,21 +137,37 @@ async fn a_negotiated_reduction_is_its_own_action_acknowledged_from_its_own_link
     let key = v["assignment"]["key"].as_str().unwrap().to_string();
     assert!(key.starts_with(&format!("{id}/n:{}/", coking.uscc)), "{key}");
     assert_eq!(v["assignment"]["level"], "orange");
-    let link = v["ack_url"].as_str().unwrap().strip_prefix("https://hazeflow.example.cn").unwrap().to_string();
+    let link = v["ack_url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("https://hazeflow.example.cn")
+        .unwrap()
+        .to_string();
     assert_eq!(link, format!("/ack/{}", app.token(&key)));
 
     // → the enterprise gets its own notice with its own link.
     let notice = app.wait_sent("negotiated_issued", 1).await;
     assert_eq!(notice[0].recipient.address, coking.email);
     let (subject, text) = app.delivered(&notice[0].id).await;
-    assert_eq!(subject, "【协商减排】太原市重污染天气橙色预警期间协商减排任务，请于2026年12月2日 12:30前确认");
-    assert!(text.contains("2#焦炉出焦时间延长至72小时") && text.contains("SO2 0.3") && text.contains(&link), "{text}");
+    assert_eq!(
+        subject,
+        "【协商减排】太原市重污染天气橙色预警期间协商减排任务，请于2026年12月2日 12:30前确认"
+    );
+    assert!(
+        text.contains("2#焦炉出焦时间延长至72小时") && text.contains("SO2 0.3") && text.contains(&link),
+        "{text}"
+    );
 
     // The page shows the commitment, not the list's measures; "received" from it.
     let (status, html) = app.page(&link).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("协商减排承诺") && html.contains("焦炉煤气发电机组停运") && !html.contains("出焦时间延长至48小时"), "{html}");
-    let (status, _, _) = app.post_form(&link, &[("step", "received"), ("name", "赵磊"), ("phone", "13800000003")]).await;
+    assert!(
+        html.contains("协商减排承诺") && html.contains("焦炉煤气发电机组停运") && !html.contains("出焦时间延长至48小时"),
+        "{html}"
+    );
+    let (status, _, _) = app
+        .post_form(&link, &[("step", "received"), ("name", "赵磊"), ("phone", "13800000003")])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 
     // Its measures stay a separate task: an upgrade supersedes those, not the agreement.
@@ -110,24 +177,47 @@ async fn a_negotiated_reduction_is_its_own_action_acknowledged_from_its_own_link
     let active = app.assignments(&id, Some("active")).await;
     let mine: Vec<&Value> = active.iter().filter(|a| a["party"]["uscc"] == coking.uscc.as_str()).collect();
     assert_eq!(mine.len(), 2, "{mine:#?}");
-    assert!(mine.iter().any(|a| a["key"] == key.as_str() && a["level"] == "orange" && a["negotiated"]["reductions"]["so2"] == 0.3));
+    assert!(
+        mine.iter()
+            .any(|a| a["key"] == key.as_str() && a["level"] == "orange" && a["negotiated"]["reductions"]["so2"] == 0.3)
+    );
 
     // Past the red deadline: the unacknowledged red measures become a task; the acknowledged agreement does not…
     app.set_clock("2026-12-02 11:01");
-    let list = eventually("the overdue tasks", || async { Some(inspections(&app, &format!("warning={id}&county={YINGZE}")).await).filter(|l| !l.is_empty()) }).await;
+    let list = eventually("the overdue tasks", || async {
+        Some(inspections(&app, &format!("warning={id}&county={YINGZE}")).await).filter(|l| !l.is_empty())
+    })
+    .await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["negotiated"], false);
     // …but staff may have the agreement inspected like any measure.
-    let (status, v) = app.post_json("/api/v1/inspections", Some(DUTY), &json!({ "warning": id, "uscc": coking.uscc })).await;
+    let (status, v) = app
+        .post_json("/api/v1/inspections", Some(DUTY), &json!({ "warning": id, "uscc": coking.uscc }))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
-    assert_eq!((v["inspection"]["negotiated"].as_bool(), v["inspection"]["assignment"].as_str()), (Some(true), Some(key.as_str())));
+    assert_eq!(
+        (v["inspection"]["negotiated"].as_bool(), v["inspection"]["assignment"].as_str()),
+        (Some(true), Some(key.as_str()))
+    );
 
     // Refused: an enterprise outside Taiyuan, one not on the list, no reduction, no token.
     let bad = [
-        (json!({ "uscc": datong().uscc, "commitment": "x", "reductions": { "so2": 1 } }), StatusCode::BAD_REQUEST),
-        (json!({ "uscc": "91140105MA0K0000X0", "commitment": "x", "reductions": { "so2": 1 } }), StatusCode::NOT_FOUND),
-        (json!({ "uscc": coking.uscc, "commitment": "x", "reductions": { "so2": 0 } }), StatusCode::BAD_REQUEST),
-        (json!({ "uscc": coking.uscc, "commitment": " ", "reductions": { "so2": 1 } }), StatusCode::BAD_REQUEST),
+        (
+            json!({ "uscc": datong().uscc, "commitment": "x", "reductions": { "so2": 1 } }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "uscc": "91140105MA0K0000X0", "commitment": "x", "reductions": { "so2": 1 } }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({ "uscc": coking.uscc, "commitment": "x", "reductions": { "so2": 0 } }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "uscc": coking.uscc, "commitment": " ", "reductions": { "so2": 1 } }),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (body, want) in bad {
         let (status, v) = app.post_json(&format!("/api/v1/warnings/{id}/negotiated"), Some(DUTY), &body).await;

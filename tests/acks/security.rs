@@ -25,7 +25,9 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
         let (status, html) = app.page(&format!("/ack/{token}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{token}");
         assert!(html.contains("链接无效"), "{html}");
-        let (status, _, _) = app.post_form(&format!("/ack/{token}"), &[("step", "received"), ("name", "a"), ("phone", "1")]).await;
+        let (status, _, _) = app
+            .post_form(&format!("/ack/{token}"), &[("step", "received"), ("name", "a"), ("phone", "1")])
+            .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = app.post_json(&format!("/api/v1/acks/{token}"), None, &received()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
@@ -33,9 +35,17 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
     assert_eq!(seq(), before, "nothing was recorded");
 
     // Another enterprise's token acts on that enterprise only: the body cannot name another assignment.
-    let (status, _) = app.post_json(&format!("/api/v1/acks/{}", app.token(&scripted_key)), None, &json!({ "step": "received", "name": "x", "phone": "1", "assignment": cement_key })).await;
+    let (status, _) = app
+        .post_json(
+            &format!("/api/v1/acks/{}", app.token(&scripted_key)),
+            None,
+            &json!({ "step": "received", "name": "x", "phone": "1", "assignment": cement_key }),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, v) = app.post_json(&format!("/api/v1/acks/{}", app.token(&scripted_key)), None, &received()).await;
+    let (status, v) = app
+        .post_json(&format!("/api/v1/acks/{}", app.token(&scripted_key)), None, &received())
+        .await;
     assert_eq!((status, v["assignment"].as_str()), (StatusCode::OK, Some(scripted_key.as_str())));
     let cement_now = TestApp::of(&app.assignments(&id, Some("active")).await, &cement.uscc);
     assert_eq!(cement_now["acks"], json!([]), "the cement works' assignment is untouched");
@@ -44,16 +54,26 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
     app.set_clock("2026-12-02 09:00");
     app.propose(TAIYUAN, &red_forecast("2026-12-02 08:50", "2026-12-02"), "red").await;
     app.sign(&id, HEAD).await;
-    let red_key = TestApp::of(&app.assignments(&id, Some("active")).await, &cement.uscc)["key"].as_str().unwrap().to_string();
+    let red_key = TestApp::of(&app.assignments(&id, Some("active")).await, &cement.uscc)["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = seq();
     let old = format!("/ack/{}", app.token(&cement_key));
     let (status, html) = app.page(&old).await;
     assert_eq!(status, StatusCode::GONE);
-    assert!(html.contains("本任务已被新的预警级别任务替代") && html.contains(&app.token(&red_key)), "and links to the current task: {html}");
+    assert!(
+        html.contains("本任务已被新的预警级别任务替代") && html.contains(&app.token(&red_key)),
+        "and links to the current task: {html}"
+    );
     assert!(!html.contains("<form"), "no form on a superseded task: {html}");
-    let (status, _, _) = app.post_form(&old, &[("step", "received"), ("name", "王建国"), ("phone", "13800000001")]).await;
+    let (status, _, _) = app
+        .post_form(&old, &[("step", "received"), ("name", "王建国"), ("phone", "13800000001")])
+        .await;
     assert_eq!(status, StatusCode::GONE);
-    let (status, v) = app.post_json(&format!("/api/v1/acks/{}", app.token(&cement_key)), None, &received()).await;
+    let (status, v) = app
+        .post_json(&format!("/api/v1/acks/{}", app.token(&cement_key)), None, &received())
+        .await;
     assert_eq!(status, StatusCode::GONE, "{v}");
     assert_eq!(v["current"], json!(format!("/ack/{}", app.token(&red_key))));
     assert_eq!(seq(), before, "nothing was recorded");
@@ -64,14 +84,19 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
     let w = app.warning_of(TAIYUAN).await.unwrap();
     let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).unwrap();
     app.clock.set(start + chrono::Duration::hours(1));
-    eventually("the warning starts", || async { app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active") }).await;
+    eventually("the warning starts", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active")
+    })
+    .await;
     let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(HEAD), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let before = seq();
     let (status, html) = app.page(&format!("/ack/{}", app.token(&red_key))).await;
     assert_eq!(status, StatusCode::GONE);
     assert!(html.contains("预警已解除，本任务已结束"), "{html}");
-    let (status, _) = app.post_json(&format!("/api/v1/acks/{}", app.token(&red_key)), None, &received()).await;
+    let (status, _) = app
+        .post_json(&format!("/api/v1/acks/{}", app.token(&red_key)), None, &received())
+        .await;
     assert_eq!(status, StatusCode::GONE);
     assert_eq!(seq(), before);
     app.stop().await;
@@ -94,41 +119,71 @@ async fn staff_endpoints_need_a_staff_token_and_names_with_markup_show_as_text()
     ];
     for path in &gets {
         assert_eq!(app.get(path, None).await.0, StatusCode::UNAUTHORIZED, "GET {path}");
-        assert_eq!(app.get(path, Some("not-a-staff-token")).await.0, StatusCode::UNAUTHORIZED, "GET {path}");
+        assert_eq!(
+            app.get(path, Some("not-a-staff-token")).await.0,
+            StatusCode::UNAUTHORIZED,
+            "GET {path}"
+        );
     }
     let posts = [
-        (format!("/api/v1/warnings/{id}/negotiated"), json!({ "uscc": scripted.uscc, "commitment": "x", "reductions": { "so2": 1 } })),
+        (
+            format!("/api/v1/warnings/{id}/negotiated"),
+            json!({ "uscc": scripted.uscc, "commitment": "x", "reductions": { "so2": 1 } }),
+        ),
         ("/api/v1/inspections".to_string(), json!({ "warning": id, "uscc": scripted.uscc })),
         ("/api/v1/inspections/x/result".to_string(), json!({ "compliant": true })),
     ];
     let before = app.state.engine.store.read(|r| r.last_seq()).unwrap();
     for (path, body) in &posts {
         assert_eq!(app.post_json(path, None, body).await.0, StatusCode::UNAUTHORIZED, "POST {path}");
-        assert_eq!(app.post_json(path, Some("not-a-staff-token"), body).await.0, StatusCode::UNAUTHORIZED, "POST {path}");
+        assert_eq!(
+            app.post_json(path, Some("not-a-staff-token"), body).await.0,
+            StatusCode::UNAUTHORIZED,
+            "POST {path}"
+        );
     }
     assert_eq!(app.state.engine.store.read(|r| r.last_seq()).unwrap(), before);
 
     // The chemical works' registered name carries a script tag: its page shows it as text.
-    let key = TestApp::of(&app.assignments(&id, Some("active")).await, &scripted.uscc)["key"].as_str().unwrap().to_string();
+    let key = TestApp::of(&app.assignments(&id, Some("active")).await, &scripted.uscc)["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, html) = app.page(&format!("/ack/{}", app.token(&key))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("<script>"), "{html}");
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;小店化工有限公司"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;小店化工有限公司"),
+        "{html}"
+    );
     // And the reminder email's HTML part.
     app.set_clock("2026-12-02 11:05");
     let reminders = app.wait_sent("ack_reminder", 3).await;
     let m = reminders.iter().find(|m| m.recipient.address == scripted.email).unwrap();
-    let path = app.state.settings.mail.dir_in(&app.state.settings.data_dir).join(format!("{}.eml", m.id));
+    let path = app
+        .state
+        .settings
+        .mail
+        .dir_in(&app.state.settings.data_dir)
+        .join(format!("{}.eml", m.id));
     let bytes = eventually("the reminder is delivered", || async { std::fs::read(&path).ok() }).await;
     let parsed = mail_parser::MessageParser::default().parse(&bytes).unwrap();
     let html = parsed.body_html(0).unwrap().to_string();
     assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"), "{html}");
 
     // And a name typed into the form.
-    let (status, _, _) = app.post_form(&format!("/ack/{}", app.token(&key)), &[("step", "received"), ("name", "<img src=x onerror=alert(1)>"), ("phone", "1")]).await;
+    let (status, _, _) = app
+        .post_form(
+            &format!("/ack/{}", app.token(&key)),
+            &[("step", "received"), ("name", "<img src=x onerror=alert(1)>"), ("phone", "1")],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, html) = app.page(&format!("/ack/{}", app.token(&key))).await;
-    assert!(!html.contains("<img") && html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+    assert!(
+        !html.contains("<img") && html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
 
     app.stop().await;
 }

@@ -26,7 +26,12 @@ async fn a_proposal_and_its_sign_off_reach_each_duty_officer_and_the_signer_exac
     let id = app.propose_orange_for_taiyuan().await;
     let got = smtp.wait_for(PROPOSAL_TO.len()).await;
     let per = by_recipient(&got);
-    assert_eq!(per.keys().map(String::as_str).collect::<Vec<_>>().len(), PROPOSAL_TO.len(), "{:?}", per.keys());
+    assert_eq!(
+        per.keys().map(String::as_str).collect::<Vec<_>>().len(),
+        PROPOSAL_TO.len(),
+        "{:?}",
+        per.keys()
+    );
     for to in PROPOSAL_TO {
         let mails = &per[*to];
         assert_eq!(mails.len(), 1, "{to} got {} emails", mails.len());
@@ -38,7 +43,10 @@ async fn a_proposal_and_its_sign_off_reach_each_duty_officer_and_the_signer_exac
     app.sign(&id).await;
     let got = smtp.wait_for(PROPOSAL_TO.len() + ISSUE_TO.len()).await;
     let all = app.settled(PROPOSAL_TO.len() + ISSUE_TO.len()).await;
-    let issue: Vec<&Received> = got.iter().filter(|r| r.parsed().subject().is_some_and(|s| s.contains("启动通知"))).collect();
+    let issue: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.parsed().subject().is_some_and(|s| s.contains("启动通知")))
+        .collect();
     assert_eq!(issue.len(), ISSUE_TO.len());
     let mut to: Vec<&str> = issue.iter().flat_map(|r| r.to.iter().map(String::as_str)).collect();
     to.sort_unstable();
@@ -51,7 +59,10 @@ async fn a_proposal_and_its_sign_off_reach_each_duty_officer_and_the_signer_exac
         assert_eq!(m.subject(), Some("【橙色预警】太原市重污染天气橙色预警（Ⅱ级）启动通知"));
         // The Message-ID is the stable one of its outbox message.
         let mid = m.message_id().expect("a Message-ID").to_string();
-        let msg = all.iter().find(|x| format!("{}@hazeflow", x.id) == mid).unwrap_or_else(|| panic!("no outbox message for {mid}"));
+        let msg = all
+            .iter()
+            .find(|x| format!("{}@hazeflow", x.id) == mid)
+            .unwrap_or_else(|| panic!("no outbox message for {mid}"));
         assert_eq!(msg.recipient.address, r.to[0]);
         assert!(msg.id.ends_with("-email") && msg.cause == id);
         // Plain text and HTML, both in Chinese.
@@ -60,7 +71,10 @@ async fn a_proposal_and_its_sign_off_reach_each_duty_officer_and_the_signer_exac
         assert_eq!(m.text_body_count(), 1);
         assert_eq!(m.html_body_count(), 1);
         let text = m.body_text(0).expect("a text part");
-        assert!(text.contains("太原市重污染天气橙色预警已于") && text.contains("签发：李副市长"), "{text}");
+        assert!(
+            text.contains("太原市重污染天气橙色预警已于") && text.contains("签发：李副市长"),
+            "{text}"
+        );
         let html = m.body_html(0).expect("an HTML part");
         assert!(html.contains("<strong>橙色预警</strong>"), "{html}");
         // One attempt each, logged as sent with the server's answer.
@@ -84,11 +98,19 @@ async fn a_name_with_line_breaks_and_a_script_cannot_add_headers_and_is_escaped_
     let headers = raw.split("\r\n\r\n").next().unwrap_or_default();
     // No header came out of the name: one To, no Bcc, no X-Injected, one envelope recipient.
     assert!(m.header("Bcc").is_none() && m.header("X-Injected").is_none(), "{headers}");
-    assert_eq!(headers.lines().filter(|l| l.to_ascii_lowercase().starts_with("to:")).count(), 1, "{headers}");
+    assert_eq!(
+        headers.lines().filter(|l| l.to_ascii_lowercase().starts_with("to:")).count(),
+        1,
+        "{headers}"
+    );
     assert_eq!(evil.to, ["mallory@ty.example.cn"]);
     let to = m.to().and_then(|a| a.first()).expect("a To address");
     assert_eq!(to.address(), Some("mallory@ty.example.cn"));
-    assert!(to.name().is_some_and(|n| n.starts_with("Mallory") && !n.contains('\n')), "{:?}", to.name());
+    assert!(
+        to.name().is_some_and(|n| n.starts_with("Mallory") && !n.contains('\n')),
+        "{:?}",
+        to.name()
+    );
     // In the HTML the script is text; in the plain text it is just characters.
     let html = m.body_html(0).expect("an HTML part");
     assert!(!html.contains("<script>") && html.contains("&lt;script&gt;alert(1)&lt;"), "{html}");
@@ -110,7 +132,10 @@ async fn smtp_authentication_uses_the_configured_user_and_the_password_from_the_
     .await;
     app.propose_orange_for_taiyuan().await;
     let got = smtp.wait_for(PROPOSAL_TO.len()).await;
-    assert!(got.iter().all(|r| r.auth == Some(("hazeflow@ty.example.cn".into(), "s3cret-from-env".into()))));
+    assert!(
+        got.iter()
+            .all(|r| r.auth == Some(("hazeflow@ty.example.cn".into(), "s3cret-from-env".into())))
+    );
     app.stop().await;
 }
 
@@ -122,14 +147,24 @@ async fn with_the_default_configuration_each_message_is_an_eml_file_named_after_
     app.sign(&id).await;
     let all = app.settled(PROPOSAL_TO.len() + ISSUE_TO.len()).await;
     let dir = app.state.settings.data_dir.join("mail");
-    let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
     files.sort();
     let mut want: Vec<String> = all.iter().map(|m| format!("{}.eml", m.id)).collect();
     want.sort();
     assert_eq!(files, want, "no temporary files left, one file per message");
     let bytes = std::fs::read(dir.join(&want[0])).unwrap();
     let m = mail_parser::MessageParser::default().parse(&bytes).unwrap();
-    assert!(m.subject().is_some_and(|s| s.contains("太原市重污染天气橙色预警")), "{:?}", m.subject());
-    assert_eq!(m.message_id().map(str::to_string), Some(format!("{}@hazeflow", want[0].trim_end_matches(".eml"))));
+    assert!(
+        m.subject().is_some_and(|s| s.contains("太原市重污染天气橙色预警")),
+        "{:?}",
+        m.subject()
+    );
+    assert_eq!(
+        m.message_id().map(str::to_string),
+        Some(format!("{}@hazeflow", want[0].trim_end_matches(".eml")))
+    );
     app.stop().await;
 }

@@ -37,7 +37,11 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// A time on the wall clocks of Shanxi: `"2026-12-01 15:00"`.
 pub fn shanghai(s: &str) -> DateTime<Utc> {
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{s}: {e}"));
-    Shanghai.from_local_datetime(&naive).single().expect("an unambiguous local time").with_timezone(&Utc)
+    Shanghai
+        .from_local_datetime(&naive)
+        .single()
+        .expect("an unambiguous local time")
+        .with_timezone(&Utc)
 }
 
 /// Tuesday 2026-12-01 15:00 in Taiyuan: the day shift is on.
@@ -86,7 +90,11 @@ pub fn settings_in(dir: &Path) -> Settings {
     s.playbooks = PathBuf::from(PLAYBOOKS);
     s.demo = false;
     s.shutdown_deadline_secs = 10;
-    s.staff.tokens.push(StaffToken { name: DEPUTY_NAME.into(), role: "deputy_head".into(), sha256: config::hash_token(DEPUTY) });
+    s.staff.tokens.push(StaffToken {
+        name: DEPUTY_NAME.into(),
+        role: "deputy_head".into(),
+        sha256: config::hash_token(DEPUTY),
+    });
     let roster = dir.join("roster.yaml");
     std::fs::write(&roster, ROSTER).expect("the roster is written");
     s.roster = roster;
@@ -128,8 +136,19 @@ pub async fn spawn_app_in(dir: TempDir, clock: Clock, tweak: impl FnOnce(&mut Se
     let state = app.state();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("an HTTP client");
-    TestApp { addr, state, clock, dir, shutdown, handle, http }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("an HTTP client");
+    TestApp {
+        addr,
+        state,
+        clock,
+        dir,
+        shutdown,
+        handle,
+        http,
+    }
 }
 
 /// Starts the daemon in a fresh folder.
@@ -154,7 +173,14 @@ impl TestApp {
 
     /// POST with the deputy head's token: status and JSON body.
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (reqwest::StatusCode, Value) {
-        let resp = self.http.post(self.url(path)).bearer_auth(DEPUTY).body(body).send().await.expect("the daemon answers");
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(DEPUTY)
+            .body(body)
+            .send()
+            .await
+            .expect("the daemon answers");
         let status = resp.status();
         let text = resp.text().await.expect("a body");
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -162,7 +188,13 @@ impl TestApp {
 
     /// GET with the deputy head's token.
     pub async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
-        let resp = self.http.get(self.url(path)).bearer_auth(DEPUTY).send().await.expect("the daemon answers");
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(DEPUTY)
+            .send()
+            .await
+            .expect("the daemon answers");
         let status = resp.status();
         let text = resp.text().await.expect("a body");
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -176,7 +208,11 @@ impl TestApp {
         assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
         eventually("the consultation proposes orange for Taiyuan", || async {
             let (_, body) = self.get("/api/v1/warnings").await;
-            body["warnings"].as_array()?.iter().find(|w| w["region"] == "140100" && w["status"] == "pending").and_then(|w| w["id"].as_str().map(str::to_string))
+            body["warnings"]
+                .as_array()?
+                .iter()
+                .find(|w| w["region"] == "140100" && w["status"] == "pending")
+                .and_then(|w| w["id"].as_str().map(str::to_string))
         })
         .await
     }
@@ -205,7 +241,9 @@ impl TestApp {
     /// Stops the daemon as SIGTERM would and hands back its folder.
     pub async fn stop(self) -> TempDir {
         self.shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(15), self.handle).await.expect("the daemon stops within its deadline");
+        let result = tokio::time::timeout(Duration::from_secs(15), self.handle)
+            .await
+            .expect("the daemon stops within its deadline");
         result.expect("the run loop did not panic").expect("the daemon stopped cleanly");
         drop(self.state);
         self.dir
@@ -230,7 +268,10 @@ where
 
 /// A free port on localhost (nothing listens on it when this returns).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,7 +291,9 @@ pub struct Received {
 impl Received {
     /// Parsed.
     pub fn parsed(&self) -> mail_parser::Message<'_> {
-        mail_parser::MessageParser::default().parse(&self.data).expect("a parseable message")
+        mail_parser::MessageParser::default()
+            .parse(&self.data)
+            .expect("a parseable message")
     }
 
     /// The Message-ID (without brackets).
@@ -281,7 +324,11 @@ impl Handler for Collector {
     }
 
     fn data_end(&mut self) -> Response {
-        let r = Received { to: std::mem::take(&mut self.to), data: std::mem::take(&mut self.data), auth: self.auth.clone() };
+        let r = Received {
+            to: std::mem::take(&mut self.to),
+            data: std::mem::take(&mut self.data),
+            auth: self.auth.clone(),
+        };
         self.inbox.lock().expect("the inbox lock").push(r);
         mailin::response::OK
     }
@@ -321,7 +368,13 @@ impl SmtpServer {
             builder.insecure_enable_plaintext_auth();
         }
         let builder = Arc::new(builder);
-        let handler = Collector { inbox: inbox.clone(), to: Vec::new(), data: Vec::new(), auth: None, accept: auth.map(|(u, p)| (u.to_string(), p.to_string())) };
+        let handler = Collector {
+            inbox: inbox.clone(),
+            to: Vec::new(),
+            data: Vec::new(),
+            auth: None,
+            accept: auth.map(|(u, p)| (u.to_string(), p.to_string())),
+        };
         let (stop2, sessions2) = (stop.clone(), sessions.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
@@ -335,7 +388,12 @@ impl SmtpServer {
                 }
             }
         });
-        SmtpServer { port, inbox, stop, sessions }
+        SmtpServer {
+            port,
+            inbox,
+            stop,
+            sessions,
+        }
     }
 
     /// Everything accepted so far.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use hazeflow::config::WebhookEndpoint;
-use hazeflow::notify::outbox::{self, Channel, Outcome, OutboxMessage, Recipient, Status};
+use hazeflow::notify::outbox::{self, Channel, OutboxMessage, Outcome, Recipient, Status};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -30,7 +30,11 @@ async fn with_the_smtp_server_down_for_a_while_every_message_arrives_once_after_
     // Every message has had its first attempt, failed, and waits 30 s (mail.retry.base_secs).
     eventually("every message has failed once", || async {
         let all = app.outbox();
-        (all.len() == n && all.iter().all(|m| m.status == Status::Pending && m.attempts == 1 && m.last_error.is_some())).then_some(())
+        (all.len() == n
+            && all
+                .iter()
+                .all(|m| m.status == Status::Pending && m.attempts == 1 && m.last_error.is_some()))
+        .then_some(())
     })
     .await;
     // Nothing happens before the backoff is over.
@@ -49,7 +53,12 @@ async fn with_the_smtp_server_down_for_a_while_every_message_arrives_once_after_
     assert!(counts(&smtp.received()).values().all(|c| *c == 1));
     for m in &all {
         let log = app.state.engine.store.read(|r| outbox::attempts(r, &m.id)).unwrap();
-        assert_eq!(log.iter().map(|a| a.outcome).collect::<Vec<_>>(), vec![Outcome::Retry, Outcome::Sent], "{}", m.id);
+        assert_eq!(
+            log.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+            vec![Outcome::Retry, Outcome::Sent],
+            "{}",
+            m.id
+        );
         assert!(log[0].error.as_deref().is_some_and(|e| e.contains("SMTP")), "{:?}", log[0]);
     }
     app.stop().await;
@@ -106,7 +115,11 @@ async fn a_restart_in_the_middle_of_delivery_loses_nothing_and_sends_nothing_twi
     // Connections are pooled: two sending slots per run, not one session per message.
     assert!(smtp.sessions() <= 4, "{} SMTP sessions for {n} messages", smtp.sessions());
     // A clean stop leaves nothing interrupted: one attempt per message.
-    assert!(all.iter().all(|m| m.attempts == 1), "{:?}", all.iter().map(|m| (&m.id, m.attempts)).collect::<Vec<_>>());
+    assert!(
+        all.iter().all(|m| m.attempts == 1),
+        "{:?}",
+        all.iter().map(|m| (&m.id, m.attempts)).collect::<Vec<_>>()
+    );
     app.stop().await;
 }
 
@@ -164,7 +177,11 @@ async fn queuing_the_same_cause_twice_is_one_message() {
     let msg = OutboxMessage::new(
         "99-ty-wang-fang-email",
         Channel::Email,
-        Recipient { key: "ty-wang-fang".into(), name: "王芳".into(), address: "wang.fang@ty.example.cn".into() },
+        Recipient {
+            key: "ty-wang-fang".into(),
+            name: "王芳".into(),
+            address: "wang.fang@ty.example.cn".into(),
+        },
         "warning_issued",
         json!({ "event": "issued", "region_name": "太原市", "level_name": "橙色预警", "response": "Ⅱ级", "recipient": { "name": "王芳" } }),
         "140100-20261202-1",
@@ -181,7 +198,13 @@ async fn queuing_the_same_cause_twice_is_one_message() {
     // And once sent, queuing it again does not bring it back.
     let m = msg.clone();
     app.state.engine.store.write(move |tx| outbox::enqueue(tx, m)).await.unwrap();
-    let again = app.state.engine.store.read(|r| outbox::message(r, "99-ty-wang-fang-email")).unwrap().unwrap();
+    let again = app
+        .state
+        .engine
+        .store
+        .read(|r| outbox::message(r, "99-ty-wang-fang-email"))
+        .unwrap()
+        .unwrap();
     assert_eq!((again.status, again.attempts), (Status::Sent, 1));
     app.stop().await;
 }

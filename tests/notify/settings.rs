@@ -36,7 +36,10 @@ fn a_real_smtp_server_is_one_set_of_environment_variables_away_and_the_password_
     .unwrap();
     s.validate().unwrap();
     let smtp = &s.mail.smtp;
-    assert_eq!((smtp.host.as_deref(), smtp.port(), smtp.tls, smtp.user.as_deref()), (Some("smtp.sthjt.shanxi.example.cn"), 465, SmtpTls::Tls, Some("hazeflow")));
+    assert_eq!(
+        (smtp.host.as_deref(), smtp.port(), smtp.tls, smtp.user.as_deref()),
+        (Some("smtp.sthjt.shanxi.example.cn"), 465, SmtpTls::Tls, Some("hazeflow"))
+    );
     assert_eq!(smtp.password.as_ref().map(|p| p.expose()), Some("correct horse battery staple"));
     assert_eq!(s.mail.from, "应急办 <yjb@sthjt.shanxi.example.cn>");
     assert!(!format!("{s:?}").contains("battery"), "the password shows in Debug output");
@@ -50,7 +53,12 @@ fn bad_mail_settings_are_named() {
     let mut s = default();
     s.mail.smtp.host = Some("smtp.example.cn".into());
     s.mail.smtp.user = Some("u".into());
-    assert!(s.validate().unwrap_err().to_string().starts_with("mail.smtp.user is set but there is no password"));
+    assert!(
+        s.validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("mail.smtp.user is set but there is no password")
+    );
     let mut s = default();
     s.mail.from = "not a mailbox".into();
     assert!(s.validate().unwrap_err().to_string().starts_with("mail.from:"));

@@ -22,7 +22,8 @@ async fn each_event_is_one_signed_post_and_a_503_is_retried_after_the_backoff() 
             secret_file: None,
             secret: None,
         });
-        s.apply_env(|k| (k == "HAZEFLOW_WEBHOOK_WECOM_SECRET").then(|| "the-wecom-secret".to_string())).unwrap();
+        s.apply_env(|k| (k == "HAZEFLOW_WEBHOOK_WECOM_SECRET").then(|| "the-wecom-secret".to_string()))
+            .unwrap();
         s.validate().unwrap();
     })
     .await;
@@ -47,13 +48,28 @@ async fn each_event_is_one_signed_post_and_a_503_is_retried_after_the_backoff() 
 
     let mut events = Vec::new();
     for h in &got {
-        let sig = h.headers.get("x-hazeflow-signature").and_then(|v| v.to_str().ok()).expect("a signature");
-        assert_eq!(sig, signature(b"the-wecom-secret", &h.body), "the signature is HMAC-SHA256 of the body");
+        let sig = h
+            .headers
+            .get("x-hazeflow-signature")
+            .and_then(|v| v.to_str().ok())
+            .expect("a signature");
+        assert_eq!(
+            sig,
+            signature(b"the-wecom-secret", &h.body),
+            "the signature is HMAC-SHA256 of the body"
+        );
         let body: Value = serde_json::from_slice(&h.body).unwrap();
         let mid = h.headers.get("x-hazeflow-message-id").and_then(|v| v.to_str().ok()).unwrap();
         assert_eq!(body["id"], mid);
         assert_eq!(body["cause"], id.as_str());
-        assert!(body["data"]["recipients"].as_array().unwrap().iter().any(|p| p["phone"] == "0351-0000101"), "{body}");
+        assert!(
+            body["data"]["recipients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["phone"] == "0351-0000101"),
+            "{body}"
+        );
         events.push(body["event"].as_str().unwrap().to_string());
         if body["event"] == "issued" {
             assert_eq!(body["subject"], "【橙色预警】太原市重污染天气橙色预警（Ⅱ级）启动通知");
@@ -61,9 +77,16 @@ async fn each_event_is_one_signed_post_and_a_503_is_retried_after_the_backoff() 
     }
     events.sort();
     assert_eq!(events, ["issued", "proposed"]);
-    let first = app.outbox().into_iter().find(|m| m.data["event"] == "proposed" && m.id.ends_with("-webhook")).unwrap();
+    let first = app
+        .outbox()
+        .into_iter()
+        .find(|m| m.data["event"] == "proposed" && m.id.ends_with("-webhook"))
+        .unwrap();
     let log = app.state.engine.store.read(|r| outbox::attempts(r, &first.id)).unwrap();
-    assert_eq!(log.iter().map(|a| a.outcome).collect::<Vec<_>>(), vec![Outcome::Retry, Outcome::Sent]);
+    assert_eq!(
+        log.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        vec![Outcome::Retry, Outcome::Sent]
+    );
     assert!(log[0].error.as_deref().is_some_and(|e| e.contains("HTTP 503")));
     app.stop().await;
 }
