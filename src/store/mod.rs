@@ -173,8 +173,6 @@ fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>) {
                 continue; // the jobs are dropped: their callers see StoreError::Closed
             }
         };
-        let t0 = std::time::Instant::now();
-        let nb = batch.len();
         let mut finishers = Vec::with_capacity(batch.len());
         let outcome = {
             let mut tx = Tx::new(&txn, path);
@@ -183,11 +181,7 @@ fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>) {
             }
             tx.finish()
         };
-        let t1 = std::time::Instant::now();
         let commit = outcome.and_then(|()| txn.commit().map_err(|e| e.to_string()));
-        if std::env::var_os("HF_TRACE").is_some() {
-            eprintln!("TRACE {nb} {} {}", (t1 - t0).as_micros(), t1.elapsed().as_micros());
-        }
         if let Err(e) = &commit {
             tracing::error!(error = %e, "commit failed; the batch is lost and its callers are told");
         }

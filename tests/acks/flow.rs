@@ -187,3 +187,28 @@ async fn an_enterprise_acknowledges_from_its_link_progress_shows_it_and_no_remin
     assert!(html.contains("太原市迎泽焦化有限公司"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_assigned_enterprise_gets_exactly_one_email_with_its_measures_and_a_working_link() {
+    // The deputy head signs orange for Taiyuan → one assignment_issued email per Taiyuan enterprise.
+    let (app, id) = orange_issued_wednesday_morning().await;
+    let active = app.assignments(&id, Some("active")).await;
+    let enterprises: Vec<&serde_json::Value> = active.iter().filter(|a| a["party"]["type"] == "enterprise").collect();
+    let sent = app.wait_sent("assignment_issued", enterprises.len()).await;
+    let cement = cement();
+    let a = TestApp::of(&active, &cement.uscc);
+    let key = a["key"].as_str().unwrap();
+    let msg = sent.iter().find(|m| m.cause == key).expect("the cement works' notice");
+    let (subject, text) = app.delivered(&msg.id).await;
+    assert!(
+        subject.starts_with("【橙色预警】太原市重污染天气橙色预警应急减排任务通知"),
+        "{subject}"
+    );
+    assert!(text.contains("限产20%"), "{text}");
+    // The link in the email opens the enterprise's own page.
+    let link = format!("/ack/{}", app.token(key));
+    assert!(text.contains(&link), "{text}");
+    let (status, html) = app.page(&link).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("太原市晋阳水泥有限公司"));
+}

@@ -89,6 +89,9 @@ pub fn settings_in(dir: &Path) -> Settings {
     s.http.listen = "127.0.0.1:0".into();
     s.playbooks = PathBuf::from(PLAYBOOKS);
     s.demo = false;
+    // No list: these tests count the duty staff's messages; enterprise notices are tested with the acknowledgements.
+    s.list_seed = None;
+    s.measures = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/measures/shanxi.yaml"));
     s.shutdown_deadline_secs = 10;
     s.staff.tokens.push(StaffToken {
         name: DEPUTY_NAME.into(),
