@@ -3,16 +3,21 @@
 //! record each attempt durably), next to postfix's plain load generator into the same sink.
 //!
 //! ```text
-//! apt-get install postfix              # for smtp-sink and smtp-source; the mail server need not run
-//! smtp-sink -c 127.0.0.1:2525 1000 &   # accepts and discards, prints nothing per message
+//! apt-get install postfix                          # smtp-sink and smtp-source; the mail server need not run
+//! smtp-sink -u nobody -c 127.0.0.1:2525 1000 >/dev/null &   # accepts and discards (-u: needed as root)
 //! cargo run --release --example mail_bench -- --messages 20000 --concurrency 20
-//! time smtp-source -s 20 -l 5000 -m 20000 -f a@example.cn -t b@example.cn 127.0.0.1:2525
+//! time smtp-source -s 20 -l 4799 -m 20000 -f a@example.cn -t b@example.cn 127.0.0.1:2525
 //! ```
 //!
 //! Options: `--messages N` (default 10000), `--smtp HOST:PORT` (default 127.0.0.1:2525),
-//! `--concurrency C` (messages in flight and pooled SMTP connections, default 20). The messages are
-//! queued first (not timed), then the clock runs until the last is recorded as sent. It prints the
-//! message size so that `smtp-source -l` can send the same.
+//! `--concurrency C` (SMTP sessions in use and pooled, default 20). The messages are queued first (not
+//! timed), then the clock runs until the last is recorded as sent. It prints the message size, so that
+//! `smtp-source -l` sends the same. `--transport-only`: the pool alone (one message rendered once, no
+//! store), and the cost of rendering + composing one message. `--files`: `.eml` files instead of SMTP.
+//!
+//! Measured on the 2-core development machine (20,000 messages of 4,799 bytes, 20 sessions, runs
+//! alternated, five pairs): the worker 2,878–3,250 messages/s, `smtp-source` 3,546–3,950 messages/s
+//! (79–85 %, 81 % median).
 
 use std::path::PathBuf;
 use std::sync::Arc;

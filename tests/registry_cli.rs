@@ -2,9 +2,8 @@
 //! defaults and template load; every bad-import fixture gives its exact message; the generator is
 //! deterministic and streams a large list.
 //!
-//! Regenerate the Shanxi seed (after changing the generator):
-//! `cargo test --test registry_cli regenerate_the_shanxi_seed -- --ignored`
-//! (the same as `hazeflow registry generate --profile shanxi --enterprises 3000 --seed 2026 --out-dir seeds/registry`).
+//! Regenerate the Shanxi seed after changing the generator:
+//! `hazeflow registry generate --profile shanxi --enterprises 3000 --seed 2026 --out-dir seeds/registry`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

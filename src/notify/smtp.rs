@@ -3,7 +3,8 @@
 //! Why not lettre's `AsyncSmtpTransport` pool: its sockets keep Nagle's algorithm on, and lettre
 //! writes the message body and the closing `.` in two writes; the second waits for the server's
 //! delayed ACK (40 ms on Linux), so every message costs 40 ms whatever the concurrency (measured:
-//! 289 messages/s at 20 connections against postfix's `smtp-sink`). Here plain and STARTTLS
+//! 289 messages/s at 20 connections against postfix's `smtp-sink`; with `TCP_NODELAY`, the pool alone
+//! sends 3,300–8,700 messages/s there, depending on the machine's load). Here plain and STARTTLS
 //! connections are opened by us with `TCP_NODELAY`, then handed to lettre, which speaks SMTP, upgrades
 //! with STARTTLS (required when configured: no downgrade) and authenticates. Implicit TLS (SMTPS) goes
 //! through lettre's own connect, which does not expose the socket.

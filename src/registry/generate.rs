@@ -1193,10 +1193,7 @@ pub fn permits_for(list: &[Enterprise], seed: u64) -> Vec<Permit> {
         let mut county = e.county;
         let mut code = e.industry.code;
         if roll < 0.006 {
-            name = name.replacen("有限公司", "有限责任公司", 1);
-            if name == e.name {
-                name = format!("{}（原{}）", e.name, e.name.chars().take(2).collect::<String>());
-            }
+            name = registered_form_changed(&e.name);
         } else if roll < 0.010 {
             let siblings: Vec<RegionCode> = e
                 .county
@@ -1266,6 +1263,21 @@ pub fn permits_for(list: &[Enterprise], seed: u64) -> Vec<Permit> {
     }
     out.sort_by_key(|p| p.permit_no);
     out
+}
+
+/// The name after a change of legal form, as a register that lags behind shows it.
+fn registered_form_changed(name: &str) -> String {
+    for (from, to) in [
+        ("股份有限公司", "有限公司"),
+        ("有限责任公司", "有限公司"),
+        ("有限公司", "有限责任公司"),
+        ("厂", "有限公司"),
+    ] {
+        if let Some(stem) = name.strip_suffix(from) {
+            return format!("{stem}{to}");
+        }
+    }
+    format!("{name}有限公司")
 }
 
 /// Writes a permit register in the format [`super::reports::parse_permits`] reads.

@@ -594,6 +594,7 @@ pub fn board(e: &Enterprise, defaults: &Defaults, regions: &Regions, template: &
     let mut env = minijinja::Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
     env.render_str(template, board_context(e, defaults, regions))
 }
 
