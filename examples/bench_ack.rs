@@ -129,7 +129,7 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
         tokens.extend(
             page.iter()
                 .filter(|a| matches!(a.party, Party::Enterprise { .. }))
-                .map(|a| state.tokens.token(&a.key)),
+                .map(|a| state.tokens.token(a)),
         );
     }
     anyhow::ensure!(tokens.len() == n, "{} enterprise assignments, expected {n}", tokens.len());

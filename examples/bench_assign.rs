@@ -83,6 +83,7 @@ async fn prepare(db: &str, n: usize, seed: u64) -> anyhow::Result<()> {
         t.elapsed(),
         vm_hwm_mib()
     );
+
     store.close();
     Ok(())
 }
@@ -105,11 +106,12 @@ async fn run(db: &str) -> anyhow::Result<()> {
     let set = hazeflow::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let pb = set.get("shanxi").cloned().ok_or_else(|| anyhow::anyhow!("no shanxi playbook"))?;
+    let defaults = Arc::new(hazeflow::registry::shanxi_defaults().clone());
+    // The daemon's hooks: escalation timers and the notice fan-out (all notices queued with the round).
     let stage = Arc::new(AssignStage {
-        defaults: Arc::new(hazeflow::registry::shanxi_defaults().clone()),
-        tokens: TokenKey::new([7; 32]),
+        defaults: defaults.clone(),
         regions,
-        on_assigned: Vec::new(),
+        on_round: vec![hazeflow::notice::hook(), hazeflow::escalate::hook(defaults.clone())],
     });
     let provinces: BTreeSet<RegionCode> = counties.iter().map(|c| c.province()).collect();
 
@@ -150,12 +152,37 @@ async fn run(db: &str) -> anyhow::Result<()> {
         j.await??;
     }
     let elapsed = t.elapsed();
-    let count = store.read(|r| r.doc_keys(hazeflow::assign::ASSIGNMENTS, "", "", usize::MAX).map(|k| k.len()))?;
+    let count: u64 = store.read(|r| Ok(hazeflow::assign::all_rounds(r)?.iter().map(|r| u64::from(r.count)).sum()))?;
     println!(
         "red over {} provinces: {count} assignments durable in {:.2?} ({:.0}/s); peak memory {:.0} MiB",
         provinces.len(),
         elapsed,
         count as f64 / elapsed.as_secs_f64(),
+        vm_hwm_mib()
+    );
+    // After the clock: the fan-out turns the queued notices into outbox messages (rendered data,
+    // links), chunk by chunk, as the daemon's notice loop does while mail goes out.
+    let notices = hazeflow::notice::Notices {
+        defaults,
+        regions,
+        public_url: "https://hazeflow.example.cn".into(),
+        tokens: TokenKey::new([7; 32]),
+    };
+    let t = Instant::now();
+    let mut entries = 0usize;
+    loop {
+        let n = notices.clone();
+        let done = store.write(move |tx| hazeflow::notice::expand(&n, tx, 2_000)).await?;
+        if done == 0 {
+            break;
+        }
+        entries += done;
+    }
+    let elapsed = t.elapsed();
+    println!(
+        "fan-out: {entries} entries turned into outbox messages in {:.2?} ({:.0}/s); peak memory {:.0} MiB",
+        elapsed,
+        entries as f64 / elapsed.as_secs_f64(),
         vm_hwm_mib()
     );
     store.close();

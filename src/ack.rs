@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Staff};
 use crate::app::AppState;
-use crate::assign::{self, ASSIGNMENTS, Ack, Assignment, AssignmentStatus, Party, TOKENS, token_hash};
+use crate::assign::{self, Ack, Assignment, AssignmentStatus, Party};
 use crate::list;
 use crate::store::{RecordBody, StoreError};
 
@@ -117,17 +117,13 @@ async fn record(
         return Ok(Err(AckRefusal::Bad("请填写姓名和联系电话 (name and phone are required)".into())));
     }
     let now = state.engine.clock.now();
-    let hash = token_hash(token);
+    let (tokens, token) = (state.tokens.clone(), token.to_string());
     let result = state
         .engine
         .store
         .write(move |tx| {
-            let key = tx
-                .doc::<String>(TOKENS, &hash)?
-                .ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
-            let mut a = tx
-                .doc::<Assignment>(ASSIGNMENTS, &key)?
-                .ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+            let mut a = assign::by_token(tx, &tokens, &token)?.ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+            let key = a.key.clone();
             if let Some((reason, current)) = gone_status(&a) {
                 return Err(refusal_to_store(&AckRefusal::Gone { reason, current }));
             }
@@ -162,7 +158,7 @@ async fn record(
                 changed = true;
             }
             if changed {
-                tx.put_doc(ASSIGNMENTS, &key, &a)?;
+                assign::put_acks(tx, &a)?;
                 tx.append(
                     now,
                     &format!("ack:{name}"),
@@ -248,7 +244,10 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
     let current_link = notice
         .as_ref()
         .and_then(|(_, c)| c.clone())
-        .map(|k| format!("/ack/{}", state.tokens.token(&k)));
+        .map(|k| state.engine.store.read(|r| assign::token_of_key(r, &state.tokens, &k)))
+        .transpose()?
+        .flatten()
+        .map(|t| format!("/ack/{t}"));
     let region_name = state.engine.regions.name(a.warning_region);
     let level_name = level.map_or(a.level.clone(), |l| l.name.clone());
     let ctx = json!({
@@ -286,7 +285,7 @@ fn not_found_page() -> Response {
 }
 
 async fn page(State(s): State<Arc<AppState>>, Path(token): Path<String>) -> Result<Response, ApiError> {
-    let a = s.engine.store.read(|r| assign::by_token(r, &token))?;
+    let a = s.engine.store.read(|r| assign::by_token(r, &s.tokens, &token))?;
     let Some(a) = a else { return Ok(not_found_page()) };
     let notice = gone_status(&a);
     let status = if notice.is_some() { StatusCode::GONE } else { StatusCode::OK };
@@ -318,7 +317,7 @@ async fn page_post(
         Err(AckRefusal::Unknown) => Ok(not_found_page()),
         Err(AckRefusal::Gone { .. }) => page(State(s), Path(token)).await,
         Err(AckRefusal::Bad(m)) => {
-            let a = s.engine.store.read(|r| assign::by_token(r, &token))?;
+            let a = s.engine.store.read(|r| assign::by_token(r, &s.tokens, &token))?;
             match a {
                 Some(a) => Ok((
                     StatusCode::BAD_REQUEST,
@@ -350,7 +349,10 @@ async fn api_ack(
         Ok((a, changed)) => Ok((StatusCode::OK, Json(json!({ "assignment": a.key, "warning_id": a.warning_id, "acks": a.acks.iter().map(|k| json!({"step": k.step, "at": k.at})).collect::<Vec<_>>(), "changed": changed }))).into_response()),
         Err(AckRefusal::Unknown) => Err(ApiError::NotFound("unknown acknowledgement token".into())),
         Err(AckRefusal::Gone { reason, current }) => {
-            let link = current.map(|k| format!("/ack/{}", s.tokens.token(&k)));
+            let link = match current {
+                Some(k) => s.engine.store.read(|r| assign::token_of_key(r, &s.tokens, &k))?.map(|t| format!("/ack/{t}")),
+                None => None,
+            };
             Ok((StatusCode::GONE, Json(json!({ "error": reason, "current": link }))).into_response())
         }
         Err(AckRefusal::Bad(m)) => Err(ApiError::BadRequest(m)),

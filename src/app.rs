@@ -128,12 +128,8 @@ impl Application {
         let tokens = crate::assign::load_token_key(&settings.data_dir)?;
         let assign = Arc::new(crate::assign::AssignStage {
             defaults: defaults.clone(),
-            tokens: tokens.clone(),
             regions,
-            on_assigned: vec![
-                crate::notice::hook(defaults.clone(), regions, settings.http.public_url.clone()),
-                crate::escalate::hook(defaults.clone()),
-            ],
+            on_round: vec![crate::notice::hook(), crate::escalate::hook(defaults.clone())],
         });
         let escalation = Arc::new(crate::escalate::Escalation {
             notify: notify.stage.clone(),
@@ -198,6 +194,7 @@ impl Application {
         tracker.spawn(schedule::run_ticks(state.clone(), shutdown.clone(), TICK_EVERY));
         tracker.spawn(crate::notify::deliver::run(self.delivery.clone(), state.clone(), shutdown.clone()));
         tracker.spawn(crate::escalate::run(self.escalation.clone(), state.clone(), shutdown.clone()));
+        tracker.spawn(crate::notice::run(state.clone(), shutdown.clone()));
         let router = api::router()
             .merge(crate::ack::router())
             .merge(crate::inspect::router())

@@ -3,39 +3,52 @@
 //! the same transaction as the warning event, so a crash can never show one without the other.
 //!
 //! In: lifecycle events (through [`Stage`]), the stored list ([`crate::list`]), the measure defaults
-//! (acknowledgement deadline and department duties per level). Out: assignment documents with their
-//! acknowledgement token index. A level change supersedes the old assignment with a new one; a lift or
-//! cancel ends them. The measures themselves are not copied: they follow from the enterprise's record
-//! and the defaults ([`crate::registry::Defaults::measures_for`]) when shown or mailed, which keeps a
-//! province-wide red warning to a few small writes per enterprise.
+//! (acknowledgement deadline and department duties per level). Out: assignment *rounds*.
 //!
-//! An enterprise follows the most specific region with a live warning: a city's warning skips the
-//! enterprises of a county that has its own.
+//! # Rounds
+//!
+//! The assignments made in one transaction for one warning (its issue, or a level change) form a
+//! [`Round`]: one small header document (warning, level, period, deadline) and a numbered run of
+//! [`Entry`]s, one per party, sorted by party key, stored under sequential keys `(round seq, index)`.
+//! A province-wide red warning over 300,000 enterprises is thus one header and 300,000 small
+//! sequential inserts, instead of several documents per enterprise. Acknowledgements are written
+//! into the party's entry.
+//!
+//! What is not stored is derived when read ([`Resolver`]):
+//! - the *status* of an assignment: ended when its warning is lifted or cancelled; superseded when a
+//!   later round of the same warning (and track) names the party, or when a more specific warning
+//!   (the party's county or city) that is live made a later round naming it — an enterprise follows
+//!   the most specific region with a live warning, and returns to the wider one when that ends;
+//! - the acknowledgement *token*: `(round seq, index)` and an HMAC of the assignment key, so the link
+//!   finds its entry directly and nothing secret is stored (see [`TokenKey`]);
+//! - the measures: they follow from the enterprise's record and the defaults
+//!   ([`crate::registry::Defaults::measures_for`]) when shown or mailed.
+//!
+//! Keys stay readable: an assignment is `{warning id}/{party key}/{round seq:012}`; the party key is
+//! `e:{uscc}`, `d:{region}:{department}`, or `n:{uscc}` for a negotiated reduction (its own track, see
+//! [`crate::negotiate`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::engine::Stage;
-use crate::list::{ENTERPRISES, region_prefix};
+use crate::list::{BY_USCC, ENTERPRISES, region_prefix};
 use crate::playbook::Playbook;
 use crate::region::{RegionCode, Regions};
 use crate::registry::Defaults;
-use crate::store::{ReadTx, RecordBody, StoreError, Tx};
-use crate::warning::{Event, EventKind, RegionState, Status};
+use crate::store::{RecordBody, StoreError, Tx, View};
+use crate::warning::{Event, EventKind, RegionState, Status, Warning};
 
-/// Assignment documents, key `{warning id}/{party}/{seq:012}`.
-pub const ASSIGNMENTS: &str = "assignments";
-/// The current assignment of a party in a warning, key `{warning id}/{party}` → assignment key.
-pub const CURRENT: &str = "assignment_current";
-/// A party's assignments, key `{party}/{warning id}/{seq:012}` → assignment key.
-pub const BY_PARTY: &str = "assignment_by_party";
-/// Acknowledgement tokens, key SHA-256 hex of the token → assignment key.
-pub const TOKENS: &str = "ack_tokens";
+/// Round headers, key `{warning id}/{seq:012}` → [`Round`].
+pub const ROUNDS: &str = "assignment_rounds";
+/// Round headers by sequence number, key `{seq:012}` → [`Round`] (a token names only the seq).
+pub const ROUND_SEQ: &str = "assignment_round_seq";
 
 /// Who is assigned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,10 +105,11 @@ pub struct Ack {
     pub user_agent: String,
 }
 
-/// An assignment: a party's duty under one level of one warning.
+/// An assignment: a party's duty under one level of one warning (a round's entry with its derived
+/// status).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
-    /// Its key.
+    /// Its key, `{warning id}/{party key}/{round seq:012}`.
     pub key: String,
     /// The warning.
     pub warning_id: String,
@@ -122,6 +136,10 @@ pub struct Assignment {
     /// A negotiated reduction (协商减排) instead of the list's measures (see [`crate::negotiate`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negotiated: Option<crate::negotiate::Commitment>,
+    /// The round (its sequence number in the event log).
+    pub round: u64,
+    /// The entry's place in its round.
+    pub index: u32,
 }
 
 impl Assignment {
@@ -131,10 +149,91 @@ impl Assignment {
     }
 }
 
-/// Makes and checks acknowledgement tokens: HMAC-SHA256 of the assignment key with a server secret,
-/// 128 bits as 32 hex digits. Only their SHA-256 is stored; the mailer derives the token again from the key.
+/// The assignments made in one transaction for one warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    /// Sequence number of its `assignments_made` record: unique, and the key of its entries.
+    pub seq: u64,
+    /// The warning.
+    pub warning_id: String,
+    /// The warning's region.
+    pub warning_region: RegionCode,
+    /// The level.
+    pub level: String,
+    /// From when the measures apply.
+    pub applies_from: DateTime<Utc>,
+    /// Acknowledge by.
+    pub ack_deadline: DateTime<Utc>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Number of entries.
+    pub count: u32,
+    /// Empty for the list's measures; `n:{uscc}` for a negotiated reduction (which supersedes only the
+    /// enterprise's earlier negotiated reductions of the warning).
+    #[serde(default)]
+    pub track: String,
+    /// The negotiated commitment (negotiated rounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negotiated: Option<crate::negotiate::Commitment>,
+}
+
+impl Round {
+    /// The party key an entry has in this round.
+    pub fn party_key(&self, party: &Party) -> String {
+        if self.track.is_empty() { party.key() } else { self.track.clone() }
+    }
+
+    /// The assignment key of a party in this round.
+    pub fn assignment_key(&self, party: &Party) -> String {
+        format!("{}/{}/{:012}", self.warning_id, self.party_key(party), self.seq)
+    }
+
+    fn doc_key(&self) -> String {
+        format!("{}/{:012}", self.warning_id, self.seq)
+    }
+
+    /// An entry of this round as an assignment with the given status.
+    pub fn assignment(&self, index: u32, entry: Entry, status: AssignmentStatus) -> Assignment {
+        Assignment {
+            key: self.assignment_key(&entry.party),
+            warning_id: self.warning_id.clone(),
+            warning_region: self.warning_region,
+            party: entry.party,
+            level: self.level.clone(),
+            applies_from: self.applies_from,
+            ack_deadline: self.ack_deadline,
+            created_at: self.created_at,
+            status,
+            acks: entry.acks,
+            duty: entry.duty,
+            negotiated: self.negotiated.clone(),
+            round: self.seq,
+            index,
+        }
+    }
+}
+
+/// One party of a round, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Who.
+    pub party: Party,
+    /// Department duty text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duty: Option<String>,
+    /// Acknowledgements, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acks: Vec<Ack>,
+}
+
+/// Makes and checks acknowledgement tokens. A token is 38 URL-safe characters: the round's sequence
+/// number and the entry's index (so the link finds its entry without an index table), then the first
+/// 128 bits of HMAC-SHA256 of the assignment key under a server secret. Nothing secret is stored: the
+/// database alone cannot produce a working link, and a guessed link fails the MAC.
 #[derive(Clone)]
 pub struct TokenKey([u8; 32]);
+
+const TOKEN_BYTES: usize = 8 + 4 + 16;
 
 impl TokenKey {
     /// From secret bytes.
@@ -142,23 +241,46 @@ impl TokenKey {
         TokenKey(secret)
     }
 
-    /// The token of an assignment.
-    pub fn token(&self, assignment_key: &str) -> String {
+    fn mac(&self, key: &str) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_hmac());
-        mac.update(assignment_key.as_bytes());
-        let bytes = mac.finalize().into_bytes();
-        hex::encode(&bytes[..16])
+        mac.update(key.as_bytes());
+        mac
+    }
+
+    /// The token of an assignment.
+    pub fn token(&self, a: &Assignment) -> String {
+        self.token_at(a.round, a.index, &a.key)
+    }
+
+    /// The token of the entry `index` of round `seq` whose assignment key is `key`.
+    pub fn token_at(&self, seq: u64, index: u32, key: &str) -> String {
+        let mut bytes = Vec::with_capacity(TOKEN_BYTES);
+        bytes.extend_from_slice(&seq.to_be_bytes());
+        bytes.extend_from_slice(&index.to_be_bytes());
+        bytes.extend_from_slice(&self.mac(key).finalize().into_bytes()[..16]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Where a well-formed token points: `(round seq, index, mac)`.
+    fn parse(token: &str) -> Option<(u64, u32, [u8; 16])> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+        if bytes.len() != TOKEN_BYTES {
+            return None;
+        }
+        let seq = u64::from_be_bytes(bytes[..8].try_into().ok()?);
+        let index = u32::from_be_bytes(bytes[8..12].try_into().ok()?);
+        Some((seq, index, bytes[12..].try_into().ok()?))
+    }
+
+    /// Whether `mac` is the MAC of `key` (constant time).
+    fn verify(&self, key: &str, mac: &[u8; 16]) -> bool {
+        self.mac(key).verify_truncated_left(mac).is_ok()
     }
 }
 
 fn unreachable_hmac() -> Hmac<Sha256> {
     // HMAC accepts keys of any length; this is never called.
     <Hmac<Sha256> as Mac>::new_from_slice(b"k").expect("HMAC takes any key length")
-}
-
-/// SHA-256 hex of a token, as stored.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Reads the token secret from `HAZEFLOW_TOKEN_KEY` (64 hex digits) or `{data_dir}/token.key`,
@@ -188,19 +310,17 @@ pub fn load_token_key(data_dir: &std::path::Path) -> anyhow::Result<TokenKey> {
     Ok(TokenKey(secret))
 }
 
-/// Called for every assignment made, in the same transaction (the notification outbox hooks here).
-pub type OnAssigned = dyn Fn(&mut Tx<'_>, &Assignment, &str) -> Result<(), StoreError> + Send + Sync;
+/// Called for every round made, in the same transaction (escalation timers and the notices hook here).
+pub type OnRound = dyn Fn(&mut Tx<'_>, &Round) -> Result<(), StoreError> + Send + Sync;
 
 /// The stage that makes assignments from lifecycle events.
 pub struct AssignStage {
     /// Measure defaults: deadlines and department duties per level.
     pub defaults: Arc<Defaults>,
-    /// Token secret.
-    pub tokens: TokenKey,
     /// The region table.
     pub regions: &'static Regions,
-    /// Hooks run for each new assignment, given its token (notifications).
-    pub on_assigned: Vec<Arc<OnAssigned>>,
+    /// Hooks run for each new round (timers, notices).
+    pub on_round: Vec<Arc<OnRound>>,
 }
 
 impl Stage for AssignStage {
@@ -213,14 +333,24 @@ impl Stage for AssignStage {
         _pb: &Playbook,
     ) -> Result<(), StoreError> {
         let Some(w) = &state.warning else { return Ok(()) };
-        let seq = tx.last_seq()?;
         for e in events {
             match &e.kind {
-                EventKind::Issued { level, start, .. } => self.assign_all(tx, now, seq, &w.id, w.region, level, *start)?,
+                EventKind::Issued { level, start, .. } => self.assign_all(tx, now, w, level, *start)?,
                 EventKind::LevelChanged { to, .. } if matches!(w.status, Status::Issued | Status::Active) => {
-                    self.assign_all(tx, now, seq, &w.id, w.region, to, w.start)?
+                    self.assign_all(tx, now, w, to, w.start)?
                 }
-                EventKind::Lifted | EventKind::Cancelled => self.end_all(tx, now, &w.id)?,
+                EventKind::Lifted | EventKind::Cancelled => {
+                    let rounds = rounds_of(tx, &w.id)?;
+                    tx.append(
+                        now,
+                        "assign",
+                        None,
+                        RecordBody::Other {
+                            kind: "assignments_ended".into(),
+                            data: serde_json::json!({ "warning_id": w.id, "rounds": rounds.len() }),
+                        },
+                    )?;
+                }
                 _ => {}
             }
         }
@@ -229,29 +359,29 @@ impl Stage for AssignStage {
 }
 
 impl AssignStage {
-    /// The parties of a warning region: enterprises under it (minus counties with their own live
-    /// warning) and the departments with duties at `level`.
-    fn parties(&self, tx: &Tx<'_>, region: RegionCode, level: &str) -> Result<Vec<(Party, Option<String>)>, StoreError> {
+    /// The entries of a warning region, sorted by party key: enterprises under it (minus counties
+    /// with their own live warning) and the departments with duties at `level`.
+    fn parties(&self, tx: &Tx<'_>, region: RegionCode, level: &str) -> Result<Vec<(String, Entry)>, StoreError> {
         let mut out = Vec::new();
-        let mut own_warning: HashMap<String, bool> = HashMap::new();
+        let mut own_warning: HashMap<RegionCode, bool> = HashMap::new();
         let prefix = region_prefix(region);
         let mut after = String::new();
         loop {
-            let keys = tx.doc_keys(ENTERPRISES, &prefix, &after, 10_000)?;
+            let keys = tx.doc_keys(ENTERPRISES, &prefix, &after, 50_000)?;
             let Some(last) = keys.last() else { break };
             after = last.clone();
             for k in keys {
                 let Some((county, uscc)) = k.split_once('/') else { continue };
                 let Ok(county) = RegionCode::parse(county) else { continue };
                 if county != region {
-                    let has_own = match own_warning.get(county.to_string().as_str()) {
+                    let has_own = match own_warning.get(&county) {
                         Some(v) => *v,
                         None => {
                             let v = tx
                                 .region_state(county)?
                                 .live()
                                 .is_some_and(|w| matches!(w.status, Status::Issued | Status::Active));
-                            own_warning.insert(county.to_string(), v);
+                            own_warning.insert(county, v);
                             v
                         }
                     };
@@ -259,173 +389,370 @@ impl AssignStage {
                         continue;
                     }
                 }
+                let party = Party::Enterprise {
+                    uscc: uscc.to_string(),
+                    county,
+                };
                 out.push((
-                    Party::Enterprise {
-                        uscc: uscc.to_string(),
-                        county,
+                    party.key(),
+                    Entry {
+                        party,
+                        duty: None,
+                        acks: Vec::new(),
                     },
-                    None,
                 ));
             }
         }
         for (d, duty) in self.defaults.duties(level) {
+            let party = Party::Department {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                region,
+            };
             out.push((
-                Party::Department {
-                    id: d.id.clone(),
-                    name: d.name.clone(),
-                    region,
+                party.key(),
+                Entry {
+                    party,
+                    duty: Some(duty.to_string()),
+                    acks: Vec::new(),
                 },
-                Some(duty.to_string()),
             ));
         }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn assign_all(
-        &self,
-        tx: &mut Tx<'_>,
-        now: DateTime<Utc>,
-        seq: u64,
-        warning_id: &str,
-        region: RegionCode,
-        level: &str,
-        start: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    fn assign_all(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, w: &Warning, level: &str, start: DateTime<Utc>) -> Result<(), StoreError> {
         let deadline = now + self.defaults.ack_deadline(level).unwrap_or_else(|| Duration::hours(6));
-        let parties = self.parties(tx, region, level)?;
-        // Bulk reads and writes: one table open per collection, not per document (a province-wide
-        // red warning makes hundreds of thousands of assignments in this one transaction).
-        let current_keys: Vec<String> = parties.iter().map(|(p, _)| format!("{warning_id}/{}", p.key())).collect();
-        let old_keys: Vec<Option<String>> = tx.get_docs(CURRENT, &current_keys)?;
-        let old_keys_present: Vec<String> = old_keys.iter().flatten().cloned().collect();
-        let olds: Vec<Option<Assignment>> = tx.get_docs(ASSIGNMENTS, &old_keys_present)?;
-        let mut assignments: Vec<(String, Assignment)> = Vec::with_capacity(parties.len() + olds.len());
-        let mut superseded: Vec<(String, Assignment)> = Vec::new();
-        let mut current: Vec<(String, String)> = Vec::with_capacity(parties.len());
-        let mut by_party: Vec<(String, String)> = Vec::with_capacity(parties.len());
-        let mut tokens: Vec<(String, String)> = Vec::with_capacity(parties.len());
-        let mut made: Vec<(Assignment, String)> = Vec::with_capacity(parties.len());
-        let mut old_by_current: HashMap<&str, Assignment> = HashMap::new();
-        for (ck, old) in current_keys.iter().zip(old_keys.iter()) {
-            if let Some(ok) = old
-                && let Some(pos) = old_keys_present.iter().position(|k| k == ok)
-                && let Some(Some(a)) = olds.get(pos)
-            {
-                old_by_current.insert(ck.as_str(), a.clone());
-            }
-        }
-        for ((party, duty), current_key) in parties.into_iter().zip(current_keys.iter()) {
-            let pk = party.key();
-            let key = format!("{warning_id}/{pk}/{seq:012}");
-            if let Some(mut old) = old_by_current.remove(current_key.as_str())
-                && old.status == AssignmentStatus::Active
-            {
-                old.status = AssignmentStatus::Superseded { by: key.clone(), at: now };
-                superseded.push((old.key.clone(), old));
-            }
-            let a = Assignment {
-                key: key.clone(),
-                warning_id: warning_id.to_string(),
-                warning_region: region,
-                party,
-                level: level.to_string(),
-                applies_from: start,
-                ack_deadline: deadline,
-                created_at: now,
-                status: AssignmentStatus::Active,
-                acks: Vec::new(),
-                duty,
-                negotiated: None,
-            };
-            let token = self.tokens.token(&key);
-            current.push((current_key.clone(), key.clone()));
-            by_party.push((format!("{pk}/{warning_id}/{seq:012}"), key.clone()));
-            tokens.push((token_hash(&token), key.clone()));
-            assignments.push((key, a.clone()));
-            made.push((a, token));
-        }
-        assignments.extend(superseded);
-        tx.put_docs(ASSIGNMENTS, &assignments)?;
-        tx.put_docs(CURRENT, &current)?;
-        tx.put_docs(BY_PARTY, &by_party)?;
-        tx.put_docs(TOKENS, &tokens)?;
-        for (a, token) in &made {
-            for hook in &self.on_assigned {
-                hook(tx, a, token)?;
-            }
-        }
-        tx.append(
-            now,
-            "assign",
-            None,
-            RecordBody::Other {
-                kind: "assignments_made".into(),
-                data: serde_json::json!({ "warning_id": warning_id, "level": level, "count": made.len() }),
-            },
-        )?;
-        Ok(())
-    }
-
-    fn end_all(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, warning_id: &str) -> Result<(), StoreError> {
-        let prefix = format!("{warning_id}/");
-        let mut after = String::new();
-        let mut ended = 0u64;
-        loop {
-            let batch = tx.docs::<String>(CURRENT, &prefix, &after, 10_000)?;
-            let Some((last, _)) = batch.last() else { break };
-            after = last.clone();
-            for (_, key) in batch {
-                if let Some(mut a) = tx.doc::<Assignment>(ASSIGNMENTS, &key)?
-                    && a.status == AssignmentStatus::Active
-                {
-                    a.status = AssignmentStatus::Ended { at: now };
-                    tx.put_doc(ASSIGNMENTS, &key, &a)?;
-                    ended += 1;
-                }
-            }
-        }
-        tx.append(
-            now,
-            "assign",
-            None,
-            RecordBody::Other {
-                kind: "assignments_ended".into(),
-                data: serde_json::json!({ "warning_id": warning_id, "count": ended }),
-            },
-        )?;
+        let parties = self.parties(tx, w.region, level)?;
+        let entries: Vec<Entry> = parties.into_iter().map(|(_, e)| e).collect();
+        let round = Round {
+            seq: 0,
+            warning_id: w.id.clone(),
+            warning_region: w.region,
+            level: level.to_string(),
+            applies_from: start,
+            ack_deadline: deadline,
+            created_at: now,
+            count: u32::try_from(entries.len()).map_err(|_| StoreError::Refused("more than 4 billion parties".into()))?,
+            track: String::new(),
+            negotiated: None,
+        };
+        write_round(tx, round, &entries, &self.on_round)?;
         Ok(())
     }
 }
 
-/// Assignments of a warning (current ones only when `current_only`), optionally of one region (the
-/// enterprise's county or the department's region, or anything below it), paged by key.
-pub fn of_warning(r: &ReadTx, warning_id: &str, after: &str, limit: usize) -> Result<Vec<Assignment>, StoreError> {
-    Ok(r.docs::<Assignment>(ASSIGNMENTS, &format!("{warning_id}/"), after, limit)?
+/// Writes a round: its `assignments_made` record (whose seq becomes the round's), its header and its
+/// entries, then runs the hooks. Returns the round.
+pub fn write_round(tx: &mut Tx<'_>, mut round: Round, entries: &[Entry], hooks: &[Arc<OnRound>]) -> Result<Round, StoreError> {
+    let rec = tx.append(
+        round.created_at,
+        "assign",
+        None,
+        RecordBody::Other {
+            kind: "assignments_made".into(),
+            data: serde_json::json!({ "warning_id": round.warning_id, "level": round.level, "count": round.count, "track": round.track }),
+        },
+    )?;
+    round.seq = rec.seq;
+    tx.put_items(round.seq, entries)?;
+    tx.put_doc(ROUNDS, &round.doc_key(), &round)?;
+    tx.put_doc(ROUND_SEQ, &format!("{:012}", round.seq), &round)?;
+    for hook in hooks {
+        hook(tx, &round)?;
+    }
+    Ok(round)
+}
+
+/// A round by its sequence number.
+pub fn round<V: View>(v: &V, seq: u64) -> Result<Option<Round>, StoreError> {
+    v.doc(ROUND_SEQ, &format!("{seq:012}"))
+}
+
+/// The rounds of a warning, oldest first.
+pub fn rounds_of<V: View>(v: &V, warning_id: &str) -> Result<Vec<Round>, StoreError> {
+    Ok(v.docs::<Round>(ROUNDS, &format!("{warning_id}/"), "", usize::MAX)?
         .into_iter()
-        .map(|(_, a)| a)
+        .map(|(_, r)| r)
         .collect())
 }
 
-/// A party's assignments, newest last.
-pub fn of_party(r: &ReadTx, party_key: &str) -> Result<Vec<Assignment>, StoreError> {
-    let keys = r.docs::<String>(BY_PARTY, &format!("{party_key}/"), "", usize::MAX)?;
+/// Every round, oldest first.
+pub fn all_rounds<V: View>(v: &V) -> Result<Vec<Round>, StoreError> {
+    Ok(v.docs::<Round>(ROUND_SEQ, "", "", usize::MAX)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// The entry of party key `pk` in a round (binary search: entries are sorted by party key).
+pub fn find<V: View>(v: &V, round: &Round, pk: &str) -> Result<Option<(u32, Entry)>, StoreError> {
+    let (mut lo, mut hi) = (0u32, round.count);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let Some(e) = v.item::<Entry>(round.seq, mid)? else {
+            return Ok(None);
+        };
+        match round.party_key(&e.party).as_str().cmp(pk) {
+            std::cmp::Ordering::Equal => return Ok(Some((mid, e))),
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+        }
+    }
+    Ok(None)
+}
+
+/// Entries `from..` of a round, at most `limit`.
+pub fn entries<V: View>(v: &V, round: &Round, from: u32, limit: usize) -> Result<Vec<(u32, Entry)>, StoreError> {
+    v.items(round.seq, from, limit)
+}
+
+/// Writes an assignment's acknowledgements back into its entry (the caller decided; see [`crate::ack`]).
+pub fn put_acks(tx: &mut Tx<'_>, a: &Assignment) -> Result<(), StoreError> {
+    let entry = Entry {
+        party: a.party.clone(),
+        duty: a.duty.clone(),
+        acks: a.acks.clone(),
+    };
+    tx.put_item(a.round, a.index, &entry)
+}
+
+/// Derives assignment status, remembering what it looked up (warnings, rounds, live warnings of
+/// counties and cities), so that listing a whole round costs a few reads more than its entries.
+pub struct Resolver<'v, V: View> {
+    v: &'v V,
+    warnings: HashMap<String, Option<Warning>>,
+    rounds: HashMap<String, Arc<Vec<Round>>>,
+    live: HashMap<RegionCode, Option<String>>,
+}
+
+impl<'v, V: View> Resolver<'v, V> {
+    /// Over a snapshot or transaction.
+    pub fn new(v: &'v V) -> Self {
+        Resolver {
+            v,
+            warnings: HashMap::new(),
+            rounds: HashMap::new(),
+            live: HashMap::new(),
+        }
+    }
+
+    fn warning(&mut self, id: &str) -> Result<Option<Warning>, StoreError> {
+        if let Some(w) = self.warnings.get(id) {
+            return Ok(w.clone());
+        }
+        let w = self.v.warning(id)?;
+        self.warnings.insert(id.to_string(), w.clone());
+        Ok(w)
+    }
+
+    fn rounds(&mut self, warning_id: &str) -> Result<Arc<Vec<Round>>, StoreError> {
+        if let Some(r) = self.rounds.get(warning_id) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(rounds_of(self.v, warning_id)?);
+        self.rounds.insert(warning_id.to_string(), r.clone());
+        Ok(r)
+    }
+
+    /// The id of the issued or active warning of exactly `region`, if any.
+    fn live_of(&mut self, region: RegionCode) -> Result<Option<String>, StoreError> {
+        if let Some(l) = self.live.get(&region) {
+            return Ok(l.clone());
+        }
+        let l = self
+            .v
+            .region_state(region)?
+            .warning
+            .filter(|w| matches!(w.status, Status::Issued | Status::Active))
+            .map(|w| w.id);
+        self.live.insert(region, l.clone());
+        Ok(l)
+    }
+
+    /// The status of the entry of `party` in `round`.
+    pub fn status(&mut self, round: &Round, party: &Party) -> Result<AssignmentStatus, StoreError> {
+        let pk = round.party_key(party);
+        let rounds = self.rounds(&round.warning_id)?;
+        let later: Vec<&Round> = rounds.iter().filter(|r| r.seq > round.seq && r.track == round.track).collect();
+        for r in later.iter().rev() {
+            if let Some((_, e)) = find(self.v, r, &pk)? {
+                return Ok(AssignmentStatus::Superseded {
+                    by: r.assignment_key(&e.party),
+                    at: r.created_at,
+                });
+            }
+        }
+        let w = self.warning(&round.warning_id)?;
+        if !w.as_ref().is_some_and(|w| matches!(w.status, Status::Issued | Status::Active)) {
+            let at = w.and_then(|w| w.ended_at).unwrap_or(round.created_at);
+            return Ok(AssignmentStatus::Ended { at });
+        }
+        // A live warning of the party's own county or city, more specific than this one.
+        if let (Party::Enterprise { county, .. }, true) = (party, round.track.is_empty()) {
+            let mut nearer = vec![*county];
+            nearer.extend(county.city());
+            for r in nearer {
+                if r.tier() <= round.warning_region.tier() {
+                    continue;
+                }
+                let Some(id) = self.live_of(r)? else { continue };
+                let theirs = self.rounds(&id)?;
+                for t in theirs.iter().rev().filter(|t| t.seq > round.seq && t.track.is_empty()) {
+                    if let Some((_, e)) = find(self.v, t, &pk)? {
+                        return Ok(AssignmentStatus::Superseded {
+                            by: t.assignment_key(&e.party),
+                            at: t.created_at,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(r) = later.last() {
+            // A later round of this warning left the party out (it left the list).
+            return Ok(AssignmentStatus::Ended { at: r.created_at });
+        }
+        Ok(AssignmentStatus::Active)
+    }
+
+    /// The entry `index` of `round` as an assignment.
+    pub fn assignment(&mut self, round: &Round, index: u32, entry: Entry) -> Result<Assignment, StoreError> {
+        let status = self.status(round, &entry.party)?;
+        Ok(round.assignment(index, entry, status))
+    }
+
+    /// An assignment by key.
+    pub fn get(&mut self, key: &str) -> Result<Option<Assignment>, StoreError> {
+        let mut parts = key.splitn(3, '/');
+        let (Some(warning_id), Some(pk), Some(seq)) = (parts.next(), parts.next(), parts.next()) else {
+            return Ok(None);
+        };
+        let Ok(seq) = seq.parse::<u64>() else { return Ok(None) };
+        let Some(r) = round(self.v, seq)?.filter(|r| r.warning_id == warning_id) else {
+            return Ok(None);
+        };
+        match find(self.v, &r, pk)? {
+            Some((i, e)) => Ok(Some(self.assignment(&r, i, e)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// An assignment by key.
+pub fn get<V: View>(v: &V, key: &str) -> Result<Option<Assignment>, StoreError> {
+    Resolver::new(v).get(key)
+}
+
+/// The assignment a token belongs to (none for a malformed, unknown or forged token).
+pub fn by_token<V: View>(v: &V, tokens: &TokenKey, token: &str) -> Result<Option<Assignment>, StoreError> {
+    let Some((seq, index, mac)) = TokenKey::parse(token) else {
+        return Ok(None);
+    };
+    let Some(r) = round(v, seq)? else { return Ok(None) };
+    let Some(entry) = v.item::<Entry>(seq, index)? else {
+        return Ok(None);
+    };
+    if !tokens.verify(&r.assignment_key(&entry.party), &mac) {
+        return Ok(None);
+    }
+    Ok(Some(Resolver::new(v).assignment(&r, index, entry)?))
+}
+
+/// The token of the assignment with this key (links to the current assignment of a superseded one).
+pub fn token_of_key<V: View>(v: &V, tokens: &TokenKey, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(get(v, key)?.map(|a| tokens.token(&a)))
+}
+
+/// Assignments of a warning, every round in order, each round in party-key order; paged by the key
+/// of the last one seen (`after`, empty for the start).
+pub fn of_warning<V: View>(v: &V, warning_id: &str, after: &str, limit: usize) -> Result<Vec<Assignment>, StoreError> {
+    let mut res = Resolver::new(v);
+    let rounds = res.rounds(warning_id)?;
+    let (mut from_seq, mut from_index) = (0u64, 0u32);
+    if !after.is_empty() {
+        let mut parts = after.splitn(3, '/');
+        let (_, pk, seq) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        from_seq = seq.parse().unwrap_or(u64::MAX);
+        from_index = match rounds.iter().find(|r| r.seq == from_seq) {
+            Some(r) => find(v, r, pk)?.map_or(r.count, |(i, _)| i + 1),
+            None => u32::MAX,
+        };
+    }
     let mut out = Vec::new();
-    for (_, k) in keys {
-        if let Some(a) = r.doc::<Assignment>(ASSIGNMENTS, &k)? {
-            out.push(a);
+    for r in rounds.iter().filter(|r| r.seq >= from_seq) {
+        let mut from = if r.seq == from_seq { from_index } else { 0 };
+        while out.len() < limit && from < r.count {
+            let page = entries(v, r, from, (limit - out.len()).min(10_000))?;
+            let Some((last, _)) = page.last() else { break };
+            from = last + 1;
+            for (i, e) in page {
+                out.push(res.assignment(r, i, e)?);
+            }
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `region` is `county` or one of its ancestors, by code.
+fn covers(region: RegionCode, county: RegionCode) -> bool {
+    region == county || county.city() == Some(region) || county.province() == region
+}
+
+/// A party's assignments (`e:{uscc}` — with its negotiated reductions — or `d:{region}:{id}`),
+/// oldest first.
+pub fn of_party<V: View>(v: &V, party_key: &str) -> Result<Vec<Assignment>, StoreError> {
+    let (region, negotiated) = if let Some(uscc) = party_key.strip_prefix("e:") {
+        let county = v.doc::<String>(BY_USCC, uscc)?.and_then(|c| RegionCode::parse(&c).ok());
+        (county, Some(format!("n:{uscc}")))
+    } else {
+        let region = party_key
+            .strip_prefix("d:")
+            .and_then(|r| r.split(':').next())
+            .and_then(|r| RegionCode::parse(r).ok());
+        (region, None)
+    };
+    let mut res = Resolver::new(v);
+    let mut out = Vec::new();
+    for r in all_rounds(v)? {
+        if region.is_some_and(|c| !covers(r.warning_region, c)) {
+            continue;
+        }
+        let pk = if r.track.is_empty() {
+            party_key.to_string()
+        } else if negotiated.as_deref() == Some(r.track.as_str()) {
+            r.track.clone()
+        } else {
+            continue;
+        };
+        if let Some((i, e)) = find(v, &r, &pk)? {
+            out.push(res.assignment(&r, i, e)?);
         }
     }
     out.sort_by_key(|a| a.created_at);
     Ok(out)
 }
 
-/// The assignment a token belongs to.
-pub fn by_token(r: &ReadTx, token: &str) -> Result<Option<Assignment>, StoreError> {
-    match r.doc::<String>(TOKENS, &token_hash(token))? {
-        Some(k) => r.doc(ASSIGNMENTS, &k),
-        None => Ok(None),
+/// The assignment in force of a party key (`e:…`, `n:…`, `d:…`) in a warning: the latest round of its
+/// track naming it, if that one is active.
+pub fn current<V: View>(v: &V, warning_id: &str, party_key: &str) -> Result<Option<Assignment>, StoreError> {
+    let mut res = Resolver::new(v);
+    let rounds = res.rounds(warning_id)?;
+    let negotiated = party_key.starts_with("n:");
+    for r in rounds
+        .iter()
+        .rev()
+        .filter(|r| if negotiated { r.track == party_key } else { r.track.is_empty() })
+    {
+        if let Some((i, e)) = find(v, r, party_key)? {
+            let a = res.assignment(r, i, e)?;
+            return Ok((a.status == AssignmentStatus::Active).then_some(a));
+        }
     }
+    Ok(None)
 }
 
 /// The region an assignment's party belongs to.

@@ -1,7 +1,7 @@
 //! Reminders and escalation (催办与逐级上报): an acknowledgement that does not come in time is chased,
 //! then reported up the chain of duty staff, by durable timers.
 //!
-//! In: every new assignment (an [`OnAssigned`](crate::assign::OnAssigned) hook, inside the transaction
+//! In: every new round of assignments (an [`OnRound`](crate::assign::OnRound) hook, inside the transaction
 //! that makes it), the timing per level and the escalation chain from the measure defaults
 //! (`remind_before_hours`, `escalate_every_hours`, `escalation: [county, city, province]`), the duty
 //! roster, the clock. Out: reminder emails to enterprises, overdue and escalation emails to duty staff
@@ -11,8 +11,8 @@
 //! # Timers
 //!
 //! Timers are documents of the collection `ack_timers`, keyed `{due ms, 15 digits}/{warning}/{batch}/{step}`
-//! so that the due ones are a key range. One timer covers a *batch*: the assignments made in one
-//! transaction (they share the `{seq:012}` suffix of their keys, the level and the deadline), which keeps a
+//! so that the due ones are a key range. One timer covers a *batch*: a round of assignments (they share
+//! the `{seq:012}` suffix of their keys, the level and the deadline), which keeps a
 //! province-wide red warning to four timer documents per warning instead of four per enterprise. For a
 //! batch with deadline D:
 //!
@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::assign::{ASSIGNMENTS, Assignment, AssignmentStatus, CURRENT, OnAssigned, Party, TokenKey};
+use crate::assign::{self, Assignment, AssignmentStatus, OnRound, Party, Round, TokenKey};
 use crate::notify::{AssignmentNotice, Channel, NotifyStage, OutboxMessage, Recipient, enqueue_for_assignment, outbox};
 use crate::playbook::PlaybookSet;
 use crate::region::{RegionCode, Regions, Tier};
@@ -130,11 +130,6 @@ fn timer_key(t: &Timer) -> String {
     )
 }
 
-/// The batch of an assignment: the `{seq:012}` suffix of its key.
-pub fn batch_of(assignment_key: &str) -> Option<u64> {
-    assignment_key.rsplit('/').next().and_then(|s| s.parse().ok())
-}
-
 /// `2026年12月2日 08:05`, as people read times.
 pub fn local(t: DateTime<Utc>) -> String {
     t.with_timezone(&Shanghai).format("%Y年%-m月%-d日 %H:%M").to_string()
@@ -153,78 +148,51 @@ fn parse_tier(s: &str) -> Option<Tier> {
     }
 }
 
-/// The timers of a batch, from its first assignment (pure).
-pub fn timers_for(defaults: &Defaults, a: &Assignment) -> Vec<Timer> {
-    let Some(batch) = batch_of(&a.key) else { return Vec::new() };
+/// The timers of a round (pure).
+pub fn timers_for(defaults: &Defaults, r: &Round) -> Vec<Timer> {
     let chain: Vec<String> = defaults.escalation.iter().map(|t| tier_name(*t)).collect();
     let make = |step: Step, due: DateTime<Utc>| Timer {
-        warning_id: a.warning_id.clone(),
-        batch,
+        warning_id: r.warning_id.clone(),
+        batch: r.seq,
         step,
         due,
-        deadline: a.ack_deadline,
+        deadline: r.ack_deadline,
         chain: chain.clone(),
     };
     let mut out = Vec::new();
-    if let Some(before) = defaults.remind_before(&a.level) {
-        let at = a.ack_deadline - before;
-        if at > a.created_at {
+    if let Some(before) = defaults.remind_before(&r.level) {
+        let at = r.ack_deadline - before;
+        if at > r.created_at {
             out.push(make(Step::Remind, at));
         }
     }
     if let Some(first) = chain.first() {
-        out.push(make(Step::Overdue { tier: first.clone() }, a.ack_deadline));
+        out.push(make(Step::Overdue { tier: first.clone() }, r.ack_deadline));
     }
-    let every = defaults.escalate_every(&a.level).unwrap_or_else(|| Duration::hours(2));
+    let every = defaults.escalate_every(&r.level).unwrap_or_else(|| Duration::hours(2));
     for (round, tier) in chain.iter().enumerate().skip(1) {
         out.push(make(
             Step::Escalate {
                 round: round as u32,
                 tier: tier.clone(),
             },
-            a.ack_deadline + every * round as i32,
+            r.ack_deadline + every * round as i32,
         ));
     }
     out
 }
 
-/// Schedules the timers of the assignment's batch, once per batch (the first assignment of a batch
-/// writes them; the others find them written). Runs in the caller's transaction.
-pub fn schedule(tx: &mut Tx<'_>, defaults: &Defaults, a: &Assignment) -> Result<(), StoreError> {
-    let timers = timers_for(defaults, a);
-    let Some(overdue) = timers.iter().find(|t| matches!(t.step, Step::Overdue { .. })) else {
-        return Ok(());
-    };
-    if tx.doc::<serde::de::IgnoredAny>(TIMERS, &timer_key(overdue))?.is_some() {
-        return Ok(());
-    }
-    for t in &timers {
+/// Schedules the timers of a round, in the caller's transaction.
+pub fn schedule(tx: &mut Tx<'_>, defaults: &Defaults, r: &Round) -> Result<(), StoreError> {
+    for t in &timers_for(defaults, r) {
         tx.put_doc(TIMERS, &timer_key(t), t)?;
     }
     Ok(())
 }
 
-/// The hook for [`crate::assign::AssignStage::on_assigned`]: schedules the timers of each new batch.
-///
-/// A batch of a province-wide warning has hundreds of thousands of assignments, called one after the
-/// other in one transaction: the hook remembers the batch it saw last (warning, batch, creation time)
-/// and only looks in the store for a batch it has not just seen. The creation time tells a retry of a
-/// batch whose commit failed (same warning and batch number, later `now`) from the batch itself.
-pub fn hook(defaults: Arc<Defaults>) -> Arc<OnAssigned> {
-    let last: std::sync::Mutex<Option<(String, u64, DateTime<Utc>)>> = std::sync::Mutex::new(None);
-    Arc::new(move |tx: &mut Tx<'_>, a: &Assignment, _token: &str| {
-        let Some(batch) = batch_of(&a.key) else { return Ok(()) };
-        let mut seen = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen
-            .as_ref()
-            .is_some_and(|(w, b, at)| *b == batch && *at == a.created_at && *w == a.warning_id)
-        {
-            return Ok(());
-        }
-        schedule(tx, &defaults, a)?;
-        *seen = Some((a.warning_id.clone(), batch, a.created_at));
-        Ok(())
-    })
+/// The hook for [`crate::assign::AssignStage::on_round`]: schedules the timers of each new round.
+pub fn hook(defaults: Arc<Defaults>) -> Arc<OnRound> {
+    Arc::new(move |tx: &mut Tx<'_>, r: &Round| schedule(tx, &defaults, r))
 }
 
 /// Every timer, in due order (tests, the summary).
@@ -286,20 +254,24 @@ impl Missing {
     }
 }
 
-/// The current assignments of a batch that are active and not received.
-fn missing_of(tx: &Tx<'_>, warning_id: &str, batch: u64) -> Result<Vec<Missing>, StoreError> {
-    let suffix = format!("/{batch:012}");
+/// The assignments of a round that are active and not received.
+fn missing_of(tx: &Tx<'_>, batch: u64) -> Result<Vec<Missing>, StoreError> {
+    let Some(round) = assign::round(tx, batch)? else {
+        return Ok(Vec::new());
+    };
+    let mut res = assign::Resolver::new(tx);
     let mut out = Vec::new();
-    let mut after = String::new();
+    let mut from = 0;
     loop {
-        let page = tx.docs::<String>(CURRENT, &format!("{warning_id}/"), &after, 10_000)?;
+        let page = assign::entries(tx, &round, from, 10_000)?;
         let Some((last, _)) = page.last() else { break };
-        after = last.clone();
-        for (_, key) in page.into_iter().filter(|(_, k)| k.ends_with(&suffix)) {
-            let Some(a) = tx.doc::<Assignment>(ASSIGNMENTS, &key)? else {
+        from = last + 1;
+        for (i, e) in page {
+            if e.acks.iter().any(|k| k.step == "received") {
                 continue;
-            };
-            if a.status != AssignmentStatus::Active || a.has("received") {
+            }
+            let a = res.assignment(&round, i, e)?;
+            if a.status != AssignmentStatus::Active {
                 continue;
             }
             let enterprise = match &a.party {
@@ -389,8 +361,8 @@ impl Escalation {
     }
 
     /// The acknowledgement link of an assignment.
-    pub fn ack_url(&self, key: &str) -> String {
-        format!("{}/ack/{}", self.base(), self.tokens.token(key))
+    pub fn ack_url(&self, a: &Assignment) -> String {
+        format!("{}/ack/{}", self.base(), self.tokens.token(a))
     }
 
     /// Fires the timers due at `now`, at most `limit`, in this transaction. Returns how many fired.
@@ -404,7 +376,7 @@ impl Escalation {
         // Read everything first: a job must not fail after it has written.
         let mut plans = Vec::with_capacity(due.len());
         for (key, t) in due {
-            let missing = missing_of(tx, &t.warning_id, t.batch)?;
+            let missing = missing_of(tx, t.batch)?;
             let warning_region = tx.warning(&t.warning_id)?.map(|w| w.region);
             let mut open = Vec::new();
             if matches!(t.step, Step::Overdue { .. }) {
@@ -452,7 +424,7 @@ impl Escalation {
             let mut data = merge(common.clone(), &task_json(&self.defaults, e, &m.a));
             data["event"] = json!("ack_reminder");
             data["recipient"] = json!({ "name": to.name });
-            data["ack_url"] = json!(self.ack_url(&m.a.key));
+            data["ack_url"] = json!(self.ack_url(&m.a));
             data["overdue"] = json!(now >= m.a.ack_deadline);
             let notice = AssignmentNotice {
                 assignment_id: m.a.key.clone(),
@@ -628,23 +600,18 @@ mod tests {
     use super::*;
     use crate::registry::shanxi_defaults;
 
-    fn assignment(level: &str, key: &str) -> Assignment {
+    fn round(level: &str, seq: u64) -> Round {
         let t0 = DateTime::parse_from_rfc3339("2026-12-02T00:05:00Z").unwrap().with_timezone(&Utc);
-        Assignment {
-            key: key.into(),
+        Round {
+            seq,
             warning_id: "140100-20261202-1".into(),
             warning_region: RegionCode::parse("140100").unwrap(),
-            party: Party::Enterprise {
-                uscc: "x".into(),
-                county: RegionCode::parse("140105").unwrap(),
-            },
             level: level.into(),
             applies_from: t0 + Duration::hours(24),
             ack_deadline: t0 + shanxi_defaults().ack_deadline(level).unwrap(),
             created_at: t0,
-            status: AssignmentStatus::Active,
-            acks: Vec::new(),
-            duty: None,
+            count: 1,
+            track: String::new(),
             negotiated: None,
         }
     }
@@ -652,7 +619,7 @@ mod tests {
     #[test]
     fn a_batch_is_reminded_before_its_deadline_then_reported_to_each_tier_of_the_chain_in_turn() {
         let d = shanxi_defaults();
-        let a = assignment("orange", "140100-20261202-1/e:x/000000000042");
+        let a = round("orange", 42);
         let t0 = a.created_at;
         let got: Vec<(String, i64)> = timers_for(d, &a)
             .iter()
@@ -667,7 +634,7 @@ mod tests {
         assert_eq!(keys, sorted, "keys sort in due order");
         assert!(keys[0].ends_with("/140100-20261202-1/000000000042/1-remind"), "{}", keys[0]);
         // Red: 2 h, a reminder 30 min before, escalation every hour.
-        let red = assignment("red", "140100-20261202-1/e:x/000000000043");
+        let red = round("red", 43);
         let got: Vec<i64> = timers_for(d, &red).iter().map(|t| (t.due - t0).num_minutes()).collect();
         assert_eq!(got, [90, 120, 180, 240]);
     }

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Staff};
 use crate::app::AppState;
-use crate::assign::{ASSIGNMENTS, Assignment, AssignmentStatus, CURRENT, Party};
+use crate::assign::{self, Assignment, AssignmentStatus, Party};
 use crate::list::{BY_USCC, ENTERPRISES};
 use crate::region::RegionCode;
 use crate::registry::Enterprise;
@@ -294,10 +294,7 @@ struct OpenBody {
 fn current_task(tx: &Tx<'_>, warning_id: &str, uscc: &str) -> Result<Option<Assignment>, StoreError> {
     let mut found = None;
     for pk in [format!("e:{uscc}"), format!("n:{uscc}")] {
-        if let Some(key) = tx.doc::<String>(CURRENT, &format!("{warning_id}/{pk}"))?
-            && let Some(a) = tx.doc::<Assignment>(ASSIGNMENTS, &key)?
-            && a.status == AssignmentStatus::Active
-        {
+        if let Some(a) = assign::current(tx, warning_id, &pk)? {
             found = Some(a);
         }
     }
@@ -387,7 +384,7 @@ async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Str
                 return Err(refuse(400, "time: before the task was opened"));
             }
             // A finding of non-compliance on a task still in force calls for a follow-up visit.
-            let recheck = match (result.compliant, tx.doc::<Assignment>(ASSIGNMENTS, &i.assignment)?, enterprise_in(tx, &i.uscc)?) {
+            let recheck = match (result.compliant, assign::get(tx, &i.assignment)?, enterprise_in(tx, &i.uscc)?) {
                 (false, Some(a), Some(e)) if a.status == AssignmentStatus::Active => {
                     let id = next_id(tx, &a, e.county, e.uscc.as_str())?;
                     Some(Inspection::new(&a, &e, id, "recheck", &format!("复查：{}", result.note), &actor, now))

@@ -6,8 +6,8 @@
 //! `{ "uscc": …, "commitment": "2#焦炉出焦时间延长至48小时", "reductions": { "so2": 0.4, "nox": 1.1 }, "note": … }`
 //! (`reductions` in t/day, expected over the episode; at least one above 0), and
 //! `GET /api/v1/warnings/{id}/negotiated` (staff). Out, in one transaction: a `negotiated_reduction_agreed`
-//! record, an [`Assignment`] keyed `{warning}/n:{uscc}/{seq}` (current-index key `{warning}/n:{uscc}`, so a
-//! level change leaves it alone and a new agreement supersedes the old one; the warning's lift ends it) with
+//! record, an assignment round of its own track `n:{uscc}` (key `{warning}/n:{uscc}/{seq}`, so a level
+//! change leaves it alone and a new agreement supersedes the old one; the warning's lift ends it) with
 //! its own acknowledgement token, its reminder/overdue/escalation timers ([`crate::escalate`]) and an email
 //! to the enterprise (template `negotiated_issued`) with its link. The response carries the link too, for
 //! staff who agreed it by phone.
@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Staff};
 use crate::app::AppState;
-use crate::assign::{ASSIGNMENTS, Assignment, AssignmentStatus, BY_PARTY, CURRENT, Party, TOKENS, token_hash};
+use crate::assign::{self, Assignment, Entry, Party, Round};
 use crate::escalate::{self, local};
 use crate::inspect::{api_error, enterprise_in, json_body, refuse};
 use crate::notify::{AssignmentNotice, enqueue_for_assignment};
@@ -98,11 +98,6 @@ fn clean(s: &str, max: usize) -> String {
         .to_string()
 }
 
-/// The current-index key of an enterprise's negotiated reduction in a warning.
-fn current_key(warning_id: &str, uscc: &str) -> String {
-    format!("{warning_id}/n:{uscc}")
-}
-
 async fn agree(
     State(s): State<Arc<AppState>>,
     staff: Staff,
@@ -166,14 +161,8 @@ async fn agree(
                     ),
                 ));
             }
-            let previous = match tx.doc::<String>(CURRENT, &current_key(&id, &uscc))? {
-                Some(k) => tx
-                    .doc::<Assignment>(ASSIGNMENTS, &k)?
-                    .filter(|a| a.status == AssignmentStatus::Active),
-                None => None,
-            };
             let to = escalate::enterprise_recipient(&e);
-            let rec = tx.append(
+            tx.append(
                 now,
                 &actor,
                 None,
@@ -182,35 +171,34 @@ async fn agree(
                     data: json!({ "warning_id": id, "uscc": uscc, "name": e.name, "level": w.level, "commitment": c }),
                 },
             )?;
-            let key = format!("{id}/n:{uscc}/{:012}", rec.seq);
             let deadline = now + defaults.ack_deadline(&w.level).unwrap_or_else(|| chrono::Duration::hours(6));
-            let a = Assignment {
-                key: key.clone(),
+            // A new round of the enterprise's own track: an earlier agreement of this warning is
+            // superseded by it (derived), the list's measures are left alone.
+            let round = Round {
+                seq: 0,
                 warning_id: id.clone(),
                 warning_region: w.region,
-                party: Party::Enterprise {
-                    uscc: uscc.clone(),
-                    county: e.county,
-                },
                 level: w.level.clone(),
                 applies_from: w.start.max(now),
                 ack_deadline: deadline,
                 created_at: now,
-                status: AssignmentStatus::Active,
-                acks: Vec::new(),
-                duty: None,
+                count: 1,
+                track: format!("n:{uscc}"),
                 negotiated: Some(c),
             };
-            if let Some(mut old) = previous {
-                old.status = AssignmentStatus::Superseded { by: key.clone(), at: now };
-                tx.put_doc(ASSIGNMENTS, &old.key, &old)?;
-            }
-            let token = tokens.token(&key);
-            tx.put_doc(ASSIGNMENTS, &key, &a)?;
-            tx.put_doc(CURRENT, &current_key(&id, &uscc), &key)?;
-            tx.put_doc(BY_PARTY, &format!("e:{uscc}/{id}/{:012}", rec.seq), &key)?;
-            tx.put_doc(TOKENS, &token_hash(&token), &key)?;
-            escalate::schedule(tx, &defaults, &a)?;
+            let entry = Entry {
+                party: Party::Enterprise {
+                    uscc: uscc.clone(),
+                    county: e.county,
+                },
+                duty: None,
+                acks: Vec::new(),
+            };
+            let round = assign::write_round(tx, round, std::slice::from_ref(&entry), &[])?;
+            let a = round.assignment(0, entry, assign::AssignmentStatus::Active);
+            let key = a.key.clone();
+            let token = tokens.token(&a);
+            escalate::schedule(tx, &defaults, &round)?;
             if let Some(to) = to {
                 let level = set.for_region(w.region, regions).and_then(|p| p.level(&w.level));
                 let mut data = escalate::task_json(&defaults, &e, &a);
@@ -238,23 +226,18 @@ async fn agree(
         .await
         .map_err(api_error)?;
     s.after_change();
-    let link = format!(
-        "{}/ack/{}",
-        s.settings.http.public_url.trim_end_matches('/'),
-        s.tokens.token(&a.key)
-    );
+    let link = format!("{}/ack/{}", s.settings.http.public_url.trim_end_matches('/'), s.tokens.token(&a));
     Ok((StatusCode::CREATED, Json(json!({ "assignment": a, "ack_url": link }))))
 }
 
 /// The negotiated reductions of a warning, every version (current ones `active`).
 pub fn of_warning(r: &crate::store::ReadTx, warning_id: &str) -> Result<Vec<Assignment>, crate::store::StoreError> {
+    let mut res = assign::Resolver::new(r);
     let mut out = Vec::new();
-    let mut after = String::new();
-    loop {
-        let page = crate::assign::of_warning(r, warning_id, &after, 10_000)?;
-        let Some(last) = page.last() else { break };
-        after = last.key.clone();
-        out.extend(page.into_iter().filter(|a| a.negotiated.is_some()));
+    for round in assign::rounds_of(r, warning_id)?.iter().filter(|r| !r.track.is_empty()) {
+        for (i, e) in assign::entries(r, round, 0, usize::MAX)? {
+            out.push(res.assignment(round, i, e)?);
+        }
     }
     Ok(out)
 }

@@ -1,48 +1,155 @@
 //! The notice each new enterprise assignment sends: its measures line by line, the period, the
-//! deadline and the acknowledgement link — queued in the outbox in the same transaction that makes
-//! the assignment (an [`crate::assign::OnAssigned`] hook), rendered and mailed by the notifier.
+//! deadline and the acknowledgement link.
+//!
+//! A round of assignments can name 300,000 enterprises; rendering and queuing that many messages
+//! inside the warning's transaction would hold up the warning itself. So the round's transaction
+//! queues one *fan-out* (an [`crate::assign::OnRound`] hook): a document saying "notify every
+//! enterprise of round N, starting at entry 0". The fan-out loop ([`run`]) then turns it into outbox
+//! messages a chunk at a time, each chunk in one transaction that also advances the fan-out's cursor.
+//! Message ids derive from the assignment key, so a chunk done twice (a crash between the outbox write
+//! and … there is no between: they are one transaction) or a retry queues nothing twice. Once the
+//! round's transaction has committed, every notice of it is as good as queued: nothing can lose it.
 //!
 //! Departments have no address on the list; their duties reach them through the roster routes.
+//! Negotiated reductions queue their own notice ([`crate::negotiate`]).
 
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
-use crate::assign::{Assignment, OnAssigned, Party};
+use crate::app::AppState;
+use crate::assign::{self, AssignmentStatus, OnRound, Party, Round, TokenKey};
 use crate::escalate::{enterprise_recipient, task_json};
 use crate::notify::{AssignmentNotice, enqueue_for_assignment};
 use crate::region::Regions;
 use crate::registry::Defaults;
 use crate::store::{StoreError, Tx};
 
-/// The hook: one `assignment_issued` email per new enterprise assignment (a level change makes a new
-/// assignment, and so a new notice).
-pub fn hook(defaults: Arc<Defaults>, regions: &'static Regions, public_url: String) -> Arc<OnAssigned> {
-    let base = public_url.trim_end_matches('/').to_string();
-    Arc::new(move |tx: &mut Tx<'_>, a: &Assignment, token: &str| -> Result<(), StoreError> {
-        let Party::Enterprise { uscc, .. } = &a.party else { return Ok(()) };
-        let Some(county) = tx.doc::<String>(crate::list::BY_USCC, uscc)? else {
-            return Ok(());
+/// Pending fan-outs, key `{round seq:012}` → [`FanOut`].
+pub const FANOUT: &str = "notice_fanout";
+
+/// Notices queued per transaction.
+const CHUNK: usize = 2_000;
+
+/// How often the loop looks for work when there was none.
+const POLL: StdDuration = StdDuration::from_millis(100);
+
+/// A round whose notices are still to be queued from entry `next` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanOut {
+    /// The round.
+    pub round: u64,
+    /// The first entry not yet done.
+    pub next: u32,
+}
+
+/// The hook: a fan-out for every round of the list's measures that names anyone.
+pub fn hook() -> Arc<OnRound> {
+    Arc::new(|tx: &mut Tx<'_>, r: &Round| {
+        if r.track.is_empty() && r.count > 0 {
+            tx.put_doc(FANOUT, &format!("{:012}", r.seq), &FanOut { round: r.seq, next: 0 })?;
+        }
+        Ok(())
+    })
+}
+
+/// What a notice needs besides the store.
+#[derive(Clone)]
+pub struct Notices {
+    /// Measures and level names.
+    pub defaults: Arc<Defaults>,
+    /// Region names.
+    pub regions: &'static Regions,
+    /// The daemon's public address, for links.
+    pub public_url: String,
+    /// For the acknowledgement links.
+    pub tokens: TokenKey,
+}
+
+impl Notices {
+    /// From the daemon's state.
+    pub fn of(state: &AppState) -> Notices {
+        Notices {
+            defaults: state.defaults.clone(),
+            regions: state.engine.regions,
+            public_url: state.settings.http.public_url.clone(),
+            tokens: state.tokens.clone(),
+        }
+    }
+}
+
+/// Queues the notices of the next at most `limit` entries of the oldest fan-out, in this
+/// transaction. Returns how many entries it went through (0: nothing to do).
+pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize) -> Result<usize, StoreError> {
+    let Some((key, mut f)) = tx.docs::<FanOut>(FANOUT, "", "", 1)?.pop() else {
+        return Ok(0);
+    };
+    let Some(round) = assign::round(tx, f.round)? else {
+        tx.remove_doc(FANOUT, &key)?;
+        return Ok(0);
+    };
+    let base = n.public_url.trim_end_matches('/');
+    let regions = n.regions;
+    let defaults = &n.defaults;
+    let page = assign::entries(tx, &round, f.next, limit)?;
+    // Read (decide) first, then write.
+    let mut notices = Vec::with_capacity(page.len());
+    for (i, entry) in &page {
+        let Party::Enterprise { uscc, .. } = &entry.party else { continue };
+        let Some(e) = crate::inspect::enterprise_in(tx, uscc)? else {
+            continue;
         };
-        let Some(e) = tx.doc::<crate::registry::Enterprise>(crate::list::ENTERPRISES, &format!("{county}/{uscc}"))? else {
-            return Ok(());
-        };
-        let Some(to) = enterprise_recipient(&e) else { return Ok(()) };
-        let mut data = task_json(&defaults, &e, a);
+        let Some(to) = enterprise_recipient(&e) else { continue };
+        let a = round.assignment(*i, entry.clone(), AssignmentStatus::Active);
+        let mut data = task_json(defaults, &e, &a);
         data["event"] = json!("assignment_issued");
         data["recipient"] = json!({ "name": to.name });
-        data["ack_url"] = json!(format!("{base}/ack/{token}"));
+        data["ack_url"] = json!(format!("{base}/ack/{}", n.tokens.token(&a)));
         data["region_name"] = json!(regions.name(a.warning_region));
         data["level_name"] = json!(defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()));
-        let notice = AssignmentNotice {
+        notices.push(AssignmentNotice {
             assignment_id: a.key.clone(),
             kind: "issued".into(),
             to,
             template: "assignment_issued".into(),
             data,
             region: Some(a.warning_region),
-        };
-        enqueue_for_assignment(tx, a.created_at, notice)?;
-        Ok(())
-    })
+        });
+    }
+    for notice in notices {
+        enqueue_for_assignment(tx, round.created_at, notice)?;
+    }
+    let done = page.len();
+    f.next = page.last().map_or(round.count, |(i, _)| i + 1);
+    if done == 0 || f.next >= round.count {
+        tx.remove_doc(FANOUT, &key)?;
+    } else {
+        tx.put_doc(FANOUT, &key, &f)?;
+    }
+    Ok(done.max(1))
+}
+
+/// Whether fan-outs are waiting (tests, the summary).
+pub fn pending(r: &crate::store::ReadTx) -> Result<usize, StoreError> {
+    Ok(r.docs::<FanOut>(FANOUT, "", "", usize::MAX)?.len())
+}
+
+/// The fan-out loop: queues notices chunk by chunk until cancelled.
+pub async fn run(state: Arc<AppState>, cancel: CancellationToken) {
+    let notices = Notices::of(&state);
+    loop {
+        let n = notices.clone();
+        match state.engine.store.write(move |tx| expand(&n, tx, CHUNK)).await {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(e) => tracing::error!(error = %e, "cannot queue assignment notices; trying again"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
 }

@@ -29,5 +29,9 @@ pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("co
 /// (registry, assignments, outbox, acknowledgements).
 pub(crate) const DOCS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("docs");
 
+/// (batch, index) → JSON item: numbered runs written in one go (a round of assignments: hundreds of
+/// thousands of entries with sequential keys, the fastest pattern for the B-tree).
+pub(crate) const ITEMS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("items");
+
 /// The meta key of the format version.
 pub(crate) const FORMAT_KEY: &str = "format_version";

@@ -25,10 +25,12 @@ use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 
 pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
-pub use tx::{ReadTx, Tx};
+pub use tx::{ReadTx, Tx, View};
 
 /// The on-disk format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: assignments as rounds (a header document and a numbered run of entries) instead of
+/// four documents per assignment.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -42,6 +44,11 @@ pub enum StoreError {
     /// The file was written by a newer hazeflow.
     #[error("database {path} has format version {found}; this hazeflow reads version {FORMAT_VERSION} and older (upgrade hazeflow)")]
     TooNew { path: PathBuf, found: u32 },
+    /// The file was written by an older hazeflow with another layout.
+    #[error(
+        "database {path} has format version {found}, older than this hazeflow's {FORMAT_VERSION}; it cannot be read in place (start with a new data folder; the old one stays untouched)"
+    )]
+    TooOld { path: PathBuf, found: u32 },
     /// The writer has stopped (shutdown).
     #[error("the store is closed")]
     Closed,

@@ -42,6 +42,12 @@ pub(crate) fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
                     found: v,
                 });
             }
+            Some(v) if v < FORMAT_VERSION => {
+                return Err(StoreError::TooOld {
+                    path: path.to_path_buf(),
+                    found: v,
+                });
+            }
             Some(_) => {}
             None => {
                 meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())
@@ -59,6 +65,7 @@ pub(crate) fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
         txn.open_table(DIRECTIVES).map_err(|e| db_err(path, e))?;
         txn.open_table(COUNTERS).map_err(|e| db_err(path, e))?;
         txn.open_table(DOCS).map_err(|e| db_err(path, e))?;
+        txn.open_table(ITEMS).map_err(|e| db_err(path, e))?;
     }
     txn.commit().map_err(|e| db_err(path, e))
 }
@@ -298,6 +305,30 @@ macro_rules! getters {
             }
             Ok(out)
         }
+
+        /// An item of a numbered run.
+        pub fn item<T: DeserializeOwned>(&self, batch: u64, index: u32) -> Result<Option<T>, StoreError> {
+            let t = self.open(ITEMS)?;
+            t.get((batch, index))
+                .map_err(|e| self.err(e))?
+                .map(|v| decode("items", v.value()))
+                .transpose()
+        }
+
+        /// Items `from..` of a run, in order, at most `limit`.
+        pub fn items<T: DeserializeOwned>(&self, batch: u64, from: u32, limit: usize) -> Result<Vec<(u32, T)>, StoreError> {
+            let t = self.open(ITEMS)?;
+            let mut out = Vec::new();
+            for item in t
+                .range((batch, from)..=(batch, u32::MAX))
+                .map_err(|e| self.err(e))?
+                .take(limit)
+            {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                out.push((k.value().1, decode("items", v.value())?));
+            }
+            Ok(out)
+        }
     };
 }
 
@@ -506,6 +537,33 @@ impl<'a> Tx<'a> {
         Ok(out)
     }
 
+    /// Writes a numbered run: item `i` of `items` at `(batch, i)`, opening the table once (in key order,
+    /// so each B-tree page is touched once).
+    pub fn put_items<T: Serialize>(&mut self, batch: u64, items: &[T]) -> Result<(), StoreError> {
+        let r = (|| {
+            let mut t = self.open(ITEMS)?;
+            let mut buf = Vec::with_capacity(256);
+            for (i, v) in items.iter().enumerate() {
+                buf.clear();
+                serde_json::to_writer(&mut buf, v).map_err(|e| self.err(e))?;
+                let i = u32::try_from(i).map_err(|e| self.err(e))?;
+                t.insert((batch, i), buf.as_slice()).map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })();
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// Rewrites one item of a run.
+    pub fn put_item<T: Serialize>(&mut self, batch: u64, index: u32, value: &T) -> Result<(), StoreError> {
+        let r = self
+            .open(ITEMS)?
+            .insert((batch, index), encode(value).as_slice())
+            .map(|_| ())
+            .map_err(|e| self.err(e));
+        r.map_err(|e| self.fail(e))
+    }
+
     /// Removes a document.
     pub fn remove_doc(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
         let r = self.open(DOCS)?.remove((collection, key)).map(|_| ()).map_err(|e| self.err(e));
@@ -581,3 +639,54 @@ impl ReadTx {
         Ok(diffs)
     }
 }
+
+/// Reads offered by both a snapshot ([`ReadTx`]) and a write transaction ([`Tx`]), for code that runs
+/// in either (an acknowledgement decides inside its write; a page reads a snapshot).
+pub trait View {
+    /// A document of a collection.
+    fn doc<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<T>, StoreError>;
+    /// Documents by key prefix, after `after`, at most `limit`.
+    fn docs<T: DeserializeOwned>(&self, collection: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, T)>, StoreError>;
+    /// An item of a numbered run.
+    fn item<T: DeserializeOwned>(&self, batch: u64, index: u32) -> Result<Option<T>, StoreError>;
+    /// Items `from..` of a run.
+    fn items<T: DeserializeOwned>(&self, batch: u64, from: u32, limit: usize) -> Result<Vec<(u32, T)>, StoreError>;
+    /// A warning by id.
+    fn warning(&self, id: &str) -> Result<Option<Warning>, StoreError>;
+    /// A region's lifecycle state.
+    fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError>;
+}
+
+macro_rules! view {
+    ($t:ty) => {
+        impl View for $t {
+            fn doc<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<T>, StoreError> {
+                <$t>::doc(self, collection, key)
+            }
+            fn docs<T: DeserializeOwned>(
+                &self,
+                collection: &str,
+                prefix: &str,
+                after: &str,
+                limit: usize,
+            ) -> Result<Vec<(String, T)>, StoreError> {
+                <$t>::docs(self, collection, prefix, after, limit)
+            }
+            fn item<T: DeserializeOwned>(&self, batch: u64, index: u32) -> Result<Option<T>, StoreError> {
+                <$t>::item(self, batch, index)
+            }
+            fn items<T: DeserializeOwned>(&self, batch: u64, from: u32, limit: usize) -> Result<Vec<(u32, T)>, StoreError> {
+                <$t>::items(self, batch, from, limit)
+            }
+            fn warning(&self, id: &str) -> Result<Option<Warning>, StoreError> {
+                <$t>::warning(self, id)
+            }
+            fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError> {
+                <$t>::region_state(self, region)
+            }
+        }
+    };
+}
+
+view!(ReadTx);
+view!(Tx<'_>);

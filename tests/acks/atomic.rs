@@ -11,7 +11,6 @@
 //!   commits), a stage *error* is not. Run it with `cargo test --test acks -- --ignored` once the store
 //!   undoes a failed job's writes.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hazeflow::assign::{AssignStage, TokenKey};
+use hazeflow::assign::AssignStage;
 use hazeflow::clock::Clock;
 use hazeflow::engine::{Engine, Playbooks, Stage, WarningAction};
 use hazeflow::playbook::Playbook;
@@ -90,9 +89,8 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
 
     let assign = Arc::new(AssignStage {
         defaults: defaults.clone(),
-        tokens: TokenKey::new([7; 32]),
         regions,
-        on_assigned: vec![hazeflow::escalate::hook(defaults.clone())],
+        on_round: vec![hazeflow::escalate::hook(defaults.clone())],
     });
     let mut engine = Engine {
         stages: vec![assign, Arc::new(Broken)],
@@ -130,16 +128,11 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
     let (signed, probes) = tokio::join!(sign, others);
     assert!(signed.is_err(), "the signature fails: {signed:?}");
 
-    // …and leaves no trace: no `issued` record, the warning still pending, no assignment, token or timer.
+    // …and leaves no trace: no `issued` record, the warning still pending, no assignment round or timer.
     assert_eq!(issued_records(&store), 0);
     let w = store.read(|r| r.warning(&id)).unwrap().unwrap();
     assert_eq!(w.status, hazeflow::warning::Status::Pending);
-    for c in [
-        hazeflow::assign::ASSIGNMENTS,
-        hazeflow::assign::CURRENT,
-        hazeflow::assign::TOKENS,
-        hazeflow::escalate::TIMERS,
-    ] {
+    for c in [hazeflow::assign::ROUNDS, hazeflow::assign::ROUND_SEQ, hazeflow::escalate::TIMERS] {
         assert_eq!(count(&store, c), 0, "{c} is empty");
     }
     assert_eq!(store.read(|r| r.last_seq()).unwrap(), seq, "the log did not move");
@@ -162,12 +155,10 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
         .expect("signed");
     assert_eq!(issued_records(&store), 1);
     let n = 3 + defaults.departments.len();
-    assert_eq!(
-        count(&store, hazeflow::assign::ASSIGNMENTS),
-        n,
-        "three enterprises and every department"
-    );
-    assert_eq!(count(&store, hazeflow::assign::TOKENS), n);
+    let rounds = store.read(hazeflow::assign::all_rounds).unwrap();
+    assert_eq!(rounds.len(), 1, "one round");
+    let entries = store.read(|r| hazeflow::assign::entries(r, &rounds[0], 0, usize::MAX)).unwrap();
+    assert_eq!(entries.len(), n, "three enterprises and every department");
     assert_eq!(
         count(&store, hazeflow::escalate::TIMERS),
         4,
@@ -349,9 +340,7 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
     // The store as the next start finds it.
     let store = Store::open(&dir.path().join("data/hazeflow.redb")).expect("the store opens after the kill");
     let log = store.read(|r| r.events_after(0, usize::MAX)).unwrap();
-    let assignments: Vec<String> = store
-        .read(|r| r.doc_keys(hazeflow::assign::ASSIGNMENTS, "", "", usize::MAX))
-        .unwrap();
+    let rounds = store.read(hazeflow::assign::all_rounds).unwrap();
     let timers: Vec<String> = store.read(|r| r.doc_keys(hazeflow::escalate::TIMERS, "", "", usize::MAX)).unwrap();
     let departments = load_defaults(&PathBuf::from(PLAYBOOKS).join("measures/shanxi.yaml"))
         .unwrap()
@@ -378,10 +367,10 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
         let RecordBody::Other { data, .. } = &made.body else {
             unreachable!()
         };
-        let n = data["count"].as_u64().unwrap() as usize;
         if kind == "assignments_ended" {
             continue;
         }
+        let n = data["count"].as_u64().unwrap() as usize;
         // Every department, and the enterprises of the list: three in Taiyuan, one in Datong.
         let want = departments
             + if warning_id.starts_with("140100-") {
@@ -390,27 +379,21 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
                 usize::from(warning_id.starts_with("140200-"))
             };
         assert_eq!(n, want, "{warning_id}");
-        let batch: BTreeMap<&str, usize> = assignments
+        // The round is the stage's record: its seq, its entries, its timers.
+        let round = rounds
             .iter()
-            .filter(|k| k.starts_with(&format!("{warning_id}/")))
-            .filter_map(|k| k.rsplit('/').next())
-            .filter(|b| b.parse::<u64>().is_ok_and(|b| b >= r.seq && b < made.seq))
-            .fold(BTreeMap::new(), |mut m, b| {
-                *m.entry(b).or_default() += 1;
-                m
-            });
-        assert_eq!(
-            batch.values().sum::<usize>(),
-            n,
-            "the assignments of {warning_id} issued at record {}",
-            r.seq
+            .find(|x| x.seq == made.seq)
+            .unwrap_or_else(|| panic!("the round of {warning_id} issued at record {}", r.seq));
+        assert_eq!(round.warning_id, *warning_id);
+        let stored = store.read(|x| hazeflow::assign::entries(x, round, 0, usize::MAX)).unwrap();
+        assert_eq!(stored.len(), n, "the assignments of {warning_id} issued at record {}", r.seq);
+        assert!(
+            timers
+                .iter()
+                .any(|t| t.ends_with(&format!("/{warning_id}/{:012}/2-overdue", made.seq))),
+            "the overdue timer of {warning_id}/{}",
+            made.seq
         );
-        for b in batch.keys() {
-            assert!(
-                timers.iter().any(|t| t.ends_with(&format!("/{warning_id}/{b}/2-overdue"))),
-                "the overdue timer of {warning_id}/{b}"
-            );
-        }
         checked += 1;
     }
     assert!(checked >= 24, "{checked} issued warnings checked");

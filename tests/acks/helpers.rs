@@ -351,7 +351,13 @@ impl TestApp {
 
     /// The acknowledgement token of an assignment, as its notice carries it.
     pub fn token(&self, assignment_key: &str) -> String {
-        self.state.tokens.token(assignment_key)
+        let tokens = self.state.tokens.clone();
+        self.state
+            .engine
+            .store
+            .read(|r| hazeflow::assign::token_of_key(r, &tokens, assignment_key))
+            .unwrap()
+            .unwrap_or_else(|| panic!("no assignment {assignment_key}"))
     }
 
     /// The acknowledgement progress of a warning.

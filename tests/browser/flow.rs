@@ -240,7 +240,7 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
             .iter()
             .find(|a| matches!(a.party, hazeflow::assign::Party::Enterprise { .. }))
             .expect("an enterprise was assigned");
-        (a.key.clone(), app.state.tokens.token(&a.key))
+        (a.key.clone(), app.state.tokens.token(a))
     };
     let r = app
         .http
