@@ -183,19 +183,45 @@ impl Browser {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let client = self.session(screen).await;
-        let camera = Camera {
+        let outcome = tokio::spawn(scenario(client.clone(), self.camera(screen))).await;
+        close(&client).await;
+        resume(outcome);
+    }
+
+    /// Runs a scenario with two sessions side by side (say, an enterprise on a phone and the duty
+    /// officer at a desk), closes both whatever happens, and re-raises a panic.
+    pub async fn run_pair<F, Fut>(&self, first: Screen, second: Screen, scenario: F)
+    where
+        F: FnOnce((Client, Camera), (Client, Camera)) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let a = self.session(first).await;
+        let b = self.session(second).await;
+        let outcome = tokio::spawn(scenario((a.clone(), self.camera(first)), (b.clone(), self.camera(second)))).await;
+        close(&a).await;
+        close(&b).await;
+        resume(outcome);
+    }
+
+    fn camera(&self, screen: Screen) -> Camera {
+        Camera {
             driver_port: self.port,
             screen,
-        };
-        let outcome = tokio::spawn(scenario(client.clone(), camera)).await;
-        if let Err(e) = client.close().await {
-            eprintln!("closing the browser session: {e}");
         }
-        if let Err(e) = outcome {
-            match e.try_into_panic() {
-                Ok(p) => std::panic::resume_unwind(p),
-                Err(e) => panic!("the scenario did not finish: {e}"),
-            }
+    }
+}
+
+async fn close(client: &Client) {
+    if let Err(e) = client.clone().close().await {
+        eprintln!("closing the browser session: {e}");
+    }
+}
+
+fn resume(outcome: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(p) => std::panic::resume_unwind(p),
+            Err(e) => panic!("the scenario did not finish: {e}"),
         }
     }
 }
@@ -338,9 +364,11 @@ document.querySelectorAll('button, a[href]').forEach(function (el) {
 return out;
 "#;
 
-/// Whether anything sticks out of the viewport sideways.
+/// Whether anything sticks out of the viewport sideways. The width is the layout viewport's
+/// (`clientWidth`): on an emulated phone a page wider than the screen widens `innerWidth` to fit
+/// (375 becomes 460), so comparing with `innerWidth` alone would hide the overflow it measures.
 const OVERFLOW_JS: &str = r#"
-var w = window.innerWidth;
+var w = Math.min(window.innerWidth, document.documentElement.clientWidth);
 var out = [];
 document.querySelectorAll('body *').forEach(function (el) {
   var r = el.getBoundingClientRect();
@@ -424,6 +452,66 @@ pub async fn check_basics(c: &Client, what: &str) {
     );
     let low = js(c, CONTRAST_JS).await;
     assert_eq!(low, json!([]), "{what}: text below WCAG AA contrast");
+}
+
+/// Every form control and button with the name a screen reader announces for it (its
+/// `aria-labelledby`, `aria-label`, `<label for>` or wrapping `<label>`, or a button's text):
+/// `[control, name]`, the control as `tag[type] name` (a checkbox `tag[type] name=value`).
+const CONTROL_NAMES_JS: &str = r#"
+function text(el) { return (el.textContent || '').replace(/\s+/g, ' ').trim(); }
+var out = [];
+document.querySelectorAll('input, select, textarea, button').forEach(function (el) {
+  if (el.type === 'hidden') return;
+  var name = '';
+  var by = el.getAttribute('aria-labelledby');
+  if (by) name = by.split(/\s+/).map(function (id) { var t = document.getElementById(id); return t ? text(t) : ''; }).join(' ').trim();
+  if (!name) name = (el.getAttribute('aria-label') || '').trim();
+  if (!name && el.labels) name = Array.prototype.map.call(el.labels, text).join(' ').trim();
+  if (!name && el.tagName === 'BUTTON') name = text(el);
+  out.push([el.tagName.toLowerCase() + '[' + el.type + ']' + (el.name ? ' ' + el.name : '') + (el.type === 'checkbox' ? '=' + el.value : ''), name]);
+});
+return out;
+"#;
+
+/// The form controls and buttons of the page with their accessible names (see `CONTROL_NAMES_JS`).
+pub async fn control_names(c: &Client) -> Vec<(String, String)> {
+    let v = js(c, CONTROL_NAMES_JS).await;
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p[0].as_str().unwrap_or_default().to_string(),
+                        p[1].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What has the focus, named as `control_names` names controls (`body` when nothing has).
+pub async fn focused(c: &Client) -> String {
+    let v = js(
+        c,
+        "var e = document.activeElement; if (!e || e === document.body) return 'body'; \
+         return e.tagName.toLowerCase() + '[' + (e.type || '') + ']' + (e.name ? ' ' + e.name : '') \
+           + (e.type === 'checkbox' ? '=' + e.value : '');",
+    )
+    .await;
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// Whether the focused element shows its focus (an outline that is neither `none` nor 0 px wide).
+pub async fn focus_shows(c: &Client) -> (bool, String) {
+    let v = js(
+        c,
+        "var s = getComputedStyle(document.activeElement); return s.outlineStyle + ' ' + s.outlineWidth + ' ' + s.outlineColor;",
+    )
+    .await;
+    let outline = v.as_str().unwrap_or_default().to_string();
+    let shows = !outline.starts_with("none") && !outline.contains(" 0px ");
+    (shows, outline)
 }
 
 /// The screenshot folder, relative to the crate, for messages.

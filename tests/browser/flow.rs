@@ -11,7 +11,7 @@ use crate::browser::*;
 use crate::helpers::*;
 
 /// Logs in through the form (typing and clicking).
-async fn log_in(c: &Client, base: &str, token: &str) {
+pub(crate) async fn log_in(c: &Client, base: &str, token: &str) {
     open(c, &format!("{base}/login")).await;
     let field = wait_for(c, "#token").await;
     field.send_keys(token).await.expect("the token is typed");

@@ -74,6 +74,32 @@ pub fn three_city_forecast() -> String {
     out
 }
 
+/// A forecast of one region: seven days from 2026-12-01, issued at 14:00 that day.
+pub fn forecast_of(region: &str, aqi: [u32; 7]) -> String {
+    let mut out = String::from("# issued_at: 2026-12-01 14:00\n# source: 省生态环境监测和应急保障中心\nregion,date,aqi\n");
+    for (i, v) in aqi.iter().enumerate() {
+        out.push_str(&format!("{region},2026-12-{:02},{v}\n", i + 1));
+    }
+    out
+}
+
+/// A task notice the daemon mailed to an enterprise: an `.eml` file in the mail folder, parsed.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// The file's name.
+    pub file: String,
+    /// The recipient's address.
+    pub to: String,
+    /// The subject.
+    pub subject: String,
+    /// The enterprise, as the greeting names it.
+    pub enterprise: String,
+    /// The measures as listed, one per line (`1#生产线：限产50%（以用电量核定）`).
+    pub measures: Vec<String>,
+    /// The acknowledgement link as written in the mail.
+    pub link: String,
+}
+
 /// A running daemon.
 pub struct TestApp {
     /// Where it listens.
@@ -195,6 +221,62 @@ impl TestApp {
         }
     }
 
+    /// `POST /api/v1/warnings/{id}/sign` as the head.
+    pub async fn sign(&self, id: &str) {
+        let r = self
+            .http
+            .post(self.url(&format!("/api/v1/warnings/{id}/sign")))
+            .bearer_auth(HEAD)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("the daemon answers");
+        let status = r.status();
+        assert_eq!(status, StatusCode::OK, "{}", r.text().await.unwrap_or_default());
+    }
+
+    /// `GET` a JSON API path as the duty officer.
+    pub async fn api(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(DUTY)
+            .send()
+            .await
+            .expect("the daemon answers");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.json().await.expect("JSON")
+    }
+
+    /// The task notices mailed to enterprises whose subject contains `subject`, sorted by file name,
+    /// once they have all been written (the count stays the same for half a second).
+    pub async fn task_notices(&self, subject: &str) -> Vec<Notice> {
+        let dir = self.state.settings.mail.dir_in(&self.state.settings.data_dir);
+        let until = Instant::now() + PATIENCE;
+        let mut seen = usize::MAX;
+        loop {
+            let mut found: Vec<Notice> = std::fs::read_dir(&dir)
+                .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .filter_map(|p| read_notice(&p))
+                .filter(|n| n.subject.contains(subject))
+                .collect();
+            if !found.is_empty() && found.len() == seen {
+                found.sort_by(|a, b| a.file.cmp(&b.file));
+                return found;
+            }
+            seen = found.len();
+            assert!(
+                Instant::now() < until,
+                "timed out waiting for task notices \"{subject}\" in {}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Logs in over plain HTTP as a browser would (nonce cookie + CSRF field); returns the `Cookie`
     /// header value of the session.
     pub async fn login(&self, token: &str) -> String {
@@ -277,6 +359,31 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Parses a mailed task notice; `None` for other mail (no acknowledgement link).
+fn read_notice(path: &std::path::Path) -> Option<Notice> {
+    let bytes = std::fs::read(path).ok()?;
+    let m = mail_parser::MessageParser::default().parse(&bytes)?;
+    let text = m.body_text(0)?.to_string();
+    let link = text.lines().map(str::trim).find(|l| l.contains("/ack/"))?.to_string();
+    let enterprise = text.lines().next()?.split('（').next()?.trim().to_string();
+    let measures = text
+        .lines()
+        .skip_while(|l| !l.starts_with("本单位应急减排措施"))
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(". ").map(|(_, m)| m.to_string()))
+        .collect();
+    Some(Notice {
+        file: path.file_name()?.to_string_lossy().into_owned(),
+        to: m.to()?.first()?.address()?.to_string(),
+        subject: m.subject()?.to_string(),
+        enterprise,
+        measures,
+        link,
+    })
 }
 
 /// A header as text ("" when absent).

@@ -9,13 +9,18 @@
 //! - `flow`: the head on duty signs pending proposals in the browser and sees the grid coloured; the
 //!   warning page, consultations, playbooks (with a check), the list and its reports; an enterprise
 //!   acknowledges and the progress updates; every page at 1280 px and on a 375 px phone;
-//! - `keyboard`: logging in with the keyboard alone.
+//! - `keyboard`: logging in with the keyboard alone;
+//! - `ack`: an enterprise acknowledges on a phone from the link in the notice mailed to it (收到, then
+//!   措施已落实 with lines and a note) while the duty officer's warning page counts it in its county;
+//!   the acknowledgement page at phone width (no overflow, named controls, Tab order) and with the
+//!   keyboard alone (Space and Enter on the buttons).
 //!
 //! Without `chromium` and `chromedriver` on the PATH (or `HAZEFLOW_CHROMIUM` /
 //! `HAZEFLOW_CHROMEDRIVER`) the browser tests print "skipped: chromium not installed" and pass, except
 //! when `CI=true`: there they fail, because `.ci/run` installs them. Screenshots go to
 //! `target/browser-screenshots/`, which CI keeps as artifacts.
 
+mod ack;
 mod browser;
 mod flow;
 mod helpers;
