@@ -227,6 +227,21 @@ impl TestApp {
         self.state.after_change();
     }
 
+    /// Waits until the warning's history holds `n` proposals (`proposed` events); returns them.
+    pub async fn proposals_recorded(&self, id: &str, n: usize) -> Vec<Value> {
+        eventually(&format!("{n} proposals of {id} are recorded"), || async {
+            let (_, body) = self.get(&format!("/api/v1/warnings/{id}")).await;
+            let proposed: Vec<Value> = body["history"]
+                .as_array()?
+                .iter()
+                .filter(|r| r["event"]["kind"] == "proposed")
+                .map(|r| r["event"].clone())
+                .collect();
+            (proposed.len() >= n).then_some(proposed)
+        })
+        .await
+    }
+
     /// Every outbox message.
     pub fn outbox(&self) -> Vec<OutboxMessage> {
         self.state.engine.store.read(outbox::all_messages).expect("the outbox reads")

@@ -6,12 +6,14 @@
 //!   the default configuration writes `.eml` files.
 //! - `resilience`: the SMTP server down for a while; the daemon restarted mid-delivery; a message that
 //!   fails for good alerts the duty staff once.
+//! - `proposals`: a pending proposal re-proposed by later consultations is told once; a changed one again.
 //! - `webhook`: signed POSTs, retried after a 503.
 //! - `settings`: the mail settings from the environment, secrets kept secret.
 
 mod helpers;
 
 mod email;
+mod proposals;
 mod resilience;
 mod settings;
 mod webhook;
