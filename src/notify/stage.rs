@@ -14,14 +14,16 @@
 //! told again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde_json::{Value, json};
 
+use super::Files;
 use super::outbox::{self, Channel, OutboxMessage, Recipient};
 use super::roster::{Person, Roster};
+use super::templates::Templates;
 use crate::engine::Stage;
 use crate::playbook::Playbook;
 use crate::region::{RegionCode, Regions};
@@ -40,7 +42,8 @@ pub(crate) struct Subscription {
 /// outbox through it ([`NotifyStage::notify_event`], [`NotifyStage::roster`]).
 #[derive(Debug)]
 pub struct NotifyStage {
-    pub(crate) roster: Arc<Roster>,
+    /// The roster and templates live now; a reload replaces them whole.
+    pub(crate) files: RwLock<Arc<Files>>,
     pub(crate) subscriptions: Vec<Subscription>,
     pub(crate) regions: &'static Regions,
     pub(crate) public_url: String,
@@ -99,18 +102,37 @@ fn person_json(p: &Person, pb: Option<&Playbook>) -> Value {
 }
 
 impl NotifyStage {
-    /// The duty roster.
-    pub fn roster(&self) -> &Roster {
-        &self.roster
+    /// The duty roster live now.
+    pub fn roster(&self) -> Arc<Roster> {
+        self.files().roster.clone()
+    }
+
+    /// The templates live now.
+    pub fn templates(&self) -> Arc<Templates> {
+        self.files().templates.clone()
+    }
+
+    /// The roster and templates live now.
+    pub fn files(&self) -> Arc<Files> {
+        self.files.read().map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+    }
+
+    /// Puts new files live (a reload: messages queued from now on follow the new roster; messages
+    /// not yet sent are rendered with the new templates). Returns false when they are the same as
+    /// the live ones, by content.
+    pub fn replace(&self, files: Files) -> bool {
+        let mut live = self.files.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = !live.same_as(&files);
+        *live = Arc::new(files);
+        changed
     }
 
     /// Queues, in the caller's transaction, the messages an event causes: one email per person its
     /// route reaches, one POST per subscribed endpoint. Returns how many were new.
     pub fn notify_event(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, n: EventNotice<'_>) -> Result<usize, StoreError> {
-        let route = self.roster.route(n.event);
-        let mut people = route
-            .map(|r| self.roster.audience(r, n.region, now, n.signer_role))
-            .unwrap_or_default();
+        let roster = self.roster();
+        let route = roster.route(n.event);
+        let mut people = route.map(|r| roster.audience(r, n.region, now, n.signer_role)).unwrap_or_default();
         people.retain(|p| Some(p.id.as_str()) != n.exclude);
         let mut queued = 0;
         let Some(route) = route else { return Ok(0) };
@@ -244,7 +266,7 @@ impl NotifyStage {
     }
 
     fn routes(&self, event: &str) -> bool {
-        self.roster.route(event).is_some()
+        self.roster().route(event).is_some()
     }
 }
 
