@@ -115,6 +115,19 @@ pub fn smtp_to(s: &mut Settings, port: u16) {
     s.mail.smtp.timeout_secs = 5;
 }
 
+/// Copies a folder with everything in it (a playbooks folder with its templates).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the target folder");
+    for entry in std::fs::read_dir(from).expect("the source folder").map(|e| e.expect("an entry")) {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("a copy");
+        }
+    }
+}
+
 /// A running daemon.
 pub struct TestApp {
     /// Where it listens.

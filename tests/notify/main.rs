@@ -7,6 +7,7 @@
 //! - `resilience`: the SMTP server down for a while; the daemon restarted mid-delivery; a message that
 //!   fails for good alerts the duty staff once.
 //! - `proposals`: a pending proposal re-proposed by later consultations is told once; a changed one again.
+//! - `reload`: the roster and templates reloaded on a running daemon; broken ones refused.
 //! - `webhook`: signed POSTs, retried after a 503.
 //! - `settings`: the mail settings from the environment, secrets kept secret.
 
@@ -14,6 +15,7 @@ mod helpers;
 
 mod email;
 mod proposals;
+mod reload;
 mod resilience;
 mod settings;
 mod webhook;
