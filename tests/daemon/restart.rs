@@ -195,14 +195,6 @@ async fn scheduled(app: &TestApp) -> (Vec<String>, usize) {
     (triggers.into_iter().filter(|t| t != "forecast received").collect(), on_demand)
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// The embedded default configuration, pointed at `dir` and `port`, with the demo off.
 fn write_config(dir: &Path, port: u16) -> PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");

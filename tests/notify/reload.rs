@@ -61,7 +61,7 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     );
     edit(&templates.join("warning_lifted.txt.j2"), "{{ at }}解除", "{{ at }解除");
     app.clock.advance(chrono::Duration::minutes(5));
-    let (status, body) = app.post("/api/v1/playbooks/reload", "").await;
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let error = body["error"].as_str().expect("an error");
     let lines: Vec<&str> = error.lines().collect();
@@ -82,7 +82,7 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     );
     assert_eq!(lines.len(), 3, "{error}");
     // As a refused playbook is: in the reload status and in the log.
-    let (_, live) = app.get("/api/v1/playbooks").await;
+    let (_, live) = app.get("/api/v1/playbooks", Some(DEPUTY)).await;
     assert_eq!(live["last_reload"]["errors"].as_array().map(Vec::len), Some(2), "{live}");
     let refusal = last_record(&app, "playbooks_reloaded");
     assert_eq!(refusal["errors"].as_array().map(Vec::len), Some(2), "{refusal}");
@@ -104,15 +104,19 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     assert_eq!(reloaded["actor"], "SIGHUP", "{reloaded}");
     assert_eq!(reloaded["data"]["routes"], 7, "{reloaded}");
     // Reloading the same files again records no change.
-    let (status, body) = app.post("/api/v1/playbooks/reload", "").await;
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["notify"]["people"], 6, "{body}");
-    assert_eq!(records(&app, "notify_reloaded").len(), 1);
+    assert_eq!(app.records("notify_reloaded").len(), 1);
 
     // 15:20 the warning is cancelled before it starts: the new roster and the new subject.
     app.clock.advance(chrono::Duration::minutes(5));
     let (status, body) = app
-        .post(&format!("/api/v1/warnings/{id}/cancel"), r#"{"reason": "预报调整"}"#)
+        .post_json(
+            &format!("/api/v1/warnings/{id}/cancel"),
+            Some(DEPUTY),
+            &serde_json::json!({ "reason": "预报调整" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.state.after_change();
@@ -133,19 +137,6 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     app.stop().await;
 }
 
-/// The log records of a kind (`playbooks_reloaded`, or an `Other` kind such as `notify_reloaded`).
-fn records(app: &TestApp, kind: &str) -> Vec<Value> {
-    app.state
-        .engine
-        .store
-        .read(|r| r.events_after(0, usize::MAX))
-        .expect("the log reads")
-        .into_iter()
-        .filter(|r| r.body.kind() == kind)
-        .map(|r| serde_json::to_value(&r).expect("JSON"))
-        .collect()
-}
-
 fn last_record(app: &TestApp, kind: &str) -> Value {
-    records(app, kind).pop().unwrap_or_else(|| panic!("no {kind} record"))
+    app.records(kind).pop().unwrap_or_else(|| panic!("no {kind} record"))
 }
