@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub defaults: Arc<crate::registry::Defaults>,
     /// The acknowledgement token secret.
     pub tokens: crate::assign::TokenKey,
+    /// The notifier's stage: its roster and templates are reloaded with the playbooks.
+    pub notify: Arc<crate::notify::NotifyStage>,
 }
 
 impl AppState {
@@ -62,35 +65,77 @@ impl AppState {
         })
     }
 
-    /// Reloads the playbooks folder; on error the old set stays live. Recorded either way.
+    /// Reloads the playbooks folder, the duty roster and the message templates, all or nothing: on
+    /// any error the old playbooks, roster and templates all stay live and the errors (each naming
+    /// its file and line) are returned. Recorded either way; a roster or templates that changed are
+    /// recorded too (`notify_reloaded`).
     pub async fn reload_playbooks(&self, actor: &str) -> Result<Vec<String>, Vec<String>> {
         let now = self.engine.clock.now();
-        let result = self.engine.playbooks.reload(&self.settings.playbooks, self.engine.regions, now);
-        let (versions, errors) = match &result {
-            Ok(v) => (v.clone(), Vec::new()),
-            Err(e) => (self.engine.playbooks.status().versions, e.iter().map(ToString::to_string).collect()),
+        let regions = self.engine.regions;
+        let playbooks = crate::playbook::load_paths(std::slice::from_ref(&self.settings.playbooks), regions)
+            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<String>>());
+        let files = crate::notify::Files::load(&self.settings, regions);
+        let (versions, errors, notify) = match (playbooks, files) {
+            (Ok(set), Ok(files)) => {
+                let summary = files.summary(&self.settings);
+                let digests = json!({ "roster": files.roster.digest(), "templates": files.templates.digest() });
+                self.engine.playbooks.swap(set, now);
+                let changed = self.notify.replace(files);
+                let mut data = serde_json::to_value(&summary).unwrap_or_default();
+                data["digests"] = digests;
+                (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(data))
+            }
+            (playbooks, files) => {
+                let errors: Vec<String> = playbooks
+                    .err()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(files.err().unwrap_or_default())
+                    .collect();
+                self.engine.playbooks.refused(now, errors.clone());
+                (self.engine.playbooks.status().versions, errors, None)
+            }
         };
         let body = RecordBody::PlaybooksReloaded {
             versions: versions.clone(),
             errors: errors.clone(),
         };
         let actor = actor.to_string();
-        if let Err(e) = self.engine.store.write(move |tx| tx.append(now, &actor, None, body)).await {
+        let notified = notify.clone();
+        let recorded = self
+            .engine
+            .store
+            .write(move |tx| {
+                tx.append(now, &actor, None, body)?;
+                if let Some(data) = notified {
+                    tx.append(
+                        now,
+                        &actor,
+                        None,
+                        RecordBody::Other {
+                            kind: "notify_reloaded".into(),
+                            data,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = recorded {
             tracing::error!(error = %e, "could not record the reload");
         }
-        match result {
-            Ok(v) => {
-                if let Err(e) = self.engine.remember_playbooks().await {
-                    tracing::error!(error = %e, "could not keep the sources of the new playbook versions");
-                }
-                tracing::info!(versions = ?v, "playbooks reloaded");
-                Ok(v)
-            }
-            Err(_) => {
-                tracing::warn!(errors = ?errors, "playbook reload refused; the old playbooks stay live");
-                Err(errors)
-            }
+        if !errors.is_empty() {
+            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster and templates stay live");
+            return Err(errors);
         }
+        if let Err(e) = self.engine.remember_playbooks().await {
+            tracing::error!(error = %e, "could not keep the sources of the new playbook versions");
+        }
+        match notify {
+            Some(n) => tracing::info!(versions = ?versions, notify = %n, "playbooks reloaded; new roster or templates live"),
+            None => tracing::info!(versions = ?versions, "playbooks reloaded; roster and templates unchanged"),
+        }
+        Ok(versions)
     }
 }
 
@@ -160,6 +205,7 @@ impl Application {
             changed: Notify::new(),
             defaults,
             tokens,
+            notify: notify.stage.clone(),
         });
         if let Some(dir) = state.settings.list_seed.clone() {
             crate::list::seed(&state, &dir).await?;

@@ -170,10 +170,14 @@ impl Client {
         Ok(ExitCode::SUCCESS)
     }
 
-    /// `hazeflow playbooks reload`.
+    /// `hazeflow reload`: the playbooks, the roster and the templates.
     pub async fn reload(&self) -> Result<ExitCode> {
         let v = self.post("/api/v1/playbooks/reload", None).await?;
-        println!("reloaded: {}", v["versions"]);
+        let n = &v["notify"];
+        println!(
+            "reloaded: {}; roster {} ({} people, {} routes), {} message templates",
+            v["versions"], n["roster"], n["people"], n["routes"], n["kinds"]
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -21,15 +21,57 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// `hazeflow check [PATH…]`: validates playbooks and seeds. With no path: `playbooks/` as the live
-/// set, each file of `playbooks/history/` on its own, and `seeds/`.
-pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
+/// A path as given, without a leading `./` (the embedded configuration says `./playbooks`).
+fn tidy(p: &Path) -> PathBuf {
+    p.strip_prefix(".").map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
+}
+
+/// The settings whose notification files `check` looks at: the file (or the embedded default) and
+/// the environment, without reading secrets (checking files needs none).
+fn check_settings(config: Option<&Path>) -> Result<crate::config::Settings> {
+    let mut s = match config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            crate::config::Settings::parse(&p.display().to_string(), &text)?
+        }
+        None => crate::config::Settings::parse("config/default.yaml (embedded)", crate::config::DEFAULT_YAML)?,
+    };
+    s.apply_env(|k| std::env::var(k).ok())?;
+    s.validate()?;
+    s.playbooks = tidy(&s.playbooks);
+    s.roster = tidy(&s.roster);
+    Ok(s)
+}
+
+/// `hazeflow check [--config FILE] [PATH…]`: validates playbooks, seeds, and the notification files.
+/// With no path: the configuration's playbooks folder (`playbooks/` by default) as the live set,
+/// each file of its `history/` on its own, `seeds/`, and the duty roster and message templates the
+/// configuration names (every template rendered with sample data). With paths: those, and the
+/// notification files too when `--config` is given.
+pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
     let regions = Regions::shanxi();
+    let mut failed = 0;
+    let with_notify = paths.is_empty() || config.is_some();
+    let settings = if with_notify {
+        match check_settings(config) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut groups: Vec<Vec<PathBuf>> = Vec::new();
     let mut seed_dirs = Vec::new();
     if paths.is_empty() {
-        groups.push(vec![PathBuf::from(DEFAULT_PLAYBOOKS)]);
-        let hist = Path::new(DEFAULT_PLAYBOOKS).join("history");
+        let books = settings
+            .as_ref()
+            .map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOKS), |s| s.playbooks.clone());
+        let hist = books.join("history");
+        groups.push(vec![books]);
         if hist.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&hist)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -38,7 +80,10 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
             files.sort();
             groups.extend(files.into_iter().map(|f| vec![f]));
         }
-        seed_dirs.push(PathBuf::from("seeds"));
+        // The shipped seeds, when run where they are (with a configuration of one's own, elsewhere).
+        if config.is_none() || Path::new("seeds").is_dir() {
+            seed_dirs.push(PathBuf::from("seeds"));
+        }
     } else {
         for p in paths {
             if p.is_dir() && p.join("regions.csv").is_file() {
@@ -48,7 +93,6 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
             }
         }
     }
-    let mut failed = 0;
     let mut names = Vec::new();
     for g in &groups {
         match playbook::load_paths(g, regions) {
@@ -72,6 +116,19 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
             }
         }
     }
+    let notify = match &settings {
+        Some(s) => match crate::notify::check(s, regions) {
+            Ok(summary) => Some(summary),
+            Err(errors) => {
+                failed += errors.len();
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                None
+            }
+        },
+        None => None,
+    };
     names.sort();
     names.dedup();
     if failed > 0 {
@@ -86,6 +143,9 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
     );
     if !seed_dirs.is_empty() {
         let _ = write!(summary, ", {region_count} regions");
+    }
+    if let Some(n) = notify {
+        let _ = write!(summary, "; {n} rendered with sample data");
     }
     println!("{summary}");
     Ok(ExitCode::SUCCESS)

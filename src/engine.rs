@@ -46,7 +46,8 @@ impl Playbooks {
         p
     }
 
-    fn swap(&self, set: PlaybookSet, at: DateTime<Utc>) {
+    /// Puts a loaded set live.
+    pub fn swap(&self, set: PlaybookSet, at: DateTime<Utc>) {
         let versions = set.iter().map(|p| p.pin()).collect();
         if let Ok(mut pinned) = self.pinned.write() {
             for pb in set.iter() {
@@ -88,12 +89,17 @@ impl Playbooks {
                 Ok(self.status().versions)
             }
             Err(errors) => {
-                if let Ok(mut s) = self.last_reload.write() {
-                    s.at = Some(at);
-                    s.errors = errors.iter().map(ToString::to_string).collect();
-                }
+                self.refused(at, errors.iter().map(ToString::to_string).collect());
                 Err(errors)
             }
+        }
+    }
+
+    /// Records a refused reload: the live set stays, the status names the errors.
+    pub fn refused(&self, at: DateTime<Utc>, errors: Vec<String>) {
+        if let Ok(mut s) = self.last_reload.write() {
+            s.at = Some(at);
+            s.errors = errors;
         }
     }
 }

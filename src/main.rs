@@ -17,10 +17,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate playbooks and seed files; prints file:line:column: message per error, exit 1 on any.
+    /// Validate playbooks, seed files, the duty roster and the message templates (each rendered with
+    /// sample data); prints file:line:column: message per error, exit 1 on any.
     Check {
-        /// Playbook files or folders, or a seeds folder. Default: playbooks/, playbooks/history/*, seeds/.
+        /// Playbook files or folders, or a seeds folder. Default: the playbooks folder, its history/*,
+        /// seeds/, and the roster and templates of the configuration.
         paths: Vec<PathBuf>,
+        /// A configuration file: its playbooks folder, roster and templates (default: the embedded
+        /// config/default.yaml). With paths, the roster and templates are checked too.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Print region,date,aqi,category,primary_pollutants for a CSV of concentrations.
     Aqi {
@@ -86,7 +92,7 @@ enum Command {
         #[command(subcommand)]
         command: hazeflow::registry::cli::RegistryCommand,
     },
-    /// Reload the playbooks of the running daemon.
+    /// Reload the playbooks, the duty roster and the message templates of the running daemon.
     Reload {
         #[command(flatten)]
         server: Server,
@@ -312,7 +318,7 @@ fn main() -> ExitCode {
         Command::Verify { config } => verify(config),
         Command::Registry { config, command } => registry(config, command),
         Command::Reload { server } => runtime().and_then(|rt| rt.block_on(server.client().reload())),
-        Command::Check { paths } => commands::check(&paths),
+        Command::Check { paths, config } => commands::check(&paths, config.as_deref()),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
         Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json),
         Command::Replay {

@@ -56,7 +56,165 @@ fn check_with_no_arguments_passes_the_shipped_files_with_a_one_line_summary() {
         text.contains(", 129 regions"),
         "the province, 11 cities and 117 county units: {text}"
     );
+    assert!(
+        text.ends_with(
+            "; roster config/roster.yaml (62 people, 13 regions, 7 routes), 11 message templates in playbooks/templates/notify rendered with sample data\n"
+        ),
+        "the roster and templates of the embedded configuration: {text}"
+    );
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+/// A folder with a configuration (the shipped default, with its playbooks folder and roster moved
+/// into the folder) and copies of the shipped playbooks (with their templates) and roster, for a
+/// test to break.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::TempDir::new().expect("a temporary folder");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        copy_dir(&root.join("playbooks"), &dir.path().join("playbooks"));
+        std::fs::copy(root.join("config/roster.yaml"), dir.path().join("roster.yaml")).expect("the roster is copied");
+        let config = std::fs::read_to_string(root.join("config/default.yaml"))
+            .expect("the default configuration")
+            .replace(
+                "playbooks: ./playbooks\n",
+                &format!("playbooks: {}\n", dir.path().join("playbooks").display()),
+            )
+            .replace(
+                "roster: ./config/roster.yaml\n",
+                &format!("roster: {}\n", dir.path().join("roster.yaml").display()),
+            );
+        assert!(
+            config.contains("roster.yaml\n") && !config.contains("./config/roster.yaml"),
+            "{config}"
+        );
+        std::fs::write(dir.path().join("config.yaml"), config).expect("the configuration is written");
+        Site { dir }
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.dir.path().join(rel).display().to_string()
+    }
+
+    /// Replaces text in one of its files (which must contain it).
+    fn edit(&self, rel: &str, from: &str, to: &str) {
+        let path = self.dir.path().join(rel);
+        let text = std::fs::read_to_string(&path).expect("the file");
+        assert!(text.contains(from), "{rel} has no {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("written");
+    }
+
+    fn check(&self) -> Output {
+        hazeflow(&["check", "--config", &self.path("config.yaml")])
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("the target folder");
+    for entry in std::fs::read_dir(from).expect("the source folder").map(|e| e.expect("an entry")) {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("a copy");
+        }
+    }
+}
+
+#[test]
+fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
+    let site = Site::new();
+    let out = site.check();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = format!(
+        "ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1), 129 regions; roster {} \
+         (62 people, 13 regions, 7 routes), 11 message templates in {} rendered with sample data\n",
+        site.path("roster.yaml"),
+        site.path("playbooks/templates/notify")
+    );
+    assert_eq!(stdout(&out), want);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_1() {
+    let site = Site::new();
+    // A misspelt event, a night shift ending at "8:00", and a route to a template that does not exist.
+    site.edit("roster.yaml", "  cancelled:       { to: [duty]", "  canceled:        { to: [duty]");
+    site.edit(
+        "roster.yaml",
+        r#"name: 李强, role: duty_officer, email: li.qiang@sthjt.shanxi.example.cn, phone: "0351-0000012", shifts: [{ days: [weekdays], from: "18:00", to: "08:00" }]"#,
+        r#"name: 李强, role: duty_officer, email: li.qiang@sthjt.shanxi.example.cn, phone: "0351-0000012", shifts: [{ days: [weekdays], from: "18:00", to: "8:00" }]"#,
+    );
+    let out = site.check();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let roster = site.path("roster.yaml");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{roster}:24:3: \"canceled\" is not an event (proposed, issued, withdrawn, started, change_proposed, change_withdrawn, \
+             level_changed, extended, rescheduled, below, below_cleared, lifted, cancelled, directive_applied, directive_released, \
+             delivery_failed)\n\
+             {roster}:30:168: \"8:00\" is not a time of day (HH:MM, or 24:00)\n\
+             check failed: 2 errors\n"
+        )
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    // Fixed, but the lift notice names a template that is not there.
+    let site = Site::new();
+    site.edit("roster.yaml", "template: warning_lifted }", "template: warning_lift }");
+    let out = site.check();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let templates = site.path("playbooks/templates/notify");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{}:23:44: the route of \"lifted\" names template \"warning_lift\", but {templates}/warning_lift.subject.j2 or \
+             {templates}/warning_lift.txt.j2 is missing\ncheck failed: 1 error\n",
+            site.path("roster.yaml")
+        )
+    );
+}
+
+#[test]
+fn check_of_a_broken_template_names_the_file_line_and_column_and_exits_1() {
+    // A misspelt variable renders empty in a real message; the check renders every template with
+    // sample data, strictly, and names it.
+    let site = Site::new();
+    site.edit(
+        "playbooks/templates/notify/warning_proposed.txt.j2",
+        "须由{{ needs_title }}签发",
+        "须由{{ needs_titel }}签发",
+    );
+    let out = site.check();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{}:13:17: undefined value (`needs_titel`)\ncheck failed: 1 error\n",
+            site.path("playbooks/templates/notify/warning_proposed.txt.j2")
+        )
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    // A syntax error in an acknowledgement reminder (a template no route names) is found too.
+    let site = Site::new();
+    site.edit(
+        "playbooks/templates/notify/ack_reminder.txt.j2",
+        "{%- if overdue %}",
+        "{%- if overdue %",
+    );
+    let out = site.check();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let file = site.path("playbooks/templates/notify/ack_reminder.txt.j2");
+    // The unclosed tag runs into the next line, where the parser stops.
+    assert_eq!(err, format!("{file}:5:1: unexpected character\ncheck failed: 1 error\n"));
 }
 
 #[test]

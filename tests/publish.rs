@@ -5,6 +5,8 @@
 //! `libxml2-utils`; skipped with a note when it is missing, required when `CI=true`), and the feed is
 //! read with a real feed parser (`feed-rs`).
 
+#[path = "common/mod.rs"]
+mod common;
 #[allow(dead_code)]
 #[path = "daemon/helpers.rs"]
 mod helpers;

@@ -360,9 +360,12 @@ async fn playbooks(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
 
 async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
     match s.reload_playbooks(&staff.name).await {
-        Ok(versions) => Ok(Json(json!({ "reloaded": true, "versions": versions }))),
+        Ok(versions) => {
+            let notify = s.notify.files().summary(&s.settings);
+            Ok(Json(json!({ "reloaded": true, "versions": versions, "notify": notify })))
+        }
         Err(errors) => Err(ApiError::BadRequest(format!(
-            "playbooks not reloaded; the old ones stay live:\n{}",
+            "not reloaded; the old playbooks, roster and templates stay live:\n{}",
             errors.join("\n")
         ))),
     }

@@ -43,7 +43,6 @@ use super::NotifyError;
 use super::email::{self, Mailer};
 use super::outbox::{self, AttemptResult, Channel, OutboxMessage};
 use super::stage::{EventNotice, NotifyStage, local};
-use super::templates::Templates;
 use super::webhook::Webhooks;
 use crate::app::AppState;
 use crate::clock::Clock;
@@ -92,7 +91,6 @@ struct Lane {
 /// Everything the worker needs to send; built by [`super::build`].
 pub struct Delivery {
     pub(crate) stage: Arc<NotifyStage>,
-    pub(crate) templates: Arc<Templates>,
     pub(crate) mailer: Mailer,
     pub(crate) webhooks: Webhooks,
     pub(crate) from: Mailbox,
@@ -103,7 +101,6 @@ pub struct Delivery {
 impl Delivery {
     pub(crate) fn new(
         stage: Arc<NotifyStage>,
-        templates: Arc<Templates>,
         mailer: Mailer,
         webhooks: Webhooks,
         from: Mailbox,
@@ -117,7 +114,6 @@ impl Delivery {
         };
         Delivery {
             stage,
-            templates,
             mailer,
             webhooks,
             from,
@@ -144,7 +140,7 @@ impl Delivery {
 
     /// Renders and sends one message: the rendered subject (when rendering worked) and the result.
     pub async fn attempt(&self, msg: &OutboxMessage) -> (Option<String>, Result<String, NotifyError>) {
-        let r = match self.templates.render(&msg.template, &msg.data) {
+        let r = match self.stage.templates().render(&msg.template, &msg.data) {
             Ok(r) => r,
             // A broken or missing template may be fixed by an operator: worth retrying.
             Err(e) => return (None, Err(NotifyError::retryable(e))),

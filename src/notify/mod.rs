@@ -27,9 +27,9 @@ pub mod webhook;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 pub use deliver::Delivery;
 pub use outbox::{Channel, OutboxMessage, Recipient, Status, enqueue};
@@ -76,6 +76,94 @@ pub fn templates_dir(settings: &Settings) -> PathBuf {
     settings.playbooks.join("templates").join("notify")
 }
 
+/// The files operators edit: the duty roster and the message templates, loaded and checked together.
+/// The daemon loads them at start and again on a reload ([`NotifyStage::reload`]).
+#[derive(Debug)]
+pub struct Files {
+    /// The duty roster.
+    pub roster: Arc<Roster>,
+    /// The compiled templates.
+    pub templates: Arc<Templates>,
+}
+
+/// What a set of notification files holds, for summaries (`hazeflow check`, reloads).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FilesSummary {
+    /// The roster file.
+    pub roster: PathBuf,
+    /// People on it.
+    pub people: usize,
+    /// Regions with a roster of their own.
+    pub regions: usize,
+    /// Events with a route.
+    pub routes: usize,
+    /// The templates folder.
+    pub templates: PathBuf,
+    /// Message kinds in it.
+    pub kinds: usize,
+}
+
+impl std::fmt::Display for FilesSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "roster {} ({} people, {} regions, {} routes), {} message templates in {}",
+            self.roster.display(),
+            self.people,
+            self.regions,
+            self.routes,
+            self.kinds,
+            self.templates.display()
+        )
+    }
+}
+
+impl Files {
+    /// Loads the roster and the templates the settings name, and checks that every route's template
+    /// exists and every webhook subscription has a route. Fails with every problem found, each
+    /// naming its file (`file:line:column: message`) or setting.
+    pub fn load(settings: &Settings, regions: &'static Regions) -> Result<Files, Vec<String>> {
+        let roster = Roster::load_for(&settings.roster, regions);
+        let templates = Templates::load(&templates_dir(settings));
+        match (roster, templates) {
+            (Ok(roster), Ok(templates)) => {
+                let problems = cross_check(&roster, &templates, settings);
+                if problems.is_empty() {
+                    Ok(Files {
+                        roster: Arc::new(roster),
+                        templates: Arc::new(templates),
+                    })
+                } else {
+                    Err(problems)
+                }
+            }
+            (roster, templates) => Err(roster
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .chain(templates.err().unwrap_or_default())
+                .collect()),
+        }
+    }
+
+    /// Whether these are the same files as `other`, by content.
+    pub fn same_as(&self, other: &Files) -> bool {
+        self.roster.digest() == other.roster.digest() && self.templates.digest() == other.templates.digest()
+    }
+
+    /// What they hold.
+    pub fn summary(&self, settings: &Settings) -> FilesSummary {
+        FilesSummary {
+            roster: settings.roster.clone(),
+            people: self.roster.people().count(),
+            regions: self.roster.regions().count(),
+            routes: self.roster.routes().len(),
+            templates: templates_dir(settings),
+            kinds: self.templates.kinds().len(),
+        }
+    }
+}
+
 /// The stage for the engine and the worker for the daemon, built from the settings.
 pub struct Notify {
     /// Push onto `engine.stages`; hand to stages that notify (assignments, escalation).
@@ -84,16 +172,10 @@ pub struct Notify {
     pub delivery: Arc<Delivery>,
 }
 
-/// Loads the roster and the templates, checks that every route's template exists and every webhook
-/// subscription has a route, and sets up the transports. Fails with every problem found.
+/// Loads the roster and the templates ([`Files::load`]) and sets up the transports. Fails with
+/// every problem found.
 pub fn build(settings: &Settings, regions: &'static Regions) -> anyhow::Result<Notify> {
-    let roster = Roster::load_for(&settings.roster, regions).map_err(|e| anyhow::anyhow!("the roster has errors:\n{}", e.join("\n")))?;
-    let dir = templates_dir(settings);
-    let templates = Templates::load(&dir).map_err(|e| anyhow::anyhow!("the templates have errors:\n{}", e.join("\n")))?;
-    let problems = cross_check(&roster, &templates, settings);
-    if !problems.is_empty() {
-        bail!("the notification settings have errors:\n{}", problems.join("\n"));
-    }
+    let files = Files::load(settings, regions).map_err(|e| anyhow::anyhow!("the notification files have errors:\n{}", e.join("\n")))?;
     let subscriptions = settings
         .webhooks
         .endpoints
@@ -105,7 +187,7 @@ pub fn build(settings: &Settings, regions: &'static Regions) -> anyhow::Result<N
         })
         .collect();
     let stage = Arc::new(NotifyStage {
-        roster: Arc::new(roster),
+        files: RwLock::new(Arc::new(files)),
         subscriptions,
         regions,
         public_url: settings.http.public_url.clone(),
@@ -117,7 +199,7 @@ pub fn build(settings: &Settings, regions: &'static Regions) -> anyhow::Result<N
         .with_context(|| format!("mail.from: \"{}\" is not a mailbox", settings.mail.from))?;
     let mailer = email::Mailer::from_settings(&settings.mail, &settings.data_dir)?;
     let webhooks = webhook::Webhooks::from_settings(&settings.webhooks)?;
-    let delivery = Arc::new(Delivery::new(stage.clone(), Arc::new(templates), mailer, webhooks, from, settings));
+    let delivery = Arc::new(Delivery::new(stage.clone(), mailer, webhooks, from, settings));
     Ok(Notify { stage, delivery })
 }
 
@@ -128,11 +210,13 @@ fn cross_check(roster: &Roster, templates: &Templates, settings: &Settings) -> V
     for (event, route) in roster.routes() {
         if seen.insert(route.template.clone()) && !templates.has(&route.template) {
             out.push(format!(
-                "{}: the route of \"{event}\" names template \"{}\", but {}/{}.subject.j2 or .txt.j2 is missing",
+                "{}:{}:{}: the route of \"{event}\" names template \"{}\", but {} or {} is missing",
                 settings.roster.display(),
+                route.at.0,
+                route.at.1,
                 route.template,
-                templates_dir(settings).display(),
-                route.template
+                templates_dir(settings).join(format!("{}.subject.j2", route.template)).display(),
+                templates_dir(settings).join(format!("{}.txt.j2", route.template)).display(),
             ));
         }
     }
@@ -148,26 +232,34 @@ fn cross_check(roster: &Roster, templates: &Templates, settings: &Settings) -> V
     out
 }
 
-/// What `hazeflow check` reports about the notification files: the roster, the templates (each
-/// route's template rendered with sample data, strictly), and their cross-references.
-pub fn check(settings: &Settings, regions: &'static Regions) -> Vec<String> {
+/// What `hazeflow check` reports about the notification files: the roster, the templates (every
+/// kind rendered with sample data, strictly: [`Templates::check_all`]), and their cross-references.
+/// Every problem names its file and line and column, or its setting.
+pub fn check(settings: &Settings, regions: &'static Regions) -> Result<FilesSummary, Vec<String>> {
+    let dir = templates_dir(settings);
     let roster = Roster::load_for(&settings.roster, regions);
-    let templates = Templates::load(&templates_dir(settings));
-    let mut out = Vec::new();
-    match (&roster, &templates) {
-        (Ok(r), Ok(t)) => {
-            out.extend(cross_check(r, t, settings));
-            let names: BTreeSet<&str> = r.routes().values().map(|x| x.template.as_str()).collect();
-            for name in names.into_iter().filter(|n| t.has(n)) {
-                if let Err(e) = t.check(name) {
-                    out.push(format!("{}/{name}: {e}", templates_dir(settings).display()));
+    let templates = Templates::load(&dir);
+    let mut errors = Vec::new();
+    if let Err(e) = &roster {
+        errors.extend(e.iter().cloned());
+    }
+    match &templates {
+        Ok(t) => errors.extend(t.check_all(&dir)),
+        Err(e) => errors.extend(e.iter().cloned()),
+    }
+    match (roster, templates) {
+        (Ok(roster), Ok(templates)) => {
+            errors.extend(cross_check(&roster, &templates, settings));
+            if errors.is_empty() {
+                Ok(Files {
+                    roster: Arc::new(roster),
+                    templates: Arc::new(templates),
                 }
+                .summary(settings))
+            } else {
+                Err(errors)
             }
         }
-        _ => {
-            out.extend(roster.err().unwrap_or_default());
-            out.extend(templates.err().unwrap_or_default());
-        }
+        _ => Err(errors),
     }
-    out
 }

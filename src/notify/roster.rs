@@ -18,6 +18,7 @@ use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
+use sha2::{Digest, Sha256};
 
 use crate::region::{RegionCode, Regions};
 
@@ -107,6 +108,9 @@ pub struct Route {
     pub to: Vec<Audience>,
     /// Template name (files `{template}.subject.j2`, `.txt.j2`, `.html.j2` in `playbooks/templates/notify/`).
     pub template: String,
+    /// Line and column of the template name in the roster file, for errors about it.
+    #[serde(skip)]
+    pub at: (usize, usize),
 }
 
 /// The loaded roster.
@@ -115,6 +119,7 @@ pub struct Roster {
     people: BTreeMap<RegionCode, Vec<Person>>,
     routes: BTreeMap<String, Route>,
     regions: &'static Regions,
+    digest: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,6 +290,7 @@ impl Roster {
                 event.value,
                 Route {
                     to,
+                    at: (r.template.referenced.line() as usize, r.template.referenced.column() as usize),
                     template: r.template.value,
                 },
             );
@@ -368,7 +374,13 @@ impl Roster {
             }
         }
         if e.list.is_empty() {
-            Ok(Roster { people, routes, regions })
+            let digest = hex::encode(Sha256::digest(text.as_bytes()));
+            Ok(Roster {
+                people,
+                routes,
+                regions,
+                digest,
+            })
         } else {
             Err(e.list)
         }
@@ -389,6 +401,16 @@ impl Roster {
     /// Everyone on the roster.
     pub fn people(&self) -> impl Iterator<Item = &Person> {
         self.people.values().flatten()
+    }
+
+    /// SHA-256 (hex) of the file's text: tells a changed roster from the same one.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The regions that have a roster of their own.
+    pub fn regions(&self) -> impl Iterator<Item = RegionCode> + '_ {
+        self.people.keys().copied()
     }
 
     /// The duty staff of the region at `at` ("the county's duty officer now"): those whose shift

@@ -5,20 +5,29 @@
 //! template), the webhook endpoints (event → endpoints). Out: [`OutboxMessage`]s, one per person and
 //! channel, with ids `{record seq}-{person id}-email` and `{record seq}-{endpoint id}-webhook`, so the
 //! same event never queues the same message twice.
+//!
+//! A proposal awaiting sign-off is re-proposed by every consultation that still calls for it (its
+//! earliest start moves with the clock by the lead time). Such a re-proposal — same level, same start
+//! and end once the clock is allowed for, still pending — takes the seq of the record that first
+//! proposed it, so its messages are the ones queued already and nobody hears of it twice (someone who
+//! came on shift since does hear of it, once). Another level, start or end is a new proposal and is
+//! told again.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde_json::{Value, json};
 
+use super::Files;
 use super::outbox::{self, Channel, OutboxMessage, Recipient};
 use super::roster::{Person, Roster};
+use super::templates::Templates;
 use crate::engine::Stage;
 use crate::playbook::Playbook;
 use crate::region::{RegionCode, Regions};
-use crate::store::{RecordBody, StoreError, Tx};
+use crate::store::{Record, RecordBody, StoreError, Tx};
 use crate::warning::{Event, EventKind, RegionState};
 
 /// A webhook endpoint's subscription.
@@ -33,7 +42,8 @@ pub(crate) struct Subscription {
 /// outbox through it ([`NotifyStage::notify_event`], [`NotifyStage::roster`]).
 #[derive(Debug)]
 pub struct NotifyStage {
-    pub(crate) roster: Arc<Roster>,
+    /// The roster and templates live now; a reload replaces them whole.
+    pub(crate) files: RwLock<Arc<Files>>,
     pub(crate) subscriptions: Vec<Subscription>,
     pub(crate) regions: &'static Regions,
     pub(crate) public_url: String,
@@ -92,18 +102,37 @@ fn person_json(p: &Person, pb: Option<&Playbook>) -> Value {
 }
 
 impl NotifyStage {
-    /// The duty roster.
-    pub fn roster(&self) -> &Roster {
-        &self.roster
+    /// The duty roster live now.
+    pub fn roster(&self) -> Arc<Roster> {
+        self.files().roster.clone()
+    }
+
+    /// The templates live now.
+    pub fn templates(&self) -> Arc<Templates> {
+        self.files().templates.clone()
+    }
+
+    /// The roster and templates live now.
+    pub fn files(&self) -> Arc<Files> {
+        self.files.read().map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+    }
+
+    /// Puts new files live (a reload: messages queued from now on follow the new roster; messages
+    /// not yet sent are rendered with the new templates). Returns false when they are the same as
+    /// the live ones, by content.
+    pub fn replace(&self, files: Files) -> bool {
+        let mut live = self.files.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = !live.same_as(&files);
+        *live = Arc::new(files);
+        changed
     }
 
     /// Queues, in the caller's transaction, the messages an event causes: one email per person its
     /// route reaches, one POST per subscribed endpoint. Returns how many were new.
     pub fn notify_event(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, n: EventNotice<'_>) -> Result<usize, StoreError> {
-        let route = self.roster.route(n.event);
-        let mut people = route
-            .map(|r| self.roster.audience(r, n.region, now, n.signer_role))
-            .unwrap_or_default();
+        let roster = self.roster();
+        let route = roster.route(n.event);
+        let mut people = route.map(|r| roster.audience(r, n.region, now, n.signer_role)).unwrap_or_default();
         people.retain(|p| Some(p.id.as_str()) != n.exclude);
         let mut queued = 0;
         let Some(route) = route else { return Ok(0) };
@@ -237,14 +266,13 @@ impl NotifyStage {
     }
 
     fn routes(&self, event: &str) -> bool {
-        self.roster.route(event).is_some()
+        self.roster().route(event).is_some()
     }
 }
 
 /// The log seq of each event, found in the warning's history (the engine appended them just before
 /// calling the stages; other stages may have appended records since, so "the last n" would not do).
-fn seqs_of(tx: &Tx<'_>, warning_id: &str, events: &[Event]) -> Result<Vec<u64>, StoreError> {
-    let history = tx.warning_history(warning_id)?;
+fn seqs_of(tx: &Tx<'_>, history: &[Record], events: &[Event]) -> Result<Vec<u64>, StoreError> {
     let mut used = BTreeSet::new();
     let mut out = vec![0; events.len()];
     for (i, e) in events.iter().enumerate().rev() {
@@ -263,6 +291,80 @@ fn seqs_of(tx: &Tx<'_>, warning_id: &str, events: &[Event]) -> Result<Vec<u64>, 
     Ok(out)
 }
 
+/// Whether `next` proposes what `prev` proposed, the clock aside: the same level, and the same start
+/// and expected end once `prev`'s are moved to the earliest the lead time allows at `next` (a pending
+/// proposal's earliest start moves with the clock, so every consultation re-proposes it).
+fn same_proposal(prev: &Event, next: &Event, lead_time: Duration) -> bool {
+    let earliest = next.at + lead_time;
+    match (&prev.kind, &next.kind) {
+        (
+            EventKind::Proposed {
+                level: l1,
+                start: s1,
+                expected_end: e1,
+                ..
+            },
+            EventKind::Proposed {
+                level: l2,
+                start: s2,
+                expected_end: e2,
+                ..
+            },
+        ) => l1 == l2 && *s2 == (*s1).max(earliest) && *e2 == (*e1).max(earliest),
+        (
+            EventKind::ChangeProposed {
+                level: l1,
+                expected_end: e1,
+                ..
+            },
+            EventKind::ChangeProposed {
+                level: l2,
+                expected_end: e2,
+                ..
+            },
+        ) => l1 == l2 && *e2 == (*e1).max(earliest),
+        _ => false,
+    }
+}
+
+/// Whether the event leaves a pending change of level pending.
+fn keeps_pending_change(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Started
+            | EventKind::Extended { .. }
+            | EventKind::Rescheduled { .. }
+            | EventKind::BelowCleared
+            | EventKind::DirectiveApplied { .. }
+            | EventKind::DirectiveReleased { .. }
+    )
+}
+
+/// The notice key of each proposal in a warning's history (by seq): the seq of the record that first
+/// proposed it. A proposal re-proposed unchanged while it is still pending keeps the key of the first,
+/// so its messages have the ids of the first and queuing them again is a no-op; another level, start
+/// or end, or a proposal after the warning was issued, withdrawn or lifted, starts a new key.
+fn proposal_keys(history: &[Record], lead_time: Duration) -> BTreeMap<u64, u64> {
+    let mut keys = BTreeMap::new();
+    let mut last: Option<(&Event, u64)> = None;
+    for r in history {
+        let RecordBody::Warning { event, .. } = &r.body else { continue };
+        match &event.kind {
+            EventKind::Proposed { .. } | EventKind::ChangeProposed { .. } => {
+                let key = match last {
+                    Some((prev, key)) if same_proposal(prev, event, lead_time) => key,
+                    _ => r.seq,
+                };
+                keys.insert(r.seq, key);
+                last = Some((event, key));
+            }
+            kind if keeps_pending_change(kind) && last.is_some_and(|(e, _)| matches!(e.kind, EventKind::ChangeProposed { .. })) => {}
+            _ => last = None,
+        }
+    }
+    keys
+}
+
 impl Stage for NotifyStage {
     fn on_warning_events(
         &self,
@@ -277,7 +379,16 @@ impl Stage for NotifyStage {
             return Ok(());
         }
         let id = state.warning.as_ref().map(|w| w.id.clone()).unwrap_or_default();
-        let seqs = seqs_of(tx, &id, events)?;
+        let history = tx.warning_history(&id)?;
+        let seqs = seqs_of(tx, &history, events)?;
+        let proposals = if events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Proposed { .. } | EventKind::ChangeProposed { .. }))
+        {
+            proposal_keys(&history, pb.lead_time)
+        } else {
+            BTreeMap::new()
+        };
         for ((e, name), seq) in events.iter().zip(&names).zip(seqs) {
             if !self.routes(name) {
                 continue;
@@ -290,7 +401,7 @@ impl Stage for NotifyStage {
             let notice = EventNotice {
                 event: name,
                 region: e.region,
-                key: seq.to_string(),
+                key: proposals.get(&seq).copied().unwrap_or(seq).to_string(),
                 cause: &id,
                 data,
                 signer_role: needs,
@@ -340,4 +451,98 @@ pub fn enqueue_for_assignment(tx: &mut Tx<'_>, now: DateTime<Utc>, notice: Assig
         now,
     );
     outbox::enqueue_new(tx, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forecast::parse_time;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_time(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn record(seq: u64, at: &str, kind: EventKind) -> Record {
+        Record {
+            seq,
+            recorded_at: t(at),
+            actor: "consultation".into(),
+            playbook: None,
+            body: RecordBody::Warning {
+                warning_id: "140100-20261201-1".into(),
+                event: Event {
+                    region: RegionCode::parse("140100").unwrap(),
+                    at: t(at),
+                    actor: "consultation".into(),
+                    reason: String::new(),
+                    forecast_id: None,
+                    playbook: "taiyuan@2024.1".into(),
+                    kind,
+                },
+            },
+        }
+    }
+
+    fn proposed(level: &str, start: &str, end: &str) -> EventKind {
+        EventKind::Proposed {
+            id: "140100-20261201-1".into(),
+            level: level.into(),
+            rank: 2,
+            start: t(start),
+            expected_end: t(end),
+            rule: None,
+            needs: "deputy_head".into(),
+            reopened: false,
+        }
+    }
+
+    fn change(level: &str, end: &str) -> EventKind {
+        EventKind::ChangeProposed {
+            level: level.into(),
+            rank: 3,
+            expected_end: t(end),
+            rule: None,
+            needs: "head".into(),
+        }
+    }
+
+    #[test]
+    fn a_proposal_re_proposed_unchanged_keeps_the_key_of_the_first_and_a_change_starts_a_new_one() {
+        let lead = Duration::hours(24);
+        let history = [
+            // 15:00 orange from tomorrow 15:00 (the lead time), re-proposed at 16:00 and the next
+            // morning: the start follows the clock, nothing else changed.
+            record(10, "2026-12-01 15:00", proposed("orange", "2026-12-02 15:00", "2026-12-04 00:00")),
+            record(12, "2026-12-01 16:00", proposed("orange", "2026-12-02 16:00", "2026-12-04 00:00")),
+            record(14, "2026-12-02 10:00", proposed("orange", "2026-12-03 10:00", "2026-12-04 00:00")),
+            // A longer episode is a change; so is another level, and the first level again after it.
+            record(16, "2026-12-02 16:00", proposed("orange", "2026-12-03 16:00", "2026-12-05 00:00")),
+            record(18, "2026-12-02 17:00", proposed("yellow", "2026-12-03 17:00", "2026-12-05 00:00")),
+            record(20, "2026-12-02 18:00", proposed("orange", "2026-12-03 18:00", "2026-12-05 00:00")),
+            // Signed; then an upgrade awaits the head, re-proposed across the start of the warning.
+            record(21, "2026-12-02 18:30", EventKind::Started),
+            record(22, "2026-12-04 09:00", change("red", "2026-12-07 00:00")),
+            record(23, "2026-12-04 10:00", EventKind::Started),
+            record(24, "2026-12-04 16:00", change("red", "2026-12-07 00:00")),
+            // Withdrawn, then proposed again: new.
+            record(25, "2026-12-05 09:00", EventKind::ChangeWithdrawn),
+            record(26, "2026-12-05 16:00", change("red", "2026-12-07 00:00")),
+        ];
+        let keys = proposal_keys(&history, lead);
+        let got: Vec<(u64, u64)> = keys.into_iter().collect();
+        assert_eq!(
+            got,
+            [
+                (10, 10),
+                (12, 10),
+                (14, 10),
+                (16, 16),
+                (18, 18),
+                (20, 20),
+                (22, 22),
+                (24, 22),
+                (26, 26)
+            ]
+        );
+    }
 }

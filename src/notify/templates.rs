@@ -3,13 +3,16 @@
 //! In: the folder. Each message kind `NAME` has `NAME.subject.j2` (one line), `NAME.txt.j2` (plain
 //! text) and optionally `NAME.html.j2` (HTML, auto-escaped: a `<script>` in a name shows as text).
 //! Out: [`Rendered`] subject, text and HTML for a message's data. Everything is read and compiled
-//! once at start, so a broken template stops the daemon at start, not at 3 a.m.; the daemon must be
-//! restarted to take an edit.
+//! at start, so a broken template stops the daemon at start, not at 3 a.m.; a reload (SIGHUP,
+//! `hazeflow reload`) reads the folder again and keeps the old templates when the new ones do not
+//! compile. `hazeflow check` also renders every kind with sample data in strict mode
+//! ([`Templates::check_all`]), so that a misspelt variable is caught before a message goes out.
 
 use std::path::Path;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,14 +29,29 @@ pub struct Rendered {
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
+    digest: String,
 }
 
-fn location(dir: &Path, e: &minijinja::Error) -> String {
+/// `file:line:column: message` of a template error; `source` is the text of the template it names,
+/// when known (for the column and the failing expression).
+fn location(dir: &Path, e: &minijinja::Error, source: Option<&str>) -> String {
     let file = e
         .name()
         .map_or_else(|| dir.display().to_string(), |n| dir.join(n).display().to_string());
-    let line = e.line().unwrap_or(0);
-    format!("{file}:{line}:1: {}", e.detail().unwrap_or(&e.kind().to_string()))
+    let mut line = e.line().unwrap_or(0);
+    let mut column = 1;
+    let mut what = String::new();
+    if let (Some(src), Some(range)) = (source, e.range())
+        && let Some(before) = src.get(..range.start)
+    {
+        line = before.matches('\n').count() + 1;
+        column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        if let Some(expr) = src.get(range).filter(|x| !x.trim().is_empty() && !x.contains('\n')) {
+            what = format!(" (`{}`)", expr.trim());
+        }
+    }
+    let message = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+    format!("{file}:{line}:{column}: {message}{what}")
 }
 
 /// One line: control characters (CR, LF, tabs …) become spaces, runs of spaces collapse.
@@ -75,18 +93,32 @@ impl Templates {
             .collect();
         files.sort();
         let mut errors = Vec::new();
+        let mut digest = Sha256::new();
         for f in files {
             let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             match std::fs::read_to_string(&f) {
                 Ok(src) => {
-                    if let Err(e) = env.add_template_owned(name, src) {
-                        errors.push(location(dir, &e));
+                    digest.update(format!("{name}\0{}\0{src}\0", src.len()).as_bytes());
+                    if let Err(e) = env.add_template_owned(name, src.clone()) {
+                        errors.push(location(dir, &e, Some(&src)));
                     }
                 }
                 Err(e) => errors.push(format!("{}:0:0: cannot read: {e}", f.display())),
             }
         }
-        if errors.is_empty() { Ok(Templates { env }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(Templates {
+                env,
+                digest: hex::encode(digest.finalize()),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// SHA-256 (hex) over every file's name and text: tells changed templates from the same ones.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Whether the kind has its subject and text templates.
@@ -109,17 +141,79 @@ impl Templates {
         Ok(Rendered { subject, text, html })
     }
 
+    /// Every message kind in the folder: each `NAME` with a `NAME.subject.j2` or a `NAME.txt.j2`.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .env
+            .templates()
+            .filter_map(|(n, _)| n.strip_suffix(".subject.j2").or_else(|| n.strip_suffix(".txt.j2")))
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Renders a kind with sample data in strict mode (an unknown variable is an error), as
-    /// `hazeflow check` does.
-    pub fn check(&self, name: &str) -> Result<(), String> {
+    /// `hazeflow check` does; the error is `file:line:column: message` within `dir`.
+    pub fn check(&self, dir: &Path, name: &str) -> Result<(), String> {
         let mut env = self.env.clone();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        let strict = Templates { env };
-        strict.render(name, &sample_data(name)).map(|_| ())
+        for part in ["subject", "txt", "html"] {
+            let file = format!("{name}.{part}.j2");
+            let Ok(t) = env.get_template(&file) else {
+                if part == "html" {
+                    continue;
+                }
+                return Err(format!(
+                    "{}: missing ({name}.subject.j2 and {name}.txt.j2 make a message; {name}.html.j2 is optional)",
+                    dir.join(&file).display()
+                ));
+            };
+            for data in sample_variants(name) {
+                if let Err(e) = t.render(&data) {
+                    let source = e.name().and_then(|n| env.get_template(n).ok()).map(|t| t.source().to_string());
+                    return Err(location(dir, &e, source.as_deref()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Templates::check`] for every kind in the folder: every problem, one per kind at most.
+    pub fn check_all(&self, dir: &Path) -> Vec<String> {
+        self.kinds().iter().filter_map(|k| self.check(dir, k).err()).collect()
     }
 }
 
-/// Data like the notifier gives each kind, for checks and previews.
+/// The sample data of a kind, and the same with each flag flipped (`change`, `overdue`, a negotiated
+/// reduction, more missing parties than listed), so that both sides of their `if`s are rendered.
+fn sample_variants(name: &str) -> [Value; 2] {
+    let base = sample_data(name);
+    let mut flipped = base.clone();
+    flipped["change"] = json!(true);
+    flipped["overdue"] = json!(true);
+    flipped["more"] = json!(3);
+    flipped["inspections_opened"] = json!(0);
+    flipped["negotiated"] = negotiated();
+    flipped["measures"] = json!([]);
+    flipped["missing"][0]["uscc"] = Value::Null;
+    flipped["missing"][0]["contact_name"] = Value::Null;
+    [base, flipped]
+}
+
+/// A negotiated reduction (协商减排), as its notice and reminders carry it.
+fn negotiated() -> Value {
+    json!({
+        "commitment": "2#焦炉出焦时间延长至72小时", "reductions": { "so2": 0.3, "nox": 0.5, "pm": 0.0, "vocs": 0.0 },
+        "agreed_by": "值班员", "note": "电话协商",
+    })
+}
+
+/// Data like the notifiers give their kinds, for checks and previews: every value a warning notice
+/// (the lifecycle's context), a delivery failure, an enterprise's task (assignment, reminder,
+/// negotiated reduction) or an overdue report carries, so that any kind renders with it and a
+/// misspelt name does not.
 pub fn sample_data(name: &str) -> Value {
     let mut v = json!({
         "event": name.trim_start_matches("warning_"),
@@ -149,9 +243,43 @@ pub fn sample_data(name: &str) -> Value {
         "playbook_name": "太原市重污染天气应急预警分级（严于全省）",
         "dashboard_url": "http://127.0.0.1:8080/",
         "warning_url": "http://127.0.0.1:8080/warnings/140100-20261202-1",
-        "recipient": { "name": "王芳", "role": "duty_officer", "role_title": "值班员" },
+        "recipient": { "name": "王芳", "role": "duty_officer", "role_title": "值班员", "region": "140100" },
         "recipients": [{ "name": "王芳", "role": "duty_officer", "email": "wang.fang@ty.example.cn", "phone": "0351-0000000" }],
     });
+    // An enterprise's task (assignment_issued, ack_reminder, negotiated_issued) and an overdue report
+    // (ack_overdue, ack_escalated).
+    let more = json!({
+        "enterprise": { "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X" },
+        "measures": [{ "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "line_name": null, "text": "停止公路运输", "note": "国五及以下" }],
+        "negotiated": null,
+        "applies_from": "2026年12月3日 08:05",
+        "deadline": "2026年12月2日 12:05",
+        "hotline": "12369",
+        "ack_url": "http://127.0.0.1:8080/ack/0123456789abcdef",
+        "overdue": false,
+        "tier": "county",
+        "round": 0,
+        "tier_region": "140105",
+        "tier_region_name": "小店区",
+        "count": 2,
+        "enterprises": 1,
+        "departments": 1,
+        "more": 0,
+        "inspections_opened": 1,
+        "acks_url": "http://127.0.0.1:8080/api/v1/warnings/140100-20261202-1/acks",
+        "missing": [
+            { "kind": "enterprise", "kind_name": "企业", "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X",
+              "region_name": "小店区", "contact_name": "王建国", "contact_phone": "13800000001", "deadline": "2026年12月2日 12:05", "assignment": "k1" },
+            { "kind": "department", "kind_name": "部门", "name": "小店区住房和城乡建设局", "uscc": null,
+              "region_name": "小店区", "contact_name": null, "contact_phone": null, "deadline": "2026年12月2日 12:05", "assignment": "k2" },
+        ],
+    });
+    if let (Some(v), Value::Object(more)) = (v.as_object_mut(), more) {
+        v.extend(more);
+    }
+    if name == "negotiated_issued" {
+        v["negotiated"] = negotiated();
+    }
     if name == "delivery_failed" {
         v["failed"] = json!({
             "id": "42-ty-wang-fang-email", "channel": "email", "recipient_name": "王芳",
@@ -175,6 +303,8 @@ mod tests {
     #[test]
     fn every_shipped_template_renders_its_sample_in_strict_mode() {
         let t = shipped();
+        let dir = Path::new("playbooks/templates/notify");
+        let kinds = t.kinds();
         for name in [
             "warning_proposed",
             "warning_issued",
@@ -182,10 +312,16 @@ mod tests {
             "warning_lifted",
             "warning_cancelled",
             "delivery_failed",
+            "assignment_issued",
+            "ack_reminder",
+            "ack_overdue",
+            "ack_escalated",
+            "negotiated_issued",
         ] {
-            assert!(t.has(name), "{name}");
-            t.check(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(t.has(name) && kinds.iter().any(|k| k == name), "{name}");
         }
+        assert!(!kinds.iter().any(|k| k == "layout"), "{kinds:?}");
+        assert_eq!(t.check_all(dir), Vec::<String>::new());
     }
 
     #[test]
@@ -219,5 +355,24 @@ mod tests {
         std::fs::write(dir.path().join("x.txt.j2"), "line one\n{% if %}\n").unwrap();
         let e = Templates::load(dir.path()).unwrap_err();
         assert!(e[0].contains("x.txt.j2:2:"), "{e:?}");
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_named_with_its_file_line_and_column_and_a_lone_part_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("x.subject.j2"), "【{{ level_name }}】{{ region_name }}").unwrap();
+        std::fs::write(p.join("x.txt.j2"), "{{ recipient.name }}同志：\n\n  预警编号：{{ warning_idd }}\n").unwrap();
+        std::fs::write(p.join("y.txt.j2"), "{{ recipient.name }}\n").unwrap();
+        let t = Templates::load(p).unwrap();
+        assert_eq!(t.kinds(), ["x", "y"]);
+        let errors = t.check_all(p);
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        let x = format!("{}:3:11: ", p.join("x.txt.j2").display());
+        assert!(errors[0].starts_with(&x) && errors[0].contains("`warning_idd`"), "{errors:#?}");
+        assert!(
+            errors[1].starts_with(&format!("{}: missing", p.join("y.subject.j2").display())),
+            "{errors:#?}"
+        );
     }
 }

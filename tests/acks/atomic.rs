@@ -255,6 +255,7 @@ async fn churn(http: reqwest::Client, base: String, city: &'static str, issued: 
     for n in 0..1000u32 {
         let csv = forecast_csv(
             &today.format("%Y-%m-%d 00:00").to_string(),
+            SOURCE,
             city,
             &today.to_string(),
             &[150, 160 + n % 30, 230, 240, 180, 120, 100],

@@ -41,7 +41,8 @@ async fn without_acknowledgement_a_reminder_goes_then_the_county_the_city_and_th
 
     // 11:30 the daemon is stopped; it is down over the deadline and starts again at 12:10.
     app.set_clock("2026-12-02 11:30");
-    let (dir, clock) = app.stop().await;
+    let clock = app.clock.clone();
+    let dir = app.stop().await;
     clock.set(shanghai("2026-12-02 12:10"));
     let app = spawn_in(dir, clock).await;
 
@@ -104,7 +105,8 @@ async fn without_acknowledgement_a_reminder_goes_then_the_county_the_city_and_th
     );
 
     // Another restart, with no time passing: nothing fires again.
-    let (dir, clock) = app.stop().await;
+    let clock = app.clock.clone();
+    let dir = app.stop().await;
     let app = spawn_in(dir, clock).await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!((app.sent("ack_overdue").len(), app.sent("ack_escalated").len()), (2, 1));

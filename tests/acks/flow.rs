@@ -40,7 +40,7 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
         let key = TestApp::of(&active, uscc)["key"].as_str().unwrap().to_string();
         format!("/ack/{}", app.token(&key))
     };
-    let (status, html) = app.page(&page(&cement.uscc)).await;
+    let (status, html) = app.get_text(&page(&cement.uscc)).await;
     assert_eq!(status, StatusCode::OK);
     for want in [
         "太原市晋阳水泥有限公司",
@@ -52,10 +52,10 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
     ] {
         assert!(html.contains(want), "the cement page shows {want}: {html}");
     }
-    let (_, html) = app.page(&page(&coking.uscc)).await;
+    let (_, html) = app.get_text(&page(&coking.uscc)).await;
     assert!(html.contains("2#焦炉：出焦时间延长至48小时"), "{html}");
     assert!(!html.contains("限产20%"));
-    let (_, html) = app.page(&page(&scripted.uscc)).await;
+    let (_, html) = app.get_text(&page(&scripted.uscc)).await;
     assert!(html.contains("限产50%"), "{html}");
 
     // 09:00: a worse forecast; the head signs red.
@@ -78,12 +78,12 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
         serde_json::from_value(TestApp::of(&active, &cement.uscc)["ack_deadline"].clone()).unwrap();
     assert_eq!(deadline, shanghai("2026-12-02 11:00"));
     let red_link = format!("/ack/{}", app.token(TestApp::of(&active, &cement.uscc)["key"].as_str().unwrap()));
-    let (_, html) = app.page(&red_link).await;
+    let (_, html) = app.get_text(&red_link).await;
     assert!(
         html.contains("红色预警") && html.contains("<li>停产"),
         "red measures for cement B: {html}"
     );
-    let (status, _) = app.page(&page(&cement.uscc)).await;
+    let (status, _) = app.get_text(&page(&cement.uscc)).await;
     assert_eq!(status, StatusCode::GONE, "the orange link says it was superseded");
 
     // After the start, the head lifts it → every assignment has ended.
@@ -125,7 +125,7 @@ async fn an_enterprise_acknowledges_from_its_link_progress_shows_it_and_no_remin
         .post_form(&link, &[("step", "received"), ("name", "王建国"), ("phone", "13800000001")])
         .await;
     assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some(link.as_str())));
-    let (_, html) = app.page(&link).await;
+    let (_, html) = app.get_text(&link).await;
     assert!(html.contains("✓ 已收到：2026年12月2日 08:30，王建国"), "{html}");
     assert!(html.contains("措施已落实"), "the next step is offered: {html}");
 
@@ -182,7 +182,7 @@ async fn an_enterprise_acknowledges_from_its_link_progress_shows_it_and_no_remin
         .strip_prefix("https://hazeflow.example.cn")
         .expect("a link under the public address");
     assert!(text.contains(url));
-    let (status, html) = app.page(path).await;
+    let (status, html) = app.get_text(path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("太原市迎泽焦化有限公司"));
     app.stop().await;
@@ -208,7 +208,7 @@ async fn each_assigned_enterprise_gets_exactly_one_email_with_its_measures_and_a
     // The link in the email opens the enterprise's own page.
     let link = format!("/ack/{}", app.token(key));
     assert!(text.contains(&link), "{text}");
-    let (status, html) = app.page(&link).await;
+    let (status, html) = app.get_text(&link).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("太原市晋阳水泥有限公司"));
 }

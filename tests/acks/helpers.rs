@@ -1,38 +1,20 @@
-//! `spawn_app()`: the real daemon on port 0 with a temporary folder, the shipped playbooks, roster and
-//! templates, a manual clock, three staff tokens and a small emergency reduction list (five
-//! enterprises in Taiyuan and Datong, seeded from CSV files in the documented format); plus what the
-//! tests do to it: HTTP calls, issuing a warning, reading the outbox and the `.eml` files.
+//! `spawn_app()`: the real daemon ([`TestApp`] of `tests/common`) with the shipped playbooks, roster
+//! and templates, three staff tokens and a small emergency reduction list (four enterprises in
+//! Taiyuan and Datong, seeded from CSV files in the documented format); plus what these tests do to
+//! it: issuing warnings, assignments and acknowledgements, reading the outbox and the `.eml` files.
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Asia::Shanghai;
-use hazeflow::app::{AppState, Application};
 use hazeflow::clock::Clock;
-use hazeflow::config::{self, Settings, StaffToken};
+use hazeflow::config::Settings;
 use hazeflow::notify::OutboxMessage;
 use hazeflow::registry::Uscc;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-/// The shipped playbooks folder.
-pub const PLAYBOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks");
-
-/// A deputy head (分管副市长): signs yellow and orange.
-pub const DEPUTY: &str = "token-of-the-deputy-head";
-/// A head (市长): signs every level.
-pub const HEAD: &str = "token-of-the-head";
-/// A duty officer, who also records inspections.
-pub const DUTY: &str = "token-of-the-duty-officer";
-/// The duty officer's name, as recorded.
-pub const DUTY_NAME: &str = "值班员小张";
+pub use crate::common::*;
 
 /// Taiyuan (太原市), governed by playbooks/taiyuan.yaml.
 pub const TAIYUAN: &str = "140100";
@@ -40,8 +22,6 @@ pub const TAIYUAN: &str = "140100";
 pub const XIAODIAN: &str = "140105";
 /// 迎泽区, a county of Taiyuan without a roster of its own.
 pub const YINGZE: &str = "140106";
-
-const PATIENCE: Duration = Duration::from_secs(20);
 
 /// An enterprise of the test list.
 pub struct Firm {
@@ -145,70 +125,16 @@ pub fn write_list(dir: &Path) {
     .expect("emissions");
 }
 
-/// A time on the wall clocks of Shanxi: `"2026-12-02 08:00"`.
-pub fn shanghai(s: &str) -> DateTime<Utc> {
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{s}: {e}"));
-    Shanghai
-        .from_local_datetime(&naive)
-        .single()
-        .expect("an unambiguous local time")
-        .with_timezone(&Utc)
-}
-
-/// A forecast CSV for one region: daily AQI from `first` on.
-pub fn forecast_csv(issued_at: &str, region: &str, first: &str, aqi: &[u32]) -> String {
-    let first = NaiveDate::parse_from_str(first, "%Y-%m-%d").expect("a date");
-    let mut out = format!("# issued_at: {issued_at}\n# source: 省生态环境监测和应急保障中心\nregion,date,aqi\n");
-    for (i, v) in aqi.iter().enumerate() {
-        out.push_str(&format!("{region},{},{v}\n", first + chrono::Duration::days(i as i64)));
-    }
-    out
-}
-
-/// The settings of a test daemon living in `dir`.
+/// The settings of a test daemon living in `dir`: the test list as the seed, public links on
+/// https://hazeflow.example.cn.
 pub fn settings_in(dir: &Path) -> Settings {
-    let mut s = Settings::parse("config/default.yaml", config::DEFAULT_YAML).expect("the embedded default parses");
-    s.data_dir = dir.join("data");
-    s.inbox.dir = dir.join("inbox");
-    s.inbox.poll_ms = 50;
-    s.http.listen = "127.0.0.1:0".into();
+    let mut s = base_settings(dir);
     s.http.public_url = "https://hazeflow.example.cn".into();
-    s.playbooks = PathBuf::from(PLAYBOOKS);
-    s.roster = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config/roster.yaml"));
-    s.measures = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/measures/shanxi.yaml"));
     let list = dir.join("list");
     write_list(&list);
     s.list_seed = Some(list);
-    s.demo = false;
-    s.shutdown_deadline_secs = 5;
-    for (name, role, token) in [
-        ("李副市长", "deputy_head", DEPUTY),
-        ("王市长", "head", HEAD),
-        (DUTY_NAME, "duty_officer", DUTY),
-    ] {
-        s.staff.tokens.push(StaffToken {
-            name: name.into(),
-            role: role.into(),
-            sha256: config::hash_token(token),
-        });
-    }
     s.validate().expect("the test settings are valid");
     s
-}
-
-/// A running daemon.
-pub struct TestApp {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its shared state.
-    pub state: Arc<AppState>,
-    /// Its clock.
-    pub clock: Clock,
-    /// Its folder.
-    pub dir: TempDir,
-    shutdown: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
-    http: reqwest::Client,
 }
 
 /// Starts the daemon in a fresh folder at a time of the Shanxi wall clock.
@@ -219,61 +145,14 @@ pub async fn spawn_app(at: &str) -> TestApp {
 /// Starts the daemon in `dir` (fresh or left by an earlier run).
 pub async fn spawn_in(dir: TempDir, clock: Clock) -> TestApp {
     let settings = settings_in(dir.path());
-    let app = Application::build(settings, clock.clone()).await.expect("the daemon builds");
-    let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
-    let state = app.state();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a client");
-    TestApp {
-        addr,
-        state,
-        clock,
-        dir,
-        shutdown,
-        handle,
-        http,
-    }
+    TestApp::start(dir, clock, settings).await
 }
 
 impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let resp = req.send().await.expect("the daemon answers");
-        let status = resp.status();
-        let text = resp.text().await.expect("a body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    fn auth(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
-        match token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        }
-    }
-
-    /// GET with a staff token or none.
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        Self::send(Self::auth(self.http.get(self.url(path)), token)).await
-    }
-
-    /// GET of a page: status and text.
-    pub async fn page(&self, path: &str) -> (StatusCode, String) {
-        let resp = self.http.get(self.url(path)).send().await.expect("the daemon answers");
-        (resp.status(), resp.text().await.expect("a body"))
-    }
-
     /// POST of a form (the acknowledgement page): status, `Location`, body.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Option<String>, String) {
         let resp = self
-            .http
+            .http()
             .post(self.url(path))
             .form(fields)
             .send()
@@ -281,33 +160,6 @@ impl TestApp {
             .expect("the daemon answers");
         let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
         (resp.status(), location, resp.text().await.expect("a body"))
-    }
-
-    /// POST of JSON with a staff token or none.
-    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        Self::send(Self::auth(self.http.post(self.url(path)).json(body), token)).await
-    }
-
-    /// POST of raw bytes.
-    pub async fn post_body(&self, path: &str, token: Option<&str>, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
-        Self::send(Self::auth(self.http.post(self.url(path)).body(body), token)).await
-    }
-
-    /// Moves the clock to a Shanxi wall-clock time.
-    pub fn set_clock(&self, to: &str) {
-        self.clock.set(shanghai(to));
-    }
-
-    /// The current warning of a region.
-    pub async fn warning_of(&self, region: &str) -> Option<Value> {
-        let (status, body) = self.get("/api/v1/warnings", Some(HEAD)).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["warnings"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .find(|w| w["region"] == region)
     }
 
     /// Submits a forecast and waits for the consultation to propose `level`; returns the warning id.
@@ -387,15 +239,6 @@ impl TestApp {
         }
     }
 
-    /// Every message in the outbox.
-    pub fn outbox(&self) -> Vec<OutboxMessage> {
-        self.state
-            .engine
-            .store
-            .read(hazeflow::notify::outbox::all_messages)
-            .expect("the outbox reads")
-    }
-
     /// Messages of one template, as (recipient key, message).
     pub fn sent(&self, template: &str) -> Vec<OutboxMessage> {
         self.outbox().into_iter().filter(|m| m.template == template).collect()
@@ -434,57 +277,16 @@ impl TestApp {
             m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
         )
     }
-
-    /// The records of a kind in the event log.
-    pub fn records(&self, kind: &str) -> Vec<Value> {
-        let all = self
-            .state
-            .engine
-            .store
-            .read(|r| r.events_after(0, usize::MAX))
-            .expect("the log reads");
-        all.into_iter()
-            .filter(|r| r.body.kind() == kind)
-            .map(|r| serde_json::to_value(&r).expect("json"))
-            .collect()
-    }
-
-    /// Stops the daemon as SIGTERM would and hands back its folder.
-    pub async fn stop(self) -> (TempDir, Clock) {
-        self.shutdown.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("the daemon stops in time");
-        r.expect("no panic").expect("a clean stop");
-        drop(self.state);
-        (self.dir, self.clock)
-    }
-}
-
-/// Polls `probe` until it gives `Some`.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// Taiyuan above 200 for two days from tomorrow: orange.
 pub fn orange_forecast(issued_at: &str, first: &str) -> String {
-    forecast_csv(issued_at, TAIYUAN, first, &[120, 160, 230, 240, 180, 120, 100])
+    forecast_csv(issued_at, SOURCE, TAIYUAN, first, &[120, 160, 230, 240, 180, 120, 100])
 }
 
 /// Taiyuan above 300 and above 200 for three days: red.
 pub fn red_forecast(issued_at: &str, first: &str) -> String {
-    forecast_csv(issued_at, TAIYUAN, first, &[260, 320, 280, 220, 150, 120, 100])
+    forecast_csv(issued_at, SOURCE, TAIYUAN, first, &[260, 320, 280, 220, 150, 120, 100])
 }
 
 /// An orange warning for Taiyuan issued at 08:05 on Wednesday 2026-12-02 (its deadline 12:05); the

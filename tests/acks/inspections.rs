@@ -159,7 +159,7 @@ async fn a_negotiated_reduction_is_its_own_action_acknowledged_from_its_own_link
     );
 
     // The page shows the commitment, not the list's measures; "received" from it.
-    let (status, html) = app.page(&link).await;
+    let (status, html) = app.get_text(&link).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         html.contains("协商减排承诺") && html.contains("焦炉煤气发电机组停运") && !html.contains("出焦时间延长至48小时"),

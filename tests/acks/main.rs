@@ -3,6 +3,8 @@
 //! one in Datong). Mail goes to `.eml` files; the tests read the outbox and those files. Each test reads
 //! as a timeline.
 //!
+//! - `common` (shared with the `daemon` and `notify` tests): the daemon on port 0, settings, HTTP calls,
+//!   the wall clock, `eventually`;
 //! - `helpers`: `spawn_app()`, the test list, issuing warnings, reading the outbox;
 //! - `flow`: a warning assigns the right enterprises their measures; upgrade supersedes, lift ends;
 //!   an acknowledgement from the link shows in the progress and stops the reminder;
@@ -15,6 +17,8 @@
 //!   token; markup in names;
 //! - `atomic`: a warning event and its assignments are one transaction.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 
 mod atomic;

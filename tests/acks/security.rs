@@ -22,7 +22,7 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
     // A wrong token (well-formed, or not): 404 on the page, the form and the API; nothing recorded.
     let before = seq();
     for token in ["0123456789abcdef0123456789abcdef", "x", "..%2F..%2Fetc%2Fpasswd"] {
-        let (status, html) = app.page(&format!("/ack/{token}")).await;
+        let (status, html) = app.get_text(&format!("/ack/{token}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{token}");
         assert!(html.contains("链接无效"), "{html}");
         let (status, _, _) = app
@@ -60,7 +60,7 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
         .to_string();
     let before = seq();
     let old = format!("/ack/{}", app.token(&cement_key));
-    let (status, html) = app.page(&old).await;
+    let (status, html) = app.get_text(&old).await;
     assert_eq!(status, StatusCode::GONE);
     assert!(
         html.contains("本任务已被新的预警级别任务替代") && html.contains(&app.token(&red_key)),
@@ -91,7 +91,7 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
     let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(HEAD), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let before = seq();
-    let (status, html) = app.page(&format!("/ack/{}", app.token(&red_key))).await;
+    let (status, html) = app.get_text(&format!("/ack/{}", app.token(&red_key))).await;
     assert_eq!(status, StatusCode::GONE);
     assert!(html.contains("预警已解除，本任务已结束"), "{html}");
     let (status, _) = app
@@ -149,7 +149,7 @@ async fn staff_endpoints_need_a_staff_token_and_names_with_markup_show_as_text()
         .as_str()
         .unwrap()
         .to_string();
-    let (status, html) = app.page(&format!("/ack/{}", app.token(&key))).await;
+    let (status, html) = app.get_text(&format!("/ack/{}", app.token(&key))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("<script>"), "{html}");
     assert!(
@@ -179,7 +179,7 @@ async fn staff_endpoints_need_a_staff_token_and_names_with_markup_show_as_text()
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let (_, html) = app.page(&format!("/ack/{}", app.token(&key))).await;
+    let (_, html) = app.get_text(&format!("/ack/{}", app.token(&key))).await;
     assert!(
         !html.contains("<img") && html.contains("&lt;img src=x onerror=alert(1)&gt;"),
         "{html}"

@@ -395,7 +395,10 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let error = body["error"].as_str().expect("an error");
-    assert!(error.starts_with("playbooks not reloaded; the old ones stay live:\n"), "{error}");
+    assert!(
+        error.starts_with("not reloaded; the old playbooks, roster and templates stay live:\n"),
+        "{error}"
+    );
     let line = error.lines().nth(1).expect("one error line");
     let file = books.join("taiyuan.yaml").display().to_string();
     let place = line

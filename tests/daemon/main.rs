@@ -1,11 +1,16 @@
 //! The daemon, end to end: the real application on port 0 with a temporary folder, the shipped
 //! playbooks and a manual clock, driven over HTTP and through its inbox like its users drive it.
 //!
-//! - `helpers`: `spawn_app()` and what tests do to a running daemon;
+//! - `common` (shared with the `notify` and `acks` tests): the daemon on port 0, settings, HTTP calls,
+//!   the wall clock, `eventually`;
+//! - `helpers`: `spawn_app()` and what these tests do to a running daemon;
 //! - `flow`: a forecast becomes a warning that is signed, upgraded and lifted; directives; reload;
 //! - `api`: forecasts over HTTP, duplicates, health, metrics, the event log, the CLI;
 //! - `restart`: stop and start, and SIGKILL in the middle of a burst of forecasts;
 //! - `bad_input`: bad files, bad bodies, unknown ids, missing tokens.
+
+#[path = "../common/mod.rs"]
+mod common;
 
 mod api;
 mod bad_input;

@@ -1,6 +1,7 @@
 //! Restarts: a clean stop and start shows the same state and history; a SIGKILL in the middle of a
 //! burst of forecasts loses nothing that was acknowledged, records nothing twice, and leaves views
-//! that agree with the log; a daemon that was down holds the missed consultation once.
+//! that agree with the log; a daemon that was down holds the missed consultation once. And SIGHUP on
+//! the real binary: the roster is reloaded without a restart, a broken one refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -194,14 +195,6 @@ async fn scheduled(app: &TestApp) -> (Vec<String>, usize) {
     (triggers.into_iter().filter(|t| t != "forecast received").collect(), on_demand)
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// The embedded default configuration, pointed at `dir` and `port`, with the demo off.
 fn write_config(dir: &Path, port: u16) -> PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -237,7 +230,14 @@ fn hazeflow_command(dir: &Path) -> Command {
 
 /// Starts `hazeflow daemon --config` and waits until it answers `/healthz`.
 async fn start_daemon(dir: &Path, port: u16, http: &reqwest::Client) -> Child {
+    start_daemon_with(dir, port, http, |text| text).await
+}
+
+/// As [`start_daemon`], with the configuration's text changed by `tweak` first.
+async fn start_daemon_with(dir: &Path, port: u16, http: &reqwest::Client, tweak: impl FnOnce(String) -> String) -> Child {
     let config = write_config(dir, port);
+    let text = std::fs::read_to_string(&config).expect("the config");
+    std::fs::write(&config, tweak(text)).expect("the config is written");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -387,4 +387,97 @@ async fn a_daemon_killed_in_the_middle_of_a_burst_of_forecasts_keeps_every_ackno
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.trim_end().ends_with("events; the views agree with the log"), "{stdout}");
+}
+
+/// Sends a signal to a child process with `kill`.
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().expect("a running daemon").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// The records of a kind in the daemon's log, over HTTP.
+async fn records_of(http: &reqwest::Client, port: u16, kind: &str) -> Vec<Value> {
+    let resp = http
+        .get(format!("http://127.0.0.1:{port}/api/v1/events?after=0&limit=1000"))
+        .bearer_auth("hazeflow-demo")
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.expect("JSON");
+    body["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r["type"] == kind || r["kind"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_roster_of_the_running_binary_and_refuses_a_broken_one() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let roster = dir.path().join("roster.yaml");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.yaml"), &roster).expect("a copy");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let line = format!("roster: {}/config/roster.yaml", env!("CARGO_MANIFEST_DIR"));
+    let mut daemon = start_daemon_with(dir.path(), port, &http, |text| {
+        assert!(text.contains(&line), "{text}");
+        text.replace(&line, &format!("roster: {}", roster.display()))
+    })
+    .await;
+
+    // A new duty officer joins Taiyuan's roster; SIGHUP puts the roster live and records it.
+    let text = std::fs::read_to_string(&roster).expect("the roster");
+    let anchor = "  \"140100\":   # 太原市\n";
+    assert!(text.contains(anchor));
+    let added = text.replace(
+        anchor,
+        &format!("{anchor}    - {{ id: ty-zhou-min, name: 周敏, role: duty_officer, email: zhou.min@ty.example.cn, shifts: [{{ days: [daily], from: \"12:00\", to: \"20:00\" }}] }}\n"),
+    );
+    std::fs::write(&roster, &added).expect("written");
+    signal(&daemon, "HUP");
+    let reloaded = eventually("the reload is recorded", || async {
+        records_of(&http, port, "notify_reloaded").await.pop()
+    })
+    .await;
+    assert_eq!(reloaded["actor"], "SIGHUP", "{reloaded}");
+    assert_eq!(reloaded["data"]["people"], 63, "one more than the 62 shipped: {reloaded}");
+
+    // A broken roster: SIGHUP refuses it with its place, and the daemon runs on.
+    std::fs::write(&roster, added.replace("from: \"12:00\"", "from: \"noon\"")).expect("written");
+    signal(&daemon, "HUP");
+    let refused = eventually("the refusal is recorded", || async {
+        records_of(&http, port, "playbooks_reloaded")
+            .await
+            .into_iter()
+            .find(|r| r["errors"].as_array().is_some_and(|e| !e.is_empty()))
+    })
+    .await;
+    let error = refused["errors"][0].as_str().expect("an error");
+    assert!(
+        error.starts_with(&format!("{}:", roster.display())) && error.contains("\"noon\" is not a time of day"),
+        "{error}"
+    );
+    assert_eq!(records_of(&http, port, "notify_reloaded").await.len(), 1);
+    let health = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .expect("the daemon answers");
+    assert!(health.status().is_success());
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
 }

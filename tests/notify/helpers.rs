@@ -1,53 +1,24 @@
-//! The real parts a notification test needs: the daemon (`Application::build` + `run_until_stopped`
-//! on port 0, a temporary folder, the shipped playbooks and templates, a manual clock), an SMTP server
-//! in this process (the `mailin` protocol engine on a socket we control, so it can be started late and
-//! stopped), a webhook receiver (a tiny axum server), and a test roster.
+//! The real parts a notification test needs besides the daemon of `tests/common`: a test roster, an
+//! SMTP server in this process (the `mailin` protocol engine on a socket we control, so it can be
+//! started late and stopped), a webhook receiver (a tiny axum server), and the steps of a proposal.
 
-use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Asia::Shanghai;
-use hazeflow::app::{AppState, Application};
 use hazeflow::clock::Clock;
-use hazeflow::config::{self, Settings, SmtpTls, StaffToken};
+use hazeflow::config::{Settings, SmtpTls};
 use hazeflow::notify::outbox::{self, OutboxMessage};
 use mailin::{AuthMechanism, Handler, Response, SessionBuilder};
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-/// The shipped playbooks (with `templates/notify/`).
-pub const PLAYBOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks");
-/// A deputy head (may sign yellow and orange).
-pub const DEPUTY: &str = "token-of-the-deputy-head";
-/// Their name, as it appears in the history.
-pub const DEPUTY_NAME: &str = "李副市长";
-
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A time on the wall clocks of Shanxi: `"2026-12-01 15:00"`.
-pub fn shanghai(s: &str) -> DateTime<Utc> {
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap_or_else(|e| panic!("{s}: {e}"));
-    Shanghai
-        .from_local_datetime(&naive)
-        .single()
-        .expect("an unambiguous local time")
-        .with_timezone(&Utc)
-}
-
-/// Tuesday 2026-12-01 15:00 in Taiyuan: the day shift is on.
-pub fn clock() -> Clock {
-    Clock::manual(shanghai("2026-12-01 15:00"))
-}
+pub use crate::common::*;
 
 /// The test roster: Taiyuan's day shift has two duty officers, one of whose name tries to inject a
 /// header and a script; the deputy head signs orange.
@@ -80,24 +51,11 @@ pub const PROPOSAL_TO: &[&str] = &["wang.fang@ty.example.cn", "mallory@ty.exampl
 /// Who the issue notice reaches.
 pub const ISSUE_TO: &[&str] = &["wang.fang@ty.example.cn", "mallory@ty.example.cn"];
 
-/// Settings of a test daemon living in `dir`: mail written as files unless a test points it at SMTP.
+/// Settings of a test daemon living in `dir`: the test roster, mail written as files unless a test
+/// points it at SMTP.
 pub fn settings_in(dir: &Path) -> Settings {
-    let mut s = Settings::parse("config/default.yaml", config::DEFAULT_YAML).expect("the embedded default parses");
-    s.data_dir = dir.join("data");
-    s.inbox.dir = dir.join("inbox");
-    s.inbox.poll_ms = 20;
-    s.http.listen = "127.0.0.1:0".into();
-    s.playbooks = PathBuf::from(PLAYBOOKS);
-    s.demo = false;
-    // No list: these tests count the duty staff's messages; enterprise notices are tested with the acknowledgements.
-    s.list_seed = None;
-    s.measures = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/measures/shanxi.yaml"));
+    let mut s = base_settings(dir);
     s.shutdown_deadline_secs = 10;
-    s.staff.tokens.push(StaffToken {
-        name: DEPUTY_NAME.into(),
-        role: "deputy_head".into(),
-        sha256: config::hash_token(DEPUTY),
-    });
     let roster = dir.join("roster.yaml");
     std::fs::write(&roster, ROSTER).expect("the roster is written");
     s.roster = roster;
@@ -115,43 +73,11 @@ pub fn smtp_to(s: &mut Settings, port: u16) {
     s.mail.smtp.timeout_secs = 5;
 }
 
-/// A running daemon.
-pub struct TestApp {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its state.
-    pub state: Arc<AppState>,
-    /// Its clock.
-    pub clock: Clock,
-    /// Its folder.
-    pub dir: TempDir,
-    shutdown: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
-    http: reqwest::Client,
-}
-
 /// Starts the daemon in `dir` with the settings `tweak` leaves.
 pub async fn spawn_app_in(dir: TempDir, clock: Clock, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = settings_in(dir.path());
     tweak(&mut settings);
-    let app = Application::build(settings, clock.clone()).await.expect("the daemon builds");
-    let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
-    let state = app.state();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("an HTTP client");
-    TestApp {
-        addr,
-        state,
-        clock,
-        dir,
-        shutdown,
-        handle,
-        http,
-    }
+    TestApp::start(dir, clock, settings).await
 }
 
 /// Starts the daemon in a fresh folder.
@@ -159,58 +85,21 @@ pub async fn spawn_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_in(TempDir::new().expect("a temporary folder"), clock(), tweak).await
 }
 
-/// A forecast CSV for one region: daily AQI from `first` on.
-pub fn forecast_csv(issued_at: &str, region: &str, first: &str, aqi: &[u32]) -> String {
-    let first = NaiveDate::parse_from_str(first, "%Y-%m-%d").expect("a date");
-    let mut out = format!("# issued_at: {issued_at}\n# source: 省生态环境监测和应急保障中心（测试）\nregion,date,aqi\n");
-    for (i, v) in aqi.iter().enumerate() {
-        out.push_str(&format!("{region},{},{v}\n", first + chrono::Duration::days(i as i64)));
-    }
-    out
-}
-
 impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// POST with the deputy head's token: status and JSON body.
-    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (reqwest::StatusCode, Value) {
-        let resp = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(DEPUTY)
-            .body(body)
-            .send()
-            .await
-            .expect("the daemon answers");
-        let status = resp.status();
-        let text = resp.text().await.expect("a body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    /// GET with the deputy head's token.
-    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(DEPUTY)
-            .send()
-            .await
-            .expect("the daemon answers");
-        let status = resp.status();
-        let text = resp.text().await.expect("a body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
     /// A forecast over HTTP that puts Taiyuan at orange from tomorrow, then waits for the proposal;
     /// returns the warning id.
     pub async fn propose_orange_for_taiyuan(&self) -> String {
-        let csv = forecast_csv("2026-12-01 14:00", "140100", "2026-12-02", &[235, 245, 190, 120, 90, 80, 70]);
-        let (status, body) = self.post("/api/v1/forecasts", csv).await;
+        let csv = forecast_csv(
+            "2026-12-01 14:00",
+            SOURCE,
+            "140100",
+            "2026-12-02",
+            &[235, 245, 190, 120, 90, 80, 70],
+        );
+        let (status, body) = self.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
         assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
         eventually("the consultation proposes orange for Taiyuan", || async {
-            let (_, body) = self.get("/api/v1/warnings").await;
+            let (_, body) = self.get("/api/v1/warnings", Some(DEPUTY)).await;
             body["warnings"]
                 .as_array()?
                 .iter()
@@ -222,14 +111,24 @@ impl TestApp {
 
     /// The deputy head signs over HTTP.
     pub async fn sign(&self, id: &str) {
-        let (status, body) = self.post(&format!("/api/v1/warnings/{id}/sign"), "").await;
+        let (status, body) = self.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
         assert_eq!(status, reqwest::StatusCode::OK, "{body}");
         self.state.after_change();
     }
 
-    /// Every outbox message.
-    pub fn outbox(&self) -> Vec<OutboxMessage> {
-        self.state.engine.store.read(outbox::all_messages).expect("the outbox reads")
+    /// Waits until the warning's history holds `n` proposals (`proposed` events); returns them.
+    pub async fn proposals_recorded(&self, id: &str, n: usize) -> Vec<Value> {
+        eventually(&format!("{n} proposals of {id} are recorded"), || async {
+            let (_, body) = self.get(&format!("/api/v1/warnings/{id}"), Some(DEPUTY)).await;
+            let proposed: Vec<Value> = body["history"]
+                .as_array()?
+                .iter()
+                .filter(|r| r["event"]["kind"] == "proposed")
+                .map(|r| r["event"].clone())
+                .collect();
+            (proposed.len() >= n).then_some(proposed)
+        })
+        .await
     }
 
     /// Waits until every queued message has been sent (or failed).
@@ -240,41 +139,6 @@ impl TestApp {
         })
         .await
     }
-
-    /// Stops the daemon as SIGTERM would and hands back its folder.
-    pub async fn stop(self) -> TempDir {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(15), self.handle)
-            .await
-            .expect("the daemon stops within its deadline");
-        result.expect("the run loop did not panic").expect("the daemon stopped cleanly");
-        drop(self.state);
-        self.dir
-    }
-}
-
-/// Polls `probe` until it gives `Some`.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A free port on localhost (nothing listens on it when this returns).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 // ---------------------------------------------------------------------------------------------

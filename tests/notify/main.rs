@@ -1,17 +1,25 @@
 //! Notifications end to end: the real daemon, a real SMTP server and a webhook receiver in this
 //! process, a manual clock. Each test reads as a timeline.
 //!
+//! - `common` (shared with the `daemon` and `acks` tests): the daemon on port 0, settings, HTTP calls,
+//!   the wall clock, `eventually`; `helpers`: the test roster, the SMTP server, the webhook receiver.
 //! - `email`: a warning proposed and signed over HTTP → each duty-staff recipient gets exactly one
 //!   correct email (Chinese subject, stable Message-ID, text and HTML, no injected header); SMTP AUTH;
 //!   the default configuration writes `.eml` files.
 //! - `resilience`: the SMTP server down for a while; the daemon restarted mid-delivery; a message that
 //!   fails for good alerts the duty staff once.
+//! - `proposals`: a pending proposal re-proposed by later consultations is told once; a changed one again.
+//! - `reload`: the roster and templates reloaded on a running daemon; broken ones refused.
 //! - `webhook`: signed POSTs, retried after a 503.
 //! - `settings`: the mail settings from the environment, secrets kept secret.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 
 mod email;
+mod proposals;
+mod reload;
 mod resilience;
 mod settings;
 mod webhook;

@@ -1,0 +1,101 @@
+//! A proposal awaiting sign-off is re-proposed by every consultation that still calls for it (the
+//! lead time moves its earliest start with the clock). The people it reaches hear of it once; a
+//! changed proposal (another level) reaches them again.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+
+use crate::helpers::*;
+
+/// Subjects received per recipient, in arrival order.
+fn subjects_by_recipient(received: &[Received]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in received {
+        let subject = r.parsed().subject().unwrap_or_default().to_string();
+        for to in &r.to {
+            out.entry(to.clone()).or_default().push(subject.clone());
+        }
+    }
+    out
+}
+
+const ORANGE: &str = "【待签发】太原市重污染天气橙色预警（Ⅱ级）发布建议";
+const YELLOW: &str = "【待签发】太原市重污染天气黄色预警（Ⅲ级）发布建议";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_proposal_reaches_each_person_once_however_often_it_is_re_proposed_and_again_when_its_level_changes() {
+    let smtp = SmtpServer::start(0, None);
+    let app = spawn_app(|s| smtp_to(s, smtp.port)).await;
+
+    // 15:00 orange is proposed for Taiyuan: duty staff and the deputy head are told.
+    let id = app.propose_orange_for_taiyuan().await;
+    smtp.wait_for(PROPOSAL_TO.len()).await;
+
+    // 15:30 the forecast centre re-issues the same forecast; 16:00 the afternoon consultation; 16:10
+    // a consultation on demand. Each re-proposes the same orange warning (its earliest start has moved
+    // with the clock), still pending.
+    app.clock.advance(Duration::minutes(30));
+    let csv = forecast_csv(
+        "2026-12-01 15:20",
+        SOURCE,
+        "140100",
+        "2026-12-02",
+        &[235, 245, 190, 120, 90, 80, 70],
+    );
+    let (status, body) = app.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    app.proposals_recorded(&id, 2).await;
+    app.clock.advance(Duration::minutes(30));
+    app.proposals_recorded(&id, 3).await;
+    app.clock.advance(Duration::minutes(10));
+    let (status, body) = app.post("/api/v1/consultations", Some(DEPUTY)).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let history = app.proposals_recorded(&id, 4).await;
+    assert!(
+        history.iter().all(|p| p["level"] == "orange"),
+        "the same level each time: {history:#?}"
+    );
+    // Give duplicates the chance to arrive: still one email per person.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let per = subjects_by_recipient(&smtp.received());
+    assert_eq!(per.len(), PROPOSAL_TO.len(), "{per:#?}");
+    for to in PROPOSAL_TO {
+        assert_eq!(per[*to], [ORANGE], "{to}");
+    }
+    assert_eq!(app.outbox().len(), PROPOSAL_TO.len());
+
+    // 16:20 the forecast improves: the proposal becomes yellow, and everyone hears of the change.
+    app.clock.advance(Duration::minutes(10));
+    let csv = forecast_csv(
+        "2026-12-01 16:15",
+        SOURCE,
+        "140100",
+        "2026-12-02",
+        &[215, 140, 120, 100, 90, 80, 70],
+    );
+    let (status, body) = app.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    app.proposals_recorded(&id, 5).await;
+    // 16:30 it worsens again: orange once more is a change from yellow, told again.
+    app.clock.advance(Duration::minutes(10));
+    let csv = forecast_csv(
+        "2026-12-01 16:25",
+        SOURCE,
+        "140100",
+        "2026-12-02",
+        &[235, 245, 190, 120, 90, 80, 70],
+    );
+    let (status, body) = app.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    app.proposals_recorded(&id, 6).await;
+
+    smtp.wait_for(3 * PROPOSAL_TO.len()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let per = subjects_by_recipient(&smtp.received());
+    for to in PROPOSAL_TO {
+        assert_eq!(per[*to], [ORANGE, YELLOW, ORANGE], "{to}");
+    }
+    app.settled(3 * PROPOSAL_TO.len()).await;
+    app.stop().await;
+}
