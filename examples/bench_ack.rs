@@ -2,8 +2,13 @@
 //! second and latency.
 //!
 //! ```sh
-//! cargo run --release --example bench_ack -- [ASSIGNMENTS] [CLIENTS]    # default 100000 64
+//! cargo run --release --example bench_ack -- [ASSIGNMENTS] [CLIENTS] [--during-delivery]   # default 100000 64
 //! ```
+//!
+//! By default the acknowledgements start once every notice is in the outbox (the mail worker goes on
+//! sending at its rate limit meanwhile): enterprises answer what they received. With
+//! `--during-delivery` they start at once and compete with the notice fan-out (300,000 notices are
+//! turned into outbox messages 500 per transaction) for the writer and the two cores.
 //!
 //! It starts the real daemon (`Application::build` + `run_until_stopped`, the embedded default
 //! configuration) on port 0 in a temporary folder, records a synthetic list of ASSIGNMENTS enterprises
@@ -41,13 +46,14 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let clients: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let during_delivery = args.iter().any(|a| a == "--during-delivery");
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(n, clients))
+        .block_on(run(n, clients, during_delivery))
 }
 
-async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
+async fn run(n: usize, clients: usize, during_delivery: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let root = env!("CARGO_MANIFEST_DIR");
     let mut s = Settings::parse("config/default.yaml", config::DEFAULT_YAML)?;
@@ -137,6 +143,15 @@ async fn run(n: usize, clients: usize) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    if !during_delivery {
+        // Enterprises acknowledge what they have received: let the fan-out queue every notice first.
+        // (The mail worker keeps sending at its configured rate, 50/s by default, meanwhile.)
+        let t = Instant::now();
+        while state.engine.store.read(hazeflow::notice::pending)? > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("{n} notices queued in the outbox in {:.2?}", t.elapsed());
+    }
 
     let tokens = Arc::new(tokens);
     let next = Arc::new(AtomicUsize::new(0));

@@ -31,8 +31,9 @@ use crate::store::{StoreError, Tx};
 /// Pending fan-outs, key `{round seq:012}` → [`FanOut`].
 pub const FANOUT: &str = "notice_fanout";
 
-/// Notices queued per transaction.
-const CHUNK: usize = 2_000;
+/// Notices queued per transaction: small enough that an acknowledgement waiting behind a chunk waits
+/// tens of milliseconds, large enough that the commits do not dominate.
+const CHUNK: usize = 500;
 
 /// How often the loop looks for work when there was none.
 const POLL: StdDuration = StdDuration::from_millis(100);

@@ -32,6 +32,10 @@ pub use tx::{ReadTx, Tx, View};
 /// four documents per assignment.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// redb's page cache (its default is 1 GiB). 256 MiB holds the interior pages of a national list and
+/// its assignments many times over, and keeps the daemon's resident memory well under 1 GiB.
+const CACHE_BYTES: usize = 256 << 20;
+
 /// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 4096;
 
@@ -90,7 +94,10 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| db_err(path, e))?;
         }
-        let db = Database::builder().create(path).map_err(|e| db_err(path, e))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| db_err(path, e))?;
         let db = Arc::new(db);
         tx::init(&db, path)?;
         let (send, recv) = std_mpsc::channel::<Job>();
