@@ -5,16 +5,32 @@
 //! In: closures that read and write through [`Tx`] (typed methods, domain types only). Out: their
 //! results, once committed with fsync. One writer thread takes writes from every caller and commits
 //! whatever is waiting in one transaction (group commit), so durability costs one fsync per batch, not
-//! per request. A job must decide (and fail) before it writes: an error returned after writing would
-//! still be committed with the batch.
+//! per request.
+//!
+//! Each job is all or nothing, whatever the rest of its batch does:
+//!
+//! - A job that returns `Ok` is committed with its batch; its caller gets the result once the commit
+//!   (fsync) has returned.
+//! - A job that returns `Err` leaves no trace, wherever it failed: every write it made is taken back
+//!   (its undo log, applied newest first) before the next job of the batch runs, and the log's next
+//!   sequence number is restored, so the log stays gap-free. The other jobs of the batch neither see
+//!   its writes nor lose theirs. Redb cannot make a savepoint in a dirty transaction, so [`Tx`] logs
+//!   the value each write replaced (redb's `insert` and `remove` return it, no extra read).
+//! - A storage error (I/O, a value too large, a failure while undoing) aborts the whole batch: nothing
+//!   of it is committed and every caller of the batch gets the error.
+//! - A job that panics stops the writer: its batch is lost and the store is closed.
 //!
 //! - `keys.rs`: table definitions and key encoding;
 //! - `tx.rs`: the typed read/write API;
+//! - `undo.rs`: a job's undo log;
 //! - `record.rs`: what the log holds.
 
 mod keys;
 mod record;
+#[cfg(test)]
+mod tests;
 mod tx;
+mod undo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,7 +88,9 @@ pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
 }
 
 type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Finisher + Send>;
+/// A write job: runs in the writer, says whether it succeeded (a failed job's writes are taken back)
+/// and hands back what tells its caller once the batch is committed.
+type Job = Box<dyn FnOnce(&mut Tx<'_>) -> (bool, Finisher) + Send>;
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
@@ -122,8 +140,18 @@ impl Store {
         &self.inner.path
     }
 
-    /// Runs `f` in the next write batch; returns its result once the batch is committed (fsync).
+    /// Runs `f` in the next write batch; returns its result once the batch is committed (fsync). When
+    /// `f` returns an error, nothing it wrote is committed.
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(f)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `f` for the writer; the receiver gets its result once the batch is committed.
+    fn submit<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -131,7 +159,8 @@ impl Store {
         let (send, recv) = oneshot::channel::<Result<T, StoreError>>();
         let job: Job = Box::new(move |tx: &mut Tx<'_>| {
             let result = f(tx);
-            Box::new(move |commit: Result<(), String>| {
+            let ok = result.is_ok();
+            let finish: Finisher = Box::new(move |commit: Result<(), String>| {
                 let out = match commit {
                     Ok(()) => result,
                     Err(message) => Err(StoreError::Database {
@@ -140,17 +169,16 @@ impl Store {
                     }),
                 };
                 let _ = send.send(out);
-            })
+            });
+            (ok, finish)
         });
-        {
-            let guard = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
-            guard
-                .as_ref()
-                .ok_or(StoreError::Closed)?
-                .send(job)
-                .map_err(|_| StoreError::Closed)?;
-        }
-        recv.await.map_err(|_| StoreError::Closed)?
+        let guard = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
+        guard
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(job)
+            .map_err(|_| StoreError::Closed)?;
+        Ok(recv)
     }
 
     /// Runs `f` on a consistent snapshot.
@@ -191,7 +219,10 @@ fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>) {
         let outcome = {
             let mut tx = Tx::new(&txn, path);
             for job in batch {
-                finishers.push(job(&mut tx));
+                tx.begin_job();
+                let (ok, finish) = job(&mut tx);
+                tx.end_job(ok);
+                finishers.push(finish);
             }
             tx.finish()
         };

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::keys::*;
 use super::record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
+use super::undo::{Entry, NamedTable, SeqTable, UndoLog, replaced};
 use super::{FORMAT_VERSION, StoreError, db_err};
 use crate::forecast::Forecast;
 use crate::region::RegionCode;
@@ -366,6 +367,10 @@ pub struct Tx<'a> {
     path: PathBuf,
     failed: Option<String>,
     next_seq: Option<u64>,
+    /// What the running job wrote, to take back if it fails.
+    undo: UndoLog,
+    /// `next_seq` when the running job started.
+    job_next_seq: Option<u64>,
 }
 
 impl<'a> Tx<'a> {
@@ -375,12 +380,61 @@ impl<'a> Tx<'a> {
             path: path.to_path_buf(),
             failed: None,
             next_seq: None,
+            undo: UndoLog::default(),
+            job_next_seq: None,
         }
+    }
+
+    /// Starts a job: its writes are logged from here on.
+    pub(crate) fn begin_job(&mut self) {
+        self.undo = UndoLog::default();
+        self.job_next_seq = self.next_seq;
+    }
+
+    /// Ends a job. When it failed (`ok` false), takes its writes back, newest first, so that the next
+    /// job of the batch, and the commit, see the tables as they were before it. A storage error while
+    /// undoing aborts the batch.
+    pub(crate) fn end_job(&mut self, ok: bool) {
+        let undo = std::mem::take(&mut self.undo);
+        if ok || self.failed.is_some() {
+            // Committed with the batch, or the batch aborts anyway.
+            return;
+        }
+        if let Err(e) = undo.apply(self.txn) {
+            self.failed.get_or_insert_with(|| format!("undoing a failed job: {e}"));
+        }
+        self.next_seq = self.job_next_seq;
+    }
+
+    /// The running job's undo log.
+    #[cfg(test)]
+    pub(super) fn undo_log(&self) -> &UndoLog {
+        &self.undo
     }
 
     /// Whether every write went through; a failed write aborts the batch.
     pub(crate) fn finish(self) -> Result<(), String> {
         self.failed.map_or(Ok(()), Err)
+    }
+
+    /// Inserts into a table of byte values and logs what the insert replaced (`undo` makes the entry
+    /// from the value before, called only when the value changed).
+    fn put_bytes<'k, K: redb::Key + 'static>(
+        &mut self,
+        def: redb::TableDefinition<K, &'static [u8]>,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+        value: &[u8],
+        undo: impl FnOnce(Option<Vec<u8>>) -> Entry,
+    ) -> Result<(), StoreError> {
+        let before = {
+            let mut t = self.open(def)?;
+            let old = t.insert(key, value).map_err(|e| self.err(e))?;
+            replaced(old, value)
+        };
+        if let Some(b) = before {
+            self.undo.push(undo(b));
+        }
+        Ok(())
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -424,9 +478,7 @@ impl<'a> Tx<'a> {
             playbook,
             body,
         };
-        self.open(EVENTS)?
-            .insert(seq, encode(&record).as_slice())
-            .map_err(|e| self.err(e))?;
+        self.put_bytes(EVENTS, seq, &encode(&record), |b| Entry::Seq(SeqTable::Events, seq, b))?;
         self.bump(&format!("events_{}", record.body.kind()), 1)?;
         self.apply_views(&record)?;
         Ok(record)
@@ -435,52 +487,65 @@ impl<'a> Tx<'a> {
     fn apply_views(&mut self, record: &Record) -> Result<(), StoreError> {
         match &record.body {
             RecordBody::ForecastAccepted { forecast, .. } => {
-                self.open(FORECASTS)?
-                    .insert(forecast.id.as_str(), encode(forecast).as_slice())
-                    .map_err(|e| self.err(e))?;
+                self.put_bytes(FORECASTS, forecast.id.as_str(), &encode(forecast), |b| {
+                    Entry::Named(NamedTable::Forecasts, forecast.id.clone(), b)
+                })?;
                 for region in forecast.series.keys() {
                     let newer = match self.latest_forecast(*region)? {
                         Some(old) => forecast.issued_at >= old.issued_at,
                         None => true,
                     };
                     if newer {
-                        self.open(LATEST)?
-                            .insert(region.as_u32(), forecast.id.as_str())
-                            .map_err(|e| self.err(e))?;
+                        let before = {
+                            let mut t = self.open(LATEST)?;
+                            let old = t.insert(region.as_u32(), forecast.id.as_str()).map_err(|e| self.err(e))?;
+                            match old {
+                                None => Some(None),
+                                Some(g) if g.value() == forecast.id => None,
+                                Some(g) => Some(Some(g.value().to_string())),
+                            }
+                        };
+                        if let Some(b) = before {
+                            self.undo.push(Entry::Latest(region.as_u32(), b));
+                        }
                     }
                 }
             }
             RecordBody::ConsultationHeld { consultation } => {
-                self.open(CONSULTATIONS)?
-                    .insert(record.seq, encode(consultation).as_slice())
-                    .map_err(|e| self.err(e))?;
+                self.put_bytes(CONSULTATIONS, record.seq, &encode(consultation), |b| {
+                    Entry::Seq(SeqTable::Consultations, record.seq, b)
+                })?;
             }
             RecordBody::Warning { warning_id, event } => {
                 let mut state = self.region_state(event.region)?;
                 state.apply(event);
-                self.open(REGION_STATES)?
-                    .insert(event.region.as_u32(), encode(&state).as_slice())
-                    .map_err(|e| self.err(e))?;
+                let region = event.region.as_u32();
+                self.put_bytes(REGION_STATES, region, &encode(&state), |b| Entry::RegionState(region, b))?;
                 if let Some(w) = &state.warning {
-                    self.open(WARNINGS)?
-                        .insert(w.id.as_str(), encode(w).as_slice())
-                        .map_err(|e| self.err(e))?;
+                    self.put_bytes(WARNINGS, w.id.as_str(), &encode(w), |b| {
+                        Entry::Named(NamedTable::Warnings, w.id.clone(), b)
+                    })?;
                 }
-                self.open(WARNING_EVENTS)?
+                let existed = self
+                    .open(WARNING_EVENTS)?
                     .insert((warning_id.as_str(), record.seq), ())
-                    .map_err(|e| self.err(e))?;
+                    .map_err(|e| self.err(e))?
+                    .is_some();
+                if !existed {
+                    self.undo.push(Entry::WarningEvent(warning_id.clone(), record.seq));
+                }
             }
             RecordBody::DirectiveIssued { directive } => {
-                self.open(DIRECTIVES)?
-                    .insert(directive.id.as_str(), encode(directive).as_slice())
-                    .map_err(|e| self.err(e))?;
+                self.put_bytes(DIRECTIVES, directive.id.as_str(), &encode(directive), |b| {
+                    Entry::Named(NamedTable::Directives, directive.id.clone(), b)
+                })?;
             }
             RecordBody::DirectiveLifted { id } => {
                 if let Some(mut d) = self.directive(id)? {
                     d.active = false;
-                    self.open(DIRECTIVES)?
-                        .insert(id.as_str(), encode(&d).as_slice())
-                        .map_err(|e| self.err(e))?;
+                    self.put_bytes(DIRECTIVES, id.as_str(), &encode(&d), |b| {
+                        Entry::Named(NamedTable::Directives, id.clone(), b)
+                    })?;
                 }
             }
             RecordBody::ForecastRejected { .. } | RecordBody::PlaybooksReloaded { .. } | RecordBody::Other { .. } => {}
@@ -491,18 +556,40 @@ impl<'a> Tx<'a> {
     /// Adds to a counter.
     pub fn bump(&mut self, name: &str, by: u64) -> Result<(), StoreError> {
         let now = self.counter(name)?;
-        let r = self.open(COUNTERS)?.insert(name, now + by).map(|_| ()).map_err(|e| self.err(e));
-        r.map_err(|e| self.fail(e))
+        let new = now + by;
+        let r = self
+            .open(COUNTERS)?
+            .insert(name, new)
+            .map(|old| old.map(|g| g.value()))
+            .map_err(|e| self.err(e));
+        match r {
+            Ok(old) => {
+                if old != Some(new) {
+                    self.undo.push(Entry::Counter(name.to_string(), old));
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Writes a document of a collection.
     pub fn put_doc<T: Serialize>(&mut self, collection: &str, key: &str, value: &T) -> Result<(), StoreError> {
+        let bytes = encode(value);
         let r = self
             .open(DOCS)?
-            .insert((collection, key), encode(value).as_slice())
-            .map(|_| ())
+            .insert((collection, key), bytes.as_slice())
+            .map(|old| replaced(old, &bytes))
             .map_err(|e| self.err(e));
-        r.map_err(|e| self.fail(e))
+        match r {
+            Ok(before) => {
+                if let Some(b) = before {
+                    self.undo.doc(collection, key, b);
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Writes many documents of a collection, opening the table once (bulk paths: assignments, lists).
@@ -512,10 +599,15 @@ impl<'a> Tx<'a> {
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_unstable_by(|a, b| items[*a].0.cmp(&items[*b].0));
         let r = (|| {
-            let mut t = self.open(DOCS)?;
+            let err = |e: &dyn std::fmt::Display| db_err(&self.path, e);
+            let mut t = self.txn.open_table(DOCS).map_err(|e| err(&e))?;
             for i in order {
                 let (k, v) = &items[i];
-                t.insert((collection, k.as_str()), encode(v).as_slice()).map_err(|e| self.err(e))?;
+                let bytes = encode(v);
+                let old = t.insert((collection, k.as_str()), bytes.as_slice()).map_err(|e| err(&e))?;
+                if let Some(b) = replaced(old, &bytes) {
+                    self.undo.doc(collection, k, b);
+                }
             }
             Ok(())
         })();
@@ -541,13 +633,17 @@ impl<'a> Tx<'a> {
     /// so each B-tree page is touched once).
     pub fn put_items<T: Serialize>(&mut self, batch: u64, items: &[T]) -> Result<(), StoreError> {
         let r = (|| {
-            let mut t = self.open(ITEMS)?;
+            let err = |e: &dyn std::fmt::Display| db_err(&self.path, e);
+            let mut t = self.txn.open_table(ITEMS).map_err(|e| err(&e))?;
             let mut buf = Vec::with_capacity(256);
             for (i, v) in items.iter().enumerate() {
                 buf.clear();
-                serde_json::to_writer(&mut buf, v).map_err(|e| self.err(e))?;
-                let i = u32::try_from(i).map_err(|e| self.err(e))?;
-                t.insert((batch, i), buf.as_slice()).map_err(|e| self.err(e))?;
+                serde_json::to_writer(&mut buf, v).map_err(|e| err(&e))?;
+                let i = u32::try_from(i).map_err(|e| err(&e))?;
+                let old = t.insert((batch, i), buf.as_slice()).map_err(|e| err(&e))?;
+                if let Some(b) = replaced(old, &buf) {
+                    self.undo.item(batch, i, b);
+                }
             }
             Ok(())
         })();
@@ -556,18 +652,39 @@ impl<'a> Tx<'a> {
 
     /// Rewrites one item of a run.
     pub fn put_item<T: Serialize>(&mut self, batch: u64, index: u32, value: &T) -> Result<(), StoreError> {
+        let bytes = encode(value);
         let r = self
             .open(ITEMS)?
-            .insert((batch, index), encode(value).as_slice())
-            .map(|_| ())
+            .insert((batch, index), bytes.as_slice())
+            .map(|old| replaced(old, &bytes))
             .map_err(|e| self.err(e));
-        r.map_err(|e| self.fail(e))
+        match r {
+            Ok(before) => {
+                if let Some(b) = before {
+                    self.undo.item(batch, index, b);
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Removes a document.
     pub fn remove_doc(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
-        let r = self.open(DOCS)?.remove((collection, key)).map(|_| ()).map_err(|e| self.err(e));
-        r.map_err(|e| self.fail(e))
+        let r = self
+            .open(DOCS)?
+            .remove((collection, key))
+            .map(|old| old.map(|g| g.value().to_vec()))
+            .map_err(|e| self.err(e));
+        match r {
+            Ok(old) => {
+                if old.is_some() {
+                    self.undo.doc(collection, key, old);
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 }
 

@@ -4,12 +4,11 @@
 //! - The real binary, SIGKILLed in the middle of a burst of issues and cancellations over every city:
 //!   for every `issued` record in the log, its assignments (and their timers) are there, and every
 //!   `cancelled` one ended them.
-//! - Directly, an engine whose last stage fails on `issued` after the assignments stage has written.
-//!   This one fails today and is ignored: the store's group commit commits what a failed job wrote before
-//!   it failed (`src/store/mod.rs`: "a job must decide (and fail) before it writes"), and the engine
-//!   appends the lifecycle events before it runs the stages. A crash is safe (nothing of the batch
-//!   commits), a stage *error* is not. Run it with `cargo test --test acks -- --ignored` once the store
-//!   undoes a failed job's writes.
+//! - Directly, an engine whose last stage fails on `issued` after the assignments stage has written,
+//!   while other writers' jobs share its batch: the engine appends the lifecycle events before it runs
+//!   the stages, and the store takes back every write of a job that returns an error (its undo log)
+//!   while the rest of the batch commits. Neither the `issued` record nor the round, its entries or its
+//!   timers remain; the other jobs went through.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -64,7 +63,6 @@ fn issued_records(store: &Store) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the store commits the writes of a job that fails after writing (see the module docs)"]
 async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_and_other_jobs_of_the_batch_commit() {
     let dir = TempDir::new().unwrap();
     let regions = Regions::shanxi();

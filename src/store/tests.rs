@@ -1,0 +1,346 @@
+//! The writer's promise: a job that fails leaves no trace, the other jobs of its batch commit.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use redb::{ReadableDatabase, ReadableTable};
+use tempfile::TempDir;
+
+use super::keys::*;
+use super::*;
+use crate::forecast::{self, ParseOptions};
+use crate::region::{RegionCode, Regions};
+use crate::warning::{Event, EventKind};
+
+type TestJob = Box<dyn FnOnce(&mut Tx<'_>) -> Result<u64, StoreError> + Send>;
+
+const TAIYUAN: u32 = 140100;
+const DATONG: u32 = 140200;
+
+fn at(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 2, hour, 0, 0).unwrap()
+}
+
+fn region(code: u32) -> RegionCode {
+    RegionCode::from_u32(code).unwrap()
+}
+
+fn warning_event(code: u32, id: &str, issued: bool) -> RecordBody {
+    let kind = if issued {
+        EventKind::Issued {
+            id: id.into(),
+            level: "orange".into(),
+            rank: 2,
+            start: at(12),
+            expected_end: at(23),
+            rule: None,
+            signer: Some("李副市长".into()),
+            reopened: false,
+        }
+    } else {
+        EventKind::Proposed {
+            id: id.into(),
+            level: "orange".into(),
+            rank: 2,
+            start: at(12),
+            expected_end: at(23),
+            rule: None,
+            needs: "deputy_head".into(),
+            reopened: false,
+        }
+    };
+    RecordBody::Warning {
+        warning_id: id.into(),
+        event: Event {
+            region: region(code),
+            at: at(8),
+            actor: "test".into(),
+            reason: "test".into(),
+            forecast_id: None,
+            playbook: "shanxi@1".into(),
+            kind,
+        },
+    }
+}
+
+fn directive(id: &str) -> RecordBody {
+    RecordBody::DirectiveIssued {
+        directive: DirectiveRecord {
+            id: id.into(),
+            name: "调度令".into(),
+            min_level: "orange".into(),
+            regions: vec![region(TAIYUAN)],
+            from: at(8),
+            until: None,
+            issued_by: region(140000),
+            active: true,
+        },
+    }
+}
+
+fn forecast_accepted(issued_at: &str) -> RecordBody {
+    let csv = format!("# issued_at: {issued_at}\n# source: test\nregion,date,aqi\n{TAIYUAN},2026-12-02,230\n{TAIYUAN},2026-12-03,240\n");
+    let f = forecast::parse("f.csv", csv.as_bytes(), Regions::shanxi(), &ParseOptions::forecast()).expect("a forecast");
+    RecordBody::ForecastAccepted {
+        forecast: f,
+        via: "test".into(),
+    }
+}
+
+fn other(kind: &str) -> RecordBody {
+    RecordBody::Other {
+        kind: kind.into(),
+        data: serde_json::json!({}),
+    }
+}
+
+/// Every row of every table, as text.
+fn dump(store: &Store) -> BTreeMap<&'static str, Vec<String>> {
+    let r = store.inner.db.begin_read().unwrap();
+    let mut out = BTreeMap::new();
+    macro_rules! tables {
+        ($($def:ident),*) => {$(
+            let t = r.open_table($def).unwrap();
+            let rows = t
+                .iter()
+                .unwrap()
+                .map(|row| {
+                    let (k, v) = row.unwrap();
+                    format!("{:?} => {:?}", k.value(), v.value())
+                })
+                .collect();
+            out.insert(stringify!($def), rows);
+        )*};
+    }
+    tables!(
+        META,
+        EVENTS,
+        FORECASTS,
+        LATEST,
+        CONSULTATIONS,
+        REGION_STATES,
+        WARNINGS,
+        WARNING_EVENTS,
+        DIRECTIVES,
+        COUNTERS,
+        DOCS,
+        ITEMS
+    );
+    out
+}
+
+/// Runs `jobs` in one batch: a first job holds the writer until all of them are queued (a batch takes
+/// whatever is waiting, up to 4096 jobs). Returns their results, in order.
+fn in_one_batch(store: &Store, jobs: Vec<TestJob>) -> Vec<Result<u64, StoreError>> {
+    let (open, gate) = mpsc::channel::<()>();
+    let hold = store
+        .submit(move |_| {
+            let _ = gate.recv();
+            Ok(0)
+        })
+        .unwrap();
+    let waiting: Vec<_> = jobs.into_iter().map(|j| store.submit(j).unwrap()).collect();
+    open.send(()).unwrap();
+    hold.blocking_recv().unwrap().unwrap();
+    waiting.into_iter().map(|r| r.blocking_recv().unwrap()).collect()
+}
+
+/// A store with something in every table.
+fn seeded(dir: &TempDir, name: &str) -> Store {
+    let store = Store::open(&dir.path().join(name)).unwrap();
+    let seed: TestJob = Box::new(|tx| {
+        tx.append(at(7), "test", None, forecast_accepted("2026-12-02 07:30"))?;
+        tx.append(at(8), "test", None, warning_event(TAIYUAN, "w1", false))?;
+        tx.append(at(8), "test", None, directive("d1"))?;
+        tx.append(
+            at(8),
+            "test",
+            None,
+            RecordBody::ConsultationHeld {
+                consultation: ConsultationRecord {
+                    seq: 0,
+                    at: at(8),
+                    trigger: "test".into(),
+                    assessments: vec![],
+                },
+            },
+        )?;
+        tx.put_doc("c", "kept", &1)?;
+        tx.put_doc("c", "gone", &2)?;
+        tx.put_items(7, &["a", "b", "c"])?;
+        tx.bump("n", 5)?;
+        Ok(0)
+    });
+    in_one_batch(&store, vec![seed]).pop().unwrap().unwrap();
+    store
+}
+
+/// The jobs that succeed, around the failing one.
+fn first_ok() -> TestJob {
+    Box::new(|tx| {
+        tx.put_doc("ok", "1", &"first")?;
+        tx.bump("n", 1)?;
+        Ok(tx.append(at(9), "test", None, other("first"))?.seq)
+    })
+}
+
+fn second_ok() -> TestJob {
+    Box::new(|tx| {
+        // It runs after the failed job: none of that job's writes may show.
+        let kept: Option<i32> = tx.doc("c", "kept")?;
+        let gone: Option<i32> = tx.doc("c", "gone")?;
+        let item: Option<String> = tx.item(7, 1)?;
+        let state = tx.region_state(region(TAIYUAN))?;
+        if kept != Some(1) || gone != Some(2) || item.as_deref() != Some("b") || tx.counter("n")? != 6 {
+            return Err(StoreError::Refused(format!("saw the failed job: {kept:?} {gone:?} {item:?}")));
+        }
+        if state.warning.map(|w| w.status) != Some(crate::warning::Status::Pending) || tx.directive("d2")?.is_some() {
+            return Err(StoreError::Refused("saw the failed job's records".into()));
+        }
+        tx.put_doc("ok", "2", &"second")?;
+        Ok(tx.append(at(9), "test", None, other("second"))?.seq)
+    })
+}
+
+/// Writes to every table (new keys and existing ones, some twice), then fails.
+fn failing() -> TestJob {
+    Box::new(|tx| {
+        tx.append(at(10), "test", None, forecast_accepted("2026-12-02 10:30"))?;
+        tx.append(at(10), "test", None, warning_event(TAIYUAN, "w1", true))?;
+        tx.append(at(10), "test", None, warning_event(DATONG, "w2", false))?;
+        tx.append(at(10), "test", None, directive("d2"))?;
+        tx.append(at(10), "test", None, RecordBody::DirectiveLifted { id: "d1".into() })?;
+        tx.append(
+            at(10),
+            "test",
+            None,
+            RecordBody::ConsultationHeld {
+                consultation: ConsultationRecord {
+                    seq: 0,
+                    at: at(10),
+                    trigger: "test".into(),
+                    assessments: vec![],
+                },
+            },
+        )?;
+        tx.put_doc("c", "kept", &100)?;
+        tx.put_doc("c", "new", &3)?;
+        tx.remove_doc("c", "gone")?;
+        tx.put_docs("c", &[("kept".to_string(), 200), ("zz".to_string(), 4)])?;
+        tx.put_doc("other", "x", &5)?;
+        tx.put_items(7, &["a", "B", "c", "d", "e"])?;
+        tx.put_item(7, 0, &"A")?;
+        tx.put_items(8, &(0..1000).collect::<Vec<u32>>())?;
+        tx.bump("n", 10)?;
+        tx.bump("fresh", 1)?;
+        // The writes are there, for this job.
+        let seen = tx.doc::<i32>("c", "kept")? == Some(200)
+            && tx.doc::<i32>("c", "gone")?.is_none()
+            && tx.item::<String>(7, 4)?.as_deref() == Some("e")
+            && tx.counter("n")? == 16
+            && tx.directive("d1")?.is_some_and(|d| !d.active)
+            && tx.warning("w2")?.is_some();
+        if !seen {
+            return Err(StoreError::Refused("the writes did not show".into()));
+        }
+        Err(StoreError::Refused("the next stage failed".into()))
+    })
+}
+
+#[test]
+fn a_failing_job_leaves_every_table_as_before_and_the_other_jobs_of_its_batch_commit() {
+    let dir = TempDir::new().unwrap();
+    let with = seeded(&dir, "with.redb");
+    let without = seeded(&dir, "without.redb");
+    assert_eq!(dump(&with), dump(&without), "the same start");
+    let before = dump(&with);
+
+    let results = in_one_batch(&with, vec![first_ok(), failing(), second_ok()]);
+    assert_eq!(results[0].as_ref().ok(), Some(&5), "{:?}", results[0]);
+    assert!(
+        matches!(&results[1], Err(StoreError::Refused(m)) if m == "the next stage failed"),
+        "{:?}",
+        results[1]
+    );
+    // The log stays gap-free: the failed job's sequence numbers are used again.
+    assert_eq!(results[2].as_ref().ok(), Some(&6), "{:?}", results[2]);
+
+    // The same batch without the failing job writes exactly the same.
+    let results = in_one_batch(&without, vec![first_ok(), second_ok()]);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let after = dump(&with);
+    assert_eq!(after, dump(&without));
+    assert_ne!(after, before, "the successful jobs committed");
+    assert_eq!(with.read(|r| r.doc::<String>("ok", "2")).unwrap().as_deref(), Some("second"));
+    assert!(with.read(|r| r.verify_views()).unwrap().is_empty());
+    let seqs: Vec<u64> = with.read(|r| r.events_after(0, 100)).unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+
+    // A later batch appends after them.
+    let next: TestJob = Box::new(|tx| Ok(tx.append(at(11), "test", None, other("next"))?.seq));
+    assert_eq!(in_one_batch(&with, vec![next]).pop().unwrap().unwrap(), 7);
+    with.close();
+    without.close();
+}
+
+#[test]
+fn a_failed_job_puts_back_an_overwritten_doc_and_a_removed_one() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let seed: TestJob = Box::new(|tx| {
+        tx.put_doc("c", "a", &"old a")?;
+        tx.put_doc("c", "b", &"old b")?;
+        tx.put_item(3, 0, &"old item")?;
+        Ok(0)
+    });
+    let failing: TestJob = Box::new(|tx| {
+        tx.put_doc("c", "a", &"new a")?;
+        tx.put_doc("c", "a", &"newer a")?;
+        tx.remove_doc("c", "b")?;
+        tx.put_doc("c", "b", &"new b")?;
+        tx.put_item(3, 0, &"new item")?;
+        tx.remove_doc("c", "never there")?;
+        Err(StoreError::Refused("no".into()))
+    });
+    in_one_batch(&store, vec![seed]).pop().unwrap().unwrap();
+    let before = dump(&store);
+    assert!(in_one_batch(&store, vec![failing]).pop().unwrap().is_err());
+    assert_eq!(store.read(|r| r.doc::<String>("c", "a")).unwrap().as_deref(), Some("old a"));
+    assert_eq!(store.read(|r| r.doc::<String>("c", "b")).unwrap().as_deref(), Some("old b"));
+    assert_eq!(store.read(|r| r.item::<String>(3, 0)).unwrap().as_deref(), Some("old item"));
+    assert_eq!(dump(&store), before);
+    store.close();
+}
+
+#[test]
+fn bulk_writes_of_fresh_keys_keep_the_undo_log_small() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let before = dump(&store);
+    let job: TestJob = Box::new(|tx| {
+        let items: Vec<u32> = (0..100_000).collect();
+        tx.put_items(42, &items)?;
+        let one_range = tx.undo_log().len() == 1 && tx.undo_log().heap_bytes() < 1024;
+        // A run written again with the same values adds nothing.
+        tx.put_items(42, &items)?;
+        let unchanged = tx.undo_log().len() == 1;
+        let docs: Vec<(String, u32)> = (0..10_000).map(|i| (format!("county/{i:08}"), i)).collect();
+        tx.put_docs("enterprises", &docs)?;
+        // One entry for the run of documents, its keys packed in one string with a `u32` end each: at
+        // most twice that (vectors grow by doubling), no allocation per key.
+        let packed = tx.undo_log().len() == 2 && tx.undo_log().heap_bytes() < 2 * 10_000 * ("county/00000000".len() + 4) + 1024;
+        if !(one_range && unchanged && packed) {
+            return Err(StoreError::Refused(format!(
+                "range {one_range}, unchanged {unchanged}, packed {packed}: {} entries, {} bytes",
+                tx.undo_log().len(),
+                tx.undo_log().heap_bytes()
+            )));
+        }
+        Err(StoreError::Refused("undo".into()))
+    });
+    let r = in_one_batch(&store, vec![job]).pop().unwrap();
+    assert!(matches!(&r, Err(StoreError::Refused(m)) if m == "undo"), "{r:?}");
+    assert_eq!(dump(&store), before, "100,000 items and 10,000 documents taken back");
+    store.close();
+}
