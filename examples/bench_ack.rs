@@ -156,6 +156,7 @@ async fn run(n: usize, clients: usize, during_delivery: bool) -> anyhow::Result<
     let tokens = Arc::new(tokens);
     let next = Arc::new(AtomicUsize::new(0));
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let before = state.engine.store.stats();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -194,6 +195,16 @@ async fn run(n: usize, clients: usize, during_delivery: bool) -> anyhow::Result<
         p(0.5),
         p(0.99),
         lat[lat.len() - 1]
+    );
+
+    let w = state.engine.store.stats();
+    let (batches, jobs) = (w.batches - before.batches, w.jobs - before.jobs);
+    println!(
+        "writer: {jobs} jobs in {batches} commits ({:.1} jobs per commit); per job {:.0} µs running, per commit {:.0} µs committing; writer busy {:.0} % of the run",
+        jobs as f64 / batches.max(1) as f64,
+        (w.job_micros - before.job_micros) as f64 / jobs.max(1) as f64,
+        (w.commit_micros - before.commit_micros) as f64 / batches.max(1) as f64,
+        ((w.job_micros - before.job_micros) + (w.commit_micros - before.commit_micros)) as f64 / 1e4 / elapsed.as_secs_f64()
     );
 
     shutdown.cancel();

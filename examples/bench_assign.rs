@@ -94,7 +94,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
     println!("opened the store in {:.2?}", t.elapsed());
     let now = Utc::now();
     let counties: BTreeSet<RegionCode> = store.read(|r| {
-        let keys = r.doc_keys(hazeflow::list::ENTERPRISES, "", "", usize::MAX)?;
+        let keys = r.doc_keys(hazeflow::list::MEMBERS, "", "", usize::MAX)?;
         Ok(keys
             .iter()
             .filter_map(|k| k.split('/').next())

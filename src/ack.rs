@@ -117,55 +117,82 @@ async fn record(
         return Ok(Err(AckRefusal::Bad("请填写姓名和联系电话 (name and phone are required)".into())));
     }
     let now = state.engine.clock.now();
-    let (tokens, token) = (state.tokens.clone(), token.to_string());
+    let lines: Vec<String> = input.lines.iter().map(|l| clean(l, 40)).collect();
+    let note = clean(&input.note, 500);
+    let user_agent = clean(&user_agent, 200);
+    // Adds the steps not yet recorded; false when there were none.
+    let add = move |a: &mut Assignment| -> bool {
+        let steps: &[&str] = if input.step == "in_place" {
+            &["received", "in_place"]
+        } else {
+            &["received"]
+        };
+        let mut changed = false;
+        for step in steps {
+            if a.has(step) {
+                continue;
+            }
+            a.acks.push(Ack {
+                step: (*step).to_string(),
+                at: now,
+                name: name.clone(),
+                phone: phone.clone(),
+                lines: if *step == "in_place" { lines.clone() } else { Vec::new() },
+                note: if *step == input.step { note.clone() } else { String::new() },
+                ip: ip.clone(),
+                user_agent: user_agent.clone(),
+            });
+            changed = true;
+        }
+        changed
+    };
+    // Decide on a snapshot, on this request's thread (token, MAC, status), so that the single writer
+    // only checks and writes: nothing that changes a status (a new round, a warning's end) happened
+    // in between if the epoch is the same; otherwise the writer decides again.
+    let tokens = state.tokens.clone();
+    let token = token.to_string();
+    let (seen, epoch) = state
+        .engine
+        .store
+        .read(|r| Ok((assign::by_token(r, &tokens, &token)?, assign::epoch(r)?)))?;
+    let Some(mut seen) = seen else {
+        return Ok(Err(AckRefusal::Unknown));
+    };
+    if let Some((reason, current)) = gone_status(&seen) {
+        return Ok(Err(AckRefusal::Gone { reason, current }));
+    }
+    if !add(&mut seen.clone()) {
+        // Every step is recorded already: idempotent, nothing to write.
+        return Ok(Ok((seen, false)));
+    }
     let result = state
         .engine
         .store
         .write(move |tx| {
-            let mut a = assign::by_token(tx, &tokens, &token)?.ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
-            let key = a.key.clone();
-            if let Some((reason, current)) = gone_status(&a) {
-                return Err(refusal_to_store(&AckRefusal::Gone { reason, current }));
-            }
-            let steps: &[&str] = if input.step == "in_place" {
-                &["received", "in_place"]
+            let mut a = if assign::epoch(tx)? == epoch {
+                // Only the acknowledgements can have moved (the same link used twice at once).
+                let entry: assign::Entry = tx
+                    .item(seen.round, seen.index)?
+                    .ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+                seen.acks = entry.acks;
+                seen
             } else {
-                &["received"]
-            };
-            let mut changed = false;
-            for step in steps {
-                if a.has(step) {
-                    continue;
+                let a = assign::by_token(tx, &tokens, &token)?.ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+                if let Some((reason, current)) = gone_status(&a) {
+                    return Err(refusal_to_store(&AckRefusal::Gone { reason, current }));
                 }
-                a.acks.push(Ack {
-                    step: (*step).to_string(),
-                    at: now,
-                    name: name.clone(),
-                    phone: phone.clone(),
-                    lines: if *step == "in_place" {
-                        input.lines.iter().map(|l| clean(l, 40)).collect()
-                    } else {
-                        Vec::new()
-                    },
-                    note: if *step == input.step {
-                        clean(&input.note, 500)
-                    } else {
-                        String::new()
-                    },
-                    ip: ip.clone(),
-                    user_agent: clean(&user_agent, 200),
-                });
-                changed = true;
-            }
+                a
+            };
+            let changed = add(&mut a);
             if changed {
                 assign::put_acks(tx, &a)?;
                 tx.append(
                     now,
-                    &format!("ack:{name}"),
+                    &format!("ack:{}", a.acks.last().map_or("", |k| k.name.as_str())),
                     None,
                     RecordBody::Other {
                         kind: "acknowledged".into(),
-                        data: json!({ "assignment": key, "warning_id": a.warning_id, "party": a.party, "step": input.step }),
+                        data: json!({ "assignment": a.key, "warning_id": a.warning_id, "party": a.party, "step": a.acks.last().map(|k| k.step.clone()) }),
                     },
                 )?;
             }

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::engine::Stage;
-use crate::list::{BY_USCC, ENTERPRISES, region_prefix};
+use crate::list::{BY_USCC, MEMBERS, region_prefix};
 use crate::playbook::Playbook;
 use crate::region::{RegionCode, Regions};
 use crate::registry::Defaults;
@@ -49,6 +49,9 @@ use crate::warning::{Event, EventKind, RegionState, Status, Warning};
 pub const ROUNDS: &str = "assignment_rounds";
 /// Round headers by sequence number, key `{seq:012}` → [`Round`] (a token names only the seq).
 pub const ROUND_SEQ: &str = "assignment_round_seq";
+/// The counter bumped by everything that can change a derived status (a new round, a warning's end):
+/// a status resolved on a snapshot still holds in a write that finds the same epoch.
+pub const EPOCH: &str = "assignment_epoch";
 
 /// Who is assigned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +343,7 @@ impl Stage for AssignStage {
                     self.assign_all(tx, now, w, to, w.start)?
                 }
                 EventKind::Lifted | EventKind::Cancelled => {
+                    tx.bump(EPOCH, 1)?;
                     let rounds = rounds_of(tx, &w.id)?;
                     tx.append(
                         now,
@@ -367,7 +371,7 @@ impl AssignStage {
         let prefix = region_prefix(region);
         let mut after = String::new();
         loop {
-            let keys = tx.doc_keys(ENTERPRISES, &prefix, &after, 50_000)?;
+            let keys = tx.doc_keys(MEMBERS, &prefix, &after, 50_000)?;
             let Some(last) = keys.last() else { break };
             after = last.clone();
             for k in keys {
@@ -456,6 +460,7 @@ pub fn write_round(tx: &mut Tx<'_>, mut round: Round, entries: &[Entry], hooks: 
         },
     )?;
     round.seq = rec.seq;
+    tx.bump(EPOCH, 1)?;
     tx.put_items(round.seq, entries)?;
     tx.put_doc(ROUNDS, &round.doc_key(), &round)?;
     tx.put_doc(ROUND_SEQ, &format!("{:012}", round.seq), &round)?;
@@ -463,6 +468,11 @@ pub fn write_round(tx: &mut Tx<'_>, mut round: Round, entries: &[Entry], hooks: 
         hook(tx, &round)?;
     }
     Ok(round)
+}
+
+/// The current status epoch (see [`EPOCH`]).
+pub fn epoch<V: View>(v: &V) -> Result<u64, StoreError> {
+    v.counter(EPOCH)
 }
 
 /// A round by its sequence number.

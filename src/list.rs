@@ -13,6 +13,9 @@ use crate::store::{ReadTx, RecordBody, Store, StoreError, Tx};
 
 /// Full enterprise records, key `{county}/{uscc}`.
 pub const ENTERPRISES: &str = "enterprises";
+/// The keys of [`ENTERPRISES`] alone, key `{county}/{uscc}` → `0`: a region's enterprises are a key
+/// range here, and scanning it does not read the (large) records.
+pub const MEMBERS: &str = "enterprise_members";
 /// USCC → county, key `{uscc}`.
 pub const BY_USCC: &str = "enterprise_county";
 /// List version summaries, key zero-padded version.
@@ -85,6 +88,7 @@ pub async fn record(
             for (e, old) in version.enterprises.iter().zip(&old_counties) {
                 if let Some(old) = old.as_ref().filter(|o| **o != e.county.to_string()) {
                     tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
+                    tx.remove_doc(MEMBERS, &format!("{old}/{}", e.uscc.as_str()))?;
                 }
             }
             let docs: Vec<(String, &crate::registry::Enterprise)> = version
@@ -93,6 +97,8 @@ pub async fn record(
                 .map(|e| (format!("{}/{}", e.county, e.uscc.as_str()), e))
                 .collect();
             tx.put_docs(ENTERPRISES, &docs)?;
+            let members: Vec<(String, u8)> = docs.iter().map(|(k, _)| (k.clone(), 0)).collect();
+            tx.put_docs(MEMBERS, &members)?;
             let counties: Vec<(String, String)> = version
                 .enterprises
                 .iter()
@@ -129,6 +135,7 @@ pub async fn record(
 fn remove(tx: &mut Tx<'_>, uscc: &Uscc) -> Result<(), StoreError> {
     if let Some(county) = tx.doc::<String>(BY_USCC, uscc.as_str())? {
         tx.remove_doc(ENTERPRISES, &format!("{county}/{}", uscc.as_str()))?;
+        tx.remove_doc(MEMBERS, &format!("{county}/{}", uscc.as_str()))?;
         tx.remove_doc(BY_USCC, uscc.as_str())?;
     }
     Ok(())

@@ -59,5 +59,26 @@ pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Result<impl IntoR
     {
         let _ = writeln!(out, "hazeflow_events_by_kind_total{{kind=\"{}\"}} {v}", &name[7..]);
     }
+    let w = s.engine.store.stats();
+    let _ = writeln!(
+        out,
+        "# HELP hazeflow_store_batches_total Write transactions (group commits).\n# TYPE hazeflow_store_batches_total counter\nhazeflow_store_batches_total {}",
+        w.batches
+    );
+    let _ = writeln!(
+        out,
+        "# HELP hazeflow_store_jobs_total Write jobs run.\n# TYPE hazeflow_store_jobs_total counter\nhazeflow_store_jobs_total {}",
+        w.jobs
+    );
+    let _ = writeln!(
+        out,
+        "# HELP hazeflow_store_job_seconds_total Time the writer spent running jobs.\n# TYPE hazeflow_store_job_seconds_total counter\nhazeflow_store_job_seconds_total {}",
+        w.job_micros as f64 / 1e6
+    );
+    let _ = writeln!(
+        out,
+        "# HELP hazeflow_store_commit_seconds_total Time the writer spent committing (pages and fsync).\n# TYPE hazeflow_store_commit_seconds_total counter\nhazeflow_store_commit_seconds_total {}",
+        w.commit_micros as f64 / 1e6
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
 }

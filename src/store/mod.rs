@@ -34,8 +34,10 @@ mod undo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
@@ -98,8 +100,30 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// What the writer has done since the store was opened (for `/metrics` and the benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed (or attempted).
+    pub batches: u64,
+    /// Jobs run.
+    pub jobs: u64,
+    /// Time spent running jobs, µs.
+    pub job_micros: u64,
+    /// Time spent committing (writing pages, fsync), µs.
+    pub commit_micros: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    batches: AtomicU64,
+    jobs: AtomicU64,
+    job_micros: AtomicU64,
+    commit_micros: AtomicU64,
+}
+
 struct Inner {
     db: Arc<Database>,
+    stats: Arc<Stats>,
     path: PathBuf,
     jobs: std::sync::Mutex<Option<std_mpsc::Sender<Job>>>,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -121,13 +145,16 @@ impl Store {
         let (send, recv) = std_mpsc::channel::<Job>();
         let wdb = db.clone();
         let wpath = path.to_path_buf();
+        let stats = Arc::new(Stats::default());
+        let wstats = stats.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&wdb, &wpath, &recv))
+            .spawn(move || writer_loop(&wdb, &wpath, &recv, &wstats))
             .map_err(|e| db_err(path, e))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
+                stats,
                 path: path.to_path_buf(),
                 jobs: std::sync::Mutex::new(Some(send)),
                 writer: std::sync::Mutex::new(Some(writer)),
@@ -181,6 +208,17 @@ impl Store {
         Ok(recv)
     }
 
+    /// What the writer has done so far.
+    pub fn stats(&self) -> WriterStats {
+        let s = &self.inner.stats;
+        WriterStats {
+            batches: s.batches.load(Ordering::Relaxed),
+            jobs: s.jobs.load(Ordering::Relaxed),
+            job_micros: s.job_micros.load(Ordering::Relaxed),
+            commit_micros: s.commit_micros.load(Ordering::Relaxed),
+        }
+    }
+
     /// Runs `f` on a consistent snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let txn = self.inner.db.begin_read().map_err(|e| db_err(&self.inner.path, e))?;
@@ -199,7 +237,11 @@ impl Store {
     }
 }
 
-fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>) {
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>, stats: &Stats) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -216,6 +258,8 @@ fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>) {
             }
         };
         let mut finishers = Vec::with_capacity(batch.len());
+        let started = Instant::now();
+        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let outcome = {
             let mut tx = Tx::new(&txn, path);
             for job in batch {
@@ -226,7 +270,11 @@ fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>) {
             }
             tx.finish()
         };
+        let ran = Instant::now();
         let commit = outcome.and_then(|()| txn.commit().map_err(|e| e.to_string()));
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.job_micros.fetch_add(micros(ran - started), Ordering::Relaxed);
+        stats.commit_micros.fetch_add(micros(ran.elapsed()), Ordering::Relaxed);
         if let Err(e) = &commit {
             tracing::error!(error = %e, "commit failed; the batch is lost and its callers are told");
         }

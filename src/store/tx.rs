@@ -772,6 +772,8 @@ pub trait View {
     fn warning(&self, id: &str) -> Result<Option<Warning>, StoreError>;
     /// A region's lifecycle state.
     fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError>;
+    /// A counter (0 when never counted).
+    fn counter(&self, name: &str) -> Result<u64, StoreError>;
 }
 
 macro_rules! view {
@@ -800,6 +802,9 @@ macro_rules! view {
             }
             fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError> {
                 <$t>::region_state(self, region)
+            }
+            fn counter(&self, name: &str) -> Result<u64, StoreError> {
+                <$t>::counter(self, name)
             }
         }
     };
