@@ -772,3 +772,195 @@ pub fn party_region(a: &Assignment) -> RegionCode {
         Party::Department { region, .. } => *region,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{ListVersion, generate, import};
+    use crate::store::Store;
+
+    const XIAODIAN: u32 = 140105;
+    const YINGZE: u32 = 140106;
+
+    fn code(c: u32) -> RegionCode {
+        RegionCode::from_u32(c).unwrap()
+    }
+
+    /// A store with four enterprises, two in Xiaodian and two in Yingze (both in Taiyuan).
+    async fn store_with_list(dir: &std::path::Path) -> (Store, Vec<(String, RegionCode)>) {
+        let store = Store::open(&dir.join("t.redb")).unwrap();
+        let mut list = generate::generate_shanxi(4, 7);
+        for (i, e) in list.iter_mut().enumerate() {
+            e.county = code(if i % 2 == 0 { XIAODIAN } else { YINGZE });
+        }
+        let who: Vec<(String, RegionCode)> = list.iter().map(|e| (e.uscc.as_str().to_string(), e.county)).collect();
+        let now = Utc::now();
+        let version = ListVersion::new(list, None, now);
+        let diff = import::diff_enterprises(&[], &version.enterprises);
+        crate::list::record(&store, version, diff, "test", now).await.unwrap();
+        (store, who)
+    }
+
+    /// Appends a lifecycle event for `region` and runs the assignment stage on it, as the engine does.
+    async fn step(store: &Store, stage: &Arc<AssignStage>, region: u32, kind: EventKind) {
+        let pb = crate::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], Regions::shanxi())
+            .unwrap()
+            .get("shanxi")
+            .cloned()
+            .unwrap();
+        let stage = stage.clone();
+        store
+            .write(move |tx| {
+                let now = Utc::now();
+                let e = Event {
+                    region: code(region),
+                    at: now,
+                    actor: "test".into(),
+                    reason: "test".into(),
+                    forecast_id: None,
+                    playbook: pb.pin(),
+                    kind,
+                };
+                let mut state = tx.region_state(code(region))?;
+                state.apply(&e);
+                let id = state.warning.as_ref().map(|w| w.id.clone()).unwrap_or_default();
+                tx.append(
+                    now,
+                    "test",
+                    None,
+                    RecordBody::Warning {
+                        warning_id: id,
+                        event: e.clone(),
+                    },
+                )?;
+                stage.on_warning_events(tx, now, &[e], &state, &pb)
+            })
+            .await
+            .unwrap();
+    }
+
+    fn issued(id: &str, level: &str) -> EventKind {
+        EventKind::Issued {
+            id: id.into(),
+            level: level.into(),
+            rank: if level == "red" { 3 } else { 2 },
+            start: Utc::now(),
+            expected_end: Utc::now() + Duration::days(2),
+            rule: None,
+            signer: None,
+            reopened: false,
+        }
+    }
+
+    fn state_of(store: &Store, uscc: &str) -> Vec<(String, String)> {
+        store
+            .read(|r| of_party(r, &format!("e:{uscc}")))
+            .unwrap()
+            .into_iter()
+            .map(|a| {
+                let s = match a.status {
+                    AssignmentStatus::Active => "active".to_string(),
+                    AssignmentStatus::Superseded { by, .. } => format!("superseded by {}", by.split('/').next().unwrap_or("")),
+                    AssignmentStatus::Ended { .. } => "ended".to_string(),
+                };
+                (a.warning_id, s)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_enterprise_follows_the_most_specific_live_warning_and_returns_to_the_wider_one_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, who) = store_with_list(dir.path()).await;
+        let defaults = Arc::new(crate::registry::shanxi_defaults().clone());
+        let stage = Arc::new(AssignStage {
+            defaults,
+            regions: Regions::shanxi(),
+            on_round: Vec::new(),
+        });
+        let (in_xiaodian, in_yingze) = (&who[0].0, &who[1].0);
+
+        step(&store, &stage, 140100, issued("140100-T-1", "orange")).await;
+        assert_eq!(state_of(&store, in_xiaodian), [("140100-T-1".to_string(), "active".to_string())]);
+
+        // Xiaodian gets its own red warning: its enterprises follow it; Yingze's stay with the city.
+        step(&store, &stage, XIAODIAN, issued("140105-T-1", "red")).await;
+        assert_eq!(
+            state_of(&store, in_xiaodian),
+            [
+                ("140100-T-1".to_string(), "superseded by 140105-T-1".to_string()),
+                ("140105-T-1".to_string(), "active".to_string())
+            ]
+        );
+        assert_eq!(state_of(&store, in_yingze), [("140100-T-1".to_string(), "active".to_string())]);
+        let active: usize = store
+            .read(|r| of_warning(r, "140100-T-1", "", usize::MAX))
+            .unwrap()
+            .iter()
+            .filter(|a| matches!(a.party, Party::Enterprise { .. }) && a.status == AssignmentStatus::Active)
+            .count();
+        assert_eq!(active, 2, "the city's warning has only Yingze's two enterprises in force");
+
+        // Xiaodian's warning ends (cancelled before its start): back to the city's measures.
+        step(&store, &stage, XIAODIAN, EventKind::Cancelled).await;
+        assert_eq!(
+            state_of(&store, in_xiaodian),
+            [
+                ("140100-T-1".to_string(), "active".to_string()),
+                ("140105-T-1".to_string(), "ended".to_string())
+            ]
+        );
+
+        // A level change of the city supersedes, and the city's end ends everything.
+        step(
+            &store,
+            &stage,
+            140100,
+            EventKind::LevelChanged {
+                from: "orange".into(),
+                to: "red".into(),
+                rank: 3,
+                expected_end: Utc::now() + Duration::days(2),
+                rule: None,
+                signer: None,
+            },
+        )
+        .await;
+        let s = state_of(&store, in_yingze);
+        assert_eq!(s[0].1, "superseded by 140100-T-1");
+        assert_eq!(s[1].1, "active");
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn a_token_finds_only_its_own_assignment_and_a_changed_character_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store_with_list(dir.path()).await;
+        let stage = Arc::new(AssignStage {
+            defaults: Arc::new(crate::registry::shanxi_defaults().clone()),
+            regions: Regions::shanxi(),
+            on_round: Vec::new(),
+        });
+        step(&store, &stage, 140100, issued("140100-T-1", "orange")).await;
+        let keys = TokenKey::new([9; 32]);
+        let all = store.read(|r| of_warning(r, "140100-T-1", "", usize::MAX)).unwrap();
+        assert!(all.len() > 4, "four enterprises and the departments");
+        for a in &all {
+            let token = keys.token(a);
+            assert!(token.len() >= 38, "{token}");
+            let found = store.read(|r| by_token(r, &keys, &token)).unwrap();
+            assert_eq!(found.map(|f| f.key), Some(a.key.clone()));
+            // Every single-character change is refused.
+            for i in 0..token.len() {
+                let mut t: Vec<char> = token.chars().collect();
+                t[i] = if t[i] == 'A' { 'B' } else { 'A' };
+                let t: String = t.into_iter().collect();
+                assert!(store.read(|r| by_token(r, &keys, &t)).unwrap().is_none(), "{t}");
+            }
+            // Another secret's token for the same place is refused.
+            let other = TokenKey::new([8; 32]).token(a);
+            assert!(store.read(|r| by_token(r, &keys, &other)).unwrap().is_none());
+        }
+        store.close();
+    }
+}
