@@ -170,6 +170,9 @@ impl Application {
                 text.join("\n")
             )
         })?);
+        for e in crate::registry::unknown_levels(&settings.measures.display().to_string(), &defaults, &set) {
+            tracing::warn!("{e}");
+        }
         let tokens = crate::assign::load_token_key(&settings.data_dir)?;
         let assign = Arc::new(crate::assign::AssignStage {
             defaults: defaults.clone(),

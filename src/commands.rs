@@ -94,9 +94,15 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
         }
     }
     let mut names = Vec::new();
-    for g in &groups {
+    let mut live = None;
+    for (i, g) in groups.iter().enumerate() {
         match playbook::load_paths(g, regions) {
-            Ok(set) => names.extend(set.iter().map(|p| p.pin())),
+            Ok(set) => {
+                names.extend(set.iter().map(|p| p.pin()));
+                if i == 0 {
+                    live = Some(set);
+                }
+            }
             Err(errors) => {
                 failed += errors.len();
                 for e in errors {
@@ -113,6 +119,30 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 eprintln!("{}: {e}", dir.display());
+            }
+        }
+    }
+    // The measure defaults (一厂一策 rules, deadlines, duties), and that they know every live level.
+    let mut measures = None;
+    if let Some(s) = &settings {
+        let file = tidy(&s.measures).display().to_string();
+        match crate::registry::load_defaults(&tidy(&s.measures)) {
+            Ok(d) => {
+                let unknown = live
+                    .as_ref()
+                    .map(|set| crate::registry::unknown_levels(&file, &d, set))
+                    .unwrap_or_default();
+                failed += unknown.len();
+                for e in &unknown {
+                    eprintln!("{e}");
+                }
+                measures = Some((file, d.industries.len()));
+            }
+            Err(errors) => {
+                failed += errors.len();
+                for e in errors {
+                    eprintln!("{e}");
+                }
             }
         }
     }
@@ -143,6 +173,9 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
     );
     if !seed_dirs.is_empty() {
         let _ = write!(summary, ", {region_count} regions");
+    }
+    if let Some((file, industries)) = measures {
+        let _ = write!(summary, "; measure defaults {file} ({industries} industries)");
     }
     if let Some(n) = notify {
         let _ = write!(summary, "; {n} rendered with sample data");

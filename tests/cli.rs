@@ -87,6 +87,10 @@ impl Site {
             .replace(
                 "roster: ./config/roster.yaml\n",
                 &format!("roster: {}\n", dir.path().join("roster.yaml").display()),
+            )
+            .replace(
+                "measures: ./playbooks/measures/shanxi.yaml\n",
+                &format!("measures: {}\n", dir.path().join("playbooks/measures/shanxi.yaml").display()),
             );
         assert!(
             config.contains("roster.yaml\n") && !config.contains("./config/roster.yaml"),
@@ -131,8 +135,10 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
     let out = site.check();
     assert!(out.status.success(), "{}", stderr(&out));
     let want = format!(
-        "ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1), 129 regions; roster {} \
-         (62 people, 13 regions, 7 routes), 11 message templates in {} rendered with sample data\n",
+        "ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1), 129 regions; \
+         measure defaults {} (15 industries); roster {} (62 people, 13 regions, 7 routes), 11 message templates in {} \
+         rendered with sample data\n",
+        site.path("playbooks/measures/shanxi.yaml"),
         site.path("roster.yaml"),
         site.path("playbooks/templates/notify")
     );

@@ -379,6 +379,26 @@ pub fn load_defaults(path: &Path) -> Result<Defaults, Vec<RegistryError>> {
     parse_defaults(&file, &text)
 }
 
+/// Levels of the playbooks that the defaults do not know (no acknowledgement deadline, no measures, no
+/// duties for them), as messages naming the defaults file, the level and the playbook.
+pub fn unknown_levels(defaults_file: &str, defaults: &Defaults, set: &crate::playbook::PlaybookSet) -> Vec<String> {
+    let known: Vec<&str> = defaults.levels.iter().map(|l| l.id.as_str()).collect();
+    let mut out = Vec::new();
+    for p in set.iter() {
+        for l in &p.levels {
+            if !known.contains(&l.id.as_str()) {
+                out.push(format!(
+                    "{defaults_file}: level \"{}\" of playbook {} has no entry here (levels here: {}); its enterprises would get no measures and no deadline",
+                    l.id,
+                    p.pin(),
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Compiles a defaults file from its text; `file` names it in errors.
 pub fn parse_defaults(file: &str, text: &str) -> Result<Defaults, Vec<RegistryError>> {
     let raw: RawDefaults = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
@@ -1053,5 +1073,25 @@ mod tests {
             "m.yaml:12:28: escalation: \"state\" is not a tier (county, city, province)",
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_playbook_level_without_defaults_is_reported_with_the_file_and_the_playbook() {
+        let set = crate::playbook::load_paths(&[std::path::PathBuf::from("playbooks")], crate::region::Regions::shanxi()).unwrap();
+        let full = shanxi_defaults().clone();
+        assert!(
+            unknown_levels("m.yaml", &full, &set).is_empty(),
+            "the shipped defaults know every level"
+        );
+        let mut d = full.clone();
+        d.levels.retain(|l| l.id != "yellow");
+        let got = unknown_levels("m.yaml", &d, &set);
+        assert!(!got.is_empty());
+        assert!(
+            got.iter().any(|m| m
+                == "m.yaml: level \"yellow\" of playbook shanxi@2024.1 has no entry here (levels here: orange, red); its enterprises would get no measures and no deadline"),
+            "{got:#?}"
+        );
+        assert!(got.iter().all(|m| m.contains("\"yellow\"")), "{got:#?}");
     }
 }

@@ -75,7 +75,7 @@ pub mod generate;
 pub mod import;
 pub mod reports;
 
-pub use defaults::{AssignedMeasure, Defaults, MeasureSource, load_defaults, shanxi_defaults};
+pub use defaults::{AssignedMeasure, Defaults, MeasureSource, load_defaults, shanxi_defaults, unknown_levels};
 pub use import::{ListDiff, ListVersion, diff};
 pub use types::*;
 
