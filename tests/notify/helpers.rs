@@ -506,3 +506,28 @@ impl WebhookReceiver {
         self.got.lock().expect("the lock").clone()
     }
 }
+
+/// A TLS front on `127.0.0.1:PORT` for a plain server on `backend_port`: completes the handshake
+/// with the certificate of `ca`, then passes bytes both ways (implicit TLS, as SMTPS on port 465).
+/// Returns its port and a count of completed handshakes.
+pub async fn tls_front(ca: &TestCa, backend_port: u16) -> (u16, Arc<AtomicUsize>) {
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let port = tcp.local_addr().expect("an address").port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config());
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let done = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = tcp.accept().await {
+            let (acceptor, done) = (acceptor.clone(), done.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(client).await else { return };
+                done.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut backend) = tokio::net::TcpStream::connect(("127.0.0.1", backend_port)).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut backend).await;
+            });
+        }
+    });
+    (port, handshakes)
+}

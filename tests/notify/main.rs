@@ -14,6 +14,7 @@
 //! - `settings`: the mail settings from the environment, secrets kept secret.
 //! - `tls`: webhooks over HTTPS to a receiver with a certificate of a private CA made at test time:
 //!   trusted through `ca_file`, refused (retried, then failed) without it.
+//!   SMTP over implicit TLS through a TLS front with the same kind of certificate.
 
 #[path = "../common/mod.rs"]
 mod common;

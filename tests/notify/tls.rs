@@ -123,3 +123,31 @@ async fn without_the_ca_file_the_certificate_is_not_trusted_and_the_post_is_retr
     assert!(hook.handshake_errors().len() >= 2);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_over_implicit_tls_with_a_private_ca_reaches_the_smtp_server() {
+    let ca = TestCa::generate();
+    let smtp = SmtpServer::start(0, None);
+    let (port, handshakes) = tls_front(&ca, smtp.port).await;
+    let dir = TempDir::new().expect("a temporary folder");
+    let ca_file = ca.write_ca_file(dir.path());
+    let app = spawn_app_in(dir, clock(), |s| {
+        smtp_to(s, port);
+        s.mail.smtp.tls = hazeflow::config::SmtpTls::Tls;
+        s.mail.smtp.ca_file = Some(ca_file);
+        s.validate().unwrap();
+    })
+    .await;
+
+    app.propose_orange_for_taiyuan().await;
+    let got = smtp.wait_for(PROPOSAL_TO.len()).await;
+    let mut to: Vec<String> = got.iter().flat_map(|r| r.to.clone()).collect();
+    to.sort();
+    let mut want: Vec<String> = PROPOSAL_TO.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(to, want);
+    // Only the TLS front listens on the configured port: every session came through a handshake.
+    assert!(handshakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    app.settled(PROPOSAL_TO.len()).await;
+    app.stop().await;
+}
