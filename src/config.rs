@@ -526,7 +526,7 @@ pub enum WebhookFormat {
 pub struct WebhookEndpoint {
     /// Id (letters, digits, `-`, `_`), used in message ids and logs.
     pub id: String,
-    /// `http://…` (this build sends no TLS: put a TLS proxy in front of an `https` endpoint).
+    /// `https://…` (checked against the Mozilla root certificates, plus `ca_file`) or `http://…`.
     pub url: String,
     /// Events it hears of, by the names of the roster's `notify:` mapping (`issued`, `lifted`, …).
     pub events: Vec<String>,
@@ -545,6 +545,46 @@ pub struct WebhookEndpoint {
     /// The secret, from `secret_env` or `secret_file`.
     #[serde(skip)]
     pub secret: Option<Secret>,
+    /// Extra CA certificates (a PEM file, one or more certificates) trusted for this endpoint
+    /// besides the built-in roots, for a gateway inside a department network with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The certificates of a PEM file of extra CA certificates (`ca_file` settings); `field` names
+/// the setting in errors. Fails when the file cannot be read, holds no certificate, or one of them
+/// is not a valid X.509 certificate.
+pub fn read_ca_file(path: &Path, field: &str) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path).with_context(|| format!("{field}: cannot read {}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| anyhow::anyhow!("{field}: {} is not a PEM certificate file ({e})", path.display()))?;
+    if certs.is_empty() {
+        bail!("{field}: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display());
+    }
+    // The PEM armour may wrap bytes that are no certificate: let rustls parse each one.
+    for c in &certs {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(c.clone())
+            .build()
+            .map_err(|e| anyhow::anyhow!("{field}: {} holds an invalid certificate ({})", path.display(), error_chain(&e)))?;
+    }
+    Ok(certs)
+}
+
+/// An error and its causes, `a: b: c`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 fn first_line(path: &Path, what: &str) -> Result<Secret> {
@@ -664,14 +704,15 @@ impl Settings {
             if !seen.insert(e.id.as_str()) {
                 bail!("{at}.id: \"{}\" is used twice", e.id);
             }
-            if e.url.starts_with("https://") {
-                bail!(
-                    "{at}.url: this build sends webhooks over plain HTTP only; put a TLS proxy in front of \"{}\"",
-                    e.url
-                );
+            let rest = e.url.strip_prefix("https://").or_else(|| e.url.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+                bail!("{at}.url: \"{}\" must be an https:// (or http://) URL with a host", e.url);
             }
-            if !e.url.starts_with("http://") {
-                bail!("{at}.url: \"{}\" must start with http://", e.url);
+            if let Err(err) = reqwest::Url::parse(&e.url) {
+                bail!("{at}.url: \"{}\" is not a URL ({err})", e.url);
+            }
+            if let Some(f) = &e.ca_file {
+                read_ca_file(f, &format!("{at}.ca_file"))?;
             }
             if e.events.is_empty() {
                 bail!("{at}.events: name at least one event");
@@ -739,5 +780,72 @@ mod tests {
         let mut s = Settings::parse("default", DEFAULT_YAML).unwrap();
         s.http.listen = "localhost".into();
         assert_eq!(s.validate().unwrap_err().to_string(), "http.listen: \"localhost\" is not host:port");
+    }
+
+    fn with_endpoint(url: &str, ca_file: Option<PathBuf>) -> Settings {
+        let mut s = Settings::parse("default", DEFAULT_YAML).unwrap();
+        s.webhooks.endpoints.push(WebhookEndpoint {
+            id: "wecom".into(),
+            url: url.into(),
+            events: vec!["issued".into()],
+            regions: vec![],
+            format: WebhookFormat::Robot,
+            secret_env: None,
+            secret_file: None,
+            secret: Some(Secret::new("k")),
+            ca_file,
+        });
+        s
+    }
+
+    #[test]
+    fn https_webhooks_are_accepted_and_other_schemes_are_refused_naming_the_field() {
+        with_endpoint("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=x", None)
+            .validate()
+            .unwrap();
+        with_endpoint("http://127.0.0.1:9000/hook", None).validate().unwrap();
+        for bad in ["ftp://gw.example.cn/hook", "qyapi.weixin.qq.com/send", "https://", "https:///x"] {
+            let e = with_endpoint(bad, None).validate().unwrap_err().to_string();
+            assert!(e.starts_with("webhooks.endpoints[0].url: ") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_webhook_ca_file_that_is_missing_or_not_a_certificate_is_named_with_its_file() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = with_endpoint("https://gw.example.cn/hook", Some(missing.clone()))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("webhooks.endpoints[0].ca_file: cannot read ") && e.contains(&missing.display().to_string()),
+            "{e}"
+        );
+
+        let text = dir.path().join("notes.pem");
+        std::fs::write(&text, "not a certificate\n").unwrap();
+        let e = with_endpoint("https://gw.example.cn/hook", Some(text.clone()))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("webhooks.endpoints[0].ca_file: ") && e.contains(&text.display().to_string()) && e.contains("no PEM certificate"),
+            "{e}"
+        );
+
+        // Valid armour around bytes that are no certificate.
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n").unwrap();
+        let e = with_endpoint("https://gw.example.cn/hook", Some(junk.clone()))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("webhooks.endpoints[0].ca_file: ")
+                && e.contains(&junk.display().to_string())
+                && e.contains("invalid certificate"),
+            "{e}"
+        );
     }
 }

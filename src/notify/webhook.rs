@@ -10,6 +10,10 @@
 //! "data"}` where `data.recipients` lists the people the event reaches (name, role, email, phone) for an
 //! SMS gateway to fan out. `format: robot`: `{"msgtype": "text", "text": {"content": subject + text}}`.
 //!
+//! `https://` endpoints are reached over TLS (rustls); the server certificate must chain to a Mozilla
+//! root (webpki-roots, built in) or to a certificate of the endpoint's `ca_file`. A connection that
+//! fails, an untrusted certificate included, is an attempt worth retrying, logged with its cause.
+//!
 //! 2xx is delivered; 408, 429, 5xx and network errors are worth another attempt; other 4xx are not.
 
 use std::collections::BTreeMap;
@@ -23,7 +27,7 @@ use sha2::Sha256;
 use super::NotifyError;
 use super::outbox::OutboxMessage;
 use super::templates::Rendered;
-use crate::config::{Secret, WebhookFormat, WebhookSettings};
+use crate::config::{Secret, WebhookFormat, WebhookSettings, error_chain, read_ca_file};
 
 /// `sha256=<hex HMAC-SHA256 of body>`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
@@ -34,40 +38,50 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 }
 
 struct Endpoint {
+    /// The shared client, or one that also trusts the endpoint's `ca_file`.
+    client: reqwest::Client,
     url: String,
     secret: Secret,
     format: WebhookFormat,
 }
 
-/// The configured endpoints and an HTTP client.
+/// The configured endpoints and their HTTP clients.
 pub struct Webhooks {
-    client: reqwest::Client,
     endpoints: BTreeMap<String, Endpoint>,
 }
 
 impl Webhooks {
-    /// From the settings (validated already).
+    /// From the settings (validated already). `https://` endpoints are checked against the Mozilla
+    /// root certificates (webpki-roots, built in) and the endpoint's `ca_file`, if any.
     pub fn from_settings(w: &WebhookSettings) -> anyhow::Result<Webhooks> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(w.timeout_secs))
-            .user_agent(concat!("hazeflow/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("webhooks: cannot build the HTTP client")?;
-        let endpoints = w
-            .endpoints
-            .iter()
-            .map(|e| {
-                (
-                    e.id.clone(),
-                    Endpoint {
-                        url: e.url.clone(),
-                        secret: e.secret.clone().unwrap_or_default(),
-                        format: e.format,
-                    },
-                )
-            })
-            .collect();
-        Ok(Webhooks { client, endpoints })
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(w.timeout_secs))
+                .user_agent(concat!("hazeflow/", env!("CARGO_PKG_VERSION")))
+        };
+        let shared = builder().build().context("webhooks: cannot build the HTTP client")?;
+        let mut endpoints = BTreeMap::new();
+        for (i, e) in w.endpoints.iter().enumerate() {
+            let client = match &e.ca_file {
+                None => shared.clone(),
+                Some(f) => {
+                    let field = format!("webhooks.endpoints[{i}].ca_file");
+                    let mut b = builder();
+                    for c in read_ca_file(f, &field)? {
+                        b = b.add_root_certificate(c);
+                    }
+                    b.build().with_context(|| format!("{field}: cannot build the HTTP client"))?
+                }
+            };
+            let ep = Endpoint {
+                client,
+                url: e.url.clone(),
+                secret: e.secret.clone().unwrap_or_default(),
+                format: e.format,
+            };
+            endpoints.insert(e.id.clone(), ep);
+        }
+        Ok(Webhooks { endpoints })
     }
 
     /// The JSON body of a message for its endpoint.
@@ -100,7 +114,7 @@ impl Webhooks {
         let ep = self.endpoint(msg)?;
         let body = self.body(msg, r)?;
         let sig = signature(ep.secret.expose().as_bytes(), &body);
-        let resp = self
+        let resp = ep
             .client
             .post(&ep.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -109,7 +123,8 @@ impl Webhooks {
             .body(body)
             .send()
             .await
-            .map_err(|e| NotifyError::retryable(format!("POST {}: {e}", ep.url)))?;
+            // The causes say why (refused, timed out, `invalid peer certificate: UnknownIssuer`).
+            .map_err(|e| NotifyError::retryable(format!("POST {}: {}", ep.url, error_chain(&e))))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(format!("HTTP {}", status.as_u16()));

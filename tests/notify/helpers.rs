@@ -17,6 +17,8 @@ use hazeflow::notify::outbox::{self, OutboxMessage};
 use mailin::{AuthMechanism, Handler, Response, SessionBuilder};
 use serde_json::Value;
 use tempfile::TempDir;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
 pub use crate::common::*;
 
@@ -342,9 +344,115 @@ pub struct Hook {
 
 /// A tiny axum server on `127.0.0.1:0` that records every POST to `/hook` it accepts.
 pub struct WebhookReceiver {
-    /// `http://127.0.0.1:PORT/hook`.
+    /// `http://127.0.0.1:PORT/hook` (or `https://` from [`WebhookReceiver::start_tls`]).
     pub url: String,
     got: Arc<Mutex<Vec<Hook>>>,
+    handshake_errors: Arc<Mutex<Vec<String>>>,
+}
+
+/// `POST /hook`: the first `fail_first` get `status`, the rest are recorded and get 200.
+fn hook_router(got: Arc<Mutex<Vec<Hook>>>, fail_first: usize, status: StatusCode) -> axum::Router {
+    let seen = Arc::new(AtomicUsize::new(0));
+    axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (g, s) = (got.clone(), seen.clone());
+            async move {
+                if s.fetch_add(1, Ordering::SeqCst) < fail_first {
+                    return status;
+                }
+                g.lock().expect("the lock").push(Hook { headers, body });
+                StatusCode::OK
+            }
+        }),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS: a private CA made at test time, and a listener that serves only TLS
+
+/// A CA made for one test (as a department network's private CA would be), and a server
+/// certificate it signed for `127.0.0.1` and `localhost`.
+pub struct TestCa {
+    /// The CA certificate, PEM (what a `ca_file` holds).
+    pub ca_pem: String,
+    server_cert: CertificateDer<'static>,
+    server_key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl TestCa {
+    /// Generates a fresh CA key and certificate, and a server key and certificate signed by it.
+    pub fn generate() -> TestCa {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "hazeflow test department CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("a CA key")).expect("the CA certificate");
+
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("server parameters");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "sms-gateway.test");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let cert = params.signed_by(&key, &ca).expect("the server certificate");
+        TestCa {
+            ca_pem: ca.pem(),
+            server_cert: cert.der().clone(),
+            server_key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+        }
+    }
+
+    /// Writes the CA certificate into `dir`; returns the file.
+    pub fn write_ca_file(&self, dir: &Path) -> std::path::PathBuf {
+        let f = dir.join("department-ca.pem");
+        std::fs::write(&f, &self.ca_pem).expect("the CA file is written");
+        f
+    }
+
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![self.server_cert.clone()], self.server_key.clone_key().into())
+            .expect("the server certificate and key");
+        Arc::new(config)
+    }
+}
+
+/// Accepts TCP connections and completes a TLS handshake on each before axum sees it; a failed
+/// handshake is recorded and the connection dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
+        loop {
+            let Ok((tcp, peer)) = self.tcp.accept().await else { continue };
+            match tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => return (tls, peer),
+                Ok(Err(e)) => self.errors.lock().expect("the lock").push(e.to_string()),
+                Err(_) => self.errors.lock().expect("the lock").push("handshake timed out".into()),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
 }
 
 impl WebhookReceiver {
@@ -356,29 +464,70 @@ impl WebhookReceiver {
     /// Starts it; the first `fail_first` POSTs get `status`.
     pub async fn start_failing(fail_first: usize, status: StatusCode) -> WebhookReceiver {
         let got: Arc<Mutex<Vec<Hook>>> = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::new(AtomicUsize::new(0));
-        let (g, s) = (got.clone(), seen.clone());
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let (g, s) = (g.clone(), s.clone());
-                async move {
-                    if s.fetch_add(1, Ordering::SeqCst) < fail_first {
-                        return status;
-                    }
-                    g.lock().expect("the lock").push(Hook { headers, body });
-                    StatusCode::OK
-                }
-            }),
-        );
+        let app = hook_router(got.clone(), fail_first, status);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        WebhookReceiver { url, got }
+        WebhookReceiver {
+            url,
+            got,
+            handshake_errors: Arc::default(),
+        }
+    }
+
+    /// Starts it behind TLS only (`https://127.0.0.1:PORT/hook`), with the server certificate of
+    /// `ca`; every POST gets 200. A connection whose TLS handshake fails is recorded, not served.
+    pub async fn start_tls(ca: &TestCa) -> WebhookReceiver {
+        let got: Arc<Mutex<Vec<Hook>>> = Arc::new(Mutex::new(Vec::new()));
+        let app = hook_router(got.clone(), 0, StatusCode::OK);
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let url = format!("https://{}/hook", tcp.local_addr().expect("an address"));
+        let handshake_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(ca.server_config()),
+            errors: handshake_errors.clone(),
+        };
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        WebhookReceiver {
+            url,
+            got,
+            handshake_errors,
+        }
+    }
+
+    /// TLS handshakes that failed (the client refused the certificate, …).
+    pub fn handshake_errors(&self) -> Vec<String> {
+        self.handshake_errors.lock().expect("the lock").clone()
     }
 
     /// The POSTs accepted so far.
     pub fn received(&self) -> Vec<Hook> {
         self.got.lock().expect("the lock").clone()
     }
+}
+
+/// A TLS front on `127.0.0.1:PORT` for a plain server on `backend_port`: completes the handshake
+/// with the certificate of `ca`, then passes bytes both ways (implicit TLS, as SMTPS on port 465).
+/// Returns its port and a count of completed handshakes.
+pub async fn tls_front(ca: &TestCa, backend_port: u16) -> (u16, Arc<AtomicUsize>) {
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let port = tcp.local_addr().expect("an address").port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config());
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let done = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = tcp.accept().await {
+            let (acceptor, done) = (acceptor.clone(), done.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(client).await else { return };
+                done.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut backend) = tokio::net::TcpStream::connect(("127.0.0.1", backend_port)).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut backend).await;
+            });
+        }
+    });
+    (port, handshakes)
 }

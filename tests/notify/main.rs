@@ -12,6 +12,9 @@
 //! - `reload`: the roster and templates reloaded on a running daemon; broken ones refused.
 //! - `webhook`: signed POSTs, retried after a 503.
 //! - `settings`: the mail settings from the environment, secrets kept secret.
+//! - `tls`: webhooks over HTTPS to a receiver with a certificate of a private CA made at test time:
+//!   trusted through `ca_file`, refused (retried, then failed) without it.
+//!   SMTP over implicit TLS through a TLS front with the same kind of certificate.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -22,4 +25,5 @@ mod proposals;
 mod reload;
 mod resilience;
 mod settings;
+mod tls;
 mod webhook;

@@ -137,6 +137,7 @@ async fn a_message_that_fails_for_good_alerts_the_duty_staff_once() {
             secret_env: None,
             secret_file: None,
             secret: Some(hazeflow::config::Secret::new("k3y")),
+            ca_file: None,
         });
     })
     .await;

@@ -21,6 +21,7 @@ async fn each_event_is_one_signed_post_and_a_503_is_retried_after_the_backoff() 
             secret_env: Some("HAZEFLOW_WEBHOOK_WECOM_SECRET".into()),
             secret_file: None,
             secret: None,
+            ca_file: None,
         });
         s.apply_env(|k| (k == "HAZEFLOW_WEBHOOK_WECOM_SECRET").then(|| "the-wecom-secret".to_string()))
             .unwrap();
