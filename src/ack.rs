@@ -296,6 +296,9 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         "notice": notice.as_ref().map(|n| n.0.clone()),
         "current_link": current_link,
         "hotline": state.defaults.board.hotline,
+        // The second step asks for the same person again: fill in who confirmed the first.
+        "last_name": a.acks.last().map(|k| k.name.clone()).unwrap_or_default(),
+        "last_phone": a.acks.last().map(|k| k.phone.clone()).unwrap_or_default(),
     });
     let text = std::fs::read_to_string(state.settings.playbooks.join("templates/ack/page.html.j2")).unwrap_or_else(|_| PAGE.to_string());
     let mut env = minijinja::Environment::new();
