@@ -528,47 +528,95 @@ pub fn put_acks(tx: &mut Tx<'_>, a: &Assignment) -> Result<(), StoreError> {
     tx.put_item(a.round, a.index, &entry)
 }
 
+/// What status derivation looked up: warnings, the rounds of each warning, the live warning of each
+/// county and city, round headers by seq. Everything in it changes only with the [`EPOCH`] (a warning
+/// going from issued to active changes nothing a status depends on), so a memo made on a snapshot of
+/// one epoch serves every later snapshot of that epoch ([`memo_for`]).
+#[derive(Default)]
+pub struct Memo {
+    warnings: HashMap<String, Option<Warning>>,
+    rounds: HashMap<String, Arc<Vec<Round>>>,
+    live: HashMap<RegionCode, Option<String>>,
+    by_seq: HashMap<u64, Option<Arc<Round>>>,
+}
+
+/// Memos of the snapshot decisions, per database file: (epoch, memo).
+static MEMOS: std::sync::LazyLock<std::sync::Mutex<HashMap<std::path::PathBuf, (u64, Memo)>>> = std::sync::LazyLock::new(Default::default);
+
+/// The memo of `epoch` for the database at `path` (empty if it is of another epoch or in use). Only
+/// for snapshots: a write transaction may hold what is not committed.
+pub fn memo_for(path: &std::path::Path, epoch: u64) -> Memo {
+    let mut memos = MEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match memos.get_mut(path) {
+        Some((e, memo)) if *e == epoch => std::mem::take(memo),
+        _ => Memo::default(),
+    }
+}
+
+/// Gives a memo back for the next snapshot of the same epoch.
+pub fn memo_back(path: &std::path::Path, epoch: u64, memo: Memo) {
+    let mut memos = MEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match memos.get(path) {
+        Some((e, _)) if *e > epoch => {}
+        _ => {
+            memos.insert(path.to_path_buf(), (epoch, memo));
+        }
+    }
+}
+
 /// Derives assignment status, remembering what it looked up (warnings, rounds, live warnings of
 /// counties and cities), so that listing a whole round costs a few reads more than its entries.
 pub struct Resolver<'v, V: View> {
     v: &'v V,
-    warnings: HashMap<String, Option<Warning>>,
-    rounds: HashMap<String, Arc<Vec<Round>>>,
-    live: HashMap<RegionCode, Option<String>>,
+    memo: Memo,
 }
 
 impl<'v, V: View> Resolver<'v, V> {
     /// Over a snapshot or transaction.
     pub fn new(v: &'v V) -> Self {
-        Resolver {
-            v,
-            warnings: HashMap::new(),
-            rounds: HashMap::new(),
-            live: HashMap::new(),
-        }
+        Resolver { v, memo: Memo::default() }
+    }
+
+    /// Over a snapshot, with what an earlier snapshot of the same epoch looked up.
+    pub fn with_memo(v: &'v V, memo: Memo) -> Self {
+        Resolver { v, memo }
+    }
+
+    /// What it looked up.
+    pub fn into_memo(self) -> Memo {
+        self.memo
     }
 
     fn warning(&mut self, id: &str) -> Result<Option<Warning>, StoreError> {
-        if let Some(w) = self.warnings.get(id) {
+        if let Some(w) = self.memo.warnings.get(id) {
             return Ok(w.clone());
         }
         let w = self.v.warning(id)?;
-        self.warnings.insert(id.to_string(), w.clone());
+        self.memo.warnings.insert(id.to_string(), w.clone());
         Ok(w)
     }
 
     fn rounds(&mut self, warning_id: &str) -> Result<Arc<Vec<Round>>, StoreError> {
-        if let Some(r) = self.rounds.get(warning_id) {
+        if let Some(r) = self.memo.rounds.get(warning_id) {
             return Ok(r.clone());
         }
         let r = Arc::new(rounds_of(self.v, warning_id)?);
-        self.rounds.insert(warning_id.to_string(), r.clone());
+        self.memo.rounds.insert(warning_id.to_string(), r.clone());
+        Ok(r)
+    }
+
+    fn round(&mut self, seq: u64) -> Result<Option<Arc<Round>>, StoreError> {
+        if let Some(r) = self.memo.by_seq.get(&seq) {
+            return Ok(r.clone());
+        }
+        let r = round(self.v, seq)?.map(Arc::new);
+        self.memo.by_seq.insert(seq, r.clone());
         Ok(r)
     }
 
     /// The id of the issued or active warning of exactly `region`, if any.
     fn live_of(&mut self, region: RegionCode) -> Result<Option<String>, StoreError> {
-        if let Some(l) = self.live.get(&region) {
+        if let Some(l) = self.memo.live.get(&region) {
             return Ok(l.clone());
         }
         let l = self
@@ -577,7 +625,7 @@ impl<'v, V: View> Resolver<'v, V> {
             .warning
             .filter(|w| matches!(w.status, Status::Issued | Status::Active))
             .map(|w| w.id);
-        self.live.insert(region, l.clone());
+        self.memo.live.insert(region, l.clone());
         Ok(l)
     }
 
@@ -656,17 +704,24 @@ pub fn get<V: View>(v: &V, key: &str) -> Result<Option<Assignment>, StoreError> 
 
 /// The assignment a token belongs to (none for a malformed, unknown or forged token).
 pub fn by_token<V: View>(v: &V, tokens: &TokenKey, token: &str) -> Result<Option<Assignment>, StoreError> {
-    let Some((seq, index, mac)) = TokenKey::parse(token) else {
-        return Ok(None);
-    };
-    let Some(r) = round(v, seq)? else { return Ok(None) };
-    let Some(entry) = v.item::<Entry>(seq, index)? else {
-        return Ok(None);
-    };
-    if !tokens.verify(&r.assignment_key(&entry.party), &mac) {
-        return Ok(None);
+    Resolver::new(v).by_token(tokens, token)
+}
+
+impl<V: View> Resolver<'_, V> {
+    /// The assignment a token belongs to (none for a malformed, unknown or forged token).
+    pub fn by_token(&mut self, tokens: &TokenKey, token: &str) -> Result<Option<Assignment>, StoreError> {
+        let Some((seq, index, mac)) = TokenKey::parse(token) else {
+            return Ok(None);
+        };
+        let Some(r) = self.round(seq)? else { return Ok(None) };
+        let Some(entry) = self.v.item::<Entry>(seq, index)? else {
+            return Ok(None);
+        };
+        if !tokens.verify(&r.assignment_key(&entry.party), &mac) {
+            return Ok(None);
+        }
+        Ok(Some(self.assignment(&r, index, entry)?))
     }
-    Ok(Some(Resolver::new(v).assignment(&r, index, entry)?))
 }
 
 /// The token of the assignment with this key (links to the current assignment of a superseded one).
