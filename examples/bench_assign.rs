@@ -161,7 +161,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
         vm_hwm_mib()
     );
     // After the clock: the fan-out turns the queued notices into outbox messages (rendered data,
-    // links), chunk by chunk, as the daemon's notice loop does while mail goes out.
+    // links), chunk by chunk ([`hazeflow::notice::CHUNK`] per transaction), as the daemon's notice loop does while mail goes out.
     let notices = hazeflow::notice::Notices {
         defaults,
         regions,
@@ -172,7 +172,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
     let mut entries = 0usize;
     loop {
         let n = notices.clone();
-        let done = store.write(move |tx| hazeflow::notice::expand(&n, tx, 2_000)).await?;
+        let done = store.write(move |tx| hazeflow::notice::expand(&n, tx, hazeflow::notice::CHUNK)).await?;
         if done == 0 {
             break;
         }

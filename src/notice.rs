@@ -32,8 +32,8 @@ use crate::store::{StoreError, Tx};
 pub const FANOUT: &str = "notice_fanout";
 
 /// Notices queued per transaction: small enough that an acknowledgement waiting behind a chunk waits
-/// tens of milliseconds, large enough that the commits do not dominate.
-const CHUNK: usize = 500;
+/// about 20 ms, large enough that the commits do not dominate.
+pub const CHUNK: usize = 200;
 
 /// How often the loop looks for work when there was none.
 const POLL: StdDuration = StdDuration::from_millis(100);
