@@ -172,7 +172,9 @@ async fn run(db: &str) -> anyhow::Result<()> {
     let mut entries = 0usize;
     loop {
         let n = notices.clone();
-        let done = store.write(move |tx| hazeflow::notice::expand(&n, tx, hazeflow::notice::CHUNK)).await?;
+        let done = store
+            .write(move |tx| hazeflow::notice::expand(&n, tx, hazeflow::notice::CHUNK))
+            .await?;
         if done == 0 {
             break;
         }
