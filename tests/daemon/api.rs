@@ -199,6 +199,14 @@ async fn health_and_metrics_answer_without_a_token_and_count_warnings_consultati
         app.last_seq().await,
         "one count per record in the log"
     );
+    // The writer's work: the forecast, the consultation and the proposal were committed by it.
+    let batches = number("hazeflow_store_batches_total");
+    assert!(batches >= 1, "{text}");
+    assert!(
+        number("hazeflow_store_jobs_total") >= batches,
+        "a commit carries at least one job:\n{text}"
+    );
+    assert!(text.contains("# TYPE hazeflow_store_commit_seconds_total counter"), "{text}");
     app.stop().await;
 }
 
