@@ -151,12 +151,12 @@ async fn record(
     // in between if the epoch is the same; otherwise the writer decides again.
     let tokens = state.tokens.clone();
     let token = token.to_string();
-    let path = state.engine.store.path();
+    let store = state.engine.store.id();
     let (seen, epoch) = state.engine.store.read(|r| {
         let epoch = assign::epoch(r)?;
-        let mut res = assign::Resolver::with_memo(r, assign::memo_for(path, epoch));
+        let mut res = assign::Resolver::with_memo(r, assign::memo_for(store, epoch));
         let a = res.by_token(&tokens, &token);
-        assign::memo_back(path, epoch, res.into_memo());
+        assign::memo_back(store, epoch, res.into_memo());
         Ok((a?, epoch))
     })?;
     let Some(mut seen) = seen else {

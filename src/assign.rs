@@ -540,26 +540,26 @@ pub struct Memo {
     by_seq: HashMap<u64, Option<Arc<Round>>>,
 }
 
-/// Memos of the snapshot decisions, per database file: (epoch, memo).
-static MEMOS: std::sync::LazyLock<std::sync::Mutex<HashMap<std::path::PathBuf, (u64, Memo)>>> = std::sync::LazyLock::new(Default::default);
+/// Memos of the snapshot decisions, per open store ([`crate::store::Store::id`]): (epoch, memo).
+static MEMOS: std::sync::LazyLock<std::sync::Mutex<HashMap<u64, (u64, Memo)>>> = std::sync::LazyLock::new(Default::default);
 
-/// The memo of `epoch` for the database at `path` (empty if it is of another epoch or in use). Only
-/// for snapshots: a write transaction may hold what is not committed.
-pub fn memo_for(path: &std::path::Path, epoch: u64) -> Memo {
+/// The memo of `epoch` for the store `store` (empty if it is of another epoch or in use). Only for
+/// snapshots: a write transaction may hold what is not committed.
+pub fn memo_for(store: u64, epoch: u64) -> Memo {
     let mut memos = MEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match memos.get_mut(path) {
+    match memos.get_mut(&store) {
         Some((e, memo)) if *e == epoch => std::mem::take(memo),
         _ => Memo::default(),
     }
 }
 
 /// Gives a memo back for the next snapshot of the same epoch.
-pub fn memo_back(path: &std::path::Path, epoch: u64, memo: Memo) {
+pub fn memo_back(store: u64, epoch: u64, memo: Memo) {
     let mut memos = MEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match memos.get(path) {
+    match memos.get(&store) {
         Some((e, _)) if *e > epoch => {}
         _ => {
-            memos.insert(path.to_path_buf(), (epoch, memo));
+            memos.insert(store, (epoch, memo));
         }
     }
 }

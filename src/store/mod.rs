@@ -123,6 +123,9 @@ struct Stats {
 
 struct Inner {
     db: Arc<Database>,
+    /// Unique among the stores opened by this process (caches key on it, not on the path: a file
+    /// deleted and made again at the same path is another database).
+    id: u64,
     stats: Arc<Stats>,
     path: PathBuf,
     jobs: std::sync::Mutex<Option<std_mpsc::Sender<Job>>>,
@@ -154,6 +157,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 stats,
                 path: path.to_path_buf(),
                 jobs: std::sync::Mutex::new(Some(send)),
@@ -165,6 +169,11 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// This store's id, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// Runs `f` in the next write batch; returns its result once the batch is committed (fsync). When
@@ -236,6 +245,8 @@ impl Store {
         }
     }
 }
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
