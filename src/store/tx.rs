@@ -417,24 +417,28 @@ impl<'a> Tx<'a> {
         self.failed.map_or(Ok(()), Err)
     }
 
-    /// Inserts into a table of byte values and logs what the insert replaced (`undo` makes the entry
-    /// from the value before, called only when the value changed).
+    /// Inserts into a table of byte values and logs what the insert replaced (`undo` records the value
+    /// before, called only when the value changed). A failed insert aborts the batch.
     fn put_bytes<'k, K: redb::Key + 'static>(
         &mut self,
         def: redb::TableDefinition<K, &'static [u8]>,
         key: impl std::borrow::Borrow<K::SelfType<'k>>,
         value: &[u8],
-        undo: impl FnOnce(Option<Vec<u8>>) -> Entry,
+        undo: impl FnOnce(&mut UndoLog, Option<Vec<u8>>),
     ) -> Result<(), StoreError> {
-        let before = {
+        let before = (|| {
             let mut t = self.open(def)?;
             let old = t.insert(key, value).map_err(|e| self.err(e))?;
-            replaced(old, value)
-        };
-        if let Some(b) = before {
-            self.undo.push(undo(b));
+            Ok(replaced(old, value))
+        })();
+        match before {
+            Ok(Some(b)) => {
+                undo(&mut self.undo, b);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.fail(e)),
         }
-        Ok(())
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -478,7 +482,7 @@ impl<'a> Tx<'a> {
             playbook,
             body,
         };
-        self.put_bytes(EVENTS, seq, &encode(&record), |b| Entry::Seq(SeqTable::Events, seq, b))?;
+        self.put_bytes(EVENTS, seq, &encode(&record), |u, b| u.push(Entry::Seq(SeqTable::Events, seq, b)))?;
         self.bump(&format!("events_{}", record.body.kind()), 1)?;
         self.apply_views(&record)?;
         Ok(record)
@@ -487,8 +491,8 @@ impl<'a> Tx<'a> {
     fn apply_views(&mut self, record: &Record) -> Result<(), StoreError> {
         match &record.body {
             RecordBody::ForecastAccepted { forecast, .. } => {
-                self.put_bytes(FORECASTS, forecast.id.as_str(), &encode(forecast), |b| {
-                    Entry::Named(NamedTable::Forecasts, forecast.id.clone(), b)
+                self.put_bytes(FORECASTS, forecast.id.as_str(), &encode(forecast), |u, b| {
+                    u.push(Entry::Named(NamedTable::Forecasts, forecast.id.clone(), b))
                 })?;
                 for region in forecast.series.keys() {
                     let newer = match self.latest_forecast(*region)? {
@@ -512,18 +516,18 @@ impl<'a> Tx<'a> {
                 }
             }
             RecordBody::ConsultationHeld { consultation } => {
-                self.put_bytes(CONSULTATIONS, record.seq, &encode(consultation), |b| {
-                    Entry::Seq(SeqTable::Consultations, record.seq, b)
+                self.put_bytes(CONSULTATIONS, record.seq, &encode(consultation), |u, b| {
+                    u.push(Entry::Seq(SeqTable::Consultations, record.seq, b))
                 })?;
             }
             RecordBody::Warning { warning_id, event } => {
                 let mut state = self.region_state(event.region)?;
                 state.apply(event);
                 let region = event.region.as_u32();
-                self.put_bytes(REGION_STATES, region, &encode(&state), |b| Entry::RegionState(region, b))?;
+                self.put_bytes(REGION_STATES, region, &encode(&state), |u, b| u.push(Entry::RegionState(region, b)))?;
                 if let Some(w) = &state.warning {
-                    self.put_bytes(WARNINGS, w.id.as_str(), &encode(w), |b| {
-                        Entry::Named(NamedTable::Warnings, w.id.clone(), b)
+                    self.put_bytes(WARNINGS, w.id.as_str(), &encode(w), |u, b| {
+                        u.push(Entry::Named(NamedTable::Warnings, w.id.clone(), b))
                     })?;
                 }
                 let existed = self
@@ -536,15 +540,15 @@ impl<'a> Tx<'a> {
                 }
             }
             RecordBody::DirectiveIssued { directive } => {
-                self.put_bytes(DIRECTIVES, directive.id.as_str(), &encode(directive), |b| {
-                    Entry::Named(NamedTable::Directives, directive.id.clone(), b)
+                self.put_bytes(DIRECTIVES, directive.id.as_str(), &encode(directive), |u, b| {
+                    u.push(Entry::Named(NamedTable::Directives, directive.id.clone(), b))
                 })?;
             }
             RecordBody::DirectiveLifted { id } => {
                 if let Some(mut d) = self.directive(id)? {
                     d.active = false;
-                    self.put_bytes(DIRECTIVES, id.as_str(), &encode(&d), |b| {
-                        Entry::Named(NamedTable::Directives, id.clone(), b)
+                    self.put_bytes(DIRECTIVES, id.as_str(), &encode(&d), |u, b| {
+                        u.push(Entry::Named(NamedTable::Directives, id.clone(), b))
                     })?;
                 }
             }
@@ -575,21 +579,7 @@ impl<'a> Tx<'a> {
 
     /// Writes a document of a collection.
     pub fn put_doc<T: Serialize>(&mut self, collection: &str, key: &str, value: &T) -> Result<(), StoreError> {
-        let bytes = encode(value);
-        let r = self
-            .open(DOCS)?
-            .insert((collection, key), bytes.as_slice())
-            .map(|old| replaced(old, &bytes))
-            .map_err(|e| self.err(e));
-        match r {
-            Ok(before) => {
-                if let Some(b) = before {
-                    self.undo.doc(collection, key, b);
-                }
-                Ok(())
-            }
-            Err(e) => Err(self.fail(e)),
-        }
+        self.put_bytes(DOCS, (collection, key), &encode(value), |u, b| u.doc(collection, key, b))
     }
 
     /// Writes many documents of a collection, opening the table once (bulk paths: assignments, lists).
@@ -652,21 +642,7 @@ impl<'a> Tx<'a> {
 
     /// Rewrites one item of a run.
     pub fn put_item<T: Serialize>(&mut self, batch: u64, index: u32, value: &T) -> Result<(), StoreError> {
-        let bytes = encode(value);
-        let r = self
-            .open(ITEMS)?
-            .insert((batch, index), bytes.as_slice())
-            .map(|old| replaced(old, &bytes))
-            .map_err(|e| self.err(e));
-        match r {
-            Ok(before) => {
-                if let Some(b) = before {
-                    self.undo.item(batch, index, b);
-                }
-                Ok(())
-            }
-            Err(e) => Err(self.fail(e)),
-        }
+        self.put_bytes(ITEMS, (batch, index), &encode(value), |u, b| u.item(batch, index, b))
     }
 
     /// Removes a document.

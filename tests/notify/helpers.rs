@@ -88,18 +88,17 @@ pub async fn spawn_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// The forecast centre sends Taiyuan's AQI for seven days from 2026-12-02, issued at `issued_at`.
+    pub async fn taiyuan_forecast(&self, issued_at: &str, aqi: &[u32]) {
+        let csv = forecast_csv(issued_at, SOURCE, "140100", "2026-12-02", aqi);
+        let (status, body) = self.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
+
     /// A forecast over HTTP that puts Taiyuan at orange from tomorrow, then waits for the proposal;
     /// returns the warning id.
     pub async fn propose_orange_for_taiyuan(&self) -> String {
-        let csv = forecast_csv(
-            "2026-12-01 14:00",
-            SOURCE,
-            "140100",
-            "2026-12-02",
-            &[235, 245, 190, 120, 90, 80, 70],
-        );
-        let (status, body) = self.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
-        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        self.taiyuan_forecast("2026-12-01 14:00", &[235, 245, 190, 120, 90, 80, 70]).await;
         eventually("the consultation proposes orange for Taiyuan", || async {
             let (_, body) = self.get("/api/v1/warnings", Some(DEPUTY)).await;
             body["warnings"]

@@ -36,15 +36,7 @@ async fn a_pending_proposal_reaches_each_person_once_however_often_it_is_re_prop
     // a consultation on demand. Each re-proposes the same orange warning (its earliest start has moved
     // with the clock), still pending.
     app.clock.advance(Duration::minutes(30));
-    let csv = forecast_csv(
-        "2026-12-01 15:20",
-        SOURCE,
-        "140100",
-        "2026-12-02",
-        &[235, 245, 190, 120, 90, 80, 70],
-    );
-    let (status, body) = app.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    app.taiyuan_forecast("2026-12-01 15:20", &[235, 245, 190, 120, 90, 80, 70]).await;
     app.proposals_recorded(&id, 2).await;
     app.clock.advance(Duration::minutes(30));
     app.proposals_recorded(&id, 3).await;
@@ -67,27 +59,11 @@ async fn a_pending_proposal_reaches_each_person_once_however_often_it_is_re_prop
 
     // 16:20 the forecast improves: the proposal becomes yellow, and everyone hears of the change.
     app.clock.advance(Duration::minutes(10));
-    let csv = forecast_csv(
-        "2026-12-01 16:15",
-        SOURCE,
-        "140100",
-        "2026-12-02",
-        &[215, 140, 120, 100, 90, 80, 70],
-    );
-    let (status, body) = app.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    app.taiyuan_forecast("2026-12-01 16:15", &[215, 140, 120, 100, 90, 80, 70]).await;
     app.proposals_recorded(&id, 5).await;
     // 16:30 it worsens again: orange once more is a change from yellow, told again.
     app.clock.advance(Duration::minutes(10));
-    let csv = forecast_csv(
-        "2026-12-01 16:25",
-        SOURCE,
-        "140100",
-        "2026-12-02",
-        &[235, 245, 190, 120, 90, 80, 70],
-    );
-    let (status, body) = app.post_body("/api/v1/forecasts", Some(DEPUTY), csv).await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    app.taiyuan_forecast("2026-12-01 16:25", &[235, 245, 190, 120, 90, 80, 70]).await;
     app.proposals_recorded(&id, 6).await;
 
     smtp.wait_for(3 * PROPOSAL_TO.len()).await;
