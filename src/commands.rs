@@ -322,14 +322,23 @@ pub fn assess(forecast_file: &Path, playbook_path: Option<&Path>, json: bool) ->
 }
 
 /// `hazeflow replay`: observations as perfect forecasts.
-pub fn replay(observations: &Path, playbook_file: &Path, json: bool) -> Result<ExitCode> {
+pub fn replay(observations: &Path, playbook_file: &Path, json: bool, stats: bool) -> Result<ExitCode> {
     let regions = Regions::shanxi();
     let (set, _) = load_playbooks(Some(playbook_file))?;
     let pb = the_playbook(&set, playbook_file)?;
     let bytes = read(observations)?;
     let obs = forecast::parse(&observations.display().to_string(), &bytes, regions, &ParseOptions::observations())?;
     let r = replay::replay(&obs, &pb, regions);
-    if json {
+    if stats {
+        let st = replay::stats(&obs, &r);
+        if json {
+            println!("{}", serde_json::to_string(&st)?);
+        } else {
+            for line in st.lines() {
+                println!("{line}");
+            }
+        }
+    } else if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("region,date,level");

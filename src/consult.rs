@@ -4,11 +4,11 @@
 //! In: a [`Forecast`], the [`PlaybookSet`] and the region table. Out: one [`Assessment`] per region
 //! of the forecast that a playbook governs. No clock, no disk: `assess` and `replay` call it as is.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::forecast::{DayValue, Forecast};
-use crate::playbook::{Playbook, PlaybookSet};
+use crate::playbook::{LeadPollutant, Playbook, PlaybookSet};
 use crate::region::{RegionCode, Regions};
 
 /// The proposed level for one region.
@@ -16,20 +16,53 @@ use crate::region::{RegionCode, Regions};
 pub struct Assessment {
     /// The region.
     pub region: RegionCode,
-    /// The proposed level id, or `None` when no level's rule is met.
+    /// The highest level of the first polluted run, or `None` when no level's rule is met.
     pub level: Option<String>,
-    /// Rank of the proposed level (0 for none).
+    /// Rank of that level (0 for none).
     pub rank: u32,
-    /// The rule that fired, as text.
+    /// That level's rule, as text.
     pub rule: Option<String>,
-    /// The days the rule matched on.
+    /// The days of the first polluted run (the episode a warning would cover).
     pub days: Vec<NaiveDate>,
     /// The window looked at: dates and daily AQI.
     pub window: Vec<(NaiveDate, Option<u16>)>,
+    /// Per day of the window, the highest level whose rule covers it (0: none), before dips are held.
+    #[serde(default)]
+    pub ranks: Vec<u32>,
+    /// The polluted runs found, dips shorter than the lift window held at the higher level.
+    #[serde(default)]
+    pub runs: Vec<Run>,
+    /// Days above the advisory threshold led by a pollutant that starts no reductions (O3, sand and dust).
+    #[serde(default)]
+    pub advisories: Vec<Advisory>,
     /// The forecast assessed.
     pub forecast_id: String,
     /// The playbook used, as `id@version`.
     pub playbook: String,
+}
+
+/// A stretch of days at one level, as a consultation found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// First day.
+    pub from: NaiveDate,
+    /// Last day (inclusive).
+    pub to: NaiveDate,
+    /// The level id.
+    pub level: String,
+    /// Its rank.
+    pub rank: u32,
+}
+
+/// A day whose pollution starts no reductions, with why: O3-led (health advice) or sand and dust.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advisory {
+    /// The day.
+    pub date: NaiveDate,
+    /// Its AQI.
+    pub aqi: u16,
+    /// `o3`, `dust`, or another pollutant's name.
+    pub lead: String,
 }
 
 impl Assessment {
@@ -47,28 +80,205 @@ pub fn window(days: &[DayValue], issue_date: NaiveDate, horizon_days: u32) -> &[
     &days[start..end]
 }
 
-/// Assesses one region's series against one playbook: the highest level whose entry rule is met.
+/// AQI above which a day led by a pollutant that starts no reductions is an advisory day (轻度污染 and worse).
+const ADVISORY_AQI: u16 = 100;
+
+/// Whether a day counts towards the levels: its primary pollutant is one the playbook counts (unknown
+/// counts), and the forecast does not name sand and dust. Else why not.
+fn counted(d: &DayValue, pb: &Playbook) -> Result<(), String> {
+    let Some(allowed) = &pb.level_pollutants else { return Ok(()) };
+    if d.dust {
+        return Err("dust".into());
+    }
+    if d.primary.is_empty() || d.primary.iter().any(|p| allowed.contains(&LeadPollutant::of(*p))) {
+        return Ok(());
+    }
+    Err(LeadPollutant::of(d.primary[0]).as_str().into())
+}
+
+/// Holds short dips at the higher level (频繁波动时按高级别预警执行): for each level from the highest
+/// down, a gap between days at or above it that lasts less than the lift window is raised to it.
+/// `carry` is the rank in force the day before the window (a warning already running).
+pub fn hold_dips(ranks: &mut [u32], carry: u32, lift_window: Duration) {
+    let top = ranks.iter().copied().chain([carry]).max().unwrap_or(0);
+    for r in (1..=top).rev() {
+        let mut last: Option<isize> = (carry >= r).then_some(-1);
+        for i in 0..ranks.len() {
+            if ranks[i] >= r {
+                if let Some(l) = last {
+                    let gap = i as isize - l - 1;
+                    if gap > 0 && Duration::hours(24 * gap as i64) < lift_window {
+                        for x in &mut ranks[(l + 1) as usize..i] {
+                            *x = (*x).max(r);
+                        }
+                    }
+                }
+                last = Some(i as isize);
+            }
+        }
+    }
+}
+
+/// Per day of the window, the highest level whose entry rule covers it.
+fn day_ranks(values: &[Option<u16>], pb: &Playbook) -> Vec<u32> {
+    let mut ranks = vec![0; values.len()];
+    for l in &pb.levels {
+        for (r, c) in ranks.iter_mut().zip(l.entry.covers(values)) {
+            if c {
+                *r = (*r).max(l.rank);
+            }
+        }
+    }
+    ranks
+}
+
+fn level_of(pb: &Playbook, rank: u32) -> Option<&crate::playbook::Level> {
+    pb.levels.iter().find(|l| l.rank == rank)
+}
+
+/// Assesses one region's series against one playbook: per day, the level whose rule covers it; the runs
+/// with short dips held; the highest level of the first run.
 pub fn assess_region(region: RegionCode, days: &[DayValue], issue_date: NaiveDate, forecast_id: &str, pb: &Playbook) -> Assessment {
     let w = window(days, issue_date, pb.horizon_days);
-    let values: Vec<Option<u16>> = w.iter().map(|d| d.aqi).collect();
-    let fired = pb
-        .levels
+    let mut advisories = Vec::new();
+    let values: Vec<Option<u16>> = w
         .iter()
-        .rev()
-        .find_map(|l| l.entry.matches(&values).map(|covered| (l, covered)));
+        .map(|d| match counted(d, pb) {
+            Ok(()) => d.aqi,
+            Err(lead) => {
+                if let Some(aqi) = d.aqi.filter(|a| *a > ADVISORY_AQI) {
+                    advisories.push(Advisory { date: d.date, aqi, lead });
+                }
+                Some(0)
+            }
+        })
+        .collect();
+    let ranks = day_ranks(&values, pb);
+    let mut held = ranks.clone();
+    if pb.hold_higher {
+        hold_dips(&mut held, 0, pb.lift_window);
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    for (i, r) in held.iter().enumerate() {
+        if *r == 0 {
+            continue;
+        }
+        match runs.last_mut() {
+            Some(last) if last.rank == *r && last.to.succ_opt() == Some(w[i].date) => last.to = w[i].date,
+            _ => runs.push(Run {
+                from: w[i].date,
+                to: w[i].date,
+                level: level_of(pb, *r).map(|l| l.id.clone()).unwrap_or_default(),
+                rank: *r,
+            }),
+        }
+    }
+    // The first episode: the first stretch of consecutive polluted days.
+    let first = held.iter().position(|r| *r > 0);
+    let episode: Vec<usize> = first.map_or_else(Vec::new, |f| (f..held.len()).take_while(|i| held[*i] > 0).collect());
+    let rank = episode.iter().map(|i| held[*i]).max().unwrap_or(0);
+    let level = level_of(pb, rank);
     Assessment {
         region,
-        level: fired.as_ref().map(|(l, _)| l.id.clone()),
-        rank: fired.as_ref().map_or(0, |(l, _)| l.rank),
-        rule: fired.as_ref().map(|(l, _)| l.entry.to_string()),
-        days: fired
-            .as_ref()
-            .map(|(_, c)| c.iter().map(|&i| w[i].date).collect())
-            .unwrap_or_default(),
+        level: level.map(|l| l.id.clone()),
+        rank,
+        rule: level.map(|l| l.entry.to_string()),
+        days: episode.iter().map(|i| w[*i].date).collect(),
         window: w.iter().map(|d| (d.date, d.aqi)).collect(),
+        ranks,
+        runs,
+        advisories,
         forecast_id: forecast_id.to_string(),
         playbook: pb.pin(),
     }
+}
+
+/// One step of a warning's level timeline: from `at`, `level` is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// When it takes effect.
+    pub at: DateTime<Utc>,
+    /// The level id.
+    pub level: String,
+    /// Its rank.
+    pub rank: u32,
+}
+
+/// What a consultation's forecast means for one episode: the level timeline from its first day to
+/// the end of its polluted run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Where the forecast starts (00:00 of its first day).
+    pub from: DateTime<Utc>,
+    /// Where it stops (00:00 after its last day): beyond it the plan says nothing.
+    pub until: DateTime<Utc>,
+    /// The steps, in time order; empty when the forecast shows no polluted run (or the run has ended).
+    pub steps: Vec<Step>,
+    /// When the run ends: 00:00 of its first clean day (`until` when it runs to the end of the forecast).
+    pub end: DateTime<Utc>,
+}
+
+impl Plan {
+    /// The rank the plan puts in force at `t`; `None` outside the forecast.
+    pub fn rank_at(&self, t: DateTime<Utc>) -> Option<u32> {
+        if t < self.from || t >= self.until {
+            return None;
+        }
+        if t >= self.end {
+            return Some(0);
+        }
+        Some(self.steps.iter().rev().find(|s| s.at <= t).map_or(0, |s| s.rank))
+    }
+}
+
+/// The episode's plan from an assessment. `carry` is the rank of the warning in force the day before
+/// the window (0 for none, or for a warning that has not started): a running warning continues into the
+/// window, so a dip at its start is held like any other. `None` when the window is empty.
+pub fn plan(a: &Assessment, carry: u32, pb: &Playbook) -> Option<Plan> {
+    let first = a.window.first()?.0;
+    let mut ranks = a.ranks.clone();
+    if pb.hold_higher {
+        hold_dips(&mut ranks, carry, pb.lift_window);
+    }
+    let day = |i: usize| day_start(first + chrono::Days::new(i as u64));
+    let begin = if carry > 0 { Some(0) } else { ranks.iter().position(|r| *r > 0) };
+    let mut steps: Vec<Step> = Vec::new();
+    let mut end = ranks.len();
+    match begin {
+        Some(b) => {
+            for (i, r) in ranks.iter().enumerate().skip(b) {
+                if *r == 0 {
+                    end = i;
+                    break;
+                }
+                if steps.last().is_none_or(|s| s.rank != *r) {
+                    steps.push(Step {
+                        at: day(i),
+                        level: level_of(pb, *r).map(|l| l.id.clone()).unwrap_or_default(),
+                        rank: *r,
+                    });
+                }
+            }
+        }
+        None => end = 0,
+    }
+    Some(Plan {
+        from: day(0),
+        until: day(ranks.len()),
+        steps,
+        end: day(end),
+    })
+}
+
+/// Start of a day (00:00 Asia/Shanghai) as UTC.
+pub fn day_start(d: NaiveDate) -> DateTime<Utc> {
+    chrono_tz::Asia::Shanghai
+        .from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map_or_else(
+            || DateTime::<Utc>::from_naive_utc_and_offset(d.and_hms_opt(0, 0, 0).unwrap_or_default(), Utc),
+            |t| t.with_timezone(&Utc),
+        )
 }
 
 /// Assesses every region of the forecast that a playbook governs. Regions no playbook governs are

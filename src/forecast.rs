@@ -30,6 +30,32 @@ pub struct DayValue {
     /// True when the AQI was computed here from concentrations rather than given.
     #[serde(default)]
     pub computed: bool,
+    /// The forecast names sand and dust (沙尘) as the cause: no emergency reductions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dust: bool,
+}
+
+/// Parses a `primary` cell: pollutant names (`pm25`, `pm10`, `o3`, `o3_8h`, `so2`, …) and `dust` (沙尘),
+/// separated by `;`, `/` or `、`. Returns the pollutants and whether sand and dust is named.
+pub fn parse_primary(s: &str) -> Result<(Vec<Pollutant>, bool), String> {
+    let mut out = Vec::new();
+    let mut dust = false;
+    for part in s.split([';', '/', '、']).map(str::trim).filter(|p| !p.is_empty()) {
+        let p = match part.to_ascii_lowercase().as_str() {
+            "dust" | "沙尘" | "扬沙" | "浮尘" | "沙尘暴" => {
+                dust = true;
+                continue;
+            }
+            "pm2.5" | "pm25" => Pollutant::Pm25,
+            "o3" | "臭氧" => Pollutant::O3_8h,
+            other => Pollutant::from_column(other)
+                .ok_or_else(|| format!("primary \"{part}\" is not a pollutant (pm25, pm10, o3, o3_8h, o3_1h, so2, no2, co) or dust"))?,
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok((out, dust))
 }
 
 /// A validated forecast: who issued it, when, and a gap-free daily series per region.
@@ -203,6 +229,7 @@ struct RawRow {
     date: (String, Position),
     aqi: Option<(f64, Position)>,
     conc: Vec<(Pollutant, f64, Position)>,
+    primary: Option<(String, Position)>,
 }
 
 struct RawFile {
@@ -251,12 +278,12 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
         let Some(cols) = &header else {
             let mut seen = Vec::new();
             for (name, c) in &cells {
-                let known = matches!(name.as_str(), "region" | "date" | "aqi") || Pollutant::from_column(name).is_some();
+                let known = matches!(name.as_str(), "region" | "date" | "aqi" | "primary") || Pollutant::from_column(name).is_some();
                 if !known {
                     return Err(err(
                         line_no,
                         *c,
-                        format!("unknown column \"{name}\" (expected region, date, aqi, pm25, pm10, so2, no2, co, o3_8h, o3_1h)"),
+                        format!("unknown column \"{name}\" (expected region, date, aqi, pm25, pm10, so2, no2, co, o3_8h, o3_1h, primary)"),
                     ));
                 }
                 if seen.contains(name) {
@@ -269,7 +296,7 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
                     return Err(err(line_no, 1, format!("missing column \"{needed}\"")));
                 }
             }
-            if !seen.iter().any(|s| s != "region" && s != "date") {
+            if !seen.iter().any(|s| s != "region" && s != "date" && s != "primary") {
                 return Err(err(line_no, 1, "no value column: give aqi and/or pollutant columns".into()));
             }
             header = Some(cells);
@@ -288,12 +315,18 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
             date: (String::new(), Position::File),
             aqi: None,
             conc: Vec::new(),
+            primary: None,
         };
         for ((name, _), (value, c)) in cols.iter().zip(cells) {
             let pos = Position::LineColumn(line_no, c);
             match name.as_str() {
                 "region" => row.region = (value, pos),
                 "date" => row.date = (value, pos),
+                "primary" => {
+                    if !value.is_empty() {
+                        row.primary = Some((value, pos));
+                    }
+                }
                 other => {
                     if value.is_empty() {
                         continue;
@@ -351,6 +384,7 @@ fn parse_json(file: &str, text: &str) -> Result<RawFile, ForecastError> {
             date: (String::new(), here("date")),
             aqi: None,
             conc: Vec::new(),
+            primary: None,
         };
         let mut have = (false, false);
         for (k, v) in obj {
@@ -370,6 +404,11 @@ fn parse_json(file: &str, text: &str) -> Result<RawFile, ForecastError> {
                         have.1 = true;
                     }
                 }
+                "primary" => match &v {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::String(s) => row.primary = Some((s.clone(), Position::Json(path))),
+                    _ => return Err(err(path, "primary must be a string".into())),
+                },
                 other => {
                     let pollutant = Pollutant::from_column(other);
                     if other != "aqi" && pollutant.is_none() {
@@ -469,6 +508,7 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
                     aqi: Some(v as u16),
                     primary,
                     computed: false,
+                    dust: false,
                 }
             }
             None => match aqi::aqi(standard, &conc) {
@@ -477,15 +517,25 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
                     aqi: Some(r.aqi),
                     primary: r.primary,
                     computed: true,
+                    dust: false,
                 },
                 None => DayValue {
                     date,
                     aqi: None,
                     primary: Vec::new(),
                     computed: false,
+                    dust: false,
                 },
             },
         };
+        let mut value = value;
+        if let Some((text, pos)) = &row.primary {
+            let (given, dust) = parse_primary(text).map_err(|reason| err(pos.clone(), reason))?;
+            if !given.is_empty() {
+                value.primary = given;
+            }
+            value.dust = dust;
+        }
         series.entry(region).or_default().push((value, row.pos));
     }
     let mut out = BTreeMap::new();
@@ -614,7 +664,7 @@ mod tests {
             ),
             (
                 "# issued_at: 2026-12-01 16:00\nregion,date,aqi,wind\n",
-                "f.csv:2:17: unknown column \"wind\" (expected region, date, aqi, pm25, pm10, so2, no2, co, o3_8h, o3_1h)",
+                "f.csv:2:17: unknown column \"wind\" (expected region, date, aqi, pm25, pm10, so2, no2, co, o3_8h, o3_1h, primary)",
             ),
             (
                 "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n149999,2026-12-02,180\n",

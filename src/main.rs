@@ -108,6 +108,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Print only how the rules did: warning-days, their observed AQI, PM-polluted days covered,
+        /// O3-led warning-days, effective times off a day boundary.
+        #[arg(long)]
+        stats: bool,
     },
 }
 
@@ -325,7 +329,8 @@ fn main() -> ExitCode {
             observations,
             playbook,
             json,
-        } => commands::replay(&observations, &playbook, json),
+            stats,
+        } => commands::replay(&observations, &playbook, json, stats),
     };
     match result {
         Ok(code) => code,

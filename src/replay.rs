@@ -146,11 +146,10 @@ pub fn replay(obs: &Forecast, pb: &Playbook, regions: &Regions) -> Replay {
     out
 }
 
-/// Folds events into one summary per warning id.
+/// Folds events into one summary per warning id: the level timeline as it took effect.
 pub fn summarise(events: &[Event]) -> Vec<ReplayedWarning> {
     let mut by_id: BTreeMap<String, ReplayedWarning> = BTreeMap::new();
     let mut current: Option<String> = None;
-    let mut starts: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     for e in events {
         match &e.kind {
             EventKind::Issued { id, level, start, .. } => {
@@ -165,28 +164,21 @@ pub fn summarise(events: &[Event]) -> Vec<ReplayedWarning> {
                 });
                 w.end = None;
                 w.status = "issued".into();
-                starts.insert(id.clone(), *start);
-                push_level(w, (*start).max(e.at), level);
+                push_level(w, *start, level);
                 current = Some(id.clone());
             }
             EventKind::Proposed { id, .. } => current = Some(id.clone()),
             EventKind::LevelChanged { to, .. } => {
-                if let Some(c) = &current {
-                    let start = starts.get(c).copied().unwrap_or(e.at);
-                    if let Some(w) = by_id.get_mut(c) {
-                        push_level(w, start.max(e.at), to);
-                    }
+                if let Some(w) = current.as_ref().and_then(|c| by_id.get_mut(c)) {
+                    push_level(w, e.at, to);
                 }
             }
             EventKind::Rescheduled { start } => {
                 if let Some(w) = current.as_ref().and_then(|c| by_id.get_mut(c)) {
                     w.start = local(*start);
                     if w.levels.len() == 1 {
-                        w.levels[0].at = local(*start);
+                        w.levels[0].at = w.start.clone();
                     }
-                }
-                if let Some(c) = &current {
-                    starts.insert(c.clone(), *start);
                 }
             }
             EventKind::Started => {
@@ -212,9 +204,8 @@ pub fn summarise(events: &[Event]) -> Vec<ReplayedWarning> {
     v
 }
 
-/// Adds a level from a time; a change at the same time (before the start) replaces the last one. A level equal
-/// to the one before it is no change: a lowering and a raise back in the same instant (the lift window ending
-/// at the very consultation that calls for the level again) leave the level as it was.
+/// Adds a level from a time; a change at the same time replaces the last one, and a level equal to the one
+/// before it is no change.
 fn push_level(w: &mut ReplayedWarning, at: DateTime<Utc>, level: &str) {
     let at = local(at);
     match w.levels.last_mut() {
@@ -231,6 +222,142 @@ fn push_level(w: &mut ReplayedWarning, at: DateTime<Utc>, level: &str) {
             level: level.to_string(),
         }),
     }
+}
+
+/// How the rules did on the observations: a day is a warning-day when a warning is in force at its 12:00.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Days observed (region × day).
+    pub days: usize,
+    /// Warning-days.
+    pub warning_days: usize,
+    /// Warning-days per level id.
+    pub warning_days_by_level: BTreeMap<String, usize>,
+    /// Warning-days whose observed AQI was ≤ 150.
+    pub warning_days_aqi_le_150: usize,
+    /// Warning-days whose observed AQI was ≤ 100.
+    pub warning_days_aqi_le_100: usize,
+    /// Days with AQI > 200 and a PM primary pollutant.
+    pub pm_polluted_days: usize,
+    /// Of those, days inside a warning.
+    pub pm_polluted_days_covered: usize,
+    /// Warning-days whose primary pollutant was O3 alone.
+    pub o3_led_warning_days: usize,
+    /// Effective times (starts, changes, ends) in all.
+    pub effective_times: usize,
+    /// Effective times not at 00:00 Asia/Shanghai.
+    pub effective_times_off_day_boundary: usize,
+    /// Warnings.
+    pub warnings: usize,
+}
+
+fn pct(n: usize, of: usize) -> f64 {
+    if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 }
+}
+
+impl Stats {
+    /// Share of warning-days with observed AQI ≤ 150, in per cent.
+    pub fn share_le_150(&self) -> f64 {
+        pct(self.warning_days_aqi_le_150, self.warning_days)
+    }
+    /// Share of warning-days with observed AQI ≤ 100, in per cent.
+    pub fn share_le_100(&self) -> f64 {
+        pct(self.warning_days_aqi_le_100, self.warning_days)
+    }
+    /// Share of PM-led days with AQI > 200 inside a warning, in per cent.
+    pub fn share_pm_covered(&self) -> f64 {
+        pct(self.pm_polluted_days_covered, self.pm_polluted_days)
+    }
+
+    /// The figures as lines people read.
+    pub fn lines(&self) -> Vec<String> {
+        let by_level: Vec<String> = self.warning_days_by_level.iter().map(|(l, n)| format!("{l} {n}")).collect();
+        vec![
+            format!("days observed: {}", self.days),
+            format!("warnings: {}", self.warnings),
+            format!("warning-days (in force at 12:00): {} ({})", self.warning_days, by_level.join(", ")),
+            format!(
+                "warning-days with observed AQI <= 150: {} ({:.1} %)",
+                self.warning_days_aqi_le_150,
+                self.share_le_150()
+            ),
+            format!(
+                "warning-days with observed AQI <= 100: {} ({:.1} %)",
+                self.warning_days_aqi_le_100,
+                self.share_le_100()
+            ),
+            format!(
+                "days with AQI > 200 led by PM: {}, inside a warning: {} ({:.1} %)",
+                self.pm_polluted_days,
+                self.pm_polluted_days_covered,
+                self.share_pm_covered()
+            ),
+            format!("warning-days led by O3 alone: {}", self.o3_led_warning_days),
+            format!(
+                "effective times: {}, off 00:00 Asia/Shanghai: {}",
+                self.effective_times, self.effective_times_off_day_boundary
+            ),
+        ]
+    }
+}
+
+/// Computes [`Stats`] for a replay of `obs`.
+pub fn stats(obs: &Forecast, r: &Replay) -> Stats {
+    use crate::aqi::Pollutant;
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc));
+    let mut st = Stats {
+        warnings: r.warnings.len(),
+        ..Stats::default()
+    };
+    for w in &r.warnings {
+        for t in w.levels.iter().map(|l| l.at.as_str()).chain(w.end.as_deref()) {
+            st.effective_times += 1;
+            if !t.contains("T00:00:00") {
+                st.effective_times_off_day_boundary += 1;
+            }
+        }
+    }
+    for (region, days) in &obs.series {
+        let mine: Vec<&ReplayedWarning> = r.warnings.iter().filter(|w| w.region == *region).collect();
+        for d in days {
+            st.days += 1;
+            let noon = day_start(d.date) + Duration::hours(12);
+            let level = mine.iter().find_map(|w| {
+                let start = w.levels.first().and_then(|l| parse(&l.at))?;
+                let end = w.end.as_deref().and_then(parse);
+                if noon < start || end.is_some_and(|e| noon >= e) {
+                    return None;
+                }
+                w.levels
+                    .iter()
+                    .rev()
+                    .find(|l| parse(&l.at).is_some_and(|t| t <= noon))
+                    .map(|l| l.level.clone())
+            });
+            let pm = d.primary.iter().any(|p| matches!(p, Pollutant::Pm25 | Pollutant::Pm10));
+            let o3_alone = !d.primary.is_empty() && d.primary.iter().all(|p| matches!(p, Pollutant::O3_8h | Pollutant::O3_1h));
+            if d.aqi.is_some_and(|a| a > 200) && pm {
+                st.pm_polluted_days += 1;
+                if level.is_some() {
+                    st.pm_polluted_days_covered += 1;
+                }
+            }
+            if let Some(l) = level {
+                st.warning_days += 1;
+                *st.warning_days_by_level.entry(l).or_default() += 1;
+                if d.aqi.is_some_and(|a| a <= 150) {
+                    st.warning_days_aqi_le_150 += 1;
+                }
+                if d.aqi.is_some_and(|a| a <= 100) {
+                    st.warning_days_aqi_le_100 += 1;
+                }
+                if o3_alone {
+                    st.o3_led_warning_days += 1;
+                }
+            }
+        }
+    }
+    st
 }
 
 #[cfg(test)]

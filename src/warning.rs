@@ -5,16 +5,23 @@
 //! [`Event`]s to record. The state is a fold of those events ([`RegionState::apply`]), so the daemon
 //! can rebuild it from the log. No clock, no disk.
 //!
-//! proposed (awaiting sign-off) → issued (start in the future) → active → lifted; upgrades wait for
-//! their signer, downgrades and lifts follow the lift rule (below the current level for the lift
-//! window; the higher level holds meanwhile), a lift followed by a new episode within the merge gap
-//! re-opens the same warning, and a directive (调度令) holds a region at its level until released.
+//! proposed (awaiting sign-off) → issued (start in the future) → active → lifted. A warning follows
+//! the forecast's polluted run ([`crate::consult::plan`]): it starts at 00:00 of the run's first day (or at
+//! once when that has passed; the lead time says how early to announce, it never postpones the start),
+//! changes level at the day boundaries where the run's level changes, and ends at 00:00 of the first clean
+//! day. Every change is decided at a consultation (or sign-off, directive, operator) and recorded as
+//! [`EventKind::Scheduled`] with its effective time, announced at once; the clock makes it take effect
+//! ([`EventKind::LevelChanged`], [`EventKind::Lifted`]). Upgrades wait for their signer; downgrades and
+//! lifts are decided when the forecast shows the air below the level for the lift window from the
+//! change; dips shorter than the lift window keep the higher level. A lift followed by a new episode
+//! within the merge gap re-opens the same warning, and a directive (调度令) holds a region at its level
+//! until released, when the warning follows the forecast again at once.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde::{Deserialize, Serialize};
 
-use crate::consult::Assessment;
+use crate::consult::{self, Assessment, Plan, Step};
 use crate::playbook::{Playbook, SignOff};
 use crate::region::RegionCode;
 
@@ -52,6 +59,22 @@ pub struct PendingChange {
     pub expected_end: DateTime<Utc>,
     /// The rule that fired.
     pub rule: Option<String>,
+    /// When it would take effect.
+    #[serde(default)]
+    pub effective: Option<DateTime<Utc>>,
+}
+
+/// A change decided and announced, taking effect at `at`: a new level, or the end (`level: None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scheduled {
+    /// When it takes effect.
+    pub at: DateTime<Utc>,
+    /// The level from then, or `None` for the lift (or, before the start, the cancellation).
+    pub level: Option<String>,
+    /// Its rank (0 for the end).
+    pub rank: u32,
+    /// Who decided it.
+    pub signer: Option<String>,
 }
 
 /// A directive holding this region.
@@ -92,8 +115,15 @@ pub struct Warning {
     pub ended_at: Option<DateTime<Utc>>,
     /// An upgrade awaiting its signer.
     pub pending_change: Option<PendingChange>,
-    /// Since when consultations have put it below its level, and what they propose instead.
-    pub below: Option<(DateTime<Utc>, Option<String>, u32)>,
+    /// The change decided and announced, not yet in effect.
+    #[serde(default)]
+    pub next: Option<Scheduled>,
+    /// The latest consultation's plan for the episode.
+    #[serde(default)]
+    pub plan: Option<Plan>,
+    /// Issued later than the lead time before its start.
+    #[serde(default)]
+    pub lead_missed: bool,
     /// Directives holding it.
     pub holds: Vec<Hold>,
     /// The playbook pinned for the episode (`id@version`).
@@ -123,6 +153,9 @@ pub enum EventKind {
         rule: Option<String>,
         needs: String,
         reopened: bool,
+        /// The level timeline the forecast calls for.
+        #[serde(default)]
+        plan: Vec<Step>,
     },
     /// The warning is issued (signed, automatic, or by directive).
     Issued {
@@ -134,6 +167,12 @@ pub enum EventKind {
         rule: Option<String>,
         signer: Option<String>,
         reopened: bool,
+        /// The level timeline the forecast calls for.
+        #[serde(default)]
+        plan: Vec<Step>,
+        /// Issued less than the lead time before its start (原则上提前24小时).
+        #[serde(default)]
+        lead_missed: bool,
     },
     /// A proposal was withdrawn before sign-off (the forecast no longer calls for it).
     Withdrawn,
@@ -146,10 +185,26 @@ pub enum EventKind {
         expected_end: DateTime<Utc>,
         rule: Option<String>,
         needs: String,
+        /// When it would take effect.
+        #[serde(default)]
+        effective: Option<DateTime<Utc>>,
     },
+    /// A change is decided and announced; it takes effect at `effective` (`to: None`: the lift, or before
+    /// the start the cancellation). The notices go out now.
+    Scheduled {
+        to: Option<String>,
+        rank: u32,
+        effective: DateTime<Utc>,
+        signer: Option<String>,
+        rule: Option<String>,
+    },
+    /// The decided change no longer holds (a later forecast); nothing changes at its time.
+    Unscheduled,
+    /// The latest forecast's plan for the episode (informational: the timeline shown everywhere).
+    Replanned { plan: Plan, expected_end: DateTime<Utc> },
     /// The pending upgrade is no longer called for.
     ChangeWithdrawn,
-    /// The level changed.
+    /// The level changed (at the event's time).
     LevelChanged {
         from: String,
         to: String,
@@ -162,13 +217,13 @@ pub enum EventKind {
     Extended { expected_end: DateTime<Utc> },
     /// An issued warning that has not started yet starts earlier: the forecast brings the episode forward.
     Rescheduled { start: DateTime<Utc> },
-    /// Consultations now put the region below its level; the lift window runs from `since`.
+    /// Recorded by earlier versions (a lift window running); no longer made, read as nothing.
     Below {
         since: DateTime<Utc>,
         proposal: Option<String>,
         rank: u32,
     },
-    /// A consultation called for the level again; the lift window is reset.
+    /// Recorded by earlier versions; no longer made, read as nothing.
     BelowCleared,
     /// Lifted (解除).
     Lifted,
@@ -252,16 +307,7 @@ pub enum LifecycleError {
     UndefinedLevel(String),
 }
 
-/// Start of a day (00:00 Asia/Shanghai) as UTC.
-pub fn day_start(d: NaiveDate) -> DateTime<Utc> {
-    Shanghai
-        .from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .single()
-        .map_or_else(
-            || DateTime::<Utc>::from_naive_utc_and_offset(d.and_hms_opt(0, 0, 0).unwrap_or_default(), Utc),
-            |t| t.with_timezone(&Utc),
-        )
-}
+pub use crate::consult::day_start;
 
 fn needs(pb: &Playbook, level: &str) -> Option<String> {
     match pb.level(level).map(|l| &l.sign_off) {
@@ -339,7 +385,9 @@ impl RegionState {
                         issued_at: None,
                         ended_at: None,
                         pending_change: None,
-                        below: None,
+                        next: None,
+                        plan: None,
+                        lead_missed: false,
                         holds: Vec::new(),
                         playbook: e.playbook.clone(),
                     });
@@ -351,7 +399,10 @@ impl RegionState {
                     w.expected_end = *expected_end;
                     w.rule = rule.clone();
                     w.ended_at = None;
-                    w.below = None;
+                    w.next = None;
+                    if let EventKind::Issued { lead_missed, .. } = &e.kind {
+                        w.lead_missed = *lead_missed;
+                    }
                     if issued {
                         w.status = if *start <= e.at { Status::Active } else { Status::Issued };
                         w.issued_at = Some(e.at);
@@ -367,6 +418,7 @@ impl RegionState {
                         w.status = Status::Cancelled;
                         w.ended_at = Some(e.at);
                         w.pending_change = None;
+                        w.next = None;
                     }
                     EventKind::Started => w.status = Status::Active,
                     EventKind::ChangeProposed {
@@ -374,6 +426,7 @@ impl RegionState {
                         rank,
                         expected_end,
                         rule,
+                        effective,
                         ..
                     } => {
                         w.pending_change = Some(PendingChange {
@@ -381,9 +434,32 @@ impl RegionState {
                             rank: *rank,
                             expected_end: *expected_end,
                             rule: rule.clone(),
+                            effective: *effective,
                         });
                     }
                     EventKind::ChangeWithdrawn => w.pending_change = None,
+                    EventKind::Scheduled {
+                        to,
+                        rank,
+                        effective,
+                        signer,
+                        ..
+                    } => {
+                        if w.pending_change.as_ref().is_some_and(|p| *rank >= p.rank) || to.is_none() {
+                            w.pending_change = None;
+                        }
+                        w.next = Some(Scheduled {
+                            at: *effective,
+                            level: to.clone(),
+                            rank: *rank,
+                            signer: signer.clone(),
+                        });
+                    }
+                    EventKind::Unscheduled => w.next = None,
+                    EventKind::Replanned { plan, expected_end } => {
+                        w.plan = Some(plan.clone());
+                        w.expected_end = *expected_end;
+                    }
                     EventKind::LevelChanged {
                         to,
                         rank,
@@ -394,19 +470,22 @@ impl RegionState {
                         w.level = to.clone();
                         w.rank = *rank;
                         w.expected_end = *expected_end;
-                        w.rule = rule.clone();
-                        w.pending_change = None;
-                        w.below = None;
+                        if rule.is_some() {
+                            w.rule = rule.clone();
+                        }
+                        if w.pending_change.as_ref().is_some_and(|p| p.rank <= *rank) {
+                            w.pending_change = None;
+                        }
+                        w.next = None;
                     }
                     EventKind::Extended { expected_end } => w.expected_end = *expected_end,
                     EventKind::Rescheduled { start } => w.start = *start,
-                    EventKind::Below { since, proposal, rank } => w.below = Some((*since, proposal.clone(), *rank)),
-                    EventKind::BelowCleared => w.below = None,
+                    EventKind::Below { .. } | EventKind::BelowCleared => {}
                     EventKind::Lifted => {
                         w.status = Status::Lifted;
                         w.ended_at = Some(e.at);
                         w.pending_change = None;
-                        w.below = None;
+                        w.next = None;
                         w.holds.clear();
                     }
                     EventKind::DirectiveApplied {
@@ -440,6 +519,28 @@ struct Decider<'a> {
     out: Vec<Event>,
 }
 
+/// Who may decide an upgrade on the spot (a signer signing, a directive).
+#[derive(Clone, Copy)]
+struct Authority<'s> {
+    name: &'s str,
+    role: Option<&'s str>,
+}
+
+/// A level's Chinese name (黄色预警), or the id when the playbook does not know it.
+fn level_name(pb: &Playbook, id: &str) -> String {
+    pb.level(id).map_or_else(|| id.to_string(), |l| l.name.clone())
+}
+
+/// A time as people read it: `12月5日0时` (Asia/Shanghai), minutes only when there are some.
+pub fn zh_time(t: DateTime<Utc>) -> String {
+    let l = t.with_timezone(&Shanghai);
+    if l.format("%M").to_string() == "00" {
+        l.format("%-m月%-d日%-H时").to_string()
+    } else {
+        l.format("%-m月%-d日%-H时%M分").to_string()
+    }
+}
+
 impl Decider<'_> {
     fn emit(&mut self, at: DateTime<Utc>, actor: &str, reason: String, forecast_id: Option<&str>, kind: EventKind) {
         let playbook = self.state.live().map_or_else(|| self.pb.pin(), |w| w.playbook.clone());
@@ -460,10 +561,6 @@ impl Decider<'_> {
         self.state.live()
     }
 
-    fn floor(&self) -> u32 {
-        self.live().map_or(0, |w| w.holds.iter().map(|h| h.rank).max().unwrap_or(0))
-    }
-
     fn run(&mut self, input: Input<'_>) -> Result<(), LifecycleError> {
         match input {
             Input::Consultation(a) => self.consultation(a),
@@ -479,10 +576,11 @@ impl Decider<'_> {
                     self.emit(
                         self.now,
                         &format!("directive:{id}"),
-                        format!("directive {id} released"),
+                        format!("调度令{id}解除"),
                         None,
                         EventKind::DirectiveReleased { directive: id.into() },
                     );
+                    self.follow(None, None);
                 }
             }
             Input::Lift { actor, reason } => self.manual_end(actor, reason, false)?,
@@ -505,21 +603,71 @@ impl Decider<'_> {
         (format!("{}-{date}-{}", self.region, self.state.episodes + 1), false)
     }
 
-    fn span_of(&self, a: &Assessment) -> (DateTime<Utc>, DateTime<Utc>) {
-        let first = a.days.first().map_or(self.now, |d| day_start(*d));
-        let last = a.days.last().map_or(self.now, |d| day_start(d.succ_opt().unwrap_or(*d)));
-        ((first).max(self.now + self.pb.lead_time), last.max(self.now + self.pb.lead_time))
+    fn rule_of(&self, level: &str) -> Option<String> {
+        self.pb.level(level).map(|l| l.entry.to_string())
+    }
+
+    /// Records the plan when it differs from the one held, with the end it implies.
+    fn replan(&mut self, plan: Plan, fid: Option<&str>) {
+        let Some(w) = self.live().cloned() else { return };
+        if w.plan.as_ref() == Some(&plan) {
+            return;
+        }
+        let hold_until = w.holds.iter().filter_map(|h| h.until).max();
+        let expected_end = if w.holds.is_empty() {
+            plan.end
+        } else {
+            plan.end.max(hold_until.unwrap_or(w.expected_end))
+        };
+        let reason = if plan.steps.is_empty() {
+            "会商预测污染过程结束".to_string()
+        } else {
+            format!("会商预测：{}", timeline_text(self.pb, &plan.steps, plan.end, plan.end < plan.until))
+        };
+        if expected_end > w.expected_end && w.status != Status::Pending {
+            self.emit(
+                self.now,
+                "consultation",
+                format!("预计结束时间延至{}", zh_time(expected_end)),
+                fid,
+                EventKind::Extended { expected_end },
+            );
+        }
+        self.emit(self.now, "consultation", reason, fid, EventKind::Replanned { plan, expected_end });
     }
 
     fn consultation(&mut self, a: &Assessment) {
         let fid = Some(a.forecast_id.as_str());
         let actor = "consultation";
-        let Some(w) = self.live().cloned() else {
-            let Some(level) = a.level.clone() else { return };
-            let (start, end) = self.span_of(a);
+        let live = self.live().cloned();
+        let carry = match (&live, a.window.first()) {
+            (Some(w), Some((first, _))) if w.status != Status::Pending && w.start < day_start(*first) => w.rank,
+            _ => 0,
+        };
+        let Some(plan) = consult::plan(a, carry, self.pb) else { return };
+        let Some(w) = live.filter(|w| w.status != Status::Pending || !plan.steps.is_empty()) else {
+            if self.live().is_some() {
+                // A proposal the forecast no longer calls for.
+                self.emit(
+                    self.now,
+                    actor,
+                    "会商预测不再达到预警条件，撤回提议".into(),
+                    fid,
+                    EventKind::Withdrawn,
+                );
+                return;
+            }
+            let Some(first) = plan.steps.first().cloned() else { return };
+            let start = first.at.max(self.now);
             let (id, reopened) = self.episode_id(start);
-            let reason = format!("forecast meets {} ({})", level, a.rule.clone().unwrap_or_default());
-            match needs(self.pb, &level) {
+            let rule = self.rule_of(&first.level);
+            let reason = format!(
+                "会商预测达到{}条件：{}",
+                level_name(self.pb, &first.level),
+                timeline_text(self.pb, &plan.steps, plan.end, plan.end < plan.until)
+            );
+            let steps = plan.steps.clone();
+            match needs(self.pb, &first.level) {
                 Some(role) => self.emit(
                     self.now,
                     actor,
@@ -527,13 +675,14 @@ impl Decider<'_> {
                     fid,
                     EventKind::Proposed {
                         id,
-                        level,
-                        rank: a.rank,
+                        level: first.level.clone(),
+                        rank: first.rank,
                         start,
-                        expected_end: end,
-                        rule: a.rule.clone(),
+                        expected_end: plan.end,
+                        rule,
                         needs: role,
                         reopened,
+                        plan: steps,
                     },
                 ),
                 None => self.emit(
@@ -543,34 +692,33 @@ impl Decider<'_> {
                     fid,
                     EventKind::Issued {
                         id,
-                        level,
-                        rank: a.rank,
+                        level: first.level.clone(),
+                        rank: first.rank,
                         start,
-                        expected_end: end,
-                        rule: a.rule.clone(),
+                        expected_end: plan.end,
+                        rule,
                         signer: None,
                         reopened,
+                        plan: steps,
+                        lead_missed: start < self.now + self.pb.lead_time,
                     },
                 ),
             }
+            self.replan(plan, fid);
+            self.follow(fid, None);
             return;
         };
         match w.status {
             Status::Pending => {
-                let Some(level) = a.level.clone() else {
-                    self.emit(
-                        self.now,
-                        actor,
-                        "forecast no longer meets any level".into(),
-                        fid,
-                        EventKind::Withdrawn,
+                let first = plan.steps[0].clone();
+                let start = first.at.max(self.now);
+                if first.level != w.level || start != w.start || plan.end != w.expected_end || w.plan.as_ref() != Some(&plan) {
+                    let reason = format!(
+                        "会商预测更新：{}",
+                        timeline_text(self.pb, &plan.steps, plan.end, plan.end < plan.until)
                     );
-                    return;
-                };
-                let (start, end) = self.span_of(a);
-                if level != w.level || start != w.start || end != w.expected_end {
-                    let reason = format!("forecast now meets {level} ({})", a.rule.clone().unwrap_or_default());
-                    match needs(self.pb, &level) {
+                    let rule = self.rule_of(&first.level);
+                    match needs(self.pb, &first.level) {
                         Some(role) => self.emit(
                             self.now,
                             actor,
@@ -578,13 +726,14 @@ impl Decider<'_> {
                             fid,
                             EventKind::Proposed {
                                 id: w.id,
-                                level,
-                                rank: a.rank,
+                                level: first.level.clone(),
+                                rank: first.rank,
                                 start,
-                                expected_end: end,
-                                rule: a.rule.clone(),
+                                expected_end: plan.end,
+                                rule,
                                 needs: role,
                                 reopened: false,
+                                plan: plan.steps.clone(),
                             },
                         ),
                         None => self.emit(
@@ -594,188 +743,279 @@ impl Decider<'_> {
                             fid,
                             EventKind::Issued {
                                 id: w.id,
-                                level,
-                                rank: a.rank,
+                                level: first.level.clone(),
+                                rank: first.rank,
                                 start,
-                                expected_end: end,
-                                rule: a.rule.clone(),
+                                expected_end: plan.end,
+                                rule,
                                 signer: None,
                                 reopened: false,
+                                plan: plan.steps.clone(),
+                                lead_missed: start < self.now + self.pb.lead_time,
                             },
                         ),
                     }
                 }
+                self.replan(plan, fid);
+                self.follow(fid, None);
             }
             _ => {
-                let (start, end) = self.span_of(a);
-                if w.status == Status::Issued && a.rank >= w.rank && start < w.start {
-                    self.emit(
-                        self.now,
-                        actor,
-                        "forecast brings the episode forward".into(),
-                        fid,
-                        EventKind::Rescheduled { start },
-                    );
-                }
-                if a.rank > w.rank {
-                    if w.below.is_some() {
+                // An issued warning that has not started follows the run's start, earlier or later.
+                if w.status == Status::Issued
+                    && carry == 0
+                    && let Some(first) = plan.steps.first()
+                {
+                    let start = first.at.max(self.now);
+                    if start != w.start {
                         self.emit(
                             self.now,
                             actor,
-                            "forecast calls for the level again".into(),
+                            format!("会商预测污染过程自{}开始，预警生效时间调整", zh_time(start)),
                             fid,
-                            EventKind::BelowCleared,
+                            EventKind::Rescheduled { start },
                         );
                     }
-                    let level = a.level.clone().unwrap_or_default();
-                    let end = end.max(w.expected_end);
-                    let reason = format!("forecast meets {level} ({})", a.rule.clone().unwrap_or_default());
-                    match needs(self.pb, &level) {
-                        Some(role) if w.pending_change.as_ref().is_none_or(|p| p.level != level || p.expected_end != end) => self.emit(
-                            self.now,
-                            actor,
-                            reason,
-                            fid,
-                            EventKind::ChangeProposed {
-                                level,
-                                rank: a.rank,
-                                expected_end: end,
-                                rule: a.rule.clone(),
-                                needs: role,
-                            },
-                        ),
-                        Some(_) => {}
-                        None => self.emit(
-                            self.now,
-                            "auto",
-                            reason,
-                            fid,
-                            EventKind::LevelChanged {
-                                from: w.level.clone(),
-                                to: level,
-                                rank: a.rank,
-                                expected_end: end,
-                                rule: a.rule.clone(),
-                                signer: None,
-                            },
-                        ),
-                    }
-                    return;
                 }
-                if w.pending_change.is_some() {
-                    self.emit(
-                        self.now,
-                        actor,
-                        "forecast no longer calls for the higher level".into(),
-                        fid,
-                        EventKind::ChangeWithdrawn,
-                    );
-                }
-                let target = a.rank.max(self.floor());
-                if target >= w.rank {
-                    if w.below.is_some() {
-                        self.emit(
-                            self.now,
-                            actor,
-                            "forecast calls for the level again".into(),
-                            fid,
-                            EventKind::BelowCleared,
-                        );
-                    }
-                    if a.rank == w.rank && end > w.expected_end {
-                        self.emit(
-                            self.now,
-                            actor,
-                            format!("forecast keeps {} until later", w.level),
-                            fid,
-                            EventKind::Extended { expected_end: end },
-                        );
-                    }
-                    return;
-                }
-                let proposal = if target == a.rank {
-                    a.level.clone()
-                } else {
-                    self.pb.levels.iter().find(|l| l.rank == target).map(|l| l.id.clone())
-                };
-                let since = if self.pb.hold_higher {
-                    w.below.as_ref().map_or(self.now, |b| b.0)
-                } else {
-                    self.now - self.pb.lift_window
-                };
-                if w.below.as_ref().is_none_or(|b| b.1 != proposal) {
-                    let reason = format!("forecast below {} (proposes {})", w.level, proposal.as_deref().unwrap_or("none"));
-                    self.emit(
-                        self.now,
-                        actor,
-                        reason,
-                        fid,
-                        EventKind::Below {
-                            since,
-                            proposal,
-                            rank: target,
-                        },
-                    );
-                }
+                self.replan(plan, fid);
+                self.follow(fid, None);
             }
         }
     }
 
-    /// Clock-driven changes: start, directive expiry, and the lift rule.
+    /// The level the plan and the directives call for at `t`; `None` where the forecast says nothing.
+    fn desired(w: &Warning, t: DateTime<Utc>) -> Option<u32> {
+        let floor = w
+            .holds
+            .iter()
+            .filter(|h| h.until.is_none_or(|u| t < u))
+            .map(|h| h.rank)
+            .max()
+            .unwrap_or(0);
+        match &w.plan {
+            Some(p) => p.rank_at(t).map(|r| r.max(floor)),
+            None => Some(floor),
+        }
+    }
+
+    /// Decides the next change of an issued or active warning from its plan and holds: an upgrade is
+    /// proposed for signing (or scheduled, when no signature is needed or `authority` may sign it); a
+    /// downgrade or the lift is scheduled when the air stays below the level for the lift window after
+    /// it; a decided change the plan no longer supports is withdrawn.
+    fn follow(&mut self, fid: Option<&str>, authority: Option<Authority<'_>>) {
+        for _ in 0..4 {
+            let Some(w) = self.live().cloned() else { return };
+            if w.status == Status::Pending {
+                return;
+            }
+            let t0 = w.start.max(self.now).max(w.plan.as_ref().map_or(self.now, |p| p.from));
+            // The trajectory already decided: the level in force, then the scheduled change.
+            let decided = |t: DateTime<Utc>| match &w.next {
+                Some(n) if n.at <= t => n.rank,
+                _ => w.rank,
+            };
+            let mut times: Vec<DateTime<Utc>> = vec![t0];
+            if let Some(p) = &w.plan {
+                times.extend(p.steps.iter().map(|s| s.at));
+                times.push(p.end);
+            }
+            times.extend(w.holds.iter().filter_map(|h| h.until));
+            times.extend(w.next.as_ref().map(|n| n.at));
+            times.retain(|t| *t >= t0);
+            times.sort();
+            times.dedup();
+            let mismatch = times
+                .iter()
+                .map_while(|t| Self::desired(&w, *t).map(|d| (*t, d)))
+                .find(|(t, d)| *d != decided(*t));
+            let Some((t, d)) = mismatch else {
+                if w.pending_change.is_some() {
+                    self.emit(
+                        self.now,
+                        "consultation",
+                        "会商预测不再需要升级，撤回升级提议".into(),
+                        fid,
+                        EventKind::ChangeWithdrawn,
+                    );
+                }
+                return;
+            };
+            if let Some(n) = &w.next {
+                if t > n.at {
+                    // Decided after the scheduled change has taken effect.
+                    return;
+                }
+                self.emit(
+                    self.now,
+                    "consultation",
+                    format!("会商预测变化，撤回原定于{}的调整", zh_time(n.at)),
+                    fid,
+                    EventKind::Unscheduled,
+                );
+                continue;
+            }
+            let c = w.rank;
+            if d > c {
+                let Some(level) = self.pb.levels.iter().find(|l| l.rank == d).map(|l| l.id.clone()) else {
+                    return;
+                };
+                let rule = self.rule_of(&level);
+                let may = match (needs(self.pb, &level), authority) {
+                    (None, _) => Some("auto".to_string()),
+                    (Some(_), Some(a)) if a.role.is_none_or(|r| self.pb.may_sign(&level, r)) => Some(a.name.to_string()),
+                    _ => None,
+                };
+                match may {
+                    Some(signer) => {
+                        let reason = if signer == "auto" {
+                            format!("{}无需签发，自{}起执行", level_name(self.pb, &level), zh_time(t))
+                        } else {
+                            format!("由{signer}签发：自{}起升级为{}", zh_time(t), level_name(self.pb, &level))
+                        };
+                        self.emit(
+                            self.now,
+                            &signer,
+                            reason,
+                            fid,
+                            EventKind::Scheduled {
+                                to: Some(level),
+                                rank: d,
+                                effective: t,
+                                signer: (signer != "auto").then_some(signer.clone()),
+                                rule,
+                            },
+                        );
+                    }
+                    None => {
+                        let role = needs(self.pb, &level).unwrap_or_default();
+                        if w.pending_change.as_ref().is_none_or(|p| p.level != level || p.effective != Some(t)) {
+                            self.emit(
+                                self.now,
+                                "consultation",
+                                format!("会商预测自{}起达到{}条件，待签发", zh_time(t), level_name(self.pb, &level)),
+                                fid,
+                                EventKind::ChangeProposed {
+                                    level,
+                                    rank: d,
+                                    expected_end: w.expected_end,
+                                    rule,
+                                    needs: role,
+                                    effective: Some(t),
+                                },
+                            );
+                        }
+                    }
+                }
+                return;
+            }
+            // Down: decided once the air stays below the level for the lift window from `t`.
+            if w.pending_change.is_some() {
+                self.emit(
+                    self.now,
+                    "consultation",
+                    "会商预测不再需要升级，撤回升级提议".into(),
+                    fid,
+                    EventKind::ChangeWithdrawn,
+                );
+            }
+            let checks = (self.pb.lift_window.num_hours().max(1) + 23) / 24;
+            let confirmed = (0..checks).all(|k| {
+                let at = if k == 0 { t } else { t + Duration::hours(24 * k) };
+                Self::desired(&w, at).is_some_and(|x| x < c)
+            }) && Self::desired(&w, t + self.pb.lift_window - Duration::seconds(1)).is_some_and(|x| x < c);
+            if !confirmed {
+                return;
+            }
+            let level = (d > 0)
+                .then(|| self.pb.levels.iter().find(|l| l.rank == d).map(|l| l.id.clone()))
+                .flatten();
+            let held = w.holds.iter().any(|h| h.until.is_none_or(|u| t < u));
+            let reason = match &level {
+                Some(l) => format!("空气质量预计改善，自{}起降为{}", zh_time(t), level_name(self.pb, l)),
+                None if held => format!("调度令解除，自{}起解除预警", zh_time(t)),
+                None if w.status == Status::Issued && t <= w.start => "会商预测不再出现污染过程，取消预警".to_string(),
+                None => format!(
+                    "空气质量预计改善至预警条件以下并持续{}小时以上，于{}解除",
+                    self.pb.lift_window.num_hours(),
+                    zh_time(t)
+                ),
+            };
+            let rule = level.as_deref().and_then(|l| self.rule_of(l));
+            self.emit(
+                self.now,
+                "consultation",
+                reason,
+                fid,
+                EventKind::Scheduled {
+                    to: level,
+                    rank: d,
+                    effective: t,
+                    signer: None,
+                    rule,
+                },
+            );
+            return;
+        }
+    }
+
+    /// Clock-driven changes: directive expiry, the start, and decided changes whose time has come.
     fn tick(&mut self) {
-        let Some(w) = self.live().cloned() else { return };
-        for h in &w.holds {
-            if let Some(until) = h.until.filter(|u| *u <= self.now) {
+        for _ in 0..16 {
+            let Some(w) = self.live().cloned() else { return };
+            if let Some(h) = w.holds.iter().find(|h| h.until.is_some_and(|u| u <= self.now)) {
+                let until = h.until.unwrap_or(self.now);
                 self.emit(
                     until,
                     "clock",
-                    format!("directive {} ran out", h.directive),
+                    format!("调度令{}到期", h.directive),
                     None,
                     EventKind::DirectiveReleased {
                         directive: h.directive.clone(),
                     },
                 );
+                self.follow(None, None);
+                continue;
             }
-        }
-        let Some(w) = self.live().cloned() else { return };
-        if w.status == Status::Issued && w.start <= self.now {
-            self.emit(w.start, "clock", "start time reached".into(), None, EventKind::Started);
-        }
-        let Some(w) = self.live().cloned() else { return };
-        if let Some((since, proposal, rank)) = &w.below {
-            let at = *since + self.pb.lift_window;
-            if at > self.now || matches!(w.status, Status::Pending) || *rank < self.floor() {
+            let cancel_first = w.next.as_ref().is_some_and(|n| n.level.is_none() && n.at <= w.start);
+            if w.status == Status::Issued && w.start <= self.now && !cancel_first {
+                self.emit(w.start, "clock", "到达生效时间".into(), None, EventKind::Started);
+                continue;
+            }
+            let Some(n) = w.next.clone().filter(|n| n.at <= self.now) else {
                 return;
-            }
-            let reason = format!("below {} for the lift window of {} h", w.level, self.pb.lift_window.num_hours());
-            match proposal {
-                None if w.status == Status::Issued => {
-                    self.emit(at.max(w.issued_at.unwrap_or(at)), "clock", reason, None, EventKind::Cancelled)
+            };
+            let actor = n.signer.clone().unwrap_or_else(|| "clock".into());
+            match &n.level {
+                Some(level) => {
+                    let rule = self.rule_of(level);
+                    self.emit(
+                        n.at,
+                        &actor,
+                        format!("自{}起执行{}", zh_time(n.at), level_name(self.pb, level)),
+                        None,
+                        EventKind::LevelChanged {
+                            from: w.level.clone(),
+                            to: level.clone(),
+                            rank: n.rank,
+                            expected_end: w.expected_end,
+                            rule,
+                            signer: n.signer.clone(),
+                        },
+                    );
                 }
-                None => self.emit(at, "clock", reason, None, EventKind::Lifted),
-                Some(level) => self.emit(
-                    at,
-                    "clock",
-                    reason,
-                    None,
-                    EventKind::LevelChanged {
-                        from: w.level.clone(),
-                        to: level.clone(),
-                        rank: *rank,
-                        expected_end: w.expected_end,
-                        rule: None,
-                        signer: None,
-                    },
-                ),
+                None if w.status == Status::Issued => {
+                    self.emit(n.at, &actor, "预警在生效前取消".into(), None, EventKind::Cancelled);
+                }
+                None => self.emit(n.at, &actor, format!("{}解除", zh_time(n.at)), None, EventKind::Lifted),
             }
+            self.follow(None, None);
         }
     }
 
     fn sign_off(&mut self, signer: &str, role: &str) -> Result<(), LifecycleError> {
         let w = self.live().cloned().ok_or(LifecycleError::NothingToSign(self.region))?;
-        let (level, rank, end, rule) = match (&w.status, &w.pending_change) {
-            (Status::Pending, _) => (w.level.clone(), w.rank, w.expected_end, w.rule.clone()),
-            (_, Some(p)) => (p.level.clone(), p.rank, p.expected_end, p.rule.clone()),
+        let level = match (&w.status, &w.pending_change) {
+            (Status::Pending, _) => w.level.clone(),
+            (_, Some(p)) => p.level.clone(),
             _ => return Err(LifecycleError::NothingToSign(self.region)),
         };
         if !self.pb.may_sign(&level, role) {
@@ -785,10 +1025,14 @@ impl Decider<'_> {
                 level,
             });
         }
-        let reason = format!("signed by {signer} ({role})");
+        let title = self.pb.role(role).map_or(role, |r| r.name.as_str()).to_string();
         if w.status == Status::Pending {
-            let start = w.start.max(self.now + self.pb.lead_time);
-            let end = end.max(start);
+            let start = w.start.max(self.now);
+            let lead_missed = start < self.now + self.pb.lead_time;
+            let mut reason = format!("由{signer}（{title}）签发，自{}起执行", zh_time(start));
+            if lead_missed {
+                reason.push_str(&format!("（距生效不足{}小时，未达提前发布要求）", self.pb.lead_time.num_hours()));
+            }
             self.emit(
                 self.now,
                 signer,
@@ -797,27 +1041,40 @@ impl Decider<'_> {
                 EventKind::Issued {
                     id: w.id,
                     level,
-                    rank,
+                    rank: w.rank,
                     start,
-                    expected_end: end,
-                    rule,
+                    expected_end: w.expected_end.max(start),
+                    rule: w.rule.clone(),
                     signer: Some(signer.into()),
                     reopened: false,
+                    plan: w.plan.as_ref().map(|p| p.steps.clone()).unwrap_or_default(),
+                    lead_missed,
                 },
             );
-        } else {
+            self.follow(
+                None,
+                Some(Authority {
+                    name: signer,
+                    role: Some(role),
+                }),
+            );
+        } else if let Some(p) = &w.pending_change {
+            let at = p.effective.unwrap_or(self.now).max(self.now);
             self.emit(
                 self.now,
                 signer,
-                reason,
+                format!(
+                    "由{signer}（{title}）签发：自{}起升级为{}",
+                    zh_time(at),
+                    level_name(self.pb, &p.level)
+                ),
                 None,
-                EventKind::LevelChanged {
-                    from: w.level,
-                    to: level,
-                    rank,
-                    expected_end: end,
-                    rule,
+                EventKind::Scheduled {
+                    to: Some(p.level.clone()),
+                    rank: p.rank,
+                    effective: at,
                     signer: Some(signer.into()),
+                    rule: p.rule.clone(),
                 },
             );
         }
@@ -833,13 +1090,14 @@ impl Decider<'_> {
         let actor = format!("directive:{id}");
         let start = from.max(self.now);
         let end = until.unwrap_or(start + Duration::days(1));
+        let reason = format!("调度令{id}：自{}起至少执行{}", zh_time(start), level_name(self.pb, min_level));
         match self.live().cloned() {
             None => {
                 let (wid, reopened) = self.episode_id(start);
                 self.emit(
                     self.now,
                     &actor,
-                    format!("directive {id}: at least {min_level}"),
+                    reason.clone(),
                     None,
                     EventKind::Issued {
                         id: wid,
@@ -850,6 +1108,8 @@ impl Decider<'_> {
                         rule: None,
                         signer: Some(actor.clone()),
                         reopened,
+                        plan: Vec::new(),
+                        lead_missed: false,
                     },
                 );
             }
@@ -862,7 +1122,7 @@ impl Decider<'_> {
                 self.emit(
                     self.now,
                     &actor,
-                    format!("directive {id}: at least {min_level}"),
+                    reason.clone(),
                     None,
                     EventKind::Issued {
                         id: w.id,
@@ -873,22 +1133,8 @@ impl Decider<'_> {
                         rule: w.rule.clone(),
                         signer: Some(actor.clone()),
                         reopened: false,
-                    },
-                );
-            }
-            Some(w) if w.rank < rank => {
-                self.emit(
-                    self.now,
-                    &actor,
-                    format!("directive {id}: at least {min_level}"),
-                    None,
-                    EventKind::LevelChanged {
-                        from: w.level,
-                        to: min_level.into(),
-                        rank,
-                        expected_end: w.expected_end.max(end),
-                        rule: None,
-                        signer: Some(actor.clone()),
+                        plan: w.plan.as_ref().map(|p| p.steps.clone()).unwrap_or_default(),
+                        lead_missed: false,
                     },
                 );
             }
@@ -897,7 +1143,7 @@ impl Decider<'_> {
         self.emit(
             self.now,
             &actor,
-            format!("held at least at {min_level} by directive {id}"),
+            reason,
             None,
             EventKind::DirectiveApplied {
                 directive: id.into(),
@@ -906,9 +1152,18 @@ impl Decider<'_> {
                 until,
             },
         );
-        if self.live().is_some_and(|w| w.below.as_ref().is_some_and(|b| b.2 < rank)) {
-            self.emit(self.now, &actor, "directive holds the level".into(), None, EventKind::BelowCleared);
+        if let Some(w) = self.live().cloned()
+            && end > w.expected_end
+        {
+            self.emit(
+                self.now,
+                &actor,
+                format!("预计结束时间延至{}", zh_time(end)),
+                None,
+                EventKind::Extended { expected_end: end },
+            );
         }
+        self.follow(None, Some(Authority { name: &actor, role: None }));
         Ok(())
     }
 
@@ -920,15 +1175,47 @@ impl Decider<'_> {
                 directive: h.directive.clone(),
             });
         }
-        let kind = match (w.status, cancel) {
+        match (w.status, cancel) {
             (Status::Active, true) => return Err(LifecycleError::Started(w.id)),
-            (Status::Active, false) => EventKind::Lifted,
-            (Status::Pending, _) => EventKind::Withdrawn,
-            _ => EventKind::Cancelled,
-        };
-        self.emit(self.now, actor, reason.to_string(), None, kind);
+            (Status::Pending, _) => {
+                self.emit(self.now, actor, reason.to_string(), None, EventKind::Withdrawn);
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.emit(
+            self.now,
+            actor,
+            reason.to_string(),
+            None,
+            EventKind::Scheduled {
+                to: None,
+                rank: 0,
+                effective: self.now,
+                signer: Some(actor.to_string()),
+                rule: None,
+            },
+        );
         Ok(())
     }
+}
+
+/// [`timeline_text`] where the playbook may be unknown (level ids stand for names then).
+pub fn timeline_text_opt(pb: Option<&Playbook>, steps: &[Step], end: DateTime<Utc>, ends: bool) -> String {
+    let name = |id: &str| pb.map_or_else(|| id.to_string(), |pb| level_name(pb, id));
+    let mut parts: Vec<String> = steps.iter().map(|s| format!("{}起{}", zh_time(s.at), name(&s.level))).collect();
+    if ends {
+        parts.push(format!("预计{}解除", zh_time(end)));
+    } else if !steps.is_empty() {
+        parts.push(format!("持续至预报期末（{}）以后", zh_time(end)));
+    }
+    parts.join("；")
+}
+
+/// A level timeline in words: `12月5日0时起黄色预警；12月6日0时起橙色预警；预计12月8日0时解除`.
+/// `ends` says whether the forecast shows the end (else the run lasts to the end of the forecast).
+pub fn timeline_text(pb: &Playbook, steps: &[Step], end: DateTime<Utc>, ends: bool) -> String {
+    timeline_text_opt(Some(pb), steps, end, ends)
 }
 
 #[cfg(test)]

@@ -326,14 +326,19 @@ pub(super) async fn warning(State(app): Shared, Extension(dash): Dash, session: 
         "cancel": matches!(w.status, Status::Pending | Status::Issued) && !held,
         "held": held,
     });
-    let below = w.below.as_ref().map(|(since, proposal, _)| {
-        format!(
-            "自 {} 起会商结果低于当前级别（建议{}），解除观察期计时中",
-            local_time(*since),
-            proposal
-                .as_deref()
-                .map_or_else(|| "无预警".into(), |p| views::level_name(pb.as_deref(), p))
-        )
+    // The timeline in force and ahead: what the latest consultation plans and what is decided.
+    let timeline = w
+        .plan
+        .as_ref()
+        .filter(|p| !p.steps.is_empty())
+        .map(|p| crate::warning::timeline_text_opt(pb.as_deref(), &p.steps, p.end, p.end < p.until));
+    let next = w.next.as_ref().map(|n| match &n.level {
+        Some(l) => format!(
+            "自 {} 起执行{}（已决定并通知）",
+            local_time(n.at),
+            views::level_name(pb.as_deref(), l)
+        ),
+        None => format!("于 {} 解除（已决定并通知）", local_time(n.at)),
     });
     let href = views::warning_href(&w.id);
     let ctx = json!({
@@ -341,7 +346,9 @@ pub(super) async fn warning(State(app): Shared, Extension(dash): Dash, session: 
         "issued_at": w.issued_at.map(local_time),
         "ended_at": w.ended_at.map(local_time),
         "playbook": w.playbook,
-        "below": below,
+        "timeline": timeline,
+        "next": next,
+        "lead_missed": w.lead_missed,
         "history": rows,
         "response": super::response::of_warning(&app, &w.id),
         "actions": actions,

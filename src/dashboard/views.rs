@@ -628,6 +628,15 @@ pub fn event_zh(kind: &EventKind, pb: Option<&Playbook>) -> (String, String) {
             ),
         ),
         EventKind::ChangeWithdrawn => ("撤回调整提议".into(), String::new()),
+        EventKind::Scheduled { to, effective, .. } => match to {
+            Some(l) => ("决定调整级别".into(), format!("自 {} 起执行{}", local_time(*effective), lv(l))),
+            None => ("决定解除".into(), format!("于 {} 解除", local_time(*effective))),
+        },
+        EventKind::Unscheduled => ("撤回已决定的调整".into(), String::new()),
+        EventKind::Replanned { plan, .. } => (
+            "会商更新时间线".into(),
+            crate::warning::timeline_text_opt(pb, &plan.steps, plan.end, plan.end < plan.until),
+        ),
         EventKind::LevelChanged {
             from,
             to,
@@ -639,7 +648,7 @@ pub fn event_zh(kind: &EventKind, pb: Option<&Playbook>) -> (String, String) {
             format!("{} → {}，预计 {} 结束{}", lv(from), lv(to), local_time(*expected_end), rule(r)),
         ),
         EventKind::Extended { expected_end } => ("延长".into(), format!("预计结束时间延至 {}", local_time(*expected_end))),
-        EventKind::Rescheduled { start } => ("提前生效".into(), format!("提前至 {} 开始", local_time(*start))),
+        EventKind::Rescheduled { start } => ("调整生效时间".into(), format!("改为 {} 开始", local_time(*start))),
         EventKind::Below { since, proposal, .. } => (
             "低于当前级别".into(),
             format!(

@@ -11,6 +11,7 @@ use chrono::Duration;
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
+use super::LeadPollutant;
 use super::raw::{RawLevel, RawPlaybook};
 use super::{Consultation, Directive, Level, Playbook, PlaybookError, PlaybookSet, Role, validate};
 use crate::forecast::parse_time;
@@ -311,6 +312,39 @@ fn compile(
         (None, None) => true,
     };
 
+    let level_pollutants = match (&raw.level_pollutants, parent) {
+        (Some(l), parent) => {
+            let mut out = Vec::new();
+            for name in &l.value {
+                match LeadPollutant::parse(name) {
+                    Some(p) if !out.contains(&p) => out.push(p),
+                    Some(_) => {}
+                    None => errors.push(validate::at(
+                        file,
+                        &l.referenced,
+                        format!("level_pollutants: unknown pollutant \"{name}\" (pm25, pm10, o3, so2, no2, co)"),
+                    )),
+                }
+            }
+            if let Some(missing) = parent
+                .and_then(|p| p.level_pollutants.as_ref())
+                .and_then(|pl| pl.iter().find(|x| !out.contains(x)))
+            {
+                errors.push(validate::at(
+                    file,
+                    &l.referenced,
+                    format!(
+                        "level_pollutants leaves out {}, which the parent playbook counts: laxer than the parent",
+                        missing.as_str()
+                    ),
+                ));
+            }
+            Some(out)
+        }
+        (None, Some(p)) => p.level_pollutants.clone(),
+        (None, None) => None,
+    };
+
     // Roles: the parent's, with this file's added or renamed.
     let mut roles: Vec<Role> = parent.map(|p| p.roles.clone()).unwrap_or_default();
     for r in raw.roles.iter().flatten() {
@@ -403,6 +437,7 @@ fn compile(
         lift_window,
         merge_gap,
         hold_higher,
+        level_pollutants,
         roles,
         levels,
         consultations,

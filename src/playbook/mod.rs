@@ -43,9 +43,29 @@ pub enum Rule {
 pub type Covered = Vec<usize>;
 
 impl Rule {
-    /// Whether the window meets the rule, and the days that made it so. A missing value (`None`)
-    /// breaks a run: a day without a forecast is not a day above a threshold.
+    /// Whether the window meets the rule, and the days it covers (see [`Rule::covers`]).
     pub fn matches(&self, window: &[Option<u16>]) -> Option<Covered> {
+        let days: Covered = self
+            .covers(window)
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .map(|(i, _)| i)
+            .collect();
+        (!days.is_empty()).then_some(days)
+    }
+
+    /// Which days of the window lie in a run that meets the rule. A missing value (`None`) breaks a
+    /// run: a day without a forecast is not a day above a threshold.
+    ///
+    /// - `Above`: the days of every run of at least `days` consecutive values above the threshold;
+    /// - `Any`: the days any part covers;
+    /// - `All`: one pollution episode meets every part (环大气〔2024〕6号 red: "日AQI>200持续72小时且日AQI>300持续
+    ///   24小时" is one run, the >300 day inside the >200 run). The candidate runs are the stretches of
+    ///   consecutive days that some part covers; a stretch in which every part covers at least one day is
+    ///   covered whole. `[201, 201, 201, 100, 301]` meets no `All[>200 ×3, >300 ×1]`: the 301 lies in
+    ///   another run.
+    pub fn covers(&self, window: &[Option<u16>]) -> Vec<bool> {
         match self {
             Rule::Above {
                 threshold,
@@ -53,6 +73,7 @@ impl Rule {
                 days,
             } => {
                 let above = |v: &Option<u16>| v.is_some_and(|v| if *inclusive { v >= *threshold } else { v > *threshold });
+                let mut out = vec![false; window.len()];
                 let mut i = 0;
                 while i < window.len() {
                     if above(&window[i]) {
@@ -61,31 +82,41 @@ impl Rule {
                             i += 1;
                         }
                         if (i - start) as u32 >= *days {
-                            return Some((start..i).collect());
+                            out[start..i].iter_mut().for_each(|c| *c = true);
                         }
                     } else {
                         i += 1;
                     }
                 }
-                None
-            }
-            Rule::All(parts) => {
-                let mut days = Vec::new();
-                for p in parts {
-                    days.extend(p.matches(window)?);
-                }
-                days.sort_unstable();
-                days.dedup();
-                Some(days)
+                out
             }
             Rule::Any(parts) => {
-                let mut days: Vec<usize> = parts.iter().filter_map(|p| p.matches(window)).flatten().collect();
-                if days.is_empty() && !parts.iter().any(|p| p.matches(window).is_some()) {
-                    return None;
+                let mut out = vec![false; window.len()];
+                for p in parts {
+                    for (o, c) in out.iter_mut().zip(p.covers(window)) {
+                        *o |= c;
+                    }
                 }
-                days.sort_unstable();
-                days.dedup();
-                Some(days)
+                out
+            }
+            Rule::All(parts) => {
+                let each: Vec<Vec<bool>> = parts.iter().map(|p| p.covers(window)).collect();
+                let mut out = vec![false; window.len()];
+                let mut i = 0;
+                while i < window.len() {
+                    if !each.iter().any(|c| c[i]) {
+                        i += 1;
+                        continue;
+                    }
+                    let start = i;
+                    while i < window.len() && each.iter().any(|c| c[i]) {
+                        i += 1;
+                    }
+                    if each.iter().all(|c| c[start..i].iter().any(|x| *x)) {
+                        out[start..i].iter_mut().for_each(|c| *c = true);
+                    }
+                }
+                out
             }
         }
     }
@@ -107,16 +138,19 @@ impl Rule {
     }
 }
 
+/// The rule in the words of the plans, the one rendering every page, mail and record uses:
+/// `日AQI>200持续72小时且日AQI>300（同一污染过程）或日AQI≥500`.
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let join = |f: &mut fmt::Formatter<'_>, parts: &[Rule], sep: &str| -> fmt::Result {
             for (i, p) in parts.iter().enumerate() {
                 if i > 0 {
-                    write!(f, " {sep} ")?;
+                    f.write_str(sep)?;
                 }
                 match p {
-                    Rule::Above { .. } => write!(f, "{p}")?,
-                    _ => write!(f, "({p})")?,
+                    Rule::Any(_) if sep != "或" => write!(f, "（{p}）")?,
+                    Rule::All(_) if sep != "且" => write!(f, "（{p}）")?,
+                    _ => write!(f, "{p}")?,
                 }
             }
             Ok(())
@@ -127,15 +161,75 @@ impl fmt::Display for Rule {
                 inclusive,
                 days,
             } => {
-                write!(
-                    f,
-                    "AQI{}{threshold} for {days} day{}",
-                    if *inclusive { "≥" } else { ">" },
-                    if *days == 1 { "" } else { "s" }
-                )
+                write!(f, "日AQI{}{threshold}", if *inclusive { "≥" } else { ">" })?;
+                if *days > 1 {
+                    write!(f, "持续{}小时", days * 24)?;
+                }
+                Ok(())
             }
-            Rule::All(p) => join(f, p, "and"),
-            Rule::Any(p) => join(f, p, "or"),
+            Rule::All(p) => {
+                join(f, p, "且")?;
+                f.write_str("（同一污染过程）")
+            }
+            Rule::Any(p) => join(f, p, "或"),
+        }
+    }
+}
+
+/// A primary pollutant (首要污染物) as the playbook names it: O3 covers its 8-h and 1-h values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadPollutant {
+    /// PM2.5.
+    Pm25,
+    /// PM10.
+    Pm10,
+    /// O3 (8-h or 1-h).
+    O3,
+    /// SO2.
+    So2,
+    /// NO2.
+    No2,
+    /// CO.
+    Co,
+}
+
+impl LeadPollutant {
+    /// From a playbook or forecast name: `pm25`, `pm10`, `o3` (also `o3_8h`, `o3_1h`), `so2`, `no2`, `co`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "pm25" | "pm2.5" => Self::Pm25,
+            "pm10" => Self::Pm10,
+            "o3" | "o3_8h" | "o3_1h" => Self::O3,
+            "so2" | "so2_1h" => Self::So2,
+            "no2" | "no2_1h" => Self::No2,
+            "co" | "co_1h" => Self::Co,
+            _ => return None,
+        })
+    }
+
+    /// The name as written in playbooks.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pm25 => "pm25",
+            Self::Pm10 => "pm10",
+            Self::O3 => "o3",
+            Self::So2 => "so2",
+            Self::No2 => "no2",
+            Self::Co => "co",
+        }
+    }
+
+    /// Of a pollutant of the AQI tables.
+    pub fn of(p: crate::aqi::Pollutant) -> Self {
+        use crate::aqi::Pollutant as P;
+        match p {
+            P::Pm25 => Self::Pm25,
+            P::Pm10 => Self::Pm10,
+            P::O3_8h | P::O3_1h => Self::O3,
+            P::So2 | P::So2_1h => Self::So2,
+            P::No2 | P::No2_1h => Self::No2,
+            P::Co | P::Co_1h => Self::Co,
         }
     }
 }
@@ -248,6 +342,9 @@ pub struct Playbook {
     pub merge_gap: Duration,
     /// When levels fluctuate, the higher one holds until the lift window has passed.
     pub hold_higher: bool,
+    /// Primary pollutants whose days count towards the levels; `None`: every day counts (the rules
+    /// before 环大气〔2024〕6号). A day led by another pollutant, or by sand and dust, starts no reductions.
+    pub level_pollutants: Option<Vec<LeadPollutant>>,
     /// Roles that sign.
     pub roles: Vec<Role>,
     /// Levels, lowest rank first.

@@ -23,6 +23,8 @@ pub struct RawPlaybook {
     pub lift_window_hours: Option<Spanned<u32>>,
     pub merge_gap_hours: Option<Spanned<u32>>,
     pub hold_higher: Option<Spanned<bool>>,
+    /// Primary pollutants whose days count towards the levels (环大气〔2024〕6号: PM only).
+    pub level_pollutants: Option<Spanned<Vec<String>>>,
     pub roles: Option<Vec<RawRole>>,
     pub levels: Option<Vec<Spanned<RawLevel>>>,
     pub consultations: Option<Vec<RawConsultation>>,
