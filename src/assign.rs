@@ -339,9 +339,10 @@ impl Stage for AssignStage {
         for e in events {
             match &e.kind {
                 EventKind::Issued { level, start, .. } => self.assign_all(tx, now, w, level, *start)?,
-                EventKind::LevelChanged { to, .. } if matches!(w.status, Status::Issued | Status::Active) => {
-                    self.assign_all(tx, now, w, to, w.start)?
-                }
+                // A decided level change re-assigns when it is decided (announced ahead), in force from its time.
+                EventKind::Scheduled {
+                    to: Some(to), effective, ..
+                } if matches!(w.status, Status::Issued | Status::Active) => self.assign_all(tx, now, w, to, (*effective).max(w.start))?,
                 EventKind::Lifted | EventKind::Cancelled => {
                     tx.bump(EPOCH, 1)?;
                     let rounds = rounds_of(tx, &w.id)?;
@@ -904,6 +905,8 @@ mod tests {
             rule: None,
             signer: None,
             reopened: false,
+            plan: Vec::new(),
+            lead_missed: false,
         }
     }
 
@@ -966,18 +969,17 @@ mod tests {
             ]
         );
 
-        // A level change of the city supersedes, and the city's end ends everything.
+        // A level change decided for the city supersedes, and the city's end ends everything.
         step(
             &store,
             &stage,
             140100,
-            EventKind::LevelChanged {
-                from: "orange".into(),
-                to: "red".into(),
+            EventKind::Scheduled {
+                to: Some("red".into()),
                 rank: 3,
-                expected_end: Utc::now() + Duration::days(2),
-                rule: None,
+                effective: Utc::now(),
                 signer: None,
+                rule: None,
             },
         )
         .await;

@@ -140,20 +140,27 @@ fn level_of(pb: &Playbook, rank: u32) -> Option<&crate::playbook::Level> {
 /// with short dips held; the highest level of the first run.
 pub fn assess_region(region: RegionCode, days: &[DayValue], issue_date: NaiveDate, forecast_id: &str, pb: &Playbook) -> Assessment {
     let w = window(days, issue_date, pb.horizon_days);
+    // The days just before the window that the series holds: a run that began before the window goes on
+    // in it (the second day of a two-day run is an orange day, even when the forecast starts with it).
+    let start = days.len() - days.iter().rev().take_while(|d| d.date >= issue_date).count();
+    let lookback = pb.levels.iter().map(|l| l.entry.max_days()).max().unwrap_or(1).saturating_sub(1) as usize;
+    let context = &days[start.saturating_sub(lookback)..start + w.len()];
     let mut advisories = Vec::new();
-    let values: Vec<Option<u16>> = w
+    let values: Vec<Option<u16>> = context
         .iter()
         .map(|d| match counted(d, pb) {
             Ok(()) => d.aqi,
             Err(lead) => {
-                if let Some(aqi) = d.aqi.filter(|a| *a > ADVISORY_AQI) {
+                if d.date >= issue_date
+                    && let Some(aqi) = d.aqi.filter(|a| *a > ADVISORY_AQI)
+                {
                     advisories.push(Advisory { date: d.date, aqi, lead });
                 }
                 Some(0)
             }
         })
         .collect();
-    let ranks = day_ranks(&values, pb);
+    let ranks = day_ranks(&values, pb)[context.len() - w.len()..].to_vec();
     let mut held = ranks.clone();
     if pb.hold_higher {
         hold_dips(&mut held, 0, pb.lift_window);
@@ -360,7 +367,7 @@ levels:
         let a = &a[0];
         assert_eq!(
             (a.level.as_deref(), a.rank, a.rule.as_deref()),
-            (Some("yellow"), 1, Some("AQI>200 for 1 day"))
+            (Some("yellow"), 1, Some("日AQI>200"))
         );
         assert_eq!(a.days, [d("2026-12-03")]);
         assert_eq!((a.forecast_id.as_str(), a.playbook.as_str()), (f.id.as_str(), "city@1"));

@@ -119,7 +119,8 @@ pub fn replay(obs: &Forecast, pb: &Playbook, regions: &Regions) -> Replay {
                     );
                 }
             }
-            let a = assess_region(*region, &days[i + 1..], day.date.succ_opt().unwrap_or(day.date), &obs.id, pb);
+            // The observed days up to D are known at D's consultation: a run that began before D+1 goes on.
+            let a = assess_region(*region, days, day.date.succ_opt().unwrap_or(day.date), &obs.id, pb);
             out.assessments.push(DayProposal {
                 region: *region,
                 date: day.date,
@@ -407,11 +408,11 @@ directives:
             [
                 ("2026-12-01".into(), "orange"),
                 ("2026-12-02".into(), "orange"),
-                ("2026-12-03".into(), "none"),
+                ("2026-12-03".into(), "orange"),
                 ("2026-12-04".into(), "none"),
                 ("2026-12-05".into(), "none"),
             ],
-            "12-02 sees 12-03 and 12-04 above 200; 12-03 sees only 12-04"
+            "12-02 sees 12-03 and 12-04 above 200; 12-03 sees 12-04, the second day of the run its own day began"
         );
     }
 
@@ -444,8 +445,8 @@ directives:
             "the first consultation after the directive's start"
         );
         assert_eq!(w.levels[0].level, "orange");
-        // Released 12-05 00:00; the 12-05 consultation finds clean air; lifted 36 h later.
-        assert_eq!(w.end.as_deref(), Some("2026-12-07T04:00:00+08:00"));
+        // The directive runs out 12-05 00:00 and the air is clean: lifted then, without a further wait.
+        assert_eq!(w.end.as_deref(), Some("2026-12-05T00:00:00+08:00"));
         assert!(r.events.iter().any(|e| e.actor == "directive:调度令-1"));
     }
 

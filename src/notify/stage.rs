@@ -28,7 +28,7 @@ use crate::engine::Stage;
 use crate::playbook::Playbook;
 use crate::region::{RegionCode, Regions};
 use crate::store::{Record, RecordBody, StoreError, Tx};
-use crate::warning::{Event, EventKind, RegionState};
+use crate::warning::{Event, EventKind, RegionState, Status};
 
 /// A webhook endpoint's subscription.
 #[derive(Debug, Clone)]
@@ -71,7 +71,23 @@ pub struct EventNotice<'a> {
     pub playbook: Option<&'a Playbook>,
 }
 
-/// The name an event kind has in the roster's `notify:` mapping (`level_changed`).
+/// The name a lifecycle event has in the roster's `notify:` mapping: its kind (`issued`), except a decided
+/// change, which is `change_scheduled`, `lift_scheduled` or (before the start) `cancel_scheduled`.
+pub fn notice_name(e: &Event, state: &RegionState) -> String {
+    match &e.kind {
+        EventKind::Scheduled { to: Some(_), .. } => "change_scheduled".into(),
+        EventKind::Scheduled { to: None, effective, .. } => {
+            let before_start = state
+                .warning
+                .as_ref()
+                .is_some_and(|w| w.status == Status::Cancelled || (w.status == Status::Issued && *effective <= w.start));
+            if before_start { "cancel_scheduled" } else { "lift_scheduled" }.into()
+        }
+        kind => event_name(kind),
+    }
+}
+
+/// The name an event kind has in the log (`level_changed`).
 pub fn event_name(kind: &EventKind) -> String {
     serde_json::to_value(kind)
         .ok()
@@ -218,7 +234,14 @@ impl NotifyStage {
                 expected_end,
                 ..
             } => (to.clone(), Some(from.clone()), None, signer.clone(), None, Some(*expected_end)),
+            EventKind::Scheduled { to: Some(to), signer, .. } => (to.clone(), Some(current), None, signer.clone(), None, None),
+            EventKind::Scheduled { signer, .. } => (current, None, None, signer.clone(), None, None),
             _ => (current, None, None, None, None, None),
+        };
+        // When the change takes effect: a decided change's own time, else the event's.
+        let at = match &e.kind {
+            EventKind::Scheduled { effective, .. } => *effective,
+            _ => e.at,
         };
         let start = start.or(w.map(|w| w.start));
         let end = end.or(w.map(|w| w.expected_end));
@@ -235,7 +258,7 @@ impl NotifyStage {
         path.push(self.regions.name(e.region));
         let base = self.public_url.trim_end_matches('/');
         json!({
-            "event": event_name(&e.kind),
+            "event": notice_name(e, state),
             "change": matches!(e.kind, EventKind::ChangeProposed { .. }),
             "warning_id": id,
             "region": e.region,
@@ -253,7 +276,11 @@ impl NotifyStage {
             "start": start.map(local),
             "expected_end": end.map(local),
             "issued_at": w.and_then(|w| w.issued_at).map(local),
-            "at": local(e.at),
+            "at": local(at),
+            "decided_at": local(e.at),
+            "timeline": w.and_then(|w| w.plan.as_ref()).filter(|p| !p.steps.is_empty()).map(|p| {
+                crate::warning::timeline_text(pb, &p.steps, p.end, p.end < p.until)
+            }),
             "rule": w.and_then(|w| w.rule.clone()),
             "reason": e.reason,
             "actor": e.actor,
@@ -374,7 +401,7 @@ impl Stage for NotifyStage {
         state: &RegionState,
         pb: &Playbook,
     ) -> Result<(), StoreError> {
-        let names: Vec<String> = events.iter().map(|e| event_name(&e.kind)).collect();
+        let names: Vec<String> = events.iter().map(|e| notice_name(e, state)).collect();
         if !names.iter().any(|n| self.routes(n)) {
             return Ok(());
         }
@@ -493,6 +520,7 @@ mod tests {
             rule: None,
             needs: "deputy_head".into(),
             reopened: false,
+            plan: Vec::new(),
         }
     }
 
@@ -503,6 +531,7 @@ mod tests {
             expected_end: t(end),
             rule: None,
             needs: "head".into(),
+            effective: None,
         }
     }
 

@@ -481,21 +481,31 @@ mod tests {
     }
 
     #[test]
-    fn a_run_is_consecutive_days_and_the_first_long_enough_run_is_covered_whole() {
+    fn a_run_is_consecutive_days_and_every_long_enough_run_is_covered_whole() {
         let r = gt(150, 2);
         assert_eq!(r.matches(&w(&[151, 100, 151])), None);
-        assert_eq!(r.matches(&w(&[100, 151, 160, 170, 100, 151, 151])), Some(vec![1, 2, 3]));
+        assert_eq!(r.matches(&w(&[100, 151, 160, 170, 100, 151, 151])), Some(vec![1, 2, 3, 5, 6]));
+        assert_eq!(
+            r.matches(&w(&[100, 151, 160, 170, 100, 151])),
+            Some(vec![1, 2, 3]),
+            "a one-day run is too short"
+        );
         assert_eq!(r.matches(&[Some(151), None, Some(151)]), None, "a missing day breaks the run");
         assert_eq!(r.matches(&[]), None);
     }
 
     #[test]
-    fn all_needs_every_part_and_covers_the_days_of_each() {
+    fn all_needs_every_part_within_one_run() {
         let red = Rule::All(vec![gt(200, 3), gt(300, 1)]);
         assert_eq!(red.matches(&w(&[201, 201, 201])), None);
         assert_eq!(red.matches(&w(&[201, 301, 201, 100])), Some(vec![0, 1, 2]));
-        // The parts are looked for anywhere in the window, not necessarily in the same run.
-        assert_eq!(red.matches(&w(&[201, 201, 201, 100, 301])), Some(vec![0, 1, 2, 4]));
+        // 环大气〔2024〕6号 red is one episode: Datong's 301 lies in another run than the three days above 200.
+        assert_eq!(red.matches(&w(&[201, 201, 201, 100, 301])), None);
+        assert_eq!(red.matches(&w(&[301, 100, 201, 201, 201])), None);
+        assert_eq!(
+            red.matches(&w(&[100, 201, 201, 301, 50, 201, 301, 201])),
+            Some(vec![1, 2, 3, 5, 6, 7])
+        );
     }
 
     #[test]
@@ -508,10 +518,14 @@ mod tests {
 
     #[test]
     fn rules_read_as_the_plans_write_them() {
-        assert_eq!(gt(200, 1).to_string(), "AQI>200 for 1 day");
-        assert_eq!(ge(500, 1).to_string(), "AQI≥500 for 1 day");
+        assert_eq!(gt(200, 1).to_string(), "日AQI>200");
+        assert_eq!(ge(500, 1).to_string(), "日AQI≥500");
+        assert_eq!(gt(150, 2).to_string(), "日AQI>150持续48小时");
         let red = Rule::Any(vec![Rule::All(vec![gt(200, 4), gt(300, 2)]), ge(500, 1)]);
-        assert_eq!(red.to_string(), "(AQI>200 for 4 days and AQI>300 for 2 days) or AQI≥500 for 1 day");
+        assert_eq!(
+            red.to_string(),
+            "（日AQI>200持续96小时且日AQI>300持续48小时（同一污染过程））或日AQI≥500"
+        );
     }
 
     const PROVINCE: &str = r##"

@@ -129,10 +129,45 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
         out.state.apply(event);
         let Some(after) = out.state.warning.clone() else { continue };
         let public = !episode.is_empty();
+        // A decided change is published when it is decided, with its effective time; its taking effect
+        // later is then no news.
+        let announced = before.as_ref().and_then(|b| b.next.clone());
+        let mut shown = after.clone();
+        let mut effective = event.at;
         let (msg_type, change, previous_level) = match &event.kind {
-            EventKind::Issued { .. } if public => (MsgType::Update, Change::Issue, None),
-            EventKind::Issued { .. } => (MsgType::Alert, Change::Issue, None),
-            EventKind::LevelChanged { from, rank, .. } if public => {
+            EventKind::Issued { start, .. } if public => {
+                effective = *start;
+                (MsgType::Update, Change::Issue, None)
+            }
+            EventKind::Issued { start, .. } => {
+                effective = *start;
+                (MsgType::Alert, Change::Issue, None)
+            }
+            EventKind::Scheduled {
+                to: Some(to),
+                rank,
+                effective: at,
+                ..
+            } if public => {
+                let up = *rank > after.rank;
+                effective = *at;
+                let from = after.level.clone();
+                shown.level = to.clone();
+                shown.rank = *rank;
+                (MsgType::Update, if up { Change::Upgrade } else { Change::Downgrade }, Some(from))
+            }
+            EventKind::Scheduled {
+                to: None, effective: at, ..
+            } if public => {
+                effective = *at;
+                shown.expected_end = *at;
+                if after.status == Status::Issued && *at <= after.start {
+                    (MsgType::Cancel, Change::Cancel, None)
+                } else {
+                    (MsgType::Cancel, Change::Lift, None)
+                }
+            }
+            EventKind::LevelChanged { from, rank, .. } if public && announced.is_none() => {
                 let up = before.as_ref().is_none_or(|b| *rank > b.rank);
                 (
                     MsgType::Update,
@@ -141,9 +176,12 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
                 )
             }
             EventKind::Extended { .. } if public => (MsgType::Update, Change::Extend, None),
-            EventKind::Rescheduled { .. } if public => (MsgType::Update, Change::Reschedule, None),
-            EventKind::Lifted if public => (MsgType::Cancel, Change::Lift, None),
-            EventKind::Cancelled if public => (MsgType::Cancel, Change::Cancel, None),
+            EventKind::Rescheduled { start } if public => {
+                effective = *start;
+                (MsgType::Update, Change::Reschedule, None)
+            }
+            EventKind::Lifted if public && announced.is_none() => (MsgType::Cancel, Change::Lift, None),
+            EventKind::Cancelled if public && announced.is_none() => (MsgType::Cancel, Change::Cancel, None),
             _ => continue,
         };
         let id = format!("{}-{}", after.id, rec.seq);
@@ -155,8 +193,8 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
             msg_type,
             change,
             sent: rec.recorded_at,
-            effective: event.at,
-            warning: after,
+            effective,
+            warning: shown,
             previous_level,
             references,
         });
@@ -262,6 +300,7 @@ mod tests {
                 rule: None,
                 needs: "deputy_head".into(),
                 reopened,
+                plan: Vec::new(),
             },
         )
     }
@@ -279,6 +318,8 @@ mod tests {
                 rule: None,
                 signer: Some("李".into()),
                 reopened,
+                plan: Vec::new(),
+                lead_missed: false,
             },
         )
     }
@@ -326,6 +367,7 @@ mod tests {
                     expected_end: t(90),
                     rule: None,
                     needs: "deputy_head".into(),
+                    effective: None,
                 },
             ),
             upgrade(5, 27),

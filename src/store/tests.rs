@@ -37,6 +37,8 @@ fn warning_event(code: u32, id: &str, issued: bool) -> RecordBody {
             rule: None,
             signer: Some("李副市长".into()),
             reopened: false,
+            plan: Vec::new(),
+            lead_missed: false,
         }
     } else {
         EventKind::Proposed {
@@ -48,6 +50,7 @@ fn warning_event(code: u32, id: &str, issued: bool) -> RecordBody {
             rule: None,
             needs: "deputy_head".into(),
             reopened: false,
+            plan: Vec::new(),
         }
     };
     RecordBody::Warning {
