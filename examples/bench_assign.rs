@@ -139,6 +139,8 @@ async fn run(db: &str) -> anyhow::Result<()> {
                             rule: None,
                             signer: None,
                             reopened: false,
+                            plan: Vec::new(),
+                            lead_missed: false,
                         },
                     };
                     let mut state = RegionState::default();

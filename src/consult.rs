@@ -143,7 +143,8 @@ pub fn assess_region(region: RegionCode, days: &[DayValue], issue_date: NaiveDat
     // The days just before the window that the series holds: a run that began before the window goes on
     // in it (the second day of a two-day run is an orange day, even when the forecast starts with it).
     let start = days.len() - days.iter().rev().take_while(|d| d.date >= issue_date).count();
-    let lookback = pb.levels.iter().map(|l| l.entry.max_days()).max().unwrap_or(1).saturating_sub(1) as usize;
+    let longest = pb.levels.iter().map(|l| l.entry.max_days()).max().unwrap_or(1).saturating_sub(1);
+    let lookback = longest.max(pb.horizon_days) as usize;
     let context = &days[start.saturating_sub(lookback)..start + w.len()];
     let mut advisories = Vec::new();
     let values: Vec<Option<u16>> = context
@@ -379,5 +380,143 @@ levels:
         let (a, ungoverned) = assess(&f, &set(), Regions::shanxi());
         assert_eq!(a.iter().map(|a| a.region.to_string()).collect::<Vec<_>>(), ["140100"]);
         assert_eq!(ungoverned, [RegionCode::parse("140200").unwrap()]);
+    }
+    const NATIONAL: &str = r##"
+id: national
+version: "1"
+name: 测试预案（环大气〔2024〕6号）
+scope: "140000"
+horizon_days: 7
+lift_window_hours: 36
+level_pollutants: [pm25, pm10]
+roles: [ { id: head, name: 省长, rank: 3 } ]
+levels:
+  - { id: yellow, rank: 1, name: 黄色预警, colour: "#FFFF00", response: Ⅲ级, sign_off: head, entry: { any: [ { aqi_gt: 200, days: 1 }, { aqi_gt: 150, days: 2 } ] } }
+  - { id: orange, rank: 2, name: 橙色预警, colour: "#FF7E00", response: Ⅱ级, sign_off: head, entry: { any: [ { aqi_gt: 200, days: 2 }, { aqi_gt: 150, days: 3 } ] } }
+  - { id: red, rank: 3, name: 红色预警, colour: "#FF0000", response: Ⅰ级, sign_off: head, entry: { all: [ { aqi_gt: 200, days: 3 }, { aqi_gt: 300, days: 1 } ] } }
+"##;
+
+    fn national() -> PlaybookSet {
+        load_files(vec![("national.yaml".into(), NATIONAL.into())], Regions::shanxi()).unwrap()
+    }
+
+    fn assess_one(text: &str) -> Assessment {
+        let (mut a, _) = assess(&forecast(text), &national(), Regions::shanxi());
+        a.remove(0)
+    }
+
+    #[test]
+    fn o3_led_days_start_no_level_and_are_kept_as_health_advice() {
+        // Beijing 2015-05-23..25: O3_8h 219-283 led, PM2.5 moderate.
+        let a = assess_one(
+            "# issued_at: 2026-05-22 16:00\nregion,date,pm25,o3_8h\n\
+             140100,2026-05-23,60,265\n140100,2026-05-24,70,283\n140100,2026-05-25,55,219\n",
+        );
+        assert_eq!(a.level, None, "{a:?}");
+        assert_eq!(a.advisories.iter().map(|x| x.lead.as_str()).collect::<Vec<_>>(), ["o3", "o3", "o3"]);
+    }
+
+    #[test]
+    fn pm_led_days_count_and_the_forecasts_primary_column_decides_where_only_aqi_is_given() {
+        let a =
+            assess_one("# issued_at: 2026-12-01 16:00\nregion,date,aqi,primary\n140100,2026-12-02,230,pm25\n140100,2026-12-03,240,pm25\n");
+        assert_eq!(a.level.as_deref(), Some("orange"));
+        let a = assess_one("# issued_at: 2026-12-01 16:00\nregion,date,aqi,primary\n140100,2026-12-02,230,o3\n140100,2026-12-03,240,o3\n");
+        assert_eq!(a.level, None);
+        let a =
+            assess_one("# issued_at: 2026-12-01 16:00\nregion,date,aqi,primary\n140100,2026-12-02,330,沙尘\n140100,2026-12-03,240,dust\n");
+        assert_eq!((a.level.as_deref(), a.advisories.len()), (None, 2), "sand and dust start nothing");
+        let a = assess_one("# issued_at: 2026-12-01 16:00\nregion,date,aqi\n140100,2026-12-02,230\n140100,2026-12-03,240\n");
+        assert_eq!(a.level.as_deref(), Some("orange"), "an unknown primary pollutant counts");
+    }
+
+    #[test]
+    fn the_forecasts_primary_column_names_a_pollutant_or_dust_and_nothing_else() {
+        let err = parse(
+            "f.csv",
+            "# issued_at: 2026-12-01 16:00\nregion,date,aqi,primary\n140100,2026-12-02,230,smoke\n".as_bytes(),
+            Regions::shanxi(),
+            &ParseOptions::forecast(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "f.csv:3:23: primary \"smoke\" is not a pollutant (pm25, pm10, o3, o3_8h, o3_1h, so2, no2, co) or dust"
+        );
+    }
+
+    #[test]
+    fn datongs_window_proposes_orange_not_red() {
+        let a = assess_one(
+            "# issued_at: 2026-12-01 16:00\nregion,date,aqi\n\
+             140100,2026-12-02,201\n140100,2026-12-03,201\n140100,2026-12-04,201\n140100,2026-12-05,100\n140100,2026-12-06,301\n",
+        );
+        assert_eq!((a.level.as_deref(), a.rank), (Some("orange"), 2));
+        assert!(a.runs.iter().all(|r| r.level != "red"), "{:?}", a.runs);
+    }
+
+    /// A small deterministic generator (xorshift) for the property tests below.
+    fn windows(n: usize) -> Vec<Vec<u16>> {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        (0..n)
+            .map(|_| {
+                (0..7)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        [50u16, 120, 160, 180, 210, 260, 320][(x % 7) as usize]
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_day_a_rule_covers_is_in_force_at_least_at_that_level_and_no_gap_is_shorter_than_the_lift_window() {
+        let set = national();
+        let pb = set.get("national").unwrap();
+        for w in windows(2000) {
+            let values: Vec<Option<u16>> = w.iter().map(|v| Some(*v)).collect();
+            let raw = day_ranks(&values, pb);
+            let mut held = raw.clone();
+            hold_dips(&mut held, 0, pb.lift_window);
+            for (i, (r, h)) in raw.iter().zip(&held).enumerate() {
+                assert!(h >= r, "{w:?}: day {i} covered at {r} but held at {h}");
+            }
+            // Between two days at or above a level, every day is at that level or the gap is ≥ 36 h (2 days).
+            for lvl in 1..=3 {
+                let at: Vec<usize> = (0..held.len()).filter(|i| held[*i] >= lvl).collect();
+                for pair in at.windows(2) {
+                    let gap = pair[1] - pair[0] - 1;
+                    assert!(gap == 0 || gap >= 2, "{w:?} held {held:?}: a {gap}-day dip below level {lvl}");
+                }
+            }
+            // Red needs its day above 300 inside the run above 200.
+            for (i, h) in held.iter().enumerate() {
+                if raw[i] == 3 {
+                    let (mut a, mut b) = (i, i);
+                    while a > 0 && w[a - 1] > 200 {
+                        a -= 1;
+                    }
+                    while b + 1 < w.len() && w[b + 1] > 200 {
+                        b += 1;
+                    }
+                    assert!(b - a + 1 >= 3 && w[a..=b].iter().any(|v| *v > 300), "{w:?}: red on day {i} ({h})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_running_warning_holds_a_dip_at_the_start_of_the_window() {
+        let set = national();
+        let pb = set.get("national").unwrap();
+        let mut r = vec![0, 2, 2, 0, 0];
+        hold_dips(&mut r, 2, pb.lift_window);
+        assert_eq!(r, [2, 2, 2, 0, 0], "one clean day after yesterday's orange is a dip");
+        let mut r = vec![0, 0, 2];
+        hold_dips(&mut r, 2, pb.lift_window);
+        assert_eq!(r, [0, 0, 2], "two clean days end it");
     }
 }

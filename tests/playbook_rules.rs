@@ -48,6 +48,7 @@ fn assess(pb: &Playbook, window: &[Option<u16>]) -> Assessment {
             aqi: *aqi,
             primary: Vec::new(),
             computed: false,
+            dust: false,
         })
         .collect();
     assess_region(RegionCode::parse("140100").unwrap(), &series, issue_date(), "f-test", pb)
@@ -195,8 +196,8 @@ fn national_2024_yellow_is_one_day_above_200_or_two_days_above_150() {
             case(w(&[151, 100, 151]), "none", &[]),
             case(w(&[100, 100, 100, 100, 100, 100, 201]), "yellow", &[6]),
             case(w(&[50, 151, 151, 50]), "yellow", &[1, 2]),
-            // Both parts met: the rule covers the days of both.
-            case(w(&[151, 151, 50, 201]), "yellow", &[0, 1, 3]),
+            // Both parts met; the one-day dip between them is held (shorter than the 36 h lift window): one run.
+            case(w(&[151, 151, 50, 201]), "yellow", &[0, 1, 2, 3]),
         ],
     );
 }
@@ -228,7 +229,8 @@ fn national_2024_red_is_three_days_above_200_and_one_day_above_300() {
             case(w(&[201, 301, 201]), "red", &[0, 1, 2]),
             case(w(&[201, 201, 201]), "orange", &[0, 1, 2]),
             case(w(&[201, 201, 300]), "orange", &[0, 1, 2]),
-            case(w(&[201, 201, 150, 301]), "orange", &[0, 1]),
+            // The 301 lies in another run than the days above 200: no red; the one-day dip is held at orange.
+            case(w(&[201, 201, 150, 301]), "orange", &[0, 1, 2, 3]),
             case(w(&[500]), "yellow", &[0]),
         ],
     );
@@ -240,10 +242,11 @@ fn a_missing_day_breaks_a_run_and_the_rest_of_the_window_still_counts() {
     run_table(
         &pb,
         &[
-            case(vec![Some(201), None, Some(201)], "yellow", &[0]),
+            // A missing day breaks a rule's run, and is a one-day dip inside the episode.
+            case(vec![Some(201), None, Some(201)], "yellow", &[0, 1, 2]),
             case(vec![Some(151), None, Some(151)], "none", &[]),
-            // The first run long enough is the one covered.
-            case(vec![Some(201), Some(201), None, Some(201), Some(301)], "orange", &[0, 1]),
+            // The rule's runs are 201, 201 and 201, 301 (no red: neither has three days above 200); one episode.
+            case(vec![Some(201), Some(201), None, Some(201), Some(301)], "orange", &[0, 1, 2, 3, 4]),
             case(vec![None, None, Some(201), Some(201), Some(301)], "red", &[2, 3, 4]),
             case(vec![None, None, None], "none", &[]),
         ],
@@ -270,6 +273,7 @@ fn forecast_days_before_the_issue_date_are_not_looked_at() {
             aqi: Some(*aqi),
             primary: Vec::new(),
             computed: false,
+            dust: false,
         })
         .collect();
     let a = assess_region(RegionCode::parse("140100").unwrap(), &series, issue_date(), "f", &pb);
@@ -285,7 +289,7 @@ fn taiyuan_also_goes_red_on_two_days_above_300_where_the_province_says_orange() 
     let sx = shipped("playbooks/shanxi.yaml", "shanxi");
     assert_eq!(
         ty.level("red").unwrap().entry.to_string(),
-        "(AQI>200 for 3 days and AQI>300 for 1 day) or AQI>300 for 2 days"
+        "（日AQI>200持续72小时且日AQI>300（同一污染过程））或日AQI>300持续48小时"
     );
     run_table(
         &ty,
@@ -314,7 +318,7 @@ fn cn_2017_blue_is_one_day_above_200_and_yellow_two() {
             case(w(&[200]), "none", &[]),
             case(w(&[151, 151, 151, 151]), "none", &[]),
             case(w(&[201, 201]), "yellow", &[0, 1]),
-            case(w(&[201, 150, 201]), "blue", &[0]),
+            case(w(&[201, 150, 201]), "blue", &[0, 1, 2]),
             case(w(&[201, 201, 201]), "yellow", &[0, 1, 2]),
             case(w(&[499]), "blue", &[0]),
         ],
@@ -330,7 +334,7 @@ fn cn_2017_orange_is_three_days_above_200_with_one_above_300() {
             case(w(&[201, 201, 301]), "orange", &[0, 1, 2]),
             case(w(&[301, 301, 301]), "orange", &[0, 1, 2]),
             case(w(&[201, 201, 300]), "yellow", &[0, 1, 2]),
-            case(w(&[201, 201, 201, 301, 150, 301]), "orange", &[0, 1, 2, 3]),
+            case(w(&[201, 201, 201, 301, 150, 301]), "orange", &[0, 1, 2, 3, 4, 5]),
         ],
     );
 }
@@ -340,7 +344,7 @@ fn cn_2017_red_is_four_days_above_200_with_two_above_300_or_a_day_at_500() {
     let pb = shipped("playbooks/history/cn-2017.yaml", "cn-2017");
     assert_eq!(
         pb.level("red").unwrap().entry.to_string(),
-        "(AQI>200 for 4 days and AQI>300 for 2 days) or AQI≥500 for 1 day"
+        "（日AQI>200持续96小时且日AQI>300持续48小时（同一污染过程））或日AQI≥500"
     );
     run_table(
         &pb,

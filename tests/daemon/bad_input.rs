@@ -54,7 +54,7 @@ async fn malformed_files_in_the_inbox_are_set_aside_with_file_line_column_and_no
     assert_eq!(error("gbk.csv"), "gbk.csv:2:11: bytes are not valid UTF-8\n");
     assert_eq!(
         error("extra-column.csv"),
-        "extra-column.csv:3:17: unknown column \"humidity\" (expected region, date, aqi, pm25, pm10, so2, no2, co, o3_8h, o3_1h)\n"
+        "extra-column.csv:3:17: unknown column \"humidity\" (expected region, date, aqi, pm25, pm10, so2, no2, co, o3_8h, o3_1h, primary)\n"
     );
     assert_eq!(
         error("gap.csv"),
