@@ -150,7 +150,7 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
 fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_1() {
     let site = Site::new();
     // A misspelt event, a night shift ending at "8:00", and a route to a template that does not exist.
-    site.edit("roster.yaml", "  cancelled:       { to: [duty]", "  canceled:        { to: [duty]");
+    site.edit("roster.yaml", "  cancel_scheduled: { to: [duty]", "  canceled:         { to: [duty]");
     site.edit(
         "roster.yaml",
         r#"name: 李强, role: duty_officer, email: li.qiang@sthjt.shanxi.example.cn, phone: "0351-0000012", shifts: [{ days: [weekdays], from: "18:00", to: "08:00" }]"#,
@@ -162,10 +162,10 @@ fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_
     assert_eq!(
         stderr(&out),
         format!(
-            "{roster}:24:3: \"canceled\" is not an event (proposed, issued, withdrawn, started, change_proposed, change_withdrawn, \
-             level_changed, extended, rescheduled, below, below_cleared, lifted, cancelled, directive_applied, directive_released, \
-             delivery_failed)\n\
-             {roster}:30:168: \"8:00\" is not a time of day (HH:MM, or 24:00)\n\
+            "{roster}:25:3: \"canceled\" is not an event (proposed, issued, withdrawn, started, change_proposed, change_withdrawn, \
+             change_scheduled, lift_scheduled, cancel_scheduled, unscheduled, replanned, level_changed, extended, rescheduled, \
+             below, below_cleared, lifted, cancelled, directive_applied, directive_released, delivery_failed)\n\
+             {roster}:31:168: \"8:00\" is not a time of day (HH:MM, or 24:00)\n\
              check failed: 2 errors\n"
         )
     );
@@ -317,7 +317,7 @@ fn assess_proposes_a_level_per_region_under_the_playbook_that_governs_it() {
         "{text}"
     );
     assert!(
-        text.contains("2026-12-03..2026-12-04 (AQI>200 for 3 days and AQI>300 for 1 day) or AQI>300 for 2 days"),
+        text.contains("2026-12-02..2026-12-04 （日AQI>200持续72小时且日AQI>300（同一污染过程））或日AQI>300持续48小时"),
         "{text}"
     );
     let summary = stderr(&out);
@@ -361,7 +361,8 @@ fn assess_json_carries_the_forecast_and_each_regions_level_rule_and_days() {
     assert_eq!(a[0]["region"], "140100");
     assert_eq!(a[0]["level"], "red");
     assert_eq!(a[0]["playbook"], "taiyuan@2024.1");
-    assert_eq!(a[0]["days"], serde_json::json!(["2026-12-03", "2026-12-04"]));
+    // 12-02 (180) begins the run: three days above 150 are orange, then the red days.
+    assert_eq!(a[0]["days"], serde_json::json!(["2026-12-02", "2026-12-03", "2026-12-04"]));
     assert_eq!(a[3]["level"], serde_json::Value::Null, "no level: null");
     assert_eq!(v["ungoverned"], serde_json::json!([]));
 }
@@ -416,14 +417,14 @@ fn replay_prints_each_days_proposal_and_the_warning_it_produced() {
         "--playbook",
         "playbooks/shanxi.yaml",
     ]);
-    // 12-01 and 12-02 see two days above 200 ahead: orange. 12-03 sees one: yellow, but orange holds. From 12-04 the
-    // days ahead are clean. Lifted 36 h after 12-03 16:00, the first consultation below orange.
+    // 12-01 and 12-02 see two days above 200 ahead: orange. 12-03 sees 12-04, the second day of the run that began
+    // on 12-03: orange. From 12-05 the days are clean: the 12-03 consultation decides the lift for 12-05 00:00.
     assert_eq!(
         stdout(&out),
         "region,date,level\n\
          140100,2026-12-01,orange\n\
          140100,2026-12-02,orange\n\
-         140100,2026-12-03,yellow\n\
+         140100,2026-12-03,orange\n\
          140100,2026-12-04,none\n\
          140100,2026-12-05,none\n\
          140100,2026-12-06,none\n\
@@ -432,7 +433,7 @@ fn replay_prints_each_days_proposal_and_the_warning_it_produced() {
          \n\
          warning,region,issued,start,levels,end,status\n\
          140100-20261201-1,140100,2026-12-01T16:00:00+08:00,2026-12-03T00:00:00+08:00,\
-         orange@2026-12-03T00:00:00+08:00,2026-12-05T04:00:00+08:00,lifted\n"
+         orange@2026-12-03T00:00:00+08:00,2026-12-05T00:00:00+08:00,lifted\n"
     );
     assert_eq!(
         stderr(&out),
@@ -457,10 +458,10 @@ fn replay_json_names_levels_by_their_playbook_ids() {
         .iter()
         .map(|a| a["level"].as_str().unwrap())
         .collect();
-    assert_eq!(levels, ["orange", "orange", "yellow", "none", "none", "none", "none", "none"]);
+    assert_eq!(levels, ["orange", "orange", "orange", "none", "none", "none", "none", "none"]);
     assert_eq!(
         v["assessments"][0],
-        serde_json::json!({"region": "140100", "date": "2026-12-01", "level": "orange", "rule": "AQI>200 for 2 days or AQI>150 for 3 days"})
+        serde_json::json!({"region": "140100", "date": "2026-12-01", "level": "orange", "rule": "日AQI>200持续48小时或日AQI>150持续72小时"})
     );
     let w = &v["warnings"][0];
     assert_eq!(w["id"], "140100-20261201-1");
@@ -468,7 +469,7 @@ fn replay_json_names_levels_by_their_playbook_ids() {
         w["levels"],
         serde_json::json!([{"at": "2026-12-03T00:00:00+08:00", "level": "orange"}])
     );
-    assert_eq!(w["end"], "2026-12-05T04:00:00+08:00");
+    assert_eq!(w["end"], "2026-12-05T00:00:00+08:00");
     assert_eq!(w["status"], "lifted");
 }
 
