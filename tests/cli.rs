@@ -180,7 +180,7 @@ fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_
     assert_eq!(
         stderr(&out),
         format!(
-            "{}:23:44: the route of \"lifted\" names template \"warning_lift\", but {templates}/warning_lift.subject.j2 or \
+            "{}:24:45: the route of \"lift_scheduled\" names template \"warning_lift\", but {templates}/warning_lift.subject.j2 or \
              {templates}/warning_lift.txt.j2 is missing\ncheck failed: 1 error\n",
             site.path("roster.yaml")
         )
