@@ -246,8 +246,11 @@ impl Application {
         tracker.spawn(crate::notice::run(state.clone(), shutdown.clone()));
         let router = api::router()
             .merge(crate::ack::router())
-            .merge(crate::inspect::router())
-            .merge(crate::negotiate::router())
+            .merge(
+                crate::inspect::router()
+                    .merge(crate::negotiate::router())
+                    .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::authority::staff_writes)),
+            )
             .merge(crate::episode::router())
             .merge(crate::publish::router())
             .merge(crate::dashboard::router(&state.settings))

@@ -13,6 +13,7 @@
 mod common;
 
 mod api;
+mod authority;
 mod bad_input;
 mod flow;
 mod helpers;
