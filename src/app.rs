@@ -193,6 +193,7 @@ impl Application {
             regions,
             clock,
             max_forecast_bytes: settings.inbox.max_bytes,
+            forecast_max_ahead: chrono::Duration::minutes(i64::try_from(settings.forecast.max_ahead_minutes).unwrap_or(i64::MAX / 120_000)),
         };
         engine.remember_playbooks().await?;
         // Assignments first, so that the notifications of the same event can name them.

@@ -185,6 +185,8 @@ pub struct Engine {
     pub clock: Clock,
     /// Largest accepted forecast.
     pub max_forecast_bytes: usize,
+    /// How far ahead of the clock a forecast's `issued_at` may lie (`forecast.max_ahead_minutes`).
+    pub forecast_max_ahead: chrono::Duration,
 }
 
 /// Why an operation was refused.
@@ -333,11 +335,24 @@ impl Engine {
     /// Parses and records a forecast. A rejected one is recorded as rejected (for the audit log and
     /// metrics) and its error returned; nothing else changes.
     pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, ForecastError> {
+        let now = self.clock.now();
+        // Issued no later than the allowed clock skew ahead, and no earlier than the longest horizon
+        // of the live playbooks (10 days without any): one forecast "issued" in 2099 must never hide
+        // the later ones, and a stale one covers nothing a consultation still looks at.
+        let horizon = self.playbooks.live().iter().map(|p| p.horizon_days).max().unwrap_or(10);
         let opts = ParseOptions {
             max_bytes: self.max_forecast_bytes,
+            issued_bounds: Some(forecast::IssuedBounds {
+                earliest: now - chrono::Duration::days(i64::from(horizon)),
+                earliest_why: format!("{horizon} days before now, the longest playbook horizon"),
+                latest: now + self.forecast_max_ahead,
+                latest_why: format!(
+                    "{} minutes ahead of now, forecast.max_ahead_minutes",
+                    self.forecast_max_ahead.num_minutes()
+                ),
+            }),
             ..ParseOptions::forecast()
         };
-        let now = self.clock.now();
         match forecast::parse(file, bytes, self.regions, &opts) {
             Ok(f) => {
                 let via = via.to_string();

@@ -129,6 +129,21 @@ pub struct ParseOptions {
     pub source: Option<String>,
     /// Force one AQI standard instead of choosing by date.
     pub standard: Option<Standard>,
+    /// The issue times accepted (the daemon sets them from its clock; offline commands do not).
+    pub issued_bounds: Option<IssuedBounds>,
+}
+
+/// The window an `issued_at` must fall in, with the reason of each bound for the message.
+#[derive(Debug, Clone)]
+pub struct IssuedBounds {
+    /// Earliest accepted issue time.
+    pub earliest: DateTime<chrono::Utc>,
+    /// Why (e.g. "7 days, the longest playbook horizon").
+    pub earliest_why: String,
+    /// Latest accepted issue time.
+    pub latest: DateTime<chrono::Utc>,
+    /// Why (e.g. "60 minutes ahead, forecast.max_ahead_minutes").
+    pub latest_why: String,
 }
 
 impl ParseOptions {
@@ -143,6 +158,7 @@ impl ParseOptions {
             issued_at: None,
             source: None,
             standard: None,
+            issued_bounds: None,
         }
     }
 
@@ -421,6 +437,10 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
         position,
         reason,
     };
+    let issued_pos = match (&opts.issued_at, &raw.issued_at) {
+        (None, Some((_, pos))) => pos.clone(),
+        _ => Position::File,
+    };
     let issued_at = match (&opts.issued_at, &raw.issued_at) {
         (Some(t), _) => Some(*t),
         (None, Some((s, pos))) => Some(parse_time(s).ok_or_else(|| {
@@ -538,6 +558,31 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
                 .unwrap_or_else(DateTime::<FixedOffset>::default)
         }
     };
+    if let Some(b) = &opts.issued_bounds {
+        let at = issued_at.with_timezone(&chrono::Utc);
+        if at > b.latest {
+            return Err(err(
+                issued_pos,
+                format!(
+                    "issued_at {} lies in the future: later than {} ({})",
+                    issued_at.to_rfc3339(),
+                    b.latest.with_timezone(&Shanghai).to_rfc3339(),
+                    b.latest_why
+                ),
+            ));
+        }
+        if at < b.earliest {
+            return Err(err(
+                issued_pos,
+                format!(
+                    "issued_at {} is too old: earlier than {} ({})",
+                    issued_at.to_rfc3339(),
+                    b.earliest.with_timezone(&Shanghai).to_rfc3339(),
+                    b.earliest_why
+                ),
+            ));
+        }
+    }
     let source = opts.source.clone().or(raw.source).unwrap_or_else(|| "unknown".into());
     let id = Forecast::compute_id(&issued_at, &source, &out);
     Ok(Forecast {

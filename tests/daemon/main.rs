@@ -16,5 +16,6 @@ mod api;
 mod authority;
 mod bad_input;
 mod flow;
+mod hardening;
 mod helpers;
 mod restart;
