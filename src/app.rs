@@ -256,14 +256,9 @@ impl Application {
             .merge(crate::publish::router())
             .merge(crate::dashboard::router(&state.settings))
             .with_state(state.clone());
-        let sd = shutdown.clone();
-        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move { sd.cancelled().await });
-        tracker.spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let limits = crate::http::Limits::from_settings(&state.settings);
+        let router = crate::http::wrap(router, limits);
+        tracker.spawn(crate::http::serve(self.listener, router, limits, shutdown.clone()));
         tracker.close();
         shutdown.cancelled().await;
         tracing::info!("shutting down: finishing current work");

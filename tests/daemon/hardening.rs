@@ -179,3 +179,155 @@ async fn a_file_left_without_a_final_newline_is_read_after_the_grace() {
     .await;
     app.stop().await;
 }
+
+/// Reads from a raw connection until it is closed or `within` passes: what arrived, and whether it
+/// was closed.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).to_string(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).to_string(), false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_slow_bodies_are_cut_off_and_the_connection_limit_keeps_the_server_answering() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(tempfile::TempDir::new().expect("a folder"), clock(), |s| {
+        s.http.header_timeout_secs = 1;
+        s.http.body_timeout_secs = 1;
+        s.http.max_connections = 8;
+    })
+    .await;
+    // Slow headers: half a request line, then nothing. Disconnected after the 1 s timeout.
+    let started = std::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.expect("connects");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("written");
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(5)).await;
+    assert!(closed, "a slow-header client is disconnected");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "after the timeout: {took:?}"
+    );
+
+    // Slow body: headers promise 100 bytes, 10 arrive. 408 with a JSON error after 1 s.
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.expect("connects");
+    slow.write_all(
+        format!("POST /api/v1/forecasts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {HEAD}\r\nContent-Length: 100\r\n\r\nregion,dat")
+            .as_bytes(),
+    )
+    .await
+    .expect("written");
+    let (answer, _) = read_until_closed(&mut slow, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("\"error\":\"the body did not arrive within 1 s (http.body_timeout_secs)\""),
+        "{answer}"
+    );
+
+    // 40 silent connections against a limit of 8: /healthz still answers (the silent ones are
+    // dropped after the header timeout, the waiting ones served in turn).
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(tokio::net::TcpStream::connect(app.addr).await.expect("connects"));
+    }
+    let started = std::time::Instant::now();
+    let (status, body) = app.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    drop(silent);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_mb_forecast_is_accepted_a_larger_one_is_413_json_and_every_api_error_is_json() {
+    let app = spawn_app_with(tempfile::TempDir::new().expect("a folder"), clock(), |s| {
+        s.inbox.max_bytes = 4 << 20
+    })
+    .await;
+    // 3 MB: the forecast with 3 MB of comment lines (a producer's provenance notes).
+    let mut big = forecast_csv("2026-12-01 14:00", SOURCE, TAIYUAN, "2026-12-02", &[100, 110, 120]);
+    let note = format!("# note: {}\n", "x".repeat(1000));
+    while big.len() < 3 << 20 {
+        big.insert_str(0, &note);
+    }
+    let (status, body) = app.submit_file("big.csv", big.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Over inbox.max_bytes (4 MiB here): 413 as JSON, naming the limit.
+    big.push_str(&note.repeat(1200));
+    let (status, body) = app.submit_file("huge.csv", big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        body["error"],
+        format!("the body is larger than the limit of {} bytes (inbox.max_bytes)", 4 << 20)
+    );
+    // Errors from the router and the extractors: JSON too.
+    for (what, req, expected) in [
+        (
+            "unknown path",
+            app.http().get(app.url("/api/v1/nothing-here")).bearer_auth(HEAD),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "wrong method",
+            app.http().delete(app.url("/api/v1/warnings")).bearer_auth(HEAD),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            "bad query",
+            app.http().get(app.url("/api/v1/events?after=abc")).bearer_auth(HEAD),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "bad JSON",
+            app.http().post(app.url("/api/v1/directives")).bearer_auth(HEAD).body("{"),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("no token", app.http().get(app.url("/api/v1/warnings")), StatusCode::UNAUTHORIZED),
+    ] {
+        let resp = req.send().await.expect("answers");
+        assert_eq!(resp.status(), expected, "{what}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .is_ok_and(|c| c.starts_with("application/json")),
+            "{what}: {:?}",
+            resp.headers()
+        );
+        let v: serde_json::Value = resp.json().await.expect("a JSON body");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {v}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_carries_the_security_headers_and_private_pages_are_not_cached() {
+    let app = spawn_app(clock()).await;
+    for (path, no_store) in [
+        ("/public", false),
+        ("/ack/not-a-real-token", true),
+        ("/login", true),
+        ("/", true),
+        ("/healthz", true),
+        ("/api/v1/warnings", true),
+    ] {
+        let resp = app.http().get(app.url(path)).send().await.expect("answers");
+        let h = resp.headers();
+        assert!(h.contains_key("content-security-policy"), "{path}: {h:?}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        if no_store {
+            assert_eq!(h["cache-control"], "no-store", "{path}");
+        }
+    }
+    app.stop().await;
+}
