@@ -331,3 +331,24 @@ async fn every_page_carries_the_security_headers_and_private_pages_are_not_cache
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_json_keys_and_unmeasurable_concentrations_are_refused_over_http() {
+    let app = spawn_app(clock()).await;
+    let dup = r#"{"issued_at": "2026-12-01T14:00:00+08:00", "source": "s",
+        "values": [{"region": "140100", "date": "2026-12-02", "aqi": 120, "aqi": 320}]}"#;
+    let (status, body) = app.submit_file("dup.json", dup).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "dup.json: values[0].aqi: key \"aqi\" appears twice");
+    let csv = "# issued_at: 2026-12-01 14:00\nregion,date,pm25\n140100,2026-12-02,1e308\n";
+    let (status, body) = app.submit_file("huge.csv", csv).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("huge.csv:3:19: pm25 1e308 µg/m³ is above 1000 µg/m³")),
+        "{body}"
+    );
+    assert_eq!(current_forecast(&app, TAIYUAN), None);
+    app.stop().await;
+}
