@@ -193,6 +193,7 @@ impl Application {
             regions,
             clock,
             max_forecast_bytes: settings.inbox.max_bytes,
+            forecast_max_ahead: chrono::Duration::minutes(i64::try_from(settings.forecast.max_ahead_minutes).unwrap_or(i64::MAX / 120_000)),
         };
         engine.remember_playbooks().await?;
         // Assignments first, so that the notifications of the same event can name them.
@@ -246,20 +247,18 @@ impl Application {
         tracker.spawn(crate::notice::run(state.clone(), shutdown.clone()));
         let router = api::router()
             .merge(crate::ack::router())
-            .merge(crate::inspect::router())
-            .merge(crate::negotiate::router())
+            .merge(
+                crate::inspect::router()
+                    .merge(crate::negotiate::router())
+                    .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::authority::staff_writes)),
+            )
             .merge(crate::episode::router())
             .merge(crate::publish::router())
             .merge(crate::dashboard::router(&state.settings))
             .with_state(state.clone());
-        let sd = shutdown.clone();
-        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move { sd.cancelled().await });
-        tracker.spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let limits = crate::http::Limits::from_settings(&state.settings);
+        let router = crate::http::wrap(router, limits);
+        tracker.spawn(crate::http::serve(self.listener, router, limits, shutdown.clone()));
         tracker.close();
         shutdown.cancelled().await;
         tracing::info!("shutting down: finishing current work");

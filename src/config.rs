@@ -55,6 +55,31 @@ pub struct Settings {
     /// Webhook endpoints (SMS gateways, work-chat robots) and how they are sent to.
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    /// What forecasts are accepted.
+    #[serde(default)]
+    pub forecast: ForecastSettings,
+}
+
+/// Forecast acceptance settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastSettings {
+    /// How far ahead of the daemon's clock an `issued_at` may lie (clock skew between the forecast
+    /// centre and this host), in minutes. `HAZEFLOW_FORECAST_MAX_AHEAD_MINUTES`.
+    #[serde(default = "default_max_ahead")]
+    pub max_ahead_minutes: u64,
+}
+
+impl Default for ForecastSettings {
+    fn default() -> Self {
+        ForecastSettings {
+            max_ahead_minutes: default_max_ahead(),
+        }
+    }
+}
+
+fn default_max_ahead() -> u64 {
+    60
 }
 
 fn default_measures() -> PathBuf {
@@ -73,6 +98,27 @@ pub struct HttpSettings {
     pub listen: String,
     /// The address people reach the server at, for links in messages. `HAZEFLOW_PUBLIC_URL`.
     pub public_url: String,
+    /// Seconds a client has to send a request's headers (slow-loris). `HAZEFLOW_HTTP_HEADER_TIMEOUT_SECS`.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body. `HAZEFLOW_HTTP_BODY_TIMEOUT_SECS`.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen queue. `HAZEFLOW_HTTP_MAX_CONNECTIONS`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_timeout() -> u64 {
+    10
+}
+
+fn default_body_timeout() -> u64 {
+    30
+}
+
+fn default_max_connections() -> usize {
+    512
 }
 
 /// Inbox settings.
@@ -178,6 +224,18 @@ impl Settings {
         if let Some(v) = get("HAZEFLOW_INBOX_MAX_BYTES") {
             self.inbox.max_bytes = num("HAZEFLOW_INBOX_MAX_BYTES", v)? as usize;
         }
+        if let Some(v) = get("HAZEFLOW_FORECAST_MAX_AHEAD_MINUTES") {
+            self.forecast.max_ahead_minutes = num("HAZEFLOW_FORECAST_MAX_AHEAD_MINUTES", v)?;
+        }
+        if let Some(v) = get("HAZEFLOW_HTTP_HEADER_TIMEOUT_SECS") {
+            self.http.header_timeout_secs = num("HAZEFLOW_HTTP_HEADER_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = get("HAZEFLOW_HTTP_BODY_TIMEOUT_SECS") {
+            self.http.body_timeout_secs = num("HAZEFLOW_HTTP_BODY_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = get("HAZEFLOW_HTTP_MAX_CONNECTIONS") {
+            self.http.max_connections = num("HAZEFLOW_HTTP_MAX_CONNECTIONS", v)? as usize;
+        }
         if let Some(v) = get("HAZEFLOW_LIST_SEED") {
             self.list_seed = if v.is_empty() { None } else { Some(v.into()) };
         }
@@ -249,6 +307,12 @@ impl Settings {
         }
         if self.inbox.poll_ms == 0 {
             bail!("inbox.poll_ms: must be more than 0");
+        }
+        if self.http.header_timeout_secs == 0 || self.http.body_timeout_secs == 0 {
+            bail!("http.header_timeout_secs, http.body_timeout_secs: must be more than 0");
+        }
+        if self.http.max_connections == 0 {
+            bail!("http.max_connections: must be more than 0");
         }
         for t in &self.staff.tokens {
             if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {

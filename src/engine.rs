@@ -185,6 +185,8 @@ pub struct Engine {
     pub clock: Clock,
     /// Largest accepted forecast.
     pub max_forecast_bytes: usize,
+    /// How far ahead of the clock a forecast's `issued_at` may lie (`forecast.max_ahead_minutes`).
+    pub forecast_max_ahead: chrono::Duration,
 }
 
 /// Why an operation was refused.
@@ -333,11 +335,24 @@ impl Engine {
     /// Parses and records a forecast. A rejected one is recorded as rejected (for the audit log and
     /// metrics) and its error returned; nothing else changes.
     pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, ForecastError> {
+        let now = self.clock.now();
+        // Issued no later than the allowed clock skew ahead, and no earlier than the longest horizon
+        // of the live playbooks (10 days without any): one forecast "issued" in 2099 must never hide
+        // the later ones, and a stale one covers nothing a consultation still looks at.
+        let horizon = self.playbooks.live().iter().map(|p| p.horizon_days).max().unwrap_or(10);
         let opts = ParseOptions {
             max_bytes: self.max_forecast_bytes,
+            issued_bounds: Some(forecast::IssuedBounds {
+                earliest: now - chrono::Duration::days(i64::from(horizon)),
+                earliest_why: format!("{horizon} days before now, the longest playbook horizon"),
+                latest: now + self.forecast_max_ahead,
+                latest_why: format!(
+                    "{} minutes ahead of now, forecast.max_ahead_minutes",
+                    self.forecast_max_ahead.num_minutes()
+                ),
+            }),
             ..ParseOptions::forecast()
         };
-        let now = self.clock.now();
         match forecast::parse(file, bytes, self.regions, &opts) {
             Ok(f) => {
                 let via = via.to_string();
@@ -470,6 +485,17 @@ impl Engine {
 
     /// Applies an input to the region of a warning (sign, lift, cancel).
     pub async fn warning_action(&self, warning_id: &str, action: WarningAction) -> Result<Vec<Event>, EngineError> {
+        self.warning_action_noted(warning_id, action, None).await
+    }
+
+    /// [`Engine::warning_action`], with a note kept beside the events in the same transaction (a
+    /// name typed in a request, which never replaces the token holder as the actor).
+    pub async fn warning_action_noted(
+        &self,
+        warning_id: &str,
+        action: WarningAction,
+        note: Option<String>,
+    ) -> Result<Vec<Event>, EngineError> {
         let now = self.clock.now();
         let set = self.playbooks.live();
         let me = self.snapshot();
@@ -488,13 +514,38 @@ impl Engine {
                 let pb = me
                     .playbook_for(&set, w.region, &state)
                     .ok_or_else(|| refuse(EngineError::Conflict(format!("no playbook governs region {}", w.region))))?;
-                let input = match &action {
-                    WarningAction::Sign { signer, role } => Input::SignOff { signer, role },
-                    WarningAction::Lift { actor, reason } => Input::Lift { actor, reason },
-                    WarningAction::Cancel { actor, reason } => Input::Cancel { actor, reason },
+                // A lift or a cancellation needs the authority to sign the highest level the
+                // warning holds or awaits (a sign-off is checked by the lifecycle itself).
+                let (what, role) = match &action {
+                    WarningAction::Lift { role, .. } => ("lift", Some(role)),
+                    WarningAction::Cancel { role, .. } => ("cancel", Some(role)),
+                    WarningAction::Sign { .. } => ("sign", None),
+                };
+                if let Some(role) = role {
+                    let level = match &w.pending_change {
+                        Some(p) if p.rank > w.rank => &p.level,
+                        _ => &w.level,
+                    };
+                    crate::authority::may_act(&pb, level, role, what).map_err(|r| refuse(EngineError::Forbidden(r.0)))?;
+                }
+                let (actor, input) = match &action {
+                    WarningAction::Sign { signer, role } => (signer, Input::SignOff { signer, role }),
+                    WarningAction::Lift { actor, reason, .. } => (actor, Input::Lift { actor, reason }),
+                    WarningAction::Cancel { actor, reason, .. } => (actor, Input::Cancel { actor, reason }),
                 };
                 let events = state.step(w.region, input, now, &pb).map_err(|e| refuse(e.into()))?;
                 record_events(tx, now, &events, &state, &pb, &me.stages)?;
+                if let Some(note) = &note {
+                    tx.append(
+                        now,
+                        actor,
+                        None,
+                        RecordBody::Other {
+                            kind: "note".into(),
+                            data: serde_json::json!({ "warning": id, "action": what, "note": note }),
+                        },
+                    )?;
+                }
                 Ok(events)
             })
             .await
@@ -503,9 +554,11 @@ impl Engine {
 
     /// Issues a regional directive: every region named, and every known region below them, is raised
     /// to at least its level and held there until it is lifted.
-    pub async fn issue_directive(&self, d: DirectiveRecord, actor: &str) -> Result<Vec<Event>, EngineError> {
+    /// `role` must be one that may sign the directive's level in the playbook of the issuing tier.
+    pub async fn issue_directive(&self, d: DirectiveRecord, actor: &str, role: &str) -> Result<Vec<Event>, EngineError> {
         let now = self.clock.now();
         let set = self.playbooks.live();
+        directive_authority(&set, self.regions, &d, role, "issue a directive at")?;
         let me = self.snapshot();
         let actor = actor.to_string();
         self.store
@@ -555,16 +608,18 @@ impl Engine {
     }
 
     /// Lifts a directive: the regions it held follow their own forecasts again.
-    pub async fn lift_directive(&self, id: &str, actor: &str) -> Result<Vec<Event>, EngineError> {
+    /// `role`: as for issuing it.
+    pub async fn lift_directive(&self, id: &str, actor: &str, role: &str) -> Result<Vec<Event>, EngineError> {
         let now = self.clock.now();
         let set = self.playbooks.live();
         let me = self.snapshot();
-        let (id, actor) = (id.to_string(), actor.to_string());
+        let (id, actor, role) = (id.to_string(), actor.to_string(), role.to_string());
         self.store
             .write(move |tx| {
                 let d = tx
                     .directive(&id)?
                     .ok_or_else(|| refuse(EngineError::NotFound(format!("no directive {id}"))))?;
+                directive_authority(&set, me.regions, &d, &role, "lift a directive at").map_err(refuse)?;
                 if !d.active {
                     return Err(refuse(EngineError::Conflict(format!("directive {id} was lifted already"))));
                 }
@@ -607,15 +662,31 @@ impl Engine {
     }
 }
 
+/// Whether `role` may issue or lift `d`: it must be able to sign `d.min_level` in the playbook that
+/// governs the issuing tier (`issued_by`).
+fn directive_authority(set: &PlaybookSet, regions: &Regions, d: &DirectiveRecord, role: &str, what: &str) -> Result<(), EngineError> {
+    let pb = set
+        .for_region(d.issued_by, regions)
+        .ok_or_else(|| EngineError::BadInput(format!("issued_by: no playbook governs region {}", d.issued_by)))?;
+    if pb.level(&d.min_level).is_none() {
+        return Err(EngineError::BadInput(format!(
+            "undefined level \"{}\" in playbook {} (of the issuing tier)",
+            d.min_level,
+            pb.pin()
+        )));
+    }
+    crate::authority::may_act(pb, &d.min_level, role, what).map_err(|r| EngineError::Forbidden(r.0))
+}
+
 /// An operator's or signer's action on a warning.
 #[derive(Debug, Clone)]
 pub enum WarningAction {
     /// Sign what is pending.
     Sign { signer: String, role: String },
-    /// Lift.
-    Lift { actor: String, reason: String },
-    /// Cancel before start.
-    Cancel { actor: String, reason: String },
+    /// Lift (the actor's role must be one that may sign the warning's level).
+    Lift { actor: String, role: String, reason: String },
+    /// Cancel before start (the same authority as a lift).
+    Cancel { actor: String, role: String, reason: String },
 }
 
 /// What jobs running in the writer need from the engine.

@@ -155,6 +155,21 @@ pub struct ParseOptions {
     pub source: Option<String>,
     /// Force one AQI standard instead of choosing by date.
     pub standard: Option<Standard>,
+    /// The issue times accepted (the daemon sets them from its clock; offline commands do not).
+    pub issued_bounds: Option<IssuedBounds>,
+}
+
+/// The window an `issued_at` must fall in, with the reason of each bound for the message.
+#[derive(Debug, Clone)]
+pub struct IssuedBounds {
+    /// Earliest accepted issue time.
+    pub earliest: DateTime<chrono::Utc>,
+    /// Why (e.g. "7 days, the longest playbook horizon").
+    pub earliest_why: String,
+    /// Latest accepted issue time.
+    pub latest: DateTime<chrono::Utc>,
+    /// Why (e.g. "60 minutes ahead, forecast.max_ahead_minutes").
+    pub latest_why: String,
 }
 
 impl ParseOptions {
@@ -169,6 +184,7 @@ impl ParseOptions {
             issued_at: None,
             source: None,
             standard: None,
+            issued_bounds: None,
         }
     }
 
@@ -370,6 +386,9 @@ fn parse_json(file: &str, text: &str) -> Result<RawFile, ForecastError> {
         position: Position::Json(path),
         reason,
     };
+    if let Some((path, key)) = duplicate_json_key(text) {
+        return Err(err(path, format!("key \"{key}\" appears twice")));
+    }
     let doc: JsonForecast = serde_json::from_str(text).map_err(|e| ForecastError {
         file: file.to_string(),
         position: Position::LineColumn(e.line(), e.column()),
@@ -441,6 +460,102 @@ fn parse_json(file: &str, text: &str) -> Result<RawFile, ForecastError> {
     })
 }
 
+/// A concentration no monitor reports: more than twice the top breakpoint of the HJ 633 table of
+/// that pollutant (PM2.5 1000 µg/m³, PM10 1200, SO2 5240, NO2 1880, CO 120 mg/m³, O3 8-h 1600,
+/// O3 1-h 2400). Far above any episode on record, and far below 1e308.
+fn beyond_measurement(standard: Standard, p: Pollutant, v: f64) -> Option<String> {
+    let top = aqi::breakpoints(standard, p).last().copied().unwrap_or(f64::INFINITY);
+    let bound = top * 2.0;
+    (v > bound).then(|| {
+        let v = if v >= 1e9 { format!("{v:e}") } else { v.to_string() };
+        format!(
+            "{} {v} {} is above {bound} {}, twice the top breakpoint ({top}) of the {} table: no monitor measures that",
+            p.column(),
+            p.unit(),
+            p.unit(),
+            standard.id()
+        )
+    })
+}
+
+/// The first key that appears twice in one JSON object, with its path (`values[3].aqi`), if any. (Deserializing into a map would keep the last silently.)
+fn duplicate_json_key(text: &str) -> Option<(String, String)> {
+    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    struct Walk<'a> {
+        path: String,
+        found: &'a RefCell<Option<(String, String)>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{i}]", self.path),
+                    found: self.found,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                if !seen.insert(key.clone()) {
+                    *self.found.borrow_mut() = Some((path, key));
+                    return Err(serde::de::Error::custom("duplicate key"));
+                }
+                map.next_value_seed(Walk { path, found: self.found })?;
+            }
+            Ok(())
+        }
+    }
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = Walk {
+        path: String::new(),
+        found: &found,
+    }
+    .deserialize(&mut de);
+    found.into_inner()
+}
+
 /// Parses an issue time: RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` / `YYYY-MM-DDTHH:MM` read as Asia/Shanghai.
 pub fn parse_time(s: &str) -> Option<DateTime<FixedOffset>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -459,6 +574,10 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
         file: file.to_string(),
         position,
         reason,
+    };
+    let issued_pos = match (&opts.issued_at, &raw.issued_at) {
+        (None, Some((_, pos))) => pos.clone(),
+        _ => Position::File,
     };
     let issued_at = match (&opts.issued_at, &raw.issued_at) {
         (Some(t), _) => Some(*t),
@@ -488,6 +607,9 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
         for (p, v, pos) in &row.conc {
             if *v < 0.0 || v.is_nan() {
                 return Err(err(pos.clone(), format!("{} {v} is negative", p.column())));
+            }
+            if let Some(reason) = beyond_measurement(standard, *p, *v) {
+                return Err(err(pos.clone(), reason));
             }
             conc.values.insert(*p, *v);
         }
@@ -588,6 +710,31 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
                 .unwrap_or_else(DateTime::<FixedOffset>::default)
         }
     };
+    if let Some(b) = &opts.issued_bounds {
+        let at = issued_at.with_timezone(&chrono::Utc);
+        if at > b.latest {
+            return Err(err(
+                issued_pos,
+                format!(
+                    "issued_at {} lies in the future: later than {} ({})",
+                    issued_at.to_rfc3339(),
+                    b.latest.with_timezone(&Shanghai).to_rfc3339(),
+                    b.latest_why
+                ),
+            ));
+        }
+        if at < b.earliest {
+            return Err(err(
+                issued_pos,
+                format!(
+                    "issued_at {} is too old: earlier than {} ({})",
+                    issued_at.to_rfc3339(),
+                    b.earliest.with_timezone(&Shanghai).to_rfc3339(),
+                    b.earliest_why
+                ),
+            ));
+        }
+    }
     let source = opts.source.clone().or(raw.source).unwrap_or_else(|| "unknown".into());
     let id = Forecast::compute_id(&issued_at, &source, &out);
     Ok(Forecast {
@@ -732,6 +879,29 @@ mod tests {
         bytes.extend([0xff, 0xfe]);
         let e = parse("f.csv", &bytes, regions(), &ParseOptions::forecast()).unwrap_err();
         assert_eq!(e.to_string(), "f.csv:3:8: bytes are not valid UTF-8");
+    }
+
+    #[test]
+    fn duplicate_json_keys_are_refused_with_their_path() {
+        let e = parse_str(
+            r#"{"issued_at": "2026-12-01 16:00", "values": [{"region": "140100", "date": "2026-12-02", "aqi": 100, "aqi": 300}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "f.csv: values[0].aqi: key \"aqi\" appears twice");
+        let e = parse_str(r#"{"issued_at": "2026-12-01 16:00", "issued_at": "2099-01-01 00:00", "values": []}"#).unwrap_err();
+        assert_eq!(e.to_string(), "f.csv: issued_at: key \"issued_at\" appears twice");
+    }
+
+    #[test]
+    fn concentrations_beyond_measurement_are_refused_naming_the_bound() {
+        let e = parse_str("# issued_at: 2026-12-01 16:00\nregion,date,pm25\n140100,2026-12-02,1e308\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv:3:19: pm25 1e308 µg/m³ is above 1000 µg/m³, twice the top breakpoint (500) of the hj633-2026 table: no monitor measures that"
+        );
+        let e = parse_str("# issued_at: 2026-12-01 16:00\nregion,date,co\n140100,2026-12-02,121\n").unwrap_err();
+        assert!(e.to_string().contains("co 121 mg/m³ is above 120 mg/m³"), "{e}");
+        assert!(parse_str("# issued_at: 2026-12-01 16:00\nregion,date,pm25\n140100,2026-12-02,999\n").is_ok());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The inbox: a folder watched for forecast files.
 //!
-//! In: files dropped into the folder (write-then-rename is best; otherwise a file is read only once
-//! its size and modification time have stayed the same for one poll). Out: each file recorded through
+//! In: files dropped into the folder. Producers write under a name the inbox ignores (`.part`, `.tmp`
+//! or a leading dot) and then rename into place. Otherwise a file is read only once its size and
+//! modification time have stayed the same for one poll, and a file whose last line has no
+//! terminating newline (a writer paused mid-line) waits longer: until it has stayed the same for
+//! [`INCOMPLETE_GRACE_POLLS`] polls, after which it is read and judged as it is. Out: each file recorded through
 //! the [`Engine`] and moved to `processed/`, or moved to `rejected/` with `FILE.error` beside it giving
 //! `file:line:column: reason`. A file is moved only after its record is committed, so a crash in
 //! between makes it be read again, and recorded once (forecasts are keyed by content).
@@ -13,6 +16,13 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
+
+/// Polls a file without a final newline must stay unchanged before it is read anyway.
+pub const INCOMPLETE_GRACE_POLLS: u32 = 10;
+
+/// What the inbox remembers of a file between passes: its size and modification time, and for how
+/// many passes they have not changed.
+type Seen = HashMap<PathBuf, ((u64, SystemTime), u32)>;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +37,7 @@ pub struct Pass {
 pub async fn run(state: std::sync::Arc<AppState>, cancel: CancellationToken) {
     let dir = state.settings.inbox.dir.clone();
     let poll = Duration::from_millis(state.settings.inbox.poll_ms);
-    let mut seen: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
+    let mut seen: Seen = HashMap::new();
     loop {
         match run_once(&state, &dir, &mut seen).await {
             Ok(p) if p.accepted > 0 && state.consult_on_forecast => state.trigger_consultation(),
@@ -55,9 +65,22 @@ fn candidates(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// One pass over the folder. `seen` remembers sizes from the last pass: a file is read once it has
-/// not changed between two passes.
-pub async fn run_once(state: &AppState, dir: &Path, seen: &mut HashMap<PathBuf, (u64, SystemTime)>) -> std::io::Result<Pass> {
+/// Whether the file's last byte is a newline (an empty file counts as complete: it is judged).
+fn ends_with_newline(path: &Path, len: u64) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+/// One pass over the folder. `seen` remembers sizes from the last passes: a file is read once it has
+/// not changed between two passes, or [`INCOMPLETE_GRACE_POLLS`] when its last line is incomplete.
+async fn run_once(state: &AppState, dir: &Path, seen: &mut Seen) -> std::io::Result<Pass> {
     std::fs::create_dir_all(dir)?;
     let mut pass = Pass::default();
     let files = candidates(dir)?;
@@ -65,8 +88,20 @@ pub async fn run_once(state: &AppState, dir: &Path, seen: &mut HashMap<PathBuf, 
     for path in files {
         let meta = std::fs::metadata(&path)?;
         let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
-        if seen.get(&path) != Some(&stamp) {
-            seen.insert(path, stamp);
+        let unchanged = match seen.get_mut(&path) {
+            Some(entry) if entry.0 == stamp => {
+                entry.1 += 1;
+                entry.1
+            }
+            _ => {
+                seen.insert(path, (stamp, 0));
+                continue;
+            }
+        };
+        if unchanged < INCOMPLETE_GRACE_POLLS && !ends_with_newline(&path, stamp.0)? {
+            if unchanged == 1 {
+                tracing::info!(file = %path.display(), "the last line has no newline yet: waiting for the writer");
+            }
             continue;
         }
         seen.remove(&path);

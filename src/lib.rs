@@ -28,6 +28,8 @@
 //! - [`negotiate`]: negotiated reductions (协商减排), acknowledged like measures.
 //! - [`episode`]: the after-episode summary (总结评估).
 //! - [`inbox`], [`schedule`]: the forecast folder; consultations at cron times and the clock tick.
+//! - [`authority`]: which staff role may do which write, decided by the playbooks.
+//! - [`http`]: the server loop: connection limit, header and body timeouts, JSON errors, security headers.
 //! - [`api`]: the JSON API; [`dashboard`]: the duty-staff pages; [`publish`]: public page, Atom, CAP 1.2.
 //! - [`app`]: builds all of it from [`config`] and runs it until shutdown; [`clock`] is injected.
 //! - [`commands`], [`client`]: the CLI's offline commands and its client of the daemon; [`demo`]: the
@@ -37,6 +39,7 @@ pub mod api;
 pub mod app;
 pub mod aqi;
 pub mod assign;
+pub mod authority;
 pub mod client;
 pub mod clock;
 pub mod commands;
@@ -48,6 +51,7 @@ pub mod engine;
 pub mod episode;
 pub mod escalate;
 pub mod forecast;
+pub mod http;
 pub mod inbox;
 pub mod inspect;
 pub mod list;

@@ -61,6 +61,10 @@ const CASES: &[(&str, &str)] = &[
         "16:5: levels \"yellow\" and \"orange\" have the same rank 1",
     ),
     (
+        "bad-duplicate-level-id.yaml",
+        "16:5: level id \"yellow\" is defined twice (first at line 9)",
+    ),
+    (
         "bad-laxer-child.yaml",
         "8:5: level \"yellow\" is laxer than in parent playbook \"fixture-province\": daily AQI [151, 151, 0, 0, 0, 0, 0] \
          meets the parent's rule (AQI>200 for 1 day or AQI>150 for 2 days) but not this one (AQI>200 for 1 day)",

@@ -205,6 +205,12 @@ fn each_bad_import_fixture_reports_its_exact_message() {
             ],
         ),
         (
+            "control-in-name",
+            &[
+                "tests/fixtures/registry/control-in-name/enterprises.csv:4:22: name contains a control character (U+000A); write it on one line",
+            ],
+        ),
+        (
             "bad-email",
             &["tests/fixtures/registry/bad-email/enterprises.csv:3:123: email \"wangjianguo@@pengfei.example.cn\" is not a valid address"],
         ),

@@ -192,15 +192,20 @@ async fn sign(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byte
             staff.role
         )));
     }
-    let signer = b.signer.unwrap_or(staff.name.clone());
+    // The signer is the token's holder; a name typed in the body is kept as a note only.
+    let note = b
+        .signer
+        .filter(|n| n.trim() != staff.name)
+        .map(|n| format!("signer named in the request: {}", n.chars().take(200).collect::<String>()));
     let events = s
         .engine
-        .warning_action(
+        .warning_action_noted(
             &id,
             WarningAction::Sign {
-                signer,
+                signer: staff.name.clone(),
                 role: staff.role.clone(),
             },
+            note,
         )
         .await?;
     s.after_change();
@@ -222,6 +227,7 @@ async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byte
             &id,
             WarningAction::Lift {
                 actor: staff.name.clone(),
+                role: staff.role.clone(),
                 reason,
             },
         )
@@ -239,6 +245,7 @@ async fn cancel(State(s): Shared, staff: Staff, Path(id): Path<String>, body: By
             &id,
             WarningAction::Cancel {
                 actor: staff.name.clone(),
+                role: staff.role.clone(),
                 reason,
             },
         )
@@ -320,7 +327,7 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
         issued_by,
         active: true,
     };
-    let events = s.engine.issue_directive(d, &staff.name).await?;
+    let events = s.engine.issue_directive(d, &staff.name, &staff.role).await?;
     s.after_change();
     Ok((StatusCode::CREATED, Json(json!({ "events": events }))))
 }
@@ -330,7 +337,7 @@ async fn list_directives(State(s): Shared, _staff: Staff) -> ApiResult<Json<Valu
 }
 
 async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let events = s.engine.lift_directive(&id, &staff.name).await?;
+    let events = s.engine.lift_directive(&id, &staff.name, &staff.role).await?;
     s.after_change();
     Ok(Json(json!({ "events": events })))
 }
@@ -359,6 +366,7 @@ async fn playbooks(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
 }
 
 async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
+    crate::authority::require_top(&s.engine.playbooks.live(), &staff.role, "reload the playbooks").map_err(|r| ApiError::Forbidden(r.0))?;
     match s.reload_playbooks(&staff.name).await {
         Ok(versions) => {
             let notify = s.notify.files().summary(&s.settings);

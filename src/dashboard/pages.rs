@@ -461,6 +461,7 @@ pub(super) async fn lift(State(app): Shared, Extension(dash): Dash, Path(id): Pa
     let reason = non_empty(&posted.form.reason, "值班台解除");
     let action = WarningAction::Lift {
         actor: posted.session.staff.name.clone(),
+        role: posted.session.staff.role.clone(),
         reason,
     };
     act(&app, &dash, &id, action, &posted.form.back, "解除未成功").await
@@ -471,6 +472,7 @@ pub(super) async fn cancel(State(app): Shared, Extension(dash): Dash, Path(id): 
     let reason = non_empty(&posted.form.reason, "值班台取消");
     let action = WarningAction::Cancel {
         actor: posted.session.staff.name.clone(),
+        role: posted.session.staff.role.clone(),
         reason,
     };
     act(&app, &dash, &id, action, &posted.form.back, "取消未成功").await
@@ -608,6 +610,10 @@ pub(super) async fn playbooks(State(app): Shared, Extension(dash): Dash, session
 
 /// `POST /playbooks/reload`: the folder again; on error the old set stays live.
 pub(super) async fn reload(State(app): Shared, Extension(dash): Dash, posted: Posted<ActionForm>) -> Response {
+    let role = &posted.session.staff.role;
+    if let Err(r) = crate::authority::require_top(&app.engine.playbooks.live(), role, "reload the playbooks") {
+        return redirect_with(&dash, "/playbooks", FlashKind::Error, &format!("未重新载入：无权操作：{r}"));
+    }
     match app.reload_playbooks(&posted.session.staff.name).await {
         Ok(versions) => {
             dash.templates.reload();

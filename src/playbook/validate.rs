@@ -114,6 +114,16 @@ pub(crate) fn rule(file: &Path, raw: &Spanned<RawRule>, horizon_days: u32, error
 /// window that meets a lower one ("thresholds increase with rank"). The converse is not required:
 /// real rules have a red that a single day at 500 meets without meeting orange.
 pub(crate) fn ranks_increase(file: &Path, levels: &[(Level, Location)], horizon_days: u32, errors: &mut Vec<PlaybookError>) {
+    // Level ids are unique: a second definition would make sign-off, directives and lifts ambiguous.
+    for (i, (level, loc)) in levels.iter().enumerate() {
+        if let Some((_, first)) = levels[..i].iter().find(|(l, _)| l.id == level.id) {
+            errors.push(at(
+                file,
+                loc,
+                format!("level id \"{}\" is defined twice (first at line {})", level.id, first.line()),
+            ));
+        }
+    }
     for pair in levels.windows(2) {
         let ((lo, _), (hi, hi_loc)) = (&pair[0], &pair[1]);
         if lo.rank == hi.rank {

@@ -1141,7 +1141,7 @@ impl Builder {
             return None;
         }
         let permit = c.permit_no.and_then(|p| permit_no(ctx, p, uscc, uscc_override.unwrap_or(false)));
-        let name = required(ctx, c.name, c.at, "name").map(|n| n.text.to_string());
+        let name = required(ctx, c.name, c.at, "name").and_then(|n| plain_text(ctx, n, "name"));
         let county = required(ctx, c.county, c.at, "county").and_then(|x| county(ctx, x));
         let industry = required(ctx, c.industry_code, c.at, "industry_code").and_then(|x| industry(ctx, x, c.key_industry));
         let grade = grade_record(ctx, c.grade, c.grade_since, c.grade_reason);
@@ -1353,6 +1353,24 @@ fn required<'t>(ctx: &mut Ctx<'_>, cell: Option<C<'t>>, row: At, what: &str) -> 
             ctx.err(row, format!("{what} is empty"));
             None
         }
+    }
+}
+
+/// A name as shown on notices and the 公示牌: one line, no control characters (a newline inside a
+/// quoted CSV cell would otherwise run into the next record's place in every listing).
+fn plain_text(ctx: &mut Ctx<'_>, c: C<'_>, what: &str) -> Option<String> {
+    match c.text.chars().find(|ch| ch.is_control()) {
+        Some(ch) => {
+            ctx.err(
+                c.at,
+                format!(
+                    "{what} contains a control character (U+{:04X}); write it on one line",
+                    u32::from(ch)
+                ),
+            );
+            None
+        }
+        None => Some(c.text.to_string()),
     }
 }
 

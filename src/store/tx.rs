@@ -494,12 +494,10 @@ impl<'a> Tx<'a> {
                 self.put_bytes(FORECASTS, forecast.id.as_str(), &encode(forecast), |u, b| {
                     u.push(Entry::Named(NamedTable::Forecasts, forecast.id.clone(), b))
                 })?;
+                // The current forecast of a region is the latest received (every one recorded was
+                // valid, its issue time bounded when it arrived).
                 for region in forecast.series.keys() {
-                    let newer = match self.latest_forecast(*region)? {
-                        Some(old) => forecast.issued_at >= old.issued_at,
-                        None => true,
-                    };
-                    if newer {
+                    {
                         let before = {
                             let mut t = self.open(LATEST)?;
                             let old = t.insert(region.as_u32(), forecast.id.as_str()).map_err(|e| self.err(e))?;
@@ -682,10 +680,7 @@ impl ReadTx {
                     RecordBody::Warning { event, .. } => states.entry(event.region.as_u32()).or_default().apply(&event),
                     RecordBody::ForecastAccepted { forecast, .. } => {
                         for region in forecast.series.keys() {
-                            let e = latest.entry(region.as_u32()).or_insert((forecast.issued_at, forecast.id.clone()));
-                            if forecast.issued_at >= e.0 {
-                                *e = (forecast.issued_at, forecast.id.clone());
-                            }
+                            latest.insert(region.as_u32(), (forecast.issued_at, forecast.id.clone()));
                         }
                     }
                     RecordBody::DirectiveIssued { directive } => {

@@ -97,6 +97,7 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
         regions,
         clock: clock.clone(),
         max_forecast_bytes: 1 << 20,
+        forecast_max_ahead: chrono::Duration::minutes(60),
     };
 
     // An orange proposal for Taiyuan.

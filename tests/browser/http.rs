@@ -276,3 +276,50 @@ async fn logging_out_ends_the_session_in_the_browser() {
     assert!(cleared.attributes.contains("Max-Age=0"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_enforces_the_same_authority_as_the_api_on_lift_cancel_and_reload() {
+    const DEPUTY: &str = "token-of-the-deputy-head";
+    let app = spawn_app(&[("李副市长", "deputy_head", DEPUTY)]).await;
+    app.submit_forecast(&three_city_forecast()).await;
+    let ids = app.pending(&[TAIYUAN]).await;
+    let session = app.login(DUTY).await;
+    let (_, _, page) = app.page("/", Some(&session)).await;
+    let csrf = hidden_field(&page, "csrf").expect("a CSRF token");
+    let seq = app.last_seq();
+    // Taiyuan's orange proposal: a duty officer may neither withdraw (lift) nor cancel it, nor reload.
+    for (path, refused) in [
+        (format!("/warnings/{}/lift", ids[0]), "解除未成功：无权操作"),
+        (format!("/warnings/{}/cancel", ids[0]), "取消未成功：无权操作"),
+        ("/playbooks/reload".to_string(), "未重新载入：无权操作"),
+    ] {
+        let (status, headers, _) = app
+            .post_form(&path, Some(&session), &[("csrf", &csrf), ("back", "/"), ("reason", "试试")])
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        let flash = set_cookie(&headers, "hazeflow_flash").expect("a message for the next page");
+        let back = if path.starts_with("/playbooks") { "/playbooks" } else { "/" };
+        let (_, _, page) = app.page(back, Some(&format!("{session}; hazeflow_flash={}", flash.value))).await;
+        assert!(page.contains(refused), "{path}: the refusal is shown");
+        assert!(
+            page.contains("deputy_head") || page.contains("head"),
+            "{path}: the role needed is named"
+        );
+    }
+    assert_eq!(app.last_seq(), seq, "nothing was recorded");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the proposal")["status"], "pending");
+    // The deputy head may withdraw it.
+    let deputy = app.login(DEPUTY).await;
+    let (_, _, page) = app.page("/", Some(&deputy)).await;
+    let csrf = hidden_field(&page, "csrf").expect("a CSRF token");
+    let (status, _, _) = app
+        .post_form(
+            &format!("/warnings/{}/lift", ids[0]),
+            Some(&deputy),
+            &[("csrf", &csrf), ("back", "/")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_ne!(app.warning_of(TAIYUAN).await.map(|w| w["status"].clone()), Some("pending".into()));
+    app.stop().await;
+}

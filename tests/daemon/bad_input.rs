@@ -148,7 +148,7 @@ async fn bad_http_bodies_get_400_with_the_reason_and_only_rejected_forecasts_lea
         ),
         (
             with("min_level", json!("purple")),
-            "undefined level \"purple\" in playbook taiyuan@2024.1",
+            "undefined level \"purple\" in playbook shanxi@2024.1",
         ),
         (with("regions", json!(["149900"])), "regions: unknown region 149900"),
         (with("until", json!("2026-12-01 15:00")), "until: must be after from"),

@@ -255,11 +255,15 @@ async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_unti
     assert_eq!(history[0]["event"]["kind"], "issued");
     assert_eq!(history[0]["actor"], "directive:晋气调〔2026〕1号");
 
-    // 15:30: the duty officer tries to lift Taiyuan's warning: refused while the directive holds it.
+    // 15:30: the deputy head tries to lift Taiyuan's warning: refused while the directive holds it.
     app.set_clock("2026-12-01 15:30");
     let seq = app.last_seq().await;
     let (status, body) = app
-        .post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY), &json!({ "reason": "天气转好" }))
+        .post_json(
+            &format!("/api/v1/warnings/{id}/lift"),
+            Some(DEPUTY),
+            &json!({ "reason": "天气转好" }),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(
@@ -291,14 +295,19 @@ async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_unti
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["level"], "orange");
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "active");
 
-    // The province lifts the directive → Taiyuan is released, and the duty officer may lift it.
+    // The province lifts the directive → Taiyuan is released, and the deputy head (who may sign
+    // orange) may lift it.
     let (status, body) = app.post("/api/v1/directives/晋气调〔2026〕1号/lift", Some(HEAD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, body) = app.get("/api/v1/directives", Some(DUTY)).await;
     assert_eq!(body["directives"][0]["active"], false, "{body}");
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["holds"], json!([]));
     let (status, body) = app
-        .post_json(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY), &json!({ "reason": "天气转好" }))
+        .post_json(
+            &format!("/api/v1/warnings/{id}/lift"),
+            Some(DEPUTY),
+            &json!({ "reason": "天气转好" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
@@ -311,12 +320,12 @@ async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_unti
             last["actor"].as_str(),
             last["event"]["reason"].as_str()
         ),
-        (Some("lifted"), Some(DUTY_NAME), Some("天气转好"))
+        (Some("lifted"), Some(DEPUTY_NAME), Some("天气转好"))
     );
     assert!(history.iter().any(|r| r["event"]["kind"] == "directive_released"));
 
     // Lifting it again: refused, it is over.
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/lift"), Some(DUTY)).await;
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/lift"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], format!("warning {id} is lifted, not live"));
     app.stop().await;

@@ -13,7 +13,9 @@
 mod common;
 
 mod api;
+mod authority;
 mod bad_input;
 mod flow;
+mod hardening;
 mod helpers;
 mod restart;

@@ -61,7 +61,7 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     );
     edit(&templates.join("warning_lifted.txt.j2"), "{{ at }}解除", "{{ at }解除");
     app.clock.advance(chrono::Duration::minutes(5));
-    let (status, body) = app.post("/api/v1/playbooks/reload", Some(DEPUTY)).await;
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let error = body["error"].as_str().expect("an error");
     let lines: Vec<&str> = error.lines().collect();
@@ -104,7 +104,7 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     assert_eq!(reloaded["actor"], "SIGHUP", "{reloaded}");
     assert_eq!(reloaded["data"]["routes"], 7, "{reloaded}");
     // Reloading the same files again records no change.
-    let (status, body) = app.post("/api/v1/playbooks/reload", Some(DEPUTY)).await;
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["notify"]["people"], 6, "{body}");
     assert_eq!(app.records("notify_reloaded").len(), 1);
