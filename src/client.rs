@@ -112,6 +112,9 @@ impl Client {
                 local(&w["expected_end"]),
                 if p { "  (awaiting sign-off)" } else { "" }
             );
+            if let Some(t) = w["timeline"].as_str() {
+                println!("{:<22} {t}", "");
+            }
         }
         println!("{} warnings, {pending} awaiting sign-off", list.len());
         Ok(ExitCode::SUCCESS)

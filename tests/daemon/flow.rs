@@ -71,7 +71,9 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     assert_eq!(app.last_seq().await, seq, "a refused signature is not recorded");
     assert_eq!(app.warnings().await, before);
 
-    // 15:10: the deputy head signs → issued, starting at least 24 h (the lead time) later.
+    // 15:10: the deputy head signs → issued for 00:00 of the run's first day (12-02), less than the 24 h lead
+    // time ahead: the lead time says how early to announce, it never postpones the start; the record says so.
+    // The forecast shows 48 h of clean air from 12-06 (Taiyuan's lift window): the lift is decided with it.
     app.set_clock("2026-12-01 15:10");
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -82,7 +84,10 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
         "{w}"
     );
     let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).expect("a start");
-    assert!(start >= shanghai("2026-12-02 15:10"), "starts after the 24 h lead time: {start}");
+    assert_eq!(start, shanghai("2026-12-02 00:00"), "自12月2日0时起");
+    assert_eq!(w["lead_missed"], true, "{w}");
+    let lift: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["next"]["at"].clone()).expect("a decided lift");
+    assert_eq!((lift, &w["next"]["level"]), (shanghai("2026-12-06 00:00"), &Value::Null), "{w}");
 
     // 2026-12-03 01:00, past the start: the clock tick makes it active.
     app.set_clock("2026-12-03 01:00");
@@ -92,8 +97,8 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     })
     .await;
 
-    // 01:05: a worse forecast (above 300 tomorrow, above 200 for four days) calls for red, which only
-    // the head may sign; the orange stays in force meanwhile.
+    // 01:05: a worse forecast (above 300 today, above 200 for four days) calls for red, which only the head may
+    // sign; the decided lift no longer holds, and the orange stays in force meanwhile.
     app.set_clock("2026-12-03 01:05");
     let red = forecast_csv(
         "2026-12-03 00:30",
@@ -112,6 +117,7 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
         (Some("active"), Some("orange"), Some(true)),
         "{w}"
     );
+    assert_eq!(w["next"], Value::Null, "the lift of 12-06 is withdrawn: {w}");
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "role \"deputy_head\" may not sign a red warning (needs head)");
@@ -123,10 +129,13 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     assert_eq!(
         (w["status"].as_str(), w["level"].as_str(), w["pending_sign_off"].as_bool()),
         (Some("active"), Some("red"), Some(false)),
-        "{w}"
+        "red at once: its day has begun: {w}"
     );
+    let lift: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["next"]["at"].clone()).expect("a decided lift");
+    assert_eq!(lift, shanghai("2026-12-07 00:00"), "the run ends with 12-06: {w}");
 
-    // 02:00: a clean forecast: the lift window (48 h in Taiyuan) starts, red holds meanwhile.
+    // 02:00: a clean forecast from today: the air is below every level for more than 48 h from 12-03 00:00,
+    // which has passed: lifted at once.
     app.set_clock("2026-12-03 02:00");
     let clean = forecast_csv(
         "2026-12-03 01:45",
@@ -136,39 +145,19 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
         &[90, 80, 70, 60, 60, 60, 60],
     );
     app.drop_in_inbox("taiyuan-20261203-0145.csv", &clean);
-    eventually("the consultation sees Taiyuan below red", || async {
-        history_of(&app, &id)
-            .await
-            .iter()
-            .any(|r| r["event"]["kind"] == "below")
-            .then_some(())
-    })
-    .await;
-    let w = app.warning_of(TAIYUAN).await.expect("the warning");
-    assert_eq!((w["status"].as_str(), w["level"].as_str()), (Some("active"), Some("red")), "{w}");
-
-    // 2026-12-05 01:30, 47.5 h later: still red.
-    app.set_clock("2026-12-05 01:30");
-    assert_eq!(
-        app.state.engine.tick().await.expect("a tick"),
-        vec![],
-        "nothing happens before the lift window is over"
-    );
-    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "active");
-
-    // 02:01, 48 h after the clean forecast: lifted.
-    app.set_clock("2026-12-05 02:01");
     let w = eventually("the warning is lifted", || async {
         app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "lifted")
     })
     .await;
     let ended: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["ended_at"].clone()).expect("an end");
-    assert_eq!(ended, shanghai("2026-12-05 02:00"), "lifted when the 48 h lift window ran out");
+    assert_eq!(ended, shanghai("2026-12-03 02:00"), "lifted when the lift was decided, its time having passed");
 
-    // The history tells the whole story, in order, with who did what and on which forecast.
+    // The history tells the whole story, in order, with who did what and on which forecast (the timeline
+    // updates aside).
     let history = history_of(&app, &id).await;
     let story: Vec<(String, String, Option<String>)> = history
         .iter()
+        .filter(|r| !matches!(r["event"]["kind"].as_str(), Some("replanned" | "extended")))
         .map(|r| {
             (
                 r["event"]["kind"].as_str().unwrap_or("?").to_string(),
@@ -186,10 +175,15 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
         vec![
             s("proposed", "consultation", Some(&orange_id)),
             s("issued", DEPUTY_NAME, None),
+            s("scheduled", "consultation", None),
             s("started", "clock", None),
+            s("unscheduled", "consultation", Some(&red_id)),
             s("change_proposed", "consultation", Some(&red_id)),
+            s("scheduled", HEAD_NAME, None),
             s("level_changed", HEAD_NAME, None),
-            s("below", "consultation", Some(&clean_id)),
+            s("scheduled", "consultation", None),
+            s("unscheduled", "consultation", Some(&clean_id)),
+            s("scheduled", "consultation", Some(&clean_id)),
             s("lifted", "clock", None),
         ]
     );
@@ -199,8 +193,8 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
             .all(|r| r["playbook"] == "taiyuan@2024.1" && r["warning_id"] == id.as_str()),
         "every event names the episode and its playbook"
     );
-    assert_eq!(history[4]["event"]["from"], "orange");
-    assert_eq!(history[4]["event"]["to"], "red");
+    let changed = history.iter().find(|r| r["event"]["kind"] == "level_changed").expect("a level change");
+    assert_eq!((&changed["event"]["from"], &changed["event"]["to"]), (&json!("orange"), &json!("red")));
     assert!(history.windows(2).all(|p| p[0]["seq"].as_u64() < p[1]["seq"].as_u64()));
     assert_eq!(
         files_in(&app.inbox().join("processed")),
@@ -295,34 +289,19 @@ async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_unti
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["level"], "orange");
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "active");
 
-    // The province lifts the directive → Taiyuan is released, and the deputy head (who may sign
-    // orange) may lift it.
+    // The province lifts the directive → Taiyuan is released, and with the clean forecast its warning
+    // ends at once, without a further wait (a warning raised by a directive ends with it).
     let (status, body) = app.post("/api/v1/directives/晋气调〔2026〕1号/lift", Some(HEAD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, body) = app.get("/api/v1/directives", Some(DUTY)).await;
     assert_eq!(body["directives"][0]["active"], false, "{body}");
-    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["holds"], json!([]));
-    let (status, body) = app
-        .post_json(
-            &format!("/api/v1/warnings/{id}/lift"),
-            Some(DEPUTY),
-            &json!({ "reason": "天气转好" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
-    assert_eq!(w["status"], "lifted", "{w}");
+    assert_eq!((w["status"].as_str(), &w["holds"]), (Some("lifted"), &json!([])), "{w}");
+    let ended: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["ended_at"].clone()).expect("an end");
+    assert_eq!(ended, shanghai("2026-12-03 16:30"));
     let history = history_of(&app, &id).await;
-    let last = history.last().expect("history");
-    assert_eq!(
-        (
-            last["event"]["kind"].as_str(),
-            last["actor"].as_str(),
-            last["event"]["reason"].as_str()
-        ),
-        (Some("lifted"), Some(DEPUTY_NAME), Some("天气转好"))
-    );
-    assert!(history.iter().any(|r| r["event"]["kind"] == "directive_released"));
+    let kinds: Vec<&str> = history.iter().rev().take(3).map(|r| r["event"]["kind"].as_str().unwrap_or("?")).collect();
+    assert_eq!(kinds, ["lifted", "scheduled", "directive_released"]);
 
     // Lifting it again: refused, it is over.
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/lift"), Some(DEPUTY)).await;
@@ -452,8 +431,8 @@ fn forecast_for(issued_at: &str, regions: &[&str], first: &str, aqi: &[u32]) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_episode_within_the_merge_gap_reopens_the_lifted_warning_and_one_after_it_gets_a_new_id() {
     // Datong and Changzhi, under the provincial playbook (36 h lift window, 48 h merge gap), go
-    // through the same episode: orange proposed on 12-01, signed, started, a clean forecast at
-    // 12-03 02:00, lifted 36 h later at 12-04 14:00.
+    // through the same episode: orange proposed on 12-01, signed (its lift decided for 12-06 00:00),
+    // started; a clean forecast at 12-03 02:00 shows today clean: lifted at once.
     const DATONG: &str = "140200";
     const CHANGZHI: &str = "140400";
     let app = spawn_app(clock()).await;
@@ -494,27 +473,21 @@ async fn a_new_episode_within_the_merge_gap_reopens_the_lifted_warning_and_one_a
             .0,
         StatusCode::CREATED
     );
-    eventually("both are below their level", || async {
-        let h = (history_of(&app, &datong_id).await, history_of(&app, &changzhi_id).await);
-        (kinds(&h.0).last().map(String::as_str) == Some("below") && kinds(&h.1).last().map(String::as_str) == Some("below")).then_some(())
-    })
-    .await;
-    app.set_clock("2026-12-04 14:01");
     let (datong, _) = eventually("both are lifted", || async {
         both().await.filter(|(a, b)| a["status"] == "lifted" && b["status"] == "lifted")
     })
     .await;
-    assert_eq!(datong["ended_at"], "2026-12-04T06:00:00Z", "12-04 14:00 in Taiyuan time");
+    assert_eq!(datong["ended_at"], "2026-12-02T18:00:00Z", "12-03 02:00 in Shanxi time");
 
-    // 12-05 10:00: Datong is forecast above 200 again from tomorrow, within 48 h of the lift: the
-    // same warning re-opens, awaiting sign-off.
-    app.set_clock("2026-12-05 10:00");
+    // 12-04 10:00: Datong is forecast above 200 again from tomorrow: the run starts 12-05 00:00, 46 h after
+    // the lift, within the 48 h merge gap: the same warning re-opens, awaiting sign-off.
+    app.set_clock("2026-12-04 10:00");
     app.settled().await;
     assert_eq!(
         app.submit(forecast_for(
-            "2026-12-05 09:30",
+            "2026-12-04 09:30",
             &[DATONG],
-            "2026-12-05",
+            "2026-12-04",
             &[150, 230, 240, 180, 120, 100, 100]
         ))
         .await
@@ -527,8 +500,12 @@ async fn a_new_episode_within_the_merge_gap_reopens_the_lifted_warning_and_one_a
     .await;
     assert_eq!(datong["id"], datong_id.as_str());
     let history = history_of(&app, &datong_id).await;
-    assert_eq!(kinds(&history), ["proposed", "issued", "started", "below", "lifted", "proposed"]);
-    assert_eq!(history[5]["event"]["reopened"], true);
+    assert_eq!(
+        kinds(&history),
+        ["proposed", "issued", "scheduled", "started", "unscheduled", "scheduled", "lifted", "proposed"]
+    );
+    let reopened = history.iter().rev().find(|r| r["event"]["kind"] == "proposed").expect("re-proposed");
+    assert_eq!(reopened["event"]["reopened"], true);
 
     // 12-07 10:00: Changzhi is forecast above 200 again, now long after its merge gap: a new episode
     // with a new id; the old one's history ends with its lift.
@@ -552,7 +529,7 @@ async fn a_new_episode_within_the_merge_gap_reopens_the_lifted_warning_and_one_a
     assert_eq!(changzhi["id"], "140400-20261207-2");
     assert_eq!(
         kinds(&history_of(&app, &changzhi_id).await),
-        ["proposed", "issued", "started", "below", "lifted"]
+        ["proposed", "issued", "scheduled", "started", "unscheduled", "scheduled", "lifted"]
     );
     let new = history_of(&app, "140400-20261207-2").await;
     assert_eq!(kinds(&new), ["proposed"]);

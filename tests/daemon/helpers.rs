@@ -124,10 +124,13 @@ impl TestApp {
 }
 
 /// The `kind` of each lifecycle event of a warning's history, in order.
+/// The kinds of a warning's events, leaving out the timeline updates (`replanned`, `extended`) that every
+/// consultation may add.
 pub fn kinds(history: &[Value]) -> Vec<String> {
     history
         .iter()
         .map(|r| r["event"]["kind"].as_str().unwrap_or("?").to_string())
+        .filter(|k| k != "replanned" && k != "extended")
         .collect()
 }
 

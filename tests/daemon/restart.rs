@@ -67,7 +67,7 @@ async fn a_daemon_stopped_and_started_again_on_the_same_folder_shows_the_same_wa
     })
     .await;
     let history = crate::flow::history_of(&app, &id).await;
-    assert_eq!(kinds(&history), ["proposed", "issued", "started"]);
+    assert_eq!(kinds(&history), ["proposed", "issued", "scheduled", "started"]);
     app.stop().await;
 }
 
