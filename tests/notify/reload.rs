@@ -75,7 +75,7 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{}:3:77: unexpected `}}`",
+            "{}:3:91: unexpected `}}`",
             templates.join("warning_lifted.txt.j2").display()
         )),
         "{error}"
