@@ -562,6 +562,10 @@ impl Decider<'_> {
     }
 
     fn run(&mut self, input: Input<'_>) -> Result<(), LifecycleError> {
+        // What the clock has already brought (a start, a decided change) comes before the input.
+        if !matches!(input, Input::Tick) {
+            self.tick();
+        }
         match input {
             Input::Consultation(a) => self.consultation(a),
             Input::SignOff { signer, role } => self.sign_off(signer, role)?,
@@ -1646,7 +1650,7 @@ levels:
         tl.consult("2026-12-01 16:00", &[201, 201, 50, 201, 301, 201, 50]);
         tl.sign("2026-12-01 17:00", "张副省长", "deputy_head");
         let events = tl.sign("2026-12-05 09:00", "王省长", "head");
-        assert_eq!(kinds(&events), ["scheduled", "started", "level_changed"]);
+        assert_eq!(kinds(&events), ["started", "scheduled", "level_changed"]);
         assert_eq!(events[2].at, t("2026-12-05 09:00"));
     }
 

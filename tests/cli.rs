@@ -150,7 +150,11 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
 fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_1() {
     let site = Site::new();
     // A misspelt event, a night shift ending at "8:00", and a route to a template that does not exist.
-    site.edit("roster.yaml", "  cancel_scheduled: { to: [duty]", "  canceled:         { to: [duty]");
+    site.edit(
+        "roster.yaml",
+        "  cancel_scheduled: { to: [duty]",
+        "  canceled:         { to: [duty]",
+    );
     site.edit(
         "roster.yaml",
         r#"name: 李强, role: duty_officer, email: li.qiang@sthjt.shanxi.example.cn, phone: "0351-0000012", shifts: [{ days: [weekdays], from: "18:00", to: "08:00" }]"#,

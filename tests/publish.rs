@@ -235,7 +235,7 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
         "即将生效",
         "易感人群",
         "中小学、幼儿园减少户外活动",
-        "2026年12月2日 15:10",
+        "2026年12月2日 00:00",
         "信息更新时间：<time datetime=\"2026-12-01T15:10:00+08:00\">2026年12月1日 15:10</time>",
     ] {
         assert!(html.contains(needle), "/public shows {needle}:\n{html}");
@@ -287,10 +287,16 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
-    // The feed: six entries, newest first, titled in Chinese, each linking to its CAP file.
+    // The feed: eight entries, newest first, titled in Chinese, each linking to its CAP file: the issue, the
+    // extension to 12-06 that the worse forecast brings, the upgrade and the lift of each region.
     let (_, f) = feed(&app).await;
     assert_eq!(f.title.as_ref().map(|t| t.content.as_str()), Some("山西省重污染天气预警信息"));
-    assert_eq!(f.entries.len(), 6);
+    let all: Vec<String> = f
+        .entries
+        .iter()
+        .filter_map(|e| e.title.as_ref().map(|t| t.content.clone()))
+        .collect();
+    assert_eq!(f.entries.len(), 8, "{all:#?}");
     let updated: Vec<_> = f.entries.iter().map(|e| e.updated.expect("updated")).collect();
     assert!(updated.windows(2).all(|w| w[0] >= w[1]), "newest first: {updated:?}");
     let titles: Vec<String> = f
@@ -303,12 +309,13 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
         "【橙色预警】太原市重污染天气预警由黄色预警升级为橙色预警（Ⅱ级）",
         "【解除】太原市重污染天气橙色预警（Ⅱ级）解除",
         "【黄色预警】太原市小店区重污染天气黄色预警（Ⅲ级）",
+        "【黄色预警】太原市重污染天气黄色预警（Ⅲ级）延长",
         "【解除】太原市小店区重污染天气橙色预警（Ⅱ级）解除",
     ] {
         assert!(titles.iter().any(|t| t == title), "{title} in {titles:#?}");
     }
     assert!(
-        titles[0].starts_with("【解除】") && titles[5].starts_with("【黄色预警】"),
+        titles[0].starts_with("【解除】") && titles[7].starts_with("【黄色预警】"),
         "{titles:#?}"
     );
     for e in &f.entries {
@@ -365,13 +372,14 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
     assert_eq!(by_warning.len(), 2);
     for (warning, messages) in &by_warning {
         let types: Vec<&str> = messages.iter().map(|m| m.msg_type.as_str()).collect();
-        assert_eq!(types, ["Alert", "Update", "Cancel"], "{warning}");
-        let (alert, update, cancel) = (&messages[0], &messages[1], &messages[2]);
+        assert_eq!(types, ["Alert", "Update", "Update", "Cancel"], "{warning}");
+        let (alert, extend, upgrade, cancel) = (&messages[0], &messages[1], &messages[2], &messages[3]);
         assert!(alert.references.is_empty(), "an Alert references nothing");
-        assert_eq!(update.references, [alert.reference()], "the Update names the Alert");
+        assert_eq!(extend.references, [alert.reference()], "the first Update names the Alert");
+        assert_eq!(upgrade.references, [alert.reference(), extend.reference()]);
         assert_eq!(
             cancel.references,
-            [alert.reference(), update.reference()],
+            [alert.reference(), extend.reference(), upgrade.reference()],
             "the Cancel names all before it"
         );
     }

@@ -129,8 +129,8 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
         out.state.apply(event);
         let Some(after) = out.state.warning.clone() else { continue };
         let public = !episode.is_empty();
-        // A decided change is published when it is decided, with its effective time; its taking effect
-        // later is then no news.
+        // A decided level change is published when it is decided, with its effective time; its taking
+        // effect later is then no news.
         let announced = before.as_ref().and_then(|b| b.next.clone());
         let mut shown = after.clone();
         let mut effective = event.at;
@@ -156,17 +156,6 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
                 shown.rank = *rank;
                 (MsgType::Update, if up { Change::Upgrade } else { Change::Downgrade }, Some(from))
             }
-            EventKind::Scheduled {
-                to: None, effective: at, ..
-            } if public => {
-                effective = *at;
-                shown.expected_end = *at;
-                if after.status == Status::Issued && *at <= after.start {
-                    (MsgType::Cancel, Change::Cancel, None)
-                } else {
-                    (MsgType::Cancel, Change::Lift, None)
-                }
-            }
             EventKind::LevelChanged { from, rank, .. } if public && announced.is_none() => {
                 let up = before.as_ref().is_none_or(|b| *rank > b.rank);
                 (
@@ -180,8 +169,9 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
                 effective = *start;
                 (MsgType::Update, Change::Reschedule, None)
             }
-            EventKind::Lifted if public && announced.is_none() => (MsgType::Cancel, Change::Lift, None),
-            EventKind::Cancelled if public && announced.is_none() => (MsgType::Cancel, Change::Cancel, None),
+            // The public hears of the end when it takes effect (the expected end is in every earlier message).
+            EventKind::Lifted if public => (MsgType::Cancel, Change::Lift, None),
+            EventKind::Cancelled if public => (MsgType::Cancel, Change::Cancel, None),
             _ => continue,
         };
         let id = format!("{}-{}", after.id, rec.seq);

@@ -150,7 +150,11 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     })
     .await;
     let ended: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["ended_at"].clone()).expect("an end");
-    assert_eq!(ended, shanghai("2026-12-03 02:00"), "lifted when the lift was decided, its time having passed");
+    assert_eq!(
+        ended,
+        shanghai("2026-12-03 02:00"),
+        "lifted when the lift was decided, its time having passed"
+    );
 
     // The history tells the whole story, in order, with who did what and on which forecast (the timeline
     // updates aside).
@@ -193,8 +197,14 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
             .all(|r| r["playbook"] == "taiyuan@2024.1" && r["warning_id"] == id.as_str()),
         "every event names the episode and its playbook"
     );
-    let changed = history.iter().find(|r| r["event"]["kind"] == "level_changed").expect("a level change");
-    assert_eq!((&changed["event"]["from"], &changed["event"]["to"]), (&json!("orange"), &json!("red")));
+    let changed = history
+        .iter()
+        .find(|r| r["event"]["kind"] == "level_changed")
+        .expect("a level change");
+    assert_eq!(
+        (&changed["event"]["from"], &changed["event"]["to"]),
+        (&json!("orange"), &json!("red"))
+    );
     assert!(history.windows(2).all(|p| p[0]["seq"].as_u64() < p[1]["seq"].as_u64()));
     assert_eq!(
         files_in(&app.inbox().join("processed")),
@@ -300,7 +310,12 @@ async fn a_provincial_directive_issues_orange_without_sign_off_and_holds_it_unti
     let ended: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["ended_at"].clone()).expect("an end");
     assert_eq!(ended, shanghai("2026-12-03 16:30"));
     let history = history_of(&app, &id).await;
-    let kinds: Vec<&str> = history.iter().rev().take(3).map(|r| r["event"]["kind"].as_str().unwrap_or("?")).collect();
+    let kinds: Vec<&str> = history
+        .iter()
+        .rev()
+        .take(3)
+        .map(|r| r["event"]["kind"].as_str().unwrap_or("?"))
+        .collect();
     assert_eq!(kinds, ["lifted", "scheduled", "directive_released"]);
 
     // Lifting it again: refused, it is over.
@@ -502,9 +517,22 @@ async fn a_new_episode_within_the_merge_gap_reopens_the_lifted_warning_and_one_a
     let history = history_of(&app, &datong_id).await;
     assert_eq!(
         kinds(&history),
-        ["proposed", "issued", "scheduled", "started", "unscheduled", "scheduled", "lifted", "proposed"]
+        [
+            "proposed",
+            "issued",
+            "scheduled",
+            "started",
+            "unscheduled",
+            "scheduled",
+            "lifted",
+            "proposed"
+        ]
     );
-    let reopened = history.iter().rev().find(|r| r["event"]["kind"] == "proposed").expect("re-proposed");
+    let reopened = history
+        .iter()
+        .rev()
+        .find(|r| r["event"]["kind"] == "proposed")
+        .expect("re-proposed");
     assert_eq!(reopened["event"]["reopened"], true);
 
     // 12-07 10:00: Changzhi is forecast above 200 again, now long after its merge gap: a new episode
