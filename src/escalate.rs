@@ -335,14 +335,15 @@ pub fn enterprise_recipient(e: &Enterprise) -> Option<Recipient> {
     })
 }
 
-/// What an enterprise's notices say about its task: the measures (or the negotiated commitment).
+/// What an enterprise's notices say about its task: the measures (or the negotiated commitment), each
+/// as [`crate::registry::measure_json`] words it — the same lines as its 公示牌.
 pub fn task_json(defaults: &Defaults, e: &Enterprise, a: &Assignment) -> Value {
     let measures: Vec<Value> = match &a.negotiated {
-        Some(n) => vec![json!({ "line_name": Value::Null, "text": n.commitment, "note": n.reductions_text() })],
+        Some(n) => vec![crate::registry::commitment_json(&n.commitment, &n.reductions_text())],
         None => defaults
             .measures_for(e, &a.level)
             .iter()
-            .map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note }))
+            .map(crate::registry::measure_json)
             .collect(),
     };
     json!({
@@ -651,7 +652,7 @@ mod tests {
         });
         let task = json!({
             "enterprise": { "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X" },
-            "measures": [{ "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "line_name": null, "text": "停止公路运输", "note": "x" }],
+            "measures": [{ "item": "1#熟料线：限产20%", "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "item": "全厂：停止公路运输（x）", "line_name": null, "text": "停止公路运输", "note": "x" }],
             "negotiated": if name == "negotiated_issued" { json!({ "commitment": "2#焦炉出焦时间延长至72小时", "reductions": { "so2": 0.3, "nox": 0.5, "pm": 0.0, "vocs": 0.0 }, "agreed_by": "值班员", "note": "电话协商" }) } else { Value::Null },
             "applies_from": "2026年12月3日 08:05", "hotline": "12369", "ack_url": "https://h.example.cn/ack/0123", "overdue": false,
         });

@@ -250,7 +250,10 @@ pub fn sample_data(name: &str) -> Value {
     // (ack_overdue, ack_escalated).
     let more = json!({
         "enterprise": { "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X" },
-        "measures": [{ "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "line_name": null, "text": "停止公路运输", "note": "国五及以下" }],
+        "measures": [
+            { "item": "1#熟料线：限产20%", "subject": "1#熟料线", "line_name": "1#熟料线", "process": null, "text": "限产20%", "note": "" },
+            { "item": "全厂：停止公路运输（国五及以下）", "subject": "全厂", "line_name": null, "process": null, "text": "停止公路运输", "note": "国五及以下" },
+        ],
         "negotiated": null,
         "applies_from": "2026年12月3日 08:05",
         "deadline": "2026年12月2日 12:05",
