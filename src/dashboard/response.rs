@@ -320,9 +320,8 @@ pub fn of_warning(app: &AppState, warning_id: &str) -> ResponseView {
                 .iter()
                 .map(|i| {
                     let (outcome, bad, note) = match &i.result {
-                        None => ("待检查".to_string(), false, i.note.clone()),
-                        Some(r) if r.compliant => ("已落实".to_string(), false, r.note.clone()),
-                        Some(r) => ("未落实".to_string(), true, r.note.clone()),
+                        None => (i.outcome_zh(), false, i.note.clone()),
+                        Some(r) => (i.outcome_zh(), !r.compliant, r.note.clone()),
                     };
                     InspectionRow {
                         enterprise: i.enterprise_name.clone(),
