@@ -254,6 +254,19 @@ impl Missing {
     }
 }
 
+/// What one person of the duty staff is told in one job: a section per region and timer.
+struct Digest {
+    /// The message id's stem: the first section's warning, batch and step.
+    id: String,
+    /// The first section's warning.
+    cause: String,
+    /// The first section's region.
+    region: Option<RegionCode>,
+    recipient: Recipient,
+    recipient_json: Value,
+    sections: Vec<Value>,
+}
+
 /// The assignments of a round that are active and not received.
 fn missing_of(tx: &Tx<'_>, batch: u64) -> Result<Vec<Missing>, StoreError> {
     let Some(round) = assign::round(tx, batch)? else {
@@ -392,6 +405,8 @@ impl Escalation {
             plans.push((key, t, missing, warning_region, open));
         }
         let fired = plans.len();
+        // Duty staff get one digest per person for all the timers of this job (all regions in it).
+        let mut digests: BTreeMap<String, Digest> = BTreeMap::new();
         for (key, t, missing, warning_region, open) in plans {
             tx.remove_doc(TIMERS, &key)?;
             let Some(warning_region) = warning_region else { continue };
@@ -411,10 +426,45 @@ impl Escalation {
             );
             match &t.step {
                 Step::Remind => self.remind(tx, now, &t, &missing, &common)?,
-                step => self.report(tx, now, &t, step, &missing, &common, open)?,
+                step => self.report(tx, now, &t, step, &missing, &common, open, &mut digests)?,
             }
         }
+        self.send_digests(tx, now, digests)?;
         Ok(fired)
+    }
+
+    /// Queues one message per person for the sections gathered in this job: `ack_overdue` when any
+    /// section is a first report, else `ack_escalated`. The message carries the first section's fields
+    /// at the top (so a one-region digest reads as before), `sections` (each region's report), `total`.
+    fn send_digests(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, digests: BTreeMap<String, Digest>) -> Result<(), StoreError> {
+        for (person, d) in digests {
+            let Some(first) = d.sections.first() else { continue };
+            let overdue = d.sections.iter().any(|s| s["event"] == "ack_overdue");
+            let (template, event) = if overdue {
+                ("ack_overdue", "ack_overdue")
+            } else {
+                ("ack_escalated", "ack_escalated")
+            };
+            let mut data = first.clone();
+            data["event"] = json!(event);
+            data["recipient"] = d.recipient_json.clone();
+            data["total"] = json!(d.sections.iter().map(|s| s["count"].as_u64().unwrap_or(0)).sum::<u64>());
+            data["sections"] = json!(d.sections);
+            let msg = OutboxMessage::new(
+                &format!("{}-{person}-email", d.id),
+                Channel::Email,
+                d.recipient,
+                template,
+                data,
+                &d.cause,
+                d.region,
+                now,
+            );
+            let queued = u64::from(outbox::enqueue_new(tx, msg)?);
+            tx.bump(&format!("{event}_notices"), queued)?;
+            tx.bump("ack_digests_sections", d.sections.len() as u64)?;
+        }
+        Ok(())
     }
 
     fn remind(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, t: &Timer, missing: &[Missing], common: &Value) -> Result<(), StoreError> {
@@ -462,6 +512,7 @@ impl Escalation {
         missing: &[Missing],
         common: &Value,
         open: Vec<crate::inspect::Inspection>,
+        digests: &mut BTreeMap<String, Digest>,
     ) -> Result<(), StoreError> {
         let round = step.round().unwrap_or(0) as usize;
         let chain: Vec<Tier> = t.chain.iter().filter_map(|s| parse_tier(s)).collect();
@@ -487,11 +538,10 @@ impl Escalation {
         for i in open {
             crate::inspect::put_new(tx, now, &i, "escalation")?;
         }
-        let (event, template, label) = match step {
-            Step::Overdue { .. } => ("ack_overdue", "ack_overdue", "overdue".to_string()),
-            _ => ("ack_escalated", "ack_escalated", format!("escalate{round}")),
+        let (event, label) = match step {
+            Step::Overdue { .. } => ("ack_overdue", "overdue".to_string()),
+            _ => ("ack_escalated", format!("escalate{round}")),
         };
-        let mut told = 0u64;
         let mut per_region = serde_json::Map::new();
         for (region, list) in &groups {
             let people = self.notify.roster().on_duty(*region, now);
@@ -514,28 +564,24 @@ impl Escalation {
                     "missing": listed,
                     "more": list.len().saturating_sub(LISTED),
                     "inspections_opened": opened.get(region).copied().unwrap_or(0),
-                    "acks_url": format!("{}/api/v1/warnings/{}/acks", self.base(), t.warning_id),
+                    // The dashboard's warning page (progress, who is missing), not the API.
+                    "acks_url": format!("{}/warnings/{}#ack-h", self.base(), t.warning_id),
                 }),
             );
             for p in &people {
-                let mut d = data.clone();
-                d["recipient"] = json!({ "name": p.name, "role": p.role, "region": p.region });
-                let id = format!("{}.{:012}.{label}.{region}-{}-email", t.warning_id, t.batch, p.id);
-                let msg = OutboxMessage::new(
-                    &id,
-                    Channel::Email,
-                    Recipient {
+                let d = digests.entry(p.id.clone()).or_insert_with(|| Digest {
+                    id: format!("{}.{:012}.{label}", t.warning_id, t.batch),
+                    cause: t.warning_id.clone(),
+                    region: Some(*region),
+                    recipient: Recipient {
                         key: p.id.clone(),
                         name: p.name.clone(),
                         address: p.email.clone(),
                     },
-                    template,
-                    d,
-                    &t.warning_id,
-                    Some(*region),
-                    now,
-                );
-                told += u64::from(outbox::enqueue_new(tx, msg)?);
+                    recipient_json: json!({ "name": p.name, "role": p.role, "region": p.region }),
+                    sections: Vec::new(),
+                });
+                d.sections.push(data.clone());
             }
             per_region.insert(
                 region.to_string(),
@@ -543,7 +589,6 @@ impl Escalation {
             );
         }
         if !groups.is_empty() {
-            tx.bump(&format!("{event}_notices"), told)?;
             let data = json!({ "warning_id": t.warning_id, "batch": t.batch, "tier": tier_name(tier), "round": round, "missing": missing.len(), "regions": per_region });
             tx.append(now, "escalation", None, RecordBody::Other { kind: event.into(), data })?;
         }
@@ -670,6 +715,8 @@ mod tests {
                 &report
             },
         );
+        v["sections"] = json!([v.clone()]);
+        v["total"] = v["count"].clone();
         v
     }
 

@@ -199,6 +199,10 @@ fn sample_variants(name: &str) -> [Value; 2] {
     flipped["measures"] = json!([]);
     flipped["missing"][0]["uscc"] = Value::Null;
     flipped["missing"][0]["contact_name"] = Value::Null;
+    // A digest of two regions.
+    let section = base["sections"][0].clone();
+    flipped["sections"] = json!([section.clone(), section]);
+    flipped["total"] = json!(4);
     [base, flipped]
 }
 
@@ -280,6 +284,9 @@ pub fn sample_data(name: &str) -> Value {
     if let (Some(v), Value::Object(more)) = (v.as_object_mut(), more) {
         v.extend(more);
     }
+    // An overdue digest: one section per region and timer (ack_overdue, ack_escalated).
+    v["sections"] = json!([v.clone()]);
+    v["total"] = v["count"].clone();
     if name == "negotiated_issued" {
         v["negotiated"] = negotiated();
     }
