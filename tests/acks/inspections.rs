@@ -279,6 +279,30 @@ async fn an_enterprise_keeps_one_inspection_task_across_an_upgrade_and_the_lift_
         2
     );
 
+    // The warning's page lists them, filterable by county and state.
+    let dashboard = |q: String| {
+        let url = app.url(&format!("/warnings/{id}{q}"));
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", format!("hazeflow_session={DUTY}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let xd = dashboard(format!("?i_county={XIAODIAN}&i_state=open")).await;
+    let section = xd.split("id=\"inspections-h\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(
+        section.contains("太原市晋阳水泥有限公司") && !section.contains("太原市迎泽焦化有限公司"),
+        "{section}"
+    );
+    let none = dashboard(format!("?i_county={XIAODIAN}&i_state=done")).await;
+    assert!(none.contains("没有符合筛选条件的检查任务"), "{none}");
+
     // After the start, the warning is lifted: the open tasks are closed, nobody is sent to inspect.
     let w = app.warning_of(TAIYUAN).await.unwrap();
     let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).unwrap();
