@@ -244,12 +244,13 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
                 Some(e) => {
                     let ms: Vec<Value> = match &a.negotiated {
                         // A negotiated reduction (协商减排): the commitment, not the list's measures.
-                        Some(n) => vec![json!({ "line_name": Value::Null, "text": n.commitment, "note": n.reductions_text() })],
+                        Some(n) => vec![crate::registry::commitment_json(&n.commitment, &n.reductions_text())],
+                        // The same lines as the notice and the 公示牌.
                         None => state
                             .defaults
                             .measures_for(&e, &a.level)
                             .iter()
-                            .map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note }))
+                            .map(crate::registry::measure_json)
                             .collect(),
                     };
                     let lines: Vec<Value> = e.lines.iter().map(|l| json!({ "id": l.id, "name": l.name })).collect();

@@ -177,7 +177,11 @@ impl Application {
         let assign = Arc::new(crate::assign::AssignStage {
             defaults: defaults.clone(),
             regions,
-            on_round: vec![crate::notice::hook(), crate::escalate::hook(defaults.clone())],
+            on_round: vec![
+                crate::notice::hook(),
+                crate::escalate::hook(defaults.clone()),
+                crate::inspect::hook(),
+            ],
         });
         let escalation = Arc::new(crate::escalate::Escalation {
             notify: notify.stage.clone(),
@@ -199,6 +203,8 @@ impl Application {
         // Assignments first, so that the notifications of the same event can name them.
         engine.stages.push(assign);
         engine.stages.push(notify.stage.clone());
+        // Inspection tasks still open when a warning ends are closed as 无需检查.
+        engine.stages.push(Arc::new(crate::inspect::EndStage));
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let state = Arc::new(AppState {

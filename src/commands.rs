@@ -66,7 +66,16 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
     };
     let mut groups: Vec<Vec<PathBuf>> = Vec::new();
     let mut seed_dirs = Vec::new();
+    // Emergency reduction lists (a folder with enterprises.csv or list.yaml): imported whole, and each
+    // enterprise's 一厂一策 held against its grade's default.
+    let mut list_dirs: Vec<PathBuf> = Vec::new();
+    let is_list = |p: &Path| p.is_dir() && (p.join("enterprises.csv").is_file() || p.join("list.yaml").is_file());
     if paths.is_empty() {
+        if let Some(dir) = settings.as_ref().and_then(|s| s.list_seed.clone())
+            && is_list(&dir)
+        {
+            list_dirs.push(tidy(&dir));
+        }
         let books = settings
             .as_ref()
             .map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOKS), |s| s.playbooks.clone());
@@ -88,6 +97,8 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
         for p in paths {
             if p.is_dir() && p.join("regions.csv").is_file() {
                 seed_dirs.push(p.clone());
+            } else if is_list(p) {
+                list_dirs.push(p.clone());
             } else {
                 groups.push(vec![p.clone()]);
             }
@@ -146,6 +157,31 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
             }
         }
     }
+    // The lists, against the configuration's measure defaults (else the shipped ones).
+    let mut lists = Vec::new();
+    if !list_dirs.is_empty() {
+        let loaded = settings
+            .as_ref()
+            .and_then(|s| crate::registry::load_defaults(&tidy(&s.measures)).ok());
+        let defaults = loaded.as_ref().unwrap_or_else(|| crate::registry::shanxi_defaults());
+        let opts = crate::registry::import::ImportOptions {
+            defaults,
+            regions: Some(regions),
+        };
+        match crate::registry::cli::check_files(&list_dirs, &opts) {
+            Ok((checked, errors)) => {
+                failed += errors.len();
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                lists.extend(checked.into_iter().filter(|c| c.contains("enterprise")));
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e:#}");
+            }
+        }
+    }
     let notify = match &settings {
         Some(s) => match crate::notify::check(s, regions) {
             Ok(summary) => Some(summary),
@@ -173,6 +209,9 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
     );
     if !seed_dirs.is_empty() {
         let _ = write!(summary, ", {region_count} regions");
+    }
+    if !lists.is_empty() {
+        let _ = write!(summary, "; list {}", lists.join(", "));
     }
     if let Some((file, industries)) = measures {
         let _ = write!(summary, "; measure defaults {file} ({industries} industries)");

@@ -254,6 +254,19 @@ impl Missing {
     }
 }
 
+/// What one person of the duty staff is told in one job: a section per region and timer.
+struct Digest {
+    /// The message id's stem: the first section's warning, batch and step.
+    id: String,
+    /// The first section's warning.
+    cause: String,
+    /// The first section's region.
+    region: Option<RegionCode>,
+    recipient: Recipient,
+    recipient_json: Value,
+    sections: Vec<Value>,
+}
+
 /// The assignments of a round that are active and not received.
 fn missing_of(tx: &Tx<'_>, batch: u64) -> Result<Vec<Missing>, StoreError> {
     let Some(round) = assign::round(tx, batch)? else {
@@ -335,14 +348,15 @@ pub fn enterprise_recipient(e: &Enterprise) -> Option<Recipient> {
     })
 }
 
-/// What an enterprise's notices say about its task: the measures (or the negotiated commitment).
+/// What an enterprise's notices say about its task: the measures (or the negotiated commitment), each
+/// as [`crate::registry::measure_json`] words it — the same lines as its 公示牌.
 pub fn task_json(defaults: &Defaults, e: &Enterprise, a: &Assignment) -> Value {
     let measures: Vec<Value> = match &a.negotiated {
-        Some(n) => vec![json!({ "line_name": Value::Null, "text": n.commitment, "note": n.reductions_text() })],
+        Some(n) => vec![crate::registry::commitment_json(&n.commitment, &n.reductions_text())],
         None => defaults
             .measures_for(e, &a.level)
             .iter()
-            .map(|m| json!({ "line_name": m.line_name, "text": m.text_zh, "note": m.note }))
+            .map(crate::registry::measure_json)
             .collect(),
     };
     json!({
@@ -391,6 +405,8 @@ impl Escalation {
             plans.push((key, t, missing, warning_region, open));
         }
         let fired = plans.len();
+        // Duty staff get one digest per person for all the timers of this job (all regions in it).
+        let mut digests: BTreeMap<String, Digest> = BTreeMap::new();
         for (key, t, missing, warning_region, open) in plans {
             tx.remove_doc(TIMERS, &key)?;
             let Some(warning_region) = warning_region else { continue };
@@ -410,10 +426,45 @@ impl Escalation {
             );
             match &t.step {
                 Step::Remind => self.remind(tx, now, &t, &missing, &common)?,
-                step => self.report(tx, now, &t, step, &missing, &common, open)?,
+                step => self.report(tx, now, &t, step, &missing, &common, open, &mut digests)?,
             }
         }
+        self.send_digests(tx, now, digests)?;
         Ok(fired)
+    }
+
+    /// Queues one message per person for the sections gathered in this job: `ack_overdue` when any
+    /// section is a first report, else `ack_escalated`. The message carries the first section's fields
+    /// at the top (so a one-region digest reads as before), `sections` (each region's report), `total`.
+    fn send_digests(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, digests: BTreeMap<String, Digest>) -> Result<(), StoreError> {
+        for (person, d) in digests {
+            let Some(first) = d.sections.first() else { continue };
+            let overdue = d.sections.iter().any(|s| s["event"] == "ack_overdue");
+            let (template, event) = if overdue {
+                ("ack_overdue", "ack_overdue")
+            } else {
+                ("ack_escalated", "ack_escalated")
+            };
+            let mut data = first.clone();
+            data["event"] = json!(event);
+            data["recipient"] = d.recipient_json.clone();
+            data["total"] = json!(d.sections.iter().map(|s| s["count"].as_u64().unwrap_or(0)).sum::<u64>());
+            data["sections"] = json!(d.sections);
+            let msg = OutboxMessage::new(
+                &format!("{}-{person}-email", d.id),
+                Channel::Email,
+                d.recipient,
+                template,
+                data,
+                &d.cause,
+                d.region,
+                now,
+            );
+            let queued = u64::from(outbox::enqueue_new(tx, msg)?);
+            tx.bump(&format!("{event}_notices"), queued)?;
+            tx.bump("ack_digests_sections", d.sections.len() as u64)?;
+        }
+        Ok(())
     }
 
     fn remind(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, t: &Timer, missing: &[Missing], common: &Value) -> Result<(), StoreError> {
@@ -461,6 +512,7 @@ impl Escalation {
         missing: &[Missing],
         common: &Value,
         open: Vec<crate::inspect::Inspection>,
+        digests: &mut BTreeMap<String, Digest>,
     ) -> Result<(), StoreError> {
         let round = step.round().unwrap_or(0) as usize;
         let chain: Vec<Tier> = t.chain.iter().filter_map(|s| parse_tier(s)).collect();
@@ -486,11 +538,10 @@ impl Escalation {
         for i in open {
             crate::inspect::put_new(tx, now, &i, "escalation")?;
         }
-        let (event, template, label) = match step {
-            Step::Overdue { .. } => ("ack_overdue", "ack_overdue", "overdue".to_string()),
-            _ => ("ack_escalated", "ack_escalated", format!("escalate{round}")),
+        let (event, label) = match step {
+            Step::Overdue { .. } => ("ack_overdue", "overdue".to_string()),
+            _ => ("ack_escalated", format!("escalate{round}")),
         };
-        let mut told = 0u64;
         let mut per_region = serde_json::Map::new();
         for (region, list) in &groups {
             let people = self.notify.roster().on_duty(*region, now);
@@ -513,28 +564,24 @@ impl Escalation {
                     "missing": listed,
                     "more": list.len().saturating_sub(LISTED),
                     "inspections_opened": opened.get(region).copied().unwrap_or(0),
-                    "acks_url": format!("{}/api/v1/warnings/{}/acks", self.base(), t.warning_id),
+                    // The dashboard's warning page (progress, who is missing), not the API.
+                    "acks_url": format!("{}/warnings/{}#ack-h", self.base(), t.warning_id),
                 }),
             );
             for p in &people {
-                let mut d = data.clone();
-                d["recipient"] = json!({ "name": p.name, "role": p.role, "region": p.region });
-                let id = format!("{}.{:012}.{label}.{region}-{}-email", t.warning_id, t.batch, p.id);
-                let msg = OutboxMessage::new(
-                    &id,
-                    Channel::Email,
-                    Recipient {
+                let d = digests.entry(p.id.clone()).or_insert_with(|| Digest {
+                    id: format!("{}.{:012}.{label}", t.warning_id, t.batch),
+                    cause: t.warning_id.clone(),
+                    region: Some(*region),
+                    recipient: Recipient {
                         key: p.id.clone(),
                         name: p.name.clone(),
                         address: p.email.clone(),
                     },
-                    template,
-                    d,
-                    &t.warning_id,
-                    Some(*region),
-                    now,
-                );
-                told += u64::from(outbox::enqueue_new(tx, msg)?);
+                    recipient_json: json!({ "name": p.name, "role": p.role, "region": p.region }),
+                    sections: Vec::new(),
+                });
+                d.sections.push(data.clone());
             }
             per_region.insert(
                 region.to_string(),
@@ -542,7 +589,6 @@ impl Escalation {
             );
         }
         if !groups.is_empty() {
-            tx.bump(&format!("{event}_notices"), told)?;
             let data = json!({ "warning_id": t.warning_id, "batch": t.batch, "tier": tier_name(tier), "round": round, "missing": missing.len(), "regions": per_region });
             tx.append(now, "escalation", None, RecordBody::Other { kind: event.into(), data })?;
         }
@@ -651,7 +697,7 @@ mod tests {
         });
         let task = json!({
             "enterprise": { "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X" },
-            "measures": [{ "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "line_name": null, "text": "停止公路运输", "note": "x" }],
+            "measures": [{ "item": "1#熟料线：限产20%", "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "item": "全厂：停止公路运输（x）", "line_name": null, "text": "停止公路运输", "note": "x" }],
             "negotiated": if name == "negotiated_issued" { json!({ "commitment": "2#焦炉出焦时间延长至72小时", "reductions": { "so2": 0.3, "nox": 0.5, "pm": 0.0, "vocs": 0.0 }, "agreed_by": "值班员", "note": "电话协商" }) } else { Value::Null },
             "applies_from": "2026年12月3日 08:05", "hotline": "12369", "ack_url": "https://h.example.cn/ack/0123", "overdue": false,
         });
@@ -669,6 +715,8 @@ mod tests {
                 &report
             },
         );
+        v["sections"] = json!([v.clone()]);
+        v["total"] = v["count"].clone();
         v
     }
 

@@ -13,8 +13,14 @@
 //! - `POST /api/v1/inspections/{id}/result` `{ "compliant": bool, "note": …, "time": "2026-12-02 14:30" }`
 //!   (time: when the inspection took place, default now; RFC 3339 or Asia/Shanghai local time).
 //!
-//! Out: inspection documents (collection `inspections`, key = id = `{warning}.{county}.{uscc}.{batch}`
-//! plus `.2`, `.3` … for later tasks on the same assignment, so tasks sort by warning and county), records
+//! One task per enterprise per warning: the overdue timer opens the enterprise's task once in a warning
+//! and never again (an upgrade's overdue does not open a second); a task still open when the level
+//! changes is carried to the enterprise's new assignment (an [`OnRound`] hook, [`hook`]); a task still
+//! open when the warning is lifted or cancelled is closed as 无需检查（预警已解除/已取消） ([`EndStage`]),
+//! so no inspector visits a plant whose warning no longer applies.
+//!
+//! Out: inspection documents (collection `inspections`, key = id = `{warning}.{county}.{uscc}` plus `.2`,
+//! `.3` … for tasks opened by staff or as a recheck, so tasks sort by warning and county), records
 //! `inspection_opened`, `inspection_recorded` and, for a finding of non-compliance,
 //! `enterprise_non_compliant` (`uscc`, `warning_id`, `level`, `note`, …) — the input of a grade downgrade,
 //! which stays an operator's list revision. A non-compliant finding on a task still in force opens a
@@ -34,11 +40,14 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Staff};
 use crate::app::AppState;
-use crate::assign::{self, Assignment, AssignmentStatus, Party};
+use crate::assign::{self, Assignment, AssignmentStatus, OnRound, Party, Round};
+use crate::engine::Stage;
 use crate::list::{BY_USCC, ENTERPRISES};
+use crate::playbook::Playbook;
 use crate::region::RegionCode;
 use crate::registry::Enterprise;
 use crate::store::{RecordBody, StoreError, Tx};
+use crate::warning::{Event, EventKind, RegionState};
 
 /// Inspection documents, key = the inspection's id.
 pub const INSPECTIONS: &str = "inspections";
@@ -51,6 +60,31 @@ pub enum InspectionStatus {
     Open,
     /// Result recorded.
     Done,
+    /// Closed without a visit: the warning ended first (无需检查).
+    NotNeeded,
+}
+
+impl InspectionStatus {
+    /// Parses `open`, `done`, `not_needed`.
+    pub fn parse(s: &str) -> Option<InspectionStatus> {
+        match s {
+            "open" => Some(InspectionStatus::Open),
+            "done" => Some(InspectionStatus::Done),
+            "not_needed" => Some(InspectionStatus::NotNeeded),
+            _ => None,
+        }
+    }
+}
+
+/// Why a task was closed without a visit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closure {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `lifted` or `cancelled`.
+    pub reason: String,
+    /// As shown: `无需检查（预警已解除）`, `无需检查（预警已取消）`.
+    pub text: String,
 }
 
 /// What the inspector found.
@@ -101,11 +135,29 @@ pub struct Inspection {
     pub status: InspectionStatus,
     /// The finding, once recorded.
     pub result: Option<InspectionResult>,
+    /// Why it was closed without a visit (the warning ended first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<Closure>,
+    /// The levels it was carried across, in order (the first is the level it was opened at).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<String>,
 }
 
+impl Inspection {
+    /// The task's state in Chinese: 待检查, 已落实, 未落实, 无需检查（预警已解除）.
+    pub fn outcome_zh(&self) -> String {
+        match (&self.result, &self.closed) {
+            (Some(r), _) if r.compliant => "已落实".to_string(),
+            (Some(_), _) => "未落实".to_string(),
+            (None, Some(c)) => c.text.clone(),
+            (None, None) => "待检查".to_string(),
+        }
+    }
+}
+
+/// The id of an enterprise's task in a warning: one per enterprise per warning, whatever the level.
 fn base_id(a: &Assignment, county: RegionCode, uscc: &str) -> String {
-    let batch = a.key.rsplit('/').next().unwrap_or("0");
-    crate::notify::outbox::safe_id(&format!("{}.{county}.{uscc}.{batch}", a.warning_id))
+    crate::notify::outbox::safe_id(&format!("{}.{county}.{uscc}", a.warning_id))
 }
 
 impl Inspection {
@@ -125,6 +177,8 @@ impl Inspection {
             opened_by: by.to_string(),
             status: InspectionStatus::Open,
             result: None,
+            closed: None,
+            levels: vec![a.level.clone()],
         }
     }
 
@@ -135,7 +189,7 @@ impl Inspection {
     }
 }
 
-/// Whether the assignment has had an inspection task already.
+/// Whether the assignment's enterprise has had an inspection task in its warning already (at any level).
 pub fn exists_for(tx: &Tx<'_>, a: &Assignment) -> Result<bool, StoreError> {
     let Party::Enterprise { uscc, county } = &a.party else {
         return Ok(true);
@@ -173,6 +227,100 @@ pub fn put_new(tx: &mut Tx<'_>, now: DateTime<Utc>, i: &Inspection, actor: &str)
         },
     )?;
     Ok(())
+}
+
+/// Open tasks of a warning.
+fn open_of(tx: &Tx<'_>, warning_id: &str) -> Result<Vec<Inspection>, StoreError> {
+    Ok(tx
+        .docs::<Inspection>(
+            INSPECTIONS,
+            &format!("{}.", crate::notify::outbox::safe_id(warning_id)),
+            "",
+            usize::MAX,
+        )?
+        .into_iter()
+        .map(|(_, i)| i)
+        .filter(|i| i.status == InspectionStatus::Open && i.warning_id == warning_id)
+        .collect())
+}
+
+/// The hook for [`crate::assign::AssignStage::on_round`]: a new round of a warning's list measures (a
+/// level change) carries each open task of that warning to its enterprise's new assignment, so the
+/// enterprise keeps one task across levels. Reads only the warning's open tasks, not the round.
+pub fn hook() -> Arc<OnRound> {
+    Arc::new(|tx: &mut Tx<'_>, r: &Round| {
+        if !r.track.is_empty() {
+            return Ok(());
+        }
+        for mut i in open_of(tx, &r.warning_id)? {
+            if i.negotiated {
+                continue;
+            }
+            let Some((_, entry)) = assign::find(tx, r, &format!("e:{}", i.uscc))? else {
+                continue;
+            };
+            i.assignment = r.assignment_key(&entry.party);
+            i.level = r.level.clone();
+            if i.levels.last() != Some(&r.level) {
+                i.levels.push(r.level.clone());
+            }
+            tx.put_doc(INSPECTIONS, &i.id, &i)?;
+        }
+        Ok(())
+    })
+}
+
+/// Closes a warning's open tasks as 无需检查 when it is lifted or cancelled (a [`Stage`] after the
+/// assignments', in the transaction of the event).
+pub struct EndStage;
+
+impl Stage for EndStage {
+    fn on_warning_events(
+        &self,
+        tx: &mut Tx<'_>,
+        now: DateTime<Utc>,
+        events: &[Event],
+        state: &RegionState,
+        _pb: &Playbook,
+    ) -> Result<(), StoreError> {
+        let Some(w) = &state.warning else { return Ok(()) };
+        for e in events {
+            let (reason, text) = match &e.kind {
+                EventKind::Lifted => ("lifted", "无需检查（预警已解除）"),
+                EventKind::Cancelled => ("cancelled", "无需检查（预警已取消）"),
+                _ => continue,
+            };
+            close_open(tx, now, &w.id, reason, text)?;
+        }
+        Ok(())
+    }
+}
+
+/// Closes every open task of a warning without a visit; records how many.
+pub fn close_open(tx: &mut Tx<'_>, now: DateTime<Utc>, warning_id: &str, reason: &str, text: &str) -> Result<usize, StoreError> {
+    let open = open_of(tx, warning_id)?;
+    for mut i in open.iter().cloned() {
+        i.status = InspectionStatus::NotNeeded;
+        i.closed = Some(Closure {
+            at: now,
+            reason: reason.to_string(),
+            text: text.to_string(),
+        });
+        tx.put_doc(INSPECTIONS, &i.id, &i)?;
+    }
+    if !open.is_empty() {
+        tx.bump("inspections_not_needed", open.len() as u64)?;
+        tx.append(
+            now,
+            "inspect",
+            None,
+            RecordBody::Other {
+                kind: "inspections_closed".into(),
+                data: json!({ "warning_id": warning_id, "reason": reason, "closed": open.len(), "inspections": open.iter().map(|i| i.id.clone()).collect::<Vec<_>>() }),
+            },
+        )?;
+    }
+    Ok(open.len())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,9 +390,9 @@ async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Lis
         .map_err(|e| ApiError::BadRequest(format!("county: {e}")))?;
     let status = match q.status.as_deref() {
         None => None,
-        Some("open") => Some(InspectionStatus::Open),
-        Some("done") => Some(InspectionStatus::Done),
-        Some(x) => return Err(ApiError::BadRequest(format!("status: \"{x}\" is neither open nor done"))),
+        Some(x) => Some(
+            InspectionStatus::parse(x).ok_or_else(|| ApiError::BadRequest(format!("status: \"{x}\" is none of open, done, not_needed")))?,
+        ),
     };
     let prefix = match (&q.warning, county) {
         (Some(w), Some(c)) => format!("{w}.{c}."),
@@ -379,6 +527,9 @@ async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Str
             let mut i = tx.doc::<Inspection>(INSPECTIONS, &id)?.ok_or_else(|| refuse(404, format!("no inspection {id}")))?;
             if i.result.is_some() {
                 return Err(refuse(409, format!("inspection {id} has its result already; open a new one to inspect again")));
+            }
+            if let Some(c) = &i.closed {
+                return Err(refuse(409, format!("inspection {id} was closed: {}", c.text)));
             }
             if inspected_at < i.opened_at - Duration::days(1) {
                 return Err(refuse(400, "time: before the task was opened"));

@@ -136,8 +136,8 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
     assert!(out.status.success(), "{}", stderr(&out));
     let want = format!(
         "ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1), 129 regions; \
-         measure defaults {} (15 industries); roster {} (62 people, 13 regions, 7 routes), 11 message templates in {} \
-         rendered with sample data\n",
+         list seeds/registry (3000 enterprises); measure defaults {} (15 industries); roster {} (62 people, 13 regions, \
+         7 routes), 11 message templates in {} rendered with sample data\n",
         site.path("playbooks/measures/shanxi.yaml"),
         site.path("roster.yaml"),
         site.path("playbooks/templates/notify")

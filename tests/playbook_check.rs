@@ -240,3 +240,29 @@ fn errors_of_several_files_are_all_reported_and_counted() {
     assert_eq!(lines[2], "check failed: 2 errors");
     assert!(out.stdout.is_empty(), "no summary line when anything failed");
 }
+
+#[test]
+fn an_enterprise_whose_own_measures_cut_less_than_its_grades_default_is_named_with_its_row() {
+    let dir = "tests/fixtures/list-laxer-than-grade";
+    let out = check(&[dir]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{dir}/measures.csv:8:38: enterprise 91141182MA0K3T8X1T 汾阳市宏达水泥有限公司 (C级): its own measures at yellow (黄色预警) \
+                 cut SO2 20%, NOx 20%, PM 20%, VOCs 20% of its baseline, less than the 水泥熟料C级默认措施 it would otherwise take \
+                 (SO2 50%, NOx 50%, PM 50%, VOCs 50%); an enterprise's 一厂一策 may not be laxer than its grade's default"
+            ),
+            "check failed: 1 error".to_string(),
+        ]
+    );
+    // The list it is a copy of passes, and so does the shipped seed list (with everything else shipped).
+    let good = check(&["tests/fixtures/registry/good"]);
+    assert_eq!(good.status.code(), Some(0), "{:?}", stderr_lines(&good));
+    let shipped = check(&[]);
+    assert_eq!(shipped.status.code(), Some(0), "{:?}", stderr_lines(&shipped));
+    let summary = String::from_utf8(shipped.stdout).unwrap();
+    assert!(summary.contains("list seeds/registry (3000 enterprises)"), "{summary}");
+}

@@ -155,6 +155,24 @@ fn importing_records_a_new_version_with_its_diff_and_a_dry_run_records_nothing()
 }
 
 #[test]
+fn an_import_whose_own_measures_are_laxer_than_the_grade_default_changes_nothing_and_exits_1() {
+    let mut store = Recorder::default();
+    let import = |dir: &str| RegistryCommand::Import {
+        paths: vec![PathBuf::from(dir)],
+        dry_run: false,
+        json: false,
+        sources: Sources::default(),
+    };
+    assert_eq!(
+        run(import("tests/fixtures/list-laxer-than-grade"), &mut store).unwrap(),
+        ExitCode::from(1)
+    );
+    assert!(store.recorded.is_empty() && store.current.is_none());
+    ok(run(import("tests/fixtures/registry/good"), &mut store).unwrap());
+    assert_eq!(store.recorded.len(), 1);
+}
+
+#[test]
 fn a_bad_import_changes_nothing_and_exits_1() {
     let mut store = Recorder::default();
     let cmd = RegistryCommand::Import {

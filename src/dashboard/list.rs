@@ -273,7 +273,9 @@ pub(super) async fn enterprise(
                         _ => format!("{}默认措施", e.grade.grade.name_zh()),
                     };
                     json!({
-                        "line": m.line_name.clone().or(m.line.clone()).unwrap_or_else(|| "全厂".into()),
+                        // The line, process or 全厂, and the whole line, worded as on the board and in notices.
+                        "line": m.subject(),
+                        "item": m.item(),
                         "process": m.process,
                         "text": m.text_zh,
                         "note": m.note,

@@ -273,7 +273,13 @@ struct HistoryRow {
 }
 
 /// `GET /warnings/{id}`: one warning, its history and what can be done with it.
-pub(super) async fn warning(State(app): Shared, Extension(dash): Dash, session: Session, Path(id): Path<String>) -> Response {
+pub(super) async fn warning(
+    State(app): Shared,
+    Extension(dash): Dash,
+    session: Session,
+    Path(id): Path<String>,
+    axum::extract::Query(iq): axum::extract::Query<super::response::InspectionQuery>,
+) -> Response {
     let (w, history) = match app.engine.store.read(|r| Ok((r.warning(&id)?, r.warning_history(&id)?))) {
         Ok(d) => d,
         Err(e) => return store_failed(&dash, &app, &session, e),
@@ -350,7 +356,7 @@ pub(super) async fn warning(State(app): Shared, Extension(dash): Dash, session: 
         "next": next,
         "lead_missed": w.lead_missed,
         "history": rows,
-        "response": super::response::of_warning(&app, &w.id),
+        "response": super::response::of_warning(&app, &w.id).with_inspections_page(&w.id, &iq),
         "actions": actions,
         "sign_action": format!("{href}/sign"),
         "lift_action": format!("{href}/lift"),

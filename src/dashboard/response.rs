@@ -7,7 +7,7 @@
 //! only turns them into Chinese rows, so that the templates never depend on those modules' types. A
 //! failure to read them is shown on the page instead of failing it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::views::local_time;
@@ -74,6 +74,10 @@ pub struct InspectionRow {
     pub enterprise: String,
     /// Its county.
     pub county: String,
+    /// Its county's code (the filter's value).
+    pub county_code: String,
+    /// `open`, `done`, `not_needed` (the filter's value).
+    pub state: String,
     /// Why, in Chinese.
     pub reason: String,
     /// Opened when.
@@ -140,8 +144,10 @@ pub struct ResponseView {
     pub missing: Vec<MissingRow>,
     /// Whether more are missing than listed.
     pub missing_more: bool,
-    /// The inspections.
+    /// The inspections (one page of them, filtered; see [`ResponseView::with_inspections_page`]).
     pub inspections: Vec<InspectionRow>,
+    /// The inspections list's filters and pages.
+    pub inspections_nav: Option<Value>,
     /// The summary.
     pub summary: Option<SummaryView>,
     /// What could not be read, if anything.
@@ -320,13 +326,19 @@ pub fn of_warning(app: &AppState, warning_id: &str) -> ResponseView {
                 .iter()
                 .map(|i| {
                     let (outcome, bad, note) = match &i.result {
-                        None => ("待检查".to_string(), false, i.note.clone()),
-                        Some(r) if r.compliant => ("已落实".to_string(), false, r.note.clone()),
-                        Some(r) => ("未落实".to_string(), true, r.note.clone()),
+                        None => (i.outcome_zh(), false, i.note.clone()),
+                        Some(r) => (i.outcome_zh(), !r.compliant, r.note.clone()),
                     };
                     InspectionRow {
                         enterprise: i.enterprise_name.clone(),
                         county: app.engine.regions.name(i.county),
+                        county_code: i.county.to_string(),
+                        state: match i.status {
+                            crate::inspect::InspectionStatus::Open => "open",
+                            crate::inspect::InspectionStatus::Done => "done",
+                            crate::inspect::InspectionStatus::NotNeeded => "not_needed",
+                        }
+                        .to_string(),
                         reason: reason_zh(&i.reason),
                         opened_at: local_time(i.opened_at),
                         outcome,
@@ -358,6 +370,66 @@ mod tests {
     }
 
     #[test]
+    fn the_inspections_list_filters_by_county_and_state_and_pages_by_25() {
+        let row = |n: usize, county: &str, state: &str| InspectionRow {
+            enterprise: format!("企业{n}"),
+            county: format!("县{county}"),
+            county_code: county.to_string(),
+            state: state.to_string(),
+            reason: "逾期未确认".into(),
+            opened_at: String::new(),
+            outcome: String::new(),
+            non_compliant: false,
+            note: String::new(),
+        };
+        let all: Vec<InspectionRow> = (0..60)
+            .map(|n| {
+                row(
+                    n,
+                    if n % 2 == 0 { "140105" } else { "140106" },
+                    if n < 40 { "open" } else { "not_needed" },
+                )
+            })
+            .collect();
+        let view = |county: &str, state: &str, page: usize| {
+            let v = ResponseView {
+                inspections: all.clone(),
+                ..ResponseView::default()
+            };
+            v.with_inspections_page(
+                "140100-20261202-1",
+                &InspectionQuery {
+                    i_county: county.into(),
+                    i_state: state.into(),
+                    i_page: page,
+                },
+            )
+        };
+        let first = view("", "", 0);
+        let nav = first.inspections_nav.clone().unwrap();
+        assert_eq!(
+            (first.inspections.len(), nav["pages"].as_u64(), nav["open"].as_u64()),
+            (25, Some(3), Some(40))
+        );
+        assert_eq!(nav["next"], "/warnings/140100-20261202-1?i_page=2#inspections-h");
+        let last = view("", "", 9);
+        assert_eq!(
+            (last.inspections.len(), last.inspections_nav.unwrap()["page"].as_u64()),
+            (10, Some(3))
+        );
+        let xd_open = view("140105", "open", 1);
+        assert_eq!(xd_open.inspections.len(), 20);
+        assert!(xd_open.inspections.iter().all(|i| i.county_code == "140105" && i.state == "open"));
+        let nav = xd_open.inspections_nav.unwrap();
+        assert_eq!(
+            (nav["count"].as_u64(), nav["total"].as_u64(), nav["next"].is_null()),
+            (Some(20), Some(60), true)
+        );
+        assert_eq!(view("140106", "not_needed", 1).inspections.len(), 10);
+        assert!(view("140106", "done", 1).inspections.is_empty());
+    }
+
+    #[test]
     fn progress_rounds_down_to_whole_percent() {
         let r = ProgressRow {
             assigned: 3,
@@ -368,5 +440,65 @@ mod tests {
         .finish();
         assert_eq!((r.received_pct, r.in_place_pct), (66, 33));
         assert_eq!(ProgressRow::default().finish().received_pct, 0);
+    }
+}
+
+/// Inspection rows per page on the warning page.
+const INSPECTIONS_PAGE: usize = 25;
+
+/// The warning page's inspection filters: `i_county` (a county code), `i_state` (`open`, `done`,
+/// `not_needed`), `i_page` (from 1).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct InspectionQuery {
+    i_county: String,
+    i_state: String,
+    i_page: usize,
+}
+
+impl ResponseView {
+    /// Keeps the inspections matching the filters, one page of them, and says how to get the others
+    /// (`inspections_nav`: the counties and states to choose from, the count, the page, prev/next links).
+    pub fn with_inspections_page(mut self, warning_id: &str, q: &InspectionQuery) -> ResponseView {
+        let all = std::mem::take(&mut self.inspections);
+        let mut counties: Vec<(String, String)> = all.iter().map(|i| (i.county_code.clone(), i.county.clone())).collect();
+        counties.sort();
+        counties.dedup();
+        let matching: Vec<InspectionRow> = all
+            .iter()
+            .filter(|i| q.i_county.is_empty() || i.county_code == q.i_county)
+            .filter(|i| q.i_state.is_empty() || i.state == q.i_state)
+            .cloned()
+            .collect();
+        let pages = matching.len().div_ceil(INSPECTIONS_PAGE).max(1);
+        let page = q.i_page.clamp(1, pages);
+        let link = |p: usize| {
+            let mut parts = vec![format!("i_page={p}")];
+            for (k, v) in [("i_county", &q.i_county), ("i_state", &q.i_state)] {
+                if !v.is_empty() {
+                    parts.push(format!("{k}={}", super::views::path_segment(v)));
+                }
+            }
+            format!("{}?{}#inspections-h", super::views::warning_href(warning_id), parts.join("&"))
+        };
+        let states = [("open", "待检查"), ("done", "已检查"), ("not_needed", "无需检查")];
+        self.inspections_nav = Some(serde_json::json!({
+            "total": all.len(),
+            "count": matching.len(),
+            "open": all.iter().filter(|i| i.state == "open").count(),
+            "page": page,
+            "pages": pages,
+            "prev": (page > 1).then(|| link(page - 1)),
+            "next": (page < pages).then(|| link(page + 1)),
+            "action": super::views::warning_href(warning_id),
+            "counties": counties.iter().map(|(c, n)| serde_json::json!({ "value": c, "label": n, "selected": *c == q.i_county })).collect::<Vec<_>>(),
+            "states": states.iter().map(|(v, l)| serde_json::json!({ "value": v, "label": l, "selected": *v == q.i_state })).collect::<Vec<_>>(),
+        }));
+        self.inspections = matching
+            .into_iter()
+            .skip((page - 1) * INSPECTIONS_PAGE)
+            .take(INSPECTIONS_PAGE)
+            .collect();
+        self
     }
 }

@@ -199,6 +199,10 @@ fn sample_variants(name: &str) -> [Value; 2] {
     flipped["measures"] = json!([]);
     flipped["missing"][0]["uscc"] = Value::Null;
     flipped["missing"][0]["contact_name"] = Value::Null;
+    // A digest of two regions.
+    let section = base["sections"][0].clone();
+    flipped["sections"] = json!([section.clone(), section]);
+    flipped["total"] = json!(4);
     [base, flipped]
 }
 
@@ -252,7 +256,10 @@ pub fn sample_data(name: &str) -> Value {
     // (ack_overdue, ack_escalated).
     let more = json!({
         "enterprise": { "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X" },
-        "measures": [{ "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "line_name": null, "text": "停止公路运输", "note": "国五及以下" }],
+        "measures": [
+            { "item": "1#熟料线：限产20%", "subject": "1#熟料线", "line_name": "1#熟料线", "process": null, "text": "限产20%", "note": "" },
+            { "item": "全厂：停止公路运输（国五及以下）", "subject": "全厂", "line_name": null, "process": null, "text": "停止公路运输", "note": "国五及以下" },
+        ],
         "negotiated": null,
         "applies_from": "2026年12月3日 08:05",
         "deadline": "2026年12月2日 12:05",
@@ -279,6 +286,9 @@ pub fn sample_data(name: &str) -> Value {
     if let (Some(v), Value::Object(more)) = (v.as_object_mut(), more) {
         v.extend(more);
     }
+    // An overdue digest: one section per region and timer (ack_overdue, ack_escalated).
+    v["sections"] = json!([v.clone()]);
+    v["total"] = v["count"].clone();
     if name == "negotiated_issued" {
         v["negotiated"] = negotiated();
     }

@@ -277,7 +277,10 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
     let opts = options(&defaults, sources);
     let started = Instant::now();
     let mut progress = progress_printer("validating");
-    let enterprises = match import::read_paths(paths, &opts, &mut progress) {
+    let enterprises = match import::read_paths(paths, &opts, &mut progress).and_then(|e| {
+        let lax = laxity_errors(&defaults, &e, paths);
+        if lax.is_empty() { Ok(e) } else { Err(lax) }
+    }) {
         Ok(e) => e,
         Err(errors) => {
             for e in &errors {
@@ -620,7 +623,10 @@ pub fn check_files(paths: &[PathBuf], opts: &ImportOptions<'_>) -> Result<(Vec<S
             if has_list {
                 let mut progress = progress_printer("checking the list");
                 match import::read_paths(std::slice::from_ref(p), &opts, &mut progress) {
-                    Ok(list) => checked.push(format!("{} ({})", p.display(), plural(list.len(), "enterprise"))),
+                    Ok(list) => {
+                        errors.extend(laxity_errors(opts.defaults, &list, std::slice::from_ref(p)));
+                        checked.push(format!("{} ({})", p.display(), plural(list.len(), "enterprise")));
+                    }
                     Err(e) => errors.extend(e),
                 }
             }
@@ -647,7 +653,9 @@ pub fn check_files(paths: &[PathBuf], opts: &ImportOptions<'_>) -> Result<(Vec<S
         let base = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let result: Result<String, Vec<RegistryError>> = if base.ends_with(".yaml") || base.ends_with(".yml") {
             if text.lines().any(|l| l.starts_with("enterprises:")) {
-                import::import_yaml(&name, &text, &opts, &mut |_, _| {}).map(|l| plural(l.len(), "enterprise"))
+                import::import_yaml(&name, &text, &opts, &mut |_, _| {})
+                    .and_then(|l| lax_or(opts.defaults, &l, std::slice::from_ref(f)))
+                    .map(|l| plural(l.len(), "enterprise"))
             } else {
                 defaults::parse_defaults(&name, &text).map(|d| format!("{}@{}", d.id, d.version))
             }
@@ -661,7 +669,9 @@ pub fn check_files(paths: &[PathBuf], opts: &ImportOptions<'_>) -> Result<(Vec<S
             if m.is_file() && m != *f {
                 pair.push(m);
             }
-            import::read_paths(&pair, &opts, &mut |_, _| {}).map(|l| plural(l.len(), "enterprise"))
+            import::read_paths(&pair, &opts, &mut |_, _| {})
+                .and_then(|l| lax_or(opts.defaults, &l, &pair))
+                .map(|l| plural(l.len(), "enterprise"))
         } else if base.contains("measures") {
             continue;
         } else {
@@ -678,4 +688,102 @@ pub fn check_files(paths: &[PathBuf], opts: &ImportOptions<'_>) -> Result<(Vec<S
         }
     }
     Ok((checked, errors))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 一厂一策 laxer than the grade's default
+// ---------------------------------------------------------------------------------------------
+
+fn lax_or(defaults: &Defaults, list: &[super::Enterprise], paths: &[PathBuf]) -> Result<Vec<super::Enterprise>, Vec<RegistryError>> {
+    let lax = laxity_errors(defaults, list, paths);
+    if lax.is_empty() { Ok(list.to_vec()) } else { Err(lax) }
+}
+
+/// Every enterprise of a list whose own measures (一厂一策) cut less than its grade's default (or its
+/// 保障类 cap) for a pollutant it emits at a level ([`Defaults::laxities`]), as errors at the row or
+/// item that states its measures at that level: the `level` cell of its first `record=measure` row at
+/// that level in the measures CSV, or its first `level:` at that level in a YAML list (else the line
+/// that names it). `paths` are the list's files or folder, as given to the import.
+pub fn laxity_errors(defaults: &Defaults, list: &[super::Enterprise], paths: &[PathBuf]) -> Vec<RegistryError> {
+    let mut found: Vec<(&super::Enterprise, defaults::Laxity)> = Vec::new();
+    for e in list {
+        for lax in defaults.laxities(e) {
+            found.push((e, lax));
+        }
+    }
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let files = list_files(paths);
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok().map(|t| (f.display().to_string(), t)))
+        .collect();
+    found
+        .into_iter()
+        .map(|(e, lax)| {
+            let (file, line, column) = locate(&texts, e.uscc.as_str(), &lax.level);
+            RegistryError::new(&file, line, column, defaults.laxity_message(e, &lax))
+        })
+        .collect()
+}
+
+/// The files of a list as named to the import: a folder's measures.csv, enterprises.csv or list.yaml
+/// (measures first: that is where own measures are); files as given.
+fn list_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            for f in ["measures.csv", "enterprises.csv", "list.yaml"] {
+                if p.join(f).is_file() {
+                    out.push(p.join(f));
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort_by_key(|f| !f.to_string_lossy().contains("measures"));
+    out
+}
+
+/// Where an enterprise states its measures at a level: `(file, line, column)`, 1-based.
+fn locate(texts: &[(String, String)], uscc: &str, level: &str) -> (String, u64, u64) {
+    let mut first_mention = None;
+    for (name, text) in texts {
+        let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        let mut inside = false;
+        for (i, line) in text.lines().enumerate() {
+            let n = i as u64 + 1;
+            if line.contains(uscc) {
+                first_mention.get_or_insert((name.clone(), n, line.find(uscc).map_or(1, |b| line[..b].chars().count() as u64 + 1)));
+                inside = true;
+                if !yaml {
+                    // A CSV row: the cell that equals the level.
+                    let mut col = 1u64;
+                    for cell in line.split(',') {
+                        if cell.trim() == level {
+                            return (name.clone(), n, col);
+                        }
+                        col += cell.chars().count() as u64 + 1;
+                    }
+                    continue;
+                }
+            } else if yaml && inside && line.contains("uscc:") {
+                inside = false;
+            }
+            if yaml && inside {
+                for pat in [
+                    format!("level: {level}"),
+                    format!("level: \"{level}\""),
+                    format!("level: '{level}'"),
+                ] {
+                    if let Some(b) = line.find(&pat) {
+                        return (name.clone(), n, line[..b].chars().count() as u64 + 1);
+                    }
+                }
+            }
+        }
+    }
+    first_mention.unwrap_or_else(|| (texts.first().map(|t| t.0.clone()).unwrap_or_default(), 0, 0))
 }

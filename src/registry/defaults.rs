@@ -292,28 +292,23 @@ impl Defaults {
     /// its 保障类 capped load, else its industry's default for its grade, else the `other` rule.
     /// Empty for an unknown level.
     pub fn measures_for(&self, e: &Enterprise, level: &str) -> Vec<AssignedMeasure> {
+        let own = self.own_measures_for(e, level);
+        if !own.is_empty() {
+            return own;
+        }
+        self.fallback_for(e, level)
+    }
+
+    /// The enterprise's own measures (一厂一策) at this level, as assigned; empty if it has none there.
+    pub fn own_measures_for(&self, e: &Enterprise, level: &str) -> Vec<AssignedMeasure> {
         if self.level(level).is_none() {
             return Vec::new();
         }
-        let assigned =
-            |line: Option<&str>, process: Option<&str>, kind: &MeasureKind, fraction: PerPollutant, note: &str, source: MeasureSource| {
-                AssignedMeasure {
-                    level: level.to_string(),
-                    line: line.map(str::to_string),
-                    line_name: line.and_then(|l| e.line(l)).map(|l| l.name.clone()),
-                    process: process.map(str::to_string),
-                    text_zh: kind.text_zh(),
-                    kind: kind.clone(),
-                    note: note.to_string(),
-                    source,
-                    fraction,
-                    expected: e.baseline.mul(&fraction),
-                }
-            };
-        let own: Vec<AssignedMeasure> = e
-            .own_measures(level)
+        e.own_measures(level)
             .map(|m| {
                 assigned(
+                    e,
+                    level,
                     m.line.as_deref(),
                     m.process.as_deref(),
                     &m.kind,
@@ -322,28 +317,154 @@ impl Defaults {
                     MeasureSource::Own,
                 )
             })
-            .collect();
-        if !own.is_empty() {
-            return own;
+            .collect()
+    }
+
+    /// What the enterprise would do at this level without own measures there: its 保障类 capped load,
+    /// else its industry's default for its grade, else the `other` rule. Empty for an unknown level.
+    pub fn fallback_for(&self, e: &Enterprise, level: &str) -> Vec<AssignedMeasure> {
+        if self.level(level).is_none() {
+            return Vec::new();
         }
         if let Some(x) = &e.exemption {
             let kind = MeasureKind::CapLoadPercent(x.max_load_percent);
             let fraction = PerPollutant::splat(kind.implied_fraction().unwrap_or(0.0));
-            return vec![assigned(None, None, &kind, fraction, x.kind.name_zh(), MeasureSource::Exemption)];
+            return vec![assigned(
+                e,
+                level,
+                None,
+                None,
+                &kind,
+                fraction,
+                x.kind.name_zh(),
+                MeasureSource::Exemption,
+            )];
         }
         let (rule, source) = self.rule_for(e.industry.key.as_deref(), e.grade.grade);
         rule.measures
             .get(level)
             .into_iter()
             .flatten()
-            .map(|m| assigned(None, m.process.as_deref(), &m.kind, m.reduction, &m.note, source.clone()))
+            .map(|m| assigned(e, level, None, m.process.as_deref(), &m.kind, m.reduction, &m.note, source.clone()))
             .collect()
+    }
+
+    /// Where the enterprise's own measures (一厂一策) cut less than what it would otherwise do (its
+    /// grade's default, or its 保障类 cap), for a pollutant it emits, at a level where it has own
+    /// measures: one [`Laxity`] per such level, lowest level first.
+    pub fn laxities(&self, e: &Enterprise) -> Vec<Laxity> {
+        let mut out = Vec::new();
+        for l in &self.levels {
+            let own = self.own_measures_for(e, &l.id);
+            if own.is_empty() {
+                continue;
+            }
+            let fallback = self.fallback_for(e, &l.id);
+            let (own_total, default_total) = (total_fraction(&own), total_fraction(&fallback));
+            let short: Vec<Pollutant> = Pollutant::ALL
+                .into_iter()
+                .filter(|p| e.baseline.get(*p) > 0.0 && own_total.get(*p) + 1e-9 < default_total.get(*p))
+                .collect();
+            if short.is_empty() {
+                continue;
+            }
+            let source = fallback
+                .first()
+                .map_or(MeasureSource::OtherRule { grade: e.grade.grade }, |m| m.source.clone());
+            out.push(Laxity {
+                level: l.id.clone(),
+                level_name: l.name.clone(),
+                short,
+                own: own_total,
+                default: default_total,
+                source,
+            });
+        }
+        out
+    }
+
+    /// What a [`MeasureSource`] is called in messages (`水泥熟料B级默认措施`, `其他涉气企业C级默认措施`, `保障类限负荷`).
+    pub fn source_name(&self, source: &MeasureSource) -> String {
+        match source {
+            MeasureSource::Own => "一厂一策".to_string(),
+            MeasureSource::Exemption => "保障类限负荷".to_string(),
+            MeasureSource::IndustryDefault { industry, grade } => {
+                let name = self.industry(industry).map_or(industry.as_str(), |i| i.name.as_str());
+                format!("{name}{}默认措施", grade.name_zh())
+            }
+            MeasureSource::OtherRule { grade } => format!("{}{}默认措施", self.other.name, grade.name_zh()),
+        }
+    }
+
+    /// The message for a [`Laxity`] of an enterprise (English, as the other list errors).
+    pub fn laxity_message(&self, e: &Enterprise, lax: &Laxity) -> String {
+        let pct = |v: &PerPollutant| {
+            lax.short
+                .iter()
+                .map(|p| format!("{} {}%", p.label(), super::types::fmt_num((v.get(*p) * 1000.0).round() / 10.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "enterprise {} {} ({}): its own measures at {} ({}) cut {} of its baseline, less than the {} it would otherwise take ({}); an enterprise's 一厂一策 may not be laxer than its grade's default",
+            e.uscc,
+            e.name,
+            e.grade.grade.name_zh(),
+            lax.level,
+            lax.level_name,
+            pct(&lax.own),
+            self.source_name(&lax.source),
+            pct(&lax.default),
+        )
     }
 
     /// The enterprise's expected reduction at a level, t/day: baseline × the capped total fraction.
     pub fn expected_reduction(&self, e: &Enterprise, level: &str) -> PerPollutant {
         e.baseline.mul(&total_fraction(&self.measures_for(e, level)))
     }
+}
+
+/// A measure as assigned to an enterprise at a level.
+#[allow(clippy::too_many_arguments)]
+fn assigned(
+    e: &Enterprise,
+    level: &str,
+    line: Option<&str>,
+    process: Option<&str>,
+    kind: &MeasureKind,
+    fraction: PerPollutant,
+    note: &str,
+    source: MeasureSource,
+) -> AssignedMeasure {
+    AssignedMeasure {
+        level: level.to_string(),
+        line: line.map(str::to_string),
+        line_name: line.and_then(|l| e.line(l)).map(|l| l.name.clone()),
+        process: process.map(str::to_string),
+        text_zh: kind.text_zh(),
+        kind: kind.clone(),
+        note: note.to_string(),
+        source,
+        fraction,
+        expected: e.baseline.mul(&fraction),
+    }
+}
+
+/// Own measures (一厂一策) at a level that cut less than the enterprise would otherwise take.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Laxity {
+    /// Level id.
+    pub level: String,
+    /// Level name.
+    pub level_name: String,
+    /// The pollutants (emitted by the enterprise) cut less.
+    pub short: Vec<Pollutant>,
+    /// The own measures' total, fraction of the baseline.
+    pub own: PerPollutant,
+    /// The default's total (or the 保障类 cap's).
+    pub default: PerPollutant,
+    /// Where the default comes from.
+    pub source: MeasureSource,
 }
 
 /// Fractional hours as a duration (to the millisecond).
@@ -927,10 +1048,12 @@ mod tests {
             (None, Grade::Ungraded, "orange", &["限产50%"], 0.5),
             (None, Grade::Ungraded, "red", &["停产"], 1.0),
             (None, Grade::A, "red", &["自主采取减排措施"], 0.0),
-            (None, Grade::D, "yellow", &["停产"], 1.0),
+            (None, Grade::D, "yellow", &["停产", "停止公路运输"], 1.0),
             // A key industry without rules of its own, and a grade its industry does not rate, use `other`.
-            (Some("brick"), Grade::C, "yellow", &["限产30%"], 0.3),
-            (Some("cement"), Grade::BMinus, "orange", &["限产50%"], 0.5),
+            (Some("brick"), Grade::C, "yellow", &["停产50%（以生产线计）"], 0.5),
+            (Some("brick"), Grade::B, "red", &["限产50%"], 0.5),
+            (Some("cement"), Grade::NonLeading, "orange", &["限产50%"], 0.5),
+            (Some("cement"), Grade::BMinus, "orange", &["停产50%（以生产线计）", trucks], 0.5),
         ];
         for (key, grade, level, want, so2) in table {
             let e = enterprise(*key, *grade);
@@ -938,6 +1061,118 @@ mod tests {
             let total = total_fraction(&d.measures_for(&e, level));
             assert!((total.so2 - so2).abs() < 1e-9, "{key:?} {grade:?} {level}: {}", total.so2);
         }
+    }
+
+    /// Each grade's total cut at a level, per pollutant, for an enterprise of this industry.
+    fn cut(d: &Defaults, key: Option<&str>, grade: Grade, level: &str) -> PerPollutant {
+        total_fraction(&d.measures_for(&enterprise(key, grade), level))
+    }
+
+    #[test]
+    fn grades_get_distinct_defaults_b_limits_c_stops_and_the_cut_grows_with_the_grade() {
+        let d = shanxi_defaults();
+        let le = |a: PerPollutant, b: PerPollutant| Pollutant::ALL.iter().all(|p| a.get(*p) <= b.get(*p) + 1e-9);
+        let industries: Vec<Option<&str>> = std::iter::once(None)
+            .chain(d.industries.iter().filter(|i| !i.rules.is_empty()).map(|i| Some(i.id.as_str())))
+            .collect();
+        for key in &industries {
+            for level in d.level_ids() {
+                // A/A+/引领性 ≤ B ≤ B- ≤ C ≤ D at every level, in every industry with rules and in the other rule.
+                let chain = [Grade::A, Grade::B, Grade::BMinus, Grade::C, Grade::D].map(|g| cut(d, *key, g, level));
+                for w in chain.windows(2) {
+                    assert!(le(w[0], w[1]), "{key:?} {level}: {chain:?}");
+                }
+                assert!(chain[0].is_zero(), "A 自主减排: {key:?} {level}");
+                assert_eq!(cut(d, *key, Grade::APlus, level), chain[0]);
+                assert_eq!(cut(d, *key, Grade::Leading, level), chain[0]);
+                assert_eq!(
+                    d.measures_for(&enterprise(*key, Grade::NonLeading), level),
+                    d.measures_for(&enterprise(*key, Grade::Ungraded), level)
+                        .into_iter()
+                        .map(|mut m| {
+                            if let MeasureSource::IndustryDefault { grade, .. } | MeasureSource::OtherRule { grade } = &mut m.source {
+                                *grade = Grade::NonLeading;
+                            }
+                            m
+                        })
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
+        // The other rule (and so every key industry without rules of its own): six groups, six different
+        // measure lists at every level, and a clear gap between B (以限代停) and C (以停代限).
+        let groups = [Grade::A, Grade::B, Grade::BMinus, Grade::Ungraded, Grade::C, Grade::D];
+        for level in d.level_ids() {
+            let texts: Vec<Vec<String>> = groups.iter().map(|g| kinds(d, &enterprise(None, *g), level)).collect();
+            for (i, a) in texts.iter().enumerate() {
+                for b in &texts[i + 1..] {
+                    assert_ne!(a, b, "{level}: {texts:?}");
+                }
+            }
+            let (b, c) = (cut(d, None, Grade::B, level), cut(d, None, Grade::C, level));
+            assert!(
+                Pollutant::ALL.iter().all(|p| c.get(*p) - b.get(*p) >= 0.3 - 1e-9),
+                "{level}: B {b:?} C {c:?}"
+            );
+            assert!(
+                !kinds(d, &enterprise(None, Grade::B), level).iter().any(|k| k == "停产"),
+                "B never stops whole"
+            );
+        }
+        // In every industry with rules, B, B- and C differ at yellow and orange.
+        for key in industries.iter().flatten() {
+            for level in ["yellow", "orange"] {
+                let [b, bm, c] = [Grade::B, Grade::BMinus, Grade::C].map(|g| kinds(d, &enterprise(Some(key), g), level));
+                assert!(b != bm && bm != c && b != c, "{key} {level}: {b:?} {bm:?} {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn own_measures_laxer_than_the_grades_default_are_found_per_level_and_pollutant() {
+        let d = shanxi_defaults();
+        let mut e = enterprise(None, Grade::C);
+        e.measures.push(Measure {
+            level: "yellow".into(),
+            line: None,
+            kind: MeasureKind::LimitPercent(30.0),
+            process: None,
+            reduction: PerPollutant {
+                so2: 0.3,
+                nox: 0.6,
+                pm: 0.3,
+                vocs: 0.3,
+            },
+            note: String::new(),
+        });
+        e.measures.push(Measure {
+            level: "red".into(),
+            line: None,
+            kind: MeasureKind::Stop,
+            process: None,
+            reduction: PerPollutant::splat(1.0),
+            note: String::new(),
+        });
+        e.baseline.vocs = 0.0; // emits no VOCs: not held to a VOCs cut
+        let lax = d.laxities(&e);
+        assert_eq!(lax.len(), 1, "{lax:#?}");
+        assert_eq!(
+            (lax[0].level.as_str(), lax[0].short.as_slice()),
+            ("yellow", &[Pollutant::So2, Pollutant::Pm][..])
+        );
+        assert_eq!(lax[0].source, MeasureSource::OtherRule { grade: Grade::C });
+        assert_eq!(
+            d.laxity_message(&e, &lax[0]),
+            format!(
+                "enterprise {} 孝义市鹏飞焦化有限公司 (C级): its own measures at yellow (黄色预警) cut SO2 30%, PM 30% of its baseline, \
+                 less than the 其他涉气企业C级默认措施 it would otherwise take (SO2 50%, PM 50%); an enterprise's 一厂一策 may not be \
+                 laxer than its grade's default",
+                e.uscc
+            )
+        );
+        // The same measures on a B enterprise (default 限产20% at yellow) are no laxer.
+        e.grade.grade = Grade::B;
+        assert!(d.laxities(&e).is_empty());
     }
 
     #[test]

@@ -921,7 +921,13 @@ fn own_measures(e: &Enterprise, roles: &[Role]) -> Vec<Measure> {
                     (Role::GlassFurnace, true) => LimitPercent([20.0, 30.0, 35.0][i]),
                     (Role::Melting | Role::LimeKiln, false) => [LimitPercent(30.0), Stop, Stop][i].clone(),
                     (Role::Melting | Role::LimeKiln, true) => Stop,
-                    (Role::Generic, _) => [LimitPercent(30.0), LimitPercent(50.0), Stop][i].clone(),
+                    // As the other rule for the grade (playbooks/measures/shanxi.yaml).
+                    (Role::Generic, _) => match grade {
+                        Grade::B => LimitPercent([20.0, 30.0, 50.0][i]),
+                        Grade::BMinus => LimitPercent([25.0, 40.0, 70.0][i]),
+                        Grade::C => [StopSharePercent(50.0), Stop, Stop][i].clone(),
+                        _ => [LimitPercent(30.0), LimitPercent(50.0), Stop][i].clone(),
+                    },
                 }
             };
             let removed = match &kind {
@@ -936,7 +942,14 @@ fn own_measures(e: &Enterprise, roles: &[Role]) -> Vec<Measure> {
             out.push(measure(level, Some(&line.id), kind, round(share * removed, 4), note));
         }
     }
-    out
+    // An enterprise's 一厂一策 may not cut less than its grade's default (`hazeflow check` says so): at a
+    // level where these lines would, it keeps the default.
+    let mut probe = e.clone();
+    probe.measures = out;
+    let defaults = super::shanxi_defaults();
+    let lax: Vec<String> = defaults.laxities(&probe).into_iter().map(|l| l.level).collect();
+    probe.measures.retain(|m| !lax.contains(&m.level));
+    probe.measures
 }
 
 fn measure(level: &str, line: Option<&str>, kind: MeasureKind, fraction: f64, note: &str) -> Measure {

@@ -14,6 +14,7 @@
 //! - [`defaults`]: the per-industry × grade × level measures, targets, deadlines, duties;
 //! - [`import`]: CSV/YAML → validated enterprises → [`ListVersion`]; [`diff`];
 //! - [`reports`]: coverage against permits, reductions against targets, the board;
+//! - [`render`]: the one wording of a measure line (`烧结机、球团设备：停产`, `全厂：…`);
 //! - [`generate`]: deterministic synthetic lists (the Shanxi seed, the national benchmark set);
 //! - [`cli`]: `hazeflow registry …`.
 //!
@@ -73,10 +74,12 @@ pub mod cli;
 pub mod defaults;
 pub mod generate;
 pub mod import;
+pub mod render;
 pub mod reports;
 
 pub use defaults::{AssignedMeasure, Defaults, MeasureSource, load_defaults, shanxi_defaults, unknown_levels};
 pub use import::{ListDiff, ListVersion, diff};
+pub use render::{WHOLE_PLANT, commitment_json, measure_item, measure_json, measure_subject};
 pub use types::*;
 
 /// One problem in a registry file (list, defaults, permits, emissions), where it is and what is

@@ -486,6 +486,11 @@ pub struct BoardLevel {
 /// One measure on the board.
 #[derive(Debug, Clone, Serialize)]
 pub struct BoardMeasure {
+    /// The whole line as notices, the acknowledgement page and the dashboard say it
+    /// (`烧结机、球团设备：停产`, `全厂：限产30%`): [`super::measure_item`].
+    pub item: String,
+    /// What it applies to: the line, the process, or 全厂.
+    pub subject: String,
     /// Line name, empty for the whole enterprise.
     pub line: String,
     /// Process named, empty if none.
@@ -573,6 +578,8 @@ pub fn board_context(e: &Enterprise, defaults: &Defaults, regions: &Regions) -> 
                     .measures_for(e, &l.id)
                     .into_iter()
                     .map(|m| BoardMeasure {
+                        item: m.item(),
+                        subject: m.subject(),
                         line: m.line_name.unwrap_or_default(),
                         process: m.process.unwrap_or_default(),
                         kind: m.kind.id().to_string(),
@@ -766,9 +773,9 @@ mod tests {
             "孝义市鹏飞焦化有限公司",
             "绩效等级：B级",
             "【黄色预警】",
-            "1#焦炉：出焦时间延长至28小时",
+            "1. 1#焦炉：出焦时间延长至28小时",
             "【橙色预警】",
-            "出焦时间延长至36小时",
+            "1. 全厂：出焦时间延长至36小时",
             "王建国",
             "13812345678",
             "李强",

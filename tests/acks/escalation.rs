@@ -190,3 +190,89 @@ async fn a_superseded_or_lifted_batch_is_neither_reminded_nor_reported() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duty_officer_told_of_several_counties_gets_one_digest_per_cycle_with_dashboard_links_that_fits_a_phone() {
+    // Two more plants in Taiyuan counties without a roster of their own (杏花岭区, 万柏林区): with 迎泽区's
+    // coking plant, three counties fall back to Taiyuan's duty officer (王芳) at the deadline.
+    let dir = tempfile::TempDir::new().unwrap();
+    let settings = settings_in(dir.path());
+    let list = settings.list_seed.clone().unwrap().join("enterprises.csv");
+    let code = |county: &str, org: &str| hazeflow::registry::Uscc::from_parts("91", county, org).unwrap().to_string();
+    let mut text = std::fs::read_to_string(&list).unwrap();
+    text.push_str(&format!(
+        "{},太原市杏花岭机械有限公司,140107,3311,,,0.1,0.1,0.1,0.1,钱一,qian.yi@xhl.example.cn,13800000005\n\
+         {},太原市万柏林化工有限公司,140109,2614,,,0.1,0.1,0.1,0.1,周二,zhou.er@wbl.example.cn,13800000006\n",
+        code("140107", "MA0K7A1B"),
+        code("140109", "MA0K8C2D"),
+    ));
+    std::fs::write(&list, text).unwrap();
+    let app = TestApp::start(dir, hazeflow::clock::Clock::manual(shanghai("2026-12-02 08:00")), settings).await;
+    let id = app
+        .propose(TAIYUAN, &orange_forecast("2026-12-02 07:30", "2026-12-02"), "orange")
+        .await;
+    app.set_clock("2026-12-02 08:05");
+    app.sign(&id, DEPUTY).await;
+    app.ack_departments(&id).await;
+
+    // 12:06: 小店区's officer hears of her county; 王芳 gets ONE mail for the three counties, not three.
+    app.set_clock("2026-12-02 12:06");
+    let overdue = app.wait_sent("ack_overdue", 2).await;
+    assert_eq!(
+        ids(&overdue),
+        BTreeSet::from(["xd-bai-xue".to_string(), "ty-wang-fang".to_string()])
+    );
+    let city = overdue.iter().find(|m| m.recipient.key == "ty-wang-fang").unwrap();
+    let sections: Vec<&str> = city.data["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["tier_region_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sections, ["迎泽区", "杏花岭区", "万柏林区"]);
+    assert_eq!(city.data["total"], 3);
+    let (subject, text) = app.delivered(&city.id).await;
+    assert_eq!(
+        subject,
+        "【逾期未确认】3家单位未确认重污染天气应急响应任务（迎泽区、杏花岭区、万柏林区）"
+    );
+    for name in ["太原市迎泽焦化有限公司", "太原市杏花岭机械有限公司", "太原市万柏林化工有限公司"] {
+        assert!(text.contains(name), "{name} in {text}");
+    }
+    // Links go to the dashboard's pages (a browser shows them after login), never to the API.
+    assert!(!text.contains("/api/v1/"), "{text}");
+    assert!(text.contains(&format!("https://hazeflow.example.cn/warnings/{id}")), "{text}");
+
+    // The HTML part fits a 390 px phone: no tables, nothing with a fixed width above it, long codes wrap.
+    let path = app
+        .state
+        .settings
+        .mail
+        .dir_in(&app.state.settings.data_dir)
+        .join(format!("{}.eml", city.id));
+    let bytes = std::fs::read(path).unwrap();
+    let mail = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+    let html = mail.body_html(0).unwrap().to_string();
+    assert!(!html.contains("<table"), "{html}");
+    assert!(html.contains("viewport") && html.contains("max-width:640px;width:100%"), "{html}");
+    assert!(html.contains("word-break:break-all"), "{html}");
+    for px in html
+        .split("width:")
+        .skip(1)
+        .filter_map(|w| w.split("px").next()?.trim().parse::<u32>().ok())
+    {
+        assert!(
+            px <= 390 || html.contains(&format!("max-width:{px}px")),
+            "a {px} px width in {html}"
+        );
+    }
+    // The next steps (escalation) keep to one mail per person per cycle too.
+    app.set_clock("2026-12-02 14:06");
+    let escalated = app.wait_sent("ack_escalated", 1).await;
+    assert_eq!(
+        escalated[0].data["sections"].as_array().map(Vec::len),
+        Some(1),
+        "one section: Taiyuan, with everyone still missing"
+    );
+    app.stop().await;
+}

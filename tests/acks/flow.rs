@@ -80,7 +80,7 @@ async fn an_orange_warning_assigns_each_taiyuan_enterprise_its_measures_an_upgra
     let red_link = format!("/ack/{}", app.token(TestApp::of(&active, &cement.uscc)["key"].as_str().unwrap()));
     let (_, html) = app.get_text(&red_link).await;
     assert!(
-        html.contains("红色预警") && html.contains("<li>停产"),
+        html.contains("红色预警") && html.contains("<li>全厂：停产"),
         "red measures for cement B: {html}"
     );
     let (status, _) = app.get_text(&page(&cement.uscc)).await;
@@ -211,4 +211,89 @@ async fn each_assigned_enterprise_gets_exactly_one_email_with_its_measures_and_a
     let (status, html) = app.get_text(&link).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("太原市晋阳水泥有限公司"));
+}
+
+/// The numbered measure lines of a notice or a board section (`  1. 全厂：限产20%` → `全厂：限产20%`).
+fn numbered_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            let (n, rest) = l.split_once(". ")?;
+            n.chars().all(|c| c.is_ascii_digit()).then(|| rest.trim().to_string())
+        })
+        .collect()
+}
+
+/// The `<li>` items of the acknowledgement page's measures card, unescaped.
+fn page_items(html: &str) -> Vec<String> {
+    let card = html.split("本企业应急减排措施（一厂一策）").nth(1).unwrap_or_default();
+    let card = card.split("</ul>").next().unwrap_or_default();
+    card.split("<li>")
+        .skip(1)
+        .map(|li| {
+            li.split("</li>")
+                .next()
+                .unwrap_or_default()
+                .replace("&#x2f;", "/")
+                .replace("&amp;", "&")
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notice_and_the_ack_page_list_the_same_measure_lines_as_the_enterprises_board_each_naming_its_line_or_the_whole_plant() {
+    let (app, id) = orange_issued_wednesday_morning().await;
+    let active = app.assignments(&id, Some("active")).await;
+    let n = active.iter().filter(|a| a["party"]["type"] == "enterprise").count();
+    let sent = app.wait_sent("assignment_issued", n).await;
+    // The coking plant has its own measure on 2#焦炉 at orange; the cement works takes its grade's default.
+    for firm in [coking(), cement()] {
+        let key = TestApp::of(&active, &firm.uscc)["key"].as_str().unwrap().to_string();
+        let msg = sent.iter().find(|m| m.cause == key).expect("the notice");
+        let (_, text) = app.delivered(&msg.id).await;
+        let notice = numbered_lines(&text);
+
+        let (status, html) = app.get_text(&format!("/ack/{}", app.token(&key))).await;
+        assert_eq!(status, StatusCode::OK);
+        let page = page_items(&html);
+
+        let e = app
+            .state
+            .engine
+            .store
+            .read(|r| hazeflow::list::enterprise(r, &firm.uscc))
+            .unwrap()
+            .expect("on the list");
+        let board = hazeflow::registry::reports::board(
+            &e,
+            &app.state.defaults,
+            hazeflow::region::Regions::shanxi(),
+            hazeflow::registry::reports::BOARD_TEMPLATE,
+        )
+        .unwrap();
+        let orange = board.split("【橙色预警】").nth(1).unwrap().split("【红色预警】").next().unwrap();
+        let board_lines = numbered_lines(orange);
+
+        assert!(!board_lines.is_empty(), "{board}");
+        assert_eq!(notice, board_lines, "{} notice against its board", firm.name);
+        assert_eq!(page, board_lines, "{} page against its board", firm.name);
+        for l in &board_lines {
+            let (subject, _) = l.split_once('：').unwrap_or_else(|| panic!("{l} names what it applies to"));
+            assert!(!subject.is_empty(), "{l}");
+        }
+    }
+    let key = TestApp::of(&active, &coking().uscc)["key"].as_str().unwrap().to_string();
+    let msg = sent.iter().find(|m| m.cause == key).unwrap();
+    let (_, text) = app.delivered(&msg.id).await;
+    assert_eq!(numbered_lines(&text), ["2#焦炉：出焦时间延长至48小时（延长出焦时间）"]);
+    let key = TestApp::of(&active, &cement().uscc)["key"].as_str().unwrap().to_string();
+    let msg = sent.iter().find(|m| m.cause == key).unwrap();
+    let (_, text) = app.delivered(&msg.id).await;
+    assert!(
+        numbered_lines(&text).iter().all(|l| l.starts_with("全厂：")),
+        "a plant-wide default says so: {text}"
+    );
+    app.stop().await;
 }

@@ -234,3 +234,123 @@ async fn a_negotiated_reduction_is_its_own_action_acknowledged_from_its_own_link
     assert_eq!((status, v["negotiated"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{v}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enterprise_keeps_one_inspection_task_across_an_upgrade_and_the_lift_closes_it_as_not_needed() {
+    let (app, id) = orange_issued_wednesday_morning().await;
+    let cement = cement();
+
+    // 12:06, past the orange deadline: one task per overdue enterprise.
+    app.set_clock("2026-12-02 12:06");
+    eventually("three inspection tasks", || async {
+        (inspections(&app, &format!("warning={id}")).await.len() == 3).then_some(())
+    })
+    .await;
+
+    // 12:30: upgraded to red. Each open task follows its enterprise to its red assignment…
+    app.set_clock("2026-12-02 12:30");
+    app.propose(TAIYUAN, &red_forecast("2026-12-02 12:20", "2026-12-02"), "red").await;
+    app.sign(&id, HEAD).await;
+    let active = app.assignments(&id, Some("active")).await;
+    let tasks = inspections(&app, &format!("warning={id}")).await;
+    assert_eq!(tasks.len(), 3, "{tasks:#?}");
+    for t in &tasks {
+        let a = TestApp::of(&active, t["uscc"].as_str().unwrap());
+        assert_eq!(
+            (t["level"].as_str(), t["assignment"].as_str()),
+            (Some("red"), a["key"].as_str()),
+            "{t:#}"
+        );
+        assert_eq!(t["levels"], json!(["orange", "red"]));
+        assert_eq!(t["status"], "open");
+    }
+    // …and past the red deadline (14:30) nobody gets a second task.
+    app.set_clock("2026-12-02 14:31");
+    eventually("the red overdue report", || async {
+        (app.records("ack_overdue").len() >= 2).then_some(())
+    })
+    .await;
+    let after = inspections(&app, &format!("warning={id}")).await;
+    assert_eq!(after.len(), 3, "one task per enterprise per warning: {after:#?}");
+    assert_eq!(
+        inspections(&app, &format!("warning={id}&county={XIAODIAN}&status=open"))
+            .await
+            .len(),
+        2
+    );
+
+    // The warning's page lists them, filterable by county and state.
+    let dashboard = |q: String| {
+        let url = app.url(&format!("/warnings/{id}{q}"));
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", format!("hazeflow_session={DUTY}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let xd = dashboard(format!("?i_county={XIAODIAN}&i_state=open")).await;
+    let section = xd.split("id=\"inspections-h\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(
+        section.contains("太原市晋阳水泥有限公司") && !section.contains("太原市迎泽焦化有限公司"),
+        "{section}"
+    );
+    let none = dashboard(format!("?i_county={XIAODIAN}&i_state=done")).await;
+    assert!(none.contains("没有符合筛选条件的检查任务"), "{none}");
+
+    // After the start, the warning is lifted: the open tasks are closed, nobody is sent to inspect.
+    let w = app.warning_of(TAIYUAN).await.unwrap();
+    let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).unwrap();
+    app.clock.set(start + chrono::Duration::hours(1));
+    eventually("the warning starts", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active")
+    })
+    .await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/lift"),
+            Some(HEAD),
+            &json!({ "reason": "空气质量好转" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(inspections(&app, &format!("warning={id}&status=open")).await.is_empty());
+    let closed = inspections(&app, &format!("warning={id}&status=not_needed")).await;
+    assert_eq!(closed.len(), 3);
+    assert!(
+        closed
+            .iter()
+            .all(|t| t["closed"]["text"] == "无需检查（预警已解除）" && t["closed"]["reason"] == "lifted")
+    );
+    assert_eq!(app.records("inspections_closed").len(), 1);
+    // A closed task takes no result.
+    let task = closed.iter().find(|t| t["uscc"] == cement.uscc.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = app
+        .post_json(
+            &format!("/api/v1/inspections/{task}/result"),
+            Some(DUTY),
+            &json!({ "compliant": true }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // The warning's page says so.
+    let page = reqwest::Client::new()
+        .get(app.url(&format!("/warnings/{id}")))
+        .header("cookie", format!("hazeflow_session={DUTY}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("无需检查（预警已解除）"), "{page}");
+    app.stop().await;
+}
