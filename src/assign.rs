@@ -343,6 +343,32 @@ impl Stage for AssignStage {
                 EventKind::Scheduled {
                     to: Some(to), effective, ..
                 } if matches!(w.status, Status::Issued | Status::Active) => self.assign_all(tx, now, w, to, (*effective).max(w.start))?,
+                // The end decided: every enterprise told before hears of it now, with its time.
+                EventKind::Scheduled {
+                    to: None, effective, ..
+                } => {
+                    let before_start = w.status == Status::Cancelled || (w.status == Status::Issued && *effective <= w.start);
+                    let kind = if before_start { "cancelled" } else { "lifted" };
+                    crate::notice::queue_end(tx, &w.id, kind, *effective, now)?;
+                }
+                // A decided end withdrawn by a later forecast: those told of it hear that the measures go on.
+                EventKind::Unscheduled => {
+                    let history = tx.warning_history(&w.id)?;
+                    let this = history
+                        .iter()
+                        .rposition(|r| matches!(&r.body, RecordBody::Warning { event, .. } if event == e))
+                        .unwrap_or(history.len());
+                    let withdrawn = history[..this].iter().rev().find_map(|r| match &r.body {
+                        RecordBody::Warning { event, .. } => match &event.kind {
+                            EventKind::Scheduled { to, effective, .. } => Some((to.is_none(), *effective)),
+                            _ => None,
+                        },
+                        _ => None,
+                    });
+                    if let Some((true, at)) = withdrawn {
+                        crate::notice::queue_end(tx, &w.id, "withdrawn", at, now)?;
+                    }
+                }
                 EventKind::Lifted | EventKind::Cancelled => {
                     tx.bump(EPOCH, 1)?;
                     let rounds = rounds_of(tx, &w.id)?;

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -45,13 +46,62 @@ pub struct FanOut {
     pub round: u64,
     /// The first entry not yet done.
     pub next: u32,
+    /// For the end of the warning (解除/取消) or a decided end withdrawn, instead of the round's measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<End>,
+}
+
+/// What an end notice says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    /// `lifted` (解除), `cancelled` (取消, before the start) or `withdrawn` (a decided lift no longer holds).
+    pub kind: String,
+    /// When the end takes (or was to take) effect.
+    pub at: DateTime<Utc>,
+    /// When it was decided: the notices are queued as of then.
+    pub decided: DateTime<Utc>,
+}
+
+/// Queues the end notices of a warning: every enterprise of its latest round of list measures is told
+/// that the warning ends at `at` (or, `withdrawn`, that it does not end then after all). One fan-out,
+/// done in chunks like the start; the key sorts after the round's own fan-out.
+pub fn queue_end(tx: &mut Tx<'_>, warning_id: &str, kind: &str, at: DateTime<Utc>, decided: DateTime<Utc>) -> Result<(), StoreError> {
+    let Some(round) = assign::rounds_of(tx, warning_id)?
+        .into_iter()
+        .filter(|r| r.track.is_empty() && r.count > 0)
+        .max_by_key(|r| r.seq)
+    else {
+        return Ok(());
+    };
+    let key = format!("{:012}.{kind}.{}", round.seq, at.timestamp());
+    tx.put_doc(
+        FANOUT,
+        &key,
+        &FanOut {
+            round: round.seq,
+            next: 0,
+            end: Some(End {
+                kind: kind.to_string(),
+                at,
+                decided,
+            }),
+        },
+    )
 }
 
 /// The hook: a fan-out for every round of the list's measures that names anyone.
 pub fn hook() -> Arc<OnRound> {
     Arc::new(|tx: &mut Tx<'_>, r: &Round| {
         if r.track.is_empty() && r.count > 0 {
-            tx.put_doc(FANOUT, &format!("{:012}", r.seq), &FanOut { round: r.seq, next: 0 })?;
+            tx.put_doc(
+                FANOUT,
+                &format!("{:012}", r.seq),
+                &FanOut {
+                    round: r.seq,
+                    next: 0,
+                    end: None,
+                },
+            )?;
         }
         Ok(())
     })
@@ -96,6 +146,11 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize) -> Result<usize, Store
     let regions = n.regions;
     let defaults = &n.defaults;
     let page = assign::entries(tx, &round, f.next, limit)?;
+    // A round after the warning's first is a change of level (调整).
+    let changed = f.end.is_none()
+        && assign::rounds_of(tx, &round.warning_id)?
+            .iter()
+            .any(|r| r.track.is_empty() && r.seq < round.seq);
     // Read (decide) first, then write.
     let mut notices = Vec::with_capacity(page.len());
     for (i, entry) in &page {
@@ -106,22 +161,34 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize) -> Result<usize, Store
         let Some(to) = enterprise_recipient(&e) else { continue };
         let a = round.assignment(*i, entry.clone(), AssignmentStatus::Active);
         let mut data = task_json(defaults, &e, &a);
-        data["event"] = json!("assignment_issued");
         data["recipient"] = json!({ "name": to.name });
         data["ack_url"] = json!(format!("{base}/ack/{}", n.tokens.token(&a)));
         data["region_name"] = json!(regions.name(a.warning_region));
         data["level_name"] = json!(defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()));
+        let (kind, template) = match &f.end {
+            None => {
+                data["event"] = json!("assignment_issued");
+                data["change"] = json!(changed);
+                ("issued".to_string(), "assignment_issued".to_string())
+            }
+            Some(end) => {
+                data["event"] = json!(format!("assignment_{}", end.kind));
+                data["ends_at"] = json!(crate::notify::stage::local(end.at));
+                (format!("{}-{}", end.kind, end.at.timestamp()), format!("assignment_{}", end.kind))
+            }
+        };
         notices.push(AssignmentNotice {
             assignment_id: a.key.clone(),
-            kind: "issued".into(),
+            kind,
             to,
-            template: "assignment_issued".into(),
+            template,
             data,
             region: Some(a.warning_region),
         });
     }
+    let queued_at = f.end.as_ref().map_or(round.created_at, |e| e.decided);
     for notice in notices {
-        enqueue_for_assignment(tx, round.created_at, notice)?;
+        enqueue_for_assignment(tx, queued_at, notice)?;
     }
     let done = page.len();
     f.next = page.last().map_or(round.count, |(i, _)| i + 1);

@@ -21,7 +21,7 @@ pub mod email;
 pub mod outbox;
 pub mod roster;
 pub mod smtp;
-mod stage;
+pub mod stage;
 pub mod templates;
 pub mod webhook;
 
