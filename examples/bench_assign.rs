@@ -175,7 +175,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
     loop {
         let n = notices.clone();
         let done = store
-            .write(move |tx| hazeflow::notice::expand(&n, tx, hazeflow::notice::CHUNK))
+            .write(move |tx| hazeflow::notice::expand(&n, tx, hazeflow::notice::CHUNK, chrono::Utc::now()))
             .await?;
         if done == 0 {
             break;

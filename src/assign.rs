@@ -333,7 +333,7 @@ impl Stage for AssignStage {
         now: DateTime<Utc>,
         events: &[Event],
         state: &RegionState,
-        _pb: &Playbook,
+        pb: &Playbook,
     ) -> Result<(), StoreError> {
         let Some(w) = &state.warning else { return Ok(()) };
         for e in events {
@@ -344,12 +344,10 @@ impl Stage for AssignStage {
                     to: Some(to), effective, ..
                 } if matches!(w.status, Status::Issued | Status::Active) => self.assign_all(tx, now, w, to, (*effective).max(w.start))?,
                 // The end decided: every enterprise told before hears of it now, with its time.
-                EventKind::Scheduled {
-                    to: None, effective, ..
-                } => {
+                EventKind::Scheduled { to: None, effective, .. } => {
                     let before_start = w.status == Status::Cancelled || (w.status == Status::Issued && *effective <= w.start);
                     let kind = if before_start { "cancelled" } else { "lifted" };
-                    crate::notice::queue_end(tx, &w.id, kind, *effective, now)?;
+                    crate::notice::queue_end(tx, &w.id, kind, *effective, now, *effective - pb.lead_time)?;
                 }
                 // A decided end withdrawn by a later forecast: those told of it hear that the measures go on.
                 EventKind::Unscheduled => {
@@ -365,8 +363,10 @@ impl Stage for AssignStage {
                         },
                         _ => None,
                     });
-                    if let Some((true, at)) = withdrawn {
-                        crate::notice::queue_end(tx, &w.id, "withdrawn", at, now)?;
+                    if let Some((true, at)) = withdrawn
+                        && !crate::notice::drop_end(tx, &w.id, at)?
+                    {
+                        crate::notice::queue_end(tx, &w.id, "withdrawn", at, now, now)?;
                     }
                 }
                 EventKind::Lifted | EventKind::Cancelled => {

@@ -60,33 +60,72 @@ pub struct End {
     pub at: DateTime<Utc>,
     /// When it was decided: the notices are queued as of then.
     pub decided: DateTime<Utc>,
+    /// Not sent before this: the lead time ahead of the end (提前发布解除预警信息), or at once when decided later.
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// Queues the end notices of a warning: every enterprise of its latest round of list measures is told
-/// that the warning ends at `at` (or, `withdrawn`, that it does not end then after all). One fan-out,
-/// done in chunks like the start; the key sorts after the round's own fan-out.
-pub fn queue_end(tx: &mut Tx<'_>, warning_id: &str, kind: &str, at: DateTime<Utc>, decided: DateTime<Utc>) -> Result<(), StoreError> {
-    let Some(round) = assign::rounds_of(tx, warning_id)?
-        .into_iter()
-        .filter(|r| r.track.is_empty() && r.count > 0)
-        .max_by_key(|r| r.seq)
-    else {
+/// that the warning ends at `at` (or, `withdrawn`, that it does not end then after all), from `not_before`
+/// on. One fan-out, done in chunks like the start; the key sorts after the round's own fan-out.
+pub fn queue_end(
+    tx: &mut Tx<'_>,
+    warning_id: &str,
+    kind: &str,
+    at: DateTime<Utc>,
+    decided: DateTime<Utc>,
+    not_before: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(round) = latest_round(tx, warning_id)? else {
         return Ok(());
     };
-    let key = format!("{:012}.{kind}.{}", round.seq, at.timestamp());
+    let key = end_key(round.seq, kind, at);
+    let end = End {
+        kind: kind.to_string(),
+        at,
+        decided,
+        not_before: Some(not_before.max(decided)),
+    };
     tx.put_doc(
         FANOUT,
         &key,
         &FanOut {
             round: round.seq,
             next: 0,
-            end: Some(End {
-                kind: kind.to_string(),
-                at,
-                decided,
-            }),
+            end: Some(end),
         },
     )
+}
+
+/// A decided lift no longer holds: if its notices have not gone out yet, they never will (returns true);
+/// else the caller tells everyone that the measures go on.
+pub fn drop_end(tx: &mut Tx<'_>, warning_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    let Some(round) = latest_round(tx, warning_id)? else {
+        return Ok(true);
+    };
+    for kind in ["lifted", "cancelled"] {
+        let key = end_key(round.seq, kind, at);
+        if let Some(f) = tx.doc::<FanOut>(FANOUT, &key)? {
+            if f.next == 0 {
+                tx.remove_doc(FANOUT, &key)?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+    }
+    // Gone: either sent whole, or never queued (no round).
+    Ok(false)
+}
+
+fn latest_round(tx: &Tx<'_>, warning_id: &str) -> Result<Option<Round>, StoreError> {
+    Ok(assign::rounds_of(tx, warning_id)?
+        .into_iter()
+        .filter(|r| r.track.is_empty() && r.count > 0)
+        .max_by_key(|r| r.seq))
+}
+
+fn end_key(round: u64, kind: &str, at: DateTime<Utc>) -> String {
+    format!("{round:012}.{kind}.{}", at.timestamp())
 }
 
 /// The hook: a fan-out for every round of the list's measures that names anyone.
@@ -134,8 +173,13 @@ impl Notices {
 
 /// Queues the notices of the next at most `limit` entries of the oldest fan-out, in this
 /// transaction. Returns how many entries it went through (0: nothing to do).
-pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize) -> Result<usize, StoreError> {
-    let Some((key, mut f)) = tx.docs::<FanOut>(FANOUT, "", "", 1)?.pop() else {
+pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    // The oldest fan-out that is due (an end notice waits for its time).
+    let due = tx
+        .docs::<FanOut>(FANOUT, "", "", 256)?
+        .into_iter()
+        .find(|(_, f)| f.end.as_ref().and_then(|e| e.not_before).is_none_or(|t| t <= now));
+    let Some((key, mut f)) = due else {
         return Ok(0);
     };
     let Some(round) = assign::round(tx, f.round)? else {
@@ -186,7 +230,7 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize) -> Result<usize, Store
             region: Some(a.warning_region),
         });
     }
-    let queued_at = f.end.as_ref().map_or(round.created_at, |e| e.decided);
+    let queued_at = f.end.as_ref().map_or(round.created_at, |e| e.not_before.unwrap_or(e.decided));
     for notice in notices {
         enqueue_for_assignment(tx, queued_at, notice)?;
     }
@@ -210,7 +254,8 @@ pub async fn run(state: Arc<AppState>, cancel: CancellationToken) {
     let notices = Notices::of(&state);
     loop {
         let n = notices.clone();
-        match state.engine.store.write(move |tx| expand(&n, tx, CHUNK)).await {
+        let now = state.engine.clock.now();
+        match state.engine.store.write(move |tx| expand(&n, tx, CHUNK, now)).await {
             Ok(0) => {}
             Ok(_) => continue,
             Err(e) => tracing::error!(error = %e, "cannot queue assignment notices; trying again"),

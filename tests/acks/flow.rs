@@ -297,3 +297,64 @@ async fn the_notice_and_the_ack_page_list_the_same_measure_lines_as_the_enterpri
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_enterprise_hears_of_the_start_the_change_and_the_end_once_each_the_end_a_day_ahead() {
+    // Wednesday 08:05: orange for 12-03..12-06 is signed; the forecast shows clean air from 12-07, so the lift
+    // is decided at once for 12-07 00:00 — and told a day ahead, not now.
+    let (app, id) = orange_issued_wednesday_morning().await;
+    let firms = [cement(), scripted(), coking()];
+    app.wait_sent("assignment_issued", 3).await;
+    assert!(app.sent("assignment_lifted").is_empty(), "the end is not told four days ahead");
+
+    // 09:00: red from today; the head signs: one 【调整】 notice each. The decided lift of 12-07 is withdrawn
+    // before anyone heard of it, so nobody is told it was.
+    app.set_clock("2026-12-02 09:00");
+    app.propose(TAIYUAN, &red_forecast("2026-12-02 08:50", "2026-12-02"), "red").await;
+    app.sign(&id, HEAD).await;
+    let issued = app.wait_sent("assignment_issued", 6).await;
+    assert!(app.sent("assignment_withdrawn").is_empty());
+    for f in &firms {
+        let mine: Vec<_> = issued.iter().filter(|m| m.data["enterprise"]["uscc"] == f.uscc.as_str()).collect();
+        assert_eq!(mine.len(), 2, "{}: one start and one change", f.uscc);
+        let (subject, body) = app.delivered(&mine[1].id).await;
+        assert!(subject.starts_with("【调整】太原市重污染天气预警调整为红色预警"), "{subject}");
+        assert!(body.contains("重污染天气预警已调整为红色预警"), "{body}");
+        assert!(
+            body.lines().any(|l| l.trim_start().starts_with("1. ") && l.contains('：')),
+            "lines name their process or 全厂: {body}"
+        );
+    }
+
+    // The red run ends with 12-05: the lift for 12-06 00:00 is decided, and told from 12-05 00:00 on.
+    let w = app.warning_of(TAIYUAN).await.unwrap();
+    assert_eq!(w["next"]["at"], "2026-12-05T16:00:00Z", "{w}");
+    app.set_clock("2026-12-04 23:50");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(app.sent("assignment_lifted").is_empty(), "not before a day ahead");
+    app.set_clock("2026-12-05 00:01");
+    let lifted = app.wait_sent("assignment_lifted", 3).await;
+    for f in &firms {
+        let m = lifted
+            .iter()
+            .find(|m| m.data["enterprise"]["uscc"] == f.uscc.as_str())
+            .expect("an end notice");
+        let (subject, body) = app.delivered(&m.id).await;
+        assert_eq!(subject, "【解除】太原市重污染天气红色预警于2026年12月6日 00:00解除，可恢复正常生产");
+        assert!(
+            body.contains("执行至2026年12月6日 00:00") && body.contains("恢复正常生产"),
+            "{body}"
+        );
+    }
+
+    // 12-06 00:00: lifted; nothing more is sent to the enterprises.
+    app.set_clock("2026-12-06 00:01");
+    eventually("the warning is lifted", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "lifted")
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.sent("assignment_issued").len(), 6);
+    assert_eq!(app.sent("assignment_lifted").len(), 3);
+    app.stop().await;
+}
