@@ -35,6 +35,9 @@ pub struct Assessment {
     /// Days above the advisory threshold led by a pollutant that starts no reductions (O3, sand and dust).
     #[serde(default)]
     pub advisories: Vec<Advisory>,
+    /// The days the assessment read: the window and the days before it that it looked back on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<DayValue>,
     /// The forecast assessed.
     pub forecast_id: String,
     /// The playbook used, as `id@version`.
@@ -196,6 +199,7 @@ pub fn assess_region(region: RegionCode, days: &[DayValue], issue_date: NaiveDat
         ranks,
         runs,
         advisories,
+        series: context.to_vec(),
         forecast_id: forecast_id.to_string(),
         playbook: pb.pin(),
     }
@@ -224,6 +228,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// When the run ends: 00:00 of its first clean day (`until` when it runs to the end of the forecast).
     pub end: DateTime<Utc>,
+    /// The days the consultation read: the next consultation looks back on them when its own forecast
+    /// starts later (a run that began before its window goes on in it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<DayValue>,
 }
 
 impl Plan {
@@ -275,6 +283,7 @@ pub fn plan(a: &Assessment, carry: u32, pb: &Playbook) -> Option<Plan> {
         until: day(ranks.len()),
         steps,
         end: day(end),
+        days: a.series.clone(),
     })
 }
 
@@ -287,6 +296,33 @@ pub fn day_start(d: NaiveDate) -> DateTime<Utc> {
             || DateTime::<Utc>::from_naive_utc_and_offset(d.and_hms_opt(0, 0, 0).unwrap_or_default(), Utc),
             |t| t.with_timezone(&Utc),
         )
+}
+
+/// A forecast's series with the days a consultation read before (`earlier`, e.g. a running warning's
+/// plan) put in front where the forecast does not reach back: up to `back` days, ending the day before
+/// the forecast's first day, consecutive. The forecast's own days always win.
+pub fn with_earlier(days: &[DayValue], earlier: &[DayValue], back: usize) -> Vec<DayValue> {
+    let Some(first) = days.first().map(|d| d.date) else {
+        return days.to_vec();
+    };
+    let mut before: Vec<DayValue> = Vec::new();
+    let mut want = first.pred_opt();
+    for d in earlier.iter().rev() {
+        if before.len() >= back {
+            break;
+        }
+        match want {
+            Some(w) if d.date == w => {
+                before.push(d.clone());
+                want = w.pred_opt();
+            }
+            Some(w) if d.date > w => {}
+            _ => break,
+        }
+    }
+    before.reverse();
+    before.extend_from_slice(days);
+    before
 }
 
 /// Assesses every region of the forecast that a playbook governs. Regions no playbook governs are

@@ -449,7 +449,14 @@ impl Engine {
                     let Some(f) = tx.latest_forecast(region)? else { continue };
                     let Some(days) = f.series.get(&region) else { continue };
                     let issue = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive().max(f.issue_date());
-                    plans.push((region, state, pb.clone(), assess_region(region, days, issue, &f.id, &pb)));
+                    // A running warning's earlier days count for runs that go on into this forecast.
+                    let earlier = state
+                        .live()
+                        .and_then(|w| w.plan.as_ref())
+                        .map(|p| p.days.as_slice())
+                        .unwrap_or_default();
+                    let days = crate::consult::with_earlier(days, earlier, pb.horizon_days as usize);
+                    plans.push((region, state, pb.clone(), assess_region(region, &days, issue, &f.id, &pb)));
                 }
                 let record = ConsultationRecord {
                     seq: 0,

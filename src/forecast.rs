@@ -18,7 +18,7 @@ use crate::aqi::{self, Concentrations, Pollutant, Standard};
 use crate::region::{RegionCode, Regions};
 
 /// One region's value for one day (the 24 h from 00:00 Asia/Shanghai).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayValue {
     /// The day.
     pub date: NaiveDate,

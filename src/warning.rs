@@ -716,7 +716,8 @@ impl Decider<'_> {
             Status::Pending => {
                 let first = plan.steps[0].clone();
                 let start = first.at.max(self.now);
-                if first.level != w.level || start != w.start || plan.end != w.expected_end || w.plan.as_ref() != Some(&plan) {
+                let same_steps = w.plan.as_ref().is_some_and(|p| p.steps == plan.steps && p.end == plan.end);
+                if first.level != w.level || start != w.start || plan.end != w.expected_end || !same_steps {
                     let reason = format!(
                         "会商预测更新：{}",
                         timeline_text(self.pb, &plan.steps, plan.end, plan.end < plan.until)

@@ -564,3 +564,44 @@ async fn a_new_episode_within_the_merge_gap_reopens_the_lifted_warning_and_one_a
     assert_eq!(new[0]["event"]["reopened"], false);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forecast_that_starts_with_the_last_day_of_a_run_keeps_its_level_from_the_days_read_before() {
+    // Datong (province, 36 h lift window): orange for 12-02..12-03 (two days above 200), signed.
+    const DATONG: &str = "140200";
+    let app = spawn_app(clock()).await;
+    let first = forecast_for("2026-12-01 14:00", &[DATONG], "2026-12-01", &[100, 230, 240, 100, 100, 100, 100]);
+    assert_eq!(app.submit(first).await.0, StatusCode::CREATED);
+    let w = eventually("orange is proposed", || async { app.warning_of(DATONG).await }).await;
+    let id = w["id"].as_str().expect("an id").to_string();
+    assert_eq!(
+        app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await.0,
+        StatusCode::OK
+    );
+
+    // 12-02 16:00: the new forecast starts tomorrow with 230, then clean. Alone, 12-03 would be one day above
+    // 200 (yellow); read after 12-02's 240 it is the second day of the orange run: no downgrade, lifted 12-04.
+    app.set_clock("2026-12-02 16:00");
+    let next = forecast_for("2026-12-02 15:00", &[DATONG], "2026-12-03", &[230, 100, 100, 100, 100, 100, 100]);
+    let (_, body) = app.submit(next).await;
+    let fid = body["id"].as_str().expect("the forecast's id").to_string();
+    eventually("the new forecast is consulted on", || async {
+        history_of(&app, &id)
+            .await
+            .iter()
+            .any(|r| r["event"]["forecast_id"] == fid.as_str())
+            .then_some(())
+    })
+    .await;
+    let w = app.warning_of(DATONG).await.expect("the warning");
+    assert_eq!(w["next"]["at"], "2026-12-03T16:00:00Z", "{w}");
+    assert_eq!((w["level"].as_str(), &w["next"]["level"]), (Some("orange"), &Value::Null), "{w}");
+    let history = history_of(&app, &id).await;
+    assert!(
+        !history
+            .iter()
+            .any(|r| r["event"]["kind"] == "scheduled" && r["event"]["to"] == "yellow"),
+        "no downgrade to yellow for the run's last day: {history:#?}"
+    );
+    app.stop().await;
+}
