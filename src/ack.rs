@@ -282,7 +282,17 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         .map(|t| format!("/ack/{t}"));
     let region_name = state.engine.regions.name(a.warning_region);
     let level_name = level.map_or(a.level.clone(), |l| l.name.clone());
+    // The warning's timeline and its decided end, as the notices say them.
+    let w = state.engine.store.read(|r| r.warning(&a.warning_id))?;
+    let timeline = w.as_ref().and_then(|w| crate::warning::timeline_of(w, pb.map(|p| p.as_ref())));
+    let ends_at = w
+        .as_ref()
+        .and_then(|w| w.next.as_ref())
+        .filter(|n| n.level.is_none())
+        .map(|n| local(n.at));
     let ctx = json!({
+        "timeline": timeline,
+        "ends_at": ends_at,
         "title": format!("{region_name}重污染天气{level_name}{}", if a.negotiated.is_some() { "协商减排任务" } else { "应急响应任务" }),
         "negotiated": a.negotiated.is_some(),
         "level_name": level_name,

@@ -1213,6 +1213,21 @@ impl Decider<'_> {
     }
 }
 
+/// A warning's timeline in words, as its plan has it, with the first change no earlier than the warning's
+/// own start (a warning issued after its run began starts at its issue).
+pub fn timeline_of(w: &Warning, pb: Option<&Playbook>) -> Option<String> {
+    let p = w.plan.as_ref().filter(|p| !p.steps.is_empty())?;
+    let steps: Vec<Step> = p
+        .steps
+        .iter()
+        .map(|s| Step {
+            at: if w.status == Status::Pending { s.at } else { s.at.max(w.start) },
+            ..s.clone()
+        })
+        .collect();
+    Some(timeline_text_opt(pb, &steps, p.end, p.end < p.until))
+}
+
 /// [`timeline_text`] where the playbook may be unknown (level ids stand for names then).
 pub fn timeline_text_opt(pb: Option<&Playbook>, steps: &[Step], end: DateTime<Utc>, ends: bool) -> String {
     let name = |id: &str| pb.map_or_else(|| id.to_string(), |pb| level_name(pb, id));

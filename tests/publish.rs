@@ -236,6 +236,7 @@ async fn a_warning_issued_upgraded_and_lifted_reaches_the_public_as_alert_update
         "易感人群",
         "中小学、幼儿园减少户外活动",
         "2026年12月2日 00:00",
+        "预警时间线：12月2日0时起黄色预警；预计12月4日0时解除",
         "信息更新时间：<time datetime=\"2026-12-01T15:10:00+08:00\">2026年12月1日 15:10</time>",
     ] {
         assert!(html.contains(needle), "/public shows {needle}:\n{html}");

@@ -156,10 +156,7 @@ async fn list_warnings(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>
             "rule": w.rule, "pending_sign_off": w.status == crate::warning::Status::Pending || w.pending_change.is_some(),
             "pending_change": w.pending_change, "holds": w.holds, "playbook": w.playbook, "ended_at": w.ended_at,
             "lead_missed": w.lead_missed, "next": w.next, "plan": w.plan.as_ref().map(|p| &p.steps),
-            "timeline": w.plan.as_ref().filter(|p| !p.steps.is_empty()).map(|p| {
-                let pb = s.engine.playbooks.pinned(&w.playbook);
-                crate::warning::timeline_text_opt(pb.as_deref(), &p.steps, p.end, p.end < p.until)
-            }),
+            "timeline": crate::warning::timeline_of(&w, s.engine.playbooks.pinned(&w.playbook).as_deref()),
         }));
     }
     Ok(Json(json!({ "warnings": out })))

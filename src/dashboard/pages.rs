@@ -333,11 +333,7 @@ pub(super) async fn warning(
         "held": held,
     });
     // The timeline in force and ahead: what the latest consultation plans and what is decided.
-    let timeline = w
-        .plan
-        .as_ref()
-        .filter(|p| !p.steps.is_empty())
-        .map(|p| crate::warning::timeline_text_opt(pb.as_deref(), &p.steps, p.end, p.end < p.until));
+    let timeline = crate::warning::timeline_of(&w, pb.as_deref());
     let next = w.next.as_ref().map(|n| match &n.level {
         Some(l) => format!(
             "自 {} 起执行{}（已决定并通知）",

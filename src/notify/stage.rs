@@ -278,9 +278,7 @@ impl NotifyStage {
             "issued_at": w.and_then(|w| w.issued_at).map(local),
             "at": local(at),
             "decided_at": local(e.at),
-            "timeline": w.and_then(|w| w.plan.as_ref()).filter(|p| !p.steps.is_empty()).map(|p| {
-                crate::warning::timeline_text(pb, &p.steps, p.end, p.end < p.until)
-            }),
+            "timeline": w.and_then(|w| crate::warning::timeline_of(w, Some(pb))),
             "rule": w.and_then(|w| w.rule.clone()),
             "reason": e.reason,
             "actor": e.actor,

@@ -16,6 +16,8 @@ pub struct Row {
     pub start: Time,
     /// Until (expected).
     pub end: Time,
+    /// The level timeline in words, when the consultation gave one.
+    pub timeline: Option<String>,
     /// In force now (else announced).
     pub in_force: bool,
     /// When the episode was issued.
@@ -71,6 +73,7 @@ pub fn groups(current: &[Current<'_>]) -> Vec<Group> {
             region: c.view.region.clone(),
             start: c.view.start.clone(),
             end: c.view.end.clone(),
+            timeline: c.view.timeline.clone(),
             in_force: c.in_force,
             issued: c.issued.clone(),
             cap_path: c.view.cap_path.clone(),

@@ -278,6 +278,7 @@ pub(crate) mod tests {
             effective: t(1, 9),
             start: t(1, 16),
             end: t(4, 16),
+            timeline: Some("12月2日0时起橙色预警；预计12月5日0时解除".into()),
             in_force: false,
             references: Vec::new(),
             advice: texts.advice("orange"),

@@ -149,6 +149,9 @@ pub struct MessageView {
     pub start: Time,
     /// When it is expected to end.
     pub end: Time,
+    /// The level timeline in words (`12月5日0时起黄色预警；12月6日0时起橙色预警；预计12月8日0时解除`), when the
+    /// consultation gave one.
+    pub timeline: Option<String>,
     /// Whether it was in force when the message was sent.
     pub in_force: bool,
     /// Earlier messages of the episode.
@@ -181,6 +184,17 @@ impl MessageView {
             effective: Time::new(m.effective),
             start: Time::new(w.start),
             end: Time::new(w.expected_end),
+            timeline: w.plan.as_ref().filter(|p| !p.steps.is_empty()).map(|p| {
+                let mut parts: Vec<String> = p
+                    .steps
+                    .iter()
+                    .map(|s| format!("{}起{}", crate::warning::zh_time(s.at.max(w.start)), level(&s.level, s.rank).name))
+                    .collect();
+                if p.end < p.until {
+                    parts.push(format!("预计{}解除", crate::warning::zh_time(p.end)));
+                }
+                parts.join("；")
+            }),
             in_force: w.start <= m.sent,
             references: m
                 .references

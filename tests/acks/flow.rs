@@ -326,9 +326,15 @@ async fn each_enterprise_hears_of_the_start_the_change_and_the_end_once_each_the
         );
     }
 
-    // The red run ends with 12-05: the lift for 12-06 00:00 is decided, and told from 12-05 00:00 on.
+    // The red run ends with 12-05: the lift for 12-06 00:00 is decided, and told from 12-05 00:00 on. The
+    // enterprise's page shows it already, with the timeline.
     let w = app.warning_of(TAIYUAN).await.unwrap();
     assert_eq!(w["next"]["at"], "2026-12-05T16:00:00Z", "{w}");
+    let active = app.assignments(&id, Some("active")).await;
+    let key = TestApp::of(&active, &firms[0].uscc)["key"].as_str().unwrap().to_string();
+    let (_, html) = app.get_text(&format!("/ack/{}", app.token(&key))).await;
+    assert!(html.contains("预警解除时间：<strong>2026年12月6日 00:00</strong>"), "{html}");
+    assert!(html.contains("预警时间线：12月2日9时起红色预警；预计12月6日0时解除"), "{html}");
     app.set_clock("2026-12-04 23:50");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(app.sent("assignment_lifted").is_empty(), "not before a day ahead");

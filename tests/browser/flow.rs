@@ -21,6 +21,11 @@ pub(crate) async fn log_in(c: &Client, base: &str, token: &str) {
         .click()
         .await
         .expect("clicked");
+    // The login page has a `main h1` too: wait for the navigation itself, not for any heading.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while path(c).await != "/" && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     wait_for(c, "main h1").await;
     assert_eq!(path(c).await, "/", "logged in, on the dashboard");
 }
