@@ -474,3 +474,24 @@ async fn operators_edit_the_health_advice_without_a_restart_and_every_way_out_es
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ozone_led_days_get_health_advice_on_the_public_page_and_no_warning() {
+    // 15:00: a summer-like forecast for Taiyuan: O3_8h 265-283 µg/m³ leads (AQI above 150), PM2.5 moderate.
+    let app = spawn_app(clock()).await;
+    let csv = "# issued_at: 2026-12-01 14:00\n# source: 省生态环境监测和应急保障中心\nregion,date,pm25,o3_8h\n\
+               140100,2026-12-02,60,265\n140100,2026-12-03,70,283\n140100,2026-12-04,40,120\n"
+        .to_string();
+    let (status, body) = app.submit(csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let html = eventually("the consultation names the ozone days", || async {
+        let html = page(&app).await;
+        html.contains("臭氧污染健康提示").then_some(html)
+    })
+    .await;
+    assert!(html.contains("太原市</span>：12月2日、12月3日"), "{html}");
+    assert!(html.contains("臭氧污染不启动重污染天气应急减排措施"), "{html}");
+    assert!(html.contains("目前全省没有生效"), "no warning for ozone: {html}");
+    assert!(app.warning_of(TAIYUAN).await.is_none(), "nothing proposed");
+    app.stop().await;
+}

@@ -185,10 +185,37 @@ async fn public_page(State(s): Shared) -> Result<Response, ApiError> {
         });
     }
     let title = p.line("feed_title");
-    let html = page::render(&p.texts, &title, updated.as_ref(), &groups, &recent, "/public/feed.atom").or_else(|e| {
+    // Ozone-led days ahead in the latest consultation: health advice, no reductions.
+    let today = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
+    let latest = s.engine.store.read(|r| r.consultations(1))?;
+    let ozone: Vec<page::Ozone> = latest
+        .iter()
+        .flat_map(|c| &c.assessments)
+        .filter_map(|a| {
+            let days: Vec<String> = a
+                .advisories
+                .iter()
+                .filter(|x| x.lead == "o3" && x.date >= today)
+                .map(|x| x.date.format("%-m月%-d日").to_string())
+                .collect();
+            (!days.is_empty()).then(|| page::Ozone {
+                region: s.engine.regions.name(a.region),
+                dates: days.join("、"),
+            })
+        })
+        .collect();
+    let ozone_advice = p.texts.advice("o3").zh;
+    let data = page::PageData {
+        title: &title,
+        updated: updated.as_ref(),
+        groups: &groups,
+        recent: &recent,
+        ozone: &ozone,
+        ozone_advice: &ozone_advice,
+    };
+    let html = page::render(&p.texts, &data, "/public/feed.atom").or_else(|e| {
         tracing::error!(error = %e, "the public page template failed; the built-in one is used");
-        page::render(&Texts::builtin(), &title, updated.as_ref(), &groups, &recent, "/public/feed.atom")
-            .map_err(|e| ApiError::Internal(e.to_string()))
+        page::render(&Texts::builtin(), &data, "/public/feed.atom").map_err(|e| ApiError::Internal(e.to_string()))
     })?;
     Ok(respond("text/html; charset=utf-8", html))
 }

@@ -95,14 +95,33 @@ pub fn groups(current: &[Current<'_>]) -> Vec<Group> {
     out
 }
 
+/// A region whose coming days are led by ozone (health advice only, no reductions).
+#[derive(Debug, Clone, Serialize)]
+pub struct Ozone {
+    /// The region's full name.
+    pub region: String,
+    /// The days, `12月5日、12月6日`.
+    pub dates: String,
+}
+
+/// What the page shows.
+pub struct PageData<'a> {
+    /// The page's title.
+    pub title: &'a str,
+    /// When anything was last published.
+    pub updated: Option<&'a Time>,
+    /// The current warnings by level.
+    pub groups: &'a [Group],
+    /// The latest messages.
+    pub recent: &'a [Recent],
+    /// Ozone-led regions, and the advice for them.
+    pub ozone: &'a [Ozone],
+    /// The ozone advice lines.
+    pub ozone_advice: &'a [String],
+}
+
 /// Renders the page.
-pub fn render(
-    texts: &Texts,
-    title: &str,
-    updated: Option<&Time>,
-    groups: &[Group],
-    recent: &[Recent],
-    feed_url: &str,
-) -> Result<String, minijinja::Error> {
-    texts.page(minijinja::context! { title, updated, groups, recent, feed_url })
+pub fn render(texts: &Texts, d: &PageData<'_>, feed_url: &str) -> Result<String, minijinja::Error> {
+    let (title, updated, groups, recent, ozone, ozone_advice) = (d.title, d.updated, d.groups, d.recent, d.ozone, d.ozone_advice);
+    texts.page(minijinja::context! { title, updated, groups, recent, feed_url, ozone, ozone_advice })
 }
