@@ -314,10 +314,9 @@ fn the_generator_is_deterministic_and_writes_the_import_format() {
         };
         ok(run(cmd, &mut SeedList::default()).unwrap());
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
-        // The national list has synthetic counties: it imports with --any-county.
+        // The national list is on real county codes: it checks against the national table.
         let sources = Sources {
             list: Some(dir.path().to_path_buf()),
-            any_county: true,
             ..Sources::default()
         };
         ok(run(

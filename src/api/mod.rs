@@ -266,6 +266,15 @@ struct DirectiveBody {
     issued_by: Option<String>,
 }
 
+/// The region issuing a directive: `issued_by` when given, else the daemon's home province
+/// (Shanxi when the table is not scoped).
+fn issuer_of(issued_by: Option<&str>, home: Option<RegionCode>) -> ApiResult<RegionCode> {
+    match issued_by {
+        Some(c) => RegionCode::parse(c).map_err(|e| ApiError::BadRequest(format!("issued_by: {e}"))),
+        None => Ok(home.unwrap_or(crate::region::SHANXI)),
+    }
+}
+
 async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let b: DirectiveBody = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let time = |field: &str, v: &str| -> ApiResult<DateTime<Utc>> {
@@ -276,12 +285,27 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
     let mut regions = Vec::new();
     for r in &b.regions {
         let codes = match r.strip_prefix("group:") {
-            Some(g) => s
-                .engine
-                .regions
-                .group(g)
-                .map(<[RegionCode]>::to_vec)
-                .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown group \"{g}\"")))?,
+            // A group may span provinces (汾渭平原): the directive reaches its members within the
+            // issuing region (checked below for single codes).
+            Some(g) => {
+                let issuer = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
+                let members = s
+                    .engine
+                    .regions
+                    .group(g)
+                    .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown group \"{g}\"")))?;
+                let inside: Vec<RegionCode> = members
+                    .iter()
+                    .copied()
+                    .filter(|c| *c != issuer && s.engine.regions.is_within(*c, issuer))
+                    .collect();
+                if inside.is_empty() {
+                    return Err(ApiError::BadRequest(format!(
+                        "regions: group \"{g}\" has no member below the issuing region {issuer}"
+                    )));
+                }
+                inside
+            }
             None => {
                 let c = RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("regions: {e}")))?;
                 vec![
@@ -297,10 +321,7 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
     if regions.is_empty() {
         return Err(ApiError::BadRequest("regions: name at least one region".into()));
     }
-    let issued_by = match &b.issued_by {
-        Some(c) => RegionCode::parse(c).map_err(|e| ApiError::BadRequest(format!("issued_by: {e}")))?,
-        None => RegionCode::parse("140000").map_err(|e| ApiError::Internal(e.to_string()))?,
-    };
+    let issued_by = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
     if let Some(r) = regions
         .iter()
         .find(|r| **r == issued_by || !s.engine.regions.is_within(**r, issued_by))
