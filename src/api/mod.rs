@@ -93,6 +93,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/forecasts", post(submit_forecast))
         .route("/api/v1/consultations", get(list_consultations).post(consult_now))
         .route("/api/v1/warnings", get(list_warnings))
+        .route("/api/v1/regions", get(list_regions))
         .route("/api/v1/warnings/{id}", get(show_warning))
         .route("/api/v1/warnings/{id}/sign", post(sign))
         .route("/api/v1/warnings/{id}/lift", post(lift))
@@ -158,6 +159,34 @@ async fn list_warnings(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>
         }));
     }
     Ok(Json(json!({ "warnings": out })))
+}
+
+/// Every region of the daemon's province (the province, its cities, their counties), each with
+/// its own live warning and the warning in force there — its own or, for a county under a
+/// city-wide warning, the city's ([`crate::in_force`]).
+async fn list_regions(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+    let states: std::collections::BTreeMap<RegionCode, crate::warning::RegionState> =
+        s.engine.store.read(|r| r.region_states())?.into_iter().collect();
+    let regions = s.engine.regions;
+    let out: Vec<Value> = regions
+        .all()
+        .map(|r| {
+            let own = states.get(&r.code).and_then(crate::warning::RegionState::live);
+            let in_force = crate::in_force::in_force(r.code, regions, &states).map(|f| {
+                json!({
+                    "level": f.warning.level, "warning": f.warning.id, "playbook": f.warning.playbook,
+                    "region": f.from, "region_name": regions.name(f.from), "inherited": f.inherited,
+                    "start": f.warning.start, "expected_end": f.warning.expected_end,
+                })
+            });
+            json!({
+                "region": r.code, "name": r.name, "tier": r.tier.to_string(), "parent": r.parent,
+                "own_warning": own.map(|w| json!({ "id": w.id, "status": w.status, "level": w.level })),
+                "in_force": in_force,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "regions": out })))
 }
 
 async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
