@@ -139,6 +139,14 @@ impl AppState {
     }
 }
 
+/// The province every root playbook lies in (Shanxi for the shipped ones); `None` when they span
+/// provinces or there is none.
+fn home_province(set: &playbook::PlaybookSet) -> Option<crate::region::RegionCode> {
+    let mut provinces = set.roots().map(|p| p.scope.province());
+    let first = provinces.next()?;
+    provinces.all(|p| p == first).then_some(first)
+}
+
 /// The built application, ready to run.
 pub struct Application {
     listener: TcpListener,
@@ -150,8 +158,7 @@ pub struct Application {
 impl Application {
     /// Opens everything; fails with a clear message if the store or the playbooks cannot be loaded.
     pub async fn build(settings: Settings, clock: Clock) -> Result<Application> {
-        let regions = Regions::shanxi();
-        let set = playbook::load_paths(std::slice::from_ref(&settings.playbooks), regions).map_err(|errors| {
+        let set = playbook::load_paths(std::slice::from_ref(&settings.playbooks), Regions::national()).map_err(|errors| {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             anyhow::anyhow!(
                 "the playbooks in {} have errors:\n{}",
@@ -159,6 +166,9 @@ impl Application {
                 text.join("\n")
             )
         })?;
+        // The whole country's codes, scoped to the province of the root playbooks (the grid, the
+        // dashboard's region choices).
+        let regions = Regions::for_province(home_province(&set));
         let store = Store::open(&settings.db_path())?;
         let now = clock.now();
         let notify = crate::notify::build(&settings, regions)?;

@@ -49,7 +49,7 @@ fn check_settings(config: Option<&Path>) -> Result<crate::config::Settings> {
 /// configuration names (every template rendered with sample data). With paths: those, and the
 /// notification files too when `--config` is given.
 pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
-    let regions = Regions::shanxi();
+    let regions = Regions::national();
     let mut failed = 0;
     let with_notify = paths.is_empty() || config.is_some();
     let settings = if with_notify {
@@ -234,7 +234,7 @@ pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
         standard,
         ..ParseOptions::observations()
     };
-    let f = forecast::parse(&file.display().to_string(), &bytes, Regions::shanxi(), &opts)?;
+    let f = forecast::parse(&file.display().to_string(), &bytes, Regions::national(), &opts)?;
     let mut out = String::from("region,date,aqi,category,primary_pollutants\n");
     let mut counts = [0usize; 6];
     for (region, days) in &f.series {
@@ -274,7 +274,7 @@ pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
 
 fn load_playbooks(path: Option<&Path>) -> Result<(PlaybookSet, Option<PathBuf>)> {
     let p = path.map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOKS), Path::to_path_buf);
-    match playbook::load_paths(std::slice::from_ref(&p), Regions::shanxi()) {
+    match playbook::load_paths(std::slice::from_ref(&p), Regions::national()) {
         Ok(set) => Ok((set, path.map(Path::to_path_buf))),
         Err(errors) => {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -292,7 +292,7 @@ fn the_playbook(set: &PlaybookSet, file: &Path) -> Result<std::sync::Arc<Playboo
 
 /// `hazeflow assess`: one consultation, dry run.
 pub fn assess(forecast_file: &Path, playbook_path: Option<&Path>, json: bool) -> Result<ExitCode> {
-    let regions = Regions::shanxi();
+    let regions = Regions::national();
     let (set, file) = load_playbooks(playbook_path)?;
     let bytes = read(forecast_file)?;
     let f = forecast::parse(&forecast_file.display().to_string(), &bytes, regions, &ParseOptions::forecast())?;
@@ -348,7 +348,10 @@ pub fn assess(forecast_file: &Path, playbook_path: Option<&Path>, json: bool) ->
             None => tally.push((a.level_or_none().to_string(), 1)),
         }
     }
-    let parts: Vec<String> = tally.iter().map(|(l, n)| format!("{n} {l}")).collect();
+    let mut parts: Vec<String> = tally.iter().map(|(l, n)| format!("{n} {l}")).collect();
+    if !ungoverned.is_empty() {
+        parts.push(format!("{} ungoverned", ungoverned.len()));
+    }
     eprintln!(
         "assessed {} regions with forecast {} (issued {}, {}): {}; nothing was changed",
         assessments.len(),
@@ -362,7 +365,7 @@ pub fn assess(forecast_file: &Path, playbook_path: Option<&Path>, json: bool) ->
 
 /// `hazeflow replay`: observations as perfect forecasts.
 pub fn replay(observations: &Path, playbook_file: &Path, json: bool, stats: bool) -> Result<ExitCode> {
-    let regions = Regions::shanxi();
+    let regions = Regions::national();
     let (set, _) = load_playbooks(Some(playbook_file))?;
     let pb = the_playbook(&set, playbook_file)?;
     let bytes = read(observations)?;

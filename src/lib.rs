@@ -52,6 +52,7 @@ pub mod episode;
 pub mod escalate;
 pub mod forecast;
 pub mod http;
+pub mod in_force;
 pub mod inbox;
 pub mod inspect;
 pub mod list;

@@ -279,7 +279,10 @@ fn verify(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 fn registry(config: Option<PathBuf>, command: hazeflow::registry::cli::RegistryCommand) -> anyhow::Result<ExitCode> {
     let settings = hazeflow::config::Settings::load(config.as_deref())?;
     let db = settings.db_path();
-    if db.exists() {
+    // An import records into the store, creating it in a fresh data folder; the other commands
+    // read the seed list until there is a store.
+    let records = matches!(command, hazeflow::registry::cli::RegistryCommand::Import { dry_run: false, .. });
+    if db.exists() || records {
         let mut source = hazeflow::list::StoreList::open(&db)?;
         hazeflow::registry::cli::run(command, &mut source)
     } else {

@@ -53,8 +53,8 @@ fn check_with_no_arguments_passes_the_shipped_files_with_a_one_line_summary() {
         "{text}"
     );
     assert!(
-        text.contains(", 129 regions"),
-        "the province, 11 cities and 117 county units: {text}"
+        text.contains(", 3221 regions"),
+        "the national table: 34 provinces, 342 prefecture-level and 2,845 county-level units: {text}"
     );
     assert!(
         text.ends_with(
@@ -135,7 +135,7 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
     let out = site.check();
     assert!(out.status.success(), "{}", stderr(&out));
     let want = format!(
-        "ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1), 129 regions; \
+        "ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1), 3221 regions; \
          list seeds/registry (3000 enterprises); measure defaults {} (15 industries); roster {} (62 people, 13 regions, \
          7 routes), 14 message templates in {} rendered with sample data\n",
         site.path("playbooks/measures/shanxi.yaml"),
@@ -352,6 +352,25 @@ fn assess_with_one_playbook_file_applies_it_to_every_region_in_its_scope() {
         ],
         "two days above 300 are only orange for the province: {text}"
     );
+}
+
+#[test]
+fn assess_of_counties_outside_shanxi_knows_them_from_the_national_table() {
+    let out = ok(&["assess", "--forecast", &format!("{FORECASTS}/beijing-hebei.csv")]);
+    let text = stdout(&out);
+    assert!(text.contains("110119 延庆区"), "{text}");
+    assert!(text.contains("130102 长安区"), "{text}");
+    assert!(
+        text.contains("330102 上城区"),
+        "the retired 330104 is read as its successor: {text}"
+    );
+    assert_eq!(text.matches("(no playbook governs this region)").count(), 3, "{text}");
+    let summary = stderr(&out);
+    assert!(!summary.contains("unknown region"), "{summary}");
+    assert!(summary.ends_with(": 3 ungoverned; nothing was changed\n"), "{summary}");
+    let json = ok(&["assess", "--forecast", &format!("{FORECASTS}/beijing-hebei.csv"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("stdout is JSON");
+    assert_eq!(v["ungoverned"], serde_json::json!(["110119", "130102", "330102"]));
 }
 
 #[test]

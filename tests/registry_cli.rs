@@ -332,10 +332,9 @@ fn the_generator_is_deterministic_and_writes_the_import_format() {
         };
         ok(run(cmd, &mut SeedList::default()).unwrap());
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
-        // The national list has synthetic counties: it imports with --any-county.
+        // The national list is on real county codes: it checks against the national table.
         let sources = Sources {
             list: Some(dir.path().to_path_buf()),
-            any_county: true,
             ..Sources::default()
         };
         ok(run(
@@ -352,4 +351,63 @@ fn the_generator_is_deterministic_and_writes_the_import_format() {
     assert_eq!(a, out(42));
     assert_ne!(a, out(43));
     assert_eq!(a.0.lines().filter(|l| !l.starts_with('#')).count(), 5_001);
+}
+
+/// The built binary with the data folder in `data` (the embedded configuration otherwise).
+fn hazeflow_in(data: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hazeflow"))
+        .args(args)
+        .env("HAZEFLOW_DATA_DIR", data)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_national_list_on_real_codes_imports_into_a_fresh_data_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("list");
+    let data = tmp.path().join("data");
+    let list_arg = list.to_str().unwrap();
+    let out = hazeflow_in(
+        &data,
+        &[
+            "registry",
+            "generate",
+            "--profile",
+            "national",
+            "--enterprises",
+            "1500",
+            "--seed",
+            "3",
+            "--out-dir",
+            list_arg,
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!data.exists());
+    // No daemon has run here: the import creates the store and records version 1.
+    let out = hazeflow_in(&data, &["registry", "import", list_arg]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("recorded version 1 (1500 enterprises"), "{err}");
+    assert!(data.join("hazeflow.redb").is_file());
+    // The next one compares with it; --any-county is still accepted, and ignored.
+    let out = hazeflow_in(&data, &["registry", "import", list_arg, "--dry-run", "--any-county"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("version 2 (1500 enterprises") && err.contains(": 0 added, 0 removed, 0 changed"),
+        "{err}"
+    );
+    // Every county is a real one: the whole list checks against the national table.
+    let opts = ImportOptions {
+        defaults: shanxi_defaults(),
+        regions: Some(Regions::national()),
+    };
+    let read = read_paths(&[list], &opts, &mut |_, _| {}).unwrap();
+    assert!(
+        read.iter()
+            .all(|e| Regions::national().get(e.county).is_some_and(|r| r.code == e.county))
+    );
+    assert!(read.iter().any(|e| e.county.province() != hazeflow::region::SHANXI));
 }

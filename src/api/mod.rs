@@ -93,6 +93,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/forecasts", post(submit_forecast))
         .route("/api/v1/consultations", get(list_consultations).post(consult_now))
         .route("/api/v1/warnings", get(list_warnings))
+        .route("/api/v1/regions", get(list_regions))
         .route("/api/v1/warnings/{id}", get(show_warning))
         .route("/api/v1/warnings/{id}/sign", post(sign))
         .route("/api/v1/warnings/{id}/lift", post(lift))
@@ -160,6 +161,34 @@ async fn list_warnings(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>
         }));
     }
     Ok(Json(json!({ "warnings": out })))
+}
+
+/// Every region of the daemon's province (the province, its cities, their counties), each with
+/// its own live warning and the warning in force there — its own or, for a county under a
+/// city-wide warning, the city's ([`crate::in_force`]).
+async fn list_regions(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+    let states: std::collections::BTreeMap<RegionCode, crate::warning::RegionState> =
+        s.engine.store.read(|r| r.region_states())?.into_iter().collect();
+    let regions = s.engine.regions;
+    let out: Vec<Value> = regions
+        .all()
+        .map(|r| {
+            let own = states.get(&r.code).and_then(crate::warning::RegionState::live);
+            let in_force = crate::in_force::in_force(r.code, regions, &states).map(|f| {
+                json!({
+                    "level": f.warning.level, "warning": f.warning.id, "playbook": f.warning.playbook,
+                    "region": f.from, "region_name": regions.name(f.from), "inherited": f.inherited,
+                    "start": f.warning.start, "expected_end": f.warning.expected_end,
+                })
+            });
+            json!({
+                "region": r.code, "name": r.name, "tier": r.tier.to_string(), "parent": r.parent,
+                "own_warning": own.map(|w| json!({ "id": w.id, "status": w.status, "level": w.level })),
+                "in_force": in_force,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "regions": out })))
 }
 
 async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -268,6 +297,15 @@ struct DirectiveBody {
     issued_by: Option<String>,
 }
 
+/// The region issuing a directive: `issued_by` when given, else the daemon's home province
+/// (Shanxi when the table is not scoped).
+fn issuer_of(issued_by: Option<&str>, home: Option<RegionCode>) -> ApiResult<RegionCode> {
+    match issued_by {
+        Some(c) => RegionCode::parse(c).map_err(|e| ApiError::BadRequest(format!("issued_by: {e}"))),
+        None => Ok(home.unwrap_or(crate::region::SHANXI)),
+    }
+}
+
 async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let b: DirectiveBody = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let time = |field: &str, v: &str| -> ApiResult<DateTime<Utc>> {
@@ -278,12 +316,27 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
     let mut regions = Vec::new();
     for r in &b.regions {
         let codes = match r.strip_prefix("group:") {
-            Some(g) => s
-                .engine
-                .regions
-                .group(g)
-                .map(<[RegionCode]>::to_vec)
-                .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown group \"{g}\"")))?,
+            // A group may span provinces (汾渭平原): the directive reaches its members within the
+            // issuing region (checked below for single codes).
+            Some(g) => {
+                let issuer = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
+                let members = s
+                    .engine
+                    .regions
+                    .group(g)
+                    .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown group \"{g}\"")))?;
+                let inside: Vec<RegionCode> = members
+                    .iter()
+                    .copied()
+                    .filter(|c| *c != issuer && s.engine.regions.is_within(*c, issuer))
+                    .collect();
+                if inside.is_empty() {
+                    return Err(ApiError::BadRequest(format!(
+                        "regions: group \"{g}\" has no member below the issuing region {issuer}"
+                    )));
+                }
+                inside
+            }
             None => {
                 let c = RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("regions: {e}")))?;
                 vec![
@@ -299,10 +352,7 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
     if regions.is_empty() {
         return Err(ApiError::BadRequest("regions: name at least one region".into()));
     }
-    let issued_by = match &b.issued_by {
-        Some(c) => RegionCode::parse(c).map_err(|e| ApiError::BadRequest(format!("issued_by: {e}")))?,
-        None => RegionCode::parse("140000").map_err(|e| ApiError::Internal(e.to_string()))?,
-    };
+    let issued_by = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
     if let Some(r) = regions
         .iter()
         .find(|r| **r == issued_by || !s.engine.regions.is_within(**r, issued_by))

@@ -288,7 +288,20 @@ pub(crate) fn directive_regions(
     for r in raw {
         let codes: Vec<RegionCode> = if let Some(group) = r.value.strip_prefix("group:") {
             match regions.group(group) {
-                Some(g) => g.to_vec(),
+                // A group may span provinces (汾渭平原): the directive reaches its members within
+                // the issuer's scope, and at least one must be.
+                Some(g) => {
+                    let inside: Vec<RegionCode> = g.iter().copied().filter(|c| *c != scope && regions.is_within(*c, scope)).collect();
+                    if inside.is_empty() {
+                        errors.push(at(
+                            file,
+                            &r.referenced,
+                            format!("region group \"{group}\" has no member below its issuer's scope {scope}"),
+                        ));
+                        continue;
+                    }
+                    inside
+                }
                 None => {
                     errors.push(at(file, &r.referenced, format!("unknown region group \"{group}\"")));
                     continue;

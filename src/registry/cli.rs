@@ -102,7 +102,7 @@ pub enum RegistryCommand {
         /// Folder to write into (created if needed).
         #[arg(long)]
         out_dir: PathBuf,
-        /// national (synthetic counties, for benchmarks) or shanxi (the seed list).
+        /// national (every real county of the country, for benchmarks) or shanxi (the seed list).
         #[arg(long, value_enum, default_value = "national")]
         profile: Profile,
     },
@@ -126,8 +126,9 @@ pub struct Sources {
     /// The measure defaults (default: playbooks/measures/shanxi.yaml, else the built-in copy).
     #[arg(long, value_name = "FILE")]
     pub defaults: Option<PathBuf>,
-    /// County codes are synthetic (a generated national list): check their shape only.
-    #[arg(long)]
+    /// Accepted and ignored (the region table is national now; it used to skip the county check
+    /// for synthetic national lists).
+    #[arg(long, hide = true)]
     pub any_county: bool,
 }
 
@@ -223,10 +224,10 @@ fn load_defaults(sources: &Sources) -> Result<Defaults> {
     }
 }
 
-fn options<'a>(defaults: &'a Defaults, sources: &Sources) -> ImportOptions<'a> {
+fn options(defaults: &Defaults) -> ImportOptions<'_> {
     ImportOptions {
         defaults,
-        regions: (!sources.any_county).then(Regions::shanxi),
+        regions: Some(Regions::national()),
     }
 }
 
@@ -274,7 +275,7 @@ fn num(x: f64) -> String {
 
 fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, source: &mut dyn ListSource) -> Result<ExitCode> {
     let defaults = load_defaults(sources)?;
-    let opts = options(&defaults, sources);
+    let opts = options(&defaults);
     let started = Instant::now();
     let mut progress = progress_printer("validating");
     let enterprises = match import::read_paths(paths, &opts, &mut progress).and_then(|e| {
@@ -378,7 +379,7 @@ fn diff_table(d: &ListDiff, old: Option<&ListVersion>, new: &ListVersion) -> Str
 
 fn coverage_cmd(permits: &Path, json: bool, sources: &Sources, source: &mut dyn ListSource) -> Result<ExitCode> {
     let defaults = load_defaults(sources)?;
-    let opts = options(&defaults, sources);
+    let opts = options(&defaults);
     let text = std::fs::read_to_string(permits).with_context(|| format!("cannot read {}", permits.display()))?;
     let register = match reports::parse_permits(&permits.display().to_string(), &text) {
         Ok(r) => r,
@@ -452,7 +453,7 @@ fn reductions_cmd(
     source: &mut dyn ListSource,
 ) -> Result<ExitCode> {
     let defaults = load_defaults(sources)?;
-    let opts = options(&defaults, sources);
+    let opts = options(&defaults);
     if let Some(l) = level
         && defaults.level(l).is_none()
     {
@@ -466,7 +467,7 @@ fn reductions_cmd(
     let society =
         reports::parse_society(&society_path.display().to_string(), &text).map_err(|errors| anyhow::anyhow!("{}", joined(&errors)))?;
     let list = current(sources, &opts, source)?;
-    let r = reports::reductions(&list, &defaults, &society, level, region, Regions::shanxi());
+    let r = reports::reductions(&list, &defaults, &society, level, region, Regions::national());
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -496,7 +497,7 @@ fn reductions_cmd(
         for c in &r.without_society {
             println!(
                 "{c}  {}  (enterprises on the list, but no whole-society emissions)",
-                Regions::shanxi().name(*c)
+                Regions::national().name(*c)
             );
         }
     }
@@ -513,7 +514,7 @@ fn reductions_cmd(
 
 fn board_cmd(uscc: &str, template: Option<&Path>, sources: &Sources, source: &mut dyn ListSource) -> Result<ExitCode> {
     let defaults = load_defaults(sources)?;
-    let opts = options(&defaults, sources);
+    let opts = options(&defaults);
     let code = Uscc::parse_with_override(uscc.trim())?;
     let list = current(sources, &opts, source)?;
     let e = list.get(&code).with_context(|| format!("{code} is not on the list"))?;
@@ -524,7 +525,7 @@ fn board_cmd(uscc: &str, template: Option<&Path>, sources: &Sources, source: &mu
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
         None => BOARD_TEMPLATE.to_string(),
     };
-    let board = reports::board(e, &defaults, Regions::shanxi(), &text).with_context(|| {
+    let board = reports::board(e, &defaults, Regions::national(), &text).with_context(|| {
         format!(
             "template {}",
             path.as_ref().map_or("(built-in)".to_string(), |p| p.display().to_string())
@@ -593,7 +594,7 @@ fn check_cmd(paths: &[PathBuf], sources: &Sources) -> Result<ExitCode> {
         paths.to_vec()
     };
     let defaults = load_defaults(sources)?;
-    let (checked, errors) = check_files(&paths, &options(&defaults, sources))?;
+    let (checked, errors) = check_files(&paths, &options(&defaults))?;
     for e in &errors {
         eprintln!("{e}");
     }

@@ -33,7 +33,7 @@ use crate::region::{RegionCode, Regions, Tier};
 pub enum Profile {
     /// Shanxi's real counties and industry geography; also writes permits and emissions.
     Shanxi,
-    /// ~3,000 synthetic counties across provinces 11..65.
+    /// Every county-level unit of the national region table (about 2,850 real GB/T 2260 codes).
     National,
 }
 
@@ -535,40 +535,6 @@ static MOBILE_PREFIXES: &[&str] = &[
     "156",
 ];
 
-static PROVINCES: &[(u32, &str)] = &[
-    (11, "北京"),
-    (12, "天津"),
-    (13, "河北"),
-    (14, "山西"),
-    (15, "内蒙古"),
-    (21, "辽宁"),
-    (22, "吉林"),
-    (23, "黑龙江"),
-    (31, "上海"),
-    (32, "江苏"),
-    (33, "浙江"),
-    (34, "安徽"),
-    (35, "福建"),
-    (36, "江西"),
-    (37, "山东"),
-    (41, "河南"),
-    (42, "湖北"),
-    (43, "湖南"),
-    (44, "广东"),
-    (45, "广西"),
-    (46, "海南"),
-    (50, "重庆"),
-    (51, "四川"),
-    (52, "贵州"),
-    (53, "云南"),
-    (54, "西藏"),
-    (61, "陕西"),
-    (62, "甘肃"),
-    (63, "青海"),
-    (64, "宁夏"),
-    (65, "新疆"),
-];
-
 const ORG_LETTERS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 // ---------------------------------------------------------------------------------------------
@@ -603,10 +569,10 @@ pub struct Generator {
 impl Generator {
     /// A generator of `n` enterprises.
     pub fn new(profile: Profile, n: usize, seed: u64) -> Generator {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let rng = StdRng::seed_from_u64(seed);
         let places = match profile {
             Profile::Shanxi => shanxi_places(),
-            Profile::National => national_places(&mut rng),
+            Profile::National => national_places(),
         };
         let place_weights = INDUSTRIES
             .iter()
@@ -965,7 +931,19 @@ fn measure(level: &str, line: Option<&str>, kind: MeasureKind, fraction: f64, no
 
 /// Shanxi's county-level units, with the name each enterprise's name starts with.
 fn shanxi_places() -> Vec<Place> {
-    let regions = Regions::shanxi();
+    places(Regions::shanxi(), Regions::shanxi().all())
+}
+
+/// Every county-level unit of the national region table (GB/T 2260, about 2,850), with the name
+/// each enterprise's name starts with.
+fn national_places() -> Vec<Place> {
+    places(Regions::national(), Regions::national().everywhere())
+}
+
+/// The county-level units among `list`, each with its city, its retired codes and a name prefix
+/// (the county's name without 市/县/区, or the city's short name and the county's name when
+/// that leaves less than two characters, e.g. 阳泉城区).
+fn places<'a>(regions: &Regions, list: impl Iterator<Item = &'a crate::region::Region>) -> Vec<Place> {
     let short = |name: &str| -> String {
         let stripped = name.trim_end_matches(['市', '县', '区']);
         if stripped.chars().count() >= 2 {
@@ -974,9 +952,7 @@ fn shanxi_places() -> Vec<Place> {
             String::new()
         }
     };
-    regions
-        .all()
-        .filter(|r| r.tier == Tier::County)
+    list.filter(|r| r.tier == Tier::County)
         .map(|r| {
             let city = r.code.city().unwrap_or(r.code);
             let county_short = short(&r.name);
@@ -994,30 +970,6 @@ fn shanxi_places() -> Vec<Place> {
             }
         })
         .collect()
-}
-
-/// About 3,000 synthetic county codes: every province prefix, 8–14 cities each, 6–14 counties per
-/// city (some numbered 81.. like county-level cities).
-fn national_places(rng: &mut StdRng) -> Vec<Place> {
-    let mut out = Vec::new();
-    for &(prov, pname) in PROVINCES {
-        let cities = rng.random_range(8..=14u32);
-        for c in 1..=cities {
-            let city = RegionCode::from_u32(prov * 10_000 + c * 100).unwrap_or_else(|_| unreachable!("synthetic city codes are valid"));
-            let counties = rng.random_range(6..=14u32);
-            for k in 1..=counties {
-                let tail = if k > counties - 2 { 80 + (k - (counties - 2)) } else { 20 + k };
-                let code = RegionCode::from_u32(city.as_u32() + tail).unwrap_or_else(|_| unreachable!("synthetic county codes are valid"));
-                out.push(Place {
-                    code,
-                    prefix: pname.to_string(),
-                    city,
-                    aliases: Vec::new(),
-                });
-            }
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1387,14 +1339,14 @@ mod tests {
 
     #[test]
     fn a_generated_list_round_trips_through_csv() {
-        for (profile, regions) in [(Profile::National, None), (Profile::Shanxi, Some(Regions::shanxi()))] {
+        for (profile, regions) in [(Profile::National, Regions::national()), (Profile::Shanxi, Regions::shanxi())] {
             let list: Vec<Enterprise> = Generator::new(profile, 400, 11).collect();
             let (mut e, mut m) = (Vec::new(), Vec::new());
             write_csv(list.clone(), &mut e, &mut m, "test", &mut |_| {}).unwrap();
             let (e, m) = (String::from_utf8(e).unwrap(), String::from_utf8(m).unwrap());
             let opts = ImportOptions {
                 defaults: shanxi_defaults(),
-                regions,
+                regions: Some(regions),
             };
             let back = import_csv(("enterprises.csv", &e), Some(("measures.csv", &m)), &opts, &mut |_, _| {}).unwrap();
             assert_eq!(back, list, "{profile:?}");
@@ -1412,10 +1364,19 @@ mod tests {
     }
 
     #[test]
-    fn the_national_profile_spans_about_3000_counties_and_3_measures_per_enterprise() {
+    fn the_national_profile_spans_every_real_county_and_3_measures_per_enterprise() {
         let g = Generator::new(Profile::National, 3000, 2026);
-        assert!((2600..=3600).contains(&g.county_count()), "{}", g.county_count());
+        let counties = Regions::national().everywhere().filter(|r| r.tier == Tier::County).count();
+        assert_eq!(g.county_count(), counties);
+        assert!(counties >= 2_800, "{counties}");
         let list: Vec<Enterprise> = g.collect();
+        for e in &list {
+            assert!(
+                Regions::national().get(e.county).is_some_and(|r| r.code == e.county),
+                "{}",
+                e.county
+            );
+        }
         let measures: usize = list.iter().map(|e| e.measures.len()).sum();
         let per = measures as f64 / list.len() as f64;
         assert!((2.8..=4.0).contains(&per), "{per}");

@@ -334,3 +334,74 @@ async fn the_cli_submits_lists_and_signs_warnings_on_the_running_daemon() {
     assert!(err.contains("401 Unauthorized"), "{err}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_county_under_an_active_city_warning_reports_its_level_and_the_warning_it_comes_from() {
+    let app = spawn_app(clock()).await;
+    let f = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        TAIYUAN,
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
+    let (status, body) = app.submit(f).await;
+    assert!(status.is_success(), "{body}");
+    let w = eventually("an orange proposal for Taiyuan", || async { app.warning_of(TAIYUAN).await }).await;
+    let id = w["id"].as_str().expect("an id").to_string();
+    let region = |body: &Value, code: &str| -> Value {
+        body["regions"]
+            .as_array()
+            .expect("regions")
+            .iter()
+            .find(|r| r["region"] == code)
+            .unwrap_or_else(|| panic!("{code} listed"))
+            .clone()
+    };
+    // Proposed, then issued: nothing is in force yet, the city's own warning shows its status.
+    let (status, body) = app.get("/api/v1/regions", Some(DUTY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["regions"].as_array().map(Vec::len),
+        Some(129),
+        "Shanxi's province, cities and counties"
+    );
+    assert_eq!(region(&body, TAIYUAN)["own_warning"]["status"], "pending");
+    assert_eq!(region(&body, "140105")["in_force"], Value::Null);
+    app.set_clock("2026-12-01 15:10");
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Past the start: 小店区 (140105) is under Taiyuan's orange, 新荣区 (140212, Datong) under nothing.
+    app.set_clock("2026-12-03 01:00");
+    eventually("the warning starts", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active")
+    })
+    .await;
+    let (_, body) = app.get("/api/v1/regions", Some(DUTY)).await;
+    let county = region(&body, "140105");
+    assert_eq!(county["name"], "小店区");
+    assert_eq!(county["tier"], "county");
+    assert_eq!(county["own_warning"], Value::Null, "{county}");
+    let f = &county["in_force"];
+    assert_eq!(
+        (
+            f["level"].as_str(),
+            f["warning"].as_str(),
+            f["region"].as_str(),
+            f["region_name"].as_str(),
+            f["inherited"].as_bool()
+        ),
+        (Some("orange"), Some(id.as_str()), Some(TAIYUAN), Some("太原市"), Some(true)),
+        "{county}"
+    );
+    let city = region(&body, TAIYUAN);
+    assert_eq!(
+        (city["in_force"]["inherited"].as_bool(), city["own_warning"]["status"].as_str()),
+        (Some(false), Some("active"))
+    );
+    for code in ["140212", "140200", "140000"] {
+        assert_eq!(region(&body, code)["in_force"], Value::Null, "{code}");
+    }
+    let (status, _) = app.get("/api/v1/regions", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
