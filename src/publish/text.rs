@@ -409,9 +409,10 @@ pub(crate) mod tests {
         let mut m = sample(Change::Issue, &texts);
         m.level.name = "<b>橙色&预警</b>".into();
         let html = texts
-            .page(minijinja::context! { title => "t", updated => None::<Time>, groups => Vec::<()>::new(), recent => vec![minijinja::context! { headline => "<script>x</script>", sent => m.sent, cap_path => m.cap_path }], feed_url => "/public/feed.atom" })
+            .page(minijinja::context! { title => "t", updated => None::<Time>, groups => Vec::<()>::new(), recent => vec![minijinja::context! { headline => "<script>x</script>", sent => m.sent, cap_path => m.cap_path }], feed_url => "/public/feed.atom", ozone => vec![minijinja::context! { region => "<i>太原市</i>", dates => "12月2日" }], ozone_advice => vec!["<u>少外出</u>"] })
             .unwrap();
         assert!(html.contains("&lt;script&gt;x&lt;&#x2f;script&gt;"), "{html}");
         assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;i&gt;太原市") && html.contains("&lt;u&gt;少外出"), "{html}");
     }
 }
