@@ -202,10 +202,10 @@ impl crate::registry::cli::ListSource for StoreList {
         }))
     }
 
-    fn record(&mut self, version: &ListVersion, diff: &ListDiff) -> anyhow::Result<()> {
+    fn record(&mut self, version: ListVersion, diff: &ListDiff) -> anyhow::Result<()> {
         let now = Utc::now();
         self.rt
-            .block_on(record(&self.store, version.clone(), diff.clone(), "registry import", now))?;
+            .block_on(record(&self.store, version, diff.clone(), "registry import", now))?;
         Ok(())
     }
 }

@@ -127,9 +127,9 @@ impl ListSource for Recorder {
         Ok(self.current.clone())
     }
 
-    fn record(&mut self, version: &ListVersion, diff: &hazeflow::registry::ListDiff) -> anyhow::Result<()> {
+    fn record(&mut self, version: ListVersion, diff: &hazeflow::registry::ListDiff) -> anyhow::Result<()> {
         self.recorded.push((version.version, diff.added.len(), diff.grade_changes.len()));
-        self.current = Some(version.clone());
+        self.current = Some(version);
         Ok(())
     }
 }

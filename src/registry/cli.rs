@@ -138,7 +138,7 @@ pub trait ListSource {
     /// The current list, or `None` if there is none yet.
     fn current(&mut self, opts: &ImportOptions<'_>) -> Result<Option<ListVersion>>;
     /// Records a new version with its diff against the current one.
-    fn record(&mut self, version: &ListVersion, diff: &ListDiff) -> Result<()>;
+    fn record(&mut self, version: ListVersion, diff: &ListDiff) -> Result<()>;
 }
 
 /// A list read from a folder (by default the seed list); it cannot record versions.
@@ -167,7 +167,7 @@ impl ListSource for SeedList {
         Ok(Some(ListVersion::new(list, None, Utc::now())))
     }
 
-    fn record(&mut self, _: &ListVersion, _: &ListDiff) -> Result<()> {
+    fn record(&mut self, _: ListVersion, _: &ListDiff) -> Result<()> {
         bail!("no list store here ({} is read-only seed data): use --dry-run", self.dir.display())
     }
 }
@@ -303,10 +303,9 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
             ..import::diff_enterprises(&[], &version.enterprises)
         },
     };
-    if !dry_run {
-        source.record(&version, &d)?;
-    }
-    if json {
+    // Everything printed is made first: the recording takes the version (and the previous list is
+    // dropped before it), so a large list is not held twice.
+    let out = if json {
         let v = serde_json::json!({
             "dry_run": dry_run,
             "version": version.version,
@@ -314,10 +313,19 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
             "enterprises": version.len(),
             "diff": d,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        format!("{}\n", serde_json::to_string_pretty(&v)?)
     } else {
-        print!("{}", diff_table(&d, previous.as_ref(), &version));
+        diff_table(&d, previous.as_ref(), &version)
+    };
+    drop(previous);
+    let (number, count, digest) = (version.version, version.len(), version.digest[..12].to_string());
+    if !dry_run {
+        if count >= PROGRESS_FROM_ROWS {
+            eprintln!("recording {} …", plural(count, "enterprise"));
+        }
+        source.record(version, &d)?;
     }
+    print!("{out}");
     eprintln!(
         "{} version {} ({}, digest {}): {} added, {} removed, {} changed, {} in {:.1} s",
         if dry_run {
@@ -325,9 +333,9 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
         } else {
             "recorded"
         },
-        version.version,
-        plural(version.len(), "enterprise"),
-        &version.digest[..12],
+        number,
+        plural(count, "enterprise"),
+        digest,
         d.added.len(),
         d.removed.len(),
         d.changed.len(),

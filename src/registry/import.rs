@@ -320,8 +320,10 @@ pub fn import_csv(
         }
     };
 
-    // Enterprises: one row each.
+    // Enterprises: one row each (room for all of them at once: growing by doubling would hold
+    // the old and the new records side by side).
     let mut list = Builder::default();
+    list.enterprises.reserve(count_lines(e_text));
     let enterprise_table = CsvTable::open(&mut ctx, 0, ENTERPRISE_COLUMNS, &["uscc", "name", "county", "industry_code"]);
     // Without readable enterprises, every line and measure would only add "not in enterprises.csv".
     let enterprises_readable = enterprise_table.is_some();
@@ -1321,7 +1323,10 @@ impl Builder {
             }
         }
         if ctx.errors.is_empty() {
-            Ok(self.enterprises.drain(..).flatten().collect())
+            // Collected in place (Option<Enterprise> has Enterprise's size): a national list's
+            // records are not held twice.
+            #[allow(clippy::filter_map_identity)]
+            Ok(std::mem::take(&mut self.enterprises).into_iter().filter_map(|e| e).collect())
         } else {
             Err(ctx.errors)
         }
