@@ -291,7 +291,26 @@ fn tile(code: RegionCode, look: &Lookup<'_>, states: &BTreeMap<RegionCode, Regio
         swatch: String::new(),
     };
     let Some(w) = states.get(&code).and_then(RegionState::live) else {
-        return base;
+        // No warning of its own: the city's or province's warning in force covers it (its enterprises are
+        // assigned under it), so the tile says so.
+        let Some(f) = crate::in_force::in_force(code, look.regions, states).filter(|f| f.inherited) else {
+            return base;
+        };
+        let pb = look.for_warning(f.warning);
+        let colour = level_class(pb.as_deref(), &f.warning.level, palette);
+        return Tile {
+            href: Some(warning_href(&f.warning.id)),
+            level: f.warning.level.clone(),
+            level_name: level_name(pb.as_deref(), &f.warning.level),
+            status: "active".into(),
+            note: format!(
+                "{} · 随{}生效中",
+                level_name_short(pb.as_deref(), &f.warning.level),
+                look.regions.name(f.from)
+            ),
+            class: format!("tile lv {colour}"),
+            ..base
+        };
     };
     let pb = look.for_warning(w);
     let colour = level_class(pb.as_deref(), &w.level, palette);
