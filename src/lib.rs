@@ -12,6 +12,7 @@
 //! - [`consult`]: assessment (pure): forecast + playbook → proposed level per region.
 //! - [`warning`]: the warning lifecycle (pure state machine).
 //! - [`replay`]: observations replayed as perfect forecasts through assessment and lifecycle.
+//! - [`in_force`]: the warning in force in a region (its own, or its city's or province's).
 //! - [`registry`]: the emergency reduction list (一厂一策): enterprises, grades, measures, defaults, reports.
 //!
 //! Then the daemon, effects at the edges:
@@ -21,7 +22,7 @@
 //!   [`engine::Stage`]s that act in the same transaction as lifecycle events:
 //! - [`assign`]: assignments to enterprises and departments; [`list`]: the list as stored.
 //! - [`notify`]: who is told what (duty rosters), the outbox, delivery by email and webhooks.
-//! - [`notice`]: the email each new enterprise assignment sends (measures, deadline, link).
+//! - [`notice`]: the email each new enterprise assignment sends (measures, deadline, link), and the end notices.
 //! - [`ack`]: acknowledgements from the link in a notice, and their progress.
 //! - [`escalate`]: reminders and escalation of overdue acknowledgements, on durable timers.
 //! - [`inspect`]: inspection tasks (监督帮扶) and their findings.
