@@ -421,11 +421,17 @@ impl Roster {
     /// The duty staff of the region at `at` ("the county's duty officer now"): those whose shift
     /// covers `at`, from the region itself or else the nearest tier above that has someone on duty.
     pub fn on_duty(&self, region: RegionCode, at: DateTime<Utc>) -> Vec<Person> {
+        self.on_duty_but(region, at, None)
+    }
+
+    /// [`Roster::on_duty`] leaving one person out: a tier where only they are on shift counts as empty, so
+    /// the next tier up is told (a delivery failure of the only officer on shift climbs to the city).
+    fn on_duty_but(&self, region: RegionCode, at: DateTime<Utc>, but: Option<&str>) -> Vec<Person> {
         for tier in self.tiers(region) {
             let now: Vec<Person> = self
                 .people_of(tier)
                 .iter()
-                .filter(|p| p.shifts.iter().any(|s| s.covers(at)))
+                .filter(|p| p.shifts.iter().any(|s| s.covers(at)) && Some(p.id.as_str()) != but)
                 .cloned()
                 .collect();
             if !now.is_empty() {
@@ -438,8 +444,17 @@ impl Roster {
     /// The people holding `role` for the region, shifts aside: the region's own, or else the nearest
     /// tier above that has one.
     pub fn with_role(&self, region: RegionCode, role: &str) -> Vec<Person> {
+        self.with_role_but(region, role, None)
+    }
+
+    fn with_role_but(&self, region: RegionCode, role: &str, but: Option<&str>) -> Vec<Person> {
         for tier in self.tiers(region) {
-            let found: Vec<Person> = self.people_of(tier).iter().filter(|p| p.role == role).cloned().collect();
+            let found: Vec<Person> = self
+                .people_of(tier)
+                .iter()
+                .filter(|p| p.role == role && Some(p.id.as_str()) != but)
+                .cloned()
+                .collect();
             if !found.is_empty() {
                 return found;
             }
@@ -460,18 +475,31 @@ impl Roster {
     /// The people a route reaches for an event in `region` at `at`, each once, in order.
     /// `signer_role` is the role the event waits for, if any.
     pub fn audience(&self, route: &Route, region: RegionCode, at: DateTime<Utc>, signer_role: Option<&str>) -> Vec<Person> {
+        self.audience_but(route, region, at, signer_role, None)
+    }
+
+    /// [`Roster::audience`] without one person (whose message failed): each audience falls back to the next
+    /// tier up when that person was the only one at theirs.
+    pub fn audience_but(
+        &self,
+        route: &Route,
+        region: RegionCode,
+        at: DateTime<Utc>,
+        signer_role: Option<&str>,
+        but: Option<&str>,
+    ) -> Vec<Person> {
         let mut out: Vec<Person> = Vec::new();
         for a in &route.to {
             let found = match a {
-                Audience::Duty => self.on_duty(region, at),
-                Audience::Signer => signer_role.map(|r| self.with_role(region, r)).unwrap_or_default(),
+                Audience::Duty => self.on_duty_but(region, at, but),
+                Audience::Signer => signer_role.map(|r| self.with_role_but(region, r, but)).unwrap_or_default(),
                 Audience::ParentDuty => self
                     .regions
                     .ancestors(region)
                     .first()
-                    .map(|p| self.on_duty(*p, at))
+                    .map(|p| self.on_duty_but(*p, at, but))
                     .unwrap_or_default(),
-                Audience::Role(r) => self.with_role(region, r),
+                Audience::Role(r) => self.with_role_but(region, r, but),
             };
             for p in found {
                 if !out.iter().any(|q| q.id == p.id) {
@@ -532,6 +560,19 @@ regions:
         }
         // Saturday 07:00 is in the overnight shift that started on Friday.
         assert_eq!(ids(&r.on_duty(xiaodian, at(5, 7, 0))), vec!["sx-night"]);
+    }
+
+    #[test]
+    fn an_alert_about_the_only_officer_on_shift_climbs_to_the_next_tier_up() {
+        let r = roster();
+        let route = r.route("issued").unwrap();
+        let ty = RegionCode::parse("140100").unwrap();
+        // Tuesday 09:00: Taiyuan's day officer is the only one on shift there; their delivery failed, so the
+        // alert about it goes to the province's day shift, not to nobody.
+        assert_eq!(ids(&r.audience_but(route, ty, at(1, 9, 0), None, Some("ty-day"))), ["sx-day"]);
+        assert_eq!(ids(&r.audience_but(route, ty, at(1, 9, 0), None, None)), ["ty-day"]);
+        // Leaving out someone of another tier changes nothing.
+        assert_eq!(ids(&r.audience_but(route, ty, at(1, 9, 0), None, Some("sx-day"))), ["ty-day"]);
     }
 
     #[test]

@@ -148,8 +148,9 @@ impl NotifyStage {
     pub fn notify_event(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, n: EventNotice<'_>) -> Result<usize, StoreError> {
         let roster = self.roster();
         let route = roster.route(n.event);
-        let mut people = route.map(|r| roster.audience(r, n.region, now, n.signer_role)).unwrap_or_default();
-        people.retain(|p| Some(p.id.as_str()) != n.exclude);
+        let people = route
+            .map(|r| roster.audience_but(r, n.region, now, n.signer_role, n.exclude))
+            .unwrap_or_default();
         let mut queued = 0;
         let Some(route) = route else { return Ok(0) };
         for p in &people {
