@@ -83,9 +83,6 @@ pub fn window(days: &[DayValue], issue_date: NaiveDate, horizon_days: u32) -> &[
     &days[start..end]
 }
 
-/// AQI above which a day led by a pollutant that starts no reductions is an advisory day (轻度污染 and worse).
-const ADVISORY_AQI: u16 = 100;
-
 /// Whether a day counts towards the levels: its primary pollutant is one the playbook counts (unknown
 /// counts), and the forecast does not name sand and dust. Else why not.
 fn counted(d: &DayValue, pb: &Playbook) -> Result<(), String> {
@@ -156,7 +153,7 @@ pub fn assess_region(region: RegionCode, days: &[DayValue], issue_date: NaiveDat
             Ok(()) => d.aqi,
             Err(lead) => {
                 if d.date >= issue_date
-                    && let Some(aqi) = d.aqi.filter(|a| *a > ADVISORY_AQI)
+                    && let Some(aqi) = d.aqi.filter(|a| *a > pb.advisory_aqi_above)
                 {
                     advisories.push(Advisory { date: d.date, aqi, lead });
                 }

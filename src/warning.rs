@@ -1216,6 +1216,11 @@ impl Decider<'_> {
 /// A warning's timeline in words, as its plan has it, with the first change no earlier than the warning's
 /// own start (a warning issued after its run began starts at its issue).
 pub fn timeline_of(w: &Warning, pb: Option<&Playbook>) -> Option<String> {
+    timeline_named(w, |id| pb.map_or_else(|| id.to_string(), |pb| level_name(pb, id)))
+}
+
+/// [`timeline_of`] with the level names from `name` (the public page names levels its own way).
+pub fn timeline_named(w: &Warning, name: impl Fn(&str) -> String) -> Option<String> {
     let p = w.plan.as_ref().filter(|p| !p.steps.is_empty())?;
     let steps: Vec<Step> = p
         .steps
@@ -1225,12 +1230,16 @@ pub fn timeline_of(w: &Warning, pb: Option<&Playbook>) -> Option<String> {
             ..s.clone()
         })
         .collect();
-    Some(timeline_text_opt(pb, &steps, p.end, p.end < p.until))
+    Some(timeline_words(&steps, p.end, p.end < p.until, name))
 }
 
 /// [`timeline_text`] where the playbook may be unknown (level ids stand for names then).
 pub fn timeline_text_opt(pb: Option<&Playbook>, steps: &[Step], end: DateTime<Utc>, ends: bool) -> String {
-    let name = |id: &str| pb.map_or_else(|| id.to_string(), |pb| level_name(pb, id));
+    timeline_words(steps, end, ends, |id| pb.map_or_else(|| id.to_string(), |pb| level_name(pb, id)))
+}
+
+/// The one wording of a timeline; `name` gives a level's name.
+fn timeline_words(steps: &[Step], end: DateTime<Utc>, ends: bool, name: impl Fn(&str) -> String) -> String {
     let mut parts: Vec<String> = steps.iter().map(|s| format!("{}起{}", zh_time(s.at), name(&s.level))).collect();
     if ends {
         parts.push(format!("预计{}解除", zh_time(end)));

@@ -22,6 +22,8 @@ const DEFAULT_HORIZON_DAYS: u32 = 7;
 const DEFAULT_LEAD_TIME_HOURS: u32 = 24;
 const DEFAULT_LIFT_WINDOW_HOURS: u32 = 36;
 const DEFAULT_MERGE_GAP_HOURS: u32 = 24;
+/// AQI above which a day led by a pollutant that starts no reductions gets health advice (轻度污染 and worse).
+const DEFAULT_ADVISORY_AQI_ABOVE: u16 = 100;
 
 /// Loads playbooks from paths: a folder means every `*.yaml` directly in it; a file means that file,
 /// with the other `*.yaml` of its folder available as parents.
@@ -345,6 +347,13 @@ fn compile(
         (None, None) => None,
     };
 
+    let advisory_aqi_above = raw
+        .advisory_aqi_above
+        .as_ref()
+        .map(|a| a.value)
+        .or(parent.map(|p| p.advisory_aqi_above))
+        .unwrap_or(DEFAULT_ADVISORY_AQI_ABOVE);
+
     // Roles: the parent's, with this file's added or renamed.
     let mut roles: Vec<Role> = parent.map(|p| p.roles.clone()).unwrap_or_default();
     for r in raw.roles.iter().flatten() {
@@ -438,6 +447,7 @@ fn compile(
         merge_gap,
         hold_higher,
         level_pollutants,
+        advisory_aqi_above,
         roles,
         levels,
         consultations,

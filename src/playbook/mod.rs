@@ -345,6 +345,9 @@ pub struct Playbook {
     /// Primary pollutants whose days count towards the levels; `None`: every day counts (the rules
     /// before 环大气〔2024〕6号). A day led by another pollutant, or by sand and dust, starts no reductions.
     pub level_pollutants: Option<Vec<LeadPollutant>>,
+    /// Days led by a pollutant outside `level_pollutants` (or by sand and dust) with a daily AQI above this get
+    /// health advice (the public page's 臭氧污染健康提示).
+    pub advisory_aqi_above: u16,
     /// Roles that sign.
     pub roles: Vec<Role>,
     /// Levels, lowest rank first.

@@ -25,6 +25,8 @@ pub struct RawPlaybook {
     pub hold_higher: Option<Spanned<bool>>,
     /// Primary pollutants whose days count towards the levels (环大气〔2024〕6号: PM only).
     pub level_pollutants: Option<Spanned<Vec<String>>>,
+    /// Days led by another pollutant (or sand and dust) above this AQI get health advice.
+    pub advisory_aqi_above: Option<Spanned<u16>>,
     pub roles: Option<Vec<RawRole>>,
     pub levels: Option<Vec<Spanned<RawLevel>>>,
     pub consultations: Option<Vec<RawConsultation>>,

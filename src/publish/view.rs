@@ -184,16 +184,9 @@ impl MessageView {
             effective: Time::new(m.effective),
             start: Time::new(w.start),
             end: Time::new(w.expected_end),
-            timeline: w.plan.as_ref().filter(|p| !p.steps.is_empty()).map(|p| {
-                let mut parts: Vec<String> = p
-                    .steps
-                    .iter()
-                    .map(|s| format!("{}起{}", crate::warning::zh_time(s.at.max(w.start)), level(&s.level, s.rank).name))
-                    .collect();
-                if p.end < p.until {
-                    parts.push(format!("预计{}解除", crate::warning::zh_time(p.end)));
-                }
-                parts.join("；")
+            timeline: crate::warning::timeline_named(w, |id| {
+                let rank = w.plan.iter().flat_map(|p| &p.steps).find(|s| s.level == id).map_or(0, |s| s.rank);
+                level(id, rank).name
             }),
             in_force: w.start <= m.sent,
             references: m
