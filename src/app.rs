@@ -169,7 +169,10 @@ impl Application {
         // The whole country's codes, scoped to the province of the root playbooks (the grid, the
         // dashboard's region choices).
         let regions = Regions::for_province(home_province(&set));
+        // The data folder holds personal data (contacts, acknowledgements) and keys: its owner only.
+        crate::config::private_dir(&settings.data_dir)?;
         let store = Store::open(&settings.db_path())?;
+        crate::config::private_file(&settings.db_path())?;
         let now = clock.now();
         let notify = crate::notify::build(&settings, regions)?;
         let defaults = Arc::new(crate::registry::load_defaults(&settings.measures).map_err(|errors| {
@@ -270,7 +273,7 @@ impl Application {
             )
             .merge(crate::episode::router())
             .merge(crate::publish::router())
-            .merge(crate::dashboard::router(&state.settings))
+            .merge(crate::dashboard::router(&state.settings)?)
             .with_state(state.clone());
         let limits = crate::http::Limits::from_settings(&state.settings);
         let router = crate::http::wrap(router, limits);

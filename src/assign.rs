@@ -289,28 +289,7 @@ fn unreachable_hmac() -> Hmac<Sha256> {
 /// Reads the token secret from `HAZEFLOW_TOKEN_KEY` (64 hex digits) or `{data_dir}/token.key`,
 /// creating the file (mode 0600) on first start.
 pub fn load_token_key(data_dir: &std::path::Path) -> anyhow::Result<TokenKey> {
-    use anyhow::Context;
-    let parse = |s: &str| -> Option<[u8; 32]> { hex::decode(s.trim()).ok().and_then(|v| v.try_into().ok()) };
-    if let Ok(v) = std::env::var("HAZEFLOW_TOKEN_KEY") {
-        return parse(&v).map(TokenKey).context("HAZEFLOW_TOKEN_KEY must be 64 hex digits");
-    }
-    let path = data_dir.join("token.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return parse(&text)
-            .map(TokenKey)
-            .with_context(|| format!("{} must hold 64 hex digits", path.display()));
-    }
-    std::fs::create_dir_all(data_dir)?;
-    let secret: [u8; 32] = rand::random();
-    let tmp = data_dir.join("token.key.tmp");
-    std::fs::write(&tmp, hex::encode(secret))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    Ok(TokenKey(secret))
+    crate::config::load_key(data_dir, "token.key", "HAZEFLOW_TOKEN_KEY").map(TokenKey)
 }
 
 /// Called for every round made, in the same transaction (escalation timers and the notices hook here).

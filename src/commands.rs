@@ -32,7 +32,7 @@ fn check_settings(config: Option<&Path>) -> Result<crate::config::Settings> {
     let mut s = match config {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            crate::config::Settings::parse(&p.display().to_string(), &text)?
+            crate::config::Settings::layered(&p.display().to_string(), &text)?
         }
         None => crate::config::Settings::parse("config/default.yaml (embedded)", crate::config::DEFAULT_YAML)?,
     };

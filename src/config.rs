@@ -172,17 +172,108 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A 32-byte secret from the environment variable `env` (64 hex digits) or the file `{data_dir}/{file}`,
+/// creating the file (mode 0600, written then renamed) on first start. Keeps a key across restarts
+/// (ack links, dashboard forms stay valid) without it ever being in a settings file.
+pub fn load_key(data_dir: &Path, file: &str, env: &str) -> Result<[u8; 32]> {
+    let parse = |s: &str| -> Option<[u8; 32]> { hex::decode(s.trim()).ok().and_then(|v| v.try_into().ok()) };
+    if let Ok(v) = std::env::var(env) {
+        return parse(&v).with_context(|| format!("{env} must be 64 hex digits"));
+    }
+    let path = data_dir.join(file);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return parse(&text).with_context(|| format!("{} must hold 64 hex digits", path.display()));
+    }
+    private_dir(data_dir)?;
+    let secret: [u8; 32] = rand::random();
+    let tmp = data_dir.join(format!("{file}.tmp"));
+    std::fs::write(&tmp, hex::encode(secret)).with_context(|| format!("cannot write {}", tmp.display()))?;
+    private_file(&tmp)?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret)
+}
+
+/// Creates a folder readable by its owner only (0700) when it does not exist; an existing folder is
+/// left as it is.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Makes a file readable by its owner only (0600): keys, the store, anything with personal data.
+pub fn private_file(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A YAML error as `file:line:column: message`.
+fn yaml_error(name: &str, e: &serde_saphyr::Error) -> anyhow::Error {
+    let (l, c) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let msg = e.without_snippet().to_string();
+    let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
+    anyhow::anyhow!("{name}:{l}:{c}: {msg}")
+}
+
+/// Merges `over` into `base`: mappings key by key, anything else replaced.
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Line and column (1-based) of the setting at `path` (`http.listen`, `webhooks.endpoints[0].url`)
+/// in a YAML file, following its keys by indentation; the nearest enclosing key when the rest is
+/// not in the file (a default), or 1:1.
+fn locate(text: &str, path: &str) -> (usize, usize) {
+    let keys: Vec<&str> = path.split(['.', '[']).filter(|k| !k.is_empty() && !k.ends_with(']')).collect();
+    let (mut found, mut from, mut indent) = ((1, 1), 0, None::<usize>);
+    for key in keys {
+        let hit = text.lines().enumerate().skip(from).find_map(|(i, line)| {
+            let body = line.trim_start().trim_start_matches("- ");
+            let col = line.len() - body.len();
+            let deeper = indent.is_none_or(|d| col > d);
+            (deeper && (body.starts_with(&format!("{key}:")) || body.starts_with(&format!("\"{key}\":")))).then_some((i, col))
+        });
+        let Some((i, col)) = hit else { break };
+        found = (i + 1, col + 1);
+        from = i + 1;
+        indent = Some(col);
+    }
+    found
+}
+
 impl Settings {
-    /// Loads a file (or the embedded default), then applies the environment.
+    /// Loads a file layered over the defaults (or the embedded default alone), then applies the
+    /// environment.
     pub fn load(path: Option<&Path>) -> Result<Settings> {
-        let (name, text) = match path {
-            Some(p) => (
-                p.display().to_string(),
-                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-            ),
-            None => ("config/default.yaml (embedded)".to_string(), DEFAULT_YAML.to_string()),
+        let mut s = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+                Self::layered(&p.display().to_string(), &text)?
+            }
+            None => Self::parse("config/default.yaml (embedded)", DEFAULT_YAML)?,
         };
-        let mut s = Self::parse(&name, &text)?;
         s.apply_env(|k| std::env::var(k).ok())?;
         s.load_token_file()?;
         s.load_secret_files()?;
@@ -190,13 +281,38 @@ impl Settings {
         Ok(s)
     }
 
-    /// Parses YAML text; errors name `file:line:column`.
+    /// Parses a complete settings file; errors name `file:line:column`.
     pub fn parse(name: &str, text: &str) -> Result<Settings> {
-        serde_saphyr::from_str::<Settings>(text).map_err(|e| {
-            let (l, c) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let msg = e.without_snippet().to_string();
-            let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
-            anyhow::anyhow!("{name}:{l}:{c}: {msg}")
+        serde_saphyr::from_str::<Settings>(text).map_err(|e| yaml_error(name, &e))
+    }
+
+    /// Parses a file that holds only what differs from the defaults: its mappings are merged key by
+    /// key into the embedded defaults (a list or a value replaces the default's). Three defaults
+    /// belong to the demo and are not inherited: the demo token (`staff.tokens` is empty unless the
+    /// file gives tokens), `demo` (false) and `list_seed` (none unless the file turns `demo` on).
+    /// Errors name `file:line:column` and the setting.
+    pub fn layered(name: &str, text: &str) -> Result<Settings> {
+        let file: serde_json::Value = if text.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| yaml_error(name, &e))?
+        };
+        let serde_json::Value::Object(over) = file else {
+            bail!("{name}:1:1: expected a mapping of settings (data_dir: …, http: …)");
+        };
+        let mut base: serde_json::Value =
+            serde_saphyr::from_str(DEFAULT_YAML).context("the embedded config/default.yaml does not parse")?;
+        base["staff"]["tokens"] = serde_json::json!([]);
+        base["demo"] = serde_json::Value::Bool(false);
+        let demo = over.get("demo").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        if !demo {
+            base["list_seed"] = serde_json::Value::Null;
+        }
+        merge(&mut base, serde_json::Value::Object(over));
+        serde_path_to_error::deserialize::<_, Settings>(base).map_err(|e| {
+            let path = e.path().to_string();
+            let (line, col) = locate(text, &path);
+            anyhow::anyhow!("{name}:{line}:{col}: {path}: {}", e.into_inner())
         })
     }
 
@@ -837,6 +953,37 @@ mod tests {
         let text = DEFAULT_YAML.replace("demo: true", "demo: true\ndemoo: 1");
         let e = Settings::parse("c.yaml", &text).unwrap_err().to_string();
         assert!(e.starts_with("c.yaml:") && e.contains("unknown field `demoo`"), "{e}");
+    }
+
+    #[test]
+    fn a_file_holds_only_what_differs_and_the_demo_is_not_inherited() {
+        let s = Settings::layered("site.yaml", "data_dir: /srv/hz\nhttp:\n  listen: 0.0.0.0:9000\ndemo: false\n").unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/hz"));
+        assert_eq!(s.http.listen, "0.0.0.0:9000");
+        assert_eq!(
+            s.http.public_url, "http://127.0.0.1:8080",
+            "the rest of http comes from the defaults"
+        );
+        assert_eq!(s.mail.concurrency, 8);
+        assert!(s.staff.tokens.is_empty(), "the demo token is never inherited by a site's file");
+        assert!(s.list_seed.is_none() && !s.demo);
+        let demo = Settings::layered("demo.yaml", "demo: true").unwrap();
+        assert!(demo.demo && demo.list_seed.is_some() && demo.staff.tokens.is_empty());
+        assert!(Settings::layered("empty.yaml", "").is_ok());
+    }
+
+    #[test]
+    fn a_layered_file_names_the_line_column_and_setting_it_got_wrong() {
+        let e = Settings::layered("site.yaml", "data_dir: /srv\nhttp:\n  listen: x\n  max_connections: many\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("site.yaml:4:3: http.max_connections: invalid type"), "{e}");
+        let e = Settings::layered("site.yaml", "mail:\n  smtp:\n    hots: a\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("site.yaml:3:5:") && e.contains("unknown field `hots`"), "{e}");
+        let e = Settings::layered("site.yaml", "http: [1\n").unwrap_err().to_string();
+        assert!(e.starts_with("site.yaml:"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Playbooks {
     live: RwLock<Arc<PlaybookSet>>,
     pinned: RwLock<BTreeMap<String, Arc<Playbook>>>,
     last_reload: RwLock<ReloadStatus>,
+    /// Loads put live (the start's included) and refused, for `/metrics`.
+    pub loads: [std::sync::atomic::AtomicU64; 2],
 }
 
 /// The outcome of the last (re)load.
@@ -57,6 +59,7 @@ impl Playbooks {
         if let Ok(mut live) = self.live.write() {
             *live = Arc::new(set);
         }
+        self.loads[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut s) = self.last_reload.write() {
             *s = ReloadStatus {
                 at: Some(at),
@@ -97,6 +100,7 @@ impl Playbooks {
 
     /// Records a refused reload: the live set stays, the status names the errors.
     pub fn refused(&self, at: DateTime<Utc>, errors: Vec<String>) {
+        self.loads[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut s) = self.last_reload.write() {
             s.at = Some(at);
             s.errors = errors;

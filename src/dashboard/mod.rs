@@ -47,7 +47,7 @@ pub use views::{contrast_ratio, text_colour_for};
 
 /// What the dashboard keeps for the life of the process.
 pub struct Dashboard {
-    /// Signs CSRF tokens; random per process, so a restart invalidates open forms (they say so).
+    /// Signs CSRF tokens: `{data_dir}/session.key` (or `HAZEFLOW_SESSION_KEY`), kept across restarts.
     csrf_key: [u8; 32],
     /// The page templates.
     templates: templates::Templates,
@@ -57,9 +57,9 @@ pub struct Dashboard {
 
 impl Dashboard {
     /// Templates come from `<playbooks>/templates/dashboard/` when there, else the shipped copies.
-    pub fn new(playbooks_dir: &Path, public_url: &str) -> Dashboard {
+    pub fn new(playbooks_dir: &Path, public_url: &str, csrf_key: [u8; 32]) -> Dashboard {
         Dashboard {
-            csrf_key: rand::random(),
+            csrf_key,
             templates: templates::Templates::new(playbooks_dir.join("templates").join("dashboard")),
             secure_cookies: public_url.starts_with("https://"),
         }
@@ -67,9 +67,10 @@ impl Dashboard {
 }
 
 /// The dashboard's routes, to merge beside the API before `with_state`.
-pub fn router(settings: &crate::config::Settings) -> Router<Arc<AppState>> {
-    let dash = Arc::new(Dashboard::new(&settings.playbooks, &settings.http.public_url));
-    Router::new()
+pub fn router(settings: &crate::config::Settings) -> anyhow::Result<Router<Arc<AppState>>> {
+    let key = crate::config::load_key(&settings.data_dir, "session.key", "HAZEFLOW_SESSION_KEY")?;
+    let dash = Arc::new(Dashboard::new(&settings.playbooks, &settings.http.public_url, key));
+    Ok(Router::new()
         .route("/", get(pages::now))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
@@ -88,5 +89,5 @@ pub fn router(settings: &crate::config::Settings) -> Router<Arc<AppState>> {
         .route("/playbooks/check", post(pages::check))
         .route("/static/dashboard/app.css", get(pages::stylesheet))
         .route("/static/dashboard/app.js", get(pages::script))
-        .layer(Extension(dash))
+        .layer(Extension(dash)))
 }

@@ -125,7 +125,8 @@ impl Mailer {
         let s = &mail.smtp;
         let Some(host) = s.host.as_deref() else {
             let dir = mail.dir_in(data_dir);
-            std::fs::create_dir_all(&dir).with_context(|| format!("mail.dir: cannot create {}", dir.display()))?;
+            // The messages carry names and addresses: a new folder is its owner's only.
+            crate::config::private_dir(&dir).with_context(|| format!("mail.dir: cannot create {}", dir.display()))?;
             return Ok(Mailer::Files { dir });
         };
         let tls_parameters = if s.tls == SmtpTls::None {

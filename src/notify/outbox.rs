@@ -371,6 +371,14 @@ pub fn record(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str, result: &AttemptRes
     Ok(Some(m))
 }
 
+/// When the earliest queued message is due (the outbox's oldest), if any is queued.
+pub fn oldest_due(r: &ReadTx) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(r.docs::<String>(DUE, "", "", 1)?
+        .first()
+        .and_then(|(k, _)| k.get(..15)?.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis))
+}
+
 /// A message by id.
 pub fn message(r: &ReadTx, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
     r.doc(OUTBOX, id)

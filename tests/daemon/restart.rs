@@ -481,3 +481,73 @@ async fn sighup_reloads_the_roster_of_the_running_binary_and_refuses_a_broken_on
         .expect("an exit status");
     assert!(exit.success(), "{exit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_file_with_only_what_differs_runs_the_daemon_without_the_demo_token_and_its_files_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config = dir.path().join("site.yaml");
+    // Only what differs: where, which port, the shipped files by absolute path, one staff token.
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {data}\nplaybooks: {root}/playbooks\nmeasures: {root}/playbooks/measures/shanxi.yaml\nroster: {root}/config/roster.yaml\nhttp:\n  listen: 127.0.0.1:{port}\nstaff:\n  tokens:\n    - {{ name: 值班员, role: duty_officer, sha256: {sha} }}\n",
+            data = dir.path().join("data").display(),
+            sha = hazeflow::config::hash_token("site-secret"),
+        ),
+    )
+    .expect("the file");
+    let start = || async {
+        let mut child = hazeflow_command(dir.path())
+            .args(["daemon", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the daemon starts");
+        let started = std::time::Instant::now();
+        while !http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the daemon exited with {status}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "the daemon does not answer /healthz");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child
+    };
+    let mut daemon = start().await;
+    let api = format!("http://127.0.0.1:{port}/api/v1/warnings");
+    let with = |token: &str| http.get(&api).bearer_auth(token).send();
+    assert_eq!(with("site-secret").await.expect("an answer").status(), StatusCode::OK);
+    assert_eq!(
+        with("hazeflow-demo").await.expect("an answer").status(),
+        StatusCode::UNAUTHORIZED,
+        "the demo token of the defaults is not inherited by a site's file"
+    );
+    let data = dir.path().join("data");
+    let mode = |p: &Path| std::fs::metadata(p).expect("the file is there").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data folder is its owner's only");
+    for f in ["hazeflow.redb", "token.key", "session.key"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f} is its owner's only");
+    }
+    let key = std::fs::read_to_string(data.join("session.key")).expect("the key");
+    daemon.kill().await.expect("stopped");
+    let mut daemon = start().await;
+    assert_eq!(
+        std::fs::read_to_string(data.join("session.key")).expect("the key"),
+        key,
+        "the dashboard's form key is kept across a restart"
+    );
+    daemon.kill().await.expect("stopped");
+}
