@@ -32,7 +32,8 @@
 //! - [`authority`]: which staff role may do which write, decided by the playbooks.
 //! - [`http`]: the server loop: connection limit, header and body timeouts, JSON errors, security headers.
 //! - [`api`]: the JSON API; [`dashboard`]: the duty-staff pages; [`publish`]: public page, Atom, CAP 1.2.
-//! - [`app`]: builds all of it from [`config`] and runs it until shutdown; [`clock`] is injected.
+//! - [`app`]: builds all of it from [`config`] and runs it until shutdown; [`clock`] is injected;
+//!   [`systemd`]: readiness and watchdog (`sd_notify`).
 //! - [`commands`], [`client`]: the CLI's offline commands and its client of the daemon; [`demo`]: the
 //!   first-start sample.
 pub mod ack;
@@ -67,4 +68,5 @@ pub mod registry;
 pub mod replay;
 pub mod schedule;
 pub mod store;
+pub mod systemd;
 pub mod warning;

@@ -199,8 +199,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_logs(format: &str, level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal: a log written to a file or the journal has no escape codes.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if format == "json" {
         builder.json().init();
     } else {
@@ -216,11 +221,52 @@ fn daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         let state = app.state();
         let shutdown = tokio_util::sync::CancellationToken::new();
         spawn_signals(state.clone(), shutdown.clone())?;
-        let url = settings.http.public_url.clone();
-        eprintln!("hazeflow is running: dashboard and API at {url} (port {}), inbox {}, database {}", app.port(), settings.inbox.dir.display(), settings.db_path().display());
+        let url = settings.http.public_url.trim_end_matches('/').to_string();
+        let mail = match &settings.mail.smtp.host {
+            Some(host) => format!("smtp://{host}:{}", settings.mail.smtp.port()),
+            None => settings.mail.dir_in(&settings.data_dir).display().to_string(),
+        };
+        tracing::info!(
+            dashboard = %format!("{url}/"),
+            public_page = %format!("{url}/public"),
+            api = %format!("{url}/api/v1"),
+            port = app.port(),
+            inbox = %settings.inbox.dir.display(),
+            database = %settings.db_path().display(),
+            mail = %mail,
+            "hazeflow is running"
+        );
         if settings.demo {
-            eprintln!("demo: a sample forecast is in the inbox; see the proposals with\n  HAZEFLOW_TOKEN=hazeflow-demo hazeflow warnings list\nand sign them with\n  HAZEFLOW_TOKEN=hazeflow-demo hazeflow warnings sign --pending");
+            tracing::info!(
+                token = "hazeflow-demo",
+                list = "HAZEFLOW_TOKEN=hazeflow-demo hazeflow warnings list",
+                sign = "HAZEFLOW_TOKEN=hazeflow-demo hazeflow warnings sign --pending",
+                "demo: a sample forecast is in the inbox; the proposals await sign-off"
+            );
         }
+        hazeflow::systemd::notify("READY=1");
+        if let Some(every) = hazeflow::systemd::watchdog_every() {
+            let (state, stop) = (state.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            // Alive means the store answers: a hung store stops the pings and systemd restarts us.
+                            if state.engine.store.read(|r| r.last_seq()).is_ok() {
+                                hazeflow::systemd::notify("WATCHDOG=1");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            hazeflow::systemd::notify("STOPPING=1");
+        });
         app.run_until_stopped(shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })

@@ -532,3 +532,29 @@ fn replay_needs_a_playbook_file_that_checks() {
         "error: tests/fixtures/playbooks/bad-colour.yaml:12:13: colour \"yellow\" is not #RRGGBB\n"
     );
 }
+
+/// The shipped systemd unit is one `systemd-analyze verify` accepts (with `ExecStart` pointed at the
+/// binary just built). Skipped with a note where systemd-analyze is missing, except in CI.
+#[test]
+fn the_shipped_systemd_unit_passes_systemd_analyze_verify() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/hazeflow.service")).expect("the unit");
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="), "{unit}");
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let path = dir.path().join("hazeflow.service");
+    std::fs::write(&path, unit.replace("/usr/bin/hazeflow", env!("CARGO_BIN_EXE_hazeflow"))).expect("written");
+    let out = match std::process::Command::new("systemd-analyze").arg("verify").arg(&path).output() {
+        Ok(out) => out,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but systemd-analyze cannot run ({e}): .ci/run installs systemd")
+        }
+        Err(e) => {
+            eprintln!("systemd-analyze not run ({e})");
+            return;
+        }
+    };
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && !said.contains("hazeflow.service:"),
+        "systemd-analyze verify:\n{said}"
+    );
+}

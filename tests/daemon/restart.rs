@@ -551,3 +551,63 @@ async fn a_site_file_with_only_what_differs_runs_the_daemon_without_the_demo_tok
     );
     daemon.kill().await.expect("stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_the_daemon_says_ready_once_it_listens_pings_the_watchdog_and_says_stopping() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("a notify socket");
+    socket.set_read_timeout(Some(Duration::from_secs(15))).expect("a timeout");
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let mut daemon = hazeflow_command(dir.path())
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the daemon starts");
+    let said = move || -> String {
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).expect("systemd is told something within 15 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let said = Arc::new(Mutex::new(said));
+    let next = || {
+        let said = said.clone();
+        async move {
+            tokio::task::spawn_blocking(move || (said.lock().expect("the socket"))())
+                .await
+                .expect("read")
+        }
+    };
+    assert_eq!(next().await, "READY=1", "readiness comes first");
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .expect("it listens when ready");
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(next().await, "WATCHDOG=1", "then the watchdog, every 100 ms");
+    assert_eq!(next().await, "WATCHDOG=1");
+    let pid = daemon.id().expect("running").to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let mut rest = Vec::new();
+    loop {
+        let m = next().await;
+        rest.push(m.clone());
+        if m == "STOPPING=1" {
+            break;
+        }
+        assert!(rest.len() < 100, "no STOPPING=1 after SIGTERM: {rest:?}");
+    }
+    let status = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it stops")
+        .expect("status");
+    assert!(status.success(), "a clean stop: {status}");
+}
