@@ -55,6 +55,35 @@ impl Client {
         self.send(req).await
     }
 
+    /// `POST /api/v1/backup`, streamed into `to`.
+    pub async fn backup(&self, to: &Path) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let mut req = self.http.post(format!("{}/api/v1/backup", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the daemon at {} (is it running?)", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let msg = body.get("error").and_then(Value::as_str).unwrap_or("no message");
+            bail!("{status}: {msg}");
+        }
+        let mut file = tokio::fs::File::create(to)
+            .await
+            .with_context(|| format!("cannot write {}", to.display()))?;
+        let mut n = 0u64;
+        while let Some(chunk) = resp.chunk().await.context("the download broke off")? {
+            file.write_all(&chunk).await?;
+            n += chunk.len() as u64;
+        }
+        file.sync_all().await?;
+        Ok(n)
+    }
+
     /// `hazeflow forecast submit FILE`.
     pub async fn submit(&self, file: &Path) -> Result<ExitCode> {
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;

@@ -34,6 +34,7 @@
 //! - [`api`]: the JSON API; [`dashboard`]: the duty-staff pages; [`publish`]: public page, Atom, CAP 1.2.
 //! - [`app`]: builds all of it from [`config`] and runs it until shutdown; [`clock`] is injected;
 //!   [`systemd`]: readiness and watchdog (`sd_notify`).
+//! - [`backup`]: `hazeflow backup` / `restore` (a consistent copy, through the daemon while it runs).
 //! - [`commands`], [`client`]: the CLI's offline commands and its client of the daemon; [`demo`]: the
 //!   first-start sample.
 pub mod ack;
@@ -42,6 +43,7 @@ pub mod app;
 pub mod aqi;
 pub mod assign;
 pub mod authority;
+pub mod backup;
 pub mod client;
 pub mod clock;
 pub mod commands;

@@ -83,6 +83,26 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// A consistent copy of the store: from the file when the daemon is stopped, else through the
+    /// running daemon (a token of the highest staff role). The copy is checked before it is kept.
+    Backup {
+        /// The file to write (must not exist).
+        out: PathBuf,
+        /// A configuration file (default: the embedded config/default.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Put a backup in place of the store (the daemon must be stopped); the current file is kept
+    /// beside it.
+    Restore {
+        /// The backup file.
+        backup: PathBuf,
+        /// A configuration file (default: the embedded config/default.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// The emergency reduction list: import, coverage, reductions, notice boards, synthetic lists.
     Registry {
         /// The configuration whose database holds the list (the daemon must be stopped). Without a
@@ -369,6 +389,11 @@ fn main() -> ExitCode {
             command: EpisodeCommand::Summary { id, json, server },
         } => runtime().and_then(|rt| rt.block_on(server.client().episode_summary(&id, json))),
         Command::Verify { config } => verify(config),
+        Command::Backup { out, config, server } => hazeflow::config::Settings::load(config.as_deref())
+            .and_then(|s| runtime().and_then(|rt| rt.block_on(hazeflow::backup::backup(&s.db_path(), &out, &server.client())))),
+        Command::Restore { backup, config } => {
+            hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::backup::restore(&s.db_path(), &backup))
+        }
         Command::Registry { config, command } => registry(config, command),
         Command::Reload { server } => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::Check { paths, config } => commands::check(&paths, config.as_deref()),

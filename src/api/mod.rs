@@ -103,6 +103,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/events", get(events))
         .route("/api/v1/playbooks", get(playbooks))
         .route("/api/v1/playbooks/reload", post(reload))
+        .route("/api/v1/backup", post(backup))
 }
 
 async fn healthz(State(s): Shared) -> ApiResult<Json<Value>> {
@@ -429,4 +430,32 @@ async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
             errors.join("\n")
         ))),
     }
+}
+
+/// `POST /api/v1/backup`: a consistent copy of the store (one read transaction; the writer goes on),
+/// streamed as the body (`application/vnd.redb`). The highest staff role only: it holds every
+/// contact and acknowledgement. The copy is made in the data folder and unlinked once opened, so
+/// nothing is left behind whatever happens to the download.
+async fn backup(State(s): Shared, staff: Staff) -> Result<axum::response::Response, ApiError> {
+    crate::authority::require_top(&s.engine.playbooks.live(), &staff.role, "take a backup").map_err(|r| ApiError::Forbidden(r.0))?;
+    let tmp = s
+        .settings
+        .data_dir
+        .join(format!(".backup-{}-{}.redb", std::process::id(), rand::random::<u64>()));
+    let store = s.engine.store.clone();
+    let path = tmp.clone();
+    let summary = tokio::task::spawn_blocking(move || store.backup_to(&path))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let file = tokio::fs::File::open(&tmp).await.map_err(|e| ApiError::Internal(e.to_string()));
+    let _ = std::fs::remove_file(&tmp);
+    let file = file?;
+    tracing::info!(actor = %staff.name, events = summary.events, bytes = summary.bytes, "backup taken over the API");
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    Ok(axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/vnd.redb")
+        .header(axum::http::header::CONTENT_LENGTH, summary.bytes)
+        .header("X-Hazeflow-Events", summary.events)
+        .body(body)
+        .map_err(|e| ApiError::Internal(e.to_string()))?)
 }

@@ -24,7 +24,9 @@
 //! - `tx.rs`: the typed read/write API;
 //! - `undo.rs`: a job's undo log;
 //! - `record.rs`: what the log holds.
+//! - `backup.rs`: a consistent copy from one read transaction, while the writer goes on.
 
+mod backup;
 mod keys;
 mod record;
 #[cfg(test)]
@@ -42,6 +44,7 @@ use std::time::Instant;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 
+pub use backup::BackupSummary;
 pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
 pub use tx::{ReadTx, Tx, View};
 

@@ -611,3 +611,109 @@ async fn under_systemd_the_daemon_says_ready_once_it_listens_pings_the_watchdog_
         .expect("status");
     assert!(status.success(), "a clean stop: {status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_backups_taken_while_the_daemon_writes_each_restore_into_a_store_that_verifies() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let mut daemon = start_daemon(dir.path(), port, &http).await;
+    let config = dir.path().join("config.yaml");
+
+    // Four senders keep the writer busy with distinct forecasts while the backups are taken.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for sender in 0..4 {
+        let (http, stop) = (http.clone(), stop.clone());
+        let url = format!("http://127.0.0.1:{port}/api/v1/forecasts");
+        senders.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let csv = forecast_csv(
+                    "2026-12-01 14:00",
+                    &format!("backup sender {sender}, {n}"),
+                    TAIYUAN,
+                    "2026-12-01",
+                    &[60 + n % 40, 70, 80],
+                );
+                let _ = http.post(&url).bearer_auth("hazeflow-demo").body(csv).send().await;
+                n += 1;
+            }
+        }));
+    }
+    let backup = |out: PathBuf| {
+        hazeflow_command(dir.path())
+            .arg("backup")
+            .arg(&out)
+            .arg("--config")
+            .arg(&config)
+            .args(["--server", &format!("http://127.0.0.1:{port}"), "--token", "hazeflow-demo"])
+            .output()
+    };
+    let mut events = Vec::new();
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let out = dir.path().join(format!("backup-{i}.redb"));
+        let done = backup(out.clone()).await.expect("the command runs");
+        let said = String::from_utf8_lossy(&done.stdout).to_string();
+        assert!(done.status.success(), "backup {i}: {said}{}", String::from_utf8_lossy(&done.stderr));
+        assert!(
+            said.contains("through the running daemon") && said.contains("its views agree with its log"),
+            "{said}"
+        );
+        let n: u64 = said
+            .split(": ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|t| t.parse().ok())
+            .expect("the event count");
+        events.push(n);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        let _ = s.await;
+    }
+    assert!(
+        events.windows(2).all(|w| w[0] <= w[1]) && events[4] > events[0],
+        "later backups hold more of the log: {events:?}"
+    );
+    // Refused: an existing name is never overwritten.
+    let again = backup(dir.path().join("backup-0.redb")).await.expect("the command runs");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+    daemon.kill().await.expect("stopped");
+    let _ = daemon.wait().await;
+
+    // With the daemon stopped, a backup is taken from the file.
+    let offline = backup(dir.path().join("backup-offline.redb")).await.expect("the command runs");
+    assert!(String::from_utf8_lossy(&offline.stdout).contains("from the file"), "{offline:?}");
+
+    // Each backup restores into a fresh folder whose store `hazeflow verify` accepts.
+    for (i, n) in events.iter().enumerate() {
+        let other = tempfile::TempDir::new().expect("a folder");
+        let cfg = write_config(other.path(), free_port());
+        let restored = hazeflow_command(other.path())
+            .arg("restore")
+            .arg(dir.path().join(format!("backup-{i}.redb")))
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .await
+            .expect("restore runs");
+        assert!(restored.status.success(), "restore {i}: {restored:?}");
+        assert!(
+            String::from_utf8_lossy(&restored.stdout).contains(&format!("{n} events")),
+            "{restored:?}"
+        );
+        let verified = hazeflow_command(other.path())
+            .arg("verify")
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .await
+            .expect("verify runs");
+        assert!(verified.status.success(), "verify of restored backup {i}: {verified:?}");
+    }
+}
