@@ -452,10 +452,10 @@ async fn backup(State(s): Shared, staff: Staff) -> Result<axum::response::Respon
     let file = file?;
     tracing::info!(actor = %staff.name, events = summary.events, bytes = summary.bytes, "backup taken over the API");
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-    Ok(axum::response::Response::builder()
+    axum::response::Response::builder()
         .header(axum::http::header::CONTENT_TYPE, "application/vnd.redb")
         .header(axum::http::header::CONTENT_LENGTH, summary.bytes)
         .header("X-Hazeflow-Events", summary.events)
         .body(body)
-        .map_err(|e| ApiError::Internal(e.to_string()))?)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
