@@ -511,7 +511,13 @@ impl Engine {
         let set = self.playbooks.live();
         let me = self.snapshot();
         let id = warning_id.to_string();
-        self.store
+        let (what, who) = match &action {
+            WarningAction::Sign { signer, .. } => ("sign", signer.clone()),
+            WarningAction::Lift { actor, .. } => ("lift", actor.clone()),
+            WarningAction::Cancel { actor, .. } => ("cancel", actor.clone()),
+        };
+        let result = self
+            .store
             .write(move |tx| {
                 let w = tx
                     .warning(&id)?
@@ -560,7 +566,9 @@ impl Engine {
                 Ok(events)
             })
             .await
-            .map_err(unrefuse)
+            .map_err(unrefuse);
+        log_action(what, &who, warning_id, &result);
+        result
     }
 
     /// Issues a regional directive: every region named, and every known region below them, is raised
@@ -572,7 +580,9 @@ impl Engine {
         directive_authority(&set, self.regions, &d, role, "issue a directive at")?;
         let me = self.snapshot();
         let actor = actor.to_string();
-        self.store
+        let (who, subject) = (actor.clone(), d.id.clone());
+        let result = self
+            .store
             .write(move |tx| {
                 if tx.directive(&d.id)?.is_some() {
                     return Err(refuse(EngineError::Conflict(format!("directive {} exists already", d.id))));
@@ -615,7 +625,9 @@ impl Engine {
                 Ok(all)
             })
             .await
-            .map_err(unrefuse)
+            .map_err(unrefuse);
+        log_action("issue directive", &who, &subject, &result);
+        result
     }
 
     /// Lifts a directive: the regions it held follow their own forecasts again.
@@ -625,7 +637,9 @@ impl Engine {
         let set = self.playbooks.live();
         let me = self.snapshot();
         let (id, actor, role) = (id.to_string(), actor.to_string(), role.to_string());
-        self.store
+        let (what, who, subject) = ("lift directive", actor.clone(), id.clone());
+        let result = self
+            .store
             .write(move |tx| {
                 let d = tx
                     .directive(&id)?
@@ -646,7 +660,9 @@ impl Engine {
                 Ok(all)
             })
             .await
-            .map_err(unrefuse)
+            .map_err(unrefuse);
+        log_action(what, &who, &subject, &result);
+        result
     }
 
     /// Lets time act: starts, directive expiry, lifts after the lift window.
@@ -736,4 +752,13 @@ pub fn forecast_days(f: &Forecast, region: RegionCode) -> Vec<(chrono::NaiveDate
         .get(&region)
         .map(|d| d.iter().map(|v| (v.date, v.aqi)).collect())
         .unwrap_or_default()
+}
+
+/// One log line per state change asked for by a person: who, what, on which warning or directive,
+/// and what it did (the events recorded) or why it was refused.
+fn log_action(what: &str, actor: &str, subject: &str, result: &Result<Vec<Event>, EngineError>) {
+    match result {
+        Ok(events) => tracing::info!(actor, action = what, subject, events = events.len(), "recorded"),
+        Err(e) => tracing::warn!(actor, action = what, subject, error = %e, "refused"),
+    }
 }

@@ -62,7 +62,7 @@ impl Limits {
 const DEFAULT_CSP: &str = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
                            form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The routes wrapped in the body limits, the JSON errors and the headers.
+/// The routes wrapped in the body limits, the JSON errors, the headers and the access log.
 pub fn wrap(router: Router, limits: Limits) -> Router {
     router
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
@@ -70,6 +70,50 @@ pub fn wrap(router: Router, limits: Limits) -> Router {
         }))
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(axum::middleware::from_fn(headers_and_errors))
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+/// A span per request (`request{id, method, path, actor}`: the staff extractor fills in the actor,
+/// and everything logged while the request runs carries them) and one access line when it is
+/// answered. The id is the client's `X-Request-Id` when it sends a sane one, else a new one, and is
+/// sent back. Acknowledgement tokens are secrets: their paths are logged without them.
+async fn access_log(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_string);
+    let path = redact(req.uri().path());
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", id = %id, method = %method, path = %path, actor = tracing::field::Empty);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    span.in_scope(|| {
+        if path == "/healthz" || path == "/metrics" {
+            tracing::debug!(target: "hazeflow::access", status, ms, "answered");
+        } else {
+            tracing::info!(target: "hazeflow::access", status, ms, "answered");
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// A path fit for the log: the token of an acknowledgement link left out.
+fn redact(path: &str) -> String {
+    for prefix in ["/ack/", "/api/v1/acks/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            return format!("{prefix}…{tail}");
+        }
+    }
+    path.chars().take(200).collect()
 }
 
 /// A JSON error response.

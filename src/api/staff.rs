@@ -39,7 +39,9 @@ impl FromRequestParts<Arc<AppState>> for Staff {
             }
             None => return Err(ApiError::Unauthorized),
         };
-        state.staff_for(&hash_token(&token)).ok_or(ApiError::Unauthorized)
+        let staff = state.staff_for(&hash_token(&token)).ok_or(ApiError::Unauthorized)?;
+        tracing::Span::current().record("actor", staff.name.as_str());
+        Ok(staff)
     }
 }
 

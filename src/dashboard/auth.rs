@@ -163,6 +163,7 @@ impl FromRequestParts<Arc<AppState>> for Session {
             r.headers_mut().append(SET_COOKIE, dash.clear_cookie(SESSION_COOKIE, "/"));
             r
         })?;
+        tracing::Span::current().record("actor", staff.name.as_str());
         Ok(Session {
             staff,
             csrf: dash.csrf("session", &token_hash),

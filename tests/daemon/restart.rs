@@ -717,3 +717,79 @@ async fn five_backups_taken_while_the_daemon_writes_each_restore_into_a_store_th
         assert!(verified.status.success(), "verify of restored backup {i}: {verified:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_log_has_the_start_line_an_access_line_per_request_with_its_id_and_actor_and_no_ack_token() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let log = dir.path().join("daemon.log");
+    let mut daemon = hazeflow_command(dir.path())
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .env("HAZEFLOW_LOG_LEVEL", "info")
+        .env("HAZEFLOW_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("the daemon starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(started.elapsed() < Duration::from_secs(15), "no answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let csv = forecast_csv("2026-12-01 14:00", "log test", TAIYUAN, "2026-12-01", &[60, 70, 80]);
+    let resp = http
+        .post(format!("{base}/api/v1/forecasts"))
+        .bearer_auth("hazeflow-demo")
+        .header("X-Request-Id", "req-log-test-1")
+        .body(csv)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(resp.headers()["x-request-id"], "req-log-test-1", "the id is sent back");
+    let secret = "0123456789abcdef0123456789abcdef";
+    let _ = http.get(format!("{base}/ack/{secret}")).send().await.expect("an answer");
+    daemon.kill().await.expect("stopped");
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert!(!text.contains('\u{1b}'), "no colour codes in a log file");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let banner = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "hazeflow is running")
+        .unwrap_or_else(|| panic!("a start line in\n{text}"));
+    assert_eq!(banner["fields"]["dashboard"], format!("http://127.0.0.1:{port}/"));
+    assert!(
+        banner["fields"]["public_page"].as_str().is_some_and(|p| p.ends_with("/public")),
+        "{banner}"
+    );
+    assert!(banner["fields"]["mail"].as_str().is_some_and(|p| p.ends_with("/mail")), "{banner}");
+    let access = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "answered" && l["span"]["id"] == "req-log-test-1")
+        .unwrap_or_else(|| panic!("an access line for the request in\n{text}"));
+    assert_eq!(access["span"]["method"], "POST");
+    assert_eq!(access["span"]["path"], "/api/v1/forecasts");
+    assert_eq!(access["span"]["actor"], "演示值班员", "the token's holder");
+    assert_eq!(access["fields"]["status"], 201);
+    assert!(!text.contains(secret), "an ack token never reaches the log");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "answered" && l["span"]["path"] == "/ack/…"),
+        "{text}"
+    );
+}
