@@ -12,6 +12,17 @@ pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// Print the API's JSON answer instead of text (`--output json`).
+    json: bool,
+}
+
+/// The daemon could not be reached (the CLI exits 3).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach the daemon at {base} (is it running?): {source}")]
+pub struct Unreachable {
+    base: String,
+    #[source]
+    source: reqwest::Error,
 }
 
 impl Client {
@@ -21,7 +32,22 @@ impl Client {
             base: server.trim_end_matches('/').to_string(),
             token,
             http: reqwest::Client::new(),
+            json: false,
         }
+    }
+
+    /// Prints JSON answers instead of text.
+    pub fn json(mut self, json: bool) -> Client {
+        self.json = json;
+        self
+    }
+
+    /// With `--output json`: prints the answer and says so.
+    fn printed_json(&self, v: &Value) -> Result<bool> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(v)?);
+        }
+        Ok(self.json)
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
@@ -29,10 +55,10 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the daemon at {} (is it running?)", self.base))?;
+        let resp = req.send().await.map_err(|source| Unreachable {
+            base: self.base.clone(),
+            source,
+        })?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -62,10 +88,10 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let mut resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the daemon at {} (is it running?)", self.base))?;
+        let mut resp = req.send().await.map_err(|source| Unreachable {
+            base: self.base.clone(),
+            source,
+        })?;
         let status = resp.status();
         if !status.is_success() {
             let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -96,6 +122,9 @@ impl Client {
                     .body(bytes),
             )
             .await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
         let dup = v["duplicate"].as_bool().unwrap_or(false);
         println!(
             "forecast {} {} ({} regions)",
@@ -109,6 +138,9 @@ impl Client {
     /// `hazeflow consult --now`.
     pub async fn consult(&self) -> Result<ExitCode> {
         let v = self.post("/api/v1/consultations", None).await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
         let list = v["assessments"].as_array().cloned().unwrap_or_default();
         for a in &list {
             println!(
@@ -125,6 +157,9 @@ impl Client {
     /// `hazeflow warnings list`.
     pub async fn list(&self) -> Result<ExitCode> {
         let v = self.get("/api/v1/warnings").await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
         let list = v["warnings"].as_array().cloned().unwrap_or_default();
         let mut pending = 0;
         for w in &list {
@@ -185,6 +220,9 @@ impl Client {
     pub async fn lift(&self, id: &str, reason: Option<String>) -> Result<ExitCode> {
         let body = reason.map(|r| serde_json::json!({ "reason": r }));
         let v = self.post(&format!("/api/v1/warnings/{id}/lift"), body).await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
         println!("{id}: {} events recorded", v["events"].as_array().map_or(0, Vec::len));
         Ok(ExitCode::SUCCESS)
     }
@@ -202,9 +240,115 @@ impl Client {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// `hazeflow directives list`.
+    pub async fn directives(&self) -> Result<ExitCode> {
+        let v = self.get("/api/v1/directives").await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let list = v["directives"].as_array().cloned().unwrap_or_default();
+        let mut active = 0;
+        for d in &list {
+            let on = d["active"].as_bool().unwrap_or(false);
+            active += usize::from(on);
+            println!(
+                "{:<24} {:<7} {:<8} from {}  until {}  {}  {}",
+                d["id"].as_str().unwrap_or("?"),
+                d["min_level"].as_str().unwrap_or("?"),
+                if on { "active" } else { "lifted" },
+                local(&d["from"]),
+                local(&d["until"]),
+                d["regions"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default(),
+                d["name"].as_str().unwrap_or("")
+            );
+        }
+        println!("{} directives, {active} active", list.len());
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow directives issue …`.
+    pub async fn issue_directive(&self, body: Value) -> Result<ExitCode> {
+        let id = body["id"].as_str().unwrap_or("?").to_string();
+        let v = self.post("/api/v1/directives", Some(body)).await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "directive {id} issued: {} events recorded",
+            v["events"].as_array().map_or(0, Vec::len)
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow directives lift ID`.
+    pub async fn lift_directive(&self, id: &str) -> Result<ExitCode> {
+        let v = self.post(&format!("/api/v1/directives/{id}/lift"), None).await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "directive {id} lifted: {} events recorded",
+            v["events"].as_array().map_or(0, Vec::len)
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow events [--after N] [--limit N]`.
+    pub async fn events(&self, after: u64, limit: u64) -> Result<ExitCode> {
+        let v = self.get(&format!("/api/v1/events?after={after}&limit={limit}")).await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let list = v["events"].as_array().cloned().unwrap_or_default();
+        for e in &list {
+            println!(
+                "{:>8}  {}  {:<22} {}",
+                e["seq"],
+                local(&e["recorded_at"]),
+                e["kind"].as_str().or(e["type"].as_str()).unwrap_or("?"),
+                e["actor"].as_str().unwrap_or("")
+            );
+        }
+        let last = list.last().map_or(after, |e| e["seq"].as_u64().unwrap_or(after));
+        println!("{} events after {after}; the next page: --after {last}", list.len());
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow acks ID`: acknowledgement progress per region, and who is missing.
+    pub async fn acks(&self, id: &str) -> Result<ExitCode> {
+        let v = self.get(&format!("/api/v1/warnings/{id}/acks")).await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let row = |name: &str, p: &Value| {
+            println!(
+                "{name:<10} assigned {:>6}  received {:>6}  in place {:>6}  overdue {:>6}",
+                p["assigned"], p["received"], p["in_place"], p["overdue"]
+            );
+        };
+        if let Some(regions) = v["regions"].as_object() {
+            for (r, p) in regions {
+                row(r, p);
+            }
+        }
+        row("total", &v["total"]);
+        let missing = v["missing"].as_array().map_or(0, Vec::len);
+        println!(
+            "warning {id}: {} of {} received; {missing} listed as missing",
+            v["total"]["received"], v["total"]["assigned"]
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
     /// `hazeflow reload`: the playbooks, the roster and the templates.
     pub async fn reload(&self) -> Result<ExitCode> {
         let v = self.post("/api/v1/playbooks/reload", None).await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
         let n = &v["notify"];
         println!(
             "reloaded: {}; roster {} ({} people, {} routes), {} message templates",

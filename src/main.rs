@@ -11,6 +11,8 @@ use hazeflow::commands;
 #[derive(Parser)]
 #[command(name = "hazeflow", version, about)]
 struct Cli {
+    #[command(flatten)]
+    server: Server,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,10 +64,8 @@ enum Command {
     /// Hold a consultation now on the running daemon.
     Consult {
         /// Required: run it now.
-        #[arg(long)]
+        #[arg(long, required = true)]
         now: bool,
-        #[command(flatten)]
-        server: Server,
     },
     /// Warnings on the running daemon: list, show, sign, lift.
     Warnings {
@@ -91,8 +91,6 @@ enum Command {
         /// A configuration file (default: the embedded config/default.yaml).
         #[arg(long)]
         config: Option<PathBuf>,
-        #[command(flatten)]
-        server: Server,
     },
     /// Put a backup in place of the store (the daemon must be stopped); the current file is kept
     /// beside it.
@@ -113,9 +111,30 @@ enum Command {
         command: hazeflow::registry::cli::RegistryCommand,
     },
     /// Reload the playbooks, the duty roster and the message templates of the running daemon.
-    Reload {
-        #[command(flatten)]
-        server: Server,
+    Reload,
+    /// Regional directives (区域应急指令) on the running daemon: list, issue, lift.
+    Directives {
+        #[command(subcommand)]
+        command: DirectivesCommand,
+    },
+    /// The audit log (event log) of the running daemon, in pages after a sequence number.
+    Events {
+        /// Records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Acknowledgement progress of a warning on the running daemon: per region, and who is missing.
+    Acks {
+        /// Warning id.
+        id: String,
+    },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Replay a daily series as perfect forecasts: per-day proposals and the warnings produced.
     Replay {
@@ -135,20 +154,33 @@ enum Command {
     },
 }
 
-/// Where the daemon is.
+/// Options every command takes, before or after its name: where the daemon is, who asks, and how
+/// the answer is printed.
 #[derive(clap::Args, Clone)]
 struct Server {
-    /// The daemon's address.
-    #[arg(long, env = "HAZEFLOW_SERVER", default_value = "http://127.0.0.1:8080")]
+    /// The daemon's address (commands that talk to the running daemon).
+    #[arg(long, global = true, env = "HAZEFLOW_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
     /// A staff token.
-    #[arg(long, env = "HAZEFLOW_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "HAZEFLOW_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// text (for people, with a summary line) or json (the API's answer, for scripts).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
 }
 
 impl Server {
     fn client(&self) -> hazeflow::client::Client {
-        hazeflow::client::Client::new(&self.server, self.token.clone())
+        hazeflow::client::Client::new(&self.server, self.token.clone()).json(self.json())
+    }
+    fn json(&self) -> bool {
+        self.output == Output::Json
     }
 }
 
@@ -158,24 +190,17 @@ enum ForecastCommand {
     Submit {
         /// The file.
         file: PathBuf,
-        #[command(flatten)]
-        server: Server,
     },
 }
 
 #[derive(Subcommand)]
 enum WarningsCommand {
     /// Current warning per region.
-    List {
-        #[command(flatten)]
-        server: Server,
-    },
+    List,
     /// One warning with its full history.
     Show {
         /// Warning id.
         id: String,
-        #[command(flatten)]
-        server: Server,
     },
     /// Sign warnings awaiting sign-off (with the role of your token).
     Sign {
@@ -184,8 +209,6 @@ enum WarningsCommand {
         /// Sign every warning awaiting sign-off that your role may sign.
         #[arg(long)]
         pending: bool,
-        #[command(flatten)]
-        server: Server,
     },
     /// Lift a warning.
     Lift {
@@ -194,8 +217,42 @@ enum WarningsCommand {
         /// Why.
         #[arg(long)]
         reason: Option<String>,
-        #[command(flatten)]
-        server: Server,
+    },
+}
+
+#[derive(Subcommand)]
+enum DirectivesCommand {
+    /// Directives issued, active and lifted.
+    List,
+    /// Issue a directive: every region named, and every region below them, is held at least at its
+    /// level from its start until it is lifted (the issuing tier's signer of that level).
+    Issue {
+        /// Its id (the document number, e.g. 晋气指〔2026〕3号).
+        #[arg(long)]
+        id: String,
+        /// Its name.
+        #[arg(long)]
+        name: String,
+        /// The lowest level it holds (yellow, orange, red).
+        #[arg(long)]
+        min_level: String,
+        /// Region codes, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        regions: Vec<String>,
+        /// Start, Asia/Shanghai ("2026-12-02 00:00").
+        #[arg(long)]
+        from: String,
+        /// End, Asia/Shanghai (none: until lifted).
+        #[arg(long)]
+        until: Option<String>,
+        /// The issuing tier's region code (default: the province).
+        #[arg(long)]
+        issued_by: Option<String>,
+    },
+    /// Lift a directive.
+    Lift {
+        /// Its id.
+        id: String,
     },
 }
 
@@ -209,8 +266,6 @@ enum EpisodeCommand {
         /// Print the JSON of GET /api/v1/warnings/{id}/summary.
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        server: Server,
     },
 }
 
@@ -360,57 +415,102 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Daemon { .. }) {
         init_logs("text", "warn");
+        // `hazeflow warnings list | head`: the reader went away; stop quietly, as Unix tools do,
+        // instead of a panic about printing (Rust ignores SIGPIPE, so println! fails).
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let p = info.payload();
+            let msg = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+                std::process::exit(0);
+            }
+            default(info);
+        }));
     }
+    let server = cli.server.clone();
     let result = match cli.command {
         Command::Daemon { config } => daemon(config),
         Command::Forecast {
-            command: ForecastCommand::Submit { file, server },
+            command: ForecastCommand::Submit { file },
         } => runtime().and_then(|rt| rt.block_on(server.client().submit(&file))),
-        Command::Consult { now, server } => {
-            if now {
-                runtime().and_then(|rt| rt.block_on(server.client().consult()))
-            } else {
-                Err(anyhow::anyhow!(
-                    "consult needs --now (scheduled consultations run inside the daemon)"
-                ))
-            }
-        }
+        Command::Consult { now: _ } => runtime().and_then(|rt| rt.block_on(server.client().consult())),
         Command::Warnings { command } => runtime().and_then(|rt| {
             rt.block_on(async {
                 match command {
-                    WarningsCommand::List { server } => server.client().list().await,
-                    WarningsCommand::Show { id, server } => server.client().show(&id).await,
-                    WarningsCommand::Sign { ids, pending, server } => server.client().sign(&ids, pending).await,
-                    WarningsCommand::Lift { id, reason, server } => server.client().lift(&id, reason).await,
+                    WarningsCommand::List => server.client().list().await,
+                    WarningsCommand::Show { id } => server.client().show(&id).await,
+                    WarningsCommand::Sign { ids, pending } => server.client().sign(&ids, pending).await,
+                    WarningsCommand::Lift { id, reason } => server.client().lift(&id, reason).await,
                 }
             })
         }),
         Command::Episode {
-            command: EpisodeCommand::Summary { id, json, server },
-        } => runtime().and_then(|rt| rt.block_on(server.client().episode_summary(&id, json))),
+            command: EpisodeCommand::Summary { id, json },
+        } => runtime().and_then(|rt| rt.block_on(server.client().episode_summary(&id, json || server.json()))),
+        Command::Directives { command } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let c = server.client();
+                match command {
+                    DirectivesCommand::List => c.directives().await,
+                    DirectivesCommand::Issue {
+                        id,
+                        name,
+                        min_level,
+                        regions,
+                        from,
+                        until,
+                        issued_by,
+                    } => {
+                        let body = serde_json::json!({
+                            "id": id, "name": name, "min_level": min_level, "regions": regions,
+                            "from": from, "until": until, "issued_by": issued_by,
+                        });
+                        c.issue_directive(body).await
+                    }
+                    DirectivesCommand::Lift { id } => c.lift_directive(&id).await,
+                }
+            })
+        }),
+        Command::Events { after, limit } => runtime().and_then(|rt| rt.block_on(server.client().events(after, limit))),
+        Command::Acks { id } => runtime().and_then(|rt| rt.block_on(server.client().acks(&id))),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hazeflow", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { config } => verify(config),
-        Command::Backup { out, config, server } => hazeflow::config::Settings::load(config.as_deref())
+        Command::Backup { out, config } => hazeflow::config::Settings::load(config.as_deref())
             .and_then(|s| runtime().and_then(|rt| rt.block_on(hazeflow::backup::backup(&s.db_path(), &out, &server.client())))),
         Command::Restore { backup, config } => {
             hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::backup::restore(&s.db_path(), &backup))
         }
         Command::Registry { config, command } => registry(config, command),
-        Command::Reload { server } => runtime().and_then(|rt| rt.block_on(server.client().reload())),
+        Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::Check { paths, config } => commands::check(&paths, config.as_deref()),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
-        Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json),
+        Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json || server.json()),
         Command::Replay {
             observations,
             playbook,
             json,
             stats,
-        } => commands::replay(&observations, &playbook, json, stats),
+        } => commands::replay(&observations, &playbook, json || server.json(), stats),
     };
+    // Exit codes: 0 done, 1 failed (bad input, refused, not found), 2 usage (clap's own), 3 the
+    // daemon could not be reached.
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            if e.downcast_ref::<hazeflow::client::Unreachable>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

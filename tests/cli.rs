@@ -279,7 +279,7 @@ fn aqi_with_a_standard_uses_it_for_every_date() {
     let old = stdout(&ok(&["aqi", &file, "--standard", "hj633-2012"]));
     assert!(old.contains("\n140100,2026-03-01,100,良,PM2.5\n"), "{old}");
     let bad = hazeflow(&["aqi", &file, "--standard", "hj633-2030"]);
-    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(bad.status.code(), Some(1));
     assert!(
         stderr(&bad).starts_with("error: unknown standard \"hj633-2030\" (hj633-2012 or hj633-2026)"),
         "{}",
@@ -412,7 +412,7 @@ fn assess_rejects_a_bad_forecast_with_its_place_and_reason_and_changes_nothing()
     ];
     for (file, message) in cases {
         let out = hazeflow(&["assess", "--forecast", &format!("{FORECASTS}/{file}")]);
-        assert_eq!(out.status.code(), Some(2), "{file}");
+        assert_eq!(out.status.code(), Some(1), "{file}");
         assert_eq!(stderr(&out), format!("error: {FORECASTS}/{message}\n"), "{file}");
         assert!(stdout(&out).is_empty(), "{file}: nothing printed on stdout");
     }
@@ -421,7 +421,7 @@ fn assess_rejects_a_bad_forecast_with_its_place_and_reason_and_changes_nothing()
 #[test]
 fn assess_of_a_file_that_is_not_there_says_so() {
     let out = hazeflow(&["assess", "--forecast", &format!("{FORECASTS}/no-such-file.csv")]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).starts_with(&format!("error: cannot read {FORECASTS}/no-such-file.csv")),
         "{}",
@@ -526,7 +526,7 @@ fn replay_needs_a_playbook_file_that_checks() {
         "--playbook",
         "tests/fixtures/playbooks/bad-colour.yaml",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
         "error: tests/fixtures/playbooks/bad-colour.yaml:12:13: colour \"yellow\" is not #RRGGBB\n"

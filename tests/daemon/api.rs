@@ -449,3 +449,63 @@ async fn each_county_under_an_active_city_warning_reports_its_level_and_the_warn
     let (status, _) = app.get("/api/v1/regions", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_cli_style_global_options_json_output_directives_events_acks_and_exit_codes() {
+    let app = spawn_app(clock()).await;
+    let server = app.base();
+    // Global options before the command's name; a directive issued and listed as JSON.
+    let (code, out, err) = hazeflow(&[
+        "--server",
+        &server,
+        "--token",
+        HEAD,
+        "directives",
+        "issue",
+        "--id",
+        "晋气指〔2026〕3号",
+        "--name",
+        "区域应急指令",
+        "--min-level",
+        "yellow",
+        "--regions",
+        "140200",
+        "--from",
+        "2026-12-02 00:00",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.starts_with("directive 晋气指〔2026〕3号 issued:"), "{out}");
+    let (code, out, err) = hazeflow(&["--output", "json", "--server", &server, "--token", DUTY, "directives", "list"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["directives"][0]["id"], "晋气指〔2026〕3号");
+    assert_eq!(v["directives"][0]["active"], true);
+    // The same options after the name; the audit log in pages.
+    let (code, out, _) = hazeflow(&["events", "--limit", "2", "--server", &server, "--token", DUTY]).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        out.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("2 events after 0; the next page: --after 2")),
+        "{out}"
+    );
+    let (code, out, _) = hazeflow(&["events", "--output", "json", "--server", &server, "--token", DUTY]).await;
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["events"][0]["seq"], 1);
+    // Exit codes: 1 failed (no such warning), 2 usage, 3 daemon unreachable.
+    let (code, _, err) = hazeflow(&["acks", "no-such-warning", "--server", &server, "--token", DUTY]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("404"), "{err}");
+    let (code, _, _) = hazeflow(&["consult", "--server", &server]).await;
+    assert_eq!(code, Some(2), "consult without --now is a usage error");
+    let (code, _, err) = hazeflow(&["warnings", "list", "--server", &format!("http://127.0.0.1:{}", free_port())]).await;
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("cannot reach the daemon"), "{err}");
+    // Completions for a shell.
+    let (code, out, _) = hazeflow(&["completions", "bash"]).await;
+    assert_eq!(code, Some(0));
+    assert!(out.contains("_hazeflow") && out.contains("directives"), "a bash completion script");
+    app.stop().await;
+}
