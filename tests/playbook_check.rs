@@ -33,7 +33,7 @@ const CASES: &[(&str, &str)] = &[
     (
         "bad-unknown-key.yaml",
         "6:1: unknown field `lift_window`, expected one of id, version, name, scope, extends, horizon_days, \
-         lead_time_hours, lift_window_hours, merge_gap_hours, hold_higher, level_pollutants, advisory_aqi_above, roles, levels, consultations, directives",
+         lead_time_hours, lift_window_hours, merge_gap_hours, hold_higher, level_pollutants, advisory_aqi_above, issuer, roles, levels, consultations, directives",
     ),
     ("bad-wrong-type.yaml", "6:15: expected a whole number, 0 or more"),
     ("bad-duplicate-key.yaml", "7:1: key \"lift_window_hours\" appears twice"),
@@ -68,6 +68,10 @@ const CASES: &[(&str, &str)] = &[
         "bad-laxer-child.yaml",
         "8:5: level \"yellow\" is laxer than in parent playbook \"fixture-province\": daily AQI [151, 151, 0, 0, 0, 0, 0] \
          meets the parent's rule (日AQI>200或日AQI>150持续48小时) but not this one (日AQI>200)",
+    ),
+    (
+        "bad-issuer-sender.yaml",
+        "9:11: issuer.sender \"test office, 1\" must be one word without spaces, commas or <>& (CAP 1.2 sender)",
     ),
     (
         "bad-laxer-lift-window.yaml",

@@ -155,7 +155,23 @@ async fn health_and_metrics_answer_without_a_token_and_count_warnings_consultati
     let (status, health) = app.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["playbooks"], json!(["shanxi@2024.1", "taiyuan@2024.1"]));
+    assert_eq!(
+        health["playbooks"],
+        json!([
+            "changzhi@2024.1",
+            "datong@2024.1",
+            "jincheng@2024.1",
+            "jinzhong@2024.1",
+            "linfen@2024.1",
+            "lvliang@2024.1",
+            "shanxi@2024.1",
+            "shuozhou@2024.1",
+            "taiyuan@2026.1",
+            "xinzhou@2024.1",
+            "yangquan@2024.1",
+            "yuncheng@2024.1"
+        ])
+    );
 
     // One good forecast (→ an orange proposal) and one bad.
     let csv = forecast_csv(
