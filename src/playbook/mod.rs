@@ -9,11 +9,13 @@
 //! - `load.rs`: reading, inheritance and compiling;
 //! - `validate.rs`: one function per rule a playbook can break;
 //! - `compare.rs`: "is this rule at least as strict as that one", decided over all relevant windows.
+//! - `zh.rs`: the errors in Chinese, for the dashboard.
 
 mod compare;
 mod load;
 mod raw;
 mod validate;
+pub mod zh;
 
 use std::collections::BTreeMap;
 use std::fmt;
