@@ -1,4 +1,5 @@
-//! Playbook errors in Chinese, for the people who read them on the dashboard (检查 page, refused reloads).
+//! Playbook and list errors in Chinese, for the people who read them on the dashboard (检查 page, refused
+//! reloads, the list's reports).
 //!
 //! In: the English message of a [`super::PlaybookError`] (the CLI and the logs keep it). Out: the same
 //! message in Chinese, with the same file, line and column. One table, English pattern → Chinese template:
@@ -131,6 +132,19 @@ const TABLE: &[(&str, &str)] = &[
         "“{0}”不是时间（RFC 3339 或 YYYY-MM-DD HH:MM）",
     ),
     ("a directive's until must be after its from", "调度令的 until 须晚于 from"),
+    // The list's tables (permits.csv, whole_society_emissions.csv), as the list page reports them.
+    ("unknown column \"*\" (columns: *)", "未知列“{0}”（可用的列为：{1}）"),
+    ("column * appears twice", "列 {0} 出现了两次"),
+    ("missing column *", "缺少列 {0}"),
+    ("the row has * fields, the header *", "该行有 {0} 个字段，表头有 {1} 个"),
+    ("air_emitting must be 1 or 0, got \"*\"", "air_emitting 须为 1 或 0，现为“{0}”"),
+    (
+        "duplicate permit number * (first at line *)",
+        "排污许可证编号 {0} 重复（第一次在第 {1} 行）",
+    ),
+    ("duplicate region * (first at line *)", "地区 {0} 重复（第一次在第 {1} 行）"),
+    ("* \"*\" must be a number ≥ 0 (t/day)", "{0}“{1}”须为不小于 0 的数（吨/日）"),
+    ("* is empty", "{0} 为空"),
 ];
 
 /// A message in Chinese (as it is when no pattern matches).
@@ -205,5 +219,10 @@ mod tests {
         assert_eq!(message("rank must be 1 or more"), "rank 须不小于 1");
         assert_eq!(message("rank must be 1 or more, really"), "rank must be 1 or more, really");
         assert_eq!(line("roster.yaml: no people"), "roster.yaml: no people");
+        assert_eq!(
+            line("seeds/registry/whole_society_emissions.csv:4:3: nox \"-1\" must be a number ≥ 0 (t/day)"),
+            "seeds/registry/whole_society_emissions.csv:4:3: nox“-1”须为不小于 0 的数（吨/日）"
+        );
+        assert_eq!(line("permits.csv:2:1: permit_no is empty"), "permits.csv:2:1: permit_no 为空");
     }
 }
