@@ -240,7 +240,9 @@ async fn feed(State(s): Shared) -> Result<Response, ApiError> {
     let author = live
         .roots()
         .min_by_key(|p| p.scope)
-        .map_or_else(|| p.line("feed_title"), |p| p.issuer.name.clone());
+        .map(|p| p.issuer.name.clone())
+        .or_else(|| s.engine.regions.scope().map(|home| Issuer::of_scope(home, s.engine.regions).name))
+        .unwrap_or_else(|| "重污染天气应急指挥部办公室".to_string());
     let base = p.base_url();
     let (self_url, page_url) = (format!("{base}/public/feed.atom"), format!("{base}/public"));
     let info = atom::FeedInfo {
