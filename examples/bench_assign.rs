@@ -169,6 +169,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
         regions,
         public_url: "https://hazeflow.example.cn".into(),
         tokens: TokenKey::new([7; 32]),
+        playbooks: Arc::new(set.clone()),
     };
     let t = Instant::now();
     let mut entries = 0usize;

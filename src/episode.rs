@@ -234,7 +234,7 @@ fn all_assignments(r: &ReadTx, warning_id: &str) -> Result<Vec<Assignment>, Stor
 /// The whole-society emissions of `region`: its own row, else the sum of the rows within it.
 fn society_of(society: &SocietyEmissions, regions: &Regions, region: RegionCode) -> Option<(PerPollutant, String)> {
     if let Some(v) = society.get(&region) {
-        return Some((*v, format!("whole-society emissions of {} ({region})", regions.name(region))));
+        return Some((*v, format!("{}（{region}）全社会排放量", regions.name(region))));
     }
     let within: Vec<(&RegionCode, &PerPollutant)> = society.iter().filter(|(r, _)| regions.is_within(**r, region)).collect();
     if within.is_empty() {
@@ -242,13 +242,13 @@ fn society_of(society: &SocietyEmissions, regions: &Regions, region: RegionCode)
     }
     let sum = within.iter().fold(PerPollutant::default(), |acc, (_, v)| acc.add(v));
     let names: Vec<String> = within.iter().map(|(r, _)| regions.name(**r)).collect();
-    Some((sum, format!("sum of the whole-society emissions of {}", names.join("、"))))
+    Some((sum, format!("{}全社会排放量之和", names.join("、"))))
 }
 
 /// Reads `whole_society_emissions.csv` from the folder, if it is there and parses.
 pub fn load_society(dir: Option<&Path>) -> Result<SocietyEmissions, String> {
     let Some(dir) = dir else {
-        return Err("no list seed folder is configured, so no whole_society_emissions.csv".into());
+        return Err("未配置清单种子目录，没有全社会排放量表（whole_society_emissions.csv）".into());
     };
     let path = dir.join("whole_society_emissions.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -395,11 +395,11 @@ pub fn build(
     let basis = match (&society_row, society) {
         (Some((_, b)), _) => b.clone(),
         (None, Ok(_)) => format!(
-            "unknown: the whole-society emissions table has no row for {} ({}) or a region within it",
+            "未知：全社会排放量表中没有{}（{}）及其下辖地区的数据",
             regions.name(w.region),
             w.region
         ),
-        (None, Err(e)) => format!("unknown: {e}"),
+        (None, Err(e)) => format!("未知：{e}"),
     };
     let mut reductions = Vec::new();
     let held: Vec<&LevelPeriod> = {
@@ -491,7 +491,19 @@ async fn summary(State(s): State<Arc<AppState>>, _staff: Staff, UrlPath(id): Url
     out.map(Json).ok_or_else(|| ApiError::NotFound(format!("no warning {id}")))
 }
 
-/// Prints a summary (the JSON of the endpoint) as tables for people.
+/// A warning status as duty staff read it.
+fn status_zh(code: &str) -> &str {
+    match code {
+        "pending" => "待签发",
+        "issued" => "已发布",
+        "active" => "生效中",
+        "lifted" => "已解除",
+        "cancelled" => "已取消",
+        other => other,
+    }
+}
+
+/// Prints a summary (the JSON of the endpoint) as tables for people, in Chinese (duty staff read it).
 pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Result {
     let s = |v: &Value| {
         v.as_str()
@@ -508,22 +520,22 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
     let w = &v["warning"];
     writeln!(
         out,
-        "Warning {}  {} ({})  {} {}",
+        "预警 {}  {}（{}）  {}  {}",
         s(&w["id"]),
         s(&w["region_name"]),
         s(&w["region"]),
         s(&w["level_name"]),
-        s(&w["status"])
+        status_zh(&s(&w["status"]))
     )?;
     writeln!(
         out,
-        "  issued {}  start {}  expected end {}  ended {}",
+        "  发布 {}  生效 {}  预计结束 {}  结束 {}",
         t(&w["issued_at"]),
         t(&w["start"]),
         t(&w["expected_end"]),
         t(&w["ended_at"])
     )?;
-    writeln!(out, "\nLevels")?;
+    writeln!(out, "\n预警级别")?;
     for p in v["levels"].as_array().into_iter().flatten() {
         writeln!(
             out,
@@ -535,7 +547,7 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
             num(&p["hours"])
         )?;
     }
-    writeln!(out, "\nAssignments            enterprises  departments  negotiated  superseded")?;
+    writeln!(out, "\n任务下达（级别）          企业数      部门数  协商减排  已被替代")?;
     for (level, a) in v["assignments"].as_object().into_iter().flatten() {
         writeln!(
             out,
@@ -549,7 +561,7 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
     }
     writeln!(
         out,
-        "\nAcknowledgements       assigned  received  on time  in place   rate  median min  p90 min"
+        "\n确认情况（地区）        下达数    已确认  按时确认  已落实  确认率  中位分钟  P90分钟"
     )?;
     let row = |out: &mut dyn std::fmt::Write, label: &str, a: &Value| {
         writeln!(
@@ -568,11 +580,11 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
     for (code, a) in v["acknowledgements"]["by_region"].as_object().into_iter().flatten() {
         row(out, &format!("{code} {}", s(&a["name"])), a)?;
     }
-    row(out, "total", &v["acknowledgements"]["total"])?;
+    row(out, "合计", &v["acknowledgements"]["total"])?;
     let i = &v["inspections"];
     writeln!(
         out,
-        "\nInspections  {} opened, {} open, {} compliant, {} non-compliant",
+        "\n监督检查  共{}项，待检查{}项，已落实{}项，未落实{}项",
         num(&i["total"]),
         num(&i["open"]),
         num(&i["compliant"]),
@@ -580,9 +592,9 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
     )?;
     for x in i["list"].as_array().into_iter().flatten() {
         let finding = match x["result"]["compliant"].as_bool() {
-            Some(true) => "compliant".to_string(),
-            Some(false) => format!("NON-COMPLIANT: {}", s(&x["result"]["note"])),
-            None => "open".to_string(),
+            Some(true) => "已落实".to_string(),
+            Some(false) => format!("未落实：{}", s(&x["result"]["note"])),
+            None => "待检查".to_string(),
         };
         writeln!(
             out,
@@ -595,7 +607,7 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
         )?;
     }
     if let Some(list) = v["negotiated"].as_array().filter(|l| !l.is_empty()) {
-        writeln!(out, "\nNegotiated reductions")?;
+        writeln!(out, "\n协商减排")?;
         for n in list {
             writeln!(
                 out,
@@ -606,7 +618,7 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
             )?;
         }
     }
-    writeln!(out, "\nReductions, t/day       SO2        NOx        PM         VOCs")?;
+    writeln!(out, "\n减排量（吨/日）           SO2        NOx         PM       VOCs")?;
     for r in v["reductions"].as_array().into_iter().flatten() {
         let p = |x: &Value| {
             format!(
@@ -617,22 +629,33 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
                 num(&x["vocs"])
             )
         };
-        writeln!(out, "  {} ({} enterprises)", s(&r["level_name"]), num(&r["enterprises"]))?;
-        writeln!(out, "    expected          {}", p(&r["expected"]))?;
-        writeln!(out, "    negotiated        {}", p(&r["negotiated"]))?;
-        writeln!(out, "    total             {}", p(&r["total"]))?;
+        writeln!(out, "  {}（{}家企业）", s(&r["level_name"]), num(&r["enterprises"]))?;
+        writeln!(out, "    预期减排          {}", p(&r["expected"]))?;
+        writeln!(out, "    协商减排          {}", p(&r["negotiated"]))?;
+        writeln!(out, "    合计              {}", p(&r["total"]))?;
         if r["target"].is_null() {
-            writeln!(out, "    target            unknown ({})", s(&r["basis"]))?;
+            writeln!(out, "    减排目标          {}", s(&r["basis"]))?;
         } else {
-            writeln!(out, "    target            {}", p(&r["target"]))?;
-            let short: Vec<String> = r["short"].as_array().into_iter().flatten().map(s).collect();
+            writeln!(out, "    减排目标          {}", p(&r["target"]))?;
+            let short: Vec<String> = r["short"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| match s(x).as_str() {
+                    "so2" => "SO2".to_string(),
+                    "nox" => "NOx".to_string(),
+                    "pm" => "PM".to_string(),
+                    "vocs" => "VOCs".to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
             writeln!(
                 out,
                 "    {}",
                 if short.is_empty() {
-                    "target met".to_string()
+                    "已达到减排目标".to_string()
                 } else {
-                    format!("short of the target: {}", short.join(", "))
+                    format!("未达到减排目标：{}", short.join("、"))
                 }
             )?;
         }

@@ -417,6 +417,7 @@ impl Escalation {
                     "warning_id": t.warning_id,
                     "region": warning_region,
                     "region_name": self.regions.name(warning_region),
+                    "issuer": crate::playbook::issuer_of(set, warning_region, self.regions).name,
                     "deadline": local(t.deadline),
                     "at": local(now),
                     "dashboard_url": format!("{}/", self.base()),
@@ -691,7 +692,7 @@ mod tests {
         let mut v = json!({
             "event": name, "warning_id": "140100-20261202-1", "region": "140100", "region_name": "太原市",
             "level": "orange", "level_name": "橙色预警", "response": "Ⅱ级", "level_colour": "#FF7E00",
-            "deadline": "2026年12月2日 12:05", "at": "2026年12月2日 12:05",
+            "deadline": "2026年12月2日 12:05", "at": "2026年12月2日 12:05", "issuer": "太原市重污染天气应急指挥部办公室",
             "dashboard_url": "https://h.example.cn/", "warning_url": "https://h.example.cn/warnings/140100-20261202-1",
             "recipient": { "name": "白雪", "role": "duty_officer", "region": "140105" },
         });

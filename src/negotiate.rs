@@ -205,6 +205,7 @@ async fn agree(
                 data["event"] = json!("negotiated_issued");
                 data["warning_id"] = json!(id);
                 data["region_name"] = json!(regions.name(w.region));
+                data["issuer"] = json!(crate::playbook::issuer_of(&set, w.region, regions).name);
                 data["level_name"] = json!(level.map_or(w.level.clone(), |l| l.name.clone()));
                 data["response"] = json!(level.map(|l| l.response.clone()).unwrap_or_default());
                 data["level_colour"] = json!(level.map(|l| l.colour.clone()));

@@ -25,6 +25,7 @@ use crate::app::AppState;
 use crate::assign::{self, AssignmentStatus, OnRound, Party, Round, TokenKey};
 use crate::escalate::{enterprise_recipient, task_json};
 use crate::notify::{AssignmentNotice, enqueue_for_assignment};
+use crate::playbook::PlaybookSet;
 use crate::region::Regions;
 use crate::registry::Defaults;
 use crate::store::{StoreError, Tx};
@@ -157,6 +158,8 @@ pub struct Notices {
     pub public_url: String,
     /// For the acknowledgement links.
     pub tokens: TokenKey,
+    /// The live playbooks: who issues a warning (the notice is in its name).
+    pub playbooks: Arc<PlaybookSet>,
 }
 
 impl Notices {
@@ -167,6 +170,7 @@ impl Notices {
             regions: state.engine.regions,
             public_url: state.settings.http.public_url.clone(),
             tokens: state.tokens.clone(),
+            playbooks: state.engine.playbooks.live(),
         }
     }
 }
@@ -208,6 +212,7 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) ->
         data["recipient"] = json!({ "name": to.name });
         data["ack_url"] = json!(format!("{base}/ack/{}", n.tokens.token(&a)));
         data["region_name"] = json!(regions.name(a.warning_region));
+        data["issuer"] = json!(crate::playbook::issuer_of(&n.playbooks, a.warning_region, regions).name);
         data["level_name"] = json!(defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()));
         let (kind, template) = match &f.end {
             None => {
@@ -251,8 +256,9 @@ pub fn pending(r: &crate::store::ReadTx) -> Result<usize, StoreError> {
 
 /// The fan-out loop: queues notices chunk by chunk until cancelled.
 pub async fn run(state: Arc<AppState>, cancel: CancellationToken) {
-    let notices = Notices::of(&state);
+    let mut notices = Notices::of(&state);
     loop {
+        notices.playbooks = state.engine.playbooks.live();
         let n = notices.clone();
         let now = state.engine.clock.now();
         match state.engine.store.write(move |tx| expand(&n, tx, CHUNK, now)).await {

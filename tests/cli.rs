@@ -49,7 +49,11 @@ fn check_with_no_arguments_passes_the_shipped_files_with_a_one_line_summary() {
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
-        text.starts_with("ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1)"),
+        text.starts_with(
+            "ok: 14 playbooks (changzhi@2024.1, cn-2017@2017.1, datong@2024.1, jincheng@2024.1, jinzhong@2024.1, linfen@2024.1, \
+         lvliang@2024.1, shanxi-2020@2020.1, shanxi@2024.1, shuozhou@2024.1, taiyuan@2026.1, xinzhou@2024.1, yangquan@2024.1, \
+         yuncheng@2024.1)"
+        ),
         "{text}"
     );
     assert!(
@@ -135,7 +139,9 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
     let out = site.check();
     assert!(out.status.success(), "{}", stderr(&out));
     let want = format!(
-        "ok: 4 playbooks (cn-2017@2017.1, shanxi-2020@2020.1, shanxi@2024.1, taiyuan@2024.1), 3221 regions; \
+        "ok: 14 playbooks (changzhi@2024.1, cn-2017@2017.1, datong@2024.1, jincheng@2024.1, jinzhong@2024.1, linfen@2024.1, \
+         lvliang@2024.1, shanxi-2020@2020.1, shanxi@2024.1, shuozhou@2024.1, taiyuan@2026.1, xinzhou@2024.1, yangquan@2024.1, \
+         yuncheng@2024.1), 3221 regions; \
          list seeds/registry (3000 enterprises); measure defaults {} (15 industries); roster {} (62 people, 13 regions, \
          7 routes), 14 message templates in {} rendered with sample data\n",
         site.path("playbooks/measures/shanxi.yaml"),
@@ -232,7 +238,7 @@ fn check_of_a_city_playbook_also_loads_the_province_it_extends() {
     assert_eq!(stdout(&ok(&["check", "playbooks/shanxi.yaml"])), "ok: 1 playbook (shanxi@2024.1)\n");
     assert_eq!(
         stdout(&ok(&["check", "playbooks/taiyuan.yaml"])),
-        "ok: 2 playbooks (shanxi@2024.1, taiyuan@2024.1)\n"
+        "ok: 2 playbooks (shanxi@2024.1, taiyuan@2026.1)\n"
     );
 }
 
@@ -313,23 +319,20 @@ fn assess_proposes_a_level_per_region_under_the_playbook_that_governs_it() {
     assert_eq!(
         assessed(&text),
         [
-            row("140100", "red", "taiyuan@2024.1"),
-            row("140105", "yellow", "taiyuan@2024.1"),
-            row("140200", "orange", "shanxi@2024.1"),
-            row("140300", "none", "shanxi@2024.1"),
+            row("140100", "orange", "taiyuan@2026.1"),
+            row("140105", "yellow", "taiyuan@2026.1"),
+            row("140200", "orange", "datong@2024.1"),
+            row("140300", "none", "yangquan@2024.1"),
         ],
-        "{text}"
+        "each city under its own playbook: {text}"
     );
     assert!(
-        text.contains("2026-12-02..2026-12-04 （日AQI>200持续72小时且日AQI>300（同一污染过程））或日AQI>300持续48小时"),
+        text.contains("2026-12-02..2026-12-04 日AQI>200持续48小时或日AQI>150持续72小时"),
         "{text}"
     );
     let summary = stderr(&out);
     assert!(summary.starts_with("assessed 4 regions with forecast "), "{summary}");
-    assert!(
-        summary.ends_with("1 red, 1 yellow, 1 orange, 1 none; nothing was changed\n"),
-        "{summary}"
-    );
+    assert!(summary.ends_with("2 orange, 1 yellow, 1 none; nothing was changed\n"), "{summary}");
 }
 
 #[test]
@@ -382,9 +385,9 @@ fn assess_json_carries_the_forecast_and_each_regions_level_rule_and_days() {
     let a = v["assessments"].as_array().unwrap();
     assert_eq!(a.len(), 4);
     assert_eq!(a[0]["region"], "140100");
-    assert_eq!(a[0]["level"], "red");
-    assert_eq!(a[0]["playbook"], "taiyuan@2024.1");
-    // 12-02 (180) begins the run: three days above 150 are orange, then the red days.
+    assert_eq!(a[0]["level"], "orange");
+    assert_eq!(a[0]["playbook"], "taiyuan@2026.1");
+    // 12-02 (180) begins the run: three days above 150 are orange.
     assert_eq!(a[0]["days"], serde_json::json!(["2026-12-02", "2026-12-03", "2026-12-04"]));
     assert_eq!(a[3]["level"], serde_json::Value::Null, "no level: null");
     assert_eq!(v["ungoverned"], serde_json::json!([]));

@@ -33,7 +33,7 @@ const CASES: &[(&str, &str)] = &[
     (
         "bad-unknown-key.yaml",
         "6:1: unknown field `lift_window`, expected one of id, version, name, scope, extends, horizon_days, \
-         lead_time_hours, lift_window_hours, merge_gap_hours, hold_higher, level_pollutants, advisory_aqi_above, roles, levels, consultations, directives",
+         lead_time_hours, lift_window_hours, merge_gap_hours, hold_higher, level_pollutants, advisory_aqi_above, issuer, roles, levels, consultations, directives",
     ),
     ("bad-wrong-type.yaml", "6:15: expected a whole number, 0 or more"),
     ("bad-duplicate-key.yaml", "7:1: key \"lift_window_hours\" appears twice"),
@@ -68,6 +68,10 @@ const CASES: &[(&str, &str)] = &[
         "bad-laxer-child.yaml",
         "8:5: level \"yellow\" is laxer than in parent playbook \"fixture-province\": daily AQI [151, 151, 0, 0, 0, 0, 0] \
          meets the parent's rule (日AQI>200或日AQI>150持续48小时) but not this one (日AQI>200)",
+    ),
+    (
+        "bad-issuer-sender.yaml",
+        "9:11: issuer.sender \"test office, 1\" must be one word without spaces, commas or <>& (CAP 1.2 sender)",
     ),
     (
         "bad-laxer-lift-window.yaml",
@@ -265,4 +269,33 @@ fn an_enterprise_whose_own_measures_cut_less_than_its_grades_default_is_named_wi
     assert_eq!(shipped.status.code(), Some(0), "{:?}", stderr_lines(&shipped));
     let summary = String::from_utf8(shipped.stdout).unwrap();
     assert!(summary.contains("list seeds/registry (3000 enterprises)"), "{summary}");
+}
+
+/// The dashboard's 检查 page shows these errors to duty staff: each in Chinese, at the same file:line:column.
+#[test]
+fn every_bad_fixture_error_reads_in_chinese_on_the_dashboard_with_its_place() {
+    let regions = hazeflow::region::Regions::national();
+    let mut english = Vec::new();
+    let mut seen = 0;
+    for (file, message) in CASES {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR).join(file);
+        let errors = hazeflow::playbook::load_paths(&[path], regions).expect_err(file);
+        for e in errors {
+            seen += 1;
+            let line = e.to_string();
+            let zh = hazeflow::playbook::zh::line(&line);
+            let place = format!("{}:{}:{}: ", e.file.display(), e.line, e.column);
+            assert!(zh.starts_with(&place), "{file}: the same place: {zh}");
+            // The English message of the CLI is the one the case pins; the dashboard's differs from it.
+            assert!(
+                line.ends_with(message.split_once(": ").map_or(*message, |(_, m)| m)),
+                "{file}: {line}"
+            );
+            if zh == line {
+                english.push(format!("{file}: {line}"));
+            }
+        }
+    }
+    assert!(seen >= CASES.len());
+    assert!(english.is_empty(), "errors without Chinese:\n{}", english.join("\n"));
 }

@@ -1,5 +1,5 @@
 //! Every level rule of the shipped playbooks on hand-made forecast windows that just meet or just miss it:
-//! the national 2024 rules (playbooks/shanxi.yaml), Taiyuan's stricter red (playbooks/taiyuan.yaml), the
+//! the national 2024 rules (playbooks/shanxi.yaml), Taiyuan's (playbooks/taiyuan.yaml: the province's rules), the
 //! four colours of 2017 (playbooks/history/cn-2017.yaml) and Shanxi's 2020 rules
 //! (playbooks/history/shanxi-2020.yaml), as domain.md §2 gives them.
 //!
@@ -103,7 +103,13 @@ fn run_table(pb: &Playbook, cases: &[Case]) {
 fn every_shipped_playbook_loads_and_taiyuan_extends_the_province() {
     let live = load("playbooks");
     let ids: Vec<&str> = live.iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(ids, vec!["shanxi", "taiyuan"]);
+    assert_eq!(
+        ids,
+        vec![
+            "changzhi", "datong", "jincheng", "jinzhong", "linfen", "lvliang", "shanxi", "shuozhou", "taiyuan", "xinzhou", "yangquan",
+            "yuncheng"
+        ]
+    );
     let regions = Regions::shanxi();
     let code = |s| RegionCode::parse(s).unwrap();
     assert_eq!(
@@ -112,11 +118,21 @@ fn every_shipped_playbook_loads_and_taiyuan_extends_the_province() {
         "小店区 is under Taiyuan's playbook"
     );
     assert_eq!(live.for_region(code("140100"), regions).unwrap().id, "taiyuan");
-    assert_eq!(
-        live.for_region(code("140200"), regions).unwrap().id,
-        "shanxi",
-        "Datong follows the province"
-    );
+    // Every one of the 11 cities has its own playbook, under the province's, in its own name.
+    for city in regions.children(code("140000")) {
+        let pb = live.for_region(city, regions).unwrap();
+        assert_eq!(pb.scope, city, "{city}");
+        assert_eq!(pb.parent.as_deref(), Some("shanxi"), "{city}");
+        let name = regions.name(city);
+        assert_eq!(pb.issuer.name, format!("{name}重污染天气应急指挥部办公室"), "{city}");
+        assert!(pb.issuer.sender.ends_with("@hazeflow.example.cn"), "{city}: {}", pb.issuer.sender);
+        assert_eq!(pb.role("deputy_head").unwrap().name, "分管副市长", "{city}");
+        assert_eq!(pb.role("head").unwrap().name, "市长", "{city}");
+    }
+    assert_eq!(regions.children(code("140000")).len(), 11);
+    let sx = live.get("shanxi").unwrap();
+    assert_eq!(sx.issuer.name, "山西省重污染天气应急指挥部办公室");
+    assert_eq!(sx.role("deputy_head").unwrap().name, "分管副省长");
     for (path, id) in [
         ("playbooks/history/cn-2017.yaml", "cn-2017"),
         ("playbooks/history/shanxi-2020.yaml", "shanxi-2020"),
@@ -134,7 +150,11 @@ fn the_shipped_settings_are_those_the_files_state() {
     assert_eq!((sx.merge_gap.num_hours(), sx.hold_higher), (48, true));
     let ty = shipped("playbooks/taiyuan.yaml", "taiyuan");
     assert_eq!(ty.parent.as_deref(), Some("shanxi"));
-    assert_eq!(ty.lift_window.num_hours(), 48, "Taiyuan lifts after 48 h, longer than the province");
+    assert_eq!(
+        ty.lift_window.num_hours(),
+        36,
+        "Taiyuan lifts after 36 h below the level (domain.md §2.6), as the province does"
+    );
     assert_eq!(
         (ty.horizon_days, ty.lead_time.num_hours(), ty.merge_gap.num_hours()),
         (7, 24, 48),
@@ -281,29 +301,22 @@ fn forecast_days_before_the_issue_date_are_not_looked_at() {
     assert_eq!(a.window.first().unwrap().0, issue_date());
 }
 
-// ---- Taiyuan: stricter red --------------------------------------------------------------------------------------
+// ---- Taiyuan: the province's rules in the city's name ----------------------------------------------------------
 
 #[test]
-fn taiyuan_also_goes_red_on_two_days_above_300_where_the_province_says_orange() {
+fn taiyuan_keeps_the_province_rules_because_domain_md_gives_no_stricter_one() {
     let ty = shipped("playbooks/taiyuan.yaml", "taiyuan");
     let sx = shipped("playbooks/shanxi.yaml", "shanxi");
-    assert_eq!(
-        ty.level("red").unwrap().entry.to_string(),
-        "（日AQI>200持续72小时且日AQI>300（同一污染过程））或日AQI>300持续48小时"
-    );
+    for level in ["yellow", "orange", "red"] {
+        assert_eq!(ty.level(level).unwrap().entry, sx.level(level).unwrap().entry, "{level}");
+    }
     run_table(
         &ty,
         &[
-            case(w(&[301, 301]), "red", &[0, 1]),
-            case(w(&[301, 300]), "orange", &[0, 1]),
+            case(w(&[301, 301]), "orange", &[0, 1]),
             case(w(&[201, 201, 201, 301]), "red", &[0, 1, 2, 3]),
-            case(w(&[201, 201, 201]), "orange", &[0, 1, 2]),
-            case(w(&[201]), "yellow", &[0]),
-            case(w(&[151, 151]), "yellow", &[0, 1]),
-            case(w(&[151, 151, 151]), "orange", &[0, 1, 2]),
         ],
     );
-    run_table(&sx, &[case(w(&[301, 301]), "orange", &[0, 1])]);
 }
 
 // ---- national 2017, four colours (环大气〔2017〕86号) ------------------------------------------------------------------

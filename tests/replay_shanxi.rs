@@ -450,7 +450,7 @@ fn on_the_real_data_warnings_are_in_force_when_and_only_when_the_air_calls_for_t
 }
 
 #[test]
-fn taiyuans_stricter_playbook_never_proposes_less_than_the_province_and_lifts_after_48_hours() {
+fn taiyuans_playbook_never_proposes_less_than_the_province_and_lifts_after_36_hours() {
     let (sx, ty) = (playbook("playbooks/shanxi.yaml"), playbook("playbooks/taiyuan.yaml"));
     let (province, city) = (run(SHANXI, &sx), run(SHANXI, &ty));
     assert_eq!(province.assessments.len(), city.assessments.len());
@@ -465,7 +465,11 @@ fn taiyuans_stricter_playbook_never_proposes_less_than_the_province_and_lifts_af
             p.level
         );
     }
-    assert_eq!(ty.lift_window, Duration::hours(48));
+    assert_eq!(
+        ty.lift_window,
+        Duration::hours(36),
+        "domain.md §2.6: Taiyuan lifts after 36 h below the level"
+    );
     for w in &city.warnings {
         let levels: Vec<&str> = w.levels.iter().map(|l| l.level.as_str()).collect();
         assert!(

@@ -396,7 +396,11 @@ pub(super) async fn reports(State(app): State<Arc<AppState>>, Extension(dash): E
             Err(errors) => {
                 notes.push(format!(
                     "排污许可登记有误：{}",
-                    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("；")
+                    errors
+                        .iter()
+                        .map(|e| crate::playbook::zh::line(&e.to_string()))
+                        .collect::<Vec<_>>()
+                        .join("；")
                 ));
                 None
             }
@@ -427,7 +431,11 @@ pub(super) async fn reports(State(app): State<Arc<AppState>>, Extension(dash): E
             Err(errors) => {
                 notes.push(format!(
                     "全社会排放量有误：{}",
-                    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("；")
+                    errors
+                        .iter()
+                        .map(|e| crate::playbook::zh::line(&e.to_string()))
+                        .collect::<Vec<_>>()
+                        .join("；")
                 ));
                 None
             }

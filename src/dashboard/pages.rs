@@ -588,7 +588,9 @@ fn playbooks_page(app: &AppState, dash: &Dashboard, session: &Session, check: Op
         })
         .collect();
     let status = app.engine.playbooks.status();
-    let reload = json!({ "at": status.at.map(local_time), "versions": status.versions, "errors": status.errors });
+    // Staff read the errors in Chinese, at the same file:line:column (the API and logs keep the English).
+    let errors: Vec<String> = status.errors.iter().map(|e| crate::playbook::zh::line(e)).collect();
+    let reload = json!({ "at": status.at.map(local_time), "versions": status.versions, "errors": errors });
     let files = live_files(&app.settings.playbooks)
         .unwrap_or_default()
         .into_iter()
@@ -708,7 +710,7 @@ fn check_edited(app: &AppState, name: &str, text: &str) -> CheckResult {
                 })
                 .collect();
         }
-        Err(errors) => result.errors = errors.iter().map(ToString::to_string).collect(),
+        Err(errors) => result.errors = errors.iter().map(|e| crate::playbook::zh::line(&e.to_string())).collect(),
     }
     result
 }

@@ -147,7 +147,14 @@ impl Delivery {
         };
         let subject = Some(r.subject.clone());
         let result = match msg.channel {
-            Channel::Email => match email::compose(&self.from, &msg.recipient.name, &msg.recipient.address, &msg.id, msg.created_at, &r) {
+            Channel::Email => match email::compose(
+                &email::from_issuer(&self.from, &msg.data),
+                &msg.recipient.name,
+                &msg.recipient.address,
+                &msg.id,
+                msg.created_at,
+                &r,
+            ) {
                 Ok(m) => self.mailer.send(&msg.id, &m).await,
                 Err(e) => Err(e),
             },

@@ -63,6 +63,16 @@ impl Header for AutoSubmitted {
     }
 }
 
+/// The sender of a message about a warning: the configured address under the name of the body that
+/// issues the warning (`issuer` in the message's data: 太原市重污染天气应急指挥部办公室), so that a city's
+/// warning does not reach people in the province's name. Other messages keep the configured sender.
+pub fn from_issuer(from: &Mailbox, data: &serde_json::Value) -> Mailbox {
+    match data.get("issuer").and_then(serde_json::Value::as_str).and_then(display_name) {
+        Some(name) => Mailbox::new(Some(name), from.email.clone()),
+        None => from.clone(),
+    }
+}
+
 /// Builds the email of an outbox message.
 pub fn compose(
     from: &Mailbox,

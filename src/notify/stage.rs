@@ -286,6 +286,7 @@ impl NotifyStage {
             "signer": signer,
             "playbook": pb.pin(),
             "playbook_name": pb.name,
+            "issuer": pb.issuer.name,
             "dashboard_url": format!("{base}/"),
             "warning_url": format!("{base}/warnings/{id}"),
         })
@@ -502,7 +503,7 @@ mod tests {
                     actor: "consultation".into(),
                     reason: String::new(),
                     forecast_id: None,
-                    playbook: "taiyuan@2024.1".into(),
+                    playbook: "taiyuan@2026.1".into(),
                     kind,
                 },
             },

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 
 use super::LeadPollutant;
 use super::raw::{RawLevel, RawPlaybook};
-use super::{Consultation, Directive, Level, Playbook, PlaybookError, PlaybookSet, Role, validate};
+use super::{Consultation, Directive, Issuer, Level, Playbook, PlaybookError, PlaybookSet, Role, validate};
 use crate::forecast::parse_time;
-use crate::region::Regions;
+use crate::region::{RegionCode, Regions};
 
 /// Defaults for a root playbook that leaves a setting out.
 const DEFAULT_HORIZON_DAYS: u32 = 7;
@@ -354,6 +354,8 @@ fn compile(
         .or(parent.map(|p| p.advisory_aqi_above))
         .unwrap_or(DEFAULT_ADVISORY_AQI_ABOVE);
 
+    let issuer = issuer(file, raw, scope, regions, &mut errors);
+
     // Roles: the parent's, with this file's added or renamed.
     let mut roles: Vec<Role> = parent.map(|p| p.roles.clone()).unwrap_or_default();
     for r in raw.roles.iter().flatten() {
@@ -448,11 +450,39 @@ fn compile(
         hold_higher,
         level_pollutants,
         advisory_aqi_above,
+        issuer,
         roles,
         levels,
         consultations,
         directives,
     })
+}
+
+/// The issuing body: as written, or its scope's command office ([`Issuer::of_scope`]). A child never
+/// takes its parent's: a city speaks in its own name.
+fn issuer(file: &Path, raw: &RawPlaybook, scope: RegionCode, regions: &Regions, errors: &mut Vec<PlaybookError>) -> Issuer {
+    let default = Issuer::of_scope(scope, regions);
+    let Some(r) = &raw.issuer else {
+        return default;
+    };
+    let name = r.name.value.trim().to_string();
+    if name.is_empty() {
+        errors.push(validate::at(file, &r.name.referenced, "issuer.name must not be empty"));
+    }
+    let sender = match &r.sender {
+        Some(s) => {
+            if let Err(e) = validate::cap_sender(file, s) {
+                errors.push(e);
+            }
+            s.value.clone()
+        }
+        None => default.sender,
+    };
+    Issuer {
+        name_en: r.name_en.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| name.clone()),
+        name,
+        sender,
+    }
 }
 
 fn compile_levels(

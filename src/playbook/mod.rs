@@ -9,11 +9,13 @@
 //! - `load.rs`: reading, inheritance and compiling;
 //! - `validate.rs`: one function per rule a playbook can break;
 //! - `compare.rs`: "is this rule at least as strict as that one", decided over all relevant windows.
+//! - `zh.rs`: the errors in Chinese, for the dashboard.
 
 mod compare;
 mod load;
 mod raw;
 mod validate;
+pub mod zh;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -312,6 +314,44 @@ pub struct Directive {
     pub issued_by: RegionCode,
 }
 
+/// The body that issues a playbook's warnings (发布单位): who signs the notices, CAP `sender`/`senderName`,
+/// the feed entry's author and the public page's 发布单位.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issuer {
+    /// Chinese name (太原市重污染天气应急指挥部办公室).
+    pub name: String,
+    /// English name (CAP `en-US`); the Chinese one when the playbook gives none.
+    pub name_en: String,
+    /// CAP `sender`.
+    pub sender: String,
+}
+
+impl Issuer {
+    /// The command office of a region, for a playbook that names none: `太原市重污染天气应急指挥部办公室`
+    /// (a county with its city: `太原市小店区重污染天气应急指挥部办公室`),
+    /// sender `hazeflow-140100@example.cn`.
+    pub fn of_scope(scope: RegionCode, regions: &Regions) -> Issuer {
+        // A county is named with its city (太原市小店区), a city or province by itself.
+        let place = match (scope.tier(), regions.ancestors(scope).first()) {
+            (crate::region::Tier::County, Some(city)) => format!("{}{}", regions.name(*city), regions.name(scope)),
+            _ => regions.name(scope),
+        };
+        let name = format!("{place}重污染天气应急指挥部办公室");
+        Issuer {
+            name_en: name.clone(),
+            name,
+            sender: format!("hazeflow-{scope}@example.cn"),
+        }
+    }
+}
+
+/// The body that issues warnings for `region`: the issuer of the playbook governing it, or the region's
+/// command office when none does.
+pub fn issuer_of(set: &PlaybookSet, region: RegionCode, regions: &Regions) -> Issuer {
+    set.for_region(region, regions)
+        .map_or_else(|| Issuer::of_scope(region, regions), |p| p.issuer.clone())
+}
+
 /// A compiled, validated playbook, with its parent's settings already folded in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Playbook {
@@ -348,6 +388,8 @@ pub struct Playbook {
     /// Days led by a pollutant outside `level_pollutants` (or by sand and dust) with a daily AQI above this get
     /// health advice (the public page's 臭氧污染健康提示).
     pub advisory_aqi_above: u16,
+    /// Who issues its warnings; never taken from the parent.
+    pub issuer: Issuer,
     /// Roles that sign.
     pub roles: Vec<Role>,
     /// Levels, lowest rank first.
@@ -569,6 +611,34 @@ consultations: [ { name: 下午会商, cron: "0 0 16 * * *" } ]
         assert_eq!(province.levels[0].colour, "#FFFF00", "colours are kept in capitals");
         assert_ne!(city.digest, province.digest);
         assert_eq!(city.pin(), "city@1");
+    }
+
+    #[test]
+    fn each_playbook_speaks_in_its_own_name_and_never_borrows_its_parents() {
+        let named = "id: city\nversion: \"1\"\nname: 市级预案\nextends: province\nscope: \"140100\"\n\
+                     issuer: { name: 太原市重污染天气应急指挥部办公室, name_en: Taiyuan Office, sender: ty@hazeflow.example.cn }\n";
+        let set = load(named).unwrap();
+        let city = &set.get("city").unwrap().issuer;
+        assert_eq!(
+            (city.name.as_str(), city.name_en.as_str(), city.sender.as_str()),
+            ("太原市重污染天气应急指挥部办公室", "Taiyuan Office", "ty@hazeflow.example.cn")
+        );
+        // Left out: the scope's own command office, not the parent's (the province names none either).
+        let set = load("id: city\nversion: \"1\"\nname: 市级预案\nextends: province\nscope: \"140105\"\n").unwrap();
+        let county = &set.get("city").unwrap().issuer;
+        assert_eq!(county.name, "太原市小店区重污染天气应急指挥部办公室");
+        assert_eq!(county.sender, "hazeflow-140105@example.cn");
+        assert_eq!(set.get("province").unwrap().issuer.name, "山西省重污染天气应急指挥部办公室");
+        // A sender CAP cannot carry is refused where it is written.
+        let bad = named.replace("ty@hazeflow.example.cn", "\"ty office, 1\"");
+        let e = load(&bad).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].file.to_str(), e[0].line), (Some("city.yaml"), 6));
+        assert!(
+            e[0].message.starts_with("issuer.sender \"ty office, 1\" must be one word"),
+            "{}",
+            e[0].message
+        );
     }
 
     #[test]

@@ -27,11 +27,25 @@ pub struct RawPlaybook {
     pub level_pollutants: Option<Spanned<Vec<String>>>,
     /// Days led by another pollutant (or sand and dust) above this AQI get health advice.
     pub advisory_aqi_above: Option<Spanned<u16>>,
+    /// The body that issues this playbook's warnings (never inherited: each authority speaks in its own name).
+    pub issuer: Option<RawIssuer>,
     pub roles: Option<Vec<RawRole>>,
     pub levels: Option<Vec<Spanned<RawLevel>>>,
     pub consultations: Option<Vec<RawConsultation>>,
     #[serde(default)]
     pub directives: Vec<Spanned<RawDirective>>,
+}
+
+/// The issuing body (发布单位) of a playbook's warnings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// Chinese name (太原市重污染天气应急指挥部办公室).
+    pub name: Spanned<String>,
+    /// English name, for the CAP `en-US` block.
+    pub name_en: Option<String>,
+    /// CAP `sender`: an address-like id without spaces, commas or `<>&`.
+    pub sender: Option<Spanned<String>>,
 }
 
 /// A role that may sign, with its authority rank (higher signs more).

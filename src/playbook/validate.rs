@@ -49,6 +49,19 @@ pub(crate) fn scope(
     Ok(code)
 }
 
+/// A CAP `sender` (CAP 1.2 §3.2.1): no spaces, commas or the XML-restricted `<`, `>`, `&`.
+pub(crate) fn cap_sender(file: &Path, raw: &Spanned<String>) -> Result<(), PlaybookError> {
+    let s = &raw.value;
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || matches!(c, ',' | '<' | '>' | '&')) {
+        return Err(at(
+            file,
+            &raw.referenced,
+            format!("issuer.sender \"{s}\" must be one word without spaces, commas or <>& (CAP 1.2 sender)"),
+        ));
+    }
+    Ok(())
+}
+
 /// A rule is exactly one of `all`, `any` or a leaf; thresholds are AQI values; runs fit the horizon.
 pub(crate) fn rule(file: &Path, raw: &Spanned<RawRule>, horizon_days: u32, errors: &mut Vec<PlaybookError>) -> Option<Rule> {
     let r = &raw.value;

@@ -33,7 +33,7 @@ pub fn entry_id(message_id: &str) -> String {
 pub struct FeedInfo<'a> {
     /// Title (山西省重污染天气预警信息).
     pub title: &'a str,
-    /// Author (the sender's name).
+    /// The feed's author (the top tier's issuing body; entries name their own).
     pub author: &'a str,
     /// Absolute address of the feed.
     pub self_url: &'a str,
@@ -78,6 +78,8 @@ fn write_entry(w: &mut Writer<Vec<u8>>, m: &MessageView, t: &MessageText, page_u
         text(w, "title", &t.headline)?;
         text(w, "published", &m.sent.iso)?;
         text(w, "updated", &m.sent.iso)?;
+        w.create_element("author")
+            .write_inner_content(|w| text(w, "name", &t.sender_name))?;
         link(w, "alternate", "application/cap+xml", &m.cap_url)?;
         link(w, "related", "text/html", page_url)?;
         w.create_element("category")

@@ -6,7 +6,8 @@
 //!
 //! Mapping decisions:
 //!
-//! - `identifier` is the message id `{warning_id}-{seq}`; `sender` is [`SENDER`]; `sent` is when the
+//! - `identifier` is the message id `{warning_id}-{seq}`; `sender` is the issuing body's (its playbook's
+//!   `issuer.sender`); `sent` is when the
 //!   record was written, in Asia/Shanghai with `+08:00` and no fractions (the schema's pattern).
 //! - `msgType`: `Alert` on issue, `Update` on a level change, extension or earlier start, `Cancel`
 //!   on a lift or cancellation; `Update` and `Cancel` carry `references`, the
@@ -31,7 +32,6 @@ use std::io;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
-use super::SENDER;
 use super::message::MsgType;
 use super::text::{Lang, MessageText};
 use super::view::{LevelView, MessageView};
@@ -86,13 +86,17 @@ fn write_alert(w: &mut Writer<Vec<u8>>, m: &MessageView, infos: &[(Lang, &Messag
         .with_attribute(("xmlns", NAMESPACE))
         .write_inner_content(|w| {
             text(w, "identifier", &m.id)?;
-            text(w, "sender", SENDER)?;
+            text(w, "sender", &m.issuer.sender)?;
             text(w, "sent", &m.sent.iso)?;
             text(w, "status", "Actual")?;
             text(w, "msgType", m.msg_type.as_str())?;
             text(w, "scope", "Public")?;
             if m.msg_type != MsgType::Alert && !m.references.is_empty() {
-                let refs: Vec<String> = m.references.iter().map(|r| format!("{SENDER},{},{}", r.id, r.sent.iso)).collect();
+                let refs: Vec<String> = m
+                    .references
+                    .iter()
+                    .map(|r| format!("{},{},{}", m.issuer.sender, r.id, r.sent.iso))
+                    .collect();
                 text(w, "references", &refs.join(" "))?;
             }
             for (lang, t) in infos {
@@ -196,7 +200,8 @@ mod tests {
         for needle in [
             r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">"#,
             "<identifier>140105-20261201-1-7</identifier>",
-            "<sender>hazeflow@sthjt.shanxi.gov.cn</sender>",
+            "<sender>hazeflow-140100@example.cn</sender>",
+            "<senderName>太原市重污染天气应急指挥部办公室</senderName>",
             "<sent>2026-12-01T17:00:00+08:00</sent>",
             "<msgType>Alert</msgType>",
             "<language>zh-CN</language>",
@@ -231,7 +236,7 @@ mod tests {
         ];
         let xml = cap(&m);
         assert!(
-            xml.contains("<references>hazeflow@sthjt.shanxi.gov.cn,140105-20261201-1-2,2026-12-01T17:00:00+08:00 hazeflow@sthjt.shanxi.gov.cn,140105-20261201-1-5,2026-12-01T17:00:00+08:00</references>"),
+            xml.contains("<references>hazeflow-140100@example.cn,140105-20261201-1-2,2026-12-01T17:00:00+08:00 hazeflow-140100@example.cn,140105-20261201-1-5,2026-12-01T17:00:00+08:00</references>"),
             "{xml}"
         );
         assert!(

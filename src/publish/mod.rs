@@ -34,18 +34,16 @@ use axum::routing::get;
 
 use crate::api::ApiError;
 use crate::app::AppState;
-use crate::playbook::Playbook;
+use crate::playbook::{Issuer, Playbook};
 use crate::region::RegionCode;
 use message::{Message, MsgType};
 use text::{Lang, MessageText, Texts};
 use view::{LevelView, MessageView, Time};
 
-/// CAP `sender`: who the public hears from.
-pub const SENDER: &str = "hazeflow@sthjt.shanxi.gov.cn";
-
-/// The `tag:` URI authority of feed and entry ids (RFC 4151): the sender's domain and the year the
-/// ids were first minted. Never change it: readers use the ids to tell entries apart.
-pub const TAG_AUTHORITY: &str = "sthjt.shanxi.gov.cn,2026";
+/// The `tag:` URI authority of feed and entry ids (RFC 4151): a domain and the year the ids were first
+/// minted. Readers use the ids to tell entries apart, so it does not change with the deployment's
+/// address; it is an `example.cn` name, never a real government domain.
+pub const TAG_AUTHORITY: &str = "hazeflow.example.cn,2026";
 
 /// Entries in the feed.
 pub const FEED_LIMIT: usize = 100;
@@ -113,7 +111,11 @@ impl<'a> Publisher<'a> {
             None => LevelView::unknown(id, rank),
         };
         let advice = self.texts.advice(&m.warning.level);
-        MessageView::new(m, self.state.engine.regions, level, advice, self.base_url())
+        let regions = self.state.engine.regions;
+        let issuer = pb
+            .as_ref()
+            .map_or_else(|| Issuer::of_scope(m.warning.region, regions), |p| p.issuer.clone());
+        MessageView::new(m, regions, issuer, level, advice, self.base_url())
     }
 
     /// A message's words; when the operators' templates fail on it, the built-in ones.
@@ -124,7 +126,7 @@ impl<'a> Publisher<'a> {
         })
     }
 
-    /// A line without a message (`feed_title`, `sender_name`), in Chinese.
+    /// A line without a message (`feed_title`), in Chinese.
     fn line(&self, name: &str) -> String {
         self.texts
             .line(Lang::Zh, name)
@@ -233,7 +235,14 @@ async fn feed(State(s): Shared) -> Result<Response, ApiError> {
     }
     let updated = Time::new(all.first().map_or_else(|| s.engine.clock.now(), |m| m.sent));
     let title = p.line("feed_title");
-    let author = p.line("sender_name");
+    // The feed speaks for the top tier (the province); each entry names its own issuer.
+    let live = s.engine.playbooks.live();
+    let author = live
+        .roots()
+        .min_by_key(|p| p.scope)
+        .map(|p| p.issuer.name.clone())
+        .or_else(|| s.engine.regions.scope().map(|home| Issuer::of_scope(home, s.engine.regions).name))
+        .unwrap_or_else(|| "重污染天气应急指挥部办公室".to_string());
     let base = p.base_url();
     let (self_url, page_url) = (format!("{base}/public/feed.atom"), format!("{base}/public"));
     let info = atom::FeedInfo {

@@ -22,6 +22,8 @@ pub struct Row {
     pub in_force: bool,
     /// When the episode was issued.
     pub issued: Time,
+    /// Who issued it (发布单位).
+    pub issuer: String,
     /// The latest message's CAP file.
     pub cap_path: String,
     /// The latest message's headline.
@@ -76,6 +78,7 @@ pub fn groups(current: &[Current<'_>]) -> Vec<Group> {
             timeline: c.view.timeline.clone(),
             in_force: c.in_force,
             issued: c.issued.clone(),
+            issuer: c.text.sender_name.clone(),
             cap_path: c.view.cap_path.clone(),
             headline: c.text.headline.clone(),
         };

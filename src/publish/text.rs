@@ -64,7 +64,7 @@ impl Lang {
 pub struct MessageText {
     /// CAP `event` (重污染天气).
     pub event: String,
-    /// CAP `senderName`.
+    /// CAP `senderName`, the entry's author: the issuing body, from the warning's playbook.
     pub sender_name: String,
     /// CAP `headline`, the Atom entry's title.
     pub headline: String,
@@ -180,14 +180,17 @@ impl Texts {
         let arg = [Value::from_serialize(m)];
         Ok(MessageText {
             event: self.call(lang, "event", &arg)?,
-            sender_name: self.call(lang, "sender_name", &[])?,
+            sender_name: match lang {
+                Lang::Zh => m.issuer.name.clone(),
+                Lang::En => m.issuer.name_en.clone(),
+            },
             headline: self.call(lang, "headline", &arg)?,
             description: self.call(lang, "description", &arg)?,
             instruction: self.call(lang, "instruction", &arg)?,
         })
     }
 
-    /// A macro without arguments: `feed_title` (of the feed and the page), `sender_name`.
+    /// A macro without arguments: `feed_title` (of the feed and the page).
     pub fn line(&self, lang: Lang, name: &str) -> Result<String, minijinja::Error> {
         self.call(lang, name, &[])
     }
@@ -272,6 +275,7 @@ pub(crate) mod tests {
             msg_type,
             change,
             region: RegionView::new(RegionCode::parse("140105").unwrap(), Regions::shanxi()),
+            issuer: crate::playbook::Issuer::of_scope(RegionCode::parse("140100").unwrap(), Regions::shanxi()),
             level: level("orange", "橙色预警", "Ⅱ级", 2),
             previous_level: matches!(change, Change::Upgrade | Change::Downgrade).then(|| level("yellow", "黄色预警", "Ⅲ级", 1)),
             sent: t(1, 9),

@@ -6,7 +6,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::Serialize;
 
 use super::message::{Change, Message, MsgType};
-use crate::playbook::Level;
+use crate::playbook::{Issuer, Level};
 use crate::region::{RegionCode, Regions, Tier};
 
 /// A time, ready for every reader.
@@ -137,6 +137,8 @@ pub struct MessageView {
     pub change: Change,
     /// The region.
     pub region: RegionView,
+    /// Who issues it (the warning's playbook): CAP `sender`/`senderName`, the entry's author, 发布单位.
+    pub issuer: Issuer,
     /// The level (after the change).
     pub level: LevelView,
     /// The level before a level change.
@@ -169,7 +171,14 @@ pub struct MessageView {
 
 impl MessageView {
     /// Resolves a message; `level` looks a level id up in the warning's playbook.
-    pub fn new(m: &Message, regions: &Regions, level: impl Fn(&str, u32) -> LevelView, advice: AdviceView, base_url: &str) -> MessageView {
+    pub fn new(
+        m: &Message,
+        regions: &Regions,
+        issuer: Issuer,
+        level: impl Fn(&str, u32) -> LevelView,
+        advice: AdviceView,
+        base_url: &str,
+    ) -> MessageView {
         let w = &m.warning;
         let previous_level = m.previous_level.as_deref().map(|id| level(id, 0));
         MessageView {
@@ -178,6 +187,7 @@ impl MessageView {
             msg_type: m.msg_type,
             change: m.change,
             region: RegionView::new(w.region, regions),
+            issuer,
             level: level(&w.level, w.rank),
             previous_level,
             sent: Time::new(m.sent),

@@ -15,13 +15,15 @@
 //! - `summary`: the after-episode summary over HTTP and from the CLI;
 //! - `security`: wrong, superseded, ended and other enterprises' tokens; staff endpoints without a
 //!   token; markup in names;
-//! - `atomic`: a warning event and its assignments are one transaction.
+//! - `atomic`: a warning event and its assignments are one transaction;
+//! - `authority`: a Taiyuan warning is in Taiyuan's name (sign-off request, enterprise notice, CAP).
 
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
 
 mod atomic;
+mod authority;
 mod escalation;
 mod flow;
 mod inspections;

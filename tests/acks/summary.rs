@@ -176,11 +176,11 @@ async fn the_episode_summary_tells_levels_acknowledgement_rates_and_times_inspec
     assert!(out.0.status.success(), "{}", String::from_utf8_lossy(&out.0.stderr));
     let table = String::from_utf8(out.0.stdout).unwrap();
     for want in [
-        "Warning 140100-",
-        "orange",
+        "预警 140100-",
+        "橙色预警",
         "140105 小店区",
-        "Inspections  1 opened",
-        "short of the target: so2",
+        "监督检查  共1项",
+        "未达到减排目标：SO2",
     ] {
         assert!(table.contains(want), "the table has {want}:\n{table}");
     }
@@ -211,7 +211,7 @@ async fn without_whole_society_emissions_for_the_region_the_target_is_reported_u
     assert_eq!(status, StatusCode::OK, "{s}");
     let r = &s["reductions"][0];
     assert!(r["target"].is_null() && r["society"].is_null(), "{r}");
-    assert!(r["basis"].as_str().unwrap().starts_with("unknown"), "{r}");
+    assert!(r["basis"].as_str().unwrap().starts_with("未知："), "{r}");
     assert!(close(&r["expected"]["so2"], 1.0), "{r}");
     app.stop().await;
 }

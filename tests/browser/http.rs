@@ -182,10 +182,7 @@ async fn checking_an_edited_playbook_shows_errors_as_file_line_column_and_change
     let app = spawn_app(&[]).await;
     let session = app.login(HEAD).await;
     let (_, _, page) = app.page("/playbooks", Some(&session)).await;
-    assert!(
-        page.contains("taiyuan@2024.1") || page.contains("2024.1"),
-        "the live versions are listed"
-    );
+    assert!(page.contains("taiyuan@2026.1"), "the live versions are listed");
     let csrf = hidden_field(&page, "csrf").expect("a CSRF token");
     let original = std::fs::read_to_string(format!("{PLAYBOOKS}/taiyuan.yaml")).expect("the shipped file");
     let seq = app.last_seq();
@@ -199,7 +196,7 @@ async fn checking_an_edited_playbook_shows_errors_as_file_line_column_and_change
         .collect();
 
     // A laxer lift window and a misspelt key: both reported where they are.
-    let edited = original.replace("lift_window_hours: 48", "lift_window_hours: 24\nlift_windows: 3");
+    let edited = original.replace("scope: \"140100\"\n", "scope: \"140100\"\nlift_window_hours: 24\nlift_windows: 3\n");
     let (status, _, page) = app
         .post_form(
             "/playbooks/check",
@@ -228,7 +225,7 @@ async fn checking_an_edited_playbook_shows_errors_as_file_line_column_and_change
         )
         .await;
     assert!(page.contains("检查通过"), "{page}");
-    assert!(page.contains("taiyuan@2024.1") && page.contains("未变"));
+    assert!(page.contains("taiyuan@2026.1") && page.contains("未变"));
 
     // Nothing changed: the file, the live set, the log.
     assert_eq!(

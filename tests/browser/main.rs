@@ -10,6 +10,7 @@
 //!   warning page, consultations, playbooks (with a check), the list and its reports; an enterprise
 //!   acknowledges and the progress updates; every page at 1280 px and on a 375 px phone;
 //! - `keyboard`: logging in with the keyboard alone;
+//! - `chinese`: every page and mail of an episode (issue, change, cancel, lift) has no English sentence;
 //! - `ack`: an enterprise acknowledges on a phone from the link in the notice mailed to it (收到, then
 //!   措施已落实 with lines and a note) while the duty officer's warning page counts it in its county;
 //!   the acknowledgement page at phone width (no overflow, named controls, Tab order) and with the
@@ -22,6 +23,7 @@
 
 mod ack;
 mod browser;
+mod chinese;
 mod flow;
 mod helpers;
 mod http;

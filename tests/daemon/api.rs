@@ -155,7 +155,23 @@ async fn health_and_metrics_answer_without_a_token_and_count_warnings_consultati
     let (status, health) = app.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["playbooks"], json!(["shanxi@2024.1", "taiyuan@2024.1"]));
+    assert_eq!(
+        health["playbooks"],
+        json!([
+            "changzhi@2024.1",
+            "datong@2024.1",
+            "jincheng@2024.1",
+            "jinzhong@2024.1",
+            "linfen@2024.1",
+            "lvliang@2024.1",
+            "shanxi@2024.1",
+            "shuozhou@2024.1",
+            "taiyuan@2026.1",
+            "xinzhou@2024.1",
+            "yangquan@2024.1",
+            "yuncheng@2024.1"
+        ])
+    );
 
     // One good forecast (→ an orange proposal) and one bad.
     let csv = forecast_csv(
@@ -507,5 +523,90 @@ async fn one_cli_style_global_options_json_output_directives_events_acks_and_exi
     let (code, out, _) = hazeflow(&["completions", "bash"]).await;
     assert_eq!(code, Some(0));
     assert!(out.contains("_hazeflow") && out.contains("directives"), "a bash completion script");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_consultation_over_every_region_of_shanxi_proposes_once_per_region_that_qualifies_under_its_own_playbook() {
+    // Every code of the province (the province, its 11 cities and every county), in turn orange, yellow or clean.
+    let regions = hazeflow::region::Regions::shanxi();
+    let all: Vec<(String, String)> = regions.all().map(|r| (r.code.to_string(), regions.name(r.code))).collect();
+    assert_eq!(all.len(), 129, "Shanxi's province, cities and counties");
+    let series = |i: usize| -> (&str, [u32; 7]) {
+        match i % 3 {
+            0 => ("orange", [120, 160, 230, 240, 180, 120, 100]),
+            1 => ("yellow", [120, 210, 120, 100, 100, 100, 100]),
+            _ => ("none", [80, 90, 70, 60, 60, 60, 60]),
+        }
+    };
+    let mut csv = String::from("# issued_at: 2026-12-01 14:00\n# source: 省生态环境监测和应急保障中心\nregion,date,aqi\n");
+    for (i, (code, _)) in all.iter().enumerate() {
+        for (d, aqi) in series(i).1.iter().enumerate() {
+            csv.push_str(&format!("{code},2026-12-{:02},{aqi}\n", d + 1));
+        }
+    }
+    let app = spawn_app(clock()).await;
+    let (status, body) = app.submit(csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // One consultation assessed every region: no unknown region, none left out, each at its level.
+    let held = eventually("the consultation on the forecast is held", || async {
+        let (_, body) = app.get("/api/v1/consultations", Some(DUTY)).await;
+        body["consultations"]
+            .as_array()?
+            .iter()
+            .find(|c| c["trigger"] == "forecast received")
+            .cloned()
+    })
+    .await;
+    let assessments = held["assessments"].as_array().expect("assessments");
+    assert_eq!(assessments.len(), all.len(), "{held}");
+    for (i, (code, name)) in all.iter().enumerate() {
+        let a = assessments
+            .iter()
+            .find(|a| a["region"] == code.as_str())
+            .unwrap_or_else(|| panic!("{code} {name} assessed"));
+        let level = a["level"].as_str().unwrap_or("none");
+        assert_eq!(level, series(i).0, "{code} {name}: {a}");
+    }
+
+    // One proposal per region that qualifies, under the playbook of its city (the province's for itself).
+    let want: Vec<&(String, String)> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| series(*i).0 != "none")
+        .map(|(_, r)| r)
+        .collect();
+    let warnings = eventually("every qualifying region has its proposal", || async {
+        let w = app.warnings().await;
+        (w.len() >= want.len()).then_some(w)
+    })
+    .await;
+    assert_eq!(warnings.len(), want.len());
+    let city_playbook = [
+        ("1401", "taiyuan@2026.1"),
+        ("1402", "datong@2024.1"),
+        ("1403", "yangquan@2024.1"),
+        ("1404", "changzhi@2024.1"),
+        ("1405", "jincheng@2024.1"),
+        ("1406", "shuozhou@2024.1"),
+        ("1407", "jinzhong@2024.1"),
+        ("1408", "yuncheng@2024.1"),
+        ("1409", "xinzhou@2024.1"),
+        ("1410", "linfen@2024.1"),
+        ("1411", "lvliang@2024.1"),
+    ];
+    for (code, name) in want {
+        let w = warnings
+            .iter()
+            .find(|w| w["region"] == code.as_str())
+            .unwrap_or_else(|| panic!("{code} {name} has a proposal"));
+        assert_eq!(w["status"], "pending", "{w}");
+        let pin = city_playbook
+            .iter()
+            .find(|(prefix, _)| code.starts_with(prefix))
+            .map_or("shanxi@2024.1", |(_, pin)| pin);
+        assert_eq!(w["playbook"], pin, "{code} {name}");
+    }
     app.stop().await;
 }

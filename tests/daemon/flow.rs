@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Taiyuan (太原市), governed by playbooks/taiyuan.yaml: yellow/orange signed by a deputy head, red
-/// by the head, lifted after 48 h below the level.
+/// by the head, lifted after 36 h below the level.
 const TAIYUAN: &str = "140100";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +35,7 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
         (Some("pending"), Some("orange"), Some(true)),
         "{w}"
     );
-    assert_eq!(w["playbook"], "taiyuan@2024.1");
+    assert_eq!(w["playbook"], "taiyuan@2026.1");
     let id = w["id"].as_str().expect("an id").to_string();
     assert_eq!(id, "140100-20261201-1");
     let (status, body) = app.get("/api/v1/consultations", Some(DUTY)).await;
@@ -194,7 +194,7 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     assert!(
         history
             .iter()
-            .all(|r| r["playbook"] == "taiyuan@2024.1" && r["warning_id"] == id.as_str()),
+            .all(|r| r["playbook"] == "taiyuan@2026.1" && r["warning_id"] == id.as_str()),
         "every event names the episode and its playbook"
     );
     let changed = history
@@ -333,7 +333,7 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     copy_dir(std::path::Path::new(PLAYBOOKS), &books);
     let app = spawn_app_with(dir, clock(), |s| s.playbooks = books.clone()).await;
 
-    // 15:00: an orange proposal for Taiyuan under taiyuan@2024.1.
+    // 15:00: an orange proposal for Taiyuan under taiyuan@2026.1.
     let orange = forecast_csv(
         "2026-12-01 14:00",
         "省生态环境监测和应急保障中心",
@@ -343,29 +343,29 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     );
     app.drop_in_inbox("taiyuan.csv", &orange);
     let w = eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
-    assert_eq!(w["playbook"], "taiyuan@2024.1");
+    assert_eq!(w["playbook"], "taiyuan@2026.1");
     let id = w["id"].as_str().expect("an id").to_string();
 
-    // 15:10: the city makes orange the head's to sign, as version 2024.2, and reloads.
+    // 15:10: the city makes orange the head's to sign, as version 2026.2, and reloads.
     let stricter = make_orange_the_heads_to_sign(&books);
     let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
-        body["versions"].as_array().expect("versions").contains(&json!("taiyuan@2024.2")),
+        body["versions"].as_array().expect("versions").contains(&json!("taiyuan@2026.2")),
         "{body}"
     );
 
-    // The running episode keeps 2024.1: the deputy head may still sign its orange.
+    // The running episode keeps 2026.1: the deputy head may still sign its orange.
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
     assert_eq!(
         (w["status"].as_str(), w["playbook"].as_str()),
-        (Some("issued"), Some("taiyuan@2024.1")),
+        (Some("issued"), Some("taiyuan@2026.1")),
         "{w}"
     );
 
-    // A new episode in a Taiyuan county (小店区) falls under 2024.2: its orange needs the head.
+    // A new episode in a Taiyuan county (小店区) falls under 2026.2: its orange needs the head.
     let xiaodian = forecast_csv(
         "2026-12-01 15:05",
         "省生态环境监测和应急保障中心",
@@ -377,7 +377,7 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     let county = eventually("orange is proposed for 小店区", || async { app.warning_of("140105").await }).await;
     assert_eq!(
         (county["level"].as_str(), county["playbook"].as_str()),
-        (Some("orange"), Some("taiyuan@2024.2")),
+        (Some("orange"), Some("taiyuan@2026.2")),
         "{county}"
     );
     let (status, body) = app
@@ -389,8 +389,8 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     // 15:20: someone saves a broken taiyuan.yaml and reloads: refused with file:line:column, and
-    // 2024.2 stays live; only the refusal is recorded.
-    let broken = stricter.replace("lift_window_hours: 48", "lift_window_hours: soon");
+    // 2026.2 stays live; only the refusal is recorded.
+    let broken = stricter.replace("scope: \"140100\"\n", "scope: \"140100\"\nlift_window_hours: soon\n");
     assert_ne!(broken, stricter);
     std::fs::write(books.join("taiyuan.yaml"), broken).expect("written");
     let seq = app.last_seq().await;
@@ -417,10 +417,23 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
         .iter()
         .map(|p| &p["version"])
         .collect();
-    assert!(versions.contains(&&json!("2024.2")), "{live}");
+    assert!(versions.contains(&&json!("2026.2")), "{live}");
     assert_eq!(
         live["last_reload"]["versions"],
-        json!(["shanxi@2024.1", "taiyuan@2024.2"]),
+        json!([
+            "changzhi@2024.1",
+            "datong@2024.1",
+            "jincheng@2024.1",
+            "jinzhong@2024.1",
+            "linfen@2024.1",
+            "lvliang@2024.1",
+            "shanxi@2024.1",
+            "shuozhou@2024.1",
+            "taiyuan@2026.2",
+            "xinzhou@2024.1",
+            "yangquan@2024.1",
+            "yuncheng@2024.1"
+        ]),
         "{live}"
     );
     assert_eq!(app.warnings().await, before);
@@ -428,7 +441,23 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     assert_eq!(events.len() as u64, seq + 1);
     let refusal = events.last().expect("an event");
     assert_eq!(refusal["type"], "playbooks_reloaded");
-    assert_eq!(refusal["versions"], json!(["shanxi@2024.1", "taiyuan@2024.2"]));
+    assert_eq!(
+        refusal["versions"],
+        json!([
+            "changzhi@2024.1",
+            "datong@2024.1",
+            "jincheng@2024.1",
+            "jinzhong@2024.1",
+            "linfen@2024.1",
+            "lvliang@2024.1",
+            "shanxi@2024.1",
+            "shuozhou@2024.1",
+            "taiyuan@2026.2",
+            "xinzhou@2024.1",
+            "yangquan@2024.1",
+            "yuncheng@2024.1"
+        ])
+    );
     assert_eq!(refusal["errors"].as_array().map(Vec::len), Some(1), "{refusal}");
     app.stop().await;
 }

@@ -21,15 +21,13 @@ pub fn settings_in(dir: &Path) -> Settings {
     s
 }
 
-/// Makes the Taiyuan playbook in `books` stricter, as version 2024.2: orange needs the head's
+/// Makes the Taiyuan playbook in `books` stricter, as version 2026.2: orange needs the head's
 /// signature. Returns the new text.
 pub fn make_orange_the_heads_to_sign(books: &Path) -> String {
     let path = books.join("taiyuan.yaml");
     let taiyuan = std::fs::read_to_string(&path).expect("taiyuan.yaml");
-    let stricter = taiyuan
-        .replace("version: \"2024.1\"", "version: \"2024.2\"")
-        .replace("levels:\n", "levels:\n  - id: orange\n    sign_off: head\n");
-    assert!(stricter.contains("2024.2") && stricter.contains("sign_off: head"), "{stricter}");
+    let stricter = taiyuan.replace("version: \"2026.1\"", "version: \"2026.2\"") + "\nlevels:\n  - id: orange\n    sign_off: head\n";
+    assert!(stricter.contains("2026.2") && stricter.contains("sign_off: head"), "{stricter}");
     std::fs::write(&path, &stricter).expect("written");
     stricter
 }

@@ -79,7 +79,7 @@ async fn a_running_episode_keeps_its_playbook_version_across_a_reload_and_a_rest
     let on_books = |b: PathBuf| move |s: &mut hazeflow::config::Settings| s.playbooks = b;
     let app = spawn_app_with(dir, clock(), on_books(books.clone())).await;
 
-    // 15:00: orange is proposed for Taiyuan under taiyuan@2024.1 (a deputy head signs orange).
+    // 15:00: orange is proposed for Taiyuan under taiyuan@2026.1 (a deputy head signs orange).
     let csv = forecast_csv(
         "2026-12-01 14:00",
         "省生态环境监测和应急保障中心",
@@ -91,7 +91,7 @@ async fn a_running_episode_keeps_its_playbook_version_across_a_reload_and_a_rest
     let w = eventually("orange is proposed", || async { app.warning_of(TAIYUAN).await }).await;
     let id = w["id"].as_str().expect("an id").to_string();
 
-    // 15:05: version 2024.2 (orange needs the head) is reloaded; 15:10 the daemon restarts.
+    // 15:05: version 2026.2 (orange needs the head) is reloaded; 15:10 the daemon restarts.
     make_orange_the_heads_to_sign(&books);
     assert_eq!(app.post("/api/v1/playbooks/reload", Some(HEAD)).await.0, StatusCode::OK);
     let clock = app.clock.clone();
@@ -99,16 +99,32 @@ async fn a_running_episode_keeps_its_playbook_version_across_a_reload_and_a_rest
     clock.set(shanghai("2026-12-01 15:10"));
     let app = spawn_app_with(dir, clock, on_books(books.clone())).await;
     let (_, health) = app.get("/healthz", None).await;
-    assert_eq!(health["playbooks"], json!(["shanxi@2024.1", "taiyuan@2024.2"]));
+    assert_eq!(
+        health["playbooks"],
+        json!([
+            "changzhi@2024.1",
+            "datong@2024.1",
+            "jincheng@2024.1",
+            "jinzhong@2024.1",
+            "linfen@2024.1",
+            "lvliang@2024.1",
+            "shanxi@2024.1",
+            "shuozhou@2024.1",
+            "taiyuan@2026.2",
+            "xinzhou@2024.1",
+            "yangquan@2024.1",
+            "yuncheng@2024.1"
+        ])
+    );
 
-    // 15:15: the episode still follows 2024.1: the deputy head signs it.
+    // 15:15: the episode still follows 2026.1: the deputy head signs it.
     app.set_clock("2026-12-01 15:15");
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
     assert_eq!(
         (w["status"].as_str(), w["playbook"].as_str()),
-        (Some("issued"), Some("taiyuan@2024.1")),
+        (Some("issued"), Some("taiyuan@2026.1")),
         "{w}"
     );
     app.stop().await;

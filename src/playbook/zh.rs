@@ -1,0 +1,228 @@
+//! Playbook and list errors in Chinese, for the people who read them on the dashboard (检查 page, refused
+//! reloads, the list's reports).
+//!
+//! In: the English message of a [`super::PlaybookError`] (the CLI and the logs keep it). Out: the same
+//! message in Chinese, with the same file, line and column. One table, English pattern → Chinese template:
+//! `*` in a pattern captures text, `{0}`, `{1}` … in the template put it back. A message that matches no
+//! pattern is shown as it is.
+
+/// `(English pattern, Chinese template)`, the most specific first.
+const TABLE: &[(&str, &str)] = &[
+    ("unknown field `*`, expected one of *", "未知字段“{0}”，可用的字段为：{1}"),
+    ("unknown field `*`, expected *", "未知字段“{0}”，可用的字段为：{1}"),
+    ("missing field `*`", "缺少字段“{0}”"),
+    ("mismatched bracket '*' closed by '*'", "括号不匹配：“{0}”被“{1}”闭合"),
+    ("region code \"*\" must be 6 digits", "地区代码“{0}”须为 6 位数字"),
+    (
+        "region code \"*\" must contain only the digits 0-9",
+        "地区代码“{0}”只能包含数字 0-9",
+    ),
+    (
+        "region code \"*\" has province prefix *, outside GB/T 2260's 11..=82",
+        "地区代码“{0}”的省级前缀 {1} 不在 GB/T 2260 的 11 至 82 之内",
+    ),
+    (
+        "region code \"*\" has a county part but no city part",
+        "地区代码“{0}”有县级部分却没有市级部分",
+    ),
+    ("key \"*\" appears twice", "字段“{0}”出现了两次"),
+    ("expected a whole number, 0 or more", "应为不小于 0 的整数"),
+    ("expected true or false", "应为 true 或 false"),
+    ("expected a list", "应为列表"),
+    ("expected a mapping (key: value)", "应为映射（键: 值）"),
+    ("cannot read folder: *", "无法读取目录：{0}"),
+    ("cannot read: *", "无法读取文件：{0}"),
+    ("playbook id \"*\" is also used by *", "预案 id“{0}”已被 {1} 使用"),
+    ("parent playbook \"*\" has errors", "上级预案“{0}”有错误"),
+    ("unknown parent playbook \"*\"", "未知的上级预案“{0}”"),
+    ("playbook \"*\" extends itself through \"*\"", "预案“{0}”经由“{1}”继承了自身"),
+    ("unknown region group \"*\"", "未知的地区组“{0}”"),
+    ("unknown region *", "未知地区 {0}"),
+    (
+        "scope * is not below the scope * of the parent playbook \"*\"",
+        "适用范围 {0} 不在上级预案“{2}”的适用范围 {1} 之内",
+    ),
+    (
+        "horizon_days must be from 1 to 10, not *",
+        "horizon_days（预报天数）须为 1 至 10，现为 {0}",
+    ),
+    (
+        "lift_window_hours * h is laxer than the * h of parent playbook \"*\"",
+        "lift_window_hours（解除所需时长）{0} 小时短于上级预案“{2}”的 {1} 小时，宽于上级",
+    ),
+    (
+        "hold_higher: false is laxer than parent playbook \"*\", which holds the higher level",
+        "hold_higher: false 宽于上级预案“{0}”（上级频繁波动时按高级别预警执行）",
+    ),
+    (
+        "level_pollutants: unknown pollutant \"*\" (pm25, pm10, o3, so2, no2, co)",
+        "level_pollutants：未知污染物“{0}”（可用 pm25、pm10、o3、so2、no2、co）",
+    ),
+    (
+        "level_pollutants leaves out *, which the parent playbook counts: laxer than the parent",
+        "level_pollutants 漏掉了上级预案计入的 {0}，宽于上级",
+    ),
+    ("issuer.name must not be empty", "issuer.name（发布单位名称）不能为空"),
+    (
+        "issuer.sender \"*\" must be one word without spaces, commas or <>& (CAP 1.2 sender)",
+        "issuer.sender“{0}”须为不含空格、逗号和 <>& 的一个词（CAP 1.2 sender）",
+    ),
+    (
+        "a playbook that extends none needs levels",
+        "不继承上级的预案须定义预警级别（levels）",
+    ),
+    ("a child playbook cannot change a level's rank", "下级预案不能修改预警级别的 rank"),
+    ("level \"*\" needs *", "预警级别“{0}”缺少：{1}"),
+    ("\"none\" is reserved for \"no warning\"", "“none”保留表示“无预警”，请换一个级别 id"),
+    ("rank must be 1 or more", "rank 须不小于 1"),
+    (
+        "level id \"*\" is defined twice (first at line *)",
+        "预警级别 id“{0}”定义了两次（第一次在第 {1} 行）",
+    ),
+    (
+        "levels \"*\" and \"*\" have the same rank *",
+        "预警级别“{0}”和“{1}”的 rank 相同（{2}）",
+    ),
+    (
+        "thresholds must increase with rank: level \"*\" (rank *) is met by every forecast that meets \"*\" (rank *)",
+        "启动条件须随级别升高而收紧：满足“{2}”（rank {3}）的预报都满足“{0}”（rank {1}）",
+    ),
+    (
+        "undefined role \"*\" in sign_off (auto or one of: *)",
+        "sign_off 中的角色“{0}”未定义（可用 auto 或：{1}）",
+    ),
+    ("colour \"*\" is not #RRGGBB", "颜色“{0}”不是 #RRGGBB 格式"),
+    (
+        "bad cron expression \"*\": *; write 6 or 7 fields, seconds first (\"0 0 9 * * *\" is 09:00 daily)",
+        "会商时间（cron）“{0}”有误：{1}；请写 6 或 7 个字段，秒在最前（“0 0 9 * * *”为每天 09:00）",
+    ),
+    (
+        "a rule is exactly one of: all, any, or aqi_gt/aqi_ge with days",
+        "一条规则只能是 all、any 或带 days 的 aqi_gt/aqi_ge 三者之一",
+    ),
+    ("all/any needs at least one rule", "all/any 至少需要一条规则"),
+    (
+        "a threshold needs days: the number of consecutive days",
+        "阈值须给出 days（连续天数）",
+    ),
+    ("threshold * is above 500, the top of the AQI scale", "阈值 {0} 超过 AQI 上限 500"),
+    (
+        "days must be from 1 to the horizon of * days, not *",
+        "days 须为 1 至预报天数 {0}，现为 {1}",
+    ),
+    (
+        "level \"*\" is laxer than in parent playbook \"*\": daily AQI * meets the parent's rule (*) but not this one (*)",
+        "预警级别“{0}”宽于上级预案“{1}”：日AQI {2} 满足上级的条件（{3}），却不满足本预案的条件（{4}）",
+    ),
+    (
+        "level \"*\" is laxer than in parent playbook \"*\": signed by *, the parent needs * or higher",
+        "预警级别“{0}”宽于上级预案“{1}”：由 {2} 签发，上级要求 {3} 或更高",
+    ),
+    ("undefined level \"*\" (defined: *)", "未定义的预警级别“{0}”（已定义：{1}）"),
+    (
+        "region group \"*\" has no member below its issuer's scope *",
+        "地区组“{0}”没有位于发布方适用范围 {1} 之内的成员",
+    ),
+    (
+        "a directive reaches only regions below its issuer's scope *; * is not",
+        "调度令只能针对发布方适用范围 {0} 之内的地区，{1} 不在其内",
+    ),
+    (
+        "\"*\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)",
+        "“{0}”不是时间（RFC 3339 或 YYYY-MM-DD HH:MM）",
+    ),
+    ("a directive's until must be after its from", "调度令的 until 须晚于 from"),
+    // The list's tables (permits.csv, whole_society_emissions.csv), as the list page reports them.
+    ("unknown column \"*\" (columns: *)", "未知列“{0}”（可用的列为：{1}）"),
+    ("column * appears twice", "列 {0} 出现了两次"),
+    ("missing column *", "缺少列 {0}"),
+    ("the row has * fields, the header *", "该行有 {0} 个字段，表头有 {1} 个"),
+    ("air_emitting must be 1 or 0, got \"*\"", "air_emitting 须为 1 或 0，现为“{0}”"),
+    (
+        "duplicate permit number * (first at line *)",
+        "排污许可证编号 {0} 重复（第一次在第 {1} 行）",
+    ),
+    ("duplicate region * (first at line *)", "地区 {0} 重复（第一次在第 {1} 行）"),
+    ("* \"*\" must be a number ≥ 0 (t/day)", "{0}“{1}”须为不小于 0 的数（吨/日）"),
+    ("* is empty", "{0} 为空"),
+];
+
+/// A message in Chinese (as it is when no pattern matches).
+pub fn message(english: &str) -> String {
+    for (pattern, template) in TABLE {
+        if let Some(caps) = captures(pattern, english) {
+            let mut out = (*template).to_string();
+            for (i, c) in caps.iter().enumerate() {
+                // A list of keys or ids reads as a Chinese list: id、version、name.
+                let list = c.contains(", ") && c.chars().all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || "_, ".contains(x));
+                let c = if list { c.replace(", ", "、") } else { c.clone() };
+                out = out.replace(&format!("{{{i}}}"), &c);
+            }
+            return out;
+        }
+    }
+    english.to_string()
+}
+
+/// A `file:line:column: message` line with its message in Chinese; other lines as they are.
+pub fn line(text: &str) -> String {
+    let bytes = text.as_bytes();
+    // The first ":<digits>:<digits>: " ends the place.
+    let mut i = 0;
+    while let Some(off) = text[i..].find(':') {
+        let start = i + off;
+        let digits = |from: usize| from + bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let a = digits(start + 1);
+        if a > start + 1 && bytes.get(a) == Some(&b':') {
+            let b = digits(a + 1);
+            if b > a + 1 && text[b..].starts_with(": ") {
+                return format!("{}{}", &text[..b + 2], message(&text[b + 2..]));
+            }
+        }
+        i = start + 1;
+    }
+    text.to_string()
+}
+
+/// The texts the `*`s of `pattern` stand for in `text`, shortest first; `None` when it does not match.
+fn captures(pattern: &str, text: &str) -> Option<Vec<String>> {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = text.strip_prefix(parts[0])?;
+    let mut caps = Vec::new();
+    for (i, part) in parts.iter().enumerate().skip(1) {
+        if i == parts.len() - 1 {
+            caps.push(rest.strip_suffix(part)?.to_string());
+            rest = "";
+        } else {
+            let at = rest.find(part)?;
+            caps.push(rest[..at].to_string());
+            rest = &rest[at + part.len()..];
+        }
+    }
+    rest.is_empty().then_some(caps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_keep_their_values_and_place_and_read_in_chinese() {
+        assert_eq!(
+            line("/p/taiyuan.yaml:7:20: lift_window_hours 24 h is laxer than the 36 h of parent playbook \"shanxi\""),
+            "/p/taiyuan.yaml:7:20: lift_window_hours（解除所需时长）24 小时短于上级预案“shanxi”的 36 小时，宽于上级"
+        );
+        assert_eq!(
+            message("unknown field `lift_windows`, expected one of id, version"),
+            "未知字段“lift_windows”，可用的字段为：id、version"
+        );
+        assert_eq!(message("rank must be 1 or more"), "rank 须不小于 1");
+        assert_eq!(message("rank must be 1 or more, really"), "rank must be 1 or more, really");
+        assert_eq!(line("roster.yaml: no people"), "roster.yaml: no people");
+        assert_eq!(
+            line("seeds/registry/whole_society_emissions.csv:4:3: nox \"-1\" must be a number ≥ 0 (t/day)"),
+            "seeds/registry/whole_society_emissions.csv:4:3: nox“-1”须为不小于 0 的数（吨/日）"
+        );
+        assert_eq!(line("permits.csv:2:1: permit_no is empty"), "permits.csv:2:1: permit_no 为空");
+    }
+}
