@@ -169,6 +169,11 @@ async fn run(db: &str) -> anyhow::Result<()> {
         regions,
         public_url: "https://hazeflow.example.cn".into(),
         tokens: TokenKey::new([7; 32]),
+        roster: {
+            let roster =
+                Arc::new(hazeflow::notify::Roster::load(std::path::Path::new("config/roster.yaml")).map_err(|e| anyhow::anyhow!("{e:?}"))?);
+            Arc::new(move || roster.clone())
+        },
     };
     let t = Instant::now();
     let mut entries = 0usize;

@@ -292,11 +292,12 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
             wait_for(&phone, "form button[type=submit]").await.click().await.expect("clicked");
             let done = wait_confirmed(&phone, 1).await;
             assert_eq!(done, [format!("✓ 已收到：2026年12月1日 15:00，{NAME}")]);
-            // Next: the measures, line by line, all ticked to begin with.
+            // Next: the measures, line by line, none ticked to begin with (one tap must not confirm
+            // every line).
             assert_eq!(button(&phone).await, "措施已落实");
             let ticks = lines(&phone).await;
             assert!(ticks.len() >= 2, "the enterprise's lines to tick: {ticks:?}");
-            assert!(ticks.iter().all(|(_, on)| *on), "all ticked to begin with: {ticks:?}");
+            assert!(ticks.iter().all(|(_, on)| !*on), "none ticked to begin with: {ticks:?}");
             phone_checks(&phone, "the page after 收到", &["姓名", "联系电话", "备注", "措施已落实"]).await;
             pcam.shoot(&phone, "ack-3-received").await;
 
@@ -306,23 +307,25 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
             show_progress(&desk).await;
             dcam.shoot(&desk, "ack-4-dashboard-received").await;
 
-            // Measures in place: the same person is filled in already; the last line unticked, a note.
+            // Measures in place: the same person is filled in already; every line but the last ticked, a note.
             assert_eq!(
                 (value(&phone, "#name").await, value(&phone, "#phone").await),
                 (NAME.to_string(), PHONE.to_string()),
                 "who confirmed receipt is filled in for the second step"
             );
             let (off, _) = ticks.last().cloned().expect("a line");
-            wait_for(&phone, &format!("input[name=line][value='{off}']"))
-                .await
-                .click()
-                .await
-                .expect("clicked");
+            for (v, _) in ticks.iter().filter(|(v, _)| *v != off) {
+                wait_for(&phone, &format!("input[name=line][value='{v}']"))
+                    .await
+                    .click()
+                    .await
+                    .expect("clicked");
+            }
             let now = lines(&phone).await;
             assert_eq!(
                 now.iter().filter(|(_, on)| !on).map(|(v, _)| v.as_str()).collect::<Vec<_>>(),
                 [off.as_str()],
-                "one line unticked"
+                "one line left unticked"
             );
             fill(&phone, "#note", NOTE).await;
             pcam.shoot(&phone, "ack-5-in-place-filled").await;
@@ -340,6 +343,15 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
                 "nothing left to acknowledge"
             );
             check_basics(&phone, "the page after 措施已落实").await;
+            // The note given is shown back.
+            let note = phone
+                .find(Locator::Css(".ack-note"))
+                .await
+                .expect("the note shown back")
+                .text()
+                .await
+                .expect("its text");
+            assert_eq!(note, format!("备注：{NOTE}"));
             pcam.shoot(&phone, "ack-6-in-place").await;
 
             // At the duty office: one more in place in the county; the enterprise's page lists both.
@@ -423,8 +435,8 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
             assert_eq!(done, [format!("✓ 已收到：2026年12月1日 15:00，{NAME}")], "Space on 收到 sends it");
             camera.shoot(&c, "ack-kb-1-received").await;
 
-            // Again: name and phone are filled in already; Space on the last line's box unticks it, a
-            // note, Enter on the button.
+            // Again: name and phone are filled in already; Space on every line's box but the last ticks
+            // it, a note, Enter on the button.
             let ticks = lines(&c).await;
             let (off, _) = ticks.last().cloned().expect("lines to tick");
             let mut order = Vec::new();
@@ -433,7 +445,9 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
                 let f = focused(&c).await;
                 match f.as_str() {
                     "textarea[textarea] note" => c.active_element().await.expect("focus").send_keys(NOTE).await.expect("typed"),
-                    f if f == format!("input[checkbox] line={off}") => press(&c, Key::Space).await,
+                    f if f.starts_with("input[checkbox] line=") && f != format!("input[checkbox] line={off}") => {
+                        press(&c, Key::Space).await
+                    }
                     _ => {}
                 }
                 order.push(f);
@@ -449,7 +463,7 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
             assert_eq!(
                 now.iter().filter(|(_, on)| !on).map(|(v, _)| v.as_str()).collect::<Vec<_>>(),
                 [off.as_str()],
-                "Space unticked one line"
+                "Space ticked every line but one"
             );
             camera.shoot(&c, "ack-kb-2-in-place-filled").await;
             press(&c, Key::Enter).await;
