@@ -15,11 +15,18 @@
 //! - `summary`: the after-episode summary over HTTP and from the CLI;
 //! - `security`: wrong, superseded, ended and other enterprises' tokens; staff endpoints without a
 //!   token; markup in names;
-//! - `atomic`: a warning event and its assignments are one transaction.
+//! - `atomic`: a warning event and its assignments are one transaction;
+//! - `told`: over a real SMTP conversation (the SMTP server of the `notify` tests, `smtp`), every
+//!   enterprise and department hears of the start, the change and the end (lift or cancel) once each,
+//!   with working links; one overdue digest per officer per cycle; inspections closed at the end.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+/// The in-process SMTP server of the `notify` tests (some of it unused here).
+#[path = "../common/smtp.rs"]
+#[allow(dead_code)]
+mod smtp;
 
 mod atomic;
 mod escalation;
@@ -27,3 +34,4 @@ mod flow;
 mod inspections;
 mod security;
 mod summary;
+mod told;

@@ -488,3 +488,76 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
     println!("{}: acknowledged with the keyboard from {}", notice.enterprise, notice.file);
     app.stop().await;
 }
+
+/// Ends the warning `id` on the test daemon (`lift` or `cancel`) as the head.
+async fn end(app: &TestApp, id: &str, action: &str) {
+    let resp = app
+        .http
+        .post(app.url(&format!("/api/v1/warnings/{id}/{action}")))
+        .bearer_auth(HEAD)
+        .json(&serde_json::json!({ "reason": "会商结果调整" }))
+        .send()
+        .await
+        .expect("the daemon answers");
+    let status = resp.status();
+    assert!(status.is_success(), "{action}: {status} {}", resp.text().await.unwrap_or_default());
+}
+
+/// The ack page of an ended task on a phone: the notice says how it ended, nothing is left to confirm,
+/// and the page still fits the screen.
+async fn ended_page(c: &Client, link: &str, says: &str, not: &str, what: &str) {
+    open(c, link).await;
+    let notice = text_of(c, "main .notice").await;
+    assert!(notice.contains(says) && !notice.contains(not), "{what}: {notice}");
+    assert!(
+        c.find_all(Locator::Css("form")).await.expect("the page").is_empty(),
+        "{what}: nothing left to confirm"
+    );
+    check_basics(c, what).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_the_lift_the_link_says_lifted_and_after_a_cancel_it_says_cancelled() {
+    let Some(browser) = Browser::start().await else { return };
+    // Lifted: the orange warning starts, the enterprise confirms receipt, then the head lifts it.
+    let app = spawn_app(&[]).await;
+    let (id, notices) = issue(&app, ORANGE, "橙色预警").await;
+    let (_, link) = pick(&app, &notices);
+    let w = app.warning_of(TAIYUAN).await.expect("the warning");
+    let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).expect("a start");
+    app.state.engine.clock.set(start + chrono::Duration::minutes(5));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.warning_of(TAIYUAN).await.is_none_or(|w| w["status"] != "active") {
+        assert!(std::time::Instant::now() < deadline, "the warning becomes active at its start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let lifted_link = link.clone();
+    browser
+        .run(Screen::Phone, move |phone, camera| async move {
+            open(&phone, &lifted_link).await;
+            assert_eq!(button(&phone).await, "收到");
+            camera.shoot(&phone, "end-1-active").await;
+        })
+        .await;
+    end(&app, &id, "lift").await;
+    browser
+        .run(Screen::Phone, move |phone, camera| async move {
+            ended_page(&phone, &link, "预警已解除", "已取消", "the page after the lift").await;
+            camera.shoot(&phone, "end-2-lifted").await;
+        })
+        .await;
+    app.stop().await;
+
+    // Cancelled: a second daemon; the head calls the warning off before its start.
+    let app = spawn_app(&[]).await;
+    let (id, notices) = issue(&app, ORANGE, "橙色预警").await;
+    let (_, link) = pick(&app, &notices);
+    end(&app, &id, "cancel").await;
+    browser
+        .run(Screen::Phone, move |phone, camera| async move {
+            ended_page(&phone, &link, "预警已取消", "已解除", "the page after a cancel").await;
+            camera.shoot(&phone, "end-3-cancelled").await;
+        })
+        .await;
+    app.stop().await;
+}
