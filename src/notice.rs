@@ -1,5 +1,5 @@
-//! The notice each new enterprise assignment sends: its measures line by line, the period, the
-//! deadline and the acknowledgement link.
+//! The notice each new enterprise or department assignment sends: its measures line by line (or the
+//! department's duty), the period, the deadline and the acknowledgement link.
 //!
 //! A round of assignments can name 300,000 enterprises; rendering and queuing that many messages
 //! inside the warning's transaction would hold up the warning itself. So the round's transaction
