@@ -515,7 +515,37 @@ impl Escalation {
 
     fn remind(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, t: &Timer, missing: &[Missing], common: &Value) -> Result<(), StoreError> {
         let mut queued = 0u64;
+        let roster = self.notify.roster();
         for m in missing {
+            // A department: each of its contacts is reminded of its duty (template department_reminder).
+            if let Party::Department { id, name, region } = &m.a.party {
+                for c in roster.department_contacts(*region, id) {
+                    let mut data = common.clone();
+                    data["event"] = json!("department_reminder");
+                    data["department"] = json!({ "id": id, "name": format!("{}{name}", self.regions.name(*region)) });
+                    data["duty"] = json!(m.a.duty);
+                    data["applies_from"] = json!(local(m.a.applies_from));
+                    data["deadline"] = json!(local(t.deadline));
+                    data["overdue"] = json!(now >= t.deadline);
+                    data["hotline"] = json!(self.defaults.board.hotline);
+                    data["recipient"] = json!({ "name": c.name });
+                    data["ack_url"] = json!(self.ack_url(&m.a));
+                    let notice = AssignmentNotice {
+                        assignment_id: m.a.key.clone(),
+                        kind: format!("reminder{}", stage_suffix(&t.stage)),
+                        to: Recipient {
+                            key: format!("d{}", c.email.to_ascii_lowercase()),
+                            name: c.name.clone(),
+                            address: c.email.clone(),
+                        },
+                        template: "department_reminder".into(),
+                        data,
+                        region: Some(*region),
+                    };
+                    queued += u64::from(enqueue_for_assignment(tx, now, notice)?);
+                }
+                continue;
+            }
             let Some(e) = &m.enterprise else { continue };
             let Some(to) = enterprise_recipient(e) else { continue };
             let mut data = merge(common.clone(), &task_json(&self.defaults, e, &m.a));

@@ -254,8 +254,10 @@ fn cross_check(roster: &Roster, templates: &Templates, settings: &Settings) -> V
     out
 }
 
-/// The templates a department's notices use (start or change, lift, cancel, a decided lift withdrawn).
-pub const DEPARTMENT_TEMPLATES: [&str; 4] = [
+/// The templates a department's notices use (start or change, lift, cancel, a decided lift withdrawn,
+/// a reminder of either stage).
+pub const DEPARTMENT_TEMPLATES: [&str; 5] = [
+    "department_reminder",
     "department_issued",
     "department_lifted",
     "department_cancelled",

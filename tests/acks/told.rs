@@ -4,8 +4,8 @@
 //! gets exactly one start notice, one change notice (an upgrade) and one end notice (a lift, or a
 //! cancel): the subject, the time the measures take effect or end, the measure lines (each naming its
 //! line or process, or 全厂) or the department's duty, and a link that opens its acknowledgement page.
-//! The duty officers get one overdue digest each per cycle, and the inspections opened for overdue
-//! enterprises are closed when the warning ends.
+//! Each is reminded once when the deadline passes; the duty officers get one overdue digest each per
+//! cycle, and the inspections opened for overdue enterprises are closed when the warning ends.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -231,6 +231,15 @@ async fn an_upgrade_then_a_lift_tells_every_enterprise_and_department_once_each_
         }
     };
     assert_eq!(inspections("open").await.len(), 3, "one inspection per overdue enterprise");
+    // The reminder (due 10:30) fired with the overdue report: every enterprise and department contact
+    // got one, saying the deadline has passed, with its link.
+    let reminded = each_once(&smtp, &everyone, "【逾期未确认】").await;
+    for m in reminded.values() {
+        assert!(m.subject.contains("请于2026年12月2日 11:00前确认"), "{}: {}", m.to, m.subject);
+        assert!(m.body.contains("确认时限（2026年12月2日 11:00）已过"), "{}: {}", m.to, m.body);
+        let (status, _) = page(&app, &link(m)).await;
+        assert_eq!(status, StatusCode::OK, "{}", m.to);
+    }
 
     // 12:00: the head lifts it by hand. Everyone told before hears of the end once, at once.
     app.set_clock("2026-12-02 12:00");
