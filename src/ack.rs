@@ -93,6 +93,7 @@ fn gone_status(a: &Assignment) -> Option<(String, Option<String>)> {
     match &a.status {
         AssignmentStatus::Active => None,
         AssignmentStatus::Superseded { by, .. } => Some(("本任务已被新的预警级别任务替代".into(), Some(by.clone()))),
+        AssignmentStatus::Ended { cancelled: true, .. } => Some(("预警已取消，本任务无需执行".into(), None)),
         AssignmentStatus::Ended { .. } => Some(("预警已解除，本任务已结束".into(), None)),
     }
 }
@@ -261,6 +262,10 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         }
         Party::Department { name, region, .. } => (format!("{}{}", state.engine.regions.name(*region), name), Vec::new(), Vec::new()),
     };
+    let line_names: BTreeMap<String, String> = lines
+        .iter()
+        .filter_map(|l| Some((l["id"].as_str()?.to_string(), l["name"].as_str()?.to_string())))
+        .collect();
     let next_step = if !a.has("received") {
         "received"
     } else if !a.has("in_place") {
@@ -271,7 +276,7 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
     let acks: Vec<Value> = a
         .acks
         .iter()
-        .map(|k| json!({ "label": if k.step == "received" { "已收到" } else { "措施已落实" }, "at": local(k.at), "name": k.name }))
+        .map(|k| json!({ "label": if k.step == "received" { "已收到" } else { "措施已落实" }, "at": local(k.at), "name": k.name, "note": k.note, "lines": k.lines.iter().map(|id| line_names.get(id).cloned().unwrap_or_else(|| id.clone())).collect::<Vec<_>>() }))
         .collect();
     let current_link = notice
         .as_ref()
@@ -301,6 +306,7 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         "party_name": party_name,
         "applies_from": local(a.applies_from),
         "deadline": local(a.ack_deadline),
+        "in_place_deadline": local(crate::escalate::in_place_deadline(a.applies_from, a.ack_deadline)),
         "measures": measures,
         "duty": a.duty,
         "lines": lines,
@@ -415,6 +421,11 @@ pub struct Progress {
     pub in_place: usize,
     /// Past the deadline without a "received".
     pub overdue: usize,
+    /// Departments without a contact on the roster and without a "received": told nothing, so not
+    /// counted overdue (无联系人).
+    pub no_contact: usize,
+    /// Received, but past the measures' start without "in place" (措施落实逾期).
+    pub in_place_overdue: usize,
 }
 
 /// Progress per region (the party's county or department region) of a warning's current assignments,
@@ -425,6 +436,7 @@ pub fn progress_of(
     now: DateTime<Utc>,
     missing_limit: usize,
 ) -> Result<(BTreeMap<String, Progress>, Vec<Value>), StoreError> {
+    let roster = s.notify.roster();
     s.engine.store.read(|r| {
         let mut per: BTreeMap<String, Progress> = BTreeMap::new();
         let mut missing = Vec::new();
@@ -439,17 +451,32 @@ pub fn progress_of(
                 let rec = a.has("received");
                 p.received += usize::from(rec);
                 p.in_place += usize::from(a.has("in_place"));
+                p.in_place_overdue += usize::from(
+                    rec && !a.has("in_place") && now > crate::escalate::in_place_deadline(a.applies_from, a.ack_deadline),
+                );
                 if !rec {
-                    p.overdue += usize::from(now > a.ack_deadline);
+                    let no_contact = match &a.party {
+                        Party::Department { id, region, .. } => roster.department_contacts(*region, id).is_empty(),
+                        Party::Enterprise { .. } => false,
+                    };
+                    let overdue = !no_contact && now > a.ack_deadline;
+                    p.overdue += usize::from(overdue);
+                    p.no_contact += usize::from(no_contact);
                     if missing.len() < missing_limit {
                         let contact = match &a.party {
                             Party::Enterprise { uscc, .. } => list::enterprise(r, uscc)?.map(|e| {
                                 let c = e.responsible().map(|c| json!({ "name": c.name, "phone": c.phone.as_str(), "email": c.email.as_ref().map(|m| m.as_str().to_string()) }));
                                 json!({ "name": e.name, "contact": c })
                             }),
-                            Party::Department { name, .. } => Some(json!({ "name": name })),
+                            Party::Department { id, name, region } => {
+                                let c = roster
+                                    .department_contacts(*region, id)
+                                    .first()
+                                    .map(|c| json!({ "name": c.name, "phone": c.phone, "email": c.email }));
+                                Some(json!({ "name": name, "contact": c }))
+                            }
                         };
-                        missing.push(json!({ "assignment": a.key, "party": a.party, "deadline": a.ack_deadline, "overdue": now > a.ack_deadline, "who": contact }));
+                        missing.push(json!({ "assignment": a.key, "party": a.party, "deadline": a.ack_deadline, "overdue": overdue, "no_contact": no_contact, "who": contact }));
                     }
                 }
             }
@@ -469,6 +496,8 @@ async fn progress(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<
         total.received += p.received;
         total.in_place += p.in_place;
         total.overdue += p.overdue;
+        total.no_contact += p.no_contact;
+        total.in_place_overdue += p.in_place_overdue;
     }
     Ok(Json(
         json!({ "warning_id": id, "total": total, "regions": per, "missing": missing }),

@@ -81,8 +81,13 @@ pub enum AssignmentStatus {
     Active,
     /// Replaced by a newer assignment (the level changed).
     Superseded { by: String, at: DateTime<Utc> },
-    /// The warning ended.
-    Ended { at: DateTime<Utc> },
+    /// The warning ended: lifted (解除), or cancelled before its start (取消).
+    Ended {
+        at: DateTime<Utc>,
+        /// The warning was cancelled (取消), not lifted.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cancelled: bool,
+    },
 }
 
 /// One acknowledgement step.
@@ -650,8 +655,9 @@ impl<'v, V: View> Resolver<'v, V> {
         }
         let w = self.warning(&round.warning_id)?;
         if !w.as_ref().is_some_and(|w| matches!(w.status, Status::Issued | Status::Active)) {
+            let cancelled = w.as_ref().is_some_and(|w| w.status == Status::Cancelled);
             let at = w.and_then(|w| w.ended_at).unwrap_or(round.created_at);
-            return Ok(AssignmentStatus::Ended { at });
+            return Ok(AssignmentStatus::Ended { at, cancelled });
         }
         // A live warning of the party's own county or city, more specific than this one.
         if let (Party::Enterprise { county, .. }, true) = (party, round.track.is_empty()) {
@@ -675,7 +681,10 @@ impl<'v, V: View> Resolver<'v, V> {
         }
         if let Some(r) = later.last() {
             // A later round of this warning left the party out (it left the list).
-            return Ok(AssignmentStatus::Ended { at: r.created_at });
+            return Ok(AssignmentStatus::Ended {
+                at: r.created_at,
+                cancelled: false,
+            });
         }
         Ok(AssignmentStatus::Active)
     }

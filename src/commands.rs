@@ -184,7 +184,12 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
     }
     let notify = match &settings {
         Some(s) => match crate::notify::check(s, regions) {
-            Ok(summary) => Some(summary),
+            Ok(summary) => {
+                for w in crate::notify::warnings(s, regions) {
+                    eprintln!("{w}");
+                }
+                Some(summary)
+            }
             Err(errors) => {
                 failed += errors.len();
                 for e in errors {

@@ -424,7 +424,7 @@ pub fn build(
         let mut neg = PerPollutant::default();
         for a in &negotiated {
             let until = match &a.status {
-                AssignmentStatus::Ended { at } => Some(*at),
+                AssignmentStatus::Ended { at, .. } => Some(*at),
                 _ => None,
             };
             let overlaps = level_periods

@@ -118,16 +118,45 @@ pub struct Timer {
     pub deadline: DateTime<Utc>,
     /// The escalation chain when it was scheduled (tier names, lowest first).
     pub chain: Vec<String>,
+    /// Which acknowledgement it chases: [`RECEIVED`] (by the batch's acknowledgement deadline) or
+    /// [`IN_PLACE`] (措施已落实, by the measures' start: chases only those who confirmed receipt).
+    #[serde(default = "received", skip_serializing_if = "is_received")]
+    pub stage: String,
+}
+
+/// The first acknowledgement: 收到.
+pub const RECEIVED: &str = "received";
+/// The second: 措施已落实.
+pub const IN_PLACE: &str = "in_place";
+
+fn received() -> String {
+    RECEIVED.to_string()
+}
+
+fn is_received(s: &str) -> bool {
+    s == RECEIVED
+}
+
+/// When the measures of a round must be in place: their start, but never before the acknowledgement
+/// deadline (a change that takes effect at once still leaves the time to acknowledge it).
+pub fn in_place_deadline(applies_from: DateTime<Utc>, ack_deadline: DateTime<Utc>) -> DateTime<Utc> {
+    applies_from.max(ack_deadline)
 }
 
 fn timer_key(t: &Timer) -> String {
     format!(
-        "{:015}/{}/{:012}/{}",
+        "{:015}/{}/{:012}/{}{}",
         t.due.timestamp_millis().max(0),
         t.warning_id,
         t.batch,
-        t.step.name()
+        t.step.name(),
+        stage_suffix(&t.stage)
     )
+}
+
+/// `""` for the first acknowledgement, `.in_place` for the second (timer keys, message ids).
+fn stage_suffix(stage: &str) -> String {
+    if stage == RECEIVED { String::new() } else { format!(".{stage}") }
 }
 
 /// `2026年12月2日 08:05`, as people read times.
@@ -148,36 +177,43 @@ fn parse_tier(s: &str) -> Option<Tier> {
     }
 }
 
-/// The timers of a round (pure).
+/// The timers of a round (pure): for receipt by the acknowledgement deadline, then for the measures
+/// in place by their start ([`in_place_deadline`]), each a reminder, an overdue report and escalation.
 pub fn timers_for(defaults: &Defaults, r: &Round) -> Vec<Timer> {
     let chain: Vec<String> = defaults.escalation.iter().map(|t| tier_name(*t)).collect();
-    let make = |step: Step, due: DateTime<Utc>| Timer {
-        warning_id: r.warning_id.clone(),
-        batch: r.seq,
-        step,
-        due,
-        deadline: r.ack_deadline,
-        chain: chain.clone(),
-    };
-    let mut out = Vec::new();
-    if let Some(before) = defaults.remind_before(&r.level) {
-        let at = r.ack_deadline - before;
-        if at > r.created_at {
-            out.push(make(Step::Remind, at));
-        }
-    }
-    if let Some(first) = chain.first() {
-        out.push(make(Step::Overdue { tier: first.clone() }, r.ack_deadline));
-    }
     let every = defaults.escalate_every(&r.level).unwrap_or_else(|| Duration::hours(2));
-    for (round, tier) in chain.iter().enumerate().skip(1) {
-        out.push(make(
-            Step::Escalate {
-                round: round as u32,
-                tier: tier.clone(),
-            },
-            r.ack_deadline + every * round as i32,
-        ));
+    let mut out = Vec::new();
+    for (stage, deadline) in [
+        (RECEIVED, r.ack_deadline),
+        (IN_PLACE, in_place_deadline(r.applies_from, r.ack_deadline)),
+    ] {
+        let make = |step: Step, due: DateTime<Utc>| Timer {
+            warning_id: r.warning_id.clone(),
+            batch: r.seq,
+            step,
+            due,
+            deadline,
+            chain: chain.clone(),
+            stage: stage.to_string(),
+        };
+        if let Some(before) = defaults.remind_before(&r.level) {
+            let at = deadline - before;
+            if at > r.created_at {
+                out.push(make(Step::Remind, at));
+            }
+        }
+        if let Some(first) = chain.first() {
+            out.push(make(Step::Overdue { tier: first.clone() }, deadline));
+        }
+        for (round, tier) in chain.iter().enumerate().skip(1) {
+            out.push(make(
+                Step::Escalate {
+                    round: round as u32,
+                    tier: tier.clone(),
+                },
+                deadline + every * round as i32,
+            ));
+        }
     }
     out
 }
@@ -267,8 +303,9 @@ struct Digest {
     sections: Vec<Value>,
 }
 
-/// The assignments of a round that are active and not received.
-fn missing_of(tx: &Tx<'_>, batch: u64) -> Result<Vec<Missing>, StoreError> {
+/// The assignments of a round that are active and not received, but for departments without a contact
+/// on the roster (told nothing, so not chased: progress shows them as 无联系人).
+fn missing_of(tx: &Tx<'_>, batch: u64, stage: &str, roster: &crate::notify::Roster) -> Result<Vec<Missing>, StoreError> {
     let Some(round) = assign::round(tx, batch)? else {
         return Ok(Vec::new());
     };
@@ -280,7 +317,9 @@ fn missing_of(tx: &Tx<'_>, batch: u64) -> Result<Vec<Missing>, StoreError> {
         let Some((last, _)) = page.last() else { break };
         from = last + 1;
         for (i, e) in page {
-            if e.acks.iter().any(|k| k.step == "received") {
+            let has = |step: &str| e.acks.iter().any(|k| k.step == step);
+            // The second stage chases those who confirmed receipt (the others are chased by the first).
+            if has(stage) || (stage == IN_PLACE && !has(RECEIVED)) {
                 continue;
             }
             let a = res.assignment(&round, i, e)?;
@@ -289,7 +328,12 @@ fn missing_of(tx: &Tx<'_>, batch: u64) -> Result<Vec<Missing>, StoreError> {
             }
             let enterprise = match &a.party {
                 Party::Enterprise { uscc, .. } => crate::inspect::enterprise_in(tx, uscc)?,
-                Party::Department { .. } => None,
+                Party::Department { id, region, .. } => {
+                    if roster.department_contacts(*region, id).is_empty() {
+                        continue;
+                    }
+                    None
+                }
             };
             out.push(Missing { a, enterprise });
         }
@@ -389,8 +433,9 @@ impl Escalation {
             .collect();
         // Read everything first: a job must not fail after it has written.
         let mut plans = Vec::with_capacity(due.len());
+        let roster = self.notify.roster();
         for (key, t) in due {
-            let missing = missing_of(tx, t.batch)?;
+            let missing = missing_of(tx, t.batch, &t.stage, &roster)?;
             let warning_region = tx.warning(&t.warning_id)?.map(|w| w.region);
             let mut open = Vec::new();
             if matches!(t.step, Step::Overdue { .. }) {
@@ -419,6 +464,7 @@ impl Escalation {
                     "region_name": self.regions.name(warning_region),
                     "issuer": crate::playbook::issuer_of(set, warning_region, self.regions).name,
                     "deadline": local(t.deadline),
+                    "stage": t.stage,
                     "at": local(now),
                     "dashboard_url": format!("{}/", self.base()),
                     "warning_url": format!("{}/warnings/{}", self.base(), t.warning_id),
@@ -470,17 +516,48 @@ impl Escalation {
 
     fn remind(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, t: &Timer, missing: &[Missing], common: &Value) -> Result<(), StoreError> {
         let mut queued = 0u64;
+        let roster = self.notify.roster();
         for m in missing {
+            // A department: each of its contacts is reminded of its duty (template department_reminder).
+            if let Party::Department { id, name, region } = &m.a.party {
+                for c in roster.department_contacts(*region, id) {
+                    let mut data = common.clone();
+                    data["event"] = json!("department_reminder");
+                    data["department"] = json!({ "id": id, "name": format!("{}{name}", self.regions.name(*region)) });
+                    data["duty"] = json!(m.a.duty);
+                    data["applies_from"] = json!(local(m.a.applies_from));
+                    data["deadline"] = json!(local(t.deadline));
+                    data["overdue"] = json!(now >= t.deadline);
+                    data["hotline"] = json!(self.defaults.board.hotline);
+                    data["recipient"] = json!({ "name": c.name });
+                    data["ack_url"] = json!(self.ack_url(&m.a));
+                    let notice = AssignmentNotice {
+                        assignment_id: m.a.key.clone(),
+                        kind: format!("reminder{}", stage_suffix(&t.stage)),
+                        to: Recipient {
+                            key: format!("d{}", c.email.to_ascii_lowercase()),
+                            name: c.name.clone(),
+                            address: c.email.clone(),
+                        },
+                        template: "department_reminder".into(),
+                        data,
+                        region: Some(*region),
+                    };
+                    queued += u64::from(enqueue_for_assignment(tx, now, notice)?);
+                }
+                continue;
+            }
             let Some(e) = &m.enterprise else { continue };
             let Some(to) = enterprise_recipient(e) else { continue };
             let mut data = merge(common.clone(), &task_json(&self.defaults, e, &m.a));
             data["event"] = json!("ack_reminder");
             data["recipient"] = json!({ "name": to.name });
             data["ack_url"] = json!(self.ack_url(&m.a));
-            data["overdue"] = json!(now >= m.a.ack_deadline);
+            data["deadline"] = json!(local(t.deadline));
+            data["overdue"] = json!(now >= t.deadline);
             let notice = AssignmentNotice {
                 assignment_id: m.a.key.clone(),
-                kind: "reminder".into(),
+                kind: format!("reminder{}", stage_suffix(&t.stage)),
                 to,
                 template: "ack_reminder".into(),
                 data,
@@ -496,7 +573,7 @@ impl Escalation {
                 None,
                 RecordBody::Other {
                     kind: "ack_reminded".into(),
-                    data: json!({ "warning_id": t.warning_id, "batch": t.batch, "reminders": queued }),
+                    data: json!({ "warning_id": t.warning_id, "batch": t.batch, "stage": t.stage, "reminders": queued }),
                 },
             )?;
         }
@@ -571,7 +648,7 @@ impl Escalation {
             );
             for p in &people {
                 let d = digests.entry(p.id.clone()).or_insert_with(|| Digest {
-                    id: format!("{}.{:012}.{label}", t.warning_id, t.batch),
+                    id: format!("{}.{:012}.{label}{}", t.warning_id, t.batch, stage_suffix(&t.stage)),
                     cause: t.warning_id.clone(),
                     region: Some(*region),
                     recipient: Recipient {
@@ -590,7 +667,7 @@ impl Escalation {
             );
         }
         if !groups.is_empty() {
-            let data = json!({ "warning_id": t.warning_id, "batch": t.batch, "tier": tier_name(tier), "round": round, "missing": missing.len(), "regions": per_region });
+            let data = json!({ "warning_id": t.warning_id, "batch": t.batch, "stage": t.stage, "tier": tier_name(tier), "round": round, "missing": missing.len(), "regions": per_region });
             tx.append(now, "escalation", None, RecordBody::Other { kind: event.into(), data })?;
         }
         Ok(())
@@ -673,24 +750,42 @@ mod tests {
             .map(|t| (t.step.name(), (t.due - t0).num_minutes()))
             .collect();
         // Orange: 4 h to acknowledge, a reminder 1 h before, then every 2 h the next tier.
-        let want = [("1-remind", 180), ("2-overdue", 240), ("3-escalate-1", 360), ("3-escalate-2", 480)];
+        // Then the measures in place by their start (24 h after the round): a reminder 1 h before, … .
+        let want = [
+            ("1-remind", 180),
+            ("2-overdue", 240),
+            ("3-escalate-1", 360),
+            ("3-escalate-2", 480),
+            ("1-remind", 1380),
+            ("2-overdue", 1440),
+            ("3-escalate-1", 1560),
+            ("3-escalate-2", 1680),
+        ];
         assert_eq!(got, want.map(|(s, m)| (s.to_string(), m)));
+        let stages: Vec<String> = timers_for(d, &a).into_iter().map(|t| t.stage).collect();
+        assert_eq!(stages, [[RECEIVED; 4], [IN_PLACE; 4]].concat());
         let keys: Vec<String> = timers_for(d, &a).iter().map(timer_key).collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted, "keys sort in due order");
         assert!(keys[0].ends_with("/140100-20261202-1/000000000042/1-remind"), "{}", keys[0]);
+        assert!(keys[4].ends_with("/000000000042/1-remind.in_place"), "{}", keys[4]);
         // Red: 2 h, a reminder 30 min before, escalation every hour.
         let red = round("red", 43);
         let got: Vec<i64> = timers_for(d, &red).iter().map(|t| (t.due - t0).num_minutes()).collect();
-        assert_eq!(got, [90, 120, 180, 240]);
+        assert_eq!(got, [90, 120, 180, 240, 1410, 1440, 1500, 1560]);
+        // Measures in force at once: in place is due with receipt, not before.
+        let mut now = round("red", 44);
+        now.applies_from = now.created_at;
+        let t = timers_for(d, &now);
+        assert!(t.iter().filter(|t| t.stage == IN_PLACE).all(|t| t.deadline == now.ack_deadline));
     }
 
     /// Data shaped like what [`Escalation::remind`], [`Escalation::report`] and the negotiated notice give
     /// their templates.
     fn sample(name: &str) -> Value {
         let mut v = json!({
-            "event": name, "warning_id": "140100-20261202-1", "region": "140100", "region_name": "太原市",
+            "event": name, "stage": "received", "warning_id": "140100-20261202-1", "region": "140100", "region_name": "太原市",
             "level": "orange", "level_name": "橙色预警", "response": "Ⅱ级", "level_colour": "#FF7E00",
             "deadline": "2026年12月2日 12:05", "at": "2026年12月2日 12:05", "issuer": "太原市重污染天气应急指挥部办公室",
             "dashboard_url": "https://h.example.cn/", "warning_url": "https://h.example.cn/warnings/140100-20261202-1",

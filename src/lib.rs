@@ -22,7 +22,8 @@
 //!   [`engine::Stage`]s that act in the same transaction as lifecycle events:
 //! - [`assign`]: assignments to enterprises and departments; [`list`]: the list as stored.
 //! - [`notify`]: who is told what (duty rosters), the outbox, delivery by email and webhooks.
-//! - [`notice`]: the email each new enterprise assignment sends (measures, deadline, link), and the end notices.
+//! - [`notice`]: the email each new enterprise or department assignment sends (measures or duty, deadline,
+//!   link), and the end notices.
 //! - [`ack`]: acknowledgements from the link in a notice, and their progress.
 //! - [`escalate`]: reminders and escalation of overdue acknowledgements, on durable timers.
 //! - [`inspect`]: inspection tasks (监督帮扶) and their findings.

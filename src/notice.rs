@@ -1,5 +1,5 @@
-//! The notice each new enterprise assignment sends: its measures line by line, the period, the
-//! deadline and the acknowledgement link.
+//! The notice each new enterprise or department assignment sends: its measures line by line (or the
+//! department's duty), the period, the deadline and the acknowledgement link.
 //!
 //! A round of assignments can name 300,000 enterprises; rendering and queuing that many messages
 //! inside the warning's transaction would hold up the warning itself. So the round's transaction
@@ -10,7 +10,11 @@
 //! and … there is no between: they are one transaction) or a retry queues nothing twice. Once the
 //! round's transaction has committed, every notice of it is as good as queued: nothing can lose it.
 //!
-//! Departments have no address on the list; their duties reach them through the roster routes.
+//! Departments have no address on the list: their contacts are on the roster (`departments:`, per
+//! region and department id), and each contact is mailed the department's duties with its link by the
+//! same fan-out (templates `department_*`), as the roster is live when the chunk is done. A department
+//! without a contact is told nothing: `hazeflow check` warns of it, and the warning's progress shows it
+//! as 无联系人 instead of overdue (it is not chased either; see [`crate::escalate`]).
 //! Negotiated reductions queue their own notice ([`crate::negotiate`]).
 
 use std::sync::Arc;
@@ -24,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::AppState;
 use crate::assign::{self, AssignmentStatus, OnRound, Party, Round, TokenKey};
 use crate::escalate::{enterprise_recipient, task_json};
-use crate::notify::{AssignmentNotice, enqueue_for_assignment};
+use crate::notify::{AssignmentNotice, Recipient, Roster, enqueue_for_assignment};
 use crate::playbook::PlaybookSet;
 use crate::region::Regions;
 use crate::registry::Defaults;
@@ -160,6 +164,8 @@ pub struct Notices {
     pub tokens: TokenKey,
     /// The live playbooks: who issues a warning (the notice is in its name).
     pub playbooks: Arc<PlaybookSet>,
+    /// The roster live now (department contacts; it may be reloaded between chunks).
+    pub roster: Arc<dyn Fn() -> Arc<Roster> + Send + Sync>,
 }
 
 impl Notices {
@@ -171,6 +177,10 @@ impl Notices {
             public_url: state.settings.http.public_url.clone(),
             tokens: state.tokens.clone(),
             playbooks: state.engine.playbooks.live(),
+            roster: {
+                let notify = state.notify.clone();
+                Arc::new(move || notify.roster())
+            },
         }
     }
 }
@@ -201,7 +211,13 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) ->
             .any(|r| r.track.is_empty() && r.seq < round.seq);
     // Read (decide) first, then write.
     let mut notices = Vec::with_capacity(page.len());
+    let roster = (n.roster)();
     for (i, entry) in &page {
+        if let Party::Department { .. } = &entry.party {
+            let a = round.assignment(*i, entry.clone(), AssignmentStatus::Active);
+            notices.extend(department_notices(n, &roster, &a, f.end.as_ref(), changed));
+            continue;
+        }
         let Party::Enterprise { uscc, .. } = &entry.party else { continue };
         let Some(e) = crate::inspect::enterprise_in(tx, uscc)? else {
             continue;
@@ -247,6 +263,59 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) ->
         tx.put_doc(FANOUT, &key, &f)?;
     }
     Ok(done.max(1))
+}
+
+/// The notices of a department's assignment: one per contact of the department in its region (none
+/// without a contact). `end`: the warning's end instead of the duties; `changed`: a level change.
+fn department_notices(n: &Notices, roster: &Roster, a: &assign::Assignment, end: Option<&End>, changed: bool) -> Vec<AssignmentNotice> {
+    let Party::Department { id, name, region } = &a.party else {
+        return Vec::new();
+    };
+    let contacts = roster.department_contacts(*region, id);
+    let base = n.public_url.trim_end_matches('/');
+    let region_name = n.regions.name(*region);
+    let mut data = json!({
+        "department": { "id": id, "name": format!("{region_name}{name}") },
+        "duty": a.duty,
+        "region_name": n.regions.name(a.warning_region),
+        "level_name": n.defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()),
+        "applies_from": crate::escalate::local(a.applies_from),
+        "deadline": crate::escalate::local(a.ack_deadline),
+        "ack_url": format!("{base}/ack/{}", n.tokens.token(a)),
+        "hotline": n.defaults.board.hotline,
+        "change": changed,
+    });
+    let (kind, template) = match end {
+        None => {
+            data["event"] = json!("department_issued");
+            ("issued".to_string(), "department_issued".to_string())
+        }
+        Some(end) => {
+            data["event"] = json!(format!("department_{}", end.kind));
+            data["ends_at"] = json!(crate::notify::stage::local(end.at));
+            (format!("{}-{}", end.kind, end.at.timestamp()), format!("department_{}", end.kind))
+        }
+    };
+    contacts
+        .iter()
+        .map(|c| {
+            let mut data = data.clone();
+            data["recipient"] = json!({ "name": c.name });
+            AssignmentNotice {
+                assignment_id: a.key.clone(),
+                kind: kind.clone(),
+                // The address names the contact: the same person twice is told once.
+                to: Recipient {
+                    key: format!("d{}", c.email.to_ascii_lowercase()),
+                    name: c.name.clone(),
+                    address: c.email.clone(),
+                },
+                template: template.clone(),
+                data,
+                region: Some(*region),
+            }
+        })
+        .collect()
 }
 
 /// Whether fan-outs are waiting (tests, the summary).

@@ -62,7 +62,7 @@ fn check_with_no_arguments_passes_the_shipped_files_with_a_one_line_summary() {
     );
     assert!(
         text.ends_with(
-            "; roster config/roster.yaml (62 people, 13 regions, 7 routes), 14 message templates in playbooks/templates/notify rendered with sample data\n"
+            "; roster config/roster.yaml (62 people, 13 regions, 7 routes, 117 department contacts), 19 message templates in playbooks/templates/notify rendered with sample data\n"
         ),
         "the roster and templates of the embedded configuration: {text}"
     );
@@ -143,7 +143,7 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
          lvliang@2024.1, shanxi-2020@2020.1, shanxi@2024.1, shuozhou@2024.1, taiyuan@2026.1, xinzhou@2024.1, yangquan@2024.1, \
          yuncheng@2024.1), 3221 regions; \
          list seeds/registry (3000 enterprises); measure defaults {} (15 industries); roster {} (62 people, 13 regions, \
-         7 routes), 14 message templates in {} rendered with sample data\n",
+         7 routes, 117 department contacts), 19 message templates in {} rendered with sample data\n",
         site.path("playbooks/measures/shanxi.yaml"),
         site.path("roster.yaml"),
         site.path("playbooks/templates/notify")
@@ -222,8 +222,8 @@ fn check_of_a_broken_template_names_the_file_line_and_column_and_exits_1() {
     let site = Site::new();
     site.edit(
         "playbooks/templates/notify/ack_reminder.txt.j2",
-        "{%- if overdue %}",
-        "{%- if overdue %",
+        "{%- if stage == \"in_place\" and overdue %}",
+        "{%- if stage == \"in_place\" and overdue %",
     );
     let out = site.check();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

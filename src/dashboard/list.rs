@@ -294,14 +294,21 @@ pub(super) async fn enterprise(
             let status = match &a.status {
                 AssignmentStatus::Active => "执行中".to_string(),
                 AssignmentStatus::Superseded { at, .. } => format!("{} 被新级别替代", local_time(*at)),
-                AssignmentStatus::Ended { at } => format!("{} 结束", local_time(*at)),
+                AssignmentStatus::Ended { at, cancelled: true } => format!("{} 取消", local_time(*at)),
+                AssignmentStatus::Ended { at, .. } => format!("{} 结束", local_time(*at)),
             };
             let acks: Vec<String> = a
                 .acks
                 .iter()
                 .map(|k| {
+                    // The note the enterprise gave is shown back here and on its own page.
+                    let note = if k.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!("，备注：{}", k.note)
+                    };
                     format!(
-                        "{} {}（{}）",
+                        "{} {}（{}）{note}",
                         local_time(k.at),
                         if k.step == "received" { "已收到" } else { "措施已落实" },
                         k.name

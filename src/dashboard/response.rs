@@ -31,6 +31,10 @@ pub struct ProgressRow {
     pub in_place: usize,
     /// Past the deadline without a "received".
     pub overdue: usize,
+    /// Departments without a contact (无联系人): told nothing, not counted overdue.
+    pub no_contact: usize,
+    /// Received, but not in place past the measures' start (措施落实逾期).
+    pub in_place_overdue: usize,
     /// received / assigned, whole percent.
     pub received_pct: u32,
     /// in_place / assigned, whole percent.
@@ -65,6 +69,8 @@ pub struct MissingRow {
     pub deadline: String,
     /// Past it.
     pub overdue: bool,
+    /// A department without a contact on the roster (无联系人).
+    pub no_contact: bool,
 }
 
 /// An inspection task.
@@ -183,6 +189,7 @@ fn missing_row(app: &AppState, v: &Value) -> MissingRow {
             .map(local_time)
             .unwrap_or_default(),
         overdue: v["overdue"].as_bool().unwrap_or(false),
+        no_contact: v["no_contact"].as_bool().unwrap_or(false),
     }
 }
 
@@ -297,12 +304,16 @@ pub fn of_warning(app: &AppState, warning_id: &str) -> ResponseView {
                 total.received += p.received;
                 total.in_place += p.in_place;
                 total.overdue += p.overdue;
+                total.no_contact += p.no_contact;
+                total.in_place_overdue += p.in_place_overdue;
                 let row = ProgressRow {
                     name: region_name(app, code),
                     assigned: p.assigned,
                     received: p.received,
                     in_place: p.in_place,
                     overdue: p.overdue,
+                    no_contact: p.no_contact,
+                    in_place_overdue: p.in_place_overdue,
                     ..ProgressRow::default()
                 };
                 view.progress.push(row.finish());

@@ -33,7 +33,7 @@ use anyhow::Context;
 
 pub use deliver::Delivery;
 pub use outbox::{Channel, OutboxMessage, Recipient, Status, enqueue};
-pub use roster::{Person, Roster};
+pub use roster::{DepartmentContact, Person, Roster};
 pub use stage::{AssignmentNotice, EventNotice, NotifyStage, enqueue_for_assignment, event_name};
 pub use templates::Templates;
 
@@ -97,6 +97,8 @@ pub struct FilesSummary {
     pub regions: usize,
     /// Events with a route.
     pub routes: usize,
+    /// Department contacts (per region and department).
+    pub department_contacts: usize,
     /// The templates folder.
     pub templates: PathBuf,
     /// Message kinds in it.
@@ -107,11 +109,12 @@ impl std::fmt::Display for FilesSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "roster {} ({} people, {} regions, {} routes), {} message templates in {}",
+            "roster {} ({} people, {} regions, {} routes, {} department contacts), {} message templates in {}",
             self.roster.display(),
             self.people,
             self.regions,
             self.routes,
+            self.department_contacts,
             self.kinds,
             self.templates.display()
         )
@@ -158,6 +161,7 @@ impl Files {
             people: self.roster.people().count(),
             regions: self.roster.regions().count(),
             routes: self.roster.routes().len(),
+            department_contacts: self.roster.department_contact_count(),
             templates: templates_dir(settings),
             kinds: self.templates.kinds().len(),
         }
@@ -220,6 +224,24 @@ fn cross_check(roster: &Roster, templates: &Templates, settings: &Settings) -> V
             ));
         }
     }
+    // Department contacts name departments of the measure defaults (whose own errors are reported
+    // with that file), and are told with the department templates.
+    if let Ok(defaults) = crate::registry::load_defaults(&settings.measures) {
+        let known: Vec<&str> = defaults.departments.iter().map(|d| d.id.as_str()).collect();
+        out.extend(roster.unknown_departments(&known));
+    }
+    if roster.has_department_contacts() {
+        for kind in DEPARTMENT_TEMPLATES {
+            if !templates.has(kind) {
+                out.push(format!(
+                    "{}: the roster names department contacts, but {} or {} is missing",
+                    settings.roster.display(),
+                    templates_dir(settings).join(format!("{kind}.subject.j2")).display(),
+                    templates_dir(settings).join(format!("{kind}.txt.j2")).display(),
+                ));
+            }
+        }
+    }
     for (i, e) in settings.webhooks.endpoints.iter().enumerate() {
         for ev in &e.events {
             if roster.route(ev).is_none() {
@@ -230,6 +252,29 @@ fn cross_check(roster: &Roster, templates: &Templates, settings: &Settings) -> V
         }
     }
     out
+}
+
+/// The templates a department's notices use (start or change, lift, cancel, a decided lift withdrawn,
+/// a reminder of either stage).
+pub const DEPARTMENT_TEMPLATES: [&str; 5] = [
+    "department_reminder",
+    "department_issued",
+    "department_lifted",
+    "department_cancelled",
+    "department_withdrawn",
+];
+
+/// What `hazeflow check` warns of without failing: departments with duties but no contact in a region
+/// on the roster.
+pub fn warnings(settings: &Settings, regions: &'static Regions) -> Vec<String> {
+    let (Ok(roster), Ok(defaults)) = (
+        Roster::load_for(&settings.roster, regions),
+        crate::registry::load_defaults(&settings.measures),
+    ) else {
+        return Vec::new();
+    };
+    let known: Vec<(&str, &str)> = defaults.departments.iter().map(|d| (d.id.as_str(), d.name.as_str())).collect();
+    roster.departments_without_contact(&known)
 }
 
 /// What `hazeflow check` reports about the notification files: the roster, the templates (every

@@ -118,10 +118,27 @@ pub struct Route {
     pub at: (usize, usize),
 }
 
+/// A department's contact (联系人) in a region: told of the department's duties under a warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DepartmentContact {
+    /// Name as shown in greetings.
+    pub name: String,
+    /// Email address.
+    pub email: String,
+    /// Phone.
+    pub phone: Option<String>,
+}
+
 /// The loaded roster.
 #[derive(Debug, Clone)]
 pub struct Roster {
     people: BTreeMap<RegionCode, Vec<Person>>,
+    /// Department contacts per (region, department id).
+    departments: BTreeMap<(RegionCode, String), Vec<DepartmentContact>>,
+    /// Where each department id was named (line, column), for checks against the measure defaults.
+    department_ids: Vec<(String, usize, usize)>,
+    /// The file's name, for those checks' messages.
+    file: String,
     routes: BTreeMap<String, Route>,
     regions: &'static Regions,
     digest: String,
@@ -134,6 +151,20 @@ struct RawRoster {
     notify: HashMap<Spanned<String>, Spanned<RawRoute>>,
     #[serde(default)]
     regions: HashMap<Spanned<String>, Vec<Spanned<RawPerson>>>,
+    #[serde(default)]
+    departments: HashMap<Spanned<String>, RawDepartments>,
+}
+
+/// A region's department contacts: department id → contacts.
+type RawDepartments = HashMap<Spanned<String>, Vec<Spanned<RawContact>>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContact {
+    name: Spanned<String>,
+    email: Spanned<String>,
+    #[serde(default)]
+    phone: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,6 +274,27 @@ fn audience(s: &Spanned<String>, e: &mut Errors<'_>) -> Option<Audience> {
     }
 }
 
+/// A region code as written in the file: known and current, or an error at its place.
+fn region_of(code: &Spanned<String>, regions: &Regions, e: &mut Errors<'_>) -> Option<RegionCode> {
+    match RegionCode::parse(&code.value) {
+        Ok(c) => match regions.resolve(c) {
+            Some(r) if r == c => Some(r),
+            Some(r) => {
+                e.at(&code.referenced, format!("region {c} was retired; use {r}"));
+                None
+            }
+            None => {
+                e.at(&code.referenced, format!("unknown region {c}"));
+                None
+            }
+        },
+        Err(err) => {
+            e.at(&code.referenced, err.to_string());
+            None
+        }
+    }
+}
+
 impl Roster {
     /// Loads and checks a roster file against Shanxi's regions.
     pub fn load(path: &Path) -> Result<Roster, Vec<String>> {
@@ -306,22 +358,8 @@ impl Roster {
         let mut entries: Vec<_> = raw.regions.into_iter().collect();
         entries.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
         for (code, list) in entries {
-            let region = match RegionCode::parse(&code.value) {
-                Ok(c) => match regions.resolve(c) {
-                    Some(r) if r == c => r,
-                    Some(r) => {
-                        e.at(&code.referenced, format!("region {c} was retired; use {r}"));
-                        continue;
-                    }
-                    None => {
-                        e.at(&code.referenced, format!("unknown region {c}"));
-                        continue;
-                    }
-                },
-                Err(err) => {
-                    e.at(&code.referenced, err.to_string());
-                    continue;
-                }
+            let Some(region) = region_of(&code, regions, &mut e) else {
+                continue;
             };
             for p in list {
                 let loc = p.referenced;
@@ -378,10 +416,61 @@ impl Roster {
                 });
             }
         }
+        let mut departments: BTreeMap<(RegionCode, String), Vec<DepartmentContact>> = BTreeMap::new();
+        let mut department_ids = Vec::new();
+        let mut entries: Vec<_> = raw.departments.into_iter().collect();
+        entries.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
+        for (code, by_id) in entries {
+            let Some(region) = region_of(&code, regions, &mut e) else {
+                continue;
+            };
+            let mut by_id: Vec<_> = by_id.into_iter().collect();
+            by_id.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
+            for (id, list) in by_id {
+                if !is_slug(&id.value) {
+                    e.at(
+                        &id.referenced,
+                        format!("\"{}\" is not a department id (ecology, housing, …)", id.value),
+                    );
+                    continue;
+                }
+                department_ids.push((id.value.clone(), id.referenced.line() as usize, id.referenced.column() as usize));
+                if list.is_empty() {
+                    e.at(
+                        &id.referenced,
+                        "a department needs at least one contact (leave it out if it has none)",
+                    );
+                }
+                let mut contacts = Vec::new();
+                for c in list {
+                    let c = c.value;
+                    if c.name.value.trim().is_empty() {
+                        e.at(&c.name.referenced, "a name must not be empty");
+                    }
+                    if c.email.value.parse::<lettre::Address>().is_err() {
+                        e.at(&c.email.referenced, format!("\"{}\" is not an email address", c.email.value));
+                    }
+                    contacts.push(DepartmentContact {
+                        name: c.name.value.trim().to_string(),
+                        email: c.email.value,
+                        phone: c.phone.filter(|x| !x.trim().is_empty()),
+                    });
+                }
+                if departments.insert((region, id.value.clone()), contacts).is_some() {
+                    e.at(
+                        &id.referenced,
+                        format!("the department \"{}\" is named twice for {region}", id.value),
+                    );
+                }
+            }
+        }
         if e.list.is_empty() {
             let digest = hex::encode(Sha256::digest(text.as_bytes()));
             Ok(Roster {
                 people,
+                departments,
+                department_ids,
+                file: name.to_string(),
                 routes,
                 regions,
                 digest,
@@ -401,6 +490,58 @@ impl Roster {
     /// Everyone on the roster of exactly this region.
     pub fn people_of(&self, region: RegionCode) -> &[Person] {
         self.people.get(&region).map_or(&[], Vec::as_slice)
+    }
+
+    /// The contacts of department `id` of exactly `region` (none: the department cannot be told).
+    pub fn department_contacts(&self, region: RegionCode, id: &str) -> &[DepartmentContact] {
+        self.departments.get(&(region, id.to_string())).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many department contacts there are.
+    pub fn department_contact_count(&self) -> usize {
+        self.departments.values().map(Vec::len).sum()
+    }
+
+    /// Whether any department has a contact.
+    pub fn has_department_contacts(&self) -> bool {
+        !self.departments.is_empty()
+    }
+
+    /// Errors (`file:line:column`) for department ids the measure defaults do not know.
+    pub fn unknown_departments(&self, known: &[&str]) -> Vec<String> {
+        self.department_ids
+            .iter()
+            .filter(|(id, ..)| !known.contains(&id.as_str()))
+            .map(|(id, l, c)| {
+                format!(
+                    "{}:{l}:{c}: unknown department \"{id}\" (the measure defaults' departments: {})",
+                    self.file,
+                    known.join(", ")
+                )
+            })
+            .collect()
+    }
+
+    /// Warnings: for each region on the roster (its duty staff can be told of a warning there), the
+    /// departments with duties that have no contact: their duties reach nobody (shown as 无联系人).
+    pub fn departments_without_contact(&self, known: &[(&str, &str)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for region in self.people.keys() {
+            let missing: Vec<String> = known
+                .iter()
+                .filter(|(id, _)| !self.departments.contains_key(&(*region, (*id).to_string())))
+                .map(|(id, name)| format!("{id} ({name})"))
+                .collect();
+            if !missing.is_empty() {
+                out.push(format!(
+                    "{}: warning: {region} {} has no contact for {}: their duties reach nobody (shown as 无联系人)",
+                    self.file,
+                    self.regions.name(*region),
+                    missing.join(", ")
+                ));
+            }
+        }
+        out
     }
 
     /// Everyone on the roster.
@@ -616,6 +757,62 @@ regions:
             assert!(errors.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errors:#?}");
         }
         assert_eq!(errors.len(), want.len(), "{errors:#?}");
+    }
+
+    #[test]
+    fn department_contacts_are_checked_with_their_line_and_column_and_against_the_measure_defaults() {
+        let text = r#"regions:
+  "140100":
+    - { id: ty, name: 市值班, role: duty_officer, email: ty@example.cn }
+departments:
+  "140100":
+    housing: [{ name: 住建联系人, email: housing@example.cn, phone: "0351-1" }]
+    transprot: [{ name: 交通联系人, email: transport@example.cn }]
+  "140105":
+    ecology: [{ name: 甲, email: not-an-address }]
+  "149900":
+    ecology: [{ name: 乙, email: b@example.cn }]
+"#;
+        let errors = Roster::parse("r.yaml", text, Regions::shanxi()).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "r.yaml:9:33: \"not-an-address\" is not an email address",
+                "r.yaml:10:3: unknown region 149900"
+            ]
+        );
+        let ok = text.replace("not-an-address", "a@example.cn").replace("149900", "140106");
+        let r = Roster::parse("r.yaml", &ok, Regions::shanxi()).unwrap();
+        let ty = RegionCode::parse("140100").unwrap();
+        assert_eq!(r.department_contacts(ty, "housing")[0].email, "housing@example.cn");
+        assert!(r.department_contacts(ty, "police").is_empty());
+        // A misspelt department id is named where it stands.
+        let known = ["ecology", "housing", "transport", "police"];
+        let unknown = r.unknown_departments(&known);
+        assert_eq!(unknown.len(), 1, "{unknown:#?}");
+        assert!(
+            unknown[0].starts_with("r.yaml:7:5: unknown department \"transprot\""),
+            "{unknown:#?}"
+        );
+        // Taiyuan is on the roster: its departments without a contact are warned of.
+        let warnings = r.departments_without_contact(&[("housing", "住建局"), ("police", "公安局"), ("transport", "交通局")]);
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("140100") && warnings[0].contains("police (公安局)") && warnings[0].contains("transport (交通局)"),
+            "{warnings:#?}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_roster_names_a_contact_for_every_department_of_every_region_on_it() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.yaml");
+        let r = Roster::load(&path).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+        let d = crate::registry::shanxi_defaults();
+        let known: Vec<&str> = d.departments.iter().map(|d| d.id.as_str()).collect();
+        assert!(r.unknown_departments(&known).is_empty());
+        let named: Vec<(&str, &str)> = d.departments.iter().map(|d| (d.id.as_str(), d.name.as_str())).collect();
+        assert_eq!(r.departments_without_contact(&named), Vec::<String>::new());
+        assert_eq!(r.department_contact_count(), 13 * known.len());
     }
 
     #[test]

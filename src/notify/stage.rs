@@ -244,6 +244,12 @@ impl NotifyStage {
             EventKind::Scheduled { effective, .. } => *effective,
             _ => e.at,
         };
+        // When the enterprises and departments hear of a decided end: the lead time before it, or at
+        // once when decided later (see crate::notice::queue_end).
+        let parties_told = match &e.kind {
+            EventKind::Scheduled { to: None, effective, .. } => (*effective - pb.lead_time).max(e.at),
+            _ => e.at,
+        };
         let start = start.or(w.map(|w| w.start));
         let end = end.or(w.map(|w| w.expected_end));
         let lv = pb.level(&level);
@@ -279,6 +285,7 @@ impl NotifyStage {
             "issued_at": w.and_then(|w| w.issued_at).map(local),
             "at": local(at),
             "decided_at": local(e.at),
+            "parties_told_at": local(parties_told),
             "timeline": w.and_then(|w| crate::warning::timeline_of(w, Some(pb))),
             "rule": w.and_then(|w| w.rule.clone()),
             "reason": e.reason,

@@ -193,15 +193,18 @@ fn sample_variants(name: &str) -> [Value; 2] {
     let mut flipped = base.clone();
     flipped["change"] = json!(true);
     flipped["overdue"] = json!(true);
+    flipped["stage"] = json!("in_place");
     flipped["more"] = json!(3);
     flipped["inspections_opened"] = json!(0);
     flipped["negotiated"] = negotiated();
     flipped["measures"] = json!([]);
     flipped["missing"][0]["uscc"] = Value::Null;
     flipped["missing"][0]["contact_name"] = Value::Null;
-    // A digest of two regions.
+    // A digest of two regions, one of each stage.
     let section = base["sections"][0].clone();
-    flipped["sections"] = json!([section.clone(), section]);
+    let mut second = section.clone();
+    second["stage"] = json!("in_place");
+    flipped["sections"] = json!([section, second]);
     flipped["total"] = json!(4);
     [base, flipped]
 }
@@ -221,6 +224,7 @@ fn negotiated() -> Value {
 pub fn sample_data(name: &str) -> Value {
     let mut v = json!({
         "event": name.trim_start_matches("warning_"),
+        "stage": "received",
         "warning_id": "140100-20261202-1",
         "region": "140100",
         "region_name": "太原市",
@@ -239,6 +243,7 @@ pub fn sample_data(name: &str) -> Value {
         "issued_at": "2026年12月1日 16:05",
         "at": "2026年12月1日 16:05",
         "decided_at": "2026年12月1日 16:05",
+        "parties_told_at": "2026年12月4日 00:00",
         "ends_at": "2026年12月5日 00:00",
         "timeline": "12月2日0时起橙色预警；预计12月5日0时解除",
         "rule": "日AQI>200持续48小时或日AQI>150持续72小时",
@@ -263,6 +268,8 @@ pub fn sample_data(name: &str) -> Value {
             { "item": "全厂：停止公路运输（国五及以下）", "subject": "全厂", "line_name": null, "process": null, "text": "停止公路运输", "note": "国五及以下" },
         ],
         "negotiated": null,
+        "department": { "id": "housing", "name": "太原市住房和城乡建设局" },
+        "duty": "施工工地停止土石方作业、建筑拆除、喷涂粉刷、护坡喷浆、混凝土搅拌等作业，增加洒水降尘频次。",
         "applies_from": "2026年12月3日 08:05",
         "deadline": "2026年12月2日 12:05",
         "hotline": "12369",

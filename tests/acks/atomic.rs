@@ -160,8 +160,8 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
     assert_eq!(entries.len(), n, "three enterprises and every department");
     assert_eq!(
         count(&store, hazeflow::escalate::TIMERS),
-        4,
-        "reminder, overdue and two escalations for the batch"
+        8,
+        "reminder, overdue and two escalations for the batch, for receipt and for the measures in place"
     );
     store.close();
 }

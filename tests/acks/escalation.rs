@@ -140,8 +140,15 @@ async fn without_acknowledgement_a_reminder_goes_then_the_county_the_city_and_th
         ),
         (1, 1, 2)
     );
+    // Only the second stage's timers are left: the measures are due in place at the start, 12-03 00:00.
     let timers = app.state.engine.store.read(hazeflow::escalate::pending).unwrap();
-    assert!(timers.is_empty(), "{timers:#?}");
+    assert!(
+        !timers.is_empty()
+            && timers
+                .iter()
+                .all(|t| t.stage == hazeflow::escalate::IN_PLACE && t.deadline == shanghai("2026-12-03 00:00")),
+        "{timers:#?}"
+    );
     app.stop().await;
 }
 
@@ -162,13 +169,14 @@ async fn a_superseded_or_lifted_batch_is_neither_reminded_nor_reported() {
             .post_json(
                 &format!("/api/v1/acks/{}", app.token(&key)),
                 None,
-                &json!({ "step": "received", "name": "值班", "phone": "13800000000" }),
+                &json!({ "step": "in_place", "name": "值班", "phone": "13800000000" }),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    // Past every orange and red timer: acknowledged and superseded assignments are chased by nobody.
-    app.set_clock("2026-12-02 20:00");
+    // Past every orange and red timer of both stages (orange's measures were due in place at 12-03 00:00):
+    // acknowledged and superseded assignments are chased by nobody.
+    app.set_clock("2026-12-03 06:00");
     eventually("every timer has fired", || async {
         app.state
             .engine

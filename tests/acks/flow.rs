@@ -335,6 +335,19 @@ async fn each_enterprise_hears_of_the_start_the_change_and_the_end_once_each_the
     let (_, html) = app.get_text(&format!("/ack/{}", app.token(&key))).await;
     assert!(html.contains("预警解除时间：<strong>2026年12月6日 00:00</strong>"), "{html}");
     assert!(html.contains("预警时间线：12月2日9时起红色预警；预计12月6日0时解除"), "{html}");
+    // The duty staff were told when the lift was decided, with both times: the end, and when the
+    // enterprises and departments hear of it.
+    let duty = eventually("the duty staff's lift notice", || async {
+        app.sent("warning_lifted")
+            .into_iter()
+            .find(|m| m.data["at"] == "2026年12月6日 00:00")
+    })
+    .await;
+    let (_, body) = app.delivered(&duty.id).await;
+    assert!(
+        body.contains("将于2026年12月5日 00:00收到系统发出的解除通知（解除时间2026年12月6日 00:00"),
+        "{body}"
+    );
     app.set_clock("2026-12-04 23:50");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(app.sent("assignment_lifted").is_empty(), "not before a day ahead");

@@ -219,7 +219,8 @@ impl TestApp {
         body
     }
 
-    /// Acknowledges every department assignment of a warning (so that tests follow the enterprises).
+    /// Acknowledges every department assignment of a warning, both stages (so that tests follow the
+    /// enterprises).
     pub async fn ack_departments(&self, id: &str) {
         for a in self
             .assignments(id, Some("active"))
@@ -232,7 +233,7 @@ impl TestApp {
                 .post_json(
                     &format!("/api/v1/acks/{}", self.token(key)),
                     None,
-                    &json!({ "step": "received", "name": "部门值班", "phone": "0351-1234567" }),
+                    &json!({ "step": "in_place", "name": "部门值班", "phone": "0351-1234567" }),
                 )
                 .await;
             assert_eq!(status, StatusCode::OK, "{body}");

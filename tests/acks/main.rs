@@ -17,10 +17,17 @@
 //!   token; markup in names;
 //! - `atomic`: a warning event and its assignments are one transaction;
 //! - `authority`: a Taiyuan warning is in Taiyuan's name (sign-off request, enterprise notice, CAP).
+//! - `told`: over a real SMTP conversation (the SMTP server of the `notify` tests, `smtp`), every
+//!   enterprise and department hears of the start, the change and the end (lift or cancel) once each,
+//!   with working links; one overdue digest per officer per cycle; inspections closed at the end.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+/// The in-process SMTP server of the `notify` tests (some of it unused here).
+#[path = "../common/smtp.rs"]
+#[allow(dead_code)]
+mod smtp;
 
 mod atomic;
 mod authority;
@@ -29,3 +36,4 @@ mod flow;
 mod inspections;
 mod security;
 mod summary;
+mod told;

@@ -292,11 +292,12 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
             wait_for(&phone, "form button[type=submit]").await.click().await.expect("clicked");
             let done = wait_confirmed(&phone, 1).await;
             assert_eq!(done, [format!("✓ 已收到：2026年12月1日 15:00，{NAME}")]);
-            // Next: the measures, line by line, all ticked to begin with.
+            // Next: the measures, line by line, none ticked to begin with (one tap must not confirm
+            // every line).
             assert_eq!(button(&phone).await, "措施已落实");
             let ticks = lines(&phone).await;
             assert!(ticks.len() >= 2, "the enterprise's lines to tick: {ticks:?}");
-            assert!(ticks.iter().all(|(_, on)| *on), "all ticked to begin with: {ticks:?}");
+            assert!(ticks.iter().all(|(_, on)| !*on), "none ticked to begin with: {ticks:?}");
             phone_checks(&phone, "the page after 收到", &["姓名", "联系电话", "备注", "措施已落实"]).await;
             pcam.shoot(&phone, "ack-3-received").await;
 
@@ -306,23 +307,25 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
             show_progress(&desk).await;
             dcam.shoot(&desk, "ack-4-dashboard-received").await;
 
-            // Measures in place: the same person is filled in already; the last line unticked, a note.
+            // Measures in place: the same person is filled in already; every line but the last ticked, a note.
             assert_eq!(
                 (value(&phone, "#name").await, value(&phone, "#phone").await),
                 (NAME.to_string(), PHONE.to_string()),
                 "who confirmed receipt is filled in for the second step"
             );
             let (off, _) = ticks.last().cloned().expect("a line");
-            wait_for(&phone, &format!("input[name=line][value='{off}']"))
-                .await
-                .click()
-                .await
-                .expect("clicked");
+            for (v, _) in ticks.iter().filter(|(v, _)| *v != off) {
+                wait_for(&phone, &format!("input[name=line][value='{v}']"))
+                    .await
+                    .click()
+                    .await
+                    .expect("clicked");
+            }
             let now = lines(&phone).await;
             assert_eq!(
                 now.iter().filter(|(_, on)| !on).map(|(v, _)| v.as_str()).collect::<Vec<_>>(),
                 [off.as_str()],
-                "one line unticked"
+                "one line left unticked"
             );
             fill(&phone, "#note", NOTE).await;
             pcam.shoot(&phone, "ack-5-in-place-filled").await;
@@ -340,6 +343,15 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
                 "nothing left to acknowledge"
             );
             check_basics(&phone, "the page after 措施已落实").await;
+            // The note given is shown back.
+            let note = phone
+                .find(Locator::Css(".ack-note"))
+                .await
+                .expect("the note shown back")
+                .text()
+                .await
+                .expect("its text");
+            assert_eq!(note, format!("备注：{NOTE}"));
             pcam.shoot(&phone, "ack-6-in-place").await;
 
             // At the duty office: one more in place in the county; the enterprise's page lists both.
@@ -423,8 +435,8 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
             assert_eq!(done, [format!("✓ 已收到：2026年12月1日 15:00，{NAME}")], "Space on 收到 sends it");
             camera.shoot(&c, "ack-kb-1-received").await;
 
-            // Again: name and phone are filled in already; Space on the last line's box unticks it, a
-            // note, Enter on the button.
+            // Again: name and phone are filled in already; Space on every line's box but the last ticks
+            // it, a note, Enter on the button.
             let ticks = lines(&c).await;
             let (off, _) = ticks.last().cloned().expect("lines to tick");
             let mut order = Vec::new();
@@ -433,7 +445,9 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
                 let f = focused(&c).await;
                 match f.as_str() {
                     "textarea[textarea] note" => c.active_element().await.expect("focus").send_keys(NOTE).await.expect("typed"),
-                    f if f == format!("input[checkbox] line={off}") => press(&c, Key::Space).await,
+                    f if f.starts_with("input[checkbox] line=") && f != format!("input[checkbox] line={off}") => {
+                        press(&c, Key::Space).await
+                    }
                     _ => {}
                 }
                 order.push(f);
@@ -449,7 +463,7 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
             assert_eq!(
                 now.iter().filter(|(_, on)| !on).map(|(v, _)| v.as_str()).collect::<Vec<_>>(),
                 [off.as_str()],
-                "Space unticked one line"
+                "Space ticked every line but one"
             );
             camera.shoot(&c, "ack-kb-2-in-place-filled").await;
             press(&c, Key::Enter).await;
@@ -472,5 +486,78 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
     let lines: Vec<String> = serde_json::from_value(in_place["lines"].clone()).expect("lines");
     assert_eq!(lines, kept, "the lines ticked are recorded, not {off}: {acks:?}");
     println!("{}: acknowledged with the keyboard from {}", notice.enterprise, notice.file);
+    app.stop().await;
+}
+
+/// Ends the warning `id` on the test daemon (`lift` or `cancel`) as the head.
+async fn end(app: &TestApp, id: &str, action: &str) {
+    let resp = app
+        .http
+        .post(app.url(&format!("/api/v1/warnings/{id}/{action}")))
+        .bearer_auth(HEAD)
+        .json(&serde_json::json!({ "reason": "会商结果调整" }))
+        .send()
+        .await
+        .expect("the daemon answers");
+    let status = resp.status();
+    assert!(status.is_success(), "{action}: {status} {}", resp.text().await.unwrap_or_default());
+}
+
+/// The ack page of an ended task on a phone: the notice says how it ended, nothing is left to confirm,
+/// and the page still fits the screen.
+async fn ended_page(c: &Client, link: &str, says: &str, not: &str, what: &str) {
+    open(c, link).await;
+    let notice = text_of(c, "main .notice").await;
+    assert!(notice.contains(says) && !notice.contains(not), "{what}: {notice}");
+    assert!(
+        c.find_all(Locator::Css("form")).await.expect("the page").is_empty(),
+        "{what}: nothing left to confirm"
+    );
+    check_basics(c, what).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_the_lift_the_link_says_lifted_and_after_a_cancel_it_says_cancelled() {
+    let Some(browser) = Browser::start().await else { return };
+    // Lifted: the orange warning starts, the enterprise confirms receipt, then the head lifts it.
+    let app = spawn_app(&[]).await;
+    let (id, notices) = issue(&app, ORANGE, "橙色预警").await;
+    let (_, link) = pick(&app, &notices);
+    let w = app.warning_of(TAIYUAN).await.expect("the warning");
+    let start: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).expect("a start");
+    app.state.engine.clock.set(start + chrono::Duration::minutes(5));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.warning_of(TAIYUAN).await.is_none_or(|w| w["status"] != "active") {
+        assert!(std::time::Instant::now() < deadline, "the warning becomes active at its start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let lifted_link = link.clone();
+    browser
+        .run(Screen::Phone, move |phone, camera| async move {
+            open(&phone, &lifted_link).await;
+            assert_eq!(button(&phone).await, "收到");
+            camera.shoot(&phone, "end-1-active").await;
+        })
+        .await;
+    end(&app, &id, "lift").await;
+    browser
+        .run(Screen::Phone, move |phone, camera| async move {
+            ended_page(&phone, &link, "预警已解除", "已取消", "the page after the lift").await;
+            camera.shoot(&phone, "end-2-lifted").await;
+        })
+        .await;
+    app.stop().await;
+
+    // Cancelled: a second daemon; the head calls the warning off before its start.
+    let app = spawn_app(&[]).await;
+    let (id, notices) = issue(&app, ORANGE, "橙色预警").await;
+    let (_, link) = pick(&app, &notices);
+    end(&app, &id, "cancel").await;
+    browser
+        .run(Screen::Phone, move |phone, camera| async move {
+            ended_page(&phone, &link, "预警已取消", "已解除", "the page after a cancel").await;
+            camera.shoot(&phone, "end-3-cancelled").await;
+        })
+        .await;
     app.stop().await;
 }

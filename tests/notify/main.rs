@@ -19,6 +19,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+#[path = "../common/smtp.rs"]
+mod smtp;
 
 mod email;
 mod proposals;
