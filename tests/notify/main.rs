@@ -20,6 +20,7 @@
 mod common;
 mod helpers;
 
+mod crash;
 mod email;
 mod proposals;
 mod reload;
