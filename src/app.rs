@@ -264,6 +264,7 @@ impl Application {
         tracker.spawn(crate::notify::deliver::run(self.delivery.clone(), state.clone(), shutdown.clone()));
         tracker.spawn(crate::escalate::run(self.escalation.clone(), state.clone(), shutdown.clone()));
         tracker.spawn(crate::notice::run(state.clone(), shutdown.clone()));
+        tracker.spawn(crate::notify::outage::run(state.clone(), shutdown.clone()));
         let router = api::router()
             .merge(crate::ack::router())
             .merge(

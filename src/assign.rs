@@ -843,6 +843,78 @@ pub fn party_region(a: &Assignment) -> RegionCode {
     }
 }
 
+/// For `hazeflow verify`: the rounds rebuilt from the log's `assignments_made` records and compared
+/// with the stored ones (both headers, the warning, the count, every entry present and decoding).
+/// Returns the differences and the rounds found (seq → warning id), for the timers' check.
+pub fn check(r: &crate::store::ReadTx) -> Result<(Vec<String>, std::collections::BTreeMap<u64, String>), StoreError> {
+    use std::collections::BTreeMap;
+    let mut from_log: BTreeMap<u64, (String, u64)> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let batch = r.events_after(after, 10_000)?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for rec in batch {
+            if let RecordBody::Other { kind, data } = &rec.body
+                && kind == "assignments_made"
+            {
+                let w = data.get("warning_id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                let n = data.get("count").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                from_log.insert(rec.seq, (w, n));
+            }
+        }
+    }
+    let mut diffs = Vec::new();
+    let mut stored: BTreeMap<u64, String> = BTreeMap::new();
+    for (key, v) in r.docs::<serde_json::Value>(ROUND_SEQ, "", "", usize::MAX)? {
+        let round = match serde_json::from_value::<Round>(v) {
+            Ok(x) => x,
+            Err(e) => {
+                diffs.push(format!("assignment round {key}: does not decode: {e}"));
+                continue;
+            }
+        };
+        if key != format!("{:012}", round.seq) {
+            diffs.push(format!("assignment round {key}: holds round {}", round.seq));
+        }
+        match from_log.get(&round.seq) {
+            None => diffs.push(format!("assignment round {}: no assignments_made record in the log", round.seq)),
+            Some((w, n)) => {
+                if *w != round.warning_id || *n != u64::from(round.count) {
+                    diffs.push(format!(
+                        "assignment round {}: warning {} with {} entries, the log says {w} with {n}",
+                        round.seq, round.warning_id, round.count
+                    ));
+                }
+            }
+        }
+        if r.doc::<serde_json::Value>(ROUNDS, &round.doc_key())?.is_none() {
+            diffs.push(format!("assignment round {}: missing from the warning's index", round.seq));
+        }
+        let entries = r.items::<serde_json::Value>(round.seq, 0, round.count as usize + 1)?;
+        let decoded = entries
+            .iter()
+            .filter(|(_, e)| serde_json::from_value::<Entry>(e.clone()).is_ok())
+            .count();
+        let contiguous = entries.iter().enumerate().all(|(i, (k, _))| *k as usize == i);
+        if entries.len() != round.count as usize || !contiguous || decoded != entries.len() {
+            diffs.push(format!(
+                "assignment round {}: {} entries stored ({decoded} decode), {} expected",
+                round.seq,
+                entries.len(),
+                round.count
+            ));
+        }
+        stored.insert(round.seq, round.warning_id);
+    }
+    for (seq, (w, _)) in &from_log {
+        if !stored.contains_key(seq) {
+            diffs.push(format!("assignment round {seq} of warning {w}: in the log but not stored"));
+        }
+    }
+    Ok((diffs, stored))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

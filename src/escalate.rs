@@ -719,6 +719,26 @@ pub async fn run(esc: Arc<Escalation>, state: Arc<AppState>, cancel: Cancellatio
     }
 }
 
+/// For `hazeflow verify`: every timer decodes, sits under its own key, and belongs to a stored round
+/// of its warning (`rounds`: seq → warning id, from [`crate::assign::check`]).
+pub fn check(r: &crate::store::ReadTx, rounds: &std::collections::BTreeMap<u64, String>) -> Result<Vec<String>, StoreError> {
+    let mut diffs = Vec::new();
+    for (key, v) in r.docs::<serde_json::Value>(TIMERS, "", "", usize::MAX)? {
+        match serde_json::from_value::<Timer>(v) {
+            Ok(t) => {
+                if timer_key(&t) != key {
+                    diffs.push(format!("timer {key}: holds the timer {}", timer_key(&t)));
+                }
+                if rounds.get(&t.batch) != Some(&t.warning_id) {
+                    diffs.push(format!("timer {key}: no round {} of warning {}", t.batch, t.warning_id));
+                }
+            }
+            Err(e) => diffs.push(format!("timer {key}: does not decode: {e}")),
+        }
+    }
+    Ok(diffs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,11 +106,26 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/backup", post(backup))
 }
 
-async fn healthz(State(s): Shared) -> ApiResult<Json<Value>> {
-    let seq = s.engine.store.read(|r| r.last_seq())?;
-    Ok(Json(
-        json!({ "status": "ok", "last_seq": seq, "playbooks": s.engine.playbooks.status().versions }),
-    ))
+/// 200 while the store writes; 503 with the reason while writes fail (disk full, I/O errors).
+async fn healthz(State(s): Shared) -> Response {
+    if let Some(f) = s.engine.store.fault() {
+        let body = json!({
+            "status": "store_failing",
+            "error": format!("the store cannot write: {}", f.reason),
+            "reason": f.reason,
+            "since": f.since,
+            "reopen_attempts": f.attempts,
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    match s.engine.store.read(|r| r.last_seq()) {
+        Ok(seq) => Json(json!({ "status": "ok", "last_seq": seq, "playbooks": s.engine.playbooks.status().versions })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "store_failing", "error": e.to_string(), "reason": e.to_string() })),
+        )
+            .into_response(),
+    }
 }
 
 async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {

@@ -18,7 +18,10 @@
 //!   there is a window (milliseconds: one group commit). If the process dies in it, the message is
 //!   still in flight at the next start; it is then logged as `interrupted` and sent again, byte for
 //!   byte the same, with the same `Message-ID: <{id}@hazeflow>` (webhooks: `X-Hazeflow-Message-Id`),
-//!   so the receiver can recognise the repeat. A clean shutdown (SIGTERM) does not open the window:
+//!   so the receiver can recognise the repeat. A send keeps its lane's slot until its outcome is
+//!   committed (outcomes gathered into one small job per commit), so at most the lane's concurrency
+//!   (`mail.concurrency`, `webhooks.concurrency`) of messages are ever accepted but unrecorded: a
+//!   kill -9 sends at most that many twice. A clean shutdown (SIGTERM) does not open the window:
 //!   the worker stops claiming, lets the sends in progress finish and records them, and puts back
 //!   claimed messages it has not started.
 //!
@@ -253,6 +256,8 @@ struct Recorded {
     at: DateTime<Utc>,
     result: AttemptResult,
     subject: Option<String>,
+    /// Told once the outcome is committed (or could not be): the send's slot is held until then.
+    done: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Writes outcomes as they come, each batch in one job; a message that failed for good raises its
@@ -268,14 +273,33 @@ async fn record_outcomes(stage: Arc<NotifyStage>, store: Store, mut pending: mps
         }
         let n = batch.len();
         let stage = stage.clone();
+        let (batch, done): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|r| {
+                let Recorded {
+                    id,
+                    at,
+                    result,
+                    subject,
+                    done,
+                } = r;
+                ((id, at, result, subject), done)
+            })
+            .unzip();
         let written = store
             .write(move |tx| {
-                for r in &batch {
-                    let Some(m) = outbox::record(tx, r.at, &r.id, &r.result)? else {
+                for (id, at, result, subject) in &batch {
+                    let r = OutcomeRef {
+                        id,
+                        at: *at,
+                        result,
+                        subject: subject.as_deref(),
+                    };
+                    let Some(m) = outbox::record(tx, r.at, r.id, r.result)? else {
                         continue;
                     };
-                    if let AttemptResult::Failed(error) = &r.result {
-                        raise_failure(tx, &stage, r.at, &m, r.subject.as_deref(), error)?;
+                    if let AttemptResult::Failed(error) = r.result {
+                        raise_failure(tx, &stage, r.at, &m, r.subject, error)?;
                     }
                 }
                 Ok(())
@@ -284,7 +308,18 @@ async fn record_outcomes(stage: Arc<NotifyStage>, store: Store, mut pending: mps
         if let Err(e) = written {
             tracing::error!(error = %e, count = n, "cannot record delivery attempts; those messages are sent again at the next start");
         }
+        for d in done {
+            let _ = d.send(());
+        }
     }
+}
+
+/// An outcome as the recorder's job reads it.
+struct OutcomeRef<'a> {
+    id: &'a str,
+    at: DateTime<Utc>,
+    result: &'a AttemptResult,
+    subject: Option<&'a str>,
 }
 
 async fn deliver_one(
@@ -332,17 +367,24 @@ async fn deliver_one(
             AttemptResult::Failed(e.to_string())
         }
     };
+    // The slot (`_permit`) is held until the outcome is committed: at any moment at most the lane's
+    // concurrency of messages can have reached the server unrecorded, which bounds what a crash
+    // sends twice.
+    let (done, recorded) = tokio::sync::oneshot::channel();
     if outcomes
         .send(Recorded {
             id: msg.id.clone(),
             at: now,
             result,
             subject,
+            done,
         })
         .is_err()
     {
         tracing::error!(id = %msg.id, "the recorder has stopped; the message is sent again at the next start");
+        return;
     }
+    let _ = recorded.await;
 }
 
 /// Tells the duty staff of the message's region that it could not be delivered (once: the message

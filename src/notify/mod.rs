@@ -15,9 +15,12 @@
 //! 3. `deliver.rs`: the worker claims due messages, renders them (`templates.rs`), sends them
 //!    (`email.rs` with `smtp.rs`, `webhook.rs`), records the attempt, retries with backoff, and alerts the duty staff
 //!    once when a message finally fails. Its module docs say exactly what is guaranteed after a crash.
+//! 4. `outage.rs`: a time the store could not write (disk full), recorded and told to the province's
+//!    duty staff once writing works again.
 
 pub mod deliver;
 pub mod email;
+pub mod outage;
 pub mod outbox;
 pub mod roster;
 pub mod smtp;

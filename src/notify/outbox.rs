@@ -412,3 +412,55 @@ pub fn attempts(r: &ReadTx, id: &str) -> Result<Vec<DeliveryAttempt>, StoreError
         .map(|(_, a)| a)
         .collect())
 }
+
+/// For `hazeflow verify`: every message decodes and sits in the index its status says (pending: one
+/// due entry; sending: in flight; sent or failed: neither), and no index entry names a message that
+/// is elsewhere. Returns the differences.
+pub fn check(r: &ReadTx) -> Result<Vec<String>, StoreError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut diffs = Vec::new();
+    let mut status: BTreeMap<String, Status> = BTreeMap::new();
+    for (id, v) in r.docs::<Value>(OUTBOX, "", "", usize::MAX)? {
+        match serde_json::from_value::<OutboxMessage>(v) {
+            Ok(m) => {
+                if m.id != id {
+                    diffs.push(format!("outbox {id}: holds message {}", m.id));
+                }
+                status.insert(id, m.status);
+            }
+            Err(e) => diffs.push(format!("outbox {id}: not a message: {e}")),
+        }
+    }
+    let mut due: BTreeSet<String> = BTreeSet::new();
+    for (key, id) in r.docs::<Value>(DUE, "", "", usize::MAX)? {
+        let id = id.as_str().unwrap_or_default().to_string();
+        if !key.ends_with(&format!("/{id}")) {
+            diffs.push(format!("outbox due entry {key}: names {id}"));
+        }
+        match status.get(&id) {
+            Some(Status::Pending) => {
+                if !due.insert(id.clone()) {
+                    diffs.push(format!("outbox {id}: due twice"));
+                }
+            }
+            Some(s) => diffs.push(format!("outbox {id}: due, but its status is {s:?}")),
+            None => diffs.push(format!("outbox due entry {key}: no such message")),
+        }
+    }
+    let inflight: BTreeSet<String> = r.docs::<Value>(INFLIGHT, "", "", usize::MAX)?.into_iter().map(|(k, _)| k).collect();
+    for id in &inflight {
+        match status.get(id) {
+            Some(Status::Sending) => {}
+            Some(s) => diffs.push(format!("outbox {id}: in flight, but its status is {s:?}")),
+            None => diffs.push(format!("outbox in-flight entry {id}: no such message")),
+        }
+    }
+    for (id, s) in &status {
+        match s {
+            Status::Pending if !due.contains(id) => diffs.push(format!("outbox {id}: pending but not due (it would never be sent)")),
+            Status::Sending if !inflight.contains(id) => diffs.push(format!("outbox {id}: sending but not in flight")),
+            _ => {}
+        }
+    }
+    Ok(diffs)
+}

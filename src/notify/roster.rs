@@ -45,6 +45,7 @@ pub const EVENTS: &[&str] = &[
     "directive_applied",
     "directive_released",
     "delivery_failed",
+    "store_fault",
 ];
 
 /// A person on the roster.
@@ -842,6 +843,7 @@ departments:
             "lift_scheduled",
             "cancel_scheduled",
             "delivery_failed",
+            "store_fault",
         ] {
             assert!(r.route(ev).is_some(), "no route for {ev}");
         }

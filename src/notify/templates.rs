@@ -301,6 +301,12 @@ pub fn sample_data(name: &str) -> Value {
     if name == "negotiated_issued" {
         v["negotiated"] = negotiated();
     }
+    if name == "store_fault" {
+        v["outage"] = json!({
+            "reason": "I/O error: No space left on device (os error 28)", "cause": "磁盘空间已满", "since": "2026年12月1日 16:05",
+            "until": "2026年12月1日 16:12", "minutes": 7, "refused": 3, "seq": 42,
+        });
+    }
     if name == "delivery_failed" {
         v["failed"] = json!({
             "id": "42-ty-wang-fang-email", "channel": "email", "recipient_name": "王芳",
@@ -333,6 +339,7 @@ mod tests {
             "warning_lifted",
             "warning_cancelled",
             "delivery_failed",
+            "store_fault",
             "assignment_issued",
             "ack_reminder",
             "ack_overdue",

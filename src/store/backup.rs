@@ -31,7 +31,11 @@ pub struct BackupSummary {
 impl Store {
     /// Writes a consistent copy of the store to `out` (which must not exist).
     pub fn backup_to(&self, out: &Path) -> Result<BackupSummary, StoreError> {
-        let src = self.inner.db.begin_read().map_err(|e| db_err(&self.inner.path, e))?;
+        let db = self.inner.health.db.read().ok().and_then(|g| g.clone());
+        let Some(db) = db else {
+            return Err(self.unavailable());
+        };
+        let src = db.begin_read().map_err(|e| db_err(&self.inner.path, e))?;
         copy_into(&src, &self.inner.path, out)
     }
 }

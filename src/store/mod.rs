@@ -20,6 +20,14 @@
 //!   of it is committed and every caller of the batch gets the error.
 //! - A job that panics stops the writer: its batch is lost and the store is closed.
 //!
+//! When the disk fails (full, I/O error), redb refuses every later write until the file is opened
+//! again. The writer then takes the database out of service (reads answer
+//! [`StoreError::Unavailable`] for the moment it takes), opens it again, and tries an empty commit,
+//! with back-off (0.25 s doubling to 8 s), until a commit works again. Meanwhile every job is refused
+//! at once with the reason, [`Store::fault`] says what is wrong (`/healthz` answers 503), and once
+//! writing works again the outage is handed to whoever asked ([`Store::take_outages`]; the daemon
+//! records it and alerts the duty staff then, since nothing can be recorded while the disk fails).
+//!
 //! - `keys.rs`: table definitions and key encoding;
 //! - `tx.rs`: the typed read/write API;
 //! - `undo.rs`: a job's undo log;
@@ -27,6 +35,7 @@
 //! - `backup.rs`: a consistent copy from one read transaction, while the writer goes on.
 
 mod backup;
+mod check;
 mod keys;
 mod record;
 #[cfg(test)]
@@ -39,12 +48,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 
 pub use backup::BackupSummary;
+pub use check::{Checked, TableReport};
 pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
 pub use tx::{ReadTx, Tx, View};
 
@@ -77,6 +88,9 @@ pub enum StoreError {
     /// The writer has stopped (shutdown).
     #[error("the store is closed")]
     Closed,
+    /// Writing fails (disk full, I/O error); the store is being reopened.
+    #[error("the store cannot write since {since}: {reason}")]
+    Unavailable { reason: String, since: DateTime<Utc> },
     /// A stored value could not be decoded.
     #[error("corrupt value in {table}: {message}")]
     Corrupt { table: &'static str, message: String },
@@ -124,8 +138,45 @@ struct Stats {
     commit_micros: AtomicU64,
 }
 
+/// Why writes fail at the moment, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The error of the last failed write or reopen.
+    pub reason: String,
+    /// When writes started failing.
+    pub since: DateTime<Utc>,
+    /// Reopen attempts so far.
+    pub attempts: u32,
+}
+
+/// A time writes failed, handed over once a commit works again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    /// The first error.
+    pub reason: String,
+    /// When writes started failing.
+    pub since: DateTime<Utc>,
+    /// When a commit worked again.
+    pub until: DateTime<Utc>,
+    /// Jobs refused meanwhile (their callers got the error).
+    pub refused: u64,
+}
+
+/// What the writer shares with the handles: the database in service (none while it is reopened),
+/// the current fault and the outages not yet handed over.
+#[derive(Default)]
+struct Health {
+    db: std::sync::RwLock<Option<Arc<Database>>>,
+    fault: std::sync::Mutex<Option<Fault>>,
+    outages: std::sync::Mutex<Vec<Outage>>,
+}
+
+/// First wait before reopening after a failed write, doubled each failed attempt up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+
 struct Inner {
-    db: Arc<Database>,
+    health: Arc<Health>,
     /// Unique among the stores opened by this process (caches key on it, not on the path: a file
     /// deleted and made again at the same path is another database).
     id: u64,
@@ -136,30 +187,32 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens (or creates) the database file and starts the writer thread. After a crash, redb repairs
-    /// the file on open.
+    /// Opens the database file, or creates it where no file exists, and starts the writer thread.
+    /// A file that is empty or not a redb database is refused (never replaced by a new store). After
+    /// a crash, redb repairs the file on open.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| db_err(path, e))?;
         }
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| db_err(path, e))?;
-        let db = Arc::new(db);
+        check_file(path)?;
+        let db = Arc::new(open_db(path)?);
         tx::init(&db, path)?;
         let (send, recv) = std_mpsc::channel::<Job>();
-        let wdb = db.clone();
+        let health = Arc::new(Health::default());
+        if let Ok(mut g) = health.db.write() {
+            *g = Some(db);
+        }
+        let whealth = health.clone();
         let wpath = path.to_path_buf();
         let stats = Arc::new(Stats::default());
         let wstats = stats.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&wdb, &wpath, &recv, &wstats))
+            .spawn(move || writer_loop(&whealth, &wpath, &recv, &wstats))
             .map_err(|e| db_err(path, e))?;
         Ok(Store {
             inner: Arc::new(Inner {
-                db,
+                health,
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 stats,
                 path: path.to_path_buf(),
@@ -167,6 +220,21 @@ impl Store {
                 writer: std::sync::Mutex::new(Some(writer)),
             }),
         })
+    }
+
+    /// Why writes fail at the moment (`None` when they work).
+    pub fn fault(&self) -> Option<Fault> {
+        self.inner.health.fault.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// The outages that ended since the last call (each handed over once).
+    pub fn take_outages(&self) -> Vec<Outage> {
+        self.inner
+            .health
+            .outages
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default()
     }
 
     /// The database file.
@@ -186,7 +254,8 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(f)?.await.map_err(|_| StoreError::Closed)?
+        // A job dropped unrun (writes failing) reaches its caller as the fault.
+        self.submit(f)?.await.map_err(|_| self.unavailable())?
     }
 
     /// Queues `f` for the writer; the receiver gets its result once the batch is committed.
@@ -233,9 +302,23 @@ impl Store {
 
     /// Runs `f` on a consistent snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| db_err(&self.inner.path, e))?;
+        let db = self.inner.health.db.read().ok().and_then(|g| g.clone());
+        let Some(db) = db else {
+            return Err(self.unavailable());
+        };
+        let txn = db.begin_read().map_err(|e| db_err(&self.inner.path, e))?;
         let r = ReadTx::new(txn, &self.inner.path);
         f(&r)
+    }
+
+    fn unavailable(&self) -> StoreError {
+        match self.fault() {
+            Some(f) => StoreError::Unavailable {
+                reason: f.reason,
+                since: f.since,
+            },
+            None => StoreError::Closed,
+        }
     }
 
     /// Stops taking writes, lets the writer finish what is queued, and waits for it.
@@ -255,8 +338,97 @@ fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>, stats: &Stats) {
-    while let Ok(first) = jobs.recv() {
+/// redb's first bytes (its header's magic number).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Refuses an existing file that cannot be a store: empty, or not a redb file. (A missing file is
+/// fine: a new store is made.)
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read;
+    let refuse = |what: &str| StoreError::Database {
+        path: path.to_path_buf(),
+        message: format!(
+            "{what}; refusing to start on it (a new store is made only where no file exists: move the file away, or restore a backup)"
+        ),
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(db_err(path, e)),
+    };
+    let len = file.metadata().map_err(|e| db_err(path, e))?.len();
+    if len == 0 {
+        return Err(refuse("the file is empty (0 bytes), not a hazeflow store"));
+    }
+    let mut head = [0u8; REDB_MAGIC.len()];
+    let got = file.read(&mut head).map_err(|e| db_err(path, e))?;
+    if got < head.len() || head != REDB_MAGIC {
+        return Err(refuse(&format!(
+            "the file ({len} bytes) is not a redb database (it does not start with redb's header)"
+        )));
+    }
+    Ok(())
+}
+
+/// Opens the file (creating it when missing) with the store's settings.
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| db_err(path, e))
+}
+
+fn writer_loop(health: &Health, path: &Path, jobs: &std_mpsc::Receiver<Job>, stats: &Stats) {
+    let mut db = health.db.read().ok().and_then(|g| g.clone());
+    let mut backoff = BACKOFF_FIRST;
+    let mut next_try = Instant::now();
+    let mut refused: u64 = 0;
+    loop {
+        // While faulty, wake up to try again even when no job comes.
+        let first = if health_faulty(health) {
+            match jobs.recv_timeout(next_try.saturating_duration_since(Instant::now())) {
+                Ok(j) => Some(j),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(j) => Some(j),
+                Err(_) => break,
+            }
+        };
+        if health_faulty(health) && Instant::now() >= next_try {
+            match recover(health, path, &mut db) {
+                Ok(()) => {
+                    backoff = BACKOFF_FIRST;
+                    let fault = health.fault.lock().ok().and_then(|mut g| g.take());
+                    if let Some(f) = fault {
+                        let until = Utc::now();
+                        tracing::warn!(since = %f.since, attempts = f.attempts, refused, "the store writes again");
+                        if let Ok(mut o) = health.outages.lock() {
+                            o.push(Outage {
+                                reason: f.reason,
+                                since: f.since,
+                                until,
+                                refused,
+                            });
+                        }
+                    }
+                    refused = 0;
+                }
+                Err(e) => {
+                    if let Ok(mut g) = health.fault.lock()
+                        && let Some(f) = g.as_mut()
+                    {
+                        f.attempts += 1;
+                        tracing::error!(error = %e, attempts = f.attempts, since = %f.since, "STORE CANNOT WRITE: reopening failed; trying again");
+                    }
+                    next_try = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        let Some(first) = first else { continue };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -264,36 +436,129 @@ fn writer_loop(db: &Database, path: &Path, jobs: &std_mpsc::Receiver<Job>, stats
                 Err(_) => break,
             }
         }
-        let txn = match db.begin_write() {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot begin a write transaction");
-                continue; // the jobs are dropped: their callers see StoreError::Closed
-            }
-        };
-        let mut finishers = Vec::with_capacity(batch.len());
-        let started = Instant::now();
-        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let outcome = {
-            let mut tx = Tx::new(&txn, path);
-            for job in batch {
-                tx.begin_job();
-                let (ok, finish) = job(&mut tx);
-                tx.end_job(ok);
-                finishers.push(finish);
-            }
-            tx.finish()
-        };
-        let ran = Instant::now();
-        let commit = outcome.and_then(|()| txn.commit().map_err(|e| e.to_string()));
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.job_micros.fetch_add(micros(ran - started), Ordering::Relaxed);
-        stats.commit_micros.fetch_add(micros(ran.elapsed()), Ordering::Relaxed);
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, "commit failed; the batch is lost and its callers are told");
+        let fault = health.fault.lock().ok().and_then(|g| g.clone());
+        if let Some(f) = fault {
+            refused += batch.len() as u64;
+            refuse(batch, &format!("the store cannot write since {}: {}", f.since, f.reason));
+            continue;
         }
-        for f in finishers {
-            f(commit.clone());
+        let Some(current) = db.clone() else {
+            refuse(batch, "the store is not open");
+            continue;
+        };
+        if let Err((reason, unrun)) = run_batch(&current, path, batch, stats) {
+            tracing::error!(error = %reason, "a write batch failed; the batch is lost and its callers are told");
+            // A failure of the batch alone (a value too large) leaves the database writable; a
+            // failing disk does not.
+            if let Err(why) = probe(&current) {
+                tracing::error!(error = %why, "STORE CANNOT WRITE: reopening the store with back-off");
+                if let Ok(mut g) = health.fault.lock() {
+                    *g = Some(Fault {
+                        reason,
+                        since: Utc::now(),
+                        attempts: 0,
+                    });
+                }
+                backoff = BACKOFF_FIRST;
+                next_try = Instant::now() + backoff;
+            }
+            refused += unrun.len() as u64;
+            refuse(unrun, "begin failed");
         }
     }
+}
+
+fn health_faulty(health: &Health) -> bool {
+    health.fault.lock().map(|g| g.is_some()).unwrap_or(true)
+}
+
+/// Every job of the batch gets `message` without running.
+fn refuse(batch: Vec<Job>, message: &str) {
+    // A job only hands back its finisher once run; run none, tell each caller.
+    for job in batch {
+        drop(job);
+    }
+    tracing::debug!(message, "jobs refused");
+}
+
+/// Takes the database out of service, opens the file again and tries an empty commit.
+fn recover(health: &Health, path: &Path, db: &mut Option<Arc<Database>>) -> Result<(), String> {
+    // Out of service: new reads see `Unavailable`; wait for the reads in progress to let go (redb
+    // opens a file once per process).
+    if let Ok(mut g) = health.db.write() {
+        g.take();
+    }
+    if let Some(old) = db.take() {
+        let mut old = old;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match Arc::try_unwrap(old) {
+                Ok(d) => {
+                    drop(d);
+                    break;
+                }
+                Err(still) => {
+                    if Instant::now() > deadline {
+                        // A read holds on: keep the old one and try again later.
+                        *db = Some(still.clone());
+                        if let Ok(mut g) = health.db.write() {
+                            *g = Some(still);
+                        }
+                        return Err("reads still hold the database; cannot reopen yet".into());
+                    }
+                    old = still;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    let fresh = Arc::new(open_db(path).map_err(|e| e.to_string())?);
+    // Put it back in service for reads at once, even if writing still fails.
+    *db = Some(fresh.clone());
+    if let Ok(mut g) = health.db.write() {
+        *g = Some(fresh.clone());
+    }
+    let txn = fresh.begin_write().map_err(|e| e.to_string())?;
+    txn.commit().map_err(|e| e.to_string())
+}
+
+/// Runs a batch in one transaction and commits it; every caller is told. An error that leaves the
+/// database unable to write (begin, commit) is returned.
+fn run_batch(db: &Database, path: &Path, batch: Vec<Job>, stats: &Stats) -> Result<(), (String, Vec<Job>)> {
+    let mut txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => return Err((e.to_string(), batch)),
+    };
+    // Every commit saves redb's allocator state (two-phase commit): after a crash, opening loads it
+    // instead of walking every tree of the file to rebuild it (restart after kill -9 with a national
+    // list: see the README's benchmarks).
+    txn.set_quick_repair(true);
+    let mut finishers = Vec::with_capacity(batch.len());
+    let started = Instant::now();
+    stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    let outcome = {
+        let mut tx = Tx::new(&txn, path);
+        for job in batch {
+            tx.begin_job();
+            let (ok, finish) = job(&mut tx);
+            tx.end_job(ok);
+            finishers.push(finish);
+        }
+        tx.finish()
+    };
+    let ran = Instant::now();
+    let commit = outcome.and_then(|()| txn.commit().map_err(|e| e.to_string()));
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.job_micros.fetch_add(micros(ran - started), Ordering::Relaxed);
+    stats.commit_micros.fetch_add(micros(ran.elapsed()), Ordering::Relaxed);
+    for f in finishers {
+        f(commit.clone());
+    }
+    commit.map_err(|e| (e, Vec::new()))
+}
+
+/// Whether the database still takes a commit (after a failed batch: a job's own error, or the disk).
+fn probe(db: &Database) -> Result<(), String> {
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    txn.commit().map_err(|e| e.to_string())
 }

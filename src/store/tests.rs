@@ -100,7 +100,8 @@ fn other(kind: &str) -> RecordBody {
 
 /// Every row of every table, as text.
 fn dump(store: &Store) -> BTreeMap<&'static str, Vec<String>> {
-    let r = store.inner.db.begin_read().unwrap();
+    let db = store.inner.health.db.read().unwrap().clone().unwrap();
+    let r = db.begin_read().unwrap();
     let mut out = BTreeMap::new();
     macro_rules! tables {
         ($($def:ident),*) => {$(

@@ -358,6 +358,18 @@ impl ReadTx {
         self.txn.open_table(def).map_err(|e| self.err(e))
     }
 
+    /// A table, for the deep checks of `check.rs`.
+    pub(crate) fn txn_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<K, V>,
+    ) -> Result<redb::ReadOnlyTable<K, V>, StoreError> {
+        self.open(def)
+    }
+
+    pub(crate) fn read_err(&self, e: impl std::fmt::Display) -> StoreError {
+        self.err(e)
+    }
+
     getters!();
 }
 

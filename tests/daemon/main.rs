@@ -15,6 +15,7 @@ mod common;
 mod api;
 mod authority;
 mod bad_input;
+mod faults;
 mod flow;
 mod hardening;
 mod helpers;

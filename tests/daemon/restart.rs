@@ -402,7 +402,12 @@ async fn a_daemon_killed_in_the_middle_of_a_burst_of_forecasts_keeps_every_ackno
         .expect("verify runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.trim_end().ends_with("events; the views agree with the log"), "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("events; every table decodes and the views agree with the log"),
+        "{stdout}"
+    );
 }
 
 /// Sends a signal to a child process with `kill`.

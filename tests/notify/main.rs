@@ -22,6 +22,7 @@ mod helpers;
 #[path = "../common/smtp.rs"]
 mod smtp;
 
+mod crash;
 mod email;
 mod proposals;
 mod reload;
