@@ -522,6 +522,12 @@ fn recover(health: &Health, path: &Path, db: &mut Option<Arc<Database>>) -> Resu
     txn.commit().map_err(|e| e.to_string())
 }
 
+/// Whether commits save the allocator state (`HAZEFLOW_STORE_QUICK_REPAIR`, default on), read once.
+fn quick_repair() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("HAZEFLOW_STORE_QUICK_REPAIR").map_or(true, |v| !matches!(v.trim(), "0" | "false" | "no" | "off")))
+}
+
 /// Runs a batch in one transaction and commits it; every caller is told. An error that leaves the
 /// database unable to write (begin, commit) is returned.
 fn run_batch(db: &Database, path: &Path, batch: Vec<Job>, stats: &Stats) -> Result<(), (String, Vec<Job>)> {
@@ -531,8 +537,9 @@ fn run_batch(db: &Database, path: &Path, batch: Vec<Job>, stats: &Stats) -> Resu
     };
     // Every commit saves redb's allocator state (two-phase commit): after a crash, opening loads it
     // instead of walking every tree of the file to rebuild it (restart after kill -9 with a national
-    // list: see the README's benchmarks).
-    txn.set_quick_repair(true);
+    // list: see the README's benchmarks). `HAZEFLOW_STORE_QUICK_REPAIR=0` turns it off: cheaper
+    // commits, a slower start after a crash.
+    txn.set_quick_repair(quick_repair());
     let mut finishers = Vec::with_capacity(batch.len());
     let started = Instant::now();
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
