@@ -181,6 +181,35 @@ fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_
     );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
 
+    // The calendar: an override naming someone not on the roster, one that overlaps 除夕's, a date that is
+    // not one.
+    let site = Site::new();
+    site.edit(
+        "roster.yaml",
+        "people: [ty-wang-fang, ty-zhao-jianguo]",
+        "people: [ty-wang-fang, ty-zhao-jian-guo]",
+    );
+    site.edit(
+        "roster.yaml",
+        r#"{ date: "2027-02-06", from: "08:00", to: "08:00", people: [ty-wang-fang"#,
+        r#"{ date: "2027-02-06", from: "07:00", to: "08:00", people: [ty-wang-fang"#,
+    );
+    site.edit("roster.yaml", r#"{ date: "2027-10-01", from"#, r#"{ date: "2027-10-32", from"#);
+    let out = site.check();
+    let roster = site.path("roster.yaml");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{roster}:283:80: unknown person \"ty-zhao-jian-guo\"\n\
+             {roster}:283:7: this override of 140100 overlaps the one at line 282 (2027-02-05): one region has one override at a \
+             time\n\
+             {roster}:284:15: \"2027-10-32\" is not a date (YYYY-MM-DD)\n\
+             check failed: 3 errors\n"
+        )
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
     // Fixed, but the lift notice names a template that is not there.
     let site = Site::new();
     site.edit("roster.yaml", "template: warning_lifted }", "template: warning_lift }");
