@@ -73,7 +73,7 @@ impl AppState {
     /// then the tokens file read again (an error names the file and line). `None`: no tokens file.
     fn reread_staff(&self) -> Option<Result<Vec<crate::config::StaffToken>, String>> {
         let f = self.settings.staff.tokens_file.as_ref()?;
-        let fixed = &self.settings.staff.tokens[..self.settings.staff.tokens.len() - self.settings.staff.from_file];
+        let fixed = &self.settings.staff.tokens[..self.settings.staff.tokens.len().saturating_sub(self.settings.staff.from_file)];
         Some(
             crate::config::read_token_file(f)
                 .map(|read| fixed.iter().cloned().chain(read).collect())
