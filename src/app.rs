@@ -44,6 +44,9 @@ pub struct AppState {
     pub tokens: crate::assign::TokenKey,
     /// The notifier's stage: its roster and templates are reloaded with the playbooks.
     pub notify: Arc<crate::notify::NotifyStage>,
+    /// The staff tokens now: those of the configuration and environment, then those of
+    /// `staff.tokens_file`, which a reload reads again.
+    pub staff: std::sync::RwLock<Vec<crate::config::StaffToken>>,
 }
 
 impl AppState {
@@ -59,15 +62,28 @@ impl AppState {
 
     /// The staff member whose token hashes to `sha256`.
     pub fn staff_for(&self, sha256: &str) -> Option<Staff> {
-        self.settings.staff.tokens.iter().find(|t| t.sha256 == sha256).map(|t| Staff {
+        let tokens = self.staff.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tokens.iter().find(|t| t.sha256 == sha256).map(|t| Staff {
             name: t.name.clone(),
             role: t.role.clone(),
         })
     }
 
-    /// Reloads the playbooks folder, the duty roster and the message templates, all or nothing: on
-    /// any error the old playbooks, roster and templates all stay live and the errors (each naming
-    /// its file and line) are returned. Recorded either way; a roster or templates that changed are
+    /// The staff tokens a reload would put live: the fixed ones of the configuration and environment,
+    /// then the tokens file read again (an error names the file and line). `None`: no tokens file.
+    fn reread_staff(&self) -> Option<Result<Vec<crate::config::StaffToken>, String>> {
+        let f = self.settings.staff.tokens_file.as_ref()?;
+        let fixed = &self.settings.staff.tokens[..self.settings.staff.tokens.len().saturating_sub(self.settings.staff.from_file)];
+        Some(
+            crate::config::read_token_file(f)
+                .map(|read| fixed.iter().cloned().chain(read).collect())
+                .map_err(|e| format!("{e:#}")),
+        )
+    }
+
+    /// Reloads the playbooks folder, the duty roster, the message templates and the staff tokens file,
+    /// all or nothing: on any error the old playbooks, roster, templates and tokens all stay live and
+    /// the errors (each naming its file and line) are returned. Recorded either way; a roster or templates that changed are
     /// recorded too (`notify_reloaded`).
     pub async fn reload_playbooks(&self, actor: &str) -> Result<Vec<String>, Vec<String>> {
         let now = self.engine.clock.now();
@@ -75,8 +91,16 @@ impl AppState {
         let playbooks = crate::playbook::load_paths(std::slice::from_ref(&self.settings.playbooks), regions)
             .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<String>>());
         let files = crate::notify::Files::load(&self.settings, regions);
-        let (versions, errors, notify) = match (playbooks, files) {
-            (Ok(set), Ok(files)) => {
+        let staff = self.reread_staff().transpose().map_err(|e| vec![e]);
+        let (versions, errors, notify) = match (playbooks, files, staff) {
+            (Ok(set), Ok(files), Ok(staff)) => {
+                if let Some(staff) = staff {
+                    let mut live = self.staff.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if *live != staff {
+                        tracing::info!(tokens = staff.len(), before = live.len(), "staff tokens reloaded");
+                    }
+                    *live = staff;
+                }
                 let summary = files.summary(&self.settings);
                 let digests = json!({ "roster": files.roster.digest(), "templates": files.templates.digest() });
                 self.engine.playbooks.swap(set, now);
@@ -85,12 +109,13 @@ impl AppState {
                 data["digests"] = digests;
                 (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(data))
             }
-            (playbooks, files) => {
+            (playbooks, files, staff) => {
                 let errors: Vec<String> = playbooks
                     .err()
                     .unwrap_or_default()
                     .into_iter()
                     .chain(files.err().unwrap_or_default())
+                    .chain(staff.err().unwrap_or_default())
                     .collect();
                 self.engine.playbooks.refused(now, errors.clone());
                 (self.engine.playbooks.status().versions, errors, None)
@@ -125,7 +150,7 @@ impl AppState {
             tracing::error!(error = %e, "could not record the reload");
         }
         if !errors.is_empty() {
-            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster and templates stay live");
+            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster, templates and staff tokens stay live");
             return Err(errors);
         }
         if let Err(e) = self.engine.remember_playbooks().await {
@@ -220,9 +245,11 @@ impl Application {
         engine.stages.push(Arc::new(crate::inspect::EndStage));
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let staff = std::sync::RwLock::new(settings.staff.tokens.clone());
         let state = Arc::new(AppState {
             engine,
             settings,
+            staff,
             consult_on_forecast: true,
             consult_requested: Notify::new(),
             changed: Notify::new(),

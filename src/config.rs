@@ -153,6 +153,39 @@ pub struct StaffSettings {
     /// A file of `name,role,sha256` lines. `HAZEFLOW_STAFF_TOKENS_FILE`.
     #[serde(default)]
     pub tokens_file: Option<PathBuf>,
+    /// How many of `tokens`, at the end, came from `tokens_file` (a reload replaces those).
+    #[serde(skip)]
+    pub from_file: usize,
+}
+
+/// Reads a staff tokens file (`name,role,sha256` lines; `#` comments), all of it or an error naming
+/// the file, line and column.
+pub fn read_token_file(f: &Path) -> Result<Vec<StaffToken>> {
+    let text = std::fs::read_to_string(f).with_context(|| format!("staff.tokens_file: cannot read {}", f.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let parts: Vec<&str> = trimmed.split(',').map(str::trim).collect();
+        let [name, role, sha] = parts[..] else {
+            bail!("{}:{}:1: expected name,role,sha256", f.display(), i + 1);
+        };
+        if name.is_empty() || role.is_empty() {
+            bail!("{}:{}:1: a token needs a name and a role", f.display(), i + 1);
+        }
+        if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            let col = line.rfind(sha).map_or(1, |c| line[..c].chars().count() + 1);
+            bail!("{}:{}:{col}: the sha256 of {name} is not 64 hex digits", f.display(), i + 1);
+        }
+        out.push(StaffToken {
+            name: name.into(),
+            role: role.into(),
+            sha256: sha.to_lowercase(),
+        });
+    }
+    Ok(out)
 }
 
 /// One staff member's token, hashed.
@@ -396,22 +429,9 @@ impl Settings {
 
     fn load_token_file(&mut self) -> Result<()> {
         let Some(f) = &self.staff.tokens_file else { return Ok(()) };
-        let text = std::fs::read_to_string(f).with_context(|| format!("staff.tokens_file: cannot read {}", f.display()))?;
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let parts: Vec<&str> = line.split(',').map(str::trim).collect();
-            let [name, role, sha] = parts[..] else {
-                bail!("{}:{}:1: expected name,role,sha256", f.display(), i + 1);
-            };
-            self.staff.tokens.push(StaffToken {
-                name: name.into(),
-                role: role.into(),
-                sha256: sha.to_lowercase(),
-            });
-        }
+        let read = read_token_file(f)?;
+        self.staff.from_file = read.len();
+        self.staff.tokens.extend(read);
         Ok(())
     }
 

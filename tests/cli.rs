@@ -62,7 +62,7 @@ fn check_with_no_arguments_passes_the_shipped_files_with_a_one_line_summary() {
     );
     assert!(
         text.ends_with(
-            "; roster config/roster.yaml (62 people, 13 regions, 8 routes, 117 department contacts), 20 message templates in playbooks/templates/notify rendered with sample data\n"
+            "; roster config/roster.yaml (62 people, 13 regions, 8 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 20 message templates in playbooks/templates/notify rendered with sample data\n"
         ),
         "the roster and templates of the embedded configuration: {text}"
     );
@@ -143,7 +143,7 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
          lvliang@2024.1, shanxi-2020@2020.1, shanxi@2024.1, shuozhou@2024.1, taiyuan@2026.1, xinzhou@2024.1, yangquan@2024.1, \
          yuncheng@2024.1), 3221 regions; \
          list seeds/registry (3000 enterprises); measure defaults {} (15 industries); roster {} (62 people, 13 regions, \
-         8 routes, 117 department contacts), 20 message templates in {} rendered with sample data\n",
+         8 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 20 message templates in {} rendered with sample data\n",
         site.path("playbooks/measures/shanxi.yaml"),
         site.path("roster.yaml"),
         site.path("playbooks/templates/notify")
@@ -177,6 +177,35 @@ fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_
              below, below_cleared, lifted, cancelled, directive_applied, directive_released, delivery_failed, store_fault)\n\
              {roster}:32:168: \"8:00\" is not a time of day (HH:MM, or 24:00)\n\
              check failed: 2 errors\n"
+        )
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    // The calendar: an override naming someone not on the roster, one that overlaps 除夕's, a date that is
+    // not one.
+    let site = Site::new();
+    site.edit(
+        "roster.yaml",
+        "people: [ty-wang-fang, ty-zhao-jianguo]",
+        "people: [ty-wang-fang, ty-zhao-jian-guo]",
+    );
+    site.edit(
+        "roster.yaml",
+        r#"{ date: "2027-02-06", from: "08:00", to: "08:00", people: [ty-wang-fang"#,
+        r#"{ date: "2027-02-06", from: "07:00", to: "08:00", people: [ty-wang-fang"#,
+    );
+    site.edit("roster.yaml", r#"{ date: "2027-10-01", from"#, r#"{ date: "2027-10-32", from"#);
+    let out = site.check();
+    let roster = site.path("roster.yaml");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{roster}:283:80: unknown person \"ty-zhao-jian-guo\"\n\
+             {roster}:283:7: this override of 140100 overlaps the one at line 282 (2027-02-05): one region has one override at a \
+             time\n\
+             {roster}:284:15: \"2027-10-32\" is not a date (YYYY-MM-DD)\n\
+             check failed: 3 errors\n"
         )
     );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));

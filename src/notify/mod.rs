@@ -102,22 +102,44 @@ pub struct FilesSummary {
     pub routes: usize,
     /// Department contacts (per region and department).
     pub department_contacts: usize,
+    /// What the roster's calendar holds.
+    pub calendar: CalendarSummary,
     /// The templates folder.
     pub templates: PathBuf,
     /// Message kinds in it.
     pub kinds: usize,
 }
 
+/// How many dates the roster's calendar bends: holiday dates, 调休 working days, swaps, overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CalendarSummary {
+    /// Holiday dates (法定节假日), each day counted.
+    pub holiday_dates: usize,
+    /// 调休 working days.
+    pub workdays: usize,
+    /// Swaps.
+    pub swaps: usize,
+    /// Overrides, all regions.
+    pub overrides: usize,
+}
+
 impl std::fmt::Display for FilesSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "roster {} ({} people, {} regions, {} routes, {} department contacts), {} message templates in {}",
+            "roster {} ({} people, {} regions, {} routes, {} department contacts{}), {} message templates in {}",
             self.roster.display(),
             self.people,
             self.regions,
             self.routes,
             self.department_contacts,
+            match self.calendar {
+                c if c == CalendarSummary::default() => String::new(),
+                c => format!(
+                    "; calendar: holidays {} days, workdays {}, swaps {}, overrides {}",
+                    c.holiday_dates, c.workdays, c.swaps, c.overrides
+                ),
+            },
             self.kinds,
             self.templates.display()
         )
@@ -165,6 +187,15 @@ impl Files {
             regions: self.roster.regions().count(),
             routes: self.roster.routes().len(),
             department_contacts: self.roster.department_contact_count(),
+            calendar: {
+                let c = self.roster.calendar();
+                CalendarSummary {
+                    holiday_dates: c.holidays.len(),
+                    workdays: c.workdays.len(),
+                    swaps: c.swaps.len(),
+                    overrides: c.overrides.values().map(Vec::len).sum(),
+                }
+            },
             templates: templates_dir(settings),
             kinds: self.templates.kinds().len(),
         }

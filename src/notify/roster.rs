@@ -10,11 +10,17 @@
 //! `from` and `to` as `HH:MM`. A shift whose `to` is not after its `from` runs overnight into the next
 //! day (`from: "18:00", to: "08:00"`; `from` = `to` is 24 hours); `to: "24:00"` ends at midnight.
 //! A person without shifts is never "on duty", but is reached by role (a signer such as 分管副市长).
+//!
+//! Dates that do not follow the week ([`Calendar`], the sections `calendar:` and `overrides:`):
+//! a public holiday (法定节假日) follows Sunday's shifts; a 调休 working day (a weekend date worked as a
+//! weekday) follows the shifts of the weekday it names; a swap gives one person's shifts that start on a
+//! date to another person of the same region; an override names who is on duty in a region from a date's
+//! `from` to its `to`, in place of everyone's shifts there (overlapping overrides of one region are an error).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
@@ -79,17 +85,72 @@ pub struct Shift {
 }
 
 impl Shift {
-    /// Whether the shift covers the instant.
+    /// Whether the shift covers the instant, by the week alone (no holidays, 调休 days or swaps).
     pub fn covers(&self, at: DateTime<Utc>) -> bool {
+        self.covers_when(at, |d| self.days[d.weekday().num_days_from_monday() as usize])
+    }
+
+    /// Whether the shift covers the instant when it is worked on the local dates `worked` says (the date a
+    /// shift starts on decides, also for the overnight part).
+    fn covers_when(&self, at: DateTime<Utc>, worked: impl Fn(NaiveDate) -> bool) -> bool {
         let local = at.with_timezone(&Shanghai);
         let minute = (local.hour() * 60 + local.minute()) as u16;
-        let today = local.weekday().num_days_from_monday() as usize;
-        let yesterday = (local - Duration::days(1)).weekday().num_days_from_monday() as usize;
+        let today = local.date_naive();
+        let yesterday = today.pred_opt().unwrap_or(today);
         if self.to > self.from {
-            self.days[today] && minute >= self.from && minute < self.to
+            minute >= self.from && minute < self.to && worked(today)
         } else {
-            (self.days[today] && minute >= self.from) || (self.days[yesterday] && minute < self.to)
+            (minute >= self.from && worked(today)) || (minute < self.to && worked(yesterday))
         }
+    }
+}
+
+/// Dates that do not follow the week, and who is on duty then (local dates, Asia/Shanghai).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Calendar {
+    /// Public holidays (法定节假日) and their names: Sunday's shifts apply.
+    pub holidays: BTreeMap<NaiveDate, String>,
+    /// 调休 working days: the weekday (0 = Monday) whose shifts apply.
+    pub workdays: BTreeMap<NaiveDate, usize>,
+    /// (date, person giving their shifts that start that day) → person taking them.
+    pub swaps: BTreeMap<(NaiveDate, String), String>,
+    /// Per region, who is on duty in place of the shifts, sorted by start.
+    pub overrides: BTreeMap<RegionCode, Vec<Override>>,
+}
+
+/// Who is on duty in a region from `start` to `end`, in place of everyone's shifts there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Override {
+    /// The local date it starts on.
+    pub date: NaiveDate,
+    /// Start, inclusive.
+    pub start: DateTime<Utc>,
+    /// End, exclusive.
+    pub end: DateTime<Utc>,
+    /// Person ids.
+    pub people: Vec<String>,
+    /// Why (除夕带班), for people reading the file.
+    pub note: Option<String>,
+    /// Line of the entry in the file.
+    #[serde(skip)]
+    pub line: usize,
+}
+
+impl Calendar {
+    /// The weekday (0 = Monday) whose shifts a local date follows.
+    pub fn follows(&self, date: NaiveDate) -> usize {
+        if let Some(w) = self.workdays.get(&date) {
+            *w
+        } else if self.holidays.contains_key(&date) {
+            6
+        } else {
+            date.weekday().num_days_from_monday() as usize
+        }
+    }
+
+    /// The override of exactly `region` at `at`, if any.
+    pub fn override_at(&self, region: RegionCode, at: DateTime<Utc>) -> Option<&Override> {
+        self.overrides.get(&region)?.iter().find(|o| o.start <= at && at < o.end)
     }
 }
 
@@ -141,6 +202,7 @@ pub struct Roster {
     /// The file's name, for those checks' messages.
     file: String,
     routes: BTreeMap<String, Route>,
+    calendar: Calendar,
     regions: &'static Regions,
     digest: String,
 }
@@ -154,6 +216,59 @@ struct RawRoster {
     regions: HashMap<Spanned<String>, Vec<Spanned<RawPerson>>>,
     #[serde(default)]
     departments: HashMap<Spanned<String>, RawDepartments>,
+    #[serde(default)]
+    calendar: RawCalendar,
+    #[serde(default)]
+    overrides: HashMap<Spanned<String>, Vec<Spanned<RawOverride>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    #[serde(default)]
+    holidays: Vec<RawHoliday>,
+    #[serde(default)]
+    workdays: Vec<RawWorkday>,
+    #[serde(default)]
+    swaps: Vec<RawSwap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHoliday {
+    name: Spanned<String>,
+    first: Spanned<String>,
+    #[serde(default)]
+    last: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkday {
+    date: Spanned<String>,
+    #[serde(rename = "as")]
+    like: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSwap {
+    date: Spanned<String>,
+    person: Spanned<String>,
+    by: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverride {
+    date: Spanned<String>,
+    #[serde(default)]
+    from: Option<Spanned<String>>,
+    #[serde(default)]
+    to: Option<Spanned<String>>,
+    people: Vec<Spanned<String>>,
+    #[serde(default)]
+    note: Option<String>,
 }
 
 /// A region's department contacts: department id → contacts.
@@ -275,6 +390,26 @@ fn audience(s: &Spanned<String>, e: &mut Errors<'_>) -> Option<Audience> {
     }
 }
 
+/// A local date `YYYY-MM-DD` as written in the file, or an error at its place.
+fn date_of(s: &Spanned<String>, e: &mut Errors<'_>) -> Option<NaiveDate> {
+    let d = NaiveDate::parse_from_str(&s.value, "%Y-%m-%d").ok().filter(|_| s.value.len() == 10);
+    if d.is_none() {
+        e.at(&s.referenced, format!("\"{}\" is not a date (YYYY-MM-DD)", s.value));
+    }
+    d
+}
+
+/// The instant of a local date and minute of the day (Asia/Shanghai; 1440 is the next midnight).
+fn local_instant(date: NaiveDate, minute: u16) -> DateTime<Utc> {
+    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight");
+    let start = Shanghai
+        .from_local_datetime(&midnight)
+        .earliest()
+        .expect("Shanghai has no gaps")
+        .with_timezone(&Utc);
+    start + Duration::minutes(i64::from(minute))
+}
+
 /// A region code as written in the file: known and current, or an error at its place.
 fn region_of(code: &Spanned<String>, regions: &Regions, e: &mut Errors<'_>) -> Option<RegionCode> {
     match RegionCode::parse(&code.value) {
@@ -294,6 +429,172 @@ fn region_of(code: &Spanned<String>, regions: &Regions, e: &mut Errors<'_>) -> O
             None
         }
     }
+}
+
+/// The `calendar:` and `overrides:` sections, checked against the people.
+fn calendar(
+    raw: RawCalendar,
+    overrides: HashMap<Spanned<String>, Vec<Spanned<RawOverride>>>,
+    people: &BTreeMap<RegionCode, Vec<Person>>,
+    regions: &Regions,
+    e: &mut Errors<'_>,
+) -> Calendar {
+    let mut cal = Calendar::default();
+    let person = |id: &str| people.values().flatten().find(|p| p.id == id);
+    for h in raw.holidays {
+        if h.name.value.trim().is_empty() {
+            e.at(&h.name.referenced, "a holiday needs a name (春节, 国庆节, …)");
+        }
+        let Some(first) = date_of(&h.first, e) else { continue };
+        let last = match &h.last {
+            Some(l) => match date_of(l, e) {
+                Some(d) if d < first => {
+                    e.at(&l.referenced, format!("the holiday ends ({d}) before it begins ({first})"));
+                    continue;
+                }
+                Some(d) if (d - first).num_days() > 31 => {
+                    e.at(&l.referenced, "a holiday of more than 31 days: is the year right?");
+                    continue;
+                }
+                Some(d) => d,
+                None => continue,
+            },
+            None => first,
+        };
+        for d in first.iter_days().take_while(|d| *d <= last) {
+            if cal.holidays.insert(d, h.name.value.trim().to_string()).is_some() {
+                e.at(&h.first.referenced, format!("{d} is already a holiday"));
+            }
+        }
+    }
+    for w in raw.workdays {
+        let like = match w.like.value.as_str() {
+            "mon" => Some(0),
+            "tue" => Some(1),
+            "wed" => Some(2),
+            "thu" => Some(3),
+            "fri" => Some(4),
+            other => {
+                e.at(
+                    &w.like.referenced,
+                    format!("\"{other}\" is not a weekday (mon … fri): a 调休 working day follows a weekday's shifts"),
+                );
+                None
+            }
+        };
+        let Some(date) = date_of(&w.date, e) else { continue };
+        if cal.holidays.contains_key(&date) {
+            e.at(&w.date.referenced, format!("{date} is both a holiday and a working day"));
+        }
+        if let Some(like) = like
+            && cal.workdays.insert(date, like).is_some()
+        {
+            e.at(&w.date.referenced, format!("{date} is named twice as a working day"));
+        }
+    }
+    for s in raw.swaps {
+        let date = date_of(&s.date, e);
+        let giver = person(&s.person.value);
+        let taker = person(&s.by.value);
+        for (id, p) in [(&s.person, giver), (&s.by, taker)] {
+            if p.is_none() {
+                e.at(&id.referenced, format!("unknown person \"{}\"", id.value));
+            }
+        }
+        let (Some(date), Some(giver), Some(taker)) = (date, giver, taker) else {
+            continue;
+        };
+        if giver.id == taker.id {
+            e.at(&s.by.referenced, "a person cannot take their own shift");
+        } else if giver.region != taker.region {
+            e.at(
+                &s.by.referenced,
+                format!(
+                    "\"{}\" is on the roster of {}, not of {} like \"{}\"",
+                    taker.id, taker.region, giver.region, giver.id
+                ),
+            );
+        } else if !giver.shifts.iter().any(|sh| sh.days[cal.follows(date)]) {
+            e.at(&s.person.referenced, format!("\"{}\" has no shift on {date} to give", giver.id));
+        } else if cal.swaps.insert((date, giver.id.clone()), taker.id.clone()).is_some() {
+            e.at(
+                &s.person.referenced,
+                format!("the shift of \"{}\" on {date} is swapped twice", giver.id),
+            );
+        }
+    }
+    let mut entries: Vec<_> = overrides.into_iter().collect();
+    entries.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
+    for (code, list) in entries {
+        let Some(region) = region_of(&code, regions, e) else { continue };
+        let mut windows: Vec<Override> = Vec::new();
+        for o in list {
+            let line = o.referenced.line() as usize;
+            let loc = o.referenced;
+            let o = o.value;
+            let date = date_of(&o.date, e);
+            let from = match &o.from {
+                Some(f) => minutes(&f.value).filter(|m| *m < 1440).or_else(|| {
+                    e.at(&f.referenced, format!("\"{}\" is not a time of day (HH:MM)", f.value));
+                    None
+                }),
+                None => Some(0),
+            };
+            let to = match &o.to {
+                Some(t) => minutes(&t.value).or_else(|| {
+                    e.at(&t.referenced, format!("\"{}\" is not a time of day (HH:MM, or 24:00)", t.value));
+                    None
+                }),
+                None => Some(1440),
+            };
+            if o.people.is_empty() {
+                e.at(&loc, "an override needs people (who is on duty then)");
+            }
+            for id in &o.people {
+                match person(&id.value) {
+                    None => e.at(&id.referenced, format!("unknown person \"{}\"", id.value)),
+                    Some(p) if p.region != region && !regions.ancestors(region).contains(&p.region) => e.at(
+                        &id.referenced,
+                        format!(
+                            "\"{}\" is on the roster of {}, neither {region} nor a tier above it",
+                            p.id, p.region
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            let (Some(date), Some(from), Some(to)) = (date, from, to) else {
+                continue;
+            };
+            let start = local_instant(date, from);
+            let end = if to > from {
+                local_instant(date, to)
+            } else {
+                local_instant(date, to) + Duration::days(1)
+            };
+            if let Some(other) = windows.iter().find(|w| w.start < end && start < w.end) {
+                e.at(
+                    &loc,
+                    format!(
+                        "this override of {region} overlaps the one at line {} ({}): one region has one override at a time",
+                        other.line, other.date
+                    ),
+                );
+                continue;
+            }
+            windows.push(Override {
+                date,
+                start,
+                end,
+                people: o.people.iter().map(|p| p.value.clone()).collect(),
+                note: o.note.filter(|n| !n.trim().is_empty()),
+                line,
+            });
+        }
+        windows.sort_by_key(|w| w.start);
+        cal.overrides.insert(region, windows);
+    }
+    cal
 }
 
 impl Roster {
@@ -465,6 +766,7 @@ impl Roster {
                 }
             }
         }
+        let calendar = calendar(raw.calendar, raw.overrides, &people, regions, &mut e);
         if e.list.is_empty() {
             let digest = hex::encode(Sha256::digest(text.as_bytes()));
             Ok(Roster {
@@ -473,6 +775,7 @@ impl Roster {
                 department_ids,
                 file: name.to_string(),
                 routes,
+                calendar,
                 regions,
                 digest,
             })
@@ -570,17 +873,50 @@ impl Roster {
     /// the next tier up is told (a delivery failure of the only officer on shift climbs to the city).
     fn on_duty_but(&self, region: RegionCode, at: DateTime<Utc>, but: Option<&str>) -> Vec<Person> {
         for tier in self.tiers(region) {
-            let now: Vec<Person> = self
-                .people_of(tier)
-                .iter()
-                .filter(|p| p.shifts.iter().any(|s| s.covers(at)) && Some(p.id.as_str()) != but)
-                .cloned()
-                .collect();
+            let now: Vec<Person> = match self.calendar.override_at(tier, at) {
+                Some(o) => o
+                    .people
+                    .iter()
+                    .filter_map(|id| self.person(id))
+                    .filter(|p| Some(p.id.as_str()) != but)
+                    .cloned()
+                    .collect(),
+                None => self
+                    .people_of(tier)
+                    .iter()
+                    .filter(|p| self.on_shift(p, at) && Some(p.id.as_str()) != but)
+                    .cloned()
+                    .collect(),
+            };
             if !now.is_empty() {
                 return now;
             }
         }
         Vec::new()
+    }
+
+    /// Whether the person's shifts cover `at`, with the calendar: holidays and 调休 working days decide
+    /// which weekday a date follows; a swap gives the shifts starting that date to someone else.
+    pub fn on_shift(&self, p: &Person, at: DateTime<Utc>) -> bool {
+        let cal = &self.calendar;
+        let own = p
+            .shifts
+            .iter()
+            .any(|s| s.covers_when(at, |d| s.days[cal.follows(d)] && !cal.swaps.contains_key(&(d, p.id.clone()))));
+        own || cal.swaps.iter().filter(|(_, by)| **by == p.id).any(|((date, giver), _)| {
+            self.person(giver)
+                .is_some_and(|g| g.shifts.iter().any(|s| s.covers_when(at, |d| d == *date && s.days[cal.follows(d)])))
+        })
+    }
+
+    /// The person with this id.
+    pub fn person(&self, id: &str) -> Option<&Person> {
+        self.people().find(|p| p.id == id)
+    }
+
+    /// The holidays, 调休 working days, swaps and overrides.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
     }
 
     /// The people holding `role` for the region, shifts aside: the region's own, or else the nearest
@@ -730,6 +1066,132 @@ regions:
         assert_eq!(ids(&r.audience(route, ty, at(1, 9, 0), Some("head"))), vec!["ty-day", "sx-head"]);
     }
 
+    const CALENDAR: &str = r#"
+calendar:
+  holidays:
+    - { name: 测试节, first: "2026-12-03" }
+  workdays:
+    - { date: "2026-12-05", as: fri }
+  swaps:
+    - { date: "2026-12-01", person: ty-day, by: ty-day2 }
+    - { date: "2026-12-01", person: sx-night, by: sx-day }
+overrides:
+  "140100":
+    - { date: "2026-12-03", from: "09:00", to: "12:00", people: [ty-deputy], note: 节日带班 }
+"#;
+
+    fn calendar_roster() -> Roster {
+        let text = ROSTER.replace(
+            "    - { id: ty-deputy,",
+            "    - { id: ty-day2, name: 市白班二, role: duty_officer, email: ty2@example.cn, shifts: [{ days: [weekdays], from: \"08:30\", to: \"17:30\" }] }\n    - { id: ty-weekend, name: 市周末班, role: duty_officer, email: tyw@example.cn, shifts: [{ days: [weekend], from: \"08:00\", to: \"20:00\" }] }\n    - { id: ty-deputy,",
+        );
+        Roster::parse("roster.yaml", &format!("{text}{CALENDAR}"), Regions::shanxi()).unwrap_or_else(|e| panic!("{e:#?}"))
+    }
+
+    #[test]
+    fn on_a_holiday_the_sunday_shifts_apply_and_an_override_names_who_is_on_duty_instead() {
+        let r = calendar_roster();
+        let ty = RegionCode::parse("140100").unwrap();
+        let xiaodian = RegionCode::parse("140105").unwrap();
+        // Thursday 2026-12-03 is a holiday: the weekday day shift stays home, the weekend shift works.
+        assert_eq!(ids(&r.on_duty(xiaodian, at(3, 8, 30))), ["ty-weekend"]);
+        // 09:00–12:00 the override of Taiyuan: its deputy is on duty in place of everyone's shifts.
+        assert_eq!(ids(&r.on_duty(xiaodian, at(3, 9, 0))), ["ty-deputy"]);
+        assert_eq!(ids(&r.on_duty(ty, at(3, 11, 59))), ["ty-deputy"]);
+        assert_eq!(ids(&r.on_duty(ty, at(3, 12, 0))), ["ty-weekend"]);
+        // The province has no weekend day shift: on the holiday afternoon its day officer is not on duty.
+        assert!(r.on_duty(RegionCode::parse("140000").unwrap(), at(3, 14, 0)).is_empty());
+        // The day before and after, the week as usual.
+        assert_eq!(ids(&r.on_duty(ty, at(2, 9, 0))), ["ty-day", "ty-day2"]);
+        assert_eq!(ids(&r.on_duty(ty, at(4, 9, 0))), ["ty-day", "ty-day2"]);
+        // Without the calendar the same roster has the day shift there.
+        assert_eq!(ids(&roster().on_duty(ty, at(3, 10, 0))), ["ty-day"]);
+        // The deputy, the only one of the override, failed: the next tier up is told.
+        let route = r.route("issued").unwrap();
+        assert!(
+            ids(&r.audience_but(route, ty, at(3, 10, 0), None, Some("ty-deputy")))
+                .iter()
+                .all(|id| id.starts_with("sx-"))
+        );
+    }
+
+    #[test]
+    fn a_swap_gives_the_shifts_starting_that_date_to_someone_else() {
+        let r = calendar_roster();
+        let ty = RegionCode::parse("140100").unwrap();
+        let sx = RegionCode::parse("140000").unwrap();
+        // Tuesday 2026-12-01: ty-day's shift is worked by ty-day2 (on duty anyway), ty-day stays home.
+        assert_eq!(ids(&r.on_duty(ty, at(1, 9, 0))), ["ty-day2"]);
+        assert_eq!(ids(&r.on_duty(ty, at(2, 9, 0))), ["ty-day", "ty-day2"]);
+        // The province's night shift starting on Tuesday is worked by sx-day, into Wednesday morning too.
+        assert_eq!(ids(&r.on_duty(sx, at(1, 20, 0))), ["sx-day"]);
+        assert_eq!(ids(&r.on_duty(sx, at(2, 2, 0))), ["sx-day"]);
+        // Tuesday 02:00 still belongs to Monday's night shift, and Wednesday's night to its owner.
+        assert_eq!(ids(&r.on_duty(sx, at(1, 2, 0))), ["sx-night"]);
+        assert_eq!(ids(&r.on_duty(sx, at(2, 20, 0))), ["sx-night"]);
+    }
+
+    #[test]
+    fn a_tiaoxiu_saturday_is_worked_with_the_shifts_of_the_weekday_it_names() {
+        let r = calendar_roster();
+        let ty = RegionCode::parse("140100").unwrap();
+        // Saturday 2026-12-05 is worked as a Friday: the weekday day shifts, not the weekend one.
+        assert_eq!(ids(&r.on_duty(ty, at(5, 9, 0))), ["ty-day", "ty-day2"]);
+        // Sunday as usual.
+        assert_eq!(ids(&r.on_duty(ty, at(6, 9, 0))), ["ty-weekend"]);
+        // Without the calendar that Saturday is the weekend shift's.
+        let plain = ROSTER.replace(
+            "    - { id: ty-deputy,",
+            "    - { id: ty-weekend, name: 市周末班, role: duty_officer, email: tyw@example.cn, shifts: [{ days: [weekend], from: \"08:00\", to: \"20:00\" }] }\n    - { id: ty-deputy,",
+        );
+        let plain = Roster::parse("roster.yaml", &plain, Regions::shanxi()).unwrap();
+        assert_eq!(ids(&plain.on_duty(ty, at(5, 9, 0))), ["ty-weekend"]);
+    }
+
+    #[test]
+    fn calendar_errors_are_named_with_their_line_and_column() {
+        let text = r#"regions:
+  "140000":
+    - { id: sx, name: 省值班, role: duty_officer, email: sx@example.cn, shifts: [{ days: [weekdays], from: "08:00", to: "18:00" }] }
+  "140100":
+    - { id: ty, name: 市值班, role: duty_officer, email: ty@example.cn, shifts: [{ days: [weekdays], from: "08:00", to: "18:00" }] }
+    - { id: ty2, name: 市值班二, role: duty_officer, email: ty2@example.cn, shifts: [{ days: [weekend], from: "08:00", to: "18:00" }] }
+calendar:
+  holidays:
+    - { name: 春节, first: "2027-02-30" }
+  workdays:
+    - { date: "2027-02-20", as: sat }
+  swaps:
+    - { date: "2027-02-10", person: ty, by: sx }
+    - { date: "2027-02-13", person: ty, by: ty2 }
+overrides:
+  "140100":
+    - { date: "2027-02-05", from: "08:00", to: "08:00", people: [ty2] }
+    - { date: "2027-02-06", from: "07:00", to: "12:00", people: [ty-nobody] }
+"#;
+        let errors = Roster::parse("r.yaml", text, Regions::shanxi()).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "r.yaml:9:26: \"2027-02-30\" is not a date (YYYY-MM-DD)",
+                "r.yaml:11:33: \"sat\" is not a weekday (mon … fri): a 调休 working day follows a weekday's shifts",
+                "r.yaml:13:45: \"sx\" is on the roster of 140000, not of 140100 like \"ty\"",
+                "r.yaml:14:37: \"ty\" has no shift on 2027-02-13 to give",
+                "r.yaml:18:66: unknown person \"ty-nobody\"",
+                "r.yaml:18:7: this override of 140100 overlaps the one at line 17 (2027-02-05): one region has one override at a time",
+            ]
+        );
+        let fixed = text
+            .replace("2027-02-30", "2027-02-05")
+            .replace("as: sat", "as: fri")
+            .replace("person: ty, by: ty2", "person: ty2, by: ty")
+            .replace("by: sx }", "by: ty2 }")
+            .replace("from: \"07:00\"", "from: \"08:00\"")
+            .replace("ty-nobody", "sx");
+        let r = Roster::parse("r.yaml", &fixed, Regions::shanxi()).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(r.calendar().overrides[&RegionCode::parse("140100").unwrap()].len(), 2);
+    }
+
     #[test]
     fn every_error_is_named_with_its_line_and_column() {
         let text = r#"notify:
@@ -814,6 +1276,36 @@ departments:
         let named: Vec<(&str, &str)> = d.departments.iter().map(|d| (d.id.as_str(), d.name.as_str())).collect();
         assert_eq!(r.departments_without_contact(&named), Vec::<String>::new());
         assert_eq!(r.department_contact_count(), 13 * known.len());
+    }
+
+    #[test]
+    fn the_shipped_roster_has_someone_of_each_city_on_duty_through_its_2027_holidays_and_overrides() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.yaml");
+        let r = Roster::load(&path).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+        let ty = RegionCode::parse("140100").unwrap();
+        let dt = RegionCode::parse("140200").unwrap();
+        let local = |d: &str, h: u32| day_start(NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()) + Duration::hours(i64::from(h));
+        // 除夕 (a Friday): Taiyuan's override, not its weekday shifts; Datong follows Sunday (its weekend shift).
+        assert_eq!(ids(&r.on_duty(ty, local("2027-02-05", 10))), ["ty-liu-yang"]);
+        assert_eq!(ids(&r.on_duty(dt, local("2027-02-05", 10))), ["dt-yang-fan"]);
+        // 初一: the duty officer with the deputy mayor leading.
+        assert_eq!(ids(&r.on_duty(ty, local("2027-02-07", 7))), ["ty-wang-fang", "ty-zhao-jianguo"]);
+        // The 调休 Saturday after the holiday: the weekday day shift.
+        assert_eq!(ids(&r.on_duty(dt, local("2027-02-20", 10))), ["dt-li-na"]);
+        // The swap on the first day after National Day.
+        assert_eq!(ids(&r.on_duty(ty, local("2027-10-08", 10))), ["ty-chen-jing"]);
+        let province = RegionCode::parse("140000").unwrap();
+        for (first, days) in [("2027-01-30", 30), ("2027-09-24", 20)] {
+            for h in 0..24 * days {
+                let t = local(first, 0) + Duration::hours(h);
+                for city in Regions::shanxi().children(province) {
+                    assert!(
+                        r.on_duty(city, t).iter().any(|p| p.region == city),
+                        "nobody of city {city} on duty at {t}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

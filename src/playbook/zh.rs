@@ -145,6 +145,39 @@ const TABLE: &[(&str, &str)] = &[
     ("duplicate region * (first at line *)", "地区 {0} 重复（第一次在第 {1} 行）"),
     ("* \"*\" must be a number ≥ 0 (t/day)", "{0}“{1}”须为不小于 0 的数（吨/日）"),
     ("* is empty", "{0} 为空"),
+    // The duty roster's calendar (值班表的节假日、调休、换班与特别安排) and the staff tokens file.
+    ("\"*\" is not a date (YYYY-MM-DD)", "“{0}”不是日期（YYYY-MM-DD）"),
+    (
+        "\"*\" is not a weekday (mon … fri): a 调休 working day follows a weekday's shifts",
+        "“{0}”不是工作日（mon … fri）：调休上班日按某个工作日的班次值班",
+    ),
+    ("unknown person \"*\"", "值班表中没有人员“{0}”"),
+    ("\"*\" has no shift on * to give", "“{0}”在 {1} 没有可换出的班次"),
+    ("the shift of \"*\" on * is swapped twice", "“{0}”在 {1} 的班次被换了两次"),
+    (
+        "\"*\" is on the roster of *, not of * like \"*\"",
+        "“{0}”在 {1} 的值班表上，与“{3}”（{2}）不同，不能换班",
+    ),
+    (
+        "\"*\" is on the roster of *, neither * nor a tier above it",
+        "“{0}”在 {1} 的值班表上，既不属于 {2}，也不属于其上级",
+    ),
+    (
+        "this override of * overlaps the one at line * (*): one region has one override at a time",
+        "{0} 的这条特别安排与第 {1} 行（{2}）的重叠：同一地区同一时间只能有一条特别安排",
+    ),
+    ("an override needs people (who is on duty then)", "特别安排须写明值班人员"),
+    ("* is both a holiday and a working day", "{0} 既是节假日又是调休上班日"),
+    ("* is named twice as a working day", "{0} 作为调休上班日出现了两次"),
+    ("* is already a holiday", "{0} 已是节假日"),
+    (
+        "the holiday ends (*) before it begins (*)",
+        "节假日的结束日（{0}）早于开始日（{1}）",
+    ),
+    ("a holiday needs a name (春节, 国庆节, …)", "节假日须有名称（春节、国庆节等）"),
+    ("a person cannot take their own shift", "不能与自己换班"),
+    ("the sha256 of * is not 64 hex digits", "{0} 的 sha256 不是 64 位十六进制数"),
+    ("expected name,role,sha256", "应为 name,role,sha256"),
 ];
 
 /// A message in Chinese (as it is when no pattern matches).
@@ -219,6 +252,16 @@ mod tests {
         assert_eq!(message("rank must be 1 or more"), "rank 须不小于 1");
         assert_eq!(message("rank must be 1 or more, really"), "rank must be 1 or more, really");
         assert_eq!(line("roster.yaml: no people"), "roster.yaml: no people");
+        assert_eq!(
+            line(
+                "/etc/hazeflow/roster.yaml:283:7: this override of 140100 overlaps the one at line 282 (2027-02-05): one region has one override at a time"
+            ),
+            "/etc/hazeflow/roster.yaml:283:7: 140100 的这条特别安排与第 282 行（2027-02-05）的重叠：同一地区同一时间只能有一条特别安排"
+        );
+        assert_eq!(
+            line("r.yaml:18:66: unknown person \"ty-nobody\""),
+            "r.yaml:18:66: 值班表中没有人员“ty-nobody”"
+        );
         assert_eq!(
             line("seeds/registry/whole_society_emissions.csv:4:3: nox \"-1\" must be a number ≥ 0 (t/day)"),
             "seeds/registry/whole_society_emissions.csv:4:3: nox“-1”须为不小于 0 的数（吨/日）"

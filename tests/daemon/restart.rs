@@ -503,6 +503,100 @@ async fn sighup_reloads_the_roster_of_the_running_binary_and_refuses_a_broken_on
     assert!(exit.success(), "{exit}");
 }
 
+/// The status of `GET /api/v1/warnings` with a bearer token.
+async fn status_with(http: &reqwest::Client, port: u16, token: &str) -> StatusCode {
+    http.get(format!("http://127.0.0.1:{port}/api/v1/warnings"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the daemon answers")
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rereads_the_staff_tokens_file_so_a_revoked_token_stops_working_and_a_broken_file_changes_nothing() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let tokens = dir.path().join("staff-tokens.csv");
+    let line = |name: &str, role: &str, token: &str| format!("{name},{role},{}\n", hazeflow::config::hash_token(token));
+    std::fs::write(
+        &tokens,
+        format!(
+            "# name,role,sha256\n{}{}",
+            line("甲", "head", "alpha-token"),
+            line("乙", "duty_officer", "beta-token")
+        ),
+    )
+    .expect("the tokens file");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let mut daemon = start_daemon_with(dir.path(), port, &http, |text| {
+        assert!(text.contains("tokens_file: null"), "{text}");
+        text.replace("tokens_file: null", &format!("tokens_file: {}", tokens.display()))
+    })
+    .await;
+    assert_eq!(status_with(&http, port, "alpha-token").await, StatusCode::OK);
+    assert_eq!(status_with(&http, port, "beta-token").await, StatusCode::OK);
+    assert_eq!(status_with(&http, port, "gamma-token").await, StatusCode::UNAUTHORIZED);
+
+    // 乙 leaves, 丙 joins: SIGHUP reads the file again, no restart.
+    std::fs::write(
+        &tokens,
+        format!("{}{}", line("甲", "head", "alpha-token"), line("丙", "duty_officer", "gamma-token")),
+    )
+    .expect("the tokens file");
+    signal(&daemon, "HUP");
+    eventually("the new token works", || async {
+        (status_with(&http, port, "gamma-token").await == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(status_with(&http, port, "beta-token").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_with(&http, port, "alpha-token").await, StatusCode::OK);
+    // The configuration's own token is not the file's: it stays.
+    assert_eq!(status_with(&http, port, "hazeflow-demo").await, StatusCode::OK);
+
+    // A broken file (a hash cut short, 丙 removed): the reload over the API says where, and the old tokens stay.
+    std::fs::write(&tokens, format!("{}丁,head,abc123\n", line("甲", "head", "alpha-token"))).expect("the tokens file");
+    let resp = http
+        .post(format!("http://127.0.0.1:{port}/api/v1/playbooks/reload"))
+        .bearer_auth("alpha-token")
+        .send()
+        .await
+        .expect("the daemon answers");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.expect("a JSON error");
+    let error = body.to_string();
+    assert!(
+        error.contains(&format!("{}:2:8: the sha256 of 丁 is not 64 hex digits", tokens.display())),
+        "{body}"
+    );
+    assert_eq!(
+        status_with(&http, port, "gamma-token").await,
+        StatusCode::OK,
+        "the old tokens stay live"
+    );
+
+    // Mended: `hazeflow reload` puts it live.
+    std::fs::write(&tokens, line("甲", "head", "alpha-token")).expect("the tokens file");
+    let out = hazeflow_command(dir.path())
+        .args(["--server", &format!("http://127.0.0.1:{port}"), "--token", "alpha-token", "reload"])
+        .output()
+        .await
+        .expect("hazeflow reload runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status_with(&http, port, "gamma-token").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_with(&http, port, "alpha-token").await, StatusCode::OK);
+
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_file_with_only_what_differs_runs_the_daemon_without_the_demo_token_and_its_files_private() {
     use std::os::unix::fs::PermissionsExt;

@@ -73,3 +73,48 @@ async fn a_pending_proposal_reaches_each_person_once_however_often_it_is_re_prop
     app.settled(3 * PROPOSAL_TO.len()).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_on_a_public_holiday_reaches_the_holidays_duty_officer_not_the_weekday_shift() {
+    let smtp = SmtpServer::start(0, None);
+    // Tuesday 2026-12-01 made a public holiday for the test, with Taiyuan's holiday duty officer named by
+    // an override; the weekday day shift (王芳, Mallory) stays home.
+    let holiday = ROSTER.replace(
+        "    - { id: ty-deputy,",
+        "    - { id: ty-chen-jing, name: 陈静, role: duty_officer, email: chen.jing@ty.example.cn, shifts: [{ days: [weekend], from: \"08:00\", to: \"08:00\" }] }\n    - { id: ty-deputy,",
+    ) + r#"
+calendar:
+  holidays:
+    - { name: 测试假日, first: "2026-12-01" }
+overrides:
+  "140100":
+    - { date: "2026-12-01", from: "08:00", to: "08:00", people: [ty-chen-jing], note: 假日值班 }
+"#;
+    let app = spawn_app(|s| {
+        std::fs::write(&s.roster, &holiday).expect("the holiday roster");
+        smtp_to(s, smtp.port);
+    })
+    .await;
+    app.propose_orange_for_taiyuan().await;
+    smtp.wait_for(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let per = subjects_by_recipient(&smtp.received());
+    assert_eq!(
+        per.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["chen.jing@ty.example.cn", "zhao.jianguo@ty.example.cn"],
+        "{per:#?}"
+    );
+    assert_eq!(per["chen.jing@ty.example.cn"], [ORANGE]);
+    let greeting = smtp
+        .received()
+        .into_iter()
+        .find(|r| r.to.iter().any(|t| t == "chen.jing@ty.example.cn"))
+        .expect("the holiday officer's mail")
+        .parsed()
+        .body_text(0)
+        .unwrap_or_default()
+        .to_string();
+    assert!(greeting.contains("陈静"), "{greeting}");
+    app.settled(2).await;
+    app.stop().await;
+}
