@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::region::{RegionCode, Tier};
+use crate::registry::import::{Fingerprint, Previous};
 use crate::registry::{Enterprise, ListDiff, ListVersion, Uscc};
 use crate::store::{ReadTx, RecordBody, Store, StoreError, Tx};
 
@@ -200,6 +201,29 @@ impl crate::registry::cli::ListSource for StoreList {
                 digest: s.digest,
             }
         }))
+    }
+
+    fn previous(&mut self, _opts: &crate::registry::import::ImportOptions<'_>) -> anyhow::Result<Option<Previous>> {
+        // In pages: only the fingerprints of the stored list are held, never the list itself.
+        const PAGE: usize = 1_000;
+        self.store
+            .read(|r| {
+                let Some(summary) = current_version(r)? else { return Ok(None) };
+                let mut prints = Vec::with_capacity(summary.enterprises);
+                let mut after = String::new();
+                loop {
+                    let page = r.docs::<Enterprise>(ENTERPRISES, "", &after, PAGE)?;
+                    let Some((last, _)) = page.last() else { break };
+                    after = last.clone();
+                    let full = page.len() == PAGE;
+                    prints.extend(page.iter().map(|(_, e)| Fingerprint::of(e)));
+                    if !full {
+                        break;
+                    }
+                }
+                Ok(Some(Previous::from_unsorted(summary.version, prints)))
+            })
+            .map_err(Into::into)
     }
 
     fn record(&mut self, version: ListVersion, diff: &ListDiff) -> anyhow::Result<()> {

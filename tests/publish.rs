@@ -483,3 +483,120 @@ async fn ozone_led_days_get_health_advice_on_the_public_page_and_no_warning() {
     assert!(app.warning_of(TAIYUAN).await.is_none(), "nothing proposed");
     app.stop().await;
 }
+
+/// The per-county table of `/public`: each city's caption, and per county the cell's text without
+/// tags (`黄色预警（随太原市预警）`, `无预警`).
+fn county_table(html: &str) -> (Vec<String>, BTreeMap<String, String>) {
+    let start = html
+        .find("id=\"county-title\"")
+        .unwrap_or_else(|| panic!("a per-county section:\n{html}"));
+    let section = &html[start..start + html[start..].find("</section>").expect("the section ends")];
+    let between = |s: &str, open: &str, close: &str| -> Vec<String> {
+        s.split(open)
+            .skip(1)
+            .map(|rest| rest[..rest.find(close).expect("closed")].to_string())
+            .collect()
+    };
+    let strip = |s: &str| {
+        let mut out = String::new();
+        let mut in_tag = false;
+        for ch in s.chars() {
+            match ch {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                c if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    };
+    let captions = between(section, "<caption>", "</caption>");
+    let rows = between(section, "<tr><th scope=\"row\">", "</tr>")
+        .into_iter()
+        .map(|row| {
+            let (name, cell) = row.split_once("</th>").expect("a name and a cell");
+            (name.to_string(), strip(cell).trim().to_string())
+        })
+        .collect();
+    (captions, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_city_warning_puts_every_county_of_the_city_under_its_level_on_the_public_page() {
+    let app = spawn_app(clock()).await;
+    let shanxi = hazeflow::region::Regions::shanxi();
+    let taiyuan_code = hazeflow::region::RegionCode::parse(TAIYUAN).expect("a code");
+    let counties: Vec<String> = shanxi.children(taiyuan_code).into_iter().map(|c| shanxi.name(c)).collect();
+    assert!(counties.len() >= 10 && counties.contains(&"小店区".to_string()), "{counties:?}");
+    let all_counties = shanxi.all().filter(|r| r.tier == hazeflow::region::Tier::County).count();
+
+    // Before any warning: no county is under one.
+    let html = page(&app).await;
+    assert!(html.contains("目前各区县均无生效中的重污染天气预警"), "{html}");
+    assert!(county_table(&html).1.is_empty());
+
+    // A yellow warning for Taiyuan only (the city), signed; announced but not yet in force: the counties
+    // are not under it yet.
+    let (status, body) = app
+        .submit(forecast(
+            "2026-12-01 14:00",
+            &[TAIYUAN],
+            "2026-12-02",
+            &[180, 180, 120, 100, 100, 100, 100],
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.set_clock("2026-12-01 15:10");
+    sign(&app, TAIYUAN).await;
+    let html = page(&app).await;
+    assert!(html.contains("即将生效"), "{html}");
+    assert!(
+        county_table(&html).1.is_empty(),
+        "an announced warning is not in force yet:\n{html}"
+    );
+
+    // 2026-12-02 10:00: in force; every county of Taiyuan is shown under it, with where it comes from,
+    // and no other city is listed.
+    app.set_clock("2026-12-02 10:00");
+    eventually("the warning is in force", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active")
+    })
+    .await;
+    let html = page(&app).await;
+    let (captions, rows) = county_table(&html);
+    assert_eq!(captions, vec!["太原市".to_string()], "{html}");
+    assert_eq!(rows.len(), counties.len(), "{rows:?}");
+    for county in &counties {
+        assert_eq!(
+            rows.get(county).map(String::as_str),
+            Some("黄色预警（随太原市预警）"),
+            "{county} in {rows:?}"
+        );
+    }
+    assert!(
+        html.contains(&format!("其余 {} 个区县目前无生效中的预警", all_counties - counties.len())),
+        "{html}"
+    );
+    assert!(html.contains("style=\"background-color: #FFFF00; color: #000000\">黄色预警</span>（随太原市预警）"));
+
+    // Lifted: no county is under a warning any more.
+    let id = app.warning_of(TAIYUAN).await.expect("the warning")["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/lift"),
+            Some(DEPUTY),
+            &json!({ "reason": "空气质量明显好转" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let html = eventually("the counties are free again", || async {
+        let html = page(&app).await;
+        html.contains("目前各区县均无生效中的重污染天气预警").then_some(html)
+    })
+    .await;
+    assert!(county_table(&html).1.is_empty(), "{html}");
+    app.stop().await;
+}

@@ -399,6 +399,43 @@ fn a_national_list_on_real_codes_imports_into_a_fresh_data_folder() {
         err.contains("version 2 (1500 enterprises") && err.contains(": 0 added, 0 removed, 0 changed"),
         "{err}"
     );
+    // A changed list recorded over the stored one (read back in pages, held as fingerprints): one
+    // enterprise renamed, another's grade raised; the diff names exactly those, and the store then
+    // holds the new name.
+    let path = list.join("enterprises.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let rows: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].starts_with('#')).skip(1).collect();
+    let mut renamed: Vec<String> = lines[rows[1200]].split(',').map(str::to_string).collect();
+    let old_name = renamed[3].clone();
+    renamed[3] = format!("{old_name}（更名）");
+    lines[rows[1200]] = renamed.join(",");
+    // A C-grade enterprise raised to B (its measures, made for C, are at least as strict as B's).
+    let c_row = *rows
+        .iter()
+        .find(|&&i| lines[i].split(',').nth(7) == Some("C"))
+        .expect("a C-grade enterprise");
+    let mut regraded: Vec<String> = lines[c_row].split(',').map(str::to_string).collect();
+    regraded[7] = "B".to_string();
+    lines[c_row] = regraded.join(",");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = hazeflow_in(&data, &["registry", "import", list_arg]);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("recorded version 2 (1500 enterprises") && err.contains(": 0 added, 0 removed, 2 changed, 1 grade change"),
+        "{err}"
+    );
+    assert!(stdout.contains(&format!("{}  {old_name}（更名）  (name)", renamed[0])), "{stdout}");
+    assert!(stdout.contains(&format!("{}  {}  (grade)", regraded[0], regraded[3])), "{stdout}");
+    assert!(stdout.contains(&format!("{}  {}  C → B", regraded[0], regraded[3])), "{stdout}");
+    let out = hazeflow_in(&data, &["registry", "board", &renamed[0]]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{old_name}（更名）")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Every county is a real one: the whole list checks against the national table.
     let opts = ImportOptions {
         defaults: shanxi_defaults(),

@@ -104,12 +104,23 @@ impl<'a> Publisher<'a> {
             .clone()
     }
 
-    fn view(&mut self, m: &Message) -> MessageView {
-        let pb = self.playbook(&m.warning.playbook, m.warning.region);
-        let level = |id: &str, rank: u32| match pb.as_ref().and_then(|p| p.level(id).map(|l| (l, p))) {
+    /// A level of a playbook as the public sees it (grey by its id when the playbook lost it).
+    fn level_view(pb: Option<&Arc<Playbook>>, id: &str, rank: u32) -> LevelView {
+        match pb.and_then(|p| p.level(id).map(|l| (l, p))) {
             Some((l, p)) => LevelView::new(l, p.levels.iter().map(|l| l.rank).max().unwrap_or(l.rank)),
             None => LevelView::unknown(id, rank),
-        };
+        }
+    }
+
+    /// A warning's level, from the playbook it is pinned to.
+    fn warning_level(&mut self, w: &crate::warning::Warning) -> LevelView {
+        let pb = self.playbook(&w.playbook, w.region);
+        Self::level_view(pb.as_ref(), &w.level, w.rank)
+    }
+
+    fn view(&mut self, m: &Message) -> MessageView {
+        let pb = self.playbook(&m.warning.playbook, m.warning.region);
+        let level = |id: &str, rank: u32| Self::level_view(pb.as_ref(), id, rank);
         let advice = self.texts.advice(&m.warning.level);
         let regions = self.state.engine.regions;
         let issuer = pb
@@ -172,6 +183,11 @@ async fn public_page(State(s): Shared) -> Result<Response, ApiError> {
         })
         .collect();
     let groups = page::groups(&current);
+    // The level in force per county (a county under its city's or province's warning), from the
+    // same records as the rest of the page: only signed warnings now in force.
+    let states: std::collections::BTreeMap<RegionCode, crate::warning::RegionState> =
+        regions.iter().map(|(code, rm)| (*code, rm.state.clone())).collect();
+    let counties = page::counties(s.engine.regions, &states, |w| p.warning_level(w));
     let mut all: Vec<&Message> = regions.values().flat_map(|r| r.messages.iter()).collect();
     newest_first(&mut all);
     let updated = all.first().map(|m| Time::new(m.sent));
@@ -214,6 +230,7 @@ async fn public_page(State(s): Shared) -> Result<Response, ApiError> {
         recent: &recent,
         ozone: &ozone,
         ozone_advice: &ozone_advice,
+        counties: &counties,
     };
     let html = page::render(&p.texts, &data, "/public/feed.atom").or_else(|e| {
         tracing::error!(error = %e, "the public page template failed; the built-in one is used");

@@ -413,10 +413,14 @@ pub(crate) mod tests {
         let mut m = sample(Change::Issue, &texts);
         m.level.name = "<b>橙色&预警</b>".into();
         let html = texts
-            .page(minijinja::context! { title => "t", updated => None::<Time>, groups => Vec::<()>::new(), recent => vec![minijinja::context! { headline => "<script>x</script>", sent => m.sent, cap_path => m.cap_path }], feed_url => "/public/feed.atom", ozone => vec![minijinja::context! { region => "<i>太原市</i>", dates => "12月2日" }], ozone_advice => vec!["<u>少外出</u>"] })
+            .page(minijinja::context! { title => "t", updated => None::<Time>, groups => Vec::<()>::new(), recent => vec![minijinja::context! { headline => "<script>x</script>", sent => m.sent, cap_path => m.cap_path }], feed_url => "/public/feed.atom", ozone => vec![minijinja::context! { region => "<i>太原市</i>", dates => "12月2日" }], ozone_advice => vec!["<u>少外出</u>"], counties => minijinja::context! { cities => vec![minijinja::context! { city => "<em>太原市</em>", counties => vec![minijinja::context! { name => "<s>小店区</s>", level => m.level, source => "随<b>太原市</b>预警" }] }], others => 1 } })
             .unwrap();
         assert!(html.contains("&lt;script&gt;x&lt;&#x2f;script&gt;"), "{html}");
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;i&gt;太原市") && html.contains("&lt;u&gt;少外出"), "{html}");
+        assert!(
+            html.contains("&lt;em&gt;太原市") && html.contains("&lt;s&gt;小店区") && html.contains("随&lt;b&gt;太原市"),
+            "the per-county table escapes too: {html}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use chrono::Utc;
 use super::generate::{self, Generator, Profile};
 use super::import::{self, ImportOptions, ListDiff};
 use super::reports::{self, BOARD_TEMPLATE};
-use super::{Defaults, ListVersion, Pollutant, RegistryError, Uscc, defaults, diff};
+use super::{Defaults, ListVersion, Pollutant, RegistryError, Uscc, defaults};
 use crate::region::{RegionCode, Regions};
 
 /// Where the seed list lives, relative to the working folder.
@@ -137,6 +137,11 @@ pub struct Sources {
 pub trait ListSource {
     /// The current list, or `None` if there is none yet.
     fn current(&mut self, opts: &ImportOptions<'_>) -> Result<Option<ListVersion>>;
+    /// The current list held compactly, for a diff and the next version (a store reads it in
+    /// pages, so the whole list is never in memory beside the new one).
+    fn previous(&mut self, opts: &ImportOptions<'_>) -> Result<Option<import::Previous>> {
+        Ok(self.current(opts)?.as_ref().map(import::Previous::of))
+    }
     /// Records a new version with its diff against the current one.
     fn record(&mut self, version: ListVersion, diff: &ListDiff) -> Result<()>;
 }
@@ -292,12 +297,12 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
         }
     };
     let previous = match &sources.list {
-        Some(dir) => SeedList { dir: dir.clone() }.current(&opts)?,
-        None => source.current(&opts)?,
+        Some(dir) => SeedList { dir: dir.clone() }.previous(&opts)?,
+        None => source.previous(&opts)?,
     };
-    let version = ListVersion::new(enterprises, previous.as_ref(), Utc::now());
+    let version = ListVersion::after(enterprises, previous.as_ref(), Utc::now());
     let d = match &previous {
-        Some(p) => diff(p, &version),
+        Some(p) => import::diff_after(p, &version),
         None => ListDiff {
             to_version: version.version,
             ..import::diff_enterprises(&[], &version.enterprises)
@@ -345,10 +350,11 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
     Ok(ExitCode::SUCCESS)
 }
 
-fn diff_table(d: &ListDiff, old: Option<&ListVersion>, new: &ListVersion) -> String {
+fn diff_table(d: &ListDiff, old: Option<&import::Previous>, new: &ListVersion) -> String {
     const SHOW: usize = 20;
     let mut out = String::new();
-    let name = |list: Option<&ListVersion>, u: &Uscc| list.and_then(|l| l.get(u)).map_or(String::new(), |e| e.name.clone());
+    let new_name = |u: &Uscc| new.get(u).map_or(String::new(), |e| e.name.clone());
+    let old_name = |u: &Uscc| old.and_then(|l| l.get(u)).map_or(String::new(), |e| e.name.clone());
     let mut section = |title: &str, rows: Vec<String>| {
         let _ = writeln!(out, "{title}: {}", rows.len());
         for r in rows.iter().take(SHOW) {
@@ -358,8 +364,8 @@ fn diff_table(d: &ListDiff, old: Option<&ListVersion>, new: &ListVersion) -> Str
             let _ = writeln!(out, "  … and {} more (--json lists all)", rows.len() - SHOW);
         }
     };
-    section("added", d.added.iter().map(|u| format!("{u}  {}", name(Some(new), u))).collect());
-    section("removed", d.removed.iter().map(|u| format!("{u}  {}", name(old, u))).collect());
+    section("added", d.added.iter().map(|u| format!("{u}  {}", new_name(u))).collect());
+    section("removed", d.removed.iter().map(|u| format!("{u}  {}", old_name(u))).collect());
     section(
         "changed",
         d.changed
