@@ -49,7 +49,7 @@ pub fn in_force<'a>(region: RegionCode, regions: &Regions, states: &'a BTreeMap<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
 
@@ -57,7 +57,8 @@ mod tests {
         RegionCode::parse(s).unwrap()
     }
 
-    fn state(region: &str, level: &str, rank: u32, status: Status) -> (RegionCode, RegionState) {
+    /// A region's state holding one warning (also the public page's tests).
+    pub(crate) fn state(region: &str, level: &str, rank: u32, status: Status) -> (RegionCode, RegionState) {
         let start = Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
         let w = Warning {
             id: format!("w-{region}"),

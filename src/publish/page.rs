@@ -210,35 +210,9 @@ pub fn render(texts: &Texts, d: &PageData<'_>, feed_url: &str) -> Result<String,
 mod tests {
     use super::*;
     use crate::warning::Status;
-    use chrono::{TimeZone, Utc};
 
     fn state(region: &str, level: &str, rank: u32) -> (RegionCode, RegionState) {
-        let start = Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
-        let w = Warning {
-            id: format!("w-{region}"),
-            region: RegionCode::parse(region).unwrap(),
-            status: Status::Active,
-            level: level.into(),
-            rank,
-            start,
-            expected_end: start + chrono::Duration::days(3),
-            rule: None,
-            issued_at: Some(start),
-            ended_at: None,
-            pending_change: None,
-            next: None,
-            plan: None,
-            lead_missed: false,
-            holds: Vec::new(),
-            playbook: "shanxi@2024.1".into(),
-        };
-        (
-            RegionCode::parse(region).unwrap(),
-            RegionState {
-                warning: Some(w),
-                episodes: 1,
-            },
-        )
+        crate::in_force::tests::state(region, level, rank, Status::Active)
     }
 
     #[test]

@@ -267,13 +267,20 @@ async fn start_daemon_with(dir: &Path, port: u16, http: &reqwest::Client, tweak:
         .stderr(log)
         .spawn()
         .expect("the daemon starts");
+    answering(&mut child, port, http, &dir.join("daemon.log")).await;
+    child
+}
+
+/// Waits until the daemon answers `GET /healthz` with 200 (at most 15 s); panics with its log
+/// (`log`, when it was written there) if it exits first.
+async fn answering(child: &mut Child, port: u16, http: &reqwest::Client, log: &Path) {
     let url = format!("http://127.0.0.1:{port}/healthz");
     let started = std::time::Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
                 "the daemon exited with {status}: {}",
-                std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+                std::fs::read_to_string(log).unwrap_or_default()
             );
         }
         if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -282,7 +289,6 @@ async fn start_daemon_with(dir: &Path, port: u16, http: &reqwest::Client, tweak:
         assert!(started.elapsed() < Duration::from_secs(15), "the daemon does not answer /healthz");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,19 +632,7 @@ async fn a_site_file_with_only_what_differs_runs_the_daemon_without_the_demo_tok
             .stderr(Stdio::piped())
             .spawn()
             .expect("the daemon starts");
-        let started = std::time::Instant::now();
-        while !http
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the daemon exited with {status}");
-            }
-            assert!(started.elapsed() < Duration::from_secs(15), "the daemon does not answer /healthz");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        answering(&mut child, port, &http, &dir.path().join("no log")).await;
         child
     };
     let mut daemon = start().await;
@@ -853,16 +847,7 @@ async fn the_json_log_has_the_start_line_an_access_line_per_request_with_its_id_
         .spawn()
         .expect("the daemon starts");
     let base = format!("http://127.0.0.1:{port}");
-    let started = std::time::Instant::now();
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(started.elapsed() < Duration::from_secs(15), "no answer");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    answering(&mut daemon, port, &http, &log).await;
     let csv = forecast_csv("2026-12-01 14:00", "log test", TAIYUAN, "2026-12-01", &[60, 70, 80]);
     let resp = http
         .post(format!("{base}/api/v1/forecasts"))
