@@ -174,6 +174,10 @@ struct Health {
 /// First wait before reopening after a failed write, doubled each failed attempt up to [`BACKOFF_MAX`].
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// Free space the store's file system must have before a failed store is put back in service, and
+/// below which a failed write counts as a full disk. An empty commit rewrites only redb's header in
+/// place, so it succeeds on a full disk and cannot decide alone.
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 struct Inner {
     health: Arc<Health>,
@@ -450,7 +454,7 @@ fn writer_loop(health: &Health, path: &Path, jobs: &std_mpsc::Receiver<Job>, sta
             tracing::error!(error = %reason, "a write batch failed; the batch is lost and its callers are told");
             // A failure of the batch alone (a value too large) leaves the database writable; a
             // failing disk does not.
-            if let Err(why) = probe(&current) {
+            if let Err(why) = disk_room(path).and_then(|()| probe(&current)) {
                 tracing::error!(error = %why, "STORE CANNOT WRITE: reopening the store with back-off");
                 if let Ok(mut g) = health.fault.lock() {
                     *g = Some(Fault {
@@ -512,6 +516,7 @@ fn recover(health: &Health, path: &Path, db: &mut Option<Arc<Database>>) -> Resu
             }
         }
     }
+    disk_room(path)?;
     let fresh = Arc::new(open_db(path).map_err(|e| e.to_string())?);
     // Put it back in service for reads at once, even if writing still fails.
     *db = Some(fresh.clone());
@@ -562,6 +567,26 @@ fn run_batch(db: &Database, path: &Path, batch: Vec<Job>, stats: &Stats) -> Resu
         f(commit.clone());
     }
     commit.map_err(|e| (e, Vec::new()))
+}
+
+/// Whether the file system holding the store has [`MIN_FREE_BYTES`] free for unprivileged writers.
+/// When it cannot be asked, the probe decides alone.
+fn disk_room(path: &Path) -> Result<(), String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match rustix::fs::statvfs(dir) {
+        Ok(s) => {
+            let free = s.f_bavail.saturating_mul(s.f_frsize);
+            if free < MIN_FREE_BYTES {
+                Err(format!(
+                    "No space left on device: {free} bytes free in {}, {MIN_FREE_BYTES} needed before the store writes again",
+                    dir.display()
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Err(_) => Ok(()),
+    }
 }
 
 /// Whether the database still takes a commit (after a failed batch: a job's own error, or the disk).

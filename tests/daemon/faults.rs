@@ -78,7 +78,10 @@ async fn a_full_disk_makes_healthz_503_with_the_reason_and_the_store_writes_agai
     let (failed_at, body) = refused.expect("a write fails once the disk is full");
     assert!(body["error"].as_str().is_some(), "a JSON error: {body}");
 
-    // While writes fail: 503 with the reason, and another write is refused with it.
+    // While writes fail: 503 with the reason, and another write is refused with it — also after
+    // several reopen attempts (250 ms, 500 ms, 1 s): an empty commit succeeds on a full disk and
+    // must not put the store back in service.
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
     let (status, health) = app.get("/healthz", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
     assert_eq!(health["status"], "store_failing", "{health}");
