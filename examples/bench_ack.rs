@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 use hazeflow::app::Application;
-use hazeflow::assign::{self, AssignmentStatus, Party};
 use hazeflow::clock::Clock;
 use hazeflow::config::{self, Settings, StaffToken};
+use hazeflow::domain::region::RegionCode;
 use hazeflow::engine::WarningAction;
-use hazeflow::region::RegionCode;
+use hazeflow::engine::assign::{self, AssignmentStatus, Party};
 use hazeflow::registry::{ListVersion, generate, import};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -94,7 +94,7 @@ async fn run(n: usize, clients: usize, during_delivery: bool) -> anyhow::Result<
     let now = clock.now();
     let version = ListVersion::new(enterprises, None, now);
     let diff = import::diff_enterprises(&[], &version.enterprises);
-    hazeflow::list::record(&state.engine.store, version, diff, "bench", now).await?;
+    hazeflow::engine::list::record(&state.engine.store, version, diff, "bench", now).await?;
     println!("recorded {n} enterprises in {:.2?}", t.elapsed());
 
     // An orange warning for Taiyuan, through the real flow.
@@ -147,7 +147,7 @@ async fn run(n: usize, clients: usize, during_delivery: bool) -> anyhow::Result<
         // Enterprises acknowledge what they have received: let the fan-out queue every notice first.
         // (The mail worker keeps sending at its configured rate, 50/s by default, meanwhile.)
         let t = Instant::now();
-        while state.engine.store.read(hazeflow::notice::pending)? > 0 {
+        while state.engine.store.read(hazeflow::engine::notice::pending)? > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         println!("{n} notices queued in the outbox in {:.2?}", t.elapsed());

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use hazeflow::assign::{AssignStage, TokenKey};
+use hazeflow::domain::region::{RegionCode, Regions};
+use hazeflow::domain::warning::{Event, EventKind, RegionState};
 use hazeflow::engine::Stage;
-use hazeflow::region::{RegionCode, Regions};
+use hazeflow::engine::assign::{AssignStage, TokenKey};
 use hazeflow::registry::{ListVersion, generate, import};
 use hazeflow::store::Store;
-use hazeflow::warning::{Event, EventKind, RegionState};
 
 fn vm_hwm_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -77,7 +77,7 @@ async fn prepare(db: &str, n: usize, seed: u64) -> anyhow::Result<()> {
     let now = Utc::now();
     let version = ListVersion::new(enterprises, None, now);
     let diff = import::diff_enterprises(&[], &version.enterprises);
-    hazeflow::list::record(&store, version, diff, "bench", now).await?;
+    hazeflow::engine::list::record(&store, version, diff, "bench", now).await?;
     println!(
         "recorded the list in {:.2?} (peak memory of this phase {:.0} MiB)",
         t.elapsed(),
@@ -94,7 +94,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
     println!("opened the store in {:.2?}", t.elapsed());
     let now = Utc::now();
     let counties: BTreeSet<RegionCode> = store.read(|r| {
-        let keys = r.doc_keys(hazeflow::list::MEMBERS, "", "", usize::MAX)?;
+        let keys = r.doc_keys(hazeflow::engine::list::MEMBERS, "", "", usize::MAX)?;
         Ok(keys
             .iter()
             .filter_map(|k| k.split('/').next())
@@ -103,7 +103,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
     })?;
 
     let regions = Regions::shanxi();
-    let set = hazeflow::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions)
+    let set = hazeflow::domain::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let pb = set.get("shanxi").cloned().ok_or_else(|| anyhow::anyhow!("no shanxi playbook"))?;
     let defaults = Arc::new(hazeflow::registry::shanxi_defaults().clone());
@@ -111,13 +111,13 @@ async fn run(db: &str) -> anyhow::Result<()> {
     let stage = Arc::new(AssignStage {
         defaults: defaults.clone(),
         regions,
-        on_round: vec![hazeflow::notice::hook(), hazeflow::escalate::hook(defaults.clone())],
+        on_round: vec![hazeflow::engine::notice::hook(), hazeflow::engine::escalate::hook(defaults.clone())],
     });
     let provinces: BTreeSet<RegionCode> = counties.iter().map(|c| c.province()).collect();
 
     // The red warning of each province, and its lift decided an hour later (told at once: within the
     // lead time).
-    let issued = move |p: RegionCode, pb: &hazeflow::playbook::Playbook| Event {
+    let issued = move |p: RegionCode, pb: &hazeflow::domain::playbook::Playbook| Event {
         region: p,
         at: now,
         actor: "bench".into(),
@@ -159,7 +159,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
         j.await??;
     }
     let elapsed = t.elapsed();
-    let count: u64 = store.read(|r| Ok(hazeflow::assign::all_rounds(r)?.iter().map(|r| u64::from(r.count)).sum()))?;
+    let count: u64 = store.read(|r| Ok(hazeflow::engine::assign::all_rounds(r)?.iter().map(|r| u64::from(r.count)).sum()))?;
     println!(
         "red over {} provinces: {count} assignments durable in {:.2?} ({:.0}/s); peak memory {:.0} MiB",
         provinces.len(),
@@ -168,8 +168,8 @@ async fn run(db: &str) -> anyhow::Result<()> {
         vm_hwm_mib()
     );
     // After the clock: the fan-out turns the queued notices into outbox messages (rendered data,
-    // links), chunk by chunk ([`hazeflow::notice::CHUNK`] per transaction), as the daemon's notice loop does while mail goes out.
-    let notices = hazeflow::notice::Notices {
+    // links), chunk by chunk ([`hazeflow::engine::notice::CHUNK`] per transaction), as the daemon's notice loop does while mail goes out.
+    let notices = hazeflow::engine::notice::Notices {
         defaults,
         regions,
         public_url: "https://hazeflow.example.cn".into(),
@@ -235,14 +235,14 @@ async fn run(db: &str) -> anyhow::Result<()> {
 
 /// Runs the notice fan-out until nothing is left, as the daemon's notice loop does: (entries gone
 /// through, outbox messages queued, time).
-async fn fan_out(store: &Store, notices: &hazeflow::notice::Notices) -> anyhow::Result<(usize, u64, std::time::Duration)> {
+async fn fan_out(store: &Store, notices: &hazeflow::engine::notice::Notices) -> anyhow::Result<(usize, u64, std::time::Duration)> {
     let before = store.read(|r| r.counter("notify_queued_email"))?;
     let t = Instant::now();
     let mut entries = 0usize;
     loop {
         let n = notices.clone();
         let done = store
-            .write(move |tx| hazeflow::notice::expand(&n, tx, hazeflow::notice::CHUNK, chrono::Utc::now()))
+            .write(move |tx| hazeflow::engine::notice::expand(&n, tx, hazeflow::engine::notice::CHUNK, chrono::Utc::now()))
             .await?;
         if done == 0 {
             break;

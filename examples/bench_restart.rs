@@ -24,12 +24,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use hazeflow::assign::{AssignStage, TokenKey};
+use hazeflow::domain::region::{RegionCode, Regions};
+use hazeflow::domain::warning::{Event, EventKind, RegionState};
 use hazeflow::engine::Stage;
-use hazeflow::region::{RegionCode, Regions};
+use hazeflow::engine::assign::{AssignStage, TokenKey};
 use hazeflow::registry::{ListVersion, generate, import};
 use hazeflow::store::{RecordBody, Store};
-use hazeflow::warning::{Event, EventKind, RegionState};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -76,11 +76,11 @@ async fn prepare(dir: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
     let now = Utc::now();
     let version = ListVersion::new(enterprises, None, now);
     let diff = import::diff_enterprises(&[], &version.enterprises);
-    hazeflow::list::record(&store, version, diff, "bench", now).await?;
+    hazeflow::engine::list::record(&store, version, diff, "bench", now).await?;
     println!("recorded {n} enterprises in {:.2?}", t.elapsed());
 
     let counties: BTreeSet<RegionCode> = store.read(|r| {
-        let keys = r.doc_keys(hazeflow::list::MEMBERS, "", "", usize::MAX)?;
+        let keys = r.doc_keys(hazeflow::engine::list::MEMBERS, "", "", usize::MAX)?;
         Ok(keys
             .iter()
             .filter_map(|k| k.split('/').next())
@@ -88,13 +88,14 @@ async fn prepare(dir: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
             .collect())
     })?;
     let regions = Regions::shanxi();
-    let set = hazeflow::playbook::load_paths(&[PathBuf::from("playbooks/shanxi.yaml")], regions).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let set =
+        hazeflow::domain::playbook::load_paths(&[PathBuf::from("playbooks/shanxi.yaml")], regions).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let pb = set.get("shanxi").cloned().ok_or_else(|| anyhow::anyhow!("no shanxi playbook"))?;
     let defaults = Arc::new(hazeflow::registry::shanxi_defaults().clone());
     let stage = Arc::new(AssignStage {
         defaults: defaults.clone(),
         regions,
-        on_round: vec![hazeflow::notice::hook(), hazeflow::escalate::hook(defaults.clone())],
+        on_round: vec![hazeflow::engine::notice::hook(), hazeflow::engine::escalate::hook(defaults.clone())],
     });
     let provinces: BTreeSet<RegionCode> = counties.iter().map(|c| c.province()).collect();
     let t = Instant::now();
@@ -138,7 +139,7 @@ async fn prepare(dir: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
             })
             .await?;
     }
-    let count: u64 = store.read(|r| Ok(hazeflow::assign::all_rounds(r)?.iter().map(|r| u64::from(r.count)).sum()))?;
+    let count: u64 = store.read(|r| Ok(hazeflow::engine::assign::all_rounds(r)?.iter().map(|r| u64::from(r.count)).sum()))?;
     println!("red over {} provinces: {count} assignments in {:.2?}", provinces.len(), t.elapsed());
     store.close();
     Ok(())
@@ -148,13 +149,13 @@ async fn prepare(dir: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
 async fn busy(dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(&db_of(dir))?;
     let defaults = Arc::new(hazeflow::registry::shanxi_defaults().clone());
-    let notices = hazeflow::notice::Notices {
+    let notices = hazeflow::engine::notice::Notices {
         defaults,
         regions: Regions::shanxi(),
         public_url: "https://hazeflow.example.cn".into(),
         tokens: TokenKey::new([7; 32]),
         playbooks: Arc::new(
-            hazeflow::playbook::load_paths(&[PathBuf::from("playbooks/shanxi.yaml")], Regions::shanxi())
+            hazeflow::domain::playbook::load_paths(&[PathBuf::from("playbooks/shanxi.yaml")], Regions::shanxi())
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?,
         ),
         roster: {
@@ -165,7 +166,7 @@ async fn busy(dir: &Path) -> anyhow::Result<()> {
     loop {
         let n = notices.clone();
         let done = store
-            .write(move |tx| hazeflow::notice::expand(&n, tx, hazeflow::notice::CHUNK, Utc::now()))
+            .write(move |tx| hazeflow::engine::notice::expand(&n, tx, hazeflow::engine::notice::CHUNK, Utc::now()))
             .await?;
         if done == 0 {
             // Nothing left to fan out: keep writing something else, as acknowledgements would.

@@ -15,13 +15,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, Staff};
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::domain::playbook;
+use crate::domain::region::Regions;
 use crate::engine::{Engine, Playbooks};
-use crate::region::Regions;
 use crate::store::{RecordBody, Store};
-use crate::{inbox, playbook, schedule};
+use crate::web::api::{self, Staff};
+use crate::workers::{inbox, schedule};
 
 /// How often the clock tick runs.
 const TICK_EVERY: Duration = Duration::from_millis(500);
@@ -41,7 +42,7 @@ pub struct AppState {
     /// Measure defaults: industry × grade × level, deadlines, department duties.
     pub defaults: Arc<crate::registry::Defaults>,
     /// The acknowledgement token secret.
-    pub tokens: crate::assign::TokenKey,
+    pub tokens: crate::engine::assign::TokenKey,
     /// The notifier's stage: its roster and templates are reloaded with the playbooks.
     pub notify: Arc<crate::notify::NotifyStage>,
     /// The staff tokens now: those of the configuration and environment, then those of
@@ -88,7 +89,7 @@ impl AppState {
     pub async fn reload_playbooks(&self, actor: &str) -> Result<Vec<String>, Vec<String>> {
         let now = self.engine.clock.now();
         let regions = self.engine.regions;
-        let playbooks = crate::playbook::load_paths(std::slice::from_ref(&self.settings.playbooks), regions)
+        let playbooks = crate::domain::playbook::load_paths(std::slice::from_ref(&self.settings.playbooks), regions)
             .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<String>>());
         let files = crate::notify::Files::load(&self.settings, regions);
         let staff = self.reread_staff().transpose().map_err(|e| vec![e]);
@@ -166,7 +167,7 @@ impl AppState {
 
 /// The province every root playbook lies in (Shanxi for the shipped ones); `None` when they span
 /// provinces or there is none.
-fn home_province(set: &playbook::PlaybookSet) -> Option<crate::region::RegionCode> {
+fn home_province(set: &playbook::PlaybookSet) -> Option<crate::domain::region::RegionCode> {
     let mut provinces = set.roots().map(|p| p.scope.province());
     let first = provinces.next()?;
     provinces.all(|p| p == first).then_some(first)
@@ -177,7 +178,7 @@ pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     delivery: Arc<crate::notify::Delivery>,
-    escalation: Arc<crate::escalate::Escalation>,
+    escalation: Arc<crate::engine::escalate::Escalation>,
 }
 
 impl Application {
@@ -211,17 +212,17 @@ impl Application {
         for e in crate::registry::unknown_levels(&settings.measures.display().to_string(), &defaults, &set) {
             tracing::warn!("{e}");
         }
-        let tokens = crate::assign::load_token_key(&settings.data_dir)?;
-        let assign = Arc::new(crate::assign::AssignStage {
+        let tokens = crate::engine::assign::load_token_key(&settings.data_dir)?;
+        let assign = Arc::new(crate::engine::assign::AssignStage {
             defaults: defaults.clone(),
             regions,
             on_round: vec![
-                crate::notice::hook(),
-                crate::escalate::hook(defaults.clone()),
-                crate::inspect::hook(),
+                crate::engine::notice::hook(),
+                crate::engine::escalate::hook(defaults.clone()),
+                crate::engine::inspect::hook(),
             ],
         });
-        let escalation = Arc::new(crate::escalate::Escalation {
+        let escalation = Arc::new(crate::engine::escalate::Escalation {
             notify: notify.stage.clone(),
             defaults: defaults.clone(),
             tokens: tokens.clone(),
@@ -242,7 +243,7 @@ impl Application {
         engine.stages.push(assign);
         engine.stages.push(notify.stage.clone());
         // Inspection tasks still open when a warning ends are closed as 无需检查.
-        engine.stages.push(Arc::new(crate::inspect::EndStage));
+        engine.stages.push(Arc::new(crate::engine::inspect::EndStage));
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let staff = std::sync::RwLock::new(settings.staff.tokens.clone());
@@ -258,7 +259,7 @@ impl Application {
             notify: notify.stage.clone(),
         });
         if let Some(dir) = state.settings.list_seed.clone() {
-            crate::list::seed(&state, &dir).await?;
+            crate::engine::list::seed(&state, &dir).await?;
         }
         if state.settings.demo {
             crate::demo::seed_inbox(&state)?;
@@ -289,23 +290,30 @@ impl Application {
         tracker.spawn(schedule::run_consultations(state.clone(), shutdown.clone()));
         tracker.spawn(schedule::run_ticks(state.clone(), shutdown.clone(), TICK_EVERY));
         tracker.spawn(crate::notify::deliver::run(self.delivery.clone(), state.clone(), shutdown.clone()));
-        tracker.spawn(crate::escalate::run(self.escalation.clone(), state.clone(), shutdown.clone()));
-        tracker.spawn(crate::notice::run(state.clone(), shutdown.clone()));
+        tracker.spawn(crate::engine::escalate::run(
+            self.escalation.clone(),
+            state.clone(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(crate::engine::notice::run(state.clone(), shutdown.clone()));
         tracker.spawn(crate::notify::outage::run(state.clone(), shutdown.clone()));
         let router = api::router()
-            .merge(crate::ack::router())
+            .merge(crate::engine::ack::router())
             .merge(
-                crate::inspect::router()
-                    .merge(crate::negotiate::router())
-                    .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::authority::staff_writes)),
+                crate::engine::inspect::router()
+                    .merge(crate::engine::negotiate::router())
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        state.clone(),
+                        crate::domain::authority::staff_writes,
+                    )),
             )
-            .merge(crate::episode::router())
-            .merge(crate::publish::router())
-            .merge(crate::dashboard::router(&state.settings)?)
+            .merge(crate::engine::episode::router())
+            .merge(crate::web::publish::router())
+            .merge(crate::web::dashboard::router(&state.settings)?)
             .with_state(state.clone());
-        let limits = crate::http::Limits::from_settings(&state.settings);
-        let router = crate::http::wrap(router, limits);
-        tracker.spawn(crate::http::serve(self.listener, router, limits, shutdown.clone()));
+        let limits = crate::web::server::Limits::from_settings(&state.settings);
+        let router = crate::web::server::wrap(router, limits);
+        tracker.spawn(crate::web::server::serve(self.listener, router, limits, shutdown.clone()));
         tracker.close();
         shutdown.cancelled().await;
         tracing::info!("shutting down: finishing current work");

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// The embedded default configuration.
-pub const DEFAULT_YAML: &str = include_str!("../config/default.yaml");
+pub const DEFAULT_YAML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.yaml"));
 
 /// All settings of the daemon.
 #[derive(Debug, Clone, Deserialize)]
@@ -918,7 +918,7 @@ impl Settings {
                 bail!("{at}.events: name at least one event");
             }
             for r in &e.regions {
-                crate::region::RegionCode::parse(r).map_err(|err| anyhow::anyhow!("{at}.regions: {err}"))?;
+                crate::domain::region::RegionCode::parse(r).map_err(|err| anyhow::anyhow!("{at}.regions: {err}"))?;
             }
             if e.secret_env.is_some() && e.secret_file.is_some() {
                 bail!("{at}: give one of secret_env and secret_file, not both");

@@ -9,7 +9,7 @@ use chrono_tz::Asia::Shanghai;
 use crate::app::AppState;
 
 /// The sample, embedded so that the demo works from any folder.
-pub const SAMPLE: &str = include_str!("../seeds/demo/forecast.csv");
+pub const SAMPLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/seeds/demo/forecast.csv"));
 
 /// Puts the shifted sample into the inbox on first start: no forecast was ever received (the list
 /// seed may already have written its record).

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hazeflow::commands;
+use hazeflow::cli::commands;
 
 /// Heavy-pollution-weather emergency response (重污染天气应急): forecasts, warnings, measures,
 /// acknowledgements.
@@ -180,8 +180,8 @@ enum Output {
 }
 
 impl Server {
-    fn client(&self) -> hazeflow::client::Client {
-        hazeflow::client::Client::new(&self.server, self.token.clone()).json(self.json())
+    fn client(&self) -> hazeflow::cli::client::Client {
+        hazeflow::cli::client::Client::new(&self.server, self.token.clone()).json(self.json())
     }
     fn json(&self) -> bool {
         self.output == Output::Json
@@ -394,7 +394,7 @@ fn registry(config: Option<PathBuf>, command: hazeflow::registry::cli::RegistryC
     // read the seed list until there is a store.
     let records = matches!(command, hazeflow::registry::cli::RegistryCommand::Import { dry_run: false, .. });
     if db.exists() || records {
-        let mut source = hazeflow::list::StoreList::open(&db)?;
+        let mut source = hazeflow::engine::list::StoreList::open(&db)?;
         hazeflow::registry::cli::run(command, &mut source)
     } else {
         hazeflow::registry::cli::run(command, &mut hazeflow::registry::cli::SeedList::default())
@@ -474,9 +474,9 @@ fn main() -> ExitCode {
         }
         Command::Verify { config, scratch } => verify(config, scratch),
         Command::Backup { out, config } => hazeflow::config::Settings::load(config.as_deref())
-            .and_then(|s| runtime().and_then(|rt| rt.block_on(hazeflow::backup::backup(&s.db_path(), &out, &server.client())))),
+            .and_then(|s| runtime().and_then(|rt| rt.block_on(hazeflow::cli::backup::backup(&s.db_path(), &out, &server.client())))),
         Command::Restore { backup, config } => {
-            hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::backup::restore(&s.db_path(), &backup))
+            hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::cli::backup::restore(&s.db_path(), &backup))
         }
         Command::Registry { config, command } => registry(config, command),
         Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),
@@ -496,7 +496,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<hazeflow::client::Unreachable>().is_some() {
+            if e.downcast_ref::<hazeflow::cli::client::Unreachable>().is_some() {
                 ExitCode::from(3)
             } else {
                 ExitCode::from(1)

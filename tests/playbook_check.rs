@@ -274,16 +274,16 @@ fn an_enterprise_whose_own_measures_cut_less_than_its_grades_default_is_named_wi
 /// The dashboard's 检查 page shows these errors to duty staff: each in Chinese, at the same file:line:column.
 #[test]
 fn every_bad_fixture_error_reads_in_chinese_on_the_dashboard_with_its_place() {
-    let regions = hazeflow::region::Regions::national();
+    let regions = hazeflow::domain::region::Regions::national();
     let mut english = Vec::new();
     let mut seen = 0;
     for (file, message) in CASES {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR).join(file);
-        let errors = hazeflow::playbook::load_paths(&[path], regions).expect_err(file);
+        let errors = hazeflow::domain::playbook::load_paths(&[path], regions).expect_err(file);
         for e in errors {
             seen += 1;
             let line = e.to_string();
-            let zh = hazeflow::playbook::zh::line(&line);
+            let zh = hazeflow::domain::playbook::zh::line(&line);
             let place = format!("{}:{}:{}: ", e.file.display(), e.line, e.column);
             assert!(zh.starts_with(&place), "{file}: the same place: {zh}");
             // The English message of the CLI is the one the case pins; the dashboard's differs from it.

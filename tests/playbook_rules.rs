@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use hazeflow::consult::{Assessment, assess_region};
-use hazeflow::forecast::DayValue;
-use hazeflow::playbook::{Playbook, PlaybookSet, SignOff, load_paths};
-use hazeflow::region::{RegionCode, Regions};
+use hazeflow::domain::assess::{Assessment, assess_region};
+use hazeflow::domain::forecast::DayValue;
+use hazeflow::domain::playbook::{Playbook, PlaybookSet, SignOff, load_paths};
+use hazeflow::domain::region::{RegionCode, Regions};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -524,11 +524,11 @@ fn county_table(html: &str) -> (Vec<String>, BTreeMap<String, String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_city_warning_puts_every_county_of_the_city_under_its_level_on_the_public_page() {
     let app = spawn_app(clock()).await;
-    let shanxi = hazeflow::region::Regions::shanxi();
-    let taiyuan_code = hazeflow::region::RegionCode::parse(TAIYUAN).expect("a code");
+    let shanxi = hazeflow::domain::region::Regions::shanxi();
+    let taiyuan_code = hazeflow::domain::region::RegionCode::parse(TAIYUAN).expect("a code");
     let counties: Vec<String> = shanxi.children(taiyuan_code).into_iter().map(|c| shanxi.name(c)).collect();
     assert!(counties.len() >= 10 && counties.contains(&"小店区".to_string()), "{counties:?}");
-    let all_counties = shanxi.all().filter(|r| r.tier == hazeflow::region::Tier::County).count();
+    let all_counties = shanxi.all().filter(|r| r.tier == hazeflow::domain::region::Tier::County).count();
 
     // Before any warning: no county is under one.
     let html = page(&app).await;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use hazeflow::region::Regions;
+use hazeflow::domain::region::Regions;
 use hazeflow::registry::cli::{ListSource, RegistryCommand, SeedList, Sources, run};
 use hazeflow::registry::generate::Profile;
 use hazeflow::registry::import::{ImportOptions, read_paths};
@@ -446,5 +446,5 @@ fn a_national_list_on_real_codes_imports_into_a_fresh_data_folder() {
         read.iter()
             .all(|e| Regions::national().get(e.county).is_some_and(|r| r.code == e.county))
     );
-    assert!(read.iter().any(|e| e.county.province() != hazeflow::region::SHANXI));
+    assert!(read.iter().any(|e| e.county.province() != hazeflow::domain::region::SHANXI));
 }

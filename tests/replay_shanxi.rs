@@ -17,10 +17,10 @@ use std::process::Command;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
-use hazeflow::forecast::{self, ParseOptions};
-use hazeflow::playbook::{Playbook, load_paths};
-use hazeflow::region::{RegionCode, Regions};
-use hazeflow::replay::{Replay, replay};
+use hazeflow::domain::forecast::{self, ParseOptions};
+use hazeflow::domain::playbook::{Playbook, load_paths};
+use hazeflow::domain::region::{RegionCode, Regions};
+use hazeflow::domain::replay::{Replay, replay};
 
 const SHANXI: &str = "tests/fixtures/shanxi_pm25_daily_2014-2015.csv";
 const BEIJING: &str = "tests/fixtures/beijing_daily_2013-2017.csv";

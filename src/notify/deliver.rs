@@ -50,7 +50,7 @@ use super::webhook::Webhooks;
 use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::RetrySettings;
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 use crate::store::{RecordBody, Store};
 
 /// How often the worker looks for due messages when nothing woke it.

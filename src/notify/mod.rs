@@ -41,7 +41,7 @@ pub use stage::{AssignmentNotice, EventNotice, NotifyStage, enqueue_for_assignme
 pub use templates::Templates;
 
 use crate::config::Settings;
-use crate::region::{RegionCode, Regions};
+use crate::domain::region::{RegionCode, Regions};
 
 /// Why an attempt failed, and whether another attempt may succeed.
 #[derive(Debug, Clone, thiserror::Error)]

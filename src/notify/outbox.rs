@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 use crate::store::{ReadTx, StoreError, Tx};
 
 const OUTBOX: &str = "outbox";

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
-use crate::region::{RegionCode, Regions};
+use crate::domain::region::{RegionCode, Regions};
 
 /// Events a route may name: the lifecycle's event kinds plus the notifier's own.
 pub const EVENTS: &[&str] = &[
@@ -992,7 +992,7 @@ impl Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::warning::day_start;
+    use crate::domain::warning::day_start;
     use chrono::NaiveDate;
 
     const ROSTER: &str = r#"

@@ -24,11 +24,11 @@ use super::Files;
 use super::outbox::{self, Channel, OutboxMessage, Recipient};
 use super::roster::{Person, Roster};
 use super::templates::Templates;
+use crate::domain::playbook::Playbook;
+use crate::domain::region::{RegionCode, Regions};
+use crate::domain::warning::{Event, EventKind, RegionState, Status};
 use crate::engine::Stage;
-use crate::playbook::Playbook;
-use crate::region::{RegionCode, Regions};
 use crate::store::{Record, RecordBody, StoreError, Tx};
-use crate::warning::{Event, EventKind, RegionState, Status};
 
 /// A webhook endpoint's subscription.
 #[derive(Debug, Clone)]
@@ -245,7 +245,7 @@ impl NotifyStage {
             _ => e.at,
         };
         // When the enterprises and departments hear of a decided end: the lead time before it, or at
-        // once when decided later (see crate::notice::queue_end).
+        // once when decided later (see crate::engine::notice::queue_end).
         let parties_told = match &e.kind {
             EventKind::Scheduled { to: None, effective, .. } => (*effective - pb.lead_time).max(e.at),
             _ => e.at,
@@ -286,7 +286,7 @@ impl NotifyStage {
             "at": local(at),
             "decided_at": local(e.at),
             "parties_told_at": local(parties_told),
-            "timeline": w.and_then(|w| crate::warning::timeline_of(w, Some(pb))),
+            "timeline": w.and_then(|w| crate::domain::warning::timeline_of(w, Some(pb))),
             "rule": w.and_then(|w| w.rule.clone()),
             "reason": e.reason,
             "actor": e.actor,
@@ -490,7 +490,7 @@ pub fn enqueue_for_assignment(tx: &mut Tx<'_>, now: DateTime<Utc>, notice: Assig
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forecast::parse_time;
+    use crate::domain::forecast::parse_time;
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_time(s).unwrap().with_timezone(&Utc)

@@ -19,7 +19,7 @@ use super::generate::{self, Generator, Profile};
 use super::import::{self, ImportOptions, ListDiff};
 use super::reports::{self, BOARD_TEMPLATE};
 use super::{Defaults, ListVersion, Pollutant, RegistryError, Uscc, defaults};
-use crate::region::{RegionCode, Regions};
+use crate::domain::region::{RegionCode, Regions};
 
 /// Where the seed list lives, relative to the working folder.
 pub const SEED_DIR: &str = "seeds/registry";

@@ -63,7 +63,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
-use crate::region::Tier;
+use crate::domain::region::Tier;
 
 use super::{Enterprise, Grade, IndustryCode, MeasureKind, PerPollutant, Pollutant, RegistryError, yaml_error};
 
@@ -486,7 +486,11 @@ const SHANXI_FILE: &str = "playbooks/measures/shanxi.yaml";
 pub fn shanxi_defaults() -> &'static Defaults {
     static SHANXI: OnceLock<Defaults> = OnceLock::new();
     SHANXI.get_or_init(|| {
-        parse_defaults(SHANXI_FILE, include_str!("../../playbooks/measures/shanxi.yaml")).unwrap_or_else(|errors| {
+        parse_defaults(
+            SHANXI_FILE,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/measures/shanxi.yaml")),
+        )
+        .unwrap_or_else(|errors| {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             panic!("embedded measure defaults are broken:\n{}", text.join("\n"))
         })
@@ -502,7 +506,7 @@ pub fn load_defaults(path: &Path) -> Result<Defaults, Vec<RegistryError>> {
 
 /// Levels of the playbooks that the defaults do not know (no acknowledgement deadline, no measures, no
 /// duties for them), as messages naming the defaults file, the level and the playbook.
-pub fn unknown_levels(defaults_file: &str, defaults: &Defaults, set: &crate::playbook::PlaybookSet) -> Vec<String> {
+pub fn unknown_levels(defaults_file: &str, defaults: &Defaults, set: &crate::domain::playbook::PlaybookSet) -> Vec<String> {
     let known: Vec<&str> = defaults.levels.iter().map(|l| l.id.as_str()).collect();
     let mut out = Vec::new();
     for p in set.iter() {
@@ -972,7 +976,7 @@ impl Validator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::region::RegionCode;
+    use crate::domain::region::RegionCode;
     use crate::registry::{Exemption, ExemptionKind, GradeRecord, Industry, LimitBaseline, Line, Measure, Uscc};
 
     fn enterprise(key: Option<&str>, grade: Grade) -> Enterprise {
@@ -1312,7 +1316,8 @@ mod tests {
 
     #[test]
     fn a_playbook_level_without_defaults_is_reported_with_the_file_and_the_playbook() {
-        let set = crate::playbook::load_paths(&[std::path::PathBuf::from("playbooks")], crate::region::Regions::shanxi()).unwrap();
+        let set = crate::domain::playbook::load_paths(&[std::path::PathBuf::from("playbooks")], crate::domain::region::Regions::shanxi())
+            .unwrap();
         let full = shanxi_defaults().clone();
         assert!(
             unknown_levels("m.yaml", &full, &set).is_empty(),

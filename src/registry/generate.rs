@@ -26,7 +26,7 @@ use super::{
     Contact, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, LimitBaseline, Line, Measure,
     MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, Uscc,
 };
-use crate::region::{RegionCode, Regions, Tier};
+use crate::domain::region::{RegionCode, Regions, Tier};
 
 /// Which kind of list to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -943,7 +943,7 @@ fn national_places() -> Vec<Place> {
 /// The county-level units among `list`, each with its city, its retired codes and a name prefix
 /// (the county's name without 市/县/区, or the city's short name and the county's name when
 /// that leaves less than two characters, e.g. 阳泉城区).
-fn places<'a>(regions: &Regions, list: impl Iterator<Item = &'a crate::region::Region>) -> Vec<Place> {
+fn places<'a>(regions: &Regions, list: impl Iterator<Item = &'a crate::domain::region::Region>) -> Vec<Place> {
     let short = |name: &str| -> String {
         let stripped = name.trim_end_matches(['市', '县', '区']);
         if stripped.chars().count() >= 2 {

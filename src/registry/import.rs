@@ -22,7 +22,7 @@ use super::{
     Contact, Defaults, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, LimitBaseline, Line,
     Measure, MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, RegistryError, Uscc, yaml_error,
 };
-use crate::region::{RegionCode, Regions, Tier};
+use crate::domain::region::{RegionCode, Regions, Tier};
 
 /// What an import checks against.
 #[derive(Clone, Copy)]

@@ -20,7 +20,7 @@ use super::defaults::total_fraction;
 use super::import::read_table;
 use super::types::fmt_num;
 use super::{Defaults, Enterprise, IndustryCode, ListVersion, PerPollutant, PermitNo, Pollutant, RegistryError, Uscc};
-use crate::region::{RegionCode, Regions};
+use crate::domain::region::{RegionCode, Regions};
 
 // ---------------------------------------------------------------------------------------------
 // Permit register and coverage
@@ -411,7 +411,7 @@ fn reduction_of(defaults: &Defaults, e: &Enterprise, level: &str) -> PerPollutan
 // ---------------------------------------------------------------------------------------------
 
 /// The shipped board template (`playbooks/templates/board.txt.j2`), for when no file is given.
-pub const BOARD_TEMPLATE: &str = include_str!("../../playbooks/templates/board.txt.j2");
+pub const BOARD_TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/board.txt.j2"));
 
 /// What the board template sees. Field names are the template's interface.
 #[derive(Debug, Clone, Serialize)]

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 
 // ---------------------------------------------------------------------------------------------
 // Unified social credit code (统一社会信用代码, GB 32100-2015)

@@ -14,8 +14,8 @@ use super::keys::*;
 use super::record::{ConsultationRecord, DirectiveRecord, Record};
 use super::tx::ReadTx;
 use super::{FORMAT_VERSION, StoreError, check_file, db_err};
-use crate::forecast::Forecast;
-use crate::warning::{RegionState, Warning};
+use crate::domain::forecast::Forecast;
+use crate::domain::warning::{RegionState, Warning};
 
 /// A checked copy of a store file, for reading.
 pub struct Checked {

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::consult::Assessment;
-use crate::forecast::Forecast;
-use crate::region::RegionCode;
-use crate::warning;
+use crate::domain::assess::Assessment;
+use crate::domain::forecast::Forecast;
+use crate::domain::region::RegionCode;
+use crate::domain::warning;
 
 /// One entry of the append-only log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,9 +9,9 @@ use tempfile::TempDir;
 
 use super::keys::*;
 use super::*;
-use crate::forecast::{self, ParseOptions};
-use crate::region::{RegionCode, Regions};
-use crate::warning::{Event, EventKind};
+use crate::domain::forecast::{self, ParseOptions};
+use crate::domain::region::{RegionCode, Regions};
+use crate::domain::warning::{Event, EventKind};
 
 type TestJob = Box<dyn FnOnce(&mut Tx<'_>) -> Result<u64, StoreError> + Send>;
 
@@ -199,7 +199,7 @@ fn second_ok() -> TestJob {
         if kept != Some(1) || gone != Some(2) || item.as_deref() != Some("b") || tx.counter("n")? != 6 {
             return Err(StoreError::Refused(format!("saw the failed job: {kept:?} {gone:?} {item:?}")));
         }
-        if state.warning.map(|w| w.status) != Some(crate::warning::Status::Pending) || tx.directive("d2")?.is_some() {
+        if state.warning.map(|w| w.status) != Some(crate::domain::warning::Status::Pending) || tx.directive("d2")?.is_some() {
             return Err(StoreError::Refused("saw the failed job's records".into()));
         }
         tx.put_doc("ok", "2", &"second")?;

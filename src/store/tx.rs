@@ -11,9 +11,9 @@ use super::keys::*;
 use super::record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
 use super::undo::{Entry, NamedTable, SeqTable, UndoLog, replaced};
 use super::{FORMAT_VERSION, StoreError, db_err};
-use crate::forecast::Forecast;
-use crate::region::RegionCode;
-use crate::warning::{RegionState, Warning};
+use crate::domain::forecast::Forecast;
+use crate::domain::region::RegionCode;
+use crate::domain::warning::{RegionState, Warning};
 
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {

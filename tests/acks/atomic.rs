@@ -17,15 +17,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hazeflow::assign::AssignStage;
 use hazeflow::clock::Clock;
+use hazeflow::domain::playbook::Playbook;
+use hazeflow::domain::region::Regions;
+use hazeflow::domain::warning::{Event, EventKind, RegionState};
+use hazeflow::engine::assign::AssignStage;
 use hazeflow::engine::{Engine, Playbooks, Stage, WarningAction};
-use hazeflow::playbook::Playbook;
-use hazeflow::region::Regions;
 use hazeflow::registry::import::{ImportOptions, diff_enterprises, read_paths};
 use hazeflow::registry::{ListVersion, load_defaults};
 use hazeflow::store::{RecordBody, Store, StoreError, Tx};
-use hazeflow::warning::{Event, EventKind, RegionState};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -68,7 +68,7 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
     let regions = Regions::shanxi();
     let clock = Clock::manual(shanghai("2026-12-02 08:00"));
     let now = clock.now();
-    let set = hazeflow::playbook::load_paths(&[PathBuf::from(PLAYBOOKS)], regions).expect("the shipped playbooks");
+    let set = hazeflow::domain::playbook::load_paths(&[PathBuf::from(PLAYBOOKS)], regions).expect("the shipped playbooks");
     let defaults = Arc::new(load_defaults(&PathBuf::from(PLAYBOOKS).join("measures/shanxi.yaml")).expect("the shipped defaults"));
     let store = Store::open(&dir.path().join("hazeflow.redb")).unwrap();
 
@@ -83,12 +83,12 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
         read_paths(&[list.join("enterprises.csv"), list.join("measures.csv")], &opts, &mut |_, _| {}).expect("the test list imports");
     let version = ListVersion::new(enterprises, None, now);
     let diff = diff_enterprises(&[], &version.enterprises);
-    hazeflow::list::record(&store, version, diff, "test", now).await.unwrap();
+    hazeflow::engine::list::record(&store, version, diff, "test", now).await.unwrap();
 
     let assign = Arc::new(AssignStage {
         defaults: defaults.clone(),
         regions,
-        on_round: vec![hazeflow::escalate::hook(defaults.clone())],
+        on_round: vec![hazeflow::engine::escalate::hook(defaults.clone())],
     });
     let mut engine = Engine {
         stages: vec![assign, Arc::new(Broken)],
@@ -130,8 +130,12 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
     // …and leaves no trace: no `issued` record, the warning still pending, no assignment round or timer.
     assert_eq!(issued_records(&store), 0);
     let w = store.read(|r| r.warning(&id)).unwrap().unwrap();
-    assert_eq!(w.status, hazeflow::warning::Status::Pending);
-    for c in [hazeflow::assign::ROUNDS, hazeflow::assign::ROUND_SEQ, hazeflow::escalate::TIMERS] {
+    assert_eq!(w.status, hazeflow::domain::warning::Status::Pending);
+    for c in [
+        hazeflow::engine::assign::ROUNDS,
+        hazeflow::engine::assign::ROUND_SEQ,
+        hazeflow::engine::escalate::TIMERS,
+    ] {
         assert_eq!(count(&store, c), 0, "{c} is empty");
     }
     assert_eq!(store.read(|r| r.last_seq()).unwrap(), seq, "the log did not move");
@@ -154,12 +158,14 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
         .expect("signed");
     assert_eq!(issued_records(&store), 1);
     let n = 3 + defaults.departments.len();
-    let rounds = store.read(hazeflow::assign::all_rounds).unwrap();
+    let rounds = store.read(hazeflow::engine::assign::all_rounds).unwrap();
     assert_eq!(rounds.len(), 1, "one round");
-    let entries = store.read(|r| hazeflow::assign::entries(r, &rounds[0], 0, usize::MAX)).unwrap();
+    let entries = store
+        .read(|r| hazeflow::engine::assign::entries(r, &rounds[0], 0, usize::MAX))
+        .unwrap();
     assert_eq!(entries.len(), n, "three enterprises and every department");
     assert_eq!(
-        count(&store, hazeflow::escalate::TIMERS),
+        count(&store, hazeflow::engine::escalate::TIMERS),
         8,
         "reminder, overdue and two escalations for the batch, for receipt and for the measures in place"
     );
@@ -340,8 +346,10 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
     // The store as the next start finds it.
     let store = Store::open(&dir.path().join("data/hazeflow.redb")).expect("the store opens after the kill");
     let log = store.read(|r| r.events_after(0, usize::MAX)).unwrap();
-    let rounds = store.read(hazeflow::assign::all_rounds).unwrap();
-    let timers: Vec<String> = store.read(|r| r.doc_keys(hazeflow::escalate::TIMERS, "", "", usize::MAX)).unwrap();
+    let rounds = store.read(hazeflow::engine::assign::all_rounds).unwrap();
+    let timers: Vec<String> = store
+        .read(|r| r.doc_keys(hazeflow::engine::escalate::TIMERS, "", "", usize::MAX))
+        .unwrap();
     let departments = load_defaults(&PathBuf::from(PLAYBOOKS).join("measures/shanxi.yaml"))
         .unwrap()
         .departments
@@ -385,7 +393,7 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
             .find(|x| x.seq == made.seq)
             .unwrap_or_else(|| panic!("the round of {warning_id} issued at record {}", r.seq));
         assert_eq!(round.warning_id, *warning_id);
-        let stored = store.read(|x| hazeflow::assign::entries(x, round, 0, usize::MAX)).unwrap();
+        let stored = store.read(|x| hazeflow::engine::assign::entries(x, round, 0, usize::MAX)).unwrap();
         assert_eq!(stored.len(), n, "the assignments of {warning_id} issued at record {}", r.seq);
         assert!(
             timers

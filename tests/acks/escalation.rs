@@ -141,12 +141,12 @@ async fn without_acknowledgement_a_reminder_goes_then_the_county_the_city_and_th
         (1, 1, 2)
     );
     // Only the second stage's timers are left: the measures are due in place at the start, 12-03 00:00.
-    let timers = app.state.engine.store.read(hazeflow::escalate::pending).unwrap();
+    let timers = app.state.engine.store.read(hazeflow::engine::escalate::pending).unwrap();
     assert!(
         !timers.is_empty()
             && timers
                 .iter()
-                .all(|t| t.stage == hazeflow::escalate::IN_PLACE && t.deadline == shanghai("2026-12-03 00:00")),
+                .all(|t| t.stage == hazeflow::engine::escalate::IN_PLACE && t.deadline == shanghai("2026-12-03 00:00")),
         "{timers:#?}"
     );
     app.stop().await;
@@ -181,7 +181,7 @@ async fn a_superseded_or_lifted_batch_is_neither_reminded_nor_reported() {
         app.state
             .engine
             .store
-            .read(hazeflow::escalate::pending)
+            .read(hazeflow::engine::escalate::pending)
             .unwrap()
             .is_empty()
             .then_some(())

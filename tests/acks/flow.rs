@@ -263,13 +263,13 @@ async fn the_notice_and_the_ack_page_list_the_same_measure_lines_as_the_enterpri
             .state
             .engine
             .store
-            .read(|r| hazeflow::list::enterprise(r, &firm.uscc))
+            .read(|r| hazeflow::engine::list::enterprise(r, &firm.uscc))
             .unwrap()
             .expect("on the list");
         let board = hazeflow::registry::reports::board(
             &e,
             &app.state.defaults,
-            hazeflow::region::Regions::shanxi(),
+            hazeflow::domain::region::Regions::shanxi(),
             hazeflow::registry::reports::BOARD_TEMPLATE,
         )
         .unwrap();

@@ -207,7 +207,7 @@ impl TestApp {
         self.state
             .engine
             .store
-            .read(|r| hazeflow::assign::token_of_key(r, &tokens, assignment_key))
+            .read(|r| hazeflow::engine::assign::token_of_key(r, &tokens, assignment_key))
             .unwrap()
             .unwrap_or_else(|| panic!("no assignment {assignment_key}"))
     }

@@ -106,7 +106,7 @@ fn numbered_lines(text: &str) -> Vec<String> {
 /// Taiyuan's departments with duties at `level`, as (id, its contact's address on the shipped roster).
 fn department_addresses() -> BTreeMap<String, String> {
     let roster = hazeflow::notify::Roster::load(std::path::Path::new(ROSTER_FILE)).expect("the shipped roster");
-    let taiyuan = hazeflow::region::RegionCode::parse(TAIYUAN).expect("a code");
+    let taiyuan = hazeflow::domain::region::RegionCode::parse(TAIYUAN).expect("a code");
     hazeflow::registry::shanxi_defaults()
         .departments
         .iter()

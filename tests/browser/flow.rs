@@ -239,11 +239,11 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
             .state
             .engine
             .store
-            .read(|r| hazeflow::assign::of_warning(r, &taiyuan_id, "", 10_000))
+            .read(|r| hazeflow::engine::assign::of_warning(r, &taiyuan_id, "", 10_000))
             .expect("the store reads");
         let a = assignments
             .iter()
-            .find(|a| matches!(a.party, hazeflow::assign::Party::Enterprise { .. }))
+            .find(|a| matches!(a.party, hazeflow::engine::assign::Party::Enterprise { .. }))
             .expect("an enterprise was assigned");
         (a.key.clone(), app.state.tokens.token(a))
     };

@@ -529,7 +529,7 @@ async fn one_cli_style_global_options_json_output_directives_events_acks_and_exi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_consultation_over_every_region_of_shanxi_proposes_once_per_region_that_qualifies_under_its_own_playbook() {
     // Every code of the province (the province, its 11 cities and every county), in turn orange, yellow or clean.
-    let regions = hazeflow::region::Regions::shanxi();
+    let regions = hazeflow::domain::region::Regions::shanxi();
     let all: Vec<(String, String)> = regions.all().map(|r| (r.code.to_string(), regions.name(r.code))).collect();
     assert_eq!(all.len(), 129, "Shanxi's province, cities and counties");
     let series = |i: usize| -> (&str, [u32; 7]) {

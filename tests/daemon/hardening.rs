@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use hazeflow::region::RegionCode;
+use hazeflow::domain::region::RegionCode;
 use reqwest::StatusCode;
 use serde_json::json;
 

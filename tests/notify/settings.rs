@@ -79,7 +79,7 @@ fn the_shipped_notification_files_pass_the_check() {
     let mut s = default();
     s.playbooks = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks").into();
     s.roster = concat!(env!("CARGO_MANIFEST_DIR"), "/config/roster.yaml").into();
-    let summary = hazeflow::notify::check(&s, hazeflow::region::Regions::shanxi()).unwrap_or_else(|e| panic!("{e:#?}"));
+    let summary = hazeflow::notify::check(&s, hazeflow::domain::region::Regions::shanxi()).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(
         (summary.regions, summary.routes, summary.kinds, summary.department_contacts),
         (13, 8, 20, 117),

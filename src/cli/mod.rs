@@ -1,0 +1,5 @@
+//! The command line: offline commands on a data folder, the client of a running daemon, backup and
+//! restore.
+pub mod backup;
+pub mod client;
+pub mod commands;

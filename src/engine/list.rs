@@ -1,0 +1,235 @@
+//! The emergency reduction list as stored: list versions recorded in the event log, enterprises kept
+//! as documents keyed by county, so that a warning over a region finds its enterprises by a key range.
+//!
+//! In: a validated [`ListVersion`] from the registry import. Out: the stored list (enterprise by
+//! USCC, enterprises under a region), and a `list_version_recorded` record with the diff.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::region::{RegionCode, Tier};
+use crate::registry::import::{Fingerprint, Previous};
+use crate::registry::{Enterprise, ListDiff, ListVersion, Uscc};
+use crate::store::{ReadTx, RecordBody, Store, StoreError, Tx};
+
+/// Full enterprise records, key `{county}/{uscc}`.
+pub const ENTERPRISES: &str = "enterprises";
+/// The keys of [`ENTERPRISES`] alone, key `{county}/{uscc}` → `0`: a region's enterprises are a key
+/// range here, and scanning it does not read the (large) records.
+pub const MEMBERS: &str = "enterprise_members";
+/// USCC → county, key `{uscc}`.
+pub const BY_USCC: &str = "enterprise_county";
+/// List version summaries, key zero-padded version.
+pub const VERSIONS: &str = "list_versions";
+
+/// A recorded list version, without its enterprises.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionSummary {
+    /// Version number.
+    pub version: u32,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// Content digest.
+    pub digest: String,
+    /// Number of enterprises.
+    pub enterprises: usize,
+    /// Changes against the previous version.
+    pub diff: ListDiff,
+}
+
+/// The key prefix of every county under `region` (`14` for the province, `1401` for a city).
+pub fn region_prefix(region: RegionCode) -> String {
+    let s = region.to_string();
+    match region.tier() {
+        Tier::Province => s[..2].to_string(),
+        Tier::City => s[..4].to_string(),
+        Tier::County => format!("{s}/"),
+    }
+}
+
+/// The current version summary, if any.
+pub fn current_version(r: &ReadTx) -> Result<Option<VersionSummary>, StoreError> {
+    Ok(r.docs::<VersionSummary>(VERSIONS, "", "", usize::MAX)?.pop().map(|(_, v)| v))
+}
+
+/// An enterprise by USCC.
+pub fn enterprise(r: &ReadTx, uscc: &str) -> Result<Option<Enterprise>, StoreError> {
+    let Some(county) = r.doc::<String>(BY_USCC, uscc)? else {
+        return Ok(None);
+    };
+    r.doc(ENTERPRISES, &format!("{county}/{uscc}"))
+}
+
+/// Every stored enterprise, in key order (county, then USCC).
+pub fn all_enterprises(r: &ReadTx) -> Result<Vec<Enterprise>, StoreError> {
+    Ok(r.docs::<Enterprise>(ENTERPRISES, "", "", usize::MAX)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
+}
+
+/// Records a new list version: writes the enterprises, removes those no longer listed, and appends a
+/// `list_version_recorded` record with the diff; one transaction.
+pub async fn record(
+    store: &Store,
+    version: ListVersion,
+    diff: ListDiff,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<VersionSummary, StoreError> {
+    let actor = actor.to_string();
+    store
+        .write(move |tx| {
+            for uscc in &diff.removed {
+                remove(tx, uscc)?;
+            }
+            // Bulk: one table open per collection (a national list has hundreds of thousands).
+            let usccs: Vec<String> = version.enterprises.iter().map(|e| e.uscc.as_str().to_string()).collect();
+            let old_counties: Vec<Option<String>> = tx.get_docs(BY_USCC, &usccs)?;
+            for (e, old) in version.enterprises.iter().zip(&old_counties) {
+                if let Some(old) = old.as_ref().filter(|o| **o != e.county.to_string()) {
+                    tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
+                    tx.remove_doc(MEMBERS, &format!("{old}/{}", e.uscc.as_str()))?;
+                }
+            }
+            let docs: Vec<(String, &crate::registry::Enterprise)> = version
+                .enterprises
+                .iter()
+                .map(|e| (format!("{}/{}", e.county, e.uscc.as_str()), e))
+                .collect();
+            tx.put_docs(ENTERPRISES, &docs)?;
+            let members: Vec<(String, u8)> = docs.iter().map(|(k, _)| (k.clone(), 0)).collect();
+            tx.put_docs(MEMBERS, &members)?;
+            let counties: Vec<(String, String)> = version
+                .enterprises
+                .iter()
+                .map(|e| (e.uscc.as_str().to_string(), e.county.to_string()))
+                .collect();
+            tx.put_docs(BY_USCC, &counties)?;
+            let summary = VersionSummary {
+                version: version.version,
+                recorded_at: now,
+                digest: version.digest.clone(),
+                enterprises: version.enterprises.len(),
+                diff,
+            };
+            tx.put_doc(VERSIONS, &format!("{:010}", version.version), &summary)?;
+            let data = serde_json::json!({
+                "version": summary.version, "digest": summary.digest, "enterprises": summary.enterprises,
+                "added": summary.diff.added.len(), "removed": summary.diff.removed.len(),
+                "changed": summary.diff.changed.len(), "grade_changes": summary.diff.grade_changes,
+            });
+            tx.append(
+                now,
+                &actor,
+                None,
+                RecordBody::Other {
+                    kind: "list_version_recorded".into(),
+                    data,
+                },
+            )?;
+            Ok(summary)
+        })
+        .await
+}
+
+fn remove(tx: &mut Tx<'_>, uscc: &Uscc) -> Result<(), StoreError> {
+    if let Some(county) = tx.doc::<String>(BY_USCC, uscc.as_str())? {
+        tx.remove_doc(ENTERPRISES, &format!("{county}/{}", uscc.as_str()))?;
+        tx.remove_doc(MEMBERS, &format!("{county}/{}", uscc.as_str()))?;
+        tx.remove_doc(BY_USCC, uscc.as_str())?;
+    }
+    Ok(())
+}
+
+/// On first start (no list recorded yet), imports the list folder (`enterprises.csv`, `measures.csv`).
+pub async fn seed(state: &crate::app::AppState, dir: &std::path::Path) -> anyhow::Result<()> {
+    if state.engine.store.read(current_version)?.is_some() || !dir.is_dir() {
+        return Ok(());
+    }
+    let paths = vec![dir.join("enterprises.csv"), dir.join("measures.csv")];
+    let opts = crate::registry::import::ImportOptions {
+        defaults: &state.defaults,
+        regions: Some(state.engine.regions),
+    };
+    let enterprises = crate::registry::import::read_paths(&paths, &opts, &mut |_, _| {}).map_err(|errors| {
+        let text: Vec<String> = errors.iter().take(20).map(ToString::to_string).collect();
+        anyhow::anyhow!("the list seed {} has errors:\n{}", dir.display(), text.join("\n"))
+    })?;
+    let now = state.engine.clock.now();
+    let version = ListVersion::new(enterprises, None, now);
+    let diff = crate::registry::import::diff_enterprises(&[], &version.enterprises);
+    let n = version.enterprises.len();
+    record(&state.engine.store, version, diff, "seed", now).await?;
+    tracing::info!(enterprises = n, dir = %dir.display(), "the emergency reduction list was seeded");
+    Ok(())
+}
+
+/// The stored list as a source for `hazeflow registry …` (the daemon must be stopped: the database
+/// file is opened directly).
+pub struct StoreList {
+    store: Store,
+    rt: tokio::runtime::Runtime,
+}
+
+impl StoreList {
+    /// Opens the database file.
+    pub fn open(path: &std::path::Path) -> anyhow::Result<StoreList> {
+        use anyhow::Context;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let store = Store::open(path).with_context(|| format!("cannot open {} (is the daemon running? stop it first)", path.display()))?;
+        Ok(StoreList { store, rt })
+    }
+}
+
+impl Drop for StoreList {
+    fn drop(&mut self) {
+        self.store.close();
+    }
+}
+
+impl crate::registry::cli::ListSource for StoreList {
+    fn current(&mut self, _opts: &crate::registry::import::ImportOptions<'_>) -> anyhow::Result<Option<ListVersion>> {
+        let (summary, enterprises) = self.store.read(|r| Ok((current_version(r)?, all_enterprises(r)?)))?;
+        Ok(summary.map(|s| {
+            let mut enterprises = enterprises;
+            enterprises.sort_by_key(|a| a.uscc);
+            ListVersion {
+                version: s.version,
+                created_at: s.recorded_at,
+                enterprises,
+                digest: s.digest,
+            }
+        }))
+    }
+
+    fn previous(&mut self, _opts: &crate::registry::import::ImportOptions<'_>) -> anyhow::Result<Option<Previous>> {
+        // In pages: only the fingerprints of the stored list are held, never the list itself.
+        const PAGE: usize = 1_000;
+        self.store
+            .read(|r| {
+                let Some(summary) = current_version(r)? else { return Ok(None) };
+                let mut prints = Vec::with_capacity(summary.enterprises);
+                let mut after = String::new();
+                loop {
+                    let page = r.docs::<Enterprise>(ENTERPRISES, "", &after, PAGE)?;
+                    let Some((last, _)) = page.last() else { break };
+                    after = last.clone();
+                    let full = page.len() == PAGE;
+                    prints.extend(page.iter().map(|(_, e)| Fingerprint::of(e)));
+                    if !full {
+                        break;
+                    }
+                }
+                Ok(Some(Previous::from_unsorted(summary.version, prints)))
+            })
+            .map_err(Into::into)
+    }
+
+    fn record(&mut self, version: ListVersion, diff: &ListDiff) -> anyhow::Result<()> {
+        let now = Utc::now();
+        self.rt
+            .block_on(record(&self.store, version, diff.clone(), "registry import", now))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,773 @@
+//! The engine: the daemon's operations, each one write job that reads state, runs the pure core
+//! (assessment, lifecycle) and records what happened, in one transaction.
+//!
+//! In: forecasts, consultation triggers, sign-offs, directives, operator actions, clock ticks, from
+//! the inbox, the scheduler and the HTTP API. Out: records in the store, and results for the caller.
+//! Running episodes keep the playbook version they started with (see [`Playbooks`]).
+
+pub mod ack;
+pub mod assign;
+pub mod episode;
+pub mod escalate;
+pub mod inspect;
+pub mod list;
+pub mod negotiate;
+pub mod notice;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::domain::assess::{Assessment, assess_region};
+use crate::domain::forecast::{self, Forecast, ForecastError, ParseOptions};
+use crate::domain::playbook::{Playbook, PlaybookError, PlaybookSet};
+use crate::domain::region::{RegionCode, Regions};
+use crate::domain::warning::{Event, Input, LifecycleError, RegionState};
+use crate::store::{ConsultationRecord, DirectiveRecord, RecordBody, Store, StoreError, Tx};
+
+/// The live playbooks, plus every version an episode may still be pinned to.
+#[derive(Debug, Default)]
+pub struct Playbooks {
+    live: RwLock<Arc<PlaybookSet>>,
+    pinned: RwLock<BTreeMap<String, Arc<Playbook>>>,
+    last_reload: RwLock<ReloadStatus>,
+    /// Loads put live (the start's included) and refused, for `/metrics`.
+    pub loads: [std::sync::atomic::AtomicU64; 2],
+}
+
+/// The outcome of the last (re)load.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadStatus {
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+    /// Versions live after it.
+    pub versions: Vec<String>,
+    /// Errors that made it refuse (the old set stayed live).
+    pub errors: Vec<String>,
+}
+
+impl Playbooks {
+    /// Starts with a loaded set.
+    pub fn new(set: PlaybookSet, at: DateTime<Utc>) -> Playbooks {
+        let p = Playbooks::default();
+        p.swap(set, at);
+        p
+    }
+
+    /// Puts a loaded set live.
+    pub fn swap(&self, set: PlaybookSet, at: DateTime<Utc>) {
+        let versions = set.iter().map(|p| p.pin()).collect();
+        if let Ok(mut pinned) = self.pinned.write() {
+            for pb in set.iter() {
+                pinned.entry(pb.pin()).or_insert_with(|| pb.clone());
+            }
+        }
+        if let Ok(mut live) = self.live.write() {
+            *live = Arc::new(set);
+        }
+        self.loads[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut s) = self.last_reload.write() {
+            *s = ReloadStatus {
+                at: Some(at),
+                versions,
+                errors: Vec::new(),
+            };
+        }
+    }
+
+    /// The live set.
+    pub fn live(&self) -> Arc<PlaybookSet> {
+        self.live.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// The playbook an episode is pinned to, if still known.
+    pub fn pinned(&self, pin: &str) -> Option<Arc<Playbook>> {
+        self.pinned.read().ok().and_then(|g| g.get(pin).cloned())
+    }
+
+    /// The outcome of the last reload.
+    pub fn status(&self) -> ReloadStatus {
+        self.last_reload.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Loads the folder again; on any error the live set stays and the errors are returned.
+    pub fn reload(&self, dir: &std::path::Path, regions: &Regions, at: DateTime<Utc>) -> Result<Vec<String>, Vec<PlaybookError>> {
+        match crate::domain::playbook::load_paths(&[dir.to_path_buf()], regions) {
+            Ok(set) => {
+                self.swap(set, at);
+                Ok(self.status().versions)
+            }
+            Err(errors) => {
+                self.refused(at, errors.iter().map(ToString::to_string).collect());
+                Err(errors)
+            }
+        }
+    }
+
+    /// Records a refused reload: the live set stays, the status names the errors.
+    pub fn refused(&self, at: DateTime<Utc>, errors: Vec<String>) {
+        self.loads[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut s) = self.last_reload.write() {
+            s.at = Some(at);
+            s.errors = errors;
+        }
+    }
+}
+
+/// The store collection that keeps, per pinned version (`id@version`), the files it was compiled
+/// from, so that an episode keeps its version across restarts even when the folder has moved on.
+pub const PLAYBOOK_SOURCES: &str = "playbook_sources";
+
+/// The files a playbook version was compiled from: its own and its parents'.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookSource {
+    /// `id@version`.
+    pub pin: String,
+    /// The digest it compiled to.
+    pub digest: String,
+    /// `(path, text)` of each file.
+    pub files: Vec<(std::path::PathBuf, String)>,
+}
+
+impl PlaybookSource {
+    /// Compiles the version again.
+    fn compile(&self, regions: &Regions) -> Option<Arc<Playbook>> {
+        let set = crate::domain::playbook::load_files(self.files.clone(), regions).ok()?;
+        set.iter().find(|p| p.pin() == self.pin && p.digest == self.digest).cloned()
+    }
+}
+
+impl Playbooks {
+    /// The sources of every live playbook, read back from disk; one whose files changed since they
+    /// were compiled is left out.
+    fn live_sources(&self, regions: &Regions) -> Vec<PlaybookSource> {
+        let set = self.live();
+        let mut out = Vec::new();
+        'books: for pb in set.iter() {
+            let mut files = Vec::new();
+            let mut next = Some(pb.clone());
+            while let Some(p) = next {
+                let Ok(text) = std::fs::read_to_string(&p.file) else {
+                    continue 'books;
+                };
+                files.push((p.file.clone(), text));
+                next = p.parent.as_deref().and_then(|id| set.get(id)).cloned();
+            }
+            let source = PlaybookSource {
+                pin: pb.pin(),
+                digest: pb.digest.clone(),
+                files,
+            };
+            if source.compile(regions).is_some() {
+                out.push(source);
+            }
+        }
+        out
+    }
+}
+
+/// A later stage of the pipeline that acts on lifecycle events in the same transaction that records
+/// them (assignments, the notification outbox): a crash can never leave a warning without its
+/// consequences, nor consequences without their warning.
+pub trait Stage: Send + Sync {
+    /// Called once per lifecycle step that produced events, after they are appended.
+    fn on_warning_events(
+        &self,
+        tx: &mut Tx<'_>,
+        now: DateTime<Utc>,
+        events: &[Event],
+        state: &RegionState,
+        playbook: &Playbook,
+    ) -> Result<(), StoreError>;
+}
+
+/// Everything the operations need.
+pub struct Engine {
+    /// Stages that follow lifecycle events (assignments, notifications), in order.
+    pub stages: Vec<Arc<dyn Stage>>,
+    /// The store.
+    pub store: Store,
+    /// The playbooks.
+    pub playbooks: Playbooks,
+    /// The region table.
+    pub regions: &'static Regions,
+    /// The clock.
+    pub clock: Clock,
+    /// Largest accepted forecast.
+    pub max_forecast_bytes: usize,
+    /// How far ahead of the clock a forecast's `issued_at` may lie (`forecast.max_ahead_minutes`).
+    pub forecast_max_ahead: chrono::Duration,
+}
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Bad input: the caller's fault (400).
+    #[error("{0}")]
+    BadInput(String),
+    /// No such thing (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Not now (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed (500/503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<LifecycleError> for EngineError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::Forbidden { .. } => EngineError::Forbidden(e.to_string()),
+            LifecycleError::UndefinedLevel(_) => EngineError::BadInput(e.to_string()),
+            _ => EngineError::Conflict(e.to_string()),
+        }
+    }
+}
+
+/// What happened to a submitted forecast.
+#[derive(Debug, Clone, Serialize)]
+pub struct Submitted {
+    /// Its id.
+    pub id: String,
+    /// True when the same forecast was already recorded (nothing new was written).
+    pub duplicate: bool,
+    /// Regions it covers.
+    pub regions: usize,
+    /// Sequence number of its record (0 for a duplicate).
+    pub seq: u64,
+}
+
+/// Encodes a job's domain error through the store, and back.
+fn refuse(e: EngineError) -> StoreError {
+    StoreError::Refused(
+        serde_json::to_string(&match &e {
+            EngineError::BadInput(m) => ("bad_input", m.clone()),
+            EngineError::NotFound(m) => ("not_found", m.clone()),
+            EngineError::Forbidden(m) => ("forbidden", m.clone()),
+            EngineError::Conflict(m) => ("conflict", m.clone()),
+            EngineError::Store(s) => ("store", s.to_string()),
+        })
+        .unwrap_or_default(),
+    )
+}
+
+fn unrefuse(e: StoreError) -> EngineError {
+    if let StoreError::Refused(json) = &e
+        && let Ok((kind, m)) = serde_json::from_str::<(String, String)>(json)
+    {
+        return match kind.as_str() {
+            "bad_input" => EngineError::BadInput(m),
+            "not_found" => EngineError::NotFound(m),
+            "forbidden" => EngineError::Forbidden(m),
+            "conflict" => EngineError::Conflict(m),
+            _ => EngineError::Store(e),
+        };
+    }
+    EngineError::Store(e)
+}
+
+/// Records lifecycle events, each under its warning's id, then runs the stages on them.
+fn record_events(
+    tx: &mut Tx<'_>,
+    now: DateTime<Utc>,
+    events: &[Event],
+    state_after: &RegionState,
+    pb: &Playbook,
+    stages: &[Arc<dyn Stage>],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let id = state_after.warning.as_ref().map(|w| w.id.clone()).unwrap_or_default();
+    for e in events {
+        tx.append(
+            now,
+            &e.actor,
+            Some(e.playbook.clone()),
+            RecordBody::Warning {
+                warning_id: id.clone(),
+                event: e.clone(),
+            },
+        )?;
+    }
+    for stage in stages {
+        stage.on_warning_events(tx, now, events, state_after, pb)?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Keeps the sources of the live playbook versions in the store, and pins every version kept
+    /// there (the first one seen under an `id@version` wins, as within a run): called on start and
+    /// after each reload, so that running episodes keep their version across restarts.
+    pub async fn remember_playbooks(&self) -> Result<(), StoreError> {
+        let regions = self.regions;
+        let stored: Vec<(String, PlaybookSource)> = self.store.read(|r| r.docs(PLAYBOOK_SOURCES, "", "", usize::MAX))?;
+        if let Ok(mut pinned) = self.playbooks.pinned.write() {
+            for (_, source) in &stored {
+                match source.compile(regions) {
+                    Some(pb) => {
+                        pinned.insert(source.pin.clone(), pb);
+                    }
+                    None => {
+                        tracing::warn!(pin = %source.pin, "a stored playbook version no longer compiles; its episodes follow the live one")
+                    }
+                }
+            }
+        }
+        let known: Vec<String> = stored.into_iter().map(|(k, _)| k).collect();
+        let new: Vec<PlaybookSource> = self
+            .playbooks
+            .live_sources(regions)
+            .into_iter()
+            .filter(|s| !known.contains(&s.pin))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .write(move |tx| {
+                for s in &new {
+                    if tx.doc::<PlaybookSource>(PLAYBOOK_SOURCES, &s.pin)?.is_none() {
+                        tx.put_doc(PLAYBOOK_SOURCES, &s.pin, s)?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Parses and records a forecast. A rejected one is recorded as rejected (for the audit log and
+    /// metrics) and its error returned; nothing else changes.
+    pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, ForecastError> {
+        let now = self.clock.now();
+        // Issued no later than the allowed clock skew ahead, and no earlier than the longest horizon
+        // of the live playbooks (10 days without any): one forecast "issued" in 2099 must never hide
+        // the later ones, and a stale one covers nothing a consultation still looks at.
+        let horizon = self.playbooks.live().iter().map(|p| p.horizon_days).max().unwrap_or(10);
+        let opts = ParseOptions {
+            max_bytes: self.max_forecast_bytes,
+            issued_bounds: Some(forecast::IssuedBounds {
+                earliest: now - chrono::Duration::days(i64::from(horizon)),
+                earliest_why: format!("{horizon} days before now, the longest playbook horizon"),
+                latest: now + self.forecast_max_ahead,
+                latest_why: format!(
+                    "{} minutes ahead of now, forecast.max_ahead_minutes",
+                    self.forecast_max_ahead.num_minutes()
+                ),
+            }),
+            ..ParseOptions::forecast()
+        };
+        match forecast::parse(file, bytes, self.regions, &opts) {
+            Ok(f) => {
+                let via = via.to_string();
+                let r = self
+                    .store
+                    .write(move |tx| {
+                        if tx.forecast(&f.id)?.is_some() {
+                            return Ok(Submitted {
+                                id: f.id.clone(),
+                                duplicate: true,
+                                regions: f.series.len(),
+                                seq: 0,
+                            });
+                        }
+                        let regions = f.series.len();
+                        let id = f.id.clone();
+                        let rec = tx.append(
+                            now,
+                            &via,
+                            None,
+                            RecordBody::ForecastAccepted {
+                                forecast: f,
+                                via: via.clone(),
+                            },
+                        )?;
+                        Ok(Submitted {
+                            id,
+                            duplicate: false,
+                            regions,
+                            seq: rec.seq,
+                        })
+                    })
+                    .await;
+                r.map_err(|e| ForecastError {
+                    file: file.into(),
+                    position: forecast::Position::File,
+                    reason: format!("not recorded: {e}"),
+                })
+            }
+            Err(err) => {
+                let (f, msg, v) = (file.to_string(), err.to_string(), via.to_string());
+                let _ = self
+                    .store
+                    .write(move |tx| {
+                        tx.append(
+                            now,
+                            &v,
+                            None,
+                            RecordBody::ForecastRejected {
+                                file: f,
+                                error: msg,
+                                via: v.clone(),
+                            },
+                        )
+                    })
+                    .await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Holds a consultation now over every region with a forecast (or only `only`), and feeds the
+    /// results to the lifecycle. `slot`, when given, is a scheduled slot that runs at most once.
+    pub async fn consult(
+        &self,
+        trigger: &str,
+        slot: Option<DateTime<Utc>>,
+        only: Option<Vec<RegionCode>>,
+    ) -> Result<Option<ConsultationRecord>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let trigger = trigger.to_string();
+        let me = self.snapshot();
+        self.store
+            .write(move |tx| {
+                if let Some(slot) = slot {
+                    let key = "last_consultation_slot";
+                    if tx.counter(key)? >= slot.timestamp() as u64 {
+                        return Ok(None);
+                    }
+                    let last = tx.counter(key)?;
+                    tx.bump(key, slot.timestamp() as u64 - last)?;
+                }
+                let mut regions = tx.forecast_regions()?;
+                if let Some(only) = &only {
+                    regions.retain(|r| only.contains(r));
+                }
+                let mut plans: Vec<(RegionCode, RegionState, Arc<Playbook>, Assessment)> = Vec::new();
+                for region in regions {
+                    let state = tx.region_state(region)?;
+                    let Some(pb) = me.playbook_for(&set, region, &state) else {
+                        continue;
+                    };
+                    let Some(f) = tx.latest_forecast(region)? else { continue };
+                    let Some(days) = f.series.get(&region) else { continue };
+                    let issue = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive().max(f.issue_date());
+                    // A running warning's earlier days count for runs that go on into this forecast.
+                    let earlier = state
+                        .live()
+                        .and_then(|w| w.plan.as_ref())
+                        .map(|p| p.days.as_slice())
+                        .unwrap_or_default();
+                    let days = crate::domain::assess::with_earlier(days, earlier, pb.horizon_days as usize);
+                    plans.push((region, state, pb.clone(), assess_region(region, &days, issue, &f.id, &pb)));
+                }
+                let record = ConsultationRecord {
+                    seq: 0,
+                    at: now,
+                    trigger: trigger.clone(),
+                    assessments: plans.iter().map(|p| p.3.clone()).collect(),
+                };
+                let rec = tx.append(now, "consultation", None, RecordBody::ConsultationHeld { consultation: record })?;
+                for (region, mut state, pb, a) in plans {
+                    // The consultation counts before the clock: at the very instant a lift window ends,
+                    // a consultation that calls for the level again keeps the warning rather than
+                    // lifting and re-proposing it (the step ticks after the consultation).
+                    let events = state.step(region, Input::Consultation(&a), now, &pb).unwrap_or_default();
+                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
+                }
+                match rec.body {
+                    RecordBody::ConsultationHeld { consultation } => Ok(Some(consultation)),
+                    _ => Ok(None),
+                }
+            })
+            .await
+            .map_err(EngineError::Store)
+    }
+
+    /// A copy of what jobs need, to move into the writer.
+    fn snapshot(&self) -> Arc<EngineView> {
+        Arc::new(EngineView {
+            regions: self.regions,
+            pinned: self.playbooks.pinned.read().map(|g| g.clone()).unwrap_or_default(),
+            stages: self.stages.clone(),
+        })
+    }
+
+    /// Applies an input to the region of a warning (sign, lift, cancel).
+    pub async fn warning_action(&self, warning_id: &str, action: WarningAction) -> Result<Vec<Event>, EngineError> {
+        self.warning_action_noted(warning_id, action, None).await
+    }
+
+    /// [`Engine::warning_action`], with a note kept beside the events in the same transaction (a
+    /// name typed in a request, which never replaces the token holder as the actor).
+    pub async fn warning_action_noted(
+        &self,
+        warning_id: &str,
+        action: WarningAction,
+        note: Option<String>,
+    ) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let me = self.snapshot();
+        let id = warning_id.to_string();
+        let (what, who) = match &action {
+            WarningAction::Sign { signer, .. } => ("sign", signer.clone()),
+            WarningAction::Lift { actor, .. } => ("lift", actor.clone()),
+            WarningAction::Cancel { actor, .. } => ("cancel", actor.clone()),
+        };
+        let result = self
+            .store
+            .write(move |tx| {
+                let w = tx
+                    .warning(&id)?
+                    .ok_or_else(|| refuse(EngineError::NotFound(format!("no warning {id}"))))?;
+                let mut state = tx.region_state(w.region)?;
+                if state.warning.as_ref().map(|x| &x.id) != Some(&id) || !w.status.is_live() {
+                    return Err(refuse(EngineError::Conflict(
+                        format!("warning {id} is {:?}, not live", w.status).to_lowercase(),
+                    )));
+                }
+                let pb = me
+                    .playbook_for(&set, w.region, &state)
+                    .ok_or_else(|| refuse(EngineError::Conflict(format!("no playbook governs region {}", w.region))))?;
+                // A lift or a cancellation needs the authority to sign the highest level the
+                // warning holds or awaits (a sign-off is checked by the lifecycle itself).
+                let (what, role) = match &action {
+                    WarningAction::Lift { role, .. } => ("lift", Some(role)),
+                    WarningAction::Cancel { role, .. } => ("cancel", Some(role)),
+                    WarningAction::Sign { .. } => ("sign", None),
+                };
+                if let Some(role) = role {
+                    let level = match &w.pending_change {
+                        Some(p) if p.rank > w.rank => &p.level,
+                        _ => &w.level,
+                    };
+                    crate::domain::authority::may_act(&pb, level, role, what).map_err(|r| refuse(EngineError::Forbidden(r.0)))?;
+                }
+                let (actor, input) = match &action {
+                    WarningAction::Sign { signer, role } => (signer, Input::SignOff { signer, role }),
+                    WarningAction::Lift { actor, reason, .. } => (actor, Input::Lift { actor, reason }),
+                    WarningAction::Cancel { actor, reason, .. } => (actor, Input::Cancel { actor, reason }),
+                };
+                let events = state.step(w.region, input, now, &pb).map_err(|e| refuse(e.into()))?;
+                record_events(tx, now, &events, &state, &pb, &me.stages)?;
+                if let Some(note) = &note {
+                    tx.append(
+                        now,
+                        actor,
+                        None,
+                        RecordBody::Other {
+                            kind: "note".into(),
+                            data: serde_json::json!({ "warning": id, "action": what, "note": note }),
+                        },
+                    )?;
+                }
+                Ok(events)
+            })
+            .await
+            .map_err(unrefuse);
+        log_action(what, &who, warning_id, &result);
+        result
+    }
+
+    /// Issues a regional directive: every region named, and every known region below them, is raised
+    /// to at least its level and held there until it is lifted.
+    /// `role` must be one that may sign the directive's level in the playbook of the issuing tier.
+    pub async fn issue_directive(&self, d: DirectiveRecord, actor: &str, role: &str) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        directive_authority(&set, self.regions, &d, role, "issue a directive at")?;
+        let me = self.snapshot();
+        let actor = actor.to_string();
+        let (who, subject) = (actor.clone(), d.id.clone());
+        let result = self
+            .store
+            .write(move |tx| {
+                if tx.directive(&d.id)?.is_some() {
+                    return Err(refuse(EngineError::Conflict(format!("directive {} exists already", d.id))));
+                }
+                let targets = me.expand(&d.regions);
+                let mut plans = Vec::new();
+                for r in &targets {
+                    let state = tx.region_state(*r)?;
+                    let pb = me
+                        .playbook_for(&set, *r, &state)
+                        .ok_or_else(|| refuse(EngineError::BadInput(format!("no playbook governs region {r}"))))?;
+                    if pb.level(&d.min_level).is_none() {
+                        return Err(refuse(EngineError::BadInput(format!(
+                            "undefined level \"{}\" in playbook {}",
+                            d.min_level,
+                            pb.pin()
+                        ))));
+                    }
+                    plans.push((*r, state, pb));
+                }
+                tx.append(now, &actor, None, RecordBody::DirectiveIssued { directive: d.clone() })?;
+                let mut all = Vec::new();
+                for (r, mut state, pb) in plans {
+                    let events = state
+                        .step(
+                            r,
+                            Input::Directive {
+                                id: &d.id,
+                                min_level: &d.min_level,
+                                from: d.from,
+                                until: d.until,
+                            },
+                            now,
+                            &pb,
+                        )
+                        .map_err(|e| refuse(e.into()))?;
+                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
+                    all.extend(events);
+                }
+                Ok(all)
+            })
+            .await
+            .map_err(unrefuse);
+        log_action("issue directive", &who, &subject, &result);
+        result
+    }
+
+    /// Lifts a directive: the regions it held follow their own forecasts again.
+    /// `role`: as for issuing it.
+    pub async fn lift_directive(&self, id: &str, actor: &str, role: &str) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let me = self.snapshot();
+        let (id, actor, role) = (id.to_string(), actor.to_string(), role.to_string());
+        let (what, who, subject) = ("lift directive", actor.clone(), id.clone());
+        let result = self
+            .store
+            .write(move |tx| {
+                let d = tx
+                    .directive(&id)?
+                    .ok_or_else(|| refuse(EngineError::NotFound(format!("no directive {id}"))))?;
+                directive_authority(&set, me.regions, &d, &role, "lift a directive at").map_err(refuse)?;
+                if !d.active {
+                    return Err(refuse(EngineError::Conflict(format!("directive {id} was lifted already"))));
+                }
+                tx.append(now, &actor, None, RecordBody::DirectiveLifted { id: id.clone() })?;
+                let mut all = Vec::new();
+                for r in me.expand(&d.regions) {
+                    let mut state = tx.region_state(r)?;
+                    let Some(pb) = me.playbook_for(&set, r, &state) else { continue };
+                    let events = state.step(r, Input::DirectiveLifted { id: &id }, now, &pb).unwrap_or_default();
+                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
+                    all.extend(events);
+                }
+                Ok(all)
+            })
+            .await
+            .map_err(unrefuse);
+        log_action(what, &who, &subject, &result);
+        result
+    }
+
+    /// Lets time act: starts, directive expiry, lifts after the lift window.
+    pub async fn tick(&self) -> Result<Vec<Event>, EngineError> {
+        let now = self.clock.now();
+        let set = self.playbooks.live();
+        let me = self.snapshot();
+        self.store
+            .write(move |tx| {
+                let mut all = Vec::new();
+                for (r, mut state) in tx.region_states()? {
+                    if state.live().is_none() {
+                        continue;
+                    }
+                    let Some(pb) = me.playbook_for(&set, r, &state) else { continue };
+                    let events = state.step(r, Input::Tick, now, &pb).unwrap_or_default();
+                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
+                    all.extend(events);
+                }
+                Ok(all)
+            })
+            .await
+            .map_err(EngineError::Store)
+    }
+}
+
+/// Whether `role` may issue or lift `d`: it must be able to sign `d.min_level` in the playbook that
+/// governs the issuing tier (`issued_by`).
+fn directive_authority(set: &PlaybookSet, regions: &Regions, d: &DirectiveRecord, role: &str, what: &str) -> Result<(), EngineError> {
+    let pb = set
+        .for_region(d.issued_by, regions)
+        .ok_or_else(|| EngineError::BadInput(format!("issued_by: no playbook governs region {}", d.issued_by)))?;
+    if pb.level(&d.min_level).is_none() {
+        return Err(EngineError::BadInput(format!(
+            "undefined level \"{}\" in playbook {} (of the issuing tier)",
+            d.min_level,
+            pb.pin()
+        )));
+    }
+    crate::domain::authority::may_act(pb, &d.min_level, role, what).map_err(|r| EngineError::Forbidden(r.0))
+}
+
+/// An operator's or signer's action on a warning.
+#[derive(Debug, Clone)]
+pub enum WarningAction {
+    /// Sign what is pending.
+    Sign { signer: String, role: String },
+    /// Lift (the actor's role must be one that may sign the warning's level).
+    Lift { actor: String, role: String, reason: String },
+    /// Cancel before start (the same authority as a lift).
+    Cancel { actor: String, role: String, reason: String },
+}
+
+/// What jobs running in the writer need from the engine.
+struct EngineView {
+    regions: &'static Regions,
+    pinned: BTreeMap<String, Arc<Playbook>>,
+    stages: Vec<Arc<dyn Stage>>,
+}
+
+impl EngineView {
+    fn playbook_for(&self, set: &PlaybookSet, region: RegionCode, state: &RegionState) -> Option<Arc<Playbook>> {
+        if let Some(w) = state.live()
+            && let Some(p) = self.pinned.get(&w.playbook)
+        {
+            return Some(p.clone());
+        }
+        set.for_region(region, self.regions).cloned()
+    }
+
+    /// The regions named and every known region below them.
+    fn expand(&self, named: &[RegionCode]) -> Vec<RegionCode> {
+        let mut out: Vec<RegionCode> = Vec::new();
+        for r in named {
+            out.push(*r);
+            out.extend(self.regions.descendants(*r));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// A forecast's day values, for callers that show them.
+pub fn forecast_days(f: &Forecast, region: RegionCode) -> Vec<(chrono::NaiveDate, Option<u16>)> {
+    f.series
+        .get(&region)
+        .map(|d| d.iter().map(|v| (v.date, v.aqi)).collect())
+        .unwrap_or_default()
+}
+
+/// One log line per state change asked for by a person: who, what, on which warning or directive,
+/// and what it did (the events recorded) or why it was refused.
+fn log_action(what: &str, actor: &str, subject: &str, result: &Result<Vec<Event>, EngineError>) {
+    match result {
+        Ok(events) => tracing::info!(actor, action = what, subject, events = events.len(), "recorded"),
+        Err(e) => tracing::warn!(actor, action = what, subject, error = %e, "refused"),
+    }
+}

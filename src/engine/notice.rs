@@ -1,0 +1,343 @@
+//! The notice each new enterprise or department assignment sends: its measures line by line (or the
+//! department's duty), the period, the deadline and the acknowledgement link.
+//!
+//! A round of assignments can name 300,000 enterprises; rendering and queuing that many messages
+//! inside the warning's transaction would hold up the warning itself. So the round's transaction
+//! queues one *fan-out* (an [`crate::engine::assign::OnRound`] hook): a document saying "notify every
+//! enterprise of round N, starting at entry 0". The fan-out loop ([`run`]) then turns it into outbox
+//! messages a chunk at a time, each chunk in one transaction that also advances the fan-out's cursor.
+//! Message ids derive from the assignment key, so a chunk done twice (a crash between the outbox write
+//! and … there is no between: they are one transaction) or a retry queues nothing twice. Once the
+//! round's transaction has committed, every notice of it is as good as queued: nothing can lose it.
+//!
+//! Departments have no address on the list: their contacts are on the roster (`departments:`, per
+//! region and department id), and each contact is mailed the department's duties with its link by the
+//! same fan-out (templates `department_*`), as the roster is live when the chunk is done. A department
+//! without a contact is told nothing: `hazeflow check` warns of it, and the warning's progress shows it
+//! as 无联系人 instead of overdue (it is not chased either; see [`crate::engine::escalate`]).
+//! Negotiated reductions queue their own notice ([`crate::engine::negotiate`]).
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::domain::playbook::PlaybookSet;
+use crate::domain::region::Regions;
+use crate::engine::assign::{self, AssignmentStatus, OnRound, Party, Round, TokenKey};
+use crate::engine::escalate::{enterprise_recipient, task_json};
+use crate::notify::{AssignmentNotice, Recipient, Roster, enqueue_for_assignment};
+use crate::registry::Defaults;
+use crate::store::{StoreError, Tx};
+
+/// Pending fan-outs, key `{round seq:012}` → [`FanOut`].
+pub const FANOUT: &str = "notice_fanout";
+
+/// Notices queued per transaction: small enough that an acknowledgement waiting behind a chunk waits
+/// about 20 ms, large enough that the commits do not dominate.
+pub const CHUNK: usize = 200;
+
+/// How often the loop looks for work when there was none.
+const POLL: StdDuration = StdDuration::from_millis(100);
+
+/// A round whose notices are still to be queued from entry `next` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanOut {
+    /// The round.
+    pub round: u64,
+    /// The first entry not yet done.
+    pub next: u32,
+    /// For the end of the warning (解除/取消) or a decided end withdrawn, instead of the round's measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<End>,
+}
+
+/// What an end notice says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    /// `lifted` (解除), `cancelled` (取消, before the start) or `withdrawn` (a decided lift no longer holds).
+    pub kind: String,
+    /// When the end takes (or was to take) effect.
+    pub at: DateTime<Utc>,
+    /// When it was decided: the notices are queued as of then.
+    pub decided: DateTime<Utc>,
+    /// Not sent before this: the lead time ahead of the end (提前发布解除预警信息), or at once when decided later.
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// Queues the end notices of a warning: every enterprise of its latest round of list measures is told
+/// that the warning ends at `at` (or, `withdrawn`, that it does not end then after all), from `not_before`
+/// on. One fan-out, done in chunks like the start; the key sorts after the round's own fan-out.
+pub fn queue_end(
+    tx: &mut Tx<'_>,
+    warning_id: &str,
+    kind: &str,
+    at: DateTime<Utc>,
+    decided: DateTime<Utc>,
+    not_before: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(round) = latest_round(tx, warning_id)? else {
+        return Ok(());
+    };
+    let key = end_key(round.seq, kind, at);
+    let end = End {
+        kind: kind.to_string(),
+        at,
+        decided,
+        not_before: Some(not_before.max(decided)),
+    };
+    tx.put_doc(
+        FANOUT,
+        &key,
+        &FanOut {
+            round: round.seq,
+            next: 0,
+            end: Some(end),
+        },
+    )
+}
+
+/// A decided lift no longer holds: if its notices have not gone out yet, they never will (returns true);
+/// else the caller tells everyone that the measures go on.
+pub fn drop_end(tx: &mut Tx<'_>, warning_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    let Some(round) = latest_round(tx, warning_id)? else {
+        return Ok(true);
+    };
+    for kind in ["lifted", "cancelled"] {
+        let key = end_key(round.seq, kind, at);
+        if let Some(f) = tx.doc::<FanOut>(FANOUT, &key)? {
+            if f.next == 0 {
+                tx.remove_doc(FANOUT, &key)?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+    }
+    // Gone: either sent whole, or never queued (no round).
+    Ok(false)
+}
+
+fn latest_round(tx: &Tx<'_>, warning_id: &str) -> Result<Option<Round>, StoreError> {
+    Ok(assign::rounds_of(tx, warning_id)?
+        .into_iter()
+        .filter(|r| r.track.is_empty() && r.count > 0)
+        .max_by_key(|r| r.seq))
+}
+
+fn end_key(round: u64, kind: &str, at: DateTime<Utc>) -> String {
+    format!("{round:012}.{kind}.{}", at.timestamp())
+}
+
+/// The hook: a fan-out for every round of the list's measures that names anyone.
+pub fn hook() -> Arc<OnRound> {
+    Arc::new(|tx: &mut Tx<'_>, r: &Round| {
+        if r.track.is_empty() && r.count > 0 {
+            tx.put_doc(
+                FANOUT,
+                &format!("{:012}", r.seq),
+                &FanOut {
+                    round: r.seq,
+                    next: 0,
+                    end: None,
+                },
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// What a notice needs besides the store.
+#[derive(Clone)]
+pub struct Notices {
+    /// Measures and level names.
+    pub defaults: Arc<Defaults>,
+    /// Region names.
+    pub regions: &'static Regions,
+    /// The daemon's public address, for links.
+    pub public_url: String,
+    /// For the acknowledgement links.
+    pub tokens: TokenKey,
+    /// The live playbooks: who issues a warning (the notice is in its name).
+    pub playbooks: Arc<PlaybookSet>,
+    /// The roster live now (department contacts; it may be reloaded between chunks).
+    pub roster: Arc<dyn Fn() -> Arc<Roster> + Send + Sync>,
+}
+
+impl Notices {
+    /// From the daemon's state.
+    pub fn of(state: &AppState) -> Notices {
+        Notices {
+            defaults: state.defaults.clone(),
+            regions: state.engine.regions,
+            public_url: state.settings.http.public_url.clone(),
+            tokens: state.tokens.clone(),
+            playbooks: state.engine.playbooks.live(),
+            roster: {
+                let notify = state.notify.clone();
+                Arc::new(move || notify.roster())
+            },
+        }
+    }
+}
+
+/// Queues the notices of the next at most `limit` entries of the oldest fan-out, in this
+/// transaction. Returns how many entries it went through (0: nothing to do).
+pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    // The oldest fan-out that is due (an end notice waits for its time).
+    let due = tx
+        .docs::<FanOut>(FANOUT, "", "", 256)?
+        .into_iter()
+        .find(|(_, f)| f.end.as_ref().and_then(|e| e.not_before).is_none_or(|t| t <= now));
+    let Some((key, mut f)) = due else {
+        return Ok(0);
+    };
+    let Some(round) = assign::round(tx, f.round)? else {
+        tx.remove_doc(FANOUT, &key)?;
+        return Ok(0);
+    };
+    let base = n.public_url.trim_end_matches('/');
+    let regions = n.regions;
+    let defaults = &n.defaults;
+    let page = assign::entries(tx, &round, f.next, limit)?;
+    // A round after the warning's first is a change of level (调整).
+    let changed = f.end.is_none()
+        && assign::rounds_of(tx, &round.warning_id)?
+            .iter()
+            .any(|r| r.track.is_empty() && r.seq < round.seq);
+    // Read (decide) first, then write.
+    let mut notices = Vec::with_capacity(page.len());
+    let roster = (n.roster)();
+    for (i, entry) in &page {
+        if let Party::Department { .. } = &entry.party {
+            let a = round.assignment(*i, entry.clone(), AssignmentStatus::Active);
+            notices.extend(department_notices(n, &roster, &a, f.end.as_ref(), changed));
+            continue;
+        }
+        let Party::Enterprise { uscc, .. } = &entry.party else { continue };
+        let Some(e) = crate::engine::inspect::enterprise_in(tx, uscc)? else {
+            continue;
+        };
+        let Some(to) = enterprise_recipient(&e) else { continue };
+        let a = round.assignment(*i, entry.clone(), AssignmentStatus::Active);
+        let mut data = task_json(defaults, &e, &a);
+        data["recipient"] = json!({ "name": to.name });
+        data["ack_url"] = json!(format!("{base}/ack/{}", n.tokens.token(&a)));
+        data["region_name"] = json!(regions.name(a.warning_region));
+        data["issuer"] = json!(crate::domain::playbook::issuer_of(&n.playbooks, a.warning_region, regions).name);
+        data["level_name"] = json!(defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()));
+        let (kind, template) = match &f.end {
+            None => {
+                data["event"] = json!("assignment_issued");
+                data["change"] = json!(changed);
+                ("issued".to_string(), "assignment_issued".to_string())
+            }
+            Some(end) => {
+                data["event"] = json!(format!("assignment_{}", end.kind));
+                data["ends_at"] = json!(crate::notify::stage::local(end.at));
+                (format!("{}-{}", end.kind, end.at.timestamp()), format!("assignment_{}", end.kind))
+            }
+        };
+        notices.push(AssignmentNotice {
+            assignment_id: a.key.clone(),
+            kind,
+            to,
+            template,
+            data,
+            region: Some(a.warning_region),
+        });
+    }
+    let queued_at = f.end.as_ref().map_or(round.created_at, |e| e.not_before.unwrap_or(e.decided));
+    for notice in notices {
+        enqueue_for_assignment(tx, queued_at, notice)?;
+    }
+    let done = page.len();
+    f.next = page.last().map_or(round.count, |(i, _)| i + 1);
+    if done == 0 || f.next >= round.count {
+        tx.remove_doc(FANOUT, &key)?;
+    } else {
+        tx.put_doc(FANOUT, &key, &f)?;
+    }
+    Ok(done.max(1))
+}
+
+/// The notices of a department's assignment: one per contact of the department in its region (none
+/// without a contact). `end`: the warning's end instead of the duties; `changed`: a level change.
+fn department_notices(n: &Notices, roster: &Roster, a: &assign::Assignment, end: Option<&End>, changed: bool) -> Vec<AssignmentNotice> {
+    let Party::Department { id, name, region } = &a.party else {
+        return Vec::new();
+    };
+    let contacts = roster.department_contacts(*region, id);
+    let base = n.public_url.trim_end_matches('/');
+    let region_name = n.regions.name(*region);
+    let mut data = json!({
+        "department": { "id": id, "name": format!("{region_name}{name}") },
+        "duty": a.duty,
+        "region_name": n.regions.name(a.warning_region),
+        "level_name": n.defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()),
+        "applies_from": crate::engine::escalate::local(a.applies_from),
+        "deadline": crate::engine::escalate::local(a.ack_deadline),
+        "ack_url": format!("{base}/ack/{}", n.tokens.token(a)),
+        "hotline": n.defaults.board.hotline,
+        "change": changed,
+    });
+    let (kind, template) = match end {
+        None => {
+            data["event"] = json!("department_issued");
+            ("issued".to_string(), "department_issued".to_string())
+        }
+        Some(end) => {
+            data["event"] = json!(format!("department_{}", end.kind));
+            data["ends_at"] = json!(crate::notify::stage::local(end.at));
+            (format!("{}-{}", end.kind, end.at.timestamp()), format!("department_{}", end.kind))
+        }
+    };
+    contacts
+        .iter()
+        .map(|c| {
+            let mut data = data.clone();
+            data["recipient"] = json!({ "name": c.name });
+            AssignmentNotice {
+                assignment_id: a.key.clone(),
+                kind: kind.clone(),
+                // The address names the contact: the same person twice is told once.
+                to: Recipient {
+                    key: format!("d{}", c.email.to_ascii_lowercase()),
+                    name: c.name.clone(),
+                    address: c.email.clone(),
+                },
+                template: template.clone(),
+                data,
+                region: Some(*region),
+            }
+        })
+        .collect()
+}
+
+/// Whether fan-outs are waiting (tests, the summary).
+pub fn pending(r: &crate::store::ReadTx) -> Result<usize, StoreError> {
+    Ok(r.docs::<FanOut>(FANOUT, "", "", usize::MAX)?.len())
+}
+
+/// The fan-out loop: queues notices chunk by chunk until cancelled.
+pub async fn run(state: Arc<AppState>, cancel: CancellationToken) {
+    let mut notices = Notices::of(&state);
+    loop {
+        notices.playbooks = state.engine.playbooks.live();
+        let n = notices.clone();
+        let now = state.engine.clock.now();
+        match state.engine.store.write(move |tx| expand(&n, tx, CHUNK, now)).await {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(e) => tracing::error!(error = %e, "cannot queue assignment notices; trying again"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! The HTTP API (`/api/v1/…`, `/healthz`, `/metrics`): JSON in and out, staff endpoints behind a
+//! bearer token. One [`ApiError`] maps every failure to a status and a message.
+//!
+//! In: requests. Out: calls on the [`Engine`] and reads of the store; no state of its own.
+
+mod metrics;
+mod staff;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::domain::forecast::parse_time;
+use crate::domain::region::RegionCode;
+use crate::engine::{EngineError, WarningAction};
+use crate::store::{DirectiveRecord, StoreError};
+
+pub use staff::Staff;
+
+/// Every API failure, with its status.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400.
+    BadRequest(String),
+    /// 401.
+    Unauthorized,
+    /// 403.
+    Forbidden(String),
+    /// 404.
+    NotFound(String),
+    /// 409.
+    Conflict(String),
+    /// 500.
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "a staff bearer token is required (Authorization: Bearer …)".into(),
+            ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, m)
+            }
+        };
+        (status, Json(json!({ "error": msg }))).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::BadInput(m) => ApiError::BadRequest(m),
+            EngineError::NotFound(m) => ApiError::NotFound(m),
+            EngineError::Forbidden(m) => ApiError::Forbidden(m),
+            EngineError::Conflict(m) => ApiError::Conflict(m),
+            EngineError::Store(s) => ApiError::Internal(s.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+type Shared = State<Arc<AppState>>;
+
+/// The router of the API (mounted by the application beside the pages).
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/forecasts", post(submit_forecast))
+        .route("/api/v1/consultations", get(list_consultations).post(consult_now))
+        .route("/api/v1/warnings", get(list_warnings))
+        .route("/api/v1/regions", get(list_regions))
+        .route("/api/v1/warnings/{id}", get(show_warning))
+        .route("/api/v1/warnings/{id}/sign", post(sign))
+        .route("/api/v1/warnings/{id}/lift", post(lift))
+        .route("/api/v1/warnings/{id}/cancel", post(cancel))
+        .route("/api/v1/directives", get(list_directives).post(issue_directive))
+        .route("/api/v1/directives/{id}/lift", post(lift_directive))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/playbooks", get(playbooks))
+        .route("/api/v1/playbooks/reload", post(reload))
+        .route("/api/v1/backup", post(backup))
+}
+
+/// 200 while the store writes; 503 with the reason while writes fail (disk full, I/O errors).
+async fn healthz(State(s): Shared) -> Response {
+    if let Some(f) = s.engine.store.fault() {
+        let body = json!({
+            "status": "store_failing",
+            "error": format!("the store cannot write: {}", f.reason),
+            "reason": f.reason,
+            "since": f.since,
+            "reopen_attempts": f.attempts,
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    match s.engine.store.read(|r| r.last_seq()) {
+        Ok(seq) => Json(json!({ "status": "ok", "last_seq": seq, "playbooks": s.engine.playbooks.status().versions })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "store_failing", "error": e.to_string(), "reason": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = headers
+        .get("x-file-name")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("request body")
+        .to_string();
+    match s.engine.submit_forecast(&name, &body, &format!("http:{}", staff.name)).await {
+        Ok(sub) => {
+            if !sub.duplicate && s.consult_on_forecast {
+                s.trigger_consultation();
+            }
+            let status = if sub.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+            Ok((status, Json(json!(sub))))
+        }
+        Err(e) if e.reason.starts_with("not recorded") => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(ApiError::BadRequest(e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn list_consultations(State(s): Shared, _staff: Staff, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
+    let list = s.engine.store.read(|r| r.consultations(q.limit.unwrap_or(20).min(500)))?;
+    Ok(Json(json!({ "consultations": list })))
+}
+
+async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, Json<Value>)> {
+    let rec = s.engine.consult(&format!("on demand by {}", staff.name), None, None).await?;
+    Ok((StatusCode::CREATED, Json(json!(rec))))
+}
+
+async fn list_warnings(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+    let states = s.engine.store.read(|r| r.region_states())?;
+    let mut out = Vec::new();
+    for (region, st) in states {
+        let Some(w) = st.warning else { continue };
+        out.push(json!({
+            "id": w.id, "region": region, "region_name": s.engine.regions.name(region),
+            "status": w.status, "level": w.level, "start": w.start, "expected_end": w.expected_end,
+            "rule": w.rule, "pending_sign_off": w.status == crate::domain::warning::Status::Pending || w.pending_change.is_some(),
+            "pending_change": w.pending_change, "holds": w.holds, "playbook": w.playbook, "ended_at": w.ended_at,
+            "lead_missed": w.lead_missed, "next": w.next, "plan": w.plan.as_ref().map(|p| &p.steps),
+            "timeline": crate::domain::warning::timeline_of(&w, s.engine.playbooks.pinned(&w.playbook).as_deref()),
+        }));
+    }
+    Ok(Json(json!({ "warnings": out })))
+}
+
+/// Every region of the daemon's province (the province, its cities, their counties), each with
+/// its own live warning and the warning in force there — its own or, for a county under a
+/// city-wide warning, the city's ([`crate::domain::in_force`]).
+async fn list_regions(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+    let states: std::collections::BTreeMap<RegionCode, crate::domain::warning::RegionState> =
+        s.engine.store.read(|r| r.region_states())?.into_iter().collect();
+    let regions = s.engine.regions;
+    let out: Vec<Value> = regions
+        .all()
+        .map(|r| {
+            let own = states.get(&r.code).and_then(crate::domain::warning::RegionState::live);
+            let in_force = crate::domain::in_force::in_force(r.code, regions, &states).map(|f| {
+                json!({
+                    "level": f.warning.level, "warning": f.warning.id, "playbook": f.warning.playbook,
+                    "region": f.from, "region_name": regions.name(f.from), "inherited": f.inherited,
+                    "start": f.warning.start, "expected_end": f.warning.expected_end,
+                })
+            });
+            json!({
+                "region": r.code, "name": r.name, "tier": r.tier.to_string(), "parent": r.parent,
+                "own_warning": own.map(|w| json!({ "id": w.id, "status": w.status, "level": w.level })),
+                "in_force": in_force,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "regions": out })))
+}
+
+async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (w, history) = s.engine.store.read(|r| Ok((r.warning(&id)?, r.warning_history(&id)?)))?;
+    let w = w.ok_or_else(|| ApiError::NotFound(format!("no warning {id}")))?;
+    Ok(Json(
+        json!({ "warning": w, "region_name": s.engine.regions.name(w.region), "history": history }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SignBody {
+    signer: Option<String>,
+    role: Option<String>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+async fn sign(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let b: SignBody = json_body(&body)?;
+    if let Some(role) = &b.role
+        && role != &staff.role
+    {
+        return Err(ApiError::Forbidden(format!(
+            "your token carries role \"{}\", not \"{role}\"",
+            staff.role
+        )));
+    }
+    // The signer is the token's holder; a name typed in the body is kept as a note only.
+    let note = b
+        .signer
+        .filter(|n| n.trim() != staff.name)
+        .map(|n| format!("signer named in the request: {}", n.chars().take(200).collect::<String>()));
+    let events = s
+        .engine
+        .warning_action_noted(
+            &id,
+            WarningAction::Sign {
+                signer: staff.name.clone(),
+                role: staff.role.clone(),
+            },
+            note,
+        )
+        .await?;
+    s.after_change();
+    Ok(Json(json!({ "events": events })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: Option<String>,
+}
+
+async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let b: ReasonBody = json_body(&body)?;
+    let reason = b.reason.unwrap_or_else(|| "lifted by an operator".into());
+    let events = s
+        .engine
+        .warning_action(
+            &id,
+            WarningAction::Lift {
+                actor: staff.name.clone(),
+                role: staff.role.clone(),
+                reason,
+            },
+        )
+        .await?;
+    s.after_change();
+    Ok(Json(json!({ "events": events })))
+}
+
+async fn cancel(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let b: ReasonBody = json_body(&body)?;
+    let reason = b.reason.unwrap_or_else(|| "cancelled by an operator".into());
+    let events = s
+        .engine
+        .warning_action(
+            &id,
+            WarningAction::Cancel {
+                actor: staff.name.clone(),
+                role: staff.role.clone(),
+                reason,
+            },
+        )
+        .await?;
+    s.after_change();
+    Ok(Json(json!({ "events": events })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DirectiveBody {
+    id: String,
+    name: String,
+    min_level: String,
+    regions: Vec<String>,
+    from: String,
+    until: Option<String>,
+    issued_by: Option<String>,
+}
+
+/// The region issuing a directive: `issued_by` when given, else the daemon's home province
+/// (Shanxi when the table is not scoped).
+fn issuer_of(issued_by: Option<&str>, home: Option<RegionCode>) -> ApiResult<RegionCode> {
+    match issued_by {
+        Some(c) => RegionCode::parse(c).map_err(|e| ApiError::BadRequest(format!("issued_by: {e}"))),
+        None => Ok(home.unwrap_or(crate::domain::region::SHANXI)),
+    }
+}
+
+async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let b: DirectiveBody = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let time = |field: &str, v: &str| -> ApiResult<DateTime<Utc>> {
+        parse_time(v)
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| ApiError::BadRequest(format!("{field}: \"{v}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)")))
+    };
+    let mut regions = Vec::new();
+    for r in &b.regions {
+        let codes = match r.strip_prefix("group:") {
+            // A group may span provinces (汾渭平原): the directive reaches its members within the
+            // issuing region (checked below for single codes).
+            Some(g) => {
+                let issuer = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
+                let members = s
+                    .engine
+                    .regions
+                    .group(g)
+                    .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown group \"{g}\"")))?;
+                let inside: Vec<RegionCode> = members
+                    .iter()
+                    .copied()
+                    .filter(|c| *c != issuer && s.engine.regions.is_within(*c, issuer))
+                    .collect();
+                if inside.is_empty() {
+                    return Err(ApiError::BadRequest(format!(
+                        "regions: group \"{g}\" has no member below the issuing region {issuer}"
+                    )));
+                }
+                inside
+            }
+            None => {
+                let c = RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("regions: {e}")))?;
+                vec![
+                    s.engine
+                        .regions
+                        .resolve(c)
+                        .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown region {c}")))?,
+                ]
+            }
+        };
+        regions.extend(codes);
+    }
+    if regions.is_empty() {
+        return Err(ApiError::BadRequest("regions: name at least one region".into()));
+    }
+    let issued_by = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
+    if let Some(r) = regions
+        .iter()
+        .find(|r| **r == issued_by || !s.engine.regions.is_within(**r, issued_by))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "regions: {r} is not below the issuing region {issued_by}"
+        )));
+    }
+    let from = time("from", &b.from)?;
+    let until = b.until.as_deref().map(|u| time("until", u)).transpose()?;
+    if until.is_some_and(|u| u <= from) {
+        return Err(ApiError::BadRequest("until: must be after from".into()));
+    }
+    if b.id.trim().is_empty() {
+        return Err(ApiError::BadRequest("id: must not be empty".into()));
+    }
+    let d = DirectiveRecord {
+        id: b.id,
+        name: b.name,
+        min_level: b.min_level,
+        regions,
+        from,
+        until,
+        issued_by,
+        active: true,
+    };
+    let events = s.engine.issue_directive(d, &staff.name, &staff.role).await?;
+    s.after_change();
+    Ok((StatusCode::CREATED, Json(json!({ "events": events }))))
+}
+
+async fn list_directives(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "directives": s.engine.store.read(|r| r.directives())? })))
+}
+
+async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let events = s.engine.lift_directive(&id, &staff.name, &staff.role).await?;
+    s.after_change();
+    Ok(Json(json!({ "events": events })))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn events(State(s): Shared, _staff: Staff, Query(q): Query<EventsQuery>) -> ApiResult<Json<Value>> {
+    let after = q.after.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let list = s.engine.store.read(|r| r.events_after(after, limit))?;
+    let next = list.last().map(|r| r.seq);
+    Ok(Json(json!({ "events": list, "next_after": next })))
+}
+
+async fn playbooks(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+    let set = s.engine.playbooks.live();
+    let list: Vec<Value> = set
+        .iter()
+        .map(|p| json!({ "id": p.id, "version": p.version, "digest": p.digest, "file": p.file, "scope": p.scope, "parent": p.parent }))
+        .collect();
+    Ok(Json(json!({ "playbooks": list, "last_reload": s.engine.playbooks.status() })))
+}
+
+async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
+    crate::domain::authority::require_top(&s.engine.playbooks.live(), &staff.role, "reload the playbooks")
+        .map_err(|r| ApiError::Forbidden(r.0))?;
+    match s.reload_playbooks(&staff.name).await {
+        Ok(versions) => {
+            let notify = s.notify.files().summary(&s.settings);
+            Ok(Json(json!({ "reloaded": true, "versions": versions, "notify": notify })))
+        }
+        Err(errors) => Err(ApiError::BadRequest(format!(
+            "not reloaded; the old playbooks, roster, templates and staff tokens stay live:\n{}",
+            errors.join("\n")
+        ))),
+    }
+}
+
+/// `POST /api/v1/backup`: a consistent copy of the store (one read transaction; the writer goes on),
+/// streamed as the body (`application/vnd.redb`). The highest staff role only: it holds every
+/// contact and acknowledgement. The copy is made in the data folder and unlinked once opened, so
+/// nothing is left behind whatever happens to the download.
+async fn backup(State(s): Shared, staff: Staff) -> Result<axum::response::Response, ApiError> {
+    crate::domain::authority::require_top(&s.engine.playbooks.live(), &staff.role, "take a backup")
+        .map_err(|r| ApiError::Forbidden(r.0))?;
+    let tmp = s
+        .settings
+        .data_dir
+        .join(format!(".backup-{}-{}.redb", std::process::id(), rand::random::<u64>()));
+    let store = s.engine.store.clone();
+    let path = tmp.clone();
+    let summary = tokio::task::spawn_blocking(move || store.backup_to(&path))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let file = tokio::fs::File::open(&tmp).await.map_err(|e| ApiError::Internal(e.to_string()));
+    let _ = std::fs::remove_file(&tmp);
+    let file = file?;
+    tracing::info!(actor = %staff.name, events = summary.events, bytes = summary.bytes, "backup taken over the API");
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/vnd.redb")
+        .header(axum::http::header::CONTENT_LENGTH, summary.bytes)
+        .header("X-Hazeflow-Events", summary.events)
+        .body(body)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}

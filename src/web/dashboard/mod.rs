@@ -1,0 +1,93 @@
+//! The duty-staff dashboard (值班台): server-rendered Chinese pages at `/`, for running an episode from
+//! the browser.
+//!
+//! In: requests from logged-in duty staff (the `hazeflow_session` cookie holds their staff token, as
+//! the API's [`Staff`](crate::web::api::Staff) extractor expects). Out: HTML pages rendered from the
+//! operator-editable templates in `playbooks/templates/dashboard/`, and calls on the [`Engine`]
+//! (sign, lift, cancel, consult, submit a forecast) or on [`AppState::reload_playbooks`]. Reads the
+//! store through its read snapshots; keeps no state of its own besides a per-process CSRF key.
+//!
+//! - `auth.rs`: login, logout, the [`Session`](auth::Session) extractor, CSRF tokens on every form;
+//! - `views.rs`: view models: the region grid, warnings, proposals, event labels, times, colours;
+//! - `chart.rs`: the forecast chart (AQI per day against the playbook's thresholds) as SVG geometry;
+//! - `pages.rs`: the handlers, one per page or form;
+//! - `list.rs`: the emergency reduction list: enterprises, an enterprise's measures, the reports;
+//! - `response.rs`: a warning's acknowledgement progress, who is missing, inspections and summary,
+//!   read from the `ack`, `assign`, `inspect` and `episode` modules;
+//! - `templates.rs`: the template environment (files on disk first, the shipped copies embedded);
+//! - `static/`: one stylesheet and a little JavaScript, embedded.
+//!
+//! Routes: `GET /login`, `POST /login`, `POST /logout`, `GET /` (now: grid, warnings, proposals,
+//! directives), `GET /consultations`, `POST /consultations/run`, `POST /forecasts`,
+//! `GET /warnings/{id}`, `POST /warnings/{id}/sign|lift|cancel`, `GET /playbooks`,
+//! `POST /playbooks/reload`, `POST /playbooks/check`, `GET /list` (filters: `region`, `industry`,
+//! `grade`, `q`, `page`), `GET /list/{uscc}`, `GET /list/reports`,
+//! `GET /static/dashboard/{app.css,app.js}`.
+//!
+//! [`Engine`]: crate::engine::Engine
+
+mod auth;
+mod chart;
+mod list;
+mod pages;
+mod response;
+mod templates;
+mod views;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+
+use crate::app::AppState;
+
+pub use auth::SESSION_COOKIE;
+pub use views::{contrast_ratio, text_colour_for};
+
+/// What the dashboard keeps for the life of the process.
+pub struct Dashboard {
+    /// Signs CSRF tokens: `{data_dir}/session.key` (or `HAZEFLOW_SESSION_KEY`), kept across restarts.
+    csrf_key: [u8; 32],
+    /// The page templates.
+    templates: templates::Templates,
+    /// Whether cookies get `Secure` (the public URL is https).
+    secure_cookies: bool,
+}
+
+impl Dashboard {
+    /// Templates come from `<playbooks>/templates/dashboard/` when there, else the shipped copies.
+    pub fn new(playbooks_dir: &Path, public_url: &str, csrf_key: [u8; 32]) -> Dashboard {
+        Dashboard {
+            csrf_key,
+            templates: templates::Templates::new(playbooks_dir.join("templates").join("dashboard")),
+            secure_cookies: public_url.starts_with("https://"),
+        }
+    }
+}
+
+/// The dashboard's routes, to merge beside the API before `with_state`.
+pub fn router(settings: &crate::config::Settings) -> anyhow::Result<Router<Arc<AppState>>> {
+    let key = crate::config::load_key(&settings.data_dir, "session.key", "HAZEFLOW_SESSION_KEY")?;
+    let dash = Arc::new(Dashboard::new(&settings.playbooks, &settings.http.public_url, key));
+    Ok(Router::new()
+        .route("/", get(pages::now))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/consultations", get(pages::consultations))
+        .route("/consultations/run", post(pages::consult_now))
+        .route("/forecasts", post(pages::submit_forecast))
+        .route("/warnings/{id}", get(pages::warning))
+        .route("/warnings/{id}/sign", post(pages::sign))
+        .route("/warnings/{id}/lift", post(pages::lift))
+        .route("/warnings/{id}/cancel", post(pages::cancel))
+        .route("/list", get(list::list))
+        .route("/list/reports", get(list::reports))
+        .route("/list/{uscc}", get(list::enterprise))
+        .route("/playbooks", get(pages::playbooks))
+        .route("/playbooks/reload", post(pages::reload))
+        .route("/playbooks/check", post(pages::check))
+        .route("/static/dashboard/app.css", get(pages::stylesheet))
+        .route("/static/dashboard/app.js", get(pages::script))
+        .layer(Extension(dash)))
+}

@@ -1,0 +1,6 @@
+//! The HTTP adapter: the server loop, the JSON API, the duty-staff dashboard, the public pages and
+//! the enterprise pages. It alone owns [`AppState`], the routers and [`api::ApiError`].
+pub mod api;
+pub mod dashboard;
+pub mod publish;
+pub mod server;
