@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -20,150 +19,13 @@ use crate::config::Settings;
 use crate::domain::playbook;
 use crate::domain::region::Regions;
 use crate::engine::{Engine, Playbooks};
-use crate::store::{RecordBody, Store};
-use crate::web::api::{self, Staff};
+use crate::store::Store;
+use crate::web::AppState;
+use crate::web::api;
 use crate::workers::{inbox, schedule};
 
 /// How often the clock tick runs.
 const TICK_EVERY: Duration = Duration::from_millis(500);
-
-/// What every task and handler shares.
-pub struct AppState {
-    /// The operations.
-    pub engine: Engine,
-    /// The settings it runs with.
-    pub settings: Settings,
-    /// Whether an accepted forecast triggers a consultation at once.
-    pub consult_on_forecast: bool,
-    /// Wakes the scheduler for an on-demand consultation.
-    pub consult_requested: Notify,
-    /// Wakes whoever follows state changes (notifier, pages).
-    pub changed: Notify,
-    /// Measure defaults: industry × grade × level, deadlines, department duties.
-    pub defaults: Arc<crate::registry::Defaults>,
-    /// The acknowledgement token secret.
-    pub tokens: crate::engine::assign::TokenKey,
-    /// The notifier's stage: its roster and templates are reloaded with the playbooks.
-    pub notify: Arc<crate::notify::NotifyStage>,
-    /// The staff tokens now: those of the configuration and environment, then those of
-    /// `staff.tokens_file`, which a reload reads again.
-    pub staff: std::sync::RwLock<Vec<crate::config::StaffToken>>,
-}
-
-impl AppState {
-    /// Asks the scheduler for a consultation now.
-    pub fn trigger_consultation(&self) {
-        self.consult_requested.notify_one();
-    }
-
-    /// Tells followers that state changed.
-    pub fn after_change(&self) {
-        self.changed.notify_waiters();
-    }
-
-    /// The staff member whose token hashes to `sha256`.
-    pub fn staff_for(&self, sha256: &str) -> Option<Staff> {
-        let tokens = self.staff.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        tokens.iter().find(|t| t.sha256 == sha256).map(|t| Staff {
-            name: t.name.clone(),
-            role: t.role.clone(),
-        })
-    }
-
-    /// The staff tokens a reload would put live: the fixed ones of the configuration and environment,
-    /// then the tokens file read again (an error names the file and line). `None`: no tokens file.
-    fn reread_staff(&self) -> Option<Result<Vec<crate::config::StaffToken>, String>> {
-        let f = self.settings.staff.tokens_file.as_ref()?;
-        let fixed = &self.settings.staff.tokens[..self.settings.staff.tokens.len().saturating_sub(self.settings.staff.from_file)];
-        Some(
-            crate::config::read_token_file(f)
-                .map(|read| fixed.iter().cloned().chain(read).collect())
-                .map_err(|e| format!("{e:#}")),
-        )
-    }
-
-    /// Reloads the playbooks folder, the duty roster, the message templates and the staff tokens file,
-    /// all or nothing: on any error the old playbooks, roster, templates and tokens all stay live and
-    /// the errors (each naming its file and line) are returned. Recorded either way; a roster or templates that changed are
-    /// recorded too (`notify_reloaded`).
-    pub async fn reload_playbooks(&self, actor: &str) -> Result<Vec<String>, Vec<String>> {
-        let now = self.engine.clock.now();
-        let regions = self.engine.regions;
-        let playbooks = crate::domain::playbook::load_paths(std::slice::from_ref(&self.settings.playbooks), regions)
-            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<String>>());
-        let files = crate::notify::Files::load(&self.settings, regions);
-        let staff = self.reread_staff().transpose().map_err(|e| vec![e]);
-        let (versions, errors, notify) = match (playbooks, files, staff) {
-            (Ok(set), Ok(files), Ok(staff)) => {
-                if let Some(staff) = staff {
-                    let mut live = self.staff.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if *live != staff {
-                        tracing::info!(tokens = staff.len(), before = live.len(), "staff tokens reloaded");
-                    }
-                    *live = staff;
-                }
-                let summary = files.summary(&self.settings);
-                let digests = json!({ "roster": files.roster.digest(), "templates": files.templates.digest() });
-                self.engine.playbooks.swap(set, now);
-                let changed = self.notify.replace(files);
-                let mut data = serde_json::to_value(&summary).unwrap_or_default();
-                data["digests"] = digests;
-                (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(data))
-            }
-            (playbooks, files, staff) => {
-                let errors: Vec<String> = playbooks
-                    .err()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .chain(files.err().unwrap_or_default())
-                    .chain(staff.err().unwrap_or_default())
-                    .collect();
-                self.engine.playbooks.refused(now, errors.clone());
-                (self.engine.playbooks.status().versions, errors, None)
-            }
-        };
-        let body = RecordBody::PlaybooksReloaded {
-            versions: versions.clone(),
-            errors: errors.clone(),
-        };
-        let actor = actor.to_string();
-        let notified = notify.clone();
-        let recorded = self
-            .engine
-            .store
-            .write(move |tx| {
-                tx.append(now, &actor, None, body)?;
-                if let Some(data) = notified {
-                    tx.append(
-                        now,
-                        &actor,
-                        None,
-                        RecordBody::Other {
-                            kind: "notify_reloaded".into(),
-                            data,
-                        },
-                    )?;
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "could not record the reload");
-        }
-        if !errors.is_empty() {
-            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster, templates and staff tokens stay live");
-            return Err(errors);
-        }
-        if let Err(e) = self.engine.remember_playbooks().await {
-            tracing::error!(error = %e, "could not keep the sources of the new playbook versions");
-        }
-        match notify {
-            Some(n) => tracing::info!(versions = ?versions, notify = %n, "playbooks reloaded; new roster or templates live"),
-            None => tracing::info!(versions = ?versions, "playbooks reloaded; roster and templates unchanged"),
-        }
-        Ok(versions)
-    }
-}
 
 /// The province every root playbook lies in (Shanxi for the shipped ones); `None` when they span
 /// provinces or there is none.
@@ -237,6 +99,8 @@ impl Application {
             clock,
             max_forecast_bytes: settings.inbox.max_bytes,
             forecast_max_ahead: chrono::Duration::minutes(i64::try_from(settings.forecast.max_ahead_minutes).unwrap_or(i64::MAX / 120_000)),
+            consult_requested: Arc::new(Notify::new()),
+            changed: Arc::new(Notify::new()),
         };
         engine.remember_playbooks().await?;
         // Assignments first, so that the notifications of the same event can name them.
@@ -248,21 +112,19 @@ impl Application {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let staff = std::sync::RwLock::new(settings.staff.tokens.clone());
         let state = Arc::new(AppState {
-            engine,
+            engine: Arc::new(engine),
             settings,
             staff,
             consult_on_forecast: true,
-            consult_requested: Notify::new(),
-            changed: Notify::new(),
             defaults,
             tokens,
             notify: notify.stage.clone(),
         });
         if let Some(dir) = state.settings.list_seed.clone() {
-            crate::engine::list::seed(&state, &dir).await?;
+            crate::engine::list::seed(&state.engine, &state.defaults, &dir).await?;
         }
         if state.settings.demo {
-            crate::demo::seed_inbox(&state)?;
+            crate::demo::seed_inbox(&state.engine, &state.settings.inbox.dir)?;
         }
         Ok(Application {
             listener,
@@ -286,17 +148,42 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
         let tracker = TaskTracker::new();
         let state = self.state.clone();
-        tracker.spawn(inbox::run(state.clone(), shutdown.clone()));
-        tracker.spawn(schedule::run_consultations(state.clone(), shutdown.clone()));
-        tracker.spawn(schedule::run_ticks(state.clone(), shutdown.clone(), TICK_EVERY));
-        tracker.spawn(crate::notify::deliver::run(self.delivery.clone(), state.clone(), shutdown.clone()));
-        tracker.spawn(crate::engine::escalate::run(
-            self.escalation.clone(),
-            state.clone(),
+        let engine = state.engine.clone();
+        tracker.spawn(inbox::run(
+            engine.clone(),
+            state.settings.inbox.clone(),
+            state.consult_on_forecast,
             shutdown.clone(),
         ));
-        tracker.spawn(crate::engine::notice::run(state.clone(), shutdown.clone()));
-        tracker.spawn(crate::notify::outage::run(state.clone(), shutdown.clone()));
+        tracker.spawn(schedule::run_consultations(engine.clone(), shutdown.clone()));
+        tracker.spawn(schedule::run_ticks(engine.clone(), shutdown.clone(), TICK_EVERY));
+        tracker.spawn(crate::notify::deliver::run(
+            self.delivery.clone(),
+            engine.store.clone(),
+            engine.clock.clone(),
+            engine.changed.clone(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(crate::engine::escalate::run(
+            self.escalation.clone(),
+            engine.clone(),
+            shutdown.clone(),
+        ));
+        let notices = crate::engine::notice::Notices::new(
+            &engine,
+            state.defaults.clone(),
+            state.settings.http.public_url.clone(),
+            state.tokens.clone(),
+            state.notify.clone(),
+        );
+        tracker.spawn(crate::engine::notice::run(engine.clone(), notices, shutdown.clone()));
+        tracker.spawn(crate::notify::outage::run(
+            engine.store.clone(),
+            engine.clock.clone(),
+            engine.regions,
+            state.notify.clone(),
+            shutdown.clone(),
+        ));
         let router = api::router()
             .merge(crate::engine::ack::router())
             .merge(

@@ -477,7 +477,7 @@ impl Settings {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Notifications: mail, roster, webhooks (see `crate::notify`).
+// Notifications: mail, roster, webhooks (the notifier reads them).
 
 fn default_roster() -> PathBuf {
     PathBuf::from("./config/roster.yaml")

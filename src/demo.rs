@@ -6,28 +6,26 @@ use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Asia::Shanghai;
 
-use crate::app::AppState;
 
 /// The sample, embedded so that the demo works from any folder.
 pub const SAMPLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/seeds/demo/forecast.csv"));
 
 /// Puts the shifted sample into the inbox on first start: no forecast was ever received (the list
 /// seed may already have written its record).
-pub fn seed_inbox(state: &AppState) -> Result<()> {
-    let seen = state
-        .engine
+pub fn seed_inbox(engine: &crate::engine::Engine, inbox: &std::path::Path) -> Result<()> {
+    let seen = engine
         .store
         .read(|r| Ok(r.counter("events_forecast_accepted")? + r.counter("events_forecast_rejected")?))?;
     if seen > 0 {
         return Ok(());
     }
-    let today = state.engine.clock.now().with_timezone(&Shanghai);
+    let today = engine.clock.now().with_timezone(&Shanghai);
     let text = shifted(
         SAMPLE,
         today.date_naive() + Duration::days(1),
         &today.format("%Y-%m-%d %H:%M").to_string(),
     );
-    let dir = &state.settings.inbox.dir;
+    let dir = inbox;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the inbox {}", dir.display()))?;
     let tmp = dir.join("demo-forecast.csv.tmp");
     std::fs::write(&tmp, text)?;

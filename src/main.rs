@@ -352,7 +352,7 @@ fn daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(unix)]
-fn spawn_signals(state: std::sync::Arc<hazeflow::app::AppState>, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+fn spawn_signals(state: std::sync::Arc<hazeflow::web::AppState>, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -373,7 +373,7 @@ fn spawn_signals(state: std::sync::Arc<hazeflow::app::AppState>, shutdown: tokio
 }
 
 #[cfg(not(unix))]
-fn spawn_signals(_state: std::sync::Arc<hazeflow::app::AppState>, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+fn spawn_signals(_state: std::sync::Arc<hazeflow::web::AppState>, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         shutdown.cancel();

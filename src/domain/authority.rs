@@ -17,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::domain::playbook::{Playbook, PlaybookSet, SignOff};
 use crate::web::api::{ApiError, Staff};
 

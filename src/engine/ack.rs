@@ -24,7 +24,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::engine::assign::{self, Ack, Assignment, AssignmentStatus, Party};
 use crate::engine::list;
 use crate::store::{RecordBody, StoreError};

@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{EventKind, Warning};
 use crate::engine::assign::{self, Assignment, AssignmentStatus, Party};

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::engine::Engine;
 use crate::domain::playbook::PlaybookSet;
 use crate::domain::region::{RegionCode, Regions, Tier};
 use crate::engine::assign::{self, Assignment, AssignmentStatus, OnRound, Party, Round, TokenKey};
@@ -675,11 +675,11 @@ impl Escalation {
 }
 
 /// Fires every timer due at `now`, a job at a time. Returns how many fired.
-pub async fn run_once(esc: &Arc<Escalation>, state: &AppState, now: DateTime<Utc>) -> Result<usize, StoreError> {
+pub async fn run_once(esc: &Arc<Escalation>, engine: &Engine, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let cut = format!("{:015}", now.timestamp_millis().max(0));
     let mut fired = 0;
     loop {
-        let any = state.engine.store.read(|r| {
+        let any = engine.store.read(|r| {
             Ok(r.doc_keys(TIMERS, "", "", 1)?
                 .first()
                 .is_some_and(|k| k.get(..15).is_some_and(|d| d <= cut.as_str())))
@@ -687,9 +687,8 @@ pub async fn run_once(esc: &Arc<Escalation>, state: &AppState, now: DateTime<Utc
         if !any {
             return Ok(fired);
         }
-        let (esc, set) = (esc.clone(), state.engine.playbooks.live());
-        let n = state
-            .engine
+        let (esc, set) = (esc.clone(), engine.playbooks.live());
+        let n = engine
             .store
             .write(move |tx| esc.fire_due(tx, &set, now, TIMERS_PER_JOB))
             .await?;
@@ -701,14 +700,14 @@ pub async fn run_once(esc: &Arc<Escalation>, state: &AppState, now: DateTime<Utc
 }
 
 /// The timer loop: fires due timers until cancelled; a job in progress finishes first.
-pub async fn run(esc: Arc<Escalation>, state: Arc<AppState>, cancel: CancellationToken) {
+pub async fn run(esc: Arc<Escalation>, engine: Arc<Engine>, cancel: CancellationToken) {
     loop {
-        let now = state.engine.clock.now();
-        match run_once(&esc, &state, now).await {
+        let now = engine.clock.now();
+        match run_once(&esc, &engine, now).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(timers = n, "acknowledgement timers fired");
-                state.after_change();
+                engine.after_change();
             }
             Err(e) => tracing::error!(error = %e, "acknowledgement timers failed; they stay due"),
         }

@@ -38,7 +38,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::domain::playbook::Playbook;
 use crate::domain::region::RegionCode;
 use crate::domain::warning::{Event, EventKind, RegionState};

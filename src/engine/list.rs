@@ -143,24 +143,24 @@ fn remove(tx: &mut Tx<'_>, uscc: &Uscc) -> Result<(), StoreError> {
 }
 
 /// On first start (no list recorded yet), imports the list folder (`enterprises.csv`, `measures.csv`).
-pub async fn seed(state: &crate::app::AppState, dir: &std::path::Path) -> anyhow::Result<()> {
-    if state.engine.store.read(current_version)?.is_some() || !dir.is_dir() {
+pub async fn seed(engine: &crate::engine::Engine, defaults: &crate::registry::Defaults, dir: &std::path::Path) -> anyhow::Result<()> {
+    if engine.store.read(current_version)?.is_some() || !dir.is_dir() {
         return Ok(());
     }
     let paths = vec![dir.join("enterprises.csv"), dir.join("measures.csv")];
     let opts = crate::registry::import::ImportOptions {
-        defaults: &state.defaults,
-        regions: Some(state.engine.regions),
+        defaults: defaults,
+        regions: Some(engine.regions),
     };
     let enterprises = crate::registry::import::read_paths(&paths, &opts, &mut |_, _| {}).map_err(|errors| {
         let text: Vec<String> = errors.iter().take(20).map(ToString::to_string).collect();
         anyhow::anyhow!("the list seed {} has errors:\n{}", dir.display(), text.join("\n"))
     })?;
-    let now = state.engine.clock.now();
+    let now = engine.clock.now();
     let version = ListVersion::new(enterprises, None, now);
     let diff = crate::registry::import::diff_enterprises(&[], &version.enterprises);
     let n = version.enterprises.len();
-    record(&state.engine.store, version, diff, "seed", now).await?;
+    record(&engine.store, version, diff, "seed", now).await?;
     tracing::info!(enterprises = n, dir = %dir.display(), "the emergency reduction list was seeded");
     Ok(())
 }

@@ -169,20 +169,7 @@ impl Playbooks {
     }
 }
 
-/// A later stage of the pipeline that acts on lifecycle events in the same transaction that records
-/// them (assignments, the notification outbox): a crash can never leave a warning without its
-/// consequences, nor consequences without their warning.
-pub trait Stage: Send + Sync {
-    /// Called once per lifecycle step that produced events, after they are appended.
-    fn on_warning_events(
-        &self,
-        tx: &mut Tx<'_>,
-        now: DateTime<Utc>,
-        events: &[Event],
-        state: &RegionState,
-        playbook: &Playbook,
-    ) -> Result<(), StoreError>;
-}
+pub use crate::store::Stage;
 
 /// Everything the operations need.
 pub struct Engine {
@@ -200,6 +187,10 @@ pub struct Engine {
     pub max_forecast_bytes: usize,
     /// How far ahead of the clock a forecast's `issued_at` may lie (`forecast.max_ahead_minutes`).
     pub forecast_max_ahead: chrono::Duration,
+    /// Wakes the scheduler for an on-demand consultation.
+    pub consult_requested: Arc<tokio::sync::Notify>,
+    /// Wakes whoever follows state changes (delivery, pages).
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 /// Why an operation was refused.
@@ -305,6 +296,16 @@ fn record_events(
 }
 
 impl Engine {
+    /// Asks the scheduler for a consultation now.
+    pub fn trigger_consultation(&self) {
+        self.consult_requested.notify_one();
+    }
+
+    /// Tells followers that state changed.
+    pub fn after_change(&self) {
+        self.changed.notify_waiters();
+    }
+
     /// Keeps the sources of the live playbook versions in the store, and pins every version kept
     /// there (the first one seen under an `id@version` wins, as within a run): called on start and
     /// after each reload, so that running episodes keep their version across restarts.

@@ -23,7 +23,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::domain::warning::Status;
 use crate::engine::assign::{self, Assignment, Entry, Party, Round};
 use crate::engine::escalate::{self, local};

@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::engine::Engine;
+use crate::notify::NotifyStage;
 use crate::domain::playbook::PlaybookSet;
 use crate::domain::region::Regions;
 use crate::engine::assign::{self, AssignmentStatus, OnRound, Party, Round, TokenKey};
@@ -169,18 +170,16 @@ pub struct Notices {
 }
 
 impl Notices {
-    /// From the daemon's state.
-    pub fn of(state: &AppState) -> Notices {
+    /// From the daemon's parts: `public_url` is `http.public_url`; the roster is read from the
+    /// notifier's stage each time (a reload may replace it between chunks).
+    pub fn new(engine: &Engine, defaults: Arc<Defaults>, public_url: String, tokens: TokenKey, notify: Arc<NotifyStage>) -> Notices {
         Notices {
-            defaults: state.defaults.clone(),
-            regions: state.engine.regions,
-            public_url: state.settings.http.public_url.clone(),
-            tokens: state.tokens.clone(),
-            playbooks: state.engine.playbooks.live(),
-            roster: {
-                let notify = state.notify.clone();
-                Arc::new(move || notify.roster())
-            },
+            defaults,
+            regions: engine.regions,
+            public_url,
+            tokens,
+            playbooks: engine.playbooks.live(),
+            roster: Arc::new(move || notify.roster()),
         }
     }
 }
@@ -324,13 +323,12 @@ pub fn pending(r: &crate::store::ReadTx) -> Result<usize, StoreError> {
 }
 
 /// The fan-out loop: queues notices chunk by chunk until cancelled.
-pub async fn run(state: Arc<AppState>, cancel: CancellationToken) {
-    let mut notices = Notices::of(&state);
+pub async fn run(engine: Arc<Engine>, mut notices: Notices, cancel: CancellationToken) {
     loop {
-        notices.playbooks = state.engine.playbooks.live();
+        notices.playbooks = engine.playbooks.live();
         let n = notices.clone();
-        let now = state.engine.clock.now();
-        match state.engine.store.write(move |tx| expand(&n, tx, CHUNK, now)).await {
+        let now = engine.clock.now();
+        match engine.store.write(move |tx| expand(&n, tx, CHUNK, now)).await {
             Ok(0) => {}
             Ok(_) => continue,
             Err(e) => tracing::error!(error = %e, "cannot queue assignment notices; trying again"),

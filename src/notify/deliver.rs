@@ -1,8 +1,8 @@
 //! The delivery worker: takes due messages from the outbox, renders them, sends them, and records
 //! every attempt.
 //!
-//! In: the outbox (through the store), the clock (`state.engine.clock`, so tests can use a manual
-//! one), `state.changed` as a wake-up besides a short poll. Out: emails and webhook POSTs, entries in
+//! In: the outbox (through the store), the clock (the engine's, so tests can use a manual
+//! one), the engine's `changed` notification as a wake-up besides a short poll. Out: emails and webhook POSTs, entries in
 //! the delivery log, and for a message that finally fails, one `delivery_failed` alert to the duty
 //! staff of its region (never an alert about an alert).
 //!
@@ -47,7 +47,6 @@ use super::email::{self, Mailer};
 use super::outbox::{self, AttemptResult, Channel, OutboxMessage};
 use super::stage::{EventNotice, NotifyStage, local};
 use super::webhook::Webhooks;
-use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::RetrySettings;
 use crate::domain::region::RegionCode;
@@ -168,21 +167,23 @@ impl Delivery {
 }
 
 /// Runs the worker until `cancel` fires (the daemon's task).
-pub async fn run(delivery: Arc<Delivery>, state: Arc<AppState>, cancel: CancellationToken) {
+///
+/// `changed`: the engine's "state changed" notification, a wake-up besides the poll.
+pub async fn run(delivery: Arc<Delivery>, store: Store, clock: Clock, changed: Arc<Notify>, cancel: CancellationToken) {
     let wake = Arc::new(Notify::new());
-    // Forward the application's change notifications (they wake only current waiters).
+    // Forward the engine's change notifications (they wake only current waiters).
     let fwd = {
-        let (state, wake, cancel) = (state.clone(), wake.clone(), cancel.clone());
+        let (wake, cancel) = (wake.clone(), cancel.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => break,
-                    () = state.changed.notified() => wake.notify_one(),
+                    () = changed.notified() => wake.notify_one(),
                 }
             }
         })
     };
-    run_loop(delivery, state.engine.store.clone(), state.engine.clock.clone(), wake, cancel).await;
+    run_loop(delivery, store, clock, wake, cancel).await;
     let _ = fwd.await;
 }
 

@@ -1,6 +1,6 @@
 //! Notifications: who is told what, the outbox, and delivery by email and webhooks.
 //!
-//! In: lifecycle events (through [`NotifyStage`], an engine [`Stage`](crate::engine::Stage) that runs
+//! In: lifecycle events (through [`NotifyStage`], an engine [`Stage`](crate::store::Stage) that runs
 //! inside the transaction recording them), notices from other stages ([`enqueue_for_assignment`],
 //! [`NotifyStage::notify_event`]), the duty roster (`config/roster.yaml`), the templates
 //! (`playbooks/templates/notify/`) and the `mail:` / `webhooks:` settings. Out: emails (SMTP, or `.eml`

@@ -11,31 +11,32 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::stage::{EventNotice, local};
-use crate::app::AppState;
+use super::NotifyStage;
+use crate::clock::Clock;
+use crate::domain::region::Regions;
+use crate::store::Store;
 use crate::store::{Outage, RecordBody};
 
 /// How often the loop asks the store for ended outages.
 const EVERY: Duration = Duration::from_millis(500);
 
 /// Runs until `cancel` fires.
-pub async fn run(state: Arc<AppState>, cancel: CancellationToken) {
+pub async fn run(store: Store, clock: Clock, regions: &'static Regions, stage: Arc<NotifyStage>, cancel: CancellationToken) {
     let mut waiting: Vec<Outage> = Vec::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(EVERY) => {}
         }
-        waiting.extend(state.engine.store.take_outages());
+        waiting.extend(store.take_outages());
         if waiting.is_empty() {
             continue;
         }
         let outages = waiting.clone();
-        let stage = state.notify.clone();
-        let now = state.engine.clock.now();
-        let root = state.engine.regions.all().find(|r| r.parent.is_none()).map(|r| r.code);
-        let written = state
-            .engine
-            .store
+        let stage = stage.clone();
+        let now = clock.now();
+        let root = regions.all().find(|r| r.parent.is_none()).map(|r| r.code);
+        let written = store
             .write(move |tx| {
                 for o in &outages {
                     let data = json!({

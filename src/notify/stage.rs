@@ -27,7 +27,7 @@ use super::templates::Templates;
 use crate::domain::playbook::Playbook;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, EventKind, RegionState, Status};
-use crate::engine::Stage;
+use crate::store::Stage;
 use crate::store::{Record, RecordBody, StoreError, Tx};
 
 /// A webhook endpoint's subscription.
@@ -245,7 +245,7 @@ impl NotifyStage {
             _ => e.at,
         };
         // When the enterprises and departments hear of a decided end: the lead time before it, or at
-        // once when decided later (see crate::engine::notice::queue_end).
+        // once when decided later (see the engine's end notices, `notice::queue_end`).
         let parties_told = match &e.kind {
             EventKind::Scheduled { to: None, effective, .. } => (*effective - pb.lead_time).max(e.at),
             _ => e.at,

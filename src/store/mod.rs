@@ -38,6 +38,7 @@ mod backup;
 mod check;
 mod keys;
 mod record;
+mod stage;
 #[cfg(test)]
 mod tests;
 mod tx;
@@ -57,6 +58,7 @@ use tokio::sync::oneshot;
 pub use backup::BackupSummary;
 pub use check::{Checked, TableReport};
 pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
+pub use stage::Stage;
 pub use tx::{ReadTx, Tx, View};
 
 /// The on-disk format this build writes and reads.

@@ -4,3 +4,6 @@ pub mod api;
 pub mod dashboard;
 pub mod publish;
 pub mod server;
+pub mod state;
+
+pub use state::AppState;

@@ -15,7 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::config::InboxSettings;
+use crate::engine::Engine;
 
 /// Polls a file without a final newline must stay unchanged before it is read anyway.
 pub const INCOMPLETE_GRACE_POLLS: u32 = 10;
@@ -34,13 +35,15 @@ pub struct Pass {
 }
 
 /// Watches until cancelled.
-pub async fn run(state: std::sync::Arc<AppState>, cancel: CancellationToken) {
-    let dir = state.settings.inbox.dir.clone();
-    let poll = Duration::from_millis(state.settings.inbox.poll_ms);
+///
+/// `consult_on_forecast`: whether an accepted forecast asks for a consultation at once.
+pub async fn run(engine: std::sync::Arc<Engine>, settings: InboxSettings, consult_on_forecast: bool, cancel: CancellationToken) {
+    let dir = settings.dir.clone();
+    let poll = Duration::from_millis(settings.poll_ms);
     let mut seen: Seen = HashMap::new();
     loop {
-        match run_once(&state, &dir, &mut seen).await {
-            Ok(p) if p.accepted > 0 && state.consult_on_forecast => state.trigger_consultation(),
+        match run_once(&engine, &dir, &mut seen).await {
+            Ok(p) if p.accepted > 0 && consult_on_forecast => engine.trigger_consultation(),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "inbox pass failed"),
         }
@@ -80,7 +83,7 @@ fn ends_with_newline(path: &Path, len: u64) -> std::io::Result<bool> {
 
 /// One pass over the folder. `seen` remembers sizes from the last passes: a file is read once it has
 /// not changed between two passes, or [`INCOMPLETE_GRACE_POLLS`] when its last line is incomplete.
-async fn run_once(state: &AppState, dir: &Path, seen: &mut Seen) -> std::io::Result<Pass> {
+async fn run_once(engine: &Engine, dir: &Path, seen: &mut Seen) -> std::io::Result<Pass> {
     std::fs::create_dir_all(dir)?;
     let mut pass = Pass::default();
     let files = candidates(dir)?;
@@ -107,7 +110,7 @@ async fn run_once(state: &AppState, dir: &Path, seen: &mut Seen) -> std::io::Res
         seen.remove(&path);
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let bytes = std::fs::read(&path)?;
-        match state.engine.submit_forecast(&name, &bytes, "inbox").await {
+        match engine.submit_forecast(&name, &bytes, "inbox").await {
             Ok(sub) => {
                 tracing::info!(file = %name, id = %sub.id, duplicate = sub.duplicate, "forecast accepted from the inbox");
                 move_to(&path, &dir.join("processed"))?;

@@ -12,15 +12,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::engine::Engine;
 
 /// How often the loops look at the clock (the clock may be a test's manual one).
 const POLL: Duration = Duration::from_millis(200);
 
 /// The latest slot of any live playbook at or before `now`, after `since`.
-pub fn due_slot(state: &AppState, since: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
+pub fn due_slot(engine: &Engine, since: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
     let mut best: Option<(DateTime<Utc>, String)> = None;
-    for pb in state.engine.playbooks.live().iter() {
+    for pb in engine.playbooks.live().iter() {
         for c in &pb.consultations {
             let mut t = since;
             // Walk forward to the last slot <= now (bounded: at most a few per day since `since`).
@@ -45,19 +45,18 @@ pub fn due_slot(state: &AppState, since: DateTime<Utc>, now: DateTime<Utc>) -> O
 }
 
 /// Runs consultations at their slots and on demand, until cancelled.
-pub async fn run_consultations(state: Arc<AppState>, cancel: CancellationToken) {
+pub async fn run_consultations(engine: Arc<Engine>, cancel: CancellationToken) {
     // Start from the last slot run (or a day ago for a new store): a missed slot runs once.
-    let last = state.engine.store.read(|r| r.counter("last_consultation_slot")).unwrap_or(0);
+    let last = engine.store.read(|r| r.counter("last_consultation_slot")).unwrap_or(0);
     let mut since = if last > 0 {
-        DateTime::<Utc>::from_timestamp(last as i64, 0).unwrap_or_else(|| state.engine.clock.now())
+        DateTime::<Utc>::from_timestamp(last as i64, 0).unwrap_or_else(|| engine.clock.now())
     } else {
-        state.engine.clock.now() - chrono::Duration::days(1)
+        engine.clock.now() - chrono::Duration::days(1)
     };
     loop {
-        let now = state.engine.clock.now();
-        if let Some((slot, name)) = due_slot(&state, since, now) {
-            match state
-                .engine
+        let now = engine.clock.now();
+        if let Some((slot, name)) = due_slot(&engine, since, now) {
+            match engine
                 .consult(
                     &format!("{name} {}", slot.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M")),
                     Some(slot),
@@ -70,17 +69,17 @@ pub async fn run_consultations(state: Arc<AppState>, cancel: CancellationToken) 
                 Err(e) => tracing::error!(error = %e, "scheduled consultation failed"),
             }
             since = slot;
-            state.after_change();
+            engine.after_change();
         }
         tokio::select! {
             () = cancel.cancelled() => break,
-            () = state.consult_requested.notified() => {
-                match state.engine.consult("forecast received", None, None).await {
+            () = engine.consult_requested.notified() => {
+                match engine.consult("forecast received", None, None).await {
                     Ok(Some(c)) => tracing::info!(regions = c.assessments.len(), "consultation held on a new forecast"),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "consultation failed"),
                 }
-                state.after_change();
+                engine.after_change();
             }
             () = tokio::time::sleep(POLL) => {}
         }
@@ -88,12 +87,12 @@ pub async fn run_consultations(state: Arc<AppState>, cancel: CancellationToken) 
 }
 
 /// Ticks the lifecycle (start times, lift windows, directive expiry), until cancelled.
-pub async fn run_ticks(state: Arc<AppState>, cancel: CancellationToken, every: Duration) {
+pub async fn run_ticks(engine: Arc<Engine>, cancel: CancellationToken, every: Duration) {
     loop {
-        match state.engine.tick().await {
+        match engine.tick().await {
             Ok(events) if !events.is_empty() => {
                 tracing::info!(events = events.len(), "clock moved warnings on");
-                state.after_change();
+                engine.after_change();
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "tick failed"),

@@ -115,7 +115,7 @@ impl TestApp {
                 .read(|r| r.counter("last_consultation_slot"))
                 .expect("the store reads");
             let since = DateTime::<Utc>::from_timestamp(last as i64, 0).expect("a time");
-            (last > 0 && hazeflow::workers::schedule::due_slot(&self.state, since, self.clock.now()).is_none()).then_some(())
+            (last > 0 && hazeflow::workers::schedule::due_slot(&self.state.engine, since, self.clock.now()).is_none()).then_some(())
         })
         .await;
     }

@@ -16,7 +16,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::ApiError;
-use crate::app::AppState;
+use crate::web::AppState;
 
 /// How long an acknowledgement snapshot is served.
 const ACK_TTL: Duration = Duration::from_secs(15);

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::domain::forecast::parse_time;
 use crate::domain::region::RegionCode;
 use crate::engine::{EngineError, WarningAction};

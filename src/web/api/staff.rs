@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::ApiError;
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::config::hash_token;
 
 /// A member of the duty staff, as their token says.

@@ -25,7 +25,7 @@ use sha2::Sha256;
 
 use super::Dashboard;
 use super::pages::{Page, error_page};
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::config::hash_token;
 use crate::web::api::Staff;
 

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 
-use crate::app::AppState;
+use crate::web::AppState;
 
 pub use auth::SESSION_COOKIE;
 pub use views::{contrast_ratio, text_colour_for};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::views::local_time;
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::domain::region::RegionCode;
 use crate::registry::Pollutant;
 

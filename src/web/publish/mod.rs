@@ -32,7 +32,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::domain::playbook::{Issuer, Playbook};
 use crate::domain::region::RegionCode;
 use crate::web::api::ApiError;

@@ -1,0 +1,146 @@
+//! The state every HTTP handler shares: the engine, the settings, the staff tokens and what the
+//! enterprise pages need (measure defaults, the link key, the notifier's roster).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::store::RecordBody;
+use crate::web::api::Staff;
+
+/// What every task and handler shares.
+pub struct AppState {
+    /// The operations (shared with the workers).
+    pub engine: Arc<Engine>,
+    /// The settings it runs with.
+    pub settings: Settings,
+    /// Whether an accepted forecast triggers a consultation at once.
+    pub consult_on_forecast: bool,
+    /// Measure defaults: industry × grade × level, deadlines, department duties.
+    pub defaults: Arc<crate::registry::Defaults>,
+    /// The acknowledgement token secret.
+    pub tokens: crate::engine::assign::TokenKey,
+    /// The notifier's stage: its roster and templates are reloaded with the playbooks.
+    pub notify: Arc<crate::notify::NotifyStage>,
+    /// The staff tokens now: those of the configuration and environment, then those of
+    /// `staff.tokens_file`, which a reload reads again.
+    pub staff: std::sync::RwLock<Vec<crate::config::StaffToken>>,
+}
+
+impl AppState {
+    /// Asks the scheduler for a consultation now.
+    pub fn trigger_consultation(&self) {
+        self.engine.trigger_consultation();
+    }
+
+    /// Tells followers that state changed.
+    pub fn after_change(&self) {
+        self.engine.after_change();
+    }
+
+    /// The staff member whose token hashes to `sha256`.
+    pub fn staff_for(&self, sha256: &str) -> Option<Staff> {
+        let tokens = self.staff.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tokens.iter().find(|t| t.sha256 == sha256).map(|t| Staff {
+            name: t.name.clone(),
+            role: t.role.clone(),
+        })
+    }
+
+    /// The staff tokens a reload would put live: the fixed ones of the configuration and environment,
+    /// then the tokens file read again (an error names the file and line). `None`: no tokens file.
+    fn reread_staff(&self) -> Option<Result<Vec<crate::config::StaffToken>, String>> {
+        let f = self.settings.staff.tokens_file.as_ref()?;
+        let fixed = &self.settings.staff.tokens[..self.settings.staff.tokens.len().saturating_sub(self.settings.staff.from_file)];
+        Some(
+            crate::config::read_token_file(f)
+                .map(|read| fixed.iter().cloned().chain(read).collect())
+                .map_err(|e| format!("{e:#}")),
+        )
+    }
+
+    /// Reloads the playbooks folder, the duty roster, the message templates and the staff tokens file,
+    /// all or nothing: on any error the old playbooks, roster, templates and tokens all stay live and
+    /// the errors (each naming its file and line) are returned. Recorded either way; a roster or templates that changed are
+    /// recorded too (`notify_reloaded`).
+    pub async fn reload_playbooks(&self, actor: &str) -> Result<Vec<String>, Vec<String>> {
+        let now = self.engine.clock.now();
+        let regions = self.engine.regions;
+        let playbooks = crate::domain::playbook::load_paths(std::slice::from_ref(&self.settings.playbooks), regions)
+            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<String>>());
+        let files = crate::notify::Files::load(&self.settings, regions);
+        let staff = self.reread_staff().transpose().map_err(|e| vec![e]);
+        let (versions, errors, notify) = match (playbooks, files, staff) {
+            (Ok(set), Ok(files), Ok(staff)) => {
+                if let Some(staff) = staff {
+                    let mut live = self.staff.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if *live != staff {
+                        tracing::info!(tokens = staff.len(), before = live.len(), "staff tokens reloaded");
+                    }
+                    *live = staff;
+                }
+                let summary = files.summary(&self.settings);
+                let digests = json!({ "roster": files.roster.digest(), "templates": files.templates.digest() });
+                self.engine.playbooks.swap(set, now);
+                let changed = self.notify.replace(files);
+                let mut data = serde_json::to_value(&summary).unwrap_or_default();
+                data["digests"] = digests;
+                (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(data))
+            }
+            (playbooks, files, staff) => {
+                let errors: Vec<String> = playbooks
+                    .err()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(files.err().unwrap_or_default())
+                    .chain(staff.err().unwrap_or_default())
+                    .collect();
+                self.engine.playbooks.refused(now, errors.clone());
+                (self.engine.playbooks.status().versions, errors, None)
+            }
+        };
+        let body = RecordBody::PlaybooksReloaded {
+            versions: versions.clone(),
+            errors: errors.clone(),
+        };
+        let actor = actor.to_string();
+        let notified = notify.clone();
+        let recorded = self
+            .engine
+            .store
+            .write(move |tx| {
+                tx.append(now, &actor, None, body)?;
+                if let Some(data) = notified {
+                    tx.append(
+                        now,
+                        &actor,
+                        None,
+                        RecordBody::Other {
+                            kind: "notify_reloaded".into(),
+                            data,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not record the reload");
+        }
+        if !errors.is_empty() {
+            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster, templates and staff tokens stay live");
+            return Err(errors);
+        }
+        if let Err(e) = self.engine.remember_playbooks().await {
+            tracing::error!(error = %e, "could not keep the sources of the new playbook versions");
+        }
+        match notify {
+            Some(n) => tracing::info!(versions = ?versions, notify = %n, "playbooks reloaded; new roster or templates live"),
+            None => tracing::info!(versions = ?versions, "playbooks reloaded; roster and templates unchanged"),
+        }
+        Ok(versions)
+    }
+}
+
