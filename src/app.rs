@@ -184,20 +184,16 @@ impl Application {
             state.notify.clone(),
             shutdown.clone(),
         ));
-        let router = api::router()
-            .merge(crate::engine::ack::router())
-            .merge(
-                crate::engine::inspect::router()
-                    .merge(crate::engine::negotiate::router())
-                    .route_layer(axum::middleware::from_fn_with_state(
-                        state.clone(),
-                        crate::domain::authority::staff_writes,
-                    )),
-            )
-            .merge(crate::engine::episode::router())
-            .merge(crate::web::publish::router())
-            .merge(crate::web::dashboard::router(&state.settings)?)
-            .with_state(state.clone());
+        let router =
+            api::router()
+                .merge(crate::web::ack::router())
+                .merge(crate::web::inspect::router().merge(crate::web::negotiate::router()).route_layer(
+                    axum::middleware::from_fn_with_state(state.clone(), crate::web::authority::staff_writes),
+                ))
+                .merge(crate::web::episode::router())
+                .merge(crate::web::publish::router())
+                .merge(crate::web::dashboard::router(&state.settings)?)
+                .with_state(state.clone());
         let limits = crate::web::server::Limits::from_settings(&state.settings);
         let router = crate::web::server::wrap(router, limits);
         tracker.spawn(crate::web::server::serve(self.listener, router, limits, shutdown.clone()));

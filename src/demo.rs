@@ -6,7 +6,6 @@ use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Asia::Shanghai;
 
-
 /// The sample, embedded so that the demo works from any folder.
 pub const SAMPLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/seeds/demo/forecast.csv"));
 

@@ -12,14 +12,7 @@
 //!
 //! A refusal is [`Refusal`]: a message naming the role needed, answered 403.
 
-use axum::extract::{FromRequestParts, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
-
-use crate::web::AppState;
 use crate::domain::playbook::{Playbook, PlaybookSet, SignOff};
-use crate::web::api::{ApiError, Staff};
 
 /// Why a write was refused (403), naming the role needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,26 +83,4 @@ pub fn require_staff_role(set: &PlaybookSet, role: &str, what: &str) -> Result<(
     Err(Refusal(format!(
         "role \"{role}\" may not {what}: needs {lowest} or higher (a role the playbook defines)"
     )))
-}
-
-/// Middleware for routes whose handlers live elsewhere (inspections, negotiated reductions): a
-/// write (any method but GET/HEAD) needs a role the playbook defines. Reads pass through.
-pub async fn staff_writes(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    if matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
-        return next.run(request).await;
-    }
-    let (mut parts, body) = request.into_parts();
-    let staff = match Staff::from_request_parts(&mut parts, &state).await {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
-    let what = if parts.uri.path().contains("/negotiated") {
-        "record a negotiated reduction"
-    } else {
-        "open or record an inspection"
-    };
-    if let Err(r) = require_staff_role(&state.engine.playbooks.live(), &staff.role, what) {
-        return ApiError::Forbidden(r.0).into_response();
-    }
-    next.run(Request::from_parts(parts, body)).await
 }

@@ -24,17 +24,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::web::AppState;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{EventKind, Warning};
 use crate::engine::assign::{self, Assignment, AssignmentStatus, Party};
@@ -42,12 +36,6 @@ use crate::engine::inspect::{INSPECTIONS, Inspection, InspectionStatus};
 use crate::registry::reports::{SocietyEmissions, parse_society};
 use crate::registry::{Defaults, PerPollutant, Pollutant};
 use crate::store::{ReadTx, RecordBody, StoreError};
-use crate::web::api::{ApiError, Staff};
-
-/// The routes of this module.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/api/v1/warnings/{id}/summary", get(summary))
-}
 
 /// One level held, from when to when.
 #[derive(Debug, Clone, Serialize)]
@@ -479,16 +467,6 @@ fn warning_json(w: &Warning, regions: &Regions, defaults: &Defaults) -> Value {
         "level": w.level, "level_name": level_name(defaults, &w.level), "issued_at": w.issued_at,
         "start": w.start, "expected_end": w.expected_end, "ended_at": w.ended_at, "playbook": w.playbook,
     })
-}
-
-async fn summary(State(s): State<Arc<AppState>>, _staff: Staff, UrlPath(id): UrlPath<String>) -> Result<Json<Summary>, ApiError> {
-    let society = load_society(s.settings.list_seed.as_deref());
-    let now = s.engine.clock.now();
-    let out = s
-        .engine
-        .store
-        .read(|r| build(r, &id, &s.defaults, s.engine.regions, &society, now))?;
-    out.map(Json).ok_or_else(|| ApiError::NotFound(format!("no warning {id}")))
 }
 
 /// A warning status as duty staff read it.

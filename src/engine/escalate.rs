@@ -43,9 +43,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Engine;
 use crate::domain::playbook::PlaybookSet;
 use crate::domain::region::{RegionCode, Regions, Tier};
+use crate::engine::Engine;
 use crate::engine::assign::{self, Assignment, AssignmentStatus, OnRound, Party, Round, TokenKey};
 use crate::notify::{AssignmentNotice, Channel, NotifyStage, OutboxMessage, Recipient, enqueue_for_assignment, outbox};
 use crate::registry::{Defaults, Enterprise};
@@ -688,10 +688,7 @@ pub async fn run_once(esc: &Arc<Escalation>, engine: &Engine, now: DateTime<Utc>
             return Ok(fired);
         }
         let (esc, set) = (esc.clone(), engine.playbooks.live());
-        let n = engine
-            .store
-            .write(move |tx| esc.fire_due(tx, &set, now, TIMERS_PER_JOB))
-            .await?;
+        let n = engine.store.write(move |tx| esc.fire_due(tx, &set, now, TIMERS_PER_JOB)).await?;
         fired += n;
         if n == 0 {
             return Ok(fired);

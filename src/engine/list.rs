@@ -149,7 +149,7 @@ pub async fn seed(engine: &crate::engine::Engine, defaults: &crate::registry::De
     }
     let paths = vec![dir.join("enterprises.csv"), dir.join("measures.csv")];
     let opts = crate::registry::import::ImportOptions {
-        defaults: defaults,
+        defaults,
         regions: Some(engine.regions),
     };
     let enterprises = crate::registry::import::read_paths(&paths, &opts, &mut |_, _| {}).map_err(|errors| {

@@ -12,26 +12,10 @@
 //! to the enterprise (template `negotiated_issued`) with its link. The response carries the link too, for
 //! staff who agreed it by phone.
 
-use std::sync::Arc;
-
-use axum::Json;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use crate::web::AppState;
-use crate::domain::warning::Status;
-use crate::engine::assign::{self, Assignment, Entry, Party, Round};
-use crate::engine::escalate::{self, local};
-use crate::engine::inspect::{api_error, enterprise_in, json_body, refuse};
-use crate::notify::{AssignmentNotice, enqueue_for_assignment};
+use crate::engine::assign::{self, Assignment};
 use crate::registry::{PerPollutant, Pollutant};
-use crate::store::{RecordBody, Tx};
-use crate::web::api::{ApiError, Staff};
 
 /// The commitment of a negotiated reduction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,176 +45,6 @@ impl Commitment {
     }
 }
 
-/// The routes of this module.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/api/v1/warnings/{id}/negotiated", get(list).post(agree))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Reductions {
-    #[serde(default)]
-    so2: f64,
-    #[serde(default)]
-    nox: f64,
-    #[serde(default)]
-    pm: f64,
-    #[serde(default)]
-    vocs: f64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgreeBody {
-    uscc: String,
-    commitment: String,
-    reductions: Reductions,
-    #[serde(default)]
-    note: String,
-}
-
-fn clean(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
-async fn agree(
-    State(s): State<Arc<AppState>>,
-    staff: Staff,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let b: AgreeBody = json_body(&body)?;
-    let r = PerPollutant {
-        so2: b.reductions.so2,
-        nox: b.reductions.nox,
-        pm: b.reductions.pm,
-        vocs: b.reductions.vocs,
-    };
-    if Pollutant::ALL.into_iter().any(|p| !(r.get(p).is_finite() && r.get(p) >= 0.0)) {
-        return Err(ApiError::BadRequest("reductions: each must be a number ≥ 0 (t/day)".into()));
-    }
-    if r.is_zero() {
-        return Err(ApiError::BadRequest(
-            "reductions: name at least one pollutant with a reduction above 0 (t/day)".into(),
-        ));
-    }
-    let commitment = clean(&b.commitment, 500);
-    if commitment.is_empty() {
-        return Err(ApiError::BadRequest("commitment: say what the enterprise commits to".into()));
-    }
-    let c = Commitment {
-        commitment,
-        reductions: r,
-        agreed_by: staff.name.clone(),
-        note: clean(&b.note, 500),
-    };
-    let now = s.engine.clock.now();
-    let (defaults, tokens, regions) = (s.defaults.clone(), s.tokens.clone(), s.engine.regions);
-    let base = s.settings.http.public_url.trim_end_matches('/').to_string();
-    let set = s.engine.playbooks.live();
-    let (uscc, actor) = (b.uscc.clone(), staff.name.clone());
-    let a = s
-        .engine
-        .store
-        .write(move |tx: &mut Tx<'_>| {
-            // Decide (read) first, then write.
-            let w = tx.warning(&id)?.ok_or_else(|| refuse(404, format!("no warning {id}")))?;
-            if !matches!(w.status, Status::Issued | Status::Active) {
-                return Err(refuse(
-                    409,
-                    format!(
-                        "warning {id} is {:?}: a reduction is agreed for an issued or active warning",
-                        w.status
-                    )
-                    .to_lowercase(),
-                ));
-            }
-            let e = enterprise_in(tx, &uscc)?.ok_or_else(|| refuse(404, format!("no enterprise {uscc} on the list")))?;
-            if e.county != w.region && !regions.is_within(e.county, w.region) {
-                return Err(refuse(
-                    400,
-                    format!(
-                        "enterprise {uscc} ({}) is not in the region of warning {id} ({})",
-                        regions.name(e.county),
-                        regions.name(w.region)
-                    ),
-                ));
-            }
-            let to = escalate::enterprise_recipient(&e);
-            tx.append(
-                now,
-                &actor,
-                None,
-                RecordBody::Other {
-                    kind: "negotiated_reduction_agreed".into(),
-                    data: json!({ "warning_id": id, "uscc": uscc, "name": e.name, "level": w.level, "commitment": c }),
-                },
-            )?;
-            let deadline = now + defaults.ack_deadline(&w.level).unwrap_or_else(|| chrono::Duration::hours(6));
-            // A new round of the enterprise's own track: an earlier agreement of this warning is
-            // superseded by it (derived), the list's measures are left alone.
-            let round = Round {
-                seq: 0,
-                warning_id: id.clone(),
-                warning_region: w.region,
-                level: w.level.clone(),
-                applies_from: w.start.max(now),
-                ack_deadline: deadline,
-                created_at: now,
-                count: 1,
-                track: format!("n:{uscc}"),
-                negotiated: Some(c),
-            };
-            let entry = Entry {
-                party: Party::Enterprise {
-                    uscc: uscc.clone(),
-                    county: e.county,
-                },
-                duty: None,
-                acks: Vec::new(),
-            };
-            let round = assign::write_round(tx, round, std::slice::from_ref(&entry), &[])?;
-            let a = round.assignment(0, entry, assign::AssignmentStatus::Active);
-            let key = a.key.clone();
-            let token = tokens.token(&a);
-            escalate::schedule(tx, &defaults, &round)?;
-            if let Some(to) = to {
-                let level = set.for_region(w.region, regions).and_then(|p| p.level(&w.level));
-                let mut data = escalate::task_json(&defaults, &e, &a);
-                data["event"] = json!("negotiated_issued");
-                data["warning_id"] = json!(id);
-                data["region_name"] = json!(regions.name(w.region));
-                data["issuer"] = json!(crate::domain::playbook::issuer_of(&set, w.region, regions).name);
-                data["level_name"] = json!(level.map_or(w.level.clone(), |l| l.name.clone()));
-                data["response"] = json!(level.map(|l| l.response.clone()).unwrap_or_default());
-                data["level_colour"] = json!(level.map(|l| l.colour.clone()));
-                data["recipient"] = json!({ "name": to.name });
-                data["ack_url"] = json!(format!("{base}/ack/{token}"));
-                data["at"] = json!(local(now));
-                let notice = AssignmentNotice {
-                    assignment_id: key.clone(),
-                    kind: "negotiated".into(),
-                    to,
-                    template: "negotiated_issued".into(),
-                    data,
-                    region: Some(e.county),
-                };
-                enqueue_for_assignment(tx, now, notice)?;
-            }
-            Ok(a)
-        })
-        .await
-        .map_err(api_error)?;
-    s.after_change();
-    let link = format!("{}/ack/{}", s.settings.http.public_url.trim_end_matches('/'), s.tokens.token(&a));
-    Ok((StatusCode::CREATED, Json(json!({ "assignment": a, "ack_url": link }))))
-}
-
 /// The negotiated reductions of a warning, every version (current ones `active`).
 pub fn of_warning(r: &crate::store::ReadTx, warning_id: &str) -> Result<Vec<Assignment>, crate::store::StoreError> {
     let mut res = assign::Resolver::new(r);
@@ -241,12 +55,4 @@ pub fn of_warning(r: &crate::store::ReadTx, warning_id: &str) -> Result<Vec<Assi
         }
     }
     Ok(out)
-}
-
-async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let (w, list) = s.engine.store.read(|r| Ok((r.warning(&id)?, of_warning(r, &id)?)))?;
-    if w.is_none() {
-        return Err(ApiError::NotFound(format!("no warning {id}")));
-    }
-    Ok(Json(json!({ "negotiated": list })))
 }

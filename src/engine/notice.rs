@@ -25,12 +25,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Engine;
-use crate::notify::NotifyStage;
 use crate::domain::playbook::PlaybookSet;
 use crate::domain::region::Regions;
+use crate::engine::Engine;
 use crate::engine::assign::{self, AssignmentStatus, OnRound, Party, Round, TokenKey};
 use crate::engine::escalate::{enterprise_recipient, task_json};
+use crate::notify::NotifyStage;
 use crate::notify::{AssignmentNotice, Recipient, Roster, enqueue_for_assignment};
 use crate::registry::Defaults;
 use crate::store::{StoreError, Tx};

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::stage::{EventNotice, local};
 use super::NotifyStage;
+use super::stage::{EventNotice, local};
 use crate::clock::Clock;
 use crate::domain::region::Regions;
 use crate::store::Store;

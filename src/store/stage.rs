@@ -21,4 +21,3 @@ pub trait Stage: Send + Sync {
         playbook: &Playbook,
     ) -> Result<(), StoreError>;
 }
-

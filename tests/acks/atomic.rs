@@ -98,6 +98,8 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
         clock: clock.clone(),
         max_forecast_bytes: 1 << 20,
         forecast_max_ahead: chrono::Duration::minutes(60),
+        consult_requested: Arc::default(),
+        changed: Arc::default(),
     };
 
     // An orange proposal for Taiyuan.

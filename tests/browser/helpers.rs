@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
-use hazeflow::app::{AppState, Application};
+use hazeflow::app::Application;
 use hazeflow::clock::Clock;
 use hazeflow::config::{self, Settings, StaffToken};
+use hazeflow::web::AppState;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::Value;

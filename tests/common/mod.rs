@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
-use hazeflow::app::{AppState, Application};
+use hazeflow::app::Application;
 use hazeflow::clock::Clock;
 use hazeflow::config::{self, Settings, StaffToken};
 use hazeflow::notify::OutboxMessage;
+use hazeflow::web::AppState;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tempfile::TempDir;

@@ -242,7 +242,7 @@ fn ack_snapshot(s: &AppState, live: &[(String, String)], now: chrono::DateTime<c
     }
     let mut snap = AckSnapshot::new();
     for (warning, level) in live {
-        let (per, _) = crate::engine::ack::progress_of(s, warning, now, 0)?;
+        let (per, _) = crate::engine::ack::progress_of(&s.engine.store, &s.notify.roster(), warning, now, 0)?;
         let e = snap.entry(level.clone()).or_default();
         for p in per.values() {
             e[0] += p.assigned;

@@ -19,11 +19,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::web::AppState;
 use crate::domain::forecast::parse_time;
 use crate::domain::region::RegionCode;
 use crate::engine::{EngineError, WarningAction};
 use crate::store::{DirectiveRecord, StoreError};
+use crate::web::AppState;
 
 pub use staff::Staff;
 

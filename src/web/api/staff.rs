@@ -6,8 +6,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::ApiError;
-use crate::web::AppState;
 use crate::config::hash_token;
+use crate::web::AppState;
 
 /// A member of the duty staff, as their token says.
 #[derive(Debug, Clone)]

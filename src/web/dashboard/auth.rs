@@ -25,8 +25,8 @@ use sha2::Sha256;
 
 use super::Dashboard;
 use super::pages::{Page, error_page};
-use crate::web::AppState;
 use crate::config::hash_token;
+use crate::web::AppState;
 use crate::web::api::Staff;
 
 /// The session cookie (shared with the API's `Staff` extractor).

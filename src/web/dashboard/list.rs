@@ -21,10 +21,10 @@ use super::Dashboard;
 use super::auth::Session;
 use super::pages::{Page, error_page};
 use super::views::{self, local_time, path_segment};
-use crate::web::AppState;
 use crate::domain::region::{RegionCode, Tier};
 use crate::engine::assign::AssignmentStatus;
 use crate::registry::{Enterprise, Grade, ListVersion, MeasureSource, Pollutant};
+use crate::web::AppState;
 
 /// Rows per page of the list.
 const PAGE: usize = 50;

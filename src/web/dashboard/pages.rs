@@ -19,11 +19,11 @@ use super::Dashboard;
 use super::auth::{FlashKind, Posted, Session};
 use super::chart::{Chart, forecast_chart};
 use super::views::{self, Lookup, Palette, local_time, rule_zh, short_date};
-use crate::web::AppState;
 use crate::domain::region::RegionCode;
 use crate::domain::warning::{Event, EventKind, RegionState, Status};
 use crate::engine::{EngineError, WarningAction};
 use crate::store::{ConsultationRecord, RecordBody};
+use crate::web::AppState;
 
 const CSS: &str = include_str!("static/app.css");
 const JS: &str = include_str!("static/app.js");

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::views::local_time;
-use crate::web::AppState;
 use crate::domain::region::RegionCode;
 use crate::registry::Pollutant;
+use crate::web::AppState;
 
 /// How many missing parties the page lists (the JSON API lists more).
 const MISSING_SHOWN: usize = 200;
@@ -293,7 +293,7 @@ fn summary_view(s: &crate::engine::episode::Summary) -> SummaryView {
 pub fn of_warning(app: &AppState, warning_id: &str) -> ResponseView {
     let now = app.engine.clock.now();
     let mut view = ResponseView::default();
-    match crate::engine::ack::progress_of(app, warning_id, now, MISSING_SHOWN + 1) {
+    match crate::engine::ack::progress_of(&app.engine.store, &app.notify.roster(), warning_id, now, MISSING_SHOWN + 1) {
         Ok((per, missing)) => {
             let mut total = ProgressRow {
                 name: "合计".into(),

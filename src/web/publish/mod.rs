@@ -32,9 +32,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::web::AppState;
 use crate::domain::playbook::{Issuer, Playbook};
 use crate::domain::region::RegionCode;
+use crate::web::AppState;
 use crate::web::api::ApiError;
 use message::{Message, MsgType};
 use text::{Lang, MessageText, Texts};

@@ -1,0 +1,504 @@
+//! Acknowledgements (回执): an enterprise or department confirms its assignment from the link in its
+//! notice — "received" (收到), then "measures in place" (措施已落实, per line, with a note) — without an
+//! account. Also the progress of a warning's acknowledgements and the assignment listings.
+//!
+//! In: `GET/POST /ack/{token}` (a page for phones), `POST /api/v1/acks/{token}` (JSON), and the staff
+//! listings `GET /api/v1/warnings/{id}/acks`, `GET /api/v1/warnings/{id}/assignments`,
+//! `GET /api/v1/enterprises/{uscc}`. Out: acknowledgements recorded on the assignment (time, name, phone,
+//! IP, user agent) and in the event log. A token acts only on its own assignment; a repeated step
+//! changes nothing; a superseded or ended assignment says so and points to the current one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use chrono_tz::Asia::Shanghai;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine::ack::Progress;
+use crate::engine::assign::{self, Ack, Assignment, AssignmentStatus, Party};
+use crate::engine::list;
+use crate::store::{RecordBody, StoreError};
+use crate::web::AppState;
+use crate::web::api::{ApiError, Staff};
+
+/// The page template, as shipped (operators may override it in `playbooks/templates/ack/page.html.j2`).
+const PAGE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/ack/page.html.j2"));
+
+/// The routes of this module.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/ack/{token}", get(page).post(page_post))
+        .route("/api/v1/acks/{token}", post(api_ack))
+        .route("/api/v1/warnings/{id}/acks", get(progress))
+        .route("/api/v1/warnings/{id}/assignments", get(assignments))
+        .route("/api/v1/enterprises/{uscc}", get(enterprise))
+}
+
+/// Why an acknowledgement was refused.
+#[derive(Debug)]
+enum AckRefusal {
+    Unknown,
+    Gone { reason: String, current: Option<String> },
+    Bad(String),
+}
+
+fn refusal_to_store(r: &AckRefusal) -> StoreError {
+    let v = match r {
+        AckRefusal::Unknown => json!({ "kind": "unknown" }),
+        AckRefusal::Gone { reason, current } => json!({ "kind": "gone", "reason": reason, "current": current }),
+        AckRefusal::Bad(m) => json!({ "kind": "bad", "message": m }),
+    };
+    StoreError::Refused(v.to_string())
+}
+
+fn refusal_from_store(e: StoreError) -> Result<AckRefusal, ApiError> {
+    if let StoreError::Refused(s) = &e
+        && let Ok(v) = serde_json::from_str::<Value>(s)
+    {
+        return Ok(match v["kind"].as_str() {
+            Some("unknown") => AckRefusal::Unknown,
+            Some("gone") => AckRefusal::Gone {
+                reason: v["reason"].as_str().unwrap_or("").into(),
+                current: v["current"].as_str().map(str::to_string),
+            },
+            _ => AckRefusal::Bad(v["message"].as_str().unwrap_or("").into()),
+        });
+    }
+    Err(ApiError::Internal(e.to_string()))
+}
+
+/// One acknowledgement as submitted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckInput {
+    step: String,
+    name: String,
+    phone: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    lines: Vec<String>,
+}
+
+fn gone_status(a: &Assignment) -> Option<(String, Option<String>)> {
+    match &a.status {
+        AssignmentStatus::Active => None,
+        AssignmentStatus::Superseded { by, .. } => Some(("本任务已被新的预警级别任务替代".into(), Some(by.clone()))),
+        AssignmentStatus::Ended { cancelled: true, .. } => Some(("预警已取消，本任务无需执行".into(), None)),
+        AssignmentStatus::Ended { .. } => Some(("预警已解除，本任务已结束".into(), None)),
+    }
+}
+
+/// Records an acknowledgement; `Ok(false)` when the step was already recorded (nothing changed).
+async fn record(
+    state: &AppState,
+    token: &str,
+    input: AckInput,
+    ip: String,
+    user_agent: String,
+) -> Result<Result<(Assignment, bool), AckRefusal>, ApiError> {
+    if !matches!(input.step.as_str(), "received" | "in_place") {
+        return Ok(Err(AckRefusal::Bad(format!(
+            "step \"{}\" is neither received nor in_place",
+            input.step
+        ))));
+    }
+    let name = clean(&input.name, 40);
+    let phone = clean(&input.phone, 20);
+    if name.is_empty() || phone.is_empty() {
+        return Ok(Err(AckRefusal::Bad("请填写姓名和联系电话 (name and phone are required)".into())));
+    }
+    let now = state.engine.clock.now();
+    let lines: Vec<String> = input.lines.iter().map(|l| clean(l, 40)).collect();
+    let note = clean(&input.note, 500);
+    let user_agent = clean(&user_agent, 200);
+    // Adds the steps not yet recorded; false when there were none.
+    let add = move |a: &mut Assignment| -> bool {
+        let steps: &[&str] = if input.step == "in_place" {
+            &["received", "in_place"]
+        } else {
+            &["received"]
+        };
+        let mut changed = false;
+        for step in steps {
+            if a.has(step) {
+                continue;
+            }
+            a.acks.push(Ack {
+                step: (*step).to_string(),
+                at: now,
+                name: name.clone(),
+                phone: phone.clone(),
+                lines: if *step == "in_place" { lines.clone() } else { Vec::new() },
+                note: if *step == input.step { note.clone() } else { String::new() },
+                ip: ip.clone(),
+                user_agent: user_agent.clone(),
+            });
+            changed = true;
+        }
+        changed
+    };
+    // Decide on a snapshot, on this request's thread (token, MAC, status), so that the single writer
+    // only checks and writes: nothing that changes a status (a new round, a warning's end) happened
+    // in between if the epoch is the same; otherwise the writer decides again.
+    let tokens = state.tokens.clone();
+    let token = token.to_string();
+    let store = state.engine.store.id();
+    let (seen, epoch) = state.engine.store.read(|r| {
+        let epoch = assign::epoch(r)?;
+        let mut res = assign::Resolver::with_memo(r, assign::memo_for(store, epoch));
+        let a = res.by_token(&tokens, &token);
+        assign::memo_back(store, epoch, res.into_memo());
+        Ok((a?, epoch))
+    })?;
+    let Some(mut seen) = seen else {
+        return Ok(Err(AckRefusal::Unknown));
+    };
+    if let Some((reason, current)) = gone_status(&seen) {
+        return Ok(Err(AckRefusal::Gone { reason, current }));
+    }
+    if !add(&mut seen.clone()) {
+        // Every step is recorded already: idempotent, nothing to write.
+        return Ok(Ok((seen, false)));
+    }
+    let result = state
+        .engine
+        .store
+        .write(move |tx| {
+            let mut a = if assign::epoch(tx)? == epoch {
+                // Only the acknowledgements can have moved (the same link used twice at once).
+                let entry: assign::Entry = tx
+                    .item(seen.round, seen.index)?
+                    .ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+                seen.acks = entry.acks;
+                seen
+            } else {
+                let a = assign::by_token(tx, &tokens, &token)?.ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+                if let Some((reason, current)) = gone_status(&a) {
+                    return Err(refusal_to_store(&AckRefusal::Gone { reason, current }));
+                }
+                a
+            };
+            let changed = add(&mut a);
+            if changed {
+                assign::put_acks(tx, &a)?;
+                tx.append(
+                    now,
+                    &format!("ack:{}", a.acks.last().map_or("", |k| k.name.as_str())),
+                    None,
+                    RecordBody::Other {
+                        kind: "acknowledged".into(),
+                        data: json!({ "assignment": a.key, "warning_id": a.warning_id, "party": a.party, "step": a.acks.last().map(|k| k.step.clone()) }),
+                    },
+                )?;
+            }
+            Ok((a, changed))
+        })
+        .await;
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => refusal_from_store(e).map(Err),
+    }
+}
+
+/// Drops control characters and caps the length (input shown to staff and written to logs).
+fn clean(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn client(headers: &HeaderMap, addr: &SocketAddr) -> (String, String) {
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (addr.ip().to_string(), ua)
+}
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Shanghai).format("%Y年%-m月%-d日 %H:%M").to_string()
+}
+
+/// Renders the page for an assignment.
+fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String, Option<String>)>) -> Result<String, ApiError> {
+    let set = state.engine.playbooks.live();
+    let pb = set.for_region(a.warning_region, state.engine.regions);
+    let level = pb.and_then(|p| p.level(&a.level));
+    let (party_name, measures, lines) = match &a.party {
+        Party::Enterprise { uscc, .. } => {
+            let e = state.engine.store.read(|r| list::enterprise(r, uscc))?;
+            match e {
+                Some(e) => {
+                    let ms: Vec<Value> = match &a.negotiated {
+                        // A negotiated reduction (协商减排): the commitment, not the list's measures.
+                        Some(n) => vec![crate::registry::commitment_json(&n.commitment, &n.reductions_text())],
+                        // The same lines as the notice and the 公示牌.
+                        None => state
+                            .defaults
+                            .measures_for(&e, &a.level)
+                            .iter()
+                            .map(crate::registry::measure_json)
+                            .collect(),
+                    };
+                    let lines: Vec<Value> = e.lines.iter().map(|l| json!({ "id": l.id, "name": l.name })).collect();
+                    (format!("{}（{}）", e.name, e.uscc.as_str()), ms, lines)
+                }
+                None => (uscc.clone(), Vec::new(), Vec::new()),
+            }
+        }
+        Party::Department { name, region, .. } => (format!("{}{}", state.engine.regions.name(*region), name), Vec::new(), Vec::new()),
+    };
+    let line_names: BTreeMap<String, String> = lines
+        .iter()
+        .filter_map(|l| Some((l["id"].as_str()?.to_string(), l["name"].as_str()?.to_string())))
+        .collect();
+    let next_step = if !a.has("received") {
+        "received"
+    } else if !a.has("in_place") {
+        "in_place"
+    } else {
+        ""
+    };
+    let acks: Vec<Value> = a
+        .acks
+        .iter()
+        .map(|k| json!({ "label": if k.step == "received" { "已收到" } else { "措施已落实" }, "at": local(k.at), "name": k.name, "note": k.note, "lines": k.lines.iter().map(|id| line_names.get(id).cloned().unwrap_or_else(|| id.clone())).collect::<Vec<_>>() }))
+        .collect();
+    let current_link = notice
+        .as_ref()
+        .and_then(|(_, c)| c.clone())
+        .map(|k| state.engine.store.read(|r| assign::token_of_key(r, &state.tokens, &k)))
+        .transpose()?
+        .flatten()
+        .map(|t| format!("/ack/{t}"));
+    let region_name = state.engine.regions.name(a.warning_region);
+    let level_name = level.map_or(a.level.clone(), |l| l.name.clone());
+    // The warning's timeline and its decided end, as the notices say them.
+    let w = state.engine.store.read(|r| r.warning(&a.warning_id))?;
+    let timeline = w
+        .as_ref()
+        .and_then(|w| crate::domain::warning::timeline_of(w, pb.map(|p| p.as_ref())));
+    let ends_at = w
+        .as_ref()
+        .and_then(|w| w.next.as_ref())
+        .filter(|n| n.level.is_none())
+        .map(|n| local(n.at));
+    let ctx = json!({
+        "timeline": timeline,
+        "ends_at": ends_at,
+        "title": format!("{region_name}重污染天气{level_name}{}", if a.negotiated.is_some() { "协商减排任务" } else { "应急响应任务" }),
+        "negotiated": a.negotiated.is_some(),
+        "level_name": level_name,
+        "level_colour": level.map_or("#cccccc".to_string(), |l| l.colour.clone()),
+        "response": level.map_or(String::new(), |l| l.response.clone()),
+        "party_name": party_name,
+        "applies_from": local(a.applies_from),
+        "deadline": local(a.ack_deadline),
+        "in_place_deadline": local(crate::engine::escalate::in_place_deadline(a.applies_from, a.ack_deadline)),
+        "measures": measures,
+        "duty": a.duty,
+        "lines": lines,
+        "acks": acks,
+        "can_ack": notice.is_none() && !next_step.is_empty(),
+        "next_step": next_step,
+        "action": format!("/ack/{token}"),
+        "notice": notice.as_ref().map(|n| n.0.clone()),
+        "current_link": current_link,
+        "hotline": state.defaults.board.hotline,
+        // The second step asks for the same person again: fill in who confirmed the first.
+        "last_name": a.acks.last().map(|k| k.name.clone()).unwrap_or_default(),
+        "last_phone": a.acks.last().map(|k| k.phone.clone()).unwrap_or_default(),
+    });
+    let text = std::fs::read_to_string(state.settings.playbooks.join("templates/ack/page.html.j2")).unwrap_or_else(|_| PAGE.to_string());
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template("page", &text)
+        .map_err(|e| ApiError::Internal(format!("ack page template: {e}")))?;
+    env.get_template("page")
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| ApiError::Internal(format!("ack page template: {e}")))
+}
+
+fn not_found_page() -> Response {
+    (StatusCode::NOT_FOUND, Html("<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>链接无效</title><body><main><h1>链接无效</h1><p>此确认链接不存在。请使用通知中的链接，或联系当地生态环境部门。</p></main></body></html>")).into_response()
+}
+
+async fn page(State(s): State<Arc<AppState>>, Path(token): Path<String>) -> Result<Response, ApiError> {
+    let a = s.engine.store.read(|r| assign::by_token(r, &s.tokens, &token))?;
+    let Some(a) = a else { return Ok(not_found_page()) };
+    let notice = gone_status(&a);
+    let status = if notice.is_some() { StatusCode::GONE } else { StatusCode::OK };
+    Ok((status, Html(render(&s, &a, &token, notice)?)).into_response())
+}
+
+async fn page_post(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(&body) {
+        fields.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    let one = |k: &str| fields.get(k).and_then(|v| v.first()).cloned().unwrap_or_default();
+    let input = AckInput {
+        step: one("step"),
+        name: one("name"),
+        phone: one("phone"),
+        note: one("note"),
+        lines: fields.get("line").cloned().unwrap_or_default(),
+    };
+    let (ip, ua) = client(&headers, &addr);
+    match record(&s, &token, input, ip, ua).await? {
+        Ok(_) => Ok(Redirect::to(&format!("/ack/{token}")).into_response()),
+        Err(AckRefusal::Unknown) => Ok(not_found_page()),
+        Err(AckRefusal::Gone { .. }) => page(State(s), Path(token)).await,
+        Err(AckRefusal::Bad(m)) => {
+            let a = s.engine.store.read(|r| assign::by_token(r, &s.tokens, &token))?;
+            match a {
+                Some(a) => Ok((
+                    StatusCode::BAD_REQUEST,
+                    Html(render(&s, &a, &token, None)?.replace(
+                        "<main>",
+                        &format!(
+                            "<main><div class=\"card notice\" role=\"alert\">{}</div>",
+                            minijinja::HtmlEscape(&m)
+                        ),
+                    )),
+                )
+                    .into_response()),
+                None => Ok(not_found_page()),
+            }
+        }
+    }
+}
+
+async fn api_ack(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input: AckInput = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let (ip, ua) = client(&headers, &addr);
+    match record(&s, &token, input, ip, ua).await? {
+        Ok((a, changed)) => Ok((StatusCode::OK, Json(json!({ "assignment": a.key, "warning_id": a.warning_id, "acks": a.acks.iter().map(|k| json!({"step": k.step, "at": k.at})).collect::<Vec<_>>(), "changed": changed }))).into_response()),
+        Err(AckRefusal::Unknown) => Err(ApiError::NotFound("unknown acknowledgement token".into())),
+        Err(AckRefusal::Gone { reason, current }) => {
+            let link = match current {
+                Some(k) => s.engine.store.read(|r| assign::token_of_key(r, &s.tokens, &k))?.map(|t| format!("/ack/{t}")),
+                None => None,
+            };
+            Ok((StatusCode::GONE, Json(json!({ "error": reason, "current": link }))).into_response())
+        }
+        Err(AckRefusal::Bad(m)) => Err(ApiError::BadRequest(m)),
+    }
+}
+
+async fn progress(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    if s.engine.store.read(|r| r.warning(&id))?.is_none() {
+        return Err(ApiError::NotFound(format!("no warning {id}")));
+    }
+    let (per, missing) = crate::engine::ack::progress_of(&s.engine.store, &s.notify.roster(), &id, s.engine.clock.now(), 1000)?;
+    let mut total = Progress::default();
+    for p in per.values() {
+        total.assigned += p.assigned;
+        total.received += p.received;
+        total.in_place += p.in_place;
+        total.overdue += p.overdue;
+        total.no_contact += p.no_contact;
+        total.in_place_overdue += p.in_place_overdue;
+    }
+    Ok(Json(
+        json!({ "warning_id": id, "total": total, "regions": per, "missing": missing }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct AssignmentQuery {
+    region: Option<String>,
+    status: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn assignments(
+    State(s): State<Arc<AppState>>,
+    _staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<AssignmentQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let region = match &q.region {
+        Some(r) => Some(crate::domain::region::RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("region: {e}")))?),
+        None => None,
+    };
+    if let Some(st) = &q.status
+        && !matches!(st.as_str(), "active" | "superseded" | "ended")
+    {
+        return Err(ApiError::BadRequest(format!("status: \"{st}\" is not active, superseded or ended")));
+    }
+    let mut out = Vec::new();
+    let mut after = q.after.clone().unwrap_or_default();
+    let mut next = None;
+    'scan: loop {
+        let batch = s.engine.store.read(|r| assign::of_warning(r, &id, &after, 1000))?;
+        let Some(last) = batch.last() else { break };
+        after = last.key.clone();
+        for a in batch {
+            let state = match &a.status {
+                AssignmentStatus::Active => "active",
+                AssignmentStatus::Superseded { .. } => "superseded",
+                AssignmentStatus::Ended { .. } => "ended",
+            };
+            let in_region = region.is_none_or(|r| {
+                let pr = assign::party_region(&a);
+                pr == r || s.engine.regions.is_within(pr, r)
+            });
+            if in_region && q.status.as_deref().is_none_or(|st| st == state) {
+                out.push(a);
+                if out.len() == limit {
+                    next = out.last().map(|a: &Assignment| a.key.clone());
+                    break 'scan;
+                }
+            }
+        }
+    }
+    Ok(Json(json!({ "assignments": out, "next_after": next })))
+}
+
+async fn enterprise(State(s): State<Arc<AppState>>, _staff: Staff, Path(uscc): Path<String>) -> Result<Json<Value>, ApiError> {
+    let (e, history) = s
+        .engine
+        .store
+        .read(|r| Ok((list::enterprise(r, &uscc)?, assign::of_party(r, &format!("e:{uscc}"))?)))?;
+    let e = e.ok_or_else(|| ApiError::NotFound(format!("no enterprise {uscc} on the list")))?;
+    let current = history.iter().rev().find(|a| a.status == AssignmentStatus::Active).cloned();
+    let measures: BTreeMap<String, Value> = s
+        .defaults
+        .levels
+        .iter()
+        .map(|l| (l.id.clone(), json!(s.defaults.measures_for(&e, &l.id))))
+        .collect();
+    Ok(Json(
+        json!({ "enterprise": e, "measures_by_level": measures, "current_assignment": current, "assignments": history }),
+    ))
+}

@@ -1,0 +1,25 @@
+//! The HTTP side of [`crate::engine::episode`]: routes and handlers.
+
+use crate::engine::episode::*;
+use crate::web::AppState;
+use crate::web::api::{ApiError, Staff};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::routing::get;
+use std::sync::Arc;
+
+/// The routes of this module.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/api/v1/warnings/{id}/summary", get(summary))
+}
+
+async fn summary(State(s): State<Arc<AppState>>, _staff: Staff, UrlPath(id): UrlPath<String>) -> Result<Json<Summary>, ApiError> {
+    let society = load_society(s.settings.list_seed.as_deref());
+    let now = s.engine.clock.now();
+    let out = s
+        .engine
+        .store
+        .read(|r| build(r, &id, &s.defaults, s.engine.regions, &society, now))?;
+    out.map(Json).ok_or_else(|| ApiError::NotFound(format!("no warning {id}")))
+}
