@@ -102,7 +102,7 @@ async fn main() -> Result<()> {
                 for m in msgs {
                     outbox::enqueue(tx, m)?;
                 }
-                Ok(())
+                Ok::<_, hazeflow::store::StoreError>(())
             })
             .await?;
     }

@@ -996,8 +996,7 @@ mod tests {
     /// between the AQI of the means nudged down and nudged up (the AQI never decreases with a concentration).
     #[test]
     fn the_beijing_fixture_aqi_is_reproduced_from_its_daily_means() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/beijing_daily_2013-2017.csv");
-        let text = std::fs::read_to_string(path).expect("fixture readable");
+        let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/beijing_daily_2013-2017.csv"));
         let mut lines = text.lines().filter(|l| !l.starts_with('#'));
         let header: Vec<&str> = lines.next().expect("header").split(',').collect();
         assert_eq!(header[2], "aqi");

@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use crate::domain::playbook::Playbook;
 use crate::domain::region::RegionCode;
 use crate::domain::warning::{Event, EventKind, RegionState};
+use crate::engine::EngineError;
 use crate::engine::Stage;
 use crate::engine::assign::{self, Assignment, OnRound, Party, Round};
 use crate::engine::list::{BY_USCC, ENTERPRISES};
@@ -319,9 +320,14 @@ pub fn close_open(tx: &mut Tx<'_>, now: DateTime<Utc>, warning_id: &str, reason:
 // Refusals from inside write jobs
 // ---------------------------------------------------------------------------------------------
 
-/// A job's refusal, carried through the store as text (`404:…`, `409:…`, `400:…`).
-pub(crate) fn refuse(status: u16, message: impl Into<String>) -> StoreError {
-    StoreError::Refused(format!("{status}:{}", message.into()))
+/// A job's refusal by its HTTP status (404, 409, otherwise 400), as the engine's typed error.
+pub(crate) fn refuse(status: u16, message: impl Into<String>) -> EngineError {
+    let m = message.into();
+    match status {
+        404 => EngineError::NotFound(m),
+        409 => EngineError::Conflict(m),
+        _ => EngineError::BadInput(m),
+    }
 }
 
 pub(crate) fn enterprise_in(tx: &Tx<'_>, uscc: &str) -> Result<Option<Enterprise>, StoreError> {

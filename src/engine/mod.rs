@@ -236,35 +236,6 @@ pub struct Submitted {
     pub seq: u64,
 }
 
-/// Encodes a job's domain error through the store, and back.
-fn refuse(e: EngineError) -> StoreError {
-    StoreError::Refused(
-        serde_json::to_string(&match &e {
-            EngineError::BadInput(m) => ("bad_input", m.clone()),
-            EngineError::NotFound(m) => ("not_found", m.clone()),
-            EngineError::Forbidden(m) => ("forbidden", m.clone()),
-            EngineError::Conflict(m) => ("conflict", m.clone()),
-            EngineError::Store(s) => ("store", s.to_string()),
-        })
-        .unwrap_or_default(),
-    )
-}
-
-fn unrefuse(e: StoreError) -> EngineError {
-    if let StoreError::Refused(json) = &e
-        && let Ok((kind, m)) = serde_json::from_str::<(String, String)>(json)
-    {
-        return match kind.as_str() {
-            "bad_input" => EngineError::BadInput(m),
-            "not_found" => EngineError::NotFound(m),
-            "forbidden" => EngineError::Forbidden(m),
-            "conflict" => EngineError::Conflict(m),
-            _ => EngineError::Store(e),
-        };
-    }
-    EngineError::Store(e)
-}
-
 /// Records lifecycle events, each under its warning's id, then runs the stages on them.
 fn record_events(
     tx: &mut Tx<'_>,
@@ -372,7 +343,7 @@ impl Engine {
                 let via = via.to_string();
                 let r = self
                     .store
-                    .write(move |tx| {
+                    .write::<_, StoreError, _>(move |tx| {
                         if tx.forecast(&f.id)?.is_some() {
                             return Ok(Submitted {
                                 id: f.id.clone(),
@@ -529,18 +500,16 @@ impl Engine {
         let result = self
             .store
             .write(move |tx| {
-                let w = tx
-                    .warning(&id)?
-                    .ok_or_else(|| refuse(EngineError::NotFound(format!("no warning {id}"))))?;
+                let w = tx.warning(&id)?.ok_or_else(|| EngineError::NotFound(format!("no warning {id}")))?;
                 let mut state = tx.region_state(w.region)?;
                 if state.warning.as_ref().map(|x| &x.id) != Some(&id) || !w.status.is_live() {
-                    return Err(refuse(EngineError::Conflict(
+                    return Err(EngineError::Conflict(
                         format!("warning {id} is {:?}, not live", w.status).to_lowercase(),
-                    )));
+                    ));
                 }
                 let pb = me
                     .playbook_for(&set, w.region, &state)
-                    .ok_or_else(|| refuse(EngineError::Conflict(format!("no playbook governs region {}", w.region))))?;
+                    .ok_or_else(|| EngineError::Conflict(format!("no playbook governs region {}", w.region)))?;
                 // A lift or a cancellation needs the authority to sign the highest level the
                 // warning holds or awaits (a sign-off is checked by the lifecycle itself).
                 let (what, role) = match &action {
@@ -553,14 +522,14 @@ impl Engine {
                         Some(p) if p.rank > w.rank => &p.level,
                         _ => &w.level,
                     };
-                    crate::domain::authority::may_act(&pb, level, role, what).map_err(|r| refuse(EngineError::Forbidden(r.0)))?;
+                    crate::domain::authority::may_act(&pb, level, role, what).map_err(|r| EngineError::Forbidden(r.0))?;
                 }
                 let (actor, input) = match &action {
                     WarningAction::Sign { signer, role } => (signer, Input::SignOff { signer, role }),
                     WarningAction::Lift { actor, reason, .. } => (actor, Input::Lift { actor, reason }),
                     WarningAction::Cancel { actor, reason, .. } => (actor, Input::Cancel { actor, reason }),
                 };
-                let events = state.step(w.region, input, now, &pb).map_err(|e| refuse(e.into()))?;
+                let events = state.step(w.region, input, now, &pb).map_err(EngineError::from)?;
                 record_events(tx, now, &events, &state, &pb, &me.stages)?;
                 if let Some(note) = &note {
                     tx.append(
@@ -575,8 +544,7 @@ impl Engine {
                 }
                 Ok(events)
             })
-            .await
-            .map_err(unrefuse);
+            .await;
         log_action(what, &who, warning_id, &result);
         result
     }
@@ -595,7 +563,7 @@ impl Engine {
             .store
             .write(move |tx| {
                 if tx.directive(&d.id)?.is_some() {
-                    return Err(refuse(EngineError::Conflict(format!("directive {} exists already", d.id))));
+                    return Err(EngineError::Conflict(format!("directive {} exists already", d.id)));
                 }
                 let targets = me.expand(&d.regions);
                 let mut plans = Vec::new();
@@ -603,13 +571,13 @@ impl Engine {
                     let state = tx.region_state(*r)?;
                     let pb = me
                         .playbook_for(&set, *r, &state)
-                        .ok_or_else(|| refuse(EngineError::BadInput(format!("no playbook governs region {r}"))))?;
+                        .ok_or_else(|| EngineError::BadInput(format!("no playbook governs region {r}")))?;
                     if pb.level(&d.min_level).is_none() {
-                        return Err(refuse(EngineError::BadInput(format!(
+                        return Err(EngineError::BadInput(format!(
                             "undefined level \"{}\" in playbook {}",
                             d.min_level,
                             pb.pin()
-                        ))));
+                        )));
                     }
                     plans.push((*r, state, pb));
                 }
@@ -628,14 +596,13 @@ impl Engine {
                             now,
                             &pb,
                         )
-                        .map_err(|e| refuse(e.into()))?;
+                        .map_err(EngineError::from)?;
                     record_events(tx, now, &events, &state, &pb, &me.stages)?;
                     all.extend(events);
                 }
                 Ok(all)
             })
-            .await
-            .map_err(unrefuse);
+            .await;
         log_action("issue directive", &who, &subject, &result);
         result
     }
@@ -653,10 +620,10 @@ impl Engine {
             .write(move |tx| {
                 let d = tx
                     .directive(&id)?
-                    .ok_or_else(|| refuse(EngineError::NotFound(format!("no directive {id}"))))?;
-                directive_authority(&set, me.regions, &d, &role, "lift a directive at").map_err(refuse)?;
+                    .ok_or_else(|| EngineError::NotFound(format!("no directive {id}")))?;
+                directive_authority(&set, me.regions, &d, &role, "lift a directive at")?;
                 if !d.active {
-                    return Err(refuse(EngineError::Conflict(format!("directive {id} was lifted already"))));
+                    return Err(EngineError::Conflict(format!("directive {id} was lifted already")));
                 }
                 tx.append(now, &actor, None, RecordBody::DirectiveLifted { id: id.clone() })?;
                 let mut all = Vec::new();
@@ -669,8 +636,7 @@ impl Engine {
                 }
                 Ok(all)
             })
-            .await
-            .map_err(unrefuse);
+            .await;
         log_action(what, &who, &subject, &result);
         result
     }

@@ -288,7 +288,7 @@ async fn record_outcomes(stage: Arc<NotifyStage>, store: Store, mut pending: mps
             })
             .unzip();
         let written = store
-            .write(move |tx| {
+            .write::<_, crate::store::StoreError, _>(move |tx| {
                 for (id, at, result, subject) in &batch {
                     let r = OutcomeRef {
                         id,

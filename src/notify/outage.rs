@@ -37,7 +37,7 @@ pub async fn run(store: Store, clock: Clock, regions: &'static Regions, stage: A
         let now = clock.now();
         let root = regions.all().find(|r| r.parent.is_none()).map(|r| r.code);
         let written = store
-            .write(move |tx| {
+            .write::<_, crate::store::StoreError, _>(move |tx| {
                 for o in &outages {
                     let data = json!({
                         "reason": o.reason,

@@ -96,7 +96,7 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt value in {table}: {message}")]
     Corrupt { table: &'static str, message: String },
-    /// The job refused (a domain error, as text).
+    /// Refused with a message (backup, limits; domain refusals travel typed in the job's own error type, see [`Store::write`]).
     #[error("{0}")]
     Refused(String),
 }
@@ -255,32 +255,37 @@ impl Store {
 
     /// Runs `f` in the next write batch; returns its result once the batch is committed (fsync). When
     /// `f` returns an error, nothing it wrote is committed.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    ///
+    /// The job's error type is the caller's: a domain refusal travels back typed (`EngineError`, an
+    /// acknowledgement's refusal, …); the store's own failures reach it through `From<StoreError>`.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         // A job dropped unrun (writes failing) reaches its caller as the fault.
-        self.submit(f)?.await.map_err(|_| self.unavailable())?
+        self.submit(f)?.await.map_err(|_| E::from(self.unavailable()))?
     }
 
     /// Queues `f` for the writer; the receiver gets its result once the batch is committed.
-    fn submit<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    fn submit<T, E, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, E>>, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
-        let (send, recv) = oneshot::channel::<Result<T, StoreError>>();
+        let (send, recv) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |tx: &mut Tx<'_>| {
             let result = f(tx);
             let ok = result.is_ok();
             let finish: Finisher = Box::new(move |commit: Result<(), String>| {
                 let out = match commit {
                     Ok(()) => result,
-                    Err(message) => Err(StoreError::Database {
+                    Err(message) => Err(E::from(StoreError::Database {
                         path: PathBuf::from("(commit)"),
                         message,
-                    }),
+                    })),
                 };
                 let _ = send.send(out);
             });

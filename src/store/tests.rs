@@ -141,7 +141,7 @@ fn in_one_batch(store: &Store, jobs: Vec<TestJob>) -> Vec<Result<u64, StoreError
     let hold = store
         .submit(move |_| {
             let _ = gate.recv();
-            Ok(0)
+            Ok::<_, StoreError>(0)
         })
         .unwrap();
     let waiting: Vec<_> = jobs.into_iter().map(|j| store.submit(j).unwrap()).collect();

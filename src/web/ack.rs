@@ -52,29 +52,16 @@ enum AckRefusal {
     Bad(String),
 }
 
-fn refusal_to_store(r: &AckRefusal) -> StoreError {
-    let v = match r {
-        AckRefusal::Unknown => json!({ "kind": "unknown" }),
-        AckRefusal::Gone { reason, current } => json!({ "kind": "gone", "reason": reason, "current": current }),
-        AckRefusal::Bad(m) => json!({ "kind": "bad", "message": m }),
-    };
-    StoreError::Refused(v.to_string())
+/// What the acknowledgement's write job ends with when it does not record: a refusal, or the store.
+enum AckJobError {
+    Refused(AckRefusal),
+    Store(StoreError),
 }
 
-fn refusal_from_store(e: StoreError) -> Result<AckRefusal, ApiError> {
-    if let StoreError::Refused(s) = &e
-        && let Ok(v) = serde_json::from_str::<Value>(s)
-    {
-        return Ok(match v["kind"].as_str() {
-            Some("unknown") => AckRefusal::Unknown,
-            Some("gone") => AckRefusal::Gone {
-                reason: v["reason"].as_str().unwrap_or("").into(),
-                current: v["current"].as_str().map(str::to_string),
-            },
-            _ => AckRefusal::Bad(v["message"].as_str().unwrap_or("").into()),
-        });
+impl From<StoreError> for AckJobError {
+    fn from(e: StoreError) -> Self {
+        AckJobError::Store(e)
     }
-    Err(ApiError::Internal(e.to_string()))
 }
 
 /// One acknowledgement as submitted.
@@ -179,13 +166,13 @@ async fn record(
                 // Only the acknowledgements can have moved (the same link used twice at once).
                 let entry: assign::Entry = tx
                     .item(seen.round, seen.index)?
-                    .ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+                    .ok_or(AckJobError::Refused(AckRefusal::Unknown))?;
                 seen.acks = entry.acks;
                 seen
             } else {
-                let a = assign::by_token(tx, &tokens, &token)?.ok_or_else(|| refusal_to_store(&AckRefusal::Unknown))?;
+                let a = assign::by_token(tx, &tokens, &token)?.ok_or(AckJobError::Refused(AckRefusal::Unknown))?;
                 if let Some((reason, current)) = gone_status(&a) {
-                    return Err(refusal_to_store(&AckRefusal::Gone { reason, current }));
+                    return Err(AckJobError::Refused(AckRefusal::Gone { reason, current }));
                 }
                 a
             };
@@ -207,7 +194,8 @@ async fn record(
         .await;
     match result {
         Ok(v) => Ok(Ok(v)),
-        Err(e) => refusal_from_store(e).map(Err),
+        Err(AckJobError::Refused(r)) => Ok(Err(r)),
+        Err(AckJobError::Store(e)) => Err(ApiError::Internal(e.to_string())),
     }
 }
 

@@ -17,22 +17,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// Back from [`refuse`] to the API error.
-pub(crate) fn api_error(e: StoreError) -> ApiError {
-    if let StoreError::Refused(s) = &e
-        && let Some((code, m)) = s.split_once(':')
-    {
-        let m = m.to_string();
-        match code {
-            "400" => return ApiError::BadRequest(m),
-            "404" => return ApiError::NotFound(m),
-            "409" => return ApiError::Conflict(m),
-            _ => {}
-        }
-    }
-    ApiError::Internal(e.to_string())
-}
-
 pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
@@ -148,7 +132,7 @@ async fn open(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Resu
             Ok(i)
         })
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     Ok((StatusCode::CREATED, Json(json!({ "inspection": i }))))
 }
 
@@ -244,7 +228,7 @@ async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Str
             Ok((i, recheck))
         })
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     s.after_change();
     Ok(Json(json!({ "inspection": i, "recheck": recheck })))
 }

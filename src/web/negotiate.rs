@@ -10,7 +10,7 @@ use crate::registry::{PerPollutant, Pollutant};
 use crate::store::{RecordBody, Tx};
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
-use crate::web::inspect::{api_error, json_body};
+use crate::web::inspect::json_body;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -185,7 +185,7 @@ async fn agree(
             Ok(a)
         })
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     s.after_change();
     let link = format!("{}/ack/{}", s.settings.http.public_url.trim_end_matches('/'), s.tokens.token(&a));
     Ok((StatusCode::CREATED, Json(json!({ "assignment": a, "ack_url": link }))))

@@ -110,7 +110,7 @@ impl AppState {
         let recorded = self
             .engine
             .store
-            .write(move |tx| {
+            .write::<_, crate::store::StoreError, _>(move |tx| {
                 tx.append(now, &actor, None, body)?;
                 if let Some(data) = notified {
                     tx.append(
