@@ -5,6 +5,7 @@
 //! In: a path or nothing, and the environment. Out: validated [`Settings`], or an error naming the
 //! file, line and column (YAML) or the setting (a bad value).
 
+use crate::domain::diagnostic::Diagnostic;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -255,7 +256,7 @@ fn yaml_error(name: &str, e: &serde_saphyr::Error) -> anyhow::Error {
     let (l, c) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let msg = e.without_snippet().to_string();
     let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
-    anyhow::anyhow!("{name}:{l}:{c}: {msg}")
+    anyhow::Error::new(Diagnostic::at(name, l, c, msg))
 }
 
 /// Merges `over` into `base`: mappings key by key, anything else replaced.
@@ -345,7 +346,7 @@ impl Settings {
         serde_path_to_error::deserialize::<_, Settings>(base).map_err(|e| {
             let path = e.path().to_string();
             let (line, col) = locate(text, &path);
-            anyhow::anyhow!("{name}:{line}:{col}: {path}: {}", e.into_inner())
+            anyhow::Error::new(Diagnostic::at(name, line as u64, col as u64, format!("{path}: {}", e.into_inner())))
         })
     }
 

@@ -284,7 +284,7 @@ fn every_bad_fixture_error_reads_in_chinese_on_the_dashboard_with_its_place() {
             seen += 1;
             let line = e.to_string();
             let zh = hazeflow::domain::playbook::zh::line(&line);
-            let place = format!("{}:{}:{}: ", e.file.display(), e.line, e.column);
+            let place = format!("{}:{}:{}: ", e.file, e.line(), e.column());
             assert!(zh.starts_with(&place), "{file}: the same place: {zh}");
             // The English message of the CLI is the one the case pins; the dashboard's differs from it.
             assert!(

@@ -7,6 +7,7 @@
 //!
 //! Observation series for `replay` use the same CSV format ([`ParseOptions::observations`]).
 
+use crate::domain::diagnostic::{Diagnostic, Place};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
@@ -115,24 +116,27 @@ pub enum Position {
 }
 
 /// Why a forecast file was rejected, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.render())]
-pub struct ForecastError {
-    /// The file name as given by the caller.
-    pub file: String,
-    /// Where.
-    pub position: Position,
-    /// The reason, in English.
-    pub reason: String,
+pub type ForecastError = Diagnostic;
+
+impl From<Position> for Place {
+    fn from(p: Position) -> Place {
+        match p {
+            Position::LineColumn(line, column) => Place::At {
+                line: line as u64,
+                column: column as u64,
+            },
+            Position::Json(path) => Place::Path(path),
+            Position::File => Place::File,
+        }
+    }
 }
 
-impl ForecastError {
-    fn render(&self) -> String {
-        match &self.position {
-            Position::LineColumn(l, c) => format!("{}:{l}:{c}: {}", self.file, self.reason),
-            Position::Json(path) => format!("{}: {path}: {}", self.file, self.reason),
-            Position::File => format!("{}: {}", self.file, self.reason),
-        }
+/// A rejection of `file` at `position`.
+fn rejected(file: &str, position: Position, reason: impl Into<String>) -> ForecastError {
+    Diagnostic {
+        file: file.to_string(),
+        place: position.into(),
+        message: reason.into(),
     }
 }
 
@@ -203,11 +207,7 @@ impl ParseOptions {
 
 /// Parses a forecast from bytes, choosing CSV or JSON by the first non-blank byte (`{` → JSON).
 pub fn parse(file: &str, bytes: &[u8], regions: &Regions, opts: &ParseOptions) -> Result<Forecast, ForecastError> {
-    let err = |position: Position, reason: String| ForecastError {
-        file: file.to_string(),
-        position,
-        reason,
-    };
+    let err = |position: Position, reason: String| rejected(file, position, reason);
     if bytes.len() > opts.max_bytes {
         return Err(err(
             Position::File,
@@ -255,11 +255,7 @@ struct RawFile {
 }
 
 fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, ForecastError> {
-    let err = |line: usize, col: usize, reason: String| ForecastError {
-        file: file.to_string(),
-        position: Position::LineColumn(line, col),
-        reason,
-    };
+    let err = |line: usize, col: usize, reason: String| rejected(file, Position::LineColumn(line, col), reason);
     let mut issued_at = None;
     let mut source = None;
     let mut header: Option<Vec<(String, usize)>> = None;
@@ -363,11 +359,7 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
         rows.push(row);
     }
     if header.is_none() {
-        return Err(ForecastError {
-            file: file.into(),
-            position: Position::File,
-            reason: "file has no header row".into(),
-        });
+        return Err(rejected(file, Position::File, "file has no header row"));
     }
     Ok(RawFile { issued_at, source, rows })
 }
@@ -381,18 +373,16 @@ struct JsonForecast {
 }
 
 fn parse_json(file: &str, text: &str) -> Result<RawFile, ForecastError> {
-    let err = |path: String, reason: String| ForecastError {
-        file: file.to_string(),
-        position: Position::Json(path),
-        reason,
-    };
+    let err = |path: String, reason: String| rejected(file, Position::Json(path), reason);
     if let Some((path, key)) = duplicate_json_key(text) {
         return Err(err(path, format!("key \"{key}\" appears twice")));
     }
-    let doc: JsonForecast = serde_json::from_str(text).map_err(|e| ForecastError {
-        file: file.to_string(),
-        position: Position::LineColumn(e.line(), e.column()),
-        reason: format!("invalid JSON: {e}").replace(&format!(" at line {} column {}", e.line(), e.column()), ""),
+    let doc: JsonForecast = serde_json::from_str(text).map_err(|e| {
+        rejected(
+            file,
+            Position::LineColumn(e.line(), e.column()),
+            format!("invalid JSON: {e}").replace(&format!(" at line {} column {}", e.line(), e.column()), ""),
+        )
     })?;
     let mut rows = Vec::new();
     for (i, obj) in doc.values.into_iter().enumerate() {
@@ -570,11 +560,7 @@ pub fn parse_time(s: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Result<Forecast, ForecastError> {
-    let err = |position: Position, reason: String| ForecastError {
-        file: file.to_string(),
-        position,
-        reason,
-    };
+    let err = |position: Position, reason: String| rejected(file, position, reason);
     let issued_pos = match (&opts.issued_at, &raw.issued_at) {
         (None, Some((_, pos))) => pos.clone(),
         _ => Position::File,

@@ -4,6 +4,7 @@
 pub mod aqi;
 pub mod assess;
 pub mod authority;
+pub mod diagnostic;
 pub mod forecast;
 pub mod in_force;
 pub mod playbook;

@@ -223,6 +223,22 @@ impl From<LifecycleError> for EngineError {
     }
 }
 
+/// Why a submitted forecast was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The file is wrong (recorded as rejected); sending it again changes nothing.
+    #[error(transparent)]
+    Rejected(ForecastError),
+    /// The store could not record it; it may be sent again.
+    #[error("{file}: not recorded: {error}")]
+    NotRecorded {
+        /// The file.
+        file: String,
+        /// Why.
+        error: StoreError,
+    },
+}
+
 /// What happened to a submitted forecast.
 #[derive(Debug, Clone, Serialize)]
 pub struct Submitted {
@@ -319,7 +335,7 @@ impl Engine {
 
     /// Parses and records a forecast. A rejected one is recorded as rejected (for the audit log and
     /// metrics) and its error returned; nothing else changes.
-    pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, ForecastError> {
+    pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, SubmitError> {
         let now = self.clock.now();
         // Issued no later than the allowed clock skew ahead, and no earlier than the longest horizon
         // of the live playbooks (10 days without any): one forecast "issued" in 2099 must never hide
@@ -371,11 +387,7 @@ impl Engine {
                         })
                     })
                     .await;
-                r.map_err(|e| ForecastError {
-                    file: file.into(),
-                    position: forecast::Position::File,
-                    reason: format!("not recorded: {e}"),
-                })
+                r.map_err(|error| SubmitError::NotRecorded { file: file.into(), error })
             }
             Err(err) => {
                 let (f, msg, v) = (file.to_string(), err.to_string(), via.to_string());
@@ -394,7 +406,7 @@ impl Engine {
                         )
                     })
                     .await;
-                Err(err)
+                Err(SubmitError::Rejected(err))
             }
         }
     }

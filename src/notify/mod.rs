@@ -168,7 +168,8 @@ impl Files {
             (roster, templates) => Err(roster
                 .err()
                 .unwrap_or_default()
-                .into_iter()
+                .iter()
+                .map(ToString::to_string)
                 .chain(templates.err().unwrap_or_default())
                 .collect()),
         }
@@ -320,7 +321,7 @@ pub fn check(settings: &Settings, regions: &'static Regions) -> Result<FilesSumm
     let templates = Templates::load(&dir);
     let mut errors = Vec::new();
     if let Err(e) = &roster {
-        errors.extend(e.iter().cloned());
+        errors.extend(e.iter().map(ToString::to_string));
     }
     match &templates {
         Ok(t) => errors.extend(t.check_all(&dir)),

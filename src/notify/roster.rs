@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
+use crate::domain::diagnostic::Diagnostic;
 use crate::domain::region::{RegionCode, Regions};
 
 /// Events a route may name: the lifecycle's event kinds plus the notifier's own.
@@ -313,13 +314,13 @@ struct RawShift {
 
 struct Errors<'a> {
     file: &'a str,
-    list: Vec<String>,
+    list: Vec<Diagnostic>,
 }
 
 impl Errors<'_> {
     fn at(&mut self, loc: &Location, message: impl AsRef<str>) {
         self.list
-            .push(format!("{}:{}:{}: {}", self.file, loc.line(), loc.column(), message.as_ref()));
+            .push(Diagnostic::at(self.file, loc.line(), loc.column(), message.as_ref()));
     }
 }
 
@@ -599,24 +600,24 @@ fn calendar(
 
 impl Roster {
     /// Loads and checks a roster file against Shanxi's regions.
-    pub fn load(path: &Path) -> Result<Roster, Vec<String>> {
+    pub fn load(path: &Path) -> Result<Roster, Vec<Diagnostic>> {
         Self::load_for(path, Regions::shanxi())
     }
 
     /// Loads and checks a roster file against a region table.
-    pub fn load_for(path: &Path, regions: &'static Regions) -> Result<Roster, Vec<String>> {
+    pub fn load_for(path: &Path, regions: &'static Regions) -> Result<Roster, Vec<Diagnostic>> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}:0:0: cannot read: {e}")])?;
+        let text = std::fs::read_to_string(path).map_err(|e| vec![Diagnostic::at(&name, 0, 0, format!("cannot read: {e}"))])?;
         Self::parse(&name, &text, regions)
     }
 
     /// Parses roster text; `name` is used in error messages.
-    pub fn parse(name: &str, text: &str, regions: &'static Regions) -> Result<Roster, Vec<String>> {
+    pub fn parse(name: &str, text: &str, regions: &'static Regions) -> Result<Roster, Vec<Diagnostic>> {
         let raw: RawRoster = serde_saphyr::from_str(text).map_err(|err| {
             let (l, c) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
             let msg = err.without_snippet().to_string();
             let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
-            vec![format!("{name}:{l}:{c}: {msg}")]
+            vec![Diagnostic::at(name, l, c, msg)]
         })?;
         let mut e = Errors {
             file: name,
@@ -1169,7 +1170,11 @@ overrides:
     - { date: "2027-02-05", from: "08:00", to: "08:00", people: [ty2] }
     - { date: "2027-02-06", from: "07:00", to: "12:00", people: [ty-nobody] }
 "#;
-        let errors = Roster::parse("r.yaml", text, Regions::shanxi()).unwrap_err();
+        let errors = Roster::parse("r.yaml", text, Regions::shanxi())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
         assert_eq!(
             errors,
             [
@@ -1204,7 +1209,11 @@ regions:
   "149900":
     - { id: c, name: 丙, role: head, email: c@example.cn }
 "#;
-        let errors = Roster::parse("r.yaml", text, Regions::shanxi()).unwrap_err();
+        let errors = Roster::parse("r.yaml", text, Regions::shanxi())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
         let want = [
             "r.yaml:2:3: \"isued\" is not an event",
             "r.yaml:3:18: \"everyone\" is not an audience",
@@ -1236,7 +1245,11 @@ departments:
   "149900":
     ecology: [{ name: 乙, email: b@example.cn }]
 "#;
-        let errors = Roster::parse("r.yaml", text, Regions::shanxi()).unwrap_err();
+        let errors = Roster::parse("r.yaml", text, Regions::shanxi())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
         assert_eq!(
             errors,
             [
@@ -1269,7 +1282,7 @@ departments:
     #[test]
     fn the_shipped_roster_names_a_contact_for_every_department_of_every_region_on_it() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.yaml");
-        let r = Roster::load(&path).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+        let r = Roster::load(&path).unwrap_or_else(|e| panic!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
         let d = crate::registry::shanxi_defaults();
         let known: Vec<&str> = d.departments.iter().map(|d| d.id.as_str()).collect();
         assert!(r.unknown_departments(&known).is_empty());
@@ -1281,7 +1294,7 @@ departments:
     #[test]
     fn the_shipped_roster_has_someone_of_each_city_on_duty_through_its_2027_holidays_and_overrides() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.yaml");
-        let r = Roster::load(&path).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+        let r = Roster::load(&path).unwrap_or_else(|e| panic!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
         let ty = RegionCode::parse("140100").unwrap();
         let dt = RegionCode::parse("140200").unwrap();
         let local = |d: &str, h: u32| day_start(NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()) + Duration::hours(i64::from(h));
@@ -1311,7 +1324,7 @@ departments:
     #[test]
     fn the_shipped_roster_has_someone_on_duty_for_every_city_at_every_hour_of_a_week() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.yaml");
-        let r = Roster::load(&path).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+        let r = Roster::load(&path).unwrap_or_else(|e| panic!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
         let province = RegionCode::parse("140000").unwrap();
         let cities = Regions::shanxi().children(province);
         assert_eq!(cities.len(), 11);

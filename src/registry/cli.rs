@@ -661,7 +661,7 @@ pub fn check_files(paths: &[PathBuf], opts: &ImportOptions<'_>) -> Result<(Vec<S
         let text = match std::fs::read_to_string(f) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(RegistryError::new(&name, 0, 0, format!("cannot read: {e}")));
+                errors.push(RegistryError::at(&name, 0, 0, format!("cannot read: {e}")));
                 continue;
             }
         };
@@ -690,7 +690,7 @@ pub fn check_files(paths: &[PathBuf], opts: &ImportOptions<'_>) -> Result<(Vec<S
         } else if base.contains("measures") {
             continue;
         } else {
-            Err(vec![RegistryError::new(
+            Err(vec![RegistryError::at(
                 &name,
                 0,
                 0,
@@ -738,7 +738,7 @@ pub fn laxity_errors(defaults: &Defaults, list: &[super::Enterprise], paths: &[P
         .into_iter()
         .map(|(e, lax)| {
             let (file, line, column) = locate(&texts, e.uscc.as_str(), &lax.level);
-            RegistryError::new(&file, line, column, defaults.laxity_message(e, &lax))
+            RegistryError::at(&file, line, column, defaults.laxity_message(e, &lax))
         })
         .collect()
 }

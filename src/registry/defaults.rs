@@ -500,7 +500,7 @@ pub fn shanxi_defaults() -> &'static Defaults {
 /// Reads and compiles a defaults file.
 pub fn load_defaults(path: &Path) -> Result<Defaults, Vec<RegistryError>> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| vec![RegistryError::new(&file, 0, 0, format!("cannot read: {e}"))])?;
+    let text = std::fs::read_to_string(path).map_err(|e| vec![RegistryError::at(&file, 0, 0, format!("cannot read: {e}"))])?;
     parse_defaults(&file, &text)
 }
 
@@ -700,7 +700,7 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn at(&mut self, loc: &Location, message: impl Into<String>) {
-        self.errors.push(RegistryError::new(self.file, loc.line(), loc.column(), message));
+        self.errors.push(RegistryError::at(self.file, loc.line(), loc.column(), message));
     }
 
     /// Ids are unique within their kind.

@@ -366,7 +366,7 @@ fn changed_fields(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
 /// `list.yaml`), a `.yaml` file, or an enterprises CSV optionally followed by a measures CSV.
 pub fn read_paths(paths: &[PathBuf], opts: &ImportOptions<'_>, progress: Progress<'_>) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
     let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| vec![RegistryError::new(&p.display().to_string(), 0, 0, format!("cannot read: {e}"))])
+        std::fs::read_to_string(p).map_err(|e| vec![RegistryError::at(p.display().to_string(), 0, 0, format!("cannot read: {e}"))])
     };
     let is_yaml = |p: &Path| p.extension().is_some_and(|x| x == "yaml" || x == "yml");
     let (first, second): (PathBuf, Option<PathBuf>) = match paths {
@@ -382,7 +382,7 @@ pub fn read_paths(paths: &[PathBuf], opts: &ImportOptions<'_>, progress: Progres
         [one] => (one.clone(), None),
         [e, m] => (e.clone(), Some(m.clone())),
         _ => {
-            return Err(vec![RegistryError::new(
+            return Err(vec![RegistryError::at(
                 "",
                 0,
                 0,
@@ -699,9 +699,9 @@ impl Ctx<'_> {
         let e = match at {
             At::Csv { file, line, byte, field } => {
                 let (name, text) = self.files[file];
-                RegistryError::new(name, line, csv_column(text, byte, field), message)
+                RegistryError::at(name, line, csv_column(text, byte, field), message)
             }
-            At::Yaml { file, line, column } => RegistryError::new(self.files[file].0, line, column, message),
+            At::Yaml { file, line, column } => RegistryError::at(self.files[file].0, line, column, message),
         };
         self.errors.push(e);
     }
@@ -717,7 +717,7 @@ impl Ctx<'_> {
         let line = e.position().map_or(0, |p| p.line());
         let name = self.files[file].0;
         self.errors
-            .push(RegistryError::new(name, line, 1, format!("not readable as CSV: {e}")));
+            .push(RegistryError::at(name, line, 1, format!("not readable as CSV: {e}")));
     }
 }
 
@@ -1788,7 +1788,7 @@ impl TableRow {
 
     /// An error at a cell (column 1 when the column is absent).
     pub fn err(&self, file: &str, col: usize, message: impl Into<String>) -> RegistryError {
-        RegistryError::new(file, self.line, self.cells[col].as_ref().map_or(1, |(_, c)| *c), message)
+        RegistryError::at(file, self.line, self.cells[col].as_ref().map_or(1, |(_, c)| *c), message)
     }
 }
 

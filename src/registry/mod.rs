@@ -83,37 +83,13 @@ pub use render::{WHOLE_PLANT, commitment_json, measure_item, measure_json, measu
 pub use types::*;
 
 /// One problem in a registry file (list, defaults, permits, emissions), where it is and what is
-/// wrong. Displays as `file:line:column: message`; line and column are 1-based, 0 when the
-/// problem concerns the whole file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {message}")]
-pub struct RegistryError {
-    /// The file as named to the loader.
-    pub file: String,
-    /// 1-based line.
-    pub line: u64,
-    /// 1-based column (characters).
-    pub column: u64,
-    /// What is wrong, in English.
-    pub message: String,
-}
-
-impl RegistryError {
-    /// An error at a place.
-    pub fn new(file: &str, line: u64, column: u64, message: impl Into<String>) -> RegistryError {
-        RegistryError {
-            file: file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
-    }
-}
+/// wrong (`file:line:column: message`, `0:0` for the whole file).
+pub type RegistryError = crate::domain::diagnostic::Diagnostic;
 
 /// Formats a serde-saphyr syntax error as a [`RegistryError`].
 pub(crate) fn yaml_error(file: &str, e: &serde_saphyr::Error) -> RegistryError {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let text = e.without_snippet().to_string();
     let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
-    RegistryError::new(file, line, column, message)
+    RegistryError::at(file, line, column, message)
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InboxSettings;
-use crate::engine::Engine;
+use crate::engine::{Engine, SubmitError};
 
 /// Polls a file without a final newline must stay unchanged before it is read anyway.
 pub const INCOMPLETE_GRACE_POLLS: u32 = 10;
@@ -116,7 +116,7 @@ async fn run_once(engine: &Engine, dir: &Path, seen: &mut Seen) -> std::io::Resu
                 move_to(&path, &dir.join("processed"))?;
                 pass.accepted += 1;
             }
-            Err(e) if e.reason.starts_with("not recorded") => {
+            Err(e @ SubmitError::NotRecorded { .. }) => {
                 tracing::error!(file = %name, error = %e, "forecast could not be recorded; left in the inbox");
             }
             Err(e) => {

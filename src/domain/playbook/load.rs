@@ -71,12 +71,7 @@ fn read(path: &Path) -> Result<String, Vec<PlaybookError>> {
 }
 
 fn file_error(file: &Path, message: String) -> PlaybookError {
-    PlaybookError {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        message,
-    }
+    PlaybookError::at(file.display().to_string(), 0, 0, message)
 }
 
 /// `(path, text, wanted)`: unwanted files are only there to be parents; their errors still count
@@ -182,7 +177,10 @@ fn load_sources(sources: Vec<(PathBuf, String, bool)>, regions: &Regions) -> Res
     }
     let relevant: Vec<PlaybookError> = errors
         .into_iter()
-        .filter(|e| wanted_files.contains(&&e.file) || raws.values().all(|r| r.0 != e.file))
+        .filter(|e| {
+            let file = Path::new(&e.file);
+            wanted_files.iter().any(|w| w.as_path() == file) || raws.values().all(|r| r.0.as_path() != file)
+        })
         .collect();
     if !relevant.is_empty() {
         return Err(relevant);
@@ -219,12 +217,7 @@ fn syntax_error(path: &Path, e: &serde_saphyr::Error) -> PlaybookError {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let text = e.without_snippet().to_string();
     let message = plain(text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m));
-    PlaybookError {
-        file: path.to_path_buf(),
-        line,
-        column,
-        message,
-    }
+    PlaybookError::at(path.display().to_string(), line, column, message)
 }
 
 fn hours(

@@ -438,19 +438,8 @@ impl Playbook {
     }
 }
 
-/// One problem in a playbook, where it is and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", file.display())]
-pub struct PlaybookError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line (0 when the error concerns the file as a whole).
-    pub line: u64,
-    /// 1-based column.
-    pub column: u64,
-    /// What is wrong, in English.
-    pub message: String,
-}
+/// One problem in a playbook, where it is and what is wrong (`file:line:column: message`).
+pub type PlaybookError = crate::domain::diagnostic::Diagnostic;
 
 /// The live playbooks: one per scope, children folded onto parents. Immutable; swapped whole on reload.
 #[derive(Debug, Clone, Default)]
@@ -633,7 +622,7 @@ consultations: [ { name: 下午会商, cron: "0 0 16 * * *" } ]
         let bad = named.replace("ty@hazeflow.example.cn", "\"ty office, 1\"");
         let e = load(&bad).unwrap_err();
         assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!((e[0].file.to_str(), e[0].line), (Some("city.yaml"), 6));
+        assert_eq!((e[0].file.as_str(), e[0].line()), ("city.yaml", 6));
         assert!(
             e[0].message.starts_with("issuer.sender \"ty office, 1\" must be one word"),
             "{}",

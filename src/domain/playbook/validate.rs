@@ -15,12 +15,7 @@ use crate::domain::region::{RegionCode, Regions};
 
 /// Builds an error at a source location.
 pub(crate) fn at(file: &Path, loc: &Location, message: impl Into<String>) -> PlaybookError {
-    PlaybookError {
-        file: file.to_path_buf(),
-        line: loc.line(),
-        column: loc.column(),
-        message: message.into(),
-    }
+    PlaybookError::at(file.display().to_string(), loc.line(), loc.column(), message)
 }
 
 /// The scope must be a known region; a child's scope must lie strictly below its parent's.

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::domain::forecast::parse_time;
 use crate::domain::region::RegionCode;
+use crate::engine::SubmitError;
 use crate::engine::{EngineError, WarningAction};
 use crate::store::{DirectiveRecord, StoreError};
 use crate::web::AppState;
@@ -142,8 +143,8 @@ async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, bod
             let status = if sub.duplicate { StatusCode::OK } else { StatusCode::CREATED };
             Ok((status, Json(json!(sub))))
         }
-        Err(e) if e.reason.starts_with("not recorded") => Err(ApiError::Internal(e.to_string())),
-        Err(e) => Err(ApiError::BadRequest(e.to_string())),
+        Err(e @ SubmitError::NotRecorded { .. }) => Err(ApiError::Internal(e.to_string())),
+        Err(e @ SubmitError::Rejected(_)) => Err(ApiError::BadRequest(e.to_string())),
     }
 }
 

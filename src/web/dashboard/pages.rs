@@ -534,7 +534,21 @@ pub(super) async fn submit_forecast(State(app): Shared, Extension(dash): Dash, p
                 &format!("预报已接收（{} 个地区），正在会商，稍后刷新查看。", sub.regions),
             )
         }
-        Err(e) => redirect_with(&dash, "/consultations", FlashKind::Error, &format!("预报被拒绝，未作任何更改：{e}")),
+        Err(crate::engine::SubmitError::Rejected(e)) => redirect_with(
+            &dash,
+            "/consultations",
+            FlashKind::Error,
+            &format!("预报被拒绝，未作任何更改：{}", e.zh()),
+        ),
+        Err(e @ crate::engine::SubmitError::NotRecorded { .. }) => {
+            tracing::error!(error = %e, "a forecast from the dashboard could not be recorded");
+            redirect_with(
+                &dash,
+                "/consultations",
+                FlashKind::Error,
+                "存储暂时无法写入，预报未记录，请稍后重试。",
+            )
+        }
     }
 }
 
