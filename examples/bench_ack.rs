@@ -12,7 +12,7 @@
 //!
 //! It starts the real daemon (`Application::build` + `run_until_stopped`, the embedded default
 //! configuration) on port 0 in a temporary folder, records a synthetic list of ASSIGNMENTS enterprises
-//! (the registry generator's Shanxi profile, all moved into Taiyuan's counties), and issues an orange
+//! (the Shanxi profile of `hazeflow-listgen`'s generator, all moved into Taiyuan's counties), and issues an orange
 //! warning for Taiyuan through the real flow (forecast → consultation → signature), which makes one
 //! assignment per enterprise. Then CLIENTS tasks, each with its own keep-alive HTTP/1.1 connection (a
 //! minimal client, like `wrk`'s, so that the load generator costs little of the two cores), POST
@@ -35,10 +35,16 @@ use hazeflow::config::{self, Settings, StaffToken};
 use hazeflow::domain::region::RegionCode;
 use hazeflow::engine::WarningAction;
 use hazeflow::engine::assign::{self, AssignmentStatus, Party};
-use hazeflow::registry::{ListVersion, generate, import};
+use hazeflow::registry::{ListVersion, import};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+// The generator of the `hazeflow-listgen` binary, compiled in (an example cannot use a binary's
+// modules); only its list functions are used here.
+#[path = "../src/bin/hazeflow-listgen/generator.rs"]
+#[allow(dead_code)]
+mod generator;
 
 const TAIYUAN_COUNTIES: [u32; 10] = [140105, 140106, 140107, 140108, 140109, 140110, 140121, 140122, 140123, 140181];
 
@@ -87,7 +93,7 @@ async fn run(n: usize, clients: usize, during_delivery: bool) -> anyhow::Result<
 
     // The list: n synthetic enterprises, all in Taiyuan.
     let t = Instant::now();
-    let mut enterprises = generate::generate_shanxi(n, 42);
+    let mut enterprises = generator::generate_shanxi(n, 42);
     for (i, e) in enterprises.iter_mut().enumerate() {
         e.county = RegionCode::from_u32(TAIYUAN_COUNTIES[i % TAIYUAN_COUNTIES.len()])?;
     }

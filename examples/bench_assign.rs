@@ -5,7 +5,7 @@
 //! cargo run --release --example bench_assign -- [ENTERPRISES] [SEED]    # default 300000 42
 //! ```
 //!
-//! It generates the list (`hazeflow registry generate`'s generator) and records it in a fresh store in a
+//! It generates the list (the generator of `hazeflow-listgen`) and records it in a fresh store in a
 //! temporary folder (in a child process, so that generating does not count towards peak memory), then,
 //! in a second child process that opens that store as the daemon would, issues red for every province at once: one lifecycle `Issued` event per
 //! province, each a write job through the real group-committing writer and the real assignment stage
@@ -21,8 +21,14 @@ use hazeflow::domain::region::{RegionCode, Regions};
 use hazeflow::domain::warning::{Event, EventKind, RegionState};
 use hazeflow::engine::Stage;
 use hazeflow::engine::assign::{AssignStage, TokenKey};
-use hazeflow::registry::{ListVersion, generate, import};
+use hazeflow::registry::{ListVersion, import};
 use hazeflow::store::Store;
+
+// The generator of the `hazeflow-listgen` binary, compiled in (an example cannot use a binary's
+// modules); only its list functions are used here.
+#[path = "../src/bin/hazeflow-listgen/generator.rs"]
+#[allow(dead_code)]
+mod generator;
 
 fn vm_hwm_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -64,7 +70,7 @@ async fn prepare(db: &str, n: usize, seed: u64) -> anyhow::Result<()> {
     let store = Store::open(std::path::Path::new(db))?;
 
     let t = Instant::now();
-    let enterprises = generate::generate(n, seed);
+    let enterprises = generator::generate(n, seed);
     let lines: usize = enterprises.iter().map(|e| e.measures.len()).sum();
     let counties: BTreeSet<RegionCode> = enterprises.iter().map(|e| e.county).collect();
     println!(

@@ -7,7 +7,7 @@
 //!
 //! Phases, each a child process of this one (so a kill -9 is a real one):
 //!
-//! 1. `prepare`: generates the list (`hazeflow registry generate`'s generator), records it, and issues
+//! 1. `prepare`: generates the list (the generator of `hazeflow-listgen`), records it, and issues
 //!    red over every province (the lifecycle record and the real assignment stage with its hooks: the
 //!    escalation timers and the notice fan-out), into `DIR/data/hazeflow.redb`;
 //! 2. per run, `busy`: opens the store and turns queued notices into outbox messages (the daemon's
@@ -28,8 +28,14 @@ use hazeflow::domain::region::{RegionCode, Regions};
 use hazeflow::domain::warning::{Event, EventKind, RegionState};
 use hazeflow::engine::Stage;
 use hazeflow::engine::assign::{AssignStage, TokenKey};
-use hazeflow::registry::{ListVersion, generate, import};
+use hazeflow::registry::{ListVersion, import};
 use hazeflow::store::{RecordBody, Store};
+
+// The generator of the `hazeflow-listgen` binary, compiled in (an example cannot use a binary's
+// modules); only its list functions are used here.
+#[path = "../src/bin/hazeflow-listgen/generator.rs"]
+#[allow(dead_code)]
+mod generator;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -72,7 +78,7 @@ fn db_of(dir: &Path) -> PathBuf {
 async fn prepare(dir: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
     let store = Store::open(&db_of(dir))?;
     let t = Instant::now();
-    let enterprises = generate::generate(n, seed);
+    let enterprises = generator::generate(n, seed);
     let now = Utc::now();
     let version = ListVersion::new(enterprises, None, now);
     let diff = import::diff_enterprises(&[], &version.enterprises);

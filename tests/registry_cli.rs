@@ -1,16 +1,15 @@
 //! `hazeflow registry …` end to end, through the same entry point `main` calls: the shipped seeds,
-//! defaults and template load; every bad-import fixture gives its exact message; the generator is
-//! deterministic and streams a large list.
+//! defaults and template load; every bad-import fixture gives its exact message; the list generator
+//! (the `hazeflow-listgen` binary) is deterministic and streams a large list.
 //!
 //! Regenerate the Shanxi seed after changing the generator:
-//! `hazeflow registry generate --profile shanxi --enterprises 3000 --seed 2026 --out-dir seeds/registry`.
+//! `cargo run --bin hazeflow-listgen -- --profile shanxi --enterprises 3000 --seed 2026 --out-dir seeds/registry`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use hazeflow::domain::region::Regions;
 use hazeflow::registry::cli::{ListSource, RegistryCommand, SeedList, Sources, run};
-use hazeflow::registry::generate::Profile;
 use hazeflow::registry::import::{ImportOptions, read_paths};
 use hazeflow::registry::reports::{self, BOARD_TEMPLATE};
 use hazeflow::registry::{ListVersion, shanxi_defaults};
@@ -320,17 +319,26 @@ fn each_bad_import_fixture_reports_its_exact_message() {
     assert_eq!(read_paths(&[dir.join("good")], &opts, &mut |_, _| {}).map(|l| l.len()), Ok(2));
 }
 
+/// The built `hazeflow-listgen` binary with `args`, writing into `out_dir`; fails the test if it
+/// fails.
+fn listgen(args: &[&str], out_dir: &Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hazeflow-listgen"))
+        .args(args)
+        .arg("--out-dir")
+        .arg(out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn the_generator_is_deterministic_and_writes_the_import_format() {
     let out = |seed: u64| -> (String, String) {
         let dir = tempfile::tempdir().unwrap();
-        let cmd = RegistryCommand::Generate {
-            enterprises: 5_000,
-            seed,
-            out_dir: dir.path().to_path_buf(),
-            profile: Profile::National,
-        };
-        ok(run(cmd, &mut SeedList::default()).unwrap());
+        listgen(
+            &["--profile", "national", "--enterprises", "5000", "--seed", &seed.to_string()],
+            dir.path(),
+        );
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         // The national list is on real county codes: it checks against the national table.
         let sources = Sources {
@@ -368,22 +376,7 @@ fn a_national_list_on_real_codes_imports_into_a_fresh_data_folder() {
     let list = tmp.path().join("list");
     let data = tmp.path().join("data");
     let list_arg = list.to_str().unwrap();
-    let out = hazeflow_in(
-        &data,
-        &[
-            "registry",
-            "generate",
-            "--profile",
-            "national",
-            "--enterprises",
-            "1500",
-            "--seed",
-            "3",
-            "--out-dir",
-            list_arg,
-        ],
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    listgen(&["--profile", "national", "--enterprises", "1500", "--seed", "3"], &list);
     assert!(!data.exists());
     // No daemon has run here: the import creates the store and records version 1.
     let out = hazeflow_in(&data, &["registry", "import", list_arg]);

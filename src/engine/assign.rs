@@ -918,7 +918,8 @@ pub fn check(r: &crate::store::ReadTx) -> Result<(Vec<String>, std::collections:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{ListVersion, generate, import};
+    use crate::registry::import::ImportOptions;
+    use crate::registry::{Enterprise, ListVersion, import};
     use crate::store::Store;
 
     const XIAODIAN: u32 = 140105;
@@ -928,10 +929,38 @@ mod tests {
         RegionCode::from_u32(c).unwrap()
     }
 
-    /// A store with four enterprises, two in Xiaodian and two in Yingze (both in Taiyuan).
+    /// The first `n` enterprises of the Shanxi seed list (seeds/registry/), with their lines and
+    /// measures.
+    fn seed_enterprises(n: usize) -> Vec<Enterprise> {
+        let read = |f: &str| std::fs::read_to_string(std::path::Path::new("seeds/registry").join(f)).unwrap();
+        let (enterprises, measures) = (read("enterprises.csv"), read("measures.csv"));
+        // The header and n rows (the seed files quote no cell), then the measures file's header
+        // and the rows of those n.
+        let rows: Vec<&str> = enterprises.lines().filter(|l| !l.starts_with('#')).take(n + 1).collect();
+        let of = |row: &str| row.split(',').next().unwrap_or("").to_string();
+        let usccs: Vec<String> = rows[1..].iter().map(|r| of(r)).collect();
+        let m_rows: Vec<&str> = measures
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .enumerate()
+            .filter(|(i, l)| *i == 0 || usccs.contains(&of(l)))
+            .map(|(_, l)| l)
+            .collect();
+        let opts = ImportOptions {
+            defaults: crate::registry::shanxi_defaults(),
+            regions: Some(Regions::shanxi()),
+        };
+        let (e, m) = (rows.join("\n"), m_rows.join("\n"));
+        let list = import::import_csv(("enterprises.csv", &e), Some(("measures.csv", &m)), &opts, &mut |_, _| {}).unwrap();
+        assert_eq!(list.len(), n);
+        list
+    }
+
+    /// A store with four enterprises of the seed list, moved two to Xiaodian and two to Yingze
+    /// (both in Taiyuan).
     async fn store_with_list(dir: &std::path::Path) -> (Store, Vec<(String, RegionCode)>) {
         let store = Store::open(&dir.join("t.redb")).unwrap();
-        let mut list = generate::generate_shanxi(4, 7);
+        let mut list = seed_enterprises(4);
         for (i, e) in list.iter_mut().enumerate() {
             e.county = code(if i % 2 == 0 { XIAODIAN } else { YINGZE });
         }

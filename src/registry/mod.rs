@@ -15,7 +15,6 @@
 //! - [`import`]: CSV/YAML → validated enterprises → [`ListVersion`]; [`diff`];
 //! - [`reports`]: coverage against permits, reductions against targets, the board;
 //! - [`render`]: the one wording of a measure line (`烧结机、球团设备：停产`, `全厂：…`);
-//! - [`generate`]: deterministic synthetic lists (the Shanxi seed, the national benchmark set);
 //! - [`cli`]: `hazeflow registry …`.
 //!
 //! # List files (CSV)
@@ -72,7 +71,6 @@ mod types;
 
 pub mod cli;
 pub mod defaults;
-pub mod generate;
 pub mod import;
 pub mod render;
 pub mod reports;

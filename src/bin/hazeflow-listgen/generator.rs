@@ -5,28 +5,35 @@
 //! constant memory), written in the import format by [`write_csv`]; for Shanxi also a permit
 //! register and whole-society emissions derived from the list. The same `(profile, n, seed)`
 //! always gives the same bytes. The numbers here shape test data only; the rules that use them
-//! live in the playbooks.
+//! live in the playbooks. The data tables are in `tables.rs`.
 //!
 //! Credit codes are valid: `91` (or `92` for a few sole traders) + the registering authority's
 //! region code (usually the county, sometimes the city or province, in Shanxi sometimes a retired
 //! code) + an organisation code with its GB 11714 check + the GB 32100 check character.
+//!
+//! Test and demo tooling, not part of the library: the `hazeflow-listgen` binary runs it, and the
+//! benchmark examples compile this file in (`#[path]`) for [`generate`] and [`generate_shanxi`].
+//! It names the library as `hazeflow::…` only, so that it compiles in both.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::path::Path;
 
 use chrono::NaiveDate;
+use hazeflow::domain::region::{Region, RegionCode, Regions, Tier};
+use hazeflow::registry::import::{ENTERPRISES_HEADER, MEASURES_HEADER};
+use hazeflow::registry::reports::{Permit, SocietyEmissions};
+use hazeflow::registry::{
+    Contact, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, LimitBaseline, Line, Measure,
+    MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, Uscc, shanxi_defaults,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::import::{ENTERPRISES_HEADER, MEASURES_HEADER};
-use super::reports::{Permit, SocietyEmissions};
-use super::types::fmt_num;
-use super::{
-    Contact, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, LimitBaseline, Line, Measure,
-    MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, Uscc,
-};
-use crate::domain::region::{RegionCode, Regions, Tier};
+#[path = "tables.rs"]
+mod tables;
+
+use tables::{COMPANY_FORMS, GIVEN, INDUSTRIES, MOBILE_PREFIXES, ORG_LETTERS, Role, SURNAMES, ZIHAO};
 
 /// Which kind of list to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,504 +45,16 @@ pub enum Profile {
 }
 
 /// `n` national-profile enterprises for seed `seed`.
+#[allow(dead_code, reason = "for the benchmark examples and the tests")]
 pub fn generate(n: usize, seed: u64) -> Vec<Enterprise> {
     Generator::new(Profile::National, n, seed).collect()
 }
 
 /// `n` Shanxi-profile enterprises for seed `seed`.
+#[allow(dead_code, reason = "for the benchmark examples and the tests")]
 pub fn generate_shanxi(n: usize, seed: u64) -> Vec<Enterprise> {
     Generator::new(Profile::Shanxi, n, seed).collect()
 }
-
-// ---------------------------------------------------------------------------------------------
-// Tables of test data
-// ---------------------------------------------------------------------------------------------
-
-/// What a line does, which decides its own measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    CokeOven,
-    Sinter,
-    BlastFurnace,
-    Converter,
-    Clinker,
-    GlassFurnace,
-    Melting,
-    LimeKiln,
-    Generic,
-}
-
-struct LineKind {
-    name: &'static str,
-    role: Role,
-    capacity: (f64, f64),
-    unit: &'static str,
-}
-
-struct IndustryKind {
-    key: Option<&'static str>,
-    codes: &'static [&'static str],
-    /// Name endings and their slug for email domains; paired with `codes` when as many.
-    suffixes: &'static [(&'static str, &'static str)],
-    /// Weight in Shanxi, weight nationally (per mille).
-    weight: (u32, u32),
-    /// Baseline ranges, t/day (log-uniform): SO2, NOx, PM, VOCs.
-    baseline: [(f64, f64); 4],
-    /// Lines to draw from, and how many.
-    lines: &'static [LineKind],
-    line_count: (u32, u32),
-    /// Weights in `Grade::ALL` order: A+, A, B, B-, C, D, 引领性, 非引领性, 未分级.
-    grades: [u32; 9],
-    /// 保障类 (heating): every enterprise of the kind is exempt with a capped load.
-    exempt: bool,
-    /// Where in Shanxi: city weights (city code, weight); unlisted cities weigh 1.
-    cities: &'static [(u32, u32)],
-}
-
-const fn lk(name: &'static str, role: Role, lo: f64, hi: f64, unit: &'static str) -> LineKind {
-    LineKind {
-        name,
-        role,
-        capacity: (lo, hi),
-        unit,
-    }
-}
-
-const KEY_GRADES: [u32; 9] = [2, 60, 300, 80, 420, 120, 0, 0, 18];
-const BINARY_GRADES: [u32; 9] = [0, 0, 0, 0, 0, 30, 120, 700, 150];
-const OTHER_GRADES: [u32; 9] = [0, 20, 120, 0, 160, 60, 0, 0, 640];
-const COKING_STEEL_CITIES: &[(u32, u32)] = &[
-    (141100, 14),
-    (141000, 12),
-    (140400, 10),
-    (140700, 10),
-    (140800, 8),
-    (140100, 3),
-    (140500, 3),
-    (140300, 2),
-];
-
-static INDUSTRIES: &[IndustryKind] = &[
-    IndustryKind {
-        key: Some("coking"),
-        codes: &["2521"],
-        suffixes: &[("焦化", "coking"), ("煤焦", "meijiao"), ("焦化集团", "coking-group")],
-        weight: (35, 10),
-        baseline: [(0.2, 1.5), (0.5, 3.5), (0.2, 1.2), (0.3, 2.0)],
-        lines: &[lk("焦炉", Role::CokeOven, 1100.0, 2800.0, "t/d")],
-        line_count: (1, 4),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: COKING_STEEL_CITIES,
-    },
-    IndustryKind {
-        key: Some("steel"),
-        codes: &["3110", "3120"],
-        suffixes: &[("钢铁", "steel"), ("特钢", "special-steel"), ("钢铁集团", "steel-group")],
-        weight: (12, 6),
-        baseline: [(1.0, 6.0), (2.0, 10.0), (1.5, 7.0), (0.2, 1.5)],
-        lines: &[
-            lk("烧结机", Role::Sinter, 4000.0, 12000.0, "t/d"),
-            lk("球团竖炉", Role::Sinter, 1500.0, 4000.0, "t/d"),
-            lk("高炉", Role::BlastFurnace, 2000.0, 6000.0, "t/d"),
-            lk("转炉", Role::Converter, 2500.0, 7000.0, "t/d"),
-        ],
-        line_count: (3, 6),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: COKING_STEEL_CITIES,
-    },
-    IndustryKind {
-        key: Some("cement"),
-        codes: &["3011"],
-        suffixes: &[("水泥", "cement"), ("建材", "jiancai"), ("水泥集团", "cement-group")],
-        weight: (40, 40),
-        baseline: [(0.1, 0.8), (0.8, 4.0), (0.2, 1.2), (0.01, 0.05)],
-        lines: &[lk("熟料生产线", Role::Clinker, 2500.0, 5000.0, "t/d")],
-        line_count: (1, 2),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(140600, 4), (140900, 4), (140200, 3), (140400, 3), (140700, 3), (140800, 3)],
-    },
-    IndustryKind {
-        key: Some("glass"),
-        codes: &["3041"],
-        suffixes: &[("玻璃", "glass"), ("玻璃制品", "glassware")],
-        weight: (10, 15),
-        baseline: [(0.2, 1.5), (1.0, 5.0), (0.1, 0.5), (0.01, 0.05)],
-        lines: &[
-            lk("浮法玻璃生产线", Role::GlassFurnace, 500.0, 900.0, "t/d"),
-            lk("日用玻璃窑炉", Role::GlassFurnace, 80.0, 300.0, "t/d"),
-        ],
-        line_count: (1, 1),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(141000, 4), (140200, 3), (140100, 2)],
-    },
-    IndustryKind {
-        key: Some("foundry"),
-        codes: &["3391", "3392"],
-        suffixes: &[
-            ("铸造", "foundry"),
-            ("铸业", "zhuye"),
-            ("精密铸造", "precision-casting"),
-            ("机械铸造", "casting"),
-        ],
-        weight: (90, 80),
-        baseline: [(0.005, 0.05), (0.01, 0.1), (0.02, 0.3), (0.01, 0.2)],
-        lines: &[
-            lk("熔炼车间", Role::Melting, 20.0, 300.0, "t/d"),
-            lk("造型制芯车间", Role::Generic, 20.0, 300.0, "t/d"),
-        ],
-        line_count: (1, 2),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(140800, 4), (140700, 4), (140100, 3), (140200, 2)],
-    },
-    IndustryKind {
-        key: Some("lime"),
-        codes: &["3012"],
-        suffixes: &[("石灰", "lime"), ("钙业", "gaiye")],
-        weight: (40, 25),
-        baseline: [(0.05, 0.4), (0.1, 0.8), (0.1, 0.6), (0.0, 0.005)],
-        lines: &[lk("石灰窑", Role::LimeKiln, 300.0, 800.0, "t/d")],
-        line_count: (1, 2),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(141100, 4), (140700, 4), (140400, 3), (140500, 3)],
-    },
-    IndustryKind {
-        key: Some("brick"),
-        codes: &["3031"],
-        suffixes: &[("新型建材", "xinxing-jiancai"), ("砖业", "zhuanye"), ("页岩砖厂", "brick")],
-        weight: (100, 120),
-        baseline: [(0.05, 0.5), (0.02, 0.2), (0.03, 0.3), (0.0, 0.005)],
-        lines: &[lk("隧道窑", Role::Generic, 100.0, 400.0, "万块/d")],
-        line_count: (1, 1),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[],
-    },
-    IndustryKind {
-        key: Some("refractory"),
-        codes: &["3089"],
-        suffixes: &[("耐火材料", "refractory"), ("耐材", "naicai")],
-        weight: (40, 20),
-        baseline: [(0.02, 0.3), (0.05, 0.5), (0.05, 0.4), (0.0, 0.005)],
-        lines: &[
-            lk("隧道窑", Role::Generic, 50.0, 300.0, "t/d"),
-            lk("竖窑", Role::Generic, 50.0, 200.0, "t/d"),
-        ],
-        line_count: (1, 1),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(140300, 5), (140800, 3), (141100, 2)],
-    },
-    IndustryKind {
-        key: Some("ferroalloy"),
-        codes: &["3140"],
-        suffixes: &[("铁合金", "ferroalloy"), ("冶金", "yejin")],
-        weight: (20, 10),
-        baseline: [(0.05, 0.5), (0.05, 0.4), (0.1, 1.0), (0.0, 0.005)],
-        lines: &[lk("矿热炉", Role::Generic, 50.0, 300.0, "t/d")],
-        line_count: (1, 3),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(141100, 4), (140900, 3), (140800, 2)],
-    },
-    IndustryKind {
-        key: Some("nonferrous"),
-        codes: &["3216"],
-        suffixes: &[("铝业", "aluminium"), ("氧化铝", "alumina")],
-        weight: (10, 10),
-        baseline: [(0.3, 2.0), (0.3, 2.0), (0.1, 0.8), (0.005, 0.02)],
-        lines: &[
-            lk("氧化铝焙烧炉", Role::Generic, 1000.0, 4000.0, "t/d"),
-            lk("电解槽系列", Role::Generic, 300.0, 1200.0, "t/d"),
-        ],
-        line_count: (1, 2),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(140800, 4), (141100, 4), (140900, 2)],
-    },
-    IndustryKind {
-        key: Some("carbon"),
-        codes: &["3091"],
-        suffixes: &[("炭素", "carbon"), ("碳素制品", "carbon-products")],
-        weight: (20, 10),
-        baseline: [(0.1, 0.8), (0.1, 0.5), (0.05, 0.4), (0.1, 1.0)],
-        lines: &[lk("焙烧炉", Role::Generic, 50.0, 300.0, "t/d")],
-        line_count: (1, 1),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(140200, 4), (140300, 3)],
-    },
-    IndustryKind {
-        key: Some("chemical"),
-        codes: &["2621", "2614", "2643"],
-        suffixes: &[("化工", "chemical"), ("煤化工", "coal-chemical"), ("化肥", "fertilizer")],
-        weight: (60, 80),
-        baseline: [(0.1, 1.5), (0.2, 2.0), (0.05, 0.5), (0.2, 3.0)],
-        lines: &[
-            lk("合成氨装置", Role::Generic, 300.0, 1500.0, "t/d"),
-            lk("尿素装置", Role::Generic, 500.0, 2000.0, "t/d"),
-            lk("炭黑生产线", Role::Generic, 50.0, 200.0, "t/d"),
-        ],
-        line_count: (1, 2),
-        grades: KEY_GRADES,
-        exempt: false,
-        cities: &[(140500, 4), (140400, 3), (141100, 2), (140800, 2)],
-    },
-    IndustryKind {
-        key: Some("printing"),
-        codes: &["2319"],
-        suffixes: &[("包装印刷", "printing"), ("彩印包装", "caiyin")],
-        weight: (30, 70),
-        baseline: [(0.0, 0.002), (0.0, 0.005), (0.001, 0.01), (0.02, 0.3)],
-        lines: &[lk("印刷生产线", Role::Generic, 5.0, 50.0, "t/d")],
-        line_count: (1, 1),
-        grades: BINARY_GRADES,
-        exempt: false,
-        cities: &[(140100, 5), (140800, 2)],
-    },
-    IndustryKind {
-        key: Some("coating"),
-        codes: &["3360"],
-        suffixes: &[("机械制造", "machinery"), ("金属表面处理", "surface"), ("汽车配件", "auto-parts")],
-        weight: (40, 110),
-        baseline: [(0.0, 0.005), (0.001, 0.01), (0.002, 0.05), (0.02, 0.4)],
-        lines: &[lk("涂装线", Role::Generic, 5.0, 100.0, "t/d")],
-        line_count: (1, 1),
-        grades: BINARY_GRADES,
-        exempt: false,
-        cities: &[(140100, 5), (140400, 2), (140700, 2)],
-    },
-    IndustryKind {
-        key: None,
-        codes: &["4430"],
-        suffixes: &[("热力", "heating"), ("供热", "gongre"), ("热电", "thermal-power")],
-        weight: (30, 30),
-        baseline: [(0.05, 0.6), (0.1, 1.0), (0.02, 0.3), (0.0, 0.01)],
-        lines: &[lk("供热锅炉", Role::Generic, 100.0, 600.0, "t/h蒸汽")],
-        line_count: (1, 2),
-        grades: OTHER_GRADES,
-        exempt: true,
-        cities: &[(140100, 4), (140200, 2)],
-    },
-    IndustryKind {
-        key: None,
-        codes: &["0620"],
-        suffixes: &[("煤业", "coal"), ("洗煤厂", "coal-washing"), ("煤炭洗选", "xixuan")],
-        weight: (120, 50),
-        baseline: [(0.0, 0.01), (0.0, 0.02), (0.02, 0.2), (0.0, 0.005)],
-        lines: &[lk("洗选生产线", Role::Generic, 1000.0, 8000.0, "t/d")],
-        line_count: (1, 1),
-        grades: OTHER_GRADES,
-        exempt: false,
-        cities: &[
-            (141100, 4),
-            (140900, 3),
-            (140600, 3),
-            (140400, 3),
-            (140500, 3),
-            (140200, 2),
-            (141000, 2),
-        ],
-    },
-    IndustryKind {
-        key: None,
-        codes: &["2021", "2110", "2929", "1391", "3032", "3021", "3130"],
-        suffixes: &[
-            ("木业", "wood"),
-            ("家具", "furniture"),
-            ("塑业", "plastics"),
-            ("淀粉", "starch"),
-            ("石材", "stone"),
-            ("水泥制品", "cement-products"),
-            ("轧钢", "rolling"),
-        ],
-        weight: (265, 330),
-        baseline: [(0.0, 0.05), (0.0, 0.08), (0.005, 0.1), (0.005, 0.3)],
-        lines: &[
-            lk("生产线", Role::Generic, 5.0, 200.0, "t/d"),
-            lk("车间", Role::Generic, 5.0, 200.0, "t/d"),
-        ],
-        line_count: (1, 1),
-        grades: OTHER_GRADES,
-        exempt: false,
-        cities: &[],
-    },
-];
-
-static SURNAMES: &[(&str, &str)] = &[
-    ("王", "wang"),
-    ("李", "li"),
-    ("张", "zhang"),
-    ("刘", "liu"),
-    ("陈", "chen"),
-    ("杨", "yang"),
-    ("赵", "zhao"),
-    ("黄", "huang"),
-    ("周", "zhou"),
-    ("吴", "wu"),
-    ("徐", "xu"),
-    ("孙", "sun"),
-    ("胡", "hu"),
-    ("朱", "zhu"),
-    ("高", "gao"),
-    ("林", "lin"),
-    ("何", "he"),
-    ("郭", "guo"),
-    ("马", "ma"),
-    ("罗", "luo"),
-    ("梁", "liang"),
-    ("宋", "song"),
-    ("郑", "zheng"),
-    ("谢", "xie"),
-    ("韩", "han"),
-    ("唐", "tang"),
-    ("冯", "feng"),
-    ("于", "yu"),
-    ("董", "dong"),
-    ("程", "cheng"),
-    ("曹", "cao"),
-    ("袁", "yuan"),
-    ("邓", "deng"),
-    ("许", "xu"),
-    ("薛", "xue"),
-    ("闫", "yan"),
-    ("贾", "jia"),
-    ("武", "wu"),
-    ("范", "fan"),
-    ("田", "tian"),
-    ("任", "ren"),
-    ("史", "shi"),
-    ("乔", "qiao"),
-    ("霍", "huo"),
-    ("阎", "yan"),
-    ("段", "duan"),
-    ("温", "wen"),
-    ("常", "chang"),
-];
-
-static GIVEN: &[(&str, &str)] = &[
-    ("建国", "jianguo"),
-    ("志强", "zhiqiang"),
-    ("伟", "wei"),
-    ("芳", "fang"),
-    ("娜", "na"),
-    ("敏", "min"),
-    ("静", "jing"),
-    ("丽", "li"),
-    ("强", "qiang"),
-    ("磊", "lei"),
-    ("军", "jun"),
-    ("洋", "yang"),
-    ("勇", "yong"),
-    ("艳", "yan"),
-    ("杰", "jie"),
-    ("涛", "tao"),
-    ("明", "ming"),
-    ("超", "chao"),
-    ("秀英", "xiuying"),
-    ("霞", "xia"),
-    ("平", "ping"),
-    ("刚", "gang"),
-    ("桂英", "guiying"),
-    ("文博", "wenbo"),
-    ("晓东", "xiaodong"),
-    ("海燕", "haiyan"),
-    ("建华", "jianhua"),
-    ("国庆", "guoqing"),
-    ("俊峰", "junfeng"),
-    ("晋生", "jinsheng"),
-    ("永红", "yonghong"),
-    ("红梅", "hongmei"),
-    ("鹏", "peng"),
-    ("宏伟", "hongwei"),
-    ("卫东", "weidong"),
-    ("丽娟", "lijuan"),
-    ("小平", "xiaoping"),
-    ("文杰", "wenjie"),
-    ("宇", "yu"),
-    ("浩然", "haoran"),
-];
-
-static ZIHAO: &[(&str, &str)] = &[
-    ("鹏飞", "pengfei"),
-    ("宏达", "hongda"),
-    ("金鑫", "jinxin"),
-    ("华鑫", "huaxin"),
-    ("晋源", "jinyuan"),
-    ("东义", "dongyi"),
-    ("安泰", "antai"),
-    ("美锦", "meijin"),
-    ("亚鑫", "yaxin"),
-    ("金岩", "jinyan"),
-    ("宏源", "hongyuan"),
-    ("三维", "sanwei"),
-    ("汇丰", "huifeng"),
-    ("兴盛", "xingsheng"),
-    ("华润", "huarun"),
-    ("瑞达", "ruida"),
-    ("永鑫", "yongxin"),
-    ("恒大", "hengda"),
-    ("新泰", "xintai"),
-    ("宝源", "baoyuan"),
-    ("龙门", "longmen"),
-    ("建龙", "jianlong"),
-    ("德龙", "delong"),
-    ("立恒", "liheng"),
-    ("晋南", "jinnan"),
-    ("通才", "tongcai"),
-    ("中升", "zhongsheng"),
-    ("海鑫", "haixin"),
-    ("田园", "tianyuan"),
-    ("凯嘉", "kaijia"),
-    ("润锦", "runjin"),
-    ("天泽", "tianze"),
-    ("兰花", "lanhua"),
-    ("阳光", "yangguang"),
-    ("潞宝", "lubao"),
-    ("襄矿", "xiangkuang"),
-    ("华昌", "huachang"),
-    ("世纪", "shiji"),
-    ("金达", "jinda"),
-    ("昌盛", "changsheng"),
-    ("富源", "fuyuan"),
-    ("国新", "guoxin"),
-    ("晋丰", "jinfeng"),
-    ("汾河", "fenhe"),
-    ("太行", "taihang"),
-    ("吕梁山", "lvliangshan"),
-    ("五台", "wutai"),
-    ("恒山", "hengshan"),
-    ("北方", "beifang"),
-    ("中北", "zhongbei"),
-    ("鑫源", "xinyuan"),
-    ("隆盛", "longsheng"),
-    ("泰和", "taihe"),
-    ("聚鑫", "juxin"),
-    ("广源", "guangyuan"),
-    ("金瑞", "jinrui"),
-    ("同德", "tongde"),
-    ("宏盛", "hongsheng"),
-    ("嘉禾", "jiahe"),
-    ("长青", "changqing"),
-    ("万鑫", "wanxin"),
-    ("亨通", "hengtong"),
-    ("福泰", "futai"),
-    ("顺达", "shunda"),
-];
-
-static COMPANY_FORMS: &[&str] = &["有限公司", "有限公司", "有限公司", "有限责任公司", "股份有限公司"];
-
-static MOBILE_PREFIXES: &[&str] = &[
-    "138", "139", "137", "136", "135", "150", "151", "152", "158", "159", "182", "187", "188", "133", "153", "180", "189", "186", "155",
-    "156",
-];
-
-const ORG_LETTERS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 // ---------------------------------------------------------------------------------------------
 // The generator
@@ -912,7 +431,7 @@ fn own_measures(e: &Enterprise, roles: &[Role]) -> Vec<Measure> {
     // level where these lines would, it keeps the default.
     let mut probe = e.clone();
     probe.measures = out;
-    let defaults = super::shanxi_defaults();
+    let defaults = shanxi_defaults();
     let lax: Vec<String> = defaults.laxities(&probe).into_iter().map(|l| l.level).collect();
     probe.measures.retain(|m| !lax.contains(&m.level));
     probe.measures
@@ -943,7 +462,7 @@ fn national_places() -> Vec<Place> {
 /// The county-level units among `list`, each with its city, its retired codes and a name prefix
 /// (the county's name without 市/县/区, or the city's short name and the county's name when
 /// that leaves less than two characters, e.g. 阳泉城区).
-fn places<'a>(regions: &Regions, list: impl Iterator<Item = &'a crate::domain::region::Region>) -> Vec<Place> {
+fn places<'a>(regions: &Regions, list: impl Iterator<Item = &'a Region>) -> Vec<Place> {
     let short = |name: &str| -> String {
         let stripped = name.trim_end_matches(['市', '县', '区']);
         if stripped.chars().count() >= 2 {
@@ -1008,6 +527,16 @@ pub fn measures_comment(source: &str) -> String {
          #   stop_trucks_up_to_standard stop_road_transport cap_load_percent self_determined other), value, process,\n\
          #   so2 nox pm vocs (expected reduction, fraction of the enterprise's baseline), note.\n"
     )
+}
+
+/// A number without a trailing `.0` (`20`, `12.5`), as the library writes numbers (its
+/// `registry::fmt_num` is crate-private); the seed files' bytes depend on it.
+fn fmt_num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
 }
 
 fn opt_num(x: Option<f64>) -> String {
@@ -1245,7 +774,7 @@ fn registered_form_changed(name: &str) -> String {
     format!("{name}有限公司")
 }
 
-/// Writes a permit register in the format [`super::reports::parse_permits`] reads.
+/// Writes a permit register in the format [`hazeflow::registry::reports::parse_permits`] reads.
 pub fn write_permits(permits: &[Permit], out: impl Write, source: &str) -> io::Result<()> {
     let mut out = io::BufWriter::new(out);
     writeln!(
@@ -1300,7 +829,7 @@ pub fn society_for(list: &[Enterprise], seed: u64) -> SocietyEmissions {
         .collect()
 }
 
-/// Writes whole-society emissions in the format [`super::reports::parse_society`] reads.
+/// Writes whole-society emissions in the format [`hazeflow::registry::reports::parse_society`] reads.
 pub fn write_society(society: &SocietyEmissions, out: impl Write, source: &str) -> io::Result<()> {
     let mut out = io::BufWriter::new(out);
     writeln!(
@@ -1319,9 +848,9 @@ pub fn write_society(society: &SocietyEmissions, out: impl Write, source: &str) 
 
 #[cfg(test)]
 mod tests {
+    use hazeflow::registry::import::{ImportOptions, import_csv};
+
     use super::*;
-    use crate::registry::import::{ImportOptions, import_csv};
-    use crate::registry::shanxi_defaults;
 
     #[test]
     fn the_same_seed_gives_the_same_list_and_every_code_is_valid() {
