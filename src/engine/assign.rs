@@ -43,7 +43,7 @@ use crate::domain::warning::{Event, EventKind, RegionState, Status, Warning};
 use crate::engine::Stage;
 use crate::engine::list::{BY_USCC, MEMBERS, region_prefix};
 use crate::registry::Defaults;
-use crate::store::{RecordBody, StoreError, Tx, View};
+use crate::store::{RecordBody, StoreError, Tx, View, events};
 
 /// Round headers, key `{warning id}/{seq:012}` → [`Round`].
 pub const ROUNDS: &str = "assignment_rounds";
@@ -53,15 +53,8 @@ pub const ROUND_SEQ: &str = "assignment_round_seq";
 /// a status resolved on a snapshot still holds in a write that finds the same epoch.
 pub const EPOCH: &str = "assignment_epoch";
 
-/// Who is assigned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Party {
-    /// An enterprise on the list.
-    Enterprise { uscc: String, county: RegionCode },
-    /// A department (住建, 交通 …) of the warning's region.
-    Department { id: String, name: String, region: RegionCode },
-}
+/// Who is assigned; defined with the records that carry it (`acknowledged`).
+pub use crate::store::events::Party;
 
 impl Party {
     /// The key part naming the party: `e:{uscc}` or `d:{region}:{id}`.
@@ -360,10 +353,10 @@ impl Stage for AssignStage {
                         now,
                         "assign",
                         None,
-                        RecordBody::Other {
-                            kind: "assignments_ended".into(),
-                            data: serde_json::json!({ "warning_id": w.id, "rounds": rounds.len() }),
-                        },
+                        RecordBody::Other(events::Event::AssignmentsEnded(events::AssignmentsEnded {
+                            rounds: rounds.len() as u64,
+                            warning_id: w.id.clone(),
+                        })),
                     )?;
                 }
                 _ => {}
@@ -465,10 +458,12 @@ pub fn write_round(tx: &mut Tx<'_>, mut round: Round, entries: &[Entry], hooks: 
         round.created_at,
         "assign",
         None,
-        RecordBody::Other {
-            kind: "assignments_made".into(),
-            data: serde_json::json!({ "warning_id": round.warning_id, "level": round.level, "count": round.count, "track": round.track }),
-        },
+        RecordBody::Other(events::Event::AssignmentsMade(events::AssignmentsMade {
+            count: round.count,
+            level: round.level.clone(),
+            track: round.track.clone(),
+            warning_id: round.warning_id.clone(),
+        })),
     )?;
     round.seq = rec.seq;
     tx.bump(EPOCH, 1)?;
@@ -849,22 +844,24 @@ pub fn party_region(a: &Assignment) -> RegionCode {
 pub fn check(r: &crate::store::ReadTx) -> Result<(Vec<String>, std::collections::BTreeMap<u64, String>), StoreError> {
     use std::collections::BTreeMap;
     let mut from_log: BTreeMap<u64, (String, u64)> = BTreeMap::new();
+    let mut diffs = Vec::new();
     let mut after = 0;
     loop {
         let batch = r.events_after(after, 10_000)?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for rec in batch {
-            if let RecordBody::Other { kind, data } = &rec.body
-                && kind == "assignments_made"
-            {
-                let w = data.get("warning_id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                let n = data.get("count").and_then(serde_json::Value::as_u64).unwrap_or(0);
-                from_log.insert(rec.seq, (w, n));
+            match &rec.body {
+                RecordBody::Other(events::Event::AssignmentsMade(m)) => {
+                    from_log.insert(rec.seq, (m.warning_id.clone(), u64::from(m.count)));
+                }
+                RecordBody::Other(events::Event::Unknown { kind, data }) if kind == "assignments_made" => {
+                    diffs.push(format!("record {}: assignments_made whose data does not decode: {data}", rec.seq));
+                }
+                _ => {}
             }
         }
     }
-    let mut diffs = Vec::new();
     let mut stored: BTreeMap<u64, String> = BTreeMap::new();
     for (key, v) in r.docs::<serde_json::Value>(ROUND_SEQ, "", "", usize::MAX)? {
         let round = match serde_json::from_value::<Round>(v) {

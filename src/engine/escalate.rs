@@ -49,6 +49,7 @@ use crate::engine::Engine;
 use crate::engine::assign::{self, Assignment, AssignmentStatus, OnRound, Party, Round, TokenKey};
 use crate::notify::{AssignmentNotice, Channel, NotifyStage, OutboxMessage, Recipient, enqueue_for_assignment, outbox};
 use crate::registry::{Defaults, Enterprise};
+use crate::store::events::{AckEscalation, AckReminded, Event, RegionTold};
 use crate::store::{RecordBody, StoreError, Tx};
 
 /// Timer documents, key `{due ms:015}/{warning id}/{batch:012}/{step}`.
@@ -571,10 +572,12 @@ impl Escalation {
                 now,
                 "escalation",
                 None,
-                RecordBody::Other {
-                    kind: "ack_reminded".into(),
-                    data: json!({ "warning_id": t.warning_id, "batch": t.batch, "stage": t.stage, "reminders": queued }),
-                },
+                RecordBody::Other(Event::AckReminded(AckReminded {
+                    batch: t.batch,
+                    reminders: queued,
+                    stage: t.stage.clone(),
+                    warning_id: t.warning_id.clone(),
+                })),
             )?;
         }
         Ok(())
@@ -620,7 +623,7 @@ impl Escalation {
             Step::Overdue { .. } => ("ack_overdue", "overdue".to_string()),
             _ => ("ack_escalated", format!("escalate{round}")),
         };
-        let mut per_region = serde_json::Map::new();
+        let mut per_region = BTreeMap::new();
         for (region, list) in &groups {
             let people = self.notify.roster().on_duty(*region, now);
             if people.is_empty() {
@@ -662,13 +665,28 @@ impl Escalation {
                 d.sections.push(data.clone());
             }
             per_region.insert(
-                region.to_string(),
-                json!({ "missing": list.len(), "told": people.iter().map(|p| p.id.clone()).collect::<Vec<_>>() }),
+                *region,
+                RegionTold {
+                    missing: list.len() as u64,
+                    told: people.iter().map(|p| p.id.clone()).collect(),
+                },
             );
         }
         if !groups.is_empty() {
-            let data = json!({ "warning_id": t.warning_id, "batch": t.batch, "stage": t.stage, "tier": tier_name(tier), "round": round, "missing": missing.len(), "regions": per_region });
-            tx.append(now, "escalation", None, RecordBody::Other { kind: event.into(), data })?;
+            let told = AckEscalation {
+                batch: t.batch,
+                missing: missing.len() as u64,
+                regions: per_region,
+                round: step.round().unwrap_or(0),
+                stage: t.stage.clone(),
+                tier: tier_name(tier),
+                warning_id: t.warning_id.clone(),
+            };
+            let body = match step {
+                Step::Overdue { .. } => Event::AckOverdue(told),
+                _ => Event::AckEscalated(told),
+            };
+            tx.append(now, "escalation", None, RecordBody::Other(body))?;
         }
         Ok(())
     }

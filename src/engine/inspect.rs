@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::domain::playbook::Playbook;
 use crate::domain::region::RegionCode;
@@ -40,7 +40,7 @@ use crate::engine::Stage;
 use crate::engine::assign::{self, Assignment, OnRound, Party, Round};
 use crate::engine::list::{BY_USCC, ENTERPRISES};
 use crate::registry::Enterprise;
-use crate::store::{RecordBody, StoreError, Tx};
+use crate::store::{RecordBody, StoreError, Tx, events};
 
 /// Inspection documents, key = the inspection's id.
 pub const INSPECTIONS: &str = "inspections";
@@ -209,16 +209,15 @@ pub(crate) fn next_id(tx: &Tx<'_>, a: &Assignment, county: RegionCode, uscc: &st
 pub fn put_new(tx: &mut Tx<'_>, now: DateTime<Utc>, i: &Inspection, actor: &str) -> Result<(), StoreError> {
     tx.put_doc(INSPECTIONS, &i.id, i)?;
     tx.bump("inspections_opened", 1)?;
-    let data = json!({ "inspection": i.id, "warning_id": i.warning_id, "uscc": i.uscc, "county": i.county, "reason": i.reason, "assignment": i.assignment });
-    tx.append(
-        now,
-        actor,
-        None,
-        RecordBody::Other {
-            kind: "inspection_opened".into(),
-            data,
-        },
-    )?;
+    let opened = events::InspectionOpened {
+        assignment: i.assignment.clone(),
+        county: i.county,
+        inspection: i.id.clone(),
+        reason: i.reason.clone(),
+        uscc: i.uscc.clone(),
+        warning_id: i.warning_id.clone(),
+    };
+    tx.append(now, actor, None, RecordBody::Other(events::Event::InspectionOpened(opened)))?;
     Ok(())
 }
 
@@ -307,10 +306,12 @@ pub fn close_open(tx: &mut Tx<'_>, now: DateTime<Utc>, warning_id: &str, reason:
             now,
             "inspect",
             None,
-            RecordBody::Other {
-                kind: "inspections_closed".into(),
-                data: json!({ "warning_id": warning_id, "reason": reason, "closed": open.len(), "inspections": open.iter().map(|i| i.id.clone()).collect::<Vec<_>>() }),
-            },
+            RecordBody::Other(events::Event::InspectionsClosed(events::InspectionsClosed {
+                closed: open.len() as u64,
+                inspections: open.iter().map(|i| i.id.clone()).collect(),
+                reason: reason.to_string(),
+                warning_id: warning_id.to_string(),
+            })),
         )?;
     }
     Ok(open.len())

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::region::{RegionCode, Tier};
 use crate::registry::import::{Fingerprint, Previous};
 use crate::registry::{Enterprise, ListDiff, ListVersion, Uscc};
+use crate::store::events::{Event, ListVersionRecorded};
 use crate::store::{ReadTx, RecordBody, Store, StoreError, Tx};
 
 /// Full enterprise records, key `{county}/{uscc}`.
@@ -114,20 +115,16 @@ pub async fn record(
                 diff,
             };
             tx.put_doc(VERSIONS, &format!("{:010}", version.version), &summary)?;
-            let data = serde_json::json!({
-                "version": summary.version, "digest": summary.digest, "enterprises": summary.enterprises,
-                "added": summary.diff.added.len(), "removed": summary.diff.removed.len(),
-                "changed": summary.diff.changed.len(), "grade_changes": summary.diff.grade_changes,
-            });
-            tx.append(
-                now,
-                &actor,
-                None,
-                RecordBody::Other {
-                    kind: "list_version_recorded".into(),
-                    data,
-                },
-            )?;
+            let recorded = ListVersionRecorded {
+                added: summary.diff.added.len() as u64,
+                changed: summary.diff.changed.len() as u64,
+                digest: summary.digest.clone(),
+                enterprises: summary.enterprises as u64,
+                grade_changes: summary.diff.grade_changes.clone(),
+                removed: summary.diff.removed.len() as u64,
+                version: summary.version,
+            };
+            tx.append(now, &actor, None, RecordBody::Other(Event::ListVersionRecorded(recorded)))?;
             Ok(summary)
         })
         .await

@@ -26,7 +26,7 @@ use crate::domain::forecast::{self, Forecast, ForecastError, ParseOptions};
 use crate::domain::playbook::{Playbook, PlaybookError, PlaybookSet};
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, Input, LifecycleError, RegionState};
-use crate::store::{ConsultationRecord, DirectiveRecord, RecordBody, Store, StoreError, Tx};
+use crate::store::{ConsultationRecord, DirectiveRecord, RecordBody, Store, StoreError, Tx, events};
 
 /// The live playbooks, plus every version an episode may still be pinned to.
 #[derive(Debug, Default)]
@@ -548,10 +548,11 @@ impl Engine {
                         now,
                         actor,
                         None,
-                        RecordBody::Other {
-                            kind: "note".into(),
-                            data: serde_json::json!({ "warning": id, "action": what, "note": note }),
-                        },
+                        RecordBody::Other(events::Event::Note(events::Note {
+                            action: what.into(),
+                            note: note.clone(),
+                            warning: id.clone(),
+                        })),
                     )?;
                 }
                 Ok(events)

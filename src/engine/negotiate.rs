@@ -12,26 +12,12 @@
 //! to the enterprise (template `negotiated_issued`) with its link. The response carries the link too, for
 //! staff who agreed it by phone.
 
-use serde::{Deserialize, Serialize};
-
 use crate::engine::assign::{self, Assignment};
-use crate::registry::{PerPollutant, Pollutant};
+use crate::registry::Pollutant;
 
-/// The commitment of a negotiated reduction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Commitment {
-    /// What the enterprise commits to, in its words (Chinese).
-    pub commitment: String,
-    /// Expected reduction, t/day.
-    pub reductions: PerPollutant,
-    /// Who agreed it for the bureau.
-    pub agreed_by: String,
-    /// Remarks.
-    #[serde(default)]
-    pub note: String,
-}
-
-impl Eq for Commitment {}
+/// The commitment of a negotiated reduction; defined with the records that carry it
+/// (`negotiated_reduction_agreed`).
+pub use crate::store::events::Commitment;
 
 impl Commitment {
     /// `减排量（吨/日）：SO2 0.4，NOx 1.1`.

@@ -50,6 +50,7 @@ use super::webhook::Webhooks;
 use crate::clock::Clock;
 use crate::config::RetrySettings;
 use crate::domain::region::RegionCode;
+use crate::store::events::{Event, NotifyDeliveryFailed};
 use crate::store::{RecordBody, Store};
 
 /// How often the worker looks for due messages when nothing woke it.
@@ -401,19 +402,23 @@ fn raise_failure(
     if m.data.get("event").and_then(|v| v.as_str()) == Some("delivery_failed") {
         return Ok(());
     }
-    let failed = json!({
-        "id": m.id, "channel": m.channel, "recipient_name": m.recipient.name, "address": m.recipient.address,
-        "subject": subject, "attempts": m.attempts, "last_error": error, "cause": m.cause, "template": m.template,
-        "created_at": local(m.created_at),
-    });
+    let failed = NotifyDeliveryFailed {
+        address: m.recipient.address.clone(),
+        attempts: m.attempts,
+        cause: m.cause.clone(),
+        channel: m.channel,
+        created_at: local(m.created_at),
+        id: m.id.clone(),
+        last_error: error.to_string(),
+        recipient_name: m.recipient.name.clone(),
+        subject: subject.map(str::to_string),
+        template: m.template.clone(),
+    };
     let rec = tx.append(
         now,
         "notifier",
         None,
-        RecordBody::Other {
-            kind: "notify_delivery_failed".into(),
-            data: failed.clone(),
-        },
+        RecordBody::Other(Event::NotifyDeliveryFailed(failed.clone())),
     )?;
     let regions = stage.regions;
     let region = m

@@ -89,39 +89,9 @@ pub struct Files {
     pub templates: Arc<Templates>,
 }
 
-/// What a set of notification files holds, for summaries (`hazeflow check`, reloads).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FilesSummary {
-    /// The roster file.
-    pub roster: PathBuf,
-    /// People on it.
-    pub people: usize,
-    /// Regions with a roster of their own.
-    pub regions: usize,
-    /// Events with a route.
-    pub routes: usize,
-    /// Department contacts (per region and department).
-    pub department_contacts: usize,
-    /// What the roster's calendar holds.
-    pub calendar: CalendarSummary,
-    /// The templates folder.
-    pub templates: PathBuf,
-    /// Message kinds in it.
-    pub kinds: usize,
-}
-
-/// How many dates the roster's calendar bends: holiday dates, 调休 working days, swaps, overrides.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct CalendarSummary {
-    /// Holiday dates (法定节假日), each day counted.
-    pub holiday_dates: usize,
-    /// 调休 working days.
-    pub workdays: usize,
-    /// Swaps.
-    pub swaps: usize,
-    /// Overrides, all regions.
-    pub overrides: usize,
-}
+/// What a set of notification files holds, for summaries (`hazeflow check`, reloads); defined with
+/// the records that carry them (`notify_reloaded`).
+pub use crate::store::events::{CalendarSummary, FilesSummary};
 
 impl std::fmt::Display for FilesSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -15,6 +15,7 @@ use super::stage::{EventNotice, local};
 use crate::clock::Clock;
 use crate::domain::region::Regions;
 use crate::store::Store;
+use crate::store::events::{Event, StoreOutage};
 use crate::store::{Outage, RecordBody};
 
 /// How often the loop asks the store for ended outages.
@@ -39,23 +40,15 @@ pub async fn run(store: Store, clock: Clock, regions: &'static Regions, stage: A
         let written = store
             .write::<_, crate::store::StoreError, _>(move |tx| {
                 for o in &outages {
-                    let data = json!({
-                        "reason": o.reason,
-                        "cause": cause_of(&o.reason),
-                        "since": local(o.since),
-                        "until": local(o.until),
-                        "minutes": (o.until - o.since).num_minutes(),
-                        "refused": o.refused,
-                    });
-                    let rec = tx.append(
-                        now,
-                        "store",
-                        None,
-                        RecordBody::Other {
-                            kind: "store_outage".into(),
-                            data: data.clone(),
-                        },
-                    )?;
+                    let outage = StoreOutage {
+                        cause: cause_of(&o.reason).into(),
+                        minutes: (o.until - o.since).num_minutes(),
+                        reason: o.reason.clone(),
+                        refused: o.refused,
+                        since: local(o.since),
+                        until: local(o.until),
+                    };
+                    let rec = tx.append(now, "store", None, RecordBody::Other(Event::StoreOutage(outage.clone())))?;
                     let Some(region) = root else { continue };
                     let base = stage.public_url.trim_end_matches('/');
                     let mut ctx = json!({
@@ -63,7 +56,7 @@ pub async fn run(store: Store, clock: Clock, regions: &'static Regions, stage: A
                         "region": region,
                         "region_name": stage.regions.name(region),
                         "at": local(now),
-                        "outage": data,
+                        "outage": outage,
                         "dashboard_url": format!("{base}/"),
                     });
                     ctx["outage"]["seq"] = json!(rec.seq);

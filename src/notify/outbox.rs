@@ -29,15 +29,8 @@ const DUE: &str = "outbox_due";
 const INFLIGHT: &str = "outbox_inflight";
 const LOG: &str = "delivery_log";
 
-/// How a message travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// Email (SMTP, or an `.eml` file).
-    Email,
-    /// A signed JSON POST to a configured endpoint.
-    Webhook,
-}
+/// How a message travels; defined with the records that carry it (`notify_delivery_failed`).
+pub use crate::store::events::Channel;
 
 impl Channel {
     /// `email` or `webhook`.

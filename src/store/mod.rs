@@ -31,11 +31,13 @@
 //! - `keys.rs`: table definitions and key encoding;
 //! - `tx.rs`: the typed read/write API;
 //! - `undo.rs`: a job's undo log;
-//! - `record.rs`: what the log holds.
+//! - `record.rs`: what the log holds;
+//! - `events.rs`: the records other modules write, one struct per kind;
 //! - `backup.rs`: a consistent copy from one read transaction, while the writer goes on.
 
 mod backup;
 mod check;
+pub mod events;
 mod keys;
 mod record;
 mod stage;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::events::Event;
 use crate::domain::assess::Assessment;
 use crate::domain::forecast::Forecast;
 use crate::domain::region::RegionCode;
@@ -43,8 +44,9 @@ pub enum RecordBody {
     DirectiveLifted { id: String },
     /// The playbooks were reloaded (or the reload refused).
     PlaybooksReloaded { versions: Vec<String>, errors: Vec<String> },
-    /// Something another module records (registry, assignments, notifications, acknowledgements).
-    Other { kind: String, data: serde_json::Value },
+    /// Something another module records (assignments, acknowledgements, escalation, inspections, the
+    /// list, notifications): `"type": "other"`, then the kind and its data (see [`super::events`]).
+    Other(Event),
 }
 
 impl RecordBody {
@@ -58,7 +60,7 @@ impl RecordBody {
             RecordBody::DirectiveIssued { .. } => "directive_issued",
             RecordBody::DirectiveLifted { .. } => "directive_lifted",
             RecordBody::PlaybooksReloaded { .. } => "playbooks_reloaded",
-            RecordBody::Other { kind, .. } => kind,
+            RecordBody::Other(e) => e.kind(),
         }
     }
 }

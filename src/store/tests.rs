@@ -92,10 +92,10 @@ fn forecast_accepted(issued_at: &str) -> RecordBody {
 }
 
 fn other(kind: &str) -> RecordBody {
-    RecordBody::Other {
+    RecordBody::Other(events::Event::Unknown {
         kind: kind.into(),
         data: serde_json::json!({}),
-    }
+    })
 }
 
 /// Every row of every table, as text.

@@ -562,7 +562,7 @@ impl<'a> Tx<'a> {
                     })?;
                 }
             }
-            RecordBody::ForecastRejected { .. } | RecordBody::PlaybooksReloaded { .. } | RecordBody::Other { .. } => {}
+            RecordBody::ForecastRejected { .. } | RecordBody::PlaybooksReloaded { .. } | RecordBody::Other(_) => {}
         }
         Ok(())
     }

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::engine::ack::Progress;
 use crate::engine::assign::{self, Ack, Assignment, AssignmentStatus, Party};
 use crate::engine::list;
-use crate::store::{RecordBody, StoreError};
+use crate::store::{RecordBody, StoreError, events};
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
 
@@ -183,10 +183,12 @@ async fn record(
                     now,
                     &format!("ack:{}", a.acks.last().map_or("", |k| k.name.as_str())),
                     None,
-                    RecordBody::Other {
-                        kind: "acknowledged".into(),
-                        data: json!({ "assignment": a.key, "warning_id": a.warning_id, "party": a.party, "step": a.acks.last().map(|k| k.step.clone()) }),
-                    },
+                    RecordBody::Other(events::Event::Acknowledged(events::Acknowledged {
+                        assignment: a.key.clone(),
+                        party: a.party.clone(),
+                        step: a.acks.last().map(|k| k.step.clone()),
+                        warning_id: a.warning_id.clone(),
+                    })),
                 )?;
             }
             Ok((a, changed))

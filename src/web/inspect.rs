@@ -3,7 +3,7 @@
 use crate::domain::region::RegionCode;
 use crate::engine::assign::{self, Assignment, AssignmentStatus};
 use crate::engine::inspect::*;
-use crate::store::{RecordBody, StoreError, Tx};
+use crate::store::{RecordBody, StoreError, Tx, events};
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
 use axum::Json;
@@ -186,9 +186,14 @@ async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Str
         .engine
         .store
         .write(move |tx| {
-            let mut i = tx.doc::<Inspection>(INSPECTIONS, &id)?.ok_or_else(|| refuse(404, format!("no inspection {id}")))?;
+            let mut i = tx
+                .doc::<Inspection>(INSPECTIONS, &id)?
+                .ok_or_else(|| refuse(404, format!("no inspection {id}")))?;
             if i.result.is_some() {
-                return Err(refuse(409, format!("inspection {id} has its result already; open a new one to inspect again")));
+                return Err(refuse(
+                    409,
+                    format!("inspection {id} has its result already; open a new one to inspect again"),
+                ));
             }
             if let Some(c) = &i.closed {
                 return Err(refuse(409, format!("inspection {id} was closed: {}", c.text)));
@@ -200,27 +205,51 @@ async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Str
             let recheck = match (result.compliant, assign::get(tx, &i.assignment)?, enterprise_in(tx, &i.uscc)?) {
                 (false, Some(a), Some(e)) if a.status == AssignmentStatus::Active => {
                     let id = next_id(tx, &a, e.county, e.uscc.as_str())?;
-                    Some(Inspection::new(&a, &e, id, "recheck", &format!("复查：{}", result.note), &actor, now))
+                    Some(Inspection::new(
+                        &a,
+                        &e,
+                        id,
+                        "recheck",
+                        &format!("复查：{}", result.note),
+                        &actor,
+                        now,
+                    ))
                 }
                 _ => None,
             };
             i.status = InspectionStatus::Done;
             i.result = Some(result.clone());
             tx.put_doc(INSPECTIONS, &i.id, &i)?;
-            tx.bump(if result.compliant { "inspections_compliant" } else { "inspections_non_compliant" }, 1)?;
-            tx.append(now, &actor, None, RecordBody::Other {
-                kind: "inspection_recorded".into(),
-                data: json!({ "inspection": i.id, "warning_id": i.warning_id, "uscc": i.uscc, "compliant": result.compliant, "inspected_at": inspected_at }),
-            })?;
+            tx.bump(
+                if result.compliant {
+                    "inspections_compliant"
+                } else {
+                    "inspections_non_compliant"
+                },
+                1,
+            )?;
+            let recorded = events::InspectionRecorded {
+                compliant: result.compliant,
+                inspected_at,
+                inspection: i.id.clone(),
+                uscc: i.uscc.clone(),
+                warning_id: i.warning_id.clone(),
+            };
+            tx.append(now, &actor, None, RecordBody::Other(events::Event::InspectionRecorded(recorded)))?;
             if !result.compliant {
-                tx.append(now, &actor, None, RecordBody::Other {
-                    kind: "enterprise_non_compliant".into(),
-                    data: json!({
-                        "uscc": i.uscc, "name": i.enterprise_name, "county": i.county, "warning_id": i.warning_id,
-                        "level": i.level, "negotiated": i.negotiated, "inspection": i.id, "note": result.note,
-                        "inspected_at": inspected_at, "inspector": result.inspector,
-                    }),
-                })?;
+                let found = events::EnterpriseNonCompliant {
+                    county: i.county,
+                    inspected_at,
+                    inspection: i.id.clone(),
+                    inspector: result.inspector.clone(),
+                    level: i.level.clone(),
+                    name: i.enterprise_name.clone(),
+                    negotiated: i.negotiated,
+                    note: result.note.clone(),
+                    uscc: i.uscc.clone(),
+                    warning_id: i.warning_id.clone(),
+                };
+                tx.append(now, &actor, None, RecordBody::Other(events::Event::EnterpriseNonCompliant(found)))?;
             }
             if let Some(r) = &recheck {
                 put_new(tx, now, r, &actor)?;

@@ -7,7 +7,7 @@ use crate::engine::inspect::{enterprise_in, refuse};
 use crate::engine::negotiate::*;
 use crate::notify::{AssignmentNotice, enqueue_for_assignment};
 use crate::registry::{PerPollutant, Pollutant};
-use crate::store::{RecordBody, Tx};
+use crate::store::{RecordBody, Tx, events};
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
 use crate::web::inspect::json_body;
@@ -126,10 +126,13 @@ async fn agree(
                 now,
                 &actor,
                 None,
-                RecordBody::Other {
-                    kind: "negotiated_reduction_agreed".into(),
-                    data: json!({ "warning_id": id, "uscc": uscc, "name": e.name, "level": w.level, "commitment": c }),
-                },
+                RecordBody::Other(events::Event::NegotiatedReductionAgreed(events::NegotiatedReductionAgreed {
+                    commitment: c.clone(),
+                    level: w.level.clone(),
+                    name: e.name.clone(),
+                    uscc: uscc.clone(),
+                    warning_id: id.clone(),
+                })),
             )?;
             let deadline = now + defaults.ack_deadline(&w.level).unwrap_or_else(|| chrono::Duration::hours(6));
             // A new round of the enterprise's own track: an earlier agreement of this warning is

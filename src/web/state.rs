@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::store::RecordBody;
+use crate::store::events::{Event, FileDigests, NotifyReloaded};
 use crate::web::api::Staff;
 
 /// What every task and handler shares.
@@ -81,13 +80,16 @@ impl AppState {
                     }
                     *live = staff;
                 }
-                let summary = files.summary(&self.settings);
-                let digests = json!({ "roster": files.roster.digest(), "templates": files.templates.digest() });
+                let reloaded = NotifyReloaded {
+                    digests: FileDigests {
+                        roster: files.roster.digest().to_string(),
+                        templates: files.templates.digest().to_string(),
+                    },
+                    files: files.summary(&self.settings),
+                };
                 self.engine.playbooks.swap(set, now);
                 let changed = self.notify.replace(files);
-                let mut data = serde_json::to_value(&summary).unwrap_or_default();
-                data["digests"] = digests;
-                (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(data))
+                (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(reloaded))
             }
             (playbooks, files, staff) => {
                 let errors: Vec<String> = playbooks
@@ -112,16 +114,8 @@ impl AppState {
             .store
             .write::<_, crate::store::StoreError, _>(move |tx| {
                 tx.append(now, &actor, None, body)?;
-                if let Some(data) = notified {
-                    tx.append(
-                        now,
-                        &actor,
-                        None,
-                        RecordBody::Other {
-                            kind: "notify_reloaded".into(),
-                            data,
-                        },
-                    )?;
+                if let Some(reloaded) = notified {
+                    tx.append(now, &actor, None, RecordBody::Other(Event::NotifyReloaded(reloaded)))?;
                 }
                 Ok(())
             })
@@ -137,7 +131,11 @@ impl AppState {
             tracing::error!(error = %e, "could not keep the sources of the new playbook versions");
         }
         match notify {
-            Some(n) => tracing::info!(versions = ?versions, notify = %n, "playbooks reloaded; new roster or templates live"),
+            Some(n) => tracing::info!(
+                versions = ?versions,
+                notify = %serde_json::to_string(&n).unwrap_or_default(),
+                "playbooks reloaded; new roster or templates live"
+            ),
             None => tracing::info!(versions = ?versions, "playbooks reloaded; roster and templates unchanged"),
         }
         Ok(versions)

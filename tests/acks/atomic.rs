@@ -25,7 +25,7 @@ use hazeflow::engine::assign::AssignStage;
 use hazeflow::engine::{Engine, Playbooks, Stage, WarningAction};
 use hazeflow::registry::import::{ImportOptions, diff_enterprises, read_paths};
 use hazeflow::registry::{ListVersion, load_defaults};
-use hazeflow::store::{RecordBody, Store, StoreError, Tx};
+use hazeflow::store::{RecordBody, Store, StoreError, Tx, events};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -372,15 +372,19 @@ async fn after_a_sigkill_in_a_burst_of_issues_every_issued_warning_in_the_log_ha
         // The stage's record follows in the same transaction, before the next lifecycle step's.
         let made = log[i + 1..]
             .iter()
-            .find(|x| matches!(&x.body, RecordBody::Other { kind: k, data } if k == kind && data["warning_id"] == warning_id.as_str()))
+            .find(|x| match &x.body {
+                RecordBody::Other(events::Event::AssignmentsMade(m)) => kind == "assignments_made" && m.warning_id == *warning_id,
+                RecordBody::Other(events::Event::AssignmentsEnded(m)) => kind == "assignments_ended" && m.warning_id == *warning_id,
+                _ => false,
+            })
             .unwrap_or_else(|| panic!("{kind} for {warning_id} after record {}", r.seq));
-        let RecordBody::Other { data, .. } = &made.body else {
-            unreachable!()
-        };
         if kind == "assignments_ended" {
             continue;
         }
-        let n = data["count"].as_u64().unwrap() as usize;
+        let RecordBody::Other(events::Event::AssignmentsMade(m)) = &made.body else {
+            unreachable!()
+        };
+        let n = m.count as usize;
         // Every department, and the enterprises of the list: three in Taiyuan, one in Datong.
         let want = departments
             + if warning_id.starts_with("140100-") {

@@ -94,7 +94,9 @@ async fn overdue_enterprises_become_inspection_tasks_for_their_county_and_non_co
     // (The notice fan-out and the mail worker may append their own records meanwhile.)
     let later = app.state.engine.store.read(|r| r.events_after(seq, usize::MAX)).unwrap();
     assert!(
-        later.iter().all(|r| !matches!(&r.body, hazeflow::store::RecordBody::Other { kind, .. } if kind.starts_with("inspection") || kind == "enterprise_non_compliant")),
+        later
+            .iter()
+            .all(|r| !(r.body.kind().starts_with("inspection") || r.body.kind() == "enterprise_non_compliant")),
         "no inspection record after the refused results: {later:#?}"
     );
 
