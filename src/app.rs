@@ -111,10 +111,18 @@ impl Application {
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let staff = std::sync::RwLock::new(settings.staff.tokens.clone());
+        let pages = crate::web::Pages::load(&settings.playbooks).map_err(|errors| {
+            anyhow::anyhow!(
+                "the page templates in {} have errors:\n{}",
+                settings.playbooks.display(),
+                errors.join("\n")
+            )
+        })?;
         let state = Arc::new(AppState {
             engine: Arc::new(engine),
             settings,
             staff,
+            pages: crate::templates::Live::new(pages),
             consult_on_forecast: true,
             defaults,
             tokens,

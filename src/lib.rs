@@ -49,5 +49,6 @@ pub mod notify;
 pub mod registry;
 pub mod store;
 pub mod systemd;
+pub mod templates;
 pub mod web;
 pub mod workers;

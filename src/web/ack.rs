@@ -52,6 +52,30 @@ enum AckRefusal {
     Bad(String),
 }
 
+/// The acknowledgement page's template (`templates/ack/page.html.j2`), loaded like every template
+/// set ([`crate::templates`]).
+pub struct AckPage {
+    env: minijinja::Environment<'static>,
+}
+
+impl AckPage {
+    /// The folder's file, else the shipped copy, compiled; errors name the file.
+    pub fn load(dir: &std::path::Path) -> Result<AckPage, Vec<crate::domain::diagnostic::Diagnostic>> {
+        let files = crate::templates::read_shipped(dir, &[("page.html.j2", PAGE)])?;
+        let mut env = minijinja::Environment::new();
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+        for (name, text) in files {
+            env.add_template_owned(name.clone(), text)
+                .map_err(|e| vec![crate::templates::compile_error(dir, &name, &e)])?;
+        }
+        Ok(AckPage { env })
+    }
+
+    fn render(&self, ctx: Value) -> Result<String, minijinja::Error> {
+        self.env.get_template("page.html.j2")?.render(ctx)
+    }
+}
+
 /// What the acknowledgement's write job ends with when it does not record: a refusal, or the store.
 enum AckJobError {
     Refused(AckRefusal),
@@ -164,9 +188,7 @@ async fn record(
         .write(move |tx| {
             let mut a = if assign::epoch(tx)? == epoch {
                 // Only the acknowledgements can have moved (the same link used twice at once).
-                let entry: assign::Entry = tx
-                    .item(seen.round, seen.index)?
-                    .ok_or(AckJobError::Refused(AckRefusal::Unknown))?;
+                let entry: assign::Entry = tx.item(seen.round, seen.index)?.ok_or(AckJobError::Refused(AckRefusal::Unknown))?;
                 seen.acks = entry.acks;
                 seen
             } else {
@@ -314,13 +336,11 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         "last_name": a.acks.last().map(|k| k.name.clone()).unwrap_or_default(),
         "last_phone": a.acks.last().map(|k| k.phone.clone()).unwrap_or_default(),
     });
-    let text = std::fs::read_to_string(state.settings.playbooks.join("templates/ack/page.html.j2")).unwrap_or_else(|_| PAGE.to_string());
-    let mut env = minijinja::Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    env.add_template("page", &text)
-        .map_err(|e| ApiError::Internal(format!("ack page template: {e}")))?;
-    env.get_template("page")
-        .and_then(|t| t.render(ctx))
+    state
+        .pages
+        .get()
+        .ack
+        .render(ctx)
         .map_err(|e| ApiError::Internal(format!("ack page template: {e}")))
 }
 

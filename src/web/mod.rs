@@ -7,8 +7,10 @@ pub mod dashboard;
 pub mod episode;
 pub mod inspect;
 pub mod negotiate;
+pub mod pages;
 pub mod publish;
 pub mod server;
 pub mod state;
 
+pub use pages::Pages;
 pub use state::AppState;

@@ -23,6 +23,8 @@ pub struct AppState {
     pub tokens: crate::engine::assign::TokenKey,
     /// The notifier's stage: its roster and templates are reloaded with the playbooks.
     pub notify: Arc<crate::notify::NotifyStage>,
+    /// The page templates in service (dashboard, public, acknowledgement), replaced by a reload.
+    pub pages: crate::templates::Live<crate::web::Pages>,
     /// The staff tokens now: those of the configuration and environment, then those of
     /// `staff.tokens_file`, which a reload reads again.
     pub staff: std::sync::RwLock<Vec<crate::config::StaffToken>>,
@@ -71,8 +73,9 @@ impl AppState {
             .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<String>>());
         let files = crate::notify::Files::load(&self.settings, regions);
         let staff = self.reread_staff().transpose().map_err(|e| vec![e]);
-        let (versions, errors, notify) = match (playbooks, files, staff) {
-            (Ok(set), Ok(files), Ok(staff)) => {
+        let pages = crate::web::Pages::load(&self.settings.playbooks);
+        let (versions, errors, notify) = match (playbooks, files, staff, pages) {
+            (Ok(set), Ok(files), Ok(staff), Ok(pages)) => {
                 if let Some(staff) = staff {
                     let mut live = self.staff.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if *live != staff {
@@ -88,16 +91,18 @@ impl AppState {
                     files: files.summary(&self.settings),
                 };
                 self.engine.playbooks.swap(set, now);
+                self.pages.set(pages);
                 let changed = self.notify.replace(files);
                 (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(reloaded))
             }
-            (playbooks, files, staff) => {
+            (playbooks, files, staff, pages) => {
                 let errors: Vec<String> = playbooks
                     .err()
                     .unwrap_or_default()
                     .into_iter()
                     .chain(files.err().unwrap_or_default())
                     .chain(staff.err().unwrap_or_default())
+                    .chain(pages.err().unwrap_or_default())
                     .collect();
                 self.engine.playbooks.refused(now, errors.clone());
                 (self.engine.playbooks.status().versions, errors, None)

@@ -31,10 +31,9 @@ mod chart;
 mod list;
 mod pages;
 mod response;
-mod templates;
+pub mod templates;
 mod views;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
@@ -49,18 +48,16 @@ pub use views::{contrast_ratio, text_colour_for};
 pub struct Dashboard {
     /// Signs CSRF tokens: `{data_dir}/session.key` (or `HAZEFLOW_SESSION_KEY`), kept across restarts.
     csrf_key: [u8; 32],
-    /// The page templates.
-    templates: templates::Templates,
     /// Whether cookies get `Secure` (the public URL is https).
     secure_cookies: bool,
 }
 
 impl Dashboard {
-    /// Templates come from `<playbooks>/templates/dashboard/` when there, else the shipped copies.
-    pub fn new(playbooks_dir: &Path, public_url: &str, csrf_key: [u8; 32]) -> Dashboard {
+    /// Cookies are `Secure` when the public URL is https; the pages' templates are the application's
+    /// ([`crate::web::Pages`]).
+    pub fn new(public_url: &str, csrf_key: [u8; 32]) -> Dashboard {
         Dashboard {
             csrf_key,
-            templates: templates::Templates::new(playbooks_dir.join("templates").join("dashboard")),
             secure_cookies: public_url.starts_with("https://"),
         }
     }
@@ -69,7 +66,7 @@ impl Dashboard {
 /// The dashboard's routes, to merge beside the API before `with_state`.
 pub fn router(settings: &crate::config::Settings) -> anyhow::Result<Router<Arc<AppState>>> {
     let key = crate::config::load_key(&settings.data_dir, "session.key", "HAZEFLOW_SESSION_KEY")?;
-    let dash = Arc::new(Dashboard::new(&settings.playbooks, &settings.http.public_url, key));
+    let dash = Arc::new(Dashboard::new(&settings.http.public_url, key));
     Ok(Router::new()
         .route("/", get(pages::now))
         .route("/login", get(auth::login_page).post(auth::login))

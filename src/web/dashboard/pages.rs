@@ -88,7 +88,7 @@ impl<'a> Page<'a> {
                 ctx.entry(k).or_insert(v);
             }
         }
-        let html = match self.dash.templates.render(template, &ctx) {
+        let html = match self.app.pages.get().dashboard.render(template, &ctx) {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(template, error = %format!("{e:#}"), "a dashboard template failed");
@@ -634,7 +634,6 @@ pub(super) async fn reload(State(app): Shared, Extension(dash): Dash, posted: Po
     }
     match app.reload_playbooks(&posted.session.staff.name).await {
         Ok(versions) => {
-            dash.templates.reload();
             app.after_change();
             redirect_with(
                 &dash,

@@ -2,13 +2,14 @@
 //!
 //! Operators may edit them: a file in `<playbooks>/templates/dashboard/` wins over the copy shipped
 //! in the binary, so a daemon pointed at another playbooks folder without templates still has pages.
-//! Templates are read on first use and again after a playbook reload.
+//! Loaded like every template set ([`crate::templates`]): at start and on a reload.
 
-use std::path::PathBuf;
-use std::sync::RwLock;
+use std::path::Path;
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
+
+use crate::domain::diagnostic::Diagnostic;
 
 /// The shipped templates, by name.
 const EMBEDDED: &[(&str, &str)] = &[
@@ -71,44 +72,30 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
-/// The template environment.
-pub(super) struct Templates {
-    env: RwLock<Environment<'static>>,
+/// The compiled pages.
+pub struct Templates {
+    env: Environment<'static>,
 }
 
 impl Templates {
-    /// Files in `dir` first, then the embedded copies.
-    pub(super) fn new(dir: PathBuf) -> Templates {
+    /// The files of `dir` where there are, else the embedded copies, compiled; errors name the file.
+    pub fn load(dir: &Path) -> Result<Templates, Vec<Diagnostic>> {
+        let files = crate::templates::read_shipped(dir, EMBEDDED)?;
         let mut env = Environment::new();
         // A misspelt variable fails the render (and the tests) instead of printing nothing.
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-        env.set_loader(move |name| {
-            if name.contains(['/', '\\']) || name.contains("..") {
-                return Ok(None);
+        let mut errors = Vec::new();
+        for (name, text) in files {
+            if let Err(e) = env.add_template_owned(name.clone(), text) {
+                errors.push(crate::templates::compile_error(dir, &name, &e));
             }
-            let path = dir.join(name);
-            if path.is_file() {
-                return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                    minijinja::Error::new(
-                        minijinja::ErrorKind::InvalidOperation,
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                });
-            }
-            Ok(EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| (*t).to_string()))
-        });
-        Templates { env: RwLock::new(env) }
+        }
+        if errors.is_empty() { Ok(Templates { env }) } else { Err(errors) }
     }
 
     /// Renders a page.
-    pub(super) fn render<S: Serialize>(&self, name: &str, ctx: &S) -> Result<String, minijinja::Error> {
-        let env = self.env.read().unwrap_or_else(|p| p.into_inner());
-        env.get_template(name)?.render(ctx)
-    }
-
-    /// Forgets the loaded templates so the next render reads the files again.
-    pub(super) fn reload(&self) {
-        self.env.write().unwrap_or_else(|p| p.into_inner()).clear_templates();
+    pub fn render<S: Serialize>(&self, name: &str, ctx: &S) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
     }
 }
 
@@ -118,10 +105,9 @@ mod tests {
 
     #[test]
     fn every_shipped_template_parses() {
-        let t = Templates::new(PathBuf::from("/nonexistent"));
-        let env = t.env.read().unwrap();
+        let t = Templates::load(Path::new("/nonexistent")).unwrap_or_else(|e| panic!("{e:?}"));
         for (name, _) in EMBEDDED {
-            env.get_template(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            t.env.get_template(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }
     }
 }

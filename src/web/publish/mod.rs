@@ -23,7 +23,6 @@ pub mod text;
 pub mod view;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -64,11 +63,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/public/cap/{file}", get(cap_file))
 }
 
-/// The folder of the operator-editable texts.
-pub fn template_dir(state: &AppState) -> PathBuf {
-    state.settings.playbooks.join(text::TEMPLATE_DIR)
-}
-
 /// Resolves messages for one request: playbooks looked up once per episode pin, texts loaded once.
 struct Publisher<'a> {
     state: &'a AppState,
@@ -80,7 +74,7 @@ impl<'a> Publisher<'a> {
     fn new(state: &'a AppState) -> Self {
         Publisher {
             state,
-            texts: text::current(&template_dir(state)),
+            texts: state.pages.get().public.clone(),
             playbooks: HashMap::new(),
         }
     }

@@ -7,9 +7,8 @@
 //! the files are read again when they change, so an edit needs no restart.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
@@ -122,16 +121,8 @@ impl Texts {
 
     /// Reads the folder; a file missing there comes from the built-in copy. Errors name the file.
     pub fn load(dir: &Path) -> Result<Texts, String> {
-        let mut files = Vec::new();
-        for (name, builtin) in FILES {
-            let path = dir.join(name);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => builtin.to_string(),
-                Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
-            };
-            files.push((name.to_string(), text));
-        }
+        let files =
+            crate::templates::read_shipped(dir, &FILES).map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
         Texts::from_files(files).map_err(|e| format!("{}/{e}", dir.display()))
     }
 
@@ -205,47 +196,6 @@ impl Texts {
     pub fn page(&self, ctx: impl Serialize) -> Result<String, minijinja::Error> {
         self.env.get_template("page.html.j2")?.render(ctx)
     }
-}
-
-/// What the folder looked like when it was last read: (file, modified, length) per file.
-type Stamp = (PathBuf, Vec<Option<(SystemTime, u64)>>);
-
-fn stamp(dir: &Path) -> Stamp {
-    let files = FILES
-        .iter()
-        .map(|(n, _)| {
-            std::fs::metadata(dir.join(n))
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-        .collect();
-    (dir.to_path_buf(), files)
-}
-
-/// The texts of `dir`, read again only when a file there changed. When they do not load, the error
-/// is logged once and the built-in texts serve until the files are fixed.
-pub fn current(dir: &Path) -> Arc<Texts> {
-    static CACHE: Mutex<Option<(Stamp, Arc<Texts>)>> = Mutex::new(None);
-    let now = stamp(dir);
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((s, t)) = cache.as_ref()
-        && *s == now
-    {
-        return t.clone();
-    }
-    let texts = if now.1.iter().all(Option::is_none) {
-        Texts::builtin()
-    } else {
-        match Texts::load(dir) {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                tracing::error!(error = %e, "the public templates do not load; the built-in ones are used until they are fixed");
-                Texts::builtin()
-            }
-        }
-    };
-    *cache = Some((now, texts.clone()));
-    texts
 }
 
 #[cfg(test)]
@@ -396,13 +346,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_broken_template_in_the_folder_is_named_and_the_built_in_texts_serve() {
+    fn a_broken_template_or_advice_in_the_folder_is_named_with_its_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("message.zh-CN.j2"), "{% macro headline(m) %}{{ m.level.name ").unwrap();
         let e = Texts::load(dir.path()).unwrap_err();
         assert!(e.contains("message.zh-CN.j2"), "{e}");
-        let texts = current(dir.path());
-        assert!(Arc::ptr_eq(&texts, &Texts::builtin()));
         std::fs::write(
             dir.path().join("advice.yaml"),
             "levels: {}\ndefault: { zh: [a], en: [b] }\nextra: 1\n",
