@@ -43,12 +43,13 @@ use crate::domain::warning::{Event, EventKind, RegionState, Status, Warning};
 use crate::engine::Stage;
 use crate::engine::list::{BY_USCC, MEMBERS, region_prefix};
 use crate::registry::Defaults;
+use crate::store::{Collection, seq_key};
 use crate::store::{RecordBody, StoreError, Tx, View, events};
 
 /// Round headers, key `{warning id}/{seq:012}` → [`Round`].
-pub const ROUNDS: &str = "assignment_rounds";
+pub const ROUNDS: Collection = Collection::AssignmentRounds;
 /// Round headers by sequence number, key `{seq:012}` → [`Round`] (a token names only the seq).
-pub const ROUND_SEQ: &str = "assignment_round_seq";
+pub const ROUND_SEQ: Collection = Collection::AssignmentRoundSeq;
 /// The counter bumped by everything that can change a derived status (a new round, a warning's end):
 /// a status resolved on a snapshot still holds in a write that finds the same epoch.
 pub const EPOCH: &str = "assignment_epoch";
@@ -186,11 +187,11 @@ impl Round {
 
     /// The assignment key of a party in this round.
     pub fn assignment_key(&self, party: &Party) -> String {
-        format!("{}/{}/{:012}", self.warning_id, self.party_key(party), self.seq)
+        format!("{}/{}/{}", self.warning_id, self.party_key(party), seq_key(self.seq))
     }
 
     fn doc_key(&self) -> String {
-        format!("{}/{:012}", self.warning_id, self.seq)
+        format!("{}/{}", self.warning_id, seq_key(self.seq))
     }
 
     /// An entry of this round as an assignment with the given status.
@@ -469,7 +470,7 @@ pub fn write_round(tx: &mut Tx<'_>, mut round: Round, entries: &[Entry], hooks: 
     tx.bump(EPOCH, 1)?;
     tx.put_items(round.seq, entries)?;
     tx.put_doc(ROUNDS, &round.doc_key(), &round)?;
-    tx.put_doc(ROUND_SEQ, &format!("{:012}", round.seq), &round)?;
+    tx.put_doc(ROUND_SEQ, &seq_key(round.seq), &round)?;
     for hook in hooks {
         hook(tx, &round)?;
     }
@@ -871,7 +872,7 @@ pub fn check(r: &crate::store::ReadTx) -> Result<(Vec<String>, std::collections:
                 continue;
             }
         };
-        if key != format!("{:012}", round.seq) {
+        if key != seq_key(round.seq) {
             diffs.push(format!("assignment round {key}: holds round {}", round.seq));
         }
         match from_log.get(&round.seq) {

@@ -50,10 +50,11 @@ use crate::engine::assign::{self, Assignment, AssignmentStatus, OnRound, Party, 
 use crate::notify::{AssignmentNotice, Channel, NotifyStage, OutboxMessage, Recipient, enqueue_for_assignment, outbox};
 use crate::registry::{Defaults, Enterprise};
 use crate::store::events::{AckEscalation, AckReminded, Event, RegionTold};
+use crate::store::{Collection, millis_key, seq_key};
 use crate::store::{RecordBody, StoreError, Tx};
 
 /// Timer documents, key `{due ms:015}/{warning id}/{batch:012}/{step}`.
-pub const TIMERS: &str = "ack_timers";
+pub const TIMERS: Collection = Collection::AckTimers;
 
 /// How often the loop looks at the clock (the clock may be a test's manual one).
 const POLL: StdDuration = std::time::Duration::from_millis(200);
@@ -146,10 +147,10 @@ pub fn in_place_deadline(applies_from: DateTime<Utc>, ack_deadline: DateTime<Utc
 
 fn timer_key(t: &Timer) -> String {
     format!(
-        "{:015}/{}/{:012}/{}{}",
-        t.due.timestamp_millis().max(0),
+        "{}/{}/{}/{}{}",
+        millis_key(t.due),
         t.warning_id,
-        t.batch,
+        seq_key(t.batch),
         t.step.name(),
         stage_suffix(&t.stage)
     )
@@ -694,7 +695,7 @@ impl Escalation {
 
 /// Fires every timer due at `now`, a job at a time. Returns how many fired.
 pub async fn run_once(esc: &Arc<Escalation>, engine: &Engine, now: DateTime<Utc>) -> Result<usize, StoreError> {
-    let cut = format!("{:015}", now.timestamp_millis().max(0));
+    let cut = millis_key(now);
     let mut fired = 0;
     loop {
         let any = engine.store.read(|r| {

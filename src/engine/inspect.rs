@@ -40,10 +40,11 @@ use crate::engine::Stage;
 use crate::engine::assign::{self, Assignment, OnRound, Party, Round};
 use crate::engine::list::{BY_USCC, ENTERPRISES};
 use crate::registry::Enterprise;
+use crate::store::Collection;
 use crate::store::{RecordBody, StoreError, Tx, events};
 
 /// Inspection documents, key = the inspection's id.
-pub const INSPECTIONS: &str = "inspections";
+pub const INSPECTIONS: Collection = Collection::Inspections;
 
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,17 +11,18 @@ use crate::domain::region::{RegionCode, Tier};
 use crate::registry::import::{Fingerprint, Previous};
 use crate::registry::{Enterprise, ListDiff, ListVersion, Uscc};
 use crate::store::events::{Event, ListVersionRecorded};
+use crate::store::{Collection, version_key};
 use crate::store::{ReadTx, RecordBody, Store, StoreError, Tx};
 
 /// Full enterprise records, key `{county}/{uscc}`.
-pub const ENTERPRISES: &str = "enterprises";
+pub const ENTERPRISES: Collection = Collection::Enterprises;
 /// The keys of [`ENTERPRISES`] alone, key `{county}/{uscc}` → `0`: a region's enterprises are a key
 /// range here, and scanning it does not read the (large) records.
-pub const MEMBERS: &str = "enterprise_members";
+pub const MEMBERS: Collection = Collection::EnterpriseMembers;
 /// USCC → county, key `{uscc}`.
-pub const BY_USCC: &str = "enterprise_county";
+pub const BY_USCC: Collection = Collection::EnterpriseCounty;
 /// List version summaries, key zero-padded version.
-pub const VERSIONS: &str = "list_versions";
+pub const VERSIONS: Collection = Collection::ListVersions;
 
 /// A recorded list version, without its enterprises.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,7 +115,7 @@ pub async fn record(
                 enterprises: version.enterprises.len(),
                 diff,
             };
-            tx.put_doc(VERSIONS, &format!("{:010}", version.version), &summary)?;
+            tx.put_doc(VERSIONS, &version_key(u64::from(version.version)), &summary)?;
             let recorded = ListVersionRecorded {
                 added: summary.diff.added.len() as u64,
                 changed: summary.diff.changed.len() as u64,

@@ -26,6 +26,7 @@ use crate::domain::forecast::{self, Forecast, ForecastError, ParseOptions};
 use crate::domain::playbook::{Playbook, PlaybookError, PlaybookSet};
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, Input, LifecycleError, RegionState};
+use crate::store::Collection;
 use crate::store::{ConsultationRecord, DirectiveRecord, RecordBody, Store, StoreError, Tx, events};
 
 /// The live playbooks, plus every version an episode may still be pinned to.
@@ -119,7 +120,7 @@ impl Playbooks {
 
 /// The store collection that keeps, per pinned version (`id@version`), the files it was compiled
 /// from, so that an episode keeps its version across restarts even when the folder has moved on.
-pub const PLAYBOOK_SOURCES: &str = "playbook_sources";
+pub const PLAYBOOK_SOURCES: Collection = Collection::PlaybookSources;
 
 /// The files a playbook version was compiled from: its own and its parents'.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,10 +33,11 @@ use crate::engine::escalate::{enterprise_recipient, task_json};
 use crate::notify::NotifyStage;
 use crate::notify::{AssignmentNotice, Recipient, Roster, enqueue_for_assignment};
 use crate::registry::Defaults;
+use crate::store::{Collection, seq_key};
 use crate::store::{StoreError, Tx};
 
 /// Pending fan-outs, key `{round seq:012}` → [`FanOut`].
-pub const FANOUT: &str = "notice_fanout";
+pub const FANOUT: Collection = Collection::NoticeFanout;
 
 /// Notices queued per transaction: small enough that an acknowledgement waiting behind a chunk waits
 /// about 20 ms, large enough that the commits do not dominate.
@@ -140,7 +141,7 @@ pub fn hook() -> Arc<OnRound> {
         if r.track.is_empty() && r.count > 0 {
             tx.put_doc(
                 FANOUT,
-                &format!("{:012}", r.seq),
+                &seq_key(r.seq),
                 &FanOut {
                     round: r.seq,
                     next: 0,

@@ -22,12 +22,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::region::RegionCode;
+use crate::store::{Collection, millis_key};
 use crate::store::{ReadTx, StoreError, Tx};
 
-const OUTBOX: &str = "outbox";
-const DUE: &str = "outbox_due";
-const INFLIGHT: &str = "outbox_inflight";
-const LOG: &str = "delivery_log";
+const OUTBOX: Collection = Collection::Outbox;
+const DUE: Collection = Collection::OutboxDue;
+const INFLIGHT: Collection = Collection::OutboxInflight;
+const LOG: Collection = Collection::DeliveryLog;
 
 /// How a message travels; defined with the records that carry it (`notify_delivery_failed`).
 pub use crate::store::events::Channel;
@@ -179,7 +180,7 @@ pub struct DeliveryAttempt {
 }
 
 fn due_key(at: DateTime<Utc>, id: &str) -> String {
-    format!("{:015}/{id}", at.timestamp_millis().max(0))
+    format!("{}/{id}", millis_key(at))
 }
 
 fn log_key(id: &str, attempt: u32) -> String {

@@ -1,4 +1,6 @@
-//! Table definitions and key encoding: the only place that knows how data is laid out on disk.
+//! Table definitions, the collections of the `docs` table and key encoding: the only place that
+//! knows how data is laid out on disk. The stages name a collection by [`Collection`] and build
+//! ordered keys with [`seq_key`], [`millis_key`] and [`version_key`]; the strings are here.
 //!
 //! Values are JSON (readable with any redb viewer, and tolerant of added fields). Keys: sequence
 //! numbers as `u64` (ascending, so appends are sequential writes), region codes as `u32`, ids as text.
@@ -35,3 +37,78 @@ pub(crate) const ITEMS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::ne
 
 /// The meta key of the format version.
 pub(crate) const FORMAT_KEY: &str = "format_version";
+
+/// The collections of the `docs` table: the views the stages keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Collection {
+    /// county/uscc → Enterprise (the list as stored).
+    Enterprises,
+    /// The list's membership index.
+    EnterpriseMembers,
+    /// uscc → county.
+    EnterpriseCounty,
+    /// version → list version summary.
+    ListVersions,
+    /// Assignment rounds by warning.
+    AssignmentRounds,
+    /// round seq → round.
+    AssignmentRoundSeq,
+    /// Notice fan-outs waiting to be expanded into the outbox.
+    NoticeFanout,
+    /// Acknowledgement timers (reminders, overdue, escalation), by due time.
+    AckTimers,
+    /// Inspection tasks.
+    Inspections,
+    /// Sources of the playbook versions in use.
+    PlaybookSources,
+    /// Outbox messages by id.
+    Outbox,
+    /// Outbox messages by due time.
+    OutboxDue,
+    /// Messages being sent.
+    OutboxInflight,
+    /// Delivery attempts.
+    DeliveryLog,
+    /// A collection of the store's own tests.
+    #[cfg(test)]
+    Test(&'static str),
+}
+
+impl Collection {
+    /// The name on disk.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Collection::Enterprises => "enterprises",
+            Collection::EnterpriseMembers => "enterprise_members",
+            Collection::EnterpriseCounty => "enterprise_county",
+            Collection::ListVersions => "list_versions",
+            Collection::AssignmentRounds => "assignment_rounds",
+            Collection::AssignmentRoundSeq => "assignment_round_seq",
+            Collection::NoticeFanout => "notice_fanout",
+            Collection::AckTimers => "ack_timers",
+            Collection::Inspections => "inspections",
+            Collection::PlaybookSources => "playbook_sources",
+            Collection::Outbox => "outbox",
+            Collection::OutboxDue => "outbox_due",
+            Collection::OutboxInflight => "outbox_inflight",
+            Collection::DeliveryLog => "delivery_log",
+            #[cfg(test)]
+            Collection::Test(name) => name,
+        }
+    }
+}
+
+/// A sequence number as a key that sorts in numeric order (12 digits).
+pub fn seq_key(seq: u64) -> String {
+    format!("{seq:012}")
+}
+
+/// A time as a key prefix that sorts in time order: milliseconds since 1970 (15 digits; 0 before).
+pub fn millis_key(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{:015}", at.timestamp_millis().max(0))
+}
+
+/// A list version as a key that sorts in numeric order (10 digits).
+pub fn version_key(version: u64) -> String {
+    format!("{version:010}")
+}

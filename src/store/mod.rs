@@ -59,6 +59,7 @@ use tokio::sync::oneshot;
 
 pub use backup::BackupSummary;
 pub use check::{Checked, TableReport};
+pub use keys::{Collection, millis_key, seq_key, version_key};
 pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
 pub use stage::Stage;
 pub use tx::{ReadTx, Tx, View};

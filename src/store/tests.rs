@@ -170,8 +170,8 @@ fn seeded(dir: &TempDir, name: &str) -> Store {
                 },
             },
         )?;
-        tx.put_doc("c", "kept", &1)?;
-        tx.put_doc("c", "gone", &2)?;
+        tx.put_doc(Collection::Test("c"), "kept", &1)?;
+        tx.put_doc(Collection::Test("c"), "gone", &2)?;
         tx.put_items(7, &["a", "b", "c"])?;
         tx.bump("n", 5)?;
         Ok(0)
@@ -183,7 +183,7 @@ fn seeded(dir: &TempDir, name: &str) -> Store {
 /// The jobs that succeed, around the failing one.
 fn first_ok() -> TestJob {
     Box::new(|tx| {
-        tx.put_doc("ok", "1", &"first")?;
+        tx.put_doc(Collection::Test("ok"), "1", &"first")?;
         tx.bump("n", 1)?;
         Ok(tx.append(at(9), "test", None, other("first"))?.seq)
     })
@@ -192,8 +192,8 @@ fn first_ok() -> TestJob {
 fn second_ok() -> TestJob {
     Box::new(|tx| {
         // It runs after the failed job: none of that job's writes may show.
-        let kept: Option<i32> = tx.doc("c", "kept")?;
-        let gone: Option<i32> = tx.doc("c", "gone")?;
+        let kept: Option<i32> = tx.doc(Collection::Test("c"), "kept")?;
+        let gone: Option<i32> = tx.doc(Collection::Test("c"), "gone")?;
         let item: Option<String> = tx.item(7, 1)?;
         let state = tx.region_state(region(TAIYUAN))?;
         if kept != Some(1) || gone != Some(2) || item.as_deref() != Some("b") || tx.counter("n")? != 6 {
@@ -202,7 +202,7 @@ fn second_ok() -> TestJob {
         if state.warning.map(|w| w.status) != Some(crate::domain::warning::Status::Pending) || tx.directive("d2")?.is_some() {
             return Err(StoreError::Refused("saw the failed job's records".into()));
         }
-        tx.put_doc("ok", "2", &"second")?;
+        tx.put_doc(Collection::Test("ok"), "2", &"second")?;
         Ok(tx.append(at(9), "test", None, other("second"))?.seq)
     })
 }
@@ -228,19 +228,19 @@ fn failing() -> TestJob {
                 },
             },
         )?;
-        tx.put_doc("c", "kept", &100)?;
-        tx.put_doc("c", "new", &3)?;
-        tx.remove_doc("c", "gone")?;
-        tx.put_docs("c", &[("kept".to_string(), 200), ("zz".to_string(), 4)])?;
-        tx.put_doc("other", "x", &5)?;
+        tx.put_doc(Collection::Test("c"), "kept", &100)?;
+        tx.put_doc(Collection::Test("c"), "new", &3)?;
+        tx.remove_doc(Collection::Test("c"), "gone")?;
+        tx.put_docs(Collection::Test("c"), &[("kept".to_string(), 200), ("zz".to_string(), 4)])?;
+        tx.put_doc(Collection::Test("other"), "x", &5)?;
         tx.put_items(7, &["a", "B", "c", "d", "e"])?;
         tx.put_item(7, 0, &"A")?;
         tx.put_items(8, &(0..1000).collect::<Vec<u32>>())?;
         tx.bump("n", 10)?;
         tx.bump("fresh", 1)?;
         // The writes are there, for this job.
-        let seen = tx.doc::<i32>("c", "kept")? == Some(200)
-            && tx.doc::<i32>("c", "gone")?.is_none()
+        let seen = tx.doc::<i32>(Collection::Test("c"), "kept")? == Some(200)
+            && tx.doc::<i32>(Collection::Test("c"), "gone")?.is_none()
             && tx.item::<String>(7, 4)?.as_deref() == Some("e")
             && tx.counter("n")? == 16
             && tx.directive("d1")?.is_some_and(|d| !d.active)
@@ -276,7 +276,10 @@ fn a_failing_job_leaves_every_table_as_before_and_the_other_jobs_of_its_batch_co
     let after = dump(&with);
     assert_eq!(after, dump(&without));
     assert_ne!(after, before, "the successful jobs committed");
-    assert_eq!(with.read(|r| r.doc::<String>("ok", "2")).unwrap().as_deref(), Some("second"));
+    assert_eq!(
+        with.read(|r| r.doc::<String>(Collection::Test("ok"), "2")).unwrap().as_deref(),
+        Some("second")
+    );
     assert!(with.read(|r| r.verify_views()).unwrap().is_empty());
     let seqs: Vec<u64> = with.read(|r| r.events_after(0, 100)).unwrap().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
@@ -293,25 +296,31 @@ fn a_failed_job_puts_back_an_overwritten_doc_and_a_removed_one() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(&dir.path().join("s.redb")).unwrap();
     let seed: TestJob = Box::new(|tx| {
-        tx.put_doc("c", "a", &"old a")?;
-        tx.put_doc("c", "b", &"old b")?;
+        tx.put_doc(Collection::Test("c"), "a", &"old a")?;
+        tx.put_doc(Collection::Test("c"), "b", &"old b")?;
         tx.put_item(3, 0, &"old item")?;
         Ok(0)
     });
     let failing: TestJob = Box::new(|tx| {
-        tx.put_doc("c", "a", &"new a")?;
-        tx.put_doc("c", "a", &"newer a")?;
-        tx.remove_doc("c", "b")?;
-        tx.put_doc("c", "b", &"new b")?;
+        tx.put_doc(Collection::Test("c"), "a", &"new a")?;
+        tx.put_doc(Collection::Test("c"), "a", &"newer a")?;
+        tx.remove_doc(Collection::Test("c"), "b")?;
+        tx.put_doc(Collection::Test("c"), "b", &"new b")?;
         tx.put_item(3, 0, &"new item")?;
-        tx.remove_doc("c", "never there")?;
+        tx.remove_doc(Collection::Test("c"), "never there")?;
         Err(StoreError::Refused("no".into()))
     });
     in_one_batch(&store, vec![seed]).pop().unwrap().unwrap();
     let before = dump(&store);
     assert!(in_one_batch(&store, vec![failing]).pop().unwrap().is_err());
-    assert_eq!(store.read(|r| r.doc::<String>("c", "a")).unwrap().as_deref(), Some("old a"));
-    assert_eq!(store.read(|r| r.doc::<String>("c", "b")).unwrap().as_deref(), Some("old b"));
+    assert_eq!(
+        store.read(|r| r.doc::<String>(Collection::Test("c"), "a")).unwrap().as_deref(),
+        Some("old a")
+    );
+    assert_eq!(
+        store.read(|r| r.doc::<String>(Collection::Test("c"), "b")).unwrap().as_deref(),
+        Some("old b")
+    );
     assert_eq!(store.read(|r| r.item::<String>(3, 0)).unwrap().as_deref(), Some("old item"));
     assert_eq!(dump(&store), before);
     store.close();
@@ -330,7 +339,7 @@ fn bulk_writes_of_fresh_keys_keep_the_undo_log_small() {
         tx.put_items(42, &items)?;
         let unchanged = tx.undo_log().len() == 1;
         let docs: Vec<(String, u32)> = (0..10_000).map(|i| (format!("county/{i:08}"), i)).collect();
-        tx.put_docs("enterprises", &docs)?;
+        tx.put_docs(Collection::Test("enterprises"), &docs)?;
         // One entry for the run of documents, its keys packed in one string with a `u32` end each: at
         // most twice that (vectors grow by doubling), no allocation per key.
         let packed = tx.undo_log().len() == 2 && tx.undo_log().heap_bytes() < 2 * 10_000 * ("county/00000000".len() + 4) + 1024;

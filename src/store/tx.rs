@@ -1,5 +1,6 @@
 //! The typed API over a transaction: domain types in, domain types out.
 
+use super::keys::Collection;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -246,7 +247,8 @@ macro_rules! getters {
         }
 
         /// A document of a collection.
-        pub fn doc<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<T>, StoreError> {
+        pub fn doc<T: DeserializeOwned>(&self, collection: Collection, key: &str) -> Result<Option<T>, StoreError> {
+            let collection = collection.name();
             let t = self.open(DOCS)?;
             t.get((collection, key))
                 .map_err(|e| self.err(e))?
@@ -255,7 +257,8 @@ macro_rules! getters {
         }
 
         /// Keys (only) of a collection that start with `prefix`, in order, after `after`, at most `limit`.
-        pub fn doc_keys(&self, collection: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        pub fn doc_keys(&self, collection: Collection, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+            let collection = collection.name();
             let t = self.open(DOCS)?;
             let start = if after.is_empty() || after < prefix {
                 prefix.to_string()
@@ -281,11 +284,12 @@ macro_rules! getters {
         /// (exclusive; empty for the start), at most `limit`.
         pub fn docs<T: DeserializeOwned>(
             &self,
-            collection: &str,
+            collection: Collection,
             prefix: &str,
             after: &str,
             limit: usize,
         ) -> Result<Vec<(String, T)>, StoreError> {
+            let collection = collection.name();
             let t = self.open(DOCS)?;
             let start = if after.is_empty() || after < prefix {
                 prefix.to_string()
@@ -588,12 +592,14 @@ impl<'a> Tx<'a> {
     }
 
     /// Writes a document of a collection.
-    pub fn put_doc<T: Serialize>(&mut self, collection: &str, key: &str, value: &T) -> Result<(), StoreError> {
+    pub fn put_doc<T: Serialize>(&mut self, collection: Collection, key: &str, value: &T) -> Result<(), StoreError> {
+        let collection = collection.name();
         self.put_bytes(DOCS, (collection, key), &encode(value), |u, b| u.doc(collection, key, b))
     }
 
     /// Writes many documents of a collection, opening the table once (bulk paths: assignments, lists).
-    pub fn put_docs<T: Serialize>(&mut self, collection: &str, items: &[(String, T)]) -> Result<(), StoreError> {
+    pub fn put_docs<T: Serialize>(&mut self, collection: Collection, items: &[(String, T)]) -> Result<(), StoreError> {
+        let collection = collection.name();
         // In key order: B-tree inserts in order touch each page once (sequential keys load several
         // times faster than random ones here).
         let mut order: Vec<usize> = (0..items.len()).collect();
@@ -615,7 +621,8 @@ impl<'a> Tx<'a> {
     }
 
     /// Reads many documents of a collection, opening the table once.
-    pub fn get_docs<T: DeserializeOwned>(&self, collection: &str, keys: &[String]) -> Result<Vec<Option<T>>, StoreError> {
+    pub fn get_docs<T: DeserializeOwned>(&self, collection: Collection, keys: &[String]) -> Result<Vec<Option<T>>, StoreError> {
+        let collection = collection.name();
         let t = self.open(DOCS)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
@@ -656,7 +663,8 @@ impl<'a> Tx<'a> {
     }
 
     /// Removes a document.
-    pub fn remove_doc(&mut self, collection: &str, key: &str) -> Result<(), StoreError> {
+    pub fn remove_doc(&mut self, collection: Collection, key: &str) -> Result<(), StoreError> {
+        let collection = collection.name();
         let r = self
             .open(DOCS)?
             .remove((collection, key))
@@ -744,9 +752,15 @@ impl ReadTx {
 /// in either (an acknowledgement decides inside its write; a page reads a snapshot).
 pub trait View {
     /// A document of a collection.
-    fn doc<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<T>, StoreError>;
+    fn doc<T: DeserializeOwned>(&self, collection: Collection, key: &str) -> Result<Option<T>, StoreError>;
     /// Documents by key prefix, after `after`, at most `limit`.
-    fn docs<T: DeserializeOwned>(&self, collection: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, T)>, StoreError>;
+    fn docs<T: DeserializeOwned>(
+        &self,
+        collection: Collection,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError>;
     /// An item of a numbered run.
     fn item<T: DeserializeOwned>(&self, batch: u64, index: u32) -> Result<Option<T>, StoreError>;
     /// Items `from..` of a run.
@@ -762,12 +776,12 @@ pub trait View {
 macro_rules! view {
     ($t:ty) => {
         impl View for $t {
-            fn doc<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<T>, StoreError> {
+            fn doc<T: DeserializeOwned>(&self, collection: Collection, key: &str) -> Result<Option<T>, StoreError> {
                 <$t>::doc(self, collection, key)
             }
             fn docs<T: DeserializeOwned>(
                 &self,
-                collection: &str,
+                collection: Collection,
                 prefix: &str,
                 after: &str,
                 limit: usize,

@@ -51,7 +51,7 @@ impl Stage for Broken {
     }
 }
 
-fn count(store: &Store, collection: &str) -> usize {
+fn count(store: &Store, collection: hazeflow::store::Collection) -> usize {
     store.read(|r| r.doc_keys(collection, "", "", usize::MAX)).unwrap().len()
 }
 
@@ -138,12 +138,16 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
         hazeflow::engine::assign::ROUND_SEQ,
         hazeflow::engine::escalate::TIMERS,
     ] {
-        assert_eq!(count(&store, c), 0, "{c} is empty");
+        assert_eq!(count(&store, c), 0, "{c:?} is empty");
     }
     assert_eq!(store.read(|r| r.last_seq()).unwrap(), seq, "the log did not move");
     // The other jobs, some of them committed in the same batch, all went through.
     assert!(probes.iter().all(Result::is_ok), "{probes:?}");
-    assert_eq!(count(&store, "probes"), 32);
+    let probes_kept = store
+        .read(|r| r.doc_keys(hazeflow::store::Collection::PlaybookSources, "probe-", "", usize::MAX))
+        .unwrap()
+        .len();
+    assert_eq!(probes_kept, 32);
     assert!(store.read(|r| r.verify_views()).unwrap().is_empty(), "the views agree with the log");
 
     // With the stage mended, the same signature writes the event and the assignments together.
@@ -179,7 +183,10 @@ async fn futures_like_join(store: &Store, n: usize) -> Vec<Result<(), StoreError
     let mut set = tokio::task::JoinSet::new();
     for i in 0..n {
         let s = store.clone();
-        set.spawn(async move { s.write(move |tx| tx.put_doc("probes", &format!("{i:04}"), &i)).await });
+        set.spawn(async move {
+            s.write(move |tx| tx.put_doc(hazeflow::store::Collection::PlaybookSources, &format!("probe-{i:04}"), &i))
+                .await
+        });
     }
     let mut out = Vec::new();
     while let Some(r) = set.join_next().await {
