@@ -127,7 +127,7 @@ async fn record(
     let name = clean(&input.name, 40);
     let phone = clean(&input.phone, 20);
     if name.is_empty() || phone.is_empty() {
-        return Ok(Err(AckRefusal::Bad("请填写姓名和联系电话 (name and phone are required)".into())));
+        return Ok(Err(AckRefusal::Bad("请填写姓名和联系电话。".into())));
     }
     let now = state.engine.clock.now();
     let lines: Vec<String> = input.lines.iter().map(|l| clean(l, 40)).collect();
