@@ -73,7 +73,7 @@ async fn main() -> Result<()> {
             .len()
     };
     if args.iter().any(|a| a == "--transport-only") {
-        return transport_only(built.delivery.clone(), &s, n, concurrency).await;
+        return transport_only(&s, n, concurrency).await;
     }
     let now = clock.now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
@@ -148,7 +148,8 @@ async fn main() -> Result<()> {
 
 /// The transport alone: the same message rendered once, sent `n` times over the pool by
 /// `concurrency` tasks, no store. The ceiling the worker can reach.
-async fn transport_only(d: Arc<notify::Delivery>, s: &Settings, n: usize, concurrency: usize) -> Result<()> {
+async fn transport_only(s: &Settings, n: usize, concurrency: usize) -> Result<()> {
+    let mailer = Arc::new(notify::email::Mailer::from_settings(&s.mail, &s.data_dir)?);
     let t = templates::Templates::load(&notify::templates_dir(s)).map_err(|e| anyhow::anyhow!(e.join("\n")))?;
     let r = t
         .render("warning_issued", &templates::sample_data("warning_issued"))
@@ -182,10 +183,10 @@ async fn transport_only(d: Arc<notify::Delivery>, s: &Settings, n: usize, concur
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (m, next, d) = (m.clone(), next.clone(), d.clone());
+        let (m, next, mailer) = (m.clone(), next.clone(), mailer.clone());
         tasks.spawn(async move {
             while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
-                d.mailer().send("1-ty-wang-fang-email", &m).await?;
+                mailer.send("1-ty-wang-fang-email", &m).await?;
             }
             Ok::<(), notify::NotifyError>(())
         });

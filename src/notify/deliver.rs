@@ -1,5 +1,9 @@
-//! The delivery worker: takes due messages from the outbox, renders them, sends them, and records
-//! every attempt.
+//! The delivery worker: takes due messages from the outbox, renders them, sends them through their
+//! channel's [`Sender`](super::channel::Sender), and records every attempt.
+//!
+//! The worker holds its channels in a map keyed by [`Channel`], each with its own lane (slots, pacing,
+//! retry policy: [`Limits`], from the channel's settings), and dispatches through the trait only;
+//! nothing here names email or webhooks. What a new channel (SMS) takes is in `channel.rs`.
 //!
 //! In: the outbox (through the store), the clock (the engine's, so tests can use a manual
 //! one), the engine's `changed` notification as a wake-up besides a short poll. Out: emails and webhook POSTs, entries in
@@ -31,11 +35,11 @@
 //! that writes whatever has gathered in one job, so a store commit (one fsync) carries many messages
 //! either way. `examples/mail_bench.rs` measures it against postfix's `smtp-source`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lettre::message::Mailbox;
 use serde_json::json;
 use tokio::sync::{Mutex, Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -43,10 +47,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::NotifyError;
-use super::email::{self, Mailer};
+use super::channel::{AnySender, Limits};
 use super::outbox::{self, AttemptResult, Channel, OutboxMessage};
 use super::stage::{EventNotice, NotifyStage, local};
-use super::webhook::Webhooks;
 use crate::clock::Clock;
 use crate::config::RetrySettings;
 use crate::domain::region::RegionCode;
@@ -83,8 +86,9 @@ impl Pacer {
     }
 }
 
-/// One transport's limits.
+/// One channel: its sender and its limits.
 struct Lane {
+    sender: Box<dyn AnySender>,
     slots: Semaphore,
     pacer: Pacer,
     retry: RetrySettings,
@@ -94,51 +98,40 @@ struct Lane {
 /// Everything the worker needs to send; built by [`super::build`].
 pub struct Delivery {
     pub(crate) stage: Arc<NotifyStage>,
-    pub(crate) mailer: Mailer,
-    pub(crate) webhooks: Webhooks,
-    pub(crate) from: Mailbox,
-    mail: Lane,
-    hooks: Lane,
+    lanes: HashMap<Channel, Lane>,
 }
 
 impl Delivery {
-    pub(crate) fn new(
-        stage: Arc<NotifyStage>,
-        mailer: Mailer,
-        webhooks: Webhooks,
-        from: Mailbox,
-        settings: &crate::config::Settings,
-    ) -> Delivery {
-        let lane = |rate: f64, concurrency: usize, retry: &RetrySettings| Lane {
-            slots: Semaphore::new(concurrency),
-            pacer: Pacer::new(rate),
-            retry: retry.clone(),
-            concurrency,
-        };
-        Delivery {
-            stage,
-            mailer,
-            webhooks,
-            from,
-            mail: lane(settings.mail.rate_per_sec, settings.mail.concurrency, &settings.mail.retry),
-            hooks: lane(
-                settings.webhooks.rate_per_sec,
-                settings.webhooks.concurrency,
-                &settings.webhooks.retry,
-            ),
+    /// The worker's channels ([`super::channel::from_settings`]): one lane each. Fails when two
+    /// senders claim one channel, or a channel has none.
+    pub(crate) fn new(stage: Arc<NotifyStage>, channels: Vec<(Box<dyn AnySender>, Limits)>) -> anyhow::Result<Delivery> {
+        let mut lanes = HashMap::new();
+        for (sender, limits) in channels {
+            let channel = sender.channel();
+            let lane = Lane {
+                sender,
+                slots: Semaphore::new(limits.concurrency),
+                pacer: Pacer::new(limits.rate_per_sec),
+                retry: limits.retry,
+                concurrency: limits.concurrency,
+            };
+            if lanes.insert(channel, lane).is_some() {
+                anyhow::bail!("two senders for the {} channel", channel.as_str());
+            }
         }
+        if let Some(c) = Channel::ALL.into_iter().find(|c| !lanes.contains_key(c)) {
+            anyhow::bail!("no sender for the {} channel", c.as_str());
+        }
+        Ok(Delivery { stage, lanes })
     }
 
-    /// Where email goes, for logs.
-    pub fn mailer(&self) -> &Mailer {
-        &self.mailer
-    }
-
-    fn lane(&self, c: Channel) -> &Lane {
-        match c {
-            Channel::Email => &self.mail,
-            Channel::Webhook => &self.hooks,
-        }
+    /// Where each channel's messages go, for logs (`email: smtp://host:port; webhook: …`).
+    pub fn describe(&self) -> String {
+        Channel::ALL
+            .into_iter()
+            .filter_map(|c| self.lanes.get(&c).map(|l| format!("{}: {}", c.as_str(), l.sender.describe())))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Renders and sends one message: the rendered subject (when rendering worked) and the result.
@@ -148,22 +141,14 @@ impl Delivery {
             // A broken or missing template may be fixed by an operator: worth retrying.
             Err(e) => return (None, Err(NotifyError::retryable(e))),
         };
-        let subject = Some(r.subject.clone());
-        let result = match msg.channel {
-            Channel::Email => match email::compose(
-                &email::from_issuer(&self.from, &msg.data),
-                &msg.recipient.name,
-                &msg.recipient.address,
-                &msg.id,
-                msg.created_at,
-                &r,
-            ) {
-                Ok(m) => self.mailer.send(&msg.id, &m).await,
-                Err(e) => Err(e),
-            },
-            Channel::Webhook => self.webhooks.post(msg, &r).await,
+        let result = match self.lanes.get(&msg.channel) {
+            Some(lane) => lane.sender.send(msg, &r).await,
+            None => Err(NotifyError::permanent(format!(
+                "no sender for the {} channel",
+                msg.channel.as_str()
+            ))),
         };
-        (subject, result)
+        (Some(r.subject), result)
     }
 }
 
@@ -199,10 +184,10 @@ pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<No
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot recover interrupted messages"),
     }
-    tracing::info!(mail = %d.mailer.describe(), "delivery worker started");
+    tracing::info!(channels = %d.describe(), "delivery worker started");
     // Claims run ahead of the sends (which the lanes' semaphores bound): every store commit then
     // carries many claims and outcomes, so the fsync per commit is not paid per message.
-    let capacity = (4 * (d.mail.concurrency + d.hooks.concurrency)).max(64);
+    let capacity = (4 * d.lanes.values().map(|l| l.concurrency).sum::<usize>()).max(64);
     let mut inflight: JoinSet<()> = JoinSet::new();
     // Outcomes go to one recorder, which writes whatever has gathered in one job: one commit
     // records many attempts.
@@ -332,7 +317,12 @@ async fn deliver_one(
     outcomes: mpsc::UnboundedSender<Recorded>,
     cancel: CancellationToken,
 ) {
-    let lane = d.lane(msg.channel);
+    let Some(lane) = d.lanes.get(&msg.channel) else {
+        // Not reached: `Delivery::new` refuses to start with a channel of `Channel::ALL` that has no
+        // sender. The message stays claimed, to be tried again at the next start.
+        tracing::error!(id = %msg.id, channel = msg.channel.as_str(), "no sender for this channel");
+        return;
+    };
     let started = tokio::select! {
         biased;
         () = cancel.cancelled() => None,

@@ -1,5 +1,5 @@
 //! Email through lettre: SMTP (STARTTLS or implicit TLS, AUTH, a pool of connections: `smtp.rs`),
-//! or by default `.eml` files in a folder.
+//! or by default `.eml` files in a folder. [`Email`] is the channel's [`Sender`] (`channel.rs`).
 //!
 //! In: an outbox message's id, recipient and rendered text. Out: a MIME message (UTF-8, encoded
 //! headers, `multipart/alternative` of plain text and HTML) handed to the transport; the transport's
@@ -24,6 +24,8 @@ use lettre::{Address, Message};
 use sha2::{Digest, Sha256};
 
 use super::NotifyError;
+use super::channel::Sender;
+use super::outbox::{Channel, OutboxMessage};
 use super::smtp::{SmtpConfig, SmtpPool};
 use super::templates::{Rendered, one_line};
 use crate::config::{MailSettings, SmtpTls};
@@ -198,6 +200,50 @@ impl Mailer {
                     .map_err(|e| NotifyError::retryable(format!("writing the file: {e}")))
             }
         }
+    }
+}
+
+/// The email channel: the configured sender (`mail.from`) and where mail goes.
+pub struct Email {
+    mailer: Mailer,
+    from: Mailbox,
+}
+
+impl Email {
+    /// From the settings: `mail.from`, then the transport ([`Mailer::from_settings`]).
+    pub fn from_settings(mail: &MailSettings, data_dir: &Path) -> anyhow::Result<Email> {
+        let from = mail
+            .from
+            .parse()
+            .with_context(|| format!("mail.from: \"{}\" is not a mailbox", mail.from))?;
+        Ok(Email {
+            mailer: Mailer::from_settings(mail, data_dir)?,
+            from,
+        })
+    }
+}
+
+impl Sender for Email {
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn describe(&self) -> String {
+        self.mailer.describe()
+    }
+
+    /// Composes the message ([`compose`], from the issuer: [`from_issuer`]) and hands it to the
+    /// transport.
+    async fn send(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
+        let m = compose(
+            &from_issuer(&self.from, &msg.data),
+            &msg.recipient.name,
+            &msg.recipient.address,
+            &msg.id,
+            msg.created_at,
+            r,
+        )?;
+        self.mailer.send(&msg.id, &m).await
     }
 }
 

@@ -13,11 +13,18 @@
 //! 2. `stage.rs`: one [`OutboxMessage`] per person (and per subscribed webhook endpoint), with an id
 //!    derived from its cause, queued by `outbox.rs` in the same transaction as the event.
 //! 3. `deliver.rs`: the worker claims due messages, renders them (`templates.rs`), sends them
-//!    (`email.rs` with `smtp.rs`, `webhook.rs`), records the attempt, retries with backoff, and alerts the duty staff
-//!    once when a message finally fails. Its module docs say exactly what is guaranteed after a crash.
+//!    through their channel's [`Sender`] (`channel.rs`; `email.rs` with `smtp.rs`, `webhook.rs`),
+//!    records the attempt, retries with backoff, and alerts the duty staff once when a message
+//!    finally fails. Its module docs say exactly what is guaranteed after a crash.
 //! 4. `outage.rs`: a time the store could not write (disk full), recorded and told to the province's
 //!    duty staff once writing works again.
+//!
+//! Channels: every channel is one [`Sender`] with its own concurrency lane and retry policy, and the
+//! worker dispatches through the trait only. Adding SMS later = one new file implementing [`Sender`]
+//! (`sms.rs`) + one [`Channel`] variant + its settings (`sms:` with rate, concurrency and retries),
+//! registered by one line in [`channel::from_settings`]; `channel.rs` lists the steps exactly.
 
+pub mod channel;
 pub mod deliver;
 pub mod email;
 pub mod outage;
@@ -32,8 +39,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use anyhow::Context;
-
+pub use channel::Sender;
 pub use deliver::Delivery;
 pub use outbox::{Channel, OutboxMessage, Recipient, Status, enqueue};
 pub use roster::{DepartmentContact, Person, Roster};
@@ -201,14 +207,7 @@ pub fn build(settings: &Settings, regions: &'static Regions) -> anyhow::Result<N
         regions,
         public_url: settings.http.public_url.clone(),
     });
-    let from = settings
-        .mail
-        .from
-        .parse()
-        .with_context(|| format!("mail.from: \"{}\" is not a mailbox", settings.mail.from))?;
-    let mailer = email::Mailer::from_settings(&settings.mail, &settings.data_dir)?;
-    let webhooks = webhook::Webhooks::from_settings(&settings.webhooks)?;
-    let delivery = Arc::new(Delivery::new(stage.clone(), mailer, webhooks, from, settings));
+    let delivery = Arc::new(Delivery::new(stage.clone(), channel::from_settings(settings)?)?);
     Ok(Notify { stage, delivery })
 }
 

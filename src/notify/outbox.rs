@@ -34,6 +34,9 @@ const LOG: Collection = Collection::DeliveryLog;
 pub use crate::store::events::Channel;
 
 impl Channel {
+    /// Every channel, in the order logs and metrics list them. A new variant goes here too.
+    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Webhook];
+
     /// `email` or `webhook`.
     pub fn as_str(self) -> &'static str {
         match self {

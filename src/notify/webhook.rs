@@ -1,5 +1,5 @@
 //! Webhooks: a signed JSON POST per message to a configured endpoint (SMS gateways, 企业微信/钉钉
-//! group robots).
+//! group robots). [`Webhooks`] is the channel's [`Sender`] (`channel.rs`).
 //!
 //! In: an outbox message of channel `webhook` (its recipient is the endpoint id) and its rendered
 //! text. Out: `POST url` with `Content-Type: application/json`, `X-Hazeflow-Message-Id: {id}` and
@@ -25,7 +25,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::NotifyError;
-use super::outbox::OutboxMessage;
+use super::channel::Sender;
+use super::outbox::{Channel, OutboxMessage};
 use super::templates::Rendered;
 use crate::config::{Secret, WebhookFormat, WebhookSettings, error_chain, read_ca_file};
 
@@ -136,6 +137,25 @@ impl Webhooks {
         } else {
             Err(NotifyError::permanent(msg))
         }
+    }
+}
+
+impl Sender for Webhooks {
+    fn channel(&self) -> Channel {
+        Channel::Webhook
+    }
+
+    /// The endpoints' ids (not their URLs: a robot's URL carries its access token).
+    fn describe(&self) -> String {
+        if self.endpoints.is_empty() {
+            return "no endpoints configured".to_string();
+        }
+        let ids: Vec<&str> = self.endpoints.keys().map(String::as_str).collect();
+        format!("endpoints {}", ids.join(", "))
+    }
+
+    async fn send(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
+        self.post(msg, r).await
     }
 }
 

@@ -102,7 +102,7 @@ pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Result<impl IntoR
     }
 
     // Delivery, per channel (email, webhook): what was queued, and every attempt's outcome.
-    let channels = ["email", "webhook"];
+    let channels = crate::notify::Channel::ALL.map(crate::notify::Channel::as_str);
     o.family(
         "hazeflow_notifications_queued_total",
         "counter",
