@@ -34,7 +34,7 @@ use crate::domain::warning::{EventKind, Warning};
 use crate::engine::assign::{self, Assignment, AssignmentStatus, Party};
 use crate::engine::inspect::{INSPECTIONS, Inspection, InspectionStatus};
 use crate::registry::reports::{SocietyEmissions, parse_society};
-use crate::registry::{Defaults, PerPollutant, Pollutant};
+use crate::registry::{Defaults, PerSpecies, Species};
 use crate::store::{ReadTx, RecordBody, StoreError};
 
 /// One level held, from when to when.
@@ -166,19 +166,19 @@ pub struct ReductionCheck {
     /// Enterprises assigned at this level (list measures).
     pub enterprises: usize,
     /// Their expected reduction, t/day.
-    pub expected: PerPollutant,
+    pub expected: PerSpecies,
     /// Negotiated reductions in force at this level, t/day.
-    pub negotiated: PerPollutant,
+    pub negotiated: PerSpecies,
     /// Both, t/day.
-    pub total: PerPollutant,
+    pub total: PerSpecies,
     /// The level's target, % of whole-society emissions.
-    pub target_percent: PerPollutant,
+    pub target_percent: PerSpecies,
     /// Whole-society emissions of the region, t/day; `None` when unknown.
-    pub society: Option<PerPollutant>,
+    pub society: Option<PerSpecies>,
     /// The target, t/day; `None` when unknown.
-    pub target: Option<PerPollutant>,
+    pub target: Option<PerSpecies>,
     /// Pollutants whose total falls short of the target (empty when met or unknown).
-    pub short: Vec<Pollutant>,
+    pub short: Vec<Species>,
     /// Where the emissions came from, or why the target is unknown.
     pub basis: String,
 }
@@ -220,15 +220,15 @@ fn all_assignments(r: &ReadTx, warning_id: &str) -> Result<Vec<Assignment>, Stor
 }
 
 /// The whole-society emissions of `region`: its own row, else the sum of the rows within it.
-fn society_of(society: &SocietyEmissions, regions: &Regions, region: RegionCode) -> Option<(PerPollutant, String)> {
+fn society_of(society: &SocietyEmissions, regions: &Regions, region: RegionCode) -> Option<(PerSpecies, String)> {
     if let Some(v) = society.get(&region) {
         return Some((*v, format!("{}（{region}）全社会排放量", regions.name(region))));
     }
-    let within: Vec<(&RegionCode, &PerPollutant)> = society.iter().filter(|(r, _)| regions.is_within(**r, region)).collect();
+    let within: Vec<(&RegionCode, &PerSpecies)> = society.iter().filter(|(r, _)| regions.is_within(**r, region)).collect();
     if within.is_empty() {
         return None;
     }
-    let sum = within.iter().fold(PerPollutant::default(), |acc, (_, v)| acc.add(v));
+    let sum: PerSpecies = within.iter().map(|(_, v)| *v).sum();
     let names: Vec<String> = within.iter().map(|(r, _)| regions.name(**r)).collect();
     Some((sum, format!("{}全社会排放量之和", names.join("、"))))
 }
@@ -401,15 +401,15 @@ pub fn build(
                 usccs.insert(uscc);
             }
         }
-        let mut expected = PerPollutant::default();
+        let mut expected = PerSpecies::default();
         for u in &usccs {
             if let Some(e) = enterprise(u)? {
-                expected = expected.add(&defaults.expected_reduction(&e, &p.level));
+                expected += defaults.expected_reduction(&e, &p.level);
             }
         }
         // Negotiated reductions in force at some time while this level held.
         let level_periods: Vec<&LevelPeriod> = levels.iter().filter(|q| q.level == p.level).collect();
-        let mut neg = PerPollutant::default();
+        let mut neg = PerSpecies::default();
         for a in &negotiated {
             let until = match &a.status {
                 AssignmentStatus::Ended { at, .. } => Some(*at),
@@ -419,17 +419,17 @@ pub fn build(
                 .iter()
                 .any(|q| a.created_at < q.to.unwrap_or(now) && until.is_none_or(|u| u > q.from));
             if overlaps && let Some(c) = &a.negotiated {
-                neg = neg.add(&c.reductions);
+                neg += c.reductions;
             }
         }
-        let total = expected.add(&neg);
-        let target_percent = defaults.level(&p.level).map_or_else(PerPollutant::default, |l| l.target_percent);
+        let total = expected + neg;
+        let target_percent = defaults.level(&p.level).map_or_else(PerSpecies::default, |l| l.target_percent);
         let target = society_row.as_ref().map(|(s, _)| s.zip(&target_percent, |s, t| s * t / 100.0));
         let short = target
             .map(|t| {
-                Pollutant::ALL
+                Species::ALL
                     .into_iter()
-                    .filter(|x| t.get(*x) > 0.0 && total.get(*x) + 1e-9 < t.get(*x))
+                    .filter(|x| t[*x] > 0.0 && total[*x] + 1e-9 < t[*x])
                     .collect()
             })
             .unwrap_or_default();
@@ -596,16 +596,15 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
             )?;
         }
     }
-    writeln!(out, "\n减排量（吨/日）           SO2        NOx         PM       VOCs")?;
+    let labels: Vec<String> = Species::ALL.iter().map(|sp| format!("{:>9}", sp.label())).collect();
+    writeln!(out, "\n减排量（吨/日）     {}", labels.join("  "))?;
     for r in v["reductions"].as_array().into_iter().flatten() {
         let p = |x: &Value| {
-            format!(
-                "{:>9}  {:>9}  {:>9}  {:>9}",
-                num(&x["so2"]),
-                num(&x["nox"]),
-                num(&x["pm"]),
-                num(&x["vocs"])
-            )
+            Species::ALL
+                .iter()
+                .map(|sp| format!("{:>9}", num(&x[sp.id()])))
+                .collect::<Vec<_>>()
+                .join("  ")
         };
         writeln!(out, "  {}（{}家企业）", s(&r["level_name"]), num(&r["enterprises"]))?;
         writeln!(out, "    预期减排          {}", p(&r["expected"]))?;
@@ -619,12 +618,9 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|x| match s(x).as_str() {
-                    "so2" => "SO2".to_string(),
-                    "nox" => "NOx".to_string(),
-                    "pm" => "PM".to_string(),
-                    "vocs" => "VOCs".to_string(),
-                    other => other.to_string(),
+                .map(|x| {
+                    let id = s(x);
+                    Species::from_id(&id).map_or(id, |p| p.label().to_string())
                 })
                 .collect();
             writeln!(
@@ -652,5 +648,30 @@ mod tests {
         assert_eq!(percentile(&mut v, 0.9), Some(9.0));
         assert_eq!(percentile(&mut [42.0], 0.9), Some(42.0));
         assert_eq!(percentile(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn the_reduction_table_has_a_column_per_species() {
+        let v = json!({ "reductions": [{
+            "level_name": "橙色预警", "enterprises": 2,
+            "expected": { "so2": 1.0, "nox": 2.5, "pm": 0.0, "vocs": 0.25 },
+            "negotiated": { "so2": 0.0, "nox": 0.0, "pm": 0.0, "vocs": 0.0 },
+            "total": { "so2": 1.0, "nox": 2.5, "pm": 0.0, "vocs": 0.25 },
+            "target": { "so2": 2.0, "nox": 2.0, "pm": 0.0, "vocs": 0.0 },
+            "short": ["so2"],
+        }] });
+        let mut out = String::new();
+        print_table(&v, &mut out).unwrap();
+        let table = &out[out.find("减排量").unwrap()..];
+        assert_eq!(
+            table,
+            "减排量（吨/日）           SO2        NOx         PM       VOCs\n  \
+             橙色预警（2家企业）\n    \
+             预期减排                  1        2.5          0       0.25\n    \
+             协商减排                  0          0          0          0\n    \
+             合计                      1        2.5          0       0.25\n    \
+             减排目标                  2          2          0          0\n    \
+             未达到减排目标：SO2\n"
+        );
     }
 }

@@ -13,7 +13,6 @@
 //! staff who agreed it by phone.
 
 use crate::engine::assign::{self, Assignment};
-use crate::registry::Pollutant;
 
 /// The commitment of a negotiated reduction; defined with the records that carry it
 /// (`negotiated_reduction_agreed`).
@@ -22,10 +21,11 @@ pub use crate::store::events::Commitment;
 impl Commitment {
     /// `减排量（吨/日）：SO2 0.4，NOx 1.1`.
     pub fn reductions_text(&self) -> String {
-        let parts: Vec<String> = Pollutant::ALL
-            .into_iter()
-            .filter(|p| self.reductions.get(*p) > 0.0)
-            .map(|p| format!("{} {}", p.label(), crate::registry::fmt_num(self.reductions.get(p))))
+        let parts: Vec<String> = self
+            .reductions
+            .iter()
+            .filter(|(_, x)| *x > 0.0)
+            .map(|(p, x)| format!("{} {}", p.label(), crate::registry::fmt_num(x)))
             .collect();
         format!("协商减排量（吨/日）：{}", parts.join("，"))
     }

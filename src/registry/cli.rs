@@ -17,7 +17,7 @@ use chrono::Utc;
 
 use super::import::{self, ImportOptions, ListDiff};
 use super::reports::{self, BOARD_TEMPLATE};
-use super::{Defaults, ListVersion, Pollutant, RegistryError, Uscc, defaults};
+use super::{Defaults, ListVersion, RegistryError, Species, Uscc, defaults};
 use crate::domain::region::{RegionCode, Regions};
 
 /// Where the seed list lives, relative to the working folder.
@@ -463,7 +463,7 @@ fn reductions_cmd(
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         let mut head = format!("{}  {}  {}  {}", pad("region", 6), pad("name", 10), pad("level", 6), pad("ent.", 5));
-        for p in Pollutant::ALL {
+        for p in Species::ALL {
             let _ = write!(head, "  {}", pad(&format!("{} exp/target t/d", p.label()), 20));
         }
         println!("{head}  short");
@@ -475,12 +475,8 @@ fn reductions_cmd(
                 pad(&row.level, 6),
                 pad(&row.enterprises.to_string(), 5)
             );
-            for p in Pollutant::ALL {
-                let _ = write!(
-                    line,
-                    "  {}",
-                    pad(&format!("{}/{}", num(row.expected.get(p)), num(row.target.get(p))), 20)
-                );
+            for p in Species::ALL {
+                let _ = write!(line, "  {}", pad(&format!("{}/{}", num(row.expected[p]), num(row.target[p])), 20));
             }
             let short: Vec<&str> = row.short.iter().map(|p| p.label()).collect();
             println!("{line}  {}", if short.is_empty() { "-".to_string() } else { short.join(",") });

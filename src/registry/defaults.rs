@@ -65,7 +65,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::region::Tier;
 
-use super::{Enterprise, Grade, IndustryCode, MeasureKind, PerPollutant, Pollutant, RegistryError, yaml_error};
+use super::{Enterprise, Grade, IndustryCode, MeasureKind, PartialPerSpecies, PerSpecies, RegistryError, Species, yaml_error};
 
 // ---------------------------------------------------------------------------------------------
 // The compiled value
@@ -112,7 +112,7 @@ pub struct LevelDefaults {
     /// Once overdue, the next tier of the escalation chain is told after each further interval this long.
     pub escalate_every_hours: f64,
     /// Reduction target, % of whole-society emissions per pollutant.
-    pub target_percent: PerPollutant,
+    pub target_percent: PerSpecies,
 }
 
 /// Settings of the notice board (公示牌).
@@ -176,7 +176,7 @@ pub struct DefaultMeasure {
     /// Process or equipment named, if any.
     pub process: Option<String>,
     /// Reduction, fraction of the enterprise's baseline per pollutant.
-    pub reduction: PerPollutant,
+    pub reduction: PerSpecies,
     /// Free text.
     pub note: String,
 }
@@ -223,18 +223,15 @@ pub struct AssignedMeasure {
     /// Where it came from.
     pub source: MeasureSource,
     /// Reduction as a fraction of the enterprise's baseline.
-    pub fraction: PerPollutant,
+    pub fraction: PerSpecies,
     /// Expected reduction, t/day (baseline × fraction).
-    pub expected: PerPollutant,
+    pub expected: PerSpecies,
 }
 
 /// The total reduction of a set of measures as a fraction of the baseline: the sum, capped at 1
 /// per pollutant (an enterprise cannot cut more than it emits).
-pub fn total_fraction(measures: &[AssignedMeasure]) -> PerPollutant {
-    measures
-        .iter()
-        .fold(PerPollutant::default(), |acc, m| acc.add(&m.fraction))
-        .map(|x| x.min(1.0))
+pub fn total_fraction(measures: &[AssignedMeasure]) -> PerSpecies {
+    measures.iter().map(|m| m.fraction).sum::<PerSpecies>().map(|x| x.min(1.0))
 }
 
 impl Defaults {
@@ -328,7 +325,7 @@ impl Defaults {
         }
         if let Some(x) = &e.exemption {
             let kind = MeasureKind::CapLoadPercent(x.max_load_percent);
-            let fraction = PerPollutant::splat(kind.implied_fraction().unwrap_or(0.0));
+            let fraction = PerSpecies::splat(kind.implied_fraction().unwrap_or(0.0));
             return vec![assigned(
                 e,
                 level,
@@ -361,9 +358,9 @@ impl Defaults {
             }
             let fallback = self.fallback_for(e, &l.id);
             let (own_total, default_total) = (total_fraction(&own), total_fraction(&fallback));
-            let short: Vec<Pollutant> = Pollutant::ALL
+            let short: Vec<Species> = Species::ALL
                 .into_iter()
-                .filter(|p| e.baseline.get(*p) > 0.0 && own_total.get(*p) + 1e-9 < default_total.get(*p))
+                .filter(|p| e.baseline[*p] > 0.0 && own_total[*p] + 1e-9 < default_total[*p])
                 .collect();
             if short.is_empty() {
                 continue;
@@ -398,10 +395,10 @@ impl Defaults {
 
     /// The message for a [`Laxity`] of an enterprise (English, as the other list errors).
     pub fn laxity_message(&self, e: &Enterprise, lax: &Laxity) -> String {
-        let pct = |v: &PerPollutant| {
+        let pct = |v: &PerSpecies| {
             lax.short
                 .iter()
-                .map(|p| format!("{} {}%", p.label(), super::types::fmt_num((v.get(*p) * 1000.0).round() / 10.0)))
+                .map(|p| format!("{} {}%", p.label(), super::types::fmt_num((v[*p] * 1000.0).round() / 10.0)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -419,8 +416,8 @@ impl Defaults {
     }
 
     /// The enterprise's expected reduction at a level, t/day: baseline × the capped total fraction.
-    pub fn expected_reduction(&self, e: &Enterprise, level: &str) -> PerPollutant {
-        e.baseline.mul(&total_fraction(&self.measures_for(e, level)))
+    pub fn expected_reduction(&self, e: &Enterprise, level: &str) -> PerSpecies {
+        e.baseline * total_fraction(&self.measures_for(e, level))
     }
 }
 
@@ -432,7 +429,7 @@ fn assigned(
     line: Option<&str>,
     process: Option<&str>,
     kind: &MeasureKind,
-    fraction: PerPollutant,
+    fraction: PerSpecies,
     note: &str,
     source: MeasureSource,
 ) -> AssignedMeasure {
@@ -446,7 +443,7 @@ fn assigned(
         note: note.to_string(),
         source,
         fraction,
-        expected: e.baseline.mul(&fraction),
+        expected: e.baseline * fraction,
     }
 }
 
@@ -458,11 +455,11 @@ pub struct Laxity {
     /// Level name.
     pub level_name: String,
     /// The pollutants (emitted by the enterprise) cut less.
-    pub short: Vec<Pollutant>,
+    pub short: Vec<Species>,
     /// The own measures' total, fraction of the baseline.
-    pub own: PerPollutant,
+    pub own: PerSpecies,
     /// The default's total (or the 保障类 cap's).
-    pub default: PerPollutant,
+    pub default: PerSpecies,
     /// Where the default comes from.
     pub source: MeasureSource,
 }
@@ -616,25 +613,8 @@ struct RawLevel {
     reduction_target_percent: Spanned<RawPer>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPer {
-    so2: Option<Spanned<f64>>,
-    nox: Option<Spanned<f64>>,
-    pm: Option<Spanned<f64>>,
-    vocs: Option<Spanned<f64>>,
-}
-
-impl RawPer {
-    fn get(&self, p: Pollutant) -> Option<&Spanned<f64>> {
-        match p {
-            Pollutant::So2 => self.so2.as_ref(),
-            Pollutant::Nox => self.nox.as_ref(),
-            Pollutant::Pm => self.pm.as_ref(),
-            Pollutant::Vocs => self.vocs.as_ref(),
-        }
-    }
-}
+/// `{ so2: 10, nox: 10, … }`: a number per species, any left out, no other keys.
+type RawPer = PartialPerSpecies<Option<Spanned<f64>>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -725,9 +705,9 @@ impl Validator<'_> {
             if l.ack_deadline_hours.value == 0 {
                 self.at(&l.ack_deadline_hours.referenced, "ack_deadline_hours must be above 0");
             }
-            let mut target = PerPollutant::default();
-            for p in Pollutant::ALL {
-                match l.reduction_target_percent.value.get(p) {
+            let mut target = PerSpecies::default();
+            for p in Species::ALL {
+                match l.reduction_target_percent.value.get(p).and_then(Option::as_ref) {
                     None => self.at(
                         &l.reduction_target_percent.referenced,
                         format!("reduction_target_percent of level {} has no {}", l.id.value, p.id()),
@@ -735,7 +715,7 @@ impl Validator<'_> {
                     Some(v) if !(0.0..=100.0).contains(&v.value) => {
                         self.at(&v.referenced, format!("reduction target {} % is outside 0..=100", v.value));
                     }
-                    Some(v) => *target.get_mut(p) = v.value,
+                    Some(v) => target[p] = v.value,
                 }
             }
             let (remind_before_hours, escalate_every_hours) = self.reminder_timing(l);
@@ -920,11 +900,11 @@ impl Validator<'_> {
         };
         let reduction = match &m.reduction {
             Some(r) => {
-                let mut out = PerPollutant::default();
-                for p in Pollutant::ALL {
-                    if let Some(v) = r.value.get(p) {
+                let mut out = PerSpecies::default();
+                for p in Species::ALL {
+                    if let Some(v) = r.value.get(p).and_then(Option::as_ref) {
                         if (0.0..=1.0).contains(&v.value) {
-                            *out.get_mut(p) = v.value;
+                            out[p] = v.value;
                         } else {
                             self.at(
                                 &v.referenced,
@@ -946,7 +926,7 @@ impl Validator<'_> {
                         ),
                     );
                 }
-                PerPollutant::splat(kind.implied_fraction().unwrap_or(0.0))
+                PerSpecies::splat(kind.implied_fraction().unwrap_or(0.0))
             }
         };
         Some(DefaultMeasure {
@@ -997,12 +977,7 @@ mod tests {
             },
             grade_history: Vec::new(),
             exemption: None,
-            baseline: PerPollutant {
-                so2: 1.0,
-                nox: 2.0,
-                pm: 0.5,
-                vocs: 0.1,
-            },
+            baseline: PerSpecies::new([1.0, 2.0, 0.5, 0.1]),
             lines: vec![Line {
                 id: "L1".into(),
                 name: "熟料生产线".into(),
@@ -1026,7 +1001,7 @@ mod tests {
         for id in ["cement", "steel", "coking", "glass", "foundry", "lime"] {
             assert!(d.industry(id).is_some_and(|i| !i.rules.is_empty()), "{id}");
         }
-        assert_eq!(d.level("red").unwrap().target_percent, PerPollutant::splat(30.0));
+        assert_eq!(d.level("red").unwrap().target_percent, PerSpecies::splat(30.0));
         assert!(d.ack_deadline("red").unwrap() < d.ack_deadline("yellow").unwrap());
         assert!(d.duties("orange").iter().any(|(dept, _)| dept.short_name == "住建"));
     }
@@ -1063,19 +1038,23 @@ mod tests {
             let e = enterprise(*key, *grade);
             assert_eq!(kinds(d, &e, level), *want, "{key:?} {grade:?} {level}");
             let total = total_fraction(&d.measures_for(&e, level));
-            assert!((total.so2 - so2).abs() < 1e-9, "{key:?} {grade:?} {level}: {}", total.so2);
+            assert!(
+                (total[Species::So2] - so2).abs() < 1e-9,
+                "{key:?} {grade:?} {level}: {}",
+                total[Species::So2]
+            );
         }
     }
 
     /// Each grade's total cut at a level, per pollutant, for an enterprise of this industry.
-    fn cut(d: &Defaults, key: Option<&str>, grade: Grade, level: &str) -> PerPollutant {
+    fn cut(d: &Defaults, key: Option<&str>, grade: Grade, level: &str) -> PerSpecies {
         total_fraction(&d.measures_for(&enterprise(key, grade), level))
     }
 
     #[test]
     fn grades_get_distinct_defaults_b_limits_c_stops_and_the_cut_grows_with_the_grade() {
         let d = shanxi_defaults();
-        let le = |a: PerPollutant, b: PerPollutant| Pollutant::ALL.iter().all(|p| a.get(*p) <= b.get(*p) + 1e-9);
+        let le = |a: PerSpecies, b: PerSpecies| Species::ALL.iter().all(|p| a[*p] <= b[*p] + 1e-9);
         let industries: Vec<Option<&str>> = std::iter::once(None)
             .chain(d.industries.iter().filter(|i| !i.rules.is_empty()).map(|i| Some(i.id.as_str())))
             .collect();
@@ -1114,10 +1093,7 @@ mod tests {
                 }
             }
             let (b, c) = (cut(d, None, Grade::B, level), cut(d, None, Grade::C, level));
-            assert!(
-                Pollutant::ALL.iter().all(|p| c.get(*p) - b.get(*p) >= 0.3 - 1e-9),
-                "{level}: B {b:?} C {c:?}"
-            );
+            assert!(Species::ALL.iter().all(|p| c[*p] - b[*p] >= 0.3 - 1e-9), "{level}: B {b:?} C {c:?}");
             assert!(
                 !kinds(d, &enterprise(None, Grade::B), level).iter().any(|k| k == "停产"),
                 "B never stops whole"
@@ -1141,12 +1117,7 @@ mod tests {
             line: None,
             kind: MeasureKind::LimitPercent(30.0),
             process: None,
-            reduction: PerPollutant {
-                so2: 0.3,
-                nox: 0.6,
-                pm: 0.3,
-                vocs: 0.3,
-            },
+            reduction: PerSpecies::new([0.3, 0.6, 0.3, 0.3]),
             note: String::new(),
         });
         e.measures.push(Measure {
@@ -1154,15 +1125,15 @@ mod tests {
             line: None,
             kind: MeasureKind::Stop,
             process: None,
-            reduction: PerPollutant::splat(1.0),
+            reduction: PerSpecies::splat(1.0),
             note: String::new(),
         });
-        e.baseline.vocs = 0.0; // emits no VOCs: not held to a VOCs cut
+        e.baseline[Species::Vocs] = 0.0; // emits no VOCs: not held to a VOCs cut
         let lax = d.laxities(&e);
         assert_eq!(lax.len(), 1, "{lax:#?}");
         assert_eq!(
             (lax[0].level.as_str(), lax[0].short.as_slice()),
-            ("yellow", &[Pollutant::So2, Pollutant::Pm][..])
+            ("yellow", &[Species::So2, Species::Pm][..])
         );
         assert_eq!(lax[0].source, MeasureSource::OtherRule { grade: Grade::C });
         assert_eq!(
@@ -1188,7 +1159,7 @@ mod tests {
             line: Some("L1".into()),
             kind: MeasureKind::LimitPercent(60.0),
             process: None,
-            reduction: PerPollutant::splat(0.6),
+            reduction: PerSpecies::splat(0.6),
             note: String::new(),
         });
         let orange = d.measures_for(&e, "orange");
@@ -1197,7 +1168,7 @@ mod tests {
             (orange[0].source.clone(), orange[0].line_name.as_deref()),
             (MeasureSource::Own, Some("熟料生产线"))
         );
-        assert!((orange[0].expected.nox - 1.2).abs() < 1e-9);
+        assert!((orange[0].expected[Species::Nox] - 1.2).abs() < 1e-9);
         // No own measure at red: the cement default for C.
         assert!(matches!(d.measures_for(&e, "red")[0].source, MeasureSource::IndustryDefault { .. }));
         e.exemption = Some(Exemption {
@@ -1206,7 +1177,7 @@ mod tests {
         });
         let red = d.measures_for(&e, "red");
         assert_eq!((red.len(), red[0].source.clone()), (1, MeasureSource::Exemption));
-        assert!((red[0].fraction.so2 - 0.3).abs() < 1e-9);
+        assert!((red[0].fraction[Species::So2] - 0.3).abs() < 1e-9);
         assert_eq!(d.measures_for(&e, "orange")[0].source, MeasureSource::Own);
         assert!(d.measures_for(&e, "purple").is_empty());
     }
@@ -1218,7 +1189,7 @@ mod tests {
         let red = d.expected_reduction(&e, "red");
         assert_eq!(red, e.baseline); // stop (1.0) + trucks (0) → everything
         let orange = d.expected_reduction(&e, "orange");
-        assert!((orange.nox - 0.4).abs() < 1e-9 && (orange.vocs - 0.02).abs() < 1e-9);
+        assert!((orange[Species::Nox] - 0.4).abs() < 1e-9 && (orange[Species::Vocs] - 0.02).abs() < 1e-9);
     }
 
     const MINI: &str = "id: t\nversion: \"1\"\nname: t\nlevels:\n  - { id: yellow, name: 黄, ack_deadline_hours: 6, reduction_target_percent: { so2: 10, nox: 10, pm: 10, vocs: 10 } }\nboard: { title: t, hotline: \"12369\", supervisor: s }\n";

@@ -11,6 +11,7 @@
 //! `tests/fixtures/registry/`.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -18,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
+use super::species::columns_around_species;
 use super::{
     Contact, Defaults, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, LimitBaseline, Line,
-    Measure, MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, RegistryError, Uscc, yaml_error,
+    Measure, MeasureKind, PartialPerSpecies, PerSpecies, PermitNo, Phone, RegistryError, Species, Uscc, yaml_error,
 };
 use crate::domain::region::{RegionCode, Regions, Tier};
 
@@ -467,7 +469,7 @@ pub fn import_csv(
                 grade_reason: row.get(E_REASON),
                 exemption: row.get(E_EXEMPTION),
                 exemption_load: row.get(E_EXEMPTION_LOAD),
-                baseline: [row.get(E_SO2), row.get(E_NOX), row.get(E_PM), row.get(E_VOCS)],
+                baseline: Species::ALL.map(|p| row.get(E_SPECIES + p.index())),
                 contacts: vec![ContactCells {
                     at: row.at(0),
                     role: row.get(E_ROLE),
@@ -522,8 +524,8 @@ pub fn import_csv(
             let Some(idx) = list.owner(&mut ctx, row.cell(M_USCC), row.at(M_USCC)) else {
                 continue;
             };
-            let unused: &[usize] = if kind == Record::Line { MEASURE_ONLY } else { LINE_ONLY };
-            for &col in unused {
+            let unused = if kind == Record::Line { MEASURE_ONLY } else { LINE_ONLY };
+            for col in unused {
                 if let Some(c) = row.get(col) {
                     ctx.err(
                         c.at,
@@ -600,7 +602,7 @@ pub fn import_yaml(
             grade_reason: r.grade_reason.as_ref().and_then(y),
             exemption: r.exemption.as_ref().and_then(|x| y(&x.kind)),
             exemption_load: r.exemption.as_ref().and_then(|x| y(&x.max_load_percent)),
-            baseline: Pollutant::ALL.map(|p| base.and_then(|b| b.get(p)).and_then(y)),
+            baseline: Species::ALL.map(|p| base.and_then(|b| b.get(p)).and_then(Option::as_ref).and_then(y)),
             contacts: r
                 .contacts
                 .iter()
@@ -655,7 +657,7 @@ pub fn import_yaml(
                 kind: yr(&v.measure),
                 value: v.value.as_ref().and_then(y),
                 process: v.process.as_ref().and_then(y),
-                reduction: Pollutant::ALL.map(|p| red.and_then(|b| b.get(p)).and_then(y)),
+                reduction: Species::ALL.map(|p| red.and_then(|b| b.get(p)).and_then(Option::as_ref).and_then(y)),
                 note: v.note.as_ref().and_then(y),
             };
             list.add_measure(&mut ctx, idx, &cells);
@@ -730,7 +732,7 @@ fn measure_cells<'r>(row: &CsvRow<'r>) -> MeasureCells<'r> {
         kind: row.cell(M_MEASURE),
         value: row.get(M_VALUE),
         process: row.get(M_PROCESS),
-        reduction: [row.get(M_SO2), row.get(M_NOX), row.get(M_PM), row.get(M_VOCS)],
+        reduction: Species::ALL.map(|p| row.get(M_SPECIES + p.index())),
         note: row.get(M_NOTE),
     }
 }
@@ -779,28 +781,25 @@ fn count_lines(text: &str) -> usize {
 // CSV tables
 // ---------------------------------------------------------------------------------------------
 
-const ENTERPRISE_COLUMNS: &[&str] = &[
-    "uscc",
-    "uscc_override",
-    "permit_no",
-    "name",
-    "county",
-    "industry_code",
-    "key_industry",
-    "grade",
-    "grade_since",
-    "grade_reason",
-    "exemption",
-    "exemption_max_load_percent",
-    "so2",
-    "nox",
-    "pm",
-    "vocs",
-    "contact_role",
-    "contact_name",
-    "contact_email",
-    "contact_phone",
-];
+/// The enterprises file's columns: the species' baselines (`so2`, `nox`, `pm`, `vocs`) from
+/// [`E_SPECIES`] on.
+const ENTERPRISE_COLUMNS: &[&str] = &columns_around_species::<{ E_PHONE + 1 }>(
+    &[
+        "uscc",
+        "uscc_override",
+        "permit_no",
+        "name",
+        "county",
+        "industry_code",
+        "key_industry",
+        "grade",
+        "grade_since",
+        "grade_reason",
+        "exemption",
+        "exemption_max_load_percent",
+    ],
+    &["contact_role", "contact_name", "contact_email", "contact_phone"],
+);
 const E_USCC: usize = 0;
 const E_OVERRIDE: usize = 1;
 const E_PERMIT: usize = 2;
@@ -813,41 +812,39 @@ const E_SINCE: usize = 8;
 const E_REASON: usize = 9;
 const E_EXEMPTION: usize = 10;
 const E_EXEMPTION_LOAD: usize = 11;
-const E_SO2: usize = 12;
-const E_NOX: usize = 13;
-const E_PM: usize = 14;
-const E_VOCS: usize = 15;
-const E_ROLE: usize = 16;
-const E_CONTACT: usize = 17;
-const E_EMAIL: usize = 18;
-const E_PHONE: usize = 19;
+/// The first species column; the species follow in [`Species::ALL`] order.
+const E_SPECIES: usize = 12;
+const E_ROLE: usize = E_SPECIES + Species::COUNT;
+const E_CONTACT: usize = E_ROLE + 1;
+const E_EMAIL: usize = E_ROLE + 2;
+const E_PHONE: usize = E_ROLE + 3;
 
 /// The enterprises file's header, in the order the generator writes it.
 pub const ENTERPRISES_HEADER: &[&str] = ENTERPRISE_COLUMNS;
 
-const MEASURE_COLUMNS: &[&str] = &[
-    "uscc",
-    "record",
-    "line",
-    "name",
-    "capacity",
-    "unit",
-    "eia_capacity",
-    "permit_capacity",
-    "last_year_output",
-    "contact_name",
-    "contact_phone",
-    "contact_email",
-    "level",
-    "measure",
-    "value",
-    "process",
-    "so2",
-    "nox",
-    "pm",
-    "vocs",
-    "note",
-];
+/// The measures file's columns: the species' reductions (`so2`, `nox`, `pm`, `vocs`) from
+/// [`M_SPECIES`] on.
+const MEASURE_COLUMNS: &[&str] = &columns_around_species::<{ M_NOTE + 1 }>(
+    &[
+        "uscc",
+        "record",
+        "line",
+        "name",
+        "capacity",
+        "unit",
+        "eia_capacity",
+        "permit_capacity",
+        "last_year_output",
+        "contact_name",
+        "contact_phone",
+        "contact_email",
+        "level",
+        "measure",
+        "value",
+        "process",
+    ],
+    &["note"],
+);
 const M_USCC: usize = 0;
 const M_RECORD: usize = 1;
 const M_LINE: usize = 2;
@@ -864,23 +861,12 @@ const M_LEVEL: usize = 12;
 const M_MEASURE: usize = 13;
 const M_VALUE: usize = 14;
 const M_PROCESS: usize = 15;
-const M_SO2: usize = 16;
-const M_NOX: usize = 17;
-const M_PM: usize = 18;
-const M_VOCS: usize = 19;
-const M_NOTE: usize = 20;
-const LINE_ONLY: &[usize] = &[
-    M_NAME,
-    M_CAPACITY,
-    M_UNIT,
-    M_EIA,
-    M_PERMIT,
-    M_LAST_YEAR,
-    M_CONTACT,
-    M_PHONE,
-    M_EMAIL,
-];
-const MEASURE_ONLY: &[usize] = &[M_LEVEL, M_MEASURE, M_VALUE, M_PROCESS, M_SO2, M_NOX, M_PM, M_VOCS, M_NOTE];
+/// The first species column; the species follow in [`Species::ALL`] order.
+const M_SPECIES: usize = 16;
+const M_NOTE: usize = M_SPECIES + Species::COUNT;
+/// The columns of line rows only (`name` … `contact_email`) and of measure rows only (`level` … `note`).
+const LINE_ONLY: RangeInclusive<usize> = M_NAME..=M_EMAIL;
+const MEASURE_ONLY: RangeInclusive<usize> = M_LEVEL..=M_NOTE;
 
 /// The measures file's header, in the order the generator writes it.
 pub const MEASURES_HEADER: &[&str] = MEASURE_COLUMNS;
@@ -1095,25 +1081,8 @@ struct RawExemption {
     max_load_percent: S,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPer {
-    so2: Option<S>,
-    nox: Option<S>,
-    pm: Option<S>,
-    vocs: Option<S>,
-}
-
-impl RawPer {
-    fn get(&self, p: Pollutant) -> Option<&S> {
-        match p {
-            Pollutant::So2 => self.so2.as_ref(),
-            Pollutant::Nox => self.nox.as_ref(),
-            Pollutant::Pm => self.pm.as_ref(),
-            Pollutant::Vocs => self.vocs.as_ref(),
-        }
-    }
-}
+/// `{ so2: 0.5, nox: 1.2 }`: a value per species, any left out, no other keys.
+type RawPer = PartialPerSpecies<Option<S>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1175,7 +1144,7 @@ struct EntCells<'t> {
     grade_reason: Option<C<'t>>,
     exemption: Option<C<'t>>,
     exemption_load: Option<C<'t>>,
-    baseline: [Option<C<'t>>; 4],
+    baseline: [Option<C<'t>>; Species::COUNT],
     contacts: Vec<ContactCells<'t>>,
     history: Vec<GradeCells<'t>>,
 }
@@ -1214,7 +1183,7 @@ struct MeasureCells<'t> {
     kind: Option<C<'t>>,
     value: Option<C<'t>>,
     process: Option<C<'t>>,
-    reduction: [Option<C<'t>>; 4],
+    reduction: [Option<C<'t>>; Species::COUNT],
     note: Option<C<'t>>,
 }
 
@@ -1413,10 +1382,10 @@ impl Builder {
             }
         });
         let given = c.reduction.iter().any(Option::is_some);
-        let mut reduction = PerPollutant::default();
-        for (p, cell) in Pollutant::ALL.into_iter().zip(c.reduction) {
+        let mut reduction = PerSpecies::default();
+        for (p, cell) in Species::ALL.into_iter().zip(c.reduction) {
             if let Some(v) = cell.and_then(|x| fraction(ctx, x, p)) {
-                *reduction.get_mut(p) = v;
+                reduction[p] = v;
             }
         }
         if ctx.errors.len() > before {
@@ -1426,7 +1395,7 @@ impl Builder {
             return;
         };
         if !given {
-            reduction = PerPollutant::splat(kind.implied_fraction().unwrap_or(0.0));
+            reduction = PerSpecies::splat(kind.implied_fraction().unwrap_or(0.0));
             self.implied.push((idx, e.measures.len()));
         }
         e.measures.push(Measure {
@@ -1655,13 +1624,13 @@ fn exemption(ctx: &mut Ctx<'_>, kind: Option<C<'_>>, load: Option<C<'_>>) -> Opt
 }
 
 /// Baseline emissions are numbers ≥ 0 (t/day); empty is 0.
-fn baseline(ctx: &mut Ctx<'_>, cells: &[Option<C<'_>>; 4]) -> Option<PerPollutant> {
-    let mut out = PerPollutant::default();
+fn baseline(ctx: &mut Ctx<'_>, cells: &[Option<C<'_>>; Species::COUNT]) -> Option<PerSpecies> {
+    let mut out = PerSpecies::default();
     let mut ok = true;
-    for (p, cell) in Pollutant::ALL.into_iter().zip(cells) {
+    for (p, cell) in Species::ALL.into_iter().zip(cells) {
         let Some(c) = cell else { continue };
         match number(ctx, *c, p.id()) {
-            Some(x) if x >= 0.0 => *out.get_mut(p) = x,
+            Some(x) if x >= 0.0 => out[p] = x,
             Some(_) => {
                 ctx.err(c.at, format!("{} baseline {} must be at least 0 (t/day)", p.id(), c.text));
                 ok = false;
@@ -1736,7 +1705,7 @@ fn line_of<'t>(ctx: &mut Ctx<'_>, c: C<'t>, e: &Enterprise) -> Option<&'t str> {
 }
 
 /// A reduction is a fraction of the baseline in 0..=1.
-fn fraction(ctx: &mut Ctx<'_>, c: C<'_>, p: Pollutant) -> Option<f64> {
+fn fraction(ctx: &mut Ctx<'_>, c: C<'_>, p: Species) -> Option<f64> {
     let x = number(ctx, c, p.id())?;
     if (0.0..=1.0).contains(&x) {
         Some(x)
@@ -1847,6 +1816,33 @@ mod tests {
 
     const E_HEAD: &str = "uscc,name,county,industry_code,key_industry,grade,so2,nox,pm,vocs,contact_name,contact_email,contact_phone\n";
 
+    #[test]
+    fn the_column_headers_and_positions_are_the_same_as_ever() {
+        assert_eq!(
+            ENTERPRISE_COLUMNS.join(","),
+            "uscc,uscc_override,permit_no,name,county,industry_code,key_industry,grade,grade_since,grade_reason,exemption,\
+             exemption_max_load_percent,so2,nox,pm,vocs,contact_role,contact_name,contact_email,contact_phone"
+        );
+        assert_eq!(
+            MEASURE_COLUMNS.join(","),
+            "uscc,record,line,name,capacity,unit,eia_capacity,permit_capacity,last_year_output,contact_name,contact_phone,\
+             contact_email,level,measure,value,process,so2,nox,pm,vocs,note"
+        );
+        let named = |cols: &[&str], pos: &[usize]| pos.iter().map(|i| cols[*i].to_string()).collect::<Vec<_>>().join(",");
+        assert_eq!(
+            named(
+                ENTERPRISE_COLUMNS,
+                &[E_EXEMPTION_LOAD, E_SPECIES, E_ROLE, E_CONTACT, E_EMAIL, E_PHONE]
+            ),
+            "exemption_max_load_percent,so2,contact_role,contact_name,contact_email,contact_phone"
+        );
+        assert_eq!(
+            named(MEASURE_COLUMNS, &[M_EMAIL, M_LEVEL, M_PROCESS, M_SPECIES, M_NOTE]),
+            "contact_email,level,process,so2,note"
+        );
+        assert_eq!((LINE_ONLY.count(), MEASURE_ONLY.count()), (9, 9));
+    }
+
     fn ent(uscc: &str, grade: &str) -> String {
         format!(
             "{uscc},孝义市鹏飞焦化有限公司,141181,2521,coking,{grade},0.5,1.2,0.3,0.4,王建国,wangjianguo@pengfei.example.cn,13812345678\n"
@@ -1878,7 +1874,7 @@ mod tests {
         assert_eq!((ent.lines.len(), ent.measures.len()), (2, 2));
         // The implied reduction of stopping L2 is its share of capacity: 1000 / 4000.
         let stop = ent.measures.iter().find(|m| m.level == "orange").unwrap();
-        assert_eq!(stop.reduction, PerPollutant::splat(0.25));
+        assert_eq!(stop.reduction, PerSpecies::splat(0.25));
         assert_eq!(ent.responsible().unwrap().name, "王建国");
     }
 
@@ -1958,7 +1954,7 @@ mod tests {
         let list = import_yaml("l.yaml", &ok, &opts(), &mut |_, _| {}).unwrap();
         assert_eq!(list[0].grade_history[0].grade, Grade::C);
         assert_eq!(list[0].contacts.len(), 2);
-        assert_eq!(list[0].measures[0].reduction, PerPollutant::default());
+        assert_eq!(list[0].measures[0].reduction, PerSpecies::default());
     }
 
     #[test]

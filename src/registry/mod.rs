@@ -10,7 +10,8 @@
 //! caller passes `now`), no database; the CLI in [`cli`] reads files, and the store records
 //! versions.
 //!
-//! - `types.rs`: [`Uscc`], [`PermitNo`], [`Grade`], [`Pollutant`], [`MeasureKind`], [`Enterprise`] …
+//! - `types.rs`: [`Uscc`], [`PermitNo`], [`Grade`], [`MeasureKind`], [`Enterprise`] …
+//! - `species.rs`: the emission species [`Species`] (SO2, NOx, PM, VOCs) and [`PerSpecies`], one value each;
 //! - [`defaults`]: the per-industry × grade × level measures, targets, deadlines, duties;
 //! - [`import`]: CSV/YAML → validated enterprises → [`ListVersion`]; [`diff`];
 //! - [`reports`]: coverage against permits, reductions against targets, the board;
@@ -67,6 +68,7 @@
 //! contact: {name, phone, email}}]` and `measures: [{level, line, measure, value, process,
 //! reduction: {so2, nox, pm, vocs}, note}]`. Unknown keys are errors.
 
+mod species;
 mod types;
 
 pub mod cli;
@@ -78,6 +80,7 @@ pub mod reports;
 pub use defaults::{AssignedMeasure, Defaults, MeasureSource, load_defaults, shanxi_defaults, unknown_levels};
 pub use import::{ListDiff, ListVersion, diff};
 pub use render::{WHOLE_PLANT, commitment_json, measure_item, measure_json, measure_subject};
+pub use species::{PartialPerSpecies, PerSpecies, Species};
 pub use types::*;
 
 /// One problem in a registry file (list, defaults, permits, emissions), where it is and what is

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::defaults::total_fraction;
 use super::import::read_table;
 use super::types::fmt_num;
-use super::{Defaults, Enterprise, IndustryCode, ListVersion, PerPollutant, PermitNo, Pollutant, RegistryError, Uscc};
+use super::{Defaults, Enterprise, IndustryCode, ListVersion, PerSpecies, PermitNo, RegistryError, Species, Uscc};
 use crate::domain::region::{RegionCode, Regions};
 
 // ---------------------------------------------------------------------------------------------
@@ -240,11 +240,15 @@ pub fn coverage(list: &ListVersion, permits: &[Permit], regions: Option<&Regions
 // ---------------------------------------------------------------------------------------------
 
 /// Whole-society emissions (全社会排放量) per region, t/day.
-pub type SocietyEmissions = BTreeMap<RegionCode, PerPollutant>;
+pub type SocietyEmissions = BTreeMap<RegionCode, PerSpecies>;
 
-/// Parses whole-society emissions: `region,so2,nox,pm,vocs`, numbers ≥ 0, one row per region.
+/// The columns of the whole-society emissions file: `region` and the species.
+pub const SOCIETY_COLUMNS: [&str; 1 + Species::COUNT] = super::species::columns_around_species(&["region"], &[]);
+
+/// Parses whole-society emissions: `region,so2,nox,pm,vocs` ([`SOCIETY_COLUMNS`]), numbers ≥ 0, one
+/// row per region.
 pub fn parse_society(file: &str, text: &str) -> Result<SocietyEmissions, Vec<RegistryError>> {
-    let columns = ["region", "so2", "nox", "pm", "vocs"];
+    let columns = SOCIETY_COLUMNS;
     let rows = read_table(file, text, &columns, &columns)?;
     let mut errors = Vec::new();
     let mut out = SocietyEmissions::new();
@@ -261,10 +265,10 @@ pub fn parse_society(file: &str, text: &str) -> Result<SocietyEmissions, Vec<Reg
                 None
             }
         };
-        let mut values = PerPollutant::default();
-        for (i, p) in Pollutant::ALL.into_iter().enumerate() {
+        let mut values = PerSpecies::default();
+        for (i, p) in Species::ALL.into_iter().enumerate() {
             match row.get(i + 1).map(|t| (t, t.parse::<f64>())) {
-                Some((_, Ok(x))) if x.is_finite() && x >= 0.0 => *values.get_mut(p) = x,
+                Some((_, Ok(x))) if x.is_finite() && x >= 0.0 => values[p] = x,
                 Some((t, _)) => errors.push(row.err(file, i + 1, format!("{} \"{t}\" must be a number ≥ 0 (t/day)", p.id()))),
                 None => errors.push(row.err(file, i + 1, format!("{} is empty", p.id()))),
             }
@@ -292,17 +296,17 @@ pub struct ReductionRow {
     /// Enterprises of the list in the region.
     pub enterprises: usize,
     /// Their baseline emissions, t/day.
-    pub baseline: PerPollutant,
+    pub baseline: PerSpecies,
     /// Whole-society emissions, t/day.
-    pub society: PerPollutant,
+    pub society: PerSpecies,
     /// Target, % of whole-society emissions.
-    pub target_percent: PerPollutant,
+    pub target_percent: PerSpecies,
     /// Target, t/day.
-    pub target: PerPollutant,
+    pub target: PerSpecies,
     /// Expected reduction of the list's measures, t/day.
-    pub expected: PerPollutant,
+    pub expected: PerSpecies,
     /// Pollutants whose expected reduction falls short of the target.
-    pub short: Vec<Pollutant>,
+    pub short: Vec<Species>,
 }
 
 /// Expected reductions per region and level (减排量核算).
@@ -344,21 +348,21 @@ pub fn reductions(
         .filter(|r| region.is_none_or(|f| within(regions, *r, f) || within(regions, f, *r)))
         .collect();
     // One pass over the list: each enterprise adds to every row region that contains it.
-    let mut acc: BTreeMap<RegionCode, (usize, PerPollutant, Vec<PerPollutant>)> = rows_of
+    let mut acc: BTreeMap<RegionCode, (usize, PerSpecies, Vec<PerSpecies>)> = rows_of
         .iter()
-        .map(|r| (*r, (0, PerPollutant::default(), vec![PerPollutant::default(); levels.len()])))
+        .map(|r| (*r, (0, PerSpecies::default(), vec![PerSpecies::default(); levels.len()])))
         .collect();
     let mut uncovered: BTreeSet<RegionCode> = BTreeSet::new();
     for e in &list.enterprises {
         let candidates = [Some(e.county), e.county.city(), Some(e.county.province())];
         let mut counted = false;
-        let per_level: Vec<PerPollutant> = levels.iter().map(|l| reduction_of(defaults, e, l)).collect();
+        let per_level: Vec<PerSpecies> = levels.iter().map(|l| reduction_of(defaults, e, l)).collect();
         for r in candidates.into_iter().flatten() {
             if let Some((n, base, sums)) = acc.get_mut(&r) {
                 *n += 1;
-                *base = base.add(&e.baseline);
+                *base += e.baseline;
                 for (s, x) in sums.iter_mut().zip(&per_level) {
-                    *s = s.add(x);
+                    *s += *x;
                 }
                 counted = true;
             }
@@ -376,11 +380,11 @@ pub fn reductions(
     for (r, (n, baseline, sums)) in acc {
         let soc = society[&r];
         for (l, expected) in levels.iter().zip(sums) {
-            let target_percent = defaults.level(l).map_or_else(PerPollutant::default, |x| x.target_percent);
+            let target_percent = defaults.level(l).map_or_else(PerSpecies::default, |x| x.target_percent);
             let target = soc.zip(&target_percent, |s, t| s * t / 100.0);
-            let short: Vec<Pollutant> = Pollutant::ALL
+            let short: Vec<Species> = Species::ALL
                 .into_iter()
-                .filter(|p| target.get(*p) > 0.0 && expected.get(*p) + 1e-9 < target.get(*p))
+                .filter(|p| target[*p] > 0.0 && expected[*p] + 1e-9 < target[*p])
                 .collect();
             if !short.is_empty() {
                 report.short.push((r, l.to_string()));
@@ -402,8 +406,8 @@ pub fn reductions(
     report
 }
 
-fn reduction_of(defaults: &Defaults, e: &Enterprise, level: &str) -> PerPollutant {
-    e.baseline.mul(&total_fraction(&defaults.measures_for(e, level)))
+fn reduction_of(defaults: &Defaults, e: &Enterprise, level: &str) -> PerSpecies {
+    e.baseline * total_fraction(&defaults.measures_for(e, level))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -648,16 +652,8 @@ mod tests {
             None,
         );
         let society: SocietyEmissions = [
-            (
-                RegionCode::parse("141100").unwrap(),
-                PerPollutant {
-                    so2: 10.0,
-                    nox: 10.0,
-                    pm: 10.0,
-                    vocs: 10.0,
-                },
-            ),
-            (RegionCode::parse("140100").unwrap(), PerPollutant::splat(20.0)),
+            (RegionCode::parse("141100").unwrap(), PerSpecies::new([10.0, 10.0, 10.0, 10.0])),
+            (RegionCode::parse("140100").unwrap(), PerSpecies::splat(20.0)),
         ]
         .into_iter()
         .collect();
@@ -672,29 +668,13 @@ mod tests {
         // 吕梁 yellow: cement B trucks only (0) + other ungraded 限产30% on (0.5, 0.5, 1, 1).
         let y = row("141100", "yellow");
         assert_eq!(y.enterprises, 2);
-        assert_eq!(
-            y.expected,
-            PerPollutant {
-                so2: 0.15,
-                nox: 0.15,
-                pm: 0.3,
-                vocs: 0.3
-            }
-        );
-        assert_eq!(y.target, PerPollutant::splat(1.0));
-        assert_eq!(y.short, Pollutant::ALL);
+        assert_eq!(y.expected, PerSpecies::new([0.15, 0.15, 0.3, 0.3]));
+        assert_eq!(y.target, PerSpecies::splat(1.0));
+        assert_eq!(y.short, Species::ALL);
         // 吕梁 red: cement B stop (1, 2, 1, 0) + other stop (0.5, 0.5, 1, 1).
         let red = row("141100", "red");
-        assert_eq!(
-            red.expected,
-            PerPollutant {
-                so2: 1.5,
-                nox: 2.5,
-                pm: 2.0,
-                vocs: 1.0
-            }
-        );
-        assert_eq!(red.short, [Pollutant::So2, Pollutant::Nox, Pollutant::Pm, Pollutant::Vocs]);
+        assert_eq!(red.expected, PerSpecies::new([1.5, 2.5, 2.0, 1.0]));
+        assert_eq!(red.short, [Species::So2, Species::Nox, Species::Pm, Species::Vocs]);
         // 太原: an A enterprise reduces nothing on its own.
         assert!(row("140100", "orange").expected.is_zero());
         assert!(r.short.contains(&(RegionCode::parse("140100").unwrap(), "orange".to_string())));

@@ -1,6 +1,6 @@
 //! The list's domain types, each built by `parse` and carrying its guarantee: [`Uscc`] (GB 32100),
-//! [`PermitNo`] (HJ 608), [`Grade`], [`Pollutant`] and [`PerPollutant`], [`IndustryCode`],
-//! [`EmailAddress`], [`Phone`], [`MeasureKind`], and the [`Enterprise`] record that holds them.
+//! [`PermitNo`] (HJ 608), [`Grade`], [`IndustryCode`], [`EmailAddress`], [`Phone`], [`MeasureKind`],
+//! and the [`Enterprise`] record that holds them (its emissions per species: `species.rs`).
 //!
 //! In: text (from CSV cells, YAML scalars, URLs). Out: values that need no further checking. Nothing
 //! here reads files or knows the playbook; see `import.rs` and `defaults.rs`.
@@ -11,6 +11,7 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::PerSpecies;
 use crate::domain::region::RegionCode;
 
 // ---------------------------------------------------------------------------------------------
@@ -509,140 +510,6 @@ impl From<Grade> for String {
 pub struct GradeError(pub String);
 
 // ---------------------------------------------------------------------------------------------
-// Pollutants
-// ---------------------------------------------------------------------------------------------
-
-/// A pollutant whose emissions the list tracks and the 10/20/30 % targets cover.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pollutant {
-    /// 二氧化硫.
-    So2,
-    /// 氮氧化物.
-    Nox,
-    /// 颗粒物 (particulate matter).
-    Pm,
-    /// 挥发性有机物.
-    Vocs,
-}
-
-impl Pollutant {
-    /// All four, in the usual order.
-    pub const ALL: [Pollutant; 4] = [Pollutant::So2, Pollutant::Nox, Pollutant::Pm, Pollutant::Vocs];
-
-    /// Id in files (`so2`, `nox`, `pm`, `vocs`).
-    pub fn id(&self) -> &'static str {
-        match self {
-            Pollutant::So2 => "so2",
-            Pollutant::Nox => "nox",
-            Pollutant::Pm => "pm",
-            Pollutant::Vocs => "vocs",
-        }
-    }
-
-    /// Label (`SO2`, `NOx`, `PM`, `VOCs`).
-    pub fn label(&self) -> &'static str {
-        match self {
-            Pollutant::So2 => "SO2",
-            Pollutant::Nox => "NOx",
-            Pollutant::Pm => "PM",
-            Pollutant::Vocs => "VOCs",
-        }
-    }
-
-    /// Chinese name.
-    pub fn name_zh(&self) -> &'static str {
-        match self {
-            Pollutant::So2 => "二氧化硫",
-            Pollutant::Nox => "氮氧化物",
-            Pollutant::Pm => "颗粒物",
-            Pollutant::Vocs => "挥发性有机物",
-        }
-    }
-}
-
-/// One number per pollutant: emissions in t/day, or fractions, or percentages (the field that
-/// holds it says which).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct PerPollutant {
-    /// SO2.
-    pub so2: f64,
-    /// NOx.
-    pub nox: f64,
-    /// PM.
-    pub pm: f64,
-    /// VOCs.
-    pub vocs: f64,
-}
-
-impl PerPollutant {
-    /// The same value for all four.
-    pub fn splat(v: f64) -> PerPollutant {
-        PerPollutant {
-            so2: v,
-            nox: v,
-            pm: v,
-            vocs: v,
-        }
-    }
-
-    /// The value for a pollutant.
-    pub fn get(&self, p: Pollutant) -> f64 {
-        match p {
-            Pollutant::So2 => self.so2,
-            Pollutant::Nox => self.nox,
-            Pollutant::Pm => self.pm,
-            Pollutant::Vocs => self.vocs,
-        }
-    }
-
-    /// A mutable reference to the value for a pollutant.
-    pub fn get_mut(&mut self, p: Pollutant) -> &mut f64 {
-        match p {
-            Pollutant::So2 => &mut self.so2,
-            Pollutant::Nox => &mut self.nox,
-            Pollutant::Pm => &mut self.pm,
-            Pollutant::Vocs => &mut self.vocs,
-        }
-    }
-
-    /// Applies `f` to each value.
-    pub fn map(&self, f: impl Fn(f64) -> f64) -> PerPollutant {
-        PerPollutant {
-            so2: f(self.so2),
-            nox: f(self.nox),
-            pm: f(self.pm),
-            vocs: f(self.vocs),
-        }
-    }
-
-    /// Combines two, pollutant by pollutant.
-    pub fn zip(&self, other: &PerPollutant, f: impl Fn(f64, f64) -> f64) -> PerPollutant {
-        PerPollutant {
-            so2: f(self.so2, other.so2),
-            nox: f(self.nox, other.nox),
-            pm: f(self.pm, other.pm),
-            vocs: f(self.vocs, other.vocs),
-        }
-    }
-
-    /// Sum, pollutant by pollutant.
-    pub fn add(&self, other: &PerPollutant) -> PerPollutant {
-        self.zip(other, |a, b| a + b)
-    }
-
-    /// Product, pollutant by pollutant (baseline × fraction).
-    pub fn mul(&self, other: &PerPollutant) -> PerPollutant {
-        self.zip(other, |a, b| a * b)
-    }
-
-    /// Whether every value is zero.
-    pub fn is_zero(&self) -> bool {
-        Pollutant::ALL.iter().all(|p| self.get(*p) == 0.0)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Small text types
 // ---------------------------------------------------------------------------------------------
 
@@ -996,7 +863,7 @@ pub struct Measure {
     /// The process or equipment named (工序/设备, e.g. 烧结机), if any.
     pub process: Option<String>,
     /// Expected reduction as a fraction of the enterprise's baseline, per pollutant (0..=1).
-    pub reduction: PerPollutant,
+    pub reduction: PerSpecies,
     /// Free text (key indicators such as 用电量, 天然气用量).
     pub note: String,
 }
@@ -1191,7 +1058,7 @@ pub struct Enterprise {
     /// 保障类 exemption, if any.
     pub exemption: Option<Exemption>,
     /// Baseline emissions (减排基数), t/day.
-    pub baseline: PerPollutant,
+    pub baseline: PerSpecies,
     /// Lines, processes, equipment.
     pub lines: Vec<Line>,
     /// Contacts; the first without a line is the 责任人.

@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::region::RegionCode;
-use crate::registry::PerPollutant;
+use crate::registry::PerSpecies;
 use crate::registry::import::GradeChange;
 
 /// A record of one of the kinds below: `kind` is the variant's name in snake case, `data` its struct.
@@ -391,7 +391,7 @@ pub struct Commitment {
     /// What the enterprise commits to, in its words (Chinese).
     pub commitment: String,
     /// Expected reduction, t/day.
-    pub reductions: PerPollutant,
+    pub reductions: PerSpecies,
     /// Who agreed it for the bureau.
     pub agreed_by: String,
     /// Remarks.
@@ -735,12 +735,7 @@ mod tests {
         );
         let c = Commitment {
             commitment: "2#焦炉出焦时间延长至48小时".into(),
-            reductions: PerPollutant {
-                so2: 0.4,
-                nox: 1.1,
-                pm: 0.0,
-                vocs: 0.05,
-            },
+            reductions: PerSpecies::new([0.4, 1.1, 0.0, 0.05]),
             agreed_by: "值班员".into(),
             note: String::new(),
         };

@@ -6,7 +6,7 @@ use crate::engine::escalate::{self, local};
 use crate::engine::inspect::{enterprise_in, refuse};
 use crate::engine::negotiate::*;
 use crate::notify::{AssignmentNotice, enqueue_for_assignment};
-use crate::registry::{PerPollutant, Pollutant};
+use crate::registry::{PartialPerSpecies, PerSpecies};
 use crate::store::{RecordBody, Tx, events};
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
@@ -28,23 +28,11 @@ pub fn router() -> Router<Arc<AppState>> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Reductions {
-    #[serde(default)]
-    so2: f64,
-    #[serde(default)]
-    nox: f64,
-    #[serde(default)]
-    pm: f64,
-    #[serde(default)]
-    vocs: f64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct AgreeBody {
     uscc: String,
     commitment: String,
-    reductions: Reductions,
+    /// t/day per species; a species left out is 0.
+    reductions: PartialPerSpecies<f64>,
     #[serde(default)]
     note: String,
 }
@@ -65,13 +53,8 @@ async fn agree(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let b: AgreeBody = json_body(&body)?;
-    let r = PerPollutant {
-        so2: b.reductions.so2,
-        nox: b.reductions.nox,
-        pm: b.reductions.pm,
-        vocs: b.reductions.vocs,
-    };
-    if Pollutant::ALL.into_iter().any(|p| !(r.get(p).is_finite() && r.get(p) >= 0.0)) {
+    let r = PerSpecies::from_fn(|p| b.reductions.get(p).copied().unwrap_or(0.0));
+    if r.iter().any(|(_, x)| !(x.is_finite() && x >= 0.0)) {
         return Err(ApiError::BadRequest("reductions: each must be a number ≥ 0 (t/day)".into()));
     }
     if r.is_zero() {

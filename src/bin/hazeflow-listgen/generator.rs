@@ -22,10 +22,10 @@ use std::path::Path;
 use chrono::NaiveDate;
 use hazeflow::domain::region::{Region, RegionCode, Regions, Tier};
 use hazeflow::registry::import::{ENTERPRISES_HEADER, MEASURES_HEADER};
-use hazeflow::registry::reports::{Permit, SocietyEmissions};
+use hazeflow::registry::reports::{Permit, SOCIETY_COLUMNS, SocietyEmissions};
 use hazeflow::registry::{
     Contact, EmailAddress, Enterprise, Exemption, ExemptionKind, Grade, GradeRecord, Industry, IndustryCode, LimitBaseline, Line, Measure,
-    MeasureKind, PerPollutant, PermitNo, Phone, Pollutant, Uscc, shanxi_defaults,
+    MeasureKind, PerSpecies, PermitNo, Phone, Species, Uscc, shanxi_defaults,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -229,12 +229,7 @@ impl Generator {
             Grade::Ungraded => "",
             _ => "年度绩效分级",
         };
-        let baseline = PerPollutant {
-            so2: self.log_uniform(ind.baseline[0]),
-            nox: self.log_uniform(ind.baseline[1]),
-            pm: self.log_uniform(ind.baseline[2]),
-            vocs: self.log_uniform(ind.baseline[3]),
-        };
+        let baseline = PerSpecies::from_fn(|p| self.log_uniform(ind.baseline[p.index()]));
         let exemption = ind.exempt.then(|| Exemption {
             kind: ExemptionKind::Livelihood,
             max_load_percent: f64::from(self.rng.random_range(6..=9u32) * 10),
@@ -443,7 +438,7 @@ fn measure(level: &str, line: Option<&str>, kind: MeasureKind, fraction: f64, no
         line: line.map(str::to_string),
         kind,
         process: None,
-        reduction: PerPollutant::splat(fraction),
+        reduction: PerSpecies::splat(fraction),
         note: note.to_string(),
     }
 }
@@ -567,80 +562,79 @@ pub fn write_csv(
         let c = e.responsible();
         let uscc = e.uscc.to_string();
         let x = e.exemption.as_ref();
-        ew.write_record([
-            uscc.as_str(),
-            if e.uscc_override { "1" } else { "" },
-            &e.permit.map(|p| p.to_string()).unwrap_or_default(),
-            &e.name,
-            &e.county.to_string(),
-            &e.industry.code.to_string(),
-            e.industry.key.as_deref().unwrap_or(""),
-            e.grade.grade.id(),
-            &e.grade.since.map(|d| d.to_string()).unwrap_or_default(),
-            &e.grade.reason,
-            x.map_or("", |x| x.kind.id()),
-            &x.map(|x| pct(x.max_load_percent)).unwrap_or_default(),
-            &fmt_num(e.baseline.so2),
-            &fmt_num(e.baseline.nox),
-            &fmt_num(e.baseline.pm),
-            &fmt_num(e.baseline.vocs),
-            c.map_or("", |c| c.role.as_str()),
-            c.map_or("", |c| c.name.as_str()),
-            c.and_then(|c| c.email.as_ref()).map_or("", |m| m.as_str()),
-            c.map_or("", |c| c.phone.as_str()),
-        ])?;
+        let baseline = Species::ALL.map(|p| fmt_num(e.baseline[p]));
+        ew.write_record(
+            [
+                uscc.as_str(),
+                if e.uscc_override { "1" } else { "" },
+                &e.permit.map(|p| p.to_string()).unwrap_or_default(),
+                &e.name,
+                &e.county.to_string(),
+                &e.industry.code.to_string(),
+                e.industry.key.as_deref().unwrap_or(""),
+                e.grade.grade.id(),
+                &e.grade.since.map(|d| d.to_string()).unwrap_or_default(),
+                &e.grade.reason,
+                x.map_or("", |x| x.kind.id()),
+                &x.map(|x| pct(x.max_load_percent)).unwrap_or_default(),
+            ]
+            .into_iter()
+            .chain(baseline.iter().map(String::as_str))
+            .chain([
+                c.map_or("", |c| c.role.as_str()),
+                c.map_or("", |c| c.name.as_str()),
+                c.and_then(|c| c.email.as_ref()).map_or("", |m| m.as_str()),
+                c.map_or("", |c| c.phone.as_str()),
+            ]),
+        )?;
         for l in &e.lines {
             let lc = e.contacts.iter().find(|c| c.line.as_deref() == Some(&l.id));
-            mw.write_record([
-                uscc.as_str(),
-                "line",
-                &l.id,
-                &l.name,
-                &fmt_num(l.capacity),
-                &l.unit,
-                &opt_num(l.limit_baseline.eia),
-                &opt_num(l.limit_baseline.permit),
-                &opt_num(l.limit_baseline.last_year),
-                lc.map_or("", |c| c.name.as_str()),
-                lc.map_or("", |c| c.phone.as_str()),
-                lc.and_then(|c| c.email.as_ref()).map_or("", |m| m.as_str()),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ])?;
+            mw.write_record(
+                [
+                    uscc.as_str(),
+                    "line",
+                    &l.id,
+                    &l.name,
+                    &fmt_num(l.capacity),
+                    &l.unit,
+                    &opt_num(l.limit_baseline.eia),
+                    &opt_num(l.limit_baseline.permit),
+                    &opt_num(l.limit_baseline.last_year),
+                    lc.map_or("", |c| c.name.as_str()),
+                    lc.map_or("", |c| c.phone.as_str()),
+                    lc.and_then(|c| c.email.as_ref()).map_or("", |m| m.as_str()),
+                ]
+                .into_iter()
+                // The measure columns (level, measure, value, process, the species, note) stay empty.
+                .chain(std::iter::repeat_n("", 5 + Species::COUNT)),
+            )?;
             n.lines += 1;
         }
         for m in &e.measures {
-            let r = m.reduction;
-            mw.write_record([
-                uscc.as_str(),
-                "measure",
-                m.line.as_deref().unwrap_or_default(),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                &m.level,
-                m.kind.id(),
-                &m.kind.value_text(),
-                m.process.as_deref().unwrap_or_default(),
-                &fmt_num(r.so2),
-                &fmt_num(r.nox),
-                &fmt_num(r.pm),
-                &fmt_num(r.vocs),
-                &m.note,
-            ])?;
+            let reduction = Species::ALL.map(|p| fmt_num(m.reduction[p]));
+            mw.write_record(
+                [
+                    uscc.as_str(),
+                    "measure",
+                    m.line.as_deref().unwrap_or_default(),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    &m.level,
+                    m.kind.id(),
+                    &m.kind.value_text(),
+                    m.process.as_deref().unwrap_or_default(),
+                ]
+                .into_iter()
+                .chain(reduction.iter().map(String::as_str))
+                .chain([m.note.as_str()]),
+            )?;
             n.measures += 1;
         }
         n.enterprises += 1;
@@ -805,24 +799,19 @@ pub fn write_permits(permits: &[Permit], out: impl Write, source: &str) -> io::R
 /// 0.1 t/day. Not an inventory: marked [B] in the file.
 pub fn society_for(list: &[Enterprise], seed: u64) -> SocietyEmissions {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x534f_4349);
-    let mut sums: BTreeMap<RegionCode, PerPollutant> = BTreeMap::new();
+    let mut sums: BTreeMap<RegionCode, PerSpecies> = BTreeMap::new();
     for e in list {
         let city = e.county.city().unwrap_or(e.county);
         let s = sums.entry(city).or_default();
-        *s = s.add(&e.baseline);
+        *s += e.baseline;
     }
-    let shares = PerPollutant {
-        so2: 0.60,
-        nox: 0.50,
-        pm: 0.45,
-        vocs: 0.45,
-    };
+    let shares = PerSpecies::new([0.60, 0.50, 0.45, 0.45]);
     sums.into_iter()
         .map(|(city, s)| {
-            let mut out = PerPollutant::default();
-            for p in Pollutant::ALL {
-                let share = shares.get(p) * rng.random_range(0.8..=1.2);
-                *out.get_mut(p) = round(s.get(p) / share, 1).max(0.1);
+            let mut out = PerSpecies::default();
+            for p in Species::ALL {
+                let share = shares[p] * rng.random_range(0.8..=1.2);
+                out[p] = round(s[p] / share, 1).max(0.1);
             }
             (city, out)
         })
@@ -837,11 +826,11 @@ pub fn write_society(society: &SocietyEmissions, out: impl Write, source: &str) 
         "# Whole-society emissions (全社会排放量) per city, t/day: the base of the 10/20/30 % reduction targets."
     )?;
     writeln!(out, "# [B] ILLUSTRATIVE numbers, not an emission inventory: {source}")?;
-    writeln!(out, "# Columns: region (GB/T 2260), so2, nox, pm, vocs (t/day).")?;
+    writeln!(out, "# Columns: region (GB/T 2260), {} (t/day).", Species::IDS.join(", "))?;
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["region", "so2", "nox", "pm", "vocs"])?;
+    w.write_record(SOCIETY_COLUMNS)?;
     for (r, v) in society {
-        w.write_record([r.to_string(), fmt_num(v.so2), fmt_num(v.nox), fmt_num(v.pm), fmt_num(v.vocs)])?;
+        w.write_record(std::iter::once(r.to_string()).chain(v.iter().map(|(_, x)| fmt_num(x))))?;
     }
     w.flush()
 }

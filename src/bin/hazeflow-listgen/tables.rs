@@ -3,6 +3,8 @@
 //! names (字号), company forms, mobile prefixes. The numbers shape test data only; the rules that
 //! use them live in the playbooks.
 
+use hazeflow::registry::Species;
+
 /// What a line does, which decides its own measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Role {
@@ -31,8 +33,8 @@ pub(super) struct IndustryKind {
     pub(super) suffixes: &'static [(&'static str, &'static str)],
     /// Weight in Shanxi, weight nationally (per mille).
     pub(super) weight: (u32, u32),
-    /// Baseline ranges, t/day (log-uniform): SO2, NOx, PM, VOCs.
-    pub(super) baseline: [(f64, f64); 4],
+    /// Baseline ranges, t/day (log-uniform), in `Species::ALL` order: SO2, NOx, PM, VOCs.
+    pub(super) baseline: [(f64, f64); Species::COUNT],
     /// Lines to draw from, and how many.
     pub(super) lines: &'static [LineKind],
     pub(super) line_count: (u32, u32),

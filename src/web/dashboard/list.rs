@@ -23,7 +23,7 @@ use super::pages::{Page, error_page};
 use super::views::{self, local_time, path_segment};
 use crate::domain::region::{RegionCode, Tier};
 use crate::engine::assign::AssignmentStatus;
-use crate::registry::{Enterprise, Grade, ListVersion, MeasureSource, Pollutant};
+use crate::registry::{Enterprise, Grade, ListVersion, MeasureSource, Species};
 use crate::web::AppState;
 
 /// Rows per page of the list.
@@ -77,9 +77,9 @@ fn industry_name(app: &AppState, e: &Enterprise) -> String {
 }
 
 fn tonnes(e: &Enterprise) -> String {
-    Pollutant::ALL
+    e.baseline
         .iter()
-        .map(|p| format!("{} {}", p.label(), number(e.baseline.get(*p))))
+        .map(|(p, x)| format!("{} {}", p.label(), number(x)))
         .collect::<Vec<_>>()
         .join("，")
 }
@@ -267,7 +267,12 @@ pub(super) async fn enterprise(
                         MeasureSource::Own => "一厂一策".to_string(),
                         MeasureSource::Exemption => "保障类限负荷".to_string(),
                         MeasureSource::IndustryDefault { industry, grade } => {
-                            let name = app.defaults.industries.iter().find(|i| &i.id == industry).map_or(industry.as_str(), |i| i.name.as_str());
+                            let name = app
+                                .defaults
+                                .industries
+                                .iter()
+                                .find(|i| &i.id == industry)
+                                .map_or(industry.as_str(), |i| i.name.as_str());
                             format!("{name}{}默认措施", grade.name_zh())
                         }
                         _ => format!("{}默认措施", e.grade.grade.name_zh()),
@@ -280,7 +285,7 @@ pub(super) async fn enterprise(
                         "text": m.text_zh,
                         "note": m.note,
                         "source": source,
-                        "expected": Pollutant::ALL.iter().map(|p| format!("{} {}", p.label(), number(m.expected.get(*p)))).collect::<Vec<_>>().join("，"),
+                        "expected": m.expected.iter().map(|(p, x)| format!("{} {}", p.label(), number(x))).collect::<Vec<_>>().join("，"),
                     })
                 })
                 .collect();
@@ -457,9 +462,9 @@ pub(super) async fn reports(State(app): State<Arc<AppState>>, Extension(dash): E
                             "region": r.region_name,
                             "level": level_names.get(r.level.as_str()).copied().unwrap_or(r.level.as_str()),
                             "enterprises": r.enterprises,
-                            "cells": Pollutant::ALL.iter().map(|p| json!({
-                                "expected": number(r.expected.get(*p)),
-                                "target": number(r.target.get(*p)),
+                            "cells": Species::ALL.iter().map(|p| json!({
+                                "expected": number(r.expected[*p]),
+                                "target": number(r.target[*p]),
                                 "short": r.short.contains(p),
                             })).collect::<Vec<_>>(),
                         })
@@ -469,7 +474,7 @@ pub(super) async fn reports(State(app): State<Arc<AppState>>, Extension(dash): E
                     "file": file,
                     "rows": rows,
                     "short": report.short.len(),
-                    "pollutants": Pollutant::ALL.iter().map(|p| p.label()).collect::<Vec<_>>(),
+                    "pollutants": Species::ALL.iter().map(|p| p.label()).collect::<Vec<_>>(),
                     "without_society": report.without_society.iter().map(|r| regions.name(*r)).collect::<Vec<_>>(),
                 }))
             }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::views::local_time;
 use crate::domain::region::RegionCode;
-use crate::registry::Pollutant;
+use crate::registry::Species;
 use crate::web::AppState;
 
 /// How many missing parties the page lists (the JSON API lists more).
@@ -116,7 +116,7 @@ pub struct LevelRow {
 pub struct ReductionRow {
     /// Level name.
     pub level: String,
-    /// Pollutant (Chinese and label).
+    /// Species (Chinese and label).
     pub pollutant: String,
     /// Expected, t/day.
     pub expected: String,
@@ -268,12 +268,12 @@ fn summary_view(s: &crate::engine::episode::Summary) -> SummaryView {
     let mut reductions = Vec::new();
     let mut basis = Vec::new();
     for r in &s.reductions {
-        for p in Pollutant::ALL {
+        for p in Species::ALL {
             reductions.push(ReductionRow {
                 level: r.level_name.clone(),
                 pollutant: format!("{}（{}）", p.name_zh(), p.label()),
-                expected: number(r.total.get(p)),
-                target: r.target.map_or_else(|| "未知".into(), |t| number(t.get(p))),
+                expected: number(r.total[p]),
+                target: r.target.map_or_else(|| "未知".into(), |t| number(t[p])),
                 short: r.short.contains(&p),
             });
         }
