@@ -225,7 +225,11 @@ async fn run(n: usize, clients: usize, during_delivery: bool) -> anyhow::Result<
         after = last.key.clone();
         acked += page
             .iter()
-            .filter(|a| matches!(a.party, Party::Enterprise { .. }) && a.status == AssignmentStatus::Active && a.has("received"))
+            .filter(|a| {
+                matches!(a.party, Party::Enterprise { .. })
+                    && a.status == AssignmentStatus::Active
+                    && a.has(hazeflow::domain::ack_step::AckStep::Received)
+            })
             .count();
     }
     anyhow::ensure!(acked == n, "{acked} of {n} acknowledgements in the store");

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::domain::ack_step::AckStep;
 use crate::engine::assign::{self, AssignmentStatus, Party};
 use crate::engine::list;
 use crate::notify::Roster;
@@ -49,11 +50,11 @@ pub fn progress_of(
             for a in batch.into_iter().filter(|a| a.status == AssignmentStatus::Active) {
                 let p = per.entry(assign::party_region(&a).to_string()).or_default();
                 p.assigned += 1;
-                let rec = a.has("received");
+                let rec = a.has(AckStep::Received);
                 p.received += usize::from(rec);
-                p.in_place += usize::from(a.has("in_place"));
+                p.in_place += usize::from(a.has(AckStep::InPlace));
                 p.in_place_overdue += usize::from(
-                    rec && !a.has("in_place") && now > crate::engine::escalate::in_place_deadline(a.applies_from, a.ack_deadline),
+                    rec && !a.has(AckStep::InPlace) && now > crate::engine::escalate::in_place_deadline(a.applies_from, a.ack_deadline),
                 );
                 if !rec {
                     let no_contact = match &a.party {

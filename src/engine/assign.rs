@@ -37,6 +37,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::domain::ack_step::AckStep;
 use crate::domain::playbook::Playbook;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, EventKind, RegionState, Status, Warning};
@@ -87,8 +88,8 @@ pub enum AssignmentStatus {
 /// One acknowledgement step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
-    /// `received` (收到) or `in_place` (措施已落实).
-    pub step: String,
+    /// 收到 or 措施已落实.
+    pub step: AckStep,
     /// When.
     pub at: DateTime<Utc>,
     /// Name given.
@@ -146,7 +147,7 @@ pub struct Assignment {
 
 impl Assignment {
     /// Whether the step was acknowledged.
-    pub fn has(&self, step: &str) -> bool {
+    pub fn has(&self, step: AckStep) -> bool {
         self.acks.iter().any(|a| a.step == step)
     }
 }

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::domain::ack_step::AckStep;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{EventKind, Warning};
 use crate::engine::assign::{self, Assignment, AssignmentStatus, Party};
@@ -87,13 +88,13 @@ pub struct AckStats {
 impl AckStats {
     fn add(&mut self, a: &Assignment) {
         self.assigned += 1;
-        let at = |step: &str| a.acks.iter().find(|k| k.step == step).map(|k| k.at);
-        if let Some(t) = at("received") {
+        let at = |step: AckStep| a.acks.iter().find(|k| k.step == step).map(|k| k.at);
+        if let Some(t) = at(AckStep::Received) {
             self.received += 1;
             self.on_time += usize::from(t <= a.ack_deadline);
             self.received_minutes.push((t - a.created_at).num_seconds() as f64 / 60.0);
         }
-        if let Some(t) = at("in_place") {
+        if let Some(t) = at(AckStep::InPlace) {
             self.in_place += 1;
             self.in_place_minutes.push((t - a.created_at).num_seconds() as f64 / 60.0);
         }
@@ -374,7 +375,7 @@ pub fn build(
         negotiated_json.push(json!({
             "assignment": a.key, "uscc": uscc, "name": name, "county": county, "level": a.level,
             "commitment": a.negotiated, "agreed_at": a.created_at, "status": a.status,
-            "received": a.has("received"), "in_place": a.has("in_place"),
+            "received": a.has(AckStep::Received), "in_place": a.has(AckStep::InPlace),
         }));
     }
 

@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::ack_step::AckStep;
 use crate::domain::playbook::PlaybookSet;
 use crate::domain::region::{RegionCode, Regions, Tier};
 use crate::engine::Engine;
@@ -120,23 +121,18 @@ pub struct Timer {
     pub deadline: DateTime<Utc>,
     /// The escalation chain when it was scheduled (tier names, lowest first).
     pub chain: Vec<String>,
-    /// Which acknowledgement it chases: [`RECEIVED`] (by the batch's acknowledgement deadline) or
-    /// [`IN_PLACE`] (措施已落实, by the measures' start: chases only those who confirmed receipt).
+    /// Which acknowledgement it chases: 收到 (by the batch's acknowledgement deadline) or
+    /// 措施已落实 (by the measures' start: chases only those who confirmed receipt).
     #[serde(default = "received", skip_serializing_if = "is_received")]
-    pub stage: String,
+    pub stage: AckStep,
 }
 
-/// The first acknowledgement: 收到.
-pub const RECEIVED: &str = "received";
-/// The second: 措施已落实.
-pub const IN_PLACE: &str = "in_place";
-
-fn received() -> String {
-    RECEIVED.to_string()
+fn received() -> AckStep {
+    AckStep::Received
 }
 
-fn is_received(s: &str) -> bool {
-    s == RECEIVED
+fn is_received(s: &AckStep) -> bool {
+    *s == AckStep::Received
 }
 
 /// When the measures of a round must be in place: their start, but never before the acknowledgement
@@ -157,8 +153,12 @@ fn timer_key(t: &Timer) -> String {
 }
 
 /// `""` for the first acknowledgement, `.in_place` for the second (timer keys, message ids).
-fn stage_suffix(stage: &str) -> String {
-    if stage == RECEIVED { String::new() } else { format!(".{stage}") }
+fn stage_suffix(stage: &AckStep) -> String {
+    if *stage == AckStep::Received {
+        String::new()
+    } else {
+        format!(".{stage}")
+    }
 }
 
 /// `2026年12月2日 08:05`, as people read times.
@@ -186,8 +186,8 @@ pub fn timers_for(defaults: &Defaults, r: &Round) -> Vec<Timer> {
     let every = defaults.escalate_every(&r.level).unwrap_or_else(|| Duration::hours(2));
     let mut out = Vec::new();
     for (stage, deadline) in [
-        (RECEIVED, r.ack_deadline),
-        (IN_PLACE, in_place_deadline(r.applies_from, r.ack_deadline)),
+        (AckStep::Received, r.ack_deadline),
+        (AckStep::InPlace, in_place_deadline(r.applies_from, r.ack_deadline)),
     ] {
         let make = |step: Step, due: DateTime<Utc>| Timer {
             warning_id: r.warning_id.clone(),
@@ -196,7 +196,7 @@ pub fn timers_for(defaults: &Defaults, r: &Round) -> Vec<Timer> {
             due,
             deadline,
             chain: chain.clone(),
-            stage: stage.to_string(),
+            stage,
         };
         if let Some(before) = defaults.remind_before(&r.level) {
             let at = deadline - before;
@@ -307,7 +307,7 @@ struct Digest {
 
 /// The assignments of a round that are active and not received, but for departments without a contact
 /// on the roster (told nothing, so not chased: progress shows them as 无联系人).
-fn missing_of(tx: &Tx<'_>, batch: u64, stage: &str, roster: &crate::notify::Roster) -> Result<Vec<Missing>, StoreError> {
+fn missing_of(tx: &Tx<'_>, batch: u64, stage: AckStep, roster: &crate::notify::Roster) -> Result<Vec<Missing>, StoreError> {
     let Some(round) = assign::round(tx, batch)? else {
         return Ok(Vec::new());
     };
@@ -319,9 +319,9 @@ fn missing_of(tx: &Tx<'_>, batch: u64, stage: &str, roster: &crate::notify::Rost
         let Some((last, _)) = page.last() else { break };
         from = last + 1;
         for (i, e) in page {
-            let has = |step: &str| e.acks.iter().any(|k| k.step == step);
+            let has = |step: AckStep| e.acks.iter().any(|k| k.step == step);
             // The second stage chases those who confirmed receipt (the others are chased by the first).
-            if has(stage) || (stage == IN_PLACE && !has(RECEIVED)) {
+            if has(stage) || (stage == AckStep::InPlace && !has(AckStep::Received)) {
                 continue;
             }
             let a = res.assignment(&round, i, e)?;
@@ -437,7 +437,7 @@ impl Escalation {
         let mut plans = Vec::with_capacity(due.len());
         let roster = self.notify.roster();
         for (key, t) in due {
-            let missing = missing_of(tx, t.batch, &t.stage, &roster)?;
+            let missing = missing_of(tx, t.batch, t.stage, &roster)?;
             let warning_region = tx.warning(&t.warning_id)?.map(|w| w.region);
             let mut open = Vec::new();
             if matches!(t.step, Step::Overdue { .. }) {
@@ -576,7 +576,7 @@ impl Escalation {
                 RecordBody::Other(Event::AckReminded(AckReminded {
                     batch: t.batch,
                     reminders: queued,
-                    stage: t.stage.clone(),
+                    stage: t.stage,
                     warning_id: t.warning_id.clone(),
                 })),
             )?;
@@ -679,7 +679,7 @@ impl Escalation {
                 missing: missing.len() as u64,
                 regions: per_region,
                 round: step.round().unwrap_or(0),
-                stage: t.stage.clone(),
+                stage: t.stage,
                 tier: tier_name(tier),
                 warning_id: t.warning_id.clone(),
             };
@@ -797,8 +797,8 @@ mod tests {
             ("3-escalate-2", 1680),
         ];
         assert_eq!(got, want.map(|(s, m)| (s.to_string(), m)));
-        let stages: Vec<String> = timers_for(d, &a).into_iter().map(|t| t.stage).collect();
-        assert_eq!(stages, [[RECEIVED; 4], [IN_PLACE; 4]].concat());
+        let stages: Vec<AckStep> = timers_for(d, &a).into_iter().map(|t| t.stage).collect();
+        assert_eq!(stages, [[AckStep::Received; 4], [AckStep::InPlace; 4]].concat());
         let keys: Vec<String> = timers_for(d, &a).iter().map(timer_key).collect();
         let mut sorted = keys.clone();
         sorted.sort();
@@ -813,7 +813,11 @@ mod tests {
         let mut now = round("red", 44);
         now.applies_from = now.created_at;
         let t = timers_for(d, &now);
-        assert!(t.iter().filter(|t| t.stage == IN_PLACE).all(|t| t.deadline == now.ack_deadline));
+        assert!(
+            t.iter()
+                .filter(|t| t.stage == AckStep::InPlace)
+                .all(|t| t.deadline == now.ack_deadline)
+        );
     }
 
     /// Data shaped like what [`Escalation::remind`], [`Escalation::report`] and the negotiated notice give

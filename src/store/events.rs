@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ack_step::AckStep;
 use crate::domain::region::RegionCode;
 use crate::registry::PerSpecies;
 use crate::registry::import::GradeChange;
@@ -109,8 +110,8 @@ impl Event {
 }
 
 /// The stage chased before two-stage deadlines, when records did not name it.
-fn received() -> String {
-    "received".into()
+fn received() -> AckStep {
+    AckStep::Received
 }
 
 /// `ack_overdue` and `ack_escalated`: one step of a batch's chain of timers told the duty staff of a
@@ -127,7 +128,7 @@ pub struct AckEscalation {
     pub round: u32,
     /// The acknowledgement chased: `received` or `in_place`.
     #[serde(default = "received")]
-    pub stage: String,
+    pub stage: AckStep,
     /// The tier told: `county`, `city` or `province`.
     pub tier: String,
     /// The warning.
@@ -152,7 +153,7 @@ pub struct AckReminded {
     pub reminders: u64,
     /// The acknowledgement chased: `received` or `in_place`.
     #[serde(default = "received")]
-    pub stage: String,
+    pub stage: AckStep,
     /// The warning.
     pub warning_id: String,
 }
@@ -165,7 +166,7 @@ pub struct Acknowledged {
     /// Who acknowledged.
     pub party: Party,
     /// The step acknowledged last: `received` or `in_place`.
-    pub step: Option<String>,
+    pub step: Option<AckStep>,
     /// The warning.
     pub warning_id: String,
 }
@@ -554,7 +555,7 @@ mod tests {
             Event::AckReminded(AckReminded {
                 batch,
                 reminders: queued,
-                stage: stage.clone(),
+                stage: AckStep::InPlace,
                 warning_id: warning_id.clone(),
             }),
         );
@@ -582,7 +583,7 @@ mod tests {
                     })
                     .collect(),
                 round,
-                stage: stage.clone(),
+                stage: AckStep::InPlace,
                 tier: tier.into(),
                 warning_id: warning_id.clone(),
             };
@@ -622,7 +623,7 @@ mod tests {
                 Event::Acknowledged(Acknowledged {
                     assignment: key.clone(),
                     party: party.clone(),
-                    step: step.clone(),
+                    step: Some(AckStep::Received),
                     warning_id: warning_id.clone(),
                 }),
             );
@@ -882,7 +883,7 @@ mod tests {
         else {
             panic!("not typed")
         };
-        assert_eq!(r.stage, "received");
+        assert_eq!(r.stage, AckStep::Received);
         let RecordBody::Other(Event::AssignmentsMade(m)) =
             read("assignments_made", json!({ "warning_id": "w", "level": "red", "count": 5 }))
         else {

@@ -24,6 +24,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::domain::ack_step::AckStep;
 use crate::engine::ack::Progress;
 use crate::engine::assign::{self, Ack, Assignment, AssignmentStatus, Party};
 use crate::engine::list;
@@ -118,12 +119,12 @@ async fn record(
     ip: String,
     user_agent: String,
 ) -> Result<Result<(Assignment, bool), AckRefusal>, ApiError> {
-    if !matches!(input.step.as_str(), "received" | "in_place") {
+    let Some(given) = AckStep::parse(&input.step) else {
         return Ok(Err(AckRefusal::Bad(format!(
             "step \"{}\" is neither received nor in_place",
             input.step
         ))));
-    }
+    };
     let name = clean(&input.name, 40);
     let phone = clean(&input.phone, 20);
     if name.is_empty() || phone.is_empty() {
@@ -135,23 +136,23 @@ async fn record(
     let user_agent = clean(&user_agent, 200);
     // Adds the steps not yet recorded; false when there were none.
     let add = move |a: &mut Assignment| -> bool {
-        let steps: &[&str] = if input.step == "in_place" {
-            &["received", "in_place"]
-        } else {
-            &["received"]
+        // 措施已落实 implies 收到: both are recorded, the note and lines on the step given.
+        let steps: &[AckStep] = match given {
+            AckStep::InPlace => &AckStep::ALL,
+            AckStep::Received => &[AckStep::Received],
         };
         let mut changed = false;
-        for step in steps {
+        for &step in steps {
             if a.has(step) {
                 continue;
             }
             a.acks.push(Ack {
-                step: (*step).to_string(),
+                step,
                 at: now,
                 name: name.clone(),
                 phone: phone.clone(),
-                lines: if *step == "in_place" { lines.clone() } else { Vec::new() },
-                note: if *step == input.step { note.clone() } else { String::new() },
+                lines: if step == AckStep::InPlace { lines.clone() } else { Vec::new() },
+                note: if step == given { note.clone() } else { String::new() },
                 ip: ip.clone(),
                 user_agent: user_agent.clone(),
             });
@@ -208,7 +209,7 @@ async fn record(
                     RecordBody::Other(events::Event::Acknowledged(events::Acknowledged {
                         assignment: a.key.clone(),
                         party: a.party.clone(),
-                        step: a.acks.last().map(|k| k.step.clone()),
+                        step: a.acks.last().map(|k| k.step),
                         warning_id: a.warning_id.clone(),
                     })),
                 )?;
@@ -279,17 +280,11 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         .iter()
         .filter_map(|l| Some((l["id"].as_str()?.to_string(), l["name"].as_str()?.to_string())))
         .collect();
-    let next_step = if !a.has("received") {
-        "received"
-    } else if !a.has("in_place") {
-        "in_place"
-    } else {
-        ""
-    };
+    let next_step = AckStep::ALL.into_iter().find(|k| !a.has(*k)).map_or("", AckStep::as_str);
     let acks: Vec<Value> = a
         .acks
         .iter()
-        .map(|k| json!({ "label": if k.step == "received" { "已收到" } else { "措施已落实" }, "at": local(k.at), "name": k.name, "note": k.note, "lines": k.lines.iter().map(|id| line_names.get(id).cloned().unwrap_or_else(|| id.clone())).collect::<Vec<_>>() }))
+        .map(|k| json!({ "label": k.step.done_zh(), "at": local(k.at), "name": k.name, "note": k.note, "lines": k.lines.iter().map(|id| line_names.get(id).cloned().unwrap_or_else(|| id.clone())).collect::<Vec<_>>() }))
         .collect();
     let current_link = notice
         .as_ref()

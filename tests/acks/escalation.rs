@@ -146,7 +146,7 @@ async fn without_acknowledgement_a_reminder_goes_then_the_county_the_city_and_th
         !timers.is_empty()
             && timers
                 .iter()
-                .all(|t| t.stage == hazeflow::engine::escalate::IN_PLACE && t.deadline == shanghai("2026-12-03 00:00")),
+                .all(|t| t.stage == hazeflow::domain::ack_step::AckStep::InPlace && t.deadline == shanghai("2026-12-03 00:00")),
         "{timers:#?}"
     );
     app.stop().await;

@@ -312,12 +312,7 @@ pub(super) async fn enterprise(
                     } else {
                         format!("，备注：{}", k.note)
                     };
-                    format!(
-                        "{} {}（{}）{note}",
-                        local_time(k.at),
-                        if k.step == "received" { "已收到" } else { "措施已落实" },
-                        k.name
-                    )
+                    format!("{} {}（{}）{note}", local_time(k.at), k.step.done_zh(), k.name)
                 })
                 .collect();
             json!({
