@@ -263,6 +263,26 @@ fn check_of_a_broken_template_names_the_file_line_and_column_and_exits_1() {
 }
 
 #[test]
+fn check_of_a_broken_page_template_names_its_file_and_exits_1() {
+    // The daemon refuses to start or reload with it; the check says so before.
+    let site = Site::new();
+    site.edit(
+        "playbooks/templates/dashboard/now.html",
+        "{% extends \"base.html\" %}",
+        "{% extends \"base.html\" ",
+    );
+    let out = site.check();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!("{}:", site.path("playbooks/templates/dashboard/now.html"))),
+        "{err}"
+    );
+    assert!(err.ends_with("check failed: 1 error\n"), "{err}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+#[test]
 fn check_of_a_city_playbook_also_loads_the_province_it_extends() {
     assert_eq!(stdout(&ok(&["check", "playbooks/shanxi.yaml"])), "ok: 1 playbook (shanxi@2024.1)\n");
     assert_eq!(

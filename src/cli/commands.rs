@@ -46,7 +46,7 @@ fn check_settings(config: Option<&Path>) -> Result<crate::config::Settings> {
 /// `hazeflow check [--config FILE] [PATH…]`: validates playbooks, seeds, and the notification files.
 /// With no path: the configuration's playbooks folder (`playbooks/` by default) as the live set,
 /// each file of its `history/` on its own, `seeds/`, and the duty roster and message templates the
-/// configuration names (every template rendered with sample data). With paths: those, and the
+/// configuration names (every template rendered with sample data), and the page templates. With paths: those, and the
 /// notification files too when `--config` is given.
 pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
     let regions = Regions::national();
@@ -180,6 +180,16 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
                 failed += 1;
                 eprintln!("{e:#}");
             }
+        }
+    }
+    // The page templates (dashboard, public, acknowledgement): the daemon refuses to start or reload
+    // with a broken one, so the check names it first.
+    if let Some(s) = &settings
+        && let Err(errors) = crate::web::Pages::load(&s.playbooks)
+    {
+        failed += errors.len();
+        for e in errors {
+            eprintln!("{e}");
         }
     }
     let notify = match &settings {

@@ -31,6 +31,7 @@ use crate::engine::list;
 use crate::store::{RecordBody, StoreError, events};
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
+use crate::web::clean_line;
 
 /// The page template, as shipped (operators may override it in `playbooks/templates/ack/page.html.j2`).
 const PAGE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/ack/page.html.j2"));
@@ -125,15 +126,15 @@ async fn record(
             input.step
         ))));
     };
-    let name = clean(&input.name, 40);
-    let phone = clean(&input.phone, 20);
+    let name = clean_line(&input.name, 40);
+    let phone = clean_line(&input.phone, 20);
     if name.is_empty() || phone.is_empty() {
         return Ok(Err(AckRefusal::Bad("请填写姓名和联系电话。".into())));
     }
     let now = state.engine.clock.now();
-    let lines: Vec<String> = input.lines.iter().map(|l| clean(l, 40)).collect();
-    let note = clean(&input.note, 500);
-    let user_agent = clean(&user_agent, 200);
+    let lines: Vec<String> = input.lines.iter().map(|l| clean_line(l, 40)).collect();
+    let note = clean_line(&input.note, 500);
+    let user_agent = clean_line(&user_agent, 200);
     // Adds the steps not yet recorded; false when there were none.
     let add = move |a: &mut Assignment| -> bool {
         // 措施已落实 implies 收到: both are recorded, the note and lines on the step given.
@@ -222,16 +223,6 @@ async fn record(
         Err(AckJobError::Refused(r)) => Ok(Err(r)),
         Err(AckJobError::Store(e)) => Err(ApiError::Internal(e.to_string())),
     }
-}
-
-/// Drops control characters and caps the length (input shown to staff and written to logs).
-fn clean(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 fn client(headers: &HeaderMap, addr: &SocketAddr) -> (String, String) {

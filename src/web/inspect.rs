@@ -6,6 +6,7 @@ use crate::engine::inspect::*;
 use crate::store::{RecordBody, StoreError, Tx, events};
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
+use crate::web::clean_text;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -113,7 +114,7 @@ fn current_task(tx: &Tx<'_>, warning_id: &str, uscc: &str) -> Result<Option<Assi
 
 async fn open(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     let b: OpenBody = json_body(&body)?;
-    let note = clean(&b.note, 500);
+    let note = clean_text(&b.note, 500);
     let now = s.engine.clock.now();
     let by = staff.name.clone();
     let i = s
@@ -145,16 +146,6 @@ struct ResultBody {
     time: Option<String>,
 }
 
-/// Drops control characters but keeps line breaks; caps the length.
-fn clean(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .take(max)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
 async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let b: ResultBody = json_body(&body)?;
     let now = s.engine.clock.now();
@@ -176,7 +167,7 @@ async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Str
     }
     let result = InspectionResult {
         compliant: b.compliant,
-        note: clean(&b.note, 2000),
+        note: clean_text(&b.note, 2000),
         inspected_at,
         recorded_at: now,
         inspector: staff.name.clone(),

@@ -14,3 +14,23 @@ pub mod state;
 
 pub use pages::Pages;
 pub use state::AppState;
+
+/// Text a user typed for one line (a name, a phone): control characters dropped, at most `max`
+/// characters, trimmed — it is shown to staff and written to logs.
+pub(crate) fn clean_line(s: &str, max: usize) -> String {
+    clean(s, max, false)
+}
+
+/// Text a user typed that may span lines (a note, a finding): as [`clean_line`], line breaks kept.
+pub(crate) fn clean_text(s: &str, max: usize) -> String {
+    clean(s, max, true)
+}
+
+fn clean(s: &str, max: usize, keep_newlines: bool) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || (keep_newlines && *c == '\n'))
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}

@@ -10,6 +10,7 @@ use crate::registry::{PartialPerSpecies, PerSpecies};
 use crate::store::{RecordBody, Tx, events};
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
+use crate::web::clean_line;
 use crate::web::inspect::json_body;
 use axum::Json;
 use axum::Router;
@@ -37,15 +38,6 @@ struct AgreeBody {
     note: String,
 }
 
-fn clean(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
 async fn agree(
     State(s): State<Arc<AppState>>,
     staff: Staff,
@@ -62,7 +54,7 @@ async fn agree(
             "reductions: name at least one pollutant with a reduction above 0 (t/day)".into(),
         ));
     }
-    let commitment = clean(&b.commitment, 500);
+    let commitment = clean_line(&b.commitment, 500);
     if commitment.is_empty() {
         return Err(ApiError::BadRequest("commitment: say what the enterprise commits to".into()));
     }
@@ -70,7 +62,7 @@ async fn agree(
         commitment,
         reductions: r,
         agreed_by: staff.name.clone(),
-        note: clean(&b.note, 500),
+        note: clean_line(&b.note, 500),
     };
     let now = s.engine.clock.now();
     let (defaults, tokens, regions) = (s.defaults.clone(), s.tokens.clone(), s.engine.regions);
