@@ -7,19 +7,19 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 
-use super::keys::*;
+use super::embedded::{Embedded, check_file};
+use super::port::{Backend, Key, Scan, Table};
 use super::record::{ConsultationRecord, DirectiveRecord, Record};
 use super::tx::ReadTx;
-use super::{FORMAT_VERSION, StoreError, check_file, db_err};
+use super::{FORMAT_VERSION, StoreError, db_err};
 use crate::domain::forecast::Forecast;
 use crate::domain::warning::{RegionState, Warning};
 
 /// A checked copy of a store file, for reading.
 pub struct Checked {
-    db: Database,
+    db: Embedded,
     copy: PathBuf,
 }
 
@@ -34,18 +34,14 @@ impl Checked {
         check_file(original)?;
         let copy = scratch.join("verify-copy.redb");
         std::fs::copy(original, &copy).map_err(|e| db_err(original, format!("cannot copy it to {}: {e}", copy.display())))?;
-        let db = Database::builder()
-            .set_check_integrity_on_open(true)
-            .set_cache_size(64 << 20)
-            .open(&copy)
-            .map_err(|e| db_err(original, format!("redb's integrity check failed: {e}")))?;
+        let db = Embedded::open_checked(&copy, original)?;
         Ok(Checked { db, copy })
     }
 
     /// Runs `f` on a snapshot of the copy.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| db_err(&self.copy, e))?;
-        f(&ReadTx::new(txn, &self.copy))
+        let port = self.db.snapshot()?.ok_or_else(|| db_err(&self.copy, "not open"))?;
+        f(&ReadTx::new(port))
     }
 }
 
@@ -77,22 +73,28 @@ impl ReadTx {
     pub fn check_tables(&self) -> Result<TableReport, StoreError> {
         let mut r = TableReport::default();
         let p = &mut r.problems;
+        let port = self.port();
         macro_rules! each {
-            ($def:ident, $name:literal, |$k:ident, $v:ident| $body:block) => {{
-                let t = self.txn_table($def)?;
+            ($table:expr, |$k:ident, $v:ident| $body:block) => {{
                 let mut n = 0u64;
-                for row in t.iter().map_err(|e| self.read_err(e))? {
-                    let (k, v) = row.map_err(|e| self.read_err(e))?;
-                    let $k = k.value();
-                    let $v = v.value();
+                port.scan($table, Scan::All { rev: false }, usize::MAX, &mut |$k, $v| {
                     n += 1;
                     $body
-                }
-                r.rows.push(($name, n));
+                    Ok(true)
+                })?;
+                r.rows.push(($table.name(), n));
             }};
         }
-        each!(META, "meta", |k, v| {
-            if k == FORMAT_KEY {
+        let text = |k: Key<'_>| match k {
+            Key::Seq(s) => s.to_string(),
+            Key::Region(c) => c.to_string(),
+            Key::Name(n) => n.to_string(),
+            Key::WarningEvent(id, s) => format!("{id}/{s}"),
+            Key::Doc(c, k) => format!("{c}/{k}"),
+            Key::Item(b, i) => format!("{b}/{i}"),
+        };
+        each!(Table::Meta, |k, v| {
+            if k == Key::Name("format_version") {
                 let found = <[u8; 4]>::try_from(v).map(u32::from_le_bytes).ok();
                 if found != Some(FORMAT_VERSION) {
                     p.push(format!("meta: format version {found:?}, expected {FORMAT_VERSION}"));
@@ -100,7 +102,8 @@ impl ReadTx {
             }
         });
         let mut expected = 1u64;
-        each!(EVENTS, "events", |k, v| {
+        each!(Table::Events, |k, v| {
+            let Key::Seq(k) = k else { return Ok(true) };
             if let Some(rec) = typed::<Record>("events", &k.to_string(), v, p)
                 && rec.seq != k
             {
@@ -111,35 +114,35 @@ impl ReadTx {
             }
             expected = k + 1;
         });
-        each!(FORECASTS, "forecasts", |k, v| {
-            typed::<Forecast>("forecasts", k, v, p);
+        each!(Table::Forecasts, |k, v| {
+            typed::<Forecast>("forecasts", &text(k), v, p);
         });
-        each!(LATEST, "latest_forecast", |k, v| {
+        each!(Table::Latest, |k, v| {
             let _ = (k, v);
         });
-        each!(CONSULTATIONS, "consultations", |k, v| {
-            typed::<ConsultationRecord>("consultations", &k.to_string(), v, p);
+        each!(Table::Consultations, |k, v| {
+            typed::<ConsultationRecord>("consultations", &text(k), v, p);
         });
-        each!(REGION_STATES, "region_states", |k, v| {
-            typed::<RegionState>("region_states", &k.to_string(), v, p);
+        each!(Table::RegionStates, |k, v| {
+            typed::<RegionState>("region_states", &text(k), v, p);
         });
-        each!(WARNINGS, "warnings", |k, v| {
-            typed::<Warning>("warnings", k, v, p);
+        each!(Table::Warnings, |k, v| {
+            typed::<Warning>("warnings", &text(k), v, p);
         });
-        each!(WARNING_EVENTS, "warning_events", |k, v| {
+        each!(Table::WarningEvents, |k, v| {
             let _ = (k, v);
         });
-        each!(DIRECTIVES, "directives", |k, v| {
-            typed::<DirectiveRecord>("directives", k, v, p);
+        each!(Table::Directives, |k, v| {
+            typed::<DirectiveRecord>("directives", &text(k), v, p);
         });
-        each!(COUNTERS, "counters", |k, v| {
+        each!(Table::Counters, |k, v| {
             let _ = (k, v);
         });
-        each!(DOCS, "docs", |k, v| {
-            typed::<serde_json::Value>("docs", &format!("{}/{}", k.0, k.1), v, p);
+        each!(Table::Docs, |k, v| {
+            typed::<serde_json::Value>("docs", &text(k), v, p);
         });
-        each!(ITEMS, "items", |k, v| {
-            typed::<serde_json::Value>("items", &format!("{}/{}", k.0, k.1), v, p);
+        each!(Table::Items, |k, v| {
+            typed::<serde_json::Value>("items", &text(k), v, p);
         });
         Ok(r)
     }

@@ -1,42 +1,7 @@
-//! Table definitions, the collections of the `docs` table and key encoding: the only place that
-//! knows how data is laid out on disk. The stages name a collection by [`Collection`] and build
-//! ordered keys with [`seq_key`], [`millis_key`] and [`version_key`]; the strings are here.
-//!
-//! Values are JSON (readable with any redb viewer, and tolerant of added fields). Keys: sequence
-//! numbers as `u64` (ascending, so appends are sequential writes), region codes as `u32`, ids as text.
-
-use redb::TableDefinition;
-
-/// `format_version`, … → bytes.
-pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// seq → Record (the log).
-pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-/// forecast id → Forecast.
-pub(crate) const FORECASTS: TableDefinition<&str, &[u8]> = TableDefinition::new("forecasts");
-/// region → id of its latest forecast (by issue time).
-pub(crate) const LATEST: TableDefinition<u32, &str> = TableDefinition::new("latest_forecast");
-/// seq → ConsultationRecord.
-pub(crate) const CONSULTATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("consultations");
-/// region → RegionState.
-pub(crate) const REGION_STATES: TableDefinition<u32, &[u8]> = TableDefinition::new("region_states");
-/// warning id → Warning.
-pub(crate) const WARNINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("warnings");
-/// (warning id, seq) → () : the history index.
-pub(crate) const WARNING_EVENTS: TableDefinition<(&str, u64), ()> = TableDefinition::new("warning_events");
-/// directive id → DirectiveRecord.
-pub(crate) const DIRECTIVES: TableDefinition<&str, &[u8]> = TableDefinition::new("directives");
-/// counter name → value.
-pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
-/// (collection, key) → JSON document: storage for the stages that keep their own views
-/// (registry, assignments, outbox, acknowledgements).
-pub(crate) const DOCS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("docs");
-
-/// (batch, index) → JSON item: numbered runs written in one go (a round of assignments: hundreds of
-/// thousands of entries with sequential keys, the fastest pattern for the B-tree).
-pub(crate) const ITEMS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("items");
-
-/// The meta key of the format version.
-pub(crate) const FORMAT_KEY: &str = "format_version";
+//! The collections of the `docs` table and ordered keys: the only place that names them. The stages
+//! name a collection by [`Collection`] and build ordered keys with [`seq_key`], [`millis_key`] and
+//! [`version_key`]; the strings are here. (How a backend lays its tables out is the backend's own:
+//! `embedded/tables.rs` for the redb file.)
 
 /// The collections of the `docs` table: the views the stages keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

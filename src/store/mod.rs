@@ -1,4 +1,5 @@
-//! The store: one module owns the embedded database (redb). Every state change is a [`Record`]
+//! The store: one module owns the data, behind a port (`port.rs`) with one backend today, the
+//! embedded redb file (`embedded/`). Every state change is a [`Record`]
 //! appended to the event log; current state (forecasts, consultations, region states, warnings,
 //! directives) is kept as views written in the same transaction as the record.
 //!
@@ -11,40 +12,40 @@
 //!
 //! - A job that returns `Ok` is committed with its batch; its caller gets the result once the commit
 //!   (fsync) has returned.
-//! - A job that returns `Err` leaves no trace, wherever it failed: every write it made is taken back
-//!   (its undo log, applied newest first) before the next job of the batch runs, and the log's next
-//!   sequence number is restored, so the log stays gap-free. The other jobs of the batch neither see
-//!   its writes nor lose theirs. Redb cannot make a savepoint in a dirty transaction, so [`Tx`] logs
-//!   the value each write replaced (redb's `insert` and `remove` return it, no extra read).
+//! - A job that returns `Err` leaves no trace, wherever it failed: the backend takes back every write
+//!   it made before the next job of the batch runs (the embedded file with an undo log, as redb cannot
+//!   make a savepoint in a dirty transaction), and the log's next sequence number is restored, so the
+//!   log stays gap-free. The other jobs of the batch neither see its writes nor lose theirs.
 //! - A storage error (I/O, a value too large, a failure while undoing) aborts the whole batch: nothing
 //!   of it is committed and every caller of the batch gets the error.
 //! - A job that panics stops the writer: its batch is lost and the store is closed.
 //!
-//! When the disk fails (full, I/O error), redb refuses every later write until the file is opened
-//! again. The writer then takes the database out of service (reads answer
-//! [`StoreError::Unavailable`] for the moment it takes), opens it again, and tries an empty commit,
-//! with back-off (0.25 s doubling to 8 s), until a commit works again. Meanwhile every job is refused
-//! at once with the reason, [`Store::fault`] says what is wrong (`/healthz` answers 503), and once
+//! When writing fails (disk full, I/O error), the writer asks the backend to recover (the embedded
+//! file is taken out of service — reads answer [`StoreError::Unavailable`] for the moment it takes —
+//! opened again and tried with an empty commit), with back-off (0.25 s doubling to 8 s), until a
+//! commit works again. Meanwhile every job is refused at once with the reason, [`Store::fault`] says what is wrong (`/healthz` answers 503), and once
 //! writing works again the outage is handed to whoever asked ([`Store::take_outages`]; the daemon
 //! records it and alerts the duty staff then, since nothing can be recorded while the disk fails).
 //!
-//! - `keys.rs`: table definitions and key encoding;
-//! - `tx.rs`: the typed read/write API;
-//! - `undo.rs`: a job's undo log;
+//! - `port.rs`: what a backend offers (tables, keys, snapshots, batches, recovery);
+//! - `embedded/`: the redb file, the default backend (the only code that knows redb);
+//! - `keys.rs`: the collections of the `docs` table and ordered keys;
+//! - `tx.rs`: the typed read/write API, over any backend;
 //! - `record.rs`: what the log holds;
 //! - `events.rs`: the records other modules write, one struct per kind;
 //! - `backup.rs`: a consistent copy from one read transaction, while the writer goes on.
 
 mod backup;
 mod check;
+mod embedded;
 pub mod events;
 mod keys;
+mod port;
 mod record;
 mod stage;
 #[cfg(test)]
 mod tests;
 mod tx;
-mod undo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,8 +55,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
+
+use self::port::Backend;
 
 pub use backup::BackupSummary;
 pub use check::{Checked, TableReport};
@@ -68,10 +70,6 @@ pub use tx::{ReadTx, Tx, View};
 /// Version 2: assignments as rounds (a header document and a numbered run of entries) instead of
 /// four documents per assignment.
 pub const FORMAT_VERSION: u32 = 2;
-
-/// redb's page cache (its default is 1 GiB). 256 MiB holds the interior pages of a national list and
-/// its assignments many times over, and keeps the daemon's resident memory well under 1 GiB.
-const CACHE_BYTES: usize = 256 << 20;
 
 /// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -167,11 +165,9 @@ pub struct Outage {
     pub refused: u64,
 }
 
-/// What the writer shares with the handles: the database in service (none while it is reopened),
-/// the current fault and the outages not yet handed over.
+/// What the writer shares with the handles: the current fault and the outages not yet handed over.
 #[derive(Default)]
 struct Health {
-    db: std::sync::RwLock<Option<Arc<Database>>>,
     fault: std::sync::Mutex<Option<Fault>>,
     outages: std::sync::Mutex<Vec<Outage>>,
 }
@@ -179,12 +175,9 @@ struct Health {
 /// First wait before reopening after a failed write, doubled each failed attempt up to [`BACKOFF_MAX`].
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
-/// Free space the store's file system must have before a failed store is put back in service, and
-/// below which a failed write counts as a full disk. An empty commit rewrites only redb's header in
-/// place, so it succeeds on a full disk and cannot decide alone.
-const MIN_FREE_BYTES: u64 = 1 << 20;
 
 struct Inner {
+    backend: Arc<dyn Backend>,
     health: Arc<Health>,
     /// Unique among the stores opened by this process (caches key on it, not on the path: a file
     /// deleted and made again at the same path is another database).
@@ -200,27 +193,25 @@ impl Store {
     /// A file that is empty or not a redb database is refused (never replaced by a new store). After
     /// a crash, redb repairs the file on open.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| db_err(path, e))?;
-        }
-        check_file(path)?;
-        let db = Arc::new(open_db(path)?);
-        tx::init(&db, path)?;
+        let backend: Arc<dyn Backend> = Arc::new(embedded::Embedded::open(path)?);
+        Store::start(backend, path)
+    }
+
+    /// Starts the writer thread over an opened backend.
+    fn start(backend: Arc<dyn Backend>, path: &Path) -> Result<Store, StoreError> {
         let (send, recv) = std_mpsc::channel::<Job>();
         let health = Arc::new(Health::default());
-        if let Ok(mut g) = health.db.write() {
-            *g = Some(db);
-        }
         let whealth = health.clone();
-        let wpath = path.to_path_buf();
+        let wbackend = backend.clone();
         let stats = Arc::new(Stats::default());
         let wstats = stats.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&whealth, &wpath, &recv, &wstats))
+            .spawn(move || writer_loop(&*wbackend, &whealth, &recv, &wstats))
             .map_err(|e| db_err(path, e))?;
         Ok(Store {
             inner: Arc::new(Inner {
+                backend,
                 health,
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 stats,
@@ -316,13 +307,10 @@ impl Store {
 
     /// Runs `f` on a consistent snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let db = self.inner.health.db.read().ok().and_then(|g| g.clone());
-        let Some(db) = db else {
+        let Some(port) = self.inner.backend.snapshot()? else {
             return Err(self.unavailable());
         };
-        let txn = db.begin_read().map_err(|e| db_err(&self.inner.path, e))?;
-        let r = ReadTx::new(txn, &self.inner.path);
-        f(&r)
+        f(&ReadTx::new(port))
     }
 
     fn unavailable(&self) -> StoreError {
@@ -352,48 +340,7 @@ fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// redb's first bytes (its header's magic number).
-const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
-
-/// Refuses an existing file that cannot be a store: empty, or not a redb file. (A missing file is
-/// fine: a new store is made.)
-fn check_file(path: &Path) -> Result<(), StoreError> {
-    use std::io::Read;
-    let refuse = |what: &str| StoreError::Database {
-        path: path.to_path_buf(),
-        message: format!(
-            "{what}; refusing to start on it (a new store is made only where no file exists: move the file away, or restore a backup)"
-        ),
-    };
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(db_err(path, e)),
-    };
-    let len = file.metadata().map_err(|e| db_err(path, e))?.len();
-    if len == 0 {
-        return Err(refuse("the file is empty (0 bytes), not a hazeflow store"));
-    }
-    let mut head = [0u8; REDB_MAGIC.len()];
-    let got = file.read(&mut head).map_err(|e| db_err(path, e))?;
-    if got < head.len() || head != REDB_MAGIC {
-        return Err(refuse(&format!(
-            "the file ({len} bytes) is not a redb database (it does not start with redb's header)"
-        )));
-    }
-    Ok(())
-}
-
-/// Opens the file (creating it when missing) with the store's settings.
-fn open_db(path: &Path) -> Result<Database, StoreError> {
-    Database::builder()
-        .set_cache_size(CACHE_BYTES)
-        .create(path)
-        .map_err(|e| db_err(path, e))
-}
-
-fn writer_loop(health: &Health, path: &Path, jobs: &std_mpsc::Receiver<Job>, stats: &Stats) {
-    let mut db = health.db.read().ok().and_then(|g| g.clone());
+fn writer_loop(backend: &dyn Backend, health: &Health, jobs: &std_mpsc::Receiver<Job>, stats: &Stats) {
     let mut backoff = BACKOFF_FIRST;
     let mut next_try = Instant::now();
     let mut refused: u64 = 0;
@@ -412,7 +359,7 @@ fn writer_loop(health: &Health, path: &Path, jobs: &std_mpsc::Receiver<Job>, sta
             }
         };
         if health_faulty(health) && Instant::now() >= next_try {
-            match recover(health, path, &mut db) {
+            match backend.recover() {
                 Ok(()) => {
                     backoff = BACKOFF_FIRST;
                     let fault = health.fault.lock().ok().and_then(|mut g| g.take());
@@ -456,15 +403,11 @@ fn writer_loop(health: &Health, path: &Path, jobs: &std_mpsc::Receiver<Job>, sta
             refuse(batch, &format!("the store cannot write since {}: {}", f.since, f.reason));
             continue;
         }
-        let Some(current) = db.clone() else {
-            refuse(batch, "the store is not open");
-            continue;
-        };
-        if let Err((reason, unrun)) = run_batch(&current, path, batch, stats) {
+        if let Err((reason, unrun)) = run_batch(backend, batch, stats) {
             tracing::error!(error = %reason, "a write batch failed; the batch is lost and its callers are told");
             // A failure of the batch alone (a value too large) leaves the database writable; a
             // failing disk does not.
-            if let Err(why) = disk_room(path).and_then(|()| probe(&current)) {
+            if let Err(why) = backend.still_writable() {
                 tracing::error!(error = %why, "STORE CANNOT WRITE: reopening the store with back-off");
                 if let Ok(mut g) = health.fault.lock() {
                     *g = Some(Fault {
@@ -495,112 +438,34 @@ fn refuse(batch: Vec<Job>, message: &str) {
     tracing::debug!(message, "jobs refused");
 }
 
-/// Takes the database out of service, opens the file again and tries an empty commit.
-fn recover(health: &Health, path: &Path, db: &mut Option<Arc<Database>>) -> Result<(), String> {
-    // Out of service: new reads see `Unavailable`; wait for the reads in progress to let go (redb
-    // opens a file once per process).
-    if let Ok(mut g) = health.db.write() {
-        g.take();
-    }
-    if let Some(old) = db.take() {
-        let mut old = old;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match Arc::try_unwrap(old) {
-                Ok(d) => {
-                    drop(d);
-                    break;
-                }
-                Err(still) => {
-                    if Instant::now() > deadline {
-                        // A read holds on: keep the old one and try again later.
-                        *db = Some(still.clone());
-                        if let Ok(mut g) = health.db.write() {
-                            *g = Some(still);
-                        }
-                        return Err("reads still hold the database; cannot reopen yet".into());
-                    }
-                    old = still;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-    }
-    disk_room(path)?;
-    let fresh = Arc::new(open_db(path).map_err(|e| e.to_string())?);
-    // Put it back in service for reads at once, even if writing still fails.
-    *db = Some(fresh.clone());
-    if let Ok(mut g) = health.db.write() {
-        *g = Some(fresh.clone());
-    }
-    let txn = fresh.begin_write().map_err(|e| e.to_string())?;
-    txn.commit().map_err(|e| e.to_string())
-}
-
-/// Whether commits save the allocator state (`HAZEFLOW_STORE_QUICK_REPAIR`, default on), read once.
-fn quick_repair() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("HAZEFLOW_STORE_QUICK_REPAIR").map_or(true, |v| !matches!(v.trim(), "0" | "false" | "no" | "off")))
-}
-
 /// Runs a batch in one transaction and commits it; every caller is told. An error that leaves the
 /// database unable to write (begin, commit) is returned.
-fn run_batch(db: &Database, path: &Path, batch: Vec<Job>, stats: &Stats) -> Result<(), (String, Vec<Job>)> {
-    let mut txn = match db.begin_write() {
-        Ok(t) => t,
-        Err(e) => return Err((e.to_string(), batch)),
-    };
-    // Every commit saves redb's allocator state (two-phase commit): after a crash, opening loads it
-    // instead of walking every tree of the file to rebuild it (restart after kill -9 with a national
-    // list: see the README's benchmarks). `HAZEFLOW_STORE_QUICK_REPAIR=0` turns it off: cheaper
-    // commits, a slower start after a crash.
-    txn.set_quick_repair(quick_repair());
+fn run_batch(backend: &dyn Backend, batch: Vec<Job>, stats: &Stats) -> Result<(), (String, Vec<Job>)> {
     let mut finishers = Vec::with_capacity(batch.len());
     let started = Instant::now();
+    let mut ran = started;
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    let outcome = {
-        let mut tx = Tx::new(&txn, path);
-        for job in batch {
+    let mut jobs = Some(batch);
+    let outcome = backend.batch(&mut |port| {
+        let mut tx = Tx::new(port);
+        for job in jobs.take().unwrap_or_default() {
             tx.begin_job();
             let (ok, finish) = job(&mut tx);
             tx.end_job(ok);
             finishers.push(finish);
         }
+        ran = Instant::now();
         tx.finish()
-    };
-    let ran = Instant::now();
-    let commit = outcome.and_then(|()| txn.commit().map_err(|e| e.to_string()));
+    });
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.job_micros.fetch_add(micros(ran - started), Ordering::Relaxed);
     stats.commit_micros.fetch_add(micros(ran.elapsed()), Ordering::Relaxed);
+    let commit = outcome.as_ref().map(|_| ()).map_err(|f| f.reason.clone());
     for f in finishers {
         f(commit.clone());
     }
-    commit.map_err(|e| (e, Vec::new()))
-}
-
-/// Whether the file system holding the store has [`MIN_FREE_BYTES`] free for unprivileged writers.
-/// When it cannot be asked, the probe decides alone.
-fn disk_room(path: &Path) -> Result<(), String> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    match rustix::fs::statvfs(dir) {
-        Ok(s) => {
-            let free = s.f_bavail.saturating_mul(s.f_frsize);
-            if free < MIN_FREE_BYTES {
-                Err(format!(
-                    "No space left on device: {free} bytes free in {}, {MIN_FREE_BYTES} needed before the store writes again",
-                    dir.display()
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        Err(_) => Ok(()),
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(f) => Err((f.reason, jobs.take().unwrap_or_default())),
     }
-}
-
-/// Whether the database still takes a commit (after a failed batch: a job's own error, or the disk).
-fn probe(db: &Database) -> Result<(), String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
-    txn.commit().map_err(|e| e.to_string())
 }
