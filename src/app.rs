@@ -59,8 +59,14 @@ impl Application {
         let regions = Regions::for_province(home_province(&set));
         // The data folder holds personal data (contacts, acknowledgements) and keys: its owner only.
         crate::config::private_dir(&settings.data_dir)?;
-        let store = Store::open(&settings.db_path())?;
-        crate::config::private_file(&settings.db_path())?;
+        let store = match &settings.store.url {
+            Some(url) => Store::open_postgres(url)?,
+            None => {
+                let store = Store::open(&settings.db_path())?;
+                crate::config::private_file(&settings.db_path())?;
+                store
+            }
+        };
         let now = clock.now();
         let notify = crate::notify::build(&settings, regions)?;
         let defaults = Arc::new(crate::registry::load_defaults(&settings.measures).map_err(|errors| {

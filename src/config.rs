@@ -59,6 +59,20 @@ pub struct Settings {
     /// What forecasts are accepted.
     #[serde(default)]
     pub forecast: ForecastSettings,
+    /// Where the data is kept: the embedded file in `data_dir` (the default), or PostgreSQL.
+    #[serde(default)]
+    pub store: StoreSettings,
+}
+
+/// The store's backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// A PostgreSQL connection string (`postgres://user:password@host:port/db`, several hosts and
+    /// `target_session_attrs=read-write` allowed); unset: the embedded file `data_dir/hazeflow.redb`.
+    /// `HAZEFLOW_STORE_URL`.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// Forecast acceptance settings.
@@ -358,6 +372,9 @@ impl Settings {
         }
         if let Some(v) = get("HAZEFLOW_PLAYBOOKS") {
             self.playbooks = v.into();
+        }
+        if let Some(v) = get("HAZEFLOW_STORE_URL") {
+            self.store.url = Some(v).filter(|v| !v.trim().is_empty());
         }
         if let Some(v) = get("HAZEFLOW_HTTP_LISTEN") {
             self.http.listen = v;

@@ -29,6 +29,7 @@
 //!
 //! - `port.rs`: what a backend offers (tables, keys, snapshots, batches, recovery);
 //! - `embedded/`: the redb file, the default backend (the only code that knows redb);
+//! - `pg.rs`: PostgreSQL, the same tables as SQL tables (the only code that knows SQL);
 //! - `keys.rs`: the collections of the `docs` table and ordered keys;
 //! - `tx.rs`: the typed read/write API, over any backend;
 //! - `record.rs`: what the log holds;
@@ -40,6 +41,7 @@ mod check;
 mod embedded;
 pub mod events;
 mod keys;
+mod pg;
 mod port;
 mod record;
 mod stage;
@@ -178,6 +180,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 struct Inner {
     backend: Arc<dyn Backend>,
+    kind: &'static str,
     health: Arc<Health>,
     /// Unique among the stores opened by this process (caches key on it, not on the path: a file
     /// deleted and made again at the same path is another database).
@@ -194,11 +197,17 @@ impl Store {
     /// a crash, redb repairs the file on open.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let backend: Arc<dyn Backend> = Arc::new(embedded::Embedded::open(path)?);
-        Store::start(backend, path)
+        Store::start(backend, "embedded", path)
+    }
+
+    /// Connects to a PostgreSQL database (`postgres://…`), migrates its schema and starts the writer.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let backend: Arc<dyn Backend> = Arc::new(pg::Pg::open(url)?);
+        Store::start(backend, "postgres", Path::new("postgres"))
     }
 
     /// Starts the writer thread over an opened backend.
-    fn start(backend: Arc<dyn Backend>, path: &Path) -> Result<Store, StoreError> {
+    fn start(backend: Arc<dyn Backend>, kind: &'static str, path: &Path) -> Result<Store, StoreError> {
         let (send, recv) = std_mpsc::channel::<Job>();
         let health = Arc::new(Health::default());
         let whealth = health.clone();
@@ -212,6 +221,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
+                kind,
                 health,
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 stats,
@@ -240,6 +250,11 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The backend's kind: `embedded` (the redb file) or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        self.inner.kind
     }
 
     /// This store's id, unique in the process.

@@ -8,6 +8,8 @@
 // Each binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,8 @@
 //! - `flow`: a forecast becomes a warning that is signed, upgraded and lifted; directives; reload;
 //! - `api`: forecasts over HTTP, duplicates, health, metrics, the event log, the CLI;
 //! - `restart`: stop and start, and SIGKILL in the middle of a burst of forecasts;
-//! - `bad_input`: bad files, bad bodies, unknown ids, missing tokens.
+//! - `bad_input`: bad files, bad bodies, unknown ids, missing tokens;
+//! - `postgres`: the PostgreSQL store against a real cluster: the embedded file's promises, the flow.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -19,4 +20,5 @@ mod faults;
 mod flow;
 mod hardening;
 mod helpers;
+mod postgres;
 mod restart;

@@ -116,11 +116,18 @@ async fn healthz(State(s): Shared) -> Response {
             "reason": f.reason,
             "since": f.since,
             "reopen_attempts": f.attempts,
+            "store": s.engine.store.kind(),
         });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     match s.engine.store.read(|r| r.last_seq()) {
-        Ok(seq) => Json(json!({ "status": "ok", "last_seq": seq, "playbooks": s.engine.playbooks.status().versions })).into_response(),
+        Ok(seq) => Json(json!({
+            "status": "ok",
+            "store": s.engine.store.kind(),
+            "last_seq": seq,
+            "playbooks": s.engine.playbooks.status().versions,
+        }))
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "store_failing", "error": e.to_string(), "reason": e.to_string() })),

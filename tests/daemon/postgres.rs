@@ -1,0 +1,207 @@
+//! The PostgreSQL store (`store.url`), against a real cluster started for the test: the same promises
+//! as the embedded file, read through the same typed API, and the daemon's flow on it.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use hazeflow::store::{Collection, RecordBody, Store, StoreError, events};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::common::pg::PgCluster;
+use crate::helpers::*;
+
+fn note(kind: &str) -> RecordBody {
+    RecordBody::Other(events::Event::Unknown {
+        kind: kind.into(),
+        data: json!({}),
+    })
+}
+
+/// Writes the same things into `store` and reads them back: the transcript of what a user of the
+/// typed API sees. One batch holds a job that fails after writing; key ranges cross text that sorts
+/// differently by bytes and by a locale.
+async fn transcript(store: &Store) -> Vec<String> {
+    let at = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).unwrap();
+    let mut out = Vec::new();
+    // A batch of four: the first holds the writer until the others are queued.
+    let (open, gate) = mpsc::channel::<()>();
+    let first = store.write(move |tx| {
+        let _ = gate.recv_timeout(Duration::from_secs(10));
+        tx.append(at, "test", None, note("first"))?;
+        Ok::<_, StoreError>(1)
+    });
+    let second = store.write(move |tx| {
+        tx.put_doc(Collection::Inspections, "140100/b", &json!({"n": 2}))?;
+        tx.append(at, "test", None, note("second"))?;
+        Ok::<_, StoreError>(2)
+    });
+    let failing = store.write(move |tx| {
+        tx.put_doc(Collection::Inspections, "140100/a", &json!({"n": "never"}))?;
+        tx.put_doc(Collection::Inspections, "140100/b", &json!({"n": "overwritten, then taken back"}))?;
+        tx.put_items(9, &["x", "y"])?;
+        tx.bump("things", 5)?;
+        tx.append(at, "test", None, note("failing"))?;
+        Err::<u64, _>(StoreError::Refused("this job fails".into()))
+    });
+    let fourth = store.write(move |tx| {
+        let docs: Vec<(String, Value)> = ["140100/c", "140100/é", "140100/Z", "140100/", "140200/a", "1401000"]
+            .iter()
+            .map(|k| (k.to_string(), json!({ "key": k })))
+            .collect();
+        tx.put_docs(Collection::Inspections, &docs)?;
+        tx.put_items(7, &(0..250u32).collect::<Vec<_>>())?;
+        tx.bump("things", 2)?;
+        tx.append(at, "test", None, note("fourth"))?;
+        Ok::<_, StoreError>(4)
+    });
+    let all = async { tokio::join!(first, second, failing, fourth) };
+    let opener = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = open.send(());
+    };
+    let ((a, b, c, d), ()) = tokio::join!(all, opener);
+    out.push(format!("results {a:?} {b:?} {c:?} {d:?}"));
+    let r = store
+        .read(|r| {
+            let mut t = Vec::new();
+            t.push(format!("last seq {}", r.last_seq()?));
+            let kinds: Vec<String> = r
+                .events_after(0, 100)?
+                .iter()
+                .map(|e| format!("{}:{}", e.seq, e.body.kind()))
+                .collect();
+            t.push(format!("events {kinds:?}"));
+            t.push(format!(
+                "after 1, 1: {:?}",
+                r.events_after(1, 1)?.iter().map(|e| e.seq).collect::<Vec<_>>()
+            ));
+            t.push(format!("counter {}", r.counter("things")?));
+            t.push(format!("doc a {:?}", r.doc::<Value>(Collection::Inspections, "140100/a")?));
+            t.push(format!("doc b {:?}", r.doc::<Value>(Collection::Inspections, "140100/b")?));
+            t.push(format!("prefix {:?}", r.doc_keys(Collection::Inspections, "140100/", "", 100)?));
+            t.push(format!(
+                "prefix after c {:?}",
+                r.doc_keys(Collection::Inspections, "140100/", "140100/c", 100)?
+            ));
+            t.push(format!(
+                "prefix limit 2 {:?}",
+                r.doc_keys(Collection::Inspections, "140100/", "", 2)?
+            ));
+            t.push(format!("all {:?}", r.doc_keys(Collection::Inspections, "", "", 100)?));
+            let docs: Vec<(String, Value)> = r.docs(Collection::Inspections, "1402", "", 10)?;
+            t.push(format!("docs 1402 {docs:?}"));
+            t.push(format!("items 9 {:?}", r.items::<String>(9, 0, 10)?));
+            let items: Vec<(u32, u32)> = r.items(7, 240, 100)?;
+            t.push(format!("items 7 from 240 {items:?}"));
+            t.push(format!("item 7/3 {:?}", r.item::<u32>(7, 3)?));
+            t.push(format!("event count {}", r.event_count()?));
+            Ok(t)
+        })
+        .expect("the store reads");
+    out.extend(r);
+    // Removal and bulk reads inside a write.
+    let got = store
+        .write(|tx| {
+            tx.remove_doc(Collection::Inspections, "140100/c")?;
+            let many: Vec<Option<Value>> = tx.get_docs(Collection::Inspections, &["140100/c".into(), "140100/é".into(), "nope".into()])?;
+            Ok::<_, StoreError>(format!("{many:?}"))
+        })
+        .await
+        .expect("a write");
+    out.push(format!("get_docs after removal {got}"));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgresql_store_keeps_the_promises_of_the_embedded_file_and_survives_a_restart() {
+    let cluster = PgCluster::start();
+    let dir = TempDir::new().unwrap();
+    let file = Store::open(&dir.path().join("s.redb")).expect("the embedded store opens");
+    let url = cluster.database("conformance");
+    let pg = Store::open_postgres(&url).expect("the PostgreSQL store opens and migrates");
+    assert_eq!((file.kind(), pg.kind()), ("embedded", "postgres"));
+
+    let expected = transcript(&file).await;
+    let seen = transcript(&pg).await;
+    assert_eq!(seen, expected, "PostgreSQL and the embedded file answer alike");
+    // What the transcript shows, spelled out: the failing job left nothing, the others committed with
+    // a gap-free log, and keys sort by their bytes.
+    assert!(
+        expected[0].contains("Ok(1) Ok(2) Err(Refused(\"this job fails\")) Ok(4)"),
+        "{expected:?}"
+    );
+    assert!(
+        expected.contains(&"events [\"1:first\", \"2:second\", \"3:fourth\"]".to_string()),
+        "{expected:?}"
+    );
+    assert!(expected.contains(&"counter 2".to_string()), "{expected:?}");
+    assert!(expected.contains(&"doc a None".to_string()), "{expected:?}");
+    assert!(
+        expected.contains(&"prefix [\"140100/\", \"140100/Z\", \"140100/b\", \"140100/c\", \"140100/é\"]".to_string()),
+        "{expected:?}"
+    );
+    pg.close();
+
+    // Started again on the same database: the migrations are not run twice, and the data is there.
+    let again = Store::open_postgres(&url).expect("opens again");
+    let seq = again.read(|r| r.last_seq()).unwrap();
+    assert_eq!(seq, 3);
+    // A backup of the PostgreSQL store is an embedded file with the same content.
+    let out = dir.path().join("from-postgres.redb");
+    let summary = again.backup_to(&out).expect("a backup");
+    assert_eq!(summary.events, 3);
+    let copy = Store::open(&out).expect("the backup opens as an embedded store");
+    let keys = |s: &Store| s.read(|r| r.doc_keys(Collection::Inspections, "", "", 100)).unwrap();
+    assert_eq!(keys(&copy), keys(&again));
+    assert_eq!(copy.read(|r| r.verify_views()).unwrap(), Vec::<String>::new());
+    again.close();
+    copy.close();
+    file.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_on_postgresql_proposes_signs_and_keeps_its_warning_across_a_restart() {
+    let cluster = PgCluster::start();
+    let url = cluster.database("daemon");
+    let with_pg = |url: String| move |s: &mut hazeflow::config::Settings| s.store.url = Some(url);
+    let app = spawn_app_with(TempDir::new().unwrap(), clock(), with_pg(url.clone())).await;
+    let (status, health) = app.get("/healthz", None).await;
+    assert_eq!((status, health["store"].as_str()), (StatusCode::OK, Some("postgres")), "{health}");
+    assert!(!app.dir.path().join("data/hazeflow.redb").exists(), "no embedded file is made");
+
+    let orange = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        "140100",
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
+    app.drop_in_inbox("taiyuan.csv", &orange);
+    let w = eventually("the consultation proposes orange for Taiyuan", || async {
+        app.warning_of("140100").await
+    })
+    .await;
+    assert_eq!(
+        (w["status"].as_str(), w["level"].as_str()),
+        (Some("pending"), Some("orange")),
+        "{w}"
+    );
+    let id = w["id"].as_str().unwrap().to_string();
+    app.set_clock("2026-12-01 15:10");
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seq = app.last_seq().await;
+    let dir = app.stop().await;
+
+    // Another daemon (a new folder: nothing on local disk) on the same database carries on.
+    drop(dir);
+    let again = spawn_app_with(TempDir::new().unwrap(), clock(), with_pg(url)).await;
+    let w = again.warning_of("140100").await.expect("the warning is still there");
+    assert_eq!((w["id"].as_str(), w["status"].as_str()), (Some(id.as_str()), Some("issued")), "{w}");
+    assert!(again.last_seq().await >= seq);
+    again.stop().await;
+    assert!(cluster.log().contains("database system is ready"), "the cluster ran");
+}
