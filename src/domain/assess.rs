@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::forecast::{DayValue, Forecast};
+use crate::domain::level::LevelId;
 use crate::domain::playbook::{LeadPollutant, Playbook, PlaybookSet};
 use crate::domain::region::{RegionCode, Regions};
 
@@ -17,7 +18,7 @@ pub struct Assessment {
     /// The region.
     pub region: RegionCode,
     /// The highest level of the first polluted run, or `None` when no level's rule is met.
-    pub level: Option<String>,
+    pub level: Option<LevelId>,
     /// Rank of that level (0 for none).
     pub rank: u32,
     /// That level's rule, as text.
@@ -52,7 +53,7 @@ pub struct Run {
     /// Last day (inclusive).
     pub to: NaiveDate,
     /// The level id.
-    pub level: String,
+    pub level: LevelId,
     /// Its rank.
     pub rank: u32,
 }
@@ -208,7 +209,7 @@ pub struct Step {
     /// When it takes effect.
     pub at: DateTime<Utc>,
     /// The level id.
-    pub level: String,
+    pub level: LevelId,
     /// Its rank.
     pub rank: u32,
 }

@@ -22,6 +22,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::assess::{self, Assessment, Plan, Step};
+use crate::domain::level::LevelId;
 use crate::domain::playbook::{Playbook, SignOff};
 use crate::domain::region::RegionCode;
 
@@ -52,7 +53,7 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingChange {
     /// The level proposed.
-    pub level: String,
+    pub level: LevelId,
     /// Its rank.
     pub rank: u32,
     /// The expected end that comes with it.
@@ -70,7 +71,7 @@ pub struct Scheduled {
     /// When it takes effect.
     pub at: DateTime<Utc>,
     /// The level from then, or `None` for the lift (or, before the start, the cancellation).
-    pub level: Option<String>,
+    pub level: Option<LevelId>,
     /// Its rank (0 for the end).
     pub rank: u32,
     /// Who decided it.
@@ -83,7 +84,7 @@ pub struct Hold {
     /// Directive id.
     pub directive: String,
     /// Least level.
-    pub min_level: String,
+    pub min_level: LevelId,
     /// Its rank.
     pub rank: u32,
     /// Until when, if known.
@@ -100,7 +101,7 @@ pub struct Warning {
     /// Where it is in its life.
     pub status: Status,
     /// The level in force (or proposed, while pending).
-    pub level: String,
+    pub level: LevelId,
     /// Its rank.
     pub rank: u32,
     /// When measures apply from.
@@ -146,7 +147,7 @@ pub enum EventKind {
     /// A consultation proposes a level that awaits sign-off (a new episode, a re-opened one, or an update).
     Proposed {
         id: String,
-        level: String,
+        level: LevelId,
         rank: u32,
         start: DateTime<Utc>,
         expected_end: DateTime<Utc>,
@@ -160,7 +161,7 @@ pub enum EventKind {
     /// The warning is issued (signed, automatic, or by directive).
     Issued {
         id: String,
-        level: String,
+        level: LevelId,
         rank: u32,
         start: DateTime<Utc>,
         expected_end: DateTime<Utc>,
@@ -180,7 +181,7 @@ pub enum EventKind {
     Started,
     /// An upgrade awaits its signer.
     ChangeProposed {
-        level: String,
+        level: LevelId,
         rank: u32,
         expected_end: DateTime<Utc>,
         rule: Option<String>,
@@ -192,7 +193,7 @@ pub enum EventKind {
     /// A change is decided and announced; it takes effect at `effective` (`to: None`: the lift, or before
     /// the start the cancellation). The notices go out now.
     Scheduled {
-        to: Option<String>,
+        to: Option<LevelId>,
         rank: u32,
         effective: DateTime<Utc>,
         signer: Option<String>,
@@ -206,8 +207,8 @@ pub enum EventKind {
     ChangeWithdrawn,
     /// The level changed (at the event's time).
     LevelChanged {
-        from: String,
-        to: String,
+        from: LevelId,
+        to: LevelId,
         rank: u32,
         expected_end: DateTime<Utc>,
         rule: Option<String>,
@@ -232,7 +233,7 @@ pub enum EventKind {
     /// A directive holds the region at least at its level.
     DirectiveApplied {
         directive: String,
-        min_level: String,
+        min_level: LevelId,
         rank: u32,
         until: Option<DateTime<Utc>>,
     },
@@ -292,7 +293,7 @@ pub enum LifecycleError {
     NothingToSign(RegionCode),
     /// The role may not sign this level.
     #[error("role \"{role}\" may not sign a {level} warning (needs {needs})")]
-    Forbidden { role: String, level: String, needs: String },
+    Forbidden { role: String, level: LevelId, needs: String },
     /// There is no live warning.
     #[error("region {0} has no live warning")]
     NoWarning(RegionCode),
@@ -304,7 +305,7 @@ pub enum LifecycleError {
     Started(String),
     /// A level the playbook does not define.
     #[error("undefined level \"{0}\"")]
-    UndefinedLevel(String),
+    UndefinedLevel(LevelId),
 }
 
 pub use crate::domain::assess::day_start;
@@ -1130,7 +1131,7 @@ impl Decider<'_> {
                 let (level, rank) = if w.rank > rank {
                     (w.level.clone(), w.rank)
                 } else {
-                    (min_level.to_string(), rank)
+                    (LevelId::from(min_level), rank)
                 };
                 self.emit(
                     self.now,

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::domain::ack_step::AckStep;
+use crate::domain::level::LevelId;
 use crate::domain::playbook::Playbook;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, EventKind, RegionState, Status, Warning};
@@ -121,7 +122,7 @@ pub struct Assignment {
     /// Who.
     pub party: Party,
     /// The level.
-    pub level: String,
+    pub level: LevelId,
     /// From when the measures apply (the warning start).
     pub applies_from: DateTime<Utc>,
     /// Acknowledge by.
@@ -162,7 +163,7 @@ pub struct Round {
     /// The warning's region.
     pub warning_region: RegionCode,
     /// The level.
-    pub level: String,
+    pub level: LevelId,
     /// From when the measures apply.
     pub applies_from: DateTime<Utc>,
     /// Acknowledge by.
@@ -440,7 +441,7 @@ impl AssignStage {
             seq: 0,
             warning_id: w.id.clone(),
             warning_region: w.region,
-            level: level.to_string(),
+            level: level.into(),
             applies_from: start,
             ack_deadline: deadline,
             created_at: now,

@@ -272,7 +272,7 @@ impl NotifyStage {
             "region_name": self.regions.name(e.region),
             "region_full_name": path.concat(),
             "level": level,
-            "level_name": lv.map(|l| l.name.clone()).unwrap_or_else(|| level.clone()),
+            "level_name": lv.map(|l| l.name.clone()).unwrap_or_else(|| level.to_string()),
             "level_colour": lv.map(|l| l.colour.clone()),
             "response": lv.map(|l| l.response.clone()).unwrap_or_default(),
             "from_level": from,

@@ -144,7 +144,7 @@ async fn agree(
                 data["warning_id"] = json!(id);
                 data["region_name"] = json!(regions.name(w.region));
                 data["issuer"] = json!(crate::domain::playbook::issuer_of(&set, w.region, regions).name);
-                data["level_name"] = json!(level.map_or(w.level.clone(), |l| l.name.clone()));
+                data["level_name"] = json!(level.map_or_else(|| w.level.to_string(), |l| l.name.clone()));
                 data["response"] = json!(level.map(|l| l.response.clone()).unwrap_or_default());
                 data["level_colour"] = json!(level.map(|l| l.colour.clone()));
                 data["recipient"] = json!({ "name": to.name });

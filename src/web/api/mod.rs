@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::domain::forecast::parse_time;
+use crate::domain::level::LevelId;
 use crate::domain::region::RegionCode;
 use crate::engine::SubmitError;
 use crate::engine::{EngineError, WarningAction};
@@ -307,7 +308,7 @@ async fn cancel(State(s): Shared, staff: Staff, Path(id): Path<String>, body: By
 struct DirectiveBody {
     id: String,
     name: String,
-    min_level: String,
+    min_level: LevelId,
     regions: Vec<String>,
     from: String,
     until: Option<String>,

@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde::Serialize;
 
+use crate::domain::level::LevelId;
 use crate::domain::playbook::{Playbook, PlaybookSet, SignOff};
 use crate::domain::region::{RegionCode, Regions, Tier};
 use crate::domain::warning::{EventKind, RegionState, Status, Warning};
@@ -246,7 +247,7 @@ pub struct Tile {
     /// Its warning's page, when it has a live warning.
     pub href: Option<String>,
     /// Level id in force (or proposed, while pending); `none` otherwise.
-    pub level: String,
+    pub level: LevelId,
     /// Level name.
     pub level_name: String,
     /// `pending`, `issued`, `active` or `none`.
@@ -415,7 +416,7 @@ pub struct WarningRow {
     /// Region name.
     pub region_name: String,
     /// Level id.
-    pub level: String,
+    pub level: LevelId,
     /// Level name.
     pub level_name: String,
     /// Colour class.
@@ -493,7 +494,7 @@ pub struct Proposal {
     /// The level in force now (for a change).
     pub from_level_name: Option<String>,
     /// Level id proposed.
-    pub level: String,
+    pub level: LevelId,
     /// Level name proposed.
     pub level_name: String,
     /// Colour class.

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::level::LevelId;
 use crate::domain::region::RegionCode;
 use crate::domain::warning::{EventKind, RegionState, Status, Warning};
 use crate::store::{ReadTx, Record, RecordBody, StoreError};
@@ -94,7 +95,7 @@ pub struct Message {
     /// The warning as it stood after the change.
     pub warning: Warning,
     /// The level before a level change.
-    pub previous_level: Option<String>,
+    pub previous_level: Option<LevelId>,
     /// Every earlier message of the episode, oldest first (empty for an `Alert`).
     pub references: Vec<Reference>,
 }

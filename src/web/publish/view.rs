@@ -6,6 +6,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::Serialize;
 
 use super::message::{Change, Message, MsgType};
+use crate::domain::level::LevelId;
 use crate::domain::playbook::{Issuer, Level};
 use crate::domain::region::{RegionCode, Regions, Tier};
 
@@ -36,7 +37,7 @@ impl Time {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LevelView {
     /// `orange`.
-    pub id: String,
+    pub id: LevelId,
     /// 橙色预警.
     pub name: String,
     /// `#FF7E00`.
