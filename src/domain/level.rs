@@ -5,7 +5,7 @@
 //! and sent as the bare string it always was (`#[serde(transparent)]`: the same JSON, YAML and CSV),
 //! and compared with `&str` where code names a level. Its order and names come from the playbook
 //! ([`crate::domain::playbook::Playbook::level`]); where the order travels with the id (a warning,
-//! a change, a directive's hold) [`Ranked`] holds both.
+//! its pending change, a plan's steps and runs) [`Ranked`] holds both.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -122,21 +122,50 @@ impl PartialEq<LevelId> for String {
     }
 }
 
-/// A level with its rank (a higher rank is a more severe level), as the lifecycle carries it: the
-/// rank recorded with the id is the pinned playbook's, so a later playbook does not re-order the
-/// history.
+/// A level with its rank (a higher rank is a more severe level), as a warning, its pending change
+/// and its plan's steps carry it: the rank recorded with the id is the pinned playbook's, so a later
+/// playbook does not re-order the history. Stored as the two fields `level` and `rank` of the
+/// record holding it (`#[serde(flatten)]`), as they always were.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ranked {
     /// The level.
-    pub level: LevelId,
+    #[serde(rename = "level")]
+    pub id: LevelId,
     /// Its rank in the playbook that defined it.
     pub rank: u32,
 }
 
 impl Ranked {
-    /// `level` at `rank`.
-    pub fn new(level: impl Into<LevelId>, rank: u32) -> Ranked {
-        Ranked { level: level.into(), rank }
+    /// `id` at `rank`.
+    pub fn new(id: impl Into<LevelId>, rank: u32) -> Ranked {
+        Ranked { id: id.into(), rank }
+    }
+}
+
+impl PartialEq<str> for Ranked {
+    fn eq(&self, other: &str) -> bool {
+        self.id == *other
+    }
+}
+
+impl PartialEq<&str> for Ranked {
+    fn eq(&self, other: &&str) -> bool {
+        self.id == **other
+    }
+}
+
+/// A ranked level reads as its id (`pb.level(&w.level)`, `needs(pb, &change.level)`).
+impl Deref for Ranked {
+    type Target = LevelId;
+
+    fn deref(&self) -> &LevelId {
+        &self.id
+    }
+}
+
+impl fmt::Display for Ranked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
     }
 }
 

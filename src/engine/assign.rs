@@ -918,6 +918,7 @@ pub fn check(r: &crate::store::ReadTx) -> Result<(Vec<String>, std::collections:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::level::Ranked;
     use crate::registry::import::ImportOptions;
     use crate::registry::{Enterprise, ListVersion, import};
     use crate::store::Store;
@@ -1013,8 +1014,7 @@ mod tests {
     fn issued(id: &str, level: &str) -> EventKind {
         EventKind::Issued {
             id: id.into(),
-            level: level.into(),
-            rank: if level == "red" { 3 } else { 2 },
+            level: Ranked::new(level, if level == "red" { 3 } else { 2 }),
             start: Utc::now(),
             expected_end: Utc::now() + Duration::days(2),
             rule: None,

@@ -263,7 +263,7 @@ fn periods(history: &[crate::store::Record], defaults: &Defaults, now: DateTime<
     for rec in history {
         let RecordBody::Warning { event, .. } = &rec.body else { continue };
         let next = match &event.kind {
-            EventKind::Issued { level, .. } => Some(level.clone()),
+            EventKind::Issued { level, .. } => Some(level.id.clone()),
             EventKind::LevelChanged { to, .. } => Some(to.clone()),
             EventKind::Lifted | EventKind::Cancelled => {
                 close(&mut out, event.at);

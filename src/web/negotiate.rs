@@ -103,7 +103,7 @@ async fn agree(
                 None,
                 RecordBody::Other(events::Event::NegotiatedReductionAgreed(events::NegotiatedReductionAgreed {
                     commitment: c.clone(),
-                    level: w.level.clone(),
+                    level: w.level.id.clone(),
                     name: e.name.clone(),
                     uscc: uscc.clone(),
                     warning_id: id.clone(),
@@ -116,7 +116,7 @@ async fn agree(
                 seq: 0,
                 warning_id: id.clone(),
                 warning_region: w.region,
-                level: w.level.clone(),
+                level: w.level.id.clone(),
                 applies_from: w.start.max(now),
                 ack_deadline: deadline,
                 created_at: now,

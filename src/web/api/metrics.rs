@@ -67,7 +67,7 @@ pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Result<impl IntoR
         if let Some(w) = st.live() {
             *by.entry((w.level.to_string(), format!("{:?}", w.status).to_lowercase()))
                 .or_default() += 1;
-            live.push((w.id.clone(), w.level.clone()));
+            live.push((w.id.clone(), w.level.id.clone()));
         }
     }
     let c = |k: &str| counters.iter().find(|(n, _)| n == k).map_or(0, |(_, v)| *v);

@@ -189,14 +189,19 @@ impl MessageView {
             change: m.change,
             region: RegionView::new(w.region, regions),
             issuer,
-            level: level(&w.level, w.rank),
+            level: level(&w.level, w.level.rank),
             previous_level,
             sent: Time::new(m.sent),
             effective: Time::new(m.effective),
             start: Time::new(w.start),
             end: Time::new(w.expected_end),
             timeline: crate::domain::warning::timeline_named(w, |id| {
-                let rank = w.plan.iter().flat_map(|p| &p.steps).find(|s| s.level == id).map_or(0, |s| s.rank);
+                let rank = w
+                    .plan
+                    .iter()
+                    .flat_map(|p| &p.steps)
+                    .find(|s| s.level.id == id)
+                    .map_or(0, |s| s.level.rank);
                 level(id, rank).name
             }),
             in_force: w.start <= m.sent,
