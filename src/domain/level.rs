@@ -183,7 +183,10 @@ mod tests {
         let rows: Vec<(LevelId, u32)> = csv.deserialize().map(Result::unwrap).collect();
         assert_eq!(rows, [(LevelId::from("red"), 1)]);
         assert_eq!(id.to_string(), "orange");
-        assert!(id == "orange" && "orange" == id && id != "red" && id.starts_with("or"));
+        assert_eq!(id, "orange");
+        assert_eq!("orange", id);
+        assert_ne!(id, "red");
+        assert!(id.starts_with("or"));
     }
 
     #[test]
