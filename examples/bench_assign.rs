@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
+use hazeflow::domain::level::Ranked;
 use hazeflow::domain::region::{RegionCode, Regions};
 use hazeflow::domain::warning::{Event, EventKind, RegionState};
 use hazeflow::engine::Stage;
@@ -132,8 +133,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
         playbook: pb.pin(),
         kind: EventKind::Issued {
             id: format!("{p}-bench-1"),
-            level: "red".into(),
-            rank: 3,
+            level: Ranked::new("red", 3),
             start: now,
             expected_end: now,
             rule: None,

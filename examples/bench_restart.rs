@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use hazeflow::domain::level::Ranked;
 use hazeflow::domain::region::{RegionCode, Regions};
 use hazeflow::domain::warning::{Event, EventKind, RegionState};
 use hazeflow::engine::Stage;
@@ -119,8 +120,7 @@ async fn prepare(dir: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
                     playbook: pb.pin(),
                     kind: EventKind::Issued {
                         id: id.clone(),
-                        level: "red".into(),
-                        rank: 3,
+                        level: Ranked::new("red", 3),
                         start: now,
                         expected_end: now + chrono::Duration::days(3),
                         rule: None,

@@ -239,7 +239,7 @@ enum DirectivesCommand {
         name: String,
         /// The lowest level it holds (yellow, orange, red).
         #[arg(long)]
-        min_level: String,
+        min_level: hazeflow::domain::level::LevelId,
         /// Region codes, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         regions: Vec<String>,

@@ -399,7 +399,7 @@ fn the_replay_command_prints_json_that_agrees_with_the_library() {
     for (j, a) in assessments.iter().zip(&r.assessments) {
         assert_eq!(j["region"], a.region.to_string());
         assert_eq!(j["date"], a.date.to_string());
-        assert_eq!(j["level"], a.level);
+        assert_eq!(j["level"], a.level.as_str());
     }
     let warnings = v["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), r.warnings.len());

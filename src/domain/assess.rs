@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::forecast::{DayValue, Forecast};
+use crate::domain::level::{LevelId, Ranked};
 use crate::domain::playbook::{LeadPollutant, Playbook, PlaybookSet};
 use crate::domain::region::{RegionCode, Regions};
 
@@ -17,7 +18,7 @@ pub struct Assessment {
     /// The region.
     pub region: RegionCode,
     /// The highest level of the first polluted run, or `None` when no level's rule is met.
-    pub level: Option<String>,
+    pub level: Option<LevelId>,
     /// Rank of that level (0 for none).
     pub rank: u32,
     /// That level's rule, as text.
@@ -51,10 +52,9 @@ pub struct Run {
     pub from: NaiveDate,
     /// Last day (inclusive).
     pub to: NaiveDate,
-    /// The level id.
-    pub level: String,
-    /// Its rank.
-    pub rank: u32,
+    /// The level, with its rank.
+    #[serde(flatten)]
+    pub level: Ranked,
 }
 
 /// A day whose pollution starts no reductions, with why: O3-led (health advice) or sand and dust.
@@ -172,12 +172,11 @@ pub fn assess_region(region: RegionCode, days: &[DayValue], issue_date: NaiveDat
             continue;
         }
         match runs.last_mut() {
-            Some(last) if last.rank == *r && last.to.succ_opt() == Some(w[i].date) => last.to = w[i].date,
+            Some(last) if last.level.rank == *r && last.to.succ_opt() == Some(w[i].date) => last.to = w[i].date,
             _ => runs.push(Run {
                 from: w[i].date,
                 to: w[i].date,
-                level: level_of(pb, *r).map(|l| l.id.clone()).unwrap_or_default(),
-                rank: *r,
+                level: Ranked::new(level_of(pb, *r).map(|l| l.id.clone()).unwrap_or_default(), *r),
             }),
         }
     }
@@ -207,10 +206,9 @@ pub fn assess_region(region: RegionCode, days: &[DayValue], issue_date: NaiveDat
 pub struct Step {
     /// When it takes effect.
     pub at: DateTime<Utc>,
-    /// The level id.
-    pub level: String,
-    /// Its rank.
-    pub rank: u32,
+    /// The level, with its rank.
+    #[serde(flatten)]
+    pub level: Ranked,
 }
 
 /// What a consultation's forecast means for one episode: the level timeline from its first day to
@@ -240,7 +238,7 @@ impl Plan {
         if t >= self.end {
             return Some(0);
         }
-        Some(self.steps.iter().rev().find(|s| s.at <= t).map_or(0, |s| s.rank))
+        Some(self.steps.iter().rev().find(|s| s.at <= t).map_or(0, |s| s.level.rank))
     }
 }
 
@@ -264,11 +262,10 @@ pub fn plan(a: &Assessment, carry: u32, pb: &Playbook) -> Option<Plan> {
                     end = i;
                     break;
                 }
-                if steps.last().is_none_or(|s| s.rank != *r) {
+                if steps.last().is_none_or(|s| s.level.rank != *r) {
                     steps.push(Step {
                         at: day(i),
-                        level: level_of(pb, *r).map(|l| l.id.clone()).unwrap_or_default(),
-                        rank: *r,
+                        level: Ranked::new(level_of(pb, *r).map(|l| l.id.clone()).unwrap_or_default(), *r),
                     });
                 }
             }

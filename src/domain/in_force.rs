@@ -37,7 +37,7 @@ pub fn in_force<'a>(region: RegionCode, regions: &Regions, states: &'a BTreeMap<
         else {
             continue;
         };
-        if best.as_ref().is_none_or(|b| w.rank > b.warning.rank) {
+        if best.as_ref().is_none_or(|b| w.level.rank > b.warning.level.rank) {
             best = Some(InForce {
                 warning: w,
                 from: code,
@@ -64,8 +64,7 @@ pub(crate) mod tests {
             id: format!("w-{region}"),
             region: code(region),
             status,
-            level: level.into(),
-            rank,
+            level: crate::domain::level::Ranked::new(level, rank),
             start,
             expected_end: start + chrono::Duration::days(3),
             rule: None,

@@ -8,6 +8,7 @@ pub mod authority;
 pub mod diagnostic;
 pub mod forecast;
 pub mod in_force;
+pub mod level;
 pub mod playbook;
 pub mod region;
 pub mod replay;

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::domain::assess::assess_region;
 use crate::domain::forecast::Forecast;
+use crate::domain::level::LevelId;
 use crate::domain::playbook::Playbook;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, EventKind, Input, RegionState, day_start};
@@ -29,7 +30,7 @@ pub struct DayProposal {
     /// The consultation day D.
     pub date: NaiveDate,
     /// The proposed level id, or `none`.
-    pub level: String,
+    pub level: LevelId,
     /// The rule that fired.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -41,7 +42,7 @@ pub struct LevelChange {
     /// From when (Asia/Shanghai, RFC 3339).
     pub at: String,
     /// The level.
-    pub level: String,
+    pub level: LevelId,
 }
 
 /// A warning as the replay produced it.
@@ -124,7 +125,7 @@ pub fn replay(obs: &Forecast, pb: &Playbook, regions: &Regions) -> Replay {
             out.assessments.push(DayProposal {
                 region: *region,
                 date: day.date,
-                level: a.level_or_none().to_string(),
+                level: a.level_or_none().into(),
                 rule: a.rule.clone(),
             });
             step(&mut state, Input::Consultation(&a));
@@ -211,17 +212,14 @@ fn push_level(w: &mut ReplayedWarning, at: DateTime<Utc>, level: &str) {
     let at = local(at);
     match w.levels.last_mut() {
         Some(last) if last.at >= at => {
-            last.level = level.to_string();
+            last.level = level.into();
             let n = w.levels.len();
             if n >= 2 && w.levels[n - 2].level == w.levels[n - 1].level {
                 w.levels.pop();
             }
         }
         Some(last) if last.level == level => {}
-        _ => w.levels.push(LevelChange {
-            at,
-            level: level.to_string(),
-        }),
+        _ => w.levels.push(LevelChange { at, level: level.into() }),
     }
 }
 
@@ -233,7 +231,7 @@ pub struct Stats {
     /// Warning-days.
     pub warning_days: usize,
     /// Warning-days per level id.
-    pub warning_days_by_level: BTreeMap<String, usize>,
+    pub warning_days_by_level: BTreeMap<LevelId, usize>,
     /// Warning-days whose observed AQI was ≤ 150.
     pub warning_days_aqi_le_150: usize,
     /// Warning-days whose observed AQI was ≤ 100.

@@ -22,6 +22,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::assess::{self, Assessment, Plan, Step};
+use crate::domain::level::{LevelId, Ranked};
 use crate::domain::playbook::{Playbook, SignOff};
 use crate::domain::region::RegionCode;
 
@@ -51,10 +52,9 @@ impl Status {
 /// A change of level awaiting its signer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingChange {
-    /// The level proposed.
-    pub level: String,
-    /// Its rank.
-    pub rank: u32,
+    /// The level proposed, with its rank.
+    #[serde(flatten)]
+    pub level: Ranked,
     /// The expected end that comes with it.
     pub expected_end: DateTime<Utc>,
     /// The rule that fired.
@@ -70,7 +70,7 @@ pub struct Scheduled {
     /// When it takes effect.
     pub at: DateTime<Utc>,
     /// The level from then, or `None` for the lift (or, before the start, the cancellation).
-    pub level: Option<String>,
+    pub level: Option<LevelId>,
     /// Its rank (0 for the end).
     pub rank: u32,
     /// Who decided it.
@@ -83,7 +83,7 @@ pub struct Hold {
     /// Directive id.
     pub directive: String,
     /// Least level.
-    pub min_level: String,
+    pub min_level: LevelId,
     /// Its rank.
     pub rank: u32,
     /// Until when, if known.
@@ -99,10 +99,9 @@ pub struct Warning {
     pub region: RegionCode,
     /// Where it is in its life.
     pub status: Status,
-    /// The level in force (or proposed, while pending).
-    pub level: String,
-    /// Its rank.
-    pub rank: u32,
+    /// The level in force (or proposed, while pending), with its rank.
+    #[serde(flatten)]
+    pub level: Ranked,
     /// When measures apply from.
     pub start: DateTime<Utc>,
     /// When it is expected to end.
@@ -146,8 +145,9 @@ pub enum EventKind {
     /// A consultation proposes a level that awaits sign-off (a new episode, a re-opened one, or an update).
     Proposed {
         id: String,
-        level: String,
-        rank: u32,
+        /// The level, with its rank (the fields `level` and `rank`).
+        #[serde(flatten)]
+        level: Ranked,
         start: DateTime<Utc>,
         expected_end: DateTime<Utc>,
         rule: Option<String>,
@@ -160,8 +160,9 @@ pub enum EventKind {
     /// The warning is issued (signed, automatic, or by directive).
     Issued {
         id: String,
-        level: String,
-        rank: u32,
+        /// The level, with its rank (the fields `level` and `rank`).
+        #[serde(flatten)]
+        level: Ranked,
         start: DateTime<Utc>,
         expected_end: DateTime<Utc>,
         rule: Option<String>,
@@ -180,8 +181,9 @@ pub enum EventKind {
     Started,
     /// An upgrade awaits its signer.
     ChangeProposed {
-        level: String,
-        rank: u32,
+        /// The level, with its rank (the fields `level` and `rank`).
+        #[serde(flatten)]
+        level: Ranked,
         expected_end: DateTime<Utc>,
         rule: Option<String>,
         needs: String,
@@ -192,7 +194,7 @@ pub enum EventKind {
     /// A change is decided and announced; it takes effect at `effective` (`to: None`: the lift, or before
     /// the start the cancellation). The notices go out now.
     Scheduled {
-        to: Option<String>,
+        to: Option<LevelId>,
         rank: u32,
         effective: DateTime<Utc>,
         signer: Option<String>,
@@ -206,8 +208,8 @@ pub enum EventKind {
     ChangeWithdrawn,
     /// The level changed (at the event's time).
     LevelChanged {
-        from: String,
-        to: String,
+        from: LevelId,
+        to: LevelId,
         rank: u32,
         expected_end: DateTime<Utc>,
         rule: Option<String>,
@@ -232,7 +234,7 @@ pub enum EventKind {
     /// A directive holds the region at least at its level.
     DirectiveApplied {
         directive: String,
-        min_level: String,
+        min_level: LevelId,
         rank: u32,
         until: Option<DateTime<Utc>>,
     },
@@ -292,7 +294,7 @@ pub enum LifecycleError {
     NothingToSign(RegionCode),
     /// The role may not sign this level.
     #[error("role \"{role}\" may not sign a {level} warning (needs {needs})")]
-    Forbidden { role: String, level: String, needs: String },
+    Forbidden { role: String, level: LevelId, needs: String },
     /// There is no live warning.
     #[error("region {0} has no live warning")]
     NoWarning(RegionCode),
@@ -304,7 +306,7 @@ pub enum LifecycleError {
     Started(String),
     /// A level the playbook does not define.
     #[error("undefined level \"{0}\"")]
-    UndefinedLevel(String),
+    UndefinedLevel(LevelId),
 }
 
 pub use crate::domain::assess::day_start;
@@ -350,7 +352,6 @@ impl RegionState {
             EventKind::Proposed {
                 id,
                 level,
-                rank,
                 start,
                 expected_end,
                 rule,
@@ -360,7 +361,6 @@ impl RegionState {
             | EventKind::Issued {
                 id,
                 level,
-                rank,
                 start,
                 expected_end,
                 rule,
@@ -378,7 +378,6 @@ impl RegionState {
                         region: e.region,
                         status: Status::Pending,
                         level: level.clone(),
-                        rank: *rank,
                         start: *start,
                         expected_end: *expected_end,
                         rule: rule.clone(),
@@ -394,7 +393,6 @@ impl RegionState {
                 }
                 if let Some(w) = self.warning.as_mut() {
                     w.level = level.clone();
-                    w.rank = *rank;
                     w.start = *start;
                     w.expected_end = *expected_end;
                     w.rule = rule.clone();
@@ -423,7 +421,6 @@ impl RegionState {
                     EventKind::Started => w.status = Status::Active,
                     EventKind::ChangeProposed {
                         level,
-                        rank,
                         expected_end,
                         rule,
                         effective,
@@ -431,7 +428,6 @@ impl RegionState {
                     } => {
                         w.pending_change = Some(PendingChange {
                             level: level.clone(),
-                            rank: *rank,
                             expected_end: *expected_end,
                             rule: rule.clone(),
                             effective: *effective,
@@ -445,7 +441,7 @@ impl RegionState {
                         signer,
                         ..
                     } => {
-                        if w.pending_change.as_ref().is_some_and(|p| *rank >= p.rank) || to.is_none() {
+                        if w.pending_change.as_ref().is_some_and(|p| *rank >= p.level.rank) || to.is_none() {
                             w.pending_change = None;
                         }
                         w.next = Some(Scheduled {
@@ -467,13 +463,12 @@ impl RegionState {
                         rule,
                         ..
                     } => {
-                        w.level = to.clone();
-                        w.rank = *rank;
+                        w.level = Ranked::new(to.clone(), *rank);
                         w.expected_end = *expected_end;
                         if rule.is_some() {
                             w.rule = rule.clone();
                         }
-                        if w.pending_change.as_ref().is_some_and(|p| p.rank <= *rank) {
+                        if w.pending_change.as_ref().is_some_and(|p| p.level.rank <= *rank) {
                             w.pending_change = None;
                         }
                         w.next = None;
@@ -645,7 +640,7 @@ impl Decider<'_> {
         let actor = "consultation";
         let live = self.live().cloned();
         let carry = match (&live, a.window.first()) {
-            (Some(w), Some((first, _))) if w.status != Status::Pending && w.start < day_start(*first) => w.rank,
+            (Some(w), Some((first, _))) if w.status != Status::Pending && w.start < day_start(*first) => w.level.rank,
             _ => 0,
         };
         let Some(plan) = assess::plan(a, carry, self.pb) else { return };
@@ -680,7 +675,6 @@ impl Decider<'_> {
                     EventKind::Proposed {
                         id,
                         level: first.level.clone(),
-                        rank: first.rank,
                         start,
                         expected_end: plan.end,
                         rule,
@@ -697,7 +691,6 @@ impl Decider<'_> {
                     EventKind::Issued {
                         id,
                         level: first.level.clone(),
-                        rank: first.rank,
                         start,
                         expected_end: plan.end,
                         rule,
@@ -732,7 +725,6 @@ impl Decider<'_> {
                             EventKind::Proposed {
                                 id: w.id,
                                 level: first.level.clone(),
-                                rank: first.rank,
                                 start,
                                 expected_end: plan.end,
                                 rule,
@@ -749,7 +741,6 @@ impl Decider<'_> {
                             EventKind::Issued {
                                 id: w.id,
                                 level: first.level.clone(),
-                                rank: first.rank,
                                 start,
                                 expected_end: plan.end,
                                 rule,
@@ -818,7 +809,7 @@ impl Decider<'_> {
             // The trajectory already decided: the level in force, then the scheduled change.
             let decided = |t: DateTime<Utc>| match &w.next {
                 Some(n) if n.at <= t => n.rank,
-                _ => w.rank,
+                _ => w.level.rank,
             };
             let mut times: Vec<DateTime<Utc>> = vec![t0];
             if let Some(p) = &w.plan {
@@ -861,7 +852,7 @@ impl Decider<'_> {
                 );
                 continue;
             }
-            let c = w.rank;
+            let c = w.level.rank;
             if d > c {
                 let Some(level) = self.pb.levels.iter().find(|l| l.rank == d).map(|l| l.id.clone()) else {
                     return;
@@ -895,15 +886,17 @@ impl Decider<'_> {
                     }
                     None => {
                         let role = needs(self.pb, &level).unwrap_or_default();
-                        if w.pending_change.as_ref().is_none_or(|p| p.level != level || p.effective != Some(t)) {
+                        if w.pending_change
+                            .as_ref()
+                            .is_none_or(|p| p.level.id != level || p.effective != Some(t))
+                        {
                             self.emit(
                                 self.now,
                                 "consultation",
                                 format!("会商预测自{}起达到{}条件，待签发", zh_time(t), level_name(self.pb, &level)),
                                 fid,
                                 EventKind::ChangeProposed {
-                                    level,
-                                    rank: d,
+                                    level: Ranked::new(level, d),
                                     expected_end: w.expected_end,
                                     rule,
                                     needs: role,
@@ -1006,7 +999,7 @@ impl Decider<'_> {
                         format!("自{}起执行{}", zh_time(n.at), level_name(self.pb, level)),
                         None,
                         EventKind::LevelChanged {
-                            from: w.level.clone(),
+                            from: w.level.id.clone(),
                             to: level.clone(),
                             rank: n.rank,
                             expected_end: w.expected_end,
@@ -1035,7 +1028,7 @@ impl Decider<'_> {
             return Err(LifecycleError::Forbidden {
                 role: role.into(),
                 needs: needs(self.pb, &level).unwrap_or_default(),
-                level,
+                level: level.id,
             });
         }
         let title = self.pb.role(role).map_or(role, |r| r.name.as_str()).to_string();
@@ -1054,7 +1047,6 @@ impl Decider<'_> {
                 EventKind::Issued {
                     id: w.id,
                     level,
-                    rank: w.rank,
                     start,
                     expected_end: w.expected_end.max(start),
                     rule: w.rule.clone(),
@@ -1083,8 +1075,8 @@ impl Decider<'_> {
                 ),
                 None,
                 EventKind::Scheduled {
-                    to: Some(p.level.clone()),
-                    rank: p.rank,
+                    to: Some(p.level.id.clone()),
+                    rank: p.level.rank,
                     effective: at,
                     signer: Some(signer.into()),
                     rule: p.rule.clone(),
@@ -1114,8 +1106,7 @@ impl Decider<'_> {
                     None,
                     EventKind::Issued {
                         id: wid,
-                        level: min_level.into(),
-                        rank,
+                        level: Ranked::new(min_level, rank),
                         start,
                         expected_end: end,
                         rule: None,
@@ -1127,10 +1118,10 @@ impl Decider<'_> {
                 );
             }
             Some(w) if w.status == Status::Pending => {
-                let (level, rank) = if w.rank > rank {
-                    (w.level.clone(), w.rank)
+                let level = if w.level.rank > rank {
+                    w.level.clone()
                 } else {
-                    (min_level.to_string(), rank)
+                    Ranked::new(min_level, rank)
                 };
                 self.emit(
                     self.now,
@@ -1140,7 +1131,6 @@ impl Decider<'_> {
                     EventKind::Issued {
                         id: w.id,
                         level,
-                        rank,
                         start: w.start.min(start),
                         expected_end: w.expected_end.max(end),
                         rule: w.rule.clone(),
@@ -1467,8 +1457,7 @@ levels:
             e.kind,
             EventKind::Proposed {
                 id: "140100-20261201-1".into(),
-                level: "orange".into(),
-                rank: 3,
+                level: Ranked::new("orange", 3),
                 start: t("2026-12-03 00:00"),
                 expected_end: t("2026-12-05 00:00"),
                 rule: Some("日AQI>200持续48小时".into()),
@@ -1476,8 +1465,7 @@ levels:
                 reopened: false,
                 plan: vec![Step {
                     at: t("2026-12-03 00:00"),
-                    level: "orange".into(),
-                    rank: 3
+                    level: Ranked::new("orange", 3),
                 }],
             }
         );
@@ -2010,6 +1998,38 @@ levels:
             folded.apply(e);
         }
         assert_eq!(folded, tl.state);
+    }
+
+    #[test]
+    fn a_level_and_its_rank_are_stored_as_the_two_fields_they_always_were() {
+        // Records as earlier versions wrote them: read, then written again byte for byte.
+        let issued = r#"{"region":"140100","at":"2026-12-01T08:05:00Z","actor":"李副市长","reason":"签发","forecast_id":"f1","playbook":"taiyuan@2026.1","kind":"issued","id":"140100-20261202-1","level":"orange","rank":2,"start":"2026-12-01T16:00:00Z","expected_end":"2026-12-04T16:00:00Z","rule":"r","signer":"李副市长","reopened":false,"plan":[{"at":"2026-12-01T16:00:00Z","level":"orange","rank":2},{"at":"2026-12-02T16:00:00Z","level":"red","rank":3}],"lead_missed":true}"#;
+        let change = r#"{"region":"140100","at":"2026-12-01T08:05:00Z","actor":"consultation","reason":"待签发","forecast_id":null,"playbook":"taiyuan@2026.1","kind":"change_proposed","level":"red","rank":3,"expected_end":"2026-12-04T16:00:00Z","rule":null,"needs":"head","effective":"2026-12-02T16:00:00Z"}"#;
+        for json in [issued, change] {
+            let e: Event = serde_json::from_str(json).unwrap();
+            assert_eq!(serde_json::to_string(&e).unwrap(), json);
+        }
+        let e: Event = serde_json::from_str(issued).unwrap();
+        let EventKind::Issued { level, plan, .. } = &e.kind else {
+            panic!("{e:?}")
+        };
+        assert_eq!((level, plan[1].level.rank), (&Ranked::new("orange", 2), 3));
+        let mut state = RegionState::default();
+        state.apply(&e);
+        state.apply(&serde_json::from_str(change).unwrap());
+        let w = state.warning.unwrap();
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(
+            (&json["level"], &json["rank"]),
+            (&serde_json::json!("orange"), &serde_json::json!(2))
+        );
+        assert_eq!(
+            (&json["pending_change"]["level"], &json["pending_change"]["rank"]),
+            (&serde_json::json!("red"), &serde_json::json!(3))
+        );
+        let text = serde_json::to_string(&w).unwrap();
+        assert!(text.contains(r#""status":"issued","level":"orange","rank":2,"start":"#), "{text}");
+        assert_eq!(serde_json::from_str::<Warning>(&text).unwrap(), w);
     }
 
     #[test]

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::domain::ack_step::AckStep;
+use crate::domain::level::LevelId;
 use crate::domain::playbook::Playbook;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, EventKind, RegionState, Status, Warning};
@@ -121,7 +122,7 @@ pub struct Assignment {
     /// Who.
     pub party: Party,
     /// The level.
-    pub level: String,
+    pub level: LevelId,
     /// From when the measures apply (the warning start).
     pub applies_from: DateTime<Utc>,
     /// Acknowledge by.
@@ -162,7 +163,7 @@ pub struct Round {
     /// The warning's region.
     pub warning_region: RegionCode,
     /// The level.
-    pub level: String,
+    pub level: LevelId,
     /// From when the measures apply.
     pub applies_from: DateTime<Utc>,
     /// Acknowledge by.
@@ -440,7 +441,7 @@ impl AssignStage {
             seq: 0,
             warning_id: w.id.clone(),
             warning_region: w.region,
-            level: level.to_string(),
+            level: level.into(),
             applies_from: start,
             ack_deadline: deadline,
             created_at: now,
@@ -917,6 +918,7 @@ pub fn check(r: &crate::store::ReadTx) -> Result<(Vec<String>, std::collections:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::level::Ranked;
     use crate::registry::import::ImportOptions;
     use crate::registry::{Enterprise, ListVersion, import};
     use crate::store::Store;
@@ -1012,8 +1014,7 @@ mod tests {
     fn issued(id: &str, level: &str) -> EventKind {
         EventKind::Issued {
             id: id.into(),
-            level: level.into(),
-            rank: if level == "red" { 3 } else { 2 },
+            level: Ranked::new(level, if level == "red" { 3 } else { 2 }),
             start: Utc::now(),
             expected_end: Utc::now() + Duration::days(2),
             rule: None,

@@ -30,6 +30,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::domain::ack_step::AckStep;
+use crate::domain::level::LevelId;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{EventKind, Warning};
 use crate::engine::assign::{self, Assignment, AssignmentStatus, Party};
@@ -42,7 +43,7 @@ use crate::store::{ReadTx, RecordBody, StoreError};
 #[derive(Debug, Clone, Serialize)]
 pub struct LevelPeriod {
     /// Level id.
-    pub level: String,
+    pub level: LevelId,
     /// Its name.
     pub level_name: String,
     /// Set at (issue or change).
@@ -161,7 +162,7 @@ pub struct InspectionSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReductionCheck {
     /// Level id.
-    pub level: String,
+    pub level: LevelId,
     /// Its name.
     pub level_name: String,
     /// Enterprises assigned at this level (list measures).
@@ -194,7 +195,7 @@ pub struct Summary {
     /// Lifecycle events.
     pub history: Vec<Value>,
     /// Tasks per level.
-    pub assignments: BTreeMap<String, LevelAssignments>,
+    pub assignments: BTreeMap<LevelId, LevelAssignments>,
     /// Acknowledgements in total, per region and per level.
     pub acknowledgements: Value,
     /// Inspections.
@@ -262,7 +263,7 @@ fn periods(history: &[crate::store::Record], defaults: &Defaults, now: DateTime<
     for rec in history {
         let RecordBody::Warning { event, .. } = &rec.body else { continue };
         let next = match &event.kind {
-            EventKind::Issued { level, .. } => Some(level.clone()),
+            EventKind::Issued { level, .. } => Some(level.id.clone()),
             EventKind::LevelChanged { to, .. } => Some(to.clone()),
             EventKind::Lifted | EventKind::Cancelled => {
                 close(&mut out, event.at);
@@ -315,10 +316,10 @@ pub fn build(
         .collect();
     let all = all_assignments(r, warning_id)?;
 
-    let mut per_level: BTreeMap<String, LevelAssignments> = BTreeMap::new();
+    let mut per_level: BTreeMap<LevelId, LevelAssignments> = BTreeMap::new();
     let mut total = AckStats::default();
     let mut by_region: BTreeMap<RegionCode, AckStats> = BTreeMap::new();
-    let mut by_level: BTreeMap<String, AckStats> = BTreeMap::new();
+    let mut by_level: BTreeMap<LevelId, AckStats> = BTreeMap::new();
     for a in &all {
         let l = per_level.entry(a.level.clone()).or_default();
         match (&a.party, &a.negotiated) {
@@ -339,7 +340,7 @@ pub fn build(
             (r.to_string(), s)
         })
         .collect();
-    let by_level: BTreeMap<String, AckStats> = by_level.into_iter().map(|(l, s)| (l, s.finish())).collect();
+    let by_level: BTreeMap<LevelId, AckStats> = by_level.into_iter().map(|(l, s)| (l, s.finish())).collect();
     let acknowledgements = json!({ "total": total.finish(), "by_region": by_region, "by_level": by_level });
 
     let list: Vec<Inspection> = r

@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::level::LevelId;
 use crate::domain::playbook::Playbook;
 use crate::domain::region::RegionCode;
 use crate::domain::warning::{Event, EventKind, RegionState};
@@ -106,7 +107,7 @@ pub struct Inspection {
     /// The assignment inspected (measures or negotiated reduction).
     pub assignment: String,
     /// Its level.
-    pub level: String,
+    pub level: LevelId,
     /// Whether it is a negotiated reduction (协商减排).
     pub negotiated: bool,
     /// The enterprise's county: whose inspectors go.
@@ -134,7 +135,7 @@ pub struct Inspection {
     pub closed: Option<Closure>,
     /// The levels it was carried across, in order (the first is the level it was opened at).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub levels: Vec<String>,
+    pub levels: Vec<LevelId>,
 }
 
 impl Inspection {

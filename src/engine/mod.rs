@@ -532,7 +532,7 @@ impl Engine {
                 };
                 if let Some(role) = role {
                     let level = match &w.pending_change {
-                        Some(p) if p.rank > w.rank => &p.level,
+                        Some(p) if p.level.rank > w.level.rank => &p.level,
                         _ => &w.level,
                     };
                     crate::domain::authority::may_act(&pb, level, role, what).map_err(|r| EngineError::Forbidden(r.0))?;

@@ -229,7 +229,7 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) ->
         data["ack_url"] = json!(format!("{base}/ack/{}", n.tokens.token(&a)));
         data["region_name"] = json!(regions.name(a.warning_region));
         data["issuer"] = json!(crate::domain::playbook::issuer_of(&n.playbooks, a.warning_region, regions).name);
-        data["level_name"] = json!(defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()));
+        data["level_name"] = json!(defaults.level(&a.level).map_or_else(|| a.level.to_string(), |l| l.name.clone()));
         let (kind, template) = match &f.end {
             None => {
                 data["event"] = json!("assignment_issued");
@@ -278,7 +278,7 @@ fn department_notices(n: &Notices, roster: &Roster, a: &assign::Assignment, end:
         "department": { "id": id, "name": format!("{region_name}{name}") },
         "duty": a.duty,
         "region_name": n.regions.name(a.warning_region),
-        "level_name": n.defaults.level(&a.level).map_or(a.level.clone(), |l| l.name.clone()),
+        "level_name": n.defaults.level(&a.level).map_or_else(|| a.level.to_string(), |l| l.name.clone()),
         "applies_from": crate::engine::escalate::local(a.applies_from),
         "deadline": crate::engine::escalate::local(a.ack_deadline),
         "ack_url": format!("{base}/ack/{}", n.tokens.token(a)),

@@ -206,7 +206,7 @@ impl NotifyStage {
     /// The template context of a lifecycle event.
     pub fn warning_context(&self, e: &Event, state: &RegionState, pb: &Playbook) -> Value {
         let w = state.warning.as_ref();
-        let current = w.map(|w| w.level.clone()).unwrap_or_default();
+        let current = w.map(|w| w.level.id.clone()).unwrap_or_default();
         let (level, from, needs, signer, start, end) = match &e.kind {
             EventKind::Proposed {
                 level,
@@ -214,20 +214,27 @@ impl NotifyStage {
                 start,
                 expected_end,
                 ..
-            } => (level.clone(), None, Some(needs.clone()), None, Some(*start), Some(*expected_end)),
+            } => (level.id.clone(), None, Some(needs.clone()), None, Some(*start), Some(*expected_end)),
             EventKind::Issued {
                 level,
                 signer,
                 start,
                 expected_end,
                 ..
-            } => (level.clone(), None, None, signer.clone(), Some(*start), Some(*expected_end)),
+            } => (level.id.clone(), None, None, signer.clone(), Some(*start), Some(*expected_end)),
             EventKind::ChangeProposed {
                 level,
                 needs,
                 expected_end,
                 ..
-            } => (level.clone(), Some(current), Some(needs.clone()), None, None, Some(*expected_end)),
+            } => (
+                level.id.clone(),
+                Some(current),
+                Some(needs.clone()),
+                None,
+                None,
+                Some(*expected_end),
+            ),
             EventKind::LevelChanged {
                 from,
                 to,
@@ -272,7 +279,7 @@ impl NotifyStage {
             "region_name": self.regions.name(e.region),
             "region_full_name": path.concat(),
             "level": level,
-            "level_name": lv.map(|l| l.name.clone()).unwrap_or_else(|| level.clone()),
+            "level_name": lv.map(|l| l.name.clone()).unwrap_or_else(|| level.to_string()),
             "level_colour": lv.map(|l| l.colour.clone()),
             "response": lv.map(|l| l.response.clone()).unwrap_or_default(),
             "from_level": from,
@@ -491,6 +498,7 @@ pub fn enqueue_for_assignment(tx: &mut Tx<'_>, now: DateTime<Utc>, notice: Assig
 mod tests {
     use super::*;
     use crate::domain::forecast::parse_time;
+    use crate::domain::level::Ranked;
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_time(s).unwrap().with_timezone(&Utc)
@@ -520,8 +528,7 @@ mod tests {
     fn proposed(level: &str, start: &str, end: &str) -> EventKind {
         EventKind::Proposed {
             id: "140100-20261201-1".into(),
-            level: level.into(),
-            rank: 2,
+            level: Ranked::new(level, 2),
             start: t(start),
             expected_end: t(end),
             rule: None,
@@ -533,8 +540,7 @@ mod tests {
 
     fn change(level: &str, end: &str) -> EventKind {
         EventKind::ChangeProposed {
-            level: level.into(),
-            rank: 3,
+            level: Ranked::new(level, 3),
             expected_end: t(end),
             rule: None,
             needs: "head".into(),

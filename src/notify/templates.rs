@@ -1,11 +1,14 @@
 //! Message templates (minijinja 2) that operators edit: `playbooks/templates/notify/`.
 //!
-//! In: the folder. Each message kind `NAME` has `NAME.subject.j2` (one line), `NAME.txt.j2` (plain
-//! text) and optionally `NAME.html.j2` (HTML, auto-escaped: a `<script>` in a name shows as text).
-//! Out: [`Rendered`] subject, text and HTML for a message's data. Everything is read and compiled
-//! at start, so a broken template stops the daemon at start, not at 3 a.m.; a reload (SIGHUP,
-//! `hazeflow reload`) reads the folder again and keeps the old templates when the new ones do not
-//! compile. `hazeflow check` also renders every kind with sample data in strict mode
+//! In: the folder, over the copies shipped in the binary ([`SHIPPED`]): a file of a shipped name
+//! wins, a folder without one still sends the shipped Chinese notices, and the folder's other
+//! `*.j2` files are kinds of its own (a roster's route may name them). Each message kind `NAME` has
+//! `NAME.subject.j2` (one line), `NAME.txt.j2` (plain text) and optionally `NAME.html.j2` (HTML,
+//! auto-escaped: a `<script>` in a name shows as text). Out: [`Rendered`] subject, text and HTML
+//! for a message's data. Everything is read and compiled at start, so a broken template stops the
+//! daemon at start, not at 3 a.m.; a reload (SIGHUP, `hazeflow reload`) reads the folder again and
+//! keeps the old templates when the new ones do not compile ([`crate::templates`]: the one policy
+//! of every template set). `hazeflow check` also renders every kind with sample data in strict mode
 //! ([`Templates::check_all`]), so that a misspelt variable is caught before a message goes out.
 
 use std::path::Path;
@@ -13,6 +16,434 @@ use std::path::Path;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+/// The shipped notice templates, by name: a file of the same name in the folder overrides one.
+pub const SHIPPED: &[(&str, &str)] = &[
+    (
+        "ack_escalated.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_escalated.html.j2"
+        )),
+    ),
+    (
+        "ack_escalated.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_escalated.subject.j2"
+        )),
+    ),
+    (
+        "ack_escalated.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_escalated.txt.j2"
+        )),
+    ),
+    (
+        "ack_overdue.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_overdue.html.j2"
+        )),
+    ),
+    (
+        "ack_overdue.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_overdue.subject.j2"
+        )),
+    ),
+    (
+        "ack_overdue.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_overdue.txt.j2"
+        )),
+    ),
+    (
+        "ack_reminder.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_reminder.html.j2"
+        )),
+    ),
+    (
+        "ack_reminder.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_reminder.subject.j2"
+        )),
+    ),
+    (
+        "ack_reminder.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/ack_reminder.txt.j2"
+        )),
+    ),
+    (
+        "assignment_cancelled.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_cancelled.html.j2"
+        )),
+    ),
+    (
+        "assignment_cancelled.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_cancelled.subject.j2"
+        )),
+    ),
+    (
+        "assignment_cancelled.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_cancelled.txt.j2"
+        )),
+    ),
+    (
+        "assignment_issued.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_issued.html.j2"
+        )),
+    ),
+    (
+        "assignment_issued.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_issued.subject.j2"
+        )),
+    ),
+    (
+        "assignment_issued.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_issued.txt.j2"
+        )),
+    ),
+    (
+        "assignment_lifted.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_lifted.html.j2"
+        )),
+    ),
+    (
+        "assignment_lifted.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_lifted.subject.j2"
+        )),
+    ),
+    (
+        "assignment_lifted.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_lifted.txt.j2"
+        )),
+    ),
+    (
+        "assignment_withdrawn.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_withdrawn.html.j2"
+        )),
+    ),
+    (
+        "assignment_withdrawn.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_withdrawn.subject.j2"
+        )),
+    ),
+    (
+        "assignment_withdrawn.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/assignment_withdrawn.txt.j2"
+        )),
+    ),
+    (
+        "delivery_failed.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/delivery_failed.html.j2"
+        )),
+    ),
+    (
+        "delivery_failed.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/delivery_failed.subject.j2"
+        )),
+    ),
+    (
+        "delivery_failed.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/delivery_failed.txt.j2"
+        )),
+    ),
+    (
+        "department_cancelled.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_cancelled.html.j2"
+        )),
+    ),
+    (
+        "department_cancelled.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_cancelled.subject.j2"
+        )),
+    ),
+    (
+        "department_cancelled.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_cancelled.txt.j2"
+        )),
+    ),
+    (
+        "department_issued.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_issued.html.j2"
+        )),
+    ),
+    (
+        "department_issued.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_issued.subject.j2"
+        )),
+    ),
+    (
+        "department_issued.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_issued.txt.j2"
+        )),
+    ),
+    (
+        "department_lifted.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_lifted.html.j2"
+        )),
+    ),
+    (
+        "department_lifted.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_lifted.subject.j2"
+        )),
+    ),
+    (
+        "department_lifted.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_lifted.txt.j2"
+        )),
+    ),
+    (
+        "department_reminder.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_reminder.html.j2"
+        )),
+    ),
+    (
+        "department_reminder.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_reminder.subject.j2"
+        )),
+    ),
+    (
+        "department_reminder.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_reminder.txt.j2"
+        )),
+    ),
+    (
+        "department_withdrawn.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_withdrawn.html.j2"
+        )),
+    ),
+    (
+        "department_withdrawn.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_withdrawn.subject.j2"
+        )),
+    ),
+    (
+        "department_withdrawn.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/department_withdrawn.txt.j2"
+        )),
+    ),
+    (
+        "layout.html.j2",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/notify/layout.html.j2")),
+    ),
+    (
+        "negotiated_issued.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/negotiated_issued.html.j2"
+        )),
+    ),
+    (
+        "negotiated_issued.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/negotiated_issued.subject.j2"
+        )),
+    ),
+    (
+        "negotiated_issued.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/negotiated_issued.txt.j2"
+        )),
+    ),
+    (
+        "store_fault.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/store_fault.html.j2"
+        )),
+    ),
+    (
+        "store_fault.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/store_fault.subject.j2"
+        )),
+    ),
+    (
+        "store_fault.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/store_fault.txt.j2"
+        )),
+    ),
+    (
+        "warning_cancelled.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_cancelled.html.j2"
+        )),
+    ),
+    (
+        "warning_cancelled.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_cancelled.subject.j2"
+        )),
+    ),
+    (
+        "warning_cancelled.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_cancelled.txt.j2"
+        )),
+    ),
+    (
+        "warning_changed.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_changed.html.j2"
+        )),
+    ),
+    (
+        "warning_changed.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_changed.subject.j2"
+        )),
+    ),
+    (
+        "warning_changed.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_changed.txt.j2"
+        )),
+    ),
+    (
+        "warning_issued.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_issued.html.j2"
+        )),
+    ),
+    (
+        "warning_issued.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_issued.subject.j2"
+        )),
+    ),
+    (
+        "warning_issued.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_issued.txt.j2"
+        )),
+    ),
+    (
+        "warning_lifted.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_lifted.html.j2"
+        )),
+    ),
+    (
+        "warning_lifted.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_lifted.subject.j2"
+        )),
+    ),
+    (
+        "warning_lifted.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_lifted.txt.j2"
+        )),
+    ),
+    (
+        "warning_proposed.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_proposed.html.j2"
+        )),
+    ),
+    (
+        "warning_proposed.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_proposed.subject.j2"
+        )),
+    ),
+    (
+        "warning_proposed.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_proposed.txt.j2"
+        )),
+    ),
+];
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +502,13 @@ pub fn one_line(s: &str) -> String {
 }
 
 impl Templates {
-    /// Reads and compiles every `*.j2` in the folder; errors are `file:line:column: message`.
+    /// Reads and compiles the notices: each shipped template ([`SHIPPED`]) or the folder's file of
+    /// the same name, and every other `*.j2` in the folder (kinds of its own); a folder that does not
+    /// exist gives the shipped set. Loaded like every template set ([`crate::templates`]): at start
+    /// and on a reload, whole or not at all. Errors are `file:line:column: message`.
     pub fn load(dir: &Path) -> Result<Templates, Vec<String>> {
-        let rd = std::fs::read_dir(dir).map_err(|e| vec![format!("{}:0:0: cannot read the templates folder: {e}", dir.display())])?;
+        let files = crate::templates::read_shipped_and_own(dir, SHIPPED, ".j2")
+            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let mut env = Environment::new();
         // At delivery a missing value renders empty (a message with a gap beats no message);
         // `check` renders strictly so that `hazeflow check` catches the typo first.
@@ -86,24 +521,12 @@ impl Templates {
             }
         });
         env.set_keep_trailing_newline(true);
-        let mut files: Vec<_> = rd
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "j2"))
-            .collect();
-        files.sort();
         let mut errors = Vec::new();
         let mut digest = Sha256::new();
-        for f in files {
-            let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            match std::fs::read_to_string(&f) {
-                Ok(src) => {
-                    digest.update(format!("{name}\0{}\0{src}\0", src.len()).as_bytes());
-                    if let Err(e) = env.add_template_owned(name, src.clone()) {
-                        errors.push(location(dir, &e, Some(&src)));
-                    }
-                }
-                Err(e) => errors.push(format!("{}:0:0: cannot read: {e}", f.display())),
+        for (name, src) in files {
+            digest.update(format!("{name}\0{}\0{src}\0", src.len()).as_bytes());
+            if let Err(e) = env.add_template_owned(name, src.clone()) {
+                errors.push(location(dir, &e, Some(&src)));
             }
         }
         if errors.is_empty() {
@@ -393,7 +816,10 @@ mod tests {
         std::fs::write(p.join("x.txt.j2"), "{{ recipient.name }}同志：\n\n  预警编号：{{ warning_idd }}\n").unwrap();
         std::fs::write(p.join("y.txt.j2"), "{{ recipient.name }}\n").unwrap();
         let t = Templates::load(p).unwrap();
-        assert_eq!(t.kinds(), ["x", "y"]);
+        // The folder's own kinds beside the shipped ones.
+        let kinds = t.kinds();
+        assert!(kinds.iter().any(|k| k == "x") && kinds.iter().any(|k| k == "y"), "{kinds:?}");
+        assert_eq!(kinds.len(), shipped().kinds().len() + 2, "{kinds:?}");
         let errors = t.check_all(p);
         assert_eq!(errors.len(), 2, "{errors:#?}");
         let x = format!("{}:3:11: ", p.join("x.txt.j2").display());
@@ -402,5 +828,53 @@ mod tests {
             errors[1].starts_with(&format!("{}: missing", p.join("y.subject.j2").display())),
             "{errors:#?}"
         );
+    }
+
+    #[test]
+    fn the_shipped_table_holds_every_file_of_the_shipped_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/templates/notify");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        on_disk.sort();
+        let mut table: Vec<String> = SHIPPED.iter().map(|(n, _)| (*n).to_string()).collect();
+        table.sort();
+        assert_eq!(table, on_disk);
+        for (name, text) in SHIPPED {
+            assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), *text, "{name}");
+        }
+    }
+
+    #[test]
+    fn without_a_folder_or_with_an_empty_one_the_shipped_notices_are_sent() {
+        let empty = tempfile::tempdir().unwrap();
+        let missing = empty.path().join("no-such-folder");
+        let want = shipped();
+        for dir in [empty.path(), missing.as_path()] {
+            let t = Templates::load(dir).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+            assert_eq!(t.kinds(), want.kinds());
+            assert_eq!(t.digest(), want.digest(), "the same texts as the shipped folder's");
+            let r = t.render("warning_issued", &sample_data("warning_issued")).unwrap();
+            assert_eq!(r.subject, "【橙色预警】太原市重污染天气橙色预警（Ⅱ级）启动通知");
+            assert_eq!(t.check_all(dir), Vec::<String>::new());
+        }
+    }
+
+    #[test]
+    fn a_file_of_a_shipped_name_overrides_it_and_a_broken_one_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("warning_issued.subject.j2"), "【{{ level_name }}】{{ region_name }}启动").unwrap();
+        let t = Templates::load(p).unwrap();
+        let r = t.render("warning_issued", &sample_data("warning_issued")).unwrap();
+        assert_eq!(r.subject, "【橙色预警】太原市启动");
+        assert_ne!(t.digest(), shipped().digest());
+
+        std::fs::write(p.join("warning_lifted.txt.j2"), "{{ at }解除\n").unwrap();
+        let e = Templates::load(p).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        let file = p.join("warning_lifted.txt.j2").display().to_string();
+        assert!(e[0].starts_with(&format!("{file}:1:")), "{e:?}");
     }
 }

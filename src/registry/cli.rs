@@ -18,6 +18,7 @@ use chrono::Utc;
 use super::import::{self, ImportOptions, ListDiff};
 use super::reports::{self, BOARD_TEMPLATE};
 use super::{Defaults, ListVersion, RegistryError, Species, Uscc, defaults};
+use crate::domain::level::LevelId;
 use crate::domain::region::{RegionCode, Regions};
 
 /// Where the seed list lives, relative to the working folder.
@@ -69,7 +70,7 @@ pub enum RegistryCommand {
         region: Option<String>,
         /// Only this level.
         #[arg(long)]
-        level: Option<String>,
+        level: Option<LevelId>,
         /// Whole-society emissions (default: whole_society_emissions.csv beside the list).
         #[arg(long)]
         society: Option<PathBuf>,

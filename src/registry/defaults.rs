@@ -63,6 +63,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
+use crate::domain::level::LevelId;
 use crate::domain::region::Tier;
 
 use super::{Enterprise, Grade, IndustryCode, MeasureKind, PartialPerSpecies, PerSpecies, RegistryError, Species, yaml_error};
@@ -102,7 +103,7 @@ pub struct Defaults {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LevelDefaults {
     /// Level id (`yellow`).
-    pub id: String,
+    pub id: LevelId,
     /// Chinese name (`黄色预警`).
     pub name: String,
     /// Acknowledgement due this many hours after the notice.
@@ -207,7 +208,7 @@ pub enum MeasureSource {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssignedMeasure {
     /// Level id.
-    pub level: String,
+    pub level: LevelId,
     /// The line, `None` for the whole enterprise.
     pub line: Option<String>,
     /// The line's name.
@@ -434,7 +435,7 @@ fn assigned(
     source: MeasureSource,
 ) -> AssignedMeasure {
     AssignedMeasure {
-        level: level.to_string(),
+        level: level.into(),
         line: line.map(str::to_string),
         line_name: line.and_then(|l| e.line(l)).map(|l| l.name.clone()),
         process: process.map(str::to_string),
@@ -451,7 +452,7 @@ fn assigned(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Laxity {
     /// Level id.
-    pub level: String,
+    pub level: LevelId,
     /// Level name.
     pub level_name: String,
     /// The pollutants (emitted by the enterprise) cut less.
@@ -526,7 +527,7 @@ pub fn parse_defaults(file: &str, text: &str) -> Result<Defaults, Vec<RegistryEr
     let raw: RawDefaults = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
     let mut v = Validator { file, errors: Vec::new() };
     let levels = v.levels(&raw.levels);
-    let level_ids: Vec<String> = levels.iter().map(|l| l.id.clone()).collect();
+    let level_ids: Vec<String> = levels.iter().map(|l| l.id.to_string()).collect();
     let departments = v.departments(&raw.departments, &level_ids);
     let mut industries = Vec::new();
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
@@ -720,7 +721,7 @@ impl Validator<'_> {
             }
             let (remind_before_hours, escalate_every_hours) = self.reminder_timing(l);
             out.push(LevelDefaults {
-                id: l.id.value.clone(),
+                id: l.id.value.as_str().into(),
                 name: l.name.clone(),
                 ack_deadline_hours: l.ack_deadline_hours.value,
                 remind_before_hours,

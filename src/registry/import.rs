@@ -1399,7 +1399,7 @@ impl Builder {
             self.implied.push((idx, e.measures.len()));
         }
         e.measures.push(Measure {
-            level,
+            level: level.into(),
             line: line.map(str::to_string),
             kind,
             process: c.process.map(|p| p.text.to_string()),

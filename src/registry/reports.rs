@@ -20,6 +20,7 @@ use super::defaults::total_fraction;
 use super::import::read_table;
 use super::types::fmt_num;
 use super::{Defaults, Enterprise, IndustryCode, ListVersion, PerSpecies, PermitNo, RegistryError, Species, Uscc};
+use crate::domain::level::LevelId;
 use crate::domain::region::{RegionCode, Regions};
 
 // ---------------------------------------------------------------------------------------------
@@ -292,7 +293,7 @@ pub struct ReductionRow {
     /// Its name.
     pub region_name: String,
     /// Level id.
-    pub level: String,
+    pub level: LevelId,
     /// Enterprises of the list in the region.
     pub enterprises: usize,
     /// Their baseline emissions, t/day.
@@ -392,7 +393,7 @@ pub fn reductions(
             report.rows.push(ReductionRow {
                 region: r,
                 region_name: regions.name(r),
-                level: l.to_string(),
+                level: (*l).into(),
                 enterprises: n,
                 baseline,
                 society: soc,
@@ -480,7 +481,7 @@ pub struct BoardLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct BoardLevel {
     /// Level id.
-    pub id: String,
+    pub id: LevelId,
     /// Level name (`黄色预警`).
     pub name: String,
     /// Measures.
@@ -688,7 +689,10 @@ mod tests {
             Regions::shanxi(),
         );
         assert_eq!(
-            f.rows.iter().map(|x| (x.region.to_string(), x.level.clone())).collect::<Vec<_>>(),
+            f.rows
+                .iter()
+                .map(|x| (x.region.to_string(), x.level.to_string()))
+                .collect::<Vec<_>>(),
             [("141100".to_string(), "red".to_string())]
         );
     }

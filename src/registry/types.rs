@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::PerSpecies;
+use crate::domain::level::LevelId;
 use crate::domain::region::RegionCode;
 
 // ---------------------------------------------------------------------------------------------
@@ -854,7 +855,7 @@ pub(crate) fn fmt_num(x: f64) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measure {
     /// The level id (`yellow`).
-    pub level: String,
+    pub level: LevelId,
     /// The line it applies to; `None` for the whole enterprise.
     pub line: Option<String>,
     /// What is done.

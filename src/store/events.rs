@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ack_step::AckStep;
+use crate::domain::level::LevelId;
 use crate::domain::region::RegionCode;
 use crate::registry::PerSpecies;
 use crate::registry::import::GradeChange;
@@ -186,7 +187,7 @@ pub struct AssignmentsMade {
     /// Parties assigned.
     pub count: u32,
     /// The warning's level.
-    pub level: String,
+    pub level: LevelId,
     /// The round's track: empty for the list's measures, `n:{uscc}` for a negotiated reduction.
     #[serde(default)]
     pub track: String,
@@ -206,7 +207,7 @@ pub struct EnterpriseNonCompliant {
     /// Who inspected.
     pub inspector: String,
     /// The warning's level at the task.
-    pub level: String,
+    pub level: LevelId,
     /// The enterprise's name.
     pub name: String,
     /// Whether the task was about a negotiated reduction.
@@ -289,7 +290,7 @@ pub struct NegotiatedReductionAgreed {
     /// What was agreed.
     pub commitment: Commitment,
     /// The warning's level.
-    pub level: String,
+    pub level: LevelId,
     /// The enterprise's name.
     pub name: String,
     /// The enterprise.
@@ -644,7 +645,7 @@ mod tests {
                 json!({ "warning_id": warning_id, "level": level, "count": count, "track": track }),
                 Event::AssignmentsMade(AssignmentsMade {
                     count,
-                    level: level.clone(),
+                    level: level.as_str().into(),
                     track: track.into(),
                     warning_id: warning_id.clone(),
                 }),
@@ -715,7 +716,7 @@ mod tests {
                 inspected_at,
                 inspection: id.clone(),
                 inspector: inspector.clone(),
-                level: level.clone(),
+                level: level.as_str().into(),
                 name: name.clone(),
                 negotiated,
                 note: note.clone(),
@@ -745,7 +746,7 @@ mod tests {
             json!({ "warning_id": warning_id, "uscc": uscc, "name": name, "level": level, "commitment": c }),
             Event::NegotiatedReductionAgreed(NegotiatedReductionAgreed {
                 commitment: c.clone(),
-                level: level.clone(),
+                level: level.as_str().into(),
                 name: name.clone(),
                 uscc: uscc.clone(),
                 warning_id: warning_id.clone(),

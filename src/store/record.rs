@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::events::Event;
 use crate::domain::assess::Assessment;
 use crate::domain::forecast::Forecast;
+use crate::domain::level::LevelId;
 use crate::domain::region::RegionCode;
 use crate::domain::warning;
 
@@ -86,7 +87,7 @@ pub struct DirectiveRecord {
     /// Title.
     pub name: String,
     /// Least level.
-    pub min_level: String,
+    pub min_level: LevelId,
     /// Regions named (their descendants are covered too).
     pub regions: Vec<RegionCode>,
     /// From when.

@@ -9,6 +9,7 @@ use tempfile::TempDir;
 use super::keys::*;
 use super::*;
 use crate::domain::forecast::{self, ParseOptions};
+use crate::domain::level::Ranked;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, EventKind};
 
@@ -29,8 +30,7 @@ fn warning_event(code: u32, id: &str, issued: bool) -> RecordBody {
     let kind = if issued {
         EventKind::Issued {
             id: id.into(),
-            level: "orange".into(),
-            rank: 2,
+            level: Ranked::new("orange", 2),
             start: at(12),
             expected_end: at(23),
             rule: None,
@@ -42,8 +42,7 @@ fn warning_event(code: u32, id: &str, issued: bool) -> RecordBody {
     } else {
         EventKind::Proposed {
             id: id.into(),
-            level: "orange".into(),
-            rank: 2,
+            level: Ranked::new("orange", 2),
             start: at(12),
             expected_end: at(23),
             rule: None,

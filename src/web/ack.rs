@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::domain::ack_step::AckStep;
+use crate::domain::level::LevelId;
 use crate::engine::ack::Progress;
 use crate::engine::assign::{self, Ack, Assignment, AssignmentStatus, Party};
 use crate::engine::list;
@@ -285,7 +286,7 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         .flatten()
         .map(|t| format!("/ack/{t}"));
     let region_name = state.engine.regions.name(a.warning_region);
-    let level_name = level.map_or(a.level.clone(), |l| l.name.clone());
+    let level_name = level.map_or_else(|| a.level.to_string(), |l| l.name.clone());
     // The warning's timeline and its decided end, as the notices say them.
     let w = state.engine.store.read(|r| r.warning(&a.warning_id))?;
     let timeline = w
@@ -488,7 +489,7 @@ async fn enterprise(State(s): State<Arc<AppState>>, _staff: Staff, Path(uscc): P
         .read(|r| Ok((list::enterprise(r, &uscc)?, assign::of_party(r, &format!("e:{uscc}"))?)))?;
     let e = e.ok_or_else(|| ApiError::NotFound(format!("no enterprise {uscc} on the list")))?;
     let current = history.iter().rev().find(|a| a.status == AssignmentStatus::Active).cloned();
-    let measures: BTreeMap<String, Value> = s
+    let measures: BTreeMap<LevelId, Value> = s
         .defaults
         .levels
         .iter()

@@ -103,7 +103,7 @@ async fn agree(
                 None,
                 RecordBody::Other(events::Event::NegotiatedReductionAgreed(events::NegotiatedReductionAgreed {
                     commitment: c.clone(),
-                    level: w.level.clone(),
+                    level: w.level.id.clone(),
                     name: e.name.clone(),
                     uscc: uscc.clone(),
                     warning_id: id.clone(),
@@ -116,7 +116,7 @@ async fn agree(
                 seq: 0,
                 warning_id: id.clone(),
                 warning_region: w.region,
-                level: w.level.clone(),
+                level: w.level.id.clone(),
                 applies_from: w.start.max(now),
                 ack_deadline: deadline,
                 created_at: now,
@@ -144,7 +144,7 @@ async fn agree(
                 data["warning_id"] = json!(id);
                 data["region_name"] = json!(regions.name(w.region));
                 data["issuer"] = json!(crate::domain::playbook::issuer_of(&set, w.region, regions).name);
-                data["level_name"] = json!(level.map_or(w.level.clone(), |l| l.name.clone()));
+                data["level_name"] = json!(level.map_or_else(|| w.level.to_string(), |l| l.name.clone()));
                 data["response"] = json!(level.map(|l| l.response.clone()).unwrap_or_default());
                 data["level_colour"] = json!(level.map(|l| l.colour.clone()));
                 data["recipient"] = json!({ "name": to.name });

@@ -9,7 +9,8 @@
 //! - `resilience`: the SMTP server down for a while; the daemon restarted mid-delivery; a message that
 //!   fails for good alerts the duty staff once.
 //! - `proposals`: a pending proposal re-proposed by later consultations is told once; a changed one again.
-//! - `reload`: the roster and templates reloaded on a running daemon; broken ones refused.
+//! - `reload`: the roster and templates reloaded on a running daemon; broken ones refused; a playbooks
+//!   folder without notice templates sends the shipped ones.
 //! - `webhook`: signed POSTs, retried after a 503.
 //! - `settings`: the mail settings from the environment, secrets kept secret.
 //! - `tls`: webhooks over HTTPS to a receiver with a certificate of a private CA made at test time:

@@ -156,3 +156,41 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
 fn last_record(app: &TestApp, kind: &str) -> Value {
     app.records(kind).pop().unwrap_or_else(|| panic!("no {kind} record"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playbooks_folder_without_notice_templates_sends_the_shipped_chinese_notices() {
+    let smtp = SmtpServer::start(0, None);
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let books = dir.path().join("playbooks");
+    copy_dir(std::path::Path::new(PLAYBOOKS), &books);
+    std::fs::remove_dir_all(books.join("templates/notify")).expect("the notice templates are removed");
+    let app = spawn_app_in(dir, clock(), |s| {
+        smtp_to(s, smtp.port);
+        s.playbooks = books.clone();
+    })
+    .await;
+
+    // 15:00 orange is proposed: the duty staff and the signer get the shipped proposal notice.
+    app.propose_orange_for_taiyuan().await;
+    let got = smtp.wait_for(PROPOSAL_TO.len()).await;
+    for r in &got {
+        let m = r.parsed();
+        assert_eq!(m.subject(), Some("【待签发】太原市重污染天气橙色预警（Ⅱ级）发布建议"));
+        assert_eq!(m.html_body_count(), 1);
+    }
+
+    // A reload without the folder keeps them; a broken override is refused by name.
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let notify = books.join("templates/notify");
+    std::fs::create_dir_all(&notify).expect("the folder");
+    std::fs::write(notify.join("warning_lifted.txt.j2"), "{{ at }解除\n").expect("an override");
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = body["error"].as_str().expect("an error");
+    assert!(
+        error.contains(&format!("{}:1:", notify.join("warning_lifted.txt.j2").display())),
+        "{error}"
+    );
+    app.stop().await;
+}

@@ -427,14 +427,14 @@ fn own_measures(e: &Enterprise, roles: &[Role]) -> Vec<Measure> {
     let mut probe = e.clone();
     probe.measures = out;
     let defaults = shanxi_defaults();
-    let lax: Vec<String> = defaults.laxities(&probe).into_iter().map(|l| l.level).collect();
+    let lax: Vec<_> = defaults.laxities(&probe).into_iter().map(|l| l.level).collect();
     probe.measures.retain(|m| !lax.contains(&m.level));
     probe.measures
 }
 
 fn measure(level: &str, line: Option<&str>, kind: MeasureKind, fraction: f64, note: &str) -> Measure {
     Measure {
-        level: level.to_string(),
+        level: level.into(),
         line: line.map(str::to_string),
         kind,
         process: None,

@@ -409,9 +409,9 @@ fn compile(
         }
         if let Some(from) = from {
             directives.push(Directive {
-                id: v.id.value.clone(),
+                id: v.id.value.as_str().into(),
                 name: v.name.clone(),
-                min_level: v.min_level.value.clone(),
+                min_level: v.min_level.value.as_str().into(),
                 regions: regions_of,
                 from,
                 until,
@@ -563,7 +563,7 @@ fn root_level(file: &Path, l: &Spanned<RawLevel>, roles: &[Role], horizon_days: 
         return None;
     }
     let mut level = Level {
-        id: v.id.value.clone(),
+        id: v.id.value.as_str().into(),
         rank: v.rank.as_ref().map_or(0, |r| r.value),
         name: String::new(),
         colour: String::new(),

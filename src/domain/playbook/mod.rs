@@ -25,6 +25,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, FixedOffset};
 use serde::Serialize;
 
+use crate::domain::level::LevelId;
 use crate::domain::region::{RegionCode, Regions};
 
 pub use load::{load_files, load_paths};
@@ -261,7 +262,7 @@ pub struct Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Level {
     /// Id used in files and APIs (`yellow`).
-    pub id: String,
+    pub id: LevelId,
     /// Order: a higher rank is a more severe level.
     pub rank: u32,
     /// Chinese name (黄色预警).
@@ -303,7 +304,7 @@ pub struct Directive {
     /// Title.
     pub name: String,
     /// The least level the regions must hold.
-    pub min_level: String,
+    pub min_level: LevelId,
     /// The regions named, groups expanded (descendants are covered too).
     pub regions: Vec<RegionCode>,
     /// From when.

@@ -16,13 +16,14 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::ApiError;
+use crate::domain::level::LevelId;
 use crate::web::AppState;
 
 /// How long an acknowledgement snapshot is served.
 const ACK_TTL: Duration = Duration::from_secs(15);
 
 /// Acknowledgement figures: (level → assigned, received, in place, overdue), keyed by store id.
-type AckSnapshot = BTreeMap<String, [usize; 4]>;
+type AckSnapshot = BTreeMap<LevelId, [usize; 4]>;
 static ACKS: Mutex<Option<(u64, Instant, AckSnapshot)>> = Mutex::new(None);
 
 /// One metric family: its help, type and samples.
@@ -64,8 +65,9 @@ pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Result<impl IntoR
     let mut live = Vec::new();
     for (_, st) in &states {
         if let Some(w) = st.live() {
-            *by.entry((w.level.clone(), format!("{:?}", w.status).to_lowercase())).or_default() += 1;
-            live.push((w.id.clone(), w.level.clone()));
+            *by.entry((w.level.to_string(), format!("{:?}", w.status).to_lowercase()))
+                .or_default() += 1;
+            live.push((w.id.clone(), w.level.id.clone()));
         }
     }
     let c = |k: &str| counters.iter().find(|(n, _)| n == k).map_or(0, |(_, v)| *v);
@@ -231,7 +233,7 @@ pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Result<impl IntoR
 }
 
 /// Acknowledgement figures per level, recomputed when older than [`ACK_TTL`].
-fn ack_snapshot(s: &AppState, live: &[(String, String)], now: chrono::DateTime<chrono::Utc>) -> Result<AckSnapshot, ApiError> {
+fn ack_snapshot(s: &AppState, live: &[(String, LevelId)], now: chrono::DateTime<chrono::Utc>) -> Result<AckSnapshot, ApiError> {
     let id = s.engine.store.id();
     if let Ok(g) = ACKS.lock()
         && let Some((sid, at, snap)) = g.as_ref()

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::domain::forecast::parse_time;
+use crate::domain::level::LevelId;
 use crate::domain::region::RegionCode;
 use crate::engine::SubmitError;
 use crate::engine::{EngineError, WarningAction};
@@ -177,7 +178,7 @@ async fn list_warnings(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>
         let Some(w) = st.warning else { continue };
         out.push(json!({
             "id": w.id, "region": region, "region_name": s.engine.regions.name(region),
-            "status": w.status, "level": w.level, "start": w.start, "expected_end": w.expected_end,
+            "status": w.status, "level": w.level.id, "start": w.start, "expected_end": w.expected_end,
             "rule": w.rule, "pending_sign_off": w.status == crate::domain::warning::Status::Pending || w.pending_change.is_some(),
             "pending_change": w.pending_change, "holds": w.holds, "playbook": w.playbook, "ended_at": w.ended_at,
             "lead_missed": w.lead_missed, "next": w.next, "plan": w.plan.as_ref().map(|p| &p.steps),
@@ -200,14 +201,14 @@ async fn list_regions(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>>
             let own = states.get(&r.code).and_then(crate::domain::warning::RegionState::live);
             let in_force = crate::domain::in_force::in_force(r.code, regions, &states).map(|f| {
                 json!({
-                    "level": f.warning.level, "warning": f.warning.id, "playbook": f.warning.playbook,
+                    "level": f.warning.level.id, "warning": f.warning.id, "playbook": f.warning.playbook,
                     "region": f.from, "region_name": regions.name(f.from), "inherited": f.inherited,
                     "start": f.warning.start, "expected_end": f.warning.expected_end,
                 })
             });
             json!({
                 "region": r.code, "name": r.name, "tier": r.tier.to_string(), "parent": r.parent,
-                "own_warning": own.map(|w| json!({ "id": w.id, "status": w.status, "level": w.level })),
+                "own_warning": own.map(|w| json!({ "id": w.id, "status": w.status, "level": w.level.id })),
                 "in_force": in_force,
             })
         })
@@ -314,7 +315,7 @@ async fn cancel(State(s): Shared, staff: Staff, Path(id): Path<String>, body: By
 struct DirectiveBody {
     id: String,
     name: String,
-    min_level: String,
+    min_level: LevelId,
     regions: Vec<String>,
     from: String,
     until: Option<String>,

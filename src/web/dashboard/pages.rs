@@ -19,6 +19,7 @@ use super::Dashboard;
 use super::auth::{FlashKind, Posted, Session};
 use super::chart::{Chart, forecast_chart};
 use super::views::{self, Lookup, Palette, local_time, rule_zh, short_date};
+use crate::domain::level::LevelId;
 use crate::domain::region::RegionCode;
 use crate::domain::warning::{Event, EventKind, RegionState, Status};
 use crate::engine::{EngineError, WarningAction};
@@ -182,7 +183,7 @@ struct ConsultCard {
     region_name: String,
     at: String,
     trigger: String,
-    level: String,
+    level: LevelId,
     level_name: String,
     class: String,
     rule: String,
@@ -225,7 +226,7 @@ fn consult_cards(look: &Lookup<'_>, list: &[ConsultationRecord], palette: &mut P
                     region_name: look.regions.name(a.region),
                     at: local_time(c.at),
                     trigger: trigger_zh(&c.trigger),
-                    level: a.level_or_none().to_string(),
+                    level: a.level_or_none().into(),
                     level_name: views::level_name(pb, a.level_or_none()),
                     class,
                     rule: a.rule.as_deref().map_or_else(|| "未达到任何级别".into(), rule_zh),

@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde::Serialize;
 
+use crate::domain::level::LevelId;
 use crate::domain::playbook::{Playbook, PlaybookSet, SignOff};
 use crate::domain::region::{RegionCode, Regions, Tier};
 use crate::domain::warning::{EventKind, RegionState, Status, Warning};
@@ -246,7 +247,7 @@ pub struct Tile {
     /// Its warning's page, when it has a live warning.
     pub href: Option<String>,
     /// Level id in force (or proposed, while pending); `none` otherwise.
-    pub level: String,
+    pub level: LevelId,
     /// Level name.
     pub level_name: String,
     /// `pending`, `issued`, `active` or `none`.
@@ -300,7 +301,7 @@ fn tile(code: RegionCode, look: &Lookup<'_>, states: &BTreeMap<RegionCode, Regio
         let colour = level_class(pb.as_deref(), &f.warning.level, palette);
         return Tile {
             href: Some(warning_href(&f.warning.id)),
-            level: f.warning.level.clone(),
+            level: f.warning.level.id.clone(),
             level_name: level_name(pb.as_deref(), &f.warning.level),
             status: "active".into(),
             note: format!(
@@ -331,7 +332,7 @@ fn tile(code: RegionCode, look: &Lookup<'_>, states: &BTreeMap<RegionCode, Regio
     };
     Tile {
         href: Some(warning_href(&w.id)),
-        level: w.level.clone(),
+        level: w.level.id.clone(),
         level_name,
         status: status_id(w.status).into(),
         note,
@@ -415,7 +416,7 @@ pub struct WarningRow {
     /// Region name.
     pub region_name: String,
     /// Level id.
-    pub level: String,
+    pub level: LevelId,
     /// Level name.
     pub level_name: String,
     /// Colour class.
@@ -439,7 +440,7 @@ pub struct WarningRow {
 /// Every live warning (pending, issued, active), most severe first.
 pub fn warning_rows(look: &Lookup<'_>, states: &BTreeMap<RegionCode, RegionState>, palette: &mut Palette) -> Vec<WarningRow> {
     let mut live: Vec<&Warning> = states.values().filter_map(RegionState::live).collect();
-    live.sort_by(|a, b| b.rank.cmp(&a.rank).then(a.region.cmp(&b.region)));
+    live.sort_by(|a, b| b.level.rank.cmp(&a.level.rank).then(a.region.cmp(&b.region)));
     live.into_iter().map(|w| warning_row(look, w, palette)).collect()
 }
 
@@ -452,7 +453,7 @@ pub fn warning_row(look: &Lookup<'_>, w: &Warning, palette: &mut Palette) -> War
         href: warning_href(&w.id),
         region: w.region.to_string(),
         region_name: look.regions.name(w.region),
-        level: w.level.clone(),
+        level: w.level.id.clone(),
         level_name: level_name(pb, &w.level),
         class: level_class(pb, &w.level, palette),
         status: status_id(w.status).into(),
@@ -493,7 +494,7 @@ pub struct Proposal {
     /// The level in force now (for a change).
     pub from_level_name: Option<String>,
     /// Level id proposed.
-    pub level: String,
+    pub level: LevelId,
     /// Level name proposed.
     pub level_name: String,
     /// Colour class.
@@ -517,12 +518,12 @@ pub fn proposals(look: &Lookup<'_>, states: &BTreeMap<RegionCode, RegionState>, 
         let pb = look.for_warning(w);
         let pb = pb.as_deref();
         let (kind, from, level, rank, end, rule) = match (&w.status, &w.pending_change) {
-            (Status::Pending, _) => ("新发布", None, &w.level, w.rank, w.expected_end, &w.rule),
+            (Status::Pending, _) => ("新发布", None, &w.level, w.level.rank, w.expected_end, &w.rule),
             (_, Some(p)) => (
                 "级别调整",
                 Some(level_name(pb, &w.level)),
                 &p.level,
-                p.rank,
+                p.level.rank,
                 p.expected_end,
                 &p.rule,
             ),
@@ -538,7 +539,7 @@ pub fn proposals(look: &Lookup<'_>, states: &BTreeMap<RegionCode, RegionState>, 
                 region_name: look.regions.name(w.region),
                 kind: kind.into(),
                 from_level_name: from,
-                level: level.clone(),
+                level: level.id.clone(),
                 level_name: level_name(pb, level),
                 class: level_class(pb, level, palette),
                 rule: rule.as_deref().map_or_else(|| "—".into(), rule_zh),

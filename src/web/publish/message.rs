@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::level::{LevelId, Ranked};
 use crate::domain::region::RegionCode;
 use crate::domain::warning::{EventKind, RegionState, Status, Warning};
 use crate::store::{ReadTx, Record, RecordBody, StoreError};
@@ -94,7 +95,7 @@ pub struct Message {
     /// The warning as it stood after the change.
     pub warning: Warning,
     /// The level before a level change.
-    pub previous_level: Option<String>,
+    pub previous_level: Option<LevelId>,
     /// Every earlier message of the episode, oldest first (empty for an `Alert`).
     pub references: Vec<Reference>,
 }
@@ -149,15 +150,14 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
                 effective: at,
                 ..
             } if public => {
-                let up = *rank > after.rank;
+                let up = *rank > after.level.rank;
                 effective = *at;
-                let from = after.level.clone();
-                shown.level = to.clone();
-                shown.rank = *rank;
+                let from = after.level.id.clone();
+                shown.level = Ranked::new(to.clone(), *rank);
                 (MsgType::Update, if up { Change::Upgrade } else { Change::Downgrade }, Some(from))
             }
             EventKind::LevelChanged { from, rank, .. } if public && announced.is_none() => {
-                let up = before.as_ref().is_none_or(|b| *rank > b.rank);
+                let up = before.as_ref().is_none_or(|b| *rank > b.level.rank);
                 (
                     MsgType::Update,
                     if up { Change::Upgrade } else { Change::Downgrade },
@@ -283,8 +283,7 @@ mod tests {
             at,
             EventKind::Proposed {
                 id: id.into(),
-                level: "yellow".into(),
-                rank: 1,
+                level: Ranked::new("yellow", 1),
                 start: t(at + 24),
                 expected_end: t(at + 72),
                 rule: None,
@@ -301,8 +300,7 @@ mod tests {
             at,
             EventKind::Issued {
                 id: id.into(),
-                level: "yellow".into(),
-                rank: 1,
+                level: Ranked::new("yellow", 1),
                 start: t(at + 24),
                 expected_end: t(at + 72),
                 rule: None,
@@ -352,8 +350,7 @@ mod tests {
                 4,
                 26,
                 EventKind::ChangeProposed {
-                    level: "orange".into(),
-                    rank: 2,
+                    level: Ranked::new("orange", 2),
                     expected_end: t(90),
                     rule: None,
                     needs: "deputy_head".into(),

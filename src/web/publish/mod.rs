@@ -109,7 +109,7 @@ impl<'a> Publisher<'a> {
     /// A warning's level, from the playbook it is pinned to.
     fn warning_level(&mut self, w: &crate::domain::warning::Warning) -> LevelView {
         let pb = self.playbook(&w.playbook, w.region);
-        Self::level_view(pb.as_ref(), &w.level, w.rank)
+        Self::level_view(pb.as_ref(), &w.level, w.level.rank)
     }
 
     fn view(&mut self, m: &Message) -> MessageView {

@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn each_county_shows_its_own_or_its_citys_or_provinces_warning_and_where_it_comes_from() {
         let r = Regions::shanxi();
-        let level = |w: &Warning| LevelView::unknown(&format!("{}级", w.level), w.rank);
+        let level = |w: &Warning| LevelView::unknown(&format!("{}级", w.level), w.level.rank);
         // A province-wide yellow, Taiyuan orange, Xiaodian red of its own.
         let states: BTreeMap<_, _> = [state("140000", "黄色", 1), state("140100", "橙色", 2), state("140105", "红色", 3)]
             .into_iter()

@@ -14,6 +14,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
 use super::view::{AdviceView, MessageView};
+use crate::domain::level::LevelId;
 
 /// Where the texts live, under the playbooks folder.
 pub const TEMPLATE_DIR: &str = "templates/public";
@@ -90,7 +91,7 @@ struct Lines {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Advice {
-    levels: BTreeMap<String, Lines>,
+    levels: BTreeMap<LevelId, Lines>,
     default: Lines,
 }
 

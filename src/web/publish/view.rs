@@ -6,6 +6,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::Serialize;
 
 use super::message::{Change, Message, MsgType};
+use crate::domain::level::LevelId;
 use crate::domain::playbook::{Issuer, Level};
 use crate::domain::region::{RegionCode, Regions, Tier};
 
@@ -36,7 +37,7 @@ impl Time {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LevelView {
     /// `orange`.
-    pub id: String,
+    pub id: LevelId,
     /// 橙色预警.
     pub name: String,
     /// `#FF7E00`.
@@ -188,14 +189,19 @@ impl MessageView {
             change: m.change,
             region: RegionView::new(w.region, regions),
             issuer,
-            level: level(&w.level, w.rank),
+            level: level(&w.level, w.level.rank),
             previous_level,
             sent: Time::new(m.sent),
             effective: Time::new(m.effective),
             start: Time::new(w.start),
             end: Time::new(w.expected_end),
             timeline: crate::domain::warning::timeline_named(w, |id| {
-                let rank = w.plan.iter().flat_map(|p| &p.steps).find(|s| s.level == id).map_or(0, |s| s.rank);
+                let rank = w
+                    .plan
+                    .iter()
+                    .flat_map(|p| &p.steps)
+                    .find(|s| s.level.id == id)
+                    .map_or(0, |s| s.level.rank);
                 level(id, rank).name
             }),
             in_force: w.start <= m.sent,
