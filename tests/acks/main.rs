@@ -20,6 +20,8 @@
 //! - `told`: over a real SMTP conversation (the SMTP server of the `notify` tests, `smtp`), every
 //!   enterprise and department hears of the start, the change and the end (lift or cancel) once each,
 //!   with working links; one overdue digest per officer per cycle; inspections closed at the end.
+//! - `two_stage`: 收到 and 措施已落实 each by its own deadline (the playbook's), said in the notice, on
+//!   the page and on the dashboard; 措施已落实 only with every line ticked (page and server).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -37,3 +39,4 @@ mod inspections;
 mod security;
 mod summary;
 mod told;
+mod two_stage;
