@@ -247,7 +247,15 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
             .expect("an enterprise was assigned");
         (a.key.clone(), app.state.tokens.token(a))
     };
-    // 措施已落实 with every line of its page ticked.
+    // 收到, then 措施已落实 with every line of its page ticked.
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/acks/{token}")))
+        .json(&serde_json::json!({ "step": "received", "name": "张厂长", "phone": "13800000000" }))
+        .send()
+        .await
+        .expect("the daemon answers");
+    assert!(r.status().is_success(), "{key}: {}", r.text().await.unwrap_or_default());
     let page = app
         .http
         .get(app.url(&format!("/ack/{token}")))
