@@ -312,16 +312,21 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         }
         Party::Department { name, region, .. } => (format!("{}{}", state.engine.regions.name(*region), name), Vec::new(), Vec::new()),
     };
-    let confirm: Vec<Value> = items_to_confirm(state, a)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| json!({ "n": i + 1, "item": item }))
-        .collect();
     let line_names: BTreeMap<String, String> = lines
         .iter()
         .filter_map(|l| Some((l["id"].as_str()?.to_string(), l["name"].as_str()?.to_string())))
         .collect();
     let next_step = AckStep::ALL.into_iter().find(|k| !a.has(*k)).map_or("", AckStep::as_str);
+    // The boxes to tick for 措施已落实, once 收到 is given (the same list the server checks).
+    let confirm: Vec<Value> = if notice.is_none() && a.has(AckStep::Received) && !a.has(AckStep::InPlace) {
+        items_to_confirm(state, a)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| json!({ "n": i + 1, "item": item }))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let acks: Vec<Value> = a
         .acks
         .iter()

@@ -197,11 +197,12 @@ async fn measures_in_place_are_due_by_the_playbooks_deadline_said_in_the_notice_
     let token = app.token(a["key"].as_str().unwrap());
 
     // The notice, as delivered (.eml), says both deadlines.
-    let notice = app
-        .sent("assignment_issued")
-        .into_iter()
-        .find(|m| m.recipient.address == cement.email)
-        .expect("the cement plant's notice");
+    let notice = eventually("the cement plant's notice", || async {
+        app.sent("assignment_issued")
+            .into_iter()
+            .find(|m| m.recipient.address == cement.email)
+    })
+    .await;
     let (_, text) = app.delivered(&notice.id).await;
     assert!(
         text.contains("请于2026年12月2日 12:05前确认收到，并于2026年12月3日 06:00前落实措施后再次确认“措施已落实”"),
