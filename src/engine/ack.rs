@@ -54,7 +54,7 @@ pub fn progress_of(
                 p.received += usize::from(rec);
                 p.in_place += usize::from(a.has(AckStep::InPlace));
                 p.in_place_overdue += usize::from(
-                    rec && !a.has(AckStep::InPlace) && now > crate::engine::escalate::in_place_deadline(a.applies_from, a.ack_deadline),
+                    rec && !a.has(AckStep::InPlace) && now > a.in_place_by(),
                 );
                 if !rec {
                     let no_contact = match &a.party {
@@ -78,7 +78,7 @@ pub fn progress_of(
                                 Some(json!({ "name": name, "contact": c }))
                             }
                         };
-                        missing.push(json!({ "assignment": a.key, "party": a.party, "deadline": a.ack_deadline, "overdue": overdue, "no_contact": no_contact, "who": contact }));
+                        missing.push(json!({ "assignment": a.key, "party": a.party, "deadline": a.ack_deadline, "in_place_deadline": a.in_place_by(), "overdue": overdue, "no_contact": no_contact, "who": contact }));
                     }
                 }
             }

@@ -97,7 +97,8 @@ pub struct Ack {
     pub name: String,
     /// Phone given.
     pub phone: String,
-    /// Lines confirmed (in_place), if given per line.
+    /// The lines confirmed with 措施已落实, in their words (every measure line, the commitment or the
+    /// duty; earlier versions kept the production line ids ticked).
     #[serde(default)]
     pub lines: Vec<String>,
     /// Note.
@@ -127,6 +128,10 @@ pub struct Assignment {
     pub applies_from: DateTime<Utc>,
     /// Acknowledge by.
     pub ack_deadline: DateTime<Utc>,
+    /// 措施已落实 by (from the measure defaults when the round was made; `None` in rounds of earlier
+    /// versions: see [`in_place_by`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place_deadline: Option<DateTime<Utc>>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// Status.
@@ -146,7 +151,25 @@ pub struct Assignment {
     pub index: u32,
 }
 
+/// When 措施已落实 is due: the measures' start plus the level's `in_place_after_start_hours`, never
+/// before the receipt deadline (a change that takes effect at once still leaves the time to
+/// acknowledge it).
+pub fn in_place_deadline(applies_from: DateTime<Utc>, ack_deadline: DateTime<Utc>, after_start: Duration) -> DateTime<Utc> {
+    (applies_from + after_start).max(ack_deadline)
+}
+
+/// The 措施已落实 deadline recorded on a round or assignment; rounds of earlier versions recorded none
+/// and had it at the measures' start (never before the receipt deadline).
+pub fn in_place_by(recorded: Option<DateTime<Utc>>, applies_from: DateTime<Utc>, ack_deadline: DateTime<Utc>) -> DateTime<Utc> {
+    recorded.unwrap_or_else(|| in_place_deadline(applies_from, ack_deadline, Duration::zero()))
+}
+
 impl Assignment {
+    /// When 措施已落实 is due.
+    pub fn in_place_by(&self) -> DateTime<Utc> {
+        in_place_by(self.in_place_deadline, self.applies_from, self.ack_deadline)
+    }
+
     /// Whether the step was acknowledged.
     pub fn has(&self, step: AckStep) -> bool {
         self.acks.iter().any(|a| a.step == step)
@@ -168,6 +191,9 @@ pub struct Round {
     pub applies_from: DateTime<Utc>,
     /// Acknowledge by.
     pub ack_deadline: DateTime<Utc>,
+    /// 措施已落实 by (`None` in rounds of earlier versions: see [`in_place_by`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place_deadline: Option<DateTime<Utc>>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// Number of entries.
@@ -182,6 +208,11 @@ pub struct Round {
 }
 
 impl Round {
+    /// When 措施已落实 is due.
+    pub fn in_place_by(&self) -> DateTime<Utc> {
+        in_place_by(self.in_place_deadline, self.applies_from, self.ack_deadline)
+    }
+
     /// The party key an entry has in this round.
     pub fn party_key(&self, party: &Party) -> String {
         if self.track.is_empty() { party.key() } else { self.track.clone() }
@@ -206,6 +237,7 @@ impl Round {
             level: self.level.clone(),
             applies_from: self.applies_from,
             ack_deadline: self.ack_deadline,
+            in_place_deadline: self.in_place_deadline,
             created_at: self.created_at,
             status,
             acks: entry.acks,
@@ -444,6 +476,11 @@ impl AssignStage {
             level: level.into(),
             applies_from: start,
             ack_deadline: deadline,
+            in_place_deadline: Some(in_place_deadline(
+                start,
+                deadline,
+                self.defaults.in_place_after(level).unwrap_or_else(Duration::zero),
+            )),
             created_at: now,
             count: u32::try_from(entries.len()).map_err(|_| StoreError::Refused("more than 4 billion parties".into()))?,
             track: String::new(),

@@ -135,12 +135,6 @@ fn is_received(s: &AckStep) -> bool {
     *s == AckStep::Received
 }
 
-/// When the measures of a round must be in place: their start, but never before the acknowledgement
-/// deadline (a change that takes effect at once still leaves the time to acknowledge it).
-pub fn in_place_deadline(applies_from: DateTime<Utc>, ack_deadline: DateTime<Utc>) -> DateTime<Utc> {
-    applies_from.max(ack_deadline)
-}
-
 fn timer_key(t: &Timer) -> String {
     format!(
         "{}/{}/{}/{}{}",
@@ -180,15 +174,12 @@ fn parse_tier(s: &str) -> Option<Tier> {
 }
 
 /// The timers of a round (pure): for receipt by the acknowledgement deadline, then for the measures
-/// in place by their start ([`in_place_deadline`]), each a reminder, an overdue report and escalation.
+/// in place by their deadline ([`Round::in_place_by`]), each a reminder, an overdue report and escalation.
 pub fn timers_for(defaults: &Defaults, r: &Round) -> Vec<Timer> {
     let chain: Vec<String> = defaults.escalation.iter().map(|t| tier_name(*t)).collect();
     let every = defaults.escalate_every(&r.level).unwrap_or_else(|| Duration::hours(2));
     let mut out = Vec::new();
-    for (stage, deadline) in [
-        (AckStep::Received, r.ack_deadline),
-        (AckStep::InPlace, in_place_deadline(r.applies_from, r.ack_deadline)),
-    ] {
+    for (stage, deadline) in [(AckStep::Received, r.ack_deadline), (AckStep::InPlace, r.in_place_by())] {
         let make = |step: Step, due: DateTime<Utc>| Timer {
             warning_id: r.warning_id.clone(),
             batch: r.seq,
@@ -411,6 +402,7 @@ pub fn task_json(defaults: &Defaults, e: &Enterprise, a: &Assignment) -> Value {
         "negotiated": a.negotiated,
         "applies_from": local(a.applies_from),
         "deadline": local(a.ack_deadline),
+        "in_place_deadline": local(a.in_place_by()),
         "hotline": defaults.board.hotline,
     })
 }
@@ -529,6 +521,7 @@ impl Escalation {
                     data["duty"] = json!(m.a.duty);
                     data["applies_from"] = json!(local(m.a.applies_from));
                     data["deadline"] = json!(local(t.deadline));
+                    data["in_place_deadline"] = json!(local(m.a.in_place_by()));
                     data["overdue"] = json!(now >= t.deadline);
                     data["hotline"] = json!(self.defaults.board.hotline);
                     data["recipient"] = json!({ "name": c.name });
@@ -768,6 +761,7 @@ mod tests {
             level: level.into(),
             applies_from: t0 + Duration::hours(24),
             ack_deadline: t0 + shanxi_defaults().ack_deadline(level).unwrap(),
+            in_place_deadline: None,
             created_at: t0,
             count: 1,
             track: String::new(),
@@ -834,7 +828,7 @@ mod tests {
             "enterprise": { "name": "太原市晋阳水泥有限公司", "uscc": "91140105MA0K3T7W5X" },
             "measures": [{ "item": "1#熟料线：限产20%", "line_name": "1#熟料线", "text": "限产20%", "note": "" }, { "item": "全厂：停止公路运输（x）", "line_name": null, "text": "停止公路运输", "note": "x" }],
             "negotiated": if name == "negotiated_issued" { json!({ "commitment": "2#焦炉出焦时间延长至72小时", "reductions": { "so2": 0.3, "nox": 0.5, "pm": 0.0, "vocs": 0.0 }, "agreed_by": "值班员", "note": "电话协商" }) } else { Value::Null },
-            "applies_from": "2026年12月3日 08:05", "hotline": "12369", "ack_url": "https://h.example.cn/ack/0123", "overdue": false,
+            "applies_from": "2026年12月3日 08:05", "in_place_deadline": "2026年12月3日 08:05", "hotline": "12369", "ack_url": "https://h.example.cn/ack/0123", "overdue": false,
         });
         let report = json!({
             "tier": "county", "round": 0, "tier_region": "140105", "tier_region_name": "小店区", "count": 2,

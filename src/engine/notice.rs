@@ -281,6 +281,7 @@ fn department_notices(n: &Notices, roster: &Roster, a: &assign::Assignment, end:
         "level_name": n.defaults.level(&a.level).map_or_else(|| a.level.to_string(), |l| l.name.clone()),
         "applies_from": crate::engine::escalate::local(a.applies_from),
         "deadline": crate::engine::escalate::local(a.ack_deadline),
+        "in_place_deadline": crate::engine::escalate::local(a.in_place_by()),
         "ack_url": format!("{base}/ack/{}", n.tokens.token(a)),
         "hotline": n.defaults.board.hotline,
         "change": changed,

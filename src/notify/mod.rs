@@ -232,7 +232,7 @@ fn cross_check(roster: &Roster, templates: &Templates, settings: &Settings) -> V
     // with that file), and are told with the department templates.
     if let Ok(defaults) = crate::registry::load_defaults(&settings.measures) {
         let known: Vec<&str> = defaults.departments.iter().map(|d| d.id.as_str()).collect();
-        out.extend(roster.unknown_departments(&known));
+        out.extend(roster.unknown_departments(&known).iter().map(ToString::to_string));
     }
     if roster.has_department_contacts() {
         for kind in DEPARTMENT_TEMPLATES {
@@ -278,7 +278,7 @@ pub fn warnings(settings: &Settings, regions: &'static Regions) -> Vec<String> {
         return Vec::new();
     };
     let known: Vec<(&str, &str)> = defaults.departments.iter().map(|d| (d.id.as_str(), d.name.as_str())).collect();
-    roster.departments_without_contact(&known)
+    roster.departments_without_contact(&known).iter().map(ToString::to_string).collect()
 }
 
 /// What `hazeflow check` reports about the notification files: the roster, the templates (every

@@ -199,7 +199,7 @@ pub struct Roster {
     /// Department contacts per (region, department id).
     departments: BTreeMap<(RegionCode, String), Vec<DepartmentContact>>,
     /// Where each department id was named (line, column), for checks against the measure defaults.
-    department_ids: Vec<(String, usize, usize)>,
+    department_ids: Vec<(String, u64, u64)>,
     /// The file's name, for those checks' messages.
     file: String,
     routes: BTreeMap<String, Route>,
@@ -737,7 +737,7 @@ impl Roster {
                     );
                     continue;
                 }
-                department_ids.push((id.value.clone(), id.referenced.line() as usize, id.referenced.column() as usize));
+                department_ids.push((id.value.clone(), id.referenced.line(), id.referenced.column()));
                 if list.is_empty() {
                     e.at(
                         &id.referenced,
@@ -813,15 +813,19 @@ impl Roster {
     }
 
     /// Errors (`file:line:column`) for department ids the measure defaults do not know.
-    pub fn unknown_departments(&self, known: &[&str]) -> Vec<String> {
+    pub fn unknown_departments(&self, known: &[&str]) -> Vec<Diagnostic> {
         self.department_ids
             .iter()
             .filter(|(id, ..)| !known.contains(&id.as_str()))
             .map(|(id, l, c)| {
-                format!(
-                    "{}:{l}:{c}: unknown department \"{id}\" (the measure defaults' departments: {})",
-                    self.file,
-                    known.join(", ")
+                Diagnostic::at(
+                    &self.file,
+                    *l,
+                    *c,
+                    format!(
+                        "unknown department \"{id}\" (the measure defaults' departments: {})",
+                        known.join(", ")
+                    ),
                 )
             })
             .collect()
@@ -829,7 +833,7 @@ impl Roster {
 
     /// Warnings: for each region on the roster (its duty staff can be told of a warning there), the
     /// departments with duties that have no contact: their duties reach nobody (shown as 无联系人).
-    pub fn departments_without_contact(&self, known: &[(&str, &str)]) -> Vec<String> {
+    pub fn departments_without_contact(&self, known: &[(&str, &str)]) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for region in self.people.keys() {
             let missing: Vec<String> = known
@@ -838,11 +842,13 @@ impl Roster {
                 .map(|(id, name)| format!("{id} ({name})"))
                 .collect();
             if !missing.is_empty() {
-                out.push(format!(
-                    "{}: warning: {region} {} has no contact for {}: their duties reach nobody (shown as 无联系人)",
-                    self.file,
-                    self.regions.name(*region),
-                    missing.join(", ")
+                out.push(Diagnostic::file(
+                    &self.file,
+                    format!(
+                        "warning: {region} {} has no contact for {}: their duties reach nobody (shown as 无联系人)",
+                        self.regions.name(*region),
+                        missing.join(", ")
+                    ),
                 ));
             }
         }
@@ -1264,14 +1270,18 @@ departments:
         assert!(r.department_contacts(ty, "police").is_empty());
         // A misspelt department id is named where it stands.
         let known = ["ecology", "housing", "transport", "police"];
-        let unknown = r.unknown_departments(&known);
+        let unknown: Vec<String> = r.unknown_departments(&known).iter().map(ToString::to_string).collect();
         assert_eq!(unknown.len(), 1, "{unknown:#?}");
         assert!(
             unknown[0].starts_with("r.yaml:7:5: unknown department \"transprot\""),
             "{unknown:#?}"
         );
         // Taiyuan is on the roster: its departments without a contact are warned of.
-        let warnings = r.departments_without_contact(&[("housing", "住建局"), ("police", "公安局"), ("transport", "交通局")]);
+        let warnings: Vec<String> = r
+            .departments_without_contact(&[("housing", "住建局"), ("police", "公安局"), ("transport", "交通局")])
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(warnings.len(), 1, "{warnings:#?}");
         assert!(
             warnings[0].contains("140100") && warnings[0].contains("police (公安局)") && warnings[0].contains("transport (交通局)"),
@@ -1287,7 +1297,7 @@ departments:
         let known: Vec<&str> = d.departments.iter().map(|d| d.id.as_str()).collect();
         assert!(r.unknown_departments(&known).is_empty());
         let named: Vec<(&str, &str)> = d.departments.iter().map(|d| (d.id.as_str(), d.name.as_str())).collect();
-        assert_eq!(r.departments_without_contact(&named), Vec::<String>::new());
+        assert_eq!(r.departments_without_contact(&named), Vec::<Diagnostic>::new());
         assert_eq!(r.department_contact_count(), 13 * known.len());
     }
 

@@ -695,6 +695,7 @@ pub fn sample_data(name: &str) -> Value {
         "duty": "施工工地停止土石方作业、建筑拆除、喷涂粉刷、护坡喷浆、混凝土搅拌等作业，增加洒水降尘频次。",
         "applies_from": "2026年12月3日 08:05",
         "deadline": "2026年12月2日 12:05",
+        "in_place_deadline": "2026年12月3日 08:05",
         "hotline": "12369",
         "ack_url": "http://127.0.0.1:8080/ack/0123456789abcdef",
         "overdue": false,

@@ -21,6 +21,10 @@
 //!                                  #   default the smaller of 1 and half the deadline)
 //!     escalate_every_hours: 2      # optional: once overdue, the next tier of the escalation chain is told
 //!                                  #   after each further interval this long (> 0; default: the deadline)
+//!     in_place_after_start_hours: 0  # optional: 措施已落实 is due this long after the measures' start
+//!                                  #   (>= 0; default 0: in place by the start, domain.md §2.4), never
+//!                                  #   before ack_deadline_hours; its reminder, overdue report and
+//!                                  #   escalation follow the same remind/escalate settings
 //!     reduction_target_percent: { so2: 10, nox: 10, pm: 10, vocs: 10 }   # of whole-society emissions
 //! escalation: [county, city, province]   # optional: whose duty staff hear of an overdue acknowledgement,
 //!                                  # in turn: the first at the deadline, the next after each interval
@@ -112,6 +116,8 @@ pub struct LevelDefaults {
     pub remind_before_hours: f64,
     /// Once overdue, the next tier of the escalation chain is told after each further interval this long.
     pub escalate_every_hours: f64,
+    /// 措施已落实 is due this many hours after the measures' start (never before the receipt deadline).
+    pub in_place_after_start_hours: f64,
     /// Reduction target, % of whole-society emissions per pollutant.
     pub target_percent: PerSpecies,
 }
@@ -249,6 +255,11 @@ impl Defaults {
     /// When an acknowledgement of a notice at this level is due, after the notice.
     pub fn ack_deadline(&self, level: &str) -> Option<chrono::Duration> {
         self.level(level).map(|l| chrono::Duration::hours(i64::from(l.ack_deadline_hours)))
+    }
+
+    /// How long after the measures' start 措施已落实 is due at this level.
+    pub fn in_place_after(&self, level: &str) -> Option<chrono::Duration> {
+        self.level(level).map(|l| hours(l.in_place_after_start_hours))
     }
 
     /// How long before the acknowledgement deadline of a notice at this level the reminder goes.
@@ -611,6 +622,8 @@ struct RawLevel {
     remind_before_hours: Option<Spanned<f64>>,
     #[serde(default)]
     escalate_every_hours: Option<Spanned<f64>>,
+    #[serde(default)]
+    in_place_after_start_hours: Option<Spanned<f64>>,
     reduction_target_percent: Spanned<RawPer>,
 }
 
@@ -720,12 +733,21 @@ impl Validator<'_> {
                 }
             }
             let (remind_before_hours, escalate_every_hours) = self.reminder_timing(l);
+            let in_place_after_start_hours = match &l.in_place_after_start_hours {
+                Some(h) if !(h.value >= 0.0 && h.value.is_finite()) => {
+                    self.at(&h.referenced, format!("in_place_after_start_hours {} must be 0 or more", h.value));
+                    0.0
+                }
+                Some(h) => h.value,
+                None => 0.0,
+            };
             out.push(LevelDefaults {
                 id: l.id.value.as_str().into(),
                 name: l.name.clone(),
                 ack_deadline_hours: l.ack_deadline_hours.value,
                 remind_before_hours,
                 escalate_every_hours,
+                in_place_after_start_hours,
                 target_percent: target,
             });
         }
@@ -1284,6 +1306,24 @@ mod tests {
             "m.yaml:12:28: escalation: \"state\" is not a tier (county, city, province)",
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn measures_in_place_are_due_at_the_start_unless_the_playbook_says_more_and_a_bad_value_names_its_place() {
+        let d = parse_defaults("m.yaml", &format!("{MINI}{OTHER}")).unwrap();
+        assert_eq!(d.in_place_after("yellow"), Some(chrono::Duration::zero()));
+        // The shipped file says it for every level: in place by the start (domain.md §2.4).
+        assert!(shanxi_defaults().levels.iter().all(|l| l.in_place_after_start_hours == 0.0));
+        let later = MINI.replace("ack_deadline_hours: 6,", "ack_deadline_hours: 6, in_place_after_start_hours: 1.5,");
+        let d = parse_defaults("m.yaml", &format!("{later}{OTHER}")).unwrap();
+        assert_eq!(d.in_place_after("yellow"), Some(chrono::Duration::minutes(90)));
+        let bad = MINI.replace("ack_deadline_hours: 6,", "ack_deadline_hours: 6, in_place_after_start_hours: -2,");
+        let got: Vec<String> = parse_defaults("m.yaml", &format!("{bad}{OTHER}"))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["m.yaml:5:79: in_place_after_start_hours -2 must be 0 or more"]);
     }
 
     #[test]

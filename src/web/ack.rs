@@ -133,9 +133,37 @@ async fn record(
         return Ok(Err(AckRefusal::Bad("请填写姓名和联系电话。".into())));
     }
     let now = state.engine.clock.now();
-    let lines: Vec<String> = input.lines.iter().map(|l| clean_line(l, 40)).collect();
     let note = clean_line(&input.note, 500);
     let user_agent = clean_line(&user_agent, 200);
+    // Decide on a snapshot, on this request's thread (token, MAC, status), so that the single writer
+    // only checks and writes: nothing that changes a status (a new round, a warning's end) happened
+    // in between if the epoch is the same; otherwise the writer decides again.
+    let tokens = state.tokens.clone();
+    let token = token.to_string();
+    let store = state.engine.store.id();
+    let (seen, epoch) = state.engine.store.read(|r| {
+        let epoch = assign::epoch(r)?;
+        let mut res = assign::Resolver::with_memo(r, assign::memo_for(store, epoch));
+        let a = res.by_token(&tokens, &token);
+        assign::memo_back(store, epoch, res.into_memo());
+        Ok((a?, epoch))
+    })?;
+    let Some(mut seen) = seen else {
+        return Ok(Err(AckRefusal::Unknown));
+    };
+    if let Some((reason, current)) = gone_status(&seen) {
+        return Ok(Err(AckRefusal::Gone { reason, current }));
+    }
+    // 措施已落实 is taken only with every line of the task ticked (numbered as the notice and the
+    // page number them); the record keeps the lines' words.
+    let lines = if given == AckStep::InPlace && !seen.has(AckStep::InPlace) {
+        match ticked(&items_to_confirm(state, &seen)?, &input.lines) {
+            Ok(lines) => lines,
+            Err(m) => return Ok(Err(AckRefusal::Bad(m))),
+        }
+    } else {
+        Vec::new()
+    };
     // Adds the steps not yet recorded; false when there were none.
     let add = move |a: &mut Assignment| -> bool {
         // 措施已落实 implies 收到: both are recorded, the note and lines on the step given.
@@ -162,25 +190,6 @@ async fn record(
         }
         changed
     };
-    // Decide on a snapshot, on this request's thread (token, MAC, status), so that the single writer
-    // only checks and writes: nothing that changes a status (a new round, a warning's end) happened
-    // in between if the epoch is the same; otherwise the writer decides again.
-    let tokens = state.tokens.clone();
-    let token = token.to_string();
-    let store = state.engine.store.id();
-    let (seen, epoch) = state.engine.store.read(|r| {
-        let epoch = assign::epoch(r)?;
-        let mut res = assign::Resolver::with_memo(r, assign::memo_for(store, epoch));
-        let a = res.by_token(&tokens, &token);
-        assign::memo_back(store, epoch, res.into_memo());
-        Ok((a?, epoch))
-    })?;
-    let Some(mut seen) = seen else {
-        return Ok(Err(AckRefusal::Unknown));
-    };
-    if let Some((reason, current)) = gone_status(&seen) {
-        return Ok(Err(AckRefusal::Gone { reason, current }));
-    }
     if !add(&mut seen.clone()) {
         // Every step is recorded already: idempotent, nothing to write.
         return Ok(Ok((seen, false)));
@@ -223,6 +232,42 @@ async fn record(
         Ok(v) => Ok(Ok(v)),
         Err(AckJobError::Refused(r)) => Ok(Err(r)),
         Err(AckJobError::Store(e)) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// The lines a party confirms one by one for 措施已落实: an enterprise's measure lines (in the
+/// 公示牌's words) or its negotiated commitment, a department's duty.
+fn items_to_confirm(state: &AppState, a: &Assignment) -> Result<Vec<String>, ApiError> {
+    Ok(match (&a.party, &a.negotiated) {
+        (Party::Department { .. }, _) => a.duty.iter().map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect(),
+        (Party::Enterprise { .. }, Some(n)) => {
+            vec![
+                crate::registry::commitment_json(&n.commitment, &n.reductions_text())["item"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ]
+        }
+        (Party::Enterprise { uscc, .. }, None) => match state.engine.store.read(|r| list::enterprise(r, uscc))? {
+            Some(e) => state.defaults.measures_for(&e, &a.level).iter().map(|m| m.item()).collect(),
+            None => Vec::new(),
+        },
+    })
+}
+
+/// The lines ticked (`1`, `2`, … as numbered on the page and in the notice), in their words, when
+/// every one of `items` is; else the message naming those left unticked.
+fn ticked(items: &[String], given: &[String]) -> Result<Vec<String>, String> {
+    let given: std::collections::BTreeSet<usize> = given.iter().filter_map(|g| g.trim().parse().ok()).collect();
+    let left: Vec<String> = (1..=items.len()).filter(|n| !given.contains(n)).map(|n| n.to_string()).collect();
+    if left.is_empty() {
+        Ok(items.to_vec())
+    } else {
+        Err(format!(
+            "请逐项核实并勾选全部{}项措施后再确认“措施已落实”（尚未勾选：第{}项）。",
+            items.len(),
+            left.join("、")
+        ))
     }
 }
 
@@ -273,6 +318,16 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         .filter_map(|l| Some((l["id"].as_str()?.to_string(), l["name"].as_str()?.to_string())))
         .collect();
     let next_step = AckStep::ALL.into_iter().find(|k| !a.has(*k)).map_or("", AckStep::as_str);
+    // The boxes to tick for 措施已落实, once 收到 is given (the same list the server checks).
+    let confirm: Vec<Value> = if notice.is_none() && a.has(AckStep::Received) && !a.has(AckStep::InPlace) {
+        items_to_confirm(state, a)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| json!({ "n": i + 1, "item": item }))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let acks: Vec<Value> = a
         .acks
         .iter()
@@ -308,10 +363,10 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
         "party_name": party_name,
         "applies_from": local(a.applies_from),
         "deadline": local(a.ack_deadline),
-        "in_place_deadline": local(crate::engine::escalate::in_place_deadline(a.applies_from, a.ack_deadline)),
+        "in_place_deadline": local(a.in_place_by()),
         "measures": measures,
         "duty": a.duty,
-        "lines": lines,
+        "confirm": confirm,
         "acks": acks,
         "can_ack": notice.is_none() && !next_step.is_empty(),
         "next_step": next_step,

@@ -119,6 +119,11 @@ async fn agree(
                 level: w.level.id.clone(),
                 applies_from: w.start.max(now),
                 ack_deadline: deadline,
+                in_place_deadline: Some(crate::engine::assign::in_place_deadline(
+                    w.start.max(now),
+                    deadline,
+                    defaults.in_place_after(&w.level).unwrap_or_else(chrono::Duration::zero),
+                )),
                 created_at: now,
                 count: 1,
                 track: format!("n:{uscc}"),

@@ -165,13 +165,7 @@ async fn a_superseded_or_lifted_batch_is_neither_reminded_nor_reported() {
             .as_str()
             .unwrap()
             .to_string();
-        let (status, body) = app
-            .post_json(
-                &format!("/api/v1/acks/{}", app.token(&key)),
-                None,
-                &json!({ "step": "in_place", "name": "值班", "phone": "13800000000" }),
-            )
-            .await;
+        let (status, body) = app.ack_in_place(&app.token(&key), "值班", "13800000000").await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     // Past every orange and red timer of both stages (orange's measures were due in place at 12-03 00:00):

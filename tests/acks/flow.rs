@@ -131,7 +131,9 @@ async fn an_enterprise_acknowledges_from_its_link_progress_shows_it_and_no_remin
 
     // 09:40: measures in place, over JSON; saying it twice changes nothing.
     app.set_clock("2026-12-02 09:40");
-    let body = json!({ "step": "in_place", "name": "王建国", "phone": "13800000001", "note": "熟料线已限产20%" });
+    let lines = app.lines_to_tick(&app.token(&key)).await;
+    assert!(!lines.is_empty(), "the page asks for each measure line");
+    let body = json!({ "step": "in_place", "name": "王建国", "phone": "13800000001", "note": "熟料线已限产20%", "lines": lines });
     let (status, v) = app.post_json(&format!("/api/v1/acks/{}", app.token(&key)), None, &body).await;
     assert_eq!((status, v["changed"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
     let (status, v) = app.post_json(&format!("/api/v1/acks/{}", app.token(&key)), None, &body).await;

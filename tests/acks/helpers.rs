@@ -219,6 +219,35 @@ impl TestApp {
         body
     }
 
+    /// The numbers of the lines the acknowledgement page at `token` asks to tick before 措施已落实
+    /// (`1`, `2`, …), read from the page as a phone would get it.
+    pub async fn lines_to_tick(&self, token: &str) -> Vec<String> {
+        let (status, html) = self.get_text(&format!("/ack/{token}")).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        html.split("name=\"line\" value=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next().map(str::to_string))
+            .collect()
+    }
+
+    /// 收到 (if not yet given), then 措施已落实 over JSON with every line of the page ticked.
+    pub async fn ack_in_place(&self, token: &str, name: &str, phone: &str) -> (StatusCode, Value) {
+        let path = format!("/api/v1/acks/{token}");
+        let (status, v) = self
+            .post_json(&path, None, &json!({ "step": "received", "name": name, "phone": phone }))
+            .await;
+        if status != StatusCode::OK {
+            return (status, v);
+        }
+        let lines = self.lines_to_tick(token).await;
+        self.post_json(
+            &format!("/api/v1/acks/{token}"),
+            None,
+            &json!({ "step": "in_place", "name": name, "phone": phone, "lines": lines }),
+        )
+        .await
+    }
+
     /// Acknowledges every department assignment of a warning, both stages (so that tests follow the
     /// enterprises).
     pub async fn ack_departments(&self, id: &str) {
@@ -229,13 +258,7 @@ impl TestApp {
             .filter(|a| a["party"]["type"] == "department")
         {
             let key = a["key"].as_str().expect("a key");
-            let (status, body) = self
-                .post_json(
-                    &format!("/api/v1/acks/{}", self.token(key)),
-                    None,
-                    &json!({ "step": "in_place", "name": "部门值班", "phone": "0351-1234567" }),
-                )
-                .await;
+            let (status, body) = self.ack_in_place(&self.token(key), "部门值班", "0351-1234567").await;
             assert_eq!(status, StatusCode::OK, "{body}");
         }
     }

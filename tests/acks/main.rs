@@ -20,6 +20,10 @@
 //! - `told`: over a real SMTP conversation (the SMTP server of the `notify` tests, `smtp`), every
 //!   enterprise and department hears of the start, the change and the end (lift or cancel) once each,
 //!   with working links; one overdue digest per officer per cycle; inspections closed at the end.
+//! - `departments`: a department without a contact on the roster is shown as 无联系人, neither reminded
+//!   nor reported overdue; the others are told with their duty and link.
+//! - `two_stage`: 收到 and 措施已落实 each by its own deadline (the playbook's), said in the notice, on
+//!   the page and on the dashboard; 措施已落实 only with every line ticked (page and server).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -31,9 +35,11 @@ mod smtp;
 
 mod atomic;
 mod authority;
+mod departments;
 mod escalation;
 mod flow;
 mod inspections;
 mod security;
 mod summary;
 mod told;
+mod two_stage;

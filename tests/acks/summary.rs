@@ -14,7 +14,7 @@ async fn ack(app: &TestApp, id: &str, uscc: &str, step: &str) {
         .post_json(
             &format!("/api/v1/acks/{}", app.token(&key)),
             None,
-            &json!({ "step": step, "name": "值班", "phone": "13800000000" }),
+            &json!({ "step": step, "name": "值班", "phone": "13800000000", "lines": app.lines_to_tick(&app.token(&key)).await }),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");

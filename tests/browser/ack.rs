@@ -1,6 +1,7 @@
 //! An enterprise acknowledges its task on a phone, from the link in the notice the daemon mailed it:
-//! 收到 (received), then 措施已落实 (measures in place) for the lines it ticks, with a note; at the duty
-//! office the warning's page shows the county's progress move at each step. And the page itself at
+//! 收到 (received), then 措施已落实 (measures in place) once every line is ticked (the browser holds the
+//! form back while one is not), with a note; at the duty office the warning's page shows the county's
+//! progress move at each step. And the page itself at
 //! phone width: nothing wider than the screen, every control named for a screen reader, Tab reaching
 //! every control in the order shown, and the buttons pressed with Space and Enter alone.
 //!
@@ -113,6 +114,25 @@ async fn wait_confirmed(c: &Client, n: usize) -> Vec<String> {
 /// The text of the submit button.
 async fn button(c: &Client) -> String {
     text_of(c, "form button[type=submit]").await
+}
+
+/// The words of each line to tick (its label without the number), as the record keeps them.
+async fn line_items(c: &Client) -> Vec<String> {
+    let v = js(
+        c,
+        "return Array.prototype.map.call(document.querySelectorAll(\"input[type=checkbox][name=line]\"), \
+         function (b) { return b.parentElement.textContent.trim().replace(/^\\d+\\.\\s*/, ''); });",
+    )
+    .await;
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+/// Whether the browser holds the form back: a required line box left unticked.
+async fn held_back(c: &Client) -> bool {
+    js(c, "return !document.querySelector('form').checkValidity();")
+        .await
+        .as_bool()
+        .unwrap_or(false)
 }
 
 /// The line checkboxes: `(value, checked)`.
@@ -298,6 +318,10 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
             let ticks = lines(&phone).await;
             assert!(ticks.len() >= 2, "the enterprise's lines to tick: {ticks:?}");
             assert!(ticks.iter().all(|(_, on)| !*on), "none ticked to begin with: {ticks:?}");
+            let items = line_items(&phone).await;
+            for m in &n.measures {
+                assert!(items.contains(m), "a box for \"{m}\", the mail's line: {items:?}");
+            }
             phone_checks(&phone, "the page after 收到", &["姓名", "联系电话", "备注", "措施已落实"]).await;
             pcam.shoot(&phone, "ack-3-received").await;
 
@@ -307,7 +331,8 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
             show_progress(&desk).await;
             dcam.shoot(&desk, "ack-4-dashboard-received").await;
 
-            // Measures in place: the same person is filled in already; every line but the last ticked, a note.
+            // Measures in place: the same person is filled in already; every line but the last ticked, a
+            // note: the browser holds the form back, nothing is sent.
             assert_eq!(
                 (value(&phone, "#name").await, value(&phone, "#phone").await),
                 (NAME.to_string(), PHONE.to_string()),
@@ -328,7 +353,18 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
                 "one line left unticked"
             );
             fill(&phone, "#note", NOTE).await;
-            pcam.shoot(&phone, "ack-5-in-place-filled").await;
+            assert!(held_back(&phone).await, "a line left unticked holds the form back");
+            wait_for(&phone, "form button[type=submit]").await.click().await.expect("clicked");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            assert_eq!(confirmed(&phone).await.len(), 1, "not sent with a line unticked");
+            pcam.shoot(&phone, "ack-5-in-place-one-left").await;
+            // The last line ticked too: sent.
+            wait_for(&phone, &format!("input[name=line][value='{off}']"))
+                .await
+                .click()
+                .await
+                .expect("clicked");
+            assert!(!held_back(&phone).await, "every line ticked");
             wait_for(&phone, "form button[type=submit]").await.click().await.expect("clicked");
             let done = wait_confirmed(&phone, 2).await;
             assert_eq!(
@@ -365,8 +401,7 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
                 "the enterprise's page shows both steps: {acks}"
             );
             dcam.shoot(&desk, "ack-8-enterprise").await;
-            let kept = now.iter().filter(|(_, on)| *on).map(|(v, _)| v.clone()).collect();
-            *found.lock().expect("the lock") = Some(Acked { uscc, kept, off });
+            *found.lock().expect("the lock") = Some(Acked { uscc, kept: items, off });
         })
         .await;
 
@@ -382,7 +417,7 @@ async fn an_enterprise_acknowledges_on_a_phone_and_the_duty_officer_sees_its_cou
     );
     assert_eq!(in_place["note"].as_str(), Some(NOTE), "{acks:?}");
     let lines: Vec<String> = serde_json::from_value(in_place["lines"].clone()).expect("lines");
-    assert_eq!(lines, kept, "the lines ticked are recorded, not {off}");
+    assert_eq!(lines, kept, "every line is recorded in its words, {off} (ticked last) too");
     println!("{}: acknowledged from {}", notice.enterprise, notice.file);
     println!("screenshots in {}", shown(&screenshot_dir()));
     app.stop().await;
@@ -436,8 +471,9 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
             camera.shoot(&c, "ack-kb-1-received").await;
 
             // Again: name and phone are filled in already; Space on every line's box but the last ticks
-            // it, a note, Enter on the button.
+            // it, a note, Enter on the button: held back, the browser takes the focus to the box left.
             let ticks = lines(&c).await;
+            let items = line_items(&c).await;
             let (off, _) = ticks.last().cloned().expect("lines to tick");
             let mut order = Vec::new();
             while order.len() < 12 {
@@ -467,6 +503,19 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
             );
             camera.shoot(&c, "ack-kb-2-in-place-filled").await;
             press(&c, Key::Enter).await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            assert_eq!(confirmed(&c).await.len(), 1, "not sent with a line unticked");
+            assert_eq!(
+                focused(&c).await,
+                format!("input[checkbox] line={off}"),
+                "the box left has the focus"
+            );
+            // Space ticks it; Tab past the note to the button, Enter sends.
+            press(&c, Key::Space).await;
+            press(&c, Key::Tab).await;
+            press(&c, Key::Tab).await;
+            assert_eq!(focused(&c).await, "button[submit]");
+            press(&c, Key::Enter).await;
             let done = wait_confirmed(&c, 2).await;
             assert_eq!(
                 done.last().map(String::as_str),
@@ -475,8 +524,7 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
             );
             check_basics(&c, "a red task after 措施已落实").await;
             camera.shoot(&c, "ack-kb-3-in-place").await;
-            let kept = now.iter().filter(|(_, on)| *on).map(|(v, _)| v.clone()).collect();
-            *found.lock().expect("the lock") = Some(Acked { uscc, kept, off });
+            *found.lock().expect("the lock") = Some(Acked { uscc, kept: items, off });
         })
         .await;
     let Acked { uscc, kept, off } = out.lock().expect("the lock").take().expect("the scenario ran to its end");
@@ -484,7 +532,10 @@ async fn an_enterprise_acknowledges_a_red_warning_on_a_phone_with_the_keyboard_a
     let in_place = acks.iter().find(|a| a["step"] == "in_place").cloned().unwrap_or_default();
     assert_eq!(in_place["note"].as_str(), Some(NOTE), "{acks:?}");
     let lines: Vec<String> = serde_json::from_value(in_place["lines"].clone()).expect("lines");
-    assert_eq!(lines, kept, "the lines ticked are recorded, not {off}: {acks:?}");
+    assert_eq!(
+        lines, kept,
+        "every line is recorded in its words, {off} (ticked last) too: {acks:?}"
+    );
     println!("{}: acknowledged with the keyboard from {}", notice.enterprise, notice.file);
     app.stop().await;
 }

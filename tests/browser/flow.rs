@@ -247,10 +247,33 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
             .expect("an enterprise was assigned");
         (a.key.clone(), app.state.tokens.token(a))
     };
+    // 收到, then 措施已落实 with every line of its page ticked.
     let r = app
         .http
         .post(app.url(&format!("/api/v1/acks/{token}")))
-        .json(&serde_json::json!({ "step": "in_place", "name": "张厂长", "phone": "13800000000" }))
+        .json(&serde_json::json!({ "step": "received", "name": "张厂长", "phone": "13800000000" }))
+        .send()
+        .await
+        .expect("the daemon answers");
+    assert!(r.status().is_success(), "{key}: {}", r.text().await.unwrap_or_default());
+    let page = app
+        .http
+        .get(app.url(&format!("/ack/{token}")))
+        .send()
+        .await
+        .expect("the daemon answers")
+        .text()
+        .await
+        .expect("the page");
+    let lines: Vec<&str> = page
+        .split("name=\"line\" value=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/acks/{token}")))
+        .json(&serde_json::json!({ "step": "in_place", "name": "张厂长", "phone": "13800000000", "lines": lines }))
         .send()
         .await
         .expect("the daemon answers");

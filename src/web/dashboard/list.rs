@@ -322,6 +322,7 @@ pub(super) async fn enterprise(
                 "class": views::level_class(pb.as_deref(), &a.level, &mut page.palette),
                 "from": local_time(a.applies_from),
                 "deadline": local_time(a.ack_deadline),
+                "in_place_deadline": local_time(a.in_place_by()),
                 "status": status,
                 "acks": if acks.is_empty() { "未确认".to_string() } else { acks.join("；") },
             })

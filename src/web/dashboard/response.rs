@@ -67,6 +67,8 @@ pub struct MissingRow {
     pub email: String,
     /// Acknowledge by.
     pub deadline: String,
+    /// 措施已落实 by.
+    pub in_place_deadline: String,
     /// Past it.
     pub overdue: bool,
     /// A department without a contact on the roster (无联系人).
@@ -146,6 +148,8 @@ pub struct ResponseView {
     pub progress: Vec<ProgressRow>,
     /// All regions.
     pub total: ProgressRow,
+    /// The latest round's two deadlines: 收到 by, 措施已落实 by.
+    pub deadlines: Option<(String, String)>,
     /// Who has not acknowledged.
     pub missing: Vec<MissingRow>,
     /// Whether more are missing than listed.
@@ -186,6 +190,9 @@ fn missing_row(app: &AppState, v: &Value) -> MissingRow {
         phone: text(&contact["phone"]),
         email: text(&contact["email"]),
         deadline: serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v["deadline"].clone())
+            .map(local_time)
+            .unwrap_or_default(),
+        in_place_deadline: serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v["in_place_deadline"].clone())
             .map(local_time)
             .unwrap_or_default(),
         overdue: v["overdue"].as_bool().unwrap_or(false),
@@ -323,6 +330,16 @@ pub fn of_warning(app: &AppState, warning_id: &str) -> ResponseView {
             view.missing = missing.iter().take(MISSING_SHOWN).map(|m| missing_row(app, m)).collect();
         }
         Err(e) => view.errors.push(format!("确认进度读取失败：{e}")),
+    }
+    match app.engine.store.read(|r| crate::engine::assign::rounds_of(r, warning_id)) {
+        Ok(rounds) => {
+            view.deadlines = rounds
+                .iter()
+                .rev()
+                .find(|r| r.track.is_empty())
+                .map(|r| (local_time(r.ack_deadline), local_time(r.in_place_by())));
+        }
+        Err(e) => view.errors.push(format!("任务读取失败：{e}")),
     }
     let society = crate::engine::episode::load_society(app.settings.list_seed.as_deref());
     match app
