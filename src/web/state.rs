@@ -25,8 +25,8 @@ pub struct AppState {
     pub notify: Arc<crate::notify::NotifyStage>,
     /// The page templates in service (dashboard, public, acknowledgement), replaced by a reload.
     pub pages: crate::templates::Live<crate::web::Pages>,
-    /// The staff tokens now: those of the configuration and environment, then those of
-    /// `staff.tokens_file`, which a reload reads again.
+    /// The staff tokens now: those of the configuration file, the environment and
+    /// `staff.tokens_file`, all of which a reload reads again.
     pub staff: std::sync::RwLock<Vec<crate::config::StaffToken>>,
 }
 
@@ -50,16 +50,11 @@ impl AppState {
         })
     }
 
-    /// The staff tokens a reload would put live: the fixed ones of the configuration and environment,
-    /// then the tokens file read again (an error names the file and line). `None`: no tokens file.
-    fn reread_staff(&self) -> Option<Result<Vec<crate::config::StaffToken>, String>> {
-        let f = self.settings.staff.tokens_file.as_ref()?;
-        let fixed = &self.settings.staff.tokens[..self.settings.staff.tokens.len().saturating_sub(self.settings.staff.from_file)];
-        Some(
-            crate::config::read_token_file(f)
-                .map(|read| fixed.iter().cloned().chain(read).collect())
-                .map_err(|e| format!("{e:#}")),
-        )
+    /// The staff tokens a reload would put live: the configuration file, the environment and the
+    /// tokens file read again ([`crate::config::Settings::staff_tokens_again`]); an error names the
+    /// file and line.
+    fn reread_staff(&self) -> Result<Vec<crate::config::StaffToken>, String> {
+        self.settings.staff_tokens_again().map_err(|e| format!("{e:#}"))
     }
 
     /// Reloads the playbooks folder, the duty roster, the message templates and the staff tokens file,
@@ -72,11 +67,11 @@ impl AppState {
         let playbooks = crate::domain::playbook::load_paths(std::slice::from_ref(&self.settings.playbooks), regions)
             .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<String>>());
         let files = crate::notify::Files::load(&self.settings, regions);
-        let staff = self.reread_staff().transpose().map_err(|e| vec![e]);
+        let staff = self.reread_staff().map_err(|e| vec![e]);
         let pages = crate::web::Pages::load(&self.settings.playbooks);
         let (versions, errors, notify) = match (playbooks, files, staff, pages) {
             (Ok(set), Ok(files), Ok(staff), Ok(pages)) => {
-                if let Some(staff) = staff {
+                {
                     let mut live = self.staff.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if *live != staff {
                         tracing::info!(tokens = staff.len(), before = live.len(), "staff tokens reloaded");
