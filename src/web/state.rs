@@ -57,8 +57,8 @@ impl AppState {
         self.settings.staff_tokens_again().map_err(|e| format!("{e:#}"))
     }
 
-    /// Reloads the playbooks folder, the duty roster, the message templates and the staff tokens file,
-    /// all or nothing: on any error the old playbooks, roster, templates and tokens all stay live and
+    /// Reloads the playbooks folder, the duty roster, the message templates, the staff tokens and the
+    /// acknowledgement-link keys, all or nothing: on any error the old ones all stay live and
     /// the errors (each naming its file and line) are returned. Recorded either way; a roster or templates that changed are
     /// recorded too (`notify_reloaded`).
     pub async fn reload_playbooks(&self, actor: &str) -> Result<Vec<String>, Vec<String>> {
@@ -69,8 +69,13 @@ impl AppState {
         let files = crate::notify::Files::load(&self.settings, regions);
         let staff = self.reread_staff().map_err(|e| vec![e]);
         let pages = crate::web::Pages::load(&self.settings.playbooks);
-        let (versions, errors, notify) = match (playbooks, files, staff, pages) {
-            (Ok(set), Ok(files), Ok(staff), Ok(pages)) => {
+        let keys = crate::engine::link_keys::read(&self.settings.data_dir).map_err(|e| vec![format!("{e:#}")]);
+        let (versions, errors, notify) = match (playbooks, files, staff, pages, keys) {
+            (Ok(set), Ok(files), Ok(staff), Ok(pages), Ok(keys)) => {
+                let ids = keys.ids();
+                if self.tokens.replace(keys) {
+                    tracing::info!(keys = ?ids, signing = ids.last().map(String::as_str), "acknowledgement-link keys reloaded");
+                }
                 {
                     let mut live = self.staff.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if *live != staff {
@@ -90,7 +95,7 @@ impl AppState {
                 let changed = self.notify.replace(files);
                 (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(reloaded))
             }
-            (playbooks, files, staff, pages) => {
+            (playbooks, files, staff, pages, keys) => {
                 let errors: Vec<String> = playbooks
                     .err()
                     .unwrap_or_default()
@@ -98,6 +103,7 @@ impl AppState {
                     .chain(files.err().unwrap_or_default())
                     .chain(staff.err().unwrap_or_default())
                     .chain(pages.err().unwrap_or_default())
+                    .chain(keys.err().unwrap_or_default())
                     .collect();
                 self.engine.playbooks.refused(now, errors.clone());
                 (self.engine.playbooks.status().versions, errors, None)
@@ -124,7 +130,7 @@ impl AppState {
             tracing::error!(error = %e, "could not record the reload");
         }
         if !errors.is_empty() {
-            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster, templates and staff tokens stay live");
+            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster, templates, staff tokens and link keys stay live");
             return Err(errors);
         }
         if let Err(e) = self.engine.remember_playbooks().await {

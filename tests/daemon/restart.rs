@@ -746,7 +746,8 @@ async fn a_site_file_with_only_what_differs_runs_the_daemon_without_the_demo_tok
     let data = dir.path().join("data");
     let mode = |p: &Path| std::fs::metadata(p).expect("the file is there").permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data folder is its owner's only");
-    for f in ["hazeflow.redb", "token.key", "session.key"] {
+    assert_eq!(mode(&data.join("token-keys")), 0o700, "the link keys' folder is its owner's only");
+    for f in ["hazeflow.redb", "token-keys/k1.key", "session.key"] {
         assert_eq!(mode(&data.join(f)), 0o600, "{f} is its owner's only");
     }
     let key = std::fs::read_to_string(data.join("session.key")).expect("the key");

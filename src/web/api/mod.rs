@@ -443,7 +443,7 @@ async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
             Ok(Json(json!({ "reloaded": true, "versions": versions, "notify": notify })))
         }
         Err(errors) => Err(ApiError::BadRequest(format!(
-            "not reloaded; the old playbooks, roster, templates and staff tokens stay live:\n{}",
+            "not reloaded; the old playbooks, roster, templates, staff tokens and link keys stay live:\n{}",
             errors.join("\n")
         ))),
     }
