@@ -96,7 +96,7 @@ async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
     // The router agrees: for every path described, a method it does not route is answered 405 with
     // `Allow` listing exactly the methods described (HEAD comes with GET).
     for (path, ops) in doc["paths"].as_object().expect("paths") {
-        let url = app.url(&path.replace('{', "").replace('}', ""));
+        let url = app.url(&path.replace(['{', '}'], ""));
         let resp = app
             .http()
             .request(reqwest::Method::from_bytes(b"PROPFIND").expect("a method"), &url)
