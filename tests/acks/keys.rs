@@ -51,7 +51,9 @@ async fn after_a_rotation_links_of_every_key_in_service_work_and_removing_a_key_
     let (n, _) = link_keys::rotate(&data).expect("rotated");
     assert_eq!(n, 2);
     assert!(app.token(&key).starts_with("k1."), "not before the reload");
-    app.state.reload_playbooks("test").await.expect("the reload is accepted");
+    let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["link_keys"], json!(["legacy", "k1", "k2"]), "{body}");
     let k2 = app.token(&key);
     assert!(k2.starts_with("k2.") && k2 != k1, "{k2}");
     for t in [&legacy, &k1, &k2] {

@@ -476,7 +476,10 @@ async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
     match s.reload_playbooks(&staff.name).await {
         Ok(versions) => {
             let notify = s.notify.files().summary(&s.settings);
-            Ok(Json(json!({ "reloaded": true, "versions": versions, "notify": notify })))
+            let keys = s.tokens.ring().ids();
+            Ok(Json(
+                json!({ "reloaded": true, "versions": versions, "notify": notify, "link_keys": keys }),
+            ))
         }
         Err(errors) => Err(ApiError::BadRequest(format!(
             "not reloaded; the old playbooks, roster, templates, staff tokens and link keys stay live:\n{}",
