@@ -167,7 +167,20 @@ async fn walk(app: &TestApp, path: &str, key: &str, limit: usize) -> (Vec<Value>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_list_pages_with_limit_and_after_and_says_next_after_until_nothing_follows() {
     let app = spawn_app(clock()).await;
-    // Consultations over several regions, and a few directives.
+    // Proposals for three cities (a submitted forecast is consulted at once), more consultations,
+    // and a few directives.
+    for city in ["140100", "140200", "140300"] {
+        let f = forecast_csv(
+            "2026-12-01 14:00",
+            "省生态环境监测和应急保障中心",
+            city,
+            "2026-12-01",
+            &[120, 160, 230, 240, 180, 120, 100],
+        );
+        let (status, body) = app.submit(f).await;
+        assert!(status.is_success(), "{body}");
+    }
+    eventually("three proposals", || async { (app.warnings().await.len() >= 3).then_some(()) }).await;
     for n in 0..3 {
         let (status, body) = app.post("/api/v1/consultations", Some(HEAD)).await;
         assert_eq!(status, StatusCode::CREATED, "{n}: {body}");
@@ -202,6 +215,12 @@ async fn every_list_pages_with_limit_and_after_and_says_next_after_until_nothing
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert!(body["error"].as_str().is_some_and(|e| e.contains("limit")), "{body}");
     }
+    let (walked, pages) = walk(&app, "/api/v1/warnings", "warnings", 1).await;
+    // (the directives hold their cities and counties too)
+    assert!(
+        walked.len() >= 3 && pages == walked.len(),
+        "one warning a page, nothing after the last: {pages}"
+    );
     let (_, regions) = app.get("/api/v1/regions", Some(HEAD)).await;
     assert!(
         regions["regions"].as_array().is_some_and(|r| r.len() > 100) && regions["next_after"].is_null(),

@@ -195,7 +195,9 @@ async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, J
 
 async fn list_warnings(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let states = s.engine.store.read(|r| r.region_states())?;
-    let page = q.page(states, paging::WHOLE, |(region, _)| region.to_string())?;
+    // Only the regions with a warning are items: a page is never short of them.
+    let with_warning: Vec<_> = states.into_iter().filter(|(_, st)| st.warning.is_some()).collect();
+    let page = q.page(with_warning, paging::WHOLE, |(region, _)| region.to_string())?;
     let mut out = Vec::new();
     for (region, st) in page.items {
         let Some(w) = st.warning else { continue };
