@@ -694,6 +694,23 @@ async fn a_reload_rereads_the_tokens_of_the_config_file_and_of_the_environment_f
     let (status, body) = reload().await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(status_with(&http, port, "env-beta").await, StatusCode::OK);
+
+    // The ack-link key rotated with the CLI beside the running daemon, put live by `hazeflow reload`.
+    let out = hazeflow_command(dir.path())
+        .args(["token-key", "rotate", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .expect("hazeflow token-key runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("made k2 ("));
+    let out = hazeflow_command(dir.path())
+        .args(["--server", &format!("http://127.0.0.1:{port}"), "--token", "env-epsilon", "reload"])
+        .output()
+        .await
+        .expect("hazeflow reload runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ack-link keys k1, k2 (k2 signs)"), "{text}");
     signal(&daemon, "TERM");
     let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
         .await
