@@ -62,6 +62,10 @@ pub struct Settings {
     /// Where the data is kept: the embedded file in `data_dir` (the default), or PostgreSQL.
     #[serde(default)]
     pub store: StoreSettings,
+    /// Where these settings were read from (by [`Settings::load`]); `None` for settings built in
+    /// code, whose staff tokens a reload keeps as they are.
+    #[serde(skip)]
+    pub source: Option<Source>,
 }
 
 /// The store's backend.
@@ -73,6 +77,15 @@ pub struct StoreSettings {
     /// `HAZEFLOW_STORE_URL`.
     #[serde(default)]
     pub url: Option<String>,
+}
+
+/// Where [`Settings::load`] read the settings from, so that a reload can read them again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The embedded `config/default.yaml` (no `--config`).
+    Embedded,
+    /// A file layered over the defaults.
+    File(PathBuf),
 }
 
 /// Forecast acceptance settings.
@@ -203,6 +216,63 @@ pub fn read_token_file(f: &Path) -> Result<Vec<StaffToken>> {
     Ok(out)
 }
 
+/// The environment the settings read: the process's, and over it the `KEY=VALUE` lines of the file
+/// that `HAZEFLOW_ENV_FILE` names (read at start and again on every reload, unlike the process's
+/// own environment, which cannot change while it runs). With such a file, `HAZEFLOW_STAFF_TOKENS`
+/// comes from the file alone, so that deleting its line revokes the tokens even when the same file
+/// was also loaded into the process at start (systemd's `EnvironmentFile=`).
+struct Environment {
+    file: Option<std::collections::HashMap<String, String>>,
+}
+
+impl Environment {
+    fn read() -> Result<Environment> {
+        let Some(path) = std::env::var_os("HAZEFLOW_ENV_FILE").filter(|p| !p.is_empty()) else {
+            return Ok(Environment { file: None });
+        };
+        let path = PathBuf::from(path);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("HAZEFLOW_ENV_FILE: cannot read {}", path.display()))?;
+        Ok(Environment {
+            file: Some(parse_env_file(&path, &text)?),
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        let from_file = self.file.as_ref().and_then(|f| f.get(key).cloned());
+        if key == "HAZEFLOW_STAFF_TOKENS" && self.file.is_some() {
+            return from_file;
+        }
+        from_file.or_else(|| std::env::var(key).ok())
+    }
+}
+
+/// `KEY=VALUE` lines (systemd's `EnvironmentFile=` form: `#` comments, blank lines, an optional
+/// `export `, values optionally in single or double quotes); an error names the file and line.
+pub fn parse_env_file(path: &Path, text: &str) -> Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("{}:{}:1: expected KEY=VALUE", path.display(), i + 1);
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("{}:{}:1: \"{key}\" is not a variable name", path.display(), i + 1);
+        }
+        let value = value.trim();
+        let value = [('"', '"'), ('\'', '\'')]
+            .iter()
+            .find_map(|(a, b)| value.strip_prefix(*a).and_then(|v| v.strip_suffix(*b)))
+            .unwrap_or(value);
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
 /// One staff member's token, hashed.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -322,11 +392,33 @@ impl Settings {
             }
             None => Self::parse("config/default.yaml (embedded)", DEFAULT_YAML)?,
         };
-        s.apply_env(|k| std::env::var(k).ok())?;
+        let env = Environment::read()?;
+        s.apply_env(|k| env.get(k))?;
         s.load_token_file()?;
         s.load_secret_files()?;
         s.validate()?;
+        s.source = Some(path.map_or(Source::Embedded, |p| Source::File(p.to_path_buf())));
         Ok(s)
+    }
+
+    /// The staff tokens a reload puts live. Settings read by [`Settings::load`] are read again the
+    /// same way — the configuration file, the environment (with `HAZEFLOW_ENV_FILE` read again),
+    /// the tokens file — and checked whole, so a token removed from any of them stops working; an
+    /// error names the file and line (or the variable). Settings built in code keep their own
+    /// tokens, with the tokens file read again.
+    pub fn staff_tokens_again(&self) -> Result<Vec<StaffToken>> {
+        match &self.source {
+            Some(Source::Embedded) => Ok(Settings::load(None)?.staff.tokens),
+            Some(Source::File(p)) => Ok(Settings::load(Some(p))?.staff.tokens),
+            None => {
+                let fixed = &self.staff.tokens[..self.staff.tokens.len().saturating_sub(self.staff.from_file)];
+                let read = match &self.staff.tokens_file {
+                    Some(f) => read_token_file(f)?,
+                    None => Vec::new(),
+                };
+                Ok(fixed.iter().cloned().chain(read).collect())
+            }
+        }
     }
 
     /// Parses a complete settings file; errors name `file:line:column`.

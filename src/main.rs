@@ -114,8 +114,18 @@ enum Command {
         #[command(subcommand)]
         command: hazeflow::registry::cli::RegistryCommand,
     },
-    /// Reload the playbooks, the duty roster and the message templates of the running daemon.
+    /// Reload the playbooks, the duty roster, the message templates, the staff tokens and the
+    /// acknowledgement-link keys of the running daemon.
     Reload,
+    /// The keys that sign acknowledgement links (in the data folder): list them, or add the next one
+    /// (rotate); a running daemon signs with a new key after its next reload.
+    TokenKey {
+        /// A configuration file: its data folder (default: the embedded config/default.yaml).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TokenKeyCommand,
+    },
     /// Regional directives (区域应急指令) on the running daemon: list, issue, lift.
     Directives {
         #[command(subcommand)]
@@ -258,6 +268,15 @@ enum DirectivesCommand {
         /// Its id.
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenKeyCommand {
+    /// The keys in service, oldest first; the last signs new links.
+    List,
+    /// Add the next key (k1, k2, …); older keys go on verifying the links they signed until their
+    /// file is removed (and the daemon reloaded).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -480,6 +499,8 @@ fn main() -> ExitCode {
         }
         Command::Registry { config, command } => registry(config, command),
         Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),
+        Command::TokenKey { config, command } => hazeflow::config::Settings::load(config.as_deref())
+            .and_then(|s| commands::token_keys(&s.data_dir, matches!(command, TokenKeyCommand::Rotate), server.json())),
         Command::Check { paths, config } => commands::check(&paths, config.as_deref()),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
         Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json || server.json()),

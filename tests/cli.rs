@@ -610,3 +610,46 @@ fn the_shipped_systemd_unit_passes_systemd_analyze_verify() {
         "systemd-analyze verify:\n{said}"
     );
 }
+
+// ---- acknowledgement-link keys --------------------------------------------------------------------------------
+
+#[test]
+fn token_key_rotate_adds_the_next_key_privately_and_list_names_the_one_that_signs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let config = dir.path().join("site.yaml");
+    std::fs::write(&config, format!("data_dir: {}\n", dir.path().join("data").display())).expect("the file");
+    let config = config.to_str().expect("a UTF-8 path");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hazeflow"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("HAZEFLOW_TOKEN_KEY")
+            .env_remove("HAZEFLOW_ENV_FILE")
+            .output()
+            .expect("the hazeflow binary runs")
+    };
+    // No key yet (the daemon makes k1 on its first start): list says so and fails.
+    let out = run(&["token-key", "list", "--config", config]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("no acknowledgement-link key"), "{}", stderr(&out));
+    for expected in ["k1", "k2"] {
+        let out = run(&["token-key", "rotate", "--config", config]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!("made {expected} (")) && text.contains("after a reload"),
+            "{text}"
+        );
+        let file = dir.path().join(format!("data/token-keys/{expected}.key"));
+        let mode = std::fs::metadata(&file).expect("the key file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&file).expect("the key").trim().len(), 64);
+    }
+    let out = run(&["--output", "json", "token-key", "list", "--config", config]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["keys"], serde_json::json!(["k1", "k2"]));
+    assert_eq!(v["signing"], "k2");
+}

@@ -350,9 +350,19 @@ impl Client {
             return Ok(ExitCode::SUCCESS);
         }
         let n = &v["notify"];
+        let keys: Vec<&str> = v["link_keys"]
+            .as_array()
+            .map(|k| k.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         println!(
-            "reloaded: {}; roster {} ({} people, {} routes), {} message templates",
-            v["versions"], n["roster"], n["people"], n["routes"], n["kinds"]
+            "reloaded: {}; roster {} ({} people, {} routes), {} message templates; ack-link keys {} ({} signs)",
+            v["versions"],
+            n["roster"],
+            n["people"],
+            n["routes"],
+            n["kinds"],
+            keys.join(", "),
+            keys.last().unwrap_or(&"-")
         );
         Ok(ExitCode::SUCCESS)
     }

@@ -500,3 +500,44 @@ fn deep_check(db: &Path, scratch: &Path) -> Result<(Option<u64>, Vec<String>), c
         Ok((events, problems))
     })
 }
+
+/// `hazeflow token-key list|rotate`: the acknowledgement-link keys of a data folder; `rotate` adds the
+/// next one first.
+pub fn token_keys(data_dir: &Path, rotate: bool, json: bool) -> Result<ExitCode> {
+    use crate::engine::link_keys;
+    let made = if rotate { Some(link_keys::rotate(data_dir)?) } else { None };
+    let ring = link_keys::read(data_dir)?;
+    let ids = ring.ids();
+    let signing = link_keys::id_name(ring.signing().0);
+    if json {
+        let out = serde_json::json!({
+            "keys": ids, "signing": signing,
+            "made": made.as_ref().map(|(id, path)| serde_json::json!({ "id": link_keys::id_name(*id), "file": path })),
+        });
+        println!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for id in &ids {
+        let what = if *id == signing {
+            "signs new links (and verifies its own)"
+        } else if id == "legacy" {
+            "verifies links without a key id (token.key or HAZEFLOW_TOKEN_KEY)"
+        } else {
+            "verifies the links it signed"
+        };
+        println!("{id}\t{what}");
+    }
+    match made {
+        Some((id, path)) => println!(
+            "made {} ({}); a running daemon signs with it after a reload (hazeflow reload, or SIGHUP); links signed by older keys keep working until their files are removed",
+            link_keys::id_name(id),
+            path.display()
+        ),
+        None => println!(
+            "{} keys in {}; {signing} signs",
+            ids.len(),
+            data_dir.join(link_keys::FOLDER).display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

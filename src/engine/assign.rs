@@ -43,6 +43,7 @@ use crate::domain::playbook::Playbook;
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, EventKind, RegionState, Status, Warning};
 use crate::engine::Stage;
+use crate::engine::link_keys::KeyRing;
 use crate::engine::list::{BY_USCC, MEMBERS, region_prefix};
 use crate::registry::Defaults;
 use crate::store::{Collection, seq_key};
@@ -262,23 +263,43 @@ pub struct Entry {
     pub acks: Vec<Ack>,
 }
 
-/// Makes and checks acknowledgement tokens. A token is 38 URL-safe characters: the round's sequence
-/// number and the entry's index (so the link finds its entry without an index table), then the first
-/// 128 bits of HMAC-SHA256 of the assignment key under a server secret. Nothing secret is stored: the
-/// database alone cannot produce a working link, and a guessed link fails the MAC.
+/// Makes and checks acknowledgement tokens. A token is the signing key's id and a dot (`k2.`), then
+/// 38 URL-safe characters: the round's sequence number and the entry's index (so the link finds its
+/// entry without an index table), then the first 128 bits of HMAC-SHA256 of the assignment key under
+/// that key. Nothing secret is stored: the database alone cannot produce a working link, and a guessed
+/// link fails the MAC. A token without a key id was made before key ids and is checked with the
+/// legacy key ([`crate::engine::link_keys`]). Clones share the keys, which a reload replaces.
 #[derive(Clone)]
-pub struct TokenKey([u8; 32]);
+pub struct TokenKey(Arc<std::sync::RwLock<Arc<KeyRing>>>);
 
 const TOKEN_BYTES: usize = 8 + 4 + 16;
 
 impl TokenKey {
-    /// From secret bytes.
+    /// One key, `k1`, from secret bytes.
     pub fn new(secret: [u8; 32]) -> TokenKey {
-        TokenKey(secret)
+        TokenKey::from_ring(KeyRing::new(std::collections::BTreeMap::from([(1, secret)]), None).unwrap_or_else(|_| unreachable!("one key")))
     }
 
-    fn mac(&self, key: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_hmac());
+    /// These keys.
+    pub fn from_ring(ring: KeyRing) -> TokenKey {
+        TokenKey(Arc::new(std::sync::RwLock::new(Arc::new(ring))))
+    }
+
+    /// The keys in service.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Puts other keys in service (a reload); whether they differ from the old ones.
+    pub fn replace(&self, ring: KeyRing) -> bool {
+        let mut live = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = **live != ring;
+        *live = Arc::new(ring);
+        changed
+    }
+
+    fn mac(secret: &[u8; 32], key: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
         mac.update(key.as_bytes());
         mac
     }
@@ -288,29 +309,43 @@ impl TokenKey {
         self.token_at(a.round, a.index, &a.key)
     }
 
-    /// The token of the entry `index` of round `seq` whose assignment key is `key`.
+    /// The token of the entry `index` of round `seq` whose assignment key is `key`, signed by the
+    /// newest key.
     pub fn token_at(&self, seq: u64, index: u32, key: &str) -> String {
+        let ring = self.ring();
+        let (id, secret) = ring.signing();
         let mut bytes = Vec::with_capacity(TOKEN_BYTES);
         bytes.extend_from_slice(&seq.to_be_bytes());
         bytes.extend_from_slice(&index.to_be_bytes());
-        bytes.extend_from_slice(&self.mac(key).finalize().into_bytes()[..16]);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        bytes.extend_from_slice(&Self::mac(secret, key).finalize().into_bytes()[..16]);
+        format!(
+            "{}.{}",
+            crate::engine::link_keys::id_name(id),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
     }
 
-    /// Where a well-formed token points: `(round seq, index, mac)`.
-    fn parse(token: &str) -> Option<(u64, u32, [u8; 16])> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+    /// Where a well-formed token points: `(key id, round seq, index, mac)`; no key id: the legacy key.
+    fn parse(token: &str) -> Option<(Option<u32>, u64, u32, [u8; 16])> {
+        let (id, rest) = match token.split_once('.') {
+            Some((id, rest)) => (Some(crate::engine::link_keys::parse_id(id)?), rest),
+            None => (None, token),
+        };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(rest).ok()?;
         if bytes.len() != TOKEN_BYTES {
             return None;
         }
         let seq = u64::from_be_bytes(bytes[..8].try_into().ok()?);
         let index = u32::from_be_bytes(bytes[8..12].try_into().ok()?);
-        Some((seq, index, bytes[12..].try_into().ok()?))
+        Some((id, seq, index, bytes[12..].try_into().ok()?))
     }
 
-    /// Whether `mac` is the MAC of `key` (constant time).
-    fn verify(&self, key: &str, mac: &[u8; 16]) -> bool {
-        self.mac(key).verify_truncated_left(mac).is_ok()
+    /// Whether `mac` is the MAC of `key` under the key `id` (constant time); a key no longer in
+    /// service verifies nothing.
+    fn verify(&self, id: Option<u32>, key: &str, mac: &[u8; 16]) -> bool {
+        let ring = self.ring();
+        ring.get(id)
+            .is_some_and(|secret| Self::mac(secret, key).verify_truncated_left(mac).is_ok())
     }
 }
 
@@ -319,10 +354,9 @@ fn unreachable_hmac() -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(b"k").expect("HMAC takes any key length")
 }
 
-/// Reads the token secret from `HAZEFLOW_TOKEN_KEY` (64 hex digits) or `{data_dir}/token.key`,
-/// creating the file (mode 0600) on first start.
+/// The link keys of the data folder ([`crate::engine::link_keys`]), making the first on a first start.
 pub fn load_token_key(data_dir: &std::path::Path) -> anyhow::Result<TokenKey> {
-    crate::config::load_key(data_dir, "token.key", "HAZEFLOW_TOKEN_KEY").map(TokenKey)
+    crate::engine::link_keys::load_or_create(data_dir).map(TokenKey::from_ring)
 }
 
 /// Called for every round made, in the same transaction (escalation timers and the notices hook here).
@@ -760,14 +794,14 @@ pub fn by_token<V: View>(v: &V, tokens: &TokenKey, token: &str) -> Result<Option
 impl<V: View> Resolver<'_, V> {
     /// The assignment a token belongs to (none for a malformed, unknown or forged token).
     pub fn by_token(&mut self, tokens: &TokenKey, token: &str) -> Result<Option<Assignment>, StoreError> {
-        let Some((seq, index, mac)) = TokenKey::parse(token) else {
+        let Some((id, seq, index, mac)) = TokenKey::parse(token) else {
             return Ok(None);
         };
         let Some(r) = self.round(seq)? else { return Ok(None) };
         let Some(entry) = self.v.item::<Entry>(seq, index)? else {
             return Ok(None);
         };
-        if !tokens.verify(&r.assignment_key(&entry.party), &mac) {
+        if !tokens.verify(id, &r.assignment_key(&entry.party), &mac) {
             return Ok(None);
         }
         Ok(Some(self.assignment(&r, index, entry)?))
@@ -1170,6 +1204,47 @@ mod tests {
             let other = TokenKey::new([8; 32]).token(a);
             assert!(store.read(|r| by_token(r, &keys, &other)).unwrap().is_none());
         }
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn after_a_rotation_old_links_and_links_without_a_key_id_still_work_until_their_key_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store_with_list(dir.path()).await;
+        let stage = Arc::new(AssignStage {
+            defaults: Arc::new(crate::registry::shanxi_defaults().clone()),
+            regions: Regions::shanxi(),
+            on_round: Vec::new(),
+        });
+        step(&store, &stage, 140100, issued("140100-T-1", "orange")).await;
+        let a = store.read(|r| of_warning(r, "140100-T-1", "", 1)).unwrap().remove(0);
+        let find = |keys: &TokenKey, token: &str| store.read(|r| by_token(r, keys, token)).unwrap().map(|f| f.key);
+        let ring = |ids: &[u32], legacy: bool| {
+            let keys = ids.iter().map(|n| (*n, [*n as u8; 32])).collect();
+            KeyRing::new(keys, legacy.then_some([0; 32])).unwrap()
+        };
+        // A link of an earlier release: no key id, signed by the one key of then (now "legacy").
+        let legacy = TokenKey::new([0; 32]).token(&a).trim_start_matches("k1.").to_string();
+        let keys = TokenKey::from_ring(ring(&[1], true));
+        let first = keys.token(&a);
+        assert!(first.starts_with("k1.") && first.len() == 41, "{first}");
+        assert_eq!(find(&keys, &legacy), Some(a.key.clone()), "the legacy link works");
+        // Rotated: k2 signs, k1 and legacy links still work.
+        assert!(keys.replace(ring(&[1, 2], true)));
+        let second = keys.token(&a);
+        assert!(second.starts_with("k2."), "{second}");
+        for t in [&legacy, &first, &second] {
+            assert_eq!(find(&keys, t), Some(a.key.clone()), "{t}");
+        }
+        // A link naming another key id than its signer fails.
+        let relabelled = format!("k2.{}", &first[3..]);
+        assert_eq!(find(&keys, &relabelled), None);
+        // k1 and the legacy key removed: their links stop working, k2's go on.
+        keys.replace(ring(&[2], false));
+        assert_eq!(find(&keys, &legacy), None);
+        assert_eq!(find(&keys, &first), None);
+        assert_eq!(find(&keys, &second), Some(a.key.clone()));
+        assert_eq!(find(&keys, &format!("k3.{}", &second[3..])), None, "an unknown key id");
         store.close();
     }
 }

@@ -10,6 +10,7 @@ pub mod assign;
 pub mod episode;
 pub mod escalate;
 pub mod inspect;
+pub mod link_keys;
 pub mod list;
 pub mod negotiate;
 pub mod notice;

@@ -498,7 +498,7 @@ async fn assignments(
     Path(id): Path<String>,
     Query(q): Query<AssignmentQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = crate::web::api::Paging::new(q.limit, None).limit(crate::web::api::paging::DEFAULT_LIMIT)?;
     let region = match &q.region {
         Some(r) => Some(crate::domain::region::RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("region: {e}")))?),
         None => None,

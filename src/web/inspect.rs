@@ -62,7 +62,7 @@ async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Lis
         (Some(w), None) => format!("{w}."),
         _ => String::new(),
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = crate::web::api::Paging::new(q.limit, None).limit(crate::web::api::paging::DEFAULT_LIMIT)?;
     let mut after = q.after.clone().unwrap_or_default();
     let mut out: Vec<Inspection> = Vec::new();
     let mut next = None;

@@ -15,7 +15,7 @@ use crate::web::inspect::json_body;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
@@ -174,10 +174,16 @@ async fn agree(
     Ok((StatusCode::CREATED, Json(json!({ "assignment": a, "ack_url": link }))))
 }
 
-async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(s): State<Arc<AppState>>,
+    _staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<crate::web::api::Paging>,
+) -> Result<Json<Value>, ApiError> {
     let (w, list) = s.engine.store.read(|r| Ok((r.warning(&id)?, of_warning(r, &id)?)))?;
     if w.is_none() {
         return Err(ApiError::NotFound(format!("no warning {id}")));
     }
-    Ok(Json(json!({ "negotiated": list })))
+    let page = q.page(list, crate::web::api::paging::WHOLE, |a| a.key.clone())?;
+    Ok(Json(json!({ "negotiated": page.items, "next_after": page.next })))
 }

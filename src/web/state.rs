@@ -25,8 +25,8 @@ pub struct AppState {
     pub notify: Arc<crate::notify::NotifyStage>,
     /// The page templates in service (dashboard, public, acknowledgement), replaced by a reload.
     pub pages: crate::templates::Live<crate::web::Pages>,
-    /// The staff tokens now: those of the configuration and environment, then those of
-    /// `staff.tokens_file`, which a reload reads again.
+    /// The staff tokens now: those of the configuration file, the environment and
+    /// `staff.tokens_file`, all of which a reload reads again.
     pub staff: std::sync::RwLock<Vec<crate::config::StaffToken>>,
 }
 
@@ -50,20 +50,15 @@ impl AppState {
         })
     }
 
-    /// The staff tokens a reload would put live: the fixed ones of the configuration and environment,
-    /// then the tokens file read again (an error names the file and line). `None`: no tokens file.
-    fn reread_staff(&self) -> Option<Result<Vec<crate::config::StaffToken>, String>> {
-        let f = self.settings.staff.tokens_file.as_ref()?;
-        let fixed = &self.settings.staff.tokens[..self.settings.staff.tokens.len().saturating_sub(self.settings.staff.from_file)];
-        Some(
-            crate::config::read_token_file(f)
-                .map(|read| fixed.iter().cloned().chain(read).collect())
-                .map_err(|e| format!("{e:#}")),
-        )
+    /// The staff tokens a reload would put live: the configuration file, the environment and the
+    /// tokens file read again ([`crate::config::Settings::staff_tokens_again`]); an error names the
+    /// file and line.
+    fn reread_staff(&self) -> Result<Vec<crate::config::StaffToken>, String> {
+        self.settings.staff_tokens_again().map_err(|e| format!("{e:#}"))
     }
 
-    /// Reloads the playbooks folder, the duty roster, the message templates and the staff tokens file,
-    /// all or nothing: on any error the old playbooks, roster, templates and tokens all stay live and
+    /// Reloads the playbooks folder, the duty roster, the message templates, the staff tokens and the
+    /// acknowledgement-link keys, all or nothing: on any error the old ones all stay live and
     /// the errors (each naming its file and line) are returned. Recorded either way; a roster or templates that changed are
     /// recorded too (`notify_reloaded`).
     pub async fn reload_playbooks(&self, actor: &str) -> Result<Vec<String>, Vec<String>> {
@@ -72,11 +67,16 @@ impl AppState {
         let playbooks = crate::domain::playbook::load_paths(std::slice::from_ref(&self.settings.playbooks), regions)
             .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<String>>());
         let files = crate::notify::Files::load(&self.settings, regions);
-        let staff = self.reread_staff().transpose().map_err(|e| vec![e]);
+        let staff = self.reread_staff().map_err(|e| vec![e]);
         let pages = crate::web::Pages::load(&self.settings.playbooks);
-        let (versions, errors, notify) = match (playbooks, files, staff, pages) {
-            (Ok(set), Ok(files), Ok(staff), Ok(pages)) => {
-                if let Some(staff) = staff {
+        let keys = crate::engine::link_keys::read(&self.settings.data_dir).map_err(|e| vec![format!("{e:#}")]);
+        let (versions, errors, notify) = match (playbooks, files, staff, pages, keys) {
+            (Ok(set), Ok(files), Ok(staff), Ok(pages), Ok(keys)) => {
+                let ids = keys.ids();
+                if self.tokens.replace(keys) {
+                    tracing::info!(keys = ?ids, signing = ids.last().map(String::as_str), "acknowledgement-link keys reloaded");
+                }
+                {
                     let mut live = self.staff.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if *live != staff {
                         tracing::info!(tokens = staff.len(), before = live.len(), "staff tokens reloaded");
@@ -95,7 +95,7 @@ impl AppState {
                 let changed = self.notify.replace(files);
                 (self.engine.playbooks.status().versions, Vec::new(), changed.then_some(reloaded))
             }
-            (playbooks, files, staff, pages) => {
+            (playbooks, files, staff, pages, keys) => {
                 let errors: Vec<String> = playbooks
                     .err()
                     .unwrap_or_default()
@@ -103,6 +103,7 @@ impl AppState {
                     .chain(files.err().unwrap_or_default())
                     .chain(staff.err().unwrap_or_default())
                     .chain(pages.err().unwrap_or_default())
+                    .chain(keys.err().unwrap_or_default())
                     .collect();
                 self.engine.playbooks.refused(now, errors.clone());
                 (self.engine.playbooks.status().versions, errors, None)
@@ -129,7 +130,7 @@ impl AppState {
             tracing::error!(error = %e, "could not record the reload");
         }
         if !errors.is_empty() {
-            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster, templates and staff tokens stay live");
+            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster, templates, staff tokens and link keys stay live");
             return Err(errors);
         }
         if let Err(e) = self.engine.remember_playbooks().await {

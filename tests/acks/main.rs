@@ -13,6 +13,8 @@
 //! - `inspections`: overdue enterprises become inspection tasks; findings; non-compliance events;
 //!   negotiated reductions (协商减排);
 //! - `summary`: the after-episode summary over HTTP and from the CLI;
+//! - `keys`: acknowledgement-link keys rotated: old links (and those without a key id) work until
+//!   their key is removed;
 //! - `security`: wrong, superseded, ended and other enterprises' tokens; staff endpoints without a
 //!   token; markup in names;
 //! - `atomic`: a warning event and its assignments are one transaction;
@@ -39,6 +41,7 @@ mod departments;
 mod escalation;
 mod flow;
 mod inspections;
+mod keys;
 mod security;
 mod summary;
 mod told;

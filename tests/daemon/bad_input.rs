@@ -174,7 +174,10 @@ async fn bad_http_bodies_get_400_with_the_reason_and_only_rejected_forecasts_lea
 
     // Nothing changed but three audit records of the rejected forecasts, with their errors.
     assert_eq!(app.warnings().await, Vec::<Value>::new());
-    assert_eq!(app.get("/api/v1/directives", Some(HEAD)).await.1, json!({ "directives": [] }));
+    assert_eq!(
+        app.get("/api/v1/directives", Some(HEAD)).await.1,
+        json!({ "directives": [], "next_after": null })
+    );
     let events = app.events().await;
     let new: Vec<(&str, &str, &str, &str)> = events
         .iter()

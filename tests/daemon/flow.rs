@@ -399,7 +399,7 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let error = body["error"].as_str().expect("an error");
     assert!(
-        error.starts_with("not reloaded; the old playbooks, roster, templates and staff tokens stay live:\n"),
+        error.starts_with("not reloaded; the old playbooks, roster, templates, staff tokens and link keys stay live:\n"),
         "{error}"
     );
     let line = error.lines().nth(1).expect("one error line");

@@ -92,8 +92,12 @@ impl TestApp {
             if page.is_empty() {
                 return out;
             }
-            after = body["next_after"].as_u64().expect("next_after with a page");
             out.extend(page);
+            // `next_after` is null once nothing follows.
+            match body["next_after"].as_u64() {
+                Some(next) => after = next,
+                None => return out,
+            }
         }
     }
 

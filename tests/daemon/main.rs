@@ -6,6 +6,7 @@
 //! - `helpers`: `spawn_app()` and what these tests do to a running daemon;
 //! - `flow`: a forecast becomes a warning that is signed, upgraded and lifted; directives; reload;
 //! - `api`: forecasts over HTTP, duplicates, health, metrics, the event log, the CLI;
+//! - `openapi`: the API description against the routes; every list's paging;
 //! - `restart`: stop and start, and SIGKILL in the middle of a burst of forecasts;
 //! - `bad_input`: bad files, bad bodies, unknown ids, missing tokens;
 //! - `postgres`: the PostgreSQL store against a real cluster: the embedded file's promises, the flow.
@@ -20,5 +21,6 @@ mod faults;
 mod flow;
 mod hardening;
 mod helpers;
+mod openapi;
 mod postgres;
 mod restart;

@@ -604,6 +604,122 @@ async fn a_reload_rereads_the_staff_tokens_file_so_a_revoked_token_stops_working
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rereads_the_tokens_of_the_config_file_and_of_the_environment_file_all_or_nothing() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let env_file = dir.path().join("hazeflow.env");
+    std::fs::write(&env_file, "# secrets\nHAZEFLOW_STAFF_TOKENS=乙:duty_officer:env-beta\n").expect("the env file");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let text = std::fs::read_to_string(&config).expect("the config");
+    let demo_sha = hazeflow::config::hash_token("hazeflow-demo");
+    assert!(text.contains(&demo_sha), "{text}");
+    let mut daemon = hazeflow_command(dir.path())
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .env("HAZEFLOW_ENV_FILE", &env_file)
+        // What systemd's EnvironmentFile= put into the process at start: with an environment file
+        // named, the tokens come from that file alone.
+        .env("HAZEFLOW_STAFF_TOKENS", "丙:head:process-gamma")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the daemon starts");
+    answering(&mut daemon, port, &http, &dir.path().join("no log")).await;
+    assert_eq!(status_with(&http, port, "hazeflow-demo").await, StatusCode::OK);
+    assert_eq!(status_with(&http, port, "env-beta").await, StatusCode::OK);
+    assert_eq!(status_with(&http, port, "process-gamma").await, StatusCode::UNAUTHORIZED);
+
+    // The demo token leaves the config file for 丁's, 乙 leaves the environment file for 戊: SIGHUP.
+    std::fs::write(
+        &config,
+        text.replace(&demo_sha, &hazeflow::config::hash_token("config-delta"))
+            .replace("name: 演示值班员", "name: 丁"),
+    )
+    .expect("the config");
+    std::fs::write(&env_file, "export HAZEFLOW_STAFF_TOKENS=\"戊:head:env-epsilon\"\n").expect("the env file");
+    signal(&daemon, "HUP");
+    eventually("the new tokens work", || async {
+        (status_with(&http, port, "env-epsilon").await == StatusCode::OK
+            && status_with(&http, port, "config-delta").await == StatusCode::OK)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(status_with(&http, port, "hazeflow-demo").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_with(&http, port, "env-beta").await, StatusCode::UNAUTHORIZED);
+
+    // 乙 back in the environment file, but the config file broken: nothing changes, the error names the place.
+    std::fs::write(&env_file, "HAZEFLOW_STAFF_TOKENS=戊:head:env-epsilon,乙:duty_officer:env-beta\n").expect("the env file");
+    let good = std::fs::read_to_string(&config).expect("the config");
+    std::fs::write(&config, good.replace("shutdown_deadline_secs: 10", "shutdown_deadline_secs: soon")).expect("the config");
+    let reload = || async {
+        let resp = http
+            .post(format!("http://127.0.0.1:{port}/api/v1/playbooks/reload"))
+            .bearer_auth("env-epsilon")
+            .send()
+            .await
+            .expect("the daemon answers");
+        (resp.status(), resp.json::<Value>().await.expect("JSON"))
+    };
+    let (status, body) = reload().await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = body["error"].as_str().expect("an error");
+    assert!(
+        error.contains(&format!("{}:", config.display())) && error.contains("shutdown_deadline_secs"),
+        "{error}"
+    );
+    assert_eq!(
+        status_with(&http, port, "env-beta").await,
+        StatusCode::UNAUTHORIZED,
+        "all or nothing"
+    );
+    assert_eq!(status_with(&http, port, "config-delta").await, StatusCode::OK);
+
+    // A broken environment file likewise names its line.
+    std::fs::write(&config, &good).expect("the config");
+    std::fs::write(&env_file, "HAZEFLOW_STAFF_TOKENS=戊:head:env-epsilon\nnot a setting\n").expect("the env file");
+    let (status, body) = reload().await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = body["error"].as_str().expect("an error");
+    assert!(
+        error.contains(&format!("{}:2:1: expected KEY=VALUE", env_file.display())),
+        "{error}"
+    );
+
+    // Both mended: 乙 works again.
+    std::fs::write(&env_file, "HAZEFLOW_STAFF_TOKENS=戊:head:env-epsilon,乙:duty_officer:env-beta\n").expect("the env file");
+    let (status, body) = reload().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status_with(&http, port, "env-beta").await, StatusCode::OK);
+
+    // The ack-link key rotated with the CLI beside the running daemon, put live by `hazeflow reload`.
+    let out = hazeflow_command(dir.path())
+        .args(["token-key", "rotate", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .expect("hazeflow token-key runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("made k2 ("));
+    let out = hazeflow_command(dir.path())
+        .args(["--server", &format!("http://127.0.0.1:{port}"), "--token", "env-epsilon", "reload"])
+        .output()
+        .await
+        .expect("hazeflow reload runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ack-link keys k1, k2 (k2 signs)"), "{text}");
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_file_with_only_what_differs_runs_the_daemon_without_the_demo_token_and_its_files_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::TempDir::new().expect("a folder");
@@ -647,7 +763,8 @@ async fn a_site_file_with_only_what_differs_runs_the_daemon_without_the_demo_tok
     let data = dir.path().join("data");
     let mode = |p: &Path| std::fs::metadata(p).expect("the file is there").permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data folder is its owner's only");
-    for f in ["hazeflow.redb", "token.key", "session.key"] {
+    assert_eq!(mode(&data.join("token-keys")), 0o700, "the link keys' folder is its owner's only");
+    for f in ["hazeflow.redb", "token-keys/k1.key", "session.key"] {
         assert_eq!(mode(&data.join(f)), 0o600, "{f} is its owner's only");
     }
     let key = std::fs::read_to_string(data.join("session.key")).expect("the key");

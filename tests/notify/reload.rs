@@ -66,7 +66,7 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     let error = body["error"].as_str().expect("an error");
     let lines: Vec<&str> = error.lines().collect();
     assert_eq!(
-        lines[0], "not reloaded; the old playbooks, roster, templates and staff tokens stay live:",
+        lines[0], "not reloaded; the old playbooks, roster, templates, staff tokens and link keys stay live:",
         "{error}"
     );
     assert_eq!(

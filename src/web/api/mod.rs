@@ -4,6 +4,7 @@
 //! In: requests. Out: calls on the [`Engine`] and reads of the store; no state of its own.
 
 mod metrics;
+pub mod paging;
 mod staff;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::engine::{EngineError, WarningAction};
 use crate::store::{DirectiveRecord, StoreError};
 use crate::web::AppState;
 
+pub use paging::Paging;
 pub use staff::Staff;
 
 /// Every API failure, with its status.
@@ -106,6 +108,16 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/playbooks", get(playbooks))
         .route("/api/v1/playbooks/reload", post(reload))
         .route("/api/v1/backup", post(backup))
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+/// The OpenAPI 3.1 description of every `/api/v1` route (and `/healthz`, `/metrics`), kept in the
+/// repository as `src/web/api/openapi.json`; `tests/daemon/openapi.rs` compares it with the routes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /api/v1/openapi.json`, without a token (it describes, it holds nothing).
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// 200 while the store writes; 503 with the reason while writes fail (disk full, I/O errors).
@@ -156,14 +168,32 @@ async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, bod
     }
 }
 
-#[derive(Deserialize)]
-struct Limit {
-    limit: Option<usize>,
-}
-
-async fn list_consultations(State(s): Shared, _staff: Staff, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
-    let list = s.engine.store.read(|r| r.consultations(q.limit.unwrap_or(20).min(500)))?;
-    Ok(Json(json!({ "consultations": list })))
+/// `GET /api/v1/consultations`: newest first; the cursor is a consultation's `seq` (the page holds
+/// older ones). The store reads the latest N only, so a page deep in the past reads the ones before it.
+async fn list_consultations(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
+    let limit = q.limit(20)?;
+    let before = q
+        .after()
+        .map(|a| {
+            a.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("after: \"{a}\" is not a consultation's seq")))
+        })
+        .transpose()?;
+    let (list, more) = s.engine.store.read(|r| {
+        let mut n = limit + 1;
+        loop {
+            let read = r.consultations(n)?;
+            let all_read = read.len() < n;
+            let rest: Vec<_> = read.into_iter().filter(|c| before.is_none_or(|b| c.seq < b)).collect();
+            if rest.len() > limit || all_read {
+                let more = rest.len() > limit;
+                return Ok((rest.into_iter().take(limit).collect::<Vec<_>>(), more));
+            }
+            n = n.saturating_mul(2);
+        }
+    })?;
+    let next = if more { list.last().map(|c| c.seq) } else { None };
+    Ok(Json(json!({ "consultations": list, "next_after": next })))
 }
 
 async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -171,10 +201,13 @@ async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, J
     Ok((StatusCode::CREATED, Json(json!(rec))))
 }
 
-async fn list_warnings(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+async fn list_warnings(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let states = s.engine.store.read(|r| r.region_states())?;
+    // Only the regions with a warning are items: a page is never short of them.
+    let with_warning: Vec<_> = states.into_iter().filter(|(_, st)| st.warning.is_some()).collect();
+    let page = q.page(with_warning, paging::WHOLE, |(region, _)| region.to_string())?;
     let mut out = Vec::new();
-    for (region, st) in states {
+    for (region, st) in page.items {
         let Some(w) = st.warning else { continue };
         out.push(json!({
             "id": w.id, "region": region, "region_name": s.engine.regions.name(region),
@@ -185,18 +218,20 @@ async fn list_warnings(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>
             "timeline": crate::domain::warning::timeline_of(&w, s.engine.playbooks.pinned(&w.playbook).as_deref()),
         }));
     }
-    Ok(Json(json!({ "warnings": out })))
+    Ok(Json(json!({ "warnings": out, "next_after": page.next })))
 }
 
 /// Every region of the daemon's province (the province, its cities, their counties), each with
 /// its own live warning and the warning in force there — its own or, for a county under a
 /// city-wide warning, the city's ([`crate::domain::in_force`]).
-async fn list_regions(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+async fn list_regions(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let states: std::collections::BTreeMap<RegionCode, crate::domain::warning::RegionState> =
         s.engine.store.read(|r| r.region_states())?.into_iter().collect();
     let regions = s.engine.regions;
-    let out: Vec<Value> = regions
-        .all()
+    let page = q.page(regions.all().collect(), paging::WHOLE, |r| r.code.to_string())?;
+    let out: Vec<Value> = page
+        .items
+        .into_iter()
         .map(|r| {
             let own = states.get(&r.code).and_then(crate::domain::warning::RegionState::live);
             let in_force = crate::domain::in_force::in_force(r.code, regions, &states).map(|f| {
@@ -213,7 +248,7 @@ async fn list_regions(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>>
             })
         })
         .collect();
-    Ok(Json(json!({ "regions": out })))
+    Ok(Json(json!({ "regions": out, "next_after": page.next })))
 }
 
 async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -409,8 +444,9 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
     Ok((StatusCode::CREATED, Json(json!({ "events": events }))))
 }
 
-async fn list_directives(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "directives": s.engine.store.read(|r| r.directives())? })))
+async fn list_directives(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
+    let page = q.page(s.engine.store.read(|r| r.directives())?, paging::WHOLE, |d| d.id.clone())?;
+    Ok(Json(json!({ "directives": page.items, "next_after": page.next })))
 }
 
 async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -419,27 +455,29 @@ async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) 
     Ok(Json(json!({ "events": events })))
 }
 
-#[derive(Deserialize)]
-struct EventsQuery {
-    after: Option<u64>,
-    limit: Option<usize>,
-}
-
-async fn events(State(s): Shared, _staff: Staff, Query(q): Query<EventsQuery>) -> ApiResult<Json<Value>> {
-    let after = q.after.unwrap_or(0);
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+/// `GET /api/v1/events`: the log in order; the cursor is a record's `seq`.
+async fn events(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
+    let after = q
+        .after()
+        .map_or(Ok(0), str::parse::<u64>)
+        .map_err(|_| ApiError::BadRequest("after: not a sequence number".into()))?;
+    let limit = q.limit(paging::DEFAULT_LIMIT)?;
     let list = s.engine.store.read(|r| r.events_after(after, limit))?;
-    let next = list.last().map(|r| r.seq);
+    let next = paging::next_after(list.len(), limit, || list.last().map(|r| r.seq));
     Ok(Json(json!({ "events": list, "next_after": next })))
 }
 
-async fn playbooks(State(s): Shared, _staff: Staff) -> ApiResult<Json<Value>> {
+async fn playbooks(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let set = s.engine.playbooks.live();
-    let list: Vec<Value> = set
+    let page = q.page(set.iter().collect(), paging::WHOLE, |p| p.id.clone())?;
+    let list: Vec<Value> = page
+        .items
         .iter()
         .map(|p| json!({ "id": p.id, "version": p.version, "digest": p.digest, "file": p.file, "scope": p.scope, "parent": p.parent }))
         .collect();
-    Ok(Json(json!({ "playbooks": list, "last_reload": s.engine.playbooks.status() })))
+    Ok(Json(
+        json!({ "playbooks": list, "next_after": page.next, "last_reload": s.engine.playbooks.status() }),
+    ))
 }
 
 async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
@@ -448,10 +486,13 @@ async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
     match s.reload_playbooks(&staff.name).await {
         Ok(versions) => {
             let notify = s.notify.files().summary(&s.settings);
-            Ok(Json(json!({ "reloaded": true, "versions": versions, "notify": notify })))
+            let keys = s.tokens.ring().ids();
+            Ok(Json(
+                json!({ "reloaded": true, "versions": versions, "notify": notify, "link_keys": keys }),
+            ))
         }
         Err(errors) => Err(ApiError::BadRequest(format!(
-            "not reloaded; the old playbooks, roster, templates and staff tokens stay live:\n{}",
+            "not reloaded; the old playbooks, roster, templates, staff tokens and link keys stay live:\n{}",
             errors.join("\n")
         ))),
     }

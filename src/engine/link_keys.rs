@@ -1,0 +1,228 @@
+//! The keys that sign acknowledgement links, each with an id, so that they can be rotated: the
+//! newest key signs every new link, older keys still verify the links they signed until their file
+//! is removed, and a link names the key that signed it (`/ack/k2.…`).
+//!
+//! Where they live: `{data_dir}/token-keys/k{N}.key` (64 hex digits, mode 0600, the folder 0700);
+//! the highest `N` signs. The single key of earlier releases, `{data_dir}/token.key` (or
+//! `HAZEFLOW_TOKEN_KEY`), is kept as the *legacy* key: it verifies the links without a key id that it
+//! signed, and signs nothing new. Read at start (making `k1` when the folder holds no key) and again
+//! on every reload; `hazeflow token-key rotate` adds the next key.
+//!
+//! In: the data folder and the environment. Out: a [`KeyRing`], or an error naming the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// The folder of the keys with ids, inside the data folder.
+pub const FOLDER: &str = "token-keys";
+
+/// The key of earlier releases (links without a key id), inside the data folder.
+pub const LEGACY_FILE: &str = "token.key";
+
+/// The environment variable that gives the legacy key instead of its file.
+pub const LEGACY_ENV: &str = "HAZEFLOW_TOKEN_KEY";
+
+/// The keys in service: at least one with an id (the newest signs), and perhaps the legacy key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRing {
+    legacy: Option<[u8; 32]>,
+    keys: BTreeMap<u32, [u8; 32]>,
+    newest: (u32, [u8; 32]),
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_struct("KeyRing").field("ids", &self.ids()).finish()
+    }
+}
+
+impl KeyRing {
+    /// A ring of these keys (by id number: `k3` is 3) and the legacy key; refused without a key
+    /// with an id, since nothing could sign.
+    pub fn new(keys: BTreeMap<u32, [u8; 32]>, legacy: Option<[u8; 32]>) -> Result<KeyRing> {
+        let Some((&id, &secret)) = keys.iter().next_back() else {
+            bail!(
+                "{FOLDER}: no acknowledgement-link key (k1.key, k2.key, …): nothing could sign new links; `hazeflow token-key rotate` makes one"
+            );
+        };
+        Ok(KeyRing {
+            legacy,
+            keys,
+            newest: (id, secret),
+        })
+    }
+
+    /// The key that signs new links: its id number and secret.
+    pub fn signing(&self) -> (u32, &[u8; 32]) {
+        (self.newest.0, &self.newest.1)
+    }
+
+    /// The key of this id (`None`: the legacy key, for links without an id).
+    pub fn get(&self, id: Option<u32>) -> Option<&[u8; 32]> {
+        match id {
+            Some(n) => self.keys.get(&n),
+            None => self.legacy.as_ref(),
+        }
+    }
+
+    /// The ids in service, oldest first (`legacy`, `k1`, `k2`, …); the last signs.
+    pub fn ids(&self) -> Vec<String> {
+        self.legacy
+            .map(|_| "legacy".to_string())
+            .into_iter()
+            .chain(self.keys.keys().map(|n| id_name(*n)))
+            .collect()
+    }
+}
+
+/// `k3` for 3.
+pub fn id_name(n: u32) -> String {
+    format!("k{n}")
+}
+
+/// 3 for `k3` (no sign, no leading zero, from 1).
+pub fn parse_id(s: &str) -> Option<u32> {
+    let digits = s.strip_prefix('k')?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn parse_secret(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text.trim()).ok().and_then(|v| v.try_into().ok())
+}
+
+/// The keys of the data folder as they are now (a reload): the folder's `k{N}.key` files and the
+/// legacy key. An error names the file; a folder without a key is an error.
+pub fn read(data_dir: &Path) -> Result<KeyRing> {
+    let legacy = match std::env::var(LEGACY_ENV) {
+        Ok(v) => Some(parse_secret(&v).with_context(|| format!("{LEGACY_ENV} must be 64 hex digits"))?),
+        Err(_) => {
+            let path = data_dir.join(LEGACY_FILE);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(parse_secret(&text).with_context(|| format!("{} must hold 64 hex digits", path.display()))?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            }
+        }
+    };
+    KeyRing::new(read_folder(&data_dir.join(FOLDER))?, legacy)
+}
+
+/// The `k{N}.key` files of the folder (none when it does not exist). Hidden files and files not
+/// ending in `.key` are passed over (a half-written `.k3.key.tmp`).
+fn read_folder(dir: &Path) -> Result<BTreeMap<u32, [u8; 32]>> {
+    let mut keys = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot read {}", dir.display()))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".key") else { continue };
+        let id = parse_id(stem).with_context(|| format!("{}: a key file is named k<N>.key (k1.key, k2.key, …)", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let secret = parse_secret(&text).with_context(|| format!("{} must hold 64 hex digits", path.display()))?;
+        keys.insert(id, secret);
+    }
+    Ok(keys)
+}
+
+/// At start: the keys of the data folder, making `k1` when the folder holds none (a first start, or
+/// the first start of this release beside an existing `token.key`, which stays as the legacy key).
+pub fn load_or_create(data_dir: &Path) -> Result<KeyRing> {
+    match read(data_dir) {
+        Ok(ring) => Ok(ring),
+        Err(_) if read_folder(&data_dir.join(FOLDER))?.is_empty() => {
+            let (id, path) = rotate(data_dir)?;
+            tracing::info!(key = %id_name(id), file = %path.display(), "made the first acknowledgement-link key");
+            read(data_dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds the next key (one above the highest id; `k1` in an empty folder), written whole with mode
+/// 0600 before it appears under its name. A running daemon signs with it after its next reload.
+pub fn rotate(data_dir: &Path) -> Result<(u32, PathBuf)> {
+    let dir = data_dir.join(FOLDER);
+    crate::config::private_dir(data_dir)?;
+    crate::config::private_dir(&dir)?;
+    let next = read_folder(&dir)?.keys().next_back().map_or(1, |n| n + 1);
+    let name = format!("{}.key", id_name(next));
+    let path = dir.join(&name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let secret: [u8; 32] = rand::random();
+    std::fs::write(&tmp, hex::encode(secret)).with_context(|| format!("cannot write {}", tmp.display()))?;
+    crate::config::private_file(&tmp)?;
+    // A key of that id made meanwhile is not overwritten.
+    std::fs::hard_link(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok((next, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_strictly_and_the_highest_signs() {
+        assert_eq!(parse_id("k1"), Some(1));
+        assert_eq!(parse_id("k42"), Some(42));
+        for bad in ["k", "k0", "k01", "1", "K1", "k1a", "k-1"] {
+            assert_eq!(parse_id(bad), None, "{bad}");
+        }
+        let ring = KeyRing::new(BTreeMap::from([(1, [1; 32]), (10, [10; 32]), (2, [2; 32])]), Some([0; 32])).unwrap();
+        assert_eq!(ring.signing().0, 10);
+        assert_eq!(ring.ids(), ["legacy", "k1", "k2", "k10"]);
+        assert_eq!(ring.get(None), Some(&[0; 32]));
+        assert_eq!(ring.get(Some(3)), None);
+        assert!(
+            KeyRing::new(BTreeMap::new(), Some([0; 32])).is_err(),
+            "the legacy key alone signs nothing"
+        );
+    }
+
+    #[test]
+    fn the_first_start_makes_k1_rotation_adds_the_next_and_a_stray_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = load_or_create(dir.path()).unwrap();
+        assert_eq!(ring.ids(), ["k1"]);
+        assert_eq!(load_or_create(dir.path()).unwrap(), ring, "made once");
+        assert_eq!(rotate(dir.path()).unwrap().0, 2);
+        let ring = read(dir.path()).unwrap();
+        assert_eq!((ring.ids(), ring.signing().0), (vec!["k1".to_string(), "k2".to_string()], 2));
+        std::fs::write(dir.path().join(FOLDER).join("new.key"), "00").unwrap();
+        let e = format!("{:#}", read(dir.path()).unwrap_err());
+        assert!(e.contains("new.key: a key file is named k<N>.key"), "{e}");
+        std::fs::write(dir.path().join(FOLDER).join("new.key"), "").unwrap();
+        std::fs::remove_file(dir.path().join(FOLDER).join("new.key")).unwrap();
+        std::fs::write(dir.path().join(FOLDER).join("k3.key"), "not hex").unwrap();
+        let e = format!("{:#}", read(dir.path()).unwrap_err());
+        assert!(e.contains("k3.key must hold 64 hex digits"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_are_their_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, path) = rotate(dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(FOLDER)).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+}
