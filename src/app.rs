@@ -162,40 +162,12 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
         let tracker = TaskTracker::new();
         let state = self.state.clone();
-        let engine = state.engine.clone();
-        tracker.spawn(inbox::run(
-            engine.clone(),
-            state.settings.inbox.clone(),
-            state.consult_on_forecast,
-            shutdown.clone(),
-        ));
-        tracker.spawn(schedule::run_consultations(engine.clone(), shutdown.clone()));
-        tracker.spawn(schedule::run_ticks(engine.clone(), shutdown.clone(), TICK_EVERY));
-        tracker.spawn(crate::notify::deliver::run(
+        // The leader's work (one node at a time where nodes share a database; always here with the
+        // embedded file): started when this node leads, stopped when it no longer does.
+        tracker.spawn(lead(
+            state.clone(),
             self.delivery.clone(),
-            engine.store.clone(),
-            engine.clock.clone(),
-            engine.changed.clone(),
-            shutdown.clone(),
-        ));
-        tracker.spawn(crate::engine::escalate::run(
             self.escalation.clone(),
-            engine.clone(),
-            shutdown.clone(),
-        ));
-        let notices = crate::engine::notice::Notices::new(
-            &engine,
-            state.defaults.clone(),
-            state.settings.http.public_url.clone(),
-            state.tokens.clone(),
-            state.notify.clone(),
-        );
-        tracker.spawn(crate::engine::notice::run(engine.clone(), notices, shutdown.clone()));
-        tracker.spawn(crate::notify::outage::run(
-            engine.store.clone(),
-            engine.clock.clone(),
-            engine.regions,
-            state.notify.clone(),
             shutdown.clone(),
         ));
         let router =
@@ -221,5 +193,81 @@ impl Application {
         state.engine.store.close();
         tracing::info!("stopped; the store is closed");
         Ok(())
+    }
+}
+
+/// Runs the leader's work — inbox, scheduler and ticks, notice fan-out, timers, delivery, outage
+/// alerts — for every term this node leads, until `shutdown`.
+async fn lead(
+    state: Arc<AppState>,
+    delivery: Arc<crate::notify::Delivery>,
+    escalation: Arc<crate::engine::escalate::Escalation>,
+    shutdown: CancellationToken,
+) {
+    let engine = state.engine.clone();
+    let mut roles = engine.store.roles();
+    loop {
+        // Wait to lead.
+        while !roles.borrow_and_update().is_leader() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = roles.changed() => if changed.is_err() { return },
+            }
+        }
+        let role = engine.store.role();
+        if engine.store.kind() != "embedded" {
+            tracing::info!(?role, "leading: starting the scheduler, timers, inbox, fan-out and delivery");
+        }
+        let term = shutdown.child_token();
+        let work = TaskTracker::new();
+        work.spawn(inbox::run(
+            engine.clone(),
+            state.settings.inbox.clone(),
+            state.consult_on_forecast,
+            term.clone(),
+        ));
+        work.spawn(schedule::run_consultations(engine.clone(), term.clone()));
+        work.spawn(schedule::run_ticks(engine.clone(), term.clone(), TICK_EVERY));
+        work.spawn(crate::notify::deliver::run(
+            delivery.clone(),
+            engine.store.clone(),
+            engine.clock.clone(),
+            engine.changed.clone(),
+            term.clone(),
+        ));
+        work.spawn(crate::engine::escalate::run(escalation.clone(), engine.clone(), term.clone()));
+        let notices = crate::engine::notice::Notices::new(
+            &engine,
+            state.defaults.clone(),
+            state.settings.http.public_url.clone(),
+            state.tokens.clone(),
+            state.notify.clone(),
+        );
+        work.spawn(crate::engine::notice::run(engine.clone(), notices, term.clone()));
+        work.spawn(crate::notify::outage::run(
+            engine.store.clone(),
+            engine.clock.clone(),
+            engine.regions,
+            state.notify.clone(),
+            term.clone(),
+        ));
+        work.close();
+        // Lead until shut down or deposed.
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                changed = roles.changed() => {
+                    if changed.is_err() || !roles.borrow_and_update().is_leader() {
+                        tracing::warn!("no longer the leader: stopping the leader's work");
+                        break;
+                    }
+                }
+            }
+        }
+        term.cancel();
+        work.wait().await;
+        if shutdown.is_cancelled() {
+            return;
+        }
     }
 }

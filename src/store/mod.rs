@@ -143,6 +143,24 @@ struct Stats {
     commit_micros: AtomicU64,
 }
 
+/// This node's role where several nodes share one database (PostgreSQL). The embedded file has one
+/// node, always the leader (term 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Runs the scheduler, timers, inbox, notice fan-out and delivery; `term` rises with each new
+    /// leader, and a batch of a node whose term has passed is refused (fencing).
+    Leader { term: u64 },
+    /// Serves the dashboard, the API, ack and public pages, and writes what they take.
+    Follower,
+}
+
+impl Role {
+    /// Whether this node leads.
+    pub fn is_leader(self) -> bool {
+        matches!(self, Role::Leader { .. })
+    }
+}
+
 /// Why writes fail at the moment, and since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -181,6 +199,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(8);
 struct Inner {
     backend: Arc<dyn Backend>,
     kind: &'static str,
+    /// The node's role, as the election reports it.
+    roles: tokio::sync::watch::Sender<Role>,
     health: Arc<Health>,
     /// Unique among the stores opened by this process (caches key on it, not on the path: a file
     /// deleted and made again at the same path is another database).
@@ -197,17 +217,20 @@ impl Store {
     /// a crash, redb repairs the file on open.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let backend: Arc<dyn Backend> = Arc::new(embedded::Embedded::open(path)?);
-        Store::start(backend, "embedded", path)
+        Store::start(backend, "embedded", path, Role::Leader { term: 0 })
     }
 
     /// Connects to a PostgreSQL database (`postgres://…`), migrates its schema and starts the writer.
+    /// The node takes part in the election of the leader from here on ([`Store::roles`]).
     pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
-        let backend: Arc<dyn Backend> = Arc::new(pg::Pg::open(url)?);
-        Store::start(backend, "postgres", Path::new("postgres"))
+        let pg = Arc::new(pg::Pg::open(url)?);
+        let store = Store::start(pg.clone(), "postgres", Path::new("postgres"), Role::Follower)?;
+        pg.elect(node_name(), store.inner.roles.clone());
+        Ok(store)
     }
 
     /// Starts the writer thread over an opened backend.
-    fn start(backend: Arc<dyn Backend>, kind: &'static str, path: &Path) -> Result<Store, StoreError> {
+    fn start(backend: Arc<dyn Backend>, kind: &'static str, path: &Path, role: Role) -> Result<Store, StoreError> {
         let (send, recv) = std_mpsc::channel::<Job>();
         let health = Arc::new(Health::default());
         let whealth = health.clone();
@@ -222,6 +245,7 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 kind,
+                roles: tokio::sync::watch::Sender::new(role),
                 health,
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 stats,
@@ -255,6 +279,16 @@ impl Store {
     /// The backend's kind: `embedded` (the redb file) or `postgres`.
     pub fn kind(&self) -> &'static str {
         self.inner.kind
+    }
+
+    /// This node's role now.
+    pub fn role(&self) -> Role {
+        *self.inner.roles.borrow()
+    }
+
+    /// The node's role as it changes.
+    pub fn roles(&self) -> tokio::sync::watch::Receiver<Role> {
+        self.inner.roles.subscribe()
     }
 
     /// This store's id, unique in the process.
@@ -350,6 +384,12 @@ impl Store {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// This node's name in the leader table: host and process.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{} pid {}", host.trim(), std::process::id())
+}
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)

@@ -23,7 +23,7 @@ use super::port::{Backend, BatchFailed, Key, ReadPort, Row, Scan, Table, Visit, 
 use super::{FORMAT_VERSION, StoreError};
 
 /// Schema migrations, in order; each runs once, in one transaction.
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE hazeflow_meta (k text COLLATE "C" PRIMARY KEY, v bytea NOT NULL);
@@ -39,6 +39,27 @@ CREATE TABLE hazeflow_counters (k text COLLATE "C" PRIMARY KEY, v bytea NOT NULL
 CREATE TABLE hazeflow_docs (k text COLLATE "C", k2 text COLLATE "C", v bytea NOT NULL, PRIMARY KEY (k, k2));
 CREATE TABLE hazeflow_items (k bigint, k2 bigint, v bytea NOT NULL, PRIMARY KEY (k, k2));
 "#;
+
+/// Leadership: the current term (raised by each new leader) and who holds it.
+const MIGRATION_2: &str = r#"
+CREATE TABLE hazeflow_leader (
+    id integer PRIMARY KEY CHECK (id = 1),
+    term bigint NOT NULL,
+    node text NOT NULL,
+    since timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO hazeflow_leader (id, term, node) VALUES (1, 0, '');
+"#;
+
+/// The advisory lock a leader holds on its own connection, for as long as it leads.
+const LEADER_LOCK: i64 = 0x6861_7a65_6c65_6164; // "hazelead"
+
+/// The advisory lock every batch takes in its transaction: one writer at a time across the nodes
+/// (the log's sequence numbers are allocated in the batch).
+const WRITE_LOCK: i64 = 0x6861_7a65_7772_6974; // "hazewrit"
+
+/// How often a follower asks for the leader's lock, and a leader checks its connection.
+const ELECTION_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The advisory lock key under which nodes migrate (one at a time).
 const MIGRATION_LOCK: i64 = 0x6861_7a65_666c_6f77; // "hazeflow"
@@ -307,6 +328,11 @@ fn prefix_end(prefix: &str) -> Option<String> {
 pub(crate) struct Pg {
     config: postgres::Config,
     shown: String,
+    /// The term this node leads in (0: not the leader), checked by every batch (fencing).
+    term: Arc<std::sync::atomic::AtomicU64>,
+    /// The elector's stop flag and thread.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    elector: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The writer's connection (the writer thread only); none until connected or after a failure.
     writer: Mutex<Option<Client>>,
     /// Idle connections for snapshots.
@@ -324,11 +350,33 @@ impl Pg {
         let pg = Pg {
             config,
             shown,
+            term: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            elector: Mutex::new(None),
             writer: Mutex::new(None),
             readers: Arc::new(Mutex::new(Vec::new())),
         };
         pg.migrate()?;
         Ok(pg)
+    }
+
+    /// Starts the election: a thread that takes the leader's advisory lock on a connection of its own
+    /// when it is free, raises the term, and reports the role on `roles`; it lets go (follower) when
+    /// that connection fails. `node` names this node in `hazeflow_leader`.
+    pub(crate) fn elect(&self, node: String, roles: tokio::sync::watch::Sender<super::Role>) {
+        let config = self.config.clone();
+        let (term, stop, shown) = (self.term.clone(), self.stop.clone(), self.shown.clone());
+        let handle = std::thread::Builder::new()
+            .name("store-elector".into())
+            .spawn(move || elector(&config, &node, &term, &stop, &roles, &shown));
+        match handle {
+            Ok(h) => {
+                if let Ok(mut g) = self.elector.lock() {
+                    *g = Some(h);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the leader election"),
+        }
     }
 
     fn sql(&self) -> Sql<'_> {
@@ -433,6 +481,15 @@ impl Backend for Pg {
                     tx: RefCell::new(tx),
                     shown: &self.shown,
                 };
+                // One writer at a time across the nodes; a node that led in an earlier term writes
+                // nothing more as the leader (fencing).
+                let fenced = port.fence(self.term.load(std::sync::atomic::Ordering::SeqCst));
+                if let Err(reason) = fenced {
+                    if reason.deposed {
+                        self.term.store(0, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    return Err(failed(reason.message));
+                }
                 match run(&mut port) {
                     Ok(()) => {
                         let tx = port.tx.into_inner();
@@ -505,6 +562,10 @@ impl Drop for PgRead {
 
 impl Drop for Pg {
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = self.elector.get_mut().ok().and_then(Option::take) {
+            let _ = blocking(move || h.join());
+        }
         // Closing a connection blocks: off the runtime's worker.
         let writer = self.writer.get_mut().ok().and_then(Option::take);
         let readers = self.readers.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
@@ -527,6 +588,90 @@ impl ReadPort for PgRead {
     }
 }
 
+/// Why a batch was refused before it ran.
+struct Fenced {
+    message: String,
+    /// This node lost the leadership.
+    deposed: bool,
+}
+
+/// The election's loop (see [`Pg::elect`]).
+fn elector(
+    config: &postgres::Config,
+    node: &str,
+    term: &std::sync::atomic::AtomicU64,
+    stop: &std::sync::atomic::AtomicBool,
+    roles: &tokio::sync::watch::Sender<super::Role>,
+    shown: &str,
+) {
+    use std::sync::atomic::Ordering;
+    let follow = |why: &str| {
+        if term.swap(0, Ordering::SeqCst) != 0 {
+            tracing::warn!(reason = why, "no longer the leader");
+        }
+        roles.send_replace(super::Role::Follower);
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let mut client = match config.connect(NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                follow("the election's connection failed");
+                tracing::warn!(database = shown, error = %e, "cannot reach the database for the election; trying again");
+                std::thread::sleep(ELECTION_EVERY);
+                continue;
+            }
+        };
+        while !stop.load(Ordering::SeqCst) {
+            if term.load(Ordering::SeqCst) != 0 {
+                // Leading: the lock lasts as long as this connection.
+                if let Err(e) = client.batch_execute("SELECT 1") {
+                    tracing::warn!(error = %e, "the leader's connection failed");
+                    follow("the leader's connection failed");
+                    break;
+                }
+            } else {
+                let got = client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+                    .and_then(|r| r.try_get::<_, bool>(0));
+                match got {
+                    Ok(true) => {
+                        let raised = client
+                            .query_one(
+                                "UPDATE hazeflow_leader SET term = term + 1, node = $1, since = now() WHERE id = 1 RETURNING term",
+                                &[&node],
+                            )
+                            .and_then(|r| r.try_get::<_, i64>(0));
+                        match raised {
+                            Ok(t) => {
+                                let t = u64::try_from(t).unwrap_or(0);
+                                term.store(t, Ordering::SeqCst);
+                                tracing::info!(term = t, node, "this node leads");
+                                roles.send_replace(super::Role::Leader { term: t });
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "took the leader's lock but cannot raise the term");
+                                break;
+                            }
+                        }
+                    }
+                    Ok(false) => {
+                        if *roles.borrow() != super::Role::Follower {
+                            roles.send_replace(super::Role::Follower);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the election's connection failed");
+                        follow("the election's connection failed");
+                        break;
+                    }
+                }
+            }
+            std::thread::sleep(ELECTION_EVERY);
+        }
+    }
+    follow("stopping");
+}
+
 /// The transaction of one batch.
 struct PgWrite<'c> {
     tx: RefCell<postgres::Transaction<'c>>,
@@ -544,6 +689,35 @@ impl<'c> PgWrite<'c> {
             format!("INSERT INTO {t} (k, k2, v) VALUES ($1, $2, $3) ON CONFLICT (k, k2) DO UPDATE SET v = EXCLUDED.v")
         } else {
             format!("INSERT INTO {t} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v")
+        }
+    }
+
+    /// Takes the write lock and checks the term: `mine` (0 when this node does not lead) must still be
+    /// the current one.
+    fn fence(&mut self, mine: u64) -> Result<(), Fenced> {
+        let s = self.sql();
+        let plain = |e: StoreError| Fenced {
+            message: e.to_string(),
+            deposed: false,
+        };
+        s.execute(self.tx.get_mut(), "SELECT pg_advisory_xact_lock($1)", &[Box::new(WRITE_LOCK)])
+            .map_err(plain)?;
+        if mine == 0 {
+            return Ok(());
+        }
+        let rows = s
+            .query(self.tx.get_mut(), "SELECT term FROM hazeflow_leader WHERE id = 1", &[])
+            .map_err(plain)?;
+        let current: i64 = rows.first().and_then(|r| r.try_get(0).ok()).unwrap_or(0);
+        if u64::try_from(current).ok() == Some(mine) {
+            Ok(())
+        } else {
+            Err(Fenced {
+                message: format!(
+                    "this node led in term {mine}, but the leader is now in term {current}: it writes nothing more as the leader"
+                ),
+                deposed: true,
+            })
         }
     }
 

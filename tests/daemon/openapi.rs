@@ -73,7 +73,8 @@ fn described(doc: &Value) -> BTreeSet<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
     let app = spawn_app(clock()).await;
-    let file = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/api/openapi.json")).expect("src/web/api/openapi.json");
+    let file =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/api/openapi.json")).expect("src/web/api/openapi.json");
     let doc: Value = serde_json::from_str(&file).expect("the document is JSON");
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
 

@@ -205,3 +205,113 @@ async fn a_daemon_on_postgresql_proposes_signs_and_keeps_its_warning_across_a_re
     again.stop().await;
     assert!(cluster.log().contains("database system is ready"), "the cluster ran");
 }
+
+/// `GET /healthz` of a daemon binary on `port`: (role, term), or nothing while it does not answer.
+async fn role_of(http: &reqwest::Client, port: u16) -> Option<(String, u64)> {
+    let body: Value = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some((body["role"].as_str()?.to_string(), body["term"].as_u64()?))
+}
+
+/// The `.eml` files a daemon's delivery has written into its mail folder.
+fn mails_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("data/mail"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().display().to_string())
+                .filter(|p| p.ends_with(".eml"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_carries_the_warning_on() {
+    use crate::restart::start_daemon_with;
+    let cluster = PgCluster::start();
+    let url = cluster.database("ha");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let with_store = |url: String| move |text: String| format!("{text}\nstore:\n  url: \"{url}\"\n");
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+
+    // Node A starts first and leads in term 1; node B, on the same database, follows.
+    let mut a = start_daemon_with(dir_a.path(), port_a, &http, with_store(url.clone())).await;
+    let lead = eventually("node A leads", || async {
+        role_of(&http, port_a).await.filter(|(role, _)| role == "leader")
+    })
+    .await;
+    assert_eq!(lead.1, 1, "the first leader's term");
+    let b = start_daemon_with(dir_b.path(), port_b, &http, with_store(url)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        role_of(&http, port_b).await,
+        Some(("follower".into(), 0)),
+        "B follows while A leads"
+    );
+
+    // A forecast reaches the leader's inbox; the consultation there proposes a warning, which B
+    // (a follower) shows.
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let csv = forecast_csv(
+        &now.format("%Y-%m-%d %H:%M").to_string(),
+        "省生态环境监测和应急保障中心",
+        "140100",
+        &now.format("%Y-%m-%d").to_string(),
+        &[120, 230, 240, 250, 180, 120, 100],
+    );
+    std::fs::write(dir_a.path().join("data/inbox/taiyuan.csv"), csv).unwrap();
+    let warnings_on = |port: u16| {
+        let http = http.clone();
+        async move {
+            let body: Value = http
+                .get(format!("http://127.0.0.1:{port}/api/v1/warnings"))
+                .bearer_auth("hazeflow-demo")
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            body["warnings"]
+                .as_array()
+                .and_then(|w| w.iter().find(|w| w["region"] == "140100").cloned())
+        }
+    };
+    let proposed = eventually("B shows the warning A proposed", || warnings_on(port_b)).await;
+    assert_eq!(proposed["status"], "pending", "{proposed}");
+    let id = proposed["id"].as_str().unwrap().to_string();
+
+    // The leader dies (SIGKILL): B leads within 10 s, in a new term.
+    a.kill().await.expect("SIGKILL");
+    let killed = std::time::Instant::now();
+    let (role, term) = eventually("B leads", || async {
+        role_of(&http, port_b).await.filter(|(role, _)| role == "leader")
+    })
+    .await;
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(10), "B led {took:?} after the kill");
+    assert_eq!((role.as_str(), term), ("leader", 2));
+
+    // The head signs on B; B's own delivery now mails the duty staff (the leader's work moved).
+    let signed = http
+        .post(format!("http://127.0.0.1:{port_b}/api/v1/warnings/{id}/sign"))
+        .bearer_auth("hazeflow-demo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::OK, "{}", signed.text().await.unwrap_or_default());
+    let issued = warnings_on(port_b).await.expect("the warning");
+    assert_eq!(issued["status"], "issued", "{issued}");
+    eventually("B mails the start notices", || async {
+        (!mails_in(dir_b.path()).is_empty()).then_some(())
+    })
+    .await;
+    drop(b);
+}

@@ -212,7 +212,7 @@ async fn scheduled(app: &TestApp) -> (Vec<String>, usize) {
 }
 
 /// The embedded default configuration, pointed at `dir` and `port`, with the demo off.
-fn write_config(dir: &Path, port: u16) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, port: u16) -> PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let text = hazeflow::config::DEFAULT_YAML
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
@@ -231,7 +231,7 @@ fn write_config(dir: &Path, port: u16) -> PathBuf {
 }
 
 /// The real `hazeflow` binary, with none of the caller's `HAZEFLOW_*` settings.
-fn hazeflow_command(dir: &Path) -> Command {
+pub(crate) fn hazeflow_command(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hazeflow"));
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HAZEFLOW_") || k == "RUST_LOG") {
         cmd.env_remove(k);
@@ -250,7 +250,7 @@ async fn start_daemon(dir: &Path, port: u16, http: &reqwest::Client) -> Child {
 }
 
 /// As [`start_daemon`], with the configuration's text changed by `tweak` first.
-async fn start_daemon_with(dir: &Path, port: u16, http: &reqwest::Client, tweak: impl FnOnce(String) -> String) -> Child {
+pub(crate) async fn start_daemon_with(dir: &Path, port: u16, http: &reqwest::Client, tweak: impl FnOnce(String) -> String) -> Child {
     let config = write_config(dir, port);
     let text = std::fs::read_to_string(&config).expect("the config");
     std::fs::write(&config, tweak(text)).expect("the config is written");
@@ -273,7 +273,7 @@ async fn start_daemon_with(dir: &Path, port: u16, http: &reqwest::Client, tweak:
 
 /// Waits until the daemon answers `GET /healthz` with 200 (at most 15 s); panics with its log
 /// (`log`, when it was written there) if it exits first.
-async fn answering(child: &mut Child, port: u16, http: &reqwest::Client, log: &Path) {
+pub(crate) async fn answering(child: &mut Child, port: u16, http: &reqwest::Client, log: &Path) {
     let url = format!("http://127.0.0.1:{port}/healthz");
     let started = std::time::Instant::now();
     loop {

@@ -217,6 +217,22 @@ pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Result<impl IntoR
     );
     o.sample("hazeflow_store_commit_seconds_sum", &[], w.commit_micros as f64 / 1e6);
     o.sample("hazeflow_store_commit_seconds_count", &[], w.batches);
+    let (leader, term) = match s.engine.store.role() {
+        crate::store::Role::Leader { term } => (1, term),
+        crate::store::Role::Follower => (0, 0),
+    };
+    o.family(
+        "hazeflow_leader",
+        "gauge",
+        "1 while this node leads (runs the scheduler, timers, inbox, fan-out and delivery), by store kind.",
+    );
+    o.sample("hazeflow_leader", &[("store", s.engine.store.kind())], leader);
+    o.one(
+        "hazeflow_leader_term",
+        "gauge",
+        "The term this node leads in (0: a follower; always 0 with the embedded file).",
+        term,
+    );
 
     o.family(
         "hazeflow_build_info",

@@ -133,10 +133,16 @@ async fn healthz(State(s): Shared) -> Response {
         });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
+    let (role, term) = match s.engine.store.role() {
+        crate::store::Role::Leader { term } => ("leader", term),
+        crate::store::Role::Follower => ("follower", 0),
+    };
     match s.engine.store.read(|r| r.last_seq()) {
         Ok(seq) => Json(json!({
             "status": "ok",
             "store": s.engine.store.kind(),
+            "role": role,
+            "term": term,
             "last_seq": seq,
             "playbooks": s.engine.playbooks.status().versions,
         }))
