@@ -226,7 +226,7 @@ async fn lead(
             state.consult_on_forecast,
             term.clone(),
         ));
-        work.spawn(schedule::run_consultations(engine.clone(), term.clone()));
+        work.spawn(schedule::run_consultations(engine.clone(), term.clone(), state.consult_on_forecast));
         work.spawn(schedule::run_ticks(engine.clone(), term.clone(), TICK_EVERY));
         work.spawn(crate::notify::deliver::run(
             delivery.clone(),

@@ -44,8 +44,13 @@ pub fn due_slot(engine: &Engine, since: DateTime<Utc>, now: DateTime<Utc>) -> Op
     best
 }
 
-/// Runs consultations at their slots and on demand, until cancelled.
-pub async fn run_consultations(engine: Arc<Engine>, cancel: CancellationToken) {
+/// Runs consultations at their slots and on demand, until cancelled. With `on_forecast`, a forecast
+/// recorded by another node sharing the store (a follower took it over HTTP) is consulted on too: the
+/// "consult now" signal is this node's own, so the count of accepted forecasts is watched as well.
+pub async fn run_consultations(engine: Arc<Engine>, cancel: CancellationToken, on_forecast: bool) {
+    let shared = engine.store.kind() != "embedded";
+    let accepted = || engine.store.read(|r| r.counter("events_forecast_accepted")).unwrap_or(0);
+    let mut seen = accepted();
     // Start from the last slot run (or a day ago for a new store): a missed slot runs once.
     let last = engine.store.read(|r| r.counter("last_consultation_slot")).unwrap_or(0);
     let mut since = if last > 0 {
@@ -74,6 +79,7 @@ pub async fn run_consultations(engine: Arc<Engine>, cancel: CancellationToken) {
         tokio::select! {
             () = cancel.cancelled() => break,
             () = engine.consult_requested.notified() => {
+                seen = accepted();
                 match engine.consult("forecast received", None, None).await {
                     Ok(Some(c)) => tracing::info!(regions = c.assessments.len(), "consultation held on a new forecast"),
                     Ok(None) => {}
@@ -81,7 +87,17 @@ pub async fn run_consultations(engine: Arc<Engine>, cancel: CancellationToken) {
                 }
                 engine.after_change();
             }
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep(POLL) => {
+                if shared && on_forecast && accepted() > seen {
+                    seen = accepted();
+                    match engine.consult("forecast received", None, None).await {
+                        Ok(Some(c)) => tracing::info!(regions = c.assessments.len(), "consultation held on a forecast another node recorded"),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "consultation failed"),
+                    }
+                    engine.after_change();
+                }
+            }
         }
     }
 }

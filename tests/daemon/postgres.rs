@@ -256,8 +256,8 @@ async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_c
         "B follows while A leads"
     );
 
-    // A forecast reaches the leader's inbox; the consultation there proposes a warning, which B
-    // (a follower) shows.
+    // A forecast posted to B (a follower) is recorded there; the leader consults on it and proposes a
+    // warning, which B shows.
     let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
     let csv = forecast_csv(
         &now.format("%Y-%m-%d %H:%M").to_string(),
@@ -266,7 +266,14 @@ async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_c
         &now.format("%Y-%m-%d").to_string(),
         &[120, 230, 240, 250, 180, 120, 100],
     );
-    std::fs::write(dir_a.path().join("data/inbox/taiyuan.csv"), csv).unwrap();
+    let posted = http
+        .post(format!("http://127.0.0.1:{port_b}/api/v1/forecasts"))
+        .bearer_auth("hazeflow-demo")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::CREATED, "{}", posted.text().await.unwrap_or_default());
     let warnings_on = |port: u16| {
         let http = http.clone();
         async move {
@@ -284,7 +291,7 @@ async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_c
                 .and_then(|w| w.iter().find(|w| w["region"] == "140100").cloned())
         }
     };
-    let proposed = eventually("B shows the warning A proposed", || warnings_on(port_b)).await;
+    let proposed = eventually("B shows the warning A proposed on B's forecast", || warnings_on(port_b)).await;
     assert_eq!(proposed["status"], "pending", "{proposed}");
     let id = proposed["id"].as_str().unwrap().to_string();
 
