@@ -105,6 +105,17 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Move a store to another backend (the daemons must be stopped): every table copied into an
+    /// empty target in one transaction, then compared row by row. Each side is a `.redb` file or a
+    /// `postgres://` connection string.
+    Migrate {
+        /// The store to read: a redb file or `postgres://…`.
+        #[arg(long)]
+        from: String,
+        /// The empty store to write: a redb file (made when missing) or `postgres://…`.
+        #[arg(long)]
+        to: String,
+    },
     /// The emergency reduction list: import, coverage, reductions, notice boards, synthetic lists.
     Registry {
         /// The configuration whose database holds the list (the daemon must be stopped). Without a
@@ -497,6 +508,7 @@ fn main() -> ExitCode {
         Command::Restore { backup, config } => {
             hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::cli::backup::restore(&s.db_path(), &backup))
         }
+        Command::Migrate { from, to } => runtime().and_then(|rt| rt.block_on(commands::migrate(&from, &to))),
         Command::Registry { config, command } => registry(config, command),
         Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::TokenKey { config, command } => hazeflow::config::Settings::load(config.as_deref())

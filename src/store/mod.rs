@@ -34,10 +34,12 @@
 //! - `tx.rs`: the typed read/write API, over any backend;
 //! - `record.rs`: what the log holds;
 //! - `events.rs`: the records other modules write, one struct per kind;
-//! - `backup.rs`: a consistent copy from one read transaction, while the writer goes on.
+//! - `backup.rs`: a consistent copy from one read transaction, while the writer goes on;
+//! - `copy.rs`: a store moved to another backend and compared row by row (`hazeflow migrate`).
 
 mod backup;
 mod check;
+mod copy;
 mod embedded;
 pub mod events;
 mod keys;
@@ -63,7 +65,9 @@ use self::port::Backend;
 
 pub use backup::BackupSummary;
 pub use check::{Checked, TableReport};
+pub use copy::{CopySummary, differences};
 pub use keys::{Collection, millis_key, seq_key, version_key};
+pub use pg::safe_location;
 pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
 pub use stage::Stage;
 pub use tx::{ReadTx, Tx, View};

@@ -162,8 +162,16 @@ fn blocking<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// The connection string without its password, for messages.
-fn shown(url: &str) -> String {
+/// A store's location for messages: a path as it is, a connection string without its password.
+pub fn safe_location(url: &str) -> String {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        // A path as it is; a `key=value` connection string may hold a password.
+        return if url.contains('=') {
+            "postgres (key=value settings)".to_string()
+        } else {
+            url.to_string()
+        };
+    }
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((user, host)) => {
@@ -342,7 +350,7 @@ pub(crate) struct Pg {
 impl Pg {
     /// Connects, runs the migrations this build knows and checks the format version.
     pub(crate) fn open(url: &str) -> Result<Pg, StoreError> {
-        let shown = shown(url);
+        let shown = safe_location(url);
         let config: postgres::Config = url.parse().map_err(|e| StoreError::Database {
             path: PathBuf::from(&shown),
             message: format!("not a PostgreSQL connection string: {e}"),

@@ -91,6 +91,41 @@ pub(crate) enum Key<'a> {
     Item(u64, u32),
 }
 
+/// A key, owned (copies between stores).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OwnedKey {
+    Seq(u64),
+    Region(u32),
+    Name(String),
+    WarningEvent(String, u64),
+    Doc(String, String),
+    Item(u64, u32),
+}
+
+impl OwnedKey {
+    pub(crate) fn of(key: Key<'_>) -> OwnedKey {
+        match key {
+            Key::Seq(s) => OwnedKey::Seq(s),
+            Key::Region(r) => OwnedKey::Region(r),
+            Key::Name(n) => OwnedKey::Name(n.to_string()),
+            Key::WarningEvent(id, s) => OwnedKey::WarningEvent(id.to_string(), s),
+            Key::Doc(c, k) => OwnedKey::Doc(c.to_string(), k.to_string()),
+            Key::Item(b, i) => OwnedKey::Item(b, i),
+        }
+    }
+
+    pub(crate) fn key(&self) -> Key<'_> {
+        match self {
+            OwnedKey::Seq(s) => Key::Seq(*s),
+            OwnedKey::Region(r) => Key::Region(*r),
+            OwnedKey::Name(n) => Key::Name(n),
+            OwnedKey::WarningEvent(id, s) => Key::WarningEvent(id, *s),
+            OwnedKey::Doc(c, k) => Key::Doc(c, k),
+            OwnedKey::Item(b, i) => Key::Item(*b, *i),
+        }
+    }
+}
+
 /// Which rows a scan visits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scan<'a> {

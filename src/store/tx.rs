@@ -473,6 +473,22 @@ impl<'a> Tx<'a> {
         self.put(Table::Items, Key::Item(batch, index), &encode(value))
     }
 
+    /// Copies every row of `table` from `from` (another store's snapshot), in key order.
+    pub(crate) fn copy_table(&mut self, table: Table, from: &dyn ReadPort) -> Result<u64, StoreError> {
+        let mut rows: Vec<(super::port::OwnedKey, Vec<u8>)> = Vec::new();
+        from.scan(table, Scan::All { rev: false }, usize::MAX, &mut |k, v| {
+            rows.push((super::port::OwnedKey::of(k), v.to_vec()));
+            Ok(true)
+        })?;
+        let n = rows.len();
+        let r = self.port.put_many(table, n, &mut |i, buf| {
+            buf.extend_from_slice(&rows[i].1);
+            Ok(rows[i].0.key())
+        });
+        r.map_err(|e| self.fail(e))?;
+        Ok(n as u64)
+    }
+
     /// Removes a document.
     pub fn remove_doc(&mut self, collection: Collection, key: &str) -> Result<(), StoreError> {
         let r = self.port.remove(Table::Docs, Key::Doc(collection.name(), key));

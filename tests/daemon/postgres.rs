@@ -322,3 +322,56 @@ async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_c
     .await;
     drop(b);
 }
+
+/// Runs `hazeflow migrate --from FROM --to TO`: (success, stdout, stderr).
+fn migrate(from: &str, to: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hazeflow"))
+        .args(["migrate", "--from", from, "--to", to])
+        .env("HAZEFLOW_LOG_LEVEL", "warn")
+        .output()
+        .expect("hazeflow runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hazeflow_migrate_moves_an_embedded_store_into_postgresql_and_back_row_for_row_and_never_into_a_store_with_events() {
+    let cluster = PgCluster::start();
+    let url = cluster.database("moved");
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+    let original = {
+        let s = Store::open(&a).unwrap();
+        let seen = transcript(&s).await;
+        s.close();
+        seen
+    };
+
+    let (ok, out, err) = migrate(&a.display().to_string(), &url);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("3 events") && out.contains("identical") && !out.contains("password"),
+        "{out}"
+    );
+    // Into a store that holds events: refused, and nothing changes.
+    let (ok, out, err) = migrate(&a.display().to_string(), &url);
+    assert!(!ok, "{out}");
+    assert!(err.contains("already holds 3 events"), "{err}");
+
+    let (ok, out, err) = migrate(&url, &b.display().to_string());
+    assert!(ok, "{out}{err}");
+    let (first, back) = (Store::open(&a).unwrap(), Store::open(&b).unwrap());
+    assert_eq!(hazeflow::store::differences(&first, &back).unwrap(), Vec::<String>::new());
+    let pg = Store::open_postgres(&url).unwrap();
+    assert_eq!(hazeflow::store::differences(&first, &pg).unwrap(), Vec::<String>::new());
+    // The same reads give the same answers (the transcript's reads, on the copy that went there and back).
+    let keys = |s: &Store| s.read(|r| r.doc_keys(Collection::Inspections, "140100/", "", 100)).unwrap();
+    assert_eq!(keys(&back), keys(&first));
+    assert!(original.iter().any(|l| l.starts_with("prefix [")), "{original:?}");
+    for s in [first, back, pg] {
+        s.close();
+    }
+}

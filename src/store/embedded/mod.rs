@@ -682,7 +682,7 @@ impl WritePort for RedbWrite<'_> {
             return Ok(());
         }
         for (table, key, before) in undo.into_writes() {
-            let key = key.as_key();
+            let key = key.key();
             self.set(table, key, before.as_deref())?;
         }
         Ok(())

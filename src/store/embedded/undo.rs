@@ -8,47 +8,12 @@
 //! range, and consecutive documents of one collection share one entry whose keys are packed into a
 //! single string. Undoing applies the entries in reverse order.
 
-use crate::store::port::{Key, Table};
+use crate::store::port::{Key, OwnedKey, Table};
 
 /// What a job wrote, oldest first.
 #[derive(Default)]
 pub(super) struct UndoLog {
     entries: Vec<Entry>,
-}
-
-/// A key, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum OwnedKey {
-    Seq(u64),
-    Region(u32),
-    Name(String),
-    WarningEvent(String, u64),
-    Doc(String, String),
-    Item(u64, u32),
-}
-
-impl OwnedKey {
-    fn of(key: Key<'_>) -> OwnedKey {
-        match key {
-            Key::Seq(s) => OwnedKey::Seq(s),
-            Key::Region(r) => OwnedKey::Region(r),
-            Key::Name(n) => OwnedKey::Name(n.to_string()),
-            Key::WarningEvent(id, s) => OwnedKey::WarningEvent(id.to_string(), s),
-            Key::Doc(c, k) => OwnedKey::Doc(c.to_string(), k.to_string()),
-            Key::Item(b, i) => OwnedKey::Item(b, i),
-        }
-    }
-
-    pub(super) fn as_key(&self) -> Key<'_> {
-        match self {
-            OwnedKey::Seq(s) => Key::Seq(*s),
-            OwnedKey::Region(r) => Key::Region(*r),
-            OwnedKey::Name(n) => Key::Name(n),
-            OwnedKey::WarningEvent(id, s) => Key::WarningEvent(id, *s),
-            OwnedKey::Doc(c, k) => Key::Doc(c, k),
-            OwnedKey::Item(b, i) => Key::Item(*b, *i),
-        }
-    }
 }
 
 /// One write to take back. `Option<Vec<u8>>`: the value before, `None` when the key was absent.
