@@ -146,12 +146,25 @@ pub struct TestApp {
     /// Its run loop.
     pub handle: JoinHandle<anyhow::Result<()>>,
     http: reqwest::Client,
+    /// The PostgreSQL cluster it keeps its store in (`HAZEFLOW_TEST_STORE=postgres`), in its folder.
+    pg: Option<pg::PgCluster>,
+}
+
+/// Whether the test daemons keep their store in PostgreSQL (`HAZEFLOW_TEST_STORE=postgres`: the suite
+/// run again against the other backend; each daemon gets a cluster in its own folder).
+pub fn on_postgres() -> bool {
+    std::env::var("HAZEFLOW_TEST_STORE").is_ok_and(|v| v == "postgres")
 }
 
 impl TestApp {
     /// Builds the daemon with `settings` and runs it until [`TestApp::stop`]. The HTTP client does
     /// not follow redirects (a test sees the `Location` it is sent to).
-    pub async fn start(dir: TempDir, clock: Clock, settings: Settings) -> TestApp {
+    pub async fn start(dir: TempDir, clock: Clock, mut settings: Settings) -> TestApp {
+        let pg = (on_postgres() && settings.store.url.is_none()).then(|| {
+            let cluster = pg::PgCluster::start_in(&dir.path().join("pg"));
+            settings.store.url = Some(cluster.url("postgres"));
+            cluster
+        });
         let app = Application::build(settings, clock.clone()).await.expect("the daemon builds");
         let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
         let state = app.state();
@@ -170,6 +183,7 @@ impl TestApp {
             shutdown,
             handle,
             http,
+            pg,
         }
     }
 
@@ -280,6 +294,7 @@ impl TestApp {
             .expect("the daemon stops within its deadline");
         result.expect("the run loop did not panic").expect("the daemon stopped cleanly");
         drop(self.state);
+        drop(self.pg);
         self.dir
     }
 }

@@ -1,5 +1,5 @@
 //! A real PostgreSQL cluster for a test: `initdb` into a temporary folder, started on a free loopback
-//! port, stopped (immediately) when dropped. Debian's `postgresql` package provides the binaries
+//! port, stopped when dropped (`-m fast`: what was committed is kept, as the tests' restarts need). Debian's `postgresql` package provides the binaries
 //! (`.ci/run` installs it); as root the server runs as the `postgres` user, as PostgreSQL requires.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,9 @@ use tempfile::TempDir;
 
 /// A running cluster.
 pub struct PgCluster {
-    dir: TempDir,
+    dir: PathBuf,
+    /// The temporary folder holding `dir`, when the cluster made it.
+    _temp: Option<TempDir>,
     bin: PathBuf,
     /// Its port on 127.0.0.1.
     pub port: u16,
@@ -43,53 +45,67 @@ fn is_root() -> bool {
 impl PgCluster {
     /// Makes and starts a cluster (a few seconds: no fsync, trust authentication on loopback only).
     pub fn start() -> PgCluster {
-        let dir = tempfile::Builder::new()
+        let temp = tempfile::Builder::new()
             .prefix("hazeflow-pg")
             .tempdir()
             .expect("a temporary folder");
+        let mut cluster = PgCluster::start_in(temp.path());
+        cluster._temp = Some(temp);
+        cluster
+    }
+
+    /// Starts the cluster kept in `dir`, made there first when there is none (a test daemon that is
+    /// stopped and started again on its folder finds its database again).
+    pub fn start_in(dir: &Path) -> PgCluster {
+        std::fs::create_dir_all(dir).expect("the cluster folder");
         let as_postgres = is_root();
         if as_postgres {
-            let ok = Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(dir.path())
-                .status()
-                .expect("chown");
+            use std::os::unix::fs::PermissionsExt;
+            // The server's user must reach the folder: let it through the test's own folders.
+            let tmp = std::env::temp_dir();
+            for up in dir.ancestors().skip(1).take_while(|p| p.starts_with(&tmp) && *p != tmp.as_path()) {
+                let _ = std::fs::set_permissions(up, std::fs::Permissions::from_mode(0o755));
+            }
+            let ok = Command::new("chown").arg("postgres:postgres").arg(dir).status().expect("chown");
             assert!(ok.success(), "chown of the cluster folder to postgres");
         }
         let cluster = PgCluster {
             port: super::free_port(),
             bin: bin_dir(),
-            dir,
+            dir: dir.to_path_buf(),
+            _temp: None,
             as_postgres,
         };
         let data = cluster.data();
-        cluster.run(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "hazeflow",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-        );
+        if !Path::new(&data).join("PG_VERSION").exists() {
+            cluster.run(
+                "initdb",
+                &[
+                    "-D",
+                    &data,
+                    "-U",
+                    "hazeflow",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+            );
+        }
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             cluster.port,
-            cluster.dir.path().display()
+            cluster.dir.display()
         );
-        let log = cluster.dir.path().join("server.log").display().to_string();
+        let log = cluster.dir.join("server.log").display().to_string();
         cluster.run("pg_ctl", &["-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"]);
         cluster
     }
 
     fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
+        self.dir.join("data").display().to_string()
     }
 
     fn run(&self, program: &str, args: &[&str]) {
@@ -111,7 +127,7 @@ impl PgCluster {
             "{program} {args:?} failed:\n{}\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            self.log()
         );
     }
 
@@ -137,12 +153,7 @@ impl PgCluster {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    /// The cluster's folder.
-    pub fn path(&self) -> &Path {
-        self.dir.path()
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 }
 
@@ -150,7 +161,7 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.data();
         let exe = self.bin.join("pg_ctl");
-        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
+        let args = ["-D", data.as_str(), "-m", "fast", "-w", "stop"];
         let _ = if self.as_postgres {
             Command::new("runuser")
                 .arg("-u")
