@@ -305,3 +305,81 @@ async fn a_forecast_refused_on_the_dashboard_says_why_in_chinese_at_its_place() 
     assert!(found.is_empty(), "English in the dashboard's refusals:\n{}", found.join("\n"));
     app.stop().await;
 }
+
+/// The flash of a refused action on the dashboard, as the next page shows it: the line with `lead`.
+async fn refusal(app: &TestApp, session: &str, path: &str, back: &str, lead: &str) -> String {
+    let (_, _, page) = app.page(back, Some(session)).await;
+    let csrf = hidden_field(&page, "csrf").expect("a CSRF token");
+    let (status, headers, _) = app
+        .post_form(path, Some(session), &[("csrf", &csrf), ("back", back), ("reason", "会商研判")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+    let flash = set_cookie(&headers, "hazeflow_flash").expect("a message for the next page");
+    let (_, _, shown) = app.page(back, Some(&format!("{session}; hazeflow_flash={}", flash.value))).await;
+    let shown = visible_text(&shown);
+    shown
+        .lines()
+        .find(|l| l.contains(lead))
+        .unwrap_or_else(|| panic!("{path}: the refusal {lead} is shown: {shown}"))
+        .to_string()
+}
+
+/// Sign, lift, cancel and reload refused on the dashboard say why in Chinese: no authority (the role needed
+/// named), nothing to sign, a warning that has started or is over, one that is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_refused_on_the_dashboard_say_why_in_chinese() {
+    let app = spawn_app(&[]).await;
+    app.submit_forecast(&three_city_forecast()).await;
+    let ids = app.pending(&[TAIYUAN, JINZHONG]).await;
+    let duty = app.login(DUTY).await;
+    let head = app.login(HEAD).await;
+    let mut shown = Vec::new();
+    // A duty officer may not sign, lift, cancel or reload.
+    for (action, lead) in [("sign", "签发未成功"), ("lift", "解除未成功"), ("cancel", "取消未成功")] {
+        let line = refusal(&app, &duty, &format!("/warnings/{}/{action}", ids[0]), "/", lead).await;
+        assert!(line.contains("duty_officer"), "the role is named: {line}");
+        shown.push(line);
+    }
+    shown.push(refusal(&app, &duty, "/playbooks/reload", "/playbooks", "未重新载入").await);
+    // Signed twice; a warning that is not there.
+    app.sign(&ids[0]).await;
+    shown.push(refusal(&app, &head, &format!("/warnings/{}/sign", ids[0]), "/", "签发未成功").await);
+    shown.push(refusal(&app, &head, "/warnings/no-such-warning/sign", "/", "签发未成功").await);
+    // Cancelled, then lifted; a started warning cancelled.
+    app.sign(&ids[1]).await;
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/warnings/{}/cancel", ids[1])))
+        .bearer_auth(HEAD)
+        .json(&serde_json::json!({ "reason": "会商研判空气质量好转" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), StatusCode::OK);
+    shown.push(refusal(&app, &head, &format!("/warnings/{}/lift", ids[1]), "/", "解除未成功").await);
+    app.state.engine.clock.set(shanghai("2026-12-02 10:00"));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.warning_of(TAIYUAN).await.is_none_or(|w| w["status"] != "active") {
+        assert!(std::time::Instant::now() < until, "Taiyuan's warning starts");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    shown.push(refusal(&app, &head, &format!("/warnings/{}/cancel", ids[0]), "/", "取消未成功").await);
+    // After the lead-in and the kind of refusal, the reason itself is Chinese too.
+    let reason = |l: &str| {
+        let rest = l.split_once('：').map_or(l, |(_, r)| r);
+        ["无权操作：", "当前状态不允许此操作：", "未找到："]
+            .iter()
+            .find_map(|k| rest.strip_prefix(k))
+            .unwrap_or(rest)
+            .to_string()
+    };
+    let english: Vec<&String> = shown
+        .iter()
+        .filter(|l| !english_sentences(l).is_empty() || reason(l).is_ascii())
+        .collect();
+    assert!(
+        english.is_empty(),
+        "English in the dashboard's refusals:\n{english:#?}\nall:\n{shown:#?}"
+    );
+    app.stop().await;
+}

@@ -1,5 +1,6 @@
-//! Playbook, list, roster and forecast errors in Chinese, for the people who read them on the dashboard (检查
-//! page, refused reloads, the list's reports, a forecast refused on the 会商 page).
+//! Playbook, list, roster and forecast errors and refused actions in Chinese, for the people who read them on
+//! the dashboard (检查 page, refused reloads, the list's reports, a forecast refused on the 会商 page, a sign,
+//! lift or cancel refused).
 //!
 //! In: the English message of a [`super::PlaybookError`] (the CLI and the logs keep it). Out: the same
 //! message in Chinese, with the same file, line and column. One table, English pattern → Chinese template:
@@ -132,6 +133,40 @@ const TABLE: &[(&str, &str)] = &[
         "“{0}”不是时间（RFC 3339 或 YYYY-MM-DD HH:MM）",
     ),
     ("a directive's until must be after its from", "调度令的 until 须晚于 from"),
+    // Actions refused on the dashboard (签发/解除/取消未成功, 未重新载入): authority and the warning's state.
+    (
+        "role \"*\" may not sign a * warning (needs *)",
+        "角色“{0}”无权签发 {1} 级预警（须由“{2}”签发）",
+    ),
+    (
+        "role \"*\" may not lift a * warning: needs role \"*\" or higher (playbook *)",
+        "角色“{0}”无权解除 {1} 级预警：须由“{2}”或更高的角色操作（预案 {3}）",
+    ),
+    (
+        "role \"*\" may not cancel a * warning: needs role \"*\" or higher (playbook *)",
+        "角色“{0}”无权取消 {1} 级预警：须由“{2}”或更高的角色操作（预案 {3}）",
+    ),
+    (
+        "role \"*\" may not reload the playbooks: needs role \"*\" (the highest staff role)",
+        "角色“{0}”无权重新载入预案：须由“{1}”（最高的值班角色）操作",
+    ),
+    ("nothing awaits sign-off in region *", "地区 {0} 没有待签发的预警"),
+    ("region * has no live warning", "地区 {0} 没有未结束的预警"),
+    (
+        "warning * is held by directive * until it is released",
+        "预警 {0} 受调度令 {1} 约束，调度令解除前不能变更",
+    ),
+    (
+        "warning * has started; lift it instead of cancelling",
+        "预警 {0} 已开始执行，只能解除，不能取消",
+    ),
+    ("warning * is lifted, not live", "预警 {0} 已解除"),
+    ("warning * is cancelled, not live", "预警 {0} 已取消"),
+    ("warning * is withdrawn, not live", "预警 {0} 的提议已撤回"),
+    ("warning * is *, not live", "预警 {0} 已结束（{1}）"),
+    ("no warning *", "没有预警 {0}"),
+    ("no playbook governs region *", "没有适用于地区 {0} 的预案"),
+    ("undefined level \"*\"", "未定义的预警级别“{0}”"),
     // Forecasts refused on the dashboard (预报被拒绝): the parser's reasons, CSV and JSON.
     ("date \"*\" is not YYYY-MM-DD", "日期“{0}”不是 YYYY-MM-DD 格式"),
     ("* \"*\" is not a number", "{0}“{1}”不是数字"),
