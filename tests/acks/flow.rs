@@ -381,7 +381,7 @@ async fn each_enterprise_hears_of_the_start_the_change_and_the_end_once_each_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lift_already_told_then_withdrawn_by_a_later_forecast_tells_each_party_once_that_the_measures_go_on() {
+async fn a_lift_already_told_then_withdrawn_by_a_later_forecast_tells_each_party_and_the_duty_staff_once_that_the_measures_go_on() {
     // Orange from 12-03; the lift decided for 12-07 00:00 is told a day ahead, at 12-06 00:00.
     let (app, id) = orange_issued_wednesday_morning().await;
     app.set_clock("2026-12-06 00:01");
@@ -429,6 +429,17 @@ async fn a_lift_already_told_then_withdrawn_by_a_later_forecast_tells_each_party
         "each department told of the lift hears it no longer holds"
     );
     assert_eq!(app.sent("assignment_withdrawn").len(), 3, "once each");
+    // The duty staff, told when the lift was decided, hear that it no longer holds.
+    let duty = app.wait_sent("warning_unscheduled", 1).await;
+    let mut people: Vec<&str> = duty.iter().map(|m| m.recipient.key.as_str()).collect();
+    people.dedup();
+    assert_eq!(people.len(), duty.len(), "once per person: {people:?}");
+    let (subject, body) = app.delivered(&duty[0].id).await;
+    assert!(
+        subject.starts_with("【调整】太原市重污染天气") && subject.contains("不再执行"),
+        "{subject}"
+    );
+    assert!(body.contains("撤回原定于") && body.contains("应急减排措施继续执行"), "{body}");
     assert_eq!(app.warning_of(TAIYUAN).await.unwrap()["id"], id.as_str());
     app.stop().await;
 }
