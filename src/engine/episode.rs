@@ -241,9 +241,21 @@ pub fn load_society(dir: Option<&Path>) -> Result<SocietyEmissions, String> {
         return Err("未配置清单种子目录，没有全社会排放量表（whole_society_emissions.csv）".into());
     };
     let path = dir.join("whole_society_emissions.csv");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_society(&path.display().to_string(), &text)
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    // Duty staff read the reason on the warning's page: in Chinese, at the same file:line:column.
+    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("没有全社会排放量表 {}", path.display()),
+        _ => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the whole-society emissions");
+            format!("无法读取全社会排放量表 {}", path.display())
+        }
+    })?;
+    parse_society(&path.display().to_string(), &text).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| crate::domain::playbook::zh::line(&e.to_string()))
+            .collect::<Vec<_>>()
+            .join("；")
+    })
 }
 
 fn level_name(defaults: &Defaults, level: &str) -> String {

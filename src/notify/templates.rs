@@ -443,6 +443,27 @@ pub const SHIPPED: &[(&str, &str)] = &[
             "/playbooks/templates/notify/warning_proposed.txt.j2"
         )),
     ),
+    (
+        "warning_unscheduled.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_unscheduled.html.j2"
+        )),
+    ),
+    (
+        "warning_unscheduled.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_unscheduled.subject.j2"
+        )),
+    ),
+    (
+        "warning_unscheduled.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_unscheduled.txt.j2"
+        )),
+    ),
 ];
 
 /// A rendered message.
@@ -762,6 +783,7 @@ mod tests {
             "warning_changed",
             "warning_lifted",
             "warning_cancelled",
+            "warning_unscheduled",
             "delivery_failed",
             "store_fault",
             "assignment_issued",

@@ -379,3 +379,67 @@ async fn each_enterprise_hears_of_the_start_the_change_and_the_end_once_each_the
     assert_eq!(app.sent("assignment_lifted").len(), 3);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lift_already_told_then_withdrawn_by_a_later_forecast_tells_each_party_and_the_duty_staff_once_that_the_measures_go_on() {
+    // Orange from 12-03; the lift decided for 12-07 00:00 is told a day ahead, at 12-06 00:00.
+    let (app, id) = orange_issued_wednesday_morning().await;
+    app.set_clock("2026-12-06 00:01");
+    let lifted = app.wait_sent("assignment_lifted", 3).await;
+    let at = lifted[0].data["ends_at"].clone();
+    let departments_told = app.sent("department_lifted").len();
+    assert!(departments_told > 0, "Taiyuan's departments were told of the lift");
+    // 08:00: the new forecast keeps Taiyuan above 200: the lift no longer holds, and everyone told of it
+    // hears so once (【调整】…不再于…解除), the enterprises with their measures going on.
+    app.set_clock("2026-12-06 08:00");
+    let csv = forecast_csv(
+        "2026-12-06 07:30",
+        SOURCE,
+        TAIYUAN,
+        "2026-12-06",
+        &[230, 240, 230, 240, 180, 120, 100],
+    );
+    let (status, body) = app.post_body("/api/v1/forecasts", Some(HEAD), csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let withdrawn = app.wait_sent("assignment_withdrawn", 3).await;
+    for f in [cement(), scripted(), coking()] {
+        let mine: Vec<_> = withdrawn
+            .iter()
+            .filter(|m| m.data["enterprise"]["uscc"] == f.uscc.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1, "{}: one notice that the lift no longer holds", f.uscc);
+        let (subject, body) = app.delivered(&mine[0].id).await;
+        assert!(subject.starts_with("【调整】太原市重污染天气"), "{subject}");
+        assert!(
+            subject.contains("不再于") && subject.contains(at.as_str().unwrap_or("?")),
+            "{subject} ({at})"
+        );
+        assert!(body.contains("继续"), "{body}");
+    }
+    let departments = eventually("the departments' notices", || async {
+        let got = app.sent("department_withdrawn");
+        (got.len() >= departments_told).then_some(got)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.sent("department_withdrawn").len(), departments.len());
+    assert_eq!(
+        departments.len(),
+        departments_told,
+        "each department told of the lift hears it no longer holds"
+    );
+    assert_eq!(app.sent("assignment_withdrawn").len(), 3, "once each");
+    // The duty staff, told when the lift was decided, hear that it no longer holds.
+    let duty = app.wait_sent("warning_unscheduled", 1).await;
+    let mut people: Vec<&str> = duty.iter().map(|m| m.recipient.key.as_str()).collect();
+    people.dedup();
+    assert_eq!(people.len(), duty.len(), "once per person: {people:?}");
+    let (subject, body) = app.delivered(&duty[0].id).await;
+    assert!(
+        subject.starts_with("【调整】太原市重污染天气") && subject.contains("不再执行"),
+        "{subject}"
+    );
+    assert!(body.contains("撤回原定于") && body.contains("应急减排措施继续执行"), "{body}");
+    assert_eq!(app.warning_of(TAIYUAN).await.unwrap()["id"], id.as_str());
+    app.stop().await;
+}

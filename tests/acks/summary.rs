@@ -213,5 +213,30 @@ async fn without_whole_society_emissions_for_the_region_the_target_is_reported_u
     assert!(r["target"].is_null() && r["society"].is_null(), "{r}");
     assert!(r["basis"].as_str().unwrap().starts_with("未知："), "{r}");
     assert!(close(&r["expected"]["so2"], 1.0), "{r}");
+    // A broken table, then none at all: still 未知, and why, in Chinese (duty staff read it on the warning's page).
+    let society = app.state.settings.list_seed.as_ref().unwrap().join("whole_society_emissions.csv");
+    std::fs::write(&society, "region,so2,nox,pm,vocs\n140100,-1,5,5,5\n").unwrap();
+    let basis = |s: &serde_json::Value| s["reductions"][0]["basis"].as_str().unwrap().to_string();
+    let english = |t: &str| {
+        t.split(|c: char| !c.is_ascii()).any(|run| {
+            run.split_whitespace()
+                .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+                .count()
+                >= 3
+        })
+    };
+    let (_, s) = app.get(&format!("/api/v1/warnings/{id}/summary"), Some(DUTY)).await;
+    let b = basis(&s);
+    assert!(
+        b.starts_with("未知：") && b.contains("whole_society_emissions.csv:2:") && !english(&b),
+        "{b}"
+    );
+    std::fs::remove_file(&society).unwrap();
+    let (_, s) = app.get(&format!("/api/v1/warnings/{id}/summary"), Some(DUTY)).await;
+    let b = basis(&s);
+    assert!(
+        b.starts_with("未知：") && b.contains("whole_society_emissions.csv") && !english(&b),
+        "{b}"
+    );
     app.stop().await;
 }

@@ -223,3 +223,163 @@ fn the_checker_finds_english_sentences_and_lets_codes_and_units_pass() {
     assert!(english_sentences("本邮件由重污染天气应急系统（hazeflow）自动发送").is_empty());
     assert!(english_sentences("太原市.yaml:7:20: 解除时长 24 h 短于上级的 36 h").is_empty());
 }
+
+/// A forecast pasted on the dashboard and refused is explained in Chinese, each at its place: the parser's
+/// English reasons (CLI, API, logs) are not shown to duty staff after the Chinese lead-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forecast_refused_on_the_dashboard_says_why_in_chinese_at_its_place() {
+    let app = spawn_app(&[]).await;
+    let session = app.login(HEAD).await;
+    let head = "# issued_at: 2026-12-01 14:00\n";
+    let good_row = format!("{TAIYUAN},2026-12-02,180\n");
+    let eleven: String = (1..=11).map(|d| format!("{TAIYUAN},2026-12-{d:02},180\n")).collect();
+    let cases: Vec<(String, &str)> = vec![
+        (format!("{head}region,date,aqi\n{TAIYUAN},2026-13-02,180\n"), ":3:"),
+        (format!("{head}region,date,aqi\n{TAIYUAN},2026-12-02,high\n"), ":3:"),
+        (format!("{head}region,date,aqi,wind\n{good_row}"), ":2:"),
+        (format!("region,date,aqi\n{good_row}"), "dashboard.csv"),
+        (format!("{head}region,date,aqi\n{TAIYUAN},2026-12-02,600\n"), ":3:"),
+        (format!("{head}region,date,aqi\n{TAIYUAN},2026-12-02,-5\n"), ":3:"),
+        (format!("{head}region,date,aqi\n{TAIYUAN},2026-12-02,180.5\n"), ":3:"),
+        (format!("{head}region,date,aqi\n{good_row}{TAIYUAN},2026-12-04,180\n"), ":4:"),
+        (format!("{head}region,date,aqi\n{good_row}{good_row}"), ":4:"),
+        (format!("{head}region,date,aqi\n{eleven}"), ":3:"),
+        (format!("{head}region,date\n{TAIYUAN},2026-12-02\n"), ":2:"),
+        (format!("{head}region,aqi\n{TAIYUAN},180\n"), ":2:"),
+        (format!("{head}region,date,aqi\n{TAIYUAN},2026-12-02\n"), ":3:"),
+        (format!("{head}region,date,aqi,primary\n{TAIYUAN},2026-12-02,180,smoke\n"), ":3:"),
+        (format!("{head}region,date,aqi,pm25\n{TAIYUAN},2026-12-02,180,-3\n"), ":3:"),
+        (format!("{head}region,date,aqi,pm25\n{TAIYUAN},2026-12-02,180,99999\n"), ":3:"),
+        (format!("{head}region,date,aqi\n\"{TAIYUAN}\",2026-12-02,180\n"), ":3:"),
+        (format!("{head}region,date,aqi\n"), "dashboard.csv"),
+        (format!("# issued_at: yesterday\nregion,date,aqi\n{good_row}"), ":1:"),
+        (format!("# issued_at: 2026-12-09 14:00\nregion,date,aqi\n{good_row}"), ":1:"),
+        (format!("# issued_at: 2026-11-01 14:00\nregion,date,aqi\n{good_row}"), ":1:"),
+        (format!("{head}region,date,aqi\n999999,2026-12-02,180\n"), ":3:"),
+        (format!("{head}region,date,aqi\n14010,2026-12-02,180\n"), ":3:"),
+        (r#"{"issued_at": "2026-12-01 14:00", "values": [}"#.to_string(), ":1:"),
+        (
+            r#"{"issued_at": "2026-12-01 14:00", "values": [{"region": "140100", "date": "2026-12-02", "aqi": "x"}]}"#.to_string(),
+            "values[0].aqi",
+        ),
+        (
+            r#"{"issued_at": "2026-12-01 14:00", "values": [{"region": "140100", "date": "2026-12-02", "wind": 3}]}"#.to_string(),
+            "values[0].wind",
+        ),
+        (
+            r#"{"issued_at": "2026-12-01 14:00", "values": [{"date": "2026-12-02", "aqi": 3}]}"#.to_string(),
+            "values[0]",
+        ),
+        (
+            r#"{"issued_at": "2026-12-01 14:00", "values": [{"region": 140100, "date": 2, "aqi": 3}]}"#.to_string(),
+            "values[0].date",
+        ),
+        (
+            r#"{"issued_at": "2026-12-01 14:00", "values": [{"region": "140100", "date": "2026-12-02", "aqi": 1, "aqi": 2}]}"#.to_string(),
+            "values[0].aqi",
+        ),
+    ];
+    let mut found = Vec::new();
+    for (text, place) in &cases {
+        let (_, _, page) = app.page("/consultations", Some(&session)).await;
+        let csrf = hidden_field(&page, "csrf").expect("a CSRF token");
+        let (status, headers, _) = app
+            .post_form("/forecasts", Some(&session), &[("csrf", &csrf), ("name", ""), ("forecast", text)])
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{text}");
+        let flash = set_cookie(&headers, "hazeflow_flash").expect("a message for the next page");
+        let (_, _, shown) = app
+            .page("/consultations", Some(&format!("{session}; hazeflow_flash={}", flash.value)))
+            .await;
+        let shown = visible_text(&shown);
+        let line = shown
+            .lines()
+            .find(|l| l.contains("预报被拒绝"))
+            .unwrap_or_else(|| panic!("the refusal is shown for {text:?}: {shown}"))
+            .to_string();
+        assert!(line.contains(place), "the place {place} is kept: {line}");
+        if !english_sentences(&line).is_empty() || line.split("：").nth(1).is_some_and(|m| !m.contains(|c: char| !c.is_ascii())) {
+            found.push(format!("{text:?}\n  → {line}"));
+        }
+    }
+    assert!(found.is_empty(), "English in the dashboard's refusals:\n{}", found.join("\n"));
+    app.stop().await;
+}
+
+/// The flash of a refused action on the dashboard, as the next page shows it: the line with `lead`.
+async fn refusal(app: &TestApp, session: &str, path: &str, back: &str, lead: &str) -> String {
+    let (_, _, page) = app.page(back, Some(session)).await;
+    let csrf = hidden_field(&page, "csrf").expect("a CSRF token");
+    let (status, headers, _) = app
+        .post_form(path, Some(session), &[("csrf", &csrf), ("back", back), ("reason", "会商研判")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+    let flash = set_cookie(&headers, "hazeflow_flash").expect("a message for the next page");
+    let (_, _, shown) = app.page(back, Some(&format!("{session}; hazeflow_flash={}", flash.value))).await;
+    let shown = visible_text(&shown);
+    shown
+        .lines()
+        .find(|l| l.contains(lead))
+        .unwrap_or_else(|| panic!("{path}: the refusal {lead} is shown: {shown}"))
+        .to_string()
+}
+
+/// Sign, lift, cancel and reload refused on the dashboard say why in Chinese: no authority (the role needed
+/// named), nothing to sign, a warning that has started or is over, one that is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_refused_on_the_dashboard_say_why_in_chinese() {
+    let app = spawn_app(&[]).await;
+    app.submit_forecast(&three_city_forecast()).await;
+    let ids = app.pending(&[TAIYUAN, JINZHONG]).await;
+    let duty = app.login(DUTY).await;
+    let head = app.login(HEAD).await;
+    let mut shown = Vec::new();
+    // A duty officer may not sign, lift, cancel or reload.
+    for (action, lead) in [("sign", "签发未成功"), ("lift", "解除未成功"), ("cancel", "取消未成功")] {
+        let line = refusal(&app, &duty, &format!("/warnings/{}/{action}", ids[0]), "/", lead).await;
+        assert!(line.contains("duty_officer"), "the role is named: {line}");
+        shown.push(line);
+    }
+    shown.push(refusal(&app, &duty, "/playbooks/reload", "/playbooks", "未重新载入").await);
+    // Signed twice; a warning that is not there.
+    app.sign(&ids[0]).await;
+    shown.push(refusal(&app, &head, &format!("/warnings/{}/sign", ids[0]), "/", "签发未成功").await);
+    shown.push(refusal(&app, &head, "/warnings/no-such-warning/sign", "/", "签发未成功").await);
+    // Cancelled, then lifted; a started warning cancelled.
+    app.sign(&ids[1]).await;
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/warnings/{}/cancel", ids[1])))
+        .bearer_auth(HEAD)
+        .json(&serde_json::json!({ "reason": "会商研判空气质量好转" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), StatusCode::OK);
+    shown.push(refusal(&app, &head, &format!("/warnings/{}/lift", ids[1]), "/", "解除未成功").await);
+    app.state.engine.clock.set(shanghai("2026-12-02 10:00"));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.warning_of(TAIYUAN).await.is_none_or(|w| w["status"] != "active") {
+        assert!(std::time::Instant::now() < until, "Taiyuan's warning starts");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    shown.push(refusal(&app, &head, &format!("/warnings/{}/cancel", ids[0]), "/", "取消未成功").await);
+    // After the lead-in and the kind of refusal, the reason itself is Chinese too.
+    let reason = |l: &str| {
+        let rest = l.split_once('：').map_or(l, |(_, r)| r);
+        ["无权操作：", "当前状态不允许此操作：", "未找到："]
+            .iter()
+            .find_map(|k| rest.strip_prefix(k))
+            .unwrap_or(rest)
+            .to_string()
+    };
+    let english: Vec<&String> = shown
+        .iter()
+        .filter(|l| !english_sentences(l).is_empty() || reason(l).is_ascii())
+        .collect();
+    assert!(
+        english.is_empty(),
+        "English in the dashboard's refusals:\n{english:#?}\nall:\n{shown:#?}"
+    );
+    app.stop().await;
+}

@@ -320,3 +320,60 @@ async fn the_dashboard_enforces_the_same_authority_as_the_api_on_lift_cancel_and
     assert_ne!(app.warning_of(TAIYUAN).await.map(|w| w["status"].clone()), Some("pending".into()));
     app.stop().await;
 }
+
+/// The tile of region `code` in the dashboard's grid: its opening tag and the note under its name.
+fn grid_tile(html: &str, code: &str) -> (String, String) {
+    let at = html
+        .find(&format!("data-region=\"{code}\""))
+        .unwrap_or_else(|| panic!("a tile for {code}"));
+    let open = html[..at].rfind('<').expect("the tile's tag");
+    let tag = html[open..].split('>').next().unwrap_or_default().to_string();
+    let rest = html[at..].split("<span class=\"note\">").nth(1).unwrap_or_default();
+    // A pending tile's note starts with an empty swatch span.
+    let rest = match rest.strip_prefix("<span class=\"sw") {
+        Some(sw) => sw.split_once("</span>").map_or("", |(_, r)| r),
+        None => rest,
+    };
+    let note = rest.split("</span>").next().unwrap_or_default().to_string();
+    (tag, note)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_city_warning_every_county_tile_of_the_grid_shows_its_level_and_links_to_the_citys_warning() {
+    let app = spawn_app(&[]).await;
+    app.submit_forecast(&three_city_forecast()).await;
+    let ids = app.pending(&[TAIYUAN]).await;
+    app.sign(&ids[0]).await;
+    app.state.engine.clock.set(shanghai("2026-12-02 10:00"));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.warning_of(TAIYUAN).await.is_none_or(|w| w["status"] != "active") {
+        assert!(std::time::Instant::now() < until, "Taiyuan's warning starts");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let session = app.login(DUTY).await;
+    let (status, _, html) = app.page("/", Some(&session)).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = html.replace("&#x2f;", "/");
+    let href = format!("href=\"/warnings/{}\"", ids[0]);
+    let (city, note) = grid_tile(&html, TAIYUAN);
+    assert!(city.contains(&href) && city.contains("data-status=\"active\""), "{city}");
+    assert!(note.contains("生效中") && !note.contains('随'), "the city's own warning: {note}");
+    let counties = [
+        "140105", "140106", "140107", "140108", "140109", "140110", "140121", "140122", "140123", "140181",
+    ];
+    for county in counties {
+        let (tag, note) = grid_tile(&html, county);
+        assert!(tag.contains(&href), "{county} links to Taiyuan's warning: {tag}");
+        assert!(
+            tag.contains("data-level=\"orange\"") && tag.contains("data-status=\"active\""),
+            "{county}: {tag}"
+        );
+        assert!(tag.contains("tile lv"), "{county} is coloured by the level: {tag}");
+        assert!(note.contains("随太原市生效中"), "{county}: {note}");
+    }
+    // A county of a city without a warning stays 无预警, with no link.
+    let (tag, note) = grid_tile(&html, "140302");
+    assert!(!tag.contains("href") && tag.contains("data-level=\"none\""), "{tag}");
+    assert_eq!(note, "无预警");
+    app.stop().await;
+}

@@ -1,5 +1,6 @@
-//! Playbook and list errors in Chinese, for the people who read them on the dashboard (检查 page, refused
-//! reloads, the list's reports).
+//! Playbook, list, roster and forecast errors and refused actions in Chinese, for the people who read them on
+//! the dashboard (检查 page, refused reloads, the list's reports, a forecast refused on the 会商 page, a sign,
+//! lift or cancel refused).
 //!
 //! In: the English message of a [`super::PlaybookError`] (the CLI and the logs keep it). Out: the same
 //! message in Chinese, with the same file, line and column. One table, English pattern → Chinese template:
@@ -132,6 +133,100 @@ const TABLE: &[(&str, &str)] = &[
         "“{0}”不是时间（RFC 3339 或 YYYY-MM-DD HH:MM）",
     ),
     ("a directive's until must be after its from", "调度令的 until 须晚于 from"),
+    // Actions refused on the dashboard (签发/解除/取消未成功, 未重新载入): authority and the warning's state.
+    (
+        "role \"*\" may not sign a * warning (needs *)",
+        "角色“{0}”无权签发 {1} 级预警（须由“{2}”签发）",
+    ),
+    (
+        "role \"*\" may not lift a * warning: needs role \"*\" or higher (playbook *)",
+        "角色“{0}”无权解除 {1} 级预警：须由“{2}”或更高的角色操作（预案 {3}）",
+    ),
+    (
+        "role \"*\" may not cancel a * warning: needs role \"*\" or higher (playbook *)",
+        "角色“{0}”无权取消 {1} 级预警：须由“{2}”或更高的角色操作（预案 {3}）",
+    ),
+    (
+        "role \"*\" may not reload the playbooks: needs role \"*\" (the highest staff role)",
+        "角色“{0}”无权重新载入预案：须由“{1}”（最高的值班角色）操作",
+    ),
+    ("nothing awaits sign-off in region *", "地区 {0} 没有待签发的预警"),
+    ("region * has no live warning", "地区 {0} 没有未结束的预警"),
+    (
+        "warning * is held by directive * until it is released",
+        "预警 {0} 受调度令 {1} 约束，调度令解除前不能变更",
+    ),
+    (
+        "warning * has started; lift it instead of cancelling",
+        "预警 {0} 已开始执行，只能解除，不能取消",
+    ),
+    ("warning * is lifted, not live", "预警 {0} 已解除"),
+    ("warning * is cancelled, not live", "预警 {0} 已取消"),
+    ("warning * is withdrawn, not live", "预警 {0} 的提议已撤回"),
+    ("warning * is *, not live", "预警 {0} 已结束（{1}）"),
+    ("no warning *", "没有预警 {0}"),
+    ("no playbook governs region *", "没有适用于地区 {0} 的预案"),
+    ("undefined level \"*\"", "未定义的预警级别“{0}”"),
+    // Forecasts refused on the dashboard (预报被拒绝): the parser's reasons, CSV and JSON.
+    ("date \"*\" is not YYYY-MM-DD", "日期“{0}”不是 YYYY-MM-DD 格式"),
+    ("* \"*\" is not a number", "{0}“{1}”不是数字"),
+    ("unknown column \"*\" (expected *)", "未知列“{0}”（可用的列为：{1}）"),
+    ("column \"*\" appears twice", "列“{0}”出现了两次"),
+    ("missing column \"*\"", "缺少列“{0}”"),
+    (
+        "no issue time: add a \"# issued_at: 2026-12-01 16:00\" line (or \"issued_at\" in JSON)",
+        "缺少发布时间：请加一行“# issued_at: 2026-12-01 16:00”（JSON 中为字段“issued_at”）",
+    ),
+    ("aqi * is above 500, the top of the AQI scale", "AQI {0} 超过 AQI 上限 500"),
+    ("aqi * is not a whole number", "AQI {0} 不是整数"),
+    (
+        "* * * is above * *, twice the top breakpoint (*) of the * table: no monitor measures that",
+        "{0} 浓度 {1} {2} 超过 {3} {4}（{6} 分级表最高一档 {5} 的两倍），不可能是监测值",
+    ),
+    ("* * is negative", "{0} 为 {1}，不能为负数"),
+    (
+        "region * has no value for * (dates must be consecutive)",
+        "地区 {0} 缺少 {1} 的数值（日期须连续）",
+    ),
+    ("duplicate value for region * on *", "地区 {0} 在 {1} 的数值重复"),
+    (
+        "region * has * days; a forecast covers * to * days",
+        "地区 {0} 有 {1} 天的数值；一份预报须为 {2} 至 {3} 天",
+    ),
+    (
+        "no value column: give aqi and/or pollutant columns",
+        "没有数值列：请给出 aqi 列和/或污染物浓度列",
+    ),
+    ("row has * cells, the header has *", "该行有 {0} 个字段，表头有 {1} 个"),
+    (
+        "primary \"*\" is not a pollutant (pm25, pm10, o3, o3_8h, o3_1h, so2, no2, co) or dust",
+        "首要污染物“{0}”无法识别（可用 pm25、pm10、o3、o3_8h、o3_1h、so2、no2、co 或沙尘 dust）",
+    ),
+    ("quoted cells are not supported in forecast CSV", "预报 CSV 不支持带引号的单元格"),
+    ("file has no values", "文件中没有数值"),
+    ("file has no header row", "文件没有表头行"),
+    ("file is empty", "文件为空"),
+    ("bytes are not valid UTF-8", "此处不是有效的 UTF-8 编码（请以 UTF-8 保存文件）"),
+    (
+        "file is * bytes, larger than the limit of * bytes",
+        "文件有 {0} 字节，超过上限 {1} 字节",
+    ),
+    (
+        "issued_at \"*\" is not a time (use RFC 3339 or YYYY-MM-DD HH:MM, Asia/Shanghai)",
+        "发布时间（issued_at）“{0}”不是时间（请用 RFC 3339 或 YYYY-MM-DD HH:MM，北京时间）",
+    ),
+    (
+        "issued_at * lies in the future: later than * (* minutes ahead of now, forecast.max_ahead_minutes)",
+        "发布时间（issued_at）{0} 在未来：晚于 {1}（当前时间之后 {2} 分钟，forecast.max_ahead_minutes）",
+    ),
+    (
+        "issued_at * is too old: earlier than * (* days before now, the longest playbook horizon)",
+        "发布时间（issued_at）{0} 过早：早于 {1}（当前时间之前 {2} 天，即各预案中最长的预报天数）",
+    ),
+    ("unknown field \"*\"", "未知字段“{0}”"),
+    ("missing field \"*\"", "缺少字段“{0}”"),
+    ("* must be a number", "{0} 须为数字"),
+    ("* must be a string", "{0} 须为字符串"),
     // The list's tables (permits.csv, whole_society_emissions.csv), as the list page reports them.
     ("unknown column \"*\" (columns: *)", "未知列“{0}”（可用的列为：{1}）"),
     ("column * appears twice", "列 {0} 出现了两次"),
@@ -182,6 +277,15 @@ const TABLE: &[(&str, &str)] = &[
 
 /// A message in Chinese (as it is when no pattern matches).
 pub fn message(english: &str) -> String {
+    // serde_json's own reason follows; it is shown only when it has a translation.
+    if let Some(reason) = english.strip_prefix("invalid JSON: ") {
+        let zh = message(reason);
+        return if zh == reason {
+            "不是有效的 JSON（请检查此处的括号、逗号和引号）".into()
+        } else {
+            format!("不是有效的 JSON：{zh}")
+        };
+    }
     for (pattern, template) in TABLE {
         if let Some(caps) = captures(pattern, english) {
             let mut out = (*template).to_string();
@@ -267,5 +371,34 @@ mod tests {
             "seeds/registry/whole_society_emissions.csv:4:3: nox“-1”须为不小于 0 的数（吨/日）"
         );
         assert_eq!(line("permits.csv:2:1: permit_no is empty"), "permits.csv:2:1: permit_no 为空");
+    }
+
+    #[test]
+    fn a_forecasts_reasons_read_in_chinese_with_their_values() {
+        let cases = [
+            ("aqi -5 is negative", "aqi 为 -5，不能为负数"),
+            ("aqi \"high\" is not a number", "aqi“high”不是数字"),
+            (
+                "unknown column \"wind\" (expected region, date, aqi, o3_8h, primary)",
+                "未知列“wind”（可用的列为：region、date、aqi、o3_8h、primary）",
+            ),
+            (
+                "pm25 99999 µg/m³ is above 1000 µg/m³, twice the top breakpoint (500) of the hj633-2026 table: no monitor measures that",
+                "pm25 浓度 99999 µg/m³ 超过 1000 µg/m³（hj633-2026 分级表最高一档 500 的两倍），不可能是监测值",
+            ),
+            (
+                "issued_at 2026-12-09T14:00:00+08:00 lies in the future: later than 2026-12-01T16:00:00+08:00 (60 minutes ahead of now, forecast.max_ahead_minutes)",
+                "发布时间（issued_at）2026-12-09T14:00:00+08:00 在未来：晚于 2026-12-01T16:00:00+08:00（当前时间之后 60 分钟，forecast.max_ahead_minutes）",
+            ),
+            (
+                "region 140100 has 11 days; a forecast covers 1 to 10 days",
+                "地区 140100 有 11 天的数值；一份预报须为 1 至 10 天",
+            ),
+            ("invalid JSON: expected value", "不是有效的 JSON（请检查此处的括号、逗号和引号）"),
+            ("invalid JSON: missing field `values`", "不是有效的 JSON：缺少字段“values”"),
+        ];
+        for (english, zh) in cases {
+            assert_eq!(message(english), zh, "{english}");
+        }
     }
 }

@@ -396,13 +396,19 @@ fn redirect_with(dash: &Dashboard, to: &str, kind: FlashKind, text: &str) -> Res
     r
 }
 
+/// A refusal as duty staff read it: the kind, then the engine's reason in Chinese (the API and logs keep
+/// the English).
 fn engine_error_zh(e: &EngineError) -> String {
+    let zh = crate::domain::playbook::zh::message;
     match e {
-        EngineError::Forbidden(m) => format!("无权操作：{m}"),
-        EngineError::NotFound(m) => format!("未找到：{m}"),
-        EngineError::Conflict(m) => format!("当前状态不允许此操作：{m}"),
-        EngineError::BadInput(m) => format!("输入有误：{m}"),
-        EngineError::Store(s) => format!("存储出错，操作未完成：{s}"),
+        EngineError::Forbidden(m) => format!("无权操作：{}", zh(m)),
+        EngineError::NotFound(m) => format!("未找到：{}", zh(m)),
+        EngineError::Conflict(m) => format!("当前状态不允许此操作：{}", zh(m)),
+        EngineError::BadInput(m) => format!("输入有误：{}", zh(m)),
+        EngineError::Store(s) => {
+            tracing::error!(error = %s, "a dashboard action could not be recorded");
+            "存储暂时无法写入，操作未完成，请稍后重试。".into()
+        }
     }
 }
 
@@ -631,7 +637,12 @@ pub(super) async fn playbooks(State(app): Shared, Extension(dash): Dash, session
 pub(super) async fn reload(State(app): Shared, Extension(dash): Dash, posted: Posted<ActionForm>) -> Response {
     let role = &posted.session.staff.role;
     if let Err(r) = crate::domain::authority::require_top(&app.engine.playbooks.live(), role, "reload the playbooks") {
-        return redirect_with(&dash, "/playbooks", FlashKind::Error, &format!("未重新载入：无权操作：{r}"));
+        return redirect_with(
+            &dash,
+            "/playbooks",
+            FlashKind::Error,
+            &format!("未重新载入：无权操作：{}", crate::domain::playbook::zh::message(&r.0)),
+        );
     }
     match app.reload_playbooks(&posted.session.staff.name).await {
         Ok(versions) => {
@@ -647,7 +658,14 @@ pub(super) async fn reload(State(app): Shared, Extension(dash): Dash, posted: Po
             &dash,
             "/playbooks",
             FlashKind::Error,
-            &format!("未重新载入，原预案继续生效：\n{}", errors.join("\n")),
+            &format!(
+                "未重新载入，原预案继续生效：\n{}",
+                errors
+                    .iter()
+                    .map(|e| crate::domain::playbook::zh::line(e))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
         ),
     }
 }
