@@ -231,7 +231,15 @@ async fn record(
         })
         .await;
     match result {
-        Ok(v) => Ok(Ok(v)),
+        Ok(v) => {
+            let (a, changed) = &v;
+            if *changed {
+                // The party, not the name and phone typed on the page (those stay in the store).
+                let step = a.acks.last().map_or("", |k| k.step.as_str());
+                crate::web::log_recorded(&a.party.key(), &format!("acknowledge {step}"), &a.key, Some(&a.warning_id));
+            }
+            Ok(Ok(v))
+        }
         Err(AckJobError::Refused(r)) => Ok(Err(r)),
         Err(AckJobError::Store(e)) => Err(ApiError::Internal(e.to_string())),
     }

@@ -977,6 +977,17 @@ async fn the_json_log_has_the_start_line_an_access_line_per_request_with_its_id_
     assert_eq!(resp.headers()["x-request-id"], "req-log-test-1", "the id is sent back");
     let secret = "0123456789abcdef0123456789abcdef";
     let _ = http.get(format!("{base}/ack/{secret}")).send().await.expect("an answer");
+    // State changes asked for by a person are logged with who asked (the engine's sign, lift, cancel
+    // and directives the same way).
+    for path in ["/api/v1/consultations", "/api/v1/playbooks/reload"] {
+        let resp = http
+            .post(format!("{base}{path}"))
+            .bearer_auth("hazeflow-demo")
+            .send()
+            .await
+            .expect("an answer");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    }
     daemon.kill().await.expect("stopped");
     let text = std::fs::read_to_string(&log).expect("the log");
     assert!(!text.contains('\u{1b}'), "no colour codes in a log file");
@@ -1003,6 +1014,14 @@ async fn the_json_log_has_the_start_line_an_access_line_per_request_with_its_id_
     assert_eq!(access["span"]["actor"], "演示值班员", "the token's holder");
     assert_eq!(access["fields"]["status"], 201);
     assert!(!text.contains(secret), "an ack token never reaches the log");
+    for action in ["submit forecast", "consult now", "reload"] {
+        let line = lines
+            .iter()
+            .find(|l| l["fields"]["action"] == action)
+            .unwrap_or_else(|| panic!("a line for {action} in\n{text}"));
+        assert_eq!(line["fields"]["actor"], "演示值班员", "{line}");
+        assert_eq!(line["level"], "INFO", "{line}");
+    }
     assert!(
         lines
             .iter()
