@@ -417,15 +417,27 @@ fn verify(config: Option<PathBuf>, scratch: Option<PathBuf>) -> anyhow::Result<E
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn registry(config: Option<PathBuf>, command: hazeflow::registry::cli::RegistryCommand) -> anyhow::Result<ExitCode> {
+fn registry(config: Option<PathBuf>, command: hazeflow::registry::cli::RegistryCommand, server: &Server) -> anyhow::Result<ExitCode> {
+    use hazeflow::registry::cli::RegistryCommand;
     let settings = hazeflow::config::Settings::load(config.as_deref())?;
     let db = settings.db_path();
     // An import records into the store, creating it in a fresh data folder; the other commands
     // read the seed list until there is a store.
-    let records = matches!(command, hazeflow::registry::cli::RegistryCommand::Import { dry_run: false, .. });
+    let records = matches!(command, RegistryCommand::Import { dry_run: false, .. });
+    // The reports only read the list: while the daemon holds the store, they ask it.
+    let report = matches!(
+        command,
+        RegistryCommand::Reductions { .. } | RegistryCommand::Board { .. } | RegistryCommand::Coverage { .. }
+    );
     if db.exists() || records {
-        let mut source = hazeflow::engine::list::StoreList::open(&db)?;
-        hazeflow::registry::cli::run(command, &mut source)
+        match hazeflow::engine::list::StoreList::open(&db) {
+            Ok(mut source) => hazeflow::registry::cli::run(command, &mut source),
+            Err(e) if report && hazeflow::cli::daemon_list::in_use(&e) => {
+                let mut source = hazeflow::cli::daemon_list::DaemonList::new(server.client(), &server.server);
+                hazeflow::registry::cli::run(command, &mut source)
+            }
+            Err(e) => Err(e),
+        }
     } else {
         hazeflow::registry::cli::run(command, &mut hazeflow::registry::cli::SeedList::default())
     }
@@ -509,7 +521,7 @@ fn main() -> ExitCode {
             hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::cli::backup::restore(&s.db_path(), &backup))
         }
         Command::Migrate { from, to } => runtime().and_then(|rt| rt.block_on(commands::migrate(&from, &to))),
-        Command::Registry { config, command } => registry(config, command),
+        Command::Registry { config, command } => registry(config, command, &server),
         Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::TokenKey { config, command } => hazeflow::config::Settings::load(config.as_deref())
             .and_then(|s| commands::token_keys(&s.data_dir, matches!(command, TokenKeyCommand::Rotate), server.json())),

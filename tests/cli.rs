@@ -611,6 +611,61 @@ fn the_shipped_systemd_unit_passes_systemd_analyze_verify() {
     );
 }
 
+/// The files the Debian package installs (`[package.metadata.deb] assets` in Cargo.toml, the binary
+/// left out) make a site that `hazeflow check` passes with the packaged configuration: its playbooks,
+/// measures, roster and webhook events agree. The package's paths are moved under a scratch root.
+#[test]
+fn the_packaged_configuration_and_files_pass_check() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::fs::read_to_string(manifest.join("Cargo.toml")).expect("Cargo.toml");
+    let deb = cargo.split("[package.metadata.deb]").nth(1).expect("cargo-deb metadata");
+    let deb = deb.split("\n[").next().unwrap_or(deb);
+    let root = tempfile::TempDir::new().expect("a folder");
+    let mut installed = 0;
+    for line in deb.lines().map(str::trim).filter(|l| l.starts_with("[\"")) {
+        let parts: Vec<&str> = line.split('"').collect();
+        let (from, to) = (parts[1], parts[3]);
+        if from.starts_with("target/") {
+            continue;
+        }
+        let sources: Vec<std::path::PathBuf> = match from.split_once("*") {
+            Some((dir, ext)) => std::fs::read_dir(manifest.join(dir))
+                .expect("the asset folder")
+                .map(|e| e.expect("an entry").path())
+                .filter(|p| p.is_file() && p.to_string_lossy().ends_with(ext))
+                .collect(),
+            None => vec![manifest.join(from)],
+        };
+        assert!(!sources.is_empty(), "{from} installs nothing");
+        for src in sources {
+            assert!(src.is_file(), "{} is an asset but not a file", src.display());
+            let dest = if to.ends_with('/') {
+                root.path().join(to).join(src.file_name().expect("a name"))
+            } else {
+                root.path().join(to)
+            };
+            std::fs::create_dir_all(dest.parent().expect("a folder")).expect("made");
+            std::fs::copy(&src, &dest).expect("copied");
+            installed += 1;
+        }
+    }
+    assert!(installed > 5, "{installed} files");
+    let etc = root.path().join("etc/hazeflow");
+    let config = etc.join("hazeflow.yaml");
+    let text = std::fs::read_to_string(&config)
+        .expect("the packaged configuration")
+        .replace("/etc/hazeflow", &etc.display().to_string())
+        .replace("/var/lib/hazeflow", &root.path().join("var/lib/hazeflow").display().to_string());
+    std::fs::write(&config, text).expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_hazeflow"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .current_dir(root.path())
+        .output()
+        .expect("hazeflow runs");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
 // ---- acknowledgement-link keys --------------------------------------------------------------------------------
 
 #[test]

@@ -296,6 +296,41 @@ impl Client {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// The daemon's current emergency reduction list (`GET /api/v1/enterprises`, walked to its end),
+    /// or `None` when it has none; refused if the list changes between pages.
+    pub async fn reduction_list(&self) -> Result<Option<crate::registry::ListVersion>> {
+        let mut enterprises: Vec<crate::registry::Enterprise> = Vec::new();
+        let mut after = String::new();
+        let mut head: Option<Value> = None;
+        loop {
+            let page = self
+                .get(&format!("/api/v1/enterprises?limit=1000&after={}", query_value(&after)))
+                .await?;
+            let this = Value::Array(vec![page["version"].clone(), page["digest"].clone(), page["recorded_at"].clone()]);
+            if *head.get_or_insert_with(|| this.clone()) != this {
+                bail!("the daemon's list changed while it was read (a new version); run the report again");
+            }
+            let items: Vec<crate::registry::Enterprise> =
+                serde_json::from_value(page["enterprises"].clone()).context("the daemon's enterprises")?;
+            enterprises.extend(items);
+            match page["next_after"].as_str() {
+                Some(next) => after = next.to_string(),
+                None => break,
+            }
+        }
+        let head = head.unwrap_or(Value::Null);
+        let Some(version) = head[0].as_u64() else {
+            return Ok(None);
+        };
+        enterprises.sort_by(|a, b| a.uscc.as_str().cmp(b.uscc.as_str()));
+        Ok(Some(crate::registry::ListVersion {
+            version: u32::try_from(version).context("the list's version")?,
+            created_at: serde_json::from_value(head[2].clone()).context("the list's recorded_at")?,
+            enterprises,
+            digest: head[1].as_str().unwrap_or_default().to_string(),
+        }))
+    }
+
     /// `hazeflow events [--after N] [--limit N]`.
     pub async fn events(&self, after: u64, limit: u64) -> Result<ExitCode> {
         let v = self.get(&format!("/api/v1/events?after={after}&limit={limit}")).await?;
@@ -373,4 +408,17 @@ fn local(v: &Value) -> String {
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "-".into())
+}
+
+/// A cursor as a query value, percent-encoded (`{county}/{uscc}`: the `/` among letters and digits).
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -70,6 +70,12 @@ pub fn all_enterprises(r: &ReadTx) -> Result<Vec<Enterprise>, StoreError> {
         .collect())
 }
 
+/// Up to `limit` stored enterprises after the key `after` (`{county}/{uscc}`; empty: from the
+/// start), in key order, with their keys: the list read a page at a time (`GET /api/v1/enterprises`).
+pub fn enterprises_after(r: &ReadTx, after: &str, limit: usize) -> Result<Vec<(String, Enterprise)>, StoreError> {
+    r.docs::<Enterprise>(ENTERPRISES, "", after, limit)
+}
+
 /// Records a new list version: writes the enterprises, removes those no longer listed, and appends a
 /// `list_version_recorded` record with the diff; one transaction.
 pub async fn record(

@@ -4,7 +4,8 @@
 //!
 //! In: `GET/POST /ack/{token}` (a page for phones), `POST /api/v1/acks/{token}` (JSON), and the staff
 //! listings `GET /api/v1/warnings/{id}/acks`, `GET /api/v1/warnings/{id}/assignments`,
-//! `GET /api/v1/enterprises/{uscc}`. Out: acknowledgements recorded on the assignment (time, name, phone,
+//! `GET /api/v1/enterprises/{uscc}`, and the list itself, `GET /api/v1/enterprises` (for the CLI's list
+//! reports while the daemon holds the store). Out: acknowledgements recorded on the assignment (time, name, phone,
 //! IP, user agent) and in the event log. A token acts only on its own assignment; a repeated step
 //! changes nothing; a superseded or ended assignment says so and points to the current one.
 
@@ -44,6 +45,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/acks/{token}", post(api_ack))
         .route("/api/v1/warnings/{id}/acks", get(progress))
         .route("/api/v1/warnings/{id}/assignments", get(assignments))
+        .route("/api/v1/enterprises", get(enterprises))
         .route("/api/v1/enterprises/{uscc}", get(enterprise))
 }
 
@@ -229,7 +231,15 @@ async fn record(
         })
         .await;
     match result {
-        Ok(v) => Ok(Ok(v)),
+        Ok(v) => {
+            let (a, changed) = &v;
+            if *changed {
+                // The party, not the name and phone typed on the page (those stay in the store).
+                let step = a.acks.last().map_or("", |k| k.step.as_str());
+                crate::web::log_recorded(&a.party.key(), &format!("acknowledge {step}"), &a.key, Some(&a.warning_id));
+            }
+            Ok(Ok(v))
+        }
         Err(AckJobError::Refused(r)) => Ok(Err(r)),
         Err(AckJobError::Store(e)) => Err(ApiError::Internal(e.to_string())),
     }
@@ -535,6 +545,32 @@ async fn assignments(
         }
     }
     Ok(Json(json!({ "assignments": out, "next_after": next })))
+}
+
+/// `GET /api/v1/enterprises?limit=&after=`: the current emergency reduction list a page at a time,
+/// in key order (`{county}/{uscc}`, the cursor), with the list version it belongs to. The list changes
+/// only by `hazeflow registry import` with the daemon stopped, so the pages of one walk agree; a
+/// client can compare `version` and `digest` across them.
+async fn enterprises(
+    State(s): State<Arc<AppState>>,
+    _staff: Staff,
+    Query(q): Query<crate::web::api::Paging>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit(crate::web::api::paging::DEFAULT_LIMIT)?;
+    let after = q.after().unwrap_or_default().to_string();
+    let (version, page) = s
+        .engine
+        .store
+        .read(|r| Ok((list::current_version(r)?, list::enterprises_after(r, &after, limit)?)))?;
+    let next = crate::web::api::paging::next_after(page.len(), limit, || page.last().map(|(k, _)| k.clone()));
+    let enterprises: Vec<&crate::registry::Enterprise> = page.iter().map(|(_, e)| e).collect();
+    Ok(Json(json!({
+        "version": version.as_ref().map(|v| v.version),
+        "recorded_at": version.as_ref().map(|v| v.recorded_at),
+        "digest": version.as_ref().map(|v| v.digest.clone()),
+        "enterprises": enterprises,
+        "next_after": next,
+    })))
 }
 
 async fn enterprise(State(s): State<Arc<AppState>>, _staff: Staff, Path(uscc): Path<String>) -> Result<Json<Value>, ApiError> {

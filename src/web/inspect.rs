@@ -134,6 +134,7 @@ async fn open(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Resu
         })
         .await
         .map_err(ApiError::from)?;
+    crate::web::log_recorded(&staff.name, "open inspection", &i.id, Some(&i.warning_id));
     Ok((StatusCode::CREATED, Json(json!({ "inspection": i }))))
 }
 
@@ -249,6 +250,12 @@ async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<Str
         })
         .await
         .map_err(ApiError::from)?;
+    let found = if i.result.as_ref().is_some_and(|r| r.compliant) {
+        "compliant"
+    } else {
+        "not compliant"
+    };
+    crate::web::log_recorded(&staff.name, &format!("record inspection ({found})"), &i.id, Some(&i.warning_id));
     s.after_change();
     Ok(Json(json!({ "inspection": i, "recheck": recheck })))
 }

@@ -34,3 +34,14 @@ fn clean(s: &str, max: usize, keep_newlines: bool) -> String {
         .trim()
         .to_string()
 }
+
+/// One log line for a state change a person asked for (a forecast, a consultation, a reload, an
+/// acknowledgement, an inspection, a negotiated reduction): who (`actor`: the token's holder, or the
+/// party of an acknowledgement link), what (`action`), on what (`subject`, and the warning when there
+/// is one). The engine logs signing, lifting, cancelling and directives the same way.
+pub(crate) fn log_recorded(actor: &str, action: &str, subject: &str, warning: Option<&str>) {
+    match warning {
+        Some(warning) => tracing::info!(actor, action, subject, warning, "recorded"),
+        None => tracing::info!(actor, action, subject, "recorded"),
+    }
+}

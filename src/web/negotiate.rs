@@ -169,6 +169,7 @@ async fn agree(
         })
         .await
         .map_err(ApiError::from)?;
+    crate::web::log_recorded(&staff.name, "agree negotiated reduction", &a.key, Some(&a.warning_id));
     s.after_change();
     let link = format!("{}/ack/{}", s.settings.http.public_url.trim_end_matches('/'), s.tokens.token(&a));
     Ok((StatusCode::CREATED, Json(json!({ "assignment": a, "ack_url": link }))))

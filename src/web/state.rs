@@ -113,15 +113,15 @@ impl AppState {
             versions: versions.clone(),
             errors: errors.clone(),
         };
-        let actor = actor.to_string();
+        let who = actor.to_string();
         let notified = notify.clone();
         let recorded = self
             .engine
             .store
             .write::<_, crate::store::StoreError, _>(move |tx| {
-                tx.append(now, &actor, None, body)?;
+                tx.append(now, &who, None, body)?;
                 if let Some(reloaded) = notified {
-                    tx.append(now, &actor, None, RecordBody::Other(Event::NotifyReloaded(reloaded)))?;
+                    tx.append(now, &who, None, RecordBody::Other(Event::NotifyReloaded(reloaded)))?;
                 }
                 Ok(())
             })
@@ -130,7 +130,7 @@ impl AppState {
             tracing::error!(error = %e, "could not record the reload");
         }
         if !errors.is_empty() {
-            tracing::warn!(errors = ?errors, "reload refused; the old playbooks, roster, templates, staff tokens and link keys stay live");
+            tracing::warn!(actor, action = "reload", errors = ?errors, "reload refused; the old playbooks, roster, templates, staff tokens and link keys stay live");
             return Err(errors);
         }
         if let Err(e) = self.engine.remember_playbooks().await {
@@ -138,11 +138,13 @@ impl AppState {
         }
         match notify {
             Some(n) => tracing::info!(
+                actor,
+                action = "reload",
                 versions = ?versions,
                 notify = %serde_json::to_string(&n).unwrap_or_default(),
                 "playbooks reloaded; new roster or templates live"
             ),
-            None => tracing::info!(versions = ?versions, "playbooks reloaded; roster and templates unchanged"),
+            None => tracing::info!(actor, action = "reload", versions = ?versions, "playbooks reloaded; roster and templates unchanged"),
         }
         Ok(versions)
     }

@@ -110,7 +110,11 @@ async fn run_once(engine: &Engine, dir: &Path, seen: &mut Seen) -> std::io::Resu
         seen.remove(&path);
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let bytes = std::fs::read(&path)?;
-        match engine.submit_forecast(&name, &bytes, "inbox").await {
+        // One span per job: what is logged about this file (and by the engine for it) carries it.
+        let span = tracing::info_span!("job", kind = "inbox", file = %name);
+        let submitted = tracing::Instrument::instrument(engine.submit_forecast(&name, &bytes, "inbox"), span.clone()).await;
+        let _job = span.enter();
+        match submitted {
             Ok(sub) => {
                 tracing::info!(file = %name, id = %sub.id, duplicate = sub.duplicate, "forecast accepted from the inbox");
                 move_to(&path, &dir.join("processed"))?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::engine::Engine;
 
@@ -61,14 +62,11 @@ pub async fn run_consultations(engine: Arc<Engine>, cancel: CancellationToken, o
     loop {
         let now = engine.clock.now();
         if let Some((slot, name)) = due_slot(&engine, since, now) {
-            match engine
-                .consult(
-                    &format!("{name} {}", slot.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M")),
-                    Some(slot),
-                    None,
-                )
-                .await
-            {
+            let trigger = format!("{name} {}", slot.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M"));
+            let span = tracing::info_span!("job", kind = "consultation", trigger = %trigger);
+            let held = engine.consult(&trigger, Some(slot), None).instrument(span.clone()).await;
+            let _job = span.enter();
+            match held {
                 Ok(Some(c)) => tracing::info!(slot = %slot, regions = c.assessments.len(), "scheduled consultation held"),
                 Ok(None) => tracing::debug!(slot = %slot, "slot already run"),
                 Err(e) => tracing::error!(error = %e, "scheduled consultation failed"),
@@ -80,7 +78,10 @@ pub async fn run_consultations(engine: Arc<Engine>, cancel: CancellationToken, o
             () = cancel.cancelled() => break,
             () = engine.consult_requested.notified() => {
                 seen = accepted();
-                match engine.consult("forecast received", None, None).await {
+                let span = tracing::info_span!("job", kind = "consultation", trigger = "forecast received");
+                let held = engine.consult("forecast received", None, None).instrument(span.clone()).await;
+                let _job = span.enter();
+                match held {
                     Ok(Some(c)) => tracing::info!(regions = c.assessments.len(), "consultation held on a new forecast"),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "consultation failed"),
@@ -105,14 +106,16 @@ pub async fn run_consultations(engine: Arc<Engine>, cancel: CancellationToken, o
 /// Ticks the lifecycle (start times, lift windows, directive expiry), until cancelled.
 pub async fn run_ticks(engine: Arc<Engine>, cancel: CancellationToken, every: Duration) {
     loop {
-        match engine.tick().await {
+        let span = tracing::info_span!("job", kind = "tick");
+        let ticked = engine.tick().instrument(span.clone()).await;
+        span.in_scope(|| match ticked {
             Ok(events) if !events.is_empty() => {
                 tracing::info!(events = events.len(), "clock moved warnings on");
                 engine.after_change();
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "tick failed"),
-        }
+        });
         tokio::select! {
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(every) => {}

@@ -612,3 +612,58 @@ async fn one_consultation_over_every_region_of_shanxi_proposes_once_per_region_t
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_reports_work_while_the_daemon_holds_the_store_by_asking_it() {
+    // The daemon holds its store (the file is locked); the list it seeded is the shipped one.
+    let app = spawn_app_with(tempfile::TempDir::new().expect("a folder"), clock(), |s| {
+        s.list_seed = Some(std::path::PathBuf::from("seeds/registry"));
+    })
+    .await;
+    let site = app.dir.path().join("site.yaml");
+    std::fs::write(&site, format!("data_dir: {}\n", app.state.settings.data_dir.display())).expect("written");
+    let site = site.display().to_string();
+    let server = app.base();
+    // The same report from the seed folder, offline: what the daemon's list must give.
+    let (code, expected, err) = hazeflow(&["registry", "reductions", "--json", "--list", "seeds/registry"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = hazeflow(&[
+        "registry",
+        "reductions",
+        "--json",
+        "--config",
+        &site,
+        "--server",
+        &server,
+        "--token",
+        DUTY,
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let got: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(got, serde_json::from_str::<Value>(&expected).expect("JSON"));
+    assert!(err.contains("through the daemon at"), "{err}");
+    // An enterprise's notice board, the same.
+    let uscc = "91140302663810557X";
+    let (code, expected, err) = hazeflow(&["registry", "board", uscc, "--list", "seeds/registry"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = hazeflow(&["registry", "board", uscc, "--config", &site, "--server", &server, "--token", DUTY]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, expected);
+    // Without a token the daemon refuses, and the CLI says why (exit 1); an unreachable daemon is 3.
+    let (code, _, err) = hazeflow(&["registry", "board", uscc, "--config", &site, "--server", &server]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("401"), "{err}");
+    let (code, _, err) = hazeflow(&[
+        "registry",
+        "board",
+        uscc,
+        "--config",
+        &site,
+        "--server",
+        &format!("http://127.0.0.1:{}", free_port()),
+    ])
+    .await;
+    assert_eq!(code, Some(3), "{err}");
+    app.stop().await;
+}

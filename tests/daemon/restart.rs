@@ -977,6 +977,30 @@ async fn the_json_log_has_the_start_line_an_access_line_per_request_with_its_id_
     assert_eq!(resp.headers()["x-request-id"], "req-log-test-1", "the id is sent back");
     let secret = "0123456789abcdef0123456789abcdef";
     let _ = http.get(format!("{base}/ack/{secret}")).send().await.expect("an answer");
+    // State changes asked for by a person are logged with who asked (the engine's sign, lift, cancel
+    // and directives the same way).
+    for path in ["/api/v1/consultations", "/api/v1/playbooks/reload"] {
+        let resp = http
+            .post(format!("{base}{path}"))
+            .bearer_auth("hazeflow-demo")
+            .send()
+            .await
+            .expect("an answer");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    }
+    // A job (a file from the inbox, the consultation it brings on) logs inside a span of its own.
+    let inbox = dir.path().join("data/inbox");
+    std::fs::create_dir_all(&inbox).expect("the inbox");
+    let csv = forecast_csv("2026-12-01 15:00", "log test", TAIYUAN, "2026-12-02", &[60, 70, 80]);
+    std::fs::write(inbox.join("job.csv.part"), csv).expect("written");
+    std::fs::rename(inbox.join("job.csv.part"), inbox.join("job.csv")).expect("renamed");
+    for _ in 0..100 {
+        let so_far = std::fs::read_to_string(&log).unwrap_or_default();
+        if so_far.contains("forecast accepted from the inbox") && so_far.matches("consultation held on a new forecast").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     daemon.kill().await.expect("stopped");
     let text = std::fs::read_to_string(&log).expect("the log");
     assert!(!text.contains('\u{1b}'), "no colour codes in a log file");
@@ -1003,6 +1027,32 @@ async fn the_json_log_has_the_start_line_an_access_line_per_request_with_its_id_
     assert_eq!(access["span"]["actor"], "演示值班员", "the token's holder");
     assert_eq!(access["fields"]["status"], 201);
     assert!(!text.contains(secret), "an ack token never reaches the log");
+    let accepted = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "forecast accepted from the inbox")
+        .unwrap_or_else(|| panic!("the inbox line in\n{text}"));
+    assert_eq!(accepted["span"]["name"], "job", "{accepted}");
+    assert_eq!(accepted["span"]["kind"], "inbox", "{accepted}");
+    assert_eq!(accepted["span"]["file"], "job.csv", "{accepted}");
+    let held: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "consultation held on a new forecast")
+        .collect();
+    assert!(
+        !held.is_empty()
+            && held
+                .iter()
+                .all(|l| l["span"]["kind"] == "consultation" && l["span"]["trigger"] == "forecast received"),
+        "{text}"
+    );
+    for action in ["submit forecast", "consult now", "reload"] {
+        let line = lines
+            .iter()
+            .find(|l| l["fields"]["action"] == action)
+            .unwrap_or_else(|| panic!("a line for {action} in\n{text}"));
+        assert_eq!(line["fields"]["actor"], "演示值班员", "{line}");
+        assert_eq!(line["level"], "INFO", "{line}");
+    }
     assert!(
         lines
             .iter()

@@ -163,6 +163,12 @@ async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, bod
         .to_string();
     match s.engine.submit_forecast(&name, &body, &format!("http:{}", staff.name)).await {
         Ok(sub) => {
+            let action = if sub.duplicate {
+                "submit forecast (duplicate)"
+            } else {
+                "submit forecast"
+            };
+            crate::web::log_recorded(&staff.name, action, &sub.id, None);
             if !sub.duplicate && s.consult_on_forecast {
                 s.trigger_consultation();
             }
@@ -170,7 +176,10 @@ async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, bod
             Ok((status, Json(json!(sub))))
         }
         Err(e @ SubmitError::NotRecorded { .. }) => Err(ApiError::Internal(e.to_string())),
-        Err(e @ SubmitError::Rejected(_)) => Err(ApiError::BadRequest(e.to_string())),
+        Err(e @ SubmitError::Rejected(_)) => {
+            tracing::warn!(actor = %staff.name, action = "submit forecast", subject = %name, error = %e, "refused");
+            Err(ApiError::BadRequest(e.to_string()))
+        }
     }
 }
 
@@ -204,6 +213,10 @@ async fn list_consultations(State(s): Shared, _staff: Staff, Query(q): Query<Pag
 
 async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, Json<Value>)> {
     let rec = s.engine.consult(&format!("on demand by {}", staff.name), None, None).await?;
+    let subject = rec
+        .as_ref()
+        .map_or_else(|| "nothing to consult".to_string(), |c| format!("consultation {}", c.seq));
+    crate::web::log_recorded(&staff.name, "consult now", &subject, None);
     Ok((StatusCode::CREATED, Json(json!(rec))))
 }
 
