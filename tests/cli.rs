@@ -62,7 +62,7 @@ fn check_with_no_arguments_passes_the_shipped_files_with_a_one_line_summary() {
     );
     assert!(
         text.ends_with(
-            "; roster config/roster.yaml (62 people, 13 regions, 9 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 21 message templates in playbooks/templates/notify rendered with sample data\n"
+            "; roster config/roster.yaml (62 people, 13 regions, 10 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 22 message templates in playbooks/templates/notify rendered with sample data\n"
         ),
         "the roster and templates of the embedded configuration: {text}"
     );
@@ -143,7 +143,7 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
          lvliang@2024.1, shanxi-2020@2020.1, shanxi@2024.1, shuozhou@2024.1, taiyuan@2026.1, xinzhou@2024.1, yangquan@2024.1, \
          yuncheng@2024.1), 3221 regions; \
          list seeds/registry (3000 enterprises); measure defaults {} (15 industries); roster {} (62 people, 13 regions, \
-         9 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 21 message templates in {} rendered with sample data\n",
+         10 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 22 message templates in {} rendered with sample data\n",
         site.path("playbooks/measures/shanxi.yaml"),
         site.path("roster.yaml"),
         site.path("playbooks/templates/notify")
@@ -172,7 +172,7 @@ fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_
     assert_eq!(
         stderr(&out),
         format!(
-            "{roster}:25:3: \"canceled\" is not an event (proposed, issued, withdrawn, started, change_proposed, change_withdrawn, \
+            "{roster}:24:3: \"canceled\" is not an event (proposed, issued, withdrawn, started, change_proposed, change_withdrawn, \
              change_scheduled, lift_scheduled, cancel_scheduled, unscheduled, replanned, level_changed, extended, rescheduled, \
              below, below_cleared, lifted, cancelled, directive_applied, directive_released, delivery_failed, store_fault)\n\
              {roster}:32:168: \"8:00\" is not a time of day (HH:MM, or 24:00)\n\
@@ -219,7 +219,7 @@ fn check_of_a_broken_roster_names_each_error_with_its_line_and_column_and_exits_
     assert_eq!(
         stderr(&out),
         format!(
-            "{}:24:45: the route of \"lift_scheduled\" names template \"warning_lift\", but {templates}/warning_lift.subject.j2 or \
+            "{}:23:45: the route of \"lift_scheduled\" names template \"warning_lift\", but {templates}/warning_lift.subject.j2 or \
              {templates}/warning_lift.txt.j2 is missing\ncheck failed: 1 error\n",
             site.path("roster.yaml")
         )

@@ -444,6 +444,27 @@ pub const SHIPPED: &[(&str, &str)] = &[
         )),
     ),
     (
+        "warning_extended.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_extended.html.j2"
+        )),
+    ),
+    (
+        "warning_extended.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_extended.subject.j2"
+        )),
+    ),
+    (
+        "warning_extended.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/warning_extended.txt.j2"
+        )),
+    ),
+    (
         "warning_unscheduled.html.j2",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -784,6 +805,7 @@ mod tests {
             "warning_lifted",
             "warning_cancelled",
             "warning_unscheduled",
+            "warning_extended",
             "delivery_failed",
             "store_fault",
             "assignment_issued",

@@ -440,6 +440,23 @@ async fn a_lift_already_told_then_withdrawn_by_a_later_forecast_tells_each_party
         "{subject}"
     );
     assert!(body.contains("撤回原定于") && body.contains("应急减排措施继续执行"), "{body}");
+    // The same consultation moved the expected end later: the duty staff hear of the extension, once each,
+    // with the new expected end.
+    let extended = app.wait_sent("warning_extended", 1).await;
+    let mut people: Vec<&str> = extended.iter().map(|m| m.recipient.key.as_str()).collect();
+    people.dedup();
+    assert_eq!(people.len(), extended.len(), "once per person: {people:?}");
+    let end = app.warning_of(TAIYUAN).await.unwrap()["expected_end"].clone();
+    let (subject, body) = app.delivered(&extended[0].id).await;
+    assert!(
+        subject.starts_with("【调整】太原市重污染天气") && subject.contains("预计解除时间延至"),
+        "{subject}"
+    );
+    assert!(body.contains("持续时间延长") && body.contains("应急减排措施继续执行"), "{body}");
+    assert!(
+        !subject.contains("12月7日 00:00") && subject.contains("2026年12月"),
+        "the new end, not the old one (12-07): {subject} (now {end})"
+    );
     assert_eq!(app.warning_of(TAIYUAN).await.unwrap()["id"], id.as_str());
     app.stop().await;
 }
