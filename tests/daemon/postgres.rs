@@ -303,6 +303,7 @@ async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_c
     })
     .await;
     let took = killed.elapsed();
+    eprintln!("failover: B leads {} ms after A was killed", took.as_millis());
     assert!(took < Duration::from_secs(10), "B led {took:?} after the kill");
     assert_eq!((role.as_str(), term), ("leader", 2));
 
