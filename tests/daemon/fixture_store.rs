@@ -80,6 +80,10 @@ async fn make_the_format_fixture() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_of_the_previous_format_opens_and_keeps_every_event() {
+    if on_postgres() {
+        // An embedded file of an earlier format; it runs in the default suite.
+        return;
+    }
     let fixture = fixture_dir();
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(fixture.join("events.json")).expect("events.json")).expect("JSON");
     let kept = kept["events"].as_array().cloned().expect("events");
