@@ -117,7 +117,7 @@ async fn transcript(store: &Store) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgresql_store_keeps_the_promises_of_the_embedded_file_and_survives_a_restart() {
-    let cluster = PgCluster::start();
+    let Some(cluster) = PgCluster::start_or_skip() else { return };
     let dir = TempDir::new().unwrap();
     let file = Store::open(&dir.path().join("s.redb")).expect("the embedded store opens");
     let url = cluster.database("conformance");
@@ -164,7 +164,7 @@ async fn the_postgresql_store_keeps_the_promises_of_the_embedded_file_and_surviv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_on_postgresql_proposes_signs_and_keeps_its_warning_across_a_restart() {
-    let cluster = PgCluster::start();
+    let Some(cluster) = PgCluster::start_or_skip() else { return };
     let url = cluster.database("daemon");
     let with_pg = |url: String| move |s: &mut hazeflow::config::Settings| s.store.url = Some(url);
     let app = spawn_app_with(TempDir::new().unwrap(), clock(), with_pg(url.clone())).await;
@@ -234,7 +234,7 @@ fn mails_in(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_carries_the_warning_on() {
     use crate::restart::start_daemon_with;
-    let cluster = PgCluster::start();
+    let Some(cluster) = PgCluster::start_or_skip() else { return };
     let url = cluster.database("ha");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let with_store = |url: String| move |text: String| format!("{text}\nstore:\n  url: \"{url}\"\n");
@@ -340,7 +340,7 @@ fn migrate(from: &str, to: &str) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hazeflow_migrate_moves_an_embedded_store_into_postgresql_and_back_row_for_row_and_never_into_a_store_with_events() {
-    let cluster = PgCluster::start();
+    let Some(cluster) = PgCluster::start_or_skip() else { return };
     let url = cluster.database("moved");
     let dir = TempDir::new().unwrap();
     let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
