@@ -61,6 +61,21 @@ const WRITE_LOCK: i64 = 0x6861_7a65_7772_6974; // "hazewrit"
 /// How often a follower asks for the leader's lock, and a leader checks its connection.
 const ELECTION_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// A leader that has not heard from the database for this long stops acting as the leader (its
+/// workers stop), even while its check has not failed yet (a network cut leaves a call hanging).
+const LEASE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What the election's session asks of the server, so that the server ends the session of a leader
+/// cut off by the network (and so frees the leader's lock) within a few seconds: keepalive probes
+/// after 2 s of silence, 1 s apart, 3 of them; data unacknowledged for 4 s ends it too. Settings a
+/// server does not know (a PostgreSQL-compatible one) are skipped.
+const ELECTION_SESSION: &[&str] = &[
+    "SET tcp_keepalives_idle = 2",
+    "SET tcp_keepalives_interval = 1",
+    "SET tcp_keepalives_count = 3",
+    "SET tcp_user_timeout = 4000",
+];
+
 /// The advisory lock key under which nodes migrate (one at a time).
 const MIGRATION_LOCK: i64 = 0x6861_7a65_666c_6f77; // "hazeflow"
 
@@ -332,6 +347,29 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
+/// The client's side of noticing a dead server or network, where the connection string does not say
+/// otherwise: a connection attempt gives up after 5 s (then the next host of the list is tried), and
+/// a connection whose peer stopped answering TCP (keepalive probes after 5 s idle, 2 s apart, 3 of
+/// them; data unacknowledged for 10 s) fails instead of hanging.
+fn with_timeouts(config: &mut postgres::Config, url: &str) {
+    use std::time::Duration;
+    if !url.contains("connect_timeout") {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    if !url.contains("keepalives_idle") {
+        config.keepalives_idle(Duration::from_secs(5));
+    }
+    if !url.contains("keepalives_interval") {
+        config.keepalives_interval(Duration::from_secs(2));
+    }
+    if !url.contains("keepalives_retries") {
+        config.keepalives_retries(3);
+    }
+    if !url.contains("tcp_user_timeout") {
+        config.tcp_user_timeout(Duration::from_secs(10));
+    }
+}
+
 /// The PostgreSQL store.
 pub(crate) struct Pg {
     config: postgres::Config,
@@ -341,6 +379,8 @@ pub(crate) struct Pg {
     /// The elector's stop flag and thread.
     stop: Arc<std::sync::atomic::AtomicBool>,
     elector: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The thread that ends the leadership when the election has not heard from the database (see [`LEASE`]).
+    lease: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The writer's connection (the writer thread only); none until connected or after a failure.
     writer: Mutex<Option<Client>>,
     /// Idle connections for snapshots.
@@ -351,16 +391,18 @@ impl Pg {
     /// Connects, runs the migrations this build knows and checks the format version.
     pub(crate) fn open(url: &str) -> Result<Pg, StoreError> {
         let shown = safe_location(url);
-        let config: postgres::Config = url.parse().map_err(|e| StoreError::Database {
+        let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Database {
             path: PathBuf::from(&shown),
             message: format!("not a PostgreSQL connection string: {e}"),
         })?;
+        with_timeouts(&mut config, url);
         let pg = Pg {
             config,
             shown,
             term: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             elector: Mutex::new(None),
+            lease: Mutex::new(None),
             writer: Mutex::new(None),
             readers: Arc::new(Mutex::new(Vec::new())),
         };
@@ -374,9 +416,12 @@ impl Pg {
     pub(crate) fn elect(&self, node: String, roles: tokio::sync::watch::Sender<super::Role>) {
         let config = self.config.clone();
         let (term, stop, shown) = (self.term.clone(), self.stop.clone(), self.shown.clone());
+        let heard = Arc::new(Heard::default());
+        let roles = Arc::new(roles);
+        let (heard2, roles2) = (heard.clone(), roles.clone());
         let handle = std::thread::Builder::new()
             .name("store-elector".into())
-            .spawn(move || elector(&config, &node, &term, &stop, &roles, &shown));
+            .spawn(move || elector(&config, &node, &term, &stop, &roles2, &shown, &heard2));
         match handle {
             Ok(h) => {
                 if let Ok(mut g) = self.elector.lock() {
@@ -384,6 +429,18 @@ impl Pg {
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot start the leader election"),
+        }
+        let (term, stop) = (self.term.clone(), self.stop.clone());
+        let lease = std::thread::Builder::new()
+            .name("store-lease".into())
+            .spawn(move || lease(&term, &stop, &roles, &heard));
+        match lease {
+            Ok(h) => {
+                if let Ok(mut g) = self.lease.lock() {
+                    *g = Some(h);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the leader's lease watch"),
         }
     }
 
@@ -574,6 +631,9 @@ impl Drop for Pg {
         if let Some(h) = self.elector.get_mut().ok().and_then(Option::take) {
             let _ = blocking(move || h.join());
         }
+        if let Some(h) = self.lease.get_mut().ok().and_then(Option::take) {
+            let _ = blocking(move || h.join());
+        }
         // Closing a connection blocks: off the runtime's worker.
         let writer = self.writer.get_mut().ok().and_then(Option::take);
         let readers = self.readers.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
@@ -611,6 +671,7 @@ fn elector(
     stop: &std::sync::atomic::AtomicBool,
     roles: &tokio::sync::watch::Sender<super::Role>,
     shown: &str,
+    heard: &Heard,
 ) {
     use std::sync::atomic::Ordering;
     let follow = |why: &str| {
@@ -629,6 +690,11 @@ fn elector(
                 continue;
             }
         };
+        for set in ELECTION_SESSION {
+            if let Err(e) = client.batch_execute(set) {
+                tracing::debug!(setting = set, error = %e, "the server does not take this setting");
+            }
+        }
         while !stop.load(Ordering::SeqCst) {
             if term.load(Ordering::SeqCst) != 0 {
                 // Leading: the lock lasts as long as this connection.
@@ -637,6 +703,7 @@ fn elector(
                     follow("the leader's connection failed");
                     break;
                 }
+                heard.now();
             } else {
                 let got = client
                     .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
@@ -652,6 +719,7 @@ fn elector(
                         match raised {
                             Ok(t) => {
                                 let t = u64::try_from(t).unwrap_or(0);
+                                heard.now();
                                 term.store(t, Ordering::SeqCst);
                                 tracing::info!(term = t, node, "this node leads");
                                 roles.send_replace(super::Role::Leader { term: t });
@@ -678,6 +746,61 @@ fn elector(
         }
     }
     follow("stopping");
+}
+
+/// When the election last heard from the database (milliseconds since the elector started).
+struct Heard {
+    since: std::time::Instant,
+    at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Heard {
+    fn default() -> Self {
+        Heard {
+            since: std::time::Instant::now(),
+            at_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heard {
+    fn now(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn silent_for(&self) -> std::time::Duration {
+        let at = std::time::Duration::from_millis(self.at_ms.load(std::sync::atomic::Ordering::SeqCst));
+        self.since.elapsed().saturating_sub(at)
+    }
+}
+
+/// The leader's lease: a leader whose election has not heard from the database for [`LEASE`] (its
+/// check hangs on a cut network) stops acting as the leader; it leads again only through a new
+/// election (a new term). Writes are fenced by the term anyway; this stops its workers (mail
+/// included) while the database cannot tell it that another node leads.
+fn lease(
+    term: &std::sync::atomic::AtomicU64,
+    stop: &std::sync::atomic::AtomicBool,
+    roles: &tokio::sync::watch::Sender<super::Role>,
+    heard: &Heard,
+) {
+    use std::sync::atomic::Ordering;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(ELECTION_EVERY / 2);
+        let silent = heard.silent_for();
+        if silent > LEASE && term.load(Ordering::SeqCst) != 0 {
+            let was = term.swap(0, Ordering::SeqCst);
+            if was != 0 {
+                tracing::warn!(
+                    term = was,
+                    silent_ms = u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+                    "no answer from the database within the lease: no longer acting as the leader"
+                );
+                roles.send_replace(super::Role::Follower);
+            }
+        }
+    }
 }
 
 /// The transaction of one batch.

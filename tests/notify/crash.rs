@@ -14,9 +14,12 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 
-const CONCURRENCY: usize = 8;
+/// The mail lane's concurrency: the messages in flight at a kill.
+pub(crate) const CONCURRENCY: usize = 8;
 
-fn config(dir: &Path, port: u16) -> PathBuf {
+/// The daemon's configuration: the defaults with this folder, this port, mail at full speed; the
+/// store in `store_url` (PostgreSQL) when given.
+fn config(dir: &Path, port: u16, store_url: Option<&str>) -> PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let text = hazeflow::config::DEFAULT_YAML
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
@@ -31,13 +34,23 @@ fn config(dir: &Path, port: u16) -> PathBuf {
         text.contains("rate_per_sec: 0 ") && text.contains(&format!("concurrency: {CONCURRENCY} ")),
         "{text}"
     );
+    let text = match store_url {
+        Some(url) => format!("{text}\nstore:\n  url: \"{url}\"\n"),
+        None => text,
+    };
     let path = dir.join("config.yaml");
     std::fs::write(&path, text).expect("the config");
     path
 }
 
 async fn start(dir: &Path, port: u16, smtp: u16, http: &reqwest::Client) -> Child {
-    let config = config(dir, port);
+    start_node(dir, port, smtp, http, None).await
+}
+
+/// The `hazeflow` binary as a daemon in `dir` on `port`, mailing to the SMTP server on `smtp`, its
+/// store in `store_url` when given; returns once it answers `/healthz`.
+pub(crate) async fn start_node(dir: &Path, port: u16, smtp: u16, http: &reqwest::Client, store_url: Option<&str>) -> Child {
+    let config = config(dir, port, store_url);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -80,7 +93,7 @@ async fn start(dir: &Path, port: u16, smtp: u16, http: &reqwest::Client) -> Chil
 }
 
 /// Message-ID → how many times the server accepted it.
-fn counts(smtp: &SmtpServer) -> BTreeMap<String, usize> {
+pub(crate) fn counts(smtp: &SmtpServer) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for m in smtp.received() {
         *out.entry(m.message_id()).or_default() += 1;

@@ -12,6 +12,7 @@
 //! - `reload`: the roster and templates reloaded on a running daemon; broken ones refused; a playbooks
 //!   folder without notice templates sends the shipped ones.
 //! - `webhook`: signed POSTs, retried after a 503.
+//! - `failover`: two daemon binaries on one PostgreSQL; the leader killed during a red warning's delivery.
 //! - `settings`: the mail settings from the environment, secrets kept secret.
 //! - `tls`: webhooks over HTTPS to a receiver with a certificate of a private CA made at test time:
 //!   trusted through `ca_file`, refused (retried, then failed) without it.
@@ -25,6 +26,7 @@ mod smtp;
 
 mod crash;
 mod email;
+mod failover;
 mod proposals;
 mod reload;
 mod resilience;
