@@ -376,3 +376,119 @@ async fn hazeflow_migrate_moves_an_embedded_store_into_postgresql_and_back_row_f
         s.close();
     }
 }
+
+/// A TCP relay to the database that can be cut: after [`CutRelay::cut`], the database's side of every
+/// relayed connection is closed (the server ends those sessions, freeing their locks) while the
+/// client's side stays open and silent, as over a cut network, and new connections hang.
+struct CutRelay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CutRelay {
+    fn to(upstream: u16) -> CutRelay {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cut2 = cut.clone();
+        std::thread::spawn(move || {
+            let mut silent = Vec::new();
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if cut2.load(Ordering::SeqCst) {
+                    silent.push(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    let (cut, server) = (cut2.clone(), server.try_clone().unwrap());
+                    let _keep = client.try_clone().unwrap();
+                    std::thread::spawn(move || {
+                        let _keep = _keep;
+                        from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            if cut.load(Ordering::SeqCst) {
+                                let _ = server.shutdown(std::net::Shutdown::Both);
+                                // The client's side: open and silent for as long as the test runs.
+                                std::thread::sleep(Duration::from_secs(600));
+                                return;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => return,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        CutRelay { port, cut }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_database_stops_leading_and_the_other_node_leads_within_ten_seconds() {
+    use crate::restart::start_daemon_with;
+    let Some(cluster) = PgCluster::start_or_skip() else { return };
+    let url = cluster.database("cut");
+    let relay = CutRelay::to(cluster.port);
+    let via_relay = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", relay.port));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let with_store = |url: String| move |text: String| format!("{text}\nstore:\n  url: \"{url}\"\n");
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+
+    // A reaches the database through the relay and leads; B reaches it directly and follows.
+    let _a = start_daemon_with(dir_a.path(), port_a, &http, with_store(via_relay)).await;
+    eventually("node A leads", || async {
+        role_of(&http, port_a).await.filter(|(role, _)| role == "leader")
+    })
+    .await;
+    let _b = start_daemon_with(dir_b.path(), port_b, &http, with_store(url)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(role_of(&http, port_b).await, Some(("follower".into(), 0)));
+
+    // The network between A and the database is cut: A's calls hang, the database ends A's sessions.
+    relay.cut();
+    let cut = std::time::Instant::now();
+    let (role, term) = eventually("B leads", || async {
+        role_of(&http, port_b).await.filter(|(role, _)| role == "leader")
+    })
+    .await;
+    let b_leads = cut.elapsed();
+    eventually("A no longer acts as the leader", || async {
+        role_of(&http, port_a).await.filter(|(role, _)| role == "follower")
+    })
+    .await;
+    let a_stepped_down = cut.elapsed();
+    eprintln!(
+        "network cut: B leads after {} ms, A stops leading after {} ms",
+        b_leads.as_millis(),
+        a_stepped_down.as_millis()
+    );
+    assert_eq!((role.as_str(), term), ("leader", 2));
+    assert!(b_leads < Duration::from_secs(10), "{b_leads:?}");
+    assert!(a_stepped_down < Duration::from_secs(10), "{a_stepped_down:?}");
+    // A stays a follower while it cannot reach the database.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(role_of(&http, port_a).await.map(|r| r.0), Some("follower".into()));
+}

@@ -101,10 +101,22 @@ async fn a_leader_killed_during_a_red_warning_leaves_no_notice_lost_and_at_most_
     assert_eq!(role_of(&http, port_b).await, Some(("follower".into(), 0)));
 
     // Red for Taiyuan, forecast to and signed on the follower; the leader fans the notices out.
-    let (st, body) = call(&http, reqwest::Method::POST, format!("http://127.0.0.1:{port_b}/api/v1/forecasts"), Some(red_today())).await;
+    let (st, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("http://127.0.0.1:{port_b}/api/v1/forecasts"),
+        Some(red_today()),
+    )
+    .await;
     assert_eq!(st, 201, "{body}");
     let id = eventually("red is proposed for Taiyuan", || async {
-        let (_, body) = call(&http, reqwest::Method::GET, format!("http://127.0.0.1:{port_b}/api/v1/warnings"), None).await;
+        let (_, body) = call(
+            &http,
+            reqwest::Method::GET,
+            format!("http://127.0.0.1:{port_b}/api/v1/warnings"),
+            None,
+        )
+        .await;
         body["warnings"]
             .as_array()?
             .iter()
@@ -112,7 +124,13 @@ async fn a_leader_killed_during_a_red_warning_leaves_no_notice_lost_and_at_most_
             .and_then(|w| w["id"].as_str().map(str::to_string))
     })
     .await;
-    let (st, body) = call(&http, reqwest::Method::POST, format!("http://127.0.0.1:{port_b}/api/v1/warnings/{id}/sign"), None).await;
+    let (st, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("http://127.0.0.1:{port_b}/api/v1/warnings/{id}/sign"),
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{body}");
 
     // kill -9 the leader once its notices are flowing.
@@ -125,7 +143,10 @@ async fn a_leader_killed_during_a_red_warning_leaves_no_notice_lost_and_at_most_
     a.wait().await.expect("it died");
     let at_kill = smtp.received().len();
     let (term, took) = until_role(&http, port_b, "leader", Duration::from_secs(10)).await;
-    eprintln!("failover during delivery: B leads in term {term} {} ms after the kill", took.as_millis());
+    eprintln!(
+        "failover during delivery: B leads in term {term} {} ms after the kill",
+        took.as_millis()
+    );
     assert_eq!(term, 2);
 
     // The head lifts on the new leader; the end notices go out too.
@@ -149,13 +170,20 @@ async fn a_leader_killed_during_a_red_warning_leaves_no_notice_lost_and_at_most_
     );
     assert!(at_kill < counts.len(), "the kill came after delivery had ended");
     assert!(counts.values().all(|n| *n <= 2), "{twice:?}");
-    assert!(twice.len() <= CONCURRENCY, "{} sent twice, more than the {CONCURRENCY} in flight", twice.len());
+    assert!(
+        twice.len() <= CONCURRENCY,
+        "{} sent twice, more than the {CONCURRENCY} in flight",
+        twice.len()
+    );
     let subjects: Vec<String> = smtp
         .received()
         .iter()
         .map(|m| m.parsed().subject().unwrap_or_default().to_string())
         .collect();
-    assert!(subjects.iter().any(|s| s.contains("解除")), "the end notices went out: {subjects:?}");
+    assert!(
+        subjects.iter().any(|s| s.contains("解除")),
+        "the end notices went out: {subjects:?}"
+    );
 
     // The database: every email of the outbox was sent, and each one reached the server; nothing
     // reached the server that the outbox does not hold; the log holds every event once.
@@ -163,7 +191,11 @@ async fn a_leader_killed_during_a_red_warning_leaves_no_notice_lost_and_at_most_
     let messages = store.read(outbox::all_messages).expect("the outbox reads");
     let emails: Vec<_> = messages.iter().filter(|m| m.channel == Channel::Email).collect();
     assert!(emails.len() >= 200, "only {} emails", emails.len());
-    let unsent: Vec<_> = emails.iter().filter(|m| m.status != Status::Sent).map(|m| (&m.id, &m.status)).collect();
+    let unsent: Vec<_> = emails
+        .iter()
+        .filter(|m| m.status != Status::Sent)
+        .map(|m| (&m.id, &m.status))
+        .collect();
     assert!(unsent.is_empty(), "not sent: {unsent:?}");
     let queued: BTreeSet<&str> = emails.iter().map(|m| m.id.as_str()).collect();
     let arrived: BTreeSet<&str> = counts.keys().map(|k| k.trim_end_matches("@hazeflow")).collect();

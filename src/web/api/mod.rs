@@ -121,6 +121,9 @@ async fn openapi() -> Response {
 }
 
 /// 200 while the store writes; 503 with the reason while writes fail (disk full, I/O errors).
+/// How long `/healthz` waits for its read of the store.
+const HEALTH_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn healthz(State(s): Shared) -> Response {
     if let Some(f) = s.engine.store.fault() {
         let body = json!({
@@ -137,7 +140,27 @@ async fn healthz(State(s): Shared) -> Response {
         crate::store::Role::Leader { term } => ("leader", term),
         crate::store::Role::Follower => ("follower", 0),
     };
-    match s.engine.store.read(|r| r.last_seq()) {
+    // The read runs off the request's task with a deadline: a store that does not answer (a database
+    // behind a cut network) makes the health check say so rather than hang.
+    let store = s.engine.store.clone();
+    let read = tokio::task::spawn_blocking(move || store.read(|r| r.last_seq()));
+    let read = match tokio::time::timeout(HEALTH_READ_DEADLINE, read).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(crate::store::StoreError::Refused(format!("the health check's read failed: {e}"))),
+        Err(_) => {
+            let error = format!("the store did not answer within {} s", HEALTH_READ_DEADLINE.as_secs());
+            let body = json!({
+                "status": "store_not_answering",
+                "error": error,
+                "reason": error,
+                "store": s.engine.store.kind(),
+                "role": role,
+                "term": term,
+            });
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
+    };
+    match read {
         Ok(seq) => Json(json!({
             "status": "ok",
             "store": s.engine.store.kind(),
@@ -149,7 +172,7 @@ async fn healthz(State(s): Shared) -> Response {
         .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "store_failing", "error": e.to_string(), "reason": e.to_string() })),
+            Json(json!({ "status": "store_failing", "error": e.to_string(), "reason": e.to_string(), "role": role, "term": term })),
         )
             .into_response(),
     }
