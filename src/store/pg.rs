@@ -517,10 +517,18 @@ impl Backend for Pg {
         let idle = self.readers.lock().ok().and_then(|mut p| p.pop());
         let mut client = match idle {
             Some(c) if !c.is_closed() => c,
-            _ => self.connect()?,
+            // Dropping a client blocks (it closes its connection): off the runtime's worker.
+            Some(closed) => {
+                blocking(move || drop(closed));
+                self.connect()?
+            }
+            None => self.connect()?,
         };
         let sql = self.sql();
-        blocking(|| client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")).map_err(|e| sql.err(e))?;
+        if let Err(e) = blocking(|| client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) {
+            blocking(move || drop(client));
+            return Err(sql.err(e));
+        }
         Ok(Some(Box::new(PgRead {
             client: RefCell::new(Some(client)),
             pool: self.readers.clone(),

@@ -70,11 +70,87 @@ impl PgCluster {
         cluster
     }
 
-    /// Starts the cluster kept in `dir`, made there first when there is none (a test daemon that is
-    /// stopped and started again on its folder finds its database again).
-    pub fn start_in(dir: &Path) -> PgCluster {
-        std::fs::create_dir_all(dir).expect("the cluster folder");
-        let as_postgres = is_root();
+    /// A streaming replica of this cluster (`pg_basebackup -R`: a hot standby following it), started on
+    /// a port of its own.
+    pub fn standby(&self) -> PgCluster {
+        let temp = tempfile::Builder::new()
+            .prefix("hazeflow-pg-standby")
+            .tempdir()
+            .expect("a temporary folder");
+        let dir = temp.path().to_path_buf();
+        Self::own(&dir, self.as_postgres);
+        let data = dir.join("data").display().to_string();
+        let port = self.port.to_string();
+        self.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "hazeflow",
+                "-D",
+                &data,
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+        );
+        let mut standby = PgCluster::start_in(&dir);
+        standby._temp = Some(temp);
+        standby
+    }
+
+    /// Promotes this standby to a primary (`pg_ctl promote`, waiting until it accepts writes).
+    pub fn promote(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-w", "-t", "60", "promote"]);
+    }
+
+    /// Stops the server at once, as a machine that dies (`-m immediate`).
+    pub fn stop_immediately(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+
+    /// Waits until every standby has replayed all this primary has written.
+    pub fn wait_for_standbys(&self) {
+        let admin = self.url("postgres");
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the primary");
+            let started = std::time::Instant::now();
+            loop {
+                let behind: i64 = c
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn IS NULL OR replay_lsn < pg_current_wal_lsn()",
+                        &[],
+                    )
+                    .and_then(|r| r.try_get(0))
+                    .expect("pg_stat_replication");
+                let streaming: i64 = c
+                    .query_one("SELECT count(*) FROM pg_stat_replication", &[])
+                    .and_then(|r| r.try_get(0))
+                    .expect("pg_stat_replication");
+                if behind == 0 && streaming > 0 {
+                    return;
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(30),
+                    "the standby does not catch up"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+        .join()
+        .expect("the standby caught up");
+    }
+
+    /// Gives the folder to the `postgres` user when the server runs as it.
+    fn own(dir: &Path, as_postgres: bool) {
         if as_postgres {
             use std::os::unix::fs::PermissionsExt;
             // The server's user must reach the folder: let it through the test's own folders.
@@ -85,6 +161,14 @@ impl PgCluster {
             let ok = Command::new("chown").arg("postgres:postgres").arg(dir).status().expect("chown");
             assert!(ok.success(), "chown of the cluster folder to postgres");
         }
+    }
+
+    /// Starts the cluster kept in `dir`, made there first when there is none (a test daemon that is
+    /// stopped and started again on its folder finds its database again).
+    pub fn start_in(dir: &Path) -> PgCluster {
+        std::fs::create_dir_all(dir).expect("the cluster folder");
+        let as_postgres = is_root();
+        Self::own(dir, as_postgres);
         let cluster = PgCluster {
             port: super::free_port(),
             bin: bin_dir(),

@@ -492,3 +492,72 @@ async fn a_leader_cut_off_from_the_database_stops_leading_and_the_other_node_lea
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(role_of(&http, port_a).await.map(|r| r.0), Some("follower".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_primary_dies_and_its_streaming_replica_is_promoted_the_daemon_follows_the_new_primary() {
+    let Some(primary) = PgCluster::start_or_skip() else { return };
+    primary.database("promoted");
+    let standby = primary.standby();
+    // Both servers in the connection string; only the one that takes writes is used.
+    let url = format!(
+        "postgres://hazeflow@127.0.0.1:{},127.0.0.1:{}/promoted?target_session_attrs=read-write",
+        primary.port, standby.port
+    );
+    let with_pg = |url: String| move |s: &mut hazeflow::config::Settings| s.store.url = Some(url);
+    let app = spawn_app_with(TempDir::new().unwrap(), clock(), with_pg(url)).await;
+    eventually("the daemon leads on the primary", || async {
+        let (_, h) = app.get("/healthz", None).await;
+        (h["role"] == "leader").then_some(())
+    })
+    .await;
+
+    let orange = forecast_csv(
+        "2026-12-01 14:00",
+        "省生态环境监测和应急保障中心",
+        "140100",
+        "2026-12-01",
+        &[120, 160, 230, 240, 180, 120, 100],
+    );
+    app.drop_in_inbox("taiyuan.csv", &orange);
+    let w = eventually("orange is proposed for Taiyuan", || async {
+        app.warning_of("140100").await.filter(|w| w["status"] == "pending")
+    })
+    .await;
+    let id = w["id"].as_str().unwrap().to_string();
+    app.set_clock("2026-12-01 15:10");
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The primary's machine dies once the replica has everything; the replica is promoted.
+    primary.wait_for_standbys();
+    primary.stop_immediately();
+    let died = std::time::Instant::now();
+    standby.promote();
+    let (_, health) = eventually("the daemon leads again, on the promoted replica", || async {
+        let (status, h) = app.get("/healthz", None).await;
+        (status == StatusCode::OK && h["role"] == "leader" && h["term"] != 1).then_some((status, h))
+    })
+    .await;
+    eprintln!(
+        "promotion: the daemon leads again {} ms after the primary died",
+        died.elapsed().as_millis()
+    );
+    assert_eq!(health["term"], 2, "a new term on the new primary: {health}");
+
+    // What was signed before is there; the lift is written to the new primary.
+    let w = app.warning_of("140100").await.expect("the warning");
+    assert_eq!((w["id"].as_str(), w["status"].as_str()), (Some(id.as_str()), Some("issued")), "{w}");
+    app.set_clock("2026-12-02 10:00");
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/lift"), Some(HEAD)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, shown) = app.get(&format!("/api/v1/warnings/{id}"), Some(HEAD)).await;
+    assert_eq!(shown["warning"]["status"], "lifted", "{shown}");
+    eprintln!("promotion: lifted {} ms after the primary died", died.elapsed().as_millis());
+    app.stop().await;
+    eprintln!("promotion: stopped {} ms after the primary died", died.elapsed().as_millis());
+    assert!(
+        standby.log().contains("database system is ready to accept connections"),
+        "{}",
+        standby.log()
+    );
+}
