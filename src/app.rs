@@ -80,7 +80,8 @@ impl Application {
         for e in crate::registry::unknown_levels(&settings.measures.display().to_string(), &defaults, &set) {
             tracing::warn!("{e}");
         }
-        let tokens = crate::engine::assign::load_token_key(&settings.data_dir)?;
+        let keys = crate::engine::link_keys::KeyHome::for_store(&store, &settings.data_dir);
+        let tokens = crate::engine::assign::load_token_key(&keys)?;
         let assign = Arc::new(crate::engine::assign::AssignStage {
             defaults: defaults.clone(),
             regions,
@@ -132,6 +133,7 @@ impl Application {
             consult_on_forecast: true,
             defaults,
             tokens,
+            keys,
             notify: notify.stage.clone(),
         });
         if let Some(dir) = state.settings.list_seed.clone() {
@@ -178,7 +180,7 @@ impl Application {
                 ))
                 .merge(crate::web::episode::router())
                 .merge(crate::web::publish::router())
-                .merge(crate::web::dashboard::router(&state.settings)?)
+                .merge(crate::web::dashboard::router(&state.settings, state.keys.session_key()?)?)
                 .with_state(state.clone());
         let limits = crate::web::server::Limits::from_settings(&state.settings);
         let router = crate::web::server::wrap(router, limits);

@@ -524,7 +524,7 @@ fn main() -> ExitCode {
         Command::Registry { config, command } => registry(config, command, &server),
         Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::TokenKey { config, command } => hazeflow::config::Settings::load(config.as_deref())
-            .and_then(|s| commands::token_keys(&s.data_dir, matches!(command, TokenKeyCommand::Rotate), server.json())),
+            .and_then(|s| commands::token_keys(&s, matches!(command, TokenKeyCommand::Rotate), server.json())),
         Command::Check { paths, config } => commands::check(&paths, config.as_deref()),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
         Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json || server.json()),

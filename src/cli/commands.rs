@@ -503,18 +503,29 @@ fn deep_check(db: &Path, scratch: &Path) -> Result<(Option<u64>, Vec<String>), c
     })
 }
 
-/// `hazeflow token-key list|rotate`: the acknowledgement-link keys of a data folder; `rotate` adds the
-/// next one first.
-pub fn token_keys(data_dir: &Path, rotate: bool, json: bool) -> Result<ExitCode> {
-    use crate::engine::link_keys;
-    let made = if rotate { Some(link_keys::rotate(data_dir)?) } else { None };
-    let ring = link_keys::read(data_dir)?;
+/// `hazeflow token-key list|rotate`: the acknowledgement-link keys (the data folder's, or the shared
+/// store's when `store.url` names PostgreSQL); `rotate` adds the next one first.
+pub fn token_keys(settings: &crate::config::Settings, rotate: bool, json: bool) -> Result<ExitCode> {
+    use crate::engine::link_keys::{self, KeyHome};
+    let store = match &settings.store.url {
+        Some(url) => Some(Store::open_postgres_client(url).context("the shared store does not open")?),
+        None => None,
+    };
+    let home = match &store {
+        Some(s) => KeyHome::Store(s.clone()),
+        None => KeyHome::Folder(settings.data_dir.clone()),
+    };
+    let made = if rotate { Some(home.rotate()?) } else { None };
+    let ring = home.read()?;
+    if let Some(s) = &store {
+        s.close();
+    }
     let ids = ring.ids();
     let signing = link_keys::id_name(ring.signing().0);
     if json {
         let out = serde_json::json!({
             "keys": ids, "signing": signing,
-            "made": made.as_ref().map(|(id, path)| serde_json::json!({ "id": link_keys::id_name(*id), "file": path })),
+            "made": made.as_ref().map(|(id, place)| serde_json::json!({ "id": link_keys::id_name(*id), "file": place })),
         });
         println!("{out}");
         return Ok(ExitCode::SUCCESS);
@@ -530,16 +541,11 @@ pub fn token_keys(data_dir: &Path, rotate: bool, json: bool) -> Result<ExitCode>
         println!("{id}\t{what}");
     }
     match made {
-        Some((id, path)) => println!(
-            "made {} ({}); a running daemon signs with it after a reload (hazeflow reload, or SIGHUP); links signed by older keys keep working until their files are removed",
+        Some((id, place)) => println!(
+            "made {} ({place}); a running daemon signs with it after a reload (hazeflow reload, or SIGHUP; with a shared store, on every node); links signed by older keys keep working until their keys are removed",
             link_keys::id_name(id),
-            path.display()
         ),
-        None => println!(
-            "{} keys in {}; {signing} signs",
-            ids.len(),
-            data_dir.join(link_keys::FOLDER).display()
-        ),
+        None => println!("{} keys in {}; {signing} signs", ids.len(), home.describe()),
     }
     Ok(ExitCode::SUCCESS)
 }

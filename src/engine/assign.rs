@@ -354,9 +354,10 @@ fn unreachable_hmac() -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(b"k").expect("HMAC takes any key length")
 }
 
-/// The link keys of the data folder ([`crate::engine::link_keys`]), making the first on a first start.
-pub fn load_token_key(data_dir: &std::path::Path) -> anyhow::Result<TokenKey> {
-    crate::engine::link_keys::load_or_create(data_dir).map(TokenKey::from_ring)
+/// The link keys ([`crate::engine::link_keys`]: the data folder, or the shared store), making the
+/// first on a first start.
+pub fn load_token_key(home: &crate::engine::link_keys::KeyHome) -> anyhow::Result<TokenKey> {
+    home.load_or_create().map(TokenKey::from_ring)
 }
 
 /// Called for every round made, in the same transaction (escalation timers and the notices hook here).

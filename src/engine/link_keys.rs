@@ -8,7 +8,13 @@
 //! signed, and signs nothing new. Read at start (making `k1` when the folder holds no key) and again
 //! on every reload; `hazeflow token-key rotate` adds the next key.
 //!
-//! In: the data folder and the environment. Out: a [`KeyRing`], or an error naming the file.
+//! When the store is shared by several nodes (PostgreSQL), the keys live in the store instead
+//! ([`KeyHome::Store`], collection `secrets`: `link/k{N}`, and the dashboard's `session/k{N}`), so
+//! that a link signed on one node verifies on every other and a dashboard session survives a
+//! failover; `hazeflow token-key rotate` then adds the next key there.
+//!
+//! In: the data folder or the store, and the environment. Out: a [`KeyRing`], or an error naming the
+//! file or the record.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -170,6 +176,159 @@ pub fn rotate(data_dir: &Path) -> Result<(u32, PathBuf)> {
     std::fs::hard_link(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     let _ = std::fs::remove_file(&tmp);
     Ok((next, path))
+}
+
+/// Where the keys live: the data folder (one node, the embedded store) or the shared store.
+#[derive(Clone)]
+pub enum KeyHome {
+    /// `{data_dir}/token-keys/` and `{data_dir}/session.key`.
+    Folder(PathBuf),
+    /// The store's `secrets` collection.
+    Store(crate::store::Store),
+}
+
+/// A key as kept in the store.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredKey {
+    /// 64 hex digits.
+    secret: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl KeyHome {
+    /// The store when it is shared by several nodes, else the data folder.
+    pub fn for_store(store: &crate::store::Store, data_dir: &Path) -> KeyHome {
+        if store.kind() == "postgres" {
+            KeyHome::Store(store.clone())
+        } else {
+            KeyHome::Folder(data_dir.to_path_buf())
+        }
+    }
+
+    /// Where, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            KeyHome::Folder(dir) => dir.join(FOLDER).display().to_string(),
+            KeyHome::Store(_) => "the store (shared by the nodes)".to_string(),
+        }
+    }
+
+    /// The keys as they are now (a reload).
+    pub fn read(&self) -> Result<KeyRing> {
+        match self {
+            KeyHome::Folder(dir) => read(dir),
+            KeyHome::Store(store) => KeyRing::new(stored(store, "link/")?, legacy_from_env()?),
+        }
+    }
+
+    /// At start: the keys, making `k1` when there is none.
+    pub fn load_or_create(&self) -> Result<KeyRing> {
+        match self {
+            KeyHome::Folder(dir) => load_or_create(dir),
+            KeyHome::Store(store) => {
+                if stored(store, "link/")?.is_empty() {
+                    let id = add_stored(store, "link/", true)?;
+                    tracing::info!(key = %id_name(id), "made the first acknowledgement-link key in the store");
+                }
+                self.read()
+            }
+        }
+    }
+
+    /// Adds the next key; its id and where it went.
+    pub fn rotate(&self) -> Result<(u32, String)> {
+        match self {
+            KeyHome::Folder(dir) => rotate(dir).map(|(id, path)| (id, path.display().to_string())),
+            KeyHome::Store(store) => {
+                let id = add_stored(store, "link/", false)?;
+                Ok((id, format!("the store (secrets/link/{})", id_name(id))))
+            }
+        }
+    }
+
+    /// The key that signs the dashboard's sessions and forms (`HAZEFLOW_SESSION_KEY` over either
+    /// home), made on first use.
+    pub fn session_key(&self) -> Result<[u8; 32]> {
+        match self {
+            KeyHome::Folder(dir) => crate::config::load_key(dir, "session.key", "HAZEFLOW_SESSION_KEY"),
+            KeyHome::Store(store) => {
+                if let Ok(v) = std::env::var("HAZEFLOW_SESSION_KEY") {
+                    return parse_secret(&v).context("HAZEFLOW_SESSION_KEY must be 64 hex digits");
+                }
+                if stored(store, "session/")?.is_empty() {
+                    add_stored(store, "session/", true)?;
+                }
+                let keys = stored(store, "session/")?;
+                keys.values().next_back().copied().context("no session key in the store")
+            }
+        }
+    }
+}
+
+fn legacy_from_env() -> Result<Option<[u8; 32]>> {
+    match std::env::var(LEGACY_ENV) {
+        Ok(v) => Ok(Some(
+            parse_secret(&v).with_context(|| format!("{LEGACY_ENV} must be 64 hex digits"))?,
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The keys of the store under `prefix` (`link/`, `session/`), by id number.
+fn stored(store: &crate::store::Store, prefix: &str) -> Result<BTreeMap<u32, [u8; 32]>> {
+    use crate::store::Collection;
+    let found: Vec<(String, StoredKey)> = store.read(|r| r.docs(Collection::Secrets, prefix, "", 10_000))?;
+    let mut keys = BTreeMap::new();
+    for (key, k) in found {
+        let name = key.strip_prefix(prefix).unwrap_or(&key);
+        let id = parse_id(name).with_context(|| format!("secrets/{key}: a key is named {prefix}k<N>"))?;
+        let secret = parse_secret(&k.secret).with_context(|| format!("secrets/{key} must hold 64 hex digits"))?;
+        keys.insert(id, secret);
+    }
+    Ok(keys)
+}
+
+/// Adds the next key under `prefix` in one write (one above the highest; `k1` when none). With
+/// `only_if_none`, nothing is added when a key is there already (two nodes starting together make
+/// one). Returns the id of the newest key.
+fn add_stored(store: &crate::store::Store, prefix: &str, only_if_none: bool) -> Result<u32> {
+    use crate::store::{Collection, StoreError};
+    let prefix = prefix.to_string();
+    let now = chrono::Utc::now();
+    let job = move |tx: &mut crate::store::Tx<'_>| {
+        let present: Vec<String> = tx.doc_keys(Collection::Secrets, &prefix, "", 10_000)?;
+        let highest = present
+            .iter()
+            .filter_map(|k| k.strip_prefix(prefix.as_str()).and_then(parse_id))
+            .max();
+        if only_if_none && let Some(h) = highest {
+            return Ok::<u32, StoreError>(h);
+        }
+        let next = highest.map_or(1, |h| h + 1);
+        let secret: [u8; 32] = rand::random();
+        let value = StoredKey {
+            secret: hex::encode(secret),
+            created_at: now,
+        };
+        tx.put_doc(Collection::Secrets, &format!("{prefix}{}", id_name(next)), &value)?;
+        Ok(next)
+    };
+    let written = match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(store.write(job)))
+        }
+        _ => std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .map_err(|e| crate::store::StoreError::Refused(e.to_string()))?
+                    .block_on(store.write(job))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(crate::store::StoreError::Refused("the key's write panicked".into())))
+        }),
+    };
+    Ok(written?)
 }
 
 #[cfg(test)]

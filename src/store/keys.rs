@@ -34,6 +34,9 @@ pub enum Collection {
     OutboxInflight,
     /// Delivery attempts.
     DeliveryLog,
+    /// Keys every node shares when the store is shared (PostgreSQL): `link/k{N}` (acknowledgement
+    /// links), `session/k{N}` (the dashboard's sessions and forms).
+    Secrets,
     /// A collection of the store's own tests.
     #[cfg(test)]
     Test(&'static str),
@@ -57,6 +60,7 @@ impl Collection {
             Collection::OutboxDue => "outbox_due",
             Collection::OutboxInflight => "outbox_inflight",
             Collection::DeliveryLog => "delivery_log",
+            Collection::Secrets => "secrets",
             #[cfg(test)]
             Collection::Test(name) => name,
         }

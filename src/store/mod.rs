@@ -233,6 +233,13 @@ impl Store {
         Ok(store)
     }
 
+    /// Connects to a PostgreSQL database as a command does: reads and writes in its own transactions,
+    /// never a candidate for leader (a command must not take the daemons' work).
+    pub fn open_postgres_client(url: &str) -> Result<Store, StoreError> {
+        let pg = Arc::new(pg::Pg::open(url)?);
+        Store::start(pg, "postgres", Path::new("postgres"), Role::Follower)
+    }
+
     /// Starts the writer thread over an opened backend.
     fn start(backend: Arc<dyn Backend>, kind: &'static str, path: &Path, role: Role) -> Result<Store, StoreError> {
         let (send, recv) = std_mpsc::channel::<Job>();

@@ -21,6 +21,8 @@ pub struct AppState {
     pub defaults: Arc<crate::registry::Defaults>,
     /// The acknowledgement token secret.
     pub tokens: crate::engine::assign::TokenKey,
+    /// Where the link keys and the dashboard's session key live (the data folder, or the shared store).
+    pub keys: crate::engine::link_keys::KeyHome,
     /// The notifier's stage: its roster and templates are reloaded with the playbooks.
     pub notify: Arc<crate::notify::NotifyStage>,
     /// The page templates in service (dashboard, public, acknowledgement), replaced by a reload.
@@ -69,7 +71,7 @@ impl AppState {
         let files = crate::notify::Files::load(&self.settings, regions);
         let staff = self.reread_staff().map_err(|e| vec![e]);
         let pages = crate::web::Pages::load(&self.settings.playbooks);
-        let keys = crate::engine::link_keys::read(&self.settings.data_dir).map_err(|e| vec![format!("{e:#}")]);
+        let keys = self.keys.read().map_err(|e| vec![format!("{e:#}")]);
         let (versions, errors, notify) = match (playbooks, files, staff, pages, keys) {
             (Ok(set), Ok(files), Ok(staff), Ok(pages), Ok(keys)) => {
                 let ids = keys.ids();

@@ -12,6 +12,10 @@ use hazeflow::engine::link_keys;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_rotation_links_of_every_key_in_service_work_and_removing_a_key_ends_its_links() {
+    if on_postgres() {
+        // The keys of a shared store live in the store (the next test), not in the data folder.
+        return;
+    }
     // A data folder of an earlier release: its one key in token.key.
     let dir = TempDir::new().expect("a folder");
     let data = dir.path().join("data");
@@ -90,4 +94,131 @@ async fn after_a_rotation_links_of_every_key_in_service_work_and_removing_a_key_
     assert!(errors.iter().any(|e| e.contains("no acknowledgement-link key")), "{errors:?}");
     assert_eq!(page(k2).await, StatusCode::OK, "the keys in service stay");
     app.stop().await;
+}
+
+/// `hazeflow token-key rotate` with a configuration holding only the data folder and the store.
+fn rotate_with_the_cli(dir: &std::path::Path, url: &str) -> String {
+    let config = dir.join("cli.yaml");
+    std::fs::write(
+        &config,
+        format!("data_dir: \"{}/cli-data\"\nstore:\n  url: \"{url}\"\n", dir.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hazeflow"))
+        .args(["token-key", "rotate", "--config"])
+        .arg(&config)
+        .env("HAZEFLOW_LOG_LEVEL", "warn")
+        .output()
+        .expect("hazeflow runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// The `csrf` field of a dashboard page.
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a form with a CSRF token")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgresql_share_the_link_keys_and_the_dashboard_key_so_either_serves_what_the_other_signed() {
+    let Some(cluster) = crate::common::pg::PgCluster::start_or_skip() else {
+        return;
+    };
+    let url = cluster.database("keys");
+    let node = |url: String| async move {
+        let dir = TempDir::new().expect("a folder");
+        let mut settings = settings_in(dir.path());
+        settings.store.url = Some(url);
+        TestApp::start(dir, hazeflow::clock::Clock::manual(shanghai("2026-12-02 08:00")), settings).await
+    };
+    let a = node(url.clone()).await;
+    let b = node(url.clone()).await;
+    let id = a
+        .propose(TAIYUAN, &orange_forecast("2026-12-02 07:30", "2026-12-02"), "orange")
+        .await;
+    a.set_clock("2026-12-02 08:05");
+    a.sign(&id, DEPUTY).await;
+    let key = TestApp::of(&a.assignments(&id, Some("active")).await, &cement().uscc)["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // One k1 in the database, none on either node's disk: a link signed on A opens and acknowledges on B.
+    let link = a.token(&key);
+    assert!(link.starts_with("k1."), "{link}");
+    assert_eq!(b.token(&key), link, "both nodes sign with the same key");
+    for app in [&a, &b] {
+        let data = app.dir.path().join("data");
+        assert!(
+            !data.join(link_keys::FOLDER).exists() && !data.join("session.key").exists(),
+            "no key on a node's disk"
+        );
+    }
+    assert_eq!(b.get_text(&format!("/ack/{link}")).await.0, StatusCode::OK);
+    let (status, body) = b
+        .post_json(
+            &format!("/api/v1/acks/{link}"),
+            None,
+            &json!({ "step": "received", "name": "王建国", "phone": "13800000001" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Rotated once with the CLI (into the database); after each node's reload both sign with k2, and
+    // the k1 link still opens on both.
+    let said = rotate_with_the_cli(a.dir.path(), &url);
+    assert!(said.contains("made k2") && said.contains("secrets/link/k2"), "{said}");
+    for app in [&a, &b] {
+        let (status, body) = app.post("/api/v1/playbooks/reload", Some(HEAD)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["link_keys"], json!(["k1", "k2"]), "{body}");
+    }
+    let k2 = a.token(&key);
+    assert!(k2.starts_with("k2."), "{k2}");
+    assert_eq!(b.token(&key), k2);
+    for app in [&a, &b] {
+        assert_eq!(app.get_text(&format!("/ack/{link}")).await.0, StatusCode::OK);
+    }
+
+    // A dashboard form served by A is accepted by B (one session key): 立即会商 posted to B.
+    let cookie = format!("{}={HEAD}", hazeflow::web::dashboard::SESSION_COOKIE);
+    let page = a
+        .http()
+        .get(a.url("/consultations"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let posted = b
+        .http()
+        .post(b.url("/consultations/run"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        posted.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        posted.text().await.unwrap_or_default()
+    );
+    let refused = b
+        .http()
+        .post(b.url("/consultations/run"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "00".repeat(32).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(refused.status(), StatusCode::SEE_OTHER, "a wrong token is refused");
+    a.stop().await;
+    b.stop().await;
 }

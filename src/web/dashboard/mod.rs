@@ -46,7 +46,8 @@ pub use views::{contrast_ratio, text_colour_for};
 
 /// What the dashboard keeps for the life of the process.
 pub struct Dashboard {
-    /// Signs CSRF tokens: `{data_dir}/session.key` (or `HAZEFLOW_SESSION_KEY`), kept across restarts.
+    /// Signs CSRF tokens: `{data_dir}/session.key` (or `HAZEFLOW_SESSION_KEY`; in the store when it is
+    /// shared by several nodes), kept across restarts.
     csrf_key: [u8; 32],
     /// Whether cookies get `Secure` (the public URL is https).
     secure_cookies: bool,
@@ -64,8 +65,7 @@ impl Dashboard {
 }
 
 /// The dashboard's routes, to merge beside the API before `with_state`.
-pub fn router(settings: &crate::config::Settings) -> anyhow::Result<Router<Arc<AppState>>> {
-    let key = crate::config::load_key(&settings.data_dir, "session.key", "HAZEFLOW_SESSION_KEY")?;
+pub fn router(settings: &crate::config::Settings, key: [u8; 32]) -> anyhow::Result<Router<Arc<AppState>>> {
     let dash = Arc::new(Dashboard::new(&settings.http.public_url, key));
     Ok(Router::new()
         .route("/", get(pages::now))
