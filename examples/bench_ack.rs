@@ -2,8 +2,10 @@
 //! second and latency.
 //!
 //! ```sh
-//! cargo run --release --example bench_ack -- [ASSIGNMENTS] [CLIENTS] [--during-delivery]   # default 100000 64
+//! cargo run --release --example bench_ack -- [ASSIGNMENTS] [CLIENTS] [--during-delivery] [--store postgres://…]   # default 100000 64
 //! ```
+//!
+//! With `--store`, the daemon's store is that (empty) PostgreSQL database (`bench_pg` runs both).
 //!
 //! By default the acknowledgements start once every notice is in the outbox (the mail worker goes on
 //! sending at its rate limit meanwhile): enterprises answer what they received. With
@@ -53,19 +55,21 @@ fn main() -> anyhow::Result<()> {
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let clients: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(64);
     let during_delivery = args.iter().any(|a| a == "--during-delivery");
+    let url = args.iter().position(|a| a == "--store").and_then(|i| args.get(i + 1)).cloned();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(n, clients, during_delivery))
+        .block_on(run(n, clients, during_delivery, url))
 }
 
-async fn run(n: usize, clients: usize, during_delivery: bool) -> anyhow::Result<()> {
+async fn run(n: usize, clients: usize, during_delivery: bool, url: Option<String>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let root = env!("CARGO_MANIFEST_DIR");
     let mut s = Settings::parse("config/default.yaml", config::DEFAULT_YAML)?;
     s.data_dir = dir.path().join("data");
     s.inbox.dir = dir.path().join("inbox");
     s.http.listen = "127.0.0.1:0".into();
+    s.store.url = url;
     s.playbooks = format!("{root}/playbooks").into();
     s.roster = format!("{root}/config/roster.yaml").into();
     s.measures = format!("{root}/playbooks/measures/shanxi.yaml").into();

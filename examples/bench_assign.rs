@@ -2,8 +2,11 @@
 //! assignment is durable, and peak memory.
 //!
 //! ```sh
-//! cargo run --release --example bench_assign -- [ENTERPRISES] [SEED]    # default 300000 42
+//! cargo run --release --example bench_assign -- [ENTERPRISES] [SEED] [--store postgres://…]   # default 300000 42
 //! ```
+//!
+//! With `--store`, the store is that (empty) PostgreSQL database instead of an embedded file
+//! (`bench_pg` runs both side by side).
 //!
 //! It generates the list (the generator of `hazeflow-listgen`) and records it in a fresh store in a
 //! temporary folder (in a child process, so that generating does not count towards peak memory), then,
@@ -54,7 +57,8 @@ fn main() -> anyhow::Result<()> {
             let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(42);
             let dir = tempfile::tempdir()?;
             let me = std::env::current_exe()?;
-            let db = dir.path().join("bench.redb").display().to_string();
+            let url = args.iter().position(|a| a == "--store").and_then(|i| args.get(i + 1)).cloned();
+            let db = url.unwrap_or_else(|| dir.path().join("bench.redb").display().to_string());
             for phase in [
                 vec!["prepare".to_string(), db.clone(), n.to_string(), seed.to_string()],
                 vec!["run".to_string(), db],
@@ -67,8 +71,18 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The store: a PostgreSQL database (as a command connects: never the leader, writes fenced by the
+/// write lock) or an embedded file.
+fn open(db: &str) -> anyhow::Result<Store> {
+    Ok(if db.starts_with("postgres") {
+        Store::open_postgres_client(db)?
+    } else {
+        Store::open(std::path::Path::new(db))?
+    })
+}
+
 async fn prepare(db: &str, n: usize, seed: u64) -> anyhow::Result<()> {
-    let store = Store::open(std::path::Path::new(db))?;
+    let store = open(db)?;
 
     let t = Instant::now();
     let enterprises = generator::generate(n, seed);
@@ -97,7 +111,7 @@ async fn prepare(db: &str, n: usize, seed: u64) -> anyhow::Result<()> {
 
 async fn run(db: &str) -> anyhow::Result<()> {
     let t = Instant::now();
-    let store = Store::open(std::path::Path::new(db))?;
+    let store = open(db)?;
     println!("opened the store in {:.2?}", t.elapsed());
     let now = Utc::now();
     let counties: BTreeSet<RegionCode> = store.read(|r| {

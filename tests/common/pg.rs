@@ -70,6 +70,18 @@ impl PgCluster {
         cluster
     }
 
+    /// A cluster with PostgreSQL's durable defaults (fsync, synchronous_commit and full_page_writes
+    /// on), for benchmarks, in a temporary folder under `parent` (a disk, not a RAM-backed /tmp).
+    pub fn start_durable(parent: &Path) -> PgCluster {
+        let temp = tempfile::Builder::new()
+            .prefix("hazeflow-pg")
+            .tempdir_in(parent)
+            .expect("a temporary folder");
+        let mut cluster = PgCluster::start_with(temp.path(), true);
+        cluster._temp = Some(temp);
+        cluster
+    }
+
     /// A streaming replica of this cluster (`pg_basebackup -R`: a hot standby following it), started on
     /// a port of its own.
     pub fn standby(&self) -> PgCluster {
@@ -166,6 +178,12 @@ impl PgCluster {
     /// Starts the cluster kept in `dir`, made there first when there is none (a test daemon that is
     /// stopped and started again on its folder finds its database again).
     pub fn start_in(dir: &Path) -> PgCluster {
+        PgCluster::start_with(dir, false)
+    }
+
+    /// Starts the cluster kept in `dir` (made there first when there is none); `durable`: with
+    /// PostgreSQL's defaults for fsync and commits, else without them (tests).
+    fn start_with(dir: &Path, durable: bool) -> PgCluster {
         std::fs::create_dir_all(dir).expect("the cluster folder");
         let as_postgres = is_root();
         Self::own(dir, as_postgres);
@@ -194,8 +212,13 @@ impl PgCluster {
                 ],
             );
         }
+        let speed = if durable {
+            "-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=200"
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 {speed}",
             cluster.port,
             cluster.dir.display()
         );

@@ -1,0 +1,147 @@
+//! Benchmark: the embedded store and PostgreSQL side by side, in one run on one machine.
+//!
+//! ```sh
+//! cargo run --release --example bench_pg -- [ENTERPRISES] [ACK_ASSIGNMENTS] [RUNS]   # default 300000 100000 3
+//! ```
+//!
+//! It starts a PostgreSQL cluster of its own (Debian's `postgresql` package; `initdb` into a
+//! temporary folder under `target/`, on loopback) with PostgreSQL's durable defaults — `fsync`,
+//! `synchronous_commit` and `full_page_writes` on — and then, RUNS times, alternating the order:
+//! `bench_assign ENTERPRISES 42` on an embedded file and on a fresh PostgreSQL database (red over
+//! every province: the time until every assignment is durable, then the notice fan-outs), and
+//! `bench_ack ACK_ASSIGNMENTS 64` on each (durable acknowledgements over HTTP at 64 clients). Each
+//! benchmark runs as its own `cargo run --release --example …` process. It prints every run's figures,
+//! then the medians, ranges and the ratio PostgreSQL / embedded.
+
+use std::process::Command;
+
+/// The tests' cluster helper (it asks its parent module for a free port).
+#[path = "../tests/common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Runs one example; its output, echoed.
+fn example(name: &str, args: &[String]) -> anyhow::Result<String> {
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "-q", "--release", "--example", name, "--"])
+        .args(args)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    anyhow::ensure!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(text)
+}
+
+/// The number after `label` up to `unit` on the line starting with `line` (`"red over"`, `"in "`,
+/// `"s ("`): a duration in seconds or milliseconds, or a rate.
+fn figure(text: &str, line: &str, after: &str) -> Option<f64> {
+    let l = text.lines().find(|l| l.starts_with(line))?;
+    let rest = &l[l.find(after)? + after.len()..];
+    let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let value: f64 = num.parse().ok()?;
+    let unit = &rest[num.len()..];
+    Some(if unit.starts_with("ms") {
+        value / 1000.0
+    } else if unit.starts_with("µs") {
+        value / 1e6
+    } else {
+        value
+    })
+}
+
+fn summary(name: &str, values: &[f64]) -> String {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return format!("{name}: no figure");
+    }
+    let median = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    format!(
+        "{name}: median {median:.3}, range {:.3}–{:.3} over {} runs",
+        v[0],
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let enterprises: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(300_000);
+    let acks: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let runs: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target)?;
+    let cluster = pg::PgCluster::start_durable(&target);
+    println!(
+        "PostgreSQL on 127.0.0.1:{} (fsync, synchronous_commit, full_page_writes on)",
+        cluster.port
+    );
+
+    // (durable seconds, start fan-out seconds, acks/s, ack p99 seconds) per store.
+    let mut embedded: Vec<[Option<f64>; 4]> = Vec::new();
+    let mut postgres: Vec<[Option<f64>; 4]> = Vec::new();
+    for run in 0..runs {
+        for pg_first in [run % 2 == 1] {
+            let order = if pg_first { [true, false] } else { [false, true] };
+            for on_pg in order {
+                let mut assign_args = vec![enterprises.to_string(), "42".to_string()];
+                let mut ack_args = vec![acks.to_string(), "64".to_string()];
+                if on_pg {
+                    for (what, a) in [("assign", &mut assign_args), ("ack", &mut ack_args)] {
+                        a.push("--store".into());
+                        a.push(cluster.database(&format!("bench_{what}_{run}")));
+                    }
+                }
+                let which = if on_pg { "postgres" } else { "embedded" };
+                println!("== run {} of {runs}: {which}", run + 1);
+                let a = example("bench_assign", &assign_args)?;
+                let k = example("bench_ack", &ack_args)?;
+                let row = [
+                    figure(&a, "red over", "durable in "),
+                    figure(&a, "start fan-out:", "messages in "),
+                    figure(&k, &format!("{acks} acks"), ": ").or_else(|| {
+                        k.lines()
+                            .find(|l| l.contains("durable acks/s"))
+                            .and_then(|l| l.split(": ").nth(1))
+                            .and_then(|r| r.split(' ').next())
+                            .and_then(|n| n.parse().ok())
+                    }),
+                    figure(&k, &format!("{acks} acks"), "p99 "),
+                ];
+                if on_pg { postgres.push(row) } else { embedded.push(row) }
+            }
+        }
+    }
+    println!("\n== summary ({enterprises} enterprises, {acks} acknowledgements at 64 clients)");
+    let names = ["assignments durable (s)", "start fan-out (s)", "durable acks/s", "ack p99 (s)"];
+    for (i, name) in names.iter().enumerate() {
+        let e: Vec<f64> = embedded.iter().filter_map(|r| r[i]).collect();
+        let p: Vec<f64> = postgres.iter().filter_map(|r| r[i]).collect();
+        println!("{}", summary(&format!("{name}, embedded"), &e));
+        println!("{}", summary(&format!("{name}, postgres"), &p));
+        println!("  ratio postgres / embedded (medians): {:.2}", median(&p) / median(&e));
+    }
+    Ok(())
+}
