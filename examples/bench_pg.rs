@@ -1,7 +1,8 @@
 //! Benchmark: the embedded store and PostgreSQL side by side, in one run on one machine.
 //!
 //! ```sh
-//! cargo run --release --example bench_pg -- [ENTERPRISES] [ACK_ASSIGNMENTS] [RUNS]   # default 300000 100000 3
+//! cargo build --release --example bench_pg --example bench_assign --example bench_ack
+//! target/release/examples/bench_pg [ENTERPRISES] [ACK_ASSIGNMENTS] [RUNS]   # default 300000 100000 3
 //! ```
 //!
 //! It starts a PostgreSQL cluster of its own (Debian's `postgresql` package; `initdb` into a
@@ -10,7 +11,7 @@
 //! `bench_assign ENTERPRISES 42` on an embedded file and on a fresh PostgreSQL database (red over
 //! every province: the time until every assignment is durable, then the notice fan-outs), and
 //! `bench_ack ACK_ASSIGNMENTS 64` on each (durable acknowledgements over HTTP at 64 clients). Each
-//! benchmark runs as its own `cargo run --release --example …` process. It prints every run's figures,
+//! benchmark runs as its own process, the release build beside this one (`target/release/examples/`). It prints every run's figures,
 //! then the medians, ranges and the ratio PostgreSQL / embedded.
 
 use std::process::Command;
@@ -28,12 +29,15 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Runs one example; its output, echoed.
+/// Runs one example (built beside this one); its output, echoed.
 fn example(name: &str, args: &[String]) -> anyhow::Result<String> {
-    let out = Command::new(env!("CARGO"))
-        .args(["run", "-q", "--release", "--example", name, "--"])
-        .args(args)
-        .output()?;
+    let exe = std::env::current_exe()?.with_file_name(name);
+    anyhow::ensure!(
+        exe.exists(),
+        "{} is not built: cargo build --release --example bench_pg --example bench_assign --example bench_ack",
+        exe.display()
+    );
+    let out = Command::new(&exe).args(args).output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     print!("{text}");
     anyhow::ensure!(
