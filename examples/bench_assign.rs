@@ -142,6 +142,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
             plan: Vec::new(),
             lead_missed: false,
         },
+        exercise: false,
     };
     let lift_at = now + chrono::Duration::hours(1);
 
@@ -215,6 +216,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
                             signer: None,
                             rule: None,
                         },
+                        exercise: false,
                         ..issued(p, &pb)
                     };
                     state.apply(&e);

@@ -61,6 +61,7 @@ fn warning_event(code: u32, id: &str, issued: bool) -> RecordBody {
             forecast_id: None,
             playbook: "shanxi@1".into(),
             kind,
+            exercise: false,
         },
     }
 }

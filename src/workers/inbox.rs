@@ -116,7 +116,7 @@ async fn run_once(engine: &Engine, dir: &Path, seen: &mut Seen) -> std::io::Resu
         let _job = span.enter();
         match submitted {
             Ok(sub) => {
-                tracing::info!(file = %name, id = %sub.id, duplicate = sub.duplicate, "forecast accepted from the inbox");
+                tracing::info!(file = %name, id = %sub.id, duplicate = sub.duplicate, exercise = sub.exercise, "forecast accepted from the inbox");
                 move_to(&path, &dir.join("processed"))?;
                 pass.accepted += 1;
             }

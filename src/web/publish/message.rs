@@ -264,6 +264,7 @@ mod tests {
             forecast_id: None,
             playbook: "taiyuan@1".into(),
             kind,
+            exercise: false,
         };
         Record {
             seq,
