@@ -177,6 +177,7 @@ impl Application {
                     axum::middleware::from_fn_with_state(state.clone(), crate::web::authority::staff_writes),
                 ))
                 .merge(crate::web::episode::router())
+                .merge(crate::web::drill::router())
                 .merge(crate::web::publish::router())
                 .merge(crate::web::dashboard::router(&state.settings)?)
                 .with_state(state.clone());

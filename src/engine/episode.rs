@@ -209,7 +209,7 @@ pub struct Summary {
 }
 
 /// Every assignment of a warning.
-fn all_assignments(r: &ReadTx, warning_id: &str) -> Result<Vec<Assignment>, StoreError> {
+pub(crate) fn all_assignments(r: &ReadTx, warning_id: &str) -> Result<Vec<Assignment>, StoreError> {
     let mut out = Vec::new();
     let mut after = String::new();
     loop {

@@ -7,6 +7,7 @@
 
 pub mod ack;
 pub mod assign;
+pub mod drill;
 pub mod episode;
 pub mod escalate;
 pub mod inspect;

@@ -365,7 +365,13 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
     let ctx = json!({
         "timeline": timeline,
         "ends_at": ends_at,
-        "title": format!("{region_name}重污染天气{level_name}{}", if a.negotiated.is_some() { "协商减排任务" } else { "应急响应任务" }),
+        // A drill's page says so in its title too, whatever the page template.
+        "title": format!(
+            "{}{region_name}重污染天气{level_name}{}",
+            if a.exercise { crate::notify::templates::DRILL_MARK } else { "" },
+            if a.negotiated.is_some() { "协商减排任务" } else { "应急响应任务" }
+        ),
+        "exercise": a.exercise,
         "negotiated": a.negotiated.is_some(),
         "level_name": level_name,
         "level_colour": level.map_or("#cccccc".to_string(), |l| l.colour.clone()),
