@@ -290,7 +290,11 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
                             "true" => true,
                             "false" => false,
                             other => {
-                                let col = line.find(':').map_or(1, |i| line[..i].chars().count() + 2);
+                                // The column of the value itself.
+                                let col = line.find(':').map_or(1, |i| {
+                                    let after = &line[i + 1..];
+                                    line[..=i].chars().count() + after.chars().take_while(|c| c.is_whitespace()).count() + 1
+                                });
                                 return Err(err(line_no, col, format!("exercise must be true or false, not \"{other}\"")));
                             }
                         }
@@ -794,6 +798,32 @@ mod tests {
         assert_eq!(ty.iter().map(|d| d.aqi).collect::<Vec<_>>(), vec![Some(180), Some(230)]);
         assert_eq!(f.source, "省生态环境监测和应急保障中心");
         assert_eq!(f.issue_date(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
+    }
+
+    #[test]
+    fn a_drill_is_marked_in_the_file_or_by_the_sender_and_is_another_forecast_than_its_real_twin() {
+        let body = "region,date,aqi\n140100,2026-12-02,230\n";
+        let real = parse_str(&format!("{HEAD}{body}")).unwrap();
+        assert!(!real.exercise);
+        let csv = parse_str(&format!("{HEAD}# exercise: true\n{body}")).unwrap();
+        assert!(csv.exercise);
+        assert_ne!(csv.id, real.id, "a drill's copy of a forecast never counts as the real one");
+        let json = r#"{"issued_at":"2026-12-01 16:00","source":"省生态环境监测和应急保障中心","exercise":true,"values":[{"region":"140100","date":"2026-12-02","aqi":230}]}"#;
+        let json = parse_str(json).unwrap();
+        assert!(json.exercise);
+        assert_eq!(json.id, csv.id);
+        let opts = ParseOptions {
+            exercise: true,
+            ..ParseOptions::forecast()
+        };
+        let sent = parse("f.csv", format!("{HEAD}{body}").as_bytes(), regions(), &opts).unwrap();
+        assert_eq!((sent.exercise, sent.id), (true, csv.id));
+        // A real forecast's record reads and writes as before drills existed.
+        assert!(!serde_json::to_string(&real).unwrap().contains("exercise"));
+        assert_eq!(
+            error_of(&format!("{HEAD}# exercise: yes\n{body}")),
+            "f.csv:3:13: exercise must be true or false, not \"yes\""
+        );
     }
 
     #[test]

@@ -805,6 +805,20 @@ pub fn sample_data(name: &str) -> Value {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_drills_message_is_marked_in_its_subject_text_and_html_whatever_the_template() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let t = Templates::load(dir.path()).unwrap();
+        let mut data = sample_data("assignment_issued");
+        let real = t.render("assignment_issued", &data).unwrap();
+        assert!(!real.subject.contains("演练") && !real.text.contains("演练"), "{real:?}");
+        data["exercise"] = json!(true);
+        let drill = t.render("assignment_issued", &data).unwrap();
+        assert_eq!(drill.subject, format!("{DRILL_MARK}{}", real.subject));
+        assert_eq!(drill.text, format!("{DRILL_LINE}\n\n{}", real.text));
+        assert!(drill.html.unwrap().contains(DRILL_LINE));
+    }
+
     fn shipped() -> Templates {
         Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/templates/notify"))
             .unwrap_or_else(|e| panic!("{}", e.join("\n")))

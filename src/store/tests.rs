@@ -77,6 +77,7 @@ fn directive(id: &str) -> RecordBody {
             until: None,
             issued_by: region(140000),
             active: true,
+            exercise: false,
         },
     }
 }
@@ -148,6 +149,7 @@ fn seeded(dir: &TempDir, name: &str) -> Store {
                     at: at(8),
                     trigger: "test".into(),
                     assessments: vec![],
+                    exercise: false,
                 },
             },
         )?;
@@ -206,6 +208,7 @@ fn failing() -> TestJob {
                     at: at(10),
                     trigger: "test".into(),
                     assessments: vec![],
+                    exercise: false,
                 },
             },
         )?;

@@ -585,7 +585,12 @@ async fn enterprise(State(s): State<Arc<AppState>>, _staff: Staff, Path(uscc): P
         .store
         .read(|r| Ok((list::enterprise(r, &uscc)?, assign::of_party(r, &format!("e:{uscc}"))?)))?;
     let e = e.ok_or_else(|| ApiError::NotFound(format!("no enterprise {uscc} on the list")))?;
-    let current = history.iter().rev().find(|a| a.status == AssignmentStatus::Active).cloned();
+    // The task in force is a real one: a drill's (演练, `exercise`) stays in the history, marked.
+    let current = history
+        .iter()
+        .rev()
+        .find(|a| a.status == AssignmentStatus::Active && !a.exercise)
+        .cloned();
     let measures: BTreeMap<LevelId, Value> = s
         .defaults
         .levels

@@ -237,5 +237,8 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
     let (_, w) = app.get(&format!("/api/v1/warnings/{real}"), Some(HEAD)).await;
     assert_eq!(w["warning"]["status"], "cancelled");
     assert_eq!(counts(&app).await.iter().filter(|l| l.starts_with("hazeflow_warnings{")).count(), 0);
+    // `hazeflow verify` rebuilds both lanes from the log and finds the stored views as they should be.
+    let diffs = app.state.engine.store.read(|r| r.verify_views()).expect("the views read");
+    assert!(diffs.is_empty(), "{diffs:#?}");
     app.stop().await;
 }
