@@ -463,7 +463,8 @@ fn describe(look: &Lookup<'_>, events: &[Event]) -> String {
     for e in events {
         let pb = look.for_pin(&e.playbook, e.region);
         let pb = pb.as_deref();
-        let region = look.regions.name(e.region);
+        // A drill's actions say so (演练).
+        let region = format!("{}{}", if e.exercise { "【演练】" } else { "" }, look.regions.name(e.region));
         match &e.kind {
             EventKind::Issued { level, start, .. } => {
                 out.push(format!(
