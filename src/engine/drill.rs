@@ -134,7 +134,13 @@ pub fn drills(r: &ReadTx) -> Result<Vec<Warning>, StoreError> {
 }
 
 /// The report of a drill warning; `None` when there is no such warning or it is not a drill.
-pub fn report(r: &ReadTx, warning_id: &str, defaults: &Defaults, regions: &Regions, now: DateTime<Utc>) -> Result<Option<DrillReport>, StoreError> {
+pub fn report(
+    r: &ReadTx,
+    warning_id: &str,
+    defaults: &Defaults,
+    regions: &Regions,
+    now: DateTime<Utc>,
+) -> Result<Option<DrillReport>, StoreError> {
     let Some(w) = r.warning(warning_id)?.filter(|w| w.exercise) else {
         return Ok(None);
     };

@@ -81,7 +81,11 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
     // submit --exercise` sends it) is consulted at once for the drill lane: a drill proposal.
     app.set_clock("2026-12-02 08:10");
     let (status, sub) = app
-        .post_body("/api/v1/forecasts?exercise=true", Some(DUTY), red_forecast("2026-12-02 08:08", "2026-12-02"))
+        .post_body(
+            "/api/v1/forecasts?exercise=true",
+            Some(DUTY),
+            red_forecast("2026-12-02 08:08", "2026-12-02"),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{sub}");
     assert_eq!(sub["exercise"], true, "{sub}");
@@ -90,17 +94,27 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
         .as_array()
         .and_then(|l| l.iter().find(|w| w["region"] == TAIYUAN && w["status"] == "pending"))
         .unwrap_or_else(|| panic!("a drill proposal for Taiyuan: {drills:#}"));
-    assert_eq!((drill["level"].as_str(), drill["exercise"].as_bool()), (Some("red"), Some(true)), "{drill}");
+    assert_eq!(
+        (drill["level"].as_str(), drill["exercise"].as_bool()),
+        (Some("red"), Some(true)),
+        "{drill}"
+    );
     let drill = drill["id"].as_str().expect("an id").to_string();
     assert!(drill.contains("-D"), "a drill's id says so: {drill}");
     assert_ne!(drill, real);
     // Red needs the head (市长), for a drill as for real.
-    let (status, body) = app.post_json(&format!("/api/v1/warnings/{drill}/sign"), Some(DEPUTY), &json!({})).await;
+    let (status, body) = app
+        .post_json(&format!("/api/v1/warnings/{drill}/sign"), Some(DEPUTY), &json!({}))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     app.sign(&drill, HEAD).await;
 
     // The real warning is untouched: not raised to red, its list and counts as they were.
-    assert_eq!(app.warnings().await, warnings_before, "GET /api/v1/warnings lists the real warnings only");
+    assert_eq!(
+        app.warnings().await,
+        warnings_before,
+        "GET /api/v1/warnings lists the real warnings only"
+    );
     let real_now = app.get(&format!("/api/v1/warnings/{real}"), Some(HEAD)).await.1["warning"].clone();
     assert_eq!(real_now, real_before);
     assert_eq!(counts(&app).await, before, "the counts of /metrics do not count the drill");
@@ -126,7 +140,10 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
         let subject = m.subject().unwrap_or_default();
         let body = m.body_text(0).map(|t| t.to_string()).unwrap_or_default();
         assert!(subject.starts_with("【演练】"), "{subject}");
-        assert!(body.starts_with("【演练】本通知为重污染天气应急演练，不是真实预警"), "{subject}\n{body}");
+        assert!(
+            body.starts_with("【演练】本通知为重污染天气应急演练，不是真实预警"),
+            "{subject}\n{body}"
+        );
         told.extend(m.to().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_string));
     }
     for f in &firms {
@@ -140,12 +157,18 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
     let token = app.token(&cement_key);
     let (status, page) = app.get_text(&format!("/ack/{token}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("<title>【演练】太原市重污染天气") && page.contains("这是重污染天气应急演练任务，不是真实预警"), "{page}");
+    assert!(
+        page.contains("<title>【演练】太原市重污染天气") && page.contains("这是重污染天气应急演练任务，不是真实预警"),
+        "{page}"
+    );
     app.set_clock("2026-12-02 08:25");
     let (status, body) = app.ack_in_place(&token, "王建国", "13800000001").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.set_clock("2026-12-02 08:30");
-    let scripted_key = TestApp::of(&drill_assignments, &scripted().uscc)["key"].as_str().unwrap().to_string();
+    let scripted_key = TestApp::of(&drill_assignments, &scripted().uscc)["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, body) = app
         .post_json(
             &format!("/api/v1/acks/{}", app.token(&scripted_key)),
@@ -160,7 +183,10 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
     // Public: the page and the feed hold the real warning only; the drill's CAP message is `Exercise`
     // and valid, the real one `Actual`.
     let (_, public) = app.get_text("/public").await;
-    assert!(public.contains(&real) && !public.contains(&drill), "the public page never shows a drill");
+    assert!(
+        public.contains(&real) && !public.contains(&drill),
+        "the public page never shows a drill"
+    );
     let (_, feed) = app.get_text("/public/feed.atom").await;
     assert_eq!(feed.matches("<entry>").count(), feed_before.matches("<entry>").count());
     assert!(!feed.contains(&drill), "{feed}");
@@ -182,16 +208,39 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
         .and_then(|l| l.iter().find(|r| r["region"] == XIAODIAN))
         .unwrap_or_else(|| panic!("小店区 in {report:#}"));
     assert_eq!(xiaodian["assigned"], 2, "{xiaodian}");
-    assert_eq!(xiaodian["received"], json!({ "done": 2, "missing": 0, "median": 15.0, "p90": 20.0, "max": 20.0 }));
-    assert_eq!(xiaodian["in_place"], json!({ "done": 1, "missing": 1, "median": 15.0, "p90": 15.0, "max": 15.0 }));
-    let yingze = report["regions"].as_array().unwrap().iter().find(|r| r["region"] == YINGZE).unwrap();
-    assert_eq!((yingze["received"]["done"].as_u64(), yingze["received"]["max"].clone()), (Some(0), Value::Null));
+    assert_eq!(
+        xiaodian["received"],
+        json!({ "done": 2, "missing": 0, "median": 15.0, "p90": 20.0, "max": 20.0 })
+    );
+    assert_eq!(
+        xiaodian["in_place"],
+        json!({ "done": 1, "missing": 1, "median": 15.0, "p90": 15.0, "max": 15.0 })
+    );
+    let yingze = report["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["region"] == YINGZE)
+        .unwrap();
+    assert_eq!(
+        (yingze["received"]["done"].as_u64(), yingze["received"]["max"].clone()),
+        (Some(0), Value::Null)
+    );
     // A real warning has no drill report.
     let (status, _) = app.get(&format!("/api/v1/drills/{real}/report"), Some(DUTY)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // The CLI prints the same for duty staff, in Chinese.
     let bin = env!("CARGO_BIN_EXE_hazeflow");
-    let args = ["drill", "report", &drill, "--server", &format!("http://{}", app.addr), "--token", DUTY].map(str::to_string);
+    let args = [
+        "drill",
+        "report",
+        &drill,
+        "--server",
+        &format!("http://{}", app.addr),
+        "--token",
+        DUTY,
+    ]
+    .map(str::to_string);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(bin)
             .args(args)
@@ -215,14 +264,22 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
     // of a later day), the drill (in force since today) lifted; each told apart.
     app.set_clock("2026-12-02 08:40");
     let (status, body) = app
-        .post_json(&format!("/api/v1/warnings/{real}/cancel"), Some(DEPUTY), &json!({ "reason": "预报好转" }))
+        .post_json(
+            &format!("/api/v1/warnings/{real}/cancel"),
+            Some(DEPUTY),
+            &json!({ "reason": "预报好转" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, w) = app.get(&format!("/api/v1/warnings/{drill}"), Some(HEAD)).await;
     assert!(["issued", "active"].contains(&w["warning"]["status"].as_str().unwrap()), "{w:#}");
     assert_eq!(app.assignments(&drill, Some("active")).await.len(), drill_assignments.len());
     let (status, body) = app
-        .post_json(&format!("/api/v1/warnings/{drill}/lift"), Some(HEAD), &json!({ "reason": "演练结束" }))
+        .post_json(
+            &format!("/api/v1/warnings/{drill}/lift"),
+            Some(HEAD),
+            &json!({ "reason": "演练结束" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     all_delivered(&app, &smtp).await;
@@ -232,8 +289,14 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
         .collect();
     let cancelled: Vec<&String> = subjects.iter().filter(|s| s.contains("【取消】")).collect();
     let lifted: Vec<&String> = subjects.iter().filter(|s| s.contains("【解除】")).collect();
-    assert!(!cancelled.is_empty() && cancelled.iter().all(|s| !s.starts_with("【演练】")), "{subjects:#?}");
-    assert!(!lifted.is_empty() && lifted.iter().all(|s| s.starts_with("【演练】")), "{subjects:#?}");
+    assert!(
+        !cancelled.is_empty() && cancelled.iter().all(|s| !s.starts_with("【演练】")),
+        "{subjects:#?}"
+    );
+    assert!(
+        !lifted.is_empty() && lifted.iter().all(|s| s.starts_with("【演练】")),
+        "{subjects:#?}"
+    );
     let (_, w) = app.get(&format!("/api/v1/warnings/{real}"), Some(HEAD)).await;
     assert_eq!(w["warning"]["status"], "cancelled");
     assert_eq!(counts(&app).await.iter().filter(|l| l.starts_with("hazeflow_warnings{")).count(), 0);

@@ -14,13 +14,17 @@ use crate::helpers::*;
 async fn the_head_signs_a_drill_on_the_drills_page_and_the_start_page_keeps_showing_the_real_warning_only() {
     let Some(browser) = Browser::start().await else { return };
     let app = spawn_app(&[]).await;
-    app.submit_forecast(&forecast_of(TAIYUAN, [120, 160, 230, 240, 180, 120, 100])).await;
+    app.submit_forecast(&forecast_of(TAIYUAN, [120, 160, 230, 240, 180, 120, 100]))
+        .await;
     let real = app.pending(&[TAIYUAN]).await.remove(0);
     app.sign(&real).await;
     let drill_csv = forecast_of(TAIYUAN, [260, 320, 280, 220, 150, 120, 100]).replacen("\nregion,", "\n# exercise: true\nregion,", 1);
     app.submit_forecast(&drill_csv).await;
     let drills = app.api("/api/v1/drills").await;
-    let drill = drills["drills"][0]["id"].as_str().unwrap_or_else(|| panic!("a drill: {drills}")).to_string();
+    let drill = drills["drills"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a drill: {drills}"))
+        .to_string();
     let base = app.base();
 
     let (b, r, d) = (base.clone(), real.clone(), drill.clone());
@@ -33,7 +37,12 @@ async fn the_head_signs_a_drill_on_the_drills_page_and_the_start_page_keeps_show
             assert!(c.find_all(Locator::Css("li.proposal")).await.unwrap().is_empty());
 
             // The 演练 page: the drill's proposal, signed with one click.
-            c.find(Locator::Css("nav a[href='/drills']")).await.expect("a 演练 link").click().await.expect("clicked");
+            c.find(Locator::Css("nav a[href='/drills']"))
+                .await
+                .expect("a 演练 link")
+                .click()
+                .await
+                .expect("clicked");
             let button = wait_for(&c, &format!("li.proposal[data-warning='{d}'] form.sign button")).await;
             check_basics(&c, "/drills with a proposal").await;
             button.click().await.expect("clicked");

@@ -32,7 +32,13 @@ async fn drills_from_the_inbox_the_cli_and_a_directive_run_in_the_drill_lanes_an
     let app = spawn_app(clock()).await;
     // 15:00: the real forecast proposes orange for Taiyuan.
     let (status, body) = app
-        .submit(forecast_csv("2026-12-01 14:00", SOURCE, TAIYUAN, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]))
+        .submit(forecast_csv(
+            "2026-12-01 14:00",
+            SOURCE,
+            TAIYUAN,
+            "2026-12-01",
+            &[120, 160, 230, 240, 180, 120, 100],
+        ))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let real = eventually("a real proposal for Taiyuan", || async { app.warning_of(TAIYUAN).await }).await;
@@ -41,8 +47,14 @@ async fn drills_from_the_inbox_the_cli_and_a_directive_run_in_the_drill_lanes_an
     let real_consultations = consultations(&app).await.len();
 
     // A drill's file in the inbox, marked in the file: a red drill proposal for Taiyuan.
-    let drill = forecast_csv("2026-12-01 14:30", SOURCE, TAIYUAN, "2026-12-01", &[260, 320, 280, 220, 150, 120, 100])
-        .replacen("\nregion,", "\n# exercise: true\nregion,", 1);
+    let drill = forecast_csv(
+        "2026-12-01 14:30",
+        SOURCE,
+        TAIYUAN,
+        "2026-12-01",
+        &[260, 320, 280, 220, 150, 120, 100],
+    )
+    .replacen("\nregion,", "\n# exercise: true\nregion,", 1);
     app.drop_in_inbox("drill-taiyuan.csv", &drill);
     let d = eventually("a drill proposal for Taiyuan", || async {
         drills(&app).await.into_iter().find(|w| w["region"] == TAIYUAN)
@@ -59,20 +71,50 @@ async fn drills_from_the_inbox_the_cli_and_a_directive_run_in_the_drill_lanes_an
     .await;
     // Its consultation is the drill's, marked; no real consultation followed it.
     let held = consultations(&app).await;
-    assert_eq!((held[0]["exercise"].as_bool(), held[0]["trigger"].as_str()), (Some(true), Some("演练")));
+    assert_eq!(
+        (held[0]["exercise"].as_bool(), held[0]["trigger"].as_str()),
+        (Some(true), Some("演练"))
+    );
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let held = consultations(&app).await;
     assert_eq!(held.iter().filter(|c| c["exercise"] != true).count(), real_consultations);
 
     // `hazeflow forecast submit --exercise`: a plain CSV, made a drill's by the sender.
     let file = app.dir.path().join("jinzhong.csv");
-    std::fs::write(&file, forecast_csv("2026-12-01 14:40", SOURCE, JINZHONG, "2026-12-01", &[120, 160, 230, 240, 180, 120, 100]))
-        .unwrap();
+    std::fs::write(
+        &file,
+        forecast_csv(
+            "2026-12-01 14:40",
+            SOURCE,
+            JINZHONG,
+            "2026-12-01",
+            &[120, 160, 230, 240, 180, 120, 100],
+        ),
+    )
+    .unwrap();
     let server = app.base();
-    let (code, out, err) = hazeflow(&["--server", &server, "--token", HEAD, "forecast", "submit", "--exercise", file.to_str().unwrap()]).await;
+    let (code, out, err) = hazeflow(&[
+        "--server",
+        &server,
+        "--token",
+        HEAD,
+        "forecast",
+        "submit",
+        "--exercise",
+        file.to_str().unwrap(),
+    ])
+    .await;
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.starts_with("drill forecast ") && out.contains("recorded and consulted for the drill"), "{out}");
-    assert!(drills(&app).await.iter().any(|w| w["region"] == JINZHONG && w["status"] == "pending"));
+    assert!(
+        out.starts_with("drill forecast ") && out.contains("recorded and consulted for the drill"),
+        "{out}"
+    );
+    assert!(
+        drills(&app)
+            .await
+            .iter()
+            .any(|w| w["region"] == JINZHONG && w["status"] == "pending")
+    );
 
     // A drill's directive over Datong: issued at once in the drill lanes of Datong and its counties.
     let directive = json!({
@@ -81,8 +123,16 @@ async fn drills_from_the_inbox_the_cli_and_a_directive_run_in_the_drill_lanes_an
     });
     let (status, body) = app.post_json("/api/v1/directives", Some(HEAD), &directive).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let datong = drills(&app).await.into_iter().find(|w| w["region"] == DATONG).expect("a drill for Datong");
-    assert_eq!((datong["level"].as_str(), datong["status"].as_str()), (Some("orange"), Some("issued")), "{datong}");
+    let datong = drills(&app)
+        .await
+        .into_iter()
+        .find(|w| w["region"] == DATONG)
+        .expect("a drill for Datong");
+    assert_eq!(
+        (datong["level"].as_str(), datong["status"].as_str()),
+        (Some("orange"), Some("issued")),
+        "{datong}"
+    );
 
     // The real warnings are exactly as they were: Taiyuan's orange proposal, nothing in Datong or Jinzhong.
     assert_eq!(app.warnings().await, warnings_before);
@@ -91,7 +141,10 @@ async fn drills_from_the_inbox_the_cli_and_a_directive_run_in_the_drill_lanes_an
     let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/sign"), Some(HEAD), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let real_now = app.warning_of(TAIYUAN).await.expect("the real proposal");
-    assert_eq!((real_now["id"].clone(), real_now["status"].as_str()), (real["id"].clone(), Some("pending")));
+    assert_eq!(
+        (real_now["id"].clone(), real_now["status"].as_str()),
+        (real["id"].clone(), Some("pending"))
+    );
 
     // `hazeflow drill list` names the three drills.
     let (code, out, err) = hazeflow(&["--server", &server, "--token", DUTY, "drill", "list"]).await;
