@@ -46,11 +46,16 @@ async fn the_head_signs_a_drill_on_the_drills_page_and_the_start_page_keeps_show
             let button = wait_for(&c, &format!("li.proposal[data-warning='{d}'] form.sign button")).await;
             check_basics(&c, "/drills with a proposal").await;
             button.click().await.expect("clicked");
-            let row = text_of(&c, &format!("tr[data-warning='{d}'][data-exercise='true']")).await;
-            assert!(row.contains("演练") && row.contains("太原市") && row.contains("红色预警"), "{row}");
+            // The page comes back with a message (the old page, listing the proposal, has none).
             let flash = text_of(&c, ".flash").await;
             assert!(flash.contains("已签发：【演练】太原市 红色预警"), "{flash}");
             assert_eq!(path(&c).await, "/drills");
+            assert!(c.find_all(Locator::Css("li.proposal")).await.unwrap().is_empty());
+            let row = text_of(&c, &format!("tr[data-warning='{d}'][data-exercise='true']")).await;
+            assert!(
+                row.contains("演练") && row.contains("太原市") && row.contains("红色预警") && row.contains("生效中"),
+                "{row}"
+            );
             let report = text_of(&c, &format!("article.drill-report[data-warning='{d}']")).await;
             assert!(report.contains("合计") && report.contains("太原市"), "{report}");
             check_basics(&c, "/drills with a drill in force").await;
