@@ -710,7 +710,7 @@ impl Engine {
             .write(move |tx| {
                 let mut all = Vec::new();
                 // Both lanes: a drill starts, changes and ends on the clock as a real warning does.
-                for (r, mut state) in tx.region_states()?.into_iter().chain(tx.drill_states()?) {
+                for (r, mut state) in tx.lane_states()? {
                     if state.live().is_none() {
                         continue;
                     }

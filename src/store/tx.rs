@@ -87,16 +87,21 @@ macro_rules! getters {
 
         /// Every region's drill state (演练), by region.
         pub fn drill_states(&self) -> Result<Vec<(RegionCode, RegionState)>, StoreError> {
+            Ok(self.lane_states()?.into_iter().filter(|(_, s)| s.exercise).collect())
+        }
+
+        /// Every region's states of both lanes in one scan: the real ones by region, then the drills.
+        pub fn lane_states(&self) -> Result<Vec<(RegionCode, RegionState)>, StoreError> {
             let mut out = Vec::new();
             self.port()
                 .scan(Table::RegionStates, Scan::All { rev: false }, usize::MAX, &mut |k, v| {
-                    if let Key::Region(r) = k
-                        && r >= DRILL_LANE
-                        && let Ok(c) = RegionCode::from_u32(r - DRILL_LANE)
-                    {
-                        let mut s: RegionState = decode("region_states", v)?;
-                        s.exercise = true;
-                        out.push((c, s));
+                    if let Key::Region(r) = k {
+                        let exercise = r >= DRILL_LANE;
+                        if let Ok(c) = RegionCode::from_u32(if exercise { r - DRILL_LANE } else { r }) {
+                            let mut s: RegionState = decode("region_states", v)?;
+                            s.exercise = exercise;
+                            out.push((c, s));
+                        }
                     }
                     Ok(true)
                 })?;

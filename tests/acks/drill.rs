@@ -226,7 +226,9 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
         (yingze["received"]["done"].as_u64(), yingze["received"]["max"].clone()),
         (Some(0), Value::Null)
     );
-    // A real warning has no drill report.
+    // The after-episode summary of a drill says so too; a real warning has no drill report.
+    let (_, summary) = app.get(&format!("/api/v1/warnings/{drill}/summary"), Some(DUTY)).await;
+    assert_eq!(summary["warning"]["exercise"], true, "{summary:#}");
     let (status, _) = app.get(&format!("/api/v1/drills/{real}/report"), Some(DUTY)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // The CLI prints the same for duty staff, in Chinese.
