@@ -126,7 +126,7 @@ pub struct DrillReport {
     pub generated_at: DateTime<Utc>,
 }
 
-/// Every drill warning, newest first (by id's date, then region).
+/// Every drill warning, the latest issued first (proposals not yet signed last), then by region.
 pub fn drills(r: &ReadTx) -> Result<Vec<Warning>, StoreError> {
     let mut out: Vec<Warning> = r.warnings()?.into_iter().filter(|w| w.exercise).collect();
     out.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then(a.region.cmp(&b.region)));
