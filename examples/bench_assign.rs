@@ -156,6 +156,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
             plan: Vec::new(),
             lead_missed: false,
         },
+        exercise: false,
     };
     let lift_at = now + chrono::Duration::hours(1);
 
@@ -229,6 +230,7 @@ async fn run(db: &str) -> anyhow::Result<()> {
                             signer: None,
                             rule: None,
                         },
+                        exercise: false,
                         ..issued(p, &pb)
                     };
                     state.apply(&e);

@@ -129,6 +129,7 @@ async fn prepare(dir: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
                         plan: Vec::new(),
                         lead_missed: false,
                     },
+                    exercise: false,
                 };
                 tx.append(
                     now,

@@ -179,6 +179,7 @@ impl Application {
                     axum::middleware::from_fn_with_state(state.clone(), crate::web::authority::staff_writes),
                 ))
                 .merge(crate::web::episode::router())
+                .merge(crate::web::drill::router())
                 .merge(crate::web::publish::router())
                 .merge(crate::web::dashboard::router(&state.settings, state.keys.session_key()?)?)
                 .with_state(state.clone());

@@ -72,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: WarningsCommand,
     },
+    /// Drills (演练) on the running daemon: the drill warnings and the drill report.
+    Drill {
+        #[command(subcommand)]
+        command: DrillCommand,
+    },
     /// After an episode (总结评估): the summary of a warning on the running daemon.
     Episode {
         #[command(subcommand)]
@@ -215,6 +220,20 @@ enum ForecastCommand {
     Submit {
         /// The file.
         file: PathBuf,
+        /// A drill's forecast (演练): it runs the regions' drill lanes, whatever the file says.
+        #[arg(long)]
+        exercise: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// The drill warnings, newest first.
+    List,
+    /// Per region: minutes from the notice to 收到 and to 措施已落实 (median, 90th percentile, last).
+    Report {
+        /// The drill warning's id.
+        id: String,
     },
 }
 
@@ -467,8 +486,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Daemon { config } => daemon(config),
         Command::Forecast {
-            command: ForecastCommand::Submit { file },
-        } => runtime().and_then(|rt| rt.block_on(server.client().submit(&file))),
+            command: ForecastCommand::Submit { file, exercise },
+        } => runtime().and_then(|rt| rt.block_on(server.client().submit(&file, exercise))),
+        Command::Drill { command } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                match command {
+                    DrillCommand::List => server.client().drills().await,
+                    DrillCommand::Report { id } => server.client().drill_report(&id).await,
+                }
+            })
+        }),
         Command::Consult { now: _ } => runtime().and_then(|rt| rt.block_on(server.client().consult())),
         Command::Warnings { command } => runtime().and_then(|rt| {
             rt.block_on(async {

@@ -111,13 +111,14 @@ impl Client {
     }
 
     /// `hazeflow forecast submit FILE`.
-    pub async fn submit(&self, file: &Path) -> Result<ExitCode> {
+    pub async fn submit(&self, file: &Path, exercise: bool) -> Result<ExitCode> {
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let query = if exercise { "?exercise=true" } else { "" };
         let v = self
             .send(
                 self.http
-                    .post(format!("{}/api/v1/forecasts", self.base))
+                    .post(format!("{}/api/v1/forecasts{query}", self.base))
                     .header("x-file-name", name)
                     .body(bytes),
             )
@@ -126,12 +127,53 @@ impl Client {
             return Ok(ExitCode::SUCCESS);
         }
         let dup = v["duplicate"].as_bool().unwrap_or(false);
+        let drill = v["exercise"].as_bool().unwrap_or(false);
         println!(
-            "forecast {} {} ({} regions)",
+            "{}forecast {} {} ({} regions)",
+            if drill { "drill " } else { "" },
             v["id"].as_str().unwrap_or("?"),
-            if dup { "was already recorded; nothing changed" } else { "recorded" },
+            if dup {
+                "was already recorded; nothing changed"
+            } else if drill {
+                "recorded and consulted for the drill"
+            } else {
+                "recorded"
+            },
             v["regions"]
         );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow drill list`.
+    pub async fn drills(&self) -> Result<ExitCode> {
+        let v = self.get("/api/v1/drills").await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let list = v["drills"].as_array().cloned().unwrap_or_default();
+        for w in &list {
+            println!(
+                "{:<24} {:<7} {:<9} issued {}  ended {}",
+                w["id"].as_str().unwrap_or("?"),
+                w["level"].as_str().unwrap_or("?"),
+                w["status"].as_str().unwrap_or("?"),
+                local(&w["issued_at"]),
+                local(&w["ended_at"]),
+            );
+        }
+        println!("{} drill warnings", list.len());
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `hazeflow drill report ID`.
+    pub async fn drill_report(&self, id: &str) -> Result<ExitCode> {
+        let v = self.get(&format!("/api/v1/drills/{id}/report")).await?;
+        if self.printed_json(&v)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut out = String::new();
+        crate::engine::drill::print_report(&v, &mut out)?;
+        print!("{out}");
         Ok(ExitCode::SUCCESS)
     }
 

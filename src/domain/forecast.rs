@@ -71,6 +71,10 @@ pub struct Forecast {
     pub source: String,
     /// Daily values per region, dates consecutive and ascending.
     pub series: BTreeMap<RegionCode, Vec<DayValue>>,
+    /// A drill's forecast (演练): it runs the region's drill lane and never becomes the region's
+    /// current forecast. Marked in the file (`# exercise: true`, `"exercise": true`) or by the sender.
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }
 
 impl Forecast {
@@ -89,8 +93,12 @@ impl Forecast {
         self.series.is_empty()
     }
 
-    fn compute_id(issued_at: &DateTime<FixedOffset>, source: &str, series: &BTreeMap<RegionCode, Vec<DayValue>>) -> String {
+    fn compute_id(issued_at: &DateTime<FixedOffset>, source: &str, series: &BTreeMap<RegionCode, Vec<DayValue>>, exercise: bool) -> String {
         let mut h = Sha256::new();
+        // A drill's copy of a real forecast is another forecast (a real one's id is unchanged).
+        if exercise {
+            h.update(b"exercise\0");
+        }
         h.update(issued_at.to_rfc3339().as_bytes());
         h.update([0]);
         h.update(source.as_bytes());
@@ -161,6 +169,8 @@ pub struct ParseOptions {
     pub standard: Option<Standard>,
     /// The issue times accepted (the daemon sets them from its clock; offline commands do not).
     pub issued_bounds: Option<IssuedBounds>,
+    /// The sender marks it a drill (`--exercise`, `?exercise=true`), whatever the file says.
+    pub exercise: bool,
 }
 
 /// The window an `issued_at` must fall in, with the reason of each bound for the message.
@@ -189,6 +199,7 @@ impl ParseOptions {
             source: None,
             standard: None,
             issued_bounds: None,
+            exercise: false,
         }
     }
 
@@ -251,6 +262,8 @@ struct RawRow {
 struct RawFile {
     issued_at: Option<(String, Position)>,
     source: Option<String>,
+    /// `# exercise: true` / `"exercise": true`.
+    exercise: bool,
     rows: Vec<RawRow>,
 }
 
@@ -258,6 +271,7 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
     let err = |line: usize, col: usize, reason: String| rejected(file, Position::LineColumn(line, col), reason);
     let mut issued_at = None;
     let mut source = None;
+    let mut exercise = false;
     let mut header: Option<Vec<(String, usize)>> = None;
     let mut rows = Vec::new();
     for (idx, raw_line) in text.lines().enumerate() {
@@ -271,6 +285,20 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
                 match k.trim() {
                     "issued_at" => issued_at = Some((v.trim().to_string(), Position::LineColumn(line_no, 1))),
                     "source" => source = Some(v.trim().to_string()),
+                    "exercise" => {
+                        exercise = match v.trim() {
+                            "true" => true,
+                            "false" => false,
+                            other => {
+                                // The column of the value itself.
+                                let col = line.find(':').map_or(1, |i| {
+                                    let after = &line[i + 1..];
+                                    line[..=i].chars().count() + after.chars().take_while(|c| c.is_whitespace()).count() + 1
+                                });
+                                return Err(err(line_no, col, format!("exercise must be true or false, not \"{other}\"")));
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -361,7 +389,12 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
     if header.is_none() {
         return Err(rejected(file, Position::File, "file has no header row"));
     }
-    Ok(RawFile { issued_at, source, rows })
+    Ok(RawFile {
+        issued_at,
+        source,
+        exercise,
+        rows,
+    })
 }
 
 #[derive(Deserialize)]
@@ -369,6 +402,8 @@ fn parse_csv(file: &str, text: &str, _opts: &ParseOptions) -> Result<RawFile, Fo
 struct JsonForecast {
     issued_at: Option<String>,
     source: Option<String>,
+    #[serde(default)]
+    exercise: bool,
     values: Vec<BTreeMap<String, serde_json::Value>>,
 }
 
@@ -446,6 +481,7 @@ fn parse_json(file: &str, text: &str) -> Result<RawFile, ForecastError> {
     Ok(RawFile {
         issued_at: doc.issued_at.map(|s| (s, Position::Json("issued_at".into()))),
         source: doc.source,
+        exercise: doc.exercise,
         rows,
     })
 }
@@ -722,12 +758,14 @@ fn build(file: &str, raw: RawFile, regions: &Regions, opts: &ParseOptions) -> Re
         }
     }
     let source = opts.source.clone().or(raw.source).unwrap_or_else(|| "unknown".into());
-    let id = Forecast::compute_id(&issued_at, &source, &out);
+    let exercise = opts.exercise || raw.exercise;
+    let id = Forecast::compute_id(&issued_at, &source, &out, exercise);
     Ok(Forecast {
         id,
         issued_at,
         source,
         series: out,
+        exercise,
     })
 }
 
@@ -760,6 +798,32 @@ mod tests {
         assert_eq!(ty.iter().map(|d| d.aqi).collect::<Vec<_>>(), vec![Some(180), Some(230)]);
         assert_eq!(f.source, "省生态环境监测和应急保障中心");
         assert_eq!(f.issue_date(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
+    }
+
+    #[test]
+    fn a_drill_is_marked_in_the_file_or_by_the_sender_and_is_another_forecast_than_its_real_twin() {
+        let body = "region,date,aqi\n140100,2026-12-02,230\n";
+        let real = parse_str(&format!("{HEAD}{body}")).unwrap();
+        assert!(!real.exercise);
+        let csv = parse_str(&format!("{HEAD}# exercise: true\n{body}")).unwrap();
+        assert!(csv.exercise);
+        assert_ne!(csv.id, real.id, "a drill's copy of a forecast never counts as the real one");
+        let json = r#"{"issued_at":"2026-12-01 16:00","source":"省生态环境监测和应急保障中心","exercise":true,"values":[{"region":"140100","date":"2026-12-02","aqi":230}]}"#;
+        let json = parse_str(json).unwrap();
+        assert!(json.exercise);
+        assert_eq!(json.id, csv.id);
+        let opts = ParseOptions {
+            exercise: true,
+            ..ParseOptions::forecast()
+        };
+        let sent = parse("f.csv", format!("{HEAD}{body}").as_bytes(), regions(), &opts).unwrap();
+        assert_eq!((sent.exercise, sent.id), (true, csv.id));
+        // A real forecast's record reads and writes as before drills existed.
+        assert!(!serde_json::to_string(&real).unwrap().contains("exercise"));
+        assert_eq!(
+            error_of(&format!("{HEAD}# exercise: yes\n{body}")),
+            "f.csv:3:13: exercise must be true or false, not \"yes\""
+        );
     }
 
     #[test]

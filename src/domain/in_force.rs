@@ -76,12 +76,14 @@ pub(crate) mod tests {
             lead_missed: false,
             holds: Vec::new(),
             playbook: "shanxi@2024.1".into(),
+            exercise: false,
         };
         (
             code(region),
             RegionState {
                 warning: Some(w),
                 episodes: 1,
+                exercise: false,
             },
         )
     }

@@ -127,15 +127,28 @@ pub struct Warning {
     pub holds: Vec<Hold>,
     /// The playbook pinned for the episode (`id@version`).
     pub playbook: String,
+    /// A drill (演练): kept apart from the region's real warnings, its notices marked 【演练】.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exercise: bool,
 }
 
-/// A region's lifecycle state.
+/// A region's lifecycle state. A region has two, kept apart: its real warnings, and its drills
+/// (演练, `exercise`), so that a drill never changes, lifts or blocks a real warning, nor the reverse.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RegionState {
     /// The current or last warning.
     pub warning: Option<Warning>,
     /// How many episodes the region has had.
     pub episodes: u32,
+    /// The drill lane: its events and warnings are drills.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exercise: bool,
+}
+
+/// For `skip_serializing_if`: a flag that is off is left out, so records written before drills
+/// existed read back, and are written, exactly as they were.
+pub fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// What happened, as recorded in the event log.
@@ -260,6 +273,9 @@ pub struct Event {
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// Of a drill (演练): the region's drill lane, not its real warnings.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exercise: bool,
 }
 
 /// What can happen to a region.
@@ -389,6 +405,7 @@ impl RegionState {
                         lead_missed: false,
                         holds: Vec::new(),
                         playbook: e.playbook.clone(),
+                        exercise: e.exercise,
                     });
                 }
                 if let Some(w) = self.warning.as_mut() {
@@ -547,6 +564,7 @@ impl Decider<'_> {
             forecast_id: forecast_id.map(str::to_string),
             playbook,
             kind,
+            exercise: self.state.exercise,
         };
         self.state.apply(&e);
         self.out.push(e);
@@ -599,7 +617,9 @@ impl Decider<'_> {
             return (w.id.clone(), true);
         }
         let date = self.now.with_timezone(&Shanghai).format("%Y%m%d");
-        (format!("{}-{date}-{}", self.region, self.state.episodes + 1), false)
+        // A drill's id says so (`-D1`), and never takes a real warning's id.
+        let drill = if self.state.exercise { "D" } else { "" };
+        (format!("{}-{date}-{drill}{}", self.region, self.state.episodes + 1), false)
     }
 
     fn rule_of(&self, level: &str) -> Option<String> {

@@ -150,6 +150,9 @@ pub struct Assignment {
     pub round: u64,
     /// The entry's place in its round.
     pub index: u32,
+    /// Of a drill (演练): its notices, reminders and ack page say so.
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }
 
 /// When 措施已落实 is due: the measures' start plus the level's `in_place_after_start_hours`, never
@@ -206,6 +209,9 @@ pub struct Round {
     /// The negotiated commitment (negotiated rounds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negotiated: Option<crate::engine::negotiate::Commitment>,
+    /// A drill's round (演练).
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }
 
 impl Round {
@@ -246,6 +252,7 @@ impl Round {
             negotiated: self.negotiated.clone(),
             round: self.seq,
             index,
+            exercise: self.exercise,
         }
     }
 }
@@ -439,7 +446,8 @@ impl Stage for AssignStage {
 impl AssignStage {
     /// The entries of a warning region, sorted by party key: enterprises under it (minus counties
     /// with their own live warning) and the departments with duties at `level`.
-    fn parties(&self, tx: &Tx<'_>, region: RegionCode, level: &str) -> Result<Vec<(String, Entry)>, StoreError> {
+    /// A drill's round (`exercise`) leaves out the counties with their own live drill.
+    fn parties(&self, tx: &Tx<'_>, region: RegionCode, level: &str, exercise: bool) -> Result<Vec<(String, Entry)>, StoreError> {
         let mut out = Vec::new();
         let mut own_warning: HashMap<RegionCode, bool> = HashMap::new();
         let prefix = region_prefix(region);
@@ -456,7 +464,7 @@ impl AssignStage {
                         Some(v) => *v,
                         None => {
                             let v = tx
-                                .region_state(county)?
+                                .lane_state(county, exercise)?
                                 .live()
                                 .is_some_and(|w| matches!(w.status, Status::Issued | Status::Active));
                             own_warning.insert(county, v);
@@ -502,7 +510,7 @@ impl AssignStage {
 
     fn assign_all(&self, tx: &mut Tx<'_>, now: DateTime<Utc>, w: &Warning, level: &str, start: DateTime<Utc>) -> Result<(), StoreError> {
         let deadline = now + self.defaults.ack_deadline(level).unwrap_or_else(|| Duration::hours(6));
-        let parties = self.parties(tx, w.region, level)?;
+        let parties = self.parties(tx, w.region, level, w.exercise)?;
         let entries: Vec<Entry> = parties.into_iter().map(|(_, e)| e).collect();
         let round = Round {
             seq: 0,
@@ -520,6 +528,7 @@ impl AssignStage {
             count: u32::try_from(entries.len()).map_err(|_| StoreError::Refused("more than 4 billion parties".into()))?,
             track: String::new(),
             negotiated: None,
+            exercise: w.exercise,
         };
         write_round(tx, round, &entries, &self.on_round)?;
         Ok(())
@@ -617,7 +626,7 @@ pub fn put_acks(tx: &mut Tx<'_>, a: &Assignment) -> Result<(), StoreError> {
 pub struct Memo {
     warnings: HashMap<String, Option<Warning>>,
     rounds: HashMap<String, Arc<Vec<Round>>>,
-    live: HashMap<RegionCode, Option<String>>,
+    live: HashMap<(RegionCode, bool), Option<String>>,
     by_seq: HashMap<u64, Option<Arc<Round>>>,
 }
 
@@ -695,18 +704,19 @@ impl<'v, V: View> Resolver<'v, V> {
         Ok(r)
     }
 
-    /// The id of the issued or active warning of exactly `region`, if any.
-    fn live_of(&mut self, region: RegionCode) -> Result<Option<String>, StoreError> {
-        if let Some(l) = self.memo.live.get(&region) {
+    /// The id of the issued or active warning of exactly `region`, if any, among real warnings or
+    /// drills (`exercise`): a drill never supersedes a real assignment, nor the reverse.
+    fn live_of(&mut self, region: RegionCode, exercise: bool) -> Result<Option<String>, StoreError> {
+        if let Some(l) = self.memo.live.get(&(region, exercise)) {
             return Ok(l.clone());
         }
         let l = self
             .v
-            .region_state(region)?
+            .lane_state(region, exercise)?
             .warning
             .filter(|w| matches!(w.status, Status::Issued | Status::Active))
             .map(|w| w.id);
-        self.memo.live.insert(region, l.clone());
+        self.memo.live.insert((region, exercise), l.clone());
         Ok(l)
     }
 
@@ -724,6 +734,7 @@ impl<'v, V: View> Resolver<'v, V> {
             }
         }
         let w = self.warning(&round.warning_id)?;
+        let exercise = w.as_ref().is_some_and(|w| w.exercise);
         if !w.as_ref().is_some_and(|w| matches!(w.status, Status::Issued | Status::Active)) {
             let cancelled = w.as_ref().is_some_and(|w| w.status == Status::Cancelled);
             let at = w.and_then(|w| w.ended_at).unwrap_or(round.created_at);
@@ -737,7 +748,7 @@ impl<'v, V: View> Resolver<'v, V> {
                 if r.tier() <= round.warning_region.tier() {
                     continue;
                 }
-                let Some(id) = self.live_of(r)? else { continue };
+                let Some(id) = self.live_of(r, exercise)? else { continue };
                 let theirs = self.rounds(&id)?;
                 for t in theirs.iter().rev().filter(|t| t.seq > round.seq && t.track.is_empty()) {
                     if let Some((_, e)) = find(self.v, t, &pk)? {
@@ -1064,6 +1075,7 @@ mod tests {
                     forecast_id: None,
                     playbook: pb.pin(),
                     kind,
+                    exercise: false,
                 };
                 let mut state = tx.region_state(code(region))?;
                 state.apply(&e);

@@ -209,7 +209,7 @@ pub struct Summary {
 }
 
 /// Every assignment of a warning.
-fn all_assignments(r: &ReadTx, warning_id: &str) -> Result<Vec<Assignment>, StoreError> {
+pub(crate) fn all_assignments(r: &ReadTx, warning_id: &str) -> Result<Vec<Assignment>, StoreError> {
     let mut out = Vec::new();
     let mut after = String::new();
     loop {
@@ -480,6 +480,7 @@ fn warning_json(w: &Warning, regions: &Regions, defaults: &Defaults) -> Value {
         "id": w.id, "region": w.region, "region_name": regions.name(w.region), "status": w.status,
         "level": w.level, "level_name": level_name(defaults, &w.level), "issued_at": w.issued_at,
         "start": w.start, "expected_end": w.expected_end, "ended_at": w.ended_at, "playbook": w.playbook,
+        "exercise": w.exercise,
     })
 }
 
@@ -512,7 +513,8 @@ pub fn print_table(v: &Value, out: &mut impl std::fmt::Write) -> std::fmt::Resul
     let w = &v["warning"];
     writeln!(
         out,
-        "预警 {}  {}（{}）  {}  {}",
+        "{}预警 {}  {}（{}）  {}  {}",
+        if w["exercise"] == true { "【演练】" } else { "" },
         s(&w["id"]),
         s(&w["region_name"]),
         s(&w["region"]),

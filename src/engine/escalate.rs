@@ -404,6 +404,7 @@ pub fn task_json(defaults: &Defaults, e: &Enterprise, a: &Assignment) -> Value {
         "deadline": local(a.ack_deadline),
         "in_place_deadline": local(a.in_place_by()),
         "hotline": defaults.board.hotline,
+        "exercise": a.exercise,
     })
 }
 
@@ -462,6 +463,7 @@ impl Escalation {
                     "at": local(now),
                     "dashboard_url": format!("{}/", self.base()),
                     "warning_url": format!("{}/warnings/{}", self.base(), t.warning_id),
+                    "exercise": first.a.exercise,
                 }),
                 &level,
             );
@@ -643,8 +645,10 @@ impl Escalation {
                     "acks_url": format!("{}/warnings/{}#ack-h", self.base(), t.warning_id),
                 }),
             );
+            // A drill's reports go in digests of their own: a mail never mixes a drill with real warnings.
+            let drill = if common["exercise"] == json!(true) { "-drill" } else { "" };
             for p in &people {
-                let d = digests.entry(p.id.clone()).or_insert_with(|| Digest {
+                let d = digests.entry(format!("{}{drill}", p.id)).or_insert_with(|| Digest {
                     id: format!("{}.{:012}.{label}{}", t.warning_id, t.batch, stage_suffix(&t.stage)),
                     cause: t.warning_id.clone(),
                     region: Some(*region),
@@ -766,6 +770,7 @@ mod tests {
             count: 1,
             track: String::new(),
             negotiated: None,
+            exercise: false,
         }
     }
 

@@ -136,6 +136,9 @@ pub struct Inspection {
     /// The levels it was carried across, in order (the first is the level it was opened at).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<LevelId>,
+    /// A drill's task (演练): inspectors drill too; it is marked wherever it is listed.
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }
 
 impl Inspection {
@@ -174,6 +177,7 @@ impl Inspection {
             result: None,
             closed: None,
             levels: vec![a.level.clone()],
+            exercise: a.exercise,
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod ack;
 pub mod assign;
+pub mod drill;
 pub mod episode;
 pub mod escalate;
 pub mod inspect;
@@ -252,6 +253,8 @@ pub struct Submitted {
     pub regions: usize,
     /// Sequence number of its record (0 for a duplicate).
     pub seq: u64,
+    /// A drill's forecast (演练), consulted at once for the drill lanes of its regions.
+    pub exercise: bool,
 }
 
 /// Records lifecycle events, each under its warning's id, then runs the stages on them.
@@ -282,6 +285,55 @@ fn record_events(
         stage.on_warning_events(tx, now, events, state_after, pb)?;
     }
     Ok(())
+}
+
+/// One consultation in `tx`: each region assessed on its forecast, in the lane of real warnings or of
+/// drills (`exercise`), the record kept and the results fed to the lifecycle.
+fn hold_consultation(
+    tx: &mut Tx<'_>,
+    now: DateTime<Utc>,
+    set: &PlaybookSet,
+    me: &EngineView,
+    trigger: &str,
+    sources: Vec<(RegionCode, Arc<Forecast>)>,
+    exercise: bool,
+) -> Result<Option<ConsultationRecord>, StoreError> {
+    let mut plans: Vec<(RegionCode, RegionState, Arc<Playbook>, Assessment)> = Vec::new();
+    for (region, f) in sources {
+        let state = tx.lane_state(region, exercise)?;
+        let Some(pb) = me.playbook_for(set, region, &state) else {
+            continue;
+        };
+        let Some(days) = f.series.get(&region) else { continue };
+        let issue = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive().max(f.issue_date());
+        // A running warning's earlier days count for runs that go on into this forecast.
+        let earlier = state
+            .live()
+            .and_then(|w| w.plan.as_ref())
+            .map(|p| p.days.as_slice())
+            .unwrap_or_default();
+        let days = crate::domain::assess::with_earlier(days, earlier, pb.horizon_days as usize);
+        plans.push((region, state, pb.clone(), assess_region(region, &days, issue, &f.id, &pb)));
+    }
+    let record = ConsultationRecord {
+        seq: 0,
+        at: now,
+        trigger: trigger.to_string(),
+        assessments: plans.iter().map(|p| p.3.clone()).collect(),
+        exercise,
+    };
+    let rec = tx.append(now, "consultation", None, RecordBody::ConsultationHeld { consultation: record })?;
+    for (region, mut state, pb, a) in plans {
+        // The consultation counts before the clock: at the very instant a lift window ends,
+        // a consultation that calls for the level again keeps the warning rather than
+        // lifting and re-proposing it (the step ticks after the consultation).
+        let events = state.step(region, Input::Consultation(&a), now, &pb).unwrap_or_default();
+        record_events(tx, now, &events, &state, &pb, &me.stages)?;
+    }
+    match rec.body {
+        RecordBody::ConsultationHeld { consultation } => Ok(Some(consultation)),
+        _ => Ok(None),
+    }
 }
 
 impl Engine {
@@ -338,6 +390,12 @@ impl Engine {
     /// Parses and records a forecast. A rejected one is recorded as rejected (for the audit log and
     /// metrics) and its error returned; nothing else changes.
     pub async fn submit_forecast(&self, file: &str, bytes: &[u8], via: &str) -> Result<Submitted, SubmitError> {
+        self.submit_forecast_as(file, bytes, via, false).await
+    }
+
+    /// [`Engine::submit_forecast`]; `exercise` marks it a drill's (演练) whatever the file says.
+    /// A drill's forecast is consulted at once for the drill lanes of its regions.
+    pub async fn submit_forecast_as(&self, file: &str, bytes: &[u8], via: &str, exercise: bool) -> Result<Submitted, SubmitError> {
         let now = self.clock.now();
         // Issued no later than the allowed clock skew ahead, and no earlier than the longest horizon
         // of the live playbooks (10 days without any): one forecast "issued" in 2099 must never hide
@@ -354,11 +412,13 @@ impl Engine {
                     self.forecast_max_ahead.num_minutes()
                 ),
             }),
+            exercise,
             ..ParseOptions::forecast()
         };
         match forecast::parse(file, bytes, self.regions, &opts) {
             Ok(f) => {
                 let via = via.to_string();
+                let (set, me) = (self.playbooks.live(), self.snapshot());
                 let r = self
                     .store
                     .write::<_, StoreError, _>(move |tx| {
@@ -368,10 +428,14 @@ impl Engine {
                                 duplicate: true,
                                 regions: f.series.len(),
                                 seq: 0,
+                                exercise: f.exercise,
                             });
                         }
                         let regions = f.series.len();
-                        let id = f.id.clone();
+                        let (id, exercise) = (f.id.clone(), f.exercise);
+                        // A drill's forecast is consulted at once, for the drill lanes of its
+                        // regions: the scheduled consultations read the real forecasts only.
+                        let drill = f.exercise.then(|| Arc::new(f.clone()));
                         let rec = tx.append(
                             now,
                             &via,
@@ -381,11 +445,16 @@ impl Engine {
                                 via: via.clone(),
                             },
                         )?;
+                        if let Some(f) = drill {
+                            let sources = f.series.keys().map(|r| (*r, f.clone())).collect();
+                            hold_consultation(tx, now, &set, &me, "演练", sources, true)?;
+                        }
                         Ok(Submitted {
                             id,
                             duplicate: false,
                             regions,
                             seq: rec.seq,
+                            exercise,
                         })
                     })
                     .await;
@@ -415,6 +484,7 @@ impl Engine {
 
     /// Holds a consultation now over every region with a forecast (or only `only`), and feeds the
     /// results to the lifecycle. `slot`, when given, is a scheduled slot that runs at most once.
+    /// Real warnings only: a drill's forecast is consulted when it arrives ([`Engine::submit_forecast`]).
     pub async fn consult(
         &self,
         trigger: &str,
@@ -439,42 +509,13 @@ impl Engine {
                 if let Some(only) = &only {
                     regions.retain(|r| only.contains(r));
                 }
-                let mut plans: Vec<(RegionCode, RegionState, Arc<Playbook>, Assessment)> = Vec::new();
+                let mut sources = Vec::new();
                 for region in regions {
-                    let state = tx.region_state(region)?;
-                    let Some(pb) = me.playbook_for(&set, region, &state) else {
-                        continue;
-                    };
-                    let Some(f) = tx.latest_forecast(region)? else { continue };
-                    let Some(days) = f.series.get(&region) else { continue };
-                    let issue = now.with_timezone(&chrono_tz::Asia::Shanghai).date_naive().max(f.issue_date());
-                    // A running warning's earlier days count for runs that go on into this forecast.
-                    let earlier = state
-                        .live()
-                        .and_then(|w| w.plan.as_ref())
-                        .map(|p| p.days.as_slice())
-                        .unwrap_or_default();
-                    let days = crate::domain::assess::with_earlier(days, earlier, pb.horizon_days as usize);
-                    plans.push((region, state, pb.clone(), assess_region(region, &days, issue, &f.id, &pb)));
+                    if let Some(f) = tx.latest_forecast(region)? {
+                        sources.push((region, Arc::new(f)));
+                    }
                 }
-                let record = ConsultationRecord {
-                    seq: 0,
-                    at: now,
-                    trigger: trigger.clone(),
-                    assessments: plans.iter().map(|p| p.3.clone()).collect(),
-                };
-                let rec = tx.append(now, "consultation", None, RecordBody::ConsultationHeld { consultation: record })?;
-                for (region, mut state, pb, a) in plans {
-                    // The consultation counts before the clock: at the very instant a lift window ends,
-                    // a consultation that calls for the level again keeps the warning rather than
-                    // lifting and re-proposing it (the step ticks after the consultation).
-                    let events = state.step(region, Input::Consultation(&a), now, &pb).unwrap_or_default();
-                    record_events(tx, now, &events, &state, &pb, &me.stages)?;
-                }
-                match rec.body {
-                    RecordBody::ConsultationHeld { consultation } => Ok(Some(consultation)),
-                    _ => Ok(None),
-                }
+                hold_consultation(tx, now, &set, &me, &trigger, sources, false)
             })
             .await
             .map_err(EngineError::Store)
@@ -515,7 +556,7 @@ impl Engine {
             .store
             .write(move |tx| {
                 let w = tx.warning(&id)?.ok_or_else(|| EngineError::NotFound(format!("no warning {id}")))?;
-                let mut state = tx.region_state(w.region)?;
+                let mut state = tx.lane_state(w.region, w.exercise)?;
                 if state.warning.as_ref().map(|x| &x.id) != Some(&id) || !w.status.is_live() {
                     return Err(EngineError::Conflict(
                         format!("warning {id} is {:?}, not live", w.status).to_lowercase(),
@@ -567,6 +608,9 @@ impl Engine {
     /// Issues a regional directive: every region named, and every known region below them, is raised
     /// to at least its level and held there until it is lifted.
     /// `role` must be one that may sign the directive's level in the playbook of the issuing tier.
+    /// A drill's directive (`d.exercise`, 演练) holds the regions' drill lanes, never their real
+    /// warnings. Warnings from above (issue 18 item 3) follow the same rule: one marked as a drill
+    /// steps `tx.lane_state(region, true)` and nothing else.
     pub async fn issue_directive(&self, d: DirectiveRecord, actor: &str, role: &str) -> Result<Vec<Event>, EngineError> {
         let now = self.clock.now();
         let set = self.playbooks.live();
@@ -583,7 +627,8 @@ impl Engine {
                 let targets = me.expand(&d.regions);
                 let mut plans = Vec::new();
                 for r in &targets {
-                    let state = tx.region_state(*r)?;
+                    // A drill's directive holds the drill lanes only; a real one the real warnings.
+                    let state = tx.lane_state(*r, d.exercise)?;
                     let pb = me
                         .playbook_for(&set, *r, &state)
                         .ok_or_else(|| EngineError::BadInput(format!("no playbook governs region {r}")))?;
@@ -643,7 +688,7 @@ impl Engine {
                 tx.append(now, &actor, None, RecordBody::DirectiveLifted { id: id.clone() })?;
                 let mut all = Vec::new();
                 for r in me.expand(&d.regions) {
-                    let mut state = tx.region_state(r)?;
+                    let mut state = tx.lane_state(r, d.exercise)?;
                     let Some(pb) = me.playbook_for(&set, r, &state) else { continue };
                     let events = state.step(r, Input::DirectiveLifted { id: &id }, now, &pb).unwrap_or_default();
                     record_events(tx, now, &events, &state, &pb, &me.stages)?;
@@ -664,7 +709,8 @@ impl Engine {
         self.store
             .write(move |tx| {
                 let mut all = Vec::new();
-                for (r, mut state) in tx.region_states()? {
+                // Both lanes: a drill starts, changes and ends on the clock as a real warning does.
+                for (r, mut state) in tx.lane_states()? {
                     if state.live().is_none() {
                         continue;
                     }

@@ -285,6 +285,7 @@ fn department_notices(n: &Notices, roster: &Roster, a: &assign::Assignment, end:
         "ack_url": format!("{base}/ack/{}", n.tokens.token(a)),
         "hotline": n.defaults.board.hotline,
         "change": changed,
+        "exercise": a.exercise,
     });
     let (kind, template) = match end {
         None => {

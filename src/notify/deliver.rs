@@ -423,6 +423,8 @@ fn raise_failure(
         "at": local(now),
         "failed": failed,
         "dashboard_url": format!("{base}/"),
+        // A drill's notice that failed: the alert is the drill's too (【演练】).
+        "exercise": m.data.get("exercise").cloned().unwrap_or(serde_json::Value::Bool(false)),
     });
     let notice = EventNotice {
         event: "delivery_failed",

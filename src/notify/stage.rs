@@ -303,6 +303,7 @@ impl NotifyStage {
             "issuer": pb.issuer.name,
             "dashboard_url": format!("{base}/"),
             "warning_url": format!("{base}/warnings/{id}"),
+            "exercise": e.exercise,
         })
     }
 
@@ -520,6 +521,7 @@ mod tests {
                     forecast_id: None,
                     playbook: "taiyuan@2026.1".into(),
                     kind,
+                    exercise: false,
                 },
             },
         }

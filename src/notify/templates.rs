@@ -17,6 +17,12 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// What a drill's (演练) message subject starts with.
+pub const DRILL_MARK: &str = "【演练】";
+
+/// The first line of a drill's message, text and HTML.
+pub const DRILL_LINE: &str = "【演练】本通知为重污染天气应急演练，不是真实预警，请按演练方案处理。";
+
 /// The shipped notice templates, by name: a file of the same name in the folder overrides one.
 pub const SHIPPED: &[(&str, &str)] = &[
     (
@@ -591,18 +597,27 @@ impl Templates {
         self.env.get_template(&format!("{name}.subject.j2")).is_ok() && self.env.get_template(&format!("{name}.txt.j2")).is_ok()
     }
 
-    /// Renders a kind with its data.
+    /// Renders a kind with its data. A drill's message (`"exercise": true` in its data, 演练) is
+    /// marked here, whatever the template (an operator's own kind included): the subject starts with
+    /// 【演练】 and the text and HTML open with [`DRILL_LINE`]. Templates may also use `exercise`.
     pub fn render(&self, name: &str, data: &Value) -> Result<Rendered, String> {
         let get = |suffix: &str| self.env.get_template(&format!("{name}.{suffix}.j2"));
         let render = |t: minijinja::Template<'_, '_>| t.render(data).map_err(|e| format!("template {}: {e:#}", t.name()));
         let subject = get("subject").map_err(|_| format!("no template {name}.subject.j2"))?;
         let text = get("txt").map_err(|_| format!("no template {name}.txt.j2"))?;
-        let subject = one_line(&render(subject)?);
-        let text = render(text)?;
-        let html = match get("html") {
+        let mut subject = one_line(&render(subject)?);
+        let mut text = render(text)?;
+        let mut html = match get("html") {
             Ok(t) => Some(render(t)?),
             Err(_) => None,
         };
+        if data.get("exercise") == Some(&Value::Bool(true)) {
+            if !subject.starts_with(DRILL_MARK) {
+                subject = format!("{DRILL_MARK}{subject}");
+            }
+            text = format!("{DRILL_LINE}\n\n{text}");
+            html = html.map(|h| format!("<p><strong>{DRILL_LINE}</strong></p>\n{h}"));
+        }
         Ok(Rendered { subject, text, html })
     }
 
@@ -657,6 +672,7 @@ fn sample_variants(name: &str) -> [Value; 2] {
     let base = sample_data(name);
     let mut flipped = base.clone();
     flipped["change"] = json!(true);
+    flipped["exercise"] = json!(true);
     flipped["overdue"] = json!(true);
     flipped["stage"] = json!("in_place");
     flipped["more"] = json!(3);
@@ -690,6 +706,7 @@ pub fn sample_data(name: &str) -> Value {
     let mut v = json!({
         "event": name.trim_start_matches("warning_"),
         "stage": "received",
+        "exercise": false,
         "warning_id": "140100-20261202-1",
         "region": "140100",
         "region_name": "太原市",
@@ -787,6 +804,20 @@ pub fn sample_data(name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drills_message_is_marked_in_its_subject_text_and_html_whatever_the_template() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let t = Templates::load(dir.path()).unwrap();
+        let mut data = sample_data("assignment_issued");
+        let real = t.render("assignment_issued", &data).unwrap();
+        assert!(!real.subject.contains("演练") && !real.text.contains("演练"), "{real:?}");
+        data["exercise"] = json!(true);
+        let drill = t.render("assignment_issued", &data).unwrap();
+        assert_eq!(drill.subject, format!("{DRILL_MARK}{}", real.subject));
+        assert_eq!(drill.text, format!("{DRILL_LINE}\n\n{}", real.text));
+        assert!(drill.html.unwrap().contains(DRILL_LINE));
+    }
 
     fn shipped() -> Templates {
         Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/templates/notify"))

@@ -3,6 +3,16 @@
 //! [`version_key`]; the strings are here. (How a backend lays its tables out is the backend's own:
 //! `embedded/tables.rs` for the redb file.)
 
+/// The key of a region's lifecycle state in `region_states`: the region code for its real warnings,
+/// the code plus [`DRILL_LANE`] for its drills (演练). GB/T 2260 codes are six digits, so the drill
+/// lane sorts after every real region and never decodes as a region: scans of the real states skip it.
+pub fn lane_key(region: crate::domain::region::RegionCode, exercise: bool) -> u32 {
+    region.as_u32() + if exercise { DRILL_LANE } else { 0 }
+}
+
+/// Added to a region code for its drill lane (see [`lane_key`]).
+pub const DRILL_LANE: u32 = 1_000_000;
+
 /// The collections of the `docs` table: the views the stages keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Collection {

@@ -54,6 +54,9 @@ impl RecordBody {
     /// Short name of the kind, for metrics and listings.
     pub fn kind(&self) -> &str {
         match self {
+            // A drill's records count apart, so that no count mixes drills with real episodes.
+            RecordBody::ForecastAccepted { forecast, .. } if forecast.exercise => "exercise_forecast_accepted",
+            RecordBody::ConsultationHeld { consultation } if consultation.exercise => "exercise_consultation_held",
             RecordBody::ForecastAccepted { .. } => "forecast_accepted",
             RecordBody::ForecastRejected { .. } => "forecast_rejected",
             RecordBody::ConsultationHeld { .. } => "consultation_held",
@@ -77,6 +80,9 @@ pub struct ConsultationRecord {
     pub trigger: String,
     /// Per region: the forecast used, the proposal and the rule that fired.
     pub assessments: Vec<Assessment>,
+    /// A drill's consultation (演练): held on a drill's forecast, for the regions' drill lanes.
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }
 
 /// A regional directive (调度令) as issued over the API or from a playbook.
@@ -98,4 +104,7 @@ pub struct DirectiveRecord {
     pub issued_by: RegionCode,
     /// Whether it still holds.
     pub active: bool,
+    /// A drill's directive (演练): it holds the regions' drill lanes only.
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }

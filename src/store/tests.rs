@@ -61,6 +61,7 @@ fn warning_event(code: u32, id: &str, issued: bool) -> RecordBody {
             forecast_id: None,
             playbook: "shanxi@1".into(),
             kind,
+            exercise: false,
         },
     }
 }
@@ -76,6 +77,7 @@ fn directive(id: &str) -> RecordBody {
             until: None,
             issued_by: region(140000),
             active: true,
+            exercise: false,
         },
     }
 }
@@ -147,6 +149,7 @@ fn seeded(dir: &TempDir, name: &str) -> Store {
                     at: at(8),
                     trigger: "test".into(),
                     assessments: vec![],
+                    exercise: false,
                 },
             },
         )?;
@@ -205,6 +208,7 @@ fn failing() -> TestJob {
                     at: at(10),
                     trigger: "test".into(),
                     assessments: vec![],
+                    exercise: false,
                 },
             },
         )?;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StoreError;
-use super::keys::Collection;
+use super::keys::{Collection, DRILL_LANE, lane_key};
 use super::port::{Key, ReadPort, Scan, Table, WritePort};
 use super::record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
 use crate::domain::forecast::Forecast;
@@ -68,17 +68,47 @@ macro_rules! getters {
             Ok(out)
         }
 
-        /// A region's lifecycle state.
+        /// A region's lifecycle state (its real warnings).
         pub fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError> {
-            Ok(self
-                .port()
-                .get(Table::RegionStates, Key::Region(region.as_u32()))?
-                .map(|v| decode("region_states", &v))
-                .transpose()?
-                .unwrap_or_default())
+            self.lane_state(region, false)
         }
 
-        /// Every region's lifecycle state.
+        /// A region's lifecycle state of real warnings, or of drills (演练) with `exercise`.
+        pub fn lane_state(&self, region: RegionCode, exercise: bool) -> Result<RegionState, StoreError> {
+            let mut state: RegionState = self
+                .port()
+                .get(Table::RegionStates, Key::Region(lane_key(region, exercise)))?
+                .map(|v| decode("region_states", &v))
+                .transpose()?
+                .unwrap_or_default();
+            state.exercise = exercise;
+            Ok(state)
+        }
+
+        /// Every region's drill state (演练), by region.
+        pub fn drill_states(&self) -> Result<Vec<(RegionCode, RegionState)>, StoreError> {
+            Ok(self.lane_states()?.into_iter().filter(|(_, s)| s.exercise).collect())
+        }
+
+        /// Every region's states of both lanes in one scan: the real ones by region, then the drills.
+        pub fn lane_states(&self) -> Result<Vec<(RegionCode, RegionState)>, StoreError> {
+            let mut out = Vec::new();
+            self.port()
+                .scan(Table::RegionStates, Scan::All { rev: false }, usize::MAX, &mut |k, v| {
+                    if let Key::Region(r) = k {
+                        let exercise = r >= DRILL_LANE;
+                        if let Ok(c) = RegionCode::from_u32(if exercise { r - DRILL_LANE } else { r }) {
+                            let mut s: RegionState = decode("region_states", v)?;
+                            s.exercise = exercise;
+                            out.push((c, s));
+                        }
+                    }
+                    Ok(true)
+                })?;
+            Ok(out)
+        }
+
+        /// Every region's lifecycle state of real warnings (drills: [`Self::drill_states`]).
         pub fn region_states(&self) -> Result<Vec<(RegionCode, RegionState)>, StoreError> {
             let mut out = Vec::new();
             self.port()
@@ -387,8 +417,8 @@ impl<'a> Tx<'a> {
             RecordBody::ForecastAccepted { forecast, .. } => {
                 self.put(Table::Forecasts, Key::Name(&forecast.id), &encode(forecast))?;
                 // The current forecast of a region is the latest received (every one recorded was
-                // valid, its issue time bounded when it arrived).
-                for region in forecast.series.keys() {
+                // valid, its issue time bounded when it arrived). A drill's forecast never is.
+                for region in forecast.series.keys().filter(|_| !forecast.exercise) {
                     self.put(Table::Latest, Key::Region(region.as_u32()), forecast.id.as_bytes())?;
                 }
             }
@@ -396,9 +426,13 @@ impl<'a> Tx<'a> {
                 self.put(Table::Consultations, Key::Seq(record.seq), &encode(consultation))?;
             }
             RecordBody::Warning { warning_id, event } => {
-                let mut state = self.region_state(event.region)?;
+                let mut state = self.lane_state(event.region, event.exercise)?;
                 state.apply(event);
-                self.put(Table::RegionStates, Key::Region(event.region.as_u32()), &encode(&state))?;
+                self.put(
+                    Table::RegionStates,
+                    Key::Region(lane_key(event.region, event.exercise)),
+                    &encode(&state),
+                )?;
                 if let Some(w) = &state.warning {
                     self.put(Table::Warnings, Key::Name(&w.id), &encode(w))?;
                 }
@@ -511,9 +545,13 @@ impl ReadTx {
             after = last.seq;
             for r in batch {
                 match r.body {
-                    RecordBody::Warning { event, .. } => states.entry(event.region.as_u32()).or_default().apply(&event),
+                    RecordBody::Warning { event, .. } => {
+                        let state = states.entry(lane_key(event.region, event.exercise)).or_default();
+                        state.exercise = event.exercise;
+                        state.apply(&event)
+                    }
                     RecordBody::ForecastAccepted { forecast, .. } => {
-                        for region in forecast.series.keys() {
+                        for region in forecast.series.keys().filter(|_| !forecast.exercise) {
                             latest.insert(region.as_u32(), (forecast.issued_at, forecast.id.clone()));
                         }
                     }
@@ -528,7 +566,9 @@ impl ReadTx {
             }
         }
         let mut diffs = Vec::new();
-        let stored: BTreeMap<u32, RegionState> = self.region_states()?.into_iter().map(|(c, s)| (c.as_u32(), s)).collect();
+        let stored: BTreeMap<u32, RegionState> = (self.region_states()?.into_iter().map(|(c, s)| (c.as_u32(), s)))
+            .chain(self.drill_states()?.into_iter().map(|(c, s)| (lane_key(c, true), s)))
+            .collect();
         if stored != states {
             for (k, v) in &states {
                 if stored.get(k) != Some(v) {
@@ -583,8 +623,10 @@ pub trait View {
     fn items<T: DeserializeOwned>(&self, batch: u64, from: u32, limit: usize) -> Result<Vec<(u32, T)>, StoreError>;
     /// A warning by id.
     fn warning(&self, id: &str) -> Result<Option<Warning>, StoreError>;
-    /// A region's lifecycle state.
+    /// A region's lifecycle state (its real warnings).
     fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError>;
+    /// A region's lifecycle state of real warnings, or of drills with `exercise`.
+    fn lane_state(&self, region: RegionCode, exercise: bool) -> Result<RegionState, StoreError>;
     /// A counter (0 when never counted).
     fn counter(&self, name: &str) -> Result<u64, StoreError>;
 }
@@ -615,6 +657,9 @@ macro_rules! view {
             }
             fn region_state(&self, region: RegionCode) -> Result<RegionState, StoreError> {
                 <$t>::region_state(self, region)
+            }
+            fn lane_state(&self, region: RegionCode, exercise: bool) -> Result<RegionState, StoreError> {
+                <$t>::lane_state(self, region, exercise)
             }
             fn counter(&self, name: &str) -> Result<u64, StoreError> {
                 <$t>::counter(self, name)

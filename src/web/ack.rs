@@ -365,7 +365,13 @@ fn render(state: &AppState, a: &Assignment, token: &str, notice: Option<(String,
     let ctx = json!({
         "timeline": timeline,
         "ends_at": ends_at,
-        "title": format!("{region_name}重污染天气{level_name}{}", if a.negotiated.is_some() { "协商减排任务" } else { "应急响应任务" }),
+        // A drill's page says so in its title too, whatever the page template.
+        "title": format!(
+            "{}{region_name}重污染天气{level_name}{}",
+            if a.exercise { crate::notify::templates::DRILL_MARK } else { "" },
+            if a.negotiated.is_some() { "协商减排任务" } else { "应急响应任务" }
+        ),
+        "exercise": a.exercise,
         "negotiated": a.negotiated.is_some(),
         "level_name": level_name,
         "level_colour": level.map_or("#cccccc".to_string(), |l| l.colour.clone()),
@@ -579,7 +585,12 @@ async fn enterprise(State(s): State<Arc<AppState>>, _staff: Staff, Path(uscc): P
         .store
         .read(|r| Ok((list::enterprise(r, &uscc)?, assign::of_party(r, &format!("e:{uscc}"))?)))?;
     let e = e.ok_or_else(|| ApiError::NotFound(format!("no enterprise {uscc} on the list")))?;
-    let current = history.iter().rev().find(|a| a.status == AssignmentStatus::Active).cloned();
+    // The task in force is a real one: a drill's (演练, `exercise`) stays in the history, marked.
+    let current = history
+        .iter()
+        .rev()
+        .find(|a| a.status == AssignmentStatus::Active && !a.exercise)
+        .cloned();
     let measures: BTreeMap<LevelId, Value> = s
         .defaults
         .levels

@@ -4,6 +4,7 @@ pub mod ack;
 pub mod api;
 pub mod authority;
 pub mod dashboard;
+pub mod drill;
 pub mod episode;
 pub mod inspect;
 pub mod negotiate;

@@ -128,6 +128,7 @@ async fn agree(
                 count: 1,
                 track: format!("n:{uscc}"),
                 negotiated: Some(c),
+                exercise: w.exercise,
             };
             let entry = Entry {
                 party: Party::Enterprise {

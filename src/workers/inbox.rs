@@ -28,8 +28,11 @@ type Seen = HashMap<PathBuf, ((u64, SystemTime), u32)>;
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
-    /// Files accepted (new or duplicate).
+    /// Files accepted (new or duplicate), drills' (演练) not counted: a drill's forecast was consulted
+    /// for its drill lanes when it was recorded, and asks for no real consultation.
     pub accepted: usize,
+    /// Drills' forecasts accepted.
+    pub drills: usize,
     /// Files rejected.
     pub rejected: usize,
 }
@@ -116,9 +119,13 @@ async fn run_once(engine: &Engine, dir: &Path, seen: &mut Seen) -> std::io::Resu
         let _job = span.enter();
         match submitted {
             Ok(sub) => {
-                tracing::info!(file = %name, id = %sub.id, duplicate = sub.duplicate, "forecast accepted from the inbox");
+                tracing::info!(file = %name, id = %sub.id, duplicate = sub.duplicate, exercise = sub.exercise, "forecast accepted from the inbox");
                 move_to(&path, &dir.join("processed"))?;
-                pass.accepted += 1;
+                if sub.exercise {
+                    pass.drills += 1;
+                } else {
+                    pass.accepted += 1;
+                }
             }
             Err(e @ SubmitError::NotRecorded { .. }) => {
                 tracing::error!(file = %name, error = %e, "forecast could not be recorded; left in the inbox");

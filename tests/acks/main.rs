@@ -24,6 +24,9 @@
 //!   with working links; one overdue digest per officer per cycle; inspections closed at the end.
 //! - `departments`: a department without a contact on the roster is shown as 无联系人, neither reminded
 //!   nor reported overdue; the others are told with their duty and link.
+//! - `drill`: a drill (演练) beside a real warning of the same region: every mail 【演练】, its ack
+//!   pages and CAP (`Exercise`) say so, the public page, the feed, the real warning and the counts
+//!   untouched; the drill report's minutes per county, over HTTP and from the CLI.
 //! - `two_stage`: 收到 and 措施已落实 each by its own deadline (the playbook's), said in the notice, on
 //!   the page and on the dashboard; 措施已落实 only with every line ticked (page and server).
 
@@ -38,6 +41,7 @@ mod smtp;
 mod atomic;
 mod authority;
 mod departments;
+mod drill;
 mod escalation;
 mod flow;
 mod inspections;

@@ -8,6 +8,7 @@
 //! - `api`: forecasts over HTTP, duplicates, health, metrics, the event log, the CLI;
 //! - `openapi`: the API description against the routes; every list's paging;
 //! - `restart`: stop and start, and SIGKILL in the middle of a burst of forecasts;
+//! - `drill`: drills (演练) from the inbox, the CLI and a directive run apart from the real warnings;
 //! - `fixture_store`: a store of the previous format opens and keeps every event;
 //! - `bad_input`: bad files, bad bodies, unknown ids, missing tokens;
 //! - `postgres`: the PostgreSQL store against a real cluster: the embedded file's promises, the flow.
@@ -18,6 +19,7 @@ mod common;
 mod api;
 mod authority;
 mod bad_input;
+mod drill;
 mod faults;
 mod fixture_store;
 mod flow;

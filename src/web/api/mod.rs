@@ -178,13 +178,32 @@ async fn healthz(State(s): Shared) -> Response {
     }
 }
 
-async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+/// `?exercise=true` on `POST /api/v1/forecasts`: a drill's forecast (演练), for bodies that cannot
+/// say so themselves (a CSV without the `# exercise: true` line).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SubmitQuery {
+    #[serde(default)]
+    exercise: bool,
+}
+
+async fn submit_forecast(
+    State(s): Shared,
+    staff: Staff,
+    headers: HeaderMap,
+    Query(q): Query<SubmitQuery>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let name = headers
         .get("x-file-name")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("request body")
         .to_string();
-    match s.engine.submit_forecast(&name, &body, &format!("http:{}", staff.name)).await {
+    match s
+        .engine
+        .submit_forecast_as(&name, &body, &format!("http:{}", staff.name), q.exercise)
+        .await
+    {
         Ok(sub) => {
             let action = if sub.duplicate {
                 "submit forecast (duplicate)"
@@ -192,7 +211,8 @@ async fn submit_forecast(State(s): Shared, staff: Staff, headers: HeaderMap, bod
                 "submit forecast"
             };
             crate::web::log_recorded(&staff.name, action, &sub.id, None);
-            if !sub.duplicate && s.consult_on_forecast {
+            // A drill's forecast was consulted for its drill lanes already.
+            if !sub.duplicate && !sub.exercise && s.consult_on_forecast {
                 s.trigger_consultation();
             }
             let status = if sub.duplicate { StatusCode::OK } else { StatusCode::CREATED };
@@ -397,6 +417,9 @@ struct DirectiveBody {
     from: String,
     until: Option<String>,
     issued_by: Option<String>,
+    /// A drill's directive (演练): it holds the regions' drill lanes only.
+    #[serde(default)]
+    exercise: bool,
 }
 
 /// The region issuing a directive: `issued_by` when given, else the daemon's home province
@@ -480,6 +503,7 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
         until,
         issued_by,
         active: true,
+        exercise: b.exercise,
     };
     let events = s.engine.issue_directive(d, &staff.name, &staff.role).await?;
     s.after_change();

@@ -317,6 +317,7 @@ pub(super) async fn enterprise(
                 .collect();
             json!({
                 "warning": a.warning_id,
+                "exercise": a.exercise,
                 "href": views::warning_href(&a.warning_id),
                 "level": views::level_name(pb.as_deref(), &a.level),
                 "class": views::level_class(pb.as_deref(), &a.level, &mut page.palette),

@@ -72,6 +72,7 @@ pub fn router(settings: &crate::config::Settings, key: [u8; 32]) -> anyhow::Resu
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/consultations", get(pages::consultations))
+        .route("/drills", get(pages::drills))
         .route("/consultations/run", post(pages::consult_now))
         .route("/forecasts", post(pages::submit_forecast))
         .route("/warnings/{id}", get(pages::warning))

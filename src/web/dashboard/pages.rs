@@ -157,6 +157,45 @@ fn lookup(app: &AppState) -> Lookup<'_> {
 type Shared = State<Arc<AppState>>;
 type Dash = Extension<Arc<Dashboard>>;
 
+/// `GET /drills`: the drills (演练) — their proposals to sign, the drill warnings in force and every
+/// drill's report (minutes from the notice to each acknowledgement stage, per region). Nothing here
+/// is counted with the real warnings of `/`.
+pub(super) async fn drills(State(app): Shared, Extension(dash): Dash, session: Session) -> Response {
+    let now = app.engine.clock.now();
+    let read = app.engine.store.read(|r| {
+        let states = r.drill_states()?;
+        let mut reports = Vec::new();
+        for w in crate::engine::drill::drills(r)? {
+            if let Some(rep) = crate::engine::drill::report(r, &w.id, &app.defaults, app.engine.regions, now)? {
+                reports.push(rep);
+            }
+        }
+        Ok((states, reports))
+    });
+    let (states, reports) = match read {
+        Ok(d) => d,
+        Err(e) => return store_failed(&dash, &app, &session, e),
+    };
+    let states: BTreeMap<RegionCode, RegionState> = states.into_iter().collect();
+    let look = lookup(&app);
+    let mut page = Page::new(&dash, &app, Some(&session));
+    let warnings = views::warning_rows(&look, &states, &mut page.palette);
+    let proposals = views::proposals(&look, &states, &session.staff.role, &mut page.palette);
+    let reports: Vec<Value> = reports
+        .iter()
+        .map(|rep| {
+            let mut v = json!(rep);
+            v["href"] = json!(views::warning_href(&rep.warning_id));
+            v["issued"] = json!(rep.issued_at.map(local_time));
+            v["ended"] = json!(rep.ended_at.map(local_time));
+            v["status_name"] = json!(views::status_zh(rep.status));
+            v
+        })
+        .collect();
+    let ctx = json!({ "warnings": warnings, "proposals": proposals, "reports": reports, "back": "/drills" });
+    page.render("drills.html", "drills", "演练", ctx, StatusCode::OK)
+}
+
 /// `GET /`: the province at a glance, what awaits sign-off, the live warnings and directives.
 pub(super) async fn now(State(app): Shared, Extension(dash): Dash, session: Session) -> Response {
     let (states, directives) = match app.engine.store.read(|r| Ok((r.region_states()?, r.directives()?))) {
@@ -207,7 +246,8 @@ fn trigger_zh(trigger: &str) -> String {
 /// The latest assessment of each region, over the last consultations, most severe first.
 fn consult_cards(look: &Lookup<'_>, list: &[ConsultationRecord], palette: &mut Palette) -> Vec<ConsultCard> {
     let mut latest = BTreeMap::new();
-    for c in list {
+    // A drill's consultation (演练) is not the region's latest assessment: the drills page shows it.
+    for c in list.iter().filter(|c| !c.exercise) {
         for a in &c.assessments {
             latest.entry(a.region).or_insert((c, a));
         }
@@ -360,7 +400,12 @@ pub(super) async fn warning(
         "cancel_action": format!("{href}/cancel"),
         "back": href,
     });
-    page.render("warning.html", "now", &format!("预警 {}", w.id), ctx, StatusCode::OK)
+    let (nav, title) = if w.exercise {
+        ("drills", format!("演练预警 {}", w.id))
+    } else {
+        ("now", format!("预警 {}", w.id))
+    };
+    page.render("warning.html", nav, &title, ctx, StatusCode::OK)
 }
 
 /// A form on a warning: where to go afterwards and, for lift/cancel, why.
@@ -418,7 +463,8 @@ fn describe(look: &Lookup<'_>, events: &[Event]) -> String {
     for e in events {
         let pb = look.for_pin(&e.playbook, e.region);
         let pb = pb.as_deref();
-        let region = look.regions.name(e.region);
+        // A drill's actions say so (演练).
+        let region = format!("{}{}", if e.exercise { "【演练】" } else { "" }, look.regions.name(e.region));
         match &e.kind {
             EventKind::Issued { level, start, .. } => {
                 out.push(format!(

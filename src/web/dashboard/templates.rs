@@ -56,6 +56,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         )),
     ),
     (
+        "drills.html",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/drills.html")),
+    ),
+    (
         "reports.html",
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/reports.html")),
     ),

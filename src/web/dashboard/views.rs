@@ -409,6 +409,8 @@ pub fn legend(set: &PlaybookSet, palette: &mut Palette) -> Vec<LegendItem> {
 pub struct WarningRow {
     /// Id.
     pub id: String,
+    /// A drill (演练): marked wherever it is listed.
+    pub exercise: bool,
     /// Its page.
     pub href: String,
     /// Region code.
@@ -450,6 +452,7 @@ pub fn warning_row(look: &Lookup<'_>, w: &Warning, palette: &mut Palette) -> War
     let pb = pb.as_deref();
     WarningRow {
         id: w.id.clone(),
+        exercise: w.exercise,
         href: warning_href(&w.id),
         region: w.region.to_string(),
         region_name: look.regions.name(w.region),

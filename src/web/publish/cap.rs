@@ -12,7 +12,10 @@
 //! - `msgType`: `Alert` on issue, `Update` on a level change, extension or earlier start, `Cancel`
 //!   on a lift or cancellation; `Update` and `Cancel` carry `references`, the
 //!   `sender,identifier,sent` of every earlier message of the episode.
-//! - `status` `Actual`, `scope` `Public`, `category` `Env`.
+//! - `status` `Actual`, `scope` `Public`, `category` `Env`; a drill's (演练) messages have `status`
+//!   `Exercise` and a `note` saying it is a drill (CAP: "primarily intended for use with status
+//!   Exercise"). They are served at the same address for the drill's participants (gateways, the
+//!   dashboard links them) but never listed on the public page or in the feed.
 //! - `severity` from the level's rank counted down from the top level of its playbook, the usual
 //!   reading of the Chinese colours: top (red, Ⅰ级) `Extreme`, next (orange) `Severe`, next (yellow)
 //!   `Moderate`, any lower (blue) `Minor`.
@@ -88,9 +91,12 @@ fn write_alert(w: &mut Writer<Vec<u8>>, m: &MessageView, infos: &[(Lang, &Messag
             text(w, "identifier", &m.id)?;
             text(w, "sender", &m.issuer.sender)?;
             text(w, "sent", &m.sent.iso)?;
-            text(w, "status", "Actual")?;
+            text(w, "status", if m.exercise { "Exercise" } else { "Actual" })?;
             text(w, "msgType", m.msg_type.as_str())?;
             text(w, "scope", "Public")?;
+            if m.exercise {
+                text(w, "note", "演练：本消息为重污染天气应急演练，不是真实预警。")?;
+            }
             if m.msg_type != MsgType::Alert && !m.references.is_empty() {
                 let refs: Vec<String> = m
                     .references

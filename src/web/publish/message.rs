@@ -197,10 +197,11 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
     out
 }
 
-/// Every region that has ever had a signed warning, with its messages.
+/// Every region that has ever had a signed warning, with its messages. Real warnings only: the public
+/// page and the feed never show a drill (演练), whose messages [`find`] still serves as CAP `Exercise`.
 pub fn collect(r: &ReadTx) -> Result<BTreeMap<RegionCode, RegionMessages>, StoreError> {
     let mut by_region: BTreeMap<RegionCode, (bool, Vec<String>)> = BTreeMap::new();
-    for w in r.warnings()? {
+    for w in r.warnings()?.into_iter().filter(|w| !w.exercise) {
         let e = by_region.entry(w.region).or_default();
         e.0 |= w.issued_at.is_some();
         e.1.push(w.id);
@@ -221,7 +222,13 @@ pub fn find(r: &ReadTx, id: &str) -> Result<Option<Message>, StoreError> {
     };
     let Ok(seq) = seq.parse::<u64>() else { return Ok(None) };
     let Some(w) = r.warning(warning_id)? else { return Ok(None) };
-    let ids: Vec<String> = r.warnings()?.into_iter().filter(|x| x.region == w.region).map(|x| x.id).collect();
+    // The region's warnings of the same lane: a drill's messages never reference real ones.
+    let ids: Vec<String> = r
+        .warnings()?
+        .into_iter()
+        .filter(|x| x.region == w.region && x.exercise == w.exercise)
+        .map(|x| x.id)
+        .collect();
     Ok(region_messages(r, &ids)?
         .messages
         .into_iter()
@@ -264,6 +271,7 @@ mod tests {
             forecast_id: None,
             playbook: "taiyuan@1".into(),
             kind,
+            exercise: false,
         };
         Record {
             seq,

@@ -246,6 +246,7 @@ pub(crate) mod tests {
             cap_url: "http://x/public/cap/140105-20261201-1-7.xml".into(),
             cap_path: "/public/cap/140105-20261201-1-7.xml".into(),
             sent_at: Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap(),
+            exercise: false,
         }
     }
 

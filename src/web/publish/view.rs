@@ -168,6 +168,8 @@ pub struct MessageView {
     #[serde(skip)]
     /// The raw send time, for sorting.
     pub sent_at: DateTime<Utc>,
+    /// Of a drill (演练): CAP `status` `Exercise`; never on the public page or in the feed.
+    pub exercise: bool,
 }
 
 impl MessageView {
@@ -217,6 +219,7 @@ impl MessageView {
             cap_url: format!("{}{}", base_url.trim_end_matches('/'), cap_path(&m.id)),
             cap_path: cap_path(&m.id),
             sent_at: m.sent,
+            exercise: w.exercise,
         }
     }
 }
