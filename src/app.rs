@@ -115,6 +115,8 @@ impl Application {
         engine.stages.push(notify.stage.clone());
         // Inspection tasks still open when a warning ends are closed as 无需检查.
         engine.stages.push(Arc::new(crate::engine::inspect::EndStage));
+        // Each decision's approval form (审批表) and its timers.
+        engine.stages.push(Arc::new(crate::engine::approval::ApprovalStage { defaults: defaults.clone() }));
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let staff = std::sync::RwLock::new(settings.staff.tokens.clone());
