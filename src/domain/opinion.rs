@@ -234,10 +234,7 @@ pub fn validate(
             "change" => Decision::Change,
             "reject" => Decision::Reject,
             other => {
-                errors.push(format!(
-                    "{}: \"{other}\" is not accept, change or reject",
-                    field("decision")
-                ));
+                errors.push(format!("{}: \"{other}\" is not accept, change or reject", field("decision")));
                 continue;
             }
         };
@@ -260,10 +257,7 @@ pub fn validate(
             },
             Decision::Reject => {
                 if proposed.level.as_str() == "none" {
-                    errors.push(format!(
-                        "{}: region {region} has no proposal to reject",
-                        field("decision")
-                    ));
+                    errors.push(format!("{}: region {region} has no proposal to reject", field("decision")));
                 }
                 Conclusion {
                     region,
@@ -290,10 +284,7 @@ pub fn validate(
                     Some(s) => {
                         let t = parse_time(s);
                         if t.is_none() {
-                            errors.push(format!(
-                                "{}: \"{s}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)",
-                                field(f)
-                            ));
+                            errors.push(format!("{}: \"{s}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)", field(f)));
                         }
                         t
                     }
@@ -433,14 +424,26 @@ mod tests {
         let o = validate(&input(vec![ok]), 7, &a, rank, time, "王芳", at).unwrap();
         assert_eq!(o.conclusions.len(), 2);
         let c = &o.conclusions[0];
-        assert_eq!((c.decision, c.level.as_str(), c.proposed.level.as_str()), (Decision::Change, "yellow", "orange"));
+        assert_eq!(
+            (c.decision, c.level.as_str(), c.proposed.level.as_str()),
+            (Decision::Change, "yellow", "orange")
+        );
         assert_eq!(c.proposed.until, time("2026-12-05 00:00"));
         assert_eq!(o.conclusions[1].decision, Decision::Accept, "the region left out is accepted");
     }
 
     #[test]
     fn the_record_needs_units_weather_trend_and_the_primary_pollutant() {
-        let e = validate(&OpinionInput::default(), 7, &[], rank, time, "王芳", time("2026-12-02 10:00").unwrap()).unwrap_err();
+        let e = validate(
+            &OpinionInput::default(),
+            7,
+            &[],
+            rank,
+            time,
+            "王芳",
+            time("2026-12-02 10:00").unwrap(),
+        )
+        .unwrap_err();
         assert_eq!(e.len(), 4, "{e:?}");
         assert!(e[0].starts_with("units:") && e[3].starts_with("primary_pollutant:"), "{e:?}");
     }

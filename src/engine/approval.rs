@@ -293,9 +293,7 @@ impl Stage for ApprovalStage {
                         }
                     }
                 }
-                EventKind::Scheduled {
-                    to, effective, signer, ..
-                } => {
+                EventKind::Scheduled { to, effective, signer, .. } => {
                     if let (Some(_), Some(signer)) = (to, signer)
                         && let Some(mut f) = Self::unsigned(tx, id, FormKind::Adjust)?
                     {

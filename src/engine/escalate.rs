@@ -273,7 +273,14 @@ pub fn form_timers(defaults: &Defaults, form: &ApprovalForm, stage: FormStage, f
 }
 
 /// Schedules the timers of one deadline of an approval form, in the caller's transaction.
-pub fn schedule_form(tx: &mut Tx<'_>, defaults: &Defaults, form: &ApprovalForm, stage: FormStage, from: DateTime<Utc>, deadline: DateTime<Utc>) -> Result<(), StoreError> {
+pub fn schedule_form(
+    tx: &mut Tx<'_>,
+    defaults: &Defaults,
+    form: &ApprovalForm,
+    stage: FormStage,
+    from: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+) -> Result<(), StoreError> {
     for t in &form_timers(defaults, form, stage, from, deadline) {
         tx.put_doc(TIMERS, &timer_key(t), t)?;
     }
@@ -683,7 +690,9 @@ impl Escalation {
         let region = match t.step.round() {
             None => form.region,
             Some(round) => {
-                let Some(tier) = chain.get(round as usize).copied() else { return Ok(()) };
+                let Some(tier) = chain.get(round as usize).copied() else {
+                    return Ok(());
+                };
                 let r = tier_region(self.regions, form.region, tier);
                 // A step that would tell the region the previous step told is skipped.
                 let prev = match round {

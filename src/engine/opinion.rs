@@ -78,11 +78,13 @@ impl Engine {
                         .ok_or_else(|| EngineError::Conflict(format!("{field}: no playbook governs the region")))?;
                     let pending = w.status == Status::Pending;
                     if !pending && w.pending_change.is_none() {
-                        return Err(EngineError::Conflict(format!(
-                            "{field}: warning {} is {:?}, nothing awaits sign-off; adjust or lift it instead",
-                            w.id, w.status
-                        )
-                        .to_lowercase()));
+                        return Err(EngineError::Conflict(
+                            format!(
+                                "{field}: warning {} is {:?}, nothing awaits sign-off; adjust or lift it instead",
+                                w.id, w.status
+                            )
+                            .to_lowercase(),
+                        ));
                     }
                     let event = |reason: String, kind: EventKind| LifecycleEvent {
                         region: k.region,
@@ -102,9 +104,9 @@ impl Engine {
                             events.push(event(format!("会商否决升级建议：{}", k.reason), EventKind::ChangeWithdrawn));
                         }
                         Decision::Change => {
-                            let level = pb.level(&k.level).ok_or_else(|| {
-                                EngineError::BadInput(format!("conclusions[{i}].level: undefined level \"{}\"", k.level))
-                            })?;
+                            let level = pb
+                                .level(&k.level)
+                                .ok_or_else(|| EngineError::BadInput(format!("conclusions[{i}].level: undefined level \"{}\"", k.level)))?;
                             let ranked = Ranked::new(level.id.clone(), level.rank);
                             let (from, until) = (k.from.unwrap_or(now), k.until.unwrap_or(w.expected_end));
                             let needs = match &level.sign_off {
@@ -217,7 +219,9 @@ impl Engine {
                 let changed = o.conclusions.iter().filter(|c| c.decision != Decision::Accept).count();
                 tracing::info!(actor = %who, action = "record consultation opinion", subject = %format!("consultation {seq}"), changed, "recorded");
             }
-            Err(e) => tracing::warn!(actor = %who, action = "record consultation opinion", subject = %format!("consultation {seq}"), error = %e, "refused"),
+            Err(e) => {
+                tracing::warn!(actor = %who, action = "record consultation opinion", subject = %format!("consultation {seq}"), error = %e, "refused")
+            }
         }
         r
     }
