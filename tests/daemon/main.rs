@@ -10,6 +10,7 @@
 //! - `restart`: stop and start, and SIGKILL in the middle of a burst of forecasts;
 //! - `fixture_store`: a store of the previous format opens and keeps every event;
 //! - `bad_input`: bad files, bad bodies, unknown ids, missing tokens;
+//! - `consult`: the consultation's record (会商意见) and the approval forms (审批表), their timers, the .docx;
 //! - `postgres`: the PostgreSQL store against a real cluster: the embedded file's promises, the flow.
 
 #[path = "../common/mod.rs"]
@@ -18,6 +19,7 @@ mod common;
 mod api;
 mod authority;
 mod bad_input;
+mod consult;
 mod faults;
 mod fixture_store;
 mod flow;
