@@ -56,6 +56,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         )),
     ),
     (
+        "opinion.html",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/opinion.html")),
+    ),
+    (
+        "approval.html",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/approval.html")),
+    ),
+    (
         "reports.html",
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/reports.html")),
     ),
