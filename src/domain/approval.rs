@@ -53,6 +53,9 @@ pub struct Meeting {
     pub decision: Decision,
     /// The engine's proposed level.
     pub proposed_level: LevelId,
+    /// Its name (橙色预警; `无` for none).
+    #[serde(default)]
+    pub proposed_level_name: String,
     /// Why a change or a rejection.
     pub reason: String,
 }

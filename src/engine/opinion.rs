@@ -181,7 +181,12 @@ impl Engine {
                 }
                 // The open forms of the regions concluded carry the meeting's conclusion and analysis.
                 for k in &o.conclusions {
-                    let Some(w) = tx.region_state(k.region)?.warning else { continue };
+                    let state = tx.region_state(k.region)?;
+                    let proposed_level_name = me
+                        .playbook_for(&set, k.region, &state)
+                        .and_then(|pb| pb.level(&k.proposed.level).map(|l| l.name.clone()))
+                        .unwrap_or_else(|| "无".into());
+                    let Some(w) = state.warning else { continue };
                     for mut f in forms_of(tx, &w.id)? {
                         if f.void.is_some() || f.completed_at.is_some() {
                             continue;
@@ -190,6 +195,7 @@ impl Engine {
                             consultation: seq,
                             decision: k.decision,
                             proposed_level: k.proposed.level.clone(),
+                            proposed_level_name: proposed_level_name.clone(),
                             reason: k.reason.clone(),
                         });
                         f.consultation = Some(seq);

@@ -210,14 +210,19 @@ pub(crate) fn rows(f: &ApprovalForm, regions: &Regions, now: DateTime<Utc>) -> V
         _ => String::new(),
     };
     let meeting = match &f.meeting {
-        Some(m) if m.reason.is_empty() => format!("第{}号会商：{}建议（{}）", m.consultation, m.decision.zh(), m.proposed_level),
-        Some(m) => format!(
-            "第{}号会商：{}建议（系统建议{}）；理由：{}",
-            m.consultation,
-            m.decision.zh(),
-            m.proposed_level,
-            m.reason
-        ),
+        Some(m) => {
+            let proposed = if m.proposed_level_name.is_empty() {
+                m.proposed_level.to_string()
+            } else {
+                m.proposed_level_name.clone()
+            };
+            let reason = if m.reason.is_empty() {
+                String::new()
+            } else {
+                format!("；理由：{}", m.reason)
+            };
+            format!("第{}号会商：{}系统建议（{proposed}）{reason}", m.consultation, m.decision.zh())
+        }
         None => match f.consultation {
             Some(c) => format!("第{c}号会商（会商意见尚未填写）"),
             None => "—".into(),

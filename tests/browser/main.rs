@@ -9,6 +9,8 @@
 //! - `flow`: the head on duty signs pending proposals in the browser and sees the grid coloured; the
 //!   warning page, consultations, playbooks (with a check), the list and its reports; an enterprise
 //!   acknowledges and the progress updates; every page at 1280 px and on a 375 px phone;
+//! - `consult`: the duty officer completes a 会商意见 lowering a proposal, then completes and prints its
+//!   审批表 (Chromium's print to PDF, read back with `pdftotext`);
 //! - `keyboard`: logging in with the keyboard alone;
 //! - `chinese`: every page and mail of an episode (issue, change, cancel, lift) has no English sentence;
 //! - `ack`: an enterprise acknowledges on a phone from the link in the notice mailed to it (收到, then
@@ -24,6 +26,7 @@
 mod ack;
 mod browser;
 mod chinese;
+mod consult;
 mod flow;
 mod helpers;
 mod http;

@@ -153,18 +153,20 @@ async fn the_meeting_lowers_the_proposal_with_a_reason_and_the_approval_form_fol
     assert_eq!(f["form"]["level"], "yellow");
     assert_eq!(f["form"]["meeting"]["decision"], "change");
     assert_eq!(f["form"]["weather"], "受弱高压控制，近地面静风，逆温层厚，大气扩散条件差。");
-    assert!(field(f, "会商意见").contains("调整建议（系统建议orange）"), "{f}");
+    assert!(field(f, "会商意见").contains("调整系统建议（橙色预警）；理由：模式对逆温层"), "{f}");
 
     // 15:30: completed (every field required); 15:40: the deputy head signs the warning, which signs the form.
     app.set_clock("2026-12-01 15:30");
     let (status, body) = app
-        .post_json(&format!("/api/v1/approvals/{form_id}/complete"), Some(DUTY), &json!({ "weather": "x" }))
+        .post_json(
+            &format!("/api/v1/approvals/{form_id}/complete"),
+            Some(DUTY),
+            &json!({ "weather": "x" }),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["error"].as_str().is_some_and(|e| e.contains("trend: required")), "{body}");
-    let (status, body) = app
-        .post(&format!("/api/v1/approvals/{form_id}/relay"), Some(DUTY))
-        .await;
+    let (status, body) = app.post(&format!("/api/v1/approvals/{form_id}/relay"), Some(DUTY)).await;
     assert_eq!(status, StatusCode::CONFLICT, "not signed yet: {body}");
     let completion = json!({
         "weather": "静稳天气，逆温，湿度大。",
@@ -183,7 +185,11 @@ async fn the_meeting_lowers_the_proposal_with_a_reason_and_the_approval_form_fol
     let (_, body) = app.get(&format!("/api/v1/approvals/{form_id}"), Some(DUTY)).await;
     let f = &body["approval"];
     assert_eq!(f["form"]["signer"], DEPUTY_NAME);
-    assert_eq!(f["achieved"]["relay"]["due"], json!(shanghai("2026-12-01 17:40")), "relay_hours after the sign-off");
+    assert_eq!(
+        f["achieved"]["relay"]["due"],
+        json!(shanghai("2026-12-01 17:40")),
+        "relay_hours after the sign-off"
+    );
 
     // The Word file holds the fields the plans name.
     let resp = app
@@ -250,16 +256,31 @@ async fn the_meeting_lowers_the_proposal_with_a_reason_and_the_approval_form_fol
     // 17:50: relayed, late; the times achieved are on the form, and nothing is chased any more.
     app.set_clock("2026-12-01 17:50");
     let (status, body) = app
-        .post_json(&format!("/api/v1/approvals/{form_id}/relay"), Some(DUTY), &json!({ "note": "并〔2026〕12号" }))
+        .post_json(
+            &format!("/api/v1/approvals/{form_id}/relay"),
+            Some(DUTY),
+            &json!({ "note": "并〔2026〕12号" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let f = &body["approval"];
-    assert_eq!((f["achieved"]["relay"]["minutes"].as_i64(), f["achieved"]["relay"]["late"].as_bool()), (Some(130), Some(true)));
-    assert!(field(f, "转发各部门").contains("用时2小时10分，时限2026年12月1日 17:40，超时"), "{f}");
+    assert_eq!(
+        (f["achieved"]["relay"]["minutes"].as_i64(), f["achieved"]["relay"]["late"].as_bool()),
+        (Some(130), Some(true))
+    );
+    assert!(
+        field(f, "转发各部门").contains("用时2小时10分，时限2026年12月1日 17:40，超时"),
+        "{f}"
+    );
     app.set_clock("2026-12-02 08:00");
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(chased(&app).len(), 1, "a relayed form is not chased");
-    let left = app.state.engine.store.read(hazeflow::engine::escalate::pending_forms).expect("timers");
+    let left = app
+        .state
+        .engine
+        .store
+        .read(hazeflow::engine::escalate::pending_forms)
+        .expect("timers");
     assert!(left.iter().all(|t| t.form.as_ref().is_some_and(|f| f.id != form_id)), "{left:?}");
     app.stop().await;
 }
@@ -301,7 +322,13 @@ async fn an_approval_form_left_incomplete_is_reported_at_its_deadline_then_escal
         .expect("templates")
         .render("approval_overdue", &up.data)
         .expect("it renders");
-    assert!(rendered.subject.starts_with("【审批表逾期】太原市重污染天气橙色预警发布审批表尚未填报"), "{}", rendered.subject);
+    assert!(
+        rendered
+            .subject
+            .starts_with("【审批表逾期】太原市重污染天气橙色预警发布审批表尚未填报"),
+        "{}",
+        rendered.subject
+    );
     let steps: Vec<String> = app
         .records("approval_chased")
         .iter()
@@ -309,7 +336,10 @@ async fn an_approval_form_left_incomplete_is_reported_at_its_deadline_then_escal
         .collect();
     assert_eq!(steps, ["remind", "overdue", "escalate-2"]);
     let (_, body) = app.get(&format!("/api/v1/approvals/{form_id}"), Some(DUTY)).await;
-    assert!(field(&body["approval"], "填表").contains("尚未填报（时限2026年12月1日 17:00，已超时）"), "{body}");
+    assert!(
+        field(&body["approval"], "填表").contains("尚未填报（时限2026年12月1日 17:00，已超时）"),
+        "{body}"
+    );
     app.stop().await;
 }
 
@@ -332,7 +362,10 @@ async fn the_meeting_rejects_a_proposal_with_a_reason_the_proposal_is_withdrawn_
     let (_, w) = app.get(&format!("/api/v1/warnings/{id}"), Some(HEAD)).await;
     assert_eq!(w["warning"]["status"], "cancelled", "{w}");
     let forms = forms_of(&app, &id).await;
-    assert!(forms[0]["form"]["void"].as_str().is_some_and(|v| v.contains("沙尘输送为主")), "{forms:?}");
+    assert!(
+        forms[0]["form"]["void"].as_str().is_some_and(|v| v.contains("沙尘输送为主")),
+        "{forms:?}"
+    );
     // Nothing is chased for a void form.
     app.set_clock("2026-12-01 18:00");
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;

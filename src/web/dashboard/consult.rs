@@ -26,6 +26,76 @@ use crate::web::consult::{form_json, title};
 type Shared = State<Arc<AppState>>;
 type Dash = Extension<Arc<Dashboard>>;
 
+/// A refusal of the record or a form as duty staff read it: each part (`field: message`, joined by
+/// `; `) in Chinese where its message is known; the API and the logs keep the English.
+fn refusal_zh(e: &crate::engine::EngineError) -> String {
+    use crate::engine::EngineError;
+    let (kind, m) = match e {
+        EngineError::BadInput(m) => ("输入有误", m),
+        EngineError::Conflict(m) => ("当前状态不允许此操作", m),
+        other => return engine_error_zh(other),
+    };
+    let field = |f: &str| -> String {
+        let (head, rest) = f.split_once('.').unwrap_or((f, ""));
+        let n = head
+            .strip_prefix("conclusions[")
+            .and_then(|x| x.strip_suffix(']'))
+            .and_then(|x| x.parse::<usize>().ok());
+        let name = match rest {
+            "reason" => "理由",
+            "level" => "预警等级",
+            "from" => "起始时间",
+            "until" => "结束时间",
+            "decision" => "会商结论",
+            "region" => "地区",
+            _ => "",
+        };
+        match (n, head) {
+            (Some(n), _) => format!("第{}个地区的{}", n + 1, if name.is_empty() { "结论" } else { name }),
+            (None, "units") => "参加单位及人员".into(),
+            (None, "weather") => "不利气象条件".into(),
+            (None, "trend") => "趋势分析".into(),
+            (None, "primary_pollutant") => "首要污染物".into(),
+            (None, "measures") => "应急措施".into(),
+            _ => f.to_string(),
+        }
+    };
+    let part = |p: &str| -> String {
+        let table: [(&str, &str); 12] = [
+            ("a change needs a reason", "调整系统建议须说明理由"),
+            ("a rejection needs a reason", "否决系统建议须说明理由"),
+            ("a change names the level concluded", "调整须选择预警等级"),
+            ("undefined level", "预案中没有该预警等级"),
+            ("a change gives the period", "调整须填写起止时间"),
+            ("is not a time", "时间格式有误"),
+            ("must be after from", "须晚于起始时间"),
+            ("the level and period are the proposal's", "等级和时段与系统建议相同，请选择“同意”"),
+            ("required", "必填"),
+            ("name at least one", "至少填写一个参加单位"),
+            ("has its record already", "该次会商已记录会商意见"),
+            ("nothing awaits sign-off", "该预警已签发，不能再调整或否决建议，请改用调整或解除"),
+        ];
+        let (f, msg) = p.split_once(": ").unwrap_or(("", p));
+        let zh = table.iter().find(|(en, _)| msg.contains(en)).map(|(_, zh)| *zh);
+        match (zh, f.is_empty()) {
+            (Some(z), true) => z.to_string(),
+            (Some(z), false) => format!("{}：{z}", field(f)),
+            (None, _) => p.to_string(),
+        }
+    };
+    let parts: Vec<String> = m
+        .split("; ")
+        .map(|p| {
+            // `conclusions[0] (region 140100): …` from the engine's conflicts.
+            let p = p
+                .split_once(" (region ")
+                .map_or(p.to_string(), |(a, b)| format!("{a}{}", b.split_once(')').map_or("", |x| x.1)));
+            part(&p)
+        })
+        .collect();
+    format!("{kind}：{}", parts.join("；"))
+}
+
 fn period(p: &Proposal) -> String {
     match (p.from, p.until) {
         (Some(a), Some(b)) => format!("{} 至 {}", local_time(a), local_time(b)),
@@ -100,7 +170,13 @@ pub(super) async fn opinion_page(State(app): Shared, Extension(dash): Dash, sess
         "regions": regions.into_iter().map(|r| r.1).collect::<Vec<_>>(),
         "record": record, "action": format!("/consultations/{seq}/opinion"), "back": format!("/consultations/{seq}"),
     });
-    page.render("opinion.html", "consultations", &format!("会商意见（第{seq}号会商）"), ctx, StatusCode::OK)
+    page.render(
+        "opinion.html",
+        "consultations",
+        &format!("会商意见（第{seq}号会商）"),
+        ctx,
+        StatusCode::OK,
+    )
 }
 
 /// `POST /consultations/{seq}/opinion`: units one a line (`单位：甲、乙`), the analysis, and per region
@@ -163,7 +239,7 @@ pub(super) async fn record_opinion(
             };
             redirect_with(&dash, &back, FlashKind::Ok, &text)
         }
-        Err(e) => redirect_with(&dash, &back, FlashKind::Error, &format!("会商意见未记录：{}", engine_error_zh(&e))),
+        Err(e) => redirect_with(&dash, &back, FlashKind::Error, &format!("会商意见未记录：{}", refusal_zh(&e))),
     }
 }
 
@@ -221,7 +297,7 @@ pub(super) async fn complete(
             app.after_change();
             redirect_with(&dash, &back, FlashKind::Ok, "审批表已填报。")
         }
-        Err(e) => redirect_with(&dash, &back, FlashKind::Error, &format!("审批表未填报：{}", engine_error_zh(&e))),
+        Err(e) => redirect_with(&dash, &back, FlashKind::Error, &format!("审批表未填报：{}", refusal_zh(&e))),
     }
 }
 
@@ -239,7 +315,7 @@ pub(super) async fn relay(
             app.after_change();
             redirect_with(&dash, &back, FlashKind::Ok, "已登记转发各部门。")
         }
-        Err(e) => redirect_with(&dash, &back, FlashKind::Error, &format!("转发未登记：{}", engine_error_zh(&e))),
+        Err(e) => redirect_with(&dash, &back, FlashKind::Error, &format!("转发未登记：{}", refusal_zh(&e))),
     }
 }
 
