@@ -67,7 +67,7 @@ fn save(tx: &mut Tx<'_>, now: DateTime<Utc>, actor: &str, change: &str, f: &Appr
         None,
         RecordBody::Other(Event::ApprovalFormChanged(ApprovalFormChanged {
             change: change.into(),
-            form: f.clone(),
+            form: Box::new(f.clone()),
         })),
     )?;
     Ok(())

@@ -171,7 +171,7 @@ impl Engine {
                     }
                     plans.push((k.region, state, pb, events));
                 }
-                tx.append(now, &by, None, RecordBody::Other(Event::ConsultationOpinionRecorded(o.clone())))?;
+                tx.append(now, &by, None, RecordBody::Other(Event::ConsultationOpinionRecorded(Box::new(o.clone()))))?;
                 tx.put_doc(OPINIONS, &seq_key(seq), &o)?;
                 for (_, mut state, pb, events) in plans {
                     for e in &events {
@@ -212,7 +212,7 @@ impl Engine {
                             None,
                             RecordBody::Other(Event::ApprovalFormChanged(ApprovalFormChanged {
                                 change: "meeting".into(),
-                                form: f,
+                                form: Box::new(f),
                             })),
                         )?;
                     }

@@ -58,7 +58,7 @@ pub enum Event {
     /// An approval form (审批表) was opened, changed, completed, signed, relayed or made void.
     ApprovalFormChanged(ApprovalFormChanged),
     /// Duty staff recorded a consultation's record (会商意见): the proposal and the decision.
-    ConsultationOpinionRecorded(crate::domain::opinion::Opinion),
+    ConsultationOpinionRecorded(Box<crate::domain::opinion::Opinion>),
     /// An inspection found an enterprise not complying (the input of a grade downgrade).
     EnterpriseNonCompliant(EnterpriseNonCompliant),
     /// An inspection task was opened.
@@ -125,7 +125,7 @@ pub struct ApprovalFormChanged {
     /// `opened`, `updated`, `meeting`, `completed`, `signed`, `relayed` or `void`.
     pub change: String,
     /// The form after the change.
-    pub form: crate::domain::approval::ApprovalForm,
+    pub form: Box<crate::domain::approval::ApprovalForm>,
 }
 
 /// `approval_chased`: a timer of an approval form fired and told the duty staff.
