@@ -171,7 +171,12 @@ impl Engine {
                     }
                     plans.push((k.region, state, pb, events));
                 }
-                tx.append(now, &by, None, RecordBody::Other(Event::ConsultationOpinionRecorded(Box::new(o.clone()))))?;
+                tx.append(
+                    now,
+                    &by,
+                    None,
+                    RecordBody::Other(Event::ConsultationOpinionRecorded(Box::new(o.clone()))),
+                )?;
                 tx.put_doc(OPINIONS, &seq_key(seq), &o)?;
                 for (_, mut state, pb, events) in plans {
                     for e in &events {
