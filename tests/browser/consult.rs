@@ -150,7 +150,7 @@ async fn the_duty_officer_completes_the_consultation_record_lowering_a_proposal_
                 "黄色预警（Ⅲ级应急响应）",
                 "不利气象条件",
                 "会商意见",
-                "调整建议",
+                "调整系统建议（橙色预警）",
             ] {
                 assert!(sheet.contains(want), "the sheet lacks {want}: {sheet}");
             }
