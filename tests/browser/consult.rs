@@ -137,6 +137,11 @@ async fn the_duty_officer_completes_the_consultation_record_lowering_a_proposal_
 
             // The warning's page lists its 审批表; it opens as a sheet to print.
             open(&c, &format!("{b}/warnings/{wid}")).await;
+            let listed = text_of(&c, "section[aria-labelledby='approvals-h']").await;
+            assert!(
+                listed.contains("重污染天气预警信息发布审批表") && listed.contains("待填报") && listed.contains("已过0分钟"),
+                "the form, its state and the time taken so far: {listed}"
+            );
             wait_for(&c, "section[aria-labelledby='approvals-h'] a")
                 .await
                 .click()

@@ -16,7 +16,7 @@ use super::auth::{FlashKind, Posted, Session};
 use super::chart::forecast_chart;
 use super::pages::{Page, engine_error_zh, error_page, lookup, redirect_with, store_failed, trigger_zh};
 use super::views::{self, local_time};
-use crate::domain::approval::ApprovalForm;
+use crate::domain::approval::{ApprovalForm, FormStage, duration_zh};
 use crate::domain::opinion::{ConclusionInput, Decision, OpinionInput, Proposal, Unit};
 use crate::engine::approval::{self, Completion};
 use crate::engine::opinion;
@@ -322,6 +322,7 @@ pub(super) async fn relay(
 /// The forms of a warning, for its page: title, state, link.
 pub(super) fn forms_of_warning(app: &AppState, warning: &str) -> Vec<Value> {
     let forms = app.engine.store.read(|r| approval::forms_of(r, warning)).unwrap_or_default();
+    let now = app.engine.clock.now();
     forms
         .iter()
         .map(|f| {
@@ -336,8 +337,23 @@ pub(super) fn forms_of_warning(app: &AppState, warning: &str) -> Vec<Value> {
             } else {
                 "待填报"
             };
+            // The time each stage took (or has taken so far), and whether past its deadline.
+            let took = |stage: FormStage| {
+                let a = f.achieved(stage, now);
+                match (a.minutes, a.done.is_some()) {
+                    _ if f.void.is_some() => "—".to_string(),
+                    (Some(m), done) => format!(
+                        "{}{}{}",
+                        if done { "" } else { "已过" },
+                        duration_zh(m),
+                        if a.late { "（超时）" } else { "" }
+                    ),
+                    (None, _) => "—".to_string(),
+                }
+            };
             json!({ "id": f.id, "title": title(f), "level_name": f.level_name, "state": state,
-                    "opened_at": local_time(f.opened_at), "href": format!("/approvals/{}", f.id) })
+                    "opened_at": local_time(f.opened_at), "href": format!("/approvals/{}", f.id),
+                    "form_took": took(FormStage::Form), "relay_took": took(FormStage::Relay) })
         })
         .collect()
 }
