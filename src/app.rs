@@ -115,6 +115,10 @@ impl Application {
         engine.stages.push(notify.stage.clone());
         // Inspection tasks still open when a warning ends are closed as 无需检查.
         engine.stages.push(Arc::new(crate::engine::inspect::EndStage));
+        // Each decision's approval form (审批表) and its timers.
+        engine.stages.push(Arc::new(crate::engine::approval::ApprovalStage {
+            defaults: defaults.clone(),
+        }));
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let staff = std::sync::RwLock::new(settings.staff.tokens.clone());
@@ -172,17 +176,22 @@ impl Application {
             self.escalation.clone(),
             shutdown.clone(),
         ));
-        let router =
-            api::router()
-                .merge(crate::web::ack::router())
-                .merge(crate::web::inspect::router().merge(crate::web::negotiate::router()).route_layer(
-                    axum::middleware::from_fn_with_state(state.clone(), crate::web::authority::staff_writes),
-                ))
-                .merge(crate::web::episode::router())
-                .merge(crate::web::drill::router())
-                .merge(crate::web::publish::router())
-                .merge(crate::web::dashboard::router(&state.settings, state.keys.session_key()?)?)
-                .with_state(state.clone());
+        let router = api::router()
+            .merge(crate::web::ack::router())
+            .merge(
+                crate::web::inspect::router()
+                    .merge(crate::web::negotiate::router())
+                    .merge(crate::web::consult::router())
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        state.clone(),
+                        crate::web::authority::staff_writes,
+                    )),
+            )
+            .merge(crate::web::episode::router())
+            .merge(crate::web::drill::router())
+            .merge(crate::web::publish::router())
+            .merge(crate::web::dashboard::router(&state.settings, state.keys.session_key()?)?)
+            .with_state(state.clone());
         let limits = crate::web::server::Limits::from_settings(&state.settings);
         let router = crate::web::server::wrap(router, limits);
         tracker.spawn(crate::web::server::serve(self.listener, router, limits, shutdown.clone()));

@@ -44,6 +44,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::ack_step::AckStep;
+use crate::domain::approval::{ApprovalForm, FormStage};
 use crate::domain::playbook::PlaybookSet;
 use crate::domain::region::{RegionCode, Regions, Tier};
 use crate::engine::Engine;
@@ -125,6 +126,20 @@ pub struct Timer {
     /// 措施已落实 (by the measures' start: chases only those who confirmed receipt).
     #[serde(default = "received", skip_serializing_if = "is_received")]
     pub stage: AckStep,
+    /// Set for the timers of an approval form (审批表, [`crate::engine::approval`]): which form and which
+    /// of its deadlines; `batch` is then the form's number within its warning, and the duty staff of
+    /// the warning's region (then each tier of the chain) are told instead of parties chased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<FormTimer>,
+}
+
+/// What an approval form's timer chases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormTimer {
+    /// The form's id.
+    pub id: String,
+    /// Its completion or its relay.
+    pub stage: FormStage,
 }
 
 fn received() -> AckStep {
@@ -136,8 +151,13 @@ fn is_received(s: &AckStep) -> bool {
 }
 
 fn timer_key(t: &Timer) -> String {
+    let form = match &t.form {
+        Some(f) if f.stage == FormStage::Form => ".form",
+        Some(_) => ".relay",
+        None => "",
+    };
     format!(
-        "{}/{}/{}/{}{}",
+        "{}/{}/{}/{}{}{form}",
         millis_key(t.due),
         t.warning_id,
         seq_key(t.batch),
@@ -188,6 +208,7 @@ pub fn timers_for(defaults: &Defaults, r: &Round) -> Vec<Timer> {
             deadline,
             chain: chain.clone(),
             stage,
+            form: None,
         };
         if let Some(before) = defaults.remind_before(&r.level) {
             let at = deadline - before;
@@ -211,6 +232,61 @@ pub fn timers_for(defaults: &Defaults, r: &Round) -> Vec<Timer> {
     out
 }
 
+/// The timers of one deadline of an approval form (pure): a reminder `remind_before_hours` ahead (when
+/// that is after `from`), the report to the first tier of the chain at the deadline, then the next
+/// tiers every `escalate_every_hours` — the level's settings in the measure defaults, as for
+/// acknowledgements.
+pub fn form_timers(defaults: &Defaults, form: &ApprovalForm, stage: FormStage, from: DateTime<Utc>, deadline: DateTime<Utc>) -> Vec<Timer> {
+    let chain: Vec<String> = defaults.escalation.iter().map(|t| tier_name(*t)).collect();
+    let every = defaults.escalate_every(&form.level).unwrap_or_else(|| Duration::hours(2));
+    let make = |step: Step, due: DateTime<Utc>| Timer {
+        warning_id: form.warning_id.clone(),
+        batch: u64::from(form.n),
+        step,
+        due,
+        deadline,
+        chain: chain.clone(),
+        stage: AckStep::Received,
+        form: Some(FormTimer {
+            id: form.id.clone(),
+            stage,
+        }),
+    };
+    let mut out = Vec::new();
+    if let Some(before) = defaults.remind_before(&form.level)
+        && deadline - before > from
+    {
+        out.push(make(Step::Remind, deadline - before));
+    }
+    for (round, tier) in chain.iter().enumerate() {
+        let step = if round == 0 {
+            Step::Overdue { tier: tier.clone() }
+        } else {
+            Step::Escalate {
+                round: round as u32,
+                tier: tier.clone(),
+            }
+        };
+        out.push(make(step, deadline + every * round as i32));
+    }
+    out
+}
+
+/// Schedules the timers of one deadline of an approval form, in the caller's transaction.
+pub fn schedule_form(
+    tx: &mut Tx<'_>,
+    defaults: &Defaults,
+    form: &ApprovalForm,
+    stage: FormStage,
+    from: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for t in &form_timers(defaults, form, stage, from, deadline) {
+        tx.put_doc(TIMERS, &timer_key(t), t)?;
+    }
+    Ok(())
+}
+
 /// Schedules the timers of a round, in the caller's transaction.
 pub fn schedule(tx: &mut Tx<'_>, defaults: &Defaults, r: &Round) -> Result<(), StoreError> {
     for t in &timers_for(defaults, r) {
@@ -224,9 +300,22 @@ pub fn hook(defaults: Arc<Defaults>) -> Arc<OnRound> {
     Arc::new(move |tx: &mut Tx<'_>, r: &Round| schedule(tx, &defaults, r))
 }
 
-/// Every timer, in due order (tests, the summary).
+/// Every acknowledgement timer, in due order (tests, the summary); the approval forms' are left out.
 pub fn pending(r: &crate::store::ReadTx) -> Result<Vec<Timer>, StoreError> {
-    Ok(r.docs::<Timer>(TIMERS, "", "", usize::MAX)?.into_iter().map(|(_, t)| t).collect())
+    Ok(r.docs::<Timer>(TIMERS, "", "", usize::MAX)?
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.form.is_none())
+        .collect())
+}
+
+/// The timers of approval forms still to fire, in due order.
+pub fn pending_forms(r: &crate::store::ReadTx) -> Result<Vec<Timer>, StoreError> {
+    Ok(r.docs::<Timer>(TIMERS, "", "", usize::MAX)?
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.form.is_some())
+        .collect())
 }
 
 /// What the timer loop needs besides the store.
@@ -428,8 +517,14 @@ impl Escalation {
             .collect();
         // Read everything first: a job must not fail after it has written.
         let mut plans = Vec::with_capacity(due.len());
+        let mut forms = Vec::new();
         let roster = self.notify.roster();
         for (key, t) in due {
+            if let Some(f) = &t.form {
+                let form = crate::engine::approval::form(tx, &f.id)?;
+                forms.push((key, t, form));
+                continue;
+            }
             let missing = missing_of(tx, t.batch, t.stage, &roster)?;
             let warning_region = tx.warning(&t.warning_id)?.map(|w| w.region);
             let mut open = Vec::new();
@@ -444,7 +539,13 @@ impl Escalation {
             }
             plans.push((key, t, missing, warning_region, open));
         }
-        let fired = plans.len();
+        let fired = plans.len() + forms.len();
+        for (key, t, form) in forms {
+            tx.remove_doc(TIMERS, &key)?;
+            if let Some(form) = form {
+                self.chase_form(tx, set, now, &t, &form)?;
+            }
+        }
         // Duty staff get one digest per person for all the timers of this job (all regions in it).
         let mut digests: BTreeMap<String, Digest> = BTreeMap::new();
         for (key, t, missing, warning_region, open) in plans {
@@ -576,6 +677,104 @@ impl Escalation {
                 })),
             )?;
         }
+        Ok(())
+    }
+
+    /// An approval form's timer: unless its stage is done (or the form void), the duty staff of the
+    /// warning's region (a reminder) or of the step's tier (overdue, escalation) are told, one message
+    /// each (template `approval_overdue`), and `approval_chased` is recorded.
+    fn chase_form(&self, tx: &mut Tx<'_>, set: &PlaybookSet, now: DateTime<Utc>, t: &Timer, form: &ApprovalForm) -> Result<(), StoreError> {
+        let Some(ft) = &t.form else { return Ok(()) };
+        if form.done(ft.stage) {
+            return Ok(());
+        }
+        let chain: Vec<Tier> = t.chain.iter().filter_map(|s| parse_tier(s)).collect();
+        let region = match t.step.round() {
+            None => form.region,
+            Some(round) => {
+                let Some(tier) = chain.get(round as usize).copied() else {
+                    return Ok(());
+                };
+                let r = tier_region(self.regions, form.region, tier);
+                // A step that would tell the region the previous step told is skipped.
+                let prev = match round {
+                    0 => None,
+                    k => chain.get(k as usize - 1).map(|p| tier_region(self.regions, form.region, *p)),
+                };
+                if prev == Some(r) {
+                    return Ok(());
+                }
+                r
+            }
+        };
+        let people = self.notify.roster().on_duty(region, now);
+        if people.is_empty() {
+            tracing::warn!(region = %region, form = %form.id, "nobody on duty to tell of an approval form");
+            tx.bump("notify_nobody_to_tell", 1)?;
+        }
+        let step = match &t.step {
+            Step::Remind => "remind".to_string(),
+            Step::Overdue { .. } => "overdue".to_string(),
+            Step::Escalate { round, .. } => format!("escalate-{round}"),
+        };
+        let stage = match ft.stage {
+            FormStage::Form => "form",
+            FormStage::Relay => "relay",
+        };
+        let level = level_json(set, self.regions, &self.defaults, form.region, &form.level);
+        let data = merge(
+            json!({
+                "event": "approval_overdue",
+                "warning_id": form.warning_id,
+                "region": form.region,
+                "region_name": self.regions.name(form.region),
+                "issuer": form.issuer,
+                "form": { "id": form.id, "kind": form.kind, "kind_name": form.kind.zh() },
+                "stage": stage,
+                "step": step,
+                "overdue": !matches!(t.step, Step::Remind),
+                "deadline": local(t.deadline),
+                "at": local(now),
+                "tier_region": region,
+                "tier_region_name": self.regions.name(region),
+                "dashboard_url": format!("{}/", self.base()),
+                "approval_url": format!("{}/approvals/{}", self.base(), form.id),
+            }),
+            &level,
+        );
+        for p in &people {
+            let mut d = data.clone();
+            d["recipient"] = json!({ "name": p.name, "role": p.role, "region": p.region });
+            let msg = OutboxMessage::new(
+                &format!("{}.{stage}.{step}-{}-email", form.id, p.id),
+                Channel::Email,
+                Recipient {
+                    key: p.id.clone(),
+                    name: p.name.clone(),
+                    address: p.email.clone(),
+                },
+                "approval_overdue",
+                d,
+                &form.warning_id,
+                Some(region),
+                now,
+            );
+            let queued = u64::from(outbox::enqueue_new(tx, msg)?);
+            tx.bump("approval_chased_notices", queued)?;
+        }
+        tx.append(
+            now,
+            "escalation",
+            None,
+            RecordBody::Other(Event::ApprovalChased(crate::store::events::ApprovalChased {
+                form: form.id.clone(),
+                stage: ft.stage,
+                step,
+                tier_region: region,
+                told: people.iter().map(|p| p.id.clone()).collect(),
+                warning_id: form.warning_id.clone(),
+            })),
+        )?;
         Ok(())
     }
 
@@ -741,7 +940,11 @@ pub fn check(r: &crate::store::ReadTx, rounds: &std::collections::BTreeMap<u64, 
                 if timer_key(&t) != key {
                     diffs.push(format!("timer {key}: holds the timer {}", timer_key(&t)));
                 }
-                if rounds.get(&t.batch) != Some(&t.warning_id) {
+                if let Some(f) = &t.form {
+                    if crate::engine::approval::form(r, &f.id)?.is_none() {
+                        diffs.push(format!("timer {key}: no approval form {}", f.id));
+                    }
+                } else if rounds.get(&t.batch) != Some(&t.warning_id) {
                     diffs.push(format!("timer {key}: no round {} of warning {}", t.batch, t.warning_id));
                 }
             }

@@ -6,6 +6,7 @@
 //! Running episodes keep the playbook version they started with (see [`Playbooks`]).
 
 pub mod ack;
+pub mod approval;
 pub mod assign;
 pub mod drill;
 pub mod episode;
@@ -15,6 +16,7 @@ pub mod link_keys;
 pub mod list;
 pub mod negotiate;
 pub mod notice;
+pub mod opinion;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

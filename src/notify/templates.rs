@@ -89,6 +89,27 @@ pub const SHIPPED: &[(&str, &str)] = &[
         )),
     ),
     (
+        "approval_overdue.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/approval_overdue.html.j2"
+        )),
+    ),
+    (
+        "approval_overdue.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/approval_overdue.subject.j2"
+        )),
+    ),
+    (
+        "approval_overdue.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/approval_overdue.txt.j2"
+        )),
+    ),
+    (
         "assignment_cancelled.html.j2",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -783,6 +804,12 @@ pub fn sample_data(name: &str) -> Value {
     v["total"] = v["count"].clone();
     if name == "negotiated_issued" {
         v["negotiated"] = negotiated();
+    }
+    if name == "approval_overdue" {
+        v["form"] = json!({ "id": "140100-20261202-1.1", "kind": "issue", "kind_name": "发布" });
+        v["stage"] = json!("relay");
+        v["step"] = json!("escalate-1");
+        v["approval_url"] = json!("http://127.0.0.1:8080/approvals/140100-20261202-1.1");
     }
     if name == "store_fault" {
         v["outage"] = json!({

@@ -53,6 +53,12 @@ pub enum Event {
     AssignmentsEnded(AssignmentsEnded),
     /// A round of assignments was made; the record's seq is the round's.
     AssignmentsMade(AssignmentsMade),
+    /// A timer of an approval form (审批表) fired: its completion or its relay is due or overdue.
+    ApprovalChased(ApprovalChased),
+    /// An approval form (审批表) was opened, changed, completed, signed, relayed or made void.
+    ApprovalFormChanged(ApprovalFormChanged),
+    /// Duty staff recorded a consultation's record (会商意见): the proposal and the decision.
+    ConsultationOpinionRecorded(Box<crate::domain::opinion::Opinion>),
     /// An inspection found an enterprise not complying (the input of a grade downgrade).
     EnterpriseNonCompliant(EnterpriseNonCompliant),
     /// An inspection task was opened.
@@ -95,6 +101,9 @@ impl Event {
             Event::Acknowledged(_) => "acknowledged",
             Event::AssignmentsEnded(_) => "assignments_ended",
             Event::AssignmentsMade(_) => "assignments_made",
+            Event::ApprovalChased(_) => "approval_chased",
+            Event::ApprovalFormChanged(_) => "approval_form_changed",
+            Event::ConsultationOpinionRecorded(_) => "consultation_opinion_recorded",
             Event::EnterpriseNonCompliant(_) => "enterprise_non_compliant",
             Event::InspectionOpened(_) => "inspection_opened",
             Event::InspectionRecorded(_) => "inspection_recorded",
@@ -108,6 +117,32 @@ impl Event {
             Event::Unknown { kind, .. } => kind,
         }
     }
+}
+
+/// `approval_form_changed`: what happened to an approval form, and the form as it stands after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalFormChanged {
+    /// `opened`, `updated`, `meeting`, `completed`, `signed`, `relayed` or `void`.
+    pub change: String,
+    /// The form after the change.
+    pub form: Box<crate::domain::approval::ApprovalForm>,
+}
+
+/// `approval_chased`: a timer of an approval form fired and told the duty staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalChased {
+    /// The form's id.
+    pub form: String,
+    /// Which deadline.
+    pub stage: crate::domain::approval::FormStage,
+    /// `remind`, `overdue` or `escalate-k`.
+    pub step: String,
+    /// The region whose duty staff were told.
+    pub tier_region: RegionCode,
+    /// Who was told (roster ids).
+    pub told: Vec<String>,
+    /// The warning.
+    pub warning_id: String,
 }
 
 /// The stage chased before two-stage deadlines, when records did not name it.

@@ -47,6 +47,10 @@ pub enum Collection {
     /// Keys every node shares when the store is shared (PostgreSQL): `link/k{N}` (acknowledgement
     /// links), `session/k{N}` (the dashboard's sessions and forms).
     Secrets,
+    /// consultation seq → its record (会商意见).
+    ConsultationOpinions,
+    /// `{warning}/{n:03}` → approval form (审批表).
+    ApprovalForms,
     /// A collection of the store's own tests.
     #[cfg(test)]
     Test(&'static str),
@@ -71,6 +75,8 @@ impl Collection {
             Collection::OutboxInflight => "outbox_inflight",
             Collection::DeliveryLog => "delivery_log",
             Collection::Secrets => "secrets",
+            Collection::ConsultationOpinions => "consultation_opinions",
+            Collection::ApprovalForms => "approval_forms",
             #[cfg(test)]
             Collection::Test(name) => name,
         }

@@ -182,6 +182,14 @@ macro_rules! getters {
             collect(self.port(), Table::Consultations, Scan::All { rev: true }, limit)
         }
 
+        /// A consultation by seq.
+        pub fn consultation(&self, seq: u64) -> Result<Option<ConsultationRecord>, StoreError> {
+            self.port()
+                .get(Table::Consultations, Key::Seq(seq))?
+                .map(|v| decode("consultations", &v))
+                .transpose()
+        }
+
         /// A directive by id.
         pub fn directive(&self, id: &str) -> Result<Option<DirectiveRecord>, StoreError> {
             self.port()

@@ -10,7 +10,8 @@ use crate::domain::authority::require_staff_role;
 use crate::web::AppState;
 use crate::web::api::{ApiError, Staff};
 
-/// Middleware for routes whose handlers live elsewhere (inspections, negotiated reductions): a
+/// Middleware for routes whose handlers live elsewhere (inspections, negotiated reductions, the
+/// consultation's record and approval forms): a
 /// write (any method but GET/HEAD) needs a role the playbook defines. Reads pass through.
 pub async fn staff_writes(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     if matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
@@ -21,8 +22,11 @@ pub async fn staff_writes(State(state): State<Arc<AppState>>, request: Request, 
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let what = if parts.uri.path().contains("/negotiated") {
+    let path = parts.uri.path();
+    let what = if path.contains("/negotiated") {
         "record a negotiated reduction"
+    } else if path.contains("/opinion") || path.contains("/approvals") {
+        "record a consultation's record or an approval form"
     } else {
         "open or record an inspection"
     };

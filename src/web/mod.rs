@@ -3,6 +3,7 @@
 pub mod ack;
 pub mod api;
 pub mod authority;
+pub mod consult;
 pub mod dashboard;
 pub mod drill;
 pub mod episode;

@@ -11,6 +11,8 @@
 //!   acknowledges and the progress updates; every page at 1280 px and on a 375 px phone;
 //! - `drill`: the head signs a drill (演练) on the 演练 page; the start page keeps showing the real
 //!   warning of the same region only; the drill's report and its own page say it is a drill;
+//! - `consult`: the duty officer completes a 会商意见 lowering a proposal, then completes and prints its
+//!   审批表 (Chromium's print to PDF, read back with `pdftotext`);
 //! - `keyboard`: logging in with the keyboard alone;
 //! - `chinese`: every page and mail of an episode (issue, change, cancel, lift) has no English sentence;
 //! - `ack`: an enterprise acknowledges on a phone from the link in the notice mailed to it (收到, then
@@ -26,6 +28,7 @@
 mod ack;
 mod browser;
 mod chinese;
+mod consult;
 mod drill;
 mod flow;
 mod helpers;

@@ -11,6 +11,7 @@
 //! - `drill`: drills (演练) from the inbox, the CLI and a directive run apart from the real warnings;
 //! - `fixture_store`: a store of the previous format opens and keeps every event;
 //! - `bad_input`: bad files, bad bodies, unknown ids, missing tokens;
+//! - `consult`: the consultation's record (会商意见) and the approval forms (审批表), their timers, the .docx;
 //! - `postgres`: the PostgreSQL store against a real cluster: the embedded file's promises, the flow.
 
 #[path = "../common/mod.rs"]
@@ -19,6 +20,7 @@ mod common;
 mod api;
 mod authority;
 mod bad_input;
+mod consult;
 mod drill;
 mod faults;
 mod fixture_store;

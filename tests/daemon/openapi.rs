@@ -131,7 +131,7 @@ async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
         .filter_map(|(p, ops)| ops.get("get").map(|op| (p, op)))
         .filter(|(_, op)| op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["next_after"].is_object())
         .collect();
-    assert_eq!(lists.len(), 11, "{:?}", lists.iter().map(|l| l.0).collect::<Vec<_>>());
+    assert_eq!(lists.len(), 12, "{:?}", lists.iter().map(|l| l.0).collect::<Vec<_>>());
     for (path, op) in lists {
         let names: BTreeSet<&str> = op["parameters"]
             .as_array()
@@ -204,6 +204,7 @@ async fn every_list_pages_with_limit_and_after_and_says_next_after_until_nothing
         ("/api/v1/warnings", "warnings"),
         ("/api/v1/inspections", "inspections"),
         ("/api/v1/enterprises", "enterprises"),
+        ("/api/v1/approvals", "approvals"),
     ] {
         let (status, whole) = app.get(&format!("{path}?limit=1000"), Some(HEAD)).await;
         assert_eq!(status, StatusCode::OK, "{path}: {whole}");

@@ -290,6 +290,17 @@ fn compile(
         None,
         &mut errors,
     );
+    // The approval form's and the relay's deadlines (domain.md §2.5): hours above 0, inherited.
+    let mut deadline = |v: &Option<Spanned<u32>>, name: &str, parent: Option<Option<Duration>>| match v {
+        Some(h) if h.value == 0 => {
+            errors.push(validate::at(file, &h.referenced, format!("{name} must be above 0")));
+            None
+        }
+        Some(h) => Some(Duration::hours(h.value.into())),
+        None => parent.flatten(),
+    };
+    let approval_form = deadline(&raw.approval_form_hours, "approval_form_hours", parent.map(|p| p.approval_form));
+    let relay = deadline(&raw.relay_hours, "relay_hours", parent.map(|p| p.relay));
     let hold_higher = match (&raw.hold_higher, parent) {
         (Some(h), Some(p)) if p.hold_higher && !h.value => {
             errors.push(validate::at(
@@ -443,6 +454,8 @@ fn compile(
         hold_higher,
         level_pollutants,
         advisory_aqi_above,
+        approval_form,
+        relay,
         issuer,
         roles,
         levels,

@@ -389,6 +389,13 @@ pub struct Playbook {
     /// Days led by a pollutant outside `level_pollutants` (or by sand and dust) with a daily AQI above this get
     /// health advice (the public page's 臭氧污染健康提示).
     pub advisory_aqi_above: u16,
+    /// The approval form (审批表) is to be completed this long after the consultation that decided
+    /// (`approval_form_hours`; inherited; `None`: no deadline, no timers).
+    #[serde(serialize_with = "ser_opt_hours")]
+    pub approval_form: Option<Duration>,
+    /// The office relays a signed decision to the departments within this (`relay_hours`; inherited).
+    #[serde(serialize_with = "ser_opt_hours")]
+    pub relay: Option<Duration>,
     /// Who issues its warnings; never taken from the parent.
     pub issuer: Issuer,
     /// Roles that sign.
@@ -403,6 +410,13 @@ pub struct Playbook {
 
 fn ser_hours<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_i64(d.num_hours())
+}
+
+fn ser_opt_hours<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_i64(d.num_hours()),
+        None => s.serialize_none(),
+    }
 }
 
 impl Playbook {

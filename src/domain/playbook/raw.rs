@@ -27,6 +27,10 @@ pub struct RawPlaybook {
     pub level_pollutants: Option<Spanned<Vec<String>>>,
     /// Days led by another pollutant (or sand and dust) above this AQI get health advice.
     pub advisory_aqi_above: Option<Spanned<u16>>,
+    /// Hours after the consultation within which the approval form (审批表) is completed.
+    pub approval_form_hours: Option<Spanned<u32>>,
+    /// Hours after sign-off (or an automatic decision) within which the office relays to departments.
+    pub relay_hours: Option<Spanned<u32>>,
     /// The body that issues this playbook's warnings (never inherited: each authority speaks in its own name).
     pub issuer: Option<RawIssuer>,
     pub roles: Option<Vec<RawRole>>,

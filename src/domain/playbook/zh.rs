@@ -52,6 +52,11 @@ const TABLE: &[(&str, &str)] = &[
         "lift_window_hours（解除所需时长）{0} 小时短于上级预案“{2}”的 {1} 小时，宽于上级",
     ),
     (
+        "approval_form_hours must be above 0",
+        "approval_form_hours（审批表填报时限）须大于 0",
+    ),
+    ("relay_hours must be above 0", "relay_hours（转发各部门时限）须大于 0"),
+    (
         "hold_higher: false is laxer than parent playbook \"*\", which holds the higher level",
         "hold_higher: false 宽于上级预案“{0}”（上级频繁波动时按高级别预警执行）",
     ),

@@ -11,6 +11,7 @@
 //! - `views.rs`: view models: the region grid, warnings, proposals, event labels, times, colours;
 //! - `chart.rs`: the forecast chart (AQI per day against the playbook's thresholds) as SVG geometry;
 //! - `pages.rs`: the handlers, one per page or form;
+//! - `consult.rs`: the consultation's record (会商意见) and the approval form (审批表, printable);
 //! - `list.rs`: the emergency reduction list: enterprises, an enterprise's measures, the reports;
 //! - `response.rs`: a warning's acknowledgement progress, who is missing, inspections and summary,
 //!   read from the `ack`, `assign`, `inspect` and `episode` modules;
@@ -18,7 +19,9 @@
 //! - `static/`: one stylesheet and a little JavaScript, embedded.
 //!
 //! Routes: `GET /login`, `POST /login`, `POST /logout`, `GET /` (now: grid, warnings, proposals,
-//! directives), `GET /consultations`, `POST /consultations/run`, `POST /forecasts`,
+//! directives), `GET /consultations`, `POST /consultations/run`, `GET /consultations/{seq}`,
+//! `POST /consultations/{seq}/opinion`, `GET /approvals/{id}`, `POST /approvals/{id}/complete|relay`,
+//! `POST /forecasts`,
 //! `GET /warnings/{id}`, `POST /warnings/{id}/sign|lift|cancel`, `GET /playbooks`,
 //! `POST /playbooks/reload`, `POST /playbooks/check`, `GET /list` (filters: `region`, `industry`,
 //! `grade`, `q`, `page`), `GET /list/{uscc}`, `GET /list/reports`,
@@ -28,6 +31,7 @@
 
 mod auth;
 mod chart;
+mod consult;
 mod list;
 mod pages;
 mod response;
@@ -74,6 +78,11 @@ pub fn router(settings: &crate::config::Settings, key: [u8; 32]) -> anyhow::Resu
         .route("/consultations", get(pages::consultations))
         .route("/drills", get(pages::drills))
         .route("/consultations/run", post(pages::consult_now))
+        .route("/consultations/{seq}", get(consult::opinion_page))
+        .route("/consultations/{seq}/opinion", post(consult::record_opinion))
+        .route("/approvals/{id}", get(consult::approval_page))
+        .route("/approvals/{id}/complete", post(consult::complete))
+        .route("/approvals/{id}/relay", post(consult::relay))
         .route("/forecasts", post(pages::submit_forecast))
         .route("/warnings/{id}", get(pages::warning))
         .route("/warnings/{id}/sign", post(pages::sign))

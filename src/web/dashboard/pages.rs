@@ -134,7 +134,7 @@ pub(super) fn error_page(
     )
 }
 
-fn store_failed(dash: &Dashboard, app: &AppState, session: &Session, e: impl std::fmt::Display) -> Response {
+pub(super) fn store_failed(dash: &Dashboard, app: &AppState, session: &Session, e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "dashboard could not read the store");
     error_page(
         dash,
@@ -146,7 +146,7 @@ fn store_failed(dash: &Dashboard, app: &AppState, session: &Session, e: impl std
     )
 }
 
-fn lookup(app: &AppState) -> Lookup<'_> {
+pub(super) fn lookup(app: &AppState) -> Lookup<'_> {
     Lookup {
         set: app.engine.playbooks.live(),
         playbooks: &app.engine.playbooks,
@@ -233,7 +233,7 @@ struct ConsultCard {
 }
 
 /// What a consultation's trigger says, in Chinese.
-fn trigger_zh(trigger: &str) -> String {
+pub(super) fn trigger_zh(trigger: &str) -> String {
     if trigger == "forecast received" {
         return "收到预报后会商".into();
     }
@@ -296,7 +296,7 @@ pub(super) async fn consultations(State(app): Shared, Extension(dash): Dash, ses
     let cards = consult_cards(&look, &list, &mut page.palette);
     let last = list
         .first()
-        .map(|c| json!({ "at": local_time(c.at), "trigger": trigger_zh(&c.trigger), "regions": c.assessments.len() }));
+        .map(|c| json!({ "seq": c.seq, "at": local_time(c.at), "trigger": trigger_zh(&c.trigger), "regions": c.assessments.len() }));
     let ctx = json!({ "cards": cards, "proposals": proposals, "last": last, "back": "/consultations" });
     page.render("consultations.html", "consultations", "会商", ctx, StatusCode::OK)
 }
@@ -395,6 +395,7 @@ pub(super) async fn warning(
         "history": rows,
         "response": super::response::of_warning(&app, &w.id).with_inspections_page(&w.id, &iq),
         "actions": actions,
+        "approvals": super::consult::forms_of_warning(&app, &w.id),
         "sign_action": format!("{href}/sign"),
         "lift_action": format!("{href}/lift"),
         "cancel_action": format!("{href}/cancel"),
@@ -425,7 +426,7 @@ fn back_to(back: &str) -> String {
     }
 }
 
-fn redirect_with(dash: &Dashboard, to: &str, kind: FlashKind, text: &str) -> Response {
+pub(super) fn redirect_with(dash: &Dashboard, to: &str, kind: FlashKind, text: &str) -> Response {
     // A cookie holds about 4 KB; the message is hex-encoded.
     let mut end = text.len().min(1500);
     while !text.is_char_boundary(end) {
@@ -443,7 +444,7 @@ fn redirect_with(dash: &Dashboard, to: &str, kind: FlashKind, text: &str) -> Res
 
 /// A refusal as duty staff read it: the kind, then the engine's reason in Chinese (the API and logs keep
 /// the English).
-fn engine_error_zh(e: &EngineError) -> String {
+pub(super) fn engine_error_zh(e: &EngineError) -> String {
     let zh = crate::domain::playbook::zh::message;
     match e {
         EngineError::Forbidden(m) => format!("无权操作：{}", zh(m)),

@@ -60,6 +60,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/drills.html")),
     ),
     (
+        "opinion.html",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/opinion.html")),
+    ),
+    (
+        "approval.html",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/approval.html")),
+    ),
+    (
         "reports.html",
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/reports.html")),
     ),

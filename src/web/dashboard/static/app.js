@@ -7,6 +7,11 @@
     document.querySelectorAll('[data-js-only]').forEach(function (el) { el.hidden = false; });
   });
 
+  // <button data-print>: the browser's print dialog (the page's print styles leave the forms out).
+  document.addEventListener('click', function (e) {
+    if (e.target.closest && e.target.closest('[data-print]')) window.print();
+  });
+
   document.addEventListener('submit', function (e) {
     var form = e.target;
     var question = form.getAttribute('data-confirm');
