@@ -341,3 +341,17 @@ pub fn validate_cap(dir: &Path, id: &str, xml: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `GET /healthz` of a daemon on `port`: (role, term), or nothing while it does not answer (any
+/// status: a 503 still says the role).
+pub async fn role_of(http: &reqwest::Client, port: u16) -> Option<(String, u64)> {
+    let body: Value = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some((body["role"].as_str()?.to_string(), body["term"].as_u64()?))
+}

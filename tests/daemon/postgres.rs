@@ -162,16 +162,9 @@ async fn the_postgresql_store_keeps_the_promises_of_the_embedded_file_and_surviv
     file.close();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_daemon_on_postgresql_proposes_signs_and_keeps_its_warning_across_a_restart() {
-    let Some(cluster) = PgCluster::start_or_skip() else { return };
-    let url = cluster.database("daemon");
-    let with_pg = |url: String| move |s: &mut hazeflow::config::Settings| s.store.url = Some(url);
-    let app = spawn_app_with(TempDir::new().unwrap(), clock(), with_pg(url.clone())).await;
-    let (status, health) = app.get("/healthz", None).await;
-    assert_eq!((status, health["store"].as_str()), (StatusCode::OK, Some("postgres")), "{health}");
-    assert!(!app.dir.path().join("data/hazeflow.redb").exists(), "no embedded file is made");
-
+/// An orange forecast for Taiyuan from 12-01 dropped into the inbox: the consultation proposes orange,
+/// the deputy head signs it at 15:10. Returns the warning's id.
+async fn orange_proposed_and_signed(app: &TestApp) -> String {
     let orange = forecast_csv(
         "2026-12-01 14:00",
         "省生态环境监测和应急保障中心",
@@ -193,6 +186,20 @@ async fn a_daemon_on_postgresql_proposes_signs_and_keeps_its_warning_across_a_re
     app.set_clock("2026-12-01 15:10");
     let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_on_postgresql_proposes_signs_and_keeps_its_warning_across_a_restart() {
+    let Some(cluster) = PgCluster::start_or_skip() else { return };
+    let url = cluster.database("daemon");
+    let with_pg = |url: String| move |s: &mut hazeflow::config::Settings| s.store.url = Some(url);
+    let app = spawn_app_with(TempDir::new().unwrap(), clock(), with_pg(url.clone())).await;
+    let (status, health) = app.get("/healthz", None).await;
+    assert_eq!((status, health["store"].as_str()), (StatusCode::OK, Some("postgres")), "{health}");
+    assert!(!app.dir.path().join("data/hazeflow.redb").exists(), "no embedded file is made");
+
+    let id = orange_proposed_and_signed(&app).await;
     let seq = app.last_seq().await;
     let dir = app.stop().await;
 
@@ -204,19 +211,6 @@ async fn a_daemon_on_postgresql_proposes_signs_and_keeps_its_warning_across_a_re
     assert!(again.last_seq().await >= seq);
     again.stop().await;
     assert!(cluster.log().contains("database system is ready"), "the cluster ran");
-}
-
-/// `GET /healthz` of a daemon binary on `port`: (role, term), or nothing while it does not answer.
-async fn role_of(http: &reqwest::Client, port: u16) -> Option<(String, u64)> {
-    let body: Value = http
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some((body["role"].as_str()?.to_string(), body["term"].as_u64()?))
 }
 
 /// The `.eml` files a daemon's delivery has written into its mail folder.
@@ -511,22 +505,7 @@ async fn when_the_primary_dies_and_its_streaming_replica_is_promoted_the_daemon_
     })
     .await;
 
-    let orange = forecast_csv(
-        "2026-12-01 14:00",
-        "省生态环境监测和应急保障中心",
-        "140100",
-        "2026-12-01",
-        &[120, 160, 230, 240, 180, 120, 100],
-    );
-    app.drop_in_inbox("taiyuan.csv", &orange);
-    let w = eventually("orange is proposed for Taiyuan", || async {
-        app.warning_of("140100").await.filter(|w| w["status"] == "pending")
-    })
-    .await;
-    let id = w["id"].as_str().unwrap().to_string();
-    app.set_clock("2026-12-01 15:10");
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = orange_proposed_and_signed(&app).await;
 
     // The primary's machine dies once the replica has everything; the replica is promoted.
     primary.wait_for_standbys();

@@ -92,6 +92,22 @@ pub(crate) async fn start_node(dir: &Path, port: u16, smtp: u16, http: &reqwest:
     }
 }
 
+/// Waits until the SMTP server has accepted nothing new for 3 s (at most `within`).
+pub(crate) async fn settled(smtp: &SmtpServer, within: Duration) {
+    let started = Instant::now();
+    let mut last = (smtp.received().len(), Instant::now());
+    loop {
+        let n = smtp.received().len();
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(3) {
+            return;
+        }
+        assert!(started.elapsed() < within, "delivery does not settle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Message-ID → how many times the server accepted it.
 pub(crate) fn counts(smtp: &SmtpServer) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -169,17 +185,7 @@ async fn after_kill_9_during_delivery_at_most_the_messages_in_flight_are_sent_ag
 
     // Started again: it sends what was left, the interrupted ones again with their ids.
     let _daemon = start(dir.path(), port, smtp.port, &http).await;
-    let mut last = (0, Instant::now());
-    loop {
-        let n = smtp.received().len();
-        if n != last.0 {
-            last = (n, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(3) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "delivery does not settle");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled(&smtp, Duration::from_secs(120)).await;
     let counts = counts(&smtp);
     let twice: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
     let distinct = counts.len();

@@ -15,21 +15,8 @@ use hazeflow::store::Store;
 use serde_json::Value;
 
 use crate::common::pg::PgCluster;
-use crate::crash::{CONCURRENCY, counts, start_node};
+use crate::crash::{CONCURRENCY, counts, settled, start_node};
 use crate::helpers::*;
-
-/// `GET /healthz` of a node: (role, term), or nothing while it does not answer.
-async fn role_of(http: &reqwest::Client, port: u16) -> Option<(String, u64)> {
-    let body: Value = http
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some((body["role"].as_str()?.to_string(), body["term"].as_u64()?))
-}
 
 /// Waits until the node on `port` has the role `role`; returns its term and how long that took.
 async fn until_role(http: &reqwest::Client, port: u16, role: &str, within: Duration) -> (u64, Duration) {
@@ -66,22 +53,6 @@ async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, body
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-/// Waits until the SMTP server has accepted nothing new for 3 s.
-async fn settled(smtp: &SmtpServer, within: Duration) {
-    let started = Instant::now();
-    let mut last = (smtp.received().len(), Instant::now());
-    loop {
-        let n = smtp.received().len();
-        if n != last.0 {
-            last = (n, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(3) {
-            return;
-        }
-        assert!(started.elapsed() < within, "delivery does not settle");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
