@@ -189,6 +189,7 @@ impl Application {
             )
             .merge(crate::web::episode::router())
             .merge(crate::web::drill::router())
+            .merge(crate::web::report::router())
             .merge(crate::web::publish::router())
             .merge(crate::web::dashboard::router(&state.settings, state.keys.session_key()?)?)
             .with_state(state.clone());
@@ -248,6 +249,11 @@ async fn lead(
             term.clone(),
         ));
         work.spawn(crate::engine::escalate::run(escalation.clone(), engine.clone(), term.clone()));
+        work.spawn(crate::engine::report::run(
+            engine.clone(),
+            state.settings.http.public_url.clone(),
+            term.clone(),
+        ));
         let notices = crate::engine::notice::Notices::new(
             &engine,
             state.defaults.clone(),

@@ -17,6 +17,7 @@ pub mod list;
 pub mod negotiate;
 pub mod notice;
 pub mod opinion;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

@@ -345,6 +345,27 @@ pub const SHIPPED: &[(&str, &str)] = &[
         )),
     ),
     (
+        "report_daily.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/report_daily.html.j2"
+        )),
+    ),
+    (
+        "report_daily.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/report_daily.subject.j2"
+        )),
+    ),
+    (
+        "report_daily.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/report_daily.txt.j2"
+        )),
+    ),
+    (
         "store_fault.html.j2",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -700,6 +721,9 @@ fn sample_variants(name: &str) -> [Value; 2] {
     flipped["inspections_opened"] = json!(0);
     flipped["negotiated"] = negotiated();
     flipped["measures"] = json!([]);
+    if flipped.get("report").is_some() {
+        flipped["report"]["problems"] = json!([]);
+    }
     flipped["missing"][0]["uscc"] = Value::Null;
     flipped["missing"][0]["contact_name"] = Value::Null;
     // A digest of two regions, one of each stage.
@@ -811,6 +835,15 @@ pub fn sample_data(name: &str) -> Value {
         v["step"] = json!("escalate-1");
         v["approval_url"] = json!("http://127.0.0.1:8080/approvals/140100-20261202-1.1");
     }
+    if name == "report_daily" {
+        v["title"] = json!("太原市重污染天气橙色预警应急响应日报（2026年12月3日）");
+        v["lead"] = json!("太原市橙色预警（Ⅱ级应急响应）自2026年12月3日 00:00起执行。截至2026年12月3日 12:00，共对3家企业下达应急减排措施。");
+        v["columns"] = json!(["区县", "下达措施企业", "已确认收到"]);
+        v["rows"] = json!([["小店区", "2", "1"], ["合计", "2", "1"]]);
+        v["report"] = json!({ "problems": [{ "county_name": "小店区", "enterprise": "太原市晋阳水泥有限公司", "note": "1#熟料线未限产", "inspected_at": "2026年12月3日 10:00" }] });
+        v["page_url"] = json!("http://127.0.0.1:8080/reports/140100-20261202-1.daily.20261203");
+        v["docx_url"] = json!("http://127.0.0.1:8080/api/v1/reports/140100-20261202-1.daily.20261203/docx");
+    }
     if name == "store_fault" {
         v["outage"] = json!({
             "reason": "I/O error: No space left on device (os error 28)", "cause": "磁盘空间已满", "since": "2026年12月1日 16:05",
@@ -871,6 +904,7 @@ mod tests {
             "ack_overdue",
             "ack_escalated",
             "negotiated_issued",
+            "report_daily",
         ] {
             assert!(t.has(name) && kinds.iter().any(|k| k == name), "{name}");
         }

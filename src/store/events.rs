@@ -77,6 +77,8 @@ pub enum Event {
     NotifyDeliveryFailed(NotifyDeliveryFailed),
     /// A reload brought a new duty roster or new message templates.
     NotifyReloaded(NotifyReloaded),
+    /// A report up (信息报送) was made, kept and (when the playbook names the upper tier) queued to it.
+    ReportMade(ReportMade),
     /// The store could not write for a while (disk full); recorded once it could again.
     StoreOutage(StoreOutage),
     /// A kind this version does not know (written by a later version), or a known kind whose data
@@ -113,6 +115,7 @@ impl Event {
             Event::Note(_) => "note",
             Event::NotifyDeliveryFailed(_) => "notify_delivery_failed",
             Event::NotifyReloaded(_) => "notify_reloaded",
+            Event::ReportMade(_) => "report_made",
             Event::StoreOutage(_) => "store_outage",
             Event::Unknown { kind, .. } => kind,
         }
@@ -126,6 +129,24 @@ pub struct ApprovalFormChanged {
     pub change: String,
     /// The form after the change.
     pub form: Box<crate::domain::approval::ApprovalForm>,
+}
+
+/// `report_made`: a report up (信息报送) was made and kept, and sent when it has an addressee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportMade {
+    /// The report's id (`{warning}.daily.{YYYYMMDD}`).
+    pub id: String,
+    /// `daily`.
+    pub kind: String,
+    /// The warning.
+    pub warning_id: String,
+    /// The upper tier's address it was sent to, if any.
+    pub to: Option<String>,
+    /// The mail's id.
+    pub message: Option<String>,
+    /// A drill's (演练).
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }
 
 /// `approval_chased`: a timer of an approval form fired and told the duty staff.

@@ -51,6 +51,8 @@ pub enum Collection {
     ConsultationOpinions,
     /// `{warning}/{n:03}` → approval form (审批表).
     ApprovalForms,
+    /// `{warning}.daily.{YYYYMMDD}` → report up (信息报送).
+    Reports,
     /// A collection of the store's own tests.
     #[cfg(test)]
     Test(&'static str),
@@ -77,6 +79,7 @@ impl Collection {
             Collection::Secrets => "secrets",
             Collection::ConsultationOpinions => "consultation_opinions",
             Collection::ApprovalForms => "approval_forms",
+            Collection::Reports => "reports",
             #[cfg(test)]
             Collection::Test(name) => name,
         }

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod negotiate;
 pub mod pages;
 pub mod publish;
+pub mod report;
 pub mod server;
 pub mod state;
 

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::LeadPollutant;
 use super::raw::{RawLevel, RawPlaybook};
-use super::{Consultation, Directive, Issuer, Level, Playbook, PlaybookError, PlaybookSet, Role, validate};
+use super::{Consultation, Directive, Issuer, Level, Playbook, PlaybookError, PlaybookSet, ReportTo, Reports, Role, validate};
 use crate::domain::forecast::parse_time;
 use crate::domain::region::{RegionCode, Regions};
 
@@ -359,6 +359,7 @@ fn compile(
         .unwrap_or(DEFAULT_ADVISORY_AQI_ABOVE);
 
     let issuer = issuer(file, raw, scope, regions, &mut errors);
+    let reports = reports(file, raw, parent, &mut errors);
 
     // Roles: the parent's, with this file's added or renamed.
     let mut roles: Vec<Role> = parent.map(|p| p.roles.clone()).unwrap_or_default();
@@ -457,11 +458,54 @@ fn compile(
         approval_form,
         relay,
         issuer,
+        reports,
         roles,
         levels,
         consultations,
         directives,
     })
+}
+
+/// Reports up (信息报送): each field as written, else the parent's.
+fn reports(file: &Path, raw: &RawPlaybook, parent: Option<&Playbook>, errors: &mut Vec<PlaybookError>) -> Reports {
+    let inherited = parent.map(|p| p.reports.clone()).unwrap_or_default();
+    let Some(r) = &raw.reports else { return inherited };
+    let to = match &r.to {
+        Some(t) => {
+            let email = t.email.value.trim();
+            if t.name.value.trim().is_empty() {
+                errors.push(validate::at(file, &t.name.referenced, "reports.to.name must not be empty"));
+            }
+            let at = email.find('@').unwrap_or(0);
+            if at == 0 || at + 1 >= email.len() || email.contains(char::is_whitespace) {
+                errors.push(validate::at(
+                    file,
+                    &t.email.referenced,
+                    format!("reports.to.email \"{email}\" is not a mail address"),
+                ));
+            }
+            Some(ReportTo {
+                name: t.name.value.trim().to_string(),
+                email: email.to_string(),
+            })
+        }
+        None => inherited.to,
+    };
+    let daily_at = match &r.daily_at {
+        Some(s) => match chrono::NaiveTime::parse_from_str(s.value.trim(), "%H:%M") {
+            Ok(t) => Some(t),
+            Err(_) => {
+                errors.push(validate::at(
+                    file,
+                    &s.referenced,
+                    format!("reports.daily_at \"{}\" is not a time of day (HH:MM)", s.value),
+                ));
+                None
+            }
+        },
+        None => inherited.daily_at,
+    };
+    Reports { to, daily_at }
 }
 
 /// The issuing body: as written, or its scope's command office ([`Issuer::of_scope`]). A child never

@@ -353,6 +353,24 @@ pub fn issuer_of(set: &PlaybookSet, region: RegionCode, regions: &Regions) -> Is
         .map_or_else(|| Issuer::of_scope(region, regions), |p| p.issuer.clone())
 }
 
+/// Reports up (信息报送): where they go and when the daily report is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reports {
+    /// The upper tier's office; `None`: reports are made and kept but sent nowhere.
+    pub to: Option<ReportTo>,
+    /// Time of day (Asia/Shanghai) of the daily report while a warning is in force; `None`: no daily report.
+    pub daily_at: Option<chrono::NaiveTime>,
+}
+
+/// The upper tier's office that reports go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReportTo {
+    /// Its name (山西省重污染天气应急指挥部办公室).
+    pub name: String,
+    /// Its mail address.
+    pub email: String,
+}
+
 /// A compiled, validated playbook, with its parent's settings already folded in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Playbook {
@@ -398,6 +416,8 @@ pub struct Playbook {
     pub relay: Option<Duration>,
     /// Who issues its warnings; never taken from the parent.
     pub issuer: Issuer,
+    /// Reports up (信息报送, `reports:`; each field inherited).
+    pub reports: Reports,
     /// Roles that sign.
     pub roles: Vec<Role>,
     /// Levels, lowest rank first.

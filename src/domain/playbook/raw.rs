@@ -33,6 +33,8 @@ pub struct RawPlaybook {
     pub relay_hours: Option<Spanned<u32>>,
     /// The body that issues this playbook's warnings (never inherited: each authority speaks in its own name).
     pub issuer: Option<RawIssuer>,
+    /// Reports up (信息报送): the upper tier's office and the daily report's time (each inherited).
+    pub reports: Option<RawReports>,
     pub roles: Option<Vec<RawRole>>,
     pub levels: Option<Vec<Spanned<RawLevel>>>,
     pub consultations: Option<Vec<RawConsultation>>,
@@ -50,6 +52,24 @@ pub struct RawIssuer {
     pub name_en: Option<String>,
     /// CAP `sender`: an address-like id without spaces, commas or `<>&`.
     pub sender: Option<Spanned<String>>,
+}
+
+/// Reports up (信息报送).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReports {
+    /// The upper tier's office that reports go to.
+    pub to: Option<RawReportTo>,
+    /// Time of day (`HH:MM`, Asia/Shanghai) of the daily report while a warning is in force.
+    pub daily_at: Option<Spanned<String>>,
+}
+
+/// The upper tier's office: its name and mail address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReportTo {
+    pub name: Spanned<String>,
+    pub email: Spanned<String>,
 }
 
 /// A role that may sign, with its authority rank (higher signs more).

@@ -56,6 +56,15 @@ const TABLE: &[(&str, &str)] = &[
         "approval_form_hours（审批表填报时限）须大于 0",
     ),
     ("relay_hours must be above 0", "relay_hours（转发各部门时限）须大于 0"),
+    ("reports.to.name must not be empty", "reports.to.name（上级报送单位名称）不能为空"),
+    (
+        "reports.to.email \"*\" is not a mail address",
+        "reports.to.email（上级报送邮箱）“{0}”不是有效的邮箱地址",
+    ),
+    (
+        "reports.daily_at \"*\" is not a time of day (HH:MM)",
+        "reports.daily_at（日报时间）“{0}”不是有效的时刻（时:分）",
+    ),
     (
         "hold_higher: false is laxer than parent playbook \"*\", which holds the higher level",
         "hold_higher: false 宽于上级预案“{0}”（上级频繁波动时按高级别预警执行）",
