@@ -380,6 +380,7 @@ pub fn report_json(r: &DailyReport, public_url: &str) -> serde_json::Value {
     json!({
         "report": r,
         "title": title(r),
+        "heading": title(r).trim_start_matches("【演练】"),
         "lead": lead(r),
         "columns": COLUMNS,
         "rows": table,

@@ -837,6 +837,7 @@ pub fn sample_data(name: &str) -> Value {
     }
     if name == "report_daily" {
         v["title"] = json!("太原市重污染天气橙色预警应急响应日报（2026年12月3日）");
+        v["heading"] = v["title"].clone();
         v["lead"] = json!("太原市橙色预警（Ⅱ级应急响应）自2026年12月3日 00:00起执行。截至2026年12月3日 12:00，共对3家企业下达应急减排措施。");
         v["columns"] = json!(["区县", "下达措施企业", "已确认收到"]);
         v["rows"] = json!([["小店区", "2", "1"], ["合计", "2", "1"]]);

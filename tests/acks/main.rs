@@ -27,6 +27,8 @@
 //! - `drill`: a drill (演练) beside a real warning of the same region: every mail 【演练】, its ack
 //!   pages and CAP (`Exercise`) say so, the public page, the feed, the real warning and the counts
 //!   untouched; the drill report's minutes per county, over HTTP and from the CLI.
+//! - `reports`: reports up (信息报送): the daily report per county to the upper tier, once a day at
+//!   the playbook's time across a restart, kept (API, `.docx`); a drill's its own, marked 【演练】.
 //! - `two_stage`: 收到 and 措施已落实 each by its own deadline (the playbook's), said in the notice, on
 //!   the page and on the dashboard; 措施已落实 only with every line ticked (page and server).
 
@@ -46,6 +48,7 @@ mod escalation;
 mod flow;
 mod inspections;
 mod keys;
+mod reports;
 mod security;
 mod summary;
 mod told;

@@ -34,6 +34,7 @@ mod chart;
 mod consult;
 mod list;
 mod pages;
+mod report;
 mod response;
 pub mod templates;
 mod views;
@@ -83,6 +84,7 @@ pub fn router(settings: &crate::config::Settings, key: [u8; 32]) -> anyhow::Resu
         .route("/approvals/{id}", get(consult::approval_page))
         .route("/approvals/{id}/complete", post(consult::complete))
         .route("/approvals/{id}/relay", post(consult::relay))
+        .route("/reports/{id}", get(report::report_page))
         .route("/forecasts", post(pages::submit_forecast))
         .route("/warnings/{id}", get(pages::warning))
         .route("/warnings/{id}/sign", post(pages::sign))

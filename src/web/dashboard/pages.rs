@@ -396,6 +396,7 @@ pub(super) async fn warning(
         "response": super::response::of_warning(&app, &w.id).with_inspections_page(&w.id, &iq),
         "actions": actions,
         "approvals": super::consult::forms_of_warning(&app, &w.id),
+        "reports": super::report::reports_of_warning(&app, &w.id),
         "sign_action": format!("{href}/sign"),
         "lift_action": format!("{href}/lift"),
         "cancel_action": format!("{href}/cancel"),

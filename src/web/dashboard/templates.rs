@@ -68,6 +68,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/approval.html")),
     ),
     (
+        "report.html",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/report.html")),
+    ),
+    (
         "reports.html",
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/dashboard/reports.html")),
     ),
