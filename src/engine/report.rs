@@ -168,7 +168,12 @@ pub fn page<V: View>(v: &V, after: &str, limit: usize) -> Result<Vec<DailyReport
 
 /// The figures of a warning per county at `now`: its enterprises' current tasks (negotiated reductions
 /// and departments are left out) and its inspections.
-pub fn figures<V: View>(v: &V, warning_id: &str, regions: &Regions, now: DateTime<Utc>) -> Result<(Vec<Figures>, Vec<Problem>, u64), StoreError> {
+pub fn figures<V: View>(
+    v: &V,
+    warning_id: &str,
+    regions: &Regions,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Figures>, Vec<Problem>, u64), StoreError> {
     let mut per: BTreeMap<RegionCode, Figures> = BTreeMap::new();
     let mut after = String::new();
     loop {
@@ -228,7 +233,14 @@ pub fn figures<V: View>(v: &V, warning_id: &str, regions: &Regions, now: DateTim
 }
 
 /// The day's report of a warning as it stands at `now` (not kept).
-pub fn build<V: View>(v: &V, w: &Warning, set: &PlaybookSet, regions: &Regions, date: NaiveDate, now: DateTime<Utc>) -> Result<DailyReport, StoreError> {
+pub fn build<V: View>(
+    v: &V,
+    w: &Warning,
+    set: &PlaybookSet,
+    regions: &Regions,
+    date: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<DailyReport, StoreError> {
     let pb = set.for_region(w.region, regions);
     let level = pb.and_then(|p| p.level(w.level.id.as_str()));
     let (counties, problems, _) = figures(v, &w.id, regions, now)?;
@@ -391,7 +403,13 @@ pub fn report_json(r: &DailyReport, public_url: &str) -> serde_json::Value {
 
 /// The reports due at `now` (pure but for the reads): `(warning, day)` of each signed, live warning
 /// whose playbook has a daily time that passed today after its sign-off, without a report of the day.
-fn due<V: View>(v: &V, warnings: &[Warning], set: &PlaybookSet, regions: &Regions, now: DateTime<Utc>) -> Result<Vec<(Warning, NaiveDate)>, StoreError> {
+fn due<V: View>(
+    v: &V,
+    warnings: &[Warning],
+    set: &PlaybookSet,
+    regions: &Regions,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Warning, NaiveDate)>, StoreError> {
     let today = now.with_timezone(&Shanghai).date_naive();
     let mut out = Vec::new();
     for w in warnings {
@@ -416,7 +434,15 @@ fn due<V: View>(v: &V, warnings: &[Warning], set: &PlaybookSet, regions: &Region
 }
 
 /// Makes, keeps and sends one day's report of a warning, unless it exists already (in this transaction).
-fn make(tx: &mut Tx<'_>, w: &Warning, date: NaiveDate, set: &PlaybookSet, regions: &Regions, public_url: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+fn make(
+    tx: &mut Tx<'_>,
+    w: &Warning,
+    date: NaiveDate,
+    set: &PlaybookSet,
+    regions: &Regions,
+    public_url: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let id = daily_id(&w.id, date);
     if report(tx, &id)?.is_some() {
         return Ok(false);
@@ -475,11 +501,7 @@ pub async fn run_once(engine: &Engine, public_url: &str, now: DateTime<Utc>) -> 
     let mut made = 0;
     for (w, date) in due {
         let (set, url) = (set.clone(), public_url.to_string());
-        if engine
-            .store
-            .write(move |tx| make(tx, &w, date, &set, regions, &url, now))
-            .await?
-        {
+        if engine.store.write(move |tx| make(tx, &w, date, &set, regions, &url, now)).await? {
             made += 1;
         }
     }

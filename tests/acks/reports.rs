@@ -71,7 +71,16 @@ fn figures(report: &Value, county: &str) -> [u64; 7] {
         .iter()
         .find(|c| c["county"] == county)
         .unwrap_or_else(|| panic!("no {county} in {report:#}"));
-    ["assigned", "received", "in_place", "overdue", "in_place_overdue", "inspected", "problems"].map(|k| c[k].as_u64().unwrap_or(u64::MAX))
+    [
+        "assigned",
+        "received",
+        "in_place",
+        "overdue",
+        "in_place_overdue",
+        "inspected",
+        "problems",
+    ]
+    .map(|k| c[k].as_u64().unwrap_or(u64::MAX))
 }
 
 async fn kept(app: &TestApp, id: &str) -> Value {
@@ -124,7 +133,10 @@ async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_d
     let (subject, text) = &mails[0];
     assert_eq!(subject, "【日报】太原市重污染天气橙色预警应急响应日报（2026年12月2日）");
     assert!(text.starts_with("山西省重污染天气应急指挥部办公室："), "{text}");
-    assert!(text.contains("共对3家企业下达应急减排措施，2家已确认收到，1家已确认措施落实，0家逾期未确认收到"), "{text}");
+    assert!(
+        text.contains("共对3家企业下达应急减排措施，2家已确认收到，1家已确认措施落实，0家逾期未确认收到"),
+        "{text}"
+    );
     assert!(text.contains("小店区／2／2／1／0／0／0／0／0"), "{text}");
     assert!(text.contains("迎泽区／1／0／0／0／0／0／0／0"), "{text}");
     let first = format!("{id}.daily.20261202");
@@ -163,7 +175,10 @@ async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_d
     let mails = upper_gets(&smtp, 2).await;
     let (subject, text) = &mails[1];
     assert_eq!(subject, "【日报】太原市重污染天气橙色预警应急响应日报（2026年12月3日）");
-    assert!(text.contains("1家逾期未确认收到，1家逾期未确认落实；开展监督帮扶检查1次，发现问题1个"), "{text}");
+    assert!(
+        text.contains("1家逾期未确认收到，1家逾期未确认落实；开展监督帮扶检查1次，发现问题1个"),
+        "{text}"
+    );
     let problem = format!("1. 迎泽区{}（2026年12月2日 13:30）：2#焦炉未延长出焦时间", coking.name);
     assert!(text.contains(&problem), "{text}");
     let second = format!("{id}.daily.20261203");
@@ -175,7 +190,12 @@ async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_d
 
     // Both are kept, listed by warning, printable on the dashboard, and as a Word file.
     let (_, list) = app.get(&format!("/api/v1/reports?warning={id}"), Some(DUTY)).await;
-    let ids: Vec<&str> = list["reports"].as_array().expect("reports").iter().filter_map(|r| r["report"]["id"].as_str()).collect();
+    let ids: Vec<&str> = list["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .filter_map(|r| r["report"]["id"].as_str())
+        .collect();
     assert_eq!(ids, [first.as_str(), second.as_str()]);
     let resp = app
         .http()
@@ -214,7 +234,11 @@ async fn a_drills_daily_report_is_its_own_and_marked_as_a_drill() {
     // 08:10: a drill's red warning for Taiyuan, signed; nobody acknowledges it.
     app.set_clock("2026-12-02 08:10");
     let (status, sub) = app
-        .post_body("/api/v1/forecasts?exercise=true", Some(DUTY), red_forecast("2026-12-02 08:08", "2026-12-02"))
+        .post_body(
+            "/api/v1/forecasts?exercise=true",
+            Some(DUTY),
+            red_forecast("2026-12-02 08:08", "2026-12-02"),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{sub}");
     let drill = eventually("the drill proposal", || async {
