@@ -131,7 +131,7 @@ async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
         .filter_map(|(p, ops)| ops.get("get").map(|op| (p, op)))
         .filter(|(_, op)| op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["next_after"].is_object())
         .collect();
-    assert_eq!(lists.len(), 12, "{:?}", lists.iter().map(|l| l.0).collect::<Vec<_>>());
+    assert_eq!(lists.len(), 13, "{:?}", lists.iter().map(|l| l.0).collect::<Vec<_>>());
     for (path, op) in lists {
         let names: BTreeSet<&str> = op["parameters"]
             .as_array()
