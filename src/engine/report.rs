@@ -10,7 +10,7 @@
 //!
 //! # Once a day
 //!
-//! The loop ([`run`]) looks at the live warnings every second. A warning signed and not yet ended
+//! The loop ([`run`]) looks at each region's current warning (real and drill) every second. A warning signed and not yet ended
 //! (issued or active) whose playbook has `daily_at` is due for the day's report once the local time
 //! has passed that day's `daily_at`, if it was signed before then. The kept report is the timer's
 //! durable state: the job writes it only when no report of that warning and day exists, in the same
@@ -495,7 +495,14 @@ pub async fn run_once(engine: &Engine, public_url: &str, now: DateTime<Utc>) -> 
     let set = engine.playbooks.live();
     let regions = engine.regions;
     let due = engine.store.read(|r| {
-        let warnings: Vec<Warning> = r.warnings()?.into_iter().filter(|w| w.status.is_live()).collect();
+        // Each region's current warning, real and drill (bounded by the regions, not by the history).
+        let warnings: Vec<Warning> = r
+            .region_states()?
+            .into_iter()
+            .chain(r.drill_states()?)
+            .filter_map(|(_, s)| s.warning)
+            .filter(|w| w.status.is_live())
+            .collect();
         due(r, &warnings, &set, regions, now)
     })?;
     let mut made = 0;

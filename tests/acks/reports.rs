@@ -89,6 +89,59 @@ async fn kept(app: &TestApp, id: &str) -> Value {
     r
 }
 
+/// The value of cookie `name` set by a response.
+fn cookie(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()?
+                .trim()
+                .strip_prefix(name)?
+                .strip_prefix('=')
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+/// Logs in to the dashboard as a browser would; returns the session's `Cookie` header.
+async fn login(app: &TestApp, token: &str) -> String {
+    let r = app.http().get(app.url("/login")).send().await.expect("the daemon answers");
+    let nonce = cookie(&r, "hazeflow_login");
+    let html = r.text().await.expect("a page");
+    let marker = "name=\"csrf\" value=\"";
+    let csrf = html[html.find(marker).expect("a CSRF field") + marker.len()..]
+        .split('"')
+        .next()
+        .expect("its value")
+        .to_string();
+    let r = app
+        .http()
+        .post(app.url("/login"))
+        .header(reqwest::header::COOKIE, format!("hazeflow_login={nonce}"))
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("the daemon answers");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    format!("hazeflow_session={}", cookie(&r, "hazeflow_session"))
+}
+
+/// A dashboard page with the session: status and HTML.
+async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, String) {
+    let r = app
+        .http()
+        .get(app.url(path))
+        .header(reqwest::header::COOKIE, session)
+        .send()
+        .await
+        .expect("the daemon answers");
+    // Attribute values come escaped (`&#x2f;` for `/`); read them as a browser does.
+    (r.status(), r.text().await.expect("a page").replace("&#x2f;", "/"))
+}
+
 /// `word/document.xml` of a .docx, read with `unzip` as anyone checking the file would.
 fn document_xml(bytes: &[u8]) -> String {
     use std::io::Write;
@@ -197,6 +250,25 @@ async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_d
         .filter_map(|r| r["report"]["id"].as_str())
         .collect();
     assert_eq!(ids, [first.as_str(), second.as_str()]);
+    let session = login(&app, DUTY).await;
+    let (status, html) = page(&app, &format!("/reports/{second}"), &session).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    for want in [
+        "<h1 id=\"sheet-h\">太原市重污染天气橙色预警应急响应日报（2026年12月3日）</h1>",
+        // The finding opened a recheck (复查), waiting; so did 小店区's chemical works, overdue for 措施已落实.
+        "<td>迎泽区</td><td>1</td><td>0</td><td>0</td><td>1</td><td>0</td><td>1</td><td>1</td><td>1</td>",
+        "<td>合计</td><td>3</td><td>2</td><td>1</td><td>1</td><td>1</td><td>1</td><td>1</td><td>2</td>",
+        "2#焦炉未延长出焦时间",
+        "data-print",
+        &format!("/api/v1/reports/{second}/docx"),
+    ] {
+        assert!(html.contains(want), "the report page lacks {want}: {html}");
+    }
+    let (_, html) = page(&app, &format!("/warnings/{id}"), &session).await;
+    assert!(
+        html.contains(&format!("href=\"/reports/{first}\"")) && html.contains(&format!("href=\"/reports/{second}\"")),
+        "{html}"
+    );
     let resp = app
         .http()
         .get(app.url(&format!("/api/v1/reports/{second}/docx")))
