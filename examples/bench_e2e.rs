@@ -240,6 +240,7 @@ async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path)
         j.await??;
     }
     let signed = started.elapsed();
+    let stats = store.stats();
     wake.notify_one();
 
     // Until the fan-out is done and every queued notice is recorded as sent.
@@ -269,6 +270,13 @@ async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path)
     let _ = fan_out.await;
     worker.await?;
     let (elapsed, count) = last;
+    let w = store.stats();
+    let writer = format!(
+        "writer: {} transactions, jobs {:.2} s, commits {:.2} s",
+        w.batches - stats.batches,
+        (w.job_micros - stats.job_micros) as f64 / 1e6,
+        (w.commit_micros - stats.commit_micros) as f64 / 1e6
+    );
     let first = first.unwrap_or(elapsed);
 
     // The notices' average size as sent (a sample of 200, composed as the worker composes them).
@@ -311,6 +319,7 @@ async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path)
         reference.as_secs_f64(),
         count as f64 / reference.as_secs_f64()
     );
+    println!("  {writer}");
     println!("ratio (hazeflow last / smtp-source): {:.2}", elapsed.as_secs_f64() / reference.as_secs_f64());
     Ok(())
 }
