@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! apt-get install postfix      # smtp-sink and smtp-source (the mail server need not run)
-//! cargo run --release --example bench_e2e -- [ENTERPRISES] [SEED] [SESSIONS]   # default 30000 42 20
+//! cargo run --release --example bench_e2e -- [ENTERPRISES] [SEED] [SESSIONS] [IN_FLIGHT]   # default 30000 42 20 20
 //! ```
 //!
 //! It generates the list (the generator of `hazeflow-listgen`) and records it in a fresh store in a
@@ -12,8 +12,9 @@
 //! `smtp-sink` on a free loopback port and, on that store, the daemon's leader work that carries a
 //! notice: the notice fan-out loop ([`hazeflow::engine::notice::step`], as
 //! [`hazeflow::engine::notice::run`] runs it) and the delivery worker ([`hazeflow::notify::deliver::run_loop`]:
-//! claim, render the shipped templates, send over `SESSIONS` pooled SMTP connections, record each
-//! attempt). The clock starts when the red warning of each province is submitted to the writer (the
+//! claim, render the shipped templates, send over `SESSIONS` pooled SMTP connections with at most
+//! `IN_FLIGHT` messages in flight — `mail.concurrency`, the bound on what a crash sends twice — and
+//! record each attempt). The clock starts when the red warning of each province is submitted to the writer (the
 //! sign's transaction: the lifecycle event through the real assignment stage and its hooks) and
 //! stops when the store has recorded the first, then the last, notice as sent (accepted by the sink
 //! and committed). Then `smtp-source -s SESSIONS -d` sends as many messages of the notices' average
@@ -54,17 +55,18 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match args.get(1).map(String::as_str) {
         Some("prepare") => rt.block_on(prepare(&args[2], args[3].parse()?, args[4].parse()?)),
-        Some("run") => rt.block_on(run(&args[2], args[3].parse()?)),
+        Some("run") => rt.block_on(run(&args[2], args[3].parse()?, args[4].parse()?)),
         _ => {
             let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(30_000);
             let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(42);
             let sessions: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(20);
+            let in_flight: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(sessions);
             let dir = tempfile::tempdir()?;
             let me = std::env::current_exe()?;
             let data = dir.path().display().to_string();
             for phase in [
                 vec!["prepare".to_string(), data.clone(), n.to_string(), seed.to_string()],
-                vec!["run".to_string(), data, sessions.to_string()],
+                vec!["run".to_string(), data, sessions.to_string(), in_flight.to_string()],
             ] {
                 let status = Command::new(&me).args(&phase).status()?;
                 anyhow::ensure!(status.success(), "phase {} failed", phase[0]);
@@ -89,6 +91,14 @@ async fn prepare(data: &str, n: usize, seed: u64) -> Result<()> {
     println!("recorded a list of {n} enterprises in {:.2?}", t.elapsed());
     store.close();
     Ok(())
+}
+
+/// CPU seconds (user, system) this process has used (`/proc/self/stat`, 100 ticks a second).
+fn cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    (f.get(11).copied().unwrap_or(0.0) / 100.0, f.get(12).copied().unwrap_or(0.0) / 100.0)
 }
 
 /// A free loopback port (bound, then released for the sink).
@@ -119,17 +129,17 @@ fn start_sink(port: u16) -> Result<Child> {
     bail!("smtp-sink did not listen on port {port}")
 }
 
-async fn run(data: &str, sessions: usize) -> Result<()> {
+async fn run(data: &str, sessions: usize, in_flight: usize) -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let port = free_port()?;
     let mut sink = start_sink(port)?;
-    let result = measure(data, sessions, port, &root).await;
+    let result = measure(data, sessions, in_flight, port, &root).await;
     let _ = sink.kill();
     let _ = sink.wait();
     result
 }
 
-async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path) -> Result<()> {
+async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root: &std::path::Path) -> Result<()> {
     let mut s = Settings::parse("default", config::DEFAULT_YAML)?;
     s.data_dir = PathBuf::from(data);
     s.playbooks = root.join("playbooks");
@@ -138,7 +148,7 @@ async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path)
     s.mail.smtp.port = Some(port);
     s.mail.smtp.tls = SmtpTls::None;
     s.mail.smtp.pool_size = sessions as u32;
-    s.mail.concurrency = sessions;
+    s.mail.concurrency = in_flight;
     s.mail.rate_per_sec = 0.0;
     s.validate()?;
     let regions = Regions::shanxi();
@@ -203,6 +213,7 @@ async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path)
 
     // Sign: the red warning of every province, each one write job through the assignment stage.
     let now = Utc::now();
+    let cpu = cpu_secs();
     let started = Instant::now();
     let mut jobs = Vec::new();
     for p in provinces.iter().copied() {
@@ -270,6 +281,8 @@ async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path)
     let _ = fan_out.await;
     worker.await?;
     let (elapsed, count) = last;
+    let (user, system) = cpu_secs();
+    let cpu = format!("CPU user {:.2} s, system {:.2} s", user - cpu.0, system - cpu.1);
     let w = store.stats();
     let writer = format!(
         "writer: {} transactions, jobs {:.2} s, commits {:.2} s",
@@ -305,7 +318,7 @@ async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path)
     anyhow::ensure!(status.success(), "smtp-source failed");
 
     println!(
-        "red over {} provinces signed in {signed:.2?}; {count} notices of {size} bytes on average, {sessions} SMTP sessions",
+        "red over {} provinces signed in {signed:.2?}; {count} notices of {size} bytes on average, {sessions} SMTP sessions, {in_flight} messages in flight (mail.concurrency)",
         provinces.len()
     );
     println!(
@@ -319,7 +332,7 @@ async fn measure(data: &str, sessions: usize, port: u16, root: &std::path::Path)
         reference.as_secs_f64(),
         count as f64 / reference.as_secs_f64()
     );
-    println!("  {writer}");
+    println!("  {writer}; {cpu}");
     println!("ratio (hazeflow last / smtp-source): {:.2}", elapsed.as_secs_f64() / reference.as_secs_f64());
     Ok(())
 }
