@@ -250,7 +250,10 @@ async fn fan_out(store: &Store, notices: &hazeflow::engine::notice::Notices) -> 
     let mut ahead = None;
     loop {
         let now = chrono::Utc::now();
-        let chunk = std::env::var("BENCH_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(hazeflow::engine::notice::CHUNK);
+        let chunk = std::env::var("BENCH_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(hazeflow::engine::notice::CHUNK);
         let done = hazeflow::engine::notice::step(store, notices, chunk, now, &mut ahead).await?;
         if done == 0 {
             break;
@@ -273,7 +276,10 @@ async fn fan_out(store: &Store, notices: &hazeflow::engine::notice::Notices) -> 
                 .map(|m| serde_json::to_vec(m).map_or(0, |v| v.len()))
                 .collect())
         })?;
-        println!("  message record: {} bytes on average (first 1000)", sizes.iter().sum::<usize>() / sizes.len().max(1));
+        println!(
+            "  message record: {} bytes on average (first 1000)",
+            sizes.iter().sum::<usize>() / sizes.len().max(1)
+        );
     }
     Ok((entries, after - before, elapsed))
 }

@@ -155,7 +155,8 @@ async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root:
     let built = notify::build(&s, regions)?;
     let store = Store::open(&s.db_path())?;
 
-    let set = hazeflow::domain::playbook::load_paths(&[root.join("playbooks/shanxi.yaml")], regions).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let set =
+        hazeflow::domain::playbook::load_paths(&[root.join("playbooks/shanxi.yaml")], regions).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let pb = set.get("shanxi").cloned().context("no shanxi playbook")?;
     let defaults = Arc::new(hazeflow::registry::shanxi_defaults().clone());
     let stage = Arc::new(AssignStage {
@@ -310,7 +311,13 @@ async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root:
     let t = Instant::now();
     let status = Command::new("smtp-source")
         .args(["-s", &sessions.to_string(), "-d", "-l", &size.to_string(), "-m", &count.to_string()])
-        .args(["-f", "bench@hazeflow.example.cn", "-t", "sink@example.cn", &format!("127.0.0.1:{port}")])
+        .args([
+            "-f",
+            "bench@hazeflow.example.cn",
+            "-t",
+            "sink@example.cn",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(Stdio::null())
         .status()
         .context("running smtp-source")?;
@@ -333,6 +340,9 @@ async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root:
         count as f64 / reference.as_secs_f64()
     );
     println!("  {writer}; {cpu}");
-    println!("ratio (hazeflow last / smtp-source): {:.2}", elapsed.as_secs_f64() / reference.as_secs_f64());
+    println!(
+        "ratio (hazeflow last / smtp-source): {:.2}",
+        elapsed.as_secs_f64() / reference.as_secs_f64()
+    );
     Ok(())
 }

@@ -223,7 +223,13 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) ->
 /// snapshot: the writer is not held while the list is read and the messages are built). `ahead`: a
 /// chunk of that fan-out is being queued and leaves its cursor here — prepare the entries after it.
 /// `None`: nothing to do.
-pub fn prepare<V: View>(n: &Notices, v: &V, ahead: Option<(&str, u32)>, limit: usize, now: DateTime<Utc>) -> Result<Option<Chunk>, StoreError> {
+pub fn prepare<V: View>(
+    n: &Notices,
+    v: &V,
+    ahead: Option<(&str, u32)>,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Result<Option<Chunk>, StoreError> {
     // The oldest fan-out that is due (an end notice waits for its time).
     let due = v
         .docs::<FanOut>(FANOUT, "", "", 256)?
@@ -448,5 +454,79 @@ pub async fn run(engine: Arc<Engine>, mut notices: Notices, cancel: Cancellation
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(POLL) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::assign::AssignStage;
+    use crate::engine::assign::tests::{issued, step as issue, store_with_list};
+    use crate::notify::outbox::all_messages;
+
+    fn notices() -> Notices {
+        let regions = Regions::shanxi();
+        let set = crate::domain::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions).unwrap();
+        let roster = Arc::new(Roster::load(std::path::Path::new("config/roster.yaml")).unwrap());
+        Notices {
+            defaults: Arc::new(crate::registry::shanxi_defaults().clone()),
+            regions,
+            public_url: "https://hazeflow.example.cn".into(),
+            tokens: TokenKey::new([7; 32]),
+            playbooks: Arc::new(set),
+            roster: Arc::new(move || roster.clone()),
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_prepared_on_snapshots_queue_every_notice_once_and_a_stale_chunk_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, who) = store_with_list(dir.path()).await;
+        let n = notices();
+        let stage = Arc::new(AssignStage {
+            defaults: n.defaults.clone(),
+            regions: n.regions,
+            on_round: vec![hook()],
+        });
+        issue(&store, &stage, 140100, issued("140100-T-1", "orange")).await;
+        let now = Utc::now();
+        let queued = |store: &Store| store.read(|r| r.counter("notify_queued_email")).unwrap();
+
+        // The first entry, and the second prepared ahead of it (as the loop does while the writer
+        // queues the first).
+        let first = store.read(|r| prepare(&n, r, None, 1, now)).unwrap().unwrap();
+        let after = first.after().unwrap();
+        let second = store.read(|r| prepare(&n, r, Some((&after.0, after.1)), 1, now)).unwrap().unwrap();
+        let again = store.read(|r| prepare(&n, r, None, 1, now)).unwrap().unwrap();
+        // Out of turn: the fan-out is not where the second chunk starts; nothing is written.
+        assert_eq!(store.write(move |tx| apply(tx, second)).await.unwrap(), None);
+        assert_eq!(queued(&store), 0);
+        assert_eq!(store.write(move |tx| apply(tx, first)).await.unwrap(), Some(1));
+        let one = queued(&store);
+        assert_eq!(one, 1, "the first entry's notice");
+        // The first chunk prepared twice (a retry after the writer took it): the second copy is stale.
+        assert_eq!(store.write(move |tx| apply(tx, again)).await.unwrap(), None);
+        assert_eq!(queued(&store), one);
+
+        // The loop's steps (each chunk prepared while the one before is written) do the rest.
+        let mut ahead = None;
+        while step(&store, &n, 1, now, &mut ahead).await.unwrap() > 0 {}
+        assert_eq!(store.read(pending).unwrap(), 0);
+        let messages = store.read(all_messages).unwrap();
+        assert_eq!(messages.len() as u64, queued(&store));
+        // Every enterprise of the list once, with its own link; departments with contacts besides.
+        for (uscc, _) in &who {
+            let to: Vec<_> = messages.iter().filter(|m| m.recipient.key == format!("e{uscc}")).collect();
+            assert_eq!(to.len(), 1, "{uscc}: {:?}", to.iter().map(|m| &m.id).collect::<Vec<_>>());
+            assert_eq!(to[0].template, "assignment_issued");
+            assert!(
+                to[0].data["ack_url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://hazeflow.example.cn/ack/")
+            );
+        }
+        let ids: std::collections::BTreeSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.len(), messages.len());
     }
 }
