@@ -6,6 +6,9 @@
 //! queues one *fan-out* (an [`crate::engine::assign::OnRound`] hook): a document saying "notify every
 //! enterprise of round N, starting at entry 0". The fan-out loop ([`run`]) then turns it into outbox
 //! messages a chunk at a time, each chunk in one transaction that also advances the fan-out's cursor.
+//! A chunk is prepared on a snapshot off the writer ([`prepare`]: the list read, the data built, the
+//! messages encoded), the next one while the writer queues the one before ([`step`]); the writer's
+//! job ([`apply`]) writes it only if the cursor is still where it was prepared from.
 //! Message ids derive from the assignment key, so a chunk done twice (a crash between the outbox write
 //! and … there is no between: they are one transaction) or a retry queues nothing twice. Once the
 //! round's transaction has committed, every notice of it is as good as queued: nothing can lose it.

@@ -31,7 +31,7 @@
 //!
 //! # Throughput
 //!
-//! Claims run ahead of the sends (a few times the lanes' concurrency) and outcomes go to one recorder
+//! Claims run ahead of the sends (16 times the lanes' concurrency) and outcomes go to one recorder
 //! that writes whatever has gathered in one job, so a store commit (one fsync) carries many messages
 //! either way. `examples/mail_bench.rs` measures it against postfix's `smtp-source`.
 
