@@ -70,7 +70,7 @@ pub use keys::{Collection, millis_key, seq_key, version_key};
 pub use pg::safe_location;
 pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
 pub use stage::Stage;
-pub use tx::{ReadTx, Tx, View};
+pub use tx::{Encoded, ReadTx, Tx, View};
 
 /// The on-disk format this build writes and reads.
 /// Version 2: assignments as rounds (a header document and a numbered run of entries) instead of
