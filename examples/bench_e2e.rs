@@ -240,6 +240,7 @@ async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root:
                             plan: Vec::new(),
                             lead_missed: false,
                         },
+                        exercise: false,
                     };
                     let mut state = RegionState::default();
                     state.apply(&e);
