@@ -88,6 +88,9 @@ pub struct Hold {
     pub rank: u32,
     /// Until when, if known.
     pub until: Option<DateTime<Utc>>,
+    /// A warning from above (上级预警): its issuer and document number, in Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One region's warning episode.
@@ -250,6 +253,9 @@ pub enum EventKind {
         min_level: LevelId,
         rank: u32,
         until: Option<DateTime<Utc>>,
+        /// A warning from above (上级预警): its issuer and document number, in Chinese.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
     },
     /// A directive no longer holds the region.
     DirectiveReleased { directive: String },
@@ -291,6 +297,11 @@ pub enum Input<'a> {
         min_level: &'a str,
         from: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
+        /// When the warning is expected to end, if `until` does not say (a warning from above).
+        expected_end: Option<DateTime<Utc>>,
+        /// A warning from above (上级预警): its issuer and document number, in Chinese; named in the
+        /// reasons instead of `调度令ID`.
+        source: Option<&'a str>,
     },
     /// A directive is released.
     DirectiveLifted { id: &'a str },
@@ -317,6 +328,9 @@ pub enum LifecycleError {
     /// A directive holds the warning.
     #[error("warning {id} is held by directive {directive} until it is released")]
     Held { id: String, directive: String },
+    /// A warning from above holds the warning.
+    #[error("warning {id} is held by the warning from above {directive} ({upstream}) until its own lift arrives")]
+    HeldFromAbove { id: String, directive: String, upstream: String },
     /// The warning has started; lift it instead.
     #[error("warning {0} has started; lift it instead of cancelling")]
     Started(String),
@@ -505,6 +519,7 @@ impl RegionState {
                         min_level,
                         rank,
                         until,
+                        source,
                     } => {
                         w.holds.retain(|h| &h.directive != directive);
                         w.holds.push(Hold {
@@ -512,6 +527,7 @@ impl RegionState {
                             min_level: min_level.clone(),
                             rank: *rank,
                             until: *until,
+                            source: source.clone(),
                         });
                     }
                     EventKind::DirectiveReleased { directive } => w.holds.retain(|h| &h.directive != directive),
@@ -587,13 +603,15 @@ impl Decider<'_> {
                 min_level,
                 from,
                 until,
-            } => self.directive(id, min_level, from, until)?,
+                expected_end,
+                source,
+            } => self.directive(id, min_level, from, until.or(expected_end), until, source)?,
             Input::DirectiveLifted { id } => {
-                if self.live().is_some_and(|w| w.holds.iter().any(|h| h.directive == id)) {
+                if let Some(h) = self.live().and_then(|w| w.holds.iter().find(|h| h.directive == id)).cloned() {
                     self.emit(
                         self.now,
                         &format!("directive:{id}"),
-                        format!("调度令{id}解除"),
+                        format!("{}解除", h.source.unwrap_or_else(|| format!("调度令{id}"))),
                         None,
                         EventKind::DirectiveReleased { directive: id.into() },
                     );
@@ -1106,7 +1124,17 @@ impl Decider<'_> {
         Ok(())
     }
 
-    fn directive(&mut self, id: &str, min_level: &str, from: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Result<(), LifecycleError> {
+    /// A directive (or a warning from above, `source`) holds the region at least at `min_level` from
+    /// `from`; the warning is expected to end at `expected_end`, the hold runs out at `until`.
+    fn directive(
+        &mut self,
+        id: &str,
+        min_level: &str,
+        from: DateTime<Utc>,
+        expected_end: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        source: Option<&str>,
+    ) -> Result<(), LifecycleError> {
         let rank = self
             .pb
             .level(min_level)
@@ -1114,8 +1142,11 @@ impl Decider<'_> {
             .rank;
         let actor = format!("directive:{id}");
         let start = from.max(self.now);
-        let end = until.unwrap_or(start + Duration::days(1));
-        let reason = format!("调度令{id}：自{}起至少执行{}", zh_time(start), level_name(self.pb, min_level));
+        let end = expected_end.unwrap_or(start + Duration::days(1));
+        let reason = match source {
+            Some(s) => format!("根据{s}，自{}起至少执行{}", zh_time(start), level_name(self.pb, min_level)),
+            None => format!("调度令{id}：自{}起至少执行{}", zh_time(start), level_name(self.pb, min_level)),
+        };
         match self.live().cloned() {
             None => {
                 let (wid, reopened) = self.episode_id(start);
@@ -1173,6 +1204,7 @@ impl Decider<'_> {
                 min_level: min_level.into(),
                 rank,
                 until,
+                source: source.map(str::to_string),
             },
         );
         if let Some(w) = self.live().cloned()
@@ -1193,9 +1225,16 @@ impl Decider<'_> {
     fn manual_end(&mut self, actor: &str, reason: &str, cancel: bool) -> Result<(), LifecycleError> {
         let w = self.live().cloned().ok_or(LifecycleError::NoWarning(self.region))?;
         if let Some(h) = w.holds.first() {
-            return Err(LifecycleError::Held {
-                id: w.id,
-                directive: h.directive.clone(),
+            return Err(match &h.source {
+                Some(source) => LifecycleError::HeldFromAbove {
+                    id: w.id,
+                    directive: h.directive.clone(),
+                    upstream: source.clone(),
+                },
+                None => LifecycleError::Held {
+                    id: w.id,
+                    directive: h.directive.clone(),
+                },
             });
         }
         match (w.status, cancel) {
@@ -1925,6 +1964,8 @@ levels:
                 min_level,
                 from: t("2026-12-01 00:00"),
                 until: until.map(t),
+                expected_end: None,
+                source: None,
             },
         )
     }
@@ -1980,6 +2021,8 @@ levels:
                 min_level: "purple",
                 from: t("2026-12-01 00:00"),
                 until: None,
+                expected_end: None,
+                source: None,
             },
         );
         assert_eq!(refused, Err(LifecycleError::UndefinedLevel("purple".into())));
