@@ -11,10 +11,12 @@ use crate::helpers::*;
 
 const TAIYUAN: &str = "140100";
 const DATONG: &str = "140200";
+const QINGXU: &str = "140121";
 const DOC_NO: &str = "晋重污应急〔2026〕5号";
 const ISSUER: &str = "山西省重污染天气应急指挥部";
 
-/// The provincial warning: Taiyuan orange, Datong yellow, from 12-02 00:00, expected to end 12-05 00:00.
+/// The provincial warning: Taiyuan orange but its county Qingxu (清徐县) red, Datong yellow, from
+/// 12-02 00:00, expected to end 12-05 00:00.
 fn provincial_warning() -> Value {
     json!({
         "id": "SX-2026-5",
@@ -22,7 +24,8 @@ fn provincial_warning() -> Value {
         "issuer": ISSUER,
         "areas": [
             { "level": "orange", "regions": [TAIYUAN] },
-            { "level": "yellow", "regions": [DATONG] }
+            { "level": "yellow", "regions": [DATONG] },
+            { "level": "red", "regions": [QINGXU] }
         ],
         "start": "2026-12-02 00:00",
         "expected_end": "2026-12-05 00:00"
@@ -51,16 +54,28 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
     let w = eventually("Taiyuan's own proposal", || async { app.warning_of(TAIYUAN).await }).await;
     assert_eq!((w["level"].as_str(), w["status"].as_str()), (Some("yellow"), Some("pending")), "{w}");
 
-    // 15:20: the province's warning arrives; the duty office records it.
+    // 15:20: the province's warning arrives. It names red for Qingxu: the deputy head may not record
+    // it (a directive's authority at its highest level), the head may.
     app.set_clock("2026-12-01 15:20");
     let (status, body) = app
         .post_json("/api/v1/upstream-warnings", Some(DEPUTY), &provincial_warning())
         .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app
+        .post_json("/api/v1/upstream-warnings", Some(HEAD), &provincial_warning())
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
-    // → Taiyuan at orange, Datong at yellow, both issued without a signature from the warning's start,
-    // their counties with them, each naming the provincial warning as what holds it.
-    for (region, level) in [(TAIYUAN, "orange"), (DATONG, "yellow"), ("140121", "orange"), ("140221", "yellow")] {
+    // → Taiyuan at orange, Qingxu at red, Taiyuan's other counties at orange, Datong and its counties
+    // at yellow, all issued without a signature from the warning's start, each naming the provincial
+    // warning as what holds it.
+    for (region, level) in [
+        (TAIYUAN, "orange"),
+        (QINGXU, "red"),
+        ("140122", "orange"),
+        (DATONG, "yellow"),
+        ("140221", "yellow"),
+    ] {
         let w = app.warning_of(region).await.unwrap_or_else(|| panic!("a warning for {region}"));
         assert_eq!(
             (w["level"].as_str(), w["status"].as_str(), w["pending_sign_off"].as_bool()),
@@ -87,6 +102,11 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
     let (_, body) = app.get("/api/v1/upstream-warnings", Some(DUTY)).await;
     assert_eq!(body["upstream_warnings"][0]["upstream"]["doc_no"], DOC_NO, "{body}");
     assert_eq!(body["upstream_warnings"][0]["active"], true, "{body}");
+    // It is no directive: not listed with them, not lifted as one.
+    let (_, body) = app.get("/api/v1/directives", Some(DUTY)).await;
+    assert_eq!(body["directives"], json!([]), "{body}");
+    let (status, body) = app.post("/api/v1/directives/SX-2026-5/lift", Some(HEAD)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
     // 12-02 00:00: both start.
     app.set_clock("2026-12-02 00:00");
@@ -98,6 +118,7 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
     // 12-02 10:00: Taiyuan's deputy head tries to lift its warning: refused while the provincial one
     // is in force, naming it; nothing recorded.
     app.set_clock("2026-12-02 10:00");
+    app.settled().await;
     let seq = app.last_seq().await;
     let (status, body) = app
         .post_json(
@@ -119,10 +140,10 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
     let w = app.warning_of(TAIYUAN).await.expect("Taiyuan's warning");
     assert_eq!((w["level"].as_str(), w["status"].as_str()), (Some("orange"), Some("active")), "{w}");
 
-    // 12-03 11:00: the province's lift arrives. Datong (no forecast of its own calling for a warning)
-    // is lifted at once; Taiyuan falls to the yellow its own forecast calls for.
+    // 12-03 11:00: the province's lift arrives. Datong and Qingxu (no forecast of their own calling
+    // for a warning) are lifted at once; Taiyuan falls to the yellow its own forecast calls for.
     app.set_clock("2026-12-03 11:00");
-    let (status, body) = app.post("/api/v1/upstream-warnings/SX-2026-5/lift", Some(DEPUTY)).await;
+    let (status, body) = app.post("/api/v1/upstream-warnings/SX-2026-5/lift", Some(HEAD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let datong = app.warning_of(DATONG).await.expect("Datong's warning");
     assert_eq!((datong["status"].as_str(), &datong["holds"]), (Some("lifted"), &json!([])), "{datong}");
@@ -134,6 +155,8 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
             .any(|r| r["event"]["kind"] == "directive_released" && r["event"]["reason"] == format!("{ISSUER}预警（{DOC_NO}）解除")),
         "{datong_history:?}"
     );
+    let w = app.warning_of(QINGXU).await.expect("Qingxu's warning");
+    assert_eq!(w["status"], "lifted", "{w}");
     let w = app.warning_of(TAIYUAN).await.expect("Taiyuan's warning");
     assert_eq!(w["holds"], json!([]), "{w}");
     assert_eq!((w["level"].as_str(), w["status"].as_str()), (Some("yellow"), Some("active")), "{w}");
@@ -141,7 +164,7 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
     assert_eq!(body["upstream_warnings"][0]["active"], false, "{body}");
 
     // Its lift once more: refused, it is over.
-    let (status, body) = app.post("/api/v1/upstream-warnings/SX-2026-5/lift", Some(DEPUTY)).await;
+    let (status, body) = app.post("/api/v1/upstream-warnings/SX-2026-5/lift", Some(HEAD)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     app.stop().await;
 }

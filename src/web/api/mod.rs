@@ -518,11 +518,19 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
 }
 
 async fn list_directives(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
-    let page = q.page(s.engine.store.read(|r| r.directives())?, paging::WHOLE, |d| d.id.clone())?;
+    // Warnings from above are listed by `GET /api/v1/upstream-warnings`.
+    let mut all = s.engine.store.read(|r| r.directives())?;
+    all.retain(|d| d.upstream.is_none());
+    let page = q.page(all, paging::WHOLE, |d| d.id.clone())?;
     Ok(Json(json!({ "directives": page.items, "next_after": page.next })))
 }
 
 async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    if s.engine.store.read(|r| r.directive(&id))?.is_some_and(|d| d.upstream.is_some()) {
+        return Err(ApiError::NotFound(format!(
+            "no directive {id}: it is a warning from above, lifted by POST /api/v1/upstream-warnings/{id}/lift"
+        )));
+    }
     let events = s.engine.lift_directive(&id, &staff.name, &staff.role).await?;
     s.after_change();
     Ok(Json(json!({ "events": events })))
