@@ -116,10 +116,10 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
     }
 
     // 12-02 10:00: Taiyuan's deputy head tries to lift its warning: refused while the provincial one
-    // is in force, naming it; nothing recorded.
+    // is in force, naming it; its history unchanged (the reminders of the enterprises' tasks run on).
     app.set_clock("2026-12-02 10:00");
     app.settled().await;
-    let seq = app.last_seq().await;
+    let before = history_of(&app, &id).await;
     let (status, body) = app
         .post_json(
             &format!("/api/v1/warnings/{id}/lift"),
@@ -132,7 +132,7 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
         body["error"],
         format!("warning {id} is held by the warning from above SX-2026-5 ({ISSUER}预警（{DOC_NO}）) until its own lift arrives")
     );
-    assert_eq!(app.last_seq().await, seq, "nothing is recorded");
+    assert_eq!(history_of(&app, &id).await, before, "nothing is recorded");
 
     // 12-03 10:00: its own forecast still says yellow; Taiyuan stays at orange, the provincial level.
     app.set_clock("2026-12-03 10:00");
