@@ -2012,6 +2012,40 @@ levels:
     }
 
     #[test]
+    fn a_warning_from_above_is_named_in_the_reasons_refuses_a_local_lift_and_its_expected_end_lifts_nothing() {
+        let mut tl = Timeline::new();
+        let source = "山西省重污染天气应急指挥部预警（晋重污应急〔2026〕5号）";
+        let events = tl.input(
+            "2026-12-01 16:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from: t("2026-12-02 00:00"),
+                until: None,
+                expected_end: Some(t("2026-12-03 00:00")),
+                source: Some(source),
+            },
+        );
+        assert_eq!(events[0].reason, format!("根据{source}，自12月2日0时起至少执行橙色预警"));
+        assert_eq!(tl.warning().expected_end, t("2026-12-03 00:00"));
+        assert_eq!(tl.warning().holds[0].source.as_deref(), Some(source));
+        let refused = tl.try_input(
+            "2026-12-02 10:00",
+            Input::Lift {
+                actor: "李副市长",
+                reason: "好转",
+            },
+        );
+        assert!(matches!(refused, Err(LifecycleError::HeldFromAbove { .. })), "{refused:?}");
+        // Past its expected end it still holds: only its lift ends it.
+        tl.tick("2026-12-04 00:00");
+        assert_eq!((tl.warning().status, tl.warning().level.id.as_str()), (Status::Active, "orange"));
+        let events = tl.input("2026-12-04 10:00", Input::DirectiveLifted { id: ORDER });
+        assert_eq!(events[0].reason, format!("{source}解除"));
+        assert_eq!(tl.warning().status, Status::Lifted);
+    }
+
+    #[test]
     fn a_directive_naming_an_undefined_level_is_refused() {
         let mut tl = Timeline::new();
         let refused = tl.try_input(

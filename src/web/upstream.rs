@@ -73,7 +73,9 @@ async fn record(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Re
     let issuer = required("issuer", &b.issuer)?;
     let issued_by = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
     if b.areas.is_empty() {
-        return Err(ApiError::BadRequest("areas: name at least one group of regions and its level".into()));
+        return Err(ApiError::BadRequest(
+            "areas: name at least one group of regions and its level".into(),
+        ));
     }
     let set = s.engine.playbooks.live();
     let mut areas = Vec::new();
@@ -95,7 +97,10 @@ async fn record(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Re
                 )));
             }
         }
-        if let Some(rank) = set.for_region(issued_by, s.engine.regions).and_then(|pb| pb.level(&a.level)).map(|l| l.rank)
+        if let Some(rank) = set
+            .for_region(issued_by, s.engine.regions)
+            .and_then(|pb| pb.level(&a.level))
+            .map(|l| l.rank)
             && top.as_ref().is_none_or(|(t, _)| rank > *t)
         {
             top = Some((rank, a.level.clone()));
@@ -151,7 +156,7 @@ async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Pag
 /// `POST /api/v1/upstream-warnings/{id}/lift`: its own lift arrived; the regions follow their own
 /// forecasts again (lifted at once when those call for nothing).
 async fn lift(State(s): State<Arc<AppState>>, staff: Staff, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
-    if !s.engine.store.read(|r| r.directive(&id))?.is_some_and(|d| d.upstream.is_some()) {
+    if s.engine.store.read(|r| r.directive(&id))?.is_none_or(|d| d.upstream.is_none()) {
         return Err(ApiError::NotFound(format!("no warning from above {id}")));
     }
     let events = s.engine.lift_directive(&id, &staff.name, &staff.role).await?;

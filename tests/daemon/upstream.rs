@@ -52,7 +52,11 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let w = eventually("Taiyuan's own proposal", || async { app.warning_of(TAIYUAN).await }).await;
-    assert_eq!((w["level"].as_str(), w["status"].as_str()), (Some("yellow"), Some("pending")), "{w}");
+    assert_eq!(
+        (w["level"].as_str(), w["status"].as_str()),
+        (Some("yellow"), Some("pending")),
+        "{w}"
+    );
 
     // 15:20: the province's warning arrives. It names red for Qingxu: the deputy head may not record
     // it (a directive's authority at its highest level), the head may.
@@ -61,9 +65,7 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
         .post_json("/api/v1/upstream-warnings", Some(DEPUTY), &provincial_warning())
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, body) = app
-        .post_json("/api/v1/upstream-warnings", Some(HEAD), &provincial_warning())
-        .await;
+    let (status, body) = app.post_json("/api/v1/upstream-warnings", Some(HEAD), &provincial_warning()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // → Taiyuan at orange, Qingxu at red, Taiyuan's other counties at orange, Datong and its counties
@@ -146,7 +148,11 @@ async fn a_provincial_warning_starts_two_cities_at_its_levels_holds_them_and_let
     let (status, body) = app.post("/api/v1/upstream-warnings/SX-2026-5/lift", Some(HEAD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let datong = app.warning_of(DATONG).await.expect("Datong's warning");
-    assert_eq!((datong["status"].as_str(), &datong["holds"]), (Some("lifted"), &json!([])), "{datong}");
+    assert_eq!(
+        (datong["status"].as_str(), &datong["holds"]),
+        (Some("lifted"), &json!([])),
+        "{datong}"
+    );
     assert_eq!(time(&datong["ended_at"]), shanghai("2026-12-03 11:00"));
     let datong_history = history_of(&app, datong["id"].as_str().expect("an id")).await;
     assert!(
@@ -199,7 +205,11 @@ async fn a_warning_from_above_with_an_unknown_region_or_level_or_without_its_doc
     ];
     for (body, error) in cases {
         let (status, answer) = app.post_json("/api/v1/upstream-warnings", Some(DEPUTY), &body).await;
-        assert_eq!((status, answer["error"].as_str()), (StatusCode::BAD_REQUEST, Some(error.as_str())), "{body}");
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(error.as_str())),
+            "{body}"
+        );
     }
     // Without its document number at all: the parser names the field.
     let (status, answer) = app
@@ -212,11 +222,12 @@ async fn a_warning_from_above_with_an_unknown_region_or_level_or_without_its_doc
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert!(answer["error"].as_str().is_some_and(|e| e.contains("missing field `doc_no`")), "{answer}");
+    assert!(
+        answer["error"].as_str().is_some_and(|e| e.contains("missing field `doc_no`")),
+        "{answer}"
+    );
     // The duty officer may not record one (the authority of a directive at its highest level).
-    let (status, answer) = app
-        .post_json("/api/v1/upstream-warnings", Some(DUTY), &provincial_warning())
-        .await;
+    let (status, answer) = app.post_json("/api/v1/upstream-warnings", Some(DUTY), &provincial_warning()).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
 
     assert_eq!(app.last_seq().await, seq, "nothing is recorded");

@@ -463,17 +463,14 @@ pub fn warning_row(look: &Lookup<'_>, w: &Warning, palette: &mut Palette) -> War
         status_name: status_zh(w.status).into(),
         start: local_time(w.start),
         expected_end: local_time(w.expected_end),
-        rule: w
-            .rule
-            .as_deref()
-            .map_or_else(
-                || match w.holds.first() {
-                    None => "—".into(),
-                    Some(h) if h.source.is_some() => "上级预警".into(),
-                    Some(_) => "调度令".into(),
-                },
-                rule_zh,
-            ),
+        rule: w.rule.as_deref().map_or_else(
+            || match w.holds.first() {
+                None => "—".into(),
+                Some(h) if h.source.is_some() => "上级预警".into(),
+                Some(_) => "调度令".into(),
+            },
+            rule_zh,
+        ),
         pending_change: w.pending_change.as_ref().map(|p| {
             let who = needs_zh(pb, &p.level).map_or_else(String::new, |n| format!("，待{n}签发"));
             format!("提议升级为{}{who}", level_name(pb, &p.level))
@@ -481,7 +478,13 @@ pub fn warning_row(look: &Lookup<'_>, w: &Warning, palette: &mut Palette) -> War
         holds: w
             .holds
             .iter()
-            .map(|h| format!("{}（不低于{}）", h.source.as_ref().unwrap_or(&h.directive), level_name(pb, &h.min_level)))
+            .map(|h| {
+                format!(
+                    "{}（不低于{}）",
+                    h.source.as_ref().unwrap_or(&h.directive),
+                    level_name(pb, &h.min_level)
+                )
+            })
             .collect(),
     }
 }
@@ -710,7 +713,12 @@ pub fn event_zh(kind: &EventKind, pb: Option<&Playbook>) -> (String, String) {
             source,
             ..
         } => (
-            if source.is_some() { "上级预警生效" } else { "调度令生效" }.into(),
+            if source.is_some() {
+                "上级预警生效"
+            } else {
+                "调度令生效"
+            }
+            .into(),
             format!(
                 "{}：不低于{}{}",
                 source.as_ref().unwrap_or(directive),
