@@ -68,7 +68,7 @@ pub use check::{Checked, TableReport};
 pub use copy::{CopySummary, differences};
 pub use keys::{Collection, millis_key, seq_key, version_key};
 pub use pg::safe_location;
-pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
+pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody, Upstream, UpstreamArea};
 pub use stage::Stage;
 pub use tx::{Encoded, ReadTx, Tx, View};
 

@@ -13,6 +13,7 @@ pub mod pages;
 pub mod publish;
 pub mod server;
 pub mod state;
+pub mod upstream;
 
 pub use pages::Pages;
 pub use state::AppState;
