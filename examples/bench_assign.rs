@@ -255,23 +255,47 @@ async fn run(db: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the notice fan-out until nothing is left, as the daemon's notice loop does: (entries gone
+/// Runs the notice fan-out until nothing is left, as the daemon's notice loop does (each chunk
+/// prepared on a snapshot while the writer queues the one before): (entries gone
 /// through, outbox messages queued, time).
 async fn fan_out(store: &Store, notices: &hazeflow::engine::notice::Notices) -> anyhow::Result<(usize, u64, std::time::Duration)> {
     let before = store.read(|r| r.counter("notify_queued_email"))?;
+    let stats = store.stats();
     let t = Instant::now();
     let mut entries = 0usize;
+    let mut ahead = None;
     loop {
-        let n = notices.clone();
-        let done = store
-            .write(move |tx| hazeflow::engine::notice::expand(&n, tx, hazeflow::engine::notice::CHUNK, chrono::Utc::now()))
-            .await?;
+        let now = chrono::Utc::now();
+        let chunk = std::env::var("BENCH_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(hazeflow::engine::notice::CHUNK);
+        let done = hazeflow::engine::notice::step(store, notices, chunk, now, &mut ahead).await?;
         if done == 0 {
             break;
         }
         entries += done;
     }
     let elapsed = t.elapsed();
+    let s = store.stats();
+    println!(
+        "  writer: {} transactions, jobs {:.2} s, commits {:.2} s",
+        s.batches - stats.batches,
+        (s.job_micros - stats.job_micros) as f64 / 1e6,
+        (s.commit_micros - stats.commit_micros) as f64 / 1e6
+    );
     let after = store.read(|r| r.counter("notify_queued_email"))?;
+    if std::env::var_os("BENCH_SIZES").is_some() {
+        let sizes: Vec<usize> = store.read(|r| {
+            Ok(hazeflow::notify::outbox::messages(r, "", "", 1000)?
+                .iter()
+                .map(|m| serde_json::to_vec(m).map_or(0, |v| v.len()))
+                .collect())
+        })?;
+        println!(
+            "  message record: {} bytes on average (first 1000)",
+            sizes.iter().sum::<usize>() / sizes.len().max(1)
+        );
+    }
     Ok((entries, after - before, elapsed))
 }

@@ -190,6 +190,7 @@ impl Application {
             .merge(crate::web::episode::router())
             .merge(crate::web::drill::router())
             .merge(crate::web::report::router())
+            .merge(crate::web::upstream::router())
             .merge(crate::web::publish::router())
             .merge(crate::web::dashboard::router(&state.settings, state.keys.session_key()?)?)
             .with_state(state.clone());

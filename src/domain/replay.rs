@@ -116,6 +116,8 @@ pub fn replay(obs: &Forecast, pb: &Playbook, regions: &Regions) -> Replay {
                             min_level: &d.min_level,
                             from: d.from.with_timezone(&Utc),
                             until: d.until.map(|u| u.with_timezone(&Utc)),
+                            expected_end: None,
+                            source: None,
                         },
                     );
                 }

@@ -88,6 +88,9 @@ pub struct Hold {
     pub rank: u32,
     /// Until when, if known.
     pub until: Option<DateTime<Utc>>,
+    /// A warning from above (上级预警): its issuer and document number, in Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One region's warning episode.
@@ -250,6 +253,9 @@ pub enum EventKind {
         min_level: LevelId,
         rank: u32,
         until: Option<DateTime<Utc>>,
+        /// A warning from above (上级预警): its issuer and document number, in Chinese.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
     },
     /// A directive no longer holds the region.
     DirectiveReleased { directive: String },
@@ -291,6 +297,11 @@ pub enum Input<'a> {
         min_level: &'a str,
         from: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
+        /// When the warning is expected to end, if `until` does not say (a warning from above).
+        expected_end: Option<DateTime<Utc>>,
+        /// A warning from above (上级预警): its issuer and document number, in Chinese; named in the
+        /// reasons instead of `调度令ID`.
+        source: Option<&'a str>,
     },
     /// A directive is released.
     DirectiveLifted { id: &'a str },
@@ -317,6 +328,9 @@ pub enum LifecycleError {
     /// A directive holds the warning.
     #[error("warning {id} is held by directive {directive} until it is released")]
     Held { id: String, directive: String },
+    /// A warning from above holds the warning.
+    #[error("warning {id} is held by the warning from above {directive} ({upstream}) until its own lift arrives")]
+    HeldFromAbove { id: String, directive: String, upstream: String },
     /// The warning has started; lift it instead.
     #[error("warning {0} has started; lift it instead of cancelling")]
     Started(String),
@@ -505,6 +519,7 @@ impl RegionState {
                         min_level,
                         rank,
                         until,
+                        source,
                     } => {
                         w.holds.retain(|h| &h.directive != directive);
                         w.holds.push(Hold {
@@ -512,6 +527,7 @@ impl RegionState {
                             min_level: min_level.clone(),
                             rank: *rank,
                             until: *until,
+                            source: source.clone(),
                         });
                     }
                     EventKind::DirectiveReleased { directive } => w.holds.retain(|h| &h.directive != directive),
@@ -587,13 +603,15 @@ impl Decider<'_> {
                 min_level,
                 from,
                 until,
-            } => self.directive(id, min_level, from, until)?,
+                expected_end,
+                source,
+            } => self.directive(id, min_level, from, until.or(expected_end), until, source)?,
             Input::DirectiveLifted { id } => {
-                if self.live().is_some_and(|w| w.holds.iter().any(|h| h.directive == id)) {
+                if let Some(h) = self.live().and_then(|w| w.holds.iter().find(|h| h.directive == id)).cloned() {
                     self.emit(
                         self.now,
                         &format!("directive:{id}"),
-                        format!("调度令{id}解除"),
+                        format!("{}解除", h.source.unwrap_or_else(|| format!("调度令{id}"))),
                         None,
                         EventKind::DirectiveReleased { directive: id.into() },
                     );
@@ -1106,7 +1124,17 @@ impl Decider<'_> {
         Ok(())
     }
 
-    fn directive(&mut self, id: &str, min_level: &str, from: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Result<(), LifecycleError> {
+    /// A directive (or a warning from above, `source`) holds the region at least at `min_level` from
+    /// `from`; the warning is expected to end at `expected_end`, the hold runs out at `until`.
+    fn directive(
+        &mut self,
+        id: &str,
+        min_level: &str,
+        from: DateTime<Utc>,
+        expected_end: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        source: Option<&str>,
+    ) -> Result<(), LifecycleError> {
         let rank = self
             .pb
             .level(min_level)
@@ -1114,8 +1142,11 @@ impl Decider<'_> {
             .rank;
         let actor = format!("directive:{id}");
         let start = from.max(self.now);
-        let end = until.unwrap_or(start + Duration::days(1));
-        let reason = format!("调度令{id}：自{}起至少执行{}", zh_time(start), level_name(self.pb, min_level));
+        let end = expected_end.unwrap_or(start + Duration::days(1));
+        let reason = match source {
+            Some(s) => format!("根据{s}，自{}起至少执行{}", zh_time(start), level_name(self.pb, min_level)),
+            None => format!("调度令{id}：自{}起至少执行{}", zh_time(start), level_name(self.pb, min_level)),
+        };
         match self.live().cloned() {
             None => {
                 let (wid, reopened) = self.episode_id(start);
@@ -1173,6 +1204,7 @@ impl Decider<'_> {
                 min_level: min_level.into(),
                 rank,
                 until,
+                source: source.map(str::to_string),
             },
         );
         if let Some(w) = self.live().cloned()
@@ -1193,9 +1225,16 @@ impl Decider<'_> {
     fn manual_end(&mut self, actor: &str, reason: &str, cancel: bool) -> Result<(), LifecycleError> {
         let w = self.live().cloned().ok_or(LifecycleError::NoWarning(self.region))?;
         if let Some(h) = w.holds.first() {
-            return Err(LifecycleError::Held {
-                id: w.id,
-                directive: h.directive.clone(),
+            return Err(match &h.source {
+                Some(source) => LifecycleError::HeldFromAbove {
+                    id: w.id,
+                    directive: h.directive.clone(),
+                    upstream: source.clone(),
+                },
+                None => LifecycleError::Held {
+                    id: w.id,
+                    directive: h.directive.clone(),
+                },
             });
         }
         match (w.status, cancel) {
@@ -1925,6 +1964,8 @@ levels:
                 min_level,
                 from: t("2026-12-01 00:00"),
                 until: until.map(t),
+                expected_end: None,
+                source: None,
             },
         )
     }
@@ -1971,6 +2012,40 @@ levels:
     }
 
     #[test]
+    fn a_warning_from_above_is_named_in_the_reasons_refuses_a_local_lift_and_its_expected_end_lifts_nothing() {
+        let mut tl = Timeline::new();
+        let source = "山西省重污染天气应急指挥部预警（晋重污应急〔2026〕5号）";
+        let events = tl.input(
+            "2026-12-01 16:00",
+            Input::Directive {
+                id: ORDER,
+                min_level: "orange",
+                from: t("2026-12-02 00:00"),
+                until: None,
+                expected_end: Some(t("2026-12-03 00:00")),
+                source: Some(source),
+            },
+        );
+        assert_eq!(events[0].reason, format!("根据{source}，自12月2日0时起至少执行橙色预警"));
+        assert_eq!(tl.warning().expected_end, t("2026-12-03 00:00"));
+        assert_eq!(tl.warning().holds[0].source.as_deref(), Some(source));
+        let refused = tl.try_input(
+            "2026-12-02 10:00",
+            Input::Lift {
+                actor: "李副市长",
+                reason: "好转",
+            },
+        );
+        assert!(matches!(refused, Err(LifecycleError::HeldFromAbove { .. })), "{refused:?}");
+        // Past its expected end it still holds: only its lift ends it.
+        tl.tick("2026-12-04 00:00");
+        assert_eq!((tl.warning().status, tl.warning().level.id.as_str()), (Status::Active, "orange"));
+        let events = tl.input("2026-12-04 10:00", Input::DirectiveLifted { id: ORDER });
+        assert_eq!(events[0].reason, format!("{source}解除"));
+        assert_eq!(tl.warning().status, Status::Lifted);
+    }
+
+    #[test]
     fn a_directive_naming_an_undefined_level_is_refused() {
         let mut tl = Timeline::new();
         let refused = tl.try_input(
@@ -1980,6 +2055,8 @@ levels:
                 min_level: "purple",
                 from: t("2026-12-01 00:00"),
                 until: None,
+                expected_end: None,
+                source: None,
             },
         );
         assert_eq!(refused, Err(LifecycleError::UndefinedLevel("purple".into())));

@@ -999,7 +999,7 @@ pub fn check(r: &crate::store::ReadTx) -> Result<(Vec<String>, std::collections:
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::level::Ranked;
     use crate::registry::import::ImportOptions;
@@ -1042,7 +1042,7 @@ mod tests {
 
     /// A store with four enterprises of the seed list, moved two to Xiaodian and two to Yingze
     /// (both in Taiyuan).
-    async fn store_with_list(dir: &std::path::Path) -> (Store, Vec<(String, RegionCode)>) {
+    pub(crate) async fn store_with_list(dir: &std::path::Path) -> (Store, Vec<(String, RegionCode)>) {
         let store = Store::open(&dir.join("t.redb")).unwrap();
         let mut list = seed_enterprises(4);
         for (i, e) in list.iter_mut().enumerate() {
@@ -1057,7 +1057,7 @@ mod tests {
     }
 
     /// Appends a lifecycle event for `region` and runs the assignment stage on it, as the engine does.
-    async fn step(store: &Store, stage: &Arc<AssignStage>, region: u32, kind: EventKind) {
+    pub(crate) async fn step(store: &Store, stage: &Arc<AssignStage>, region: u32, kind: EventKind) {
         let pb = crate::domain::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], Regions::shanxi())
             .unwrap()
             .get("shanxi")
@@ -1095,7 +1095,7 @@ mod tests {
             .unwrap();
     }
 
-    fn issued(id: &str, level: &str) -> EventKind {
+    pub(crate) fn issued(id: &str, level: &str) -> EventKind {
         EventKind::Issued {
             id: id.into(),
             level: Ranked::new(level, if level == "red" { 3 } else { 2 }),

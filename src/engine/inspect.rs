@@ -337,7 +337,7 @@ pub(crate) fn refuse(status: u16, message: impl Into<String>) -> EngineError {
     }
 }
 
-pub(crate) fn enterprise_in(tx: &Tx<'_>, uscc: &str) -> Result<Option<Enterprise>, StoreError> {
+pub(crate) fn enterprise_in<V: crate::store::View>(tx: &V, uscc: &str) -> Result<Option<Enterprise>, StoreError> {
     let Some(county) = tx.doc::<String>(BY_USCC, uscc)? else {
         return Ok(None);
     };

@@ -28,11 +28,12 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::domain::assess::{Assessment, assess_region};
 use crate::domain::forecast::{self, Forecast, ForecastError, ParseOptions};
+use crate::domain::level::LevelId;
 use crate::domain::playbook::{Playbook, PlaybookError, PlaybookSet};
 use crate::domain::region::{RegionCode, Regions};
 use crate::domain::warning::{Event, Input, LifecycleError, RegionState};
 use crate::store::Collection;
-use crate::store::{ConsultationRecord, DirectiveRecord, RecordBody, Store, StoreError, Tx, events};
+use crate::store::{ConsultationRecord, DirectiveRecord, RecordBody, Store, StoreError, Tx, Upstream, events};
 
 /// The live playbooks, plus every version an episode may still be pinned to.
 #[derive(Debug, Default)]
@@ -612,8 +613,9 @@ impl Engine {
     /// to at least its level and held there until it is lifted.
     /// `role` must be one that may sign the directive's level in the playbook of the issuing tier.
     /// A drill's directive (`d.exercise`, 演练) holds the regions' drill lanes, never their real
-    /// warnings. Warnings from above (issue 18 item 3) follow the same rule: one marked as a drill
-    /// steps `tx.lane_state(region, true)` and nothing else.
+    /// warnings. A warning from above (上级预警, `d.upstream`) is a directive with a level per group of
+    /// regions (the highest where groups overlap), named by its issuer and document number in the
+    /// warnings' reasons; one marked as a drill steps `tx.lane_state(region, true)` and nothing else.
     pub async fn issue_directive(&self, d: DirectiveRecord, actor: &str, role: &str) -> Result<Vec<Event>, EngineError> {
         let now = self.clock.now();
         let set = self.playbooks.live();
@@ -627,34 +629,40 @@ impl Engine {
                 if tx.directive(&d.id)?.is_some() {
                     return Err(EngineError::Conflict(format!("directive {} exists already", d.id)));
                 }
-                let targets = me.expand(&d.regions);
                 let mut plans = Vec::new();
-                for r in &targets {
+                for (r, levels) in me.targets(&d) {
                     // A drill's directive holds the drill lanes only; a real one the real warnings.
-                    let state = tx.lane_state(*r, d.exercise)?;
+                    let state = tx.lane_state(r, d.exercise)?;
                     let pb = me
-                        .playbook_for(&set, *r, &state)
+                        .playbook_for(&set, r, &state)
                         .ok_or_else(|| EngineError::BadInput(format!("no playbook governs region {r}")))?;
-                    if pb.level(&d.min_level).is_none() {
-                        return Err(EngineError::BadInput(format!(
-                            "undefined level \"{}\" in playbook {}",
-                            d.min_level,
-                            pb.pin()
-                        )));
+                    let mut level: Option<(u32, LevelId)> = None;
+                    for l in levels {
+                        let rank = pb
+                            .level(&l)
+                            .ok_or_else(|| EngineError::BadInput(format!("undefined level \"{l}\" in playbook {}", pb.pin())))?
+                            .rank;
+                        if level.as_ref().is_none_or(|(top, _)| rank > *top) {
+                            level = Some((rank, l));
+                        }
                     }
-                    plans.push((*r, state, pb));
+                    let Some((_, level)) = level else { continue };
+                    plans.push((r, state, pb, level));
                 }
                 tx.append(now, &actor, None, RecordBody::DirectiveIssued { directive: d.clone() })?;
+                let source = d.upstream.as_ref().map(Upstream::source);
                 let mut all = Vec::new();
-                for (r, mut state, pb) in plans {
+                for (r, mut state, pb, level) in plans {
                     let events = state
                         .step(
                             r,
                             Input::Directive {
                                 id: &d.id,
-                                min_level: &d.min_level,
+                                min_level: &level,
                                 from: d.from,
                                 until: d.until,
+                                expected_end: d.upstream.as_ref().and_then(|u| u.expected_end),
+                                source: source.as_deref(),
                             },
                             now,
                             &pb,
@@ -771,6 +779,23 @@ impl EngineView {
             return Some(p.clone());
         }
         set.for_region(region, self.regions).cloned()
+    }
+
+    /// The regions a directive reaches, each with the levels it names for it: the directive's level
+    /// for every region named and below; a warning from above's level per group (a region in several
+    /// groups gets each of their levels, the caller keeps the highest).
+    fn targets(&self, d: &DirectiveRecord) -> BTreeMap<RegionCode, Vec<LevelId>> {
+        let mut out: BTreeMap<RegionCode, Vec<LevelId>> = BTreeMap::new();
+        let areas = match &d.upstream {
+            Some(u) => u.areas.iter().map(|a| (&a.level, a.regions.as_slice())).collect(),
+            None => vec![(&d.min_level, d.regions.as_slice())],
+        };
+        for (level, regions) in areas {
+            for r in self.expand(regions) {
+                out.entry(r).or_default().push(level.clone());
+            }
+        }
+        out
     }
 
     /// The regions named and every known region below them.

@@ -6,6 +6,9 @@
 //! queues one *fan-out* (an [`crate::engine::assign::OnRound`] hook): a document saying "notify every
 //! enterprise of round N, starting at entry 0". The fan-out loop ([`run`]) then turns it into outbox
 //! messages a chunk at a time, each chunk in one transaction that also advances the fan-out's cursor.
+//! A chunk is prepared on a snapshot off the writer ([`prepare`]: the list read, the data built, the
+//! messages encoded), the next one while the writer queues the one before ([`step`]); the writer's
+//! job ([`apply`]) writes it only if the cursor is still where it was prepared from.
 //! Message ids derive from the assignment key, so a chunk done twice (a crash between the outbox write
 //! and … there is no between: they are one transaction) or a retry queues nothing twice. Once the
 //! round's transaction has committed, every notice of it is as good as queued: nothing can lose it.
@@ -31,10 +34,11 @@ use crate::engine::Engine;
 use crate::engine::assign::{self, AssignmentStatus, OnRound, Party, Round, TokenKey};
 use crate::engine::escalate::{enterprise_recipient, task_json};
 use crate::notify::NotifyStage;
-use crate::notify::{AssignmentNotice, Recipient, Roster, enqueue_for_assignment};
+use crate::notify::outbox;
+use crate::notify::{AssignmentNotice, Recipient, Roster, assignment_message};
 use crate::registry::Defaults;
 use crate::store::{Collection, seq_key};
-use crate::store::{StoreError, Tx};
+use crate::store::{Store, StoreError, Tx, View};
 
 /// Pending fan-outs, key `{round seq:012}` → [`FanOut`].
 pub const FANOUT: Collection = Collection::NoticeFanout;
@@ -185,31 +189,83 @@ impl Notices {
     }
 }
 
+/// The notices of the next entries of one fan-out, prepared on a snapshot (or in a transaction) and
+/// queued by [`apply`] in a write transaction: reading the list, building each notice's data and
+/// encoding it happen before, and outside, the writer's job.
+#[derive(Debug)]
+pub struct Chunk {
+    /// The fan-out's key.
+    key: String,
+    /// The fan-out as it was read, with its cursor where this chunk starts.
+    from: FanOut,
+    /// The cursor after this chunk; `None`: the fan-out is done with it (removed).
+    next: Option<u32>,
+    /// Entries gone through.
+    entries: usize,
+    /// The messages, ready to queue.
+    messages: Vec<outbox::Ready>,
+}
+
+impl Chunk {
+    /// Where the fan-out stands once this chunk is queued: its key and cursor (`None` once it is done).
+    pub fn after(&self) -> Option<(String, u32)> {
+        self.next.map(|n| (self.key.clone(), n))
+    }
+}
+
 /// Queues the notices of the next at most `limit` entries of the oldest fan-out, in this
 /// transaction. Returns how many entries it went through (0: nothing to do).
 pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    match prepare(n, tx, None, limit, now)? {
+        Some(chunk) => Ok(apply(tx, chunk)?.unwrap_or(0)),
+        None => Ok(0),
+    }
+}
+
+/// Prepares the notices of the next at most `limit` entries of the oldest due fan-out on `v` (a
+/// snapshot: the writer is not held while the list is read and the messages are built). `ahead`: a
+/// chunk of that fan-out is being queued and leaves its cursor here — prepare the entries after it.
+/// `None`: nothing to do.
+pub fn prepare<V: View>(
+    n: &Notices,
+    v: &V,
+    ahead: Option<(&str, u32)>,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Result<Option<Chunk>, StoreError> {
     // The oldest fan-out that is due (an end notice waits for its time).
-    let due = tx
+    let due = v
         .docs::<FanOut>(FANOUT, "", "", 256)?
         .into_iter()
         .find(|(_, f)| f.end.as_ref().and_then(|e| e.not_before).is_none_or(|t| t <= now));
     let Some((key, mut f)) = due else {
-        return Ok(0);
+        return Ok(None);
     };
-    let Some(round) = assign::round(tx, f.round)? else {
-        tx.remove_doc(FANOUT, &key)?;
-        return Ok(0);
+    if let Some((k, next)) = ahead {
+        if k != key {
+            // Another fan-out came first in the snapshot: prepare once the chunk is in.
+            return Ok(None);
+        }
+        f.next = f.next.max(next);
+    }
+    let Some(round) = assign::round(v, f.round)? else {
+        return Ok(Some(Chunk {
+            key,
+            from: f,
+            next: None,
+            entries: 0,
+            messages: Vec::new(),
+        }));
     };
     let base = n.public_url.trim_end_matches('/');
     let regions = n.regions;
     let defaults = &n.defaults;
-    let page = assign::entries(tx, &round, f.next, limit)?;
+    let page = assign::entries(v, &round, f.next, limit)?;
     // A round after the warning's first is a change of level (调整).
     let changed = f.end.is_none()
-        && assign::rounds_of(tx, &round.warning_id)?
+        && assign::rounds_of(v, &round.warning_id)?
             .iter()
             .any(|r| r.track.is_empty() && r.seq < round.seq);
-    // Read (decide) first, then write.
     let mut notices = Vec::with_capacity(page.len());
     let roster = (n.roster)();
     for (i, entry) in &page {
@@ -219,7 +275,7 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) ->
             continue;
         }
         let Party::Enterprise { uscc, .. } = &entry.party else { continue };
-        let Some(e) = crate::engine::inspect::enterprise_in(tx, uscc)? else {
+        let Some(e) = crate::engine::inspect::enterprise_in(v, uscc)? else {
             continue;
         };
         let Some(to) = enterprise_recipient(&e) else { continue };
@@ -252,17 +308,76 @@ pub fn expand(n: &Notices, tx: &mut Tx<'_>, limit: usize, now: DateTime<Utc>) ->
         });
     }
     let queued_at = f.end.as_ref().map_or(round.created_at, |e| e.not_before.unwrap_or(e.decided));
-    for notice in notices {
-        enqueue_for_assignment(tx, queued_at, notice)?;
+    let messages = notices
+        .into_iter()
+        .map(|notice| outbox::ready(assignment_message(queued_at, notice)))
+        .collect();
+    let next = page.last().map_or(round.count, |(i, _)| i + 1);
+    Ok(Some(Chunk {
+        key,
+        from: f,
+        next: (!page.is_empty() && next < round.count).then_some(next),
+        entries: page.len(),
+        messages,
+    }))
+}
+
+/// Queues a prepared chunk and moves its fan-out's cursor on, in this transaction. Returns how many
+/// entries it went through (at least 1), or `None` when the fan-out is no longer where the chunk was
+/// prepared from (done meanwhile, or dropped): nothing is written, prepare again.
+pub fn apply(tx: &mut Tx<'_>, chunk: Chunk) -> Result<Option<usize>, StoreError> {
+    match tx.doc::<FanOut>(FANOUT, &chunk.key)? {
+        Some(f) if f == chunk.from => {}
+        _ => return Ok(None),
     }
-    let done = page.len();
-    f.next = page.last().map_or(round.count, |(i, _)| i + 1);
-    if done == 0 || f.next >= round.count {
-        tx.remove_doc(FANOUT, &key)?;
-    } else {
-        tx.put_doc(FANOUT, &key, &f)?;
+    outbox::enqueue_ready(tx, chunk.messages)?;
+    match chunk.next {
+        Some(next) => tx.put_doc(FANOUT, &chunk.key, &FanOut { next, ..chunk.from })?,
+        None => tx.remove_doc(FANOUT, &chunk.key)?,
     }
-    Ok(done.max(1))
+    Ok(Some(chunk.entries.max(1)))
+}
+
+/// One step of the fan-out on `store`: queues the chunk prepared ahead (or prepares one on a snapshot)
+/// and, while the writer queues it, prepares the next on another snapshot, on a blocking thread, so the
+/// two cores share the work. Returns the entries gone through (0: nothing to do).
+pub async fn step(store: &Store, n: &Notices, limit: usize, now: DateTime<Utc>, ahead: &mut Option<Chunk>) -> Result<usize, StoreError> {
+    let chunk = match ahead.take() {
+        Some(c) => Some(c),
+        None => prepare_on_snapshot(store, n, None, limit, now).await?,
+    };
+    let Some(chunk) = chunk else { return Ok(0) };
+    let after = chunk.after();
+    let write = store.write(move |tx| apply(tx, chunk));
+    let next = async {
+        match after {
+            Some(after) => prepare_on_snapshot(store, n, Some(after), limit, now).await,
+            None => Ok(None),
+        }
+    };
+    let (written, next) = tokio::join!(write, next);
+    match written? {
+        Some(done) => {
+            // A failed preparation is done again at the next step, on a fresh snapshot.
+            *ahead = next.ok().flatten();
+            Ok(done)
+        }
+        // The fan-out moved meanwhile: prepare afresh.
+        None => Ok(1),
+    }
+}
+
+async fn prepare_on_snapshot(
+    store: &Store,
+    n: &Notices,
+    ahead: Option<(String, u32)>,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Result<Option<Chunk>, StoreError> {
+    let (store, n) = (store.clone(), n.clone());
+    tokio::task::spawn_blocking(move || store.read(|r| prepare(&n, r, ahead.as_ref().map(|(k, i)| (k.as_str(), *i)), limit, now)))
+        .await
+        .map_err(|e| StoreError::Refused(format!("preparing notices: {e}")))?
 }
 
 /// The notices of a department's assignment: one per contact of the department in its region (none
@@ -327,11 +442,14 @@ pub fn pending(r: &crate::store::ReadTx) -> Result<usize, StoreError> {
 
 /// The fan-out loop: queues notices chunk by chunk until cancelled.
 pub async fn run(engine: Arc<Engine>, mut notices: Notices, cancel: CancellationToken) {
+    let mut ahead = None;
     loop {
+        if cancel.is_cancelled() {
+            break;
+        }
         notices.playbooks = engine.playbooks.live();
-        let n = notices.clone();
         let now = engine.clock.now();
-        match engine.store.write(move |tx| expand(&n, tx, CHUNK, now)).await {
+        match step(&engine.store, &notices, CHUNK, now, &mut ahead).await {
             Ok(0) => {}
             Ok(_) => continue,
             Err(e) => tracing::error!(error = %e, "cannot queue assignment notices; trying again"),
@@ -340,5 +458,79 @@ pub async fn run(engine: Arc<Engine>, mut notices: Notices, cancel: Cancellation
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(POLL) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::assign::AssignStage;
+    use crate::engine::assign::tests::{issued, step as issue, store_with_list};
+    use crate::notify::outbox::all_messages;
+
+    fn notices() -> Notices {
+        let regions = Regions::shanxi();
+        let set = crate::domain::playbook::load_paths(&[std::path::PathBuf::from("playbooks/shanxi.yaml")], regions).unwrap();
+        let roster = Arc::new(Roster::load(std::path::Path::new("config/roster.yaml")).unwrap());
+        Notices {
+            defaults: Arc::new(crate::registry::shanxi_defaults().clone()),
+            regions,
+            public_url: "https://hazeflow.example.cn".into(),
+            tokens: TokenKey::new([7; 32]),
+            playbooks: Arc::new(set),
+            roster: Arc::new(move || roster.clone()),
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_prepared_on_snapshots_queue_every_notice_once_and_a_stale_chunk_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, who) = store_with_list(dir.path()).await;
+        let n = notices();
+        let stage = Arc::new(AssignStage {
+            defaults: n.defaults.clone(),
+            regions: n.regions,
+            on_round: vec![hook()],
+        });
+        issue(&store, &stage, 140100, issued("140100-T-1", "orange")).await;
+        let now = Utc::now();
+        let queued = |store: &Store| store.read(|r| r.counter("notify_queued_email")).unwrap();
+
+        // The first entry, and the second prepared ahead of it (as the loop does while the writer
+        // queues the first).
+        let first = store.read(|r| prepare(&n, r, None, 1, now)).unwrap().unwrap();
+        let after = first.after().unwrap();
+        let second = store.read(|r| prepare(&n, r, Some((&after.0, after.1)), 1, now)).unwrap().unwrap();
+        let again = store.read(|r| prepare(&n, r, None, 1, now)).unwrap().unwrap();
+        // Out of turn: the fan-out is not where the second chunk starts; nothing is written.
+        assert_eq!(store.write(move |tx| apply(tx, second)).await.unwrap(), None);
+        assert_eq!(queued(&store), 0);
+        assert_eq!(store.write(move |tx| apply(tx, first)).await.unwrap(), Some(1));
+        let one = queued(&store);
+        assert_eq!(one, 1, "the first entry's notice");
+        // The first chunk prepared twice (a retry after the writer took it): the second copy is stale.
+        assert_eq!(store.write(move |tx| apply(tx, again)).await.unwrap(), None);
+        assert_eq!(queued(&store), one);
+
+        // The loop's steps (each chunk prepared while the one before is written) do the rest.
+        let mut ahead = None;
+        while step(&store, &n, 1, now, &mut ahead).await.unwrap() > 0 {}
+        assert_eq!(store.read(pending).unwrap(), 0);
+        let messages = store.read(all_messages).unwrap();
+        assert_eq!(messages.len() as u64, queued(&store));
+        // Every enterprise of the list once, with its own link; departments with contacts besides.
+        for (uscc, _) in &who {
+            let to: Vec<_> = messages.iter().filter(|m| m.recipient.key == format!("e{uscc}")).collect();
+            assert_eq!(to.len(), 1, "{uscc}: {:?}", to.iter().map(|m| &m.id).collect::<Vec<_>>());
+            assert_eq!(to[0].template, "assignment_issued");
+            assert!(
+                to[0].data["ack_url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://hazeflow.example.cn/ack/")
+            );
+        }
+        let ids: std::collections::BTreeSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.len(), messages.len());
     }
 }

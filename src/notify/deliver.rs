@@ -31,7 +31,7 @@
 //!
 //! # Throughput
 //!
-//! Claims run ahead of the sends (a few times the lanes' concurrency) and outcomes go to one recorder
+//! Claims run ahead of the sends (16 times the lanes' concurrency) and outcomes go to one recorder
 //! that writes whatever has gathered in one job, so a store commit (one fsync) carries many messages
 //! either way. `examples/mail_bench.rs` measures it against postfix's `smtp-source`.
 
@@ -186,8 +186,10 @@ pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<No
     }
     tracing::info!(channels = %d.describe(), "delivery worker started");
     // Claims run ahead of the sends (which the lanes' semaphores bound): every store commit then
-    // carries many claims and outcomes, so the fsync per commit is not paid per message.
-    let capacity = (4 * d.lanes.values().map(|l| l.concurrency).sum::<usize>()).max(64);
+    // carries many claims and outcomes, so the fsync per commit is not paid per message. A claim
+    // commits as often as an outcome while the writer is busy with outcomes, so claims are large
+    // (a claimed message that was not started is sent once after a crash, never twice).
+    let capacity = (16 * d.lanes.values().map(|l| l.concurrency).sum::<usize>()).max(64);
     let mut inflight: JoinSet<()> = JoinSet::new();
     // Outcomes go to one recorder, which writes whatever has gathered in one job: one commit
     // records many attempts.

@@ -43,7 +43,7 @@ pub use channel::Sender;
 pub use deliver::Delivery;
 pub use outbox::{Channel, OutboxMessage, Recipient, Status, enqueue};
 pub use roster::{DepartmentContact, Person, Roster};
-pub use stage::{AssignmentNotice, EventNotice, NotifyStage, enqueue_for_assignment, event_name};
+pub use stage::{AssignmentNotice, EventNotice, NotifyStage, assignment_message, enqueue_for_assignment, event_name};
 pub use templates::Templates;
 
 use crate::config::Settings;

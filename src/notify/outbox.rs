@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::region::RegionCode;
-use crate::store::{Collection, millis_key};
+use crate::store::{Collection, Encoded, millis_key};
 use crate::store::{ReadTx, StoreError, Tx};
 
 const OUTBOX: Collection = Collection::Outbox;
@@ -207,6 +207,57 @@ pub fn enqueue_new(tx: &mut Tx<'_>, mut msg: OutboxMessage) -> Result<bool, Stor
     tx.put_doc(OUTBOX, &msg.id, &msg)?;
     tx.bump(&format!("notify_queued_{}", msg.channel.as_str()), 1)?;
     Ok(true)
+}
+
+/// A message made ready to queue — its id made safe, its index key and its encoding done — by a
+/// thread other than the writer's ([`ready`]); queued by [`enqueue_ready`].
+#[derive(Debug, Clone)]
+pub struct Ready {
+    id: String,
+    due: String,
+    channel: Channel,
+    body: Encoded,
+}
+
+/// Prepares `msg` (pending, due at its `next_attempt_at`) for [`enqueue_ready`].
+pub fn ready(mut msg: OutboxMessage) -> Ready {
+    msg.id = safe_id(&msg.id);
+    msg.status = Status::Pending;
+    Ready {
+        due: due_key(msg.next_attempt_at, &msg.id),
+        body: Encoded::of(&msg),
+        channel: msg.channel,
+        id: msg.id,
+    }
+}
+
+/// Queues prepared messages in the caller's transaction, as [`enqueue`] does each (a message whose
+/// id is already queued or sent is left alone), writing the indexes in key order. Returns how many
+/// were new.
+pub fn enqueue_ready(tx: &mut Tx<'_>, msgs: Vec<Ready>) -> Result<usize, StoreError> {
+    let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+    let exist = tx.docs_exist(OUTBOX, &ids)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut due = Vec::with_capacity(msgs.len());
+    let mut bodies = Vec::with_capacity(msgs.len());
+    let mut counts: Vec<(Channel, u64)> = Vec::new();
+    for (m, exists) in msgs.into_iter().zip(exist) {
+        if exists || !seen.insert(m.id.clone()) {
+            continue;
+        }
+        match counts.iter_mut().find(|(c, _)| *c == m.channel) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((m.channel, 1)),
+        }
+        due.push((m.due, Encoded::of(&m.id)));
+        bodies.push((m.id, m.body));
+    }
+    tx.put_encoded_docs(DUE, &due)?;
+    tx.put_encoded_docs(OUTBOX, &bodies)?;
+    for (channel, n) in counts {
+        tx.bump(&format!("notify_queued_{}", channel.as_str()), n)?;
+    }
+    Ok(bodies.len())
 }
 
 /// Ids of up to `limit` messages due at `now`, in due order (read-only: the worker looks before it

@@ -481,8 +481,14 @@ pub struct AssignmentNotice {
 /// staff are the same as for every other message. For "tell the county's duty staff" (an overdue
 /// acknowledgement), use [`NotifyStage::notify_event`] with an event of the roster's mapping.
 pub fn enqueue_for_assignment(tx: &mut Tx<'_>, now: DateTime<Utc>, notice: AssignmentNotice) -> Result<bool, StoreError> {
+    outbox::enqueue_new(tx, assignment_message(now, notice))
+}
+
+/// The message [`enqueue_for_assignment`] queues (for callers that prepare many off the writer and
+/// queue them with [`outbox::enqueue_ready`]).
+pub fn assignment_message(now: DateTime<Utc>, notice: AssignmentNotice) -> OutboxMessage {
     let id = format!("{}.{}-{}-email", notice.assignment_id, notice.kind, notice.to.key);
-    let msg = OutboxMessage::new(
+    OutboxMessage::new(
         &id,
         Channel::Email,
         notice.to,
@@ -491,8 +497,7 @@ pub fn enqueue_for_assignment(tx: &mut Tx<'_>, now: DateTime<Utc>, notice: Assig
         &notice.assignment_id,
         notice.region,
         now,
-    );
-    outbox::enqueue_new(tx, msg)
+    )
 }
 
 #[cfg(test)]

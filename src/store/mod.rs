@@ -68,9 +68,9 @@ pub use check::{Checked, TableReport};
 pub use copy::{CopySummary, differences};
 pub use keys::{Collection, millis_key, seq_key, version_key};
 pub use pg::safe_location;
-pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody};
+pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody, Upstream, UpstreamArea};
 pub use stage::Stage;
-pub use tx::{ReadTx, Tx, View};
+pub use tx::{Encoded, ReadTx, Tx, View};
 
 /// The on-disk format this build writes and reads.
 /// Version 2: assignments as rounds (a header document and a numbered run of entries) instead of

@@ -107,4 +107,38 @@ pub struct DirectiveRecord {
     /// A drill's directive (演练): it holds the regions' drill lanes only.
     #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
     pub exercise: bool,
+    /// A warning from above (上级预警, from the ministry or the province): its document number, issuer,
+    /// expected end and per-area levels. `min_level` is then its highest level and `regions` every
+    /// region it names; it has no `until` (it holds until its own lift arrives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+}
+
+/// What a warning from above (上级预警) says beyond a directive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// The upstream document number (文号), e.g. `晋重污应急〔2026〕5号`.
+    pub doc_no: String,
+    /// Who issued it, e.g. `山西省重污染天气应急指挥部`.
+    pub issuer: String,
+    /// When it is expected to end, if it says (informational: only its lift ends it).
+    pub expected_end: Option<DateTime<Utc>>,
+    /// Its levels per group of regions (a partial-area warning has several).
+    pub areas: Vec<UpstreamArea>,
+}
+
+/// One group of regions of a warning from above and its level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamArea {
+    /// Least level.
+    pub level: LevelId,
+    /// Regions named (their descendants are covered too).
+    pub regions: Vec<RegionCode>,
+}
+
+impl Upstream {
+    /// How the warnings it holds name it (Chinese): `山西省重污染天气应急指挥部预警（晋重污应急〔2026〕5号）`.
+    pub fn source(&self) -> String {
+        format!("{}预警（{}）", self.issuer, self.doc_no)
+    }
 }

@@ -78,6 +78,7 @@ fn directive(id: &str) -> RecordBody {
             issued_by: region(140000),
             active: true,
             exercise: false,
+            upstream: None,
         },
     }
 }

@@ -24,6 +24,28 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// A value encoded for the store ahead of its write ([`Tx::put_encoded_docs`]): the encoding, the
+/// costly part of a bulk write, can then run off the writer thread.
+#[derive(Debug, Clone)]
+pub struct Encoded(Vec<u8>);
+
+impl Encoded {
+    /// `v` as the store keeps it.
+    pub fn of<T: Serialize>(v: &T) -> Encoded {
+        Encoded(encode(v))
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty (never, for a value).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Decodes every row a scan visits.
 fn collect<T: DeserializeOwned>(port: &dyn ReadPort, table: Table, scan: Scan<'_>, limit: usize) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
@@ -484,6 +506,26 @@ impl<'a> Tx<'a> {
             Ok(Key::Doc(collection, k))
         });
         r.map_err(|e| self.fail(e))
+    }
+
+    /// Writes many documents encoded beforehand ([`Encoded`], e.g. on another thread), in key order.
+    pub fn put_encoded_docs(&mut self, collection: Collection, items: &[(String, Encoded)]) -> Result<(), StoreError> {
+        let collection = collection.name();
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_unstable_by(|a, b| items[*a].0.cmp(&items[*b].0));
+        let r = self.port.put_many(Table::Docs, items.len(), &mut |i, buf| {
+            let (k, v) = &items[order[i]];
+            buf.extend_from_slice(&v.0);
+            Ok(Key::Doc(collection, k))
+        });
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// Whether each of `keys` names a document of the collection (one pass; nothing decoded).
+    pub fn docs_exist(&self, collection: Collection, keys: &[String]) -> Result<Vec<bool>, StoreError> {
+        let collection = collection.name();
+        let keys: Vec<Key<'_>> = keys.iter().map(|k| Key::Doc(collection, k)).collect();
+        Ok(self.port.get_many(Table::Docs, &keys)?.iter().map(Option::is_some).collect())
     }
 
     /// Reads many documents of a collection in one pass.

@@ -14,6 +14,7 @@ pub mod publish;
 pub mod report;
 pub mod server;
 pub mod state;
+pub mod upstream;
 
 pub use pages::Pages;
 pub use state::AppState;

@@ -128,6 +128,23 @@ async fn every_page_and_mail_of_an_episode_is_chinese_throughout() {
     paths.extend(ids.iter().map(|id| format!("/warnings/{id}")));
     let (_, _, list) = app.page("/list", Some(&session)).await;
     paths.push(link(&list, "/list/9").expect("an enterprise's page"));
+    // The drills page, the latest consultation's record (会商意见) and each approval form (审批表).
+    paths.push("/drills".into());
+    let api = |path: &str| {
+        let url = app.url(path);
+        let http = app.http.clone();
+        async move {
+            let r = http.get(url).bearer_auth(HEAD).send().await.expect("answers");
+            r.json::<serde_json::Value>().await.expect("JSON")
+        }
+    };
+    let consultations = api("/api/v1/consultations?limit=1").await;
+    let seq = consultations["consultations"][0]["seq"].as_u64().expect("a consultation");
+    paths.push(format!("/consultations/{seq}"));
+    let forms = api("/api/v1/approvals").await;
+    let forms = forms["approvals"].as_array().cloned().unwrap_or_default();
+    assert!(!forms.is_empty(), "the episode's decisions opened approval forms");
+    paths.extend(forms.iter().filter_map(|f| f["id"].as_str()).map(|id| format!("/approvals/{id}")));
     for path in &paths {
         let (status, _, html) = app.page(path, Some(&session)).await;
         assert_eq!(status, StatusCode::OK, "{path}");

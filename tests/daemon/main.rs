@@ -12,6 +12,7 @@
 //! - `fixture_store`: a store of the previous format opens and keeps every event;
 //! - `bad_input`: bad files, bad bodies, unknown ids, missing tokens;
 //! - `consult`: the consultation's record (会商意见) and the approval forms (审批表), their timers, the .docx;
+//! - `upstream`: warnings from above (上级预警): started at their levels, held, lifted by their own lift;
 //! - `postgres`: the PostgreSQL store against a real cluster: the embedded file's promises, the flow.
 
 #[path = "../common/mod.rs"]
@@ -30,3 +31,4 @@ mod helpers;
 mod openapi;
 mod postgres;
 mod restart;
+mod upstream;

@@ -131,7 +131,7 @@ async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
         .filter_map(|(p, ops)| ops.get("get").map(|op| (p, op)))
         .filter(|(_, op)| op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["next_after"].is_object())
         .collect();
-    assert_eq!(lists.len(), 13, "{:?}", lists.iter().map(|l| l.0).collect::<Vec<_>>());
+    assert_eq!(lists.len(), 14, "{:?}", lists.iter().map(|l| l.0).collect::<Vec<_>>());
     for (path, op) in lists {
         let names: BTreeSet<&str> = op["parameters"]
             .as_array()
@@ -194,10 +194,19 @@ async fn every_list_pages_with_limit_and_after_and_says_next_after_until_nothing
         let (status, body) = app.post_json("/api/v1/directives", Some(HEAD), &directive).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
+    for (id, region) in [("U-1", "140400"), ("U-2", "140500"), ("U-3", "140600")] {
+        let upstream = serde_json::json!({
+            "id": id, "doc_no": format!("晋重污应急〔2026〕{id}号"), "issuer": "山西省重污染天气应急指挥部",
+            "areas": [{ "level": "orange", "regions": [region] }], "start": "2026-12-05 00:00",
+        });
+        let (status, body) = app.post_json("/api/v1/upstream-warnings", Some(HEAD), &upstream).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
     // A page of each list read whole equals the list walked two by two.
     for (path, key) in [
         ("/api/v1/regions", "regions"),
         ("/api/v1/directives", "directives"),
+        ("/api/v1/upstream-warnings", "upstream_warnings"),
         ("/api/v1/playbooks", "playbooks"),
         ("/api/v1/consultations", "consultations"),
         ("/api/v1/events", "events"),
@@ -236,6 +245,11 @@ async fn every_list_pages_with_limit_and_after_and_says_next_after_until_nothing
     assert_eq!(
         walked.iter().map(|d| d["id"].as_str().unwrap_or("")).collect::<Vec<_>>(),
         ["D-1", "D-2", "D-3"]
+    );
+    let (walked, _) = walk(&app, "/api/v1/upstream-warnings", "upstream_warnings", 1).await;
+    assert_eq!(
+        walked.iter().map(|d| d["id"].as_str().unwrap_or("")).collect::<Vec<_>>(),
+        ["U-1", "U-2", "U-3"]
     );
     app.stop().await;
 }

@@ -424,11 +424,63 @@ struct DirectiveBody {
 
 /// The region issuing a directive: `issued_by` when given, else the daemon's home province
 /// (Shanxi when the table is not scoped).
-fn issuer_of(issued_by: Option<&str>, home: Option<RegionCode>) -> ApiResult<RegionCode> {
+pub(crate) fn issuer_of(issued_by: Option<&str>, home: Option<RegionCode>) -> ApiResult<RegionCode> {
     match issued_by {
         Some(c) => RegionCode::parse(c).map_err(|e| ApiError::BadRequest(format!("issued_by: {e}"))),
         None => Ok(home.unwrap_or(crate::domain::region::SHANXI)),
     }
+}
+
+/// The regions a directive or a warning from above names (`field` in the body: codes and
+/// `group:NAME`), each below the issuing region `issued_by`; errors name `field`.
+pub(crate) fn regions_below(s: &AppState, field: &str, named: &[String], issued_by: RegionCode) -> ApiResult<Vec<RegionCode>> {
+    let mut regions = Vec::new();
+    for r in named {
+        let codes = match r.strip_prefix("group:") {
+            // A group may span provinces (汾渭平原): the directive reaches its members within the
+            // issuing region (checked below for single codes).
+            Some(g) => {
+                let members = s
+                    .engine
+                    .regions
+                    .group(g)
+                    .ok_or_else(|| ApiError::BadRequest(format!("{field}: unknown group \"{g}\"")))?;
+                let inside: Vec<RegionCode> = members
+                    .iter()
+                    .copied()
+                    .filter(|c| *c != issued_by && s.engine.regions.is_within(*c, issued_by))
+                    .collect();
+                if inside.is_empty() {
+                    return Err(ApiError::BadRequest(format!(
+                        "{field}: group \"{g}\" has no member below the issuing region {issued_by}"
+                    )));
+                }
+                inside
+            }
+            None => {
+                let c = RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))?;
+                vec![
+                    s.engine
+                        .regions
+                        .resolve(c)
+                        .ok_or_else(|| ApiError::BadRequest(format!("{field}: unknown region {c}")))?,
+                ]
+            }
+        };
+        regions.extend(codes);
+    }
+    if regions.is_empty() {
+        return Err(ApiError::BadRequest(format!("{field}: name at least one region")));
+    }
+    if let Some(r) = regions
+        .iter()
+        .find(|r| **r == issued_by || !s.engine.regions.is_within(**r, issued_by))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "{field}: {r} is not below the issuing region {issued_by}"
+        )));
+    }
+    Ok(regions)
 }
 
 async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -438,54 +490,8 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
             .map(|t| t.with_timezone(&Utc))
             .ok_or_else(|| ApiError::BadRequest(format!("{field}: \"{v}\" is not a time (RFC 3339 or YYYY-MM-DD HH:MM)")))
     };
-    let mut regions = Vec::new();
-    for r in &b.regions {
-        let codes = match r.strip_prefix("group:") {
-            // A group may span provinces (汾渭平原): the directive reaches its members within the
-            // issuing region (checked below for single codes).
-            Some(g) => {
-                let issuer = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
-                let members = s
-                    .engine
-                    .regions
-                    .group(g)
-                    .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown group \"{g}\"")))?;
-                let inside: Vec<RegionCode> = members
-                    .iter()
-                    .copied()
-                    .filter(|c| *c != issuer && s.engine.regions.is_within(*c, issuer))
-                    .collect();
-                if inside.is_empty() {
-                    return Err(ApiError::BadRequest(format!(
-                        "regions: group \"{g}\" has no member below the issuing region {issuer}"
-                    )));
-                }
-                inside
-            }
-            None => {
-                let c = RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("regions: {e}")))?;
-                vec![
-                    s.engine
-                        .regions
-                        .resolve(c)
-                        .ok_or_else(|| ApiError::BadRequest(format!("regions: unknown region {c}")))?,
-                ]
-            }
-        };
-        regions.extend(codes);
-    }
-    if regions.is_empty() {
-        return Err(ApiError::BadRequest("regions: name at least one region".into()));
-    }
     let issued_by = issuer_of(b.issued_by.as_deref(), s.engine.regions.scope())?;
-    if let Some(r) = regions
-        .iter()
-        .find(|r| **r == issued_by || !s.engine.regions.is_within(**r, issued_by))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "regions: {r} is not below the issuing region {issued_by}"
-        )));
-    }
+    let regions = regions_below(&s, "regions", &b.regions, issued_by)?;
     let from = time("from", &b.from)?;
     let until = b.until.as_deref().map(|u| time("until", u)).transpose()?;
     if until.is_some_and(|u| u <= from) {
@@ -504,6 +510,7 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
         issued_by,
         active: true,
         exercise: b.exercise,
+        upstream: None,
     };
     let events = s.engine.issue_directive(d, &staff.name, &staff.role).await?;
     s.after_change();
@@ -511,11 +518,19 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
 }
 
 async fn list_directives(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
-    let page = q.page(s.engine.store.read(|r| r.directives())?, paging::WHOLE, |d| d.id.clone())?;
+    // Warnings from above are listed by `GET /api/v1/upstream-warnings`.
+    let mut all = s.engine.store.read(|r| r.directives())?;
+    all.retain(|d| d.upstream.is_none());
+    let page = q.page(all, paging::WHOLE, |d| d.id.clone())?;
     Ok(Json(json!({ "directives": page.items, "next_after": page.next })))
 }
 
 async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    if s.engine.store.read(|r| r.directive(&id))?.is_some_and(|d| d.upstream.is_some()) {
+        return Err(ApiError::NotFound(format!(
+            "no directive {id}: it is a warning from above, lifted by POST /api/v1/upstream-warnings/{id}/lift"
+        )));
+    }
     let events = s.engine.lift_directive(&id, &staff.name, &staff.role).await?;
     s.after_change();
     Ok(Json(json!({ "events": events })))

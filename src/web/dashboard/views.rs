@@ -463,10 +463,14 @@ pub fn warning_row(look: &Lookup<'_>, w: &Warning, palette: &mut Palette) -> War
         status_name: status_zh(w.status).into(),
         start: local_time(w.start),
         expected_end: local_time(w.expected_end),
-        rule: w
-            .rule
-            .as_deref()
-            .map_or_else(|| if w.holds.is_empty() { "—".into() } else { "调度令".into() }, rule_zh),
+        rule: w.rule.as_deref().map_or_else(
+            || match w.holds.first() {
+                None => "—".into(),
+                Some(h) if h.source.is_some() => "上级预警".into(),
+                Some(_) => "调度令".into(),
+            },
+            rule_zh,
+        ),
         pending_change: w.pending_change.as_ref().map(|p| {
             let who = needs_zh(pb, &p.level).map_or_else(String::new, |n| format!("，待{n}签发"));
             format!("提议升级为{}{who}", level_name(pb, &p.level))
@@ -474,7 +478,13 @@ pub fn warning_row(look: &Lookup<'_>, w: &Warning, palette: &mut Palette) -> War
         holds: w
             .holds
             .iter()
-            .map(|h| format!("{}（不低于{}）", h.directive, level_name(pb, &h.min_level)))
+            .map(|h| {
+                format!(
+                    "{}（不低于{}）",
+                    h.source.as_ref().unwrap_or(&h.directive),
+                    level_name(pb, &h.min_level)
+                )
+            })
             .collect(),
     }
 }
@@ -580,10 +590,23 @@ pub fn directive_rows(look: &Lookup<'_>, list: &[DirectiveRecord]) -> Vec<Direct
         .filter(|d| d.active)
         .map(|d| {
             let pb = look.for_region(d.issued_by);
+            // A warning from above: its level per group of regions.
+            let min_level = match &d.upstream {
+                Some(u) => u
+                    .areas
+                    .iter()
+                    .map(|a| {
+                        let names: Vec<String> = a.regions.iter().map(|r| look.regions.name(*r)).collect();
+                        format!("{}（{}）", level_name(pb.as_deref(), &a.level), names.join("、"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("；"),
+                None => level_name(pb.as_deref(), &d.min_level),
+            };
             DirectiveRow {
                 id: d.id.clone(),
                 name: d.name.clone(),
-                min_level: level_name(pb.as_deref(), &d.min_level),
+                min_level,
                 regions: d.regions.iter().map(|r| look.regions.name(*r)).collect::<Vec<_>>().join("、"),
                 from: local_time(d.from),
                 until: d.until.map_or_else(|| "解除前持续有效".into(), local_time),
@@ -687,11 +710,18 @@ pub fn event_zh(kind: &EventKind, pb: Option<&Playbook>) -> (String, String) {
             directive,
             min_level,
             until,
+            source,
             ..
         } => (
-            "调度令生效".into(),
+            if source.is_some() {
+                "上级预警生效"
+            } else {
+                "调度令生效"
+            }
+            .into(),
             format!(
-                "{directive}：不低于{}{}",
+                "{}：不低于{}{}",
+                source.as_ref().unwrap_or(directive),
                 lv(min_level),
                 until.map_or_else(String::new, |u| format!("，至 {}", local_time(u)))
             ),
