@@ -254,13 +254,19 @@ pub async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no element {css}: {e}"))
 }
 
-/// The text of an element.
+/// The text of an element. An element replaced while it is read (the page changed under a click:
+/// "stale element reference") is looked up again, for up to 15 s.
 pub async fn text_of(c: &Client, css: &str) -> String {
-    wait_for(c, css)
-        .await
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("no text in {css}: {e}"))
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        match wait_for(c, css).await.text().await {
+            Ok(text) => return text,
+            Err(e) if Instant::now() < until && e.to_string().contains("stale element") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("no text in {css}: {e}"),
+        }
+    }
 }
 
 /// The path of the current page.
