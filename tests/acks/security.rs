@@ -10,6 +10,22 @@ fn received() -> Value {
     json!({ "step": "received", "name": "王建国", "phone": "13800000001" })
 }
 
+/// The log's last sequence number once it has stood still for a second: what the previous step set
+/// going in the background (the consultation's or the decision's follow-up records) is done, so that
+/// a later difference is the step under test.
+async fn settled(seq: &impl Fn() -> u64) -> u64 {
+    let mut last = seq();
+    let mut still = std::time::Instant::now();
+    while still.elapsed() < std::time::Duration::from_secs(1) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let now = seq();
+        if now != last {
+            (last, still) = (now, std::time::Instant::now());
+        }
+    }
+    last
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and_changes_nothing() {
     let (app, id) = orange_issued_wednesday_morning().await;
@@ -20,7 +36,7 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
     let seq = || app.state.engine.store.read(|r| r.last_seq()).unwrap();
 
     // A wrong token (well-formed, or not): 404 on the page, the form and the API; nothing recorded.
-    let before = seq();
+    let before = settled(&seq).await;
     for token in ["0123456789abcdef0123456789abcdef", "x", "..%2F..%2Fetc%2Fpasswd"] {
         let (status, html) = app.get_text(&format!("/ack/{token}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{token}");
@@ -58,7 +74,7 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
         .as_str()
         .unwrap()
         .to_string();
-    let before = seq();
+    let before = settled(&seq).await;
     let old = format!("/ack/{}", app.token(&cement_key));
     let (status, html) = app.get_text(&old).await;
     assert_eq!(status, StatusCode::GONE);
@@ -90,7 +106,7 @@ async fn a_wrong_superseded_ended_or_other_enterprises_token_gets_404_or_410_and
     .await;
     let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/lift"), Some(HEAD), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let before = seq();
+    let before = settled(&seq).await;
     let (status, html) = app.get_text(&format!("/ack/{}", app.token(&red_key))).await;
     assert_eq!(status, StatusCode::GONE);
     assert!(html.contains("预警已解除，本任务已结束"), "{html}");
