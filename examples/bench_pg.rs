@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo build --release --example bench_pg --example bench_assign --example bench_ack
 //! target/release/examples/bench_pg [ENTERPRISES] [ACK_ASSIGNMENTS] [RUNS]   # default 300000 100000 3
+//! target/release/examples/bench_pg 0 30000 5    # acknowledgements only, five runs
 //! ```
 //!
 //! It starts a PostgreSQL cluster of its own (Debian's `postgresql` package; `initdb` into a
@@ -11,8 +12,13 @@
 //! `bench_assign ENTERPRISES 42` on an embedded file and on a fresh PostgreSQL database (red over
 //! every province: the time until every assignment is durable, then the notice fan-outs), and
 //! `bench_ack ACK_ASSIGNMENTS 64` on each (durable acknowledgements over HTTP at 64 clients). Each
-//! benchmark runs as its own process, the release build beside this one (`target/release/examples/`). It prints every run's figures,
-//! then the medians, ranges and the ratio PostgreSQL / embedded.
+//! benchmark runs as its own process, the release build beside this one (`target/release/examples/`).
+//! With ENTERPRISES 0 the assignment benchmark is left out.
+//!
+//! The reference, in each run on the same cluster: PostgreSQL's own `pgbench -b simple-update` (a
+//! transaction of one UPDATE, one SELECT and one INSERT, as each acknowledgement is one durable
+//! transaction's worth of work) at 64 clients for 10 s, scale 10. It prints every run's figures, then
+//! the medians, ranges and the ratios PostgreSQL / embedded and hazeflow on PostgreSQL / pgbench.
 
 use std::process::Command;
 
@@ -106,7 +112,32 @@ fn main() -> anyhow::Result<()> {
     // (durable seconds, start fan-out seconds, acks/s, ack p99 seconds) per store.
     let mut embedded: Vec<[Option<f64>; 4]> = Vec::new();
     let mut postgres: Vec<[Option<f64>; 4]> = Vec::new();
+    let mut pgbench_tps: Vec<f64> = Vec::new();
+    let pgbench = cluster.program("pgbench");
+    let reference = cluster.database("pgbench_reference");
+    let init = Command::new(&pgbench).args(["-i", "-s", "10", "-q", &reference]).output()?;
+    anyhow::ensure!(
+        init.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     for run in 0..runs {
+        let out = Command::new(&pgbench)
+            .args(["-c", "64", "-j", "2", "-T", "10", "-b", "simple-update", &reference])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let tps = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<f64>().ok());
+        match tps {
+            Some(t) => {
+                println!("== run {} of {runs}: pgbench simple-update, 64 clients: {t:.0} tps", run + 1);
+                pgbench_tps.push(t);
+            }
+            None => println!("pgbench gave no figure: {text}{}", String::from_utf8_lossy(&out.stderr)),
+        }
         for pg_first in [run % 2 == 1] {
             let order = if pg_first { [true, false] } else { [false, true] };
             for on_pg in order {
@@ -120,7 +151,11 @@ fn main() -> anyhow::Result<()> {
                 }
                 let which = if on_pg { "postgres" } else { "embedded" };
                 println!("== run {} of {runs}: {which}", run + 1);
-                let a = example("bench_assign", &assign_args)?;
+                let a = if enterprises > 0 {
+                    example("bench_assign", &assign_args)?
+                } else {
+                    String::new()
+                };
                 let k = example("bench_ack", &ack_args)?;
                 let row = [
                     figure(&a, "red over", "durable in "),
@@ -147,5 +182,11 @@ fn main() -> anyhow::Result<()> {
         println!("{}", summary(&format!("{name}, postgres"), &p));
         println!("  ratio postgres / embedded (medians): {:.2}", median(&p) / median(&e));
     }
+    println!("{}", summary("pgbench simple-update tps (reference)", &pgbench_tps));
+    let p_acks: Vec<f64> = postgres.iter().filter_map(|r| r[2]).collect();
+    println!(
+        "  ratio hazeflow acks/s on postgres / pgbench tps (medians): {:.2}",
+        median(&p_acks) / median(&pgbench_tps)
+    );
     Ok(())
 }

@@ -622,7 +622,7 @@ pub fn put_acks(tx: &mut Tx<'_>, a: &Assignment) -> Result<(), StoreError> {
 /// county and city, round headers by seq. Everything in it changes only with the [`EPOCH`] (a warning
 /// going from issued to active changes nothing a status depends on), so a memo made on a snapshot of
 /// one epoch serves every later snapshot of that epoch ([`memo_for`]).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Memo {
     warnings: HashMap<String, Option<Warning>>,
     rounds: HashMap<String, Arc<Vec<Round>>>,
@@ -633,24 +633,33 @@ pub struct Memo {
 /// Memos of the snapshot decisions, per open store ([`crate::store::Store::id`]): (epoch, memo).
 static MEMOS: std::sync::LazyLock<std::sync::Mutex<HashMap<u64, (u64, Memo)>>> = std::sync::LazyLock::new(Default::default);
 
-/// The memo of `epoch` for the store `store` (empty if it is of another epoch or in use). Only for
-/// snapshots: a write transaction may hold what is not committed.
+/// The memo of `epoch` for the store `store` (a copy: requests at the same time each get one; empty
+/// if it is of another epoch). Only for snapshots: a write transaction may hold what is not committed.
 pub fn memo_for(store: u64, epoch: u64) -> Memo {
-    let mut memos = MEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match memos.get_mut(&store) {
-        Some((e, memo)) if *e == epoch => std::mem::take(memo),
+    let memos = MEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match memos.get(&store) {
+        Some((e, memo)) if *e == epoch => memo.clone(),
         _ => Memo::default(),
     }
 }
 
-/// Gives a memo back for the next snapshot of the same epoch.
+/// Gives a memo back for the next snapshot of the same epoch (it replaces the kept one when it knows
+/// at least as much: it started as a copy of it, or of an older one).
 pub fn memo_back(store: u64, epoch: u64, memo: Memo) {
     let mut memos = MEMOS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match memos.get(&store) {
         Some((e, _)) if *e > epoch => {}
+        Some((e, kept)) if *e == epoch && kept.size() > memo.size() => {}
         _ => {
             memos.insert(store, (epoch, memo));
         }
+    }
+}
+
+impl Memo {
+    /// How many lookups it holds.
+    fn size(&self) -> usize {
+        self.warnings.len() + self.rounds.len() + self.live.len() + self.by_seq.len()
     }
 }
 

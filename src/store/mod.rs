@@ -118,7 +118,15 @@ pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
 type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A write job: runs in the writer, says whether it succeeded (a failed job's writes are taken back)
 /// and hands back what tells its caller once the batch is committed.
-type Job = Box<dyn FnOnce(&mut Tx<'_>) -> (bool, Finisher) + Send>;
+/// What a job runs: its outcome (whether to keep its writes) and what tells its caller after the commit.
+type JobRun = Box<dyn FnOnce(&mut Tx<'_>) -> (bool, Finisher) + Send>;
+
+/// A job for the writer, and the items it will read (read for the whole batch at once first, where
+/// the backend gains by it: one round trip to a database server instead of one per job).
+struct Job {
+    run: JobRun,
+    reads: Vec<(u64, u32)>,
+}
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
@@ -319,18 +327,29 @@ impl Store {
         F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         // A job dropped unrun (writes failing) reaches its caller as the fault.
-        self.submit(f)?.await.map_err(|_| E::from(self.unavailable()))?
+        self.submit(f, Vec::new())?.await.map_err(|_| E::from(self.unavailable()))?
+    }
+
+    /// As [`Store::write`], saying which items (`(run, index)`) the job will read: the writer reads
+    /// those of a whole batch together before its jobs run (a hint; the job reads them as usual).
+    pub async fn write_reading<T, E, F>(&self, items: Vec<(u64, u32)>, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.submit(f, items)?.await.map_err(|_| E::from(self.unavailable()))?
     }
 
     /// Queues `f` for the writer; the receiver gets its result once the batch is committed.
-    fn submit<T, E, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, E>>, StoreError>
+    fn submit<T, E, F>(&self, f: F, reads: Vec<(u64, u32)>) -> Result<oneshot::Receiver<Result<T, E>>, StoreError>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (send, recv) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |tx: &mut Tx<'_>| {
+        let run = Box::new(move |tx: &mut Tx<'_>| {
             let result = f(tx);
             let ok = result.is_ok();
             let finish: Finisher = Box::new(move |commit: Result<(), String>| {
@@ -345,6 +364,7 @@ impl Store {
             });
             (ok, finish)
         });
+        let job = Job { run, reads };
         let guard = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
         guard
             .as_ref()
@@ -514,9 +534,12 @@ fn run_batch(backend: &dyn Backend, batch: Vec<Job>, stats: &Stats) -> Result<()
     let mut jobs = Some(batch);
     let outcome = backend.batch(&mut |port| {
         let mut tx = Tx::new(port);
-        for job in jobs.take().unwrap_or_default() {
+        let jobs = jobs.take().unwrap_or_default();
+        let reads: Vec<(u64, u32)> = jobs.iter().flat_map(|j| j.reads.iter().copied()).collect();
+        tx.prefetch_items(&reads);
+        for job in jobs {
             tx.begin_job();
-            let (ok, finish) = job(&mut tx);
+            let (ok, finish) = (job.run)(&mut tx);
             tx.end_job(ok);
             finishers.push(finish);
         }

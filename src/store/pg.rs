@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls};
 
-use super::port::{Backend, BatchFailed, Key, ReadPort, Row, Scan, Table, Visit, WritePort};
+use super::port::{Backend, BatchFailed, Key, OwnedKey, ReadPort, Row, Scan, Table, Visit, WritePort};
 use super::{FORMAT_VERSION, StoreError};
 
 /// Schema migrations, in order; each runs once, in one transaction.
@@ -79,8 +79,11 @@ const ELECTION_SESSION: &[&str] = &[
 /// The advisory lock key under which nodes migrate (one at a time).
 const MIGRATION_LOCK: i64 = 0x6861_7a65_666c_6f77; // "hazeflow"
 
-/// Idle read connections kept.
-const IDLE_READERS: usize = 8;
+/// Connections for snapshots, at most (a snapshot waits for one when all are in use).
+const READERS: usize = 32;
+
+/// How long a snapshot waits for a connection when all are in use.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Rows per statement of a bulk write.
 const CHUNK: usize = 5000;
@@ -199,9 +202,37 @@ pub fn safe_location(url: &str) -> String {
     }
 }
 
+/// The statements prepared on one connection, by their SQL text (each text is prepared once per
+/// connection, then only bound and executed: one round trip per statement instead of two).
+type Stmts = std::collections::HashMap<String, postgres::Statement>;
+
+/// Prepared statements kept per connection (the texts are a few dozen; the bound is a safeguard).
+const MAX_STATEMENTS: usize = 512;
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    stmts: RefCell<Stmts>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            stmts: RefCell::new(Stmts::new()),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}
+
 /// Reads over a client or a transaction.
 struct Sql<'s> {
     shown: &'s str,
+    /// The connection's prepared statements (none: each statement is prepared unnamed).
+    stmts: Option<&'s RefCell<Stmts>>,
 }
 
 impl Sql<'_> {
@@ -212,14 +243,39 @@ impl Sql<'_> {
         }
     }
 
+    /// The prepared statement of `sql` on this connection (prepared now if it is new).
+    fn statement<C: GenericClient + Send>(&self, c: &mut C, sql: &str) -> Result<Option<postgres::Statement>, StoreError> {
+        let Some(cache) = self.stmts else { return Ok(None) };
+        if let Some(st) = cache.borrow().get(sql) {
+            return Ok(Some(st.clone()));
+        }
+        let st = blocking(|| c.prepare(sql)).map_err(|e| self.err(e))?;
+        let mut m = cache.borrow_mut();
+        if m.len() >= MAX_STATEMENTS {
+            m.clear();
+        }
+        m.insert(sql.to_string(), st.clone());
+        Ok(Some(st))
+    }
+
     fn query<C: GenericClient + Send>(&self, c: &mut C, sql: &str, params: &[Param]) -> Result<Vec<postgres::Row>, StoreError> {
+        let st = self.statement(c, sql)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        blocking(|| c.query(sql, &refs)).map_err(|e| self.err(e))
+        match st {
+            Some(st) => blocking(|| c.query(&st, &refs)),
+            None => blocking(|| c.query(sql, &refs)),
+        }
+        .map_err(|e| self.err(e))
     }
 
     fn execute<C: GenericClient + Send>(&self, c: &mut C, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        let st = self.statement(c, sql)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        blocking(|| c.execute(sql, &refs)).map_err(|e| self.err(e))
+        match st {
+            Some(st) => blocking(|| c.execute(&st, &refs)),
+            None => blocking(|| c.execute(sql, &refs)),
+        }
+        .map_err(|e| self.err(e))
     }
 
     fn get<C: GenericClient + Send>(&self, c: &mut C, table: Table, key: Key<'_>) -> Result<Option<Vec<u8>>, StoreError> {
@@ -233,6 +289,29 @@ impl Sql<'_> {
     }
 
     fn get_many<C: GenericClient + Send>(&self, c: &mut C, table: Table, keys: &[Key<'_>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        // Items in one statement.
+        if table == Table::Items && keys.len() > 1 {
+            let (mut runs, mut indexes) = (Vec::with_capacity(keys.len()), Vec::with_capacity(keys.len()));
+            for k in keys {
+                let Key::Item(b, i) = *k else {
+                    return Err(StoreError::Refused(format!("key {k:?} does not fit items")));
+                };
+                runs.push(i64::try_from(b).map_err(|_| StoreError::Refused(format!("run {b} is too large")))?);
+                indexes.push(i64::from(i));
+            }
+            let mut found = std::collections::HashMap::with_capacity(keys.len());
+            for (r, i) in runs.chunks(CHUNK).zip(indexes.chunks(CHUNK)) {
+                let params: Vec<Param> = vec![Box::new(r.to_vec()), Box::new(i.to_vec())];
+                let sql = "SELECT k, k2, v FROM hazeflow_items WHERE (k, k2) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))";
+                for row in self.query(c, sql, &params)? {
+                    let k: i64 = row.try_get(0).map_err(|e| self.err(e))?;
+                    let k2: i64 = row.try_get(1).map_err(|e| self.err(e))?;
+                    let v: Vec<u8> = row.try_get(2).map_err(|e| self.err(e))?;
+                    found.insert((k, k2), v);
+                }
+            }
+            return Ok(runs.iter().zip(&indexes).map(|(r, i)| found.get(&(*r, *i)).cloned()).collect());
+        }
         // Documents of one collection in one statement; anything else key by key.
         let one_collection = match keys.first() {
             Some(Key::Doc(first, _)) if table == Table::Docs => keys.iter().all(|k| matches!(k, Key::Doc(c, _) if c == first)),
@@ -382,9 +461,9 @@ pub(crate) struct Pg {
     /// The thread that ends the leadership when the election has not heard from the database (see [`LEASE`]).
     lease: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The writer's connection (the writer thread only); none until connected or after a failure.
-    writer: Mutex<Option<Client>>,
+    writer: Mutex<Option<Conn>>,
     /// Idle connections for snapshots.
-    readers: Arc<Mutex<Vec<Client>>>,
+    readers: Arc<Readers>,
 }
 
 impl Pg {
@@ -404,7 +483,7 @@ impl Pg {
             elector: Mutex::new(None),
             lease: Mutex::new(None),
             writer: Mutex::new(None),
-            readers: Arc::new(Mutex::new(Vec::new())),
+            readers: Arc::new(Readers::default()),
         };
         pg.migrate()?;
         Ok(pg)
@@ -445,7 +524,10 @@ impl Pg {
     }
 
     fn sql(&self) -> Sql<'_> {
-        Sql { shown: &self.shown }
+        Sql {
+            shown: &self.shown,
+            stmts: None,
+        }
     }
 
     fn connect(&self) -> Result<Client, StoreError> {
@@ -506,7 +588,7 @@ impl Pg {
         }
         blocking(|| tx.commit()).map_err(|e| sql.err(e))?;
         if let Ok(mut w) = self.writer.lock() {
-            *w = Some(client);
+            *w = Some(Conn::new(client));
         }
         Ok(())
     }
@@ -514,23 +596,17 @@ impl Pg {
 
 impl Backend for Pg {
     fn snapshot(&self) -> Result<Option<Box<dyn ReadPort>>, StoreError> {
-        let idle = self.readers.lock().ok().and_then(|mut p| p.pop());
-        let mut client = match idle {
-            Some(c) if !c.is_closed() => c,
-            // Dropping a client blocks (it closes its connection): off the runtime's worker.
-            Some(closed) => {
-                blocking(move || drop(closed));
-                self.connect()?
-            }
-            None => self.connect()?,
-        };
         let sql = self.sql();
+        let config = &self.config;
+        let mut conn = blocking(|| self.readers.take(|| config.connect(NoTls))).map_err(|e| sql.err(e))?;
+        let client = &mut conn.client;
         if let Err(e) = blocking(|| client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) {
-            blocking(move || drop(client));
+            let readers = &self.readers;
+            blocking(move || readers.give(false, Some(conn)));
             return Err(sql.err(e));
         }
         Ok(Some(Box::new(PgRead {
-            client: RefCell::new(Some(client)),
+            client: RefCell::new(Some(conn)),
             pool: self.readers.clone(),
             shown: self.shown.clone(),
         })))
@@ -542,17 +618,19 @@ impl Backend for Pg {
             .writer
             .lock()
             .map_err(|_| failed("the writer's connection is poisoned".into()))?;
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(self.connect().map_err(|e| failed(e.to_string()))?);
+        if guard.as_ref().is_none_or(Conn::is_closed) {
+            *guard = Some(Conn::new(self.connect().map_err(|e| failed(e.to_string()))?));
         }
-        let Some(client) = guard.as_mut() else {
+        let Some(Conn { client, stmts }) = guard.as_mut() else {
             return Err(failed("no connection".into()));
         };
         let outcome = match blocking(|| client.transaction()).map_err(|e| failed(e.to_string())) {
             Ok(tx) => {
                 let mut port = PgWrite {
                     tx: RefCell::new(tx),
+                    stmts,
                     shown: &self.shown,
+                    buf: RefCell::new(Buffer::default()),
                 };
                 // One writer at a time across the nodes; a node that led in an earlier term writes
                 // nothing more as the leader (fencing).
@@ -563,7 +641,8 @@ impl Backend for Pg {
                     }
                     return Err(failed(reason.message));
                 }
-                match run(&mut port) {
+                // The writes still buffered go out before the commit.
+                match run(&mut port).and_then(|()| port.send_pending().map_err(|e| e.to_string())) {
                     Ok(()) => {
                         let tx = port.tx.into_inner();
                         blocking(|| tx.commit()).map_err(|e| failed(e.to_string()))
@@ -574,7 +653,7 @@ impl Backend for Pg {
             }
             Err(e) => Err(e),
         };
-        if outcome.is_err() && guard.as_ref().is_some_and(Client::is_closed) {
+        if outcome.is_err() && guard.as_ref().is_some_and(Conn::is_closed) {
             *guard = None;
         }
         outcome
@@ -582,10 +661,10 @@ impl Backend for Pg {
 
     fn still_writable(&self) -> Result<(), String> {
         let mut guard = self.writer.lock().map_err(|_| "the writer's connection is poisoned".to_string())?;
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(self.connect().map_err(|e| e.to_string())?);
+        if guard.as_ref().is_none_or(Conn::is_closed) {
+            *guard = Some(Conn::new(self.connect().map_err(|e| e.to_string())?));
         }
-        let client = guard.as_mut().ok_or("no connection")?;
+        let client = &mut guard.as_mut().ok_or("no connection")?.client;
         blocking(|| client.batch_execute("SELECT 1")).map_err(|e| e.to_string())
     }
 
@@ -593,25 +672,124 @@ impl Backend for Pg {
         if let Ok(mut g) = self.writer.lock() {
             g.take();
         }
-        if let Ok(mut p) = self.readers.lock() {
-            p.clear();
-        }
+        let idle = self.readers.forget_idle();
+        blocking(move || drop(idle));
         self.still_writable()
+    }
+}
+
+/// The snapshots' connections: at most [`READERS`] open; a snapshot waits for one while all are in
+/// use (rather than opening more, which would cost the server a process each and could pass its
+/// `max_connections`).
+#[derive(Default)]
+struct Readers {
+    state: Mutex<ReadersState>,
+    freed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct ReadersState {
+    idle: Vec<Conn>,
+    /// Open: idle or in use.
+    open: usize,
+}
+
+impl Readers {
+    /// An idle connection, a new one while fewer than [`READERS`] are open, or the next one given
+    /// back (at most [`READER_WAIT`]). Blocks.
+    fn take(&self, connect: impl Fn() -> Result<Client, postgres::Error>) -> Result<Conn, String> {
+        let deadline = std::time::Instant::now() + READER_WAIT;
+        let mut st = self.state.lock().map_err(|_| "the snapshot pool is poisoned".to_string())?;
+        loop {
+            if let Some(c) = st.idle.pop() {
+                if !c.is_closed() {
+                    return Ok(c);
+                }
+                st.open -= 1;
+                drop(c);
+                continue;
+            }
+            if st.open < READERS {
+                st.open += 1;
+                drop(st);
+                return match connect() {
+                    Ok(c) => Ok(Conn::new(c)),
+                    Err(e) => {
+                        self.give(false, None);
+                        Err(e.to_string())
+                    }
+                };
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "no connection for a snapshot within {} s: all {READERS} are in use",
+                    READER_WAIT.as_secs()
+                ));
+            }
+            st = self
+                .freed
+                .wait_timeout(st, left)
+                .map_err(|_| "the snapshot pool is poisoned".to_string())?
+                .0;
+        }
+    }
+
+    /// Gives a connection back: kept when `keep` (its transaction ended well), else closed (`None`: a
+    /// connection that could not be opened).
+    fn give(&self, keep: bool, conn: Option<Conn>) {
+        let closed = match self.state.lock() {
+            Ok(mut st) => match conn {
+                Some(c) if keep => {
+                    st.idle.push(c);
+                    None
+                }
+                other => {
+                    st.open = st.open.saturating_sub(1);
+                    other
+                }
+            },
+            Err(_) => conn,
+        };
+        self.freed.notify_one();
+        // Closing a connection blocks; the callers are off the runtime's worker.
+        drop(closed);
+    }
+
+    /// The idle connections, taken out of the pool (to be closed).
+    fn forget_idle(&self) -> Vec<Conn> {
+        match self.state.lock() {
+            Ok(mut st) => {
+                let idle = std::mem::take(&mut st.idle);
+                st.open = st.open.saturating_sub(idle.len());
+                idle
+            }
+            Err(_) => Vec::new(),
+        }
     }
 }
 
 /// A snapshot: a read-only transaction on a connection of the pool, given back when dropped.
 struct PgRead {
-    client: RefCell<Option<Client>>,
-    pool: Arc<Mutex<Vec<Client>>>,
+    client: RefCell<Option<Conn>>,
+    pool: Arc<Readers>,
     shown: String,
 }
 
 impl PgRead {
     fn with<R>(&self, f: impl FnOnce(&Sql<'_>, &mut Client) -> Result<R, StoreError>) -> Result<R, StoreError> {
-        let sql = Sql { shown: &self.shown };
         let mut c = self.client.borrow_mut();
-        let client = c.as_mut().ok_or_else(|| sql.err("the snapshot's connection is gone"))?;
+        let Some(Conn { client, stmts }) = c.as_mut() else {
+            return Err(Sql {
+                shown: &self.shown,
+                stmts: None,
+            }
+            .err("the snapshot's connection is gone"));
+        };
+        let sql = Sql {
+            shown: &self.shown,
+            stmts: Some(stmts),
+        };
         f(&sql, client)
     }
 }
@@ -622,12 +800,8 @@ impl Drop for PgRead {
         if let Some(mut c) = self.client.get_mut().take() {
             let pool = &self.pool;
             blocking(move || {
-                if c.batch_execute("COMMIT").is_ok()
-                    && let Ok(mut p) = pool.lock()
-                    && p.len() < IDLE_READERS
-                {
-                    p.push(c);
-                }
+                let ended = c.client.batch_execute("COMMIT").is_ok();
+                pool.give(ended, Some(c));
             });
         }
     }
@@ -644,7 +818,7 @@ impl Drop for Pg {
         }
         // Closing a connection blocks: off the runtime's worker.
         let writer = self.writer.get_mut().ok().and_then(Option::take);
-        let readers = self.readers.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        let readers = self.readers.forget_idle();
         blocking(move || drop((writer, readers)));
     }
 }
@@ -811,23 +985,174 @@ fn lease(
     }
 }
 
+/// A cell of a table: the write buffer's and the read cache's key.
+type Cell = (Table, OwnedKey);
+
+/// Values the read cache holds at most (it is cleared when full).
+const KNOWN_MAX: usize = 16_384;
+
+/// Rows of a bulk write above which they go to the server at once rather than through the buffer.
+const BUFFERED_ROWS: usize = 256;
+
+/// What a batch's transaction keeps on the client: the writes not yet sent, the values it has read,
+/// and how to take back the running job.
+///
+/// Within a batch the transaction holds the write lock (no other node writes), so a value read once
+/// stays what the server holds until this transaction writes it: reads are answered from the buffer
+/// and the cache first. Writes are sent grouped (one statement per table and kind) before a scan or a
+/// count, before a bulk write, and before the commit. A job is taken back on the client as long as its
+/// writes are still buffered; once some were sent, a savepoint taken before them is rolled back.
+#[derive(Default)]
+struct Buffer {
+    /// Writes not yet sent: the value, or `None` for a removal.
+    pending: std::collections::HashMap<Cell, Option<Vec<u8>>>,
+    /// Values as the server holds them in this transaction (read or sent); `None`: absent.
+    known: std::collections::HashMap<Cell, Option<Vec<u8>>>,
+    /// The running job's changes to `pending`: the entry before (`None`: there was none).
+    undo: Vec<(Cell, Option<Option<Vec<u8>>>)>,
+    /// A job is running.
+    in_job: bool,
+    /// The running job sent writes after the savepoint `hazeflow_job`.
+    savepoint: bool,
+    /// A statement failed where no savepoint can take it back: the transaction is aborted.
+    broken: Option<String>,
+}
+
+impl Buffer {
+    fn remember(&mut self, cell: Cell, value: Option<Vec<u8>>) {
+        if self.known.len() >= KNOWN_MAX {
+            self.known.clear();
+        }
+        self.known.insert(cell, value);
+    }
+
+    /// The value at `cell` if the client knows it.
+    fn lookup(&self, cell: &Cell) -> Option<Option<Vec<u8>>> {
+        self.pending.get(cell).or_else(|| self.known.get(cell)).cloned()
+    }
+
+    fn write(&mut self, cell: Cell, value: Option<Vec<u8>>) {
+        let before = self.pending.insert(cell.clone(), value);
+        if self.in_job {
+            self.undo.push((cell, before));
+        }
+    }
+}
+
+/// A key's parts as arrays, one per key column (bulk statements over `unnest`).
+enum Column {
+    Int(Vec<i64>),
+    Text(Vec<String>),
+}
+
+impl Column {
+    fn sql_type(&self) -> &'static str {
+        match self {
+            Column::Int(_) => "bigint",
+            Column::Text(_) => "text",
+        }
+    }
+
+    fn param(self) -> Param {
+        match self {
+            Column::Int(v) => Box::new(v),
+            Column::Text(v) => Box::new(v),
+        }
+    }
+}
+
+/// The key columns of `keys` (each of `table`'s shape).
+fn key_columns(table: Table, keys: &[&OwnedKey]) -> Result<Vec<Column>, StoreError> {
+    let i = |v: u64| i64::try_from(v).map_err(|_| StoreError::Refused(format!("{v} is too large for the database")));
+    let misfit = |k: &OwnedKey| StoreError::Refused(format!("key {k:?} does not fit table {}", table.name()));
+    let n = keys.len();
+    Ok(match table {
+        Table::Events | Table::Consultations | Table::Latest | Table::RegionStates => {
+            let mut a = Vec::with_capacity(n);
+            for k in keys {
+                match k {
+                    OwnedKey::Seq(s) => a.push(i(*s)?),
+                    OwnedKey::Region(r) => a.push(i64::from(*r)),
+                    other => return Err(misfit(other)),
+                }
+            }
+            vec![Column::Int(a)]
+        }
+        Table::Meta | Table::Forecasts | Table::Warnings | Table::Directives | Table::Counters => {
+            let mut a = Vec::with_capacity(n);
+            for k in keys {
+                let OwnedKey::Name(s) = k else { return Err(misfit(k)) };
+                a.push(s.clone());
+            }
+            vec![Column::Text(a)]
+        }
+        Table::WarningEvents => {
+            let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for k in keys {
+                let OwnedKey::WarningEvent(id, s) = k else { return Err(misfit(k)) };
+                a.push(id.clone());
+                b.push(i(*s)?);
+            }
+            vec![Column::Text(a), Column::Int(b)]
+        }
+        Table::Docs => {
+            let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for k in keys {
+                let OwnedKey::Doc(c, d) = k else { return Err(misfit(k)) };
+                a.push(c.clone());
+                b.push(d.clone());
+            }
+            vec![Column::Text(a), Column::Text(b)]
+        }
+        Table::Items => {
+            let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for k in keys {
+                let OwnedKey::Item(x, y) = k else { return Err(misfit(k)) };
+                a.push(i(*x)?);
+                b.push(i64::from(*y));
+            }
+            vec![Column::Int(a), Column::Int(b)]
+        }
+    })
+}
+
+/// Checks what the server would refuse in a key, so that a job is refused when it writes it (a
+/// write's error would otherwise surface only when the buffer is sent, and fail the whole batch).
+fn check_key(table: Table, key: Key<'_>) -> Result<(), StoreError> {
+    key_params(table, key)?;
+    let text_ok = |s: &str| !s.contains('\0');
+    let fine = match key {
+        Key::Name(a) => text_ok(a),
+        Key::WarningEvent(a, s) => text_ok(a) && i64::try_from(s).is_ok(),
+        Key::Doc(a, b) => text_ok(a) && text_ok(b),
+        Key::Seq(s) | Key::Item(s, _) => i64::try_from(s).is_ok(),
+        Key::Region(_) => true,
+    };
+    if fine {
+        Ok(())
+    } else {
+        Err(StoreError::Refused(format!(
+            "key {key:?} cannot be stored (a NUL character or a number too large)"
+        )))
+    }
+}
+
+/// The writes to one table: (the table, its rows to write, its keys to remove).
+type TableWrites = (Table, Vec<(OwnedKey, Vec<u8>)>, Vec<OwnedKey>);
+
 /// The transaction of one batch.
 struct PgWrite<'c> {
     tx: RefCell<postgres::Transaction<'c>>,
+    stmts: &'c RefCell<Stmts>,
     shown: &'c str,
+    buf: RefCell<Buffer>,
 }
 
 impl<'c> PgWrite<'c> {
     fn sql(&self) -> Sql<'c> {
-        Sql { shown: self.shown }
-    }
-
-    fn upsert_sql(table: Table) -> String {
-        let t = sql_table(table);
-        if two_part(table) {
-            format!("INSERT INTO {t} (k, k2, v) VALUES ($1, $2, $3) ON CONFLICT (k, k2) DO UPDATE SET v = EXCLUDED.v")
-        } else {
-            format!("INSERT INTO {t} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v")
+        Sql {
+            shown: self.shown,
+            stmts: Some(self.stmts),
         }
     }
 
@@ -860,80 +1185,230 @@ impl<'c> PgWrite<'c> {
         }
     }
 
+    /// A statement's outcome; an error outside a savepoint leaves the transaction aborted, so the
+    /// batch must fail (noted in `broken`).
+    fn checked<R>(&self, r: Result<R, StoreError>) -> Result<R, StoreError> {
+        if let Err(e) = &r {
+            let mut b = self.buf.borrow_mut();
+            if !(b.in_job && b.savepoint) && b.broken.is_none() {
+                b.broken = Some(e.to_string());
+            }
+        }
+        r
+    }
+
     fn statement(&self, sql: &str) -> Result<(), StoreError> {
         let s = self.sql();
         let mut tx = self.tx.borrow_mut();
         let tx = &mut *tx;
-        blocking(|| tx.batch_execute(sql)).map_err(|e| s.err(e))
+        let r = blocking(|| tx.batch_execute(sql)).map_err(|e| s.err(e));
+        self.checked(r)
+    }
+
+    /// Sends `rows` (values, or `None` for removals): one statement per kind and chunk.
+    fn send_rows(&self, rows: Vec<(Cell, Option<Vec<u8>>)>) -> Result<(), StoreError> {
+        let mut per: std::collections::BTreeMap<&'static str, TableWrites> = std::collections::BTreeMap::new();
+        for ((table, key), value) in rows {
+            let e = per.entry(table.name()).or_insert_with(|| (table, Vec::new(), Vec::new()));
+            match value {
+                Some(v) => e.1.push((key, v)),
+                None => e.2.push(key),
+            }
+        }
+        let s = self.sql();
+        for (_, (table, puts, removes)) in per {
+            let t = sql_table(table);
+            for chunk in puts.chunks(CHUNK) {
+                let keys: Vec<&OwnedKey> = chunk.iter().map(|(k, _)| k).collect();
+                let cols = key_columns(table, &keys)?;
+                let (names, conflict) = if cols.len() == 2 { ("k, k2, v", "k, k2") } else { ("k, v", "k") };
+                let casts: Vec<String> = cols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("${}::{}[]", i + 1, c.sql_type()))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO {t} ({names}) SELECT * FROM unnest({}, ${}::bytea[]) ON CONFLICT ({conflict}) DO UPDATE SET v = EXCLUDED.v",
+                    casts.join(", "),
+                    cols.len() + 1
+                );
+                let mut params: Vec<Param> = cols.into_iter().map(Column::param).collect();
+                params.push(Box::new(chunk.iter().map(|(_, v)| v.clone()).collect::<Vec<Vec<u8>>>()));
+                let r = s.execute(&mut *self.tx.borrow_mut(), &sql, &params);
+                self.checked(r)?;
+            }
+            for chunk in removes.chunks(CHUNK) {
+                let keys: Vec<&OwnedKey> = chunk.iter().collect();
+                let cols = key_columns(table, &keys)?;
+                let sql = if cols.len() == 2 {
+                    format!(
+                        "DELETE FROM {t} AS x USING unnest($1::{}[], $2::{}[]) AS d(a, b) WHERE x.k = d.a AND x.k2 = d.b",
+                        cols[0].sql_type(),
+                        cols[1].sql_type()
+                    )
+                } else {
+                    format!("DELETE FROM {t} WHERE k = ANY($1::{}[])", cols[0].sql_type())
+                };
+                let params: Vec<Param> = cols.into_iter().map(Column::param).collect();
+                let r = s.execute(&mut *self.tx.borrow_mut(), &sql, &params);
+                self.checked(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the buffered writes. Within a job that has buffered writes of its own and no savepoint
+    /// yet, the earlier jobs' writes go first, then the savepoint, then this job's, so that the job
+    /// can still be taken back alone.
+    fn send_pending(&self) -> Result<(), StoreError> {
+        if let Some(why) = self.buf.borrow().broken.clone() {
+            return Err(self.sql().err(format!("the transaction was aborted: {why}")));
+        }
+        let (earlier, mine) = {
+            let mut b = self.buf.borrow_mut();
+            if b.pending.is_empty() {
+                return Ok(());
+            }
+            if b.in_job && !b.savepoint && !b.undo.is_empty() {
+                // This job's cells with their current values; the buffer back as before the job.
+                let undo = std::mem::take(&mut b.undo);
+                let mut mine = Vec::new();
+                for (cell, _) in &undo {
+                    if let Some(v) = b.pending.remove(cell) {
+                        mine.push((cell.clone(), v));
+                    }
+                }
+                for (cell, before) in undo.into_iter().rev() {
+                    match before {
+                        Some(v) => b.pending.insert(cell, v),
+                        None => b.pending.remove(&cell),
+                    };
+                }
+                (b.pending.drain().collect::<Vec<_>>(), Some(mine))
+            } else {
+                b.undo.clear();
+                (b.pending.drain().collect::<Vec<_>>(), None)
+            }
+        };
+        self.send_and_remember(earlier)?;
+        if let Some(mine) = mine {
+            self.take_savepoint()?;
+            self.send_and_remember(mine)?;
+        }
+        Ok(())
+    }
+
+    fn send_and_remember(&self, rows: Vec<(Cell, Option<Vec<u8>>)>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let remember = rows.len() <= BUFFERED_ROWS;
+        let cells: Vec<(Cell, Option<Vec<u8>>)> = if remember { rows.clone() } else { Vec::new() };
+        let forget: Vec<Cell> = if remember {
+            Vec::new()
+        } else {
+            rows.iter().map(|(c, _)| c.clone()).collect()
+        };
+        self.send_rows(rows)?;
+        let mut b = self.buf.borrow_mut();
+        for (cell, v) in cells {
+            b.remember(cell, v);
+        }
+        for cell in forget {
+            b.known.remove(&cell);
+        }
+        Ok(())
+    }
+
+    /// The running job's savepoint, before it sends its first write.
+    fn take_savepoint(&self) -> Result<(), StoreError> {
+        let needed = {
+            let b = self.buf.borrow();
+            b.in_job && !b.savepoint
+        };
+        if needed {
+            self.statement("SAVEPOINT hazeflow_job")?;
+            self.buf.borrow_mut().savepoint = true;
+        }
+        Ok(())
     }
 
     /// One chunk of a bulk write: rows with their keys as parameter arrays.
     fn put_chunk(&mut self, table: Table, keys: Vec<Key<'_>>, values: Vec<Vec<u8>>) -> Result<(), StoreError> {
-        let s = self.sql();
-        let t = sql_table(table);
-        let (sql, params): (String, Vec<Param>) = match table {
-            Table::Docs => {
-                let (mut c, mut k) = (Vec::with_capacity(keys.len()), Vec::with_capacity(keys.len()));
-                for key in &keys {
-                    let Key::Doc(a, b) = *key else {
-                        return Err(StoreError::Refused(format!("key {key:?} does not fit docs")));
-                    };
-                    c.push(a.to_string());
-                    k.push(b.to_string());
-                }
-                (
-                    format!(
-                        "INSERT INTO {t} (k, k2, v) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT (k, k2) DO UPDATE SET v = EXCLUDED.v"
-                    ),
-                    vec![Box::new(c), Box::new(k), Box::new(values)],
-                )
-            }
-            _ => {
-                let (mut b, mut i) = (Vec::with_capacity(keys.len()), Vec::with_capacity(keys.len()));
-                for key in &keys {
-                    let Key::Item(x, y) = *key else {
-                        return Err(StoreError::Refused(format!("key {key:?} does not fit items")));
-                    };
-                    b.push(i64::try_from(x).map_err(|_| StoreError::Refused(format!("batch {x} is too large")))?);
-                    i.push(i64::from(y));
-                }
-                (
-                    format!(
-                        "INSERT INTO {t} (k, k2, v) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) ON CONFLICT (k, k2) DO UPDATE SET v = EXCLUDED.v"
-                    ),
-                    vec![Box::new(b), Box::new(i), Box::new(values)],
-                )
-            }
-        };
-        s.execute(self.tx.get_mut(), &sql, &params).map(drop)
+        let owned: Vec<OwnedKey> = keys.iter().map(|k| OwnedKey::of(*k)).collect();
+        let rows = owned.into_iter().zip(values).map(|(k, v)| ((table, k), Some(v))).collect();
+        self.send_rows(rows)
     }
 }
 
 impl ReadPort for PgWrite<'_> {
     fn get(&self, table: Table, key: Key<'_>) -> Result<Option<Vec<u8>>, StoreError> {
-        self.sql().get(&mut *self.tx.borrow_mut(), table, key)
+        let cell = (table, OwnedKey::of(key));
+        if let Some(v) = self.buf.borrow().lookup(&cell) {
+            return Ok(v);
+        }
+        let r = self.sql().get(&mut *self.tx.borrow_mut(), table, key);
+        let v = self.checked(r)?;
+        self.buf.borrow_mut().remember(cell, v.clone());
+        Ok(v)
     }
     fn get_many(&self, table: Table, keys: &[Key<'_>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.sql().get_many(&mut *self.tx.borrow_mut(), table, keys)
+        let mut out: Vec<Option<Option<Vec<u8>>>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        {
+            let b = self.buf.borrow();
+            for (i, k) in keys.iter().enumerate() {
+                let v = if b.pending.is_empty() && b.known.is_empty() {
+                    None
+                } else {
+                    b.lookup(&(table, OwnedKey::of(*k)))
+                };
+                if v.is_none() {
+                    missing.push(i);
+                }
+                out.push(v);
+            }
+        }
+        if !missing.is_empty() {
+            let ask: Vec<Key<'_>> = missing.iter().map(|&i| keys[i]).collect();
+            let r = self.sql().get_many(&mut *self.tx.borrow_mut(), table, &ask);
+            let found = self.checked(r)?;
+            let remember = found.len() <= BUFFERED_ROWS;
+            let mut b = self.buf.borrow_mut();
+            for (&i, v) in missing.iter().zip(found) {
+                if remember {
+                    b.remember((table, OwnedKey::of(keys[i])), v.clone());
+                }
+                out[i] = Some(v);
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
     fn scan(&self, table: Table, scan: Scan<'_>, limit: usize, visit: Visit<'_>) -> Result<(), StoreError> {
-        self.sql().scan(&mut *self.tx.borrow_mut(), table, scan, limit, visit)
+        self.send_pending()?;
+        let r = self.sql().scan(&mut *self.tx.borrow_mut(), table, scan, limit, visit);
+        self.checked(r)
     }
     fn len(&self, table: Table) -> Result<u64, StoreError> {
-        self.sql().len(&mut *self.tx.borrow_mut(), table)
+        self.send_pending()?;
+        let r = self.sql().len(&mut *self.tx.borrow_mut(), table);
+        self.checked(r)
     }
 }
 
 impl WritePort for PgWrite<'_> {
     fn put(&mut self, table: Table, key: Key<'_>, value: &[u8]) -> Result<(), StoreError> {
-        let mut params = key_params(table, key)?;
-        params.push(Box::new(value.to_vec()));
-        let s = self.sql();
-        s.execute(self.tx.get_mut(), &Self::upsert_sql(table), &params).map(drop)
+        check_key(table, key)?;
+        let big = {
+            let b = self.buf.get_mut();
+            b.write((table, OwnedKey::of(key)), Some(value.to_vec()));
+            b.pending.len() >= CHUNK
+        };
+        if big { self.send_pending() } else { Ok(()) }
     }
 
     fn put_many<'k>(&mut self, table: Table, n: usize, row: Row<'_, 'k>) -> Result<(), StoreError> {
-        if !matches!(table, Table::Docs | Table::Items) {
+        if n <= BUFFERED_ROWS || !matches!(table, Table::Docs | Table::Items) {
             let mut buf = Vec::new();
             for i in 0..n {
                 buf.clear();
@@ -944,11 +1419,16 @@ impl WritePort for PgWrite<'_> {
             }
             return Ok(());
         }
+        // Many rows: straight to the server, after what is buffered and the job's savepoint.
+        self.send_pending()?;
+        self.take_savepoint()?;
+        self.buf.get_mut().known.retain(|(t, _), _| *t != table);
         let mut keys: Vec<Key<'k>> = Vec::with_capacity(CHUNK.min(n));
         let mut values: Vec<Vec<u8>> = Vec::with_capacity(CHUNK.min(n));
         for i in 0..n {
             let mut buf = Vec::with_capacity(256);
             let key = row(i, &mut buf)?;
+            check_key(table, key)?;
             // A key written twice in one statement is refused by PostgreSQL: the later value wins.
             if let Some(at) = keys.iter().rposition(|k| *k == key) {
                 values[at] = buf;
@@ -967,26 +1447,70 @@ impl WritePort for PgWrite<'_> {
     }
 
     fn remove(&mut self, table: Table, key: Key<'_>) -> Result<(), StoreError> {
-        let params = key_params(table, key)?;
-        let cond = if two_part(table) { "k = $1 AND k2 = $2" } else { "k = $1" };
-        let s = self.sql();
-        s.execute(
-            self.tx.get_mut(),
-            &format!("DELETE FROM {} WHERE {cond}", sql_table(table)),
-            &params,
-        )
-        .map(drop)
+        check_key(table, key)?;
+        self.buf.get_mut().write((table, OwnedKey::of(key)), None);
+        Ok(())
+    }
+
+    fn prefetch(&mut self, table: Table, keys: &[Key<'_>]) -> Result<(), StoreError> {
+        let ask: Vec<Key<'_>> = {
+            let b = self.buf.get_mut();
+            keys.iter()
+                .copied()
+                .filter(|k| b.lookup(&(table, OwnedKey::of(*k))).is_none())
+                .take(KNOWN_MAX / 4)
+                .collect()
+        };
+        if ask.is_empty() {
+            return Ok(());
+        }
+        let r = self.sql().get_many(&mut *self.tx.borrow_mut(), table, &ask);
+        let found = self.checked(r)?;
+        let b = self.buf.get_mut();
+        for (k, v) in ask.iter().zip(found) {
+            b.remember((table, OwnedKey::of(*k)), v);
+        }
+        Ok(())
     }
 
     fn begin_job(&mut self) -> Result<(), StoreError> {
-        self.statement("SAVEPOINT hazeflow_job")
+        let b = self.buf.get_mut();
+        b.in_job = true;
+        b.savepoint = false;
+        b.undo.clear();
+        Ok(())
     }
 
     fn end_job(&mut self, ok: bool) -> Result<(), StoreError> {
+        let (savepoint, undo) = {
+            let b = self.buf.get_mut();
+            let undo = std::mem::take(&mut b.undo);
+            let savepoint = b.savepoint;
+            b.in_job = false;
+            b.savepoint = false;
+            (savepoint, undo)
+        };
         if ok {
-            self.statement("RELEASE SAVEPOINT hazeflow_job")
+            if savepoint {
+                self.statement("RELEASE SAVEPOINT hazeflow_job")?;
+            }
         } else {
-            self.statement("ROLLBACK TO SAVEPOINT hazeflow_job; RELEASE SAVEPOINT hazeflow_job")
+            let b = self.buf.get_mut();
+            for (cell, before) in undo.into_iter().rev() {
+                match before {
+                    Some(v) => b.pending.insert(cell, v),
+                    None => b.pending.remove(&cell),
+                };
+            }
+            if savepoint {
+                // What the job sent is taken back on the server; what was read since may be of it.
+                b.known.clear();
+                self.statement("ROLLBACK TO SAVEPOINT hazeflow_job; RELEASE SAVEPOINT hazeflow_job")?;
+            }
+        }
+        match self.buf.get_mut().broken.clone() {
+            Some(why) => Err(self.sql().err(format!("the transaction was aborted: {why}"))),
+            None => Ok(()),
         }
     }
 }

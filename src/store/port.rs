@@ -92,7 +92,7 @@ pub(crate) enum Key<'a> {
 }
 
 /// A key, owned (copies between stores).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum OwnedKey {
     Seq(u64),
     Region(u32),
@@ -176,6 +176,11 @@ pub(crate) trait WritePort: ReadPort {
     fn put_many<'k>(&mut self, table: Table, n: usize, row: Row<'_, 'k>) -> Result<(), StoreError>;
     /// Removes `key` (nothing when absent).
     fn remove(&mut self, table: Table, key: Key<'_>) -> Result<(), StoreError>;
+    /// Reads `keys` ahead for the jobs of the batch, where the backend gains by it (a database server:
+    /// one round trip); the default does nothing.
+    fn prefetch(&mut self, _table: Table, _keys: &[Key<'_>]) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// A job starts: its writes can be taken back from here on.
     fn begin_job(&mut self) -> Result<(), StoreError>;
     /// The job ended; when `ok` is false every write it made is taken back.

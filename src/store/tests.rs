@@ -122,12 +122,15 @@ fn dump(store: &Store) -> BTreeMap<&'static str, Vec<String>> {
 fn in_one_batch(store: &Store, jobs: Vec<TestJob>) -> Vec<Result<u64, StoreError>> {
     let (open, gate) = mpsc::channel::<()>();
     let hold = store
-        .submit(move |_| {
-            let _ = gate.recv();
-            Ok::<_, StoreError>(0)
-        })
+        .submit(
+            move |_| {
+                let _ = gate.recv();
+                Ok::<_, StoreError>(0)
+            },
+            Vec::new(),
+        )
         .unwrap();
-    let waiting: Vec<_> = jobs.into_iter().map(|j| store.submit(j).unwrap()).collect();
+    let waiting: Vec<_> = jobs.into_iter().map(|j| store.submit(j, Vec::new()).unwrap()).collect();
     open.send(()).unwrap();
     hold.blocking_recv().unwrap().unwrap();
     waiting.into_iter().map(|r| r.blocking_recv().unwrap()).collect()

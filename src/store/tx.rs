@@ -389,6 +389,18 @@ impl<'a> Tx<'a> {
         }
     }
 
+    /// Reads these items ahead, for the jobs of the batch (a hint: a backend that gains nothing by it
+    /// ignores it; an error here is left to the job that reads the item).
+    pub(crate) fn prefetch_items(&mut self, items: &[(u64, u32)]) {
+        if items.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let keys: Vec<Key<'_>> = items.iter().map(|&(b, i)| Key::Item(b, i)).collect();
+        if let Err(e) = self.port.prefetch(Table::Items, &keys) {
+            tracing::debug!(error = %e, "reading ahead failed");
+        }
+    }
+
     /// What the running job's undo costs in the backend: (entries, heap bytes).
     #[cfg(test)]
     pub(super) fn undo_cost(&self) -> (usize, usize) {

@@ -196,10 +196,11 @@ async fn record(
         // Every step is recorded already: idempotent, nothing to write.
         return Ok(Ok((seen, false)));
     }
+    let item = (seen.round, seen.index);
     let result = state
         .engine
         .store
-        .write(move |tx| {
+        .write_reading(vec![item], move |tx| {
             let mut a = if assign::epoch(tx)? == epoch {
                 // Only the acknowledgements can have moved (the same link used twice at once).
                 let entry: assign::Entry = tx.item(seen.round, seen.index)?.ok_or(AckJobError::Refused(AckRefusal::Unknown))?;

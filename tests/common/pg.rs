@@ -278,6 +278,11 @@ impl PgCluster {
         format!("postgres://hazeflow@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// A client program of the same PostgreSQL (`pgbench`, `psql`).
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()

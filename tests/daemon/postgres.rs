@@ -41,7 +41,15 @@ async fn transcript(store: &Store) -> Vec<String> {
     let failing = store.write(move |tx| {
         tx.put_doc(Collection::Inspections, "140100/a", &json!({"n": "never"}))?;
         tx.put_doc(Collection::Inspections, "140100/b", &json!({"n": "overwritten, then taken back"}))?;
+        // A scan sees the job's own writes (on PostgreSQL they are sent first, after a savepoint).
+        let seen = tx.doc_keys(Collection::Inspections, "140100/", "", 10)?;
+        if seen != ["140100/a", "140100/b"] {
+            return Err(StoreError::Refused(format!("the job's scan saw {seen:?}")));
+        }
         tx.put_items(9, &["x", "y"])?;
+        // A bulk write (sent at once rather than buffered on PostgreSQL), taken back with the rest.
+        tx.put_items(8, &(0..400u32).collect::<Vec<_>>())?;
+        tx.remove_doc(Collection::Inspections, "140100/b")?;
         tx.bump("things", 5)?;
         tx.append(at, "test", None, note("failing"))?;
         Err::<u64, _>(StoreError::Refused("this job fails".into()))
@@ -53,6 +61,11 @@ async fn transcript(store: &Store) -> Vec<String> {
             .collect();
         tx.put_docs(Collection::Inspections, &docs)?;
         tx.put_items(7, &(0..250u32).collect::<Vec<_>>())?;
+        tx.put_items(6, &(0..300u32).collect::<Vec<_>>())?;
+        let n: Vec<(u32, u32)> = tx.items(6, 295, 10)?;
+        if n.len() != 5 {
+            return Err(StoreError::Refused(format!("the job read back {n:?} of its bulk write")));
+        }
         tx.bump("things", 2)?;
         tx.append(at, "test", None, note("fourth"))?;
         Ok::<_, StoreError>(4)
@@ -94,9 +107,11 @@ async fn transcript(store: &Store) -> Vec<String> {
             let docs: Vec<(String, Value)> = r.docs(Collection::Inspections, "1402", "", 10)?;
             t.push(format!("docs 1402 {docs:?}"));
             t.push(format!("items 9 {:?}", r.items::<String>(9, 0, 10)?));
+            t.push(format!("items 8 {:?}", r.items::<u32>(8, 0, 10)?));
             let items: Vec<(u32, u32)> = r.items(7, 240, 100)?;
             t.push(format!("items 7 from 240 {items:?}"));
             t.push(format!("item 7/3 {:?}", r.item::<u32>(7, 3)?));
+            t.push(format!("item 6/299 {:?}", r.item::<u32>(6, 299)?));
             t.push(format!("event count {}", r.event_count()?));
             Ok(t)
         })
@@ -139,6 +154,8 @@ async fn the_postgresql_store_keeps_the_promises_of_the_embedded_file_and_surviv
     );
     assert!(expected.contains(&"counter 2".to_string()), "{expected:?}");
     assert!(expected.contains(&"doc a None".to_string()), "{expected:?}");
+    assert!(expected.contains(&"items 8 []".to_string()), "{expected:?}");
+    assert!(expected.contains(&"item 6/299 Some(299)".to_string()), "{expected:?}");
     assert!(
         expected.contains(&"prefix [\"140100/\", \"140100/Z\", \"140100/b\", \"140100/c\", \"140100/é\"]".to_string()),
         "{expected:?}"
