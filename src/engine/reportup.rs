@@ -169,7 +169,7 @@ impl ReportStage {
                     ),
                 )
             }
-            EventKind::Scheduled { to: None, effective, .. } if w.status == Status::Issued => {
+            EventKind::Scheduled { to: None, effective, .. } if w.status == Status::Issued && *effective <= w.start => {
                 let (name, _) = level_words(pb, &w.level);
                 (
                     "cancel",
@@ -216,7 +216,12 @@ impl Stage for ReportStage {
         pb: &Playbook,
     ) -> Result<(), StoreError> {
         let Some(w) = state.warning.as_ref() else { return Ok(()) };
+        // The timeline decided with the issue (its level steps and planned end) is part of the issue.
+        let issued = events.iter().any(|e| matches!(e.kind, EventKind::Issued { .. }));
         for e in events {
+            if issued && matches!(e.kind, EventKind::Scheduled { .. }) {
+                continue;
+            }
             if matches!(e.kind, EventKind::Lifted | EventKind::Cancelled) && pb.reports.summary && w.issued_at.is_some() {
                 let due = SummaryDue {
                     warning_id: w.id.clone(),

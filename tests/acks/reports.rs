@@ -11,9 +11,9 @@ use crate::helpers::*;
 use crate::smtp::{Received, SmtpServer, smtp_to};
 
 /// The upper tier's address in playbooks/shanxi.yaml.
-const UPPER: &str = "yjb@shanxi.example.cn";
+pub(crate) const UPPER: &str = "yjb@shanxi.example.cn";
 
-async fn start(dir: tempfile::TempDir, at: &str, smtp: &SmtpServer) -> TestApp {
+pub(crate) async fn start(dir: tempfile::TempDir, at: &str, smtp: &SmtpServer) -> TestApp {
     let mut settings = settings_in(dir.path());
     smtp_to(&mut settings, smtp.port);
     settings.mail.rate_per_sec = 0.0;
@@ -21,7 +21,7 @@ async fn start(dir: tempfile::TempDir, at: &str, smtp: &SmtpServer) -> TestApp {
 }
 
 /// The mails the upper tier received so far: (subject, text).
-fn upper_mails(smtp: &SmtpServer) -> Vec<(String, String)> {
+pub(crate) fn upper_mails(smtp: &SmtpServer) -> Vec<(String, String)> {
     smtp.received()
         .iter()
         .filter(|r: &&Received| r.to.iter().any(|t| t == UPPER))
@@ -47,7 +47,7 @@ async fn upper_gets(smtp: &SmtpServer, n: usize) -> Vec<(String, String)> {
     got
 }
 
-async fn ack(app: &TestApp, id: &str, uscc: &str, step: &str) {
+pub(crate) async fn ack(app: &TestApp, id: &str, uscc: &str, step: &str) {
     let key = TestApp::of(&app.assignments(id, Some("active")).await, uscc)["key"]
         .as_str()
         .expect("a key")
@@ -83,7 +83,7 @@ fn figures(report: &Value, county: &str) -> [u64; 7] {
     .map(|k| c[k].as_u64().unwrap_or(u64::MAX))
 }
 
-async fn kept(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn kept(app: &TestApp, id: &str) -> Value {
     let (status, r) = app.get(&format!("/api/v1/reports/{id}"), Some(DUTY)).await;
     assert_eq!(status, StatusCode::OK, "{r}");
     r
@@ -107,7 +107,7 @@ fn cookie(r: &reqwest::Response, name: &str) -> String {
 }
 
 /// Logs in to the dashboard as a browser would; returns the session's `Cookie` header.
-async fn login(app: &TestApp, token: &str) -> String {
+pub(crate) async fn login(app: &TestApp, token: &str) -> String {
     let r = app.http().get(app.url("/login")).send().await.expect("the daemon answers");
     let nonce = cookie(&r, "hazeflow_login");
     let html = r.text().await.expect("a page");
@@ -130,7 +130,7 @@ async fn login(app: &TestApp, token: &str) -> String {
 }
 
 /// A dashboard page with the session: status and HTML.
-async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, String) {
+pub(crate) async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, String) {
     let r = app
         .http()
         .get(app.url(path))
@@ -143,7 +143,7 @@ async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, String) 
 }
 
 /// `word/document.xml` of a .docx, read with `unzip` as anyone checking the file would.
-fn document_xml(bytes: &[u8]) -> String {
+pub(crate) fn document_xml(bytes: &[u8]) -> String {
     use std::io::Write;
     let mut f = tempfile::NamedTempFile::new().expect("a temporary file");
     f.write_all(bytes).expect("written");
