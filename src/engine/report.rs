@@ -326,7 +326,10 @@ pub fn title(r: &DailyReport) -> String {
     let drill = if r.exercise { "【演练】" } else { "" };
     let (region, level) = (&r.region_name, &r.level_name);
     match r.kind.as_str() {
-        "daily" => format!("{drill}{region}重污染天气{level}应急响应日报（{}）", r.date.format("%Y年%-m月%-d日")),
+        "daily" => format!(
+            "{drill}{region}重污染天气{level}应急响应日报（{}）",
+            r.date.format("%Y年%-m月%-d日")
+        ),
         "adjust" => format!("{drill}{region}重污染天气预警调整情况报告（调整为{level}）"),
         "withdraw" => format!("{drill}{region}重污染天气预警调整撤回情况报告"),
         "summary" => format!("{drill}{region}重污染天气应急响应总结评估报告（预警编号{}）", r.warning_id),

@@ -233,7 +233,9 @@ impl Stage for ReportStage {
                 continue;
             }
             let Some(within) = pb.reports.event_within else { continue };
-            let Some((kind, level, text)) = self.decision(e, w, pb) else { continue };
+            let Some((kind, level, text)) = self.decision(e, w, pb) else {
+                continue;
+            };
             let n = tx.docs::<DailyReport>(REPORTS, &format!("{}.event.", w.id), "", usize::MAX)?.len() + 1;
             let (counties, problems, _) = report::figures(tx, &w.id, self.regions, now)?;
             let mut total = Figures {
@@ -325,7 +327,14 @@ pub fn summary_report(s: &Summary, w: &Warning, set: &PlaybookSet, regions: &Reg
         rows: s
             .levels
             .iter()
-            .map(|p| vec![p.level_name.clone(), local(p.from), p.to.map_or_else(|| "—".into(), local), format!("{:.1}", p.hours)])
+            .map(|p| {
+                vec![
+                    p.level_name.clone(),
+                    local(p.from),
+                    p.to.map_or_else(|| "—".into(), local),
+                    format!("{:.1}", p.hours),
+                ]
+            })
             .collect(),
     });
     let level_name = |id: &str| pb.and_then(|p| p.level(id)).map_or_else(|| id.to_string(), |l| l.name.clone());
@@ -400,7 +409,11 @@ pub fn summary_report(s: &Summary, w: &Warning, set: &PlaybookSet, regions: &Reg
         paragraphs: vec![format!(
             "检查任务{}个（{}），已检查{}个，其中措施落实{}个、发现问题{}个；未检查{}个。",
             i.total,
-            if by_reason.is_empty() { "无".to_string() } else { by_reason.join("，") },
+            if by_reason.is_empty() {
+                "无".to_string()
+            } else {
+                by_reason.join("，")
+            },
             i.compliant + i.non_compliant,
             i.compliant,
             i.non_compliant,
@@ -434,9 +447,18 @@ pub fn summary_report(s: &Summary, w: &Warning, set: &PlaybookSet, regions: &Reg
     sections.push(Section {
         heading: "五、减排效果（预计减排量与目标，吨/日）".into(),
         paragraphs,
-        columns: ["预警级别", "污染物", "清单措施减排", "协商减排", "合计", "目标比例", "目标减排量", "是否达到"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "预警级别",
+            "污染物",
+            "清单措施减排",
+            "协商减排",
+            "合计",
+            "目标比例",
+            "目标减排量",
+            "是否达到",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
     });
     DailyReport {

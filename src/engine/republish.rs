@@ -87,7 +87,9 @@ fn playbook_of(engine: &Engine, w: &Warning) -> Option<Arc<Playbook>> {
 fn republish(tx: &mut Tx<'_>, esc: &Escalation, pb: &Playbook, warning_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let Some(w) = tx.warning(warning_id)? else { return Ok(false) };
     let history = tx.warning_history(warning_id)?;
-    let Some((due, every, n)) = next(&history, &w, pb) else { return Ok(false) };
+    let Some((due, every, n)) = next(&history, &w, pb) else {
+        return Ok(false);
+    };
     if due > now {
         return Ok(false);
     }
@@ -121,7 +123,9 @@ fn republish(tx: &mut Tx<'_>, esc: &Escalation, pb: &Playbook, warning_id: &str,
             if a.status != AssignmentStatus::Active || a.has(AckStep::InPlace) {
                 continue;
             }
-            let Some(e) = crate::engine::inspect::enterprise_in(tx, uscc)? else { continue };
+            let Some(e) = crate::engine::inspect::enterprise_in(tx, uscc)? else {
+                continue;
+            };
             let Some(to) = enterprise_recipient(&e) else { continue };
             let mut data = task_json(&esc.defaults, &e, &a);
             if let (Some(d), Some(c)) = (data.as_object_mut(), common.as_object()) {

@@ -388,10 +388,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ),
     (
         "report_up.html.j2",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/playbooks/templates/notify/report_up.html.j2"
-        )),
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/notify/report_up.html.j2")),
     ),
     (
         "report_up.subject.j2",
@@ -402,10 +399,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ),
     (
         "report_up.txt.j2",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/playbooks/templates/notify/report_up.txt.j2"
-        )),
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/notify/report_up.txt.j2")),
     ),
     (
         "store_fault.html.j2",
@@ -891,7 +885,8 @@ pub fn sample_data(name: &str) -> Value {
     if name == "report_up" {
         v["title"] = json!("太原市重污染天气橙色预警发布情况报告");
         v["heading"] = v["title"].clone();
-        v["lead"] = json!("太原市于2026年12月2日 08:05发布重污染天气橙色预警（Ⅱ级应急响应），预警时段为2026年12月3日 00:00至2026年12月5日 00:00。");
+        v["lead"] =
+            json!("太原市于2026年12月2日 08:05发布重污染天气橙色预警（Ⅱ级应急响应），预警时段为2026年12月3日 00:00至2026年12月5日 00:00。");
         v["deadline"] = json!("2026年12月2日 10:05");
         v["columns"] = json!(["区县", "下达措施企业", "已确认收到"]);
         v["rows"] = json!([["小店区", "2", "1"], ["合计", "2", "1"]]);

@@ -21,7 +21,10 @@ async fn upper_with(smtp: &SmtpServer, prefix: &str, n: usize) -> Vec<(String, S
             .filter(|(s, _)| s.starts_with(prefix))
             .collect::<Vec<_>>()
     };
-    eventually(&format!("{n} mails {prefix} to the upper tier"), || async { (pick().len() >= n).then_some(()) }).await;
+    eventually(&format!("{n} mails {prefix} to the upper tier"), || async {
+        (pick().len() >= n).then_some(())
+    })
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let got = pick();
     assert_eq!(got.len(), n, "{got:#?}");
@@ -63,7 +66,10 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
     let (subject, text) = &mails[0];
     assert_eq!(subject, "【预警信息报送】太原市重污染天气橙色预警发布情况报告");
     assert!(text.starts_with("山西省重污染天气应急指挥部办公室："), "{text}");
-    assert!(text.contains("太原市于2026年12月2日 08:05发布重污染天气橙色预警（Ⅱ级应急响应）"), "{text}");
+    assert!(
+        text.contains("太原市于2026年12月2日 08:05发布重污染天气橙色预警（Ⅱ级应急响应）"),
+        "{text}"
+    );
     assert!(text.contains("共对3家企业下达应急减排措施"), "{text}");
     assert!(text.contains("报送时限：2026年12月2日 10:05前"), "{text}");
     let issue = kept(&app, &format!("{id}.event.01")).await;
@@ -75,7 +81,10 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
     let (status, html) = page(&app, &format!("/reports/{id}.event.01"), &session).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("报送时限：2026年12月2日 10:05前"), "{html}");
-    assert!(html.contains("已于2026年12月2日 08:05发送至yjb@shanxi.example.cn，在报送时限内"), "{html}");
+    assert!(
+        html.contains("已于2026年12月2日 08:05发送至yjb@shanxi.example.cn，在报送时限内"),
+        "{html}"
+    );
 
     // The cement works is in place; the chemical works has confirmed receipt only; the coking plant nothing.
     app.set_clock("2026-12-02 08:35");
@@ -119,7 +128,10 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
             .find(|(s, _)| s.contains("持续"))
     })
     .await;
-    assert_eq!(subject, "【橙色预警持续】太原市重污染天气橙色预警仍在执行，请落实应急减排措施并确认");
+    assert_eq!(
+        subject,
+        "【橙色预警持续】太原市重污染天气橙色预警仍在执行，请落实应急减排措施并确认"
+    );
     assert!(text.contains("仍在执行中") && text.contains("/ack/"), "{text}");
     let once = republished(&app, &id);
     assert_eq!(once.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(), [(1, 2)]);
@@ -151,7 +163,10 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
         2,
         "{reminders:#?}"
     );
-    assert_eq!(republished(&app, &id).iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(), [(1, 2), (2, 1)]);
+    assert_eq!(
+        republished(&app, &id).iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(),
+        [(1, 2), (2, 1)]
+    );
 
     // 9 h after the start: lifted → the lift report, then the summary (总结评估).
     app.clock.set(start_at + chrono::Duration::hours(9));
@@ -189,7 +204,12 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
             .unwrap_or_else(|| panic!("no {heading} in {summary:#}"))
     };
     let acks = rows("三、确认情况（按地区）");
-    let row = |name: &str| acks.iter().find(|r| r[0] == name).cloned().unwrap_or_else(|| panic!("{name}: {acks:?}"));
+    let row = |name: &str| {
+        acks.iter()
+            .find(|r| r[0] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: {acks:?}"))
+    };
     assert_eq!(row("小店区")[1..7], ["2", "2", "2", "100.0%", "2", "100.0%"]);
     assert_eq!(row("迎泽区")[1..7], ["1", "0", "0", "0.0%", "0", "0.0%"]);
     let levels = rows("一、预警过程");

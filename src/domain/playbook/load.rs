@@ -382,9 +382,17 @@ fn compile(
             let mut out = std::collections::BTreeMap::new();
             for (level, h) in &m.value {
                 if !levels.iter().any(|l| l.id.as_str() == level) {
-                    errors.push(validate::at(file, &m.referenced, format!("republish_hours: unknown level \"{level}\"")));
+                    errors.push(validate::at(
+                        file,
+                        &m.referenced,
+                        format!("republish_hours: unknown level \"{level}\""),
+                    ));
                 } else if *h == 0 {
-                    errors.push(validate::at(file, &m.referenced, format!("republish_hours.{level} must be above 0")));
+                    errors.push(validate::at(
+                        file,
+                        &m.referenced,
+                        format!("republish_hours.{level} must be above 0"),
+                    ));
                 } else {
                     out.insert(level.clone(), Duration::hours((*h).into()));
                 }

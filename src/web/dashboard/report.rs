@@ -56,7 +56,11 @@ pub(super) async fn report_page(State(app): Shared, Extension(dash): Dash, sessi
 /// When the report's mail went out, against its deadline, in words.
 fn sent_words(r: &report::DailyReport, msg: Option<&crate::notify::OutboxMessage>, now: chrono::DateTime<chrono::Utc>) -> String {
     let Some(m) = msg else {
-        return if r.to.is_some() { "邮件记录缺失".into() } else { "仅存档，未发送".into() };
+        return if r.to.is_some() {
+            "邮件记录缺失".into()
+        } else {
+            "仅存档，未发送".into()
+        };
     };
     match m.sent_at {
         Some(at) => {
