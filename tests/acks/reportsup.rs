@@ -117,7 +117,7 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
     let (subject, text) = eventually("the reminder at the SMTP sink", || async {
         smtp.received()
             .iter()
-            .filter(|r| r.to.iter().any(|t| *t == address))
+            .filter(|r| r.to.contains(&address))
             .map(|r| {
                 let m = r.parsed();
                 (
