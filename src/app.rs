@@ -119,6 +119,11 @@ impl Application {
         engine.stages.push(Arc::new(crate::engine::approval::ApprovalStage {
             defaults: defaults.clone(),
         }));
+        // Each decision reported up (信息报送), and the summary marked due when a warning ends.
+        engine.stages.push(Arc::new(crate::engine::reportup::ReportStage {
+            regions,
+            public_url: settings.http.public_url.clone(),
+        }));
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let staff = std::sync::RwLock::new(settings.staff.tokens.clone());
@@ -253,6 +258,13 @@ async fn lead(
         work.spawn(crate::engine::report::run(
             engine.clone(),
             state.settings.http.public_url.clone(),
+            crate::engine::report::Loop {
+                summaries: crate::engine::reportup::SummaryInputs {
+                    defaults: state.defaults.clone(),
+                    list_seed: state.settings.list_seed.clone(),
+                },
+                escalation: escalation.clone(),
+            },
             term.clone(),
         ));
         let notices = crate::engine::notice::Notices::new(

@@ -62,7 +62,7 @@ fn check_with_no_arguments_passes_the_shipped_files_with_a_one_line_summary() {
     );
     assert!(
         text.ends_with(
-            "; roster config/roster.yaml (62 people, 13 regions, 10 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 24 message templates in playbooks/templates/notify rendered with sample data\n"
+            "; roster config/roster.yaml (62 people, 13 regions, 10 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 26 message templates in playbooks/templates/notify rendered with sample data\n"
         ),
         "the roster and templates of the embedded configuration: {text}"
     );
@@ -143,7 +143,7 @@ fn check_with_a_configuration_checks_its_playbooks_roster_and_every_template() {
          lvliang@2024.1, shanxi-2020@2020.1, shanxi@2024.1, shuozhou@2024.1, taiyuan@2026.1, xinzhou@2024.1, yangquan@2024.1, \
          yuncheng@2024.1), 3221 regions; \
          list seeds/registry (3000 enterprises); measure defaults {} (15 industries); roster {} (62 people, 13 regions, \
-         10 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 24 message templates in {} rendered with sample data\n",
+         10 routes, 117 department contacts; calendar: holidays 16 days, workdays 3, swaps 1, overrides 5), 26 message templates in {} rendered with sample data\n",
         site.path("playbooks/measures/shanxi.yaml"),
         site.path("roster.yaml"),
         site.path("playbooks/templates/notify")

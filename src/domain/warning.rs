@@ -259,6 +259,9 @@ pub enum EventKind {
     },
     /// A directive no longer holds the region.
     DirectiveReleased { directive: String },
+    /// The warning in force was published again (定时重新发布, the playbook's `republish_hours`): the
+    /// `n`th time, at `level`, with `reminders` enterprises not yet in place reminded. Changes nothing.
+    Republished { n: u32, level: LevelId, reminders: u64 },
 }
 
 /// An event with who, when and why.
@@ -506,7 +509,7 @@ impl RegionState {
                     }
                     EventKind::Extended { expected_end } => w.expected_end = *expected_end,
                     EventKind::Rescheduled { start } => w.start = *start,
-                    EventKind::Below { .. } | EventKind::BelowCleared => {}
+                    EventKind::Below { .. } | EventKind::BelowCleared | EventKind::Republished { .. } => {}
                     EventKind::Lifted => {
                         w.status = Status::Lifted;
                         w.ended_at = Some(e.at);
@@ -1382,6 +1385,7 @@ levels:
             EventKind::Cancelled => "cancelled",
             EventKind::DirectiveApplied { .. } => "directive_applied",
             EventKind::DirectiveReleased { .. } => "directive_released",
+            EventKind::Republished { .. } => "republished",
         }
     }
 

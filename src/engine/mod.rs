@@ -18,6 +18,8 @@ pub mod negotiate;
 pub mod notice;
 pub mod opinion;
 pub mod report;
+pub mod reportup;
+pub mod republish;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

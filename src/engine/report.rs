@@ -76,7 +76,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn add(&mut self, o: &Figures) {
+    /// Adds another's figures.
+    pub fn add(&mut self, o: &Figures) {
         self.assigned += o.assigned;
         self.received += o.received;
         self.in_place += o.in_place;
@@ -141,6 +142,34 @@ pub struct DailyReport {
     /// A drill's report (演练).
     #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
     pub exercise: bool,
+    /// A decision's report (`issue`, `adjust`, `lift`, `cancel`, `withdraw`): when it was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// … and by when it is to reach the upper tier (the playbook's `reports.event_within_hours`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// A decision's or summary's opening words (the daily report's are made from its figures).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    /// The summary's (总结评估) parts, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<Section>,
+}
+
+/// A part of a report: a heading, paragraphs and an optional table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// 一、预警过程.
+    pub heading: String,
+    /// Paragraphs before the table.
+    #[serde(default)]
+    pub paragraphs: Vec<String>,
+    /// The table's header (empty: no table).
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Its rows.
+    #[serde(default)]
+    pub rows: Vec<Vec<String>>,
 }
 
 /// The id of a warning's daily report of `date`.
@@ -270,22 +299,63 @@ pub fn build<V: View>(
         to: pb.and_then(|p| p.reports.to.clone()),
         message: None,
         exercise: w.exercise,
+        decided_at: None,
+        deadline: None,
+        text: String::new(),
+        sections: Vec::new(),
     })
 }
 
-/// The report's title: `太原市重污染天气橙色预警应急响应日报（2026年12月3日）`, 【演练】 first for a drill's.
+/// What a report is, in words (日报, 发布, 调整, 解除, 取消, 撤回, 总结评估).
+pub fn kind_name(kind: &str) -> &'static str {
+    match kind {
+        "daily" => "日报",
+        "issue" => "发布",
+        "adjust" => "调整",
+        "lift" => "解除",
+        "cancel" => "取消",
+        "withdraw" => "撤回",
+        "summary" => "总结评估",
+        _ => "报告",
+    }
+}
+
+/// The report's title: `太原市重污染天气橙色预警应急响应日报（2026年12月3日）`, 【演练】 first for a drill's;
+/// a decision's `太原市重污染天气橙色预警发布情况报告`, the summary `太原市重污染天气应急响应总结评估报告（…）`.
 pub fn title(r: &DailyReport) -> String {
+    let drill = if r.exercise { "【演练】" } else { "" };
+    let (region, level) = (&r.region_name, &r.level_name);
+    match r.kind.as_str() {
+        "daily" => format!(
+            "{drill}{region}重污染天气{level}应急响应日报（{}）",
+            r.date.format("%Y年%-m月%-d日")
+        ),
+        "adjust" => format!("{drill}{region}重污染天气预警调整情况报告（调整为{level}）"),
+        "withdraw" => format!("{drill}{region}重污染天气预警调整撤回情况报告"),
+        "summary" => format!("{drill}{region}重污染天气应急响应总结评估报告（预警编号{}）", r.warning_id),
+        kind => format!("{drill}{region}重污染天气{level}{}情况报告", kind_name(kind)),
+    }
+}
+
+/// The figures of a decision's report in one sentence.
+pub fn figures_sentence(r: &DailyReport) -> String {
+    let t = &r.total;
     format!(
-        "{}{}重污染天气{}应急响应日报（{}）",
-        if r.exercise { "【演练】" } else { "" },
-        r.region_name,
-        r.level_name,
-        r.date.format("%Y年%-m月%-d日")
+        "截至{}，共对{}家企业下达应急减排措施，{}家已确认收到，{}家已确认措施落实。",
+        local(r.as_of),
+        t.assigned,
+        t.received,
+        t.in_place
     )
 }
 
 /// The opening paragraph, as the page, the mail and the Word file say it.
 pub fn lead(r: &DailyReport) -> String {
+    match r.kind.as_str() {
+        "daily" => {}
+        "summary" => return r.text.clone(),
+        _ => return format!("{}{}", r.text, figures_sentence(r)),
+    }
     let t = &r.total;
     let response = if r.response.is_empty() {
         String::new()
@@ -366,9 +436,27 @@ pub fn to_docx(r: &DailyReport) -> Result<Vec<u8>, String> {
     if let Some(to) = &r.to {
         doc = doc.add_paragraph(para(&format!("{}：", to.name), false, 24));
     }
-    doc = doc
-        .add_paragraph(para(&lead(r), false, 24))
-        .add_table(Table::new(rows).set_grid(vec![1000; 9]));
+    doc = doc.add_paragraph(para(&lead(r), false, 24));
+    if let Some(d) = r.deadline {
+        doc = doc.add_paragraph(para(&format!("报送时限：{}前", local(d)), false, 24));
+    }
+    if r.kind != "summary" {
+        doc = doc.add_table(Table::new(rows).set_grid(vec![1000; 9]));
+    }
+    for sec in &r.sections {
+        doc = doc.add_paragraph(para(&sec.heading, true, 28));
+        for p in &sec.paragraphs {
+            doc = doc.add_paragraph(para(p, false, 24));
+        }
+        if !sec.columns.is_empty() {
+            let n = sec.columns.len();
+            let mut t = vec![TableRow::new(sec.columns.iter().map(|c| cell(c, true)).collect())];
+            for row in &sec.rows {
+                t.push(TableRow::new(row.iter().map(|c| cell(c, false)).collect()));
+            }
+            doc = doc.add_table(Table::new(t).set_grid(vec![9000 / n.max(1); n]));
+        }
+    }
     if !r.problems.is_empty() {
         doc = doc.add_paragraph(para("发现的问题：", true, 24));
         for (n, p) in r.problems.iter().enumerate() {
@@ -394,6 +482,11 @@ pub fn report_json(r: &DailyReport, public_url: &str) -> serde_json::Value {
         "title": title(r),
         "heading": title(r).trim_start_matches("【演练】"),
         "lead": lead(r),
+        "kind_name": kind_name(&r.kind),
+        "deadline": r.deadline.map(local),
+        "decided_at": r.decided_at.map(local),
+        "made_at": local(r.as_of),
+        "sections": r.sections,
         "columns": COLUMNS,
         "rows": table,
         "page_url": format!("{base}/reports/{}", r.id),
@@ -515,8 +608,18 @@ pub async fn run_once(engine: &Engine, public_url: &str, now: DateTime<Utc>) -> 
     Ok(made)
 }
 
-/// The report loop: makes the reports as they fall due, until cancelled.
-pub async fn run(engine: Arc<Engine>, public_url: String, cancel: CancellationToken) {
+/// What the loop needs beyond the daily reports: the summaries' inputs, and the re-publication's
+/// links and measures.
+pub struct Loop {
+    /// For the after-episode summaries.
+    pub summaries: crate::engine::reportup::SummaryInputs,
+    /// For the reminders of the re-publication (links, measures).
+    pub escalation: Arc<crate::engine::escalate::Escalation>,
+}
+
+/// The report loop: makes the reports as they fall due, the summaries of ended warnings and the
+/// re-publications, until cancelled.
+pub async fn run(engine: Arc<Engine>, public_url: String, more: Loop, cancel: CancellationToken) {
     loop {
         let now = engine.clock.now();
         match run_once(&engine, &public_url, now).await {
@@ -526,6 +629,23 @@ pub async fn run(engine: Arc<Engine>, public_url: String, cancel: CancellationTo
                 engine.after_change();
             }
             Err(e) => tracing::error!(error = %e, "daily reports failed; they stay due"),
+        }
+        let set = engine.playbooks.live();
+        match crate::engine::reportup::run_summaries(&engine.store, &set, engine.regions, &more.summaries, &public_url, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(reports = n, "after-episode summaries made");
+                engine.after_change();
+            }
+            Err(e) => tracing::error!(error = %e, "after-episode summaries failed; they stay due"),
+        }
+        match crate::engine::republish::run_once(&engine, &more.escalation, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(republished = n, "warnings published again");
+                engine.after_change();
+            }
+            Err(e) => tracing::error!(error = %e, "re-publication failed; it stays due"),
         }
         tokio::select! {
             () = cancel.cancelled() => break,

@@ -324,6 +324,27 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/notify/layout.html.j2")),
     ),
     (
+        "measures_reminder.html.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/measures_reminder.html.j2"
+        )),
+    ),
+    (
+        "measures_reminder.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/measures_reminder.subject.j2"
+        )),
+    ),
+    (
+        "measures_reminder.txt.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/measures_reminder.txt.j2"
+        )),
+    ),
+    (
         "negotiated_issued.html.j2",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -364,6 +385,21 @@ pub const SHIPPED: &[(&str, &str)] = &[
             env!("CARGO_MANIFEST_DIR"),
             "/playbooks/templates/notify/report_daily.txt.j2"
         )),
+    ),
+    (
+        "report_up.html.j2",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/notify/report_up.html.j2")),
+    ),
+    (
+        "report_up.subject.j2",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/playbooks/templates/notify/report_up.subject.j2"
+        )),
+    ),
+    (
+        "report_up.txt.j2",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/templates/notify/report_up.txt.j2")),
     ),
     (
         "store_fault.html.j2",
@@ -846,6 +882,25 @@ pub fn sample_data(name: &str) -> Value {
         v["page_url"] = json!("http://127.0.0.1:8080/reports/140100-20261202-1.daily.20261203");
         v["docx_url"] = json!("http://127.0.0.1:8080/api/v1/reports/140100-20261202-1.daily.20261203/docx");
     }
+    if name == "report_up" {
+        v["title"] = json!("太原市重污染天气橙色预警发布情况报告");
+        v["heading"] = v["title"].clone();
+        v["lead"] =
+            json!("太原市于2026年12月2日 08:05发布重污染天气橙色预警（Ⅱ级应急响应），预警时段为2026年12月3日 00:00至2026年12月5日 00:00。");
+        v["deadline"] = json!("2026年12月2日 10:05");
+        v["columns"] = json!(["区县", "下达措施企业", "已确认收到"]);
+        v["rows"] = json!([["小店区", "2", "1"], ["合计", "2", "1"]]);
+        v["sections"] = json!([{ "heading": "一、预警过程", "paragraphs": ["说明"], "columns": ["预警级别"], "rows": [["橙色预警"]] }]);
+        v["report"] = json!({ "kind": "issue" });
+        v["page_url"] = json!("http://127.0.0.1:8080/reports/140100-20261202-1.event.01");
+        v["docx_url"] = json!("http://127.0.0.1:8080/api/v1/reports/140100-20261202-1.event.01/docx");
+    }
+    if name == "measures_reminder" {
+        v["at"] = json!("2026年12月3日 04:00");
+        v["hours"] = json!(4);
+        v["expected_end"] = json!("2026年12月5日 00:00");
+        v["received"] = json!(true);
+    }
     if name == "store_fault" {
         v["outage"] = json!({
             "reason": "I/O error: No space left on device (os error 28)", "cause": "磁盘空间已满", "since": "2026年12月1日 16:05",
@@ -907,6 +962,8 @@ mod tests {
             "ack_escalated",
             "negotiated_issued",
             "report_daily",
+            "report_up",
+            "measures_reminder",
         ] {
             assert!(t.has(name) && kinds.iter().any(|k| k == name), "{name}");
         }

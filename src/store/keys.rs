@@ -53,6 +53,10 @@ pub enum Collection {
     ApprovalForms,
     /// `{warning}.daily.{YYYYMMDD}` → report up (信息报送).
     Reports,
+    /// warning id → its after-episode summary still to be made.
+    ReportsDue,
+    /// `{warning}.{n:03}` → a re-publication made (定时重新发布).
+    Republications,
     /// A collection of the store's own tests.
     #[cfg(test)]
     Test(&'static str),
@@ -80,6 +84,8 @@ impl Collection {
             Collection::ConsultationOpinions => "consultation_opinions",
             Collection::ApprovalForms => "approval_forms",
             Collection::Reports => "reports",
+            Collection::ReportsDue => "reports_due",
+            Collection::Republications => "republications",
             #[cfg(test)]
             Collection::Test(name) => name,
         }

@@ -49,6 +49,7 @@ mod flow;
 mod inspections;
 mod keys;
 mod reports;
+mod reportsup;
 mod security;
 mod summary;
 mod told;

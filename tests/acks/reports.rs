@@ -11,9 +11,9 @@ use crate::helpers::*;
 use crate::smtp::{Received, SmtpServer, smtp_to};
 
 /// The upper tier's address in playbooks/shanxi.yaml.
-const UPPER: &str = "yjb@shanxi.example.cn";
+pub(crate) const UPPER: &str = "yjb@shanxi.example.cn";
 
-async fn start(dir: tempfile::TempDir, at: &str, smtp: &SmtpServer) -> TestApp {
+pub(crate) async fn start(dir: tempfile::TempDir, at: &str, smtp: &SmtpServer) -> TestApp {
     let mut settings = settings_in(dir.path());
     smtp_to(&mut settings, smtp.port);
     settings.mail.rate_per_sec = 0.0;
@@ -21,7 +21,7 @@ async fn start(dir: tempfile::TempDir, at: &str, smtp: &SmtpServer) -> TestApp {
 }
 
 /// The mails the upper tier received so far: (subject, text).
-fn upper_mails(smtp: &SmtpServer) -> Vec<(String, String)> {
+pub(crate) fn upper_mails(smtp: &SmtpServer) -> Vec<(String, String)> {
     smtp.received()
         .iter()
         .filter(|r: &&Received| r.to.iter().any(|t| t == UPPER))
@@ -35,19 +35,27 @@ fn upper_mails(smtp: &SmtpServer) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The daily reports (日报) among them (decisions and summaries go up too: see `reportsup`).
+fn daily_mails(smtp: &SmtpServer) -> Vec<(String, String)> {
+    upper_mails(smtp)
+        .into_iter()
+        .filter(|(s, _)| s.trim_start_matches("【演练】").starts_with("【日报】"))
+        .collect()
+}
+
 /// Waits until the upper tier has `n` mails, and a moment more to see that no more follow.
 async fn upper_gets(smtp: &SmtpServer, n: usize) -> Vec<(String, String)> {
     eventually(&format!("{n} mails to the upper tier"), || async {
-        (upper_mails(smtp).len() >= n).then_some(())
+        (daily_mails(smtp).len() >= n).then_some(())
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let got = upper_mails(smtp);
+    let got = daily_mails(smtp);
     assert_eq!(got.len(), n, "{got:#?}");
     got
 }
 
-async fn ack(app: &TestApp, id: &str, uscc: &str, step: &str) {
+pub(crate) async fn ack(app: &TestApp, id: &str, uscc: &str, step: &str) {
     let key = TestApp::of(&app.assignments(id, Some("active")).await, uscc)["key"]
         .as_str()
         .expect("a key")
@@ -83,7 +91,7 @@ fn figures(report: &Value, county: &str) -> [u64; 7] {
     .map(|k| c[k].as_u64().unwrap_or(u64::MAX))
 }
 
-async fn kept(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn kept(app: &TestApp, id: &str) -> Value {
     let (status, r) = app.get(&format!("/api/v1/reports/{id}"), Some(DUTY)).await;
     assert_eq!(status, StatusCode::OK, "{r}");
     r
@@ -107,7 +115,7 @@ fn cookie(r: &reqwest::Response, name: &str) -> String {
 }
 
 /// Logs in to the dashboard as a browser would; returns the session's `Cookie` header.
-async fn login(app: &TestApp, token: &str) -> String {
+pub(crate) async fn login(app: &TestApp, token: &str) -> String {
     let r = app.http().get(app.url("/login")).send().await.expect("the daemon answers");
     let nonce = cookie(&r, "hazeflow_login");
     let html = r.text().await.expect("a page");
@@ -130,7 +138,7 @@ async fn login(app: &TestApp, token: &str) -> String {
 }
 
 /// A dashboard page with the session: status and HTML.
-async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, String) {
+pub(crate) async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, String) {
     let r = app
         .http()
         .get(app.url(path))
@@ -143,7 +151,7 @@ async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, String) 
 }
 
 /// `word/document.xml` of a .docx, read with `unzip` as anyone checking the file would.
-fn document_xml(bytes: &[u8]) -> String {
+pub(crate) fn document_xml(bytes: &[u8]) -> String {
     use std::io::Write;
     let mut f = tempfile::NamedTempFile::new().expect("a temporary file");
     f.write_all(bytes).expect("written");
@@ -177,8 +185,8 @@ async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_d
     // 11:59: not yet.
     app.set_clock("2026-12-02 11:59");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert!(upper_mails(&smtp).is_empty());
-    assert!(app.records("report_made").is_empty());
+    assert!(daily_mails(&smtp).is_empty());
+    assert!(app.records("report_made").iter().all(|r| !r.to_string().contains(".daily.")));
 
     // 12:00: the day's report, mailed once to the province's office.
     app.set_clock("2026-12-02 12:00");
@@ -220,8 +228,14 @@ async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_d
     let dir = app.stop().await;
     let app = start(dir, "2026-12-02 15:00", &smtp).await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    assert_eq!(upper_mails(&smtp).len(), 1);
-    assert_eq!(app.records("report_made").len(), 1);
+    assert_eq!(daily_mails(&smtp).len(), 1);
+    assert_eq!(
+        app.records("report_made")
+            .iter()
+            .filter(|r| r.to_string().contains(".daily."))
+            .count(),
+        1
+    );
 
     // Thursday 12:00: the next day's report, with the overdue plant and the problem found.
     app.set_clock("2026-12-03 12:00");
@@ -249,7 +263,8 @@ async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_d
         .iter()
         .filter_map(|r| r["report"]["id"].as_str())
         .collect();
-    assert_eq!(ids, [first.as_str(), second.as_str()]);
+    // With the report (信息报送 of the decision, `reportsup`).
+    assert_eq!(ids, [first.as_str(), second.as_str(), &format!("{id}.event.01")]);
     let session = login(&app, DUTY).await;
     let (status, html) = page(&app, &format!("/reports/{second}"), &session).await;
     assert_eq!(status, StatusCode::OK, "{html}");

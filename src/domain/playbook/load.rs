@@ -376,6 +376,31 @@ fn compile(
     }
 
     let levels = compile_levels(file, raw, parent, &roles, horizon_days, &mut errors);
+    // Re-publication per level (domain.md §6.3): hours above 0, levels of this playbook; inherited whole.
+    let republish = match &raw.republish_hours {
+        Some(m) => {
+            let mut out = std::collections::BTreeMap::new();
+            for (level, h) in &m.value {
+                if !levels.iter().any(|l| l.id.as_str() == level) {
+                    errors.push(validate::at(
+                        file,
+                        &m.referenced,
+                        format!("republish_hours: unknown level \"{level}\""),
+                    ));
+                } else if *h == 0 {
+                    errors.push(validate::at(
+                        file,
+                        &m.referenced,
+                        format!("republish_hours.{level} must be above 0"),
+                    ));
+                } else {
+                    out.insert(level.clone(), Duration::hours((*h).into()));
+                }
+            }
+            out
+        }
+        None => parent.map(|p| p.republish.clone()).unwrap_or_default(),
+    };
 
     let mut consultations = Vec::new();
     match &raw.consultations {
@@ -459,6 +484,7 @@ fn compile(
         relay,
         issuer,
         reports,
+        republish,
         roles,
         levels,
         consultations,
@@ -505,7 +531,21 @@ fn reports(file: &Path, raw: &RawPlaybook, parent: Option<&Playbook>, errors: &m
         },
         None => inherited.daily_at,
     };
-    Reports { to, daily_at }
+    let event_within = match &r.event_within_hours {
+        Some(h) if h.value == 0 => {
+            errors.push(validate::at(file, &h.referenced, "reports.event_within_hours must be above 0"));
+            None
+        }
+        Some(h) => Some(chrono::Duration::hours(h.value.into())),
+        None => inherited.event_within,
+    };
+    let summary = r.summary.as_ref().map_or(inherited.summary, |s| s.value);
+    Reports {
+        to,
+        daily_at,
+        event_within,
+        summary,
+    }
 }
 
 /// The issuing body: as written, or its scope's command office ([`Issuer::of_scope`]). A child never

@@ -360,6 +360,12 @@ pub struct Reports {
     pub to: Option<ReportTo>,
     /// Time of day (Asia/Shanghai) of the daily report while a warning is in force; `None`: no daily report.
     pub daily_at: Option<chrono::NaiveTime>,
+    /// The report of each decision (issue, adjust, lift, cancel) is due this long after it
+    /// (`event_within_hours`); `None`: no such reports.
+    #[serde(serialize_with = "ser_opt_hours")]
+    pub event_within: Option<Duration>,
+    /// The after-episode summary (总结评估) is made and sent when a warning ends (`summary`).
+    pub summary: bool,
 }
 
 /// The upper tier's office that reports go to.
@@ -418,6 +424,11 @@ pub struct Playbook {
     pub issuer: Issuer,
     /// Reports up (信息报送, `reports:`; each field inherited).
     pub reports: Reports,
+    /// While a warning is in force, its public message is published again (CAP `Update`) and the
+    /// enterprises not yet in place are reminded every this many hours, per level id
+    /// (`republish_hours`; inherited as a whole; empty: never).
+    #[serde(serialize_with = "ser_map_hours")]
+    pub republish: std::collections::BTreeMap<String, Duration>,
     /// Roles that sign.
     pub roles: Vec<Role>,
     /// Levels, lowest rank first.
@@ -430,6 +441,15 @@ pub struct Playbook {
 
 fn ser_hours<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_i64(d.num_hours())
+}
+
+fn ser_map_hours<S: serde::Serializer>(m: &std::collections::BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        out.serialize_entry(k, &v.num_hours())?;
+    }
+    out.end()
 }
 
 fn ser_opt_hours<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

@@ -35,6 +35,8 @@ pub struct RawPlaybook {
     pub issuer: Option<RawIssuer>,
     /// Reports up (信息报送): the upper tier's office and the daily report's time (each inherited).
     pub reports: Option<RawReports>,
+    /// Re-publication while a warning is in force: hours per level id (absent: none).
+    pub republish_hours: Option<Spanned<std::collections::BTreeMap<String, u32>>>,
     pub roles: Option<Vec<RawRole>>,
     pub levels: Option<Vec<Spanned<RawLevel>>>,
     pub consultations: Option<Vec<RawConsultation>>,
@@ -62,6 +64,10 @@ pub struct RawReports {
     pub to: Option<RawReportTo>,
     /// Time of day (`HH:MM`, Asia/Shanghai) of the daily report while a warning is in force.
     pub daily_at: Option<Spanned<String>>,
+    /// Hours after a decision (issue, adjust, lift, cancel) within which its report goes up.
+    pub event_within_hours: Option<Spanned<u32>>,
+    /// Whether the after-episode summary (总结评估) is made and sent when a warning ends.
+    pub summary: Option<Spanned<bool>>,
 }
 
 /// The upper tier's office: its name and mail address.

@@ -62,6 +62,18 @@ const TABLE: &[(&str, &str)] = &[
         "reports.to.email（上级报送邮箱）“{0}”不是有效的邮箱地址",
     ),
     (
+        "reports.event_within_hours must be above 0",
+        "reports.event_within_hours（预警信息报送时限）须大于 0",
+    ),
+    (
+        "republish_hours: unknown level \"*\"",
+        "republish_hours（定时重新发布间隔）：未知的预警级别“{0}”",
+    ),
+    (
+        "republish_hours.* must be above 0",
+        "republish_hours（定时重新发布间隔）{0} 须大于 0",
+    ),
+    (
         "reports.daily_at \"*\" is not a time of day (HH:MM)",
         "reports.daily_at（日报时间）“{0}”不是有效的时刻（时:分）",
     ),

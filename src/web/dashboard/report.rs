@@ -21,11 +21,18 @@ type Dash = Extension<Arc<Dashboard>>;
 
 /// `GET /reports/{id}`.
 pub(super) async fn report_page(State(app): Shared, Extension(dash): Dash, session: Session, Path(id): Path<String>) -> Response {
-    let r = match app.engine.store.read(|r| report::report(r, &id)) {
+    let r = match app.engine.store.read(|r| {
+        let Some(rep) = report::report(r, &id)? else { return Ok(None) };
+        let msg = match &rep.message {
+            Some(m) => crate::notify::outbox::message(r, m)?,
+            None => None,
+        };
+        Ok(Some((rep, msg)))
+    }) {
         Ok(r) => r,
         Err(e) => return store_failed(&dash, &app, &session, e),
     };
-    let Some(r) = r else {
+    let Some((r, msg)) = r else {
         return error_page(
             &dash,
             &app,
@@ -41,8 +48,34 @@ pub(super) async fn report_page(State(app): Shared, Extension(dash): Dash, sessi
     ctx["docx_href"] = json!(format!("/api/v1/reports/{id}/docx"));
     ctx["warning_href"] = json!(format!("/warnings/{}", r.warning_id));
     ctx["back"] = json!(format!("/reports/{id}"));
+    ctx["sent"] = json!(sent_words(&r, msg.as_ref(), app.engine.clock.now()));
     let nav = if r.exercise { "drills" } else { "now" };
     page.render("report.html", nav, &title(&r), ctx, StatusCode::OK)
+}
+
+/// When the report's mail went out, against its deadline, in words.
+fn sent_words(r: &report::DailyReport, msg: Option<&crate::notify::OutboxMessage>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let Some(m) = msg else {
+        return if r.to.is_some() {
+            "邮件记录缺失".into()
+        } else {
+            "仅存档，未发送".into()
+        };
+    };
+    match m.sent_at {
+        Some(at) => {
+            let timing = match r.deadline {
+                Some(d) if at <= d => "，在报送时限内".to_string(),
+                Some(d) => format!("，超过报送时限{}分钟", (at - d).num_minutes().max(1)),
+                None => String::new(),
+            };
+            format!("已于{}发送至{}{timing}", local(at), m.recipient.address)
+        }
+        None => match r.deadline {
+            Some(d) if now > d => format!("尚未发出（已超过报送时限{}）", local(d)),
+            _ => "等待发送".into(),
+        },
+    }
 }
 
 /// A warning's reports for its page: id, title, when made, link.

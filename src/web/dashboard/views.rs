@@ -693,6 +693,10 @@ pub fn event_zh(kind: &EventKind, pb: Option<&Playbook>) -> (String, String) {
             "级别调整".into(),
             format!("{} → {}，预计 {} 结束{}", lv(from), lv(to), local_time(*expected_end), rule(r)),
         ),
+        EventKind::Republished { n, level, reminders } => (
+            "定时重新发布".into(),
+            format!("第{n}次，{}；提醒尚未确认措施落实的企业{reminders}家", lv(level)),
+        ),
         EventKind::Extended { expected_end } => ("延长".into(), format!("预计结束时间延至 {}", local_time(*expected_end))),
         EventKind::Rescheduled { start } => ("调整生效时间".into(), format!("改为 {} 开始", local_time(*start))),
         EventKind::Below { since, proposal, .. } => (

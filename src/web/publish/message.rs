@@ -6,7 +6,7 @@
 //! last record. Pure apart from [`collect`] and [`find`], which read them from a [`ReadTx`].
 //!
 //! What is published: the issue of a warning (`Alert`); a level change, an extension, an earlier
-//! start (`Update`, referencing every earlier message of the episode); a lift or a cancellation
+//! start, a re-publication while in force (`Update`, referencing every earlier message of the episode); a lift or a cancellation
 //! (`Cancel`, the same references). Proposals awaiting sign-off, withdrawn proposals, the start
 //! itself, lift windows and directive holds stay internal. A warning re-opened after its lift
 //! starts a new episode with a new `Alert`.
@@ -64,6 +64,8 @@ pub enum Change {
     Lift,
     /// Called off before it started (取消).
     Cancel,
+    /// Published again while in force (定时重新发布, the playbook's `republish_hours`).
+    Republish,
 }
 
 /// An earlier message a later one refers to.
@@ -165,6 +167,7 @@ pub fn derive<'a>(records: impl IntoIterator<Item = &'a Record>) -> RegionMessag
                 )
             }
             EventKind::Extended { .. } if public => (MsgType::Update, Change::Extend, None),
+            EventKind::Republished { .. } if public => (MsgType::Update, Change::Republish, None),
             EventKind::Rescheduled { start } if public => {
                 effective = *start;
                 (MsgType::Update, Change::Reschedule, None)

@@ -250,7 +250,7 @@ pub(crate) mod tests {
         }
     }
 
-    const ALL: [Change; 7] = [
+    const ALL: [Change; 8] = [
         Change::Issue,
         Change::Upgrade,
         Change::Downgrade,
@@ -258,6 +258,7 @@ pub(crate) mod tests {
         Change::Reschedule,
         Change::Lift,
         Change::Cancel,
+        Change::Republish,
     ];
 
     #[test]

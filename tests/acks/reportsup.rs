@@ -1,0 +1,250 @@
+//! Reports up of decisions and the after-episode summary (总结评估), and the re-publication while a
+//! warning is in force, through the real daemon with a real SMTP sink: Taiyuan's orange warning is
+//! signed (its issue report goes to the province's office, kept with its deadline), published again
+//! every 4 h (playbooks/shanxi.yaml `republish_hours`: a valid CAP `Update`, a reminder to each
+//! enterprise not yet in place — once per interval, also across a restart), then lifted (the lift
+//! report, then the summary with the figures per county, as a page and a Word file).
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::validate_cap;
+use crate::helpers::*;
+use crate::reports::{UPPER, ack, document_xml, kept, login, page, start, upper_mails};
+use crate::smtp::SmtpServer;
+
+/// The upper tier's mails whose subject starts with `prefix`, once there are `n`.
+async fn upper_with(smtp: &SmtpServer, prefix: &str, n: usize) -> Vec<(String, String)> {
+    let pick = || {
+        upper_mails(smtp)
+            .into_iter()
+            .filter(|(s, _)| s.starts_with(prefix))
+            .collect::<Vec<_>>()
+    };
+    eventually(&format!("{n} mails {prefix} to the upper tier"), || async {
+        (pick().len() >= n).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let got = pick();
+    assert_eq!(got.len(), n, "{got:#?}");
+    got
+}
+
+/// The warning's re-publication records: (seq, n, reminders).
+fn republished(app: &TestApp, id: &str) -> Vec<(u64, u64, u64)> {
+    app.records("warning")
+        .into_iter()
+        .filter(|r| r["warning_id"] == id && r["event"]["kind"] == "republished")
+        .map(|r| {
+            (
+                r["seq"].as_u64().unwrap_or(0),
+                r["event"]["n"].as_u64().unwrap_or(0),
+                r["event"]["reminders"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    shanghai(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_again_each_interval_once() {
+    let smtp = SmtpServer::start(0, None);
+    let app = start(tempfile::TempDir::new().expect("a folder"), "2026-12-02 08:00", &smtp).await;
+    let (cement, scripted, coking) = (cement(), scripted(), coking());
+
+    // 08:05: orange signed → the issue report, mailed to the province's office, kept with its deadline.
+    let id = app
+        .propose(TAIYUAN, &orange_forecast("2026-12-02 07:30", "2026-12-02"), "orange")
+        .await;
+    app.set_clock("2026-12-02 08:05");
+    app.sign(&id, DEPUTY).await;
+    let mails = upper_with(&smtp, "【预警信息报送】", 1).await;
+    let (subject, text) = &mails[0];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气橙色预警发布情况报告");
+    assert!(text.starts_with("山西省重污染天气应急指挥部办公室："), "{text}");
+    assert!(
+        text.contains("太原市于2026年12月2日 08:05发布重污染天气橙色预警（Ⅱ级应急响应）"),
+        "{text}"
+    );
+    assert!(text.contains("共对3家企业下达应急减排措施"), "{text}");
+    assert!(text.contains("报送时限：2026年12月2日 10:05前"), "{text}");
+    let issue = kept(&app, &format!("{id}.event.01")).await;
+    assert_eq!(issue["report"]["kind"], "issue");
+    assert_eq!(issue["report"]["to"]["email"], UPPER);
+    assert_eq!(issue["report"]["deadline"], json!(at("2026-12-02 10:05")));
+    // The page says when it went out against the deadline.
+    let session = login(&app, DUTY).await;
+    let (status, html) = page(&app, &format!("/reports/{id}.event.01"), &session).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("报送时限：2026年12月2日 10:05前"), "{html}");
+    assert!(
+        html.contains("已于2026年12月2日 08:05发送至yjb@shanxi.example.cn，在报送时限内"),
+        "{html}"
+    );
+
+    // The cement works is in place; the chemical works has confirmed receipt only; the coking plant nothing.
+    app.set_clock("2026-12-02 08:35");
+    ack(&app, &id, &cement.uscc, "received").await;
+    ack(&app, &id, &cement.uscc, "in_place").await;
+    ack(&app, &id, &scripted.uscc, "received").await;
+
+    // In force from its start; nothing is published again before 4 h have passed.
+    let w = app.warning_of(TAIYUAN).await.expect("the warning");
+    let start_at: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).expect("a start");
+    app.clock.set(start_at + chrono::Duration::minutes(1));
+    eventually("the warning starts", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["status"] == "active")
+    })
+    .await;
+    app.clock.set(start_at + chrono::Duration::minutes(239));
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    assert!(republished(&app, &id).is_empty());
+    assert!(app.sent("measures_reminder").is_empty());
+
+    // 4 h after the start: one re-publication, a reminder to the two enterprises not in place.
+    app.clock.set(start_at + chrono::Duration::hours(4));
+    let reminders = app.wait_sent("measures_reminder", 2).await;
+    let mut to: Vec<&str> = reminders.iter().map(|m| m.recipient.address.as_str()).collect();
+    to.sort_unstable();
+    let mut want = vec![scripted.email, coking.email];
+    want.sort_unstable();
+    assert_eq!(to, want);
+    let address = reminders[0].recipient.address.clone();
+    let (subject, text) = eventually("the reminder at the SMTP sink", || async {
+        smtp.received()
+            .iter()
+            .filter(|r| r.to.contains(&address))
+            .map(|r| {
+                let m = r.parsed();
+                (
+                    m.subject().unwrap_or_default().to_string(),
+                    m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+                )
+            })
+            .find(|(s, _)| s.contains("持续"))
+    })
+    .await;
+    assert_eq!(
+        subject,
+        "【橙色预警持续】太原市重污染天气橙色预警仍在执行，请落实应急减排措施并确认"
+    );
+    assert!(text.contains("仍在执行中") && text.contains("/ack/"), "{text}");
+    let once = republished(&app, &id);
+    assert_eq!(once.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(), [(1, 2)]);
+    // Its CAP message is an Update of the episode, valid against CAP 1.2; the feed lists it.
+    let cap_id = format!("{id}-{}", once[0].0);
+    let (status, xml) = app.get_text(&format!("/public/cap/{cap_id}.xml")).await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    assert!(xml.contains("<msgType>Update</msgType>") && xml.contains("<references>"), "{xml}");
+    assert!(xml.contains("持续执行"), "{xml}");
+    let xml_dir = tempfile::TempDir::new().expect("a folder");
+    validate_cap(xml_dir.path(), &cap_id, &xml);
+    let (_, feed) = app.get_text("/public/feed.atom").await;
+    assert!(feed.contains(&cap_id), "{feed}");
+
+    // A restart within the interval publishes nothing again.
+    let dir = app.stop().await;
+    let app = start(dir, "2026-12-02 08:00", &smtp).await;
+    app.clock.set(start_at + chrono::Duration::hours(4) + chrono::Duration::minutes(30));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(republished(&app, &id).len(), 1);
+    assert_eq!(app.sent("measures_reminder").len(), 2);
+
+    // The chemical works confirms its measures; at 8 h only the coking plant is reminded.
+    ack(&app, &id, &scripted.uscc, "in_place").await;
+    app.clock.set(start_at + chrono::Duration::hours(8));
+    let reminders = app.wait_sent("measures_reminder", 3).await;
+    assert_eq!(
+        reminders.iter().filter(|m| m.recipient.address == coking.email).count(),
+        2,
+        "{reminders:#?}"
+    );
+    assert_eq!(
+        republished(&app, &id).iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(),
+        [(1, 2), (2, 1)]
+    );
+
+    // 9 h after the start: lifted → the lift report, then the summary (总结评估).
+    app.clock.set(start_at + chrono::Duration::hours(9));
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/lift"),
+            Some(HEAD),
+            &json!({ "reason": "空气质量好转" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mails = upper_with(&smtp, "【预警信息报送】", 2).await;
+    assert_eq!(mails[1].0, "【预警信息报送】太原市重污染天气橙色预警解除情况报告");
+    assert!(mails[1].1.contains("解除重污染天气橙色预警（Ⅱ级应急响应）"), "{}", mails[1].1);
+    let lift = kept(&app, &format!("{id}.event.02")).await;
+    assert_eq!(lift["report"]["kind"], "lift");
+
+    let mails = upper_with(&smtp, "【总结评估】", 1).await;
+    let (subject, text) = &mails[0];
+    assert_eq!(
+        subject,
+        &format!("【总结评估】太原市重污染天气应急响应总结评估报告（预警编号{id}）")
+    );
+    assert!(text.contains("一、预警过程") && text.contains("三、确认情况（按地区）"), "{text}");
+    let summary = kept(&app, &format!("{id}.summary")).await;
+    assert_eq!(summary["report"]["kind"], "summary");
+    // Per county: assigned, received, on time, rate, in place, rate.
+    let rows = |heading: &str| -> Vec<Vec<String>> {
+        summary["report"]["sections"]
+            .as_array()
+            .expect("sections")
+            .iter()
+            .find(|s| s["heading"] == heading)
+            .and_then(|s| serde_json::from_value(s["rows"].clone()).ok())
+            .unwrap_or_else(|| panic!("no {heading} in {summary:#}"))
+    };
+    let acks = rows("三、确认情况（按地区）");
+    let row = |name: &str| {
+        acks.iter()
+            .find(|r| r[0] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: {acks:?}"))
+    };
+    assert_eq!(row("小店区")[1..7], ["2", "2", "2", "100.0%", "2", "100.0%"]);
+    assert_eq!(row("迎泽区")[1..7], ["1", "0", "0", "0.0%", "0", "0.0%"]);
+    let levels = rows("一、预警过程");
+    assert_eq!(levels.len(), 1, "{levels:?}");
+    assert_eq!(levels[0][0], "橙色预警");
+    // Held from the issue (08:05) to the lift (09:00 the next day), as episode::build counts.
+    assert_eq!(levels[0][3], "24.9");
+    // The Word file says the same.
+    let resp = app
+        .http()
+        .get(app.url(&format!("/api/v1/reports/{id}.summary/docx")))
+        .bearer_auth(DUTY)
+        .send()
+        .await
+        .expect("the daemon answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let xml = document_xml(&resp.bytes().await.expect("a body"));
+    for want in [
+        "太原市重污染天气应急响应总结评估报告",
+        "山西省重污染天气应急指挥部办公室：",
+        "三、确认情况（按地区）",
+        "小店区",
+        "100.0%",
+        "五、减排效果",
+    ] {
+        assert!(xml.contains(want), "word/document.xml lacks {want}: {xml}");
+    }
+    // Exactly once: a restart makes no second summary.
+    let dir = app.stop().await;
+    let app = start(dir, "2026-12-02 08:00", &smtp).await;
+    app.clock.set(start_at + chrono::Duration::hours(10));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let made = app.records("report_made");
+    let summaries = made.iter().filter(|r| r.to_string().contains(&format!("\"{id}.summary\""))).count();
+    assert_eq!(summaries, 1, "{made:#?}");
+    assert_eq!(upper_mails(&smtp).iter().filter(|(s, _)| s.starts_with("【总结评估】")).count(), 1);
+    let _ = app.stop().await;
+}
