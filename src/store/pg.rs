@@ -80,7 +80,7 @@ const ELECTION_SESSION: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x6861_7a65_666c_6f77; // "hazeflow"
 
 /// Connections for snapshots, at most (a snapshot waits for one when all are in use).
-const READERS: usize = 32;
+const READERS: usize = 8;
 
 /// How long a snapshot waits for a connection when all are in use.
 const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -624,34 +624,45 @@ impl Backend for Pg {
         let Some(Conn { client, stmts }) = guard.as_mut() else {
             return Err(failed("no connection".into()));
         };
-        let outcome = match blocking(|| client.transaction()).map_err(|e| failed(e.to_string())) {
-            Ok(tx) => {
+        // One round trip: the transaction, the write lock (one writer at a time across the nodes),
+        // and the term, read after the lock is held (fencing: a node that led in an earlier term
+        // writes nothing more as the leader).
+        let mine = self.term.load(std::sync::atomic::Ordering::SeqCst);
+        let begin = if mine == 0 {
+            format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        } else {
+            format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); SELECT term FROM hazeflow_leader WHERE id = 1")
+        };
+        let outcome = match blocking(|| client.simple_query(&begin)) {
+            Err(e) => {
+                let _ = blocking(|| client.batch_execute("ROLLBACK"));
+                Err(failed(e.to_string()))
+            }
+            Ok(answers) => {
+                if let Err(reason) = fence(mine, &answers) {
+                    if reason.deposed {
+                        self.term.store(0, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let _ = blocking(|| client.batch_execute("ROLLBACK"));
+                    return Err(failed(reason.message));
+                }
                 let mut port = PgWrite {
-                    tx: RefCell::new(tx),
+                    client: RefCell::new(&mut *client),
                     stmts,
                     shown: &self.shown,
                     buf: RefCell::new(Buffer::default()),
                 };
-                // One writer at a time across the nodes; a node that led in an earlier term writes
-                // nothing more as the leader (fencing).
-                let fenced = port.fence(self.term.load(std::sync::atomic::Ordering::SeqCst));
-                if let Err(reason) = fenced {
-                    if reason.deposed {
-                        self.term.store(0, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    return Err(failed(reason.message));
-                }
                 // The writes still buffered go out before the commit.
-                match run(&mut port).and_then(|()| port.send_pending().map_err(|e| e.to_string())) {
-                    Ok(()) => {
-                        let tx = port.tx.into_inner();
-                        blocking(|| tx.commit()).map_err(|e| failed(e.to_string()))
+                let done = run(&mut port).and_then(|()| port.send_pending(None).map_err(|e| e.to_string()));
+                drop(port);
+                match done {
+                    Ok(()) => blocking(|| client.batch_execute("COMMIT")).map_err(|e| failed(e.to_string())),
+                    Err(e) => {
+                        let _ = blocking(|| client.batch_execute("ROLLBACK"));
+                        Err(failed(e))
                     }
-                    // Dropping the transaction rolls it back.
-                    Err(e) => Err(failed(e)),
                 }
             }
-            Err(e) => Err(e),
         };
         if outcome.is_err() && guard.as_ref().is_some_and(Conn::is_closed) {
             *guard = None;
@@ -835,6 +846,30 @@ impl ReadPort for PgRead {
     }
     fn len(&self, table: Table) -> Result<u64, StoreError> {
         self.with(|s, c| s.len(c, table))
+    }
+}
+
+/// Checks the term read after the write lock was taken (the answers of the batch's first round
+/// trip): `mine` (0 when this node does not lead) must still be the current one.
+fn fence(mine: u64, answers: &[postgres::SimpleQueryMessage]) -> Result<(), Fenced> {
+    if mine == 0 {
+        return Ok(());
+    }
+    let current: i64 = answers
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|t| t.parse().ok()),
+            _ => None,
+        })
+        .unwrap_or(0);
+    if u64::try_from(current).ok() == Some(mine) {
+        Ok(())
+    } else {
+        Err(Fenced {
+            message: format!("this node led in term {mine}, but the leader is now in term {current}: it writes nothing more as the leader"),
+            deposed: true,
+        })
     }
 }
 
@@ -1137,12 +1172,25 @@ fn check_key(table: Table, key: Key<'_>) -> Result<(), StoreError> {
     }
 }
 
+/// Statements sent as one (parts of one `WITH`), at most.
+const MAX_PARTS: usize = 16;
+
+/// `sql` with its parameter places `${0}`, `${1}`, … numbered from `$1 + offset`.
+fn numbered(sql: &str, offset: usize) -> String {
+    let mut out = sql.to_string();
+    for i in (0..4).rev() {
+        out = out.replace(&format!("${{{i}}}"), &format!("${}", i + offset + 1));
+    }
+    out
+}
+
 /// The writes to one table: (the table, its rows to write, its keys to remove).
 type TableWrites = (Table, Vec<(OwnedKey, Vec<u8>)>, Vec<OwnedKey>);
 
 /// The transaction of one batch.
 struct PgWrite<'c> {
-    tx: RefCell<postgres::Transaction<'c>>,
+    /// The writer's connection, inside the batch's transaction.
+    client: RefCell<&'c mut Client>,
     stmts: &'c RefCell<Stmts>,
     shown: &'c str,
     buf: RefCell<Buffer>,
@@ -1153,35 +1201,6 @@ impl<'c> PgWrite<'c> {
         Sql {
             shown: self.shown,
             stmts: Some(self.stmts),
-        }
-    }
-
-    /// Takes the write lock and checks the term: `mine` (0 when this node does not lead) must still be
-    /// the current one.
-    fn fence(&mut self, mine: u64) -> Result<(), Fenced> {
-        let s = self.sql();
-        let plain = |e: StoreError| Fenced {
-            message: e.to_string(),
-            deposed: false,
-        };
-        s.execute(self.tx.get_mut(), "SELECT pg_advisory_xact_lock($1)", &[Box::new(WRITE_LOCK)])
-            .map_err(plain)?;
-        if mine == 0 {
-            return Ok(());
-        }
-        let rows = s
-            .query(self.tx.get_mut(), "SELECT term FROM hazeflow_leader WHERE id = 1", &[])
-            .map_err(plain)?;
-        let current: i64 = rows.first().and_then(|r| r.try_get(0).ok()).unwrap_or(0);
-        if u64::try_from(current).ok() == Some(mine) {
-            Ok(())
-        } else {
-            Err(Fenced {
-                message: format!(
-                    "this node led in term {mine}, but the leader is now in term {current}: it writes nothing more as the leader"
-                ),
-                deposed: true,
-            })
         }
     }
 
@@ -1199,9 +1218,9 @@ impl<'c> PgWrite<'c> {
 
     fn statement(&self, sql: &str) -> Result<(), StoreError> {
         let s = self.sql();
-        let mut tx = self.tx.borrow_mut();
-        let tx = &mut *tx;
-        let r = blocking(|| tx.batch_execute(sql)).map_err(|e| s.err(e));
+        let mut c = self.client.borrow_mut();
+        let c = &mut **c;
+        let r = blocking(|| c.batch_execute(sql)).map_err(|e| s.err(e));
         self.checked(r)
     }
 
@@ -1215,7 +1234,10 @@ impl<'c> PgWrite<'c> {
                 None => e.2.push(key),
             }
         }
-        let s = self.sql();
+        // Each table's writes and removals as a statement over `unnest` of parameter arrays, a chunk of
+        // rows each; when every part fits in one chunk they go as one statement (data-modifying `WITH`
+        // parts): one round trip for the whole buffer.
+        let mut parts: Vec<(String, Vec<Param>)> = Vec::new();
         for (_, (table, puts, removes)) in per {
             let t = sql_table(table);
             for chunk in puts.chunks(CHUNK) {
@@ -1225,51 +1247,71 @@ impl<'c> PgWrite<'c> {
                 let casts: Vec<String> = cols
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| format!("${}::{}[]", i + 1, c.sql_type()))
+                    .map(|(i, c)| format!("${{{}}}::{}[]", i, c.sql_type()))
                     .collect();
                 let sql = format!(
-                    "INSERT INTO {t} ({names}) SELECT * FROM unnest({}, ${}::bytea[]) ON CONFLICT ({conflict}) DO UPDATE SET v = EXCLUDED.v",
+                    "INSERT INTO {t} ({names}) SELECT * FROM unnest({}, ${{{}}}::bytea[]) ON CONFLICT ({conflict}) DO UPDATE SET v = EXCLUDED.v",
                     casts.join(", "),
-                    cols.len() + 1
+                    cols.len()
                 );
                 let mut params: Vec<Param> = cols.into_iter().map(Column::param).collect();
                 params.push(Box::new(chunk.iter().map(|(_, v)| v.clone()).collect::<Vec<Vec<u8>>>()));
-                let r = s.execute(&mut *self.tx.borrow_mut(), &sql, &params);
-                self.checked(r)?;
+                parts.push((sql, params));
             }
             for chunk in removes.chunks(CHUNK) {
                 let keys: Vec<&OwnedKey> = chunk.iter().collect();
                 let cols = key_columns(table, &keys)?;
                 let sql = if cols.len() == 2 {
                     format!(
-                        "DELETE FROM {t} AS x USING unnest($1::{}[], $2::{}[]) AS d(a, b) WHERE x.k = d.a AND x.k2 = d.b",
+                        "DELETE FROM {t} AS x USING unnest(${{0}}::{}[], ${{1}}::{}[]) AS d(a, b) WHERE x.k = d.a AND x.k2 = d.b",
                         cols[0].sql_type(),
                         cols[1].sql_type()
                     )
                 } else {
-                    format!("DELETE FROM {t} WHERE k = ANY($1::{}[])", cols[0].sql_type())
+                    format!("DELETE FROM {t} WHERE k = ANY(${{0}}::{}[])", cols[0].sql_type())
                 };
-                let params: Vec<Param> = cols.into_iter().map(Column::param).collect();
-                let r = s.execute(&mut *self.tx.borrow_mut(), &sql, &params);
+                parts.push((sql, cols.into_iter().map(Column::param).collect()));
+            }
+        }
+        let s = self.sql();
+        let one = parts.len() <= MAX_PARTS && parts.iter().all(|(_, p)| p.len() <= 3);
+        if one && parts.len() > 1 {
+            let mut sql = String::from("WITH ");
+            let mut params: Vec<Param> = Vec::new();
+            for (i, (part, p)) in parts.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("w{i} AS ({})", numbered(&part, params.len())));
+                params.extend(p);
+            }
+            sql.push_str(" SELECT 1");
+            let r = s.execute(&mut **self.client.borrow_mut(), &sql, &params);
+            self.checked(r)?;
+        } else {
+            for (part, params) in parts {
+                let r = s.execute(&mut **self.client.borrow_mut(), &numbered(&part, 0), &params);
                 self.checked(r)?;
             }
         }
         Ok(())
     }
 
-    /// Sends the buffered writes. Within a job that has buffered writes of its own and no savepoint
-    /// yet, the earlier jobs' writes go first, then the savepoint, then this job's, so that the job
-    /// can still be taken back alone.
-    fn send_pending(&self) -> Result<(), StoreError> {
+    /// Sends the buffered writes (of table `only`, or all). Within a job that has buffered writes of
+    /// its own among them and no savepoint yet, every earlier job's writes go first, then the
+    /// savepoint, then this job's, so that the job can still be taken back alone: once a savepoint is
+    /// taken, the buffer holds only the running job's writes.
+    fn send_pending(&self, only: Option<Table>) -> Result<(), StoreError> {
         if let Some(why) = self.buf.borrow().broken.clone() {
             return Err(self.sql().err(format!("the transaction was aborted: {why}")));
         }
+        let sel = |t: Table| only.is_none_or(|o| o == t);
         let (earlier, mine) = {
             let mut b = self.buf.borrow_mut();
-            if b.pending.is_empty() {
+            if !b.pending.keys().any(|(t, _)| sel(*t)) {
                 return Ok(());
             }
-            if b.in_job && !b.savepoint && !b.undo.is_empty() {
+            if b.in_job && !b.savepoint && b.undo.iter().any(|((t, _), _)| sel(*t)) {
                 // This job's cells with their current values; the buffer back as before the job.
                 let undo = std::mem::take(&mut b.undo);
                 let mut mine = Vec::new();
@@ -1284,10 +1326,25 @@ impl<'c> PgWrite<'c> {
                         None => b.pending.remove(&cell),
                     };
                 }
-                (b.pending.drain().collect::<Vec<_>>(), Some(mine))
+                // This job's writes of other tables stay buffered (sent later, after the savepoint).
+                let (now, later): (Vec<_>, Vec<_>) = mine.into_iter().partition(|((t, _), _)| sel(*t));
+                let earlier: Vec<_> = b.pending.drain().collect();
+                for (cell, v) in later {
+                    b.pending.insert(cell.clone(), v);
+                    b.undo.push((cell, None));
+                }
+                (earlier, Some(now))
             } else {
-                b.undo.clear();
-                (b.pending.drain().collect::<Vec<_>>(), None)
+                let cells: Vec<Cell> = b.pending.keys().filter(|(t, _)| sel(*t)).cloned().collect();
+                let mut rows = Vec::with_capacity(cells.len());
+                for cell in cells {
+                    if let Some(v) = b.pending.remove(&cell) {
+                        rows.push((cell, v));
+                    }
+                }
+                // After the savepoint, what is sent is the job's own and taken back on the server.
+                b.undo.retain(|((t, _), _)| !sel(*t));
+                (rows, None)
             }
         };
         self.send_and_remember(earlier)?;
@@ -1347,7 +1404,7 @@ impl ReadPort for PgWrite<'_> {
         if let Some(v) = self.buf.borrow().lookup(&cell) {
             return Ok(v);
         }
-        let r = self.sql().get(&mut *self.tx.borrow_mut(), table, key);
+        let r = self.sql().get(&mut **self.client.borrow_mut(), table, key);
         let v = self.checked(r)?;
         self.buf.borrow_mut().remember(cell, v.clone());
         Ok(v)
@@ -1371,7 +1428,7 @@ impl ReadPort for PgWrite<'_> {
         }
         if !missing.is_empty() {
             let ask: Vec<Key<'_>> = missing.iter().map(|&i| keys[i]).collect();
-            let r = self.sql().get_many(&mut *self.tx.borrow_mut(), table, &ask);
+            let r = self.sql().get_many(&mut **self.client.borrow_mut(), table, &ask);
             let found = self.checked(r)?;
             let remember = found.len() <= BUFFERED_ROWS;
             let mut b = self.buf.borrow_mut();
@@ -1385,13 +1442,14 @@ impl ReadPort for PgWrite<'_> {
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
     fn scan(&self, table: Table, scan: Scan<'_>, limit: usize, visit: Visit<'_>) -> Result<(), StoreError> {
-        self.send_pending()?;
-        let r = self.sql().scan(&mut *self.tx.borrow_mut(), table, scan, limit, visit);
+        // The server answers the scan: the table's buffered writes go first.
+        self.send_pending(Some(table))?;
+        let r = self.sql().scan(&mut **self.client.borrow_mut(), table, scan, limit, visit);
         self.checked(r)
     }
     fn len(&self, table: Table) -> Result<u64, StoreError> {
-        self.send_pending()?;
-        let r = self.sql().len(&mut *self.tx.borrow_mut(), table);
+        self.send_pending(Some(table))?;
+        let r = self.sql().len(&mut **self.client.borrow_mut(), table);
         self.checked(r)
     }
 }
@@ -1404,7 +1462,7 @@ impl WritePort for PgWrite<'_> {
             b.write((table, OwnedKey::of(key)), Some(value.to_vec()));
             b.pending.len() >= CHUNK
         };
-        if big { self.send_pending() } else { Ok(()) }
+        if big { self.send_pending(None) } else { Ok(()) }
     }
 
     fn put_many<'k>(&mut self, table: Table, n: usize, row: Row<'_, 'k>) -> Result<(), StoreError> {
@@ -1420,7 +1478,7 @@ impl WritePort for PgWrite<'_> {
             return Ok(());
         }
         // Many rows: straight to the server, after what is buffered and the job's savepoint.
-        self.send_pending()?;
+        self.send_pending(None)?;
         self.take_savepoint()?;
         self.buf.get_mut().known.retain(|(t, _), _| *t != table);
         let mut keys: Vec<Key<'k>> = Vec::with_capacity(CHUNK.min(n));
@@ -1464,7 +1522,7 @@ impl WritePort for PgWrite<'_> {
         if ask.is_empty() {
             return Ok(());
         }
-        let r = self.sql().get_many(&mut *self.tx.borrow_mut(), table, &ask);
+        let r = self.sql().get_many(&mut **self.client.borrow_mut(), table, &ask);
         let found = self.checked(r)?;
         let b = self.buf.get_mut();
         for (k, v) in ask.iter().zip(found) {
