@@ -60,7 +60,8 @@ impl Application {
         // The data folder holds personal data (contacts, acknowledgements) and keys: its owner only.
         crate::config::private_dir(&settings.data_dir)?;
         let store = match &settings.store.url {
-            Some(url) => Store::open_postgres(url)?,
+            // A store of an older format is upgraded, after a backup into the data folder.
+            Some(url) => Store::open_postgres_upgrading(url, &settings.data_dir.join("backups"))?,
             None => {
                 let store = Store::open(&settings.db_path())?;
                 crate::config::private_file(&settings.db_path())?;

@@ -488,6 +488,25 @@ fn deep_check(db: &Path, scratch: &Path) -> Result<(Option<u64>, Vec<String>), c
     let checked = crate::store::Checked::open_copy(db, scratch)?;
     checked.read(|r| {
         let tables = r.check_tables()?;
+        if let Some(v) = tables.older_format {
+            println!(
+                "format {v}: older than this hazeflow's {}; it is upgraded in place (after a backup beside it) when the daemon or a command opens it",
+                crate::store::FORMAT_VERSION
+            );
+        }
+        if tables.problems.is_empty() {
+            for h in r.store_history()? {
+                println!(
+                    "history: format {} {} {} by hazeflow {} at {} events{}",
+                    h.format,
+                    h.how,
+                    h.at.map_or_else(|| "(time unknown)".to_string(), |t| t.to_rfc3339()),
+                    h.hazeflow,
+                    h.events,
+                    h.backup.map(|b| format!(", backup {b}")).unwrap_or_default()
+                );
+            }
+        }
         let events = tables.rows.iter().find(|(t, _)| *t == "events").map(|(_, n)| *n);
         let mut problems = tables.problems;
         if problems.is_empty() {

@@ -359,7 +359,7 @@ impl<'a> Tx<'a> {
         }
     }
 
-    fn port(&self) -> &dyn ReadPort {
+    pub(crate) fn port(&self) -> &dyn ReadPort {
         &*self.port
     }
 
@@ -480,6 +480,11 @@ impl<'a> Tx<'a> {
             RecordBody::ForecastRejected { .. } | RecordBody::PlaybooksReloaded { .. } | RecordBody::Other(_) => {}
         }
         Ok(())
+    }
+
+    /// Writes a row of the meta table (the format version, the store's history).
+    pub(crate) fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.put(Table::Meta, Key::Name(name), value)
     }
 
     /// Adds to a counter.
