@@ -138,6 +138,7 @@ impl Application {
             consult_on_forecast: true,
             defaults,
             tokens,
+            session_keys: Arc::new(std::sync::RwLock::new(keys.load_or_create_session()?)),
             keys,
             notify: notify.stage.clone(),
         });
@@ -193,7 +194,7 @@ impl Application {
             .merge(crate::web::report::router())
             .merge(crate::web::upstream::router())
             .merge(crate::web::publish::router())
-            .merge(crate::web::dashboard::router(&state.settings, state.keys.session_key()?)?)
+            .merge(crate::web::dashboard::router(&state.settings, state.session_keys.clone())?)
             .with_state(state.clone());
         let limits = crate::web::server::Limits::from_settings(&state.settings);
         let router = crate::web::server::wrap(router, limits);
