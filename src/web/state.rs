@@ -83,13 +83,21 @@ impl AppState {
             (Ok(set), Ok(files), Ok(staff), Ok(pages), Ok((keys, session))) => {
                 let ids = keys.ids();
                 if self.tokens.replace(keys) {
-                    tracing::info!(keys = ?ids, signing = ids.last().map(String::as_str), "acknowledgement-link keys reloaded");
+                    tracing::info!(
+                        keys = crate::logs::list(&ids),
+                        signing = ids.last().map(String::as_str),
+                        "acknowledgement-link keys reloaded"
+                    );
                 }
                 {
                     let mut live = self.session_keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if *live != session {
                         let ids = session.ids();
-                        tracing::info!(keys = ?ids, signing = ids.last().map(String::as_str), "dashboard session keys reloaded");
+                        tracing::info!(
+                            keys = crate::logs::list(&ids),
+                            signing = ids.last().map(String::as_str),
+                            "dashboard session keys reloaded"
+                        );
                         *live = session;
                     }
                 }
@@ -147,7 +155,12 @@ impl AppState {
             tracing::error!(error = %e, "could not record the reload");
         }
         if !errors.is_empty() {
-            tracing::warn!(actor, action = "reload", errors = ?errors, "reload refused; the old playbooks, roster, templates, staff tokens and link keys stay live");
+            tracing::warn!(
+                actor,
+                action = "reload",
+                errors = crate::logs::list(&errors),
+                "reload refused; the old playbooks, roster, templates, staff tokens and link keys stay live"
+            );
             return Err(errors);
         }
         if let Err(e) = self.engine.remember_playbooks().await {
@@ -157,11 +170,16 @@ impl AppState {
             Some(n) => tracing::info!(
                 actor,
                 action = "reload",
-                versions = ?versions,
-                notify = %serde_json::to_string(&n).unwrap_or_default(),
+                versions = crate::logs::list(&versions),
+                notify = crate::logs::json(&n),
                 "playbooks reloaded; new roster or templates live"
             ),
-            None => tracing::info!(actor, action = "reload", versions = ?versions, "playbooks reloaded; roster and templates unchanged"),
+            None => tracing::info!(
+                actor,
+                action = "reload",
+                versions = crate::logs::list(&versions),
+                "playbooks reloaded; roster and templates unchanged"
+            ),
         }
         Ok(versions)
     }

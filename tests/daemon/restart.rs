@@ -1195,3 +1195,152 @@ async fn a_dashboard_form_signed_before_a_session_key_rotation_is_accepted_after
         .expect("an exit status");
     assert!(exit.success(), "{exit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_arrays() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let log = dir.path().join("daemon.json.log");
+    let mut daemon = hazeflow_command(dir.path())
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .env("HAZEFLOW_LOG_FORMAT", "json")
+        .env("HAZEFLOW_LOG_LEVEL", "info,hazeflow::notify::deliver=debug")
+        .env("HAZEFLOW_LIST_SEED", format!("{root}/tests/fixtures/registry/good"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("the daemon starts");
+    answering(&mut daemon, port, &http, &log).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let token = "hazeflow-demo";
+    // An orange proposal for Lüliang, signed: its round is fanned out into notices, which are sent.
+    let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00"));
+    let csv = forecast_csv(
+        &now.format("%Y-%m-%d %H:%M").to_string(),
+        "省生态环境监测和应急保障中心",
+        "141100",
+        &(now.date_naive() + chrono::Duration::days(1)).to_string(),
+        &[160, 230, 240, 250, 180, 120, 100],
+    );
+    let posted = http
+        .post(format!("{base}/api/v1/forecasts"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(posted.status(), StatusCode::CREATED, "{}", posted.text().await.unwrap_or_default());
+    let id = eventually("a proposal for Lüliang", || async {
+        let v: Value = http
+            .get(format!("{base}/api/v1/warnings"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["warnings"]
+            .as_array()?
+            .iter()
+            .find(|w| w["region"] == "141100")
+            .and_then(|w| w["id"].as_str().map(str::to_string))
+    })
+    .await;
+    let signed = http
+        .post(format!("{base}/api/v1/warnings/{id}/sign"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("signed");
+    assert_eq!(signed.status(), StatusCode::OK, "{}", signed.text().await.unwrap_or_default());
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
+    };
+    let message = |l: &Value| l["fields"]["message"].as_str().unwrap_or_default().to_string();
+    eventually("the fan-out's and a delivery's lines", || async {
+        let all = lines();
+        let fanned = all.iter().any(|l| message(l).starts_with("notices queued"));
+        let sent = all.iter().any(|l| message(l) == "sent" && l["span"]["round"].is_u64());
+        (fanned && sent).then_some(())
+    })
+    .await;
+    // `hazeflow reload`: its line lists the playbook versions.
+    let out = hazeflow_command(dir.path())
+        .args(["--server", &base, "--token", token, "reload"])
+        .output()
+        .await
+        .expect("hazeflow reload runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+
+    let all = lines();
+    // A list field is a JSON array, not a string holding one.
+    let reload = all
+        .iter()
+        .find(|l| message(l).starts_with("playbooks reloaded"))
+        .expect("the reload's line");
+    let versions = reload["fields"]["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("versions is an array: {reload}"));
+    assert!(
+        !versions.is_empty() && versions.iter().all(|v| v.as_str().is_some_and(|s| s.contains('@'))),
+        "{reload}"
+    );
+    assert_eq!(reload["span"]["name"], "request", "{reload}");
+    // The fan-out's chunk runs in a span `job` naming the warning and the round.
+    let fanned = all
+        .iter()
+        .find(|l| message(l).starts_with("notices queued"))
+        .expect("a fan-out line");
+    assert_eq!(fanned["span"]["kind"], "fanout", "{fanned}");
+    assert_eq!(fanned["span"]["warning"], id.as_str(), "{fanned}");
+    let round = fanned["span"]["round"].as_u64().unwrap_or_else(|| panic!("a round: {fanned}"));
+    assert!(fanned["span"]["messages"].as_u64().is_some_and(|n| n > 0), "{fanned}");
+    // A message's delivery runs in a span `job` naming the message and its warning, and for an
+    // assignment's notice its round.
+    let deliveries: Vec<&Value> = all
+        .iter()
+        .filter(|l| message(l) == "sent" && l["span"]["warning"] == id.as_str())
+        .collect();
+    assert!(
+        deliveries
+            .iter()
+            .all(|l| l["span"]["kind"] == "delivery" && l["span"]["message"].is_string()),
+        "{deliveries:?}"
+    );
+    let sent = deliveries
+        .iter()
+        .find(|l| l["span"]["round"].is_u64())
+        .unwrap_or_else(|| panic!("a delivery of an assignment's notice: {deliveries:?}"));
+    assert_eq!(sent["span"]["round"].as_u64(), Some(round), "{sent}");
+    assert!(
+        sent["span"]["template"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("assignment_") || t.starts_with("department_")),
+        "{sent}"
+    );
+    // The claim that took it lists the messages it claimed, as an array.
+    let claimed = all
+        .iter()
+        .find(|l| message(l) == "messages claimed for sending")
+        .expect("a claim's line");
+    assert!(claimed["fields"]["messages"].as_array().is_some_and(|m| !m.is_empty()), "{claimed}");
+}
