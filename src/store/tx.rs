@@ -487,6 +487,13 @@ impl<'a> Tx<'a> {
         self.put(Table::Meta, Key::Name(name), value)
     }
 
+    /// Removes a row of the meta table (the store's tests: a store of an older format).
+    #[cfg(test)]
+    pub(crate) fn remove_meta(&mut self, name: &str) -> Result<(), StoreError> {
+        let r = self.port.remove(Table::Meta, Key::Name(name));
+        r.map_err(|e| self.fail(e))
+    }
+
     /// Adds to a counter.
     pub fn bump(&mut self, name: &str, by: u64) -> Result<(), StoreError> {
         let new = self.counter(name)? + by;

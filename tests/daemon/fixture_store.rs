@@ -166,7 +166,7 @@ async fn every_fixture_store_opens_upgraded_in_place_with_a_backup_and_keeps_eve
         let dir = copy_of(format);
         let db = dir.path().join("data/hazeflow.redb");
         let before = std::fs::read(&db).expect("the copy");
-        let said = verify(&db.parent().expect("data").to_path_buf());
+        let said = verify(db.parent().expect("data"));
         assert_eq!(std::fs::read(&db).expect("the copy"), before, "verify changed the file");
         if format < FORMAT_VERSION {
             assert!(said.contains(&format!("format {format}: older than")), "{said}");
