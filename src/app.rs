@@ -60,7 +60,8 @@ impl Application {
         // The data folder holds personal data (contacts, acknowledgements) and keys: its owner only.
         crate::config::private_dir(&settings.data_dir)?;
         let store = match &settings.store.url {
-            Some(url) => Store::open_postgres(url)?,
+            // A store of an older format is upgraded, after a backup into the data folder.
+            Some(url) => Store::open_postgres_upgrading(url, &settings.data_dir.join("backups"))?,
             None => {
                 let store = Store::open(&settings.db_path())?;
                 crate::config::private_file(&settings.db_path())?;
@@ -142,6 +143,7 @@ impl Application {
             consult_on_forecast: true,
             defaults,
             tokens,
+            session_keys: Arc::new(std::sync::RwLock::new(keys.load_or_create_session()?)),
             keys,
             notify: notify.stage.clone(),
         });
@@ -197,7 +199,7 @@ impl Application {
             .merge(crate::web::report::router())
             .merge(crate::web::upstream::router())
             .merge(crate::web::publish::router())
-            .merge(crate::web::dashboard::router(&state.settings, state.keys.session_key()?)?)
+            .merge(crate::web::dashboard::router(&state.settings, state.session_keys.clone())?)
             .with_state(state.clone());
         let limits = crate::web::server::Limits::from_settings(&state.settings);
         let router = crate::web::server::wrap(router, limits);

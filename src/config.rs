@@ -290,27 +290,6 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// A 32-byte secret from the environment variable `env` (64 hex digits) or the file `{data_dir}/{file}`,
-/// creating the file (mode 0600, written then renamed) on first start. Keeps a key across restarts
-/// (ack links, dashboard forms stay valid) without it ever being in a settings file.
-pub fn load_key(data_dir: &Path, file: &str, env: &str) -> Result<[u8; 32]> {
-    let parse = |s: &str| -> Option<[u8; 32]> { hex::decode(s.trim()).ok().and_then(|v| v.try_into().ok()) };
-    if let Ok(v) = std::env::var(env) {
-        return parse(&v).with_context(|| format!("{env} must be 64 hex digits"));
-    }
-    let path = data_dir.join(file);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return parse(&text).with_context(|| format!("{} must hold 64 hex digits", path.display()));
-    }
-    private_dir(data_dir)?;
-    let secret: [u8; 32] = rand::random();
-    let tmp = data_dir.join(format!("{file}.tmp"));
-    std::fs::write(&tmp, hex::encode(secret)).with_context(|| format!("cannot write {}", tmp.display()))?;
-    private_file(&tmp)?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(secret)
-}
-
 /// Creates a folder readable by its owner only (0700) when it does not exist; an existing folder is
 /// left as it is.
 pub fn private_dir(dir: &Path) -> Result<()> {

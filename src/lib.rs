@@ -45,6 +45,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod logs;
 pub mod notify;
 pub mod registry;
 pub mod store;

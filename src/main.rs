@@ -133,8 +133,9 @@ enum Command {
     /// Reload the playbooks, the duty roster, the message templates, the staff tokens and the
     /// acknowledgement-link keys of the running daemon.
     Reload,
-    /// The keys that sign acknowledgement links (in the data folder): list them, or add the next one
-    /// (rotate); a running daemon signs with a new key after its next reload.
+    /// The keys that sign acknowledgement links (in the data folder), or with `--session` the
+    /// dashboard's session keys: list them, or add the next one (rotate); a running daemon signs
+    /// with a new key after its next reload.
     TokenKey {
         /// A configuration file: its data folder (default: the embedded config/default.yaml).
         #[arg(long, global = true)]
@@ -302,11 +303,21 @@ enum DirectivesCommand {
 
 #[derive(Subcommand)]
 enum TokenKeyCommand {
-    /// The keys in service, oldest first; the last signs new links.
-    List,
-    /// Add the next key (k1, k2, …); older keys go on verifying the links they signed until their
-    /// file is removed (and the daemon reloaded).
-    Rotate,
+    /// The keys in service, oldest first; the last signs new links (`--session`: new dashboard forms).
+    List {
+        /// The dashboard's session keys instead of the ack-link keys.
+        #[arg(long)]
+        session: bool,
+    },
+    /// Add the next key (k1, k2, …); older keys go on verifying the links (`--session`: the
+    /// dashboard's forms and sessions) they signed until their file is removed (and the daemon
+    /// reloaded).
+    Rotate {
+        /// The dashboard's session keys (`session-keys/k{N}.key`; the legacy `session.key` is `k0`)
+        /// instead of the ack-link keys.
+        #[arg(long)]
+        session: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -327,18 +338,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_logs(format: &str, level: &str) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    // Colour only on a terminal: a log written to a file or the journal has no escape codes.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    hazeflow::logs::init(format, level);
 }
 
 fn daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -550,8 +550,12 @@ fn main() -> ExitCode {
         Command::Migrate { from, to } => runtime().and_then(|rt| rt.block_on(commands::migrate(&from, &to))),
         Command::Registry { config, command } => registry(config, command, &server),
         Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),
-        Command::TokenKey { config, command } => hazeflow::config::Settings::load(config.as_deref())
-            .and_then(|s| commands::token_keys(&s, matches!(command, TokenKeyCommand::Rotate), server.json())),
+        Command::TokenKey { config, command } => hazeflow::config::Settings::load(config.as_deref()).and_then(|s| match command {
+            TokenKeyCommand::List { session: false } => commands::token_keys(&s, false, server.json()),
+            TokenKeyCommand::Rotate { session: false } => commands::token_keys(&s, true, server.json()),
+            TokenKeyCommand::List { session: true } => commands::session_keys(&s, false, server.json()),
+            TokenKeyCommand::Rotate { session: true } => commands::session_keys(&s, true, server.json()),
+        }),
         Command::Check { paths, config } => commands::check(&paths, config.as_deref()),
         Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
         Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json || server.json()),

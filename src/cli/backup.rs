@@ -22,7 +22,8 @@ fn locked(e: &crate::store::StoreError) -> bool {
 
 /// Opens a copy and checks it: events counted, every view rebuilt from the log and compared.
 fn check(path: &Path) -> Result<u64> {
-    let store = Store::open(path).with_context(|| format!("{} does not open as a hazeflow store", path.display()))?;
+    // A copy of an older format is upgraded without a backup of its own (the original is one).
+    let store = Store::open_scratch(path).with_context(|| format!("{} does not open as a hazeflow store", path.display()))?;
     let checked = store.read(|r| Ok((r.verify_views()?, r.event_count()?)));
     store.close();
     let (diffs, events) = checked?;

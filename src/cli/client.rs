@@ -431,15 +431,21 @@ impl Client {
             .as_array()
             .map(|k| k.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
+        let session: Vec<&str> = v["session_keys"]
+            .as_array()
+            .map(|k| k.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         println!(
-            "reloaded: {}; roster {} ({} people, {} routes), {} message templates; ack-link keys {} ({} signs)",
+            "reloaded: {}; roster {} ({} people, {} routes), {} message templates; ack-link keys {} ({} signs); dashboard session keys {} ({} signs)",
             v["versions"],
             n["roster"],
             n["people"],
             n["routes"],
             n["kinds"],
             keys.join(", "),
-            keys.last().unwrap_or(&"-")
+            keys.last().unwrap_or(&"-"),
+            session.join(", "),
+            session.last().unwrap_or(&"-")
         );
         Ok(ExitCode::SUCCESS)
     }

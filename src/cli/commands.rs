@@ -488,6 +488,25 @@ fn deep_check(db: &Path, scratch: &Path) -> Result<(Option<u64>, Vec<String>), c
     let checked = crate::store::Checked::open_copy(db, scratch)?;
     checked.read(|r| {
         let tables = r.check_tables()?;
+        if let Some(v) = tables.older_format {
+            println!(
+                "format {v}: older than this hazeflow's {}; it is upgraded in place (after a backup beside it) when the daemon or a command opens it",
+                crate::store::FORMAT_VERSION
+            );
+        }
+        if tables.problems.is_empty() {
+            for h in r.store_history()? {
+                println!(
+                    "history: format {} {} {} by hazeflow {} at {} events{}",
+                    h.format,
+                    h.how,
+                    h.at.map_or_else(|| "(time unknown)".to_string(), |t| t.to_rfc3339()),
+                    h.hazeflow,
+                    h.events,
+                    h.backup.map(|b| format!(", backup {b}")).unwrap_or_default()
+                );
+            }
+        }
         let events = tables.rows.iter().find(|(t, _)| *t == "events").map(|(_, n)| *n);
         let mut problems = tables.problems;
         if problems.is_empty() {
@@ -546,6 +565,54 @@ pub fn token_keys(settings: &crate::config::Settings, rotate: bool, json: bool) 
             link_keys::id_name(id),
         ),
         None => println!("{} keys in {}; {signing} signs", ids.len(), home.describe()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hazeflow token-key list|rotate --session`: the dashboard's session keys (the data folder's
+/// `session-keys/`, the legacy `session.key` as `k0`; or the shared store's); `rotate` adds the next
+/// one first.
+pub fn session_keys(settings: &crate::config::Settings, rotate: bool, json: bool) -> Result<ExitCode> {
+    use crate::engine::link_keys::{self, KeyHome};
+    let store = match &settings.store.url {
+        Some(url) => Some(Store::open_postgres_client(url).context("the shared store does not open")?),
+        None => None,
+    };
+    let home = match &store {
+        Some(s) => KeyHome::Store(s.clone()),
+        None => KeyHome::Folder(settings.data_dir.clone()),
+    };
+    let made = if rotate { Some(home.rotate_session()?) } else { None };
+    let keys = home.session_keys();
+    if let Some(s) = &store {
+        s.close();
+    }
+    let keys = keys?;
+    let ids = keys.ids();
+    let signing = format!("k{}", keys.signing().0);
+    if json {
+        let out = serde_json::json!({
+            "session_keys": ids, "signing": signing,
+            "made": made.as_ref().map(|(id, place)| serde_json::json!({ "id": link_keys::id_name(*id), "file": place })),
+        });
+        println!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for id in &ids {
+        let what = if *id == signing {
+            "signs new dashboard forms and sessions (and verifies its own)"
+        } else {
+            "verifies the forms it signed"
+        };
+        let legacy = if id == "k0" { " (session.key or HAZEFLOW_SESSION_KEY)" } else { "" };
+        println!("{id}\t{what}{legacy}");
+    }
+    match made {
+        Some((id, place)) => println!(
+            "made session key {} ({place}); a running daemon signs with it after a reload (hazeflow reload, or SIGHUP; with a shared store, on every node); forms signed by older keys keep working until their keys are removed",
+            link_keys::id_name(id),
+        ),
+        None => println!("{} session keys in {}; {signing} signs", ids.len(), home.describe_session()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -33,7 +33,7 @@
 //! ([`Roster::on_duty`](crate::notify::Roster::on_duty)): a county without anyone on shift falls back
 //! to the nearest tier above.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -509,12 +509,33 @@ impl Escalation {
 
     /// Fires the timers due at `now`, at most `limit`, in this transaction. Returns how many fired.
     pub fn fire_due(&self, tx: &mut Tx<'_>, set: &PlaybookSet, now: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
+        self.fire(tx, set, now, limit).map(|f| f.count)
+    }
+
+    /// [`Escalation::fire_due`], saying which timers fired (for the log).
+    fn fire(&self, tx: &mut Tx<'_>, set: &PlaybookSet, now: DateTime<Utc>, limit: usize) -> Result<Fired, StoreError> {
         let cut = now.timestamp_millis().max(0);
         let due: Vec<(String, Timer)> = tx
             .docs::<Timer>(TIMERS, "", "", limit)?
             .into_iter()
             .take_while(|(k, _)| k.get(..15).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t <= cut))
             .collect();
+        let mut summary = Fired {
+            count: due.len(),
+            ..Fired::default()
+        };
+        for (_, t) in &due {
+            summary.warnings.insert(t.warning_id.clone());
+            match &t.form {
+                Some(f) => {
+                    summary.forms.insert(f.id.clone());
+                }
+                None => {
+                    summary.rounds.insert(t.batch);
+                    summary.steps.insert(step_name(&t.step).to_string());
+                }
+            }
+        }
         // Read everything first: a job must not fail after it has written.
         let mut plans = Vec::with_capacity(due.len());
         let mut forms = Vec::new();
@@ -539,7 +560,7 @@ impl Escalation {
             }
             plans.push((key, t, missing, warning_region, open));
         }
-        let fired = plans.len() + forms.len();
+        debug_assert_eq!(summary.count, plans.len() + forms.len());
         for (key, t, form) in forms {
             tx.remove_doc(TIMERS, &key)?;
             if let Some(form) = form {
@@ -574,7 +595,7 @@ impl Escalation {
             }
         }
         self.send_digests(tx, now, digests)?;
-        Ok(fired)
+        Ok(summary)
     }
 
     /// Queues one message per person for the sections gathered in this job: `ack_overdue` when any
@@ -889,7 +910,27 @@ impl Escalation {
     }
 }
 
-/// Fires every timer due at `now`, a job at a time. Returns how many fired.
+/// Which timers a job fired (for the log).
+#[derive(Debug, Default)]
+struct Fired {
+    count: usize,
+    warnings: BTreeSet<String>,
+    rounds: BTreeSet<u64>,
+    steps: BTreeSet<String>,
+    forms: BTreeSet<String>,
+}
+
+/// A step's name in the log.
+fn step_name(step: &Step) -> &'static str {
+    match step {
+        Step::Remind => "remind",
+        Step::Overdue { .. } => "overdue",
+        Step::Escalate { .. } => "escalate",
+    }
+}
+
+/// Fires every timer due at `now`, a job at a time. Returns how many fired. Each job runs in a span
+/// `job` (`kind = "timers"`) and says which warnings, rounds, steps and approval forms it fired.
 pub async fn run_once(esc: &Arc<Escalation>, engine: &Engine, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let cut = millis_key(now);
     let mut fired = 0;
@@ -903,7 +944,21 @@ pub async fn run_once(esc: &Arc<Escalation>, engine: &Engine, now: DateTime<Utc>
             return Ok(fired);
         }
         let (esc, set) = (esc.clone(), engine.playbooks.live());
-        let n = engine.store.write(move |tx| esc.fire_due(tx, &set, now, TIMERS_PER_JOB)).await?;
+        let span = tracing::info_span!("job", kind = "timers", due = %crate::engine::escalate::local(now));
+        let done = engine.store.write(move |tx| esc.fire(tx, &set, now, TIMERS_PER_JOB)).await;
+        let _in = span.enter();
+        let done = done.inspect_err(|e| tracing::error!(error = %e, "acknowledgement timers failed; they stay due"))?;
+        if done.count > 0 {
+            tracing::info!(
+                fired = done.count,
+                warnings = crate::logs::list(&done.warnings.iter().collect::<Vec<_>>()),
+                rounds = crate::logs::list(&done.rounds.iter().collect::<Vec<_>>()),
+                steps = crate::logs::list(&done.steps.iter().collect::<Vec<_>>()),
+                forms = crate::logs::list(&done.forms.iter().collect::<Vec<_>>()),
+                "timers fired"
+            );
+        }
+        let n = done.count;
         fired += n;
         if n == 0 {
             return Ok(fired);
@@ -921,7 +976,8 @@ pub async fn run(esc: Arc<Escalation>, engine: Arc<Engine>, cancel: Cancellation
                 tracing::info!(timers = n, "acknowledgement timers fired");
                 engine.after_change();
             }
-            Err(e) => tracing::error!(error = %e, "acknowledgement timers failed; they stay due"),
+            // Logged in the job's span.
+            Err(e) => tracing::debug!(error = %e, "the timer job failed"),
         }
         tokio::select! {
             () = cancel.cancelled() => break,

@@ -8,6 +8,11 @@
 //! signed, and signs nothing new. Read at start (making `k1` when the folder holds no key) and again
 //! on every reload; `hazeflow token-key rotate` adds the next key.
 //!
+//! The dashboard's session keys (they sign its forms and sessions) work alike ([`SessionKeys`]):
+//! `{data_dir}/session-keys/k{N}.key`, the highest signs, the others verify; the single key of
+//! earlier releases (`session.key`, or `HAZEFLOW_SESSION_KEY`) is read as `k0`, and signs until a
+//! rotation adds `k1` (`hazeflow token-key rotate --session`).
+//!
 //! When the store is shared by several nodes (PostgreSQL), the keys live in the store instead
 //! ([`KeyHome::Store`], collection `secrets`: `link/k{N}`, and the dashboard's `session/k{N}`), so
 //! that a link signed on one node verifies on every other and a dashboard session survives a
@@ -162,7 +167,12 @@ pub fn load_or_create(data_dir: &Path) -> Result<KeyRing> {
 /// Adds the next key (one above the highest id; `k1` in an empty folder), written whole with mode
 /// 0600 before it appears under its name. A running daemon signs with it after its next reload.
 pub fn rotate(data_dir: &Path) -> Result<(u32, PathBuf)> {
-    let dir = data_dir.join(FOLDER);
+    rotate_in(data_dir, FOLDER)
+}
+
+/// Adds the next key file to `{data_dir}/{folder}` (see [`rotate`]).
+fn rotate_in(data_dir: &Path, folder: &str) -> Result<(u32, PathBuf)> {
+    let dir = data_dir.join(folder);
     crate::config::private_dir(data_dir)?;
     crate::config::private_dir(&dir)?;
     let next = read_folder(&dir)?.keys().next_back().map_or(1, |n| n + 1);
@@ -176,6 +186,82 @@ pub fn rotate(data_dir: &Path) -> Result<(u32, PathBuf)> {
     std::fs::hard_link(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     let _ = std::fs::remove_file(&tmp);
     Ok((next, path))
+}
+
+/// The folder of the dashboard's session keys (they sign its forms), inside the data folder.
+pub const SESSION_FOLDER: &str = "session-keys";
+
+/// The dashboard's single key of earlier releases, inside the data folder: read as `k0`.
+pub const SESSION_LEGACY_FILE: &str = "session.key";
+
+/// The environment variable that gives the dashboard's key instead (read as `k0`).
+pub const SESSION_ENV: &str = "HAZEFLOW_SESSION_KEY";
+
+/// The dashboard's session keys in service, by id (`k0`: the legacy `session.key` or
+/// `HAZEFLOW_SESSION_KEY`; `k1`, `k2`, …: `session-keys/k{N}.key` or the store's `session/k{N}`).
+/// The highest signs new forms; the others verify the forms they signed until they are removed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKeys {
+    keys: BTreeMap<u32, [u8; 32]>,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_struct("SessionKeys").field("ids", &self.ids()).finish()
+    }
+}
+
+impl SessionKeys {
+    /// These keys (0: the legacy key); refused when there is none.
+    pub fn new(keys: BTreeMap<u32, [u8; 32]>) -> Result<SessionKeys> {
+        if keys.is_empty() {
+            bail!(
+                "{SESSION_FOLDER}: no dashboard session key (k1.key, …, or {SESSION_LEGACY_FILE}): nothing could sign the dashboard's forms; `hazeflow token-key rotate --session` makes one"
+            );
+        }
+        Ok(SessionKeys { keys })
+    }
+
+    /// The key that signs new forms and sessions: its id number and secret.
+    pub fn signing(&self) -> (u32, &[u8; 32]) {
+        let (id, key) = self.keys.iter().next_back().unwrap_or_else(|| unreachable!("never empty"));
+        (*id, key)
+    }
+
+    /// The key of this id.
+    pub fn get(&self, id: u32) -> Option<&[u8; 32]> {
+        self.keys.get(&id)
+    }
+
+    /// The ids in service, oldest first (`k0` for the legacy key); the last signs.
+    pub fn ids(&self) -> Vec<String> {
+        self.keys.keys().map(|n| format!("k{n}")).collect()
+    }
+}
+
+/// 0 for `k0`, else as [`parse_id`] (a session key's id in a form token).
+pub fn parse_session_id(s: &str) -> Option<u32> {
+    if s == "k0" { Some(0) } else { parse_id(s) }
+}
+
+/// The legacy session key: `HAZEFLOW_SESSION_KEY`, else `{data_dir}/session.key` (when a folder is
+/// given), else none.
+fn session_legacy(data_dir: Option<&Path>) -> Result<Option<[u8; 32]>> {
+    if let Ok(v) = std::env::var(SESSION_ENV) {
+        return parse_secret(&v)
+            .map(Some)
+            .with_context(|| format!("{SESSION_ENV} must be 64 hex digits"));
+    }
+    let Some(dir) = data_dir else { return Ok(None) };
+    let path = dir.join(SESSION_LEGACY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            parse_secret(&text).with_context(|| format!("{} must hold 64 hex digits", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 /// Where the keys live: the data folder (one node, the embedded store) or the shared store.
@@ -246,21 +332,62 @@ impl KeyHome {
         }
     }
 
-    /// The key that signs the dashboard's sessions and forms (`HAZEFLOW_SESSION_KEY` over either
-    /// home), made on first use.
-    pub fn session_key(&self) -> Result<[u8; 32]> {
+    /// The dashboard's session keys as they are now (a reload): `session-keys/k{N}.key` (or the
+    /// store's `session/k{N}`) and the legacy key as `k0` (`HAZEFLOW_SESSION_KEY`, else
+    /// `session.key` in the data folder).
+    pub fn session_keys(&self) -> Result<SessionKeys> {
         match self {
-            KeyHome::Folder(dir) => crate::config::load_key(dir, "session.key", "HAZEFLOW_SESSION_KEY"),
-            KeyHome::Store(store) => {
-                if let Ok(v) = std::env::var("HAZEFLOW_SESSION_KEY") {
-                    return parse_secret(&v).context("HAZEFLOW_SESSION_KEY must be 64 hex digits");
+            KeyHome::Folder(dir) => {
+                let mut keys = read_folder(&dir.join(SESSION_FOLDER))?;
+                if let Some(k0) = session_legacy(Some(dir))? {
+                    keys.insert(0, k0);
                 }
-                if stored(store, "session/")?.is_empty() {
-                    add_stored(store, "session/", true)?;
-                }
-                let keys = stored(store, "session/")?;
-                keys.values().next_back().copied().context("no session key in the store")
+                SessionKeys::new(keys)
             }
+            KeyHome::Store(store) => {
+                let mut keys = stored(store, "session/")?;
+                if let Some(k0) = session_legacy(None)? {
+                    keys.insert(0, k0);
+                }
+                SessionKeys::new(keys)
+            }
+        }
+    }
+
+    /// At start: the session keys, making `k1` when there is none at all (a legacy `session.key`
+    /// stays the signing key, as `k0`, until a rotation).
+    pub fn load_or_create_session(&self) -> Result<SessionKeys> {
+        let none = match self {
+            KeyHome::Folder(dir) => read_folder(&dir.join(SESSION_FOLDER))?.is_empty() && session_legacy(Some(dir))?.is_none(),
+            KeyHome::Store(store) => stored(store, "session/")?.is_empty() && session_legacy(None)?.is_none(),
+        };
+        if none {
+            let (id, place) = match self {
+                KeyHome::Folder(dir) => rotate_in(dir, SESSION_FOLDER).map(|(id, p)| (id, p.display().to_string()))?,
+                KeyHome::Store(store) => (add_stored(store, "session/", true)?, "the store".to_string()),
+            };
+            tracing::info!(key = %id_name(id), place, "made the first dashboard session key");
+        }
+        self.session_keys()
+    }
+
+    /// Adds the next session key (one above the highest; `k1` beside a legacy `k0`); its id and
+    /// where it went. A running daemon signs with it after its next reload.
+    pub fn rotate_session(&self) -> Result<(u32, String)> {
+        match self {
+            KeyHome::Folder(dir) => rotate_in(dir, SESSION_FOLDER).map(|(id, path)| (id, path.display().to_string())),
+            KeyHome::Store(store) => {
+                let id = add_stored(store, "session/", false)?;
+                Ok((id, format!("the store (secrets/session/{})", id_name(id))))
+            }
+        }
+    }
+
+    /// Where the session keys live, for messages.
+    pub fn describe_session(&self) -> String {
+        match self {
+            KeyHome::Folder(dir) => dir.join(SESSION_FOLDER).display().to_string(),
+            KeyHome::Store(_) => "the store (shared by the nodes)".to_string(),
         }
     }
 }
@@ -370,6 +497,29 @@ mod tests {
         std::fs::write(dir.path().join(FOLDER).join("k3.key"), "not hex").unwrap();
         let e = format!("{:#}", read(dir.path()).unwrap_err());
         assert!(e.contains("k3.key must hold 64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn session_keys_read_the_legacy_file_as_k0_and_rotation_adds_k1_which_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = KeyHome::Folder(dir.path().to_path_buf());
+        // A new data folder: k1 is made.
+        let keys = home.load_or_create_session().unwrap();
+        assert_eq!((keys.ids(), keys.signing().0), (vec!["k1".to_string()], 1));
+        // A folder of an earlier release: its session.key is k0 and goes on signing until a rotation.
+        let old = tempfile::tempdir().unwrap();
+        std::fs::write(old.path().join(SESSION_LEGACY_FILE), hex::encode([7u8; 32])).unwrap();
+        let home = KeyHome::Folder(old.path().to_path_buf());
+        let keys = home.load_or_create_session().unwrap();
+        assert_eq!((keys.ids(), keys.signing()), (vec!["k0".to_string()], (0, &[7u8; 32])));
+        assert_eq!(home.rotate_session().unwrap().0, 1);
+        let keys = home.session_keys().unwrap();
+        assert_eq!((keys.ids(), keys.signing().0), (vec!["k0".to_string(), "k1".to_string()], 1));
+        assert_eq!(keys.get(0), Some(&[7u8; 32]), "the legacy key still verifies");
+        assert_eq!(
+            (parse_session_id("k0"), parse_session_id("k2"), parse_session_id("k00")),
+            (Some(0), Some(2), None)
+        );
     }
 
     #[cfg(unix)]

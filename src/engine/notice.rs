@@ -196,6 +196,8 @@ impl Notices {
 pub struct Chunk {
     /// The fan-out's key.
     key: String,
+    /// The warning of its round (empty when the round is gone).
+    warning: String,
     /// The fan-out as it was read, with its cursor where this chunk starts.
     from: FanOut,
     /// The cursor after this chunk; `None`: the fan-out is done with it (removed).
@@ -251,6 +253,7 @@ pub fn prepare<V: View>(
     let Some(round) = assign::round(v, f.round)? else {
         return Ok(Some(Chunk {
             key,
+            warning: String::new(),
             from: f,
             next: None,
             entries: 0,
@@ -315,6 +318,7 @@ pub fn prepare<V: View>(
     let next = page.last().map_or(round.count, |(i, _)| i + 1);
     Ok(Some(Chunk {
         key,
+        warning: round.warning_id.clone(),
         from: f,
         next: (!page.is_empty() && next < round.count).then_some(next),
         entries: page.len(),
@@ -344,10 +348,24 @@ pub fn apply(tx: &mut Tx<'_>, chunk: Chunk) -> Result<Option<usize>, StoreError>
 pub async fn step(store: &Store, n: &Notices, limit: usize, now: DateTime<Utc>, ahead: &mut Option<Chunk>) -> Result<usize, StoreError> {
     let chunk = match ahead.take() {
         Some(c) => Some(c),
-        None => prepare_on_snapshot(store, n, None, limit, now).await?,
+        None => prepare_on_snapshot(store, n, None, limit, now)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "cannot prepare assignment notices; trying again"))?,
     };
     let Some(chunk) = chunk else { return Ok(0) };
     let after = chunk.after();
+    // The chunk's job: its warning, round, where in the round it starts, what it queues.
+    let span = tracing::info_span!(
+        "job",
+        kind = "fanout",
+        warning = %chunk.warning,
+        round = chunk.from.round,
+        from = chunk.from.next,
+        entries = chunk.entries,
+        messages = chunk.messages.len(),
+        end = chunk.from.end.as_ref().map(|e| e.kind.as_str()),
+    );
+    let done_with_round = chunk.next.is_none();
     let write = store.write(move |tx| apply(tx, chunk));
     let next = async {
         match after {
@@ -356,14 +374,27 @@ pub async fn step(store: &Store, n: &Notices, limit: usize, now: DateTime<Utc>, 
         }
     };
     let (written, next) = tokio::join!(write, next);
-    match written? {
-        Some(done) => {
+    let _in = span.enter();
+    match written {
+        Ok(Some(done)) => {
+            if done_with_round {
+                tracing::info!("notices queued; the fan-out of this round is done");
+            } else {
+                tracing::debug!("notices queued");
+            }
             // A failed preparation is done again at the next step, on a fresh snapshot.
             *ahead = next.ok().flatten();
             Ok(done)
         }
         // The fan-out moved meanwhile: prepare afresh.
-        None => Ok(1),
+        Ok(None) => {
+            tracing::debug!("the fan-out moved meanwhile; preparing again");
+            Ok(1)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot queue these notices; trying again");
+            Err(e)
+        }
     }
 }
 
@@ -452,7 +483,8 @@ pub async fn run(engine: Arc<Engine>, mut notices: Notices, cancel: Cancellation
         match step(&engine.store, &notices, CHUNK, now, &mut ahead).await {
             Ok(0) => {}
             Ok(_) => continue,
-            Err(e) => tracing::error!(error = %e, "cannot queue assignment notices; trying again"),
+            // Logged in the chunk's span when the chunk was prepared.
+            Err(e) => tracing::debug!(error = %e, "the fan-out step failed"),
         }
         tokio::select! {
             () = cancel.cancelled() => break,

@@ -45,6 +45,7 @@ use tokio::sync::{Mutex, Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::NotifyError;
 use super::channel::{AnySender, Limits};
@@ -207,15 +208,13 @@ pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<No
             if !due.is_empty() {
                 match store.write(move |tx| outbox::claim_due(tx, now, room)).await {
                     Ok(msgs) => {
+                        let ids: Vec<&str> = msgs.iter().map(|m| m.id.as_str()).collect();
+                        tracing::debug!(messages = crate::logs::list(&ids), "messages claimed for sending");
                         for m in msgs {
-                            inflight.spawn(deliver_one(
-                                d.clone(),
-                                store.clone(),
-                                clock.clone(),
-                                m,
-                                outcomes.clone(),
-                                cancel.clone(),
-                            ));
+                            let span = delivery_span(&m);
+                            inflight.spawn(
+                                deliver_one(d.clone(), store.clone(), clock.clone(), m, outcomes.clone(), cancel.clone()).instrument(span),
+                            );
                         }
                         continue;
                     }
@@ -309,6 +308,39 @@ struct OutcomeRef<'a> {
     at: DateTime<Utc>,
     result: &'a AttemptResult,
     subject: Option<&'a str>,
+}
+
+/// The span of one message's delivery: `job` with `kind = "delivery"`, the message, its channel,
+/// template and attempt, and (when the message belongs to one) its warning and assignment round.
+fn delivery_span(m: &OutboxMessage) -> tracing::Span {
+    let (warning, round) = about(m);
+    tracing::info_span!(
+        "job",
+        kind = "delivery",
+        message = %m.id,
+        channel = m.channel.as_str(),
+        template = %m.template,
+        attempt = m.attempts,
+        warning = warning.as_deref(),
+        round,
+    )
+}
+
+/// The warning and round a message belongs to: the warning named in its data, or its cause when that
+/// is an assignment (`{warning}/{party}/{round seq}`, whose round it is too).
+fn about(m: &OutboxMessage) -> (Option<String>, Option<u64>) {
+    let parts: Vec<&str> = m.cause.split('/').collect();
+    let round = match parts.as_slice() {
+        [_, _, seq] => seq.parse().ok(),
+        _ => None,
+    };
+    let warning = m
+        .data
+        .get("warning_id")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .or_else(|| round.map(|_| parts[0].to_string()));
+    (warning, round)
 }
 
 async fn deliver_one(

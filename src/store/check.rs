@@ -13,6 +13,7 @@ use super::embedded::{Embedded, check_file};
 use super::port::{Backend, Key, Scan, Table};
 use super::record::{ConsultationRecord, DirectiveRecord, Record};
 use super::tx::ReadTx;
+use super::upgrade::{self, FORMAT_KEY, HISTORY_KEY, HistoryEntry};
 use super::{FORMAT_VERSION, StoreError, db_err};
 use crate::domain::forecast::Forecast;
 use crate::domain::warning::{RegionState, Warning};
@@ -52,6 +53,9 @@ pub struct TableReport {
     pub rows: Vec<(&'static str, u64)>,
     /// Rows that do not decode, or keys that disagree with their value.
     pub problems: Vec<String>,
+    /// The store's format when it is older than this build's and this build upgrades it (on its next
+    /// open by the daemon or a command).
+    pub older_format: Option<u32>,
 }
 
 fn typed<T: DeserializeOwned>(table: &'static str, key: &str, bytes: &[u8], problems: &mut Vec<String>) -> Option<T> {
@@ -93,14 +97,29 @@ impl ReadTx {
             Key::Doc(c, k) => format!("{c}/{k}"),
             Key::Item(b, i) => format!("{b}/{i}"),
         };
+        let mut format = None;
+        let mut history: Option<Vec<HistoryEntry>> = None;
         each!(Table::Meta, |k, v| {
-            if k == Key::Name("format_version") {
-                let found = <[u8; 4]>::try_from(v).map(u32::from_le_bytes).ok();
-                if found != Some(FORMAT_VERSION) {
-                    p.push(format!("meta: format version {found:?}, expected {FORMAT_VERSION}"));
-                }
+            if k == Key::Name(FORMAT_KEY) {
+                format = <[u8; 4]>::try_from(v).map(u32::from_le_bytes).ok();
+            } else if k == Key::Name(HISTORY_KEY) {
+                history = typed("meta", HISTORY_KEY, v, p);
             }
         });
+        match format {
+            Some(FORMAT_VERSION) => match &history {
+                // Format 3 on: the history ends at the store's format, in ascending formats.
+                Some(h) if h.last().map(|e| e.format) == Some(FORMAT_VERSION) && h.windows(2).all(|w| w[0].format < w[1].format) => {}
+                Some(h) => p.push(format!(
+                    "meta: the history ({} entries) does not end at format {FORMAT_VERSION} in ascending formats",
+                    h.len()
+                )),
+                None => p.push(format!("meta: no history, which a store of format {FORMAT_VERSION} keeps")),
+            },
+            // An older format that this build upgrades when it opens the store.
+            Some(v) if upgrade::can_open(v) => r.older_format = Some(v),
+            found => p.push(format!("meta: format version {found:?}, expected {FORMAT_VERSION}")),
+        }
         let mut expected = 1u64;
         each!(Table::Events, |k, v| {
             let Key::Seq(k) = k else { return Ok(true) };

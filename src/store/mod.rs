@@ -50,6 +50,7 @@ mod stage;
 #[cfg(test)]
 mod tests;
 mod tx;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,11 +72,13 @@ pub use pg::safe_location;
 pub use record::{ConsultationRecord, DirectiveRecord, Record, RecordBody, Upstream, UpstreamArea};
 pub use stage::Stage;
 pub use tx::{Encoded, ReadTx, Tx, View};
+pub use upgrade::{HistoryEntry, Upgraded};
 
 /// The on-disk format this build writes and reads.
 /// Version 2: assignments as rounds (a header document and a numbered run of entries) instead of
-/// four documents per assignment.
-pub const FORMAT_VERSION: u32 = 2;
+/// four documents per assignment. Version 3: the store's history in meta (`history`); a store of
+/// format 2 is upgraded in place when opened (`upgrade.rs`).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -89,9 +92,10 @@ pub enum StoreError {
     /// The file was written by a newer hazeflow.
     #[error("database {path} has format version {found}; this hazeflow reads version {FORMAT_VERSION} and older (upgrade hazeflow)")]
     TooNew { path: PathBuf, found: u32 },
-    /// The file was written by an older hazeflow with another layout.
+    /// The file was written by an older hazeflow with another layout, and cannot be upgraded here.
     #[error(
-        "database {path} has format version {found}, older than this hazeflow's {FORMAT_VERSION}; it cannot be read in place (start with a new data folder; the old one stays untouched)"
+        "database {path} has format version {found}, older than this hazeflow's {FORMAT_VERSION}; it cannot be read in place (this hazeflow upgrades format {} and later when it opens the store: the daemon, or for the embedded file any command that opens it; a store older than that needs a new data folder, the old one stays untouched)",
+        upgrade::oldest_upgradable()
     )]
     TooOld { path: PathBuf, found: u32 },
     /// The writer has stopped (shutdown).
@@ -227,25 +231,86 @@ impl Store {
     /// Opens the database file, or creates it where no file exists, and starts the writer thread.
     /// A file that is empty or not a redb database is refused (never replaced by a new store). After
     /// a crash, redb repairs the file on open.
+    ///
+    /// A file of an older format is upgraded in place first (`upgrade.rs`), after a backup beside it
+    /// (`{file}.format-{N}.bak`).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_embedded(path, &upgrade::BackupPlace::Beside(path.to_path_buf()))
+    }
+
+    /// Opens a scratch copy (a backup being checked before a restore): upgraded like [`Store::open`]
+    /// when older, but without a backup of its own (the original is the backup).
+    pub fn open_scratch(path: &Path) -> Result<Store, StoreError> {
+        Store::open_embedded(path, &upgrade::BackupPlace::None)
+    }
+
+    fn open_embedded(path: &Path, backups: &upgrade::BackupPlace) -> Result<Store, StoreError> {
         let backend: Arc<dyn Backend> = Arc::new(embedded::Embedded::open(path)?);
-        Store::start(backend, "embedded", path, Role::Leader { term: 0 })
+        let store = Store::start(backend, "embedded", path, Role::Leader { term: 0 })?;
+        store.upgrade(backups, path)?;
+        Ok(store)
+    }
+
+    /// Runs the format steps a store of an older format needs; closes the store when they fail.
+    fn upgrade(&self, backups: &upgrade::BackupPlace, shown: &Path) -> Result<Vec<Upgraded>, StoreError> {
+        let done = upgrade::run(self, backups, shown);
+        if done.is_err() {
+            self.close();
+        }
+        done
     }
 
     /// Connects to a PostgreSQL database (`postgres://…`), migrates its schema and starts the writer.
-    /// The node takes part in the election of the leader from here on ([`Store::roles`]).
+    /// The node takes part in the election of the leader from here on ([`Store::roles`]). A store of
+    /// an older format is refused (see [`Store::open_postgres_upgrading`]).
     pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Store::open_postgres_with(url, None)
+    }
+
+    /// As [`Store::open_postgres`], but a store of an older format is upgraded first, each step after
+    /// a backup of the whole store written into `backups` (an embedded file, as `hazeflow backup`
+    /// writes); when that backup cannot be written, nothing is changed and the open fails. Several
+    /// nodes starting together upgrade once (each step checks the format under the write lock).
+    pub fn open_postgres_upgrading(url: &str, backups: &Path) -> Result<Store, StoreError> {
+        Store::open_postgres_with(url, Some(upgrade::BackupPlace::Folder(backups.to_path_buf())))
+    }
+
+    fn open_postgres_with(url: &str, backups: Option<upgrade::BackupPlace>) -> Result<Store, StoreError> {
         let pg = Arc::new(pg::Pg::open(url)?);
-        let store = Store::start(pg.clone(), "postgres", Path::new("postgres"), Role::Follower)?;
+        let shown = PathBuf::from(safe_location(url));
+        let store = Store::start(pg.clone(), "postgres", &shown, Role::Follower)?;
+        match &backups {
+            Some(place) => {
+                store.upgrade(place, &shown)?;
+            }
+            None => store.refuse_older(&shown)?,
+        }
         pg.elect(node_name(), store.inner.roles.clone());
         Ok(store)
     }
 
+    /// Refuses a store of an older format (a command on a shared store: the daemon upgrades it).
+    fn refuse_older(&self, shown: &Path) -> Result<(), StoreError> {
+        let found = self.read(|r| r.format_version())?.unwrap_or(FORMAT_VERSION);
+        if found < FORMAT_VERSION {
+            self.close();
+            return Err(StoreError::Refused(format!(
+                "{}: the store has format {found}, older than this hazeflow's {FORMAT_VERSION}: start a daemon of this release on it once (it upgrades the store after a backup into its data folder's backups/), then run this again",
+                shown.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Connects to a PostgreSQL database as a command does: reads and writes in its own transactions,
-    /// never a candidate for leader (a command must not take the daemons' work).
+    /// never a candidate for leader (a command must not take the daemons' work). A store of an older
+    /// format is refused.
     pub fn open_postgres_client(url: &str) -> Result<Store, StoreError> {
         let pg = Arc::new(pg::Pg::open(url)?);
-        Store::start(pg, "postgres", Path::new("postgres"), Role::Follower)
+        let shown = PathBuf::from(safe_location(url));
+        let store = Store::start(pg, "postgres", &shown, Role::Follower)?;
+        store.refuse_older(&shown)?;
+        Ok(store)
     }
 
     /// Starts the writer thread over an opened backend.
@@ -372,6 +437,21 @@ impl Store {
             .send(job)
             .map_err(|_| StoreError::Closed)?;
         Ok(recv)
+    }
+
+    /// [`Store::write`] for a caller that is not a task (opening the store): waits on a thread of its
+    /// own, so that it works inside and outside a runtime.
+    pub(crate) fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let recv = self.submit(f)?;
+        let got = std::thread::scope(|s| s.spawn(move || recv.blocking_recv()).join());
+        match got {
+            Ok(Ok(result)) => result,
+            _ => Err(self.unavailable()),
+        }
     }
 
     /// What the writer has done so far.

@@ -571,7 +571,8 @@ impl Pg {
                     found: v,
                 });
             }
-            Some(v) if v < FORMAT_VERSION => {
+            // An older format is upgraded once the store runs (`upgrade.rs`), if this build can.
+            Some(v) if !super::upgrade::can_open(v) => {
                 return Err(StoreError::TooOld {
                     path: PathBuf::from(&self.shown),
                     found: v,
@@ -582,8 +583,10 @@ impl Pg {
                 let params: Vec<Param> = vec![
                     Box::new("format_version".to_string()),
                     Box::new(FORMAT_VERSION.to_le_bytes().to_vec()),
+                    Box::new(super::upgrade::HISTORY_KEY.to_string()),
+                    Box::new(super::upgrade::created_history(chrono::Utc::now())),
                 ];
-                sql.execute(&mut tx, "INSERT INTO hazeflow_meta (k, v) VALUES ($1, $2)", &params)?;
+                sql.execute(&mut tx, "INSERT INTO hazeflow_meta (k, v) VALUES ($1, $2), ($3, $4)", &params)?;
             }
         }
         blocking(|| tx.commit()).map_err(|e| sql.err(e))?;

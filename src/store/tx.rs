@@ -359,7 +359,7 @@ impl<'a> Tx<'a> {
         }
     }
 
-    fn port(&self) -> &dyn ReadPort {
+    pub(crate) fn port(&self) -> &dyn ReadPort {
         &*self.port
     }
 
@@ -492,6 +492,18 @@ impl<'a> Tx<'a> {
             RecordBody::ForecastRejected { .. } | RecordBody::PlaybooksReloaded { .. } | RecordBody::Other(_) => {}
         }
         Ok(())
+    }
+
+    /// Writes a row of the meta table (the format version, the store's history).
+    pub(crate) fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.put(Table::Meta, Key::Name(name), value)
+    }
+
+    /// Removes a row of the meta table (the store's tests: a store of an older format).
+    #[cfg(test)]
+    pub(crate) fn remove_meta(&mut self, name: &str) -> Result<(), StoreError> {
+        let r = self.port.remove(Table::Meta, Key::Name(name));
+        r.map_err(|e| self.fail(e))
     }
 
     /// Adds to a counter.

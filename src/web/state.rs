@@ -30,6 +30,8 @@ pub struct AppState {
     /// The staff tokens now: those of the configuration file, the environment and
     /// `staff.tokens_file`, all of which a reload reads again.
     pub staff: std::sync::RwLock<Vec<crate::config::StaffToken>>,
+    /// The dashboard's session keys in service (the newest signs its forms), read again on reload.
+    pub session_keys: crate::web::dashboard::SessionKeyCell,
 }
 
 impl AppState {
@@ -71,12 +73,33 @@ impl AppState {
         let files = crate::notify::Files::load(&self.settings, regions);
         let staff = self.reread_staff().map_err(|e| vec![e]);
         let pages = crate::web::Pages::load(&self.settings.playbooks);
-        let keys = self.keys.read().map_err(|e| vec![format!("{e:#}")]);
+        let keys = self.keys.read().map_err(|e| format!("{e:#}"));
+        let session = self.keys.session_keys().map_err(|e| format!("{e:#}"));
+        let keys = match (keys, session) {
+            (Ok(k), Ok(s)) => Ok((k, s)),
+            (k, s) => Err(k.err().into_iter().chain(s.err()).collect::<Vec<String>>()),
+        };
         let (versions, errors, notify) = match (playbooks, files, staff, pages, keys) {
-            (Ok(set), Ok(files), Ok(staff), Ok(pages), Ok(keys)) => {
+            (Ok(set), Ok(files), Ok(staff), Ok(pages), Ok((keys, session))) => {
                 let ids = keys.ids();
                 if self.tokens.replace(keys) {
-                    tracing::info!(keys = ?ids, signing = ids.last().map(String::as_str), "acknowledgement-link keys reloaded");
+                    tracing::info!(
+                        keys = crate::logs::list(&ids),
+                        signing = ids.last().map(String::as_str),
+                        "acknowledgement-link keys reloaded"
+                    );
+                }
+                {
+                    let mut live = self.session_keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if *live != session {
+                        let ids = session.ids();
+                        tracing::info!(
+                            keys = crate::logs::list(&ids),
+                            signing = ids.last().map(String::as_str),
+                            "dashboard session keys reloaded"
+                        );
+                        *live = session;
+                    }
                 }
                 {
                     let mut live = self.staff.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -132,7 +155,12 @@ impl AppState {
             tracing::error!(error = %e, "could not record the reload");
         }
         if !errors.is_empty() {
-            tracing::warn!(actor, action = "reload", errors = ?errors, "reload refused; the old playbooks, roster, templates, staff tokens and link keys stay live");
+            tracing::warn!(
+                actor,
+                action = "reload",
+                errors = crate::logs::list(&errors),
+                "reload refused; the old playbooks, roster, templates, staff tokens and link keys stay live"
+            );
             return Err(errors);
         }
         if let Err(e) = self.engine.remember_playbooks().await {
@@ -142,11 +170,16 @@ impl AppState {
             Some(n) => tracing::info!(
                 actor,
                 action = "reload",
-                versions = ?versions,
-                notify = %serde_json::to_string(&n).unwrap_or_default(),
+                versions = crate::logs::list(&versions),
+                notify = crate::logs::json(&n),
                 "playbooks reloaded; new roster or templates live"
             ),
-            None => tracing::info!(actor, action = "reload", versions = ?versions, "playbooks reloaded; roster and templates unchanged"),
+            None => tracing::info!(
+                actor,
+                action = "reload",
+                versions = crate::logs::list(&versions),
+                "playbooks reloaded; roster and templates unchanged"
+            ),
         }
         Ok(versions)
     }

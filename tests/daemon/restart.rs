@@ -764,14 +764,20 @@ async fn a_site_file_with_only_what_differs_runs_the_daemon_without_the_demo_tok
     let mode = |p: &Path| std::fs::metadata(p).expect("the file is there").permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data folder is its owner's only");
     assert_eq!(mode(&data.join("token-keys")), 0o700, "the link keys' folder is its owner's only");
-    for f in ["hazeflow.redb", "token-keys/k1.key", "session.key"] {
+    assert_eq!(
+        mode(&data.join("session-keys")),
+        0o700,
+        "the session keys' folder is its owner's only"
+    );
+    for f in ["hazeflow.redb", "token-keys/k1.key", "session-keys/k1.key"] {
         assert_eq!(mode(&data.join(f)), 0o600, "{f} is its owner's only");
     }
-    let key = std::fs::read_to_string(data.join("session.key")).expect("the key");
+    assert!(!data.join("session.key").exists(), "a new data folder has no legacy key");
+    let key = std::fs::read_to_string(data.join("session-keys/k1.key")).expect("the key");
     daemon.kill().await.expect("stopped");
     let mut daemon = start().await;
     assert_eq!(
-        std::fs::read_to_string(data.join("session.key")).expect("the key"),
+        std::fs::read_to_string(data.join("session-keys/k1.key")).expect("the key"),
         key,
         "the dashboard's form key is kept across a restart"
     );
@@ -1059,4 +1065,282 @@ async fn the_json_log_has_the_start_line_an_access_line_per_request_with_its_id_
             .any(|l| l["fields"]["message"] == "answered" && l["span"]["path"] == "/ack/…"),
         "{text}"
     );
+}
+
+/// The CSRF token of the first form of a dashboard page.
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a form with a CSRF token")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_form_signed_before_a_session_key_rotation_is_accepted_after_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    // A data folder of an earlier release: its single session key, read as k0.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::write(data.join("session.key"), hex::encode([5u8; 32])).expect("the legacy key");
+    let port = free_port();
+    let mut daemon = start_daemon(dir.path(), port, &http).await;
+    let config = dir.path().join("config.yaml");
+    let base = format!("http://127.0.0.1:{port}");
+    let cookie = format!("{}=hazeflow-demo", hazeflow::web::dashboard::SESSION_COOKIE);
+    let form = || async {
+        let page = http
+            .get(format!("{base}/consultations"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("the page");
+        assert_eq!(page.status(), StatusCode::OK);
+        csrf_of(&page.text().await.expect("HTML"))
+    };
+    let post = |csrf: String| async {
+        let r = http
+            .post(format!("{base}/consultations/run"))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .expect("posted");
+        r.status()
+    };
+    let before = form().await;
+    assert!(before.starts_with("k0."), "the legacy key signs until a rotation: {before}");
+
+    // Rotated with the CLI beside the running daemon, put live by `hazeflow reload`.
+    let out = hazeflow_command(dir.path())
+        .args(["token-key", "rotate", "--session", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .expect("hazeflow token-key runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("made session key k1 ("),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = data.join("session-keys/k1.key");
+    assert_eq!(std::fs::metadata(&key).expect("k1").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(data.join("session-keys"))
+            .expect("the folder")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    let out = hazeflow_command(dir.path())
+        .args(["--server", &base, "--token", "hazeflow-demo", "reload"])
+        .output()
+        .await
+        .expect("hazeflow reload runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("dashboard session keys k0, k1 (k1 signs)"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The form served before the rotation is accepted after it; the new forms name k1.
+    assert_eq!(
+        post(before.clone()).await,
+        StatusCode::SEE_OTHER,
+        "signed by k0 before the rotation"
+    );
+    let after = form().await;
+    assert!(after.starts_with("k1."), "the newest signs: {after}");
+    assert_eq!(post(after.clone()).await, StatusCode::SEE_OTHER);
+    // A token of an earlier release (no key id) is read as k0's; a forged one is refused.
+    let legacy = before.trim_start_matches("k0.").to_string();
+    assert_eq!(post(legacy).await, StatusCode::SEE_OTHER, "a token without a key id is k0's");
+    assert_ne!(
+        post(after.replacen("k1.", "k0.", 1)).await,
+        StatusCode::SEE_OTHER,
+        "k1's MAC under k0"
+    );
+    let out = hazeflow_command(dir.path())
+        .args(["token-key", "list", "--session", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .expect("hazeflow token-key runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("k0\t") && said.contains("k1\tsigns new dashboard forms"), "{said}");
+
+    // Once k0's file is gone (and the daemon reloaded), what k0 signed is refused.
+    std::fs::remove_file(data.join("session.key")).expect("removed");
+    let out = hazeflow_command(dir.path())
+        .args(["--server", &base, "--token", "hazeflow-demo", "reload"])
+        .output()
+        .await
+        .expect("hazeflow reload runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(post(before).await, StatusCode::SEE_OTHER, "k0 removed");
+    assert_eq!(post(after).await, StatusCode::SEE_OTHER);
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_arrays() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let log = dir.path().join("daemon.json.log");
+    let mut daemon = hazeflow_command(dir.path())
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .env("HAZEFLOW_LOG_FORMAT", "json")
+        .env("HAZEFLOW_LOG_LEVEL", "info,hazeflow::notify::deliver=debug")
+        .env("HAZEFLOW_LIST_SEED", format!("{root}/tests/fixtures/registry/good"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("the daemon starts");
+    answering(&mut daemon, port, &http, &log).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let token = "hazeflow-demo";
+    // An orange proposal for Lüliang, signed: its round is fanned out into notices, which are sent.
+    let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00"));
+    let csv = forecast_csv(
+        &now.format("%Y-%m-%d %H:%M").to_string(),
+        "省生态环境监测和应急保障中心",
+        "141100",
+        &(now.date_naive() + chrono::Duration::days(1)).to_string(),
+        &[160, 230, 240, 250, 180, 120, 100],
+    );
+    let posted = http
+        .post(format!("{base}/api/v1/forecasts"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(posted.status(), StatusCode::CREATED, "{}", posted.text().await.unwrap_or_default());
+    let id = eventually("a proposal for Lüliang", || async {
+        let v: Value = http
+            .get(format!("{base}/api/v1/warnings"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["warnings"]
+            .as_array()?
+            .iter()
+            .find(|w| w["region"] == "141100")
+            .and_then(|w| w["id"].as_str().map(str::to_string))
+    })
+    .await;
+    let signed = http
+        .post(format!("{base}/api/v1/warnings/{id}/sign"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("signed");
+    assert_eq!(signed.status(), StatusCode::OK, "{}", signed.text().await.unwrap_or_default());
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
+    };
+    let message = |l: &Value| l["fields"]["message"].as_str().unwrap_or_default().to_string();
+    eventually("the fan-out's and a delivery's lines", || async {
+        let all = lines();
+        let fanned = all.iter().any(|l| message(l).starts_with("notices queued"));
+        let sent = all.iter().any(|l| message(l) == "sent" && l["span"]["round"].is_u64());
+        (fanned && sent).then_some(())
+    })
+    .await;
+    // `hazeflow reload`: its line lists the playbook versions.
+    let out = hazeflow_command(dir.path())
+        .args(["--server", &base, "--token", token, "reload"])
+        .output()
+        .await
+        .expect("hazeflow reload runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+
+    let all = lines();
+    // A list field is a JSON array, not a string holding one.
+    let reload = all
+        .iter()
+        .find(|l| message(l).starts_with("playbooks reloaded"))
+        .expect("the reload's line");
+    let versions = reload["fields"]["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("versions is an array: {reload}"));
+    assert!(
+        !versions.is_empty() && versions.iter().all(|v| v.as_str().is_some_and(|s| s.contains('@'))),
+        "{reload}"
+    );
+    assert_eq!(reload["span"]["name"], "request", "{reload}");
+    // The fan-out's chunk runs in a span `job` naming the warning and the round.
+    let fanned = all
+        .iter()
+        .find(|l| message(l).starts_with("notices queued"))
+        .expect("a fan-out line");
+    assert_eq!(fanned["span"]["kind"], "fanout", "{fanned}");
+    assert_eq!(fanned["span"]["warning"], id.as_str(), "{fanned}");
+    let round = fanned["span"]["round"].as_u64().unwrap_or_else(|| panic!("a round: {fanned}"));
+    assert!(fanned["span"]["messages"].as_u64().is_some_and(|n| n > 0), "{fanned}");
+    // A message's delivery runs in a span `job` naming the message and its warning, and for an
+    // assignment's notice its round.
+    let deliveries: Vec<&Value> = all
+        .iter()
+        .filter(|l| message(l) == "sent" && l["span"]["warning"] == id.as_str())
+        .collect();
+    assert!(
+        deliveries
+            .iter()
+            .all(|l| l["span"]["kind"] == "delivery" && l["span"]["message"].is_string()),
+        "{deliveries:?}"
+    );
+    let sent = deliveries
+        .iter()
+        .find(|l| l["span"]["round"].is_u64())
+        .unwrap_or_else(|| panic!("a delivery of an assignment's notice: {deliveries:?}"));
+    assert_eq!(sent["span"]["round"].as_u64(), Some(round), "{sent}");
+    assert!(
+        sent["span"]["template"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("assignment_") || t.starts_with("department_")),
+        "{sent}"
+    );
+    // The claim that took it lists the messages it claimed, as an array.
+    let claimed = all
+        .iter()
+        .find(|l| message(l) == "messages claimed for sending")
+        .expect("a claim's line");
+    assert!(claimed["fields"]["messages"].as_array().is_some_and(|m| !m.is_empty()), "{claimed}");
 }

@@ -20,7 +20,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableT
 use self::tables::*;
 use self::undo::UndoLog;
 use super::port::{Backend, BatchFailed, Key, ReadPort, Row, Scan, Table, Visit, WritePort};
-use super::{FORMAT_VERSION, StoreError, db_err};
+use super::{FORMAT_VERSION, StoreError, db_err, upgrade};
 
 /// redb's page cache (its default is 1 GiB). 256 MiB holds the interior pages of a national list and
 /// its assignments many times over, and keeps the daemon's resident memory well under 1 GiB.
@@ -219,7 +219,8 @@ fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
                     found: v,
                 });
             }
-            Some(v) if v < FORMAT_VERSION => {
+            // An older format is upgraded once the store runs (`upgrade.rs`), if this build can.
+            Some(v) if !upgrade::can_open(v) => {
                 return Err(StoreError::TooOld {
                     path: path.to_path_buf(),
                     found: v,
@@ -228,6 +229,8 @@ fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
             Some(_) => {}
             None => {
                 meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())
+                    .map_err(|e| db_err(path, e))?;
+                meta.insert(upgrade::HISTORY_KEY, upgrade::created_history(chrono::Utc::now()).as_slice())
                     .map_err(|e| db_err(path, e))?;
             }
         }

@@ -568,8 +568,9 @@ async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
         Ok(versions) => {
             let notify = s.notify.files().summary(&s.settings);
             let keys = s.tokens.ring().ids();
+            let session = s.session_keys.read().map(|k| k.ids()).unwrap_or_default();
             Ok(Json(
-                json!({ "reloaded": true, "versions": versions, "notify": notify, "link_keys": keys }),
+                json!({ "reloaded": true, "versions": versions, "notify": notify, "link_keys": keys, "session_keys": session }),
             ))
         }
         Err(errors) => Err(ApiError::BadRequest(format!(

@@ -41,25 +41,38 @@ const SESSION_SECS: u32 = 16 * 3600;
 pub(super) const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
 
 impl Dashboard {
-    fn mac(&self, purpose: &str, data: &str) -> Hmac<Sha256> {
+    fn mac(key: &[u8; 32], purpose: &str, data: &str) -> Hmac<Sha256> {
         // HMAC takes keys of any length; 32 bytes never fails.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.csrf_key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
         mac.update(data.as_bytes());
         mac
     }
 
-    /// The CSRF token for `data` (a session's token hash, or a login nonce).
+    /// The CSRF token for `data` (a session's token hash, or a login nonce): `k{N}.{hex}`, signed by
+    /// the newest session key, which it names.
     fn csrf(&self, purpose: &str, data: &str) -> String {
-        hex::encode(self.mac(purpose, data).finalize().into_bytes())
+        let keys = self.csrf_keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (id, key) = keys.signing();
+        format!("k{id}.{}", hex::encode(Self::mac(key, purpose, data).finalize().into_bytes()))
     }
 
-    /// Whether `given` is the CSRF token for `data`, compared in constant time.
+    /// Whether `given` is the CSRF token for `data` under the key it names (a token without a key id,
+    /// from an earlier release, under `k0`), compared in constant time.
     fn csrf_ok(&self, purpose: &str, data: &str, given: &str) -> bool {
-        match hex::decode(given.trim()) {
-            Ok(bytes) => self.mac(purpose, data).verify_slice(&bytes).is_ok(),
-            Err(_) => false,
+        let given = given.trim();
+        let (id, mac) = match given.split_once('.') {
+            Some((id, mac)) => match crate::engine::link_keys::parse_session_id(id) {
+                Some(id) => (id, mac),
+                None => return false,
+            },
+            None => (0, given),
+        };
+        let keys = self.csrf_keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (keys.get(id), hex::decode(mac)) {
+            (Some(key), Ok(bytes)) => Self::mac(key, purpose, data).verify_slice(&bytes).is_ok(),
+            _ => false,
         }
     }
 
@@ -381,17 +394,43 @@ mod tests {
         assert_eq!(f["bad"], "%zz%4");
     }
 
+    fn keys(ids: &[(u32, [u8; 32])]) -> super::super::SessionKeyCell {
+        let keys = crate::engine::link_keys::SessionKeys::new(ids.iter().copied().collect()).unwrap();
+        std::sync::Arc::new(std::sync::RwLock::new(keys))
+    }
+
     #[test]
     fn a_csrf_token_is_bound_to_its_session_and_purpose() {
-        let d = Dashboard::new("http://x", rand::random());
+        let d = Dashboard::new("http://x", keys(&[(1, rand::random())]));
         let t = d.csrf("session", "abc");
+        assert!(t.starts_with("k1."), "{t}");
         assert!(d.csrf_ok("session", "abc", &t));
         assert!(!d.csrf_ok("session", "abd", &t));
         assert!(!d.csrf_ok("login", "abc", &t));
         assert!(!d.csrf_ok("session", "abc", ""));
         assert!(!d.csrf_ok("session", "abc", "not hex"));
-        let other = Dashboard::new("http://x", rand::random());
+        assert!(!d.csrf_ok("session", "abc", &t.replacen("k1.", "k2.", 1)), "a key not in service");
+        let other = Dashboard::new("http://x", keys(&[(1, rand::random())]));
         assert!(!other.csrf_ok("session", "abc", &t), "another process's key does not accept it");
+    }
+
+    #[test]
+    fn a_token_signed_before_a_rotation_verifies_after_it_and_a_legacy_token_under_k0() {
+        let (k0, k1): ([u8; 32], [u8; 32]) = (rand::random(), rand::random());
+        let cell = keys(&[(0, k0)]);
+        let d = Dashboard::new("http://x", cell.clone());
+        let before = d.csrf("session", "abc");
+        assert!(before.starts_with("k0."), "{before}");
+        let legacy = before.trim_start_matches("k0.").to_string();
+        *cell.write().unwrap() = crate::engine::link_keys::SessionKeys::new([(0, k0), (1, k1)].into_iter().collect()).unwrap();
+        let after = d.csrf("session", "abc");
+        assert!(after.starts_with("k1."), "the newest signs: {after}");
+        for t in [&before, &legacy, &after] {
+            assert!(d.csrf_ok("session", "abc", t), "{t}");
+        }
+        *cell.write().unwrap() = crate::engine::link_keys::SessionKeys::new([(1, k1)].into_iter().collect()).unwrap();
+        assert!(!d.csrf_ok("session", "abc", &before), "a removed key verifies nothing");
+        assert!(d.csrf_ok("session", "abc", &after));
     }
 
     #[test]

@@ -49,11 +49,16 @@ use crate::web::AppState;
 pub use auth::SESSION_COOKIE;
 pub use views::{contrast_ratio, text_colour_for};
 
+/// The dashboard's session keys in service, replaced by a reload.
+pub type SessionKeyCell = Arc<std::sync::RwLock<crate::engine::link_keys::SessionKeys>>;
+
 /// What the dashboard keeps for the life of the process.
 pub struct Dashboard {
-    /// Signs CSRF tokens: `{data_dir}/session.key` (or `HAZEFLOW_SESSION_KEY`; in the store when it is
-    /// shared by several nodes), kept across restarts.
-    csrf_key: [u8; 32],
+    /// Sign CSRF tokens (`k{N}.{mac}`): the session keys (`session-keys/k{N}.key`, the legacy
+    /// `session.key` or `HAZEFLOW_SESSION_KEY` as `k0`; in the store when it is shared by several
+    /// nodes), kept across restarts and read again on every reload: the newest signs, the others
+    /// still verify.
+    csrf_keys: SessionKeyCell,
     /// Whether cookies get `Secure` (the public URL is https).
     secure_cookies: bool,
 }
@@ -61,17 +66,17 @@ pub struct Dashboard {
 impl Dashboard {
     /// Cookies are `Secure` when the public URL is https; the pages' templates are the application's
     /// ([`crate::web::Pages`]).
-    pub fn new(public_url: &str, csrf_key: [u8; 32]) -> Dashboard {
+    pub fn new(public_url: &str, csrf_keys: SessionKeyCell) -> Dashboard {
         Dashboard {
-            csrf_key,
+            csrf_keys,
             secure_cookies: public_url.starts_with("https://"),
         }
     }
 }
 
 /// The dashboard's routes, to merge beside the API before `with_state`.
-pub fn router(settings: &crate::config::Settings, key: [u8; 32]) -> anyhow::Result<Router<Arc<AppState>>> {
-    let dash = Arc::new(Dashboard::new(&settings.http.public_url, key));
+pub fn router(settings: &crate::config::Settings, keys: SessionKeyCell) -> anyhow::Result<Router<Arc<AppState>>> {
+    let dash = Arc::new(Dashboard::new(&settings.http.public_url, keys));
     Ok(Router::new()
         .route("/", get(pages::now))
         .route("/login", get(auth::login_page).post(auth::login))
