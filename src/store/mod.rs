@@ -446,7 +446,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let recv = self.submit(f)?;
+        let recv = self.submit(f, Vec::new())?;
         let got = std::thread::scope(|s| s.spawn(move || recv.blocking_recv()).join());
         match got {
             Ok(Ok(result)) => result,
