@@ -248,3 +248,141 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
     assert_eq!(upper_mails(&smtp).iter().filter(|(s, _)| s.starts_with("【总结评估】")).count(), 1);
     let _ = app.stop().await;
 }
+
+/// The kinds of a warning's history, in order.
+async fn history_kinds(app: &TestApp, id: &str) -> Vec<String> {
+    let (status, w) = app.get(&format!("/api/v1/warnings/{id}"), Some(HEAD)).await;
+    assert_eq!(status, StatusCode::OK, "{w}");
+    w["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .filter_map(|r| r["event"]["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A kept decision report: its kind, deadline and mail.
+async fn decided(app: &TestApp, id: &str, kind: &str, deadline: &str) {
+    let r = kept(app, id).await;
+    assert_eq!(r["report"]["kind"], kind, "{r:#}");
+    assert_eq!(r["report"]["deadline"], json!(at(deadline)), "{r:#}");
+    assert_eq!(r["report"]["to"]["email"], UPPER, "{r:#}");
+    assert_eq!(r["report"]["message"], format!("{id}-upper-email"), "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_change_a_withdrawn_change_and_a_cancellation_each_go_up_once_in_words_of_their_own() {
+    let smtp = SmtpServer::start(0, None);
+    let app = start(tempfile::TempDir::new().expect("a folder"), "2026-12-02 08:00", &smtp).await;
+    let id = app
+        .propose(TAIYUAN, &orange_forecast("2026-12-02 07:30", "2026-12-02"), "orange")
+        .await;
+    app.set_clock("2026-12-02 08:05");
+    app.sign(&id, DEPUTY).await;
+    upper_with(&smtp, "【预警信息报送】", 1).await;
+    assert!(
+        history_kinds(&app, &id)
+            .await
+            .ends_with(&["issued".to_string(), "scheduled".to_string()])
+    );
+
+    // 08:30: a forecast above 300 on Friday: red from Friday 00:00 is proposed (the planned lift on
+    // Monday withdrawn: reported), the 市长 signs it (the level change: reported).
+    app.set_clock("2026-12-02 08:30");
+    let csv = forecast_csv(
+        "2026-12-02 08:25",
+        SOURCE,
+        TAIYUAN,
+        "2026-12-02",
+        &[120, 160, 230, 320, 240, 120, 100],
+    );
+    let (status, body) = app.post_body("/api/v1/forecasts", Some(HEAD), csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    eventually("red is proposed", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["pending_change"]["level"] == "red")
+    })
+    .await;
+    app.sign(&id, HEAD).await;
+    let mails = upper_with(&smtp, "【预警信息报送】", 3).await;
+    let (subject, text) = &mails[1];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气预警调整撤回情况报告");
+    assert!(text.starts_with("山西省重污染天气应急指挥部办公室："), "{text}");
+    assert!(
+        text.contains("太原市于2026年12月2日 08:30撤回原定于2026年12月7日 00:00解除预警的决定"),
+        "{text}"
+    );
+    assert!(
+        text.contains("重污染天气橙色预警继续执行") && text.contains("报送时限：2026年12月2日 10:30前"),
+        "{text}"
+    );
+    let (subject, text) = &mails[2];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气预警调整情况报告（调整为红色预警）");
+    assert!(
+        text.contains("太原市于2026年12月2日 08:30决定自2026年12月4日 00:00起将重污染天气预警由橙色预警调整为红色预警（Ⅰ级应急响应）"),
+        "{text}"
+    );
+    assert!(
+        text.contains("共对3家企业下达应急减排措施") && text.contains("报送时限：2026年12月2日 10:30前"),
+        "{text}"
+    );
+    decided(&app, &format!("{id}.event.02"), "withdraw", "2026-12-02 10:30").await;
+    decided(&app, &format!("{id}.event.03"), "adjust", "2026-12-02 10:30").await;
+
+    // 09:00: the forecast is orange again: the upgrade is withdrawn and the Monday lift decided again
+    // in one consultation: one report, of the lift, saying what it withdrew.
+    app.set_clock("2026-12-02 09:00");
+    let (status, body) = app
+        .post_body("/api/v1/forecasts", Some(HEAD), orange_forecast("2026-12-02 08:55", "2026-12-02"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mails = upper_with(&smtp, "【预警信息报送】", 4).await;
+    let (subject, text) = &mails[3];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气橙色预警解除情况报告");
+    assert!(
+        text.contains(
+            "太原市于2026年12月2日 09:00撤回原定于2026年12月4日 00:00起将预警调整为红色预警的决定，决定于2026年12月7日 00:00解除重污染天气橙色预警"
+        ),
+        "{text}"
+    );
+    decided(&app, &format!("{id}.event.04"), "lift", "2026-12-02 11:00").await;
+
+    // 09:30: called off before its start (Thursday 00:00): a cancellation, with the tasks it ended.
+    app.set_clock("2026-12-02 09:30");
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/cancel"),
+            Some(DEPUTY),
+            &json!({ "reason": "预报好转" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mails = upper_with(&smtp, "【预警信息报送】", 5).await;
+    let (subject, text) = &mails[4];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气橙色预警取消情况报告");
+    assert!(
+        text.contains(
+            "太原市于2026年12月2日 09:30决定取消原定于2026年12月3日 00:00起执行的重污染天气橙色预警（预报好转），自2026年12月2日 09:30起生效"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("共对3家企业下达应急减排措施") && text.contains("小店区／2／"),
+        "{text}"
+    );
+    decided(&app, &format!("{id}.event.05"), "cancel", "2026-12-02 11:30").await;
+    // Each went out once (and the summary follows the cancellation).
+    upper_with(&smtp, "【总结评估】", 1).await;
+    let mut subjects: Vec<String> = upper_mails(&smtp).into_iter().map(|(s, _)| s).collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 6, "{subjects:#?}");
+    let (_, list) = app.get(&format!("/api/v1/reports?warning={id}"), Some(DUTY)).await;
+    let kinds: Vec<&str> = list["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .filter_map(|r| r["report"]["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["issue", "withdraw", "adjust", "lift", "cancel", "summary"]);
+    let _ = app.stop().await;
+}
