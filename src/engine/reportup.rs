@@ -41,6 +41,9 @@ use crate::registry::{Defaults, Species};
 use crate::store::events::{Event, ReportMade};
 use crate::store::{Collection, RecordBody, Stage, Store, StoreError, Tx};
 
+/// The MIME type of a Word file.
+const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+
 /// Summaries due, key = warning id → [`SummaryDue`].
 pub const DUE: Collection = Collection::ReportsDue;
 
@@ -67,7 +70,7 @@ pub fn keep_and_send(tx: &mut Tx<'_>, mut r: DailyReport, public_url: &str, now:
         data["exercise"] = json!(r.exercise);
         data["recipient"] = json!({ "name": to.name });
         data["issuer"] = json!(r.issuer);
-        let msg = OutboxMessage::new(
+        let mut msg = OutboxMessage::new(
             &msg_id,
             Channel::Email,
             Recipient {
@@ -81,6 +84,17 @@ pub fn keep_and_send(tx: &mut Tx<'_>, mut r: DailyReport, public_url: &str, now:
             Some(r.region),
             now,
         );
+        // The summary's Word file goes with its mail: the upper tier has no login to fetch it.
+        if r.kind == "summary" {
+            match report::to_docx(&r) {
+                Ok(bytes) => {
+                    msg.attachments
+                        .push(outbox::Attachment::new(&format!("{}.docx", report::title(&r)), DOCX, &bytes));
+                    msg.data["docx_attached"] = json!(true);
+                }
+                Err(e) => tracing::error!(report = %r.id, error = %e, "cannot make the Word file; the mail goes without it"),
+            }
+        }
         r.message = Some(msg.id.clone());
         outbox::enqueue_new(tx, msg)?;
     }

@@ -5,6 +5,7 @@
 //! enterprise not yet in place — once per interval, also across a restart), then lifted (the lift
 //! report, then the summary with the figures per county, as a page and a Word file).
 
+use mail_parser::MimeHeaders;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -191,6 +192,22 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
         &format!("【总结评估】太原市重污染天气应急响应总结评估报告（预警编号{id}）")
     );
     assert!(text.contains("一、预警过程") && text.contains("三、确认情况（按地区）"), "{text}");
+    // The Word file goes with it (the upper tier has no login for the link).
+    assert!(text.contains("Word 文件：见附件"), "{text}");
+    let (name, docx) = smtp
+        .received()
+        .iter()
+        .map(|r| r.parsed())
+        .filter(|m| m.subject().is_some_and(|s| s.starts_with("【总结评估】")))
+        .find_map(|m| {
+            m.attachments()
+                .next()
+                .map(|a| (a.attachment_name().unwrap_or_default().to_string(), a.contents().to_vec()))
+        })
+        .expect("the summary's mail has an attachment");
+    assert_eq!(name, format!("太原市重污染天气应急响应总结评估报告（预警编号{id}）.docx"));
+    let xml = document_xml(&docx);
+    assert!(xml.contains("三、确认情况（按地区）") && xml.contains("小店区"), "{xml}");
     let summary = kept(&app, &format!("{id}.summary")).await;
     assert_eq!(summary["report"]["kind"], "summary");
     // Per county: assigned, received, on time, rate, in place, rate.
