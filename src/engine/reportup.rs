@@ -70,6 +70,7 @@ pub fn keep_and_send(tx: &mut Tx<'_>, mut r: DailyReport, public_url: &str, now:
         data["exercise"] = json!(r.exercise);
         data["recipient"] = json!({ "name": to.name });
         data["issuer"] = json!(r.issuer);
+        data["docx_attached"] = json!(false);
         let mut msg = OutboxMessage::new(
             &msg_id,
             Channel::Email,
