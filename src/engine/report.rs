@@ -203,6 +203,18 @@ pub fn figures<V: View>(
     regions: &Regions,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Figures>, Vec<Problem>, u64), StoreError> {
+    figures_of(v, warning_id, regions, now, false)
+}
+
+/// [`figures`], counting also the tasks ended (not superseded) when `ended`: the tasks in force when the
+/// warning was lifted or cancelled, for the report of that decision.
+pub fn figures_of<V: View>(
+    v: &V,
+    warning_id: &str,
+    regions: &Regions,
+    now: DateTime<Utc>,
+    ended: bool,
+) -> Result<(Vec<Figures>, Vec<Problem>, u64), StoreError> {
     let mut per: BTreeMap<RegionCode, Figures> = BTreeMap::new();
     let mut after = String::new();
     loop {
@@ -211,7 +223,12 @@ pub fn figures<V: View>(
         after = last.key.clone();
         for a in batch {
             let Party::Enterprise { county, .. } = &a.party else { continue };
-            if a.status != AssignmentStatus::Active || a.negotiated.is_some() {
+            let counted = match a.status {
+                AssignmentStatus::Active => true,
+                AssignmentStatus::Ended { .. } => ended,
+                AssignmentStatus::Superseded { .. } => false,
+            };
+            if !counted || a.negotiated.is_some() {
                 continue;
             }
             let f = per.entry(*county).or_default();

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::domain::level::LevelId;
 use crate::domain::playbook::{Playbook, PlaybookSet};
 use crate::domain::region::Regions;
 use crate::domain::warning::{Event as LifecycleEvent, EventKind, RegionState, Status, Warning};
@@ -39,6 +40,9 @@ use crate::notify::{Channel, OutboxMessage, Recipient, outbox};
 use crate::registry::{Defaults, Species};
 use crate::store::events::{Event, ReportMade};
 use crate::store::{Collection, RecordBody, Stage, Store, StoreError, Tx};
+
+/// The MIME type of a Word file.
+const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 
 /// Summaries due, key = warning id → [`SummaryDue`].
 pub const DUE: Collection = Collection::ReportsDue;
@@ -66,7 +70,8 @@ pub fn keep_and_send(tx: &mut Tx<'_>, mut r: DailyReport, public_url: &str, now:
         data["exercise"] = json!(r.exercise);
         data["recipient"] = json!({ "name": to.name });
         data["issuer"] = json!(r.issuer);
-        let msg = OutboxMessage::new(
+        data["docx_attached"] = json!(false);
+        let mut msg = OutboxMessage::new(
             &msg_id,
             Channel::Email,
             Recipient {
@@ -80,6 +85,17 @@ pub fn keep_and_send(tx: &mut Tx<'_>, mut r: DailyReport, public_url: &str, now:
             Some(r.region),
             now,
         );
+        // The summary's Word file goes with its mail: the upper tier has no login to fetch it.
+        if r.kind == "summary" {
+            match report::to_docx(&r) {
+                Ok(bytes) => {
+                    msg.attachments
+                        .push(outbox::Attachment::new(&format!("{}.docx", report::title(&r)), DOCX, &bytes));
+                    msg.data["docx_attached"] = json!(true);
+                }
+                Err(e) => tracing::error!(report = %r.id, error = %e, "cannot make the Word file; the mail goes without it"),
+            }
+        }
         r.message = Some(msg.id.clone());
         outbox::enqueue_new(tx, msg)?;
     }
@@ -123,16 +139,66 @@ fn response_words(response: &str) -> String {
     }
 }
 
+/// What a warning was just before an event, folded from its history: the level in force (or issued),
+/// whether it had started, and the change decided and not yet in effect (level, or `None` for the end;
+/// its effective time).
+#[derive(Debug, Clone, Default)]
+struct Before {
+    level: Option<LevelId>,
+    started: bool,
+    next: Option<(Option<LevelId>, DateTime<Utc>)>,
+}
+
+impl Before {
+    fn apply(&mut self, e: &LifecycleEvent) {
+        match &e.kind {
+            EventKind::Issued { level, .. } => self.level = Some(level.id.clone()),
+            EventKind::Started => self.started = true,
+            EventKind::Scheduled { to, effective, .. } => self.next = Some((to.clone(), *effective)),
+            EventKind::LevelChanged { to, .. } => {
+                self.level = Some(to.clone());
+                self.next = None;
+            }
+            EventKind::Unscheduled | EventKind::Lifted | EventKind::Cancelled | EventKind::Withdrawn => self.next = None,
+            _ => {}
+        }
+    }
+
+    /// The state before the first of `events`, from the history read in the transaction (which may or
+    /// may not hold `events` already at its end).
+    fn of(tx: &Tx<'_>, w: &Warning, events: &[LifecycleEvent]) -> Result<Self, StoreError> {
+        let history: Vec<LifecycleEvent> = tx
+            .warning_history(&w.id)?
+            .into_iter()
+            .filter_map(|r| match r.body {
+                RecordBody::Warning { event, .. } => Some(event),
+                _ => None,
+            })
+            .collect();
+        let n = history.len();
+        let upto = if n >= events.len() && history[n - events.len()..] == *events {
+            n - events.len()
+        } else {
+            n
+        };
+        let mut b = Before::default();
+        for e in &history[..upto] {
+            b.apply(e);
+        }
+        Ok(b)
+    }
+}
+
 impl ReportStage {
-    /// What a decision says (kind, the level it concerns, the words); `None`: not reported.
-    fn decision(&self, e: &LifecycleEvent, w: &Warning, pb: &Playbook) -> Option<(&'static str, String, String)> {
-        let region = self.regions.name(w.region);
-        let when = local(e.at);
+    /// What a decision says (kind, the level it concerns, the words after "{region}于{when}"), given the
+    /// warning as it was just before (`before`); `None`: not reported.
+    fn decision(&self, e: &LifecycleEvent, before: &Before, w: &Warning, pb: &Playbook) -> Option<(&'static str, String, String)> {
         let reason = if e.reason.is_empty() {
             String::new()
         } else {
             format!("（{}）", e.reason)
         };
+        let current = before.level.clone().unwrap_or_else(|| w.level.id.clone());
         Some(match &e.kind {
             EventKind::Issued {
                 level,
@@ -147,7 +213,7 @@ impl ReportStage {
                     "issue",
                     level.id.to_string(),
                     format!(
-                        "{region}于{when}发布重污染天气{name}{}，预警时段为{}至{}。{signer}",
+                        "发布重污染天气{name}{}，预警时段为{}至{}。{signer}",
                         response_words(&response),
                         local(*start),
                         local(*expected_end)
@@ -157,52 +223,63 @@ impl ReportStage {
             EventKind::Scheduled {
                 to: Some(to), effective, ..
             } => {
-                let (from, _) = level_words(pb, &w.level);
+                let (from, _) = level_words(pb, &current);
                 let (name, response) = level_words(pb, to);
                 (
                     "adjust",
                     to.to_string(),
                     format!(
-                        "{region}于{when}决定自{}起将重污染天气预警由{from}调整为{name}{}{reason}。",
+                        "决定自{}起将重污染天气预警由{from}调整为{name}{}{reason}。",
                         local(*effective),
                         response_words(&response)
                     ),
                 )
             }
-            EventKind::Scheduled { to: None, effective, .. } if w.status == Status::Issued && *effective <= w.start => {
-                let (name, _) = level_words(pb, &w.level);
+            // Called off before it started (取消): the warning had not started and the end is at or
+            // before its start.
+            EventKind::Scheduled { to: None, effective, .. } if !before.started && *effective <= w.start => {
+                let (name, _) = level_words(pb, &current);
                 (
                     "cancel",
-                    w.level.id.to_string(),
+                    current.to_string(),
                     format!(
-                        "{region}于{when}决定取消原定于{}起执行的重污染天气{name}{reason}，自{}起生效。",
+                        "决定取消原定于{}起执行的重污染天气{name}{reason}，自{}起生效。",
                         local(w.start),
                         local(*effective)
                     ),
                 )
             }
             EventKind::Scheduled { to: None, effective, .. } => {
-                let (name, response) = level_words(pb, &w.level);
+                let (name, response) = level_words(pb, &current);
                 (
                     "lift",
-                    w.level.id.to_string(),
+                    current.to_string(),
                     format!(
-                        "{region}于{when}决定于{}解除重污染天气{name}{}{reason}。",
+                        "决定于{}解除重污染天气{name}{}{reason}。",
                         local(*effective),
                         response_words(&response)
                     ),
                 )
             }
             EventKind::Unscheduled => {
-                let (name, _) = level_words(pb, &w.level);
+                let (name, _) = level_words(pb, &current);
                 (
                     "withdraw",
-                    w.level.id.to_string(),
-                    format!("{region}于{when}撤回此前决定的预警调整（解除）{reason}，重污染天气{name}继续执行。"),
+                    current.to_string(),
+                    format!("{}{reason}，重污染天气{name}继续执行。", withdrawn_words(before, pb)),
                 )
             }
             _ => return None,
         })
+    }
+}
+
+/// "撤回原定于…的决定": the change decided before that an [`EventKind::Unscheduled`] withdraws.
+fn withdrawn_words(before: &Before, pb: &Playbook) -> String {
+    match &before.next {
+        Some((Some(to), at)) => format!("撤回原定于{}起将预警调整为{}的决定", local(*at), level_words(pb, to).0),
+        Some((None, at)) => format!("撤回原定于{}解除预警的决定", local(*at)),
+        None => "撤回此前决定的预警调整".into(),
     }
 }
 
@@ -218,7 +295,25 @@ impl Stage for ReportStage {
         let Some(w) = state.warning.as_ref() else { return Ok(()) };
         // The timeline decided with the issue (its level steps and planned end) is part of the issue.
         let issued = events.iter().any(|e| matches!(e.kind, EventKind::Issued { .. }));
-        for e in events {
+        let reported = |e: &LifecycleEvent| {
+            matches!(
+                e.kind,
+                EventKind::Issued { .. } | EventKind::Scheduled { .. } | EventKind::Unscheduled
+            )
+        };
+        if !events
+            .iter()
+            .any(|e| reported(e) || matches!(e.kind, EventKind::Lifted | EventKind::Cancelled))
+        {
+            return Ok(());
+        }
+        let mut before = Before::of(tx, w, events)?;
+        // A change withdrawn and another decided in the same transaction (the consultation re-planned):
+        // one report, of the new decision, saying what it withdrew.
+        let mut withdrawn: Option<String> = None;
+        for (i, e) in events.iter().enumerate() {
+            let was = before.clone();
+            before.apply(e);
             if issued && matches!(e.kind, EventKind::Scheduled { .. }) {
                 continue;
             }
@@ -233,11 +328,23 @@ impl Stage for ReportStage {
                 continue;
             }
             let Some(within) = pb.reports.event_within else { continue };
-            let Some((kind, level, text)) = self.decision(e, w, pb) else {
+            if matches!(e.kind, EventKind::Unscheduled) && events[i + 1..].iter().any(|n| matches!(n.kind, EventKind::Scheduled { .. })) {
+                withdrawn = Some(withdrawn_words(&was, pb));
+                continue;
+            }
+            let Some((kind, level, core)) = self.decision(e, &was, w, pb) else {
                 continue;
             };
+            let region = self.regions.name(w.region);
+            let when = local(e.at);
+            let text = match withdrawn.take() {
+                Some(words) => format!("{region}于{when}{words}，{core}"),
+                None => format!("{region}于{when}{core}"),
+            };
             let n = tx.docs::<DailyReport>(REPORTS, &format!("{}.event.", w.id), "", usize::MAX)?.len() + 1;
-            let (counties, problems, _) = report::figures(tx, &w.id, self.regions, now)?;
+            // A lift's or a cancellation's figures are those of the tasks it ended.
+            let ended = matches!(kind, "lift" | "cancel");
+            let (counties, problems, _) = report::figures_of(tx, &w.id, self.regions, now, ended)?;
             let mut total = Figures {
                 name: "合计".into(),
                 ..Figures::default()
@@ -251,7 +358,7 @@ impl Stage for ReportStage {
                 kind: kind.into(),
                 warning_id: w.id.clone(),
                 region: w.region,
-                region_name: self.regions.name(w.region),
+                region_name: region,
                 level,
                 level_name,
                 response,

@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use lettre::message::header::ContentType;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment as LettreAttachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -25,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::NotifyError;
 use super::channel::Sender;
-use super::outbox::{Channel, OutboxMessage};
+use super::outbox::{Attachment, Channel, OutboxMessage};
 use super::smtp::{SmtpConfig, SmtpPool};
 use super::templates::{Rendered, one_line};
 use crate::config::{MailSettings, SmtpTls};
@@ -84,6 +85,20 @@ pub fn compose(
     date: DateTime<Utc>,
     r: &Rendered,
 ) -> Result<Message, NotifyError> {
+    compose_with(from, to_name, to_address, id, date, r, &[])
+}
+
+/// [`compose`] with files attached: `multipart/mixed` of the text (and HTML) and each file, every
+/// boundary derived from the id (the same bytes on every attempt).
+pub fn compose_with(
+    from: &Mailbox,
+    to_name: &str,
+    to_address: &str,
+    id: &str,
+    date: DateTime<Utc>,
+    r: &Rendered,
+    attachments: &[Attachment],
+) -> Result<Message, NotifyError> {
     let address: Address = to_address
         .trim()
         .parse()
@@ -97,14 +112,37 @@ pub fn compose(
         .date(SystemTime::from(date))
         .user_agent("hazeflow".to_string())
         .header(AutoSubmitted);
-    let built = match &r.html {
-        Some(html) => builder.multipart(
-            MultiPart::alternative()
-                .boundary(boundary(id))
-                .singlepart(SinglePart::plain(r.text.clone()))
-                .singlepart(SinglePart::html(html.clone())),
-        ),
-        None => builder.singlepart(SinglePart::plain(r.text.clone())),
+    let built = if attachments.is_empty() {
+        match &r.html {
+            Some(html) => builder.multipart(
+                MultiPart::alternative()
+                    .boundary(boundary(id))
+                    .singlepart(SinglePart::plain(r.text.clone()))
+                    .singlepart(SinglePart::html(html.clone())),
+            ),
+            None => builder.singlepart(SinglePart::plain(r.text.clone())),
+        }
+    } else {
+        let first = MultiPart::mixed().boundary(boundary(&format!("{id}/mixed")));
+        let mut mixed = match &r.html {
+            Some(html) => first.multipart(
+                MultiPart::alternative()
+                    .boundary(boundary(id))
+                    .singlepart(SinglePart::plain(r.text.clone()))
+                    .singlepart(SinglePart::html(html.clone())),
+            ),
+            None => first.singlepart(SinglePart::plain(r.text.clone())),
+        };
+        for a in attachments {
+            let bytes = a
+                .bytes()
+                .ok_or_else(|| NotifyError::permanent(format!("attachment {} is not valid base64", a.name)))?;
+            let content_type = ContentType::parse(&a.content_type)
+                .map_err(|e| NotifyError::permanent(format!("attachment {}: content type: {e}", a.name)))?;
+            let name = display_name(&a.name).unwrap_or_else(|| "attachment".into());
+            mixed = mixed.singlepart(LettreAttachment::new(name).body(bytes, content_type));
+        }
+        builder.multipart(mixed)
     };
     built.map_err(|e| NotifyError::permanent(format!("cannot build the email: {e}")))
 }
@@ -235,13 +273,14 @@ impl Sender for Email {
     /// Composes the message ([`compose`], from the issuer: [`from_issuer`]) and hands it to the
     /// transport.
     async fn send(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
-        let m = compose(
+        let m = compose_with(
             &from_issuer(&self.from, &msg.data),
             &msg.recipient.name,
             &msg.recipient.address,
             &msg.id,
             msg.created_at,
             r,
+            &msg.attachments,
         )?;
         self.mailer.send(&msg.id, &m).await
     }
@@ -277,6 +316,34 @@ mod tests {
 
     fn from() -> Mailbox {
         "山西省重污染天气应急指挥部办公室 <hazeflow@example.cn>".parse().unwrap()
+    }
+
+    #[test]
+    fn a_message_with_a_file_attached_is_the_same_bytes_on_every_attempt_and_names_the_file_in_chinese() {
+        let t = DateTime::parse_from_rfc3339("2026-12-01T16:05:00+08:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        let files = [Attachment::new(
+            "太原市重污染天气应急响应总结评估报告.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            b"PK\x03\x04 not really a zip",
+        )];
+        let make = || {
+            compose_with(&from(), "办公室", "yjb@shanxi.example.cn", "r-upper-email", t, &rendered(), &files)
+                .unwrap()
+                .formatted()
+        };
+        let (a, b) = (make(), make());
+        assert_eq!(a, b);
+        let m = mail_parser::MessageParser::default().parse(&a).unwrap();
+        assert_eq!(
+            m.body_text(0).map(|t| t.replace("\r\n", "\n")).as_deref(),
+            Some("王芳同志：\n启动。\n")
+        );
+        let file = m.attachment(0).expect("the file");
+        use mail_parser::MimeHeaders;
+        assert_eq!(file.attachment_name(), Some("太原市重污染天气应急响应总结评估报告.docx"));
+        assert_eq!(file.contents(), b"PK\x03\x04 not really a zip");
     }
 
     #[test]

@@ -103,6 +103,39 @@ pub struct OutboxMessage {
     /// When the transport accepted it.
     #[serde(default)]
     pub sent_at: Option<DateTime<Utc>>,
+    /// Files sent with it (email only; the 总结评估's Word file): kept with the message, so every
+    /// attempt sends the same bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to an email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The file name the recipient sees (any script; encoded per RFC 2231).
+    pub name: String,
+    /// Its MIME type.
+    pub content_type: String,
+    /// Its bytes, in base64.
+    pub base64: String,
+}
+
+impl Attachment {
+    /// An attachment of `bytes`.
+    pub fn new(name: &str, content_type: &str, bytes: &[u8]) -> Attachment {
+        use base64::Engine as _;
+        Attachment {
+            name: name.to_string(),
+            content_type: content_type.to_string(),
+            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// Its bytes (`None`: not valid base64).
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(&self.base64).ok()
+    }
 }
 
 impl OutboxMessage {
@@ -132,6 +165,7 @@ impl OutboxMessage {
             status: Status::Pending,
             last_error: None,
             sent_at: None,
+            attachments: Vec::new(),
         }
     }
 }

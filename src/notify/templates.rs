@@ -894,6 +894,7 @@ pub fn sample_data(name: &str) -> Value {
         v["report"] = json!({ "kind": "issue" });
         v["page_url"] = json!("http://127.0.0.1:8080/reports/140100-20261202-1.event.01");
         v["docx_url"] = json!("http://127.0.0.1:8080/api/v1/reports/140100-20261202-1.event.01/docx");
+        v["docx_attached"] = json!(false);
     }
     if name == "measures_reminder" {
         v["at"] = json!("2026年12月3日 04:00");

@@ -57,6 +57,8 @@ pub enum Collection {
     ReportsDue,
     /// `{warning}.{n:03}` → a re-publication made (定时重新发布).
     Republications,
+    /// `{warning}.{n:03}` → a re-publication whose reminders are still being queued (its cursor).
+    RepublishReminders,
     /// A collection of the store's own tests.
     #[cfg(test)]
     Test(&'static str),
@@ -86,6 +88,7 @@ impl Collection {
             Collection::Reports => "reports",
             Collection::ReportsDue => "reports_due",
             Collection::Republications => "republications",
+            Collection::RepublishReminders => "republish_reminders",
             #[cfg(test)]
             Collection::Test(name) => name,
         }

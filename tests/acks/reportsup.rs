@@ -5,6 +5,7 @@
 //! enterprise not yet in place — once per interval, also across a restart), then lifted (the lift
 //! report, then the summary with the figures per county, as a page and a Word file).
 
+use mail_parser::MimeHeaders;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -191,6 +192,22 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
         &format!("【总结评估】太原市重污染天气应急响应总结评估报告（预警编号{id}）")
     );
     assert!(text.contains("一、预警过程") && text.contains("三、确认情况（按地区）"), "{text}");
+    // The Word file goes with it (the upper tier has no login for the link).
+    assert!(text.contains("Word 文件：见附件"), "{text}");
+    let (name, docx) = smtp
+        .received()
+        .iter()
+        .map(|r| r.parsed())
+        .filter(|m| m.subject().is_some_and(|s| s.starts_with("【总结评估】")))
+        .find_map(|m| {
+            m.attachments()
+                .next()
+                .map(|a| (a.attachment_name().unwrap_or_default().to_string(), a.contents().to_vec()))
+        })
+        .expect("the summary's mail has an attachment");
+    assert_eq!(name, format!("太原市重污染天气应急响应总结评估报告（预警编号{id}）.docx"));
+    let xml = document_xml(&docx);
+    assert!(xml.contains("三、确认情况（按地区）") && xml.contains("小店区"), "{xml}");
     let summary = kept(&app, &format!("{id}.summary")).await;
     assert_eq!(summary["report"]["kind"], "summary");
     // Per county: assigned, received, on time, rate, in place, rate.
@@ -246,5 +263,310 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
     let summaries = made.iter().filter(|r| r.to_string().contains(&format!("\"{id}.summary\""))).count();
     assert_eq!(summaries, 1, "{made:#?}");
     assert_eq!(upper_mails(&smtp).iter().filter(|(s, _)| s.starts_with("【总结评估】")).count(), 1);
+    let _ = app.stop().await;
+}
+
+/// The kinds of a warning's history, in order.
+async fn history_kinds(app: &TestApp, id: &str) -> Vec<String> {
+    let (status, w) = app.get(&format!("/api/v1/warnings/{id}"), Some(HEAD)).await;
+    assert_eq!(status, StatusCode::OK, "{w}");
+    w["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .filter_map(|r| r["event"]["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A kept decision report: its kind, deadline and mail.
+async fn decided(app: &TestApp, id: &str, kind: &str, deadline: &str) {
+    let r = kept(app, id).await;
+    assert_eq!(r["report"]["kind"], kind, "{r:#}");
+    assert_eq!(r["report"]["deadline"], json!(at(deadline)), "{r:#}");
+    assert_eq!(r["report"]["to"]["email"], UPPER, "{r:#}");
+    assert_eq!(r["report"]["message"], format!("{id}-upper-email"), "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_change_a_withdrawn_change_and_a_cancellation_each_go_up_once_in_words_of_their_own() {
+    let smtp = SmtpServer::start(0, None);
+    let app = start(tempfile::TempDir::new().expect("a folder"), "2026-12-02 08:00", &smtp).await;
+    let id = app
+        .propose(TAIYUAN, &orange_forecast("2026-12-02 07:30", "2026-12-02"), "orange")
+        .await;
+    app.set_clock("2026-12-02 08:05");
+    app.sign(&id, DEPUTY).await;
+    upper_with(&smtp, "【预警信息报送】", 1).await;
+    assert!(
+        history_kinds(&app, &id)
+            .await
+            .ends_with(&["issued".to_string(), "scheduled".to_string()])
+    );
+
+    // 08:30: a forecast above 300 on Friday: red from Friday 00:00 is proposed (the planned lift on
+    // Monday withdrawn: reported), the 市长 signs it (the level change: reported).
+    app.set_clock("2026-12-02 08:30");
+    let csv = forecast_csv(
+        "2026-12-02 08:25",
+        SOURCE,
+        TAIYUAN,
+        "2026-12-02",
+        &[120, 160, 230, 320, 240, 120, 100],
+    );
+    let (status, body) = app.post_body("/api/v1/forecasts", Some(HEAD), csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    eventually("red is proposed", || async {
+        app.warning_of(TAIYUAN).await.filter(|w| w["pending_change"]["level"] == "red")
+    })
+    .await;
+    app.sign(&id, HEAD).await;
+    let mails = upper_with(&smtp, "【预警信息报送】", 3).await;
+    let (subject, text) = &mails[1];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气预警调整撤回情况报告");
+    assert!(text.starts_with("山西省重污染天气应急指挥部办公室："), "{text}");
+    assert!(
+        text.contains("太原市于2026年12月2日 08:30撤回原定于2026年12月7日 00:00解除预警的决定"),
+        "{text}"
+    );
+    assert!(
+        text.contains("重污染天气橙色预警继续执行") && text.contains("报送时限：2026年12月2日 10:30前"),
+        "{text}"
+    );
+    let (subject, text) = &mails[2];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气预警调整情况报告（调整为红色预警）");
+    assert!(
+        text.contains("太原市于2026年12月2日 08:30决定自2026年12月4日 00:00起将重污染天气预警由橙色预警调整为红色预警（Ⅰ级应急响应）"),
+        "{text}"
+    );
+    assert!(
+        text.contains("共对3家企业下达应急减排措施") && text.contains("报送时限：2026年12月2日 10:30前"),
+        "{text}"
+    );
+    decided(&app, &format!("{id}.event.02"), "withdraw", "2026-12-02 10:30").await;
+    decided(&app, &format!("{id}.event.03"), "adjust", "2026-12-02 10:30").await;
+
+    // 09:00: the forecast is orange again: the upgrade is withdrawn and the Monday lift decided again
+    // in one consultation: one report, of the lift, saying what it withdrew.
+    app.set_clock("2026-12-02 09:00");
+    let (status, body) = app
+        .post_body("/api/v1/forecasts", Some(HEAD), orange_forecast("2026-12-02 08:55", "2026-12-02"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mails = upper_with(&smtp, "【预警信息报送】", 4).await;
+    let (subject, text) = &mails[3];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气橙色预警解除情况报告");
+    assert!(
+        text.contains(
+            "太原市于2026年12月2日 09:00撤回原定于2026年12月4日 00:00起将预警调整为红色预警的决定，决定于2026年12月7日 00:00解除重污染天气橙色预警"
+        ),
+        "{text}"
+    );
+    decided(&app, &format!("{id}.event.04"), "lift", "2026-12-02 11:00").await;
+
+    // 09:30: called off before its start (Thursday 00:00): a cancellation, with the tasks it ended.
+    app.set_clock("2026-12-02 09:30");
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/cancel"),
+            Some(DEPUTY),
+            &json!({ "reason": "预报好转" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mails = upper_with(&smtp, "【预警信息报送】", 5).await;
+    let (subject, text) = &mails[4];
+    assert_eq!(subject, "【预警信息报送】太原市重污染天气橙色预警取消情况报告");
+    assert!(
+        text.contains(
+            "太原市于2026年12月2日 09:30决定取消原定于2026年12月3日 00:00起执行的重污染天气橙色预警（预报好转），自2026年12月2日 09:30起生效"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("共对3家企业下达应急减排措施") && text.contains("小店区／2／"),
+        "{text}"
+    );
+    decided(&app, &format!("{id}.event.05"), "cancel", "2026-12-02 11:30").await;
+    // Each went out once (and the summary follows the cancellation).
+    upper_with(&smtp, "【总结评估】", 1).await;
+    let mut subjects: Vec<String> = upper_mails(&smtp).into_iter().map(|(s, _)| s).collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 6, "{subjects:#?}");
+    let (_, list) = app.get(&format!("/api/v1/reports?warning={id}"), Some(DUTY)).await;
+    let kinds: Vec<&str> = list["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .filter_map(|r| r["report"]["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["issue", "withdraw", "adjust", "lift", "cancel", "summary"]);
+    let _ = app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drills_decisions_summary_and_re_publication_are_marked_as_a_drill_and_leave_the_real_counts_alone() {
+    let smtp = SmtpServer::start(0, None);
+    let app = start(tempfile::TempDir::new().expect("a folder"), "2026-12-02 08:00", &smtp).await;
+    let cement = cement();
+    // 08:05: the real orange warning (from Thursday 00:00), signed.
+    let real = app
+        .propose(TAIYUAN, &orange_forecast("2026-12-02 07:30", "2026-12-02"), "orange")
+        .await;
+    app.set_clock("2026-12-02 08:05");
+    app.sign(&real, DEPUTY).await;
+    upper_with(&smtp, "【预警信息报送】", 1).await;
+    let (_, public_before) = app.get_text("/public").await;
+    let (_, feed_before) = app.get_text("/public/feed.atom").await;
+
+    // 08:10: a drill's red warning for Taiyuan, in force at once, signed by the 市长.
+    app.set_clock("2026-12-02 08:10");
+    let (status, sub) = app
+        .post_body(
+            "/api/v1/forecasts?exercise=true",
+            Some(DUTY),
+            red_forecast("2026-12-02 08:08", "2026-12-02"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sub}");
+    let drill = eventually("the drill proposal", || async {
+        let (_, d) = app.get("/api/v1/drills", Some(DUTY)).await;
+        d["drills"]
+            .as_array()
+            .and_then(|l| l.iter().find(|w| w["status"] == "pending"))
+            .and_then(|w| w["id"].as_str().map(str::to_string))
+    })
+    .await;
+    app.sign(&drill, HEAD).await;
+    // Its issue report: every copy 【演练】, kept under the drill's id.
+    let mails = upper_with(&smtp, "【演练】", 1).await;
+    let (subject, text) = &mails[0];
+    assert_eq!(subject, "【演练】【预警信息报送】太原市重污染天气红色预警发布情况报告");
+    assert!(text.starts_with("【演练】本通知为重污染天气应急演练，不是真实预警"), "{text}");
+    assert!(text.contains("发布重污染天气红色预警（Ⅰ级应急响应）"), "{text}");
+    let issue = kept(&app, &format!("{drill}.event.01")).await;
+    assert_eq!(
+        (issue["report"]["kind"].as_str(), issue["report"]["exercise"].as_bool()),
+        (Some("issue"), Some(true))
+    );
+    // The drill's cement works confirms receipt (the real task is not acknowledged by it).
+    let key = TestApp::of(&app.assignments(&drill, Some("active")).await, &cement.uscc)["key"]
+        .as_str()
+        .expect("a key")
+        .to_string();
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/acks/{}", app.token(&key)),
+            None,
+            &json!({ "step": "received", "name": "王建国", "phone": "13800000001" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // 12:00: both daily reports; the real one counts the real tasks only.
+    app.set_clock("2026-12-02 12:00");
+    eventually("the real daily report", || async {
+        let (s, _) = app.get(&format!("/api/v1/reports/{real}.daily.20261202"), Some(DUTY)).await;
+        (s == StatusCode::OK).then_some(())
+    })
+    .await;
+    let r = kept(&app, &format!("{real}.daily.20261202")).await;
+    assert_eq!(
+        (r["report"]["total"]["assigned"].as_u64(), r["report"]["total"]["received"].as_u64()),
+        (Some(3), Some(0)),
+        "{r:#}"
+    );
+
+    // 4 h after its start: the drill is published again, its reminders 【演练】; the real warning (not
+    // yet in force) is not.
+    let w = app.get(&format!("/api/v1/warnings/{drill}"), Some(HEAD)).await.1["warning"].clone();
+    assert_eq!(w["status"], "active", "{w:#}");
+    let start_at: chrono::DateTime<chrono::Utc> = serde_json::from_value(w["start"].clone()).expect("a start");
+    app.clock.set(start_at + chrono::Duration::hours(4));
+    let reminders = app.wait_sent("measures_reminder", 3).await;
+    assert!(
+        reminders
+            .iter()
+            .all(|m| m.data["warning_id"] == drill.as_str() && m.data["exercise"] == true),
+        "{reminders:#?}"
+    );
+    let (subject, text) = eventually("a drill reminder at the SMTP sink", || async {
+        smtp.received()
+            .iter()
+            .map(|r| {
+                let m = r.parsed();
+                (
+                    m.subject().unwrap_or_default().to_string(),
+                    m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+                )
+            })
+            .find(|(s, _)| s.contains("持续"))
+    })
+    .await;
+    assert_eq!(
+        subject,
+        "【演练】【红色预警持续】太原市重污染天气红色预警仍在执行，请落实应急减排措施并确认"
+    );
+    assert!(text.starts_with("【演练】"), "{text}");
+    assert_eq!(republished(&app, &drill).len(), 1);
+    assert!(republished(&app, &real).is_empty());
+    // Its CAP Update is an exercise; the public page and the feed know nothing of it.
+    let cap_id = format!("{drill}-{}", republished(&app, &drill)[0].0);
+    let (status, xml) = app.get_text(&format!("/public/cap/{cap_id}.xml")).await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    assert!(
+        xml.contains("<status>Exercise</status>") && xml.contains("<msgType>Update</msgType>"),
+        "{xml}"
+    );
+
+    // The drill ends: its lift report and its summary, both 【演练】.
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{drill}/lift"),
+            Some(HEAD),
+            &json!({ "reason": "演练结束" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mails = upper_with(&smtp, "【演练】", 4).await;
+    let subjects: Vec<&str> = mails.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(
+        subjects.contains(&"【演练】【预警信息报送】太原市重污染天气红色预警解除情况报告"),
+        "{subjects:#?}"
+    );
+    assert!(
+        subjects.contains(&"【演练】【日报】太原市重污染天气红色预警应急响应日报（2026年12月2日）"),
+        "{subjects:#?}"
+    );
+    assert!(
+        subjects.contains(&format!("【演练】【总结评估】太原市重污染天气应急响应总结评估报告（预警编号{drill}）").as_str()),
+        "{subjects:#?}"
+    );
+    assert!(mails.iter().all(|(_, t)| t.starts_with("【演练】")), "{mails:#?}");
+    let summary = kept(&app, &format!("{drill}.summary")).await;
+    assert_eq!(summary["report"]["exercise"], true);
+    // The real mails to the upper tier never say 演练; the real warning's reports are its own.
+    let real_mails: Vec<(String, String)> = upper_mails(&smtp).into_iter().filter(|(s, _)| !s.starts_with("【演练】")).collect();
+    assert_eq!(real_mails.len(), 2, "{real_mails:#?}");
+    assert!(
+        real_mails.iter().all(|(s, t)| !s.contains("演练") && !t.contains("演练")),
+        "{real_mails:#?}"
+    );
+    let (_, list) = app.get(&format!("/api/v1/reports?warning={real}"), Some(DUTY)).await;
+    let ids: Vec<&str> = list["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .filter_map(|r| r["report"]["id"].as_str())
+        .collect();
+    assert_eq!(ids, [format!("{real}.daily.20261202"), format!("{real}.event.01")]);
+    let (_, public) = app.get_text("/public").await;
+    assert!(!public.contains(&drill) && !public.contains("演练"), "{public}");
+    assert!(public_before.contains(&real) && public.contains(&real));
+    let (_, feed) = app.get_text("/public/feed.atom").await;
+    assert_eq!(feed.matches("<entry>").count(), feed_before.matches("<entry>").count(), "{feed}");
+    assert!(!feed.contains(&drill), "{feed}");
+    let w = app.get(&format!("/api/v1/warnings/{real}"), Some(HEAD)).await.1["warning"].clone();
+    assert_eq!(w["status"], "issued", "{w:#}");
     let _ = app.stop().await;
 }
