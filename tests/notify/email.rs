@@ -41,8 +41,9 @@ async fn a_proposal_and_its_sign_off_reach_each_duty_officer_and_the_signer_exac
 
     // The deputy head signs → the duty staff on shift get the issue notice; the night shift does not.
     app.sign(&id).await;
-    let got = smtp.wait_for(PROPOSAL_TO.len() + ISSUE_TO.len()).await;
-    let all = app.settled(PROPOSAL_TO.len() + ISSUE_TO.len()).await;
+    // … and the province's command office the issue report (信息报送).
+    let got = smtp.wait_for(PROPOSAL_TO.len() + ISSUE_TO.len() + UPPER_TO.len()).await;
+    let all = app.settled(PROPOSAL_TO.len() + ISSUE_TO.len() + UPPER_TO.len()).await;
     let issue: Vec<&Received> = got
         .iter()
         .filter(|r| r.parsed().subject().is_some_and(|s| s.contains("启动通知")))
@@ -145,7 +146,7 @@ async fn with_the_default_configuration_each_message_is_an_eml_file_named_after_
     let app = spawn_app(|_| {}).await;
     let id = app.propose_orange_for_taiyuan().await;
     app.sign(&id).await;
-    let all = app.settled(PROPOSAL_TO.len() + ISSUE_TO.len()).await;
+    let all = app.settled(PROPOSAL_TO.len() + ISSUE_TO.len() + UPPER_TO.len()).await;
     let dir = app.state.settings.data_dir.join("mail");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()

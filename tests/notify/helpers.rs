@@ -50,6 +50,8 @@ regions:
 pub const PROPOSAL_TO: &[&str] = &["wang.fang@ty.example.cn", "mallory@ty.example.cn", "zhao.jianguo@ty.example.cn"];
 /// Who the issue notice reaches.
 pub const ISSUE_TO: &[&str] = &["wang.fang@ty.example.cn", "mallory@ty.example.cn"];
+/// Who each decision's report goes to (信息报送 to the province's command office, Shanxi's playbook).
+pub const UPPER_TO: &[&str] = &["yjb@shanxi.example.cn"];
 
 /// Settings of a test daemon living in `dir`: the test roster, mail written as files unless a test
 /// points it at SMTP.

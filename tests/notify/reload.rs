@@ -90,7 +90,7 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
     // 15:10 signed: the old roster and templates are live, Mallory is told, 周敏 is not.
     app.clock.advance(chrono::Duration::minutes(5));
     app.sign(&id).await;
-    smtp.wait_for(PROPOSAL_TO.len() + ISSUE_TO.len()).await;
+    smtp.wait_for(PROPOSAL_TO.len() + ISSUE_TO.len() + UPPER_TO.len()).await;
     let issued: Vec<String> = received_with(&smtp, "启动通知").into_iter().map(|(to, _)| to).collect();
     assert_eq!(issued, ["mallory@ty.example.cn", "wang.fang@ty.example.cn"]);
 
@@ -136,13 +136,18 @@ async fn a_reload_refuses_a_broken_roster_or_template_keeping_the_old_ones_and_p
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.state.after_change();
-    smtp.wait_for(PROPOSAL_TO.len() + 2 * ISSUE_TO.len()).await;
+    // The issue and the cancellation are each reported up (信息报送).
+    smtp.wait_for(PROPOSAL_TO.len() + 2 * ISSUE_TO.len() + 2 * UPPER_TO.len()).await;
     assert_eq!(
         received_with(&smtp, "取消"),
         [
             (
                 "wang.fang@ty.example.cn".to_string(),
                 "【取消·请转告辖区企业】太原市重污染天气橙色预警（Ⅱ级）取消通知".to_string()
+            ),
+            (
+                "yjb@shanxi.example.cn".to_string(),
+                "【预警信息报送】太原市重污染天气橙色预警取消情况报告".to_string()
             ),
             (
                 "zhou.min@ty.example.cn".to_string(),

@@ -26,7 +26,7 @@ async fn with_the_smtp_server_down_for_a_while_every_message_arrives_once_after_
     let app = spawn_app(|s| smtp_to(s, port)).await;
     let id = app.propose_orange_for_taiyuan().await;
     app.sign(&id).await;
-    let n = PROPOSAL_TO.len() + ISSUE_TO.len();
+    let n = PROPOSAL_TO.len() + ISSUE_TO.len() + UPPER_TO.len();
     // Every message has had its first attempt, failed, and waits 30 s (mail.retry.base_secs).
     eventually("every message has failed once", || async {
         let all = app.outbox();
