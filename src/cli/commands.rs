@@ -442,7 +442,8 @@ pub fn replay(observations: &Path, playbook_file: &Path, json: bool, stats: bool
 pub fn verify(db: &Path, scratch: Option<&Path>) -> anyhow::Result<bool> {
     let base = scratch.map_or_else(std::env::temp_dir, Path::to_path_buf);
     let dir = base.join(format!("hazeflow-verify-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot make the scratch folder {} (--scratch DIR)", dir.display()))?;
+    // The copy holds the whole store: the folder is its owner's only (0700).
+    crate::config::private_dir(&dir).with_context(|| format!("cannot make the scratch folder {} (--scratch DIR)", dir.display()))?;
     let panicked = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     let previous = std::panic::take_hook();
     {
