@@ -666,6 +666,103 @@ fn the_packaged_configuration_and_files_pass_check() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
 
+/// The packaged service can read its own configuration: the unit runs as a static system user (not
+/// `DynamicUser=`, whose user could not read root's 0640 files), the package's postinst (cargo-deb's
+/// `maintainer-scripts`) creates that user and gives its group the packaged configuration and the
+/// secret files the production example names. The postinst is run with stand-ins for `adduser`,
+/// `dpkg-statoverride`, `chown` … that record what they were asked.
+#[test]
+fn the_packaged_service_runs_as_a_system_user_that_can_read_its_configuration() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(manifest.join("config/hazeflow.service")).expect("the unit");
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    assert!(
+        !unit.lines().any(|l| l.starts_with("DynamicUser=")),
+        "a dynamic user cannot read root:root 0640 files"
+    );
+    assert_eq!(setting("User").as_deref(), Some("hazeflow"), "{unit}");
+    assert_eq!(setting("Group").as_deref(), Some("hazeflow"), "{unit}");
+    let cargo = std::fs::read_to_string(manifest.join("Cargo.toml")).expect("Cargo.toml");
+    let deb = cargo.split("[package.metadata.deb]").nth(1).expect("cargo-deb metadata");
+    let deb = deb.split("\n[").next().unwrap_or(deb);
+    assert!(deb.contains("maintainer-scripts = \"debian/\""), "{deb}");
+    let postinst = manifest.join("debian/postinst");
+    let script = std::fs::read_to_string(&postinst).expect("debian/postinst");
+    assert!(script.contains("#DEBHELPER#"), "cargo-deb puts the unit's snippets there");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&postinst).expect("postinst").permissions().mode();
+        assert!(mode & 0o111 != 0, "postinst is executable: {mode:o}");
+    }
+    // The files under /etc/hazeflow the configuration needs: the packaged ones (0640 in the assets)
+    // and the secret files the production example names.
+    let mut needed: Vec<String> = deb
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("[\"") && l.contains("\"640\""))
+        .map(|l| format!("/{}", l.split('"').nth(3).expect("a destination")))
+        .collect();
+    let example = std::fs::read_to_string(manifest.join("config/production.example.yaml")).expect("the example");
+    for l in example.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        if let Some((key, value)) = l.split_once(": ")
+            && key.ends_with("_file")
+            && value.starts_with("/etc/hazeflow/")
+        {
+            needed.push(value.split_whitespace().next().expect("a path").to_string());
+        }
+    }
+    assert!(needed.len() >= 5, "{needed:?}");
+    // Run it: stand-ins record their arguments; no group or user exists yet, no override either.
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let log = dir.path().join("calls");
+    for (name, exit) in [
+        ("getent", 2),
+        ("addgroup", 0),
+        ("adduser", 0),
+        ("dpkg-statoverride", 0),
+        ("chown", 0),
+        ("chmod", 0),
+        ("deb-systemd-helper", 0),
+        ("deb-systemd-invoke", 0),
+        ("systemctl", 0),
+    ] {
+        let path = dir.path().join(name);
+        let body = if name == "dpkg-statoverride" {
+            // `--list` finds no override.
+            format!("#!/bin/sh\necho \"{name} $*\" >> {log}\ncase \"$1\" in --list) exit 1;; esac\nexit 0\n", log = log.display())
+        } else {
+            format!("#!/bin/sh\necho \"{name} $*\" >> {log}\nexit {exit}\n", log = log.display())
+        };
+        std::fs::write(&path, body).expect("a stand-in");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("executable");
+    }
+    let out = Command::new("sh")
+        .arg(&postinst)
+        .arg("configure")
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .output()
+        .expect("sh runs");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let calls = std::fs::read_to_string(&log).expect("calls");
+    assert!(
+        calls.lines().any(|l| l.starts_with("adduser --system") && l.ends_with(" hazeflow") && l.contains("--ingroup hazeflow")),
+        "{calls}"
+    );
+    assert!(calls.lines().any(|l| l.starts_with("addgroup --system") && l.ends_with(" hazeflow")), "{calls}");
+    for f in &needed {
+        let packaged = calls.contains(&format!("dpkg-statoverride --quiet --update --add root hazeflow 0640 {f}\n"));
+        // A secret file is the site's, not the package's: made root:hazeflow 0640 when it is there.
+        let secret = script.contains(f.as_str()) && script.contains("chown root:hazeflow \"$f\"");
+        assert!(packaged || secret, "{f} is not made readable by the service's group:\n{calls}");
+    }
+}
+
 // ---- acknowledgement-link keys --------------------------------------------------------------------------------
 
 #[test]
