@@ -585,6 +585,76 @@ fn replay_needs_a_playbook_file_that_checks() {
     );
 }
 
+// ---- --output json of the offline commands ----------------------------------------------------------------------
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("stdout is one JSON object ({e}):\n{}", stdout(out)))
+}
+
+/// `check --output json`: one object with the facts of the text summary (playbooks, regions, list,
+/// measure defaults, notification files) and the errors.
+#[test]
+fn check_with_output_json_prints_the_summary_as_one_object_with_the_counts() {
+    let text = ok(&["check"]);
+    let said = stdout(&text);
+    let v = json_of(&ok(&["check", "--output", "json"]));
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["error_count"], 0, "{v}");
+    let n = v["playbook_count"].as_u64().expect("a count");
+    assert_eq!(v["playbooks"].as_array().map(Vec::len), Some(n as usize), "{v}");
+    assert!(said.starts_with(&format!("ok: {n} playbooks (")), "{said}");
+    let regions = v["regions"].as_u64().expect("the seeds' regions");
+    assert!(said.contains(&format!(", {regions} regions")), "{said}");
+    let industries = v["measures"]["industries"].as_u64().expect("the measure defaults");
+    assert!(said.contains(&format!("({industries} industries)")), "{said}");
+    let people = v["notifications"]["people"].as_u64().expect("the roster's people");
+    assert!(said.contains(&format!("({people} people, ")), "{said}");
+    // A failing check: exit 1, the errors in the object.
+    let out = hazeflow(&["check", "--output", "json", "tests/fixtures/playbooks/bad-colour.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error_count"], 1, "{v}");
+    assert!(v["errors"][0].as_str().is_some_and(|e| e.contains("bad-colour.yaml:12:13")), "{v}");
+}
+
+/// `verify --output json`: the store, its event count, rows per table, problems; the same count as
+/// the text's summary line. `aqi --output json`: the rows and the counts. A command with no JSON form
+/// (`registry board`) refuses `--output json` with exit code 2.
+#[test]
+fn verify_and_aqi_with_output_json_print_parseable_objects_and_registry_board_refuses_it() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("made");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stores/format-3/hazeflow.redb"),
+        data.join("hazeflow.redb"),
+    )
+    .expect("copied");
+    let config = dir.path().join("site.yaml");
+    std::fs::write(&config, format!("data_dir: {}\n", data.display())).expect("the file");
+    let config = config.to_str().expect("UTF-8");
+    let text = ok(&["verify", "--config", config]);
+    let line = stdout(&text).lines().last().expect("a summary line").to_string();
+    let v = json_of(&ok(&["verify", "--config", config, "--output", "json"]));
+    let events = v["events"].as_u64().expect("an event count");
+    assert!(events > 0, "{v}");
+    assert!(line.contains(&format!(": {events} events; every table decodes")), "{line}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["problem_count"], 0, "{v}");
+    assert_eq!(v["tables"]["events"].as_u64(), Some(events), "{v}");
+    assert!(v["store"].as_str().is_some_and(|s| s.ends_with("hazeflow.redb")), "{v}");
+
+    let v = json_of(&ok(&["aqi", &format!("{FORECASTS}/concentrations.csv"), "--output", "json"]));
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(v["row_count"].as_u64(), Some(rows.len() as u64), "{v}");
+    assert!(rows.iter().all(|r| r["region"].is_string() && r["date"].is_string()), "{v}");
+
+    let out = hazeflow(&["registry", "board", "91140100000000000X", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has no JSON output"), "{}", stderr(&out));
+}
+
 /// The shipped systemd unit is one `systemd-analyze verify` accepts (with `ExecStart` pointed at the
 /// binary just built). Skipped with a note where systemd-analyze is missing, except in CI.
 #[test]
