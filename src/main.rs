@@ -446,7 +446,9 @@ fn registry(config: Option<PathBuf>, mut command: hazeflow::registry::cli::Regis
             | RegistryCommand::Coverage { json, .. }
             | RegistryCommand::Reductions { json, .. }
             | RegistryCommand::Check { json, .. } => *json = true,
-            RegistryCommand::Board { .. } => return Ok(refuse_json("registry board", "it prints the notice board's text, to post as it is")),
+            RegistryCommand::Board { .. } => {
+                return Ok(refuse_json("registry board", "it prints the notice board's text, to post as it is"));
+            }
         }
     }
     let settings = hazeflow::config::Settings::load(config.as_deref())?;
@@ -567,11 +569,11 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { config, scratch } => verify(config, scratch, server.json()),
-        Command::Backup { out, config } => hazeflow::config::Settings::load(config.as_deref()).and_then(|s| {
-            runtime().and_then(|rt| rt.block_on(hazeflow::cli::backup::backup(&s, &out, &server.client(), server.json())))
-        }),
-        Command::Restore { backup, config } => hazeflow::config::Settings::load(config.as_deref())
-            .and_then(|s| hazeflow::cli::backup::restore(&s, &backup, server.json())),
+        Command::Backup { out, config } => hazeflow::config::Settings::load(config.as_deref())
+            .and_then(|s| runtime().and_then(|rt| rt.block_on(hazeflow::cli::backup::backup(&s, &out, &server.client(), server.json())))),
+        Command::Restore { backup, config } => {
+            hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::cli::backup::restore(&s, &backup, server.json()))
+        }
         Command::Migrate { from, to } => runtime().and_then(|rt| rt.block_on(commands::migrate(&from, &to, server.json()))),
         Command::Registry { config, command } => registry(config, command, &server),
         Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),

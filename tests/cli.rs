@@ -804,7 +804,10 @@ fn the_packaged_service_runs_as_a_system_user_that_can_read_its_configuration() 
         let path = dir.path().join(name);
         let body = if name == "dpkg-statoverride" {
             // `--list` finds no override.
-            format!("#!/bin/sh\necho \"{name} $*\" >> {log}\ncase \"$1\" in --list) exit 1;; esac\nexit 0\n", log = log.display())
+            format!(
+                "#!/bin/sh\necho \"{name} $*\" >> {log}\ncase \"$1\" in --list) exit 1;; esac\nexit 0\n",
+                log = log.display()
+            )
         } else {
             format!("#!/bin/sh\necho \"{name} $*\" >> {log}\nexit {exit}\n", log = log.display())
         };
@@ -821,10 +824,17 @@ fn the_packaged_service_runs_as_a_system_user_that_can_read_its_configuration() 
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let calls = std::fs::read_to_string(&log).expect("calls");
     assert!(
-        calls.lines().any(|l| l.starts_with("adduser --system") && l.ends_with(" hazeflow") && l.contains("--ingroup hazeflow")),
+        calls
+            .lines()
+            .any(|l| l.starts_with("adduser --system") && l.ends_with(" hazeflow") && l.contains("--ingroup hazeflow")),
         "{calls}"
     );
-    assert!(calls.lines().any(|l| l.starts_with("addgroup --system") && l.ends_with(" hazeflow")), "{calls}");
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.starts_with("addgroup --system") && l.ends_with(" hazeflow")),
+        "{calls}"
+    );
     for f in &needed {
         let packaged = calls.contains(&format!("dpkg-statoverride --quiet --update --add root hazeflow 0640 {f}\n"));
         // A secret file is the site's, not the package's: made root:hazeflow 0640 when it is there.

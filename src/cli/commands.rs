@@ -748,8 +748,7 @@ pub async fn migrate(from: &str, to: &str, json: bool) -> Result<ExitCode> {
     let summary = copied.with_context(|| format!("migrating {} into {} changed nothing", safe_location(from), safe_location(to)))?;
     let rows: u64 = summary.tables.iter().map(|(_, n)| n).sum();
     if json {
-        let tables: serde_json::Map<String, serde_json::Value> =
-            summary.tables.iter().map(|(t, n)| (t.to_string(), (*n).into())).collect();
+        let tables: serde_json::Map<String, serde_json::Value> = summary.tables.iter().map(|(t, n)| (t.to_string(), (*n).into())).collect();
         let v = serde_json::json!({
             "from": safe_location(from),
             "to": safe_location(to),
