@@ -314,6 +314,33 @@ pub fn private_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Opens `path` for writing, readable by its owner only (0600) from the moment it exists: created
+/// with that mode (not created under the umask and changed afterwards), truncated, and set to 0600
+/// when it was already there (a temporary file left by a crash).
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let f = o.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
+/// Creates `path`, which must not exist, empty and readable by its owner only (0600) from the moment
+/// it exists.
+pub fn create_new_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+}
+
 /// A YAML error as `file:line:column: message`.
 fn yaml_error(name: &str, e: &serde_saphyr::Error) -> anyhow::Error {
     let (l, c) = e.location().map_or((0, 0), |l| (l.line(), l.column()));

@@ -195,7 +195,8 @@ struct Server {
     /// A staff token.
     #[arg(long, global = true, env = "HAZEFLOW_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// text (for people, with a summary line) or json (the API's answer, for scripts).
+    /// text (for people, with a summary line) or json (for scripts: the API's answer, or an offline
+    /// command's summary as one object); refused (exit 2) by `daemon`, `completions`, `registry board`.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
 }
@@ -430,14 +431,26 @@ fn spawn_signals(_state: std::sync::Arc<hazeflow::web::AppState>, shutdown: toki
     Ok(())
 }
 
-fn verify(config: Option<PathBuf>, scratch: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn verify(config: Option<PathBuf>, scratch: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let settings = hazeflow::config::Settings::load(config.as_deref())?;
-    let ok = commands::verify(&settings.db_path(), scratch.as_deref())?;
+    let ok = commands::verify(&settings.db_path(), scratch.as_deref(), json)?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn registry(config: Option<PathBuf>, command: hazeflow::registry::cli::RegistryCommand, server: &Server) -> anyhow::Result<ExitCode> {
+fn registry(config: Option<PathBuf>, mut command: hazeflow::registry::cli::RegistryCommand, server: &Server) -> anyhow::Result<ExitCode> {
     use hazeflow::registry::cli::RegistryCommand;
+    // `--output json` is each command's own `--json`; a notice board is a text to post.
+    if server.json() {
+        match &mut command {
+            RegistryCommand::Import { json, .. }
+            | RegistryCommand::Coverage { json, .. }
+            | RegistryCommand::Reductions { json, .. }
+            | RegistryCommand::Check { json, .. } => *json = true,
+            RegistryCommand::Board { .. } => {
+                return Ok(refuse_json("registry board", "it prints the notice board's text, to post as it is"));
+            }
+        }
+    }
     let settings = hazeflow::config::Settings::load(config.as_deref())?;
     let db = settings.db_path();
     // An import records into the store, creating it in a fresh data folder; the other commands
@@ -462,6 +475,13 @@ fn registry(config: Option<PathBuf>, command: hazeflow::registry::cli::RegistryC
     }
 }
 
+/// Refuses `--output json` for a command that has no JSON form: a message naming why, exit code 2
+/// (a usage error, as clap's own).
+fn refuse_json(command: &str, why: &str) -> ExitCode {
+    eprintln!("error: `hazeflow {command}` has no JSON output ({why}); run it without --output json");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Daemon { .. }) {
@@ -483,6 +503,13 @@ fn main() -> ExitCode {
         }));
     }
     let server = cli.server.clone();
+    if server.json() {
+        match &cli.command {
+            Command::Daemon { .. } => return refuse_json("daemon", "its log is JSON with log.format: json"),
+            Command::Completions { .. } => return refuse_json("completions", "it prints a shell script"),
+            _ => {}
+        }
+    }
     let result = match cli.command {
         Command::Daemon { config } => daemon(config),
         Command::Forecast {
@@ -541,13 +568,13 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "hazeflow", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { config, scratch } => verify(config, scratch),
+        Command::Verify { config, scratch } => verify(config, scratch, server.json()),
         Command::Backup { out, config } => hazeflow::config::Settings::load(config.as_deref())
-            .and_then(|s| runtime().and_then(|rt| rt.block_on(hazeflow::cli::backup::backup(&s.db_path(), &out, &server.client())))),
+            .and_then(|s| runtime().and_then(|rt| rt.block_on(hazeflow::cli::backup::backup(&s, &out, &server.client(), server.json())))),
         Command::Restore { backup, config } => {
-            hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::cli::backup::restore(&s.db_path(), &backup))
+            hazeflow::config::Settings::load(config.as_deref()).and_then(|s| hazeflow::cli::backup::restore(&s, &backup, server.json()))
         }
-        Command::Migrate { from, to } => runtime().and_then(|rt| rt.block_on(commands::migrate(&from, &to))),
+        Command::Migrate { from, to } => runtime().and_then(|rt| rt.block_on(commands::migrate(&from, &to, server.json()))),
         Command::Registry { config, command } => registry(config, command, &server),
         Command::Reload => runtime().and_then(|rt| rt.block_on(server.client().reload())),
         Command::TokenKey { config, command } => hazeflow::config::Settings::load(config.as_deref()).and_then(|s| match command {
@@ -556,8 +583,8 @@ fn main() -> ExitCode {
             TokenKeyCommand::List { session: true } => commands::session_keys(&s, false, server.json()),
             TokenKeyCommand::Rotate { session: true } => commands::session_keys(&s, true, server.json()),
         }),
-        Command::Check { paths, config } => commands::check(&paths, config.as_deref()),
-        Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref()),
+        Command::Check { paths, config } => commands::check(&paths, config.as_deref(), server.json()),
+        Command::Aqi { file, standard } => commands::aqi(&file, standard.as_deref(), server.json()),
         Command::Assess { forecast, playbook, json } => commands::assess(&forecast, playbook.as_deref(), json || server.json()),
         Command::Replay {
             observations,

@@ -585,6 +585,76 @@ fn replay_needs_a_playbook_file_that_checks() {
     );
 }
 
+// ---- --output json of the offline commands ----------------------------------------------------------------------
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("stdout is one JSON object ({e}):\n{}", stdout(out)))
+}
+
+/// `check --output json`: one object with the facts of the text summary (playbooks, regions, list,
+/// measure defaults, notification files) and the errors.
+#[test]
+fn check_with_output_json_prints_the_summary_as_one_object_with_the_counts() {
+    let text = ok(&["check"]);
+    let said = stdout(&text);
+    let v = json_of(&ok(&["check", "--output", "json"]));
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["error_count"], 0, "{v}");
+    let n = v["playbook_count"].as_u64().expect("a count");
+    assert_eq!(v["playbooks"].as_array().map(Vec::len), Some(n as usize), "{v}");
+    assert!(said.starts_with(&format!("ok: {n} playbooks (")), "{said}");
+    let regions = v["regions"].as_u64().expect("the seeds' regions");
+    assert!(said.contains(&format!(", {regions} regions")), "{said}");
+    let industries = v["measures"]["industries"].as_u64().expect("the measure defaults");
+    assert!(said.contains(&format!("({industries} industries)")), "{said}");
+    let people = v["notifications"]["people"].as_u64().expect("the roster's people");
+    assert!(said.contains(&format!("({people} people, ")), "{said}");
+    // A failing check: exit 1, the errors in the object.
+    let out = hazeflow(&["check", "--output", "json", "tests/fixtures/playbooks/bad-colour.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error_count"], 1, "{v}");
+    assert!(v["errors"][0].as_str().is_some_and(|e| e.contains("bad-colour.yaml:12:13")), "{v}");
+}
+
+/// `verify --output json`: the store, its event count, rows per table, problems; the same count as
+/// the text's summary line. `aqi --output json`: the rows and the counts. A command with no JSON form
+/// (`registry board`) refuses `--output json` with exit code 2.
+#[test]
+fn verify_and_aqi_with_output_json_print_parseable_objects_and_registry_board_refuses_it() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("made");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stores/format-3/hazeflow.redb"),
+        data.join("hazeflow.redb"),
+    )
+    .expect("copied");
+    let config = dir.path().join("site.yaml");
+    std::fs::write(&config, format!("data_dir: {}\n", data.display())).expect("the file");
+    let config = config.to_str().expect("UTF-8");
+    let text = ok(&["verify", "--config", config]);
+    let line = stdout(&text).lines().last().expect("a summary line").to_string();
+    let v = json_of(&ok(&["verify", "--config", config, "--output", "json"]));
+    let events = v["events"].as_u64().expect("an event count");
+    assert!(events > 0, "{v}");
+    assert!(line.contains(&format!(": {events} events; every table decodes")), "{line}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["problem_count"], 0, "{v}");
+    assert_eq!(v["tables"]["events"].as_u64(), Some(events), "{v}");
+    assert!(v["store"].as_str().is_some_and(|s| s.ends_with("hazeflow.redb")), "{v}");
+
+    let v = json_of(&ok(&["aqi", &format!("{FORECASTS}/concentrations.csv"), "--output", "json"]));
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(v["row_count"].as_u64(), Some(rows.len() as u64), "{v}");
+    assert!(rows.iter().all(|r| r["region"].is_string() && r["date"].is_string()), "{v}");
+
+    let out = hazeflow(&["registry", "board", "91140100000000000X", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has no JSON output"), "{}", stderr(&out));
+}
+
 /// The shipped systemd unit is one `systemd-analyze verify` accepts (with `ExecStart` pointed at the
 /// binary just built). Skipped with a note where systemd-analyze is missing, except in CI.
 #[test]
@@ -664,6 +734,113 @@ fn the_packaged_configuration_and_files_pass_check() {
         .output()
         .expect("hazeflow runs");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// The packaged service can read its own configuration: the unit runs as a static system user (not
+/// `DynamicUser=`, whose user could not read root's 0640 files), the package's postinst (cargo-deb's
+/// `maintainer-scripts`) creates that user and gives its group the packaged configuration and the
+/// secret files the production example names. The postinst is run with stand-ins for `adduser`,
+/// `dpkg-statoverride`, `chown` … that record what they were asked.
+#[test]
+fn the_packaged_service_runs_as_a_system_user_that_can_read_its_configuration() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(manifest.join("config/hazeflow.service")).expect("the unit");
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    assert!(
+        !unit.lines().any(|l| l.starts_with("DynamicUser=")),
+        "a dynamic user cannot read root:root 0640 files"
+    );
+    assert_eq!(setting("User").as_deref(), Some("hazeflow"), "{unit}");
+    assert_eq!(setting("Group").as_deref(), Some("hazeflow"), "{unit}");
+    let cargo = std::fs::read_to_string(manifest.join("Cargo.toml")).expect("Cargo.toml");
+    let deb = cargo.split("[package.metadata.deb]").nth(1).expect("cargo-deb metadata");
+    let deb = deb.split("\n[").next().unwrap_or(deb);
+    assert!(deb.contains("maintainer-scripts = \"debian/\""), "{deb}");
+    let postinst = manifest.join("debian/postinst");
+    let script = std::fs::read_to_string(&postinst).expect("debian/postinst");
+    assert!(script.contains("#DEBHELPER#"), "cargo-deb puts the unit's snippets there");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&postinst).expect("postinst").permissions().mode();
+        assert!(mode & 0o111 != 0, "postinst is executable: {mode:o}");
+    }
+    // The files under /etc/hazeflow the configuration needs: the packaged ones (0640 in the assets)
+    // and the secret files the production example names.
+    let mut needed: Vec<String> = deb
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("[\"") && l.contains("\"640\""))
+        .map(|l| format!("/{}", l.split('"').nth(3).expect("a destination")))
+        .collect();
+    let example = std::fs::read_to_string(manifest.join("config/production.example.yaml")).expect("the example");
+    for l in example.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        if let Some((key, value)) = l.split_once(": ")
+            && key.ends_with("_file")
+            && value.starts_with("/etc/hazeflow/")
+        {
+            needed.push(value.split_whitespace().next().expect("a path").to_string());
+        }
+    }
+    assert!(needed.len() >= 5, "{needed:?}");
+    // Run it: stand-ins record their arguments; no group or user exists yet, no override either.
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let log = dir.path().join("calls");
+    for (name, exit) in [
+        ("getent", 2),
+        ("addgroup", 0),
+        ("adduser", 0),
+        ("dpkg-statoverride", 0),
+        ("chown", 0),
+        ("chmod", 0),
+        ("deb-systemd-helper", 0),
+        ("deb-systemd-invoke", 0),
+        ("systemctl", 0),
+    ] {
+        let path = dir.path().join(name);
+        let body = if name == "dpkg-statoverride" {
+            // `--list` finds no override.
+            format!(
+                "#!/bin/sh\necho \"{name} $*\" >> {log}\ncase \"$1\" in --list) exit 1;; esac\nexit 0\n",
+                log = log.display()
+            )
+        } else {
+            format!("#!/bin/sh\necho \"{name} $*\" >> {log}\nexit {exit}\n", log = log.display())
+        };
+        std::fs::write(&path, body).expect("a stand-in");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("executable");
+    }
+    let out = Command::new("sh")
+        .arg(&postinst)
+        .arg("configure")
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .output()
+        .expect("sh runs");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let calls = std::fs::read_to_string(&log).expect("calls");
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.starts_with("adduser --system") && l.ends_with(" hazeflow") && l.contains("--ingroup hazeflow")),
+        "{calls}"
+    );
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.starts_with("addgroup --system") && l.ends_with(" hazeflow")),
+        "{calls}"
+    );
+    for f in &needed {
+        let packaged = calls.contains(&format!("dpkg-statoverride --quiet --update --add root hazeflow 0640 {f}\n"));
+        // A secret file is the site's, not the package's: made root:hazeflow 0640 when it is there.
+        let secret = script.contains(f.as_str()) && script.contains("chown root:hazeflow \"$f\"");
+        assert!(packaged || secret, "{f} is not made readable by the service's group:\n{calls}");
+    }
 }
 
 // ---- acknowledgement-link keys --------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ fn every_shipped_registry_file_loads() {
     ok(run(
         RegistryCommand::Check {
             paths: Vec::new(),
+            json: false,
             sources: Sources::default(),
         },
         &mut SeedList::default(),
@@ -348,6 +349,7 @@ fn the_generator_is_deterministic_and_writes_the_import_format() {
         ok(run(
             RegistryCommand::Check {
                 paths: vec![dir.path().to_path_buf()],
+                json: false,
                 sources,
             },
             &mut SeedList::default(),

@@ -1,7 +1,8 @@
 //! `hazeflow backup OUT` and `hazeflow restore BACKUP`: the CLI side of backups.
 //!
-//! A backup is a consistent copy of the store (see `store/backup.rs`). With the daemon stopped it is
-//! taken from the file; while the daemon runs (the file is locked by it) it is taken through the
+//! A backup is a consistent copy of the store (see `store/backup.rs`). With `store.url` naming
+//! PostgreSQL it is taken from the database (one snapshot transaction, the daemons go on). With the
+//! daemon stopped it is taken from the file; while the daemon runs (the file is locked by it) it is taken through the
 //! daemon (`POST /api/v1/backup`, the highest staff role), streamed into `OUT.part`, checked (it
 //! opens and its views agree with its log) and renamed to `OUT`. A restore needs the daemon
 //! stopped: the backup is checked the same way, the current file is kept as
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
+use crate::config::Settings;
 use crate::store::Store;
 
 /// Whether an open failed because another process (the daemon) holds the file.
@@ -44,48 +46,85 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// `hazeflow backup OUT`: from the file when the daemon is stopped, else through the daemon.
-pub async fn backup(db: &Path, out: &Path, client: &crate::cli::client::Client) -> Result<ExitCode> {
+/// `hazeflow backup OUT`: from PostgreSQL when the configuration names it (`store.url`), else from
+/// the file when the daemon is stopped, else through the daemon. `json`: the summary as one object.
+pub async fn backup(settings: &Settings, out: &Path, client: &crate::cli::client::Client, json: bool) -> Result<ExitCode> {
     if out.exists() {
         bail!("{} exists: a backup never overwrites; choose a new name", out.display());
     }
-    if !db.exists() {
-        bail!("no store at {}: nothing to back up", db.display());
-    }
+    let db = settings.db_path();
     let started = std::time::Instant::now();
-    let how = match Store::open(db) {
-        Ok(store) => {
+    let (how, source) = match &settings.store.url {
+        // A shared store: read in one snapshot transaction (the daemons go on writing), as a client
+        // that never takes part in the election.
+        Some(url) => {
+            let store = Store::open_postgres_client(url).context("the PostgreSQL store does not open")?;
             let taken = store.backup_to(out);
             store.close();
             taken?;
-            "from the file (the daemon is stopped)"
+            ("from PostgreSQL", crate::store::safe_location(url))
         }
-        Err(e) if locked(&e) => {
-            let part = sibling(out, ".part");
-            let fetched = client.backup(&part).await;
-            if let Err(e) = fetched {
-                let _ = std::fs::remove_file(&part);
-                return Err(e.context("the store is in use by the daemon; taking the backup through it failed"));
+        None => {
+            if !db.exists() {
+                bail!("no store at {}: nothing to back up", db.display());
             }
-            std::fs::rename(&part, out).with_context(|| format!("cannot rename {} to {}", part.display(), out.display()))?;
-            "through the running daemon"
+            let how = match Store::open(&db) {
+                Ok(store) => {
+                    let taken = store.backup_to(out);
+                    store.close();
+                    taken?;
+                    "from the file (the daemon is stopped)"
+                }
+                Err(e) if locked(&e) => {
+                    let part = sibling(out, ".part");
+                    let fetched = client.backup(&part).await;
+                    if let Err(e) = fetched {
+                        let _ = std::fs::remove_file(&part);
+                        return Err(e.context("the store is in use by the daemon; taking the backup through it failed"));
+                    }
+                    std::fs::rename(&part, out).with_context(|| format!("cannot rename {} to {}", part.display(), out.display()))?;
+                    "through the running daemon"
+                }
+                Err(e) => return Err(e.into()),
+            };
+            (how, db.display().to_string())
         }
-        Err(e) => return Err(e.into()),
     };
     let events = check(out)?;
     crate::config::private_file(out)?;
     let bytes = std::fs::metadata(out)?.len();
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        let v = serde_json::json!({
+            "backup": out.display().to_string(),
+            "store": source,
+            "taken": how,
+            "events": events,
+            "bytes": bytes,
+            "seconds": seconds,
+            "views_agree": true,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
-        "backup {}: {events} events, {:.1} MiB, taken {how} in {:.1} s; its views agree with its log",
+        "backup {}: {events} events, {:.1} MiB, taken {how} in {seconds:.1} s; its views agree with its log",
         out.display(),
         bytes as f64 / (1u64 << 20) as f64,
-        started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
 }
 
 /// `hazeflow restore BACKUP`: the daemon must be stopped.
-pub fn restore(db: &Path, backup: &Path) -> Result<ExitCode> {
+pub fn restore(settings: &Settings, backup: &Path, json: bool) -> Result<ExitCode> {
+    if let Some(url) = &settings.store.url {
+        bail!(
+            "the store is on PostgreSQL ({}): a backup goes back with `hazeflow migrate --from {} --to postgres://…` into an empty database (the daemons stopped)",
+            crate::store::safe_location(url),
+            backup.display()
+        );
+    }
+    let db = &settings.db_path();
     if !backup.is_file() {
         bail!("no backup at {}", backup.display());
     }
@@ -121,6 +160,16 @@ pub fn restore(db: &Path, backup: &Path) -> Result<ExitCode> {
         None
     };
     std::fs::rename(&scratch, db).with_context(|| format!("cannot put the backup in place at {}", db.display()))?;
+    if json {
+        let v = serde_json::json!({
+            "restored": db.display().to_string(),
+            "backup": backup.display().to_string(),
+            "events": events,
+            "kept": kept.as_ref().map(|p| p.display().to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     match kept {
         Some(aside) => println!(
             "restored {} from {}: {events} events; the previous file is kept as {}",

@@ -98,9 +98,9 @@ impl Client {
             let msg = body.get("error").and_then(Value::as_str).unwrap_or("no message");
             bail!("{status}: {msg}");
         }
-        let mut file = tokio::fs::File::create(to)
-            .await
-            .with_context(|| format!("cannot write {}", to.display()))?;
+        // The whole store (personal data, keys): 0600 from its creation.
+        let mut file =
+            tokio::fs::File::from_std(crate::config::create_private(to).with_context(|| format!("cannot write {}", to.display()))?);
         let mut n = 0u64;
         while let Some(chunk) = resp.chunk().await.context("the download broke off")? {
             file.write_all(&chunk).await?;

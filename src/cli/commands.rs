@@ -50,16 +50,21 @@ fn check_settings(config: Option<&Path>) -> Result<crate::config::Settings> {
 /// each file of its `history/` on its own, `seeds/`, and the duty roster and message templates the
 /// configuration names (every template rendered with sample data), and the page templates. With paths: those, and the
 /// notification files too when `--config` is given.
-pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
+pub fn check(paths: &[PathBuf], config: Option<&Path>, json: bool) -> Result<ExitCode> {
     let regions = Regions::national();
-    let mut failed = 0;
+    // Every error, as printed on stderr (and listed by `--output json`).
+    let mut errors: Vec<String> = Vec::new();
+    let mut fail = |e: String| {
+        eprintln!("{e}");
+        errors.push(e);
+    };
+    let mut warnings: Vec<String> = Vec::new();
     let with_notify = paths.is_empty() || config.is_some();
     let settings = if with_notify {
         match check_settings(config) {
             Ok(s) => Some(s),
             Err(e) => {
-                failed += 1;
-                eprintln!("{e:#}");
+                fail(format!("{e:#}"));
                 None
             }
         }
@@ -117,9 +122,8 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
                 }
             }
             Err(errors) => {
-                failed += errors.len();
                 for e in errors {
-                    eprintln!("{e}");
+                    fail(e.to_string());
                 }
             }
         }
@@ -130,8 +134,7 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
         match Regions::from_csv(&text("regions.csv")?, &text("region_aliases.csv")?, &text("region_groups.csv")?) {
             Ok(r) => region_count += r.all().count(),
             Err(e) => {
-                failed += 1;
-                eprintln!("{}: {e}", dir.display());
+                fail(format!("{}: {e}", dir.display()));
             }
         }
     }
@@ -145,16 +148,14 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
                     .as_ref()
                     .map(|set| crate::registry::unknown_levels(&file, &d, set))
                     .unwrap_or_default();
-                failed += unknown.len();
                 for e in &unknown {
-                    eprintln!("{e}");
+                    fail(e.to_string());
                 }
                 measures = Some((file, d.industries.len()));
             }
             Err(errors) => {
-                failed += errors.len();
                 for e in errors {
-                    eprintln!("{e}");
+                    fail(e.to_string());
                 }
             }
         }
@@ -172,15 +173,13 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
         };
         match crate::registry::cli::check_files(&list_dirs, &opts) {
             Ok((checked, errors)) => {
-                failed += errors.len();
                 for e in &errors {
-                    eprintln!("{e}");
+                    fail(e.to_string());
                 }
                 lists.extend(checked.into_iter().filter(|c| c.contains("enterprise")));
             }
             Err(e) => {
-                failed += 1;
-                eprintln!("{e:#}");
+                fail(format!("{e:#}"));
             }
         }
     }
@@ -189,9 +188,8 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
     if let Some(s) = &settings
         && let Err(errors) = crate::web::Pages::load(&s.playbooks)
     {
-        failed += errors.len();
         for e in errors {
-            eprintln!("{e}");
+            fail(e.to_string());
         }
     }
     let notify = match &settings {
@@ -199,13 +197,13 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
             Ok(summary) => {
                 for w in crate::notify::warnings(s, regions) {
                     eprintln!("{w}");
+                    warnings.push(w.to_string());
                 }
                 Some(summary)
             }
             Err(errors) => {
-                failed += errors.len();
                 for e in errors {
-                    eprintln!("{e}");
+                    fail(e.to_string());
                 }
                 None
             }
@@ -214,6 +212,35 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
     };
     names.sort();
     names.dedup();
+    let failed = errors.len();
+    if json {
+        // The same facts as the text summary (or the failure line), as one object on stdout.
+        let mut v = serde_json::json!({
+            "ok": failed == 0,
+            "errors": errors,
+            "error_count": failed,
+            "warnings": warnings,
+            "playbooks": names,
+            "playbook_count": names.len(),
+        });
+        if !seed_dirs.is_empty() {
+            v["regions"] = region_count.into();
+        }
+        if !lists.is_empty() {
+            v["lists"] = serde_json::json!(lists);
+        }
+        if let Some((file, industries)) = &measures {
+            v["measures"] = serde_json::json!({ "file": file, "industries": industries });
+        }
+        if let Some(n) = &notify {
+            v["notifications"] = serde_json::to_value(n)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        if failed > 0 {
+            eprintln!("check failed: {failed} error{}", if failed == 1 { "" } else { "s" });
+        }
+        return Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     if failed > 0 {
         eprintln!("check failed: {failed} error{}", if failed == 1 { "" } else { "s" });
         return Ok(ExitCode::from(1));
@@ -241,7 +268,9 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode> {
 }
 
 /// `hazeflow aqi FILE.csv`: AQI per row from concentrations.
-pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
+/// `--output json`: one object, `rows` (each row's region, date, aqi, category, primary
+/// pollutants) and the summary's counts (`row_count`, `region_count`, `categories`).
+pub fn aqi(file: &Path, standard: Option<&str>, json: bool) -> Result<ExitCode> {
     let standard = match standard {
         None => None,
         Some(s) => Some(Standard::parse(s).with_context(|| format!("unknown standard \"{s}\" (hj633-2012 or hj633-2026)"))?),
@@ -253,6 +282,7 @@ pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
     };
     let f = forecast::parse(&file.display().to_string(), &bytes, Regions::national(), &opts)?;
     let mut out = String::from("region,date,aqi,category,primary_pollutants\n");
+    let mut rows = Vec::new();
     let mut counts = [0usize; 6];
     for (region, days) in &f.series {
         for d in days {
@@ -262,14 +292,22 @@ pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
                     counts[cat as usize] += 1;
                     let primary: Vec<&str> = d.primary.iter().map(|p| p.label()).collect();
                     let _ = writeln!(out, "{region},{},{a},{},{}", d.date, cat.name_zh(), primary.join(";"));
+                    rows.push(serde_json::json!({
+                        "region": region, "date": d.date, "aqi": a, "category": cat.name_zh(), "primary_pollutants": primary,
+                    }));
                 }
                 None => {
                     let _ = writeln!(out, "{region},{},,,", d.date);
+                    rows.push(serde_json::json!({
+                        "region": region, "date": d.date, "aqi": null, "category": null, "primary_pollutants": [],
+                    }));
                 }
             }
         }
     }
-    print!("{out}");
+    if !json {
+        print!("{out}");
+    }
     let names = [
         Category::Excellent,
         Category::Good,
@@ -284,6 +322,22 @@ pub fn aqi(file: &Path, standard: Option<&str>) -> Result<ExitCode> {
         .filter(|(_, n)| *n > 0)
         .map(|(c, n)| format!("{} {n}", c.name_zh()))
         .collect();
+    if json {
+        let categories: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| (c.name_zh().to_string(), n.into()))
+            .collect();
+        let v = serde_json::json!({
+            "rows": rows,
+            "row_count": f.len(),
+            "region_count": f.series.len(),
+            "categories": categories,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!("{} rows, {} regions: {}", f.len(), f.series.len(), parts.join(", "));
     let _ = aqi::Pollutant::Pm25;
     Ok(ExitCode::SUCCESS)
@@ -439,10 +493,13 @@ pub fn replay(observations: &Path, playbook_file: &Path, json: bool, stats: bool
 /// timers, the outbox and its indexes. Prints each problem on stderr and a summary line; returns
 /// whether the store is sound. A panic inside the database library on a damaged file is reported as
 /// damage, not raised.
-pub fn verify(db: &Path, scratch: Option<&Path>) -> anyhow::Result<bool> {
+/// With `json`, the summary is one object on stdout instead: `store`, `ok`, `events`, `problems`,
+/// `problem_count`, `older_format`, `history` and `tables` (rows per table).
+pub fn verify(db: &Path, scratch: Option<&Path>, json: bool) -> anyhow::Result<bool> {
     let base = scratch.map_or_else(std::env::temp_dir, Path::to_path_buf);
     let dir = base.join(format!("hazeflow-verify-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot make the scratch folder {} (--scratch DIR)", dir.display()))?;
+    // The copy holds the whole store: the folder is its owner's only (0700).
+    crate::config::private_dir(&dir).with_context(|| format!("cannot make the scratch folder {} (--scratch DIR)", dir.display()))?;
     let panicked = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     let previous = std::panic::take_hook();
     {
@@ -456,19 +513,51 @@ pub fn verify(db: &Path, scratch: Option<&Path>) -> anyhow::Result<bool> {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deep_check(db, &dir)));
     std::panic::set_hook(previous);
     let _ = std::fs::remove_dir_all(&dir);
-    let (events, problems) = match run {
+    let found = match run {
         Ok(Ok(found)) => found,
-        Ok(Err(e)) => (None, vec![format!("damaged: {e}")]),
+        Ok(Err(e)) => DeepCheck::damaged(format!("damaged: {e}")),
         Err(_) => {
             let what = panicked.lock().ok().and_then(|g| g.clone()).unwrap_or_default();
-            (
-                None,
-                vec![format!("damaged: reading the file failed inside the database library ({what})")],
-            )
+            DeepCheck::damaged(format!("damaged: reading the file failed inside the database library ({what})"))
         }
     };
-    for p in &problems {
+    for p in &found.problems {
         eprintln!("{p}");
+    }
+    let (events, problems) = (found.events, &found.problems);
+    if json {
+        let tables: serde_json::Map<String, serde_json::Value> =
+            found.tables.iter().map(|(t, n)| ((*t).to_string(), (*n).into())).collect();
+        let v = serde_json::json!({
+            "store": db.display().to_string(),
+            "ok": problems.is_empty(),
+            "events": events,
+            "problems": problems,
+            "problem_count": problems.len(),
+            "older_format": found.older_format,
+            "format": crate::store::FORMAT_VERSION,
+            "history": found.history,
+            "tables": tables,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(problems.is_empty());
+    }
+    if let Some(v) = found.older_format {
+        println!(
+            "format {v}: older than this hazeflow's {}; it is upgraded in place (after a backup beside it) when the daemon or a command opens it",
+            crate::store::FORMAT_VERSION
+        );
+    }
+    for h in &found.history {
+        println!(
+            "history: format {} {} {} by hazeflow {} at {} events{}",
+            h.format,
+            h.how,
+            h.at.map_or_else(|| "(time unknown)".to_string(), |t| t.to_rfc3339()),
+            h.hazeflow,
+            h.events,
+            h.backup.as_ref().map(|b| format!(", backup {b}")).unwrap_or_default()
+        );
     }
     println!(
         "{}: {} events; {}",
@@ -483,30 +572,42 @@ pub fn verify(db: &Path, scratch: Option<&Path>) -> anyhow::Result<bool> {
     Ok(problems.is_empty())
 }
 
-/// The checks of [`verify`]: the number of events and the problems found.
-fn deep_check(db: &Path, scratch: &Path) -> Result<(Option<u64>, Vec<String>), crate::store::StoreError> {
+/// What [`deep_check`] found.
+struct DeepCheck {
+    /// Records in the event log (`None`: not read).
+    events: Option<u64>,
+    problems: Vec<String>,
+    /// The store's format when older than this build's.
+    older_format: Option<u32>,
+    /// The store's history (read when every row decodes).
+    history: Vec<crate::store::HistoryEntry>,
+    /// Rows per table.
+    tables: Vec<(&'static str, u64)>,
+}
+
+impl DeepCheck {
+    fn damaged(problem: String) -> DeepCheck {
+        DeepCheck {
+            events: None,
+            problems: vec![problem],
+            older_format: None,
+            history: Vec::new(),
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// The checks of [`verify`]: the number of events, the problems found, the format and history.
+fn deep_check(db: &Path, scratch: &Path) -> Result<DeepCheck, crate::store::StoreError> {
     let checked = crate::store::Checked::open_copy(db, scratch)?;
     checked.read(|r| {
         let tables = r.check_tables()?;
-        if let Some(v) = tables.older_format {
-            println!(
-                "format {v}: older than this hazeflow's {}; it is upgraded in place (after a backup beside it) when the daemon or a command opens it",
-                crate::store::FORMAT_VERSION
-            );
-        }
-        if tables.problems.is_empty() {
-            for h in r.store_history()? {
-                println!(
-                    "history: format {} {} {} by hazeflow {} at {} events{}",
-                    h.format,
-                    h.how,
-                    h.at.map_or_else(|| "(time unknown)".to_string(), |t| t.to_rfc3339()),
-                    h.hazeflow,
-                    h.events,
-                    h.backup.map(|b| format!(", backup {b}")).unwrap_or_default()
-                );
-            }
-        }
+        let history = if tables.problems.is_empty() {
+            r.store_history()?
+        } else {
+            Vec::new()
+        };
+        let (older_format, rows) = (tables.older_format, tables.rows.clone());
         let events = tables.rows.iter().find(|(t, _)| *t == "events").map(|(_, n)| *n);
         let mut problems = tables.problems;
         if problems.is_empty() {
@@ -518,7 +619,13 @@ fn deep_check(db: &Path, scratch: &Path) -> Result<(Option<u64>, Vec<String>), c
             problems.extend(crate::engine::escalate::check(r, &stored)?);
             problems.extend(crate::notify::outbox::check(r)?);
         }
-        Ok((events, problems))
+        Ok(DeepCheck {
+            events,
+            problems,
+            older_format,
+            history,
+            tables: rows,
+        })
     })
 }
 
@@ -619,7 +726,8 @@ pub fn session_keys(settings: &crate::config::Settings, rotate: bool, json: bool
 
 /// `hazeflow migrate --from A --to B`: opens both stores (a redb file, or `postgres://…`), copies the
 /// first into the second (which must hold no event) and compares them row by row.
-pub async fn migrate(from: &str, to: &str) -> Result<ExitCode> {
+/// `json`: the summary as one object.
+pub async fn migrate(from: &str, to: &str, json: bool) -> Result<ExitCode> {
     let open = |what: &str, which: &str, must_exist: bool| -> Result<Store> {
         if what.starts_with("postgres://") || what.starts_with("postgresql://") {
             Store::open_postgres(what).with_context(|| format!("the {which} store does not open"))
@@ -639,6 +747,21 @@ pub async fn migrate(from: &str, to: &str) -> Result<ExitCode> {
     target.close();
     let summary = copied.with_context(|| format!("migrating {} into {} changed nothing", safe_location(from), safe_location(to)))?;
     let rows: u64 = summary.tables.iter().map(|(_, n)| n).sum();
+    if json {
+        let tables: serde_json::Map<String, serde_json::Value> = summary.tables.iter().map(|(t, n)| (t.to_string(), (*n).into())).collect();
+        let v = serde_json::json!({
+            "from": safe_location(from),
+            "to": safe_location(to),
+            "rows": rows,
+            "table_count": summary.tables.len(),
+            "tables": tables,
+            "events": summary.events,
+            "identical": true,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "migrated {} into {}: {rows} rows in {} tables ({} events), compared row by row: identical ({:.1} s)",
         safe_location(from),

@@ -180,8 +180,9 @@ fn rotate_in(data_dir: &Path, folder: &str) -> Result<(u32, PathBuf)> {
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let secret: [u8; 32] = rand::random();
-    std::fs::write(&tmp, hex::encode(secret)).with_context(|| format!("cannot write {}", tmp.display()))?;
-    crate::config::private_file(&tmp)?;
+    crate::config::create_private(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, hex::encode(secret).as_bytes()).and_then(|()| f.sync_all()))
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     // A key of that id made meanwhile is not overwritten.
     std::fs::hard_link(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     let _ = std::fs::remove_file(&tmp);

@@ -287,14 +287,21 @@ impl Sender for Email {
 }
 
 /// Writes `{dir}/{id}.eml` through a temporary file and a rename: a reader never sees half a
-/// message, and writing the same message again replaces it with the same bytes.
+/// message, and writing the same message again replaces it with the same bytes. The message holds
+/// names and addresses (personal data): the file is 0600 from its creation, a folder made here 0700.
 fn write_eml(dir: &Path, id: &str, bytes: &[u8]) -> std::io::Result<String> {
     use std::io::Write;
-    std::fs::create_dir_all(dir)?;
+    if !dir.is_dir() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)?;
+    }
     let path = dir.join(format!("{id}.eml"));
     let tmp = dir.join(format!(".{id}.eml.tmp"));
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = crate::config::create_private(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

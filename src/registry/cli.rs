@@ -95,6 +95,9 @@ pub enum RegistryCommand {
     Check {
         /// Files or folders.
         paths: Vec<PathBuf>,
+        /// Print JSON: what was checked and every error.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         sources: Sources,
     },
@@ -179,7 +182,7 @@ pub fn run(cmd: RegistryCommand, source: &mut dyn ListSource) -> Result<ExitCode
             sources,
         } => reductions_cmd(region.as_deref(), level.as_deref(), society.as_deref(), json, &sources, source),
         RegistryCommand::Board { uscc, template, sources } => board_cmd(&uscc, template.as_deref(), &sources, source),
-        RegistryCommand::Check { paths, sources } => check_cmd(&paths, &sources),
+        RegistryCommand::Check { paths, json, sources } => check_cmd(&paths, json, &sources),
     }
 }
 
@@ -530,7 +533,7 @@ fn board_cmd(uscc: &str, template: Option<&Path>, sources: &Sources, source: &mu
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_cmd(paths: &[PathBuf], sources: &Sources) -> Result<ExitCode> {
+fn check_cmd(paths: &[PathBuf], json: bool, sources: &Sources) -> Result<ExitCode> {
     let paths: Vec<PathBuf> = if paths.is_empty() {
         vec![PathBuf::from(SEED_DIR), PathBuf::from("playbooks/measures")]
     } else {
@@ -540,6 +543,17 @@ fn check_cmd(paths: &[PathBuf], sources: &Sources) -> Result<ExitCode> {
     let (checked, errors) = check_files(&paths, &options(&defaults))?;
     for e in &errors {
         eprintln!("{e}");
+    }
+    if json {
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let v = serde_json::json!({
+            "ok": errors.is_empty(),
+            "checked": checked,
+            "errors": errors,
+            "error_count": errors.len(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     if errors.is_empty() {
         eprintln!("ok: {}", checked.join(", "));

@@ -557,3 +557,62 @@ async fn when_the_primary_dies_and_its_streaming_replica_is_promoted_the_daemon_
         standby.log()
     );
 }
+
+/// `hazeflow backup OUT` with `store.url` naming PostgreSQL takes the copy from the database (not from
+/// a `.redb` file the configuration does not use): an embedded file with its events, checked, 0600;
+/// `--output json` says the same as one object. `restore` into such a configuration is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hazeflow_backup_of_a_postgresql_store_takes_the_copy_from_the_database() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(cluster) = PgCluster::start_or_skip() else { return };
+    let url = cluster.database("backedup");
+    {
+        let pg = Store::open_postgres(&url).expect("the PostgreSQL store opens");
+        transcript(&pg).await;
+        pg.close();
+    }
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("site.yaml");
+    std::fs::write(
+        &config,
+        format!("data_dir: {}\nstore:\n  url: {url}\n", dir.path().join("data").display()),
+    )
+    .unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hazeflow"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("HAZEFLOW_LOG_LEVEL", "warn")
+            .env_remove("HAZEFLOW_STORE_URL")
+            .env_remove("HAZEFLOW_DATA_DIR")
+            .output()
+            .expect("hazeflow runs")
+    };
+    let text = dir.path().join("text.redb");
+    let out = run(&["backup".as_ref(), text.as_os_str()]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        said.contains(": 3 events,") && said.contains("taken from PostgreSQL") && said.contains("its views agree with its log"),
+        "{said}"
+    );
+    assert_eq!(std::fs::metadata(&text).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!dir.path().join("data/hazeflow.redb").exists(), "no embedded store was made");
+
+    let json = dir.path().join("json.redb");
+    let out = run(&["backup".as_ref(), json.as_os_str(), "--output".as_ref(), "json".as_ref()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["events"], 3, "{v}");
+    assert_eq!(v["taken"], "from PostgreSQL", "{v}");
+    assert_eq!(v["views_agree"], true, "{v}");
+    assert!(v["store"].as_str().is_some_and(|s| !s.contains("password")), "{v}");
+    let copy = Store::open(&json).expect("the backup opens as an embedded store");
+    assert_eq!(copy.read(|r| r.event_count()).unwrap(), 3);
+    copy.close();
+
+    let out = run(&["restore".as_ref(), json.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hazeflow migrate --from"), "{out:?}");
+}

@@ -1344,3 +1344,108 @@ async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_
         .expect("a claim's line");
     assert!(claimed["fields"]["messages"].as_array().is_some_and(|m| !m.is_empty()), "{claimed}");
 }
+
+/// The files that hold personal data are their owner's only from the start: each `.eml` file of the
+/// mail folder (names and addresses) and every backup (the whole store), taken through the daemon or
+/// from the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_files_and_backups_hold_personal_data_and_are_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let log = dir.path().join("daemon.log");
+    let mut daemon = hazeflow_command(dir.path())
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .env("HAZEFLOW_LIST_SEED", format!("{root}/tests/fixtures/registry/good"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("the daemon starts");
+    answering(&mut daemon, port, &http, &log).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let token = "hazeflow-demo";
+    let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00"));
+    let csv = forecast_csv(
+        &now.format("%Y-%m-%d %H:%M").to_string(),
+        "省生态环境监测和应急保障中心",
+        "141100",
+        &(now.date_naive() + chrono::Duration::days(1)).to_string(),
+        &[160, 230, 240, 250, 180, 120, 100],
+    );
+    let posted = http
+        .post(format!("{base}/api/v1/forecasts"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(posted.status(), StatusCode::CREATED, "{}", posted.text().await.unwrap_or_default());
+    let id = eventually("a proposal for Lüliang", || async {
+        let v: Value = http
+            .get(format!("{base}/api/v1/warnings"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["warnings"]
+            .as_array()?
+            .iter()
+            .find(|w| w["region"] == "141100")
+            .and_then(|w| w["id"].as_str().map(str::to_string))
+    })
+    .await;
+    let signed = http
+        .post(format!("{base}/api/v1/warnings/{id}/sign"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("signed");
+    assert_eq!(signed.status(), StatusCode::OK, "{}", signed.text().await.unwrap_or_default());
+    let mail = dir.path().join("data").join("mail");
+    let emls = || -> Vec<PathBuf> {
+        std::fs::read_dir(&mail)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    eventually("mail written to the folder", || async { (!emls().is_empty()).then_some(()) }).await;
+    let mode = |p: &Path| std::fs::metadata(p).expect("the file is there").permissions().mode() & 0o777;
+    assert_eq!(mode(&mail), 0o700, "the mail folder is its owner's only");
+    for f in emls() {
+        assert_eq!(mode(&f), 0o600, "{} holds names and addresses: its owner's only", f.display());
+    }
+    let backup = |out: PathBuf| {
+        hazeflow_command(dir.path())
+            .arg("backup")
+            .arg(&out)
+            .arg("--config")
+            .arg(&config)
+            .args(["--server", &base, "--token", token])
+            .output()
+    };
+    let online = dir.path().join("online.redb");
+    let done = backup(online.clone()).await.expect("the command runs");
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(mode(&online), 0o600, "a backup taken through the daemon is its owner's only");
+    daemon.kill().await.expect("stopped");
+    let _ = daemon.wait().await;
+    let offline = dir.path().join("offline.redb");
+    let done = backup(offline.clone()).await.expect("the command runs");
+    assert!(String::from_utf8_lossy(&done.stdout).contains("from the file"), "{done:?}");
+    assert_eq!(mode(&offline), 0o600, "a backup taken from the file is its owner's only");
+}

@@ -47,6 +47,11 @@ impl Embedded {
             std::fs::create_dir_all(dir).map_err(|e| db_err(path, e))?;
         }
         check_file(path)?;
+        if !path.exists() {
+            // A new store holds personal data and, on first start, keys: 0600 from its creation
+            // (redb initialises an empty file as it does a missing one).
+            crate::config::create_new_private(path).map_err(|e| db_err(path, e))?;
+        }
         let db = open_db(path)?;
         init(&db, path)?;
         Ok(Embedded {
@@ -69,7 +74,9 @@ impl Embedded {
     }
 
     /// Creates a new file for a copy (`path` must not exist), with every table.
+    /// The file is 0600 from its creation: a copy holds the whole store (personal data, keys).
     pub(crate) fn create_new(path: &Path) -> Result<Embedded, StoreError> {
+        crate::config::create_new_private(path).map_err(|e| db_err(path, e))?;
         let db = Database::builder()
             .set_cache_size(64 << 20)
             .create(path)
