@@ -760,9 +760,9 @@ fn the_packaged_service_runs_as_a_system_user_that_can_read_its_configuration() 
     let cargo = std::fs::read_to_string(manifest.join("Cargo.toml")).expect("Cargo.toml");
     let deb = cargo.split("[package.metadata.deb]").nth(1).expect("cargo-deb metadata");
     let deb = deb.split("\n[").next().unwrap_or(deb);
-    assert!(deb.contains("maintainer-scripts = \"debian/\""), "{deb}");
-    let postinst = manifest.join("debian/postinst");
-    let script = std::fs::read_to_string(&postinst).expect("debian/postinst");
+    assert!(deb.contains("maintainer-scripts = \"config/debian/\""), "{deb}");
+    let postinst = manifest.join("config/debian/postinst");
+    let script = std::fs::read_to_string(&postinst).expect("config/debian/postinst");
     assert!(script.contains("#DEBHELPER#"), "cargo-deb puts the unit's snippets there");
     {
         use std::os::unix::fs::PermissionsExt;
