@@ -387,3 +387,108 @@ async fn a_provincial_warning_dropped_in_the_inbox_starts_the_city_and_its_lift_
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_from_above_marked_as_a_drill_runs_in_the_drill_lanes_its_notices_and_form_say_so_and_the_real_lane_is_untouched() {
+    let app = spawn_app(clock()).await;
+    // The real lane: Taiyuan's own forecast proposes yellow, awaiting the deputy head.
+    let (status, body) = app
+        .submit(forecast_csv(
+            "2026-12-01 14:00",
+            SOURCE,
+            TAIYUAN,
+            "2026-12-01",
+            &[120, 160, 170, 120, 100, 90, 90],
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    eventually("Taiyuan's own proposal", || async { app.warning_of(TAIYUAN).await }).await;
+    let real_before = app.warnings().await;
+    // The real forms as stored (the times achieved move with the clock).
+    let forms = |body: &Value| -> Vec<Value> {
+        body["approvals"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|f| f["form"].clone())
+            .collect()
+    };
+    let (_, body) = app.get("/api/v1/approvals", Some(DUTY)).await;
+    let real_forms = forms(&body);
+    assert_eq!(real_forms.len(), 1, "{body}");
+
+    // 15:20: the province's drill warning (演练) for Taiyuan, orange.
+    app.set_clock("2026-12-01 15:20");
+    let mut drill = provincial_warning();
+    drill["id"] = json!("SX-2026-D1");
+    drill["doc_no"] = json!("晋重污应急演〔2026〕1号");
+    drill["areas"] = json!([{ "level": "orange", "regions": [TAIYUAN] }]);
+    drill["exercise"] = json!(true);
+    let (status, body) = app.post_json("/api/v1/upstream-warnings", Some(HEAD), &drill).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // It runs in the drill lanes: Taiyuan and its counties issued at orange, without a signature,
+    // naming the drill's document.
+    let (_, body) = app.get("/api/v1/drills", Some(DUTY)).await;
+    let d = body["drills"]
+        .as_array()
+        .and_then(|d| d.iter().find(|w| w["region"] == TAIYUAN))
+        .cloned()
+        .unwrap_or_else(|| panic!("a drill for Taiyuan: {body}"));
+    assert_eq!(
+        (d["level"].as_str(), d["status"].as_str(), d["exercise"].as_bool()),
+        (Some("orange"), Some("issued"), Some(true)),
+        "{d}"
+    );
+    assert_eq!(d["holds"][0]["source"], format!("{ISSUER}预警（晋重污应急演〔2026〕1号）"), "{d}");
+    let drill_id = d["id"].as_str().expect("an id").to_string();
+    assert!(drill_id.contains("-D"), "{drill_id}");
+
+    // The real lane is exactly as it was: the yellow proposal, the real forms.
+    assert_eq!(app.warnings().await, real_before);
+    let (_, body) = app.get("/api/v1/approvals", Some(DUTY)).await;
+    assert_eq!(forms(&body), real_forms, "the real forms' list");
+
+    // Its approval form is the drill's.
+    let (_, body) = app.get(&format!("/api/v1/approvals?warning={drill_id}"), Some(DUTY)).await;
+    let f = &body["approvals"][0];
+    assert_eq!(
+        (f["form"]["exercise"].as_bool(), f["title"].as_str()),
+        (Some(true), Some("【演练】重污染天气预警信息发布审批表")),
+        "{body}"
+    );
+
+    // Every notice of the drill is marked 【演练】.
+    let templates =
+        hazeflow::notify::templates::Templates::load(&std::path::Path::new(PLAYBOOKS).join("templates/notify")).expect("templates");
+    let notices = eventually("the drill's notices", || async {
+        let m: Vec<_> = app.outbox().into_iter().filter(|m| m.cause == drill_id).collect();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    for m in &notices {
+        assert_eq!(m.data["exercise"], true, "{}: {}", m.template, m.data);
+        let r = templates.render(&m.template, &m.data).expect("it renders");
+        assert!(r.subject.starts_with("【演练】"), "{}", r.subject);
+    }
+
+    // Its lift (with the drill's lift number) ends the drill; the real lane still untouched.
+    app.set_clock("2026-12-01 16:00");
+    let (status, body) = app
+        .post_json(
+            "/api/v1/upstream-warnings/SX-2026-D1/lift",
+            Some(HEAD),
+            &json!({ "doc_no": "晋重污应急演〔2026〕2号" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = app.get("/api/v1/drills", Some(DUTY)).await;
+    assert!(
+        !body["drills"].as_array().is_some_and(|d| d
+            .iter()
+            .any(|w| w["id"] == drill_id.as_str() && w["status"] != "lifted" && w["status"] != "cancelled")),
+        "{body}"
+    );
+    assert_eq!(app.warnings().await, real_before);
+    app.stop().await;
+}
