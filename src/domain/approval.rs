@@ -130,6 +130,10 @@ pub struct ApprovalForm {
     pub relay_note: String,
     /// Set when the decision was withdrawn before it was signed: why.
     pub void: Option<String>,
+    /// A drill's form (演练): of a drill's warning; its title, page and Word file say 【演练】 and the
+    /// lists of real forms leave it out.
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }
 
 /// A deadline and how it went.
@@ -225,6 +229,7 @@ mod tests {
             relayed_by: None,
             relay_note: String::new(),
             void: None,
+            exercise: false,
         };
         let form = f.achieved(FormStage::Form, t(500));
         assert_eq!((form.minutes, form.late), (Some(95), false));

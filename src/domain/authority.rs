@@ -6,7 +6,7 @@
 //! | sign a proposal or a level change (adjust) | a role that may sign that level (`Playbook::may_sign`) |
 //! | lift or cancel a warning | a role that may sign the highest level the warning holds or awaits, in the playbook governing it |
 //! | issue or lift a directive | a role that may sign its `min_level` in the playbook of the issuing tier (`issued_by`): the head for red |
-//! | record or lift a warning from above (上级预警) | as for a directive at its highest level |
+//! | record or lift a warning from above (上级预警) | as for a directive at its highest level (through the inbox: none, the folder is the authority) |
 //! | reload playbooks, roster, templates | the highest role of the root (province) playbook — `head` in the shipped ones |
 //! | inspections, negotiated reductions | a role the root playbook defines (`duty_officer` and above) |
 //! | forecasts, consultations on demand | any staff token |

@@ -111,6 +111,9 @@ pub struct Opinion {
     pub recorded_by: String,
     /// When.
     pub recorded_at: DateTime<Utc>,
+    /// A drill's consultation's record (演练): it decides the drill lanes only; its page says 【演练】.
+    #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
+    pub exercise: bool,
 }
 
 /// A conclusion as typed (JSON or the dashboard's form).
@@ -343,6 +346,7 @@ pub fn validate(
         conclusions,
         recorded_by: by.to_string(),
         recorded_at: at,
+        exercise: false,
     })
 }
 

@@ -257,8 +257,15 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source: Option<String>,
     },
-    /// A directive no longer holds the region.
-    DirectiveReleased { directive: String },
+    /// A directive no longer holds the region. For a warning from above: its `source` (as in
+    /// [`EventKind::DirectiveApplied`]) and its lift's own document number (解除文号), when given.
+    DirectiveReleased {
+        directive: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        doc_no: Option<String>,
+    },
     /// The warning in force was published again (定时重新发布, the playbook's `republish_hours`): the
     /// `n`th time, at `level`, with `reminders` enterprises not yet in place reminded. Changes nothing.
     Republished { n: u32, level: LevelId, reminders: u64 },
@@ -306,8 +313,9 @@ pub enum Input<'a> {
         /// reasons instead of `调度令ID`.
         source: Option<&'a str>,
     },
-    /// A directive is released.
-    DirectiveLifted { id: &'a str },
+    /// A directive is released; `doc_no`: the lift's own document number (解除文号) of a warning
+    /// from above, named in the reason.
+    DirectiveLifted { id: &'a str, doc_no: Option<&'a str> },
     /// An operator lifts the warning.
     Lift { actor: &'a str, reason: &'a str },
     /// An operator cancels a warning that has not started.
@@ -533,7 +541,7 @@ impl RegionState {
                             source: source.clone(),
                         });
                     }
-                    EventKind::DirectiveReleased { directive } => w.holds.retain(|h| &h.directive != directive),
+                    EventKind::DirectiveReleased { directive, .. } => w.holds.retain(|h| &h.directive != directive),
                     EventKind::Proposed { .. } | EventKind::Issued { .. } => {}
                 }
             }
@@ -609,14 +617,23 @@ impl Decider<'_> {
                 expected_end,
                 source,
             } => self.directive(id, min_level, from, until.or(expected_end), until, source)?,
-            Input::DirectiveLifted { id } => {
+            Input::DirectiveLifted { id, doc_no } => {
                 if let Some(h) = self.live().and_then(|w| w.holds.iter().find(|h| h.directive == id)).cloned() {
+                    let what = h.source.clone().unwrap_or_else(|| format!("调度令{id}"));
+                    let reason = match doc_no {
+                        Some(d) => format!("{what}解除（解除文号：{d}）"),
+                        None => format!("{what}解除"),
+                    };
                     self.emit(
                         self.now,
                         &format!("directive:{id}"),
-                        format!("{}解除", h.source.unwrap_or_else(|| format!("调度令{id}"))),
+                        reason,
                         None,
-                        EventKind::DirectiveReleased { directive: id.into() },
+                        EventKind::DirectiveReleased {
+                            directive: id.into(),
+                            source: h.source,
+                            doc_no: doc_no.map(str::to_string),
+                        },
                     );
                     self.follow(None, None);
                 }
@@ -1017,6 +1034,8 @@ impl Decider<'_> {
                     None,
                     EventKind::DirectiveReleased {
                         directive: h.directive.clone(),
+                        source: None,
+                        doc_no: None,
                     },
                 );
                 self.follow(None, None);
@@ -1983,7 +2002,7 @@ levels:
         let events = tl.consult_from("2026-12-02 16:00", d("2026-12-02"), &[50, 50, 50, 50]);
         assert!(scheduled(&events).is_empty(), "clean air does not lift a held warning");
         assert_eq!(tl.warning().level, "orange");
-        let events = tl.input("2026-12-03 10:00", Input::DirectiveLifted { id: ORDER });
+        let events = tl.input("2026-12-03 10:00", Input::DirectiveLifted { id: ORDER, doc_no: None });
         assert_eq!(kinds(&events), ["directive_released", "scheduled", "lifted"]);
         assert_eq!(events[2].at, t("2026-12-03 10:00"), "no further wait");
     }
@@ -2044,8 +2063,14 @@ levels:
         // Past its expected end it still holds: only its lift ends it.
         tl.tick("2026-12-04 00:00");
         assert_eq!((tl.warning().status, tl.warning().level.id.as_str()), (Status::Active, "orange"));
-        let events = tl.input("2026-12-04 10:00", Input::DirectiveLifted { id: ORDER });
-        assert_eq!(events[0].reason, format!("{source}解除"));
+        let events = tl.input(
+            "2026-12-04 10:00",
+            Input::DirectiveLifted {
+                id: ORDER,
+                doc_no: Some("晋重污应急〔2026〕6号"),
+            },
+        );
+        assert_eq!(events[0].reason, format!("{source}解除（解除文号：晋重污应急〔2026〕6号）"));
         assert_eq!(tl.warning().status, Status::Lifted);
     }
 

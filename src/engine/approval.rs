@@ -37,6 +37,26 @@ fn key_of_id(id: &str) -> Option<String> {
     Some(key_of(w, n.parse().ok()?))
 }
 
+/// A page of the forms of real warnings (`exercise`: of drills instead), by warning id then number,
+/// after the form id `after`: at most `limit`.
+pub fn page_of<V: View>(v: &V, after: Option<&str>, limit: usize, exercise: bool) -> Result<Vec<ApprovalForm>, StoreError> {
+    let mut key = after.and_then(key_of_id).unwrap_or_default();
+    let mut out = Vec::new();
+    let chunk = limit.clamp(1, 500);
+    loop {
+        let docs: Vec<(String, ApprovalForm)> = v.docs(FORMS, "", &key, chunk)?;
+        let last = docs.len() < chunk;
+        if let Some((k, _)) = docs.last() {
+            key.clone_from(k);
+        }
+        out.extend(docs.into_iter().map(|(_, f)| f).filter(|f| f.exercise == exercise));
+        if last || out.len() >= limit {
+            out.truncate(limit);
+            return Ok(out);
+        }
+    }
+}
+
 /// A form by id.
 pub fn form<V: View>(v: &V, id: &str) -> Result<Option<ApprovalForm>, StoreError> {
     match key_of_id(id) {
@@ -51,12 +71,6 @@ pub fn forms_of<V: View>(v: &V, warning: &str) -> Result<Vec<ApprovalForm>, Stor
         .into_iter()
         .map(|(_, f)| f)
         .collect())
-}
-
-/// Forms after the form id `after` (all warnings, by warning id then number), at most `limit`.
-pub fn page<V: View>(v: &V, after: Option<&str>, limit: usize) -> Result<Vec<ApprovalForm>, StoreError> {
-    let after = after.and_then(key_of_id).unwrap_or_default();
-    Ok(v.docs(FORMS, "", &after, limit)?.into_iter().map(|(_, f)| f).collect())
 }
 
 fn save(tx: &mut Tx<'_>, now: DateTime<Utc>, actor: &str, change: &str, f: &ApprovalForm) -> Result<(), StoreError> {
@@ -110,8 +124,9 @@ impl ApprovalStage {
     ) -> Result<ApprovalForm, StoreError> {
         let n = forms_of(tx, warning_id)?.last().map_or(1, |f| f.n + 1);
         let (level_name, response) = level_of(pb, level);
+        // The consultation behind it: the latest of its own kind (a drill's for a drill's form).
         let consultation = if e.actor == "consultation" {
-            tx.consultations(1)?.first().map(|c| c.seq)
+            tx.consultations(50)?.iter().find(|c| c.exercise == e.exercise).map(|c| c.seq)
         } else {
             None
         };
@@ -147,6 +162,7 @@ impl ApprovalStage {
             relayed_by: None,
             relay_note: String::new(),
             void: None,
+            exercise: e.exercise,
         };
         if let Some(due) = f.form_due {
             escalate::schedule_form(tx, &self.defaults, &f, FormStage::Form, now, due)?;
@@ -188,11 +204,8 @@ impl Stage for ApprovalStage {
         state: &RegionState,
         pb: &Playbook,
     ) -> Result<(), StoreError> {
+        // A drill (演练) opens its forms too, marked `exercise` (its warning's id is the drill's).
         let Some(w) = state.warning.as_ref() else { return Ok(()) };
-        if state.exercise {
-            // A drill (演练) opens no approval form: its paperwork is not part of the drill yet.
-            return Ok(());
-        }
         let id = w.id.as_str();
         for e in events {
             match &e.kind {

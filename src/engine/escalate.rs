@@ -760,6 +760,7 @@ impl Escalation {
                 "tier_region_name": self.regions.name(region),
                 "dashboard_url": format!("{}/", self.base()),
                 "approval_url": format!("{}/approvals/{}", self.base(), form.id),
+                "exercise": form.exercise,
             }),
             &level,
         );

@@ -20,6 +20,7 @@ pub mod opinion;
 pub mod report;
 pub mod reportup;
 pub mod republish;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -613,15 +614,21 @@ impl Engine {
 
     /// Issues a regional directive: every region named, and every known region below them, is raised
     /// to at least its level and held there until it is lifted.
-    /// `role` must be one that may sign the directive's level in the playbook of the issuing tier.
-    /// A drill's directive (`d.exercise`, 演练) holds the regions' drill lanes, never their real
+    /// `role` must be one that may sign the directive's level in the playbook of the issuing tier;
+    /// `None`: a warning from above dropped in the inbox, whose folder is the authority (like a
+    /// forecast's: whoever may write it is the office's document system). A drill's directive (`d.exercise`, 演练) holds the regions' drill lanes, never their real
     /// warnings. A warning from above (上级预警, `d.upstream`) is a directive with a level per group of
     /// regions (the highest where groups overlap), named by its issuer and document number in the
     /// warnings' reasons; one marked as a drill steps `tx.lane_state(region, true)` and nothing else.
-    pub async fn issue_directive(&self, d: DirectiveRecord, actor: &str, role: &str) -> Result<Vec<Event>, EngineError> {
+    pub async fn issue_directive(&self, d: DirectiveRecord, actor: &str, role: Option<&str>) -> Result<Vec<Event>, EngineError> {
         let now = self.clock.now();
         let set = self.playbooks.live();
-        directive_authority(&set, self.regions, &d, role, "issue a directive at")?;
+        match role {
+            Some(role) => directive_authority(&set, self.regions, &d, role, "issue a directive at")?,
+            // The inbox: no role; the level must still be one the issuing tier defines.
+            None => directive_authority(&set, self.regions, &d, "", "issue a directive at")
+                .or_else(|e| if matches!(e, EngineError::Forbidden(_)) { Ok(()) } else { Err(e) })?,
+        }
         let me = self.snapshot();
         let actor = actor.to_string();
         let (who, subject) = (actor.clone(), d.id.clone());
@@ -681,12 +688,20 @@ impl Engine {
     }
 
     /// Lifts a directive: the regions it held follow their own forecasts again.
-    /// `role`: as for issuing it.
-    pub async fn lift_directive(&self, id: &str, actor: &str, role: &str) -> Result<Vec<Event>, EngineError> {
+    /// `role`: as for issuing it (`None`: the inbox, whose folder is the authority, as for issuing).
+    /// `doc_no`: a warning from above's lift's own document number (解除文号), kept on it and named in
+    /// the reasons.
+    pub async fn lift_directive(
+        &self,
+        id: &str,
+        actor: &str,
+        role: Option<&str>,
+        doc_no: Option<String>,
+    ) -> Result<Vec<Event>, EngineError> {
         let now = self.clock.now();
         let set = self.playbooks.live();
         let me = self.snapshot();
-        let (id, actor, role) = (id.to_string(), actor.to_string(), role.to_string());
+        let (id, actor, role) = (id.to_string(), actor.to_string(), role.map(str::to_string));
         let (what, who, subject) = ("lift directive", actor.clone(), id.clone());
         let result = self
             .store
@@ -694,16 +709,30 @@ impl Engine {
                 let d = tx
                     .directive(&id)?
                     .ok_or_else(|| EngineError::NotFound(format!("no directive {id}")))?;
-                directive_authority(&set, me.regions, &d, &role, "lift a directive at")?;
+                if let Some(role) = &role {
+                    directive_authority(&set, me.regions, &d, role, "lift a directive at")?;
+                }
                 if !d.active {
                     return Err(EngineError::Conflict(format!("directive {id} was lifted already")));
                 }
-                tx.append(now, &actor, None, RecordBody::DirectiveLifted { id: id.clone() })?;
+                tx.append(
+                    now,
+                    &actor,
+                    None,
+                    RecordBody::DirectiveLifted {
+                        id: id.clone(),
+                        doc_no: doc_no.clone(),
+                    },
+                )?;
                 let mut all = Vec::new();
                 for r in me.expand(&d.regions) {
                     let mut state = tx.lane_state(r, d.exercise)?;
                     let Some(pb) = me.playbook_for(&set, r, &state) else { continue };
-                    let events = state.step(r, Input::DirectiveLifted { id: &id }, now, &pb).unwrap_or_default();
+                    let input = Input::DirectiveLifted {
+                        id: &id,
+                        doc_no: doc_no.as_deref(),
+                    };
+                    let events = state.step(r, input, now, &pb).unwrap_or_default();
                     record_events(tx, now, &events, &state, &pb, &me.stages)?;
                     all.extend(events);
                 }

@@ -49,21 +49,19 @@ impl Engine {
                 if opinion(tx, seq)?.is_some() {
                     return Err(EngineError::Conflict(format!("consultation {seq} has its record already")));
                 }
-                if c.exercise {
-                    // A drill's consultation decides its drill lane; its record is not built yet.
-                    return Err(EngineError::Conflict(format!(
-                        "consultation {seq} is a drill's (演练): it has no 会商意见 record"
-                    )));
-                }
+                // A drill's consultation (演练) is recorded the same way, for its drill lanes.
+                let exercise = c.exercise;
                 let rank = |region, level: &str| {
-                    let state = tx.region_state(region).ok()?;
+                    let state = tx.lane_state(region, exercise).ok()?;
                     let pb = me.playbook_for(&set, region, &state)?;
                     pb.level(level).map(|l| l.rank)
                 };
                 let time = |s: &str| crate::domain::forecast::parse_time(s).map(|t| t.with_timezone(&Utc));
-                let o = validate(&input, seq, &c.assessments, rank, time, &by, now).map_err(|e| EngineError::BadInput(e.join("; ")))?;
-                // The latest real consultation (a drill's never replaces a real one).
-                let latest = tx.consultations(50)?.iter().find(|c| !c.exercise).map_or(0, |c| c.seq);
+                let mut o = validate(&input, seq, &c.assessments, rank, time, &by, now).map_err(|e| EngineError::BadInput(e.join("; ")))?;
+                o.exercise = exercise;
+                // The latest consultation of its own kind (a drill's never replaces a real one, nor
+                // the reverse).
+                let latest = tx.consultations(50)?.iter().find(|c| c.exercise == exercise).map_or(0, |c| c.seq);
                 // Decide everything first: a job must not fail after it has written.
                 let mut plans = Vec::new();
                 for (i, k) in o.conclusions.iter().enumerate() {
@@ -76,7 +74,7 @@ impl Engine {
                             "{field}: consultation {latest} came after {seq}; change or reject its proposal in its record"
                         )));
                     }
-                    let state = tx.region_state(k.region)?;
+                    let state = tx.lane_state(k.region, exercise)?;
                     let Some(w) = state.live().cloned() else {
                         return Err(EngineError::Conflict(format!("{field}: no proposal awaits sign-off")));
                     };
@@ -101,7 +99,7 @@ impl Engine {
                         forecast_id: None,
                         playbook: w.playbook.clone(),
                         kind,
-                        exercise: false,
+                        exercise,
                     };
                     let mut events = Vec::new();
                     match k.decision {
@@ -194,7 +192,7 @@ impl Engine {
                 }
                 // The open forms of the regions concluded carry the meeting's conclusion and analysis.
                 for k in &o.conclusions {
-                    let state = tx.region_state(k.region)?;
+                    let state = tx.lane_state(k.region, exercise)?;
                     let proposed_level_name = me
                         .playbook_for(&set, k.region, &state)
                         .and_then(|pb| pb.level(&k.proposed.level).map(|l| l.name.clone()))

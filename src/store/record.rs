@@ -41,8 +41,13 @@ pub enum RecordBody {
     Warning { warning_id: String, event: warning::Event },
     /// A regional directive was issued.
     DirectiveIssued { directive: DirectiveRecord },
-    /// A regional directive was lifted.
-    DirectiveLifted { id: String },
+    /// A regional directive was lifted; for a warning from above, `doc_no` is its lift's own document
+    /// number (解除文号).
+    DirectiveLifted {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        doc_no: Option<String>,
+    },
     /// The playbooks were reloaded (or the reload refused).
     PlaybooksReloaded { versions: Vec<String>, errors: Vec<String> },
     /// Something another module records (assignments, acknowledgements, escalation, inspections, the
@@ -125,6 +130,12 @@ pub struct Upstream {
     pub expected_end: Option<DateTime<Utc>>,
     /// Its levels per group of regions (a partial-area warning has several).
     pub areas: Vec<UpstreamArea>,
+    /// Its lift's own document number (解除文号), once its lift has arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lift_doc_no: Option<String>,
+    /// When its lift was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifted_at: Option<DateTime<Utc>>,
 }
 
 /// One group of regions of a warning from above and its level.

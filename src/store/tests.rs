@@ -204,7 +204,15 @@ fn failing() -> TestJob {
         tx.append(at(10), "test", None, warning_event(TAIYUAN, "w1", true))?;
         tx.append(at(10), "test", None, warning_event(DATONG, "w2", false))?;
         tx.append(at(10), "test", None, directive("d2"))?;
-        tx.append(at(10), "test", None, RecordBody::DirectiveLifted { id: "d1".into() })?;
+        tx.append(
+            at(10),
+            "test",
+            None,
+            RecordBody::DirectiveLifted {
+                id: "d1".into(),
+                doc_no: None,
+            },
+        )?;
         tx.append(
             at(10),
             "test",

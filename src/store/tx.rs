@@ -483,9 +483,13 @@ impl<'a> Tx<'a> {
             RecordBody::DirectiveIssued { directive } => {
                 self.put(Table::Directives, Key::Name(&directive.id), &encode(directive))?;
             }
-            RecordBody::DirectiveLifted { id } => {
+            RecordBody::DirectiveLifted { id, doc_no } => {
                 if let Some(mut d) = self.directive(id)? {
                     d.active = false;
+                    if let Some(u) = d.upstream.as_mut() {
+                        u.lift_doc_no.clone_from(doc_no);
+                        u.lifted_at = Some(record.recorded_at);
+                    }
                     self.put(Table::Directives, Key::Name(id), &encode(&d))?;
                 }
             }
@@ -632,7 +636,7 @@ impl ReadTx {
                     RecordBody::DirectiveIssued { directive } => {
                         directives.insert(directive.id, true);
                     }
-                    RecordBody::DirectiveLifted { id } => {
+                    RecordBody::DirectiveLifted { id, .. } => {
                         directives.insert(id, false);
                     }
                     _ => {}

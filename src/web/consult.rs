@@ -80,11 +80,16 @@ async fn record_opinion(State(s): Shared, staff: Staff, Path(seq): Path<u64>, bo
 #[derive(Deserialize, Default)]
 struct FormQuery {
     warning: Option<String>,
+    /// Drills' forms (演练) instead of real warnings' (without `warning`).
+    #[serde(default)]
+    exercise: bool,
     limit: Option<usize>,
     after: Option<String>,
 }
 
-/// `GET /api/v1/approvals`: by warning id then number (cursor: the form's id; default 100 a page).
+/// `GET /api/v1/approvals`: by warning id then number (cursor: the form's id; default 100 a page); the
+/// real warnings' forms only, or with `exercise=true` the drills' (演练); with `warning`, that
+/// warning's forms.
 async fn list_forms(State(s): Shared, _staff: Staff, Query(q): Query<FormQuery>) -> Result<Json<Value>, ApiError> {
     let p = Paging::new(q.limit, q.after.clone());
     let limit = p.limit(crate::web::api::paging::DEFAULT_LIMIT)?;
@@ -95,7 +100,7 @@ async fn list_forms(State(s): Shared, _staff: Staff, Query(q): Query<FormQuery>)
             .filter(|f| p.after().is_none_or(|a| key_after(&f.id, a)))
             .take(limit + 1)
             .collect::<Vec<_>>()),
-        None => approval::page(r, p.after(), limit + 1),
+        None => approval::page_of(r, p.after(), limit + 1, q.exercise),
     })?;
     let more = forms.len() > limit;
     let list: Vec<Value> = forms.iter().take(limit).map(|f| form_json(f, s.engine.regions, now)).collect();
@@ -165,8 +170,10 @@ async fn docx(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> Result
 }
 
 /// The form's title: 《重污染天气预警信息发布（调整、解除）审批表》 with its kind.
+/// A drill's form (演练) says so first: 【演练】重污染天气预警信息发布审批表.
 pub(crate) fn title(f: &ApprovalForm) -> String {
-    format!("重污染天气预警信息{}审批表", f.kind.zh())
+    let drill = if f.exercise { "【演练】" } else { "" };
+    format!("{drill}重污染天气预警信息{}审批表", f.kind.zh())
 }
 
 fn opt_time(t: Option<DateTime<Utc>>) -> String {

@@ -1,4 +1,6 @@
-//! The inbox: a folder watched for forecast files.
+//! The inbox: a folder watched for forecast files, and for warnings from above (上级预警) and their
+//! lifts as JSON files with a `kind` (`upstream_warning`, `upstream_warning_lift`: the API's bodies,
+//! [`crate::engine::upstream`]); a JSON file without `kind` is a forecast.
 //!
 //! In: files dropped into the folder. Producers write under a name the inbox ignores (`.part`, `.tmp`
 //! or a leading dot) and then rename into place. Otherwise a file is read only once its size and
@@ -16,7 +18,8 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InboxSettings;
-use crate::engine::{Engine, SubmitError};
+use crate::engine::{Engine, EngineError, SubmitError};
+use crate::store::DirectiveRecord;
 
 /// Polls a file without a final newline must stay unchanged before it is read anyway.
 pub const INCOMPLETE_GRACE_POLLS: u32 = 10;
@@ -33,6 +36,8 @@ pub struct Pass {
     pub accepted: usize,
     /// Drills' forecasts accepted.
     pub drills: usize,
+    /// Warnings from above and their lifts taken.
+    pub upstream: usize,
     /// Files rejected.
     pub rejected: usize,
 }
@@ -113,6 +118,27 @@ async fn run_once(engine: &Engine, dir: &Path, seen: &mut Seen) -> std::io::Resu
         seen.remove(&path);
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let bytes = std::fs::read(&path)?;
+        if let Some(kind) = crate::engine::upstream::kind_of_file(&name, &bytes) {
+            let span = tracing::info_span!("job", kind = "inbox", file = %name);
+            let taken = tracing::Instrument::instrument(take_upstream(engine, kind, &bytes), span.clone()).await;
+            let _job = span.enter();
+            match taken {
+                Ok(what) => {
+                    tracing::info!(file = %name, what = %what, "warning from above taken from the inbox");
+                    move_to(&path, &dir.join("processed"))?;
+                    pass.upstream += 1;
+                }
+                Err(EngineError::Store(e)) => {
+                    tracing::error!(file = %name, error = %e, "warning from above could not be recorded; left in the inbox");
+                }
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "warning from above rejected");
+                    reject(&path, dir, &format!("{name}: {e}"))?;
+                    pass.rejected += 1;
+                }
+            }
+            continue;
+        }
         // One span per job: what is logged about this file (and by the engine for it) carries it.
         let span = tracing::info_span!("job", kind = "inbox", file = %name);
         let submitted = tracing::Instrument::instrument(engine.submit_forecast(&name, &bytes, "inbox"), span.clone()).await;
@@ -132,15 +158,67 @@ async fn run_once(engine: &Engine, dir: &Path, seen: &mut Seen) -> std::io::Resu
             }
             Err(e) => {
                 tracing::warn!(file = %name, error = %e, "forecast rejected");
-                let target = move_to(&path, &dir.join("rejected"))?;
-                let mut err_name = target.clone().into_os_string();
-                err_name.push(".error");
-                std::fs::write(PathBuf::from(err_name), format!("{e}\n"))?;
+                reject(&path, dir, &e.to_string())?;
                 pass.rejected += 1;
             }
         }
     }
     Ok(pass)
+}
+
+/// Moves a file to `rejected/` with `FILE.error` beside it saying why.
+fn reject(path: &Path, dir: &Path, why: &str) -> std::io::Result<()> {
+    let target = move_to(path, &dir.join("rejected"))?;
+    let mut err_name = target.into_os_string();
+    err_name.push(".error");
+    std::fs::write(PathBuf::from(err_name), format!("{why}\n"))
+}
+
+/// A warning from above (`"kind": "upstream_warning"`) or its lift (`"kind": "upstream_warning_lift"`)
+/// dropped in the inbox: checked as the API's body is, then recorded as by the API with actor `inbox`
+/// and no role (the folder is the authority). The same file read again after a crash between its
+/// record and its move (the same warning recorded already, or the same lift) is taken as done.
+/// Returns what was done, for the log.
+async fn take_upstream(engine: &Engine, kind: Result<&'static str, EngineError>, bytes: &[u8]) -> Result<String, EngineError> {
+    use crate::engine::upstream::{KIND, lift_of};
+    if kind? == KIND {
+        let d = engine.upstream_warning(bytes)?;
+        match engine.store.read(|r| r.directive(&d.id))? {
+            Some(had)
+                if had.upstream.is_some()
+                    && DirectiveRecord {
+                        active: true,
+                        upstream: d.upstream.clone(),
+                        ..had.clone()
+                    } == d =>
+            {
+                return Ok(format!("{} recorded already", d.id));
+            }
+            Some(had) if had.upstream.is_some() => {
+                return Err(EngineError::Conflict(format!(
+                    "id: warning from above {} exists already, with other content",
+                    d.id
+                )));
+            }
+            Some(_) => return Err(EngineError::Conflict(format!("id: {} is a directive's id already", d.id))),
+            None => {}
+        }
+        let id = d.id.clone();
+        engine.issue_directive(d, "inbox", None).await?;
+        return Ok(format!("{id} recorded"));
+    }
+    let l = lift_of(bytes, true)?;
+    let id = l.id.clone().unwrap_or_default();
+    match engine.store.read(|r| r.directive(&id))? {
+        Some(d) if d.upstream.is_some() => {
+            if !d.active && d.upstream.as_ref().and_then(|u| u.lift_doc_no.as_ref()) == Some(&l.doc_no) {
+                return Ok(format!("{id} lifted already"));
+            }
+        }
+        _ => return Err(EngineError::NotFound(format!("id: no warning from above {id}"))),
+    }
+    engine.lift_directive(&id, "inbox", None, Some(l.doc_no)).await?;
+    Ok(format!("{id} lifted"))
 }
 
 /// Moves a file into a folder, keeping its name (with `-N` added if taken).

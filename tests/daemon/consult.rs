@@ -373,6 +373,163 @@ async fn the_meeting_rejects_a_proposal_with_a_reason_the_proposal_is_withdrawn_
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drills_consultation_takes_its_record_and_its_decision_opens_an_approval_form_marked_as_a_drill_apart_from_the_real_ones() {
+    let app = spawn_app(clock()).await;
+    // The real episode: orange proposed for Taiyuan, its form open.
+    let (real_id, real_seq) = orange_proposed(&app).await;
+    let real_forms = forms_of(&app, &real_id).await;
+    assert_eq!(real_forms.len(), 1);
+    let real_list = |body: &Value| -> Vec<String> {
+        body["approvals"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|f| f["form"]["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let (_, body) = app.get("/api/v1/approvals", Some(DUTY)).await;
+    let all_before = real_list(&body);
+    assert_eq!(all_before.len(), 1, "{body}");
+    let real_before = app.warnings().await;
+
+    // 15:10: a drill's forecast for Taiyuan (red), consulted at once for the drill lane.
+    app.set_clock("2026-12-01 15:10");
+    let drill = forecast_csv(
+        "2026-12-01 14:30",
+        SOURCE,
+        TAIYUAN,
+        "2026-12-01",
+        &[260, 320, 280, 220, 150, 120, 100],
+    )
+    .replacen("\nregion,", "\n# exercise: true\nregion,", 1);
+    let (status, body) = app.submit(drill).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, body) = app.get("/api/v1/drills", Some(DUTY)).await;
+    let d = body["drills"]
+        .as_array()
+        .and_then(|d| d.iter().find(|w| w["region"] == TAIYUAN))
+        .cloned()
+        .unwrap_or_else(|| panic!("a drill for Taiyuan: {body}"));
+    assert_eq!((d["level"].as_str(), d["status"].as_str()), (Some("red"), Some("pending")), "{d}");
+    let drill_id = d["id"].as_str().expect("an id").to_string();
+    let (_, body) = app.get("/api/v1/consultations?limit=5", Some(DUTY)).await;
+    let drill_seq = body["consultations"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["exercise"] == true))
+        .and_then(|c| c["seq"].as_u64())
+        .unwrap_or_else(|| panic!("the drill's consultation: {body}"));
+
+    // Its decision opened a form marked 【演练】, with its deadline; listed with the drill's, not the real ones.
+    let forms = forms_of(&app, &drill_id).await;
+    assert_eq!(forms.len(), 1, "{forms:?}");
+    let drill_form = forms[0]["form"]["id"].as_str().expect("a form id").to_string();
+    assert_eq!(
+        (forms[0]["form"]["exercise"].as_bool(), forms[0]["title"].as_str()),
+        (Some(true), Some("【演练】重污染天气预警信息发布审批表")),
+        "{}",
+        forms[0]
+    );
+    assert_eq!(forms[0]["achieved"]["form"]["due"], json!(shanghai("2026-12-01 17:10")));
+    let (_, all) = app.get("/api/v1/approvals", Some(DUTY)).await;
+    assert_eq!(real_list(&all), all_before, "the real forms' list is untouched");
+    let (_, drills) = app.get("/api/v1/approvals?exercise=true", Some(DUTY)).await;
+    let ids: Vec<&str> = drills["approvals"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|f| f["form"]["id"].as_str())
+        .collect();
+    assert_eq!(ids, [drill_form.as_str()], "{drills}");
+
+    // 15:20: the drill's meeting records its 会商意见, lowering red to orange with a reason.
+    app.set_clock("2026-12-01 15:20");
+    let change = json!({
+        "region": TAIYUAN, "decision": "change", "level": "orange",
+        "from": "2026-12-02 00:00", "until": "2026-12-05 00:00",
+        "reason": "演练：会商认为红色条件不充分，按橙色预警组织演练",
+    });
+    let (status, body) = app
+        .post_json(&format!("/api/v1/consultations/{drill_seq}/opinion"), Some(DUTY), &record(change))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["opinion"]["exercise"], true, "{body}");
+    // The drill's proposal follows it; the real one, and the real consultation's record, do not.
+    let (_, body) = app.get("/api/v1/drills", Some(DUTY)).await;
+    let d = body["drills"]
+        .as_array()
+        .and_then(|d| d.iter().find(|w| w["id"] == drill_id.as_str()))
+        .cloned()
+        .expect("the drill");
+    assert_eq!(
+        (d["level"].as_str(), d["status"].as_str()),
+        (Some("orange"), Some("pending")),
+        "{d}"
+    );
+    assert_eq!(app.warnings().await, real_before, "the real warnings are untouched");
+    let (_, shown) = app.get(&format!("/api/v1/consultations/{real_seq}/opinion"), Some(DUTY)).await;
+    assert!(shown["opinion"].is_null(), "{shown}");
+    assert!(forms_of(&app, &real_id).await[0]["form"]["meeting"].is_null());
+
+    // The drill's form carries the meeting; completed, signed with the drill, relayed.
+    let f = &forms_of(&app, &drill_id).await[0];
+    assert_eq!(f["form"]["level"], "orange", "{f}");
+    assert!(
+        field(f, "会商意见").contains(&format!("第{drill_seq}号会商：调整系统建议（红色预警）")),
+        "{f}"
+    );
+    let completion = json!({
+        "weather": "演练：静稳天气，逆温。",
+        "trend": "演练：12月2日至4日维持重度污染。",
+        "measures": "演练：按橙色预警组织清单内企业落实减排措施。",
+    });
+    let (status, body) = app
+        .post_json(&format!("/api/v1/approvals/{drill_form}/complete"), Some(DUTY), &completion)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.post(&format!("/api/v1/warnings/{drill_id}/sign"), Some(HEAD)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.post(&format!("/api/v1/approvals/{drill_form}/relay"), Some(DUTY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The Word file says 【演练】 in its title.
+    let resp = app
+        .http()
+        .get(app.url(&format!("/api/v1/approvals/{drill_form}/docx")))
+        .bearer_auth(DUTY)
+        .send()
+        .await
+        .expect("the docx");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let xml = document_xml(&resp.bytes().await.expect("its bytes"));
+    for want in [
+        "【演练】重污染天气预警信息发布审批表",
+        "橙色预警（Ⅱ级应急响应）",
+        "演练：按橙色预警组织",
+    ] {
+        assert!(xml.contains(want), "{want} in the Word file");
+    }
+
+    // 16:01: the real form's reminder goes out as a real one; the drill's form is done and chases nothing.
+    app.set_clock("2026-12-01 16:01");
+    let reminded = eventually("the real form's reminder", || async {
+        let m: Vec<_> = app.outbox().into_iter().filter(|m| m.template == "approval_overdue").collect();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    assert!(
+        reminded
+            .iter()
+            .all(|m| m.data["warning_id"] == real_id.as_str() && m.data["exercise"] == false),
+        "{reminded:?}"
+    );
+    // The real form, the real list and the real warnings as they were.
+    assert_eq!(forms_of(&app, &real_id).await.len(), 1);
+    let (_, all) = app.get("/api/v1/approvals", Some(DUTY)).await;
+    assert_eq!(real_list(&all), all_before, "{all}");
+    app.stop().await;
+}
+
 /// `word/document.xml` of a .docx, read with `unzip` as anyone checking the file would.
 fn document_xml(bytes: &[u8]) -> String {
     let mut f = tempfile::NamedTempFile::new().expect("a temporary file");

@@ -425,62 +425,13 @@ struct DirectiveBody {
 /// The region issuing a directive: `issued_by` when given, else the daemon's home province
 /// (Shanxi when the table is not scoped).
 pub(crate) fn issuer_of(issued_by: Option<&str>, home: Option<RegionCode>) -> ApiResult<RegionCode> {
-    match issued_by {
-        Some(c) => RegionCode::parse(c).map_err(|e| ApiError::BadRequest(format!("issued_by: {e}"))),
-        None => Ok(home.unwrap_or(crate::domain::region::SHANXI)),
-    }
+    crate::engine::upstream::issuer_of(issued_by, home).map_err(ApiError::BadRequest)
 }
 
 /// The regions a directive or a warning from above names (`field` in the body: codes and
 /// `group:NAME`), each below the issuing region `issued_by`; errors name `field`.
 pub(crate) fn regions_below(s: &AppState, field: &str, named: &[String], issued_by: RegionCode) -> ApiResult<Vec<RegionCode>> {
-    let mut regions = Vec::new();
-    for r in named {
-        let codes = match r.strip_prefix("group:") {
-            // A group may span provinces (汾渭平原): the directive reaches its members within the
-            // issuing region (checked below for single codes).
-            Some(g) => {
-                let members = s
-                    .engine
-                    .regions
-                    .group(g)
-                    .ok_or_else(|| ApiError::BadRequest(format!("{field}: unknown group \"{g}\"")))?;
-                let inside: Vec<RegionCode> = members
-                    .iter()
-                    .copied()
-                    .filter(|c| *c != issued_by && s.engine.regions.is_within(*c, issued_by))
-                    .collect();
-                if inside.is_empty() {
-                    return Err(ApiError::BadRequest(format!(
-                        "{field}: group \"{g}\" has no member below the issuing region {issued_by}"
-                    )));
-                }
-                inside
-            }
-            None => {
-                let c = RegionCode::parse(r).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))?;
-                vec![
-                    s.engine
-                        .regions
-                        .resolve(c)
-                        .ok_or_else(|| ApiError::BadRequest(format!("{field}: unknown region {c}")))?,
-                ]
-            }
-        };
-        regions.extend(codes);
-    }
-    if regions.is_empty() {
-        return Err(ApiError::BadRequest(format!("{field}: name at least one region")));
-    }
-    if let Some(r) = regions
-        .iter()
-        .find(|r| **r == issued_by || !s.engine.regions.is_within(**r, issued_by))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "{field}: {r} is not below the issuing region {issued_by}"
-        )));
-    }
-    Ok(regions)
+    crate::engine::upstream::regions_below(s.engine.regions, field, named, issued_by).map_err(ApiError::BadRequest)
 }
 
 async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -512,7 +463,7 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
         exercise: b.exercise,
         upstream: None,
     };
-    let events = s.engine.issue_directive(d, &staff.name, &staff.role).await?;
+    let events = s.engine.issue_directive(d, &staff.name, Some(&staff.role)).await?;
     s.after_change();
     Ok((StatusCode::CREATED, Json(json!({ "events": events }))))
 }
@@ -531,7 +482,7 @@ async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) 
             "no directive {id}: it is a warning from above, lifted by POST /api/v1/upstream-warnings/{id}/lift"
         )));
     }
-    let events = s.engine.lift_directive(&id, &staff.name, &staff.role).await?;
+    let events = s.engine.lift_directive(&id, &staff.name, Some(&staff.role), None).await?;
     s.after_change();
     Ok(Json(json!({ "events": events })))
 }

@@ -169,11 +169,13 @@ pub(super) async fn opinion_page(State(app): Shared, Extension(dash): Dash, sess
         "seq": seq, "at": local_time(c.at), "trigger": trigger_zh(&c.trigger),
         "regions": regions.into_iter().map(|r| r.1).collect::<Vec<_>>(),
         "record": record, "action": format!("/consultations/{seq}/opinion"), "back": format!("/consultations/{seq}"),
+        "exercise": c.exercise,
     });
+    let drill = if c.exercise { "【演练】" } else { "" };
     page.render(
         "opinion.html",
-        "consultations",
-        &format!("会商意见（第{seq}号会商）"),
+        if c.exercise { "drills" } else { "consultations" },
+        &format!("{drill}会商意见（第{seq}号会商）"),
         ctx,
         StatusCode::OK,
     )
@@ -275,7 +277,13 @@ pub(super) async fn approval_page(State(app): Shared, Extension(dash): Dash, ses
     ctx["docx_href"] = json!(format!("/api/v1/approvals/{id}/docx"));
     ctx["can_complete"] = json!(f.void.is_none() && f.completed_at.is_none());
     ctx["can_relay"] = json!(f.void.is_none() && f.signed() && f.relayed_at.is_none());
-    page.render("approval.html", "now", &title(&f), ctx, StatusCode::OK)
+    page.render(
+        "approval.html",
+        if f.exercise { "drills" } else { "now" },
+        &title(&f),
+        ctx,
+        StatusCode::OK,
+    )
 }
 
 /// `POST /approvals/{id}/complete`.

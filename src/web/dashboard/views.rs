@@ -730,13 +730,37 @@ pub fn event_zh(kind: &EventKind, pb: Option<&Playbook>) -> (String, String) {
                 until.map_or_else(String::new, |u| format!("，至 {}", local_time(u)))
             ),
         ),
-        EventKind::DirectiveReleased { directive } => ("调度令解除".into(), directive.clone()),
+        EventKind::DirectiveReleased { directive, source, doc_no } => match source {
+            Some(source) => (
+                "上级预警解除".into(),
+                doc_no
+                    .as_ref()
+                    .map_or_else(|| source.clone(), |d| format!("{source}；解除文号：{d}")),
+            ),
+            None => ("调度令解除".into(), directive.clone()),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warning_from_above_released_shows_its_lifts_document_number() {
+        let kind = EventKind::DirectiveReleased {
+            directive: "SX-2026-5".into(),
+            source: Some("山西省重污染天气应急指挥部预警（晋重污应急〔2026〕5号）".into()),
+            doc_no: Some("晋重污应急〔2026〕6号".into()),
+        };
+        assert_eq!(
+            event_zh(&kind, None),
+            (
+                "上级预警解除".to_string(),
+                "山西省重污染天气应急指挥部预警（晋重污应急〔2026〕5号）；解除文号：晋重污应急〔2026〕6号".to_string()
+            )
+        );
+    }
 
     #[test]
     fn rules_read_in_chinese() {
