@@ -33,7 +33,7 @@
 //!
 //! Claims run ahead of the sends (16 times the lanes' concurrency) and outcomes go to one recorder
 //! that writes whatever has gathered in one job, so a store commit (one fsync) carries many messages
-//! either way. `examples/mail_bench.rs` measures it against postfix's `smtp-source`.
+//! either way. `tests/bench/mail_bench.rs` measures it against postfix's `smtp-source`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

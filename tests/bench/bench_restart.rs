@@ -34,7 +34,7 @@ use hazeflow::store::{RecordBody, Store};
 
 // The generator of the `hazeflow-listgen` binary, compiled in (an example cannot use a binary's
 // modules); only its list functions are used here.
-#[path = "../src/bin/hazeflow-listgen/generator.rs"]
+#[path = "../../src/bin/hazeflow-listgen/generator.rs"]
 #[allow(dead_code)]
 mod generator;
 

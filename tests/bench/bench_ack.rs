@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 // The generator of the `hazeflow-listgen` binary, compiled in (an example cannot use a binary's
 // modules); only its list functions are used here.
-#[path = "../src/bin/hazeflow-listgen/generator.rs"]
+#[path = "../../src/bin/hazeflow-listgen/generator.rs"]
 #[allow(dead_code)]
 mod generator;
 

@@ -23,7 +23,7 @@
 use std::process::Command;
 
 /// The tests' cluster helper (it asks its parent module for a free port).
-#[path = "../tests/common/pg.rs"]
+#[path = "../common/pg.rs"]
 #[allow(dead_code)]
 mod pg;
 
