@@ -1196,22 +1196,33 @@ async fn a_dashboard_form_signed_before_a_session_key_rotation_is_accepted_after
     assert!(exit.success(), "{exit}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_arrays() {
-    let dir = tempfile::TempDir::new().expect("a folder");
+/// A daemon run from the binary in `dir` (its log in `dir/{log_name}`, `env` added), with an orange
+/// proposal for Lüliang posted over HTTP and signed: its round is fanned out into notices, which are
+/// sent. What the tests read afterwards.
+struct SignedLuliang {
+    daemon: tokio::process::Child,
+    base: String,
+    token: &'static str,
+    log: PathBuf,
+    /// The signed warning.
+    id: String,
+    /// The configuration file the daemon was started with.
+    config: PathBuf,
+}
+
+async fn signed_luliang(dir: &Path, log_name: &str, env: &[(&str, &str)]) -> SignedLuliang {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("a client");
     let port = free_port();
-    let config = write_config(dir.path(), port);
+    let config = write_config(dir, port);
     let root = env!("CARGO_MANIFEST_DIR");
-    let log = dir.path().join("daemon.json.log");
-    let mut daemon = hazeflow_command(dir.path())
+    let log = dir.join(log_name);
+    let mut daemon = hazeflow_command(dir)
         .args(["daemon", "--config"])
         .arg(&config)
-        .env("HAZEFLOW_LOG_FORMAT", "json")
-        .env("HAZEFLOW_LOG_LEVEL", "info,hazeflow::notify::deliver=debug")
+        .envs(env.iter().copied())
         .env("HAZEFLOW_LIST_SEED", format!("{root}/tests/fixtures/registry/good"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("a log file"))
@@ -1220,7 +1231,6 @@ async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_
     answering(&mut daemon, port, &http, &log).await;
     let base = format!("http://127.0.0.1:{port}");
     let token = "hazeflow-demo";
-    // An orange proposal for Lüliang, signed: its round is fanned out into notices, which are sent.
     let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00"));
     let csv = forecast_csv(
         &now.format("%Y-%m-%d %H:%M").to_string(),
@@ -1262,6 +1272,35 @@ async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_
         .await
         .expect("signed");
     assert_eq!(signed.status(), StatusCode::OK, "{}", signed.text().await.unwrap_or_default());
+    SignedLuliang {
+        daemon,
+        base,
+        token,
+        log,
+        id,
+        config,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_arrays() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let SignedLuliang {
+        mut daemon,
+        base,
+        token,
+        log,
+        id,
+        ..
+    } = signed_luliang(
+        dir.path(),
+        "daemon.json.log",
+        &[
+            ("HAZEFLOW_LOG_FORMAT", "json"),
+            ("HAZEFLOW_LOG_LEVEL", "info,hazeflow::notify::deliver=debug"),
+        ],
+    )
+    .await;
     let lines = || -> Vec<Value> {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -1352,66 +1391,13 @@ async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_
 async fn mail_files_and_backups_hold_personal_data_and_are_mode_0600() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::TempDir::new().expect("a folder");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("a client");
-    let port = free_port();
-    let config = write_config(dir.path(), port);
-    let root = env!("CARGO_MANIFEST_DIR");
-    let log = dir.path().join("daemon.log");
-    let mut daemon = hazeflow_command(dir.path())
-        .args(["daemon", "--config"])
-        .arg(&config)
-        .env("HAZEFLOW_LIST_SEED", format!("{root}/tests/fixtures/registry/good"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("a log file"))
-        .spawn()
-        .expect("the daemon starts");
-    answering(&mut daemon, port, &http, &log).await;
-    let base = format!("http://127.0.0.1:{port}");
-    let token = "hazeflow-demo";
-    let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00"));
-    let csv = forecast_csv(
-        &now.format("%Y-%m-%d %H:%M").to_string(),
-        "省生态环境监测和应急保障中心",
-        "141100",
-        &(now.date_naive() + chrono::Duration::days(1)).to_string(),
-        &[160, 230, 240, 250, 180, 120, 100],
-    );
-    let posted = http
-        .post(format!("{base}/api/v1/forecasts"))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("posted");
-    assert_eq!(posted.status(), StatusCode::CREATED, "{}", posted.text().await.unwrap_or_default());
-    let id = eventually("a proposal for Lüliang", || async {
-        let v: Value = http
-            .get(format!("{base}/api/v1/warnings"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        v["warnings"]
-            .as_array()?
-            .iter()
-            .find(|w| w["region"] == "141100")
-            .and_then(|w| w["id"].as_str().map(str::to_string))
-    })
-    .await;
-    let signed = http
-        .post(format!("{base}/api/v1/warnings/{id}/sign"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("signed");
-    assert_eq!(signed.status(), StatusCode::OK, "{}", signed.text().await.unwrap_or_default());
+    let SignedLuliang {
+        mut daemon,
+        base,
+        token,
+        config,
+        ..
+    } = signed_luliang(dir.path(), "daemon.log", &[]).await;
     let mail = dir.path().join("data").join("mail");
     let emls = || -> Vec<PathBuf> {
         std::fs::read_dir(&mail)
