@@ -130,6 +130,10 @@ pub struct ApprovalForm {
     pub relay_note: String,
     /// Set when the decision was withdrawn before it was signed: why.
     pub void: Option<String>,
+    /// Signed before the consultation's record (会商意见) was completed, where the playbook asks for it
+    /// first (`record_before_sign`): the signer's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_record: Option<String>,
     /// A drill's form (演练): of a drill's warning; its title, page and Word file say 【演练】 and the
     /// lists of real forms leave it out.
     #[serde(default, skip_serializing_if = "crate::domain::warning::is_false")]
@@ -229,6 +233,7 @@ mod tests {
             relayed_by: None,
             relay_note: String::new(),
             void: None,
+            without_record: None,
             exercise: false,
         };
         let form = f.achieved(FormStage::Form, t(500));

@@ -87,6 +87,28 @@ fn save(tx: &mut Tx<'_>, now: DateTime<Utc>, actor: &str, change: &str, f: &Appr
     Ok(())
 }
 
+/// Marks form `id` (just signed) as signed without the consultation's record, with the signer's reason.
+pub fn signed_without_record(tx: &mut Tx<'_>, now: DateTime<Utc>, actor: &str, id: &str, reason: &str) -> Result<(), StoreError> {
+    let Some(mut f) = form(tx, id)? else { return Ok(()) };
+    f.without_record = Some(reason.to_string());
+    save(tx, now, actor, "signed_without_record", &f)
+}
+
+/// The forms of consultation `c`'s proposals that were signed without its record (the reason in
+/// `without_record`), of the regions it assessed (their current warnings).
+pub fn waived<V: View>(v: &V, c: &crate::store::ConsultationRecord) -> Result<Vec<ApprovalForm>, StoreError> {
+    let mut out: Vec<ApprovalForm> = Vec::new();
+    for a in &c.assessments {
+        let Some(w) = v.lane_state(a.region, c.exercise)?.warning else { continue };
+        for f in forms_of(v, &w.id)? {
+            if f.consultation == Some(c.seq) && f.without_record.is_some() && !out.iter().any(|x| x.id == f.id) {
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The stage that opens, updates, signs and voids forms as the lifecycle decides.
 pub struct ApprovalStage {
     /// Reminder and escalation timing per level, the chain.
@@ -162,6 +184,7 @@ impl ApprovalStage {
             relayed_by: None,
             relay_note: String::new(),
             void: None,
+            without_record: None,
             exercise: e.exercise,
         };
         if let Some(due) = f.form_due {

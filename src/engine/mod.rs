@@ -587,12 +587,33 @@ impl Engine {
                     crate::domain::authority::may_act(&pb, level, role, what).map_err(|r| EngineError::Forbidden(r.0))?;
                 }
                 let (actor, input) = match &action {
-                    WarningAction::Sign { signer, role } => (signer, Input::SignOff { signer, role }),
+                    WarningAction::Sign { signer, role, .. } => (signer, Input::SignOff { signer, role }),
                     WarningAction::Lift { actor, reason, .. } => (actor, Input::Lift { actor, reason }),
                     WarningAction::Cancel { actor, reason, .. } => (actor, Input::Cancel { actor, reason }),
                 };
                 let events = state.step(w.region, input, now, &pb).map_err(EngineError::from)?;
+                // 会商意见 before sign-off (`record_before_sign`): what a consultation proposed waits
+                // for its record, unless the signer says why not (kept on the form and as a note).
+                let waiver = match &action {
+                    WarningAction::Sign { without_record, .. } if pb.record_before_sign => {
+                        record_gate(tx, &id, without_record.as_deref())?
+                    }
+                    _ => None,
+                };
                 record_events(tx, now, &events, &state, &pb, &me.stages)?;
+                if let Some((form_id, seq, reason)) = &waiver {
+                    approval::signed_without_record(tx, now, actor, form_id, reason)?;
+                    tx.append(
+                        now,
+                        actor,
+                        None,
+                        RecordBody::Other(events::Event::Note(events::Note {
+                            action: what.into(),
+                            note: format!("未附会商意见签发（第{seq}号会商），理由：{reason}"),
+                            warning: id.clone(),
+                        })),
+                    )?;
+                }
                 if let Some(note) = &note {
                     tx.append(
                         now,
@@ -787,12 +808,43 @@ fn directive_authority(set: &PlaybookSet, regions: &Regions, d: &DirectiveRecord
 /// An operator's or signer's action on a warning.
 #[derive(Debug, Clone)]
 pub enum WarningAction {
-    /// Sign what is pending.
-    Sign { signer: String, role: String },
+    /// Sign what is pending. `without_record`: the signer's reason for signing a consultation's
+    /// proposal before its record (会商意见) is completed, where the playbook asks for it first
+    /// (`record_before_sign`).
+    Sign {
+        signer: String,
+        role: String,
+        without_record: Option<String>,
+    },
     /// Lift (the actor's role must be one that may sign the warning's level).
     Lift { actor: String, role: String, reason: String },
     /// Cancel before start (the same authority as a lift).
     Cancel { actor: String, role: String, reason: String },
+}
+
+/// The gate of `record_before_sign`: the unsigned form awaiting this sign-off, if a consultation
+/// proposed it and that consultation's record (会商意见) is not completed, refuses the sign-off (409,
+/// in Chinese, naming the consultation) unless `without_record` gives a reason. `Ok(Some((form,
+/// consultation, reason)))`: signed without the record; `Ok(None)`: nothing holds it.
+fn record_gate(tx: &Tx<'_>, warning: &str, without_record: Option<&str>) -> Result<Option<(String, u64, String)>, EngineError> {
+    let Some((form, seq)) = approval::forms_of(tx, warning)?
+        .into_iter()
+        .rev()
+        .find(|f| f.void.is_none() && !f.signed() && f.consultation.is_some())
+        .and_then(|f| Some((f.id.clone(), f.consultation?)))
+    else {
+        return Ok(None);
+    };
+    if opinion::opinion(tx, seq)?.is_some() {
+        return Ok(None);
+    }
+    match without_record.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(reason) => Ok(Some((form, seq, reason.chars().take(500).collect()))),
+        None => Err(EngineError::Conflict(format!(
+            "须先完成会商意见：该预警由第{seq}号会商提出，其会商意见尚未填写（/consultations/{seq}），请填写后再签发；\
+             如需未附会商意见即签发，请说明理由（without_record）"
+        ))),
+    }
 }
 
 /// What jobs running in the writer need from the engine.

@@ -235,6 +235,11 @@ pub(crate) fn rows(f: &ApprovalForm, regions: &Regions, now: DateTime<Utc>) -> V
             None => "—".into(),
         },
     };
+    // Signed without the record where the playbook asks for it first: the signer's reason.
+    let meeting = match &f.without_record {
+        Some(r) => format!("{meeting}\n未附会商意见签发，理由：{r}"),
+        None => meeting,
+    };
     let signer = match (&f.signer, &f.needs) {
         (Some(s), Some(n)) => format!("{s}（{n}）"),
         (Some(s), None) => format!("{s}（按预案无需签发）"),

@@ -123,6 +123,7 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
         WarningAction::Sign {
             signer: "李副市长".into(),
             role: "deputy_head".into(),
+            without_record: Some("本测试不涉及会商意见".into()),
         },
     );
     let others = futures_like_join(&store, 32);
@@ -158,6 +159,7 @@ async fn a_failing_stage_leaves_neither_the_warning_event_nor_its_assignments_an
             WarningAction::Sign {
                 signer: "李副市长".into(),
                 role: "deputy_head".into(),
+                without_record: Some("本测试不涉及会商意见".into()),
             },
         )
         .await

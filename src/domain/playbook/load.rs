@@ -317,6 +317,22 @@ fn compile(
         (None, Some(p)) => p.hold_higher,
         (None, None) => true,
     };
+    let record_before_sign = match (&raw.record_before_sign, parent) {
+        (Some(r), Some(p)) if p.record_before_sign && !r.value => {
+            errors.push(validate::at(
+                file,
+                &r.referenced,
+                format!(
+                    "record_before_sign: false is laxer than parent playbook \"{}\", which signs only after the consultation's record",
+                    p.id
+                ),
+            ));
+            false
+        }
+        (Some(r), _) => r.value,
+        (None, Some(p)) => p.record_before_sign,
+        (None, None) => false,
+    };
 
     let level_pollutants = match (&raw.level_pollutants, parent) {
         (Some(l), parent) => {
@@ -482,6 +498,7 @@ fn compile(
         advisory_aqi_above,
         approval_form,
         relay,
+        record_before_sign,
         issuer,
         reports,
         republish,

@@ -420,6 +420,9 @@ pub struct Playbook {
     /// The office relays a signed decision to the departments within this (`relay_hours`; inherited).
     #[serde(serialize_with = "ser_opt_hours")]
     pub relay: Option<Duration>,
+    /// A proposal made by a consultation is signed only once the consultation's record (会商意见) is
+    /// completed, unless the signer gives a reason (`record_before_sign`; inherited; default false).
+    pub record_before_sign: bool,
     /// Who issues its warnings; never taken from the parent.
     pub issuer: Issuer,
     /// Reports up (信息报送, `reports:`; each field inherited).

@@ -31,6 +31,8 @@ pub struct RawPlaybook {
     pub approval_form_hours: Option<Spanned<u32>>,
     /// Hours after sign-off (or an automatic decision) within which the office relays to departments.
     pub relay_hours: Option<Spanned<u32>>,
+    /// A proposal made by a consultation is signed only once its 会商意见 is completed (or with a reason).
+    pub record_before_sign: Option<Spanned<bool>>,
     /// The body that issues this playbook's warnings (never inherited: each authority speaks in its own name).
     pub issuer: Option<RawIssuer>,
     /// Reports up (信息报送): the upper tier's office and the daily report's time (each inherited).

@@ -82,6 +82,10 @@ const TABLE: &[(&str, &str)] = &[
         "hold_higher: false 宽于上级预案“{0}”（上级频繁波动时按高级别预警执行）",
     ),
     (
+        "record_before_sign: false is laxer than parent playbook \"*\", which signs only after the consultation's record",
+        "record_before_sign: false 宽于上级预案“{0}”（上级要求会商意见填写完成后方可签发）",
+    ),
+    (
         "level_pollutants: unknown pollutant \"*\" (pm25, pm10, o3, so2, no2, co)",
         "level_pollutants：未知污染物“{0}”（可用 pm25、pm10、o3、so2、no2、co）",
     ),

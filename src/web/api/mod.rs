@@ -326,6 +326,8 @@ async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -
 struct SignBody {
     signer: Option<String>,
     role: Option<String>,
+    /// Why a consultation's proposal is signed before its record (会商意见) is completed.
+    without_record: Option<String>,
 }
 
 fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
@@ -357,6 +359,7 @@ async fn sign(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byte
             WarningAction::Sign {
                 signer: staff.name.clone(),
                 role: staff.role.clone(),
+                without_record: b.without_record,
             },
             note,
         )

@@ -416,6 +416,8 @@ pub(super) async fn warning(
 pub(super) struct ActionForm {
     back: String,
     reason: String,
+    /// On the sign form: why sign before the consultation's record (未完成会商意见即签发的理由).
+    without_record: String,
 }
 
 /// A local path to go back to; anything else goes home.
@@ -506,9 +508,11 @@ async fn act(app: &AppState, dash: &Dashboard, id: &str, action: WarningAction, 
 pub(super) async fn sign(State(app): Shared, Extension(dash): Dash, Path(id): Path<String>, posted: Posted<ActionForm>) -> Response {
     let staff = &posted.session.staff;
     tracing::info!(warning = %id, staff = %staff.name, role = %staff.role, "sign from the dashboard");
+    let why = posted.form.without_record.trim();
     let action = WarningAction::Sign {
         signer: staff.name.clone(),
         role: staff.role.clone(),
+        without_record: (!why.is_empty()).then(|| why.to_string()),
     };
     act(&app, &dash, &id, action, &posted.form.back, "签发未成功").await
 }
