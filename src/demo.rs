@@ -1,6 +1,9 @@
 //! The first-start demo: the sample forecast of `seeds/demo/forecast.csv`, a real Taiyuan episode,
 //! shifted so that it starts tomorrow, goes into the inbox, so that a newcomer sees a consultation,
-//! a proposal awaiting sign-off and, after signing, an issued warning.
+//! a proposal awaiting sign-off and, after signing, an issued warning. Its consultation gets a
+//! 会商意见 of demo data (every unit and field says 演示数据), so that the shipped playbooks, which sign
+//! a consultation's proposal only once its record is completed (`record_before_sign`), let the
+//! quickstart's `warnings sign --pending` sign.
 
 use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDate};
@@ -11,7 +14,7 @@ pub const SAMPLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/seed
 
 /// Puts the shifted sample into the inbox on first start: no forecast was ever received (the list
 /// seed may already have written its record).
-pub fn seed_inbox(engine: &crate::engine::Engine, inbox: &std::path::Path) -> Result<()> {
+pub fn seed_inbox(engine: &std::sync::Arc<crate::engine::Engine>, inbox: &std::path::Path) -> Result<()> {
     let seen = engine
         .store
         .read(|r| Ok(r.counter("events_forecast_accepted")? + r.counter("events_forecast_rejected")?))?;
@@ -30,7 +33,43 @@ pub fn seed_inbox(engine: &crate::engine::Engine, inbox: &std::path::Path) -> Re
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, dir.join("demo-forecast.csv"))?;
     tracing::info!(inbox = %dir.display(), "demo: the sample forecast is in the inbox");
+    tokio::spawn(record_demo_opinion(engine.clone()));
     Ok(())
+}
+
+/// Waits (up to 10 minutes) for the first consultation that proposes a warning, and completes its
+/// 会商意见 with demo data, accepting every proposal as made.
+async fn record_demo_opinion(engine: std::sync::Arc<crate::engine::Engine>) {
+    for _ in 0..2400 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let found = engine.store.read(|r| {
+            Ok(r.consultations(5)?
+                .into_iter()
+                .find(|c| !c.exercise && c.assessments.iter().any(|a| a.level.is_some())))
+        });
+        let Ok(Some(c)) = found else { continue };
+        if matches!(engine.store.read(|r| crate::engine::opinion::opinion(r, c.seq)), Ok(Some(_))) {
+            return;
+        }
+        let input = crate::domain::opinion::OpinionInput {
+            units: vec![crate::domain::opinion::Unit {
+                name: "演示数据".into(),
+                people: vec!["演示数据".into()],
+            }],
+            weather: "演示数据：由示例预报自动生成的会商意见，并非真实会商。".into(),
+            trend: "演示数据：同意系统建议。".into(),
+            primary_pollutant: "PM2.5".into(),
+            conclusions: Vec::new(),
+        };
+        match engine.record_opinion(c.seq, input, "演示数据").await {
+            Ok(_) => {
+                tracing::info!(consultation = c.seq, "demo: the consultation's record (会商意见) is completed with demo data");
+                engine.after_change();
+            }
+            Err(e) => tracing::warn!(consultation = c.seq, error = %e, "demo: the consultation's record was not made"),
+        }
+        return;
+    }
 }
 
 /// The sample with its first date moved to `first` (all dates move alike) and its issue time set.

@@ -255,6 +255,10 @@ enum WarningsCommand {
         /// Sign every warning awaiting sign-off that your role may sign.
         #[arg(long)]
         pending: bool,
+        /// Why a consultation's proposal is signed before its record (会商意见) is completed, where the
+        /// playbook asks for the record first (record_before_sign); kept on the record's page and the 审批表.
+        #[arg(long, value_name = "REASON")]
+        without_record: Option<String>,
     },
     /// Lift a warning.
     Lift {
@@ -529,7 +533,11 @@ fn main() -> ExitCode {
                 match command {
                     WarningsCommand::List => server.client().list().await,
                     WarningsCommand::Show { id } => server.client().show(&id).await,
-                    WarningsCommand::Sign { ids, pending } => server.client().sign(&ids, pending).await,
+                    WarningsCommand::Sign {
+                        ids,
+                        pending,
+                        without_record,
+                    } => server.client().sign(&ids, pending, without_record.as_deref()).await,
                     WarningsCommand::Lift { id, reason } => server.client().lift(&id, reason).await,
                 }
             })

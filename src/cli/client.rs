@@ -233,8 +233,9 @@ impl Client {
         Ok(ExitCode::SUCCESS)
     }
 
-    /// `hazeflow warnings sign ID…` or `--pending`.
-    pub async fn sign(&self, ids: &[String], pending: bool) -> Result<ExitCode> {
+    /// `hazeflow warnings sign ID…` or `--pending`; `--without-record REASON`: sign a consultation's
+    /// proposal before its record (会商意见) is completed, saying why.
+    pub async fn sign(&self, ids: &[String], pending: bool, without_record: Option<&str>) -> Result<ExitCode> {
         let mut ids = ids.to_vec();
         if pending {
             let v = self.get("/api/v1/warnings").await?;
@@ -246,7 +247,8 @@ impl Client {
         }
         let mut failed = 0;
         for id in &ids {
-            match self.post(&format!("/api/v1/warnings/{id}/sign"), None).await {
+            let body = without_record.map(|r| serde_json::json!({ "without_record": r }));
+            match self.post(&format!("/api/v1/warnings/{id}/sign"), body).await {
                 Ok(v) => println!("{id}: signed ({} events)", v["events"].as_array().map_or(0, Vec::len)),
                 Err(e) => {
                     failed += 1;
