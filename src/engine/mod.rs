@@ -827,17 +827,15 @@ pub enum WarningAction {
 /// in Chinese, naming the consultation) unless `without_record` gives a reason. `Ok(Some((form,
 /// consultation, reason)))`: signed without the record; `Ok(None)`: nothing holds it.
 fn record_gate(tx: &Tx<'_>, warning: &str, without_record: Option<&str>) -> Result<Option<(String, u64, String)>, EngineError> {
-    let Some((form, seq)) = approval::forms_of(tx, warning)?
-        .into_iter()
-        .rev()
-        .find(|f| f.void.is_none() && !f.signed() && f.consultation.is_some())
-        .and_then(|f| Some((f.id.clone(), f.consultation?)))
-    else {
+    let Some(seq) = opinion::record_awaited(tx, warning)? else {
         return Ok(None);
     };
-    if opinion::opinion(tx, seq)?.is_some() {
-        return Ok(None);
-    }
+    let form = approval::forms_of(tx, warning)?
+        .into_iter()
+        .rev()
+        .find(|f| f.void.is_none() && !f.signed() && f.consultation == Some(seq))
+        .map(|f| f.id)
+        .unwrap_or_default();
     match without_record.map(str::trim).filter(|r| !r.is_empty()) {
         Some(reason) => Ok(Some((form, seq, reason.chars().take(500).collect()))),
         None => Err(EngineError::Conflict(format!(

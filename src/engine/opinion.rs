@@ -30,6 +30,21 @@ pub fn opinion<V: crate::store::View>(v: &V, consultation: u64) -> Result<Option
     v.doc(OPINIONS, &seq_key(consultation))
 }
 
+/// The consultation whose record (会商意见) a sign-off of `warning` waits for: the one that proposed
+/// what awaits signing (its open, unsigned form's), while that consultation has no record. The playbook
+/// decides whether it waits (`record_before_sign`). `None`: nothing to wait for.
+pub fn record_awaited<V: crate::store::View>(v: &V, warning: &str) -> Result<Option<u64>, crate::store::StoreError> {
+    let seq = crate::engine::approval::forms_of(v, warning)?
+        .into_iter()
+        .rev()
+        .find(|f| f.void.is_none() && !f.signed() && f.consultation.is_some())
+        .and_then(|f| f.consultation);
+    match seq {
+        Some(seq) if opinion(v, seq)?.is_none() => Ok(Some(seq)),
+        _ => Ok(None),
+    }
+}
+
 impl Engine {
     /// Records the meeting's record of consultation `seq`. Refused: an unknown consultation (404), one
     /// already recorded (409), bad fields (400, each named), a change or rejection of a proposal that

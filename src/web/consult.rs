@@ -65,8 +65,16 @@ pub(crate) fn consultation_json(c: &ConsultationRecord, regions: &Regions) -> Va
 async fn show_opinion(State(s): Shared, _staff: Staff, Path(seq): Path<u64>) -> Result<Json<Value>, ApiError> {
     let (c, o) = s.engine.store.read(|r| Ok((r.consultation(seq)?, opinion::opinion(r, seq)?)))?;
     let c = c.ok_or_else(|| ApiError::NotFound(format!("no consultation {seq}")))?;
+    // Its proposals signed before the record (`record_before_sign`), with the signers' reasons.
+    let waived: Vec<Value> = s
+        .engine
+        .store
+        .read(|r| approval::waived(r, &c))?
+        .into_iter()
+        .map(|f| json!({ "form": f.id, "warning": f.warning_id, "region": f.region, "signer": f.signer, "signed_at": f.signed_at, "reason": f.without_record }))
+        .collect();
     Ok(Json(
-        json!({ "consultation": consultation_json(&c, s.engine.regions), "opinion": o }),
+        json!({ "consultation": consultation_json(&c, s.engine.regions), "opinion": o, "signed_without_record": waived }),
     ))
 }
 

@@ -112,7 +112,15 @@ fn input_time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 /// `GET /consultations/{seq}`: the consultation, each region's proposal with its chart, and its
 /// record: the form while none is recorded, the record once it is.
 pub(super) async fn opinion_page(State(app): Shared, Extension(dash): Dash, session: Session, Path(seq): Path<u64>) -> Response {
-    let (c, o) = match app.engine.store.read(|r| Ok((r.consultation(seq)?, opinion::opinion(r, seq)?))) {
+    let read = app.engine.store.read(|r| {
+        let c = r.consultation(seq)?;
+        let waived = match &c {
+            Some(c) => approval::waived(r, c)?,
+            None => Vec::new(),
+        };
+        Ok((c, opinion::opinion(r, seq)?, waived))
+    });
+    let (c, o, waived) = match read {
         Ok(d) => d,
         Err(e) => return store_failed(&dash, &app, &session, e),
     };
@@ -165,7 +173,21 @@ pub(super) async fn opinion_page(State(app): Shared, Extension(dash): Dash, sess
             "recorded_by": o.recorded_by, "recorded_at": local_time(o.recorded_at),
         })
     });
+    // Proposals of this consultation signed before its record, each with the signer's reason.
+    let waived: Vec<Value> = waived
+        .iter()
+        .map(|f| {
+            json!({
+                "region_name": look.regions.name(f.region), "level_name": f.level_name,
+                "warning_id": f.warning_id, "warning_href": views::warning_href(&f.warning_id),
+                "form_href": format!("/approvals/{}", f.id), "form_id": f.id,
+                "signer": f.signer, "signed_at": f.signed_at.map(local_time),
+                "reason": f.without_record,
+            })
+        })
+        .collect();
     let ctx = json!({
+        "waived": waived,
         "seq": seq, "at": local_time(c.at), "trigger": trigger_zh(&c.trigger),
         "regions": regions.into_iter().map(|r| r.1).collect::<Vec<_>>(),
         "record": record, "action": format!("/consultations/{seq}/opinion"), "back": format!("/consultations/{seq}"),

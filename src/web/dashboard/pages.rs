@@ -363,8 +363,19 @@ pub(super) async fn warning(
         _ => None,
     };
     let held = !w.holds.is_empty();
+    // A consultation's proposal waits for its record (会商意见) where the playbook says so.
+    let awaited = if to_sign.is_some() && pb.as_ref().is_some_and(|p| p.record_before_sign) {
+        app.engine
+            .store
+            .read(|r| crate::engine::opinion::record_awaited(r, &w.id))
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
     let actions = json!({
         "sign": to_sign.as_ref().map(|l| json!({
+            "record_awaited": awaited,
             "level_name": views::level_name(pb.as_deref(), l),
             "needs": views::needs_zh(pb.as_deref(), l).unwrap_or_else(|| "自动".into()),
             "allowed": pb.as_ref().is_some_and(|p| p.may_sign(l, &session.staff.role)),
@@ -514,7 +525,25 @@ pub(super) async fn sign(State(app): Shared, Extension(dash): Dash, Path(id): Pa
         role: staff.role.clone(),
         without_record: (!why.is_empty()).then(|| why.to_string()),
     };
-    act(&app, &dash, &id, action, &posted.form.back, "签发未成功").await
+    match app.engine.warning_action(&id, action).await {
+        Ok(events) => {
+            app.after_change();
+            redirect_with(&dash, &posted.form.back, FlashKind::Ok, &describe(&lookup(&app), &events))
+        }
+        // Refused for want of the consultation's record: the warning page says so and offers the reason's field.
+        Err(e @ EngineError::Conflict(_)) if e.to_string().contains("须先完成会商意见") => redirect_with(
+            &dash,
+            &views::warning_href(&id),
+            FlashKind::Error,
+            &format!("签发未成功：{}", engine_error_zh(&e)),
+        ),
+        Err(e) => redirect_with(
+            &dash,
+            &posted.form.back,
+            FlashKind::Error,
+            &format!("签发未成功：{}", engine_error_zh(&e)),
+        ),
+    }
 }
 
 /// `POST /warnings/{id}/lift`.
