@@ -63,7 +63,10 @@ async fn record_demo_opinion(engine: std::sync::Arc<crate::engine::Engine>) {
         };
         match engine.record_opinion(c.seq, input, "演示数据").await {
             Ok(_) => {
-                tracing::info!(consultation = c.seq, "demo: the consultation's record (会商意见) is completed with demo data");
+                tracing::info!(
+                    consultation = c.seq,
+                    "demo: the consultation's record (会商意见) is completed with demo data"
+                );
                 engine.after_change();
             }
             Err(e) => tracing::warn!(consultation = c.seq, error = %e, "demo: the consultation's record was not made"),

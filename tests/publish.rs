@@ -75,7 +75,13 @@ async fn sign(app: &TestApp, region: &str) -> String {
     })
     .await;
     let id = w["id"].as_str().expect("an id").to_string();
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     id
 }

@@ -99,7 +99,9 @@ pub fn signed_without_record(tx: &mut Tx<'_>, now: DateTime<Utc>, actor: &str, i
 pub fn waived<V: View>(v: &V, c: &crate::store::ConsultationRecord) -> Result<Vec<ApprovalForm>, StoreError> {
     let mut out: Vec<ApprovalForm> = Vec::new();
     for a in &c.assessments {
-        let Some(w) = v.lane_state(a.region, c.exercise)?.warning else { continue };
+        let Some(w) = v.lane_state(a.region, c.exercise)?.warning else {
+            continue;
+        };
         for f in forms_of(v, &w.id)? {
             if f.consultation == Some(c.seq) && f.without_record.is_some() && !out.iter().any(|x| x.id == f.id) {
                 out.push(f);

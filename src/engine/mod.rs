@@ -595,9 +595,7 @@ impl Engine {
                 // 会商意见 before sign-off (`record_before_sign`): what a consultation proposed waits
                 // for its record, unless the signer says why not (kept on the form and as a note).
                 let waiver = match &action {
-                    WarningAction::Sign { without_record, .. } if pb.record_before_sign => {
-                        record_gate(tx, &id, without_record.as_deref())?
-                    }
+                    WarningAction::Sign { without_record, .. } if pb.record_before_sign => record_gate(tx, &id, without_record.as_deref())?,
                     _ => None,
                 };
                 record_events(tx, now, &events, &state, &pb, &me.stages)?;

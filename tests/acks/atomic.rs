@@ -315,6 +315,7 @@ async fn churn(http: reqwest::Client, base: String, city: &'static str, issued: 
         let Ok(r) = http
             .post(format!("{base}/api/v1/warnings/{id}/sign"))
             .bearer_auth("hazeflow-demo")
+            .json(&serde_json::json!({ "without_record": "本测试不涉及会商意见" }))
             .send()
             .await
         else {

@@ -104,7 +104,11 @@ async fn a_drill_runs_the_whole_chain_marked_as_a_drill_and_leaves_the_real_warn
     assert_ne!(drill, real);
     // Red needs the head (市长), for a drill as for real.
     let (status, body) = app
-        .post_json(&format!("/api/v1/warnings/{drill}/sign"), Some(DEPUTY), &json!({}))
+        .post_json(
+            &format!("/api/v1/warnings/{drill}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     app.sign(&drill, HEAD).await;

@@ -178,7 +178,11 @@ impl TestApp {
     /// Signs a warning with a token.
     pub async fn sign(&self, id: &str, token: &str) {
         let (status, body) = self
-            .post_json(&format!("/api/v1/warnings/{id}/sign"), Some(token), &json!({}))
+            .post_json(
+                &format!("/api/v1/warnings/{id}/sign"),
+                Some(token),
+                &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }

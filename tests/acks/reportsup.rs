@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::common::validate_cap;
 use crate::helpers::*;
-use crate::reports::{UPPER, ack, document_xml, kept, login, page, start, upper_mails};
+use crate::reports::{UPPER, ack, document_xml, kept, start, upper_mails};
 use crate::smtp::SmtpServer;
 
 /// The upper tier's mails whose subject starts with `prefix`, once there are `n`.

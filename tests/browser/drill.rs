@@ -25,6 +25,8 @@ async fn the_head_signs_a_drill_on_the_drills_page_and_the_start_page_keeps_show
         .as_str()
         .unwrap_or_else(|| panic!("a drill: {drills}"))
         .to_string();
+    // The drill's consultation takes its record (会商意见) like a real one: then its proposal signs.
+    app.complete_record(&drill).await;
     let base = app.base();
 
     let (b, r, d) = (base.clone(), real.clone(), drill.clone());

@@ -69,6 +69,8 @@ async fn the_head_on_duty_signs_pending_proposals_in_the_browser_and_sees_the_re
     // three warnings, each awaiting a signature.
     app.submit_forecast(&three_city_forecast()).await;
     let ids = app.pending(&[TAIYUAN, JINZHONG, LINFEN]).await;
+    // The meeting's record (会商意见) is completed: the proposals may be signed.
+    app.complete_record(&ids[0]).await;
     let taiyuan_id = ids[0].clone();
     let base = app.base();
 

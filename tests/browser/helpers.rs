@@ -222,13 +222,41 @@ impl TestApp {
         }
     }
 
+    /// Completes a minimal 会商意见 of the consultation that proposed warning `id` (every proposal
+    /// accepted) over the API, as the head: Shanxi's playbooks sign a consultation's proposal only
+    /// once its record is completed (`record_before_sign`).
+    pub async fn complete_record(&self, id: &str) -> u64 {
+        let forms = self.api(&format!("/api/v1/approvals?warning={id}")).await;
+        let seq = forms["approvals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .rev()
+            .find_map(|f| f["form"]["consultation"].as_u64())
+            .unwrap_or_else(|| panic!("a consultation proposed {id}: {forms}"));
+        let r = self
+            .http
+            .post(self.url(&format!("/api/v1/consultations/{seq}/opinion")))
+            .bearer_auth(HEAD)
+            .json(&serde_json::json!({
+                "units": [{ "name": "省生态环境监测和应急保障中心", "people": ["张明"] }],
+                "weather": "静稳天气，扩散条件差", "trend": "污染持续", "primary_pollutant": "PM2.5"
+            }))
+            .send()
+            .await
+            .expect("the daemon answers");
+        let status = r.status();
+        assert_eq!(status, StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
+        seq
+    }
+
     /// `POST /api/v1/warnings/{id}/sign` as the head.
     pub async fn sign(&self, id: &str) {
         let r = self
             .http
             .post(self.url(&format!("/api/v1/warnings/{id}/sign")))
             .bearer_auth(HEAD)
-            .json(&serde_json::json!({}))
+            .json(&serde_json::json!({ "without_record": "本测试不涉及会商意见" }))
             .send()
             .await
             .expect("the daemon answers");

@@ -106,7 +106,13 @@ async fn a_form_posted_without_its_csrf_token_is_refused_with_403_and_changes_no
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the proposal")["status"], "pending");
 
     // With the token, the same form signs.
-    let (status, headers, _) = app.post_form(&sign, Some(&session), &[("csrf", &good), ("back", "/")]).await;
+    let (status, headers, _) = app
+        .post_form(
+            &sign,
+            Some(&session),
+            &[("csrf", &good), ("back", "/"), ("without_record", "本测试不涉及会商意见")],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(header(&headers, LOCATION), "/");
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "issued");
@@ -128,7 +134,11 @@ async fn text_from_staff_and_operators_is_html_escaped_on_every_page() {
     // Signed by that name, then cancelled with a reason that is markup: the history shows both as text.
     let href = format!("/warnings/{}", ids[0]);
     let (status, _, _) = app
-        .post_form(&format!("{href}/sign"), Some(&session), &[("csrf", &csrf), ("back", &href)])
+        .post_form(
+            &format!("{href}/sign"),
+            Some(&session),
+            &[("csrf", &csrf), ("back", &href), ("without_record", "本测试不涉及会商意见")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let reason = "<img src=x onerror=alert(1)> \"引号\" & 'apostrophe'";

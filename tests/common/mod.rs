@@ -355,3 +355,56 @@ pub async fn role_of(http: &reqwest::Client, port: u16) -> Option<(String, u64)>
         .ok()?;
     Some((body["role"].as_str()?.to_string(), body["term"].as_u64()?))
 }
+
+/// The value of cookie `name` set by a response.
+fn cookie(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()?
+                .trim()
+                .strip_prefix(name)?
+                .strip_prefix('=')
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+/// Logs in to the dashboard as a browser would; returns the session's `Cookie` header.
+pub async fn login(app: &TestApp, token: &str) -> String {
+    let r = app.http().get(app.url("/login")).send().await.expect("the daemon answers");
+    let nonce = cookie(&r, "hazeflow_login");
+    let html = r.text().await.expect("a page");
+    let marker = "name=\"csrf\" value=\"";
+    let csrf = html[html.find(marker).expect("a CSRF field") + marker.len()..]
+        .split('"')
+        .next()
+        .expect("its value")
+        .to_string();
+    let r = app
+        .http()
+        .post(app.url("/login"))
+        .header(reqwest::header::COOKIE, format!("hazeflow_login={nonce}"))
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("the daemon answers");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    format!("hazeflow_session={}", cookie(&r, "hazeflow_session"))
+}
+
+/// A dashboard page with the session: status and HTML.
+pub async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, String) {
+    let r = app
+        .http()
+        .get(app.url(path))
+        .header(reqwest::header::COOKIE, session)
+        .send()
+        .await
+        .expect("the daemon answers");
+    // Attribute values come escaped (`&#x2f;` for `/`); read them as a browser does.
+    (r.status(), r.text().await.expect("a page").replace("&#x2f;", "/"))
+}

@@ -379,10 +379,36 @@ async fn the_cli_submits_lists_and_signs_warnings_on_the_running_daemon() {
         err.contains("403 Forbidden: role \"duty_officer\" may not sign a orange warning (needs deputy_head)"),
         "{err}"
     );
+    // Shanxi signs a consultation's proposal once its 会商意见 is completed (`record_before_sign`): the
+    // deputy head is refused (exit 1, the reason in Chinese on stderr, naming the consultation)…
     let (code, out, err) = hazeflow(&["warnings", "sign", "--pending", "--server", &server, "--token", DEPUTY]).await;
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("409 Conflict: 须先完成会商意见") && err.contains("号会商提出") && err.contains("/consultations/"),
+        "{err}"
+    );
+    assert!(out.ends_with("0 signed, 1 refused\n"), "{out}");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "pending");
+    // …unless they say why (`--without-record`): signed, the reason kept on the 审批表.
+    let why = "会商专家未能到场，先行签发";
+    let (code, out, err) = hazeflow(&[
+        "warnings",
+        "sign",
+        "--pending",
+        "--without-record",
+        why,
+        "--server",
+        &server,
+        "--token",
+        DEPUTY,
+    ])
+    .await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.ends_with("1 signed, 0 refused\n"), "{out}");
     assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "issued");
+    let (status, forms) = app.get(&format!("/api/v1/approvals?warning={id}"), Some(DUTY)).await;
+    assert_eq!(status, StatusCode::OK, "{forms}");
+    assert_eq!(forms["approvals"][0]["form"]["without_record"], why, "{forms}");
 
     // `hazeflow consult --now` holds a consultation and prints its proposals.
     let (code, out, err) = hazeflow(&["consult", "--now", "--server", &server, "--token", DUTY]).await;
@@ -431,7 +457,13 @@ async fn each_county_under_an_active_city_warning_reports_its_level_and_the_warn
     assert_eq!(region(&body, TAIYUAN)["own_warning"]["status"], "pending");
     assert_eq!(region(&body, "140105")["in_force"], Value::Null);
     app.set_clock("2026-12-01 15:10");
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Past the start: 小店区 (140105) is under Taiyuan's orange, 新荣区 (140212, Datong) under nothing.
     app.set_clock("2026-12-03 01:00");

@@ -68,7 +68,7 @@ async fn every_write_endpoint_needs_the_role_the_playbook_names_whatever_the_bod
         (
             "sign red (typed signer is only a note)",
             format!("/api/v1/warnings/{red_a}/sign"),
-            Body::Json(json!({ "signer": "冒名者" })),
+            Body::Json(json!({ "signer": "冒名者", "without_record": "本测试不涉及会商意见" })),
             vec![(OBSERVER, forbidden), (DUTY, forbidden), (DEPUTY, forbidden), (HEAD, ok)],
         ),
         (
@@ -86,7 +86,7 @@ async fn every_write_endpoint_needs_the_role_the_playbook_names_whatever_the_bod
         (
             "sign orange",
             format!("/api/v1/warnings/{orange_c}/sign"),
-            Body::None,
+            Body::Json(json!({ "without_record": "本测试不涉及会商意见" })),
             vec![(OBSERVER, forbidden), (DUTY, forbidden), (DEPUTY, ok)],
         ),
         (

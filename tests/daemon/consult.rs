@@ -530,6 +530,123 @@ async fn a_drills_consultation_takes_its_record_and_its_decision_opens_an_approv
     app.stop().await;
 }
 
+/// Shanxi signs a consultation's proposal once its 会商意见 is completed (`record_before_sign`): a
+/// sign-off before it is refused (409, in Chinese, naming the consultation) and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_is_signed_only_after_its_consultations_record_is_completed() {
+    let app = spawn_app(clock()).await;
+    let (id, seq) = orange_proposed(&app).await;
+    let before = app.last_seq().await;
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("须先完成会商意见") && msg.contains(&format!("第{seq}号会商")) && msg.contains(&format!("/consultations/{seq}")),
+        "{msg}"
+    );
+    // A reason of blanks is no reason.
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &json!({ "without_record": "  " }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(app.last_seq().await, before, "nothing recorded");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the proposal")["status"], "pending");
+
+    // The meeting's record, accepting the proposal: now it signs.
+    let accept = json!({ "region": TAIYUAN, "decision": "accept" });
+    let (status, body) = app
+        .post_json(&format!("/api/v1/consultations/{seq}/opinion"), Some(DUTY), &record(accept))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "issued");
+    let forms = forms_of(&app, &id).await;
+    assert!(forms[0]["form"].get("without_record").is_none(), "{}", forms[0]);
+    assert!(!field(&forms[0], "会商意见").contains("未附会商意见签发"), "{}", forms[0]);
+    app.stop().await;
+}
+
+/// The signer may sign without the record by saying why: the reason is kept in the sign's note, on
+/// the 审批表 (page, API and Word file) and on the consultation's 会商意见 page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_signed_without_its_consultations_record_keeps_the_reason_on_the_approval_form_and_the_record_page() {
+    let app = spawn_app(clock()).await;
+    let (id, seq) = orange_proposed(&app).await;
+    let why = "会商专家因故未能到场，先行签发，会后补录会商意见";
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &json!({ "without_record": why }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.warning_of(TAIYUAN).await.expect("the warning")["status"], "issued");
+
+    // The sign's note in the log.
+    let events = app.events().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.to_string().contains(&format!("未附会商意见签发（第{seq}号会商），理由：{why}"))),
+        "a note of the reason"
+    );
+    // The 审批表: its field and its Word file.
+    let forms = forms_of(&app, &id).await;
+    let form_id = forms[0]["form"]["id"].as_str().expect("a form").to_string();
+    assert_eq!(forms[0]["form"]["without_record"], why);
+    assert!(
+        field(&forms[0], "会商意见").contains(&format!("未附会商意见签发，理由：{why}")),
+        "{}",
+        forms[0]
+    );
+    let resp = app
+        .http()
+        .get(app.url(&format!("/api/v1/approvals/{form_id}/docx")))
+        .bearer_auth(DUTY)
+        .send()
+        .await
+        .expect("the docx");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let xml = document_xml(&resp.bytes().await.expect("its bytes"));
+    assert!(xml.contains(&format!("未附会商意见签发，理由：{why}")), "{xml}");
+
+    // The consultation's record: over the API and on its page.
+    let (_, shown) = app.get(&format!("/api/v1/consultations/{seq}/opinion"), Some(DUTY)).await;
+    assert_eq!(shown["signed_without_record"][0]["reason"], why, "{shown}");
+    assert_eq!(shown["signed_without_record"][0]["warning"], id.as_str(), "{shown}");
+    let session = login(&app, DUTY).await;
+    let (status, html) = page(&app, &format!("/consultations/{seq}"), &session).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("未附会商意见签发") && html.contains(why) && html.contains(&id),
+        "{html}"
+    );
+    app.stop().await;
+}
+
+/// The dashboard's warning page says whose record is awaited and offers the reason's field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warning_page_says_the_record_is_awaited_and_its_sign_form_takes_the_reason() {
+    let app = spawn_app(clock()).await;
+    let (id, seq) = orange_proposed(&app).await;
+    let session = login(&app, DEPUTY).await;
+    let (status, html) = page(&app, &format!("/warnings/{id}"), &session).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("该预警由第{seq}号会商提出"))
+            && html.contains("未完成会商意见即签发的理由")
+            && html.contains("name=\"without_record\""),
+        "{html}"
+    );
+    app.stop().await;
+}
+
 /// `word/document.xml` of a .docx, read with `unzip` as anyone checking the file would.
 fn document_xml(bytes: &[u8]) -> String {
     let mut f = tempfile::NamedTempFile::new().expect("a temporary file");

@@ -138,7 +138,13 @@ async fn drills_from_the_inbox_the_cli_and_a_directive_run_in_the_drill_lanes_an
     assert_eq!(app.warnings().await, warnings_before);
     // The drill is signed by its id; the real proposal still waits for its own signature.
     let id = d["id"].as_str().unwrap();
-    let (status, body) = app.post_json(&format!("/api/v1/warnings/{id}/sign"), Some(HEAD), &json!({})).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(HEAD),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let real_now = app.warning_of(TAIYUAN).await.expect("the real proposal");
     assert_eq!(

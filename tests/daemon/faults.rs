@@ -197,7 +197,13 @@ async fn a_store() -> (TempDir, PathBuf) {
     assert!(status.is_success(), "{body}");
     let w = eventually("a proposal", || async { app.warning_of(TAIYUAN).await }).await;
     let id = w["id"].as_str().expect("an id").to_string();
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(HEAD)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(HEAD),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert!(status.is_success(), "{body}");
     for i in 0..30 {
         let csv = forecast_csv("2026-12-01 14:30", &format!("{SOURCE}{i}"), "140200", "2026-12-02", &week(i));

@@ -92,7 +92,13 @@ async fn make_the_format_fixture() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let w = eventually("a proposal for Lüliang", || async { app.warning_of("141100").await }).await;
     let id = w["id"].as_str().expect("an id").to_string();
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(HEAD)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(HEAD),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     eventually("the list's enterprises assigned", || async {
         let (_, b) = app.get(&format!("/api/v1/warnings/{id}/assignments"), Some(HEAD)).await;

@@ -62,7 +62,13 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     app.set_clock("2026-12-01 15:05");
     let seq = app.last_seq().await;
     let before = app.warnings().await;
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DUTY)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
         body["error"],
@@ -75,7 +81,13 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
     // time ahead: the lead time says how early to announce, it never postpones the start; the record says so.
     // The forecast shows 48 h of clean air from 12-06 (Taiyuan's lift window): the lift is decided with it.
     app.set_clock("2026-12-01 15:10");
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
     assert_eq!(
@@ -118,11 +130,21 @@ async fn a_forecast_in_the_inbox_becomes_an_orange_warning_that_is_signed_upgrad
         "{w}"
     );
     assert_eq!(w["next"], Value::Null, "the lift of 12-06 is withdrawn: {w}");
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "role \"deputy_head\" may not sign a red warning (needs head)");
     let (status, body) = app
-        .post_json(&format!("/api/v1/warnings/{id}/sign"), Some(HEAD), &json!({ "role": "head" }))
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(HEAD),
+            &json!({ "role": "head", "without_record": "本测试不涉及会商意见" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
@@ -356,7 +378,13 @@ async fn a_reloaded_playbook_governs_new_episodes_while_a_running_one_keeps_its_
     );
 
     // The running episode keeps 2026.1: the deputy head may still sign its orange.
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
     assert_eq!(
@@ -501,7 +529,13 @@ async fn a_new_episode_within_the_merge_gap_reopens_the_lifted_warning_and_one_a
     );
     for id in [&datong_id, &changzhi_id] {
         assert_eq!(
-            app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await.0,
+            app.post_json(
+                &format!("/api/v1/warnings/{id}/sign"),
+                Some(DEPUTY),
+                &serde_json::json!({ "without_record": "本测试不涉及会商意见" })
+            )
+            .await
+            .0,
             StatusCode::OK
         );
     }
@@ -604,7 +638,13 @@ async fn a_forecast_that_starts_with_the_last_day_of_a_run_keeps_its_level_from_
     let w = eventually("orange is proposed", || async { app.warning_of(DATONG).await }).await;
     let id = w["id"].as_str().expect("an id").to_string();
     assert_eq!(
-        app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await.0,
+        app.post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" })
+        )
+        .await
+        .0,
         StatusCode::OK
     );
 

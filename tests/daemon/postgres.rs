@@ -201,7 +201,13 @@ async fn orange_proposed_and_signed(app: &TestApp) -> String {
     );
     let id = w["id"].as_str().unwrap().to_string();
     app.set_clock("2026-12-01 15:10");
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     id
 }
@@ -322,6 +328,7 @@ async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_c
     let signed = http
         .post(format!("http://127.0.0.1:{port_b}/api/v1/warnings/{id}/sign"))
         .bearer_auth("hazeflow-demo")
+        .json(&serde_json::json!({ "without_record": "本测试不涉及会商意见" }))
         .send()
         .await
         .unwrap();

@@ -35,7 +35,13 @@ async fn a_daemon_stopped_and_started_again_on_the_same_folder_shows_the_same_wa
     let id = w["id"].as_str().expect("an id").to_string();
     app.set_clock("2026-12-01 15:10");
     assert_eq!(
-        app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await.0,
+        app.post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" })
+        )
+        .await
+        .0,
         StatusCode::OK
     );
     let directive = json!({ "id": "D1", "name": "调度令", "min_level": "yellow", "regions": ["140200"], "from": "2026-12-02 00:00" });
@@ -119,7 +125,13 @@ async fn a_running_episode_keeps_its_playbook_version_across_a_reload_and_a_rest
 
     // 15:15: the episode still follows 2026.1: the deputy head signs it.
     app.set_clock("2026-12-01 15:15");
-    let (status, body) = app.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/warnings/{id}/sign"),
+            Some(DEPUTY),
+            &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let w = app.warning_of(TAIYUAN).await.expect("the warning");
     assert_eq!(
@@ -1268,6 +1280,7 @@ async fn signed_luliang(dir: &Path, log_name: &str, env: &[(&str, &str)]) -> Sig
     let signed = http
         .post(format!("{base}/api/v1/warnings/{id}/sign"))
         .bearer_auth(token)
+        .json(&serde_json::json!({ "without_record": "本测试不涉及会商意见" }))
         .send()
         .await
         .expect("signed");

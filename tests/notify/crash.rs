@@ -168,6 +168,7 @@ async fn after_kill_9_during_delivery_at_most_the_messages_in_flight_are_sent_ag
     let resp = http
         .post(format!("{base}/api/v1/warnings/{id}/sign"))
         .bearer_auth(HEAD)
+        .json(&serde_json::json!({ "without_record": "本测试不涉及会商意见" }))
         .send()
         .await
         .expect("sent");

@@ -99,7 +99,7 @@ async fn a_leader_killed_during_a_red_warning_leaves_no_notice_lost_and_at_most_
         &http,
         reqwest::Method::POST,
         format!("http://127.0.0.1:{port_b}/api/v1/warnings/{id}/sign"),
-        None,
+        Some(r#"{"without_record": "本测试不涉及会商意见"}"#.into()),
     )
     .await;
     assert_eq!(st, 200, "{body}");

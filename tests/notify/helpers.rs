@@ -104,7 +104,13 @@ impl TestApp {
 
     /// The deputy head signs over HTTP.
     pub async fn sign(&self, id: &str) {
-        let (status, body) = self.post(&format!("/api/v1/warnings/{id}/sign"), Some(DEPUTY)).await;
+        let (status, body) = self
+            .post_json(
+                &format!("/api/v1/warnings/{id}/sign"),
+                Some(DEPUTY),
+                &serde_json::json!({ "without_record": "本测试不涉及会商意见" }),
+            )
+            .await;
         assert_eq!(status, reqwest::StatusCode::OK, "{body}");
         self.state.after_change();
     }
