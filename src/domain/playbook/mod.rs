@@ -661,6 +661,46 @@ consultations: [ { name: 下午会商, cron: "0 0 16 * * *" } ]
     }
 
     #[test]
+    fn record_before_sign_is_off_unless_set_inherited_and_never_turned_off_below_a_parent_that_sets_it() {
+        let city = "id: city\nversion: \"1\"\nname: 市级预案\nextends: province\nscope: \"140100\"\n";
+        let set = load(city).unwrap();
+        assert!(!set.get("province").unwrap().record_before_sign, "absent: off");
+        assert!(!set.get("city").unwrap().record_before_sign);
+        let on = |yaml: &str| format!("{yaml}record_before_sign: true\n");
+        let set = load_files(
+            vec![("province.yaml".into(), on(PROVINCE)), ("city.yaml".into(), city.into())],
+            Regions::shanxi(),
+        )
+        .unwrap();
+        assert!(set.get("city").unwrap().record_before_sign, "inherited");
+        let errors = load_files(
+            vec![
+                ("province.yaml".into(), on(PROVINCE)),
+                ("city.yaml".into(), format!("{city}record_before_sign: false\n")),
+            ],
+            Regions::shanxi(),
+        )
+        .unwrap_err();
+        let msg = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        assert!(
+            msg.contains(
+                "record_before_sign: false is laxer than parent playbook \"province\", which signs only after the consultation's record"
+            ),
+            "{msg}"
+        );
+        let zh = errors.iter().map(|e| zh::message(&e.message)).collect::<Vec<_>>().join("\n");
+        assert!(
+            zh.contains("record_before_sign: false 宽于上级预案“province”（上级要求会商意见填写完成后方可签发）"),
+            "{zh}"
+        );
+        let errors =
+            load("id: city\nversion: \"1\"\nname: 市级预案\nextends: province\nscope: \"140100\"\nrecord_before_sign: yes please\n")
+                .unwrap_err();
+        let msg = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        assert!(msg.contains("expected true or false"), "{msg}");
+    }
+
+    #[test]
     fn each_playbook_speaks_in_its_own_name_and_never_borrows_its_parents() {
         let named = "id: city\nversion: \"1\"\nname: 市级预案\nextends: province\nscope: \"140100\"\n\
                      issuer: { name: 太原市重污染天气应急指挥部办公室, name_en: Taiyuan Office, sender: ty@hazeflow.example.cn }\n";
