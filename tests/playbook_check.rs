@@ -34,7 +34,7 @@ const CASES: &[(&str, &str)] = &[
         "bad-unknown-key.yaml",
         "6:1: unknown field `lift_window`, expected one of id, version, name, scope, extends, horizon_days, \
          lead_time_hours, lift_window_hours, merge_gap_hours, hold_higher, level_pollutants, advisory_aqi_above, \
-         approval_form_hours, relay_hours, issuer, reports, republish_hours, roles, levels, consultations, directives",
+         approval_form_hours, relay_hours, record_before_sign, issuer, reports, republish_hours, roles, levels, consultations, directives",
     ),
     ("bad-wrong-type.yaml", "6:15: expected a whole number, 0 or more"),
     ("bad-duplicate-key.yaml", "7:1: key \"lift_window_hours\" appears twice"),
