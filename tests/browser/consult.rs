@@ -218,3 +218,47 @@ async fn the_duty_officer_completes_the_consultation_record_lowering_a_proposal_
     assert!(forms["approvals"][0]["form"]["completed_at"].is_string(), "{forms}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sign_form_waits_for_the_consultations_record_and_signs_once_it_is_completed() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(&[]).await;
+    app.submit_forecast(&forecast_of(TAIYUAN, [120, 160, 230, 240, 180, 120, 100]))
+        .await;
+    let id = app.pending(&[TAIYUAN]).await.remove(0);
+    let base = app.base();
+    let app = std::sync::Arc::new(app);
+
+    let (b, wid, a) = (base.clone(), id.clone(), app.clone());
+    browser
+        .run(Screen::Desktop, move |c, camera| async move {
+            log_in(&c, &b, HEAD).await;
+            // The warning page says whose record is awaited; signing without it (and without a
+            // reason) is refused on that page, and the proposal still waits.
+            open(&c, &format!("{b}/warnings/{wid}")).await;
+            let note = text_of(&c, "#record-awaited").await;
+            assert!(note.contains("号会商提出") && note.contains("会商意见尚未填写"), "{note}");
+            wait_for(&c, "#without_record").await;
+            check_basics(&c, "a warning awaiting its consultation's record").await;
+            camera.shoot(&c, "32-sign-awaits-record").await;
+            submit(&c, "form[action$='/sign'] button[type=submit]").await;
+            let flash = text_of(&c, ".flash").await;
+            assert!(flash.contains("签发未成功") && flash.contains("须先完成会商意见"), "{flash}");
+            assert_eq!(path(&c).await, format!("/warnings/{wid}"));
+            assert_eq!(a.warning_of(TAIYUAN).await.expect("the proposal")["status"], "pending");
+
+            // The meeting's record completed, the same form signs.
+            a.complete_record(&wid).await;
+            open(&c, &format!("{b}/warnings/{wid}")).await;
+            assert!(c.find(Locator::Css("#record-awaited")).await.is_err(), "no longer awaited");
+            submit(&c, "form[action$='/sign'] button[type=submit]").await;
+            let flash = text_of(&c, ".flash").await;
+            assert!(flash.contains("已签发：太原市 橙色预警"), "{flash}");
+            assert_eq!(a.warning_of(TAIYUAN).await.expect("the warning")["status"], "issued");
+        })
+        .await;
+    match std::sync::Arc::try_unwrap(app) {
+        Ok(app) => app.stop().await,
+        Err(_) => panic!("the app is still shared"),
+    }
+}
