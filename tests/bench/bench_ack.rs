@@ -79,7 +79,6 @@ async fn run(n: usize, clients: usize, during_delivery: bool, url: Option<String
     s.staff.tokens.push(StaffToken {
         name: "bench".into(),
         role: "head".into(),
-        without_record: Some("本测试不涉及会商意见".into()),
         sha256: config::hash_token("bench"),
     });
     s.validate()?;
