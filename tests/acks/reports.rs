@@ -97,19 +97,6 @@ pub(crate) async fn kept(app: &TestApp, id: &str) -> Value {
     r
 }
 
-/// `word/document.xml` of a .docx, read with `unzip` as anyone checking the file would.
-pub(crate) fn document_xml(bytes: &[u8]) -> String {
-    use std::io::Write;
-    let mut f = tempfile::NamedTempFile::new().expect("a temporary file");
-    f.write_all(bytes).expect("written");
-    let out = std::process::Command::new("unzip")
-        .args(["-p", &f.path().display().to_string(), "word/document.xml"])
-        .output()
-        .expect("unzip runs");
-    assert!(out.status.success(), "unzip: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_day_at_its_time_also_across_a_restart() {
     let smtp = SmtpServer::start(0, None);
@@ -231,15 +218,7 @@ async fn the_daily_report_counts_each_county_and_goes_to_the_upper_tier_once_a_d
         html.contains(&format!("href=\"/reports/{first}\"")) && html.contains(&format!("href=\"/reports/{second}\"")),
         "{html}"
     );
-    let resp = app
-        .http()
-        .get(app.url(&format!("/api/v1/reports/{second}/docx")))
-        .bearer_auth(DUTY)
-        .send()
-        .await
-        .expect("the daemon answers");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let xml = document_xml(&resp.bytes().await.expect("a body"));
+    let xml = app.docx_xml(&format!("/api/v1/reports/{second}/docx"), DUTY).await;
     for want in [
         "太原市重污染天气橙色预警应急响应日报（2026年12月3日）",
         "山西省重污染天气应急指挥部办公室：",
@@ -302,14 +281,7 @@ async fn a_drills_daily_report_is_its_own_and_marked_as_a_drill() {
     assert!(r["report"].get("exercise").is_none(), "{r}");
     assert_eq!(figures(&r, XIAODIAN)[..3], [2, 1, 0]);
     // Its page and Word file say 【演练】 too.
-    let resp = app
-        .http()
-        .get(app.url(&format!("/api/v1/reports/{drill}.daily.20261202/docx")))
-        .bearer_auth(DUTY)
-        .send()
-        .await
-        .expect("the daemon answers");
-    let xml = document_xml(&resp.bytes().await.expect("a body"));
+    let xml = app.docx_xml(&format!("/api/v1/reports/{drill}.daily.20261202/docx"), DUTY).await;
     assert!(xml.contains("【演练】太原市重污染天气红色预警应急响应日报"), "{xml}");
     let _ = app.stop().await;
 }

@@ -9,9 +9,10 @@ use mail_parser::MimeHeaders;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::common::document_xml;
 use crate::common::validate_cap;
 use crate::helpers::*;
-use crate::reports::{UPPER, ack, document_xml, kept, start, upper_mails};
+use crate::reports::{UPPER, ack, kept, start, upper_mails};
 use crate::smtp::SmtpServer;
 
 /// The upper tier's mails whose subject starts with `prefix`, once there are `n`.
@@ -235,15 +236,7 @@ async fn decisions_and_the_summary_go_up_and_a_warning_in_force_is_published_aga
     // Held from the issue (08:05) to the lift (09:00 the next day), as episode::build counts.
     assert_eq!(levels[0][3], "24.9");
     // The Word file says the same.
-    let resp = app
-        .http()
-        .get(app.url(&format!("/api/v1/reports/{id}.summary/docx")))
-        .bearer_auth(DUTY)
-        .send()
-        .await
-        .expect("the daemon answers");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let xml = document_xml(&resp.bytes().await.expect("a body"));
+    let xml = app.docx_xml(&format!("/api/v1/reports/{id}.summary/docx"), DUTY).await;
     for want in [
         "太原市重污染天气应急响应总结评估报告",
         "山西省重污染天气应急指挥部办公室：",

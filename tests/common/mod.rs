@@ -202,6 +202,19 @@ impl TestApp {
         &self.http
     }
 
+    /// `word/document.xml` of the Word file at `path`, fetched with `token` as a user downloads it (200).
+    pub async fn docx_xml(&self, path: &str, token: &str) -> String {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the daemon answers");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "{path}");
+        document_xml(&resp.bytes().await.expect("a body"))
+    }
+
     /// Sends a request: status and JSON body (a string when the body is not JSON).
     pub async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let resp = req.send().await.expect("the daemon answers");
@@ -407,4 +420,17 @@ pub async fn page(app: &TestApp, path: &str, session: &str) -> (StatusCode, Stri
         .expect("the daemon answers");
     // Attribute values come escaped (`&#x2f;` for `/`); read them as a browser does.
     (r.status(), r.text().await.expect("a page").replace("&#x2f;", "/"))
+}
+
+/// `word/document.xml` of a .docx, read with `unzip` as anyone checking the file would.
+pub fn document_xml(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut f = tempfile::NamedTempFile::new().expect("a temporary file");
+    f.write_all(bytes).expect("written");
+    let out = std::process::Command::new("unzip")
+        .args(["-p", &f.path().display().to_string(), "word/document.xml"])
+        .output()
+        .expect("unzip runs");
+    assert!(out.status.success(), "unzip: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8")
 }

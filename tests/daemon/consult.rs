@@ -2,8 +2,6 @@
 //! reject the engine's proposal with a reason (both kept), and the approval form (审批表) of each
 //! decision: completed, signed, relayed, printed as a Word file, its two deadlines chased by timers.
 
-use std::io::Write;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -493,15 +491,7 @@ async fn a_drills_consultation_takes_its_record_and_its_decision_opens_an_approv
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // The Word file says 【演练】 in its title.
-    let resp = app
-        .http()
-        .get(app.url(&format!("/api/v1/approvals/{drill_form}/docx")))
-        .bearer_auth(DUTY)
-        .send()
-        .await
-        .expect("the docx");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let xml = document_xml(&resp.bytes().await.expect("its bytes"));
+    let xml = app.docx_xml(&format!("/api/v1/approvals/{drill_form}/docx"), DUTY).await;
     for want in [
         "【演练】重污染天气预警信息发布审批表",
         "橙色预警（Ⅱ级应急响应）",
@@ -605,15 +595,7 @@ async fn a_proposal_signed_without_its_consultations_record_keeps_the_reason_on_
         "{}",
         forms[0]
     );
-    let resp = app
-        .http()
-        .get(app.url(&format!("/api/v1/approvals/{form_id}/docx")))
-        .bearer_auth(DUTY)
-        .send()
-        .await
-        .expect("the docx");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let xml = document_xml(&resp.bytes().await.expect("its bytes"));
+    let xml = app.docx_xml(&format!("/api/v1/approvals/{form_id}/docx"), DUTY).await;
     assert!(xml.contains(&format!("未附会商意见签发，理由：{why}")), "{xml}");
 
     // The consultation's record: over the API and on its page.
@@ -645,16 +627,4 @@ async fn the_warning_page_says_the_record_is_awaited_and_its_sign_form_takes_the
         "{html}"
     );
     app.stop().await;
-}
-
-/// `word/document.xml` of a .docx, read with `unzip` as anyone checking the file would.
-fn document_xml(bytes: &[u8]) -> String {
-    let mut f = tempfile::NamedTempFile::new().expect("a temporary file");
-    f.write_all(bytes).expect("written");
-    let out = std::process::Command::new("unzip")
-        .args(["-p", &f.path().display().to_string(), "word/document.xml"])
-        .output()
-        .expect("unzip runs");
-    assert!(out.status.success(), "unzip: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("UTF-8")
 }
