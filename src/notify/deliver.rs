@@ -241,6 +241,7 @@ pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<No
 /// An attempt's outcome on its way to the delivery log.
 struct Recorded {
     id: String,
+    channel: Channel,
     at: DateTime<Utc>,
     result: AttemptResult,
     subject: Option<String>,
@@ -266,27 +267,28 @@ async fn record_outcomes(stage: Arc<NotifyStage>, store: Store, mut pending: mps
             .map(|r| {
                 let Recorded {
                     id,
+                    channel,
                     at,
                     result,
                     subject,
                     done,
                 } = r;
-                ((id, at, result, subject), done)
+                ((id, channel, at, result, subject), done)
             })
             .unzip();
         let written = store
             .write::<_, crate::store::StoreError, _>(move |tx| {
-                for (id, at, result, subject) in &batch {
+                for (id, channel, at, result, subject) in &batch {
                     let r = OutcomeRef {
                         id,
                         at: *at,
                         result,
                         subject: subject.as_deref(),
                     };
-                    let Some(m) = outbox::record(tx, r.at, r.id, r.result)? else {
+                    if outbox::record(tx, r.at, r.id, *channel, r.result)? != Some(outbox::Status::Failed) {
                         continue;
-                    };
-                    if let AttemptResult::Failed(error) = r.result {
+                    }
+                    if let (AttemptResult::Failed(error), Some(m)) = (r.result, outbox::current(tx, r.id)?) {
                         raise_failure(tx, &stage, r.at, &m, r.subject, error)?;
                     }
                 }
@@ -400,6 +402,7 @@ async fn deliver_one(
     if outcomes
         .send(Recorded {
             id: msg.id.clone(),
+            channel: msg.channel,
             at: now,
             result,
             subject,

@@ -7,7 +7,8 @@
 //!
 //! | collection | key | value |
 //! |---|---|---|
-//! | `outbox` | message id | [`OutboxMessage`] |
+//! | `outbox` | message id | [`OutboxMessage`] as queued (written once) |
+//! | `outbox_state` | message id | what changed since (status, attempts, next attempt, last error, sent at) |
 //! | `outbox_due` | `{next_attempt_at ms, 15 digits}/{id}` | id: the pending messages in due order |
 //! | `outbox_inflight` | id | claim time: messages a worker is sending |
 //! | `delivery_log` | `{id}/{attempt, 4 digits}` | [`DeliveryAttempt`] |
@@ -16,6 +17,12 @@
 //! (sent or failed). Claiming moves it from due to in-flight in one transaction, so no two workers
 //! ever hold the same message; recording the outcome moves it on in one transaction, so a message
 //! recorded as sent is never claimed again.
+//!
+//! The message itself (its recipient, template data and attachments: about 1–2 kB) is written once,
+//! when it is queued; a claim and an outcome write only its small `outbox_state` entry (~100 bytes)
+//! and the index entries (issue 17: before, each rewrote the whole message, three writes of it per
+//! message sent). A message without a state entry is as it was queued (also every message of a store
+//! made before the split, whose queued copy carries its status).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,12 +30,72 @@ use serde_json::Value;
 
 use crate::domain::region::RegionCode;
 use crate::store::{Collection, Encoded, millis_key};
-use crate::store::{ReadTx, StoreError, Tx};
+use crate::store::{ReadTx, StoreError, Tx, View};
 
 const OUTBOX: Collection = Collection::Outbox;
 const DUE: Collection = Collection::OutboxDue;
 const INFLIGHT: Collection = Collection::OutboxInflight;
 const LOG: Collection = Collection::DeliveryLog;
+const STATE: Collection = Collection::OutboxState;
+
+/// What changes about a message as it is sent, kept apart from the message (see the module's table).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    status: Status,
+    attempts: u32,
+    next_attempt_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl State {
+    fn of(m: &OutboxMessage) -> State {
+        State {
+            status: m.status,
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            last_error: m.last_error.clone(),
+            sent_at: m.sent_at,
+        }
+    }
+
+    fn apply(self, m: &mut OutboxMessage) {
+        m.status = self.status;
+        m.attempts = self.attempts;
+        m.next_attempt_at = self.next_attempt_at;
+        m.last_error = self.last_error;
+        m.sent_at = self.sent_at;
+    }
+}
+
+/// A message as it now is: as queued, with its state entry over it.
+fn load(v: &impl View, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+    let Some(mut m) = v.doc::<OutboxMessage>(OUTBOX, id)? else {
+        return Ok(None);
+    };
+    if let Some(s) = v.doc::<State>(STATE, id)? {
+        s.apply(&mut m);
+    }
+    Ok(Some(m))
+}
+
+/// Writes what changed about `m` (its state entry only; the queued message stays as it is).
+fn save(tx: &mut Tx<'_>, m: &OutboxMessage) -> Result<(), StoreError> {
+    tx.put_doc(STATE, &m.id, &State::of(m))
+}
+
+/// Lays state entries over a page of queued messages (one read of the state collection).
+fn with_states(v: &ReadTx, mut msgs: Vec<OutboxMessage>) -> Result<Vec<OutboxMessage>, StoreError> {
+    let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+    for (m, s) in msgs.iter_mut().zip(v.get_docs::<State>(STATE, &ids)?) {
+        if let Some(s) = s {
+            s.apply(m);
+        }
+    }
+    Ok(msgs)
+}
 
 /// How a message travels; defined with the records that carry it (`notify_delivery_failed`).
 pub use crate::store::events::Channel;
@@ -233,7 +300,7 @@ pub fn enqueue(tx: &mut Tx<'_>, msg: OutboxMessage) -> Result<(), StoreError> {
 /// As [`enqueue`]; true when the message was new.
 pub fn enqueue_new(tx: &mut Tx<'_>, mut msg: OutboxMessage) -> Result<bool, StoreError> {
     msg.id = safe_id(&msg.id);
-    if tx.doc::<Value>(OUTBOX, &msg.id)?.is_some() {
+    if tx.docs_exist(OUTBOX, std::slice::from_ref(&msg.id))?[0] {
         return Ok(false);
     }
     msg.status = Status::Pending;
@@ -316,7 +383,7 @@ pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Ve
             break;
         }
         tx.remove_doc(DUE, &key)?;
-        let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, &id)? else {
+        let Some(mut m) = load(tx, &id)? else {
             continue;
         };
         if m.status != Status::Pending {
@@ -325,7 +392,7 @@ pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Ve
         m.status = Status::Sending;
         m.attempts += 1;
         tx.put_doc(INFLIGHT, &id, &now)?;
-        tx.put_doc(OUTBOX, &id, &m)?;
+        save(tx, &m)?;
         out.push(m);
     }
     Ok(out)
@@ -334,7 +401,7 @@ pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Ve
 /// Puts a claimed message back, due at `now`, without counting the attempt (the worker stopped before
 /// it sent anything).
 pub fn unclaim(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str) -> Result<(), StoreError> {
-    let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else {
+    let Some(mut m) = load(tx, id)? else {
         return Ok(());
     };
     if m.status != Status::Sending {
@@ -345,7 +412,7 @@ pub fn unclaim(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str) -> Result<(), Stor
     m.next_attempt_at = now;
     tx.remove_doc(INFLIGHT, id)?;
     tx.put_doc(DUE, &due_key(now, id), &m.id)?;
-    tx.put_doc(OUTBOX, id, &m)
+    save(tx, &m)
 }
 
 /// At start: messages left in flight by a process that stopped while sending them. Each gets an
@@ -362,7 +429,7 @@ pub fn recover_interrupted(tx: &mut Tx<'_>, now: DateTime<Utc>) -> Result<Vec<St
     }
     for id in &ids {
         tx.remove_doc(INFLIGHT, id)?;
-        let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else {
+        let Some(mut m) = load(tx, id)? else {
             continue;
         };
         if m.status != Status::Sending {
@@ -385,7 +452,7 @@ pub fn recover_interrupted(tx: &mut Tx<'_>, now: DateTime<Utc>) -> Result<Vec<St
         m.next_attempt_at = now;
         m.last_error = Some(error);
         tx.put_doc(DUE, &due_key(now, id), &m.id)?;
-        tx.put_doc(OUTBOX, id, &m)?;
+        save(tx, &m)?;
         tx.bump("notify_interrupted", 1)?;
     }
     Ok(ids)
@@ -402,55 +469,75 @@ pub enum AttemptResult {
     Failed(String),
 }
 
-/// Records the outcome of the current attempt of a claimed message and moves it on. Returns the
-/// message as it now is (`None` when it was not in flight: recorded already).
-pub fn record(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str, result: &AttemptResult) -> Result<Option<OutboxMessage>, StoreError> {
-    let Some(mut m) = tx.doc::<OutboxMessage>(OUTBOX, id)? else {
-        return Ok(None);
+/// Records the outcome of the current attempt of a claimed message (`channel`: the message's, for
+/// the counters) and moves it on. Returns its status after it (`None` when it was not in flight:
+/// recorded already). Only the message's small state entry is read and written; [`current`] gives
+/// the whole message (a caller reporting a failure needs it).
+pub fn record(
+    tx: &mut Tx<'_>,
+    now: DateTime<Utc>,
+    id: &str,
+    channel: Channel,
+    result: &AttemptResult,
+) -> Result<Option<Status>, StoreError> {
+    let state = match tx.doc::<State>(STATE, id)? {
+        Some(s) => s,
+        // Claimed by a build before the split: its state is in the queued message.
+        None => match tx.doc::<OutboxMessage>(OUTBOX, id)? {
+            Some(m) => State::of(&m),
+            None => return Ok(None),
+        },
     };
-    if m.status != Status::Sending {
+    let mut s = state;
+    if s.status != Status::Sending {
         return Ok(None);
     }
     tx.remove_doc(INFLIGHT, id)?;
     let (outcome, response, error) = match result {
         AttemptResult::Sent(resp) => {
-            m.status = Status::Sent;
-            m.sent_at = Some(now);
+            s.status = Status::Sent;
+            s.sent_at = Some(now);
             (Outcome::Sent, Some(resp.clone()), None)
         }
         AttemptResult::Retry { error, at } => {
-            m.status = Status::Pending;
-            m.next_attempt_at = *at;
-            m.last_error = Some(error.clone());
-            tx.put_doc(DUE, &due_key(*at, id), &m.id)?;
+            s.status = Status::Pending;
+            s.next_attempt_at = *at;
+            s.last_error = Some(error.clone());
+            tx.put_doc(DUE, &due_key(*at, id), &id)?;
             (Outcome::Retry, None, Some(error.clone()))
         }
         AttemptResult::Failed(error) => {
-            m.status = Status::Failed;
-            m.last_error = Some(error.clone());
+            s.status = Status::Failed;
+            s.last_error = Some(error.clone());
             (Outcome::Failed, None, Some(error.clone()))
         }
     };
     tx.put_doc(
         LOG,
-        &log_key(id, m.attempts),
+        &log_key(id, s.attempts),
         &DeliveryAttempt {
             id: id.to_string(),
-            attempt: m.attempts,
+            attempt: s.attempts,
             at: now,
             outcome,
             response,
             error,
         },
     )?;
-    tx.put_doc(OUTBOX, id, &m)?;
+    let status = s.status;
+    tx.put_doc(STATE, id, &s)?;
     let counter = match outcome {
         Outcome::Sent => "sent",
         Outcome::Retry => "retried",
         _ => "failed",
     };
-    tx.bump(&format!("notify_{counter}_{}", m.channel.as_str()), 1)?;
-    Ok(Some(m))
+    tx.bump(&format!("notify_{counter}_{}", channel.as_str()), 1)?;
+    Ok(Some(status))
+}
+
+/// A message as it now is, in a snapshot or inside a write (as queued, with what changed since).
+pub fn current(v: &impl View, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
+    load(v, id)
 }
 
 /// When the earliest queued message is due (the outbox's oldest), if any is queued.
@@ -463,15 +550,17 @@ pub fn oldest_due(r: &ReadTx) -> Result<Option<DateTime<Utc>>, StoreError> {
 
 /// A message by id.
 pub fn message(r: &ReadTx, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
-    r.doc(OUTBOX, id)
+    load(r, id)
 }
 
 /// Messages whose id starts with `prefix`, in id order, after `after`, at most `limit`.
 pub fn messages(r: &ReadTx, prefix: &str, after: &str, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
-    Ok(r.docs::<OutboxMessage>(OUTBOX, prefix, after, limit)?
+    let page = r
+        .docs::<OutboxMessage>(OUTBOX, prefix, after, limit)?
         .into_iter()
         .map(|(_, m)| m)
-        .collect())
+        .collect();
+    with_states(r, page)
 }
 
 /// Every message (for tests and small installations; the API pages with [`messages`]).
@@ -513,6 +602,13 @@ pub fn check(r: &ReadTx) -> Result<Vec<String>, StoreError> {
             Err(e) => diffs.push(format!("outbox {id}: not a message: {e}")),
         }
     }
+    for (id, v) in r.docs::<Value>(STATE, "", "", usize::MAX)? {
+        match (serde_json::from_value::<State>(v), status.get_mut(&id)) {
+            (Ok(s), Some(st)) => *st = s.status,
+            (Ok(_), None) => diffs.push(format!("outbox state {id}: no such message")),
+            (Err(e), _) => diffs.push(format!("outbox state {id}: not a message's state: {e}")),
+        }
+    }
     let mut due: BTreeSet<String> = BTreeSet::new();
     for (key, id) in r.docs::<Value>(DUE, "", "", usize::MAX)? {
         let id = id.as_str().unwrap_or_default().to_string();
@@ -545,4 +641,102 @@ pub fn check(r: &ReadTx) -> Result<Vec<String>, StoreError> {
         }
     }
     Ok(diffs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn msg(id: &str, now: DateTime<Utc>) -> OutboxMessage {
+        let to = Recipient {
+            key: "p1".into(),
+            name: "张三".into(),
+            address: "zhang@example.cn".into(),
+        };
+        OutboxMessage::new(
+            id,
+            Channel::Email,
+            to,
+            "warning_issued",
+            serde_json::json!({"n": 1}),
+            "w1",
+            None,
+            now,
+        )
+    }
+
+    /// The queued message is written once; claims and outcomes change only its state entry, and
+    /// every reader sees the message as it now is. A message queued by a build before the split
+    /// (its status inside the queued copy, no state entry) is sent and recorded the same way.
+    #[tokio::test]
+    async fn a_claim_and_an_outcome_leave_the_queued_message_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let now = Utc::now();
+        let (a, b) = (msg("m-a", now), msg("m-b", now));
+        let queued_a = serde_json::to_vec(&a).unwrap();
+        // `m-b` as an older build left it: claimed (status and attempt in the copy), in flight.
+        let mut old = b.clone();
+        old.status = Status::Sending;
+        old.attempts = 1;
+        store
+            .write(move |tx| {
+                enqueue(tx, a)?;
+                tx.put_doc(OUTBOX, &old.id, &old)?;
+                tx.put_doc(INFLIGHT, &old.id, &now)
+            })
+            .await
+            .unwrap();
+        // Claim `m-a`, send it: sent, one attempt, and the queued copy is byte for byte as queued.
+        let claimed = store.write(move |tx| claim_due(tx, now, 10)).await.unwrap();
+        assert_eq!(
+            claimed.iter().map(|m| (m.id.as_str(), m.attempts, m.status)).collect::<Vec<_>>(),
+            [("m-a", 1, Status::Sending)]
+        );
+        let st = store
+            .write(move |tx| record(tx, now, "m-a", Channel::Email, &AttemptResult::Sent("250 ok".into())))
+            .await
+            .unwrap();
+        assert_eq!(st, Some(Status::Sent));
+        let m = store.read(|r| message(r, "m-a")).unwrap().unwrap();
+        assert_eq!((m.status, m.attempts, m.sent_at), (Status::Sent, 1, Some(now)));
+        let raw = store.read(|r| r.doc::<Value>(OUTBOX, "m-a")).unwrap().unwrap();
+        assert_eq!(raw, serde_json::from_slice::<Value>(&queued_a).unwrap());
+        // Recorded twice: the second is refused (not in flight any more), nothing counted twice.
+        let again = store
+            .write(move |tx| record(tx, now, "m-a", Channel::Email, &AttemptResult::Sent("250 ok".into())))
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+        // The old-layout message: interrupted at start, claimed again, failed for good.
+        let ids = store.write(move |tx| recover_interrupted(tx, now)).await.unwrap();
+        assert_eq!(ids, ["m-b"]);
+        let claimed = store.write(move |tx| claim_due(tx, now, 10)).await.unwrap();
+        assert_eq!(
+            claimed.iter().map(|m| (m.id.as_str(), m.attempts)).collect::<Vec<_>>(),
+            [("m-b", 2)]
+        );
+        let st = store
+            .write(move |tx| record(tx, now, "m-b", Channel::Email, &AttemptResult::Failed("550 no".into())))
+            .await
+            .unwrap();
+        assert_eq!(st, Some(Status::Failed));
+        let all = store.read(all_messages).unwrap();
+        let seen: Vec<_> = all
+            .iter()
+            .map(|m| (m.id.as_str(), m.status, m.attempts, m.last_error.as_deref()))
+            .collect();
+        assert_eq!(seen, [("m-a", Status::Sent, 1, None), ("m-b", Status::Failed, 2, Some("550 no"))]);
+        let log: Vec<_> = store
+            .read(|r| attempts(r, "m-b"))
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.attempt, a.outcome))
+            .collect();
+        assert_eq!(log, [(1, Outcome::Interrupted), (2, Outcome::Failed)]);
+        assert_eq!(store.read(check).unwrap(), Vec::<String>::new());
+        assert_eq!(store.read(|r| r.counter("notify_sent_email")).unwrap(), 1);
+        assert_eq!(store.read(|r| r.counter("notify_failed_email")).unwrap(), 1);
+    }
 }

@@ -42,6 +42,8 @@ pub enum Collection {
     OutboxDue,
     /// Messages being sent.
     OutboxInflight,
+    /// What changes about a message as it is sent (status, attempts, next attempt, last error), by id.
+    OutboxState,
     /// Delivery attempts.
     DeliveryLog,
     /// Keys every node shares when the store is shared (PostgreSQL): `link/k{N}` (acknowledgement
@@ -81,6 +83,7 @@ impl Collection {
             Collection::Outbox => "outbox",
             Collection::OutboxDue => "outbox_due",
             Collection::OutboxInflight => "outbox_inflight",
+            Collection::OutboxState => "outbox_state",
             Collection::DeliveryLog => "delivery_log",
             Collection::Secrets => "secrets",
             Collection::ConsultationOpinions => "consultation_opinions",

@@ -295,6 +295,17 @@ macro_rules! getters {
             Ok(out)
         }
 
+        /// Reads many documents of a collection in one pass.
+        pub fn get_docs<T: DeserializeOwned>(&self, collection: Collection, keys: &[String]) -> Result<Vec<Option<T>>, StoreError> {
+            let collection = collection.name();
+            let keys: Vec<Key<'_>> = keys.iter().map(|k| Key::Doc(collection, k)).collect();
+            self.port()
+                .get_many(Table::Docs, &keys)?
+                .into_iter()
+                .map(|v| v.map(|v| decode("docs", &v)).transpose())
+                .collect()
+        }
+
         /// An item of a numbered run.
         pub fn item<T: DeserializeOwned>(&self, batch: u64, index: u32) -> Result<Option<T>, StoreError> {
             self.port()
@@ -554,17 +565,6 @@ impl<'a> Tx<'a> {
         let collection = collection.name();
         let keys: Vec<Key<'_>> = keys.iter().map(|k| Key::Doc(collection, k)).collect();
         Ok(self.port.get_many(Table::Docs, &keys)?.iter().map(Option::is_some).collect())
-    }
-
-    /// Reads many documents of a collection in one pass.
-    pub fn get_docs<T: DeserializeOwned>(&self, collection: Collection, keys: &[String]) -> Result<Vec<Option<T>>, StoreError> {
-        let collection = collection.name();
-        let keys: Vec<Key<'_>> = keys.iter().map(|k| Key::Doc(collection, k)).collect();
-        self.port
-            .get_many(Table::Docs, &keys)?
-            .into_iter()
-            .map(|v| v.map(|v| decode("docs", &v)).transpose())
-            .collect()
     }
 
     /// Writes a numbered run: item `i` of `items` at `(batch, i)`, in one pass (in key order, so each
