@@ -14,6 +14,22 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new().route("/api/v1/warnings/{id}/summary", get(summary))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/warnings/{id}/summary",
+    operation_id = "get_warnings_id_summary",
+    tag = "api",
+    summary = r#"the after-episode summary"#,
+    params(
+        ("id" = String, Path, description = r#"warning id"#)
+    ),
+    responses(
+        (status = 200, description = r#"level history, assignments, acknowledgement rates and times, inspections, reductions against targets"#, body = Object),
+        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
+        (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
+        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+    )
+)]
 async fn summary(State(s): State<Arc<AppState>>, _staff: Staff, UrlPath(id): UrlPath<String>) -> Result<Json<Summary>, ApiError> {
     let society = load_society(s.settings.list_seed.as_deref());
     let now = s.engine.clock.now();
