@@ -22,6 +22,7 @@ pub const LIFT_KIND: &str = "upstream_warning_lift";
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpstreamWarningBody)]
 pub(crate) struct Body {
     /// optional here; required in an inbox file (a JSON file with this kind, dropped in the inbox, is taken as this call)
     #[serde(default)]
@@ -47,6 +48,7 @@ pub(crate) struct Body {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpstreamArea)]
 pub(crate) struct AreaBody {
     /// yellow, orange or red
     #[schema(value_type = String)]
@@ -57,6 +59,7 @@ pub(crate) struct AreaBody {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpstreamLiftBody)]
 pub(crate) struct LiftBody {
     /// optional here; required in an inbox file
     #[serde(default)]

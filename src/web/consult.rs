@@ -187,7 +187,7 @@ fn key_after(id: &str, after: &str) -> bool {
         ("id" = String, Path, description = r#"the approval form's id: `{warning id}.{n}`"#)
     ),
     responses(
-        (status = 200, description = r#"the form"#, body = crate::web::api::openapi::GetApprovalsIdAnswer),
+        (status = 200, description = r#"the form"#, body = crate::web::api::openapi::ApprovalAnswer),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 404, description = r#"no such form"#, body = crate::web::api::ErrorBody),
         (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
@@ -213,7 +213,7 @@ async fn show_form(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> R
     ),
     request_body(content = crate::engine::approval::Completion, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"completed"#, body = crate::web::api::openapi::PostApprovalsIdCompleteAnswer),
+        (status = 200, description = r#"completed"#, body = crate::web::api::openapi::ApprovalAnswer),
         (status = 400, description = r#"a field missing, named"#, body = crate::web::api::ErrorBody),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 403, description = r#"the token's role is not one the root playbook defines"#, body = crate::web::api::ErrorBody),
@@ -245,9 +245,9 @@ struct RelayBody {
     params(
         ("id" = String, Path, description = r#"the approval form's id: `{warning id}.{n}`"#)
     ),
-    request_body(content = RelayBody, content_type = "application/json"),
+    request_body(content = Option<RelayBody>, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"relayed"#, body = crate::web::api::openapi::PostApprovalsIdRelayAnswer),
+        (status = 200, description = r#"relayed"#, body = crate::web::api::openapi::ApprovalAnswer),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 403, description = r#"the token's role is not one the root playbook defines"#, body = crate::web::api::ErrorBody),
         (status = 404, description = r#"no such form"#, body = crate::web::api::ErrorBody),

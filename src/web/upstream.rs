@@ -95,7 +95,7 @@ async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Pag
     ),
     request_body(content = crate::engine::upstream::LiftBody, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::PostUpstreamWarningsIdLiftAnswer),
+        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
         (status = 400, description = r#"bad input (doc_no missing or empty)"#, body = crate::web::api::ErrorBody),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 403, description = r#"the role may not lift it"#, body = crate::web::api::ErrorBody),

@@ -1550,10 +1550,11 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-/// The sum of a family's samples.
-fn total(text: &str, name: &str) -> f64 {
+/// The sum of a family's samples whose labels include every `labels` pair.
+fn total(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
         .sum()
 }
@@ -1578,9 +1579,8 @@ async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_mess
     // The fan-out's messages are queued and some sent (the mail goes to files in data/mail).
     let text = eventually("messages queued and sent", || async {
         let text = scrape().await;
-        (total(&text, "hazeflow_notifications_queued_total") > 0.0
-            && sample(&text, "hazeflow_deliveries_total", &[("outcome", "sent")]).is_some()
-            && total(&text, "hazeflow_deliveries_total") > 0.0)
+        (total(&text, "hazeflow_notifications_queued_total", &[]) > 0.0
+            && total(&text, "hazeflow_deliveries_total", &[("outcome", "sent")]) > 0.0)
             .then_some(text)
     })
     .await;
@@ -1606,17 +1606,10 @@ async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_mess
         "{text}"
     );
     // The outbox's depth is what was queued and not yet sent or given up.
-    let queued = total(&text, "hazeflow_notifications_queued_total");
-    let done: f64 = ["sent", "failed"]
-        .iter()
-        .map(|o| {
-            text.lines()
-                .filter(|l| l.starts_with("hazeflow_deliveries_total{") && l.contains(&format!("outcome=\"{o}\"")))
-                .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-                .sum::<f64>()
-        })
-        .sum();
-    let depth = total(&text, "hazeflow_outbox_messages");
+    let queued = total(&text, "hazeflow_notifications_queued_total", &[]);
+    let done = total(&text, "hazeflow_deliveries_total", &[("outcome", "sent")])
+        + total(&text, "hazeflow_deliveries_total", &[("outcome", "failed")]);
+    let depth = total(&text, "hazeflow_outbox_messages", &[]);
     assert!(done > 0.0 && depth >= 0.0 && depth == queued - done, "queued {queued}, done {done}, depth {depth}:\n{text}");
     assert!(
         sample(&text, "hazeflow_acknowledgements", &[("level", "orange"), ("state", "assigned")]).is_some_and(|n| n > 0.0),

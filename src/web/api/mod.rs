@@ -471,9 +471,9 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResul
     params(
         ("id" = String, Path, description = r#"warning id"#)
     ),
-    request_body(content = SignBody, content_type = "application/json"),
+    request_body(content = Option<SignBody>, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::PostWarningsIdSignAnswer),
+        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 403, description = r#"the token's role may not sign this level"#, body = crate::web::api::ErrorBody),
         (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
@@ -527,9 +527,9 @@ struct ReasonBody {
     params(
         ("id" = String, Path, description = r#"warning id"#)
     ),
-    request_body(content = ReasonBody, content_type = "application/json"),
+    request_body(content = Option<ReasonBody>, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::PostWarningsIdLiftAnswer),
+        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 403, description = r#"the role may not lift it"#, body = crate::web::api::ErrorBody),
         (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
@@ -564,9 +564,9 @@ async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byte
     params(
         ("id" = String, Path, description = r#"warning id"#)
     ),
-    request_body(content = ReasonBody, content_type = "application/json"),
+    request_body(content = Option<ReasonBody>, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::PostWarningsIdCancelAnswer),
+        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 403, description = r#"the role may not cancel it"#, body = crate::web::api::ErrorBody),
         (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
@@ -632,7 +632,7 @@ pub(crate) fn regions_below(s: &AppState, field: &str, named: &[String], issued_
     summary = r#"issue a directive"#,
     request_body(content = DirectiveBody, content_type = "application/json"),
     responses(
-        (status = 201, description = r#"the events that followed"#, body = crate::web::api::openapi::PostDirectivesAnswer201),
+        (status = 201, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
         (status = 400, description = r#"bad input"#, body = crate::web::api::ErrorBody),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 403, description = r#"the role may not issue that level"#, body = crate::web::api::ErrorBody),
@@ -709,7 +709,7 @@ async fn list_directives(State(s): Shared, _staff: Staff, Query(q): Query<Paging
         ("id" = String, Path, description = r#"directive id"#)
     ),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::PostDirectivesIdLiftAnswer),
+        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
         (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
         (status = 403, description = r#"the role may not lift it"#, body = crate::web::api::ErrorBody),
         (status = 404, description = r#"no such directive"#, body = crate::web::api::ErrorBody),

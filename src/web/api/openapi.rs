@@ -150,26 +150,10 @@ pub(crate) struct GetRegionsPage {
     next_after: Option<String>,
 }
 
-/// the events that followed
+/// The events that followed an action (their records, as `GET /api/v1/events` lists them).
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub(crate) struct PostWarningsIdSignAnswer {
-    #[schema(value_type = Vec<Object>)]
-    events: Vec<serde_json::Value>,
-}
-
-/// the events that followed
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PostWarningsIdLiftAnswer {
-    #[schema(value_type = Vec<Object>)]
-    events: Vec<serde_json::Value>,
-}
-
-/// the events that followed
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PostWarningsIdCancelAnswer {
+pub(crate) struct EventsFollowed {
     #[schema(value_type = Vec<Object>)]
     events: Vec<serde_json::Value>,
 }
@@ -183,22 +167,6 @@ pub(crate) struct GetDirectivesPage {
     directives: Vec<serde_json::Value>,
     /// pass as `after` for the next page; null when nothing follows
     next_after: Option<String>,
-}
-
-/// the events that followed
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PostDirectivesAnswer201 {
-    #[schema(value_type = Vec<Object>)]
-    events: Vec<serde_json::Value>,
-}
-
-/// the events that followed
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PostDirectivesIdLiftAnswer {
-    #[schema(value_type = Vec<Object>)]
-    events: Vec<serde_json::Value>,
 }
 
 /// a page
@@ -218,14 +186,6 @@ pub(crate) struct GetUpstreamWarningsPage {
 pub(crate) struct PostUpstreamWarningsAnswer201 {
     #[schema(value_type = Object)]
     upstream_warning: serde_json::Value,
-    #[schema(value_type = Vec<Object>)]
-    events: Vec<serde_json::Value>,
-}
-
-/// the events that followed
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PostUpstreamWarningsIdLiftAnswer {
     #[schema(value_type = Vec<Object>)]
     events: Vec<serde_json::Value>,
 }
@@ -345,28 +305,10 @@ pub(crate) struct GetApprovalsPage {
     next_after: Option<String>,
 }
 
-/// the form
+/// An approval form (审批表) as the API shows it.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub(crate) struct GetApprovalsIdAnswer {
-    /// `form` (the record), `title`, `region_name`, `fields` ([{label, value}] as the form shows them), `achieved` (`form` and `relay`: due, done, minutes, late)
-    #[schema(value_type = Object)]
-    approval: serde_json::Value,
-}
-
-/// completed
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PostApprovalsIdCompleteAnswer {
-    /// `form` (the record), `title`, `region_name`, `fields` ([{label, value}] as the form shows them), `achieved` (`form` and `relay`: due, done, minutes, late)
-    #[schema(value_type = Object)]
-    approval: serde_json::Value,
-}
-
-/// relayed
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PostApprovalsIdRelayAnswer {
+pub(crate) struct ApprovalAnswer {
     /// `form` (the record), `title`, `region_name`, `fields` ([{label, value}] as the form shows them), `achieved` (`form` and `relay`: due, done, minutes, late)
     #[schema(value_type = Object)]
     approval: serde_json::Value,
