@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::domain::level::LevelId;
 use crate::domain::playbook::{Playbook, PlaybookSet};
@@ -625,13 +625,15 @@ pub async fn run_summaries(
     for d in due {
         // The summary's job: its warning; what is logged while it is made carries it.
         let span = tracing::info_span!("job", kind = "summary", warning = %d.warning_id);
-        let built = span.in_scope(|| store.read(|r| {
-            let Some(w) = r.warning(&d.warning_id)? else { return Ok(None) };
-            let Some(s) = episode::build(r, &d.warning_id, &inputs.defaults, regions, &society, now)? else {
-                return Ok(None);
-            };
-            Ok(Some(summary_report(&s, &w, set, regions, now)))
-        }))?;
+        let built = span.in_scope(|| {
+            store.read(|r| {
+                let Some(w) = r.warning(&d.warning_id)? else { return Ok(None) };
+                let Some(s) = episode::build(r, &d.warning_id, &inputs.defaults, regions, &society, now)? else {
+                    return Ok(None);
+                };
+                Ok(Some(summary_report(&s, &w, set, regions, now)))
+            })
+        })?;
         let report = built.as_ref().map(|r| r.id.clone());
         let url = public_url.to_string();
         let id = d.warning_id.clone();

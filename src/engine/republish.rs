@@ -399,7 +399,9 @@ pub async fn run_once(engine: &Engine, esc: &Arc<Escalation>, now: DateTime<Utc>
         }
     }
     let span = tracing::info_span!("job", kind = "republish_reminders");
-    let queued = remind(&engine.store, &Reminders::of(esc), CHUNK, now).instrument(span.clone()).await?;
+    let queued = remind(&engine.store, &Reminders::of(esc), CHUNK, now)
+        .instrument(span.clone())
+        .await?;
     if queued > 0 {
         span.in_scope(|| tracing::info!(reminders = queued, "re-publication reminders queued"));
     }

@@ -1459,7 +1459,12 @@ async fn json_logs_name_the_warning_of_a_request_and_of_the_report_loops_job() {
         log,
         id,
         ..
-    } = signed_luliang(dir.path(), "daemon.json.log", &[("HAZEFLOW_LOG_FORMAT", "json"), ("HAZEFLOW_LOG_LEVEL", "info")]).await;
+    } = signed_luliang(
+        dir.path(),
+        "daemon.json.log",
+        &[("HAZEFLOW_LOG_FORMAT", "json"), ("HAZEFLOW_LOG_LEVEL", "info")],
+    )
+    .await;
     let http = reqwest::Client::new();
     // The API's warning, the dashboard's page of it (answered with the login page's redirect: no
     // session), and a lift, which brings on the after-episode summary (`reports.summary: true`).
@@ -1566,7 +1571,11 @@ fn total(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_messages_and_the_build() {
     let dir = tempfile::TempDir::new().expect("a folder");
     let SignedLuliang {
-        mut daemon, base, token, id, ..
+        mut daemon,
+        base,
+        token,
+        id,
+        ..
     } = signed_luliang(dir.path(), "daemon.log", &[]).await;
     let http = reqwest::Client::new();
     let scrape = || async {
@@ -1610,7 +1619,10 @@ async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_mess
     let done = total(&text, "hazeflow_deliveries_total", &[("outcome", "sent")])
         + total(&text, "hazeflow_deliveries_total", &[("outcome", "failed")]);
     let depth = total(&text, "hazeflow_outbox_messages", &[]);
-    assert!(done > 0.0 && depth >= 0.0 && depth == queued - done, "queued {queued}, done {done}, depth {depth}:\n{text}");
+    assert!(
+        done > 0.0 && depth >= 0.0 && depth == queued - done,
+        "queued {queued}, done {done}, depth {depth}:\n{text}"
+    );
     assert!(
         sample(&text, "hazeflow_acknowledgements", &[("level", "orange"), ("state", "assigned")]).is_some_and(|n| n > 0.0),
         "the round's assignments:\n{text}"
@@ -1620,7 +1632,10 @@ async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_mess
     let started = sample(&text, "process_start_time_seconds", &[]).expect("process_start_time_seconds");
     let now = chrono::Utc::now().timestamp() as f64;
     assert!(started <= now && now - started < 600.0, "started {started}, now {now}");
-    assert!(sample(&text, "process_resident_memory_bytes", &[]).is_some_and(|n| n > 0.0), "{text}");
+    assert!(
+        sample(&text, "process_resident_memory_bytes", &[]).is_some_and(|n| n > 0.0),
+        "{text}"
+    );
     signal(&daemon, "TERM");
     let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
         .await
