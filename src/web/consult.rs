@@ -67,15 +67,15 @@ pub(crate) fn consultation_json(c: &ConsultationRecord, regions: &Regions) -> Va
     path = "/api/v1/consultations/{seq}/opinion",
     operation_id = "get_consultations_seq_opinion",
     tag = "operations",
-    summary = r#"a consultation's record (会商意见) and what the meeting looks at: each region's proposal and forecast per day"#,
+    summary = "a consultation's record (会商意见) and what the meeting looks at: each region's proposal and forecast per day",
     params(
-        ("seq" = u64, Path, description = r#"the consultation's seq"#)
+        ("seq" = u64, Path, description = "the consultation's seq")
     ),
     responses(
-        (status = 200, description = r#"the consultation and its record (`opinion`, null until recorded)"#, body = crate::web::api::openapi::GetConsultationsSeqOpinionAnswer),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such consultation"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the consultation and its record (`opinion`, null until recorded)", body = crate::web::api::openapi::GetConsultationsSeqOpinionAnswer),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such consultation", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn show_opinion(State(s): Shared, _staff: Staff, Path(seq): Path<u64>) -> Result<Json<Value>, ApiError> {
@@ -99,19 +99,19 @@ async fn show_opinion(State(s): Shared, _staff: Staff, Path(seq): Path<u64>) -> 
     path = "/api/v1/consultations/{seq}/opinion",
     operation_id = "post_consultations_seq_opinion",
     tag = "operations",
-    summary = r#"record the consultation's record (会商意见): units and people, weather, trend, primary pollutant, a conclusion per region (accept, change or reject the proposal; a change or rejection needs a reason). A change or rejection of a proposal awaiting sign-off takes effect on it; the proposal and the decision are both kept"#,
+    summary = "record the consultation's record (会商意见): units and people, weather, trend, primary pollutant, a conclusion per region (accept, change or reject the proposal; a change or rejection needs a reason). A change or rejection of a proposal awaiting sign-off takes effect on it; the proposal and the decision are both kept",
     params(
-        ("seq" = u64, Path, description = r#"the consultation's seq"#)
+        ("seq" = u64, Path, description = "the consultation's seq")
     ),
     request_body(content = crate::domain::opinion::OpinionInput, content_type = "application/json"),
     responses(
-        (status = 201, description = r#"recorded"#, body = crate::web::api::openapi::PostConsultationsSeqOpinionAnswer201),
-        (status = 400, description = r#"a bad field, named (`conclusions[0].reason: a change needs a reason`); nothing recorded"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the token's role is not one the root playbook defines"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such consultation"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"recorded already, or a change or rejection of a proposal no longer awaiting sign-off (or of a consultation a later one replaced)"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 201, description = "recorded", body = crate::web::api::openapi::PostConsultationsSeqOpinionAnswer201),
+        (status = 400, description = "a bad field, named (`conclusions[0].reason: a change needs a reason`); nothing recorded", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "the token's role is not one the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such consultation", body = crate::web::api::ErrorBody),
+        (status = 409, description = "recorded already, or a change or rejection of a proposal no longer awaiting sign-off (or of a consultation a later one replaced)", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn record_opinion(State(s): Shared, staff: Staff, Path(seq): Path<u64>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -139,18 +139,18 @@ struct FormQuery {
     path = "/api/v1/approvals",
     operation_id = "get_approvals",
     tag = "operations",
-    summary = r#"approval forms (审批表) of real warnings, or with exercise=true of drills (演练), by warning id then number (cursor: a form id; default 100 a page)"#,
+    summary = "approval forms (审批表) of real warnings, or with exercise=true of drills (演练), by warning id then number (cursor: a form id; default 100 a page)",
     params(
-        ("warning" = Option<String>, Query, description = r#"only this warning's forms"#),
-        ("exercise" = Option<bool>, Query, description = r#"the drills' forms (演练) instead of the real warnings' (without warning)"#),
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: a form id; the page holds the forms after it"#)
+        ("warning" = Option<String>, Query, description = "only this warning's forms"),
+        ("exercise" = Option<bool>, Query, description = "the drills' forms (演练) instead of the real warnings' (without warning)"),
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a form id; the page holds the forms after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetApprovalsPage),
-        (status = 400, description = r#"a bad `limit`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetApprovalsPage),
+        (status = 400, description = "a bad `limit`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn list_forms(State(s): Shared, _staff: Staff, Query(q): Query<FormQuery>) -> Result<Json<Value>, ApiError> {
@@ -182,15 +182,15 @@ fn key_after(id: &str, after: &str) -> bool {
     path = "/api/v1/approvals/{id}",
     operation_id = "get_approvals_id",
     tag = "operations",
-    summary = r#"one approval form with its fields and the times achieved"#,
+    summary = "one approval form with its fields and the times achieved",
     params(
-        ("id" = String, Path, description = r#"the approval form's id: `{warning id}.{n}`"#)
+        ("id" = String, Path, description = "the approval form's id: `{warning id}.{n}`")
     ),
     responses(
-        (status = 200, description = r#"the form"#, body = crate::web::api::openapi::ApprovalAnswer),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such form"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the form", body = crate::web::api::openapi::ApprovalAnswer),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such form", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn show_form(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -207,19 +207,19 @@ async fn show_form(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> R
     path = "/api/v1/approvals/{id}/complete",
     operation_id = "post_approvals_id_complete",
     tag = "operations",
-    summary = r#"complete the form (填表): 不利气象条件, 趋势分析, 应急措施, each required"#,
+    summary = "complete the form (填表): 不利气象条件, 趋势分析, 应急措施, each required",
     params(
-        ("id" = String, Path, description = r#"the approval form's id: `{warning id}.{n}`"#)
+        ("id" = String, Path, description = "the approval form's id: `{warning id}.{n}`")
     ),
     request_body(content = crate::engine::approval::Completion, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"completed"#, body = crate::web::api::openapi::ApprovalAnswer),
-        (status = 400, description = r#"a field missing, named"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the token's role is not one the root playbook defines"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such form"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"completed already, or void"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "completed", body = crate::web::api::openapi::ApprovalAnswer),
+        (status = 400, description = "a field missing, named", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "the token's role is not one the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such form", body = crate::web::api::ErrorBody),
+        (status = 409, description = "completed already, or void", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn complete(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -243,16 +243,16 @@ struct RelayBody {
     tag = "operations",
     summary = r#"record the relay of the signed decision to the departments (转发); `{"note": …}` optional"#,
     params(
-        ("id" = String, Path, description = r#"the approval form's id: `{warning id}.{n}`"#)
+        ("id" = String, Path, description = "the approval form's id: `{warning id}.{n}`")
     ),
     request_body(content = Option<RelayBody>, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"relayed"#, body = crate::web::api::openapi::ApprovalAnswer),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the token's role is not one the root playbook defines"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such form"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"not signed yet, relayed already, or void"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "relayed", body = crate::web::api::openapi::ApprovalAnswer),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "the token's role is not one the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such form", body = crate::web::api::ErrorBody),
+        (status = 409, description = "not signed yet, relayed already, or void", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn relay(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -271,15 +271,15 @@ async fn relay(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byt
     path = "/api/v1/approvals/{id}/docx",
     operation_id = "get_approvals_id_docx",
     tag = "operations",
-    summary = r#"the form as a Word file (.docx)"#,
+    summary = "the form as a Word file (.docx)",
     params(
-        ("id" = String, Path, description = r#"the approval form's id: `{warning id}.{n}`"#)
+        ("id" = String, Path, description = "the approval form's id: `{warning id}.{n}`")
     ),
     responses(
-        (status = 200, description = r#"the Word file"#, body = Vec<u8>, content_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such form"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the Word file", body = Vec<u8>, content_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such form", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn docx(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -27,17 +27,17 @@ pub fn router() -> Router<Arc<AppState>> {
     path = "/api/v1/drills",
     operation_id = "get_drills",
     tag = "api",
-    summary = r#"the drill warnings (演练), by id"#,
-    description = r#"every drill warning; drills are never in GET /api/v1/warnings"#,
+    summary = "the drill warnings (演练), by id",
+    description = "every drill warning; drills are never in GET /api/v1/warnings",
     params(
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: a drill warning id; the page holds the items after it"#)
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a drill warning id; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetDrillsPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetDrillsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Paging>) -> Result<Json<Value>, ApiError> {
@@ -51,15 +51,15 @@ async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Pag
     path = "/api/v1/drills/{id}/report",
     operation_id = "get_drills_id_report",
     tag = "api",
-    summary = r#"the drill report (演练)"#,
+    summary = "the drill report (演练)",
     params(
-        ("id" = String, Path, description = r#"drill warning id"#)
+        ("id" = String, Path, description = "drill warning id")
     ),
     responses(
-        (status = 200, description = r#"per region of the party and in total: tasks given, and for 收到 and 措施已落实 how many confirmed, how many not, and the minutes from the notice (median, 90th percentile, last)"#, body = Object),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning, or a real one"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "per region of the party and in total: tasks given, and for 收到 and 措施已落实 how many confirmed, how many not, and the minutes from the notice (median, 90th percentile, last)", body = Object),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning, or a real one", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn drill_report(State(s): State<Arc<AppState>>, _staff: Staff, UrlPath(id): UrlPath<String>) -> Result<Json<DrillReport>, ApiError> {

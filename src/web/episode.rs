@@ -19,15 +19,15 @@ pub fn router() -> Router<Arc<AppState>> {
     path = "/api/v1/warnings/{id}/summary",
     operation_id = "get_warnings_id_summary",
     tag = "api",
-    summary = r#"the after-episode summary"#,
+    summary = "the after-episode summary",
     params(
-        ("id" = String, Path, description = r#"warning id"#)
+        ("id" = String, Path, description = "warning id")
     ),
     responses(
-        (status = 200, description = r#"level history, assignments, acknowledgement rates and times, inspections, reductions against targets"#, body = Object),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "level history, assignments, acknowledgement rates and times, inspections, reductions against targets", body = Object),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn summary(State(s): State<Arc<AppState>>, _staff: Staff, UrlPath(id): UrlPath<String>) -> Result<Json<Summary>, ApiError> {

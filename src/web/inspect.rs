@@ -49,19 +49,19 @@ struct ListQuery {
     path = "/api/v1/inspections",
     operation_id = "get_inspections",
     tag = "inspections",
-    summary = r#"inspection tasks (监督帮扶), by id"#,
+    summary = "inspection tasks (监督帮扶), by id",
     params(
-        ("warning" = Option<String>, Query, description = r#"a warning id"#),
-        ("county" = Option<String>, Query, description = r#"a county code (with `warning`)"#),
-        ("status" = Option<String>, Query, description = r#"open, done or not_needed"#),
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: an inspection id; the page holds the items after it"#)
+        ("warning" = Option<String>, Query, description = "a warning id"),
+        ("county" = Option<String>, Query, description = "a county code (with `warning`)"),
+        ("status" = Option<String>, Query, description = "open, done or not_needed"),
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: an inspection id; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page and `open` (how many of the page are open)"#, body = crate::web::api::openapi::GetInspectionsPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page and `open` (how many of the page are open)", body = crate::web::api::openapi::GetInspectionsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
@@ -110,15 +110,15 @@ async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Lis
     path = "/api/v1/inspections/{id}",
     operation_id = "get_inspections_id",
     tag = "inspections",
-    summary = r#"one inspection task"#,
+    summary = "one inspection task",
     params(
-        ("id" = String, Path, description = r#"inspection id"#)
+        ("id" = String, Path, description = "inspection id")
     ),
     responses(
-        (status = 200, description = r#"the task"#, body = Object),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such inspection"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the task", body = Object),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such inspection", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn show(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -153,15 +153,15 @@ fn current_task(tx: &Tx<'_>, warning_id: &str, uscc: &str) -> Result<Option<Assi
     path = "/api/v1/inspections",
     operation_id = "post_inspections",
     tag = "inspections",
-    summary = r#"open an inspection task"#,
+    summary = "open an inspection task",
     request_body(content = OpenBody, content_type = "application/json"),
     responses(
-        (status = 201, description = r#"the task"#, body = Object),
-        (status = 400, description = r#"bad input"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"a role the root playbook defines"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning or enterprise task"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 201, description = "the task", body = Object),
+        (status = 400, description = "bad input", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "a role the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning or enterprise task", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn open(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -205,19 +205,19 @@ struct ResultBody {
     path = "/api/v1/inspections/{id}/result",
     operation_id = "post_inspections_id_result",
     tag = "inspections",
-    summary = r#"record an inspection's finding"#,
+    summary = "record an inspection's finding",
     params(
-        ("id" = String, Path, description = r#"inspection id"#)
+        ("id" = String, Path, description = "inspection id")
     ),
     request_body(content = ResultBody, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the task"#, body = Object),
-        (status = 400, description = r#"bad input"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"a role the root playbook defines"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such inspection"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"already done"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the task", body = Object),
+        (status = 400, description = "bad input", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "a role the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such inspection", body = crate::web::api::ErrorBody),
+        (status = 409, description = "already done", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {

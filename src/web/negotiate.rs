@@ -44,19 +44,19 @@ struct AgreeBody {
     path = "/api/v1/warnings/{id}/negotiated",
     operation_id = "post_warnings_id_negotiated",
     tag = "inspections",
-    summary = r#"agree a negotiated reduction"#,
+    summary = "agree a negotiated reduction",
     params(
-        ("id" = String, Path, description = r#"warning id"#)
+        ("id" = String, Path, description = "warning id")
     ),
     request_body(content = AgreeBody, content_type = "application/json"),
     responses(
-        (status = 201, description = r#"the negotiated reduction and its link"#, body = Object),
-        (status = 400, description = r#"bad input"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"a role the root playbook defines"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning or enterprise"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"not now"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 201, description = "the negotiated reduction and its link", body = Object),
+        (status = 400, description = "bad input", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "a role the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning or enterprise", body = crate::web::api::ErrorBody),
+        (status = 409, description = "not now", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn agree(
@@ -202,18 +202,18 @@ async fn agree(
     path = "/api/v1/warnings/{id}/negotiated",
     operation_id = "get_warnings_id_negotiated",
     tag = "inspections",
-    summary = r#"negotiated reductions (协商减排) of a warning, by assignment key"#,
+    summary = "negotiated reductions (协商减排) of a warning, by assignment key",
     params(
-        ("id" = String, Path, description = r#"warning id"#),
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: an assignment key; the page holds the items after it"#)
+        ("id" = String, Path, description = "warning id"),
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: an assignment key; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetWarningsIdNegotiatedPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetWarningsIdNegotiatedPage),
+        (status = 400, description = "a bad `limit` or `after`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn list(

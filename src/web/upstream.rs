@@ -33,15 +33,15 @@ pub fn router() -> Router<Arc<AppState>> {
     path = "/api/v1/upstream-warnings",
     operation_id = "post_upstream_warnings",
     tag = "api",
-    summary = r#"record a warning from above (上级预警): the regions start at least at its levels from its start and are held there until its own lift"#,
+    summary = "record a warning from above (上级预警): the regions start at least at its levels from its start and are held there until its own lift",
     request_body(content = crate::engine::upstream::Body, content_type = "application/json"),
     responses(
-        (status = 201, description = r#"the record and the events that followed"#, body = crate::web::api::openapi::PostUpstreamWarningsAnswer201),
-        (status = 400, description = r#"bad input"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the role may not sign its highest level"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"not now"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 201, description = "the record and the events that followed", body = crate::web::api::openapi::PostUpstreamWarningsAnswer201),
+        (status = 400, description = "bad input", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "the role may not sign its highest level", body = crate::web::api::ErrorBody),
+        (status = 409, description = "not now", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn record(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -57,16 +57,16 @@ async fn record(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Re
     path = "/api/v1/upstream-warnings",
     operation_id = "get_upstream_warnings",
     tag = "api",
-    summary = r#"warnings from above (上级预警) recorded, by id"#,
+    summary = "warnings from above (上级预警) recorded, by id",
     params(
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: a warning from above's id; the page holds the items after it"#)
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a warning from above's id; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetUpstreamWarningsPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetUpstreamWarningsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Paging>) -> Result<Json<Value>, ApiError> {
@@ -89,19 +89,19 @@ async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Pag
     path = "/api/v1/upstream-warnings/{id}/lift",
     operation_id = "post_upstream_warnings_id_lift",
     tag = "api",
-    summary = r#"its own lift arrived, with its document number (解除文号): the regions follow their own forecasts again"#,
+    summary = "its own lift arrived, with its document number (解除文号): the regions follow their own forecasts again",
     params(
-        ("id" = String, Path, description = r#"the warning from above's id"#)
+        ("id" = String, Path, description = "the warning from above's id")
     ),
     request_body(content = crate::engine::upstream::LiftBody, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
-        (status = 400, description = r#"bad input (doc_no missing or empty)"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the role may not lift it"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such directive"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"already lifted"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the events that followed", body = crate::web::api::openapi::EventsFollowed),
+        (status = 400, description = "bad input (doc_no missing or empty)", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "the role may not lift it", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such directive", body = crate::web::api::ErrorBody),
+        (status = 409, description = "already lifted", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
     )
 )]
 async fn lift(State(s): State<Arc<AppState>>, staff: Staff, UrlPath(id): UrlPath<String>, body: Bytes) -> Result<Json<Value>, ApiError> {

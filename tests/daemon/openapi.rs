@@ -110,7 +110,7 @@ async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
     let unrouted: Vec<_> = described.difference(&declared).collect();
     assert!(
         undocumented.is_empty() && unrouted.is_empty(),
-        "routes not in src/web/api/openapi.json: {undocumented:?}; described but not declared: {unrouted:?}"
+        "routes not described (a handler without #[utoipa::path], or not in the paths(…) of src/web/api/openapi.rs): {undocumented:?}; described but not declared: {unrouted:?}"
     );
 
     // The router agrees: for every path described, a method it does not route is answered 405 with

@@ -56,9 +56,9 @@ fn escape(v: &str) -> String {
     path = "/metrics",
     operation_id = "get_metrics",
     tag = "operations",
-    summary = r#"Prometheus metrics (text exposition format)"#,
+    summary = "Prometheus metrics (text exposition format)",
     responses(
-        (status = 200, description = r#"metrics"#, body = String, content_type = "text/plain")
+        (status = 200, description = "metrics", body = String, content_type = "text/plain")
     ),
     security(())
 )]

@@ -120,9 +120,9 @@ pub fn router() -> Router<Arc<AppState>> {
     path = "/api/v1/openapi.json",
     operation_id = "get_openapi_json",
     tag = "operations",
-    summary = r#"this document"#,
+    summary = "this document",
     responses(
-        (status = 200, description = r#"the OpenAPI 3.1 description of the API"#, body = Object)
+        (status = 200, description = "the OpenAPI 3.1 description of the API", body = Object)
     ),
     security(())
 )]
@@ -139,11 +139,11 @@ const HEALTH_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs
     path = "/healthz",
     operation_id = "get_healthz",
     tag = "operations",
-    summary = r#"health"#,
-    description = r#"200 while the store writes; 503 with the reason while writes fail"#,
+    summary = "health",
+    description = "200 while the store writes; 503 with the reason while writes fail",
     responses(
-        (status = 200, description = r#"the store writes"#, body = Object),
-        (status = 503, description = r#"the store cannot write: status, reason, since"#, body = Object)
+        (status = 200, description = "the store writes", body = Object),
+        (status = 503, description = "the store cannot write: status, reason, since", body = Object)
     ),
     security(())
 )]
@@ -215,20 +215,20 @@ struct SubmitQuery {
     path = "/api/v1/forecasts",
     operation_id = "post_forecasts",
     tag = "api",
-    summary = r#"submit a forecast"#,
+    summary = "submit a forecast",
     description = r#"CSV or JSON (see the README's Formats); recorded once however often it comes; a drill's forecast (演练: `# exercise: true`, `"exercise": true`, or `?exercise=true`) is consulted at once for the regions' drill lanes"#,
     params(
-        ("X-File-Name" = Option<String>, Header, description = r#"names the forecast in errors"#),
-        ("exercise" = Option<bool>, Query, description = r#"a drill's forecast (演练), whatever the body says"#)
+        ("X-File-Name" = Option<String>, Header, description = "names the forecast in errors"),
+        ("exercise" = Option<bool>, Query, description = "a drill's forecast (演练), whatever the body says")
     ),
     request_body(content((String = "text/csv"), (Object = "application/json"))),
     responses(
-        (status = 200, description = r#"a duplicate, recorded before"#, body = Object),
-        (status = 201, description = r#"recorded"#, body = Object),
-        (status = 400, description = r#"rejected whole, with file:line:column"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 413, description = r#"larger than inbox.max_bytes"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a duplicate, recorded before", body = Object),
+        (status = 201, description = "recorded", body = Object),
+        (status = 400, description = "rejected whole, with file:line:column", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 413, description = "larger than inbox.max_bytes", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn submit_forecast(
@@ -277,16 +277,16 @@ async fn submit_forecast(
     path = "/api/v1/consultations",
     operation_id = "get_consultations",
     tag = "api",
-    summary = r#"consultations, newest first"#,
+    summary = "consultations, newest first",
     params(
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<u32>, Query, description = r#"the cursor: a consultation's `seq` (the page holds older ones); the page holds the items after it"#)
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<u32>, Query, description = "the cursor: a consultation's `seq` (the page holds older ones); the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetConsultationsPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = openapi::GetConsultationsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn list_consultations(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
@@ -320,11 +320,11 @@ async fn list_consultations(State(s): Shared, _staff: Staff, Query(q): Query<Pag
     path = "/api/v1/consultations",
     operation_id = "post_consultations",
     tag = "api",
-    summary = r#"hold a consultation now"#,
+    summary = "hold a consultation now",
     responses(
-        (status = 201, description = r#"the consultation held"#, body = Object),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 201, description = "the consultation held", body = Object),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -341,16 +341,16 @@ async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, J
     path = "/api/v1/warnings",
     operation_id = "get_warnings",
     tag = "api",
-    summary = r#"the current warning per region, by region code"#,
+    summary = "the current warning per region, by region code",
     params(
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: a region code; the page holds the items after it"#)
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a region code; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetWarningsPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = openapi::GetWarningsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn list_warnings(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
@@ -381,16 +381,16 @@ async fn list_warnings(State(s): Shared, _staff: Staff, Query(q): Query<Paging>)
     path = "/api/v1/regions",
     operation_id = "get_regions",
     tag = "api",
-    summary = r#"every region of the daemon's province with its own warning and the warning in force there, by region code"#,
+    summary = "every region of the daemon's province with its own warning and the warning in force there, by region code",
     params(
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: a region code; the page holds the items after it"#)
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a region code; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetRegionsPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = openapi::GetRegionsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn list_regions(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
@@ -425,15 +425,15 @@ async fn list_regions(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) 
     path = "/api/v1/warnings/{id}",
     operation_id = "get_warnings_id",
     tag = "api",
-    summary = r#"one warning with its full event history"#,
+    summary = "one warning with its full event history",
     params(
-        ("id" = String, Path, description = r#"warning id"#)
+        ("id" = String, Path, description = "warning id")
     ),
     responses(
-        (status = 200, description = r#"the warning and its history"#, body = Object),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the warning and its history", body = Object),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 404, description = "no such warning", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -467,18 +467,18 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResul
     path = "/api/v1/warnings/{id}/sign",
     operation_id = "post_warnings_id_sign",
     tag = "api",
-    summary = r#"sign a proposal or a level change (the role is the token's)"#,
+    summary = "sign a proposal or a level change (the role is the token's)",
     params(
-        ("id" = String, Path, description = r#"warning id"#)
+        ("id" = String, Path, description = "warning id")
     ),
     request_body(content = Option<SignBody>, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the token's role may not sign this level"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"nothing to sign; or the consultation that proposed it has no record (会商意见) yet, where the playbook asks for it first (record_before_sign) and no `without_record` reason is given (the message, in Chinese, names the consultation and its page)"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the token's role may not sign this level", body = ErrorBody),
+        (status = 404, description = "no such warning", body = ErrorBody),
+        (status = 409, description = "nothing to sign; or the consultation that proposed it has no record (会商意见) yet, where the playbook asks for it first (record_before_sign) and no `without_record` reason is given (the message, in Chinese, names the consultation and its page)", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn sign(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
@@ -523,18 +523,18 @@ struct ReasonBody {
     path = "/api/v1/warnings/{id}/lift",
     operation_id = "post_warnings_id_lift",
     tag = "api",
-    summary = r#"lift an active warning"#,
+    summary = "lift an active warning",
     params(
-        ("id" = String, Path, description = r#"warning id"#)
+        ("id" = String, Path, description = "warning id")
     ),
     request_body(content = Option<ReasonBody>, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the role may not lift it"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"not now (held by a directive, already lifted)"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the role may not lift it", body = ErrorBody),
+        (status = 404, description = "no such warning", body = ErrorBody),
+        (status = 409, description = "not now (held by a directive, already lifted)", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
@@ -560,18 +560,18 @@ async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byte
     path = "/api/v1/warnings/{id}/cancel",
     operation_id = "post_warnings_id_cancel",
     tag = "api",
-    summary = r#"cancel a warning not started"#,
+    summary = "cancel a warning not started",
     params(
-        ("id" = String, Path, description = r#"warning id"#)
+        ("id" = String, Path, description = "warning id")
     ),
     request_body(content = Option<ReasonBody>, content_type = "application/json"),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the role may not cancel it"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such warning"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"not now"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the role may not cancel it", body = ErrorBody),
+        (status = 404, description = "no such warning", body = ErrorBody),
+        (status = 409, description = "not now", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn cancel(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
@@ -629,15 +629,15 @@ pub(crate) fn regions_below(s: &AppState, field: &str, named: &[String], issued_
     path = "/api/v1/directives",
     operation_id = "post_directives",
     tag = "api",
-    summary = r#"issue a directive"#,
+    summary = "issue a directive",
     request_body(content = DirectiveBody, content_type = "application/json"),
     responses(
-        (status = 201, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
-        (status = 400, description = r#"bad input"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the role may not issue that level"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"not now"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 201, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 400, description = "bad input", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the role may not issue that level", body = ErrorBody),
+        (status = 409, description = "not now", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -679,16 +679,16 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
     path = "/api/v1/directives",
     operation_id = "get_directives",
     tag = "api",
-    summary = r#"regional directives (调度令), by id"#,
+    summary = "regional directives (调度令), by id",
     params(
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: a directive id; the page holds the items after it"#)
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a directive id; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetDirectivesPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = openapi::GetDirectivesPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn list_directives(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
@@ -704,17 +704,17 @@ async fn list_directives(State(s): Shared, _staff: Staff, Query(q): Query<Paging
     path = "/api/v1/directives/{id}/lift",
     operation_id = "post_directives_id_lift",
     tag = "api",
-    summary = r#"lift a directive"#,
+    summary = "lift a directive",
     params(
-        ("id" = String, Path, description = r#"directive id"#)
+        ("id" = String, Path, description = "directive id")
     ),
     responses(
-        (status = 200, description = r#"the events that followed"#, body = crate::web::api::openapi::EventsFollowed),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the role may not lift it"#, body = crate::web::api::ErrorBody),
-        (status = 404, description = r#"no such directive"#, body = crate::web::api::ErrorBody),
-        (status = 409, description = r#"already lifted"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the role may not lift it", body = ErrorBody),
+        (status = 404, description = "no such directive", body = ErrorBody),
+        (status = 409, description = "already lifted", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -734,16 +734,16 @@ async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) 
     path = "/api/v1/events",
     operation_id = "get_events",
     tag = "api",
-    summary = r#"the audit log, in order"#,
+    summary = "the audit log, in order",
     params(
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<u32>, Query, description = r#"the cursor: a record's `seq`; the page holds the items after it"#)
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<u32>, Query, description = "the cursor: a record's `seq`; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page"#, body = crate::web::api::openapi::GetEventsPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page", body = openapi::GetEventsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn events(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
@@ -762,16 +762,16 @@ async fn events(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> Api
     path = "/api/v1/playbooks",
     operation_id = "get_playbooks",
     tag = "api",
-    summary = r#"the live playbooks, by id, and the last reload"#,
+    summary = "the live playbooks, by id, and the last reload",
     params(
-        ("limit" = Option<u32>, Query, description = r#"items per page (more than 1000 is taken as 1000)"#, minimum = 1, maximum = 1000),
-        ("after" = Option<String>, Query, description = r#"the cursor: a playbook id; the page holds the items after it"#)
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a playbook id; the page holds the items after it")
     ),
     responses(
-        (status = 200, description = r#"a page and `last_reload`"#, body = crate::web::api::openapi::GetPlaybooksPage),
-        (status = 400, description = r#"a bad `limit` or `after`"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "a page and `last_reload`", body = openapi::GetPlaybooksPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn playbooks(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
@@ -792,13 +792,13 @@ async fn playbooks(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> 
     path = "/api/v1/playbooks/reload",
     operation_id = "post_playbooks_reload",
     tag = "api",
-    summary = r#"reload the playbooks, roster, templates, staff tokens and ack-link keys, all or nothing"#,
+    summary = "reload the playbooks, roster, templates, staff tokens and ack-link keys, all or nothing",
     responses(
-        (status = 200, description = r#"the live versions, the roster (`notify`), the ack-link keys in service (`link_keys`, oldest first; the last signs) and the dashboard's session keys (`session_keys`, likewise; `k0` is the legacy `session.key`)"#, body = Object),
-        (status = 400, description = r#"not reloaded: every error, the old ones stay live"#, body = crate::web::api::ErrorBody),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the highest role of the root playbook only"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the live versions, the roster (`notify`), the ack-link keys in service (`link_keys`, oldest first; the last signs) and the dashboard's session keys (`session_keys`, likewise; `k0` is the legacy `session.key`)", body = Object),
+        (status = 400, description = "not reloaded: every error, the old ones stay live", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the highest role of the root playbook only", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
@@ -829,12 +829,12 @@ async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
     path = "/api/v1/backup",
     operation_id = "post_backup",
     tag = "operations",
-    summary = r#"a consistent copy of the store, streamed"#,
+    summary = "a consistent copy of the store, streamed",
     responses(
-        (status = 200, description = r#"the copy (X-Hazeflow-Events: its event count)"#, body = Vec<u8>, content_type = "application/vnd.redb"),
-        (status = 401, description = r#"no or unknown staff token"#, body = crate::web::api::ErrorBody),
-        (status = 403, description = r#"the highest role of the root playbook only"#, body = crate::web::api::ErrorBody),
-        (status = 500, description = r#"the store failed"#, body = crate::web::api::ErrorBody)
+        (status = 200, description = "the copy (X-Hazeflow-Events: its event count)", body = Vec<u8>, content_type = "application/vnd.redb"),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the highest role of the root playbook only", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
     )
 )]
 async fn backup(State(s): Shared, staff: Staff) -> Result<axum::response::Response, ApiError> {

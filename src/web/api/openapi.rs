@@ -32,7 +32,7 @@ pub(crate) struct ErrorBody {
     info(
         title = "hazeflow API",
         version = "1",
-        description = r#"The JSON API of the hazeflow daemon (重污染天气应急). Every operation needs `Authorization: Bearer TOKEN` (a staff token) unless it says `security: []`. Errors are always `{"error": "…"}`.
+        description = r#"The JSON API of the hazeflow daemon (重污染天气应急). Every operation needs `Authorization: Bearer TOKEN` (a staff token) unless its `security` is `[{}]` (no credential). Errors are always `{"error": "…"}`.
 
 Paging: every list takes `limit` (1–1000; its default is named per list) and `after` (the cursor of the last item seen: the list's key, named per list) and answers with the items and `next_after`: the cursor to pass as `after` for the next page, or null when nothing follows (a full page may be followed by an empty one). Each list has a fixed order, named in its summary."#
     ),
@@ -102,7 +102,7 @@ impl Modify for StaffToken {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(r#"a staff token (staff.tokens, HAZEFLOW_STAFF_TOKENS or the tokens file); GET also accepts the dashboard's session cookie"#))
+                    .description(Some("a staff token (staff.tokens, HAZEFLOW_STAFF_TOKENS or the tokens file); GET also accepts the dashboard's session cookie"))
                     .build(),
             ),
         );
