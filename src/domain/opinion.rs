@@ -38,7 +38,7 @@ impl Decision {
 }
 
 /// A participating unit (参加单位) and the people it sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Unit {
     /// 省生态环境监测和应急保障中心, 市气象局, ….
     pub name: String,
@@ -117,7 +117,7 @@ pub struct Opinion {
 }
 
 /// A conclusion as typed (JSON or the dashboard's form).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConclusionInput {
     /// The region's code.
@@ -139,7 +139,7 @@ pub struct ConclusionInput {
 }
 
 /// The record as typed.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpinionInput {
     /// 参加单位及人员.

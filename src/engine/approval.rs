@@ -387,7 +387,7 @@ impl Stage for ApprovalStage {
 }
 
 /// What duty staff fill in.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Completion {
     /// 不利气象条件.

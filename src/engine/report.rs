@@ -28,6 +28,7 @@ use chrono_tz::Asia::Shanghai;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::domain::ack_step::AckStep;
 use crate::domain::playbook::{PlaybookSet, ReportTo};
@@ -617,8 +618,17 @@ pub async fn run_once(engine: &Engine, public_url: &str, now: DateTime<Utc>) -> 
     })?;
     let mut made = 0;
     for (w, date) in due {
+        // The report's job: its warning and day; what is logged while it is made carries them.
+        let span = tracing::info_span!("job", kind = "report", warning = %w.id, date = %date);
+        let report = daily_id(&w.id, date);
         let (set, url) = (set.clone(), public_url.to_string());
-        if engine.store.write(move |tx| make(tx, &w, date, &set, regions, &url, now)).await? {
+        let done = engine
+            .store
+            .write(move |tx| make(tx, &w, date, &set, regions, &url, now))
+            .instrument(span.clone())
+            .await?;
+        if done {
+            span.in_scope(|| tracing::info!(report = %report, "daily report made"));
             made += 1;
         }
     }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::domain::level::LevelId;
 use crate::domain::playbook::{Playbook, PlaybookSet};
@@ -622,13 +623,18 @@ pub async fn run_summaries(
     let society = episode::load_society(inputs.list_seed.as_deref());
     let mut made = 0;
     for d in due {
-        let built = store.read(|r| {
-            let Some(w) = r.warning(&d.warning_id)? else { return Ok(None) };
-            let Some(s) = episode::build(r, &d.warning_id, &inputs.defaults, regions, &society, now)? else {
-                return Ok(None);
-            };
-            Ok(Some(summary_report(&s, &w, set, regions, now)))
+        // The summary's job: its warning; what is logged while it is made carries it.
+        let span = tracing::info_span!("job", kind = "summary", warning = %d.warning_id);
+        let built = span.in_scope(|| {
+            store.read(|r| {
+                let Some(w) = r.warning(&d.warning_id)? else { return Ok(None) };
+                let Some(s) = episode::build(r, &d.warning_id, &inputs.defaults, regions, &society, now)? else {
+                    return Ok(None);
+                };
+                Ok(Some(summary_report(&s, &w, set, regions, now)))
+            })
         })?;
+        let report = built.as_ref().map(|r| r.id.clone());
         let url = public_url.to_string();
         let id = d.warning_id.clone();
         let done = store
@@ -644,7 +650,11 @@ pub async fn run_summaries(
                 keep_and_send(tx, r, &url, now)?;
                 Ok(true)
             })
+            .instrument(span.clone())
             .await?;
+        if done {
+            span.in_scope(|| tracing::info!(report = report.as_deref(), "after-episode summary made"));
+        }
         made += usize::from(done);
     }
     Ok(made)

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::domain::ack_step::AckStep;
 use crate::domain::playbook::Playbook;
@@ -383,15 +384,26 @@ pub async fn run_once(engine: &Engine, esc: &Arc<Escalation>, now: DateTime<Utc>
         if !due {
             continue;
         }
+        // The re-publication's job: its warning and level; what is logged while it runs carries them.
+        let span = tracing::info_span!("job", kind = "republish", warning = %w.id, level = %w.level.id);
         let count = engine.store.read(|r| count_remindable(r, &w.id))?;
         let (esc, id) = (esc.clone(), w.id.clone());
-        if engine.store.write(move |tx| republish(tx, &esc, &pb, &id, count, now)).await? {
+        if engine
+            .store
+            .write(move |tx| republish(tx, &esc, &pb, &id, count, now))
+            .instrument(span.clone())
+            .await?
+        {
+            span.in_scope(|| tracing::info!(remindable = count, "warning published again"));
             made += 1;
         }
     }
-    let queued = remind(&engine.store, &Reminders::of(esc), CHUNK, now).await?;
+    let span = tracing::info_span!("job", kind = "republish_reminders");
+    let queued = remind(&engine.store, &Reminders::of(esc), CHUNK, now)
+        .instrument(span.clone())
+        .await?;
     if queued > 0 {
-        tracing::info!(reminders = queued, "re-publication reminders queued");
+        span.in_scope(|| tracing::info!(reminders = queued, "re-publication reminders queued"));
     }
     Ok(made)
 }

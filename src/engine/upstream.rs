@@ -20,37 +20,54 @@ pub const KIND: &str = "upstream_warning";
 /// The `kind` of its lift in an inbox file (optional over the API).
 pub const LIFT_KIND: &str = "upstream_warning_lift";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Body {
+#[schema(as = UpstreamWarningBody)]
+pub(crate) struct Body {
+    /// optional here; required in an inbox file (a JSON file with this kind, dropped in the inbox, is taken as this call)
     #[serde(default)]
     kind: Option<String>,
+    /// its id here (used by …/{id}/lift)
     id: String,
+    /// the upstream document number (文号)
     doc_no: String,
+    /// who issued it (生态环境部, 山西省重污染天气应急指挥部, …)
     issuer: String,
+    /// the issuing tier's region code (default the home province; the ministry's warnings too); who may record it: as for a directive of its highest level issued by this tier
     issued_by: Option<String>,
+    /// groups of regions and their levels (several: a partial-area warning; a region in two groups takes the higher level)
     areas: Vec<AreaBody>,
+    /// RFC 3339 or YYYY-MM-DD HH:MM (Asia/Shanghai)
     start: String,
+    /// when it is expected to end (shown; only its lift ends it)
     expected_end: Option<String>,
+    /// a drill's (演练): it holds the regions' drill lanes only
     #[serde(default)]
     exercise: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AreaBody {
+#[schema(as = UpstreamArea)]
+pub(crate) struct AreaBody {
+    /// yellow, orange or red
+    #[schema(value_type = String)]
     level: LevelId,
+    /// region codes or group:ID
     regions: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LiftBody {
+#[schema(as = UpstreamLiftBody)]
+pub(crate) struct LiftBody {
+    /// optional here; required in an inbox file
     #[serde(default)]
     kind: Option<String>,
     /// Only in an inbox file (over the API the path names the warning).
     #[serde(default)]
     id: Option<String>,
+    /// the lift's own document number (解除文号), kept on the warning from above as lift_doc_no and named in the warnings' history
     doc_no: String,
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::NotifyStage;
 use super::stage::{EventNotice, local};
@@ -33,6 +34,9 @@ pub async fn run(store: Store, clock: Clock, regions: &'static Regions, stage: A
         if waiting.is_empty() {
             continue;
         }
+        // The job recording them: how many outages and since when.
+        let since = waiting.iter().map(|o| o.since).min().map(|t| t.to_rfc3339());
+        let span = tracing::info_span!("job", kind = "outage", outages = waiting.len(), since = since.as_deref());
         let outages = waiting.clone();
         let stage = stage.clone();
         let now = clock.now();
@@ -78,7 +82,9 @@ pub async fn run(store: Store, clock: Clock, regions: &'static Regions, stage: A
                 }
                 Ok(())
             })
+            .instrument(span.clone())
             .await;
+        let _in = span.enter();
         match written {
             Ok(()) => {
                 tracing::warn!(count = waiting.len(), "store outage recorded; the duty staff are told");

@@ -94,7 +94,7 @@ impl From<StoreError> for AckJobError {
 }
 
 /// One acknowledgement as submitted.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AckInput {
     step: String,
@@ -459,6 +459,24 @@ async fn page_post(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/acks/{token}",
+    operation_id = "post_acks_token",
+    tag = "acknowledgements",
+    summary = "an acknowledgement from an enterprise or department (the token of its link; no staff token)",
+    params(
+        ("token" = String, Path, description = "the link's token (`k2.…`, or without a key id for links made before key ids)")
+    ),
+    request_body(content = AckInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the assignment with its acknowledgements", body = Object),
+        (status = 400, description = "bad input", body = crate::web::api::ErrorBody),
+        (status = 404, description = "unknown token (or its key was removed)", body = crate::web::api::ErrorBody),
+        (status = 410, description = "superseded or ended, with the current link", body = crate::web::api::ErrorBody)
+    ),
+    security(())
+)]
 async fn api_ack(
     State(s): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -482,6 +500,22 @@ async fn api_ack(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/warnings/{id}/acks",
+    operation_id = "get_warnings_id_acks",
+    tag = "acknowledgements",
+    summary = "acknowledgement progress per region and who is missing",
+    params(
+        ("id" = String, Path, description = "warning id")
+    ),
+    responses(
+        (status = 200, description = "warning_id, total, regions, missing", body = Object),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn progress(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     if s.engine.store.read(|r| r.warning(&id))?.is_none() {
         return Err(ApiError::NotFound(format!("no warning {id}")));
@@ -509,6 +543,26 @@ struct AssignmentQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/warnings/{id}/assignments",
+    operation_id = "get_warnings_id_assignments",
+    tag = "acknowledgements",
+    summary = "the warning's assignments (一厂一策), every round in order, by assignment key within a round",
+    params(
+        ("id" = String, Path, description = "warning id"),
+        ("region" = Option<String>, Query, description = "a region code: its assignments and those below it"),
+        ("status" = Option<String>, Query, description = "active, superseded or ended"),
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: an assignment key; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetWarningsIdAssignmentsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn assignments(
     State(s): State<Arc<AppState>>,
     _staff: Staff,
@@ -558,6 +612,23 @@ async fn assignments(
 /// in key order (`{county}/{uscc}`, the cursor), with the list version it belongs to. The list changes
 /// only by `hazeflow registry import` with the daemon stopped, so the pages of one walk agree; a
 /// client can compare `version` and `digest` across them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/enterprises",
+    operation_id = "get_enterprises",
+    tag = "acknowledgements",
+    summary = "the current emergency reduction list (应急减排清单), a page at a time, by `{county}/{uscc}` (what `hazeflow registry reductions|board|coverage` read while the daemon holds the store)",
+    params(
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: an enterprise's key `{county}/{uscc}`; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetEnterprisesPage),
+        (status = 400, description = "a bad `limit` or `after`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn enterprises(
     State(s): State<Arc<AppState>>,
     _staff: Staff,
@@ -580,6 +651,22 @@ async fn enterprises(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/enterprises/{uscc}",
+    operation_id = "get_enterprises_uscc",
+    tag = "acknowledgements",
+    summary = "an enterprise, its measures per level, its current assignment and history",
+    params(
+        ("uscc" = String, Path, description = "统一社会信用代码")
+    ),
+    responses(
+        (status = 200, description = "the enterprise", body = Object),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "not on the list", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn enterprise(State(s): State<Arc<AppState>>, _staff: Staff, Path(uscc): Path<String>) -> Result<Json<Value>, ApiError> {
     let (e, history) = s
         .engine

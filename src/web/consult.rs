@@ -62,6 +62,22 @@ pub(crate) fn consultation_json(c: &ConsultationRecord, regions: &Regions) -> Va
     json!({ "seq": c.seq, "at": c.at, "trigger": c.trigger, "regions": rows })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/consultations/{seq}/opinion",
+    operation_id = "get_consultations_seq_opinion",
+    tag = "operations",
+    summary = "a consultation's record (会商意见) and what the meeting looks at: each region's proposal and forecast per day",
+    params(
+        ("seq" = u64, Path, description = "the consultation's seq")
+    ),
+    responses(
+        (status = 200, description = "the consultation and its record (`opinion`, null until recorded)", body = crate::web::api::openapi::GetConsultationsSeqOpinionAnswer),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such consultation", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn show_opinion(State(s): Shared, _staff: Staff, Path(seq): Path<u64>) -> Result<Json<Value>, ApiError> {
     let (c, o) = s.engine.store.read(|r| Ok((r.consultation(seq)?, opinion::opinion(r, seq)?)))?;
     let c = c.ok_or_else(|| ApiError::NotFound(format!("no consultation {seq}")))?;
@@ -78,6 +94,26 @@ async fn show_opinion(State(s): Shared, _staff: Staff, Path(seq): Path<u64>) -> 
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/consultations/{seq}/opinion",
+    operation_id = "post_consultations_seq_opinion",
+    tag = "operations",
+    summary = "record the consultation's record (会商意见): units and people, weather, trend, primary pollutant, a conclusion per region (accept, change or reject the proposal; a change or rejection needs a reason). A change or rejection of a proposal awaiting sign-off takes effect on it; the proposal and the decision are both kept",
+    params(
+        ("seq" = u64, Path, description = "the consultation's seq")
+    ),
+    request_body(content = crate::domain::opinion::OpinionInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "recorded", body = crate::web::api::openapi::PostConsultationsSeqOpinionAnswer201),
+        (status = 400, description = "a bad field, named (`conclusions[0].reason: a change needs a reason`); nothing recorded", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "the token's role is not one the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such consultation", body = crate::web::api::ErrorBody),
+        (status = 409, description = "recorded already, or a change or rejection of a proposal no longer awaiting sign-off (or of a consultation a later one replaced)", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn record_opinion(State(s): Shared, staff: Staff, Path(seq): Path<u64>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     let input: OpinionInput = json_body(&body)?;
     let o = s.engine.record_opinion(seq, input, &staff.name).await?;
@@ -98,6 +134,25 @@ struct FormQuery {
 /// `GET /api/v1/approvals`: by warning id then number (cursor: the form's id; default 100 a page); the
 /// real warnings' forms only, or with `exercise=true` the drills' (演练); with `warning`, that
 /// warning's forms.
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals",
+    operation_id = "get_approvals",
+    tag = "operations",
+    summary = "approval forms (审批表) of real warnings, or with exercise=true of drills (演练), by warning id then number (cursor: a form id; default 100 a page)",
+    params(
+        ("warning" = Option<String>, Query, description = "only this warning's forms"),
+        ("exercise" = Option<bool>, Query, description = "the drills' forms (演练) instead of the real warnings' (without warning)"),
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a form id; the page holds the forms after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetApprovalsPage),
+        (status = 400, description = "a bad `limit`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn list_forms(State(s): Shared, _staff: Staff, Query(q): Query<FormQuery>) -> Result<Json<Value>, ApiError> {
     let p = Paging::new(q.limit, q.after.clone());
     let limit = p.limit(crate::web::api::paging::DEFAULT_LIMIT)?;
@@ -122,6 +177,22 @@ fn key_after(id: &str, after: &str) -> bool {
     n(id) > n(after)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals/{id}",
+    operation_id = "get_approvals_id",
+    tag = "operations",
+    summary = "one approval form with its fields and the times achieved",
+    params(
+        ("id" = String, Path, description = "the approval form's id: `{warning id}.{n}`")
+    ),
+    responses(
+        (status = 200, description = "the form", body = crate::web::api::openapi::ApprovalAnswer),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such form", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn show_form(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let f = s
         .engine
@@ -131,6 +202,26 @@ async fn show_form(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> R
     Ok(Json(json!({ "approval": form_json(&f, s.engine.regions, s.engine.clock.now()) })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/approvals/{id}/complete",
+    operation_id = "post_approvals_id_complete",
+    tag = "operations",
+    summary = "complete the form (填表): 不利气象条件, 趋势分析, 应急措施, each required",
+    params(
+        ("id" = String, Path, description = "the approval form's id: `{warning id}.{n}`")
+    ),
+    request_body(content = crate::engine::approval::Completion, content_type = "application/json"),
+    responses(
+        (status = 200, description = "completed", body = crate::web::api::openapi::ApprovalAnswer),
+        (status = 400, description = "a field missing, named", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "the token's role is not one the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such form", body = crate::web::api::ErrorBody),
+        (status = 409, description = "completed already, or void", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn complete(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let c: Completion = json_body(&body)?;
     let f = s.engine.complete_form(&id, c, &staff.name).await?;
@@ -138,13 +229,32 @@ async fn complete(State(s): Shared, staff: Staff, Path(id): Path<String>, body: 
     Ok(Json(json!({ "approval": form_json(&f, s.engine.regions, s.engine.clock.now()) })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RelayBody {
     #[serde(default)]
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/approvals/{id}/relay",
+    operation_id = "post_approvals_id_relay",
+    tag = "operations",
+    summary = r#"record the relay of the signed decision to the departments (转发); `{"note": …}` optional"#,
+    params(
+        ("id" = String, Path, description = "the approval form's id: `{warning id}.{n}`")
+    ),
+    request_body(content = Option<RelayBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "relayed", body = crate::web::api::openapi::ApprovalAnswer),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "the token's role is not one the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such form", body = crate::web::api::ErrorBody),
+        (status = 409, description = "not signed yet, relayed already, or void", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn relay(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let b: RelayBody = if body.iter().all(u8::is_ascii_whitespace) {
         RelayBody::default()
@@ -156,6 +266,22 @@ async fn relay(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byt
     Ok(Json(json!({ "approval": form_json(&f, s.engine.regions, s.engine.clock.now()) })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals/{id}/docx",
+    operation_id = "get_approvals_id_docx",
+    tag = "operations",
+    summary = "the form as a Word file (.docx)",
+    params(
+        ("id" = String, Path, description = "the approval form's id: `{warning id}.{n}`")
+    ),
+    responses(
+        (status = 200, description = "the Word file", body = Vec<u8>, content_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such form", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn docx(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> Result<Response, ApiError> {
     let f = s
         .engine

@@ -44,6 +44,26 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/inspections",
+    operation_id = "get_inspections",
+    tag = "inspections",
+    summary = "inspection tasks (监督帮扶), by id",
+    params(
+        ("warning" = Option<String>, Query, description = "a warning id"),
+        ("county" = Option<String>, Query, description = "a county code (with `warning`)"),
+        ("status" = Option<String>, Query, description = "open, done or not_needed"),
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: an inspection id; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page and `open` (how many of the page are open)", body = crate::web::api::openapi::GetInspectionsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     let county = q
         .county
@@ -85,13 +105,29 @@ async fn list(State(s): State<Arc<AppState>>, _staff: Staff, Query(q): Query<Lis
     Ok(Json(json!({ "inspections": out, "open": open, "next_after": next })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/inspections/{id}",
+    operation_id = "get_inspections_id",
+    tag = "inspections",
+    summary = "one inspection task",
+    params(
+        ("id" = String, Path, description = "inspection id")
+    ),
+    responses(
+        (status = 200, description = "the task", body = Object),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such inspection", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn show(State(s): State<Arc<AppState>>, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let i = s.engine.store.read(|r| r.doc::<Inspection>(INSPECTIONS, &id))?;
     let i = i.ok_or_else(|| ApiError::NotFound(format!("no inspection {id}")))?;
     Ok(Json(json!({ "inspection": i })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OpenBody {
     warning: String,
@@ -112,6 +148,22 @@ fn current_task(tx: &Tx<'_>, warning_id: &str, uscc: &str) -> Result<Option<Assi
     Ok(found)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/inspections",
+    operation_id = "post_inspections",
+    tag = "inspections",
+    summary = "open an inspection task",
+    request_body(content = OpenBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the task", body = Object),
+        (status = 400, description = "bad input", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "a role the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning or enterprise task", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn open(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     let b: OpenBody = json_body(&body)?;
     let note = clean_text(&b.note, 500);
@@ -138,15 +190,36 @@ async fn open(State(s): State<Arc<AppState>>, staff: Staff, body: Bytes) -> Resu
     Ok((StatusCode::CREATED, Json(json!({ "inspection": i }))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResultBody {
     compliant: bool,
     #[serde(default)]
     note: String,
+    /// when inspected (default now)
     time: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/inspections/{id}/result",
+    operation_id = "post_inspections_id_result",
+    tag = "inspections",
+    summary = "record an inspection's finding",
+    params(
+        ("id" = String, Path, description = "inspection id")
+    ),
+    request_body(content = ResultBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the task", body = Object),
+        (status = 400, description = "bad input", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "a role the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such inspection", body = crate::web::api::ErrorBody),
+        (status = 409, description = "already done", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn result(State(s): State<Arc<AppState>>, staff: Staff, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let b: ResultBody = json_body(&body)?;
     let now = s.engine.clock.now();

@@ -27,17 +27,38 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new().route("/api/v1/warnings/{id}/negotiated", get(list).post(agree))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AgreeBody {
     uscc: String,
     commitment: String,
     /// t/day per species; a species left out is 0.
+    #[schema(value_type = Object)]
     reductions: PartialPerSpecies<f64>,
     #[serde(default)]
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/warnings/{id}/negotiated",
+    operation_id = "post_warnings_id_negotiated",
+    tag = "inspections",
+    summary = "agree a negotiated reduction",
+    params(
+        ("id" = String, Path, description = "warning id")
+    ),
+    request_body(content = AgreeBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the negotiated reduction and its link", body = Object),
+        (status = 400, description = "bad input", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 403, description = "a role the root playbook defines", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning or enterprise", body = crate::web::api::ErrorBody),
+        (status = 409, description = "not now", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn agree(
     State(s): State<Arc<AppState>>,
     staff: Staff,
@@ -176,6 +197,25 @@ async fn agree(
     Ok((StatusCode::CREATED, Json(json!({ "assignment": a, "ack_url": link }))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/warnings/{id}/negotiated",
+    operation_id = "get_warnings_id_negotiated",
+    tag = "inspections",
+    summary = "negotiated reductions (协商减排) of a warning, by assignment key",
+    params(
+        ("id" = String, Path, description = "warning id"),
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: an assignment key; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetWarningsIdNegotiatedPage),
+        (status = 400, description = "a bad `limit` or `after`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such warning", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn list(
     State(s): State<Arc<AppState>>,
     _staff: Staff,

@@ -37,6 +37,24 @@ struct ReportQuery {
 }
 
 /// `GET /api/v1/reports`: by id (warning, then day).
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports",
+    operation_id = "get_reports",
+    tag = "operations",
+    summary = "reports up (信息报送) as kept: the daily reports of warnings in force, by id (warning, then day; cursor: a report id; default 100 a page)",
+    params(
+        ("warning" = Option<String>, Query, description = "only this warning's reports"),
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a report id; the page holds the reports after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = crate::web::api::openapi::GetReportsPage),
+        (status = 400, description = "a bad `limit`", body = crate::web::api::ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn list(State(s): Shared, _staff: Staff, Query(q): Query<ReportQuery>) -> Result<Json<Value>, ApiError> {
     let p = Paging::new(q.limit, q.after.clone());
     let limit = p.limit(crate::web::api::paging::DEFAULT_LIMIT)?;
@@ -67,12 +85,44 @@ fn find(s: &AppState, id: &str) -> Result<DailyReport, ApiError> {
 }
 
 /// `GET /api/v1/reports/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/{id}",
+    operation_id = "get_reports_id",
+    tag = "operations",
+    summary = "one report up (信息报送) as kept: the record, its title, lead and table as printed",
+    params(
+        ("id" = String, Path, description = "the report's id: `{warning id}.daily.{YYYYMMDD}`")
+    ),
+    responses(
+        (status = 200, description = "the report", body = Object),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such report", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn show(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let r = find(&s, &id)?;
     Ok(Json(report_json(&r, &s.settings.http.public_url)))
 }
 
 /// `GET /api/v1/reports/{id}/docx`: the report as a Word file.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/{id}/docx",
+    operation_id = "get_reports_id_docx",
+    tag = "operations",
+    summary = "the report as a Word file (.docx)",
+    params(
+        ("id" = String, Path, description = "the report's id: `{warning id}.daily.{YYYYMMDD}`")
+    ),
+    responses(
+        (status = 200, description = "the Word file", body = Vec<u8>, content_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (status = 401, description = "no or unknown staff token", body = crate::web::api::ErrorBody),
+        (status = 404, description = "no such report", body = crate::web::api::ErrorBody),
+        (status = 500, description = "the store failed", body = crate::web::api::ErrorBody)
+    )
+)]
 async fn docx(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> Result<Response, ApiError> {
     let r = find(&s, &id)?;
     let bytes = to_docx(&r).map_err(ApiError::Internal)?;

@@ -73,9 +73,10 @@ pub fn wrap(router: Router, limits: Limits) -> Router {
         .layer(axum::middleware::from_fn(access_log))
 }
 
-/// A span per request (`request{id, method, path, actor}`: the staff extractor fills in the actor,
-/// and everything logged while the request runs carries them) and one access line when it is
-/// answered. The id is the client's `X-Request-Id` when it sends a sane one, else a new one, and is
+/// A span per request (`request{id, method, path, actor, warning}`: the staff extractor fills in the
+/// actor, `warning` is the warning id the path names — `/api/v1/warnings/{id}/…` and the dashboard's
+/// `/warnings/{id}/…` — and everything logged while the request runs carries them) and one access
+/// line when it is answered. The id is the client's `X-Request-Id` when it sends a sane one, else a new one, and is
 /// sent back. Acknowledgement tokens are secrets: their paths are logged without them.
 async fn access_log(req: Request, next: Next) -> Response {
     use tracing::Instrument;
@@ -87,7 +88,15 @@ async fn access_log(req: Request, next: Next) -> Response {
         .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_string);
     let path = redact(req.uri().path());
     let method = req.method().clone();
-    let span = tracing::info_span!("request", id = %id, method = %method, path = %path, actor = tracing::field::Empty);
+    let warning = warning_of(&path);
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %method,
+        path = %path,
+        actor = tracing::field::Empty,
+        warning = warning,
+    );
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
@@ -103,6 +112,13 @@ async fn access_log(req: Request, next: Next) -> Response {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// The warning id a path names: the segment after `/api/v1/warnings/` or the dashboard's `/warnings/`.
+fn warning_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/api/v1/warnings/").or_else(|| path.strip_prefix("/warnings/"))?;
+    let id = rest.split('/').next().unwrap_or_default();
+    (!id.is_empty()).then_some(id)
 }
 
 /// A path fit for the log: the token of an acknowledgement link left out.

@@ -304,3 +304,84 @@ async fn read_back(file: &[u8]) -> Vec<serde_json::Value> {
     store.close();
     out
 }
+
+/// The real binary on a disk that fills up: once a commit works again, the outage loop records the
+/// outage inside a job span of its own (`job{kind=outage, outages, since}`), in the JSON log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_records_a_store_outage_in_a_job_span_of_its_own_once_the_disk_has_room_again() {
+    if on_postgres() {
+        return;
+    }
+    let dir = TempDir::new().expect("a folder");
+    let data = dir.path().join("data");
+    let mount = match Tmpfs::mount(&data, "24m") {
+        Ok(m) => m,
+        Err(why) => {
+            println!("SKIPPED: no tmpfs can be mounted here ({why}); the disk-full test needs root");
+            return;
+        }
+    };
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let port = free_port();
+    let config = crate::restart::write_config(dir.path(), port);
+    // The log outside the full disk.
+    let log = dir.path().join("daemon.json.log");
+    let mut daemon = crate::restart::hazeflow_command(dir.path())
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .env("HAZEFLOW_LOG_FORMAT", "json")
+        .env("HAZEFLOW_LOG_LEVEL", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("the daemon starts");
+    crate::restart::answering(&mut daemon, port, &http, &log).await;
+    let base = format!("http://127.0.0.1:{port}");
+    fill(&data.join("filler"));
+    let mut refused = false;
+    for i in 0..400 {
+        let csv = forecast_csv("2026-12-01 14:00", &format!("{SOURCE}{i}"), TAIYUAN, "2026-12-02", &week(i));
+        let resp = http
+            .post(format!("{base}/api/v1/forecasts"))
+            .bearer_auth("hazeflow-demo")
+            .header("content-type", "text/csv")
+            .header("x-file-name", format!("f{i}.csv"))
+            .body(csv)
+            .send()
+            .await
+            .expect("an answer");
+        if resp.status().is_server_error() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a forecast is refused once the disk is full");
+    std::fs::remove_file(data.join("filler")).expect("the filler goes");
+    let lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
+    };
+    let recorded = eventually("the outage is recorded", || async {
+        lines()
+            .into_iter()
+            .find(|l| l["fields"]["message"] == "store outage recorded; the duty staff are told")
+    })
+    .await;
+    assert_eq!(recorded["span"]["name"], "job", "{recorded}");
+    assert_eq!(recorded["span"]["kind"], "outage", "{recorded}");
+    assert!(recorded["span"]["outages"].as_u64().is_some_and(|n| n >= 1), "{recorded}");
+    assert!(
+        recorded["span"]["since"]
+            .as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+        "{recorded}"
+    );
+    daemon.kill().await.expect("stopped");
+    drop(mount);
+}

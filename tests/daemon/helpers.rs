@@ -149,3 +149,34 @@ pub fn files_in(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// `promtool check metrics` (Debian's prometheus package) accepts the text: help and type for every
+/// family, names and units as Prometheus wants them. Skipped with a note where promtool is missing,
+/// except in CI, which installs it. Used on the in-process daemon's `/metrics` (tests/daemon/api.rs)
+/// and on the real binary's (tests/daemon/restart.rs).
+pub fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but promtool cannot run ({e}): .ci/run installs prometheus")
+        }
+        Err(e) => {
+            eprintln!("promtool not run ({e}): install Debian's prometheus package to check /metrics");
+            return;
+        }
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}\n---\n{text}"
+    );
+}

@@ -1,7 +1,8 @@
-//! The API description (`src/web/api/openapi.json`, served at `/api/v1/openapi.json`) and the routes cannot
-//! drift apart: every route the source declares is described and every operation described is routed
-//! (the router's own `Allow` header for each path lists exactly the methods described), and every
-//! list pages the same way.
+//! The API description (generated from the handlers' `#[utoipa::path]` annotations by
+//! `src/web/api/openapi.rs`, served at `/api/v1/openapi.json`) and the routes cannot drift apart: every
+//! route the source declares is described and every operation described is routed (the router's own
+//! `Allow` header for each path lists exactly the methods described), every list pages the same way,
+//! and a request body's described required fields are the ones the handler refuses a body without.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -60,6 +61,14 @@ fn declared_routes() -> BTreeSet<(String, String)> {
     routes
 }
 
+/// `schema` with its `$ref` (to `#/components/schemas/…`) followed.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        Some(name) => &doc["components"]["schemas"][name],
+        None => schema,
+    }
+}
+
 fn described(doc: &Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for (path, ops) in doc["paths"].as_object().expect("paths") {
@@ -73,15 +82,25 @@ fn described(doc: &Value) -> BTreeSet<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
     let app = spawn_app(clock()).await;
-    let file =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/api/openapi.json")).expect("src/web/api/openapi.json");
-    let doc: Value = serde_json::from_str(&file).expect("the document is JSON");
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
-
-    // Served as it is in the repository, without a token.
-    let (status, served) = app.get("/api/v1/openapi.json", None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(served, doc);
+    // Served without a token; no copy of it is kept in the repository any more.
+    let (status, doc) = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+    assert!(
+        !Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/api/openapi.json").exists(),
+        "the hand-written document is gone"
+    );
+    // Every error is described as the JSON the API answers with.
+    let error = &doc["components"]["schemas"]["ErrorBody"];
+    assert_eq!(error["required"], serde_json::json!(["error"]), "{error}");
+    let (status, body) = app.get("/api/v1/warnings/no-such-warning", Some(HEAD)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string(), "{body}");
+    let not_found = &doc["paths"]["/api/v1/warnings/{id}"]["get"]["responses"]["404"];
+    assert_eq!(
+        not_found["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+        "{not_found}"
+    );
 
     // The source's routes and the document's operations are the same set.
     let declared = declared_routes();
@@ -91,7 +110,7 @@ async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
     let unrouted: Vec<_> = described.difference(&declared).collect();
     assert!(
         undocumented.is_empty() && unrouted.is_empty(),
-        "routes not in src/web/api/openapi.json: {undocumented:?}; described but not declared: {unrouted:?}"
+        "routes not described (a handler without #[utoipa::path], or not in the paths(…) of src/web/api/openapi.rs): {undocumented:?}; described but not declared: {unrouted:?}"
     );
 
     // The router agrees: for every path described, a method it does not route is answered 405 with
@@ -129,7 +148,9 @@ async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
         .expect("paths")
         .iter()
         .filter_map(|(p, ops)| ops.get("get").map(|op| (p, op)))
-        .filter(|(_, op)| op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["next_after"].is_object())
+        .filter(|(_, op)| {
+            resolve(&doc, &op["responses"]["200"]["content"]["application/json"]["schema"])["properties"]["next_after"].is_object()
+        })
         .collect();
     assert_eq!(lists.len(), 14, "{:?}", lists.iter().map(|l| l.0).collect::<Vec<_>>());
     for (path, op) in lists {
@@ -141,6 +162,67 @@ async fn the_openapi_document_describes_exactly_the_routes_of_the_router() {
             .collect();
         assert!(names.contains("limit") && names.contains("after"), "{path}: {names:?}");
     }
+    app.stop().await;
+}
+
+/// The body of `POST /api/v1/directives` as the document describes it is the body the handler takes:
+/// a body without any one of the described required fields is refused with a JSON 400 naming it, a
+/// body with only the required ones is taken, and a field the document does not describe is refused
+/// (`additionalProperties: false`), named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_bodys_described_required_fields_are_what_the_handler_refuses_a_body_without() {
+    let app = spawn_app(clock()).await;
+    let (_, doc) = app.get("/api/v1/openapi.json", None).await;
+    let op = &doc["paths"]["/api/v1/directives"]["post"];
+    assert_eq!(op["requestBody"]["required"], true, "{op}");
+    let schema = resolve(&doc, &op["requestBody"]["content"]["application/json"]["schema"]);
+    assert_eq!(schema["additionalProperties"], false, "{schema}");
+    let required: BTreeSet<String> = schema["required"]
+        .as_array()
+        .unwrap_or_else(|| panic!("required fields: {schema}"))
+        .iter()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect();
+    let described: BTreeSet<String> = schema["properties"].as_object().expect("properties").keys().cloned().collect();
+    assert_eq!(
+        required,
+        ["from", "id", "min_level", "name", "regions"].map(str::to_string).into(),
+        "{schema}"
+    );
+    let full = serde_json::json!({
+        "id": "D-DOC", "name": "调度令", "min_level": "orange", "regions": ["140100"],
+        "from": "2026-12-05 00:00", "until": "2026-12-08 00:00", "issued_by": "140000", "exercise": false,
+    });
+    let keys: BTreeSet<String> = full.as_object().expect("an object").keys().cloned().collect();
+    assert_eq!(keys, described, "the test's body holds every described field");
+    for field in &required {
+        let mut body = full.clone();
+        body.as_object_mut().expect("an object").remove(field);
+        let (status, answer) = app.post_json("/api/v1/directives", Some(HEAD), &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "without {field}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(&format!("`{field}`"))),
+            "the error names {field}: {answer}"
+        );
+    }
+    let unknown = {
+        let mut body = full.clone();
+        body["colour"] = serde_json::json!("橙色");
+        body
+    };
+    let (status, answer) = app.post_json("/api/v1/directives", Some(HEAD), &unknown).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("colour")), "{answer}");
+    // Only the required fields: taken.
+    let only_required: serde_json::Map<String, Value> = full
+        .as_object()
+        .expect("an object")
+        .iter()
+        .filter(|(k, _)| required.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let (status, answer) = app.post_json("/api/v1/directives", Some(HEAD), &Value::Object(only_required)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
     app.stop().await;
 }
 

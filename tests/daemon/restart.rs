@@ -1448,3 +1448,198 @@ async fn mail_files_and_backups_hold_personal_data_and_are_mode_0600() {
     assert!(String::from_utf8_lossy(&done.stdout).contains("from the file"), "{done:?}");
     assert_eq!(mode(&offline), 0o600, "a backup taken from the file is its owner's only");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_name_the_warning_of_a_request_and_of_the_report_loops_job() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let SignedLuliang {
+        mut daemon,
+        base,
+        token,
+        log,
+        id,
+        ..
+    } = signed_luliang(
+        dir.path(),
+        "daemon.json.log",
+        &[("HAZEFLOW_LOG_FORMAT", "json"), ("HAZEFLOW_LOG_LEVEL", "info")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    // The API's warning, the dashboard's page of it (answered with the login page's redirect: no
+    // session), and a lift, which brings on the after-episode summary (`reports.summary: true`).
+    for (path, request) in [
+        (format!("/api/v1/warnings/{id}"), "req-api-warning"),
+        (format!("/warnings/{id}"), "req-page-warning"),
+        ("/api/v1/warnings".to_string(), "req-list"),
+    ] {
+        let resp = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .header("X-Request-Id", request)
+            .send()
+            .await
+            .expect("an answer");
+        assert!(resp.status().as_u16() < 500, "{path}: {}", resp.status());
+    }
+    let lifted = http
+        .post(format!("{base}/api/v1/warnings/{id}/lift"))
+        .bearer_auth(token)
+        .header("X-Request-Id", "req-lift")
+        .json(&json!({ "reason": "空气质量好转" }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(lifted.status(), StatusCode::OK, "{}", lifted.text().await.unwrap_or_default());
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
+    };
+    let message = |l: &Value| l["fields"]["message"].as_str().unwrap_or_default().to_string();
+    let summary = eventually("the summary's line", || async {
+        lines().into_iter().find(|l| message(l) == "after-episode summary made")
+    })
+    .await;
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+    let all = lines();
+    let answered = |request: &str| -> Value {
+        all.iter()
+            .find(|l| message(l) == "answered" && l["span"]["id"] == request)
+            .cloned()
+            .unwrap_or_else(|| panic!("an access line for {request}"))
+    };
+    // A request whose path names a warning carries it; a list's does not.
+    for request in ["req-api-warning", "req-page-warning", "req-lift"] {
+        let line = answered(request);
+        assert_eq!(line["span"]["name"], "request", "{line}");
+        assert_eq!(line["span"]["warning"], id.as_str(), "{line}");
+    }
+    assert!(answered("req-list")["span"].get("warning").is_none(), "{}", answered("req-list"));
+    // So does what the lift logs while it runs (the state change and who asked).
+    let during_lift: Vec<&Value> = all.iter().filter(|l| l["span"]["id"] == "req-lift").collect();
+    assert!(
+        during_lift.len() >= 2 && during_lift.iter().all(|l| l["span"]["warning"] == id.as_str()),
+        "{during_lift:?}"
+    );
+    // The report loop's summary runs in a job naming its warning.
+    assert_eq!(summary["span"]["name"], "job", "{summary}");
+    assert_eq!(summary["span"]["kind"], "summary", "{summary}");
+    assert_eq!(summary["span"]["warning"], id.as_str(), "{summary}");
+    assert!(
+        summary["fields"]["report"].as_str().is_some_and(|r| r.contains(id.as_str())),
+        "the summary made: {summary}"
+    );
+}
+
+/// A sample's value in Prometheus text: the line of `name` whose labels include every `labels` pair.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let rest = series.strip_prefix(name)?;
+        if !(rest.is_empty() || rest.starts_with('{')) {
+            return None;
+        }
+        labels
+            .iter()
+            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+/// The sum of a family's samples whose labels include every `labels` pair.
+fn total(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// The real binary's `/metrics`, scraped over HTTP once a warning is signed and its round fanned out
+/// and sent: `promtool check metrics` accepts it, and the families an operator graphs and alerts on are
+/// there with values that fit what was done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_messages_and_the_build() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let SignedLuliang {
+        mut daemon,
+        base,
+        token,
+        id,
+        ..
+    } = signed_luliang(dir.path(), "daemon.log", &[]).await;
+    let http = reqwest::Client::new();
+    let scrape = || async {
+        let resp = http.get(format!("{base}/metrics")).send().await.expect("an answer");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let kind = resp.headers()["content-type"].to_str().unwrap_or_default().to_string();
+        assert!(kind.starts_with("text/plain"), "{kind}");
+        resp.text().await.expect("a body")
+    };
+    // The fan-out's messages are queued and some sent (the mail goes to files in data/mail).
+    let text = eventually("messages queued and sent", || async {
+        let text = scrape().await;
+        (total(&text, "hazeflow_notifications_queued_total", &[]) > 0.0
+            && total(&text, "hazeflow_deliveries_total", &[("outcome", "sent")]) > 0.0)
+            .then_some(text)
+    })
+    .await;
+    promtool_accepts(&text);
+    let warning: Value = http
+        .get(format!("{base}/api/v1/warnings/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON");
+    let status = warning["warning"]["status"].as_str().expect("a status").to_lowercase();
+    assert_eq!(
+        sample(&text, "hazeflow_warnings", &[("level", "orange"), ("status", &status)]),
+        Some(1.0),
+        "the signed warning ({status}):\n{text}"
+    );
+    assert_eq!(
+        sample(&text, "hazeflow_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
+        Some(1.0),
+        "{text}"
+    );
+    // The outbox's depth is what was queued and not yet sent or given up.
+    let queued = total(&text, "hazeflow_notifications_queued_total", &[]);
+    let done = total(&text, "hazeflow_deliveries_total", &[("outcome", "sent")])
+        + total(&text, "hazeflow_deliveries_total", &[("outcome", "failed")]);
+    let depth = total(&text, "hazeflow_outbox_messages", &[]);
+    assert!(
+        done > 0.0 && depth >= 0.0 && depth == queued - done,
+        "queued {queued}, done {done}, depth {depth}:\n{text}"
+    );
+    assert!(
+        sample(&text, "hazeflow_acknowledgements", &[("level", "orange"), ("state", "assigned")]).is_some_and(|n| n > 0.0),
+        "the round's assignments:\n{text}"
+    );
+    assert_eq!(sample(&text, "hazeflow_reload_last_ok", &[]), Some(1.0), "{text}");
+    assert!(sample(&text, "hazeflow_events_total", &[]).is_some_and(|n| n > 0.0), "{text}");
+    let started = sample(&text, "process_start_time_seconds", &[]).expect("process_start_time_seconds");
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!(started <= now && now - started < 600.0, "started {started}, now {now}");
+    assert!(
+        sample(&text, "process_resident_memory_bytes", &[]).is_some_and(|n| n > 0.0),
+        "{text}"
+    );
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+}

@@ -51,6 +51,17 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "get_metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text exposition format)",
+    responses(
+        (status = 200, description = "metrics", body = String, content_type = "text/plain")
+    ),
+    security(())
+)]
 pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
     let now = s.engine.clock.now();
     let (states, counters, events, oldest) = s.engine.store.read(|r| {

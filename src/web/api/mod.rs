@@ -4,6 +4,7 @@
 //! In: requests. Out: calls on the [`Engine`] and reads of the store; no state of its own.
 
 mod metrics;
+pub mod openapi;
 pub mod paging;
 mod staff;
 
@@ -28,6 +29,7 @@ use crate::engine::{EngineError, WarningAction};
 use crate::store::{DirectiveRecord, StoreError};
 use crate::web::AppState;
 
+pub(crate) use openapi::ErrorBody;
 pub use paging::Paging;
 pub use staff::Staff;
 
@@ -108,22 +110,43 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/playbooks", get(playbooks))
         .route("/api/v1/playbooks/reload", post(reload))
         .route("/api/v1/backup", post(backup))
-        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/openapi.json", get(openapi_json))
 }
 
-/// The OpenAPI 3.1 description of every `/api/v1` route (and `/healthz`, `/metrics`), kept in the
-/// repository as `src/web/api/openapi.json`; `tests/daemon/openapi.rs` compares it with the routes.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-/// `GET /api/v1/openapi.json`, without a token (it describes, it holds nothing).
-async fn openapi() -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// `GET /api/v1/openapi.json`, without a token (it describes, it holds nothing): the document
+/// [`openapi`] generates from the handlers' annotations.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "get_openapi_json",
+    tag = "operations",
+    summary = "this document",
+    responses(
+        (status = 200, description = "the OpenAPI 3.1 description of the API", body = Object)
+    ),
+    security(())
+)]
+async fn openapi_json() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::json()).into_response()
 }
 
 /// 200 while the store writes; 503 with the reason while writes fail (disk full, I/O errors).
 /// How long `/healthz` waits for its read of the store.
 const HEALTH_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "get_healthz",
+    tag = "operations",
+    summary = "health",
+    description = "200 while the store writes; 503 with the reason while writes fail",
+    responses(
+        (status = 200, description = "the store writes", body = Object),
+        (status = 503, description = "the store cannot write: status, reason, since", body = Object)
+    ),
+    security(())
+)]
 async fn healthz(State(s): Shared) -> Response {
     if let Some(f) = s.engine.store.fault() {
         let body = json!({
@@ -187,6 +210,27 @@ struct SubmitQuery {
     exercise: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/forecasts",
+    operation_id = "post_forecasts",
+    tag = "api",
+    summary = "submit a forecast",
+    description = r#"CSV or JSON (see the README's Formats); recorded once however often it comes; a drill's forecast (演练: `# exercise: true`, `"exercise": true`, or `?exercise=true`) is consulted at once for the regions' drill lanes"#,
+    params(
+        ("X-File-Name" = Option<String>, Header, description = "names the forecast in errors"),
+        ("exercise" = Option<bool>, Query, description = "a drill's forecast (演练), whatever the body says")
+    ),
+    request_body(content((String = "text/csv"), (Object = "application/json"))),
+    responses(
+        (status = 200, description = "a duplicate, recorded before", body = Object),
+        (status = 201, description = "recorded", body = Object),
+        (status = 400, description = "rejected whole, with file:line:column", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 413, description = "larger than inbox.max_bytes", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn submit_forecast(
     State(s): Shared,
     staff: Staff,
@@ -228,6 +272,23 @@ async fn submit_forecast(
 
 /// `GET /api/v1/consultations`: newest first; the cursor is a consultation's `seq` (the page holds
 /// older ones). The store reads the latest N only, so a page deep in the past reads the ones before it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/consultations",
+    operation_id = "get_consultations",
+    tag = "api",
+    summary = "consultations, newest first",
+    params(
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<u32>, Query, description = "the cursor: a consultation's `seq` (the page holds older ones); the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = openapi::GetConsultationsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn list_consultations(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let limit = q.limit(20)?;
     let before = q
@@ -254,6 +315,18 @@ async fn list_consultations(State(s): Shared, _staff: Staff, Query(q): Query<Pag
     Ok(Json(json!({ "consultations": list, "next_after": next })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/consultations",
+    operation_id = "post_consultations",
+    tag = "api",
+    summary = "hold a consultation now",
+    responses(
+        (status = 201, description = "the consultation held", body = Object),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, Json<Value>)> {
     let rec = s.engine.consult(&format!("on demand by {}", staff.name), None, None).await?;
     let subject = rec
@@ -263,6 +336,23 @@ async fn consult_now(State(s): Shared, staff: Staff) -> ApiResult<(StatusCode, J
     Ok((StatusCode::CREATED, Json(json!(rec))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/warnings",
+    operation_id = "get_warnings",
+    tag = "api",
+    summary = "the current warning per region, by region code",
+    params(
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a region code; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = openapi::GetWarningsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn list_warnings(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let states = s.engine.store.read(|r| r.region_states())?;
     // Only the regions with a warning are items: a page is never short of them.
@@ -286,6 +376,23 @@ async fn list_warnings(State(s): Shared, _staff: Staff, Query(q): Query<Paging>)
 /// Every region of the daemon's province (the province, its cities, their counties), each with
 /// its own live warning and the warning in force there — its own or, for a county under a
 /// city-wide warning, the city's ([`crate::domain::in_force`]).
+#[utoipa::path(
+    get,
+    path = "/api/v1/regions",
+    operation_id = "get_regions",
+    tag = "api",
+    summary = "every region of the daemon's province with its own warning and the warning in force there, by region code",
+    params(
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a region code; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = openapi::GetRegionsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn list_regions(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let states: std::collections::BTreeMap<RegionCode, crate::domain::warning::RegionState> =
         s.engine.store.read(|r| r.region_states())?.into_iter().collect();
@@ -313,6 +420,22 @@ async fn list_regions(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) 
     Ok(Json(json!({ "regions": out, "next_after": page.next })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/warnings/{id}",
+    operation_id = "get_warnings_id",
+    tag = "api",
+    summary = "one warning with its full event history",
+    params(
+        ("id" = String, Path, description = "warning id")
+    ),
+    responses(
+        (status = 200, description = "the warning and its history", body = Object),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 404, description = "no such warning", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (w, history) = s.engine.store.read(|r| Ok((r.warning(&id)?, r.warning_history(&id)?)))?;
     let w = w.ok_or_else(|| ApiError::NotFound(format!("no warning {id}")))?;
@@ -321,10 +444,12 @@ async fn show_warning(State(s): Shared, _staff: Staff, Path(id): Path<String>) -
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignBody {
+    /// a name kept as a note only
     signer: Option<String>,
+    /// must be the token's role if given
     role: Option<String>,
     /// Why a consultation's proposal is signed before its record (会商意见) is completed.
     without_record: Option<String>,
@@ -337,6 +462,25 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResul
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/warnings/{id}/sign",
+    operation_id = "post_warnings_id_sign",
+    tag = "api",
+    summary = "sign a proposal or a level change (the role is the token's)",
+    params(
+        ("id" = String, Path, description = "warning id")
+    ),
+    request_body(content = Option<SignBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the token's role may not sign this level", body = ErrorBody),
+        (status = 404, description = "no such warning", body = ErrorBody),
+        (status = 409, description = "nothing to sign; or the consultation that proposed it has no record (会商意见) yet, where the playbook asks for it first (record_before_sign) and no `without_record` reason is given (the message, in Chinese, names the consultation and its page)", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn sign(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let b: SignBody = json_body(&body)?;
     if let Some(role) = &b.role
@@ -368,12 +512,31 @@ async fn sign(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byte
     Ok(Json(json!({ "events": events })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/warnings/{id}/lift",
+    operation_id = "post_warnings_id_lift",
+    tag = "api",
+    summary = "lift an active warning",
+    params(
+        ("id" = String, Path, description = "warning id")
+    ),
+    request_body(content = Option<ReasonBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the role may not lift it", body = ErrorBody),
+        (status = 404, description = "no such warning", body = ErrorBody),
+        (status = 409, description = "not now (held by a directive, already lifted)", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let b: ReasonBody = json_body(&body)?;
     let reason = b.reason.unwrap_or_else(|| "lifted by an operator".into());
@@ -392,6 +555,25 @@ async fn lift(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Byte
     Ok(Json(json!({ "events": events })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/warnings/{id}/cancel",
+    operation_id = "post_warnings_id_cancel",
+    tag = "api",
+    summary = "cancel a warning not started",
+    params(
+        ("id" = String, Path, description = "warning id")
+    ),
+    request_body(content = Option<ReasonBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the role may not cancel it", body = ErrorBody),
+        (status = 404, description = "no such warning", body = ErrorBody),
+        (status = 409, description = "not now", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn cancel(State(s): Shared, staff: Staff, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let b: ReasonBody = json_body(&body)?;
     let reason = b.reason.unwrap_or_else(|| "cancelled by an operator".into());
@@ -410,15 +592,20 @@ async fn cancel(State(s): Shared, staff: Staff, Path(id): Path<String>, body: By
     Ok(Json(json!({ "events": events })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DirectiveBody {
     id: String,
     name: String,
+    /// yellow, orange or red
+    #[schema(value_type = String)]
     min_level: LevelId,
+    /// region codes or group:ID
     regions: Vec<String>,
+    /// RFC 3339 or YYYY-MM-DD HH:MM (Asia/Shanghai)
     from: String,
     until: Option<String>,
+    /// the issuing tier's region code
     issued_by: Option<String>,
     /// A drill's directive (演练): it holds the regions' drill lanes only.
     #[serde(default)]
@@ -437,6 +624,22 @@ pub(crate) fn regions_below(s: &AppState, field: &str, named: &[String], issued_
     crate::engine::upstream::regions_below(s.engine.regions, field, named, issued_by).map_err(ApiError::BadRequest)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/directives",
+    operation_id = "post_directives",
+    tag = "api",
+    summary = "issue a directive",
+    request_body(content = DirectiveBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 400, description = "bad input", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the role may not issue that level", body = ErrorBody),
+        (status = 409, description = "not now", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let b: DirectiveBody = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let time = |field: &str, v: &str| -> ApiResult<DateTime<Utc>> {
@@ -471,6 +674,23 @@ async fn issue_directive(State(s): Shared, staff: Staff, body: Bytes) -> ApiResu
     Ok((StatusCode::CREATED, Json(json!({ "events": events }))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/directives",
+    operation_id = "get_directives",
+    tag = "api",
+    summary = "regional directives (调度令), by id",
+    params(
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a directive id; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = openapi::GetDirectivesPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn list_directives(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     // Warnings from above are listed by `GET /api/v1/upstream-warnings`.
     let mut all = s.engine.store.read(|r| r.directives())?;
@@ -479,6 +699,24 @@ async fn list_directives(State(s): Shared, _staff: Staff, Query(q): Query<Paging
     Ok(Json(json!({ "directives": page.items, "next_after": page.next })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/directives/{id}/lift",
+    operation_id = "post_directives_id_lift",
+    tag = "api",
+    summary = "lift a directive",
+    params(
+        ("id" = String, Path, description = "directive id")
+    ),
+    responses(
+        (status = 200, description = "the events that followed", body = openapi::EventsFollowed),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the role may not lift it", body = ErrorBody),
+        (status = 404, description = "no such directive", body = ErrorBody),
+        (status = 409, description = "already lifted", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     if s.engine.store.read(|r| r.directive(&id))?.is_some_and(|d| d.upstream.is_some()) {
         return Err(ApiError::NotFound(format!(
@@ -491,6 +729,23 @@ async fn lift_directive(State(s): Shared, staff: Staff, Path(id): Path<String>) 
 }
 
 /// `GET /api/v1/events`: the log in order; the cursor is a record's `seq`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "get_events",
+    tag = "api",
+    summary = "the audit log, in order",
+    params(
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<u32>, Query, description = "the cursor: a record's `seq`; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page", body = openapi::GetEventsPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn events(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let after = q
         .after()
@@ -502,6 +757,23 @@ async fn events(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> Api
     Ok(Json(json!({ "events": list, "next_after": next })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/playbooks",
+    operation_id = "get_playbooks",
+    tag = "api",
+    summary = "the live playbooks, by id, and the last reload",
+    params(
+        ("limit" = Option<u32>, Query, description = "items per page (more than 1000 is taken as 1000)", minimum = 1, maximum = 1000),
+        ("after" = Option<String>, Query, description = "the cursor: a playbook id; the page holds the items after it")
+    ),
+    responses(
+        (status = 200, description = "a page and `last_reload`", body = openapi::GetPlaybooksPage),
+        (status = 400, description = "a bad `limit` or `after`", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn playbooks(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> ApiResult<Json<Value>> {
     let set = s.engine.playbooks.live();
     let page = q.page(set.iter().collect(), paging::WHOLE, |p| p.id.clone())?;
@@ -515,6 +787,20 @@ async fn playbooks(State(s): Shared, _staff: Staff, Query(q): Query<Paging>) -> 
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/playbooks/reload",
+    operation_id = "post_playbooks_reload",
+    tag = "api",
+    summary = "reload the playbooks, roster, templates, staff tokens and ack-link keys, all or nothing",
+    responses(
+        (status = 200, description = "the live versions, the roster (`notify`), the ack-link keys in service (`link_keys`, oldest first; the last signs) and the dashboard's session keys (`session_keys`, likewise; `k0` is the legacy `session.key`)", body = Object),
+        (status = 400, description = "not reloaded: every error, the old ones stay live", body = ErrorBody),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the highest role of the root playbook only", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
     crate::domain::authority::require_top(&s.engine.playbooks.live(), &staff.role, "reload the playbooks")
         .map_err(|r| ApiError::Forbidden(r.0))?;
@@ -538,6 +824,19 @@ async fn reload(State(s): Shared, staff: Staff) -> ApiResult<Json<Value>> {
 /// streamed as the body (`application/vnd.redb`). The highest staff role only: it holds every
 /// contact and acknowledgement. The copy is made in the data folder and unlinked once opened, so
 /// nothing is left behind whatever happens to the download.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backup",
+    operation_id = "post_backup",
+    tag = "operations",
+    summary = "a consistent copy of the store, streamed",
+    responses(
+        (status = 200, description = "the copy (X-Hazeflow-Events: its event count)", body = Vec<u8>, content_type = "application/vnd.redb"),
+        (status = 401, description = "no or unknown staff token", body = ErrorBody),
+        (status = 403, description = "the highest role of the root playbook only", body = ErrorBody),
+        (status = 500, description = "the store failed", body = ErrorBody)
+    )
+)]
 async fn backup(State(s): Shared, staff: Staff) -> Result<axum::response::Response, ApiError> {
     crate::domain::authority::require_top(&s.engine.playbooks.live(), &staff.role, "take a backup")
         .map_err(|r| ApiError::Forbidden(r.0))?;
