@@ -206,7 +206,25 @@ pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<No
             let now = clock.now();
             let due = store.read(|r| outbox::due_ids(r, now, room)).unwrap_or_default();
             if !due.is_empty() {
-                match store.write(move |tx| outbox::claim_due(tx, now, room)).await {
+                let msgs = match store.write(move |tx| outbox::claim_due(tx, now, room)).await {
+                    // The messages themselves are read on a snapshot, off the writer.
+                    Ok(claims) => match store.read(|r| outbox::claimed(r, &claims)) {
+                        Ok(msgs) => Ok(msgs),
+                        Err(e) => {
+                            tracing::error!(error = %e, count = claims.len(), "cannot read claimed messages; putting them back");
+                            let ids: Vec<String> = claims.into_iter().map(|c| c.id).collect();
+                            if let Err(e) = store
+                                .write(move |tx| ids.iter().try_for_each(|id| outbox::unclaim(tx, now, id)))
+                                .await
+                            {
+                                tracing::error!(error = %e, "cannot put claimed messages back; they are sent at the next start");
+                            }
+                            Err(e)
+                        }
+                    },
+                    Err(e) => Err(e),
+                };
+                match msgs {
                     Ok(msgs) => {
                         let ids: Vec<&str> = msgs.iter().map(|m| m.id.as_str()).collect();
                         tracing::debug!(messages = crate::logs::list(&ids), "messages claimed for sending");

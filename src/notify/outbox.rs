@@ -51,16 +51,6 @@ struct State {
 }
 
 impl State {
-    fn of(m: &OutboxMessage) -> State {
-        State {
-            status: m.status,
-            attempts: m.attempts,
-            next_attempt_at: m.next_attempt_at,
-            last_error: m.last_error.clone(),
-            sent_at: m.sent_at,
-        }
-    }
-
     fn apply(self, m: &mut OutboxMessage) {
         m.status = self.status;
         m.attempts = self.attempts;
@@ -81,9 +71,13 @@ fn load(v: &impl View, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
     Ok(Some(m))
 }
 
-/// Writes what changed about `m` (its state entry only; the queued message stays as it is).
-fn save(tx: &mut Tx<'_>, m: &OutboxMessage) -> Result<(), StoreError> {
-    tx.put_doc(STATE, &m.id, &State::of(m))
+/// A message's state alone: its state entry, or (none yet: as queued) the queued copy's own fields,
+/// read without decoding the rest of it.
+fn state_of(v: &impl View, id: &str) -> Result<Option<State>, StoreError> {
+    match v.doc::<State>(STATE, id)? {
+        Some(s) => Ok(Some(s)),
+        None => v.doc::<State>(OUTBOX, id),
+    }
 }
 
 /// Lays state entries over a page of queued messages (one read of the state collection).
@@ -372,9 +366,17 @@ pub fn due_ids(r: &ReadTx, now: DateTime<Utc>, limit: usize) -> Result<Vec<Strin
         .collect())
 }
 
+/// A claimed message: its id and the attempt it is on. The message itself is read by [`claimed`] on
+/// a snapshot, off the writer.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub id: String,
+    pub attempt: u32,
+}
+
 /// Claims up to `limit` due messages for sending: each leaves the due index, enters the in-flight
-/// index, and counts one more attempt.
-pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+/// index, and counts one more attempt. Only the messages' states are read and written.
+pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Vec<Claim>, StoreError> {
     let cut = now.timestamp_millis().max(0);
     let due = tx.docs::<String>(DUE, "", "", limit)?;
     let mut out = Vec::new();
@@ -383,36 +385,44 @@ pub fn claim_due(tx: &mut Tx<'_>, now: DateTime<Utc>, limit: usize) -> Result<Ve
             break;
         }
         tx.remove_doc(DUE, &key)?;
-        let Some(mut m) = load(tx, &id)? else {
+        let Some(mut st) = state_of(tx, &id)? else {
             continue;
         };
-        if m.status != Status::Pending {
+        if st.status != Status::Pending {
             continue;
         }
-        m.status = Status::Sending;
-        m.attempts += 1;
+        st.status = Status::Sending;
+        st.attempts += 1;
         tx.put_doc(INFLIGHT, &id, &now)?;
-        save(tx, &m)?;
-        out.push(m);
+        tx.put_doc(STATE, &id, &st)?;
+        out.push(Claim { id, attempt: st.attempts });
     }
     Ok(out)
+}
+
+/// The claimed messages as they now are (read after the claim is committed; a message that has gone
+/// is left out).
+pub fn claimed(r: &ReadTx, claims: &[Claim]) -> Result<Vec<OutboxMessage>, StoreError> {
+    let ids: Vec<String> = claims.iter().map(|c| c.id.clone()).collect();
+    let msgs = r.get_docs::<OutboxMessage>(OUTBOX, &ids)?.into_iter().flatten().collect();
+    with_states(r, msgs)
 }
 
 /// Puts a claimed message back, due at `now`, without counting the attempt (the worker stopped before
 /// it sent anything).
 pub fn unclaim(tx: &mut Tx<'_>, now: DateTime<Utc>, id: &str) -> Result<(), StoreError> {
-    let Some(mut m) = load(tx, id)? else {
+    let Some(mut st) = state_of(tx, id)? else {
         return Ok(());
     };
-    if m.status != Status::Sending {
+    if st.status != Status::Sending {
         return Ok(());
     }
-    m.status = Status::Pending;
-    m.attempts = m.attempts.saturating_sub(1);
-    m.next_attempt_at = now;
+    st.status = Status::Pending;
+    st.attempts = st.attempts.saturating_sub(1);
+    st.next_attempt_at = now;
     tx.remove_doc(INFLIGHT, id)?;
-    tx.put_doc(DUE, &due_key(now, id), &m.id)?;
-    save(tx, &m)
+    tx.put_doc(DUE, &due_key(now, id), &id)?;
+    tx.put_doc(STATE, id, &st)
 }
 
 /// At start: messages left in flight by a process that stopped while sending them. Each gets an
@@ -429,30 +439,30 @@ pub fn recover_interrupted(tx: &mut Tx<'_>, now: DateTime<Utc>) -> Result<Vec<St
     }
     for id in &ids {
         tx.remove_doc(INFLIGHT, id)?;
-        let Some(mut m) = load(tx, id)? else {
+        let Some(mut st) = state_of(tx, id)? else {
             continue;
         };
-        if m.status != Status::Sending {
+        if st.status != Status::Sending {
             continue;
         }
         let error = "the process stopped during this attempt; it may have reached the server".to_string();
         tx.put_doc(
             LOG,
-            &log_key(id, m.attempts),
+            &log_key(id, st.attempts),
             &DeliveryAttempt {
                 id: id.clone(),
-                attempt: m.attempts,
+                attempt: st.attempts,
                 at: now,
                 outcome: Outcome::Interrupted,
                 response: None,
                 error: Some(error.clone()),
             },
         )?;
-        m.status = Status::Pending;
-        m.next_attempt_at = now;
-        m.last_error = Some(error);
-        tx.put_doc(DUE, &due_key(now, id), &m.id)?;
-        save(tx, &m)?;
+        st.status = Status::Pending;
+        st.next_attempt_at = now;
+        st.last_error = Some(error);
+        tx.put_doc(DUE, &due_key(now, id), id)?;
+        tx.put_doc(STATE, id, &st)?;
         tx.bump("notify_interrupted", 1)?;
     }
     Ok(ids)
@@ -480,15 +490,9 @@ pub fn record(
     channel: Channel,
     result: &AttemptResult,
 ) -> Result<Option<Status>, StoreError> {
-    let state = match tx.doc::<State>(STATE, id)? {
-        Some(s) => s,
-        // Claimed by a build before the split: its state is in the queued message.
-        None => match tx.doc::<OutboxMessage>(OUTBOX, id)? {
-            Some(m) => State::of(&m),
-            None => return Ok(None),
-        },
+    let Some(mut s) = state_of(tx, id)? else {
+        return Ok(None);
     };
-    let mut s = state;
     if s.status != Status::Sending {
         return Ok(None);
     }
@@ -689,11 +693,13 @@ mod tests {
             .await
             .unwrap();
         // Claim `m-a`, send it: sent, one attempt, and the queued copy is byte for byte as queued.
-        let claimed = store.write(move |tx| claim_due(tx, now, 10)).await.unwrap();
+        let claims = store.write(move |tx| claim_due(tx, now, 10)).await.unwrap();
+        let got = store.read(|r| claimed(r, &claims)).unwrap();
         assert_eq!(
-            claimed.iter().map(|m| (m.id.as_str(), m.attempts, m.status)).collect::<Vec<_>>(),
+            got.iter().map(|m| (m.id.as_str(), m.attempts, m.status)).collect::<Vec<_>>(),
             [("m-a", 1, Status::Sending)]
         );
+        assert_eq!(got[0].data, serde_json::json!({"n": 1}));
         let st = store
             .write(move |tx| record(tx, now, "m-a", Channel::Email, &AttemptResult::Sent("250 ok".into())))
             .await
@@ -712,10 +718,12 @@ mod tests {
         // The old-layout message: interrupted at start, claimed again, failed for good.
         let ids = store.write(move |tx| recover_interrupted(tx, now)).await.unwrap();
         assert_eq!(ids, ["m-b"]);
-        let claimed = store.write(move |tx| claim_due(tx, now, 10)).await.unwrap();
+        let claims = store.write(move |tx| claim_due(tx, now, 10)).await.unwrap();
+        assert_eq!(claims.iter().map(|c| (c.id.as_str(), c.attempt)).collect::<Vec<_>>(), [("m-b", 2)]);
+        let got = store.read(|r| claimed(r, &claims)).unwrap();
         assert_eq!(
-            claimed.iter().map(|m| (m.id.as_str(), m.attempts)).collect::<Vec<_>>(),
-            [("m-b", 2)]
+            (got[0].status, got[0].attempts, got[0].recipient.name.as_str()),
+            (Status::Sending, 2, "张三")
         );
         let st = store
             .write(move |tx| record(tx, now, "m-b", Channel::Email, &AttemptResult::Failed("550 no".into())))

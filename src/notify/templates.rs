@@ -680,7 +680,9 @@ impl Templates {
     /// 【演练】 and the text and HTML open with [`DRILL_LINE`]. Templates may also use `exercise`.
     pub fn render(&self, name: &str, data: &Value) -> Result<Rendered, String> {
         let get = |suffix: &str| self.env.get_template(&format!("{name}.{suffix}.j2"));
-        let render = |t: minijinja::Template<'_, '_>| t.render(data).map_err(|e| format!("template {}: {e:#}", t.name()));
+        // The data converted once for the two or three parts (a converted value is shared, not copied).
+        let ctx = minijinja::Value::from_serialize(data);
+        let render = |t: minijinja::Template<'_, '_>| t.render(ctx.clone()).map_err(|e| format!("template {}: {e:#}", t.name()));
         let subject = get("subject").map_err(|_| format!("no template {name}.subject.j2"))?;
         let text = get("txt").map_err(|_| format!("no template {name}.txt.j2"))?;
         let mut subject = one_line(&render(subject)?);
