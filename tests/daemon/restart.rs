@@ -1223,12 +1223,19 @@ struct SignedLuliang {
 }
 
 async fn signed_luliang(dir: &Path, log_name: &str, env: &[(&str, &str)]) -> SignedLuliang {
+    signed_luliang_with(dir, log_name, env, |text| text).await
+}
+
+/// As [`signed_luliang`], with the configuration's text changed by `tweak` first.
+async fn signed_luliang_with(dir: &Path, log_name: &str, env: &[(&str, &str)], tweak: impl FnOnce(String) -> String) -> SignedLuliang {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("a client");
     let port = free_port();
     let config = write_config(dir, port);
+    let text = std::fs::read_to_string(&config).expect("the config");
+    std::fs::write(&config, tweak(text)).expect("the config is written");
     let root = env!("CARGO_MANIFEST_DIR");
     let log = dir.join(log_name);
     let mut daemon = hazeflow_command(dir)
@@ -1642,4 +1649,114 @@ async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_mess
         .expect("it exits within the deadline")
         .expect("an exit status");
     assert!(exit.success(), "{exit}");
+}
+
+/// The decoded subjects of the `.eml` files in `dir/data/mail`.
+fn mail_subjects(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("data/mail"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .filter_map(|p| {
+                    let raw = std::fs::read(&p).ok()?;
+                    let msg = mail_parser::MessageParser::default().parse(&raw)?;
+                    msg.subject().map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// SIGHUP on the binary re-reads the notice templates: a broken template is refused with its file,
+/// line and column and the old ones stay live; a mended, changed one is what the next notices say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_templates_of_the_running_binary_and_refuses_a_broken_one() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let playbooks = dir.path().join("playbooks");
+    crate::common::copy_dir(&Path::new(root).join("playbooks"), &playbooks);
+    let line = format!("{root}/playbooks");
+    let SignedLuliang {
+        mut daemon,
+        base,
+        token,
+        id,
+        ..
+    } = signed_luliang_with(dir.path(), "daemon.log", &[], |text| {
+        assert!(text.contains(&line), "{text}");
+        text.replace(&line, &playbooks.display().to_string())
+    })
+    .await;
+    let http = reqwest::Client::new();
+    eventually("the start notices written", || async {
+        mail_subjects(dir.path())
+            .iter()
+            .any(|s| s.contains("应急减排任务通知"))
+            .then_some(())
+    })
+    .await;
+    let subject = playbooks.join("templates/notify/assignment_cancelled.subject.j2");
+    let shipped = std::fs::read_to_string(&subject).expect("the template");
+    assert!(shipped.starts_with("【取消】"), "{shipped}");
+
+    // Broken: refused with its place; the shipped template stays live.
+    std::fs::write(&subject, shipped.replace("{{ level_name }}", "{{ level_name }")).expect("written");
+    signal(&daemon, "HUP");
+    let refused = eventually("the refusal is recorded", || async {
+        records_of(&http, port_of(&base), "playbooks_reloaded")
+            .await
+            .into_iter()
+            .find(|r| r["errors"].as_array().is_some_and(|e| !e.is_empty()))
+    })
+    .await;
+    let error = refused["errors"][0].as_str().expect("an error");
+    assert!(
+        error.starts_with(&format!("{}:1:", subject.display())) && error.contains("unexpected `}`"),
+        "{error}"
+    );
+
+    // Mended with new words: SIGHUP puts it live, and the notices of the lift (before the start: a
+    // cancellation, 无需执行) carry them.
+    std::fs::write(&subject, shipped.replace("【取消】", "【取消·模板已更新】")).expect("written");
+    signal(&daemon, "HUP");
+    eventually("the mended templates are accepted", || async {
+        let all = records_of(&http, port_of(&base), "playbooks_reloaded").await;
+        all.last().filter(|r| r["errors"].as_array().is_none_or(Vec::is_empty)).cloned()
+    })
+    .await;
+    let lifted = http
+        .post(format!("{base}/api/v1/warnings/{id}/lift"))
+        .bearer_auth(token)
+        .json(&json!({ "reason": "空气质量好转" }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(lifted.status(), StatusCode::OK, "{}", lifted.text().await.unwrap_or_default());
+    let new = eventually("the cancellation notices written", || async {
+        let new: Vec<String> = mail_subjects(dir.path())
+            .into_iter()
+            .filter(|s| s.starts_with("【取消·模板已更新】"))
+            .collect();
+        (!new.is_empty()).then_some(new)
+    })
+    .await;
+    assert_eq!(new, ["【取消·模板已更新】吕梁市重污染天气橙色预警已取消，应急减排措施无需执行"]);
+    assert!(
+        !mail_subjects(dir.path())
+            .iter()
+            .any(|s| s.ends_with("应急减排措施无需执行") && s.starts_with("【取消】")),
+        "no enterprise's cancellation with the old words"
+    );
+    signal(&daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+}
+
+/// The port of a `http://127.0.0.1:PORT` base.
+fn port_of(base: &str) -> u16 {
+    base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
 }
