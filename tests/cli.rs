@@ -1,6 +1,10 @@
 //! The operator's commands, run as the built binary from the crate root: `check`, `aqi`, `assess`, `replay`.
 //! What they print and how they exit is what an operator (or a script around them) relies on.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::copy_dir;
+
 use std::process::{Command, Output};
 
 const FORECASTS: &str = "tests/fixtures/forecasts";
@@ -118,18 +122,6 @@ impl Site {
 
     fn check(&self) -> Output {
         hazeflow(&["check", "--config", &self.path("config.yaml")])
-    }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("the target folder");
-    for entry in std::fs::read_dir(from).expect("the source folder").map(|e| e.expect("an entry")) {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("a copy");
-        }
     }
 }
 

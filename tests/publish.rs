@@ -141,19 +141,6 @@ impl Cap {
     }
 }
 
-/// Copies a folder with everything in it.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("a folder");
-    for entry in std::fs::read_dir(from).expect("a folder to copy").map(|e| e.expect("an entry")) {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("a file copied");
-        }
-    }
-}
-
 /// The CAP path of each feed entry, from its `alternate` link of type `application/cap+xml`.
 fn cap_paths(f: &feed_rs::model::Feed) -> Vec<String> {
     f.entries
@@ -411,7 +398,7 @@ async fn operators_edit_the_health_advice_and_reload_without_a_restart_and_every
     // A copy of the shipped playbooks folder whose advice an operator has edited, with markup in it.
     let root = TempDir::new().expect("a folder");
     let books = root.path().join("playbooks");
-    copy_tree(Path::new(PLAYBOOKS), &books);
+    common::copy_dir(Path::new(PLAYBOOKS), &books);
     let public = books.join("templates/public");
     let shipped = std::fs::read_to_string(Path::new(PLAYBOOKS).join("templates/public/advice.yaml")).expect("the shipped advice");
     let marked = "<script>alert(\"x\")</script> & 请关注<b>空气质量</b>";
