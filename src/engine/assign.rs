@@ -332,6 +332,12 @@ impl TokenKey {
         )
     }
 
+    /// The entry a well-formed token names, `(round seq, index)`, read from the token alone (nothing
+    /// verified: [`Resolver::by_token`] checks its MAC against the entry).
+    pub fn item_of(token: &str) -> Option<(u64, u32)> {
+        Self::parse(token).map(|(_, seq, index, _)| (seq, index))
+    }
+
     /// Where a well-formed token points: `(key id, round seq, index, mac)`; no key id: the legacy key.
     fn parse(token: &str) -> Option<(Option<u32>, u64, u32, [u8; 16])> {
         let (id, rest) = match token.split_once('.') {
