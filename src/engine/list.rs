@@ -76,8 +76,12 @@ pub fn enterprises_after(r: &ReadTx, after: &str, limit: usize) -> Result<Vec<(S
     r.docs::<Enterprise>(ENTERPRISES, "", after, limit)
 }
 
+/// Enterprises written per chunk of [`record`]'s transaction.
+const RECORD_CHUNK: usize = 10_000;
+
 /// Records a new list version: writes the enterprises, removes those no longer listed, and appends a
-/// `list_version_recorded` record with the diff; one transaction.
+/// `list_version_recorded` record with the diff; one transaction (written in chunks of
+/// [`RECORD_CHUNK`], committed together or not at all).
 pub async fn record(
     store: &Store,
     version: ListVersion,
@@ -91,29 +95,34 @@ pub async fn record(
             for uscc in &diff.removed {
                 remove(tx, uscc)?;
             }
-            // Bulk: one table open per collection (a national list has hundreds of thousands).
-            let usccs: Vec<String> = version.enterprises.iter().map(|e| e.uscc.as_str().to_string()).collect();
-            let old_counties: Vec<Option<String>> = tx.get_docs(BY_USCC, &usccs)?;
-            for (e, old) in version.enterprises.iter().zip(&old_counties) {
-                if let Some(old) = old.as_ref().filter(|o| **o != e.county.to_string()) {
-                    tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
-                    tx.remove_doc(MEMBERS, &format!("{old}/{}", e.uscc.as_str()))?;
+            // Bulk, in chunks of the one transaction: the keys of a chunk at a time, not of the whole
+            // list (a national list has hundreds of thousands); each collection in its key order, so
+            // B-tree inserts touch each page once.
+            let list = &version.enterprises;
+            for chunk in list.chunks(RECORD_CHUNK) {
+                let usccs: Vec<String> = chunk.iter().map(|e| e.uscc.as_str().to_string()).collect();
+                let old_counties: Vec<Option<String>> = tx.get_docs(BY_USCC, &usccs)?;
+                for (e, old) in chunk.iter().zip(&old_counties) {
+                    if let Some(old) = old.as_ref().filter(|o| **o != e.county.to_string()) {
+                        tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
+                        tx.remove_doc(MEMBERS, &format!("{old}/{}", e.uscc.as_str()))?;
+                    }
                 }
+                let counties: Vec<(String, String)> = chunk.iter().zip(usccs).map(|(e, u)| (u, e.county.to_string())).collect();
+                tx.put_docs(BY_USCC, &counties)?;
             }
-            let docs: Vec<(String, &crate::registry::Enterprise)> = version
-                .enterprises
-                .iter()
-                .map(|e| (format!("{}/{}", e.county, e.uscc.as_str()), e))
-                .collect();
-            tx.put_docs(ENTERPRISES, &docs)?;
-            let members: Vec<(String, u8)> = docs.iter().map(|(k, _)| (k.clone(), 0)).collect();
-            tx.put_docs(MEMBERS, &members)?;
-            let counties: Vec<(String, String)> = version
-                .enterprises
-                .iter()
-                .map(|e| (e.uscc.as_str().to_string(), e.county.to_string()))
-                .collect();
-            tx.put_docs(BY_USCC, &counties)?;
+            // `{county}/{uscc}` order: the six-digit county's numeric order, then the code's.
+            let mut by_key: Vec<usize> = (0..list.len()).collect();
+            by_key.sort_unstable_by_key(|i| (list[*i].county, list[*i].uscc));
+            for chunk in by_key.chunks(RECORD_CHUNK) {
+                let docs: Vec<(String, &Enterprise)> = chunk
+                    .iter()
+                    .map(|i| (format!("{}/{}", list[*i].county, list[*i].uscc.as_str()), &list[*i]))
+                    .collect();
+                tx.put_docs(ENTERPRISES, &docs)?;
+                let members: Vec<(String, u8)> = docs.into_iter().map(|(k, _)| (k, 0)).collect();
+                tx.put_docs(MEMBERS, &members)?;
+            }
             let summary = VersionSummary {
                 version: version.version,
                 recorded_at: now,
@@ -169,6 +178,10 @@ pub async fn seed(engine: &crate::engine::Engine, defaults: &crate::registry::De
     Ok(())
 }
 
+/// The store's page cache for `hazeflow registry …`: the list is read or written once, in key order,
+/// so a small cache costs little time and leaves the memory to the list being imported.
+const CLI_CACHE_BYTES: usize = 64 << 20;
+
 /// The stored list as a source for `hazeflow registry …` (the daemon must be stopped: the database
 /// file is opened directly).
 pub struct StoreList {
@@ -181,7 +194,8 @@ impl StoreList {
     pub fn open(path: &std::path::Path) -> anyhow::Result<StoreList> {
         use anyhow::Context;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let store = Store::open(path).with_context(|| format!("cannot open {} (is the daemon running? stop it first)", path.display()))?;
+        let store = Store::open_with_cache(path, CLI_CACHE_BYTES)
+            .with_context(|| format!("cannot open {} (is the daemon running? stop it first)", path.display()))?;
         Ok(StoreList { store, rt })
     }
 }

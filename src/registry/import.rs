@@ -392,17 +392,124 @@ pub fn read_paths(paths: &[PathBuf], opts: &ImportOptions<'_>, progress: Progres
             )]);
         }
     };
-    let text = read(&first)?;
     let name = first.display().to_string();
     if is_yaml(&first) {
+        let text = read(&first)?;
         return import_yaml(&name, &text, opts, progress);
     }
-    match second {
-        Some(m) => {
-            let mtext = read(&m)?;
-            import_csv((&name, &text), Some((&m.display().to_string(), &mtext)), opts, progress)
+    // CSV files are read as they are parsed, never whole (a national list's files are hundreds of
+    // megabytes): a first pass checks that they are UTF-8 and counts their lines.
+    let e = CsvFile::scan(&first)?;
+    let m = second.as_deref().map(CsvFile::scan).transpose()?;
+    let m_name = second.as_ref().map(|m| m.display().to_string());
+    import_csv_from(
+        (&name, Src::File(&e)),
+        m.as_ref().zip(m_name.as_deref()).map(|(m, n)| (n, Src::File(m))),
+        opts,
+        progress,
+    )
+}
+
+/// A CSV file read as it is parsed: where its text starts (after a UTF-8 byte order mark) and how
+/// many lines it has.
+struct CsvFile {
+    path: PathBuf,
+    /// Bytes of the byte order mark skipped at the start (0 or 3).
+    skip: u64,
+    lines: usize,
+}
+
+impl CsvFile {
+    /// Reads the file once in blocks: checks that it is UTF-8 (with the message reading it whole
+    /// gave) and counts its lines.
+    fn scan(path: &Path) -> Result<CsvFile, Vec<RegistryError>> {
+        use std::io::Read;
+        let fail = |e: &dyn std::fmt::Display| vec![RegistryError::at(path.display().to_string(), 0, 0, format!("cannot read: {e}"))];
+        let mut f = std::fs::File::open(path).map_err(|e| fail(&e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut head = Vec::with_capacity(3);
+        f.by_ref().take(3).read_to_end(&mut head).map_err(|e| fail(&e))?;
+        let skip = if head == b"\xef\xbb\xbf" { 3 } else { 0 };
+        // Bytes not yet checked at the start of `buf`: the first ones (no byte order mark) or an
+        // incomplete character at the end of the previous block.
+        let mut carry = if skip == 0 { head.len() } else { 0 };
+        buf[..carry].copy_from_slice(&head[..carry]);
+        let mut lines = 0usize;
+        loop {
+            let n = f.read(&mut buf[carry..]).map_err(|e| fail(&e))?;
+            let block = &buf[..carry + n];
+            lines += block.iter().filter(|&&b| b == b'\n').count();
+            let valid = match std::str::from_utf8(block) {
+                Ok(_) => block.len(),
+                Err(e) if e.error_len().is_none() && n > 0 => e.valid_up_to(),
+                Err(_) => return Err(fail(&"stream did not contain valid UTF-8")),
+            };
+            if n == 0 {
+                break;
+            }
+            // An incomplete character (never a newline) is checked again with the next block.
+            buf.copy_within(valid..carry + n, 0);
+            carry = carry + n - valid;
         }
-        None => import_csv((&name, &text), None, opts, progress),
+        Ok(CsvFile {
+            path: path.to_path_buf(),
+            skip,
+            lines,
+        })
+    }
+
+    /// The file from the start of its text.
+    fn open(&self) -> std::io::Result<std::fs::File> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = std::fs::File::open(&self.path)?;
+        f.seek(SeekFrom::Start(self.skip))?;
+        Ok(f)
+    }
+
+    /// Up to 64 KiB of the text from `byte` on (for a column in an error message, or the header's
+    /// place).
+    fn text_at(&self, byte: usize) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut out = Vec::new();
+        if let Ok(mut f) = self.open()
+            && f.seek(SeekFrom::Current(byte as i64)).is_ok()
+        {
+            let _ = f.take(64 << 10).read_to_end(&mut out);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Where a CSV file's text is: in memory, or in its file.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Text(&'a str),
+    File(&'a CsvFile),
+}
+
+impl Src<'_> {
+    fn lines(&self) -> usize {
+        match self {
+            Src::Text(t) => count_lines(t),
+            Src::File(f) => f.lines,
+        }
+    }
+
+    /// The 1-based character column of field `field` of the record at `byte`.
+    fn column(&self, byte: usize, field: usize) -> u64 {
+        match self {
+            Src::Text(t) => csv_column(t, byte, field),
+            Src::File(f) => csv_column(&f.text_at(byte), 0, field),
+        }
+    }
+
+    /// The line and byte offset of the header.
+    fn header_place(&self) -> (u64, usize) {
+        match self {
+            Src::Text(t) => header_place(t),
+            // The comment lines above the header are short.
+            Src::File(f) => header_place(&f.text_at(0)),
+        }
     }
 }
 
@@ -414,18 +521,31 @@ pub fn import_csv(
     opts: &ImportOptions<'_>,
     progress: Progress<'_>,
 ) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
-    let e_text = strip_bom(enterprises.1);
-    let m_text = measures.map(|(_, t)| strip_bom(t));
-    let mut files = vec![(enterprises.0, e_text)];
-    if let (Some((name, _)), Some(t)) = (measures, m_text) {
-        files.push((name, t));
-    }
+    import_csv_from(
+        (enterprises.0, Src::Text(strip_bom(enterprises.1))),
+        measures.map(|(name, t)| (name, Src::Text(strip_bom(t)))),
+        opts,
+        progress,
+    )
+}
+
+/// [`import_csv`] from texts in memory or files.
+fn import_csv_from(
+    enterprises: (&str, Src<'_>),
+    measures: Option<(&str, Src<'_>)>,
+    opts: &ImportOptions<'_>,
+    progress: Progress<'_>,
+) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
+    let e_text = enterprises.1;
+    let m_text = measures.map(|(_, t)| t);
+    let mut files = vec![enterprises];
+    files.extend(measures);
     let mut ctx = Ctx {
         files,
         errors: Vec::new(),
         opts: Some(*opts),
     };
-    let total = count_lines(e_text) + m_text.map_or(0, count_lines);
+    let total = e_text.lines() + m_text.map_or(0, |t| t.lines());
     let mut done = 0usize;
     let mut tick = |n: usize| {
         done += n;
@@ -437,13 +557,13 @@ pub fn import_csv(
     // Enterprises: one row each (room for all of them at once: growing by doubling would hold
     // the old and the new records side by side).
     let mut list = Builder::default();
-    list.enterprises.reserve(count_lines(e_text));
+    list.enterprises.reserve(e_text.lines());
     let enterprise_table = CsvTable::open(&mut ctx, 0, ENTERPRISE_COLUMNS, &["uscc", "name", "county", "industry_code"]);
     // Without readable enterprises, every line and measure would only add "not in enterprises.csv".
     let enterprises_readable = enterprise_table.is_some();
     if let Some(table) = enterprise_table {
         let mut rec = csv::StringRecord::new();
-        let mut reader = table.reader(e_text);
+        let mut reader = table.reader(&mut ctx);
         loop {
             match reader.read_record(&mut rec) {
                 Ok(true) => {}
@@ -491,12 +611,12 @@ pub fn import_csv(
     }
 
     // Lines and measures in one pass; a measure whose line comes later in the file waits for it.
-    if let Some(m_text) = m_text
+    if m_text.is_some()
         && enterprises_readable
         && let Some(table) = CsvTable::open(&mut ctx, 1, MEASURE_COLUMNS, &["uscc", "record"])
     {
         let mut rec = csv::StringRecord::new();
-        let mut reader = table.reader(m_text);
+        let mut reader = table.reader(&mut ctx);
         let mut waiting: Vec<(usize, csv::StringRecord)> = Vec::new();
         loop {
             match reader.read_record(&mut rec) {
@@ -578,7 +698,7 @@ pub fn import_yaml(
 ) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
     let raw: RawList = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
     let mut ctx = Ctx {
-        files: vec![(file, text)],
+        files: vec![(file, Src::Text(text))],
         errors: Vec::new(),
         opts: Some(*opts),
     };
@@ -690,7 +810,7 @@ struct C<'t> {
 }
 
 struct Ctx<'a> {
-    files: Vec<(&'a str, &'a str)>,
+    files: Vec<(&'a str, Src<'a>)>,
     errors: Vec<RegistryError>,
     /// `None` for small tables, which use no defaults or regions.
     opts: Option<ImportOptions<'a>>,
@@ -701,7 +821,7 @@ impl Ctx<'_> {
         let e = match at {
             At::Csv { file, line, byte, field } => {
                 let (name, text) = self.files[file];
-                RegistryError::at(name, line, csv_column(text, byte, field), message)
+                RegistryError::at(name, line, text.column(byte, field), message)
             }
             At::Yaml { file, line, column } => RegistryError::at(self.files[file].0, line, column, message),
         };
@@ -924,13 +1044,29 @@ impl<'r> CsvRow<'r> {
 }
 
 impl CsvTable {
-    fn reader<'t>(&self, text: &'t str) -> csv::Reader<&'t [u8]> {
+    fn reader<'t>(&self, ctx: &mut Ctx<'t>) -> csv::Reader<Box<dyn std::io::Read + 't>> {
+        Self::reader_of(ctx, self.file)
+    }
+
+    /// A reader of file `file` of the context (reading nothing when it cannot be opened: the error
+    /// is the context's).
+    fn reader_of<'t>(ctx: &mut Ctx<'t>, file: usize) -> csv::Reader<Box<dyn std::io::Read + 't>> {
+        let input: Box<dyn std::io::Read + 't> = match ctx.files[file] {
+            (_, Src::Text(t)) => Box::new(t.as_bytes()),
+            (name, Src::File(f)) => match f.open() {
+                Ok(f) => Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+                Err(e) => {
+                    ctx.errors.push(RegistryError::at(name, 0, 0, format!("cannot read: {e}")));
+                    Box::new(std::io::empty())
+                }
+            },
+        };
         csv::ReaderBuilder::new()
             .has_headers(true)
             .comment(Some(b'#'))
             .flexible(true)
             .trim(csv::Trim::All)
-            .from_reader(text.as_bytes())
+            .from_reader(input)
     }
 
     /// Reads the header: known columns only, no repeats, the required ones present.
@@ -941,7 +1077,7 @@ impl CsvTable {
             positions: vec![None; known.len()],
             width: 0,
         };
-        let mut reader = probe.reader(text);
+        let mut reader = probe.reader(ctx);
         let header = match reader.headers() {
             Ok(h) => h.clone(),
             Err(e) => {
@@ -949,7 +1085,7 @@ impl CsvTable {
                 return None;
             }
         };
-        let (line, byte) = header_place(text);
+        let (line, byte) = text.header_place();
         let before = ctx.errors.len();
         for (i, name) in header.iter().enumerate() {
             let at = At::Csv {
@@ -1766,14 +1902,14 @@ impl TableRow {
 pub(crate) fn read_table(file: &str, text: &str, known: &[&str], required: &[&str]) -> Result<Vec<TableRow>, Vec<RegistryError>> {
     let text = strip_bom(text);
     let mut ctx = Ctx {
-        files: vec![(file, text)],
+        files: vec![(file, Src::Text(text))],
         errors: Vec::new(),
         opts: None,
     };
     let Some(table) = CsvTable::open(&mut ctx, 0, known, required) else {
         return Err(ctx.errors);
     };
-    let mut reader = table.reader(text);
+    let mut reader = table.reader(&mut ctx);
     let mut rec = csv::StringRecord::new();
     let mut rows = Vec::new();
     loop {
@@ -1955,6 +2091,39 @@ mod tests {
         assert_eq!(list[0].grade_history[0].grade, Grade::C);
         assert_eq!(list[0].contacts.len(), 2);
         assert_eq!(list[0].measures[0].reduction, PerSpecies::default());
+    }
+
+    #[test]
+    fn files_read_as_they_are_parsed_give_what_their_texts_give() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = code("MA0K3T7W");
+        let good = format!("\u{feff}# comment\n{E_HEAD}{}", ent(&u, "B"));
+        let bad = format!("# comment\n{E_HEAD}{}{}", ent(&u, "B"), ent(&code("MA0K3T8X"), "E"));
+        let m = format!("uscc,record,line,name,capacity,unit\n{u},line,L1,1#焦炉,3000,t/d\n");
+        for (i, e) in [good, bad].iter().enumerate() {
+            let (ep, mp) = (dir.path().join(format!("e{i}.csv")), dir.path().join(format!("m{i}.csv")));
+            std::fs::write(&ep, e).unwrap();
+            std::fs::write(&mp, &m).unwrap();
+            let (en, mn) = (ep.display().to_string(), mp.display().to_string());
+            let from_files = read_paths(&[ep, mp], &opts(), &mut |_, _| {});
+            let from_texts = import_csv((&en, e), Some((&mn, &m)), &opts(), &mut |_, _| {});
+            let show =
+                |r: Result<Vec<Enterprise>, Vec<RegistryError>>| r.map_err(|es| es.iter().map(ToString::to_string).collect::<Vec<_>>());
+            assert_eq!(show(from_files), show(from_texts));
+        }
+        let latin1 = dir.path().join("latin1.csv");
+        std::fs::write(&latin1, b"uscc,name\n91,caf\xe9\n").unwrap();
+        let errors = read_paths(std::slice::from_ref(&latin1), &opts(), &mut |_, _| {}).unwrap_err();
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [RegistryError::at(
+                latin1.display().to_string(),
+                0,
+                0,
+                "cannot read: stream did not contain valid UTF-8"
+            )
+            .to_string()]
+        );
     }
 
     #[test]

@@ -244,8 +244,23 @@ impl Store {
         Store::open_embedded(path, &upgrade::BackupPlace::None)
     }
 
+    /// [`Store::open`] with a page cache of `cache_bytes` instead of the daemon's 256 MiB: a
+    /// command that reads or writes a large list once (`registry import`) keeps its memory for the
+    /// list.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
+        Store::open_backend(
+            embedded::Embedded::open_with_cache(path, cache_bytes)?,
+            path,
+            &upgrade::BackupPlace::Beside(path.to_path_buf()),
+        )
+    }
+
     fn open_embedded(path: &Path, backups: &upgrade::BackupPlace) -> Result<Store, StoreError> {
-        let backend: Arc<dyn Backend> = Arc::new(embedded::Embedded::open(path)?);
+        Store::open_backend(embedded::Embedded::open(path)?, path, backups)
+    }
+
+    fn open_backend(backend: embedded::Embedded, path: &Path, backups: &upgrade::BackupPlace) -> Result<Store, StoreError> {
+        let backend: Arc<dyn Backend> = Arc::new(backend);
         let store = Store::start(backend, "embedded", path, Role::Leader { term: 0 })?;
         store.upgrade(backups, path)?;
         Ok(store)

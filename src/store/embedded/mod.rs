@@ -34,6 +34,8 @@ const MIN_FREE_BYTES: u64 = 1 << 20;
 /// The embedded store file.
 pub(crate) struct Embedded {
     path: PathBuf,
+    /// redb's page cache, in bytes.
+    cache_bytes: usize,
     /// The database in service (none while it is reopened).
     db: RwLock<Option<Arc<Database>>>,
 }
@@ -43,6 +45,12 @@ impl Embedded {
     /// empty or not a redb database is refused (never replaced by a new store). After a crash, redb
     /// repairs the file on open.
     pub(crate) fn open(path: &Path) -> Result<Embedded, StoreError> {
+        Embedded::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// [`Embedded::open`] with a page cache of `cache_bytes` (redb holds a transaction's dirty pages
+    /// within it too, writing the excess to the file before the commit).
+    pub(crate) fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Embedded, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| db_err(path, e))?;
         }
@@ -52,10 +60,11 @@ impl Embedded {
             // (redb initialises an empty file as it does a missing one).
             crate::config::create_new_private(path).map_err(|e| db_err(path, e))?;
         }
-        let db = open_db(path)?;
+        let db = open_db(path, cache_bytes)?;
         init(&db, path)?;
         Ok(Embedded {
             path: path.to_path_buf(),
+            cache_bytes,
             db: RwLock::new(Some(Arc::new(db))),
         })
     }
@@ -69,6 +78,7 @@ impl Embedded {
             .map_err(|e| db_err(named, format!("redb's integrity check failed: {e}")))?;
         Ok(Embedded {
             path: copy.to_path_buf(),
+            cache_bytes: 64 << 20,
             db: RwLock::new(Some(Arc::new(db))),
         })
     }
@@ -84,6 +94,7 @@ impl Embedded {
         create_tables(&db, path)?;
         Ok(Embedded {
             path: path.to_path_buf(),
+            cache_bytes: 64 << 20,
             db: RwLock::new(Some(Arc::new(db))),
         })
     }
@@ -160,7 +171,7 @@ impl Backend for Embedded {
             }
         }
         disk_room(&self.path)?;
-        let fresh = Arc::new(open_db(&self.path).map_err(|e| e.to_string())?);
+        let fresh = Arc::new(open_db(&self.path, self.cache_bytes).map_err(|e| e.to_string())?);
         // Back in service for reads at once, even if writing still fails.
         if let Ok(mut g) = self.db.write() {
             *g = Some(fresh.clone());
@@ -203,9 +214,9 @@ pub(crate) fn check_file(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Opens the file (creating it when missing) with the store's settings.
-fn open_db(path: &Path) -> Result<Database, StoreError> {
+fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     Database::builder()
-        .set_cache_size(CACHE_BYTES)
+        .set_cache_size(cache_bytes)
         .create(path)
         .map_err(|e| db_err(path, e))
 }
