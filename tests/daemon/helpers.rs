@@ -180,3 +180,15 @@ pub fn promtool_accepts(text: &str) {
         "promtool check metrics:\n{said}\n---\n{text}"
     );
 }
+
+/// The `.eml` files a daemon's delivery has written into its mail folder (`dir/data/mail`).
+pub(crate) fn mails_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir.join("data/mail"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
+        .unwrap_or_default()
+}

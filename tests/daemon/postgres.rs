@@ -236,18 +236,6 @@ async fn a_daemon_on_postgresql_proposes_signs_and_keeps_its_warning_across_a_re
     assert!(cluster.log().contains("database system is ready"), "the cluster ran");
 }
 
-/// The `.eml` files a daemon's delivery has written into its mail folder.
-fn mails_in(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir.join("data/mail"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().display().to_string())
-                .filter(|p| p.ends_with(".eml"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_leader_is_killed_the_other_node_leads_within_ten_seconds_and_carries_the_warning_on() {
     use crate::restart::start_daemon_with;

@@ -429,6 +429,16 @@ async fn a_daemon_killed_in_the_middle_of_a_burst_of_forecasts_keeps_every_ackno
 }
 
 /// Sends a signal to a child process with `kill`.
+/// SIGTERM, then the daemon must exit with success within 15 s.
+async fn stop_cleanly(daemon: &mut Child) {
+    signal(daemon, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("it exits within the deadline")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit}");
+}
+
 fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("a running daemon").to_string();
     let status = std::process::Command::new("kill")
@@ -513,12 +523,7 @@ async fn sighup_reloads_the_roster_of_the_running_binary_and_refuses_a_broken_on
         .await
         .expect("the daemon answers");
     assert!(health.status().is_success());
-    signal(&daemon, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
-        .await
-        .expect("it exits within the deadline")
-        .expect("an exit status");
-    assert!(exit.success(), "{exit}");
+    stop_cleanly(&mut daemon).await;
 }
 
 /// The status of `GET /api/v1/warnings` with a bearer token.
@@ -607,12 +612,7 @@ async fn a_reload_rereads_the_staff_tokens_file_so_a_revoked_token_stops_working
     assert_eq!(status_with(&http, port, "gamma-token").await, StatusCode::UNAUTHORIZED);
     assert_eq!(status_with(&http, port, "alpha-token").await, StatusCode::OK);
 
-    signal(&daemon, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
-        .await
-        .expect("it exits within the deadline")
-        .expect("an exit status");
-    assert!(exit.success(), "{exit}");
+    stop_cleanly(&mut daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -723,12 +723,7 @@ async fn a_reload_rereads_the_tokens_of_the_config_file_and_of_the_environment_f
         .expect("hazeflow reload runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("ack-link keys k1, k2 (k2 signs)"), "{text}");
-    signal(&daemon, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
-        .await
-        .expect("it exits within the deadline")
-        .expect("an exit status");
-    assert!(exit.success(), "{exit}");
+    stop_cleanly(&mut daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1200,12 +1195,7 @@ async fn a_dashboard_form_signed_before_a_session_key_rotation_is_accepted_after
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_ne!(post(before).await, StatusCode::SEE_OTHER, "k0 removed");
     assert_eq!(post(after).await, StatusCode::SEE_OTHER);
-    signal(&daemon, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
-        .await
-        .expect("it exits within the deadline")
-        .expect("an exit status");
-    assert!(exit.success(), "{exit}");
+    stop_cleanly(&mut daemon).await;
 }
 
 /// A daemon run from the binary in `dir` (its log in `dir/{log_name}`, `env` added), with an orange
@@ -1343,12 +1333,7 @@ async fn json_logs_carry_the_fan_out_and_delivery_spans_and_list_fields_as_json_
         .await
         .expect("hazeflow reload runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    signal(&daemon, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
-        .await
-        .expect("it exits within the deadline")
-        .expect("an exit status");
-    assert!(exit.success(), "{exit}");
+    stop_cleanly(&mut daemon).await;
 
     let all = lines();
     // A list field is a JSON array, not a string holding one.
@@ -1419,16 +1404,7 @@ async fn mail_files_and_backups_hold_personal_data_and_are_mode_0600() {
         ..
     } = signed_luliang(dir.path(), "daemon.log", &[]).await;
     let mail = dir.path().join("data").join("mail");
-    let emls = || -> Vec<PathBuf> {
-        std::fs::read_dir(&mail)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let emls = || mails_in(dir.path());
     eventually("mail written to the folder", || async { (!emls().is_empty()).then_some(()) }).await;
     let mode = |p: &Path| std::fs::metadata(p).expect("the file is there").permissions().mode() & 0o777;
     assert_eq!(mode(&mail), 0o700, "the mail folder is its owner's only");
@@ -1510,12 +1486,7 @@ async fn json_logs_name_the_warning_of_a_request_and_of_the_report_loops_job() {
         lines().into_iter().find(|l| message(l) == "after-episode summary made")
     })
     .await;
-    signal(&daemon, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
-        .await
-        .expect("it exits within the deadline")
-        .expect("an exit status");
-    assert!(exit.success(), "{exit}");
+    stop_cleanly(&mut daemon).await;
     let all = lines();
     let answered = |request: &str| -> Value {
         all.iter()
@@ -1643,29 +1614,19 @@ async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_mess
         sample(&text, "process_resident_memory_bytes", &[]).is_some_and(|n| n > 0.0),
         "{text}"
     );
-    signal(&daemon, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
-        .await
-        .expect("it exits within the deadline")
-        .expect("an exit status");
-    assert!(exit.success(), "{exit}");
+    stop_cleanly(&mut daemon).await;
 }
 
 /// The decoded subjects of the `.eml` files in `dir/data/mail`.
 fn mail_subjects(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir.join("data/mail"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                .filter_map(|p| {
-                    let raw = std::fs::read(&p).ok()?;
-                    let msg = mail_parser::MessageParser::default().parse(&raw)?;
-                    msg.subject().map(str::to_string)
-                })
-                .collect()
+    mails_in(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let raw = std::fs::read(p).ok()?;
+            let msg = mail_parser::MessageParser::default().parse(&raw)?;
+            msg.subject().map(str::to_string)
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// SIGHUP on the binary re-reads the notice templates: a broken template is refused with its file,
@@ -1748,12 +1709,7 @@ async fn sighup_reloads_the_templates_of_the_running_binary_and_refuses_a_broken
             .any(|s| s.ends_with("应急减排措施无需执行") && s.starts_with("【取消】")),
         "no enterprise's cancellation with the old words"
     );
-    signal(&daemon, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
-        .await
-        .expect("it exits within the deadline")
-        .expect("an exit status");
-    assert!(exit.success(), "{exit}");
+    stop_cleanly(&mut daemon).await;
 }
 
 /// The port of a `http://127.0.0.1:PORT` base.
