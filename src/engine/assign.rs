@@ -813,6 +813,24 @@ pub fn get<V: View>(v: &V, key: &str) -> Result<Option<Assignment>, StoreError> 
     Resolver::new(v).get(key)
 }
 
+/// [`by_token`] inside a write job, with what the earlier jobs of the same batch looked up at the
+/// same epoch (on PostgreSQL each lookup the memo saves, such as a warning's rounds, is a round trip;
+/// a batch of acknowledgements mostly asks about the same few warnings). The memo lives in the batch's
+/// transaction ([`Tx::keep_memo`]): it is dropped when a job fails and with the batch, and it is used
+/// only while the epoch is the one it was made at, as a snapshot's memo is ([`Memo`]).
+pub fn by_token_in_batch(tx: &mut Tx<'_>, tokens: &TokenKey, token: &str) -> Result<Option<Assignment>, StoreError> {
+    let epoch = epoch(tx)?;
+    let memo = match tx.take_memo::<(u64, Memo)>() {
+        Some((at, memo)) if at == epoch => memo,
+        _ => Memo::default(),
+    };
+    let mut res = Resolver::with_memo(&*tx, memo);
+    let found = res.by_token(tokens, token);
+    let memo = res.into_memo();
+    tx.keep_memo((epoch, memo));
+    found
+}
+
 /// The assignment a token belongs to (none for a malformed, unknown or forged token).
 pub fn by_token<V: View>(v: &V, tokens: &TokenKey, token: &str) -> Result<Option<Assignment>, StoreError> {
     Resolver::new(v).by_token(tokens, token)

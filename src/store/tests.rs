@@ -326,6 +326,35 @@ fn a_failed_job_puts_back_an_overwritten_doc_and_a_removed_one() {
 }
 
 #[test]
+fn a_batch_memo_passes_to_later_jobs_and_goes_with_a_failed_job_and_the_batch() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    // Each job answers what it found (0: nothing) and keeps one more.
+    let next = |fail: bool| -> TestJob {
+        Box::new(move |tx| {
+            let found = tx.take_memo::<u64>().unwrap_or(0);
+            tx.keep_memo(found + 1);
+            tx.put_doc(Collection::Test("m"), &found.to_string(), &found)?;
+            if fail { Err(StoreError::Refused("no".into())) } else { Ok(found) }
+        })
+    };
+    let found: Vec<Option<u64>> = in_one_batch(&store, vec![next(false), next(false), next(true), next(false)])
+        .into_iter()
+        .map(Result::ok)
+        .collect();
+    // The third job's memo (and its write) went with it: the fourth starts afresh.
+    assert_eq!(found, vec![Some(0), Some(1), None, Some(0)]);
+    // A memo of another type is not handed out as this one, and a new batch starts without one.
+    let other: TestJob = Box::new(|tx| {
+        tx.keep_memo("text");
+        Ok(tx.take_memo::<u64>().unwrap_or(0))
+    });
+    assert_eq!(in_one_batch(&store, vec![other]).pop().unwrap().unwrap(), 0);
+    assert_eq!(in_one_batch(&store, vec![next(false)]).pop().unwrap().unwrap(), 0);
+    store.close();
+}
+
+#[test]
 fn bulk_writes_of_fresh_keys_keep_the_undo_log_small() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(&dir.path().join("s.redb")).unwrap();

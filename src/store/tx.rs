@@ -358,6 +358,8 @@ pub struct Tx<'a> {
     next_seq: Option<u64>,
     /// `next_seq` when the running job started.
     job_next_seq: Option<u64>,
+    /// What a job looked up that later jobs of the batch may use again ([`Tx::take_memo`]).
+    memo: Option<Box<dyn std::any::Any>>,
 }
 
 impl<'a> Tx<'a> {
@@ -367,7 +369,21 @@ impl<'a> Tx<'a> {
             failed: None,
             next_seq: None,
             job_next_seq: None,
+            memo: None,
         }
+    }
+
+    /// What an earlier job of this batch kept with [`Tx::keep_memo`], if it is of this type (taken:
+    /// give it back with what was added). A job that fails drops it, as its writes are taken back and
+    /// the memo may reflect them; it goes with the batch. The memo's owner decides when it still holds
+    /// (the assignment resolver keys it by the assignment epoch).
+    pub fn take_memo<T: 'static>(&mut self) -> Option<T> {
+        self.memo.take()?.downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// Keeps `memo` for the later jobs of this batch (replacing any other).
+    pub fn keep_memo<T: 'static>(&mut self, memo: T) {
+        self.memo = Some(Box::new(memo));
     }
 
     pub(crate) fn port(&self) -> &dyn ReadPort {
@@ -397,6 +413,7 @@ impl<'a> Tx<'a> {
         }
         if !ok {
             self.next_seq = self.job_next_seq;
+            self.memo = None;
         }
     }
 

@@ -229,7 +229,7 @@ async fn record(
                     seen
                 }
                 _ => {
-                    let a = assign::by_token(tx, &tokens, &token)?.ok_or(AckJobError::Refused(AckRefusal::Unknown))?;
+                    let a = assign::by_token_in_batch(tx, &tokens, &token)?.ok_or(AckJobError::Refused(AckRefusal::Unknown))?;
                     if let Some((reason, current)) = gone_status(&a) {
                         return Err(AckJobError::Refused(AckRefusal::Gone { reason, current }));
                     }
