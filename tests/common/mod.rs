@@ -358,14 +358,12 @@ pub fn validate_cap(dir: &Path, id: &str, xml: &str) {
 /// `GET /healthz` of a daemon on `port`: (role, term), or nothing while it does not answer (any
 /// status: a 503 still says the role).
 pub async fn role_of(http: &reqwest::Client, port: u16) -> Option<(String, u64)> {
-    let body: Value = http
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    role_at(http, &format!("127.0.0.1:{port}")).await
+}
+
+/// As [`role_of`], for a daemon listening at `addr` (`host:port`).
+pub async fn role_at(http: &reqwest::Client, addr: &str) -> Option<(String, u64)> {
+    let body: Value = http.get(format!("http://{addr}/healthz")).send().await.ok()?.json().await.ok()?;
     Some((body["role"].as_str()?.to_string(), body["term"].as_u64()?))
 }
 

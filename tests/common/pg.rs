@@ -48,15 +48,20 @@ impl PgCluster {
     /// A cluster, or `None` (after saying so) when PostgreSQL is not installed, unless `CI=true`, where
     /// that is a failure (as with the browser tests).
     pub fn start_or_skip() -> Option<PgCluster> {
+        PgCluster::installed_or_skip().then(PgCluster::start)
+    }
+
+    /// Whether PostgreSQL is installed (when not, says so; with `CI=true` that is a failure).
+    pub fn installed_or_skip() -> bool {
         if find_bin_dir().is_none() {
             assert!(
                 !std::env::var("CI").is_ok_and(|v| v == "true"),
                 "CI=true but PostgreSQL is not installed: the PostgreSQL tests must run in CI (.ci/run installs postgresql)"
             );
             println!("skipped: postgresql not installed");
-            return None;
+            return false;
         }
-        Some(PgCluster::start())
+        true
     }
 
     /// Makes and starts a cluster (a few seconds: no fsync, trust authentication on loopback only).
@@ -70,6 +75,18 @@ impl PgCluster {
         cluster
     }
 
+    /// As [`PgCluster::start`], listening on `addr` too (an address of this machine outside loopback,
+    /// such as a virtual link to a network namespace), where it trusts `network` as on loopback.
+    pub fn start_also_on(addr: &str, network: &str) -> PgCluster {
+        let temp = tempfile::Builder::new()
+            .prefix("hazeflow-pg")
+            .tempdir()
+            .expect("a temporary folder");
+        let mut cluster = PgCluster::start_with(temp.path(), false, Some((addr, network)));
+        cluster._temp = Some(temp);
+        cluster
+    }
+
     /// A cluster with PostgreSQL's durable defaults (fsync, synchronous_commit and full_page_writes
     /// on), for benchmarks, in a temporary folder under `parent` (a disk, not a RAM-backed /tmp).
     pub fn start_durable(parent: &Path) -> PgCluster {
@@ -77,7 +94,7 @@ impl PgCluster {
             .prefix("hazeflow-pg")
             .tempdir_in(parent)
             .expect("a temporary folder");
-        let mut cluster = PgCluster::start_with(temp.path(), true);
+        let mut cluster = PgCluster::start_with(temp.path(), true, None);
         cluster._temp = Some(temp);
         cluster
     }
@@ -178,12 +195,13 @@ impl PgCluster {
     /// Starts the cluster kept in `dir`, made there first when there is none (a test daemon that is
     /// stopped and started again on its folder finds its database again).
     pub fn start_in(dir: &Path) -> PgCluster {
-        PgCluster::start_with(dir, false)
+        PgCluster::start_with(dir, false, None)
     }
 
     /// Starts the cluster kept in `dir` (made there first when there is none); `durable`: with
-    /// PostgreSQL's defaults for fsync and commits, else without them (tests).
-    fn start_with(dir: &Path, durable: bool) -> PgCluster {
+    /// PostgreSQL's defaults for fsync and commits, else without them (tests); `also`: another address
+    /// to listen on and the network trusted there.
+    fn start_with(dir: &Path, durable: bool, also: Option<(&str, &str)>) -> PgCluster {
         std::fs::create_dir_all(dir).expect("the cluster folder");
         let as_postgres = is_root();
         Self::own(dir, as_postgres);
@@ -212,13 +230,21 @@ impl PgCluster {
                 ],
             );
         }
+        let mut listen = "127.0.0.1".to_string();
+        if let Some((addr, network)) = also {
+            listen = format!("{listen},{addr}");
+            let hba = Path::new(&data).join("pg_hba.conf");
+            let mut text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+            text.push_str(&format!("host all all {network} trust\n"));
+            std::fs::write(&hba, text).expect("pg_hba.conf is written");
+        }
         let speed = if durable {
             "-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=200"
         } else {
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         };
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 {speed}",
+            "-p {} -k {} -c listen_addresses={listen} {speed}",
             cluster.port,
             cluster.dir.display()
         );

@@ -611,3 +611,186 @@ async fn hazeflow_backup_of_a_postgresql_store_takes_the_copy_from_the_database(
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("hazeflow migrate --from"), "{out:?}");
 }
+
+/// A network namespace joined to this machine by two virtual links: one to the database (`db`), which
+/// the test cuts by taking its end here down, so that packets between the two sides are dropped without
+/// a word (no reset, no close: as a cut cable or a dead switch), and one for the test's own HTTP
+/// requests (`web`), which stays up. Needs root and `ip` (iproute2); removed when dropped.
+struct NetCut {
+    ns: String,
+    db_link: String,
+    /// This machine's and the namespace's addresses on the database link.
+    db_here: String,
+    db_there: String,
+    /// The namespace's address on the web link.
+    web_there: String,
+}
+
+impl NetCut {
+    /// The namespace and its links, or `None` (said) where they cannot be made: not root, or no
+    /// network namespaces on this kernel.
+    fn make() -> Option<NetCut> {
+        if !std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        {
+            println!("SKIPPED: a real network cut needs root (network namespaces)");
+            return None;
+        }
+        // Names and addresses of this process's own (a test binary may run twice at once).
+        let id = std::process::id() % 60_000;
+        let (k, j) = (id / 250 % 250 + 1, id % 250 + 1);
+        let cut = NetCut {
+            ns: format!("hzcut{id}"),
+            db_link: format!("hzd{id}"),
+            db_here: format!("10.231.{k}.{j}"),
+            db_there: format!("10.232.{k}.{j}"),
+            web_there: format!("10.234.{k}.{j}"),
+        };
+        let web_here = format!("10.233.{k}.{j}");
+        let steps: Vec<Vec<String>> = [
+            format!("netns add {}", cut.ns),
+            format!("link add {} type veth peer name {}n", cut.db_link, cut.db_link),
+            format!("link add hzw{id} type veth peer name hzw{id}n"),
+            format!("link set {}n netns {}", cut.db_link, cut.ns),
+            format!("link set hzw{id}n netns {}", cut.ns),
+            format!("addr add {}/32 peer {} dev {}", cut.db_here, cut.db_there, cut.db_link),
+            format!("addr add {web_here}/32 peer {} dev hzw{id}", cut.web_there),
+            format!("link set {} up", cut.db_link),
+            format!("link set hzw{id} up"),
+            format!(
+                "-n {} addr add {}/32 peer {} dev {}n",
+                cut.ns, cut.db_there, cut.db_here, cut.db_link
+            ),
+            format!("-n {} addr add {}/32 peer {web_here} dev hzw{id}n", cut.ns, cut.web_there),
+            format!("-n {} link set {}n up", cut.ns, cut.db_link),
+            format!("-n {} link set hzw{id}n up", cut.ns),
+            format!("-n {} link set lo up", cut.ns),
+        ]
+        .iter()
+        .map(|s| s.split(' ').map(str::to_string).collect())
+        .collect();
+        for args in steps {
+            let out = std::process::Command::new("ip").args(&args).output();
+            match out {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => {
+                    println!(
+                        "SKIPPED: `ip {}` failed ({}): no network namespaces here",
+                        args.join(" "),
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    println!("SKIPPED: `ip` (iproute2) cannot run: {e}");
+                    return None;
+                }
+            }
+        }
+        Some(cut)
+    }
+
+    /// `ip` with these arguments; panics with its answer when it fails.
+    fn ip(&self, args: &[&str]) {
+        let out = std::process::Command::new("ip").args(args).output().expect("ip runs");
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The database link goes down at this end: from now on every packet between the namespace and
+    /// the database is dropped.
+    fn cut(&self) {
+        self.ip(&["link", "set", &self.db_link, "down"]);
+    }
+
+    /// The link comes back.
+    fn mend(&self) {
+        self.ip(&["link", "set", &self.db_link, "up"]);
+    }
+}
+
+impl Drop for NetCut {
+    fn drop(&mut self) {
+        // Deleting one end of a veth pair deletes the other; the namespace goes with its ends.
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.db_link]).output();
+        let web = self.db_link.replacen("hzd", "hzw", 1);
+        let _ = std::process::Command::new("ip").args(["link", "del", &web]).output();
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// The leader in a network namespace whose only way to the database is a virtual link, and the link
+/// taken down: a real cut, where the kernel drops every packet and no side hears a reset or a close.
+/// The database must notice by itself (the election session's keepalives and `tcp_user_timeout`) and
+/// free the leader's lock, and the cut-off leader must stop by its lease, its calls hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_behind_a_network_that_drops_every_packet_stops_leading_and_the_other_node_leads_within_ten_seconds() {
+    use crate::restart::{answering_at, hazeflow_command_in, start_daemon_with, write_config};
+    if !PgCluster::installed_or_skip() {
+        return;
+    }
+    let Some(net) = NetCut::make() else { return };
+    let cluster = PgCluster::start_also_on(&net.db_here, &format!("{}/32", net.db_there));
+    let url = cluster.database("dropped");
+    let url_a = url.replace("@127.0.0.1:", &format!("@{}:", net.db_here));
+    assert_ne!(url_a, url, "{url}");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+    let web_a = format!("{}:{port_a}", net.web_there);
+
+    // A runs in the namespace, listening on its web link, and leads; B runs here and follows.
+    let config = write_config(dir_a.path(), port_a);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&format!("127.0.0.1:{port_a}"), &web_a);
+    std::fs::write(&config, format!("{text}\nstore:\n  url: \"{url_a}\"\n")).unwrap();
+    let log_a = dir_a.path().join("daemon.log");
+    let mut a = hazeflow_command_in(dir_a.path(), &["ip", "netns", "exec", &net.ns])
+        .arg("daemon")
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_a).unwrap())
+        .spawn()
+        .expect("the daemon starts in the namespace");
+    answering_at(&mut a, &web_a, &http, &log_a).await;
+    eventually("node A leads", || async {
+        role_at(&http, &web_a).await.filter(|(role, _)| role == "leader")
+    })
+    .await;
+    let _b = start_daemon_with(dir_b.path(), port_b, &http, |text| format!("{text}\nstore:\n  url: \"{url}\"\n")).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(role_of(&http, port_b).await, Some(("follower".into(), 0)));
+
+    // The link to the database goes down: A's packets and the database's to A are dropped.
+    net.cut();
+    let cut = std::time::Instant::now();
+    let (role, term) = eventually("B leads", || async {
+        role_of(&http, port_b).await.filter(|(role, _)| role == "leader")
+    })
+    .await;
+    let b_leads = cut.elapsed();
+    eventually("A no longer acts as the leader", || async {
+        role_at(&http, &web_a).await.filter(|(role, _)| role == "follower")
+    })
+    .await;
+    let a_stepped_down = cut.elapsed();
+    eprintln!(
+        "packets dropped: B leads after {} ms, A stops leading after {} ms",
+        b_leads.as_millis(),
+        a_stepped_down.as_millis()
+    );
+    assert_eq!((role.as_str(), term), ("leader", 2));
+    assert!(b_leads < Duration::from_secs(10), "{b_leads:?}");
+    assert!(a_stepped_down < Duration::from_secs(10), "{a_stepped_down:?}");
+
+    // The link mended: A reaches the database again and finds B leading; it follows, B keeps leading.
+    net.mend();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(role_at(&http, &web_a).await.map(|r| r.0), Some("follower".into()));
+    assert_eq!(role_of(&http, port_b).await, Some(("leader".into(), 2)));
+    let log = std::fs::read_to_string(&log_a).unwrap_or_default();
+    assert!(a.try_wait().unwrap().is_none(), "A keeps running as a follower: {log}");
+}

@@ -244,7 +244,20 @@ pub(crate) fn write_config(dir: &Path, port: u16) -> PathBuf {
 
 /// The real `hazeflow` binary, with none of the caller's `HAZEFLOW_*` settings.
 pub(crate) fn hazeflow_command(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hazeflow"));
+    hazeflow_command_in(dir, &[])
+}
+
+/// As [`hazeflow_command`], run by `launcher` (such as `ip netns exec NS`), which then runs the binary.
+pub(crate) fn hazeflow_command_in(dir: &Path, launcher: &[&str]) -> Command {
+    let exe = env!("CARGO_BIN_EXE_hazeflow");
+    let mut cmd = match launcher.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HAZEFLOW_") || k == "RUST_LOG") {
         cmd.env_remove(k);
     }
@@ -286,7 +299,12 @@ pub(crate) async fn start_daemon_with(dir: &Path, port: u16, http: &reqwest::Cli
 /// Waits until the daemon answers `GET /healthz` with 200 (at most 15 s); panics with its log
 /// (`log`, when it was written there) if it exits first.
 pub(crate) async fn answering(child: &mut Child, port: u16, http: &reqwest::Client, log: &Path) {
-    let url = format!("http://127.0.0.1:{port}/healthz");
+    answering_at(child, &format!("127.0.0.1:{port}"), http, log).await;
+}
+
+/// As [`answering`], for a daemon listening at `addr` (`host:port`).
+pub(crate) async fn answering_at(child: &mut Child, addr: &str, http: &reqwest::Client, log: &Path) {
+    let url = format!("http://{addr}/healthz");
     let started = std::time::Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
