@@ -525,6 +525,8 @@ fn writer_loop(backend: &dyn Backend, health: &Health, jobs: &std_mpsc::Receiver
     let mut backoff = BACKOFF_FIRST;
     let mut next_try = Instant::now();
     let mut refused: u64 = 0;
+    // What the jobs of the last committed batch kept for later jobs ([`Tx::keep_memo`]).
+    let mut memo: Option<Box<dyn std::any::Any>> = None;
     loop {
         // While faulty, wake up to try again even when no job comes.
         let first = if health_faulty(health) {
@@ -584,7 +586,7 @@ fn writer_loop(backend: &dyn Backend, health: &Health, jobs: &std_mpsc::Receiver
             refuse(batch, &format!("the store cannot write since {}: {}", f.since, f.reason));
             continue;
         }
-        if let Err((reason, unrun)) = run_batch(backend, batch, stats) {
+        if let Err((reason, unrun)) = run_batch(backend, batch, stats, &mut memo) {
             tracing::error!(error = %reason, "a write batch failed; the batch is lost and its callers are told");
             // A failure of the batch alone (a value too large) leaves the database writable; a
             // failing disk does not.
@@ -621,14 +623,26 @@ fn refuse(batch: Vec<Job>, message: &str) {
 
 /// Runs a batch in one transaction and commits it; every caller is told. An error that leaves the
 /// database unable to write (begin, commit) is returned.
-fn run_batch(backend: &dyn Backend, batch: Vec<Job>, stats: &Stats) -> Result<(), (String, Vec<Job>)> {
+///
+/// `memo`: what the jobs of the previous batch kept for later ones ([`Tx::keep_memo`]), handed to this
+/// batch's jobs and replaced by what they keep once it commits (a batch that fails leaves none: what
+/// it looked up may have been of writes that are not there).
+fn run_batch(
+    backend: &dyn Backend,
+    batch: Vec<Job>,
+    stats: &Stats,
+    memo: &mut Option<Box<dyn std::any::Any>>,
+) -> Result<(), (String, Vec<Job>)> {
     let mut finishers = Vec::with_capacity(batch.len());
     let started = Instant::now();
     let mut ran = started;
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let mut jobs = Some(batch);
+    let mut carried = memo.take();
+    let mut kept = None;
     let outcome = backend.batch(&mut |port| {
         let mut tx = Tx::new(port);
+        tx.memo = carried.take();
         let jobs = jobs.take().unwrap_or_default();
         let reads: Vec<(u64, u32)> = jobs.iter().flat_map(|j| j.reads.iter().copied()).collect();
         tx.prefetch_items(&reads);
@@ -639,8 +653,12 @@ fn run_batch(backend: &dyn Backend, batch: Vec<Job>, stats: &Stats) -> Result<()
             finishers.push(finish);
         }
         ran = Instant::now();
+        kept = tx.memo.take();
         tx.finish()
     });
+    if outcome.is_ok() {
+        *memo = kept;
+    }
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.job_micros.fetch_add(micros(ran - started), Ordering::Relaxed);
     stats.commit_micros.fetch_add(micros(ran.elapsed()), Ordering::Relaxed);

@@ -326,7 +326,7 @@ fn a_failed_job_puts_back_an_overwritten_doc_and_a_removed_one() {
 }
 
 #[test]
-fn a_batch_memo_passes_to_later_jobs_and_goes_with_a_failed_job_and_the_batch() {
+fn a_memo_passes_to_later_jobs_and_batches_and_goes_with_a_failed_job() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(&dir.path().join("s.redb")).unwrap();
     // Each job answers what it found (0: nothing) and keeps one more.
@@ -344,7 +344,9 @@ fn a_batch_memo_passes_to_later_jobs_and_goes_with_a_failed_job_and_the_batch() 
         .collect();
     // The third job's memo (and its write) went with it: the fourth starts afresh.
     assert_eq!(found, vec![Some(0), Some(1), None, Some(0)]);
-    // A memo of another type is not handed out as this one, and a new batch starts without one.
+    // The next batch starts with what the last committed one kept.
+    assert_eq!(in_one_batch(&store, vec![next(false)]).pop().unwrap().unwrap(), 1);
+    // A memo of another type is not handed out as this one.
     let other: TestJob = Box::new(|tx| {
         tx.keep_memo("text");
         Ok(tx.take_memo::<u64>().unwrap_or(0))

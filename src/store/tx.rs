@@ -358,8 +358,9 @@ pub struct Tx<'a> {
     next_seq: Option<u64>,
     /// `next_seq` when the running job started.
     job_next_seq: Option<u64>,
-    /// What a job looked up that later jobs of the batch may use again ([`Tx::take_memo`]).
-    memo: Option<Box<dyn std::any::Any>>,
+    /// What a job looked up that later jobs may use again ([`Tx::take_memo`]); the writer carries it
+    /// from a batch that committed to the next.
+    pub(crate) memo: Option<Box<dyn std::any::Any>>,
 }
 
 impl<'a> Tx<'a> {
@@ -373,15 +374,16 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// What an earlier job of this batch kept with [`Tx::keep_memo`], if it is of this type (taken:
-    /// give it back with what was added). A job that fails drops it, as its writes are taken back and
-    /// the memo may reflect them; it goes with the batch. The memo's owner decides when it still holds
-    /// (the assignment resolver keys it by the assignment epoch).
+    /// What an earlier job kept with [`Tx::keep_memo`], if it is of this type (taken: give it back
+    /// with what was added): a job of this batch, or of an earlier batch that committed (the writer
+    /// carries it over). A job that fails drops it, as its writes are taken back and the memo may
+    /// reflect them; a batch that fails leaves none to the next. The memo's owner decides when it
+    /// still holds (the assignment resolver keys it by the assignment epoch).
     pub fn take_memo<T: 'static>(&mut self) -> Option<T> {
         self.memo.take()?.downcast::<T>().ok().map(|b| *b)
     }
 
-    /// Keeps `memo` for the later jobs of this batch (replacing any other).
+    /// Keeps `memo` for the later jobs (replacing any other).
     pub fn keep_memo<T: 'static>(&mut self, memo: T) {
         self.memo = Some(Box::new(memo));
     }
