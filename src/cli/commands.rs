@@ -725,12 +725,14 @@ pub fn session_keys(settings: &crate::config::Settings, rotate: bool, json: bool
 }
 
 /// `hazeflow migrate --from A --to B`: opens both stores (a redb file, or `postgres://…`), copies the
-/// first into the second (which must hold no event) and compares them row by row.
+/// first into the second (which must hold no event) and compares them row by row. A PostgreSQL side
+/// is opened as a client that never takes part in the election (as `backup` does): the command never
+/// leads, so it neither takes a term nor starts a leader's work.
 /// `json`: the summary as one object.
 pub async fn migrate(from: &str, to: &str, json: bool) -> Result<ExitCode> {
     let open = |what: &str, which: &str, must_exist: bool| -> Result<Store> {
         if what.starts_with("postgres://") || what.starts_with("postgresql://") {
-            Store::open_postgres(what).with_context(|| format!("the {which} store does not open"))
+            Store::open_postgres_client(what).with_context(|| format!("the {which} store does not open"))
         } else {
             let path = std::path::Path::new(what);
             if must_exist && !path.exists() {

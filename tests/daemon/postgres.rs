@@ -363,6 +363,17 @@ async fn hazeflow_migrate_moves_an_embedded_store_into_postgresql_and_back_row_f
         out.contains("3 events") && out.contains("identical") && !out.contains("password"),
         "{out}"
     );
+    // The command was a client only: it never took part in the election, so no term was taken.
+    // (The blocking client runs a runtime of its own: off the test's.)
+    let admin = url.clone();
+    let leader = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        let row = c.query_one("SELECT term, node FROM hazeflow_leader WHERE id = 1", &[]).unwrap();
+        (row.get::<_, i64>(0), row.get::<_, String>(1))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(leader, (0, String::new()), "the leader's row after migrate");
     // Into a store that holds events: refused, and nothing changes.
     let (ok, out, err) = migrate(&a.display().to_string(), &url);
     assert!(!ok, "{out}");
