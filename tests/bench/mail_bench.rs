@@ -15,9 +15,9 @@
 //! `smtp-source -l` sends the same. `--transport-only`: the pool alone (one message rendered once, no
 //! store), and the cost of rendering + composing one message. `--files`: `.eml` files instead of SMTP.
 //!
-//! Measured on the 2-core development machine (20,000 messages of 4,799 bytes, 20 sessions, runs
-//! alternated, five pairs): the worker 2,878–3,250 messages/s, `smtp-source` 3,546–3,950 messages/s
-//! (79–85 %, 81 % median).
+//! The figures, with the runs, ranges and the reference of each day they were measured, are in the
+//! README's Benchmarks table (the first figure written here, 79–85 % of `smtp-source`, did not
+//! reproduce; the table says what did).
 
 use std::path::PathBuf;
 use std::sync::Arc;
