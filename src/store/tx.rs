@@ -718,6 +718,8 @@ pub trait View {
     fn item<T: DeserializeOwned>(&self, batch: u64, index: u32) -> Result<Option<T>, StoreError>;
     /// Items `from..` of a run.
     fn items<T: DeserializeOwned>(&self, batch: u64, from: u32, limit: usize) -> Result<Vec<(u32, T)>, StoreError>;
+    /// Many documents of a collection by key, in one pass (on PostgreSQL one statement).
+    fn get_docs<T: DeserializeOwned>(&self, collection: Collection, keys: &[String]) -> Result<Vec<Option<T>>, StoreError>;
     /// A warning by id.
     fn warning(&self, id: &str) -> Result<Option<Warning>, StoreError>;
     /// A region's lifecycle state (its real warnings).
@@ -748,6 +750,9 @@ macro_rules! view {
             }
             fn items<T: DeserializeOwned>(&self, batch: u64, from: u32, limit: usize) -> Result<Vec<(u32, T)>, StoreError> {
                 <$t>::items(self, batch, from, limit)
+            }
+            fn get_docs<T: DeserializeOwned>(&self, collection: Collection, keys: &[String]) -> Result<Vec<Option<T>>, StoreError> {
+                <$t>::get_docs(self, collection, keys)
             }
             fn warning(&self, id: &str) -> Result<Option<Warning>, StoreError> {
                 <$t>::warning(self, id)
