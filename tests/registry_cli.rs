@@ -499,4 +499,31 @@ fn rows_far_from_their_enterprise_import_and_a_bad_last_row_changes_nothing() {
         "{err}"
     );
     assert_eq!(printed_digest(&err), digest, "{err}");
+
+    // A shorter list recorded over it removes the others (a chunk of the store's collections at a
+    // time): compared with it, the longer list adds them back.
+    let short = tmp.path().join("short");
+    std::fs::create_dir_all(&short).unwrap();
+    let text = std::fs::read_to_string(list.join("enterprises.csv")).unwrap();
+    let head = text.lines().take_while(|l| l.starts_with('#')).count() + 1;
+    let kept: Vec<&str> = text.lines().take(head + 1000).collect();
+    std::fs::write(short.join("enterprises.csv"), kept.join("\n") + "\n").unwrap();
+    let codes: std::collections::HashSet<&str> = kept[head..].iter().filter_map(|l| l.split(',').next()).collect();
+    let m: Vec<&str> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| *i <= header || codes.contains(l.split(',').next().unwrap_or("")))
+        .map(|(_, l)| *l)
+        .collect();
+    std::fs::write(short.join("measures.csv"), m.join("\n") + "\n").unwrap();
+    let out = hazeflow_in(&data, &["registry", "import", short.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("recorded version 2 (1000 enterprises") && err.contains(": 0 added, 500 removed, 0 changed"),
+        "{err}"
+    );
+    let out = hazeflow_in(&data, &["registry", "import", list.to_str().unwrap(), "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains(": 500 added, 0 removed, 0 changed"), "{err}");
+    assert_eq!(printed_digest(&err), digest, "{err}");
 }

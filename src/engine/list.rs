@@ -12,7 +12,7 @@ use crate::registry::import::{Fingerprint, Previous, Staged};
 use crate::registry::{Enterprise, ListDiff, ListVersion, Uscc};
 use crate::store::events::{Event, ListVersionRecorded};
 use crate::store::{Collection, Encoded, version_key};
-use crate::store::{ReadTx, RecordBody, Store, StoreError, Tx};
+use crate::store::{ReadTx, RecordBody, Store, StoreError};
 
 /// Full enterprise records, key `{county}/{uscc}`.
 pub const ENTERPRISES: Collection = Collection::Enterprises;
@@ -150,8 +150,25 @@ pub async fn record(
     let actor = actor.to_string();
     store
         .write(move |tx| {
-            for uscc in &diff.removed {
-                remove(tx, uscc)?;
+            // Removed enterprises a chunk at a time, each collection in turn: the undo log then
+            // keeps one run of keys per collection and chunk, not an entry per key.
+            for chunk in diff.removed.chunks(RECORD_CHUNK) {
+                let usccs: Vec<String> = chunk.iter().map(|u| u.as_str().to_string()).collect();
+                let counties: Vec<Option<String>> = tx.get_docs(BY_USCC, &usccs)?;
+                let stored: Vec<(&String, String)> = usccs
+                    .iter()
+                    .zip(&counties)
+                    .filter_map(|(u, c)| c.as_ref().map(|c| (u, format!("{c}/{u}"))))
+                    .collect();
+                for (_, key) in &stored {
+                    tx.remove_doc(ENTERPRISES, key)?;
+                }
+                for (_, key) in &stored {
+                    tx.remove_doc(MEMBERS, key)?;
+                }
+                for (uscc, _) in &stored {
+                    tx.remove_doc(BY_USCC, uscc)?;
+                }
             }
             // Bulk, in chunks of the one transaction: the keys of a chunk at a time, not of the whole
             // list (a national list has hundreds of thousands); each collection in its key order, so
@@ -206,15 +223,6 @@ pub async fn record(
             Ok(summary)
         })
         .await
-}
-
-fn remove(tx: &mut Tx<'_>, uscc: &Uscc) -> Result<(), StoreError> {
-    if let Some(county) = tx.doc::<String>(BY_USCC, uscc.as_str())? {
-        tx.remove_doc(ENTERPRISES, &format!("{county}/{}", uscc.as_str()))?;
-        tx.remove_doc(MEMBERS, &format!("{county}/{}", uscc.as_str()))?;
-        tx.remove_doc(BY_USCC, uscc.as_str())?;
-    }
-    Ok(())
 }
 
 /// On first start (no list recorded yet), imports the list folder (`enterprises.csv`, `measures.csv`).

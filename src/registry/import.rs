@@ -508,8 +508,9 @@ impl Packs {
     }
 }
 
-/// A new file in the temporary folder, readable and writable by its owner only, its name removed.
-fn temp_file() -> std::io::Result<std::fs::File> {
+/// A new file in the temporary folder, readable and writable by its owner only, its name removed
+/// (also the store's undo log's, for the values a large job replaced).
+pub(crate) fn temp_file() -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
