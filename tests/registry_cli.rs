@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use hazeflow::domain::region::Regions;
 use hazeflow::registry::cli::{ListSource, RegistryCommand, SeedList, Sources, run};
-use hazeflow::registry::import::{ImportOptions, read_paths};
+use hazeflow::registry::import::{ImportOptions, Staged, read_paths};
 use hazeflow::registry::reports::{self, BOARD_TEMPLATE};
 use hazeflow::registry::{ListVersion, shanxi_defaults};
 
@@ -127,9 +127,9 @@ impl ListSource for Recorder {
         Ok(self.current.clone())
     }
 
-    fn record(&mut self, version: ListVersion, diff: &hazeflow::registry::ListDiff) -> anyhow::Result<()> {
+    fn record(&mut self, version: Staged, diff: &hazeflow::registry::ListDiff) -> anyhow::Result<()> {
         self.recorded.push((version.version, diff.added.len(), diff.grade_changes.len()));
-        self.current = Some(version);
+        self.current = Some(version.into_version()?);
         Ok(())
     }
 }
@@ -442,4 +442,88 @@ fn a_national_list_on_real_codes_imports_into_a_fresh_data_folder() {
             .all(|e| Regions::national().get(e.county).is_some_and(|r| r.code == e.county))
     );
     assert!(read.iter().any(|e| e.county.province() != hazeflow::domain::region::SHANXI));
+}
+
+/// The digest an import prints on stderr (`digest 7f1653b7cf56`).
+fn printed_digest(err: &str) -> String {
+    err.split("digest ").nth(1).map(|s| s[..12].to_string()).unwrap_or_default()
+}
+
+#[test]
+fn rows_far_from_their_enterprise_import_and_a_bad_last_row_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (list, moved, data) = (tmp.path().join("list"), tmp.path().join("moved"), tmp.path().join("data"));
+    listgen(&["--profile", "national", "--enterprises", "1500", "--seed", "7"], &list);
+    let out = hazeflow_in(&data, &["registry", "import", list.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let digest = printed_digest(&err);
+
+    // The first enterprise's lines and measures moved to the end of measures.csv, 1,499 enterprises
+    // away from its row in enterprises.csv: the same list, the same digest.
+    std::fs::create_dir_all(&moved).unwrap();
+    std::fs::copy(list.join("enterprises.csv"), moved.join("enterprises.csv")).unwrap();
+    let text = std::fs::read_to_string(list.join("measures.csv")).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    let header = rows.iter().position(|l| !l.starts_with('#')).unwrap();
+    let first = rows[header + 1].split(',').next().unwrap().to_string();
+    let (own, others): (Vec<&str>, Vec<&str>) = rows[header + 1..].iter().partition(|l| l.starts_with(&format!("{first},")));
+    assert!(own.len() >= 2, "{own:?}");
+    let reordered: Vec<&str> = rows[..=header].iter().chain(&others).chain(&own).copied().collect();
+    std::fs::write(moved.join("measures.csv"), reordered.join("\n") + "\n").unwrap();
+    let out = hazeflow_in(&data, &["registry", "import", moved.to_str().unwrap(), "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(": 0 added, 0 removed, 0 changed"), "{err}");
+    assert_eq!(printed_digest(&err), digest, "{err}");
+
+    // A measure for a line its enterprise lacks, in the last row: named by file, line and column,
+    // and nothing recorded (the next import still compares with version 1).
+    let bad = format!("{}\n{first},measure,L99,,,,,,,,,,red,stop,,,,,,,\n", reordered.join("\n"));
+    std::fs::write(moved.join("measures.csv"), bad).unwrap();
+    let out = hazeflow_in(&data, &["registry", "import", moved.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let at = format!(
+        "{}:{}:{}: measure for line L99, which {first} does not have",
+        moved.join("measures.csv").display(),
+        reordered.len() + 1,
+        first.len() + ",measure,".len() + 1
+    );
+    assert!(err.contains(&at), "{at}\n{err}");
+    assert!(err.contains("import failed: 1 error; nothing was changed"), "{err}");
+    let out = hazeflow_in(&data, &["registry", "import", list.to_str().unwrap(), "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("version 2 (1500 enterprises") && err.contains(": 0 added, 0 removed, 0 changed"),
+        "{err}"
+    );
+    assert_eq!(printed_digest(&err), digest, "{err}");
+
+    // A shorter list recorded over it removes the others (a chunk of the store's collections at a
+    // time): compared with it, the longer list adds them back.
+    let short = tmp.path().join("short");
+    std::fs::create_dir_all(&short).unwrap();
+    let text = std::fs::read_to_string(list.join("enterprises.csv")).unwrap();
+    let head = text.lines().take_while(|l| l.starts_with('#')).count() + 1;
+    let kept: Vec<&str> = text.lines().take(head + 1000).collect();
+    std::fs::write(short.join("enterprises.csv"), kept.join("\n") + "\n").unwrap();
+    let codes: std::collections::HashSet<&str> = kept[head..].iter().filter_map(|l| l.split(',').next()).collect();
+    let m: Vec<&str> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| *i <= header || codes.contains(l.split(',').next().unwrap_or("")))
+        .map(|(_, l)| *l)
+        .collect();
+    std::fs::write(short.join("measures.csv"), m.join("\n") + "\n").unwrap();
+    let out = hazeflow_in(&data, &["registry", "import", short.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("recorded version 2 (1000 enterprises") && err.contains(": 0 added, 500 removed, 0 changed"),
+        "{err}"
+    );
+    let out = hazeflow_in(&data, &["registry", "import", list.to_str().unwrap(), "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains(": 500 added, 0 removed, 0 changed"), "{err}");
+    assert_eq!(printed_digest(&err), digest, "{err}");
 }

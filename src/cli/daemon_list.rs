@@ -41,7 +41,7 @@ impl ListSource for DaemonList {
         rt.block_on(self.client.reduction_list())
     }
 
-    fn record(&mut self, _: ListVersion, _: &ListDiff) -> Result<()> {
+    fn record(&mut self, _: crate::registry::import::Staged, _: &ListDiff) -> Result<()> {
         bail!("the daemon is running: stop it before importing a list")
     }
 }

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::region::{RegionCode, Tier};
-use crate::registry::import::{Fingerprint, Previous};
+use crate::registry::import::{Fingerprint, Previous, Staged};
 use crate::registry::{Enterprise, ListDiff, ListVersion, Uscc};
 use crate::store::events::{Event, ListVersionRecorded};
-use crate::store::{Collection, version_key};
-use crate::store::{ReadTx, RecordBody, Store, StoreError, Tx};
+use crate::store::{Collection, Encoded, version_key};
+use crate::store::{ReadTx, RecordBody, Store, StoreError};
 
 /// Full enterprise records, key `{county}/{uscc}`.
 pub const ENTERPRISES: Collection = Collection::Enterprises;
@@ -79,12 +79,70 @@ pub fn enterprises_after(r: &ReadTx, after: &str, limit: usize) -> Result<Vec<(S
 /// Enterprises written per chunk of [`record`]'s transaction.
 const RECORD_CHUNK: usize = 10_000;
 
+/// A list version as [`record`] writes it: its number, digest and enterprises sorted by USCC, each
+/// read when its chunk is written ([`ListVersion`] holds them, [`Staged`] packed).
+pub trait NewVersion: Send + 'static {
+    /// Its number.
+    fn number(&self) -> u32;
+    /// Its digest.
+    fn digest(&self) -> &str;
+    /// Number of enterprises.
+    fn len(&self) -> usize;
+    /// True when it has no enterprises.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The code and county of the `i`-th enterprise.
+    fn key(&self, i: usize) -> (Uscc, RegionCode);
+    /// The `i`-th enterprise as the store keeps it.
+    fn encoded(&self, i: usize) -> Result<Encoded, StoreError>;
+}
+
+impl NewVersion for ListVersion {
+    fn number(&self) -> u32 {
+        self.version
+    }
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+    fn len(&self) -> usize {
+        self.enterprises.len()
+    }
+    fn key(&self, i: usize) -> (Uscc, RegionCode) {
+        (self.enterprises[i].uscc, self.enterprises[i].county)
+    }
+    fn encoded(&self, i: usize) -> Result<Encoded, StoreError> {
+        Ok(Encoded::of(&self.enterprises[i]))
+    }
+}
+
+impl NewVersion for Staged {
+    fn number(&self) -> u32 {
+        self.version
+    }
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+    fn len(&self) -> usize {
+        Staged::len(self)
+    }
+    fn key(&self, i: usize) -> (Uscc, RegionCode) {
+        Staged::key(self, i)
+    }
+    fn encoded(&self, i: usize) -> Result<Encoded, StoreError> {
+        let e = self
+            .enterprise(i)
+            .map_err(|e| StoreError::Refused(format!("cannot read the list's temporary file: {e}")))?;
+        Ok(Encoded::of(&e))
+    }
+}
+
 /// Records a new list version: writes the enterprises, removes those no longer listed, and appends a
 /// `list_version_recorded` record with the diff; one transaction (written in chunks of
 /// [`RECORD_CHUNK`], committed together or not at all).
 pub async fn record(
     store: &Store,
-    version: ListVersion,
+    version: impl NewVersion,
     diff: ListDiff,
     actor: &str,
     now: DateTime<Utc>,
@@ -92,45 +150,66 @@ pub async fn record(
     let actor = actor.to_string();
     store
         .write(move |tx| {
-            for uscc in &diff.removed {
-                remove(tx, uscc)?;
+            // Removed enterprises a chunk at a time, each collection in turn: the undo log then
+            // keeps one run of keys per collection and chunk, not an entry per key.
+            for chunk in diff.removed.chunks(RECORD_CHUNK) {
+                let usccs: Vec<String> = chunk.iter().map(|u| u.as_str().to_string()).collect();
+                let counties: Vec<Option<String>> = tx.get_docs(BY_USCC, &usccs)?;
+                let stored: Vec<(&String, String)> = usccs
+                    .iter()
+                    .zip(&counties)
+                    .filter_map(|(u, c)| c.as_ref().map(|c| (u, format!("{c}/{u}"))))
+                    .collect();
+                for (_, key) in &stored {
+                    tx.remove_doc(ENTERPRISES, key)?;
+                }
+                for (_, key) in &stored {
+                    tx.remove_doc(MEMBERS, key)?;
+                }
+                for (uscc, _) in &stored {
+                    tx.remove_doc(BY_USCC, uscc)?;
+                }
             }
             // Bulk, in chunks of the one transaction: the keys of a chunk at a time, not of the whole
             // list (a national list has hundreds of thousands); each collection in its key order, so
             // B-tree inserts touch each page once.
-            let list = &version.enterprises;
-            for chunk in list.chunks(RECORD_CHUNK) {
-                let usccs: Vec<String> = chunk.iter().map(|e| e.uscc.as_str().to_string()).collect();
+            let n = version.len();
+            let keys: Vec<(Uscc, RegionCode)> = (0..n).map(|i| version.key(i)).collect();
+            for chunk in keys.chunks(RECORD_CHUNK) {
+                let usccs: Vec<String> = chunk.iter().map(|(u, _)| u.as_str().to_string()).collect();
                 let old_counties: Vec<Option<String>> = tx.get_docs(BY_USCC, &usccs)?;
-                for (e, old) in chunk.iter().zip(&old_counties) {
-                    if let Some(old) = old.as_ref().filter(|o| **o != e.county.to_string()) {
-                        tx.remove_doc(ENTERPRISES, &format!("{old}/{}", e.uscc.as_str()))?;
-                        tx.remove_doc(MEMBERS, &format!("{old}/{}", e.uscc.as_str()))?;
+                for ((uscc, county), old) in chunk.iter().zip(&old_counties) {
+                    if let Some(old) = old.as_ref().filter(|o| **o != county.to_string()) {
+                        tx.remove_doc(ENTERPRISES, &format!("{old}/{}", uscc.as_str()))?;
+                        tx.remove_doc(MEMBERS, &format!("{old}/{}", uscc.as_str()))?;
                     }
                 }
-                let counties: Vec<(String, String)> = chunk.iter().zip(usccs).map(|(e, u)| (u, e.county.to_string())).collect();
+                let counties: Vec<(String, String)> = chunk.iter().zip(usccs).map(|((_, c), u)| (u, c.to_string())).collect();
                 tx.put_docs(BY_USCC, &counties)?;
             }
             // `{county}/{uscc}` order: the six-digit county's numeric order, then the code's.
-            let mut by_key: Vec<usize> = (0..list.len()).collect();
-            by_key.sort_unstable_by_key(|i| (list[*i].county, list[*i].uscc));
+            let mut by_key: Vec<u32> = (0..n as u32).collect();
+            by_key.sort_unstable_by_key(|i| (keys[*i as usize].1, keys[*i as usize].0));
             for chunk in by_key.chunks(RECORD_CHUNK) {
-                let docs: Vec<(String, &Enterprise)> = chunk
+                let docs: Vec<(String, Encoded)> = chunk
                     .iter()
-                    .map(|i| (format!("{}/{}", list[*i].county, list[*i].uscc.as_str()), &list[*i]))
-                    .collect();
-                tx.put_docs(ENTERPRISES, &docs)?;
+                    .map(|&i| {
+                        let (uscc, county) = keys[i as usize];
+                        Ok((format!("{county}/{}", uscc.as_str()), version.encoded(i as usize)?))
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                tx.put_encoded_docs(ENTERPRISES, &docs)?;
                 let members: Vec<(String, u8)> = docs.into_iter().map(|(k, _)| (k, 0)).collect();
                 tx.put_docs(MEMBERS, &members)?;
             }
             let summary = VersionSummary {
-                version: version.version,
+                version: version.number(),
                 recorded_at: now,
-                digest: version.digest.clone(),
-                enterprises: version.enterprises.len(),
+                digest: version.digest().to_string(),
+                enterprises: n,
                 diff,
             };
-            tx.put_doc(VERSIONS, &version_key(u64::from(version.version)), &summary)?;
+            tx.put_doc(VERSIONS, &version_key(u64::from(summary.version)), &summary)?;
             let recorded = ListVersionRecorded {
                 added: summary.diff.added.len() as u64,
                 changed: summary.diff.changed.len() as u64,
@@ -144,15 +223,6 @@ pub async fn record(
             Ok(summary)
         })
         .await
-}
-
-fn remove(tx: &mut Tx<'_>, uscc: &Uscc) -> Result<(), StoreError> {
-    if let Some(county) = tx.doc::<String>(BY_USCC, uscc.as_str())? {
-        tx.remove_doc(ENTERPRISES, &format!("{county}/{}", uscc.as_str()))?;
-        tx.remove_doc(MEMBERS, &format!("{county}/{}", uscc.as_str()))?;
-        tx.remove_doc(BY_USCC, uscc.as_str())?;
-    }
-    Ok(())
 }
 
 /// On first start (no list recorded yet), imports the list folder (`enterprises.csv`, `measures.csv`).
@@ -244,7 +314,7 @@ impl crate::registry::cli::ListSource for StoreList {
             .map_err(Into::into)
     }
 
-    fn record(&mut self, version: ListVersion, diff: &ListDiff) -> anyhow::Result<()> {
+    fn record(&mut self, version: Staged, diff: &ListDiff) -> anyhow::Result<()> {
         let now = Utc::now();
         self.rt
             .block_on(record(&self.store, version, diff.clone(), "registry import", now))?;

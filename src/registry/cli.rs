@@ -130,7 +130,7 @@ pub trait ListSource {
         Ok(self.current(opts)?.as_ref().map(import::Previous::of))
     }
     /// Records a new version with its diff against the current one.
-    fn record(&mut self, version: ListVersion, diff: &ListDiff) -> Result<()>;
+    fn record(&mut self, version: import::Staged, diff: &ListDiff) -> Result<()>;
 }
 
 /// A list read from a folder (by default the seed list); it cannot record versions.
@@ -159,7 +159,7 @@ impl ListSource for SeedList {
         Ok(Some(ListVersion::new(list, None, Utc::now())))
     }
 
-    fn record(&mut self, _: ListVersion, _: &ListDiff) -> Result<()> {
+    fn record(&mut self, _: import::Staged, _: &ListDiff) -> Result<()> {
         bail!("no list store here ({} is read-only seed data): use --dry-run", self.dir.display())
     }
 }
@@ -264,11 +264,17 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
     let opts = options(&defaults);
     let started = Instant::now();
     let mut progress = progress_printer("validating");
-    let enterprises = match import::read_paths(paths, &opts, &mut progress).and_then(|e| {
-        let lax = laxity_errors(&defaults, &e, paths);
-        if lax.is_empty() { Ok(e) } else { Err(lax) }
-    }) {
-        Ok(e) => e,
+    // The enterprises are held packed (a national list would not fit in memory as records) and
+    // unpacked one at a time: for the laxity check, the digest and diff, and the recording.
+    let checked = import::read_paths_packed(paths, &opts, &mut progress).and_then(|list| {
+        let mut found: Vec<(super::Enterprise, defaults::Laxity)> = Vec::new();
+        list.for_each(|e| found.extend(defaults.laxities(e).into_iter().map(|lax| (e.clone(), lax))))
+            .map_err(|e| vec![RegistryError::at("", 0, 0, format!("cannot read the list's temporary file: {e}"))])?;
+        let lax = laxity_errors_of(&defaults, found, paths);
+        if lax.is_empty() { Ok(list) } else { Err(lax) }
+    });
+    let packed = match checked {
+        Ok(list) => list,
         Err(errors) => {
             for e in &errors {
                 eprintln!("{e}");
@@ -281,14 +287,9 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
         Some(dir) => SeedList { dir: dir.clone() }.previous(&opts)?,
         None => source.previous(&opts)?,
     };
-    let version = ListVersion::after(enterprises, previous.as_ref(), Utc::now());
-    let d = match &previous {
-        Some(p) => import::diff_after(p, &version),
-        None => ListDiff {
-            to_version: version.version,
-            ..import::diff_enterprises(&[], &version.enterprises)
-        },
-    };
+    let (version, d) = packed
+        .stage(previous.as_ref(), Utc::now())
+        .context("cannot read the list's temporary file")?;
     // Everything printed is made first: the recording takes the version (and the previous list is
     // dropped before it), so a large list is not held twice.
     let out = if json {
@@ -301,7 +302,9 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
         });
         format!("{}\n", serde_json::to_string_pretty(&v)?)
     } else {
-        diff_table(&d, previous.as_ref(), &version)
+        diff_table(&d, previous.as_ref(), &|u| {
+            version.get(u).ok().flatten().map_or(String::new(), |e| e.name)
+        })
     };
     drop(previous);
     let (number, count, digest) = (version.version, version.len(), version.digest[..12].to_string());
@@ -331,43 +334,47 @@ fn import_cmd(paths: &[PathBuf], dry_run: bool, json: bool, sources: &Sources, s
     Ok(ExitCode::SUCCESS)
 }
 
-fn diff_table(d: &ListDiff, old: Option<&import::Previous>, new: &ListVersion) -> String {
+/// The diff as text: each section's count and its first rows. `new_name` names an enterprise of the
+/// new version (asked only for the rows shown).
+fn diff_table(d: &ListDiff, old: Option<&import::Previous>, new_name: &dyn Fn(&Uscc) -> String) -> String {
     const SHOW: usize = 20;
     let mut out = String::new();
-    let new_name = |u: &Uscc| new.get(u).map_or(String::new(), |e| e.name.clone());
     let old_name = |u: &Uscc| old.and_then(|l| l.get(u)).map_or(String::new(), |e| e.name.clone());
-    let mut section = |title: &str, rows: Vec<String>| {
-        let _ = writeln!(out, "{title}: {}", rows.len());
-        for r in rows.iter().take(SHOW) {
+    let mut section = |title: &str, count: usize, rows: &mut dyn Iterator<Item = String>| {
+        let _ = writeln!(out, "{title}: {count}");
+        for r in rows.take(SHOW) {
             let _ = writeln!(out, "  {r}");
         }
-        if rows.len() > SHOW {
-            let _ = writeln!(out, "  … and {} more (--json lists all)", rows.len() - SHOW);
+        if count > SHOW {
+            let _ = writeln!(out, "  … and {} more (--json lists all)", count - SHOW);
         }
     };
-    section("added", d.added.iter().map(|u| format!("{u}  {}", new_name(u))).collect());
-    section("removed", d.removed.iter().map(|u| format!("{u}  {}", old_name(u))).collect());
+    section("added", d.added.len(), &mut d.added.iter().map(|u| format!("{u}  {}", new_name(u))));
+    section(
+        "removed",
+        d.removed.len(),
+        &mut d.removed.iter().map(|u| format!("{u}  {}", old_name(u))),
+    );
     section(
         "changed",
-        d.changed
+        d.changed.len(),
+        &mut d
+            .changed
             .iter()
-            .map(|c| format!("{}  {}  ({})", c.uscc, c.name, c.fields.join(", ")))
-            .collect(),
+            .map(|c| format!("{}  {}  ({})", c.uscc, c.name, c.fields.join(", "))),
     );
     section(
         "grade changes",
-        d.grade_changes
-            .iter()
-            .map(|g| {
-                let since = g.effective.map(|d| format!(" from {d}")).unwrap_or_default();
-                let why = if g.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", g.reason)
-                };
-                format!("{}  {}  {} → {}{since}{why}", g.uscc, g.name, g.from.id(), g.to.id())
-            })
-            .collect(),
+        d.grade_changes.len(),
+        &mut d.grade_changes.iter().map(|g| {
+            let since = g.effective.map(|d| format!(" from {d}")).unwrap_or_default();
+            let why = if g.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", g.reason)
+            };
+            format!("{}  {}  {} → {}{since}{why}", g.uscc, g.name, g.from.id(), g.to.id())
+        }),
     );
     out
 }
@@ -669,6 +676,15 @@ pub fn laxity_errors(defaults: &Defaults, list: &[super::Enterprise], paths: &[P
             found.push((e, lax));
         }
     }
+    laxity_errors_of(defaults, found, paths)
+}
+
+/// [`laxity_errors`] of the laxities found, in list order.
+fn laxity_errors_of<E: std::borrow::Borrow<super::Enterprise>>(
+    defaults: &Defaults,
+    found: Vec<(E, defaults::Laxity)>,
+    paths: &[PathBuf],
+) -> Vec<RegistryError> {
     if found.is_empty() {
         return Vec::new();
     }
@@ -680,6 +696,7 @@ pub fn laxity_errors(defaults: &Defaults, list: &[super::Enterprise], paths: &[P
     found
         .into_iter()
         .map(|(e, lax)| {
+            let e = e.borrow();
             let (file, line, column) = locate(&texts, e.uscc.as_str(), &lax.level);
             RegistryError::at(&file, line, column, defaults.laxity_message(e, &lax))
         })

@@ -216,20 +216,52 @@ impl Previous {
 
 /// SHA-256 (hex) of the enterprises as compact JSON, streamed into the hash.
 pub fn digest(enterprises: &[Enterprise]) -> String {
-    struct HashWriter(Sha256);
-    impl std::io::Write for HashWriter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    let mut d = Digester::new();
+    for e in enterprises {
+        d.push(e);
     }
-    let mut w = HashWriter(Sha256::new());
-    // Writing plain data into a hash cannot fail.
-    let _ = serde_json::to_writer(&mut w, enterprises);
-    hex::encode(w.0.finalize())
+    d.finish()
+}
+
+/// [`digest`] one enterprise at a time: the same bytes as the JSON array of them all (`[`, the
+/// enterprises separated by `,`, `]`).
+struct Digester {
+    w: HashWriter,
+    first: bool,
+}
+
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Digester {
+    fn new() -> Digester {
+        let mut w = HashWriter(Sha256::new());
+        w.0.update(b"[");
+        Digester { w, first: true }
+    }
+
+    fn push(&mut self, e: &Enterprise) {
+        if !self.first {
+            self.w.0.update(b",");
+        }
+        self.first = false;
+        // Writing plain data into a hash cannot fail.
+        let _ = serde_json::to_writer(&mut self.w, e);
+    }
+
+    fn finish(mut self) -> String {
+        self.w.0.update(b"]");
+        hex::encode(self.w.0.finalize())
+    }
 }
 
 /// What changed between two versions.
@@ -307,48 +339,64 @@ pub fn diff_enterprises(old: &[Enterprise], new: &[Enterprise]) -> ListDiff {
 
 /// The difference between a previous list's fingerprints and a new list, each sorted by USCC.
 pub fn diff_fingerprints(old: &[Fingerprint], new: &[Enterprise]) -> ListDiff {
-    let mut d = ListDiff::default();
-    let (mut i, mut j) = (0, 0);
-    while i < old.len() || j < new.len() {
-        match (old.get(i), new.get(j)) {
-            (Some(a), Some(b)) if a.uscc == b.uscc => {
-                let fields = changed_fields(a, &Fingerprint::of(b));
-                if a.grade.grade != b.grade.grade {
-                    d.grade_changes.push(GradeChange {
-                        uscc: b.uscc,
-                        name: b.name.clone(),
-                        from: a.grade.grade,
-                        to: b.grade.grade,
-                        effective: b.grade.since,
-                        reason: b.grade.reason.clone(),
-                    });
-                }
-                if !fields.is_empty() {
-                    d.changed.push(EnterpriseChange {
-                        uscc: b.uscc,
-                        name: b.name.clone(),
-                        fields,
-                    });
-                }
-                i += 1;
-                j += 1;
-            }
-            (Some(a), Some(b)) if a.uscc < b.uscc => {
-                d.removed.push(a.uscc);
-                i += 1;
-            }
-            (Some(a), None) => {
-                d.removed.push(a.uscc);
-                i += 1;
-            }
-            (_, Some(b)) => {
-                d.added.push(b.uscc);
-                j += 1;
-            }
-            (None, None) => break,
+    let mut walk = DiffWalk::new(old);
+    for b in new {
+        walk.push(b);
+    }
+    walk.finish()
+}
+
+/// [`diff_fingerprints`] with the new list given one enterprise at a time, in USCC order.
+struct DiffWalk<'a> {
+    old: &'a [Fingerprint],
+    /// The first old enterprise not yet matched or removed.
+    i: usize,
+    d: ListDiff,
+}
+
+impl<'a> DiffWalk<'a> {
+    fn new(old: &'a [Fingerprint]) -> DiffWalk<'a> {
+        DiffWalk {
+            old,
+            i: 0,
+            d: ListDiff::default(),
         }
     }
-    d
+
+    fn push(&mut self, b: &Enterprise) {
+        while let Some(a) = self.old.get(self.i).filter(|a| a.uscc < b.uscc) {
+            self.d.removed.push(a.uscc);
+            self.i += 1;
+        }
+        let Some(a) = self.old.get(self.i).filter(|a| a.uscc == b.uscc) else {
+            self.d.added.push(b.uscc);
+            return;
+        };
+        self.i += 1;
+        let fields = changed_fields(a, &Fingerprint::of(b));
+        if a.grade.grade != b.grade.grade {
+            self.d.grade_changes.push(GradeChange {
+                uscc: b.uscc,
+                name: b.name.clone(),
+                from: a.grade.grade,
+                to: b.grade.grade,
+                effective: b.grade.since,
+                reason: b.grade.reason.clone(),
+            });
+        }
+        if !fields.is_empty() {
+            self.d.changed.push(EnterpriseChange {
+                uscc: b.uscc,
+                name: b.name.clone(),
+                fields,
+            });
+        }
+    }
+
+    fn finish(mut self) -> ListDiff {
+        self.d.removed.extend(self.old[self.i.min(self.old.len())..].iter().map(|a| a.uscc));
+        self.d
+    }
 }
 
 fn changed_fields(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
@@ -361,12 +409,287 @@ fn changed_fields(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A list held packed while it is imported
+// ---------------------------------------------------------------------------------------------
+
+/// Packed bytes kept in memory before they go to a temporary file: a small list never touches the
+/// disk, a national one (about 600 bytes an enterprise) holds this much at most.
+const SPILL_FROM_BYTES: usize = 16 << 20;
+
+#[cfg(test)]
+thread_local! {
+    /// The tests' [`SPILL_FROM_BYTES`] (0: every enterprise goes to the file).
+    static SPILL_FROM: std::cell::Cell<usize> = const { std::cell::Cell::new(SPILL_FROM_BYTES) };
+}
+
+/// Where an enterprise is packed in [`Packs`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Place {
+    at: u64,
+    len: u32,
+}
+
+/// Enterprises packed ([`Enterprise::pack`]) one after the other and read back by place: in
+/// memory up to [`SPILL_FROM_BYTES`], then in a temporary file. The file is created in the
+/// system's temporary folder (`TMPDIR`), readable by its owner only, and its name is removed at
+/// once: it has no name while it is used and goes away with the import, however that ends.
+/// Packing an enterprise again (the rows of the measures file come back to it) appends it again.
+struct Packs {
+    file: Option<std::fs::File>,
+    /// Bytes in the file.
+    flushed: u64,
+    /// The bytes after `flushed`, not in the file yet.
+    pending: Vec<u8>,
+    spill_from: usize,
+}
+
+impl Default for Packs {
+    fn default() -> Packs {
+        #[cfg(test)]
+        let spill_from = SPILL_FROM.with(std::cell::Cell::get);
+        #[cfg(not(test))]
+        let spill_from = SPILL_FROM_BYTES;
+        Packs {
+            file: None,
+            flushed: 0,
+            pending: Vec::new(),
+            spill_from,
+        }
+    }
+}
+
+impl Packs {
+    /// Packs an enterprise; where it is.
+    fn put(&mut self, e: &Enterprise) -> std::io::Result<Place> {
+        let start = self.pending.len();
+        e.pack(&mut self.pending);
+        let place = Place {
+            at: self.flushed + start as u64,
+            len: u32::try_from(self.pending.len() - start).map_err(std::io::Error::other)?,
+        };
+        if self.pending.len() > self.spill_from {
+            self.flush()?;
+        }
+        Ok(place)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(temp_file()?),
+        };
+        file.write_all_at(&self.pending, self.flushed)?;
+        self.flushed += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The enterprise packed at `place`.
+    fn get(&self, place: Place) -> std::io::Result<Enterprise> {
+        use std::os::unix::fs::FileExt;
+        let len = place.len as usize;
+        let read;
+        let bytes = match place.at.checked_sub(self.flushed) {
+            Some(start) => self.pending.get(start as usize..start as usize + len),
+            None => {
+                let mut buf = vec![0; len];
+                match &self.file {
+                    Some(f) => f.read_exact_at(&mut buf, place.at)?,
+                    None => return Err(std::io::Error::other("no temporary file")),
+                }
+                read = buf;
+                Some(&read[..])
+            }
+        };
+        bytes
+            .and_then(Enterprise::unpack)
+            .ok_or_else(|| std::io::Error::other("a packed enterprise does not read back"))
+    }
+}
+
+/// A new file in the temporary folder, readable and writable by its owner only, its name removed
+/// (also the store's undo log's, for the values a large job replaced).
+pub(crate) fn temp_file() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        ".hazeflow-import-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// The error an import reports when its temporary file fails (a full disk, say).
+fn packs_error(e: &std::io::Error) -> RegistryError {
+    RegistryError::at(
+        std::env::temp_dir().display().to_string(),
+        0,
+        0,
+        format!("cannot hold the list in a temporary file: {e}"),
+    )
+}
+
+/// A built enterprise: where it is packed, and what the import needs without unpacking it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    place: Place,
+    uscc: Uscc,
+    county: RegionCode,
+    /// Some contact has an email.
+    notifiable: bool,
+}
+
+/// A validated list, its enterprises packed, in file order ([`read_paths_packed`]).
+pub struct PackedList {
+    packs: Packs,
+    slots: Vec<Slot>,
+}
+
+impl PackedList {
+    /// Number of enterprises.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Every enterprise, unpacked, in file order (one at a time, to `f`).
+    pub fn for_each(&self, mut f: impl FnMut(&Enterprise)) -> std::io::Result<()> {
+        for slot in &self.slots {
+            f(&self.packs.get(slot.place)?);
+        }
+        Ok(())
+    }
+
+    /// Every enterprise, unpacked, in file order.
+    pub fn into_enterprises(self) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
+        self.slots
+            .iter()
+            .map(|s| self.packs.get(s.place))
+            .collect::<Result<_, _>>()
+            .map_err(|e| vec![packs_error(&e)])
+    }
+
+    /// The next version after `previous`, held packed, and the diff against it: as
+    /// [`ListVersion::after`] and [`diff_after`] give them (sorted by USCC, grade histories carried
+    /// over, the same digest), one enterprise unpacked at a time.
+    pub fn stage(mut self, previous: Option<&Previous>, now: DateTime<Utc>) -> std::io::Result<(Staged, ListDiff)> {
+        self.slots.sort_unstable_by_key(|s| s.uscc);
+        let mut digest = Digester::new();
+        let mut walk = DiffWalk::new(previous.map_or(&[][..], |p| &p.enterprises));
+        for i in 0..self.slots.len() {
+            let mut e = self.packs.get(self.slots[i].place)?;
+            if let Some(old) = previous.and_then(|p| p.get(&e.uscc))
+                && e.grade_history.is_empty()
+            {
+                e.grade_history = old.grade_history.clone();
+                if old.grade.grade != e.grade.grade {
+                    e.grade_history.push(old.grade.clone());
+                }
+                if !e.grade_history.is_empty() {
+                    self.slots[i].place = self.packs.put(&e)?;
+                }
+            }
+            digest.push(&e);
+            walk.push(&e);
+        }
+        let version = previous.map_or(1, |p| p.version + 1);
+        let diff = ListDiff {
+            from_version: previous.map_or(0, |p| p.version),
+            to_version: version,
+            ..walk.finish()
+        };
+        let staged = Staged {
+            version,
+            created_at: now,
+            digest: digest.finish(),
+            packs: self.packs,
+            slots: self.slots,
+        };
+        Ok((staged, diff))
+    }
+}
+
+/// A new list version held packed ([`PackedList::stage`]): what [`ListVersion`] holds, the
+/// enterprises sorted by USCC and unpacked one at a time.
+pub struct Staged {
+    /// 1 for the first import, then +1 per import.
+    pub version: u32,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// SHA-256 (hex) of the enterprises' canonical JSON, as [`ListVersion::digest`].
+    pub digest: String,
+    packs: Packs,
+    slots: Vec<Slot>,
+}
+
+impl Staged {
+    /// Number of enterprises.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The code and county of the `i`-th enterprise (by USCC).
+    pub fn key(&self, i: usize) -> (Uscc, RegionCode) {
+        (self.slots[i].uscc, self.slots[i].county)
+    }
+
+    /// The `i`-th enterprise (by USCC), unpacked.
+    pub fn enterprise(&self, i: usize) -> std::io::Result<Enterprise> {
+        self.packs.get(self.slots[i].place)
+    }
+
+    /// The whole version, every enterprise unpacked.
+    pub fn into_version(self) -> std::io::Result<ListVersion> {
+        let enterprises = (0..self.len()).map(|i| self.enterprise(i)).collect::<std::io::Result<_>>()?;
+        Ok(ListVersion {
+            version: self.version,
+            created_at: self.created_at,
+            enterprises,
+            digest: self.digest,
+        })
+    }
+
+    /// The enterprise with this code, unpacked.
+    pub fn get(&self, uscc: &Uscc) -> std::io::Result<Option<Enterprise>> {
+        match self.slots.binary_search_by(|s| s.uscc.cmp(uscc)) {
+            Ok(i) => self.enterprise(i).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Entry points
 // ---------------------------------------------------------------------------------------------
 
 /// Reads a list from paths: a folder (its `enterprises.csv` and `measures.csv`, or its
 /// `list.yaml`), a `.yaml` file, or an enterprises CSV optionally followed by a measures CSV.
 pub fn read_paths(paths: &[PathBuf], opts: &ImportOptions<'_>, progress: Progress<'_>) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
+    read_paths_packed(paths, opts, progress)?.into_enterprises()
+}
+
+/// [`read_paths`], the enterprises held packed ([`PackedList`]): a national list in a fraction of
+/// the room.
+pub fn read_paths_packed(paths: &[PathBuf], opts: &ImportOptions<'_>, progress: Progress<'_>) -> Result<PackedList, Vec<RegistryError>> {
     let read = |p: &Path| {
         std::fs::read_to_string(p).map_err(|e| vec![RegistryError::at(p.display().to_string(), 0, 0, format!("cannot read: {e}"))])
     };
@@ -395,7 +718,7 @@ pub fn read_paths(paths: &[PathBuf], opts: &ImportOptions<'_>, progress: Progres
     let name = first.display().to_string();
     if is_yaml(&first) {
         let text = read(&first)?;
-        return import_yaml(&name, &text, opts, progress);
+        return import_yaml_packed(&name, &text, opts, progress);
     }
     // CSV files are read as they are parsed, never whole (a national list's files are hundreds of
     // megabytes): a first pass checks that they are UTF-8 and counts their lines.
@@ -526,7 +849,8 @@ pub fn import_csv(
         measures.map(|(name, t)| (name, Src::Text(strip_bom(t)))),
         opts,
         progress,
-    )
+    )?
+    .into_enterprises()
 }
 
 /// [`import_csv`] from texts in memory or files.
@@ -535,7 +859,7 @@ fn import_csv_from(
     measures: Option<(&str, Src<'_>)>,
     opts: &ImportOptions<'_>,
     progress: Progress<'_>,
-) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
+) -> Result<PackedList, Vec<RegistryError>> {
     let e_text = enterprises.1;
     let m_text = measures.map(|(_, t)| t);
     let mut files = vec![enterprises];
@@ -557,7 +881,7 @@ fn import_csv_from(
     // Enterprises: one row each (room for all of them at once: growing by doubling would hold
     // the old and the new records side by side).
     let mut list = Builder::default();
-    list.enterprises.reserve(e_text.lines());
+    list.slots.reserve(e_text.lines());
     let enterprise_table = CsvTable::open(&mut ctx, 0, ENTERPRISE_COLUMNS, &["uscc", "name", "county", "industry_code"]);
     // Without readable enterprises, every line and measure would only add "not in enterprises.csv".
     let enterprises_readable = enterprise_table.is_some();
@@ -696,6 +1020,11 @@ pub fn import_yaml(
     opts: &ImportOptions<'_>,
     progress: Progress<'_>,
 ) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
+    import_yaml_packed(file, text, opts, progress)?.into_enterprises()
+}
+
+/// [`import_yaml`], the enterprises held packed.
+fn import_yaml_packed(file: &str, text: &str, opts: &ImportOptions<'_>, progress: Progress<'_>) -> Result<PackedList, Vec<RegistryError>> {
     let raw: RawList = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
     let mut ctx = Ctx {
         files: vec![(file, Src::Text(text))],
@@ -1329,9 +1658,18 @@ struct MeasureCells<'t> {
 
 /// The enterprises built so far. An enterprise with an error is not built, but its code is
 /// remembered so that its lines and measures do not also report "unknown enterprise".
+///
+/// Enterprises are held packed ([`Packs`]) but the one the rows are at ([`Builder::enterprise`]):
+/// a national list takes a fraction of the room its records would.
 #[derive(Default)]
 struct Builder {
-    enterprises: Vec<Option<Enterprise>>,
+    packs: Packs,
+    /// Per built enterprise, in file order: where it is packed (not up to date for the open one).
+    slots: Vec<Slot>,
+    /// The enterprise the rows are at, unpacked: (index, record).
+    open: Option<(usize, Enterprise)>,
+    /// The first failure of the packed list's temporary file.
+    io_error: Option<std::io::Error>,
     first_at: Vec<At>,
     by_uscc: HashMap<Uscc, usize>,
     broken: HashSet<String>,
@@ -1383,26 +1721,70 @@ impl Builder {
         else {
             return None;
         };
-        let idx = self.enterprises.len();
+        self.close();
+        let idx = self.slots.len();
         self.by_uscc.insert(uscc, idx);
         self.first_at.push(c.uscc.map_or(c.at, |x| x.at));
         self.line_at.push(Vec::new());
-        self.enterprises.push(Some(Enterprise {
+        self.slots.push(Slot {
+            place: Place::default(),
             uscc,
-            uscc_override,
-            permit,
-            name,
             county,
-            industry,
-            grade,
-            grade_history: history,
-            exemption,
-            baseline,
-            lines: Vec::new(),
-            contacts,
-            measures: Vec::new(),
-        }));
+            notifiable: false,
+        });
+        self.open = Some((
+            idx,
+            Enterprise {
+                uscc,
+                uscc_override,
+                permit,
+                name,
+                county,
+                industry,
+                grade,
+                grade_history: history,
+                exemption,
+                baseline,
+                lines: Vec::new(),
+                contacts,
+                measures: Vec::new(),
+            },
+        ));
         Some(idx)
+    }
+
+    /// The enterprise at `idx`, unpacked (the one unpacked before is packed again); `None` when the
+    /// temporary file failed (the import then fails with that error).
+    fn enterprise(&mut self, idx: usize) -> Option<&mut Enterprise> {
+        if self.open.as_ref().is_none_or(|(i, _)| *i != idx) {
+            self.close();
+            match self.packs.get(self.slots[idx].place) {
+                Ok(e) => self.open = Some((idx, e)),
+                Err(e) => {
+                    self.io_error.get_or_insert(e);
+                    return None;
+                }
+            }
+        }
+        self.open.as_mut().map(|(_, e)| e)
+    }
+
+    /// Packs the open enterprise (its vectors then take only the room they need).
+    fn close(&mut self) {
+        let Some((idx, e)) = self.open.take() else { return };
+        match self.packs.put(&e) {
+            Ok(place) => {
+                let slot = &mut self.slots[idx];
+                slot.place = place;
+                slot.notifiable = !e.notify_emails().is_empty();
+            }
+            Err(err) => {
+                self.io_error.get_or_insert(err);
+            }
+        }
+        if let Some(at) = self.line_at.get_mut(idx) {
+            at.shrink_to_fit();
+        }
     }
 
     /// The enterprise a lines/measures row belongs to: it must be in the enterprises file.
@@ -1418,11 +1800,6 @@ impl Builder {
             .and_then(|code| self.by_uscc.get(&code))
             .copied()
         {
-            if let Some((_, previous)) = self.last_owner
-                && previous != idx
-            {
-                self.settle(previous);
-            }
             if let Ok(bytes) = <[u8; 18]>::try_from(u.text.as_bytes()) {
                 self.last_owner = Some((bytes, idx));
             }
@@ -1438,24 +1815,9 @@ impl Builder {
         None
     }
 
-    /// Gives back the room an enterprise's lists grew into (a vector pushed one by one keeps room for
-    /// four: a national list's 300,000 enterprises with one or two lines each would hold twice the
-    /// lines, contacts and measures they have). Called when the rows move on to another enterprise;
-    /// a later row of the same enterprise just grows them again.
-    fn settle(&mut self, idx: usize) {
-        if let Some(e) = self.enterprises[idx].as_mut() {
-            e.lines.shrink_to_fit();
-            e.contacts.shrink_to_fit();
-            e.measures.shrink_to_fit();
-        }
-        if let Some(at) = self.line_at.get_mut(idx) {
-            at.shrink_to_fit();
-        }
-    }
-
     /// Whether a built enterprise has no line with this id (yet).
-    fn lacks_line(&self, idx: usize, line: &str) -> bool {
-        self.enterprises[idx].as_ref().is_some_and(|e| e.line(line).is_none())
+    fn lacks_line(&mut self, idx: usize, line: &str) -> bool {
+        self.enterprise(idx).is_some_and(|e| e.line(line).is_none())
     }
 
     /// A line: an id unique within the enterprise, a name, a positive capacity and a unit;
@@ -1463,14 +1825,13 @@ impl Builder {
     fn add_line(&mut self, ctx: &mut Ctx<'_>, idx: usize, c: &LineCells<'_>) {
         let before = ctx.errors.len();
         let id = required(ctx, c.id, c.at, "line");
-        let e = self.enterprises[idx].as_ref();
-        if let (Some(id), Some(e)) = (id, e)
-            && let Some(pos) = e.lines.iter().position(|l| l.id == id.text)
+        if let Some(id) = id
+            && let Some(pos) = self.enterprise(idx).and_then(|e| e.lines.iter().position(|l| l.id == id.text))
         {
             let msg = format!(
                 "duplicate line {} of {} (first at {})",
                 id.text,
-                e.uscc,
+                self.slots[idx].uscc,
                 ctx.place(self.line_at[idx][pos])
             );
             ctx.err(id.at, msg);
@@ -1484,7 +1845,7 @@ impl Builder {
         if ctx.errors.len() > before {
             return;
         }
-        let (Some(id), Some(name), Some(capacity), Some(unit), Some(e)) = (id, name, capacity, unit, self.enterprises[idx].as_mut()) else {
+        let (Some(id), Some(name), Some(capacity), Some(unit), Some(e)) = (id, name, capacity, unit, self.enterprise(idx)) else {
             return;
         };
         e.lines.push(Line {
@@ -1505,7 +1866,7 @@ impl Builder {
     /// A measure: a known level, a line the enterprise has (or none), a kind with a fitting value
     /// (a limit at most 100 %), reductions in 0..=1.
     fn add_measure(&mut self, ctx: &mut Ctx<'_>, idx: usize, c: &MeasureCells<'_>) {
-        let Some(e) = self.enterprises[idx].as_ref() else { return };
+        let Some(e) = self.enterprise(idx) else { return };
         let before = ctx.errors.len();
         let level = required(ctx, c.level, c.at, "level").and_then(|l| level(ctx, l));
         let line = c.line.and_then(|l| line_of(ctx, l, e));
@@ -1527,13 +1888,14 @@ impl Builder {
         if ctx.errors.len() > before {
             return;
         }
-        let (Some(level), Some(kind), Some(e)) = (level, kind, self.enterprises[idx].as_mut()) else {
+        let (Some(level), Some(kind)) = (level, kind) else {
             return;
         };
-        if !given {
+        let implied = !given;
+        if implied {
             reduction = PerSpecies::splat(kind.implied_fraction().unwrap_or(0.0));
-            self.implied.push((idx, e.measures.len()));
         }
+        let m = e.measures.len();
         e.measures.push(Measure {
             level: level.into(),
             line: line.map(str::to_string),
@@ -1542,28 +1904,35 @@ impl Builder {
             reduction,
             note: c.note.map_or(String::new(), |n| n.text.to_string()),
         });
+        if implied {
+            self.implied.push((idx, m));
+        }
     }
 
-    /// Final checks, then the enterprises or every error.
-    fn finish(mut self, mut ctx: Ctx<'_>) -> Result<Vec<Enterprise>, Vec<RegistryError>> {
+    /// Final checks, then the enterprises (packed) or every error.
+    fn finish(mut self, mut ctx: Ctx<'_>) -> Result<PackedList, Vec<RegistryError>> {
         // Implied reductions of line measures count only the line's share of the enterprise.
-        for &(idx, m) in &self.implied {
-            let Some(e) = self.enterprises[idx].as_mut() else { continue };
+        for (idx, m) in std::mem::take(&mut self.implied) {
+            let Some(e) = self.enterprise(idx) else { continue };
             if let Some(line) = e.measures[m].line.clone() {
                 let share = line_share(e, &line);
                 e.measures[m].reduction = e.measures[m].reduction.map(|x| x * share);
             }
         }
-        for (idx, e) in self.enterprises.iter().enumerate() {
-            if let Some(e) = e {
-                notifiable(&mut ctx, e, self.first_at[idx]);
+        self.close();
+        if let Some(e) = self.io_error.take() {
+            ctx.errors.push(packs_error(&e));
+        }
+        for (idx, slot) in self.slots.iter().enumerate() {
+            if !slot.notifiable {
+                notifiable(&mut ctx, &slot.uscc, self.first_at[idx]);
             }
         }
         if ctx.errors.is_empty() {
-            // Collected in place (Option<Enterprise> has Enterprise's size): a national list's
-            // records are not held twice.
-            #[allow(clippy::filter_map_identity)]
-            Ok(std::mem::take(&mut self.enterprises).into_iter().filter_map(|e| e).collect())
+            Ok(PackedList {
+                packs: self.packs,
+                slots: self.slots,
+            })
         } else {
             Err(ctx.errors)
         }
@@ -1803,11 +2172,10 @@ fn contact(ctx: &mut Ctx<'_>, c: &ContactCells<'_>, default_role: &str, line: Op
     })
 }
 
-/// Every enterprise can be notified: at least one contact has an email.
-fn notifiable(ctx: &mut Ctx<'_>, e: &Enterprise, at: At) {
-    if e.notify_emails().is_empty() {
-        ctx.err(at, format!("{} has no contact with an email, so it could not be notified", e.uscc));
-    }
+/// Every enterprise can be notified: at least one contact has an email (the caller knows whether
+/// one has).
+fn notifiable(ctx: &mut Ctx<'_>, uscc: &Uscc, at: At) {
+    ctx.err(at, format!("{uscc} has no contact with an email, so it could not be notified"));
 }
 
 /// A level id of the defaults.
@@ -2124,6 +2492,94 @@ mod tests {
             )
             .to_string()]
         );
+    }
+
+    /// Runs `f` with every packed enterprise going to the temporary file (none kept in memory).
+    fn spilling<T>(f: impl FnOnce() -> T) -> T {
+        SPILL_FROM.with(|c| c.set(0));
+        let out = f();
+        SPILL_FROM.with(|c| c.set(SPILL_FROM_BYTES));
+        out
+    }
+
+    #[test]
+    fn rows_far_from_their_enterprise_import_the_same_whether_the_list_is_held_in_memory_or_in_a_file() {
+        let (a, b, c) = (code("MA0K3T7W"), code("MA0K3T8X"), code("16356268"));
+        let e = format!("{E_HEAD}{}{}{}", ent(&a, "B"), ent(&b, "C"), ent(&c, "A"));
+        // Rows of each enterprise far apart and out of order: a measure before its line, the
+        // rows coming back to an enterprise after the others'.
+        let m = format!(
+            "uscc,record,line,name,capacity,unit,level,measure,value,so2,nox,pm,vocs\n\
+             {a},measure,L2,,,,orange,stop,,,,,\n\
+             {c},line,L1,1#窑,500,t/d,,,,,,,\n\
+             {a},line,L1,1#焦炉,3000,t/d,,,,,,,\n\
+             {b},measure,,,,,yellow,limit_percent,30,0.1,0.1,0.1,0.1\n\
+             {c},measure,L1,,,,red,stop,,,,,\n\
+             {a},line,L2,2#焦炉,1000,t/d,,,,,,,\n\
+             {b},line,L1,1#炉,10,t/d,,,,,,,\n\
+             {a},measure,L1,,,,yellow,extend_coking_hours,28,0.2,0.2,0.2,0.2\n"
+        );
+        let in_memory = run(&e, Some(&m)).unwrap();
+        let in_file = spilling(|| run(&e, Some(&m))).unwrap();
+        assert_eq!(in_memory, in_file);
+        let first = &in_file[0];
+        assert_eq!((first.lines.len(), first.contacts.len(), first.measures.len()), (2, 1, 2));
+        // The measure that came before its line waited for it, and gets the line's share of capacity.
+        assert_eq!(first.measures[1].level, "orange");
+        assert_eq!(first.measures[1].reduction, PerSpecies::splat(0.25));
+        // Errors in later rows name the same file, line and column either way.
+        let bad = format!("{m}{b},measure,L9,,,,red,stop,,,,,\n");
+        let expected = [format!("m.csv:10:28: measure for line L9, which {b} does not have (its lines: L1)")];
+        assert_eq!(run(&e, Some(&bad)).unwrap_err(), expected);
+        assert_eq!(spilling(|| run(&e, Some(&bad))).unwrap_err(), expected);
+    }
+
+    #[test]
+    fn a_packed_list_stages_the_version_and_diff_a_whole_list_gives() {
+        let (a, b, c) = (code("MA0K3T7W"), code("MA0K3T8X"), code("16356268"));
+        let t0 = DateTime::parse_from_rfc3339("2025-10-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let packed = |e: &str| {
+            let text = strip_bom(e);
+            import_csv_from(("e.csv", Src::Text(text)), None, &opts(), &mut |_, _| {}).unwrap()
+        };
+        let e1 = format!("{E_HEAD}{}{}", ent(&a, "C"), ent(&b, "B"));
+        let e2 = format!("{E_HEAD}{}{}", ent(&c, "A"), ent(&a, "B"));
+        let v1 = ListVersion::new(run(&e1, None).unwrap(), None, t0);
+        let v2 = ListVersion::new(run(&e2, None).unwrap(), Some(&v1), t0);
+        for spill in [false, true] {
+            let stage = |e: &str, p: Option<&Previous>| {
+                let f = || packed(e).stage(p, t0).unwrap();
+                if spill { spilling(f) } else { f() }
+            };
+            let (s1, d1) = stage(&e1, None);
+            assert_eq!((s1.version, s1.digest.as_str()), (1, v1.digest.as_str()));
+            assert_eq!(
+                d1,
+                ListDiff {
+                    to_version: 1,
+                    ..diff_enterprises(&[], &v1.enterprises)
+                }
+            );
+            let previous = Previous::of(&v1);
+            let (s2, d2) = stage(&e2, Some(&previous));
+            assert_eq!(d2, diff_after(&previous, &v2));
+            assert_eq!((d2.added.len(), d2.removed.len(), d2.grade_changes.len()), (1, 1, 1));
+            // The grade history carried over is in the version staged, as in the whole one.
+            assert_eq!(s2.get(&Uscc::parse(&a).unwrap()).unwrap().unwrap().grade_history.len(), 1);
+            assert_eq!(s2.into_version().unwrap(), v2);
+        }
+    }
+
+    #[test]
+    fn every_seed_enterprise_packs_and_unpacks_to_itself() {
+        let list = read_paths(&[PathBuf::from("seeds/registry")], &opts(), &mut |_, _| {}).unwrap();
+        assert!(list.iter().any(|e| e.exemption.is_some()) && list.iter().any(|e| e.permit.is_some()));
+        for e in &list {
+            let mut bytes = Vec::new();
+            e.pack(&mut bytes);
+            assert_eq!(Enterprise::unpack(&bytes).as_ref(), Some(e));
+            assert_eq!(Enterprise::unpack(&bytes[..bytes.len() - 1]), None);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::PerSpecies;
@@ -1098,6 +1098,356 @@ impl Enterprise {
     /// Own measures for a level, in file order.
     pub fn own_measures(&self, level: &str) -> impl Iterator<Item = &Measure> {
         self.measures.iter().filter(move |m| m.level == level)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The packed form of an enterprise
+// ---------------------------------------------------------------------------------------------
+
+/// Writes the packed form's pieces.
+struct PackWriter<'a>(&'a mut Vec<u8>);
+
+impl PackWriter<'_> {
+    fn u8(&mut self, x: u8) {
+        self.0.push(x);
+    }
+
+    fn uint(&mut self, mut x: u64) {
+        while x >= 0x80 {
+            self.0.push((x as u8) | 0x80);
+            x >>= 7;
+        }
+        self.0.push(x as u8);
+    }
+
+    fn f64(&mut self, x: f64) {
+        self.0.extend_from_slice(&x.to_bits().to_le_bytes());
+    }
+
+    fn opt_f64(&mut self, x: Option<f64>) {
+        match x {
+            None => self.u8(0),
+            Some(x) => {
+                self.u8(1);
+                self.f64(x);
+            }
+        }
+    }
+
+    fn str(&mut self, s: &str) {
+        self.uint(s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+
+    fn uscc(&mut self, u: &Uscc) {
+        self.0.extend_from_slice(&u.0);
+    }
+
+    fn per(&mut self, p: &PerSpecies) {
+        for s in super::Species::ALL {
+            self.f64(p[s]);
+        }
+    }
+
+    fn grade(&mut self, g: &GradeRecord) {
+        self.u8(Grade::ALL.iter().position(|x| *x == g.grade).unwrap_or(0) as u8);
+        match g.since {
+            None => self.u8(0),
+            Some(d) => {
+                self.u8(1);
+                self.0.extend_from_slice(&d.num_days_from_ce().to_le_bytes());
+            }
+        }
+        self.str(&g.reason);
+    }
+}
+
+/// Reads the packed form's pieces; `None` past the end or on a value [`PackWriter`] does not write.
+struct PackReader<'a>(&'a [u8]);
+
+impl PackReader<'_> {
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.bytes(1).map(|b| b[0])
+    }
+
+    fn uint(&mut self) -> Option<u64> {
+        let mut x = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            x |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(x);
+            }
+        }
+        None
+    }
+
+    fn f64(&mut self) -> Option<f64> {
+        Some(f64::from_bits(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?)))
+    }
+
+    fn flag(&mut self) -> Option<bool> {
+        match self.u8()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    fn opt_f64(&mut self) -> Option<Option<f64>> {
+        Some(if self.flag()? { Some(self.f64()?) } else { None })
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let n = usize::try_from(self.uint()?).ok()?;
+        String::from_utf8(self.bytes(n)?.to_vec()).ok()
+    }
+
+    fn opt_string(&mut self) -> Option<Option<String>> {
+        Some(if self.flag()? { Some(self.string()?) } else { None })
+    }
+
+    fn uscc(&mut self) -> Option<Uscc> {
+        Some(Uscc(self.bytes(18)?.try_into().ok()?))
+    }
+
+    fn per(&mut self) -> Option<PerSpecies> {
+        let mut p = PerSpecies::default();
+        for s in super::Species::ALL {
+            p[s] = self.f64()?;
+        }
+        Some(p)
+    }
+
+    fn grade(&mut self) -> Option<GradeRecord> {
+        let grade = *Grade::ALL.get(usize::from(self.u8()?))?;
+        let since = if self.flag()? {
+            let days = i32::from_le_bytes(self.bytes(4)?.try_into().ok()?);
+            Some(NaiveDate::from_num_days_from_ce_opt(days)?)
+        } else {
+            None
+        };
+        Some(GradeRecord {
+            grade,
+            since,
+            reason: self.string()?,
+        })
+    }
+
+    fn vec<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let n = usize::try_from(self.uint()?).ok()?;
+        let mut out = Vec::with_capacity(n.min(self.0.len()));
+        for _ in 0..n {
+            out.push(item(self)?);
+        }
+        Some(out)
+    }
+}
+
+impl Enterprise {
+    /// Appends the enterprise's packed form to `out`: every field, exactly (numbers bit for bit), in
+    /// a third of the room its JSON takes and a fraction of what it takes in memory. For holding
+    /// a national list while it is imported ([`Enterprise::unpack`] gives it back).
+    pub fn pack(&self, out: &mut Vec<u8>) {
+        let mut w = PackWriter(out);
+        w.uscc(&self.uscc);
+        w.u8(u8::from(self.uscc_override));
+        match &self.permit {
+            None => w.u8(0),
+            Some(p) => {
+                w.u8(1);
+                w.uscc(&p.uscc);
+                w.uint(u64::from(p.site));
+                w.u8(p.letter);
+            }
+        }
+        w.str(&self.name);
+        w.uint(u64::from(self.county.as_u32()));
+        w.uint(u64::from(self.industry.code.0));
+        w.opt_str(self.industry.key.as_deref());
+        w.grade(&self.grade);
+        w.uint(self.grade_history.len() as u64);
+        for g in &self.grade_history {
+            w.grade(g);
+        }
+        match &self.exemption {
+            None => w.u8(0),
+            Some(x) => {
+                w.u8(1);
+                w.u8(ExemptionKind::ALL.iter().position(|k| *k == x.kind).unwrap_or(0) as u8);
+                w.f64(x.max_load_percent);
+            }
+        }
+        w.per(&self.baseline);
+        w.uint(self.lines.len() as u64);
+        for l in &self.lines {
+            w.str(&l.id);
+            w.str(&l.name);
+            w.f64(l.capacity);
+            w.str(&l.unit);
+            w.opt_f64(l.limit_baseline.eia);
+            w.opt_f64(l.limit_baseline.permit);
+            w.opt_f64(l.limit_baseline.last_year);
+        }
+        w.uint(self.contacts.len() as u64);
+        for c in &self.contacts {
+            w.str(&c.role);
+            w.str(&c.name);
+            w.opt_str(c.email.as_ref().map(|e| e.0.as_str()));
+            w.str(&c.phone.0);
+            w.opt_str(c.line.as_deref());
+        }
+        w.uint(self.measures.len() as u64);
+        for m in &self.measures {
+            w.str(m.level.as_str());
+            w.opt_str(m.line.as_deref());
+            match &m.kind {
+                MeasureKind::Stop => w.u8(0),
+                MeasureKind::LimitPercent(x) => {
+                    w.u8(1);
+                    w.f64(*x);
+                }
+                MeasureKind::StopSharePercent(x) => {
+                    w.u8(2);
+                    w.f64(*x);
+                }
+                MeasureKind::ExtendCokingHours(h) => {
+                    w.u8(3);
+                    w.uint(u64::from(*h));
+                }
+                MeasureKind::StopTrucksUpToStandard(n) => {
+                    w.u8(4);
+                    w.u8(*n);
+                }
+                MeasureKind::StopRoadTransport => w.u8(5),
+                MeasureKind::CapLoadPercent(x) => {
+                    w.u8(6);
+                    w.f64(*x);
+                }
+                MeasureKind::SelfDetermined => w.u8(7),
+                MeasureKind::Other(s) => {
+                    w.u8(8);
+                    w.str(s);
+                }
+            }
+            w.opt_str(m.process.as_deref());
+            w.per(&m.reduction);
+            w.str(&m.note);
+        }
+    }
+
+    /// The enterprise from its packed form ([`Enterprise::pack`]); `None` when `bytes` is not one.
+    pub fn unpack(bytes: &[u8]) -> Option<Enterprise> {
+        let mut r = PackReader(bytes);
+        let uscc = r.uscc()?;
+        let uscc_override = r.flag()?;
+        let permit = if r.flag()? {
+            Some(PermitNo {
+                uscc: r.uscc()?,
+                site: u16::try_from(r.uint()?).ok()?,
+                letter: r.u8()?,
+            })
+        } else {
+            None
+        };
+        let name = r.string()?;
+        let county = RegionCode::from_u32(u32::try_from(r.uint()?).ok()?).ok()?;
+        let industry = Industry {
+            code: IndustryCode(u16::try_from(r.uint()?).ok()?),
+            key: r.opt_string()?,
+        };
+        let grade = r.grade()?;
+        let grade_history = r.vec(PackReader::grade)?;
+        let exemption = if r.flag()? {
+            Some(Exemption {
+                kind: *ExemptionKind::ALL.get(usize::from(r.u8()?))?,
+                max_load_percent: r.f64()?,
+            })
+        } else {
+            None
+        };
+        let baseline = r.per()?;
+        let lines = r.vec(|r| {
+            Some(Line {
+                id: r.string()?,
+                name: r.string()?,
+                capacity: r.f64()?,
+                unit: r.string()?,
+                limit_baseline: LimitBaseline {
+                    eia: r.opt_f64()?,
+                    permit: r.opt_f64()?,
+                    last_year: r.opt_f64()?,
+                },
+            })
+        })?;
+        let contacts = r.vec(|r| {
+            Some(Contact {
+                role: r.string()?,
+                name: r.string()?,
+                email: r.opt_string()?.map(EmailAddress),
+                phone: Phone(r.string()?),
+                line: r.opt_string()?,
+            })
+        })?;
+        let measures = r.vec(|r| {
+            let level = LevelId::new(r.string()?);
+            let line = r.opt_string()?;
+            let kind = match r.u8()? {
+                0 => MeasureKind::Stop,
+                1 => MeasureKind::LimitPercent(r.f64()?),
+                2 => MeasureKind::StopSharePercent(r.f64()?),
+                3 => MeasureKind::ExtendCokingHours(u32::try_from(r.uint()?).ok()?),
+                4 => MeasureKind::StopTrucksUpToStandard(r.u8()?),
+                5 => MeasureKind::StopRoadTransport,
+                6 => MeasureKind::CapLoadPercent(r.f64()?),
+                7 => MeasureKind::SelfDetermined,
+                8 => MeasureKind::Other(r.string()?),
+                _ => return None,
+            };
+            Some(Measure {
+                level,
+                line,
+                kind,
+                process: r.opt_string()?,
+                reduction: r.per()?,
+                note: r.string()?,
+            })
+        })?;
+        r.0.is_empty().then_some(Enterprise {
+            uscc,
+            uscc_override,
+            permit,
+            name,
+            county,
+            industry,
+            grade,
+            grade_history,
+            exemption,
+            baseline,
+            lines,
+            contacts,
+            measures,
+        })
     }
 }
 

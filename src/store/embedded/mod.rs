@@ -702,10 +702,7 @@ impl WritePort for RedbWrite<'_> {
         if ok {
             return Ok(());
         }
-        for (table, key, before) in undo.into_writes() {
-            let key = key.key();
-            self.set(table, key, before.as_deref())?;
-        }
-        Ok(())
+        let path = self.path;
+        undo.undo(|table, key, before| self.set(table, key, before).map(|_| ()), |e| db_err(path, e))
     }
 }

@@ -7,13 +7,40 @@
 //! nothing. To stay small on bulk paths, consecutive fresh items of a numbered run coalesce into one
 //! range, and consecutive documents of one collection share one entry whose keys are packed into a
 //! single string. Undoing applies the entries in reverse order.
+//!
+//! The documents' values before are kept in memory up to [`IN_MEMORY_BYTES`], then in a temporary
+//! file (a list import that removes hundreds of thousands of enterprises replaces a gigabyte of
+//! them); the file is made as the list import's ([`crate::registry::import`]): in `TMPDIR`, 0600,
+//! its name removed at once. Should the file fail, values stay in memory.
+
+use std::os::unix::fs::FileExt;
 
 use crate::store::port::{Key, OwnedKey, Table};
 
+/// Bytes of documents' values before kept in memory; past them, in the log's file.
+const IN_MEMORY_BYTES: usize = 64 << 20;
+
 /// What a job wrote, oldest first.
-#[derive(Default)]
 pub(super) struct UndoLog {
     entries: Vec<Entry>,
+    /// Documents' values before held in memory, in bytes.
+    in_memory: usize,
+    /// How many bytes may be held in memory.
+    limit: usize,
+    /// The file of the values past the limit, and its length.
+    file: Option<(std::fs::File, u64)>,
+}
+
+impl Default for UndoLog {
+    fn default() -> UndoLog {
+        UndoLog::with_limit(IN_MEMORY_BYTES)
+    }
+}
+
+/// A document's value before: in memory, or at a place of the log's file.
+pub(super) enum Kept {
+    Memory(Vec<u8>),
+    File { at: u64, len: usize },
 }
 
 /// One write to take back. `Option<Vec<u8>>`: the value before, `None` when the key was absent.
@@ -38,7 +65,7 @@ pub(super) struct DocRun {
     /// Where each key ends in `keys`.
     ends: Vec<u32>,
     /// (index in the run, value before) for the keys that existed, by index.
-    old: Vec<(u32, Vec<u8>)>,
+    old: Vec<(u32, Kept)>,
 }
 
 impl DocRun {
@@ -49,6 +76,49 @@ impl DocRun {
 }
 
 impl UndoLog {
+    /// A log that holds up to `limit` bytes of documents' values in memory.
+    pub(super) fn with_limit(limit: usize) -> UndoLog {
+        UndoLog {
+            entries: Vec::new(),
+            in_memory: 0,
+            limit,
+            file: None,
+        }
+    }
+
+    /// Keeps a document's value before: in memory within the limit, else in the file.
+    fn keep(&mut self, v: Vec<u8>) -> Kept {
+        if self.in_memory + v.len() > self.limit {
+            if self.file.is_none() {
+                self.file = crate::registry::import::temp_file().ok().map(|f| (f, 0));
+            }
+            if let Some((f, len)) = self.file.as_mut()
+                && f.write_all_at(&v, *len).is_ok()
+            {
+                let kept = Kept::File { at: *len, len: v.len() };
+                *len += v.len() as u64;
+                return kept;
+            }
+        }
+        self.in_memory += v.len();
+        Kept::Memory(v)
+    }
+
+    /// A kept value, read back.
+    fn read(&self, kept: Kept) -> std::io::Result<Vec<u8>> {
+        match kept {
+            Kept::Memory(v) => Ok(v),
+            Kept::File { at, len } => {
+                let mut v = vec![0; len];
+                match &self.file {
+                    Some((f, _)) => f.read_exact_at(&mut v, at)?,
+                    None => return Err(std::io::Error::other("the undo log has no file")),
+                }
+                Ok(v)
+            }
+        }
+    }
+
     /// A write of `key`; `before` is the value it replaced (`None`: the key was absent).
     pub(super) fn push(&mut self, table: Table, key: Key<'_>, before: Option<Vec<u8>>) {
         match (table, key) {
@@ -72,6 +142,7 @@ impl UndoLog {
                 old: Vec::new(),
             })));
         }
+        let before = before.map(|v| self.keep(v));
         if let Some(Entry::Docs(run)) = self.entries.last_mut() {
             run.keys.push_str(key);
             if let Some(v) = before {
@@ -120,8 +191,14 @@ impl UndoLog {
                     + r.collection.capacity()
                     + r.keys.capacity()
                     + r.ends.capacity() * size_of::<u32>()
-                    + r.old.capacity() * size_of::<(u32, Vec<u8>)>()
-                    + r.old.iter().map(|(_, v)| v.capacity()).sum::<usize>()
+                    + r.old.capacity() * size_of::<(u32, Kept)>()
+                    + r.old
+                        .iter()
+                        .map(|(_, v)| match v {
+                            Kept::Memory(v) => v.capacity(),
+                            Kept::File { .. } => 0,
+                        })
+                        .sum::<usize>()
             }
             Entry::Item(_, _, v) => v.capacity(),
             Entry::FreshItems { .. } => 0,
@@ -135,29 +212,74 @@ impl UndoLog {
         self.entries.len()
     }
 
-    /// Every write to take back, newest first: the key and the value to put back (`None`: remove).
-    pub(super) fn into_writes(self) -> Vec<(Table, OwnedKey, Option<Vec<u8>>)> {
-        let mut out = Vec::new();
-        for e in self.entries.into_iter().rev() {
+    /// Takes back every write, newest first: `set` puts back the value before (`None`: removes
+    /// the key). Values kept in the file are read back one at a time.
+    pub(super) fn undo<E>(
+        mut self,
+        mut set: impl FnMut(Table, Key<'_>, Option<&[u8]>) -> Result<(), E>,
+        io: impl Fn(std::io::Error) -> E,
+    ) -> Result<(), E> {
+        let entries = std::mem::take(&mut self.entries);
+        for e in entries.into_iter().rev() {
             match e {
-                Entry::Row(t, k, old) => out.push((t, k, old)),
+                Entry::Row(t, k, old) => set(t, k.key(), old.as_deref())?,
                 Entry::Docs(mut run) => {
                     for i in (0..run.ends.len()).rev() {
                         let before = match run.old.last() {
-                            Some((j, _)) if *j as usize == i => run.old.pop().map(|(_, v)| v),
+                            Some((j, _)) if *j as usize == i => run.old.pop().map(|(_, v)| self.read(v)).transpose().map_err(&io)?,
                             _ => None,
                         };
-                        out.push((Table::Docs, OwnedKey::Doc(run.collection.clone(), run.key(i).to_string()), before));
+                        set(Table::Docs, Key::Doc(&run.collection, run.key(i)), before.as_deref())?;
                     }
                 }
-                Entry::Item(batch, index, old) => out.push((Table::Items, OwnedKey::Item(batch, index), Some(old))),
+                Entry::Item(batch, index, old) => set(Table::Items, Key::Item(batch, index), Some(&old))?,
                 Entry::FreshItems { batch, first, last } => {
                     for i in (first..=last).rev() {
-                        out.push((Table::Items, OwnedKey::Item(batch, i), None));
+                        set(Table::Items, Key::Item(batch, i), None)?;
                     }
                 }
             }
         }
-        out
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_past_the_limit_are_kept_in_a_file_and_undone_the_same() {
+        let undo_all = |log: UndoLog| {
+            let mut out: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+            log.undo::<std::io::Error>(
+                |_, key, before| {
+                    if let Key::Doc(_, k) = key {
+                        out.push((k.to_string(), before.map(<[u8]>::to_vec)));
+                    }
+                    Ok(())
+                },
+                |e| e,
+            )
+            .unwrap();
+            out
+        };
+        let fill = |log: &mut UndoLog| {
+            for i in 0..100u32 {
+                let before = (i % 3 != 0).then(|| format!("value {i} before").into_bytes());
+                log.push(Table::Docs, Key::Doc("enterprises", &format!("k{i:03}")), before);
+            }
+        };
+        let (mut in_memory, mut in_file) = (UndoLog::default(), UndoLog::with_limit(100));
+        fill(&mut in_memory);
+        fill(&mut in_file);
+        assert!(in_memory.file.is_none());
+        assert!(in_file.file.as_ref().is_some_and(|(_, len)| *len > 0) && in_file.in_memory <= 100);
+        assert!(in_file.heap_bytes() < in_memory.heap_bytes());
+        let undone = undo_all(in_file);
+        assert_eq!(undone, undo_all(in_memory));
+        assert_eq!(undone[0], ("k099".to_string(), None));
+        assert_eq!(undone[1], ("k098".to_string(), Some(b"value 98 before".to_vec())));
+        assert_eq!(undone[3], ("k096".to_string(), None));
     }
 }
