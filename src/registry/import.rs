@@ -477,7 +477,7 @@ impl Packs {
         use std::os::unix::fs::FileExt;
         let file = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(temp_file()?),
+            None => self.file.insert(tempfile::tempfile()?),
         };
         file.write_all_at(&self.pending, self.flushed)?;
         self.flushed += self.pending.len() as u64;
@@ -506,27 +506,6 @@ impl Packs {
             .and_then(Enterprise::unpack)
             .ok_or_else(|| std::io::Error::other("a packed enterprise does not read back"))
     }
-}
-
-/// A new file in the temporary folder, readable and writable by its owner only, its name removed
-/// (also the store's undo log's, for the values a large job replaced).
-pub(crate) fn temp_file() -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let path = std::env::temp_dir().join(format!(
-        ".hazeflow-import-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
 }
 
 /// The error an import reports when its temporary file fails (a full disk, say).

@@ -394,6 +394,30 @@ async fn hazeflow_migrate_moves_an_embedded_store_into_postgresql_and_back_row_f
     }
 }
 
+/// Right after A (at `a`, `host:port`) was cut off from the database: B (on `port_b`) leads in term 2
+/// and A stops acting as the leader, each within 10 s of the cut (`what`, said with the times).
+async fn b_takes_over(http: &reqwest::Client, a: &str, port_b: u16, what: &str) {
+    let cut = std::time::Instant::now();
+    let (role, term) = eventually("B leads", || async {
+        role_of(http, port_b).await.filter(|(role, _)| role == "leader")
+    })
+    .await;
+    let b_leads = cut.elapsed();
+    eventually("A no longer acts as the leader", || async {
+        role_at(http, a).await.filter(|(role, _)| role == "follower")
+    })
+    .await;
+    let a_stepped_down = cut.elapsed();
+    eprintln!(
+        "{what}: B leads after {} ms, A stops leading after {} ms",
+        b_leads.as_millis(),
+        a_stepped_down.as_millis()
+    );
+    assert_eq!((role.as_str(), term), ("leader", 2));
+    assert!(b_leads < Duration::from_secs(10), "{b_leads:?}");
+    assert!(a_stepped_down < Duration::from_secs(10), "{a_stepped_down:?}");
+}
+
 /// A TCP relay to the database that can be cut: after [`CutRelay::cut`], the database's side of every
 /// relayed connection is closed (the server ends those sessions, freeing their locks) while the
 /// client's side stays open and silent, as over a cut network, and new connections hang.
@@ -486,25 +510,7 @@ async fn a_leader_cut_off_from_the_database_stops_leading_and_the_other_node_lea
 
     // The network between A and the database is cut: A's calls hang, the database ends A's sessions.
     relay.cut();
-    let cut = std::time::Instant::now();
-    let (role, term) = eventually("B leads", || async {
-        role_of(&http, port_b).await.filter(|(role, _)| role == "leader")
-    })
-    .await;
-    let b_leads = cut.elapsed();
-    eventually("A no longer acts as the leader", || async {
-        role_of(&http, port_a).await.filter(|(role, _)| role == "follower")
-    })
-    .await;
-    let a_stepped_down = cut.elapsed();
-    eprintln!(
-        "network cut: B leads after {} ms, A stops leading after {} ms",
-        b_leads.as_millis(),
-        a_stepped_down.as_millis()
-    );
-    assert_eq!((role.as_str(), term), ("leader", 2));
-    assert!(b_leads < Duration::from_secs(10), "{b_leads:?}");
-    assert!(a_stepped_down < Duration::from_secs(10), "{a_stepped_down:?}");
+    b_takes_over(&http, &format!("127.0.0.1:{port_a}"), port_b, "network cut").await;
     // A stays a follower while it cannot reach the database.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(role_of(&http, port_a).await.map(|r| r.0), Some("follower".into()));
@@ -777,25 +783,7 @@ async fn a_leader_behind_a_network_that_drops_every_packet_stops_leading_and_the
 
     // The link to the database goes down: A's packets and the database's to A are dropped.
     net.cut();
-    let cut = std::time::Instant::now();
-    let (role, term) = eventually("B leads", || async {
-        role_of(&http, port_b).await.filter(|(role, _)| role == "leader")
-    })
-    .await;
-    let b_leads = cut.elapsed();
-    eventually("A no longer acts as the leader", || async {
-        role_at(&http, &web_a).await.filter(|(role, _)| role == "follower")
-    })
-    .await;
-    let a_stepped_down = cut.elapsed();
-    eprintln!(
-        "packets dropped: B leads after {} ms, A stops leading after {} ms",
-        b_leads.as_millis(),
-        a_stepped_down.as_millis()
-    );
-    assert_eq!((role.as_str(), term), ("leader", 2));
-    assert!(b_leads < Duration::from_secs(10), "{b_leads:?}");
-    assert!(a_stepped_down < Duration::from_secs(10), "{a_stepped_down:?}");
+    b_takes_over(&http, &web_a, port_b, "packets dropped").await;
 
     // The link mended: A reaches the database again and finds B leading; it follows, B keeps leading.
     net.mend();

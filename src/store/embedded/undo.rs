@@ -90,7 +90,7 @@ impl UndoLog {
     fn keep(&mut self, v: Vec<u8>) -> Kept {
         if self.in_memory + v.len() > self.limit {
             if self.file.is_none() {
-                self.file = crate::registry::import::temp_file().ok().map(|f| (f, 0));
+                self.file = tempfile::tempfile().ok().map(|f| (f, 0));
             }
             if let Some((f, len)) = self.file.as_mut()
                 && f.write_all_at(&v, *len).is_ok()
