@@ -635,7 +635,9 @@ pub struct MailSettings {
     pub smtp: SmtpSettings,
     /// Most messages per second handed to the transport (0: no limit).
     pub rate_per_sec: f64,
-    /// Messages sent at once (SMTP sessions in use).
+    /// Messages sent and not yet recorded, at most: also the most a kill -9 can send twice. The SMTP
+    /// sessions they share are `smtp.pool_size`; more messages than sessions keep the sessions
+    /// sending while outcomes commit.
     pub concurrency: usize,
     /// Retries with exponential backoff.
     pub retry: RetrySettings,
@@ -714,7 +716,7 @@ pub struct SmtpSettings {
     pub password: Option<Secret>,
     /// Extra CA certificate (PEM) to trust, for a server with a private CA.
     pub ca_file: Option<PathBuf>,
-    /// Connections kept open in the pool.
+    /// SMTP sessions open at once, at most (kept open between messages).
     pub pool_size: u32,
     /// Seconds per SMTP command before giving up on the attempt.
     pub timeout_secs: u64,

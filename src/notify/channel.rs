@@ -7,14 +7,17 @@
 //!
 //! Rendering stays with the worker: the templates give every channel the same [`Rendered`] subject,
 //! text and HTML, and a template that does not render is a retry whatever the channel. A sender
-//! shapes the rendered text for its transport (`email.rs`: a MIME message, `webhook.rs`: a signed
-//! JSON body) and sends it; its answer (`250 …`, `HTTP 200`, the file written) goes into the
-//! delivery log, its [`NotifyError`] says whether another attempt may help.
+//! shapes the rendered text for its transport ([`Sender::prepare`]; `email.rs`: a MIME message,
+//! `webhook.rs`: a signed JSON body) and sends what it prepared ([`Sender::send`]); its answer
+//! (`250 …`, `HTTP 200`, the file written) goes into the delivery log, its [`NotifyError`] says
+//! whether another attempt may help. The two steps are apart so that the worker renders and prepares
+//! a message before it takes one of the lane's slots: a slot (the bound on what a crash sends twice)
+//! is held for the transport's exchange and the commit of its outcome only, not for CPU work.
 //!
 //! Adding a channel (SMS) takes:
 //!
 //! 1. one new file, `src/notify/sms.rs`, with a type that implements [`Sender`] (built from its
-//!    settings; `send` as a plain `async fn`);
+//!    settings; `prepare` shapes the text, `send` as a plain `async fn`);
 //! 2. one [`Channel`] variant, `Sms` (in `store/events.rs`, serialized `sms`), with its name in
 //!    [`Channel::as_str`] and its place in [`Channel::ALL`] (the metrics list channels from there);
 //! 3. its settings, an `sms:` section in `config.rs` with `rate_per_sec`, `concurrency` and `retry`
@@ -25,6 +28,7 @@
 //! SMS (the roster's addresses, the stage's messages of channel `sms`) is the stage's business, not the
 //! channel's.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -44,10 +48,22 @@ pub trait Sender: Send + Sync + 'static {
     /// Where messages go, for logs (`smtp://host:port`, `.eml files in DIR`).
     fn describe(&self) -> String;
 
-    /// Sends one message, byte for byte the same on every attempt (receivers recognise a resend by
-    /// the message id). The answer is the receiver's reply, recorded in the delivery log.
-    fn send(&self, msg: &OutboxMessage, rendered: &Rendered) -> impl Future<Output = Result<String, NotifyError>> + Send;
+    /// What [`Sender::prepare`] makes of a rendered message for this transport.
+    type Ready: Send + Sync + 'static;
+
+    /// Shapes a rendered message for the transport (no I/O): byte for byte the same on every
+    /// attempt (receivers recognise a resend by the message id). An error here (an address that is
+    /// no address) is the message's outcome, as if the transport had refused it.
+    fn prepare(&self, msg: &OutboxMessage, rendered: &Rendered) -> Result<Self::Ready, NotifyError>;
+
+    /// Sends what [`Sender::prepare`] made of the message. The answer is the receiver's reply,
+    /// recorded in the delivery log.
+    fn send(&self, msg: &OutboxMessage, ready: &Self::Ready) -> impl Future<Output = Result<String, NotifyError>> + Send;
 }
+
+/// A prepared message of any channel, as the worker holds it between [`AnySender::prepare`] and
+/// [`AnySender::send`].
+pub type Ready = Box<dyn Any + Send + Sync>;
 
 /// A send in progress, boxed so that senders of different types sit in one map.
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<String, NotifyError>> + Send + 'a>>;
@@ -59,8 +75,10 @@ pub trait AnySender: Send + Sync + 'static {
     fn channel(&self) -> Channel;
     /// [`Sender::describe`].
     fn describe(&self) -> String;
-    /// [`Sender::send`].
-    fn send<'a>(&'a self, msg: &'a OutboxMessage, rendered: &'a Rendered) -> Sending<'a>;
+    /// [`Sender::prepare`].
+    fn prepare(&self, msg: &OutboxMessage, rendered: &Rendered) -> Result<Ready, NotifyError>;
+    /// [`Sender::send`], with what this sender's `prepare` made.
+    fn send<'a>(&'a self, msg: &'a OutboxMessage, ready: &'a Ready) -> Sending<'a>;
 }
 
 impl<S: Sender> AnySender for S {
@@ -72,8 +90,19 @@ impl<S: Sender> AnySender for S {
         Sender::describe(self)
     }
 
-    fn send<'a>(&'a self, msg: &'a OutboxMessage, rendered: &'a Rendered) -> Sending<'a> {
-        Box::pin(Sender::send(self, msg, rendered))
+    fn prepare(&self, msg: &OutboxMessage, rendered: &Rendered) -> Result<Ready, NotifyError> {
+        Ok(Box::new(Sender::prepare(self, msg, rendered)?))
+    }
+
+    fn send<'a>(&'a self, msg: &'a OutboxMessage, ready: &'a Ready) -> Sending<'a> {
+        match ready.downcast_ref::<S::Ready>() {
+            Some(ready) => Box::pin(Sender::send(self, msg, ready)),
+            // Not reached: the worker prepares and sends a message with the sender of its channel.
+            None => Box::pin(std::future::ready(Err(NotifyError::permanent(format!(
+                "the {} channel was given a message prepared for another",
+                Sender::channel(self).as_str()
+            ))))),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment as LettreAttachment, Mailbox, MultiPart, SinglePart};
@@ -152,7 +153,7 @@ pub enum Mailer {
     /// An SMTP server, through a pool of connections.
     Smtp {
         /// The pool.
-        pool: SmtpPool,
+        pool: Box<SmtpPool>,
         /// `host:port`, for logs.
         server: String,
     },
@@ -194,7 +195,7 @@ impl Mailer {
             _ => None,
         };
         let hello = s.hello_name.clone().map_or_else(ClientId::default, ClientId::Domain);
-        let pool = SmtpPool::new(SmtpConfig {
+        let pool = Box::new(SmtpPool::new(SmtpConfig {
             host: host.to_string(),
             port: s.port(),
             tls: s.tls,
@@ -203,7 +204,7 @@ impl Mailer {
             hello,
             timeout: Duration::from_secs(s.timeout_secs),
             max_idle: s.pool_size as usize,
-        });
+        }));
         Ok(Mailer::Smtp {
             pool,
             server: format!("{host}:{}", s.port()),
@@ -228,10 +229,15 @@ impl Mailer {
 
     /// Sends one message; the answer is the server's reply (`250 …`) or the file written.
     pub async fn send(&self, id: &str, message: &Message) -> Result<String, NotifyError> {
+        self.send_bytes(id, message.envelope(), &message.formatted()).await
+    }
+
+    /// Sends a message already formatted ([`Message::formatted`]) to its envelope.
+    pub async fn send_bytes(&self, id: &str, envelope: &Envelope, bytes: &[u8]) -> Result<String, NotifyError> {
         match self {
-            Mailer::Smtp { pool, .. } => pool.send(message.envelope(), &message.formatted()).await,
+            Mailer::Smtp { pool, .. } => pool.send(envelope, bytes).await,
             Mailer::Files { dir } => {
-                let (dir, id, bytes) = (dir.clone(), id.to_string(), message.formatted());
+                let (dir, id, bytes) = (dir.clone(), id.to_string(), bytes.to_vec());
                 tokio::task::spawn_blocking(move || write_eml(&dir, &id, &bytes))
                     .await
                     .map_err(|e| NotifyError::retryable(format!("writing the file: {e}")))?
@@ -270,9 +276,11 @@ impl Sender for Email {
         self.mailer.describe()
     }
 
-    /// Composes the message ([`compose`], from the issuer: [`from_issuer`]) and hands it to the
-    /// transport.
-    async fn send(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
+    /// The envelope and the bytes of the message.
+    type Ready = (Envelope, Vec<u8>);
+
+    /// Composes the message ([`compose`], from the issuer: [`from_issuer`]) and formats it.
+    fn prepare(&self, msg: &OutboxMessage, r: &Rendered) -> Result<(Envelope, Vec<u8>), NotifyError> {
         let m = compose_with(
             &from_issuer(&self.from, &msg.data),
             &msg.recipient.name,
@@ -282,7 +290,12 @@ impl Sender for Email {
             r,
             &msg.attachments,
         )?;
-        self.mailer.send(&msg.id, &m).await
+        Ok((m.envelope().clone(), m.formatted()))
+    }
+
+    /// Hands the formatted message to the transport.
+    async fn send(&self, msg: &OutboxMessage, (envelope, bytes): &(Envelope, Vec<u8>)) -> Result<String, NotifyError> {
+        self.mailer.send_bytes(&msg.id, envelope, bytes).await
     }
 }
 

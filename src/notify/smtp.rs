@@ -10,7 +10,10 @@
 //! through lettre's own connect, which does not expose the socket.
 //!
 //! A connection is reused while it works; one idle for more than [`CHECK_AFTER`] is checked with NOOP
-//! first, one idle for more than [`MAX_IDLE`] is closed; one that failed is dropped.
+//! first, one idle for more than [`MAX_IDLE`] is closed; one that failed is dropped. At most
+//! `max_idle` (`mail.smtp.pool_size`) sessions are open at once: a send waits for one. The delivery
+//! worker may hold more messages than that (`mail.concurrency`: the messages sent and not yet
+//! recorded), so that the sessions keep sending while the outcomes of the last messages commit.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,6 +23,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 use super::NotifyError;
 use crate::config::SmtpTls;
@@ -45,7 +49,7 @@ pub struct SmtpConfig {
     pub hello: ClientId,
     /// Limit for connecting, and for one message.
     pub timeout: Duration,
-    /// Idle connections kept.
+    /// Sessions open at once at most, and idle connections kept.
     pub max_idle: usize,
 }
 
@@ -53,6 +57,8 @@ pub struct SmtpConfig {
 pub struct SmtpPool {
     cfg: SmtpConfig,
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    /// One permit per session that may be open.
+    sessions: Semaphore,
 }
 
 fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
@@ -67,6 +73,7 @@ impl SmtpPool {
     /// An empty pool; connections are opened on demand.
     pub fn new(cfg: SmtpConfig) -> SmtpPool {
         SmtpPool {
+            sessions: Semaphore::new(cfg.max_idle.max(1)),
             cfg,
             idle: Mutex::new(Vec::new()),
         }
@@ -140,6 +147,12 @@ impl SmtpPool {
 
     /// Sends one message; the answer is the server's final reply (`250 …`).
     pub async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<String, NotifyError> {
+        // Held until the connection is back in the pool or dropped.
+        let _session = self
+            .sessions
+            .acquire()
+            .await
+            .map_err(|_| NotifyError::retryable("SMTP: the pool is closed"))?;
         let mut conn = self.checkout().await?;
         match tokio::time::timeout(self.cfg.timeout, conn.send(envelope, bytes)).await {
             Ok(Ok(resp)) => {

@@ -110,11 +110,24 @@ impl Webhooks {
             .ok_or_else(|| NotifyError::permanent(format!("webhook endpoint \"{}\" is no longer configured", msg.recipient.address)))
     }
 
-    /// POSTs the message; the answer is `HTTP {status}`.
-    pub async fn post(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
+    /// The body of a message for its endpoint and its signature.
+    pub fn signed(&self, msg: &OutboxMessage, r: &Rendered) -> Result<Signed, NotifyError> {
         let ep = self.endpoint(msg)?;
         let body = self.body(msg, r)?;
-        let sig = signature(ep.secret.expose().as_bytes(), &body);
+        let signature = signature(ep.secret.expose().as_bytes(), &body);
+        Ok(Signed { body, signature })
+    }
+
+    /// POSTs the message; the answer is `HTTP {status}`.
+    pub async fn post(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
+        let signed = self.signed(msg, r)?;
+        self.post_signed(msg, &signed).await
+    }
+
+    /// POSTs a signed body to the message's endpoint.
+    async fn post_signed(&self, msg: &OutboxMessage, signed: &Signed) -> Result<String, NotifyError> {
+        let ep = self.endpoint(msg)?;
+        let (body, sig) = (signed.body.clone(), signed.signature.clone());
         let resp = ep
             .client
             .post(&ep.url)
@@ -140,6 +153,12 @@ impl Webhooks {
     }
 }
 
+/// A webhook's JSON body and its `X-Hazeflow-Signature`.
+pub struct Signed {
+    body: Vec<u8>,
+    signature: String,
+}
+
 impl Sender for Webhooks {
     fn channel(&self) -> Channel {
         Channel::Webhook
@@ -154,8 +173,14 @@ impl Sender for Webhooks {
         format!("endpoints {}", ids.join(", "))
     }
 
-    async fn send(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
-        self.post(msg, r).await
+    type Ready = Signed;
+
+    fn prepare(&self, msg: &OutboxMessage, r: &Rendered) -> Result<Signed, NotifyError> {
+        self.signed(msg, r)
+    }
+
+    async fn send(&self, msg: &OutboxMessage, ready: &Signed) -> Result<String, NotifyError> {
+        self.post_signed(msg, ready).await
     }
 }
 

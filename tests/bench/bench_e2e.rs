@@ -258,6 +258,7 @@ async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root:
 
     // Until the fan-out is done and every queued notice is recorded as sent.
     let mut first = None;
+    let mut queued_all = None;
     let last = loop {
         let (sent, failed, queued, pending) = store.read(|r| {
             Ok((
@@ -274,6 +275,9 @@ async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root:
         if sent > 0 && first.is_none() {
             first = Some(started.elapsed());
         }
+        if pending == 0 && queued > 0 && queued_all.is_none() {
+            queued_all = Some((started.elapsed(), sent));
+        }
         if pending == 0 && queued > 0 && sent >= queued {
             break (started.elapsed(), sent);
         }
@@ -287,8 +291,9 @@ async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root:
     let cpu = format!("CPU user {:.2} s, system {:.2} s", user - cpu.0, system - cpu.1);
     let w = store.stats();
     let writer = format!(
-        "writer: {} transactions, jobs {:.2} s, commits {:.2} s",
+        "writer: {} transactions of {} jobs, jobs {:.2} s, commits {:.2} s",
         w.batches - stats.batches,
+        w.jobs - stats.jobs,
         (w.job_micros - stats.job_micros) as f64 / 1e6,
         (w.commit_micros - stats.commit_micros) as f64 / 1e6
     );
@@ -335,6 +340,12 @@ async fn measure(data: &str, sessions: usize, in_flight: usize, port: u16, root:
         elapsed.as_secs_f64(),
         count as f64 / elapsed.as_secs_f64()
     );
+    if let Some((at, sent)) = queued_all {
+        println!(
+            "  every notice queued by the fan-out after {:.2} s ({sent} sent by then)",
+            at.as_secs_f64()
+        );
+    }
     println!(
         "smtp-source -s {sessions} -d: {count} messages in {:.2} s ({:.0} messages/s)",
         reference.as_secs_f64(),

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Options: `--messages N` (default 10000), `--smtp HOST:PORT` (default 127.0.0.1:2525),
-//! `--concurrency C` (SMTP sessions in use and pooled, default 20). The messages are queued first (not
+//! `--concurrency C` (SMTP sessions in use and pooled, default 20), `--in-flight F` (messages sent and
+//! not yet recorded, `mail.concurrency`: what a kill -9 could send twice; default C). The messages are queued first (not
 //! timed), then the clock runs until the last is recorded as sent. It prints the message size, so that
 //! `smtp-source -l` sends the same. `--transport-only`: the pool alone (one message rendered once, no
 //! store), and the cost of rendering + composing one message. `--files`: `.eml` files instead of SMTP.
@@ -55,7 +56,7 @@ async fn main() -> Result<()> {
     s.mail.smtp.port = Some(port.parse()?);
     s.mail.smtp.tls = SmtpTls::None;
     s.mail.smtp.pool_size = concurrency as u32;
-    s.mail.concurrency = concurrency;
+    s.mail.concurrency = arg(&args, "--in-flight").map(|v| v.parse()).transpose()?.unwrap_or(concurrency);
     s.mail.rate_per_sec = 0.0;
     s.validate()?;
     let built = notify::build(&s, Regions::shanxi())?;
@@ -106,7 +107,10 @@ async fn main() -> Result<()> {
             })
             .await?;
     }
-    println!("queued {n} messages of {size} bytes; delivering to {smtp} with {concurrency} in flight");
+    println!(
+        "queued {n} messages of {size} bytes; delivering to {smtp} over {concurrency} SMTP sessions, {} in flight",
+        s.mail.concurrency
+    );
 
     let cancel = CancellationToken::new();
     let started = Instant::now();

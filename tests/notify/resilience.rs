@@ -124,6 +124,35 @@ async fn a_restart_in_the_middle_of_delivery_loses_nothing_and_sends_nothing_twi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_messages_in_flight_than_smtp_sessions_share_the_pools_sessions() {
+    // Eight messages may be sent and unrecorded at once (`mail.concurrency`), over at most two SMTP
+    // sessions (`mail.smtp.pool_size`): the mail server never sees a third connection.
+    let smtp = SmtpServer::start(0, None);
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("big-roster.yaml");
+    std::fs::write(&path, big_roster(40)).unwrap();
+    let port = smtp.port;
+    let app = spawn_app_in(dir, clock(), move |s| {
+        smtp_to(s, port);
+        s.roster = path;
+        s.mail.concurrency = 8;
+        s.mail.smtp.pool_size = 2;
+    })
+    .await;
+    app.propose_orange_for_taiyuan().await;
+    let n = 41;
+    let all = app.settled(n).await;
+    smtp.wait_for(n).await;
+    let c = counts(&smtp.received());
+    assert_eq!(c.len(), n, "every message arrived");
+    assert!(c.values().all(|k| *k == 1), "none twice: {c:?}");
+    let want: std::collections::BTreeSet<String> = all.iter().map(|m| format!("{}@hazeflow", m.id)).collect();
+    assert_eq!(c.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+    assert!(smtp.sessions() <= 2, "{} SMTP sessions with a pool of 2", smtp.sessions());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_fails_for_good_alerts_the_duty_staff_once() {
     // A webhook endpoint that refuses everything with 400: no retry helps.
     let hook = WebhookReceiver::start_failing(usize::MAX, axum::http::StatusCode::BAD_REQUEST).await;
