@@ -118,13 +118,7 @@ impl Webhooks {
         Ok(Signed { body, signature })
     }
 
-    /// POSTs the message; the answer is `HTTP {status}`.
-    pub async fn post(&self, msg: &OutboxMessage, r: &Rendered) -> Result<String, NotifyError> {
-        let signed = self.signed(msg, r)?;
-        self.post_signed(msg, &signed).await
-    }
-
-    /// POSTs a signed body to the message's endpoint.
+    /// POSTs a signed body to the message's endpoint; the answer is `HTTP {status}`.
     async fn post_signed(&self, msg: &OutboxMessage, signed: &Signed) -> Result<String, NotifyError> {
         let ep = self.endpoint(msg)?;
         let (body, sig) = (signed.body.clone(), signed.signature.clone());

@@ -19,6 +19,15 @@ fn counts(received: &[Received]) -> BTreeMap<String, usize> {
     out
 }
 
+/// Every queued message reached the SMTP server exactly once, under its own Message-ID.
+fn each_arrived_once(smtp: &SmtpServer, all: &[OutboxMessage]) {
+    let c = counts(&smtp.received());
+    assert_eq!(c.len(), all.len(), "every message arrived");
+    assert!(c.values().all(|k| *k == 1), "none twice: {c:?}");
+    let want: std::collections::BTreeSet<String> = all.iter().map(|m| format!("{}@hazeflow", m.id)).collect();
+    assert_eq!(c.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_smtp_server_down_for_a_while_every_message_arrives_once_after_it_returns() {
     // 15:00: the SMTP server is down (nothing listens on its port).
@@ -107,11 +116,7 @@ async fn a_restart_in_the_middle_of_delivery_loses_nothing_and_sends_nothing_twi
     smtp.wait_for(n).await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
 
-    let c = counts(&smtp.received());
-    assert_eq!(c.len(), n, "every message arrived");
-    assert!(c.values().all(|k| *k == 1), "none twice: {c:?}");
-    let want: std::collections::BTreeSet<String> = all.iter().map(|m| format!("{}@hazeflow", m.id)).collect();
-    assert_eq!(c.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+    each_arrived_once(&smtp, &all);
     // Connections are pooled: two sending slots per run, not one session per message.
     assert!(smtp.sessions() <= 4, "{} SMTP sessions for {n} messages", smtp.sessions());
     // A clean stop leaves nothing interrupted: one attempt per message.
@@ -143,11 +148,7 @@ async fn more_messages_in_flight_than_smtp_sessions_share_the_pools_sessions() {
     let n = 41;
     let all = app.settled(n).await;
     smtp.wait_for(n).await;
-    let c = counts(&smtp.received());
-    assert_eq!(c.len(), n, "every message arrived");
-    assert!(c.values().all(|k| *k == 1), "none twice: {c:?}");
-    let want: std::collections::BTreeSet<String> = all.iter().map(|m| format!("{}@hazeflow", m.id)).collect();
-    assert_eq!(c.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+    each_arrived_once(&smtp, &all);
     assert!(smtp.sessions() <= 2, "{} SMTP sessions with a pool of 2", smtp.sessions());
     app.stop().await;
 }
