@@ -2,7 +2,7 @@
 //! second and latency.
 //!
 //! ```sh
-//! cargo run --release --example bench_ack -- [ASSIGNMENTS] [CLIENTS] [--during-delivery] [--store postgres://…]   # default 100000 64
+//! cargo run --release --example bench_ack -- [ASSIGNMENTS] [CLIENTS] [--during-delivery] [--store postgres://…] [--nginx]   # default 100000 64
 //! ```
 //!
 //! With `--store`, the daemon's store is that (empty) PostgreSQL database (`bench_pg` runs both).
@@ -24,6 +24,11 @@
 //! the p50/p99/max latency, then checks in the store that every assignment is acknowledged.
 //!
 //! The load generator runs in the same process as the daemon and shares its two cores.
+//!
+//! With `--nginx` (`apt-get install nginx`), the same run then starts nginx on a free loopback port (two
+//! workers, no log, `return 200` for every request: the HTTP ceiling of this machine) and sends it the
+//! same requests from the same clients, and prints its requests/s and the ratio of hazeflow's
+//! acknowledgements to it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,13 +61,14 @@ fn main() -> anyhow::Result<()> {
     let clients: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(64);
     let during_delivery = args.iter().any(|a| a == "--during-delivery");
     let url = args.iter().position(|a| a == "--store").and_then(|i| args.get(i + 1)).cloned();
+    let nginx = args.iter().any(|a| a == "--nginx");
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(n, clients, during_delivery, url))
+        .block_on(run(n, clients, during_delivery, url, nginx))
 }
 
-async fn run(n: usize, clients: usize, during_delivery: bool, url: Option<String>) -> anyhow::Result<()> {
+async fn run(n: usize, clients: usize, during_delivery: bool, url: Option<String>, nginx: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let root = env!("CARGO_MANIFEST_DIR");
     let mut s = Settings::parse("config/default.yaml", config::DEFAULT_YAML)?;
@@ -164,37 +170,11 @@ async fn run(n: usize, clients: usize, during_delivery: bool, url: Option<String
         println!("{n} notices queued in the outbox in {:.2?}", t.elapsed());
     }
 
-    let tokens = Arc::new(tokens);
-    let next = Arc::new(AtomicUsize::new(0));
+    let paths: Arc<Vec<String>> = Arc::new(tokens.iter().map(|t| format!("/api/v1/acks/{t}")).collect());
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let before = state.engine.store.stats();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (tokens, next) = (tokens.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr).await?;
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(token) = tokens.get(i) else { break };
-                let t = Instant::now();
-                let status = conn
-                    .post(
-                        &format!("/api/v1/acks/{token}"),
-                        br#"{"step":"received","name":"bench","phone":"13800000000"}"#,
-                    )
-                    .await?;
-                anyhow::ensure!(status == 200, "ack {i}: HTTP {status}");
-                lat.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(lat)
-        }));
-    }
-    let mut lat = Vec::with_capacity(n);
-    for t in tasks {
-        lat.extend(t.await??);
-    }
+    let mut lat = load(addr, clients, paths.clone()).await?;
     let elapsed = started.elapsed();
     lat.sort();
     let p = |q: f64| lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
@@ -239,7 +219,99 @@ async fn run(n: usize, clients: usize, during_delivery: bool, url: Option<String
     }
     anyhow::ensure!(acked == n, "{acked} of {n} acknowledgements in the store");
     println!("checked: all {n} acknowledgements are in the store");
+
+    if nginx {
+        let acks_per_sec = lat.len() as f64 / elapsed.as_secs_f64();
+        let (child, addr) = start_nginx(dir.path())?;
+        let started = Instant::now();
+        let result = load(addr, clients, paths).await;
+        let elapsed = started.elapsed();
+        stop_nginx(child);
+        let mut lat = result?;
+        lat.sort();
+        let per_sec = lat.len() as f64 / elapsed.as_secs_f64();
+        println!(
+            "nginx (2 workers, `return 200`): the same {} requests from the same {clients} clients in {elapsed:.2?}: {per_sec:.0} requests/s; latency p50 {:.2?}, p99 {:.2?}",
+            lat.len(),
+            lat[lat.len() / 2],
+            lat[(lat.len() * 99 / 100).min(lat.len() - 1)]
+        );
+        println!("ratio (hazeflow acks/s / nginx requests/s): {:.2}", acks_per_sec / per_sec);
+    }
     Ok(())
+}
+
+/// `clients` keep-alive connections to `addr`, each POSTing the next of `paths` (the acknowledgement
+/// body) as soon as the answer to its last came; every answer must be 200. The latency of each.
+async fn load(addr: std::net::SocketAddr, clients: usize, paths: Arc<Vec<String>>) -> anyhow::Result<Vec<Duration>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (paths, next) = (paths.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = paths.get(i) else { break };
+                let t = Instant::now();
+                let status = conn
+                    .post(path, br#"{"step":"received","name":"bench","phone":"13800000000"}"#)
+                    .await?;
+                anyhow::ensure!(status == 200, "request {i}: HTTP {status}");
+                lat.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = Vec::with_capacity(paths.len());
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    Ok(lat)
+}
+
+/// nginx on a free loopback port, its files in `dir/nginx`: two workers, no access log, `return 200`.
+fn start_nginx(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, std::net::SocketAddr)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let home = dir.join("nginx");
+    std::fs::create_dir_all(home.join("tmp"))?;
+    let tmp = home.join("tmp").display().to_string();
+    let conf = format!(
+        "worker_processes 2;\ndaemon off;\npid {home}/nginx.pid;\nerror_log {home}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  keepalive_requests 10000000;\n  client_body_temp_path {tmp};\n  proxy_temp_path {tmp};\n  fastcgi_temp_path {tmp};\n  uwsgi_temp_path {tmp};\n  scgi_temp_path {tmp};\n  server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\"; }} }}\n}}\n",
+        home = home.display()
+    );
+    std::fs::write(home.join("nginx.conf"), conf)?;
+    let child = std::process::Command::new("nginx")
+        .arg("-p")
+        .arg(&home)
+        .arg("-e")
+        .arg(home.join("error.log"))
+        .arg("-c")
+        .arg(home.join("nginx.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting nginx (apt-get install nginx): {e}"))?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok((child, addr));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    anyhow::bail!(
+        "nginx did not listen on {addr}: {}",
+        std::fs::read_to_string(home.join("error.log")).unwrap_or_default()
+    )
+}
+
+/// Stops nginx (SIGQUIT: its workers finish, then exit).
+fn stop_nginx(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill").arg("-QUIT").arg(child.id().to_string()).status();
+    if child.wait().is_err() {
+        let _ = child.kill();
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection: a request out, the response read by its Content-Length.
