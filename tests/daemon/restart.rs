@@ -1673,11 +1673,8 @@ async fn sighup_reloads_the_templates_of_the_running_binary_and_refuses_a_broken
     })
     .await;
     let http = reqwest::Client::new();
-    eventually("the start notices written", || async {
-        mail_subjects(dir.path())
-            .iter()
-            .any(|s| s.contains("应急减排任务通知"))
-            .then_some(())
+    eventually("the start notices of both enterprises of Lüliang written", || async {
+        (mail_subjects(dir.path()).iter().filter(|s| s.contains("应急减排任务通知")).count() == 2).then_some(())
     })
     .await;
     let subject = playbooks.join("templates/notify/assignment_cancelled.subject.j2");
@@ -1710,16 +1707,18 @@ async fn sighup_reloads_the_templates_of_the_running_binary_and_refuses_a_broken
         .await
         .expect("an answer");
     assert_eq!(lifted.status(), StatusCode::OK, "{}", lifted.text().await.unwrap_or_default());
-    // (A file the daemon is still writing may parse with its subject cut short: wait for whole ones.)
+    // Both enterprises of Lüliang on the list (the coking plant and the cement works) were told of the
+    // start, so both are told of the cancellation, each in its own mail. (A file the daemon is still
+    // writing may parse with its subject cut short: wait for whole ones.)
     let new = eventually("the cancellation notices written", || async {
         let new: Vec<String> = mail_subjects(dir.path())
             .into_iter()
             .filter(|s| s.starts_with("【取消·模板已更新】"))
             .collect();
-        (!new.is_empty() && new.iter().all(|s| s.ends_with("无需执行"))).then_some(new)
+        (new.len() == 2 && new.iter().all(|s| s.ends_with("无需执行"))).then_some(new)
     })
     .await;
-    assert_eq!(new, ["【取消·模板已更新】吕梁市重污染天气橙色预警已取消，应急减排措施无需执行"]);
+    assert_eq!(new, ["【取消·模板已更新】吕梁市重污染天气橙色预警已取消，应急减排措施无需执行"; 2]);
     assert!(
         !mail_subjects(dir.path())
             .iter()
