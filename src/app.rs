@@ -83,6 +83,12 @@ impl Application {
         }
         let keys = crate::engine::link_keys::KeyHome::for_store(&store, &settings.data_dir);
         let tokens = crate::engine::assign::load_token_key(&keys)?;
+        // Acknowledgements answered before a crash and not yet durable in the store file are in its
+        // journal: redone before anything reads the store (and the journal taken into use).
+        let redone = store.replay_journal(crate::web::ack::replayer(tokens.clone())).await?;
+        if redone > 0 {
+            tracing::warn!(records = redone, "acknowledgements redone from the store's journal");
+        }
         let assign = Arc::new(crate::engine::assign::AssignStage {
             defaults: defaults.clone(),
             regions,

@@ -38,6 +38,13 @@
 //! - [`backup`]: `hazeflow backup` / `restore` (a consistent copy, through the daemon while it runs).
 //! - [`commands`], [`client`]: the CLI's offline commands and its client of the daemon; [`demo`]: the
 //!   first-start sample.
+/// The process's allocator: mimalloc instead of glibc's malloc. A notice, an acknowledgement and a
+/// store page each allocate and free many small buffers across threads; under glibc that was a fifth
+/// of the daemon's CPU in the acknowledgement and delivery benchmarks (`perf`, issue 17). Set here,
+/// so the daemon, its tests and its benchmarks all run on the same one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod app;
 pub mod cli;
 pub mod clock;

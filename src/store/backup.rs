@@ -55,7 +55,7 @@ fn copy_into(src: &dyn ReadPort, out: &Path) -> Result<BackupSummary, StoreError
             })
             .map_err(|e| e.to_string())?;
         }
-        Ok(())
+        Ok(true)
     })
     .map_err(|f| db_err(&part, f.reason))?;
     let events = src.len(Table::Events)?;

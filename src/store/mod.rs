@@ -30,6 +30,8 @@
 //! - `port.rs`: what a backend offers (tables, keys, snapshots, batches, recovery);
 //! - `embedded/`: the redb file, the default backend (the only code that knows redb);
 //! - `pg.rs`: PostgreSQL, the same tables as SQL tables (the only code that knows SQL);
+//! - `journal.rs`: the embedded file's journal of quick jobs (acknowledgements): one `fdatasync` per
+//!   batch instead of redb's durable commit, redone after a crash ([`Store::write_journaled`]);
 //! - `keys.rs`: the collections of the `docs` table and ordered keys;
 //! - `tx.rs`: the typed read/write API, over any backend;
 //! - `record.rs`: what the log holds;
@@ -42,6 +44,7 @@ mod check;
 mod copy;
 mod embedded;
 pub mod events;
+mod journal;
 mod keys;
 mod pg;
 mod port;
@@ -130,6 +133,27 @@ type JobRun = Box<dyn FnOnce(&mut Tx<'_>) -> (bool, Finisher) + Send>;
 struct Job {
     run: JobRun,
     reads: Vec<(u64, u32)>,
+    /// How to redo the job after a crash ([`Store::write_journaled`]), or how to redo such jobs.
+    journal: JobJournal,
+}
+
+/// What a job has to do with the journal.
+enum JobJournal {
+    /// Nothing: its batch commits durably.
+    None,
+    /// The record that redoes it: a batch of such jobs only is made durable by the journal.
+    Record(Vec<u8>),
+    /// Redo the journal's records with this (the daemon, once it can), then use the journal.
+    Arm(Replayer, oneshot::Sender<Result<usize, String>>),
+}
+
+/// Redoes one journal record in a transaction ([`Store::replay_journal`]).
+pub type Replayer = Arc<dyn Fn(&mut Tx<'_>, &[u8]) -> Result<(), StoreError> + Send + Sync>;
+
+/// The writer's journal: the file, and once armed, how its records are redone.
+struct JournalState {
+    journal: journal::Journal,
+    replayer: Option<Replayer>,
 }
 
 /// Handle to the store; cheap to clone.
@@ -225,6 +249,8 @@ struct Inner {
     path: PathBuf,
     jobs: std::sync::Mutex<Option<std_mpsc::Sender<Job>>>,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Whether the writer has a journal ([`Store::write_journaled`]).
+    journaled: bool,
 }
 
 impl Store {
@@ -259,9 +285,24 @@ impl Store {
         Store::open_backend(embedded::Embedded::open(path)?, path, backups)
     }
 
+    /// The embedded file with its journal (a scratch copy has none: it is checked, not served).
     fn open_backend(backend: embedded::Embedded, path: &Path, backups: &upgrade::BackupPlace) -> Result<Store, StoreError> {
+        let journal = match backups {
+            upgrade::BackupPlace::None | upgrade::BackupPlace::Folder(_) => None,
+            upgrade::BackupPlace::Beside(_) => {
+                let (journal, records) = journal::Journal::open(path).map_err(|e| db_err(&journal::path_for(path), e))?;
+                if !records.is_empty() {
+                    tracing::warn!(
+                        records = records.len(),
+                        journal = %journal::path_for(path).display(),
+                        "the journal holds acknowledgements the store does not hold durably yet (the process stopped without a clean close); the daemon redoes them before it serves"
+                    );
+                }
+                Some(JournalState { journal, replayer: None })
+            }
+        };
         let backend: Arc<dyn Backend> = Arc::new(backend);
-        let store = Store::start(backend, "embedded", path, Role::Leader { term: 0 })?;
+        let store = Store::start_with(backend, "embedded", path, Role::Leader { term: 0 }, journal)?;
         store.upgrade(backups, path)?;
         Ok(store)
     }
@@ -330,6 +371,17 @@ impl Store {
 
     /// Starts the writer thread over an opened backend.
     fn start(backend: Arc<dyn Backend>, kind: &'static str, path: &Path, role: Role) -> Result<Store, StoreError> {
+        Store::start_with(backend, kind, path, role, None)
+    }
+
+    fn start_with(
+        backend: Arc<dyn Backend>,
+        kind: &'static str,
+        path: &Path,
+        role: Role,
+        journal: Option<JournalState>,
+    ) -> Result<Store, StoreError> {
+        let journaled = journal.is_some();
         let (send, recv) = std_mpsc::channel::<Job>();
         let health = Arc::new(Health::default());
         let whealth = health.clone();
@@ -338,7 +390,7 @@ impl Store {
         let wstats = stats.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&*wbackend, &whealth, &recv, &wstats))
+            .spawn(move || writer_loop(&*wbackend, &whealth, &recv, &wstats, journal))
             .map_err(|e| db_err(path, e))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -351,6 +403,7 @@ impl Store {
                 path: path.to_path_buf(),
                 jobs: std::sync::Mutex::new(Some(send)),
                 writer: std::sync::Mutex::new(Some(writer)),
+                journaled,
             }),
         })
     }
@@ -421,8 +474,66 @@ impl Store {
         self.submit(f, items)?.await.map_err(|_| E::from(self.unavailable()))?
     }
 
+    /// As [`Store::write_reading`], for a small job that `record` can redo: on the embedded file, a
+    /// batch of such jobs is made durable by appending their records to the journal (one
+    /// `fdatasync`, `journal.rs`) instead of by redb's durable commit, and after a crash the records
+    /// are redone by the [`Replayer`] given to [`Store::replay_journal`]. Redoing must decide again
+    /// from the record alone and change nothing when the job's effect is there already; done in
+    /// order on the state they were first done on, the records give the log the same sequence
+    /// numbers. Elsewhere (PostgreSQL) it is [`Store::write_reading`].
+    pub async fn write_journaled<T, E, F>(&self, items: Vec<(u64, u32)>, record: Vec<u8>, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let journal = if self.inner.journaled {
+            JobJournal::Record(record)
+        } else {
+            JobJournal::None
+        };
+        self.submit_job(f, items, journal)?.await.map_err(|_| E::from(self.unavailable()))?
+    }
+
+    /// Redoes what the journal holds with `replay` (one record at a time, each all or nothing, in one
+    /// durable commit), empties it, and from then on takes [`Store::write_journaled`] jobs through
+    /// it; the same `replay` redoes the journal after the file is reopened following a disk fault.
+    /// Returns how many records changed something. A store without a journal returns 0.
+    ///
+    /// The daemon calls it before it serves, so that nothing reads the store without the records.
+    pub async fn replay_journal(&self, replay: Replayer) -> Result<usize, StoreError> {
+        if !self.inner.journaled {
+            return Ok(0);
+        }
+        let (send, recv) = oneshot::channel();
+        let job = Job {
+            run: Box::new(|_tx: &mut Tx<'_>| (true, Box::new(|_| {}) as Finisher)),
+            reads: Vec::new(),
+            journal: JobJournal::Arm(replay, send),
+        };
+        self.send_job(job)?;
+        recv.await.map_err(|_| self.unavailable())?.map_err(|message| StoreError::Database {
+            path: journal::path_for(&self.inner.path),
+            message,
+        })
+    }
+
+    fn send_job(&self, job: Job) -> Result<(), StoreError> {
+        let guard = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
+        guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
+    }
+
     /// Queues `f` for the writer; the receiver gets its result once the batch is committed.
     fn submit<T, E, F>(&self, f: F, reads: Vec<(u64, u32)>) -> Result<oneshot::Receiver<Result<T, E>>, StoreError>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.submit_job(f, reads, JobJournal::None)
+    }
+
+    fn submit_job<T, E, F>(&self, f: F, reads: Vec<(u64, u32)>, journal: JobJournal) -> Result<oneshot::Receiver<Result<T, E>>, StoreError>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -444,13 +555,7 @@ impl Store {
             });
             (ok, finish)
         });
-        let job = Job { run, reads };
-        let guard = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
-        guard
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(job)
-            .map_err(|_| StoreError::Closed)?;
+        self.send_job(Job { run, reads, journal })?;
         Ok(recv)
     }
 
@@ -521,30 +626,38 @@ fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-fn writer_loop(backend: &dyn Backend, health: &Health, jobs: &std_mpsc::Receiver<Job>, stats: &Stats) {
+fn writer_loop(backend: &dyn Backend, health: &Health, jobs: &std_mpsc::Receiver<Job>, stats: &Stats, mut journal: Option<JournalState>) {
     let mut backoff = BACKOFF_FIRST;
     let mut next_try = Instant::now();
     let mut refused: u64 = 0;
     // What the jobs of the last committed batch kept for later jobs ([`Tx::keep_memo`]).
     let mut memo: Option<Box<dyn std::any::Any>> = None;
     loop {
-        // While faulty, wake up to try again even when no job comes.
-        let first = if health_faulty(health) {
-            match jobs.recv_timeout(next_try.saturating_duration_since(Instant::now())) {
+        // While faulty, wake up to try again even when no job comes; while the journal holds
+        // records, wake up to make them durable in the store (a checkpoint) when they are due.
+        let checkpoint_in = journal.as_ref().filter(|j| j.replayer.is_some()).and_then(|j| j.journal.due_in());
+        let wait = if health_faulty(health) {
+            Some(next_try.saturating_duration_since(Instant::now()))
+        } else {
+            checkpoint_in
+        };
+        let first = match wait {
+            Some(wait) => match jobs.recv_timeout(wait) {
                 Ok(j) => Some(j),
                 Err(std_mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match jobs.recv() {
+            },
+            None => match jobs.recv() {
                 Ok(j) => Some(j),
                 Err(_) => break,
-            }
+            },
         };
         if health_faulty(health) && Instant::now() >= next_try {
             match backend.recover() {
                 Ok(()) => {
                     backoff = BACKOFF_FIRST;
+                    // Reopened, the file is back at its last durable commit: redo the journal.
+                    redo_journal(backend, stats, &mut memo, journal.as_mut());
                     let fault = health.fault.lock().ok().and_then(|mut g| g.take());
                     if let Some(f) = fault {
                         let until = Utc::now();
@@ -572,21 +685,26 @@ fn writer_loop(backend: &dyn Backend, health: &Health, jobs: &std_mpsc::Receiver
                 }
             }
         }
-        let Some(first) = first else { continue };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        if let Some(first) = first {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
             }
+        } else if health_faulty(health) || !journal.as_ref().is_some_and(|j| j.replayer.is_some() && j.journal.due()) {
+            continue;
         }
+        // (An empty batch here is a checkpoint: a durable commit that empties the journal.)
         let fault = health.fault.lock().ok().and_then(|g| g.clone());
         if let Some(f) = fault {
             refused += batch.len() as u64;
             refuse(batch, &format!("the store cannot write since {}: {}", f.since, f.reason));
             continue;
         }
-        if let Err((reason, unrun)) = run_batch(backend, batch, stats, &mut memo) {
+        if let Err((reason, unrun)) = run_batch(backend, batch, stats, &mut memo, journal.as_mut()) {
             tracing::error!(error = %reason, "a write batch failed; the batch is lost and its callers are told");
             // A failure of the batch alone (a value too large) leaves the database writable; a
             // failing disk does not.
@@ -605,6 +723,35 @@ fn writer_loop(backend: &dyn Backend, health: &Health, jobs: &std_mpsc::Receiver
             refused += unrun.len() as u64;
             refuse(unrun, "begin failed");
         }
+    }
+    // Closing: what the journal holds goes into the store durably, and the journal is emptied.
+    if journal.as_ref().is_some_and(|j| j.replayer.is_some() && !j.journal.is_empty()) && !health_faulty(health) {
+        let _ = run_batch(backend, Vec::new(), stats, &mut memo, journal.as_mut());
+    }
+}
+
+/// After the file was reopened: the journal's records redone in one durable commit, then emptied.
+fn redo_journal(backend: &dyn Backend, stats: &Stats, memo: &mut Option<Box<dyn std::any::Any>>, journal: Option<&mut JournalState>) {
+    let Some(js) = journal else { return };
+    let Some(replay) = js.replayer.clone() else { return };
+    if js.journal.is_empty() {
+        return;
+    }
+    let (send, recv) = oneshot::channel();
+    let arm = Job {
+        run: Box::new(|_tx: &mut Tx<'_>| (true, Box::new(|_| {}) as Finisher)),
+        reads: Vec::new(),
+        journal: JobJournal::Arm(replay, send),
+    };
+    match run_batch(backend, vec![arm], stats, memo, Some(js)) {
+        Ok(()) => match recv.blocking_recv() {
+            Ok(Ok(n)) => tracing::warn!(records = n, "the journal's records were redone after the store was reopened"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot redo the journal after the store was reopened; it is redone at the next start")
+            }
+            Err(_) => {}
+        },
+        Err((e, _)) => tracing::error!(error = %e, "cannot redo the journal after the store was reopened; it is redone at the next start"),
     }
 }
 
@@ -627,34 +774,103 @@ fn refuse(batch: Vec<Job>, message: &str) {
 /// `memo`: what the jobs of the previous batch kept for later ones ([`Tx::keep_memo`]), handed to this
 /// batch's jobs and replaced by what they keep once it commits (a batch that fails leaves none: what
 /// it looked up may have been of writes that are not there).
+///
+/// `journal`: a batch whose jobs all carry a record is made durable by the journal and committed
+/// without durability; any other batch (an empty one is a checkpoint) commits durably and empties
+/// the journal. A job that arms the journal has its records redone first, in this batch.
 fn run_batch(
     backend: &dyn Backend,
-    batch: Vec<Job>,
+    mut batch: Vec<Job>,
     stats: &Stats,
     memo: &mut Option<Box<dyn std::any::Any>>,
+    mut journal: Option<&mut JournalState>,
 ) -> Result<(), (String, Vec<Job>)> {
     let mut finishers = Vec::with_capacity(batch.len());
     let started = Instant::now();
     let mut ran = started;
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    // An arming job: the journal's records are redone in this batch with its replayer.
+    let mut arming = Vec::new();
+    for job in &mut batch {
+        if let JobJournal::Arm(..) = job.journal
+            && let JobJournal::Arm(replay, told) = std::mem::replace(&mut job.journal, JobJournal::None)
+        {
+            arming.push((replay, told));
+        }
+    }
+    let mut redo: Vec<Vec<u8>> = Vec::new();
+    let replay = match (journal.as_deref_mut(), arming.first()) {
+        (Some(js), Some((replay, _))) => match js.journal.records() {
+            Ok(records) => {
+                redo = records;
+                Some(replay.clone())
+            }
+            Err(e) => {
+                for (_, told) in arming.drain(..) {
+                    let _ = told.send(Err(format!("cannot read the journal: {e}")));
+                }
+                None
+            }
+        },
+        _ => None,
+    };
+    let armed = journal.as_ref().is_some_and(|j| j.replayer.is_some());
+    let journaled = armed
+        && arming.is_empty()
+        && !batch.is_empty()
+        && !journal.as_ref().is_some_and(|j| j.journal.due())
+        && batch.iter().all(|j| matches!(j.journal, JobJournal::Record(_)));
     let mut jobs = Some(batch);
     let mut carried = memo.take();
     let mut kept = None;
+    let mut redone = 0usize;
+    let mut durable = true;
+    let mut appended_from = None;
     let outcome = backend.batch(&mut |port| {
         let mut tx = Tx::new(port);
         tx.memo = carried.take();
+        if let Some(replay) = &replay {
+            for record in &redo {
+                tx.begin_job();
+                let ok = replay(&mut tx, record).is_ok();
+                tx.end_job(ok);
+                redone += usize::from(ok);
+            }
+        }
         let jobs = jobs.take().unwrap_or_default();
         let reads: Vec<(u64, u32)> = jobs.iter().flat_map(|j| j.reads.iter().copied()).collect();
         tx.prefetch_items(&reads);
+        let mut records: Vec<Vec<u8>> = Vec::new();
         for job in jobs {
             tx.begin_job();
             let (ok, finish) = (job.run)(&mut tx);
             tx.end_job(ok);
+            if ok && let JobJournal::Record(r) = job.journal {
+                records.push(r);
+            }
             finishers.push(finish);
         }
         ran = Instant::now();
         kept = tx.memo.take();
-        tx.finish()
+        tx.finish()?;
+        durable = true;
+        if journaled && let Some(js) = journal.as_deref_mut() {
+            if records.is_empty() {
+                durable = false;
+            } else {
+                let before = js.journal.len();
+                let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+                match js.journal.append(&refs) {
+                    Ok(()) => {
+                        durable = false;
+                        appended_from = Some(before);
+                    }
+                    // Made durable by the store's own commit instead.
+                    Err(e) => tracing::warn!(error = %e, "cannot append to the journal; committing durably"),
+                }
+            }
+        }
+        Ok(durable)
     });
     if outcome.is_ok() {
         *memo = kept;
@@ -662,6 +878,29 @@ fn run_batch(
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.job_micros.fetch_add(micros(ran - started), Ordering::Relaxed);
     stats.commit_micros.fetch_add(micros(ran.elapsed()), Ordering::Relaxed);
+    if let Some(js) = journal {
+        match &outcome {
+            // Everything before a durable commit is durable in the store.
+            Ok(()) if durable && (armed || replay.is_some()) => js.journal.clear(),
+            Ok(()) => {}
+            Err(_) => {
+                if let Some(before) = appended_from {
+                    js.journal.cut_to(before);
+                }
+            }
+        }
+        if outcome.is_ok()
+            && let Some(replay) = replay
+        {
+            if redone > 0 {
+                tracing::warn!(records = redone, "redid the journal's records");
+            }
+            js.replayer = Some(replay);
+        }
+    }
+    for (_, told) in arming {
+        let _ = told.send(outcome.as_ref().map(|()| redone).map_err(|f| f.reason.clone()));
+    }
     let commit = outcome.as_ref().map(|_| ()).map_err(|f| f.reason.clone());
     for f in finishers {
         f(commit.clone());

@@ -615,7 +615,7 @@ impl Backend for Pg {
         })))
     }
 
-    fn batch(&self, run: &mut dyn FnMut(&mut dyn WritePort) -> Result<(), String>) -> Result<(), BatchFailed> {
+    fn batch(&self, run: &mut dyn FnMut(&mut dyn WritePort) -> Result<bool, String>) -> Result<(), BatchFailed> {
         let failed = |reason: String| BatchFailed { reason };
         let mut guard = self
             .writer
@@ -656,7 +656,8 @@ impl Backend for Pg {
                     buf: RefCell::new(Buffer::default()),
                 };
                 // The writes still buffered go out before the commit.
-                let done = run(&mut port).and_then(|()| port.send_pending(None).map_err(|e| e.to_string()));
+                // Always durable: PostgreSQL has no journal here.
+                let done = run(&mut port).and_then(|_durable| port.send_pending(None).map_err(|e| e.to_string()));
                 drop(port);
                 match done {
                     Ok(()) => blocking(|| client.batch_execute("COMMIT")).map_err(|e| failed(e.to_string())),

@@ -204,8 +204,9 @@ pub(crate) trait Backend: Send + Sync {
     /// A read snapshot; `None` while the backend is out of service (being reopened).
     fn snapshot(&self) -> Result<Option<Box<dyn ReadPort>>, StoreError>;
     /// Begins a transaction, lets `run` do the batch's jobs in it, and commits when `run` returns
-    /// `Ok` (nothing is committed otherwise).
-    fn batch(&self, run: &mut dyn FnMut(&mut dyn WritePort) -> Result<(), String>) -> Result<(), BatchFailed>;
+    /// `Ok` (nothing is committed otherwise): durably when it says `true`; with `false` (the batch is
+    /// durable in the journal already) a backend may commit without its own fsync.
+    fn batch(&self, run: &mut dyn FnMut(&mut dyn WritePort) -> Result<bool, String>) -> Result<(), BatchFailed>;
     /// After a failed batch: `Ok` when the backend still takes commits (the batch alone was at
     /// fault), else why not (the backend then goes out of service until [`Backend::recover`] works).
     fn still_writable(&self) -> Result<(), String>;

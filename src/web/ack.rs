@@ -178,35 +178,20 @@ async fn record(
         }
         _ => Vec::new(),
     };
-    // Adds the steps not yet recorded; false when there were none.
-    let add = move |a: &mut Assignment| -> bool {
-        // 措施已落实 implies 收到: both are recorded, the note and lines on the step given.
-        let steps: &[AckStep] = match given {
-            AckStep::InPlace => &AckStep::ALL,
-            AckStep::Received => &[AckStep::Received],
-        };
-        let mut changed = false;
-        for &step in steps {
-            if a.has(step) {
-                continue;
-            }
-            a.acks.push(Ack {
-                step,
-                at: now,
-                name: name.clone(),
-                phone: phone.clone(),
-                lines: if step == AckStep::InPlace { lines.clone() } else { Vec::new() },
-                note: if step == given { note.clone() } else { String::new() },
-                ip: ip.clone(),
-                user_agent: user_agent.clone(),
-            });
-            changed = true;
-        }
-        changed
+    let rec = AckRecord {
+        token: token.clone(),
+        step: given,
+        at: now,
+        name,
+        phone,
+        note,
+        lines,
+        ip,
+        user_agent,
     };
     let item = match &seen {
         Some(seen) => {
-            if !add(&mut seen.clone()) {
+            if !rec.add_to(&mut seen.clone()) {
                 // Every step is recorded already: idempotent, nothing to write.
                 return Ok(Ok((seen.clone(), false)));
             }
@@ -217,10 +202,13 @@ async fn record(
             None => return Ok(Err(AckRefusal::Unknown)),
         },
     };
+    // On the embedded file the acknowledgement is made durable by the store's journal (one fdatasync
+    // for a batch of them, `store/journal.rs`), and redone from this record after a crash.
+    let journal = serde_json::to_vec(&rec).map_err(|e| ApiError::Internal(e.to_string()))?;
     let result = state
         .engine
         .store
-        .write_reading(vec![item], move |tx| {
+        .write_journaled(vec![item], journal, move |tx| {
             let mut a = match seen {
                 Some(mut seen) if epoch == Some(assign::epoch(tx)?) => {
                     // Only the acknowledgements can have moved (the same link used twice at once).
@@ -228,28 +216,11 @@ async fn record(
                     seen.acks = entry.acks;
                     seen
                 }
-                _ => {
-                    let a = assign::by_token_in_batch(tx, &tokens, &token)?.ok_or(AckJobError::Refused(AckRefusal::Unknown))?;
-                    if let Some((reason, current)) = gone_status(&a) {
-                        return Err(AckJobError::Refused(AckRefusal::Gone { reason, current }));
-                    }
-                    a
-                }
+                _ => decide_in(tx, &tokens, &rec.token)?,
             };
-            let changed = add(&mut a);
+            let changed = rec.add_to(&mut a);
             if changed {
-                assign::put_acks(tx, &a)?;
-                tx.append(
-                    now,
-                    &format!("ack:{}", a.acks.last().map_or("", |k| k.name.as_str())),
-                    None,
-                    RecordBody::Other(events::Event::Acknowledged(events::Acknowledged {
-                        assignment: a.key.clone(),
-                        party: a.party.clone(),
-                        step: a.acks.last().map(|k| k.step),
-                        warning_id: a.warning_id.clone(),
-                    })),
-                )?;
+                write_acks(tx, &rec, &a)?;
             }
             Ok((a, changed))
         })
@@ -267,6 +238,97 @@ async fn record(
         Err(AckJobError::Refused(r)) => Ok(Err(r)),
         Err(AckJobError::Store(e)) => Err(ApiError::Internal(e.to_string())),
     }
+}
+
+/// An acknowledgement as the store's journal keeps it: everything needed to record it again after a
+/// crash ([`replayer`]), decided from the token again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct AckRecord {
+    token: String,
+    step: AckStep,
+    at: DateTime<Utc>,
+    name: String,
+    phone: String,
+    note: String,
+    /// The words of the lines confirmed with 措施已落实.
+    lines: Vec<String>,
+    ip: String,
+    user_agent: String,
+}
+
+impl AckRecord {
+    /// Adds the steps not yet recorded to `a`; false when there were none.
+    fn add_to(&self, a: &mut Assignment) -> bool {
+        // 措施已落实 implies 收到: both are recorded, the note and lines on the step given.
+        let steps: &[AckStep] = match self.step {
+            AckStep::InPlace => &AckStep::ALL,
+            AckStep::Received => &[AckStep::Received],
+        };
+        let mut changed = false;
+        for &step in steps {
+            if a.has(step) {
+                continue;
+            }
+            a.acks.push(Ack {
+                step,
+                at: self.at,
+                name: self.name.clone(),
+                phone: self.phone.clone(),
+                lines: if step == AckStep::InPlace { self.lines.clone() } else { Vec::new() },
+                note: if step == self.step { self.note.clone() } else { String::new() },
+                ip: self.ip.clone(),
+                user_agent: self.user_agent.clone(),
+            });
+            changed = true;
+        }
+        changed
+    }
+}
+
+/// The assignment of `token`, decided in the writer's transaction; refused when unknown or no longer
+/// current.
+fn decide_in(tx: &mut crate::store::Tx<'_>, tokens: &assign::TokenKey, token: &str) -> Result<Assignment, AckJobError> {
+    let a = assign::by_token_in_batch(tx, tokens, token)?.ok_or(AckJobError::Refused(AckRefusal::Unknown))?;
+    if let Some((reason, current)) = gone_status(&a) {
+        return Err(AckJobError::Refused(AckRefusal::Gone { reason, current }));
+    }
+    Ok(a)
+}
+
+/// Writes `a`'s acknowledgements and logs the last one.
+fn write_acks(tx: &mut crate::store::Tx<'_>, rec: &AckRecord, a: &Assignment) -> Result<(), StoreError> {
+    assign::put_acks(tx, a)?;
+    tx.append(
+        rec.at,
+        &format!("ack:{}", a.acks.last().map_or("", |k| k.name.as_str())),
+        None,
+        RecordBody::Other(events::Event::Acknowledged(events::Acknowledged {
+            assignment: a.key.clone(),
+            party: a.party.clone(),
+            step: a.acks.last().map(|k| k.step),
+            warning_id: a.warning_id.clone(),
+        })),
+    )?;
+    Ok(())
+}
+
+/// Redoes an acknowledgement from the store's journal after a crash: decided from its token again,
+/// recorded with its own time, name and lines; one recorded already (or no longer current) changes
+/// nothing. The daemon hands it to [`crate::store::Store::replay_journal`] before it serves.
+pub fn replayer(tokens: assign::TokenKey) -> crate::store::Replayer {
+    Arc::new(move |tx, bytes| {
+        let rec: AckRecord =
+            serde_json::from_slice(bytes).map_err(|e| StoreError::Refused(format!("an unreadable journal record: {e}")))?;
+        let mut a = match decide_in(tx, &tokens, &rec.token) {
+            Ok(a) => a,
+            Err(AckJobError::Store(e)) => return Err(e),
+            Err(AckJobError::Refused(_)) => return Ok(()),
+        };
+        if rec.add_to(&mut a) {
+            write_acks(tx, &rec, &a)?;
+        }
+        Ok(())
+    })
 }
 
 /// The lines a party confirms one by one for 措施已落实: an enterprise's measure lines (in the

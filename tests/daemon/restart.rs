@@ -1732,3 +1732,109 @@ async fn sighup_reloads_the_templates_of_the_running_binary_and_refuses_a_broken
 fn port_of(base: &str) -> u16 {
     base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
 }
+
+/// The acknowledgement links (`/ack/{token}`) in the notices written so far.
+fn ack_links(dir: &Path) -> BTreeSet<String> {
+    mails_in(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let raw = std::fs::read(p).ok()?;
+            let msg = mail_parser::MessageParser::default().parse(&raw)?;
+            Some(msg.body_text(0)?.to_string())
+        })
+        .flat_map(|text| {
+            text.split("/ack/")
+                .skip(1)
+                .filter_map(|rest| {
+                    let token: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                        .collect();
+                    (token.len() > 16).then_some(token)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// An acknowledgement answered 200 is kept when the daemon is SIGKILLed before the store file's next
+/// durable commit: it is in the journal beside the file (one fdatasync per batch of them), and the
+/// next start redoes it before it serves, with the name and time it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_answered_before_a_sigkill_are_redone_from_the_journal_at_the_next_start() {
+    let dir = tempfile::TempDir::new().expect("a folder");
+    // No checkpoint by time: the store file holds the acknowledgements durably only after a commit
+    // that something else makes.
+    let env = [("HAZEFLOW_STORE_CHECKPOINT_MS", "3600000")];
+    let SignedLuliang {
+        mut daemon,
+        base,
+        token,
+        id,
+        config,
+        ..
+    } = signed_luliang(dir.path(), "daemon.log", &env).await;
+    let http = reqwest::Client::new();
+    // Both enterprises of Lüliang are told of the start, each with its link.
+    let links = eventually("the start notices of both Lüliang enterprises", || async {
+        let told = mail_subjects(dir.path()).iter().filter(|s| s.contains("应急减排任务通知")).count();
+        let links = ack_links(dir.path());
+        (told == 2 && links.len() >= 2).then_some(links)
+    })
+    .await;
+    // Let the delivery of the rest (departments) be recorded first: what follows is acknowledgements only.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut given = BTreeSet::new();
+    for (i, link) in links.iter().enumerate() {
+        let name = format!("值班人{i}");
+        let r = http
+            .post(format!("{base}/api/v1/acks/{link}"))
+            .json(&json!({ "step": "received", "name": name, "phone": "13800000000" }))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap_or_default());
+        given.insert(name);
+    }
+    let journal = dir.path().join("data/hazeflow.redb.journal");
+    daemon.kill().await.expect("SIGKILL");
+    let held = std::fs::metadata(&journal).expect("the journal beside the store").len();
+    assert!(held > 0, "the acknowledgements were in the journal when the daemon was killed");
+
+    let log = dir.path().join("daemon.after-kill.log");
+    let mut daemon = hazeflow_command(dir.path())
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .envs(env)
+        .env(
+            "HAZEFLOW_LIST_SEED",
+            format!("{}/tests/fixtures/registry/good", env!("CARGO_MANIFEST_DIR")),
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("the daemon starts again");
+    answering(&mut daemon, port_of(&base), &http, &log).await;
+    let v: Value = http
+        .get(format!("{base}/api/v1/warnings/{id}/assignments?limit=1000"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON");
+    let received: BTreeSet<String> = v["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .flat_map(|a| a["acks"].as_array().cloned().unwrap_or_default())
+        .filter(|k| k["step"] == "received")
+        .filter_map(|k| k["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(received, given, "every acknowledgement answered 200 before the kill is recorded");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("acknowledgements redone from the store's journal"), "{text}");
+    assert_eq!(std::fs::metadata(&journal).expect("the journal").len(), 0, "emptied once redone");
+    stop_cleanly(&mut daemon).await;
+}

@@ -114,7 +114,7 @@ impl Backend for Embedded {
         })))
     }
 
-    fn batch(&self, run: &mut dyn FnMut(&mut dyn WritePort) -> Result<(), String>) -> Result<(), BatchFailed> {
+    fn batch(&self, run: &mut dyn FnMut(&mut dyn WritePort) -> Result<bool, String>) -> Result<(), BatchFailed> {
         let failed = |reason: String| BatchFailed { reason };
         let Some(db) = self.current() else {
             return Err(failed("the store is not open".into()));
@@ -125,13 +125,18 @@ impl Backend for Embedded {
         // list: see the README's benchmarks). `HAZEFLOW_STORE_QUICK_REPAIR=0` turns it off: cheaper
         // commits, a slower start after a crash.
         txn.set_quick_repair(quick_repair());
-        {
+        let durable = {
             let mut port = RedbWrite {
                 txn: &txn,
                 path: &self.path,
                 undo: UndoLog::default(),
             };
-            run(&mut port).map_err(failed)?;
+            run(&mut port).map_err(failed)?
+        };
+        if !durable {
+            // Durable in the journal already: visible at once, written to the file by the next
+            // durable commit (`journal.rs`).
+            txn.set_durability(redb::Durability::None).map_err(|e| failed(e.to_string()))?;
         }
         txn.commit().map_err(|e| failed(e.to_string()))
     }
