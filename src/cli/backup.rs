@@ -6,7 +6,8 @@
 //! daemon (`POST /api/v1/backup`, the highest staff role), streamed into `OUT.part`, checked (it
 //! opens and its views agree with its log) and renamed to `OUT`. A restore needs the daemon
 //! stopped: the backup is checked the same way, the current file is kept as
-//! `hazeflow.redb.before-restore-{time}`, and the backup is copied into place.
+//! `hazeflow.redb.before-restore-{time}` (its journal, `hazeflow.redb.journal`, beside it as
+//! `hazeflow.redb.before-restore-{time}.journal`), and the backup is copied into place.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,6 +71,17 @@ pub async fn backup(settings: &Settings, out: &Path, client: &crate::cli::client
             }
             let how = match Store::open(&db) {
                 Ok(store) => {
+                    // Acknowledgements in the journal are not in the file yet (the daemon stopped
+                    // without a clean close): a copy of the file alone would miss them.
+                    let journal = crate::store::journal_path(&db);
+                    if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
+                        store.close();
+                        bail!(
+                            "{} holds acknowledgements that are not in {} yet (the daemon stopped without a clean close): start the daemon once (it redoes them before it serves), then take the backup; nothing was written",
+                            journal.display(),
+                            db.display()
+                        );
+                    }
                     let taken = store.backup_to(out);
                     store.close();
                     taken?;
@@ -155,6 +167,13 @@ pub fn restore(settings: &Settings, backup: &Path, json: bool) -> Result<ExitCod
     let kept = if db.exists() {
         let aside = sibling(db, &format!(".before-restore-{}", chrono::Utc::now().format("%Y%m%d%H%M%S")));
         std::fs::rename(db, &aside).with_context(|| format!("cannot keep {} as {}", db.display(), aside.display()))?;
+        // The journal belongs to the file it was written beside: it goes aside with it, so that the
+        // restored store does not redo acknowledgements made after the backup.
+        let journal = crate::store::journal_path(db);
+        if journal.exists() {
+            let to = crate::store::journal_path(&aside);
+            std::fs::rename(&journal, &to).with_context(|| format!("cannot keep {} as {}", journal.display(), to.display()))?;
+        }
         Some(aside)
     } else {
         None

@@ -253,6 +253,12 @@ struct Inner {
     journaled: bool,
 }
 
+/// The journal beside an embedded store file (`{file}.journal`, `journal.rs`): acknowledgements
+/// answered and not yet durable in the file itself.
+pub fn journal_path(store: &Path) -> PathBuf {
+    journal::path_for(store)
+}
+
 impl Store {
     /// Opens the database file, or creates it where no file exists, and starts the writer thread.
     /// A file that is empty or not a redb database is refused (never replaced by a new store). After

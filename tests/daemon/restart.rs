@@ -1800,6 +1800,22 @@ async fn acknowledgements_answered_before_a_sigkill_are_redone_from_the_journal_
     daemon.kill().await.expect("SIGKILL");
     let held = std::fs::metadata(&journal).expect("the journal beside the store").len();
     assert!(held > 0, "the acknowledgements were in the journal when the daemon was killed");
+    // A backup of the stopped file alone would miss them: refused, naming the journal, nothing written.
+    let out = dir.path().join("backup.redb");
+    let backup = hazeflow_command(dir.path())
+        .arg("backup")
+        .arg(&out)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .await
+        .expect("the backup command runs");
+    let said = String::from_utf8_lossy(&backup.stderr);
+    assert!(
+        !backup.status.success() && said.contains("hazeflow.redb.journal") && said.contains("start the daemon once"),
+        "{said}"
+    );
+    assert!(!out.exists(), "no backup written");
 
     let log = dir.path().join("daemon.after-kill.log");
     let mut daemon = hazeflow_command(dir.path())
