@@ -838,9 +838,12 @@ fn run_batch(
         if let Some(replay) = &replay {
             for record in &redo {
                 tx.begin_job();
-                let ok = replay(&mut tx, record).is_ok();
-                tx.end_job(ok);
-                redone += usize::from(ok);
+                let done = replay(&mut tx, record);
+                if let Err(e) = &done {
+                    tracing::warn!(error = %e, "a journal record could not be redone; it is dropped");
+                }
+                tx.end_job(done.is_ok());
+                redone += usize::from(done.is_ok());
             }
         }
         let jobs = jobs.take().unwrap_or_default();

@@ -2,8 +2,12 @@
 //! warning out — time from start until `GET /healthz` answers 200.
 //!
 //! ```sh
-//! cargo run --release --example bench_restart -- [ENTERPRISES] [SEED] [RUNS]    # default 300000 42 3
+//! cargo run --release --example bench_restart -- [ENTERPRISES] [SEED] [RUNS] [--acks]   # default 300000 42 3
 //! ```
+//!
+//! With `--acks` the busy writer writes as acknowledgements do (`Store::write_journaled`: the
+//! journal beside the file, redb's commits without durability between checkpoints), so the kill
+//! lands after commits that are not durable in the file; the restart redoes the journal.
 //!
 //! Phases, each a child process of this one (so a kill -9 is a real one):
 //!
@@ -43,7 +47,8 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match args.get(1).map(String::as_str) {
         Some("prepare") => rt.block_on(prepare(Path::new(&args[2]), args[3].parse()?, args[4].parse()?)),
-        Some("busy") => rt.block_on(busy(Path::new(&args[2]))),
+        Some("busy") => rt.block_on(busy(Path::new(&args[2]), false)),
+        Some("busy-acks") => rt.block_on(busy(Path::new(&args[2]), true)),
         Some("restart") => rt.block_on(restart(Path::new(&args[2]))),
         _ => {
             let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(300_000);
@@ -59,11 +64,14 @@ fn main() -> anyhow::Result<()> {
             let size = std::fs::metadata(dir.path().join("data/hazeflow.redb"))?.len();
             println!("store file: {:.0} MiB", size as f64 / (1 << 20) as f64);
             for run in 1..=runs {
-                let mut child = std::process::Command::new(&me).args(["busy", &d]).spawn()?;
+                let busy = if args.iter().any(|a| a == "--acks") { "busy-acks" } else { "busy" };
+                let mut child = std::process::Command::new(&me).args([busy, &d]).spawn()?;
                 std::thread::sleep(Duration::from_millis(2500));
                 child.kill()?; // SIGKILL
                 let status = child.wait()?;
-                println!("run {run}: busy writer killed ({status})");
+                let journal =
+                    std::fs::metadata(hazeflow::store::journal_path(&dir.path().join("data/hazeflow.redb"))).map_or(0, |m| m.len());
+                println!("run {run}: busy writer killed ({status}); the journal holds {journal} bytes");
                 let status = std::process::Command::new(&me).args(["restart", &d]).status()?;
                 anyhow::ensure!(status.success(), "restart failed");
             }
@@ -152,9 +160,31 @@ async fn prepare(dir: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes without pause (the notice fan-out) until killed.
-async fn busy(dir: &Path) -> anyhow::Result<()> {
+/// Writes without pause (the notice fan-out) until killed; with `journaled`, journaled jobs only (as
+/// acknowledgements are written), so that most commits are not durable in the file.
+async fn busy(dir: &Path, journaled: bool) -> anyhow::Result<()> {
     let store = Store::open(&db_of(dir))?;
+    if journaled {
+        let bump: hazeflow::store::Replayer = Arc::new(|tx, _| tx.bump("bench_busy", 1));
+        store.replay_journal(bump).await?;
+        let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        loop {
+            let tasks: Vec<_> = (0..32)
+                .map(|_| {
+                    let (store, n) = (store.clone(), n.clone());
+                    tokio::spawn(async move {
+                        let record = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes().to_vec();
+                        store
+                            .write_journaled::<_, hazeflow::store::StoreError, _>(Vec::new(), record, |tx| tx.bump("bench_busy", 1))
+                            .await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await??;
+            }
+        }
+    }
     let defaults = Arc::new(hazeflow::registry::shanxi_defaults().clone());
     let notices = hazeflow::engine::notice::Notices {
         defaults,

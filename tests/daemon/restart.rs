@@ -1784,8 +1784,14 @@ async fn acknowledgements_answered_before_a_sigkill_are_redone_from_the_journal_
     .await;
     // Let the delivery of the rest (departments) be recorded first: what follows is acknowledgements only.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // All but the last link before the kill; the last after the restart, before a clean stop.
+    let (before, last) = {
+        let mut all: Vec<String> = links.iter().cloned().collect();
+        let last = all.pop().expect("links");
+        (all, last)
+    };
     let mut given = BTreeSet::new();
-    for (i, link) in links.iter().enumerate() {
+    for (i, link) in before.iter().enumerate() {
         let name = format!("值班人{i}");
         let r = http
             .post(format!("{base}/api/v1/acks/{link}"))
@@ -1852,5 +1858,32 @@ async fn acknowledgements_answered_before_a_sigkill_are_redone_from_the_journal_
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("acknowledgements redone from the store's journal"), "{text}");
     assert_eq!(std::fs::metadata(&journal).expect("the journal").len(), 0, "emptied once redone");
+    // One more, then a clean stop: it is in the file itself, and the journal is empty.
+    let r = http
+        .post(format!("{base}/api/v1/acks/{last}"))
+        .json(&json!({ "step": "received", "name": "最后一位", "phone": "13800000000" }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap_or_default());
     stop_cleanly(&mut daemon).await;
+    assert_eq!(
+        std::fs::metadata(&journal).expect("the journal").len(),
+        0,
+        "a clean stop empties the journal"
+    );
+    let store = hazeflow::store::Store::open(&dir.path().join("data/hazeflow.redb")).expect("the store opens");
+    let acknowledged = store
+        .read(|r| r.events_after(0, usize::MAX))
+        .expect("the log")
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.body,
+                hazeflow::store::RecordBody::Other(hazeflow::store::events::Event::Acknowledged(_))
+            )
+        })
+        .count();
+    store.close();
+    assert_eq!(acknowledged, links.len(), "each acknowledgement once in the log, the last one too");
 }
