@@ -29,6 +29,7 @@ pub mod deliver;
 pub mod email;
 pub mod outage;
 pub mod outbox;
+mod pipeline;
 pub mod roster;
 pub mod smtp;
 pub mod stage;

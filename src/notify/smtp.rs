@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use super::NotifyError;
+use super::pipeline::{Pipe, Pipelined};
 use crate::config::SmtpTls;
 
 /// Idle time after which a pooled connection is checked with NOOP before use.
@@ -56,9 +57,16 @@ pub struct SmtpConfig {
 /// The pool.
 pub struct SmtpPool {
     cfg: SmtpConfig,
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Session, Instant)>>,
     /// One permit per session that may be open.
     sessions: Semaphore,
+}
+
+/// A connection, and on a plain one the handle that announces each message's envelope
+/// (`pipeline.rs`: commands pipelined when the server offers it).
+struct Session {
+    conn: AsyncSmtpConnection,
+    pipe: Option<Pipe>,
 }
 
 fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
@@ -79,9 +87,10 @@ impl SmtpPool {
         }
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, NotifyError> {
+    async fn connect(&self) -> Result<Session, NotifyError> {
         let c = &self.cfg;
         let open = async {
+            let mut pipe = None;
             let mut conn = if c.tls == SmtpTls::Tls {
                 AsyncSmtpConnection::connect_tokio1((c.host.as_str(), c.port), Some(c.timeout), &c.hello, c.tls_parameters.clone(), None)
                     .await
@@ -91,9 +100,18 @@ impl SmtpPool {
                     .await
                     .map_err(|e| NotifyError::retryable(format!("SMTP: cannot connect to {}:{}: {e}", c.host, c.port)))?;
                 tcp.set_nodelay(true).map_err(|e| NotifyError::retryable(format!("SMTP: {e}")))?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &c.hello)
-                    .await
-                    .map_err(smtp_error)?
+                if c.tls == SmtpTls::None {
+                    // Plain: lettre over the pipelining socket (`pipeline.rs`).
+                    let (stream, handle) = Pipelined::new(tcp);
+                    pipe = Some(handle);
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &c.hello)
+                        .await
+                        .map_err(smtp_error)?
+                } else {
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &c.hello)
+                        .await
+                        .map_err(smtp_error)?
+                }
             };
             if c.tls == SmtpTls::Starttls {
                 let Some(params) = c.tls_parameters.clone() else {
@@ -111,7 +129,7 @@ impl SmtpPool {
             if let Some(creds) = &c.credentials {
                 conn.auth(&[Mechanism::Plain, Mechanism::Login], creds).await.map_err(smtp_error)?;
             }
-            Ok(conn)
+            Ok(Session { conn, pipe })
         };
         tokio::time::timeout(c.timeout, open)
             .await
@@ -119,29 +137,29 @@ impl SmtpPool {
     }
 
     /// The most recently used idle connection that still answers, or a new one.
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, NotifyError> {
+    async fn checkout(&self) -> Result<Session, NotifyError> {
         loop {
             let next = self.idle.lock().ok().and_then(|mut v| v.pop());
-            let Some((mut conn, since)) = next else {
+            let Some((mut s, since)) = next else {
                 return self.connect().await;
             };
             let idle = since.elapsed();
-            if idle > MAX_IDLE || conn.has_broken() {
-                conn.abort().await;
+            if idle > MAX_IDLE || s.conn.has_broken() {
+                s.conn.abort().await;
                 continue;
             }
-            if idle <= CHECK_AFTER || conn.test_connected().await {
-                return Ok(conn);
+            if idle <= CHECK_AFTER || s.conn.test_connected().await {
+                return Ok(s);
             }
-            conn.abort().await;
+            s.conn.abort().await;
         }
     }
 
-    fn checkin(&self, conn: AsyncSmtpConnection) {
+    fn checkin(&self, s: Session) {
         if let Ok(mut v) = self.idle.lock()
             && v.len() < self.cfg.max_idle
         {
-            v.push((conn, Instant::now()));
+            v.push((s, Instant::now()));
         }
     }
 
@@ -153,16 +171,20 @@ impl SmtpPool {
             .acquire()
             .await
             .map_err(|_| NotifyError::retryable("SMTP: the pool is closed"))?;
-        let mut conn = self.checkout().await?;
-        match tokio::time::timeout(self.cfg.timeout, conn.send(envelope, bytes)).await {
+        let mut s = self.checkout().await?;
+        if let Some(pipe) = &s.pipe {
+            pipe.announce(envelope);
+        }
+        match tokio::time::timeout(self.cfg.timeout, s.conn.send(envelope, bytes)).await {
             Ok(Ok(resp)) => {
-                self.checkin(conn);
+                self.checkin(s);
                 Ok(format!("{} {}", resp.code(), resp.message().collect::<Vec<_>>().join(" "))
                     .trim()
                     .to_string())
             }
             Ok(Err(e)) => {
-                conn.abort().await;
+                // With pipelining, replies to lines sent ahead may still be pending: never reused.
+                s.conn.abort().await;
                 Err(smtp_error(e))
             }
             Err(_) => Err(NotifyError::retryable(format!("SMTP: no answer within {:?}", self.cfg.timeout))),

@@ -87,18 +87,28 @@ pub struct SmtpServer {
     inbox: Arc<Mutex<Vec<Received>>>,
     stop: Arc<AtomicBool>,
     sessions: Arc<AtomicUsize>,
+    pipelined: Arc<AtomicUsize>,
 }
 
 impl SmtpServer {
     /// Listens on `127.0.0.1:port` (0: any free port). With `auth`, AUTH PLAIN is offered and
     /// required to match.
     pub fn start(port: u16, auth: Option<(&str, &str)>) -> SmtpServer {
+        SmtpServer::start_with(port, auth, false)
+    }
+
+    /// As [`SmtpServer::start`]; with `pipelining`, the EHLO reply offers PIPELINING (RFC 2920; the
+    /// server reads line by line, so commands sent ahead wait in its buffer) and
+    /// [`SmtpServer::pipelined`] counts the transactions whose RCPT TO and DATA had arrived with
+    /// their MAIL FROM (it counts them either way).
+    pub fn start_with(port: u16, auth: Option<(&str, &str)>, pipelining: bool) -> SmtpServer {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("the SMTP port is free");
         listener.set_nonblocking(true).expect("a non-blocking listener");
         let port = listener.local_addr().expect("an address").port();
         let inbox = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let sessions = Arc::new(AtomicUsize::new(0));
+        let pipelined = Arc::new(AtomicUsize::new(0));
         let mut builder = SessionBuilder::new("smtp.test.example.cn");
         if auth.is_some() {
             builder.enable_auth(AuthMechanism::Plain);
@@ -112,14 +122,14 @@ impl SmtpServer {
             auth: None,
             accept: auth.map(|(u, p)| (u.to_string(), p.to_string())),
         };
-        let (stop2, sessions2) = (stop.clone(), sessions.clone());
+        let (stop2, sessions2, pipelined2) = (stop.clone(), sessions.clone(), pipelined.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, peer)) => {
                         sessions2.fetch_add(1, Ordering::SeqCst);
-                        let (builder, handler, stop) = (builder.clone(), handler.clone(), stop2.clone());
-                        std::thread::spawn(move || serve(stream, peer, &builder, handler, &stop));
+                        let (builder, handler, stop, pipelined) = (builder.clone(), handler.clone(), stop2.clone(), pipelined2.clone());
+                        std::thread::spawn(move || serve(stream, peer, &builder, handler, &stop, &pipelined, pipelining));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -130,7 +140,14 @@ impl SmtpServer {
             inbox,
             stop,
             sessions,
+            pipelined,
         }
+    }
+
+    /// Transactions whose RCPT TO and DATA arrived with their MAIL FROM (counted whether or not
+    /// PIPELINING was offered).
+    pub fn pipelined(&self) -> usize {
+        self.pipelined.load(Ordering::SeqCst)
     }
 
     /// Everything accepted so far.
@@ -159,7 +176,15 @@ impl Drop for SmtpServer {
     }
 }
 
-fn serve(stream: TcpStream, peer: SocketAddr, builder: &Arc<SessionBuilder>, handler: Collector, stop: &AtomicBool) {
+fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    builder: &Arc<SessionBuilder>,
+    handler: Collector,
+    stop: &AtomicBool,
+    pipelined: &AtomicUsize,
+    offer: bool,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -175,9 +200,29 @@ fn serve(stream: TcpStream, peer: SocketAddr, builder: &Arc<SessionBuilder>, han
         match reader.read_until(b'\n', &mut line) {
             Ok(0) => return,
             Ok(_) if line.ends_with(b"\n") => {
+                let upper = line.to_ascii_uppercase();
+                if upper.starts_with(b"MAIL FROM:") {
+                    // Sent ahead: already in the buffer before this MAIL FROM is answered.
+                    let ahead = reader.buffer();
+                    if ahead.windows(8).any(|w| w == b"RCPT TO:") && ahead.windows(6).any(|w| w == b"DATA\r\n") {
+                        pipelined.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
                 let res = session.process(&line);
                 line.clear();
                 match res.action {
+                    mailin::Action::Reply if offer && upper.starts_with(b"EHLO") => {
+                        // mailin's reply, with PIPELINING offered after its first line.
+                        let mut reply = Vec::new();
+                        if res.write_to(&mut reply).is_err() {
+                            return;
+                        }
+                        let at = reply.iter().position(|b| *b == b'\n').map_or(reply.len(), |i| i + 1);
+                        reply.splice(at..at, b"250-PIPELINING\r\n".iter().copied());
+                        if writer.write_all(&reply).is_err() || writer.flush().is_err() {
+                            return;
+                        }
+                    }
                     mailin::Action::Reply => {
                         if res.write_to(&mut writer).is_err() || writer.flush().is_err() {
                             return;

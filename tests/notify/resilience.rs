@@ -239,3 +239,41 @@ async fn queuing_the_same_cause_twice_is_one_message() {
     assert_eq!((again.status, again.attempts), (Status::Sent, 1));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_offers_pipelining_gets_each_envelope_with_its_mail_from_and_every_message_intact() {
+    // A server offering PIPELINING (RFC 2920) gets RCPT TO and DATA with each MAIL FROM (two round
+    // trips a message instead of four); one that does not gets the commands one at a time. Either
+    // way every message arrives once, byte for byte as rendered, over the pool's two sessions.
+    for offered in [true, false] {
+        let smtp = SmtpServer::start_with(0, None, offered);
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("big-roster.yaml");
+        std::fs::write(&path, big_roster(20)).unwrap();
+        let port = smtp.port;
+        let app = spawn_app_in(dir, clock(), move |s| {
+            smtp_to(s, port);
+            s.roster = path;
+            s.mail.concurrency = 6;
+            s.mail.smtp.pool_size = 2;
+        })
+        .await;
+        app.propose_orange_for_taiyuan().await;
+        let n = 21;
+        let all = app.settled(n).await;
+        let got = smtp.wait_for(n).await;
+        each_arrived_once(&smtp, &all);
+        for r in &got {
+            let m = r.parsed();
+            assert!(m.subject().is_some_and(|s| s.starts_with("【待签发】")), "{:?}", m.subject());
+            assert!(m.body_text(0).is_some_and(|t| t.contains("太原市")), "the body arrived whole");
+        }
+        let pipelined = smtp.pipelined();
+        if offered {
+            assert_eq!(pipelined, n, "every transaction pipelined");
+        } else {
+            assert_eq!(pipelined, 0, "nothing sent ahead to a server that does not offer it");
+        }
+        app.stop().await;
+    }
+}
