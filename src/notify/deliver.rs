@@ -160,8 +160,12 @@ impl Delivery {
     /// Renders one message and prepares it for its channel ([`AnySender::prepare`]): the rendered
     /// subject (when rendering worked) and what the channel sends. CPU only: the worker does it
     /// before the message takes a slot of its lane.
-    pub fn prepare(&self, msg: &OutboxMessage) -> Prepared {
-        let r = match self.stage.templates().render(&msg.template, &msg.data) {
+    pub fn prepare(&self, msg: &mut OutboxMessage) -> Prepared {
+        // The templates read the data where it is (shared for the render, then given back).
+        let data = Arc::new(std::mem::take(&mut msg.data));
+        let rendered = self.stage.templates().render_shared(&msg.template, &data);
+        msg.data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
+        let r = match rendered {
             Ok(r) => r,
             // A broken or missing template may be fixed by an operator: worth retrying.
             Err(e) => return (None, Err(NotifyError::retryable(e))),
@@ -240,8 +244,8 @@ pub async fn run_loop(d: Arc<Delivery>, store: Store, clock: Clock, wake: Arc<No
                         let read = tokio::task::spawn_blocking(move || {
                             st.read(|r| outbox::claimed(r, &claims)).map(|msgs| {
                                 msgs.into_iter()
-                                    .map(|m| {
-                                        let p = dd.prepare(&m);
+                                    .map(|mut m| {
+                                        let p = dd.prepare(&mut m);
                                         (m, p)
                                     })
                                     .collect::<Vec<_>>()
