@@ -20,6 +20,25 @@ fn counts(received: &[Received]) -> BTreeMap<String, usize> {
 }
 
 /// Every queued message reached the SMTP server exactly once, under its own Message-ID.
+/// A daemon mailing `smtp` with a roster of `people` duty officers in Taiyuan, `in_flight` messages
+/// sent and unrecorded at most over `sessions` SMTP sessions, after an orange proposal for Taiyuan
+/// (a mail to each officer and the signer).
+async fn proposal_to_many(smtp: &SmtpServer, people: usize, in_flight: usize, sessions: u32) -> TestApp {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("big-roster.yaml");
+    std::fs::write(&path, big_roster(people)).unwrap();
+    let port = smtp.port;
+    let app = spawn_app_in(dir, clock(), move |s| {
+        smtp_to(s, port);
+        s.roster = path;
+        s.mail.concurrency = in_flight;
+        s.mail.smtp.pool_size = sessions;
+    })
+    .await;
+    app.propose_orange_for_taiyuan().await;
+    app
+}
+
 fn each_arrived_once(smtp: &SmtpServer, all: &[OutboxMessage]) {
     let c = counts(&smtp.received());
     assert_eq!(c.len(), all.len(), "every message arrived");
@@ -133,18 +152,7 @@ async fn more_messages_in_flight_than_smtp_sessions_share_the_pools_sessions() {
     // Eight messages may be sent and unrecorded at once (`mail.concurrency`), over at most two SMTP
     // sessions (`mail.smtp.pool_size`): the mail server never sees a third connection.
     let smtp = SmtpServer::start(0, None);
-    let dir = tempfile::TempDir::new().unwrap();
-    let path = dir.path().join("big-roster.yaml");
-    std::fs::write(&path, big_roster(40)).unwrap();
-    let port = smtp.port;
-    let app = spawn_app_in(dir, clock(), move |s| {
-        smtp_to(s, port);
-        s.roster = path;
-        s.mail.concurrency = 8;
-        s.mail.smtp.pool_size = 2;
-    })
-    .await;
-    app.propose_orange_for_taiyuan().await;
+    let app = proposal_to_many(&smtp, 40, 8, 2).await;
     let n = 41;
     let all = app.settled(n).await;
     smtp.wait_for(n).await;
@@ -247,18 +255,7 @@ async fn a_server_that_offers_pipelining_gets_each_envelope_with_its_mail_from_a
     // way every message arrives once, byte for byte as rendered, over the pool's two sessions.
     for offered in [true, false] {
         let smtp = SmtpServer::start_with(0, None, offered);
-        let dir = tempfile::TempDir::new().unwrap();
-        let path = dir.path().join("big-roster.yaml");
-        std::fs::write(&path, big_roster(20)).unwrap();
-        let port = smtp.port;
-        let app = spawn_app_in(dir, clock(), move |s| {
-            smtp_to(s, port);
-            s.roster = path;
-            s.mail.concurrency = 6;
-            s.mail.smtp.pool_size = 2;
-        })
-        .await;
-        app.propose_orange_for_taiyuan().await;
+        let app = proposal_to_many(&smtp, 20, 6, 2).await;
         let n = 21;
         let all = app.settled(n).await;
         let got = smtp.wait_for(n).await;
