@@ -504,7 +504,8 @@ impl Store {
     /// Redoes what the journal holds with `replay` (one record at a time, each all or nothing, in one
     /// durable commit), empties it, and from then on takes [`Store::write_journaled`] jobs through
     /// it; the same `replay` redoes the journal after the file is reopened following a disk fault.
-    /// Returns how many records changed something. A store without a journal returns 0.
+    /// Returns how many records were redone (one whose effect is in the store already counts,
+    /// changing nothing; one that fails is logged and dropped). A store without a journal returns 0.
     ///
     /// The daemon calls it before it serves, so that nothing reads the store without the records.
     pub async fn replay_journal(&self, replay: Replayer) -> Result<usize, StoreError> {
