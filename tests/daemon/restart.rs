@@ -1595,15 +1595,7 @@ async fn the_binarys_metrics_pass_promtool_and_count_the_signed_warning_its_mess
     })
     .await;
     promtool_accepts(&text);
-    let warning: Value = http
-        .get(format!("{base}/api/v1/warnings/{id}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("JSON");
+    let warning = staff_json(&http, &format!("{base}/api/v1/warnings/{id}"), token).await;
     let status = warning["warning"]["status"].as_str().expect("a status").to_lowercase();
     assert_eq!(
         sample(&text, "hazeflow_warnings", &[("level", "orange"), ("status", &status)]),
@@ -1733,6 +1725,18 @@ fn port_of(base: &str) -> u16 {
     base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
 }
 
+/// A staff GET answered with JSON.
+async fn staff_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 /// The acknowledgement links (`/ack/{token}`) in the notices written so far.
 fn ack_links(dir: &Path) -> BTreeSet<String> {
     mails_in(dir)
@@ -1804,8 +1808,11 @@ async fn acknowledgements_answered_before_a_sigkill_are_redone_from_the_journal_
     }
     let journal = dir.path().join("data/hazeflow.redb.journal");
     daemon.kill().await.expect("SIGKILL");
-    let held = std::fs::metadata(&journal).expect("the journal beside the store").len();
-    assert!(held > 0, "the acknowledgements were in the journal when the daemon was killed");
+    let leftover = std::fs::read(&journal).expect("the journal beside the store");
+    assert!(
+        !leftover.is_empty(),
+        "the acknowledgements were in the journal when the daemon was killed"
+    );
     // A backup of the stopped file alone would miss them: refused, naming the journal, nothing written.
     let out = dir.path().join("backup.redb");
     let backup = hazeflow_command(dir.path())
@@ -1837,15 +1844,7 @@ async fn acknowledgements_answered_before_a_sigkill_are_redone_from_the_journal_
         .spawn()
         .expect("the daemon starts again");
     answering(&mut daemon, port_of(&base), &http, &log).await;
-    let v: Value = http
-        .get(format!("{base}/api/v1/warnings/{id}/assignments?limit=1000"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("JSON");
+    let v = staff_json(&http, &format!("{base}/api/v1/warnings/{id}/assignments?limit=1000"), token).await;
     let received: BTreeSet<String> = v["assignments"]
         .as_array()
         .expect("assignments")
@@ -1885,5 +1884,40 @@ async fn acknowledgements_answered_before_a_sigkill_are_redone_from_the_journal_
         })
         .count();
     store.close();
+    drop(store);
     assert_eq!(acknowledged, links.len(), "each acknowledgement once in the log, the last one too");
+
+    // A restore puts the backup in place and moves a journal left beside the old file aside with it:
+    // the restored store does not redo acknowledgements made after its backup.
+    let taken = hazeflow_command(dir.path())
+        .arg("backup")
+        .arg(&out)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .await
+        .expect("the backup command runs");
+    assert!(taken.status.success(), "{taken:?}");
+    std::fs::write(&journal, &leftover).expect("a journal left over");
+    let restored = hazeflow_command(dir.path())
+        .arg("restore")
+        .arg(&out)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .await
+        .expect("restore runs");
+    assert!(restored.status.success(), "{restored:?}");
+    assert!(
+        std::fs::metadata(&journal).map_or(true, |m| m.len() == 0),
+        "no journal of the old file beside the restored one"
+    );
+    let aside: Vec<PathBuf> = std::fs::read_dir(dir.path().join("data"))
+        .expect("the data folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".before-restore-") && p.to_string_lossy().ends_with(".journal"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).expect("the journal kept aside"), leftover);
 }
